@@ -1,0 +1,29 @@
+# attnscope's two entry points: `make run` (the main job on the default model) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv run test bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+run: venv
+	$(VENV)/bin/attnscope inspect "The girl ran to a local pub to escape the din of her city."
+
+# pytest exits 5 when it collects nothing: that is a failure here, not a pass.
+test: venv
+	$(PY) -m pytest -q tests
+
+bench: venv
+	$(PY) bench/capture.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

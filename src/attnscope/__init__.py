@@ -1,0 +1,32 @@
+"""attnscope: see what a Transformer attends to and what its internal representations encode.
+
+>>> import attnscope
+>>> model = attnscope.load()                      # the offline default, all-MiniLM-L6-v2
+>>> cap = attnscope.capture(model, "The girl ran to a local pub.", fields="all")
+>>> cap.attentions.shape                          # (layers, heads, query, key)
+"""
+
+from .capture import (
+    ALL_FIELDS,
+    DEFAULT_FIELDS,
+    DEFAULT_MODEL,
+    AttentionStack,
+    Capture,
+    CaptureInput,
+    ModelHandle,
+    Predictions,
+    Tokens,
+    capture,
+    capture_batch,
+    encode,
+    load,
+)
+from .errors import AttnscopeError, InputError, ModelNotFoundError, NoLanguageModelHeadError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ALL_FIELDS", "DEFAULT_FIELDS", "DEFAULT_MODEL", "AttentionStack", "AttnscopeError", "Capture",
+    "CaptureInput", "InputError", "ModelHandle", "ModelNotFoundError", "NoLanguageModelHeadError",
+    "Predictions", "Tokens", "capture", "capture_batch", "encode", "load",
+]

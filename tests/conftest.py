@@ -1,0 +1,51 @@
+"""Shared fixtures: the real default model, and tiny random models of other architectures."""
+
+from __future__ import annotations
+
+import os
+
+# Tests never reach the network: an unknown model name must fail at once, not after hub retries.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+import attnscope  # noqa: E402
+
+from .tiny_models import build_model  # noqa: E402
+
+PUB = "The girl ran to a local pub to escape the din of her city."
+
+
+@pytest.fixture(scope="session")
+def default_model() -> attnscope.ModelHandle:
+    return attnscope.load("default")
+
+
+@pytest.fixture(scope="session")
+def tiny_path(tmp_path_factory):
+    """Path of a saved tiny model: ``tiny_path("gpt2")`` or ``tiny_path("bert", head=False)``."""
+    cache: dict[tuple[str, bool], object] = {}
+
+    def make(name: str, head: bool = True):
+        key = (name, head)
+        if key not in cache:
+            cache[key] = build_model(name, tmp_path_factory.mktemp(f"{name}-{'head' if head else 'body'}"), head=head)
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_path):
+    """A loaded tiny model handle, cached per architecture for the session."""
+    cache: dict[tuple[str, bool], attnscope.ModelHandle] = {}
+
+    def load(name: str, head: bool = True) -> attnscope.ModelHandle:
+        key = (name, head)
+        if key not in cache:
+            cache[key] = attnscope.load(str(tiny_path(name, head)))
+        return cache[key]
+
+    return load

@@ -1,0 +1,54 @@
+"""The `attnscope inspect` command, run as a user runs it: a real subprocess on the real default model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import PUB
+
+ATTNSCOPE = [sys.executable, "-m", "attnscope.cli"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", COLUMNS="120")
+    return subprocess.run([*ATTNSCOPE, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_inspect_json_lists_tokens_shape_and_a_pattern_per_head():
+    result = run("inspect", PUB, "--mask", "9", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["tokens"][0] == "[CLS]" and report["tokens"][9] == "[MASK]" and report["tokens"][-1] == "[SEP]"
+    assert report["model"]["stacks"]["encoder"]["layers"] == 6
+    patterns = report["patterns"]["encoder"]
+    assert len(patterns) == 6 and all(len(layer) == 12 for layer in patterns)
+    labels = {cell["pattern"] for layer in patterns for cell in layer}
+    assert labels <= {"previous", "next", "self", "special", "broad", "mixed"}
+    assert "special" in labels  # MiniLM's middle layers attend to [CLS]/[SEP]
+    assert report["predictions"] is None and "no language-model head" in report["predictions_note"]
+
+
+def test_inspect_prints_a_table_by_default():
+    result = run("inspect")
+    assert result.returncode == 0, result.stderr
+    assert "6 layers × 12 heads" in result.stdout
+    assert "9escape" in result.stdout
+    assert "dominant pattern per head" in result.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["inspect", "", "--json"], "text is empty"),
+    (["inspect", "Hi", "--mask", "7"], "mask position 7 is out of range"),
+    (["inspect", "Hi", "--mask", "0"], "special token '[CLS]'"),
+    (["inspect", "Hi", "--model", "no-such-org/no-such-model"], "was not found"),
+])
+def test_bad_input_exits_non_zero_with_a_message_and_no_traceback(args, message):
+    result = run(*args)
+    assert result.returncode == 2
+    assert message in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr and result.stdout == ""

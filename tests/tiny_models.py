@@ -1,0 +1,146 @@
+"""Tiny randomly initialised models of many architectures, built from configs, with real trained tokenizers.
+
+Nothing is downloaded: tokenizers are trained on EWT sentences from ``../shared/data`` (byte-level BPE
+for GPT-2/RoBERTa/BART, unigram with SentencePiece-style "▁" for Llama/Mistral/T5/ALBERT) or reuse
+the default model's WordPiece vocabulary (BERT/DistilBERT/ELECTRA). Each model is saved to a
+directory and loaded back through ``attnscope.load`` exactly as a user's local checkpoint would be.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+import transformers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+from attnscope.capture.loading import default_model_path, quiet_transformers
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+EWT_DEV = SHARED_DATA / "ud_english_ewt" / "en_ewt-ud-dev.conllu"
+
+SMALL = dict(hidden_size=32, num_attention_heads=4, num_hidden_layers=2, intermediate_size=48,
+             max_position_embeddings=128)
+
+
+def training_sentences() -> list[str]:
+    return [line[len("# text = "):].strip() for line in EWT_DEV.open(encoding="utf-8")
+            if line.startswith("# text = ")]
+
+
+def _byte_bpe(specials: list[str]) -> Tokenizer:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(training_sentences(), trainer)
+    return tok
+
+
+def _unigram(specials: list[str]) -> Tokenizer:
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(training_sentences(),
+                            trainers.UnigramTrainer(vocab_size=600, special_tokens=specials, unk_token="<unk>"))
+    return tok
+
+
+def _pair_template(tok: Tokenizer, cls: str, sep: str) -> None:
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
+        special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))],
+    )
+
+
+def wordpiece() -> transformers.PreTrainedTokenizerBase:
+    return transformers.AutoTokenizer.from_pretrained(default_model_path())
+
+
+def gpt2_tokenizer():
+    return transformers.GPT2TokenizerFast(
+        tokenizer_object=_byte_bpe(["<|endoftext|>"]), bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>", unk_token="<|endoftext|>", model_max_length=128)
+
+
+def roberta_like_tokenizer(cls=transformers.RobertaTokenizerFast):
+    return cls(tokenizer_object=_byte_bpe(["<s>", "<pad>", "</s>", "<unk>", "<mask>"]),
+               bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>", pad_token="<pad>",
+               unk_token="<unk>", mask_token="<mask>", model_max_length=128)
+
+
+def llama_tokenizer():
+    tok = _unigram(["<unk>", "<s>", "</s>"])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s>:1 $B:1", special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    return transformers.LlamaTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                           unk_token="<unk>", model_max_length=128)
+
+
+def t5_tokenizer():
+    return transformers.T5TokenizerFast(tokenizer_object=_unigram(["<pad>", "</s>", "<unk>"]),
+                                        eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+                                        extra_ids=0, model_max_length=128)
+
+
+def albert_tokenizer():
+    tok = _unigram(["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"])
+    _pair_template(tok, "[CLS]", "[SEP]")
+    return transformers.AlbertTokenizerFast(tokenizer_object=tok, cls_token="[CLS]", sep_token="[SEP]",
+                                            mask_token="[MASK]", pad_token="<pad>", unk_token="<unk>",
+                                            model_max_length=128)
+
+
+def _bert_like(config_class, model_class, **extra) -> Callable[[int], tuple]:
+    def build(vocab: int):
+        return config_class(vocab_size=vocab, **SMALL, **extra), model_class
+    return build
+
+
+# name -> (tokenizer factory, config+class builder). The model class decides whether an LM head exists.
+ARCHITECTURES: dict[str, tuple[Callable, Callable[[int], tuple]]] = {
+    "bert": (wordpiece, _bert_like(transformers.BertConfig, transformers.BertForMaskedLM)),
+    "roberta": (roberta_like_tokenizer, lambda v: (transformers.RobertaConfig(
+        vocab_size=v, pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1,
+        **dict(SMALL, max_position_embeddings=130)), transformers.RobertaForMaskedLM)),
+    "distilbert": (wordpiece, lambda v: (transformers.DistilBertConfig(
+        vocab_size=v, dim=32, n_heads=4, n_layers=2, hidden_dim=48, max_position_embeddings=128),
+        transformers.DistilBertForMaskedLM)),
+    "albert": (albert_tokenizer, lambda v: (transformers.AlbertConfig(
+        vocab_size=v, embedding_size=16, pad_token_id=0, **SMALL), transformers.AlbertForMaskedLM)),
+    "electra": (wordpiece, lambda v: (transformers.ElectraConfig(
+        vocab_size=v, embedding_size=16, **SMALL), transformers.ElectraForMaskedLM)),
+    "gpt2": (gpt2_tokenizer, lambda v: (transformers.GPT2Config(
+        vocab_size=v, n_embd=32, n_head=4, n_layer=2, n_positions=128, bos_token_id=0, eos_token_id=0), transformers.GPT2LMHeadModel)),
+    "llama": (llama_tokenizer, lambda v: (transformers.LlamaConfig(
+        vocab_size=v, num_key_value_heads=2, bos_token_id=1, eos_token_id=2, **SMALL),
+        transformers.LlamaForCausalLM)),
+    "mistral": (llama_tokenizer, lambda v: (transformers.MistralConfig(
+        vocab_size=v, num_key_value_heads=2, sliding_window=4, bos_token_id=1, eos_token_id=2, **SMALL),
+        transformers.MistralForCausalLM)),
+    "bart": (lambda: roberta_like_tokenizer(transformers.BartTokenizerFast), lambda v: (transformers.BartConfig(
+        vocab_size=v, d_model=32, encoder_layers=2, decoder_layers=3, encoder_attention_heads=4,
+        decoder_attention_heads=4, encoder_ffn_dim=48, decoder_ffn_dim=48, max_position_embeddings=128,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2),
+        transformers.BartForConditionalGeneration)),
+    "t5": (t5_tokenizer, lambda v: (transformers.T5Config(
+        vocab_size=v, d_model=32, d_kv=8, d_ff=48, num_layers=2, num_decoder_layers=3, num_heads=4,
+        relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0),
+        transformers.T5ForConditionalGeneration)),
+}
+
+
+def build_model(name: str, directory: Path, *, head: bool = True, seed: int = 0) -> Path:
+    """Save a tiny random ``name`` model (with its LM head unless ``head=False``) to ``directory``."""
+    make_tokenizer, make_config = ARCHITECTURES[name]
+    tokenizer = make_tokenizer()
+    config, model_class = make_config(len(tokenizer))
+    torch.manual_seed(seed)
+    model = model_class(config) if head else transformers.AutoModel.from_config(config)
+    model.eval()
+    with quiet_transformers():
+        model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
