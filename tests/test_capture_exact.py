@@ -175,3 +175,27 @@ def test_default_model_capture_equals_its_output_attentions(default_model):
     assert cap.hidden_states.shape == (7, 17, 384)
     for layer in range(6):
         np.testing.assert_allclose(cap.main.rebuilt_attentions(layer), cap.attentions[layer], atol=2e-6)
+
+
+def test_gemma2_logit_softcap_is_part_of_the_rebuilt_scores(tiny):
+    stack = _capture(tiny("gemma2"), PUB).main
+    assert stack.softcap == [0.5, 0.5]
+    scores = stack.scores(0)
+    assert np.nanmax(np.abs(np.where(np.isfinite(scores), scores, np.nan))) <= 0.5
+    # without the cap the rebuild would not match: the cap really is captured and used
+    uncapped = AttentionStackCopy(stack, softcap=[None, None])
+    assert not np.allclose(uncapped.rebuilt_attentions(0), stack.attentions[0], atol=1e-6)
+
+
+def test_gpt_oss_attention_sinks_are_captured(tiny):
+    stack = _capture(tiny("gpt_oss")).main
+    assert stack.sinks is not None and stack.sinks.shape == (2, 4)
+    row_sums = stack.attentions.sum(axis=-1)
+    assert np.all(row_sums < 1.0)  # the sink takes its share, then is dropped
+    np.testing.assert_allclose(stack.rebuilt_attentions(1), stack.attentions[1], atol=2e-6)
+
+
+def AttentionStackCopy(stack, **changes):
+    import dataclasses
+
+    return dataclasses.replace(stack, **changes)

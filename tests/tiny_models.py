@@ -120,6 +120,14 @@ ARCHITECTURES: dict[str, tuple[Callable, Callable[[int], tuple]]] = {
     "mistral": (llama_tokenizer, lambda v: (transformers.MistralConfig(
         vocab_size=v, num_key_value_heads=2, sliding_window=4, bos_token_id=1, eos_token_id=2, **SMALL),
         transformers.MistralForCausalLM)),
+    "gemma2": (llama_tokenizer, lambda v: (transformers.Gemma2Config(
+        vocab_size=v, num_key_value_heads=2, head_dim=8, sliding_window=4, attn_logit_softcapping=0.5,
+        query_pre_attn_scalar=8, bos_token_id=1, eos_token_id=2, pad_token_id=0, **SMALL),
+        transformers.Gemma2ForCausalLM)),
+    "gpt_oss": (llama_tokenizer, lambda v: (transformers.GptOssConfig(
+        vocab_size=v, num_key_value_heads=2, head_dim=8, num_local_experts=2, num_experts_per_tok=1,
+        sliding_window=4, bos_token_id=1, eos_token_id=2, pad_token_id=0, **SMALL),
+        transformers.GptOssForCausalLM)),
     "bart": (lambda: roberta_like_tokenizer(transformers.BartTokenizerFast), lambda v: (transformers.BartConfig(
         vocab_size=v, d_model=32, encoder_layers=2, decoder_layers=3, encoder_attention_heads=4,
         decoder_attention_heads=4, encoder_ffn_dim=48, decoder_ffn_dim=48, max_position_embeddings=128,

@@ -194,6 +194,8 @@ def _stacks_from_calls(handle: ModelHandle, calls: list[LayerCall], b: int, toke
             softcap=[c.softcap for c in role_calls],
             kv_head_of=np.arange(first.heads) // groups,
         )
+        if all(c.sinks is not None for c in role_calls):
+            stack.sinks = torch.stack([c.sinks for c in role_calls]).numpy()
 
         def gather(name: str, cut) -> np.ndarray | None:
             parts = [cut(c.tensors[name]) for c in role_calls if name in c.tensors]

@@ -93,6 +93,7 @@ class LayerCall:
     softcap: float | None
     heads: int
     kv_heads: int
+    sinks: torch.Tensor | None = None
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
@@ -113,6 +114,7 @@ class Recorder:
         call = LayerCall(
             role=self._role_of(name, module), module_name=name, scaling=scale,
             softcap=kwargs.get("softcap"), heads=query.shape[1], kv_heads=key.shape[1],
+            sinks=_sinks(module, kwargs),
         )
         wanted = {
             "attentions": weights, "queries": query, "keys": key, "values": value, "head_outputs": output,
@@ -124,6 +126,14 @@ class Recorder:
             if tensor is not None and (name_ in self.fields or name_ in ("mask", "bias")):
                 call.tensors[name_] = tensor.detach()
         self.calls.append(call)
+
+
+def _sinks(module: Any, kwargs: dict[str, Any]) -> torch.Tensor | None:
+    """Per-head attention-sink logits (GPT-OSS): an extra softmax column that is then dropped."""
+    sinks = kwargs.get("s_aux")
+    if sinks is None:
+        sinks = getattr(module, "sinks", None)
+    return sinks.detach().float().reshape(-1).cpu() if isinstance(sinks, torch.Tensor) else None
 
 
 def _configs(model: torch.nn.Module) -> list[Any]:

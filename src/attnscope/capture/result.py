@@ -34,6 +34,8 @@ class AttentionStack:
                         window, padding)
     - ``hidden_states``: (layers + 1, tokens, hidden): the embeddings' output, then each layer's output
     - ``scaling``:      (layers,) the factor applied to q·k; ``softcap`` per layer where the model caps scores
+    - ``sinks``:        (layers, heads) attention-sink logits (GPT-OSS): an extra key that takes part in
+                        the softmax and is then dropped, so rows sum to less than 1; None for most models
     - ``kv_head_of``:   (heads,) which key/value head each query head reads (grouped-query attention)
     """
 
@@ -51,6 +53,7 @@ class AttentionStack:
     scaling: np.ndarray | None = None
     softcap: list[float | None] = field(default_factory=list)
     kv_head_of: np.ndarray | None = None
+    sinks: np.ndarray | None = None
 
     def require(self, name: str) -> np.ndarray:
         """The named field, or an `UnavailableFieldError` saying how to get it."""
@@ -81,11 +84,15 @@ class AttentionStack:
         return scores
 
     def rebuilt_attentions(self, layer: int) -> np.ndarray:
-        """softmax(scores(layer)) over keys: (heads, query, key)."""
+        """softmax(scores(layer)) over keys (and the sink, where the model has one): (heads, query, key)."""
         scores = self.scores(layer)
+        if self.sinks is not None:
+            sink = np.broadcast_to(self.sinks[layer].astype(np.float64)[:, None, None], scores.shape[:2] + (1,))
+            scores = np.concatenate([scores, sink], axis=-1)
         scores = scores - scores.max(axis=-1, keepdims=True)
         weights = np.exp(scores)
-        return weights / weights.sum(axis=-1, keepdims=True)
+        weights = weights / weights.sum(axis=-1, keepdims=True)
+        return weights[..., : scores.shape[-1] - (self.sinks is not None)]
 
 
 @dataclass
