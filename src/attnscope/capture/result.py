@@ -65,29 +65,36 @@ class AttentionStack:
             )
         return value
 
-    def scores(self, layer: int) -> np.ndarray:
+    def scores(self, layer: int, head: int | None = None, query: int | None = None) -> np.ndarray:
         """Pre-softmax scores rebuilt from the parts: scale · q·kᵀ (+ softcap) + bias, masked with -inf.
 
-        Returns (heads, query, key) float64; ``softmax(scores(l))`` equals ``attentions[l]``.
+        Returns (heads, query, key) float64, narrowed to one head and/or one query row when given;
+        ``softmax(scores(l))`` equals ``attentions[l]``.
         """
         check_range("layer", layer, self.layers, f"the {self.role} stack")
-        q = self.require("queries")[layer].astype(np.float64)
-        k = self.require("keys")[layer].astype(np.float64)
+        heads = slice(None) if head is None else slice(check_range("head", head, self.heads, "this stack"), head + 1)
+        q = self.require("queries")[layer][heads]
+        if query is not None:
+            check_range("query position", query, q.shape[1], f"this input of {q.shape[1]} tokens")
+        rows = slice(None) if query is None else slice(query, query + 1)
+        q = q[:, rows].astype(np.float64)
+        k = self.require("keys")[layer][heads].astype(np.float64)
         scores = np.einsum("hqd,hkd->hqk", q, k) * float(self.scaling[layer])
         cap = self.softcap[layer] if self.softcap else None
         if cap:
             scores = np.tanh(scores / cap) * cap
         if self.bias is not None:
-            scores = scores + self.bias[layer].astype(np.float64)
+            scores = scores + self.bias[layer][heads][:, rows].astype(np.float64)
         if self.allowed is not None:
-            scores = np.where(self.allowed[layer][None], scores, -np.inf)
+            scores = np.where(self.allowed[layer][rows][None], scores, -np.inf)
         return scores
 
-    def rebuilt_attentions(self, layer: int) -> np.ndarray:
-        """softmax(scores(layer)) over keys (and the sink, where the model has one): (heads, query, key)."""
-        scores = self.scores(layer)
+    def rebuilt_attentions(self, layer: int, head: int | None = None, query: int | None = None) -> np.ndarray:
+        """softmax(scores(...)) over keys (and the sink, where the model has one): (heads, query, key)."""
+        scores = self.scores(layer, head, query)
         if self.sinks is not None:
-            sink = np.broadcast_to(self.sinks[layer].astype(np.float64)[:, None, None], scores.shape[:2] + (1,))
+            sinks = self.sinks[layer] if head is None else self.sinks[layer][head : head + 1]
+            sink = np.broadcast_to(sinks.astype(np.float64)[:, None, None], scores.shape[:2] + (1,))
             scores = np.concatenate([scores, sink], axis=-1)
         scores = scores - scores.max(axis=-1, keepdims=True)
         weights = np.exp(scores)
