@@ -167,3 +167,13 @@ def test_the_guard_really_blocks_the_network(page, tmp_path, pub_capture):
     assert failed is True
     assert page.blocked == ["https://example.com/x.js"]
     page.errors.clear()  # the refused fetch logs a console error of its own
+
+
+def test_theme_follows_prefers_color_scheme(page, tmp_path, pub_capture):
+    root = open_html(page, tmp_path, attnscope.head_view(pub_capture).to_html())
+    background = "getComputedStyle(document.querySelector('.attnscope-hv')).backgroundColor"
+    page.page.emulate_media(color_scheme="light")
+    assert page.page.evaluate(background) == "rgb(255, 255, 255)"
+    page.page.emulate_media(color_scheme="dark")
+    assert page.page.evaluate(background) == "rgb(13, 17, 23)"
+    assert lines(root) == expected_lines(pub_capture.attentions[0], range(12))

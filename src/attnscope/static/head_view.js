@@ -240,32 +240,30 @@ export function render({ model, el }) {
     const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     ctx.clearRect(0, 0, CANVAS_WIDTH, rows * row);
-    ctx.lineWidth = 2;
+    ctx.lineWidth = row >= 12 ? 2 : 1;
     const w = weights();
     const { queries, keys } = kept();
     const heads = [...state.heads].sort((a, b) => a - b);
     let count = 0;
+    // One stroke per line: software rasterisers (headless, no GPU) handle many short paths far
+    // better than a few paths with thousands of overlapping sub-paths.
     for (const h of heads) {
-      /** @type {(Path2D | undefined)[]} */
-      const byAlpha = new Array(SCALE + 1);
+      ctx.strokeStyle = headColour(h);
+      let alpha = -1;
       for (const i of queries) {
         const base = (h * s.query + i) * s.key;
         const y0 = (i + 0.5) * row;
         for (const j of keys) {
           const byte = w[base + j];
           if (byte / SCALE <= state.threshold) continue;
-          const path = byAlpha[byte] ?? (byAlpha[byte] = new Path2D());
-          path.moveTo(0, y0);
-          path.lineTo(CANVAS_WIDTH, (j + 0.5) * row);
+          if (byte !== alpha) { ctx.globalAlpha = byte / SCALE; alpha = byte; }
+          ctx.beginPath();
+          ctx.moveTo(0, y0);
+          ctx.lineTo(CANVAS_WIDTH, (j + 0.5) * row);
+          ctx.stroke();
           count++;
         }
       }
-      ctx.strokeStyle = headColour(h);
-      byAlpha.forEach((path, byte) => {
-        if (!path) return;
-        ctx.globalAlpha = byte / SCALE;
-        ctx.stroke(path);
-      });
     }
     ctx.globalAlpha = 1;
     return count;
@@ -356,7 +354,12 @@ export function render({ model, el }) {
   /** Changes made from Python (the widget's traits) redraw the view. */
   const listeners = {
     "change:layer": () => { const v = model.get("layer"); if (v !== state.layer && stack().layer_labels.includes(v)) { state.layer = v; layerSelect.value = String(v); update(false); } },
-    "change:heads": () => { state.heads = new Set(model.get("heads") ?? []); update(false); },
+    "change:heads": () => {
+      const v = [...new Set(/** @type {number[]} */ (model.get("heads") ?? []))].sort((a, b) => a - b);
+      if (v.join(",") === [...state.heads].sort((a, b) => a - b).join(",")) return;
+      state.heads = new Set(v);
+      update(false);
+    },
     "change:filter": () => { const v = model.get("filter"); if (v && v !== state.filter) { state.filter = v; filterSelect.value = v; update(false); } },
     "change:stack": () => { const v = model.get("stack"); if (v in stacks && v !== state.stack) { state.stack = v; buildStack(); update(false); } },
   };
