@@ -22,11 +22,12 @@ from .capture import (
     load,
 )
 from .errors import AttnscopeError, InputError, ModelNotFoundError, NoLanguageModelHeadError
+from .views import HeadView, head_view
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ALL_FIELDS", "DEFAULT_FIELDS", "DEFAULT_MODEL", "AttentionStack", "AttnscopeError", "Capture",
-    "CaptureInput", "InputError", "ModelHandle", "ModelNotFoundError", "NoLanguageModelHeadError",
-    "Predictions", "Tokens", "capture", "capture_batch", "encode", "load",
+    "CaptureInput", "HeadView", "InputError", "ModelHandle", "ModelNotFoundError", "NoLanguageModelHeadError",
+    "Predictions", "Tokens", "capture", "capture_batch", "encode", "head_view", "load",
 ]

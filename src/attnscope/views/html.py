@@ -1,0 +1,101 @@
+"""Self-contained HTML for the views: the package's ES modules and CSS inlined, the payload as JSON + base64.
+
+The page needs no network: the JS and CSS are read from ``attnscope/static`` with `importlib.resources`
+and written into the HTML, with a stand-in model (``static_model.js``) in place of anywidget's.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+import uuid
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .payload import Payload
+
+
+@lru_cache(maxsize=None)
+def static_text(name: str) -> str:
+    """The text of one shipped file under ``attnscope/static``; refuses text that would end an inline tag."""
+    text = resources.files("attnscope").joinpath("static", name).read_text(encoding="utf-8")
+    if "</script" in text.lower() or "</style" in text.lower():
+        raise RuntimeError(f"static/{name} contains a closing script/style tag and cannot be inlined")
+    return text
+
+
+def json_for_script(value: Any) -> str:
+    """JSON that is safe inside ``<script type="application/json">``: ``<``, ``>`` and ``&`` escaped."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def view_fragment(payload: Payload, module: str = "head_view") -> str:
+    """One view as an HTML fragment (a style, a host element, its data and a module script).
+
+    Many fragments can live in one page or notebook: every id is unique, every CSS rule is scoped.
+    """
+    uid = f"attnscope-{uuid.uuid4().hex}"
+    state = {"header": payload.header(), "layers": payload.layers_base64()}
+    bootstrap = (
+        f'const el = document.getElementById("{uid}");\n'
+        f'const state = JSON.parse(document.getElementById("{uid}-data").textContent);\n'
+        "render({ model: createStaticModel(state), el });\n"
+    )
+    return (
+        f"<style>{static_text(module + '.css')}</style>\n"
+        f'<div id="{uid}" class="attnscope-host"></div>\n'
+        f'<script type="application/json" id="{uid}-data">{json_for_script(state)}</script>\n'
+        f'<script type="module">\n{static_text("static_model.js")}\n{static_text(module + ".js")}\n{bootstrap}</script>\n'
+    )
+
+
+def page(fragments: list[str], title: str = "attnscope") -> str:
+    """A complete HTML document holding the given view fragments, one after another."""
+    body = "\n".join(fragments)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<title>{title}</title>\n<meta name=\"color-scheme\" content=\"light dark\">\n</head>\n"
+        f"<body>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def write_atomically(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and `os.replace`: never a half-written file."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+class HeadView:
+    """A head view ready to show: ``_repr_html_`` for notebooks, `to_html` and `save` for files."""
+
+    def __init__(self, payload: Payload) -> None:
+        self.payload = payload
+
+    def fragment(self) -> str:
+        """The view as an HTML fragment to place in a larger page."""
+        return view_fragment(self.payload, "head_view")
+
+    def _repr_html_(self) -> str:
+        return self.fragment()
+
+    def to_html(self) -> str:
+        """A complete, self-contained HTML document (no network needed to display it)."""
+        title = f"attnscope head view: {self.payload.model}" if self.payload.model else "attnscope head view"
+        return page([self.fragment()], title=html.escape(title))
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write `to_html` to ``path`` atomically and return the path."""
+        return write_atomically(path, self.to_html())

@@ -1,0 +1,338 @@
+"""Attention as a compact payload for the views: a JSON header plus uint8-quantised weights per layer.
+
+Weights are quantised as ``round(w * 255)`` into one byte each, so a decoded weight ``b / 255`` is
+within 1/510 (≈ 0.00196) of the original; a layer of ``(heads, query, key)`` costs
+``heads * query * key`` bytes (base64 in HTML adds a third). Floats are never sent as JSON.
+
+Two ways in: a `Capture` (`payload_from_capture`) or BertViz-style arrays (`payload_from_arrays`:
+``attention`` as per-layer ``(batch, heads, query, key)`` tensors or arrays, ``tokens``,
+``sentence_b_start``, or ``encoder_attention``/``decoder_attention``/``cross_attention`` with
+``encoder_tokens``/``decoder_tokens``). Everything is validated before any rendering: bad input
+raises `InputError` with what was wrong and what is allowed.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..capture.result import Capture
+from ..errors import InputError, check_range
+
+SCALE = 255
+"""Quantisation scale: a weight ``w`` in [0, 1] is stored as the byte ``round(w * 255)``."""
+MAX_ERROR = 1 / (2 * SCALE)
+"""Largest absolute difference between a weight and its decoded byte (1/510)."""
+DEFAULT_THRESHOLD = 0.01
+"""Lines whose decoded weight is not above this are not drawn."""
+ROLES = ("encoder", "decoder", "cross")
+_TOLERANCE = 1e-3  # weights may exceed 1 or dip below 0 by float rounding, not more
+
+
+@dataclass
+class TokenSequence:
+    """One token sequence a stack reads: display strings, special-token flags, sentence B start."""
+
+    tokens: list[str]
+    special: list[bool]
+    sentence_b_start: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tokens": self.tokens, "special": self.special, "sentence_b_start": self.sentence_b_start}
+
+
+@dataclass
+class Payload:
+    """What a view draws: token sequences and, per stack role, uint8 weights ``(layers, heads, query, key)``.
+
+    ``layer_labels[role]`` are the model's layer numbers of the kept layers (all of them unless
+    ``include_layers`` was given). ``selection`` is the initial stack, layer (an index into the kept
+    layers) and visible heads.
+    """
+
+    sequences: dict[str, TokenSequence]
+    stacks: dict[str, np.ndarray]
+    stack_tokens: dict[str, tuple[str, str]]
+    causal: dict[str, bool]
+    layer_labels: dict[str, list[int]]
+    model: str | None = None
+    kind: str | None = None
+    threshold: float = DEFAULT_THRESHOLD
+    selection: dict[str, Any] = field(default_factory=dict)
+
+    def header(self) -> dict[str, Any]:
+        """The JSON-ready description of everything except the weights."""
+        return {
+            "version": 1,
+            "model": self.model,
+            "kind": self.kind,
+            "encoding": {"dtype": "uint8", "scale": SCALE, "layout": "(heads, query, key) row-major"},
+            "threshold": self.threshold,
+            "sequences": {name: seq.to_dict() for name, seq in self.sequences.items()},
+            "stacks": [
+                {
+                    "role": role,
+                    "layers": int(w.shape[0]),
+                    "heads": int(w.shape[1]),
+                    "query": int(w.shape[2]),
+                    "key": int(w.shape[3]),
+                    "layer_labels": self.layer_labels[role],
+                    "query_tokens": self.stack_tokens[role][0],
+                    "key_tokens": self.stack_tokens[role][1],
+                    "causal": self.causal[role],
+                }
+                for role, w in self.stacks.items()
+            ],
+            "selection": self.selection,
+        }
+
+    def layer_bytes(self, role: str, layer: int) -> bytes:
+        """One layer's weights as ``heads * query * key`` bytes, (heads, query, key) row-major."""
+        return np.ascontiguousarray(self.stacks[role][layer]).tobytes()
+
+    def layers_base64(self) -> dict[str, list[str]]:
+        """Every layer of every stack as a base64 string, per role."""
+        return {
+            role: [base64.b64encode(self.layer_bytes(role, i)).decode("ascii") for i in range(w.shape[0])]
+            for role, w in self.stacks.items()
+        }
+
+    def decoded(self, role: str) -> np.ndarray:
+        """The weights as the browser sees them: ``byte / 255`` as float64, (layers, heads, query, key)."""
+        return self.stacks[role].astype(np.float64) / SCALE
+
+    def nbytes(self) -> int:
+        return sum(int(w.nbytes) for w in self.stacks.values())
+
+
+def quantise(weights: np.ndarray) -> np.ndarray:
+    """Weights in [0, 1] as uint8 ``round(w * 255)``; decoding ``b / 255`` is off by at most 1/510."""
+    return np.rint(np.clip(np.asarray(weights, dtype=np.float64), 0.0, 1.0) * SCALE).astype(np.uint8)
+
+
+def _as_numpy(value: Any, what: str) -> np.ndarray:
+    """A torch tensor or array-like as a float numpy array."""
+    if hasattr(value, "detach"):  # torch.Tensor, without importing torch
+        value = value.detach().to("cpu").float().numpy()
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what} must be numeric arrays or tensors: {exc}") from None
+    return array
+
+
+def stack_layers(attention: Any, batch_index: int, what: str) -> np.ndarray:
+    """BertViz-style attention (a tuple/list of per-layer ``(batch, heads, query, key)``) as (layers, heads, query, key).
+
+    A single array of shape ``(layers, batch, heads, query, key)`` is taken too.
+    """
+    if attention is None:
+        raise InputError(f"{what} is missing: pass one (batch, heads, query, key) array or tensor per layer")
+    if isinstance(attention, (tuple, list)):
+        layers = [_as_numpy(a, what) for a in attention]
+    else:
+        array = _as_numpy(attention, what)
+        if array.ndim != 5:
+            raise InputError(
+                f"{what} must be a tuple or list with one (batch, heads, query, key) array per layer "
+                f"(or one (layers, batch, heads, query, key) array); got an array of shape {array.shape}"
+            )
+        layers = list(array)
+    if not layers:
+        raise InputError(f"{what} is empty: it needs at least one layer")
+    for i, layer in enumerate(layers):
+        if layer.ndim != 4:
+            raise InputError(
+                f"{what} layer {i} has {layer.ndim} dimensions {layer.shape}: each layer must be "
+                "(batch, heads, query, key), 4 dimensions, as model(..., output_attentions=True) returns"
+            )
+        if layer.shape != layers[0].shape:
+            raise InputError(f"{what} layer {i} has shape {layer.shape} but layer 0 has {layers[0].shape}")
+    check_range("batch_index", batch_index, layers[0].shape[0], f"{what} (batch size {layers[0].shape[0]})")
+    return np.stack([layer[batch_index] for layer in layers])
+
+
+def check_weights(weights: np.ndarray, what: str) -> None:
+    """Raise `InputError` unless ``weights`` (layers, heads, query, key) is non-empty, finite and in [0, 1]."""
+    if weights.ndim != 4:
+        raise InputError(f"{what} must be (layers, heads, query, key), got shape {weights.shape}")
+    if weights.size == 0:
+        raise InputError(f"{what} is empty (shape {weights.shape}): it needs at least one layer, head and token")
+    bad = ~np.isfinite(weights)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InputError(f"{what} holds NaN or infinite weights, first at (layer, head, query, key) = {where}")
+    if weights.min() < -_TOLERANCE:
+        where = tuple(int(i) for i in np.unravel_index(int(weights.argmin()), weights.shape))
+        raise InputError(f"{what} holds negative weights (min {weights.min():.4g} at {where}): "
+                         "attention weights must be in [0, 1], after softmax")
+    if weights.max() > 1 + _TOLERANCE:
+        where = tuple(int(i) for i in np.unravel_index(int(weights.argmax()), weights.shape))
+        raise InputError(f"{what} holds weights above 1 (max {weights.max():.4g} at {where}): "
+                         "pass attention probabilities (after softmax), not scores")
+
+
+def _check_tokens(tokens: Any, what: str) -> list[str]:
+    if tokens is None:
+        raise InputError(f"{what} are missing: pass one string per token")
+    if isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens):
+        raise InputError(f"{what} must be a list of strings, one per token")
+    if len(tokens) == 0:
+        raise InputError(f"{what} are empty: the view needs at least one token")
+    return list(tokens)
+
+
+def prettify(token: str) -> str:
+    """A subword token without tokenizer space markers (``Ġthe`` -> ``the``, ``▁the`` -> ``the``, ``##s`` kept)."""
+    text = token.replace("Ġ", " ").replace("▁", " ").replace("</w>", "").strip()
+    return text or token
+
+
+def _is_causal(weights: np.ndarray) -> bool:
+    """True when no query attends to a later key (a square stack whose upper triangle is zero)."""
+    q, k = weights.shape[-2:]
+    return q == k and q > 1 and not np.any(np.triu(weights, k=1) > 0)
+
+
+def _check_selection(payload: Payload, stack: str | None, layer: int | None, heads: Sequence[int] | None) -> None:
+    """Validate the initial stack, layer and heads, and store them in ``payload.selection``."""
+    roles = list(payload.stacks)
+    role = stack if stack is not None else roles[0]
+    if role not in payload.stacks:
+        raise InputError(f"stack {role!r} is not in this view: it has {', '.join(roles)}")
+    shape = payload.stacks[role].shape
+    labels = payload.layer_labels[role]
+    if layer is None:
+        chosen_layer = labels[0]
+    elif layer not in labels or isinstance(layer, bool):
+        check_range("layer", layer, max(labels) + 1, f"the {role} attention")  # names the range when outside it
+        raise InputError(f"layer {layer} is not shown: include_layers keeps layers {labels}")
+    else:
+        chosen_layer = int(layer)
+    if heads is None:
+        chosen_heads = list(range(shape[1]))
+    else:
+        if isinstance(heads, int):
+            heads = [heads]
+        chosen_heads = sorted({check_range("head", h, shape[1], f"the {role} attention") for h in heads})
+    payload.selection = {"stack": role, "layer": chosen_layer, "heads": chosen_heads}
+
+
+def _keep_layers(weights: np.ndarray, include_layers: Sequence[int] | None, role: str) -> tuple[np.ndarray, list[int]]:
+    if include_layers is None:
+        return weights, list(range(weights.shape[0]))
+    labels = [check_range("layer", i, weights.shape[0], f"the {role} attention") for i in include_layers]
+    if not labels:
+        raise InputError("include_layers is empty: name at least one layer")
+    return weights[labels], labels
+
+
+def _check_fits(role: str, weights: np.ndarray, query: TokenSequence, key: TokenSequence, qname: str, kname: str) -> None:
+    q, k = weights.shape[-2:]
+    if q != len(query.tokens):
+        raise InputError(f"{role} attention has {q} query positions but {len(query.tokens)} {qname} were given: "
+                         "pass the tokens the attention was computed on")
+    if k != len(key.tokens):
+        raise InputError(f"{role} attention has {k} key positions but {len(key.tokens)} {kname} were given: "
+                         "pass the tokens the attention was computed on")
+
+
+def build_payload(
+    stacks: dict[str, np.ndarray],
+    sequences: dict[str, TokenSequence],
+    stack_tokens: dict[str, tuple[str, str]],
+    *,
+    causal: dict[str, bool] | None = None,
+    model: str | None = None,
+    kind: str | None = None,
+    layer: int | None = None,
+    heads: Sequence[int] | None = None,
+    stack: str | None = None,
+    include_layers: Sequence[int] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> Payload:
+    """Validate float weights ``(layers, heads, query, key)`` per role and quantise them into a `Payload`."""
+    if not stacks:
+        raise InputError("no attention given: pass attention, or encoder/decoder/cross attention")
+    if not (isinstance(threshold, (int, float)) and 0 <= threshold < 1):
+        raise InputError(f"threshold must be a number in [0, 1), got {threshold!r}")
+    quantised, labels = {}, {}
+    for role, weights in stacks.items():
+        check_weights(weights, f"{role} attention")
+        qname, kname = stack_tokens[role]
+        _check_fits(role, weights, sequences[qname], sequences[kname], f"{qname} tokens", f"{kname} tokens")
+        kept, labels[role] = _keep_layers(weights, include_layers, role)
+        quantised[role] = quantise(kept)
+    if causal is None:
+        causal = {role: _is_causal(w) for role, w in stacks.items() if role != "cross"}
+    causal = {role: bool(causal.get(role, False)) for role in stacks}
+    for seq_name, seq in sequences.items():
+        if seq.sentence_b_start is not None:
+            check_range("sentence_b_start", seq.sentence_b_start, len(seq.tokens), f"the {len(seq.tokens)} {seq_name} tokens")
+    payload = Payload(sequences, quantised, stack_tokens, causal, labels, model, kind, float(threshold))
+    _check_selection(payload, stack, layer, heads)
+    return payload
+
+
+def payload_from_capture(cap: Capture, **options: Any) -> Payload:
+    """A `Payload` of every attention stack a capture holds (encoder, decoder, cross); ``options`` as `build_payload`."""
+    if not isinstance(cap, Capture):
+        raise InputError(f"expected a Capture, got {type(cap).__name__}")
+    main = "decoder" if cap.kind == "decoder" else "encoder"
+    toks = cap.tokens
+    sequences = {main: TokenSequence(list(toks.display), list(toks.special), toks.sentence_b_start)}
+    if cap.decoder_tokens is not None and main == "encoder":
+        dec = cap.decoder_tokens
+        sequences["decoder"] = TokenSequence(list(dec.display), list(dec.special), None)
+    stacks, stack_tokens = {}, {}
+    for role in ROLES:
+        if role in cap.stacks and cap.stacks[role].attentions is not None:
+            stacks[role] = np.asarray(cap.stacks[role].attentions, dtype=np.float64)
+            stack_tokens[role] = ("decoder", "encoder") if role == "cross" else (role, role)
+    if not stacks:
+        raise InputError("this capture holds no attention weights: capture with fields=['attentions', ...]")
+    causal = {role: role == "decoder" for role in stacks}
+    return build_payload(stacks, sequences, stack_tokens, causal=causal, model=cap.model, kind=cap.kind, **options)
+
+
+def payload_from_arrays(
+    attention: Any = None,
+    tokens: Sequence[str] | None = None,
+    sentence_b_start: int | None = None,
+    *,
+    encoder_attention: Any = None,
+    decoder_attention: Any = None,
+    cross_attention: Any = None,
+    encoder_tokens: Sequence[str] | None = None,
+    decoder_tokens: Sequence[str] | None = None,
+    batch_index: int = 0,
+    prettify_tokens: bool = True,
+    **options: Any,
+) -> Payload:
+    """A `Payload` from BertViz's arguments: ``attention`` + ``tokens``, or encoder/decoder/cross attention."""
+    tidy = prettify if prettify_tokens else (lambda t: t)
+    if attention is not None:
+        if any(a is not None for a in (encoder_attention, decoder_attention, cross_attention)):
+            raise InputError("pass either attention (with tokens) or encoder/decoder/cross attention, not both")
+        weights = stack_layers(attention, batch_index, "attention")
+        words = [tidy(t) for t in _check_tokens(tokens, "tokens")]
+        role = "decoder" if _is_causal(weights) else "encoder"
+        seq = TokenSequence(words, [False] * len(words), sentence_b_start)
+        return build_payload({role: weights}, {role: seq}, {role: (role, role)}, **options)
+    stacks, sequences, stack_tokens = {}, {}, {}
+    if encoder_attention is not None or cross_attention is not None:
+        enc = [tidy(t) for t in _check_tokens(encoder_tokens, "encoder_tokens")]
+        sequences["encoder"] = TokenSequence(enc, [False] * len(enc), sentence_b_start)
+    if decoder_attention is not None or cross_attention is not None:
+        dec = [tidy(t) for t in _check_tokens(decoder_tokens, "decoder_tokens")]
+        sequences["decoder"] = TokenSequence(dec, [False] * len(dec), None)
+    for role, given in (("encoder", encoder_attention), ("decoder", decoder_attention), ("cross", cross_attention)):
+        if given is not None:
+            stacks[role] = stack_layers(given, batch_index, f"{role}_attention")
+            stack_tokens[role] = ("decoder", "encoder") if role == "cross" else (role, role)
+    if not stacks:
+        raise InputError("no attention given: pass attention (with tokens), or encoder/decoder/cross attention")
+    return build_payload(stacks, sequences, stack_tokens, **options)

@@ -1,0 +1,88 @@
+"""The head view ES module on its own, as anywidget's front-end tests do: a plain page, a stand-in model."""
+
+from __future__ import annotations
+
+import base64
+import json
+from importlib import resources
+
+import numpy as np
+
+from attnscope.views import payload_from_arrays
+
+TOKENS = ["[CLS]", "the", "cat", "sat", "[SEP]"]
+
+# The test's own model object: anywidget's contract (get, set, on, off, save_changes), recording sets.
+MOUNT = """
+async ([source, header, layers]) => {
+  const url = "data:text/javascript;base64," + source;
+  const module = await import(url);
+  const values = { header, layers: Object.fromEntries(Object.entries(layers).map(([role, list]) =>
+    [role, list.map((b64) => { const s = atob(b64); const u = new Uint8Array(s.length);
+      for (let i = 0; i < s.length; i++) u[i] = s.charCodeAt(i); return new DataView(u.buffer); })])) };
+  const handlers = {};
+  window.sets = []; window.saves = 0;
+  window.model = {
+    get: (k) => values[k],
+    set: (k, v) => { values[k] = v; window.sets.push([k, v]); (handlers["change:" + k] || []).forEach((f) => f()); },
+    on: (e, f) => { (handlers[e] = handlers[e] || []).push(f); },
+    off: (e, f) => { handlers[e] = (handlers[e] || []).filter((g) => g !== f); },
+    save_changes: () => { window.saves += 1; },
+  };
+  window.pySet = (k, v) => { values[k] = v; (handlers["change:" + k] || []).forEach((f) => f()); };
+  const el = document.getElementById("host");
+  window.cleanup = module.default.render({ model: window.model, el });
+  return typeof module.render === "function" && module.default.render === module.render;
+}
+"""
+
+
+def weights() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(2, 1, 3, 5, 5)) * 3
+    e = np.exp(scores)
+    return e / e.sum(-1, keepdims=True)  # (layers, batch, heads, query, key)
+
+
+def mount(page):
+    source = resources.files("attnscope").joinpath("static", "head_view.js").read_bytes()
+    payload = payload_from_arrays(list(weights()), TOKENS)
+    page.page.set_content("<!DOCTYPE html><div id='host'></div>")
+    assert page.page.evaluate(MOUNT, [base64.b64encode(source).decode(), json.dumps(payload.header()),
+                                      payload.layers_base64()]) is True
+    return page.page.locator("#host .attnscope-hv"), payload
+
+
+def count(payload, layer: int, heads) -> int:
+    return int((payload.decoded("encoder")[layer][list(heads)] > 0.01).sum())
+
+
+def test_module_renders_from_dataview_layers_with_a_stand_in_model(page):
+    root, payload = mount(page)
+    assert root.get_attribute("data-ready") == "true"
+    assert int(root.get_attribute("data-lines-drawn")) == count(payload, 0, range(3))
+    assert page.errors == [] and page.blocked == []
+
+
+def test_selection_is_written_back_to_the_model(page):
+    root, payload = mount(page)
+    page.page.select_option("#host .attnscope-hv-layer", "1")
+    page.page.click("#host .attnscope-hv-head[data-head='0']")
+    page.page.click("#host .attnscope-hv-queries .attnscope-hv-token[data-index='2']")
+    sets = dict((k, v) for k, v in page.page.evaluate("window.sets"))
+    assert sets["layer"] == 1 and sets["heads"] == [1, 2]
+    assert sets["token"] == {"side": "query", "index": 2}
+    assert page.page.evaluate("window.saves") >= 3
+    assert int(root.get_attribute("data-lines-drawn")) == int(
+        (payload.decoded("encoder")[1][[1, 2]][:, 2] > 0.01).sum())
+
+
+def test_changes_from_python_redraw_and_cleanup_detaches(page):
+    root, payload = mount(page)
+    page.page.evaluate("window.pySet('layer', 1); window.pySet('heads', [2])")
+    assert root.get_attribute("data-layer") == "1" and root.get_attribute("data-heads") == "2"
+    assert int(root.get_attribute("data-lines-drawn")) == count(payload, 1, [2])
+    page.page.evaluate("window.cleanup()")
+    assert page.page.locator("#host .attnscope-hv").count() == 0
+    page.page.evaluate("window.pySet('layer', 0)")  # no listener left to throw on a removed view
+    assert page.errors == []

@@ -1,0 +1,161 @@
+"""V1/V5/V7: the head view's payload: BertViz-style inputs, validation before rendering, uint8 precision."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import attnscope
+from attnscope.errors import InputError
+from attnscope.views import MAX_ERROR, payload_from_arrays, payload_from_capture, quantise
+
+from .conftest import PUB
+
+
+def softmax_layers(layers: int = 3, heads: int = 4, n: int = 5, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """BertViz's input: one (batch=1, heads, query, key) tensor per layer, rows summing to 1."""
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.softmax(torch.randn(1, heads, n, n, generator=g), dim=-1) for _ in range(layers))
+
+
+def test_quantisation_error_is_at_most_one_510th():
+    w = np.random.default_rng(0).random((4, 6, 50, 50))
+    decoded = quantise(w).astype(np.float64) / 255
+    assert np.abs(decoded - w).max() <= MAX_ERROR + 1e-12
+    assert MAX_ERROR == pytest.approx(1 / 510)
+    assert quantise(np.array([0.0, 1.0, 0.5, 1 / 510 - 1e-9]))[...].tolist() == [0, 255, 128, 0]
+
+
+def test_capture_payload_holds_uint8_layers_in_base64(default_model):
+    cap = attnscope.capture(default_model, PUB)
+    payload = payload_from_capture(cap)
+    assert payload.stacks["encoder"].dtype == np.uint8
+    layers = payload.layers_base64()["encoder"]
+    assert len(layers) == cap.attentions.shape[0]
+    raw = np.frombuffer(base64.b64decode(layers[2]), dtype=np.uint8).reshape(cap.attentions.shape[1:])
+    assert np.abs(raw / 255 - cap.attentions[2]).max() <= MAX_ERROR + 1e-6
+    header = payload.header()
+    assert header["sequences"]["encoder"]["tokens"] == cap.tokens.display
+    assert header["sequences"]["encoder"]["special"] == cap.tokens.special
+    assert header["stacks"][0]["causal"] is False
+    assert header["encoding"] == {"dtype": "uint8", "scale": 255, "layout": "(heads, query, key) row-major"}
+    # The header carries no weights: it stays small whatever the layer count.
+    assert len(json.dumps(header)) < 2000
+
+
+def test_payload_is_one_byte_per_weight(default_model):
+    cap = attnscope.capture(default_model, PUB)
+    assert payload_from_capture(cap).nbytes() == cap.attentions.size
+
+
+def test_bertviz_arguments_with_torch_tensors_and_sentence_pair():
+    attention = softmax_layers(n=6)
+    tokens = ["[CLS]", "a", "[SEP]", "Ġb", "▁c", "[SEP]"]
+    payload = payload_from_arrays(attention, tokens, sentence_b_start=3, layer=2, heads=[1, 3])
+    header = payload.header()
+    assert header["sequences"]["encoder"]["tokens"] == ["[CLS]", "a", "[SEP]", "b", "c", "[SEP]"]
+    assert header["sequences"]["encoder"]["sentence_b_start"] == 3
+    assert header["selection"] == {"stack": "encoder", "layer": 2, "heads": [1, 3]}
+    expected = np.rint(attention[1][0].numpy().astype(np.float64) * 255)
+    assert (payload.stacks["encoder"][1] == expected).all()
+
+
+def test_causal_attention_is_flagged_as_decoder():
+    att = [np.tril(np.ones((1, 2, 4, 4))) / np.arange(1, 5)[:, None]]
+    payload = payload_from_arrays(att, ["a", "b", "c", "d"])
+    assert list(payload.stacks) == ["decoder"]
+    assert payload.header()["stacks"][0]["causal"] is True
+
+
+def test_encoder_decoder_arguments_make_three_stacks():
+    enc, dec = softmax_layers(n=5), softmax_layers(n=3, seed=1)
+    cross = tuple(torch.softmax(torch.randn(1, 4, 3, 5), -1) for _ in range(3))
+    payload = payload_from_arrays(encoder_attention=enc, decoder_attention=dec, cross_attention=cross,
+                                  encoder_tokens=list("abcde"), decoder_tokens=list("xyz"))
+    stacks = {s["role"]: s for s in payload.header()["stacks"]}
+    assert list(stacks) == ["encoder", "decoder", "cross"]
+    assert (stacks["cross"]["query_tokens"], stacks["cross"]["key_tokens"]) == ("decoder", "encoder")
+    assert (stacks["cross"]["query"], stacks["cross"]["key"]) == (3, 5)
+
+
+def test_include_layers_keeps_model_layer_numbers():
+    payload = payload_from_arrays(softmax_layers(layers=4), list("abcde"), include_layers=[1, 3], layer=3)
+    assert payload.header()["stacks"][0]["layer_labels"] == [1, 3]
+    assert payload.selection["layer"] == 3
+    assert payload.stacks["encoder"].shape[0] == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(tokens=list("abcd")), "encoder attention has 5 query positions but 4 encoder tokens were given"),
+        (dict(tokens=list("abcde"), layer=7), "layer 7 is out of range: the encoder attention has layers 0-2"),
+        (dict(tokens=list("abcde"), heads=[0, 4]), "head 4 is out of range: the encoder attention has heads 0-3"),
+        (dict(tokens=list("abcde"), batch_index=1), "batch_index 1 is out of range"),
+        (dict(tokens=list("abcde"), sentence_b_start=9), "sentence_b_start 9 is out of range"),
+        (dict(tokens=[]), "tokens are empty"),
+        (dict(tokens="abcde"), "tokens must be a list of strings"),
+        (dict(tokens=list("abcde"), include_layers=[0, 5]), "layer 5 is out of range"),
+        (dict(tokens=list("abcde"), threshold=1.5), "threshold must be a number in [0, 1)"),
+    ],
+)
+def test_bad_arguments_raise_input_errors(kwargs, message):
+    with pytest.raises(InputError) as err:
+        attnscope.head_view(softmax_layers(n=5), **kwargs)
+    assert message in str(err.value)
+
+
+def test_nan_negative_and_unnormalised_weights_are_refused():
+    att = [a.clone() for a in softmax_layers(n=4)]
+    att[1][0, 2, 1, 3] = float("nan")
+    with pytest.raises(InputError, match=r"NaN or infinite weights, first at \(layer, head, query, key\) = \(1, 2, 1, 3\)"):
+        payload_from_arrays(att, list("abcd"))
+    att = [a.clone() for a in softmax_layers(n=4)]
+    att[0][0, 0, 0, 0] = -0.5
+    with pytest.raises(InputError, match="negative weights"):
+        payload_from_arrays(att, list("abcd"))
+    scores = [torch.randn(1, 4, 4, 4) * 10 for _ in range(2)]
+    with pytest.raises(InputError, match="weights above 1"):
+        payload_from_arrays([s.abs() for s in scores], list("abcd"))
+
+
+def test_wrong_dimensions_and_empty_attention_are_refused():
+    with pytest.raises(InputError, match=r"layer 0 has 3 dimensions"):
+        payload_from_arrays([np.full((2, 4, 4), 0.25)], list("abcd"))
+    with pytest.raises(InputError, match="layer 1 has shape"):
+        payload_from_arrays([np.full((1, 2, 4, 4), 0.25), np.full((1, 3, 4, 4), 0.25)], list("abcd"))
+    with pytest.raises(InputError, match="attention is empty"):
+        payload_from_arrays((), list("abcd"))
+    with pytest.raises(InputError, match="no attention given"):
+        payload_from_arrays(None, list("abcd"))
+    with pytest.raises(InputError, match="is empty"):
+        payload_from_arrays([np.zeros((1, 0, 4, 4))], list("abcd"))
+
+
+def test_capture_view_checks_layer_and_head_against_the_model(default_model):
+    cap = attnscope.capture(default_model, PUB)
+    with pytest.raises(InputError, match="layer 6 is out of range: the encoder attention has layers 0-5"):
+        attnscope.head_view(cap, layer=6)
+    with pytest.raises(InputError, match="head 12 is out of range: the encoder attention has heads 0-11"):
+        attnscope.head_view(cap, heads=[12])
+    with pytest.raises(InputError, match="stack 'cross' is not in this view"):
+        attnscope.head_view(cap, stack="cross")
+
+
+def test_html_export_is_self_contained_and_escapes_tokens(tmp_path):
+    tokens = ["<img src=x onerror=alert(1)>", "</script>", "&amp;", "b", "c"]
+    view = attnscope.head_view(softmax_layers(n=5), tokens)
+    html = view.to_html()
+    assert "</script><" not in html.split('type="application/json"')[1].split("</script>")[0]
+    assert "<img" not in html
+    assert "http://" not in html and "https://" not in html
+    assert "require(" not in html
+    path = view.save(tmp_path / "view.html")
+    saved = path.read_text(encoding="utf-8")
+    assert saved.startswith("<!DOCTYPE html>") and saved.endswith("</html>\n")
+    assert path.stat().st_size > 10_000
+    assert list(tmp_path.iterdir()) == [path]  # the temporary file was renamed, not left behind
