@@ -18,8 +18,16 @@ $(STAMP): pyproject.toml constraints.txt
 run: venv
 	$(VENV)/bin/attnscope inspect "The girl ran to a local pub to escape the din of her city."
 
+# The browser tests drive Debian's Chromium (Playwright cannot download browsers here).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
 # pytest exits 5 when it collects nothing: that is a failure here, not a pass.
-test: venv
+test: venv $(CHROMIUM)
 	$(PY) -m pytest -q tests
 
 bench: venv
