@@ -47,22 +47,18 @@ class NeuronTerms:
 
 def neuron_terms(stack: AttentionStack, layer: int, head: int, query: int) -> NeuronTerms:
     """Decompose one attention row of ``stack`` into its terms (see `NeuronTerms`)."""
-    scores = stack.scores(layer, head, query)[0, 0]  # validates layer, head and query
+    scores = stack.scores(layer, head, query)  # (1, 1, key); validates layer, head and query
     q = stack.require("queries")[layer, head, query].astype(np.float64)
     k = stack.require("keys")[layer, head].astype(np.float64)
     products = q[None, :] * k
     dots = products.sum(axis=-1)
-    scaling = float(stack.scaling[layer])
-    cap = stack.softcap[layer] if stack.softcap else None
-    scaled = dots * scaling
-    if cap:
-        scaled = np.tanh(scaled / cap) * cap
     bias = None if stack.bias is None else stack.bias[layer, head, query].astype(np.float64)
     allowed = np.ones(k.shape[0], dtype=bool) if stack.allowed is None else stack.allowed[layer, query].copy()
     return NeuronTerms(
-        layer=layer, head=head, query=query, scaling=scaling, softcap=cap,
-        query_vector=q, keys=k, products=products, dots=dots, scaled=scaled, bias=bias, allowed=allowed,
-        scores=scores, softmax=stack.rebuilt_attentions(layer, head, query)[0, 0],
+        layer=layer, head=head, query=query, scaling=float(stack.scaling[layer]),
+        softcap=stack.softcap[layer] if stack.softcap else None,
+        query_vector=q, keys=k, products=products, dots=dots, scaled=stack.scaled(layer, dots), bias=bias,
+        allowed=allowed, scores=scores[0, 0], softmax=stack.softmax(layer, scores, head)[0, 0],
         attention=stack.require("attentions")[layer, head, query].astype(np.float64),
         sink=None if stack.sinks is None else float(stack.sinks[layer, head]),
     )

@@ -8,9 +8,9 @@ from typing import Any, Sequence
 from ..errors import InputError, check_range
 
 # Markers that tokenizers put on subwords: WordPiece continuation, byte-level BPE space, SentencePiece space.
-_CONTINUATION = "##"
-_SPACE_MARKERS = ("Ġ", "▁")
-_END_OF_WORD = "</w>"
+CONTINUATION = "##"
+SPACE_MARKERS = ("Ġ", "▁")
+END_OF_WORD = "</w>"
 
 
 @dataclass(frozen=True)
@@ -63,16 +63,16 @@ def display_form(raw: str, tokenizer: Any, special: bool) -> str:
     if special:
         return raw
     text = raw
-    if text.startswith(_CONTINUATION) and len(text) > len(_CONTINUATION):
-        text = text[len(_CONTINUATION):]
-    elif text.endswith(_END_OF_WORD):
-        text = text[: -len(_END_OF_WORD)]
-    elif any(m in text for m in _SPACE_MARKERS):
+    if text.startswith(CONTINUATION) and len(text) > len(CONTINUATION):
+        text = text[len(CONTINUATION):]
+    elif text.endswith(END_OF_WORD):
+        text = text[: -len(END_OF_WORD)]
+    elif any(m in text for m in SPACE_MARKERS):
         try:  # lets byte-level BPE turn its byte alphabet back into characters
             text = tokenizer.convert_tokens_to_string([raw])
         except Exception:  # noqa: BLE001 - a tokenizer that cannot decode one token keeps the raw form
             text = raw
-        for marker in _SPACE_MARKERS:
+        for marker in SPACE_MARKERS:
             text = text.replace(marker, " ")
     text = text.strip()
     return text if text else "␣"

@@ -79,19 +79,26 @@ class AttentionStack:
         rows = slice(None) if query is None else slice(query, query + 1)
         q = q[:, rows].astype(np.float64)
         k = self.require("keys")[layer][heads].astype(np.float64)
-        scores = np.einsum("hqd,hkd->hqk", q, k) * float(self.scaling[layer])
-        cap = self.softcap[layer] if self.softcap else None
-        if cap:
-            scores = np.tanh(scores / cap) * cap
+        scores = self.scaled(layer, np.einsum("hqd,hkd->hqk", q, k))
         if self.bias is not None:
             scores = scores + self.bias[layer][heads][:, rows].astype(np.float64)
         if self.allowed is not None:
             scores = np.where(self.allowed[layer][rows][None], scores, -np.inf)
         return scores
 
+    def scaled(self, layer: int, dots: np.ndarray) -> np.ndarray:
+        """q·k dot products of ``layer`` times its scaling, then through its softcap where it has one."""
+        scaled = dots * float(self.scaling[layer])
+        cap = self.softcap[layer] if self.softcap else None
+        return np.tanh(scaled / cap) * cap if cap else scaled
+
     def rebuilt_attentions(self, layer: int, head: int | None = None, query: int | None = None) -> np.ndarray:
         """softmax(scores(...)) over keys (and the sink, where the model has one): (heads, query, key)."""
-        scores = self.scores(layer, head, query)
+        return self.softmax(layer, self.scores(layer, head, query), head)
+
+    def softmax(self, layer: int, scores: np.ndarray, head: int | None = None) -> np.ndarray:
+        """Softmax of (heads, query, key) ``scores`` over keys, with ``layer``'s attention sink where the
+        model has one (``head`` narrows the sinks to one head, as `scores` narrows the rows)."""
         if self.sinks is not None:
             sinks = self.sinks[layer] if head is None else self.sinks[layer][head : head + 1]
             sink = np.broadcast_to(sinks.astype(np.float64)[:, None, None], scores.shape[:2] + (1,))

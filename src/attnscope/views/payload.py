@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..capture.inputs import END_OF_WORD, SPACE_MARKERS
 from ..capture.result import Capture
 from ..errors import InputError, check_range
 
@@ -187,8 +188,10 @@ def _check_tokens(tokens: Any, what: str) -> list[str]:
 
 def prettify(token: str) -> str:
     """A subword token without tokenizer space markers (``Ġthe`` -> ``the``, ``▁the`` -> ``the``, ``##s`` kept)."""
-    text = token.replace("Ġ", " ").replace("▁", " ").replace("</w>", "").strip()
-    return text or token
+    text = token.replace(END_OF_WORD, "")
+    for marker in SPACE_MARKERS:
+        text = text.replace(marker, " ")
+    return text.strip() or token
 
 
 def _is_causal(weights: np.ndarray) -> bool:
@@ -290,7 +293,7 @@ def payload_from_capture(cap: Capture, **options: Any) -> Payload:
     stacks, stack_tokens = {}, {}
     for role in ROLES:
         if role in cap.stacks and cap.stacks[role].attentions is not None:
-            stacks[role] = np.asarray(cap.stacks[role].attentions, dtype=np.float64)
+            stacks[role] = cap.stacks[role].attentions  # quantise() converts; no float64 copy of every layer
             stack_tokens[role] = ("decoder", "encoder") if role == "cross" else (role, role)
     if not stacks:
         raise InputError("this capture holds no attention weights: capture with fields=['attentions', ...]")
