@@ -1,14 +1,13 @@
-"""The head view ES module on its own, as anywidget's front-end tests do: a plain page, a stand-in model."""
+"""The head view ES module (common.js + head_view.js, the widget's _esm) on its own, as anywidget's front-end tests do: a plain page, a stand-in model."""
 
 from __future__ import annotations
 
 import base64
 import json
-from importlib import resources
-
 import numpy as np
 
 from attnscope.views import payload_from_arrays
+from attnscope.views.html import bundle
 
 TOKENS = ["[CLS]", "the", "cat", "sat", "[SEP]"]
 
@@ -45,7 +44,7 @@ def weights() -> np.ndarray:
 
 
 def mount(page):
-    source = resources.files("attnscope").joinpath("static", "head_view.js").read_bytes()
+    source = bundle("head_view").encode()
     payload = payload_from_arrays(list(weights()), TOKENS)
     page.page.set_content("<!DOCTYPE html><div id='host'></div>")
     assert page.page.evaluate(MOUNT, [base64.b64encode(source).decode(), json.dumps(payload.header()),

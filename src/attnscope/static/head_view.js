@@ -3,8 +3,8 @@
  * attnscope head view (V1): query tokens on the left, key tokens on the right, one line per
  * (head, query, key) whose opacity is the attention weight, a colour per head.
  *
- * A plain ES module with no dependencies, loaded by the anywidget widget, the HTML export and the
- * app alike. `render({ model, el })` reads from `model`:
+ * Python prepends common.js (palette, byte decoding, DOM helpers, lazy layers) to make one ES module,
+ * loaded by the anywidget widget, the HTML export and the app alike. `render({ model, el })` reads from `model`:
  *   - "header": the payload header (object or JSON string) built by attnscope/views/payload.py
  *   - "layers": { role: [layer, ...] }, each layer the uint8 weights (heads, query, key) row-major,
  *     as a Uint8Array, DataView, ArrayBuffer or base64 string; decoded weight = byte / 255
@@ -14,57 +14,11 @@
  * data-filter, data-token.
  */
 
-/** Paul Tol's "muted" scheme followed by three Okabe–Ito colours: colour-blind-safe, 12 distinct. */
-const PALETTE = [
-  "#CC6677", "#332288", "#DDCC77", "#117733", "#88CCEE", "#882255",
-  "#44AA99", "#999933", "#AA4499", "#E69F00", "#0072B2", "#D55E00",
-];
-const SCALE = 255;
 const CANVAS_WIDTH = 220;
 const TOOLTIP_TOP = 8;
 const FILTERS = [["all", "All"], ["AA", "A→A"], ["BB", "B→B"], ["AB", "A→B"], ["BA", "B→A"]];
 
 let viewCounter = 0;
-
-/** @param {number} head */
-export function headColour(head) {
-  return PALETTE[head % PALETTE.length];
-}
-
-/**
- * One layer's bytes as a Uint8Array, whatever form they arrived in.
- * @param {any} value
- * @returns {Uint8Array}
- */
-export function toBytes(value) {
-  if (value instanceof Uint8Array) return value;
-  if (value instanceof DataView) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-  if (value instanceof ArrayBuffer) return new Uint8Array(value);
-  if (typeof value === "string") {
-    const text = atob(value);
-    const bytes = new Uint8Array(text.length);
-    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-    return bytes;
-  }
-  throw new TypeError("attnscope: a layer must be bytes or a base64 string");
-}
-
-/**
- * @param {string} tag
- * @param {string} className
- * @param {string} [text]
- */
-function make(tag, className, text) {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-/** @param {string} token */
-function shown(token) {
-  return token.trim() === "" ? "␣" : token;
-}
 
 /**
  * @param {{ model: any, el: HTMLElement }} args

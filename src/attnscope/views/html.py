@@ -1,7 +1,9 @@
-"""Self-contained HTML for the views: the package's ES modules and CSS inlined, the payload as JSON + base64.
+"""Self-contained HTML for the views: the package's ES modules and CSS inlined, the data as JSON + base64.
 
 The page needs no network: the JS and CSS are read from ``attnscope/static`` with `importlib.resources`
 and written into the HTML, with a stand-in model (``static_model.js``) in place of anywidget's.
+A view's module is ``common.js`` followed by ``<view>.js`` (`bundle`), one ES module, the same text the
+notebook widget loads as its ``_esm``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .payload import Payload
 
 
 @lru_cache(maxsize=None)
@@ -28,19 +29,24 @@ def static_text(name: str) -> str:
     return text
 
 
+def bundle(module: str) -> str:
+    """One view's ES module: the shared helpers (``common.js``) followed by ``<module>.js``."""
+    return static_text("common.js") + "\n" + static_text(module + ".js")
+
+
 def json_for_script(value: Any) -> str:
     """JSON that is safe inside ``<script type="application/json">``: ``<``, ``>`` and ``&`` escaped."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def view_fragment(payload: Payload, module: str = "head_view") -> str:
-    """One view as an HTML fragment (a style, a host element, its data and a module script).
+def view_fragment(module: str, state: dict[str, Any]) -> str:
+    """One view as an HTML fragment: a style, a host element, its data and a module script.
 
+    ``state`` holds the values the module reads with ``model.get`` (JSON-ready; binary as base64).
     Many fragments can live in one page or notebook: every id is unique, every CSS rule is scoped.
     """
     uid = f"attnscope-{uuid.uuid4().hex}"
-    state = {"header": payload.header(), "layers": payload.layers_base64()}
     bootstrap = (
         f'const el = document.getElementById("{uid}");\n'
         f'const state = JSON.parse(document.getElementById("{uid}-data").textContent);\n'
@@ -50,7 +56,7 @@ def view_fragment(payload: Payload, module: str = "head_view") -> str:
         f"<style>{static_text(module + '.css')}</style>\n"
         f'<div id="{uid}" class="attnscope-host"></div>\n'
         f'<script type="application/json" id="{uid}-data">{json_for_script(state)}</script>\n'
-        f'<script type="module">\n{static_text("static_model.js")}\n{static_text(module + ".js")}\n{bootstrap}</script>\n'
+        f'<script type="module">\n{static_text("static_model.js")}\n{bundle(module)}\n{bootstrap}</script>\n'
     )
 
 
@@ -76,26 +82,3 @@ def write_atomically(path: str | os.PathLike[str], text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
-
-
-class HeadView:
-    """A head view ready to show: ``_repr_html_`` for notebooks, `to_html` and `save` for files."""
-
-    def __init__(self, payload: Payload) -> None:
-        self.payload = payload
-
-    def fragment(self) -> str:
-        """The view as an HTML fragment to place in a larger page."""
-        return view_fragment(self.payload, "head_view")
-
-    def _repr_html_(self) -> str:
-        return self.fragment()
-
-    def to_html(self) -> str:
-        """A complete, self-contained HTML document (no network needed to display it)."""
-        title = f"attnscope head view: {self.payload.model}" if self.payload.model else "attnscope head view"
-        return page([self.fragment()], title=html.escape(title))
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write `to_html` to ``path`` atomically and return the path."""
-        return write_atomically(path, self.to_html())

@@ -1,0 +1,138 @@
+// @ts-check
+/**
+ * Shared by every attnscope view: the head palette, byte decoding, DOM helpers, layers that arrive
+ * lazily from Python, and file downloads. Python prepends this file to each view's module, so a
+ * view is one ES module (what anywidget's `_esm`, the HTML export and the app load).
+ */
+
+/** Paul Tol's "muted" scheme followed by three Okabe–Ito colours: colour-blind-safe, 12 distinct. */
+export const PALETTE = [
+  "#CC6677", "#332288", "#DDCC77", "#117733", "#88CCEE", "#882255",
+  "#44AA99", "#999933", "#AA4499", "#E69F00", "#0072B2", "#D55E00",
+];
+/** Weights travel as bytes: decoded weight = byte / SCALE. */
+export const SCALE = 255;
+
+/** @param {number} head */
+export function headColour(head) {
+  return PALETTE[head % PALETTE.length];
+}
+
+/**
+ * Bytes as a Uint8Array, whatever form they arrived in (widget buffers arrive as DataView).
+ * @param {any} value
+ * @returns {Uint8Array}
+ */
+export function toBytes(value) {
+  if (value instanceof Uint8Array) return value;
+  if (value instanceof DataView) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  if (typeof value === "string") {
+    const text = atob(value);
+    const bytes = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+    return bytes;
+  }
+  throw new TypeError("attnscope: binary data must be bytes or a base64 string");
+}
+
+/**
+ * A new element with a class and, optionally, text (always as text, never parsed as HTML).
+ * @param {string} tag
+ * @param {string} className
+ * @param {string} [text]
+ */
+export function make(tag, className, text) {
+  const node = document.createElement(tag);
+  node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** A token as displayed: whitespace-only tokens become a visible "␣". @param {string} token */
+export function shown(token) {
+  return token.trim() === "" ? "␣" : token;
+}
+
+/** The payload header from the model (an object from the widget, or a JSON string). @param {any} model */
+export function readHeader(model) {
+  const raw = model.get("header");
+  return typeof raw === "string" ? JSON.parse(raw) : raw;
+}
+
+/** A short id unique in the page, for element ids and ARIA links. @param {string} prefix */
+export function uniqueId(prefix) {
+  return `${prefix}-${Math.random().toString(36).slice(2, 10)}`;
+}
+
+/**
+ * Layers of uint8 weights, per stack role, decoded once. The model's "layers" value holds
+ * `{ role: [layer or null, ...] }`; a missing layer is asked of Python with
+ * `model.send({ type: "attnscope-layers", role, indices })`, and arrives as a custom message with
+ * one buffer per index, after which `onArrive` is called (the widget sends only what is viewed).
+ * @param {any} model
+ * @param {() => void} onArrive
+ */
+export function layerStore(model, onArrive) {
+  /** @type {Map<string, Uint8Array>} */
+  const cache = new Map();
+  /** @type {Set<string>} */
+  const pending = new Set();
+  /** @param {any} msg @param {any[]} [buffers] */
+  const receive = (msg, buffers) => {
+    if (!msg || msg.type !== "attnscope-layers" || !buffers) return;
+    msg.indices.forEach((/** @type {number} */ index, /** @type {number} */ n) => {
+      const key = `${msg.role}:${index}`;
+      cache.set(key, toBytes(buffers[n]));
+      pending.delete(key);
+    });
+    onArrive();
+  };
+  model.on("msg:custom", receive);
+  return {
+    /**
+     * The layer's bytes, or null while it is on its way.
+     * @param {string} role @param {number} index
+     * @returns {Uint8Array | null}
+     */
+    get(role, index) {
+      const key = `${role}:${index}`;
+      const hit = cache.get(key);
+      if (hit) return hit;
+      const given = model.get("layers")?.[role]?.[index];
+      if (given) {
+        const bytes = toBytes(given);
+        cache.set(key, bytes);
+        return bytes;
+      }
+      if (!pending.has(key) && typeof model.send === "function") {
+        pending.add(key);
+        model.send({ type: "attnscope-layers", role, indices: [index] });
+      }
+      return null;
+    },
+    dispose() {
+      if (typeof model.off === "function") model.off("msg:custom", receive);
+    },
+  };
+}
+
+/**
+ * Save a blob as a file through a temporary link (works in notebooks and plain pages).
+ * @param {string} filename @param {Blob} blob
+ */
+export function download(filename, blob) {
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = filename;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+/** Escape text for SVG/XML. @param {string} text */
+export function xmlText(text) {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+}

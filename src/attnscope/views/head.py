@@ -1,0 +1,71 @@
+"""The head view (V1): one layer's attention as lines from query tokens to key tokens, a colour per head.
+
+``head_view`` takes a `Capture` or BertViz's arguments, so a BertViz notebook ports by changing its import.
+Only the selected layer crosses to the browser at first in a notebook; other layers follow on demand.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from ..capture.result import Capture
+from ..errors import InputError
+from .html import bundle, static_text
+from .payload import DEFAULT_THRESHOLD, payload_from_arrays, payload_from_capture
+from .widget import PayloadWidget
+
+
+class HeadView(PayloadWidget):
+    """The head view widget: traits ``stack``, ``layer``, ``heads``, ``filter`` and ``token`` follow the user."""
+
+    module = "head_view"
+    kind = "head view"
+    _esm = bundle("head_view")
+    _css = static_text("head_view.css")
+
+
+def head_view(
+    attention: Any = None,
+    tokens: Sequence[str] | None = None,
+    sentence_b_start: int | None = None,
+    prettify_tokens: bool = True,
+    layer: int | None = None,
+    heads: Sequence[int] | None = None,
+    encoder_attention: Any = None,
+    decoder_attention: Any = None,
+    cross_attention: Any = None,
+    encoder_tokens: Sequence[str] | None = None,
+    decoder_tokens: Sequence[str] | None = None,
+    include_layers: Sequence[int] | None = None,
+    html_action: str = "view",
+    *,
+    batch_index: int = 0,
+    threshold: float = DEFAULT_THRESHOLD,
+    stack: str | None = None,
+) -> HeadView:
+    """The head view (V1) of a `Capture` or of BertViz-style attention.
+
+    ``head_view(cap)`` shows every stack the capture holds; ``head_view(attention, tokens,
+    sentence_b_start)`` takes a tuple of per-layer ``(batch, heads, query, key)`` tensors or arrays as
+    ``model(..., output_attentions=True)`` returns them (``encoder_attention``/``decoder_attention``/
+    ``cross_attention`` with ``encoder_tokens``/``decoder_tokens`` for encoder-decoders). ``layer`` and
+    ``heads`` choose what is shown first; lines with weight <= ``threshold`` are not drawn.
+    Returns a `HeadView` widget: it displays in notebooks (a static copy where widgets do not run),
+    ``to_html()`` and ``save(path)`` export it, and its ``selection`` follows what the user picks.
+    ``html_action`` is accepted for BertViz compatibility ("view" or "return": both return the view).
+    """
+    if html_action not in ("view", "return"):
+        raise InputError(f"html_action must be 'view' or 'return', got {html_action!r}")
+    options = dict(layer=layer, heads=heads, include_layers=include_layers, threshold=threshold, stack=stack)
+    if isinstance(attention, Capture):
+        if tokens is not None or sentence_b_start is not None:
+            raise InputError("a Capture carries its own tokens and sentence_b_start: pass only the capture")
+        payload = payload_from_capture(attention, **options)
+    else:
+        payload = payload_from_arrays(
+            attention, tokens, sentence_b_start,
+            encoder_attention=encoder_attention, decoder_attention=decoder_attention,
+            cross_attention=cross_attention, encoder_tokens=encoder_tokens, decoder_tokens=decoder_tokens,
+            batch_index=batch_index, prettify_tokens=prettify_tokens, **options,
+        )
+    return HeadView(payload)

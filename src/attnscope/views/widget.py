@@ -1,0 +1,153 @@
+"""The notebook widget each view is: anywidget's ES module + synced traits, a static-HTML fallback, HTML export.
+
+Every view (head, model, neuron) is an `AttentionWidget` subclass. In JupyterLab, Notebook 7, VS Code
+and Colab it displays as a widget whose traits (layer, heads, token, ...) follow what the user
+selects, so Python can read the selection back (V8). Its display bundle also carries a static HTML
+copy of the view, which front ends without a widget manager (nbviewer, GitHub, exported notebooks)
+show instead. `to_html` and `save` write the same view as one self-contained file.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import anywidget
+import traitlets
+
+from ..errors import InputError
+from .html import page, view_fragment, write_atomically
+from .payload import Payload
+
+LAYER_MESSAGE = "attnscope-layers"
+"""The custom message a view sends to ask for layers, and the reply's type (with one buffer per layer)."""
+
+
+class AttentionWidget(anywidget.AnyWidget):
+    """Base of every view: ``header`` is the view's JSON description; subclasses set ``module``, ``_esm``, ``_css``."""
+
+    module: ClassVar[str] = ""
+    kind: ClassVar[str] = "view"
+    header = traitlets.Dict().tag(sync=True)
+
+    def __init__(self, *, static_fallback: bool = True, **kwargs: Any) -> None:
+        self.static_fallback = static_fallback
+        super().__init__(**kwargs)
+
+    def html_state(self) -> dict[str, Any]:
+        """The values the module reads with ``model.get`` in a page without a kernel (binary as base64)."""
+        raise NotImplementedError
+
+    def fragment(self) -> str:
+        """The view, in its current selection, as an HTML fragment to place in a larger page."""
+        return view_fragment(self.module, self.html_state())
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle
+        if self.static_fallback:
+            data = {**data, "text/html": self.fragment()}
+        return data, metadata
+
+    def title(self) -> str:
+        model = self.header.get("model")
+        return f"attnscope {self.kind}: {model}" if model else f"attnscope {self.kind}"
+
+    def to_html(self) -> str:
+        """A complete, self-contained HTML document (no network needed to display it)."""
+        return page([self.fragment()], title=html.escape(self.title()))
+
+    @property
+    def data(self) -> str:
+        """The complete HTML document, as ``.data`` of what BertViz returns with ``html_action="return"``."""
+        return self.to_html()
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write `to_html` to ``path`` atomically (never a half-written file) and return the path."""
+        return write_atomically(path, self.to_html())
+
+
+class PayloadWidget(AttentionWidget):
+    """A view of a `Payload` (head and model views): uint8 layers as binary buffers, selection as traits.
+
+    ``layers`` holds ``{role: [bytes or None per layer]}``. With ``eager = False`` only the selected
+    layer is sent at first; the module asks for others when the user selects them.
+    """
+
+    eager: ClassVar[bool] = False
+    layers = traitlets.Dict().tag(sync=True)
+    stack = traitlets.Unicode().tag(sync=True)
+    layer = traitlets.Int(allow_none=True).tag(sync=True)
+    heads = traitlets.List(traitlets.Int()).tag(sync=True)
+    filter = traitlets.Unicode("all").tag(sync=True)
+    token = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
+    threshold = traitlets.Float().tag(sync=True)
+
+    def __init__(self, payload: Payload, **kwargs: Any) -> None:
+        self.payload = payload
+        selection = payload.selection
+        super().__init__(
+            header=payload.header(), layers=self._initial_layers(), stack=selection["stack"],
+            layer=selection["layer"], heads=list(selection["heads"]), threshold=payload.threshold, **kwargs,
+        )
+        self.on_msg(self._answer)
+
+    def _initial_layers(self) -> dict[str, list[bytes | None]]:
+        selection = self.payload.selection
+        chosen = (selection["stack"], self.payload.layer_labels[selection["stack"]].index(selection["layer"]))
+        return {
+            role: [
+                self.payload.layer_bytes(role, i) if self.eager or (role, i) == chosen else None
+                for i in range(weights.shape[0])
+            ]
+            for role, weights in self.payload.stacks.items()
+        }
+
+    def _answer(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        """Send the layers the module asked for; requests that name no real layer are ignored."""
+        if not isinstance(content, dict) or content.get("type") != LAYER_MESSAGE:
+            return
+        role, indices = content.get("role"), content.get("indices")
+        if role not in self.payload.stacks or not isinstance(indices, list):
+            return
+        count = self.payload.stacks[role].shape[0]
+        wanted = [i for i in indices if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < count]
+        if wanted:
+            self.send({"type": LAYER_MESSAGE, "role": role, "indices": wanted},
+                      buffers=[self.payload.layer_bytes(role, i) for i in wanted])
+
+    @traitlets.validate("stack")
+    def _valid_stack(self, proposal: dict[str, Any]) -> str:
+        value = proposal["value"]
+        if value not in self.payload.stacks:
+            raise InputError(f"stack {value!r} is not in this view: it has {', '.join(self.payload.stacks)}")
+        return value
+
+    @traitlets.validate("layer")
+    def _valid_layer(self, proposal: dict[str, Any]) -> int:
+        value, labels = proposal["value"], self.payload.layer_labels[self.stack or self.payload.selection["stack"]]
+        if value not in labels:
+            raise InputError(f"layer {value} is not in this view: it shows layers {labels}")
+        return value
+
+    @traitlets.validate("heads")
+    def _valid_heads(self, proposal: dict[str, Any]) -> list[int]:
+        count = self.payload.stacks[self.stack or self.payload.selection["stack"]].shape[1]
+        bad = [h for h in proposal["value"] if not 0 <= h < count]
+        if bad:
+            raise InputError(f"heads {bad} are out of range: this stack has heads 0-{count - 1}")
+        return sorted(set(proposal["value"]))
+
+    @property
+    def selection(self) -> dict[str, Any]:
+        """What the user has selected in the view: stack, layer, heads, sentence filter and token."""
+        return {"stack": self.stack, "layer": self.layer, "heads": list(self.heads), "filter": self.filter,
+                "token": dict(self.token) if self.token else None}
+
+    def html_state(self) -> dict[str, Any]:
+        return {"header": self.header, "layers": self.payload.layers_base64(), "stack": self.stack,
+                "layer": self.layer, "heads": list(self.heads), "filter": self.filter, "threshold": self.threshold}
