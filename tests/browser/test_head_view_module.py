@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+
 import numpy as np
 
 from attnscope.views import payload_from_arrays
@@ -11,22 +12,26 @@ from attnscope.views.html import bundle
 
 TOKENS = ["[CLS]", "the", "cat", "sat", "[SEP]"]
 
-# The test's own model object: anywidget's contract (get, set, on, off, save_changes), recording sets.
+# The test's own model object: anywidget's contract (get, set, on, off, save_changes, send), recording
+# sets and sent messages; binary layers arrive as DataView, as widget buffers do; null = not sent yet.
 MOUNT = """
 async ([source, header, layers]) => {
   const url = "data:text/javascript;base64," + source;
   const module = await import(url);
+  const view = (b64) => { const s = atob(b64); const u = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) u[i] = s.charCodeAt(i); return new DataView(u.buffer); };
   const values = { header, layers: Object.fromEntries(Object.entries(layers).map(([role, list]) =>
-    [role, list.map((b64) => { const s = atob(b64); const u = new Uint8Array(s.length);
-      for (let i = 0; i < s.length; i++) u[i] = s.charCodeAt(i); return new DataView(u.buffer); })])) };
+    [role, list.map((b64) => b64 === null ? null : view(b64))])) };
   const handlers = {};
-  window.sets = []; window.saves = 0;
+  window.sets = []; window.saves = 0; window.sent = [];
+  window.deliver = (msg, buffers) => (handlers["msg:custom"] || []).forEach((f) => f(msg, buffers.map(view)));
   window.model = {
     get: (k) => values[k],
     set: (k, v) => { values[k] = v; window.sets.push([k, v]); (handlers["change:" + k] || []).forEach((f) => f()); },
     on: (e, f) => { (handlers[e] = handlers[e] || []).push(f); },
     off: (e, f) => { handlers[e] = (handlers[e] || []).filter((g) => g !== f); },
     save_changes: () => { window.saves += 1; },
+    send: (msg) => { window.sent.push(msg); },
   };
   window.pySet = (k, v) => { values[k] = v; (handlers["change:" + k] || []).forEach((f) => f()); };
   const el = document.getElementById("host");
@@ -43,12 +48,15 @@ def weights() -> np.ndarray:
     return e / e.sum(-1, keepdims=True)  # (layers, batch, heads, query, key)
 
 
-def mount(page):
+def mount(page, lazy: bool = False):
     source = bundle("head_view").encode()
     payload = payload_from_arrays(list(weights()), TOKENS)
+    layers = payload.layers_base64()
+    if lazy:  # as the widget does: only the selected layer at first
+        layers = {role: [b if i == 0 else None for i, b in enumerate(items)] for role, items in layers.items()}
     page.page.set_content("<!DOCTYPE html><div id='host'></div>")
     assert page.page.evaluate(MOUNT, [base64.b64encode(source).decode(), json.dumps(payload.header()),
-                                      payload.layers_base64()]) is True
+                                      layers]) is True
     return page.page.locator("#host .attnscope-hv"), payload
 
 
@@ -70,7 +78,7 @@ def test_selection_is_written_back_to_the_model(page):
     page.page.click("#host .attnscope-hv-queries .attnscope-hv-token[data-index='2']")
     sets = dict((k, v) for k, v in page.page.evaluate("window.sets"))
     assert sets["layer"] == 1 and sets["heads"] == [1, 2]
-    assert sets["token"] == {"side": "query", "index": 2}
+    assert sets["token"] == {"side": "query", "index": 2, "unit": "token"}
     assert page.page.evaluate("window.saves") >= 3
     assert int(root.get_attribute("data-lines-drawn")) == int(
         (payload.decoded("encoder")[1][[1, 2]][:, 2] > 0.01).sum())
@@ -84,4 +92,21 @@ def test_changes_from_python_redraw_and_cleanup_detaches(page):
     page.page.evaluate("window.cleanup()")
     assert page.page.locator("#host .attnscope-hv").count() == 0
     page.page.evaluate("window.pySet('layer', 0)")  # no listener left to throw on a removed view
+    assert page.errors == []
+
+
+def test_layers_missing_from_the_model_are_asked_for_and_drawn_on_arrival(page):
+    root, payload = mount(page, lazy=True)
+    assert int(root.get_attribute("data-lines-drawn")) == count(payload, 0, range(3))
+    page.page.select_option("#host .attnscope-hv-layer", "1")
+    assert root.get_attribute("data-loading") == "true"
+    assert int(root.get_attribute("data-lines-drawn")) == 0
+    assert page.page.evaluate("window.sent") == [{"type": "attnscope-layers", "role": "encoder", "indices": [1]}]
+    page.page.select_option("#host .attnscope-hv-layer", "0")
+    page.page.select_option("#host .attnscope-hv-layer", "1")
+    assert len(page.page.evaluate("window.sent")) == 1  # asked once, not again while on its way
+    layer = payload.layers_base64()["encoder"][1]
+    page.page.evaluate("([b]) => window.deliver({type: 'attnscope-layers', role: 'encoder', indices: [1]}, [b])", [layer])
+    assert root.get_attribute("data-loading") == "false"
+    assert int(root.get_attribute("data-lines-drawn")) == count(payload, 1, range(3))
     assert page.errors == []

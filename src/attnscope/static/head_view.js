@@ -4,54 +4,161 @@
  * (head, query, key) whose opacity is the attention weight, a colour per head.
  *
  * Python prepends common.js (palette, byte decoding, DOM helpers, lazy layers) to make one ES module,
- * loaded by the anywidget widget, the HTML export and the app alike. `render({ model, el })` reads from `model`:
- *   - "header": the payload header (object or JSON string) built by attnscope/views/payload.py
- *   - "layers": { role: [layer, ...] }, each layer the uint8 weights (heads, query, key) row-major,
- *     as a Uint8Array, DataView, ArrayBuffer or base64 string; decoded weight = byte / 255
- * and writes the selection back with model.set(...) + model.save_changes():
- *   "stack", "layer" (the model's layer number), "heads" (visible heads), "filter", "token".
- * The root element exposes what is drawn: data-lines-drawn, data-stack, data-layer, data-heads,
- * data-filter, data-token.
+ * loaded by the anywidget widget, the HTML export and the app alike. `render({ model, el })` reads:
+ *   - "header": the payload header built by attnscope/views/payload.py (object or JSON string)
+ *   - "layers": { role: [layer or null, ...] }, each layer the uint8 weights (heads, query, key)
+ *     row-major; decoded weight = byte / 255. Missing layers are asked of Python (layerStore).
+ *   - optional initial state: "stack", "layer", "heads", "filter", "threshold", "hide_special",
+ *     "merge_subwords", "rows", "columns" (token positions to keep, null for all)
+ * and writes the selection back with model.set(...) + model.save_changes() ("token" included).
+ *
+ * Long inputs: the lines of a layer are listed once (those above the threshold), and only the band
+ * of the view that is on screen is painted (software rasterisers pay per covered pixel), repainted
+ * on scroll. The root exposes what is drawn: data-lines (lines in the current selection),
+ * data-lines-drawn (painted in the visible band), data-stack, data-layer, data-heads, data-filter,
+ * data-token, data-units ("tokens" or "words").
  */
 
 const CANVAS_WIDTH = 220;
-const TOOLTIP_TOP = 8;
+const FULL_DRAW_LIMIT = 2000; // px: views up to this height are painted whole, taller ones by band
 const FILTERS = [["all", "All"], ["AA", "A→A"], ["BB", "B→B"], ["AB", "A→B"], ["BA", "B→A"]];
 
-let viewCounter = 0;
+/**
+ * One side's units: tokens, or words made of tokens (special tokens stay units of their own).
+ * @param {any} seq a header sequence
+ * @param {boolean} merge
+ * @returns {{label: string, special: boolean, tokens: number[]}[]}
+ */
+function unitsOf(seq, merge) {
+  if (!merge || !seq.words || seq.words.length === 0) {
+    return seq.tokens.map((/** @type {string} */ t, /** @type {number} */ i) => ({ label: t, special: seq.special[i], tokens: [i] }));
+  }
+  /** @type {{label: string, special: boolean, tokens: number[]}[]} */
+  const units = [];
+  /** @type {Map<number, number>} */
+  const ofWord = new Map();
+  seq.tokens.forEach((/** @type {string} */ t, /** @type {number} */ i) => {
+    const word = seq.words[i];
+    if (word === null || word === undefined) { units.push({ label: t, special: seq.special[i], tokens: [i] }); return; }
+    const at = ofWord.get(word);
+    if (at === undefined) { ofWord.set(word, units.length); units.push({ label: seq.word_labels[word], special: false, tokens: [i] }); }
+    else units[at].tokens.push(i);
+  });
+  return units;
+}
+
+/**
+ * A layer's weights over units, and the lines above the threshold per head.
+ * Words merge as Clark et al. (2019) did: attention to a word is the sum over its tokens, attention
+ * from a word the mean over its tokens.
+ * @param {Uint8Array} bytes (heads, query, key)
+ * @param {{heads: number, query: number, key: number}} shape
+ * @param {any[]} qUnits @param {any[]} kUnits @param {boolean} merged @param {number} threshold
+ */
+function layerData(bytes, shape, qUnits, kUnits, merged, threshold) {
+  const { heads, query, key } = shape;
+  const nq = qUnits.length, nk = kUnits.length;
+  /** @type {(h: number, a: number, b: number) => number} */
+  let weight = (h, a, b) => bytes[(h * query + a) * key + b] / SCALE;
+  if (merged) {
+    const values = new Float64Array(heads * nq * nk);
+    const keyUnit = new Int32Array(key);
+    kUnits.forEach((u, b) => { for (const j of u.tokens) keyUnit[j] = b; });
+    for (let h = 0; h < heads; h++) {
+      qUnits.forEach((u, a) => {
+        const row = (h * nq + a) * nk;
+        for (const i of u.tokens) {
+          const base = (h * query + i) * key;
+          for (let j = 0; j < key; j++) values[row + keyUnit[j]] += bytes[base + j] / SCALE / u.tokens.length;
+        }
+      });
+    }
+    weight = (h, a, b) => values[(h * nq + a) * nk + b];
+  }
+  const lines = [];
+  let minByte = 0; // the smallest byte whose weight is above the threshold
+  while (minByte <= SCALE && minByte / SCALE <= threshold) minByte++;
+  for (let h = 0; h < heads; h++) {
+    const qs = [], ks = [], ws = [];
+    for (let a = 0; a < nq; a++) {
+      if (merged) {
+        for (let b = 0; b < nk; b++) {
+          const w = weight(h, a, b);
+          if (w > threshold) { qs.push(a); ks.push(b); ws.push(w); }
+        }
+        continue;
+      }
+      const base = (h * query + a) * key;
+      for (let b = 0; b < key; b++) {
+        const byte = bytes[base + b];
+        if (byte >= minByte) { qs.push(a); ks.push(b); ws.push(byte / SCALE); }
+      }
+    }
+    lines.push({ q: Int32Array.from(qs), k: Int32Array.from(ks), w: Float32Array.from(ws) });
+  }
+  return { weight, lines };
+}
+
+/** "0-5, 9" as a sorted list of positions below `limit`; throws with a message on bad text. @param {string} text @param {number} limit */
+function parsePositions(text, limit) {
+  const out = new Set();
+  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const match = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(part);
+    if (!match) throw new Error(`“${part}” is not a position or a range like 3-7`);
+    const lo = Number(match[1]), hi = Number(match[2] ?? match[1]);
+    if (hi < lo || hi >= limit) throw new Error(`${part} is out of range: positions are 0-${limit - 1}`);
+    for (let i = lo; i <= hi; i++) out.add(i);
+  }
+  return out.size ? [...out].sort((a, b) => a - b) : null;
+}
 
 /**
  * @param {{ model: any, el: HTMLElement }} args
  * @returns {() => void} cleanup
  */
 export function render({ model, el }) {
-  const rawHeader = model.get("header");
-  const header = typeof rawHeader === "string" ? JSON.parse(rawHeader) : rawHeader;
+  const header = readHeader(model);
   const stacks = Object.fromEntries(header.stacks.map((/** @type {any} */ s) => [s.role, s]));
-  /** @type {Map<string, Uint8Array>} */
-  const decoded = new Map();
-
   const initial = header.selection;
   const state = {
-    stack: /** @type {string} */ (model.get("stack") ?? initial.stack),
+    stack: /** @type {string} */ (model.get("stack") || initial.stack),
     layer: /** @type {number} */ (model.get("layer") ?? initial.layer),
     heads: new Set(/** @type {number[]} */ (model.get("heads") ?? initial.heads)),
-    filter: /** @type {string} */ (model.get("filter") ?? "all"),
+    filter: /** @type {string} */ (model.get("filter") || "all"),
     threshold: /** @type {number} */ (model.get("threshold") ?? header.threshold),
+    hideSpecial: Boolean(model.get("hide_special")),
+    merge: Boolean(model.get("merge_subwords")),
+    /** @type {number[] | null} */ rows: model.get("rows") ?? null,
+    /** @type {number[] | null} */ columns: model.get("columns") ?? null,
     /** @type {{side: string, index: number} | null} */ hover: null,
     /** @type {{side: string, index: number} | null} */ pinned: null,
   };
+  /** @type {Map<string, any>} */
+  const cache = new Map();
+  const store = layerStore(model, () => update(false));
 
   const root = make("div", "attnscope-hv");
-  root.id = `attnscope-hv-${++viewCounter}-${Math.random().toString(36).slice(2, 8)}`;
+  root.id = uniqueId("attnscope-hv");
   root.dataset.view = "head";
   const controls = make("div", "attnscope-hv-controls");
   const stackSelect = /** @type {HTMLSelectElement} */ (make("select", "attnscope-hv-stack"));
   const layerSelect = /** @type {HTMLSelectElement} */ (make("select", "attnscope-hv-layer"));
   const filterSelect = /** @type {HTMLSelectElement} */ (make("select", "attnscope-hv-filter"));
+  const threshold = /** @type {HTMLInputElement} */ (make("input", "attnscope-hv-threshold"));
+  Object.assign(threshold, { type: "number", min: "0", max: "0.99", step: "0.01", value: String(state.threshold) });
+  const hideSpecial = checkbox("attnscope-hv-hide-special", state.hideSpecial);
+  const merge = checkbox("attnscope-hv-merge", state.merge);
+  const rowsInput = textbox("attnscope-hv-rows", state.rows);
+  const columnsInput = textbox("attnscope-hv-columns", state.columns);
+  const png = make("button", "attnscope-hv-png", "PNG");
+  const svg = make("button", "attnscope-hv-svg", "SVG");
+  const status = make("span", "attnscope-hv-status");
+  status.setAttribute("role", "status");
   const stackLabel = labelled("Attention", stackSelect);
   const filterLabel = labelled("Sentences", filterSelect);
-  controls.append(stackLabel, labelled("Layer", layerSelect), filterLabel);
+  controls.append(stackLabel, labelled("Layer", layerSelect), filterLabel, labelled("Threshold", threshold),
+    labelled("Hide special tokens", hideSpecial), labelled("Words", merge), labelled("Queries", rowsInput),
+    labelled("Keys", columnsInput), png, svg, status);
   for (const s of header.stacks) stackSelect.append(new Option(s.role, s.role));
   for (const [value, text] of FILTERS) filterSelect.append(new Option(text, value));
   stackLabel.hidden = header.stacks.length < 2;
@@ -60,9 +167,11 @@ export function render({ model, el }) {
   const body = make("div", "attnscope-hv-body");
   const queryCol = make("div", "attnscope-hv-col attnscope-hv-queries");
   const keyCol = make("div", "attnscope-hv-col attnscope-hv-keys");
+  const linesBox = make("div", "attnscope-hv-lines");
   const canvas = document.createElement("canvas");
   canvas.className = "attnscope-hv-canvas";
-  body.append(queryCol, canvas, keyCol);
+  linesBox.append(canvas);
+  body.append(queryCol, linesBox, keyCol);
   const tooltip = make("div", "attnscope-hv-tooltip");
   tooltip.setAttribute("role", "tooltip");
   tooltip.hidden = true;
@@ -75,40 +184,147 @@ export function render({ model, el }) {
     label.append(control);
     return label;
   }
-
-  function stack() {
-    return stacks[state.stack];
+  /** @param {string} className @param {boolean} on */
+  function checkbox(className, on) {
+    const box = /** @type {HTMLInputElement} */ (make("input", className));
+    box.type = "checkbox";
+    box.checked = on;
+    return box;
+  }
+  /** @param {string} className @param {number[] | null} positions */
+  function textbox(className, positions) {
+    const box = /** @type {HTMLInputElement} */ (make("input", className));
+    Object.assign(box, { type: "text", placeholder: "all", size: 8, value: positions ? positions.join(",") : "" });
+    return box;
   }
 
-  function layerIndex() {
-    return stack().layer_labels.indexOf(state.layer);
+  const stack = () => stacks[state.stack];
+  const layerIndex = () => stack().layer_labels.indexOf(state.layer);
+  const querySeq = () => header.sequences[stack().query_tokens];
+  const keySeq = () => header.sequences[stack().key_tokens];
+
+  /** Units on each side, which of them are shown, and each unit's row (-1 when hidden). */
+  let layout = makeLayout();
+  function makeLayout() {
+    const q = unitsOf(querySeq(), state.merge), k = unitsOf(keySeq(), state.merge);
+    /** @param {any[]} units @param {number[] | null} chosen */
+    const rowsOf = (units, chosen) => {
+      const keep = chosen ? new Set(chosen) : null;
+      const row = new Int32Array(units.length).fill(-1);
+      const shownUnits = [];
+      units.forEach((u, n) => {
+        if (state.hideSpecial && u.special) return;
+        if (keep && !u.tokens.some((/** @type {number} */ t) => keep.has(t))) return;
+        row[n] = shownUnits.length;
+        shownUnits.push(n);
+      });
+      return { row, shown: shownUnits };
+    };
+    return { q, k, qRows: rowsOf(q, state.rows), kRows: rowsOf(k, state.columns) };
   }
 
-  /** The current layer's bytes (heads, query, key), decoded once per layer. */
-  function weights() {
-    const key = `${state.stack}:${state.layer}`;
-    let bytes = decoded.get(key);
-    if (!bytes) {
-      bytes = toBytes(model.get("layers")[state.stack][layerIndex()]);
-      decoded.set(key, bytes);
-    }
-    return bytes;
+  /** The current layer over units with its line lists, or null while the layer is on its way. */
+  function data() {
+    const key = `${state.stack}:${state.layer}:${state.merge}:${state.threshold}`;
+    if (cache.has(key)) return cache.get(key);
+    const bytes = store.get(state.stack, layerIndex());
+    if (!bytes) return null;
+    const made = layerData(bytes, stack(), layout.q, layout.k, state.merge, state.threshold);
+    if (cache.size >= 4) cache.delete(/** @type {string} */ (cache.keys().next().value));
+    cache.set(key, made);
+    return made;
   }
 
-  /** The sentence-B start when queries and keys are the same sequence of a sentence pair. */
-  function pairStart() {
+  /** Segment ("A" or "B") of a unit on a side, when queries and keys are one sentence pair. */
+  function segmentTest() {
     const s = stack();
-    if (s.query_tokens !== s.key_tokens) return null;
-    return header.sequences[s.query_tokens].sentence_b_start ?? null;
+    const b = s.query_tokens === s.key_tokens ? querySeq().sentence_b_start ?? null : null;
+    if (b === null) return null;
+    return (/** @type {any} */ unit) => (unit.tokens[0] >= b ? "B" : "A");
+  }
+
+  function rowHeight() {
+    const rows = Math.max(layout.qRows.shown.length, layout.kRows.shown.length, 1);
+    return Math.max(4, Math.min(20, Math.floor(30000 / rows)));
+  }
+
+  /** Calls `paint(h, qRow, kRow, weight)` for every line of the selection; returns how many there are. */
+  function eachLine(/** @type {(h: number, qr: number, kr: number, w: number) => void} */ paint) {
+    const d = data();
+    if (!d) return 0;
+    const seg = segmentTest();
+    const f = state.filter;
+    const qOk = layout.q.map((u) => f === "all" || !seg || seg(u) === f[0]);
+    const kOk = layout.k.map((u) => f === "all" || !seg || seg(u) === f[1]);
+    const active = state.hover ?? state.pinned;
+    let count = 0;
+    for (const h of [...state.heads].sort((a, b) => a - b)) {
+      const { q, k, w } = d.lines[h];
+      for (let n = 0; n < q.length; n++) {
+        const a = q[n], b = k[n];
+        const qr = layout.qRows.row[a], kr = layout.kRows.row[b];
+        if (qr < 0 || kr < 0 || !qOk[a] || !kOk[b]) continue;
+        if (active && (active.side === "query" ? active.index !== a : active.index !== b)) continue;
+        count++;
+        paint(h, qr, kr, w[n]);
+      }
+    }
+    return count;
+  }
+
+  /** The vertical band to paint: everything for short views, else what is on screen with a margin. */
+  function band(height) {
+    if (height <= FULL_DRAW_LIMIT) return { top: 0, bottom: height };
+    const rect = linesBox.getBoundingClientRect();
+    const view = window.innerHeight || 800;
+    const top = Math.max(0, Math.min(height, -rect.top - view / 4));
+    const bottom = Math.max(top, Math.min(height, view - rect.top + view / 4));
+    return { top, bottom };
+  }
+
+  let painted = { top: 0, bottom: 0, height: 0 };
+  function draw() {
+    const row = rowHeight();
+    root.style.setProperty("--attnscope-row", `${row}px`);
+    const height = Math.max(layout.qRows.shown.length, layout.kRows.shown.length) * row;
+    linesBox.style.height = `${height}px`;
+    const { top, bottom } = band(height);
+    painted = { top, bottom, height };
+    const ratio = window.devicePixelRatio || 1;
+    canvas.width = CANVAS_WIDTH * ratio;
+    canvas.height = Math.max(1, Math.ceil((bottom - top) * ratio));
+    canvas.style.width = `${CANVAS_WIDTH}px`;
+    canvas.style.height = `${bottom - top}px`;
+    canvas.style.top = `${top}px`;
+    const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
+    ctx.setTransform(ratio, 0, 0, ratio, 0, -top * ratio);
+    ctx.lineWidth = row >= 12 ? 2 : 1;
+    let drawn = 0, colour = -1;
+    // One stroke per line: software rasterisers handle many short paths better than one huge path.
+    const total = eachLine((h, qr, kr, w) => {
+      const y0 = (qr + 0.5) * row, y1 = (kr + 0.5) * row;
+      if (Math.max(y0, y1) < top || Math.min(y0, y1) > bottom) return;
+      if (h !== colour) { ctx.strokeStyle = headColour(h); colour = h; }
+      ctx.globalAlpha = Math.min(1, w);
+      ctx.beginPath();
+      ctx.moveTo(0, y0);
+      ctx.lineTo(CANVAS_WIDTH, y1);
+      ctx.stroke();
+      drawn++;
+    });
+    ctx.globalAlpha = 1;
+    return { total, drawn };
   }
 
   function save() {
-    model.set("stack", state.stack);
-    model.set("layer", state.layer);
-    model.set("heads", [...state.heads].sort((a, b) => a - b));
-    model.set("filter", state.filter);
     const token = state.pinned ?? state.hover;
-    model.set("token", token ? { ...token } : null);
+    const values = {
+      stack: state.stack, layer: state.layer, heads: [...state.heads].sort((a, b) => a - b), filter: state.filter,
+      threshold: state.threshold, hide_special: state.hideSpecial, merge_subwords: state.merge,
+      rows: state.rows, columns: state.columns,
+      token: token ? { ...token, unit: state.merge ? "word" : "token" } : null,
+    };
+    for (const [name, value] of Object.entries(values)) model.set(name, value);
     model.save_changes();
   }
 
@@ -117,11 +333,11 @@ export function render({ model, el }) {
     if (!s.layer_labels.includes(state.layer)) state.layer = s.layer_labels[0];
     state.heads = new Set([...state.heads].filter((h) => h < s.heads));
     if (state.heads.size === 0) for (let h = 0; h < s.heads; h++) state.heads.add(h);
-    if (pairStart() === null) state.filter = "all";
+    if (segmentTest() === null) state.filter = "all";
     stackSelect.value = state.stack;
     layerSelect.replaceChildren(...s.layer_labels.map((/** @type {number} */ l) => new Option(String(l), String(l))));
     layerSelect.value = String(state.layer);
-    filterLabel.hidden = pairStart() === null;
+    filterLabel.hidden = segmentTest() === null;
     filterSelect.value = state.filter;
     headBar.replaceChildren();
     for (let h = 0; h < s.heads; h++) {
@@ -135,107 +351,52 @@ export function render({ model, el }) {
         else state.heads.add(h);
         update();
       });
-      button.addEventListener("dblclick", () => {
-        state.heads = new Set([h]);
-        update();
-      });
+      button.addEventListener("dblclick", () => { state.heads = new Set([h]); update(); });
       headBar.append(button);
     }
-    queryCol.replaceChildren(...tokenNodes(s.query_tokens, "query"));
-    keyCol.replaceChildren(...tokenNodes(s.key_tokens, "key"));
+    relayout();
+  }
+
+  /** Rebuild the token columns after a change of stack, units, hidden tokens or chosen rows. */
+  function relayout() {
+    layout = makeLayout();
+    cache.clear();
+    queryCol.replaceChildren(...tokenNodes(layout.q, layout.qRows.shown, "query"));
+    keyCol.replaceChildren(...tokenNodes(layout.k, layout.kRows.shown, "key"));
     state.hover = null;
     state.pinned = null;
   }
 
-  /** @param {string} sequence @param {string} side */
-  function tokenNodes(sequence, side) {
-    const seq = header.sequences[sequence];
-    return seq.tokens.map((/** @type {string} */ token, /** @type {number} */ i) => {
-      const node = make("div", "attnscope-hv-token", shown(token));
+  /** @param {any[]} units @param {number[]} shownUnits @param {string} side */
+  function tokenNodes(units, shownUnits, side) {
+    return shownUnits.map((n) => {
+      const node = make("div", "attnscope-hv-token", shown(units[n].label));
       node.dataset.side = side;
-      node.dataset.index = String(i);
-      if (seq.special[i]) node.classList.add("attnscope-hv-special");
-      node.addEventListener("mouseenter", () => { state.hover = { side, index: i }; update(false); });
-      node.addEventListener("mouseleave", () => { state.hover = null; update(false); });
-      node.addEventListener("click", () => {
-        const same = state.pinned && state.pinned.side === side && state.pinned.index === i;
-        state.pinned = same ? null : { side, index: i };
+      node.dataset.index = String(n);
+      node.tabIndex = 0;
+      if (units[n].special) node.classList.add("attnscope-hv-special");
+      const pin = () => {
+        const same = state.pinned && state.pinned.side === side && state.pinned.index === n;
+        state.pinned = same ? null : { side, index: n };
         update();
-      });
+      };
+      node.addEventListener("mouseenter", () => { state.hover = { side, index: n }; update(false); });
+      node.addEventListener("mouseleave", () => { state.hover = null; update(false); });
+      node.addEventListener("click", pin);
+      node.addEventListener("keydown", (event) => { if (event.key === "Enter" || event.key === " ") { event.preventDefault(); pin(); } });
       return node;
     });
   }
 
-  /** Which query and key positions the sentence filter keeps. */
-  function kept() {
-    const s = stack();
-    const b = pairStart();
-    const seg = (/** @type {number} */ i) => (b !== null && i >= b ? "B" : "A");
-    const f = state.filter;
-    const qOk = (/** @type {number} */ i) => f === "all" || seg(i) === f[0];
-    const kOk = (/** @type {number} */ j) => f === "all" || seg(j) === f[1];
-    const active = state.hover ?? state.pinned;
-    const queries = [], keys = [];
-    for (let i = 0; i < s.query; i++) if (qOk(i) && (!active || active.side !== "query" || active.index === i)) queries.push(i);
-    for (let j = 0; j < s.key; j++) if (kOk(j) && (!active || active.side !== "key" || active.index === j)) keys.push(j);
-    return { queries, keys };
-  }
-
-  function draw() {
-    const s = stack();
-    const rows = Math.max(s.query, s.key);
-    const row = Math.max(4, Math.min(20, Math.floor(30000 / rows)));
-    root.style.setProperty("--attnscope-row", `${row}px`);
-    const ratio = window.devicePixelRatio || 1;
-    canvas.width = CANVAS_WIDTH * ratio;
-    canvas.height = rows * row * ratio;
-    canvas.style.width = `${CANVAS_WIDTH}px`;
-    canvas.style.height = `${rows * row}px`;
-    const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
-    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-    ctx.clearRect(0, 0, CANVAS_WIDTH, rows * row);
-    ctx.lineWidth = row >= 12 ? 2 : 1;
-    const w = weights();
-    const { queries, keys } = kept();
-    const heads = [...state.heads].sort((a, b) => a - b);
-    let count = 0;
-    // One stroke per line: software rasterisers (headless, no GPU) handle many short paths far
-    // better than a few paths with thousands of overlapping sub-paths.
-    for (const h of heads) {
-      ctx.strokeStyle = headColour(h);
-      let alpha = -1;
-      for (const i of queries) {
-        const base = (h * s.query + i) * s.key;
-        const y0 = (i + 0.5) * row;
-        for (const j of keys) {
-          const byte = w[base + j];
-          if (byte / SCALE <= state.threshold) continue;
-          if (byte !== alpha) { ctx.globalAlpha = byte / SCALE; alpha = byte; }
-          ctx.beginPath();
-          ctx.moveTo(0, y0);
-          ctx.lineTo(CANVAS_WIDTH, (j + 0.5) * row);
-          ctx.stroke();
-          count++;
-        }
-      }
-    }
-    ctx.globalAlpha = 1;
-    return count;
-  }
-
   function showTooltip() {
     const active = state.hover ?? state.pinned;
-    if (!active) {
-      tooltip.hidden = true;
-      return;
-    }
-    const s = stack();
-    const w = weights();
+    const d = data();
+    if (!active || !d) { tooltip.hidden = true; return; }
     const fromQuery = active.side === "query";
-    const own = header.sequences[fromQuery ? s.query_tokens : s.key_tokens].tokens;
-    const other = header.sequences[fromQuery ? s.key_tokens : s.query_tokens].tokens;
+    const own = fromQuery ? layout.q : layout.k, other = fromQuery ? layout.k : layout.q;
+    const otherRows = fromQuery ? layout.kRows : layout.qRows;
     tooltip.replaceChildren(make("div", "attnscope-hv-tip-title",
-      `${fromQuery ? "query" : "key"} ${active.index} “${shown(own[active.index])}”, layer ${state.layer}` +
+      `${fromQuery ? "query" : "key"} ${active.index} “${shown(own[active.index].label)}”, layer ${state.layer}` +
       (fromQuery ? ": weights on keys" : ": weights from queries")));
     for (const h of [...state.heads].sort((a, b) => a - b)) {
       const line = make("div", "attnscope-hv-tip-head");
@@ -244,44 +405,42 @@ export function render({ model, el }) {
       swatch.style.background = headColour(h);
       line.append(swatch, make("span", "attnscope-hv-tip-name", `head ${h}`));
       const entries = [];
-      const n = fromQuery ? s.key : s.query;
-      for (let o = 0; o < n; o++) {
-        const byte = fromQuery ? w[(h * s.query + active.index) * s.key + o] : w[(h * s.query + o) * s.key + active.index];
-        if (byte / SCALE > state.threshold) entries.push([o, byte]);
+      for (const o of otherRows.shown) {
+        const w = fromQuery ? d.weight(h, active.index, o) : d.weight(h, o, active.index);
+        if (w > state.threshold) entries.push([o, w]);
       }
       entries.sort((a, b) => b[1] - a[1]);
-      for (const [o, byte] of entries.slice(0, 8)) {
-        const value = (byte / SCALE).toFixed(3);
-        const item = make("span", "attnscope-hv-weight", `${shown(other[o])} ${value}`);
+      for (const [o, w] of entries.slice(0, 8)) {
+        const item = make("span", "attnscope-hv-weight", `${shown(other[o].label)} ${w.toFixed(3)}`);
         item.dataset.position = String(o);
-        item.dataset.weight = String(byte / SCALE);
+        item.dataset.weight = String(w);
         line.append(item);
       }
       if (entries.length > 8) line.append(make("span", "attnscope-hv-more", `+${entries.length - 8} more`));
       tooltip.append(line);
     }
     tooltip.hidden = false;
-    const node = (fromQuery ? queryCol : keyCol).children[active.index];
-    const top = node instanceof HTMLElement ? node.offsetTop : 0;
-    tooltip.style.top = `${top + body.offsetTop + TOOLTIP_TOP + 12}px`;
+    const rows = fromQuery ? layout.qRows : layout.kRows;
+    tooltip.style.top = `${body.offsetTop + rows.row[active.index] * rowHeight() + 20}px`;
   }
 
   function highlight() {
     const active = state.hover ?? state.pinned;
-    const s = stack();
-    for (const [col, side] of [[queryCol, "query"], [keyCol, "key"]]) {
-      const nodes = /** @type {HTMLCollectionOf<HTMLElement>} */ (/** @type {HTMLElement} */ (col).children);
-      for (let i = 0; i < nodes.length; i++) {
-        nodes[i].classList.toggle("attnscope-hv-active", !!active && active.side === side && active.index === i);
-        const future = !!active && s.causal && active.side === "query" && side === "key" && i > active.index;
-        nodes[i].classList.toggle("attnscope-hv-future", future);
+    const causal = stack().causal && !!active && active.side === "query";
+    const lastToken = causal && active ? Math.max(...layout.q[active.index].tokens) : -1;
+    for (const [col, side, units] of /** @type {[HTMLElement, string, any[]][]} */ ([[queryCol, "query", layout.q], [keyCol, "key", layout.k]])) {
+      for (const node of /** @type {HTMLCollectionOf<HTMLElement>} */ (col.children)) {
+        const n = Number(node.dataset.index);
+        node.classList.toggle("attnscope-hv-active", !!active && active.side === side && active.index === n);
+        node.classList.toggle("attnscope-hv-future", causal && side === "key" && units[n].tokens[0] > lastToken);
       }
     }
   }
 
   /** Redraw and expose the state; `write` sends the selection back to Python. */
   function update(write = true) {
-    const count = draw();
+    const loaded = data() !== null;
+    const { total, drawn } = draw();
     highlight();
     showTooltip();
     for (const button of headBar.querySelectorAll("button")) {
@@ -289,21 +448,101 @@ export function render({ model, el }) {
       button.classList.toggle("attnscope-hv-off", !on);
       button.setAttribute("aria-pressed", String(on));
     }
+    status.textContent = loaded ? "" : `loading layer ${state.layer}…`;
     const active = state.hover ?? state.pinned;
     Object.assign(root.dataset, {
-      linesDrawn: String(count),
-      stack: state.stack,
-      layer: String(state.layer),
-      heads: [...state.heads].sort((a, b) => a - b).join(","),
-      filter: state.filter,
-      token: active ? `${active.side}:${active.index}` : "",
+      lines: String(total), linesDrawn: String(drawn), stack: state.stack, layer: String(state.layer),
+      heads: [...state.heads].sort((a, b) => a - b).join(","), filter: state.filter,
+      token: active ? `${active.side}:${active.index}` : "", units: state.merge ? "words" : "tokens",
+      loading: String(!loaded),
     });
     if (write) save();
   }
 
+  /** What is on screen (the painted band) as an SVG document: token labels and lines. */
+  function toSVG() {
+    const row = rowHeight();
+    const { top, bottom } = painted;
+    const left = queryCol.offsetWidth, width = left + CANVAS_WIDTH + keyCol.offsetWidth;
+    const style = getComputedStyle(root);
+    const parts = [`<rect width="${width}" height="${bottom - top}" fill="${style.backgroundColor}"/>`];
+    /** @param {any[]} units @param {any} rows @param {number} x @param {string} anchor */
+    const labels = (units, rows, x, anchor) => rows.shown.forEach((/** @type {number} */ n, /** @type {number} */ r) => {
+      const y = (r + 0.5) * row - top;
+      if (y >= 0 && y <= bottom - top) parts.push(`<text x="${x}" y="${y}" text-anchor="${anchor}" dominant-baseline="middle">${xmlText(shown(units[n].label))}</text>`);
+    });
+    labels(layout.q, layout.qRows, left - 6, "end");
+    labels(layout.k, layout.kRows, left + CANVAS_WIDTH + 6, "start");
+    eachLine((h, qr, kr, w) => {
+      const y0 = (qr + 0.5) * row, y1 = (kr + 0.5) * row;
+      if (Math.max(y0, y1) < top || Math.min(y0, y1) > bottom) return;
+      parts.push(`<line x1="${left}" y1="${y0 - top}" x2="${left + CANVAS_WIDTH}" y2="${y1 - top}" stroke="${headColour(h)}" stroke-opacity="${Math.min(1, w).toFixed(3)}" stroke-width="${row >= 12 ? 2 : 1}"/>`);
+    });
+    return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${bottom - top}" font-family="sans-serif" font-size="${Math.min(13, row - 2)}" fill="${style.color}">${parts.join("")}</svg>`;
+  }
+
+  /** What is on screen as a PNG: the SVG above rasterised at the device's pixel ratio. */
+  function toPNG(/** @type {(blob: Blob) => void} */ done) {
+    const text = toSVG();
+    const image = new Image();
+    image.onload = () => {
+      const ratio = window.devicePixelRatio || 1;
+      const out = document.createElement("canvas");
+      out.width = Math.ceil(image.width * ratio);
+      out.height = Math.ceil(image.height * ratio);
+      const ctx = /** @type {CanvasRenderingContext2D} */ (out.getContext("2d"));
+      ctx.scale(ratio, ratio);
+      ctx.drawImage(image, 0, 0);
+      out.toBlob((blob) => { if (blob) done(blob); }, "image/png");
+    };
+    image.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(text);
+  }
+
+  const fileName = () => `attnscope-head-view-${state.stack}-layer${state.layer}`;
+  svg.addEventListener("click", () => download(`${fileName()}.svg`, new Blob([toSVG()], { type: "image/svg+xml" })));
+  png.addEventListener("click", () => toPNG((blob) => download(`${fileName()}.png`, blob)));
   stackSelect.addEventListener("change", () => { state.stack = stackSelect.value; buildStack(); update(); });
   layerSelect.addEventListener("change", () => { state.layer = Number(layerSelect.value); update(); });
   filterSelect.addEventListener("change", () => { state.filter = filterSelect.value; update(); });
+  threshold.addEventListener("change", () => {
+    const value = Number(threshold.value);
+    if (Number.isFinite(value) && value >= 0 && value < 1) { state.threshold = value; cache.clear(); update(); }
+    else threshold.value = String(state.threshold);
+  });
+  hideSpecial.addEventListener("change", () => { state.hideSpecial = hideSpecial.checked; relayout(); update(); });
+  merge.addEventListener("change", () => { state.merge = merge.checked; relayout(); update(); });
+  for (const [input, side] of /** @type {[HTMLInputElement, "rows" | "columns"][]} */ ([[rowsInput, "rows"], [columnsInput, "columns"]])) {
+    input.addEventListener("change", () => {
+      const limit = (side === "rows" ? querySeq() : keySeq()).tokens.length;
+      try {
+        state[side] = parsePositions(input.value, limit);
+        input.setCustomValidity("");
+        input.title = "";
+      } catch (error) {
+        input.setCustomValidity(String(/** @type {Error} */ (error).message));
+        input.title = String(/** @type {Error} */ (error).message);
+        return;
+      }
+      relayout();
+      update();
+    });
+  }
+
+  /** Tall views repaint their band when scrolling brings unpainted rows on screen. */
+  let pending = false;
+  const onScroll = () => {
+    if (pending || painted.height <= FULL_DRAW_LIMIT) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      const rect = linesBox.getBoundingClientRect();
+      const view = window.innerHeight || 800;
+      const visibleTop = Math.max(0, -rect.top), visibleBottom = Math.min(painted.height, view - rect.top);
+      if (visibleTop < painted.top || visibleBottom > painted.bottom) update(false);
+    });
+  };
+  document.addEventListener("scroll", onScroll, true);
+  window.addEventListener("resize", onScroll);
 
   /** Changes made from Python (the widget's traits) redraw the view. */
   const listeners = {
@@ -326,6 +565,9 @@ export function render({ model, el }) {
 
   return () => {
     if (typeof model.off === "function") for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);
+    document.removeEventListener("scroll", onScroll, true);
+    window.removeEventListener("resize", onScroll);
+    store.dispose();
     root.remove();
   };
 }

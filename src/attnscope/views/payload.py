@@ -14,12 +14,13 @@ raises `InputError` with what was wrong and what is allowed.
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..capture.inputs import END_OF_WORD, SPACE_MARKERS
+from ..capture.inputs import CONTINUATION, END_OF_WORD, SPACE_MARKERS, Tokens
 from ..capture.result import Capture
 from ..errors import InputError, check_range
 
@@ -35,14 +36,77 @@ _TOLERANCE = 1e-3  # weights may exceed 1 or dip below 0 by float rounding, not 
 
 @dataclass
 class TokenSequence:
-    """One token sequence a stack reads: display strings, special-token flags, sentence B start."""
+    """One token sequence a stack reads: display strings, special-token flags, sentence B start, words.
+
+    ``words`` gives each token's word number (``None`` for special tokens) and ``word_labels`` each
+    word's text, so a view can merge subword rows and columns into words.
+    """
 
     tokens: list[str]
     special: list[bool]
     sentence_b_start: int | None = None
+    words: list[int | None] = field(default_factory=list)
+    word_labels: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tokens": self.tokens, "special": self.special, "sentence_b_start": self.sentence_b_start}
+        return {"tokens": self.tokens, "special": self.special, "sentence_b_start": self.sentence_b_start,
+                "words": self.words, "word_labels": self.word_labels}
+
+
+_SPECIAL_FORM = re.compile(r"^(\[[A-Za-z_]+\]|<\|?[^<>\s|]+\|?>)$")  # [CLS], </s>, <pad>, <|endoftext|>
+
+
+def sequence_from_tokens(tokens: Tokens) -> TokenSequence:
+    """The view's sequence for captured `Tokens`: words from the tokenizer's word ids, labelled by their text."""
+    words: list[int | None] = []
+    spans: dict[int, list[int]] = {}
+    numbering: dict[tuple[int, int], int] = {}
+    for i, (word, special) in enumerate(zip(tokens.word_ids, tokens.special)):
+        if special or word is None:
+            words.append(None)
+            continue
+        number = numbering.setdefault((tokens.segments[i], word), len(numbering))
+        words.append(number)
+        spans.setdefault(number, []).append(i)
+    labels = []
+    for number in range(len(numbering)):
+        members = spans[number]
+        offsets = [tokens.offsets[i] for i in members]
+        text = tokens.texts[tokens.segments[members[0]]] if tokens.texts else ""
+        if text and all(offsets):
+            labels.append(text[min(o[0] for o in offsets):max(o[1] for o in offsets)].strip() or tokens.display[members[0]])
+        else:
+            labels.append("".join(tokens.display[i] for i in members))
+    return TokenSequence(list(tokens.display), list(tokens.special), tokens.sentence_b_start, words, labels)
+
+
+def sequence_from_strings(raw: Sequence[str], sentence_b_start: int | None, tidy: bool) -> TokenSequence:
+    """The view's sequence for BertViz-style token strings: specials by their form, words by subword markers.
+
+    A token continues the previous word when it starts with ``##`` (WordPiece), or, in a sequence
+    that marks word starts (``Ġ``, ``▁``), when it has no such marker; punctuation is a word of its own.
+    """
+    special = [bool(_SPECIAL_FORM.match(t)) for t in raw]
+    marks_starts = any(t.startswith(SPACE_MARKERS) for t in raw)
+    words: list[int | None] = []
+    labels: list[str] = []
+    joinable = False  # whether the previous token can take a continuation
+    for token, sp in zip(raw, special):
+        if sp:
+            words.append(None)
+            joinable = False
+            continue
+        piece = prettify(token).removeprefix(CONTINUATION) or token
+        punctuation = not any(c.isalnum() for c in piece)
+        continues = token.startswith(CONTINUATION) or (marks_starts and not token.startswith(SPACE_MARKERS))
+        if continues and joinable and not punctuation:
+            labels[-1] += piece
+        else:
+            labels.append(piece)
+        words.append(len(labels) - 1)
+        joinable = not punctuation
+    shown = [prettify(t) for t in raw] if tidy else list(raw)
+    return TokenSequence(shown, special, sentence_b_start, words, labels)
 
 
 @dataclass
@@ -286,10 +350,9 @@ def payload_from_capture(cap: Capture, **options: Any) -> Payload:
         raise InputError(f"expected a Capture, got {type(cap).__name__}")
     main = "decoder" if cap.kind == "decoder" else "encoder"
     toks = cap.tokens
-    sequences = {main: TokenSequence(list(toks.display), list(toks.special), toks.sentence_b_start)}
+    sequences = {main: sequence_from_tokens(toks)}
     if cap.decoder_tokens is not None and main == "encoder":
-        dec = cap.decoder_tokens
-        sequences["decoder"] = TokenSequence(list(dec.display), list(dec.special), None)
+        sequences["decoder"] = sequence_from_tokens(cap.decoder_tokens)
     stacks, stack_tokens = {}, {}
     for role in ROLES:
         if role in cap.stacks and cap.stacks[role].attentions is not None:
@@ -316,22 +379,20 @@ def payload_from_arrays(
     **options: Any,
 ) -> Payload:
     """A `Payload` from BertViz's arguments: ``attention`` + ``tokens``, or encoder/decoder/cross attention."""
-    tidy = prettify if prettify_tokens else (lambda t: t)
     if attention is not None:
         if any(a is not None for a in (encoder_attention, decoder_attention, cross_attention)):
             raise InputError("pass either attention (with tokens) or encoder/decoder/cross attention, not both")
         weights = stack_layers(attention, batch_index, "attention")
-        words = [tidy(t) for t in _check_tokens(tokens, "tokens")]
+        seq = sequence_from_strings(_check_tokens(tokens, "tokens"), sentence_b_start, prettify_tokens)
         role = "decoder" if _is_causal(weights) else "encoder"
-        seq = TokenSequence(words, [False] * len(words), sentence_b_start)
         return build_payload({role: weights}, {role: seq}, {role: (role, role)}, **options)
     stacks, sequences, stack_tokens = {}, {}, {}
     if encoder_attention is not None or cross_attention is not None:
-        enc = [tidy(t) for t in _check_tokens(encoder_tokens, "encoder_tokens")]
-        sequences["encoder"] = TokenSequence(enc, [False] * len(enc), sentence_b_start)
+        sequences["encoder"] = sequence_from_strings(
+            _check_tokens(encoder_tokens, "encoder_tokens"), sentence_b_start, prettify_tokens)
     if decoder_attention is not None or cross_attention is not None:
-        dec = [tidy(t) for t in _check_tokens(decoder_tokens, "decoder_tokens")]
-        sequences["decoder"] = TokenSequence(dec, [False] * len(dec), None)
+        sequences["decoder"] = sequence_from_strings(
+            _check_tokens(decoder_tokens, "decoder_tokens"), None, prettify_tokens)
     for role, given in (("encoder", encoder_attention), ("decoder", decoder_attention), ("cross", cross_attention)):
         if given is not None:
             stacks[role] = stack_layers(given, batch_index, f"{role}_attention")

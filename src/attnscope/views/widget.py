@@ -86,6 +86,10 @@ class PayloadWidget(AttentionWidget):
     filter = traitlets.Unicode("all").tag(sync=True)
     token = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
     threshold = traitlets.Float().tag(sync=True)
+    hide_special = traitlets.Bool(False).tag(sync=True)
+    merge_subwords = traitlets.Bool(False).tag(sync=True)
+    rows = traitlets.List(traitlets.Int(), allow_none=True, default_value=None).tag(sync=True)
+    columns = traitlets.List(traitlets.Int(), allow_none=True, default_value=None).tag(sync=True)
 
     def __init__(self, payload: Payload, **kwargs: Any) -> None:
         self.payload = payload
@@ -146,8 +150,10 @@ class PayloadWidget(AttentionWidget):
     def selection(self) -> dict[str, Any]:
         """What the user has selected in the view: stack, layer, heads, sentence filter and token."""
         return {"stack": self.stack, "layer": self.layer, "heads": list(self.heads), "filter": self.filter,
-                "token": dict(self.token) if self.token else None}
+                "token": dict(self.token) if self.token else None, "merge_subwords": self.merge_subwords,
+                "hide_special": self.hide_special}
 
     def html_state(self) -> dict[str, Any]:
-        return {"header": self.header, "layers": self.payload.layers_base64(), "stack": self.stack,
-                "layer": self.layer, "heads": list(self.heads), "filter": self.filter, "threshold": self.threshold}
+        names = ("stack", "layer", "heads", "filter", "threshold", "hide_special", "merge_subwords", "rows", "columns")
+        return {"header": self.header, "layers": self.payload.layers_base64(),
+                **{name: getattr(self, name) for name in names}}
