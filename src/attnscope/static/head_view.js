@@ -422,6 +422,7 @@ export function render({ model, el }) {
     tooltip.hidden = false;
     const rows = fromQuery ? layout.qRows : layout.kRows;
     tooltip.style.top = `${body.offsetTop + rows.row[active.index] * rowHeight() + 20}px`;
+    tooltip.style.left = `${body.offsetLeft + keyCol.offsetLeft + keyCol.offsetWidth + 12}px`;
   }
 
   function highlight() {
