@@ -43,7 +43,7 @@ def test_capture_payload_holds_uint8_layers_in_base64(default_model):
     assert header["sequences"]["encoder"]["tokens"] == cap.tokens.display
     assert header["sequences"]["encoder"]["special"] == cap.tokens.special
     assert header["stacks"][0]["causal"] is False
-    assert header["encoding"] == {"dtype": "uint8", "scale": 255, "layout": "(heads, query, key) row-major"}
+    assert header["encoding"] == {"dtype": "uint8", "scale": 255, "layout": "(heads, query, key) row-major", "sparse": False}
     # The header carries no weights: it stays small whatever the layer count.
     assert len(json.dumps(header)) < 2000
 
@@ -160,3 +160,23 @@ def test_html_export_is_self_contained_and_escapes_tokens(tmp_path):
     assert saved.startswith("<!DOCTYPE html>") and saved.endswith("</html>\n")
     assert path.stat().st_size > 10_000
     assert list(tmp_path.iterdir()) == [path]  # the temporary file was renamed, not left behind
+
+
+def test_sparse_layers_decode_to_the_weights_above_the_threshold():
+    layers = softmax_layers(layers=2, heads=3, n=40, seed=5)
+    dense = payload_from_arrays(layers, [f"t{i}" for i in range(40)])
+    sparse = payload_from_arrays(layers, [f"t{i}" for i in range(40)], sparse=True, threshold=0.05)
+    assert sparse.header()["encoding"]["sparse"] is True and sparse.header()["encoding"]["index_bytes"] == 2
+    raw = sparse.layer_bytes("encoder", 1)
+    rows = 3 * 40
+    starts = np.frombuffer(raw, dtype="<u4", count=rows + 1)
+    count = int(starts[-1])
+    keys = np.frombuffer(raw, dtype="<u2", count=count, offset=4 * (rows + 1))
+    values = np.frombuffer(raw, dtype=np.uint8, count=count, offset=4 * (rows + 1) + 2 * count)
+    assert len(raw) == 4 * (rows + 1) + 3 * count
+    rebuilt = np.zeros((rows, 40), dtype=np.uint8)
+    for r in range(rows):
+        rebuilt[r, keys[starts[r]:starts[r + 1]]] = values[starts[r]:starts[r + 1]]
+    expected = dense.stacks["encoder"][1].reshape(rows, 40).copy()
+    expected[expected / 255 <= 0.05] = 0
+    assert np.array_equal(rebuilt, expected) and count == int((expected > 0).sum())

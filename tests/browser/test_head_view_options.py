@@ -134,3 +134,25 @@ def test_png_and_svg_export_what_is_on_screen(page, tmp_path, wordy):
     data = open(png_download.value.path(), "rb").read()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
     assert page.errors == []
+
+
+def test_sparse_encoding_draws_the_same_as_dense_at_a_fraction_of_the_bytes(page, tmp_path):
+    n = 360
+    att = long_attention(n, seed=1)
+    tokens = [f"t{i}" for i in range(n)]
+    dense, sparse = attnscope.head_view(att, tokens, encoding="dense"), attnscope.head_view(att, tokens)
+    assert not dense.payload.sparse and sparse.payload.sparse  # auto: 360 keys > 4 + 3 / 0.01 bytes a row
+    ratio = len(dense.payload.layer_bytes("encoder", 0)) / len(sparse.payload.layer_bytes("encoder", 0))
+    assert ratio > 3
+    seen = []
+    for view in (dense, sparse):
+        root = open_html(page, tmp_path, view.to_html())
+        page.page.select_option(".attnscope-hv-layer", "0")
+        page.page.dblclick(".attnscope-hv-head[data-head='4']")
+        page.page.hover(".attnscope-hv-queries .attnscope-hv-token[data-index='2']")
+        weights = page.page.locator(".attnscope-hv-weight").evaluate_all(
+            "ns => ns.map(n => [Number(n.dataset.position), Number(n.dataset.weight)])")
+        seen.append((int(root.get_attribute("data-lines")), weights))
+    assert seen[0] == seen[1]
+    assert seen[0][0] == expected_lines(att[0][0], [4], queries=[2])
+    assert page.errors == []

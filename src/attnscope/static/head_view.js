@@ -24,95 +24,6 @@ const FULL_DRAW_LIMIT = 2000; // px: views up to this height are painted whole, 
 const FILTERS = [["all", "All"], ["AA", "A→A"], ["BB", "B→B"], ["AB", "A→B"], ["BA", "B→A"]];
 
 /**
- * One side's units: tokens, or words made of tokens (special tokens stay units of their own).
- * @param {any} seq a header sequence
- * @param {boolean} merge
- * @returns {{label: string, special: boolean, tokens: number[]}[]}
- */
-function unitsOf(seq, merge) {
-  if (!merge || !seq.words || seq.words.length === 0) {
-    return seq.tokens.map((/** @type {string} */ t, /** @type {number} */ i) => ({ label: t, special: seq.special[i], tokens: [i] }));
-  }
-  /** @type {{label: string, special: boolean, tokens: number[]}[]} */
-  const units = [];
-  /** @type {Map<number, number>} */
-  const ofWord = new Map();
-  seq.tokens.forEach((/** @type {string} */ t, /** @type {number} */ i) => {
-    const word = seq.words[i];
-    if (word === null || word === undefined) { units.push({ label: t, special: seq.special[i], tokens: [i] }); return; }
-    const at = ofWord.get(word);
-    if (at === undefined) { ofWord.set(word, units.length); units.push({ label: seq.word_labels[word], special: false, tokens: [i] }); }
-    else units[at].tokens.push(i);
-  });
-  return units;
-}
-
-/**
- * A layer's weights over units, and the lines above the threshold per head.
- * Words merge as Clark et al. (2019) did: attention to a word is the sum over its tokens, attention
- * from a word the mean over its tokens.
- * @param {Uint8Array} bytes (heads, query, key)
- * @param {{heads: number, query: number, key: number}} shape
- * @param {any[]} qUnits @param {any[]} kUnits @param {boolean} merged @param {number} threshold
- */
-function layerData(bytes, shape, qUnits, kUnits, merged, threshold) {
-  const { heads, query, key } = shape;
-  const nq = qUnits.length, nk = kUnits.length;
-  /** @type {(h: number, a: number, b: number) => number} */
-  let weight = (h, a, b) => bytes[(h * query + a) * key + b] / SCALE;
-  if (merged) {
-    const values = new Float64Array(heads * nq * nk);
-    const keyUnit = new Int32Array(key);
-    kUnits.forEach((u, b) => { for (const j of u.tokens) keyUnit[j] = b; });
-    for (let h = 0; h < heads; h++) {
-      qUnits.forEach((u, a) => {
-        const row = (h * nq + a) * nk;
-        for (const i of u.tokens) {
-          const base = (h * query + i) * key;
-          for (let j = 0; j < key; j++) values[row + keyUnit[j]] += bytes[base + j] / SCALE / u.tokens.length;
-        }
-      });
-    }
-    weight = (h, a, b) => values[(h * nq + a) * nk + b];
-  }
-  const lines = [];
-  let minByte = 0; // the smallest byte whose weight is above the threshold
-  while (minByte <= SCALE && minByte / SCALE <= threshold) minByte++;
-  for (let h = 0; h < heads; h++) {
-    const qs = [], ks = [], ws = [];
-    for (let a = 0; a < nq; a++) {
-      if (merged) {
-        for (let b = 0; b < nk; b++) {
-          const w = weight(h, a, b);
-          if (w > threshold) { qs.push(a); ks.push(b); ws.push(w); }
-        }
-        continue;
-      }
-      const base = (h * query + a) * key;
-      for (let b = 0; b < key; b++) {
-        const byte = bytes[base + b];
-        if (byte >= minByte) { qs.push(a); ks.push(b); ws.push(byte / SCALE); }
-      }
-    }
-    lines.push({ q: Int32Array.from(qs), k: Int32Array.from(ks), w: Float32Array.from(ws) });
-  }
-  return { weight, lines };
-}
-
-/** "0-5, 9" as a sorted list of positions below `limit`; throws with a message on bad text. @param {string} text @param {number} limit */
-function parsePositions(text, limit) {
-  const out = new Set();
-  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
-    const match = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(part);
-    if (!match) throw new Error(`“${part}” is not a position or a range like 3-7`);
-    const lo = Number(match[1]), hi = Number(match[2] ?? match[1]);
-    if (hi < lo || hi >= limit) throw new Error(`${part} is out of range: positions are 0-${limit - 1}`);
-    for (let i = lo; i <= hi; i++) out.add(i);
-  }
-  return out.size ? [...out].sort((a, b) => a - b) : null;
-}
-
-/**
  * @param {{ model: any, el: HTMLElement }} args
  * @returns {() => void} cleanup
  */
@@ -229,7 +140,7 @@ export function render({ model, el }) {
     if (cache.has(key)) return cache.get(key);
     const bytes = store.get(state.stack, layerIndex());
     if (!bytes) return null;
-    const made = layerData(bytes, stack(), layout.q, layout.k, state.merge, state.threshold);
+    const made = layerData(bytes, header.encoding, stack(), layout.q, layout.k, state.merge, state.threshold);
     if (cache.size >= 4) cache.delete(/** @type {string} */ (cache.keys().next().value));
     cache.set(key, made);
     return made;
@@ -507,8 +418,16 @@ export function render({ model, el }) {
   filterSelect.addEventListener("change", () => { state.filter = filterSelect.value; update(); });
   threshold.addEventListener("change", () => {
     const value = Number(threshold.value);
-    if (Number.isFinite(value) && value >= 0 && value < 1) { state.threshold = value; cache.clear(); update(); }
-    else threshold.value = String(state.threshold);
+    const least = header.encoding.sparse ? header.threshold : 0; // a sparse view carries nothing below its threshold
+    if (Number.isFinite(value) && value >= least && value < 1) {
+      threshold.setCustomValidity("");
+      state.threshold = value;
+      cache.clear();
+      update();
+    } else {
+      threshold.setCustomValidity(`the threshold must be in [${least}, 1)` + (least ? ": this view carries only weights above it" : ""));
+      threshold.title = threshold.validationMessage;
+    }
   });
   hideSpecial.addEventListener("change", () => { state.hideSpecial = hideSpecial.checked; relayout(); update(); });
   merge.addEventListener("change", () => { state.merge = merge.checked; relayout(); update(); });

@@ -15,6 +15,9 @@ from .payload import DEFAULT_THRESHOLD, payload_from_arrays, payload_from_captur
 from .widget import PayloadWidget
 
 
+ENCODINGS = {"auto": None, "dense": False, "sparse": True}
+
+
 class HeadView(PayloadWidget):
     """The head view widget: traits ``stack``, ``layer``, ``heads``, ``filter`` and ``token`` follow the user."""
 
@@ -42,6 +45,7 @@ def head_view(
     batch_index: int = 0,
     threshold: float = DEFAULT_THRESHOLD,
     stack: str | None = None,
+    encoding: str = "auto",
 ) -> HeadView:
     """The head view (V1) of a `Capture` or of BertViz-style attention.
 
@@ -52,11 +56,17 @@ def head_view(
     ``heads`` choose what is shown first; lines with weight <= ``threshold`` are not drawn.
     Returns a `HeadView` widget: it displays in notebooks (a static copy where widgets do not run),
     ``to_html()`` and ``save(path)`` export it, and its ``selection`` follows what the user picks.
-    ``html_action`` is accepted for BertViz compatibility ("view" or "return": both return the view).
+    ``html_action`` is accepted for BertViz compatibility ("view" or "return": both return the view, whose
+    ``.data`` is the page's HTML, as BertViz's returned object has). ``encoding`` is how weights travel:
+    "dense" (every weight, one byte each), "sparse" (only those above ``threshold``, with their key
+    positions) or "auto" (sparse exactly when it is sure to be smaller: long inputs).
     """
     if html_action not in ("view", "return"):
         raise InputError(f"html_action must be 'view' or 'return', got {html_action!r}")
-    options = dict(layer=layer, heads=heads, include_layers=include_layers, threshold=threshold, stack=stack)
+    if encoding not in ENCODINGS:
+        raise InputError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
+    options = dict(layer=layer, heads=heads, include_layers=include_layers, threshold=threshold, stack=stack,
+                   sparse=ENCODINGS[encoding])
     if isinstance(attention, Capture):
         if tokens is not None or sentence_b_start is not None:
             raise InputError("a Capture carries its own tokens and sentence_b_start: pass only the capture")

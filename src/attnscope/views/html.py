@@ -29,9 +29,13 @@ def static_text(name: str) -> str:
     return text
 
 
+PARTS = {"head_view": ("common.js", "attention_data.js", "head_view.js")}
+"""The files that make each view's module, in order; other views are ``common.js`` + ``<view>.js``."""
+
+
 def bundle(module: str) -> str:
-    """One view's ES module: the shared helpers (``common.js``) followed by ``<module>.js``."""
-    return static_text("common.js") + "\n" + static_text(module + ".js")
+    """One view's ES module: the shared helpers (``common.js``, ...) followed by ``<module>.js``."""
+    return "\n".join(static_text(name) for name in PARTS.get(module, ("common.js", module + ".js")))
 
 
 def json_for_script(value: Any) -> str:

@@ -127,6 +127,7 @@ class Payload:
     kind: str | None = None
     threshold: float = DEFAULT_THRESHOLD
     selection: dict[str, Any] = field(default_factory=dict)
+    sparse: bool = False
 
     def header(self) -> dict[str, Any]:
         """The JSON-ready description of everything except the weights."""
@@ -134,7 +135,7 @@ class Payload:
             "version": 1,
             "model": self.model,
             "kind": self.kind,
-            "encoding": {"dtype": "uint8", "scale": SCALE, "layout": "(heads, query, key) row-major"},
+            "encoding": self.encoding(),
             "threshold": self.threshold,
             "sequences": {name: seq.to_dict() for name, seq in self.sequences.items()},
             "stacks": [
@@ -154,9 +155,33 @@ class Payload:
             "selection": self.selection,
         }
 
+    def encoding(self) -> dict[str, Any]:
+        """How `layer_bytes` are laid out: dense bytes, or the weights above the threshold (sparse rows)."""
+        if not self.sparse:
+            return {"dtype": "uint8", "scale": SCALE, "layout": "(heads, query, key) row-major", "sparse": False}
+        return {"dtype": "uint8", "scale": SCALE, "sparse": True, "index_bytes": 2 if self._narrow() else 4,
+                "layout": "rows (heads, query): uint32 row starts [heads*query+1], key indices, uint8 weights; "
+                          "only weights above the threshold"}
+
+    def _narrow(self) -> bool:
+        return max(w.shape[3] for w in self.stacks.values()) <= 1 << 16
+
     def layer_bytes(self, role: str, layer: int) -> bytes:
-        """One layer's weights as ``heads * query * key`` bytes, (heads, query, key) row-major."""
-        return np.ascontiguousarray(self.stacks[role][layer]).tobytes()
+        """One layer's weights as bytes: dense ``(heads, query, key)`` row-major, or sparse rows (`encoding`).
+
+        Sparse rows keep only the weights whose byte decodes above the threshold: per (head, query) row,
+        little-endian uint32 row starts (``heads * query + 1`` of them), then uint16 (uint32 past 65536
+        keys) key indices, then one uint8 weight per kept entry.
+        """
+        dense = np.ascontiguousarray(self.stacks[role][layer])
+        if not self.sparse:
+            return dense.tobytes()
+        rows = dense.reshape(-1, dense.shape[-1])
+        kept = rows.astype(np.float64) / SCALE > self.threshold
+        starts = np.zeros(rows.shape[0] + 1, dtype="<u4")
+        np.cumsum(kept.sum(axis=1), out=starts[1:])
+        indices = np.nonzero(kept)[1].astype("<u2" if self._narrow() else "<u4")
+        return starts.tobytes() + indices.tobytes() + rows[kept].tobytes()
 
     def layers_base64(self) -> dict[str, list[str]]:
         """Every layer of every stack as a base64 string, per role."""
@@ -320,8 +345,15 @@ def build_payload(
     stack: str | None = None,
     include_layers: Sequence[int] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
+    sparse: bool | None = False,
 ) -> Payload:
-    """Validate float weights ``(layers, heads, query, key)`` per role and quantise them into a `Payload`."""
+    """Validate float weights ``(layers, heads, query, key)`` per role and quantise them into a `Payload`.
+
+    ``sparse`` ships only the weights above ``threshold`` (see `Payload.layer_bytes`): for long inputs,
+    where most of the ``n²`` weights are tiny, it is many times smaller. ``sparse=None`` chooses it exactly
+    when it is sure to be smaller: a softmax row keeps at most ``1 / threshold`` weights above the threshold,
+    so a sparse row costs at most ``4 + 3 / threshold`` bytes against ``keys`` bytes dense.
+    """
     if not stacks:
         raise InputError("no attention given: pass attention, or encoder/decoder/cross attention")
     if not (isinstance(threshold, (int, float)) and 0 <= threshold < 1):
@@ -339,7 +371,9 @@ def build_payload(
     for seq_name, seq in sequences.items():
         if seq.sentence_b_start is not None:
             check_range("sentence_b_start", seq.sentence_b_start, len(seq.tokens), f"the {len(seq.tokens)} {seq_name} tokens")
-    payload = Payload(sequences, quantised, stack_tokens, causal, labels, model, kind, float(threshold))
+    if sparse is None:
+        sparse = threshold > 0 and max(w.shape[3] for w in quantised.values()) > 4 + 3 / threshold
+    payload = Payload(sequences, quantised, stack_tokens, causal, labels, model, kind, float(threshold), sparse=sparse)
     _check_selection(payload, stack, layer, heads)
     return payload
 
