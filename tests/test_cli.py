@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -50,5 +51,30 @@ def test_inspect_prints_a_table_by_default():
 def test_bad_input_exits_non_zero_with_a_message_and_no_traceback(args, message):
     result = run(*args)
     assert result.returncode == 2
+    assert message in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_view_writes_a_self_contained_head_view(tmp_path):
+    out = tmp_path / "pub.html"
+    result = run("view", PUB, "--layer", "2", "--head", "3", "--head", "5", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert str(out) in result.stdout and "no network needed" in result.stdout
+    html = out.read_text(encoding="utf-8")
+    state = json.loads(re.search(r'<script type="application/json"[^>]*>(.*?)</script>', html, re.S).group(1))
+    assert state["layer"] == 2 and state["heads"] == [3, 5]
+    assert state["header"]["sequences"]["encoder"]["tokens"][:3] == ["[CLS]", "the", "girl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pub.html"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["view", "Hi", "--view", "tree"], "--view must be one of head"),
+    (["view", "Hi", "--layer", "9"], "layer 9 is out of range"),
+    (["view", "Hi", "--head", "12"], "head 12 is out of range"),
+    (["view", "Hi", "--out", "/no/such/dir/x.html"], "the directory /no/such/dir does not exist"),
+])
+def test_view_bad_input_writes_nothing(args, message, tmp_path):
+    result = run(*args)
+    assert result.returncode == 2, result.stdout
     assert message in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr and result.stdout == ""

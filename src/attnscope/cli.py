@@ -1,9 +1,10 @@
-"""The ``attnscope`` command line: ``attnscope inspect`` and (later) index, search, serve."""
+"""The ``attnscope`` command line: ``attnscope inspect``, ``attnscope view`` and (later) index, search, serve."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any, Optional
 
 import typer
@@ -72,6 +73,46 @@ def inspect(
         sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         return
     _print_report(report)
+
+
+VIEWS = ("head", "model", "neuron")
+
+
+@app.command()
+def view(
+    text: str = typer.Argument(DEFAULT_TEXT, help="The text to run through the model."),
+    kind: str = typer.Option("head", "--view", "-v", help="Which view: head, model or neuron."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file to write (default: attnscope-<view>-view.html)."),
+    model: str = typer.Option("default", "--model", "-m", help="Hub name, local path, or 'default'."),
+    pair: Optional[str] = typer.Option(None, "--pair", help="A second text (sentence B)."),
+    target: Optional[str] = typer.Option(None, "--target", help="Decoder input for encoder-decoder models."),
+    layer: Optional[int] = typer.Option(None, "--layer", help="Layer shown first (head and neuron views)."),
+    heads: list[int] = typer.Option([], "--head", help="Head to show (repeatable; default all)."),
+    truncate: bool = typer.Option(False, "--truncate", help="Cut inputs longer than the model's maximum."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow code from the checkpoint."),
+) -> None:
+    """Write a view of the text's attention as one self-contained HTML file (works offline)."""
+    import attnscope
+
+    if kind not in VIEWS or not hasattr(attnscope, f"{kind}_view"):
+        _fail(AttnscopeError(f"--view must be one of {', '.join(v for v in VIEWS if hasattr(attnscope, v + '_view'))}, got {kind!r}"))
+    target_path = out or Path(f"attnscope-{kind}-view.html")
+    if not target_path.parent.is_dir():
+        _fail(AttnscopeError(f"--out {target_path}: the directory {target_path.parent} does not exist"))
+    try:
+        handle = attnscope.load(model, trust_remote_code=trust_remote_code)
+        fields = "all" if kind == "neuron" else ["attentions"]
+        cap = attnscope.capture(handle, text, pair, target=target, truncate=truncate, fields=fields)
+        options: dict[str, Any] = {"layer": layer, "heads": heads or None}
+        if kind == "model":
+            options = {"include_heads": heads or None}
+        elif kind == "neuron":
+            options = {"layer": layer, "head": heads[0] if heads else None}
+        written = getattr(attnscope, f"{kind}_view")(cap, **options).save(target_path)
+    except AttnscopeError as error:
+        _fail(error)
+        return
+    print(f"{written} ({written.stat().st_size:,} bytes): open it in any browser, no network needed")
 
 
 def _report(handle: Any, cap: Any, patterns: dict[str, Any]) -> dict[str, Any]:
