@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ..capture.result import Capture
 from ..errors import InputError
 from .html import bundle, static_text
-from .payload import DEFAULT_THRESHOLD, payload_from_arrays, payload_from_capture
+from .payload import DEFAULT_THRESHOLD, payload_from_inputs
 from .widget import PayloadWidget
 
 
@@ -67,15 +66,10 @@ def head_view(
         raise InputError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
     options = dict(layer=layer, heads=heads, include_layers=include_layers, threshold=threshold, stack=stack,
                    sparse=ENCODINGS[encoding])
-    if isinstance(attention, Capture):
-        if tokens is not None or sentence_b_start is not None:
-            raise InputError("a Capture carries its own tokens and sentence_b_start: pass only the capture")
-        payload = payload_from_capture(attention, **options)
-    else:
-        payload = payload_from_arrays(
-            attention, tokens, sentence_b_start,
-            encoder_attention=encoder_attention, decoder_attention=decoder_attention,
-            cross_attention=cross_attention, encoder_tokens=encoder_tokens, decoder_tokens=decoder_tokens,
-            batch_index=batch_index, prettify_tokens=prettify_tokens, **options,
-        )
+    payload = payload_from_inputs(
+        attention, tokens, sentence_b_start,
+        encoder_attention=encoder_attention, decoder_attention=decoder_attention, cross_attention=cross_attention,
+        encoder_tokens=encoder_tokens, decoder_tokens=decoder_tokens, batch_index=batch_index,
+        prettify_tokens=prettify_tokens, **options,
+    )
     return HeadView(payload)

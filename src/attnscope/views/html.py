@@ -29,13 +29,13 @@ def static_text(name: str) -> str:
     return text
 
 
-PARTS = {"head_view": ("common.js", "attention_data.js", "head_view.js")}
-"""The files that make each view's module, in order; other views are ``common.js`` + ``<view>.js``."""
+PARTS: dict[str, tuple[str, ...]] = {"head_view": ("attention_data",), "model_view": ("raster", "model_view_detail")}
+"""Extra files a view's module is made of, placed between ``common.js`` and ``<module>.js``."""
 
 
 def bundle(module: str) -> str:
-    """One view's ES module: the shared helpers (``common.js``, ...) followed by ``<module>.js``."""
-    return "\n".join(static_text(name) for name in PARTS.get(module, ("common.js", module + ".js")))
+    """One view's ES module: the shared helpers (``common.js``), its `PARTS`, then ``<module>.js``."""
+    return "\n".join(static_text(name + ".js") for name in ("common", *PARTS.get(module, ()), module))
 
 
 def json_for_script(value: Any) -> str:

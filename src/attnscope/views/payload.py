@@ -53,9 +53,6 @@ class TokenSequence:
                 "words": self.words, "word_labels": self.word_labels}
 
 
-_SPECIAL_FORM = re.compile(r"^(\[[A-Za-z_]+\]|<\|?[^<>\s|]+\|?>)$")  # [CLS], </s>, <pad>, <|endoftext|>
-
-
 def sequence_from_tokens(tokens: Tokens) -> TokenSequence:
     """The view's sequence for captured `Tokens`: words from the tokenizer's word ids, labelled by their text."""
     words: list[int | None] = []
@@ -86,7 +83,7 @@ def sequence_from_strings(raw: Sequence[str], sentence_b_start: int | None, tidy
     A token continues the previous word when it starts with ``##`` (WordPiece), or, in a sequence
     that marks word starts (``Ġ``, ``▁``), when it has no such marker; punctuation is a word of its own.
     """
-    special = [bool(_SPECIAL_FORM.match(t)) for t in raw]
+    special = [looks_special(t) for t in raw]
     marks_starts = any(t.startswith(SPACE_MARKERS) for t in raw)
     words: list[int | None] = []
     labels: list[str] = []
@@ -114,8 +111,9 @@ class Payload:
     """What a view draws: token sequences and, per stack role, uint8 weights ``(layers, heads, query, key)``.
 
     ``layer_labels[role]`` are the model's layer numbers of the kept layers (all of them unless
-    ``include_layers`` was given). ``selection`` is the initial stack, layer (an index into the kept
-    layers) and visible heads.
+    ``include_layers`` was given), ``head_labels[role]`` the model's head numbers of the kept heads
+    (all of them, ``range(heads)``, unless ``include_heads`` was given). ``selection`` is the initial
+    stack, layer (a layer label) and visible heads (head labels).
     """
 
     sequences: dict[str, TokenSequence]
@@ -128,6 +126,11 @@ class Payload:
     threshold: float = DEFAULT_THRESHOLD
     selection: dict[str, Any] = field(default_factory=dict)
     sparse: bool = False
+    head_labels: dict[str, list[int]] = field(default_factory=dict)
+
+    def heads_of(self, role: str) -> list[int]:
+        """The model's head numbers of the heads this payload carries for ``role``, in order."""
+        return self.head_labels.get(role) or list(range(int(self.stacks[role].shape[1])))
 
     def header(self) -> dict[str, Any]:
         """The JSON-ready description of everything except the weights."""
@@ -146,6 +149,7 @@ class Payload:
                     "query": int(w.shape[2]),
                     "key": int(w.shape[3]),
                     "layer_labels": self.layer_labels[role],
+                    "head_labels": self.heads_of(role),
                     "query_tokens": self.stack_tokens[role][0],
                     "key_tokens": self.stack_tokens[role][1],
                     "causal": self.causal[role],
@@ -275,6 +279,17 @@ def _check_tokens(tokens: Any, what: str) -> list[str]:
     return list(tokens)
 
 
+_SPECIAL = re.compile(r"^(\[[A-Z_]+\]|<\|?[^<>|\s]+\|?>)$")  # [CLS], </s>, <pad>, <|endoftext|>
+
+
+def looks_special(token: str) -> bool:
+    """Whether a bare token string looks like a tokenizer's special token (``[CLS]``, ``</s>``, ``<|endoftext|>``).
+
+    BertViz-style input carries no special-token flags, so hiding special tokens goes by their form.
+    """
+    return bool(_SPECIAL.match(token))
+
+
 def prettify(token: str) -> str:
     """A subword token without tokenizer space markers (``Ġthe`` -> ``the``, ``▁the`` -> ``the``, ``##s`` kept)."""
     text = token.replace(END_OF_WORD, "")
@@ -295,31 +310,54 @@ def _check_selection(payload: Payload, stack: str | None, layer: int | None, hea
     role = stack if stack is not None else roles[0]
     if role not in payload.stacks:
         raise InputError(f"stack {role!r} is not in this view: it has {', '.join(roles)}")
-    shape = payload.stacks[role].shape
     labels = payload.layer_labels[role]
-    if layer is None:
-        chosen_layer = labels[0]
-    elif layer not in labels or isinstance(layer, bool):
-        check_range("layer", layer, max(labels) + 1, f"the {role} attention")  # names the range when outside it
-        raise InputError(f"layer {layer} is not shown: include_layers keeps layers {labels}")
-    else:
-        chosen_layer = int(layer)
+    chosen_layer = labels[0] if layer is None else _check_shown("layer", layer, labels, "include_layers", role)
+    head_labels = payload.heads_of(role)
     if heads is None:
-        chosen_heads = list(range(shape[1]))
+        chosen_heads = head_labels
     else:
         if isinstance(heads, int):
             heads = [heads]
-        chosen_heads = sorted({check_range("head", h, shape[1], f"the {role} attention") for h in heads})
+        chosen_heads = sorted({_check_shown("head", h, head_labels, "include_heads", role) for h in heads})
     payload.selection = {"stack": role, "layer": chosen_layer, "heads": chosen_heads}
 
 
-def _keep_layers(weights: np.ndarray, include_layers: Sequence[int] | None, role: str) -> tuple[np.ndarray, list[int]]:
-    if include_layers is None:
-        return weights, list(range(weights.shape[0]))
-    labels = [check_range("layer", i, weights.shape[0], f"the {role} attention") for i in include_layers]
+def _check_shown(name: str, value: Any, labels: list[int], option: str, role: str) -> int:
+    """``value`` if it is one of the shown ``labels``; else an error naming the model's range or what is shown."""
+    if labels == list(range(len(labels))) or not isinstance(value, int) or isinstance(value, bool):
+        return check_range(name, value, len(labels), f"the {role} attention")
+    if value not in labels:
+        raise InputError(f"{name} {value} is not shown: {option} keeps {name}s {labels}")
+    return int(value)
+
+
+def _kept(name: str, include: Sequence[int] | None, size: int, role: str) -> list[int]:
+    """The indices ``include_layers``/``include_heads`` keep of ``size``: all when None; checked, no repeats."""
+    option = f"include_{name}s"
+    if include is None:
+        return list(range(size))
+    if isinstance(include, (int, str, bytes)):
+        raise InputError(f"{option} must be a list of {name} numbers, got {include!r}")
+    labels = [check_range(name, i, size, f"the {role} attention") for i in include]
     if not labels:
-        raise InputError("include_layers is empty: name at least one layer")
-    return weights[labels], labels
+        raise InputError(f"{option} is empty: name at least one {name}")
+    repeated = sorted({i for i in labels if labels.count(i) > 1})
+    if repeated:
+        raise InputError(f"{option} names {name} {repeated[0]} more than once: name each {name} once")
+    return labels
+
+
+def _keep(
+    weights: np.ndarray, include_layers: Sequence[int] | None, include_heads: Sequence[int] | None, role: str
+) -> tuple[np.ndarray, list[int], list[int]]:
+    """The kept layers and heads of (layers, heads, query, key) weights, with their model numbers."""
+    layers = _kept("layer", include_layers, weights.shape[0], role)
+    heads = _kept("head", include_heads, weights.shape[1], role)
+    if include_layers is not None:
+        weights = weights[layers]
+    if include_heads is not None:
+        weights = weights[:, heads]
+    return weights, layers, heads
 
 
 def _check_fits(role: str, weights: np.ndarray, query: TokenSequence, key: TokenSequence, qname: str, kname: str) -> None:
@@ -344,6 +382,7 @@ def build_payload(
     heads: Sequence[int] | None = None,
     stack: str | None = None,
     include_layers: Sequence[int] | None = None,
+    include_heads: Sequence[int] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     sparse: bool | None = False,
 ) -> Payload:
@@ -353,17 +392,19 @@ def build_payload(
     where most of the ``n²`` weights are tiny, it is many times smaller. ``sparse=None`` chooses it exactly
     when it is sure to be smaller: a softmax row keeps at most ``1 / threshold`` weights above the threshold,
     so a sparse row costs at most ``4 + 3 / threshold`` bytes against ``keys`` bytes dense.
+
+    ``include_layers``/``include_heads`` keep only those layers/heads (the model's numbers, for every stack).
     """
     if not stacks:
         raise InputError("no attention given: pass attention, or encoder/decoder/cross attention")
     if not (isinstance(threshold, (int, float)) and 0 <= threshold < 1):
         raise InputError(f"threshold must be a number in [0, 1), got {threshold!r}")
-    quantised, labels = {}, {}
+    quantised, labels, head_labels = {}, {}, {}
     for role, weights in stacks.items():
         check_weights(weights, f"{role} attention")
         qname, kname = stack_tokens[role]
         _check_fits(role, weights, sequences[qname], sequences[kname], f"{qname} tokens", f"{kname} tokens")
-        kept, labels[role] = _keep_layers(weights, include_layers, role)
+        kept, labels[role], head_labels[role] = _keep(weights, include_layers, include_heads, role)
         quantised[role] = quantise(kept)
     if causal is None:
         causal = {role: _is_causal(w) for role, w in stacks.items() if role != "cross"}
@@ -373,7 +414,8 @@ def build_payload(
             check_range("sentence_b_start", seq.sentence_b_start, len(seq.tokens), f"the {len(seq.tokens)} {seq_name} tokens")
     if sparse is None:
         sparse = threshold > 0 and max(w.shape[3] for w in quantised.values()) > 4 + 3 / threshold
-    payload = Payload(sequences, quantised, stack_tokens, causal, labels, model, kind, float(threshold), sparse=sparse)
+    payload = Payload(sequences, quantised, stack_tokens, causal, labels, model, kind, float(threshold),
+                      sparse=sparse, head_labels=head_labels)
     _check_selection(payload, stack, layer, heads)
     return payload
 
@@ -434,3 +476,27 @@ def payload_from_arrays(
     if not stacks:
         raise InputError("no attention given: pass attention (with tokens), or encoder/decoder/cross attention")
     return build_payload(stacks, sequences, stack_tokens, **options)
+
+
+def payload_from_inputs(
+    attention: Any = None,
+    tokens: Sequence[str] | None = None,
+    sentence_b_start: int | None = None,
+    **options: Any,
+) -> Payload:
+    """A `Payload` from what a view function was given: a `Capture` as ``attention``, or BertViz's arguments.
+
+    ``options`` are `payload_from_arrays`'s keywords; with a capture, only those of `build_payload` apply
+    (the BertViz array options are checked to be unset).
+    """
+    if not isinstance(attention, Capture):
+        return payload_from_arrays(attention, tokens, sentence_b_start, **options)
+    if tokens is not None or sentence_b_start is not None:
+        raise InputError("a Capture carries its own tokens and sentence_b_start: pass only the capture")
+    array_only = ("encoder_attention", "decoder_attention", "cross_attention", "encoder_tokens", "decoder_tokens")
+    given = [name for name in array_only if options.pop(name, None) is not None]
+    if given:
+        raise InputError(f"a Capture carries its own attention and tokens: drop {', '.join(given)}")
+    options.pop("batch_index", None)
+    options.pop("prettify_tokens", None)
+    return payload_from_capture(attention, **options)

@@ -94,9 +94,10 @@ class PayloadWidget(AttentionWidget):
     def __init__(self, payload: Payload, **kwargs: Any) -> None:
         self.payload = payload
         selection = payload.selection
+        kwargs = {"layer": selection["layer"], "heads": list(selection["heads"]), **kwargs}
         super().__init__(
             header=payload.header(), layers=self._initial_layers(), stack=selection["stack"],
-            layer=selection["layer"], heads=list(selection["heads"]), threshold=payload.threshold, **kwargs,
+            threshold=payload.threshold, **kwargs,
         )
         self.on_msg(self._answer)
 
@@ -132,18 +133,20 @@ class PayloadWidget(AttentionWidget):
         return value
 
     @traitlets.validate("layer")
-    def _valid_layer(self, proposal: dict[str, Any]) -> int:
+    def _valid_layer(self, proposal: dict[str, Any]) -> int | None:
         value, labels = proposal["value"], self.payload.layer_labels[self.stack or self.payload.selection["stack"]]
-        if value not in labels:
+        if value is not None and value not in labels:
             raise InputError(f"layer {value} is not in this view: it shows layers {labels}")
         return value
 
     @traitlets.validate("heads")
     def _valid_heads(self, proposal: dict[str, Any]) -> list[int]:
-        count = self.payload.stacks[self.stack or self.payload.selection["stack"]].shape[1]
-        bad = [h for h in proposal["value"] if not 0 <= h < count]
+        labels = self.payload.heads_of(self.stack or self.payload.selection["stack"])
+        bad = [h for h in proposal["value"] if h not in labels]
+        if bad and labels == list(range(len(labels))):
+            raise InputError(f"heads {bad} are out of range: this stack has heads 0-{len(labels) - 1}")
         if bad:
-            raise InputError(f"heads {bad} are out of range: this stack has heads 0-{count - 1}")
+            raise InputError(f"heads {bad} are not in this view: include_heads keeps heads {labels}")
         return sorted(set(proposal["value"]))
 
     @property

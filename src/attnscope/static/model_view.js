@@ -1,0 +1,442 @@
+// @ts-check
+/**
+ * attnscope model view (V2): every layer × head of one attention stack as a thumbnail, drawn into
+ * one canvas with pixel writes (raster.js), in two styles: "lines" (BertViz-like, query tokens on the
+ * left to key tokens on the right, opacity = weight) and "matrix" (a heatmap, query rows × key
+ * columns). Click a thumbnail (or focus it and press Enter) to enlarge it with its tokens; hover a
+ * token for its exact weights; Escape closes.
+ *
+ * Python prepends common.js, raster.js and model_view_detail.js (the enlarged view) to make one ES
+ * module. `render({ model, el })` reads:
+ *   - "header": the payload header (attnscope/views/payload.py), with "head_labels" per stack
+ *   - "layers": { role: [layer, ...] }, each (heads, query, key) uint8 row-major; weight = byte / 255
+ *   - "stack", "style" ("auto" | "lines" | "matrix"), "filter", "hide_special", "threshold",
+ *     "theme" ("auto" | "dark" | "light"), "layer" + "heads" (the enlarged cell, or null + [])
+ * and writes the selection back with model.set(...) + model.save_changes(): "stack", "layer" and
+ * "heads" (the enlarged cell's layer and [head], model numbers), "token" (hovered in the enlarged
+ * view: { side, index } or, in a matrix, { side: "query", index, key }), "style", "filter", "hide_special".
+ * The root exposes what is drawn: data-cells, data-drawn (weights drawn in the grid), data-style,
+ * data-stack, data-layer, data-head, data-filter, data-hide-special, data-detail-drawn, data-draw-ms.
+ */
+
+const GRID_WIDTH = 1040; // CSS px the grid aims at; thumbnails shrink for many heads
+const CELL_MAX = 80;
+const CELL_MIN = 24;
+const GAP = 6;
+const AUTO_LINES_MAX = 64; // "auto" draws lines up to this many tokens, a heatmap above
+const SVG_MAX_MARKS = 200000; // above this the SVG embeds the grid as an image instead of elements
+const EXPORT_MARGIN = 28; // px around the grid in exports, for the head and layer labels
+const FILTERS = [["all", "All"], ["AA", "A→A"], ["BB", "B→B"], ["AB", "A→B"], ["BA", "B→A"]];
+
+/**
+ * @param {{ model: any, el: HTMLElement }} args
+ * @returns {() => void} cleanup
+ */
+export function render({ model, el }) {
+  const header = readHeader(model);
+  /** @type {Record<string, any>} */
+  const stacks = Object.fromEntries(header.stacks.map((/** @type {any} */ s) => [s.role, s]));
+  const initial = header.selection;
+  const state = {
+    stack: /** @type {string} */ (model.get("stack") in stacks ? model.get("stack") : initial.stack),
+    style: /** @type {string} */ (model.get("style") ?? "auto"),
+    filter: /** @type {string} */ (model.get("filter") ?? "all"),
+    hideSpecial: Boolean(model.get("hide_special")),
+    threshold: /** @type {number} */ (model.get("threshold") ?? header.threshold),
+    /** @type {{ layer: number, head: number } | null} indices into the carried layers and heads */
+    open: null,
+    /** @type {{ side: string, index: number, key?: number } | null} sequence positions */
+    hover: null,
+  };
+  let writing = false;
+  let ready = false;
+  const marks = createMarks();
+  const scratch = createScratch();
+
+  const root = make("div", "attnscope-mv");
+  root.id = uniqueId("attnscope-mv");
+  root.dataset.view = "model";
+  root.dataset.theme = model.get("theme") || "auto";
+  const controls = make("div", "attnscope-mv-controls");
+  const stackSelect = select("attnscope-mv-stack", header.stacks.map((/** @type {any} */ s) => [s.role, s.role]));
+  const filterSelect = select("attnscope-mv-filter", FILTERS);
+  const styleSelect = select("attnscope-mv-style", [["lines", "Lines"], ["matrix", "Matrix"]]);
+  const specialBox = /** @type {HTMLInputElement} */ (make("input", "attnscope-mv-hide-special"));
+  specialBox.type = "checkbox";
+  const pngButton = button("attnscope-mv-png", "PNG", "Save the grid as a PNG image");
+  const svgButton = button("attnscope-mv-svg", "SVG", "Save the grid as an SVG drawing");
+  const stackLabel = labelled("Attention", stackSelect);
+  const filterLabel = labelled("Sentences", filterSelect);
+  controls.append(stackLabel, filterLabel, labelled("Style", styleSelect), labelled("Hide special tokens", specialBox),
+    pngButton, svgButton);
+  stackLabel.hidden = header.stacks.length < 2;
+
+  const gridWrap = make("div", "attnscope-mv-grid");
+  const headLabels = make("div", "attnscope-mv-head-labels");
+  const layerLabels = make("div", "attnscope-mv-layer-labels");
+  const cellArea = make("div", "attnscope-mv-cells");
+  const canvas = document.createElement("canvas");
+  canvas.className = "attnscope-mv-canvas";
+  cellArea.append(canvas);
+  gridWrap.append(make("div", "attnscope-mv-corner", "layer \\ head"), headLabels, layerLabels, cellArea);
+  const detail = createDetail({
+    root, header, state, stack, style, positions, marks, scratch,
+    bytes: (layer) => store.get(state.stack, layer),
+    hovered: () => save(),
+    close: () => closeCell(),
+  });
+  const views = make("div", "attnscope-mv-views");
+  views.append(gridWrap, detail.panel);
+  root.append(controls, views, detail.tooltip);
+  el.append(root);
+  /** @type {HTMLButtonElement[]} */
+  let cells = [];
+
+  const store = layerStore(model, () => { drawGrid(); if (state.open) detail.draw(); });
+
+  /** @param {string} className @param {string[][]} options */
+  function select(className, options) {
+    const node = /** @type {HTMLSelectElement} */ (make("select", className));
+    for (const [value, text] of options) node.append(new Option(text, value));
+    return node;
+  }
+
+  /** @param {string} className @param {string} text @param {string} title */
+  function button(className, text, title) {
+    const node = /** @type {HTMLButtonElement} */ (make("button", `attnscope-mv-button ${className}`, text));
+    node.type = "button";
+    node.title = title;
+    return node;
+  }
+
+  /** @param {string} text @param {HTMLElement} control */
+  function labelled(text, control) {
+    const label = make("label", "attnscope-mv-label", text + " ");
+    label.append(control);
+    return label;
+  }
+
+  function stack() {
+    return stacks[state.stack];
+  }
+
+  /** The "lines" or "matrix" style in use ("auto" picks by the stack's token count). */
+  function style() {
+    if (state.style === "lines" || state.style === "matrix") return state.style;
+    const s = stack();
+    return Math.max(s.query, s.key) <= AUTO_LINES_MAX ? "lines" : "matrix";
+  }
+
+  /** The sentence-B start when queries and keys are the same sequence of a sentence pair. */
+  function pairStart() {
+    const s = stack();
+    if (s.query_tokens !== s.key_tokens) return null;
+    return header.sequences[s.query_tokens].sentence_b_start ?? null;
+  }
+
+  /** The query and key positions the sentence filter and the special-token switch keep. */
+  function positions() {
+    const s = stack();
+    const b = pairStart();
+    const f = b === null ? "all" : state.filter;
+    const keep = (/** @type {string} */ seqName, /** @type {number} */ count, /** @type {string} */ segment) => {
+      const special = header.sequences[seqName].special;
+      const kept = [];
+      for (let i = 0; i < count; i++) {
+        if (f !== "all" && (b !== null && i >= b ? "B" : "A") !== segment) continue;
+        if (!(state.hideSpecial && special[i])) kept.push(i);
+      }
+      return kept;
+    };
+    return { rows: keep(s.query_tokens, s.query, f[0]), cols: keep(s.key_tokens, s.key, f[1]) };
+  }
+
+  function geometry() {
+    const s = stack();
+    const cell = Math.max(CELL_MIN, Math.min(CELL_MAX, Math.floor(GRID_WIDTH / s.heads) - GAP));
+    return { cell, width: s.heads * (cell + GAP) - GAP, height: s.layers * (cell + GAP) - GAP };
+  }
+
+  /** Labels and one focusable button per thumbnail, for the current stack. */
+  function buildGrid() {
+    const s = stack();
+    const g = geometry();
+    root.style.setProperty("--attnscope-mv-cell", `${g.cell}px`);
+    root.style.setProperty("--attnscope-mv-gap", `${GAP}px`);
+    headLabels.replaceChildren(...s.head_labels.map((/** @type {number} */ h) => {
+      const label = make("span", "attnscope-mv-head-label", String(h));
+      label.style.setProperty("--attnscope-head", headColour(h));
+      return label;
+    }));
+    layerLabels.replaceChildren(...s.layer_labels.map((/** @type {number} */ l) => make("span", "attnscope-mv-layer-label", String(l))));
+    cells = [];
+    for (let l = 0; l < s.layers; l++) {
+      for (let h = 0; h < s.heads; h++) {
+        const cell = /** @type {HTMLButtonElement} */ (make("button", "attnscope-mv-cell"));
+        cell.type = "button";
+        Object.assign(cell.dataset, { layer: String(s.layer_labels[l]), head: String(s.head_labels[h]), row: String(l), col: String(h) });
+        cell.style.left = `${h * (g.cell + GAP)}px`;
+        cell.style.top = `${l * (g.cell + GAP)}px`;
+        cell.addEventListener("click", () => openCell(l, h));
+        cells.push(cell);
+      }
+    }
+    cellArea.replaceChildren(canvas, ...cells);
+    cellArea.style.width = `${g.width}px`;
+    cellArea.style.height = `${g.height}px`;
+  }
+
+  /**
+   * Draw every available layer's thumbnails into the grid canvas; true when no layer was missing.
+   * Each thumbnail's button gets data-drawn, the number of weights above the threshold it shows.
+   */
+  function drawGrid() {
+    const start = performance.now();
+    const s = stack();
+    const g = geometry();
+    const ratio = window.devicePixelRatio || 1;
+    const px = (/** @type {number} */ v) => Math.round(v * ratio);
+    canvas.width = px(g.width);
+    canvas.height = px(g.height);
+    canvas.style.width = `${g.width}px`;
+    canvas.style.height = `${g.height}px`;
+    const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
+    const image = ctx.createImageData(canvas.width, canvas.height);
+    const { rows, cols } = positions();
+    const minByte = minDrawnByte(state.threshold);
+    const size = px(g.cell);
+    let total = 0, complete = true;
+    for (let l = 0; l < s.layers; l++) {
+      const bytes = store.get(state.stack, l);
+      if (!bytes) { complete = false; continue; }
+      for (let h = 0; h < s.heads; h++) {
+        const n = collectMarks(bytes, h * s.query * s.key, s.key, rows, cols, minByte, marks);
+        if (n) paintHead(image, px(h * (g.cell + GAP)), px(l * (g.cell + GAP)), size, rows.length, cols.length, rgbOf(headColour(s.head_labels[h])));
+        const cell = cells[l * s.heads + h];
+        cell.dataset.drawn = String(n);
+        cell.setAttribute("aria-label", `layer ${s.layer_labels[l]}, head ${s.head_labels[h]}: ${n} weights above ${state.threshold}`);
+        total += n;
+      }
+    }
+    ctx.putImageData(image, 0, 0);
+    root.dataset.drawn = String(total);
+    root.dataset.drawMs = (performance.now() - start).toFixed(1);
+    if (complete && !ready) { ready = true; root.dataset.ready = "true"; }
+    return complete;
+  }
+
+  /**
+   * Paint the current `marks` into a size × size thumbnail of `image` at (x0, y0), in the current style.
+   * @param {ImageData} image @param {number} x0 @param {number} y0 @param {number} size
+   * @param {number} rowCount @param {number} colCount @param {number[]} rgb
+   */
+  function paintHead(image, x0, y0, size, rowCount, colCount, rgb) {
+    if (style() === "lines") paintLines(image, x0, y0, size, size, marks, size / rowCount, size / colCount, rgb, scratch);
+    else paintMatrix(image, x0, y0, size, size, marks, rowCount, colCount, rgb, scratch);
+  }
+
+  /** Enlarge the thumbnail of carried layer `l`, head `h`. @param {number} l @param {number} h @param {boolean} [write] */
+  function openCell(l, h, write = true) {
+    state.open = { layer: l, head: h };
+    detail.build();
+    refresh(write);
+  }
+
+  /** @param {boolean} [write] */
+  function closeCell(write = true) {
+    const open = state.open;
+    state.open = null;
+    detail.hide();
+    refresh(write);
+    if (open && write) cells[open.layer * stack().heads + open.head]?.focus();
+  }
+
+  /** Redraw after a change of style, filter, special tokens, threshold or stack; keep the open cell. */
+  function redrawAll(write = true) {
+    drawGrid();
+    if (state.open) detail.build();
+    refresh(write);
+  }
+
+  /** Sync the controls, the enlarged view's highlights and the data attributes; optionally write back to Python. */
+  function refresh(write = true) {
+    const s = stack();
+    const open = state.open;
+    stackSelect.value = state.stack;
+    filterLabel.hidden = pairStart() === null;
+    filterSelect.value = state.filter;
+    styleSelect.value = style();
+    specialBox.checked = state.hideSpecial;
+    cells.forEach((cell, i) => cell.classList.toggle("attnscope-mv-open", !!open && i === open.layer * s.heads + open.head));
+    detail.refresh();
+    Object.assign(root.dataset, {
+      cells: String(s.layers * s.heads), style: style(), stack: state.stack, filter: pairStart() === null ? "all" : state.filter,
+      hideSpecial: String(state.hideSpecial), layer: open ? String(s.layer_labels[open.layer]) : "",
+      head: open ? String(s.head_labels[open.head]) : "",
+    });
+    if (write) save();
+  }
+
+  function save() {
+    const s = stack();
+    const open = state.open;
+    const hv = state.hover;
+    writing = true;
+    try {
+      model.set("stack", state.stack);
+      model.set("layer", open ? s.layer_labels[open.layer] : null);
+      model.set("heads", open ? [s.head_labels[open.head]] : []);
+      model.set("style", state.style);
+      model.set("filter", state.filter);
+      model.set("hide_special", state.hideSpecial);
+      model.set("token", open && hv ? { ...hv } : null);
+      model.save_changes();
+    } finally {
+      writing = false;
+    }
+  }
+
+  /** A new stack: rebuild the grid for its layers × heads and close the enlarged view. @param {boolean} [write] */
+  function switchStack(write = true) {
+    state.open = null;
+    detail.hide();
+    buildGrid();
+    redrawAll(write);
+  }
+
+  function exportName() {
+    return `attnscope-model-view-${state.stack}-${style()}`;
+  }
+
+  /** What both exports draw around the thumbnails: size, colours, where each thumbnail goes, the labels. */
+  function exportLayout() {
+    const s = stack();
+    const g = geometry();
+    const colours = getComputedStyle(root);
+    const at = (/** @type {number} */ i) => EXPORT_MARGIN + i * (g.cell + GAP);
+    return {
+      g, at, width: g.width + EXPORT_MARGIN, height: g.height + EXPORT_MARGIN,
+      fg: colours.getPropertyValue("--attnscope-mv-fg").trim() || "#000",
+      bg: colours.getPropertyValue("--attnscope-mv-bg").trim() || "#fff",
+      labels: [
+        ...s.head_labels.map((/** @type {number} */ h, /** @type {number} */ i) => ({ text: String(h), x: at(i) + g.cell / 2, y: 16, middle: true })),
+        ...s.layer_labels.map((/** @type {number} */ l, /** @type {number} */ i) => ({ text: String(l), x: 4, y: at(i) + g.cell / 2 + 4, middle: false })),
+      ],
+    };
+  }
+
+  /** The grid canvas with its labels, on the theme's background, as a PNG download. */
+  function savePng() {
+    const layout = exportLayout();
+    const ratio = canvas.width / Math.max(1, layout.g.width);
+    const out = document.createElement("canvas");
+    out.width = Math.round(layout.width * ratio);
+    out.height = Math.round(layout.height * ratio);
+    const ctx = /** @type {CanvasRenderingContext2D} */ (out.getContext("2d"));
+    ctx.scale(ratio, ratio);
+    ctx.fillStyle = layout.bg;
+    ctx.fillRect(0, 0, layout.width, layout.height);
+    ctx.fillStyle = layout.fg;
+    ctx.font = "11px sans-serif";
+    for (const label of layout.labels) {
+      ctx.textAlign = label.middle ? "center" : "start";
+      ctx.fillText(label.text, label.x, label.y);
+    }
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.drawImage(canvas, Math.round(EXPORT_MARGIN * ratio), Math.round(EXPORT_MARGIN * ratio));
+    out.toBlob((blob) => { if (blob) download(`${exportName()}.png`, blob); }, "image/png");
+  }
+
+  /**
+   * The grid as an SVG download: per thumbnail a <g> of <line> (lines) or <rect> (matrix) elements made
+   * from the same marks the canvas shows; past SVG_MAX_MARKS, the canvas embedded as an image instead.
+   */
+  function saveSvg() {
+    const s = stack();
+    const layout = exportLayout();
+    const { rows, cols } = positions();
+    const minByte = minDrawnByte(state.threshold);
+    const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${layout.width}" height="${layout.height}" font-family="sans-serif" font-size="11">`,
+      `<rect class="background" width="100%" height="100%" fill="${layout.bg}"/>`,
+      ...layout.labels.map((t) => `<text x="${t.x}" y="${t.y}" fill="${layout.fg}"${t.middle ? ' text-anchor="middle"' : ""}>${xmlText(t.text)}</text>`)];
+    const raster = Number(root.dataset.drawn) > SVG_MAX_MARKS;
+    if (raster) parts.push(`<image x="${EXPORT_MARGIN}" y="${EXPORT_MARGIN}" width="${layout.g.width}" height="${layout.g.height}" href="${canvas.toDataURL("image/png")}"/>`);
+    for (let l = 0; l < s.layers && !raster; l++) {
+      const bytes = store.get(state.stack, l);
+      for (let h = 0; bytes && h < s.heads; h++) {
+        collectMarks(bytes, h * s.query * s.key, s.key, rows, cols, minByte, marks);
+        parts.push(`<g class="cell" data-layer="${s.layer_labels[l]}" data-head="${s.head_labels[h]}" transform="translate(${layout.at(h)},${layout.at(l)})">`,
+          svgHead(marks, style(), layout.g.cell, rows.length, cols.length, headColour(s.head_labels[h]), scratch), "</g>");
+      }
+    }
+    parts.push("</svg>");
+    download(`${exportName()}.svg`, new Blob([parts.join("\n")], { type: "image/svg+xml" }));
+  }
+
+  /** Arrow keys move between thumbnails; Escape closes the enlarged view. @param {KeyboardEvent} event */
+  function onKey(event) {
+    if (event.key === "Escape" && state.open) { event.preventDefault(); closeCell(); return; }
+    const target = /** @type {HTMLElement} */ (event.target);
+    const moves = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] };
+    const move = moves[/** @type {keyof typeof moves} */ (event.key)];
+    if (!move || !target.classList.contains("attnscope-mv-cell")) return;
+    const s = stack();
+    const l = Number(target.dataset.row) + move[0], h = Number(target.dataset.col) + move[1];
+    if (l < 0 || h < 0 || l >= s.layers || h >= s.heads) return;
+    event.preventDefault();
+    cells[l * s.heads + h].focus();
+  }
+
+  /** A change made in Python to layer or heads opens (or closes) that cell. */
+  function fromPython() {
+    if (writing) return;
+    const s = stack();
+    const layer = model.get("layer");
+    const heads = model.get("heads") ?? [];
+    if (layer === null || layer === undefined) { if (state.open) closeCell(false); return; }
+    const l = s.layer_labels.indexOf(layer);
+    const h = heads.length ? s.head_labels.indexOf(heads[0]) : 0;
+    if (l < 0 || h < 0 || (state.open && state.open.layer === l && state.open.head === h)) return;
+    openCell(l, h, heads.length === 0);
+  }
+
+  /** @param {string} name @param {(value: any) => boolean} apply returns true when something changed */
+  function fromPythonValue(name, apply) {
+    return () => { if (!writing && apply(model.get(name))) redrawAll(false); };
+  }
+
+  stackSelect.addEventListener("change", () => { state.stack = stackSelect.value; switchStack(); });
+  filterSelect.addEventListener("change", () => { state.filter = filterSelect.value; redrawAll(); });
+  styleSelect.addEventListener("change", () => { state.style = styleSelect.value; redrawAll(); });
+  specialBox.addEventListener("change", () => { state.hideSpecial = specialBox.checked; redrawAll(); });
+  pngButton.addEventListener("click", savePng);
+  svgButton.addEventListener("click", saveSvg);
+  root.addEventListener("keydown", onKey);
+  root.addEventListener("mousemove", detail.follow);
+
+  /** @type {Record<string, () => void>} */
+  const listeners = {
+    "change:layer": fromPython,
+    "change:heads": fromPython,
+    "change:stack": () => { const v = model.get("stack"); if (!writing && v in stacks && v !== state.stack) { state.stack = v; switchStack(false); } },
+    "change:filter": fromPythonValue("filter", (v) => v !== state.filter && (state.filter = v || "all", true)),
+    "change:style": fromPythonValue("style", (v) => v !== state.style && (state.style = v || "auto", true)),
+    "change:hide_special": fromPythonValue("hide_special", (v) => !!v !== state.hideSpecial && (state.hideSpecial = !!v, true)),
+    "change:threshold": fromPythonValue("threshold", (v) => typeof v === "number" && v !== state.threshold && (state.threshold = v, true)),
+    "change:theme": () => { root.dataset.theme = model.get("theme") || "auto"; },
+  };
+  for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
+
+  buildGrid();
+  drawGrid();
+  refresh(false);
+  fromPython();
+
+  return () => {
+    if (typeof model.off === "function") for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);
+    store.dispose();
+    root.remove();
+  };
+}
+
+export default { render };

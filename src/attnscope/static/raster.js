@@ -1,0 +1,262 @@
+// @ts-check
+/**
+ * Pixel drawing for attention without canvas strokes, for views that draw many heads at once (the
+ * model view). Without a GPU, a canvas stroke costs about its pixel coverage plus a fixed overhead;
+ * writing pixels into one ImageData and putting it once is far cheaper for hundreds of thousands of
+ * short lines. Python prepends common.js and this file to the view's module.
+ *
+ * The pipeline per head: `collectMarks` picks the drawn weights (byte / SCALE > threshold) of the kept
+ * query rows and key columns; `rasterLines` (query → key lines, opacity = weight, anti-aliased) or
+ * `binMarks` (a heatmap, max-pooled when there are more tokens than pixels) turns them into pixels;
+ * `paintCoverage`/`paintBins` write them in the head's colour into an ImageData. The SVG export reads
+ * the same marks (`svgLines`, `svgBins`), so the file shows what the canvas shows.
+ */
+
+/**
+ * Drawn weights of one head, in kept-row/kept-column coordinates: mark m is kept query row `row[m]`,
+ * kept key column `col[m]`, weight byte `byte[m]`. Buffers are reused and grow as needed.
+ * @typedef {{ row: Int32Array, col: Int32Array, byte: Uint8Array, length: number }} Marks
+ */
+
+/** @returns {Marks} */
+export function createMarks() {
+  return { row: new Int32Array(1024), col: new Int32Array(1024), byte: new Uint8Array(1024), length: 0 };
+}
+
+/** The smallest byte that is drawn: byte / SCALE > threshold (the same float test Python makes). @param {number} threshold */
+export function minDrawnByte(threshold) {
+  for (let b = 0; b <= SCALE; b++) if (b / SCALE > threshold) return b;
+  return SCALE + 1;
+}
+
+/**
+ * Fill `marks` with one head's drawn weights and return how many there are.
+ * @param {Uint8Array} bytes a layer: (heads, query, key) row-major
+ * @param {number} offset where this head's (query, key) block starts: head * query * key
+ * @param {number} keyCount key positions per query row
+ * @param {number[]} rows kept query positions, in order
+ * @param {number[]} cols kept key positions, in order
+ * @param {number} minByte from `minDrawnByte`
+ * @param {Marks} marks
+ */
+export function collectMarks(bytes, offset, keyCount, rows, cols, minByte, marks) {
+  let n = 0;
+  for (let r = 0; r < rows.length; r++) {
+    const base = offset + rows[r] * keyCount;
+    for (let c = 0; c < cols.length; c++) {
+      const byte = bytes[base + cols[c]];
+      if (byte < minByte) continue;
+      if (n === marks.row.length) growMarks(marks);
+      marks.row[n] = r;
+      marks.col[n] = c;
+      marks.byte[n] = byte;
+      n++;
+    }
+  }
+  marks.length = n;
+  return n;
+}
+
+/** @param {Marks} marks */
+function growMarks(marks) {
+  const size = marks.row.length * 2;
+  const row = new Int32Array(size), col = new Int32Array(size), byte = new Uint8Array(size);
+  row.set(marks.row);
+  col.set(marks.col);
+  byte.set(marks.byte);
+  Object.assign(marks, { row, col, byte });
+}
+
+/**
+ * Lines from x = 0 (query row r at y = (r + 0.5) * qStep) to x = width (key column c at
+ * y = (c + 0.5) * kStep), opacity = weight, composited into `coverage`, a transmittance buffer
+ * (1 = untouched; the pixel's alpha is 1 - coverage).
+ * @param {Marks} marks @param {number} qStep @param {number} kStep
+ * @param {number} width @param {number} height @param {Float32Array} coverage at least width * height
+ */
+function rasterLines(marks, qStep, kStep, width, height, coverage) {
+  coverage.fill(1, 0, width * height);
+  for (let m = 0; m < marks.length; m++) {
+    strokeAcross(coverage, width, height, (marks.row[m] + 0.5) * qStep, (marks.col[m] + 0.5) * kStep, marks.byte[m] / SCALE);
+  }
+}
+
+/**
+ * One anti-aliased line across the whole width, from (0, y0) to (width, y1), with opacity `alpha`.
+ * @param {Float32Array} t @param {number} width @param {number} height
+ * @param {number} y0 @param {number} y1 @param {number} alpha
+ */
+function strokeAcross(t, width, height, y0, y1, alpha) {
+  const dy = y1 - y0;
+  if (Math.abs(dy) <= width) {
+    const slope = dy / width;
+    for (let x = 0; x < width; x++) {
+      const y = y0 + slope * (x + 0.5) - 0.5;
+      const iy = Math.floor(y);
+      const f = y - iy;
+      if (iy >= 0 && iy < height) t[iy * width + x] *= 1 - alpha * (1 - f);
+      if (iy + 1 >= 0 && iy + 1 < height) t[(iy + 1) * width + x] *= 1 - alpha * f;
+    }
+    return;
+  }
+  const top = Math.max(0, Math.floor(Math.min(y0, y1)));
+  const bottom = Math.min(height, Math.ceil(Math.max(y0, y1)));
+  const run = width / dy;
+  for (let y = top; y < bottom; y++) {
+    const x = (y + 0.5 - y0) * run - 0.5;
+    const ix = Math.floor(x);
+    const f = x - ix;
+    if (ix >= 0 && ix < width) t[y * width + ix] *= 1 - alpha * (1 - f);
+    if (ix + 1 >= 0 && ix + 1 < width) t[y * width + ix + 1] *= 1 - alpha * f;
+  }
+}
+
+/**
+ * Write a coverage buffer into `image` at (x0, y0) in colour `rgb` (alpha = 1 - coverage).
+ * @param {ImageData} image @param {number} x0 @param {number} y0
+ * @param {number} width @param {number} height @param {Float32Array} coverage @param {number[]} rgb
+ */
+function paintCoverage(image, x0, y0, width, height, coverage, rgb) {
+  const data = image.data;
+  for (let y = 0; y < height; y++) {
+    let p = ((y0 + y) * image.width + x0) * 4;
+    const row = y * width;
+    for (let x = 0; x < width; x++, p += 4) {
+      const t = coverage[row + x];
+      if (t >= 1) continue;
+      data[p] = rgb[0];
+      data[p + 1] = rgb[1];
+      data[p + 2] = rgb[2];
+      data[p + 3] = Math.round((1 - t) * 255);
+    }
+  }
+}
+
+/**
+ * A heatmap grid of at most `width` × `height` bins, each the largest drawn byte of the weights
+ * that fall in it (one bin per weight when the head is no larger than the area).
+ * @param {Marks} marks @param {number} rowCount @param {number} colCount
+ * @param {number} width @param {number} height @param {Uint8Array} bins at least width * height
+ * @returns {{ binRows: number, binCols: number }}
+ */
+function binMarks(marks, rowCount, colCount, width, height, bins) {
+  const binRows = Math.max(1, Math.min(rowCount, height));
+  const binCols = Math.max(1, Math.min(colCount, width));
+  bins.fill(0, 0, binRows * binCols);
+  for (let m = 0; m < marks.length; m++) {
+    const index = Math.floor((marks.row[m] * binRows) / rowCount) * binCols + Math.floor((marks.col[m] * binCols) / colCount);
+    if (marks.byte[m] > bins[index]) bins[index] = marks.byte[m];
+  }
+  return { binRows, binCols };
+}
+
+/**
+ * Write heatmap bins into `image` at (x0, y0), each bin a block of pixels, opacity = its weight.
+ * @param {ImageData} image @param {number} x0 @param {number} y0 @param {number} width @param {number} height
+ * @param {Uint8Array} bins @param {number} binRows @param {number} binCols @param {number[]} rgb
+ */
+function paintBins(image, x0, y0, width, height, bins, binRows, binCols, rgb) {
+  const data = image.data;
+  for (let br = 0; br < binRows; br++) {
+    const ya = Math.floor((br * height) / binRows), yb = Math.floor(((br + 1) * height) / binRows);
+    for (let bc = 0; bc < binCols; bc++) {
+      const byte = bins[br * binCols + bc];
+      if (byte === 0) continue;
+      const xa = Math.floor((bc * width) / binCols), xb = Math.floor(((bc + 1) * width) / binCols);
+      for (let y = ya; y < yb; y++) {
+        for (let p = ((y0 + y) * image.width + x0 + xa) * 4, x = xa; x < xb; x++, p += 4) {
+          data[p] = rgb[0];
+          data[p + 1] = rgb[1];
+          data[p + 2] = rgb[2];
+          data[p + 3] = byte;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Reusable pixel buffers: `coverage` for lines, `bins` for heatmaps, grown by `ensure`.
+ * @typedef {{ coverage: Float32Array, bins: Uint8Array, ensure: (size: number) => void }} Scratch
+ * @returns {Scratch}
+ */
+export function createScratch() {
+  /** @type {Scratch} */
+  const scratch = {
+    coverage: new Float32Array(0),
+    bins: new Uint8Array(0),
+    ensure(size) {
+      if (scratch.coverage.length < size) scratch.coverage = new Float32Array(size);
+      if (scratch.bins.length < size) scratch.bins = new Uint8Array(size);
+    },
+  };
+  return scratch;
+}
+
+/**
+ * One head's `marks` as lines into a width × height box of `image` at (x0, y0).
+ * @param {ImageData} image @param {number} x0 @param {number} y0 @param {number} width @param {number} height
+ * @param {Marks} marks @param {number} qStep @param {number} kStep @param {number[]} rgb @param {Scratch} scratch
+ */
+export function paintLines(image, x0, y0, width, height, marks, qStep, kStep, rgb, scratch) {
+  scratch.ensure(width * height);
+  rasterLines(marks, qStep, kStep, width, height, scratch.coverage);
+  paintCoverage(image, x0, y0, width, height, scratch.coverage, rgb);
+}
+
+/**
+ * One head's `marks` as a heatmap of rowCount × colCount weights into a width × height box of `image`.
+ * @param {ImageData} image @param {number} x0 @param {number} y0 @param {number} width @param {number} height
+ * @param {Marks} marks @param {number} rowCount @param {number} colCount @param {number[]} rgb @param {Scratch} scratch
+ */
+export function paintMatrix(image, x0, y0, width, height, marks, rowCount, colCount, rgb, scratch) {
+  scratch.ensure(width * height);
+  const { binRows, binCols } = binMarks(marks, rowCount, colCount, width, height, scratch.bins);
+  paintBins(image, x0, y0, width, height, scratch.bins, binRows, binCols, rgb);
+}
+
+/**
+ * One head's `marks` as SVG elements in a size × size box, as the thumbnail draws them.
+ * @param {Marks} marks @param {string} style "lines" or "matrix" @param {number} size
+ * @param {number} rowCount @param {number} colCount @param {string} colour @param {Scratch} scratch
+ */
+export function svgHead(marks, style, size, rowCount, colCount, colour, scratch) {
+  if (style === "lines") return svgLines(marks, size / rowCount, size / colCount, size, colour);
+  scratch.ensure(size * size);
+  const { binRows, binCols } = binMarks(marks, rowCount, colCount, size, size, scratch.bins);
+  return svgBins(scratch.bins, binRows, binCols, size, size, colour);
+}
+
+/** "#RRGGBB" as [r, g, b]. @param {string} hex */
+export function rgbOf(hex) {
+  return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+}
+
+/**
+ * The same lines as `rasterLines`, as SVG `<line>` elements in a width × height box.
+ * @param {Marks} marks @param {number} qStep @param {number} kStep @param {number} width @param {string} colour
+ */
+function svgLines(marks, qStep, kStep, width, colour) {
+  const parts = [];
+  for (let m = 0; m < marks.length; m++) {
+    const y0 = ((marks.row[m] + 0.5) * qStep).toFixed(2), y1 = ((marks.col[m] + 0.5) * kStep).toFixed(2);
+    parts.push(`<line x1="0" y1="${y0}" x2="${width}" y2="${y1}" stroke="${colour}" stroke-opacity="${(marks.byte[m] / SCALE).toFixed(3)}"/>`);
+  }
+  return parts.join("");
+}
+
+/**
+ * The same heatmap as `paintBins`, as one SVG `<rect>` per non-empty bin.
+ * @param {Uint8Array} bins @param {number} binRows @param {number} binCols
+ * @param {number} width @param {number} height @param {string} colour
+ */
+function svgBins(bins, binRows, binCols, width, height, colour) {
+  const parts = [];
+  const w = width / binCols, h = height / binRows;
+  for (let i = 0; i < binRows * binCols; i++) {
+    if (bins[i] === 0) continue;
+    const x = ((i % binCols) * w).toFixed(2), y = (Math.floor(i / binCols) * h).toFixed(2);
+    parts.push(`<rect x="${x}" y="${y}" width="${w.toFixed(2)}" height="${h.toFixed(2)}" fill="${colour}" fill-opacity="${(bins[i] / SCALE).toFixed(3)}"/>`);
+  }
+  return parts.join("");
+}

@@ -1,0 +1,117 @@
+"""The model view (V2): every layer × head of an attention stack as a thumbnail; click one to enlarge it.
+
+``model_view`` takes a `Capture` or BertViz's arguments (``include_layers``, ``include_heads`` and
+``display_mode`` included), so a BertViz notebook ports by changing its import. Thumbnails are drawn
+as lines (BertViz's style) or as heatmaps; "auto" picks lines up to 64 tokens and heatmaps above.
+Every layer is shown at once, so every layer crosses to the browser with the view (one byte a weight).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import traitlets
+
+from ..errors import InputError
+from .html import bundle, static_text
+from .payload import DEFAULT_THRESHOLD, Payload, payload_from_inputs
+from .widget import PayloadWidget
+
+STYLES = ("auto", "lines", "matrix")
+"""Thumbnail styles: query→key lines, a query × key heatmap, or "auto" (lines up to 64 tokens)."""
+THEMES = ("auto", "dark", "light")
+"""Colour themes: "auto" follows the page's prefers-color-scheme."""
+
+
+def _choice(name: str, value: Any, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise InputError(f"{name} must be one of {', '.join(repr(a) for a in allowed)}; got {value!r}")
+    return value
+
+
+class ModelView(PayloadWidget):
+    """The model view widget. ``layer`` and ``heads`` name the enlarged thumbnail (model numbers; ``None``
+    and ``[]`` when none is open), ``token`` the token hovered in it; ``stack``, ``style``, ``filter``,
+    ``hide_special``, ``threshold`` and ``theme`` follow the controls, both ways.
+    """
+
+    module = "model_view"
+    kind = "model view"
+    eager = True  # the grid shows every layer at once
+    _esm = bundle("model_view")
+    _css = static_text("model_view.css")
+    style = traitlets.Unicode("auto").tag(sync=True)
+    theme = traitlets.Unicode("auto").tag(sync=True)
+
+    def __init__(self, payload: Payload, *, style: str = "auto", hide_special: bool = False, theme: str = "auto",
+                 **kwargs: Any) -> None:
+        # Nothing is enlarged until the user (or Python, through layer and heads) opens a thumbnail.
+        super().__init__(payload, style=style, hide_special=bool(hide_special), theme=theme,
+                         **{"layer": None, "heads": [], **kwargs})
+
+    @traitlets.validate("style")
+    def _valid_style(self, proposal: dict[str, Any]) -> str:
+        return _choice("style", proposal["value"], STYLES)
+
+    @traitlets.validate("theme")
+    def _valid_theme(self, proposal: dict[str, Any]) -> str:
+        return _choice("theme", proposal["value"], THEMES)
+
+    @traitlets.validate("heads")
+    def _valid_heads(self, proposal: dict[str, Any]) -> list[int]:
+        heads = super()._valid_heads(proposal)
+        if len(heads) > 1:
+            raise InputError(f"the model view enlarges one head at a time; got heads {heads}")
+        return heads
+
+    def html_state(self) -> dict[str, Any]:
+        return {**super().html_state(), "style": self.style, "hide_special": self.hide_special, "theme": self.theme}
+
+
+def model_view(
+    attention: Any = None,
+    tokens: Sequence[str] | None = None,
+    sentence_b_start: int | None = None,
+    prettify_tokens: bool = True,
+    display_mode: str | None = None,
+    encoder_attention: Any = None,
+    decoder_attention: Any = None,
+    cross_attention: Any = None,
+    encoder_tokens: Sequence[str] | None = None,
+    decoder_tokens: Sequence[str] | None = None,
+    include_layers: Sequence[int] | None = None,
+    include_heads: Sequence[int] | None = None,
+    html_action: str = "view",
+    *,
+    batch_index: int = 0,
+    threshold: float = DEFAULT_THRESHOLD,
+    stack: str | None = None,
+    style: str = "auto",
+    hide_special: bool = False,
+) -> ModelView:
+    """The model view (V2) of a `Capture` or of BertViz-style attention.
+
+    ``model_view(cap)`` shows every stack the capture holds (a selector switches between encoder,
+    decoder and cross attention); ``model_view(attention, tokens, sentence_b_start)`` takes a tuple of
+    per-layer ``(batch, heads, query, key)`` tensors or arrays as ``model(..., output_attentions=True)``
+    returns them (``encoder_attention``/``decoder_attention``/``cross_attention`` with
+    ``encoder_tokens``/``decoder_tokens`` for encoder-decoders). ``include_layers``/``include_heads``
+    keep only those layers/heads (labelled with the model's numbers). ``display_mode`` is "dark" or
+    "light"; unlike BertViz (always dark by default) the default, ``None``, follows the page's
+    light or dark preference. ``style`` is "lines", "matrix" or "auto"; weights <= ``threshold`` are
+    not drawn; ``hide_special`` starts with special tokens hidden. ``html_action`` is accepted for
+    BertViz compatibility ("view" or "return": both return the view).
+    Returns a `ModelView` widget: it displays in notebooks (a static copy where widgets do not run),
+    ``to_html()`` and ``save(path)`` export it, and its ``selection`` follows what the user enlarges.
+    """
+    if html_action not in ("view", "return"):
+        raise InputError(f"html_action must be 'view' or 'return', got {html_action!r}")
+    theme = _choice("display_mode", display_mode or "auto", THEMES)
+    _choice("style", style, STYLES)
+    payload = payload_from_inputs(
+        attention, tokens, sentence_b_start, prettify_tokens=prettify_tokens,
+        encoder_attention=encoder_attention, decoder_attention=decoder_attention, cross_attention=cross_attention,
+        encoder_tokens=encoder_tokens, decoder_tokens=decoder_tokens, batch_index=batch_index,
+        include_layers=include_layers, include_heads=include_heads, threshold=threshold, stack=stack,
+    )
+    return ModelView(payload, style=style, hide_special=hide_special, theme=theme)
