@@ -23,6 +23,7 @@ from .capture import (
 )
 from .errors import AttnscopeError, InputError, ModelNotFoundError, NoLanguageModelHeadError
 from .views import HeadView, head_view
+from .views import NeuronView, neuron_view
 
 __version__ = "0.1.0"
 
@@ -30,4 +31,5 @@ __all__ = [
     "ALL_FIELDS", "DEFAULT_FIELDS", "DEFAULT_MODEL", "AttentionStack", "AttnscopeError", "Capture",
     "CaptureInput", "HeadView", "InputError", "ModelHandle", "ModelNotFoundError", "NoLanguageModelHeadError",
     "Predictions", "Tokens", "capture", "capture_batch", "encode", "head_view", "load",
+    "NeuronView", "neuron_view",
 ]

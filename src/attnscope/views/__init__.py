@@ -6,10 +6,12 @@ attention crosses as uint8 bytes (`payload`). The functions take a `Capture` or 
 
 from .head import HeadView, head_view
 from .html import page
+from .neuron import NeuronView, neuron_view
 from .payload import DEFAULT_THRESHOLD, MAX_ERROR, SCALE, Payload, payload_from_arrays, payload_from_capture, quantise
 from .widget import AttentionWidget, PayloadWidget
 
 __all__ = [
     "DEFAULT_THRESHOLD", "MAX_ERROR", "SCALE", "AttentionWidget", "HeadView", "Payload", "PayloadWidget",
     "head_view", "page", "payload_from_arrays", "payload_from_capture", "quantise",
+    "NeuronView", "neuron_view",
 ]
