@@ -24,6 +24,7 @@ from .capture import (
 from .errors import AttnscopeError, InputError, ModelNotFoundError, NoLanguageModelHeadError
 from .views import HeadView, head_view
 from .views import ModelView, model_view
+from .views import NeuronView, neuron_view
 
 __version__ = "0.1.0"
 
@@ -32,4 +33,5 @@ __all__ = [
     "CaptureInput", "HeadView", "InputError", "ModelHandle", "ModelNotFoundError", "NoLanguageModelHeadError",
     "Predictions", "Tokens", "capture", "capture_batch", "encode", "head_view", "load",
     "ModelView", "model_view",
+    "NeuronView", "neuron_view",
 ]

@@ -288,3 +288,36 @@ def is_cross_attention(module_name: str, module: Any) -> bool:
     if getattr(module, "is_cross_attention", False):
         return True
     return any(part in _CROSS_ATTENTION_NAMES for part in module_name.split("."))
+
+
+def wrap(model: Any, tokenizer: Any, name: str | None = None) -> ModelHandle:
+    """A `ModelHandle` around a transformers model and tokenizer the caller already loaded.
+
+    For callers that hold a model object (BertViz's ``show(model, model_type, tokenizer, ...)``):
+    nothing is reloaded or copied, and the model's attention implementation is switched only for
+    the duration of each capture. ``name`` defaults to the checkpoint name in the model's config.
+    """
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "model_type") or not callable(model):
+        raise AttnscopeError(
+            f"expected a transformers model (a PreTrainedModel with a config), got {type(model).__name__}"
+        )
+    if tokenizer is None or not callable(getattr(tokenizer, "convert_ids_to_tokens", None)):
+        raise AttnscopeError(
+            f"expected the model's transformers tokenizer, got {type(tokenizer).__name__}: pass the tokenizer "
+            "loaded with AutoTokenizer.from_pretrained for the same checkpoint"
+        )
+    kind = model_kind(config)
+    heads = getattr(model, "get_output_embeddings", None)
+    source = str(getattr(config, "_name_or_path", "") or type(model).__name__)
+    return ModelHandle(
+        name=name or source,
+        source=source,
+        model=model,
+        tokenizer=tokenizer,
+        kind=kind,
+        architecture=config.model_type,
+        has_lm_head=callable(heads) and heads() is not None,
+        stacks=stack_shapes(config, kind),
+        max_length=_max_length(tokenizer, config),
+    )

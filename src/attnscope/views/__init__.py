@@ -7,10 +7,12 @@ attention crosses as uint8 bytes (`payload`). The functions take a `Capture` or 
 from .head import HeadView, head_view
 from .html import page
 from .model import ModelView, model_view
+from .neuron import NeuronView, neuron_view
 from .payload import DEFAULT_THRESHOLD, MAX_ERROR, SCALE, Payload, payload_from_arrays, payload_from_capture, quantise
 from .widget import AttentionWidget, PayloadWidget
 
 __all__ = [
-    "DEFAULT_THRESHOLD", "MAX_ERROR", "SCALE", "AttentionWidget", "HeadView", "ModelView", "Payload", "PayloadWidget",
-    "head_view", "model_view", "page", "payload_from_arrays", "payload_from_capture", "quantise",
+    "DEFAULT_THRESHOLD", "MAX_ERROR", "SCALE", "AttentionWidget", "HeadView", "ModelView", "NeuronView", "Payload",
+    "PayloadWidget", "head_view", "model_view", "neuron_view", "page", "payload_from_arrays", "payload_from_capture",
+    "quantise",
 ]

@@ -1,0 +1,267 @@
+"""What the neuron view (V3) ships to the browser: queries, keys and the score terms of every layer.
+
+The browser recomputes one attention row from these exactly as `attnscope.analysis.neuron` does
+(q·k in float64 from float32 q and k, times the layer's scaling, through its softcap, plus the bias,
+masked, softmax with the sink), so any layer, head and query can be shown without asking Python.
+
+Encoding, per stack and layer, one binary blob (little-endian, row-major, sections in this order):
+
+- ``queries``: float32 ``(heads, query, head_dim)``, after rotary embeddings
+- ``keys``:    float32 ``(kv_heads, key, head_dim)``: one per key/value head; query head ``h`` reads
+  key head ``kv_head_of[h]`` (grouped-query attention is not expanded, so it costs no extra bytes)
+- ``bias``:    float32 ``(heads, query, key)``, only when the stack has an additive bias (T5, ALiBi)
+- ``allowed``: uint8 ``(query, key)``, 1 where the key is visible, 0 where the mask hides it
+
+The header (JSON) names each section's byte offset and shape, and carries the per-layer scaling and
+softcap, the attention-sink logits (GPT-OSS) and the tokens. Sizes: a layer costs
+``4·(heads·query + kv_heads·key)·head_dim`` bytes (+ ``4·heads·query·key`` with a bias, +
+``query·key`` for the mask); all-MiniLM-L6-v2 on 17 tokens: 52,513 bytes a layer, 315,078 for all 6.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..capture.result import Capture
+from ..errors import InputError, check_range
+from .payload import ROLES, TokenSequence
+
+NEEDED = ("queries", "keys", "allowed")
+"""Fields a capture must hold for the neuron view; ``bias`` too when the model adds one."""
+CAPTURE_FIELDS = ("attentions", "queries", "keys", "bias", "allowed")
+"""What `neuron_view` captures when it runs the model itself."""
+REBUILD_TOLERANCE = 1e-3
+"""Largest difference allowed between the rebuilt softmax and the captured attention (float32 captures)."""
+
+
+@dataclass
+class NeuronStack:
+    """One stack's arrays as shipped: q ``(layers, heads, query, head_dim)``, k ``(layers, kv_heads, key, head_dim)``,
+    bias ``(layers, heads, query, key)`` or None, allowed ``(layers, query, key)`` bool."""
+
+    role: str
+    queries: np.ndarray
+    keys: np.ndarray
+    kv_head_of: list[int]
+    bias: np.ndarray | None
+    allowed: np.ndarray
+    scaling: list[float]
+    softcap: list[float | None]
+    sinks: np.ndarray | None
+    query_tokens: str
+    key_tokens: str
+    causal: bool
+
+    @property
+    def layers(self) -> int:
+        return int(self.queries.shape[0])
+
+    @property
+    def heads(self) -> int:
+        return int(self.queries.shape[1])
+
+    def sections(self) -> list[tuple[str, str, tuple[int, ...]]]:
+        """(name, dtype, shape) of each section of one layer's blob, in order."""
+        _, heads, nq, dim = self.queries.shape
+        parts = [("queries", "float32", (heads, nq, dim)), ("keys", "float32", tuple(self.keys.shape[1:]))]
+        if self.bias is not None:
+            parts.append(("bias", "float32", tuple(self.bias.shape[1:])))
+        parts.append(("allowed", "uint8", tuple(self.allowed.shape[1:])))
+        return parts
+
+    def layout(self) -> list[dict[str, Any]]:
+        """Each section's name, dtype, shape, byte offset and length within one layer's blob."""
+        out, offset = [], 0
+        for name, dtype, shape in self.sections():
+            size = int(np.prod(shape)) * (4 if dtype == "float32" else 1)
+            out.append({"name": name, "dtype": dtype, "shape": list(shape), "offset": offset, "bytes": size})
+            offset += size
+        return out
+
+    def layer_bytes(self, layer: int) -> bytes:
+        """One layer's blob: the sections of `layout` concatenated, little-endian."""
+        parts = [self.queries[layer].astype("<f4"), self.keys[layer].astype("<f4")]
+        if self.bias is not None:
+            parts.append(self.bias[layer].astype("<f4"))
+        parts.append(self.allowed[layer].astype(np.uint8))
+        return b"".join(np.ascontiguousarray(p).tobytes() for p in parts)
+
+    def describe(self) -> dict[str, Any]:
+        """The stack's entry in the header (everything but the arrays)."""
+        _, heads, nq, dim = self.queries.shape
+        return {
+            "role": self.role, "layers": self.layers, "heads": heads, "kv_heads": int(self.keys.shape[1]),
+            "head_dim": int(dim), "query": int(nq), "key": int(self.keys.shape[2]),
+            "query_tokens": self.query_tokens, "key_tokens": self.key_tokens, "causal": self.causal,
+            "kv_head_of": self.kv_head_of, "scaling": self.scaling, "softcap": self.softcap,
+            "sinks": None if self.sinks is None else [[float(x) for x in row] for row in self.sinks],
+            "has_bias": self.bias is not None, "layout": self.layout(),
+            "layer_bytes": sum(part["bytes"] for part in self.layout()),
+        }
+
+
+@dataclass
+class NeuronData:
+    """Every stack of a capture as the neuron view ships it, with the tokens and the initial selection."""
+
+    model: str | None
+    kind: str | None
+    sequences: dict[str, TokenSequence]
+    stacks: dict[str, NeuronStack]
+    selection: dict[str, Any]
+
+    def header(self) -> dict[str, Any]:
+        """The JSON-ready description of everything but the arrays (see the module docstring)."""
+        return {
+            "version": 1, "model": self.model, "kind": self.kind,
+            "encoding": {"byte_order": "little", "float": "float32", "mask": "uint8",
+                         "layout": "per layer: queries, keys[, bias], allowed; row-major"},
+            "sequences": {name: seq.to_dict() for name, seq in self.sequences.items()},
+            "stacks": [s.describe() for s in self.stacks.values()],
+            "selection": self.selection,
+        }
+
+    def layer_bytes(self, role: str, layer: int) -> bytes:
+        return self.stacks[role].layer_bytes(layer)
+
+    def layers_base64(self) -> dict[str, list[str]]:
+        """Every layer of every stack as base64 text, per role (for pages without a kernel)."""
+        return {role: [base64.b64encode(s.layer_bytes(i)).decode("ascii") for i in range(s.layers)]
+                for role, s in self.stacks.items()}
+
+    def nbytes(self) -> int:
+        """Bytes of every layer's blob together (before base64)."""
+        return sum(len(s.layer_bytes(i)) for s in self.stacks.values() for i in range(s.layers))
+
+
+def decode_layer(header_stack: dict[str, Any], blob: bytes) -> dict[str, np.ndarray]:
+    """The arrays of one layer's blob, by section name, as the browser reads them (for tests and tools)."""
+    out = {}
+    for part in header_stack["layout"]:
+        dtype = np.dtype("<f4") if part["dtype"] == "float32" else np.uint8
+        raw = blob[part["offset"]: part["offset"] + part["bytes"]]
+        out[part["name"]] = np.frombuffer(raw, dtype=dtype).reshape(part["shape"])
+    return out
+
+
+def _unique_keys(keys: np.ndarray, kv_head_of: np.ndarray | None) -> tuple[np.ndarray, list[int]]:
+    """Keys ``(layers, heads, key, dim)`` reduced to one per key/value head, and each head's key head.
+
+    Falls back to one key per head when the expanded keys do not repeat as ``kv_head_of`` says.
+    """
+    heads = keys.shape[1]
+    mapping = np.arange(heads) if kv_head_of is None else np.asarray(kv_head_of, dtype=np.int64)
+    firsts = [int(np.flatnonzero(mapping == g)[0]) for g in range(int(mapping.max()) + 1)]
+    unique = keys[:, firsts]
+    if len(firsts) < heads and not np.array_equal(unique[:, mapping], keys):
+        return keys, list(range(heads))
+    return unique, [int(g) for g in mapping]
+
+
+def _check_fields(cap: Capture, role: str) -> None:
+    """Raise `InputError` naming the fields the neuron view needs that ``cap``'s stack lacks."""
+    stack = cap.stacks[role]
+    missing = [name for name in NEEDED if getattr(stack, name) is None]
+    if missing:
+        why = f" ({cap.missing[missing[0]]})" if missing[0] in cap.missing else ""
+        raise InputError(
+            f"the neuron view needs {', '.join(missing)} but the {role} stack of this capture holds no "
+            f"{' or '.join(missing)}{why}: capture with "
+            f"attnscope.capture(model, text, fields={list(CAPTURE_FIELDS)!r}) or fields='all'"
+        )
+
+
+def _check_rebuilds(cap: Capture, role: str) -> None:
+    """Raise `InputError` when q, k and the captured terms do not give back the captured attention.
+
+    This catches a capture made without ``bias`` for a model that adds one (T5's position bias).
+    Skipped for float16 captures (their q and k are rounded) and when no attention was captured.
+    """
+    stack = cap.stacks[role]
+    if stack.bias is not None or stack.attentions is None or cap.dtype != "float32":
+        return
+    for layer in range(stack.layers):
+        gap = float(np.max(np.abs(stack.rebuilt_attentions(layer) - stack.attentions[layer])))
+        if not gap <= REBUILD_TOLERANCE:
+            raise InputError(
+                f"the {role} stack's queries and keys do not rebuild its attention (layer {layer} is off "
+                f"by {gap:.3g}): this model adds a score term the capture lacks; capture with "
+                f"fields={list(CAPTURE_FIELDS)!r} to include the bias"
+            )
+
+
+def _stack_data(cap: Capture, role: str) -> NeuronStack:
+    s = cap.stacks[role]
+    keys, kv_head_of = _unique_keys(s.keys, s.kv_head_of)
+    return NeuronStack(
+        role=role, queries=s.queries, keys=keys, kv_head_of=kv_head_of, bias=s.bias, allowed=s.allowed,
+        scaling=[float(x) for x in s.scaling],
+        softcap=[None if c is None else float(c) for c in (s.softcap or [None] * s.layers)],
+        sinks=None if s.sinks is None else np.asarray(s.sinks, dtype=np.float32),
+        query_tokens="decoder" if role == "cross" else role, key_tokens="encoder" if role == "cross" else role,
+        causal=role == "decoder",
+    )
+
+
+def _sequences(cap: Capture) -> dict[str, TokenSequence]:
+    main = "decoder" if cap.kind == "decoder" else "encoder"
+    toks = cap.tokens
+    out = {main: TokenSequence(list(toks.display), list(toks.special), toks.sentence_b_start)}
+    if cap.decoder_tokens is not None and main == "encoder":
+        dec = cap.decoder_tokens
+        out["decoder"] = TokenSequence(list(dec.display), list(dec.special), None)
+    return out
+
+
+def default_query(data: NeuronData, role: str) -> int:
+    """The query shown first: the last token of a causal stack (it sees every key), else the first
+    ordinary (non-special) token."""
+    stack = data.stacks[role]
+    seq = data.sequences[stack.query_tokens]
+    if stack.causal or role == "cross":
+        return len(seq.tokens) - 1
+    return next((i for i, special in enumerate(seq.special) if not special), 0)
+
+
+def choose(data: NeuronData, stack: str | None, layer: int | None, head: int | None,
+           query: int | None) -> dict[str, Any]:
+    """Validate an initial selection against ``data``; None picks stack ``main``, layer 0, head 0,
+    and `default_query`. Raises `InputError` naming the allowed range."""
+    roles = list(data.stacks)
+    role = stack if stack is not None else ("decoder" if data.kind == "decoder" else roles[0])
+    if role not in data.stacks:
+        raise InputError(f"stack {role!r} is not in this capture: it has {', '.join(roles)}")
+    s = data.stacks[role]
+    layer = 0 if layer is None else check_range("layer", layer, s.layers, f"the {role} stack")
+    head = 0 if head is None else check_range("head", head, s.heads, f"the {role} stack")
+    count = int(s.queries.shape[2])
+    query = default_query(data, role) if query is None else check_range(
+        "query position", query, count, f"the {role} stack's {count} query tokens")
+    return {"stack": role, "layer": layer, "head": head, "query": query}
+
+
+def neuron_data(cap: Capture, *, stack: str | None = None, layer: int | None = None,
+                head: int | None = None, query: int | None = None) -> NeuronData:
+    """The neuron view's data for every stack of ``cap`` that holds queries and keys.
+
+    Raises `InputError` (before anything is drawn) when the capture lacks the fields the view needs,
+    when its parts do not rebuild its attention, or when the selection is out of range.
+    """
+    if not isinstance(cap, Capture):
+        raise InputError(f"expected a Capture, got {type(cap).__name__}")
+    if stack is not None and stack not in cap.stacks:
+        raise InputError(f"stack {stack!r} is not in this capture: it has {', '.join(cap.stacks) or 'none'}")
+    if not cap.stacks:
+        raise InputError("this capture holds no attention stacks: capture with fields='all'")
+    main = stack or ("decoder" if cap.kind == "decoder" and "decoder" in cap.stacks else next(iter(cap.stacks)))
+    _check_fields(cap, main)
+    roles = [r for r in ROLES if r in cap.stacks and all(getattr(cap.stacks[r], f) is not None for f in NEEDED)]
+    for role in roles:
+        _check_rebuilds(cap, role)
+    data = NeuronData(cap.model, cap.kind, _sequences(cap), {r: _stack_data(cap, r) for r in roles}, {})
+    data.selection = choose(data, stack, layer, head, query)
+    return data
