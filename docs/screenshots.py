@@ -45,7 +45,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1100, "height": 900}, device_scale_factor=2)
+        page = browser.new_page(viewport={"width": 1100, "height": 900}, device_scale_factor=1)
         page.emulate_media(color_scheme="light")
         page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())
         for stem, view, selector, hover in views():
