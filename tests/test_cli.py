@@ -78,3 +78,17 @@ def test_view_bad_input_writes_nothing(args, message, tmp_path):
     assert result.returncode == 2, result.stdout
     assert message in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize("kind,selector", [("model", "attnscope-mv"), ("neuron", "attnscope-nv")])
+def test_view_writes_model_and_neuron_views(kind, selector, tmp_path):
+    out = tmp_path / f"{kind}.html"
+    result = run("view", PUB, "--view", kind, "--layer", "2", "--head", "5", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    html = out.read_text(encoding="utf-8")
+    state = json.loads(re.search(r'<script type="application/json"[^>]*>(.*?)</script>', html, re.S).group(1))
+    assert f".{selector}" in html
+    if kind == "neuron":
+        assert (state["layer"], state["head"]) == (2, 5)
+    else:
+        assert state["header"]["stacks"][0]["head_labels"] == [5]

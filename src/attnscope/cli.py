@@ -87,7 +87,7 @@ def view(
     pair: Optional[str] = typer.Option(None, "--pair", help="A second text (sentence B)."),
     target: Optional[str] = typer.Option(None, "--target", help="Decoder input for encoder-decoder models."),
     layer: Optional[int] = typer.Option(None, "--layer", help="Layer shown first (head and neuron views)."),
-    heads: list[int] = typer.Option([], "--head", help="Head to show (repeatable; default all)."),
+    heads: list[int] = typer.Option([], "--head", help="Head to show (repeatable; default all; the neuron view takes one)."),
     truncate: bool = typer.Option(False, "--truncate", help="Cut inputs longer than the model's maximum."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow code from the checkpoint."),
 ) -> None:
