@@ -49,6 +49,16 @@ export function make(tag, className, text) {
   return node;
 }
 
+/**
+ * A label holding a control, the text first ("Layer [select]").
+ * @param {string} className @param {string} text @param {HTMLElement} control
+ */
+export function labelled(className, text, control) {
+  const label = make("label", className, text + " ");
+  label.append(control);
+  return label;
+}
+
 /** A token as displayed: whitespace-only tokens become a visible "␣". @param {string} token */
 export function shown(token) {
   return token.trim() === "" ? "␣" : token;
@@ -66,24 +76,29 @@ export function uniqueId(prefix) {
 }
 
 /**
- * Layers of uint8 weights, per stack role, decoded once. The model's "layers" value holds
+ * Layers per stack role, decoded once. The model's `field` value (default "layers") holds
  * `{ role: [layer or null, ...] }`; a missing layer is asked of Python with
- * `model.send({ type: "attnscope-layers", role, indices })`, and arrives as a custom message with
- * one buffer per index, after which `onArrive` is called (the widget sends only what is viewed).
+ * `model.send({ type: message, role, indices })` and arrives as a custom message of the same type
+ * with one buffer per index, after which `onArrive` is called (a widget sends only what is viewed).
+ * `decode(bytes, role)` turns a layer's bytes into what the view uses (default: the bytes).
  * @param {any} model
  * @param {() => void} onArrive
+ * @param {{ message?: string, field?: string, decode?: (bytes: Uint8Array, role: string) => any }} [options]
  */
-export function layerStore(model, onArrive) {
-  /** @type {Map<string, Uint8Array>} */
+export function layerStore(model, onArrive, options = {}) {
+  const message = options.message ?? "attnscope-layers";
+  const field = options.field ?? "layers";
+  const decode = options.decode ?? ((/** @type {Uint8Array} */ bytes) => bytes);
+  /** @type {Map<string, any>} */
   const cache = new Map();
   /** @type {Set<string>} */
   const pending = new Set();
   /** @param {any} msg @param {any[]} [buffers] */
   const receive = (msg, buffers) => {
-    if (!msg || msg.type !== "attnscope-layers" || !buffers) return;
+    if (!msg || msg.type !== message || !buffers || !Array.isArray(msg.indices)) return;
     msg.indices.forEach((/** @type {number} */ index, /** @type {number} */ n) => {
       const key = `${msg.role}:${index}`;
-      cache.set(key, toBytes(buffers[n]));
+      cache.set(key, decode(toBytes(buffers[n]), msg.role));
       pending.delete(key);
     });
     onArrive();
@@ -91,23 +106,21 @@ export function layerStore(model, onArrive) {
   model.on("msg:custom", receive);
   return {
     /**
-     * The layer's bytes, or null while it is on its way.
+     * The decoded layer, or null while it is on its way.
      * @param {string} role @param {number} index
-     * @returns {Uint8Array | null}
      */
     get(role, index) {
       const key = `${role}:${index}`;
-      const hit = cache.get(key);
-      if (hit) return hit;
-      const given = model.get("layers")?.[role]?.[index];
+      if (cache.has(key)) return cache.get(key);
+      const given = model.get(field)?.[role]?.[index];
       if (given) {
-        const bytes = toBytes(given);
-        cache.set(key, bytes);
-        return bytes;
+        const layer = decode(toBytes(given), role);
+        cache.set(key, layer);
+        return layer;
       }
       if (!pending.has(key) && typeof model.send === "function") {
         pending.add(key);
-        model.send({ type: "attnscope-layers", role, indices: [index] });
+        model.send({ type: message, role, indices: [index] });
       }
       return null;
     },

@@ -61,15 +61,17 @@ export function render({ model, el }) {
   const merge = checkbox("attnscope-hv-merge", state.merge);
   const rowsInput = textbox("attnscope-hv-rows", state.rows);
   const columnsInput = textbox("attnscope-hv-columns", state.columns);
-  const png = make("button", "attnscope-hv-png", "PNG");
-  const svg = make("button", "attnscope-hv-svg", "SVG");
+  const png = /** @type {HTMLButtonElement} */ (make("button", "attnscope-hv-png", "PNG"));
+  const svg = /** @type {HTMLButtonElement} */ (make("button", "attnscope-hv-svg", "SVG"));
+  png.type = svg.type = "button";
   const status = make("span", "attnscope-hv-status");
   status.setAttribute("role", "status");
-  const stackLabel = labelled("Attention", stackSelect);
-  const filterLabel = labelled("Sentences", filterSelect);
-  controls.append(stackLabel, labelled("Layer", layerSelect), filterLabel, labelled("Threshold", threshold),
-    labelled("Hide special tokens", hideSpecial), labelled("Words", merge), labelled("Queries", rowsInput),
-    labelled("Keys", columnsInput), png, svg, status);
+  const field = (/** @type {string} */ text, /** @type {HTMLElement} */ control) => labelled("attnscope-hv-label", text, control);
+  const stackLabel = field("Attention", stackSelect);
+  const filterLabel = field("Sentences", filterSelect);
+  controls.append(stackLabel, field("Layer", layerSelect), filterLabel, field("Threshold", threshold),
+    field("Hide special tokens", hideSpecial), field("Words", merge), field("Queries", rowsInput),
+    field("Keys", columnsInput), png, svg, status);
   for (const s of header.stacks) stackSelect.append(new Option(s.role, s.role));
   for (const [value, text] of FILTERS) filterSelect.append(new Option(text, value));
   stackLabel.hidden = header.stacks.length < 2;
@@ -89,12 +91,6 @@ export function render({ model, el }) {
   root.append(controls, headBar, body, tooltip);
   el.append(root);
 
-  /** @param {string} text @param {HTMLElement} control */
-  function labelled(text, control) {
-    const label = make("label", "attnscope-hv-label", text + " ");
-    label.append(control);
-    return label;
-  }
   /** @param {string} className @param {boolean} on */
   function checkbox(className, on) {
     const box = /** @type {HTMLInputElement} */ (make("input", className));
@@ -252,7 +248,7 @@ export function render({ model, el }) {
     filterSelect.value = state.filter;
     headBar.replaceChildren();
     for (let h = 0; h < s.heads; h++) {
-      const button = make("button", "attnscope-hv-head", String(h));
+      const button = /** @type {HTMLButtonElement} */ (make("button", "attnscope-hv-head", String(h)));
       button.type = "button";
       button.dataset.head = String(h);
       button.title = `head ${h}: click to show or hide, double-click to show only this head`;

@@ -65,9 +65,10 @@ export function render({ model, el }) {
   specialBox.type = "checkbox";
   const pngButton = button("attnscope-mv-png", "PNG", "Save the grid as a PNG image");
   const svgButton = button("attnscope-mv-svg", "SVG", "Save the grid as an SVG drawing");
-  const stackLabel = labelled("Attention", stackSelect);
-  const filterLabel = labelled("Sentences", filterSelect);
-  controls.append(stackLabel, filterLabel, labelled("Style", styleSelect), labelled("Hide special tokens", specialBox),
+  const field = (/** @type {string} */ text, /** @type {HTMLElement} */ control) => labelled("attnscope-mv-label", text, control);
+  const stackLabel = field("Attention", stackSelect);
+  const filterLabel = field("Sentences", filterSelect);
+  controls.append(stackLabel, filterLabel, field("Style", styleSelect), field("Hide special tokens", specialBox),
     pngButton, svgButton);
   stackLabel.hidden = header.stacks.length < 2;
 
@@ -107,13 +108,6 @@ export function render({ model, el }) {
     node.type = "button";
     node.title = title;
     return node;
-  }
-
-  /** @param {string} text @param {HTMLElement} control */
-  function labelled(text, control) {
-    const label = make("label", "attnscope-mv-label", text + " ");
-    label.append(control);
-    return label;
   }
 
   function stack() {

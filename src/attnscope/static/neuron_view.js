@@ -90,43 +90,6 @@ export function neuronTerms(s, d, layer, head, query) {
     sinkShare: sink === null ? null : (total > 0 ? sinkPart / total : 0) };
 }
 
-/**
- * Layers per stack, decoded once; missing ones are asked of Python and `onArrive` runs when they come.
- * @param {any} model @param {Record<string, any>} stacks @param {() => void} onArrive
- */
-function neuronLayers(model, stacks, onArrive) {
-  /** @type {Map<string, Layer>} */ const cache = new Map();
-  /** @type {Set<string>} */ const pending = new Set();
-  /** @param {any} msg @param {any[]} [buffers] */
-  const receive = (msg, buffers) => {
-    if (!msg || msg.type !== NEURON_MESSAGE || !buffers || !(msg.role in stacks)) return;
-    msg.indices.forEach((/** @type {number} */ index, /** @type {number} */ n) => {
-      cache.set(`${msg.role}:${index}`, decodeNeuronLayer(toBytes(buffers[n]), stacks[msg.role]));
-      pending.delete(`${msg.role}:${index}`);
-    });
-    onArrive();
-  };
-  model.on("msg:custom", receive);
-  return {
-    /** @param {string} role @param {number} index @returns {Layer | null} */
-    get(role, index) {
-      const key = `${role}:${index}`;
-      if (cache.has(key)) return /** @type {Layer} */ (cache.get(key));
-      const given = model.get("arrays")?.[role]?.[index];
-      if (given) {
-        cache.set(key, decodeNeuronLayer(toBytes(given), stacks[role]));
-        return /** @type {Layer} */ (cache.get(key));
-      }
-      if (!pending.has(key) && typeof model.send === "function") {
-        pending.add(key);
-        model.send({ type: NEURON_MESSAGE, role, indices: [index] });
-      }
-      return null;
-    },
-    dispose() { if (typeof model.off === "function") model.off("msg:custom", receive); },
-  };
-}
-
 /** A number as shown in a cell: 3 significant digits. @param {number} v */
 function formatValue(v) {
   if (!Number.isFinite(v)) return v > 0 ? "∞" : "−∞";
@@ -339,15 +302,11 @@ export function render({ model, el }) {
   const headSelect = /** @type {HTMLSelectElement} */ (make("select", "attnscope-nv-head"));
   const png = make("button", "attnscope-nv-png", "PNG"), svgButton = make("button", "attnscope-nv-svg-export", "SVG");
   for (const b of [png, svgButton]) { /** @type {HTMLButtonElement} */ (b).type = "button"; b.title = `save what is shown as ${b.textContent}`; }
-  const labelled = (/** @type {string} */ text, /** @type {HTMLElement} */ control) => {
-    const node = make("label", "attnscope-nv-label", text + " ");
-    node.append(control);
-    return node;
-  };
-  const stackLabel = labelled("Attention", stackSelect);
+  const field = (/** @type {string} */ text, /** @type {HTMLElement} */ control) => labelled("attnscope-nv-label", text, control);
+  const stackLabel = field("Attention", stackSelect);
   stackLabel.hidden = header.stacks.length < 2;
   for (const s of header.stacks) stackSelect.append(new Option(s.role, s.role));
-  controls.append(stackLabel, labelled("Layer", layerSelect), labelled("Head", headSelect), png, svgButton);
+  controls.append(stackLabel, field("Layer", layerSelect), field("Head", headSelect), png, svgButton);
   const figureBox = make("div", "attnscope-nv-figure");
   const tooltip = make("div", "attnscope-nv-tooltip");
   tooltip.setAttribute("role", "tooltip");
@@ -356,7 +315,9 @@ export function render({ model, el }) {
   el.append(root);
   const measurer = /** @type {CanvasRenderingContext2D} */ (document.createElement("canvas").getContext("2d"));
   measurer.font = '11px system-ui, -apple-system, "Segoe UI", sans-serif';
-  const source = neuronLayers(model, stacks, () => draw());
+  const source = layerStore(model, () => draw(), {
+    message: NEURON_MESSAGE, field: "arrays", decode: (bytes, role) => decodeNeuronLayer(bytes, stacks[role]),
+  });
 
   const stack = () => stacks[state.stack];
 

@@ -40,6 +40,7 @@ class NeuronView(AttentionWidget):
 
     module = "neuron_view"
     kind = "neuron view"
+    message = NEURON_MESSAGE
     _esm = bundle("neuron_view")
     _css = static_text("neuron_view.css")
     arrays = traitlets.Dict().tag(sync=True)
@@ -57,25 +58,17 @@ class NeuronView(AttentionWidget):
             head=sel["head"], token={"side": "query", "index": sel["query"]},
             display_mode=check_display_mode(display_mode), **kwargs,
         )
-        self.on_msg(self._answer)
 
     def _initial_arrays(self) -> dict[str, list[bytes | None]]:
         chosen = (self.neuron.selection["stack"], self.neuron.selection["layer"])
         return {role: [s.layer_bytes(i) if (role, i) == chosen else None for i in range(s.layers)]
                 for role, s in self.neuron.stacks.items()}
 
-    def _answer(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        """Send the layers the module asked for; requests that name no real layer are ignored."""
-        if not isinstance(content, dict) or content.get("type") != NEURON_MESSAGE:
-            return
-        role, indices = content.get("role"), content.get("indices")
-        if role not in self.neuron.stacks or not isinstance(indices, list):
-            return
-        count = self.neuron.stacks[role].layers
-        wanted = [i for i in indices if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < count]
-        if wanted:
-            self.send({"type": NEURON_MESSAGE, "role": role, "indices": wanted},
-                      buffers=[self.neuron.layer_bytes(role, i) for i in wanted])
+    def layer_count(self, role: Any) -> int | None:
+        return self.neuron.stacks[role].layers if role in self.neuron.stacks else None
+
+    def layer_buffer(self, role: str, index: int) -> bytes:
+        return self.neuron.layer_bytes(role, index)
 
     def _current(self) -> Any:
         return self.neuron.stacks[self.stack or self.neuron.selection["stack"]]

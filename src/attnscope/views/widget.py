@@ -30,11 +30,35 @@ class AttentionWidget(anywidget.AnyWidget):
 
     module: ClassVar[str] = ""
     kind: ClassVar[str] = "view"
+    message: ClassVar[str] = LAYER_MESSAGE
+    """The custom message type the module asks for layers with (the reply has the same type)."""
     header = traitlets.Dict().tag(sync=True)
 
     def __init__(self, *, static_fallback: bool = True, **kwargs: Any) -> None:
         self.static_fallback = static_fallback
         super().__init__(**kwargs)
+        self.on_msg(self._answer)
+
+    def layer_count(self, role: Any) -> int | None:
+        """How many layers ``role`` has in this view, or None when it names no stack of the view."""
+        return None
+
+    def layer_buffer(self, role: str, index: int) -> bytes:
+        """The bytes of one layer of ``role``, as the module decodes them."""
+        raise NotImplementedError
+
+    def _answer(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        """Send the layers the module asked for, one buffer each; requests naming no real layer are ignored."""
+        if not isinstance(content, dict) or content.get("type") != self.message:
+            return
+        role, indices = content.get("role"), content.get("indices")
+        count = self.layer_count(role) if isinstance(role, str) else None
+        if count is None or not isinstance(indices, list):
+            return
+        wanted = [i for i in indices if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < count]
+        if wanted:
+            self.send({"type": self.message, "role": role, "indices": wanted},
+                      buffers=[self.layer_buffer(role, i) for i in wanted])
 
     def html_state(self) -> dict[str, Any]:
         """The values the module reads with ``model.get`` in a page without a kernel (binary as base64)."""
@@ -99,7 +123,6 @@ class PayloadWidget(AttentionWidget):
             header=payload.header(), layers=self._initial_layers(), stack=selection["stack"],
             threshold=payload.threshold, **kwargs,
         )
-        self.on_msg(self._answer)
 
     def _initial_layers(self) -> dict[str, list[bytes | None]]:
         selection = self.payload.selection
@@ -112,18 +135,11 @@ class PayloadWidget(AttentionWidget):
             for role, weights in self.payload.stacks.items()
         }
 
-    def _answer(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        """Send the layers the module asked for; requests that name no real layer are ignored."""
-        if not isinstance(content, dict) or content.get("type") != LAYER_MESSAGE:
-            return
-        role, indices = content.get("role"), content.get("indices")
-        if role not in self.payload.stacks or not isinstance(indices, list):
-            return
-        count = self.payload.stacks[role].shape[0]
-        wanted = [i for i in indices if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < count]
-        if wanted:
-            self.send({"type": LAYER_MESSAGE, "role": role, "indices": wanted},
-                      buffers=[self.payload.layer_bytes(role, i) for i in wanted])
+    def layer_count(self, role: Any) -> int | None:
+        return int(self.payload.stacks[role].shape[0]) if role in self.payload.stacks else None
+
+    def layer_buffer(self, role: str, index: int) -> bytes:
+        return self.payload.layer_bytes(role, index)
 
     @traitlets.validate("stack")
     def _valid_stack(self, proposal: dict[str, Any]) -> str:
