@@ -203,16 +203,27 @@ class Payload:
 
 
 def quantise(weights: np.ndarray) -> np.ndarray:
-    """Weights in [0, 1] as uint8 ``round(w * 255)``; decoding ``b / 255`` is off by at most 1/510."""
-    return np.rint(np.clip(np.asarray(weights, dtype=np.float64), 0.0, 1.0) * SCALE).astype(np.uint8)
+    """Weights in [0, 1] as uint8 ``round(w * 255)``; decoding ``b / 255`` is off by at most 1/510.
+
+    Computed in float64 one leading slice at a time, so memory stays near the uint8 result's size.
+    """
+    weights = np.asarray(weights)
+    out = np.empty(weights.shape, dtype=np.uint8)
+    for index in np.ndindex(weights.shape[:1] if weights.ndim > 2 else ()):
+        part = np.clip(np.asarray(weights[index], dtype=np.float64), 0.0, 1.0)
+        np.multiply(part, SCALE, out=part)
+        out[index] = np.rint(part, out=part)
+    return out
 
 
 def _as_numpy(value: Any, what: str) -> np.ndarray:
-    """A torch tensor or array-like as a float numpy array."""
+    """A torch tensor or array-like as a float numpy array (float32 stays float32: no copy to widen it)."""
     if hasattr(value, "detach"):  # torch.Tensor, without importing torch
         value = value.detach().to("cpu").float().numpy()
     try:
-        array = np.asarray(value, dtype=np.float64)
+        array = np.asarray(value)
+        if array.dtype not in (np.float32, np.float64):
+            array = array.astype(np.float64)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{what} must be numeric arrays or tensors: {exc}") from None
     return array
@@ -301,7 +312,9 @@ def prettify(token: str) -> str:
 def _is_causal(weights: np.ndarray) -> bool:
     """True when no query attends to a later key (a square stack whose upper triangle is zero)."""
     q, k = weights.shape[-2:]
-    return q == k and q > 1 and not np.any(np.triu(weights, k=1) > 0)
+    if q != k or q < 2:
+        return False
+    return not any(np.any(weights[..., i, i + 1:] > 0) for i in range(q - 1))  # most stacks fail at row 0
 
 
 def _check_selection(payload: Payload, stack: str | None, layer: int | None, heads: Sequence[int] | None) -> None:
