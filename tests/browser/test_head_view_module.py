@@ -36,7 +36,7 @@ async ([source, header, layers]) => {
   window.pySet = (k, v) => { values[k] = v; (handlers["change:" + k] || []).forEach((f) => f()); };
   const el = document.getElementById("host");
   window.cleanup = module.default.render({ model: window.model, el });
-  return typeof module.render === "function" && module.default.render === module.render;
+  return typeof module.default.render === "function" && module.render === undefined;  // anywidget: default export only
 }
 """
 

@@ -38,7 +38,7 @@ async ([source, header, layers, lazy]) => {
     { type: msg.type, role: msg.role, indices: msg.indices }, msg.indices.map((i) => full[msg.role][i])); };
   window.pySet = (k, v) => { values[k] = v; fire("change:" + k); };
   window.cleanup = module.default.render({ model: window.model, el: document.getElementById("host") });
-  return typeof module.render === "function" && module.default.render === module.render;
+  return typeof module.default.render === "function" && module.render === undefined;  // anywidget: default export only
 }
 """
 

@@ -41,7 +41,7 @@ async ([source, header, arrays, selection]) => {
   window.reply = (msg) => (handlers["msg:custom"] || []).forEach((f) =>
     f(msg, msg.indices.map((i) => window.asView(window.layers[msg.role][i]))));
   window.cleanup = module.default.render({ model: window.model, el: document.getElementById("host") });
-  return typeof module.render === "function" && module.default.render === module.render;
+  return typeof module.default.render === "function" && module.render === undefined;  // anywidget: default export only
 }
 """
 

@@ -32,7 +32,7 @@ const FILTERS = [["all", "All"], ["AA", "A→A"], ["BB", "B→B"], ["AB", "A→B
  * @param {{ model: any, el: HTMLElement }} args
  * @returns {() => void} cleanup
  */
-export function render({ model, el }) {
+function render({ model, el }) {
   const header = readHeader(model);
   /** @type {Record<string, any>} */
   const stacks = Object.fromEntries(header.stacks.map((/** @type {any} */ s) => [s.role, s]));

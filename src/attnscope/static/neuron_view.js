@@ -281,7 +281,7 @@ function numberOptions(select, count, prefix) {
  * @param {{ model: any, el: HTMLElement }} args
  * @returns {() => void} cleanup
  */
-export function render({ model, el }) {
+function render({ model, el }) {
   const header = readHeader(model);
   const stacks = Object.fromEntries(header.stacks.map((/** @type {any} */ s) => [s.role, s]));
   const initial = header.selection;
