@@ -34,7 +34,7 @@ def test_bertviz_positional_and_keyword_arguments_are_accepted():
     header = view.header
     assert header["sequences"]["encoder"]["tokens"] == ["[CLS]", "the", "cat", "sat", "[SEP]"]
     assert header["stacks"][0]["layer_labels"] == [0, 2] and header["stacks"][0]["head_labels"] == [1, 3]
-    assert view.theme == "light" and view.style == "auto"
+    assert view.theme == "light" and view.thumbnails == "auto"
     raw = model_view(att, TOKENS, prettify_tokens=False, display_mode="dark")
     assert raw.header["sequences"]["encoder"]["tokens"] == TOKENS and raw.theme == "dark"
     assert model_view(att, TOKENS).theme == "auto"  # follows the page unless display_mode is given
@@ -128,12 +128,12 @@ def test_traits_name_the_enlarged_cell_with_model_numbers():
     with pytest.raises(InputError, match=r"layer 0 is not in this view: it shows layers \[1, 3\]"):
         view.layer = 0
     with pytest.raises(InputError, match="style must be one of"):
-        view.style = "bars"
+        view.thumbnails = "bars"
     with pytest.raises(InputError, match="theme must be one of"):
         view.theme = "sepia"
-    view.style, view.hide_special, view.theme = "matrix", True, "dark"
+    view.thumbnails, view.hide_special, view.theme = "matrix", True, "dark"
     state = view.html_state()
-    assert (state["style"], state["hide_special"], state["theme"], state["layer"], state["heads"]) == ("matrix", True, "dark", 3, [5])
+    assert (state["thumbnails"], state["hide_special"], state["theme"], state["layer"], state["heads"]) == ("matrix", True, "dark", 3, [5])
 
 
 def test_notebook_display_carries_the_widget_and_a_static_fallback():
@@ -141,7 +141,7 @@ def test_notebook_display_carries_the_widget_and_a_static_fallback():
     data, _ = view._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in data
     assert 'class="attnscope-host"' in data["text/html"] and ".attnscope-mv" in data["text/html"]
-    assert view.hide_special is True and view.style == "lines"
+    assert view.hide_special is True and view.thumbnails == "lines"
     assert view.data.startswith("<!DOCTYPE html>")  # BertViz's html_action="return" object has .data
 
 

@@ -122,3 +122,14 @@ def test_word_units_from_bertviz_style_tokens():
     assert seq["special"] == [True] + [False] * 7
     assert seq["words"] == [None, 0, 1, 2, 2, 3, 4, 4]
     assert seq["word_labels"] == ["The", "girl", "escaped", ".", "don't"]
+
+
+def test_no_view_trait_takes_a_name_ipywidgets_views_reserve():
+    import ipywidgets
+
+    # DOMWidgetView treats these as references to other widgets (a "style" string broke JupyterLab).
+    reserved = {"style", "layout", "tooltip", "tabbable", "_dom_classes", "description", "value"}
+    base = set(ipywidgets.DOMWidget.class_trait_names(sync=True))
+    for cls in (attnscope.HeadView, attnscope.ModelView, attnscope.NeuronView):
+        own = set(cls.class_trait_names(sync=True)) - base
+        assert own and not own & reserved, (cls.__name__, own & reserved)

@@ -82,7 +82,7 @@ def test_selection_is_written_back_to_the_model(page):
     page.page.select_option("#host .attnscope-mv-style", "matrix")
     page.page.check("#host .attnscope-mv-hide-special")
     sets = last_sets(page)
-    assert (sets["style"], sets["hide_special"], sets["token"]) == ("matrix", True, None)
+    assert (sets["thumbnails"], sets["hide_special"], sets["token"]) == ("matrix", True, None)
     page.page.keyboard.press("Escape")
     sets = last_sets(page)
     assert (sets["layer"], sets["heads"]) == (None, [])
@@ -94,7 +94,7 @@ def test_changes_from_python_open_cells_redraw_and_cleanup_detaches(page):
     page.page.evaluate("window.pySet('layer', 1); window.pySet('heads', [2])")
     assert (root.get_attribute("data-layer"), root.get_attribute("data-head")) == ("1", "2")
     assert int(root.get_attribute("data-detail-drawn")) == int((payload.decoded("encoder")[1, 2] > 0.01).sum())
-    page.page.evaluate("window.sets = []; window.pySet('style', 'matrix'); window.pySet('threshold', 0.3)")
+    page.page.evaluate("window.sets = []; window.pySet('thumbnails', 'matrix'); window.pySet('threshold', 0.3)")
     assert root.get_attribute("data-style") == "matrix"
     assert counts(root) == [int(n) for n in (payload.decoded("encoder") > 0.3).sum(axis=(2, 3)).ravel()]
     assert page.page.evaluate("window.sets") == []  # changes from Python are not echoed back
@@ -106,7 +106,7 @@ def test_changes_from_python_open_cells_redraw_and_cleanup_detaches(page):
     assert root.get_attribute("data-head") == "0" and last_sets(page)["heads"] == [0]
     page.page.evaluate("window.cleanup()")
     assert page.page.locator("#host .attnscope-mv").count() == 0
-    page.page.evaluate("window.pySet('layer', 0); window.pySet('style', 'lines')")  # no listener left to throw
+    page.page.evaluate("window.pySet('layer', 0); window.pySet('thumbnails', 'lines')")  # no listener left to throw
     assert page.errors == []
 
 

@@ -39,6 +39,8 @@ CELLS = [
     "import sys\nprint(sys.executable)",
     f"import attnscope\nm = attnscope.load()\ncap = attnscope.capture(m, {PUB!r})\n"
     "view = attnscope.head_view(cap)\nview",
+    "model_view = attnscope.model_view(cap)\nmodel_view",
+    "neuron_view = attnscope.neuron_view(m, 'The girl ran to a local pub.', layer=1, head=0)\nneuron_view",
 ]
 
 
@@ -236,6 +238,22 @@ def test_head_view_is_a_live_widget_whose_selection_python_reads(front_end, jupy
         drawn(root, LAYER_SET)
         assert int(root.get_attribute("data-lines")) == expected_lines(att[LAYER_SET], heads, queries=[girl])
         assert lines(root) == expected_lines(att[LAYER_SET], heads, queries=[girl])
+
+        # The model and neuron views are live widgets too, and the neuron view's head choice reaches Python.
+        for index, selector in ((2, ".attnscope-mv"), (3, ".attnscope-nv")):
+            other = notebook.cells.nth(index).locator(f".jp-OutputArea-output {selector}")
+            expect(other).to_have_attribute("data-ready", "true", timeout=WAIT)
+            assert other.evaluate("e => e.closest('.attnscope-host') === null")
+        model_root = notebook.cells.nth(2).locator(".attnscope-mv")
+        assert model_root.get_attribute("data-cells") == str(att.shape[0] * att.shape[1])
+        neuron_root = notebook.cells.nth(3).locator(".attnscope-nv")
+        neuron_root.locator(".attnscope-nv-head").select_option("7")
+        expect(neuron_root).to_have_attribute("data-head", "7")
+        cell = notebook.add_cell("print(neuron_view.selection['head'], neuron_view.selection['layer'])")
+        for _ in range(5):
+            if notebook.run_cell(cell).split() == ["7", "1"]:
+                break
+        assert notebook.run_cell(cell).split() == ["7", "1"]
 
         assert attnscope_errors(server_page.details) == [], server_page.details
         assert server_page.blocked == []

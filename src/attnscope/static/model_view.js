@@ -10,11 +10,11 @@
  * module. `render({ model, el })` reads:
  *   - "header": the payload header (attnscope/views/payload.py), with "head_labels" per stack
  *   - "layers": { role: [layer, ...] }, each (heads, query, key) uint8 row-major; weight = byte / 255
- *   - "stack", "style" ("auto" | "lines" | "matrix"), "filter", "hide_special", "threshold",
+ *   - "stack", "thumbnails" ("auto" | "lines" | "matrix"), "filter", "hide_special", "threshold",
  *     "theme" ("auto" | "dark" | "light"), "layer" + "heads" (the enlarged cell, or null + [])
  * and writes the selection back with model.set(...) + model.save_changes(): "stack", "layer" and
  * "heads" (the enlarged cell's layer and [head], model numbers), "token" (hovered in the enlarged
- * view: { side, index } or, in a matrix, { side: "query", index, key }), "style", "filter", "hide_special".
+ * view: { side, index } or, in a matrix, { side: "query", index, key }), "thumbnails", "filter", "hide_special".
  * The root exposes what is drawn: data-cells, data-drawn (weights drawn in the grid), data-style,
  * data-stack, data-layer, data-head, data-filter, data-hide-special, data-detail-drawn, data-draw-ms.
  */
@@ -39,7 +39,7 @@ function render({ model, el }) {
   const initial = header.selection;
   const state = {
     stack: /** @type {string} */ (model.get("stack") in stacks ? model.get("stack") : initial.stack),
-    style: /** @type {string} */ (model.get("style") ?? "auto"),
+    style: /** @type {string} */ (model.get("thumbnails") ?? "auto"),
     filter: /** @type {string} */ (model.get("filter") ?? "all"),
     hideSpecial: Boolean(model.get("hide_special")),
     threshold: /** @type {number} */ (model.get("threshold") ?? header.threshold),
@@ -280,7 +280,7 @@ function render({ model, el }) {
       model.set("stack", state.stack);
       model.set("layer", open ? s.layer_labels[open.layer] : null);
       model.set("heads", open ? [s.head_labels[open.head]] : []);
-      model.set("style", state.style);
+      model.set("thumbnails", state.style);
       model.set("filter", state.filter);
       model.set("hide_special", state.hideSpecial);
       model.set("token", open && hv ? { ...hv } : null);
@@ -414,7 +414,7 @@ function render({ model, el }) {
     "change:heads": fromPython,
     "change:stack": () => { const v = model.get("stack"); if (!writing && v in stacks && v !== state.stack) { state.stack = v; switchStack(false); } },
     "change:filter": fromPythonValue("filter", (v) => v !== state.filter && (state.filter = v || "all", true)),
-    "change:style": fromPythonValue("style", (v) => v !== state.style && (state.style = v || "auto", true)),
+    "change:thumbnails": fromPythonValue("thumbnails", (v) => v !== state.style && (state.style = v || "auto", true)),
     "change:hide_special": fromPythonValue("hide_special", (v) => !!v !== state.hideSpecial && (state.hideSpecial = !!v, true)),
     "change:threshold": fromPythonValue("threshold", (v) => typeof v === "number" && v !== state.threshold && (state.threshold = v, true)),
     "change:theme": () => { root.dataset.theme = model.get("theme") || "auto"; },

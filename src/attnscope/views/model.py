@@ -31,7 +31,7 @@ def _choice(name: str, value: Any, allowed: Sequence[str]) -> str:
 
 class ModelView(PayloadWidget):
     """The model view widget. ``layer`` and ``heads`` name the enlarged thumbnail (model numbers; ``None``
-    and ``[]`` when none is open), ``token`` the token hovered in it; ``stack``, ``style``, ``filter``,
+    and ``[]`` when none is open), ``token`` the token hovered in it; ``stack``, ``thumbnails``, ``filter``,
     ``hide_special``, ``threshold`` and ``theme`` follow the controls, both ways.
     """
 
@@ -40,16 +40,16 @@ class ModelView(PayloadWidget):
     eager = True  # the grid shows every layer at once
     _esm = bundle("model_view")
     _css = static_text("model_view.css")
-    style = traitlets.Unicode("auto").tag(sync=True)
+    thumbnails = traitlets.Unicode("auto").tag(sync=True)  # not "style": ipywidgets views reserve it
     theme = traitlets.Unicode("auto").tag(sync=True)
 
     def __init__(self, payload: Payload, *, style: str = "auto", hide_special: bool = False, theme: str = "auto",
                  **kwargs: Any) -> None:
         # Nothing is enlarged until the user (or Python, through layer and heads) opens a thumbnail.
-        super().__init__(payload, style=style, hide_special=bool(hide_special), theme=theme,
+        super().__init__(payload, thumbnails=style, hide_special=bool(hide_special), theme=theme,
                          **{"layer": None, "heads": [], **kwargs})
 
-    @traitlets.validate("style")
+    @traitlets.validate("thumbnails")
     def _valid_style(self, proposal: dict[str, Any]) -> str:
         return _choice("style", proposal["value"], STYLES)
 
@@ -65,7 +65,7 @@ class ModelView(PayloadWidget):
         return heads
 
     def html_state(self) -> dict[str, Any]:
-        return {**super().html_state(), "style": self.style, "hide_special": self.hide_special, "theme": self.theme}
+        return {**super().html_state(), "thumbnails": self.thumbnails, "hide_special": self.hide_special, "theme": self.theme}
 
 
 def model_view(
