@@ -2,11 +2,14 @@
 
 Measured for a BERT-base shape (12 layers x 12 heads) at each length in ``--lengths``, side by side in
 the same headless Chromium (Debian's ``/usr/bin/chromium``, the flags of tests/browser/conftest.py,
-every non-local request refused), a fresh browser per page:
+every non-local request refused), a fresh browser per page (bench/chromium.py drives it):
 
 - input: realistic attention, seeded: per layer a (1, 12, n, n) float32 tensor, each head the
   softmax of random scores (a spread drawn per head) and, in every layer, a previous-token head,
   a first-token head and a broad head; plus n word tokens. The same tuple goes to both tools.
+  Checked against the default model (MiniLM, 6x12) on EWT text at 64/128/256/512 tokens: about the
+  same share of weights above the 0.01 drawing threshold (here 0.27/0.12/0.056/0.025, the model's
+  0.27/0.13/0.056/0.024), mean row maximum and entropy.
 - HTML bytes: the UTF-8 size of the page each tool builds: ``attnscope.head_view(...).to_html()``
   (``model_view`` too, when attnscope has it) and ``bertviz.head_view/model_view(...,
   html_action="return").data``. "build" is the Python time to make that HTML.
@@ -21,9 +24,12 @@ every non-local request refused), a fresh browser per page:
   unreachable here: the bench installs requirejs@2.3.6 and d3@5.7.0 (the versions BertViz names)
   and jquery@2.1.0 (BertViz names 2.0.0, which npm does not have; 2.1.0 is the oldest 2.x there)
   with npm into bench/.cache/npm, once, and points BertViz's URLs at those files.
-- interactivity of the head views once drawn, median of 5: clicking head 3's toggle (to the
-  paint after the redraw) and hovering a query token (to the paint with its tooltip/highlight),
-  timed in the page from the input event's timestamp, with real mouse input.
+- interactivity of the head views once drawn: clicking head 3's toggle (to the paint after the
+  redraw) and hovering a query token (to the paint with its tooltip/highlight), timed in the page
+  from the input event's timestamp, with real mouse input; median of 5, or fewer when one takes
+  over a second (then the note says so). When attnscope's head view is not drawn in time, a
+  "head L0" row measures the same view with ``include_layers=[0]`` (one layer in the page), to
+  tell the payload's limits from the drawing's.
 
 BertViz's draws are capped at ``--timeout`` seconds ("> 120 s"); its HTML is not built above
 ``--skip-bertviz-above`` tokens (default 256: at 512 it is ~1.75 GB and ~44 s to build). attnscope's
@@ -46,18 +52,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import attnscope
+from chromium import CHROMIUM, SAMPLES, SLOW_MS, Interactions, interaction_times, visit  # bench/chromium.py
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-LOCAL = ("file:", "data:", "blob:", "about:")
 CACHE = Path(__file__).resolve().parent / ".cache"
 NPM = CACHE / "npm"
 # BertViz 1.4.1's CDN URLs (head_view.py, head_view.js, model_view.js) -> files of the npm packages.
@@ -69,7 +72,7 @@ CDN = {
 NPM_PACKAGES = ["requirejs@2.3.6", "d3@5.7.0", "jquery@2.1.0"]
 LAYERS, HEADS = 12, 12
 MODEL_VIEW_MAX = 512
-SLOW_MS = 1000  # an interaction this slow is not sampled again
+V8_MAX_STRING = 2**29 - 24  # the longest string V8 (64-bit) can hold: textContent/JSON.parse beyond it fail
 GOAL_BYTES, GOAL_TIME, GOAL_512_S, GOAL_INTERACTIVE_MS = 20, 10, 3.0, 200
 WORDS = "the girl ran to a local pub to escape the din of her city and found it full of people".split()
 
@@ -90,20 +93,6 @@ HOOK = """<script>
 })();
 </script>
 """
-AFTER_PAINT = ("() => new Promise((done) => requestAnimationFrame(() => {"
-               " const c = new MessageChannel(); c.port1.onmessage = () => done(); c.port2.postMessage(0); }))")
-# Records, per event type, the input event's timestamp and the paint after the handlers ran.
-INSTRUMENT = """() => {
-  window.__t = {};
-  const afterPaint = (f) => requestAnimationFrame(() => {
-    const c = new MessageChannel(); c.port1.onmessage = f; c.port2.postMessage(0); });
-  for (const type of ["click", "mouseover"]) {
-    window.addEventListener(type, (e) => { window.__t[type] = { start: e.timeStamp, end: null }; }, true);
-    window.addEventListener(type, () => {
-      const record = window.__t[type]; afterPaint(() => { record.end = performance.now(); }); });
-  }
-}"""
-
 
 # ---------------------------------------------------------------- inputs
 
@@ -174,6 +163,7 @@ class Page:
     nbytes: int
     build_s: float
     expected_lines: int | None = None
+    note: str = ""
 
 
 def build_attnscope(view: str, weights: np.ndarray, tokens: list[str], directory: Path,
@@ -189,9 +179,13 @@ def build_attnscope(view: str, weights: np.ndarray, tokens: list[str], directory
     if view == "head":  # lines above the threshold in layer 0, every head: what the first draw must show
         layer0 = shown.payload.decoded(next(iter(shown.payload.stacks)))[0]
         expected = int((layer0 > shown.payload.threshold).sum())
+    start = html.index('-data">') + len('-data">')
+    data_chars = html.index("</script>", start) - start
+    note = (f"its data script has {data_chars:,} chars, over V8's string limit ({V8_MAX_STRING:,}): "
+            "the page cannot parse it" if data_chars > V8_MAX_STRING else "")
     path = directory / f"attnscope-{view}-{len(tokens)}.html"
     path.write_text(html, encoding="utf-8")
-    return Page(path, len(html.encode("utf-8")), build_s, expected)
+    return Page(path, len(html.encode("utf-8")), build_s, expected, note)
 
 
 def build_bertviz(view: str, weights: np.ndarray, tokens: list[str], directory: Path, assets) -> Page:
@@ -207,113 +201,61 @@ def build_bertviz(view: str, weights: np.ndarray, tokens: list[str], directory: 
     return Page(path, len(html.encode("utf-8")), build_s, expected)
 
 
-# ---------------------------------------------------------------- the browser
+# ---------------------------------------------------------------- in the browser
 
-@dataclass
-class Load:
-    seconds: float | None = None  # None: not drawn within the timeout
-    problem: str = ""  # why it does not count as drawn
-    interaction: str = ""  # why the interactions were not measured
-    toggle_ms: list[float] = field(default_factory=list)
-    hover_ms: list[float] = field(default_factory=list)
+HEADS_SHOWN = "() => document.querySelector('.attnscope-hv').dataset.heads"
 
 
-def _interactions(page, tool: str, n: int, timeout_ms: float) -> tuple[list[float], list[float]]:
-    """Times of clicking head 3's toggle and of hovering query tokens, after the view is drawn.
-
-    Up to 5 of each; sampling stops after a sample over ``SLOW_MS`` (already far beyond the goal).
-    """
-    page.evaluate(INSTRUMENT)
-
-    def timed(kind: str, act) -> float:
-        page.evaluate(AFTER_PAINT)
-        page.evaluate("() => { window.__t = {}; }")
-        act()
-        page.wait_for_function(f"() => window.__t.{kind} && window.__t.{kind}.end !== null", timeout=timeout_ms)
-        return page.evaluate(f"() => window.__t.{kind}.end - window.__t.{kind}.start")
-
+def _drawn_signal(tool: str, view: str) -> str:
     if tool == "attnscope":
-        toggle = page.locator(".attnscope-hv-head[data-head='3']")
-        token = lambda i: page.locator(f".attnscope-hv-queries .attnscope-hv-token[data-index='{i}']")  # noqa: E731
-        heads = "() => document.querySelector('.attnscope-hv').dataset.heads"
-    else:
-        toggle = page.locator("#vis svg > g:last-child > rect").nth(3)  # BertViz's head checkboxes come last
-        token = lambda i: page.locator("#vis #left text").nth(i)  # noqa: E731
-        heads = "() => ''"
-    toggles, hovers = [], []
-    box = toggle.bounding_box()
-    for _ in range(5):  # off, on, off, ...
-        before = page.evaluate(heads)
-        toggles.append(timed("click", lambda: page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)))
-        if tool == "attnscope" and page.evaluate(heads) == before:
-            raise RuntimeError("clicking head 3 did not change the heads shown")
-        if toggles[-1] > SLOW_MS:
-            break
-    for index in np.linspace(1, n - 2, 5).astype(int):
-        node = token(int(index))
-        node.scroll_into_view_if_needed()
-        page.mouse.move(1, 1)
-        spot = node.bounding_box()
-        hovers.append(timed("mouseover", lambda: page.mouse.move(spot["x"] + spot["width"] / 2, spot["y"] + spot["height"] / 2)))
-        if tool == "attnscope" and page.evaluate("() => document.querySelector('.attnscope-hv-tooltip').hidden"):
-            raise RuntimeError(f"hovering query token {index} showed no tooltip")
-        if hovers[-1] > SLOW_MS:
-            break
-    return toggles, hovers
+        root = ".attnscope-hv" if view == "head" else ".attnscope-mv"
+        return f"() => document.querySelector('{root}[data-ready=\"true\"]') !== null"
+    return "() => window.__benchDrawn !== undefined || window.__benchError !== undefined"
 
 
-def load(playwright, page_file: Page, tool: str, view: str, n: int, timeout_s: float, interact: bool) -> Load:
-    """Open one page in a fresh browser and time it until drawn (and, optionally, its interactions)."""
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-    result = Load()
-    errors: list[str] = []
-    try:
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
-        page = context.new_page()
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("crash", lambda _: errors.append("the page crashed"))
-        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(LOCAL)
-                   else (errors.append(f"blocked {route.request.url}"), route.abort()))
-        if tool == "attnscope":
-            root = ".attnscope-hv" if view == "head" else ".attnscope-mv"
-            signal = f"() => document.querySelector('{root}[data-ready=\"true\"]') !== null"
+def _checker(page_file: Page, tool: str, view: str):
+    """``check(page)``: '' when the page drew every line it should (run untimed), else what is wrong."""
+    def check(page) -> str:
+        if tool == "bertviz":
+            error = page.evaluate("() => window.__benchError")
+            if error is not None:
+                return f"require.js: {error}"
+            drawn = page.evaluate("() => document.getElementsByTagName('line').length")
+        elif view == "head":
+            drawn = int(page.evaluate("() => document.querySelector('.attnscope-hv').dataset.linesDrawn"))
         else:
-            signal = "() => window.__benchDrawn !== undefined || window.__benchError !== undefined"
-        started = time.perf_counter()
-        try:
-            page.goto(page_file.path.as_uri(), wait_until="commit", timeout=timeout_s * 1000)
-            page.wait_for_function(signal, polling="raf", timeout=max(1.0, timeout_s - (time.perf_counter() - started)) * 1000)
-            page.evaluate(AFTER_PAINT)
-            result.seconds = time.perf_counter() - started
-        except Exception as exc:  # a Playwright timeout, or a crashed page
-            result.problem = "; ".join(errors) or ("timeout" if "Timeout" in type(exc).__name__ else str(exc).splitlines()[0])
-            return result
-        if errors:
-            result.problem = "; ".join(errors)
-        result.problem = result.problem or _check_drawn(page, page_file, tool, view)
-        if interact and view == "head" and not result.problem:
-            try:
-                result.toggle_ms, result.hover_ms = _interactions(page, tool, n, timeout_s * 1000)
-            except Exception as exc:  # a timeout or a view that did not react: say so, keep measuring
-                result.interaction = f"interaction: {str(exc).splitlines()[0]}"
-    finally:
-        browser.close()
-    return result
-
-
-def _check_drawn(page, page_file: Page, tool: str, view: str) -> str:
-    """'' when the page drew what it should (untimed), else what is missing."""
-    if tool == "bertviz":
-        if page.evaluate("() => window.__benchError") is not None:
-            return f"require.js: {page.evaluate('() => window.__benchError')}"
-        drawn = page.evaluate("() => document.getElementsByTagName('line').length")
-    elif view == "head":
-        drawn = int(page.evaluate("() => document.querySelector('.attnscope-hv').dataset.linesDrawn"))
-    else:
+            return ""
+        if page_file.expected_lines is not None and drawn != page_file.expected_lines:
+            return f"drew {drawn} lines, expected {page_file.expected_lines}"
         return ""
-    if page_file.expected_lines is not None and drawn != page_file.expected_lines:
-        return f"drew {drawn} lines, expected {page_file.expected_lines}"
-    return ""
+    return check
+
+
+def _interact(tool: str, n: int, timeout_s: float):
+    """``then(page)`` for a drawn head view: head 3's toggle clicked, query tokens hovered."""
+    positions = [int(i) for i in np.linspace(1, n - 2, SAMPLES)]
+
+    def then(page) -> Interactions:
+        if tool == "bertviz":  # its head checkboxes are the last group of the SVG; tokens are <text>
+            toggle = page.locator("#vis svg > g:last-child > rect").nth(3)
+            tokens = [page.locator("#vis #left text").nth(i) for i in positions]
+            return interaction_times(page, toggle, tokens, timeout_s * 1000)
+        seen = {"heads": page.evaluate(HEADS_SHOWN)}
+
+        def toggled(page) -> None:
+            heads = page.evaluate(HEADS_SHOWN)
+            if heads == seen["heads"]:
+                raise RuntimeError("clicking head 3 did not change the heads shown")
+            seen["heads"] = heads
+
+        def hovered(page, i: int) -> None:
+            if page.evaluate("() => document.querySelector('.attnscope-hv-tooltip').hidden"):
+                raise RuntimeError(f"hovering query token {positions[i]} showed no tooltip")
+
+        toggle = page.locator(".attnscope-hv-head[data-head='3']")
+        tokens = [page.locator(f".attnscope-hv-queries .attnscope-hv-token[data-index='{i}']") for i in positions]
+        return interaction_times(page, toggle, tokens, timeout_s * 1000, toggled, hovered)
+    return then
 
 
 # ---------------------------------------------------------------- running and printing
@@ -329,10 +271,12 @@ class Row:
     toggle_ms: float | None = None
     hover_ms: float | None = None
     available: bool = True
+    timed_out: bool = False
 
 
-def measure(playwright, tool, view, weights, tokens, directory, assets, repeats, timeout_s, interact,
+def measure(playwright, tool, view, weights, tokens, directory, assets, repeats, timeout_s,
             include_layers=None) -> Row:
+    """Build one tool's view and load it ``repeats`` times (interactions timed on the first load)."""
     n = len(tokens)
     row = Row(view if include_layers is None else f"{view} L{','.join(map(str, include_layers))}", tool)
     try:
@@ -348,20 +292,24 @@ def measure(playwright, tool, view, weights, tokens, directory, assets, repeats,
     gc.collect()
     loads = []
     for i in range(repeats):
-        loads.append(load(playwright, page_file, tool, view, n, timeout_s, interact and i == 0))
+        then = _interact(tool, n, timeout_s) if view == "head" and i == 0 else None
+        loads.append(visit(playwright, page_file.path, _drawn_signal(tool, view), timeout_s,
+                           _checker(page_file, tool, view), then))
         if loads[-1].problem:  # a page that did not draw once will not be timed again
             break
     page_file.path.unlink()
-    drawn = [x.seconds for x in loads if x.seconds is not None and not x.problem]
-    row.note = next((x.problem for x in loads if x.problem), "") or loads[0].interaction
-    if drawn and len(drawn) == len(loads):
-        row.seconds = statistics.median(drawn)
-    first = loads[0]
-    if first.toggle_ms and first.hover_ms:
-        row.toggle_ms, row.hover_ms = statistics.median(first.toggle_ms), statistics.median(first.hover_ms)
-        if min(len(first.toggle_ms), len(first.hover_ms)) < 5:
-            row.note = (row.note + "; " if row.note else "") + (
-                f"toggle/hover: {len(first.toggle_ms)}/{len(first.hover_ms)} samples (stopped after one over {SLOW_MS} ms)")
+    row.timed_out = any(x.problem == "timeout" for x in loads)
+    notes = [x.problem for x in loads if x.problem and x.problem != "timeout"]
+    notes += [f"interaction: {loads[0].after_problem}"] if loads[0].after_problem else []
+    if all(x.seconds is not None and not x.problem for x in loads):
+        row.seconds = statistics.median(x.seconds for x in loads)
+    if isinstance(loads[0].after, Interactions) and loads[0].after.toggle and loads[0].after.hover:
+        times = loads[0].after
+        row.toggle_ms, row.hover_ms = times.medians()
+        if not times.complete():
+            notes.append(f"toggle/hover: {len(times.toggle)}/{len(times.hover)} samples "
+                         f"(stopped after one over {SLOW_MS} ms)")
+    row.note = "; ".join(notes + ([page_file.note] if page_file.note else []))
     return row
 
 
@@ -375,7 +323,7 @@ def _time(row: Row, timeout_s: float) -> str:
     if not row.available or row.nbytes is None:
         return "-"
     if row.seconds is None:
-        return f"> {timeout_s:g} s" if row.note == "timeout" else "not drawn"
+        return f"> {timeout_s:g} s" if row.timed_out else "not drawn"
     return f"{row.seconds:.2f} s"
 
 
@@ -388,9 +336,8 @@ def print_table(n: int, rows: list[Row], timeout_s: float) -> None:
             continue
         build = f"{row.build_s:.2f} s" if row.build_s is not None else "-"
         toggle, hover = _ms(row.toggle_ms), _ms(row.hover_ms)
-        note = "" if row.note == "timeout" else row.note
         print(f"  {row.view:8} {row.tool:10} {_size(row.nbytes):>12} {build:>8} {_time(row, timeout_s):>10} "
-              f"{toggle:>9} {hover:>9}  {note}")
+              f"{toggle:>9} {hover:>9}  {row.note}")
     for view in ("head", "model"):
         ours = next((r for r in rows if r.view == view and r.tool == "attnscope" and r.available), None)
         theirs = next((r for r in rows if r.view == view and r.tool == "bertviz"), None)
@@ -412,7 +359,7 @@ def _time_ratio(theirs: Row, ours: Row, timeout_s: float) -> str:
     if ours.seconds is None or theirs.nbytes is None:
         return "n/a"
     if theirs.seconds is None:
-        return f"> {timeout_s / ours.seconds:.0f}x" if theirs.note == "timeout" else "n/a (BertViz did not draw)"
+        return f"> {timeout_s / ours.seconds:.0f}x" if theirs.timed_out else "n/a (BertViz did not draw)"
     return f"{theirs.seconds / ours.seconds:.1f}x"
 
 
@@ -430,7 +377,7 @@ def print_verdicts(results: dict[int, list[Row]], timeout_s: float) -> None:
         print("  128 tokens, model view: BertViz not built, no verdict")
     else:
         size = theirs.nbytes / ours.nbytes
-        speed_ok = ours.seconds is not None and (theirs.seconds is None and theirs.note == "timeout"
+        speed_ok = ours.seconds is not None and (theirs.seconds is None and theirs.timed_out
                                                  or theirs.seconds is not None and theirs.seconds / ours.seconds >= GOAL_TIME)
         print(f"  128 tokens, model view: {size:.0f}x smaller (goal >= {GOAL_BYTES}x) "
               f"{'ok' if size >= GOAL_BYTES else 'MISSED'}; {_time_ratio(theirs, ours, timeout_s)} sooner "
@@ -451,7 +398,8 @@ def print_verdicts(results: dict[int, list[Row]], timeout_s: float) -> None:
     if row is None:
         print("  2048 tokens, head view interactive: not measured (add 2048 to --lengths)")
     elif row.toggle_ms is None:
-        print(f"  2048 tokens, head view interactive: MISSED, not drawn ({row.note or _time(row, timeout_s)})")
+        why = "; ".join(x for x in (_time(row, timeout_s), row.note) if x)
+        print(f"  2048 tokens, head view interactive: MISSED, not drawn ({why})")
         if one_layer is not None:
             print(f"    with layer 0 only: drawn in {_time(one_layer, timeout_s)}, head toggle "
                   f"{_ms(one_layer.toggle_ms)}, token hover {_ms(one_layer.hover_ms)}")
@@ -494,14 +442,14 @@ def main() -> None:
                 if view == "model" and n > MODEL_VIEW_MAX:
                     continue
                 rows.append(measure(playwright, "attnscope", view, weights, tokens, directory, assets,
-                                    args.repeats, args.timeout, interact=True))
-                if view == "head" and rows[-1].nbytes is not None and rows[-1].seconds is None and rows[-1].note != "timeout":
-                    # The whole page failed (not just slowly): is it the payload or the drawing? One layer only.
+                                    args.repeats, args.timeout))
+                if view == "head" and rows[-1].nbytes is not None and rows[-1].seconds is None:
+                    # Not drawn: is it the payload's size or the drawing? The same page with one layer.
                     rows.append(measure(playwright, "attnscope", view, weights, tokens, directory, assets,
-                                        1, args.timeout, interact=True, include_layers=[0]))
+                                        1, args.timeout, include_layers=[0]))
                 if n <= args.skip_bertviz_above:
                     rows.append(measure(playwright, "bertviz", view, weights, tokens, directory, assets,
-                                        args.bertviz_repeats, args.timeout, interact=True))
+                                        args.bertviz_repeats, args.timeout))
                 else:
                     rows.append(Row(view, "bertviz", note=f"not built (above --skip-bertviz-above {args.skip_bertviz_above})"))
                 gc.collect()

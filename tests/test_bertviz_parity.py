@@ -8,9 +8,10 @@ and the base64 layers inside the HTML it writes, so the shipped bytes are checke
 layer/head/query/key must agree within attnscope's stated precision ``MAX_ERROR`` (1/510).
 
 What BertViz does that attnscope does not copy (checked here, so a BertViz change is noticed):
-- it embeds full float32 values (``tensor.tolist()``: ~17 significant digits per weight);
-- for a sentence pair it embeds the attention five times (All, A->A, B->B, A->B, B->A slices);
-  attnscope sends it once with ``sentence_b_start`` and slices in the browser;
+- it embeds full float32 values (``tensor.tolist()``: ~17 significant digits per weight), and the
+  whole params object twice (its JS template's comment names the marker it replaces);
+- for a sentence pair it embeds the attention twice: whole ("All") and again as its four blocks
+  (A->A, B->B, A->B, B->A); attnscope sends it once with ``sentence_b_start`` and slices in the browser;
 - ``prettify_tokens`` turns ``Ġgirl`` into `` girl`` (leading space kept) and a lone ``Ġ`` into a
   blank `` ``; attnscope strips the space and keeps a token that would be blank as it is;
 - for encoder-decoders it takes ``include_layers`` from the encoder when not given and applies it
@@ -160,6 +161,9 @@ def test_bertviz_embeds_exact_float32_and_attnscope_one_byte_per_weight(single):
     html_object = bertviz.head_view(as_tuple(att), list(single.tokens.raw), html_action="return")
     (entry,) = bertviz_params(html_object)["attention"]
     np.testing.assert_array_equal(np.asarray(entry["attn"], dtype=np.float32), att)  # lossless float32
+    # Its JS template says "PYTHON_PARAMS" twice (the code and a comment): the params are embedded twice.
+    text, params_json = html_object.data, json.dumps(bertviz_params(html_object))
+    assert text.count(params_json) == 2 and "// HACK: " + params_json in text
     view = attnscope.head_view(as_tuple(att), list(single.tokens.raw))
     assert view.payload.nbytes() == att.size  # one byte per weight
     assert len(view.to_html().encode()) < len(html_object.data.encode())
