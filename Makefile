@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test bench clean
+.PHONY: venv run test bench bench-views clean
 
 venv: $(STAMP)
 
@@ -32,6 +32,10 @@ test: venv $(CHROMIUM)
 
 bench: venv
 	$(PY) bench/capture.py
+
+# P1: attnscope's views against BertViz 1.4.1 in headless Chromium (npm fetches BertViz's JS once).
+bench-views: venv $(CHROMIUM)
+	$(PY) bench/views.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
