@@ -20,7 +20,9 @@ every non-local request refused), a fresh browser per page (bench/chromium.py dr
   callback)``: the bench wraps ``window.requirejs`` (a small script placed after require.js in the
   page, not counted in the bytes) so the end of that callback is recorded; afterwards (untimed)
   it checks that every line was drawn: heads x n x n ``<line>`` in the head view (layer 0), layers
-  x heads x n x n in the model view. BertViz loads require.js, d3 and jQuery from cdnjs, which is
+  x heads x n x n in the model view; attnscope's head view must report (``data-lines``) as many
+  lines as layer 0 has weights above its threshold (a tall view paints the band on screen and
+  the rest as it scrolls into view). BertViz loads require.js, d3 and jQuery from cdnjs, which is
   unreachable here: the bench installs requirejs@2.3.6 and d3@5.7.0 (the versions BertViz names)
   and jquery@2.1.0 (BertViz names 2.0.0, which npm does not have; 2.1.0 is the oldest 2.x there)
   with npm into bench/.cache/npm, once, and points BertViz's URLs at those files.
@@ -221,8 +223,8 @@ def _checker(page_file: Page, tool: str, view: str):
             if error is not None:
                 return f"require.js: {error}"
             drawn = page.evaluate("() => document.getElementsByTagName('line').length")
-        elif view == "head":
-            drawn = int(page.evaluate("() => document.querySelector('.attnscope-hv').dataset.linesDrawn"))
+        elif view == "head":  # tall views paint the band on screen; data-lines counts the whole selection
+            drawn = int(page.evaluate("() => document.querySelector('.attnscope-hv').dataset.lines"))
         else:
             return ""
         if page_file.expected_lines is not None and drawn != page_file.expected_lines:

@@ -82,20 +82,24 @@ function rasterLines(marks, qStep, kStep, width, height, coverage) {
 }
 
 /**
- * One anti-aliased line across the whole width, from (0, y0) to (width, y1), with opacity `alpha`.
+ * One anti-aliased line across the whole width, from (0, y0) to (width, y1), with opacity `alpha`;
+ * `thick` lines are 2 pixels wide instead of 1.
  * @param {Float32Array} t @param {number} width @param {number} height
- * @param {number} y0 @param {number} y1 @param {number} alpha
+ * @param {number} y0 @param {number} y1 @param {number} alpha @param {boolean} [thick]
  */
-function strokeAcross(t, width, height, y0, y1, alpha) {
+function strokeAcross(t, width, height, y0, y1, alpha, thick = false) {
   const dy = y1 - y0;
   if (Math.abs(dy) <= width) {
     const slope = dy / width;
+    const shift = thick ? 1 : 0.5;
     for (let x = 0; x < width; x++) {
-      const y = y0 + slope * (x + 0.5) - 0.5;
+      const y = y0 + slope * (x + 0.5) - shift;
       const iy = Math.floor(y);
       const f = y - iy;
       if (iy >= 0 && iy < height) t[iy * width + x] *= 1 - alpha * (1 - f);
-      if (iy + 1 >= 0 && iy + 1 < height) t[(iy + 1) * width + x] *= 1 - alpha * f;
+      if (thick && iy + 1 >= 0 && iy + 1 < height) t[(iy + 1) * width + x] *= 1 - alpha;
+      const last = iy + (thick ? 2 : 1);
+      if (last >= 0 && last < height) t[last * width + x] *= 1 - alpha * f;
     }
     return;
   }
@@ -103,11 +107,13 @@ function strokeAcross(t, width, height, y0, y1, alpha) {
   const bottom = Math.min(height, Math.ceil(Math.max(y0, y1)));
   const run = width / dy;
   for (let y = top; y < bottom; y++) {
-    const x = (y + 0.5 - y0) * run - 0.5;
+    const x = (y + 0.5 - y0) * run - (thick ? 1 : 0.5);
     const ix = Math.floor(x);
     const f = x - ix;
     if (ix >= 0 && ix < width) t[y * width + ix] *= 1 - alpha * (1 - f);
-    if (ix + 1 >= 0 && ix + 1 < width) t[y * width + ix + 1] *= 1 - alpha * f;
+    if (thick && ix + 1 >= 0 && ix + 1 < width) t[y * width + ix + 1] *= 1 - alpha;
+    const last = ix + (thick ? 2 : 1);
+    if (last >= 0 && last < width) t[y * width + last] *= 1 - alpha * f;
   }
 }
 
@@ -259,4 +265,58 @@ function svgBins(bins, binRows, binCols, width, height, colour) {
     parts.push(`<rect x="${x}" y="${y}" width="${w.toFixed(2)}" height="${h.toFixed(2)}" fill="${colour}" fill-opacity="${(bins[i] / SCALE).toFixed(3)}"/>`);
   }
   return parts.join("");
+}
+
+/**
+ * A width × height layer of lines in several colours, composited source-over in the order drawn
+ * (the head view: one colour per head). Per colour: `begin(rgb)`, `line(y0, y1, alpha)` for lines
+ * from (0, y0) to (width, y1) in pixels, `end()`; then `write(image)` puts the result in an ImageData
+ * of the same size.
+ * @param {number} width @param {number} height
+ */
+export function createLineLayer(width, height) {
+  const size = width * height;
+  const coverage = new Float32Array(size);
+  const colour = new Float32Array(size * 3); // premultiplied red, green, blue
+  const alpha = new Float32Array(size);
+  coverage.fill(1);
+  let rgb = [0, 0, 0], low = height, high = -1;
+  return {
+    /** @param {number[]} next */
+    begin(next) {
+      rgb = next;
+      if (high >= low) coverage.fill(1, low * width, (high + 1) * width);
+      low = height;
+      high = -1;
+    },
+    /** @param {number} y0 @param {number} y1 @param {number} a @param {boolean} thick */
+    line(y0, y1, a, thick) {
+      strokeAcross(coverage, width, height, y0, y1, a, thick);
+      low = Math.max(0, Math.min(low, Math.floor(Math.min(y0, y1)) - 1));
+      high = Math.min(height - 1, Math.max(high, Math.ceil(Math.max(y0, y1)) + 1));
+    },
+    end() {
+      for (let p = low * width; p < (high + 1) * width; p++) {
+        const a = 1 - coverage[p];
+        if (a <= 0) continue;
+        const keep = 1 - a;
+        colour[p * 3] = rgb[0] * a + colour[p * 3] * keep;
+        colour[p * 3 + 1] = rgb[1] * a + colour[p * 3 + 1] * keep;
+        colour[p * 3 + 2] = rgb[2] * a + colour[p * 3 + 2] * keep;
+        alpha[p] = a + alpha[p] * keep;
+      }
+    },
+    /** @param {ImageData} image */
+    write(image) {
+      const data = image.data;
+      for (let p = 0; p < size; p++) {
+        const a = alpha[p];
+        if (a <= 0) continue;
+        data[p * 4] = colour[p * 3] / a;
+        data[p * 4 + 1] = colour[p * 3 + 1] / a;
+        data[p * 4 + 2] = colour[p * 3 + 2] / a;
+        data[p * 4 + 3] = Math.round(a * 255);
+      }
+    },
+  };
 }
