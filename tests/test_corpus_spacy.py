@@ -9,7 +9,7 @@ import sys
 import pytest
 import spacy
 
-from attnscope.corpus import read_conllu, read_text
+from attnscope.corpus import open_corpus, read_conllu, read_text
 from attnscope.errors import CorpusError, CorpusFormatError
 
 from .corpus_helpers import EWT_TEST
@@ -121,6 +121,15 @@ def test_trained_tagger_is_accurate_on_ewt_test(trained_pipeline):
     assert accuracy >= MIN_UPOS_ACCURACY
 
 
+def test_corpus_from_text_names_its_annotator_and_fields(trained_pipeline, raw_file):
+    path, _ = trained_pipeline
+    corpus = open_corpus(raw_file, spacy_pipeline=str(path))
+    assert corpus.name == "notes"
+    assert corpus.annotator == "spacy en_attnscope_test 0.0.1"
+    assert corpus.fields == ("upos", "xpos", "lemma", "feats", "deprel", "ner", "ner_iob")
+    assert corpus.files == (raw_file,)
+
+
 def test_pipeline_without_sentence_boundaries_is_refused(raw_file):
     nlp = spacy.blank("en")
     nlp.add_pipe("entity_ruler")
@@ -132,6 +141,8 @@ def test_pipeline_without_sentence_boundaries_is_refused(raw_file):
 def test_missing_pipeline_names_the_download_command(raw_file):
     with pytest.raises(CorpusError, match=re.escape("python -m spacy download xx_no_such_pipeline")):
         list(read_text(raw_file, "xx_no_such_pipeline"))
+    with pytest.raises(CorpusError, match="is not installed"):
+        open_corpus(raw_file, spacy_pipeline="xx_no_such_pipeline")
 
 
 def test_text_without_words_is_an_error(tmp_path):
