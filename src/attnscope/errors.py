@@ -15,6 +15,14 @@ class InputError(AttnscopeError):
     """Text, positions or options that the model cannot take (empty, too long, out of range...)."""
 
 
+class CorpusError(InputError):
+    """A corpus that cannot be opened: missing files, a failed download, an unusable spaCy pipeline."""
+
+
+class CorpusFormatError(CorpusError):
+    """A corpus file that is not what its format says: the message names the file and line (``file:line: ...``)."""
+
+
 class NoLanguageModelHeadError(AttnscopeError):
     """Predictions were asked of a model loaded without a language-model head."""
 

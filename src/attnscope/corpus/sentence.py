@@ -1,0 +1,99 @@
+"""Annotated sentences and corpora: what every corpus reader yields, whatever the source format.
+
+A `Word` carries its character span in the sentence text, so that subword tokens of any tokenizer
+can be matched to it (see `attnscope.corpus.align`); the text itself is never altered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+# Word annotations that a corpus may or may not have; `Corpus.fields` lists those it has.
+METADATA_FIELDS = ("upos", "xpos", "lemma", "feats", "deprel", "ner", "ner_iob")
+
+
+@dataclass(frozen=True)
+class Word:
+    """One syntactic word with its annotations; ``None`` where the source has no value.
+
+    ``start``/``end`` are the word's character span in `AnnotatedSentence.text` (end exclusive).
+    The words of a multi-word token ("don't" = "do" + "n't") have ``mwt`` set to the token's surface
+    form; their spans split the token where the forms spell it out, otherwise each covers the whole
+    token ("del" = "de" + "el"). ``head`` is the 0-based index of the syntactic head word in the
+    sentence, -1 for the root.
+    """
+
+    form: str
+    start: int
+    end: int
+    upos: str | None = None
+    xpos: str | None = None
+    lemma: str | None = None
+    feats: str | None = None
+    head: int | None = None
+    deprel: str | None = None
+    ner: str | None = None
+    ner_iob: str | None = None
+    mwt: str | None = None
+
+
+@dataclass(frozen=True)
+class AnnotatedSentence:
+    """A sentence exactly as its source wrote it, with its words and where it came from.
+
+    ``source`` is the file name; ``line`` the 1-based line where the sentence starts in that file.
+    """
+
+    sent_id: str
+    text: str
+    words: tuple[Word, ...]
+    source: str
+    line: int
+
+
+def fields_present(sentences: Iterable[AnnotatedSentence]) -> tuple[str, ...]:
+    """The `METADATA_FIELDS` that have a value on at least one word, in `METADATA_FIELDS` order."""
+    missing = list(METADATA_FIELDS)
+    for sentence in sentences:
+        for word in sentence.words:
+            missing = [name for name in missing if getattr(word, name) is None]
+        if not missing:
+            break
+    return tuple(name for name in METADATA_FIELDS if name not in missing)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A read corpus: its sentences, the files they came from and how they were annotated.
+
+    ``checksum`` is the SHA-256 (hex) of the input files' bytes, concatenated in ``files`` order;
+    ``annotator`` is ``"conllu (gold)"`` or ``"spacy <pipeline> <version>"``.
+    """
+
+    name: str
+    files: tuple[Path, ...]
+    checksum: str
+    sentences: tuple[AnnotatedSentence, ...]
+    fields: tuple[str, ...]
+    annotator: str
+
+    def __len__(self) -> int:
+        return len(self.sentences)
+
+    @property
+    def word_count(self) -> int:
+        """How many words the corpus holds, over all sentences."""
+        return sum(len(sentence.words) for sentence in self.sentences)
+
+
+def files_checksum(files: Iterable[Path]) -> str:
+    """SHA-256 (hex) over the bytes of ``files``, read in the order given."""
+    digest = hashlib.sha256()
+    for path in files:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
