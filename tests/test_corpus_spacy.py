@@ -13,7 +13,7 @@ from attnscope.corpus import open_corpus, read_conllu, read_text
 from attnscope.errors import CorpusError, CorpusFormatError
 
 from .corpus_helpers import EWT_TEST
-from .spacy_pipeline import gold_doc, splittable, trained_pipeline  # noqa: F401 - trained_pipeline is a fixture
+from .spacy_pipeline import gold_doc, splittable
 
 UPOS = {"ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
         "SCONJ", "SYM", "VERB", "X"}

@@ -1,4 +1,4 @@
-"""The ``attnscope`` command line: ``attnscope inspect``, ``attnscope view`` and (later) index, search, serve."""
+"""The ``attnscope`` command line: ``inspect``, ``view``; ``index`` and ``search`` live in cli_corpus.py."""
 
 from __future__ import annotations
 
@@ -180,6 +180,8 @@ def _escape(text: str) -> str:
 
     return escape(text)
 
+
+from . import cli_corpus  # noqa: E402,F401 - registers `index` and `search` on `app`
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 
 class AttnscopeError(ValueError):
     """Base class: a user-facing error whose message is meant to be shown as is (no traceback)."""
@@ -37,8 +39,9 @@ def check_range(name: str, value: int, size: int, what: str) -> int:
     >>> check_range("layer", 3, 6, "this model")
     3
     """
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
         raise InputError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
     if not 0 <= value < size:
         allowed = f"{name}s 0-{size - 1}" if size > 0 else f"no {name}s"
         raise InputError(f"{name} {value} is out of range: {what} has {allowed}")

@@ -74,23 +74,14 @@ def capture_batch(
         raise InputError(f"top_k must be a non-negative integer, got {top_k!r}")
     encoded = [encode(handle, it.text, it.text_pair, mask=it.mask, truncate=truncate) for it in items]
     decoded = [decoder_tokens(handle, it.target) for it in items] if handle.kind == "encoder-decoder" else None
-    kwargs = _model_inputs(handle, encoded, decoded)
-    kwargs["output_hidden_states"] = "hidden_states" in wanted
-    if handle.kind != "encoder":
-        kwargs["use_cache"] = False
-    model = handle.model
+    outputs, calls = run_batch(handle, encoded, decoded, wanted)
     missing: dict[str, str] = {}
-    with handle.lock, torch.inference_mode():
-        with recording(model, wanted, _role_function(handle)) as recorder:
-            outputs = model(**kwargs)
-        calls = recorder.calls
-        if not calls and wanted & set(ATTENTION_FIELDS):
-            outputs = model(**kwargs, output_attentions=True)
-            missing = {
-                f: f"{type(model).__name__} does not run attention through transformers' AttentionInterface: "
-                "only attention weights and hidden states can be captured"
-                for f in sorted(wanted & set(ATTENTION_FIELDS) - {"attentions"})
-            }
+    if not calls and wanted & set(ATTENTION_FIELDS):
+        missing = {
+            f: f"{type(handle.model).__name__} does not run attention through transformers' AttentionInterface: "
+            "only attention weights and hidden states can be captured"
+            for f in sorted(wanted & set(ATTENTION_FIELDS) - {"attentions"})
+        }
     torch_dtype = _DTYPES[dtype]
     results = []
     for b, tokens in enumerate(encoded):
@@ -104,6 +95,27 @@ def capture_batch(
         results.append(Capture(handle.name, handle.kind, tokens, stacks, dec, predictions, dict(missing), dtype,
                                handle.has_lm_head))
     return results
+
+
+def run_batch(handle: ModelHandle, encoded: list[Tokens], decoded: list[Tokens] | None,
+              wanted: set[str]) -> tuple[Any, list[LayerCall]]:
+    """One right-padded forward pass over tokenised inputs with the recorder on.
+
+    Returns the model's outputs (hidden states when ``wanted`` has them) and the recorded layer calls,
+    whose tensors are batch-first (see `LayerCall`). Models outside the attention interface record no
+    calls; their outputs then carry ``output_attentions`` weights when attention fields are wanted.
+    """
+    kwargs = _model_inputs(handle, encoded, decoded)
+    kwargs["output_hidden_states"] = "hidden_states" in wanted
+    if handle.kind != "encoder":
+        kwargs["use_cache"] = False
+    model = handle.model
+    with handle.lock, torch.inference_mode():
+        with recording(model, wanted, _role_function(handle)) as recorder:
+            outputs = model(**kwargs)
+        if not recorder.calls and wanted & set(ATTENTION_FIELDS):
+            outputs = model(**kwargs, output_attentions=True)
+    return outputs, recorder.calls
 
 
 def _as_input(x: InputLike) -> CaptureInput:

@@ -1,0 +1,182 @@
+"""P3-P5: indexing throughput, bytes per token and recall, and search latency, on UD English EWT.
+
+All on the default model (all-MiniLM-L6-v2) and the EWT dev+test files in ../shared/data, in one run:
+
+- P3 indexing: tokens/s of `attnscope.index.build_index` against the raw batched forward pass of the
+  same model on the same sentences in the same batches (transformers' default attention, no outputs
+  kept; measured before and after the build, the faster of the two counts). Goal: ratio >= 0.7.
+- P4 storage: bytes on disk per indexed token (every file of the index) against the goal, 19 KB per
+  token for a 12-layer, 768-wide model scaled by layers x width to the model measured; recall@50 of
+  the index's searches against exact float32 search over the same tokens' unquantised vectors
+  (``--queries`` corpus tokens as queries, both modes, random layers and head subsets). Goal >= 0.98.
+  Also: the stored attention against the model's (largest difference; how often the most-attended
+  token of a match agrees).
+- P5 search: latency of ``Index.query`` (the query sentence through the model, nearest neighbours,
+  matches in context, summaries) over ``--queries`` requests mixing both modes, every layer and
+  random head subsets, p50 and p99; and of the search part alone. Goals: p50 <= 30 ms, p99 <= 100 ms.
+
+    .venv/bin/python bench/corpus.py [--corpus ../shared/data/ud_english_ewt] [--queries 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import attnscope
+from attnscope.capture.engine import _model_inputs
+from attnscope.corpus import open_corpus
+from attnscope.index import BuildOptions, Index, Query, build_index
+from attnscope.index.extract import extract_batch, plan_batches, plan_sentences
+from attnscope.index.search import zero_other_heads
+
+ROOT = Path(__file__).resolve().parent.parent
+GOAL_P3, GOAL_RECALL, GOAL_P50_MS, GOAL_P99_MS = 0.7, 0.98, 30.0, 100.0
+BERT_BASE_BYTES, BERT_BASE_LAYERS, BERT_BASE_WIDTH = 19 * 1024, 12, 768
+
+
+def raw_forward_seconds(handle, planned, batches) -> float:
+    """The model's own batched forward pass over the planned batches, nothing captured."""
+    model = handle.model
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for batch in batches:
+            model(**_model_inputs(handle, [planned[i].tokens for i in batch], None))
+    return time.perf_counter() - start
+
+
+def float_vectors(handle, planned, batches, layers: int):
+    """Unquantised unit vectors of every indexed token, (layers, tokens, width), in row order."""
+    total = sum(p.rows for p in planned)
+    hidden = heads = None
+    attention = {}
+    for batch in batches:
+        items = [planned[i] for i in batch]
+        values = extract_batch(handle, items)
+        if hidden is None:
+            hidden = np.zeros((layers, total, values.hidden.shape[2]), np.float32)
+            heads = np.zeros((layers, total, values.heads.shape[2]), np.float32)
+        rows = np.concatenate([np.arange(p.first_row, p.first_row + p.rows) for p in items])
+        hidden[:, rows], heads[:, rows] = values.hidden, values.heads
+        for i, block in zip(batch, values.attention):
+            attention[i] = block
+    return hidden, heads, attention
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default=str(ROOT.parent / "shared" / "data" / "ud_english_ewt"))
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--batch-tokens", type=int, default=BuildOptions().batch_tokens)
+    parser.add_argument("--bits", type=int, default=BuildOptions().vector_bits)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+
+    handle = attnscope.load("default")
+    corpus = open_corpus(args.corpus)
+    planned, _ = plan_sentences(handle, corpus.sentences)
+    batches = plan_batches([len(p.tokens) for p in planned], args.batch_tokens)
+    total = sum(p.rows for p in planned)
+    shape = handle.stacks[handle.main_stack]
+    layers, head_count, width = shape.layers, shape.heads, int(handle.model.config.hidden_size)
+    print(f"corpus: {corpus.name}, {len(planned):,} sentences, {total:,} indexed tokens; model {handle.name} "
+          f"({layers} layers x {head_count} heads, width {width}); torch threads {torch.get_num_threads()}")
+
+    raw_forward_seconds(handle, planned, batches[:2])  # warm-up
+    raw_before = raw_forward_seconds(handle, planned, batches)
+    work = Path(tempfile.mkdtemp(prefix="attnscope-bench-"))
+    try:
+        report = build_index(corpus, handle, work / "index", options=BuildOptions(args.batch_tokens, args.bits))
+        raw_after = raw_forward_seconds(handle, planned, batches)
+        raw = min(raw_before, raw_after)
+        index_rate, raw_rate = total / report.seconds, total / raw
+        print("\nP3 indexing (tokens/s)")
+        print(f"  raw batched forward {raw_rate:10,.0f}  (runs: {raw_before:.1f} s, {raw_after:.1f} s)")
+        print(f"  attnscope index     {index_rate:10,.0f}  ({report.seconds:.1f} s, planning and writing included)")
+        ratio = index_rate / raw_rate
+        print(f"  ratio {ratio:.2f} (goal >= {GOAL_P3}) {'ok' if ratio >= GOAL_P3 else 'MISSED'}")
+
+        index = Index.open(work / "index", cache_size=2 * layers)
+        files = index.manifest.files
+        size = sum(files.values())
+        goal = BERT_BASE_BYTES * (layers * width) / (BERT_BASE_LAYERS * BERT_BASE_WIDTH)
+        print("\nP4 storage")
+        for name, bytes_ in sorted(files.items(), key=lambda x: -x[1]):
+            print(f"  {name:24s} {bytes_ / total:9.1f} bytes/token")
+        print(f"  total {size / total / 1024:.2f} KiB/token; goal <= {goal / 1024:.2f} KiB/token "
+              f"(19 KiB for 12 x 768, scaled to {layers} x {width}) {'ok' if size / total <= goal else 'MISSED'}")
+
+        hidden, heads, attention = float_vectors(handle, planned, batches, layers)
+        recalls = {"embedding": [], "heads": []}
+        for q in range(args.queries):
+            mode = "embedding" if q % 2 == 0 else "heads"
+            layer = int(rng.integers(layers))
+            row = int(rng.integers(total))
+            chosen = tuple(sorted(rng.choice(head_count, size=int(rng.integers(1, head_count + 1)), replace=False)))
+            exact_vectors = hidden[layer] if mode == "embedding" else heads[layer]
+            vector = exact_vectors[row] if mode == "embedding" else zero_other_heads(heads[layer][row], chosen, head_count)
+            exact = np.argsort(-(exact_vectors @ vector), kind="stable")[:50]
+            _, found = index.search(Query(mode, layer, chosen if mode == "heads" else None), vector)
+            recalls[mode].append(len(set(exact.tolist()) & set(found.tolist())) / 50)
+        both = recalls["embedding"] + recalls["heads"]
+        for mode, values in recalls.items():
+            print(f"  recall@50 {mode:9s} mean {np.mean(values):.4f}, min {np.min(values):.2f} over {len(values)} queries")
+        print(f"  recall@50 overall {np.mean(both):.4f} (goal >= {GOAL_RECALL}) {'ok' if np.mean(both) >= GOAL_RECALL else 'MISSED'}")
+        _attention_agreement(index, planned, attention, rng, layers, head_count)
+        _latency(index, handle, corpus, planned, rng, args.queries, layers, head_count)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _attention_agreement(index, planned, attention, rng, layers: int, head_count: int) -> None:
+    worst, agree, count = 0.0, 0, 0
+    for number in rng.choice(len(planned), size=min(500, len(planned)), replace=False):
+        exact = attention[number]
+        stored = index.attention.block(number).astype(np.float32) / 255
+        worst = max(worst, float(np.abs(stored - exact).max()))
+        layer, position = int(rng.integers(layers)), int(rng.integers(planned[number].rows))
+        chosen = rng.choice(head_count, size=int(rng.integers(1, head_count + 1)), replace=False)
+        agree += int(np.argmax(stored[layer, chosen, position].mean(0)) == np.argmax(exact[layer, chosen, position].mean(0)))
+        count += 1
+    print(f"  stored attention: largest difference from the model's {worst:.5f} (bound 1/510 = {1 / 510:.5f}); "
+          f"most-attended token agrees in {agree}/{count} sampled matches")
+
+
+def _latency(index, handle, corpus, planned, rng, queries: int, layers: int, head_count: int) -> None:
+    full, search_only = [], []
+    for q in range(queries + 5):
+        item = planned[int(rng.integers(len(planned)))]
+        text = corpus.sentences[item.sentence].text
+        token = int(item.positions[int(rng.integers(item.rows))])
+        mode = "embedding" if q % 2 == 0 else "heads"
+        chosen = tuple(sorted(rng.choice(head_count, size=int(rng.integers(1, head_count + 1)), replace=False)))
+        query = Query(mode, q % layers, chosen if mode == "heads" else None)
+        start = time.perf_counter()
+        result = index.query(handle, text, token, query)
+        elapsed = time.perf_counter() - start
+        assert len(result.matches) == 50
+        if q >= 5:  # the first requests load the vector sets
+            full.append(elapsed * 1000)
+        vector = np.asarray(index.vector_set("hidden" if mode == "embedding" else "heads", query.layer).decoded([0]))[0]
+        start = time.perf_counter()
+        index.search(query, vector)
+        if q >= 5:
+            search_only.append((time.perf_counter() - start) * 1000)
+    p50, p99 = np.percentile(full, 50), np.percentile(full, 99)
+    print(f"\nP5 search latency over {queries} requests (both modes, every layer, random head subsets)")
+    print(f"  whole request (model on the query sentence, top 50, contexts, summaries): p50 {p50:.1f} ms, "
+          f"p99 {p99:.1f} ms (goals {GOAL_P50_MS:.0f} / {GOAL_P99_MS:.0f} ms) "
+          f"{'ok' if p50 <= GOAL_P50_MS and p99 <= GOAL_P99_MS else 'MISSED'}")
+    print(f"  nearest neighbours alone: p50 {np.percentile(search_only, 50):.1f} ms, p99 {np.percentile(search_only, 99):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

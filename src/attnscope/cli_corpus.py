@@ -1,0 +1,156 @@
+"""``attnscope index`` and ``attnscope search``: building a reference-corpus index and searching it
+from the terminal (rich tables, or JSON with ``--json``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .cli import _fail, app
+from .errors import AttnscopeError, InputError
+
+
+@app.command()
+def index(
+    corpus: str = typer.Argument(..., help="'ewt' (UD English EWT, downloaded once), a directory or .conllu file, or a .txt file (with --spacy-pipeline)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory to create for the index."),
+    model: str = typer.Option("default", "--model", "-m", help="Hub name, local path, or 'default'."),
+    spacy: Optional[str] = typer.Option(None, "--spacy-pipeline", help="spaCy pipeline that annotates a raw .txt corpus (e.g. en_core_web_sm)."),
+    batch_tokens: int = typer.Option(4096, "--batch-tokens", min=16, max=1_000_000, help="Padded tokens per forward batch."),
+    bits: int = typer.Option(8, "--bits", help="Bits per stored vector value: 8, 6 or 4."),
+    long: str = typer.Option("truncate", "--long", help="Sentences longer than the model takes: truncate or skip."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing index at --out."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow code from the checkpoint."),
+) -> None:
+    """Annotate, embed and index a corpus: every token's hidden state and head embedding at every layer."""
+    from . import load
+    from .corpus import open_corpus
+    from .index import BuildOptions, build_index
+
+    console = Console(stderr=True)
+    try:
+        source = open_corpus(corpus, spacy_pipeline=spacy)
+        handle = load(model, trust_remote_code=trust_remote_code)
+        options = BuildOptions(batch_tokens=batch_tokens, vector_bits=bits, long=long)
+        columns = (TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("tokens"),
+                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=False) as bar:
+            task = bar.add_task("index", total=None)
+            report = build_index(source, handle, out, options=options, overwrite=overwrite,
+                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except AttnscopeError as error:
+        _fail(error)
+        return
+    m = report.manifest
+    size = sum(m.files.values())
+    resumed = f", resumed {report.resumed_batches} finished batches" if report.resumed_batches else ""
+    print(f"{report.directory}: {m.tokens:,} tokens from {m.sentences:,} sentences of {m.corpus} "
+          f"({m.annotator}), {m.layers} layers x {m.heads} heads, {size / 1e6:.1f} MB on disk "
+          f"({size / m.tokens / 1024:.2f} KiB per token), {report.seconds:.1f} s{resumed}")
+    if m.truncated_sentences or m.skipped_sentences:
+        print(f"over-long sentences: {m.truncated_sentences} truncated ({m.dropped_tokens} tokens dropped), "
+              f"{m.skipped_sentences} skipped")
+
+
+def _parse_heads(text: Optional[str]) -> Optional[list[int]]:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.replace(",", " ").split()]
+    except ValueError:
+        raise InputError(f"--heads {text!r}: give head numbers separated by commas, e.g. --heads 3,7") from None
+
+
+def _parse_filters(items: list[str]) -> dict[str, list[str]]:
+    filters: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        if not sep or not name or not values:
+            raise InputError(f"--filter {item!r}: write FIELD=VALUE[,VALUE...], e.g. --filter upos=VERB,AUX")
+        filters.setdefault(name.strip(), []).extend(v.strip() for v in values.split(","))
+    return filters
+
+
+@app.command()
+def search(
+    text: str = typer.Argument(..., help="The sentence whose token is searched for."),
+    index_dir: Path = typer.Option(..., "--index", "-i", help="An index built by `attnscope index`."),
+    token: int = typer.Option(..., "--token", "-t", help="Position of the token in the sentence's tokens (0-indexed, [CLS] is 0)."),
+    layer: int = typer.Option(..., "--layer", "-l", help="Layer (0-indexed)."),
+    heads: Optional[str] = typer.Option(None, "--heads", help="Search by these heads' embedding (e.g. 3,7); default: by the token embedding."),
+    mask: list[int] = typer.Option([], "--mask", help="Token position to mask first (repeatable)."),
+    top: int = typer.Option(50, "--top", help="Matches to return (1-1000)."),
+    filters: list[str] = typer.Option([], "--filter", help="Only matches whose FIELD has one of the VALUEs: upos=VERB,AUX (repeatable)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model to query with (default: the index's)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Find the corpus tokens whose representation is most like one token of a sentence."""
+    from . import load
+    from .index import Index, Query
+
+    try:
+        opened = Index.open(index_dir)
+        handle = load(model or opened.manifest.model)
+        query = Query("heads" if heads is not None else "embedding", layer, tuple(_parse_heads(heads) or ()) or None,
+                      top, _parse_filters(filters) or None)
+        if heads is not None and not query.heads:
+            raise InputError("--heads is empty: name at least one head, e.g. --heads 3,7")
+        result = opened.query(handle, text, token, query, mask=mask)
+    except AttnscopeError as error:
+        _fail(error)
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+        return
+    _print_result(result, opened)
+
+
+def _print_result(result: Any, opened: Any) -> None:
+    console = Console(highlight=False)
+    how = "token embedding" if result.mode == "embedding" else f"heads {','.join(map(str, result.heads))}"
+    console.print(f"[bold]{escape(result.token_text)}[/] (token {result.token}) at layer {result.layer}, by {how}: "
+                  f"{len(result.matches)} matches in {opened.manifest.corpus}")
+    fields = [f for f in ("upos", "deprel", "ner") if f in opened.tables.fields][:2]
+    table = Table(box=box.SIMPLE_HEAD)
+    for name in ("#", "score", "match in context"):
+        table.add_column(name, justify="right" if name != "match in context" else "left")
+    for name in fields:
+        for offset in (-1, 0, 1):
+            table.add_column(f"{name} {offset:+d}" if offset else name)
+    for rank, m in enumerate(result.matches):
+        left = " ".join(m.tokens[max(0, m.position - 6):m.position])
+        right = " ".join(m.tokens[m.position + 1:m.position + 7])
+        context = f"{escape(left)} [bold reverse]{escape(m.token)}[/] {escape(right)}"
+        cells = [str(rank + 1), f"{m.score:.3f}", context]
+        for name in fields:
+            for offset in (-1, 0, 1):
+                i = m.position + offset
+                cells.append(escape(str(m.metadata[name][i] or "_")) if 0 <= i < len(m.tokens) else "")
+        table.add_row(*cells)
+    console.print(table)
+    for name in result.summary.matched:
+        _histogram(console, f"{name} of the matched tokens", result.summary.matched[name])
+        _histogram(console, f"{name} of the token each match attends to most", result.summary.max_attention[name])
+    _histogram(console, "offset to the most-attended token", {f"{k:+d}": v for k, v in result.summary.offsets.items()})
+
+
+def _histogram(console: Console, title: str, counts: dict[str, int], limit: int = 10) -> None:
+    if not counts:
+        return
+    table = Table(title=title, box=box.SIMPLE, title_justify="left", show_header=False)
+    table.add_column("value")
+    table.add_column("count", justify="right")
+    table.add_column("")
+    most = max(counts.values())
+    for value, count in list(counts.items())[:limit]:
+        table.add_row(escape(str(value)), str(count), "█" * max(1, round(20 * count / most)))
+    console.print(table)

@@ -1,0 +1,11 @@
+"""Reference-corpus indexes: build (`build_index`), open and search (`Index`), matches and summaries."""
+
+from .build import BuildOptions, BuildReport, build_index
+from .manifest import IndexFormatError, IndexMismatchError, Manifest
+from .search import DEFAULT_TOP, MODES, Index, Query
+from .summaries import Match, SearchResult, Summary
+
+__all__ = [
+    "BuildOptions", "BuildReport", "DEFAULT_TOP", "Index", "IndexFormatError", "IndexMismatchError", "MODES",
+    "Manifest", "Match", "Query", "SearchResult", "Summary", "build_index",
+]

@@ -1,0 +1,236 @@
+"""Building an index: plan, extract in batches, quantise, write; atomic and resumable.
+
+Everything is written into ``<out>.partial`` beside the target. Each finished batch leaves a marker,
+so a build that is killed resumes where it stopped when it is run again with the same model, corpus
+and options (otherwise the stale partial build is removed and the build restarts). The manifest is
+written last, then the directory is renamed to ``<out>``: a killed build never leaves anything that
+loads as an index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..capture.loading import ModelHandle
+from ..corpus import Corpus
+from ..errors import InputError
+from . import vectors
+from .attention_store import assemble, write_batch
+from .extract import BatchVectors, extract_batch, plan_batches, plan_sentences
+from .manifest import (IndexFormatError, Manifest, model_fingerprint, package_versions, read_manifest,
+                       tokenizer_fingerprint, write_manifest)
+from .tables import write_tables
+
+BUILD = "build.json"
+DONE = "done"
+PARTS = "attention-parts"
+RANGES = "ranges.npz"
+HIDDEN = "hidden.codes.npy"
+HEADS = "heads.codes.npy"
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to build: padded tokens per batch, bits per stored vector value, what to do with
+    sentences longer than the model takes, batches used to calibrate the quantiser's ranges."""
+
+    batch_tokens: int = 4096
+    vector_bits: int = 8
+    long: str = "truncate"
+    calibration_batches: int = 4
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.vector_bits not in vectors.QTYPES:
+            raise InputError(f"vector_bits={self.vector_bits} is not supported: use one of {sorted(vectors.QTYPES)}")
+        if self.calibration_batches < 1:
+            raise InputError(f"calibration_batches must be at least 1, got {self.calibration_batches}")
+
+
+@dataclass
+class BuildReport:
+    """What a build did: the manifest written, batches resumed from a previous run, seconds taken."""
+
+    manifest: Manifest
+    directory: Path
+    resumed_batches: int
+    seconds: float
+
+
+Progress = Callable[[int, int], None]
+"""``progress(tokens_done, tokens_total)``, called after every batch."""
+
+
+def build_index(corpus: Corpus, handle: ModelHandle, out: Path | str, *, options: BuildOptions = BuildOptions(),
+                overwrite: bool = False, progress: Progress | None = None) -> BuildReport:
+    """Index every non-special token of ``corpus`` under ``handle``'s model into the directory ``out``."""
+    started = time.perf_counter()
+    options.check()
+    out = Path(out)
+    _check_target(out, overwrite)
+    if handle.kind == "encoder-decoder":
+        raise InputError("indexing encoder-decoder models is not supported yet: use an encoder or a decoder model")
+    planned, summary = plan_sentences(handle, corpus.sentences, options.long)
+    if not planned:
+        raise InputError(f"corpus {corpus.name!r} has no tokens to index (every sentence was empty or skipped)")
+    shape = handle.stacks[handle.main_stack]
+    layers, heads = shape.layers, shape.heads
+    hidden_size = int(handle.model.config.hidden_size)
+    total = sum(p.rows for p in planned)
+    identity = {
+        "model": handle.name, "model_fingerprint": model_fingerprint(handle.model),
+        "tokenizer_fingerprint": tokenizer_fingerprint(handle.tokenizer),
+        "corpus_checksum": corpus.checksum, "options": asdict(options), "tokens": total,
+    }
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    partial = out.with_name(out.name + ".partial")
+    resumed = _prepare_partial(partial, key)
+    batches = plan_batches([len(p.tokens) for p in planned], options.batch_tokens, options.seed)
+    done_dir = partial / DONE
+    if not resumed:
+        write_tables(partial, planned, corpus.sentences, corpus.fields)
+    done = {int(p.stem) for p in done_dir.iterdir()} if done_dir.is_dir() else set()
+    done_dir.mkdir(exist_ok=True)
+    (partial / PARTS).mkdir(exist_ok=True)
+
+    ranges_path = partial / RANGES
+    pending: dict[int, BatchVectors] = {}
+    if ranges_path.is_file():
+        saved = np.load(ranges_path)
+        hidden_ranges = [vectors.Ranges(saved["hidden_low"][l], saved["hidden_span"][l]) for l in range(layers)]
+        head_ranges = [vectors.Ranges(saved["heads_low"][l], saved["heads_span"][l]) for l in range(layers)]
+    else:  # calibrate on the first batches (a shuffled, fair sample), keeping them to write below
+        for b in range(min(options.calibration_batches, len(batches))):
+            pending[b] = extract_batch(handle, [planned[i] for i in batches[b]])
+        hidden_ranges = [vectors.Ranges.from_sample(np.concatenate([v.hidden[l] for v in pending.values()]))
+                         for l in range(layers)]
+        head_ranges = [vectors.Ranges.from_sample(np.concatenate([v.heads[l] for v in pending.values()]))
+                       for l in range(layers)]
+        _save_atomic(ranges_path, lambda f: np.savez(
+            f, hidden_low=np.stack([r.low for r in hidden_ranges]), hidden_span=np.stack([r.span for r in hidden_ranges]),
+            heads_low=np.stack([r.low for r in head_ranges]), heads_span=np.stack([r.span for r in head_ranges])))
+    head_width = head_ranges[0].low.shape[0]
+    head_dim = head_width // heads
+    hidden_codes = _codes_file(partial / HIDDEN, layers, total, hidden_size, options.vector_bits)
+    head_codes = _codes_file(partial / HEADS, layers, total, head_width, options.vector_bits)
+
+    tokens_done = sum(planned[i].rows for b in done for i in batches[b])
+    if progress:
+        progress(tokens_done, total)
+
+    def store(b: int, rows: np.ndarray, values: BatchVectors) -> None:
+        """Quantise and write one batch, then mark it done (runs beside the next batch's forward pass)."""
+        for l in range(layers):
+            hidden_codes[l, rows] = vectors.encode(values.hidden[l], options.vector_bits, hidden_ranges[l])
+            head_codes[l, rows] = vectors.encode(values.heads[l], options.vector_bits, head_ranges[l])
+        write_batch(partial / PARTS / f"{b}.npz", batches[b], values.attention)
+        for array in (hidden_codes, head_codes):
+            array.flush()
+        (done_dir / str(b)).touch()
+
+    writing: Future | None = None
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        for b, batch in enumerate(batches):
+            if b in done:
+                continue
+            items = [planned[i] for i in batch]
+            values = pending.pop(b, None) or extract_batch(handle, items)
+            rows = np.concatenate([np.arange(p.first_row, p.first_row + p.rows) for p in items])
+            if writing is not None:
+                tokens_done += writing.result()
+                if progress:
+                    progress(tokens_done, total)
+            writing = writer.submit(lambda b=b, rows=rows, values=values: store(b, rows, values) or len(rows))
+        if writing is not None:
+            tokens_done += writing.result()
+            if progress:
+                progress(tokens_done, total)
+    del hidden_codes, head_codes
+    assemble(partial, [partial / PARTS / f"{b}.npz" for b in range(len(batches))], len(planned), layers)
+
+    manifest = Manifest(
+        model=handle.name, model_fingerprint=identity["model_fingerprint"],
+        tokenizer_fingerprint=identity["tokenizer_fingerprint"], corpus=corpus.name,
+        corpus_checksum=corpus.checksum, corpus_files=[str(f) for f in corpus.files], annotator=corpus.annotator,
+        fields=list(corpus.fields), layers=layers, heads=heads, head_dim=head_dim, hidden_size=hidden_size,
+        sentences=len(planned), tokens=total, truncated_sentences=summary.truncated_sentences,
+        dropped_tokens=summary.dropped_tokens, skipped_sentences=summary.skipped_sentences,
+        vector_bits=options.vector_bits, attention_bits=8, versions=package_versions(),
+        revision=getattr(handle.model.config, "_commit_hash", None), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    return BuildReport(_finish(partial, out, manifest), out, len(done), time.perf_counter() - started)
+
+
+def _check_target(out: Path, overwrite: bool) -> None:
+    if not out.exists():
+        if not out.parent.is_dir():
+            raise InputError(f"cannot build an index at {out}: its parent directory {out.parent} does not exist")
+        return
+    try:
+        read_manifest(out)
+    except IndexFormatError:
+        raise InputError(f"{out} exists and is not an attnscope index: choose another --out directory") from None
+    if not overwrite:
+        raise InputError(f"an index already exists at {out}: pass overwrite=True (--overwrite) to replace it")
+
+
+def _prepare_partial(partial: Path, key: str) -> bool:
+    """True when ``partial`` is an unfinished build of the same inputs (resume); otherwise start it afresh."""
+    marker = partial / BUILD
+    if partial.exists():
+        if not marker.is_file():
+            raise InputError(f"{partial} exists but is not an attnscope build in progress: move it away first")
+        if json.loads(marker.read_text()).get("key") == key:
+            return True
+        shutil.rmtree(partial)
+    partial.mkdir()
+    _save_atomic(marker, lambda f: f.write(json.dumps({"key": key}).encode()))
+    return False
+
+
+def _save_atomic(path: Path, write: Callable) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _codes_file(path: Path, layers: int, rows: int, dim: int, bits: int) -> np.memmap:
+    code_size = vectors.quantiser(dim, bits, vectors.Ranges(np.zeros(dim, np.float32), np.ones(dim, np.float32))).code_size
+    shape = (layers, rows, code_size)
+    if path.is_file():
+        return np.load(path, mmap_mode="r+")
+    return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+
+
+def _finish(partial: Path, out: Path, manifest: Manifest) -> Manifest:
+    """Drop the build's bookkeeping, record file sizes, write the manifest, move into place."""
+    shutil.rmtree(partial / DONE)
+    shutil.rmtree(partial / PARTS)
+    (partial / BUILD).unlink()
+    for path in partial.iterdir():
+        with open(path, "rb+") as handle:
+            os.fsync(handle.fileno())
+    files = {p.name: p.stat().st_size for p in sorted(partial.iterdir())}
+    manifest = Manifest(**{**asdict(manifest), "files": files})
+    write_manifest(partial, manifest)
+    if out.exists():  # replacing an index (overwrite): the old one goes only once the new one is whole
+        old = out.with_name(out.name + ".old")
+        os.replace(out, old)
+        os.replace(partial, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(partial, out)
+    return manifest

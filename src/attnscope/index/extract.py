@@ -1,0 +1,137 @@
+"""What an index stores about each token, pulled out of batched forward passes.
+
+Sentences are tokenised once (`plan_sentences`), grouped into length-sorted batches that pad little
+(`plan_batches`), and run through the model with the recorder on (`extract_batch`). For the indexed
+(non-special) tokens of a batch this yields, per layer: the hidden state after the layer and the head
+embedding (each head's output unit-normalised, concatenated), both unit-length per token / per head,
+and each sentence's attention among its indexed tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..capture.engine import run_batch
+from ..capture.inputs import Tokens, encode
+from ..capture.loading import ModelHandle
+from ..corpus import AnnotatedSentence, word_of_tokens
+from ..errors import InputError
+
+LONG_POLICIES = ("truncate", "skip")
+
+
+@dataclass
+class PlannedSentence:
+    """One corpus sentence as the model sees it: its tokens, the word of each token, the positions that
+    are indexed (non-special tokens), and the first index row they get."""
+
+    sentence: int
+    tokens: Tokens
+    words: list[int | None]
+    positions: np.ndarray
+    first_row: int = 0
+
+    @property
+    def rows(self) -> int:
+        return len(self.positions)
+
+
+@dataclass
+class PlanSummary:
+    """Counts of what tokenisation did to the corpus: over-long sentences truncated or skipped."""
+
+    truncated_sentences: int = 0
+    dropped_tokens: int = 0
+    skipped_sentences: int = 0
+
+
+def plan_sentences(handle: ModelHandle, sentences: Sequence[AnnotatedSentence],
+                   long: str = "truncate") -> tuple[list[PlannedSentence], PlanSummary]:
+    """Tokenise every sentence; over-long ones are truncated (``long="truncate"``, tail tokens dropped
+    and counted) or left out (``"skip"``, counted). Rows are numbered in corpus order."""
+    if long not in LONG_POLICIES:
+        raise InputError(f"long={long!r} is not a policy for over-long sentences: use one of {', '.join(LONG_POLICIES)}")
+    planned, summary, row = [], PlanSummary(), 0
+    for number, sentence in enumerate(sentences):
+        tokens = encode(handle, sentence.text, truncate=True)
+        if tokens.truncated:
+            if long == "skip":
+                summary.skipped_sentences += 1
+                continue
+            summary.truncated_sentences += 1
+            summary.dropped_tokens += tokens.truncated
+        positions = np.array([i for i, special in enumerate(tokens.special) if not special], dtype=np.int64)
+        if len(positions) == 0:
+            continue
+        item = PlannedSentence(number, tokens, word_of_tokens(sentence, tokens), positions, row)
+        row += item.rows
+        planned.append(item)
+    return planned, summary
+
+
+def plan_batches(lengths: Sequence[int], batch_tokens: int, seed: int = 0) -> list[list[int]]:
+    """Batches of item indices: sorted by length so that padding is small, each at most
+    ``batch_tokens`` padded tokens (a longer item goes alone), in a seeded shuffled order (so the first
+    batches are a fair sample of the corpus)."""
+    if batch_tokens < 1:
+        raise InputError(f"batch_tokens must be at least 1, got {batch_tokens}")
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        if current and lengths[i] * (len(current) + 1) > batch_tokens:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    rng = np.random.default_rng(seed)
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+@dataclass
+class BatchVectors:
+    """Extracted values for the indexed tokens of one batch, in the batch's sentence order.
+
+    ``hidden`` and ``heads`` are (layers, tokens, width) float32; ``attention`` holds one
+    (layers, heads, n, n) float32 array per sentence over its indexed tokens.
+    """
+
+    hidden: np.ndarray
+    heads: np.ndarray
+    attention: list[np.ndarray]
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    norm = x.norm(dim=-1, keepdim=True)
+    return torch.where(norm > 0, x / norm.clamp_min(1e-12), x)
+
+
+def extract_batch(handle: ModelHandle, batch: Sequence[PlannedSentence]) -> BatchVectors:
+    """Run one batch and keep what the index stores (see `BatchVectors`)."""
+    outputs, calls = run_batch(handle, [p.tokens for p in batch], None, {"attentions", "head_outputs", "hidden_states"})
+    calls = [c for c in calls if c.role == handle.main_stack]
+    hidden_states = outputs.hidden_states
+    if not calls or hidden_states is None:
+        raise InputError(
+            f"model {handle.name!r} does not run attention through transformers' AttentionInterface, "
+            "so head embeddings cannot be captured for an index"
+        )
+    width = hidden_states[0].shape[1]
+    flat = torch.cat([torch.as_tensor(p.positions) + b * width for b, p in enumerate(batch)])
+    hidden = torch.stack([_unit(h.reshape(-1, h.shape[-1])[flat].float()) for h in hidden_states[1:]])
+    heads = []
+    for call in calls:
+        out = call.tensors["head_outputs"]  # (batch, query, heads, head_dim)
+        per_head = _unit(out.reshape(-1, out.shape[-2], out.shape[-1])[flat].float())
+        heads.append(per_head.reshape(len(flat), -1))
+    weights = [c.tensors["attentions"].float().numpy() for c in calls]  # each (batch, heads, query, key)
+    attention = []
+    for b, p in enumerate(batch):
+        rows, cols = p.positions[:, None], p.positions[None, :]
+        attention.append(np.stack([w[b][:, rows, cols] for w in weights]))
+    return BatchVectors(hidden.numpy(), torch.stack(heads).numpy(), attention)

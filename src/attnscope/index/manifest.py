@@ -1,0 +1,162 @@
+"""An index's manifest: what it was built from (model, tokenizer, corpus, versions) and its shapes.
+
+The manifest is the last file written into a build, so a directory without a valid one is never taken
+for an index. Fingerprints of the model and tokenizer let a search refuse a model other than the one
+the index was built with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ..errors import AttnscopeError
+
+FORMAT = "attnscope-index"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class IndexFormatError(AttnscopeError):
+    """A directory that is not a complete attnscope index (missing, partial, corrupt, other version)."""
+
+
+class IndexMismatchError(AttnscopeError):
+    """An index used with a model or tokenizer other than the one it was built with."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything a reader needs to trust and interpret an index directory.
+
+    ``layers`` counts the transformer layers; vectors exist for layers ``0..layers-1``: the hidden
+    state after layer ``l`` (the last is the model's output) and the head embedding of layer ``l``
+    (each head's output unit-normalised, concatenated: ``heads * head_dim`` values).
+    """
+
+    model: str
+    model_fingerprint: str
+    tokenizer_fingerprint: str
+    corpus: str
+    corpus_checksum: str
+    corpus_files: list[str]
+    annotator: str
+    fields: list[str]
+    layers: int
+    heads: int
+    head_dim: int
+    hidden_size: int
+    sentences: int
+    tokens: int
+    truncated_sentences: int
+    dropped_tokens: int
+    skipped_sentences: int
+    vector_bits: int
+    attention_bits: int
+    versions: dict[str, str]
+    revision: str | None = None
+    created: str = ""
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+    files: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def head_embedding_size(self) -> int:
+        return self.heads * self.head_dim
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+
+def read_manifest(directory: Path) -> Manifest:
+    """The manifest of an index directory; `IndexFormatError` when it is not a complete index."""
+    path = directory / MANIFEST
+    if not directory.is_dir():
+        raise IndexFormatError(f"no index at {directory}: the directory does not exist (build one with `attnscope index`)")
+    if not path.is_file():
+        partial = " (it looks like an unfinished build)" if any(directory.iterdir()) else ""
+        raise IndexFormatError(f"{directory} is not an attnscope index: it has no {MANIFEST}{partial}")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.get("format") != FORMAT:
+            raise IndexFormatError(f"{path} is not an attnscope index manifest")
+        if raw.get("format_version") != FORMAT_VERSION:
+            raise IndexFormatError(
+                f"{directory} has index format {raw.get('format_version')}; this attnscope reads format "
+                f"{FORMAT_VERSION}: rebuild it with `attnscope index`"
+            )
+        manifest = Manifest(**raw)
+    except (ValueError, TypeError) as error:
+        raise IndexFormatError(f"{path} is corrupt ({error}): rebuild the index with `attnscope index`") from None
+    for name, size in manifest.files.items():
+        file = directory / name
+        if not file.is_file() or file.stat().st_size != size:
+            raise IndexFormatError(
+                f"{directory} is damaged: {name} is missing or has the wrong size (expected {size} bytes); "
+                "rebuild it with `attnscope index`"
+            )
+    return manifest
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> None:
+    """Write the manifest atomically (temporary file, fsync, rename)."""
+    path = directory / MANIFEST
+    temporary = directory / (MANIFEST + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(manifest.to_json())
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """SHA-256 of what decides tokenisation: the tokenizer class, its vocabulary and special tokens."""
+    digest = hashlib.sha256(type(tokenizer).__name__.encode())
+    vocab = sorted(tokenizer.get_vocab().items())
+    digest.update(json.dumps(vocab, ensure_ascii=False).encode("utf-8"))
+    digest.update(json.dumps(sorted(map(str, tokenizer.all_special_tokens))).encode("utf-8"))
+    digest.update(str(getattr(tokenizer, "do_lower_case", "")).encode())
+    return digest.hexdigest()
+
+
+def model_fingerprint(model: Any) -> str:
+    """SHA-256 of every parameter's name, shape and first 64 values: cheap, and different for
+    different checkpoints of one architecture."""
+    digest = hashlib.sha256()
+    for name, parameter in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(str(tuple(parameter.shape)).encode())
+        digest.update(parameter.detach().flatten()[:64].float().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages an index's numbers depend on."""
+    versions = {}
+    for name in ("attnscope", "torch", "transformers", "tokenizers", "numpy", "faiss-cpu", "pyarrow"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def check_model(manifest: Manifest, handle: Any, directory: Path) -> None:
+    """Refuse a model or tokenizer other than the index's, saying which differs."""
+    if tokenizer_fingerprint(handle.tokenizer) != manifest.tokenizer_fingerprint:
+        raise IndexMismatchError(
+            f"the index at {directory} was built with the tokenizer of {manifest.model!r}; model "
+            f"{handle.name!r} tokenises differently, so its tokens cannot be searched there. "
+            f"Load {manifest.model!r} (or build an index for {handle.name!r})."
+        )
+    if model_fingerprint(handle.model) != manifest.model_fingerprint:
+        raise IndexMismatchError(
+            f"the index at {directory} was built with the weights of {manifest.model!r}; model "
+            f"{handle.name!r} has different weights, so its vectors are not comparable. "
+            f"Load {manifest.model!r} (or build an index for {handle.name!r})."
+        )

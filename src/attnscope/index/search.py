@@ -1,0 +1,164 @@
+"""Opening an index and searching it: by token embedding or by head embedding, with metadata filters.
+
+``Index.open(dir)`` checks the manifest and loads the tables; vector sets are loaded per (kind, layer)
+on first use and kept in a bounded cache. ``Index.search`` takes a query vector; ``Index.query`` makes
+the query from a sentence with the index's model (refusing any other model), then returns the matches
+in context and their summaries (`summaries.py`).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..capture.engine import capture
+from ..capture.loading import ModelHandle
+from ..errors import InputError, check_range
+from . import vectors
+from .attention_store import AttentionStore
+from .build import HEADS, HIDDEN, RANGES
+from .manifest import Manifest, check_model, read_manifest
+from .summaries import Match, SearchResult, make_matches, summarise
+from .tables import Tables
+
+MODES = ("embedding", "heads")
+DEFAULT_TOP = 50
+
+
+@dataclass(frozen=True)
+class Query:
+    """A search: ``mode`` "embedding" (the hidden state after ``layer``, cosine) or "heads" (the head
+    embedding of ``layer`` over ``heads``: the sum of those heads' cosines)."""
+
+    mode: str
+    layer: int
+    heads: tuple[int, ...] | None = None
+    top: int = DEFAULT_TOP
+    filters: Mapping[str, Sequence[str]] | None = None
+
+
+class Index:
+    """A built index, read-only. Thread-safe for searches (faiss searches release the GIL)."""
+
+    def __init__(self, directory: Path, manifest: Manifest, tables: Tables, cache_size: int = 8):
+        self.directory, self.manifest, self.tables = directory, manifest, tables
+        self.attention = AttentionStore(directory, manifest.layers, manifest.heads)
+        ranges = np.load(directory / RANGES)
+        self._ranges = {name: (ranges[f"{name}_low"], ranges[f"{name}_span"]) for name in ("hidden", "heads")}
+        self._codes = {"hidden": np.load(directory / HIDDEN, mmap_mode="r"), "heads": np.load(directory / HEADS, mmap_mode="r")}
+        self._sets: OrderedDict[tuple[str, int], vectors.VectorSet] = OrderedDict()
+        self._cache_size = cache_size
+        self._verified: weakref.WeakSet = weakref.WeakSet()  # models already checked against the manifest
+
+    @classmethod
+    def open(cls, directory: Path | str, cache_size: int = 8) -> "Index":
+        directory = Path(directory)
+        manifest = read_manifest(directory)
+        return cls(directory, manifest, Tables.read(directory), cache_size)
+
+    @property
+    def size(self) -> int:
+        return self.manifest.tokens
+
+    def vector_set(self, kind: str, layer: int) -> vectors.VectorSet:
+        """The searchable set of ``kind`` ("hidden" or "heads") at ``layer``, loaded once (LRU-bounded)."""
+        key = (kind, layer)
+        if key in self._sets:
+            self._sets.move_to_end(key)
+            return self._sets[key]
+        low, span = self._ranges[kind]
+        dim = self.manifest.hidden_size if kind == "hidden" else self.manifest.head_embedding_size
+        made = vectors.VectorSet(np.asarray(self._codes[kind][layer]), dim, self.manifest.vector_bits,
+                                 vectors.Ranges(low[layer], span[layer]))
+        self._sets[key] = made
+        while len(self._sets) > self._cache_size:
+            self._sets.popitem(last=False)
+        return made
+
+    def verify(self, handle: ModelHandle) -> None:
+        """Refuse a model or tokenizer other than the index's (fingerprints computed once per model)."""
+        if handle.model in self._verified:
+            return
+        check_model(self.manifest, handle, self.directory)
+        self._verified.add(handle.model)
+
+    def check_query(self, query: Query) -> tuple[int, ...]:
+        """Validate a query against this index; returns the heads it covers."""
+        if query.mode not in MODES:
+            raise InputError(f"search mode {query.mode!r} is unknown: use one of {', '.join(MODES)}")
+        check_range("layer", query.layer, self.manifest.layers, "this index")
+        if not isinstance(query.top, int) or not 1 <= query.top <= 1000:
+            raise InputError(f"top must be an integer from 1 to 1000, got {query.top!r}")
+        heads = tuple(range(self.manifest.heads)) if query.heads is None else tuple(query.heads)
+        if not heads:
+            raise InputError("no heads selected: select at least one head (or none given means all)")
+        for head in heads:
+            check_range("head", head, self.manifest.heads, "this index")
+        if len(set(heads)) != len(heads):
+            raise InputError(f"heads {list(heads)} name a head twice")
+        return heads
+
+    def allowed(self, filters: Mapping[str, Sequence[str]] | None) -> np.ndarray | None:
+        """(tokens,) bool mask of the tokens whose metadata pass every filter, or None without filters."""
+        if not filters:
+            return None
+        mask = np.ones(self.size, dtype=bool)
+        for name, values in filters.items():
+            if name not in self.tables.fields:
+                have = ", ".join(self.tables.fields) or "none"
+                raise InputError(f"cannot filter on {name!r}: this index's tokens have the fields {have}")
+            mask &= np.isin(self.tables.tokens[name], list(values))
+        return mask
+
+    def search(self, query: Query, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top matches of a query vector: (scores, rows), best first, without rows -1."""
+        heads = self.check_query(query)
+        kind = "hidden" if query.mode == "embedding" else "heads"
+        if query.mode == "heads":
+            vector = zero_other_heads(vector, heads, self.manifest.heads)
+        scores, rows = self.vector_set(kind, query.layer).search(vector, query.top, self.allowed(query.filters))
+        keep = rows[0] >= 0
+        return scores[0][keep], rows[0][keep]
+
+    def query(self, handle: ModelHandle, text: str, token: int, query: Query, *, mask: Sequence[int] = ()) -> SearchResult:
+        """Search with the representation of ``token`` (a position in ``text``'s tokens) at the query's layer."""
+        self.verify(handle)
+        heads = self.check_query(query)
+        cap = capture(handle, text, mask=mask, fields=("hidden_states", "head_outputs"), top_k=0)
+        check_range("token", token, len(cap.tokens), f"the query text of {len(cap.tokens)} tokens")
+        vector = query_vector(cap.main, query.mode, query.layer, token)
+        scores, rows = self.search(query, vector)
+        matches = make_matches(self, rows, scores, query.layer, heads)
+        return SearchResult(query.mode, query.layer, list(heads), text, token, cap.tokens.display[token],
+                            matches, summarise(matches, self.tables.fields))
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.where(norm > 0, x / np.maximum(norm, 1e-12), x).astype(np.float32)
+
+
+def query_vector(stack, mode: str, layer: int, token: int) -> np.ndarray:
+    """The vector a token is searched with: its unit hidden state after ``layer``, or its head
+    embedding at ``layer`` (each head's output unit-normalised, concatenated)."""
+    if mode == "embedding":
+        return unit(stack.require("hidden_states")[layer + 1][token].astype(np.float32))
+    outputs = stack.require("head_outputs")[layer][:, token].astype(np.float32)  # (heads, head_dim)
+    return unit(outputs).reshape(-1)
+
+
+def zero_other_heads(vector: np.ndarray, heads: Sequence[int], head_count: int) -> np.ndarray:
+    """The head-embedding query with every head not in ``heads`` set to zero."""
+    parts = np.array(vector, dtype=np.float32).reshape(head_count, -1)
+    keep = np.zeros(head_count, dtype=bool)
+    keep[list(heads)] = True
+    parts[~keep] = 0
+    return parts.reshape(-1)
+
+
+__all__ = ["Index", "Match", "Query", "SearchResult", "query_vector", "zero_other_heads", "unit"]

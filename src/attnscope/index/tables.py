@@ -1,0 +1,78 @@
+"""The index's two tables, as Parquet: one row per indexed token (with its word's annotations) and
+one row per sentence (text, source, where its tokens start)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..corpus import METADATA_FIELDS, AnnotatedSentence
+from .extract import PlannedSentence
+
+TOKENS = "tokens.parquet"
+SENTENCES = "sentences.parquet"
+WORD_FIELDS = METADATA_FIELDS + ("head", "form")
+"""Per-token columns taken from the token's word: the annotations, the word's head and its form."""
+
+
+def write_tables(directory: Path, planned: Sequence[PlannedSentence], sentences: Sequence[AnnotatedSentence],
+                 fields: Sequence[str]) -> None:
+    """Write ``tokens.parquet`` and ``sentences.parquet`` for the planned sentences."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    kept = [f for f in WORD_FIELDS if f in fields or f in ("head", "form")]
+    tokens: dict[str, list] = {name: [] for name in ("sentence", "position", "word", "token", "start", "end", *kept)}
+    rows: dict[str, list] = {name: [] for name in ("corpus_index", "sent_id", "text", "source", "line",
+                                                   "first_row", "rows", "model_tokens", "truncated")}
+    for number, item in enumerate(planned):
+        sentence = sentences[item.sentence]
+        for position in item.positions:
+            word_index = item.words[position]
+            word = sentence.words[word_index] if word_index is not None else None
+            start, end = item.tokens.offsets[position] or (-1, -1)
+            tokens["sentence"].append(number)
+            tokens["position"].append(int(position))
+            tokens["word"].append(-1 if word_index is None else word_index)
+            tokens["token"].append(item.tokens.display[position])
+            tokens["start"].append(start)
+            tokens["end"].append(end)
+            for name in kept:
+                value = getattr(word, name) if word is not None else None
+                tokens[name].append(-2 if name == "head" and value is None else value)
+        for name, value in (("corpus_index", item.sentence), ("sent_id", sentence.sent_id), ("text", sentence.text),
+                            ("source", sentence.source), ("line", sentence.line), ("first_row", item.first_row),
+                            ("rows", item.rows), ("model_tokens", len(item.tokens)), ("truncated", item.tokens.truncated)):
+            rows[name].append(value)
+    pq.write_table(pa.table(tokens), directory / TOKENS)
+    pq.write_table(pa.table(rows), directory / SENTENCES)
+
+
+@dataclass
+class Tables:
+    """Both tables in memory as numpy columns (object arrays for strings), for fast per-row access."""
+
+    tokens: dict[str, np.ndarray]
+    sentences: dict[str, np.ndarray]
+
+    @classmethod
+    def read(cls, directory: Path) -> "Tables":
+        import pyarrow.parquet as pq
+
+        def columns(name: str) -> dict[str, np.ndarray]:
+            table = pq.read_table(directory / name)
+            return {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
+
+        return cls(columns(TOKENS), columns(SENTENCES))
+
+    @property
+    def fields(self) -> list[str]:
+        """The annotation columns this index has (upos, deprel, ...)."""
+        return [f for f in METADATA_FIELDS if f in self.tokens]
+
+    def sentence_rows(self, sentence: int) -> range:
+        first = int(self.sentences["first_row"][sentence])
+        return range(first, first + int(self.sentences["rows"][sentence]))
