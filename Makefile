@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test bench bench-views clean
+.PHONY: venv run test bench bench-views bench-corpus clean
 
 venv: $(STAMP)
 
@@ -36,6 +36,10 @@ bench: venv
 # P1: attnscope's views against BertViz 1.4.1 in headless Chromium (npm fetches BertViz's JS once).
 bench-views: venv $(CHROMIUM)
 	$(PY) bench/views.py
+
+# P3-P5: indexing throughput, bytes per token, recall@50 and search latency on UD English EWT.
+bench-corpus: venv
+	$(PY) bench/corpus.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -174,3 +174,30 @@ def test_cli_index_builds_and_reports(tmp_path):
     assert again.exit_code == 2 and "already exists" in again.output
     bad_bits = CliRunner().invoke(app, ["index", str(corpus), "--out", str(tmp_path / "iy"), "--bits", "5"])
     assert bad_bits.exit_code == 2 and "vector_bits=5 is not supported" in bad_bits.output
+
+
+def test_an_approximate_index_scans_clusters_and_equals_exact_search_when_it_scans_them_all(
+        small_index, small_corpus, default_model, tmp_path):
+    from attnscope.index import BuildOptions, Index, build_index
+
+    built = build_index(small_corpus, default_model, tmp_path / "ivf",
+                        options=BuildOptions(batch_tokens=64, approximate="always"))
+    approximate = Index.open(built.directory)
+    lists = approximate.manifest.approximate_lists
+    assert lists == 39 // 39 and approximate.manifest.default_probes == 1  # >= 39 tokens to train each cluster
+    assert not (built.directory / "hidden.codes.npy").exists()
+    assert {f"ivf.{kind}.{layer}.faiss" for kind in ("hidden", "heads") for layer in range(6)} <= set(built.manifest.files)
+    for kind, mode, heads in (("hidden", "embedding", None), ("heads", "heads", (1, 6))):
+        # the same codes as the exact index (re-encoding a decoded vector may move a value one step)
+        step = float(small_index.vector_set(kind, 3).ranges.span.max()) / 255
+        np.testing.assert_allclose(approximate.vector_set(kind, 3).decoded(), small_index.vector_set(kind, 3).decoded(),
+                                   rtol=0, atol=step + 1e-6)
+        vector = small_index.vector_set(kind, 3).decoded([7])[0]
+        exact = small_index.search(Query(mode, 3, heads, top=10), vector)
+        everything = approximate.search(Query(mode, 3, heads, top=10, probes=lists), vector)
+        np.testing.assert_allclose(everything[0], exact[0], atol=0.01)
+        assert len(set(everything[1][:5]) & set(exact[1][:5])) >= 4
+        few = approximate.search(Query(mode, 3, heads, top=10, probes=1), vector)
+        assert len(few[1]) <= 10 and set(few[1]) <= set(range(approximate.size))
+    with pytest.raises(InputError, match="probes must be a positive integer"):
+        approximate.search(Query("embedding", 3, probes=0), vector)

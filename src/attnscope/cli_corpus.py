@@ -28,6 +28,7 @@ def index(
     batch_tokens: int = typer.Option(4096, "--batch-tokens", min=16, max=1_000_000, help="Padded tokens per forward batch."),
     bits: int = typer.Option(8, "--bits", help="Bits per stored vector value: 8, 6 or 4."),
     long: str = typer.Option("truncate", "--long", help="Sentences longer than the model takes: truncate or skip."),
+    approximate: str = typer.Option("auto", "--approximate", help="Approximate (IVF) vector sets: auto (over a million tokens), always or never."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing index at --out."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow code from the checkpoint."),
 ) -> None:
@@ -40,7 +41,7 @@ def index(
     try:
         source = open_corpus(corpus, spacy_pipeline=spacy)
         handle = load(model, trust_remote_code=trust_remote_code)
-        options = BuildOptions(batch_tokens=batch_tokens, vector_bits=bits, long=long)
+        options = BuildOptions(batch_tokens=batch_tokens, vector_bits=bits, long=long, approximate=approximate)
         columns = (TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("tokens"),
                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
         with Progress(*columns, console=console, transient=False) as bar:
@@ -90,6 +91,7 @@ def search(
     mask: list[int] = typer.Option([], "--mask", help="Token position to mask first (repeatable)."),
     top: int = typer.Option(50, "--top", help="Matches to return (1-1000)."),
     filters: list[str] = typer.Option([], "--filter", help="Only matches whose FIELD has one of the VALUEs: upos=VERB,AUX (repeatable)."),
+    probes: Optional[int] = typer.Option(None, "--probes", help="Approximate indexes: clusters to scan (more: slower, closer to exact)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model to query with (default: the index's)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
@@ -101,7 +103,7 @@ def search(
         opened = Index.open(index_dir)
         handle = load(model or opened.manifest.model)
         query = Query("heads" if heads is not None else "embedding", layer, tuple(_parse_heads(heads) or ()) or None,
-                      top, _parse_filters(filters) or None)
+                      top, _parse_filters(filters) or None, probes)
         if heads is not None and not query.heads:
             raise InputError("--heads is empty: name at least one head, e.g. --heads 3,7")
         result = opened.query(handle, text, token, query, mask=mask)

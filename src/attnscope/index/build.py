@@ -37,6 +37,14 @@ PARTS = "attention-parts"
 RANGES = "ranges.npz"
 HIDDEN = "hidden.codes.npy"
 HEADS = "heads.codes.npy"
+APPROXIMATE = ("auto", "always", "never")
+APPROXIMATE_ABOVE = 1_000_000
+"""With ``approximate="auto"``, corpora of more tokens than this get approximate (IVF) vector sets."""
+
+
+def ivf_file(kind: str, layer: int) -> str:
+    """The file of an approximate vector set: ``kind`` "hidden" or "heads" at ``layer``."""
+    return f"ivf.{kind}.{layer}.faiss"
 
 
 @dataclass(frozen=True)
@@ -49,8 +57,11 @@ class BuildOptions:
     long: str = "truncate"
     calibration_batches: int = 4
     seed: int = 0
+    approximate: str = "auto"
 
     def check(self) -> None:
+        if self.approximate not in APPROXIMATE:
+            raise InputError(f"approximate={self.approximate!r} is not a choice: use one of {', '.join(APPROXIMATE)}")
         if self.vector_bits not in vectors.QTYPES:
             raise InputError(f"vector_bits={self.vector_bits} is not supported: use one of {sorted(vectors.QTYPES)}")
         if self.calibration_batches < 1:
@@ -155,8 +166,21 @@ def build_index(corpus: Corpus, handle: ModelHandle, out: Path | str, *, options
             tokens_done += writing.result()
             if progress:
                 progress(tokens_done, total)
-    del hidden_codes, head_codes
     assemble(partial, [partial / PARTS / f"{b}.npz" for b in range(len(batches))], len(planned), layers)
+    shutil.rmtree(partial / DONE)  # from here on a crash means recomputing every batch, never a half index
+    shutil.rmtree(partial / PARTS)
+    lists = 0
+    if options.approximate == "always" or (options.approximate == "auto" and total > APPROXIMATE_ABOVE):
+        lists = vectors.inverted_lists(total)
+        for kind, codes, ranges in (("hidden", hidden_codes, hidden_ranges), ("heads", head_codes, head_ranges)):
+            for l in range(layers):
+                ivf = vectors.build_ivf(codes[l], ranges[l].low.shape[0], options.vector_bits, ranges[l], lists,
+                                        options.seed)
+                _save_atomic(partial / ivf_file(kind, l), lambda f, ivf=ivf: f.write(_faiss_bytes(ivf)))
+    del hidden_codes, head_codes
+    if lists:
+        (partial / HIDDEN).unlink()
+        (partial / HEADS).unlink()
 
     manifest = Manifest(
         model=handle.name, model_fingerprint=identity["model_fingerprint"],
@@ -166,6 +190,7 @@ def build_index(corpus: Corpus, handle: ModelHandle, out: Path | str, *, options
         sentences=len(planned), tokens=total, truncated_sentences=summary.truncated_sentences,
         dropped_tokens=summary.dropped_tokens, skipped_sentences=summary.skipped_sentences,
         vector_bits=options.vector_bits, attention_bits=8, versions=package_versions(),
+        approximate_lists=lists, default_probes=max(1, lists // 8) if lists else 0,
         revision=getattr(handle.model.config, "_commit_hash", None), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
     return BuildReport(_finish(partial, out, manifest), out, len(done), time.perf_counter() - started)
@@ -215,15 +240,17 @@ def _codes_file(path: Path, layers: int, rows: int, dim: int, bits: int) -> np.m
     return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
 
 
+def _faiss_bytes(index) -> bytes:
+    return vectors._faiss().serialize_index(index).tobytes()
+
+
 def _finish(partial: Path, out: Path, manifest: Manifest) -> Manifest:
-    """Drop the build's bookkeeping, record file sizes, write the manifest, move into place."""
-    shutil.rmtree(partial / DONE)
-    shutil.rmtree(partial / PARTS)
-    (partial / BUILD).unlink()
+    """Record file sizes, write the manifest, move into place; the build marker goes last, so a crash
+    before the rename leaves a build that reruns."""
     for path in partial.iterdir():
         with open(path, "rb+") as handle:
             os.fsync(handle.fileno())
-    files = {p.name: p.stat().st_size for p in sorted(partial.iterdir())}
+    files = {p.name: p.stat().st_size for p in sorted(partial.iterdir()) if p.name != BUILD}
     manifest = Manifest(**{**asdict(manifest), "files": files})
     write_manifest(partial, manifest)
     if out.exists():  # replacing an index (overwrite): the old one goes only once the new one is whole
@@ -233,4 +260,5 @@ def _finish(partial: Path, out: Path, manifest: Manifest) -> Manifest:
         shutil.rmtree(old)
     else:
         os.replace(partial, out)
+    (out / BUILD).unlink()
     return manifest

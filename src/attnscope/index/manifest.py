@@ -36,7 +36,9 @@ class Manifest:
 
     ``layers`` counts the transformer layers; vectors exist for layers ``0..layers-1``: the hidden
     state after layer ``l`` (the last is the model's output) and the head embedding of layer ``l``
-    (each head's output unit-normalised, concatenated: ``heads * head_dim`` values).
+    (each head's output unit-normalised, concatenated: ``heads * head_dim`` values). With
+    ``approximate_lists`` > 0 the vector sets are approximate (IVF with that many clusters; a search
+    scans ``default_probes`` of them unless told otherwise); 0 means exact.
     """
 
     model: str
@@ -60,6 +62,8 @@ class Manifest:
     attention_bits: int
     versions: dict[str, str]
     revision: str | None = None
+    approximate_lists: int = 0
+    default_probes: int = 0
     created: str = ""
     format: str = FORMAT
     format_version: int = FORMAT_VERSION

@@ -21,7 +21,7 @@ from ..capture.loading import ModelHandle
 from ..errors import InputError, check_range
 from . import vectors
 from .attention_store import AttentionStore
-from .build import HEADS, HIDDEN, RANGES
+from .build import HEADS, HIDDEN, RANGES, ivf_file
 from .manifest import Manifest, check_model, read_manifest
 from .summaries import Match, SearchResult, make_matches, summarise
 from .tables import Tables
@@ -33,13 +33,15 @@ DEFAULT_TOP = 50
 @dataclass(frozen=True)
 class Query:
     """A search: ``mode`` "embedding" (the hidden state after ``layer``, cosine) or "heads" (the head
-    embedding of ``layer`` over ``heads``: the sum of those heads' cosines)."""
+    embedding of ``layer`` over ``heads``: the sum of those heads' cosines). On an approximate index,
+    ``probes`` clusters are scanned (default: the index's; more is slower and closer to exact)."""
 
     mode: str
     layer: int
     heads: tuple[int, ...] | None = None
     top: int = DEFAULT_TOP
     filters: Mapping[str, Sequence[str]] | None = None
+    probes: int | None = None
 
 
 class Index:
@@ -50,7 +52,6 @@ class Index:
         self.attention = AttentionStore(directory, manifest.layers, manifest.heads)
         ranges = np.load(directory / RANGES)
         self._ranges = {name: (ranges[f"{name}_low"], ranges[f"{name}_span"]) for name in ("hidden", "heads")}
-        self._codes = {"hidden": np.load(directory / HIDDEN, mmap_mode="r"), "heads": np.load(directory / HEADS, mmap_mode="r")}
         self._sets: OrderedDict[tuple[str, int], vectors.VectorSet] = OrderedDict()
         self._cache_size = cache_size
         self._verified: weakref.WeakSet = weakref.WeakSet()  # models already checked against the manifest
@@ -73,8 +74,12 @@ class Index:
             return self._sets[key]
         low, span = self._ranges[kind]
         dim = self.manifest.hidden_size if kind == "hidden" else self.manifest.head_embedding_size
-        made = vectors.VectorSet(np.asarray(self._codes[kind][layer]), dim, self.manifest.vector_bits,
-                                 vectors.Ranges(low[layer], span[layer]))
+        ranges, bits = vectors.Ranges(low[layer], span[layer]), self.manifest.vector_bits
+        if self.manifest.approximate_lists:
+            made = vectors.VectorSet.from_file(self.directory / ivf_file(kind, layer), dim, bits, ranges)
+        else:
+            codes = np.load(self.directory / (HIDDEN if kind == "hidden" else HEADS), mmap_mode="r")[layer]
+            made = vectors.VectorSet.from_codes(np.asarray(codes), dim, bits, ranges)
         self._sets[key] = made
         while len(self._sets) > self._cache_size:
             self._sets.popitem(last=False)
@@ -101,6 +106,8 @@ class Index:
             check_range("head", head, self.manifest.heads, "this index")
         if len(set(heads)) != len(heads):
             raise InputError(f"heads {list(heads)} name a head twice")
+        if query.probes is not None and (not isinstance(query.probes, int) or query.probes < 1):
+            raise InputError(f"probes must be a positive integer, got {query.probes!r}")
         return heads
 
     def allowed(self, filters: Mapping[str, Sequence[str]] | None) -> np.ndarray | None:
@@ -121,7 +128,8 @@ class Index:
         kind = "hidden" if query.mode == "embedding" else "heads"
         if query.mode == "heads":
             vector = zero_other_heads(vector, heads, self.manifest.heads)
-        scores, rows = self.vector_set(kind, query.layer).search(vector, query.top, self.allowed(query.filters))
+        probes = query.probes or self.manifest.default_probes or None
+        scores, rows = self.vector_set(kind, query.layer).search(vector, query.top, self.allowed(query.filters), probes)
         keep = rows[0] >= 0
         return scores[0][keep], rows[0][keep]
 

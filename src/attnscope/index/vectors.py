@@ -66,41 +66,82 @@ def decode(codes: np.ndarray, dim: int, bits: int, ranges: Ranges) -> np.ndarray
     return quantiser(dim, bits, ranges).decode(np.ascontiguousarray(codes))
 
 
-class VectorSet:
-    """One stored vector set, searchable: ``search(queries, k, allowed)``."""
+def inverted_lists(tokens: int) -> int:
+    """Coarse clusters for an approximate index of ``tokens`` vectors: about 4 * sqrt(tokens), with at
+    least 39 vectors per cluster to train on (faiss's minimum), at most 65,536."""
+    return int(max(1, min(4 * np.sqrt(max(tokens, 1)), tokens // 39, 65536)))
 
-    def __init__(self, codes: np.ndarray, dim: int, bits: int, ranges: Ranges):
-        faiss = _faiss()
-        self.dim, self.bits, self.ranges = dim, bits, ranges
-        self.count = len(codes)
-        self.index = faiss.IndexScalarQuantizer(dim, getattr(faiss.ScalarQuantizer, QTYPES[bits]),
-                                                faiss.METRIC_INNER_PRODUCT)
-        faiss.copy_array_to_vector(ranges.trained(), self.index.sq.trained)
-        self.index.is_trained = True
-        if self.count:
-            faiss.copy_array_to_vector(np.ascontiguousarray(codes).ravel(), self.index.codes)
-            self.index.ntotal = self.count
+
+def build_ivf(codes: np.ndarray, dim: int, bits: int, ranges: Ranges, lists: int, seed: int = 0, chunk: int = 100_000):
+    """An approximate index (faiss IVF: ``lists`` k-means clusters, each searched list scanned over the
+    same scalar-quantised codes, not residuals, so its codes equal ``codes``)."""
+    faiss = _faiss()
+    count = len(codes)
+    index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, lists, getattr(faiss.ScalarQuantizer, QTYPES[bits]),
+                                          faiss.METRIC_INNER_PRODUCT, False)
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(count, size=min(count, 50 * lists), replace=False))
+    index.cp.seed = seed
+    index.train(decode(np.asarray(codes[sample]), dim, bits, ranges))
+    faiss.copy_array_to_vector(ranges.trained(), index.sq.trained)  # encode with the index's own ranges
+    for start in range(0, count, chunk):
+        index.add(decode(np.asarray(codes[start:start + chunk]), dim, bits, ranges))
+    return index
+
+
+class VectorSet:
+    """One stored vector set, searchable: ``search(queries, k, allowed, probes)``.
+
+    Either exact (faiss's flat scalar-quantiser index over the codes) or approximate (an IVF index:
+    only the ``probes`` clusters nearest the query are scanned)."""
+
+    def __init__(self, index, count: int, dim: int, bits: int, ranges: Ranges):
+        self.index, self.count, self.dim, self.bits, self.ranges = index, count, dim, bits, ranges
+        self.approximate = hasattr(index, "nlist")
+        if self.approximate:
+            index.make_direct_map()
 
     @classmethod
-    def load(cls, path: Path, dim: int, bits: int, ranges: Ranges) -> "VectorSet":
-        return cls(np.load(path, mmap_mode="r"), dim, bits, ranges)
+    def from_codes(cls, codes: np.ndarray, dim: int, bits: int, ranges: Ranges) -> "VectorSet":
+        faiss = _faiss()
+        index = faiss.IndexScalarQuantizer(dim, getattr(faiss.ScalarQuantizer, QTYPES[bits]), faiss.METRIC_INNER_PRODUCT)
+        faiss.copy_array_to_vector(ranges.trained(), index.sq.trained)
+        index.is_trained = True
+        if len(codes):
+            faiss.copy_array_to_vector(np.ascontiguousarray(codes).ravel(), index.codes)
+            index.ntotal = len(codes)
+        return cls(index, len(codes), dim, bits, ranges)
 
-    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    @classmethod
+    def from_file(cls, path: Path, dim: int, bits: int, ranges: Ranges) -> "VectorSet":
+        index = _faiss().read_index(str(path))
+        return cls(index, index.ntotal, dim, bits, ranges)
+
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               probes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` inner products for each query row: (scores, token rows), best first; rows are -1
-        where fewer than ``k`` tokens are allowed. ``allowed`` is a (tokens,) bool mask or None."""
+        where fewer than ``k`` tokens are allowed. ``allowed`` is a (tokens,) bool mask or None;
+        ``probes`` is how many clusters an approximate set scans (all of them: exact)."""
         faiss = _faiss()
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        params = None
+        options: dict = {}
         if allowed is not None:
             bitmap = np.packbits(allowed.astype(bool), bitorder="little")
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(self.count, faiss.swig_ptr(bitmap)))
+            options["sel"] = faiss.IDSelectorBitmap(self.count, faiss.swig_ptr(bitmap))
+        if self.approximate:
+            params = faiss.SearchParametersIVF(nprobe=int(min(probes or self.index.nlist, self.index.nlist)), **options)
+        else:
+            params = faiss.SearchParameters(**options) if options else None
+        if params is not None and allowed is not None:
             params._bitmap = bitmap  # keep the buffer alive as long as the selector
         k = max(1, min(k, self.count))
-        scores, rows = self.index.search(queries, k, params=params)
-        return scores, rows
+        return self.index.search(queries, k, params=params)
 
     def decoded(self, rows: np.ndarray | None = None) -> np.ndarray:
         """Float32 vectors of ``rows`` (all when None), as search sees them."""
+        if self.approximate:
+            wanted = np.arange(self.count) if rows is None else np.asarray(rows, dtype=np.int64)
+            return self.index.reconstruct_batch(wanted)
         codes = faiss_codes(self.index, self.count)
         return decode(codes if rows is None else codes[rows], self.dim, self.bits, self.ranges)
 
