@@ -37,6 +37,8 @@ PARTS = "attention-parts"
 RANGES = "ranges.npz"
 HIDDEN = "hidden.codes.npy"
 HEADS = "heads.codes.npy"
+CODES = {"hidden": HIDDEN, "heads": HEADS}
+"""The code file of each kind of vector: (layers, tokens, code_size) uint8."""
 APPROXIMATE = ("auto", "always", "never")
 APPROXIMATE_ABOVE = 1_000_000
 """With ``approximate="auto"``, corpora of more tokens than this get approximate (IVF) vector sets."""
@@ -105,49 +107,82 @@ def build_index(corpus: Corpus, handle: ModelHandle, out: Path | str, *, options
     }
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     partial = out.with_name(out.name + ".partial")
-    resumed = _prepare_partial(partial, key)
+    _prepare_partial(partial, key)
     batches = plan_batches([len(p.tokens) for p in planned], options.batch_tokens, options.seed)
+    write_tables(partial, planned, corpus.sentences, corpus.fields)  # cheap: rewritten on every run
+    ranges, pending = _ranges(partial, handle, planned, batches, options.calibration_batches, layers)
+    widths = {"hidden": hidden_size, "heads": ranges["heads"][0].low.shape[0]}
+    codes = {kind: _codes_file(partial / name, layers, total, widths[kind], options.vector_bits)
+             for kind, name in CODES.items()}
+    resumed = _extract_all(handle, partial, planned, batches, ranges, codes, pending, options.vector_bits, progress)
+    assemble(partial, [partial / PARTS / f"{b}.npz" for b in range(len(batches))], len(planned), layers)
+    shutil.rmtree(partial / DONE)  # from here on a crash means recomputing every batch, never a half index
+    shutil.rmtree(partial / PARTS)
+    lists = 0
+    if options.approximate == "always" or (options.approximate == "auto" and total > APPROXIMATE_ABOVE):
+        lists = _approximate(partial, codes, ranges, total, options)
+    del codes
+
+    manifest = Manifest(
+        model=handle.name, model_fingerprint=identity["model_fingerprint"],
+        tokenizer_fingerprint=identity["tokenizer_fingerprint"], corpus=corpus.name,
+        corpus_checksum=corpus.checksum, corpus_files=[str(f) for f in corpus.files], annotator=corpus.annotator,
+        fields=list(corpus.fields), layers=layers, heads=heads, head_dim=widths["heads"] // heads,
+        hidden_size=hidden_size,
+        sentences=len(planned), tokens=total, truncated_sentences=summary.truncated_sentences,
+        dropped_tokens=summary.dropped_tokens, skipped_sentences=summary.skipped_sentences,
+        vector_bits=options.vector_bits, attention_bits=8, versions=package_versions(),
+        approximate_lists=lists, default_probes=max(1, lists // 8) if lists else 0,
+        revision=getattr(handle.model.config, "_commit_hash", None), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    return BuildReport(_finish(partial, out, manifest), out, resumed, time.perf_counter() - started)
+
+
+def _ranges(partial: Path, handle: ModelHandle, planned: list, batches: list[list[int]], calibration: int,
+            layers: int) -> tuple[dict[str, list[vectors.Ranges]], dict[int, BatchVectors]]:
+    """Each kind's per-layer quantisation ranges: saved by an earlier run of this build, or calibrated
+    on the first batches (a shuffled, fair sample), which are returned to be written, not recomputed."""
+    path = partial / RANGES
+    pending: dict[int, BatchVectors] = {}
+    if path.is_file():
+        saved = np.load(path)
+    else:
+        for b in range(min(calibration, len(batches))):
+            pending[b] = extract_batch(handle, [planned[i] for i in batches[b]])
+        saved = {}
+        for kind in CODES:
+            made = [vectors.Ranges.from_sample(np.concatenate([getattr(v, kind)[l] for v in pending.values()]))
+                    for l in range(layers)]
+            saved[f"{kind}_low"], saved[f"{kind}_span"] = np.stack([r.low for r in made]), np.stack([r.span for r in made])
+        _save_atomic(path, lambda f: np.savez(f, **saved))
+    ranges = {kind: [vectors.Ranges(saved[f"{kind}_low"][l], saved[f"{kind}_span"][l]) for l in range(layers)]
+              for kind in CODES}
+    return ranges, pending
+
+
+def _extract_all(handle: ModelHandle, partial: Path, planned: list, batches: list[list[int]], ranges: dict,
+                 codes: dict[str, np.memmap], pending: dict[int, BatchVectors], bits: int,
+                 progress: Progress | None) -> int:
+    """Run every batch not marked done; each is quantised and written (codes, attention part, marker)
+    in a writer thread while the next one runs. Returns how many batches an earlier run had finished."""
     done_dir = partial / DONE
-    if not resumed:
-        write_tables(partial, planned, corpus.sentences, corpus.fields)
     done = {int(p.stem) for p in done_dir.iterdir()} if done_dir.is_dir() else set()
     done_dir.mkdir(exist_ok=True)
     (partial / PARTS).mkdir(exist_ok=True)
-
-    ranges_path = partial / RANGES
-    pending: dict[int, BatchVectors] = {}
-    if ranges_path.is_file():
-        saved = np.load(ranges_path)
-        hidden_ranges = [vectors.Ranges(saved["hidden_low"][l], saved["hidden_span"][l]) for l in range(layers)]
-        head_ranges = [vectors.Ranges(saved["heads_low"][l], saved["heads_span"][l]) for l in range(layers)]
-    else:  # calibrate on the first batches (a shuffled, fair sample), keeping them to write below
-        for b in range(min(options.calibration_batches, len(batches))):
-            pending[b] = extract_batch(handle, [planned[i] for i in batches[b]])
-        hidden_ranges = [vectors.Ranges.from_sample(np.concatenate([v.hidden[l] for v in pending.values()]))
-                         for l in range(layers)]
-        head_ranges = [vectors.Ranges.from_sample(np.concatenate([v.heads[l] for v in pending.values()]))
-                       for l in range(layers)]
-        _save_atomic(ranges_path, lambda f: np.savez(
-            f, hidden_low=np.stack([r.low for r in hidden_ranges]), hidden_span=np.stack([r.span for r in hidden_ranges]),
-            heads_low=np.stack([r.low for r in head_ranges]), heads_span=np.stack([r.span for r in head_ranges])))
-    head_width = head_ranges[0].low.shape[0]
-    head_dim = head_width // heads
-    hidden_codes = _codes_file(partial / HIDDEN, layers, total, hidden_size, options.vector_bits)
-    head_codes = _codes_file(partial / HEADS, layers, total, head_width, options.vector_bits)
-
+    total = sum(p.rows for p in planned)
     tokens_done = sum(planned[i].rows for b in done for i in batches[b])
     if progress:
         progress(tokens_done, total)
 
-    def store(b: int, rows: np.ndarray, values: BatchVectors) -> None:
-        """Quantise and write one batch, then mark it done (runs beside the next batch's forward pass)."""
-        for l in range(layers):
-            hidden_codes[l, rows] = vectors.encode(values.hidden[l], options.vector_bits, hidden_ranges[l])
-            head_codes[l, rows] = vectors.encode(values.heads[l], options.vector_bits, head_ranges[l])
+    def store(b: int, rows: np.ndarray, values: BatchVectors) -> int:
+        for kind, array in codes.items():
+            for l, layer_ranges in enumerate(ranges[kind]):
+                array[l, rows] = vectors.encode(getattr(values, kind)[l], bits, layer_ranges)
         write_batch(partial / PARTS / f"{b}.npz", batches[b], values.attention)
-        for array in (hidden_codes, head_codes):
+        for array in codes.values():
             array.flush()
         (done_dir / str(b)).touch()
+        return len(rows)
 
     writing: Future | None = None
     with ThreadPoolExecutor(max_workers=1) as writer:
@@ -161,39 +196,25 @@ def build_index(corpus: Corpus, handle: ModelHandle, out: Path | str, *, options
                 tokens_done += writing.result()
                 if progress:
                     progress(tokens_done, total)
-            writing = writer.submit(lambda b=b, rows=rows, values=values: store(b, rows, values) or len(rows))
+            writing = writer.submit(store, b, rows, values)
         if writing is not None:
             tokens_done += writing.result()
             if progress:
                 progress(tokens_done, total)
-    assemble(partial, [partial / PARTS / f"{b}.npz" for b in range(len(batches))], len(planned), layers)
-    shutil.rmtree(partial / DONE)  # from here on a crash means recomputing every batch, never a half index
-    shutil.rmtree(partial / PARTS)
-    lists = 0
-    if options.approximate == "always" or (options.approximate == "auto" and total > APPROXIMATE_ABOVE):
-        lists = vectors.inverted_lists(total)
-        for kind, codes, ranges in (("hidden", hidden_codes, hidden_ranges), ("heads", head_codes, head_ranges)):
-            for l in range(layers):
-                ivf = vectors.build_ivf(codes[l], ranges[l].low.shape[0], options.vector_bits, ranges[l], lists,
-                                        options.seed)
-                _save_atomic(partial / ivf_file(kind, l), lambda f, ivf=ivf: f.write(_faiss_bytes(ivf)))
-    del hidden_codes, head_codes
-    if lists:
-        (partial / HIDDEN).unlink()
-        (partial / HEADS).unlink()
+    return len(done)
 
-    manifest = Manifest(
-        model=handle.name, model_fingerprint=identity["model_fingerprint"],
-        tokenizer_fingerprint=identity["tokenizer_fingerprint"], corpus=corpus.name,
-        corpus_checksum=corpus.checksum, corpus_files=[str(f) for f in corpus.files], annotator=corpus.annotator,
-        fields=list(corpus.fields), layers=layers, heads=heads, head_dim=head_dim, hidden_size=hidden_size,
-        sentences=len(planned), tokens=total, truncated_sentences=summary.truncated_sentences,
-        dropped_tokens=summary.dropped_tokens, skipped_sentences=summary.skipped_sentences,
-        vector_bits=options.vector_bits, attention_bits=8, versions=package_versions(),
-        approximate_lists=lists, default_probes=max(1, lists // 8) if lists else 0,
-        revision=getattr(handle.model.config, "_commit_hash", None), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    )
-    return BuildReport(_finish(partial, out, manifest), out, len(done), time.perf_counter() - started)
+
+def _approximate(partial: Path, codes: dict[str, np.memmap], ranges: dict, total: int, options: BuildOptions) -> int:
+    """Replace the code files by approximate (IVF) vector sets; returns their number of clusters."""
+    lists = vectors.inverted_lists(total)
+    for kind, array in codes.items():
+        for l, layer_ranges in enumerate(ranges[kind]):
+            ivf = vectors.build_ivf(array[l], layer_ranges.low.shape[0], options.vector_bits, layer_ranges, lists,
+                                    options.seed)
+            _save_atomic(partial / ivf_file(kind, l), lambda f, ivf=ivf: f.write(_faiss_bytes(ivf)))
+    for name in CODES.values():
+        (partial / name).unlink()
+    return lists
 
 
 def _check_target(out: Path, overwrite: bool) -> None:
