@@ -105,7 +105,7 @@ def main() -> None:
         print(f"  raw batched forward {raw_rate:10,.0f}  (runs: {raw_before:.1f} s, {raw_after:.1f} s)")
         print(f"  attnscope index     {index_rate:10,.0f}  ({report.seconds:.1f} s, planning and writing included)")
         ratio = index_rate / raw_rate
-        print(f"  ratio {ratio:.2f} (goal >= {GOAL_P3}) {'ok' if ratio >= GOAL_P3 else 'MISSED'}")
+        print(f"  ratio {ratio:.3f} (goal >= {GOAL_P3}) {'ok' if ratio >= GOAL_P3 else 'MISSED'}")
 
         index = Index.open(work / "index", cache_size=2 * layers)
         files = index.manifest.files

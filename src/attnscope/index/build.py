@@ -132,7 +132,7 @@ def build_index(corpus: Corpus, handle: ModelHandle, out: Path | str, *, options
         sentences=len(planned), tokens=total, truncated_sentences=summary.truncated_sentences,
         dropped_tokens=summary.dropped_tokens, skipped_sentences=summary.skipped_sentences,
         vector_bits=options.vector_bits, attention_bits=8, versions=package_versions(),
-        approximate_lists=lists, default_probes=max(1, lists // 8) if lists else 0,
+        approximate_lists=lists, default_probes=max(1, lists // 4) if lists else 0,
         revision=getattr(handle.model.config, "_commit_hash", None), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
     return BuildReport(_finish(partial, out, manifest), out, resumed, time.perf_counter() - started)
