@@ -1,4 +1,4 @@
-"""The ``attnscope`` command line: ``inspect``, ``view``; ``index`` and ``search`` live in cli_corpus.py."""
+"""The ``attnscope`` command line: ``inspect``, ``view``; ``index`` and ``search`` live in cli_corpus.py, ``serve`` in cli_serve.py."""
 
 from __future__ import annotations
 
@@ -182,6 +182,7 @@ def _escape(text: str) -> str:
 
 
 from . import cli_corpus  # noqa: E402,F401 - registers `index` and `search` on `app`
+from . import cli_serve  # noqa: E402,F401 - registers `serve` on `app`
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,0 +1,10 @@
+"""The explorer app's server: a typed JSON API (FastAPI) over the models and corpora configured at start.
+
+>>> from attnscope.server import AppState, create_app
+>>> app = create_app(AppState.configure(["default"]))   # serve with uvicorn.run(app)
+"""
+
+from .app import create_app
+from .state import AppState, Corpus, Limits
+
+__all__ = ["AppState", "Corpus", "Limits", "create_app"]

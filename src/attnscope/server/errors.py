@@ -1,0 +1,116 @@
+"""Every failure as the one error shape ``{"error": {"status", "code", "message", "field"}}``.
+
+`ApiError` is what the routes raise; the handlers registered by `install_error_handlers` turn it,
+attnscope's own errors, request validation errors and Starlette's HTTP errors (404, 405, ...) into
+that shape. An unexpected exception becomes a 500 with no traceback in the response (it is logged).
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import AttnscopeError, NoLanguageModelHeadError
+from ..index import IndexFormatError, IndexMismatchError
+from .schemas import ErrorBody, ErrorResponse
+
+log = logging.getLogger("attnscope.server")
+
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+               415: "unsupported_media_type", 422: "validation_error"}
+
+
+class ApiError(Exception):
+    """An error response to send: HTTP ``status``, a stable ``code``, a ``message`` and the request ``field`` at fault."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    """The one error shape as a response."""
+    body = ErrorResponse(error=ErrorBody(status=status, code=code, message=message, field=field))
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def code_of(error: AttnscopeError) -> str:
+    """A stable machine code for an attnscope error."""
+    if isinstance(error, NoLanguageModelHeadError):
+        return "no_language_model_head"
+    if isinstance(error, IndexMismatchError):
+        return "index_mismatch"
+    if isinstance(error, IndexFormatError):
+        return "index_format"
+    return "invalid_input"
+
+
+@contextmanager
+def in_field(field: str | None) -> Iterator[None]:
+    """Report any attnscope error raised in the block as a 400 about request field ``field``."""
+    try:
+        yield
+    except AttnscopeError as error:
+        raise ApiError(400, code_of(error), str(error), field) from error
+
+
+def _location(loc: tuple[Any, ...]) -> str | None:
+    """A validation error's location as a dotted field name, without the leading ``body``."""
+    parts = [str(p) for p in loc if p != "body"]
+    return ".".join(parts) or None
+
+
+def _validation_message(error: dict[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        return "the request body is not valid JSON: send a JSON object"
+    where = _location(tuple(error.get("loc", ())))
+    if where is None:
+        return "the request body must be a JSON object (see /docs for each route's fields)"
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"{where}: {message}"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that give every error response the one shape."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, error: ApiError) -> JSONResponse:
+        return error_response(error.status, error.code, error.message, error.field)
+
+    @app.exception_handler(AttnscopeError)
+    async def attnscope_error(_: Request, error: AttnscopeError) -> JSONResponse:
+        return error_response(400, code_of(error), str(error))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        errors = list(error.errors())
+        first = errors[0] if errors else {}
+        message = _validation_message(first)
+        if len(errors) > 1:
+            message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+        field = None if first.get("type") == "json_invalid" else _location(tuple(first.get("loc", ())))
+        return error_response(422, "validation_error", message, field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        status = error.status_code
+        if status == 404:
+            message = f"no such route: {request.method} {request.url.path}; the API lives under /api (see /docs)"
+        elif status == 405:
+            allowed = (error.headers or {}).get("Allow", "")
+            message = f"method {request.method} is not allowed on {request.url.path}" + (f": use {allowed}" if allowed else "")
+        else:
+            message = str(error.detail)
+        return error_response(status, _HTTP_CODES.get(status, "http_error"), message, headers=error.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "the server failed on this request; its log has the details")

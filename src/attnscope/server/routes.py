@@ -1,0 +1,151 @@
+"""The ``/api`` routes: configured models and corpora, attention, predictions and corpus search.
+
+Routes are plain functions (run in the threadpool: a capture holds its model's lock). They check
+every position against the input or the index before any model runs, so errors name the field.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from fastapi import APIRouter, Request
+
+from ..capture.engine import capture
+from ..capture.inputs import Tokens, encode
+from ..capture.loading import ModelHandle
+from ..capture.result import Capture
+from ..errors import check_range
+from ..index import Query, SearchResult
+from ..views.payload import SCALE, quantise
+from .errors import ApiError, in_field
+from .schemas import (AttentionRequest, AttentionResponse, Candidate, CorpusInfo, EncodedAttention, ErrorResponse,
+                      ModelInfo, PositionPredictions, PredictionsRequest, PredictionsResponse, SearchRequest,
+                      SearchResponse, StackInfo, TokensOut)
+from .state import AppState
+
+TOP_PREDICTIONS = 5
+"""Predictions returned at each masked position by ``POST /api/attention``."""
+
+_ERRORS = {status: {"model": ErrorResponse} for status in (400, 404, 413, 422)}
+router = APIRouter(prefix="/api", responses=_ERRORS)
+
+
+def _state(request: Request) -> AppState:
+    return request.app.state.attnscope
+
+
+@router.get("/models", response_model=list[ModelInfo], summary="The models this server runs")
+def list_models(request: Request) -> list[ModelInfo]:
+    state = _state(request)
+    return [_model_info(handle, state.aliases_of(name)) for name, handle in state.models.items()]
+
+
+@router.get("/corpora", response_model=list[CorpusInfo], summary="The corpus indexes this server searches")
+def list_corpora(request: Request) -> list[CorpusInfo]:
+    out = []
+    for name, corpus in _state(request).corpora.items():
+        m = corpus.index.manifest
+        out.append(CorpusInfo(name=name, model=corpus.model.name, corpus=m.corpus, tokens=m.tokens,
+                              sentences=m.sentences, layers=m.layers, heads=m.heads, fields=list(m.fields)))
+    return out
+
+
+@router.post("/attention", response_model=AttentionResponse, summary="Tokens and every layer's attention")
+def attention(body: AttentionRequest, request: Request) -> AttentionResponse:
+    state = _state(request)
+    handle = state.model(body.model)
+    _encode(state, handle, body.text, body.text_pair, body.mask)
+    cap = _capture(handle, body.text, body.text_pair, body.mask,
+                   top_k=TOP_PREDICTIONS if handle.has_lm_head else 0)
+    weights = cap.attentions  # (layers, heads, query, key)
+    encoded = EncodedAttention(scale=SCALE, shape=list(weights.shape),
+                               data=base64.b64encode(quantise(weights).tobytes()).decode("ascii"))
+    predictions, note = None, None
+    if not handle.has_lm_head:
+        note = (f"model {handle.name!r} has no language-model head, so it cannot predict masked tokens: "
+                "serve a checkpoint with a masked-LM or causal-LM head for predictions")
+    else:
+        predictions = [PositionPredictions(position=p, candidates=_candidates(cap, p)) for p in cap.tokens.masked]
+    return AttentionResponse(model=handle.name, tokens=_tokens_out(cap.tokens), attention=encoded,
+                             predictions=predictions, predictions_note=note)
+
+
+@router.post("/predictions", response_model=PredictionsResponse, summary="Top-k predicted tokens at one position")
+def predictions(body: PredictionsRequest, request: Request) -> PredictionsResponse:
+    state = _state(request)
+    handle = state.model(body.model)
+    if not handle.has_lm_head:
+        raise ApiError(400, "no_language_model_head",
+                       f"model {handle.name!r} has no language-model head, so it cannot predict tokens: "
+                       "use a model whose has_lm_head is true (GET /api/models)", "model")
+    tokens = _encode(state, handle, body.text, body.text_pair, body.mask)
+    with in_field("position"):
+        check_range("position", body.position, len(tokens), f"this input of {len(tokens)} tokens")
+    cap = _capture(handle, body.text, body.text_pair, body.mask, top_k=body.top_k)
+    candidates = _candidates(cap, body.position)
+    mode = cap.predictions.mode if cap.predictions is not None else "masked"
+    return PredictionsResponse(model=handle.name, position=body.position, token=cap.tokens.display[body.position],
+                               mode=mode, candidates=candidates)
+
+
+@router.post("/search", response_model=SearchResponse, summary="A token's nearest neighbours in a corpus")
+def search(body: SearchRequest, request: Request) -> SearchResult:
+    state = _state(request)
+    corpus = state.corpus(body.corpus)
+    manifest = corpus.index.manifest
+    with in_field("layer"):
+        check_range("layer", body.layer, manifest.layers, f"corpus {corpus.name!r}")
+    for i, head in enumerate(body.heads or ()):
+        with in_field(f"heads.{i}"):
+            check_range("head", head, manifest.heads, f"corpus {corpus.name!r}")
+    for name in body.filters:
+        if name not in manifest.fields:
+            have = ", ".join(manifest.fields) or "none"
+            raise ApiError(400, "invalid_input", f"cannot filter on {name!r}: corpus {corpus.name!r} has the fields {have}",
+                           f"filters.{name}")
+    tokens = _encode(state, corpus.model, body.text, None, body.mask)
+    with in_field("token"):
+        check_range("token", body.token, len(tokens), f"the query text of {len(tokens)} tokens")
+    query = Query(mode=body.mode, layer=body.layer, heads=tuple(body.heads) if body.heads else None, top=body.top,
+                  filters=body.filters or None)
+    with corpus.lock, in_field(None):
+        result = corpus.index.query(corpus.model, body.text, body.token, query, mask=body.mask)
+    return result
+
+
+def _encode(state: AppState, handle: ModelHandle, text: str, pair: str | None, mask: list[int]) -> Tokens:
+    """Tokenise the input, refusing more tokens than the server takes and bad mask positions (by field)."""
+    with in_field("text"):
+        tokens = encode(handle, text, pair)
+    limit = min(state.limits.max_tokens, handle.max_length)
+    if len(tokens) > limit:
+        raise ApiError(400, "too_many_tokens", f"the input is {len(tokens)} tokens long; this server takes at most "
+                       f"{limit} tokens per input for model {handle.name!r}: shorten the text", "text")
+    if mask:
+        with in_field("mask"):
+            tokens = encode(handle, text, pair, mask=mask)
+    return tokens
+
+
+def _capture(handle: ModelHandle, text: str, pair: str | None, mask: list[int], top_k: int) -> Capture:
+    """The input's attention weights (and top-k predictions at every position when ``top_k`` > 0)."""
+    with in_field(None):
+        return capture(handle, text, pair, mask=mask, fields=["attentions"], top_k=top_k)
+
+
+def _candidates(cap: Capture, position: int) -> list[Candidate]:
+    return [Candidate(token=t, probability=p) for t, p in cap.top_k(position)]
+
+
+def _tokens_out(tokens: Tokens) -> TokensOut:
+    return TokensOut(tokens=list(tokens.display), special=list(tokens.special), segments=list(tokens.segments),
+                     offsets=[list(o) if o else None for o in tokens.offsets],
+                     sentence_b_start=tokens.sentence_b_start, masked=list(tokens.masked))
+
+
+def _model_info(handle: ModelHandle, aliases: list[str]) -> ModelInfo:
+    main = handle.stacks[handle.main_stack]
+    return ModelInfo(name=handle.name, aliases=aliases, kind=handle.kind, architecture=handle.architecture,
+                     has_lm_head=handle.has_lm_head, max_length=handle.max_length, layers=main.layers,
+                     heads=main.heads, stacks={k: StackInfo(**vars(v)) for k, v in handle.stacks.items()},
+                     mask_token=handle.mask_token)

@@ -1,0 +1,189 @@
+"""The API's request and response models (pydantic): what each route takes and returns.
+
+Requests are strict (no ``"3"`` for ``3``) and refuse unknown fields, so a typo is an error rather
+than a silently ignored option. Every error response has the one shape `ErrorResponse`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from ..index import SearchResult
+
+MAX_TEXT_CHARS = 2000
+"""Longest text (and second text) a request may carry, in characters."""
+MAX_POSITIONS = 64
+"""Most mask positions or heads one request may list."""
+MAX_FILTER_VALUES = 100
+"""Most values one search filter may list."""
+
+
+def _plain_text(text: str) -> str:
+    """Refuse text that cannot be tokenised as Unicode: lone surrogates and NUL characters."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text contains a lone surrogate (not valid Unicode): send UTF-8 text") from None
+    if "\x00" in text:
+        raise ValueError("text contains a NUL character (binary data?): send plain text")
+    if not text.strip():
+        raise ValueError("text is empty: give at least one word")
+    return text
+
+
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(_plain_text)]
+Position = Annotated[int, Field(ge=0)]
+Positions = Annotated[list[Position], Field(max_length=MAX_POSITIONS)]
+
+
+class Request(BaseModel):
+    """Base of every request body: strict types, unknown fields refused."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class AttentionRequest(Request):
+    """``POST /api/attention``: a text (and optional second text) run through a configured model."""
+
+    model: str = Field(description="A configured model's name (see GET /api/models).")
+    text: Text
+    text_pair: Text | None = Field(None, description="Optional second text (sentence B).")
+    mask: Positions = Field(default_factory=list, description="Token positions to replace with the mask token.")
+
+
+class PredictionsRequest(Request):
+    """``POST /api/predictions``: the model's top-k tokens at one position of a (masked) input."""
+
+    model: str
+    text: Text
+    text_pair: Text | None = None
+    mask: Positions = Field(default_factory=list)
+    position: Position
+    top_k: int = Field(5, ge=1, le=50)
+
+
+class SearchRequest(Request):
+    """``POST /api/search``: find a token's nearest neighbours in a configured corpus."""
+
+    corpus: str = Field(description="A configured corpus's name (see GET /api/corpora).")
+    text: Text
+    token: Position = Field(description="Position of the query token in the text's tokens.")
+    layer: Position
+    mode: Literal["embedding", "heads"] = "embedding"
+    heads: Annotated[list[Position], Field(min_length=1, max_length=MAX_POSITIONS)] | None = Field(
+        None, description="Heads searched in mode 'heads' (default: all).")
+    mask: Positions = Field(default_factory=list)
+    top: int = Field(50, ge=1, le=200)
+    filters: dict[str, Annotated[list[str], Field(min_length=1, max_length=MAX_FILTER_VALUES)]] = Field(
+        default_factory=dict, max_length=16, description="Token metadata a match must have, e.g. {'upos': ['NOUN']}.")
+
+
+class ErrorBody(BaseModel):
+    """What went wrong: the HTTP status, a stable machine code, a message for people, and the request field at fault."""
+
+    status: int
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The one shape of every error response."""
+
+    error: ErrorBody
+
+
+class StackInfo(BaseModel):
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+
+
+class ModelInfo(BaseModel):
+    """A configured model: its shape, its input limit and whether it can predict tokens."""
+
+    name: str
+    aliases: list[str]
+    kind: str
+    architecture: str
+    has_lm_head: bool
+    max_length: int
+    layers: int
+    heads: int
+    stacks: dict[str, StackInfo]
+    mask_token: str | None
+
+
+class CorpusInfo(BaseModel):
+    """A configured corpus index and the model it must be searched with."""
+
+    name: str
+    model: str
+    corpus: str
+    tokens: int
+    sentences: int
+    layers: int
+    heads: int
+    fields: list[str]
+
+
+class TokensOut(BaseModel):
+    """The input's tokens: display strings, special flags, segment (0 = A, 1 = B), character offsets."""
+
+    tokens: list[str]
+    special: list[bool]
+    segments: list[int]
+    offsets: list[list[int] | None]
+    sentence_b_start: int | None
+    masked: list[int]
+
+
+class EncodedAttention(BaseModel):
+    """Attention weights as base64 of uint8 ``round(w * 255)`` in C order, shape (layers, heads, query, key).
+
+    Decode with ``byte / 255``: each weight is then within 1/510 of the model's.
+    """
+
+    encoding: Literal["uint8-base64"] = "uint8-base64"
+    scale: int = 255
+    shape: list[int]
+    data: str
+
+
+class Candidate(BaseModel):
+    token: str
+    probability: float
+
+
+class PositionPredictions(BaseModel):
+    position: int
+    candidates: list[Candidate]
+
+
+class AttentionResponse(BaseModel):
+    """Tokens, every layer's attention, and top-5 predictions at each masked position.
+
+    ``predictions`` is null when the model has no language-model head; ``predictions_note`` says why.
+    """
+
+    model: str
+    tokens: TokensOut
+    attention: EncodedAttention
+    predictions: list[PositionPredictions] | None
+    predictions_note: str | None = None
+
+
+class PredictionsResponse(BaseModel):
+    model: str
+    position: int
+    token: str
+    mode: str
+    candidates: list[Candidate]
+
+
+SearchResponse = SearchResult
+"""``POST /api/search`` answers with `attnscope.index.SearchResult` itself (its dataclasses are the schema):
+the query, the matches in context with their attention, and the summary histograms."""

@@ -1,0 +1,118 @@
+"""What a server serves: the models and corpus indexes configured at start, and the request limits.
+
+Nothing is loaded or downloaded because of a request: a name that was not configured is refused
+(404). Each corpus is checked at start against the model it was built with.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from ..capture.loading import ModelHandle
+from ..errors import AttnscopeError
+from ..index import Index
+from .errors import ApiError
+
+MAX_BODY_BYTES = 64 * 1024
+"""Largest request body accepted, in bytes."""
+MAX_TOKENS = 256
+"""Most tokens an input may have (attention grows with the square of it)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Request limits: body size in bytes and tokens per input."""
+
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_tokens: int = MAX_TOKENS
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A configured corpus: its index, the (configured) model its queries run with, and a lock that
+    serialises its searches (the index's vector-set cache is not safe to update from two threads)."""
+
+    name: str
+    index: Index
+    model: ModelHandle
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+
+@dataclass
+class AppState:
+    """The models (by name) and corpora (by name) a server answers for, plus its limits.
+
+    ``aliases`` maps other names a model was configured by (e.g. "default") to its name.
+    Holds no per-request data: the only caches are the indexes' own bounded vector-set caches.
+    """
+
+    models: dict[str, ModelHandle]
+    corpora: dict[str, Corpus] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+
+    @classmethod
+    def configure(cls, models: Sequence[str], corpora: Sequence[Path | str] = (), *,
+                  loader: Callable[[str], ModelHandle] | None = None, limits: Limits = Limits()) -> "AppState":
+        """Load ``models`` and open the index directories ``corpora`` (each named by its directory's name).
+
+        A corpus whose model is not among ``models`` has that model loaded too. Raises
+        `AttnscopeError` for a model that cannot be loaded, an index that cannot be opened, two
+        corpora with one name, or an index built with other weights than its model's.
+        """
+        if loader is None:
+            from ..capture.loading import load as loader
+        state = cls(models={}, limits=limits)
+        for name in models:
+            state.add_model(name, loader(name))
+        for directory in corpora:
+            index = Index.open(directory)
+            wanted = index.manifest.model
+            handle = state.models.get(state.aliases.get(wanted, wanted))
+            if handle is None:
+                handle = state.add_model(wanted, loader(wanted))
+            state.add_corpus(Path(directory).name, index, handle)
+        return state
+
+    def add_model(self, name: str, handle: ModelHandle) -> ModelHandle:
+        """Serve ``handle`` under its own name, and under ``name`` if that differs."""
+        self.models.setdefault(handle.name, handle)
+        if name != handle.name:
+            self.aliases[name] = handle.name
+        return self.models[handle.name]
+
+    def add_corpus(self, name: str, index: Index, handle: ModelHandle) -> None:
+        """Serve ``index`` as ``name``, searched with ``handle`` (checked against the index now)."""
+        if name in self.corpora:
+            raise AttnscopeError(f"two corpora are named {name!r}: give index directories with different names")
+        index.verify(handle)
+        self.add_model(handle.name, handle)
+        self.corpora[name] = Corpus(name, index, handle)
+
+    def model(self, name: str) -> ModelHandle:
+        """The configured model ``name`` (or alias); 404 if it was not configured."""
+        handle = self.models.get(self.aliases.get(name, name))
+        if handle is None:
+            raise ApiError(404, "unknown_model",
+                           f"model {name!r} is not served here: use one of {_listing(self.models)} (GET /api/models)",
+                           "model")
+        return handle
+
+    def corpus(self, name: str) -> Corpus:
+        """The configured corpus ``name``; 404 if it was not configured."""
+        corpus = self.corpora.get(name)
+        if corpus is None:
+            raise ApiError(404, "unknown_corpus",
+                           f"corpus {name!r} is not served here: use one of {_listing(self.corpora)} (GET /api/corpora)",
+                           "corpus")
+        return corpus
+
+    def aliases_of(self, name: str) -> list[str]:
+        return sorted(alias for alias, target in self.aliases.items() if target == name)
+
+
+def _listing(names: Mapping[str, object]) -> str:
+    return ", ".join(repr(n) for n in names) if names else "(none configured)"

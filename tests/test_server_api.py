@@ -1,0 +1,131 @@
+"""The JSON API answers with what the library computes: the same tokens, attention, predictions and matches."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+import attnscope
+from attnscope.index import Query
+from attnscope.views.payload import MAX_ERROR
+
+from .conftest import PUB
+from .server_fixtures import SMALL, client, state  # noqa: F401 - fixtures
+
+PAIR = "She walked home."
+
+
+def decode(attention: dict) -> np.ndarray:
+    """The response's attention as floats, (layers, heads, query, key)."""
+    assert attention["encoding"] == "uint8-base64" and attention["scale"] == 255
+    raw = np.frombuffer(base64.b64decode(attention["data"]), dtype=np.uint8)
+    return raw.reshape(attention["shape"]).astype(np.float64) / 255
+
+
+def test_models_lists_each_configured_model_with_its_shape_and_lm_head(client, default_model, tiny):
+    models = {m["name"]: m for m in client.get("/api/models").json()}
+    assert set(models) == {default_model.name, tiny("bert").name}
+    default = models[default_model.name]
+    assert (default["layers"], default["heads"], default["has_lm_head"]) == (6, 12, False)
+    assert default["aliases"] == ["default"] and default["max_length"] == default_model.max_length
+    assert models[tiny("bert").name]["has_lm_head"] is True
+
+
+def test_corpora_lists_the_index_with_its_counts(client, small_index, default_model):
+    (corpus,) = client.get("/api/corpora").json()
+    m = small_index.manifest
+    assert corpus == {"name": SMALL, "model": default_model.name, "corpus": m.corpus, "tokens": m.tokens,
+                      "sentences": m.sentences, "layers": m.layers, "heads": m.heads, "fields": list(m.fields)}
+
+
+def test_attention_decodes_to_the_captured_weights_within_1_510(client, default_model):
+    response = client.post("/api/attention", json={"model": "default", "text": PUB, "text_pair": PAIR})
+    assert response.status_code == 200
+    body = response.json()
+    cap = attnscope.capture(default_model, PUB, PAIR)
+    assert body["attention"]["shape"] == list(cap.attentions.shape)
+    assert np.abs(decode(body["attention"]) - cap.attentions).max() <= MAX_ERROR + 1e-6
+    tokens = body["tokens"]
+    assert tokens["tokens"] == cap.tokens.display
+    assert tokens["segments"] == cap.tokens.segments and tokens["special"] == cap.tokens.special
+    assert tokens["sentence_b_start"] == cap.tokens.sentence_b_start
+    assert tokens["offsets"] == [list(o) if o else None for o in cap.tokens.offsets]
+
+
+def test_attention_of_a_masked_input_is_the_masked_capture(client, default_model):
+    body = client.post("/api/attention", json={"model": "default", "text": PUB, "mask": [2]}).json()
+    cap = attnscope.capture(default_model, PUB, mask=[2])
+    assert body["tokens"]["masked"] == [2] and body["tokens"]["tokens"][2] == "[MASK]"
+    assert np.abs(decode(body["attention"]) - cap.attentions).max() <= MAX_ERROR + 1e-6
+
+
+def test_attention_without_lm_head_has_null_predictions_and_says_why(client):
+    body = client.post("/api/attention", json={"model": "default", "text": PUB, "mask": [3]}).json()
+    assert body["predictions"] is None
+    assert "has no language-model head" in body["predictions_note"]
+
+
+def test_attention_with_a_masked_lm_head_gives_top_5_at_each_masked_position(client, tiny):
+    handle = tiny("bert")
+    body = client.post("/api/attention", json={"model": handle.name, "text": PUB, "mask": [2, 4]}).json()
+    cap = attnscope.capture(handle, PUB, mask=[2, 4], top_k=5)
+    assert [p["position"] for p in body["predictions"]] == [2, 4]
+    for entry in body["predictions"]:
+        expected = cap.top_k(entry["position"])
+        assert [c["token"] for c in entry["candidates"]] == [t for t, _ in expected]
+        assert [c["probability"] for c in entry["candidates"]] == pytest.approx([p for _, p in expected], abs=1e-6)
+    assert body["predictions_note"] is None
+
+
+def test_predictions_equal_the_captures_top_k(client, tiny):
+    handle = tiny("bert")
+    body = client.post("/api/predictions", json={"model": handle.name, "text": PUB, "mask": [3], "position": 3,
+                                                 "top_k": 7}).json()
+    expected = attnscope.capture(handle, PUB, mask=[3], top_k=7).top_k(3)
+    assert (body["position"], body["token"], body["mode"]) == (3, "[MASK]", "masked")
+    assert [(c["token"], pytest.approx(c["probability"], abs=1e-6)) for c in body["candidates"]] == expected
+
+
+def test_predictions_of_a_model_without_lm_head_are_refused_with_400(client):
+    response = client.post("/api/predictions", json={"model": "default", "text": PUB, "mask": [3], "position": 3})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("no_language_model_head", "model")
+    assert "no language-model head" in error["message"]
+
+
+def _expected(result) -> dict:
+    """A result as it reads after a JSON round trip."""
+    return json.loads(json.dumps(result.to_dict()))
+
+
+@pytest.mark.parametrize("query", [
+    {"mode": "embedding", "layer": 3},
+    {"mode": "heads", "layer": 2, "heads": [0, 5, 7], "top": 4},
+    {"mode": "embedding", "layer": 5, "filters": {"upos": ["NOUN", "VERB"]}, "top": 10},
+])
+def test_search_returns_what_the_index_query_returns(client, small_index, default_model, query):
+    response = client.post("/api/search", json={"corpus": SMALL, "text": PUB, "token": 2, **query})
+    assert response.status_code == 200
+    expected = small_index.query(default_model, PUB, 2, Query(
+        mode=query["mode"], layer=query["layer"], heads=tuple(query["heads"]) if "heads" in query else None,
+        top=query.get("top", 50), filters=query.get("filters")))
+    assert response.json() == _expected(expected)
+    assert response.json()["matches"], "the small index has matches for every query here"
+
+
+def test_search_with_a_mask_queries_the_masked_text(client, small_index, default_model):
+    body = client.post("/api/search", json={"corpus": SMALL, "text": PUB, "token": 2, "layer": 1, "mask": [2]}).json()
+    expected = small_index.query(default_model, PUB, 2, Query(mode="embedding", layer=1), mask=[2])
+    assert body == _expected(expected)
+    assert body["token_text"] == "[MASK]"
+
+
+def test_the_openapi_schema_documents_every_route_and_the_error_shape(client):
+    schema = client.get("/openapi.json").json()
+    assert {"/api/models", "/api/corpora", "/api/attention", "/api/predictions", "/api/search"} <= set(schema["paths"])
+    error = schema["paths"]["/api/search"]["post"]["responses"]["404"]["content"]["application/json"]["schema"]
+    assert error["$ref"].endswith("/ErrorResponse")

@@ -1,0 +1,184 @@
+"""Every bad request gets a 4xx with the one error shape; the real `attnscope serve` binds loopback, same-origin."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from attnscope.index import IndexMismatchError
+from attnscope.server import AppState
+
+from .conftest import PUB
+from .server_fixtures import SMALL, client, state  # noqa: F401 - fixtures
+
+XSS = "<img src=x onerror=alert(1)>"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def attention(**fields):
+    return ("POST", "/api/attention", {"json": {"model": "default", "text": PUB, **fields}})
+
+
+def search(**fields):
+    return ("POST", "/api/search", {"json": {"corpus": SMALL, "text": PUB, "token": 2, "layer": 0, **fields}})
+
+
+def raw(path: str, body: bytes, content_type: str = "application/json"):
+    return ("POST", path, {"content": body, "headers": {"content-type": content_type}})
+
+
+# (request, status, code, field)
+BAD_REQUESTS = {
+    "unknown model": (attention(model="bert-base-uncased"), 404, "unknown_model", "model"),
+    "unknown model named like markup": (attention(model=XSS), 404, "unknown_model", "model"),
+    "unknown corpus": (search(corpus="ewt"), 404, "unknown_corpus", "corpus"),
+    "empty text": (attention(text=""), 422, "validation_error", "text"),
+    "blank text": (attention(text="  \n "), 422, "validation_error", "text"),
+    "NUL in text": (attention(text="a\x00b"), 422, "validation_error", "text"),
+    "lone surrogate": (raw("/api/attention", b'{"model": "default", "text": "\\ud800"}'), 422, "validation_error", "text"),
+    "empty second text": (attention(text_pair=""), 422, "validation_error", "text_pair"),
+    "text over the character limit": (attention(text="a" * 2001), 422, "validation_error", "text"),
+    "text over the token limit": (attention(text="word " * 300), 400, "too_many_tokens", "text"),
+    "mask out of range": (attention(mask=[99]), 400, "invalid_input", "mask"),
+    "negative mask": (attention(mask=[-1]), 422, "validation_error", "mask.0"),
+    "too many mask positions": (attention(mask=list(range(65))), 422, "validation_error", "mask"),
+    "text as a number": (attention(text=5), 422, "validation_error", "text"),
+    "mask as a string": (attention(mask="2"), 422, "validation_error", "mask"),
+    "mask position as a string": (attention(mask=["2"]), 422, "validation_error", "mask.0"),
+    "unknown field": (attention(layers=3), 422, "validation_error", "layers"),
+    "missing text": (("POST", "/api/attention", {"json": {"model": "default"}}), 422, "validation_error", "text"),
+    "malformed JSON": (raw("/api/attention", b'{"model": "default", "text": '), 422, "validation_error", None),
+    "JSON that is not an object": (raw("/api/attention", b"[1, 2]"), 422, "validation_error", None),
+    "empty body": (raw("/api/attention", b""), 422, "validation_error", None),
+    "oversize body": (raw("/api/attention", b'{"text": "' + b"a" * 70_000 + b'"}'), 413, "payload_too_large", None),
+    "prediction position out of range": (("POST", "/api/predictions", {"json": {
+        "model": "tiny-bert", "text": PUB, "position": 40}}), 400, "invalid_input", "position"),
+    "top_k over 50": (("POST", "/api/predictions", {"json": {
+        "model": "tiny-bert", "text": PUB, "position": 1, "top_k": 51}}), 422, "validation_error", "top_k"),
+    "predictions without position": (("POST", "/api/predictions", {"json": {
+        "model": "tiny-bert", "text": PUB}}), 422, "validation_error", "position"),
+    "layer out of range": (search(layer=6), 400, "invalid_input", "layer"),
+    "head out of range": (search(mode="heads", heads=[0, 12]), 400, "invalid_input", "heads.1"),
+    "no heads": (search(mode="heads", heads=[]), 422, "validation_error", "heads"),
+    "token out of range": (search(token=99), 400, "invalid_input", "token"),
+    "unknown search mode": (search(mode="values"), 422, "validation_error", "mode"),
+    "top 0": (search(top=0), 422, "validation_error", "top"),
+    "top over 200": (search(top=201), 422, "validation_error", "top"),
+    "layer as a float": (search(layer=1.0), 422, "validation_error", "layer"),
+    "filter on an unknown field": (search(filters={"colour": ["red"]}), 400, "invalid_input", "filters.colour"),
+    "filter with no values": (search(filters={"upos": []}), 422, "validation_error", "filters.upos"),
+    "unknown route": (("GET", "/api/heads", {}), 404, "not_found", None),
+    "unknown route outside the API": (("GET", f"/{XSS}", {}), 404, "not_found", None),
+    "wrong method": (("GET", "/api/attention", {}), 405, "method_not_allowed", None),
+    "wrong method on a listing": (("DELETE", "/api/models", {}), 405, "method_not_allowed", None),
+    "CORS preflight": (("OPTIONS", "/api/attention", {"headers": {
+        "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}}), 405, "method_not_allowed", None),
+}
+
+
+def assert_error_shape(response: httpx.Response, status: int) -> dict:
+    """The response is ``status`` with exactly ``{"error": {status, code, message, field}}`` as JSON."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert "access-control-allow-origin" not in response.headers
+    body = response.json()
+    assert list(body) == ["error"]
+    error = body["error"]
+    assert set(error) == {"status", "code", "message", "field"}
+    assert error["status"] == status
+    assert isinstance(error["code"], str) and isinstance(error["message"], str) and error["message"]
+    assert error["field"] is None or isinstance(error["field"], str)
+    assert "Traceback" not in error["message"]
+    return error
+
+
+@pytest.mark.parametrize("name", list(BAD_REQUESTS))
+def test_every_bad_request_gets_a_4xx_in_the_one_error_shape(client, name):
+    (method, path, options), status, code, field = BAD_REQUESTS[name]
+    error = assert_error_shape(client.request(method, path, **options), status)
+    assert (error["code"], error["field"]) == (code, field), error["message"]
+
+
+def test_errors_say_what_is_allowed(client):
+    _, path, options = search(layer=6)
+    assert "layers 0-5" in client.post(path, **options).json()["error"]["message"]
+    message = client.post("/api/attention", json={"model": "nope", "text": PUB}).json()["error"]["message"]
+    assert "'nope'" in message and "sentence-transformers/all-MiniLM-L6-v2" in message
+
+
+def test_a_body_streamed_without_length_is_cut_at_the_limit(client):
+    chunks = iter([b'{"model": "default", "text": "'] + [b"a" * 8192] * 10 + [b'"}'])
+    assert_error_shape(client.post("/api/attention", content=chunks, headers={"content-type": "application/json"}), 413)
+
+
+def test_markup_in_text_comes_back_as_json_data(client):
+    response = client.post("/api/attention", json={"model": "default", "text": XSS})
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    assert "".join(response.json()["tokens"]["tokens"][1:-1]) == "<imgsrc=xonerror=alert(1)>"
+    error = client.post("/api/attention", json={"model": XSS, "text": PUB}).json()["error"]
+    assert XSS in error["message"]  # quoted back as a JSON string, never as HTML
+
+
+def test_unknown_names_never_load_anything(client, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a request tried to load a model")
+
+    monkeypatch.setattr(importlib.import_module("attnscope.capture.loading"), "load", refuse)
+    monkeypatch.setattr("attnscope.load", refuse)
+    assert_error_shape(client.post("/api/attention", json={"model": "bert-base-uncased", "text": PUB}), 404)
+    assert_error_shape(client.post("/api/predictions", json={"model": "gpt2", "text": PUB, "position": 1}), 404)
+
+
+def test_a_corpus_is_refused_at_start_with_a_model_it_was_not_built_with(small_index, tiny):
+    with pytest.raises(IndexMismatchError):
+        AppState(models={}).add_corpus(SMALL, small_index, tiny("bert"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_attnscope_serve_answers_over_real_http_on_loopback_without_cors(tmp_path):
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "src")}
+    command = [sys.executable, "-c", "from attnscope.cli import app; app()", "serve", "--port", str(port)]
+    with log.open("wb") as out:
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, f"attnscope serve exited with {server.returncode}:\n{log.read_text()}"
+            try:
+                models = httpx.get(f"{base}/api/models", headers={"Origin": "http://evil.example"}, timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, f"attnscope serve did not answer in 120 s:\n{log.read_text()}"
+                time.sleep(0.3)
+        assert models.status_code == 200, log.read_text()
+        assert "access-control-allow-origin" not in models.headers
+        assert [m["aliases"] for m in models.json()] == [["default"]]
+        schema = httpx.get(f"{base}/openapi.json", timeout=5)
+        assert schema.status_code == 200 and "/api/attention" in schema.json()["paths"]
+        assert_error_shape(httpx.get(f"{base}/api/nothing", timeout=5), 404)
+    except AssertionError:
+        print(log.read_text())
+        raise
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
