@@ -175,13 +175,13 @@ def _attention_agreement(index, planned, attention, rng, layers: int, head_count
     worst, agree, count = 0.0, 0, 0
     for number in rng.choice(len(planned), size=min(500, len(planned)), replace=False):
         exact = attention[number]
-        stored = index.attention.block(number).astype(np.float32) / 255
+        stored = index.attention.weights(number)
         worst = max(worst, float(np.abs(stored - exact).max()))
         layer, position = int(rng.integers(layers)), int(rng.integers(planned[number].rows))
         chosen = rng.choice(head_count, size=int(rng.integers(1, head_count + 1)), replace=False)
         agree += int(np.argmax(stored[layer, chosen, position].mean(0)) == np.argmax(exact[layer, chosen, position].mean(0)))
         count += 1
-    print(f"  stored attention: largest difference from the model's {worst:.5f} (bound 1/510 = {1 / 510:.5f}); "
+    print(f"  stored attention: largest difference from the model's {worst:.5f} (bound {index.attention.error_bound:.5f}); "
           f"most-attended token agrees in {agree}/{count} sampled matches")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,6 @@ import attnscope
 from attnscope.corpus import open_corpus
 from attnscope.errors import InputError
 from attnscope.index import BuildOptions, Index, IndexFormatError, IndexMismatchError, Query, build_index
-from attnscope.index.attention_store import ERROR_BOUND
 
 from .index_fixtures import SMALL, small_conllu
 
@@ -58,7 +58,7 @@ def test_stored_vectors_and_attention_match_a_fresh_capture(small_index, default
     cap = attnscope.capture(default_model, text, fields=["hidden_states", "head_outputs", "attentions"])
     keep = np.array([i for i, s in enumerate(cap.tokens.special) if not s])
     rows = np.array(small_index.tables.sentence_rows(3))
-    block = small_index.attention.block(3).astype(np.float32) / 255
+    block = small_index.attention.weights(3)
     for layer in range(6):
         hidden = _unit(cap.hidden_states[layer + 1][keep])
         stored = small_index.vector_set("hidden", layer).decoded(rows)
@@ -67,7 +67,7 @@ def test_stored_vectors_and_attention_match_a_fresh_capture(small_index, default
         stored_heads = small_index.vector_set("heads", layer).decoded(rows)
         assert np.max(np.abs(stored_heads - heads)) < 0.02
         exact = cap.attentions[layer][:, keep][:, :, keep]
-        assert np.max(np.abs(block[layer] - exact)) <= ERROR_BOUND + 1e-6
+        assert np.max(np.abs(block[layer] - exact)) <= 1 / 254 + 1e-6  # 7-bit attention: within 0.5/127
 
 
 def test_manifest_records_model_tokenizer_corpus_and_versions(small_index, small_corpus):
@@ -76,8 +76,9 @@ def test_manifest_records_model_tokenizer_corpus_and_versions(small_index, small
     assert len(m.model_fingerprint) == len(m.tokenizer_fingerprint) == 64
     assert m.corpus_checksum == small_corpus.checksum and m.annotator == "conllu (gold)"
     assert {"torch", "transformers", "numpy", "faiss-cpu", "pyarrow"} <= set(m.versions)
-    assert set(m.files) >= {"tokens.parquet", "sentences.parquet", "hidden.codes.npy", "heads.codes.npy",
-                            "attention.bin", "ranges.npz"}
+    assert set(m.files) >= {"tokens.parquet", "sentences.parquet", "attention.bin", "ranges.npz",
+                            "hidden.0.codes.zst", "heads.5.codes.zst"}
+    assert m.attention_bits == 7 and small_index.attention.error_bound == pytest.approx(1 / 254)
     on_disk = {p.name: p.stat().st_size for p in small_index.directory.iterdir() if p.name != "manifest.json"}
     assert on_disk == m.files
     assert m.vector_bits == 8 and m.truncated_sentences == 0
@@ -128,14 +129,22 @@ def test_a_killed_build_leaves_no_index_and_a_rerun_resumes_it(default_model, tm
     assert (partial / "build.json").is_file() and not (partial / "manifest.json").exists()
     with pytest.raises(IndexFormatError, match="no manifest.json"):
         Index.open(partial)
+    rebooted = tmp_path / "rebooted.partial"  # the same unfinished build, as if the machine had restarted
+    shutil.copytree(partial, rebooted)
+    marker = json.loads((rebooted / "build.json").read_text())
+    (rebooted / "build.json").write_text(json.dumps({**marker, "boot": "another-boot"}))
     report = build_index(open_corpus(corpus_path), default_model, out,
                          options=BuildOptions(batch_tokens=32, calibration_batches=1))
     assert report.resumed_batches >= 1 and not partial.exists()
+    after_reboot = build_index(open_corpus(corpus_path), default_model, tmp_path / "rebooted",
+                               options=BuildOptions(batch_tokens=32, calibration_batches=1))
+    assert after_reboot.resumed_batches == 0  # pages written before a reboot are not trusted
+    assert (tmp_path / "rebooted" / "hidden.2.codes.zst").read_bytes() == (out / "hidden.2.codes.zst").read_bytes()
     resumed = Index.open(out)
     fresh = build_index(open_corpus(corpus_path), default_model, tmp_path / "fresh",
                         options=BuildOptions(batch_tokens=32, calibration_batches=1))
     fresh_index = Index.open(fresh.directory)
-    for name in ("hidden.codes.npy", "heads.codes.npy", "attention.bin"):
+    for name in ("hidden.0.codes.zst", "heads.3.codes.zst", "attention.bin"):
         assert (out / name).read_bytes() == (fresh.directory / name).read_bytes()
     query = Query("heads", 2, (0, 5))
     vector = resumed.vector_set("heads", 2).decoded([3])[0]
@@ -143,8 +152,6 @@ def test_a_killed_build_leaves_no_index_and_a_rerun_resumes_it(default_model, tm
 
 
 def test_a_damaged_index_is_refused(small_index, tmp_path):
-    import shutil
-
     copy = tmp_path / "copy"
     shutil.copytree(small_index.directory, copy)
     with open(copy / "attention.bin", "ab") as handle:
@@ -185,9 +192,9 @@ def test_decoders_with_rotary_and_grouped_heads_index_and_search(name, tiny, sma
     assert index.manifest.layers == shape.layers and index.manifest.heads == shape.heads
     cap = attnscope.capture(handle, SMALL[2][1], fields=["hidden_states", "attentions"])
     keep = np.array([i for i, s in enumerate(cap.tokens.special) if not s])
-    block = index.attention.block(2).astype(np.float32) / 255
+    block = index.attention.weights(2)
     exact = cap.attentions[:, :, keep][:, :, :, keep]
-    assert np.max(np.abs(block - exact)) <= ERROR_BOUND + 1e-6
+    assert np.max(np.abs(block - exact)) <= index.attention.error_bound + 1e-6
     assert np.allclose(np.triu(block[0, 0], 1), 0)  # causal: no attention to later tokens
     result = index.query(handle, SMALL[2][1], int(keep[1]), Query("heads", 0, (0,), top=3))
     assert result.matches[0].sentence == 2 and result.matches[0].position == 1

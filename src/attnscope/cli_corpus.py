@@ -27,6 +27,7 @@ def index(
     spacy: Optional[str] = typer.Option(None, "--spacy-pipeline", help="spaCy pipeline that annotates a raw .txt corpus (e.g. en_core_web_sm)."),
     batch_tokens: int = typer.Option(4096, "--batch-tokens", min=16, max=1_000_000, help="Padded tokens per forward batch."),
     bits: int = typer.Option(8, "--bits", help="Bits per stored vector value: 8, 6 or 4."),
+    attention_bits: int = typer.Option(7, "--attention-bits", help="Bits per stored attention weight: 7 (within 1/254) or 8 (1/510)."),
     long: str = typer.Option("truncate", "--long", help="Sentences longer than the model takes: truncate or skip."),
     approximate: str = typer.Option("auto", "--approximate", help="Approximate (IVF) vector sets: auto (over a million tokens), always or never."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing index at --out."),
@@ -41,7 +42,8 @@ def index(
     try:
         source = open_corpus(corpus, spacy_pipeline=spacy)
         handle = load(model, trust_remote_code=trust_remote_code)
-        options = BuildOptions(batch_tokens=batch_tokens, vector_bits=bits, long=long, approximate=approximate)
+        options = BuildOptions(batch_tokens=batch_tokens, vector_bits=bits, long=long, approximate=approximate,
+                               attention_bits=attention_bits)
         columns = (TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("tokens"),
                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
         with Progress(*columns, console=console, transient=False) as bar:

@@ -1,8 +1,9 @@
 """Attention among each sentence's indexed tokens, stored so that a match's row can be read back.
 
 For sentence s with n indexed tokens and each layer l, a (heads, n, n) block of weights, each stored
-as round(w * 255) (so a read weight is within 1/510 of the model's) and the block compressed with
-zstandard level 1 (most bytes are near zero: blocks shrink to about half, 4x faster than zlib).
+as round(w * levels) with levels = 2**bits - 1 (7 bits by default: a read weight is within 1/254 of
+the model's; 8 bits: 1/510), and the block compressed with zstandard level 1 (most bytes are near
+zero: 7-bit blocks shrink to about 40%, 8-bit ones to about half; 4x faster than zlib).
 ``attention.bin`` holds the blocks in (sentence, layer) order; ``attention_offsets.npy``
 (sentences * layers + 1,) says where each starts.
 Special tokens are not in the blocks (they are not indexed), so a row sums to the attention the token
@@ -21,22 +22,30 @@ import zstandard
 
 ATTENTION = "attention.bin"
 OFFSETS = "attention_offsets.npy"
-LEVELS = 255
-ERROR_BOUND = 0.5 / LEVELS
-"""Largest difference between a stored weight and the model's."""
+BITS = (7, 8)
 
 
-def quantise(weights: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(weights * LEVELS), 0, LEVELS).astype(np.uint8)
+def levels(bits: int) -> int:
+    return 2**bits - 1
 
 
-def write_batch(path: Path, sentences: Sequence[int], blocks: Sequence[np.ndarray]) -> None:
+def error_bound(bits: int) -> float:
+    """Largest difference between a stored weight and the model's."""
+    return 0.5 / levels(bits)
+
+
+def quantise(weights: np.ndarray, bits: int) -> np.ndarray:
+    top = levels(bits)
+    return np.clip(np.rint(weights * top), 0, top).astype(np.uint8)
+
+
+def write_batch(path: Path, sentences: Sequence[int], blocks: Sequence[np.ndarray], bits: int) -> None:
     """One batch's blocks: ``blocks[i]`` is sentence ``sentences[i]``'s (layers, heads, n, n) float weights."""
     parts, sizes = [], []
     compressor = zstandard.ZstdCompressor(level=1)
     for block in blocks:
         for layer in block:
-            data = compressor.compress(quantise(layer).tobytes())
+            data = compressor.compress(quantise(layer, bits).tobytes())
             parts.append(data)
             sizes.append(len(data))
     payload = np.frombuffer(b"".join(parts), dtype=np.uint8)
@@ -71,13 +80,15 @@ def assemble(directory: Path, batch_files: Sequence[Path], sentences: int, layer
 
 
 class AttentionStore:
-    """Read access: ``layer_block(sentence, layer)`` -> (heads, n, n) uint8; ``rows(...)`` -> weights."""
+    """Read access: ``layer_block(sentence, layer)`` -> (heads, n, n) stored integers; ``weights`` and
+    ``rows`` -> float weights."""
 
-    def __init__(self, directory: Path, layers: int, heads: int):
+    def __init__(self, directory: Path, layers: int, heads: int, bits: int):
         self.offsets = np.load(directory / OFFSETS)
         size = int(self.offsets[-1])
         self.data = np.memmap(directory / ATTENTION, dtype=np.uint8, mode="r", shape=(size,))
-        self.layers, self.heads = layers, heads
+        self.layers, self.heads, self.levels = layers, heads, levels(bits)
+        self.error_bound = error_bound(bits)
         self._decompressor = zstandard.ZstdDecompressor()
 
     def layer_block(self, sentence: int, layer: int) -> np.ndarray:
@@ -91,6 +102,10 @@ class AttentionStore:
         """(layers, heads, n, n) uint8 weights of one sentence."""
         return np.stack([self.layer_block(sentence, layer) for layer in range(self.layers)])
 
+    def weights(self, sentence: int) -> np.ndarray:
+        """(layers, heads, n, n) float32 weights of one sentence."""
+        return self.block(sentence).astype(np.float32) / self.levels
+
     def rows(self, sentence: int, layer: int, position: int, heads: np.ndarray | list[int]) -> np.ndarray:
         """The attention of indexed token ``position`` of ``sentence`` at ``layer``, (len(heads), n)."""
-        return self.layer_block(sentence, layer)[heads, position].astype(np.float32) / LEVELS
+        return self.layer_block(sentence, layer)[heads, position].astype(np.float32) / self.levels

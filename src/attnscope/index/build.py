@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import zstandard
 
 from ..capture.loading import ModelHandle
 from ..corpus import Corpus
 from ..errors import InputError
 from . import vectors
+from .attention_store import BITS as ATTENTION_BITS
 from .attention_store import assemble, write_batch
 from .extract import BatchVectors, extract_batch, plan_batches, plan_sentences
 from .manifest import (IndexFormatError, Manifest, model_fingerprint, package_versions, read_manifest,
@@ -38,7 +40,12 @@ RANGES = "ranges.npz"
 HIDDEN = "hidden.codes.npy"
 HEADS = "heads.codes.npy"
 CODES = {"hidden": HIDDEN, "heads": HEADS}
-"""The code file of each kind of vector: (layers, tokens, code_size) uint8."""
+"""The code file of each kind of vector while building: (layers, tokens, code_size) uint8."""
+
+
+def codes_file(kind: str, layer: int) -> str:
+    """The stored codes of an exact vector set: ``kind`` at ``layer``, (tokens, code_size) uint8, zstd."""
+    return f"{kind}.{layer}.codes.zst"
 APPROXIMATE = ("auto", "always", "never")
 APPROXIMATE_ABOVE = 1_000_000
 """With ``approximate="auto"``, corpora of more tokens than this get approximate (IVF) vector sets."""
@@ -60,10 +67,13 @@ class BuildOptions:
     calibration_batches: int = 4
     seed: int = 0
     approximate: str = "auto"
+    attention_bits: int = 7
 
     def check(self) -> None:
         if self.approximate not in APPROXIMATE:
             raise InputError(f"approximate={self.approximate!r} is not a choice: use one of {', '.join(APPROXIMATE)}")
+        if self.attention_bits not in ATTENTION_BITS:
+            raise InputError(f"attention_bits={self.attention_bits} is not supported: use one of {list(ATTENTION_BITS)}")
         if self.vector_bits not in vectors.QTYPES:
             raise InputError(f"vector_bits={self.vector_bits} is not supported: use one of {sorted(vectors.QTYPES)}")
         if self.calibration_batches < 1:
@@ -114,13 +124,15 @@ def build_index(corpus: Corpus, handle: ModelHandle, out: Path | str, *, options
     widths = {"hidden": hidden_size, "heads": ranges["heads"][0].low.shape[0]}
     codes = {kind: _codes_file(partial / name, layers, total, widths[kind], options.vector_bits)
              for kind, name in CODES.items()}
-    resumed = _extract_all(handle, partial, planned, batches, ranges, codes, pending, options.vector_bits, progress)
+    resumed = _extract_all(handle, partial, planned, batches, ranges, codes, pending, options, progress)
     assemble(partial, [partial / PARTS / f"{b}.npz" for b in range(len(batches))], len(planned), layers)
     shutil.rmtree(partial / DONE)  # from here on a crash means recomputing every batch, never a half index
     shutil.rmtree(partial / PARTS)
     lists = 0
     if options.approximate == "always" or (options.approximate == "auto" and total > APPROXIMATE_ABOVE):
         lists = _approximate(partial, codes, ranges, total, options)
+    else:
+        _compress_codes(partial, codes)
     del codes
 
     manifest = Manifest(
@@ -131,7 +143,7 @@ def build_index(corpus: Corpus, handle: ModelHandle, out: Path | str, *, options
         hidden_size=hidden_size,
         sentences=len(planned), tokens=total, truncated_sentences=summary.truncated_sentences,
         dropped_tokens=summary.dropped_tokens, skipped_sentences=summary.skipped_sentences,
-        vector_bits=options.vector_bits, attention_bits=8, versions=package_versions(),
+        vector_bits=options.vector_bits, attention_bits=options.attention_bits, versions=package_versions(),
         approximate_lists=lists, default_probes=max(1, lists // 4) if lists else 0,
         revision=getattr(handle.model.config, "_commit_hash", None), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
@@ -161,7 +173,7 @@ def _ranges(partial: Path, handle: ModelHandle, planned: list, batches: list[lis
 
 
 def _extract_all(handle: ModelHandle, partial: Path, planned: list, batches: list[list[int]], ranges: dict,
-                 codes: dict[str, np.memmap], pending: dict[int, BatchVectors], bits: int,
+                 codes: dict[str, np.memmap], pending: dict[int, BatchVectors], options: BuildOptions,
                  progress: Progress | None) -> int:
     """Run every batch not marked done; each is quantised and written (codes, attention part, marker)
     in a writer thread while the next one runs. Returns how many batches an earlier run had finished."""
@@ -177,11 +189,9 @@ def _extract_all(handle: ModelHandle, partial: Path, planned: list, batches: lis
     def store(b: int, rows: np.ndarray, values: BatchVectors) -> int:
         for kind, array in codes.items():
             for l, layer_ranges in enumerate(ranges[kind]):
-                array[l, rows] = vectors.encode(getattr(values, kind)[l], bits, layer_ranges)
-        write_batch(partial / PARTS / f"{b}.npz", batches[b], values.attention)
-        for array in codes.values():
-            array.flush()
-        (done_dir / str(b)).touch()
+                array[l, rows] = vectors.encode(getattr(values, kind)[l], options.vector_bits, layer_ranges)
+        write_batch(partial / PARTS / f"{b}.npz", batches[b], values.attention, options.attention_bits)
+        (done_dir / str(b)).touch()  # no fsync per batch: see _prepare_partial
         return len(rows)
 
     writing: Future | None = None
@@ -217,6 +227,18 @@ def _approximate(partial: Path, codes: dict[str, np.memmap], ranges: dict, total
     return lists
 
 
+def _compress_codes(partial: Path, codes: dict[str, np.memmap]) -> None:
+    """Store each exact vector set's codes zstd-compressed (about 12% smaller: a code's values are not
+    uniform), one file per kind and layer, then drop the build's code files."""
+    compressor = zstandard.ZstdCompressor(level=1, threads=-1)  # one thread per core: nothing else runs now
+    for kind, array in codes.items():
+        for l in range(array.shape[0]):
+            data = compressor.compress(np.ascontiguousarray(array[l]).tobytes())
+            _save_atomic(partial / codes_file(kind, l), lambda f, data=data: f.write(data))
+    for name in CODES.values():
+        (partial / name).unlink()
+
+
 def _check_target(out: Path, overwrite: bool) -> None:
     if not out.exists():
         if not out.parent.is_dir():
@@ -231,17 +253,34 @@ def _check_target(out: Path, overwrite: bool) -> None:
 
 
 def _prepare_partial(partial: Path, key: str) -> bool:
-    """True when ``partial`` is an unfinished build of the same inputs (resume); otherwise start it afresh."""
+    """True when ``partial`` is an unfinished build of the same inputs (resume); otherwise start it afresh.
+
+    Batches are not synced to disk one by one (the final fsync does that): a killed process loses
+    nothing the kernel holds, but a reboot may have lost written pages while keeping batch markers,
+    so after a reboot (another boot id) every batch is recomputed."""
     marker = partial / BUILD
+    boot = _boot_id()
     if partial.exists():
         if not marker.is_file():
             raise InputError(f"{partial} exists but is not an attnscope build in progress: move it away first")
-        if json.loads(marker.read_text()).get("key") == key:
+        recorded = json.loads(marker.read_text())
+        if recorded.get("key") == key:
+            if recorded.get("boot") != boot:
+                shutil.rmtree(partial / DONE, ignore_errors=True)
+                _save_atomic(marker, lambda f: f.write(json.dumps({"key": key, "boot": boot}).encode()))
             return True
         shutil.rmtree(partial)
     partial.mkdir()
-    _save_atomic(marker, lambda f: f.write(json.dumps({"key": key}).encode()))
+    _save_atomic(marker, lambda f: f.write(json.dumps({"key": key, "boot": boot}).encode()))
     return False
+
+
+def _boot_id() -> str:
+    """This boot of the machine (Linux), so that a build can tell a killed process from a reboot."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _save_atomic(path: Path, write: Callable) -> None:

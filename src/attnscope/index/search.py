@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+import zstandard
 
 from ..capture.engine import capture
 from ..capture.loading import ModelHandle
 from ..errors import InputError, check_range
 from . import vectors
 from .attention_store import AttentionStore
-from .build import HEADS, HIDDEN, RANGES, ivf_file
+from .build import RANGES, codes_file, ivf_file
 from .manifest import Manifest, check_model, read_manifest
 from .summaries import Match, SearchResult, make_matches, summarise
 from .tables import Tables
@@ -49,7 +50,7 @@ class Index:
 
     def __init__(self, directory: Path, manifest: Manifest, tables: Tables, cache_size: int = 8):
         self.directory, self.manifest, self.tables = directory, manifest, tables
-        self.attention = AttentionStore(directory, manifest.layers, manifest.heads)
+        self.attention = AttentionStore(directory, manifest.layers, manifest.heads, manifest.attention_bits)
         ranges = np.load(directory / RANGES)
         self._ranges = {name: (ranges[f"{name}_low"], ranges[f"{name}_span"]) for name in ("hidden", "heads")}
         self._sets: OrderedDict[tuple[str, int], vectors.VectorSet] = OrderedDict()
@@ -78,8 +79,9 @@ class Index:
         if self.manifest.approximate_lists:
             made = vectors.VectorSet.from_file(self.directory / ivf_file(kind, layer), dim, bits, ranges)
         else:
-            codes = np.load(self.directory / (HIDDEN if kind == "hidden" else HEADS), mmap_mode="r")[layer]
-            made = vectors.VectorSet.from_codes(np.asarray(codes), dim, bits, ranges)
+            raw = zstandard.ZstdDecompressor().decompress((self.directory / codes_file(kind, layer)).read_bytes())
+            codes = np.frombuffer(raw, dtype=np.uint8).reshape(self.manifest.tokens, -1)
+            made = vectors.VectorSet.from_codes(codes, dim, bits, ranges)
         self._sets[key] = made
         while len(self._sets) > self._cache_size:
             self._sets.popitem(last=False)
