@@ -132,6 +132,10 @@ def extract_batch(handle: ModelHandle, batch: Sequence[PlannedSentence]) -> Batc
     weights = [c.tensors["attentions"].float().numpy() for c in calls]  # each (batch, heads, query, key)
     attention = []
     for b, p in enumerate(batch):
-        rows, cols = p.positions[:, None], p.positions[None, :]
-        attention.append(np.stack([w[b][:, rows, cols] for w in weights]))
+        first, last = int(p.positions[0]), int(p.positions[-1])
+        if last - first + 1 == len(p.positions):  # one run of ordinary tokens ([CLS] ... [SEP]): a slice
+            attention.append(np.stack([w[b][:, first:last + 1, first:last + 1] for w in weights]))
+        else:
+            rows, cols = p.positions[:, None], p.positions[None, :]
+            attention.append(np.stack([w[b][:, rows, cols] for w in weights]))
     return BatchVectors(hidden.numpy(), torch.stack(heads).numpy(), attention)
