@@ -39,8 +39,10 @@ def quantise(weights: np.ndarray, bits: int) -> np.ndarray:
     return np.clip(np.rint(weights * top), 0, top).astype(np.uint8)
 
 
-def write_batch(path: Path, sentences: Sequence[int], blocks: Sequence[np.ndarray], bits: int) -> None:
-    """One batch's blocks: ``blocks[i]`` is sentence ``sentences[i]``'s (layers, heads, n, n) float weights."""
+def write_batch(path: Path, sentences: Sequence[int], blocks: Sequence[np.ndarray], bits: int,
+                extra: dict[str, np.ndarray] | None = None) -> None:
+    """One batch's blocks: ``blocks[i]`` is sentence ``sentences[i]``'s (layers, heads, n, n) float weights;
+    ``extra`` arrays are stored in the same part file (the batch's vector codes)."""
     parts, sizes = [], []
     compressor = zstandard.ZstdCompressor(level=1)
     for block in blocks:
@@ -50,7 +52,8 @@ def write_batch(path: Path, sentences: Sequence[int], blocks: Sequence[np.ndarra
             sizes.append(len(data))
     payload = np.frombuffer(b"".join(parts), dtype=np.uint8)
     temporary = path.with_name(path.name + ".tmp.npz")
-    np.savez(temporary, sentences=np.asarray(sentences, np.int64), sizes=np.asarray(sizes, np.int64), data=payload)
+    np.savez(temporary, sentences=np.asarray(sentences, np.int64), sizes=np.asarray(sizes, np.int64), data=payload,
+             **(extra or {}))
     temporary.replace(path)
 
 

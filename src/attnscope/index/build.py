@@ -10,6 +10,7 @@ loads as an index.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ from ..errors import InputError
 from . import vectors
 from .attention_store import BITS as ATTENTION_BITS
 from .attention_store import assemble, write_batch
-from .extract import BatchVectors, extract_batch, plan_batches, plan_sentences
+from .extract import BatchVectors, extract_batch, number_rows, plan_batches, plan_sentences
 from .manifest import (IndexFormatError, Manifest, model_fingerprint, package_versions, read_manifest,
                        tokenizer_fingerprint, write_manifest)
 from .tables import write_tables
@@ -37,10 +38,8 @@ BUILD = "build.json"
 DONE = "done"
 PARTS = "attention-parts"
 RANGES = "ranges.npz"
-HIDDEN = "hidden.codes.npy"
-HEADS = "heads.codes.npy"
-CODES = {"hidden": HIDDEN, "heads": HEADS}
-"""The code file of each kind of vector while building: (layers, tokens, code_size) uint8."""
+CODES = ("hidden", "heads")
+"""The kinds of vector: the hidden state after each layer, and each layer's head embedding."""
 
 
 def codes_file(kind: str, layer: int) -> str:
@@ -119,21 +118,19 @@ def build_index(corpus: Corpus, handle: ModelHandle, out: Path | str, *, options
     partial = out.with_name(out.name + ".partial")
     _prepare_partial(partial, key)
     batches = plan_batches([len(p.tokens) for p in planned], options.batch_tokens, options.seed)
+    number_rows(planned, batches)
     write_tables(partial, planned, corpus.sentences, corpus.fields)  # cheap: rewritten on every run
     ranges, pending = _ranges(partial, handle, planned, batches, options.calibration_batches, layers)
     widths = {"hidden": hidden_size, "heads": ranges["heads"][0].low.shape[0]}
-    codes = {kind: _codes_file(partial / name, layers, total, widths[kind], options.vector_bits)
-             for kind, name in CODES.items()}
-    resumed = _extract_all(handle, partial, planned, batches, ranges, codes, pending, options, progress)
-    assemble(partial, [partial / PARTS / f"{b}.npz" for b in range(len(batches))], len(planned), layers)
+    resumed = _extract_all(handle, partial, planned, batches, ranges, pending, options, progress)
+    parts = [partial / PARTS / f"{b}.npz" for b in range(len(batches))]
+    assemble(partial, parts, len(planned), layers)
+    _assemble_codes(partial, parts, layers)
     shutil.rmtree(partial / DONE)  # from here on a crash means recomputing every batch, never a half index
     shutil.rmtree(partial / PARTS)
     lists = 0
     if options.approximate == "always" or (options.approximate == "auto" and total > APPROXIMATE_ABOVE):
-        lists = _approximate(partial, codes, ranges, total, options)
-    else:
-        _compress_codes(partial, codes)
-    del codes
+        lists = _approximate(partial, ranges, widths, total, options)
 
     manifest = Manifest(
         model=handle.name, model_fingerprint=identity["model_fingerprint"],
@@ -173,10 +170,10 @@ def _ranges(partial: Path, handle: ModelHandle, planned: list, batches: list[lis
 
 
 def _extract_all(handle: ModelHandle, partial: Path, planned: list, batches: list[list[int]], ranges: dict,
-                 codes: dict[str, np.memmap], pending: dict[int, BatchVectors], options: BuildOptions,
-                 progress: Progress | None) -> int:
-    """Run every batch not marked done; each is quantised and written (codes, attention part, marker)
-    in a writer thread while the next one runs. Returns how many batches an earlier run had finished."""
+                 pending: dict[int, BatchVectors], options: BuildOptions, progress: Progress | None) -> int:
+    """Run every batch not marked done; each is quantised, compressed and written (one part file with
+    its codes and attention, then its marker) in a writer thread while the next one runs. Returns how
+    many batches an earlier run had finished."""
     done_dir = partial / DONE
     done = {int(p.stem) for p in done_dir.iterdir()} if done_dir.is_dir() else set()
     done_dir.mkdir(exist_ok=True)
@@ -186,11 +183,15 @@ def _extract_all(handle: ModelHandle, partial: Path, planned: list, batches: lis
     if progress:
         progress(tokens_done, total)
 
+    compressor = zstandard.ZstdCompressor(level=1)
+
     def store(b: int, rows: np.ndarray, values: BatchVectors) -> int:
-        for kind, array in codes.items():
+        frames = {}  # this batch's rows are one contiguous run (number_rows): its codes are one frame each
+        for kind in CODES:
             for l, layer_ranges in enumerate(ranges[kind]):
-                array[l, rows] = vectors.encode(getattr(values, kind)[l], options.vector_bits, layer_ranges)
-        write_batch(partial / PARTS / f"{b}.npz", batches[b], values.attention, options.attention_bits)
+                codes = vectors.encode(getattr(values, kind)[l], options.vector_bits, layer_ranges)
+                frames[f"{kind}.{l}"] = np.frombuffer(compressor.compress(codes.tobytes()), dtype=np.uint8)
+        write_batch(partial / PARTS / f"{b}.npz", batches[b], values.attention, options.attention_bits, frames)
         (done_dir / str(b)).touch()  # no fsync per batch: see _prepare_partial
         return len(rows)
 
@@ -214,29 +215,35 @@ def _extract_all(handle: ModelHandle, partial: Path, planned: list, batches: lis
     return len(done)
 
 
-def _approximate(partial: Path, codes: dict[str, np.memmap], ranges: dict, total: int, options: BuildOptions) -> int:
+def _approximate(partial: Path, ranges: dict, widths: dict[str, int], total: int, options: BuildOptions) -> int:
     """Replace the code files by approximate (IVF) vector sets; returns their number of clusters."""
     lists = vectors.inverted_lists(total)
-    for kind, array in codes.items():
+    for kind in CODES:
         for l, layer_ranges in enumerate(ranges[kind]):
-            ivf = vectors.build_ivf(array[l], layer_ranges.low.shape[0], options.vector_bits, layer_ranges, lists,
-                                    options.seed)
+            codes = read_codes(partial / codes_file(kind, l), total)
+            ivf = vectors.build_ivf(codes, widths[kind], options.vector_bits, layer_ranges, lists, options.seed)
             _save_atomic(partial / ivf_file(kind, l), lambda f, ivf=ivf: f.write(_faiss_bytes(ivf)))
-    for name in CODES.values():
-        (partial / name).unlink()
+            (partial / codes_file(kind, l)).unlink()
     return lists
 
 
-def _compress_codes(partial: Path, codes: dict[str, np.memmap]) -> None:
-    """Store each exact vector set's codes zstd-compressed (about 12% smaller: a code's values are not
-    uniform), one file per kind and layer, then drop the build's code files."""
-    compressor = zstandard.ZstdCompressor(level=1, threads=-1)  # one thread per core: nothing else runs now
-    for kind, array in codes.items():
-        for l in range(array.shape[0]):
-            data = compressor.compress(np.ascontiguousarray(array[l]).tobytes())
-            _save_atomic(partial / codes_file(kind, l), lambda f, data=data: f.write(data))
-    for name in CODES.values():
-        (partial / name).unlink()
+def _assemble_codes(partial: Path, parts: list[Path], layers: int) -> None:
+    """Each vector set's codes, one file per kind and layer: the batches' zstd frames in row order
+    (compressed, about 12% smaller: a code's values are far from uniform)."""
+    for kind in CODES:
+        for l in range(layers):
+            def write(handle, name=f"{kind}.{l}"):
+                for part in parts:
+                    with np.load(part) as archive:
+                        handle.write(archive[name].tobytes())
+            _save_atomic(partial / codes_file(kind, l), write)
+
+
+def read_codes(path: Path, tokens: int) -> np.ndarray:
+    """The (tokens, code_size) uint8 codes of one vector set file."""
+    with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(path.read_bytes()), read_across_frames=True) as reader:
+        raw = reader.read()
+    return np.frombuffer(raw, dtype=np.uint8).reshape(tokens, -1)
 
 
 def _check_target(out: Path, overwrite: bool) -> None:
@@ -290,14 +297,6 @@ def _save_atomic(path: Path, write: Callable) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
-
-
-def _codes_file(path: Path, layers: int, rows: int, dim: int, bits: int) -> np.memmap:
-    code_size = vectors.quantiser(dim, bits, vectors.Ranges(np.zeros(dim, np.float32), np.ones(dim, np.float32))).code_size
-    shape = (layers, rows, code_size)
-    if path.is_file():
-        return np.load(path, mmap_mode="r+")
-    return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
 
 
 def _faiss_bytes(index) -> bytes:

@@ -52,10 +52,10 @@ class PlanSummary:
 def plan_sentences(handle: ModelHandle, sentences: Sequence[AnnotatedSentence],
                    long: str = "truncate") -> tuple[list[PlannedSentence], PlanSummary]:
     """Tokenise every sentence; over-long ones are truncated (``long="truncate"``, tail tokens dropped
-    and counted) or left out (``"skip"``, counted). Rows are numbered in corpus order."""
+    and counted) or left out (``"skip"``, counted). `number_rows` gives them their index rows."""
     if long not in LONG_POLICIES:
         raise InputError(f"long={long!r} is not a policy for over-long sentences: use one of {', '.join(LONG_POLICIES)}")
-    planned, summary, row = [], PlanSummary(), 0
+    planned, summary = [], PlanSummary()
     for number, sentence in enumerate(sentences):
         tokens = encode(handle, sentence.text, truncate=True)
         if tokens.truncated:
@@ -67,10 +67,18 @@ def plan_sentences(handle: ModelHandle, sentences: Sequence[AnnotatedSentence],
         positions = np.array([i for i, special in enumerate(tokens.special) if not special], dtype=np.int64)
         if len(positions) == 0:
             continue
-        item = PlannedSentence(number, tokens, word_of_tokens(sentence, tokens), positions, row)
-        row += item.rows
-        planned.append(item)
+        planned.append(PlannedSentence(number, tokens, word_of_tokens(sentence, tokens), positions))
     return planned, summary
+
+
+def number_rows(planned: Sequence[PlannedSentence], batches: Sequence[Sequence[int]]) -> None:
+    """Number the index rows in the order the batches run, so that each batch's tokens are one
+    contiguous run of rows (written and compressed as one piece)."""
+    row = 0
+    for batch in batches:
+        for i in batch:
+            planned[i].first_row = row
+            row += planned[i].rows
 
 
 def plan_batches(lengths: Sequence[int], batch_tokens: int, seed: int = 0) -> list[list[int]]:

@@ -15,14 +15,13 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-import zstandard
 
 from ..capture.engine import capture
 from ..capture.loading import ModelHandle
 from ..errors import InputError, check_range
 from . import vectors
 from .attention_store import AttentionStore
-from .build import RANGES, codes_file, ivf_file
+from .build import RANGES, codes_file, ivf_file, read_codes
 from .manifest import Manifest, check_model, read_manifest
 from .summaries import Match, SearchResult, make_matches, summarise
 from .tables import Tables
@@ -79,8 +78,7 @@ class Index:
         if self.manifest.approximate_lists:
             made = vectors.VectorSet.from_file(self.directory / ivf_file(kind, layer), dim, bits, ranges)
         else:
-            raw = zstandard.ZstdDecompressor().decompress((self.directory / codes_file(kind, layer)).read_bytes())
-            codes = np.frombuffer(raw, dtype=np.uint8).reshape(self.manifest.tokens, -1)
+            codes = read_codes(self.directory / codes_file(kind, layer), self.manifest.tokens)
             made = vectors.VectorSet.from_codes(codes, dim, bits, ranges)
         self._sets[key] = made
         while len(self._sets) > self._cache_size:

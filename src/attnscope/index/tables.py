@@ -20,7 +20,8 @@ WORD_FIELDS = METADATA_FIELDS + ("head", "form")
 
 def write_tables(directory: Path, planned: Sequence[PlannedSentence], sentences: Sequence[AnnotatedSentence],
                  fields: Sequence[str]) -> None:
-    """Write ``tokens.parquet`` and ``sentences.parquet`` for the planned sentences."""
+    """Write ``tokens.parquet`` (one row per index row, in row order) and ``sentences.parquet`` (the
+    planned sentences in corpus order, each with where its rows start)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -28,7 +29,13 @@ def write_tables(directory: Path, planned: Sequence[PlannedSentence], sentences:
     tokens: dict[str, list] = {name: [] for name in ("sentence", "position", "word", "token", "start", "end", *kept)}
     rows: dict[str, list] = {name: [] for name in ("corpus_index", "sent_id", "text", "source", "line",
                                                    "first_row", "rows", "model_tokens", "truncated")}
-    for number, item in enumerate(planned):
+    for number, item in enumerate(planned):  # sentences in corpus order
+        sentence = sentences[item.sentence]
+        for name, value in (("corpus_index", item.sentence), ("sent_id", sentence.sent_id), ("text", sentence.text),
+                            ("source", sentence.source), ("line", sentence.line), ("first_row", item.first_row),
+                            ("rows", item.rows), ("model_tokens", len(item.tokens)), ("truncated", item.tokens.truncated)):
+            rows[name].append(value)
+    for number, item in sorted(enumerate(planned), key=lambda pair: pair[1].first_row):  # tokens in row order
         sentence = sentences[item.sentence]
         for position in item.positions:
             word_index = item.words[position]
@@ -43,10 +50,6 @@ def write_tables(directory: Path, planned: Sequence[PlannedSentence], sentences:
             for name in kept:
                 value = getattr(word, name) if word is not None else None
                 tokens[name].append(-2 if name == "head" and value is None else value)
-        for name, value in (("corpus_index", item.sentence), ("sent_id", sentence.sent_id), ("text", sentence.text),
-                            ("source", sentence.source), ("line", sentence.line), ("first_row", item.first_row),
-                            ("rows", item.rows), ("model_tokens", len(item.tokens)), ("truncated", item.tokens.truncated)):
-            rows[name].append(value)
     pq.write_table(pa.table(tokens), directory / TOKENS)
     pq.write_table(pa.table(rows), directory / SENTENCES)
 
