@@ -92,12 +92,12 @@ class AttentionStore:
         self.data = np.memmap(directory / ATTENTION, dtype=np.uint8, mode="r", shape=(size,))
         self.layers, self.heads, self.levels = layers, heads, levels(bits)
         self.error_bound = error_bound(bits)
-        self._decompressor = zstandard.ZstdDecompressor()
 
     def layer_block(self, sentence: int, layer: int) -> np.ndarray:
         """(heads, n, n) uint8 weights of one sentence at one layer."""
         i = sentence * self.layers + layer
-        raw = self._decompressor.decompress(self.data[int(self.offsets[i]):int(self.offsets[i + 1])].tobytes())
+        # a decompressor per call: they are cheap, and not safe to share between threads
+        raw = zstandard.ZstdDecompressor().decompress(self.data[int(self.offsets[i]):int(self.offsets[i + 1])].tobytes())
         n = int(round((len(raw) / self.heads) ** 0.5))
         return np.frombuffer(raw, dtype=np.uint8).reshape(self.heads, n, n)
 

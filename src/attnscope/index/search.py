@@ -8,6 +8,7 @@ in context and their summaries (`summaries.py`).
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -45,7 +46,8 @@ class Query:
 
 
 class Index:
-    """A built index, read-only. Thread-safe for searches (faiss searches release the GIL)."""
+    """A built index, read-only; searches may run from several threads (the vector-set cache is locked,
+    faiss searches release the GIL)."""
 
     def __init__(self, directory: Path, manifest: Manifest, tables: Tables, cache_size: int = 8):
         self.directory, self.manifest, self.tables = directory, manifest, tables
@@ -55,6 +57,7 @@ class Index:
         self._sets: OrderedDict[tuple[str, int], vectors.VectorSet] = OrderedDict()
         self._cache_size = cache_size
         self._verified: weakref.WeakSet = weakref.WeakSet()  # models already checked against the manifest
+        self._lock = threading.Lock()
 
     @classmethod
     def open(cls, directory: Path | str, cache_size: int = 8) -> "Index":
@@ -68,6 +71,10 @@ class Index:
 
     def vector_set(self, kind: str, layer: int) -> vectors.VectorSet:
         """The searchable set of ``kind`` ("hidden" or "heads") at ``layer``, loaded once (LRU-bounded)."""
+        with self._lock:
+            return self._vector_set(kind, layer)
+
+    def _vector_set(self, kind: str, layer: int) -> vectors.VectorSet:
         key = (kind, layer)
         if key in self._sets:
             self._sets.move_to_end(key)
