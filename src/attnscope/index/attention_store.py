@@ -4,12 +4,12 @@ For sentence s with n indexed tokens and each layer l, a (heads, n, n) block of 
 as round(w * levels) with levels = 2**bits - 1 (7 bits by default: a read weight is within 1/254 of
 the model's; 8 bits: 1/510), and the block compressed with zstandard level 1 (most bytes are near
 zero: 7-bit blocks shrink to about 40%, 8-bit ones to about half; 4x faster than zlib).
-``attention.bin`` holds the blocks in (sentence, layer) order; ``attention_offsets.npy``
-(sentences * layers + 1,) says where each starts.
+``attention.bin`` holds the blocks in the order they were built; ``attention_spans.npy``
+(sentences * layers, 2) gives the start and end byte of sentence s, layer l at row s * layers + l.
 Special tokens are not in the blocks (they are not indexed), so a row sums to the attention the token
 pays to ordinary tokens.
 
-Builds write one file of blocks per batch (`write_batch`), in any order; `assemble` joins them.
+Builds compress each batch's blocks (`compress_blocks`) and append them to the file (build.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 import zstandard
 
 ATTENTION = "attention.bin"
-OFFSETS = "attention_offsets.npy"
+SPANS = "attention_spans.npy"
 BITS = (7, 8)
 
 
@@ -39,47 +39,16 @@ def quantise(weights: np.ndarray, bits: int) -> np.ndarray:
     return np.clip(np.rint(weights * top), 0, top).astype(np.uint8)
 
 
-def write_batch(path: Path, sentences: Sequence[int], blocks: Sequence[np.ndarray], bits: int,
-                extra: dict[str, np.ndarray] | None = None) -> None:
-    """One batch's blocks: ``blocks[i]`` is sentence ``sentences[i]``'s (layers, heads, n, n) float weights;
-    ``extra`` arrays are stored in the same part file (the batch's vector codes)."""
+def compress_blocks(blocks: Sequence[np.ndarray], bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Quantise and compress sentences' (layers, heads, n, n) float weights, one zstd frame per layer:
+    (sizes, data), the frames' byte sizes in (sentence, layer) order and their bytes, concatenated."""
     parts, sizes = [], []
     compressor = zstandard.ZstdCompressor(level=1)
     for block in blocks:
         for layer in block:
-            data = compressor.compress(quantise(layer, bits).tobytes())
-            parts.append(data)
-            sizes.append(len(data))
-    payload = np.frombuffer(b"".join(parts), dtype=np.uint8)
-    temporary = path.with_name(path.name + ".tmp.npz")
-    np.savez(temporary, sentences=np.asarray(sentences, np.int64), sizes=np.asarray(sizes, np.int64), data=payload,
-             **(extra or {}))
-    temporary.replace(path)
-
-
-def assemble(directory: Path, batch_files: Sequence[Path], sentences: int, layers: int) -> None:
-    """Join batch files into ``attention.bin`` in (sentence, layer) order, with its offsets."""
-    where: list[tuple[int, int, int] | None] = [None] * sentences  # sentence -> (file, first size index, start byte)
-    loaded = []
-    for f, path in enumerate(batch_files):
-        with np.load(path) as archive:  # read each array once (NpzFile re-reads on every access)
-            batch = {name: archive[name] for name in ("sentences", "sizes", "data")}
-        loaded.append(batch)
-        starts = np.concatenate([[0], np.cumsum(batch["sizes"])])
-        for i, sentence in enumerate(batch["sentences"]):
-            where[int(sentence)] = (f, i * layers, int(starts[i * layers]))
-    offsets = np.zeros(sentences * layers + 1, dtype=np.int64)
-    with open(directory / ATTENTION, "wb") as out:
-        position = 0
-        for s, place in enumerate(where):
-            if place is None:
-                raise RuntimeError(f"attention of sentence {s} is missing from the batch files")
-            f, first, start = place
-            sizes = loaded[f]["sizes"][first:first + layers]
-            out.write(loaded[f]["data"][start:start + int(sizes.sum())].tobytes())
-            offsets[s * layers + 1:(s + 1) * layers + 1] = position + np.cumsum(sizes)
-            position += int(sizes.sum())
-    np.save(directory / OFFSETS, offsets)
+            parts.append(compressor.compress(quantise(layer, bits).tobytes()))
+            sizes.append(len(parts[-1]))
+    return np.asarray(sizes, np.int64), np.frombuffer(b"".join(parts), dtype=np.uint8)
 
 
 class AttentionStore:
@@ -87,17 +56,16 @@ class AttentionStore:
     ``rows`` -> float weights."""
 
     def __init__(self, directory: Path, layers: int, heads: int, bits: int):
-        self.offsets = np.load(directory / OFFSETS)
-        size = int(self.offsets[-1])
-        self.data = np.memmap(directory / ATTENTION, dtype=np.uint8, mode="r", shape=(size,))
+        self.spans = np.load(directory / SPANS)
+        self.data = np.memmap(directory / ATTENTION, dtype=np.uint8, mode="r")
         self.layers, self.heads, self.levels = layers, heads, levels(bits)
         self.error_bound = error_bound(bits)
 
     def layer_block(self, sentence: int, layer: int) -> np.ndarray:
         """(heads, n, n) uint8 weights of one sentence at one layer."""
-        i = sentence * self.layers + layer
+        start, end = self.spans[sentence * self.layers + layer]
         # a decompressor per call: they are cheap, and not safe to share between threads
-        raw = zstandard.ZstdDecompressor().decompress(self.data[int(self.offsets[i]):int(self.offsets[i + 1])].tobytes())
+        raw = zstandard.ZstdDecompressor().decompress(self.data[int(start):int(end)].tobytes())
         n = int(round((len(raw) / self.heads) ** 0.5))
         return np.frombuffer(raw, dtype=np.uint8).reshape(self.heads, n, n)
 

@@ -9,6 +9,7 @@ loads as an index.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -27,8 +28,8 @@ from ..capture.loading import ModelHandle
 from ..corpus import Corpus
 from ..errors import InputError
 from . import vectors
+from .attention_store import ATTENTION, SPANS, compress_blocks
 from .attention_store import BITS as ATTENTION_BITS
-from .attention_store import assemble, write_batch
 from .extract import BatchVectors, extract_batch, number_rows, plan_batches, plan_sentences
 from .manifest import (IndexFormatError, Manifest, model_fingerprint, package_versions, read_manifest,
                        tokenizer_fingerprint, write_manifest)
@@ -36,18 +37,18 @@ from .tables import write_tables
 
 BUILD = "build.json"
 DONE = "done"
-PARTS = "attention-parts"
+PARTS = "batch-parts"
 RANGES = "ranges.npz"
 CODES = ("hidden", "heads")
 """The kinds of vector: the hidden state after each layer, and each layer's head embedding."""
+APPROXIMATE = ("auto", "always", "never")
+APPROXIMATE_ABOVE = 1_000_000
+"""With ``approximate="auto"``, corpora of more tokens than this get approximate (IVF) vector sets."""
 
 
 def codes_file(kind: str, layer: int) -> str:
     """The stored codes of an exact vector set: ``kind`` at ``layer``, (tokens, code_size) uint8, zstd."""
     return f"{kind}.{layer}.codes.zst"
-APPROXIMATE = ("auto", "always", "never")
-APPROXIMATE_ABOVE = 1_000_000
-"""With ``approximate="auto"``, corpora of more tokens than this get approximate (IVF) vector sets."""
 
 
 def ivf_file(kind: str, layer: int) -> str:
@@ -123,9 +124,7 @@ def build_index(corpus: Corpus, handle: ModelHandle, out: Path | str, *, options
     ranges, pending = _ranges(partial, handle, planned, batches, options.calibration_batches, layers)
     widths = {"hidden": hidden_size, "heads": ranges["heads"][0].low.shape[0]}
     resumed = _extract_all(handle, partial, planned, batches, ranges, pending, options, progress)
-    parts = [partial / PARTS / f"{b}.npz" for b in range(len(batches))]
-    assemble(partial, parts, len(planned), layers)
-    _assemble_codes(partial, parts, layers)
+    _assemble(partial, [partial / PARTS / f"{b}.npz" for b in range(len(batches))], len(planned), layers)
     shutil.rmtree(partial / DONE)  # from here on a crash means recomputing every batch, never a half index
     shutil.rmtree(partial / PARTS)
     lists = 0
@@ -154,7 +153,8 @@ def _ranges(partial: Path, handle: ModelHandle, planned: list, batches: list[lis
     path = partial / RANGES
     pending: dict[int, BatchVectors] = {}
     if path.is_file():
-        saved = np.load(path)
+        with np.load(path) as archive:
+            saved = dict(archive)
     else:
         for b in range(min(calibration, len(batches))):
             pending[b] = extract_batch(handle, [planned[i] for i in batches[b]])
@@ -185,29 +185,31 @@ def _extract_all(handle: ModelHandle, partial: Path, planned: list, batches: lis
 
     compressor = zstandard.ZstdCompressor(level=1)
 
-    def store(b: int, rows: np.ndarray, values: BatchVectors) -> int:
+    def store(b: int, values: BatchVectors) -> int:
+        """Write batch ``b``'s part file (its codes and attention, compressed), then its marker."""
         frames = {}  # this batch's rows are one contiguous run (number_rows): its codes are one frame each
         for kind in CODES:
             for l, layer_ranges in enumerate(ranges[kind]):
                 codes = vectors.encode(getattr(values, kind)[l], options.vector_bits, layer_ranges)
                 frames[f"{kind}.{l}"] = np.frombuffer(compressor.compress(codes.tobytes()), dtype=np.uint8)
-        write_batch(partial / PARTS / f"{b}.npz", batches[b], values.attention, options.attention_bits, frames)
+        sizes, data = compress_blocks(values.attention, options.attention_bits)
+        temporary = partial / PARTS / f"{b}.tmp.npz"
+        np.savez(temporary, sentences=np.asarray(batches[b], np.int64), sizes=sizes, data=data, **frames)
+        temporary.replace(partial / PARTS / f"{b}.npz")
         (done_dir / str(b)).touch()  # no fsync per batch: see _prepare_partial
-        return len(rows)
+        return len(values.hidden[0])
 
     writing: Future | None = None
     with ThreadPoolExecutor(max_workers=1) as writer:
         for b, batch in enumerate(batches):
             if b in done:
                 continue
-            items = [planned[i] for i in batch]
-            values = pending.pop(b, None) or extract_batch(handle, items)
-            rows = np.concatenate([np.arange(p.first_row, p.first_row + p.rows) for p in items])
+            values = pending.pop(b, None) or extract_batch(handle, [planned[i] for i in batch])
             if writing is not None:
                 tokens_done += writing.result()
                 if progress:
                     progress(tokens_done, total)
-            writing = writer.submit(store, b, rows, values)
+            writing = writer.submit(store, b, values)
         if writing is not None:
             tokens_done += writing.result()
             if progress:
@@ -222,21 +224,35 @@ def _approximate(partial: Path, ranges: dict, widths: dict[str, int], total: int
         for l, layer_ranges in enumerate(ranges[kind]):
             codes = read_codes(partial / codes_file(kind, l), total)
             ivf = vectors.build_ivf(codes, widths[kind], options.vector_bits, layer_ranges, lists, options.seed)
-            _save_atomic(partial / ivf_file(kind, l), lambda f, ivf=ivf: f.write(_faiss_bytes(ivf)))
+            _save_atomic(partial / ivf_file(kind, l), lambda f, ivf=ivf: f.write(vectors.serialise(ivf)))
             (partial / codes_file(kind, l)).unlink()
     return lists
 
 
-def _assemble_codes(partial: Path, parts: list[Path], layers: int) -> None:
-    """Each vector set's codes, one file per kind and layer: the batches' zstd frames in row order
-    (compressed, about 12% smaller: a code's values are far from uniform)."""
-    for kind in CODES:
-        for l in range(layers):
-            def write(handle, name=f"{kind}.{l}"):
-                for part in parts:
-                    with np.load(part) as archive:
-                        handle.write(archive[name].tobytes())
-            _save_atomic(partial / codes_file(kind, l), write)
+def _assemble(partial: Path, parts: list[Path], sentences: int, layers: int) -> None:
+    """Join the batches' part files, in one pass: each vector set's code frames into its codes file (in
+    row order, since rows follow the batches) and the attention blocks into ``attention.bin``, with
+    each (sentence, layer) block's byte span. A crash here is repaired by rerunning (files are rewritten)."""
+    spans = np.full((sentences * layers, 2), -1, dtype=np.int64)
+    with contextlib.ExitStack() as stack:
+        attention = stack.enter_context(open(partial / ATTENTION, "wb"))
+        codes = {f"{kind}.{l}": stack.enter_context(open(partial / codes_file(kind, l), "wb"))
+                 for kind in CODES for l in range(layers)}
+        position = 0
+        for part in parts:
+            with np.load(part) as archive:
+                sizes = archive["sizes"]
+                attention.write(archive["data"].tobytes())
+                rows = (archive["sentences"][:, None] * layers + np.arange(layers)).ravel()
+                ends = position + np.cumsum(sizes)
+                spans[rows, 0], spans[rows, 1] = ends - sizes, ends
+                position = int(ends[-1]) if len(ends) else position
+                for name, handle in codes.items():
+                    handle.write(archive[name].tobytes())
+    missing = np.flatnonzero(spans[:, 0] < 0)
+    if len(missing):
+        raise RuntimeError(f"attention of sentence {missing[0] // layers} is missing from the batch files")
+    np.save(partial / SPANS, spans)
 
 
 def read_codes(path: Path, tokens: int) -> np.ndarray:
@@ -259,8 +275,9 @@ def _check_target(out: Path, overwrite: bool) -> None:
         raise InputError(f"an index already exists at {out}: pass overwrite=True (--overwrite) to replace it")
 
 
-def _prepare_partial(partial: Path, key: str) -> bool:
-    """True when ``partial`` is an unfinished build of the same inputs (resume); otherwise start it afresh.
+def _prepare_partial(partial: Path, key: str) -> None:
+    """Keep ``partial`` when it is an unfinished build of the same inputs (to resume); otherwise start
+    it afresh.
 
     Batches are not synced to disk one by one (the final fsync does that): a killed process loses
     nothing the kernel holds, but a reboot may have lost written pages while keeping batch markers,
@@ -275,11 +292,10 @@ def _prepare_partial(partial: Path, key: str) -> bool:
             if recorded.get("boot") != boot:
                 shutil.rmtree(partial / DONE, ignore_errors=True)
                 _save_atomic(marker, lambda f: f.write(json.dumps({"key": key, "boot": boot}).encode()))
-            return True
+            return
         shutil.rmtree(partial)
     partial.mkdir()
     _save_atomic(marker, lambda f: f.write(json.dumps({"key": key, "boot": boot}).encode()))
-    return False
 
 
 def _boot_id() -> str:
@@ -297,10 +313,6 @@ def _save_atomic(path: Path, write: Callable) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
-
-
-def _faiss_bytes(index) -> bytes:
-    return vectors._faiss().serialize_index(index).tobytes()
 
 
 def _finish(partial: Path, out: Path, manifest: Manifest) -> Manifest:

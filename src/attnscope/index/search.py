@@ -123,11 +123,15 @@ class Index:
             return None
         mask = np.ones(self.size, dtype=bool)
         for name, values in filters.items():
-            if name not in self.tables.fields:
-                have = ", ".join(self.tables.fields) or "none"
-                raise InputError(f"cannot filter on {name!r}: this index's tokens have the fields {have}")
+            self.check_filter(name)
             mask &= np.isin(self.tables.tokens[name], list(values))
         return mask
+
+    def check_filter(self, name: str) -> None:
+        """Refuse a filter on a field this index's tokens do not have."""
+        if name not in self.tables.fields:
+            have = ", ".join(self.tables.fields) or "none"
+            raise InputError(f"cannot filter on {name!r}: this index's tokens have the fields {have}")
 
     def search(self, query: Query, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Top matches of a query vector: (scores, rows), best first, without rows -1."""

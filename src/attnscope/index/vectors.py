@@ -146,6 +146,11 @@ class VectorSet:
         return decode(codes if rows is None else codes[rows], self.dim, self.bits, self.ranges)
 
 
+def serialise(index) -> bytes:
+    """A faiss index as the bytes ``faiss.read_index`` reads back."""
+    return _faiss().serialize_index(index).tobytes()
+
+
 def faiss_codes(index, count: int) -> np.ndarray:
     """The codes an IndexScalarQuantizer holds, (count, code_size) uint8."""
     faiss = _faiss()

@@ -99,10 +99,8 @@ def search(body: SearchRequest, request: Request) -> SearchResult:
         with in_field(f"heads.{i}"):
             check_range("head", head, manifest.heads, f"corpus {corpus.name!r}")
     for name in body.filters:
-        if name not in manifest.fields:
-            have = ", ".join(manifest.fields) or "none"
-            raise ApiError(400, "invalid_input", f"cannot filter on {name!r}: corpus {corpus.name!r} has the fields {have}",
-                           f"filters.{name}")
+        with in_field(f"filters.{name}"):
+            corpus.index.check_filter(name)
     tokens = _encode(state, corpus.model, body.text, None, body.mask)
     with in_field("token"):
         check_range("token", body.token, len(tokens), f"the query text of {len(tokens)} tokens")

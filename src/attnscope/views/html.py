@@ -29,7 +29,10 @@ def static_text(name: str) -> str:
     return text
 
 
-PARTS: dict[str, tuple[str, ...]] = {"head_view": ("attention_data", "raster"), "model_view": ("raster", "model_view_detail")}
+PARTS: dict[str, tuple[str, ...]] = {
+    "head_view": ("attention_data", "raster"),
+    "model_view": ("raster", "model_view_detail"),
+}
 """Extra files a view's module is made of, placed between ``common.js`` and ``<module>.js``."""
 
 
