@@ -177,3 +177,33 @@ def test_theme_follows_prefers_color_scheme(page, tmp_path, pub_capture):
     page.page.emulate_media(color_scheme="dark")
     assert page.page.evaluate(background) == "rgb(13, 17, 23)"
     assert lines(root) == expected_lines(pub_capture.attentions[0], range(12))
+
+
+def test_lines_are_painted_in_their_heads_colour_with_their_weight(page, tmp_path, pub_capture):
+    """The canvas itself: the strongest line of a solo head is painted in that head's colour, as opaque
+    as its weight, and hiding the head leaves the canvas empty."""
+    root = open_html(page, tmp_path, attnscope.head_view(pub_capture).to_html())
+    page.page.locator(".attnscope-hv-head[data-head='3']").dblclick()
+    assert root.get_attribute("data-heads") == "3"
+    weights = pub_capture.attentions[0, 3]
+    query = int(np.argmax(weights.max(axis=1)))
+    key = int(np.argmax(weights[query]))
+    pixel = page.page.evaluate(
+        """([query, key]) => {
+          const root = document.querySelector('.attnscope-hv');
+          const canvas = root.querySelector('canvas');
+          const row = parseFloat(getComputedStyle(root).getPropertyValue('--attnscope-row'));
+          const ratio = canvas.width / parseFloat(canvas.style.width);
+          const x = Math.floor(canvas.width / 2);
+          const y = Math.floor(((query + key) / 2 + 0.5) * row * ratio);
+          return Array.from(canvas.getContext('2d').getImageData(x, y, 1, 1).data);
+        }""", [query, key])
+    assert pixel[:3] == pytest.approx([0x11, 0x77, 0x33], abs=12)  # head 3's colour, #117733
+    assert pixel[3] >= 0.8 * 255 * min(1.0, float(weights[query, key]))
+    page.page.locator(".attnscope-hv-head[data-head='3']").click()
+    assert root.get_attribute("data-heads") == ""
+    painted = page.page.evaluate(
+        """() => { const c = document.querySelector('.attnscope-hv canvas');
+                   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                   let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }""")
+    assert painted == 0
