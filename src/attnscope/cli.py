@@ -23,9 +23,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_STYLE = {"previous": "cyan", "next": "magenta", "self": "green", "special": "yellow", "broad": "blue",
-          "mixed": "dim"}
-_SHORT = {"previous": "←", "next": "→", "self": "●", "special": "S", "broad": "~", "mixed": "·"}
+_STYLE = {"previous": "cyan", "next": "magenta", "self": "green", "first": "red", "special": "yellow",
+          "broad": "blue", "mixed": "dim"}
+_SHORT = {"previous": "←", "next": "→", "self": "●", "first": "F", "special": "S", "broad": "~", "mixed": "·"}
 
 
 @app.callback()
@@ -166,7 +166,7 @@ def _print_report(report: dict[str, Any]) -> None:
         for l, heads in enumerate(layers):
             table.add_row(str(l), *[f"[{_STYLE[c['pattern']]}]{_SHORT[c['pattern']]}[/]" for c in heads])
         console.print(table)
-    console.print("← previous token   → next token   ● self   S special tokens   ~ broad   · mixed",
+    console.print("← previous token   → next token   ● self   F first token   S special tokens   ~ broad   · mixed",
                   highlight=False)
     if report.get("predictions_note"):
         console.print(report["predictions_note"])

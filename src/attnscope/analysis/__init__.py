@@ -1,5 +1,5 @@
 """Analysis of captured attention: pure numpy functions, no I/O."""
 
-from .patterns import PATTERNS, PatternScores, pattern_scores
+from .patterns import PATTERNS, SHARES, PatternScores, PatternSums, label_heads, pattern_scores, pattern_sums
 
-__all__ = ["PATTERNS", "PatternScores", "pattern_scores"]
+__all__ = ["PATTERNS", "SHARES", "PatternScores", "PatternSums", "label_heads", "pattern_scores", "pattern_sums"]
