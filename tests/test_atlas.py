@@ -4,6 +4,8 @@ with plain loops, saved and read back, cached beside an index, and refusing bad 
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -15,7 +17,7 @@ from attnscope.atlas import (ATLAS_JSON, ATLAS_PARQUET, Atlas, atlas_for_index, 
 from attnscope.atlas import store
 from attnscope.corpus import open_corpus, word_of_tokens
 from attnscope.errors import InputError
-from attnscope.index import IndexMismatchError
+from attnscope.index import Index, IndexMismatchError
 
 
 def conllu_word(i: int, form: str, upos: str, head: int | str, deprel: str, misc: str = "_") -> str:
@@ -199,11 +201,16 @@ def test_chosen_relations_are_kept_in_the_order_given(tiny, snippet):
         atlas.select_relations(["amod"])
 
 
+@pytest.fixture
+def index_copy(small_index, tmp_path):
+    """A copy of the shared small index, so that the atlas files written beside it stay in this test."""
+    return Path(shutil.copytree(small_index.directory, tmp_path / "index"))
+
+
 def test_an_index_atlas_is_computed_once_cached_beside_it_and_equal_to_the_corpus_atlas(
-        small_index, small_corpus, default_model, monkeypatch):
-    (small_index.directory / ATLAS_JSON).unlink(missing_ok=True)
-    cached = atlas_for_index(small_index.directory, default_model)
-    assert (small_index.directory / ATLAS_JSON).is_file() and (small_index.directory / ATLAS_PARQUET).is_file()
+        index_copy, small_corpus, default_model, monkeypatch):
+    cached = atlas_for_index(index_copy, default_model)
+    assert (index_copy / ATLAS_JSON).is_file() and (index_copy / ATLAS_PARQUET).is_file()
     direct = compute_atlas(default_model, small_corpus)
     assert cached.relations.names == direct.relations.names
     np.testing.assert_array_equal(cached.relations.pairs, direct.relations.pairs)
@@ -211,16 +218,21 @@ def test_an_index_atlas_is_computed_once_cached_beside_it_and_equal_to_the_corpu
     np.testing.assert_allclose(cached.patterns.special, direct.patterns.special, atol=1e-6)
     assert cached.patterns.labels == direct.patterns.labels
     monkeypatch.setattr(store, "score_sentences", lambda *a, **k: pytest.fail("the atlas was computed again"))
-    again = atlas_for_index(small_index, default_model)  # an open Index works too
+    again = atlas_for_index(Index.open(index_copy), default_model)  # an open Index works too
     assert again.to_dict() == cached.to_dict()
+    assert atlas_for_index(index_copy, default_model, relations=["det"]).relations.names == ("det",)
+    with pytest.raises(InputError, match="'dobj' is not in the corpus"):
+        atlas_for_index(index_copy, default_model, relations=["dobj"])
 
 
-def test_a_stale_cached_atlas_is_computed_again(small_index, default_model):
-    atlas = atlas_for_index(small_index, default_model)
+def test_a_stale_cached_atlas_is_computed_again(index_copy, default_model):
+    atlas = atlas_for_index(index_copy, default_model)
     document = atlas.to_dict()
     document["corpus_checksum"] = "0" * 64
-    (small_index.directory / ATLAS_JSON).write_text(json.dumps(document))
-    assert atlas_for_index(small_index, default_model).corpus_checksum == small_index.manifest.corpus_checksum
+    (index_copy / ATLAS_JSON).write_text(json.dumps(document))
+    assert atlas_for_index(index_copy, default_model).corpus_checksum == atlas.corpus_checksum != "0" * 64
+    (index_copy / ATLAS_JSON).write_text("{not json")
+    assert atlas_for_index(index_copy, default_model).corpus_checksum == atlas.corpus_checksum
 
 
 def test_an_index_from_another_model_is_refused(small_index, tiny):
@@ -228,3 +240,4 @@ def test_an_index_from_another_model_is_refused(small_index, tiny):
         atlas_for_index(small_index, tiny("gpt2", head=False))
     with pytest.raises(IndexMismatchError, match="built with the weights of"):
         atlas_for_index(small_index, tiny("bert", head=False))
+    assert not (small_index.directory / ATLAS_JSON).exists()

@@ -1,4 +1,5 @@
-"""The ``attnscope`` command line: ``inspect``, ``view``; ``index`` and ``search`` live in cli_corpus.py, ``serve`` in cli_serve.py."""
+"""The ``attnscope`` command line: ``inspect``, ``view``; ``index`` and ``search`` live in cli_corpus.py, ``serve`` in
+cli_serve.py, ``atlas`` in cli_atlas.py."""
 
 from __future__ import annotations
 
@@ -183,6 +184,11 @@ def _escape(text: str) -> str:
 
 from . import cli_corpus  # noqa: E402,F401 - registers `index` and `search` on `app`
 from . import cli_serve  # noqa: E402,F401 - registers `serve` on `app`
+from . import cli_atlas  # noqa: E402,F401 - registers `atlas` on `app`
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    # `python -m attnscope.cli` runs this file as __main__, a second copy of the module: the commands of
+    # cli_corpus/cli_serve/cli_atlas are registered on attnscope.cli's `app`, so run that one.
+    from attnscope.cli import app as registered
+
+    registered()

@@ -8,7 +8,7 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..capture.inputs import encode
 from ..capture.loading import ModelHandle
@@ -16,7 +16,7 @@ from ..errors import AttnscopeError
 from ..index.manifest import IndexFormatError, Manifest, check_model, read_manifest
 from ..index.search import Index
 from ..index.tables import Tables
-from .compute import AtlasSentence, CorpusInfo, Progress, score_sentences
+from .compute import AtlasSentence, CorpusInfo, Progress, choose_relations, relation_counts, score_sentences
 from .model import Atlas
 
 ATLAS_JSON = "atlas.json"
@@ -111,14 +111,14 @@ def _corpus_info(manifest: Manifest) -> CorpusInfo:
     return CorpusInfo(manifest.corpus, manifest.corpus_checksum, manifest.annotator, tuple(notices))
 
 
-def atlas_for_index(index: Index | Path | str, handle: ModelHandle, *, recompute: bool = False,
-                    batch_tokens: int = 4096, progress: Progress | None = None) -> Atlas:
+def atlas_for_index(index: Index | Path | str, handle: ModelHandle, *, relations: Sequence[str] | None = None,
+                    recompute: bool = False, batch_tokens: int = 4096, progress: Progress | None = None) -> Atlas:
     """The atlas of an index's corpus under ``handle``'s model: read from ``<index>/atlas.json`` when it
     was made for this model, tokenizer and corpus, otherwise computed (all relations) and cached there.
 
     A model other than the index's is refused (`IndexMismatchError`); one process computes an index's
-    atlas once even when several threads ask at the same time. Returns the full atlas; narrow it with
-    `Atlas.select_relations`.
+    atlas once even when several threads ask at the same time. ``relations`` narrows the returned
+    atlas (`Atlas.select_relations`); a name the corpus lacks is refused before the model runs.
     """
     if isinstance(index, Index):
         directory, manifest, tables = index.directory, index.manifest, index.tables
@@ -126,20 +126,26 @@ def atlas_for_index(index: Index | Path | str, handle: ModelHandle, *, recompute
         directory, manifest, tables = Path(index), read_manifest(Path(index)), None
     check_model(manifest, handle, directory)
     with _lock_for(directory):
-        cached = directory / ATLAS_JSON
-        if not recompute and cached.is_file():
-            try:
-                atlas = read_atlas(cached)
-            except AtlasFormatError:
-                atlas = None
-            if atlas is not None and (atlas.model_fingerprint, atlas.tokenizer_fingerprint, atlas.corpus_checksum) == (
-                    manifest.model_fingerprint, manifest.tokenizer_fingerprint, manifest.corpus_checksum):
-                return atlas
-        sentences = index_sentences(tables if tables is not None else Tables.read(directory), handle)
-        atlas = score_sentences(handle, sentences, _corpus_info(manifest), batch_tokens=batch_tokens,
-                                progress=progress)
-        write_atlas(atlas, directory)
-        return atlas
+        atlas = None if recompute else _cached(directory, manifest)
+        if atlas is None:
+            sentences = index_sentences(tables if tables is not None else Tables.read(directory), handle)
+            if relations:
+                choose_relations(relation_counts(sentences), relations, manifest.corpus)
+            atlas = score_sentences(handle, sentences, _corpus_info(manifest), batch_tokens=batch_tokens,
+                                    progress=progress)
+            write_atlas(atlas, directory)
+    return atlas.select_relations(relations) if relations else atlas
+
+
+def _cached(directory: Path, manifest: Manifest) -> Atlas | None:
+    """The atlas cached in an index directory, if there is one made for the index's model and corpus."""
+    try:
+        atlas = read_atlas(directory / ATLAS_JSON)
+    except AtlasFormatError:
+        return None
+    made_for = (atlas.model_fingerprint, atlas.tokenizer_fingerprint, atlas.corpus_checksum)
+    return atlas if made_for == (manifest.model_fingerprint, manifest.tokenizer_fingerprint,
+                                 manifest.corpus_checksum) else None
 
 
 def _lock_for(directory: Path) -> threading.Lock:
