@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
+import uuid
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -32,14 +32,14 @@ class AtlasFormatError(AttnscopeError):
 
 
 def _replace(path: Path, write: Callable[[Path], None]) -> Path:
-    """Have ``write`` fill a temporary file beside ``path``, then move it over ``path`` in one step."""
-    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(descriptor)
+    """Have ``write`` fill a temporary file beside ``path`` (a name no other writer uses; the umask's
+    permissions, as for any new file), then move it over ``path`` in one step."""
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        write(Path(name))
-        os.replace(name, path)
+        write(temporary)
+        os.replace(temporary, path)
     except BaseException:
-        Path(name).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
     return path
 

@@ -211,7 +211,7 @@ export function render({ model, el }) {
       tr.addEventListener("click", () => open(row.layer, row.head));
       tr.addEventListener("keydown", (event) => { if (event.key === "Enter") open(row.layer, row.head); });
     },
-    "previous",
+    state.score,
   );
 
   const relationRows = (atlas.relations ?? []).map((/** @type {any} */ r) => {
@@ -301,10 +301,11 @@ export function render({ model, el }) {
     }
   }
 
-  /** @param {string} key */
+  /** Colour the grid by `key`, and sort the heads table by it, highest first. @param {string} key */
   function setScore(key) {
     state.score = key;
     select.value = key;
+    Object.assign(headsTable.sort, { key, descending: true });
     model.set("score", key);
     model.save_changes();
     paint();
