@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test bench bench-views bench-corpus clean
+.PHONY: venv run test bench bench-views bench-corpus bench-atlas clean
 
 venv: $(STAMP)
 
@@ -40,6 +40,9 @@ bench-views: venv $(CHROMIUM)
 # P3-P5: indexing throughput, bytes per token, recall@50 and search latency on UD English EWT.
 bench-corpus: venv
 	$(PY) bench/corpus.py
+
+bench-atlas: venv
+	$(PY) bench/atlas.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

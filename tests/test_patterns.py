@@ -81,7 +81,8 @@ def test_corpus_scores_weigh_every_query_token_the_same():
     b = 0.5 * _one_hot(6, lambda i: max(i - 1, 0)) + 0.5 * _one_hot(6, lambda i: 5)
     sums = pattern_sums(a[None, None], [True, False, False, True]) + \
         pattern_sums(b[None, None], [True, False, False, False, False, True])
-    assert (sums.rows, sums.previous_rows, sums.next_rows, sums.first_rows) == (6, 6, 6, 6)
+    assert sums.rows == 6 and sums.counts == {"previous": 6, "next": 6, "self": 6, "first": 6, "special": 6,
+                                              "entropy": [[6]]}
     scores = sums.scores()
     assert scores.previous[0, 0] == pytest.approx(2 / 3)
     # special tokens: A's rows put nothing there except "a" whose previous is [CLS]: 1.0;

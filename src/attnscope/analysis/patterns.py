@@ -7,7 +7,7 @@ adds `pattern_sums` over a corpus and divides once, so every query token weighs 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -51,41 +51,32 @@ class PatternScores:
 class PatternSums:
     """What corpus-wide pattern scores are means of: per-head sums over query rows, and the rows counted.
 
-    Each share array is (layers, heads). ``previous_rows``/``next_rows``/``first_rows`` count the rows
-    that have a key one before, one after, or at position 0 other than themselves; ``rows`` counts all
-    scored rows (the denominator of ``self`` and ``special``); ``entropy_rows`` (layers, 1) the rows
-    that see more than one key. Sums of two inputs add with ``+``.
+    ``totals[name]`` is (layers, heads) for each of `SHARES` and "entropy"; ``counts[name]`` the rows
+    it was summed over: every scored row for self and special, the rows with a key one before, one
+    after, or at position 0 (other than themselves) for previous, next and first, and per layer
+    ((layers, 1)) the rows that see more than one key for the entropy. Sums of two inputs add with ``+``.
     """
 
-    previous: np.ndarray
-    next: np.ndarray
-    self: np.ndarray
-    first: np.ndarray
-    special: np.ndarray
-    entropy: np.ndarray
-    rows: int
-    previous_rows: int
-    next_rows: int
-    first_rows: int
-    entropy_rows: np.ndarray
+    totals: dict[str, np.ndarray]
+    counts: dict[str, int | np.ndarray]
+
+    @property
+    def rows(self) -> int:
+        """How many query rows were scored."""
+        return int(self.counts["self"])
 
     def __add__(self, other: PatternSums) -> PatternSums:
-        return PatternSums(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+        return PatternSums({k: v + other.totals[k] for k, v in self.totals.items()},
+                           {k: v + other.counts[k] for k, v in self.counts.items()})
 
     def scores(self, *, threshold: float = 0.5, broad_entropy: float = 0.75) -> PatternScores:
         """Means over the counted rows (0 where none were counted), labelled by `label_heads`."""
-
-        def mean(total: np.ndarray, count: int | np.ndarray) -> np.ndarray:
-            return np.divide(total, count, out=np.zeros_like(total), where=np.asarray(count) > 0)
-
-        shares = {
-            "previous": mean(self.previous, self.previous_rows), "next": mean(self.next, self.next_rows),
-            "self": mean(self.self, self.rows), "first": mean(self.first, self.first_rows),
-            "special": mean(self.special, self.rows),
-        }
-        entropy = mean(self.entropy, np.broadcast_to(self.entropy_rows, self.entropy.shape))
-        labels = label_heads(shares, entropy, threshold=threshold, broad_entropy=broad_entropy)
-        return PatternScores(**shares, entropy=entropy, labels=labels)
+        means = {}
+        for name, total in self.totals.items():
+            count = np.broadcast_to(self.counts[name], total.shape)
+            means[name] = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+        labels = label_heads(means, means["entropy"], threshold=threshold, broad_entropy=broad_entropy)
+        return PatternScores(**means, labels=labels)
 
 
 def label_heads(shares: dict[str, np.ndarray], entropy: np.ndarray, *, threshold: float = 0.5,
@@ -141,8 +132,11 @@ def pattern_sums(attentions: np.ndarray, special: Sequence[bool], *, allowed: np
         scored = weights[:, :, rows]
         entropy = -np.where(scored > 0, scored * np.log(scored), 0.0).sum(axis=-1)  # (layers, heads, rows)
         normalised = np.where(seen[:, None], entropy / np.log(np.maximum(visible, 2))[:, None], 0.0)
-    return PatternSums(previous, following, itself, first, on_special, normalised.sum(axis=-1), int(rows.size),
-                       previous_rows, next_rows, int(later.size), seen.sum(axis=-1, keepdims=True))
+    totals = {"previous": previous, "next": following, "self": itself, "first": first, "special": on_special,
+              "entropy": normalised.sum(axis=-1)}
+    counts = {"previous": previous_rows, "next": next_rows, "self": int(rows.size), "first": int(later.size),
+              "special": int(rows.size), "entropy": seen.sum(axis=-1, keepdims=True)}
+    return PatternSums(totals, counts)
 
 
 def pattern_scores(

@@ -81,13 +81,18 @@ def corpus_sentences(handle: ModelHandle, corpus: Corpus, long: str = "truncate"
     for item in planned:
         words = corpus.sentences[item.sentence].words
         sentences.append(AtlasSentence(item.tokens, item.words, [w.head for w in words], [w.deprel for w in words]))
+    notices = long_sentence_notices(summary.truncated_sentences, summary.dropped_tokens, summary.skipped_sentences)
+    return sentences, CorpusInfo(corpus.name, corpus.checksum, corpus.annotator, notices)
+
+
+def long_sentence_notices(truncated: int, dropped_tokens: int, skipped: int) -> tuple[str, ...]:
+    """What the atlas says about sentences longer than the model takes."""
     notices = []
-    if summary.truncated_sentences:
-        notices.append(f"{summary.truncated_sentences} sentences longer than the model takes were truncated "
-                       f"({summary.dropped_tokens} tokens dropped)")
-    if summary.skipped_sentences:
-        notices.append(f"{summary.skipped_sentences} sentences longer than the model takes were skipped")
-    return sentences, CorpusInfo(corpus.name, corpus.checksum, corpus.annotator, tuple(notices))
+    if truncated:
+        notices.append(f"{truncated} sentences longer than the model takes were truncated ({dropped_tokens} tokens dropped)")
+    if skipped:
+        notices.append(f"{skipped} sentences longer than the model takes were skipped")
+    return tuple(notices)
 
 
 def compute_atlas(handle: ModelHandle, corpus: Corpus, *, relations: Sequence[str] | None = None,
@@ -100,7 +105,8 @@ def compute_atlas(handle: ModelHandle, corpus: Corpus, *, relations: Sequence[st
     with a notice. Sentences run ``batch_tokens`` padded tokens at a time.
     """
     if handle.kind == "encoder-decoder":
-        raise InputError("the head atlas covers one self-attention stack: use an encoder or a decoder model")
+        raise InputError(f"the head atlas does not cover encoder-decoder models ({handle.name!r}) yet: use an encoder "
+                         "or a decoder model")
     sentences, info = corpus_sentences(handle, corpus, long)
     return score_sentences(handle, sentences, info, relations=relations, batch_tokens=batch_tokens,
                            threshold=threshold, broad_entropy=broad_entropy, progress=progress)

@@ -16,7 +16,8 @@ from ..errors import AttnscopeError
 from ..index.manifest import IndexFormatError, Manifest, check_model, read_manifest
 from ..index.search import Index
 from ..index.tables import Tables
-from .compute import AtlasSentence, CorpusInfo, Progress, choose_relations, relation_counts, score_sentences
+from .compute import (AtlasSentence, CorpusInfo, Progress, choose_relations, long_sentence_notices,
+                      relation_counts, score_sentences)
 from .model import Atlas
 
 ATLAS_JSON = "atlas.json"
@@ -102,13 +103,8 @@ def index_sentences(tables: Tables, handle: ModelHandle) -> list[AtlasSentence]:
 
 
 def _corpus_info(manifest: Manifest) -> CorpusInfo:
-    notices = []
-    if manifest.truncated_sentences:
-        notices.append(f"{manifest.truncated_sentences} sentences longer than the model takes were truncated "
-                       f"({manifest.dropped_tokens} tokens dropped)")
-    if manifest.skipped_sentences:
-        notices.append(f"{manifest.skipped_sentences} sentences longer than the model takes were skipped")
-    return CorpusInfo(manifest.corpus, manifest.corpus_checksum, manifest.annotator, tuple(notices))
+    notices = long_sentence_notices(manifest.truncated_sentences, manifest.dropped_tokens, manifest.skipped_sentences)
+    return CorpusInfo(manifest.corpus, manifest.corpus_checksum, manifest.annotator, notices)
 
 
 def atlas_for_index(index: Index | Path | str, handle: ModelHandle, *, relations: Sequence[str] | None = None,
