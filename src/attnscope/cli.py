@@ -184,5 +184,7 @@ def _escape(text: str) -> str:
 from . import cli_corpus  # noqa: E402,F401 - registers `index` and `search` on `app`
 from . import cli_serve  # noqa: E402,F401 - registers `serve` on `app`
 
-if __name__ == "__main__":  # pragma: no cover
-    app()
+if __name__ == "__main__":  # pragma: no cover - `python -m attnscope.cli`: the commands live on the imported module's app
+    from attnscope.cli import app as _registered
+
+    _registered()

@@ -144,17 +144,19 @@ class Index:
         keep = rows[0] >= 0
         return scores[0][keep], rows[0][keep]
 
-    def query(self, handle: ModelHandle, text: str, token: int, query: Query, *, mask: Sequence[int] = ()) -> SearchResult:
-        """Search with the representation of ``token`` (a position in ``text``'s tokens) at the query's layer."""
+    def query(self, handle: ModelHandle, text: str, token: int, query: Query, *, mask: Sequence[int] = (),
+              text_pair: str | None = None) -> SearchResult:
+        """Search with the representation of ``token`` (a position in the tokens of ``text``, or of the
+        pair ``text`` + ``text_pair`` as the model joins them) at the query's layer."""
         self.verify(handle)
         heads = self.check_query(query)
-        cap = capture(handle, text, mask=mask, fields=("hidden_states", "head_outputs"), top_k=0)
+        cap = capture(handle, text, text_pair, mask=mask, fields=("hidden_states", "head_outputs"), top_k=0)
         check_range("token", token, len(cap.tokens), f"the query text of {len(cap.tokens)} tokens")
         vector = query_vector(cap.main, query.mode, query.layer, token)
         scores, rows = self.search(query, vector)
         matches = make_matches(self, rows, scores, query.layer, heads)
         return SearchResult(query.mode, query.layer, list(heads), text, token, cap.tokens.display[token],
-                            matches, summarise(matches, self.tables.fields))
+                            matches, summarise(matches, self.tables.fields), text_pair)
 
 
 def unit(x: np.ndarray) -> np.ndarray:

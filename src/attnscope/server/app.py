@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from .. import __version__
 from .errors import error_response, install_error_handlers
+from .pages import router as pages
 from .routes import router
 from .state import AppState
 
@@ -80,5 +81,6 @@ def create_app(state: AppState) -> FastAPI:
     app.state.attnscope = state
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(pages)
     app.add_middleware(BodyLimit, max_bytes=state.limits.max_body_bytes)
     return app
