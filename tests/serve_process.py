@@ -23,14 +23,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(args: Sequence[str], cwd: Path, timeout: float = 180) -> Iterator[str]:
+def serving(args: Sequence[str], cwd: Path, timeout: float = 180, env: dict[str, str] | None = None) -> Iterator[str]:
     """Run ``attnscope serve <args> --port <free>`` in ``cwd`` until the block ends; yields its base URL.
 
     Waits until ``GET /api/models`` answers; on a failure or exit the server's log is in the error.
+    ``env`` adds to the environment. The log is ``cwd / "serve-<port>.log"``.
     """
     port = free_port()
     log = cwd / f"serve-{port}.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "src"), **(env or {})}
     command = [sys.executable, "-c", "from attnscope.cli import app; app()", "serve", *args, "--port", str(port)]
     with log.open("wb") as out:
         server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)

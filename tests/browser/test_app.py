@@ -336,3 +336,10 @@ def test_the_page_and_its_assets_are_served_from_the_package_only(server):
         status, headers, body = _raw_get(server, path)
         assert status == 404, path
         assert json.loads(body)["error"]["status"] == 404, path
+
+
+def test_the_api_docs_render_offline(app):
+    app.page.goto(app.origin + "/docs")
+    app.page.wait_for_selector(".opblock-summary-path")
+    paths = set(app.page.locator(".opblock-summary-path").all_inner_texts())
+    assert {"/api/models", "/api/corpora", "/api/attention", "/api/predictions", "/api/search"} <= paths

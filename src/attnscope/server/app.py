@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from .errors import error_response, install_error_handlers
@@ -76,8 +77,9 @@ class BodyLimit:
 
 def create_app(state: AppState) -> FastAPI:
     """The attnscope API over ``state``'s models and corpora; serve it with uvicorn."""
-    app = FastAPI(title="attnscope", version=__version__,
-                  description="What Transformer models attend to: attention, predictions and corpus search.")
+    # FastAPIOffline serves /docs with Swagger UI from its own package files instead of a CDN.
+    app = FastAPIOffline(title="attnscope", version=__version__, static_url="/docs-assets", redoc_url=None,
+                         description="What Transformer models attend to: attention, predictions and corpus search.")
     app.state.attnscope = state
     install_error_handlers(app)
     app.include_router(router)
