@@ -85,4 +85,28 @@ def create_app(state: AppState) -> FastAPI:
     app.include_router(router)
     app.include_router(pages)
     app.add_middleware(BodyLimit, max_bytes=state.limits.max_body_bytes)
+    _name_the_served(app, state)
     return app
+
+
+def _name_the_served(app: FastAPI, state: AppState) -> None:
+    """List the served model and corpus names as enums in the OpenAPI schema (docs and fuzzers see them).
+
+    Requests are still checked by the routes: a name outside the list gets the 404 of `AppState.model`.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.get("components", {}).get("schemas", {})
+        models = sorted({*state.models, *state.aliases})
+        for name in ("AttentionRequest", "PredictionsRequest"):
+            if name in components:
+                components[name]["properties"]["model"]["enum"] = models
+        if state.corpora and "SearchRequest" in components:
+            components["SearchRequest"]["properties"]["corpus"]["enum"] = sorted(state.corpora)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
