@@ -106,7 +106,7 @@ def search(body: SearchRequest, request: Request) -> SearchResult:
         check_range("token", body.token, len(tokens), f"the query text of {len(tokens)} tokens")
     query = Query(mode=body.mode, layer=body.layer, heads=tuple(body.heads) if body.heads else None, top=body.top,
                   filters=body.filters or None)
-    with corpus.lock, in_field(None):
+    with in_field(None):
         result = corpus.index.query(corpus.model, body.text, body.token, query, mask=body.mask,
                                     text_pair=body.text_pair)
     return result
