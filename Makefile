@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test bench bench-views bench-corpus clean
+.PHONY: venv run test bench bench-views bench-corpus bench-app clean
 
 venv: $(STAMP)
 
@@ -44,6 +44,10 @@ bench-views: venv $(CHROMIUM)
 # P3-P5: indexing throughput, bytes per token, recall@50 and search latency on UD English EWT.
 bench-corpus: venv
 	$(PY) bench/corpus.py
+
+# P6 and R2: the explorer app in Chromium and the server under 16 concurrent clients.
+bench-app: venv $(CHROMIUM)
+	$(PY) bench/app.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
