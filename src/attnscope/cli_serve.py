@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from .cli import _fail, app
 from .errors import AttnscopeError, InputError
+
+if TYPE_CHECKING:
+    from .server import AppState
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 DEFAULT_CORPUS = "ewt"
@@ -27,7 +31,7 @@ def default_index_dir(model_name: str) -> Path:
     return cache_root() / "indexes" / f"{DEFAULT_CORPUS}--{re.sub(r'[^A-Za-z0-9._-]+', '--', model_name).strip('-')}"
 
 
-def _default_corpus(state, console: Console) -> None:
+def _default_corpus(state: AppState, console: Console) -> None:
     """Serve the default corpus for the state's first model, building its index first if it is missing or stale."""
     from .corpus import open_corpus
     from .index import BuildOptions, Index
