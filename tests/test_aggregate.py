@@ -221,85 +221,67 @@ def test_words_merge_after_aggregating() -> None:
 
 # --- real captures against the models' own modules -----------------------------------------------
 
-def _hooked_values(model: torch.nn.Module, module: torch.nn.Module, run) -> torch.Tensor:
-    """The output of ``module`` (a value projection) during ``run()``."""
-    seen: list[torch.Tensor] = []
-    handle = module.register_forward_hook(lambda _m, _i, out: seen.append(out.detach()))
-    try:
-        run()
-    finally:
-        handle.remove()
-    return seen[0][0]  # (tokens, features) of the single input
-
-
 def _direct(alpha: np.ndarray, per_head_f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-head ‖α·f‖ and ‖Σ_h α·f‖ straight from the definition: alpha (heads, q, k), f (heads, k, hidden)."""
     contributions = alpha[:, :, :, None] * per_head_f[:, None, :, :]  # (heads, q, k, hidden)
     return np.linalg.norm(contributions, axis=-1), np.linalg.norm(contributions.sum(axis=0), axis=-1)
 
 
-def _check_against(result_head: np.ndarray, result_sum: np.ndarray, alpha: np.ndarray, f: np.ndarray) -> None:
-    head, summed = _direct(alpha.astype(np.float64), f)
-    np.testing.assert_allclose(result_head, head, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(result_sum, summed, rtol=1e-4, atol=1e-5)
+def check_value_norms(handle, layers, value_module, transformed) -> attnscope.Capture:
+    """Compare ``aggregate``'s value norms of PUB with the definition, computed from the model's own modules.
+
+    ``value_module(model, layer)`` is the module whose output holds the values; ``transformed(model,
+    layer, output)`` turns that output (tokens, features) into f(x) per head, (heads, key, hidden),
+    with the layer's output projection read straight from the model.
+    """
+    cap = attnscope.capture(handle, PUB, fields="all")
+    model = handle.model
+    inputs = dict(handle.tokenizer(PUB, return_tensors="pt"))
+    for layer in layers:
+        seen: list[torch.Tensor] = []
+        hook = value_module(model, layer).register_forward_hook(lambda _m, _i, out: seen.append(out.detach()[0]))
+        try:
+            with torch.no_grad():
+                alpha = model(**inputs, output_attentions=True).attentions[layer][0].numpy().astype(np.float64)
+        finally:
+            hook.remove()
+        f = transformed(model, layer, seen[0].numpy().astype(np.float64))
+        head, summed = _direct(alpha, f)
+        np.testing.assert_allclose(aggregate(cap, "value_norm", layers=[layer]).weights[0], head, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(aggregate(cap, "value_norm_sum", layers=[layer]).weights[0], summed,
+                                   rtol=1e-4, atol=1e-5)
+    return cap
 
 
-def _inputs(handle, text: str) -> dict:
-    return dict(handle.tokenizer(text, return_tensors="pt"))
+def per_head(values: np.ndarray, weight_in_out: np.ndarray, heads: int) -> np.ndarray:
+    """f^h(x) = v^h · W_O^h from values (heads, key, head_dim) and an (in, out) projection weight."""
+    d = values.shape[-1]
+    return np.stack([values[h] @ weight_in_out[h * d:(h + 1) * d] for h in range(heads)])
 
 
 def test_value_norms_of_the_default_model_match_its_modules(default_model) -> None:
-    cap = attnscope.capture(default_model, PUB, fields="all")
-    model = default_model.model
-    inputs = _inputs(default_model, PUB)
-    with torch.no_grad():
-        alphas = model(**inputs, output_attentions=True).attentions
-    heads, hidden = 12, 384
-    for layer in (0, 3, 5):
-        block = model.encoder.layer[layer].attention
-        v = _hooked_values(model, block.self.value, lambda: model(**inputs)).numpy().astype(np.float64)
-        v = v.reshape(len(v), heads, hidden // heads).transpose(1, 0, 2)  # (heads, key, head_dim)
-        w = block.output.dense.weight.detach().numpy().astype(np.float64)  # (out, in): y = x·Wᵀ
-        f = np.stack([v[h] @ w[:, h * 32:(h + 1) * 32].T for h in range(heads)])
-        _check_against(aggregate(cap, "value_norm", layers=[layer]).weights[0],
-                       aggregate(cap, "value_norm_sum", layers=[layer]).weights[0], alphas[layer][0].numpy(), f)
+    def transformed(model, layer, v):  # BERT: values from attention.self.value, W_O in attention.output.dense
+        v = v.reshape(len(v), 12, 32).transpose(1, 0, 2)
+        return per_head(v, model.encoder.layer[layer].attention.output.dense.weight.detach().numpy().T, 12)
+
+    check_value_norms(default_model, (0, 3, 5), lambda m, layer: m.encoder.layer[layer].attention.self.value,
+                      transformed)
 
 
 def test_value_norms_of_a_tiny_llama_with_grouped_kv_heads_and_rope(tiny) -> None:
-    handle = tiny("llama")
-    cap = attnscope.capture(handle, PUB, fields="all")
-    model = handle.model
-    inputs = _inputs(handle, PUB)
-    with torch.no_grad():
-        alphas = model(**inputs, output_attentions=True).attentions
-    heads, kv_heads, head_dim = 4, 2, 8
-    for layer in range(2):
-        attention = model.model.layers[layer].self_attn
-        v = _hooked_values(model, attention.v_proj, lambda: model(**inputs)).numpy().astype(np.float64)
-        v = v.reshape(len(v), kv_heads, head_dim).transpose(1, 0, 2)
-        v = np.repeat(v, heads // kv_heads, axis=0)  # query head h reads kv head h // 2
-        w = attention.o_proj.weight.detach().numpy().astype(np.float64)
-        f = np.stack([v[h] @ w[:, h * head_dim:(h + 1) * head_dim].T for h in range(heads)])
-        _check_against(aggregate(cap, "value_norm", layers=[layer]).weights[0],
-                       aggregate(cap, "value_norm_sum", layers=[layer]).weights[0], alphas[layer][0].numpy(), f)
+    def transformed(model, layer, v):  # 4 query heads read 2 key/value heads of 8 dimensions
+        v = np.repeat(v.reshape(len(v), 2, 8).transpose(1, 0, 2), 2, axis=0)  # query head h reads kv head h // 2
+        return per_head(v, model.model.layers[layer].self_attn.o_proj.weight.detach().numpy().T, 4)
+
+    check_value_norms(tiny("llama"), range(2), lambda m, layer: m.model.layers[layer].self_attn.v_proj, transformed)
 
 
 def test_value_norms_of_a_tiny_gpt2_read_its_conv1d_projection(tiny) -> None:
-    handle = tiny("gpt2")
-    cap = attnscope.capture(handle, PUB, fields="all")
-    model = handle.model
-    inputs = _inputs(handle, PUB)
-    with torch.no_grad():
-        alphas = model(**inputs, output_attentions=True).attentions
-    heads, hidden = 4, 32
-    for layer in range(2):
-        attention = model.transformer.h[layer].attn
-        qkv = _hooked_values(model, attention.c_attn, lambda: model(**inputs)).numpy().astype(np.float64)
-        v = qkv[:, 2 * hidden:].reshape(len(qkv), heads, hidden // heads).transpose(1, 0, 2)
-        w = attention.c_proj.weight.detach().numpy().astype(np.float64)  # Conv1D: (in, out), y = x·W
-        f = np.stack([v[h] @ w[h * 8:(h + 1) * 8] for h in range(heads)])
-        _check_against(aggregate(cap, "value_norm", layers=[layer]).weights[0],
-                       aggregate(cap, "value_norm_sum", layers=[layer]).weights[0], alphas[layer][0].numpy(), f)
+    def transformed(model, layer, qkv):  # c_attn's output is q | k | v; Conv1D weights are (in, out) already
+        v = qkv[:, 64:].reshape(len(qkv), 4, 8).transpose(1, 0, 2)
+        return per_head(v, model.transformer.h[layer].attn.c_proj.weight.detach().numpy(), 4)
+
+    cap = check_value_norms(tiny("gpt2"), range(2), lambda m, layer: m.transformer.h[layer].attn.c_attn, transformed)
     rolled = aggregate(cap, "rollout").weights
     np.testing.assert_allclose(rolled.sum(axis=-1), 1.0, atol=1e-5)
     assert np.abs(np.triu(rolled, k=1)).max() == 0  # causal: nothing flows back from later tokens
@@ -315,7 +297,7 @@ def test_projection_heads_sum_to_the_attention_output(default_model) -> None:
     hook = dense.register_forward_hook(lambda _m, _i, out: seen.append(out.detach()[0]))
     try:
         with torch.no_grad():
-            model(**_inputs(default_model, PUB))
+            model(**dict(default_model.tokenizer(PUB, return_tensors="pt")))
     finally:
         hook.remove()
     ours = np.einsum("hqd,hde->qe", stack.head_outputs[2].astype(np.float64), stack.output_projection[2])

@@ -143,9 +143,10 @@ def combine_heads(weights: np.ndarray, head_weights: np.ndarray | None = None) -
 
 def normalise_rows(weights: np.ndarray) -> np.ndarray:
     """``weights`` with each row (last axis) divided by its sum, so it sums to 1; all-zero rows stay zero."""
-    array = np.asarray(weights, dtype=np.float64)
-    sums = array.sum(axis=-1, keepdims=True)
-    return np.divide(array, sums, out=np.zeros_like(array), where=sums > 0)
+    array = np.asarray(weights)
+    sums = array.sum(axis=-1, keepdims=True, dtype=np.float64)
+    out = np.zeros(array.shape, dtype=np.result_type(array.dtype, np.float32))
+    return np.divide(array, sums, out=out, where=sums > 0)
 
 
 def rollout(layer_weights: np.ndarray) -> np.ndarray:

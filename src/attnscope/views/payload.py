@@ -21,6 +21,7 @@ import numpy as np
 
 from ..capture.result import Capture
 from ..errors import InputError, check_range
+from .aggregated import carried_layers, check_initial, choose, data_key, unavailable
 from .sequences import (  # noqa: F401 - looks_special and prettify are re-exported: they lived here first
     TokenSequence, looks_special, prettify, sequence_from_strings, sequence_from_tokens,
 )
@@ -42,7 +43,9 @@ class Payload:
     ``layer_labels[role]`` are the model's layer numbers of the kept layers (all of them unless
     ``include_layers`` was given), ``head_labels[role]`` the model's head numbers of the kept heads
     (all of them, ``range(heads)``, unless ``include_heads`` was given). ``selection`` is the initial
-    stack, layer (a layer label) and visible heads (head labels).
+    stack, layer (a layer label), visible heads (head labels) and aggregation. ``aggregated`` holds the
+    carried aggregations' uint8 layers by data key ``"<role>/<method>"`` (`aggregated.data_key`),
+    ``(layers, heads', query, key)`` with heads' 1 for methods that combine the heads.
     """
 
     sequences: dict[str, TokenSequence]
@@ -56,6 +59,20 @@ class Payload:
     selection: dict[str, Any] = field(default_factory=dict)
     sparse: bool = False
     head_labels: dict[str, list[int]] = field(default_factory=dict)
+    aggregated: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def data(self, key: str) -> np.ndarray:
+        """The uint8 layers under a data key: a role (raw attention) or ``"<role>/<method>"``."""
+        return self.stacks[key] if key in self.stacks else self.aggregated[key]
+
+    def data_keys(self) -> list[str]:
+        """Every data key: the roles, then the carried aggregations."""
+        return [*self.stacks, *self.aggregated]
+
+    def aggregations_of(self, role: str) -> dict[str, int]:
+        """The carried aggregations of stack ``role``, with the heads each layer of them has."""
+        prefix = role + "/"
+        return {key[len(prefix):]: int(w.shape[1]) for key, w in self.aggregated.items() if key.startswith(prefix)}
 
     def heads_of(self, role: str) -> list[int]:
         """The model's head numbers of the heads this payload carries for ``role``, in order."""
@@ -82,6 +99,7 @@ class Payload:
                     "query_tokens": self.stack_tokens[role][0],
                     "key_tokens": self.stack_tokens[role][1],
                     "causal": self.causal[role],
+                    "aggregations": self.aggregations_of(role),
                 }
                 for role, w in self.stacks.items()
             ],
@@ -99,14 +117,16 @@ class Payload:
     def _narrow(self) -> bool:
         return max(w.shape[3] for w in self.stacks.values()) <= 1 << 16
 
-    def layer_bytes(self, role: str, layer: int) -> bytes:
+    def layer_bytes(self, key: str, layer: int) -> bytes:
         """One layer's weights as bytes: dense ``(heads, query, key)`` row-major, or sparse rows (`encoding`).
+
+        ``key`` is a role, or a role and a carried aggregation (`data`).
 
         Sparse rows keep only the weights whose byte decodes above the threshold: per (head, query) row,
         little-endian uint32 row starts (``heads * query + 1`` of them), then uint16 (uint32 past 65536
         keys) key indices, then one uint8 weight per kept entry.
         """
-        dense = np.ascontiguousarray(self.stacks[role][layer])
+        dense = np.ascontiguousarray(self.data(key)[layer])
         if not self.sparse:
             return dense.tobytes()
         rows = dense.reshape(-1, dense.shape[-1])
@@ -117,18 +137,18 @@ class Payload:
         return starts.tobytes() + indices.tobytes() + rows[kept].tobytes()
 
     def layers_base64(self) -> dict[str, list[str]]:
-        """Every layer of every stack as a base64 string, per role."""
+        """Every layer of every stack and carried aggregation as a base64 string, per data key."""
         return {
-            role: [base64.b64encode(self.layer_bytes(role, i)).decode("ascii") for i in range(w.shape[0])]
-            for role, w in self.stacks.items()
+            key: [base64.b64encode(self.layer_bytes(key, i)).decode("ascii") for i in range(self.data(key).shape[0])]
+            for key in self.data_keys()
         }
 
-    def decoded(self, role: str) -> np.ndarray:
+    def decoded(self, key: str) -> np.ndarray:
         """The weights as the browser sees them: ``byte / 255`` as float64, (layers, heads, query, key)."""
-        return self.stacks[role].astype(np.float64) / SCALE
+        return self.data(key).astype(np.float64) / SCALE
 
     def nbytes(self) -> int:
-        return sum(int(w.nbytes) for w in self.stacks.values())
+        return sum(int(self.data(key).nbytes) for key in self.data_keys())
 
 
 def quantise(weights: np.ndarray) -> np.ndarray:
@@ -308,6 +328,9 @@ def build_payload(
     include_heads: Sequence[int] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     sparse: bool | None = False,
+    capture: Capture | None = None,
+    aggregation: str = "raw",
+    aggregations: str | Sequence[str] = "auto",
 ) -> Payload:
     """Validate float weights ``(layers, heads, query, key)`` per role and quantise them into a `Payload`.
 
@@ -317,6 +340,9 @@ def build_payload(
     so a sparse row costs at most ``4 + 3 / threshold`` bytes against ``keys`` bytes dense.
 
     ``include_layers``/``include_heads`` keep only those layers/heads (the model's numbers, for every stack).
+    ``aggregations`` ("auto" or names from `aggregated.CARRIED`) are computed from the kept heads of every
+    layer (value norms only from a ``capture``) and carried as extra layers; ``aggregation`` is the one
+    shown first (`aggregated.VIEW_AGGREGATIONS`).
     """
     if not stacks:
         raise InputError("no attention given: pass attention, or encoder/decoder/cross attention")
@@ -340,6 +366,13 @@ def build_payload(
     payload = Payload(sequences, quantised, stack_tokens, causal, labels, model, kind, float(threshold),
                       sparse=sparse, head_labels=head_labels)
     _check_selection(payload, stack, layer, heads)
+    methods = choose(aggregations, aggregation, list(stacks), max(max(w.shape[2:]) for w in stacks.values()), capture)
+    carried = {role: [m for m in methods if unavailable(m, role, capture) is None] for role in stacks}
+    payload.selection["aggregation"] = check_initial(aggregation, carried, capture)
+    for role, weights in stacks.items():
+        for method in carried[role]:
+            layers = carried_layers(method, role, weights, head_labels[role], capture)
+            payload.aggregated[data_key(role, method)] = quantise(layers[labels[role]] if include_layers is not None else layers)
     return payload
 
 
@@ -360,7 +393,8 @@ def payload_from_capture(cap: Capture, **options: Any) -> Payload:
     if not stacks:
         raise InputError("this capture holds no attention weights: capture with fields=['attentions', ...]")
     causal = {role: role == "decoder" for role in stacks}
-    return build_payload(stacks, sequences, stack_tokens, causal=causal, model=cap.model, kind=cap.kind, **options)
+    return build_payload(stacks, sequences, stack_tokens, causal=causal, model=cap.model, kind=cap.kind, capture=cap,
+                         **options)
 
 
 def payload_from_arrays(
