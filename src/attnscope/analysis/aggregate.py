@@ -68,7 +68,7 @@ class Aggregation:
     heads were combined with (summing to 1), None for a plain mean or no combination. ``unit`` is
     "probability" (rows sum to 1, or less where a model has attention sinks) or "norm" (a length in the
     hidden state's units; rows do not sum to anything in particular). Rows are ``query_units`` and
-    columns ``key_units``: the token positions of each, one per token unless merged into words.
+    columns ``key_units``: the token positions of each, one per token unless ``words`` merged them.
     """
 
     method: str
@@ -80,6 +80,7 @@ class Aggregation:
     unit: str
     query_units: list[list[int]]
     key_units: list[list[int]]
+    words: bool = False
 
     @property
     def per_head(self) -> bool:
@@ -94,7 +95,7 @@ class Aggregation:
         return {"method": self.method, "stack": self.stack, "shape": list(self.weights.shape),
                 "axes": list(self.axes), "layers": list(self.layers), "heads": list(self.heads),
                 "head_weights": None if self.head_weights is None else list(self.head_weights),
-                "unit": self.unit, "words": any(len(u) > 1 for u in self.query_units + self.key_units)}
+                "unit": self.unit, "words": self.words}
 
 
 def check_heads(heads: Sequence[int] | None, count: int, what: str = "this stack") -> list[int]:
@@ -372,4 +373,4 @@ def aggregate(
         query_units, key_units = [[i] for i in range(len(query_tokens))], [[j] for j in range(len(key_tokens))]
     return Aggregation(method, role, weights, tuple(chosen_layers), tuple(chosen_heads),
                        None if scaled is None else tuple(float(w) for w in scaled),
-                       "norm" if method in NORM_METHODS else "probability", query_units, key_units)
+                       "norm" if method in NORM_METHODS else "probability", query_units, key_units, bool(words))
