@@ -29,8 +29,8 @@ def test_inspect_json_lists_tokens_shape_and_a_pattern_per_head():
     patterns = report["patterns"]["encoder"]
     assert len(patterns) == 6 and all(len(layer) == 12 for layer in patterns)
     labels = {cell["pattern"] for layer in patterns for cell in layer}
-    assert labels <= {"previous", "next", "self", "special", "broad", "mixed"}
-    assert "special" in labels  # MiniLM's middle layers attend to [CLS]/[SEP]
+    assert labels <= {"previous", "next", "self", "first", "special", "broad", "mixed"}
+    assert {"first", "special"} <= labels  # MiniLM's middle layers attend to [CLS] (the first token) and [SEP]
     assert report["predictions"] is None and "no language-model head" in report["predictions_note"]
 
 

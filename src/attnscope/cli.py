@@ -1,4 +1,5 @@
-"""The ``attnscope`` command line: ``inspect``, ``view``; ``index`` and ``search`` live in cli_corpus.py, ``serve`` in cli_serve.py."""
+"""The ``attnscope`` command line: ``inspect``, ``view``; ``index`` and ``search`` live in cli_corpus.py, ``serve`` in
+cli_serve.py, ``atlas`` in cli_atlas.py."""
 
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_STYLE = {"previous": "cyan", "next": "magenta", "self": "green", "special": "yellow", "broad": "blue",
-          "mixed": "dim"}
-_SHORT = {"previous": "←", "next": "→", "self": "●", "special": "S", "broad": "~", "mixed": "·"}
+_STYLE = {"previous": "cyan", "next": "magenta", "self": "green", "first": "red", "special": "yellow",
+          "broad": "blue", "mixed": "dim"}
+_SHORT = {"previous": "←", "next": "→", "self": "●", "first": "F", "special": "S", "broad": "~", "mixed": "·"}
 
 
 @app.callback()
@@ -166,7 +167,7 @@ def _print_report(report: dict[str, Any]) -> None:
         for l, heads in enumerate(layers):
             table.add_row(str(l), *[f"[{_STYLE[c['pattern']]}]{_SHORT[c['pattern']]}[/]" for c in heads])
         console.print(table)
-    console.print("← previous token   → next token   ● self   S special tokens   ~ broad   · mixed",
+    console.print("← previous token   → next token   ● self   F first token   S special tokens   ~ broad   · mixed",
                   highlight=False)
     if report.get("predictions_note"):
         console.print(report["predictions_note"])
@@ -183,8 +184,11 @@ def _escape(text: str) -> str:
 
 from . import cli_corpus  # noqa: E402,F401 - registers `index` and `search` on `app`
 from . import cli_serve  # noqa: E402,F401 - registers `serve` on `app`
+from . import cli_atlas  # noqa: E402,F401 - registers `atlas` on `app`
 
-if __name__ == "__main__":  # pragma: no cover - `python -m attnscope.cli`: the commands live on the imported module's app
-    from attnscope.cli import app as _registered
+if __name__ == "__main__":  # pragma: no cover
+    # `python -m attnscope.cli` runs this file as __main__, a second copy of the module: the commands of
+    # cli_corpus/cli_serve/cli_atlas are registered on attnscope.cli's `app`, so run that one.
+    from attnscope.cli import app as registered
 
-    _registered()
+    registered()

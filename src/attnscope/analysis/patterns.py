@@ -1,18 +1,21 @@
-"""Positional attention patterns of each head (previous/next token, self, special tokens, broad).
+"""Positional attention patterns of each head (previous/next token, self, first token, special tokens, broad).
 
 Pure numpy: takes self-attention weights ``(layers, heads, query, key)`` and says, for each head, how
-much attention goes where. Used by ``attnscope inspect`` and, later, by the head atlas.
+much attention goes where. `pattern_scores` scores one input (``attnscope inspect``); the head atlas
+adds `pattern_sums` over a corpus and divides once, so every query token weighs the same.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Sequence
 
 import numpy as np
 
-PATTERNS = ("previous", "next", "self", "special", "broad", "mixed")
+PATTERNS = ("previous", "next", "self", "first", "special", "broad", "mixed")
 """Labels a head can get: a positional target, "broad" (spread out), or "mixed" (none dominates)."""
+SHARES = ("previous", "next", "self", "first", "special")
+"""The shares of attention a head is scored on, besides its entropy."""
 
 
 @dataclass(frozen=True)
@@ -20,13 +23,16 @@ class PatternScores:
     """Per-head shares of attention, each (layers, heads), averaged over ordinary query tokens.
 
     ``previous``/``next``/``self``: weight on the key one before, one after, or at the query position;
-    ``special``: total weight on special tokens; ``entropy``: row entropy divided by the log of the
-    number of visible keys (1.0 = uniform). ``labels[l][h]`` is the head's dominant pattern.
+    ``first``: weight on the input's first token (``[CLS]``, ``<s>``, or the first word where the
+    tokenizer adds nothing), from every query but the first; ``special``: total weight on special
+    tokens (the first one included when it is special); ``entropy``: row entropy divided by the log of
+    the number of visible keys (1.0 = uniform). ``labels[l][h]`` is the head's dominant pattern.
     """
 
     previous: np.ndarray
     next: np.ndarray
     self: np.ndarray
+    first: np.ndarray
     special: np.ndarray
     entropy: np.ndarray
     labels: list[list[str]]
@@ -37,8 +43,106 @@ class PatternScores:
         if label == "broad":
             return float(self.entropy[layer, head])
         if label == "mixed":
-            return float(max(getattr(self, p)[layer, head] for p in PATTERNS[:4]))
+            return float(max(getattr(self, p)[layer, head] for p in SHARES))
         return float(getattr(self, label)[layer, head])
+
+
+@dataclass
+class PatternSums:
+    """What corpus-wide pattern scores are means of: per-head sums over query rows, and the rows counted.
+
+    Each share array is (layers, heads). ``previous_rows``/``next_rows``/``first_rows`` count the rows
+    that have a key one before, one after, or at position 0 other than themselves; ``rows`` counts all
+    scored rows (the denominator of ``self`` and ``special``); ``entropy_rows`` (layers, 1) the rows
+    that see more than one key. Sums of two inputs add with ``+``.
+    """
+
+    previous: np.ndarray
+    next: np.ndarray
+    self: np.ndarray
+    first: np.ndarray
+    special: np.ndarray
+    entropy: np.ndarray
+    rows: int
+    previous_rows: int
+    next_rows: int
+    first_rows: int
+    entropy_rows: np.ndarray
+
+    def __add__(self, other: PatternSums) -> PatternSums:
+        return PatternSums(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    def scores(self, *, threshold: float = 0.5, broad_entropy: float = 0.75) -> PatternScores:
+        """Means over the counted rows (0 where none were counted), labelled by `label_heads`."""
+
+        def mean(total: np.ndarray, count: int | np.ndarray) -> np.ndarray:
+            return np.divide(total, count, out=np.zeros_like(total), where=np.asarray(count) > 0)
+
+        shares = {
+            "previous": mean(self.previous, self.previous_rows), "next": mean(self.next, self.next_rows),
+            "self": mean(self.self, self.rows), "first": mean(self.first, self.first_rows),
+            "special": mean(self.special, self.rows),
+        }
+        entropy = mean(self.entropy, np.broadcast_to(self.entropy_rows, self.entropy.shape))
+        labels = label_heads(shares, entropy, threshold=threshold, broad_entropy=broad_entropy)
+        return PatternScores(**shares, entropy=entropy, labels=labels)
+
+
+def label_heads(shares: dict[str, np.ndarray], entropy: np.ndarray, *, threshold: float = 0.5,
+                broad_entropy: float = 0.75) -> list[list[str]]:
+    """Each head's dominant pattern, from its `SHARES` (each (layers, heads)) and normalised entropy.
+
+    In order: the largest of previous/next/self when it reaches ``threshold`` and no first-token or
+    special share is larger; else "first" when the first token alone gets ``threshold`` (a sink:
+    ``[CLS]``, ``<s>``, or the first word); else "special" when special tokens together do (``[SEP]``
+    and other delimiters); else "broad" when the entropy is at least ``broad_entropy``; else "mixed".
+    """
+    positional = np.stack([shares["previous"], shares["next"], shares["self"]])  # (3, layers, heads)
+    best = positional.max(axis=0)
+    label = np.select(
+        [(best >= threshold) & (best >= shares["first"]) & (best >= shares["special"]),
+         shares["first"] >= threshold, shares["special"] >= threshold, entropy >= broad_entropy],
+        [np.array(PATTERNS)[positional.argmax(axis=0)], "first", "special", "broad"],
+        "mixed",
+    )
+    return label.tolist()
+
+
+def pattern_sums(attentions: np.ndarray, special: Sequence[bool], *, allowed: np.ndarray | None = None) -> PatternSums:
+    """Sums over the query rows of one self-attention stack ``(layers, heads, n, n)``; see `PatternSums`.
+
+    Rows are the non-special query tokens (all of them when every token is special). ``allowed``
+    (query, key) or (layers, query, key) marks the keys each query may see (causal and sliding-window
+    masks); the entropy of a row is normalised by that count.
+    """
+    weights = np.asarray(attentions, dtype=np.float64)
+    if weights.ndim != 4 or weights.shape[-1] != weights.shape[-2]:
+        raise ValueError(f"attentions must be (layers, heads, n, n) self-attention, got shape {weights.shape}")
+    n = weights.shape[-1]
+    is_special = np.asarray(special, dtype=bool)
+    if is_special.shape != (n,):
+        raise ValueError(f"special must have one flag per token ({n}), got {is_special.shape[0]}")
+    rows = np.flatnonzero(~is_special)
+    if rows.size == 0:
+        rows = np.arange(n)
+
+    def diagonal(offset: int) -> tuple[np.ndarray, int]:
+        valid = rows[(rows + offset >= 0) & (rows + offset < n)]
+        return weights[:, :, valid, valid + offset].sum(axis=-1), int(valid.size)
+
+    (previous, previous_rows), (following, next_rows), (itself, _) = diagonal(-1), diagonal(1), diagonal(0)
+    later = rows[rows > 0]
+    first = weights[:, :, later, 0].sum(axis=-1)
+    on_special = weights[:, :, rows][..., is_special].sum(axis=(-2, -1))
+    visible = np.ones((n, n), dtype=bool) if allowed is None else np.asarray(allowed, dtype=bool)
+    visible = np.broadcast_to(visible, (weights.shape[0], n, n))[:, rows].sum(axis=-1)  # (layers, rows)
+    seen = visible > 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scored = weights[:, :, rows]
+        entropy = -np.where(scored > 0, scored * np.log(scored), 0.0).sum(axis=-1)  # (layers, heads, rows)
+        normalised = np.where(seen[:, None], entropy / np.log(np.maximum(visible, 2))[:, None], 0.0)
+    return PatternSums(previous, following, itself, first, on_special, normalised.sum(axis=-1), int(rows.size),
+                       previous_rows, next_rows, int(later.size), seen.sum(axis=-1, keepdims=True))
 
 
 def pattern_scores(
@@ -49,53 +153,10 @@ def pattern_scores(
     threshold: float = 0.5,
     broad_entropy: float = 0.75,
 ) -> PatternScores:
-    """Score every head of a self-attention stack; label it by the share that reaches ``threshold``.
+    """Score every head of a self-attention stack ``(layers, heads, n, n)`` on one input; see `label_heads`.
 
-    ``allowed`` (query, key) or (layers, query, key) marks the keys each query may see (causal and
-    sliding-window masks); entropy is normalised by that count. A head none of whose positional
-    shares reaches ``threshold`` is "broad" when its normalised entropy is at least
-    ``broad_entropy``, else "mixed".
+    ``allowed`` (query, key) or (layers, query, key) marks the keys each query may see; entropy is
+    normalised by that count.
     """
-    weights = np.asarray(attentions, dtype=np.float64)
-    if weights.ndim != 4 or weights.shape[-1] != weights.shape[-2]:
-        raise ValueError(f"attentions must be (layers, heads, n, n) self-attention, got shape {weights.shape}")
-    n = weights.shape[-1]
-    is_special = np.asarray(special, dtype=bool)
-    rows = np.flatnonzero(~is_special)
-    if rows.size == 0:
-        rows = np.arange(n)
-
-    def diagonal_share(offset: int) -> np.ndarray:
-        valid = rows[(rows + offset >= 0) & (rows + offset < n)]
-        if valid.size == 0:
-            return np.zeros(weights.shape[:2])
-        return weights[:, :, valid, valid + offset].mean(axis=-1)
-
-    previous, following, itself = diagonal_share(-1), diagonal_share(1), diagonal_share(0)
-    on_special = weights[:, :, rows][..., is_special].sum(axis=-1).mean(axis=-1)
-    visible = np.ones((n, n), dtype=bool) if allowed is None else np.asarray(allowed, dtype=bool)
-    visible = np.broadcast_to(visible, (weights.shape[0], n, n))[:, None, rows]  # (layers, 1, rows, key)
-    entropy = _normalised_entropy(weights[:, :, rows], visible.sum(axis=-1))
-    labels = []
-    shares = np.stack([previous, following, itself, on_special])  # (4, layers, heads)
-    for layer in range(weights.shape[0]):
-        row = []
-        for head in range(weights.shape[1]):
-            best = int(np.argmax(shares[:, layer, head]))
-            if shares[best, layer, head] >= threshold:
-                row.append(PATTERNS[best])
-            elif entropy[layer, head] >= broad_entropy:
-                row.append("broad")
-            else:
-                row.append("mixed")
-        labels.append(row)
-    return PatternScores(previous, following, itself, on_special, entropy, labels)
-
-
-def _normalised_entropy(rows: np.ndarray, visible: np.ndarray) -> np.ndarray:
-    """Mean over query rows of H(row) / log(visible keys), skipping rows that see a single key."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        entropy = -np.where(rows > 0, rows * np.log(rows), 0.0).sum(axis=-1)
-        normalised = np.where(visible > 1, entropy / np.log(np.maximum(visible, 2)), np.nan)
-    means = np.nanmean(np.where(np.isnan(normalised).all(axis=-1, keepdims=True), 0.0, normalised), axis=-1)
-    return np.nan_to_num(means)
+    sums = pattern_sums(attentions, special, allowed=allowed)
+    return sums.scores(threshold=threshold, broad_entropy=broad_entropy)

@@ -1,0 +1,153 @@
+"""The atlas on disk: ``atlas.json`` (everything) and ``atlas.parquet`` (one row per head), written
+atomically; and the atlas of an index, computed once from the index's own tables and cached beside it."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..capture.inputs import encode
+from ..capture.loading import ModelHandle
+from ..errors import AttnscopeError
+from ..index.manifest import IndexFormatError, Manifest, check_model, read_manifest
+from ..index.search import Index
+from ..index.tables import Tables
+from .compute import AtlasSentence, CorpusInfo, Progress, choose_relations, relation_counts, score_sentences
+from .model import Atlas
+
+ATLAS_JSON = "atlas.json"
+ATLAS_PARQUET = "atlas.parquet"
+ATLAS_HTML = "atlas.html"
+
+_locks: dict[Path, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+class AtlasFormatError(AttnscopeError):
+    """A file that is not an atlas written by this version of attnscope."""
+
+
+def _replace(path: Path, write: Callable[[Path], None]) -> Path:
+    """Have ``write`` fill a temporary file beside ``path`` (a name no other writer uses; the umask's
+    permissions, as for any new file), then move it over ``path`` in one step."""
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_atlas(atlas: Atlas, directory: Path | str) -> tuple[Path, Path]:
+    """Write ``atlas.json`` and ``atlas.parquet`` into ``directory`` (created if needed), each atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    document = json.dumps(atlas.to_dict(), ensure_ascii=False)
+    table = pa.table(atlas.table()).replace_schema_metadata(
+        {"attnscope": json.dumps({"model": atlas.model, "corpus": atlas.corpus, "stack": atlas.stack})})
+    parquet = _replace(directory / ATLAS_PARQUET, lambda path: pq.write_table(table, path))
+    return _replace(directory / ATLAS_JSON, lambda path: path.write_text(document, encoding="utf-8")), parquet
+
+
+def read_atlas(path: Path | str) -> Atlas:
+    """The atlas in ``path`` (an ``atlas.json`` or the directory holding one); `AtlasFormatError` otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / ATLAS_JSON
+    try:
+        return Atlas.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise AtlasFormatError(f"no atlas at {path}: compute one with `attnscope atlas`") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise AtlasFormatError(f"{path} is not an atlas this attnscope reads ({error}); compute it again "
+                               f"with `attnscope atlas`") from None
+
+
+def index_sentences(tables: Tables, handle: ModelHandle) -> list[AtlasSentence]:
+    """The index's sentences as the atlas scores them: tokens from the model's tokenizer, each token's
+    word and each word's head and relation from the index's token table (words without tokens are
+    absent there, so their arcs are too)."""
+    tokens, sentences = tables.tokens, tables.sentences
+    deprels = tokens.get("deprel")
+    result = []
+    for number, text in enumerate(sentences["text"]):
+        encoded = encode(handle, str(text), truncate=True)
+        if len(encoded) != int(sentences["model_tokens"][number]):
+            raise IndexFormatError(f"sentence {number} of the index has {sentences['model_tokens'][number]} tokens "
+                                   f"but the model makes {len(encoded)}: the index does not match this model")
+        rows = tables.sentence_rows(number)
+        word_of: list[int | None] = [None] * len(encoded)
+        size = max([int(w) for w in tokens["word"][rows.start:rows.stop]] + [-1]) + 1
+        heads: list[int | None] = [None] * size
+        relations: list[str | None] = [None] * size
+        for row in rows:
+            word = int(tokens["word"][row])
+            if word < 0:
+                continue
+            word_of[int(tokens["position"][row])] = word
+            head = int(tokens["head"][row])
+            heads[word] = None if head == -2 else head
+            relations[word] = deprels[row] if deprels is not None else None
+        result.append(AtlasSentence(encoded, word_of, heads, relations))
+    return result
+
+
+def _corpus_info(manifest: Manifest) -> CorpusInfo:
+    notices = []
+    if manifest.truncated_sentences:
+        notices.append(f"{manifest.truncated_sentences} sentences longer than the model takes were truncated "
+                       f"({manifest.dropped_tokens} tokens dropped)")
+    if manifest.skipped_sentences:
+        notices.append(f"{manifest.skipped_sentences} sentences longer than the model takes were skipped")
+    return CorpusInfo(manifest.corpus, manifest.corpus_checksum, manifest.annotator, tuple(notices))
+
+
+def atlas_for_index(index: Index | Path | str, handle: ModelHandle, *, relations: Sequence[str] | None = None,
+                    recompute: bool = False, batch_tokens: int = 4096, progress: Progress | None = None) -> Atlas:
+    """The atlas of an index's corpus under ``handle``'s model: read from ``<index>/atlas.json`` when it
+    was made for this model, tokenizer and corpus, otherwise computed (all relations) and cached there.
+
+    A model other than the index's is refused (`IndexMismatchError`); one process computes an index's
+    atlas once even when several threads ask at the same time. ``relations`` narrows the returned
+    atlas (`Atlas.select_relations`); a name the corpus lacks is refused before the model runs.
+    """
+    if isinstance(index, Index):
+        directory, manifest, tables = index.directory, index.manifest, index.tables
+    else:
+        directory, manifest, tables = Path(index), read_manifest(Path(index)), None
+    check_model(manifest, handle, directory)
+    with _lock_for(directory):
+        atlas = None if recompute else _cached(directory, manifest)
+        if atlas is None:
+            sentences = index_sentences(tables if tables is not None else Tables.read(directory), handle)
+            if relations:
+                choose_relations(relation_counts(sentences), relations, manifest.corpus)
+            atlas = score_sentences(handle, sentences, _corpus_info(manifest), batch_tokens=batch_tokens,
+                                    progress=progress)
+            write_atlas(atlas, directory)
+    return atlas.select_relations(relations) if relations else atlas
+
+
+def _cached(directory: Path, manifest: Manifest) -> Atlas | None:
+    """The atlas cached in an index directory, if there is one made for the index's model and corpus."""
+    try:
+        atlas = read_atlas(directory / ATLAS_JSON)
+    except AtlasFormatError:
+        return None
+    made_for = (atlas.model_fingerprint, atlas.tokenizer_fingerprint, atlas.corpus_checksum)
+    return atlas if made_for == (manifest.model_fingerprint, manifest.tokenizer_fingerprint,
+                                 manifest.corpus_checksum) else None
+
+
+def _lock_for(directory: Path) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(directory.resolve(), threading.Lock())
