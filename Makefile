@@ -1,10 +1,10 @@
-# attnscope's two entry points: `make run` (the main job on the default model) and `make test`.
+# attnscope's two entry points: `make run` (the explorer app on the default model and corpus) and `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test bench bench-views bench-corpus bench-atlas clean
+.PHONY: venv run test bench bench-views bench-corpus bench-app bench-atlas clean
 
 venv: $(STAMP)
 
@@ -15,8 +15,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
+# The main job: the explorer app on the default model and corpus (UD English EWT, indexed on first start).
+# EWT is read from ../shared/data when it is there, otherwise downloaded once into the cache.
+EWT_DIR := $(abspath $(wildcard ../shared/data/ud_english_ewt))
+PORT ?= 8000
 run: venv
-	$(VENV)/bin/attnscope inspect "The girl ran to a local pub to escape the din of her city."
+	ATTNSCOPE_EWT_DIR="$${ATTNSCOPE_EWT_DIR:-$(EWT_DIR)}" $(VENV)/bin/attnscope serve --port $(PORT)
 
 # The browser tests drive Debian's Chromium (Playwright cannot download browsers here).
 CHROMIUM := /usr/bin/chromium
@@ -41,6 +45,11 @@ bench-views: venv $(CHROMIUM)
 bench-corpus: venv
 	$(PY) bench/corpus.py
 
+# P6 and R2: the explorer app in Chromium and the server under 16 concurrent clients.
+bench-app: venv $(CHROMIUM)
+	$(PY) bench/app.py
+
+# The head atlas on UD English EWT against the raw batched forward.
 bench-atlas: venv
 	$(PY) bench/atlas.py
 

@@ -108,7 +108,7 @@ def main() -> None:
         ratio = index_rate / raw_rate
         print(f"  ratio {ratio:.3f} (goal >= {GOAL_P3}) {'ok' if ratio >= GOAL_P3 else 'MISSED'}")
 
-        index = Index.open(work / "index", cache_size=2 * layers)
+        index = Index.open(work / "index")
         files = index.manifest.files
         size = sum(files.values())
         goal = BERT_BASE_BYTES * (layers * width) / (BERT_BASE_LAYERS * BERT_BASE_WIDTH)
@@ -126,7 +126,7 @@ def main() -> None:
         started = time.perf_counter()
         approx = build_index(corpus, handle, work / "approximate",
                              options=BuildOptions(args.batch_tokens, args.bits, approximate="always"))
-        approximate = Index.open(approx.directory, cache_size=2 * layers)
+        approximate = Index.open(approx.directory)
         m = approximate.manifest
         print(f"\napproximate index (IVF, {m.approximate_lists} clusters; built in {time.perf_counter() - started:.1f} s, "
               f"{sum(m.files.values()) / total / 1024:.2f} KiB/token), against exact float32 search:")

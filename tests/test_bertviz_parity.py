@@ -165,7 +165,8 @@ def test_bertviz_embeds_exact_float32_and_attnscope_one_byte_per_weight(single):
     text, params_json = html_object.data, json.dumps(bertviz_params(html_object))
     assert text.count(params_json) == 2 and "// HACK: " + params_json in text
     view = attnscope.head_view(as_tuple(att), list(single.tokens.raw))
-    assert view.payload.nbytes() == att.size  # one byte per weight
+    assert view.payload.stacks["encoder"].nbytes == att.size  # one byte per weight
+    assert view.payload.nbytes() == att.size + att[:, 0].size  # and one per weight of the carried rollout
     assert len(view.to_html().encode()) < len(html_object.data.encode())
 
 

@@ -68,11 +68,12 @@ def test_attention_without_lm_head_has_null_predictions_and_says_why(client):
     assert "has no language-model head" in body["predictions_note"]
 
 
-def test_attention_with_a_masked_lm_head_gives_top_5_at_each_masked_position(client, tiny):
+def test_attention_with_a_masked_lm_head_gives_top_5_at_every_position(client, tiny):
     handle = tiny("bert")
     body = client.post("/api/attention", json={"model": handle.name, "text": PUB, "mask": [2, 4]}).json()
     cap = attnscope.capture(handle, PUB, mask=[2, 4], top_k=5)
-    assert [p["position"] for p in body["predictions"]] == [2, 4]
+    assert [p["position"] for p in body["predictions"]] == list(range(len(cap.tokens)))
+    assert body["tokens"]["masked"] == [2, 4]
     for entry in body["predictions"]:
         expected = cap.top_k(entry["position"])
         assert [c["token"] for c in entry["candidates"]] == [t for t, _ in expected]
@@ -122,6 +123,23 @@ def test_search_with_a_mask_queries_the_masked_text(client, small_index, default
     expected = small_index.query(default_model, PUB, 2, Query(mode="embedding", layer=1), mask=[2])
     assert body == _expected(expected)
     assert body["token_text"] == "[MASK]"
+
+
+def test_search_from_sentence_b_of_a_pair_uses_the_pair_tokens(client, small_index, default_model):
+    pair = "She left for the quiet of the hills."
+    tokens = attnscope.encode(default_model, PUB, pair)
+    hills = tokens.display.index("hills")
+    assert hills > len(attnscope.encode(default_model, PUB)), "the token lies past sentence A's end"
+    body = client.post("/api/search", json={"corpus": SMALL, "text": PUB, "text_pair": pair, "token": hills,
+                                            "layer": 2}).json()
+    expected = small_index.query(default_model, PUB, hills, Query(mode="embedding", layer=2), text_pair=pair)
+    assert body == _expected(expected)
+    assert (body["token_text"], body["text_pair"]) == ("hills", pair)
+    alone = client.post("/api/search", json={"corpus": SMALL, "text": pair, "token": tokens.display.index("hills")
+                                             - tokens.sentence_b_start + 1, "layer": 2}).json()
+    assert alone["token_text"] == "hills"
+    assert [m["score"] for m in alone["matches"]] != [m["score"] for m in body["matches"]], \
+        "in a pair the token's representation depends on sentence A"
 
 
 def test_the_openapi_schema_documents_every_route_and_the_error_shape(client):

@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,10 +11,11 @@ from attnscope.index import IndexMismatchError
 from attnscope.server import AppState
 
 from .conftest import PUB
+from .index_fixtures import SMALL as SMALL_SENTENCES, small_conllu
+from .serve_process import serving
 from .server_fixtures import SMALL, client, state  # noqa: F401 - fixtures
 
 XSS = "<img src=x onerror=alert(1)>"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def attention(**fields):
@@ -142,43 +137,32 @@ def test_a_corpus_is_refused_at_start_with_a_model_it_was_not_built_with(small_i
         AppState(models={}).add_corpus(SMALL, small_index, tiny("bert"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_attnscope_serve_answers_over_real_http_on_loopback_without_cors(tmp_path):
-    port = _free_port()
-    log = tmp_path / "serve.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "src")}
-    command = [sys.executable, "-c", "from attnscope.cli import app; app()", "serve", "--port", str(port)]
-    with log.open("wb") as out:
-        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, f"attnscope serve exited with {server.returncode}:\n{log.read_text()}"
-            try:
-                models = httpx.get(f"{base}/api/models", headers={"Origin": "http://evil.example"}, timeout=5)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, f"attnscope serve did not answer in 120 s:\n{log.read_text()}"
-                time.sleep(0.3)
-        assert models.status_code == 200, log.read_text()
+    with serving(["--no-corpus"], tmp_path) as base:
+        models = httpx.get(f"{base}/api/models", headers={"Origin": "http://evil.example"}, timeout=5)
+        assert models.status_code == 200
         assert "access-control-allow-origin" not in models.headers
         assert [m["aliases"] for m in models.json()] == [["default"]]
+        assert httpx.get(f"{base}/api/corpora", timeout=5).json() == []
         schema = httpx.get(f"{base}/openapi.json", timeout=5)
         assert schema.status_code == 200 and "/api/attention" in schema.json()["paths"]
         assert_error_shape(httpx.get(f"{base}/api/nothing", timeout=5), 404)
-    except AssertionError:
-        print(log.read_text())
-        raise
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+
+
+def test_serve_builds_the_default_corpus_index_once_and_reuses_it(tmp_path):
+    ewt = tmp_path / "ewt"
+    ewt.mkdir()
+    for part in ("dev", "test"):
+        text = small_conllu().replace("# sent_id = ", f"# sent_id = {part}-")
+        (ewt / f"en_ewt-ud-{part}.conllu").write_text(text, encoding="utf-8")
+    env = {"ATTNSCOPE_EWT_DIR": str(ewt), "ATTNSCOPE_CACHE": str(tmp_path / "cache")}
+    for start in range(2):
+        with serving([], tmp_path, env=env) as base:
+            corpora = httpx.get(f"{base}/api/corpora", timeout=5).json()
+            assert [(c["name"], c["corpus"], c["sentences"]) for c in corpora] == [("ewt", "ud_english_ewt", 2 * (len(SMALL_SENTENCES) + 1))]
+            found = httpx.post(f"{base}/api/search", json={"corpus": "ewt", "text": PUB, "token": 2, "layer": 1}).json()
+            assert len(found["matches"]) > 0
+        logs = sorted(tmp_path.glob("serve-*.log"), key=lambda p: p.stat().st_mtime)
+        built = "building the default corpus index" in logs[-1].read_text()
+        assert built == (start == 0), logs[-1].read_text()
+    assert (tmp_path / "cache" / "indexes" / "ewt--sentence-transformers--all-MiniLM-L6-v2" / "manifest.json").is_file()

@@ -59,7 +59,7 @@ def test_every_layer_is_sent_with_the_view(default_model):
     assert [bytes(b) for b in view.layers["encoder"]] == [view.payload.layer_bytes("encoder", i) for i in range(6)]
     assert view.header["stacks"][0]["head_labels"] == list(range(12))
     assert view.selection == {"stack": "encoder", "layer": None, "heads": [], "filter": "all", "token": None,
-                              "hide_special": False, "merge_subwords": False}
+                              "hide_special": False, "merge_subwords": False, "aggregation": "raw"}
 
 
 def test_encoder_decoder_arrays_and_include_heads_apply_to_every_stack():

@@ -50,7 +50,9 @@ def test_capture_payload_holds_uint8_layers_in_base64(default_model):
 
 def test_payload_is_one_byte_per_weight(default_model):
     cap = attnscope.capture(default_model, PUB)
-    assert payload_from_capture(cap).nbytes() == cap.attentions.size
+    assert payload_from_capture(cap, aggregations=[]).nbytes() == cap.attentions.size
+    layers, heads, n, _ = cap.attentions.shape  # a carried rollout adds one byte per weight of one "head" a layer
+    assert payload_from_capture(cap, aggregations=["rollout"]).nbytes() == cap.attentions.size + layers * n * n
 
 
 def test_bertviz_arguments_with_torch_tensors_and_sentence_pair():
@@ -60,7 +62,7 @@ def test_bertviz_arguments_with_torch_tensors_and_sentence_pair():
     header = payload.header()
     assert header["sequences"]["encoder"]["tokens"] == ["[CLS]", "a", "[SEP]", "b", "c", "[SEP]"]
     assert header["sequences"]["encoder"]["sentence_b_start"] == 3
-    assert header["selection"] == {"stack": "encoder", "layer": 2, "heads": [1, 3]}
+    assert header["selection"] == {"stack": "encoder", "layer": 2, "heads": [1, 3], "aggregation": "raw"}
     expected = np.rint(attention[1][0].numpy().astype(np.float64) * 255)
     assert (payload.stacks["encoder"][1] == expected).all()
 

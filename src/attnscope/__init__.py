@@ -21,6 +21,7 @@ from .capture import (
     encode,
     load,
 )
+from .analysis import Aggregation, aggregate
 from .errors import AttnscopeError, InputError, ModelNotFoundError, NoLanguageModelHeadError
 from .views import HeadView, head_view
 from .views import ModelView, model_view
@@ -29,9 +30,9 @@ from .views import NeuronView, neuron_view
 __version__ = "0.1.0"
 
 __all__ = [
-    "ALL_FIELDS", "DEFAULT_FIELDS", "DEFAULT_MODEL", "AttentionStack", "AttnscopeError", "Capture",
+    "ALL_FIELDS", "Aggregation", "DEFAULT_FIELDS", "DEFAULT_MODEL", "AttentionStack", "AttnscopeError", "Capture",
     "CaptureInput", "HeadView", "InputError", "ModelHandle", "ModelNotFoundError", "NoLanguageModelHeadError",
-    "Predictions", "Tokens", "capture", "capture_batch", "encode", "head_view", "load",
+    "Predictions", "Tokens", "aggregate", "capture", "capture_batch", "encode", "head_view", "load",
     "ModelView", "model_view",
     "NeuronView", "neuron_view",
 ]

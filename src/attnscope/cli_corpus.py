@@ -36,7 +36,7 @@ def index(
     """Annotate, embed and index a corpus: every token's hidden state and head embedding at every layer."""
     from . import load
     from .corpus import open_corpus
-    from .index import BuildOptions, build_index
+    from .index import BuildOptions
 
     console = Console(stderr=True)
     try:
@@ -44,12 +44,7 @@ def index(
         handle = load(model, trust_remote_code=trust_remote_code)
         options = BuildOptions(batch_tokens=batch_tokens, vector_bits=bits, long=long, approximate=approximate,
                                attention_bits=attention_bits)
-        columns = (TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("tokens"),
-                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=False) as bar:
-            task = bar.add_task("index", total=None)
-            report = build_index(source, handle, out, options=options, overwrite=overwrite,
-                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
+        report = build_with_progress(source, handle, out, options, overwrite, console)
     except AttnscopeError as error:
         _fail(error)
         return
@@ -62,6 +57,18 @@ def index(
     if m.truncated_sentences or m.skipped_sentences:
         print(f"over-long sentences: {m.truncated_sentences} truncated ({m.dropped_tokens} tokens dropped), "
               f"{m.skipped_sentences} skipped")
+
+
+def build_with_progress(source: Any, handle: Any, out: Path, options: Any, overwrite: bool, console: Console) -> Any:
+    """`build_index` with a progress bar (tokens done, elapsed, ETA) on ``console``; returns its `BuildReport`."""
+    from .index import build_index
+
+    columns = (TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("tokens"),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("index", total=None)
+        return build_index(source, handle, out, options=options, overwrite=overwrite,
+                           progress=lambda done, total: bar.update(task, completed=done, total=total))
 
 
 def _parse_heads(text: Optional[str]) -> Optional[list[int]]:

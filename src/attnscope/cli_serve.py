@@ -1,8 +1,14 @@
-"""``attnscope serve``: the explorer app's JSON API (FastAPI under uvicorn) over configured models and corpora."""
+"""``attnscope serve``: the explorer app and its JSON API (FastAPI under uvicorn) over configured models and corpora.
+
+Without ``--corpus`` the first model gets the default corpus, UD English EWT dev+test, whose index is
+built on first start (with a progress bar) into attnscope's cache and reused afterwards.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -10,17 +16,57 @@ from rich.console import Console
 from .cli import _fail, app
 from .errors import AttnscopeError, InputError
 
+if TYPE_CHECKING:
+    from .server import AppState
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+DEFAULT_CORPUS = "ewt"
+"""The name the default corpus is served under."""
+
+
+def default_index_dir(model_name: str) -> Path:
+    """Where the default corpus's index for ``model_name`` lives: ``<cache>/indexes/ewt--<model>``."""
+    from .corpus.ewt import cache_root
+
+    return cache_root() / "indexes" / f"{DEFAULT_CORPUS}--{re.sub(r'[^A-Za-z0-9._-]+', '--', model_name).strip('-')}"
+
+
+def _default_corpus(state: AppState, console: Console) -> None:
+    """Serve the default corpus for the state's first model, building its index first if it is missing or stale."""
+    from .corpus import open_corpus
+    from .index import BuildOptions, Index
+    from .index.manifest import IndexFormatError, IndexMismatchError
+    from .cli_corpus import build_with_progress
+
+    handle = next(iter(state.models.values()))
+    directory = default_index_dir(handle.name)
+    index = None
+    if directory.is_dir():
+        try:
+            index = Index.open(directory)
+            index.verify(handle)
+        except (IndexFormatError, IndexMismatchError) as error:
+            console.print(f"the cached index {directory} is unusable ({error}); building it again", highlight=False)
+            index = None
+    if index is None:
+        console.print(f"building the default corpus index (UD English EWT dev+test) for {handle.name} "
+                      f"into {directory}; this happens once", highlight=False)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        build_with_progress(open_corpus(DEFAULT_CORPUS), handle, directory, BuildOptions(),
+                            overwrite=directory.exists(), console=console)
+        index = Index.open(directory)
+    state.add_corpus(DEFAULT_CORPUS, index, handle)
 
 
 @app.command()
 def serve(
     model: list[str] = typer.Option([], "--model", "-m", help="A model to serve (repeatable; default: the default model)."),
-    corpus: list[Path] = typer.Option([], "--corpus", "-c", help="An index directory to search (repeatable; built by `attnscope index`)."),
+    corpus: list[Path] = typer.Option([], "--corpus", "-c", help="An index directory to search (repeatable; built by `attnscope index`). Default: UD English EWT for the first model, indexed on first start."),
+    no_corpus: bool = typer.Option(False, "--no-corpus", help="Serve no corpus (attention and predictions only)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind: loopback unless you mean to expose it."),
     port: int = typer.Option(8000, "--port", "-p", help="Port to listen on (1-65535)."),
 ) -> None:
-    """Serve the JSON API (OpenAPI at /docs) for the given models and corpus indexes; nothing else is loaded."""
+    """Serve the explorer app at / and its JSON API (OpenAPI at /docs) for the given models and corpus indexes."""
     import uvicorn
 
     from .server import AppState, create_app
@@ -29,15 +75,20 @@ def serve(
     try:
         if not 1 <= port <= 65535:
             raise InputError(f"port {port} is out of range: use 1-65535")
+        if no_corpus and corpus:
+            raise InputError("--no-corpus and --corpus contradict each other: give one of them")
         for directory in corpus:
             if not directory.is_dir():
                 raise InputError(f"--corpus {directory}: no such index directory (build one with `attnscope index`)")
         state = AppState.configure(model or ["default"], corpus)
+        if not corpus and not no_corpus:
+            _default_corpus(state, console)
     except AttnscopeError as error:
         _fail(error)
         return
     if host not in LOOPBACK:
         console.print(f"[yellow]warning:[/] binding {host}: the API is reachable from other machines", highlight=False)
     names = ", ".join(state.models) + (f"; corpora: {', '.join(state.corpora)}" if state.corpora else "")
-    console.print(f"serving {names} on http://{host}:{port} (API docs at /docs)", highlight=False)
-    uvicorn.run(create_app(state), host=host, port=port, log_level="info")
+    shown_host = f"[{host}]" if ":" in host else host
+    console.print(f"serving {names}\nopen http://{shown_host}:{port}/ (API docs at /docs)", highlight=False)
+    uvicorn.run(create_app(state), host=host, port=port, log_level="warning")

@@ -221,7 +221,7 @@ def test_head_view_is_a_live_widget_whose_selection_python_reads(front_end, jupy
         # is busy, so a run may see the state one message early: run the cell again until it settles.
         wanted = {"stack": "encoder", "layer": LAYER_ASKED, "heads": heads, "filter": "all",
                   "token": {"side": "query", "index": girl, "unit": "token"},
-                  "merge_subwords": False, "hide_special": False}
+                  "merge_subwords": False, "hide_special": False, "aggregation": "raw"}
         cell = notebook.add_cell(
             "print(view.selection)\n"
             "print([i for i, b in enumerate(view.layers['encoder']) if b is not None])")
@@ -232,6 +232,21 @@ def test_head_view_is_a_live_widget_whose_selection_python_reads(front_end, jupy
                 break
         assert selection == wanted
         assert sent == [0]  # only layer 0 crossed as a trait: layer 4 came as a custom message
+
+        # The aggregation control (B1): rollout's layer comes as a custom message too, Python reads the
+        # choice, and setting it from Python switches the view back.
+        rolled = attnscope.aggregate(pub_capture, "rollout", layers=[LAYER_ASKED]).weights[0]
+        root.locator(".attnscope-hv-aggregation").select_option("rollout")
+        expect(root).to_have_attribute("data-aggregation", "rollout")
+        expect(root).to_have_attribute("data-loading", "false", timeout=WAIT)
+        assert int(root.get_attribute("data-lines")) == expected_lines(rolled[None], [0], queries=[girl])
+        cell = notebook.add_cell("print(view.aggregation)")
+        for _ in range(5):
+            if notebook.run_cell(cell).strip() == "rollout":
+                break
+        assert notebook.run_cell(cell).strip() == "rollout"
+        notebook.run_cell(notebook.add_cell('view.aggregation = "raw"'))
+        expect(root).to_have_attribute("data-aggregation", "raw", timeout=WAIT)
 
         # Python sets the layer; the view follows (and fetches that layer too).
         notebook.run_cell(notebook.add_cell(f"view.layer = {LAYER_SET}"))

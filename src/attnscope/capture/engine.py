@@ -12,6 +12,7 @@ import torch
 from ..errors import InputError
 from .inputs import Tokens, decoder_tokens, display_form, encode
 from .loading import ModelHandle, is_cross_attention
+from .projection import ProjectionNotFound, stack_projection
 from .recorder import LayerCall, recording
 from .result import ALL_FIELDS, ATTENTION_FIELDS, DEFAULT_FIELDS, AttentionStack, Capture, Predictions
 
@@ -83,11 +84,14 @@ def capture_batch(
             for f in sorted(wanted & set(ATTENTION_FIELDS) - {"attentions"})
         }
     torch_dtype = _DTYPES[dtype]
+    projections = _output_projections(handle, calls, torch_dtype, missing) if "values" in wanted else {}
     results = []
     for b, tokens in enumerate(encoded):
         dec = decoded[b] if decoded else None
         if calls:
             stacks = _stacks_from_calls(handle, calls, b, tokens, dec, wanted, torch_dtype)
+            for role, projection in projections.items():
+                stacks[role].output_projection = projection
         else:
             stacks = _stacks_from_outputs(handle, outputs, b, tokens, dec, wanted, torch_dtype)
         _add_hidden_states(handle, stacks, outputs, b, tokens, dec, wanted, torch_dtype)
@@ -187,11 +191,33 @@ def _lengths(role: str, tokens: Tokens, dec: Tokens | None) -> tuple[int, int]:
     return {"encoder": (n_enc, n_enc), "decoder": (n_dec or n_enc, n_dec or n_enc), "cross": (n_dec, n_enc)}[role]
 
 
-def _stacks_from_calls(handle: ModelHandle, calls: list[LayerCall], b: int, tokens: Tokens,
-                       dec: Tokens | None, wanted: set[str], dtype: torch.dtype) -> dict[str, AttentionStack]:
+def _by_role(calls: list[LayerCall]) -> dict[str, list[LayerCall]]:
     by_role: dict[str, list[LayerCall]] = {}
     for call in calls:
         by_role.setdefault(call.role, []).append(call)
+    return by_role
+
+
+def _output_projections(handle: ModelHandle, calls: list[LayerCall], dtype: torch.dtype,
+                        missing: dict[str, str]) -> dict[str, np.ndarray]:
+    """Each stack's per-head output projections (see `stack_projection`); a stack whose projection cannot
+    be found is left out and ``missing["output_projection"]`` says why."""
+    found = {}
+    for role, role_calls in _by_role(calls).items():
+        first = role_calls[0]
+        if "values" not in first.tensors:
+            continue
+        try:
+            found[role] = stack_projection(handle.model, [c.module_name for c in role_calls], first.heads,
+                                           first.tensors["values"].shape[-1], dtype)
+        except (ProjectionNotFound, AttributeError) as error:
+            missing["output_projection"] = f"{role} stack: {error} (value-norm attention needs it)"
+    return found
+
+
+def _stacks_from_calls(handle: ModelHandle, calls: list[LayerCall], b: int, tokens: Tokens,
+                       dec: Tokens | None, wanted: set[str], dtype: torch.dtype) -> dict[str, AttentionStack]:
+    by_role = _by_role(calls)
     stacks = {}
     for role in ("encoder", "decoder", "cross"):
         role_calls = by_role.get(role)

@@ -37,6 +37,11 @@ class AttentionStack:
     - ``sinks``:        (layers, heads) attention-sink logits (GPT-OSS): an extra key that takes part in
                         the softmax and is then dropped, so rows sum to less than 1; None for most models
     - ``kv_head_of``:   (heads,) which key/value head each query head reads (grouped-query attention)
+    - ``output_projection``: (layers, heads, head_dim, hidden) each layer's output projection W_O split
+                        per head (bias excluded), kept with ``values``: a head's contribution to the
+                        layer's output is ``head_outputs[l, h] @ output_projection[l, h]``. Read-only,
+                        shared by the captures of one model; None when the model's could not be found
+                        (``Capture.missing`` says why)
     """
 
     role: str
@@ -54,6 +59,7 @@ class AttentionStack:
     softcap: list[float | None] = field(default_factory=list)
     kv_head_of: np.ndarray | None = None
     sinks: np.ndarray | None = None
+    output_projection: np.ndarray | None = None
 
     def require(self, name: str) -> np.ndarray:
         """The named field, or an `UnavailableFieldError` saying how to get it."""

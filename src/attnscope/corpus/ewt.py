@@ -28,15 +28,20 @@ EWT_FILES = {
     "en_ewt-ud-dev.conllu": "531a54ff90d6ab12201c5a50c3e78e6ddac4de69abc4bce5d275d3cd29efe2b6",
     "en_ewt-ud-test.conllu": "e266e515a0a7547657ed3d90d9ba46487d6bd251f27ad4269d4e8a427c8555cd",
 }
+DIR_ENV = "ATTNSCOPE_EWT_DIR"  # a directory that holds the EWT files; when set, nothing is cached or downloaded
 CACHE_ENV = "ATTNSCOPE_CACHE"  # the cache root; EWT lives in its ud_english_ewt-r2.15 folder
 URL_ENV = "ATTNSCOPE_EWT_URL"  # overrides EWT_BASE_URL (a mirror, or a local server in tests)
 DOWNLOAD_TIMEOUT = 30.0
 
 
+def cache_root() -> Path:
+    """attnscope's cache directory: ``$ATTNSCOPE_CACHE``, by default ``~/.cache/attnscope``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "attnscope")
+
+
 def default_cache_dir() -> Path:
-    """Where the EWT files are cached: ``$ATTNSCOPE_CACHE/ud_english_ewt-r2.15``, by default under ``~/.cache/attnscope``."""
-    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "attnscope"
-    return Path(root) / f"{EWT_NAME}-{EWT_RELEASE}"
+    """Where the EWT files are cached: ``ud_english_ewt-r2.15`` under `cache_root`."""
+    return cache_root() / f"{EWT_NAME}-{EWT_RELEASE}"
 
 
 def is_ewt_directory(directory: Path) -> bool:
@@ -48,11 +53,13 @@ def ewt_files(directory: Path | str | None = None, cache_dir: Path | None = None
               base_url: str | None = None, timeout: float = DOWNLOAD_TIMEOUT) -> list[Path]:
     """Paths of the EWT dev and test files, in that order.
 
-    With ``directory``, the files must be there (their content is not checked: any EWT release the
+    With ``directory`` (default: ``$ATTNSCOPE_EWT_DIR`` when set), the files must be there (their content is not checked: any EWT release the
     user has works). Otherwise they are taken from ``cache_dir`` (default: `default_cache_dir`), and
     those missing or not matching the r2.15 checksums are downloaded from ``base_url`` (default:
     ``$ATTNSCOPE_EWT_URL`` or `EWT_BASE_URL`).
     """
+    if directory is None and os.environ.get(DIR_ENV):
+        directory = os.environ[DIR_ENV]
     if directory is not None:
         directory = Path(directory)
         missing = [name for name in EWT_FILES if not (directory / name).is_file()]

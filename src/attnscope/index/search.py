@@ -45,25 +45,30 @@ class Query:
     probes: int | None = None
 
 
+CACHE_BYTES = 1 << 30
+"""Default bound on the memory the loaded vector sets of one index may hold (their codes), in bytes."""
+
+
 class Index:
     """A built index, read-only; searches may run from several threads (the vector-set cache is locked,
-    faiss searches release the GIL)."""
+    faiss searches release the GIL). Loaded vector sets stay in memory, least recently used evicted
+    first, while their codes total at most ``cache_bytes`` (the set in use is always kept)."""
 
-    def __init__(self, directory: Path, manifest: Manifest, tables: Tables, cache_size: int = 8):
+    def __init__(self, directory: Path, manifest: Manifest, tables: Tables, cache_bytes: int = CACHE_BYTES):
         self.directory, self.manifest, self.tables = directory, manifest, tables
         self.attention = AttentionStore(directory, manifest.layers, manifest.heads, manifest.attention_bits)
         ranges = np.load(directory / RANGES)
         self._ranges = {name: (ranges[f"{name}_low"], ranges[f"{name}_span"]) for name in ("hidden", "heads")}
         self._sets: OrderedDict[tuple[str, int], vectors.VectorSet] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache_bytes = cache_bytes
         self._verified: weakref.WeakSet = weakref.WeakSet()  # models already checked against the manifest
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, directory: Path | str, cache_size: int = 8) -> "Index":
+    def open(cls, directory: Path | str, cache_bytes: int = CACHE_BYTES) -> "Index":
         directory = Path(directory)
         manifest = read_manifest(directory)
-        return cls(directory, manifest, Tables.read(directory), cache_size)
+        return cls(directory, manifest, Tables.read(directory), cache_bytes)
 
     @property
     def size(self) -> int:
@@ -88,7 +93,7 @@ class Index:
             codes = read_codes(self.directory / codes_file(kind, layer), self.manifest.tokens)
             made = vectors.VectorSet.from_codes(codes, dim, bits, ranges)
         self._sets[key] = made
-        while len(self._sets) > self._cache_size:
+        while len(self._sets) > 1 and sum(v.nbytes for v in self._sets.values()) > self._cache_bytes:
             self._sets.popitem(last=False)
         return made
 
@@ -144,17 +149,19 @@ class Index:
         keep = rows[0] >= 0
         return scores[0][keep], rows[0][keep]
 
-    def query(self, handle: ModelHandle, text: str, token: int, query: Query, *, mask: Sequence[int] = ()) -> SearchResult:
-        """Search with the representation of ``token`` (a position in ``text``'s tokens) at the query's layer."""
+    def query(self, handle: ModelHandle, text: str, token: int, query: Query, *, mask: Sequence[int] = (),
+              text_pair: str | None = None) -> SearchResult:
+        """Search with the representation of ``token`` (a position in the tokens of ``text``, or of the
+        pair ``text`` + ``text_pair`` as the model joins them) at the query's layer."""
         self.verify(handle)
         heads = self.check_query(query)
-        cap = capture(handle, text, mask=mask, fields=("hidden_states", "head_outputs"), top_k=0)
+        cap = capture(handle, text, text_pair, mask=mask, fields=("hidden_states", "head_outputs"), top_k=0)
         check_range("token", token, len(cap.tokens), f"the query text of {len(cap.tokens)} tokens")
         vector = query_vector(cap.main, query.mode, query.layer, token)
         scores, rows = self.search(query, vector)
         matches = make_matches(self, rows, scores, query.layer, heads)
         return SearchResult(query.mode, query.layer, list(heads), text, token, cap.tokens.display[token],
-                            matches, summarise(matches, self.tables.fields))
+                            matches, summarise(matches, self.tables.fields), text_pair)
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -65,6 +65,7 @@ class SearchResult:
     token_text: str
     matches: list[Match]
     summary: Summary
+    text_pair: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         result = asdict(self)

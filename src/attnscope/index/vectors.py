@@ -101,6 +101,11 @@ class VectorSet:
         if self.approximate:
             index.make_direct_map()
 
+    @property
+    def nbytes(self) -> int:
+        """Memory the set's codes take (what bounds the index's cache)."""
+        return int(self.index.sa_code_size()) * self.count
+
     @classmethod
     def from_codes(cls, codes: np.ndarray, dim: int, bits: int, ranges: Ranges) -> "VectorSet":
         faiss = _faiss()

@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from .errors import error_response, install_error_handlers
+from .pages import router as pages
 from .routes import router
 from .state import AppState
 
@@ -75,10 +77,36 @@ class BodyLimit:
 
 def create_app(state: AppState) -> FastAPI:
     """The attnscope API over ``state``'s models and corpora; serve it with uvicorn."""
-    app = FastAPI(title="attnscope", version=__version__,
-                  description="What Transformer models attend to: attention, predictions and corpus search.")
+    # FastAPIOffline serves /docs with Swagger UI from its own package files instead of a CDN.
+    app = FastAPIOffline(title="attnscope", version=__version__, static_url="/docs-assets", redoc_url=None,
+                         description="What Transformer models attend to: attention, predictions and corpus search.")
     app.state.attnscope = state
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(pages)
     app.add_middleware(BodyLimit, max_bytes=state.limits.max_body_bytes)
+    _name_the_served(app, state)
     return app
+
+
+def _name_the_served(app: FastAPI, state: AppState) -> None:
+    """List the served model and corpus names as enums in the OpenAPI schema (docs and fuzzers see them).
+
+    Requests are still checked by the routes: a name outside the list gets the 404 of `AppState.model`.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.get("components", {}).get("schemas", {})
+        models = sorted({*state.models, *state.aliases})
+        for name in ("AttentionRequest", "PredictionsRequest"):
+            if name in components:
+                components[name]["properties"]["model"]["enum"] = models
+        if state.corpora and "SearchRequest" in components:
+            components["SearchRequest"]["properties"]["corpus"]["enum"] = sorted(state.corpora)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

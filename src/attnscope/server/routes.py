@@ -24,7 +24,7 @@ from .schemas import (AttentionRequest, AttentionResponse, Candidate, CorpusInfo
 from .state import AppState
 
 TOP_PREDICTIONS = 5
-"""Predictions returned at each masked position by ``POST /api/attention``."""
+"""Predictions returned at every position by ``POST /api/attention``."""
 
 _ERRORS = {status: {"model": ErrorResponse} for status in (400, 404, 413, 422)}
 router = APIRouter(prefix="/api", responses=_ERRORS)
@@ -65,7 +65,7 @@ def attention(body: AttentionRequest, request: Request) -> AttentionResponse:
         note = (f"model {handle.name!r} has no language-model head, so it cannot predict masked tokens: "
                 "serve a checkpoint with a masked-LM or causal-LM head for predictions")
     else:
-        predictions = [PositionPredictions(position=p, candidates=_candidates(cap, p)) for p in cap.tokens.masked]
+        predictions = [PositionPredictions(position=p, candidates=_candidates(cap, p)) for p in range(len(cap.tokens))]
     return AttentionResponse(model=handle.name, tokens=_tokens_out(cap.tokens), attention=encoded,
                              predictions=predictions, predictions_note=note)
 
@@ -101,13 +101,14 @@ def search(body: SearchRequest, request: Request) -> SearchResult:
     for name in body.filters:
         with in_field(f"filters.{name}"):
             corpus.index.check_filter(name)
-    tokens = _encode(state, corpus.model, body.text, None, body.mask)
+    tokens = _encode(state, corpus.model, body.text, body.text_pair, body.mask)
     with in_field("token"):
         check_range("token", body.token, len(tokens), f"the query text of {len(tokens)} tokens")
     query = Query(mode=body.mode, layer=body.layer, heads=tuple(body.heads) if body.heads else None, top=body.top,
                   filters=body.filters or None)
-    with corpus.lock, in_field(None):
-        result = corpus.index.query(corpus.model, body.text, body.token, query, mask=body.mask)
+    with in_field(None):
+        result = corpus.index.query(corpus.model, body.text, body.token, query, mask=body.mask,
+                                    text_pair=body.text_pair)
     return result
 
 

@@ -69,6 +69,7 @@ class SearchRequest(Request):
 
     corpus: str = Field(description="A configured corpus's name (see GET /api/corpora).")
     text: Text
+    text_pair: Text | None = Field(None, description="Optional second text (sentence B); token positions count both.")
     token: Position = Field(description="Position of the query token in the text's tokens.")
     layer: Position
     mode: Literal["embedding", "heads"] = "embedding"
@@ -164,7 +165,7 @@ class PositionPredictions(BaseModel):
 
 
 class AttentionResponse(BaseModel):
-    """Tokens, every layer's attention, and top-5 predictions at each masked position.
+    """Tokens, every layer's attention, and the top-5 predictions at every position (masked or not).
 
     ``predictions`` is null when the model has no language-model head; ``predictions_note`` says why.
     """

@@ -6,7 +6,6 @@ Nothing is loaded or downloaded because of a request: a name that was not config
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -32,13 +31,12 @@ class Limits:
 
 @dataclass(frozen=True)
 class Corpus:
-    """A configured corpus: its index, the (configured) model its queries run with, and a lock that
-    serialises its searches (the index's vector-set cache is not safe to update from two threads)."""
+    """A configured corpus: its index (safe to search from several threads) and the configured model
+    its queries run with."""
 
     name: str
     index: Index
     model: ModelHandle
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 @dataclass

@@ -110,6 +110,75 @@ export function layerData(bytes, encoding, shape, qUnits, kUnits, merged, thresh
   return { weight, lines };
 }
 
+/**
+ * What the aggregation control offers (B1): [value, label, description]. "mean" is computed here from
+ * the raw layer (`meanLayer`); the others arrive from Python as layers of their own, under the data
+ * key `${role}/${value}` (header stack "aggregations": value -> heads per layer).
+ */
+export const AGGREGATIONS = [
+  ["raw", "Attention", "each head's attention weights"],
+  ["mean", "Mean of heads", "the mean of the shown heads' weights"],
+  ["rollout", "Rollout", "attention rollout (Abnar & Zuidema 2020): every head's mean with the residual, multiplied up through the layers"],
+  ["value_norm", "‖αf(x)‖ per head", "value-norm weighted (Kobayashi et al. 2020): each weight times the norm of the value vector it moves; rows scaled to sum to 1"],
+  ["value_norm_sum", "‖Σαf(x)‖ of heads", "value-norm weighted, summed over heads (Kobayashi et al. 2020): the norm of what all heads move; rows scaled to sum to 1"],
+];
+/** Aggregations whose layers keep one entry per head (the others combine the heads into one). */
+export const PER_HEAD = new Set(["raw", "value_norm"]);
+
+/** The aggregations a stack offers: raw, the mean when it has several heads, and what Python carried. @param {any} stack */
+export function offeredAggregations(stack) {
+  const carried = stack.aggregations ?? {};
+  return AGGREGATIONS.filter(([value]) => value === "raw" || (value === "mean" && stack.heads > 1) || value in carried);
+}
+
+/**
+ * Fill an aggregation control with what `stack` offers, select `wanted` when it is offered (else "raw")
+ * and return what was selected.
+ * @param {HTMLSelectElement} select @param {any} stack @param {string} wanted
+ */
+export function fillAggregations(select, stack, wanted) {
+  const offered = offeredAggregations(stack);
+  select.replaceChildren(...offered.map(([value, text, about]) => Object.assign(new Option(text, value), { title: about })));
+  select.value = offered.some(([value]) => value === wanted) ? wanted : "raw";
+  return select.value;
+}
+
+/** An aggregation's label, description and the note shown beside the control. @param {string} aggregation */
+export function aggregationInfo(aggregation) {
+  const [, label, about] = AGGREGATIONS.find(([value]) => value === aggregation) ?? AGGREGATIONS[0];
+  const note = aggregation.startsWith("value_norm") ? "value norms, each row scaled to sum to 1"
+    : aggregation === "rollout" ? "every head combined" : "";
+  return { label, about, note };
+}
+
+/**
+ * The mean of some heads of a layer, as one dense head of bytes: round(mean of the heads' bytes).
+ * In a sparse layer the weights not carried (at or below the threshold) count as 0.
+ * @param {Uint8Array} bytes the layer, dense (heads, query, key) or sparse rows
+ * @param {any} encoding the header's encoding
+ * @param {{heads: number, query: number, key: number}} shape
+ * @param {number[]} heads head indices into the layer
+ * @returns {Uint8Array} (1, query, key) row-major
+ */
+export function meanLayer(bytes, encoding, shape, heads) {
+  const { query, key } = shape;
+  const sums = new Uint32Array(query * key);
+  const sparse = encoding.sparse ? sparseRows(bytes, shape.heads * query, encoding.index_bytes) : null;
+  for (const h of heads) {
+    for (let i = 0; i < query; i++) {
+      const row = h * query + i;
+      if (sparse) {
+        for (let n = sparse.starts[row]; n < sparse.starts[row + 1]; n++) sums[i * key + sparse.keys[n]] += sparse.values[n];
+      } else {
+        for (let j = 0; j < key; j++) sums[i * key + j] += bytes[row * key + j];
+      }
+    }
+  }
+  const out = new Uint8Array(query * key);
+  if (heads.length) for (let n = 0; n < out.length; n++) out[n] = Math.round(sums[n] / heads.length);
+  return out;
+}
+
 /** "0-5, 9" as a sorted list of positions below `limit`; throws with a message on bad text. @param {string} text @param {number} limit */
 export function parsePositions(text, limit) {
   const out = new Set();

@@ -145,6 +145,25 @@ export function download(filename, blob) {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
+/**
+ * An SVG document rasterised to a PNG blob at the device's pixel ratio (for "save as PNG").
+ * @param {string} text the SVG document @param {(blob: Blob) => void} done
+ */
+export function svgToPng(text, done) {
+  const image = new Image();
+  image.onload = () => {
+    const ratio = window.devicePixelRatio || 1;
+    const out = document.createElement("canvas");
+    out.width = Math.ceil(image.width * ratio);
+    out.height = Math.ceil(image.height * ratio);
+    const ctx = /** @type {CanvasRenderingContext2D} */ (out.getContext("2d"));
+    ctx.scale(ratio, ratio);
+    ctx.drawImage(image, 0, 0);
+    out.toBlob((blob) => { if (blob) done(blob); }, "image/png");
+  };
+  image.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(text);
+}
+
 /** Escape text for SVG/XML. @param {string} text */
 export function xmlText(text) {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");

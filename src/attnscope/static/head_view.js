@@ -8,15 +8,18 @@
  *   - "header": the payload header built by attnscope/views/payload.py (object or JSON string)
  *   - "layers": { role: [layer or null, ...] }, each layer the uint8 weights (heads, query, key)
  *     row-major; decoded weight = byte / 255. Missing layers are asked of Python (layerStore).
+ *     Carried aggregations (B1) arrive the same way under "<role>/<method>" (rollout, value norms).
  *   - optional initial state: "stack", "layer", "heads", "filter", "threshold", "hide_special",
- *     "merge_subwords", "rows", "columns" (token positions to keep, null for all)
+ *     "merge_subwords", "rows", "columns" (token positions to keep, null for all), "aggregation"
+ *     ("raw", "mean" of the shown heads, or a carried one: see AGGREGATIONS in attention_data.js)
  * and writes the selection back with model.set(...) + model.save_changes() ("token" included).
  *
  * Long inputs: the lines of a layer are listed once (those above the threshold), and only the band
  * of the view that is on screen is painted (software rasterisers pay per covered pixel), repainted
  * on scroll. The root exposes what is drawn: data-lines (lines in the current selection),
  * data-lines-drawn (painted in the visible band), data-stack, data-layer, data-heads, data-filter,
- * data-token, data-units ("tokens" or "words").
+ * data-token, data-units ("tokens" or "words"), data-aggregation. Aggregations that combine the heads
+ * into one ("mean", "rollout", "value_norm_sum") draw one set of lines in the text colour.
  */
 
 const CANVAS_WIDTH = 220;
@@ -39,6 +42,7 @@ function render({ model, el }) {
     threshold: /** @type {number} */ (model.get("threshold") ?? header.threshold),
     hideSpecial: Boolean(model.get("hide_special")),
     merge: Boolean(model.get("merge_subwords")),
+    aggregation: /** @type {string} */ (model.get("aggregation") || initial.aggregation || "raw"),
     /** @type {number[] | null} */ rows: model.get("rows") ?? null,
     /** @type {number[] | null} */ columns: model.get("columns") ?? null,
     /** @type {{side: string, index: number} | null} */ hover: null,
@@ -53,6 +57,7 @@ function render({ model, el }) {
   root.dataset.view = "head";
   const controls = make("div", "attnscope-hv-controls");
   const stackSelect = /** @type {HTMLSelectElement} */ (make("select", "attnscope-hv-stack"));
+  const aggregationSelect = /** @type {HTMLSelectElement} */ (make("select", "attnscope-hv-aggregation"));
   const layerSelect = /** @type {HTMLSelectElement} */ (make("select", "attnscope-hv-layer"));
   const filterSelect = /** @type {HTMLSelectElement} */ (make("select", "attnscope-hv-filter"));
   const threshold = /** @type {HTMLInputElement} */ (make("input", "attnscope-hv-threshold"));
@@ -64,14 +69,15 @@ function render({ model, el }) {
   const png = /** @type {HTMLButtonElement} */ (make("button", "attnscope-hv-png", "PNG"));
   const svg = /** @type {HTMLButtonElement} */ (make("button", "attnscope-hv-svg", "SVG"));
   png.type = svg.type = "button";
+  const note = make("span", "attnscope-hv-note");
   const status = make("span", "attnscope-hv-status");
   status.setAttribute("role", "status");
   const field = (/** @type {string} */ text, /** @type {HTMLElement} */ control) => labelled("attnscope-hv-label", text, control);
   const stackLabel = field("Attention", stackSelect);
   const filterLabel = field("Sentences", filterSelect);
-  controls.append(stackLabel, field("Layer", layerSelect), filterLabel, field("Threshold", threshold),
-    field("Hide special tokens", hideSpecial), field("Words", merge), field("Queries", rowsInput),
-    field("Keys", columnsInput), png, svg, status);
+  controls.append(stackLabel, field("Show", aggregationSelect), field("Layer", layerSelect), filterLabel,
+    field("Threshold", threshold), field("Hide special tokens", hideSpecial), field("Words", merge),
+    field("Queries", rowsInput), field("Keys", columnsInput), png, svg, note, status);
   for (const s of header.stacks) stackSelect.append(new Option(s.role, s.role));
   for (const [value, text] of FILTERS) filterSelect.append(new Option(text, value));
   stackLabel.hidden = header.stacks.length < 2;
@@ -130,13 +136,23 @@ function render({ model, el }) {
     return { q, k, qRows: rowsOf(q, state.rows), kRows: rowsOf(k, state.columns) };
   }
 
-  /** The current layer over units with its line lists, or null while the layer is on its way. */
+  const shownHeads = () => [...state.heads].sort((a, b) => a - b);
+
+  /**
+   * The current layer over units with its line lists, or null while the layer is on its way: the raw
+   * layer, the mean of the shown heads made from it, or a carried aggregation's layer.
+   */
   function data() {
-    const key = `${state.stack}:${state.layer}:${state.merge}:${state.threshold}`;
+    const agg = state.aggregation, s = stack();
+    const key = `${state.stack}:${state.layer}:${agg}:${agg === "mean" ? shownHeads().join(",") : ""}:${state.merge}:${state.threshold}`;
     if (cache.has(key)) return cache.get(key);
-    const bytes = store.get(state.stack, layerIndex());
+    const fromRaw = agg === "raw" || agg === "mean";
+    const bytes = store.get(fromRaw ? state.stack : `${state.stack}/${agg}`, layerIndex());
     if (!bytes) return null;
-    const made = layerData(bytes, header.encoding, stack(), layout.q, layout.k, state.merge, state.threshold);
+    const one = { heads: 1, query: s.query, key: s.key };
+    const made = agg === "mean"
+      ? layerData(meanLayer(bytes, header.encoding, s, shownHeads()), { sparse: false }, one, layout.q, layout.k, state.merge, state.threshold)
+      : layerData(bytes, header.encoding, fromRaw ? s : { ...one, heads: s.aggregations[agg] }, layout.q, layout.k, state.merge, state.threshold);
     if (cache.size >= 4) cache.delete(/** @type {string} */ (cache.keys().next().value));
     cache.set(key, made);
     return made;
@@ -155,8 +171,23 @@ function render({ model, el }) {
     return Math.max(4, Math.min(20, Math.floor(30000 / rows)));
   }
 
-  /** Calls `paint(h, qRow, kRow, weight)` for every line of the selection; returns how many there are. */
-  function eachLine(/** @type {(h: number, qr: number, kr: number, w: number) => void} */ paint) {
+  /**
+   * The sets of lines drawn: one per shown head (raw, per-head value norms), or one set in the text
+   * colour for an aggregation that combines the heads. `index` is the set's head in the layer data.
+   * @returns {{ index: number, colour: string, label: string }[]}
+   */
+  function lineSets() {
+    const heads = shownHeads();
+    if (PER_HEAD.has(state.aggregation)) return heads.map((h) => ({ index: h, colour: headColour(h), label: `head ${h}` }));
+    if (state.aggregation === "mean" && heads.length === 0) return [];
+    const label = state.aggregation === "mean" ? `mean of heads ${heads.join(", ")}`
+      : state.aggregation === "rollout" ? `rollout to layer ${state.layer}` : "all heads";
+    const colour = getComputedStyle(root).getPropertyValue("--attnscope-fg").trim();
+    return [{ index: 0, colour: /^#[0-9a-f]{6}$/i.test(colour) ? colour : "#555555", label }];
+  }
+
+  /** Calls `paint(set, qRow, kRow, weight)` for every line of the selection; returns how many there are. */
+  function eachLine(/** @type {(set: any, qr: number, kr: number, w: number) => void} */ paint) {
     const d = data();
     if (!d) return 0;
     const seg = segmentTest();
@@ -165,15 +196,15 @@ function render({ model, el }) {
     const kOk = layout.k.map((u) => f === "all" || !seg || seg(u) === f[1]);
     const active = state.hover ?? state.pinned;
     let count = 0;
-    for (const h of [...state.heads].sort((a, b) => a - b)) {
-      const { q, k, w } = d.lines[h];
+    for (const set of lineSets()) {
+      const { q, k, w } = d.lines[set.index];
       for (let n = 0; n < q.length; n++) {
         const a = q[n], b = k[n];
         const qr = layout.qRows.row[a], kr = layout.kRows.row[b];
         if (qr < 0 || kr < 0 || !qOk[a] || !kOk[b]) continue;
         if (active && (active.side === "query" ? active.index !== a : active.index !== b)) continue;
         count++;
-        paint(h, qr, kr, w[n]);
+        paint(set, qr, kr, w[n]);
       }
     }
     return count;
@@ -209,19 +240,19 @@ function render({ model, el }) {
     const width = canvas.width, bandHeight = canvas.height;
     const layer = createLineLayer(width, bandHeight);
     const thick = row >= 12; // 2 px lines on tall rows, as the SVG export
-    let drawn = 0, colour = -1;
-    const total = eachLine((h, qr, kr, w) => {
+    let drawn = 0, current = null;
+    const total = eachLine((set, qr, kr, w) => {
       const y0 = (qr + 0.5) * row, y1 = (kr + 0.5) * row;
       if (Math.max(y0, y1) < top || Math.min(y0, y1) > bottom) return;
-      if (h !== colour) {
-        if (colour >= 0) layer.end();
-        layer.begin(rgbOf(headColour(h)));
-        colour = h;
+      if (set !== current) {
+        if (current) layer.end();
+        layer.begin(rgbOf(set.colour));
+        current = set;
       }
       layer.line((y0 - top) * ratio, (y1 - top) * ratio, Math.min(1, w), thick);
       drawn++;
     });
-    if (colour >= 0) layer.end();
+    if (current) layer.end();
     const image = ctx.createImageData(width, bandHeight);
     layer.write(image);
     ctx.putImageData(image, 0, 0);
@@ -233,7 +264,7 @@ function render({ model, el }) {
     const values = {
       stack: state.stack, layer: state.layer, heads: [...state.heads].sort((a, b) => a - b), filter: state.filter,
       threshold: state.threshold, hide_special: state.hideSpecial, merge_subwords: state.merge,
-      rows: state.rows, columns: state.columns,
+      rows: state.rows, columns: state.columns, aggregation: state.aggregation,
       token: token ? { ...token, unit: state.merge ? "word" : "token" } : null,
     };
     for (const [name, value] of Object.entries(values)) model.set(name, value);
@@ -246,6 +277,7 @@ function render({ model, el }) {
     state.heads = new Set([...state.heads].filter((h) => h < s.heads));
     if (state.heads.size === 0) for (let h = 0; h < s.heads; h++) state.heads.add(h);
     if (segmentTest() === null) state.filter = "all";
+    state.aggregation = fillAggregations(aggregationSelect, s, state.aggregation);
     stackSelect.value = state.stack;
     layerSelect.replaceChildren(...s.layer_labels.map((/** @type {number} */ l) => new Option(String(l), String(l))));
     layerSelect.value = String(state.layer);
@@ -310,15 +342,17 @@ function render({ model, el }) {
     tooltip.replaceChildren(make("div", "attnscope-hv-tip-title",
       `${fromQuery ? "query" : "key"} ${active.index} “${shown(own[active.index].label)}”, layer ${state.layer}` +
       (fromQuery ? ": weights on keys" : ": weights from queries")));
-    for (const h of [...state.heads].sort((a, b) => a - b)) {
+    const perHead = PER_HEAD.has(state.aggregation);
+    for (const set of lineSets()) {
       const line = make("div", "attnscope-hv-tip-head");
-      line.dataset.head = String(h);
+      if (perHead) line.dataset.head = String(set.index);
+      else line.dataset.aggregation = state.aggregation;
       const swatch = make("span", "attnscope-hv-swatch");
-      swatch.style.background = headColour(h);
-      line.append(swatch, make("span", "attnscope-hv-tip-name", `head ${h}`));
+      swatch.style.background = set.colour;
+      line.append(swatch, make("span", "attnscope-hv-tip-name", set.label));
       const entries = [];
       for (const o of otherRows.shown) {
-        const w = fromQuery ? d.weight(h, active.index, o) : d.weight(h, o, active.index);
+        const w = fromQuery ? d.weight(set.index, active.index, o) : d.weight(set.index, o, active.index);
         if (w > state.threshold) entries.push([o, w]);
       }
       entries.sort((a, b) => b[1] - a[1]);
@@ -356,18 +390,23 @@ function render({ model, el }) {
     const { total, drawn } = draw();
     highlight();
     showTooltip();
-    for (const button of headBar.querySelectorAll("button")) {
-      const on = state.heads.has(Number(/** @type {HTMLElement} */ (button).dataset.head));
+    const allHeads = state.aggregation === "rollout" || state.aggregation === "value_norm_sum";
+    for (const node of headBar.querySelectorAll("button")) {
+      const button = /** @type {HTMLButtonElement} */ (node);
+      const on = allHeads || state.heads.has(Number(button.dataset.head));
       button.classList.toggle("attnscope-hv-off", !on);
       button.setAttribute("aria-pressed", String(on));
+      button.disabled = allHeads; // these combine every head: there is no choice to make
     }
+    aggregationSelect.title = aggregationInfo(state.aggregation).about;
+    note.textContent = aggregationInfo(state.aggregation).note;
     status.textContent = loaded ? "" : `loading layer ${state.layer}…`;
     const active = state.hover ?? state.pinned;
     Object.assign(root.dataset, {
       lines: String(total), linesDrawn: String(drawn), stack: state.stack, layer: String(state.layer),
       heads: [...state.heads].sort((a, b) => a - b).join(","), filter: state.filter,
       token: active ? `${active.side}:${active.index}` : "", units: state.merge ? "words" : "tokens",
-      loading: String(!loaded),
+      loading: String(!loaded), aggregation: state.aggregation,
     });
     if (write) save();
   }
@@ -386,35 +425,20 @@ function render({ model, el }) {
     });
     labels(layout.q, layout.qRows, left - 6, "end");
     labels(layout.k, layout.kRows, left + CANVAS_WIDTH + 6, "start");
-    eachLine((h, qr, kr, w) => {
+    eachLine((set, qr, kr, w) => {
       const y0 = (qr + 0.5) * row, y1 = (kr + 0.5) * row;
       if (Math.max(y0, y1) < top || Math.min(y0, y1) > bottom) return;
-      parts.push(`<line x1="${left}" y1="${y0 - top}" x2="${left + CANVAS_WIDTH}" y2="${y1 - top}" stroke="${headColour(h)}" stroke-opacity="${Math.min(1, w).toFixed(3)}" stroke-width="${row >= 12 ? 2 : 1}"/>`);
+      parts.push(`<line x1="${left}" y1="${y0 - top}" x2="${left + CANVAS_WIDTH}" y2="${y1 - top}" stroke="${set.colour}" stroke-opacity="${Math.min(1, w).toFixed(3)}" stroke-width="${row >= 12 ? 2 : 1}"/>`);
     });
     return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${bottom - top}" font-family="sans-serif" font-size="${Math.min(13, row - 2)}" fill="${style.color}">${parts.join("")}</svg>`;
   }
 
-  /** What is on screen as a PNG: the SVG above rasterised at the device's pixel ratio. */
-  function toPNG(/** @type {(blob: Blob) => void} */ done) {
-    const text = toSVG();
-    const image = new Image();
-    image.onload = () => {
-      const ratio = window.devicePixelRatio || 1;
-      const out = document.createElement("canvas");
-      out.width = Math.ceil(image.width * ratio);
-      out.height = Math.ceil(image.height * ratio);
-      const ctx = /** @type {CanvasRenderingContext2D} */ (out.getContext("2d"));
-      ctx.scale(ratio, ratio);
-      ctx.drawImage(image, 0, 0);
-      out.toBlob((blob) => { if (blob) done(blob); }, "image/png");
-    };
-    image.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(text);
-  }
-
-  const fileName = () => `attnscope-head-view-${state.stack}-layer${state.layer}`;
+  const fileName = () => `attnscope-head-view-${state.stack}-layer${state.layer}` +
+    (state.aggregation === "raw" ? "" : `-${state.aggregation}`);
   svg.addEventListener("click", () => download(`${fileName()}.svg`, new Blob([toSVG()], { type: "image/svg+xml" })));
-  png.addEventListener("click", () => toPNG((blob) => download(`${fileName()}.png`, blob)));
+  png.addEventListener("click", () => svgToPng(toSVG(), (blob) => download(`${fileName()}.png`, blob)));
   stackSelect.addEventListener("change", () => { state.stack = stackSelect.value; buildStack(); update(); });
+  aggregationSelect.addEventListener("change", () => { state.aggregation = aggregationSelect.value; update(); });
   layerSelect.addEventListener("change", () => { state.layer = Number(layerSelect.value); update(); });
   filterSelect.addEventListener("change", () => { state.filter = filterSelect.value; update(); });
   threshold.addEventListener("change", () => {
@@ -476,6 +500,10 @@ function render({ model, el }) {
     },
     "change:filter": () => { const v = model.get("filter"); if (v && v !== state.filter) { state.filter = v; filterSelect.value = v; update(false); } },
     "change:stack": () => { const v = model.get("stack"); if (v in stacks && v !== state.stack) { state.stack = v; buildStack(); update(false); } },
+    "change:aggregation": () => {
+      const v = model.get("aggregation");
+      if (v !== state.aggregation && fillAggregations(aggregationSelect, stack(), v) === v) { state.aggregation = v; update(false); }
+    },
   };
   for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
 

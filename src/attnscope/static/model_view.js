@@ -6,17 +6,21 @@
  * columns). Click a thumbnail (or focus it and press Enter) to enlarge it with its tokens; hover a
  * token for its exact weights; Escape closes.
  *
- * Python prepends common.js, raster.js and model_view_detail.js (the enlarged view) to make one ES
- * module. `render({ model, el })` reads:
+ * Python prepends common.js, attention_data.js, raster.js and model_view_detail.js (the enlarged view)
+ * to make one ES module. `render({ model, el })` reads:
  *   - "header": the payload header (attnscope/views/payload.py), with "head_labels" per stack
  *   - "layers": { role: [layer, ...] }, each (heads, query, key) uint8 row-major; weight = byte / 255
+ *     Carried aggregations (B1) arrive the same way under "<role>/<method>" (rollout, value norms).
  *   - "stack", "thumbnails" ("auto" | "lines" | "matrix"), "filter", "hide_special", "threshold",
- *     "theme" ("auto" | "dark" | "light"), "layer" + "heads" (the enlarged cell, or null + [])
+ *     "theme" ("auto" | "dark" | "light"), "layer" + "heads" (the enlarged cell, or null + []),
+ *     "aggregation" ("raw", "mean" of the carried heads, or a carried one; see attention_data.js):
+ *     aggregations that combine the heads show one thumbnail per layer, in the text colour
  * and writes the selection back with model.set(...) + model.save_changes(): "stack", "layer" and
  * "heads" (the enlarged cell's layer and [head], model numbers), "token" (hovered in the enlarged
  * view: { side, index } or, in a matrix, { side: "query", index, key }), "thumbnails", "filter", "hide_special".
  * The root exposes what is drawn: data-cells, data-drawn (weights drawn in the grid), data-style,
- * data-stack, data-layer, data-head, data-filter, data-hide-special, data-detail-drawn, data-draw-ms.
+ * data-stack, data-layer, data-head, data-filter, data-hide-special, data-aggregation, data-detail-drawn,
+ * data-draw-ms.
  */
 
 const GRID_WIDTH = 1040; // CSS px the grid aims at; thumbnails shrink for many heads
@@ -43,7 +47,8 @@ function render({ model, el }) {
     filter: /** @type {string} */ (model.get("filter") ?? "all"),
     hideSpecial: Boolean(model.get("hide_special")),
     threshold: /** @type {number} */ (model.get("threshold") ?? header.threshold),
-    /** @type {{ layer: number, head: number } | null} indices into the carried layers and heads */
+    aggregation: /** @type {string} */ (model.get("aggregation") || initial.aggregation || "raw"),
+    /** @type {{ layer: number, head: number } | null} indices into the carried layers and the grid's heads */
     open: null,
     /** @type {{ side: string, index: number, key?: number } | null} sequence positions */
     hover: null,
@@ -61,6 +66,8 @@ function render({ model, el }) {
   const stackSelect = select("attnscope-mv-stack", header.stacks.map((/** @type {any} */ s) => [s.role, s.role]));
   const filterSelect = select("attnscope-mv-filter", FILTERS);
   const styleSelect = select("attnscope-mv-style", [["lines", "Lines"], ["matrix", "Matrix"]]);
+  const aggregationSelect = select("attnscope-mv-aggregation", []);
+  const note = make("span", "attnscope-mv-note");
   const specialBox = /** @type {HTMLInputElement} */ (make("input", "attnscope-mv-hide-special"));
   specialBox.type = "checkbox";
   const pngButton = button("attnscope-mv-png", "PNG", "Save the grid as a PNG image");
@@ -68,8 +75,8 @@ function render({ model, el }) {
   const field = (/** @type {string} */ text, /** @type {HTMLElement} */ control) => labelled("attnscope-mv-label", text, control);
   const stackLabel = field("Attention", stackSelect);
   const filterLabel = field("Sentences", filterSelect);
-  controls.append(stackLabel, filterLabel, field("Style", styleSelect), field("Hide special tokens", specialBox),
-    pngButton, svgButton);
+  controls.append(stackLabel, field("Show", aggregationSelect), filterLabel, field("Style", styleSelect),
+    field("Hide special tokens", specialBox), pngButton, svgButton, note);
   stackLabel.hidden = header.stacks.length < 2;
 
   const gridWrap = make("div", "attnscope-mv-grid");
@@ -81,8 +88,8 @@ function render({ model, el }) {
   cellArea.append(canvas);
   gridWrap.append(make("div", "attnscope-mv-corner", "layer \\ head"), headLabels, layerLabels, cellArea);
   const detail = createDetail({
-    root, header, state, stack, style, positions, marks, scratch,
-    bytes: (layer) => store.get(state.stack, layer),
+    root, header, state, stack: shownStack, style, positions, marks, scratch, colour: colourOf, name: headName,
+    bytes: layerBytes,
     hovered: () => save(),
     close: () => closeCell(),
   });
@@ -112,6 +119,45 @@ function render({ model, el }) {
 
   function stack() {
     return stacks[state.stack];
+  }
+
+  /** Whether the current aggregation combines the heads into one thumbnail per layer. */
+  const combined = () => !PER_HEAD.has(state.aggregation);
+
+  /** The current stack as the grid shows it: its header, with one head per layer for a combination. */
+  function shownStack() {
+    return combined() ? { ...stack(), heads: 1, head_labels: [null] } : stack();
+  }
+
+  /** The colour of the grid's head `h`: the head's own, or the text colour for a combination. @param {number} h */
+  function colourOf(h) {
+    if (!combined()) return headColour(stack().head_labels[h]);
+    const fg = getComputedStyle(root).getPropertyValue("--attnscope-mv-fg").trim();
+    return /^#[0-9a-f]{6}$/i.test(fg) ? fg : "#555555";
+  }
+
+  /** How the grid's head `h` is named in labels and titles. @param {number} h */
+  function headName(h) {
+    return combined() ? aggregationInfo(state.aggregation).label : `head ${stack().head_labels[h]}`;
+  }
+
+  /** @type {Map<number, Uint8Array>} means of the carried heads, per layer of the current stack */
+  const means = new Map();
+
+  /**
+   * Layer `l` of the current stack as the grid draws it, (grid heads, query, key) bytes, or null while
+   * it is on its way: raw, the mean of the carried heads made from raw, or a carried aggregation's.
+   * @param {number} l
+   */
+  function layerBytes(l) {
+    const agg = state.aggregation, s = stack();
+    if (agg !== "mean") return store.get(agg === "raw" ? state.stack : `${state.stack}/${agg}`, l);
+    if (!means.has(l)) {
+      const raw = store.get(state.stack, l);
+      if (!raw) return null;
+      means.set(l, meanLayer(raw, { sparse: false }, s, [...Array(s.heads).keys()]));
+    }
+    return /** @type {Uint8Array} */ (means.get(l));
   }
 
   /** The "lines" or "matrix" style in use ("auto" picks by the stack's token count). */
@@ -146,29 +192,30 @@ function render({ model, el }) {
   }
 
   function geometry() {
-    const s = stack();
+    const s = shownStack();
     const cell = Math.max(CELL_MIN, Math.min(CELL_MAX, Math.floor(GRID_WIDTH / s.heads) - GAP));
     return { cell, width: s.heads * (cell + GAP) - GAP, height: s.layers * (cell + GAP) - GAP };
   }
 
   /** Labels and one focusable button per thumbnail, for the current stack. */
   function buildGrid() {
-    const s = stack();
+    const s = shownStack();
     const g = geometry();
     root.style.setProperty("--attnscope-mv-cell", `${g.cell}px`);
     root.style.setProperty("--attnscope-mv-gap", `${GAP}px`);
-    headLabels.replaceChildren(...s.head_labels.map((/** @type {number} */ h) => {
-      const label = make("span", "attnscope-mv-head-label", String(h));
-      label.style.setProperty("--attnscope-head", headColour(h));
+    headLabels.replaceChildren(...s.head_labels.map((/** @type {number | null} */ h, /** @type {number} */ i) => {
+      const label = make("span", "attnscope-mv-head-label", h === null ? headName(i) : String(h));
+      label.style.setProperty("--attnscope-head", colourOf(i));
       return label;
     }));
+    state.aggregation = fillAggregations(aggregationSelect, stack(), state.aggregation);
     layerLabels.replaceChildren(...s.layer_labels.map((/** @type {number} */ l) => make("span", "attnscope-mv-layer-label", String(l))));
     cells = [];
     for (let l = 0; l < s.layers; l++) {
       for (let h = 0; h < s.heads; h++) {
         const cell = /** @type {HTMLButtonElement} */ (make("button", "attnscope-mv-cell"));
         cell.type = "button";
-        Object.assign(cell.dataset, { layer: String(s.layer_labels[l]), head: String(s.head_labels[h]), row: String(l), col: String(h) });
+        Object.assign(cell.dataset, { layer: String(s.layer_labels[l]), head: s.head_labels[h] === null ? "" : String(s.head_labels[h]), row: String(l), col: String(h) });
         cell.style.left = `${h * (g.cell + GAP)}px`;
         cell.style.top = `${l * (g.cell + GAP)}px`;
         cell.addEventListener("click", () => openCell(l, h));
@@ -186,7 +233,7 @@ function render({ model, el }) {
    */
   function drawGrid() {
     const start = performance.now();
-    const s = stack();
+    const s = shownStack();
     const g = geometry();
     const ratio = window.devicePixelRatio || 1;
     const px = (/** @type {number} */ v) => Math.round(v * ratio);
@@ -201,14 +248,14 @@ function render({ model, el }) {
     const size = px(g.cell);
     let total = 0, complete = true;
     for (let l = 0; l < s.layers; l++) {
-      const bytes = store.get(state.stack, l);
+      const bytes = layerBytes(l);
       if (!bytes) { complete = false; continue; }
       for (let h = 0; h < s.heads; h++) {
         const n = collectMarks(bytes, h * s.query * s.key, s.key, rows, cols, minByte, marks);
-        if (n) paintHead(image, px(h * (g.cell + GAP)), px(l * (g.cell + GAP)), size, rows.length, cols.length, rgbOf(headColour(s.head_labels[h])));
+        if (n) paintHead(image, px(h * (g.cell + GAP)), px(l * (g.cell + GAP)), size, rows.length, cols.length, rgbOf(colourOf(h)));
         const cell = cells[l * s.heads + h];
         cell.dataset.drawn = String(n);
-        cell.setAttribute("aria-label", `layer ${s.layer_labels[l]}, head ${s.head_labels[h]}: ${n} weights above ${state.threshold}`);
+        cell.setAttribute("aria-label", `layer ${s.layer_labels[l]}, ${headName(h)}: ${n} weights above ${state.threshold}`);
         total += n;
       }
     }
@@ -242,7 +289,7 @@ function render({ model, el }) {
     state.open = null;
     detail.hide();
     refresh(write);
-    if (open && write) cells[open.layer * stack().heads + open.head]?.focus();
+    if (open && write) cells[open.layer * shownStack().heads + open.head]?.focus();
   }
 
   /** Redraw after a change of style, filter, special tokens, threshold or stack; keep the open cell. */
@@ -254,32 +301,36 @@ function render({ model, el }) {
 
   /** Sync the controls, the enlarged view's highlights and the data attributes; optionally write back to Python. */
   function refresh(write = true) {
-    const s = stack();
+    const s = shownStack();
     const open = state.open;
     stackSelect.value = state.stack;
     filterLabel.hidden = pairStart() === null;
     filterSelect.value = state.filter;
     styleSelect.value = style();
     specialBox.checked = state.hideSpecial;
+    aggregationSelect.value = state.aggregation;
+    aggregationSelect.title = aggregationInfo(state.aggregation).about;
+    note.textContent = aggregationInfo(state.aggregation).note;
     cells.forEach((cell, i) => cell.classList.toggle("attnscope-mv-open", !!open && i === open.layer * s.heads + open.head));
     detail.refresh();
     Object.assign(root.dataset, {
       cells: String(s.layers * s.heads), style: style(), stack: state.stack, filter: pairStart() === null ? "all" : state.filter,
       hideSpecial: String(state.hideSpecial), layer: open ? String(s.layer_labels[open.layer]) : "",
-      head: open ? String(s.head_labels[open.head]) : "",
+      head: open && !combined() ? String(s.head_labels[open.head]) : "", aggregation: state.aggregation,
     });
     if (write) save();
   }
 
   function save() {
-    const s = stack();
+    const s = shownStack();
     const open = state.open;
     const hv = state.hover;
     writing = true;
     try {
       model.set("stack", state.stack);
       model.set("layer", open ? s.layer_labels[open.layer] : null);
-      model.set("heads", open ? [s.head_labels[open.head]] : []);
+      model.set("heads", open && !combined() ? [s.head_labels[open.head]] : []);
+      model.set("aggregation", state.aggregation);
       model.set("thumbnails", state.style);
       model.set("filter", state.filter);
       model.set("hide_special", state.hideSpecial);
@@ -292,6 +343,7 @@ function render({ model, el }) {
 
   /** A new stack: rebuild the grid for its layers × heads and close the enlarged view. @param {boolean} [write] */
   function switchStack(write = true) {
+    means.clear();
     state.open = null;
     detail.hide();
     buildGrid();
@@ -299,12 +351,12 @@ function render({ model, el }) {
   }
 
   function exportName() {
-    return `attnscope-model-view-${state.stack}-${style()}`;
+    return `attnscope-model-view-${state.stack}-${style()}` + (state.aggregation === "raw" ? "" : `-${state.aggregation}`);
   }
 
   /** What both exports draw around the thumbnails: size, colours, where each thumbnail goes, the labels. */
   function exportLayout() {
-    const s = stack();
+    const s = shownStack();
     const g = geometry();
     const colours = getComputedStyle(root);
     const at = (/** @type {number} */ i) => EXPORT_MARGIN + i * (g.cell + GAP);
@@ -313,7 +365,7 @@ function render({ model, el }) {
       fg: colours.getPropertyValue("--attnscope-mv-fg").trim() || "#000",
       bg: colours.getPropertyValue("--attnscope-mv-bg").trim() || "#fff",
       labels: [
-        ...s.head_labels.map((/** @type {number} */ h, /** @type {number} */ i) => ({ text: String(h), x: at(i) + g.cell / 2, y: 16, middle: true })),
+        ...s.head_labels.map((/** @type {number | null} */ h, /** @type {number} */ i) => ({ text: h === null ? headName(i) : String(h), x: at(i) + g.cell / 2, y: 16, middle: true })),
         ...s.layer_labels.map((/** @type {number} */ l, /** @type {number} */ i) => ({ text: String(l), x: 4, y: at(i) + g.cell / 2 + 4, middle: false })),
       ],
     };
@@ -346,7 +398,7 @@ function render({ model, el }) {
    * from the same marks the canvas shows; past SVG_MAX_MARKS, the canvas embedded as an image instead.
    */
   function saveSvg() {
-    const s = stack();
+    const s = shownStack();
     const layout = exportLayout();
     const { rows, cols } = positions();
     const minByte = minDrawnByte(state.threshold);
@@ -356,11 +408,11 @@ function render({ model, el }) {
     const raster = Number(root.dataset.drawn) > SVG_MAX_MARKS;
     if (raster) parts.push(`<image x="${EXPORT_MARGIN}" y="${EXPORT_MARGIN}" width="${layout.g.width}" height="${layout.g.height}" href="${canvas.toDataURL("image/png")}"/>`);
     for (let l = 0; l < s.layers && !raster; l++) {
-      const bytes = store.get(state.stack, l);
+      const bytes = layerBytes(l);
       for (let h = 0; bytes && h < s.heads; h++) {
         collectMarks(bytes, h * s.query * s.key, s.key, rows, cols, minByte, marks);
-        parts.push(`<g class="cell" data-layer="${s.layer_labels[l]}" data-head="${s.head_labels[h]}" transform="translate(${layout.at(h)},${layout.at(l)})">`,
-          svgHead(marks, style(), layout.g.cell, rows.length, cols.length, headColour(s.head_labels[h]), scratch), "</g>");
+        parts.push(`<g class="cell" data-layer="${s.layer_labels[l]}" data-head="${s.head_labels[h] ?? state.aggregation}" transform="translate(${layout.at(h)},${layout.at(l)})">`,
+          svgHead(marks, style(), layout.g.cell, rows.length, cols.length, colourOf(h), scratch), "</g>");
       }
     }
     parts.push("</svg>");
@@ -374,7 +426,7 @@ function render({ model, el }) {
     const moves = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] };
     const move = moves[/** @type {keyof typeof moves} */ (event.key)];
     if (!move || !target.classList.contains("attnscope-mv-cell")) return;
-    const s = stack();
+    const s = shownStack();
     const l = Number(target.dataset.row) + move[0], h = Number(target.dataset.col) + move[1];
     if (l < 0 || h < 0 || l >= s.layers || h >= s.heads) return;
     event.preventDefault();
@@ -384,12 +436,12 @@ function render({ model, el }) {
   /** A change made in Python to layer or heads opens (or closes) that cell. */
   function fromPython() {
     if (writing) return;
-    const s = stack();
+    const s = shownStack();
     const layer = model.get("layer");
     const heads = model.get("heads") ?? [];
     if (layer === null || layer === undefined) { if (state.open) closeCell(false); return; }
     const l = s.layer_labels.indexOf(layer);
-    const h = heads.length ? s.head_labels.indexOf(heads[0]) : 0;
+    const h = heads.length && !combined() ? s.head_labels.indexOf(heads[0]) : 0;
     if (l < 0 || h < 0 || (state.open && state.open.layer === l && state.open.head === h)) return;
     openCell(l, h, heads.length === 0);
   }
@@ -402,6 +454,7 @@ function render({ model, el }) {
   stackSelect.addEventListener("change", () => { state.stack = stackSelect.value; switchStack(); });
   filterSelect.addEventListener("change", () => { state.filter = filterSelect.value; redrawAll(); });
   styleSelect.addEventListener("change", () => { state.style = styleSelect.value; redrawAll(); });
+  aggregationSelect.addEventListener("change", () => { state.aggregation = aggregationSelect.value; switchStack(); });
   specialBox.addEventListener("change", () => { state.hideSpecial = specialBox.checked; redrawAll(); });
   pngButton.addEventListener("click", savePng);
   svgButton.addEventListener("click", saveSvg);
@@ -418,6 +471,12 @@ function render({ model, el }) {
     "change:hide_special": fromPythonValue("hide_special", (v) => !!v !== state.hideSpecial && (state.hideSpecial = !!v, true)),
     "change:threshold": fromPythonValue("threshold", (v) => typeof v === "number" && v !== state.threshold && (state.threshold = v, true)),
     "change:theme": () => { root.dataset.theme = model.get("theme") || "auto"; },
+    "change:aggregation": () => {
+      const v = model.get("aggregation");
+      if (writing || v === state.aggregation || fillAggregations(aggregationSelect, stack(), v) !== v) return;
+      state.aggregation = v;
+      switchStack(false);
+    },
   };
   for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
 

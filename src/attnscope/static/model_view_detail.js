@@ -20,7 +20,9 @@ const TOP_WEIGHTS = 10; // weights listed in the tooltip, strongest first
  * @property {HTMLElement} root
  * @property {any} header
  * @property {{ stack: string, threshold: number, open: { layer: number, head: number } | null, hover: Hover | null }} state
- * @property {() => any} stack the current stack's header
+ * @property {() => any} stack the current stack's header, as the grid shows it (one head for a combination)
+ * @property {(h: number) => string} colour the colour of the grid's head h
+ * @property {(h: number) => string} name how the grid's head h is named ("head 3", "Rollout")
  * @property {() => string} style "lines" or "matrix"
  * @property {() => { rows: number[], cols: number[] }} positions kept query and key positions
  * @property {(layer: number) => Uint8Array | null} bytes a layer of the current stack
@@ -51,8 +53,8 @@ export function createDetail(host) {
     close.title = "Close (Escape)";
     close.addEventListener("click", () => host.close());
     const title = make("div", "attnscope-mv-detail-title",
-      `${state.stack} layer ${s.layer_labels[open.layer]}, head ${s.head_labels[open.head]}`);
-    title.style.setProperty("--attnscope-head", headColour(s.head_labels[open.head]));
+      `${state.stack} layer ${s.layer_labels[open.layer]}, ${host.name(open.head)}`);
+    title.style.setProperty("--attnscope-head", host.colour(open.head));
     const { rows, cols } = host.positions();
     const queries = tokenColumn(s.query_tokens, rows, "query");
     const keys = tokenColumn(s.key_tokens, cols, "key");
@@ -122,7 +124,7 @@ export function createDetail(host) {
     picture.style.height = `${cssHeight}px`;
     const ctx = /** @type {CanvasRenderingContext2D} */ (picture.getContext("2d"));
     const image = ctx.createImageData(picture.width, picture.height);
-    const rgb = rgbOf(headColour(host.stack().head_labels[state.open.head]));
+    const rgb = rgbOf(host.colour(state.open.head));
     if (count && lines) paintLines(image, 0, 0, picture.width, picture.height, host.marks, unit * ratio, unit * ratio, rgb, host.scratch);
     else if (count) paintMatrix(image, 0, 0, picture.width, picture.height, host.marks, rows.length, cols.length, rgb, host.scratch);
     ctx.putImageData(image, 0, 0);
@@ -184,7 +186,7 @@ export function createDetail(host) {
     const own = header.sequences[fromQuery ? s.query_tokens : s.key_tokens].tokens;
     const other = header.sequences[fromQuery ? s.key_tokens : s.query_tokens].tokens;
     tooltip.replaceChildren(make("div", "attnscope-mv-tip-title",
-      `${hv.side} ${hv.index} “${shown(own[hv.index])}”, layer ${s.layer_labels[open.layer]}, head ${s.head_labels[open.head]}` +
+      `${hv.side} ${hv.index} “${shown(own[hv.index])}”, layer ${s.layer_labels[open.layer]}, ${host.name(open.head)}` +
       (fromQuery ? ": weights on keys" : ": weights from queries")));
     if (hv.key !== undefined) {
       const byte = at(hv.index, hv.key);

@@ -45,6 +45,8 @@ def head_view(
     threshold: float = DEFAULT_THRESHOLD,
     stack: str | None = None,
     encoding: str = "auto",
+    aggregation: str = "raw",
+    aggregations: str | Sequence[str] = "auto",
 ) -> HeadView:
     """The head view (V1) of a `Capture` or of BertViz-style attention.
 
@@ -59,13 +61,17 @@ def head_view(
     ``.data`` is the page's HTML, as BertViz's returned object has). ``encoding`` is how weights travel:
     "dense" (every weight, one byte each), "sparse" (only those above ``threshold``, with their key
     positions) or "auto" (sparse exactly when it is sure to be smaller: long inputs).
+    ``aggregation`` is what is shown first, and a control switches it: "raw" (each head), "mean" (of the
+    heads shown), "rollout", "value_norm" (‖α·f(x)‖ per head) or "value_norm_sum" (‖Σ_h α·f(x)‖), the
+    value norms scaled per row to sum to 1. ``aggregations`` lists the ones carried besides raw and mean
+    ("auto": every one the input allows, up to 512 tokens; value norms need a capture with values).
     """
     if html_action not in ("view", "return"):
         raise InputError(f"html_action must be 'view' or 'return', got {html_action!r}")
     if encoding not in ENCODINGS:
         raise InputError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
     options = dict(layer=layer, heads=heads, include_layers=include_layers, threshold=threshold, stack=stack,
-                   sparse=ENCODINGS[encoding])
+                   sparse=ENCODINGS[encoding], aggregation=aggregation, aggregations=aggregations)
     payload = payload_from_inputs(
         attention, tokens, sentence_b_start,
         encoder_attention=encoder_attention, decoder_attention=decoder_attention, cross_attention=cross_attention,

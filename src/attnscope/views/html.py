@@ -31,7 +31,8 @@ def static_text(name: str) -> str:
 
 PARTS: dict[str, tuple[str, ...]] = {
     "head_view": ("attention_data", "raster"),
-    "model_view": ("raster", "model_view_detail"),
+    "model_view": ("attention_data", "raster", "model_view_detail"),
+    "app": ("raster", "app_state", "app_attention", "app_corpus"),
 }
 """Extra files a view's module is made of, placed between ``common.js`` and ``<module>.js``."""
 

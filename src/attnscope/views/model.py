@@ -88,6 +88,8 @@ def model_view(
     stack: str | None = None,
     style: str = "auto",
     hide_special: bool = False,
+    aggregation: str = "raw",
+    aggregations: str | Sequence[str] = "auto",
 ) -> ModelView:
     """The model view (V2) of a `Capture` or of BertViz-style attention.
 
@@ -100,7 +102,10 @@ def model_view(
     "light"; unlike BertViz (always dark by default) the default, ``None``, follows the page's
     light or dark preference. ``style`` is "lines", "matrix" or "auto"; weights <= ``threshold`` are
     not drawn; ``hide_special`` starts with special tokens hidden. ``html_action`` is accepted for
-    BertViz compatibility ("view" or "return": both return the view).
+    BertViz compatibility ("view" or "return": both return the view). ``aggregation`` is what the
+    thumbnails show first, and a control switches it: "raw" (a thumbnail per head), "mean" (of the heads
+    shown, one per layer), "rollout", "value_norm" (‖α·f(x)‖ per head) or "value_norm_sum" (‖Σ_h α·f(x)‖,
+    one per layer), value norms scaled per row to sum to 1; ``aggregations`` as in `head_view`.
     Returns a `ModelView` widget: it displays in notebooks (a static copy where widgets do not run),
     ``to_html()`` and ``save(path)`` export it, and its ``selection`` follows what the user enlarges.
     """
@@ -113,5 +118,6 @@ def model_view(
         encoder_attention=encoder_attention, decoder_attention=decoder_attention, cross_attention=cross_attention,
         encoder_tokens=encoder_tokens, decoder_tokens=decoder_tokens, batch_index=batch_index,
         include_layers=include_layers, include_heads=include_heads, threshold=threshold, stack=stack,
+        aggregation=aggregation, aggregations=aggregations,
     )
     return ModelView(payload, style=style, hide_special=hide_special, theme=theme)

@@ -14,15 +14,17 @@ raises `InputError` with what was wrong and what is allowed.
 from __future__ import annotations
 
 import base64
-import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..capture.inputs import CONTINUATION, END_OF_WORD, SPACE_MARKERS, Tokens
 from ..capture.result import Capture
 from ..errors import InputError, check_range
+from .aggregated import carried_layers, check_initial, choose, data_key, unavailable
+from .sequences import (  # noqa: F401 - looks_special and prettify are re-exported: they lived here first
+    TokenSequence, looks_special, prettify, sequence_from_strings, sequence_from_tokens,
+)
 
 SCALE = 255
 """Quantisation scale: a weight ``w`` in [0, 1] is stored as the byte ``round(w * 255)``."""
@@ -35,85 +37,15 @@ _TOLERANCE = 1e-3  # weights may exceed 1 or dip below 0 by float rounding, not 
 
 
 @dataclass
-class TokenSequence:
-    """One token sequence a stack reads: display strings, special-token flags, sentence B start, words.
-
-    ``words`` gives each token's word number (``None`` for special tokens) and ``word_labels`` each
-    word's text, so a view can merge subword rows and columns into words.
-    """
-
-    tokens: list[str]
-    special: list[bool]
-    sentence_b_start: int | None = None
-    words: list[int | None] = field(default_factory=list)
-    word_labels: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"tokens": self.tokens, "special": self.special, "sentence_b_start": self.sentence_b_start,
-                "words": self.words, "word_labels": self.word_labels}
-
-
-def sequence_from_tokens(tokens: Tokens) -> TokenSequence:
-    """The view's sequence for captured `Tokens`: words from the tokenizer's word ids, labelled by their text."""
-    words: list[int | None] = []
-    spans: dict[int, list[int]] = {}
-    numbering: dict[tuple[int, int], int] = {}
-    for i, (word, special) in enumerate(zip(tokens.word_ids, tokens.special)):
-        if special or word is None:
-            words.append(None)
-            continue
-        number = numbering.setdefault((tokens.segments[i], word), len(numbering))
-        words.append(number)
-        spans.setdefault(number, []).append(i)
-    labels = []
-    for number in range(len(numbering)):
-        members = spans[number]
-        offsets = [tokens.offsets[i] for i in members]
-        text = tokens.texts[tokens.segments[members[0]]] if tokens.texts else ""
-        if text and all(offsets):
-            labels.append(text[min(o[0] for o in offsets):max(o[1] for o in offsets)].strip() or tokens.display[members[0]])
-        else:
-            labels.append("".join(tokens.display[i] for i in members))
-    return TokenSequence(list(tokens.display), list(tokens.special), tokens.sentence_b_start, words, labels)
-
-
-def sequence_from_strings(raw: Sequence[str], sentence_b_start: int | None, tidy: bool) -> TokenSequence:
-    """The view's sequence for BertViz-style token strings: specials by their form, words by subword markers.
-
-    A token continues the previous word when it starts with ``##`` (WordPiece), or, in a sequence
-    that marks word starts (``Ġ``, ``▁``), when it has no such marker; punctuation is a word of its own.
-    """
-    special = [looks_special(t) for t in raw]
-    marks_starts = any(t.startswith(SPACE_MARKERS) for t in raw)
-    words: list[int | None] = []
-    labels: list[str] = []
-    joinable = False  # whether the previous token can take a continuation
-    for token, sp in zip(raw, special):
-        if sp:
-            words.append(None)
-            joinable = False
-            continue
-        piece = prettify(token).removeprefix(CONTINUATION) or token
-        punctuation = not any(c.isalnum() for c in piece)
-        continues = token.startswith(CONTINUATION) or (marks_starts and not token.startswith(SPACE_MARKERS))
-        if continues and joinable and not punctuation:
-            labels[-1] += piece
-        else:
-            labels.append(piece)
-        words.append(len(labels) - 1)
-        joinable = not punctuation
-    shown = [prettify(t) for t in raw] if tidy else list(raw)
-    return TokenSequence(shown, special, sentence_b_start, words, labels)
-
-
-@dataclass
 class Payload:
     """What a view draws: token sequences and, per stack role, uint8 weights ``(layers, heads, query, key)``.
 
     ``layer_labels[role]`` are the model's layer numbers of the kept layers (all of them unless
     ``include_layers`` was given), ``head_labels[role]`` the model's head numbers of the kept heads
     (all of them, ``range(heads)``, unless ``include_heads`` was given). ``selection`` is the initial
-    stack, layer (a layer label) and visible heads (head labels).
+    stack, layer (a layer label), visible heads (head labels) and aggregation. ``aggregated`` holds the
+    carried aggregations' uint8 layers by data key ``"<role>/<method>"`` (`aggregated.data_key`),
+    ``(layers, heads', query, key)`` with heads' 1 for methods that combine the heads.
     """
 
     sequences: dict[str, TokenSequence]
@@ -127,6 +59,20 @@ class Payload:
     selection: dict[str, Any] = field(default_factory=dict)
     sparse: bool = False
     head_labels: dict[str, list[int]] = field(default_factory=dict)
+    aggregated: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def data(self, key: str) -> np.ndarray:
+        """The uint8 layers under a data key: a role (raw attention) or ``"<role>/<method>"``."""
+        return self.stacks[key] if key in self.stacks else self.aggregated[key]
+
+    def data_keys(self) -> list[str]:
+        """Every data key: the roles, then the carried aggregations."""
+        return [*self.stacks, *self.aggregated]
+
+    def aggregations_of(self, role: str) -> dict[str, int]:
+        """The carried aggregations of stack ``role``, with the heads each layer of them has."""
+        prefix = role + "/"
+        return {key[len(prefix):]: int(w.shape[1]) for key, w in self.aggregated.items() if key.startswith(prefix)}
 
     def heads_of(self, role: str) -> list[int]:
         """The model's head numbers of the heads this payload carries for ``role``, in order."""
@@ -153,6 +99,7 @@ class Payload:
                     "query_tokens": self.stack_tokens[role][0],
                     "key_tokens": self.stack_tokens[role][1],
                     "causal": self.causal[role],
+                    "aggregations": self.aggregations_of(role),
                 }
                 for role, w in self.stacks.items()
             ],
@@ -170,14 +117,16 @@ class Payload:
     def _narrow(self) -> bool:
         return max(w.shape[3] for w in self.stacks.values()) <= 1 << 16
 
-    def layer_bytes(self, role: str, layer: int) -> bytes:
+    def layer_bytes(self, key: str, layer: int) -> bytes:
         """One layer's weights as bytes: dense ``(heads, query, key)`` row-major, or sparse rows (`encoding`).
+
+        ``key`` is a role, or a role and a carried aggregation (`data`).
 
         Sparse rows keep only the weights whose byte decodes above the threshold: per (head, query) row,
         little-endian uint32 row starts (``heads * query + 1`` of them), then uint16 (uint32 past 65536
         keys) key indices, then one uint8 weight per kept entry.
         """
-        dense = np.ascontiguousarray(self.stacks[role][layer])
+        dense = np.ascontiguousarray(self.data(key)[layer])
         if not self.sparse:
             return dense.tobytes()
         rows = dense.reshape(-1, dense.shape[-1])
@@ -188,18 +137,18 @@ class Payload:
         return starts.tobytes() + indices.tobytes() + rows[kept].tobytes()
 
     def layers_base64(self) -> dict[str, list[str]]:
-        """Every layer of every stack as a base64 string, per role."""
+        """Every layer of every stack and carried aggregation as a base64 string, per data key."""
         return {
-            role: [base64.b64encode(self.layer_bytes(role, i)).decode("ascii") for i in range(w.shape[0])]
-            for role, w in self.stacks.items()
+            key: [base64.b64encode(self.layer_bytes(key, i)).decode("ascii") for i in range(self.data(key).shape[0])]
+            for key in self.data_keys()
         }
 
-    def decoded(self, role: str) -> np.ndarray:
+    def decoded(self, key: str) -> np.ndarray:
         """The weights as the browser sees them: ``byte / 255`` as float64, (layers, heads, query, key)."""
-        return self.stacks[role].astype(np.float64) / SCALE
+        return self.data(key).astype(np.float64) / SCALE
 
     def nbytes(self) -> int:
-        return sum(int(w.nbytes) for w in self.stacks.values())
+        return sum(int(self.data(key).nbytes) for key in self.data_keys())
 
 
 def quantise(weights: np.ndarray) -> np.ndarray:
@@ -288,25 +237,6 @@ def _check_tokens(tokens: Any, what: str) -> list[str]:
     if len(tokens) == 0:
         raise InputError(f"{what} are empty: the view needs at least one token")
     return list(tokens)
-
-
-_SPECIAL = re.compile(r"^(\[[A-Z_]+\]|<\|?[^<>|\s]+\|?>)$")  # [CLS], </s>, <pad>, <|endoftext|>
-
-
-def looks_special(token: str) -> bool:
-    """Whether a bare token string looks like a tokenizer's special token (``[CLS]``, ``</s>``, ``<|endoftext|>``).
-
-    BertViz-style input carries no special-token flags, so hiding special tokens goes by their form.
-    """
-    return bool(_SPECIAL.match(token))
-
-
-def prettify(token: str) -> str:
-    """A subword token without tokenizer space markers (``Ġthe`` -> ``the``, ``▁the`` -> ``the``, ``##s`` kept)."""
-    text = token.replace(END_OF_WORD, "")
-    for marker in SPACE_MARKERS:
-        text = text.replace(marker, " ")
-    return text.strip() or token
 
 
 def _is_causal(weights: np.ndarray) -> bool:
@@ -398,6 +328,9 @@ def build_payload(
     include_heads: Sequence[int] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     sparse: bool | None = False,
+    capture: Capture | None = None,
+    aggregation: str = "raw",
+    aggregations: str | Sequence[str] = "auto",
 ) -> Payload:
     """Validate float weights ``(layers, heads, query, key)`` per role and quantise them into a `Payload`.
 
@@ -407,6 +340,9 @@ def build_payload(
     so a sparse row costs at most ``4 + 3 / threshold`` bytes against ``keys`` bytes dense.
 
     ``include_layers``/``include_heads`` keep only those layers/heads (the model's numbers, for every stack).
+    ``aggregations`` ("auto" or names from `aggregated.CARRIED`) are computed from the kept heads of every
+    layer (value norms only from a ``capture``) and carried as extra layers; ``aggregation`` is the one
+    shown first (`aggregated.VIEW_AGGREGATIONS`).
     """
     if not stacks:
         raise InputError("no attention given: pass attention, or encoder/decoder/cross attention")
@@ -430,6 +366,13 @@ def build_payload(
     payload = Payload(sequences, quantised, stack_tokens, causal, labels, model, kind, float(threshold),
                       sparse=sparse, head_labels=head_labels)
     _check_selection(payload, stack, layer, heads)
+    methods = choose(aggregations, aggregation, list(stacks), max(max(w.shape[2:]) for w in stacks.values()), capture)
+    carried = {role: [m for m in methods if unavailable(m, role, capture) is None] for role in stacks}
+    payload.selection["aggregation"] = check_initial(aggregation, carried, capture)
+    for role, weights in stacks.items():
+        for method in carried[role]:
+            layers = carried_layers(method, role, weights, head_labels[role], capture)
+            payload.aggregated[data_key(role, method)] = quantise(layers[labels[role]] if include_layers is not None else layers)
     return payload
 
 
@@ -450,7 +393,8 @@ def payload_from_capture(cap: Capture, **options: Any) -> Payload:
     if not stacks:
         raise InputError("this capture holds no attention weights: capture with fields=['attentions', ...]")
     causal = {role: role == "decoder" for role in stacks}
-    return build_payload(stacks, sequences, stack_tokens, causal=causal, model=cap.model, kind=cap.kind, **options)
+    return build_payload(stacks, sequences, stack_tokens, causal=causal, model=cap.model, kind=cap.kind, capture=cap,
+                         **options)
 
 
 def payload_from_arrays(

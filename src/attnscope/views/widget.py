@@ -18,6 +18,7 @@ import anywidget
 import traitlets
 
 from ..errors import InputError
+from .aggregated import VIEW_AGGREGATIONS, data_key
 from .html import page, view_fragment, write_atomically
 from .payload import Payload
 
@@ -98,8 +99,10 @@ class AttentionWidget(anywidget.AnyWidget):
 class PayloadWidget(AttentionWidget):
     """A view of a `Payload` (head and model views): uint8 layers as binary buffers, selection as traits.
 
-    ``layers`` holds ``{role: [bytes or None per layer]}``. With ``eager = False`` only the selected
-    layer is sent at first; the module asks for others when the user selects them.
+    ``layers`` holds ``{data key: [bytes or None per layer]}``, a data key being a role or a role and a
+    carried aggregation (``"encoder/rollout"``). With ``eager = False`` only the selected layer (raw,
+    and the selected aggregation's) is sent at first; the module asks for others when they are shown.
+    ``aggregation`` is what the view shows: "raw", "mean" (of the shown heads) or a carried aggregation.
     """
 
     eager: ClassVar[bool] = False
@@ -114,11 +117,13 @@ class PayloadWidget(AttentionWidget):
     merge_subwords = traitlets.Bool(False).tag(sync=True)
     rows = traitlets.List(traitlets.Int(), allow_none=True, default_value=None).tag(sync=True)
     columns = traitlets.List(traitlets.Int(), allow_none=True, default_value=None).tag(sync=True)
+    aggregation = traitlets.Unicode("raw").tag(sync=True)
 
     def __init__(self, payload: Payload, **kwargs: Any) -> None:
         self.payload = payload
         selection = payload.selection
-        kwargs = {"layer": selection["layer"], "heads": list(selection["heads"]), **kwargs}
+        kwargs = {"layer": selection["layer"], "heads": list(selection["heads"]),
+                  "aggregation": selection.get("aggregation", "raw"), **kwargs}
         super().__init__(
             header=payload.header(), layers=self._initial_layers(), stack=selection["stack"],
             threshold=payload.threshold, **kwargs,
@@ -126,17 +131,19 @@ class PayloadWidget(AttentionWidget):
 
     def _initial_layers(self) -> dict[str, list[bytes | None]]:
         selection = self.payload.selection
-        chosen = (selection["stack"], self.payload.layer_labels[selection["stack"]].index(selection["layer"]))
+        role = selection["stack"]
+        index = self.payload.layer_labels[role].index(selection["layer"])
+        chosen = {(role, index), (data_key(role, selection.get("aggregation", "raw")), index)}
         return {
-            role: [
-                self.payload.layer_bytes(role, i) if self.eager or (role, i) == chosen else None
-                for i in range(weights.shape[0])
+            key: [
+                self.payload.layer_bytes(key, i) if self.eager or (key, i) in chosen else None
+                for i in range(self.payload.data(key).shape[0])
             ]
-            for role, weights in self.payload.stacks.items()
+            for key in self.payload.data_keys()
         }
 
     def layer_count(self, role: Any) -> int | None:
-        return int(self.payload.stacks[role].shape[0]) if role in self.payload.stacks else None
+        return int(self.payload.data(role).shape[0]) if role in self.payload.data_keys() else None
 
     def layer_buffer(self, role: str, index: int) -> bytes:
         return self.payload.layer_bytes(role, index)
@@ -146,6 +153,15 @@ class PayloadWidget(AttentionWidget):
         value = proposal["value"]
         if value not in self.payload.stacks:
             raise InputError(f"stack {value!r} is not in this view: it has {', '.join(self.payload.stacks)}")
+        return value
+
+    @traitlets.validate("aggregation")
+    def _valid_aggregation(self, proposal: dict[str, Any]) -> str:
+        value = proposal["value"]
+        offered = [m for m in VIEW_AGGREGATIONS
+                   if m in ("raw", "mean") or any(m in self.payload.aggregations_of(r) for r in self.payload.stacks)]
+        if value not in offered:
+            raise InputError(f"aggregation {value!r} is not in this view: it offers {', '.join(offered)}")
         return value
 
     @traitlets.validate("layer")
@@ -167,12 +183,13 @@ class PayloadWidget(AttentionWidget):
 
     @property
     def selection(self) -> dict[str, Any]:
-        """What the user has selected in the view: stack, layer, heads, sentence filter and token."""
+        """What the user has selected in the view: stack, layer, heads, sentence filter, token, aggregation."""
         return {"stack": self.stack, "layer": self.layer, "heads": list(self.heads), "filter": self.filter,
                 "token": dict(self.token) if self.token else None, "merge_subwords": self.merge_subwords,
-                "hide_special": self.hide_special}
+                "hide_special": self.hide_special, "aggregation": self.aggregation}
 
     def html_state(self) -> dict[str, Any]:
-        names = ("stack", "layer", "heads", "filter", "threshold", "hide_special", "merge_subwords", "rows", "columns")
+        names = ("stack", "layer", "heads", "filter", "threshold", "hide_special", "merge_subwords", "rows", "columns",
+                 "aggregation")
         return {"header": self.header, "layers": self.payload.layers_base64(),
                 **{name: getattr(self, name) for name in names}}

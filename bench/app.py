@@ -1,0 +1,219 @@
+"""P6 and R2: the explorer app's responsiveness in Chromium, and the server under 16 concurrent clients.
+
+Starts a real `attnscope serve` (default model, the EWT dev+test index: ``--index DIR``, or built
+once into a temporary directory from ../shared/data) on a free loopback port, then:
+
+- P6 in headless Chromium (Debian's): the time from a layer change (the select's change event) to the
+  next painted frame, and from a search click to the results drawn and painted (the API call
+  included), each over ``--samples`` repetitions, for the paper's sentence (17 tokens) and a
+  250-token input. Goals: layer change <= 100 ms, search click <= 300 ms.
+- R2: ``--clients`` threads (16) on loopback for ``--seconds`` (60), each sending, one after another,
+  attention requests (random EWT sentences, sometimes as pairs or with a masked token) and searches
+  (random token, layer, mode and heads): errors, requests/s, p50/p99 latency per kind, and the
+  server's resident memory after warm-up, every 10 s, and at the end. Goals: zero errors, flat memory.
+
+    .venv/bin/python bench/app.py [--index DIR] [--samples 20] [--clients 16] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.serve_process import serving  # noqa: E402 - the same server runner the tests use
+
+from attnscope.corpus import open_corpus  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+PUB = "The girl ran to a local pub to escape the din of her city."
+EWT = ROOT.parent / "shared" / "data" / "ud_english_ewt"
+
+# Runs `action` (a string of JS), then resolves with the ms until `ready()` holds and a frame is painted.
+TIMED = """async ([action, ready]) => {
+  const t0 = performance.now();
+  (new Function(action))();
+  const done = new Function("return " + ready);
+  while (!done()) await new Promise((r) => setTimeout(r, 1));
+  await new Promise((r) => requestAnimationFrame(() => { const c = new MessageChannel();
+    c.port1.onmessage = r; c.port2.postMessage(0); }));
+  return performance.now() - t0;
+}"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def server_pid(base: str) -> int:
+    """The pid of the process listening on ``base``'s port (the serve subprocess)."""
+    port = int(base.rsplit(":", 1)[1])
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            parts = line.split()
+            if int(parts[1].split(":")[1], 16) == port and parts[3] == "0A":  # LISTEN
+                inodes.add(parts[9])
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    return int(pid)
+        except OSError:
+            continue
+    raise RuntimeError(f"no process listens on port {port}")
+
+
+def p6(base: str, samples: int, long_text: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    print(f"P6 app in headless Chromium: median and p95 over {samples} samples, event to painted frame")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        for label, text, token in (("17 tokens", PUB, 9), ("250 tokens", long_text, 120)):
+            page.goto(f"{base}/?{urlencode({'text': text, 'token': token})}")
+            page.wait_for_selector("#app[data-attention=ready]")
+            n = page.locator(".as-query").count()
+            layers = []
+            for i in range(samples):
+                layer = (i + 1) % 6
+                action = (f"const s = document.getElementById('layer'); s.value = '{layer}';"
+                          " s.dispatchEvent(new Event('change'));")
+                layers.append(page.evaluate(TIMED, [action, f"document.querySelector('.as-attention').dataset.layer === '{layer}'"]))
+            searches = []
+            for i in range(samples):
+                before = int(page.get_attribute("#results", "data-searches") or 0)
+                button = "search-embedding" if i % 2 == 0 else "search-heads"
+                action = f"document.getElementById('{button}').click();"
+                ready = f"Number(document.getElementById('results').dataset.searches || 0) > {before}"
+                searches.append(page.evaluate(TIMED, [action, ready]))
+            rows = page.locator(".as-match").count()
+            print(f"  {label} ({n} shown): layer change {statistics.median(layers):6.1f} ms (p95 {percentile(layers, 0.95):.1f}),"
+                  f" search click to {rows} matches drawn {statistics.median(searches):6.1f} ms (p95 {percentile(searches, 0.95):.1f})")
+            print(f"    goals: layer change <= 100 ms {'ok' if statistics.median(layers) <= 100 else 'MISSED'};"
+                  f" search <= 300 ms {'ok' if statistics.median(searches) <= 300 else 'MISSED'}")
+        browser.close()
+
+
+def r2(base: str, sentences: list[str], clients: int, seconds: float) -> None:
+    pid = server_pid(base)
+    corpus = httpx.get(f"{base}/api/corpora").json()[0]
+    stop = time.monotonic() + seconds
+    lock = threading.Lock()
+    latencies: dict[str, list[float]] = {"attention": [], "search": []}
+    errors: list[str] = []
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        with httpx.Client(base_url=base, timeout=60) as http:
+            while time.monotonic() < stop:
+                text = rng.choice(sentences)
+                if rng.random() < 0.5:
+                    kind = "attention"
+                    body: dict = {"model": "default", "text": text}
+                    if rng.random() < 0.3:
+                        body["text_pair"] = rng.choice(sentences)
+                    if rng.random() < 0.3:
+                        body["mask"] = [1]
+                else:
+                    kind = "search"
+                    heads = sorted(rng.sample(range(corpus["heads"]), rng.randint(1, corpus["heads"])))
+                    body = {"corpus": corpus["name"], "text": text, "token": 1, "layer": rng.randrange(corpus["layers"]),
+                            "mode": rng.choice(["embedding", "heads"]), "heads": heads}
+                started = time.perf_counter()
+                try:
+                    response = http.post(f"/api/{kind}", json=body)
+                    ok = response.status_code == 200
+                    detail = f"{kind} {response.status_code} {response.text[:200]}"
+                except httpx.HTTPError as error:
+                    ok, detail = False, f"{kind} {type(error).__name__}: {error}"
+                elapsed = (time.perf_counter() - started) * 1000
+                with lock:
+                    latencies[kind].append(elapsed)
+                    if not ok:
+                        errors.append(detail)
+
+    for layer in range(corpus["layers"]):  # warm-up: every vector set is loaded before memory is first read
+        for mode in ("embedding", "heads"):
+            httpx.post(f"{base}/api/search", json={"corpus": corpus["name"], "text": sentences[layer], "token": 1,
+                                                   "layer": layer, "mode": mode}, timeout=60)
+    memory = [(0.0, rss_mib(pid))]
+    threads = [threading.Thread(target=client, args=(seed,)) for seed in range(clients)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads):
+        time.sleep(1)
+        now = time.monotonic() - started
+        if now - memory[-1][0] >= 10:
+            memory.append((now, rss_mib(pid)))
+    for thread in threads:
+        thread.join()
+    memory.append((time.monotonic() - started, rss_mib(pid)))
+    total = sum(len(v) for v in latencies.values())
+    print(f"\nR2 load: {clients} clients on loopback for {seconds:.0f} s, attention and search mixed half and half")
+    print(f"  requests {total:,} ({total / seconds:.1f}/s), errors {len(errors)}")
+    for kind, values in latencies.items():
+        if values:
+            print(f"  {kind:9s} {len(values):5d} requests: p50 {percentile(values, 0.5):7.1f} ms, p99 {percentile(values, 0.99):7.1f} ms")
+    print("  server memory (RSS, MiB): " + ", ".join(f"{t:.0f} s {m:.0f}" for t, m in memory))
+    growth = memory[-1][1] - memory[1][1] if len(memory) > 2 else memory[-1][1] - memory[0][1]
+    print(f"  memory from the first 10 s to the end: {growth:+.0f} MiB; goals: zero errors "
+          f"{'ok' if not errors else 'MISSED'}, flat memory {'ok' if abs(growth) <= 50 else 'CHECK'} (within 50 MiB)")
+    for detail in errors[:5]:
+        print(f"  error: {detail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--index", type=Path, help="an EWT index of the default model (default: build one)")
+    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=60)
+    args = parser.parse_args()
+    sentences = [s.text for s in open_corpus(EWT).sentences if 5 <= len(s.words) <= 40]
+    long_text = " ".join(sentences[:40])
+    with tempfile.TemporaryDirectory() as tmp:
+        index = args.index
+        if index is None:
+            from attnscope import load
+            from attnscope.index import build_index
+
+            index = Path(tmp) / "ewt"
+            print("building the EWT index ...", flush=True)
+            build_index(open_corpus(EWT), load("default"), index)
+        with serving(["--corpus", str(index)], Path(tmp)) as base:
+            words = long_text.split()
+            while len(httpx.post(f"{base}/api/attention", json={"model": "default", "text": " ".join(words)}).json()
+                      .get("tokens", {}).get("tokens", [0] * 999)) > 250:
+                words = words[:-5]
+            p6(base, args.samples, " ".join(words))
+            r2(base, sentences, args.clients, args.seconds)
+
+
+if __name__ == "__main__":
+    main()

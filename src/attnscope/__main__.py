@@ -1,0 +1,5 @@
+"""``python -m attnscope``: the same command line as ``attnscope``."""
+
+from .cli import app
+
+app()

@@ -1,0 +1,338 @@
+// @ts-check
+/**
+ * The explorer app's page logic: reads the state from the URL, asks the API for attention and
+ * searches, and hands the results to the attention, corpus and summary views. Every change is
+ * written back to the URL (history.replaceState): nothing reloads the page, and a link rebuilds
+ * the view, search included. The page root exposes progress for tests and benchmarks:
+ * #app[data-attention] (idle | loading | ready | error) and data-loads (attention responses drawn),
+ * #results[data-state] (the same) and data-searches (search responses drawn).
+ */
+
+const EXAMPLE = "The girl ran to a local pub to escape the din of her city.";
+const TOP_MATCHES = 50;
+
+/** @param {string} id @returns {any} */
+function byId(id) {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`attnscope: the page has no #${id}`);
+  return el;
+}
+
+async function boot() {
+  const app = byId("app");
+  /** @type {AppState} */
+  let state = stateFromQuery(location.search);
+  /** @type {any[]} */
+  let models = [];
+  /** @type {any[]} */
+  let corpora = [];
+  /** @type {AttentionData | null} */
+  let attention = null;
+  /** @type {any[] | null} */
+  let predictions = null;
+  let predictionsNote = "";
+  /** @type {any} */
+  let result = null;
+  /** @type {number | null} */
+  let hover = null;
+  let attentionRun = 0, searchRun = 0;
+
+  const status = byId("status");
+  const tooltip = byId("tooltip");
+  const view = createAttentionView(byId("attention"), {
+    onSelect: (pos) => update({ token: pos }),
+    onMask: (pos) => toggleMask(pos),
+    onHeads: (heads) => update({ heads }),
+    onHover: (pos, el) => {
+      hover = pos;
+      redraw();
+      showPredictions(pos, el);
+    },
+  });
+
+  /** @param {string} message */
+  function say(message) {
+    status.textContent = message;
+  }
+
+  function writeUrl() {
+    history.replaceState(null, "", queryFromState(state));
+  }
+
+  function modelInfo() {
+    return models.find((m) => m.name === state.model || m.aliases.includes(state.model)) ?? null;
+  }
+
+  function corporaOfModel() {
+    const info = modelInfo();
+    return corpora.filter((c) => info && (c.model === info.name || info.aliases.includes(c.model)));
+  }
+
+  function corpusInfo() {
+    return corporaOfModel().find((c) => c.name === state.corpus) ?? null;
+  }
+
+  /** @param {HTMLSelectElement} select @param {Array<[string, string]>} options @param {string} value */
+  function fill(select, options, value) {
+    select.replaceChildren(...options.map(([v, label]) => {
+      const option = /** @type {HTMLOptionElement} */ (make("option", "", label));
+      option.value = v;
+      return option;
+    }));
+    select.value = value;
+  }
+
+  function fillSelectors() {
+    fill(byId("model"), models.map((m) => [m.name, m.name]), modelInfo()?.name ?? "");
+    const own = corporaOfModel();
+    fill(byId("corpus"), own.length ? own.map((c) => [c.name, `${c.name} (${c.tokens.toLocaleString("en")} tokens)`])
+      : [["", "(none for this model)"]], state.corpus);
+    const info = modelInfo();
+    byId("model-note").textContent = info ? `${info.layers} layers × ${info.heads} heads` +
+      (info.has_lm_head ? "" : " · no language-model head") : "";
+    const fields = corpusInfo()?.fields ?? [];
+    fill(byId("summary-field"), fields.map((f) => [f, f]), state.field || fields[0] || "");
+    fill(byId("cols-field"), fields.map((f) => [f, f]), state.cols || fields[0] || "");
+  }
+
+  function fillLayers() {
+    const count = attention?.layers ?? modelInfo()?.layers ?? 0;
+    const select = byId("layer");
+    if (select.options.length !== count) fill(select, [...Array(count).keys()].map((l) => [String(l), String(l)]), "");
+    select.value = String(Math.min(state.layer, Math.max(0, count - 1)));
+  }
+
+  function redraw() {
+    if (attention) view.draw(attention, state, hover);
+    const ready = attention !== null && state.token !== null && corpusInfo() !== null;
+    const heads = view.root.dataset.heads ? view.root.dataset.heads.split(",").length : 0;
+    byId("search-embedding").disabled = !ready;
+    byId("search-heads").disabled = !ready || heads === 0;
+    byId("search-hint").textContent = !corpusInfo() ? "No corpus is served for this model."
+      : state.token === null ? "Click a token to search the corpus for it." : "";
+  }
+
+  /**
+   * Apply a change to the state, write the URL, and redo what depends on it.
+   * @param {Partial<AppState>} patch
+   */
+  function update(patch) {
+    const before = state;
+    state = { ...state, ...patch };
+    const inputChanged = ["model", "text", "pair"].some((k) => /** @type {any} */ (before)[k] !== /** @type {any} */ (state)[k])
+      || before.mask.join() !== state.mask.join();
+    if (inputChanged && !("token" in patch)) state.token = null;
+    if (state.token === null) state.search = "";
+    writeUrl();
+    byId("threshold").value = String(Math.round(state.threshold * 100));
+    byId("threshold-value").textContent = `${Math.round(state.threshold * 100)}%`;
+    byId("hide-special").checked = state.hideSpecial;
+    if (inputChanged) {
+      void loadAttention();
+      return;
+    }
+    fillLayers();
+    redraw();
+    const searchChanged = ["layer", "token", "corpus", "search"].some((k) => /** @type {any} */ (before)[k] !== /** @type {any} */ (state)[k])
+      || String(before.heads) !== String(state.heads);
+    if (state.search && searchChanged) void runSearch();
+    else if (!state.search) clearResults();
+    else if (result) renderResults();
+  }
+
+  async function loadAttention() {
+    const run = ++attentionRun;
+    const info = modelInfo();
+    if (!info || !state.text.trim()) {
+      attention = null;
+      app.dataset.attention = "idle";
+      return;
+    }
+    app.dataset.attention = "loading";
+    say("");
+    try {
+      const body = { model: info.name, text: state.text, mask: state.mask, ...(state.pair ? { text_pair: state.pair } : {}) };
+      const response = await api("/api/attention", body);
+      if (run !== attentionRun) return;
+      attention = decodeAttention(response);
+      predictions = response.predictions;
+      predictionsNote = response.predictions_note ?? "";
+      if (state.token !== null && state.token >= attention.n) state.token = null;
+      if (state.layer >= attention.layers) state.layer = attention.layers - 1;
+      writeUrl();
+      fillLayers();
+      redraw();
+      app.dataset.attention = "ready";
+      app.dataset.loads = String(Number(app.dataset.loads ?? 0) + 1);
+      if (state.search) void runSearch();
+      else clearResults();
+    } catch (error) {
+      if (run !== attentionRun) return;
+      attention = null;
+      app.dataset.attention = "error";
+      byId("attention").querySelector(".as-columns")?.replaceChildren();
+      say(error instanceof ApiFailure ? `Could not show attention: ${error.message}` : String(error));
+    }
+  }
+
+  /** @param {number} pos */
+  function toggleMask(pos) {
+    const info = modelInfo();
+    if (!attention || !info) return;
+    if (attention.special[pos]) {
+      say(`"${attention.tokens[pos]}" is a special token: only ordinary tokens can be masked.`);
+      return;
+    }
+    if (!info.mask_token) {
+      say(`Model ${info.name} has no mask token, so tokens cannot be masked.`);
+      return;
+    }
+    const mask = state.mask.includes(pos) ? state.mask.filter((p) => p !== pos) : [...state.mask, pos].sort((a, b) => a - b);
+    update({ mask, token: pos, search: state.search });
+  }
+
+  /** @param {number | null} pos @param {HTMLElement | null} el */
+  function showPredictions(pos, el) {
+    if (pos === null || !el || !attention) {
+      tooltip.hidden = true;
+      return;
+    }
+    const title = make("strong", "", `${shown(attention.tokens[pos])} (position ${pos})`);
+    const parts = [title];
+    if (predictions) {
+      const entry = predictions.find((p) => p.position === pos);
+      const list = make("ol", "as-predictions");
+      for (const c of entry?.candidates ?? []) {
+        const item = make("li", "", `${shown(c.token)} `);
+        item.append(make("span", "as-muted", `${(100 * c.probability).toFixed(1)}%`));
+        list.append(item);
+      }
+      parts.push(make("p", "as-muted", attention.masked.includes(pos) ? "the model's predictions for this masked token:" : "the model's predictions here:"), list);
+    } else {
+      parts.push(make("p", "as-muted", predictionsNote || "no predictions"));
+    }
+    tooltip.replaceChildren(...parts);
+    tooltip.hidden = false;
+    const box = el.getBoundingClientRect();
+    tooltip.style.left = `${Math.round(box.left + window.scrollX)}px`;
+    tooltip.style.top = `${Math.round(box.bottom + window.scrollY + 4)}px`;
+  }
+
+  async function runSearch() {
+    const run = ++searchRun;
+    const corpus = corpusInfo();
+    const results = byId("results");
+    if (!attention || state.token === null || !corpus || !state.search) return;
+    const heads = state.heads ?? [...Array(attention.heads).keys()];
+    if (heads.length === 0) {
+      say("Select at least one head to search by heads (or to see the matches' attention).");
+      return;
+    }
+    results.dataset.state = "loading";
+    const body = { corpus: corpus.name, text: state.text, token: state.token, layer: state.layer, mode: state.search,
+      heads, mask: state.mask, top: TOP_MATCHES, ...(state.pair ? { text_pair: state.pair } : {}) };
+    try {
+      const found = await api("/api/search", body);
+      if (run !== searchRun) return;
+      result = found;
+      say("");
+      renderResults();
+      results.dataset.state = "ready";
+      results.dataset.searches = String(Number(results.dataset.searches ?? 0) + 1);
+    } catch (error) {
+      if (run !== searchRun) return;
+      results.dataset.state = "error";
+      say(error instanceof ApiFailure ? `Search failed: ${error.message}` : String(error));
+    }
+  }
+
+  function clearResults() {
+    searchRun++;
+    result = null;
+    byId("results-title").textContent = "";
+    byId("summary").replaceChildren();
+    byId("matches").replaceChildren();
+    byId("results").dataset.state = "idle";
+  }
+
+  function renderResults() {
+    const corpus = corpusInfo();
+    if (!result || !corpus) return;
+    const fields = corpus.fields;
+    const field = fields.includes(state.field) ? state.field : fields[0];
+    const cols = fields.includes(state.cols) ? state.cols : fields[0];
+    const how = result.mode === "embedding" ? "by embedding" : `by heads ${result.heads.join(", ")}`;
+    byId("results-title").textContent = `${result.matches.length} matches for “${result.token_text}” ` +
+      `(position ${result.token}) at layer ${result.layer}, ${how}, in ${corpus.name}`;
+    byId("summary-field").value = field;
+    byId("cols-field").value = cols;
+    byId("cols-span").textContent = state.span ? `offsets −${state.span} to +${state.span}` : "the matched token only";
+    renderSummary(byId("summary"), result, field);
+    renderMatches(byId("matches"), result, { field: cols, span: state.span, fields });
+  }
+
+  // Wiring: every control calls update() with what it changed.
+  byId("input").addEventListener("submit", (/** @type {Event} */ event) => {
+    event.preventDefault();
+    const text = byId("text").value, pair = byId("pair").value.trim() ? byId("pair").value : "";
+    if (text === state.text && pair === state.pair) void loadAttention();
+    else update({ text, pair, mask: [], token: null });
+  });
+  byId("model").addEventListener("change", () => {
+    const model = byId("model").value;
+    const info = models.find((m) => m.name === model);
+    const corpus = corpora.find((c) => info && (c.model === info.name || info.aliases.includes(c.model)))?.name ?? "";
+    update({ model, corpus, mask: [], token: null });
+    fillSelectors();
+  });
+  byId("corpus").addEventListener("change", () => {
+    update({ corpus: byId("corpus").value });
+    fillSelectors();
+  });
+  byId("layer").addEventListener("change", () => update({ layer: Number(byId("layer").value) }));
+  byId("threshold").addEventListener("input", () => update({ threshold: Number(byId("threshold").value) / 100 }));
+  byId("hide-special").addEventListener("change", () => update({ hideSpecial: byId("hide-special").checked }));
+  byId("search-embedding").addEventListener("click", () => {
+    if (state.search === "embedding") void runSearch();
+    else update({ search: "embedding" });
+  });
+  byId("search-heads").addEventListener("click", () => {
+    if (state.search === "heads") void runSearch();
+    else update({ search: "heads" });
+  });
+  byId("summary-field").addEventListener("change", () => update({ field: byId("summary-field").value }));
+  byId("cols-field").addEventListener("change", () => update({ cols: byId("cols-field").value }));
+  byId("cols-narrow").addEventListener("click", () => update({ span: Math.max(0, state.span - 1) }));
+  byId("cols-wider").addEventListener("click", () => update({ span: Math.min(SPAN_MAX, state.span + 1) }));
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      tooltip.hidden = true;
+      const target = /** @type {HTMLElement} */ (event.target);
+      if (!(target instanceof HTMLInputElement) && state.token !== null) update({ token: null });
+    }
+  });
+
+  try {
+    [models, corpora] = await Promise.all([api("/api/models"), api("/api/corpora")]);
+  } catch (error) {
+    say(error instanceof ApiFailure ? error.message : String(error));
+    app.dataset.attention = "error";
+    return;
+  }
+  if (!modelInfo()) {
+    if (state.model) say(`Model ${state.model} is not served here; showing ${models[0]?.name}.`);
+    state.model = models[0]?.name ?? "";
+  }
+  if (!corpusInfo()) state.corpus = corporaOfModel()[0]?.name ?? "";
+  if (!state.text) state.text = EXAMPLE;
+  byId("text").value = state.text;
+  byId("pair").value = state.pair;
+  fillSelectors();
+  byId("threshold").value = String(Math.round(state.threshold * 100));
+  byId("threshold-value").textContent = `${Math.round(state.threshold * 100)}%`;
+  byId("hide-special").checked = state.hideSpecial;
+  writeUrl();
+  await loadAttention();
+}
+
+void boot();

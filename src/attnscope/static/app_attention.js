@@ -1,0 +1,263 @@
+// @ts-check
+/**
+ * The explorer app's attention view: the tokens twice (attending on the left, attended to on the
+ * right), one line per (query, key) pair whose opacity is the mean weight of the selected heads at
+ * the chosen layer, and a thumbnail per head to pick them. Lines are painted with raster.js (the
+ * same pixel code as the notebook views); thumbnails are the model view's lines or heatmap.
+ *
+ * `createAttentionView(host, handlers)` returns `{ draw(data, state, hover) }`; the view never
+ * changes state itself, it reports clicks, double-clicks (mask), hovers and head toggles through
+ * `handlers`. Drawn facts are exposed on the host for tests and benchmarks: data-layer, data-heads,
+ * data-token, data-lines (lines painted).
+ */
+
+const ROW = 22; // px per token row
+const LINE_WIDTH = 240; // px between the token columns
+const THUMB = 56; // px per head thumbnail
+const THUMB_LINES_MAX = 64; // thumbnails draw lines up to this many tokens, a heatmap above
+const LINE_COLOUR = "#0072B2";
+
+/**
+ * The attention the API sent, decoded once.
+ * @typedef {{ tokens: string[], special: boolean[], segments: number[], masked: number[], layers: number,
+ *   heads: number, n: number, bytes: Uint8Array }} AttentionData
+ */
+
+/**
+ * @typedef {{ onSelect: (pos: number) => void, onMask: (pos: number) => void,
+ *   onHeads: (heads: number[]) => void, onHover: (pos: number | null, el: HTMLElement | null) => void }} AttentionHandlers
+ */
+
+/** @param {any} response the body of POST /api/attention @returns {AttentionData} */
+export function decodeAttention(response) {
+  const [layers, heads, n] = response.attention.shape;
+  const t = response.tokens;
+  return { tokens: t.tokens, special: t.special, segments: t.segments, masked: t.masked, layers, heads, n,
+    bytes: toBytes(response.attention.data) };
+}
+
+/**
+ * The mean over `heads` of one layer's weights, (query, key) row-major.
+ * @param {AttentionData} data @param {number} layer @param {number[]} heads
+ */
+export function meanOfHeads(data, layer, heads) {
+  const { n, bytes } = data;
+  const out = new Float32Array(n * n);
+  if (heads.length === 0) return out;
+  const block = n * n;
+  for (const h of heads) {
+    const base = (layer * data.heads + h) * block;
+    for (let i = 0; i < block; i++) out[i] += bytes[base + i];
+  }
+  const f = 1 / (SCALE * heads.length);
+  for (let i = 0; i < block; i++) out[i] *= f;
+  return out;
+}
+
+/** @param {HTMLElement} host @param {AttentionHandlers} handlers */
+export function createAttentionView(host, handlers) {
+  const root = make("div", "as-attention");
+  const headBar = make("div", "as-heads");
+  headBar.setAttribute("role", "group");
+  headBar.setAttribute("aria-label", "Heads");
+  const all = make("button", "as-small", "All");
+  const none = make("button", "as-small", "None");
+  all.type = none.type = "button";
+  all.id = "heads-all";
+  none.id = "heads-none";
+  const thumbs = make("div", "as-thumbs");
+  headBar.append(all, none, thumbs);
+  const columns = make("div", "as-columns");
+  const queries = make("div", "as-col as-queries");
+  const keys = make("div", "as-col as-keys");
+  const canvas = document.createElement("canvas");
+  canvas.className = "as-lines";
+  canvas.setAttribute("aria-hidden", "true");
+  columns.append(queries, canvas, keys);
+  const empty = make("p", "as-empty", "");
+  root.append(headBar, empty, columns);
+  host.replaceChildren(root);
+
+  /** @type {AttentionData | null} */
+  let data = null;
+  let tokenKey = "";
+  /** @type {number[]} */
+  let visible = [];
+  /** @type {HTMLElement[]} */
+  let queryEls = [];
+  /** @type {HTMLElement[]} */
+  let keyEls = [];
+  /** @type {HTMLButtonElement[]} */
+  let headEls = [];
+  let heads = /** @type {number[]} */ ([]);
+  const scratch = createScratch();
+  const marks = createMarks();
+
+  all.addEventListener("click", () => data && handlers.onHeads([...Array(data.heads).keys()]));
+  none.addEventListener("click", () => handlers.onHeads([]));
+
+  /** @param {number} pos @param {string} side */
+  function tokenElement(pos, side) {
+    if (!data) throw new Error("no data");
+    const el = /** @type {HTMLElement} */ (make(side === "query" ? "button" : "span", `as-tok as-${side}`,
+      shown(data.tokens[pos])));
+    el.dataset.pos = String(pos);
+    if (el instanceof HTMLButtonElement) el.type = "button";
+    if (data.special[pos]) el.classList.add("as-special");
+    if (data.segments[pos] === 1) el.classList.add("as-seg-b");
+    if (data.masked.includes(pos)) el.classList.add("as-masked");
+    el.addEventListener("click", () => handlers.onSelect(pos));
+    el.addEventListener("dblclick", () => handlers.onMask(pos));
+    el.addEventListener("mouseenter", () => handlers.onHover(pos, el));
+    el.addEventListener("mouseleave", () => handlers.onHover(null, null));
+    if (side === "query") {
+      el.addEventListener("focus", () => handlers.onHover(pos, el));
+      el.addEventListener("blur", () => handlers.onHover(null, null));
+      el.addEventListener("keydown", (event) => {
+        const index = queryEls.indexOf(el);
+        if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+          const next = queryEls[index + (event.key === "ArrowDown" ? 1 : -1)];
+          if (next) next.focus();
+          event.preventDefault();
+        } else if (event.key === "m" || event.key === "M") {
+          handlers.onMask(pos);
+          event.preventDefault();
+        }
+      });
+    }
+    return el;
+  }
+
+  /** @param {boolean} hideSpecial */
+  function buildTokens(hideSpecial) {
+    if (!data) return;
+    const d = data;
+    const key = JSON.stringify([d.tokens, d.masked, d.segments, hideSpecial]);
+    if (key === tokenKey) return;
+    tokenKey = key;
+    visible = [...Array(d.n).keys()].filter((p) => !(hideSpecial && d.special[p]));
+    queryEls = visible.map((p) => tokenElement(p, "query"));
+    keyEls = visible.map((p) => tokenElement(p, "key"));
+    queries.replaceChildren(...queryEls);
+    keys.replaceChildren(...keyEls);
+    const ratio = window.devicePixelRatio || 1;
+    canvas.width = Math.round(LINE_WIDTH * ratio);
+    canvas.height = Math.max(1, Math.round(visible.length * ROW * ratio));
+    canvas.style.width = `${LINE_WIDTH}px`;
+    canvas.style.height = `${visible.length * ROW}px`;
+  }
+
+  function buildThumbs() {
+    if (!data) return;
+    if (headEls.length === data.heads) return;
+    headEls = [...Array(data.heads).keys()].map((h) => {
+      const button = /** @type {HTMLButtonElement} */ (make("button", "as-head"));
+      button.type = "button";
+      button.dataset.head = String(h);
+      button.title = `head ${h}: click to show or hide it`;
+      button.setAttribute("aria-label", `head ${h}`);
+      const c = document.createElement("canvas");
+      c.width = c.height = THUMB;
+      const label = make("span", "as-head-label", String(h));
+      label.style.color = headColour(h);
+      button.append(c, label);
+      button.addEventListener("click", () => {
+        const next = heads.includes(h) ? heads.filter((x) => x !== h) : [...heads, h].sort((a, b) => a - b);
+        handlers.onHeads(next);
+      });
+      return button;
+    });
+    thumbs.replaceChildren(...headEls);
+  }
+
+  /** @param {number} layer */
+  function paintThumbs(layer) {
+    if (!data) return;
+    const { n } = data;
+    const rows = visible, cols = visible;
+    const minByte = minDrawnByte(0.01);
+    headEls.forEach((button, h) => {
+      const c = /** @type {HTMLCanvasElement} */ (button.querySelector("canvas"));
+      const ctx = /** @type {CanvasRenderingContext2D} */ (c.getContext("2d"));
+      const image = ctx.createImageData(THUMB, THUMB);
+      collectMarks(data.bytes.subarray((layer * data.heads + h) * n * n), 0, n, rows, cols, minByte, marks);
+      const rgb = rgbOf(headColour(h));
+      if (rows.length <= THUMB_LINES_MAX) {
+        paintLines(image, 0, 0, THUMB, THUMB, marks, THUMB / rows.length, THUMB / cols.length, rgb, scratch);
+      } else {
+        paintMatrix(image, 0, 0, THUMB, THUMB, marks, rows.length, cols.length, rgb, scratch);
+      }
+      ctx.putImageData(image, 0, 0);
+      button.setAttribute("aria-pressed", String(heads.includes(h)));
+    });
+  }
+
+  /**
+   * Lines of the mean of the selected heads: every shown query's, or only `focus`'s when one is
+   * selected or hovered; per row only the strongest keys that make up `threshold` of its attention.
+   * @param {Float32Array} mean @param {number | null} focus @param {number} threshold
+   */
+  function paintLinesOf(mean, focus, threshold) {
+    if (!data) return 0;
+    const n = data.n;
+    const ratio = canvas.width / LINE_WIDTH;
+    const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
+    const image = ctx.createImageData(canvas.width, canvas.height);
+    const layer = createLineLayer(canvas.width, canvas.height);
+    const colour = heads.length === 1 ? headColour(heads[0]) : LINE_COLOUR;
+    layer.begin(rgbOf(colour));
+    let count = 0;
+    visible.forEach((q, r) => {
+      if (focus !== null && q !== focus) return;
+      const row = mean.subarray(q * n, (q + 1) * n);
+      const keep = topShare(row, visible, threshold);
+      visible.forEach((k, c) => {
+        if (!keep[k]) return;
+        layer.line((r + 0.5) * ROW * ratio, (c + 0.5) * ROW * ratio, Math.min(1, row[k]), focus !== null);
+        count++;
+      });
+    });
+    layer.end();
+    layer.write(image);
+    ctx.putImageData(image, 0, 0);
+    return count;
+  }
+
+  /**
+   * Draw `next` as `state` says; `hover` (a position or null) outranks the selected token.
+   * @param {AttentionData} next @param {AppState} state @param {number | null} hover
+   */
+  function draw(next, state, hover) {
+    if (data !== next) {
+      data = next;
+      headEls = [];
+      tokenKey = "";
+    }
+    const d = data;
+    heads = (state.heads ?? [...Array(d.heads).keys()]).filter((h) => h < d.heads);
+    buildTokens(state.hideSpecial);
+    buildThumbs();
+    const layer = Math.min(state.layer, d.layers - 1);
+    paintThumbs(layer);
+    const mean = meanOfHeads(d, layer, heads);
+    const selected = state.token !== null && visible.includes(state.token) ? state.token : null;
+    const focus = hover ?? selected;
+    const count = paintLinesOf(mean, focus, state.threshold);
+    empty.textContent = heads.length ? "" : "No heads selected: pick heads above (or All) to see their attention.";
+    queryEls.forEach((el, r) => {
+      el.classList.toggle("as-selected", visible[r] === selected);
+      el.setAttribute("aria-pressed", String(visible[r] === selected));
+    });
+    keyEls.forEach((el, c) => {
+      const w = focus === null ? 0 : mean[focus * d.n + visible[c]];
+      el.style.backgroundColor = w > 0 ? `rgba(0, 114, 178, ${Math.min(0.85, w).toFixed(3)})` : "";
+      el.dataset.weight = focus === null ? "" : w.toFixed(4);
+    });
+    root.dataset.layer = String(layer);
+    root.dataset.heads = heads.join(",");
+    root.dataset.token = selected === null ? "" : String(selected);
+    root.dataset.lines = String(count);
+  }
+
+  return { draw, root };
+}
