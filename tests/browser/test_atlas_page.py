@@ -3,6 +3,8 @@ sort, and opening a head points the example sentence's head and neuron views at 
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 import numpy as np
 import pytest
 
@@ -149,7 +151,9 @@ def test_opening_a_head_points_the_example_views_at_it(page, tmp_path, atlas, ex
     selected = p.locator(".attnscope-atlas-selected")
     assert selected.get_attribute("data-layer") == "2" and selected.get_attribute("data-head") == "5"
     assert "Head 2-5" in selected.text_content()
-    assert p.get_attribute(".attnscope-atlas-app", "href") == "http://127.0.0.1:8000/?layer=2&heads=5"
+    link = urlsplit(p.get_attribute(".attnscope-atlas-app", "href"))
+    assert (link.scheme, link.netloc, link.path) == ("http", "127.0.0.1:8000", "/")
+    assert parse_qs(link.query) == {"model": [atlas.model], "text": [PUB], "layer": ["2"], "heads": ["5"]}
     assert p.get_attribute('.attnscope-atlas-cell[data-layer="2"][data-head="5"]', "aria-pressed") == "true"
 
     # a row of the heads table, by keyboard

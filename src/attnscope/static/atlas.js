@@ -6,7 +6,9 @@
  *
  * Contract (the HTML page and the explorer app both use it): `render({ model, el })` reads
  * `model.get("atlas")` (what `Atlas.to_dict()` returns), `model.get("app_url")` (the explorer app's
- * address, or null for no link), `model.get("score")` and `model.get("selected")` ([layer, head]).
+ * address, or null for no link: a head links to `<app_url>?model=M&text=T&layer=L&heads=H`, the
+ * app's own query), `model.get("example_text")` (T, or null), `model.get("score")` and
+ * `model.get("selected")` ([layer, head]).
  * Opening a head (a click, or Enter on a focused cell or row) sets `selected` and dispatches a
  * bubbling `attnscope-atlas-open` event with `{ layer, head }` on the view's root, which the page
  * uses to point its head and neuron views at that head. Python puts common.js (make, labelled) before it.
@@ -116,6 +118,7 @@ function sortableTable(className, columns, rows, decorate, initial) {
 export function render({ model, el }) {
   const atlas = model.get("atlas");
   const appUrl = model.get("app_url");
+  const exampleText = model.get("example_text");
   const options = scoreOptions(atlas);
   const state = {
     score: options.some((o) => o.key === model.get("score")) ? model.get("score") : "previous",
@@ -293,7 +296,8 @@ export function render({ model, el }) {
     selected.dataset.head = String(h);
     if (appUrl) {
       const link = /** @type {HTMLAnchorElement} */ (make("a", "attnscope-atlas-app", "Open in the explorer"));
-      const query = new URLSearchParams({ layer: String(l), heads: String(h) });
+      const query = new URLSearchParams({ model: atlas.model, ...(exampleText ? { text: exampleText } : {}),
+                                          layer: String(l), heads: String(h) });
       link.href = `${appUrl}${appUrl.includes("?") ? "&" : "?"}${query}`;
       link.target = "_blank";
       link.rel = "noopener";

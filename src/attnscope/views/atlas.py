@@ -21,7 +21,8 @@ from .html import bundle, json_for_script, page, static_text, view_fragment, wri
 from .neuron import neuron_view
 
 DEFAULT_APP_URL = "http://127.0.0.1:8000/"
-"""Where `attnscope serve` listens by default; the page links each head there (``?layer=L&heads=H``)."""
+"""Where `attnscope serve` listens by default; the page links each head there
+(``?model=M&text=<the example>&layer=L&heads=H``, the app's own query string)."""
 OPEN_EVENT = "attnscope-atlas-open"
 FOLLOW = {
     "head_view": 'model.set("layer", detail.layer); model.set("heads", [detail.head]);',
@@ -59,7 +60,8 @@ def atlas_page(atlas: Atlas, example: Capture | None = None, *, app_url: str | N
     if not (0 <= layer < atlas.layers and 0 <= head < atlas.heads):
         raise InputError(f"selected head {layer}-{head} is out of range: the atlas has layers 0-{atlas.layers - 1} "
                          f"and heads 0-{atlas.heads - 1}")
-    state = {"atlas": atlas.to_dict(), "app_url": app_url, "score": score, "selected": [layer, head]}
+    state = {"atlas": atlas.to_dict(), "app_url": app_url, "score": score, "selected": [layer, head],
+             "example_text": example.tokens.texts[0] if example is not None else None}
     fragments = [view_fragment("atlas", state)]
     if example is not None:
         if example.model != atlas.model:
