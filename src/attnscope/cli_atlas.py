@@ -74,16 +74,16 @@ def atlas(
                 result = compute_atlas(handle, source, relations=relation or None, batch_tokens=batch_tokens,
                                        long=long, progress=progress)
                 texts = (sentence.text for sentence in source.sentences)
+        sample = capture(handle, example or _example_text(texts), fields="all", truncate=True, top_k=0)
         cache = index_dir is not None and target.resolve() == index_dir.resolve()
         # an index's cache (written by atlas_for_index) keeps every relation, whatever --relation shows
         written = [target / ATLAS_JSON, target / ATLAS_PARQUET] if cache else list(write_atlas(result, target))
-        sample = capture(handle, example or _example_text(texts), fields="all", truncate=True, top_k=0)
         written.append(save_atlas_page(target / ATLAS_HTML, result, sample, app_url=app_url or None))
     except AttnscopeError as error:
         _fail(error)
         return
     except OSError as error:
-        _fail(AttnscopeError(f"could not write the atlas to {target}: {error.strerror or error}"))
+        _fail(AttnscopeError(f"{error.filename or target}: {error.strerror or error}"))
         return
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
