@@ -18,7 +18,6 @@ once into a temporary directory from ../shared/data) on a free loopback port, th
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -67,26 +66,6 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-def server_pid(base: str) -> int:
-    """The pid of the process listening on ``base``'s port (the serve subprocess)."""
-    port = int(base.rsplit(":", 1)[1])
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            parts = line.split()
-            if int(parts[1].split(":")[1], 16) == port and parts[3] == "0A":  # LISTEN
-                inodes.add(parts[9])
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-                if link.startswith("socket:[") and link[8:-1] in inodes:
-                    return int(pid)
-        except OSError:
-            continue
-    raise RuntimeError(f"no process listens on port {port}")
-
-
 def p6(base: str, samples: int, long_text: str) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -119,8 +98,7 @@ def p6(base: str, samples: int, long_text: str) -> None:
         browser.close()
 
 
-def r2(base: str, sentences: list[str], clients: int, seconds: float) -> None:
-    pid = server_pid(base)
+def r2(base: str, pid: int, sentences: list[str], clients: int, seconds: float) -> None:
     corpus = httpx.get(f"{base}/api/corpora").json()[0]
     stop = time.monotonic() + seconds
     lock = threading.Lock()
@@ -206,13 +184,14 @@ def main() -> None:
             index = Path(tmp) / "ewt"
             print("building the EWT index ...", flush=True)
             build_index(open_corpus(EWT), load("default"), index)
-        with serving(["--corpus", str(index)], Path(tmp)) as base:
+        with serving(["--corpus", str(index)], Path(tmp)) as served:
+            base = served.base
             words = long_text.split()
             while len(httpx.post(f"{base}/api/attention", json={"model": "default", "text": " ".join(words)}).json()
                       .get("tokens", {}).get("tokens", [0] * 999)) > 250:
                 words = words[:-5]
             p6(base, args.samples, " ".join(words))
-            r2(base, sentences, args.clients, args.seconds)
+            r2(base, served.pid, sentences, args.clients, args.seconds)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -22,9 +23,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Served:
+    """A running server: its base URL (``http://127.0.0.1:<port>``) and its process id."""
+
+    base: str
+    pid: int
+
+
 @contextmanager
-def serving(args: Sequence[str], cwd: Path, timeout: float = 180, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run ``attnscope serve <args> --port <free>`` in ``cwd`` until the block ends; yields its base URL.
+def serving(args: Sequence[str], cwd: Path, timeout: float = 180, env: dict[str, str] | None = None) -> Iterator[Served]:
+    """Run ``attnscope serve <args> --port <free>`` in ``cwd`` until the block ends; yields it as `Served`.
 
     Waits until ``GET /api/models`` answers; on a failure or exit the server's log is in the error.
     ``env`` adds to the environment. The log is ``cwd / "serve-<port>.log"``.
@@ -49,7 +58,7 @@ def serving(args: Sequence[str], cwd: Path, timeout: float = 180, env: dict[str,
                     raise AssertionError(f"attnscope serve did not answer in {timeout} s:\n{log.read_text()}") from None
                 time.sleep(0.3)
         try:
-            yield base
+            yield Served(base, server.pid)
         except AssertionError:
             print(log.read_text())
             raise

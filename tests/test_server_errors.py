@@ -138,7 +138,8 @@ def test_a_corpus_is_refused_at_start_with_a_model_it_was_not_built_with(small_i
 
 
 def test_attnscope_serve_answers_over_real_http_on_loopback_without_cors(tmp_path):
-    with serving(["--no-corpus"], tmp_path) as base:
+    with serving(["--no-corpus"], tmp_path) as served:
+        base = served.base
         models = httpx.get(f"{base}/api/models", headers={"Origin": "http://evil.example"}, timeout=5)
         assert models.status_code == 200
         assert "access-control-allow-origin" not in models.headers
@@ -157,7 +158,8 @@ def test_serve_builds_the_default_corpus_index_once_and_reuses_it(tmp_path):
         (ewt / f"en_ewt-ud-{part}.conllu").write_text(text, encoding="utf-8")
     env = {"ATTNSCOPE_EWT_DIR": str(ewt), "ATTNSCOPE_CACHE": str(tmp_path / "cache")}
     for start in range(2):
-        with serving([], tmp_path, env=env) as base:
+        with serving([], tmp_path, env=env) as served:
+            base = served.base
             corpora = httpx.get(f"{base}/api/corpora", timeout=5).json()
             assert [(c["name"], c["corpus"], c["sentences"]) for c in corpora] == [("ewt", "ud_english_ewt", 2 * (len(SMALL_SENTENCES) + 1))]
             found = httpx.post(f"{base}/api/search", json={"corpus": "ewt", "text": PUB, "token": 2, "layer": 1}).json()

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+import attnscope
+
+from ..conftest import PUB
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
@@ -50,3 +54,22 @@ def page(browser):
     guarded = Page(context.new_page())
     yield guarded
     context.close()
+
+
+def open_view(page: Page, tmp_path: Path, html: str, selector: str, name: str = "view.html"):
+    """Write ``html`` to ``tmp_path / name``, open it, wait until the element ``selector`` is data-ready; its locator."""
+    path = tmp_path / name
+    path.write_text(html, encoding="utf-8")
+    page.page.goto(path.as_uri())
+    page.page.wait_for_selector(f"{selector}[data-ready=true]")
+    return page.page.locator(selector)
+
+
+@pytest.fixture(scope="module")
+def pub_capture(default_model):
+    return attnscope.capture(default_model, PUB)
+
+
+@pytest.fixture(scope="module")
+def pair_capture(default_model):
+    return attnscope.capture(default_model, "The girl ran to a local pub.", "She wanted to escape the din.")

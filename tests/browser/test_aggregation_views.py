@@ -10,6 +10,7 @@ import attnscope
 from attnscope.analysis.aggregate import normalise_rows
 
 from ..conftest import PUB
+from .conftest import open_view
 
 THRESHOLD = 0.01
 
@@ -30,11 +31,7 @@ def count(weights: np.ndarray) -> int:
 
 
 def open_html(page, tmp_path, html: str, selector: str):
-    path = tmp_path / "view.html"
-    path.write_text(html, encoding="utf-8")
-    page.page.goto(path.as_uri())
-    page.page.wait_for_selector(f"{selector}[data-ready=true]")
-    return page.page.locator(selector)
+    return open_view(page, tmp_path, html, selector)
 
 
 def drawn(root) -> int:

@@ -52,8 +52,8 @@ def server(ewt_index, markup_index, tiny_path, tmp_path_factory):
     cwd = tmp_path_factory.mktemp("serve")
     args = ["--model", "default", "--model", str(tiny_path("bert")),
             "--corpus", str(ewt_index.directory), "--corpus", str(markup_index)]
-    with serving(args, cwd) as base:
-        yield base
+    with serving(args, cwd) as served:
+        yield served.base
 
 
 class AppPage(Page):

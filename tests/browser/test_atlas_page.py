@@ -14,6 +14,7 @@ from attnscope.atlas import Atlas, RelationScores
 from attnscope.views.atlas import atlas_page
 
 from ..conftest import PUB
+from .conftest import open_view
 
 LAYERS, HEADS = 6, 12
 LOW, HIGH = np.array([247, 251, 255]), np.array([8, 48, 107])
@@ -55,10 +56,7 @@ def atlas(default_model) -> Atlas:
 
 
 def open_page(page, tmp_path, html: str):
-    path = tmp_path / "atlas.html"
-    path.write_text(html, encoding="utf-8")
-    page.page.goto(path.as_uri())
-    page.page.wait_for_selector(".attnscope-atlas[data-ready=true]")
+    open_view(page, tmp_path, html, ".attnscope-atlas", "atlas.html")
     return page.page
 
 

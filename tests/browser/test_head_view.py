@@ -9,6 +9,7 @@ import attnscope
 from attnscope.views import page as html_page
 
 from ..conftest import PUB
+from .conftest import open_view
 
 THRESHOLD = 0.01
 
@@ -22,25 +23,11 @@ def expected_lines(weights: np.ndarray, heads, queries=None, keys=None, threshol
 
 
 def open_html(page, tmp_path, html: str, name: str = "view.html"):
-    path = tmp_path / name
-    path.write_text(html, encoding="utf-8")
-    page.page.goto(path.as_uri())
-    page.page.wait_for_selector(".attnscope-hv[data-ready=true]")
-    return page.page.locator(".attnscope-hv")
+    return open_view(page, tmp_path, html, ".attnscope-hv", name)
 
 
 def lines(root) -> int:
     return int(root.get_attribute("data-lines-drawn"))
-
-
-@pytest.fixture(scope="module")
-def pub_capture(default_model):
-    return attnscope.capture(default_model, PUB)
-
-
-@pytest.fixture(scope="module")
-def pair_capture(default_model):
-    return attnscope.capture(default_model, "The girl ran to a local pub.", "She wanted to escape the din.")
 
 
 def test_exported_view_draws_every_weight_above_threshold_offline(page, tmp_path, pub_capture):

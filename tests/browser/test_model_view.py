@@ -12,6 +12,7 @@ import attnscope
 from attnscope.views import page as html_page
 
 from ..conftest import PUB
+from .conftest import open_view
 
 THRESHOLD = 0.01
 CELLS = """root => [...root.querySelectorAll('.attnscope-mv-cell')].map(
@@ -19,11 +20,7 @@ CELLS = """root => [...root.querySelectorAll('.attnscope-mv-cell')].map(
 
 
 def open_html(page, tmp_path, html: str, name: str = "view.html"):
-    path = tmp_path / name
-    path.write_text(html, encoding="utf-8")
-    page.page.goto(path.as_uri())
-    page.page.wait_for_selector(".attnscope-mv[data-ready=true]")
-    return page.page.locator(".attnscope-mv")
+    return open_view(page, tmp_path, html, ".attnscope-mv", name)
 
 
 def drawn_per_cell(root) -> dict[tuple[int, int], int]:
@@ -68,16 +65,6 @@ def number(root, name: str) -> int:
 def tooltip_weights(page) -> list[tuple[int, float]]:
     items = page.page.locator(".attnscope-mv-tooltip .attnscope-mv-weight").all()
     return [(int(i.get_attribute("data-position")), float(i.get_attribute("data-weight"))) for i in items]
-
-
-@pytest.fixture(scope="module")
-def pub_capture(default_model):
-    return attnscope.capture(default_model, PUB)
-
-
-@pytest.fixture(scope="module")
-def pair_capture(default_model):
-    return attnscope.capture(default_model, "The girl ran to a local pub.", "She wanted to escape the din.")
 
 
 def test_every_layer_and_head_is_a_thumbnail_drawing_each_weight_above_threshold(page, tmp_path, pub_capture):

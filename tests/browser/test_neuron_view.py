@@ -20,6 +20,7 @@ from attnscope.views.neuron_data import CAPTURE_FIELDS
 
 from ..conftest import PUB
 from ..tiny_models import ARCHITECTURES
+from .conftest import open_view
 
 TEXT = "The girl ran to a local pub."
 TARGET = "She went home."
@@ -28,11 +29,7 @@ READ = """(root) => Object.fromEntries(["dot", "scaled", "capped", "bias", "soft
 
 
 def open_html(page, tmp_path, html: str, name: str = "view.html"):
-    path = tmp_path / name
-    path.write_text(html, encoding="utf-8")
-    page.page.goto(path.as_uri())
-    page.page.wait_for_selector(".attnscope-nv[data-ready=true]")
-    return page.page.locator(".attnscope-nv")
+    return open_view(page, tmp_path, html, ".attnscope-nv", name)
 
 
 def shown(root) -> dict[str, np.ndarray]:

@@ -135,11 +135,6 @@ class Notebook:
 
 
 @pytest.fixture(scope="module")
-def pub_capture(default_model):
-    return attnscope.capture(default_model, PUB)
-
-
-@pytest.fixture(scope="module")
 def jupyter(tmp_path_factory):
     base = tmp_path_factory.mktemp("jupyter")
     root = base / "root"

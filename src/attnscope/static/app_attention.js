@@ -37,20 +37,19 @@ export function decodeAttention(response) {
 }
 
 /**
- * The mean over `heads` of one layer's weights, (query, key) row-major.
+ * The mean over `heads` of one layer's weights, (query, key) row-major (attention_data.js's `headSums`, unrounded).
  * @param {AttentionData} data @param {number} layer @param {number[]} heads
  */
 export function meanOfHeads(data, layer, heads) {
-  const { n, bytes } = data;
-  const out = new Float32Array(n * n);
-  if (heads.length === 0) return out;
-  const block = n * n;
-  for (const h of heads) {
-    const base = (layer * data.heads + h) * block;
-    for (let i = 0; i < block; i++) out[i] += bytes[base + i];
+  const { n } = data;
+  const block = data.heads * n * n;
+  const layerBytes = data.bytes.subarray(layer * block, (layer + 1) * block);
+  const sums = headSums(layerBytes, { sparse: false }, { heads: data.heads, query: n, key: n }, heads);
+  const out = new Float32Array(sums.length);
+  if (heads.length) {
+    const f = 1 / (SCALE * heads.length);
+    for (let i = 0; i < out.length; i++) out[i] = sums[i] * f;
   }
-  const f = 1 / (SCALE * heads.length);
-  for (let i = 0; i < block; i++) out[i] *= f;
   return out;
 }
 

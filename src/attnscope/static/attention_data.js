@@ -161,6 +161,22 @@ export function aggregationInfo(aggregation) {
  * @returns {Uint8Array} (1, query, key) row-major
  */
 export function meanLayer(bytes, encoding, shape, heads) {
+  const sums = headSums(bytes, encoding, shape, heads);
+  const out = new Uint8Array(sums.length);
+  if (heads.length) for (let n = 0; n < out.length; n++) out[n] = Math.round(sums[n] / heads.length);
+  return out;
+}
+
+/**
+ * The byte sums over `heads` of a layer, (query, key) row-major: what `meanLayer` rounds, and what the
+ * app divides by SCALE × heads for an unrounded mean.
+ * @param {Uint8Array} bytes the layer, dense (heads, query, key) or sparse rows
+ * @param {any} encoding the header's encoding
+ * @param {{heads: number, query: number, key: number}} shape
+ * @param {number[]} heads head indices into the layer
+ * @returns {Uint32Array}
+ */
+export function headSums(bytes, encoding, shape, heads) {
   const { query, key } = shape;
   const sums = new Uint32Array(query * key);
   const sparse = encoding.sparse ? sparseRows(bytes, shape.heads * query, encoding.index_bytes) : null;
@@ -174,9 +190,7 @@ export function meanLayer(bytes, encoding, shape, heads) {
       }
     }
   }
-  const out = new Uint8Array(query * key);
-  if (heads.length) for (let n = 0; n < out.length; n++) out[n] = Math.round(sums[n] / heads.length);
-  return out;
+  return sums;
 }
 
 /** "0-5, 9" as a sorted list of positions below `limit`; throws with a message on bad text. @param {string} text @param {number} limit */
