@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from attnscope.cli import app
 from attnscope.errors import InputError
-from attnscope.index import Query
+from attnscope.index import Index, Query
 from attnscope.index.search import zero_other_heads
 
 from .conftest import PUB
@@ -201,3 +201,35 @@ def test_an_approximate_index_scans_clusters_and_equals_exact_search_when_it_sca
         assert len(few[1]) <= 10 and set(few[1]) <= set(range(approximate.size))
     with pytest.raises(InputError, match="probes must be a positive integer"):
         approximate.search(Query("embedding", 3, probes=0), vector)
+
+
+def test_the_vector_set_cache_is_bounded_by_bytes(small_index):
+    one = small_index.vector_set("hidden", 0).nbytes
+    assert one == small_index.size * small_index.manifest.hidden_size  # 8-bit codes: a byte per value
+    roomy = Index.open(small_index.directory)
+    for layer in range(3):
+        roomy.vector_set("hidden", layer)
+    assert roomy.cached_sets == [("hidden", 0), ("hidden", 1), ("hidden", 2)]
+    tight = Index.open(small_index.directory, cache_bytes=2 * one)
+    for layer in range(3):
+        tight.vector_set("hidden", layer)
+    assert tight.cached_sets == [("hidden", 1), ("hidden", 2)]
+    tight.vector_set("hidden", 1)
+    tight.vector_set("heads", 4)
+    assert tight.cached_sets == [("hidden", 1), ("heads", 4)]  # the least recently used went first
+    tiny = Index.open(small_index.directory, cache_bytes=1)
+    tiny.vector_set("hidden", 0)
+    tiny.vector_set("hidden", 1)
+    assert tiny.cached_sets == [("hidden", 1)]  # the set in use is always kept
+
+
+def test_searches_from_several_threads_equal_the_same_searches_one_by_one(small_index, default_model):
+    from concurrent.futures import ThreadPoolExecutor
+
+    fresh = Index.open(small_index.directory)
+    queries = [(token, Query(mode=mode, layer=layer, heads=(1, 4) if mode == "heads" else None, top=5))
+               for token in (1, 2, 3) for layer in range(6) for mode in ("embedding", "heads")]
+    one_by_one = [small_index.query(default_model, PUB, token, query).to_dict() for token, query in queries]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        together = list(pool.map(lambda q: fresh.query(default_model, PUB, q[0], q[1]).to_dict(), queries))
+    assert together == one_by_one

@@ -168,3 +168,13 @@ def test_serve_builds_the_default_corpus_index_once_and_reuses_it(tmp_path):
         built = "building the default corpus index" in logs[-1].read_text()
         assert built == (start == 0), logs[-1].read_text()
     assert (tmp_path / "cache" / "indexes" / "ewt--sentence-transformers--all-MiniLM-L6-v2" / "manifest.json").is_file()
+
+
+def test_serve_refuses_no_corpus_with_a_corpus_before_loading_anything(tmp_path):
+    from typer.testing import CliRunner
+
+    from attnscope.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--no-corpus", "--corpus", str(tmp_path)])
+    assert result.exit_code == 2 and "--no-corpus and --corpus contradict each other" in result.output
+    assert "Traceback" not in result.output

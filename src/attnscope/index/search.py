@@ -74,6 +74,12 @@ class Index:
     def size(self) -> int:
         return self.manifest.tokens
 
+    @property
+    def cached_sets(self) -> list[tuple[str, int]]:
+        """The (kind, layer) vector sets in memory now, least recently used first."""
+        with self._lock:
+            return list(self._sets)
+
     def vector_set(self, kind: str, layer: int) -> vectors.VectorSet:
         """The searchable set of ``kind`` ("hidden" or "heads") at ``layer``, loaded once (LRU-bounded)."""
         with self._lock:
