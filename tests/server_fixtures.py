@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from fastapi.testclient import TestClient
 
+from attnscope.index import Index
 from attnscope.server import AppState, create_app
 
 SMALL = "small"
@@ -12,12 +15,15 @@ SMALL = "small"
 
 
 @pytest.fixture(scope="module")
-def state(default_model, tiny, small_index) -> AppState:
+def state(default_model, tiny, small_index, tmp_path_factory) -> AppState:
+    """The served models and a copy of the small index (its head atlas is written beside it when asked for)."""
+    copy = shutil.copytree(small_index.directory, tmp_path_factory.mktemp("served") / SMALL)
     served = AppState(models={})
     served.add_model("default", default_model)
     served.add_model("tiny-bert", tiny("bert"))
-    served.add_corpus(SMALL, small_index, default_model)
-    return served
+    served.add_corpus(SMALL, Index.open(copy), default_model)
+    yield served
+    served.atlases.wait(SMALL)
 
 
 @pytest.fixture(scope="module")

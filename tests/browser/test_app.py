@@ -123,6 +123,28 @@ def bars(counts: dict[str, int], most: int = 12) -> dict[str, int]:
     return {**dict(items[:most - 1]), "other": sum(c for _, c in items[most - 1:])}
 
 
+def mean_of_bytes(layer: np.ndarray, heads) -> np.ndarray:
+    """The app's mean of ``heads`` of one layer's uint8 weights ``(heads, query, key)``, as meanOfHeads computes it."""
+    heads = list(heads)
+    return (layer[heads].astype(np.float32).sum(axis=0) * np.float32(1 / (255 * len(heads)))).astype(np.float64)
+
+
+def count_lines(mean: np.ndarray, keys: list[int], share: float, rows: list[int] | None = None) -> int:
+    """Lines the app draws for ``mean`` (query, key) between the shown ``keys`` (from ``rows``: all shown
+    tokens, or the selected one): per row, the strongest keys that together make up ``share`` of the row
+    (app_state.js's topShare)."""
+    count = 0
+    for q in keys if rows is None else rows:
+        row = mean[q, keys]
+        total, running = row.sum(), 0.0
+        for w in sorted(row, reverse=True):
+            if w <= 0 or running >= share * total - 1e-9:
+                break
+            running += w
+            count += 1
+    return count
+
+
 def api_search(base: str, **body) -> dict:
     response = httpx.post(f"{base}/api/search", json=body, timeout=30)
     assert response.status_code == 200, response.text
@@ -194,18 +216,8 @@ def test_lines_follow_the_threshold_and_the_hidden_special_tokens(app, server):
     special = body["tokens"]["special"]
 
     def expected(layer: int, share: float, hide: bool) -> int:
-        mean = (weights[layer].astype(np.float32).sum(axis=0) * np.float32(1 / (255 * heads))).astype(np.float64)
         keys = [k for k in range(n) if not (hide and special[k])]
-        count = 0
-        for q in keys:
-            row = mean[q, keys]
-            total, running = row.sum(), 0.0
-            for w in sorted(row, reverse=True):
-                if w <= 0 or running >= share * total - 1e-9:
-                    break
-                running += w
-                count += 1
-        return count
+        return count_lines(mean_of_bytes(weights[layer], range(heads)), keys, share)
 
     root = page.locator(".as-attention")
     assert int(root.get_attribute("data-lines")) == expected(0, 0.9, False)

@@ -133,6 +133,12 @@ def atlas_for_index(index: Index | Path | str, handle: ModelHandle, *, relations
     return atlas.select_relations(relations) if relations else atlas
 
 
+def cached_atlas(index: Index) -> Atlas | None:
+    """The atlas cached beside ``index`` when there is one made for its model, tokenizer and corpus;
+    None otherwise (nothing is computed)."""
+    return _cached(index.directory, index.manifest)
+
+
 def _cached(directory: Path, manifest: Manifest) -> Atlas | None:
     """The atlas cached in an index directory, if there is one made for the index's model and corpus."""
     try:

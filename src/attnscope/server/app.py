@@ -102,11 +102,14 @@ def _name_the_served(app: FastAPI, state: AppState) -> None:
         schema = generate()
         components = schema.get("components", {}).get("schemas", {})
         models = sorted({*state.models, *state.aliases})
-        for name in ("AttentionRequest", "PredictionsRequest"):
+        for name in ("AttentionRequest", "PredictionsRequest", "AggregationRequest"):
             if name in components:
                 components[name]["properties"]["model"]["enum"] = models
         if state.corpora and "SearchRequest" in components:
             components["SearchRequest"]["properties"]["corpus"]["enum"] = sorted(state.corpora)
+        for parameter in schema.get("paths", {}).get("/api/atlas", {}).get("get", {}).get("parameters", []):
+            if parameter.get("name") == "corpus" and state.corpora:
+                parameter["schema"]["enum"] = sorted(state.corpora)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

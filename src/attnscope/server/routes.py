@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import base64
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query as QueryParameter, Request
 
+from ..analysis.aggregate import METHODS, NORM_METHODS, Aggregation, aggregate, check_heads, normalise_rows
 from ..capture.engine import capture
 from ..capture.inputs import Tokens, encode
 from ..capture.loading import ModelHandle
@@ -18,7 +19,7 @@ from ..errors import check_range
 from ..index import Query, SearchResult
 from ..views.payload import SCALE, quantise
 from .errors import ApiError, in_field
-from .schemas import (AttentionRequest, AttentionResponse, Candidate, CorpusInfo, EncodedAttention, ErrorResponse,
+from .schemas import (AggregationRequest, AggregationResponse, AtlasResponse, AttentionRequest, AttentionResponse, Candidate, CorpusInfo, EncodedAttention, ErrorResponse,
                       ModelInfo, PositionPredictions, PredictionsRequest, PredictionsResponse, SearchRequest,
                       SearchResponse, StackInfo, TokensOut)
 from .state import AppState
@@ -70,6 +71,26 @@ def attention(body: AttentionRequest, request: Request) -> AttentionResponse:
                              predictions=predictions, predictions_note=note)
 
 
+@router.post("/aggregation", response_model=AggregationResponse,
+             summary="Every layer's attention aggregated: heads combined, rollout, value norms, words")
+def aggregation(body: AggregationRequest, request: Request) -> AggregationResponse:
+    state = _state(request)
+    handle = state.model(body.model)
+    _encode(state, handle, body.text, body.text_pair, body.mask)
+    main = handle.stacks[handle.main_stack]
+    for i, head in enumerate(body.heads or ()):
+        with in_field(f"heads.{i}"):
+            check_range("head", head, main.heads, f"model {handle.name!r}")
+    with in_field("heads"):
+        check_heads(body.heads, main.heads, f"model {handle.name!r}")
+    fields = ["attentions", "values"] if body.method in NORM_METHODS else ["attentions"]
+    with in_field(None):
+        cap = capture(handle, body.text, body.text_pair, mask=body.mask, fields=fields, top_k=0)
+    with in_field("head_weights" if body.head_weights is not None else "method"):
+        result = aggregate(cap, body.method, heads=body.heads, head_weights=body.head_weights, words=body.words)
+    return _aggregation_out(handle, cap, result)
+
+
 @router.post("/predictions", response_model=PredictionsResponse, summary="Top-k predicted tokens at one position")
 def predictions(body: PredictionsRequest, request: Request) -> PredictionsResponse:
     state = _state(request)
@@ -112,6 +133,15 @@ def search(body: SearchRequest, request: Request) -> SearchResult:
     return result
 
 
+@router.get("/atlas", response_model=AtlasResponse, summary="A corpus's head atlas (computed once, in the background)")
+def atlas(request: Request, corpus: str = QueryParameter(description="A configured corpus's name (see GET /api/corpora).")
+          ) -> AtlasResponse:
+    served = _state(request).corpus(corpus)
+    job = _state(request).atlases.status(served)
+    return AtlasResponse(corpus=served.name, model=served.model.name, status=job.status, done=job.done, total=job.total,
+                         message=job.error, atlas=job.atlas.to_dict() if job.atlas is not None else None)
+
+
 def _encode(state: AppState, handle: ModelHandle, text: str, pair: str | None, mask: list[int]) -> Tokens:
     """Tokenise the input, refusing more tokens than the server takes and bad mask positions (by field)."""
     with in_field("text"):
@@ -130,6 +160,32 @@ def _capture(handle: ModelHandle, text: str, pair: str | None, mask: list[int], 
     """The input's attention weights (and top-k predictions at every position when ``top_k`` > 0)."""
     with in_field(None):
         return capture(handle, text, pair, mask=mask, fields=["attentions"], top_k=top_k)
+
+
+def _aggregation_out(handle: ModelHandle, cap: Capture, result: Aggregation) -> AggregationResponse:
+    """The aggregation's weights as uint8 bytes (norm rows scaled to sum to 1), with its units and their text."""
+    weights = result.weights if result.per_head else result.weights[:, None]
+    scaled = result.unit == "norm"
+    if scaled:
+        weights = normalise_rows(weights)
+    encoded = EncodedAttention(scale=SCALE, shape=list(weights.shape),
+                               data=base64.b64encode(quantise(weights).tobytes()).decode("ascii"))
+    return AggregationResponse(
+        model=handle.name, method=result.method, description=METHODS[result.method], unit=result.unit,
+        rows_scaled=scaled, layers=list(result.layers), heads=list(result.heads),
+        head_weights=None if result.head_weights is None else list(result.head_weights), words=result.words,
+        tokens=_tokens_out(cap.tokens), units=result.query_units,
+        unit_text=[_unit_text(cap.tokens, unit) for unit in result.query_units], weights=encoded)
+
+
+def _unit_text(tokens: Tokens, unit: list[int]) -> str:
+    """What a unit reads: its span of the input text, or its tokens joined where they have no span."""
+    spans = [tokens.offsets[t] for t in unit]
+    segments = {tokens.segments[t] for t in unit}
+    if len(unit) > 1 and all(spans) and len(segments) == 1:
+        start, end = min(s[0] for s in spans if s), max(s[1] for s in spans if s)
+        return tokens.texts[segments.pop()][start:end]
+    return "".join(tokens.display[t] for t in unit)
 
 
 def _candidates(cap: Capture, position: int) -> list[Candidate]:

@@ -6,7 +6,8 @@ than a silently ignored option. Every error response has the one shape `ErrorRes
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import math
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -79,6 +80,34 @@ class SearchRequest(Request):
     top: int = Field(50, ge=1, le=200)
     filters: dict[str, Annotated[list[str], Field(min_length=1, max_length=MAX_FILTER_VALUES)]] = Field(
         default_factory=dict, max_length=16, description="Token metadata a match must have, e.g. {'upos': ['NOUN']}.")
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+HeadWeight = Annotated[float, Field(ge=0), AfterValidator(_finite)]
+AggregationMethod = Literal["raw", "mean", "weighted", "rollout", "value_norm", "value_norm_sum"]
+
+
+class AggregationRequest(Request):
+    """``POST /api/aggregation``: one layer-by-layer aggregation of a text's attention (`analysis.aggregate`)."""
+
+    model: str = Field(description="A configured model's name (see GET /api/models).")
+    text: Text
+    text_pair: Text | None = Field(None, description="Optional second text (sentence B).")
+    mask: Positions = Field(default_factory=list, description="Token positions to replace with the mask token.")
+    method: AggregationMethod = Field(
+        "mean", description="raw: each head; mean / weighted: the heads combined; rollout: Abnar & Zuidema (2020); "
+        "value_norm: ‖α·f(x)‖ per head, value_norm_sum: summed over the heads (Kobayashi et al. 2020).")
+    heads: Annotated[list[Position], Field(min_length=1, max_length=MAX_POSITIONS)] | None = Field(
+        None, description="The heads kept or combined (default: all).")
+    head_weights: Annotated[list[HeadWeight], Field(min_length=1, max_length=MAX_POSITIONS)] | None = Field(
+        None, description="One weight >= 0 per chosen head, for 'weighted' and 'rollout' (scaled to sum to 1).")
+    words: bool = Field(False, description="Merge subword tokens into words (sum over attended-to tokens, mean "
+                        "over attending ones, Clark et al. 2019).")
 
 
 class ErrorBody(BaseModel):
@@ -175,6 +204,48 @@ class AttentionResponse(BaseModel):
     attention: EncodedAttention
     predictions: list[PositionPredictions] | None
     predictions_note: str | None = None
+
+
+class AggregationResponse(BaseModel):
+    """An aggregation of every layer: ``weights`` has shape (layers, heads, units, units), where heads is
+    the kept heads for the per-head methods (raw, value_norm) and 1 for the combinations.
+
+    ``unit`` is "probability" (rows sum to 1, as sent) or "norm": value norms are lengths, and each row
+    is scaled to sum to 1 before it is encoded (``rows_scaled``), so rows compare within a layer, not
+    their absolute size. ``units`` lists each row's (and column's) token positions: one token each,
+    or a word's tokens when ``words`` is true; ``unit_text`` is what each unit reads.
+    """
+
+    model: str
+    method: str
+    description: str
+    unit: Literal["probability", "norm"]
+    rows_scaled: bool
+    layers: list[int]
+    heads: list[int]
+    head_weights: list[float] | None
+    words: bool
+    tokens: TokensOut
+    units: list[list[int]]
+    unit_text: list[str]
+    weights: EncodedAttention
+
+
+class AtlasResponse(BaseModel):
+    """``GET /api/atlas``: a corpus's head atlas, computed once in the background and cached beside its index.
+
+    ``status`` is "computing" (``done`` of ``total`` tokens so far: ask again), "ready" (``atlas`` is
+    what `Atlas.to_dict` returns: patterns and relation scores per head) or "failed" (``message`` says
+    why; the next request starts over).
+    """
+
+    corpus: str
+    model: str
+    status: Literal["computing", "ready", "failed"]
+    done: int
+    total: int
+    message: str | None = None
+    atlas: dict[str, Any] | None = None
 
 
 class PredictionsResponse(BaseModel):

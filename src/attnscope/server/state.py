@@ -13,6 +13,7 @@ from typing import Callable, Mapping, Sequence
 from ..capture.loading import ModelHandle
 from ..errors import AttnscopeError
 from ..index import Index
+from .atlas_jobs import AtlasJobs
 from .errors import ApiError
 
 MAX_BODY_BYTES = 64 * 1024
@@ -44,13 +45,15 @@ class AppState:
     """The models (by name) and corpora (by name) a server answers for, plus its limits.
 
     ``aliases`` maps other names a model was configured by (e.g. "default") to its name.
-    Holds no per-request data: the only caches are the indexes' own bounded vector-set caches.
+    Holds no per-request data: the only caches are the indexes' own bounded vector-set caches and
+    ``atlases``, one head-atlas job per configured corpus.
     """
 
     models: dict[str, ModelHandle]
     corpora: dict[str, Corpus] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
+    atlases: AtlasJobs = field(default_factory=AtlasJobs)
 
     @classmethod
     def configure(cls, models: Sequence[str], corpora: Sequence[Path | str] = (), *,

@@ -5,11 +5,15 @@
  * written back to the URL (history.replaceState): nothing reloads the page, and a link rebuilds
  * the view, search included. The page root exposes progress for tests and benchmarks:
  * #app[data-attention] (idle | loading | ready | error) and data-loads (attention responses drawn),
- * #results[data-state] (the same) and data-searches (search responses drawn).
+ * #app[data-aggregation] (the same, for what Show asks of /api/aggregation) and data-aggregations,
+ * #results[data-state] (the same) and data-searches (search responses drawn), and #atlas[data-state]
+ * (idle | loading | computing | ready | error).
  */
 
 const EXAMPLE = "The girl ran to a local pub to escape the din of her city.";
 const TOP_MATCHES = 50;
+const ATLAS_POLL_MS = 1000;
+const RAW_HELP = "Each head's attention weights: how much each token (left) takes from each token (right).";
 
 /** @param {string} id @returns {any} */
 function byId(id) {
@@ -33,6 +37,11 @@ async function boot() {
   let predictionsNote = "";
   /** @type {any} */
   let result = null;
+  /** @type {(Aggregated & { source: AttentionData }) | null} */
+  let aggregated = null;
+  /** @type {{ corpus: string, model: any } | null} */
+  let atlasView = null;
+  let aggregationRun = 0, atlasRun = 0, atlasTimer = 0;
   /** @type {number | null} */
   let hover = null;
   let attentionRun = 0, searchRun = 0;
@@ -102,8 +111,19 @@ async function boot() {
     select.value = String(Math.min(state.layer, Math.max(0, count - 1)));
   }
 
+  /** The aggregation to draw: the one loaded for this input and the Show method, if any. */
+  function shownAggregation() {
+    return aggregated && aggregated.source === attention && aggregated.method === state.show ? aggregated : null;
+  }
+
+  /** The selected heads that exist in the loaded attention (all of them when none were chosen). */
+  function selectedHeads() {
+    const count = attention?.heads ?? modelInfo()?.heads ?? 0;
+    return (state.heads ?? [...Array(count).keys()]).filter((h) => h < count);
+  }
+
   function redraw() {
-    if (attention) view.draw(attention, state, hover);
+    if (attention) view.draw(attention, state, hover, shownAggregation());
     const ready = attention !== null && state.token !== null && corpusInfo() !== null;
     const heads = view.root.dataset.heads ? view.root.dataset.heads.split(",").length : 0;
     byId("search-embedding").disabled = !ready;
@@ -127,12 +147,16 @@ async function boot() {
     byId("threshold").value = String(Math.round(state.threshold * 100));
     byId("threshold-value").textContent = `${Math.round(state.threshold * 100)}%`;
     byId("hide-special").checked = state.hideSpecial;
+    byId("show").value = state.show;
+    if (before.corpus !== state.corpus || before.atlas !== state.atlas) void loadAtlas();
+    else followInAtlas();
     if (inputChanged) {
       void loadAttention();
       return;
     }
     fillLayers();
     redraw();
+    if (before.show !== state.show || String(before.heads) !== String(state.heads)) void loadAggregation();
     const searchChanged = ["layer", "token", "corpus", "search"].some((k) => /** @type {any} */ (before)[k] !== /** @type {any} */ (state)[k])
       || String(before.heads) !== String(state.heads);
     if (state.search && searchChanged) void runSearch();
@@ -164,6 +188,7 @@ async function boot() {
       redraw();
       app.dataset.attention = "ready";
       app.dataset.loads = String(Number(app.dataset.loads ?? 0) + 1);
+      void loadAggregation();
       if (state.search) void runSearch();
       else clearResults();
     } catch (error) {
@@ -172,6 +197,108 @@ async function boot() {
       app.dataset.attention = "error";
       byId("attention").querySelector(".as-columns")?.replaceChildren();
       say(error instanceof ApiFailure ? `Could not show attention: ${error.message}` : String(error));
+    }
+  }
+
+  /**
+   * Ask the server for what Show names (unless raw weights, or already loaded for this input, method
+   * and, for the combined methods, heads), then redraw with it.
+   */
+  async function loadAggregation() {
+    const run = ++aggregationRun;
+    const info = modelInfo();
+    const shown = SHOWN[/** @type {keyof typeof SHOWN} */ (state.show)];
+    byId("show-help").textContent = state.show === "raw" ? RAW_HELP : aggregated?.method === state.show ? aggregated.description : "";
+    const heads = shown.perHead ? null : selectedHeads();
+    if (!attention || !info || state.show === "raw" || (heads && heads.length === 0)) {
+      app.dataset.aggregation = "idle";
+      return;
+    }
+    const current = shownAggregation();
+    if (current && (shown.perHead || String(current.heads) === String(heads))) {
+      app.dataset.aggregation = "ready";
+      return;
+    }
+    const source = attention;
+    app.dataset.aggregation = "loading";
+    try {
+      const body = { model: info.name, text: state.text, mask: state.mask, method: state.show,
+        ...(state.pair ? { text_pair: state.pair } : {}), ...(heads ? { heads } : {}) };
+      const response = await api("/api/aggregation", body);
+      if (run !== aggregationRun || source !== attention) return;
+      aggregated = { ...decodeAggregation(response, source), source };
+      byId("show-help").textContent = aggregated.description + (response.rows_scaled
+        ? " Each row is scaled to sum to 1 (these are lengths, not probabilities)." : "");
+      redraw();
+      app.dataset.aggregation = "ready";
+      app.dataset.aggregations = String(Number(app.dataset.aggregations ?? 0) + 1);
+    } catch (error) {
+      if (run !== aggregationRun) return;
+      app.dataset.aggregation = "error";
+      say(error instanceof ApiFailure ? `Could not show ${shown.label}: ${error.message}` : String(error));
+    }
+  }
+
+  /** The head the atlas marks: the shown layer's one selected head, or null when several are shown. */
+  function atlasHead() {
+    const heads = selectedHeads();
+    return heads.length === 1 ? [state.layer, heads[0]] : null;
+  }
+
+  function followInAtlas() {
+    const head = atlasHead();
+    if (atlasView && head) atlasView.model.set("selected", head);
+  }
+
+  /**
+   * Open or close the head atlas panel; when open, fetch the corpus's atlas (asking again every
+   * second while the server computes it) and draw it with atlas.js.
+   */
+  async function loadAtlas() {
+    const run = ++atlasRun;
+    clearTimeout(atlasTimer);
+    const host = byId("atlas"), corpus = corpusInfo(), toggle = byId("atlas-toggle");
+    toggle.setAttribute("aria-expanded", String(state.atlas));
+    toggle.textContent = state.atlas ? "Hide the head atlas" : "Show the head atlas";
+    toggle.disabled = !corpus;
+    byId("atlas-body").hidden = !state.atlas;
+    if (!state.atlas || !corpus) {
+      host.dataset.state = "idle";
+      return;
+    }
+    if (atlasView?.corpus === corpus.name) {
+      host.dataset.state = "ready";
+      followInAtlas();
+      return;
+    }
+    atlasView = null;
+    host.replaceChildren();
+    if (host.dataset.state !== "computing") host.dataset.state = "loading";
+    try {
+      const answer = await api(`/api/atlas?corpus=${encodeURIComponent(corpus.name)}`);
+      if (run !== atlasRun) return;
+      const progress = byId("atlas-progress");
+      progress.hidden = answer.status !== "computing";
+      if (answer.status === "computing") {
+        byId("atlas-bar").value = answer.total ? answer.done / answer.total : 0;
+        byId("atlas-progress-text").textContent = `Computing the atlas of ${corpus.name}: ` +
+          `${answer.done.toLocaleString("en")} of ${answer.total ? answer.total.toLocaleString("en") : "?"} tokens`;
+        host.dataset.state = "computing";
+        atlasTimer = window.setTimeout(() => void loadAtlas(), ATLAS_POLL_MS);
+        return;
+      }
+      if (answer.status === "failed") throw new ApiFailure(answer.message, null, 200);
+      const model = createStaticModel({ atlas: answer.atlas, app_url: null, example_text: null,
+        score: state.score || "previous", selected: atlasHead() ?? [state.layer, 0] });
+      model.on("change:score", (/** @type {string} */ score) => update({ score }));
+      render({ model, el: host });
+      atlasView = { corpus: corpus.name, model };
+      host.dataset.state = "ready";
+    } catch (error) {
+      if (run !== atlasRun) return;
+      host.dataset.state = "error";
+      byId("atlas-progress").hidden = true;
+      say(error instanceof ApiFailure ? `Could not show the head atlas: ${error.message}` : String(error));
     }
   }
 
@@ -290,6 +417,11 @@ async function boot() {
     fillSelectors();
   });
   byId("layer").addEventListener("change", () => update({ layer: Number(byId("layer").value) }));
+  byId("show").addEventListener("change", () => update({ show: byId("show").value }));
+  byId("atlas-toggle").addEventListener("click", () => update({ atlas: !state.atlas }));
+  byId("atlas").addEventListener("attnscope-atlas-open", (/** @type {any} */ event) => {
+    update({ layer: event.detail.layer, heads: [event.detail.head] });
+  });
   byId("threshold").addEventListener("input", () => update({ threshold: Number(byId("threshold").value) / 100 }));
   byId("hide-special").addEventListener("change", () => update({ hideSpecial: byId("hide-special").checked }));
   byId("search-embedding").addEventListener("click", () => {
@@ -331,7 +463,9 @@ async function boot() {
   byId("threshold").value = String(Math.round(state.threshold * 100));
   byId("threshold-value").textContent = `${Math.round(state.threshold * 100)}%`;
   byId("hide-special").checked = state.hideSpecial;
+  fill(byId("show"), Object.entries(SHOWN).map(([key, o]) => [key, o.label]), state.show);
   writeUrl();
+  void loadAtlas();
   await loadAttention();
 }
 

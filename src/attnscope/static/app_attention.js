@@ -5,10 +5,12 @@
  * the chosen layer, and a thumbnail per head to pick them. Lines are painted with raster.js (the
  * same pixel code as the notebook views); thumbnails are the model view's lines or heatmap.
  *
- * `createAttentionView(host, handlers)` returns `{ draw(data, state, hover) }`; the view never
- * changes state itself, it reports clicks, double-clicks (mask), hovers and head toggles through
- * `handlers`. Drawn facts are exposed on the host for tests and benchmarks: data-layer, data-heads,
- * data-token, data-lines (lines painted).
+ * `createAttentionView(host, handlers)` returns `{ draw(data, state, hover, aggregated) }`; the view
+ * never changes state itself, it reports clicks, double-clicks (mask), hovers and head toggles through
+ * `handlers`. With an `aggregated` result (`decodeAggregation`), the lines show it instead of the raw
+ * weights: per-head methods replace the thumbnails too and average the selected heads; combined ones
+ * are already one matrix per layer. Drawn facts are exposed on the host for tests and benchmarks:
+ * data-layer, data-heads, data-token, data-show (the method drawn), data-lines (lines painted).
  */
 
 const ROW = 22; // px per token row
@@ -34,6 +36,21 @@ export function decodeAttention(response) {
   const t = response.tokens;
   return { tokens: t.tokens, special: t.special, segments: t.segments, masked: t.masked, layers, heads, n,
     bytes: toBytes(response.attention.data) };
+}
+
+/**
+ * An aggregation the API sent (`POST /api/aggregation`), decoded once: `data` holds its layers like
+ * raw attention (one head per layer for the combined methods), `heads` the heads it was made of.
+ * @typedef {{ method: string, perHead: boolean, heads: number[], description: string, data: AttentionData }} Aggregated
+ */
+
+/** @param {any} response the body of POST /api/aggregation @param {AttentionData} attention @returns {Aggregated} */
+export function decodeAggregation(response, attention) {
+  const [layers, heads, n] = response.weights.shape;
+  if (n !== attention.n) throw new Error(`the aggregation has ${n} rows but the input ${attention.n} tokens`);
+  return { method: response.method, perHead: SHOWN[response.method]?.perHead === true && heads === attention.heads,
+    heads: response.heads, description: response.description,
+    data: { ...attention, layers, heads, bytes: toBytes(response.weights.data) } };
 }
 
 /**
@@ -169,8 +186,8 @@ export function createAttentionView(host, handlers) {
     thumbs.replaceChildren(...headEls);
   }
 
-  /** @param {number} layer */
-  function paintThumbs(layer) {
+  /** @param {number} layer @param {AttentionData} source raw attention, or a per-head aggregation of it */
+  function paintThumbs(layer, source) {
     if (!data) return;
     const { n } = data;
     const rows = visible, cols = visible;
@@ -179,7 +196,7 @@ export function createAttentionView(host, handlers) {
       const c = /** @type {HTMLCanvasElement} */ (button.querySelector("canvas"));
       const ctx = /** @type {CanvasRenderingContext2D} */ (c.getContext("2d"));
       const image = ctx.createImageData(THUMB, THUMB);
-      collectMarks(data.bytes.subarray((layer * data.heads + h) * n * n), 0, n, rows, cols, minByte, marks);
+      collectMarks(source.bytes.subarray((layer * source.heads + h) * n * n), 0, n, rows, cols, minByte, marks);
       const rgb = rgbOf(headColour(h));
       if (rows.length <= THUMB_LINES_MAX) {
         paintLines(image, 0, 0, THUMB, THUMB, marks, THUMB / rows.length, THUMB / cols.length, rgb, scratch);
@@ -223,10 +240,12 @@ export function createAttentionView(host, handlers) {
   }
 
   /**
-   * Draw `next` as `state` says; `hover` (a position or null) outranks the selected token.
+   * Draw `next` as `state` says; `hover` (a position or null) outranks the selected token; the lines
+   * (and per-head thumbnails) show `aggregated` when it is given.
    * @param {AttentionData} next @param {AppState} state @param {number | null} hover
+   * @param {Aggregated | null} [aggregated]
    */
-  function draw(next, state, hover) {
+  function draw(next, state, hover, aggregated = null) {
     if (data !== next) {
       data = next;
       headEls = [];
@@ -237,8 +256,10 @@ export function createAttentionView(host, handlers) {
     buildTokens(state.hideSpecial);
     buildThumbs();
     const layer = Math.min(state.layer, d.layers - 1);
-    paintThumbs(layer);
-    const mean = meanOfHeads(d, layer, heads);
+    const perHead = aggregated?.perHead ? aggregated.data : null;
+    paintThumbs(layer, perHead ?? d);
+    const mean = !aggregated ? meanOfHeads(d, layer, heads) : perHead ? meanOfHeads(perHead, layer, heads)
+      : meanOfHeads(aggregated.data, layer, heads.length ? [0] : []);
     const selected = state.token !== null && visible.includes(state.token) ? state.token : null;
     const focus = hover ?? selected;
     const count = paintLinesOf(mean, focus, state.threshold);
@@ -254,6 +275,7 @@ export function createAttentionView(host, handlers) {
     });
     root.dataset.layer = String(layer);
     root.dataset.heads = heads.join(",");
+    root.dataset.show = aggregated?.method ?? "raw";
     root.dataset.token = selected === null ? "" : String(selected);
     root.dataset.lines = String(count);
   }

@@ -5,26 +5,39 @@
  * module served by `attnscope serve`.
  *
  * Every piece of the view lives in the query string, so a link (or a reload) rebuilds the view and
- * re-runs its search: model, corpus, text, pair, mask, layer, heads, threshold, special (hide),
- * token, search (embedding | heads), field (summary), cols (column field) and span (column offsets).
+ * re-runs its search: model, corpus, text, pair, mask, layer, heads, show (what the lines are: raw
+ * weights or an aggregation), threshold, special (hide), token, search (embedding | heads), field
+ * (summary), cols (column field), span (column offsets), atlas (the head atlas panel is open) and
+ * score (what colours the atlas grid).
  */
 
 /**
  * @typedef {{
  *   model: string, corpus: string, text: string, pair: string, mask: number[], layer: number,
- *   heads: number[] | null, threshold: number, hideSpecial: boolean, token: number | null,
- *   search: string, field: string, cols: string, span: number
+ *   heads: number[] | null, show: string, threshold: number, hideSpecial: boolean, token: number | null,
+ *   search: string, field: string, cols: string, span: number, atlas: boolean, score: string
  * }} AppState
  */
 
 const SPAN_MAX = 5; // metadata columns reach at most this many tokens either side of a match
 const THRESHOLD_DEFAULT = 0.9;
+/**
+ * What the attention view can show (the `show` key), as `POST /api/aggregation` names the methods:
+ * `perHead` ones keep a layer per head (the thumbnails show them and the lines average the selected
+ * heads); the others combine the selected heads on the server.
+ */
+const SHOWN = {
+  raw: { label: "attention weights α", perHead: true },
+  value_norm: { label: "value-weighted ‖α·f(x)‖ per head", perHead: true },
+  value_norm_sum: { label: "value-weighted ‖Σ α·f(x)‖ of the selected heads", perHead: false },
+  rollout: { label: "attention rollout through the layers", perHead: false },
+};
 
 /** @returns {AppState} */
 export function defaultState() {
   return {
-    model: "", corpus: "", text: "", pair: "", mask: [], layer: 0, heads: null, threshold: THRESHOLD_DEFAULT,
-    hideSpecial: false, token: null, search: "", field: "", cols: "", span: 1,
+    model: "", corpus: "", text: "", pair: "", mask: [], layer: 0, heads: null, show: "raw", threshold: THRESHOLD_DEFAULT,
+    hideSpecial: false, token: null, search: "", field: "", cols: "", span: 1, atlas: false, score: "",
   };
 }
 
@@ -52,6 +65,8 @@ export function stateFromQuery(search) {
   const layer = q.get("layer");
   if (layer && /^\d{1,4}$/.test(layer)) state.layer = Number(layer);
   if (q.has("heads")) state.heads = parseList(q.get("heads"));
+  const show = q.get("show") ?? "";
+  if (Object.hasOwn(SHOWN, show)) state.show = show;
   const threshold = Number(q.get("threshold"));
   if (q.has("threshold") && threshold > 0 && threshold <= 1) state.threshold = threshold;
   state.hideSpecial = q.get("special") === "hide";
@@ -63,6 +78,8 @@ export function stateFromQuery(search) {
   state.cols = q.get("cols") ?? "";
   const span = Number(q.get("span"));
   if (q.has("span") && Number.isInteger(span) && span >= 0 && span <= SPAN_MAX) state.span = span;
+  state.atlas = q.get("atlas") === "open";
+  state.score = q.get("score") ?? "";
   return state;
 }
 
@@ -77,6 +94,7 @@ export function queryFromState(state) {
   if (state.mask.length) q.set("mask", state.mask.join(","));
   q.set("layer", String(state.layer));
   if (state.heads !== null) q.set("heads", state.heads.join(","));
+  if (state.show !== base.show) q.set("show", state.show);
   if (state.threshold !== base.threshold) q.set("threshold", String(state.threshold));
   if (state.hideSpecial) q.set("special", "hide");
   if (state.token !== null) q.set("token", String(state.token));
@@ -84,6 +102,8 @@ export function queryFromState(state) {
   if (state.field) q.set("field", state.field);
   if (state.cols) q.set("cols", state.cols);
   if (state.span !== base.span) q.set("span", String(state.span));
+  if (state.atlas) q.set("atlas", "open");
+  if (state.score) q.set("score", state.score);
   return "?" + q.toString();
 }
 
@@ -141,4 +161,4 @@ export function topShare(weights, keys, share) {
   return keep;
 }
 
-export { SPAN_MAX };
+export { SHOWN, SPAN_MAX };

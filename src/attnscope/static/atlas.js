@@ -11,7 +11,9 @@
  * `model.get("selected")` ([layer, head]).
  * Opening a head (a click, or Enter on a focused cell or row) sets `selected` and dispatches a
  * bubbling `attnscope-atlas-open` event with `{ layer, head }` on the view's root, which the page
- * uses to point its head and neuron views at that head. Python puts common.js (make, labelled) before it.
+ * uses to point its head and neuron views at that head (and the explorer app its attention view).
+ * A `selected` set from outside (Python, or the app when one head is shown) moves the mark without
+ * that event. Python puts common.js (make, labelled) before it.
  */
 
 const PATTERN_LABELS = {
@@ -327,6 +329,14 @@ export function render({ model, el }) {
   }
 
   select.addEventListener("change", () => setScore(select.value));
+  model.on("change:selected", (/** @type {[number, number]} */ value) => {
+    const [l, h] = value ?? [];
+    if (l === state.selected[0] && h === state.selected[1]) return;
+    if (!(l >= 0 && l < atlas.layers && h >= 0 && h < atlas.heads)) return;
+    state.selected = [l, h];
+    paint();
+    describe();
+  });
   relationsTable.update();
   paint();
   describe();

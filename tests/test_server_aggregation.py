@@ -1,0 +1,82 @@
+"""POST /api/aggregation answers with what `analysis.aggregate` computes, and refuses bad heads by field."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import attnscope
+from attnscope.analysis.aggregate import aggregate, normalise_rows
+from attnscope.views.payload import MAX_ERROR
+
+from .conftest import PUB
+from .server_fixtures import client, state  # noqa: F401 - fixtures
+from .test_server_api import decode
+
+WORDS = "Unbelievably, the tokenisation splits words."
+
+
+def post(client, **body):  # noqa: F811 - the fixture
+    return client.post("/api/aggregation", json={"model": "default", "text": PUB, **body})
+
+
+@pytest.mark.parametrize("method", ["raw", "mean", "rollout", "value_norm", "value_norm_sum"])
+def test_each_method_decodes_to_the_library_aggregation(client, default_model, method):
+    response = post(client, method=method, heads=[2, 7, 9])
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = aggregate(attnscope.capture(default_model, PUB, fields="all"), method, heads=[2, 7, 9])
+    weights = expected.weights if expected.per_head else expected.weights[:, None]
+    if expected.unit == "norm":
+        weights = normalise_rows(weights)
+    assert body["weights"]["shape"] == list(weights.shape)
+    assert body["weights"]["shape"][1] == (3 if method in ("raw", "value_norm") else 1)
+    assert np.abs(decode(body["weights"]) - weights).max() <= MAX_ERROR + 1e-6
+    assert (body["method"], body["unit"], body["rows_scaled"]) == (method, expected.unit, expected.unit == "norm")
+    assert body["heads"] == [2, 7, 9] and body["layers"] == list(range(6))
+    if method == "rollout":  # rollout rows sum to 1 and the last layer mixes every token in
+        assert np.allclose(decode(body["weights"]).sum(-1), 1, atol=0.03)
+
+
+def test_weighted_heads_and_weighted_rollout_use_the_given_weights(client, default_model):
+    cap = attnscope.capture(default_model, PUB, fields="all")
+    for method in ("weighted", "rollout"):
+        body = post(client, method=method, heads=[0, 5], head_weights=[3, 1]).json()
+        assert body["head_weights"] == [0.75, 0.25]
+        expected = aggregate(cap, method, heads=[0, 5], head_weights=[3, 1]).weights[:, None]
+        assert np.abs(decode(body["weights"]) - expected).max() <= MAX_ERROR + 1e-6
+
+
+def test_words_merge_subwords_and_name_each_unit_by_its_text(client, default_model):
+    body = post(client, text=WORDS, method="mean", words=True).json()
+    cap = attnscope.capture(default_model, WORDS)
+    expected = aggregate(cap, "mean", words=True)
+    assert body["words"] is True and body["units"] == expected.query_units
+    assert body["unit_text"] == ["[CLS]", "Unbelievably", ",", "the", "tokenisation", "splits", "words", ".", "[SEP]"]
+    assert len(cap.tokens) > len(body["units"])  # some words are several tokens
+    assert np.abs(decode(body["weights"])[:, 0] - expected.weights).max() <= MAX_ERROR + 1e-6
+
+
+def test_a_masked_pair_is_aggregated_as_captured(client, default_model):
+    body = post(client, text_pair="She walked home.", mask=[3], method="rollout").json()
+    cap = attnscope.capture(default_model, PUB, "She walked home.", mask=[3])
+    assert body["tokens"]["masked"] == [3] and body["tokens"]["sentence_b_start"] == cap.tokens.sentence_b_start
+    assert np.abs(decode(body["weights"])[:, 0] - aggregate(cap, "rollout").weights).max() <= MAX_ERROR + 1e-6
+
+
+@pytest.mark.parametrize("body, field, words", [
+    ({"heads": [1, 1]}, "heads", "head 1 twice"),
+    ({"heads": [12]}, "heads.0", "heads 0-11"),
+    ({"method": "weighted"}, "method", "needs head_weights"),
+    ({"method": "mean", "head_weights": [1.0]}, "head_weights", "'weighted' and 'rollout' methods only"),
+    ({"method": "weighted", "heads": [0, 1], "head_weights": [1.0]}, "head_weights", "1 numbers but 2 heads"),
+    ({"method": "weighted", "heads": [0, 1], "head_weights": [0, 0]}, "head_weights", "all zero"),
+    ({"method": "entropy"}, "method", "rollout"),
+    ({"method": "rollout", "head_weights": [-1.0]}, "head_weights.0", "greater than or equal to 0"),
+    ({"mask": [99]}, "mask", "99"),
+])
+def test_bad_aggregation_requests_name_the_field_and_what_is_allowed(client, body, field, words):
+    response = post(client, **body)
+    assert 400 <= response.status_code < 500
+    error = response.json()["error"]
+    assert error["field"] == field and words in error["message"], error
