@@ -6,19 +6,25 @@ once into a temporary directory from ../shared/data) on a free loopback port, th
 - P6 in headless Chromium (Debian's): the time from a layer change (the select's change event) to the
   next painted frame, and from a search click to the results drawn and painted (the API call
   included), each over ``--samples`` repetitions, for the paper's sentence (17 tokens) and a
-  250-token input. Goals: layer change <= 100 ms, search click <= 300 ms.
+  250-token input. Goals: layer change <= 100 ms, search click <= 300 ms. Also the time from a Show
+  switch (to rollout, value norms, summed value norms, in turn) to its lines painted.
 - R2: ``--clients`` threads (16) on loopback for ``--seconds`` (60), each sending, one after another,
-  attention requests (random EWT sentences, sometimes as pairs or with a masked token) and searches
-  (random token, layer, mode and heads): errors, requests/s, p50/p99 latency per kind, and the
+  attention requests (random EWT sentences, sometimes as pairs or with a masked token), searches
+  (random token, layer, mode and heads) and aggregations (random method and heads): errors, requests/s, p50/p99 latency per kind, and the
   server's resident memory after warm-up, every 10 s, and at the end. Goals: zero errors, flat memory.
+- The head atlas panel's computation: a second server over a hard-linked copy of the index (without
+  its atlas) is asked for the atlas; the time until it is ready, and attention requests' latency while
+  it is computed against an idle server.
 
-    .venv/bin/python bench/app.py [--index DIR] [--samples 20] [--clients 16] [--seconds 60]
+    .venv/bin/python bench/app.py [--index DIR] [--samples 20] [--clients 16] [--seconds 60] [--no-atlas]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -95,14 +101,33 @@ def p6(base: str, samples: int, long_text: str) -> None:
                   f" search click to {rows} matches drawn {statistics.median(searches):6.1f} ms (p95 {percentile(searches, 0.95):.1f})")
             print(f"    goals: layer change <= 100 ms {'ok' if statistics.median(layers) <= 100 else 'MISSED'};"
                   f" search <= 300 ms {'ok' if statistics.median(searches) <= 300 else 'MISSED'}")
+            shows = show_switches(page, ("rollout", "value_norm", "value_norm_sum"), samples)
+            print("    Show switch to each aggregation, the API call included: " + ", ".join(
+                f"{method} {statistics.median(times):.1f} ms (p95 {percentile(times, 0.95):.1f})" for method, times in shows.items()))
         browser.close()
+
+
+def show_switches(page, methods: tuple[str, ...], samples: int) -> dict[str, list[float]]:
+    """Times from choosing each of ``methods`` in the Show select (in turn, so each is fetched again:
+    the app keeps one aggregation) to its lines painted, ``samples`` times each."""
+    times: dict[str, list[float]] = {method: [] for method in methods}
+    for i in range(samples * len(methods)):
+        method = methods[i % len(methods)]
+        before = int(page.get_attribute("#app", "data-aggregations") or 0)
+        action = (f"const s = document.getElementById('show'); s.value = '{method}';"
+                  " s.dispatchEvent(new Event('change'));")
+        ready = (f"document.querySelector('.as-attention').dataset.show === '{method}' && "
+                 f"Number(document.getElementById('app').dataset.aggregations || 0) > {before}")
+        times[method].append(page.evaluate(TIMED, [action, ready]))
+    page.select_option("#show", "raw")
+    return times
 
 
 def r2(base: str, pid: int, sentences: list[str], clients: int, seconds: float) -> None:
     corpus = httpx.get(f"{base}/api/corpora").json()[0]
     stop = time.monotonic() + seconds
     lock = threading.Lock()
-    latencies: dict[str, list[float]] = {"attention": [], "search": []}
+    latencies: dict[str, list[float]] = {"attention": [], "search": [], "aggregation": []}
     errors: list[str] = []
 
     def client(seed: int) -> None:
@@ -110,9 +135,16 @@ def r2(base: str, pid: int, sentences: list[str], clients: int, seconds: float) 
         with httpx.Client(base_url=base, timeout=60) as http:
             while time.monotonic() < stop:
                 text = rng.choice(sentences)
-                if rng.random() < 0.5:
+                draw = rng.random()
+                if draw < 0.2:
+                    kind = "aggregation"
+                    body: dict = {"model": "default", "text": text,
+                                  "method": rng.choice(["mean", "rollout", "value_norm", "value_norm_sum"])}
+                    if body["method"] != "value_norm" and rng.random() < 0.5:
+                        body["heads"] = sorted(rng.sample(range(corpus["heads"]), rng.randint(1, corpus["heads"])))
+                elif draw < 0.6:
                     kind = "attention"
-                    body: dict = {"model": "default", "text": text}
+                    body = {"model": "default", "text": text}
                     if rng.random() < 0.3:
                         body["text_pair"] = rng.choice(sentences)
                     if rng.random() < 0.3:
@@ -153,11 +185,11 @@ def r2(base: str, pid: int, sentences: list[str], clients: int, seconds: float) 
         thread.join()
     memory.append((time.monotonic() - started, rss_mib(pid)))
     total = sum(len(v) for v in latencies.values())
-    print(f"\nR2 load: {clients} clients on loopback for {seconds:.0f} s, attention and search mixed half and half")
+    print(f"\nR2 load: {clients} clients on loopback for {seconds:.0f} s: attention 40%, search 40%, aggregation 20%")
     print(f"  requests {total:,} ({total / seconds:.1f}/s), errors {len(errors)}")
     for kind, values in latencies.items():
         if values:
-            print(f"  {kind:9s} {len(values):5d} requests: p50 {percentile(values, 0.5):7.1f} ms, p99 {percentile(values, 0.99):7.1f} ms")
+            print(f"  {kind:11s} {len(values):5d} requests: p50 {percentile(values, 0.5):7.1f} ms, p99 {percentile(values, 0.99):7.1f} ms")
     print("  server memory (RSS, MiB): " + ", ".join(f"{t:.0f} s {m:.0f}" for t, m in memory))
     growth = memory[-1][1] - memory[1][1] if len(memory) > 2 else memory[-1][1] - memory[0][1]
     print(f"  memory from the first 10 s to the end: {growth:+.0f} MiB; goals: zero errors "
@@ -166,12 +198,43 @@ def r2(base: str, pid: int, sentences: list[str], clients: int, seconds: float) 
         print(f"  error: {detail}")
 
 
+def atlas_in_background(index: Path, tmp: Path, sentences: list[str]) -> None:
+    """Serve a hard-linked copy of ``index`` (no atlas yet), ask for its atlas, and time attention
+    requests (one client, one after another) before and while the atlas is computed."""
+    copy = tmp / "atlas-copy" / index.name
+    shutil.copytree(index, copy, copy_function=os.link, ignore=shutil.ignore_patterns("atlas.*"))
+    with serving(["--corpus", str(copy)], tmp) as served, httpx.Client(base_url=served.base, timeout=120) as http:
+        corpus = http.get("/api/corpora").json()[0]["name"]
+
+        def attention(i: int) -> float:
+            started = time.perf_counter()
+            response = http.post("/api/attention", json={"model": "default", "text": sentences[i % len(sentences)]})
+            response.raise_for_status()
+            return (time.perf_counter() - started) * 1000
+
+        idle = [attention(i) for i in range(40)]
+        started = time.perf_counter()
+        answer = http.get("/api/atlas", params={"corpus": corpus}).json()
+        busy: list[float] = []
+        while answer["status"] == "computing":
+            busy.append(attention(len(busy)))
+            answer = http.get("/api/atlas", params={"corpus": corpus}).json()
+        seconds = time.perf_counter() - started
+    print(f"\nHead atlas computed by the server in the background: {answer['status']} after {seconds:.1f} s "
+          f"({answer['total']:,} tokens)")
+    if busy:
+        print(f"  attention requests meanwhile: p50 {percentile(busy, 0.5):.1f} ms, p95 {percentile(busy, 0.95):.1f} ms "
+              f"({len(busy)} requests); with the server idle: p50 {percentile(idle, 0.5):.1f} ms, "
+              f"p95 {percentile(idle, 0.95):.1f} ms; ratio of p50s {percentile(busy, 0.5) / percentile(idle, 0.5):.1f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--index", type=Path, help="an EWT index of the default model (default: build one)")
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--no-atlas", action="store_true", help="skip the head atlas computed in the background")
     args = parser.parse_args()
     sentences = [s.text for s in open_corpus(EWT).sentences if 5 <= len(s.words) <= 40]
     long_text = " ".join(sentences[:40])
@@ -192,6 +255,8 @@ def main() -> None:
                 words = words[:-5]
             p6(base, args.samples, " ".join(words))
             r2(base, served.pid, sentences, args.clients, args.seconds)
+        if not args.no_atlas:
+            atlas_in_background(index, Path(tmp), sentences)
 
 
 if __name__ == "__main__":
