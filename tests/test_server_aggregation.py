@@ -80,3 +80,12 @@ def test_bad_aggregation_requests_name_the_field_and_what_is_allowed(client, bod
     assert 400 <= response.status_code < 500
     error = response.json()["error"]
     assert error["field"] == field and words in error["message"], error
+
+
+def test_a_masked_word_reads_as_its_mask_tokens(client):
+    units = post(client, text=WORDS, method="raw", words=True).json()["units"]
+    word = units[4]  # "tokenisation": several tokens
+    assert len(word) > 1
+    body = post(client, text=WORDS, method="raw", words=True, mask=word).json()
+    assert body["unit_text"][4] == "[MASK]" * len(word) and body["units"][4] == word
+    assert body["unit_text"][1] == "Unbelievably" and body["tokens"]["masked"] == word

@@ -179,10 +179,10 @@ def _aggregation_out(handle: ModelHandle, cap: Capture, result: Aggregation) -> 
 
 
 def _unit_text(tokens: Tokens, unit: list[int]) -> str:
-    """What a unit reads: its span of the input text, or its tokens joined where they have no span."""
+    """What a unit reads: its span of the input text, or its tokens joined where they have no span or are masked."""
     spans = [tokens.offsets[t] for t in unit]
     segments = {tokens.segments[t] for t in unit}
-    if len(unit) > 1 and all(spans) and len(segments) == 1:
+    if len(unit) > 1 and all(spans) and len(segments) == 1 and not set(unit) & set(tokens.masked):
         start, end = min(s[0] for s in spans if s), max(s[1] for s in spans if s)
         return tokens.texts[segments.pop()][start:end]
     return "".join(tokens.display[t] for t in unit)

@@ -48,14 +48,15 @@ async function boot() {
 
   const status = byId("status");
   const tooltip = byId("tooltip");
+  // The view's positions are tokens, or words (units) in words mode; `tokensAt` maps them back.
   const view = createAttentionView(byId("attention"), {
-    onSelect: (pos) => update({ token: pos }),
-    onMask: (pos) => toggleMask(pos),
+    onSelect: (pos) => update({ token: tokensAt(pos)[0] }),
+    onMask: (pos) => toggleMask(tokensAt(pos)),
     onHeads: (heads) => update({ heads }),
     onHover: (pos, el) => {
       hover = pos;
       redraw();
-      showPredictions(pos, el);
+      showPredictions(pos === null ? null : tokensAt(pos)[0], el);
     },
   });
 
@@ -111,9 +112,25 @@ async function boot() {
     select.value = String(Math.min(state.layer, Math.max(0, count - 1)));
   }
 
-  /** The aggregation to draw: the one loaded for this input and the Show method, if any. */
+  /** The aggregation to draw: the one loaded for this input, the Show method and words mode, if any. */
   function shownAggregation() {
-    return aggregated && aggregated.source === attention && aggregated.method === state.show ? aggregated : null;
+    return aggregated && aggregated.source === attention && aggregated.method === state.show
+      && aggregated.words === state.words ? aggregated : null;
+  }
+
+  /**
+   * What the attention view draws: the tokens' raw attention (and the shown aggregation), or in words
+   * mode the words' (once they are loaded; the tokens' until then).
+   */
+  function display() {
+    const shown = shownAggregation();
+    if (!shown?.words) return { data: attention, aggregation: shown, units: null };
+    return { data: shown.base ?? shown.data, aggregation: shown.method === "raw" ? null : shown, units: shown.units };
+  }
+
+  /** The token positions behind a position of the view (a word's tokens in words mode). @param {number} pos */
+  function tokensAt(pos) {
+    return display().units?.[pos] ?? [pos];
   }
 
   /** The selected heads that exist in the loaded attention (all of them when none were chosen). */
@@ -123,7 +140,11 @@ async function boot() {
   }
 
   function redraw() {
-    if (attention) view.draw(attention, state, hover, shownAggregation());
+    const { data, aggregation, units } = display();
+    if (data) {
+      const token = units && state.token !== null ? units.findIndex((u) => u.includes(/** @type {number} */ (state.token))) : state.token;
+      view.draw(data, units ? { ...state, token: token === -1 ? null : token } : state, hover, aggregation);
+    }
     const ready = attention !== null && state.token !== null && corpusInfo() !== null;
     const heads = view.root.dataset.heads ? view.root.dataset.heads.split(",").length : 0;
     byId("search-embedding").disabled = !ready;
@@ -148,6 +169,8 @@ async function boot() {
     byId("threshold-value").textContent = `${Math.round(state.threshold * 100)}%`;
     byId("hide-special").checked = state.hideSpecial;
     byId("show").value = state.show;
+    byId("words").checked = state.words;
+    if (before.words !== state.words) hover = null;
     if (before.corpus !== state.corpus || before.atlas !== state.atlas) void loadAtlas();
     else followInAtlas();
     if (inputChanged) {
@@ -156,7 +179,9 @@ async function boot() {
     }
     fillLayers();
     redraw();
-    if (before.show !== state.show || String(before.heads) !== String(state.heads)) void loadAggregation();
+    if (before.show !== state.show || before.words !== state.words || String(before.heads) !== String(state.heads)) {
+      void loadAggregation();
+    }
     const searchChanged = ["layer", "token", "corpus", "search"].some((k) => /** @type {any} */ (before)[k] !== /** @type {any} */ (state)[k])
       || String(before.heads) !== String(state.heads);
     if (state.search && searchChanged) void runSearch();
@@ -201,8 +226,9 @@ async function boot() {
   }
 
   /**
-   * Ask the server for what Show names (unless raw weights, or already loaded for this input, method
-   * and, for the combined methods, heads), then redraw with it.
+   * Ask the server for what Show names, between words in words mode (unless it is the raw weights
+   * between tokens, or already loaded for this input, method, words mode and, for the combined
+   * methods, heads), then redraw with it.
    */
   async function loadAggregation() {
     const run = ++aggregationRun;
@@ -210,8 +236,9 @@ async function boot() {
     const shown = SHOWN[/** @type {keyof typeof SHOWN} */ (state.show)];
     byId("show-help").textContent = state.show === "raw" ? RAW_HELP : aggregated?.method === state.show ? aggregated.description : "";
     const heads = shown.perHead ? null : selectedHeads();
-    if (!attention || !info || state.show === "raw" || (heads && heads.length === 0)) {
+    if (!attention || !info || (state.show === "raw" && !state.words) || (heads && heads.length === 0)) {
       app.dataset.aggregation = "idle";
+      redraw();
       return;
     }
     const current = shownAggregation();
@@ -222,13 +249,17 @@ async function boot() {
     const source = attention;
     app.dataset.aggregation = "loading";
     try {
-      const body = { model: info.name, text: state.text, mask: state.mask, method: state.show,
-        ...(state.pair ? { text_pair: state.pair } : {}), ...(heads ? { heads } : {}) };
-      const response = await api("/api/aggregation", body);
+      const body = { model: info.name, text: state.text, mask: state.mask, words: state.words,
+        ...(state.pair ? { text_pair: state.pair } : {}) };
+      // a combined method between words also needs each head's raw weights between the words (thumbnails)
+      const [response, raw] = await Promise.all([api("/api/aggregation", { ...body, method: state.show, ...(heads ? { heads } : {}) }),
+        state.words && heads ? api("/api/aggregation", { ...body, method: "raw" }) : null]);
       if (run !== aggregationRun || source !== attention) return;
       aggregated = { ...decodeAggregation(response, source), source };
-      byId("show-help").textContent = aggregated.description + (response.rows_scaled
-        ? " Each row is scaled to sum to 1 (these are lengths, not probabilities)." : "");
+      if (raw) aggregated.base = decodeAggregation(raw, source).data;
+      byId("show-help").textContent = (state.show === "raw" ? RAW_HELP : aggregated.description) +
+        (aggregated.rowsScaled ? " Each row is scaled to sum to 1 (these are lengths, not probabilities)." : "") +
+        (state.words ? " Between words: attention to a word is the sum over its tokens, from a word the mean (Clark et al. 2019)." : "");
       redraw();
       app.dataset.aggregation = "ready";
       app.dataset.aggregations = String(Number(app.dataset.aggregations ?? 0) + 1);
@@ -302,10 +333,11 @@ async function boot() {
     }
   }
 
-  /** @param {number} pos */
-  function toggleMask(pos) {
+  /** Mask the tokens at `positions` (a token, or a word's tokens), or unmask them if all are masked. @param {number[]} positions */
+  function toggleMask(positions) {
     const info = modelInfo();
     if (!attention || !info) return;
+    const pos = positions[0];
     if (attention.special[pos]) {
       say(`"${attention.tokens[pos]}" is a special token: only ordinary tokens can be masked.`);
       return;
@@ -314,7 +346,9 @@ async function boot() {
       say(`Model ${info.name} has no mask token, so tokens cannot be masked.`);
       return;
     }
-    const mask = state.mask.includes(pos) ? state.mask.filter((p) => p !== pos) : [...state.mask, pos].sort((a, b) => a - b);
+    const unmask = positions.every((p) => state.mask.includes(p));
+    const mask = unmask ? state.mask.filter((p) => !positions.includes(p))
+      : [...new Set([...state.mask, ...positions])].sort((a, b) => a - b);
     update({ mask, token: pos, search: state.search });
   }
 
@@ -418,6 +452,7 @@ async function boot() {
   });
   byId("layer").addEventListener("change", () => update({ layer: Number(byId("layer").value) }));
   byId("show").addEventListener("change", () => update({ show: byId("show").value }));
+  byId("words").addEventListener("change", () => update({ words: byId("words").checked }));
   byId("atlas-toggle").addEventListener("click", () => update({ atlas: !state.atlas }));
   byId("atlas").addEventListener("attnscope-atlas-open", (/** @type {any} */ event) => {
     update({ layer: event.detail.layer, heads: [event.detail.head] });
@@ -464,6 +499,7 @@ async function boot() {
   byId("threshold-value").textContent = `${Math.round(state.threshold * 100)}%`;
   byId("hide-special").checked = state.hideSpecial;
   fill(byId("show"), Object.entries(SHOWN).map(([key, o]) => [key, o.label]), state.show);
+  byId("words").checked = state.words;
   writeUrl();
   void loadAtlas();
   await loadAttention();

@@ -41,16 +41,31 @@ export function decodeAttention(response) {
 /**
  * An aggregation the API sent (`POST /api/aggregation`), decoded once: `data` holds its layers like
  * raw attention (one head per layer for the combined methods), `heads` the heads it was made of.
- * @typedef {{ method: string, perHead: boolean, heads: number[], description: string, data: AttentionData }} Aggregated
+ * With `words`, rows and columns are words: `data.tokens` are the words' text and `units` each
+ * word's token positions; `base` then holds the raw weights between the same words, per head (the
+ * thumbnails of a combined method).
+ * @typedef {{ method: string, perHead: boolean, heads: number[], description: string, rowsScaled: boolean,
+ *   words: boolean, units: number[][], data: AttentionData, base: AttentionData | null }} Aggregated
  */
 
 /** @param {any} response the body of POST /api/aggregation @param {AttentionData} attention @returns {Aggregated} */
 export function decodeAggregation(response, attention) {
   const [layers, heads, n] = response.weights.shape;
-  if (n !== attention.n) throw new Error(`the aggregation has ${n} rows but the input ${attention.n} tokens`);
+  /** @type {number[][]} */
+  const units = response.units;
+  if (n !== units.length || units.flat().length !== attention.n) {
+    throw new Error(`the aggregation's ${n} rows do not cover the input's ${attention.n} tokens`);
+  }
+  const data = response.words ? {
+    tokens: response.unit_text,
+    special: units.map((u) => u.every((t) => attention.special[t])),
+    segments: units.map((u) => attention.segments[u[0]]),
+    masked: units.flatMap((u, i) => (u.some((t) => attention.masked.includes(t)) ? [i] : [])),
+    layers, heads, n, bytes: toBytes(response.weights.data),
+  } : { ...attention, layers, heads, bytes: toBytes(response.weights.data) };
   return { method: response.method, perHead: SHOWN[response.method]?.perHead === true && heads === attention.heads,
-    heads: response.heads, description: response.description,
-    data: { ...attention, layers, heads, bytes: toBytes(response.weights.data) } };
+    heads: response.heads, description: response.description, rowsScaled: response.rows_scaled, words: response.words,
+    units, data, base: null };
 }
 
 /**

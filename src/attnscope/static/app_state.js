@@ -6,7 +6,7 @@
  *
  * Every piece of the view lives in the query string, so a link (or a reload) rebuilds the view and
  * re-runs its search: model, corpus, text, pair, mask, layer, heads, show (what the lines are: raw
- * weights or an aggregation), threshold, special (hide), token, search (embedding | heads), field
+ * weights or an aggregation), words (rows and columns are words, not tokens), threshold, special (hide), token, search (embedding | heads), field
  * (summary), cols (column field), span (column offsets), atlas (the head atlas panel is open) and
  * score (what colours the atlas grid).
  */
@@ -14,7 +14,7 @@
 /**
  * @typedef {{
  *   model: string, corpus: string, text: string, pair: string, mask: number[], layer: number,
- *   heads: number[] | null, show: string, threshold: number, hideSpecial: boolean, token: number | null,
+ *   heads: number[] | null, show: string, words: boolean, threshold: number, hideSpecial: boolean, token: number | null,
  *   search: string, field: string, cols: string, span: number, atlas: boolean, score: string
  * }} AppState
  */
@@ -36,7 +36,7 @@ const SHOWN = {
 /** @returns {AppState} */
 export function defaultState() {
   return {
-    model: "", corpus: "", text: "", pair: "", mask: [], layer: 0, heads: null, show: "raw", threshold: THRESHOLD_DEFAULT,
+    model: "", corpus: "", text: "", pair: "", mask: [], layer: 0, heads: null, show: "raw", words: false, threshold: THRESHOLD_DEFAULT,
     hideSpecial: false, token: null, search: "", field: "", cols: "", span: 1, atlas: false, score: "",
   };
 }
@@ -67,6 +67,7 @@ export function stateFromQuery(search) {
   if (q.has("heads")) state.heads = parseList(q.get("heads"));
   const show = q.get("show") ?? "";
   if (Object.hasOwn(SHOWN, show)) state.show = show;
+  state.words = q.get("words") === "on";
   const threshold = Number(q.get("threshold"));
   if (q.has("threshold") && threshold > 0 && threshold <= 1) state.threshold = threshold;
   state.hideSpecial = q.get("special") === "hide";
@@ -95,6 +96,7 @@ export function queryFromState(state) {
   q.set("layer", String(state.layer));
   if (state.heads !== null) q.set("heads", state.heads.join(","));
   if (state.show !== base.show) q.set("show", state.show);
+  if (state.words) q.set("words", "on");
   if (state.threshold !== base.threshold) q.set("threshold", String(state.threshold));
   if (state.hideSpecial) q.set("special", "hide");
   if (state.token !== null) q.set("token", String(state.token));

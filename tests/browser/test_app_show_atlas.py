@@ -1,11 +1,12 @@
-"""The explorer app's Show switch (aggregations from /api/aggregation) and its head atlas panel, in
-Chromium against a real `attnscope serve` on loopback; what is drawn is compared with the API and the
+"""The explorer app's Show switch and words mode (aggregations from /api/aggregation) and its head atlas
+panel, in Chromium against a real `attnscope serve` on loopback; what is drawn is compared with the API and the
 atlas file the server wrote beside the index."""
 
 from __future__ import annotations
 
 import base64
 import shutil
+from urllib.parse import urlencode
 
 import httpx
 import numpy as np
@@ -50,11 +51,17 @@ def app(browser, server):
     context.close()
 
 
-def aggregation(base: str, method: str, heads: list[int] | None = None) -> np.ndarray:
-    """The uint8 layers /api/aggregation sends for PUB: (layers, heads', n, n)."""
-    body = {"model": "default", "text": PUB, "method": method, **({"heads": heads} if heads else {})}
+def aggregation(base: str, method: str, heads: list[int] | None = None, text: str = PUB, **options) -> np.ndarray:
+    """The uint8 layers /api/aggregation sends for ``text``: (layers, heads', n, n)."""
+    return api_aggregation(base, method, heads, text, **options)[0]
+
+
+def api_aggregation(base: str, method: str, heads: list[int] | None = None, text: str = PUB,
+                    **options) -> tuple[np.ndarray, dict]:
+    body = {"model": "default", "text": text, "method": method, **({"heads": heads} if heads else {}), **options}
     answer = httpx.post(f"{base}/api/aggregation", json=body, timeout=60).json()
-    return np.frombuffer(base64.b64decode(answer["weights"]["data"]), np.uint8).reshape(answer["weights"]["shape"])
+    weights = np.frombuffer(base64.b64decode(answer["weights"]["data"]), np.uint8).reshape(answer["weights"]["shape"])
+    return weights, answer
 
 
 def shown(app: AppPage, method: str, aggregations: int) -> dict:
@@ -122,6 +129,52 @@ def test_the_show_switch_draws_each_aggregation_of_the_selected_heads_and_surviv
     page.select_option("#show", "raw")
     page.wait_for_function("() => document.querySelector('.as-attention').dataset.show === 'raw'")
     assert "show=" not in page.url and "attention weights" in page.inner_text("#show-help")
+    assert app.errors == []
+
+
+def test_words_mode_draws_words_and_selects_and_masks_whole_words(app, server):
+    text = "Unbelievably, the tokenisation splits words."
+    open_app(app, "?" + urlencode({"text": text, "layer": "2"}))
+    page = app.page
+    tokens = page.locator(".as-query").all_inner_texts()
+    page.check("#words")
+    page.wait_for_function("() => document.getElementById('app').dataset.aggregation === 'ready' && "
+                           "document.querySelectorAll('.as-query').length < %d" % len(tokens))
+    raw, answer = api_aggregation(server, "raw", text=text, words=True)
+    words = answer["unit_text"]
+    assert page.locator(".as-query").all_inner_texts() == words
+    assert words[1] == "Unbelievably" and len(answer["units"][1]) > 1 and "words=on" in page.url
+    page.mouse.move(1, 1)
+    keys = list(range(len(words)))
+    assert int(page.get_attribute(".as-attention", "data-lines")) == count_lines(mean_of_bytes(raw[2], range(12)), keys, 0.9)
+    assert "sum over its tokens" in page.inner_text("#show-help")
+
+    count = int(page.get_attribute("#app", "data-aggregations"))
+    page.select_option("#show", "rollout")  # a combined method between words: its lines, and raw thumbnails per head
+    view = shown(app, "rollout", count)
+    rolled = aggregation(server, "rollout", text=text, words=True)
+    assert view["lines"] == count_lines(mean_of_bytes(rolled[2], [0]), keys, 0.9)
+    assert page.locator(".as-head").count() == 12
+
+    page.click(".as-query >> text=tokenisation")  # selects the word: its first token is the search's token
+    tokenisation = answer["units"][words.index("tokenisation")]
+    page.wait_for_function("(t) => new URLSearchParams(location.search).get('token') === String(t)", arg=tokenisation[0])
+    assert page.get_attribute(".as-attention", "data-token") == str(words.index("tokenisation"))
+    page.mouse.move(1, 1)
+    weights = page.eval_on_selector_all(".as-key", "ks => ks.map(k => Number(k.dataset.weight))")
+    np.testing.assert_allclose(weights, rolled[2, 0, words.index("tokenisation")] / 255, atol=1e-4)
+
+    count = int(page.get_attribute("#app", "data-aggregations"))
+    page.dblclick(".as-query >> text=tokenisation")  # masks every token of the word
+    page.wait_for_function("(m) => new URLSearchParams(location.search).get('mask') === m",
+                           arg=",".join(map(str, tokenisation)))
+    shown(app, "rollout", count)
+    assert "[MASK][MASK]" in page.locator(".as-query").all_inner_texts()
+    assert page.locator(".as-query.as-masked").count() == 1
+    assert page.is_enabled("#search-embedding")
+    page.uncheck("#words")
+    page.wait_for_function("(n) => document.querySelectorAll('.as-query').length === n", arg=len(tokens))
+    assert "words=on" not in page.url
     assert app.errors == []
 
 
