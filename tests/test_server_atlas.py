@@ -59,14 +59,25 @@ def test_the_atlas_is_computed_in_the_background_then_served_and_cached(index_di
     assert again["status"] == "ready" and again["atlas"] == last["atlas"] and again["done"] == model_tokens
 
 
+def test_an_index_that_cannot_be_written_still_gets_its_atlas_with_a_notice(index_dir, default_model):
+    (index_dir / ATLAS_JSON).mkdir()  # the cache cannot be written: a directory holds its name
+    ready = poll(serve(index_dir, default_model), "ready")[-1]
+    assert "could not be cached beside the index" in ready["atlas"]["notices"][-1]
+    assert "atlas.json" in ready["atlas"]["notices"][-1]
+
+
 def test_a_failed_atlas_is_reported_once_then_computed_again(index_dir, default_model):
-    (index_dir / ATLAS_JSON).mkdir()  # the atlas cannot be written: a directory holds its name
-    client = serve(index_dir, default_model)
+    state = AppState(models={})
+    state.add_corpus(SMALL, Index.open(index_dir), default_model)
+    sentences = state.corpora[SMALL].index.tables.sentences
+    counts = sentences["model_tokens"]
+    sentences["model_tokens"] = counts + (np.arange(len(counts)) == 0)  # the index now disagrees with the model
+    client = TestClient(create_app(state), raise_server_exceptions=False)
     failed = poll(client, "failed")[-1]
-    assert failed["atlas"] is None and SMALL in failed["message"] and "could not be computed" in failed["message"]
-    assert "atlas.json" in failed["message"]
-    assert client.get("/api/atlas", params={"corpus": SMALL}).json()["status"] == "computing"
-    (index_dir / ATLAS_JSON).rmdir()
+    assert failed["atlas"] is None and "could not be computed" in failed["message"]
+    assert "sentence 0 of the index" in failed["message"] and "does not match this model" in failed["message"]
+    sentences["model_tokens"] = counts
+    assert client.get("/api/atlas", params={"corpus": SMALL}).json()["status"] == "computing"  # started over
     assert poll(client, "ready")[-1]["atlas"]["corpus"] == read_atlas(index_dir).corpus
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import threading
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -113,7 +114,8 @@ def atlas_for_index(index: Index | Path | str, handle: ModelHandle, *, relations
     was made for this model, tokenizer and corpus, otherwise computed (all relations) and cached there.
 
     A model other than the index's is refused (`IndexMismatchError`); one process computes an index's
-    atlas once even when several threads ask at the same time. ``relations`` narrows the returned
+    atlas once even when several threads ask at the same time. An index directory that cannot be
+    written to still gets its atlas, with a notice that it was not cached. ``relations`` narrows the returned
     atlas (`Atlas.select_relations`); a name the corpus lacks is refused before the model runs.
     """
     if isinstance(index, Index):
@@ -129,7 +131,11 @@ def atlas_for_index(index: Index | Path | str, handle: ModelHandle, *, relations
                 choose_relations(relation_counts(sentences), relations, manifest.corpus)
             atlas = score_sentences(handle, sentences, _corpus_info(manifest), batch_tokens=batch_tokens,
                                     progress=progress)
-            write_atlas(atlas, directory)
+            try:
+                write_atlas(atlas, directory)
+            except OSError as error:  # a read-only index still gets its atlas, with a notice
+                atlas = replace(atlas, notices=(*atlas.notices, f"the atlas could not be cached beside the index "
+                                                f"({error}); it is computed again next time"))
     return atlas.select_relations(relations) if relations else atlas
 
 
