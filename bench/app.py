@@ -103,7 +103,8 @@ def p6(base: str, samples: int, long_text: str) -> None:
                   f" search <= 300 ms {'ok' if statistics.median(searches) <= 300 else 'MISSED'}")
             shows = show_switches(page, ("rollout", "value_norm", "value_norm_sum"), samples)
             print("    Show switch to each aggregation, the API call included: " + ", ".join(
-                f"{method} {statistics.median(times):.1f} ms (p95 {percentile(times, 0.95):.1f})" for method, times in shows.items()))
+                f"{method} {statistics.median(times):.1f} ms (p95 {percentile(times, 0.95):.1f})"
+                for method, times in shows.items()))
         browser.close()
 
 

@@ -17,7 +17,8 @@ from attnscope.corpus import open_corpus
 from attnscope.index import BuildOptions, build_index
 
 from ..serve_process import serving
-from .test_app import AppPage, count_lines, mean_of_bytes, open_app
+# app: the page fixture, here on this module's server
+from .test_app import AppPage, app, count_lines, mean_of_bytes, open_app  # noqa: F401
 
 PUB = "The girl ran to a local pub to escape the din of her city."
 BARE = "# text = Dogs bark.\n1\tDogs\t_\tNOUN\t_\t_\t_\t_\t_\t_\n2\tbark\t_\tVERB\t_\t_\t_\t_\t_\tSpaceAfter=No\n" \
@@ -40,15 +41,6 @@ def server(indexes, tmp_path_factory):
     with serving(["--model", "default", "--corpus", str(small), "--corpus", str(bare)],
                  tmp_path_factory.mktemp("serve")) as served:
         yield served.base
-
-
-@pytest.fixture
-def app(browser, server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    guarded = AppPage(context.new_page(), server)
-    yield guarded
-    assert guarded.blocked == [], "the app reached beyond its server"
-    context.close()
 
 
 def aggregation(base: str, method: str, heads: list[int] | None = None, text: str = PUB, **options) -> np.ndarray:
@@ -113,7 +105,8 @@ def test_the_show_switch_draws_each_aggregation_of_the_selected_heads_and_surviv
     page.mouse.move(1, 1)
     page.wait_for_function("() => document.querySelector('.as-attention').dataset.heads === '2,7,9'")
     assert page.get_attribute("#app", "data-aggregations") == str(count)
-    assert int(page.get_attribute(".as-attention", "data-lines")) == count_lines(mean_of_bytes(norms[3], [2, 7, 9]), keys, 0.9, [5])
+    lines = int(page.get_attribute(".as-attention", "data-lines"))
+    assert lines == count_lines(mean_of_bytes(norms[3], [2, 7, 9]), keys, 0.9, [5])
 
     page.select_option("#show", "value_norm_sum")
     view = shown(app, "value_norm_sum", count)
@@ -146,7 +139,8 @@ def test_words_mode_draws_words_and_selects_and_masks_whole_words(app, server):
     assert words[1] == "Unbelievably" and len(answer["units"][1]) > 1 and "words=on" in page.url
     page.mouse.move(1, 1)
     keys = list(range(len(words)))
-    assert int(page.get_attribute(".as-attention", "data-lines")) == count_lines(mean_of_bytes(raw[2], range(12)), keys, 0.9)
+    lines = int(page.get_attribute(".as-attention", "data-lines"))
+    assert lines == count_lines(mean_of_bytes(raw[2], range(12)), keys, 0.9)
     assert "sum over its tokens" in page.inner_text("#show-help")
 
     count = int(page.get_attribute("#app", "data-aggregations"))

@@ -14,6 +14,6 @@ from .store import (ATLAS_HTML, ATLAS_JSON, ATLAS_PARQUET, AtlasFormatError, atl
 
 __all__ = [
     "ARROWS", "ATLAS_HTML", "ATLAS_JSON", "ATLAS_PARQUET", "SCORES", "Atlas", "AtlasFormatError", "AtlasSentence",
-    "CorpusInfo", "RelationScores", "atlas_for_index", "cached_atlas", "compute_atlas", "corpus_sentences", "read_atlas",
-    "score_sentences", "write_atlas",
+    "CorpusInfo", "RelationScores", "atlas_for_index", "cached_atlas", "compute_atlas", "corpus_sentences",
+    "read_atlas", "score_sentences", "write_atlas",
 ]

@@ -67,7 +67,8 @@ class AtlasJobs:
                     job = replace(job, done=tokens, total=tokens)
                 self._jobs[corpus.name] = job
                 if cached is None:
-                    thread = threading.Thread(target=self._run, args=(corpus,), name=f"atlas-{corpus.name}", daemon=True)
+                    thread = threading.Thread(target=self._run, args=(corpus,), name=f"atlas-{corpus.name}",
+                                              daemon=True)
                     self._threads[corpus.name] = thread
                     thread.start()
             elif job.error is not None:

@@ -19,9 +19,9 @@ from ..errors import check_range
 from ..index import Query, SearchResult
 from ..views.payload import SCALE, quantise
 from .errors import ApiError, in_field
-from .schemas import (AggregationRequest, AggregationResponse, AtlasResponse, AttentionRequest, AttentionResponse, Candidate, CorpusInfo, EncodedAttention, ErrorResponse,
-                      ModelInfo, PositionPredictions, PredictionsRequest, PredictionsResponse, SearchRequest,
-                      SearchResponse, StackInfo, TokensOut)
+from .schemas import (AggregationRequest, AggregationResponse, AtlasResponse, AttentionRequest, AttentionResponse,
+                      Candidate, CorpusInfo, EncodedAttention, ErrorResponse, ModelInfo, PositionPredictions,
+                      PredictionsRequest, PredictionsResponse, SearchRequest, SearchResponse, StackInfo, TokensOut)
 from .state import AppState
 
 TOP_PREDICTIONS = 5
@@ -134,8 +134,8 @@ def search(body: SearchRequest, request: Request) -> SearchResult:
 
 
 @router.get("/atlas", response_model=AtlasResponse, summary="A corpus's head atlas (computed once, in the background)")
-def atlas(request: Request, corpus: str = QueryParameter(description="A configured corpus's name (see GET /api/corpora).")
-          ) -> AtlasResponse:
+def atlas(request: Request,
+          corpus: str = QueryParameter(description="A configured corpus's name (see GET /api/corpora).")) -> AtlasResponse:
     served = _state(request).corpus(corpus)
     job = _state(request).atlases.status(served)
     return AtlasResponse(corpus=served.name, model=served.model.name, status=job.status, done=job.done, total=job.total,

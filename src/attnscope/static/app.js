@@ -142,8 +142,9 @@ async function boot() {
   function redraw() {
     const { data, aggregation, units } = display();
     if (data) {
-      const token = units && state.token !== null ? units.findIndex((u) => u.includes(/** @type {number} */ (state.token))) : state.token;
-      view.draw(data, units ? { ...state, token: token === -1 ? null : token } : state, hover, aggregation);
+      const token = state.token;
+      const unit = units && token !== null ? units.findIndex((u) => u.includes(token)) : token;
+      view.draw(data, units ? { ...state, token: unit === -1 ? null : unit } : state, hover, aggregation);
     }
     const ready = attention !== null && state.token !== null && corpusInfo() !== null;
     const heads = view.root.dataset.heads ? view.root.dataset.heads.split(",").length : 0;
@@ -234,7 +235,8 @@ async function boot() {
     const run = ++aggregationRun;
     const info = modelInfo();
     const shown = SHOWN[/** @type {keyof typeof SHOWN} */ (state.show)];
-    byId("show-help").textContent = state.show === "raw" ? RAW_HELP : aggregated?.method === state.show ? aggregated.description : "";
+    byId("show-help").textContent = state.show === "raw" ? RAW_HELP
+      : aggregated?.method === state.show ? aggregated.description : "";
     const heads = shown.perHead ? null : selectedHeads();
     if (!attention || !info || (state.show === "raw" && !state.words) || (heads && heads.length === 0)) {
       app.dataset.aggregation = "idle";
@@ -252,14 +254,17 @@ async function boot() {
       const body = { model: info.name, text: state.text, mask: state.mask, words: state.words,
         ...(state.pair ? { text_pair: state.pair } : {}) };
       // a combined method between words also needs each head's raw weights between the words (thumbnails)
-      const [response, raw] = await Promise.all([api("/api/aggregation", { ...body, method: state.show, ...(heads ? { heads } : {}) }),
-        state.words && heads ? api("/api/aggregation", { ...body, method: "raw" }) : null]);
+      const [response, raw] = await Promise.all([
+        api("/api/aggregation", { ...body, method: state.show, ...(heads ? { heads } : {}) }),
+        state.words && heads ? api("/api/aggregation", { ...body, method: "raw" }) : null,
+      ]);
       if (run !== aggregationRun || source !== attention) return;
       aggregated = { ...decodeAggregation(response, source), source };
       if (raw) aggregated.base = decodeAggregation(raw, source).data;
       byId("show-help").textContent = (state.show === "raw" ? RAW_HELP : aggregated.description) +
         (aggregated.rowsScaled ? " Each row is scaled to sum to 1 (these are lengths, not probabilities)." : "") +
-        (state.words ? " Between words: attention to a word is the sum over its tokens, from a word the mean (Clark et al. 2019)." : "");
+        (state.words ? " Between words: attention to a word is the sum over its tokens, from a word the mean " +
+          "(Clark et al. 2019)." : "");
       redraw();
       app.dataset.aggregation = "ready";
       app.dataset.aggregations = String(Number(app.dataset.aggregations ?? 0) + 1);
