@@ -138,8 +138,8 @@ def atlas(request: Request,
           corpus: str = QueryParameter(description="A configured corpus's name (see GET /api/corpora).")) -> AtlasResponse:
     served = _state(request).corpus(corpus)
     job = _state(request).atlases.status(served)
-    return AtlasResponse(corpus=served.name, model=served.model.name, status=job.status, done=job.done, total=job.total,
-                         message=job.error, atlas=job.atlas.to_dict() if job.atlas is not None else None)
+    return AtlasResponse(corpus=served.name, model=served.model.name, status=job.status, done=job.done,
+                         total=job.total, message=job.error, atlas=job.atlas.to_dict() if job.atlas else None)
 
 
 def _encode(state: AppState, handle: ModelHandle, text: str, pair: str | None, mask: list[int]) -> Tokens:

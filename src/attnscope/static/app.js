@@ -253,14 +253,17 @@ async function boot() {
     try {
       const body = { model: info.name, text: state.text, mask: state.mask, words: state.words,
         ...(state.pair ? { text_pair: state.pair } : {}) };
-      // a combined method between words also needs each head's raw weights between the words (thumbnails)
+      // a combined method between words also needs each head's raw weights between the words (thumbnails),
+      // which the last words aggregation of this input may already hold
+      const previous = aggregated?.source === source && aggregated.words && state.words ? aggregated : null;
+      const known = previous?.base ?? (previous?.method === "raw" ? previous.data : null);
       const [response, raw] = await Promise.all([
         api("/api/aggregation", { ...body, method: state.show, ...(heads ? { heads } : {}) }),
-        state.words && heads ? api("/api/aggregation", { ...body, method: "raw" }) : null,
+        state.words && heads && !known ? api("/api/aggregation", { ...body, method: "raw" }) : null,
       ]);
       if (run !== aggregationRun || source !== attention) return;
       aggregated = { ...decodeAggregation(response, source), source };
-      if (raw) aggregated.base = decodeAggregation(raw, source).data;
+      if (state.words && heads) aggregated.base = raw ? decodeAggregation(raw, source).data : known;
       byId("show-help").textContent = (state.show === "raw" ? RAW_HELP : aggregated.description) +
         (aggregated.rowsScaled ? " Each row is scaled to sum to 1 (these are lengths, not probabilities)." : "") +
         (state.words ? " Between words: attention to a word is the sum over its tokens, from a word the mean " +
