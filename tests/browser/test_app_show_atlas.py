@@ -178,7 +178,11 @@ def test_the_atlas_panel_computes_once_colours_the_grid_and_opens_a_head(app, se
     page = app.page
     assert page.is_hidden("#atlas-body")
     page.click("#atlas-toggle")
+    # the server's first answer is always "computing" (nothing is cached yet), and the page asks again a second later
+    page.wait_for_selector("#atlas[data-state=computing]", state="attached")
+    assert page.is_visible("#atlas-progress") and "Computing the atlas of small" in page.inner_text("#atlas-progress")
     page.wait_for_selector("#atlas[data-state=ready] .attnscope-atlas[data-ready=true]", timeout=300_000)
+    assert page.is_hidden("#atlas-progress")
     assert "atlas=open" in page.url and page.get_attribute("#atlas-toggle", "aria-expanded") == "true"
     atlas = read_atlas(small / ATLAS_JSON)  # written beside the index by the server
     cells = page.eval_on_selector_all(".attnscope-atlas-cell", "cs => cs.map(c => Number(c.dataset.value))")
