@@ -192,6 +192,32 @@ def test_hiding_special_tokens_drops_their_rows_and_columns(page, tmp_path, pub_
     assert page.page.locator(".attnscope-mv-queries .attnscope-mv-token").count() == len(pub_capture.tokens)
 
 
+def test_words_merge_subwords_in_every_thumbnail_and_in_the_enlarged_view(page, tmp_path, default_model):
+    cap = attnscope.capture(default_model, "Unbelievably, the tokenisation splits words.")
+    view = attnscope.model_view(cap)
+    root = open_html(page, tmp_path, view.to_html())
+    tokens_drawn = number(root, "drawn")
+    page.page.check(".attnscope-mv-words")
+    assert root.get_attribute("data-units") == "words"
+    units = attnscope.aggregate(cap, "raw", words=True).query_units  # the words, and each special token
+    assert len(units) < len(cap.tokens)
+    members = np.zeros((len(units), len(cap.tokens)))
+    for u, tokens in enumerate(units):
+        members[u, tokens] = 1
+    byte = np.rint(view.payload.decoded("encoder") * 255)  # the bytes the page holds, (layers, heads, q, k)
+    summed = np.einsum("uq,lhqk,vk->lhuv", members, byte, members)  # a word's rows and columns summed
+    merged = np.minimum(255, np.floor(summed / members.sum(axis=1)[:, None] + 0.5))  # rows: mean (Math.round)
+    counts = (merged / 255 > THRESHOLD).sum(axis=(2, 3))
+    assert drawn_per_cell(root) == {(l, h): int(counts[l, h]) for l in range(6) for h in range(12)}
+    page.page.click(".attnscope-mv-cell[data-layer='1'][data-head='4']")
+    shown = page.page.locator(".attnscope-mv-queries .attnscope-mv-token").all_inner_texts()
+    assert shown == ["[CLS]", "Unbelievably", ",", "the", "tokenisation", "splits", "words", ".", "[SEP]"]
+    assert number(root, "detail-drawn") == int(counts[1, 4])
+    page.page.uncheck(".attnscope-mv-words")
+    assert root.get_attribute("data-units") == "tokens" and number(root, "drawn") == tokens_drawn
+    assert page.errors == []
+
+
 def test_sentence_pair_filter_keeps_only_the_chosen_direction(page, tmp_path, pair_capture):
     view = attnscope.model_view(pair_capture)
     root = open_html(page, tmp_path, view.to_html())

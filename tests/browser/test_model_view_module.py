@@ -100,6 +100,10 @@ def test_changes_from_python_open_cells_redraw_and_cleanup_detaches(page):
     assert page.page.evaluate("window.sets") == []  # changes from Python are not echoed back
     page.page.evaluate("window.pySet('theme', 'dark')")
     assert root.get_attribute("data-theme") == "dark"
+    page.page.evaluate("window.pySet('merge_subwords', true)")  # one word per token here: the same weights
+    assert root.get_attribute("data-units") == "words" and root.locator(".attnscope-mv-words").is_checked()
+    assert counts(root) == [int(n) for n in (payload.decoded("encoder") > 0.3).sum(axis=(2, 3)).ravel()]
+    assert page.page.evaluate("window.sets") == []
     page.page.evaluate("window.pySet('layer', null); window.pySet('heads', [])")
     assert root.get_attribute("data-layer") == "" and root.locator(".attnscope-mv-detail").is_hidden()
     page.page.evaluate("window.pySet('layer', 2)")  # a layer alone opens its first head and says so

@@ -168,6 +168,33 @@ export function meanLayer(bytes, encoding, shape, heads) {
 }
 
 /**
+ * A dense layer (heads, query, key) merged into units as Clark et al. (2019) did, like `layerData`:
+ * a column per key unit (the sum over its tokens), a row per query unit (the mean over its tokens).
+ * @param {Uint8Array} bytes @param {{heads: number, query: number, key: number}} shape
+ * @param {{tokens: number[]}[]} qUnits @param {{tokens: number[]}[]} kUnits
+ * @returns {Uint8Array} (heads, query units, key units) row-major, bytes clamped to SCALE
+ */
+export function mergeLayer(bytes, shape, qUnits, kUnits) {
+  const { heads, query, key } = shape;
+  const nq = qUnits.length, nk = kUnits.length;
+  const out = new Uint8Array(heads * nq * nk);
+  for (let h = 0; h < heads; h++) {
+    for (let a = 0; a < nq; a++) {
+      const rows = qUnits[a].tokens;
+      for (let b = 0; b < nk; b++) {
+        let sum = 0;
+        for (const i of rows) {
+          const base = (h * query + i) * key;
+          for (const j of kUnits[b].tokens) sum += bytes[base + j];
+        }
+        out[(h * nq + a) * nk + b] = Math.min(SCALE, Math.round(sum / rows.length));
+      }
+    }
+  }
+  return out;
+}
+
+/**
  * The byte sums over `heads` of a layer, (query, key) row-major: what `meanLayer` rounds, and what the
  * app divides by SCALE × heads for an unrounded mean.
  * @param {Uint8Array} bytes the layer, dense (heads, query, key) or sparse rows

@@ -11,15 +11,17 @@
  *   - "header": the payload header (attnscope/views/payload.py), with "head_labels" per stack
  *   - "layers": { role: [layer, ...] }, each (heads, query, key) uint8 row-major; weight = byte / 255
  *     Carried aggregations (B1) arrive the same way under "<role>/<method>" (rollout, value norms).
- *   - "stack", "thumbnails" ("auto" | "lines" | "matrix"), "filter", "hide_special", "threshold",
+ *   - "stack", "thumbnails" ("auto" | "lines" | "matrix"), "filter", "hide_special", "merge_subwords"
+ *     (words as units: subword rows averaged, columns summed, as in the head view), "threshold",
  *     "theme" ("auto" | "dark" | "light"), "layer" + "heads" (the enlarged cell, or null + []),
  *     "aggregation" ("raw", "mean" of the carried heads, or a carried one; see attention_data.js):
  *     aggregations that combine the heads show one thumbnail per layer, in the text colour
  * and writes the selection back with model.set(...) + model.save_changes(): "stack", "layer" and
  * "heads" (the enlarged cell's layer and [head], model numbers), "token" (hovered in the enlarged
- * view: { side, index } or, in a matrix, { side: "query", index, key }), "thumbnails", "filter", "hide_special".
+ * view: { side, index } or, in a matrix, { side: "query", index, key }, with unit: "word" between words),
+ * "thumbnails", "filter", "hide_special", "merge_subwords".
  * The root exposes what is drawn: data-cells, data-drawn (weights drawn in the grid), data-style,
- * data-stack, data-layer, data-head, data-filter, data-hide-special, data-aggregation, data-detail-drawn,
+ * data-stack, data-layer, data-head, data-filter, data-hide-special, data-units, data-aggregation, data-detail-drawn,
  * data-draw-ms.
  */
 
@@ -46,6 +48,7 @@ function render({ model, el }) {
     style: /** @type {string} */ (model.get("thumbnails") ?? "auto"),
     filter: /** @type {string} */ (model.get("filter") ?? "all"),
     hideSpecial: Boolean(model.get("hide_special")),
+    merge: Boolean(model.get("merge_subwords")),
     threshold: /** @type {number} */ (model.get("threshold") ?? header.threshold),
     aggregation: /** @type {string} */ (model.get("aggregation") || initial.aggregation || "raw"),
     /** @type {{ layer: number, head: number } | null} indices into the carried layers and the grid's heads */
@@ -70,14 +73,19 @@ function render({ model, el }) {
   const note = make("span", "attnscope-mv-note");
   const specialBox = /** @type {HTMLInputElement} */ (make("input", "attnscope-mv-hide-special"));
   specialBox.type = "checkbox";
+  const wordsBox = /** @type {HTMLInputElement} */ (make("input", "attnscope-mv-words"));
+  wordsBox.type = "checkbox";
   const pngButton = button("attnscope-mv-png", "PNG", "Save the grid as a PNG image");
   const svgButton = button("attnscope-mv-svg", "SVG", "Save the grid as an SVG drawing");
   const field = (/** @type {string} */ text, /** @type {HTMLElement} */ control) => labelled("attnscope-mv-label", text, control);
   const stackLabel = field("Attention", stackSelect);
   const filterLabel = field("Sentences", filterSelect);
+  const wordsLabel = field("Words", wordsBox);
+  wordsLabel.title = "Merge subword tokens into words: attention to a word is the sum over its tokens, from a word the mean";
   controls.append(stackLabel, field("Show", aggregationSelect), filterLabel, field("Style", styleSelect),
-    field("Hide special tokens", specialBox), pngButton, svgButton, note);
+    field("Hide special tokens", specialBox), wordsLabel, pngButton, svgButton, note);
   stackLabel.hidden = header.stacks.length < 2;
+  wordsLabel.hidden = !Object.values(header.sequences).some((/** @type {any} */ seq) => seq.words?.length);
 
   const gridWrap = make("div", "attnscope-mv-grid");
   const headLabels = make("div", "attnscope-mv-head-labels");
@@ -88,7 +96,7 @@ function render({ model, el }) {
   cellArea.append(canvas);
   gridWrap.append(make("div", "attnscope-mv-corner", "layer \\ head"), headLabels, layerLabels, cellArea);
   const detail = createDetail({
-    root, header, state, stack: shownStack, style, positions, marks, scratch, colour: colourOf, name: headName,
+    root, state, stack: shownStack, sequences, style, positions, marks, scratch, colour: colourOf, name: headName,
     bytes: layerBytes,
     hovered: () => save(),
     close: () => closeCell(),
@@ -117,8 +125,32 @@ function render({ model, el }) {
     return node;
   }
 
+  /** The current stack's header; between words, its query and key counts are the words'. */
   function stack() {
-    return stacks[state.stack];
+    const s = stacks[state.stack];
+    if (!state.merge) return s;
+    return { ...s, query: unitsFor(s.query_tokens).length, key: unitsFor(s.key_tokens).length };
+  }
+
+  /** @type {Map<string, {label: string, special: boolean, tokens: number[]}[]>} words of each sequence */
+  const wordUnits = new Map();
+
+  /** A sequence's units: its tokens, or its words in words mode (`unitsOf`). @param {string} name */
+  function unitsFor(name) {
+    if (!state.merge) return unitsOf(header.sequences[name], false);
+    if (!wordUnits.has(name)) wordUnits.set(name, unitsOf(header.sequences[name], true));
+    return /** @type {{label: string, special: boolean, tokens: number[]}[]} */ (wordUnits.get(name));
+  }
+
+  /** The sequences as the grid and the enlarged view show them: tokens, or words in words mode. */
+  function sequences() {
+    if (!state.merge) return header.sequences;
+    return Object.fromEntries(Object.entries(header.sequences).map(([name, seq]) => {
+      const units = unitsFor(name);
+      const b = /** @type {any} */ (seq).sentence_b_start;
+      return [name, { tokens: units.map((u) => u.label), special: units.map((u) => u.special),
+        sentence_b_start: b === null || b === undefined ? null : units.findIndex((u) => u.tokens[0] >= b) }];
+    }));
   }
 
   /** Whether the current aggregation combines the heads into one thumbnail per layer. */
@@ -143,14 +175,16 @@ function render({ model, el }) {
 
   /** @type {Map<number, Uint8Array>} means of the carried heads, per layer of the current stack */
   const means = new Map();
+  /** @type {Map<number, Uint8Array>} the shown layers merged into words, per layer of the current stack */
+  const merged = new Map();
 
   /**
-   * Layer `l` of the current stack as the grid draws it, (grid heads, query, key) bytes, or null while
-   * it is on its way: raw, the mean of the carried heads made from raw, or a carried aggregation's.
+   * Layer `l` of the current stack between tokens, (grid heads, query, key) bytes, or null while it is
+   * on its way: raw, the mean of the carried heads made from raw, or a carried aggregation's.
    * @param {number} l
    */
-  function layerBytes(l) {
-    const agg = state.aggregation, s = stack();
+  function tokenLayerBytes(l) {
+    const agg = state.aggregation, s = stacks[state.stack];
     if (agg !== "mean") return store.get(agg === "raw" ? state.stack : `${state.stack}/${agg}`, l);
     if (!means.has(l)) {
       const raw = store.get(state.stack, l);
@@ -158,6 +192,18 @@ function render({ model, el }) {
       means.set(l, meanLayer(raw, { sparse: false }, s, [...Array(s.heads).keys()]));
     }
     return /** @type {Uint8Array} */ (means.get(l));
+  }
+
+  /** Layer `l` as the grid draws it: `tokenLayerBytes`, merged into words in words mode. @param {number} l */
+  function layerBytes(l) {
+    const bytes = tokenLayerBytes(l);
+    if (!bytes || !state.merge) return bytes;
+    if (!merged.has(l)) {
+      const s = stacks[state.stack];
+      const shape = { heads: bytes.length / (s.query * s.key), query: s.query, key: s.key };
+      merged.set(l, mergeLayer(bytes, shape, unitsFor(s.query_tokens), unitsFor(s.key_tokens)));
+    }
+    return /** @type {Uint8Array} */ (merged.get(l));
   }
 
   /** The "lines" or "matrix" style in use ("auto" picks by the stack's token count). */
@@ -171,7 +217,7 @@ function render({ model, el }) {
   function pairStart() {
     const s = stack();
     if (s.query_tokens !== s.key_tokens) return null;
-    return header.sequences[s.query_tokens].sentence_b_start ?? null;
+    return sequences()[s.query_tokens].sentence_b_start ?? null;
   }
 
   /** The query and key positions the sentence filter and the special-token switch keep. */
@@ -180,7 +226,7 @@ function render({ model, el }) {
     const b = pairStart();
     const f = b === null ? "all" : state.filter;
     const keep = (/** @type {string} */ seqName, /** @type {number} */ count, /** @type {string} */ segment) => {
-      const special = header.sequences[seqName].special;
+      const special = sequences()[seqName].special;
       const kept = [];
       for (let i = 0; i < count; i++) {
         if (f !== "all" && (b !== null && i >= b ? "B" : "A") !== segment) continue;
@@ -308,6 +354,7 @@ function render({ model, el }) {
     filterSelect.value = state.filter;
     styleSelect.value = style();
     specialBox.checked = state.hideSpecial;
+    wordsBox.checked = state.merge;
     aggregationSelect.value = state.aggregation;
     aggregationSelect.title = aggregationInfo(state.aggregation).about;
     note.textContent = aggregationInfo(state.aggregation).note;
@@ -315,7 +362,7 @@ function render({ model, el }) {
     detail.refresh();
     Object.assign(root.dataset, {
       cells: String(s.layers * s.heads), style: style(), stack: state.stack, filter: pairStart() === null ? "all" : state.filter,
-      hideSpecial: String(state.hideSpecial), layer: open ? String(s.layer_labels[open.layer]) : "",
+      hideSpecial: String(state.hideSpecial), units: state.merge ? "words" : "tokens", layer: open ? String(s.layer_labels[open.layer]) : "",
       head: open && !combined() ? String(s.head_labels[open.head]) : "", aggregation: state.aggregation,
     });
     if (write) save();
@@ -334,7 +381,8 @@ function render({ model, el }) {
       model.set("thumbnails", state.style);
       model.set("filter", state.filter);
       model.set("hide_special", state.hideSpecial);
-      model.set("token", open && hv ? { ...hv } : null);
+      model.set("merge_subwords", state.merge);
+      model.set("token", open && hv ? { ...hv, ...(state.merge ? { unit: "word" } : {}) } : null);
       model.save_changes();
     } finally {
       writing = false;
@@ -344,6 +392,7 @@ function render({ model, el }) {
   /** A new stack: rebuild the grid for its layers × heads and close the enlarged view. @param {boolean} [write] */
   function switchStack(write = true) {
     means.clear();
+    merged.clear();
     state.open = null;
     detail.hide();
     buildGrid();
@@ -456,6 +505,7 @@ function render({ model, el }) {
   styleSelect.addEventListener("change", () => { state.style = styleSelect.value; redrawAll(); });
   aggregationSelect.addEventListener("change", () => { state.aggregation = aggregationSelect.value; switchStack(); });
   specialBox.addEventListener("change", () => { state.hideSpecial = specialBox.checked; redrawAll(); });
+  wordsBox.addEventListener("change", () => { state.merge = wordsBox.checked; switchStack(); });
   pngButton.addEventListener("click", savePng);
   svgButton.addEventListener("click", saveSvg);
   root.addEventListener("keydown", onKey);
@@ -470,6 +520,10 @@ function render({ model, el }) {
     "change:thumbnails": fromPythonValue("thumbnails", (v) => v !== state.style && (state.style = v || "auto", true)),
     "change:hide_special": fromPythonValue("hide_special", (v) => !!v !== state.hideSpecial && (state.hideSpecial = !!v, true)),
     "change:threshold": fromPythonValue("threshold", (v) => typeof v === "number" && v !== state.threshold && (state.threshold = v, true)),
+    "change:merge_subwords": () => {
+      const v = Boolean(model.get("merge_subwords"));
+      if (!writing && v !== state.merge) { state.merge = v; switchStack(false); }
+    },
     "change:theme": () => { root.dataset.theme = model.get("theme") || "auto"; },
     "change:aggregation": () => {
       const v = model.get("aggregation");

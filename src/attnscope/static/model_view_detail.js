@@ -18,9 +18,9 @@ const TOP_WEIGHTS = 10; // weights listed in the tooltip, strongest first
  * @typedef {{ side: string, index: number, key?: number }} Hover sequence positions
  * @typedef {object} DetailHost
  * @property {HTMLElement} root
- * @property {any} header
  * @property {{ stack: string, threshold: number, open: { layer: number, head: number } | null, hover: Hover | null }} state
  * @property {() => any} stack the current stack's header, as the grid shows it (one head for a combination)
+ * @property {() => Record<string, any>} sequences the sequences as the grid shows them (tokens, or words)
  * @property {(h: number) => string} colour the colour of the grid's head h
  * @property {(h: number) => string} name how the grid's head h is named ("head 3", "Rollout")
  * @property {() => string} style "lines" or "matrix"
@@ -34,7 +34,7 @@ const TOP_WEIGHTS = 10; // weights listed in the tooltip, strongest first
 
 /** @param {DetailHost} host */
 export function createDetail(host) {
-  const { root, header, state } = host;
+  const { root, state } = host;
   const panel = make("div", "attnscope-mv-detail");
   panel.hidden = true;
   panel.tabIndex = -1; // a click inside keeps the keyboard focus in the view, so Escape still closes it
@@ -74,7 +74,7 @@ export function createDetail(host) {
 
   /** @param {string} sequence @param {number[]} kept @param {string} side */
   function tokenColumn(sequence, kept, side) {
-    const seq = header.sequences[sequence];
+    const seq = host.sequences()[sequence];
     const column = make("div", `attnscope-mv-tokens attnscope-mv-${side === "query" ? "queries" : "keys"}`);
     for (const i of kept) {
       const node = make("div", "attnscope-mv-token", shown(seq.tokens[i]));
@@ -183,8 +183,8 @@ export function createDetail(host) {
     const offset = open.head * s.query * s.key;
     const at = (/** @type {number} */ q, /** @type {number} */ k) => bytes[offset + q * s.key + k];
     const fromQuery = hv.side === "query";
-    const own = header.sequences[fromQuery ? s.query_tokens : s.key_tokens].tokens;
-    const other = header.sequences[fromQuery ? s.key_tokens : s.query_tokens].tokens;
+    const own = host.sequences()[fromQuery ? s.query_tokens : s.key_tokens].tokens;
+    const other = host.sequences()[fromQuery ? s.key_tokens : s.query_tokens].tokens;
     tooltip.replaceChildren(make("div", "attnscope-mv-tip-title",
       `${hv.side} ${hv.index} “${shown(own[hv.index])}”, layer ${s.layer_labels[open.layer]}, ${host.name(open.head)}` +
       (fromQuery ? ": weights on keys" : ": weights from queries")));
