@@ -6,16 +6,16 @@
  *
  * Every piece of the view lives in the query string, so a link (or a reload) rebuilds the view and
  * re-runs its search: model, corpus, text, pair, mask, layer, heads, show (what the lines are: raw
- * weights or an aggregation), words (rows and columns are words, not tokens), threshold, special (hide), token, search (embedding | heads), field
- * (summary), cols (column field), span (column offsets), atlas (the head atlas panel is open) and
- * score (what colours the atlas grid).
+ * weights or an aggregation), words (rows and columns are words, not tokens), threshold, special
+ * (hide), token, search (embedding | heads), field (summary), cols (column field), span (column
+ * offsets), atlas (the head atlas panel is open) and score (what colours the atlas grid).
  */
 
 /**
  * @typedef {{
  *   model: string, corpus: string, text: string, pair: string, mask: number[], layer: number,
- *   heads: number[] | null, show: string, words: boolean, threshold: number, hideSpecial: boolean, token: number | null,
- *   search: string, field: string, cols: string, span: number, atlas: boolean, score: string
+ *   heads: number[] | null, show: string, words: boolean, threshold: number, hideSpecial: boolean,
+ *   token: number | null, search: string, field: string, cols: string, span: number, atlas: boolean, score: string
  * }} AppState
  */
 
@@ -36,8 +36,8 @@ const SHOWN = {
 /** @returns {AppState} */
 export function defaultState() {
   return {
-    model: "", corpus: "", text: "", pair: "", mask: [], layer: 0, heads: null, show: "raw", words: false, threshold: THRESHOLD_DEFAULT,
-    hideSpecial: false, token: null, search: "", field: "", cols: "", span: 1, atlas: false, score: "",
+    model: "", corpus: "", text: "", pair: "", mask: [], layer: 0, heads: null, show: "raw", words: false,
+    threshold: THRESHOLD_DEFAULT, hideSpecial: false, token: null, search: "", field: "", cols: "", span: 1, atlas: false, score: "",
   };
 }
 

@@ -21,8 +21,8 @@
  * view: { side, index } or, in a matrix, { side: "query", index, key }, with unit: "word" between words),
  * "thumbnails", "filter", "hide_special", "merge_subwords".
  * The root exposes what is drawn: data-cells, data-drawn (weights drawn in the grid), data-style,
- * data-stack, data-layer, data-head, data-filter, data-hide-special, data-units, data-aggregation, data-detail-drawn,
- * data-draw-ms.
+ * data-stack, data-layer, data-head, data-filter, data-hide-special, data-units, data-aggregation,
+ * data-detail-drawn, data-draw-ms.
  */
 
 const GRID_WIDTH = 1040; // CSS px the grid aims at; thumbnails shrink for many heads
@@ -81,7 +81,8 @@ function render({ model, el }) {
   const stackLabel = field("Attention", stackSelect);
   const filterLabel = field("Sentences", filterSelect);
   const wordsLabel = field("Words", wordsBox);
-  wordsLabel.title = "Merge subword tokens into words: attention to a word is the sum over its tokens, from a word the mean";
+  wordsLabel.title = "Merge subword tokens into words: attention to a word is the sum over its tokens, " +
+    "from a word the mean";
   controls.append(stackLabel, field("Show", aggregationSelect), filterLabel, field("Style", styleSelect),
     field("Hide special tokens", specialBox), wordsLabel, pngButton, svgButton, note);
   stackLabel.hidden = header.stacks.length < 2;
@@ -362,7 +363,8 @@ function render({ model, el }) {
     detail.refresh();
     Object.assign(root.dataset, {
       cells: String(s.layers * s.heads), style: style(), stack: state.stack, filter: pairStart() === null ? "all" : state.filter,
-      hideSpecial: String(state.hideSpecial), units: state.merge ? "words" : "tokens", layer: open ? String(s.layer_labels[open.layer]) : "",
+      hideSpecial: String(state.hideSpecial), units: state.merge ? "words" : "tokens",
+      layer: open ? String(s.layer_labels[open.layer]) : "",
       head: open && !combined() ? String(s.head_labels[open.head]) : "", aggregation: state.aggregation,
     });
     if (write) save();
