@@ -234,17 +234,17 @@ async function boot() {
   async function loadAggregation() {
     const run = ++aggregationRun;
     const info = modelInfo();
-    const shown = SHOWN[/** @type {keyof typeof SHOWN} */ (state.show)];
     byId("show-help").textContent = state.show === "raw" ? RAW_HELP
       : aggregated?.method === state.show ? aggregated.description : "";
-    const heads = shown.perHead ? null : selectedHeads();
+    const perHead = PER_HEAD.has(state.show);
+    const heads = perHead ? null : selectedHeads();
     if (!attention || !info || (state.show === "raw" && !state.words) || (heads && heads.length === 0)) {
       app.dataset.aggregation = "idle";
       redraw();
       return;
     }
     const current = shownAggregation();
-    if (current && (shown.perHead || String(current.heads) === String(heads))) {
+    if (current && (perHead || String(current.heads) === String(heads))) {
       app.dataset.aggregation = "ready";
       return;
     }
@@ -274,7 +274,8 @@ async function boot() {
     } catch (error) {
       if (run !== aggregationRun) return;
       app.dataset.aggregation = "error";
-      say(error instanceof ApiFailure ? `Could not show ${shown.label}: ${error.message}` : String(error));
+      const label = SHOWN[/** @type {keyof typeof SHOWN} */ (state.show)];
+      say(error instanceof ApiFailure ? `Could not show ${label}: ${error.message}` : String(error));
     }
   }
 
@@ -506,7 +507,7 @@ async function boot() {
   byId("threshold").value = String(Math.round(state.threshold * 100));
   byId("threshold-value").textContent = `${Math.round(state.threshold * 100)}%`;
   byId("hide-special").checked = state.hideSpecial;
-  fill(byId("show"), Object.entries(SHOWN).map(([key, o]) => [key, o.label]), state.show);
+  fill(byId("show"), Object.entries(SHOWN), state.show);
   byId("words").checked = state.words;
   writeUrl();
   void loadAtlas();

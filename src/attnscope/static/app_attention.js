@@ -63,7 +63,7 @@ export function decodeAggregation(response, attention) {
     masked: units.flatMap((u, i) => (u.some((t) => attention.masked.includes(t)) ? [i] : [])),
     layers, heads, n, bytes: toBytes(response.weights.data),
   } : { ...attention, layers, heads, bytes: toBytes(response.weights.data) };
-  return { method: response.method, perHead: SHOWN[response.method]?.perHead === true && heads === attention.heads,
+  return { method: response.method, perHead: PER_HEAD.has(response.method) && heads === attention.heads,
     heads: response.heads, description: response.description, rowsScaled: response.rows_scaled, words: response.words,
     units, data, base: null };
 }

@@ -22,15 +22,15 @@
 const SPAN_MAX = 5; // metadata columns reach at most this many tokens either side of a match
 const THRESHOLD_DEFAULT = 0.9;
 /**
- * What the attention view can show (the `show` key), as `POST /api/aggregation` names the methods:
- * `perHead` ones keep a layer per head (the thumbnails show them and the lines average the selected
- * heads); the others combine the selected heads on the server.
+ * What the attention view can show (the `show` key), as `POST /api/aggregation` names the methods,
+ * with their labels. Those in attention_data.js's `PER_HEAD` keep a layer per head (the thumbnails
+ * show them and the lines average the selected heads); the others combine the selected heads on the server.
  */
 const SHOWN = {
-  raw: { label: "attention weights α", perHead: true },
-  value_norm: { label: "value-weighted ‖α·f(x)‖ per head", perHead: true },
-  value_norm_sum: { label: "value-weighted ‖Σ α·f(x)‖ of the selected heads", perHead: false },
-  rollout: { label: "attention rollout through the layers", perHead: false },
+  raw: "attention weights α",
+  value_norm: "value-weighted ‖α·f(x)‖ per head",
+  value_norm_sum: "value-weighted ‖Σ α·f(x)‖ of the selected heads",
+  rollout: "attention rollout through the layers",
 };
 
 /** @returns {AppState} */

@@ -5,6 +5,9 @@
  * this file between common.js and the view's module.
  */
 
+/** The sentence-pair filters of the head and model views: [value, label], "AB" keeping A's queries on B's keys. */
+export const FILTERS = [["all", "All"], ["AA", "A→A"], ["BB", "B→B"], ["AB", "A→B"], ["BA", "B→A"]];
+
 /**
  * One side's units: tokens, or words made of tokens (special tokens stay units of their own).
  * @param {any} seq a header sequence
@@ -82,16 +85,8 @@ export function layerData(bytes, encoding, shape, qUnits, kUnits, merged, thresh
   while (minByte <= SCALE && minByte / SCALE <= threshold) minByte++;
   const lines = [];
   if (merged) {
-    const values = new Float64Array(heads * nq * nk);
-    const keyUnit = new Int32Array(key);
-    kUnits.forEach((u, b) => { for (const j of u.tokens) keyUnit[j] = b; });
-    for (let h = 0; h < heads; h++) {
-      qUnits.forEach((u, a) => {
-        const row = (h * nq + a) * nk;
-        for (const i of u.tokens) eachEntry(h * query + i, (j, byte) => { values[row + keyUnit[j]] += byte / SCALE / u.tokens.length; });
-      });
-    }
-    weight = (h, a, b) => values[(h * nq + a) * nk + b];
+    const sums = unitByteSums(eachEntry, shape, qUnits, kUnits);
+    weight = (h, a, b) => sums[(h * nq + a) * nk + b] / SCALE / qUnits[a].tokens.length;
   }
   for (let h = 0; h < heads; h++) {
     const qs = [], ks = [], ws = [];
@@ -168,28 +163,43 @@ export function meanLayer(bytes, encoding, shape, heads) {
 }
 
 /**
- * A dense layer (heads, query, key) merged into units as Clark et al. (2019) did, like `layerData`:
- * a column per key unit (the sum over its tokens), a row per query unit (the mean over its tokens).
+ * A layer's bytes added up per (head, query unit, key unit): over every (query token, key token) pair
+ * of the two units. Divided by the query unit's token count, that is Clark et al.'s (2019) merge:
+ * columns summed over a word's tokens, rows averaged.
+ * @param {(row: number, visit: (j: number, byte: number) => void) => void} eachEntry calls visit(key,
+ *   byte) for the stored entries of one (head, query) row
+ * @param {{heads: number, query: number, key: number}} shape
+ * @param {{tokens: number[]}[]} qUnits @param {{tokens: number[]}[]} kUnits
+ */
+function unitByteSums(eachEntry, shape, qUnits, kUnits) {
+  const nq = qUnits.length, nk = kUnits.length;
+  const sums = new Float64Array(shape.heads * nq * nk);
+  const keyUnit = new Int32Array(shape.key);
+  kUnits.forEach((u, b) => { for (const j of u.tokens) keyUnit[j] = b; });
+  for (let h = 0; h < shape.heads; h++) {
+    qUnits.forEach((u, a) => {
+      const row = (h * nq + a) * nk;
+      for (const i of u.tokens) eachEntry(h * shape.query + i, (j, byte) => { sums[row + keyUnit[j]] += byte; });
+    });
+  }
+  return sums;
+}
+
+/**
+ * A dense layer (heads, query, key) merged into units as `layerData` merges it, back in bytes.
  * @param {Uint8Array} bytes @param {{heads: number, query: number, key: number}} shape
  * @param {{tokens: number[]}[]} qUnits @param {{tokens: number[]}[]} kUnits
  * @returns {Uint8Array} (heads, query units, key units) row-major, bytes clamped to SCALE
  */
 export function mergeLayer(bytes, shape, qUnits, kUnits) {
-  const { heads, query, key } = shape;
+  const eachEntry = (/** @type {number} */ row, /** @type {(j: number, byte: number) => void} */ visit) => {
+    for (let j = 0, base = row * shape.key; j < shape.key; j++) visit(j, bytes[base + j]);
+  };
+  const sums = unitByteSums(eachEntry, shape, qUnits, kUnits);
   const nq = qUnits.length, nk = kUnits.length;
-  const out = new Uint8Array(heads * nq * nk);
-  for (let h = 0; h < heads; h++) {
-    for (let a = 0; a < nq; a++) {
-      const rows = qUnits[a].tokens;
-      for (let b = 0; b < nk; b++) {
-        let sum = 0;
-        for (const i of rows) {
-          const base = (h * query + i) * key;
-          for (const j of kUnits[b].tokens) sum += bytes[base + j];
-        }
-        out[(h * nq + a) * nk + b] = Math.min(SCALE, Math.round(sum / rows.length));
-      }
-    }
+  const out = new Uint8Array(sums.length);
+  for (let n = 0; n < out.length; n++) {
+    out[n] = Math.min(SCALE, Math.round(sums[n] / qUnits[Math.floor(n / nk) % nq].tokens.length));
   }
   return out;
 }

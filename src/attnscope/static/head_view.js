@@ -24,7 +24,6 @@
 
 const CANVAS_WIDTH = 220;
 const FULL_DRAW_LIMIT = 2000; // px: views up to this height are painted whole, taller ones by band
-const FILTERS = [["all", "All"], ["AA", "A→A"], ["BB", "B→B"], ["AB", "A→B"], ["BA", "B→A"]];
 
 /**
  * @param {{ model: any, el: HTMLElement }} args

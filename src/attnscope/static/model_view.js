@@ -32,7 +32,6 @@ const GAP = 6;
 const AUTO_LINES_MAX = 64; // "auto" draws lines up to this many tokens, a heatmap above
 const SVG_MAX_MARKS = 200000; // above this the SVG embeds the grid as an image instead of elements
 const EXPORT_MARGIN = 28; // px around the grid in exports, for the head and layer labels
-const FILTERS = [["all", "All"], ["AA", "A→A"], ["BB", "B→B"], ["AB", "A→B"], ["BA", "B→A"]];
 
 /**
  * @param {{ model: any, el: HTMLElement }} args
