@@ -131,27 +131,6 @@ def _sentencizer():
 
 # The index and the API say which fields are silver, and with what.
 
-ENTITY_SENTENCES = [
-    ("e1", "Barack Obama visited Paris on Monday .", [2, 3, 0, 3, 6, 3, 3]),
-    ("e2", "Google hired three engineers in London .", [2, 0, 4, 2, 6, 2, 2]),
-    ("e3", "The cat slept .", [2, 3, 0, 3]),
-]
-
-
-@pytest.fixture(scope="module")
-def silver_index(default_model, tmp_path_factory) -> Index:
-    blocks = []
-    for sent_id, text, heads in ENTITY_SENTENCES:
-        forms = text.split()
-        blocks.append([f"# sent_id = {sent_id}", f"# text = {text}"] +
-                      [row(str(i), f, "X", str(h), "dep" if h else "root") for i, (f, h) in enumerate(zip(forms, heads), 1)])
-    path = tmp_path_factory.mktemp("silver") / "entities.conllu"
-    path.write_text(conllu(*blocks), encoding="utf-8")
-    out = tmp_path_factory.mktemp("silver-index") / "entities"
-    build_index(open_corpus(path, silver_ner=True), default_model, out)
-    return Index.open(out)
-
-
 def test_the_manifest_names_the_silver_fields_and_their_pipeline(silver_index):
     manifest = silver_index.manifest
     assert manifest.silver == {"ner": SILVER, "ner_iob": SILVER}

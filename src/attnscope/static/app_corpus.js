@@ -15,12 +15,14 @@ const CONTEXT = 12; // tokens shown either side of the match and of the token it
 
 /**
  * A metadata field's name as the app shows it: marked silver, with the model that predicted it, when
- * the corpus says a model (not annotators) gave its values, e.g. "ner (silver, spacy en_core_web_sm 3.8.0)".
+ * the corpus says a model (not annotators) gave its values, e.g. "ner (silver, spacy en_core_web_sm 3.8.0)";
+ * ``short`` leaves the model out ("ner (silver)").
  * @param {string} field @param {Record<string, string>} [silver] the corpus's field -> model (GET /api/corpora)
+ * @param {boolean} [short]
  */
-export function fieldLabel(field, silver) {
+export function fieldLabel(field, silver, short = false) {
   const model = silver?.[field];
-  return model ? `${field} (silver, ${model})` : field;
+  return !model ? field : short ? `${field} (silver)` : `${field} (silver, ${model})`;
 }
 
 /**
@@ -101,12 +103,14 @@ function metadataText(m, p, fields, silver) {
 /**
  * One histogram: a bar per value (most frequent first), the rest as "other".
  * @param {string} title @param {string} which @param {Array<[string, number]>} entries
- * @param {number} [limit] most bars (default HISTOGRAM_BARS)
+ * @param {number} [limit] most bars (default HISTOGRAM_BARS) @param {string} [note] the caption's tooltip
  */
-function histogram(title, which, entries, limit = HISTOGRAM_BARS) {
+function histogram(title, which, entries, limit = HISTOGRAM_BARS, note = "") {
   const box = make("figure", "as-histogram");
   box.dataset.which = which;
-  box.append(make("figcaption", "", title));
+  const caption = make("figcaption", "", title);
+  if (note) caption.title = note;
+  box.append(caption);
   let shownEntries = entries;
   if (entries.length > limit) {
     const rest = entries.slice(limit - 1).reduce((s, [, c]) => s + c, 0);
@@ -139,8 +143,10 @@ export function renderSummary(host, result, field, silver) {
   const offsets = Object.entries(s.offsets).map(([o, c]) => [Number(o) > 0 ? `+${o}` : o, c])
     .sort((a, b) => Number(a[0]) - Number(b[0]));
   host.replaceChildren(
-    histogram(`${fieldLabel(field, silver)} of the matched tokens`, "matched", /** @type {any} */ (matched)),
-    histogram(`${fieldLabel(field, silver)} of the token each match attends to most`, "max", /** @type {any} */ (strongest)),
+    histogram(`${fieldLabel(field, silver, true)} of the matched tokens`, "matched", /** @type {any} */ (matched),
+      HISTOGRAM_BARS, fieldLabel(field, silver)),
+    histogram(`${fieldLabel(field, silver, true)} of the token each match attends to most`, "max",
+      /** @type {any} */ (strongest), HISTOGRAM_BARS, fieldLabel(field, silver)),
     histogram("offset from the match to that token", "offset", /** @type {any} */ (offsets), Infinity),
   );
 }
