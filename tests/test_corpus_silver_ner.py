@@ -202,3 +202,17 @@ def test_a_cached_default_index_without_the_silver_entities_is_rebuilt_then_reus
     assert state.corpora["ewt"].index.manifest.silver == {"ner": SILVER, "ner_iob": SILVER}
     log, state = serve_once()
     assert "building" not in log and state.corpora["ewt"].index.manifest.annotator == ANNOTATOR
+
+
+def test_cli_search_labels_silver_histograms_with_their_pipeline(silver_index):
+    from typer.testing import CliRunner
+
+    from attnscope.cli import app
+
+    result = CliRunner().invoke(app, ["search", "Angela Merkel visited Rome on Friday.", "--index",
+                                      str(silver_index.directory), "--token", "4", "--layer", "5"])
+    assert result.exit_code == 0, result.output
+    shown = " ".join(result.output.split())  # histogram titles wrap to their table's width
+    assert f"ner (silver, {SILVER}) of the matched tokens" in shown
+    assert f"ner_iob (silver, {SILVER}) of the token each match attends to most" in shown
+    assert "upos of the matched tokens" in shown and "upos (silver" not in shown
