@@ -57,7 +57,8 @@ def _default_corpus(state: AppState, console: Console) -> None:
                       f"corpus is now {default_corpus_annotator()!r}: building it again", highlight=False)
         index = None
     if index is None:
-        console.print(f"building the default corpus index (UD English EWT dev+test) for {handle.name} "
+        console.print(f"building the default corpus index (UD English EWT dev+test, with silver entity types from "
+                      f"spaCy's en_core_web_sm) for {handle.name} "
                       f"into {directory}; this happens once", highlight=False)
         directory.parent.mkdir(parents=True, exist_ok=True)
         build_with_progress(open_corpus(DEFAULT_CORPUS), handle, directory, BuildOptions(),
