@@ -1,4 +1,4 @@
-"""What the corpus tests share: where the real EWT files are, and CoNLL-U lines written from columns."""
+"""What the corpus tests share: where the real EWT files are, CoNLL-U lines written from columns, the tree check."""
 
 from __future__ import annotations
 
@@ -25,3 +25,14 @@ def mwt(ident: str, form: str, misc: str = "_") -> str:
 def conllu(*sentences: list[str]) -> str:
     """CoNLL-U text: each sentence's lines, then a blank line."""
     return "".join("\n".join(lines) + "\n\n" for lines in sentences)
+
+
+def assert_one_tree(heads: list[int | None]) -> None:
+    """Exactly one root (-1), every other head another word of the sentence, every chain of heads reaching the root."""
+    assert heads.count(-1) == 1, heads
+    assert all(h is not None and (h == -1 or 0 <= h < len(heads)) and h != i for i, h in enumerate(heads)), heads
+    for start in range(len(heads)):
+        node, steps = start, 0
+        while heads[node] != -1:
+            node, steps = heads[node], steps + 1
+            assert steps <= len(heads), f"cycle through word {start}: {heads}"

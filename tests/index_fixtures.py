@@ -71,3 +71,27 @@ def ewt_index(default_model, tmp_path_factory) -> Index:
     out = tmp_path_factory.mktemp("ewt-index") / "index"
     build_index(open_corpus(EWT_DEV), default_model, out)
     return Index.open(out)
+
+
+ENTITY_SENTENCES = [
+    ("e1", "Barack Obama visited Paris on Monday .", [2, 3, 0, 3, 6, 3, 3]),
+    ("e2", "Google hired three engineers in London .", [2, 0, 4, 2, 6, 2, 2]),
+    ("e3", "The cat slept .", [2, 3, 0, 3]),
+]
+"""Sentences with entities (forms split at spaces, 1-based heads): the corpus of `silver_index`."""
+
+
+@pytest.fixture(scope="session")
+def silver_index(default_model, tmp_path_factory) -> Index:
+    """An index of `ENTITY_SENTENCES` with gold UPOS/DEP and silver entity types (directory name: "entities")."""
+    lines = []
+    for sent_id, text, heads in ENTITY_SENTENCES:
+        lines += [f"# sent_id = {sent_id}", f"# text = {text}"]
+        lines += ["\t".join([str(i), form, form.lower(), "X", "_", "_", str(head), "dep" if head else "root", "_", "_"])
+                  for i, (form, head) in enumerate(zip(text.split(), heads), 1)]
+        lines.append("")
+    path = tmp_path_factory.mktemp("silver") / "entities.conllu"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path_factory.mktemp("silver-index") / "entities"
+    build_index(open_corpus(path, silver_ner=True), default_model, out)
+    return Index.open(out)

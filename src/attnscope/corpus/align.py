@@ -40,8 +40,7 @@ def word_of_tokens(sentence: AnnotatedSentence, tokens: Tokens) -> list[int | No
             result.append(None)
             continue
         a, b = span
-        first = bisect.bisect_right(reach, a)
-        last = bisect.bisect_left(starts, b) if b > a else bisect.bisect_right(starts, a)
+        first, last = candidate_words(starts, reach, a, b)
         best, best_overlap = None, 0
         for i in order[first:last]:
             word = words[i]
@@ -52,3 +51,15 @@ def word_of_tokens(sentence: AnnotatedSentence, tokens: Tokens) -> list[int | No
                 best, best_overlap = i, overlap
         result.append(best)
     return result
+
+
+def candidate_words(starts: list[int], reach: list[int], a: int, b: int) -> tuple[int, int]:
+    """The words (positions ``first..last`` in start order) that a token spanning ``a..b`` may overlap.
+
+    ``starts``: the words' starts, ascending; ``reach``: the running maximum of their ends in that
+    order. Two binary searches: the words before ``first`` end at or before ``a``, those from
+    ``last`` on start at or after ``b`` (for a zero-width token, after ``a``).
+    """
+    first = bisect.bisect_right(reach, a)
+    last = bisect.bisect_left(starts, b) if b > a else bisect.bisect_right(starts, a)
+    return first, last

@@ -9,7 +9,8 @@ sentence's word lines, one line of 10 tab-separated columns per word (``ID FORM 
 FEATS HEAD DEPREL DEPS MISC``), a blank line after each sentence. Multi-word token lines
 (``1-2\tdon't\t_ ...``) give the surface form of the words that follow them; empty nodes (``8.1``)
 are skipped; ``_`` means no value. Without a ``# text`` comment the text is rebuilt from the surface
-forms, with a space after each unless its MISC column says ``SpaceAfter=No``.
+forms, with a space after each unless its MISC column says ``SpaceAfter=No``. The HEAD column must
+make one tree per sentence (one root, no cycles) or be ``_`` throughout: a gold file is never repaired.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Iterator
 from ..errors import CorpusFormatError
 from .sentence import AnnotatedSentence, Word
 from .text_file import read_utf8
+from .trees import tree_problem
 
 COLUMNS = ("ID", "FORM", "LEMMA", "UPOS", "XPOS", "FEATS", "HEAD", "DEPREL", "DEPS", "MISC")
 WORD_ID = re.compile(r"[1-9][0-9]*")
@@ -94,6 +96,7 @@ class _Sentence:
         text = self._text()
         spans = self._spans(text)
         heads = [self._head(index) for index in range(len(self.rows))]
+        self._check_tree(heads)
         mwt_of = {i: t.form for t in self.tokens if t.is_mwt for i in t.words}
         words = tuple(
             _word(columns, spans[index], heads[index], mwt_of.get(index))
@@ -226,6 +229,19 @@ class _Sentence:
             raise self.error(line, f"the text goes on after the last word's form: {rest[:30]!r}",
                              "expected the word forms to spell out the whole '# text'")
         return spans
+
+    def _check_tree(self, heads: list[int | None]) -> None:
+        """Raise unless the heads form one tree (or the sentence has none): gold files are never repaired."""
+        problem = tree_problem(heads)
+        if problem is None:
+            return
+        expected = {
+            "partial": "expected a HEAD on every word of the sentence, or _ on all of them",
+            "roots": "expected exactly one word with HEAD 0 per sentence",
+            "cycle": "expected every word's chain of HEADs to end at the word with HEAD 0",
+        }.get(problem.kind, "expected the ID of another word of the sentence, or 0 for the root")
+        word = problem.words[1] if problem.kind == "roots" else problem.words[0]
+        raise self.error(self.rows[word][0], problem.message(), expected)
 
     def _head(self, index: int) -> int | None:
         line, columns = self.rows[index]

@@ -7,7 +7,7 @@ can be matched to it (see `attnscope.corpus.align`); the text itself is never al
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -45,6 +45,9 @@ class AnnotatedSentence:
     """A sentence exactly as its source wrote it, with its words and where it came from.
 
     ``source`` is the file name; ``line`` the 1-based line where the sentence starts in that file.
+    The words' heads form one tree (see `attnscope.corpus.trees`) or are all None; when a parser's
+    tree had to be repaired to be one, ``repaired_heads`` holds the indices of the words whose head
+    (and relation) the repair set. Gold files are never repaired.
     """
 
     sent_id: str
@@ -52,6 +55,7 @@ class AnnotatedSentence:
     words: tuple[Word, ...]
     source: str
     line: int
+    repaired_heads: tuple[int, ...] = ()
 
 
 def fields_present(sentences: Iterable[AnnotatedSentence]) -> tuple[str, ...]:
@@ -70,7 +74,10 @@ class Corpus:
     """A read corpus: its sentences, the files they came from and how they were annotated.
 
     ``checksum`` is the SHA-256 (hex) of the input files' bytes, concatenated in ``files`` order;
-    ``annotator`` is ``"conllu (gold)"`` or ``"spacy <pipeline> <version>"``.
+    ``annotator`` is ``"conllu (gold)"``, ``"spacy <pipeline> <version>"``, or ``"conllu (gold) +
+    silver ner/ner_iob from spacy <pipeline> <version>"``. ``silver`` maps each field whose values a
+    model predicted (rather than annotators) to ``"spacy <pipeline> <version>"``: every field of a
+    text corpus, the entity fields of a gold corpus given silver entities, none of a gold corpus.
     """
 
     name: str
@@ -79,6 +86,7 @@ class Corpus:
     sentences: tuple[AnnotatedSentence, ...]
     fields: tuple[str, ...]
     annotator: str
+    silver: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.sentences)

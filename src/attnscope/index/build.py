@@ -135,7 +135,7 @@ def build_index(corpus: Corpus, handle: ModelHandle, out: Path | str, *, options
         model=handle.name, model_fingerprint=identity["model_fingerprint"],
         tokenizer_fingerprint=identity["tokenizer_fingerprint"], corpus=corpus.name,
         corpus_checksum=corpus.checksum, corpus_files=[str(f) for f in corpus.files], annotator=corpus.annotator,
-        fields=list(corpus.fields), layers=layers, heads=heads, head_dim=widths["heads"] // heads,
+        fields=list(corpus.fields), silver=dict(corpus.silver), layers=layers, heads=heads, head_dim=widths["heads"] // heads,
         hidden_size=hidden_size,
         sentences=len(planned), tokens=total, truncated_sentences=summary.truncated_sentences,
         dropped_tokens=summary.dropped_tokens, skipped_sentences=summary.skipped_sentences,

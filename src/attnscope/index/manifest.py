@@ -38,7 +38,9 @@ class Manifest:
     state after layer ``l`` (the last is the model's output) and the head embedding of layer ``l``
     (each head's output unit-normalised, concatenated: ``heads * head_dim`` values). With
     ``approximate_lists`` > 0 the vector sets are approximate (IVF with that many clusters; a search
-    scans ``default_probes`` of them unless told otherwise); 0 means exact.
+    scans ``default_probes`` of them unless told otherwise); 0 means exact. ``silver`` maps each
+    field a model predicted (`attnscope.corpus.Corpus.silver`) to that model (``"spacy <pipeline>
+    <version>"``); indexes built before it existed read as having none.
     """
 
     model: str
@@ -68,6 +70,7 @@ class Manifest:
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
     files: dict[str, int] = field(default_factory=dict)
+    silver: dict[str, str] = field(default_factory=dict)
 
     @property
     def head_embedding_size(self) -> int:

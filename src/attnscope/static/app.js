@@ -101,8 +101,9 @@ async function boot() {
     byId("model-note").textContent = info ? `${info.layers} layers × ${info.heads} heads` +
       (info.has_lm_head ? "" : " · no language-model head") : "";
     const fields = corpusInfo()?.fields ?? [];
-    fill(byId("summary-field"), fields.map((f) => [f, f]), state.field || fields[0] || "");
-    fill(byId("cols-field"), fields.map((f) => [f, f]), state.cols || fields[0] || "");
+    const labels = fields.map((f) => /** @type {[string, string]} */ ([f, fieldLabel(f, corpusInfo()?.silver)]));
+    fill(byId("summary-field"), labels, state.field || fields[0] || "");
+    fill(byId("cols-field"), labels, state.cols || fields[0] || "");
   }
 
   function fillLayers() {
@@ -437,8 +438,8 @@ async function boot() {
     byId("summary-field").value = field;
     byId("cols-field").value = cols;
     byId("cols-span").textContent = state.span ? `offsets −${state.span} to +${state.span}` : "the matched token only";
-    renderSummary(byId("summary"), result, field);
-    renderMatches(byId("matches"), result, { field: cols, span: state.span, fields });
+    renderSummary(byId("summary"), result, field, corpus.silver);
+    renderMatches(byId("matches"), result, { field: cols, span: state.span, fields, silver: corpus.silver });
   }
 
   // Wiring: every control calls update() with what it changed.

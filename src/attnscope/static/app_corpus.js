@@ -14,9 +14,21 @@ const HISTOGRAM_BARS = 12; // bars per histogram; the rest are summed into "othe
 const CONTEXT = 12; // tokens shown either side of the match and of the token it attends to most
 
 /**
+ * A metadata field's name as the app shows it: marked silver, with the model that predicted it, when
+ * the corpus says a model (not annotators) gave its values, e.g. "ner (silver, spacy en_core_web_sm 3.8.0)";
+ * ``short`` leaves the model out ("ner (silver)").
+ * @param {string} field @param {Record<string, string>} [silver] the corpus's field -> model (GET /api/corpora)
+ * @param {boolean} [short]
+ */
+export function fieldLabel(field, silver, short = false) {
+  const model = silver?.[field];
+  return !model ? field : short ? `${field} (silver)` : `${field} (silver, ${model})`;
+}
+
+/**
  * @param {HTMLElement} host
  * @param {any} result the body of POST /api/search
- * @param {{ field: string, span: number, fields: string[] }} options
+ * @param {{ field: string, span: number, fields: string[], silver?: Record<string, string> }} options
  */
 export function renderMatches(host, result, options) {
   const table = make("table", "as-matches");
@@ -27,7 +39,7 @@ export function renderMatches(host, result, options) {
   for (let o = -options.span; o <= options.span; o++) offsets.push(o);
   for (const o of offsets) {
     const th = make("th", "as-meta", o === 0 ? `${options.field}` : `${o > 0 ? "+" : "−"}${Math.abs(o)}`);
-    th.title = `${options.field} of the token ${o === 0 ? "matched" : `at offset ${o} from the match`}`;
+    th.title = `${fieldLabel(options.field, options.silver)} of the token ${o === 0 ? "matched" : `at offset ${o} from the match`}`;
     headRow.append(th);
   }
   headRow.append(make("th", "", "match in context (shade: attention the match pays each token)"));
@@ -59,7 +71,7 @@ export function renderMatches(host, result, options) {
       if (strongest > 0 && w > 0) span.style.backgroundColor = `rgba(213, 94, 0, ${(0.75 * w / strongest).toFixed(3)})`;
       if (p === m.position) span.classList.add("as-matched");
       if (p === m.max_attention) span.classList.add("as-strongest");
-      span.title = metadataText(m, p, options.fields);
+      span.title = metadataText(m, p, options.fields, options.silver);
       context.append(span, document.createTextNode(" "));
     });
     if (last < m.tokens.length - 1) context.append(make("span", "as-muted", "…"));
@@ -73,12 +85,15 @@ export function renderMatches(host, result, options) {
   host.replaceChildren(table);
 }
 
-/** A token's metadata and attention as tooltip text. @param {any} m @param {number} p @param {string[]} fields */
-function metadataText(m, p, fields) {
+/**
+ * A token's metadata and attention as tooltip text.
+ * @param {any} m @param {number} p @param {string[]} fields @param {Record<string, string>} [silver]
+ */
+function metadataText(m, p, fields, silver) {
   const lines = [`${m.tokens[p]}`];
   for (const f of fields) {
     const v = m.metadata[f]?.[p];
-    lines.push(`${f}: ${v === null || v === undefined ? "—" : v}`);
+    lines.push(`${f}${silver?.[f] ? " (silver)" : ""}: ${v === null || v === undefined ? "—" : v}`);
   }
   lines.push(`attention from the match: ${(m.attention[p] ?? 0).toFixed(3)}`);
   if (p === m.position) lines.push("(the matched token)");
@@ -88,12 +103,14 @@ function metadataText(m, p, fields) {
 /**
  * One histogram: a bar per value (most frequent first), the rest as "other".
  * @param {string} title @param {string} which @param {Array<[string, number]>} entries
- * @param {number} [limit] most bars (default HISTOGRAM_BARS)
+ * @param {number} [limit] most bars (default HISTOGRAM_BARS) @param {string} [note] the caption's tooltip
  */
-function histogram(title, which, entries, limit = HISTOGRAM_BARS) {
+function histogram(title, which, entries, limit = HISTOGRAM_BARS, note = "") {
   const box = make("figure", "as-histogram");
   box.dataset.which = which;
-  box.append(make("figcaption", "", title));
+  const caption = make("figcaption", "", title);
+  if (note) caption.title = note;
+  box.append(caption);
   let shownEntries = entries;
   if (entries.length > limit) {
     const rest = entries.slice(limit - 1).reduce((s, [, c]) => s + c, 0);
@@ -117,16 +134,19 @@ function histogram(title, which, entries, limit = HISTOGRAM_BARS) {
 
 /**
  * @param {HTMLElement} host @param {any} result the body of POST /api/search @param {string} field
+ * @param {Record<string, string>} [silver] the corpus's silver fields (see fieldLabel)
  */
-export function renderSummary(host, result, field) {
+export function renderSummary(host, result, field, silver) {
   const s = result.summary;
   const matched = Object.entries(s.matched[field] ?? {});
   const strongest = Object.entries(s.max_attention[field] ?? {});
   const offsets = Object.entries(s.offsets).map(([o, c]) => [Number(o) > 0 ? `+${o}` : o, c])
     .sort((a, b) => Number(a[0]) - Number(b[0]));
   host.replaceChildren(
-    histogram(`${field} of the matched tokens`, "matched", /** @type {any} */ (matched)),
-    histogram(`${field} of the token each match attends to most`, "max", /** @type {any} */ (strongest)),
+    histogram(`${fieldLabel(field, silver, true)} of the matched tokens`, "matched", /** @type {any} */ (matched),
+      HISTOGRAM_BARS, fieldLabel(field, silver)),
+    histogram(`${fieldLabel(field, silver, true)} of the token each match attends to most`, "max",
+      /** @type {any} */ (strongest), HISTOGRAM_BARS, fieldLabel(field, silver)),
     histogram("offset from the match to that token", "offset", /** @type {any} */ (offsets), Infinity),
   );
 }
