@@ -7,7 +7,8 @@
  * #app[data-attention] (idle | loading | ready | error) and data-loads (attention responses drawn),
  * #app[data-aggregation] (the same, for what Show asks of /api/aggregation) and data-aggregations,
  * #results[data-state] (the same) and data-searches (search responses drawn), and #atlas[data-state]
- * (idle | loading | computing | ready | error).
+ * (idle | loading | computing | ready | error). What a link asks for that cannot be shown is dropped,
+ * listed in #link-notice and left out of the URL (app_links.js); the rest of the link still applies.
  */
 
 const EXAMPLE = "The girl ran to a local pub to escape the din of her city.";
@@ -24,8 +25,10 @@ function byId(id) {
 
 async function boot() {
   const app = byId("app");
+  /** @type {Dropped[]} */
+  const drops = [];
   /** @type {AppState} */
-  let state = stateFromQuery(location.search);
+  let state = stateFromQuery(location.search, drops);
   /** @type {any[]} */
   let models = [];
   /** @type {any[]} */
@@ -63,6 +66,11 @@ async function boot() {
   /** @param {string} message */
   function say(message) {
     status.textContent = message;
+  }
+
+  /** List parameters of the link that were not applied in the page's notice. @param {Dropped[]} dropped */
+  function notice(dropped) {
+    showDropped(byId("link-notice"), byId("link-dropped"), dropped);
   }
 
   function writeUrl() {
@@ -152,6 +160,9 @@ async function boot() {
     byId("search-heads").disabled = !ready || heads === 0;
     byId("search-hint").textContent = !corpusInfo() ? "No corpus is served for this model."
       : state.token === null ? "Click a token to search the corpus for it." : "";
+    const masking = modelInfo()?.masking_note, note = byId("mask-note");
+    note.textContent = masking ?? "";
+    note.hidden = !masking || state.mask.length === 0;
   }
 
   /**
@@ -207,7 +218,7 @@ async function boot() {
       attention = decodeAttention(response);
       predictions = response.predictions;
       predictionsNote = response.predictions_note ?? "";
-      if (state.token !== null && state.token >= attention.n) state.token = null;
+      notice(checkToken(state, attention));
       if (state.layer >= attention.layers) state.layer = attention.layers - 1;
       writeUrl();
       fillLayers();
@@ -219,11 +230,30 @@ async function boot() {
       else clearResults();
     } catch (error) {
       if (run !== attentionRun) return;
+      if (error instanceof ApiFailure && error.field?.startsWith("mask") && state.mask.length && await dropBadMask(error.message)) return;
       attention = null;
       app.dataset.attention = "error";
       byId("attention").querySelector(".as-columns")?.replaceChildren();
       say(error instanceof ApiFailure ? `Could not show attention: ${error.message}` : String(error));
     }
+  }
+
+  /**
+   * The input cannot take the mask (a link's): drop the positions it cannot take (all of them if none
+   * is to blame), say so, and load again; false if the input itself cannot be loaded.
+   * @param {string} message the server's
+   */
+  async function dropBadMask(message) {
+    const run = attentionRun;
+    const body = { model: modelInfo()?.name, text: state.text, ...(state.pair ? { text_pair: state.pair } : {}) };
+    const input = await api("/api/attention", body).then(decodeAttention, () => null);
+    if (!input || run !== attentionRun) return false;
+    const checked = checkMask(state.mask, input);
+    notice(checked.drops.length ? checked.drops : [dropped("mask", state.mask.join(","), message)]);
+    state.mask = checked.drops.length ? checked.keep : [];
+    writeUrl();
+    void loadAttention();
+    return true;
   }
 
   /**
@@ -328,6 +358,11 @@ async function boot() {
         return;
       }
       if (answer.status === "failed") throw new ApiFailure(answer.message, null, 200);
+      if (state.score && !scoreOptions(answer.atlas).some((o) => o.key === state.score)) {
+        notice([dropped("score", state.score, "the head atlas has no score of that name (its menu lists them)")]);
+        state.score = "";
+        writeUrl();
+      }
       const model = createStaticModel({ atlas: answer.atlas, app_url: null, example_text: null,
         score: state.score || "previous", selected: atlasHead() ?? [state.layer, 0] });
       model.on("change:score", (/** @type {string} */ score) => update({ score }));
@@ -463,6 +498,10 @@ async function boot() {
   byId("show").addEventListener("change", () => update({ show: byId("show").value }));
   byId("words").addEventListener("change", () => update({ words: byId("words").checked }));
   byId("atlas-toggle").addEventListener("click", () => update({ atlas: !state.atlas }));
+  byId("link-notice-close").addEventListener("click", () => {
+    byId("link-notice").hidden = true;
+    byId("link-dropped").replaceChildren();
+  });
   byId("atlas").addEventListener("attnscope-atlas-open", (/** @type {any} */ event) => {
     update({ layer: event.detail.layer, heads: [event.detail.head] });
   });
@@ -495,10 +534,8 @@ async function boot() {
     app.dataset.attention = "error";
     return;
   }
-  if (!modelInfo()) {
-    if (state.model) say(`Model ${state.model} is not served here; showing ${models[0]?.name}.`);
-    state.model = models[0]?.name ?? "";
-  }
+  notice([...drops, ...checkServed(state, models, corpora)]);
+  if (!modelInfo()) state.model = models[0]?.name ?? "";
   if (!corpusInfo()) state.corpus = corporaOfModel()[0]?.name ?? "";
   if (!state.text) state.text = EXAMPLE;
   byId("text").value = state.text;
@@ -510,6 +547,7 @@ async function boot() {
   fill(byId("show"), Object.entries(SHOWN), state.show);
   byId("words").checked = state.words;
   writeUrl();
+  refitOnThemeChange(app, ".as-tok, .as-ctok");
   void loadAtlas();
   await loadAttention();
 }

@@ -71,6 +71,7 @@ export function renderMatches(host, result, options) {
   });
   table.append(head, body);
   host.replaceChildren(table);
+  fitLabels(table.querySelectorAll(".as-ctok")); // readable on every shade (contrast.js)
 }
 
 /** A token's metadata and attention as tooltip text. @param {any} m @param {number} p @param {string[]} fields */
