@@ -40,8 +40,9 @@ def url_state(app: AppPage) -> dict[str, str]:
 
 
 def view(app: AppPage) -> dict:
-    return app.page.eval_on_selector(".as-attention", """root => ({ layer: root.dataset.layer, heads: root.dataset.heads,
-        token: root.dataset.token, masked: [...document.querySelectorAll('.as-query.as-masked')].map(e => e.dataset.pos),
+    return app.page.eval_on_selector(".as-attention", """root => ({
+        layer: root.dataset.layer, heads: root.dataset.heads, token: root.dataset.token,
+        masked: [...document.querySelectorAll('.as-query.as-masked')].map(e => e.dataset.pos),
         tokens: document.querySelectorAll('.as-query').length, model: document.getElementById('model').value })""")
 
 
@@ -72,12 +73,13 @@ def test_a_mask_and_a_layer_out_of_range_are_dropped_and_the_view_is_drawn(app):
 
 def test_malformed_values_are_each_named_and_the_valid_ones_kept(app):
     query = {"text": PUB, "layer": "two", "heads": "1,x", "threshold": "7", "show": "bogus", "words": "yes",
-             "special": "1", "span": "9", "search": "sideways", "atlas": "yes", "token": "5", "mask": "3;4", "colour": "red"}
+             "special": "1", "span": "9", "search": "sideways", "atlas": "yes", "token": "5", "mask": "3;4",
+             "colour": "red"}
     open_app(app, "?" + urlencode(query))
     dropped = notice(app)
     assert dropped == {
-        "colour": "colour=red was ignored: the app reads only model, corpus, text, pair, mask, layer, heads, show, words, "
-                  "threshold, special, token, search, field, cols, span, atlas, score",
+        "colour": "colour=red was ignored: the app reads only model, corpus, text, pair, mask, layer, heads, show, "
+                  "words, threshold, special, token, search, field, cols, span, atlas, score",
         "mask": "mask=3;4 was ignored: not a list of token positions (write them as 1,4,7)",
         "heads": "heads=1,x was ignored: not a list of head numbers (write them as 1,4,7)",
         "layer": "layer=two was ignored: not a layer number (0, 1, 2, …)",
@@ -85,7 +87,8 @@ def test_malformed_values_are_each_named_and_the_valid_ones_kept(app):
         "words": "words=yes was ignored: write words=on to turn it on, or leave it out",
         "threshold": "threshold=7 was ignored: the threshold is a share of attention above 0 and at most 1 (e.g. 0.9)",
         "special": "special=1 was ignored: write special=hide to turn it on, or leave it out",
-        "search": "search=sideways was ignored: a search is by embedding or by heads (search=embedding or search=heads)",
+        "search": "search=sideways was ignored: a search is by embedding or by heads "
+                  "(search=embedding or search=heads)",
         "span": "span=9 was ignored: the columns reach 0 to 5 tokens either side of a match",
         "atlas": "atlas=yes was ignored: write atlas=open to turn it on, or leave it out",
     }
@@ -101,7 +104,7 @@ def test_out_of_range_heads_token_and_masks_and_unknown_corpus_names_are_dropped
     open_app(app, "?" + urlencode(query))
     app.page.wait_for_selector(".as-query.as-masked")
     assert notice(app) == {
-        "corpus": "corpus=ewt was ignored: it is not served here (corpora of sentence-transformers/all-MiniLM-L6-v2: small)",
+        "corpus": f"corpus=ewt was ignored: it is not served here (corpora of {DEFAULT}: small)",
         "heads": "heads=2,12,40 was ignored: heads 12, 40: this model has heads 0-11",
         "field": "field=zzz was ignored: the corpus has the fields upos, lemma, deprel",
         "token": "token=300 was ignored: this input has tokens 0-16",
@@ -117,7 +120,8 @@ def test_out_of_range_heads_token_and_masks_and_unknown_corpus_names_are_dropped
 def test_an_unknown_atlas_score_is_named_once_the_atlas_is_loaded(app):
     open_app(app, "?" + urlencode({"text": PUB, "atlas": "open", "score": "bogus"}))
     app.page.wait_for_selector("#atlas[data-state=ready] .attnscope-atlas[data-ready=true]", timeout=300_000)
-    assert notice(app) == {"score": "score=bogus was ignored: the head atlas has no score of that name (its menu lists them)"}
+    assert notice(app) == {
+        "score": "score=bogus was ignored: the head atlas has no score of that name (its menu lists them)"}
     assert app.page.input_value(".attnscope-atlas-score") == "previous"
     assert "score" not in url_state(app) and url_state(app)["atlas"] == "open"
     assert app.errors == []

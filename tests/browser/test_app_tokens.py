@@ -87,8 +87,8 @@ def test_masking_on_a_model_without_a_masked_lm_head_says_what_mask_means(app, s
         "distilbert-base-uncased.")
     # it sits where the user masks: above the tokens, in the attention panel
     assert page.evaluate("""() => { const n = document.getElementById('mask-note');
-        return n.closest('section').getAttribute('aria-labelledby') === 'attention-title' && n.compareDocumentPosition(document.querySelector('.as-query'))
-        === Node.DOCUMENT_POSITION_FOLLOWING; }""")
+        return n.closest('section').getAttribute('aria-labelledby') === 'attention-title'
+          && n.compareDocumentPosition(document.querySelector('.as-query')) === Node.DOCUMENT_POSITION_FOLLOWING; }""")
     before = loads(app)
     page.dblclick(".as-query[data-pos='9']")  # unmasked: nothing to explain
     wait_loads(app, before)

@@ -230,7 +230,8 @@ async function boot() {
       else clearResults();
     } catch (error) {
       if (run !== attentionRun) return;
-      if (error instanceof ApiFailure && error.field?.startsWith("mask") && state.mask.length && await dropBadMask(error.message)) return;
+      const badMask = error instanceof ApiFailure && error.field?.startsWith("mask") && state.mask.length > 0;
+      if (badMask && await dropBadMask(/** @type {ApiFailure} */ (error).message)) return;
       attention = null;
       app.dataset.attention = "error";
       byId("attention").querySelector(".as-columns")?.replaceChildren();
@@ -239,18 +240,15 @@ async function boot() {
   }
 
   /**
-   * The input cannot take the mask (a link's): drop the positions it cannot take (all of them if none
-   * is to blame), say so, and load again; false if the input itself cannot be loaded.
-   * @param {string} message the server's
+   * The input cannot take the mask (a link's): drop the positions it cannot take, say so, and load
+   * again; false if the input itself cannot be loaded. @param {string} message the server's
    */
   async function dropBadMask(message) {
     const run = attentionRun;
-    const body = { model: modelInfo()?.name, text: state.text, ...(state.pair ? { text_pair: state.pair } : {}) };
-    const input = await api("/api/attention", body).then(decodeAttention, () => null);
-    if (!input || run !== attentionRun) return false;
-    const checked = checkMask(state.mask, input);
-    notice(checked.drops.length ? checked.drops : [dropped("mask", state.mask.join(","), message)]);
-    state.mask = checked.drops.length ? checked.keep : [];
+    const checked = await maskFor(state, modelInfo()?.name ?? "", message);
+    if (!checked || run !== attentionRun) return false;
+    notice(checked.drops);
+    state.mask = checked.keep;
     writeUrl();
     void loadAttention();
     return true;
@@ -398,29 +396,7 @@ async function boot() {
 
   /** @param {number | null} pos @param {HTMLElement | null} el */
   function showPredictions(pos, el) {
-    if (pos === null || !el || !attention) {
-      tooltip.hidden = true;
-      return;
-    }
-    const title = make("strong", "", `${shown(attention.tokens[pos])} (position ${pos})`);
-    const parts = [title];
-    if (predictions) {
-      const entry = predictions.find((p) => p.position === pos);
-      const list = make("ol", "as-predictions");
-      for (const c of entry?.candidates ?? []) {
-        const item = make("li", "", `${shown(c.token)} `);
-        item.append(make("span", "as-muted", `${(100 * c.probability).toFixed(1)}%`));
-        list.append(item);
-      }
-      parts.push(make("p", "as-muted", attention.masked.includes(pos) ? "the model's predictions for this masked token:" : "the model's predictions here:"), list);
-    } else {
-      parts.push(make("p", "as-muted", predictionsNote || "no predictions"));
-    }
-    tooltip.replaceChildren(...parts);
-    tooltip.hidden = false;
-    const box = el.getBoundingClientRect();
-    tooltip.style.left = `${Math.round(box.left + window.scrollX)}px`;
-    tooltip.style.top = `${Math.round(box.bottom + window.scrollY + 4)}px`;
+    showPredictionsTip(tooltip, pos === null || !el || !attention ? null : { attention, predictions, note: predictionsNote, pos, el });
   }
 
   async function runSearch() {

@@ -325,3 +325,36 @@ export function createAttentionView(host, handlers) {
 
   return { draw, root };
 }
+
+/**
+ * Fill and place the predictions tooltip for the token at `at.pos` (below its element `at.el`): the
+ * model's top predictions there, or the note saying why there are none; hide it when `at` is null.
+ * @param {HTMLElement} tooltip
+ * @param {{ attention: AttentionData, predictions: any[] | null, note: string, pos: number, el: HTMLElement } | null} at
+ */
+export function showPredictionsTip(tooltip, at) {
+  if (!at) {
+    tooltip.hidden = true;
+    return;
+  }
+  const { attention, predictions, pos } = at;
+  const parts = [make("strong", "", `${shown(attention.tokens[pos])} (position ${pos})`)];
+  if (predictions) {
+    const entry = predictions.find((p) => p.position === pos);
+    const list = make("ol", "as-predictions");
+    for (const c of entry?.candidates ?? []) {
+      const item = make("li", "", `${shown(c.token)} `);
+      item.append(make("span", "as-muted", `${(100 * c.probability).toFixed(1)}%`));
+      list.append(item);
+    }
+    parts.push(make("p", "as-muted", attention.masked.includes(pos) ? "the model's predictions for this masked token:"
+      : "the model's predictions here:"), list);
+  } else {
+    parts.push(make("p", "as-muted", at.note || "no predictions"));
+  }
+  tooltip.replaceChildren(...parts);
+  tooltip.hidden = false;
+  const box = at.el.getBoundingClientRect();
+  tooltip.style.left = `${Math.round(box.left + window.scrollX)}px`;
+  tooltip.style.top = `${Math.round(box.bottom + window.scrollY + 4)}px`;
+}

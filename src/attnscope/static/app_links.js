@@ -30,8 +30,9 @@ export function checkServed(state, models, corpora) {
   /** @type {Dropped[]} */
   const drops = [];
   if (state.model && !findModel(models, state.model)) {
-    drops.push(dropped("model", state.model, `it is not served here (this server serves ${models.map((m) => m.name).join(", ")}); ` +
-      `showing ${models[0]?.name ?? "nothing"}`));
+    const served = models.map((m) => m.name).join(", ");
+    const shown = models[0]?.name ?? "nothing";
+    drops.push(dropped("model", state.model, `it is not served here (this server serves ${served}); showing ${shown}`));
     state.model = "";
   }
   const info = findModel(models, state.model || models[0]?.name || "");
@@ -40,8 +41,10 @@ export function checkServed(state, models, corpora) {
   const corpus = own.find((c) => c.name === state.corpus) ?? null;
   if (state.corpus && !corpus) {
     const other = corpora.find((c) => c.name === state.corpus);
+    const served = own.length ? `corpora of ${info.name}: ${own.map((c) => c.name).join(", ")}`
+      : `no corpus is served for ${info.name}`;
     drops.push(dropped("corpus", state.corpus, other ? `it was indexed with model ${other.model}, not ${info.name}`
-      : `it is not served here (${own.length ? `corpora of ${info.name}: ${own.map((c) => c.name).join(", ")}` : `no corpus is served for ${info.name}`})`));
+      : `it is not served here (${served})`));
     state.corpus = "";
   }
   if (state.mask.length && !info.mask_token) {
@@ -64,7 +67,8 @@ export function checkServed(state, models, corpora) {
   const fields = (corpus ?? own[0])?.fields;
   for (const key of /** @type {const} */ (["field", "cols"])) {
     if (state[key] && !(fields ?? []).includes(state[key])) {
-      drops.push(dropped(key, state[key], fields ? `the corpus has the fields ${fields.join(", ")}` : `no corpus is served for ${info.name}`));
+      drops.push(dropped(key, state[key], fields ? `the corpus has the fields ${fields.join(", ")}`
+        : `no corpus is served for ${info.name}`));
       state[key] = "";
     }
   }
@@ -107,11 +111,29 @@ export function checkMask(mask, input) {
   const special = mask.filter((p) => p < input.n && input.special[p]);
   /** @type {string[]} */
   const why = [];
-  if (outside.length) why.push(`${outside.length > 1 ? "positions" : "position"} ${outside.join(", ")}: this input has ${range(input.n, "tokens")}`);
+  if (outside.length) {
+    const which = `${outside.length > 1 ? "positions" : "position"} ${outside.join(", ")}`;
+    why.push(`${which}: this input has ${range(input.n, "tokens")}`);
+  }
   if (special.length) why.push(special.map((p) => `position ${p} is the special token ${input.tokens[p]}`).join(", ") +
     " (only ordinary tokens can be masked)");
   return { keep: mask.filter((p) => !outside.includes(p) && !special.includes(p)),
     drops: why.length ? [dropped("mask", mask.join(","), why.join("; "))] : [] };
+}
+
+/**
+ * For an input whose mask the server refused (with `message`): ask for its unmasked tokens and check
+ * the mask against them (`checkMask`); when no position is to blame, the whole mask is dropped with
+ * the server's message. Null if the unmasked input cannot be loaded either.
+ * @param {AppState} state @param {string} model @param {string} message
+ * @returns {Promise<{ keep: number[], drops: Dropped[] } | null>}
+ */
+export async function maskFor(state, model, message) {
+  const body = { model, text: state.text, ...(state.pair ? { text_pair: state.pair } : {}) };
+  const input = await api("/api/attention", body).then(decodeAttention, () => null);
+  if (!input) return null;
+  const checked = checkMask(state.mask, input);
+  return checked.drops.length ? checked : { keep: [], drops: [dropped("mask", state.mask.join(","), message)] };
 }
 
 /**

@@ -80,7 +80,8 @@ export function stateFromQuery(search, drops = []) {
   state.corpus = q.get("corpus") ?? "";
   for (const key of /** @type {const} */ (["text", "pair"])) {
     const value = q.get(key) ?? "";
-    if (value.length > MAX_TEXT) drop(key, `it is ${value.length.toLocaleString("en")} characters long; the most is ${MAX_TEXT.toLocaleString("en")}`);
+    const length = value.length.toLocaleString("en");
+    if (value.length > MAX_TEXT) drop(key, `it is ${length} characters long; the most is ${MAX_TEXT.toLocaleString("en")}`);
     else state[key] = value;
   }
   const list = (/** @type {string} */ name, /** @type {string} */ what) => {

@@ -2,7 +2,7 @@
 /**
  * Labels that stay readable on any shade: WCAG 2.x relative luminance and contrast ratio, and the
  * colour a label gets on its background. Every view colours its token labels through `fitLabels`
- * (HTML) or `readableOn` (SVG, computed colours), so a label of any kind (ordinary, special, masked,
+ * (HTML elements) or `fitSvgText` (SVG figures), so a label of any kind (ordinary, special, masked,
  * greyed-out future) keeps a contrast ratio of at least `MIN_CONTRAST` (WCAG AA for normal text) on
  * every shade, in light and dark themes. A label keeps its own colour (its kind's, from the
  * stylesheet) when that is readable; otherwise it gets the nearest colour to it, mixed toward black
@@ -144,6 +144,42 @@ export function fitLabels(labels) {
   list.forEach((el, i) => {
     const colour = colours[i];
     if (colour) el.style.color = cssColour(colour);
+  });
+}
+
+/**
+ * Give every text of an SVG figure a fill readable on what it is drawn over: the rect right before it
+ * when the text's anchor (its x) lies within that rect, else the figure's background (its first
+ * `rect.bg`, white if none). Styles are read once per kind of text and rect (tag, class, inside a
+ * `.nv-masked` row or not), so long figures stay quick.
+ * @param {SVGSVGElement} svg
+ */
+export function fitSvgText(svg) {
+  const texts = [...svg.querySelectorAll("text")];
+  for (const text of texts) text.style.removeProperty("fill");
+  /** @type {Map<string, RGBA | null>} */
+  const seen = new Map();
+  const fillOf = (/** @type {Element} */ el) => {
+    const key = `${el.tagName} ${el.getAttribute("class")} ${el.closest(".nv-masked") ? "masked" : ""}`;
+    if (!seen.has(key)) seen.set(key, parseColour(getComputedStyle(el).fill));
+    return seen.get(key) ?? null;
+  };
+  const background = svg.querySelector("rect.bg");
+  const figure = (background && fillOf(background)) ?? WHITE;
+  const fills = texts.map((text) => {
+    const cell = text.previousElementSibling;
+    let behind = figure;
+    const x = Number(text.getAttribute("x")), left = Number(cell?.getAttribute("x"));
+    if (cell instanceof SVGRectElement && x >= left && x <= left + Number(cell.getAttribute("width"))) {
+      const paint = fillOf(cell), opacity = Number(cell.getAttribute("fill-opacity") ?? 1);
+      if (paint) behind = over([paint[0], paint[1], paint[2], paint[3] * opacity], figure);
+    }
+    const own = fillOf(text);
+    return own && readableOn(own, behind);
+  });
+  texts.forEach((text, i) => {
+    const fill = fills[i];
+    if (fill) text.style.fill = cssColour(fill);
   });
 }
 
