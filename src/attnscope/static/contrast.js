@@ -121,29 +121,38 @@ export function backdropOf(el) {
 
 /**
  * Give each label a colour readable on its own background over its backdrop: the colour its classes
- * give it when that is readable, else `readableOn`'s. Reads every style first and writes after, so
- * the page recomputes styles once. Labels not in the document are skipped.
+ * give it when that is readable, else `readableOn`'s. Labels of one kind (the same parent, classes
+ * and inline style apart from the colour) are fitted once, so thousands of labels cost a few style
+ * reads; all reads come before the writes. Labels not in the document are skipped.
  * @param {Iterable<Element>} labels HTML elements with text
  */
 export function fitLabels(labels) {
-  const list = /** @type {HTMLElement[]} */ ([...labels].filter((el) => el.isConnected));
-  for (const el of list) el.style.removeProperty("color");
-  /** @type {Map<Element | null, RGBA>} */
-  const backdrops = new Map();
-  const colours = list.map((el) => {
-    const style = getComputedStyle(el);
-    const parent = el.parentElement;
-    let behind = backdrops.get(parent);
-    if (!behind) {
-      behind = backdropOf(parent);
-      backdrops.set(parent, behind);
-    }
-    const text = parseColour(style.color);
-    return text && readableOn(text, over(parseColour(style.backgroundColor) ?? CLEAR, behind));
+  /** @type {Map<Element | null, Map<string, HTMLElement[]>>} */
+  const kinds = new Map();
+  for (const el of /** @type {Iterable<HTMLElement>} */ (labels)) {
+    if (!el.isConnected) continue;
+    const own = (el.getAttribute("style") ?? "").replace(/(^|;)\s*color\s*:[^;]*;?/, "$1").trim();
+    const byParent = kinds.get(el.parentElement) ?? kinds.set(el.parentElement, new Map()).get(el.parentElement);
+    const key = `${el.className}|${own}`;
+    const same = /** @type {Map<string, HTMLElement[]>} */ (byParent).get(key);
+    if (same) same.push(el);
+    else /** @type {Map<string, HTMLElement[]>} */ (byParent).set(key, [el]);
+  }
+  const groups = [...kinds.values()].flatMap((byKey) => [...byKey.values()]);
+  for (const group of groups) group[0].style.removeProperty("color");
+  const colours = [...kinds].flatMap(([parent, byKey]) => {
+    const behind = backdropOf(parent);
+    return [...byKey.values()].map((group) => {
+      const style = getComputedStyle(group[0]);
+      const text = parseColour(style.color);
+      const fit = text && readableOn(text, over(parseColour(style.backgroundColor) ?? CLEAR, behind));
+      return fit ? cssColour(fit) : "";
+    });
   });
-  list.forEach((el, i) => {
-    const colour = colours[i];
-    if (colour) el.style.color = cssColour(colour);
+  groups.forEach((group, i) => {
+    for (const el of group) {
+      if (el.style.color !== colours[i]) el.style.color = colours[i];
+    }
   });
 }
 
