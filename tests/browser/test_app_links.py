@@ -117,6 +117,17 @@ def test_out_of_range_heads_token_and_masks_and_unknown_corpus_names_are_dropped
     assert app.errors == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]
 
 
+def test_a_text_longer_than_the_app_takes_is_dropped_for_the_example(app):
+    long = "word " * 401  # 2,005 characters: the page's inputs and the API take 2,000
+    open_app(app, "?" + urlencode({"text": long, "pair": "She left.", "layer": "2"}))
+    assert notice(app) == {"text": "text=word word word word word word word wo… was ignored: it is 2,005 characters "
+                                   "long; the most is 2,000"}
+    assert app.page.input_value("#text") == "The girl ran to a local pub to escape the din of her city."
+    assert app.page.input_value("#pair") == "She left." and view(app)["layer"] == "2"
+    assert "word" not in url_state(app)["text"]
+    assert app.errors == []
+
+
 def test_an_unknown_atlas_score_is_named_once_the_atlas_is_loaded(app):
     open_app(app, "?" + urlencode({"text": PUB, "atlas": "open", "score": "bogus"}))
     app.page.wait_for_selector("#atlas[data-state=ready] .attnscope-atlas[data-ready=true]", timeout=300_000)

@@ -8,7 +8,8 @@
  * re-runs its search: model, corpus, text, pair, mask, layer, heads, show (what the lines are: raw
  * weights or an aggregation), words (rows and columns are words, not tokens), threshold, special
  * (hide), token, search (embedding | heads), field (summary), cols (column field), span (column
- * offsets), atlas (the head atlas panel is open) and score (what colours the atlas grid).
+ * offsets), atlas (the head atlas panel is open) and score (what colours the atlas grid). A value
+ * out of shape (or an unknown parameter) is reported (`dropped`) and left at its default.
  */
 
 /**
