@@ -396,7 +396,8 @@ async function boot() {
 
   /** @param {number | null} pos @param {HTMLElement | null} el */
   function showPredictions(pos, el) {
-    showPredictionsTip(tooltip, pos === null || !el || !attention ? null : { attention, predictions, note: predictionsNote, pos, el });
+    const at = pos === null || !el || !attention ? null : { attention, predictions, note: predictionsNote, pos, el };
+    showPredictionsTip(tooltip, at);
   }
 
   async function runSearch() {

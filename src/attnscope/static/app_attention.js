@@ -40,7 +40,8 @@ export function decodeAttention(response) {
   const [layers, heads, n] = response.attention.shape;
   const t = response.tokens;
   return { tokens: t.tokens, special: t.special, segments: t.segments, masked: t.masked,
-    continuation: continuationsOf(t.word_ids ?? [], t.special), layers, heads, n, bytes: toBytes(response.attention.data) };
+    continuation: continuationsOf(t.word_ids ?? [], t.special), layers, heads, n,
+    bytes: toBytes(response.attention.data) };
 }
 
 /**
@@ -48,7 +49,8 @@ export function decodeAttention(response) {
  * token before it ("all ##er ##gies"). @param {(number | null)[]} wordIds @param {boolean[]} special
  */
 export function continuationsOf(wordIds, special) {
-  return special.map((s, i) => !s && i > 0 && wordIds[i] !== null && wordIds[i] !== undefined && wordIds[i] === wordIds[i - 1]);
+  return special.map((s, i) => !s && i > 0 && wordIds[i] !== null && wordIds[i] !== undefined
+    && wordIds[i] === wordIds[i - 1]);
 }
 
 /**
