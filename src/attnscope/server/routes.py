@@ -194,7 +194,8 @@ def _candidates(cap: Capture, position: int) -> list[Candidate]:
 
 
 def _tokens_out(tokens: Tokens) -> TokensOut:
-    return TokensOut(tokens=list(tokens.display), special=list(tokens.special), segments=list(tokens.segments),
+    return TokensOut(tokens=list(tokens.display), word_ids=list(tokens.word_ids), special=list(tokens.special),
+                     segments=list(tokens.segments),
                      offsets=[list(o) if o else None for o in tokens.offsets],
                      sentence_b_start=tokens.sentence_b_start, masked=list(tokens.masked))
 
@@ -204,4 +205,22 @@ def _model_info(handle: ModelHandle, aliases: list[str]) -> ModelInfo:
     return ModelInfo(name=handle.name, aliases=aliases, kind=handle.kind, architecture=handle.architecture,
                      has_lm_head=handle.has_lm_head, max_length=handle.max_length, layers=main.layers,
                      heads=main.heads, stacks={k: StackInfo(**vars(v)) for k, v in handle.stacks.items()},
-                     mask_token=handle.mask_token)
+                     mask_token=handle.mask_token, masking_note=_masking_note(handle))
+
+
+def _masking_note(handle: ModelHandle) -> str | None:
+    """What masking a token means for a model that can mask but was not trained to fill in masks; None otherwise.
+
+    Masking is meaningful with a masked-LM head (an encoder checkpoint such as bert-base-uncased, RoBERTa,
+    ALBERT or DistilBERT with its MLM head) or a denoising encoder-decoder (BART); a model without a
+    mask token cannot mask at all (the API refuses it).
+    """
+    if handle.mask_token is None or (handle.has_lm_head and handle.kind != "decoder"):
+        return None
+    why = ("has no masked-LM head" if not handle.has_lm_head
+           else "has a language-model head that predicts the next token, not masked ones")
+    return (f"Model {handle.name} {why}: in this checkpoint its {handle.mask_token} token was never trained to "
+            "stand for a missing word, so what it attends to, and what a corpus search for it finds (often unrelated "
+            "tokens such as proper nouns), says little about the word you masked. Masking is meaningful with a "
+            "checkpoint that has a masked-LM head: a fill-mask model such as bert-base-uncased, roberta-base or "
+            "distilbert-base-uncased.")

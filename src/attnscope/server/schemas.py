@@ -133,7 +133,11 @@ class StackInfo(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    """A configured model: its shape, its input limit and whether it can predict tokens."""
+    """A configured model: its shape, its input limit and whether it can predict tokens.
+
+    ``masking_note`` is what the app says where the user masks a token when this model was not trained
+    to fill in its mask token (no masked-LM head), null when masking is meaningful for it.
+    """
 
     name: str
     aliases: list[str]
@@ -145,6 +149,7 @@ class ModelInfo(BaseModel):
     heads: int
     stacks: dict[str, StackInfo]
     mask_token: str | None
+    masking_note: str | None = None
 
 
 class CorpusInfo(BaseModel):
@@ -168,9 +173,12 @@ class CorpusInfo(BaseModel):
 
 
 class TokensOut(BaseModel):
-    """The input's tokens: display strings, special flags, segment (0 = A, 1 = B), character offsets."""
+    """The input's tokens: display strings, special flags, segment (0 = A, 1 = B), character offsets, and
+    the word each token belongs to (the tokenizer's word ids, counting on through sentence B; null for
+    special tokens): a token with the same word id as the one before it continues that word."""
 
     tokens: list[str]
+    word_ids: list[int | None]
     special: list[bool]
     segments: list[int]
     offsets: list[list[int] | None]

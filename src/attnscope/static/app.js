@@ -7,7 +7,8 @@
  * #app[data-attention] (idle | loading | ready | error) and data-loads (attention responses drawn),
  * #app[data-aggregation] (the same, for what Show asks of /api/aggregation) and data-aggregations,
  * #results[data-state] (the same) and data-searches (search responses drawn), and #atlas[data-state]
- * (idle | loading | computing | ready | error).
+ * (idle | loading | computing | ready | error). What a link asks for that cannot be shown is dropped,
+ * listed in #link-notice and left out of the URL (app_links.js); the rest of the link still applies.
  */
 
 const EXAMPLE = "The girl ran to a local pub to escape the din of her city.";
@@ -24,8 +25,10 @@ function byId(id) {
 
 async function boot() {
   const app = byId("app");
+  /** @type {Dropped[]} */
+  const drops = [];
   /** @type {AppState} */
-  let state = stateFromQuery(location.search);
+  let state = stateFromQuery(location.search, drops);
   /** @type {any[]} */
   let models = [];
   /** @type {any[]} */
@@ -63,6 +66,11 @@ async function boot() {
   /** @param {string} message */
   function say(message) {
     status.textContent = message;
+  }
+
+  /** List parameters of the link that were not applied in the page's notice. @param {Dropped[]} dropped */
+  function notice(dropped) {
+    showDropped(byId("link-notice"), byId("link-dropped"), dropped);
   }
 
   function writeUrl() {
@@ -153,6 +161,9 @@ async function boot() {
     byId("search-heads").disabled = !ready || heads === 0;
     byId("search-hint").textContent = !corpusInfo() ? "No corpus is served for this model."
       : state.token === null ? "Click a token to search the corpus for it." : "";
+    const masking = modelInfo()?.masking_note, note = byId("mask-note");
+    note.textContent = masking ?? "";
+    note.hidden = !masking || state.mask.length === 0;
   }
 
   /**
@@ -208,7 +219,7 @@ async function boot() {
       attention = decodeAttention(response);
       predictions = response.predictions;
       predictionsNote = response.predictions_note ?? "";
-      if (state.token !== null && state.token >= attention.n) state.token = null;
+      notice(checkToken(state, attention));
       if (state.layer >= attention.layers) state.layer = attention.layers - 1;
       writeUrl();
       fillLayers();
@@ -220,11 +231,28 @@ async function boot() {
       else clearResults();
     } catch (error) {
       if (run !== attentionRun) return;
+      const badMask = error instanceof ApiFailure && error.field?.startsWith("mask") && state.mask.length > 0;
+      if (badMask && await dropBadMask(/** @type {ApiFailure} */ (error).message)) return;
       attention = null;
       app.dataset.attention = "error";
       byId("attention").querySelector(".as-columns")?.replaceChildren();
       say(error instanceof ApiFailure ? `Could not show attention: ${error.message}` : String(error));
     }
+  }
+
+  /**
+   * The input cannot take the mask (a link's): drop the positions it cannot take, say so, and load
+   * again; false if the input itself cannot be loaded. @param {string} message the server's
+   */
+  async function dropBadMask(message) {
+    const run = attentionRun;
+    const checked = await maskFor(state, modelInfo()?.name ?? "", message);
+    if (!checked || run !== attentionRun) return false;
+    notice(checked.drops);
+    state.mask = checked.keep;
+    writeUrl();
+    void loadAttention();
+    return true;
   }
 
   /**
@@ -329,6 +357,11 @@ async function boot() {
         return;
       }
       if (answer.status === "failed") throw new ApiFailure(answer.message, null, 200);
+      if (state.score && !scoreOptions(answer.atlas).some((o) => o.key === state.score)) {
+        notice([dropped("score", state.score, "the head atlas has no score of that name (its menu lists them)")]);
+        state.score = "";
+        writeUrl();
+      }
       const model = createStaticModel({ atlas: answer.atlas, app_url: null, example_text: null,
         score: state.score || "previous", selected: atlasHead() ?? [state.layer, 0] });
       model.on("change:score", (/** @type {string} */ score) => update({ score }));
@@ -364,29 +397,8 @@ async function boot() {
 
   /** @param {number | null} pos @param {HTMLElement | null} el */
   function showPredictions(pos, el) {
-    if (pos === null || !el || !attention) {
-      tooltip.hidden = true;
-      return;
-    }
-    const title = make("strong", "", `${shown(attention.tokens[pos])} (position ${pos})`);
-    const parts = [title];
-    if (predictions) {
-      const entry = predictions.find((p) => p.position === pos);
-      const list = make("ol", "as-predictions");
-      for (const c of entry?.candidates ?? []) {
-        const item = make("li", "", `${shown(c.token)} `);
-        item.append(make("span", "as-muted", `${(100 * c.probability).toFixed(1)}%`));
-        list.append(item);
-      }
-      parts.push(make("p", "as-muted", attention.masked.includes(pos) ? "the model's predictions for this masked token:" : "the model's predictions here:"), list);
-    } else {
-      parts.push(make("p", "as-muted", predictionsNote || "no predictions"));
-    }
-    tooltip.replaceChildren(...parts);
-    tooltip.hidden = false;
-    const box = el.getBoundingClientRect();
-    tooltip.style.left = `${Math.round(box.left + window.scrollX)}px`;
-    tooltip.style.top = `${Math.round(box.bottom + window.scrollY + 4)}px`;
+    const at = pos === null || !el || !attention ? null : { attention, predictions, note: predictionsNote, pos, el };
+    showPredictionsTip(tooltip, at);
   }
 
   async function runSearch() {
@@ -464,6 +476,10 @@ async function boot() {
   byId("show").addEventListener("change", () => update({ show: byId("show").value }));
   byId("words").addEventListener("change", () => update({ words: byId("words").checked }));
   byId("atlas-toggle").addEventListener("click", () => update({ atlas: !state.atlas }));
+  byId("link-notice-close").addEventListener("click", () => {
+    byId("link-notice").hidden = true;
+    byId("link-dropped").replaceChildren();
+  });
   byId("atlas").addEventListener("attnscope-atlas-open", (/** @type {any} */ event) => {
     update({ layer: event.detail.layer, heads: [event.detail.head] });
   });
@@ -496,10 +512,8 @@ async function boot() {
     app.dataset.attention = "error";
     return;
   }
-  if (!modelInfo()) {
-    if (state.model) say(`Model ${state.model} is not served here; showing ${models[0]?.name}.`);
-    state.model = models[0]?.name ?? "";
-  }
+  notice([...drops, ...checkServed(state, models, corpora)]);
+  if (!modelInfo()) state.model = models[0]?.name ?? "";
   if (!corpusInfo()) state.corpus = corporaOfModel()[0]?.name ?? "";
   if (!state.text) state.text = EXAMPLE;
   byId("text").value = state.text;
@@ -511,6 +525,7 @@ async function boot() {
   fill(byId("show"), Object.entries(SHOWN), state.show);
   byId("words").checked = state.words;
   writeUrl();
+  refitOnThemeChange(app, ".as-tok, .as-ctok");
   void loadAtlas();
   await loadAttention();
 }

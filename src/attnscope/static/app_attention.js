@@ -11,6 +11,11 @@
  * weights: per-head methods replace the thumbnails too and average the selected heads; combined ones
  * are already one matrix per layer. Drawn facts are exposed on the host for tests and benchmarks:
  * data-layer, data-heads, data-token, data-show (the method drawn), data-lines (lines painted).
+ *
+ * Token labels: a piece that continues the previous token's word (same word id, from the tokenizer)
+ * has the class `as-continuation` (app.css marks it "##", as BertViz shows WordPiece's pieces); every
+ * label's colour is fitted to its shade (contrast.js). A redraw that rebuilds the tokens or the head
+ * thumbnails gives the focus back to the same token or head, so the keyboard never falls to the page.
  */
 
 const ROW = 22; // px per token row
@@ -21,8 +26,8 @@ const LINE_COLOUR = "#0072B2";
 
 /**
  * The attention the API sent, decoded once.
- * @typedef {{ tokens: string[], special: boolean[], segments: number[], masked: number[], layers: number,
- *   heads: number, n: number, bytes: Uint8Array }} AttentionData
+ * @typedef {{ tokens: string[], special: boolean[], segments: number[], masked: number[], continuation: boolean[],
+ *   layers: number, heads: number, n: number, bytes: Uint8Array }} AttentionData
  */
 
 /**
@@ -34,8 +39,18 @@ const LINE_COLOUR = "#0072B2";
 export function decodeAttention(response) {
   const [layers, heads, n] = response.attention.shape;
   const t = response.tokens;
-  return { tokens: t.tokens, special: t.special, segments: t.segments, masked: t.masked, layers, heads, n,
+  return { tokens: t.tokens, special: t.special, segments: t.segments, masked: t.masked,
+    continuation: continuationsOf(t.word_ids ?? [], t.special), layers, heads, n,
     bytes: toBytes(response.attention.data) };
+}
+
+/**
+ * Which tokens continue the previous token's word: an ordinary token with the same word id as the
+ * token before it ("all ##er ##gies"). @param {(number | null)[]} wordIds @param {boolean[]} special
+ */
+export function continuationsOf(wordIds, special) {
+  return special.map((s, i) => !s && i > 0 && wordIds[i] !== null && wordIds[i] !== undefined
+    && wordIds[i] === wordIds[i - 1]);
 }
 
 /**
@@ -61,7 +76,7 @@ export function decodeAggregation(response, attention) {
     special: units.map((u) => u.every((t) => attention.special[t])),
     segments: units.map((u) => attention.segments[u[0]]),
     masked: units.flatMap((u, i) => (u.some((t) => attention.masked.includes(t)) ? [i] : [])),
-    layers, heads, n, bytes: toBytes(response.weights.data),
+    continuation: units.map(() => false), layers, heads, n, bytes: toBytes(response.weights.data),
   } : { ...attention, layers, heads, bytes: toBytes(response.weights.data) };
   return { method: response.method, perHead: PER_HEAD.has(response.method) && heads === attention.heads,
     heads: response.heads, description: response.description, rowsScaled: response.rows_scaled, words: response.words,
@@ -137,6 +152,7 @@ export function createAttentionView(host, handlers) {
     if (data.special[pos]) el.classList.add("as-special");
     if (data.segments[pos] === 1) el.classList.add("as-seg-b");
     if (data.masked.includes(pos)) el.classList.add("as-masked");
+    if (data.continuation[pos]) el.classList.add("as-continuation");
     el.addEventListener("click", () => handlers.onSelect(pos));
     el.addEventListener("dblclick", () => handlers.onMask(pos));
     el.addEventListener("mouseenter", () => handlers.onHover(pos, el));
@@ -261,6 +277,7 @@ export function createAttentionView(host, handlers) {
    * @param {Aggregated | null} [aggregated]
    */
   function draw(next, state, hover, aggregated = null) {
+    const focused = focusedPart();
     if (data !== next) {
       data = next;
       headEls = [];
@@ -293,7 +310,53 @@ export function createAttentionView(host, handlers) {
     root.dataset.show = aggregated?.method ?? "raw";
     root.dataset.token = selected === null ? "" : String(selected);
     root.dataset.lines = String(count);
+    fitLabels([...queryEls, ...keyEls]);
+    if (focused && !root.contains(document.activeElement)) {
+      /** @type {HTMLElement | null} */ (root.querySelector(focused))?.focus();
+    }
+  }
+
+  /** A selector for the token or head that has the keyboard focus, if one of them has it (it may be rebuilt). */
+  function focusedPart() {
+    const el = document.activeElement;
+    if (!(el instanceof HTMLElement) || !root.contains(el)) return null;
+    if (el.classList.contains("as-query")) return `.as-query[data-pos="${el.dataset.pos}"]`;
+    if (el.classList.contains("as-head")) return `.as-head[data-head="${el.dataset.head}"]`;
+    return null;
   }
 
   return { draw, root };
+}
+
+/**
+ * Fill and place the predictions tooltip for the token at `at.pos` (below its element `at.el`): the
+ * model's top predictions there, or the note saying why there are none; hide it when `at` is null.
+ * @param {HTMLElement} tooltip
+ * @param {{ attention: AttentionData, predictions: any[] | null, note: string, pos: number, el: HTMLElement } | null} at
+ */
+export function showPredictionsTip(tooltip, at) {
+  if (!at) {
+    tooltip.hidden = true;
+    return;
+  }
+  const { attention, predictions, pos } = at;
+  const parts = [make("strong", "", `${shown(attention.tokens[pos])} (position ${pos})`)];
+  if (predictions) {
+    const entry = predictions.find((p) => p.position === pos);
+    const list = make("ol", "as-predictions");
+    for (const c of entry?.candidates ?? []) {
+      const item = make("li", "", `${shown(c.token)} `);
+      item.append(make("span", "as-muted", `${(100 * c.probability).toFixed(1)}%`));
+      list.append(item);
+    }
+    parts.push(make("p", "as-muted", attention.masked.includes(pos) ? "the model's predictions for this masked token:"
+      : "the model's predictions here:"), list);
+  } else {
+    parts.push(make("p", "as-muted", at.note || "no predictions"));
+  }
+  tooltip.replaceChildren(...parts);
+  tooltip.hidden = false;
+  const box = at.el.getBoundingClientRect();
+  tooltip.style.left = `${Math.round(box.left + window.scrollX)}px`;
+  tooltip.style.top = `${Math.round(box.bottom + window.scrollY + 4)}px`;
 }

@@ -83,6 +83,7 @@ export function renderMatches(host, result, options) {
   });
   table.append(head, body);
   host.replaceChildren(table);
+  fitLabels(table.querySelectorAll(".as-ctok")); // readable on every shade (contrast.js)
 }
 
 /**

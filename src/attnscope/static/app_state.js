@@ -8,7 +8,8 @@
  * re-runs its search: model, corpus, text, pair, mask, layer, heads, show (what the lines are: raw
  * weights or an aggregation), words (rows and columns are words, not tokens), threshold, special
  * (hide), token, search (embedding | heads), field (summary), cols (column field), span (column
- * offsets), atlas (the head atlas panel is open) and score (what colours the atlas grid).
+ * offsets), atlas (the head atlas panel is open) and score (what colours the atlas grid). A value
+ * out of shape (or an unknown parameter) is reported (`dropped`) and left at its default.
  */
 
 /**
@@ -48,40 +49,85 @@ export function parseList(text) {
   return [...new Set(values)].sort((a, b) => a - b);
 }
 
+/** The parameters the app reads (any other is reported as ignored). */
+const PARAMETERS = ["model", "corpus", "text", "pair", "mask", "layer", "heads", "show", "words", "threshold", "special",
+  "token", "search", "field", "cols", "span", "atlas", "score"];
+const MAX_TEXT = 2000; // characters, as the page's inputs and the API take
+
 /**
- * The state a query string describes; values out of shape fall back to the defaults (the server
- * checks ranges against the model when they are used).
+ * A parameter of the link that was not applied, and why: `text` reads "layer=40 was ignored: this model
+ * has layers 0-5". @param {string} name @param {string} value @param {string} why
+ */
+export function dropped(name, value, why) {
+  const shown = value.length > 40 ? `${value.slice(0, 37)}…` : value;
+  return { name, text: `${name}=${shown} was ignored: ${why}` };
+}
+
+/**
+ * The state a query string describes. A value out of shape is left at its default and reported in
+ * `drops` (`dropped`); ranges that depend on the model and the input are checked later (app_links.js).
  * @param {string} search location.search
+ * @param {{ name: string, text: string }[]} [drops] collects what was ignored
  * @returns {AppState}
  */
-export function stateFromQuery(search) {
+export function stateFromQuery(search, drops = []) {
   const q = new URLSearchParams(search);
   const state = defaultState();
+  const drop = (/** @type {string} */ name, /** @type {string} */ why) => drops.push(dropped(name, q.get(name) ?? "", why));
+  for (const name of new Set(q.keys())) {
+    if (!PARAMETERS.includes(name)) drop(name, `the app reads only ${PARAMETERS.join(", ")}`);
+  }
   state.model = q.get("model") ?? "";
   state.corpus = q.get("corpus") ?? "";
-  state.text = q.get("text") ?? "";
-  state.pair = q.get("pair") ?? "";
-  state.mask = parseList(q.get("mask"));
+  for (const key of /** @type {const} */ (["text", "pair"])) {
+    const value = q.get(key) ?? "";
+    const length = value.length.toLocaleString("en");
+    if (value.length > MAX_TEXT) drop(key, `it is ${length} characters long; the most is ${MAX_TEXT.toLocaleString("en")}`);
+    else state[key] = value;
+  }
+  const list = (/** @type {string} */ name, /** @type {string} */ what) => {
+    const text = q.get(name) ?? "";
+    if (text === "" || /^\d{1,6}(,\d{1,6})*$/.test(text.replace(/\s/g, ""))) return parseList(text);
+    drop(name, `not a list of ${what} (write them as 1,4,7)`);
+    return null;
+  };
+  if (q.has("mask")) state.mask = list("mask", "token positions") ?? [];
+  if (q.has("heads")) state.heads = list("heads", "head numbers");
   const layer = q.get("layer");
-  if (layer && /^\d{1,4}$/.test(layer)) state.layer = Number(layer);
-  if (q.has("heads")) state.heads = parseList(q.get("heads"));
-  const show = q.get("show") ?? "";
-  if (Object.hasOwn(SHOWN, show)) state.show = show;
-  state.words = q.get("words") === "on";
+  if (layer !== null && /^\d{1,4}$/.test(layer)) state.layer = Number(layer);
+  else if (layer !== null) drop("layer", "not a layer number (0, 1, 2, …)");
+  const show = q.get("show");
+  if (show !== null && Object.hasOwn(SHOWN, show)) state.show = show;
+  else if (show !== null) drop("show", `the attention view shows ${Object.keys(SHOWN).join(", ")}`);
+  state.words = flag(q, "words", "on", drop);
   const threshold = Number(q.get("threshold"));
   if (q.has("threshold") && threshold > 0 && threshold <= 1) state.threshold = threshold;
-  state.hideSpecial = q.get("special") === "hide";
+  else if (q.has("threshold")) drop("threshold", "the threshold is a share of attention above 0 and at most 1 (e.g. 0.9)");
+  state.hideSpecial = flag(q, "special", "hide", drop);
   const token = q.get("token");
-  state.token = token && /^\d{1,6}$/.test(token) ? Number(token) : null;
+  if (token !== null && /^\d{1,6}$/.test(token)) state.token = Number(token);
+  else if (token !== null) drop("token", "not a token position (0, 1, 2, …)");
   const mode = q.get("search");
-  state.search = mode === "embedding" || mode === "heads" ? mode : "";
+  if (mode === "embedding" || mode === "heads") state.search = mode;
+  else if (mode !== null) drop("search", "a search is by embedding or by heads (search=embedding or search=heads)");
   state.field = q.get("field") ?? "";
   state.cols = q.get("cols") ?? "";
   const span = Number(q.get("span"));
   if (q.has("span") && Number.isInteger(span) && span >= 0 && span <= SPAN_MAX) state.span = span;
-  state.atlas = q.get("atlas") === "open";
+  else if (q.has("span")) drop("span", `the columns reach 0 to ${SPAN_MAX} tokens either side of a match`);
+  state.atlas = flag(q, "atlas", "open", drop);
   state.score = q.get("score") ?? "";
   return state;
+}
+
+/**
+ * A switch written as `name=value` (absent: off). @param {URLSearchParams} q @param {string} name
+ * @param {string} value @param {(name: string, why: string) => void} drop
+ */
+function flag(q, name, value, drop) {
+  const given = q.get(name);
+  if (given !== null && given !== value) drop(name, `write ${name}=${value} to turn it on, or leave it out`);
+  return given === value;
 }
 
 /** The query string for a state, defaults left out. @param {AppState} state */
@@ -163,4 +209,4 @@ export function topShare(weights, keys, share) {
   return keep;
 }
 
-export { SHOWN, SPAN_MAX };
+export { MAX_TEXT, SHOWN, SPAN_MAX };

@@ -24,6 +24,8 @@ const DIRECTIONS = { dependent_to_head: "dependent→head", head_to_dependent: "
 /** The colour ramp of the grid: a score of 0 is LOW, 1 is HIGH, linear in between. */
 export const LOW = [247, 251, 255];
 export const HIGH = [8, 48, 107];
+/** The grid's text colour, lightened on the dark end of the ramp (contrast.js). */
+const INK = /** @type {RGBA} */ ([31, 35, 40, 1]);
 
 /** The grid colour of a score in [0, 1]. @param {number} value */
 export function colourOf(value) {
@@ -275,7 +277,7 @@ export function render({ model, el }) {
         cell.textContent = format(value);
         cell.dataset.value = String(value);
         cell.style.background = colourOf(value);
-        cell.style.color = value > 0.5 ? "#ffffff" : "#1f2328";
+        cell.style.color = cssColour(readableOn(INK, /** @type {RGBA} */ (parseColour(colourOf(value)))) ?? INK);
         cell.classList.toggle("attnscope-atlas-beats", o.baseline !== undefined && value > o.baseline);
         cell.classList.toggle("attnscope-atlas-chosen", l === state.selected[0] && h === state.selected[1]);
         cell.setAttribute("aria-pressed", String(l === state.selected[0] && h === state.selected[1]));

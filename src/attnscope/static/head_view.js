@@ -381,6 +381,7 @@ function render({ model, el }) {
         node.classList.toggle("attnscope-hv-future", causal && side === "key" && units[n].tokens[0] > lastToken);
       }
     }
+    fitLabels([...queryCol.children, ...keyCol.children]);
   }
 
   /** Redraw and expose the state; `write` sends the selection back to Python. */
@@ -397,6 +398,7 @@ function render({ model, el }) {
       button.setAttribute("aria-pressed", String(on));
       button.disabled = allHeads; // these combine every head: there is no choice to make
     }
+    fitLabels(headBar.querySelectorAll("button"));
     aggregationSelect.title = aggregationInfo(state.aggregation).about;
     note.textContent = aggregationInfo(state.aggregation).note;
     status.textContent = loaded ? "" : `loading layer ${state.layer}…`;
@@ -510,9 +512,11 @@ function render({ model, el }) {
   buildStack();
   update(false);
   root.dataset.ready = "true";
+  const stopRefit = refitOnThemeChange(root, ".attnscope-hv-token, .attnscope-hv-head");
 
   return () => {
     if (typeof model.off === "function") for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);
+    stopRefit();
     document.removeEventListener("scroll", onScroll, true);
     window.removeEventListener("resize", onScroll);
     store.dispose();

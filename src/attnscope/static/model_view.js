@@ -525,7 +525,10 @@ function render({ model, el }) {
       const v = Boolean(model.get("merge_subwords"));
       if (!writing && v !== state.merge) { state.merge = v; switchStack(false); }
     },
-    "change:theme": () => { root.dataset.theme = model.get("theme") || "auto"; },
+    "change:theme": () => {
+      root.dataset.theme = model.get("theme") || "auto";
+      fitLabels(root.querySelectorAll(".attnscope-mv-token"));
+    },
     "change:aggregation": () => {
       const v = model.get("aggregation");
       if (writing || v === state.aggregation || fillAggregations(aggregationSelect, stack(), v) !== v) return;
@@ -539,9 +542,11 @@ function render({ model, el }) {
   drawGrid();
   refresh(false);
   fromPython();
+  const stopRefit = refitOnThemeChange(root, ".attnscope-mv-token");
 
   return () => {
     if (typeof model.off === "function") for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);
+    stopRefit();
     store.dispose();
     root.remove();
   };

@@ -70,6 +70,7 @@ export function createDetail(host) {
     panel.replaceChildren(close, title, body);
     panel.hidden = false;
     draw();
+    fitLabels(panel.querySelectorAll(".attnscope-mv-token"));
   }
 
   /** @param {string} sequence @param {number[]} kept @param {string} side */
@@ -171,6 +172,7 @@ export function createDetail(host) {
       node.classList.toggle("attnscope-mv-active", !!hv && ((hv.side === node.dataset.side && hv.index === i) || (key && hv.key === i)));
       node.classList.toggle("attnscope-mv-future", !!hv && causal && key && hv.side === "query" && i > hv.index);
     }
+    fitLabels(panel.querySelectorAll(".attnscope-mv-token"));
     showTooltip();
   }
 

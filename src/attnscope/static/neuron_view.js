@@ -20,7 +20,7 @@
 const NEURON_MESSAGE = "attnscope-neuron-layers";
 const PAD = 8, GAP = 14, NUM = 74, BAR = 100, HEAD = 36;
 const SVG_NS = "http://www.w3.org/2000/svg";
-const LEGEND = "intensity: |value| ÷ the column's largest |value|; grey rows are masked keys";
+const LEGEND = "intensity: |value| ÷ the column's largest |value|; masked keys are grey and struck through";
 const FALLBACK = { fg: "#1f2328", bg: "#ffffff", muted: "#6e7781", pos: "#0072b2", neg: "#d55e00",
   masked: "#afb8c1", highlight: "#dbe9f9" };
 const KINDS = { q: "q", k: "k", prod: "q×k", dot: "q·k", scaled: "scaled q·k", capped: "softcapped",
@@ -121,7 +121,8 @@ function neuronRules(id, colour) {
   return `${s} text{font:11px system-ui,-apple-system,"Segoe UI",sans-serif;fill:${colour("fg")}}` +
     `${s} .m{fill:${colour("muted")}} ${s} .h{font-weight:600} ${s} .p{fill:${colour("pos")}}` +
     `${s} .n{fill:${colour("neg")}} ${s} .bg{fill:${colour("bg")}} ${s} .sel{fill:${colour("highlight")}}` +
-    `${s} .nv-masked .p,${s} .nv-masked .n{fill:${colour("masked")}} ${s} .nv-masked text{fill:${colour("masked")}}` +
+    `${s} .nv-masked .p,${s} .nv-masked .n{fill:${colour("masked")}} ${s} .nv-masked text{fill:${colour("muted")}}` +
+    `${s} .nv-masked .nv-token{text-decoration:line-through}` +
     `${s} .lg{stroke:${colour("muted")};stroke-width:0.5} ${s} .ps{stop-color:${colour("pos")}} ${s} .ns{stop-color:${colour("neg")}} ${s} .bs{stop-color:${colour("bg")}}` +
     `${s} .nv-query{cursor:pointer} ${s} .nv-query:focus{outline:none} ${s} .nv-query:focus rect{stroke:${colour("pos")};stroke-width:1.5}`;
 }
@@ -212,7 +213,7 @@ function queryList(g, seq, query) {
 function keyRow(g, t, j, dim, token, special, scale) {
   const x = g.x, y = g.yk + j * g.R, a = `data-key="${j}"`, out = [];
   out.push(`<g class="nv-row${t.allowed[j] ? "" : " nv-masked"}" ${a} data-masked="${!t.allowed[j]}">`,
-    rowText(g, x.k - 6, y, tokenLabel(token), special ? "m" : "", "end"), `<g data-kind="k">`);
+    rowText(g, x.k - 6, y, tokenLabel(token), special ? "m nv-token" : "nv-token", "end"), `<g data-kind="k">`);
   for (let d = 0; d < dim; d++) out.push(heatCell(x.k + d * g.C, y, g.cw, g.R - 1, t.k(j, d), scale.qk, ""));
   out.push(`</g><g data-kind="prod">`);
   for (let d = 0; d < dim; d++) out.push(heatCell(x.prod + d * g.C, y, g.cw, g.R - 1, t.products[j * dim + d], scale.prod, ""));
@@ -364,7 +365,9 @@ function render({ model, el }) {
       measure: (text) => measurer.measureText(text).width });
     const style = document.createElementNS(SVG_NS, "style");
     style.textContent = neuronRules(svgId, (name) => `var(--attnscope-nv-${name})`);
-    figureBox.querySelector("svg")?.prepend(style);
+    const svg = figureBox.querySelector("svg");
+    svg?.prepend(style);
+    if (svg) fitSvgText(svg);
     if (focus) /** @type {SVGGElement | null} */ (figureBox.querySelector(`.nv-query[data-index="${state.query}"]`))?.focus();
   }
 
@@ -459,8 +462,10 @@ function render({ model, el }) {
   fitToStack();
   draw();
   root.dataset.ready = "true";
+  const stopTheme = onThemeChange(() => draw());
 
   return () => {
+    stopTheme();
     if (typeof model.off === "function") for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);
     source.dispose();
     root.remove();

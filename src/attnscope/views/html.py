@@ -2,8 +2,8 @@
 
 The page needs no network: the JS and CSS are read from ``attnscope/static`` with `importlib.resources`
 and written into the HTML, with a stand-in model (``static_model.js``) in place of anywidget's.
-A view's module is ``common.js`` followed by ``<view>.js`` (`bundle`), one ES module, the same text the
-notebook widget loads as its ``_esm``.
+A view's module is ``common.js`` and ``contrast.js`` followed by ``<view>.js`` (`bundle`), one ES module, the
+same text the notebook widget loads as its ``_esm``.
 """
 
 from __future__ import annotations
@@ -32,14 +32,17 @@ def static_text(name: str) -> str:
 PARTS: dict[str, tuple[str, ...]] = {
     "head_view": ("attention_data", "raster"),
     "model_view": ("attention_data", "raster", "model_view_detail"),
-    "app": ("attention_data", "raster", "static_model", "atlas", "app_state", "app_attention", "app_corpus"),
+    "app": ("attention_data", "raster", "static_model", "atlas", "app_state", "app_attention", "app_links",
+            "app_corpus"),
 }
-"""Extra files a view's module is made of, placed between ``common.js`` and ``<module>.js``."""
+"""Extra files a view's module is made of, placed between the shared files (`SHARED`) and ``<module>.js``."""
+SHARED = ("common", "contrast")
+"""What every view's module starts with: the DOM helpers and the label colours that stay readable on any shade."""
 
 
 def bundle(module: str) -> str:
-    """One view's ES module: the shared helpers (``common.js``), its `PARTS`, then ``<module>.js``."""
-    return "\n".join(static_text(name + ".js") for name in ("common", *PARTS.get(module, ()), module))
+    """One view's ES module: the shared helpers (`SHARED`), its `PARTS`, then ``<module>.js``."""
+    return "\n".join(static_text(name + ".js") for name in (*SHARED, *PARTS.get(module, ()), module))
 
 
 def json_for_script(value: Any) -> str:

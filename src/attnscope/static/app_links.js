@@ -1,0 +1,152 @@
+// @ts-check
+/**
+ * What a link (the URL's state) asks for that this server or this input cannot show: an unknown
+ * model, corpus or field, a layer, head, token or mask position out of range. Each such parameter is
+ * dropped from the state (the rest still applies) and reported in words by `dropped` (app_state.js),
+ * "layer=40 was ignored: this model has layers 0-5"; the page lists them in its notice (`showDropped`)
+ * and writes the URL again without them. Syntax (numbers, lists, switches) is checked when the URL is
+ * read (`stateFromQuery`); these checks need /api/models and /api/corpora, or the input's tokens.
+ */
+
+/** @typedef {{ name: string, text: string }} Dropped */
+
+/** @param {any[]} models @param {string} name */
+function findModel(models, name) {
+  return models.find((m) => m.name === name || m.aliases.includes(name)) ?? null;
+}
+
+/** @param {number} count @param {string} what "layers" */
+function range(count, what) {
+  return count === 1 ? `${what} 0 only` : `${what} 0-${count - 1}`;
+}
+
+/**
+ * Check `state` against what the server serves; what does not fit is reset in `state` and returned.
+ * @param {AppState} state changed in place
+ * @param {any[]} models GET /api/models @param {any[]} corpora GET /api/corpora
+ * @returns {Dropped[]}
+ */
+export function checkServed(state, models, corpora) {
+  /** @type {Dropped[]} */
+  const drops = [];
+  if (state.model && !findModel(models, state.model)) {
+    const served = models.map((m) => m.name).join(", ");
+    const shown = models[0]?.name ?? "nothing";
+    drops.push(dropped("model", state.model, `it is not served here (this server serves ${served}); showing ${shown}`));
+    state.model = "";
+  }
+  const info = findModel(models, state.model || models[0]?.name || "");
+  if (!info) return drops;
+  const own = corpora.filter((c) => c.model === info.name || info.aliases.includes(c.model));
+  const corpus = own.find((c) => c.name === state.corpus) ?? null;
+  if (state.corpus && !corpus) {
+    const other = corpora.find((c) => c.name === state.corpus);
+    const served = own.length ? `corpora of ${info.name}: ${own.map((c) => c.name).join(", ")}`
+      : `no corpus is served for ${info.name}`;
+    drops.push(dropped("corpus", state.corpus, other ? `it was indexed with model ${other.model}, not ${info.name}`
+      : `it is not served here (${served})`));
+    state.corpus = "";
+  }
+  if (state.mask.length && !info.mask_token) {
+    drops.push(dropped("mask", state.mask.join(","), `model ${info.name} has no mask token, so tokens cannot be masked`));
+    state.mask = [];
+  }
+  if (state.layer >= info.layers) {
+    drops.push(dropped("layer", String(state.layer), `this model has ${range(info.layers, "layers")}`));
+    state.layer = 0;
+  }
+  if (state.heads) {
+    const heads = state.heads;
+    const outside = heads.filter((h) => h >= info.heads);
+    if (outside.length) {
+      drops.push(dropped("heads", heads.join(","), `${outside.length > 1 ? "heads" : "head"} ${outside.join(", ")}: ` +
+        `this model has ${range(info.heads, "heads")}`));
+      state.heads = heads.filter((h) => h < info.heads);
+    }
+  }
+  const fields = (corpus ?? own[0])?.fields;
+  for (const key of /** @type {const} */ (["field", "cols"])) {
+    if (state[key] && !(fields ?? []).includes(state[key])) {
+      drops.push(dropped(key, state[key], fields ? `the corpus has the fields ${fields.join(", ")}`
+        : `no corpus is served for ${info.name}`));
+      state[key] = "";
+    }
+  }
+  if (state.search && !own.length) {
+    drops.push(dropped("search", state.search, `no corpus is served for ${info.name}`));
+    state.search = "";
+  } else if (state.search && state.token === null) {
+    drops.push(dropped("search", state.search, "a search needs a token to search for (token=…)"));
+    state.search = "";
+  }
+  if (state.atlas && !own.length) {
+    drops.push(dropped("atlas", "open", `no corpus is served for ${info.name}, so there is no head atlas`));
+    state.atlas = false;
+  }
+  return drops;
+}
+
+/**
+ * Check the selected token against the input's tokens (after the attention has loaded): dropped when
+ * out of range, with the search that needed it.
+ * @param {AppState} state changed in place @param {{ n: number }} input
+ * @returns {Dropped[]}
+ */
+export function checkToken(state, input) {
+  if (state.token === null || state.token < input.n) return [];
+  const drops = [dropped("token", String(state.token), `this input has ${range(input.n, "tokens")}`)];
+  if (state.search) drops.push(dropped("search", state.search, "a search needs a token to search for (token=…)"));
+  state.token = null;
+  state.search = "";
+  return drops;
+}
+
+/**
+ * The mask positions this input can take (ordinary tokens in range), and the others as dropped.
+ * @param {number[]} mask @param {{ n: number, special: boolean[], tokens: string[] }} input the unmasked tokens
+ * @returns {{ keep: number[], drops: Dropped[] }}
+ */
+export function checkMask(mask, input) {
+  const outside = mask.filter((p) => p >= input.n);
+  const special = mask.filter((p) => p < input.n && input.special[p]);
+  /** @type {string[]} */
+  const why = [];
+  if (outside.length) {
+    const which = `${outside.length > 1 ? "positions" : "position"} ${outside.join(", ")}`;
+    why.push(`${which}: this input has ${range(input.n, "tokens")}`);
+  }
+  if (special.length) why.push(special.map((p) => `position ${p} is the special token ${input.tokens[p]}`).join(", ") +
+    " (only ordinary tokens can be masked)");
+  return { keep: mask.filter((p) => !outside.includes(p) && !special.includes(p)),
+    drops: why.length ? [dropped("mask", mask.join(","), why.join("; "))] : [] };
+}
+
+/**
+ * For an input whose mask the server refused (with `message`): ask for its unmasked tokens and check
+ * the mask against them (`checkMask`); when no position is to blame, the whole mask is dropped with
+ * the server's message. Null if the unmasked input cannot be loaded either.
+ * @param {AppState} state @param {string} model @param {string} message
+ * @returns {Promise<{ keep: number[], drops: Dropped[] } | null>}
+ */
+export async function maskFor(state, model, message) {
+  const body = { model, text: state.text, ...(state.pair ? { text_pair: state.pair } : {}) };
+  const input = await api("/api/attention", body).then(decodeAttention, () => null);
+  if (!input) return null;
+  const checked = checkMask(state.mask, input);
+  return checked.drops.length ? checked : { keep: [], drops: [dropped("mask", state.mask.join(","), message)] };
+}
+
+/**
+ * Add `drops` to the page's notice (a list under `host`'s heading) and show it; nothing when empty.
+ * @param {HTMLElement} host the notice (hidden until something is dropped) @param {HTMLElement} list its list
+ * @param {Dropped[]} drops
+ */
+export function showDropped(host, list, drops) {
+  if (!drops.length) return;
+  for (const d of drops) {
+    const item = make("li", "", d.text);
+    item.dataset.parameter = d.name;
+    list.append(item);
+  }
+  host.hidden = false;
+}

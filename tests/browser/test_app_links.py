@@ -1,0 +1,149 @@
+"""A link to the explorer app that asks for what cannot be shown, in Chromium against a real `attnscope serve`:
+each parameter that was dropped is named in the page's notice with the reason, the rest of the link still applies,
+and the URL is written again without what was dropped."""
+
+from __future__ import annotations
+
+import shutil
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+
+from ..serve_process import serving
+# app: the page fixture, here on this module's server
+from .test_app import AppPage, app, open_app  # noqa: F401
+
+PUB = "The girl ran to a local pub to escape the din of her city."  # 17 tokens: [CLS] … . [SEP]
+DEFAULT = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@pytest.fixture(scope="module")
+def server(default_model, small_index, tiny_path, tmp_path_factory):
+    root = tmp_path_factory.mktemp("app-links")
+    small = shutil.copytree(small_index.directory, root / "small")
+    with serving(["--model", "default", "--model", str(tiny_path("bert")), "--corpus", str(small)], root) as served:
+        yield served.base
+
+
+def notice(app: AppPage) -> dict[str, str]:
+    """The notice's items by parameter (empty when the notice is hidden)."""
+    if app.page.is_hidden("#link-notice"):
+        return {}
+    assert app.page.get_attribute("#link-notice", "role") == "status"
+    items = app.page.eval_on_selector_all("#link-dropped li", "ls => ls.map(l => [l.dataset.parameter, l.textContent])")
+    assert len({name for name, _ in items}) == len(items), items
+    return dict(items)
+
+
+def url_state(app: AppPage) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(app.page.url).query, keep_blank_values=True).items()}
+
+
+def view(app: AppPage) -> dict:
+    return app.page.eval_on_selector(".as-attention", """root => ({
+        layer: root.dataset.layer, heads: root.dataset.heads, token: root.dataset.token,
+        masked: [...document.querySelectorAll('.as-query.as-masked')].map(e => e.dataset.pos),
+        tokens: document.querySelectorAll('.as-query').length, model: document.getElementById('model').value })""")
+
+
+def test_a_model_that_is_not_served_is_named_and_the_rest_of_the_link_applies(app, tiny):
+    open_app(app, "?" + urlencode({"model": "bert-large-cased", "text": PUB, "layer": "3", "token": "5"}))
+    assert notice(app) == {"model": "model=bert-large-cased was ignored: it is not served here (this server serves "
+                                    f"{DEFAULT}, {tiny('bert').name}); showing {DEFAULT}"}
+    assert view(app) == {"layer": "3", "heads": ",".join(map(str, range(12))), "token": "5", "masked": [],
+                         "tokens": 17, "model": DEFAULT}
+    assert url_state(app) == {"model": DEFAULT, "corpus": "small", "text": PUB, "layer": "3", "token": "5"}
+    app.page.click("#link-notice-close")
+    assert app.page.is_hidden("#link-notice") and notice(app) == {}
+    assert app.errors == []
+
+
+def test_a_mask_and_a_layer_out_of_range_are_dropped_and_the_view_is_drawn(app):
+    open_app(app, "?" + urlencode({"text": PUB, "mask": "99", "layer": "40"}))
+    assert notice(app) == {"layer": "layer=40 was ignored: this model has layers 0-5",
+                           "mask": "mask=99 was ignored: position 99: this input has tokens 0-16"}
+    assert view(app) == {"layer": "0", "heads": ",".join(map(str, range(12))), "token": "", "masked": [],
+                         "tokens": 17, "model": DEFAULT}
+    assert int(app.page.get_attribute(".as-attention", "data-lines")) > 0
+    assert "mask" not in url_state(app) and url_state(app)["layer"] == "0"
+    assert app.page.inner_text("#status") == ""
+    # the one request that found the mask out of range (the browser logs its 400), and nothing else
+    assert app.errors == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]
+
+
+def test_malformed_values_are_each_named_and_the_valid_ones_kept(app):
+    query = {"text": PUB, "layer": "two", "heads": "1,x", "threshold": "7", "show": "bogus", "words": "yes",
+             "special": "1", "span": "9", "search": "sideways", "atlas": "yes", "token": "5", "mask": "3;4",
+             "colour": "red"}
+    open_app(app, "?" + urlencode(query))
+    dropped = notice(app)
+    assert dropped == {
+        "colour": "colour=red was ignored: the app reads only model, corpus, text, pair, mask, layer, heads, show, "
+                  "words, threshold, special, token, search, field, cols, span, atlas, score",
+        "mask": "mask=3;4 was ignored: not a list of token positions (write them as 1,4,7)",
+        "heads": "heads=1,x was ignored: not a list of head numbers (write them as 1,4,7)",
+        "layer": "layer=two was ignored: not a layer number (0, 1, 2, …)",
+        "show": "show=bogus was ignored: the attention view shows raw, value_norm, value_norm_sum, rollout",
+        "words": "words=yes was ignored: write words=on to turn it on, or leave it out",
+        "threshold": "threshold=7 was ignored: the threshold is a share of attention above 0 and at most 1 (e.g. 0.9)",
+        "special": "special=1 was ignored: write special=hide to turn it on, or leave it out",
+        "search": "search=sideways was ignored: a search is by embedding or by heads "
+                  "(search=embedding or search=heads)",
+        "span": "span=9 was ignored: the columns reach 0 to 5 tokens either side of a match",
+        "atlas": "atlas=yes was ignored: write atlas=open to turn it on, or leave it out",
+    }
+    assert view(app)["token"] == "5" and view(app)["layer"] == "0" and view(app)["masked"] == []
+    assert app.page.input_value("#threshold") == "90" and not app.page.is_checked("#words")
+    assert url_state(app) == {"model": DEFAULT, "corpus": "small", "text": PUB, "layer": "0", "token": "5"}
+    assert app.errors == []
+
+
+def test_out_of_range_heads_token_and_masks_and_unknown_corpus_names_are_dropped(app):
+    query = {"text": PUB, "heads": "2,12,40", "token": "300", "mask": "0,3", "corpus": "ewt", "field": "zzz",
+             "search": "embedding", "layer": "2"}
+    open_app(app, "?" + urlencode(query))
+    app.page.wait_for_selector(".as-query.as-masked")
+    assert notice(app) == {
+        "corpus": f"corpus=ewt was ignored: it is not served here (corpora of {DEFAULT}: small)",
+        "heads": "heads=2,12,40 was ignored: heads 12, 40: this model has heads 0-11",
+        "field": "field=zzz was ignored: the corpus has the fields upos, lemma, deprel",
+        "token": "token=300 was ignored: this input has tokens 0-16",
+        "search": "search=embedding was ignored: a search needs a token to search for (token=…)",
+        "mask": "mask=0,3 was ignored: position 0 is the special token [CLS] (only ordinary tokens can be masked)",
+    }
+    assert view(app) == {"layer": "2", "heads": "2", "token": "", "masked": ["3"], "tokens": 17, "model": DEFAULT}
+    assert app.page.get_attribute("#results", "data-state") == "idle"
+    assert url_state(app) == {"model": DEFAULT, "corpus": "small", "text": PUB, "mask": "3", "layer": "2", "heads": "2"}
+    assert app.errors == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]
+
+
+def test_a_text_longer_than_the_app_takes_is_dropped_for_the_example(app):
+    long = "word " * 401  # 2,005 characters: the page's inputs and the API take 2,000
+    open_app(app, "?" + urlencode({"text": long, "pair": "She left.", "layer": "2"}))
+    assert notice(app) == {"text": "text=word word word word word word word wo… was ignored: it is 2,005 characters "
+                                   "long; the most is 2,000"}
+    assert app.page.input_value("#text") == "The girl ran to a local pub to escape the din of her city."
+    assert app.page.input_value("#pair") == "She left." and view(app)["layer"] == "2"
+    assert "word" not in url_state(app)["text"]
+    assert app.errors == []
+
+
+def test_an_unknown_atlas_score_is_named_once_the_atlas_is_loaded(app):
+    open_app(app, "?" + urlencode({"text": PUB, "atlas": "open", "score": "bogus"}))
+    app.page.wait_for_selector("#atlas[data-state=ready] .attnscope-atlas[data-ready=true]", timeout=300_000)
+    assert notice(app) == {
+        "score": "score=bogus was ignored: the head atlas has no score of that name (its menu lists them)"}
+    assert app.page.input_value(".attnscope-atlas-score") == "previous"
+    assert "score" not in url_state(app) and url_state(app)["atlas"] == "open"
+    assert app.errors == []
+
+
+def test_a_link_the_app_wrote_itself_is_taken_whole(app):
+    query = {"text": PUB, "pair": "She left.", "mask": "9", "layer": "3", "heads": "2,7", "show": "value_norm",
+             "words": "on", "threshold": "0.5", "special": "hide", "token": "9", "search": "heads", "field": "deprel",
+             "cols": "upos", "span": "2"}
+    open_app(app, "?" + urlencode(query))
+    app.page.wait_for_function("() => document.getElementById('results').dataset.state === 'ready'")
+    assert notice(app) == {}
+    assert url_state(app) == {"model": DEFAULT, "corpus": "small", **query}
+    assert app.errors == []

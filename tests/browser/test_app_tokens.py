@@ -1,0 +1,160 @@
+"""The explorer app's token labels in Chromium against a real `attnscope serve`: subword pieces marked as BertViz
+marks them, the note where a token is masked on a model that was not trained to fill in masks, and the keyboard
+focus kept on the token or head the user was on through every redraw."""
+
+from __future__ import annotations
+
+import shutil
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+import attnscope
+
+from ..serve_process import serving
+# app: the page fixture, here on this module's server
+from .test_app import AppPage, app, open_app, run_sentence  # noqa: F401
+
+ALLERGIES = "She has allergies to peanuts; it was mismanaged."
+PUB = "The girl ran to a local pub to escape the din of her city."
+
+
+@pytest.fixture(scope="module")
+def server(default_model, small_index, tiny_path, tmp_path_factory):
+    """`attnscope serve` with the default model (no masked-LM head), a tiny BERT with one, and the small index."""
+    root = tmp_path_factory.mktemp("app-tokens")
+    small = shutil.copytree(small_index.directory, root / "small")
+    with serving(["--model", "default", "--model", str(tiny_path("bert")), "--corpus", str(small)], root) as served:
+        yield served.base
+
+
+def focused(app: AppPage) -> dict:
+    """What has the keyboard focus: its id, classes and data attributes."""
+    return app.page.evaluate("""() => { const el = document.activeElement;
+        return { id: el.id, classes: [...el.classList], ...el.dataset }; }""")
+
+
+def wait_loads(app: AppPage, more_than: int) -> None:
+    app.page.wait_for_function("(n) => document.getElementById('app').dataset.attention === 'ready' && "
+                               "Number(document.getElementById('app').dataset.loads) > n", arg=more_than)
+
+
+def loads(app: AppPage) -> int:
+    return int(app.page.get_attribute("#app", "data-loads") or 0)
+
+
+def test_continuation_pieces_are_marked_in_the_attention_view(app, server, default_model):
+    open_app(app, "?" + urlencode({"text": ALLERGIES}))
+    page = app.page
+    tokens = attnscope.encode(default_model, ALLERGIES)
+    answer = httpx.post(f"{server}/api/attention", json={"model": "default", "text": ALLERGIES}, timeout=60).json()
+    assert answer["tokens"]["word_ids"] == list(tokens.word_ids)
+    labels = page.eval_on_selector_all(".as-query", """els => els.map(e => [e.textContent,
+        e.classList.contains('as-continuation'), getComputedStyle(e, '::before').content])""")
+    assert [text for text, _, _ in labels] == tokens.display
+    marked = [text for text, cont, _ in labels if cont]
+    assert marked == ["er", "gies", "mana", "ged"]  # "all ##er ##gies", "mis ##mana ##ged"
+    assert {before for _, cont, before in labels if cont} == {'"##"'}
+    assert {before for _, cont, before in labels if not cont} == {"none"}
+    keys = page.eval_on_selector_all(".as-key.as-continuation", "els => els.map(e => e.textContent)")
+    assert keys == marked
+    er = str(tokens.display.index("er"))
+    assert page.get_by_role("button", name="##er", exact=True).get_attribute("data-pos") == er  # as read aloud
+
+    page.check("#words")  # whole words: nothing is a piece
+    page.wait_for_function("() => document.getElementById('app').dataset.aggregation === 'ready' && "
+                           "[...document.querySelectorAll('.as-query')].some(e => e.textContent === 'allergies')")
+    assert page.locator(".as-query.as-continuation").count() == 0
+    assert app.errors == []
+
+
+def test_masking_on_a_model_without_a_masked_lm_head_says_what_mask_means(app, server, tiny):
+    open_app(app, "?" + urlencode({"text": PUB}))
+    page = app.page
+    assert page.is_hidden("#mask-note")
+    before = loads(app)
+    page.dblclick(".as-query[data-pos='9']")
+    wait_loads(app, before)
+    assert page.locator(".as-query.as-masked").get_attribute("data-pos") == "9"
+    note = page.locator("#mask-note")
+    assert note.is_visible() and note.get_attribute("role") == "note"
+    assert note.inner_text() == (
+        "Model sentence-transformers/all-MiniLM-L6-v2 has no masked-LM head: in this checkpoint its [MASK] token was "
+        "never trained to stand for a missing word, so what it attends to, and what a corpus search for it finds "
+        "(often unrelated tokens such as proper nouns), says little about the word you masked. Masking is meaningful "
+        "with a checkpoint that has a masked-LM head: a fill-mask model such as bert-base-uncased, roberta-base or "
+        "distilbert-base-uncased.")
+    # it sits where the user masks: above the tokens, in the attention panel
+    assert page.evaluate("""() => { const n = document.getElementById('mask-note');
+        return n.closest('section').getAttribute('aria-labelledby') === 'attention-title'
+          && n.compareDocumentPosition(document.querySelector('.as-query')) === Node.DOCUMENT_POSITION_FOLLOWING; }""")
+    before = loads(app)
+    page.dblclick(".as-query[data-pos='9']")  # unmasked: nothing to explain
+    wait_loads(app, before)
+    assert page.is_hidden("#mask-note")
+
+    models = httpx.get(f"{server}/api/models").json()
+    assert [m["masking_note"] is None for m in models] == [False, True]  # default, then the tiny masked LM
+    page.select_option("#model", tiny("bert").name)
+    run_sentence(app, PUB)
+    before = loads(app)
+    page.dblclick(".as-query[data-pos='3']")
+    wait_loads(app, before)
+    assert page.locator(".as-query.as-masked").get_attribute("data-pos") == "3"
+    assert page.is_hidden("#mask-note") and page.inner_text("#mask-note") == ""
+    assert app.errors == []
+
+
+def test_m_masks_and_unmasks_with_the_focus_kept_on_the_token(app, server):
+    open_app(app, "?" + urlencode({"text": PUB}))
+    page = app.page
+    page.focus(".as-query[data-pos='9']")
+    before = loads(app)
+    page.keyboard.press("m")
+    wait_loads(app, before)
+    assert page.locator(".as-query[data-pos='9']").inner_text() == "[MASK]"
+    assert focused(app) == {"id": "", "classes": ["as-tok", "as-query", "as-masked", "as-selected"], "pos": "9"}
+    assert page.is_visible("#tooltip") and "(position 9)" in page.inner_text("#tooltip")  # the focus shows its token
+    before = loads(app)
+    page.keyboard.press("m")
+    wait_loads(app, before)
+    assert page.locator(".as-query[data-pos='9']").inner_text() == "escape"
+    assert focused(app)["pos"] == "9" and "as-masked" not in focused(app)["classes"]
+    page.keyboard.press("ArrowDown")  # and the keyboard goes on from there
+    assert focused(app)["pos"] == "10"
+    assert app.errors == []
+
+
+def test_the_focus_stays_through_layer_head_and_words_changes(app, server):
+    open_app(app, "?" + urlencode({"text": "Unbelievably, the tokenisation splits words.", "show": "rollout"}))
+    page = app.page
+    page.focus("#layer")
+    page.keyboard.press("ArrowDown")
+    assert page.get_attribute(".as-attention", "data-layer") == "1" and focused(app)["id"] == "layer"
+
+    page.focus("#words")
+    count = int(page.get_attribute("#app", "data-aggregations") or 0)
+    page.keyboard.press("Space")
+    page.wait_for_function("(n) => document.getElementById('app').dataset.aggregation === 'ready' && "
+                           "Number(document.getElementById('app').dataset.aggregations) > n", arg=count)
+    assert "words=on" in page.url and focused(app)["id"] == "words"
+
+    # a head toggle in words mode with a combined method reloads the words' weights
+    page.focus(".as-head[data-head='4']")
+    count = int(page.get_attribute("#app", "data-aggregations"))
+    page.keyboard.press("Space")
+    page.wait_for_function("(n) => document.getElementById('app').dataset.aggregation === 'ready' && "
+                           "Number(document.getElementById('app').dataset.aggregations) > n", arg=count)
+    assert "4" not in page.get_attribute(".as-attention", "data-heads").split(",")
+    assert focused(app)["head"] == "4" and "as-head" in focused(app)["classes"]
+
+    # masking a word by keyboard in words mode: the focus stays on the word
+    word = page.locator(".as-query", has_text="tokenisation").get_attribute("data-pos")
+    page.focus(f".as-query[data-pos='{word}']")
+    count = int(page.get_attribute("#app", "data-aggregations"))
+    page.keyboard.press("m")
+    page.wait_for_function("(n) => document.getElementById('app').dataset.aggregation === 'ready' && "
+                           "Number(document.getElementById('app').dataset.aggregations) > n", arg=count)
+    assert focused(app)["pos"] == word and "as-masked" in focused(app)["classes"]
+    assert app.errors == []

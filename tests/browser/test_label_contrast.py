@@ -1,0 +1,277 @@
+"""Every token label meets WCAG AA contrast (4.5:1) on every shade, in light and dark themes, in a real Chromium.
+
+For each label the page is asked only what it paints: the label's computed text colour and, from the element
+stack under the label's centre (`document.elementsFromPoint`), every background and SVG fill beneath it with its
+alpha. The ratio is computed here from those values, by WCAG 2.x's relative luminance. Labels covered: the app's
+attention view (every kind of token under shades 0..1, and the served app on real attention), its corpus contexts,
+the head view, the model view's enlarged head, the neuron view's SVG (token labels and the numbers on heat cells),
+and the head atlas's grid. Greyed-out keys of causal models count as labels like any other: they are struck
+through, not faded, and must be readable too.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+from urllib.parse import urlencode
+
+import numpy as np
+import pytest
+
+import attnscope
+from attnscope.views.atlas import atlas_page
+from attnscope.views.html import static_text
+from attnscope.views.neuron_data import CAPTURE_FIELDS
+
+from ..serve_process import serving
+from .conftest import Page, open_view
+from .test_app import AppPage
+from .test_atlas_page import constructed_atlas
+
+AA = 4.5
+THEMES = ["light", "dark"]
+PUB = "The girl ran to a local pub to escape the din of her city."
+
+# Per label: its text colour, the opacity it is drawn with (its own and its ancestors'), and what lies under its
+# centre from the label down: CSS backgrounds, SVG shapes' fills, each with the alpha it is painted with.
+PAINTED = """(selector) => [...document.querySelectorAll(selector)].flatMap((el) => {
+  el.scrollIntoView({ block: "nearest", inline: "nearest" });
+  const box = el.getBoundingClientRect();
+  const style = getComputedStyle(el);
+  if (box.width === 0 || box.height === 0 || style.visibility === "hidden") return [];
+  const svg = el instanceof SVGElement;
+  let opacity = 1;
+  for (let node = el; node; node = node.parentElement) opacity *= Number(getComputedStyle(node).opacity);
+  const stack = document.elementsFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+  const at = stack.indexOf(el);
+  const layers = stack.slice(Math.max(0, at)).flatMap((node) => {
+    const s = getComputedStyle(node);
+    if (node instanceof SVGElement && !(node instanceof SVGSVGElement)) {
+      return ["rect", "circle", "ellipse", "path", "polygon"].includes(node.tagName)
+        ? [[s.fill, Number(s.fillOpacity) * Number(s.opacity)]] : [];
+    }
+    return [[s.backgroundColor, Number(s.opacity)]];
+  });
+  return [{ text: el.textContent, colour: svg ? style.fill : style.color, opacity, layers, covered: at < 0,
+    kind: el.getAttribute("class") ?? "", weight: el.dataset?.weight ?? "" }];
+})"""
+
+
+def rgba(text: str) -> tuple[float, float, float, float]:
+    """A computed CSS colour ("rgb(1, 2, 3)", "rgba(1, 2, 3, 0.5)") as channels 0-255 and alpha 0-1."""
+    if text in ("none", "transparent"):
+        return (0.0, 0.0, 0.0, 0.0)
+    numbers = [float(n) for n in re.findall(r"[\d.]+", text)]
+    assert text.startswith("rgb") and len(numbers) in (3, 4), f"not an sRGB colour: {text!r}"
+    return (*numbers[:3], numbers[3] if len(numbers) == 4 else 1.0)
+
+
+def over(top: tuple, bottom: tuple) -> tuple:
+    """``top`` painted over the opaque ``bottom``."""
+    a = top[3]
+    return tuple(top[i] * a + bottom[i] * (1 - a) for i in range(3)) + (1.0,)
+
+
+def luminance(rgb: tuple) -> float:
+    """WCAG 2.x relative luminance of an sRGB colour."""
+    def linear(c: float) -> float:
+        s = c / 255
+        return s / 12.92 if s <= 0.04045 else ((s + 0.055) / 1.055) ** 2.4
+    return 0.2126 * linear(rgb[0]) + 0.7152 * linear(rgb[1]) + 0.0722 * linear(rgb[2])
+
+
+def ratio(a: tuple, b: tuple) -> float:
+    hi, lo = sorted([luminance(a), luminance(b)], reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def contrast(label: dict) -> float:
+    """The label's contrast ratio on what it is painted over (which must reach an opaque layer)."""
+    layers = [(*rgba(colour)[:3], rgba(colour)[3] * alpha) for colour, alpha in label["layers"]]
+    opaque = next((i for i, layer in enumerate(layers) if layer[3] >= 1), None)
+    assert opaque is not None, f"nothing opaque under {label['text']!r}: {label['layers']}"
+    background = layers[opaque]
+    for layer in reversed(layers[:opaque]):
+        background = over(layer, background)
+    text = rgba(label["colour"])
+    return ratio(over((*text[:3], text[3] * label["opacity"]), background), background)
+
+
+def check(labels: list[dict], where: str) -> list[float]:
+    """Every label's ratio, after asserting each reaches AA and none is covered by something else."""
+    assert labels, f"no labels in {where}"
+    ratios = [contrast(label) for label in labels]
+    failing = [(round(r, 2), label["text"], label["kind"], label["colour"], label["layers"][:2])
+               for r, label in zip(ratios, labels) if r < AA]
+    assert failing == [], f"{len(failing)} labels below {AA}:1 in {where}"
+    assert not any(label["covered"] for label in labels)
+    return ratios
+
+
+def painted(page, selector: str) -> list[dict]:
+    return page.evaluate(PAINTED, selector)
+
+
+@pytest.fixture(params=THEMES)
+def themed(request, browser):
+    """A browser context in the light or dark colour scheme, and the scheme's name."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme=request.param)
+    yield context, request.param
+    context.close()
+
+
+# --- the app's attention view, mounted on its own with every kind of token under every shade ---------------------
+
+N = 21  # tokens; query q gives key k the weight ((k + q) mod N) / (N - 1): each key gets every shade 0..1 once
+KINDS = {0: "special", N - 1: "special", 5: "masked", 12: "masked", 3: "continuation", 8: "continuation"}
+MOUNT_VIEW = """async ([source, data]) => {
+  const module = await import("data:text/javascript;base64," + source);
+  const bytes = Uint8Array.from(atob(data.bytes), (c) => c.charCodeAt(0));
+  const view = module.createAttentionView(document.getElementById("attention"),
+    { onSelect: () => {}, onMask: () => {}, onHeads: () => {}, onHover: () => {} });
+  window.drawFor = (token) => view.draw({ ...data, bytes }, { ...module.defaultState(), token }, null);
+}"""
+
+
+def attention_view_source() -> str:
+    parts = ["common", "contrast", "attention_data", "raster", "app_state", "app_attention"]
+    return base64.b64encode("\n".join(static_text(p + ".js") for p in parts).encode()).decode()
+
+
+def test_every_kind_of_token_label_is_readable_on_every_shade_of_the_attention_view(themed):
+    context, theme = themed
+    page = Page(context.new_page())
+    rows = np.array([[((k + q) % N) / (N - 1) for k in range(N)] for q in range(N)])
+    text = {"special": lambda p: "[SEP]" if p else "[CLS]", "masked": lambda p: "[MASK]"}
+    data = {"tokens": [text.get(KINDS.get(p), lambda p: f"w{p}")(p) for p in range(N)],
+            "special": [KINDS.get(p) == "special" for p in range(N)], "segments": [int(p > 10) for p in range(N)],
+            "masked": [p for p in range(N) if KINDS.get(p) == "masked"],
+            "continuation": [KINDS.get(p) == "continuation" for p in range(N)], "layers": 1, "heads": 1, "n": N,
+            "bytes": base64.b64encode(np.rint(rows * 255).astype(np.uint8).tobytes()).decode()}
+    page.page.set_content(f"<!DOCTYPE html><html><head><style>{static_text('app.css')}</style></head>"
+                          "<body><div id='app'><div id='attention'></div></div></body></html>")
+    page.page.evaluate(MOUNT_VIEW, [attention_view_source(), data])
+    seen = set()
+    for q in range(N):
+        page.page.evaluate("(q) => window.drawFor(q)", q)
+        keys = painted(page.page, ".as-key")
+        check(keys + painted(page.page, ".as-query"), f"{theme} attention view, token {q}")
+        assert [float(k["weight"]) for k in keys] == pytest.approx(np.rint(rows[q] * 255) / 255, abs=1e-4)
+        seen |= {(KINDS.get(int(p), "ordinary"), round(float(k["weight"]), 2)) for p, k in enumerate(keys)}
+    shades = {round(s / (N - 1), 2) for s in range(N)}
+    assert seen == {(kind, shade) for kind in ("special", "masked", "continuation", "ordinary") for shade in shades}
+    assert page.errors == []
+
+
+# --- the served app: real attention, a masked token, the corpus contexts -------------------------------------------
+
+@pytest.fixture(scope="module")
+def server(default_model, small_index, tmp_path_factory):
+    root = tmp_path_factory.mktemp("app-contrast")
+    small = shutil.copytree(small_index.directory, root / "small")
+    with serving(["--model", "default", "--corpus", str(small)], root) as served:
+        yield served.base
+
+
+def test_the_served_app_keeps_special_tokens_readable_under_strong_attention(themed, server, default_model):
+    context, theme = themed
+    app = AppPage(context.new_page(), server)
+    cap = attnscope.capture(default_model, PUB, mask=[9])
+    special = [p for p, s in enumerate(cap.tokens.special) if s]
+    strongest = cap.attentions.mean(axis=1)[:, :, special]  # (layers, query, special keys): the issue's case
+    layer, query, _ = np.unravel_index(strongest.argmax(), strongest.shape)
+    assert strongest.max() > 0.6
+    app.page.goto(server + "/?" + urlencode({"text": PUB, "mask": "9", "layer": str(layer)}))
+    app.page.wait_for_selector("#app[data-attention=ready]")
+    ratios = []
+    for q in range(len(cap.tokens)):  # select each token in turn: the keys are shaded by its attention
+        app.page.evaluate("(q) => document.querySelector(`.as-query[data-pos='${q}']`).click()", q)
+        keys = painted(app.page, ".as-key")
+        ratios += check(keys + painted(app.page, ".as-query"), f"{theme} app, token {q}")
+        if q == query:
+            shade = max(float(keys[p]["weight"]) for p in special)
+            assert shade == pytest.approx(strongest.max(), abs=0.01)
+    app.page.click("#search-embedding")
+    app.page.wait_for_selector("#results[data-state=ready] .as-ctok")
+    contexts = painted(app.page, ".as-ctok")
+    ratios += check(contexts, f"{theme} corpus contexts")
+    assert max(rgba(c["layers"][0][0])[3] for c in contexts) == 0.75  # the strongest shade is among them
+
+    # the system switches theme while the page is open: the labels are fitted again (media query changes are
+    # reported before the next frame's animation callbacks run, so two frames later the page has answered)
+    other = "dark" if theme == "light" else "light"
+    app.page.emulate_media(color_scheme=other)
+    app.page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    assert app.page.evaluate("(s) => matchMedia(`(prefers-color-scheme: ${s})`).matches", other)
+    ratios += check(painted(app.page, ".as-key, .as-query, .as-ctok"), f"{theme} app switched to {other}")
+    assert min(ratios) >= AA and app.errors == [] and app.blocked == []
+
+
+# --- the notebook views: head view, model view, neuron view; a causal model greys the keys after the query ----------
+
+def causal_and_encoder(default_model, tiny):
+    """A tiny Llama (causal, a <s> special token) and the default model ([CLS] and [SEP])."""
+    return [attnscope.capture(tiny("llama"), "Dogs bark.", fields=CAPTURE_FIELDS),
+            attnscope.capture(default_model, "Dogs bark at night.", fields=CAPTURE_FIELDS)]
+
+
+def test_head_view_labels_are_readable_when_highlighted_special_or_in_the_future(themed, tmp_path, default_model, tiny):
+    context, theme = themed
+    page = Page(context.new_page())
+    kinds = set()
+    for n, cap in enumerate(causal_and_encoder(default_model, tiny)):
+        root = open_view(page, tmp_path, attnscope.head_view(cap).to_html(), ".attnscope-hv", f"head{n}.html")
+        for q in range(len(cap.tokens)):
+            root.locator(f".attnscope-hv-queries .attnscope-hv-token[data-index='{q}']").click()
+            page.page.mouse.move(0, 0)
+            labels = painted(page.page, ".attnscope-hv-token, .attnscope-hv-head")
+            check(labels, f"{theme} head view, query {q}")
+            kinds |= {k for label in labels for k in label["kind"].split() if k != "attnscope-hv-token"}
+    assert {"attnscope-hv-special", "attnscope-hv-active", "attnscope-hv-future", "attnscope-hv-head"} <= kinds
+    assert page.errors == []
+
+
+def test_model_view_labels_are_readable_when_hovered_special_or_in_the_future(themed, tmp_path, default_model, tiny):
+    context, theme = themed
+    page = Page(context.new_page())
+    kinds = set()
+    for n, cap in enumerate(causal_and_encoder(default_model, tiny)):
+        open_view(page, tmp_path, attnscope.model_view(cap).to_html(), ".attnscope-mv", f"model{n}.html")
+        page.page.click(".attnscope-mv-cell[data-layer='1'][data-head='0']")
+        for q in range(len(cap.tokens)):
+            page.page.hover(f".attnscope-mv-queries .attnscope-mv-token[data-index='{q}']")
+            labels = painted(page.page, ".attnscope-mv-token")
+            check(labels, f"{theme} model view, query {q}")
+            kinds |= {k for label in labels for k in label["kind"].split()}
+    assert {"attnscope-mv-special", "attnscope-mv-active", "attnscope-mv-future"} <= kinds
+    assert page.errors == []
+
+
+def test_neuron_view_labels_and_numbers_are_readable_on_their_cells(themed, tmp_path, default_model, tiny):
+    context, theme = themed
+    page = Page(context.new_page())
+    masked = 0
+    for n, cap in enumerate(causal_and_encoder(default_model, tiny)):
+        root = open_view(page, tmp_path, attnscope.neuron_view(cap).to_html(), ".attnscope-nv", f"neuron{n}.html")
+        for q in (0, len(cap.tokens) // 2):
+            root.locator(f".nv-query[data-index='{q}']").click()
+            texts = painted(page.page, ".attnscope-nv-svg text")
+            check(texts, f"{theme} neuron view, query {q}")
+            masked += page.page.locator(".nv-masked .nv-token").count()
+            decoration = page.page.eval_on_selector_all(
+                ".nv-masked .nv-token", "ts => ts.map(t => getComputedStyle(t).textDecorationLine)")
+            assert set(decoration) <= {"line-through"}
+    assert masked > 0  # the causal model's future keys were among the labels
+    assert page.errors == []
+
+
+def test_head_atlas_grid_numbers_are_readable_on_every_score_colour(themed, tmp_path):
+    context, theme = themed
+    page = Page(context.new_page())
+    html = atlas_page(constructed_atlas("tiny"))
+    open_view(page, tmp_path, html, ".attnscope-atlas")
+    cells = painted(page.page, ".attnscope-atlas-cell")
+    assert len(cells) == 72
+    check(cells, f"{theme} atlas grid")
+    assert page.errors == []
