@@ -2,18 +2,31 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# Two stamps: the app's own dependencies (`make run`), then the test toolchain on top (`make test`).
+# A venv made by `make run` gets the test extras at the next `make test`; `make run` after `make test`
+# finds both stamps newer than pyproject.toml and constraints.txt and installs nothing.
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
+# -qq: errors only. The plain -q still prints a warning for every package that a configured local
+# index lacks (`Location ... is ignored`), pages of them on machines set up that way.
+PIP := $(PY) -m pip install -qq -c constraints.txt
 
-.PHONY: venv run test bench bench-views bench-corpus bench-app bench-atlas clean
+.PHONY: venv venv-test run test bench bench-views bench-corpus bench-app bench-atlas clean
 
-venv: $(STAMP)
+venv: $(RUN_STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
-	touch $(STAMP)
+venv-test: $(TEST_STAMP)
+
+$(RUN_STAMP): pyproject.toml constraints.txt
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -qq --upgrade pip
+	$(PIP) torch==2.13.0
+	$(PIP) -e .
+	touch $(RUN_STAMP)
+
+$(TEST_STAMP): $(RUN_STAMP)
+	$(PIP) -e '.[test]'
+	touch $(TEST_STAMP)
 
 # The main job: the explorer app on the default model and corpus (UD English EWT, indexed on first start).
 # EWT is read from ../shared/data when it is there, otherwise downloaded once into the cache.
@@ -31,26 +44,26 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
 # pytest exits 5 when it collects nothing: that is a failure here, not a pass.
-test: venv $(CHROMIUM)
+test: venv-test $(CHROMIUM)
 	$(PY) -m pytest -q tests
 
-bench: venv
+bench: venv-test
 	$(PY) bench/capture.py
 
 # P1: attnscope's views against BertViz 1.4.1 in headless Chromium (npm fetches BertViz's JS once).
-bench-views: venv $(CHROMIUM)
+bench-views: venv-test $(CHROMIUM)
 	$(PY) bench/views.py
 
 # P3-P5: indexing throughput, bytes per token, recall@50 and search latency on UD English EWT.
-bench-corpus: venv
+bench-corpus: venv-test
 	$(PY) bench/corpus.py
 
 # P6 and R2: the explorer app in Chromium and the server under 16 concurrent clients.
-bench-app: venv $(CHROMIUM)
+bench-app: venv-test $(CHROMIUM)
 	$(PY) bench/app.py
 
 # The head atlas on UD English EWT against the raw batched forward.
-bench-atlas: venv
+bench-atlas: venv-test
 	$(PY) bench/atlas.py
 
 clean:

@@ -9,19 +9,51 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from .cli_checks import check_layer_and_heads, masking_note
 from .errors import AttnscopeError
 
 DEFAULT_TEXT = "The girl ran to a local pub to escape the din of her city."
 
-app = typer.Typer(
+
+def _plain_flags(params: list[Any]) -> list[Any]:
+    """Show on/off flags in ``--help`` as bare flags (``--json``), not as options taking a value: typer
+    0.29 labels every flag ``<bool>``, as if ``--json <bool>`` were the way to write it."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_flags(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_flags(super().get_params(ctx))
+
+
+class _Typer(typer.Typer):
+    """A `typer.Typer` whose commands render flags plainly in ``--help`` (see `_plain_flags`)."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", _Command)
+        return super().command(*args, **kwargs)
+
+
+app = _Typer(
     help="attnscope: see what a Transformer attends to and what its representations encode.",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=_Group,
 )
 
 _STYLE = {"previous": "cyan", "next": "magenta", "self": "green", "first": "red", "special": "yellow",
@@ -37,6 +69,13 @@ def main() -> None:
 def _fail(error: Exception) -> None:
     Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False)
     raise typer.Exit(code=2)
+
+
+def _note_masking(handle: Any) -> None:
+    """Print on stderr why masking with ``handle`` may mislead, when it may (see `masking_note`)."""
+    note = masking_note(handle)
+    if note:
+        Console(stderr=True).print(f"[yellow]{escape(note)}[/]", highlight=False)
 
 
 @app.command()
@@ -63,6 +102,8 @@ def inspect(
     except AttnscopeError as error:
         _fail(error)
         return
+    if mask:
+        _note_masking(handle)
     patterns = {}
     for role, stack in cap.stacks.items():
         if role == "cross":
@@ -101,6 +142,7 @@ def view(
     if not target_path.parent.is_dir():
         _fail(AttnscopeError(f"--out {target_path}: the directory {target_path.parent} does not exist"))
     try:
+        check_layer_and_heads(model, layer, heads, trust_remote_code)
         handle = attnscope.load(model, trust_remote_code=trust_remote_code)
         fields = "all" if kind == "neuron" else ["attentions"]
         cap = attnscope.capture(handle, text, pair, target=target, truncate=truncate, fields=fields)

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .cli import _fail, app
+from .cli_indexes import resolve_index
 from .errors import AttnscopeError, InputError
 
 PATTERN_TITLES = {"previous": "previous token", "next": "next token", "self": "itself", "first": "first token",
@@ -29,7 +30,7 @@ DEFAULT_OUT = Path("attnscope-atlas")
 @app.command()
 def atlas(
     corpus: Optional[str] = typer.Option(None, "--corpus", "-c", help="'ewt' (UD English EWT), a directory or .conllu file, or a .txt file (with --spacy-pipeline)."),
-    index_dir: Optional[Path] = typer.Option(None, "--index", "-i", help="Instead of --corpus: an index built by `attnscope index`; its atlas is computed once and cached in it."),
+    index_dir: Optional[Path] = typer.Option(None, "--index", "-i", help="Instead of --corpus: an index built by `attnscope index` (its directory, or a cached index's name such as 'ewt'); its atlas is computed once and cached in it."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub name, local path, or 'default' (with --index: the index's model)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for atlas.json, atlas.parquet and atlas.html (default: ./attnscope-atlas, or the index with --index)."),
     relation: list[str] = typer.Option([], "--relation", "-r", help="Score only this dependency relation (repeatable), e.g. nsubj."),
@@ -56,6 +57,8 @@ def atlas(
         if (corpus is None) == (index_dir is None):
             raise InputError("name a corpus (--corpus ewt, a .conllu file or directory, a .txt file) or an index "
                              "(--index DIR), one of the two")
+        if index_dir is not None:
+            index_dir = resolve_index(index_dir, model)
         target = out or (index_dir if index_dir is not None else DEFAULT_OUT)
         if target.exists() and not target.is_dir():
             raise InputError(f"--out {target} is a file; name a directory for atlas.json, atlas.parquet and atlas.html")

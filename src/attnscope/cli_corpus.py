@@ -15,7 +15,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .cli import _fail, app
+from .cli import _fail, _note_masking, app
+from .cli_indexes import resolve_index
 from .errors import AttnscopeError, InputError
 
 
@@ -40,10 +41,11 @@ def index(
 
     console = Console(stderr=True)
     try:
-        source = open_corpus(corpus, spacy_pipeline=spacy)
-        handle = load(model, trust_remote_code=trust_remote_code)
         options = BuildOptions(batch_tokens=batch_tokens, vector_bits=bits, long=long, approximate=approximate,
                                attention_bits=attention_bits)
+        options.check()
+        source = open_corpus(corpus, spacy_pipeline=spacy)
+        handle = load(model, trust_remote_code=trust_remote_code)
         report = build_with_progress(source, handle, out, options, overwrite, console)
     except AttnscopeError as error:
         _fail(error)
@@ -93,7 +95,7 @@ def _parse_filters(items: list[str]) -> dict[str, list[str]]:
 @app.command()
 def search(
     text: str = typer.Argument(..., help="The sentence whose token is searched for."),
-    index_dir: Path = typer.Option(..., "--index", "-i", help="An index built by `attnscope index`."),
+    index_dir: Path = typer.Option(..., "--index", "-i", help="An index built by `attnscope index` (its directory), or the name of a cached index such as 'ewt' (built by `attnscope serve`)."),
     token: int = typer.Option(..., "--token", "-t", help="Position of the token in the sentence's tokens (0-indexed, [CLS] is 0)."),
     layer: int = typer.Option(..., "--layer", "-l", help="Layer (0-indexed)."),
     heads: Optional[str] = typer.Option(None, "--heads", help="Search by these heads' embedding (e.g. 3,7); default: by the token embedding."),
@@ -109,16 +111,21 @@ def search(
     from .index import Index, Query
 
     try:
-        opened = Index.open(index_dir)
-        handle = load(model or opened.manifest.model)
+        opened = Index.open(resolve_index(index_dir, model))
         query = Query("heads" if heads is not None else "embedding", layer, tuple(_parse_heads(heads) or ()) or None,
                       top, _parse_filters(filters) or None, probes)
         if heads is not None and not query.heads:
             raise InputError("--heads is empty: name at least one head, e.g. --heads 3,7")
+        opened.check_query(query)  # layer, heads and filters against the manifest, before the model loads
+        for name in query.filters or {}:
+            opened.check_filter(name)
+        handle = load(model or opened.manifest.model)
         result = opened.query(handle, text, token, query, mask=mask)
     except AttnscopeError as error:
         _fail(error)
         return
+    if mask:
+        _note_masking(handle)
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
         return

@@ -6,7 +6,6 @@ built on first start (with a progress bar) into attnscope's cache and reused aft
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,21 +13,13 @@ import typer
 from rich.console import Console
 
 from .cli import _fail, app
+from .cli_indexes import DEFAULT_CORPUS, default_index_dir, resolve_index
 from .errors import AttnscopeError, InputError
 
 if TYPE_CHECKING:
     from .server import AppState
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-DEFAULT_CORPUS = "ewt"
-"""The name the default corpus is served under."""
-
-
-def default_index_dir(model_name: str) -> Path:
-    """Where the default corpus's index for ``model_name`` lives: ``<cache>/indexes/ewt--<model>``."""
-    from .corpus.ewt import cache_root
-
-    return cache_root() / "indexes" / f"{DEFAULT_CORPUS}--{re.sub(r'[^A-Za-z0-9._-]+', '--', model_name).strip('-')}"
 
 
 def _default_corpus(state: AppState, console: Console) -> None:
@@ -70,7 +61,7 @@ def _default_corpus(state: AppState, console: Console) -> None:
 @app.command()
 def serve(
     model: list[str] = typer.Option([], "--model", "-m", help="A model to serve (repeatable; default: the default model)."),
-    corpus: list[Path] = typer.Option([], "--corpus", "-c", help="An index directory to search (repeatable; built by `attnscope index`). Default: UD English EWT for the first model, indexed on first start."),
+    corpus: list[str] = typer.Option([], "--corpus", "-c", help="An index to search: its directory, or the name of a cached index such as 'ewt' (repeatable; built by `attnscope index`). Default: UD English EWT for the first model, indexed on first start."),
     no_corpus: bool = typer.Option(False, "--no-corpus", help="Serve no corpus (attention and predictions only)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind: loopback unless you mean to expose it."),
     port: int = typer.Option(8000, "--port", "-p", help="Port to listen on (1-65535)."),
@@ -86,10 +77,9 @@ def serve(
             raise InputError(f"port {port} is out of range: use 1-65535")
         if no_corpus and corpus:
             raise InputError("--no-corpus and --corpus contradict each other: give one of them")
-        for directory in corpus:
-            if not directory.is_dir():
-                raise InputError(f"--corpus {directory}: no such index directory (build one with `attnscope index`)")
-        state = AppState.configure(model or ["default"], corpus)
+        first_model = model[0] if model else None
+        directories = [resolve_index(item, first_model, "--corpus") for item in corpus]
+        state = AppState.configure(model or ["default"], directories)
         if not corpus and not no_corpus:
             _default_corpus(state, console)
     except AttnscopeError as error:

