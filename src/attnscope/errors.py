@@ -33,6 +33,15 @@ class UnavailableFieldError(AttnscopeError):
     """A captured field was asked for that this capture does not hold (not requested, or not capturable)."""
 
 
+class AttnscopeWarning(UserWarning):
+    """Base class of attnscope's warnings: a result that is valid but easy to misread."""
+
+
+class MaskingWarning(AttnscopeWarning):
+    """Positions were masked with a model whose mask token was never trained to stand for a word
+    (see `attnscope.masking_caveat`)."""
+
+
 def check_range(name: str, value: int, size: int, what: str) -> int:
     """Return ``value`` if ``0 <= value < size``; otherwise raise an error naming the allowed range.
 

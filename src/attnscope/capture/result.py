@@ -140,7 +140,8 @@ class Capture:
 
     ``stacks`` has "encoder" (encoder-only and encoder-decoder models), "decoder" (decoders and
     encoder-decoders) and "cross" (encoder-decoders). ``missing`` names the fields this model could
-    not provide, with the reason.
+    not provide, with the reason. ``masking_caveat`` says why masked positions may mislead with this
+    model (see `attnscope.masking_caveat`); None when nothing was masked or masking means what it says.
     """
 
     model: str
@@ -152,6 +153,7 @@ class Capture:
     missing: dict[str, str] = field(default_factory=dict)
     dtype: str = "float32"
     has_lm_head: bool = False
+    masking_caveat: str | None = None
 
     @property
     def main(self) -> AttentionStack:
@@ -201,4 +203,5 @@ class Capture:
             },
             "missing": dict(self.missing),
             "has_lm_head": self.has_lm_head,
+            "masking_caveat": self.masking_caveat,
         }
