@@ -250,9 +250,13 @@ def masking_caveat(handle: Any) -> str | None:
 def decoder_tokens(handle: Any, target: str | None) -> Tokens:
     """Decoder input for an encoder-decoder: the start token, then the target text's tokens if given."""
     tokenizer, config = handle.tokenizer, handle.model.config
-    start = config.decoder_start_token_id
+    candidates = (getattr(config, "decoder_start_token_id", None),
+                  getattr(getattr(config, "decoder", None), "decoder_start_token_id", None),
+                  tokenizer.bos_token_id, tokenizer.cls_token_id, tokenizer.pad_token_id)
+    start = next((c for c in candidates if isinstance(c, int)), None)
     if start is None:
-        start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.pad_token_id
+        raise InputError(f"model {handle.name!r} names no decoder start token (decoder_start_token_id in its "
+                         "config), and its tokenizer has no start, [CLS] or padding token to use instead")
     if target is None:
         ids, offsets, words = [start], [None], [None]
     else:
