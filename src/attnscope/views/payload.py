@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..capture.loading import readable_model_name
 from ..capture.result import Capture
 from ..errors import InputError, check_range
 from .aggregated import carried_layers, check_initial, choose, data_key, unavailable
@@ -419,8 +420,8 @@ def payload_from_capture(cap: Capture, **options: Any) -> Payload:
     if not stacks:
         raise InputError("this capture holds no attention weights: capture with fields=['attentions', ...]")
     causal = {role: role == "decoder" for role in stacks}
-    return build_payload(stacks, sequences, stack_tokens, causal=causal, model=cap.model, kind=cap.kind, capture=cap,
-                         **options)
+    return build_payload(stacks, sequences, stack_tokens, causal=causal, model=readable_model_name(cap.model),
+                         kind=cap.kind, capture=cap, **options)
 
 
 def payload_from_arrays(
