@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -71,6 +72,13 @@ def special_token_ids(tokenizer: Any) -> set[int]:
     unknown = getattr(tokenizer, "unk_token_id", None)
     if unknown is None:
         return ids
+    stamp = (tuple(sorted(ids)), unknown)
+    try:
+        cached = _special_ids.get(tokenizer)
+    except TypeError:  # a tokenizer that cannot be weakly referenced
+        cached = None
+    if cached is not None and cached[0] == stamp:
+        return set(cached[1])
     other_roles = set()
     for role, value in tokenizer.special_tokens_map.items():
         if role == "unk_token":
@@ -79,7 +87,15 @@ def special_token_ids(tokenizer: Any) -> set[int]:
             token_id = tokenizer.convert_tokens_to_ids(str(token))
             if isinstance(token_id, int):
                 other_roles.add(token_id)
-    return ids if unknown in other_roles else ids - {unknown}
+    result = frozenset(ids if unknown in other_roles else ids - {unknown})
+    try:
+        _special_ids[tokenizer] = (stamp, result)
+    except TypeError:
+        pass
+    return set(result)
+
+
+_special_ids: "weakref.WeakKeyDictionary[Any, tuple[tuple, frozenset[int]]]" = weakref.WeakKeyDictionary()
 
 
 def _check_text(text: Any, what: str) -> str:

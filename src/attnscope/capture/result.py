@@ -158,7 +158,7 @@ class Capture:
     @property
     def main(self) -> AttentionStack:
         """The self-attention stack over the user's text (the decoder's for decoder-only models)."""
-        return self.stacks["decoder" if self.kind == "decoder" else "encoder"]
+        return self.stack("decoder" if self.kind == "decoder" else "encoder")
 
     @property
     def attentions(self) -> np.ndarray:
@@ -172,7 +172,9 @@ class Capture:
 
     def stack(self, role: str) -> AttentionStack:
         if role not in self.stacks:
-            raise InputError(f"no {role!r} attention in this capture: it has {', '.join(self.stacks)}")
+            held = f"it has {', '.join(self.stacks)}" if self.stacks else "it holds no stack"
+            why = "".join(f" ({reason})" for field, reason in self.missing.items() if field == "attentions")
+            raise InputError(f"no {role!r} attention in this capture{why}: {held}")
         return self.stacks[role]
 
     def top_k(self, position: int) -> list[tuple[str, float]]:
