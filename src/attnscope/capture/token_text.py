@@ -181,7 +181,7 @@ def readable(data: bytes) -> str:
     as ``␣``/``↵``/``⇥`` when it is all there is), stray bytes and control characters as ``\\xNN``."""
     text = data.decode("utf-8", "backslashreplace")
     stripped = text.strip()
-    if stripped.isprintable():  # the usual case, checked at C speed: nothing to make visible
+    if stripped and stripped.isprintable():  # the usual case, checked at C speed: nothing to make visible
         return stripped
     if not stripped:
         return "".join(_VISIBLE_SPACE.get(c, "␣") for c in text) or "␣"
