@@ -11,8 +11,9 @@ the two bytes of ``é``. A token's *display form* is its text in plain Unicode:
   ``↵`` for a line break, ``⇥`` for a tab;
 - bytes that do not form a whole UTF-8 character within the token (a token holding part of a
   character, as byte-level BPE and byte fallback make for ``東`` or ``😀``) are written as Python writes
-  bytes, ``\\xe6``; the same notation marks control characters. ``東`` split into three tokens reads
-  ``\\xe6``, ``\\x9d``, ``\\xb1`` in every family. The token's offsets still span the whole character;
+  bytes, ``\\xe6``; the same notation marks control characters, while line breaks and tabs inside a
+  token show as ``↵`` and ``⇥``. ``東`` split into three tokens reads ``\\xe6``, ``\\x9d``, ``\\xb1`` in
+  every family. The token's offsets still span the whole character;
 - special tokens (``[CLS]``, ``</s>``) and the unknown token (``[UNK]``) keep their vocabulary form.
 """
 
