@@ -100,7 +100,7 @@ def test_bad_methods_heads_and_layers_are_refused() -> None:
         aggregate(cap, "mean", head_weights=[1, 1])
     with pytest.raises(InputError, match="head 2 is out of range: the encoder stack has heads 0-1"):
         aggregate(cap, "mean", heads=[0, 2])
-    with pytest.raises(InputError, match="layer 1 is out of range: the encoder stack has layers 0-0"):
+    with pytest.raises(InputError, match="layer 1 is out of range: the encoder stack has only layer 0"):
         aggregate(cap, "mean", layers=[1])
     with pytest.raises(InputError, match="heads names head 1 twice"):
         aggregate(cap, "mean", heads=[1, 1])

@@ -13,7 +13,7 @@ What BertViz does that attnscope does not copy (checked here, so a BertViz chang
 - for a sentence pair it embeds the attention twice: whole ("All") and again as its four blocks
   (A->A, B->B, A->B, B->A); attnscope sends it once with ``sentence_b_start`` and slices in the browser;
 - ``prettify_tokens`` turns ``Ġgirl`` into `` girl`` (leading space kept) and a lone ``Ġ`` into a
-  blank `` ``; attnscope strips the space and keeps a token that would be blank as it is;
+  blank `` ``; attnscope strips the space and shows a token that would be blank as ``␣``;
 - for encoder-decoders it takes ``include_layers`` from the encoder when not given and applies it
   to the decoder and cross stacks too, silently dropping decoder layers beyond the encoder's depth.
 """
@@ -74,8 +74,8 @@ def shipped_weights(state: dict) -> dict[str, np.ndarray]:
 
 def prettified(bertviz_tokens: list[str], raw: list[str]) -> list[str]:
     """attnscope's display of BertViz's prettified tokens: without the space BertViz keeps for a "Ġ",
-    and a token that would be blank (a lone "Ġ", which BertViz shows as " ") keeps its raw form."""
-    return [shown.strip() or original for shown, original in zip(bertviz_tokens, raw, strict=True)]
+    and a token that would be blank (a lone "Ġ", which BertViz shows as " ") shown as "␣"."""
+    return [shown.strip() or "␣" for shown, original in zip(bertviz_tokens, raw, strict=True)]
 
 
 def as_tuple(weights: np.ndarray) -> tuple[torch.Tensor, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import transformers
 
 import attnscope
 
@@ -199,3 +200,53 @@ def AttentionStackCopy(stack, **changes):
     import dataclasses
 
     return dataclasses.replace(stack, **changes)
+
+
+def _bert2bert(tie: bool) -> tuple:
+    """An in-memory BERT2BERT (EncoderDecoderModel); ``tie`` shares each encoder layer's parameters with the
+    decoder layer of the same depth, as ``tie_encoder_decoder=True`` means."""
+    from .tiny_models import SMALL, wordpiece
+
+    tokenizer = wordpiece()
+    encoder = transformers.BertConfig(vocab_size=len(tokenizer), **SMALL)
+    decoder = transformers.BertConfig(vocab_size=len(tokenizer), is_decoder=True, add_cross_attention=True,
+                                      **dict(SMALL, num_hidden_layers=2 if tie else 3))
+    config = transformers.EncoderDecoderConfig.from_encoder_decoder_configs(
+        encoder, decoder, tie_encoder_decoder=tie, decoder_start_token_id=tokenizer.cls_token_id,
+        pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(1)
+    model = transformers.EncoderDecoderModel(config=config).eval()
+    if tie:
+        for mine, theirs in zip(model.encoder.encoder.layer, model.decoder.bert.encoder.layer):
+            for name, parameter in mine.named_parameters():
+                owner, _, leaf = name.rpartition(".")
+                setattr(theirs.get_submodule(owner), leaf, parameter)
+    return model, tokenizer
+
+
+@pytest.mark.parametrize("tie", [False, True], ids=["untied", "tied"])
+def test_bert2bert_encoder_decoder_model_is_captured_exactly(tie):
+    model, tokenizer = _bert2bert(tie)
+    handle = attnscope.wrap(model, tokenizer, name="bert2bert")
+    depth = 2 if tie else 3
+    assert handle.kind == "encoder-decoder" and handle.has_lm_head
+    assert {r: (s.layers, s.heads) for r, s in handle.stacks.items()} == {
+        "encoder": (2, 4), "decoder": (depth, 4), "cross": (depth, 4)}
+    cap = _capture(handle)  # the model runs SDPA as built: the capture switches it for its own run only
+    assert cap.decoder_tokens.ids[0] == tokenizer.cls_token_id
+    model.set_attn_implementation("eager")  # so that the reference returns its weights
+    own = _own_attentions(handle, _reference_outputs(handle, cap))
+    assert set(cap.stacks) == {"encoder", "decoder", "cross"}
+    for role, layers in own.items():
+        stack = cap.stacks[role]
+        expected = np.stack([layer[0].numpy() for layer in layers])
+        assert stack.attentions.shape == expected.shape == (handle.stacks[role].layers, 4) + expected.shape[2:]
+        np.testing.assert_allclose(stack.attentions, expected, atol=1e-6, err_msg=role)
+        for layer in range(stack.layers):
+            np.testing.assert_allclose(stack.rebuilt_attentions(layer), stack.attentions[layer], atol=2e-6)
+    decoder = cap.stacks["decoder"].attentions
+    assert np.allclose(np.triu(decoder[0, 0], 1), 0)  # the decoder's self-attention is causal
+    assert cap.stacks["cross"].attentions.shape[-2:] == (len(cap.decoder_tokens), len(cap.tokens))
+    if tie:
+        np.testing.assert_array_equal(model.encoder.encoder.layer[0].attention.self.query.weight.detach(),
+                                      model.decoder.bert.encoder.layer[0].attention.self.query.weight.detach())

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 import attnscope
-from attnscope.errors import InputError
+from attnscope.errors import InputError, MaskingWarning
+from attnscope.index import Query
 
 from .conftest import PUB
 
@@ -21,7 +24,8 @@ def test_default_model_tokens_of_the_pub_sentence(default_model):
 
 
 def test_masking_position_9_replaces_escape_with_mask_token(default_model):
-    cap = attnscope.capture(default_model, PUB, mask=[9])
+    with pytest.warns(MaskingWarning):  # the default model has no masked-LM head (see below)
+        cap = attnscope.capture(default_model, PUB, mask=[9])
     assert cap.tokens.display[9] == "[MASK]"
     assert cap.tokens.ids[9] == default_model.tokenizer.mask_token_id
     assert cap.tokens.original == {9: "escape"}
@@ -114,3 +118,56 @@ def test_bad_options_are_refused(default_model):
         attnscope.capture_batch(default_model, [])
     with pytest.raises(InputError, match="layer 6 is out of range: the encoder stack has layers 0-5"):
         attnscope.capture(default_model, PUB, fields="all").main.scores(6)
+
+
+def test_masking_with_a_model_without_masked_lm_head_warns_and_says_why(default_model):
+    with pytest.warns(MaskingWarning) as record:
+        cap = attnscope.capture(default_model, PUB, mask=[9])
+    caveat = attnscope.masking_caveat(default_model)
+    assert cap.masking_caveat == caveat == str(record[0].message)
+    assert record[0].filename == __file__  # the warning points at the user's call
+    assert caveat.startswith("model 'sentence-transformers/all-MiniLM-L6-v2' has no masked-language-model head, "
+                             "so its mask token [MASK] was not trained to stand for a word")
+    assert "Masking is meaningful with a checkpoint that has a masked-language-model head" in caveat
+    assert "BERT, RoBERTa" in caveat and "ELECTRA's generator" in caveat
+    assert cap.summary()["masking_caveat"] == caveat
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert attnscope.capture(default_model, PUB).masking_caveat is None  # nothing masked: no caveat
+        quiet = attnscope.capture(default_model, PUB, mask=[9], warn=False)  # callers that show it themselves
+    assert quiet.masking_caveat == caveat
+
+
+def test_masking_with_a_masked_lm_head_needs_no_caveat(tiny):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cap = attnscope.capture(tiny("bert"), PUB, mask=[9])
+    assert attnscope.masking_caveat(tiny("bert")) is None and cap.masking_caveat is None
+    assert attnscope.masking_caveat(tiny("roberta")) is None and attnscope.masking_caveat(tiny("bart")) is None
+    assert "has no masked-language-model head" in attnscope.masking_caveat(tiny("bert", head=False))
+
+
+def test_masking_caveat_of_decoders_and_models_without_mask_token(tiny):
+    assert attnscope.masking_caveat(tiny("llama")) is None  # no mask token: masking is refused outright
+    assert attnscope.masking_caveat(tiny("t5")) is None
+    decoder = attnscope.wrap(tiny("gpt2").model, tiny("roberta").tokenizer, name="gpt2-with-mask")
+    assert attnscope.masking_caveat(decoder).startswith(
+        "model 'gpt2-with-mask' is a causal decoder: it never saw the mask token <mask> in training")
+
+
+def test_a_masked_batch_warns_once(default_model):
+    with pytest.warns(MaskingWarning) as record:
+        caps = attnscope.capture_batch(default_model, [attnscope.CaptureInput(PUB, mask=(9,)), PUB,
+                                                       attnscope.CaptureInput(PUB, mask=(3,))])
+    assert len(record) == 1 and record[0].filename == __file__
+    assert [c.masking_caveat is not None for c in caps] == [True, False, True]
+
+
+def test_a_masked_corpus_search_warns_unless_the_caller_shows_the_caveat(small_index, default_model):
+    query = Query("embedding", 5, top=3)
+    with pytest.warns(MaskingWarning, match="has no masked-language-model head"):
+        small_index.query(default_model, "Dogs bark at night.", 2, query, mask=[2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = small_index.query(default_model, "Dogs bark at night.", 2, query, mask=[2], warn=False)
+    assert result.token_text == "[MASK]"

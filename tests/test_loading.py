@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 import transformers
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import attnscope
+from attnscope.capture.loading import ConfigShapeError, StackShape, stack_shapes
 from attnscope.errors import ModelNotFoundError
 
 from .conftest import PUB
@@ -114,3 +118,73 @@ def test_model_outside_the_attention_interface_falls_back_and_says_what_is_missi
     np.testing.assert_allclose(cap.attentions, np.stack([a[0].numpy() for a in own]), atol=1e-6)
     assert cap.hidden_states.shape == (3, len(cap.tokens), 32)
     assert cap.main.queries is None
+
+
+def test_saved_bert2bert_loads_with_every_stack_and_its_head(tiny):
+    handle = tiny("bert2bert")
+    assert handle.kind == "encoder-decoder" and handle.has_lm_head is True
+    assert type(handle.model).__name__ == "EncoderDecoderModel"
+    assert {r: (s.layers, s.heads, s.head_dim) for r, s in handle.stacks.items()} == {
+        "encoder": (2, 4, 8), "decoder": (3, 4, 8), "cross": (3, 4, 8)}
+    assert handle.max_length == 128  # the sub-configs' position limit
+    cap = attnscope.capture(handle, "The girl ran.", target="She left.")
+    assert {r: s.attentions.shape for r, s in cap.stacks.items()} == {
+        "encoder": (2, 4, 6, 6), "decoder": (3, 4, 6, 6), "cross": (3, 4, 6, 6)}
+
+
+def test_nested_text_config_gives_the_text_models_shape():
+    config = transformers.LlavaConfig(text_config=transformers.LlamaConfig(
+        num_hidden_layers=3, num_attention_heads=8, num_key_value_heads=2, hidden_size=64))
+    assert stack_shapes(config, "decoder") == {"decoder": StackShape(layers=3, heads=8, kv_heads=2, head_dim=8)}
+
+
+class _Config(SimpleNamespace):
+    """A stand-in for any config shape: only attributes, as `stack_shapes` reads them."""
+
+    model_type = "made-up"
+
+    def to_dict(self) -> dict:
+        return dict(vars(self))
+
+
+class _Model(torch.nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+
+
+def test_a_config_without_heads_is_a_clear_error_not_a_type_error():
+    model = _Model(_Config(num_hidden_layers=2, hidden_size=32))
+    with pytest.raises(ConfigShapeError, match=r"does not give the number of attention heads of its encoder stack "
+                                               r"\(attnscope looks for encoder_attention_heads, num_attention_heads"):
+        attnscope.wrap(model, wordpiece())
+    with pytest.raises(ConfigShapeError, match=r"gives \[4, 8\] as the number of attention heads"):
+        stack_shapes(_Config(num_hidden_layers=2, num_attention_heads=[4, 8]), "decoder")
+
+
+_SIZES = ("num_hidden_layers", "num_layers", "n_layer", "encoder_layers", "decoder_layers", "num_decoder_layers",
+          "num_attention_heads", "num_heads", "n_head", "encoder_attention_heads", "decoder_attention_heads",
+          "num_key_value_heads", "hidden_size", "d_model", "n_embd", "head_dim", "d_kv")
+_VALUES = st.one_of(st.none(), st.integers(-2, 64), st.booleans(), st.floats(allow_nan=True), st.text(max_size=3),
+                    st.lists(st.integers(0, 8), max_size=3), st.dictionaries(st.text(max_size=2), st.integers()))
+_FLAT = st.dictionaries(st.sampled_from(_SIZES), _VALUES).map(lambda d: _Config(**d))
+_CONFIGS = st.one_of(
+    _FLAT,
+    st.builds(lambda c, t: _Config(**vars(c), text_config=t), _FLAT, _FLAT),
+    st.builds(lambda c, e, d: _Config(**vars(c), encoder=e, decoder=d, is_encoder_decoder=True), _FLAT, _FLAT, _FLAT),
+    st.builds(lambda c, e: _Config(**vars(c), encoder=e), _FLAT, st.one_of(_VALUES, _FLAT)),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(config=_CONFIGS, kind=st.sampled_from(["encoder", "decoder", "encoder-decoder"]))
+def test_any_config_shape_gives_stacks_or_a_clear_error(config, kind):
+    try:
+        stacks = stack_shapes(config, kind)
+    except ConfigShapeError as error:
+        assert "the config of this 'made-up' model" in str(error)
+        return
+    assert set(stacks) == ({"encoder", "decoder", "cross"} if kind == "encoder-decoder" else {kind})
+    for shape in stacks.values():
+        assert all(type(v) is int for v in vars(shape).values())
+        assert shape.layers > 0 and shape.heads > 0 and shape.kv_heads > 0 and shape.head_dim >= 0

@@ -45,7 +45,7 @@ def test_seq2seq_predictions_are_decoder_tokens(tiny):
 
 def test_model_without_lm_head_says_so(default_model):
     assert default_model.has_lm_head is False
-    cap = attnscope.capture(default_model, PUB, mask=[9])
+    cap = attnscope.capture(default_model, PUB, mask=[9], warn=False)
     assert cap.predictions is None
     with pytest.raises(NoLanguageModelHeadError, match="has no language-model head"):
         cap.top_k(9)

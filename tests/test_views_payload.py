@@ -98,8 +98,10 @@ def test_include_layers_keeps_model_layer_numbers():
         (dict(tokens=list("abcd")), "encoder attention has 5 query positions but 4 encoder tokens were given"),
         (dict(tokens=list("abcde"), layer=7), "layer 7 is out of range: the encoder attention has layers 0-2"),
         (dict(tokens=list("abcde"), heads=[0, 4]), "head 4 is out of range: the encoder attention has heads 0-3"),
-        (dict(tokens=list("abcde"), batch_index=1), "batch_index 1 is out of range"),
-        (dict(tokens=list("abcde"), sentence_b_start=9), "sentence_b_start 9 is out of range"),
+        (dict(tokens=list("abcde"), batch_index=1),
+         "batch_index 1 is out of range: attention (batch size 1) has only batch index 0"),
+        (dict(tokens=list("abcde"), sentence_b_start=9),
+         "sentence_b_start 9 is out of range: the encoder sequence of 5 tokens has token positions 0-4"),
         (dict(tokens=[]), "tokens are empty"),
         (dict(tokens="abcde"), "tokens must be a list of strings"),
         (dict(tokens=list("abcde"), include_layers=[0, 5]), "layer 5 is out of range"),
@@ -131,10 +133,12 @@ def test_wrong_dimensions_and_empty_attention_are_refused():
         payload_from_arrays([np.full((2, 4, 4), 0.25)], list("abcd"))
     with pytest.raises(InputError, match="layer 1 has shape"):
         payload_from_arrays([np.full((1, 2, 4, 4), 0.25), np.full((1, 3, 4, 4), 0.25)], list("abcd"))
-    with pytest.raises(InputError, match="attention is empty"):
+    with pytest.raises(InputError, match="attention is an empty tuple: the model ran without attention weights"):
         payload_from_arrays((), list("abcd"))
-    with pytest.raises(InputError, match="no attention given"):
+    with pytest.raises(InputError, match="attention is None: the model ran without attention weights"):
         payload_from_arrays(None, list("abcd"))
+    with pytest.raises(InputError, match="no attention given"):
+        payload_from_arrays(None, None)
     with pytest.raises(InputError, match="is empty"):
         payload_from_arrays([np.zeros((1, 0, 4, 4))], list("abcd"))
 

@@ -1,19 +1,21 @@
 """Tiny randomly initialised models of many architectures, built from configs, with real trained tokenizers.
 
-Nothing is downloaded: tokenizers are trained on EWT sentences from ``../shared/data`` (byte-level BPE
-for GPT-2/RoBERTa/BART, unigram with SentencePiece-style "▁" for Llama/Mistral/T5/ALBERT) or reuse
-the default model's WordPiece vocabulary (BERT/DistilBERT/ELECTRA). Each model is saved to a
+Nothing is downloaded: tokenizers are trained on EWT sentences from ``../shared/data`` plus a few
+non-ASCII words (byte-level BPE for GPT-2/RoBERTa/BART, Llama-3-style byte-level BPE for SmolLM2,
+SentencePiece-style BPE with byte fallback for Llama/Mistral/Gemma-2/GPT-OSS, unigram with "▁" for
+T5/ALBERT) or reuse the default model's WordPiece vocabulary (BERT/DistilBERT/ELECTRA/BERT2BERT). Each model is saved to a
 directory and loaded back through ``attnscope.load`` exactly as a user's local checkpoint would be.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable
 
 import torch
 import transformers
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 from attnscope.capture.loading import default_model_path, quiet_transformers
 
@@ -24,18 +26,33 @@ SMALL = dict(hidden_size=32, num_attention_heads=4, num_hidden_layers=2, interme
              max_position_embeddings=128)
 
 
+# A few words outside ASCII, repeated so that BPE learns them whole as real vocabularies do (é, ï, 東, 京),
+# while characters it never saw (😀) stay split into bytes.
+MULTILINGUAL = ["a naïve café", "the café in Zürich", "東京 and 京都", "naïve"] * 25
+
+# The pre-tokenizer regex of Llama-3 and SmolLM2 (contractions, letters, single digits, punctuation, spaces).
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
 def training_sentences() -> list[str]:
     return [line[len("# text = "):].strip() for line in EWT_DEV.open(encoding="utf-8")
             if line.startswith("# text = ")]
 
 
-def _byte_bpe(specials: list[str]) -> Tokenizer:
+def _byte_bpe(specials: list[str], llama3: bool = False) -> Tokenizer:
+    """Byte-level BPE: GPT-2's (its own regex) or Llama-3's (a Split regex, then bytes without a regex)."""
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if llama3:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    else:
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(training_sentences(), trainer)
+    tok.train_from_iterator(training_sentences() + MULTILINGUAL, trainer)
     return tok
 
 
@@ -72,11 +89,25 @@ def roberta_like_tokenizer(cls=transformers.RobertaTokenizerFast):
 
 
 def llama_tokenizer():
-    tok = _unigram(["<unk>", "<s>", "</s>"])
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A", pair="<s> $A <s>:1 $B:1", special_tokens=[("<s>", tok.token_to_id("<s>"))])
-    return transformers.LlamaTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                           unk_token="<unk>", model_max_length=128)
+    """Llama-2's kind: SentencePiece BPE over "▁"-marked words, with byte fallback: a character the
+    vocabulary lacks becomes its UTF-8 bytes, tokens ``<0x00>``..``<0xFF>``."""
+    bytes_ = [f"<0x{b:02X}>" for b in range(256)]
+    tok = Tokenizer(models.BPE(byte_fallback=True))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+    tok.train_from_iterator(training_sentences() + MULTILINGUAL, trainers.BpeTrainer(
+        vocab_size=600 + len(bytes_), special_tokens=["<unk>", "<s>", "</s>", *bytes_], limit_alphabet=200))
+    state = json.loads(tok.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in state["merges"]]
+    return transformers.LlamaTokenizer(vocab=state["vocab"], merges=merges, bos_token="<s>", eos_token="</s>",
+                                       unk_token="<unk>", add_bos_token=True, model_max_length=128)
+
+
+def llama3_tokenizer():
+    """Llama-3's and SmolLM2's kind: byte-level BPE behind a Split regex, read as a generic fast tokenizer."""
+    tok = _byte_bpe(["<|endoftext|>", "<|im_start|>", "<|im_end|>"], llama3=True)
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>",
+                                                eos_token="<|im_end|>", unk_token="<|endoftext|>",
+                                                pad_token="<|endoftext|>", model_max_length=128)
 
 
 def t5_tokenizer():
@@ -117,6 +148,9 @@ ARCHITECTURES: dict[str, tuple[Callable, Callable[[int], tuple]]] = {
     "llama": (llama_tokenizer, lambda v: (transformers.LlamaConfig(
         vocab_size=v, num_key_value_heads=2, bos_token_id=1, eos_token_id=2, **SMALL),
         transformers.LlamaForCausalLM)),
+    "smollm2": (llama3_tokenizer, lambda v: (transformers.LlamaConfig(
+        vocab_size=v, num_key_value_heads=2, bos_token_id=1, eos_token_id=2, pad_token_id=0, **SMALL),
+        transformers.LlamaForCausalLM)),
     "mistral": (llama_tokenizer, lambda v: (transformers.MistralConfig(
         vocab_size=v, num_key_value_heads=2, sliding_window=4, bos_token_id=1, eos_token_id=2, **SMALL),
         transformers.MistralForCausalLM)),
@@ -137,6 +171,11 @@ ARCHITECTURES: dict[str, tuple[Callable, Callable[[int], tuple]]] = {
         vocab_size=v, d_model=32, d_kv=8, d_ff=48, num_layers=2, num_decoder_layers=3, num_heads=4,
         relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0),
         transformers.T5ForConditionalGeneration)),
+    "bert2bert": (wordpiece, lambda v: (transformers.EncoderDecoderConfig.from_encoder_decoder_configs(
+        transformers.BertConfig(vocab_size=v, **SMALL),
+        transformers.BertConfig(vocab_size=v, is_decoder=True, add_cross_attention=True,
+                                **dict(SMALL, num_hidden_layers=3)),
+        decoder_start_token_id=101, pad_token_id=0), transformers.EncoderDecoderModel)),
 }
 
 

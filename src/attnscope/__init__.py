@@ -20,9 +20,12 @@ from .capture import (
     capture_batch,
     encode,
     load,
+    masking_caveat,
+    wrap,
 )
 from .analysis import Aggregation, aggregate
-from .errors import AttnscopeError, InputError, ModelNotFoundError, NoLanguageModelHeadError
+from .errors import (AttnscopeError, AttnscopeWarning, InputError, MaskingWarning, ModelNotFoundError,
+                     NoLanguageModelHeadError)
 from .views import HeadView, head_view
 from .views import ModelView, model_view
 from .views import NeuronView, neuron_view
@@ -33,6 +36,7 @@ __all__ = [
     "ALL_FIELDS", "Aggregation", "DEFAULT_FIELDS", "DEFAULT_MODEL", "AttentionStack", "AttnscopeError", "Capture",
     "CaptureInput", "HeadView", "InputError", "ModelHandle", "ModelNotFoundError", "NoLanguageModelHeadError",
     "Predictions", "Tokens", "aggregate", "capture", "capture_batch", "encode", "head_view", "load",
+    "AttnscopeWarning", "MaskingWarning", "masking_caveat", "wrap",
     "ModelView", "model_view",
     "NeuronView", "neuron_view",
 ]

@@ -33,8 +33,21 @@ class UnavailableFieldError(AttnscopeError):
     """A captured field was asked for that this capture does not hold (not requested, or not capturable)."""
 
 
-def check_range(name: str, value: int, size: int, what: str) -> int:
+class AttnscopeWarning(UserWarning):
+    """Base class of attnscope's warnings: a result that is valid but easy to misread."""
+
+
+class MaskingWarning(AttnscopeWarning):
+    """Positions were masked with a model whose mask token was never trained to stand for a word
+    (see `attnscope.masking_caveat`)."""
+
+
+def check_range(name: str, value: int, size: int, what: str, *, unit: str | None = None) -> int:
     """Return ``value`` if ``0 <= value < size``; otherwise raise an error naming the allowed range.
+
+    ``what`` names what has the range, in the singular ("this model", "the encoder stack", "this input
+    of 17 tokens"); ``unit`` is what the values count when ``name`` is a parameter rather than a noun
+    (``check_range("sentence_b_start", 17, 17, "the encoder sequence of 17 tokens", unit="token position")``).
 
     >>> check_range("layer", 3, 6, "this model")
     3
@@ -43,6 +56,31 @@ def check_range(name: str, value: int, size: int, what: str) -> int:
         raise InputError(f"{name} must be an integer, got {value!r}")
     value = int(value)
     if not 0 <= value < size:
-        allowed = f"{name}s 0-{size - 1}" if size > 0 else f"no {name}s"
-        raise InputError(f"{name} {value} is out of range: {what} has {allowed}")
+        raise InputError(f"{name} {value} is out of range: {what} has {allowed_range(unit or name, size)}")
     return value
+
+
+def allowed_range(unit: str, size: int) -> str:
+    """The values ``0..size-1`` of ``unit`` in words: "layers 0-11", "only head 0", "no positions"."""
+    if size <= 0:
+        return f"no {plural(unit)}"
+    if size == 1:
+        return f"only {unit} 0"
+    return f"{plural(unit)} 0-{size - 1}"
+
+
+def plural(noun: str) -> str:
+    """The English plural of a noun phrase's last word ("mask position" -> "mask positions",
+    "batch index" -> "batch indices"); a parameter name (``sentence_b_start``) becomes "values of ..."."""
+    if "_" in noun:
+        return f"values of {noun}"
+    head, _, last = noun.rpartition(" ")
+    if last.endswith(("ex", "ix")):
+        last = last[:-2] + "ices"
+    elif last.endswith(("s", "x", "z", "ch", "sh")):
+        last += "es"
+    elif last.endswith("y") and last[-2:-1] not in tuple("aeiou"):
+        last = last[:-1] + "ies"
+    else:
+        last += "s"
+    return f"{head} {last}" if head else last

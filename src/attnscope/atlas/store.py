@@ -4,16 +4,15 @@ atomically; and the atlas of an index, computed once from the index's own tables
 from __future__ import annotations
 
 import json
-import os
 import threading
-import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from ..capture.inputs import encode
 from ..capture.loading import ModelHandle
 from ..errors import AttnscopeError
+from ..files import replace_atomically, write_text_atomically
 from ..index.manifest import IndexFormatError, Manifest, check_model, read_manifest
 from ..index.search import Index
 from ..index.tables import Tables
@@ -33,19 +32,6 @@ class AtlasFormatError(AttnscopeError):
     """A file that is not an atlas written by this version of attnscope."""
 
 
-def _replace(path: Path, write: Callable[[Path], None]) -> Path:
-    """Have ``write`` fill a temporary file beside ``path`` (a name no other writer uses; the umask's
-    permissions, as for any new file), then move it over ``path`` in one step."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_atlas(atlas: Atlas, directory: Path | str) -> tuple[Path, Path]:
     """Write ``atlas.json`` and ``atlas.parquet`` into ``directory`` (created if needed), each atomically."""
     import pyarrow as pa
@@ -56,8 +42,8 @@ def write_atlas(atlas: Atlas, directory: Path | str) -> tuple[Path, Path]:
     document = json.dumps(atlas.to_dict(), ensure_ascii=False)
     table = pa.table(atlas.table()).replace_schema_metadata(
         {"attnscope": json.dumps({"model": atlas.model, "corpus": atlas.corpus, "stack": atlas.stack})})
-    parquet = _replace(directory / ATLAS_PARQUET, lambda path: pq.write_table(table, path))
-    return _replace(directory / ATLAS_JSON, lambda path: path.write_text(document, encoding="utf-8")), parquet
+    parquet = replace_atomically(directory / ATLAS_PARQUET, lambda path: pq.write_table(table, path))
+    return write_text_atomically(directory / ATLAS_JSON, document), parquet
 
 
 def read_atlas(path: Path | str) -> Atlas:

@@ -1,11 +1,12 @@
 """Capture engine: load a model, run it on text, and record what every attention head computed."""
 
 from .engine import CaptureInput, capture, capture_batch
-from .inputs import Tokens, encode
-from .loading import DEFAULT_MODEL, ModelHandle, StackShape, load
+from .inputs import Tokens, encode, masking_caveat
+from .loading import DEFAULT_MODEL, ModelHandle, StackShape, load, wrap
 from .result import ALL_FIELDS, DEFAULT_FIELDS, AttentionStack, Capture, Predictions
 
 __all__ = [
     "ALL_FIELDS", "DEFAULT_FIELDS", "DEFAULT_MODEL", "AttentionStack", "Capture", "CaptureInput",
     "ModelHandle", "Predictions", "StackShape", "Tokens", "capture", "capture_batch", "encode", "load",
+    "masking_caveat", "wrap",
 ]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence, Union
 
 import numpy as np
 import torch
 
-from ..errors import InputError
-from .inputs import Tokens, decoder_tokens, display_form, encode
+from ..errors import InputError, MaskingWarning
+from .inputs import Tokens, decoder_tokens, display_forms, encode, masking_caveat, special_token_ids
 from .loading import ModelHandle, is_cross_attention
 from .projection import ProjectionNotFound, stack_projection
 from .recorder import LayerCall, recording
@@ -44,15 +45,22 @@ def capture(
     dtype: str = "float32",
     truncate: bool = False,
     top_k: int = 10,
+    warn: bool = True,
 ) -> Capture:
     """Run ``handle``'s model on one text (or text pair) and return what every attention head did.
 
     ``fields`` picks what is kept: any of ``ALL_FIELDS`` or ``"all"``. ``mask`` lists positions to
     replace with the mask token. ``target`` is the decoder's input for encoder-decoder models.
     ``top_k`` predictions are kept at every position when the model has a language-model head.
+    Masking with a model whose mask token was never trained (no masked-LM head, or a causal decoder)
+    sets ``Capture.masking_caveat`` and, unless ``warn`` is False, issues a `MaskingWarning` saying so
+    (callers that show the caveat themselves, as the app and the CLI do, pass ``warn=False``).
     """
     item = CaptureInput(text, text_pair, target, tuple(mask))
-    return capture_batch(handle, [item], fields=fields, dtype=dtype, truncate=truncate, top_k=top_k)[0]
+    results = _capture_batch(handle, [item], fields=fields, dtype=dtype, truncate=truncate, top_k=top_k)
+    if warn:
+        _warn_masking(results)
+    return results[0]
 
 
 def capture_batch(
@@ -63,8 +71,25 @@ def capture_batch(
     dtype: str = "float32",
     truncate: bool = False,
     top_k: int = 10,
+    warn: bool = True,
 ) -> list[Capture]:
-    """Capture several inputs in one padded forward pass; each result equals a single-input capture."""
+    """Capture several inputs in one padded forward pass; each result equals a single-input capture
+    (``warn`` as in `capture`)."""
+    results = _capture_batch(handle, inputs, fields=fields, dtype=dtype, truncate=truncate, top_k=top_k)
+    if warn:
+        _warn_masking(results)
+    return results
+
+
+def _warn_masking(results: list[Capture]) -> None:
+    """One `MaskingWarning` for a batch in which a masked input carries a caveat, pointing at the caller."""
+    caveat = next((c.masking_caveat for c in results if c.masking_caveat), None)
+    if caveat:
+        warnings.warn(caveat, MaskingWarning, stacklevel=3)
+
+
+def _capture_batch(handle: ModelHandle, inputs: Sequence[InputLike], *, fields: Iterable[str] | str,
+                   dtype: str, truncate: bool, top_k: int) -> list[Capture]:
     items = [_as_input(x) for x in inputs]
     if not items:
         raise InputError("no inputs given: pass at least one text")
@@ -86,6 +111,7 @@ def capture_batch(
     torch_dtype = _DTYPES[dtype]
     projections = _output_projections(handle, calls, torch_dtype, missing) if "values" in wanted else {}
     results = []
+    caveat = masking_caveat(handle) if any(t.masked for t in encoded) else None
     for b, tokens in enumerate(encoded):
         dec = decoded[b] if decoded else None
         if calls:
@@ -97,7 +123,7 @@ def capture_batch(
         _add_hidden_states(handle, stacks, outputs, b, tokens, dec, wanted, torch_dtype)
         predictions = _predictions(handle, outputs, b, dec or tokens, top_k) if top_k else None
         results.append(Capture(handle.name, handle.kind, tokens, stacks, dec, predictions, dict(missing), dtype,
-                               handle.has_lm_head))
+                               handle.has_lm_head, caveat if tokens.masked else None))
     return results
 
 
@@ -335,9 +361,10 @@ def _predictions(handle: ModelHandle, outputs: Any, b: int, tokens: Tokens, k: i
     top = torch.topk(probabilities, k=min(k, probabilities.shape[-1]), dim=-1)
     ids = top.indices.cpu().numpy()
     tokenizer = handle.tokenizer
-    special = set(tokenizer.all_special_ids)
+    special = special_token_ids(tokenizer)
     words = [
-        [display_form(tokenizer.convert_ids_to_tokens(int(i)), tokenizer, int(i) in special) for i in row]
+        display_forms(tokenizer.convert_ids_to_tokens([int(i) for i in row]), [int(i) in special for i in row],
+                      tokenizer)
         for row in ids
     ]
     mode = "masked" if handle.kind == "encoder" else "next"

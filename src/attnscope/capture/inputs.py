@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ..errors import InputError, check_range
 
-# Markers that tokenizers put on subwords: WordPiece continuation, byte-level BPE space, SentencePiece space.
-CONTINUATION = "##"
-SPACE_MARKERS = ("Ġ", "▁")
-END_OF_WORD = "</w>"
+from .token_text import CONTINUATION, END_OF_WORD, SPACE_MARKERS, display_form, display_forms
+
+__all__ = ["CONTINUATION", "END_OF_WORD", "SPACE_MARKERS", "Tokens", "apply_mask", "decoder_tokens", "display_form",
+           "encode", "masking_caveat", "special_token_ids"]
 
 
 @dataclass(frozen=True)
 class Tokens:
     """One tokenised input, position by position (all lists have one entry per token).
 
-    ``display`` is the readable form (``##ing`` -> ``ing``, ``Ġthe`` -> ``the``, ``▁the`` -> ``the``);
-    ``raw`` is the vocabulary string. ``offsets`` are ``(start, end)`` character spans in the text of
-    the token's segment (``None`` for special tokens). ``word_ids`` number the words across the whole
+    ``display`` is the text each token stands for (``##ing`` -> ``ing``, ``Ġthe`` -> ``the``,
+    ``▁the`` -> ``the``, byte-level ``Ã©`` -> ``é``; a token holding part of a character shows those
+    bytes as ``\\xe6``: see `token_text`); ``raw`` is the vocabulary string. ``offsets`` are
+    ``(start, end)`` character spans in the text of the token's segment (``None`` for special tokens;
+    the unknown token is an ordinary token with offsets). ``word_ids`` number the words across the whole
     input (segment B continues after A). ``segments`` are 0 for sentence A, 1 for sentence B.
     """
 
@@ -58,24 +61,41 @@ class Tokens:
         }
 
 
-def display_form(raw: str, tokenizer: Any, special: bool) -> str:
-    """The readable form of one vocabulary token, without subword and space markers."""
-    if special:
-        return raw
-    text = raw
-    if text.startswith(CONTINUATION) and len(text) > len(CONTINUATION):
-        text = text[len(CONTINUATION):]
-    elif text.endswith(END_OF_WORD):
-        text = text[: -len(END_OF_WORD)]
-    elif any(m in text for m in SPACE_MARKERS):
-        try:  # lets byte-level BPE turn its byte alphabet back into characters
-            text = tokenizer.convert_tokens_to_string([raw])
-        except Exception:  # noqa: BLE001 - a tokenizer that cannot decode one token keeps the raw form
-            text = raw
-        for marker in SPACE_MARKERS:
-            text = text.replace(marker, " ")
-    text = text.strip()
-    return text if text else "␣"
+def special_token_ids(tokenizer: Any) -> set[int]:
+    """Ids of the tokenizer's special tokens ([CLS], </s>, <pad>...), without the unknown token.
+
+    The unknown token stands for real characters of the text (an emoji, a rare script), so it is an
+    ordinary token with offsets; only where the same id also plays another role (GPT-2's
+    ``<|endoftext|>`` is unknown, start and end token at once) does it stay special.
+    """
+    ids = {int(i) for i in tokenizer.all_special_ids}
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    if unknown is None:
+        return ids
+    stamp = (tuple(sorted(ids)), unknown)
+    try:
+        cached = _special_ids.get(tokenizer)
+    except TypeError:  # a tokenizer that cannot be weakly referenced
+        cached = None
+    if cached is not None and cached[0] == stamp:
+        return set(cached[1])
+    other_roles = set()
+    for role, value in tokenizer.special_tokens_map.items():
+        if role == "unk_token":
+            continue
+        for token in value if isinstance(value, (list, tuple)) else [value]:
+            token_id = tokenizer.convert_tokens_to_ids(str(token))
+            if isinstance(token_id, int):
+                other_roles.add(token_id)
+    result = frozenset(ids if unknown in other_roles else ids - {unknown})
+    try:
+        _special_ids[tokenizer] = (stamp, result)
+    except TypeError:
+        pass
+    return set(result)
+
+
+_special_ids: "weakref.WeakKeyDictionary[Any, tuple[tuple, frozenset[int]]]" = weakref.WeakKeyDictionary()
 
 
 def _check_text(text: Any, what: str) -> str:
@@ -127,13 +147,13 @@ def encode(
         dropped = length - len(full["input_ids"])
     ids = list(full["input_ids"])
     raw = tokenizer.convert_ids_to_tokens(ids)
-    special_ids = set(tokenizer.all_special_ids)
+    special_ids = special_token_ids(tokenizer)
     sequence_ids = full.sequence_ids() if hasattr(full, "sequence_ids") else [0] * len(ids)
     special = [sid is None or tid in special_ids for sid, tid in zip(sequence_ids, ids)]
     segments = _segments(sequence_ids)
-    word_ids = _global_word_ids(full.word_ids(), sequence_ids)
     offsets = [None if sp else (int(a), int(b)) for sp, (a, b) in zip(special, full["offset_mapping"])]
-    display = [display_form(r, tokenizer, sp) for r, sp in zip(raw, special)]
+    word_ids = _global_word_ids(_word_ids(full.word_ids(), offsets, segments, texts), sequence_ids)
+    display = display_forms(raw, special, tokenizer)
     tokens = Tokens(ids, raw, display, offsets, word_ids, special, segments, texts, truncated=dropped)
     return apply_mask(tokens, mask, handle) if mask else tokens
 
@@ -146,6 +166,35 @@ def _segments(sequence_ids: list[int | None]) -> list[int]:
             current = sid
         segments.append(current)
     return segments
+
+
+def _word_ids(word_ids: list[int | None], offsets: list[tuple[int, int] | None], segments: list[int],
+              texts: tuple[str, ...]) -> list[int | None]:
+    """The tokenizer's word ids, or words split at whitespace where the tokenizer has no word splitting.
+
+    SentencePiece tokenizers that read the whole text as one piece (Llama-2's, with no pre-tokenizer or
+    a Metaspace that does not split) number every token word 0: a word then spans whitespace, and the
+    words are taken from the offsets instead: a token starts a word when whitespace precedes it or
+    begins its span (``▁café``).
+    """
+    def starts_word(i: int, previous: int) -> bool:
+        (start, end), (_, before) = offsets[i], offsets[previous]
+        text = texts[segments[i]] if segments[i] < len(texts) else ""
+        return any(c.isspace() for c in text[before:start]) or (start < end and text[start:start + 1].isspace())
+
+    ordinary = [i for i, o in enumerate(offsets) if o is not None and word_ids[i] is not None]
+    pairs = [(p, i) for p, i in zip(ordinary, ordinary[1:]) if segments[p] == segments[i]]
+    if not any(word_ids[p] == word_ids[i] and starts_word(i, p) for p, i in pairs):
+        return word_ids
+    derived: list[int | None] = [None] * len(word_ids)
+    number, previous = -1, None
+    for i in ordinary:
+        if previous is None or segments[previous] != segments[i]:
+            number = 0
+        elif starts_word(i, previous):
+            number += 1
+        derived[i], previous = number, i
+    return derived
 
 
 def _global_word_ids(word_ids: list[int | None], sequence_ids: list[int | None]) -> list[int | None]:
@@ -182,12 +231,48 @@ def apply_mask(tokens: Tokens, positions: Sequence[int], handle: Any) -> Tokens:
     )
 
 
+MASKING_MODELS = (
+    "masking is meaningful with a checkpoint that has a masked-language-model head, trained to predict "
+    "the word behind its mask token: BERT, RoBERTa, DistilBERT, ALBERT or XLM-R, or ELECTRA's generator "
+    "(e.g. bert-base-uncased, roberta-base); BART's denoising head too"
+)
+
+
+def masking_caveat(handle: Any) -> str | None:
+    """Why masking a position with ``handle``'s model may mislead, or None when masking means what it says.
+
+    The mask token means "a word goes here" only to a model trained to predict masked words. A checkpoint
+    without a masked-LM head (sentence encoders such as the default all-MiniLM-L6-v2, ELECTRA's
+    discriminator, a bare ``BertModel``) was never trained on the mask token, and causal decoders never
+    saw one: there the masked position's attention, hidden states and corpus neighbours describe an
+    untrained embedding, not a hidden word. Returns None for models with a masked-LM (or denoising
+    seq2seq) head and for tokenizers without a mask token (masking is refused there). The text is one
+    sentence pair, ready to show in the app, the CLI and a Python warning (`MaskingWarning`).
+    """
+    tokenizer = handle.tokenizer
+    mask = getattr(tokenizer, "mask_token", None)
+    if mask is None or getattr(tokenizer, "mask_token_id", None) is None:
+        return None
+    if handle.kind == "decoder":
+        return (f"model {handle.name!r} is a causal decoder: it never saw the mask token {mask} in training, "
+                f"so a masked position stands for no word here. {MASKING_MODELS[0].upper()}{MASKING_MODELS[1:]}.")
+    if handle.has_lm_head:
+        return None
+    return (f"model {handle.name!r} has no masked-language-model head, so its mask token {mask} was not trained "
+            "to stand for a word: what the masked position attends to and what it resembles in a corpus "
+            f"describe an untrained embedding. {MASKING_MODELS[0].upper()}{MASKING_MODELS[1:]}.")
+
+
 def decoder_tokens(handle: Any, target: str | None) -> Tokens:
     """Decoder input for an encoder-decoder: the start token, then the target text's tokens if given."""
     tokenizer, config = handle.tokenizer, handle.model.config
-    start = config.decoder_start_token_id
+    candidates = (getattr(config, "decoder_start_token_id", None),
+                  getattr(getattr(config, "decoder", None), "decoder_start_token_id", None),
+                  tokenizer.bos_token_id, tokenizer.cls_token_id, tokenizer.pad_token_id)
+    start = next((c for c in candidates if isinstance(c, int)), None)
     if start is None:
-        start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.pad_token_id
+        raise InputError(f"model {handle.name!r} names no decoder start token (decoder_start_token_id in its "
+                         "config), and its tokenizer has no start, [CLS] or padding token to use instead")
     if target is None:
         ids, offsets, words = [start], [None], [None]
     else:
@@ -200,10 +285,10 @@ def decoder_tokens(handle: Any, target: str | None) -> Tokens:
             raise InputError(
                 f"the target is {len(ids)} tokens long; model {handle.name!r} takes at most {handle.max_length}"
             )
-    special_ids = set(tokenizer.all_special_ids)
+    special_ids = special_token_ids(tokenizer)
     special = [i == 0 or tid in special_ids for i, tid in enumerate(ids)]
     offsets = [None if sp else o for sp, o in zip(special, offsets)]
     raw = tokenizer.convert_ids_to_tokens(ids)
-    display = [display_form(r, tokenizer, sp) for r, sp in zip(raw, special)]
+    display = display_forms(raw, special, tokenizer)
     texts = () if target is None else (target,)
     return Tokens(ids, raw, display, offsets, words, special, [0] * len(ids), texts)

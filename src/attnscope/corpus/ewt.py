@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from ..errors import CorpusError
+from ..files import atomic_file
 from .sentence import files_checksum
 
 EWT_RELEASE = "r2.15"
@@ -93,11 +93,10 @@ def download(url: str, target: Path, sha256: str, *, timeout: float = DOWNLOAD_T
     except OSError as error:
         raise CorpusError(f"cannot create the cache directory {target.parent}: {error.strerror or error}; "
                           f"set {CACHE_ENV} to a writable directory, or {advice}") from None
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        digest = hashlib.sha256()
+    digest = hashlib.sha256()
+    with atomic_file(target, "wb") as out:  # replaces target only if the block ends without an error
         try:
-            with os.fdopen(descriptor, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
                 for chunk in iter(lambda: response.read(1 << 16), b""):
                     digest.update(chunk)
                     out.write(chunk)
@@ -109,8 +108,4 @@ def download(url: str, target: Path, sha256: str, *, timeout: float = DOWNLOAD_T
         if digest.hexdigest() != sha256:
             raise CorpusError(f"the download of {url} has SHA-256 {digest.hexdigest()}; expected {sha256} "
                               f"(a corrupted download or a changed file): {advice}")
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
     return target

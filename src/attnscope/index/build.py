@@ -27,6 +27,7 @@ import zstandard
 from ..capture.loading import ModelHandle
 from ..corpus import Corpus
 from ..errors import InputError
+from ..files import atomic_file
 from . import vectors
 from .attention_store import ATTENTION, SPANS, compress_blocks
 from .attention_store import BITS as ATTENTION_BITS
@@ -307,12 +308,10 @@ def _boot_id() -> str:
 
 
 def _save_atomic(path: Path, write: Callable) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
+    """``write`` a binary handle's content to ``path`` durably and atomically (the build owns its directory,
+    so the temporary name is fixed and a rerun overwrites what a killed run left)."""
+    with atomic_file(path, "wb", durable=True, unique=False) as handle:
         write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def _finish(partial: Path, out: Path, manifest: Manifest) -> Manifest:

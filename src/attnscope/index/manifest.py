@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from ..errors import AttnscopeError
+from ..files import atomic_file
 
 FORMAT = "attnscope-index"
 FORMAT_VERSION = 1
@@ -112,13 +112,8 @@ def read_manifest(directory: Path) -> Manifest:
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:
     """Write the manifest atomically (temporary file, fsync, rename)."""
-    path = directory / MANIFEST
-    temporary = directory / (MANIFEST + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
+    with atomic_file(directory / MANIFEST, "w", durable=True, unique=False) as handle:
         handle.write(manifest.to_json())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:

@@ -156,12 +156,15 @@ class Index:
         return scores[0][keep], rows[0][keep]
 
     def query(self, handle: ModelHandle, text: str, token: int, query: Query, *, mask: Sequence[int] = (),
-              text_pair: str | None = None) -> SearchResult:
+              text_pair: str | None = None, warn: bool = True) -> SearchResult:
         """Search with the representation of ``token`` (a position in the tokens of ``text``, or of the
-        pair ``text`` + ``text_pair`` as the model joins them) at the query's layer."""
+        pair ``text`` + ``text_pair`` as the model joins them) at the query's layer. Masking with a model
+        whose mask token was never trained issues a `MaskingWarning` unless ``warn`` is False (callers
+        that show `masking_caveat` themselves)."""
         self.verify(handle)
         heads = self.check_query(query)
-        cap = capture(handle, text, text_pair, mask=mask, fields=("hidden_states", "head_outputs"), top_k=0)
+        cap = capture(handle, text, text_pair, mask=mask, fields=("hidden_states", "head_outputs"), top_k=0,
+                      warn=warn)
         check_range("token", token, len(cap.tokens), f"the query text of {len(cap.tokens)} tokens")
         vector = query_vector(cap.main, query.mode, query.layer, token)
         scores, rows = self.search(query, vector)

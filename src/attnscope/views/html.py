@@ -11,12 +11,13 @@ from __future__ import annotations
 import html
 import json
 import os
-import tempfile
 import uuid
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from ..files import write_text_atomically
 
 
 
@@ -82,14 +83,6 @@ def page(fragments: list[str], title: str = "attnscope") -> str:
 
 
 def write_atomically(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and `os.replace`: never a half-written file."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    """Write ``text`` to ``path`` through a temporary file and `os.replace`: never a half-written file,
+    with the umask's permissions like any new file (`files.write_text_atomically`)."""
+    return write_text_atomically(path, text)

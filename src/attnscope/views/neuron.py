@@ -106,7 +106,8 @@ class NeuronView(AttentionWidget):
         if not isinstance(value, dict) or value.get("side") != "query":
             raise InputError(f"token must be {{'side': 'query', 'index': i}}, got {value!r}")
         count = int(s.queries.shape[2])
-        index = check_range("query position", value.get("index"), count, f"the {s.role} stack's {count} query tokens")
+        index = check_range("query position", value.get("index"), count,
+                            f"the {s.role} stack's query of {count} tokens")
         return {"side": "query", "index": index}
 
     @traitlets.validate("display_mode")

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..capture.loading import readable_model_name
 from ..capture.result import Capture
 from ..errors import InputError, check_range
 from .payload import ROLES, TokenSequence
@@ -262,6 +263,7 @@ def neuron_data(cap: Capture, *, stack: str | None = None, layer: int | None = N
     roles = [r for r in ROLES if r in cap.stacks and all(getattr(cap.stacks[r], f) is not None for f in NEEDED)]
     for role in roles:
         _check_rebuilds(cap, role)
-    data = NeuronData(cap.model, cap.kind, _sequences(cap), {r: _stack_data(cap, r) for r in roles}, {})
+    data = NeuronData(readable_model_name(cap.model), cap.kind, _sequences(cap),
+                      {r: _stack_data(cap, r) for r in roles}, {})
     data.selection = choose(data, stack, layer, head, query)
     return data

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..capture.loading import readable_model_name
 from ..capture.result import Capture
 from ..errors import InputError, check_range
 from .aggregated import carried_layers, check_initial, choose, data_key, unavailable
@@ -178,14 +179,38 @@ def _as_numpy(value: Any, what: str) -> np.ndarray:
     return array
 
 
+NO_WEIGHTS = (
+    "the model ran without attention weights: transformers' SDPA and flash-attention kernels do not return "
+    "them, and a model returns them only when asked. Capture them with attnscope.capture(handle, text), "
+    "where handle = attnscope.load(name) or attnscope.wrap(model, tokenizer), and pass the capture to the "
+    "view; or load the model with attn_implementation=\"eager\" and call it with output_attentions=True"
+)
+"""Why attention given to a view can be None or empty, and how to get the weights (any view, any stack)."""
+
+
+def no_weights_error(what: str, given: str) -> InputError:
+    """The error for attention that holds no weights: ``given`` says what arrived ("None", "an empty tuple")."""
+    return InputError(f"{what} is {given}: {NO_WEIGHTS}")
+
+
 def stack_layers(attention: Any, batch_index: int, what: str) -> np.ndarray:
     """BertViz-style attention (a tuple/list of per-layer ``(batch, heads, query, key)``) as (layers, heads, query, key).
 
-    A single array of shape ``(layers, batch, heads, query, key)`` is taken too.
+    A single array of shape ``(layers, batch, heads, query, key)`` is taken too. None, an empty tuple or
+    a tuple of Nones (what a model run under SDPA returns) raise `no_weights_error`.
     """
     if attention is None:
-        raise InputError(f"{what} is missing: pass one (batch, heads, query, key) array or tensor per layer")
+        raise no_weights_error(what, "None")
     if isinstance(attention, (tuple, list)):
+        if not attention:
+            raise no_weights_error(what, f"an empty {type(attention).__name__}")
+        if all(a is None for a in attention):
+            raise no_weights_error(what, f"a {type(attention).__name__} of {len(attention)} Nones, one per layer")
+        missing = [i for i, a in enumerate(attention) if a is None]
+        if missing:
+            raise InputError(f"{what} layer {missing[0]} is None while layer "
+                             f"{next(i for i, a in enumerate(attention) if a is not None)} holds weights: "
+                             "pass the weights of every layer")
         layers = [_as_numpy(a, what) for a in attention]
     else:
         array = _as_numpy(attention, what)
@@ -205,7 +230,8 @@ def stack_layers(attention: Any, batch_index: int, what: str) -> np.ndarray:
             )
         if layer.shape != layers[0].shape:
             raise InputError(f"{what} layer {i} has shape {layer.shape} but layer 0 has {layers[0].shape}")
-    check_range("batch_index", batch_index, layers[0].shape[0], f"{what} (batch size {layers[0].shape[0]})")
+    check_range("batch_index", batch_index, layers[0].shape[0], f"{what} (batch size {layers[0].shape[0]})",
+                unit="batch index")
     return np.stack([layer[batch_index] for layer in layers])
 
 
@@ -360,7 +386,8 @@ def build_payload(
     causal = {role: bool(causal.get(role, False)) for role in stacks}
     for seq_name, seq in sequences.items():
         if seq.sentence_b_start is not None:
-            check_range("sentence_b_start", seq.sentence_b_start, len(seq.tokens), f"the {len(seq.tokens)} {seq_name} tokens")
+            check_range("sentence_b_start", seq.sentence_b_start, len(seq.tokens),
+                        f"the {seq_name} sequence of {len(seq.tokens)} tokens", unit="token position")
     if sparse is None:
         sparse = threshold > 0 and max(w.shape[3] for w in quantised.values()) > 4 + 3 / threshold
     payload = Payload(sequences, quantised, stack_tokens, causal, labels, model, kind, float(threshold),
@@ -393,8 +420,8 @@ def payload_from_capture(cap: Capture, **options: Any) -> Payload:
     if not stacks:
         raise InputError("this capture holds no attention weights: capture with fields=['attentions', ...]")
     causal = {role: role == "decoder" for role in stacks}
-    return build_payload(stacks, sequences, stack_tokens, causal=causal, model=cap.model, kind=cap.kind, capture=cap,
-                         **options)
+    return build_payload(stacks, sequences, stack_tokens, causal=causal, model=readable_model_name(cap.model),
+                         kind=cap.kind, capture=cap, **options)
 
 
 def payload_from_arrays(
@@ -431,7 +458,10 @@ def payload_from_arrays(
             stacks[role] = stack_layers(given, batch_index, f"{role}_attention")
             stack_tokens[role] = ("decoder", "encoder") if role == "cross" else (role, role)
     if not stacks:
-        raise InputError("no attention given: pass attention (with tokens), or encoder/decoder/cross attention")
+        if tokens is not None:  # head_view(outputs.attentions, tokens) where the model returned None
+            raise no_weights_error("attention", "None")
+        raise InputError("no attention given: pass attention (with tokens), or encoder/decoder/cross attention; "
+                         f"if you passed a model's output attentions and they were None, {NO_WEIGHTS}")
     return build_payload(stacks, sequences, stack_tokens, **options)
 
 

@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ..capture.inputs import CONTINUATION, END_OF_WORD, SPACE_MARKERS, Tokens
+from ..capture.inputs import Tokens
+from ..capture.token_text import CONTINUATION, SPACE_MARKERS, guess_scheme, is_byte_token, readable, token_bytes
 
 
 @dataclass
@@ -59,46 +60,63 @@ def sequence_from_tokens(tokens: Tokens) -> TokenSequence:
 def sequence_from_strings(raw: Sequence[str], sentence_b_start: int | None, tidy: bool) -> TokenSequence:
     """The view's sequence for BertViz-style token strings: specials by their form, words by subword markers.
 
-    A token continues the previous word when it starts with ``##`` (WordPiece), or, in a sequence
-    that marks word starts (``Ġ``, ``▁``), when it has no such marker; punctuation is a word of its own.
+    With ``tidy`` each token shows the text it stands for, as captured tokens do (`token_text`): the
+    tokenizer family is guessed from the strings (`guess_scheme`), so byte-level BPE's ``ĠcafÃ©`` reads
+    ``café``, SentencePiece's ``▁the`` reads ``the`` and a byte token ``<0xE6>`` reads ``\\xe6``;
+    WordPiece's ``##`` stays, as BertViz shows it. A token continues the previous word when it starts
+    with ``##`` (WordPiece), or, in a sequence that marks word starts (``Ġ``, ``▁``), when it has no such
+    marker; punctuation is a word of its own. Word labels are the words' text, bytes joined first.
     """
     special = [looks_special(t) for t in raw]
+    scheme = guess_scheme([t for t, sp in zip(raw, special) if not sp])
     marks_starts = any(t.startswith(SPACE_MARKERS) for t in raw)
     words: list[int | None] = []
-    labels: list[str] = []
+    pieces: list[bytes] = []
     joinable = False  # whether the previous token can take a continuation
     for token, sp in zip(raw, special):
         if sp:
             words.append(None)
             joinable = False
             continue
-        piece = prettify(token).removeprefix(CONTINUATION) or token
-        punctuation = not any(c.isalnum() for c in piece)
+        data = token_bytes(token.removeprefix(CONTINUATION) or token, scheme)
+        punctuation = _is_punctuation(data)
         continues = token.startswith(CONTINUATION) or (marks_starts and not token.startswith(SPACE_MARKERS))
         if continues and joinable and not punctuation:
-            labels[-1] += piece
+            pieces[-1] += data
         else:
-            labels.append(piece)
-        words.append(len(labels) - 1)
+            pieces.append(data)
+        words.append(len(pieces) - 1)
         joinable = not punctuation
-    shown = [prettify(t) for t in raw] if tidy else list(raw)
+    labels = [readable(piece) for piece in pieces]
+    shown = [t if sp else readable(token_bytes(t, scheme)) for t, sp in zip(raw, special)] if tidy else list(raw)
     return TokenSequence(shown, special, sentence_b_start, words, labels)
 
 
+def _is_punctuation(data: bytes) -> bool:
+    """Whether a token's bytes are whole characters none of which is a letter or digit (a space counts);
+    a token holding part of a character is not punctuation: it belongs to the word around it."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return not any(c.isalnum() for c in text)
+
+
 _SPECIAL = re.compile(r"^(\[[A-Z_]+\]|<\|?[^<>|\s]+\|?>)$")  # [CLS], </s>, <pad>, <|endoftext|>
+_UNKNOWN = re.compile(r"^(\[UNK\]|<\|?unk\|?>)$", re.IGNORECASE)
 
 
 def looks_special(token: str) -> bool:
     """Whether a bare token string looks like a tokenizer's special token (``[CLS]``, ``</s>``, ``<|endoftext|>``).
 
     BertViz-style input carries no special-token flags, so hiding special tokens goes by their form.
+    The unknown token (``[UNK]``, ``<unk>``) and byte tokens (``<0xE6>``) stand for characters of the
+    text, so they are ordinary tokens, as in captures.
     """
-    return bool(_SPECIAL.match(token))
+    return bool(_SPECIAL.match(token)) and not _UNKNOWN.match(token) and not is_byte_token(token)
 
 
 def prettify(token: str) -> str:
-    """A subword token without tokenizer space markers (``Ġthe`` -> ``the``, ``▁the`` -> ``the``, ``##s`` kept)."""
-    text = token.replace(END_OF_WORD, "")
-    for marker in SPACE_MARKERS:
-        text = text.replace(marker, " ")
-    return text.strip() or token
+    """A bare token string as the text it stands for, read on its own (``Ġthe`` -> ``the``, ``▁the`` -> ``the``,
+    ``##s`` kept); `sequence_from_strings` reads a whole sequence, which tells byte-level BPE apart better."""
+    return token if looks_special(token) else readable(token_bytes(token, guess_scheme([token])))
