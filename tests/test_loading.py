@@ -74,11 +74,13 @@ def test_capture_leaves_the_model_as_it_was(tiny, arch):
     model = handle.model
     implementations = [c._attn_implementation for c in (model.config, *[getattr(model.config, k) for k in
                        model.config.sub_configs if getattr(model.config, k, None) is not None])]
-    hooks = _hooks(model)
     ids = torch.tensor([attnscope.encode(handle, "The girl ran.").ids])
     extra = {"decoder_input_ids": ids[:, :2]} if handle.kind == "encoder-decoder" else {}
     with torch.no_grad():
         before = model(input_ids=ids, **extra, output_attentions=True)
+    # transformers registers its own output-recording hooks on a model's first forward pass with
+    # output_attentions, so they are counted after it: the count then does not depend on test order.
+    hooks = _hooks(model)
     attnscope.capture(handle, "The girl ran.", target="She" if extra else None, fields="all")
     with torch.no_grad():
         after = model(input_ids=ids, **extra, output_attentions=True)
