@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .cli_checks import check_layer_and_heads, masking_note
+from .cli_checks import check_layer_and_heads
 from .errors import AttnscopeError
 
 DEFAULT_TEXT = "The girl ran to a local pub to escape the din of her city."
@@ -72,10 +72,12 @@ def _fail(error: Exception) -> None:
 
 
 def _note_masking(handle: Any) -> None:
-    """Print on stderr why masking with ``handle`` may mislead, when it may (see `masking_note`)."""
-    note = masking_note(handle)
-    if note:
-        Console(stderr=True).print(f"[yellow]{escape(note)}[/]", highlight=False)
+    """Print on stderr why masking with ``handle`` may mislead, when it may (`attnscope.masking_caveat`)."""
+    from .capture.inputs import masking_caveat
+
+    caveat = masking_caveat(handle)
+    if caveat:
+        Console(stderr=True).print(f"[yellow]note: {escape(caveat)}[/]", highlight=False)
 
 
 @app.command()
@@ -97,7 +99,7 @@ def inspect(
 
     try:
         handle = load(model, trust_remote_code=trust_remote_code)
-        cap = run_capture(handle, text, pair, target=target, mask=mask, truncate=truncate, top_k=top_k,
+        cap = run_capture(handle, text, pair, target=target, mask=mask, truncate=truncate, top_k=top_k, warn=False,
                           fields=["attentions", "allowed"])
     except AttnscopeError as error:
         _fail(error)

@@ -59,20 +59,3 @@ def check_layer_and_heads(model: str, layer: int | None, heads: Sequence[int], t
         check_range("layer", layer, shape.layers, what)
     for head in heads:
         check_range("head", head, shape.heads, what)
-
-
-MASKED_LM_MODELS = ("BERT, RoBERTa, DistilBERT, ALBERT, XLM-R or an ELECTRA generator loaded with its masked-LM head "
-                    "(e.g. bert-base-uncased, roberta-base)")
-
-
-def masking_note(handle: Any) -> str | None:
-    """A note for masking with ``handle``, or None when masking is meaningful: only an encoder trained with a
-    masked-language-model objective, loaded with that head, has learned what its mask token stands for.
-
-    (A minimal CLI-side note: the capture layer's shared helper can take its place.)"""
-    if handle.kind == "encoder" and handle.has_lm_head:
-        return None
-    return (f"note: model {handle.name!r} has no masked-language-model head, so its mask token's embedding "
-            f"was never trained to stand for a hidden word: what a masked position attends to, or matches in a "
-            f"search, says little about the word it hides. Masking is meaningful with a masked-LM encoder: "
-            f"{MASKED_LM_MODELS}.")

@@ -120,7 +120,7 @@ def search(
         for name in query.filters or {}:
             opened.check_filter(name)
         handle = load(model or opened.manifest.model)
-        result = opened.query(handle, text, token, query, mask=mask)
+        result = opened.query(handle, text, token, query, mask=mask, warn=False)
     except AttnscopeError as error:
         _fail(error)
         return

@@ -232,10 +232,12 @@ def apply_mask(tokens: Tokens, positions: Sequence[int], handle: Any) -> Tokens:
 
 
 MASKING_MODELS = (
-    "masking is meaningful with a checkpoint that has a masked-language-model head, trained to predict "
+    "Masking is meaningful with a checkpoint that has a masked-language-model head, trained to predict "
     "the word behind its mask token: BERT, RoBERTa, DistilBERT, ALBERT or XLM-R, or ELECTRA's generator "
-    "(e.g. bert-base-uncased, roberta-base); BART's denoising head too"
+    "(e.g. bert-base-uncased, roberta-base); BART's denoising head too."
 )
+MASK_MISLEADS = ("what a masked position attends to, and what a corpus search for it finds (often unrelated "
+                 "tokens such as proper nouns), says little about the word it hides.")
 
 
 def masking_caveat(handle: Any) -> str | None:
@@ -246,8 +248,8 @@ def masking_caveat(handle: Any) -> str | None:
     discriminator, a bare ``BertModel``) was never trained on the mask token, and causal decoders never
     saw one: there the masked position's attention, hidden states and corpus neighbours describe an
     untrained embedding, not a hidden word. Returns None for models with a masked-LM (or denoising
-    seq2seq) head and for tokenizers without a mask token (masking is refused there). The text is one
-    sentence pair, ready to show in the app, the CLI and a Python warning (`MaskingWarning`).
+    seq2seq) head and for tokenizers without a mask token (masking is refused there). The one text the
+    app (``/api/models``' ``masking_note``), the CLI and the Python warning (`MaskingWarning`) show.
     """
     tokenizer = handle.tokenizer
     mask = getattr(tokenizer, "mask_token", None)
@@ -255,12 +257,11 @@ def masking_caveat(handle: Any) -> str | None:
         return None
     if handle.kind == "decoder":
         return (f"model {handle.name!r} is a causal decoder: it never saw the mask token {mask} in training, "
-                f"so a masked position stands for no word here. {MASKING_MODELS[0].upper()}{MASKING_MODELS[1:]}.")
+                f"so {MASK_MISLEADS} {MASKING_MODELS}")
     if handle.has_lm_head:
         return None
     return (f"model {handle.name!r} has no masked-language-model head, so its mask token {mask} was not trained "
-            "to stand for a word: what the masked position attends to and what it resembles in a corpus "
-            f"describe an untrained embedding. {MASKING_MODELS[0].upper()}{MASKING_MODELS[1:]}.")
+            f"to stand for a word: {MASK_MISLEADS} {MASKING_MODELS}")
 
 
 def decoder_tokens(handle: Any, target: str | None) -> Tokens:

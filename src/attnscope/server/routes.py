@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query as QueryParameter, Request
 
 from ..analysis.aggregate import METHODS, NORM_METHODS, Aggregation, aggregate, check_heads, normalise_rows
 from ..capture.engine import capture
-from ..capture.inputs import Tokens, encode
+from ..capture.inputs import Tokens, encode, masking_caveat
 from ..capture.loading import ModelHandle
 from ..capture.result import Capture
 from ..errors import check_range
@@ -86,7 +86,7 @@ def aggregation(body: AggregationRequest, request: Request) -> AggregationRespon
         check_heads(body.heads, main.heads, f"model {handle.name!r}")
     fields = ["attentions", "values"] if body.method in NORM_METHODS else ["attentions"]
     with in_field(None):
-        cap = capture(handle, body.text, body.text_pair, mask=body.mask, fields=fields, top_k=0)
+        cap = capture(handle, body.text, body.text_pair, mask=body.mask, fields=fields, top_k=0, warn=False)
     with in_field("head_weights" if body.head_weights is not None else "method"):
         result = aggregate(cap, body.method, heads=body.heads, head_weights=body.head_weights, words=body.words)
     return _aggregation_out(handle, cap, result)
@@ -160,7 +160,7 @@ def _encode(state: AppState, handle: ModelHandle, text: str, pair: str | None, m
 def _capture(handle: ModelHandle, text: str, pair: str | None, mask: list[int], top_k: int) -> Capture:
     """The input's attention weights (and top-k predictions at every position when ``top_k`` > 0)."""
     with in_field(None):
-        return capture(handle, text, pair, mask=mask, fields=["attentions"], top_k=top_k)
+        return capture(handle, text, pair, mask=mask, fields=["attentions"], top_k=top_k, warn=False)
 
 
 def _aggregation_out(handle: ModelHandle, cap: Capture, result: Aggregation) -> AggregationResponse:
@@ -205,22 +205,5 @@ def _model_info(handle: ModelHandle, aliases: list[str]) -> ModelInfo:
     return ModelInfo(name=handle.name, aliases=aliases, kind=handle.kind, architecture=handle.architecture,
                      has_lm_head=handle.has_lm_head, max_length=handle.max_length, layers=main.layers,
                      heads=main.heads, stacks={k: StackInfo(**vars(v)) for k, v in handle.stacks.items()},
-                     mask_token=handle.mask_token, masking_note=_masking_note(handle))
+                     mask_token=handle.mask_token, masking_note=masking_caveat(handle))
 
-
-def _masking_note(handle: ModelHandle) -> str | None:
-    """What masking a token means for a model that can mask but was not trained to fill in masks; None otherwise.
-
-    Masking is meaningful with a masked-LM head (an encoder checkpoint such as bert-base-uncased, RoBERTa,
-    ALBERT or DistilBERT with its MLM head) or a denoising encoder-decoder (BART); a model without a
-    mask token cannot mask at all (the API refuses it).
-    """
-    if handle.mask_token is None or (handle.has_lm_head and handle.kind != "decoder"):
-        return None
-    why = ("has no masked-LM head" if not handle.has_lm_head
-           else "has a language-model head that predicts the next token, not masked ones")
-    return (f"Model {handle.name} {why}: in this checkpoint its {handle.mask_token} token was never trained to "
-            "stand for a missing word, so what it attends to, and what a corpus search for it finds (often unrelated "
-            "tokens such as proper nouns), says little about the word you masked. Masking is meaningful with a "
-            "checkpoint that has a masked-LM head: a fill-mask model such as bert-base-uncased, roberta-base or "
-            "distilbert-base-uncased.")

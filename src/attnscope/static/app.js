@@ -162,7 +162,7 @@ async function boot() {
     byId("search-hint").textContent = !corpusInfo() ? "No corpus is served for this model."
       : state.token === null ? "Click a token to search the corpus for it." : "";
     const masking = modelInfo()?.masking_note, note = byId("mask-note");
-    note.textContent = masking ?? "";
+    note.textContent = masking ? masking[0].toUpperCase() + masking.slice(1) : "";  // a sentence, as shown
     note.hidden = !masking || state.mask.length === 0;
   }
 
