@@ -1,18 +1,18 @@
-"""Search hits gathered by corpus word or by sentence: a word searched as a word, one match per sentence.
+"""Search hits by corpus word or by sentence: a word searched as a word, one match per sentence.
 
 The index holds one vector per token, so a word of several tokens ("allergies" = all + ##er + ##gies)
-has no vector of its own. A word is searched as the mean of its tokens' vectors, scaled back to unit
-length (per head for a head embedding, so a head search still sums one cosine per head):
-`word_vector`. Candidates are the corpus tokens nearest that vector; they are gathered by the corpus
-word they belong to, and each candidate word is scored again with its own `word_vector`, so a word
-match's score is the cosine between the two words (a head search: the sum of the per-head cosines).
-A word of one token is that token's vector, so on such words a word search scores as a token search.
-A corpus word none of whose tokens is among the candidates is not found: candidates are widened
-until there are enough words (below), which makes that rare for the top matches.
+has no stored vector of its own. A word is searched as the mean of its tokens' vectors, scaled back to
+unit length (per head for a head embedding, so a head search still sums one cosine per head):
+`word_vector`. Corpus words are compared the same way: a word of one token is that token's stored
+vector (searched by faiss as in a token search), and the words of several tokens get their
+`word_vector` from their stored tokens once per vector set (`WordVectors`: EWT dev has 1,959 such
+words of 29,870 tokens) and are all scored. A word match's score is thus the cosine between the
+two words (a head search: the sum of the per-head cosines), and the search is exact wherever a token
+search is.
 
-"One match per sentence" keeps the best match of each sentence. Both widen the candidate set
-(`CANDIDATES` times the matches wanted, then four times more each round) until ``top`` groups are
-found or the corpus (as filtered) runs out.
+"One match per sentence" keeps the best match of each sentence: candidates are widened (four times
+more each round) until ``top`` sentences score at least as high as the weakest candidate, so no
+sentence left out could rank higher.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 
 CANDIDATES = 4
-"""Candidate tokens fetched per match wanted, at first (and the factor each widening multiplies by)."""
-MIN_CANDIDATES = 64
+"""Candidates fetched per match wanted in a one-per-sentence search at first, and the factor each widening multiplies by."""
 
 
 def word_vector(vectors: np.ndarray, parts: int = 1) -> np.ndarray:
@@ -39,7 +38,7 @@ def word_vector(vectors: np.ndarray, parts: int = 1) -> np.ndarray:
 def word_vectors(vectors: np.ndarray, starts: np.ndarray, sizes: np.ndarray, parts: int = 1) -> np.ndarray:
     """`word_vector` of several words at once: word i is ``vectors[starts[i]:starts[i] + sizes[i]]``
     (each at least two tokens); returns (words, dim) float32."""
-    means = np.add.reduceat(vectors, starts, axis=0) / sizes[:, None].astype(np.float32)
+    means = np.add.reduceat(np.asarray(vectors, dtype=np.float32), starts, axis=0) / sizes[:, None].astype(np.float32)
     sliced = means.reshape(len(means), parts, -1)
     norm = np.linalg.norm(sliced, axis=2, keepdims=True)
     return np.where(norm > 0, sliced / np.maximum(norm, 1e-12), sliced).reshape(len(means), -1).astype(np.float32)
@@ -48,7 +47,8 @@ def word_vectors(vectors: np.ndarray, starts: np.ndarray, sizes: np.ndarray, par
 class Words:
     """Which index rows make up each corpus word, for every row at once: ``first[row]`` is the first row
     of the row's word (the row itself for a token without a word), ``size[row]`` its number of tokens;
-    `members` lists a word's rows from its first row."""
+    `members` lists a word's rows from its first row; ``several`` holds the first rows of the words of
+    several tokens, in row order."""
 
     def __init__(self, tables: Any):
         sentence = np.asarray(tables.tokens["sentence"], dtype=np.int64)
@@ -56,13 +56,14 @@ class Words:
         rows = np.arange(len(word), dtype=np.int64)
         key = np.where(word >= 0, sentence * (int(word.max(initial=0)) + 1) + word, -1 - rows)
         order = np.argsort(key, kind="stable")  # each word's rows together, in row order
-        starts = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1]])
+        starts = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1]]) if len(order) else order
         sizes = np.diff(np.r_[starts, len(order)])
         group = np.empty(len(order), dtype=np.int64)
         group[order] = np.repeat(np.arange(len(starts)), sizes)
         self.first = order[starts][group]
         self.size = sizes[group]
         self._order, self._start = order, starts[group]
+        self.several = np.unique(self.first[self.size > 1])
 
     def members(self, first: int) -> list[int]:
         """The rows of the word whose first row is ``first``."""
@@ -76,45 +77,53 @@ def word_rows(tables: Any, row: int) -> list[int]:
     return tables.words.members(int(tables.words.first[row]))
 
 
+class WordVectors:
+    """The `word_vector` of every corpus word of several tokens in one vector set: ``vectors`` (words,
+    dim) float32, their first rows ``firsts``; ``parts`` is 1 (hidden states) or the head count."""
+
+    def __init__(self, vector_set: Any, words: Words, parts: int):
+        self.firsts = words.several
+        sizes = words.size[self.firsts]
+        dim = vector_set.dim
+        if len(self.firsts):
+            rows = np.concatenate([words.members(int(f)) for f in self.firsts])
+            self.vectors = word_vectors(vector_set.decoded(rows), np.r_[0, np.cumsum(sizes)[:-1]], sizes, parts)
+        else:
+            self.vectors = np.zeros((0, dim), dtype=np.float32)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.vectors.nbytes + self.firsts.nbytes)
+
+
 def grouped_search(vector_set: Any, tables: Any, vector: np.ndarray, top: int, allowed: np.ndarray | None,
-                   probes: int | None, *, words: bool, per_sentence: bool, parts: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """The top ``top`` matches of ``vector`` as (scores, rows), best first: one per corpus word (its
-    first row, scored by `word_vector`) when ``words``, at most one per sentence when ``per_sentence``.
-    ``parts`` slices the vectors for `word_vector` (each head is scaled on its own, so the heads a head
-    search zeroed in ``vector`` add nothing to a word's score)."""
+                   probes: int | None, *, words: WordVectors | None, per_sentence: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The top ``top`` matches of ``vector`` as (scores, rows), best first: corpus words when ``words``
+    (the stored tokens of one-token words, searched, and every word of several tokens, scored: each
+    match is a word's first row), at most one per sentence when ``per_sentence``."""
     count = vector_set.count
-    k = min(count, max(MIN_CANDIDATES, CANDIDATES * top))
+    searched = allowed
+    several_rows, several_scores = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    if words is not None:
+        single = tables.words.size == 1
+        searched = single if allowed is None else single & allowed
+        keep = np.ones(len(words.firsts), dtype=bool) if allowed is None else allowed[words.firsts]
+        several_rows, several_scores = words.firsts[keep], (words.vectors[keep] @ np.asarray(vector, np.float32))
+    k = min(count, CANDIDATES * top if per_sentence else top)
     while True:
-        scores, rows = vector_set.search(vector, k, allowed, probes)
+        scores, rows = vector_set.search(vector, k, searched, probes)
         found = rows[0] >= 0
-        scores, rows = scores[0][found], rows[0][found]
-        if words:
-            scores, rows = _words(vector_set, tables.words, vector, scores, rows, parts)
+        exhausted = k >= count or not found.all()
+        floor = -np.inf if exhausted else float(scores[0][-1])  # no candidate left out scores above this
+        scores = np.r_[scores[0][found], several_scores].astype(np.float32)
+        rows = np.r_[rows[0][found], several_rows].astype(np.int64)
         if per_sentence:
             scores, rows = _best_per(tables.tokens["sentence"][rows], scores, rows)
-        if len(rows) >= top or k >= count or not found.all():
+        if exhausted or int((scores >= floor).sum()) >= top:
             break
         k = min(count, k * CANDIDATES)
     order = np.lexsort((rows, -scores))[:top]
-    return scores[order].astype(np.float32), rows[order].astype(np.int64)
-
-
-def _words(vector_set: Any, words: Words, vector: np.ndarray, scores: np.ndarray, rows: np.ndarray,
-           parts: int) -> tuple[np.ndarray, np.ndarray]:
-    """The candidate tokens gathered by corpus word: each word once (its first row), a word of several
-    tokens scored again with its `word_vector` (all of its tokens decoded in one call)."""
-    firsts = words.first[rows]
-    _, seen = np.unique(firsts, return_index=True)
-    seen.sort()
-    firsts, scores = firsts[seen], scores[seen].astype(np.float32).copy()
-    several = np.flatnonzero(words.size[firsts] > 1)
-    if len(several):
-        members = [words.members(int(f)) for f in firsts[several]]
-        sizes = np.array([len(m) for m in members])
-        decoded = vector_set.decoded(np.concatenate(members))
-        vectors = word_vectors(decoded, np.r_[0, np.cumsum(sizes)[:-1]], sizes, parts)
-        scores[several] = vectors @ np.asarray(vector, dtype=np.float32)
-    return scores, firsts
+    return scores[order], rows[order]
 
 
 def _best_per(keys: np.ndarray, scores: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ from ..errors import InputError, check_range
 from . import vectors
 from .attention_store import AttentionStore
 from .build import RANGES, codes_file, ivf_file, read_codes
-from .grouping import grouped_search, word_vector
+from .grouping import WordVectors, grouped_search, word_vector
 from .manifest import Manifest, check_model, read_manifest
 from .summaries import Match, SearchResult, make_matches, summarise
 from .tables import Tables
@@ -74,6 +74,7 @@ class Index:
         ranges = np.load(directory / RANGES)
         self._ranges = {name: (ranges[f"{name}_low"], ranges[f"{name}_span"]) for name in ("hidden", "heads")}
         self._sets: OrderedDict[tuple[str, int], vectors.VectorSet] = OrderedDict()
+        self._word_sets: OrderedDict[tuple[str, int], WordVectors] = OrderedDict()
         self._cache_bytes = cache_bytes
         self._verified: weakref.WeakSet = weakref.WeakSet()  # models already checked against the manifest
         self._lock = threading.Lock()
@@ -115,6 +116,23 @@ class Index:
         self._sets[key] = made
         while len(self._sets) > 1 and sum(v.nbytes for v in self._sets.values()) > self._cache_bytes:
             self._sets.popitem(last=False)
+        return made
+
+    def word_vectors(self, kind: str, layer: int) -> WordVectors:
+        """The vectors of the corpus words of several tokens in the set ``kind`` at ``layer`` (`grouping.py`),
+        made from the stored tokens on first use and kept (least recently used dropped past a quarter
+        of ``cache_bytes``)."""
+        found = self.vector_set(kind, layer)
+        key = (kind, layer)
+        with self._lock:
+            if key in self._word_sets:
+                self._word_sets.move_to_end(key)
+                return self._word_sets[key]
+        made = WordVectors(found, self.tables.words, self.manifest.heads if kind == "heads" else 1)
+        with self._lock:
+            self._word_sets[key] = made
+            while len(self._word_sets) > 1 and sum(w.nbytes for w in self._word_sets.values()) > self._cache_bytes // 4:
+                self._word_sets.popitem(last=False)
         return made
 
     def verify(self, handle: ModelHandle) -> None:
@@ -172,9 +190,9 @@ class Index:
         probes = query.probes or self.manifest.default_probes or None
         found = self.vector_set(kind, query.layer)
         if query.unit == "word" or query.per_sentence:
-            parts = self.manifest.heads if query.mode == "heads" else 1
+            words = self.word_vectors(kind, query.layer) if query.unit == "word" else None
             scores, rows = grouped_search(found, self.tables, vector, query.top, self.allowed(query.filters), probes,
-                                          words=query.unit == "word", per_sentence=query.per_sentence, parts=parts)
+                                          words=words, per_sentence=query.per_sentence)
         else:
             scores, rows = found.search(vector, query.top, self.allowed(query.filters), probes)
             keep = rows[0] >= 0

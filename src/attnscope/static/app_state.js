@@ -8,14 +8,16 @@
  * re-runs its search: model, corpus, text, pair, mask, layer, heads, show (what the lines are: raw
  * weights or an aggregation), words (rows and columns are words, not tokens), threshold, special
  * (hide), token, search (embedding | heads), field (summary), cols (column field), span (column
- * offsets), atlas (the head atlas panel is open) and score (what colours the atlas grid).
+ * offsets), atlas (the head atlas panel is open) and score (what colours the atlas grid); the search
+ * options top, filter, per and scoring (app_search.js) and pairs (the sentence-pair filter of the lines).
  */
 
 /**
  * @typedef {{
  *   model: string, corpus: string, text: string, pair: string, mask: number[], layer: number,
  *   heads: number[] | null, show: string, words: boolean, threshold: number, hideSpecial: boolean,
- *   token: number | null, search: string, field: string, cols: string, span: number, atlas: boolean, score: string
+ *   token: number | null, search: string, field: string, cols: string, span: number, atlas: boolean, score: string,
+ *   top: number, filter: string, perSentence: boolean, scoring: string, pairs: string
  * }} AppState
  */
 
@@ -38,6 +40,7 @@ export function defaultState() {
   return {
     model: "", corpus: "", text: "", pair: "", mask: [], layer: 0, heads: null, show: "raw", words: false,
     threshold: THRESHOLD_DEFAULT, hideSpecial: false, token: null, search: "", field: "", cols: "", span: 1, atlas: false, score: "",
+    ...searchDefaults(), pairs: "all",
   };
 }
 
@@ -81,6 +84,9 @@ export function stateFromQuery(search) {
   if (q.has("span") && Number.isInteger(span) && span >= 0 && span <= SPAN_MAX) state.span = span;
   state.atlas = q.get("atlas") === "open";
   state.score = q.get("score") ?? "";
+  readSearchOptions(q, state);
+  const pairs = q.get("pairs") ?? "";
+  if (FILTERS.some(([value]) => value === pairs)) state.pairs = pairs;
   return state;
 }
 
@@ -106,6 +112,8 @@ export function queryFromState(state) {
   if (state.span !== base.span) q.set("span", String(state.span));
   if (state.atlas) q.set("atlas", "open");
   if (state.score) q.set("score", state.score);
+  writeSearchOptions(state, q);
+  if (state.pairs !== base.pairs) q.set("pairs", state.pairs);
   return "?" + q.toString();
 }
 
