@@ -460,6 +460,8 @@ async function boot() {
   function openMatch(match) {
     history.pushState(null, "", location.href);
     focusAfterLoad = true;
+    byId("text").value = match.text;
+    byId("pair").value = "";
     update(matchPatch(match));
     byId("attention").scrollIntoView({ block: "nearest" });
   }
