@@ -439,18 +439,7 @@ async function boot() {
 
   function renderResults() {
     const corpus = corpusInfo();
-    if (!result || !corpus) return;
-    const fields = corpus.fields;
-    const field = fields.includes(state.field) ? state.field : fields[0];
-    const cols = fields.includes(state.cols) ? state.cols : fields[0];
-    byId("results-title").textContent = resultsTitle(result, corpus.name);
-    byId("results-score").textContent = result.score_meaning ? `Score: ${result.score_meaning}.` : "";
-    byId("summary-field").value = field;
-    byId("cols-field").value = cols;
-    byId("cols-span").textContent = state.span ? `offsets −${state.span} to +${state.span}` : "the matched token only";
-    renderSummary(byId("summary"), result, field);
-    renderMatches(byId("matches"), result, { field: cols, span: state.span, fields, onOpen: openMatch,
-      hrefOf: (m) => queryFromState({ ...state, ...matchPatch(m) }) });
+    if (result && corpus) showResults(result, state, corpus, openMatch);
   }
 
   /**
