@@ -60,9 +60,12 @@ def test_a_piece_is_marked_inside_its_word_and_a_word_search_marks_the_word(ewt_
     piece = run("search", text, "--index", str(ewt_index.directory), "--token", "er", "--layer", "3", "--top", "5")
     assert piece.returncode == 0, piece.stderr
     assert "all[er]gies" in match_lines(piece.stdout)[0]
-    word = run("search", text, "--index", str(ewt_index.directory), "--token", "allergies", "--layer", "3", "--top", "5")
+    word = run("search", text, "--index", str(ewt_index.directory), "--token", "allergies", "--layer", "3", "--top", "5",
+               "--one-per-sentence")
     assert word.returncode == 0, word.stderr
     assert word.stdout.splitlines()[0].startswith("allergies (the word 9-11) at layer 3")
+    assert all(len(line) <= 80 for line in word.stdout.splitlines())
+    assert "upos of the matches" in word.stdout and "upos they attend to most" in word.stdout
     assert "score: cosine of the words' hidden states after layer 3" in word.stdout
     first = match_lines(word.stdout)[0]
     assert "[allergies]" in first and "all er gies" not in first

@@ -8,7 +8,8 @@ as a word (the mean of its tokens); a piece of a word (``--token gies``) as that
 Matches print one per line in keyword-in-context form, fitted to the terminal's width (``COLUMNS``;
 80 when piped): rank, score, the matched word's annotation, then the sentence as the corpus writes
 it with the match in [brackets] (a matched piece inside its word: ``all[er]gies``), the brackets
-aligned from line to line. Histograms of each field follow.
+aligned from line to line. Histograms of each field follow, the matches' and the tokens they attend
+to most side by side.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from rich import box
 from rich.cells import cell_len
+from rich.columns import Columns
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -28,6 +29,8 @@ from .errors import InputError
 ELLIPSIS = "…"
 WIDE = 110
 """From this many columns on, a second annotation field (deprel) is shown."""
+BAR = 16
+"""Cells of a histogram's longest bar (two histograms fit side by side in 80 columns)."""
 
 
 @dataclass(frozen=True)
@@ -94,17 +97,19 @@ def print_result(result: Any, corpus: str, fields: Sequence[str], note: str = ""
         if len(result.query_positions) > 1 else str(result.token)
     console.print(f"[bold]{escape(result.query_text or result.token_text)}[/] ({what} {where}) at layer "
                   f"{result.layer}, by {how}: {len(result.matches)} matches in {escape(corpus)}"
-                  + (", one per sentence" if result.per_sentence else ""))
+                  + (", one per sentence" if result.per_sentence else ""), soft_wrap=False)
     if note:
-        console.print(f"[dim]{escape(note)}[/]")
-    console.print(f"score: {escape(result.score_meaning)}")
+        console.print(f"[dim]{escape(note)}[/]", soft_wrap=False)
+    console.print(f"score: {escape(result.score_meaning)}", soft_wrap=False)
     shown = [f for f in ("upos", "deprel") if f in fields][:2 if width >= WIDE else 1] or list(fields[:1])
     for line in match_lines(result.matches, shown, width):
         console.print(line)
-    for name in result.summary.matched:
-        _histogram(console, f"{name} of the matched tokens", result.summary.matched[name])
-        _histogram(console, f"{name} of the token each match attends to most", result.summary.max_attention[name])
-    _histogram(console, "offset to the most-attended token", {f"{k:+d}": v for k, v in result.summary.offsets.items()})
+    for name in result.summary.matched:  # side by side where the width allows
+        console.print(Columns([_histogram(f"{name} of the matches", result.summary.matched[name]),
+                               _histogram(f"{name} they attend to most", result.summary.max_attention[name])],
+                              padding=(0, 4)))
+    console.print(_histogram("offset to the most-attended token",
+                             {f"{k:+d}": v for k, v in result.summary.offsets.items()}))
 
 
 def match_lines(matches: Sequence[Any], fields: Sequence[str], width: int) -> list[str]:
@@ -176,14 +181,13 @@ def _text(value: Any) -> str:
     return "_" if value is None else str(value)
 
 
-def _histogram(console: Console, title: str, counts: dict[str, int], limit: int = 10) -> None:
-    if not counts:
-        return
-    table = Table(title=title, box=box.SIMPLE, title_justify="left", show_header=False)
+def _histogram(title: str, counts: dict[str, int], limit: int = 10) -> Table:
+    """A histogram as a table: value, count and a bar, most frequent first (at most ``limit`` rows)."""
+    table = Table(title=f"\n{title}", box=None, title_justify="left", show_header=False, padding=(0, 1))
     table.add_column("value")
     table.add_column("count", justify="right")
     table.add_column("")
-    most = max(counts.values())
+    most = max(counts.values(), default=1)
     for value, count in list(counts.items())[:limit]:
-        table.add_row(escape(str(value)), str(count), "█" * max(1, round(20 * count / most)))
-    console.print(table)
+        table.add_row(escape(str(value)), str(count), "█" * max(1, round(BAR * count / most)))
+    return table
