@@ -139,9 +139,9 @@ def test_search_options_are_sent_shown_and_kept_in_the_url(make_app, server):
     page.check("#search-per-sentence")
     page.click("#search-heads")
     page.wait_for_selector("#search-score-label:not([hidden])")
-    page.select_option("#search-score", "mean")
-    wait_results(app, "by heads")
-    page.wait_for_function("() => document.querySelectorAll('.as-match').length === 12")
+    page.select_option("#search-score", "mean")  # a second search, which sets the results loading at once
+    page.wait_for_function("() => document.getElementById('results').dataset.state === 'ready' && "
+                           "document.getElementById('results-score').textContent.includes('mean of 12')")
     expected = api_search(server, text=PUB, token=1, layer=3, mode="heads", heads=list(range(12)), top=12,
                           per_sentence=True, score="mean", filters={"upos": ["NOUN", "PROPN"], "deprel": ["obl"]})
     rows = page.locator(".as-match")
