@@ -232,6 +232,6 @@ def test_cli_search_labels_silver_histograms_with_their_pipeline(silver_index):
                                       str(silver_index.directory), "--token", "4", "--layer", "5"])
     assert result.exit_code == 0, result.output
     shown = " ".join(result.output.split())  # histogram titles wrap to their table's width
-    assert f"ner (silver, {SILVER}) of the matched tokens" in shown
-    assert f"ner_iob (silver, {SILVER}) of the token each match attends to most" in shown
-    assert "upos of the matched tokens" in shown and "upos (silver" not in shown
+    assert f"ner (silver, {SILVER}) of the matches" in shown
+    assert f"ner_iob (silver, {SILVER}) they attend to most" in shown
+    assert "upos of the matches" in shown and "upos (silver" not in shown

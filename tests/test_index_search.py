@@ -154,7 +154,7 @@ def test_cli_search_prints_json_and_tables(small_index):
     assert data["token_text"] == "pub" and len(data["matches"]) == 5 and data["mode"] == "embedding"
     heads = runner.invoke(app, args + ["--heads", "3,7", "--top", "5"])
     assert heads.exit_code == 0, heads.output
-    assert "heads 3,7" in heads.output and "upos of the matched tokens" in heads.output
+    assert "heads 3,7" in heads.output and "upos of the matches" in heads.output
     bad = runner.invoke(app, args + ["--heads", "3,x"])
     assert bad.exit_code == 2 and "--heads '3,x'" in bad.output and "Traceback" not in bad.output
     missing = runner.invoke(app, ["search", "x", "--index", str(small_index.directory / "nope"), "--token", "1",

@@ -119,6 +119,51 @@ def test_search_returns_what_the_index_query_returns(client, small_index, defaul
     assert response.json()["matches"], "the small index has matches for every query here"
 
 
+@pytest.mark.parametrize("options", [
+    {"unit": "word", "mode": "embedding", "layer": 4},
+    {"per_sentence": True, "mode": "heads", "layer": 3, "heads": [1, 2, 3], "score": "mean", "top": 3},
+    {"unit": "word", "per_sentence": True, "mode": "heads", "layer": 2, "filters": {"upos": ["ADV"]}},
+])
+def test_search_by_word_one_per_sentence_and_mean_scores_equal_the_index_query(client, small_index, default_model,
+                                                                             options):
+    text = "She walked home unbelievably fast."
+    token = attnscope.encode(default_model, text).word_ids.index(3)  # the first token of "unbelievably"
+    response = client.post("/api/search", json={"corpus": SMALL, "text": text, "token": token, **options})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = small_index.query(default_model, text, token, Query(
+        mode=options["mode"], layer=options["layer"], heads=tuple(options["heads"]) if "heads" in options else None,
+        top=options.get("top", 50), filters=options.get("filters"), unit=options.get("unit", "token"),
+        per_sentence=options.get("per_sentence", False), score=options.get("score", "sum")))
+    assert body == _expected(expected)
+    assert body["unit"] == options.get("unit", "token") and body["score_meaning"] == expected.score_meaning
+    if options.get("per_sentence"):
+        assert len({m["sentence"] for m in body["matches"]}) == len(body["matches"])
+    for m in body["matches"]:
+        assert "".join((" " if s else "") + t for t, s in zip(m["surface"], m["space_before"])) == m["text"]
+
+
+def test_search_answers_the_words_of_a_split_word_as_one_word(client, default_model):
+    text = "She walked home unbelievably fast."
+    tokens = attnscope.encode(default_model, text)
+    first = next(p for p, w in enumerate(tokens.word_ids) if w == 3)  # "unbelievably", several tokens
+    pieces = [p for p, w in enumerate(tokens.word_ids) if w == 3]
+    assert len(pieces) > 1
+    body = client.post("/api/search", json={"corpus": SMALL, "text": text, "token": pieces[-1], "layer": 5,
+                                            "unit": "word", "top": 3}).json()
+    assert (body["query_positions"], body["query_text"]) == (pieces, "unbelievably")
+    best = body["matches"][0]  # the same word in the small treebank's s2
+    assert best["sent_id"] == "s2" and "".join(best["surface"][p] for p in best["matched"]) == "unbelievably"
+    assert best["continues"][best["matched"][0]] is False and all(best["continues"][p] for p in best["matched"][1:])
+    assert best["score"] > 0.99 and first == pieces[0]
+
+
+def test_search_refuses_a_special_token_before_the_model_runs(client):
+    error = client.post("/api/search", json={"corpus": SMALL, "text": PUB, "token": 0, "layer": 1}).json()["error"]
+    assert (error["status"], error["field"]) == (400, "token")
+    assert error["message"].startswith("token 0 is the special token '[CLS]': special tokens are not in the corpus index")
+
+
 def test_search_with_a_mask_queries_the_masked_text(client, small_index, default_model):
     body = client.post("/api/search", json={"corpus": SMALL, "text": PUB, "token": 2, "layer": 1, "mask": [2]}).json()
     expected = small_index.query(default_model, PUB, 2, Query(mode="embedding", layer=1), mask=[2])

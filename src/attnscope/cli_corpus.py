@@ -1,19 +1,17 @@
 """``attnscope index`` and ``attnscope search``: building a reference-corpus index and searching it
-from the terminal (rich tables, or JSON with ``--json``)."""
+from the terminal (text fitted to the terminal, or JSON with ``--json``; the output is cli_search.py)."""
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from .cli import _fail, _note_masking, app
 from .cli_indexes import resolve_index
@@ -96,31 +94,39 @@ def _parse_filters(items: list[str]) -> dict[str, list[str]]:
 def search(
     text: str = typer.Argument(..., help="The sentence whose token is searched for."),
     index_dir: Path = typer.Option(..., "--index", "-i", help="An index built by `attnscope index` (its directory), or the name of a cached index such as 'ewt' (built by `attnscope serve`)."),
-    token: int = typer.Option(..., "--token", "-t", help="Position of the token in the sentence's tokens (0-indexed, [CLS] is 0)."),
+    token: str = typer.Option(..., "--token", "-t", help="The query token: a position (0-indexed, [CLS] is 0) or a word of the sentence, WORD or WORD:N for its N-th occurrence (e.g. escape, the:2)."),
     layer: int = typer.Option(..., "--layer", "-l", help="Layer (0-indexed)."),
     heads: Optional[str] = typer.Option(None, "--heads", help="Search by these heads' embedding (e.g. 3,7); default: by the token embedding."),
     mask: list[int] = typer.Option([], "--mask", help="Token position to mask first (repeatable)."),
     top: int = typer.Option(50, "--top", help="Matches to return (1-1000)."),
     filters: list[str] = typer.Option([], "--filter", help="Only matches whose FIELD has one of the VALUEs: upos=VERB,AUX (repeatable)."),
+    word: bool = typer.Option(False, "--word", help="Search the whole word the token belongs to (the mean of its tokens' vectors) and find corpus words; a --token that names a word of several tokens does this by itself."),
+    per_sentence: bool = typer.Option(False, "--one-per-sentence", help="At most one match (the best) per corpus sentence."),
+    score: str = typer.Option("sum", "--score", help="With --heads: a match's score is the sum of the heads' cosines (at most the number of heads) or their mean (at most 1)."),
     probes: Optional[int] = typer.Option(None, "--probes", help="Approximate indexes: clusters to scan (more: slower, closer to exact)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model to query with (default: the index's)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
-    """Find the corpus tokens whose representation is most like one token of a sentence."""
-    from . import load
+    """Find the corpus tokens (or words) whose representation is most like one token (or word) of a sentence."""
+    from . import encode, load
+    from .cli_search import print_result, resolve_token
     from .index import Index, Query
 
     try:
         opened = Index.open(resolve_index(index_dir, model))
         query = Query("heads" if heads is not None else "embedding", layer, tuple(_parse_heads(heads) or ()) or None,
-                      top, _parse_filters(filters) or None, probes)
+                      top, _parse_filters(filters) or None, probes, unit="word" if word else "token",
+                      per_sentence=per_sentence, score=score)
         if heads is not None and not query.heads:
             raise InputError("--heads is empty: name at least one head, e.g. --heads 3,7")
         opened.check_query(query)  # layer, heads and filters against the manifest, before the model loads
         for name in query.filters or {}:
             opened.check_filter(name)
         handle = load(model or opened.manifest.model)
-        result = opened.query(handle, text, token, query, mask=mask, warn=False)
+        choice = resolve_token(encode(handle, text), token)
+        if choice.word:  # a --token that names a word of several tokens searches the word
+            query = replace(query, unit="word")
+        result = opened.query(handle, text, choice.position, query, mask=mask, warn=False)
     except AttnscopeError as error:
         _fail(error)
         return
@@ -129,48 +135,4 @@ def search(
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
         return
-    _print_result(result, opened)
-
-
-def _print_result(result: Any, opened: Any) -> None:
-    console = Console(highlight=False)
-    how = "token embedding" if result.mode == "embedding" else f"heads {','.join(map(str, result.heads))}"
-    console.print(f"[bold]{escape(result.token_text)}[/] (token {result.token}) at layer {result.layer}, by {how}: "
-                  f"{len(result.matches)} matches in {opened.manifest.corpus}")
-    fields = [f for f in ("upos", "deprel", "ner") if f in opened.tables.fields][:2]
-    table = Table(box=box.SIMPLE_HEAD)
-    for name in ("#", "score", "match in context"):
-        table.add_column(name, justify="right" if name != "match in context" else "left")
-    for name in fields:
-        for offset in (-1, 0, 1):
-            table.add_column(f"{name} {offset:+d}" if offset else name)
-    for rank, m in enumerate(result.matches):
-        left = " ".join(m.tokens[max(0, m.position - 6):m.position])
-        right = " ".join(m.tokens[m.position + 1:m.position + 7])
-        context = f"{escape(left)} [bold reverse]{escape(m.token)}[/] {escape(right)}"
-        cells = [str(rank + 1), f"{m.score:.3f}", context]
-        for name in fields:
-            for offset in (-1, 0, 1):
-                i = m.position + offset
-                cells.append(escape(str(m.metadata[name][i] or "_")) if 0 <= i < len(m.tokens) else "")
-        table.add_row(*cells)
-    console.print(table)
-    for name in result.summary.matched:
-        silver = opened.manifest.silver.get(name)
-        label = f"{name} (silver, {silver})" if silver else name
-        _histogram(console, f"{label} of the matched tokens", result.summary.matched[name])
-        _histogram(console, f"{label} of the token each match attends to most", result.summary.max_attention[name])
-    _histogram(console, "offset to the most-attended token", {f"{k:+d}": v for k, v in result.summary.offsets.items()})
-
-
-def _histogram(console: Console, title: str, counts: dict[str, int], limit: int = 10) -> None:
-    if not counts:
-        return
-    table = Table(title=title, box=box.SIMPLE, title_justify="left", show_header=False)
-    table.add_column("value")
-    table.add_column("count", justify="right")
-    table.add_column("")
-    most = max(counts.values())
-    for value, count in list(counts.items())[:limit]:
-        table.add_row(escape(str(value)), str(count), "█" * max(1, round(20 * count / most)))
-    console.print(table)
+    print_result(result, opened.manifest.corpus, opened.tables.fields, choice.note, silver=opened.manifest.silver)

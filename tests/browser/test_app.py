@@ -169,7 +169,7 @@ def test_the_papers_behind_the_mask_workflow_and_a_reload(app, server):
     assert len(expected["matches"]) == 50
     rows = screen_matches(app)
     assert [r["sent_id"] for r in rows] == [m["sent_id"] for m in expected["matches"]]
-    assert [r["matched"] for r in rows] == [m["tokens"][m["position"]] for m in expected["matches"]]
+    assert [r["matched"] for r in rows] == [m["surface"][m["position"]] for m in expected["matches"]]
     assert [r["centre"] for r in rows] == [m["metadata"]["upos"][m["position"]] or "·" for m in expected["matches"]]
     assert sum(screen_histogram(app, "matched").values()) == 50
     assert screen_histogram(app, "matched") == bars(expected["summary"]["matched"]["upos"])

@@ -43,8 +43,8 @@ def test_the_app_labels_entity_types_as_silver_with_their_pipeline(app: AppPage,
     assert "GPE" in screen_histogram(app, "matched")
 
     page.select_option("#cols-field", "ner")
-    headers = page.eval_on_selector_all(".as-matches thead th.as-meta", "ths => ths.map(t => [t.textContent, t.title])")
-    assert ["ner", f"ner (silver, {SILVER}) of the token matched"] in headers
+    headers = page.eval_on_selector_all(".as-mhead .as-meta", "ths => ths.map(t => [t.textContent, t.title])")
+    assert ["ner", f"ner (silver, {SILVER}) of the matched word"] in headers
     tooltip = page.locator(".as-ctok.as-matched").first.get_attribute("title")
     assert "\nupos: X\n" in tooltip and "\nner (silver): " in tooltip
     page.select_option("#summary-field", "upos")

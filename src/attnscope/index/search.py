@@ -3,7 +3,9 @@
 ``Index.open(dir)`` checks the manifest and loads the tables; vector sets are loaded per (kind, layer)
 on first use and kept in a bounded cache. ``Index.search`` takes a query vector; ``Index.query`` makes
 the query from a sentence with the index's model (refusing any other model), then returns the matches
-in context and their summaries (`summaries.py`).
+in context and their summaries (`summaries.py`). A query may search a token or the whole word it
+belongs to, and keep one match per sentence (`grouping.py`); special tokens ([CLS], [SEP], ...) are
+refused, since the index holds none.
 """
 
 from __future__ import annotations
@@ -18,24 +20,33 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..capture.engine import capture
+from ..capture.inputs import Tokens
 from ..capture.loading import ModelHandle
 from ..errors import InputError, check_range
 from . import vectors
 from .attention_store import AttentionStore
 from .build import RANGES, codes_file, ivf_file, read_codes
+from .grouping import WordVectors, grouped_search, word_vector
 from .manifest import Manifest, check_model, read_manifest
 from .summaries import Match, SearchResult, make_matches, summarise
 from .tables import Tables
 
 MODES = ("embedding", "heads")
+UNITS = ("token", "word")
+SCORES = ("sum", "mean")
 DEFAULT_TOP = 50
 
 
 @dataclass(frozen=True)
 class Query:
     """A search: ``mode`` "embedding" (the hidden state after ``layer``, cosine) or "heads" (the head
-    embedding of ``layer`` over ``heads``: the sum of those heads' cosines). On an approximate index,
-    ``probes`` clusters are scanned (default: the index's; more is slower and closer to exact)."""
+    embedding of ``layer`` over ``heads``: the sum of those heads' cosines, or with ``score="mean"``
+    their mean, the sum divided by the number of heads). On an approximate index, ``probes`` clusters
+    are scanned (default: the index's; more is slower and closer to exact).
+
+    ``unit="word"`` searches the whole word the query token belongs to, and finds corpus words: each
+    word is the mean of its tokens' vectors (`grouping.py`). ``per_sentence`` keeps at most one match
+    (the best) per corpus sentence."""
 
     mode: str
     layer: int
@@ -43,6 +54,9 @@ class Query:
     top: int = DEFAULT_TOP
     filters: Mapping[str, Sequence[str]] | None = None
     probes: int | None = None
+    unit: str = "token"
+    per_sentence: bool = False
+    score: str = "sum"
 
 
 CACHE_BYTES = 1 << 30
@@ -60,6 +74,7 @@ class Index:
         ranges = np.load(directory / RANGES)
         self._ranges = {name: (ranges[f"{name}_low"], ranges[f"{name}_span"]) for name in ("hidden", "heads")}
         self._sets: OrderedDict[tuple[str, int], vectors.VectorSet] = OrderedDict()
+        self._word_sets: OrderedDict[tuple[str, int], WordVectors] = OrderedDict()
         self._cache_bytes = cache_bytes
         self._verified: weakref.WeakSet = weakref.WeakSet()  # models already checked against the manifest
         self._lock = threading.Lock()
@@ -103,6 +118,23 @@ class Index:
             self._sets.popitem(last=False)
         return made
 
+    def word_vectors(self, kind: str, layer: int) -> WordVectors:
+        """The vectors of the corpus words of several tokens in the set ``kind`` at ``layer`` (`grouping.py`),
+        made from the stored tokens on first use and kept (least recently used dropped past a quarter
+        of ``cache_bytes``)."""
+        found = self.vector_set(kind, layer)
+        key = (kind, layer)
+        with self._lock:
+            if key in self._word_sets:
+                self._word_sets.move_to_end(key)
+                return self._word_sets[key]
+        made = WordVectors(found, self.tables.words, self.manifest.heads if kind == "heads" else 1)
+        with self._lock:
+            self._word_sets[key] = made
+            while len(self._word_sets) > 1 and sum(w.nbytes for w in self._word_sets.values()) > self._cache_bytes // 4:
+                self._word_sets.popitem(last=False)
+        return made
+
     def verify(self, handle: ModelHandle) -> None:
         """Refuse a model or tokenizer other than the index's (fingerprints computed once per model)."""
         if handle.model in self._verified:
@@ -126,6 +158,10 @@ class Index:
             raise InputError(f"heads {list(heads)} name a head twice")
         if query.probes is not None and (not isinstance(query.probes, int) or query.probes < 1):
             raise InputError(f"probes must be a positive integer, got {query.probes!r}")
+        if query.unit not in UNITS:
+            raise InputError(f"search unit {query.unit!r} is unknown: use one of {', '.join(UNITS)}")
+        if query.score not in SCORES:
+            raise InputError(f"score {query.score!r} is unknown: use one of {', '.join(SCORES)}")
         return heads
 
     def allowed(self, filters: Mapping[str, Sequence[str]] | None) -> np.ndarray | None:
@@ -145,32 +181,46 @@ class Index:
             raise InputError(f"cannot filter on {name!r}: this index's tokens have the fields {have}")
 
     def search(self, query: Query, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Top matches of a query vector: (scores, rows), best first, without rows -1."""
+        """Top matches of a query vector: (scores, rows), best first, without rows -1. A word search
+        (``query.unit == "word"``) returns each matched corpus word's first row."""
         heads = self.check_query(query)
         kind = "hidden" if query.mode == "embedding" else "heads"
         if query.mode == "heads":
             vector = zero_other_heads(vector, heads, self.manifest.heads)
         probes = query.probes or self.manifest.default_probes or None
-        scores, rows = self.vector_set(kind, query.layer).search(vector, query.top, self.allowed(query.filters), probes)
-        keep = rows[0] >= 0
-        return scores[0][keep], rows[0][keep]
+        found = self.vector_set(kind, query.layer)
+        if query.unit == "word" or query.per_sentence:
+            words = self.word_vectors(kind, query.layer) if query.unit == "word" else None
+            scores, rows = grouped_search(found, self.tables, vector, query.top, self.allowed(query.filters), probes,
+                                          words=words, per_sentence=query.per_sentence)
+        else:
+            scores, rows = found.search(vector, query.top, self.allowed(query.filters), probes)
+            keep = rows[0] >= 0
+            scores, rows = scores[0][keep], rows[0][keep]
+        if query.mode == "heads" and query.score == "mean":
+            scores = scores / np.float32(len(heads))
+        return scores, rows
 
     def query(self, handle: ModelHandle, text: str, token: int, query: Query, *, mask: Sequence[int] = (),
               text_pair: str | None = None, warn: bool = True) -> SearchResult:
         """Search with the representation of ``token`` (a position in the tokens of ``text``, or of the
-        pair ``text`` + ``text_pair`` as the model joins them) at the query's layer. Masking with a model
-        whose mask token was never trained issues a `MaskingWarning` unless ``warn`` is False (callers
-        that show `masking_caveat` themselves)."""
+        pair ``text`` + ``text_pair`` as the model joins them), or of its word (``query.unit``), at the
+        query's layer. A special token is refused: the index holds none. Masking with a model whose mask
+        token was never trained issues a `MaskingWarning` unless ``warn`` is False (callers that show
+        `masking_caveat` themselves)."""
         self.verify(handle)
         heads = self.check_query(query)
         cap = capture(handle, text, text_pair, mask=mask, fields=("hidden_states", "head_outputs"), top_k=0,
                       warn=warn)
-        check_range("token", token, len(cap.tokens), f"the query text of {len(cap.tokens)} tokens")
-        vector = query_vector(cap.main, query.mode, query.layer, token)
+        positions = query_positions(cap.tokens, token, query.unit)
+        vector = query_vector(cap.main, query.mode, query.layer, positions)
         scores, rows = self.search(query, vector)
-        matches = make_matches(self, rows, scores, query.layer, heads)
+        matches = make_matches(self, rows, scores, query.layer, heads, words=query.unit == "word")
         return SearchResult(query.mode, query.layer, list(heads), text, token, cap.tokens.display[token],
-                            matches, summarise(matches, self.tables.fields), text_pair)
+                            matches, summarise(matches, self.tables.fields), text_pair, unit=query.unit,
+                            per_sentence=query.per_sentence, score=query.score, score_max=score_max(query, heads),
+                            score_meaning=score_meaning(query, heads), query_positions=positions,
+                            query_text=input_text(cap.tokens, positions))
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -178,13 +228,66 @@ def unit(x: np.ndarray) -> np.ndarray:
     return np.where(norm > 0, x / np.maximum(norm, 1e-12), x).astype(np.float32)
 
 
-def query_vector(stack, mode: str, layer: int, token: int) -> np.ndarray:
+def check_query_token(tokens: Tokens, token: int) -> None:
+    """Refuse a position outside ``tokens`` or on a special token, which the index does not hold."""
+    check_range("token", token, len(tokens), f"the query text of {len(tokens)} tokens")
+    if tokens.special[token]:
+        raise InputError(
+            f"token {token} is the special token {tokens.display[token]!r}: special tokens are not in the corpus "
+            "index (only the corpus's own words are), so it has no neighbours there; choose a word's token")
+
+
+def query_positions(tokens: Tokens, token: int, unit: str = "token") -> list[int]:
+    """The input positions a query searches: ``[token]``, or for ``unit="word"`` every token of the word
+    ``token`` belongs to (the tokenizer's words, as the attention view's word mode merges them)."""
+    check_query_token(tokens, token)
+    if unit != "word" or tokens.word_ids[token] is None:
+        return [token]
+    word, segment = tokens.word_ids[token], tokens.segments[token]
+    return [p for p, (w, s, special) in enumerate(zip(tokens.word_ids, tokens.segments, tokens.special))
+            if w == word and s == segment and not special]
+
+
+def input_text(tokens: Tokens, positions: Sequence[int]) -> str:
+    """What ``positions`` read in the input as written: their span of the text, or the model's tokens
+    joined where one is masked or has no span."""
+    spans = [tokens.offsets[p] for p in positions]
+    if any(s is None or p in tokens.masked for s, p in zip(spans, positions)):
+        return "".join(tokens.display[p] for p in positions)
+    start, end = min(s[0] for s in spans if s), max(s[1] for s in spans if s)
+    return tokens.texts[tokens.segments[positions[0]]][start:end]
+
+
+def query_vector(stack, mode: str, layer: int, token: int | Sequence[int]) -> np.ndarray:
     """The vector a token is searched with: its unit hidden state after ``layer``, or its head
-    embedding at ``layer`` (each head's output unit-normalised, concatenated)."""
+    embedding at ``layer`` (each head's output unit-normalised, concatenated). Several positions (a
+    word's tokens) give their `word_vector`: the mean, made unit length (per head)."""
+    positions = [token] if isinstance(token, (int, np.integer)) else list(token)
     if mode == "embedding":
-        return unit(stack.require("hidden_states")[layer + 1][token].astype(np.float32))
-    outputs = stack.require("head_outputs")[layer][:, token].astype(np.float32)  # (heads, head_dim)
-    return unit(outputs).reshape(-1)
+        vectors = unit(stack.require("hidden_states")[layer + 1][positions].astype(np.float32))
+        return word_vector(vectors)
+    outputs = stack.require("head_outputs")[layer][:, positions].astype(np.float32)  # (heads, tokens, head_dim)
+    vectors = unit(outputs).transpose(1, 0, 2).reshape(len(positions), -1)
+    return word_vector(vectors, outputs.shape[0])
+
+
+def score_max(query: Query, heads: Sequence[int]) -> float:
+    """The highest score a query's matches can have: 1, or the number of heads a head search sums."""
+    return float(len(heads)) if query.mode == "heads" and query.score == "sum" else 1.0
+
+
+def score_meaning(query: Query, heads: Sequence[int]) -> str:
+    """What a query's scores are, in words (shown beside them in the app and the CLI)."""
+    what = "words' " if query.unit == "word" else ""
+    if query.mode == "embedding":
+        return f"cosine of the {what}hidden states after layer {query.layer} (at most 1)"
+    n = len(heads)
+    of = f"of the {what}head embeddings at layer {query.layer}"
+    if n == 1:
+        return f"cosine of head {heads[0]}'s part {of} (at most 1)"
+    if query.score == "mean":
+        return f"mean of {n} heads' cosines {of} (their sum / {n}, at most 1)"
+    return f"sum of {n} heads' cosines {of} (at most {n})"
 
 
 def zero_other_heads(vector: np.ndarray, heads: Sequence[int], head_count: int) -> np.ndarray:
@@ -196,4 +299,5 @@ def zero_other_heads(vector: np.ndarray, heads: Sequence[int], head_count: int) 
     return parts.reshape(-1)
 
 
-__all__ = ["Index", "Match", "Query", "SearchResult", "query_vector", "zero_other_heads", "unit"]
+__all__ = ["Index", "Match", "Query", "SearchResult", "check_query_token", "query_positions", "query_vector",
+           "zero_other_heads", "unit"]

@@ -1,8 +1,12 @@
 """Matches in context and what they have in common.
 
-A `Match` is one corpus token found by a search: its sentence's tokens with every token's metadata,
-the attention the match pays each of them (mean of the selected heads at the search's layer, read
-from the stored blocks: within 1/510 of the model's per weight), and the token it attends to most.
+A `Match` is one corpus token (or word, in a word search) found by a search: its sentence's tokens
+with every token's metadata, the attention the match pays each of them (mean of the selected heads at
+the search's layer, read from the stored blocks: within 1/510 of the model's per weight; a word's
+attention is the mean of its tokens' rows), and the token it attends to most. Each token also carries
+how the corpus writes it: its text as written (the sentence sliced by the token's character offsets,
+case kept), its corpus word, whether it continues the previous token's word and whether a space comes
+before it, so a context reads as the sentence does ("allergies", not "all er gies").
 `summarise` counts, over the matches, each metadata field for the matched tokens and for their
 most-attended tokens, and the offsets to those tokens.
 """
@@ -22,7 +26,17 @@ MISSING = "_"
 @dataclass
 class Match:
     """One search hit. ``position`` and ``max_attention`` index ``tokens`` (the sentence's indexed
-    tokens); ``offset`` = max_attention - position; ``metadata[field]`` has one value per token."""
+    tokens, as the model reads them: lower case for an uncased model, pieces without ``##``);
+    ``offset`` = max_attention - position; ``metadata[field]`` has one value per token.
+
+    Per token, as the corpus writes it: ``surface`` (the sentence's text over the token's character
+    span, or the model's token where it has none), ``words`` (the corpus word's number in the
+    sentence, -1 for none), ``continues`` (true when the token continues the previous token's word:
+    the second and later pieces of a split word) and ``space_before`` (whitespace separates it from
+    the previous token in the sentence). ``matched`` lists the positions the search matched: the
+    token, or every token of the word in a word search (``position`` is the first). ``input_position``
+    is the matched token's position in the sentence's model input, special tokens counted (where
+    the attention view has it when the sentence is opened there)."""
 
     row: int
     score: float
@@ -37,6 +51,12 @@ class Match:
     attention: list[float]
     max_attention: int
     offset: int
+    surface: list[str] = field(default_factory=list)
+    words: list[int] = field(default_factory=list)
+    continues: list[bool] = field(default_factory=list)
+    space_before: list[bool] = field(default_factory=list)
+    matched: list[int] = field(default_factory=list)
+    input_position: int = 0
 
     @property
     def token(self) -> str:
@@ -55,7 +75,11 @@ class Summary:
 
 @dataclass
 class SearchResult:
-    """A query and what it found."""
+    """A query and what it found. ``token_text`` is the query token as the model reads it;
+    ``query_text`` what the query is in the input as written (the token, or the whole word in a word
+    search: ``unit`` "word"), over the input positions ``query_positions``. ``score`` is "sum" or
+    "mean" (of the heads' cosines, in a head search), ``score_max`` the highest score possible and
+    ``score_meaning`` says in words what a score is. ``per_sentence``: at most one match per sentence."""
 
     mode: str
     layer: int
@@ -66,6 +90,13 @@ class SearchResult:
     matches: list[Match]
     summary: Summary
     text_pair: str | None = None
+    unit: str = "token"
+    per_sentence: bool = False
+    score: str = "sum"
+    score_max: float = 1.0
+    score_meaning: str = ""
+    query_positions: list[int] = field(default_factory=list)
+    query_text: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         result = asdict(self)
@@ -73,8 +104,12 @@ class SearchResult:
         return result
 
 
-def make_matches(index: Any, rows: np.ndarray, scores: np.ndarray, layer: int, heads: Sequence[int]) -> list[Match]:
-    """Matches for result ``rows`` of ``index`` at ``layer``, attention averaged over ``heads``."""
+def make_matches(index: Any, rows: np.ndarray, scores: np.ndarray, layer: int, heads: Sequence[int],
+                 words: bool = False) -> list[Match]:
+    """Matches for result ``rows`` of ``index`` at ``layer``, attention averaged over ``heads`` (and over
+    the matched word's tokens when ``words``: each row is then the first token of a corpus word)."""
+    from .grouping import word_rows
+
     tokens, sentences = index.tables.tokens, index.tables.sentences
     fields = index.tables.fields
     head_list = list(heads)
@@ -82,18 +117,45 @@ def make_matches(index: Any, rows: np.ndarray, scores: np.ndarray, layer: int, h
     for row, score in zip(rows.tolist(), scores.tolist()):
         sentence = int(tokens["sentence"][row])
         span = index.tables.sentence_rows(sentence)
-        position = row - span.start
-        weights = index.attention.rows(sentence, layer, position, head_list).mean(axis=0)
+        matched = [int(r) - span.start for r in (word_rows(index.tables, row) if words else [row])]
+        position = matched[0]
+        block = index.attention.layer_block(sentence, layer)
+        weights = (block[head_list][:, matched].astype(np.float32) / index.attention.levels).mean(axis=(0, 1))
         strongest = int(np.argmax(weights))
-        matches.append(Match(
+        text = str(sentences["text"][sentence])
+        match = Match(
             row=row, score=float(score), sentence=sentence, sent_id=str(sentences["sent_id"][sentence]),
             source=str(sentences["source"][sentence]), line=int(sentences["line"][sentence]),
-            text=str(sentences["text"][sentence]), position=position,
+            text=text, position=position,
             tokens=[str(t) for t in tokens["token"][span.start:span.stop]],
             metadata={f: [_value(v) for v in tokens[f][span.start:span.stop]] for f in fields},
             attention=[round(float(w), 4) for w in weights], max_attention=strongest, offset=strongest - position,
-        ))
+            matched=matched, input_position=int(tokens["position"][row]),
+        )
+        _add_surface(match, text, tokens["start"][span.start:span.stop], tokens["end"][span.start:span.stop],
+                     tokens["word"][span.start:span.stop])
+        matches.append(match)
     return matches
+
+
+def _add_surface(match: Match, text: str, starts: np.ndarray, ends: np.ndarray, words: np.ndarray) -> None:
+    """Fill a match's per-token ``surface``, ``words``, ``continues`` and ``space_before`` from the
+    sentence text and the tokens' character spans (-1 where a token has none) and corpus words."""
+    previous_end: int | None = None
+    previous_word = -1
+    for i, (token, start, end, word) in enumerate(zip(match.tokens, starts.tolist(), ends.tolist(), words.tolist())):
+        spanned = 0 <= start <= end <= len(text)
+        if i == 0:
+            space = False
+        elif not spanned or previous_end is None:
+            space = True
+        else:
+            space = text[previous_end:start] != ""
+        match.surface.append(text[start:end] if spanned and end > start else token)
+        match.words.append(int(word))
+        match.space_before.append(space)
+        match.continues.append(i > 0 and not space and word >= 0 and word == previous_word)
+        previous_end, previous_word = (end if spanned else None), int(word)
 
 
 def _value(value: Any) -> Any:

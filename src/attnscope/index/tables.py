@@ -4,6 +4,7 @@ one row per sentence (text, source, where its tokens start)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
@@ -75,6 +76,13 @@ class Tables:
     def fields(self) -> list[str]:
         """The annotation columns this index has (upos, deprel, ...)."""
         return [f for f in METADATA_FIELDS if f in self.tokens]
+
+    @cached_property
+    def words(self):  # -> grouping.Words
+        """Each row's corpus word: its first row, size and rows (`grouping.Words`), made on first use."""
+        from .grouping import Words
+
+        return Words(self)
 
     def sentence_rows(self, sentence: int) -> range:
         first = int(self.sentences["first_row"][sentence])

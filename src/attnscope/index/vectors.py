@@ -143,12 +143,12 @@ class VectorSet:
         return self.index.search(queries, k, params=params)
 
     def decoded(self, rows: np.ndarray | None = None) -> np.ndarray:
-        """Float32 vectors of ``rows`` (all when None), as search sees them."""
-        if self.approximate:
+        """Float32 vectors of ``rows`` (all when None), as search sees them (a few rows are decoded
+        alone, without copying the set's codes)."""
+        if self.approximate or rows is not None:
             wanted = np.arange(self.count) if rows is None else np.asarray(rows, dtype=np.int64)
             return self.index.reconstruct_batch(wanted)
-        codes = faiss_codes(self.index, self.count)
-        return decode(codes if rows is None else codes[rows], self.dim, self.bits, self.ranges)
+        return decode(faiss_codes(self.index, self.count), self.dim, self.bits, self.ranges)
 
 
 def serialise(index) -> bytes:

@@ -17,6 +17,7 @@ from ..capture.loading import ModelHandle
 from ..capture.result import Capture
 from ..errors import check_range
 from ..index import Query, SearchResult
+from ..index.search import check_query_token
 from ..views.payload import SCALE, quantise
 from .errors import ApiError, in_field
 from .schemas import (AggregationRequest, AggregationResponse, AtlasResponse, AttentionRequest, AttentionResponse,
@@ -125,12 +126,12 @@ def search(body: SearchRequest, request: Request) -> SearchResult:
             corpus.index.check_filter(name)
     tokens = _encode(state, corpus.model, body.text, body.text_pair, body.mask)
     with in_field("token"):
-        check_range("token", body.token, len(tokens), f"the query text of {len(tokens)} tokens")
+        check_query_token(tokens, body.token)
     query = Query(mode=body.mode, layer=body.layer, heads=tuple(body.heads) if body.heads else None, top=body.top,
-                  filters=body.filters or None)
+                  filters=body.filters or None, unit=body.unit, per_sentence=body.per_sentence, score=body.score)
     with in_field(None):
         result = corpus.index.query(corpus.model, body.text, body.token, query, mask=body.mask,
-                                    text_pair=body.text_pair)
+                                    text_pair=body.text_pair, warn=False)
     return result
 
 

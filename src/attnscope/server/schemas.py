@@ -80,6 +80,13 @@ class SearchRequest(Request):
     top: int = Field(50, ge=1, le=200)
     filters: dict[str, Annotated[list[str], Field(min_length=1, max_length=MAX_FILTER_VALUES)]] = Field(
         default_factory=dict, max_length=16, description="Token metadata a match must have, e.g. {'upos': ['NOUN']}.")
+    unit: Literal["token", "word"] = Field(
+        "token", description="token: search the token at `token`; word: the whole word it belongs to (the mean of "
+        "its tokens' vectors, unit length per head), finding corpus words scored the same way.")
+    per_sentence: bool = Field(False, description="Keep at most one match (the best) per corpus sentence.")
+    score: Literal["sum", "mean"] = Field(
+        "sum", description="Mode 'heads': a match's score is the sum of the heads' cosines (at most the number of "
+        "heads) or their mean (at most 1).")
 
 
 def _finite(value: float) -> float:
@@ -273,4 +280,6 @@ class PredictionsResponse(BaseModel):
 
 SearchResponse = SearchResult
 """``POST /api/search`` answers with `attnscope.index.SearchResult` itself (its dataclasses are the schema):
-the query, the matches in context with their attention, and the summary histograms."""
+the query (with ``score_meaning``: what a score is, in words), the matches in context with their
+attention and each token as the corpus writes it (``surface``, ``words``, ``continues``,
+``space_before``), and the summary histograms."""

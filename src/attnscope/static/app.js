@@ -12,7 +12,6 @@
  */
 
 const EXAMPLE = "The girl ran to a local pub to escape the din of her city.";
-const TOP_MATCHES = 50;
 const ATLAS_POLL_MS = 1000;
 const RAW_HELP = "Each head's attention weights: how much each token (left) takes from each token (right).";
 
@@ -48,6 +47,8 @@ async function boot() {
   /** @type {number | null} */
   let hover = null;
   let attentionRun = 0, searchRun = 0;
+  /** Whether to focus the selected token once the next attention is drawn (an opened match's). */
+  let focusAfterLoad = false;
 
   const status = byId("status");
   const tooltip = byId("tooltip");
@@ -183,6 +184,8 @@ async function boot() {
     byId("hide-special").checked = state.hideSpecial;
     byId("show").value = state.show;
     byId("words").checked = state.words;
+    byId("pairs").value = state.pairs;
+    syncSearchControls(state);
     if (before.words !== state.words) hover = null;
     if (before.corpus !== state.corpus || before.atlas !== state.atlas) void loadAtlas();
     else followInAtlas();
@@ -195,7 +198,8 @@ async function boot() {
     if (before.show !== state.show || before.words !== state.words || String(before.heads) !== String(state.heads)) {
       void loadAggregation();
     }
-    const searchChanged = ["layer", "token", "corpus", "search"].some((k) => /** @type {any} */ (before)[k] !== /** @type {any} */ (state)[k])
+    const searchChanged = ["layer", "token", "corpus", "search", "words", "top", "filter", "perSentence", "scoring"]
+      .some((k) => /** @type {any} */ (before)[k] !== /** @type {any} */ (state)[k])
       || String(before.heads) !== String(state.heads);
     if (state.search && searchChanged) void runSearch();
     else if (!state.search) clearResults();
@@ -221,11 +225,14 @@ async function boot() {
       predictionsNote = response.predictions_note ?? "";
       notice(checkToken(state, attention));
       if (state.layer >= attention.layers) state.layer = attention.layers - 1;
+      byId("pairs-label").hidden = !attention.segments.includes(1);
       writeUrl();
       fillLayers();
       redraw();
       app.dataset.attention = "ready";
       app.dataset.loads = String(Number(app.dataset.loads ?? 0) + 1);
+      if (focusAfterLoad) byId("attention").querySelector(".as-query.as-selected")?.focus();
+      focusAfterLoad = false;
       void loadAggregation();
       if (state.search) void runSearch();
       else clearResults();
@@ -411,9 +418,13 @@ async function boot() {
       say("Select at least one head to search by heads (or to see the matches' attention).");
       return;
     }
+    const { body, error: malformed } = searchBody(state, corpus.name, heads);
+    if (malformed) {
+      results.dataset.state = "error";
+      say(malformed);
+      return;
+    }
     results.dataset.state = "loading";
-    const body = { corpus: corpus.name, text: state.text, token: state.token, layer: state.layer, mode: state.search,
-      heads, mask: state.mask, top: TOP_MATCHES, ...(state.pair ? { text_pair: state.pair } : {}) };
     try {
       const found = await api("/api/search", body);
       if (run !== searchRun) return;
@@ -433,6 +444,7 @@ async function boot() {
     searchRun++;
     result = null;
     byId("results-title").textContent = "";
+    byId("results-score").textContent = "";
     byId("summary").replaceChildren();
     byId("matches").replaceChildren();
     byId("results").dataset.state = "idle";
@@ -440,18 +452,20 @@ async function boot() {
 
   function renderResults() {
     const corpus = corpusInfo();
-    if (!result || !corpus) return;
-    const fields = corpus.fields;
-    const field = fields.includes(state.field) ? state.field : fields[0];
-    const cols = fields.includes(state.cols) ? state.cols : fields[0];
-    const how = result.mode === "embedding" ? "by embedding" : `by heads ${result.heads.join(", ")}`;
-    byId("results-title").textContent = `${result.matches.length} matches for “${result.token_text}” ` +
-      `(position ${result.token}) at layer ${result.layer}, ${how}, in ${corpus.name}`;
-    byId("summary-field").value = field;
-    byId("cols-field").value = cols;
-    byId("cols-span").textContent = state.span ? `offsets −${state.span} to +${state.span}` : "the matched token only";
-    renderSummary(byId("summary"), result, field, corpus.silver);
-    renderMatches(byId("matches"), result, { field: cols, span: state.span, fields, silver: corpus.silver });
+    if (result && corpus) showResults(result, state, corpus, openMatch);
+  }
+
+  /**
+   * Open a match's sentence in the attention view, its matched token selected: a new history entry,
+   * so Back returns to the search. @param {any} match
+   */
+  function openMatch(match) {
+    history.pushState(null, "", location.href);
+    focusAfterLoad = true;
+    byId("text").value = match.text;
+    byId("pair").value = "";
+    update(matchPatch(match));
+    byId("attention").scrollIntoView({ block: "nearest" });
   }
 
   // Wiring: every control calls update() with what it changed.
@@ -475,6 +489,18 @@ async function boot() {
   byId("layer").addEventListener("change", () => update({ layer: Number(byId("layer").value) }));
   byId("show").addEventListener("change", () => update({ show: byId("show").value }));
   byId("words").addEventListener("change", () => update({ words: byId("words").checked }));
+  byId("pairs").addEventListener("change", () => update({ pairs: byId("pairs").value }));
+  wireSearchControls(update);
+  // Back and Forward (after a match was opened) show the view their URL holds, search included.
+  window.addEventListener("popstate", () => {
+    const next = stateFromQuery(location.search);
+    byId("text").value = next.text || EXAMPLE;
+    byId("pair").value = next.pair;
+    const served = models.some((m) => m.name === next.model || m.aliases.includes(next.model));
+    update({ ...next, text: next.text || EXAMPLE, model: served ? next.model : state.model,
+      corpus: next.corpus || state.corpus });
+    fillSelectors();
+  });
   byId("atlas-toggle").addEventListener("click", () => update({ atlas: !state.atlas }));
   byId("link-notice-close").addEventListener("click", () => {
     byId("link-notice").hidden = true;
@@ -524,6 +550,8 @@ async function boot() {
   byId("hide-special").checked = state.hideSpecial;
   fill(byId("show"), Object.entries(SHOWN), state.show);
   byId("words").checked = state.words;
+  fill(byId("pairs"), FILTERS.map(([value, label]) => [value, label]), state.pairs);
+  syncSearchControls(state);
   writeUrl();
   refitOnThemeChange(app, ".as-tok, .as-ctok");
   void loadAtlas();

@@ -10,7 +10,8 @@
  * `handlers`. With an `aggregated` result (`decodeAggregation`), the lines show it instead of the raw
  * weights: per-head methods replace the thumbnails too and average the selected heads; combined ones
  * are already one matrix per layer. Drawn facts are exposed on the host for tests and benchmarks:
- * data-layer, data-heads, data-token, data-show (the method drawn), data-lines (lines painted).
+ * data-layer, data-heads, data-token, data-show (the method drawn), data-lines (lines painted), data-pairs
+ * (the sentence-pair filter applied: all, AA, BB, AB or BA).
  *
  * Token labels: a piece that continues the previous token's word (same word id, from the tokenizer)
  * has the class `as-continuation` (app.css marks it "##", as BertViz shows WordPiece's pieces); every
@@ -241,12 +242,14 @@ export function createAttentionView(host, handlers) {
 
   /**
    * Lines of the mean of the selected heads: every shown query's, or only `focus`'s when one is
-   * selected or hovered; per row only the strongest keys that make up `threshold` of its attention.
-   * @param {Float32Array} mean @param {number | null} focus @param {number} threshold
+   * selected or hovered; per row only the strongest keys that make up `threshold` of its attention;
+   * of a sentence pair only the lines `pairs` keeps ("AB": from A's tokens to B's; "all").
+   * @param {Float32Array} mean @param {number | null} focus @param {number} threshold @param {string} pairs
    */
-  function paintLinesOf(mean, focus, threshold) {
+  function paintLinesOf(mean, focus, threshold, pairs) {
     if (!data) return 0;
-    const n = data.n;
+    const { n, segments } = data;
+    const inSide = (/** @type {number} */ p, /** @type {string} */ side) => pairs === "all" || segments[p] === (side === "A" ? 0 : 1);
     const ratio = canvas.width / LINE_WIDTH;
     const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
     const image = ctx.createImageData(canvas.width, canvas.height);
@@ -255,11 +258,11 @@ export function createAttentionView(host, handlers) {
     layer.begin(rgbOf(colour));
     let count = 0;
     visible.forEach((q, r) => {
-      if (focus !== null && q !== focus) return;
+      if ((focus !== null && q !== focus) || !inSide(q, pairs[0])) return;
       const row = mean.subarray(q * n, (q + 1) * n);
       const keep = topShare(row, visible, threshold);
       visible.forEach((k, c) => {
-        if (!keep[k]) return;
+        if (!keep[k] || !inSide(k, pairs[1])) return;
         layer.line((r + 0.5) * ROW * ratio, (c + 0.5) * ROW * ratio, Math.min(1, row[k]), focus !== null);
         count++;
       });
@@ -294,7 +297,8 @@ export function createAttentionView(host, handlers) {
       : meanOfHeads(aggregated.data, layer, heads.length ? [0] : []);
     const selected = state.token !== null && visible.includes(state.token) ? state.token : null;
     const focus = hover ?? selected;
-    const count = paintLinesOf(mean, focus, state.threshold);
+    const pairs = d.segments.includes(1) ? state.pairs ?? "all" : "all";
+    const count = paintLinesOf(mean, focus, state.threshold, pairs);
     empty.textContent = heads.length ? "" : "No heads selected: pick heads above (or All) to see their attention.";
     queryEls.forEach((el, r) => {
       el.classList.toggle("as-selected", visible[r] === selected);
@@ -310,6 +314,7 @@ export function createAttentionView(host, handlers) {
     root.dataset.show = aggregated?.method ?? "raw";
     root.dataset.token = selected === null ? "" : String(selected);
     root.dataset.lines = String(count);
+    root.dataset.pairs = pairs;
     fitLabels([...queryEls, ...keyEls]);
     if (focused && !root.contains(document.activeElement)) {
       /** @type {HTMLElement | null} */ (root.querySelector(focused))?.focus();

@@ -8,15 +8,17 @@
  * re-runs its search: model, corpus, text, pair, mask, layer, heads, show (what the lines are: raw
  * weights or an aggregation), words (rows and columns are words, not tokens), threshold, special
  * (hide), token, search (embedding | heads), field (summary), cols (column field), span (column
- * offsets), atlas (the head atlas panel is open) and score (what colours the atlas grid). A value
- * out of shape (or an unknown parameter) is reported (`dropped`) and left at its default.
+ * offsets), atlas (the head atlas panel is open) and score (what colours the atlas grid); the search
+ * options top, filter, per and scoring (app_search.js) and pairs (the sentence-pair filter of the lines).
+ * A value out of shape (or an unknown parameter) is reported (`dropped`) and left at its default.
  */
 
 /**
  * @typedef {{
  *   model: string, corpus: string, text: string, pair: string, mask: number[], layer: number,
  *   heads: number[] | null, show: string, words: boolean, threshold: number, hideSpecial: boolean,
- *   token: number | null, search: string, field: string, cols: string, span: number, atlas: boolean, score: string
+ *   token: number | null, search: string, field: string, cols: string, span: number, atlas: boolean, score: string,
+ *   top: number, filter: string, perSentence: boolean, scoring: string, pairs: string
  * }} AppState
  */
 
@@ -39,6 +41,7 @@ export function defaultState() {
   return {
     model: "", corpus: "", text: "", pair: "", mask: [], layer: 0, heads: null, show: "raw", words: false,
     threshold: THRESHOLD_DEFAULT, hideSpecial: false, token: null, search: "", field: "", cols: "", span: 1, atlas: false, score: "",
+    ...searchDefaults(), pairs: "all",
   };
 }
 
@@ -51,7 +54,7 @@ export function parseList(text) {
 
 /** The parameters the app reads (any other is reported as ignored). */
 const PARAMETERS = ["model", "corpus", "text", "pair", "mask", "layer", "heads", "show", "words", "threshold", "special",
-  "token", "search", "field", "cols", "span", "atlas", "score"];
+  "token", "search", "field", "cols", "span", "atlas", "score", "top", "filter", "per", "scoring", "pairs"];
 const MAX_TEXT = 2000; // characters, as the page's inputs and the API take
 
 /**
@@ -117,6 +120,10 @@ export function stateFromQuery(search, drops = []) {
   else if (q.has("span")) drop("span", `the columns reach 0 to ${SPAN_MAX} tokens either side of a match`);
   state.atlas = flag(q, "atlas", "open", drop);
   state.score = q.get("score") ?? "";
+  readSearchOptions(q, state, drop);
+  const pairs = q.get("pairs");
+  if (pairs !== null && FILTERS.some(([value]) => value === pairs)) state.pairs = pairs;
+  else if (pairs !== null) drop("pairs", `the sentence filter is one of ${FILTERS.map(([value]) => value).join(", ")}`);
   return state;
 }
 
@@ -152,6 +159,8 @@ export function queryFromState(state) {
   if (state.span !== base.span) q.set("span", String(state.span));
   if (state.atlas) q.set("atlas", "open");
   if (state.score) q.set("score", state.score);
+  writeSearchOptions(state, q);
+  if (state.pairs !== base.pairs) q.set("pairs", state.pairs);
   return "?" + q.toString();
 }
 

@@ -33,8 +33,8 @@ def static_text(name: str) -> str:
 PARTS: dict[str, tuple[str, ...]] = {
     "head_view": ("attention_data", "raster"),
     "model_view": ("attention_data", "raster", "model_view_detail"),
-    "app": ("attention_data", "raster", "static_model", "atlas", "app_state", "app_attention", "app_links",
-            "app_corpus"),
+    "app": ("attention_data", "raster", "static_model", "atlas", "app_state", "app_search", "app_attention",
+            "app_links", "app_corpus"),
 }
 """Extra files a view's module is made of, placed between the shared files (`SHARED`) and ``<module>.js``."""
 SHARED = ("common", "contrast")

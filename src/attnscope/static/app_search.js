@@ -1,0 +1,161 @@
+// @ts-check
+/**
+ * The explorer app's search options and requests: how many matches (top), metadata filters
+ * ("upos=NOUN,PROPN deprel=obj", as `attnscope search --filter` takes them), one match per
+ * sentence, and how a head search scores (sum or mean of the heads' cosines). In words mode a word
+ * is searched as a word (unit "word": the mean of its tokens' vectors) and the matches are corpus
+ * words. These options live in the URL beside the rest of the state (keys top, filter, per,
+ * scoring); `matchPatch` is the state that opens a match's sentence in the attention view with the
+ * matched token selected.
+ */
+
+const TOP_DEFAULT = 50;
+const TOP_MAX = 200; // POST /api/search takes at most this many matches
+const SCORINGS = { sum: "sum of the heads' cosines", mean: "mean of the heads' cosines" };
+
+/** The search options' defaults, part of `defaultState`. */
+function searchDefaults() {
+  return { top: TOP_DEFAULT, filter: "", perSentence: false, scoring: "sum" };
+}
+
+/**
+ * Read the search options from a query string into `state`; a value out of shape keeps the default and
+ * is reported through `drop` (as app_state.js reports the other parameters).
+ * @param {URLSearchParams} q @param {any} state @param {(name: string, why: string) => void} drop
+ */
+function readSearchOptions(q, state, drop) {
+  const top = q.get("top");
+  if (top !== null && /^\d{1,3}$/.test(top) && Number(top) >= 1 && Number(top) <= TOP_MAX) state.top = Number(top);
+  else if (top !== null) drop("top", `the number of matches is 1 to ${TOP_MAX}`);
+  const filter = q.get("filter") ?? "";
+  if (filter.length > 500) drop("filter", "filters are at most 500 characters");
+  else if (filter && parseFilters(filter).error) drop("filter", parseFilters(filter).error);
+  else state.filter = filter;
+  const per = q.get("per");
+  if (per !== null && per !== "sentence") drop("per", "write per=sentence for one match per sentence, or leave it out");
+  state.perSentence = per === "sentence";
+  const scoring = q.get("scoring");
+  if (scoring !== null && Object.hasOwn(SCORINGS, scoring)) state.scoring = scoring;
+  else if (scoring !== null) drop("scoring", `a head search's score is ${Object.keys(SCORINGS).join(" or ")}`);
+}
+
+/** Write the search options that differ from the defaults. @param {any} state @param {URLSearchParams} q */
+function writeSearchOptions(state, q) {
+  if (state.top !== TOP_DEFAULT) q.set("top", String(state.top));
+  if (state.filter) q.set("filter", state.filter);
+  if (state.perSentence) q.set("per", "sentence");
+  if (state.scoring !== "sum") q.set("scoring", state.scoring);
+}
+
+/**
+ * Metadata filters from "upos=NOUN,PROPN deprel=obj" (fields separated by spaces or semicolons):
+ * `{ filters }`, or `{ error }` saying what is malformed.
+ * @param {string} text @returns {{ filters: Record<string, string[]>, error: string }}
+ */
+export function parseFilters(text) {
+  /** @type {Record<string, string[]>} */
+  const filters = {};
+  for (const part of text.split(/[\s;]+/).filter(Boolean)) {
+    const match = /^([^=,]+)=([^=]+)$/.exec(part);
+    const values = match ? match[2].split(",").filter(Boolean) : [];
+    if (!match || !values.length) {
+      return { filters: {}, error: `Filter “${part}”: write FIELD=VALUE[,VALUE…], e.g. upos=NOUN,PROPN deprel=obj` };
+    }
+    filters[match[1]] = [...(filters[match[1]] ?? []), ...values];
+  }
+  return { filters, error: "" };
+}
+
+/**
+ * The body of POST /api/search for the state, or a reason it cannot be sent.
+ * @param {any} state @param {string} corpus @param {number[]} heads
+ * @returns {{ body: any, error: string }}
+ */
+export function searchBody(state, corpus, heads) {
+  const { filters, error } = parseFilters(state.filter);
+  const body = {
+    corpus, text: state.text, token: state.token, layer: state.layer, mode: state.search, heads, mask: state.mask,
+    top: state.top, unit: state.words ? "word" : "token", per_sentence: state.perSentence, score: state.scoring,
+    ...(state.pair ? { text_pair: state.pair } : {}), ...(Object.keys(filters).length ? { filters } : {}),
+  };
+  return { body, error };
+}
+
+/** The heading over a result. @param {any} result the body of POST /api/search @param {string} corpus */
+export function resultsTitle(result, corpus) {
+  const how = result.mode === "embedding" ? "by embedding" : `by heads ${result.heads.join(", ")}`;
+  const positions = result.query_positions?.length ? result.query_positions : [result.token];
+  const text = result.query_text || result.token_text;
+  const span = positions.length > 1
+    ? `tokens ${positions[0]}–${positions[positions.length - 1]}, the mean of its ${positions.length} tokens`
+    : `position ${positions[0]}`;
+  const what = result.unit === "word" ? `the word “${text}” (${span})` : `“${text}” (position ${result.token})`;
+  return `${result.matches.length} matches for ${what} at layer ${result.layer}, ${how}, in ${corpus}` +
+    (result.per_sentence ? ", one per sentence" : "");
+}
+
+/**
+ * The state that opens a match's sentence in the attention view, its matched token selected (a new
+ * input: no mask, no second sentence, no search; layer, heads and view options stay).
+ * @param {any} match one of a result's matches
+ */
+export function matchPatch(match) {
+  return { text: match.text, pair: "", mask: [], token: match.input_position, search: "" };
+}
+
+/**
+ * Draw a result: its heading, what its scores mean, the summary and the matches (app_corpus.js), with
+ * the state's summary field, column field and span; a match opens through `onOpen`.
+ * @param {any} result the body of POST /api/search @param {any} state
+ * @param {{ name: string, fields: string[], silver?: Record<string, string> }} corpus
+ * @param {(match: any) => void} onOpen
+ */
+export function showResults(result, state, corpus, onOpen) {
+  const el = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
+  const fields = corpus.fields;
+  const field = fields.includes(state.field) ? state.field : fields[0];
+  const cols = fields.includes(state.cols) ? state.cols : fields[0];
+  el("results-title").textContent = resultsTitle(result, corpus.name);
+  el("results-score").textContent = result.score_meaning ? `Score: ${result.score_meaning}.` : "";
+  el("summary-field").value = field;
+  el("cols-field").value = cols;
+  el("cols-span").textContent = state.span ? `offsets −${state.span} to +${state.span} (words)` : "the matched word only";
+  renderSummary(el("summary"), result, field, corpus.silver);
+  renderMatches(el("matches"), result, { field: cols, span: state.span, fields, silver: corpus.silver, onOpen,
+    hrefOf: (m) => queryFromState({ ...state, ...matchPatch(m) }) });
+}
+
+/**
+ * Set the search controls from the state. @param {any} state
+ */
+export function syncSearchControls(state) {
+  const el = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
+  el("search-top").value = String(state.top);
+  if (document.activeElement !== el("search-filter")) el("search-filter").value = state.filter;
+  el("search-per-sentence").checked = state.perSentence;
+  el("search-score").value = state.scoring;
+  el("search-score-label").hidden = state.search !== "heads";
+  el("search-unit").textContent = state.words
+    ? "Words mode: a word is searched as a word (the mean of its tokens' vectors, each unit length), and the " +
+      "matches are corpus words scored the same way."
+    : "A token is searched by its own vector; turn on Words to search whole words.";
+}
+
+/**
+ * Wire the search controls: each reports its change through `update`.
+ * @param {(patch: any) => void} update
+ */
+export function wireSearchControls(update) {
+  const el = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
+  const score = el("search-score");
+  score.replaceChildren(...Object.entries(SCORINGS).map(([value, label]) => new Option(label, value)));
+  el("search-top").addEventListener("change", () => {
+    const top = Math.round(Number(el("search-top").value));
+    update({ top: Number.isFinite(top) ? Math.min(TOP_MAX, Math.max(1, top)) : TOP_DEFAULT });
+  });
+  el("search-filter").addEventListener("change", () => update({ filter: el("search-filter").value.trim() }));
+  el("search-per-sentence").addEventListener("change", () => update({ perSentence: el("search-per-sentence").checked }));
+  score.addEventListener("change", () => update({ scoring: score.value }));
+}
+
+export { TOP_MAX, searchDefaults, readSearchOptions, writeSearchOptions };
