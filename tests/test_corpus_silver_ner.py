@@ -232,6 +232,6 @@ def test_cli_search_labels_silver_histograms_with_their_pipeline(silver_index):
                                       str(silver_index.directory), "--token", "4", "--layer", "5"])
     assert result.exit_code == 0, result.output
     shown = " ".join(result.output.split())  # histogram titles wrap to their table's width
-    assert f"ner (silver, {SILVER}) of the matches" in shown
-    assert f"ner_iob (silver, {SILVER}) they attend to most" in shown
+    assert f"silver (predicted by {SILVER}, not annotated): ner, ner_iob" in shown
+    assert "ner (silver) of the matches" in shown and "ner_iob (silver) they attend to most" in shown
     assert "upos of the matches" in shown and "upos (silver" not in shown

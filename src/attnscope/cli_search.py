@@ -106,8 +106,12 @@ def print_result(result: Any, corpus: str, fields: Sequence[str], note: str = ""
     shown = [f for f in ("upos", "deprel") if f in fields][:2 if width >= WIDE else 1] or list(fields[:1])
     for line in match_lines(result.matches, shown, width):
         console.print(line)
+    silver = {name: by for name, by in (silver or {}).items() if name in result.summary.matched}
+    for by in dict.fromkeys(silver.values()):  # the pipeline once, so the side-by-side titles stay short
+        names = ", ".join(name for name, b in silver.items() if b == by)
+        console.print(f"\n[dim]silver (predicted by {escape(by)}, not annotated): {escape(names)}[/]")
     for name in result.summary.matched:  # side by side where the width allows
-        label = f"{name} (silver, {silver[name]})" if silver and name in silver else name
+        label = f"{name} (silver)" if name in silver else name
         console.print(Columns([_histogram(f"{label} of the matches", result.summary.matched[name]),
                                _histogram(f"{label} they attend to most", result.summary.max_attention[name])],
                               padding=(0, 4)))
@@ -186,7 +190,8 @@ def _text(value: Any) -> str:
 
 def _histogram(title: str, counts: dict[str, int], limit: int = 10) -> Table:
     """A histogram as a table: value, count and a bar, most frequent first (at most ``limit`` rows)."""
-    table = Table(title=f"\n{title}", box=None, title_justify="left", show_header=False, padding=(0, 1))
+    table = Table(title=f"\n{title}", box=None, title_justify="left", show_header=False, padding=(0, 1),
+                  min_width=cell_len(title))  # the title on one line: side by side tables wrap as wholes
     table.add_column("value")
     table.add_column("count", justify="right")
     table.add_column("")
