@@ -59,7 +59,7 @@ def test_words_merge_subwords_and_name_each_unit_by_its_text(client, default_mod
 
 def test_a_masked_pair_is_aggregated_as_captured(client, default_model):
     body = post(client, text_pair="She walked home.", mask=[3], method="rollout").json()
-    cap = attnscope.capture(default_model, PUB, "She walked home.", mask=[3])
+    cap = attnscope.capture(default_model, PUB, "She walked home.", mask=[3], warn=False)
     assert body["tokens"]["masked"] == [3] and body["tokens"]["sentence_b_start"] == cap.tokens.sentence_b_start
     assert np.abs(decode(body["weights"])[:, 0] - aggregate(cap, "rollout").weights).max() <= MAX_ERROR + 1e-6
 

@@ -58,7 +58,7 @@ def test_attention_decodes_to_the_captured_weights_within_1_510(client, default_
 
 def test_attention_of_a_masked_input_is_the_masked_capture(client, default_model):
     body = client.post("/api/attention", json={"model": "default", "text": PUB, "mask": [2]}).json()
-    cap = attnscope.capture(default_model, PUB, mask=[2])
+    cap = attnscope.capture(default_model, PUB, mask=[2], warn=False)
     assert body["tokens"]["masked"] == [2] and body["tokens"]["tokens"][2] == "[MASK]"
     assert np.abs(decode(body["attention"]) - cap.attentions).max() <= MAX_ERROR + 1e-6
 
@@ -166,7 +166,7 @@ def test_search_refuses_a_special_token_before_the_model_runs(client):
 
 def test_search_with_a_mask_queries_the_masked_text(client, small_index, default_model):
     body = client.post("/api/search", json={"corpus": SMALL, "text": PUB, "token": 2, "layer": 1, "mask": [2]}).json()
-    expected = small_index.query(default_model, PUB, 2, Query(mode="embedding", layer=1), mask=[2])
+    expected = small_index.query(default_model, PUB, 2, Query(mode="embedding", layer=1), mask=[2], warn=False)
     assert body == _expected(expected)
     assert body["token_text"] == "[MASK]"
 
