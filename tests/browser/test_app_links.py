@@ -74,12 +74,13 @@ def test_a_mask_and_a_layer_out_of_range_are_dropped_and_the_view_is_drawn(app):
 def test_malformed_values_are_each_named_and_the_valid_ones_kept(app):
     query = {"text": PUB, "layer": "two", "heads": "1,x", "threshold": "7", "show": "bogus", "words": "yes",
              "special": "1", "span": "9", "search": "sideways", "atlas": "yes", "token": "5", "mask": "3;4",
-             "colour": "red"}
+             "colour": "red", "top": "0", "filter": "upos", "per": "word", "scoring": "max", "pairs": "AC"}
     open_app(app, "?" + urlencode(query))
     dropped = notice(app)
     assert dropped == {
         "colour": "colour=red was ignored: the app reads only model, corpus, text, pair, mask, layer, heads, show, "
-                  "words, threshold, special, token, search, field, cols, span, atlas, score",
+                  "words, threshold, special, token, search, field, cols, span, atlas, score, top, filter, per, scoring, "
+                  "pairs",
         "mask": "mask=3;4 was ignored: not a list of token positions (write them as 1,4,7)",
         "heads": "heads=1,x was ignored: not a list of head numbers (write them as 1,4,7)",
         "layer": "layer=two was ignored: not a layer number (0, 1, 2, …)",
@@ -91,6 +92,11 @@ def test_malformed_values_are_each_named_and_the_valid_ones_kept(app):
                   "(search=embedding or search=heads)",
         "span": "span=9 was ignored: the columns reach 0 to 5 tokens either side of a match",
         "atlas": "atlas=yes was ignored: write atlas=open to turn it on, or leave it out",
+        "top": "top=0 was ignored: the number of matches is 1 to 200",
+        "filter": "filter=upos was ignored: Filter “upos”: write FIELD=VALUE[,VALUE…], e.g. upos=NOUN,PROPN deprel=obj",
+        "per": "per=word was ignored: write per=sentence for one match per sentence, or leave it out",
+        "scoring": "scoring=max was ignored: a head search's score is sum or mean",
+        "pairs": "pairs=AC was ignored: the sentence filter is one of all, AA, BB, AB, BA",
     }
     assert view(app)["token"] == "5" and view(app)["layer"] == "0" and view(app)["masked"] == []
     assert app.page.input_value("#threshold") == "90" and not app.page.is_checked("#words")

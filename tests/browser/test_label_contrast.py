@@ -135,7 +135,7 @@ MOUNT_VIEW = """async ([source, data]) => {
 
 
 def attention_view_source() -> str:
-    parts = ["common", "contrast", "attention_data", "raster", "app_state", "app_attention"]
+    parts = ["common", "contrast", "attention_data", "raster", "app_search", "app_state", "app_attention"]
     return base64.b64encode("\n".join(static_text(p + ".js") for p in parts).encode()).decode()
 
 
@@ -177,7 +177,7 @@ def server(default_model, small_index, tmp_path_factory):
 def test_the_served_app_keeps_special_tokens_readable_under_strong_attention(themed, server, default_model):
     context, theme = themed
     app = AppPage(context.new_page(), server)
-    cap = attnscope.capture(default_model, PUB, mask=[9])
+    cap = attnscope.capture(default_model, PUB, mask=[9], warn=False)
     special = [p for p, s in enumerate(cap.tokens.special) if s]
     strongest = cap.attentions.mean(axis=1)[:, :, special]  # (layers, query, special keys): the issue's case
     layer, query, _ = np.unravel_index(strongest.argmax(), strongest.shape)
@@ -192,6 +192,7 @@ def test_the_served_app_keeps_special_tokens_readable_under_strong_attention(the
         if q == query:
             shade = max(float(keys[p]["weight"]) for p in special)
             assert shade == pytest.approx(strongest.max(), abs=0.01)
+    app.page.evaluate("() => document.querySelector(`.as-query[data-pos='2']`).click()")  # a word: specials are not searched
     app.page.click("#search-embedding")
     app.page.wait_for_selector("#results[data-state=ready] .as-ctok")
     contexts = painted(app.page, ".as-ctok")
