@@ -6,7 +6,6 @@ built on first start (with a progress bar) into attnscope's cache and reused aft
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer

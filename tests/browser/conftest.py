@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 import attnscope
 
 from ..conftest import PUB
+from ..serve_process import serving
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -73,3 +75,13 @@ def pub_capture(default_model):
 @pytest.fixture(scope="module")
 def pair_capture(default_model):
     return attnscope.capture(default_model, "The girl ran to a local pub.", "She wanted to escape the din.")
+
+
+@pytest.fixture(scope="session")
+def small_app(default_model, small_index, tiny_path, tmp_path_factory):
+    """Base URL of one `attnscope serve` for the app's browser tests that need no real corpus: the default model
+    (no masked-LM head), a tiny BERT with one, and a copy of the small index served as corpus "small"."""
+    root = tmp_path_factory.mktemp("small-app")
+    small = shutil.copytree(small_index.directory, root / "small")
+    with serving(["--model", "default", "--model", str(tiny_path("bert")), "--corpus", str(small)], root) as served:
+        yield served.base

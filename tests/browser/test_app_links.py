@@ -4,12 +4,10 @@ and the URL is written again without what was dropped."""
 
 from __future__ import annotations
 
-import shutil
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from ..serve_process import serving
 # app: the page fixture, here on this module's server
 from .test_app import AppPage, app, open_app  # noqa: F401
 
@@ -18,11 +16,8 @@ DEFAULT = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 @pytest.fixture(scope="module")
-def server(default_model, small_index, tiny_path, tmp_path_factory):
-    root = tmp_path_factory.mktemp("app-links")
-    small = shutil.copytree(small_index.directory, root / "small")
-    with serving(["--model", "default", "--model", str(tiny_path("bert")), "--corpus", str(small)], root) as served:
-        yield served.base
+def server(small_app):
+    return small_app
 
 
 def notice(app: AppPage) -> dict[str, str]:

@@ -4,7 +4,6 @@ focus kept on the token or head the user was on through every redraw."""
 
 from __future__ import annotations
 
-import shutil
 from urllib.parse import urlencode
 
 import httpx
@@ -12,7 +11,6 @@ import pytest
 
 import attnscope
 
-from ..serve_process import serving
 # app: the page fixture, here on this module's server
 from .test_app import AppPage, app, open_app, run_sentence  # noqa: F401
 
@@ -21,12 +19,8 @@ PUB = "The girl ran to a local pub to escape the din of her city."
 
 
 @pytest.fixture(scope="module")
-def server(default_model, small_index, tiny_path, tmp_path_factory):
-    """`attnscope serve` with the default model (no masked-LM head), a tiny BERT with one, and the small index."""
-    root = tmp_path_factory.mktemp("app-tokens")
-    small = shutil.copytree(small_index.directory, root / "small")
-    with serving(["--model", "default", "--model", str(tiny_path("bert")), "--corpus", str(small)], root) as served:
-        yield served.base
+def server(small_app):
+    return small_app
 
 
 def focused(app: AppPage) -> dict:

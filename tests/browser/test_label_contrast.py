@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
 from urllib.parse import urlencode
 
 import numpy as np
@@ -24,7 +23,6 @@ from attnscope.views.atlas import atlas_page
 from attnscope.views.html import static_text
 from attnscope.views.neuron_data import CAPTURE_FIELDS
 
-from ..serve_process import serving
 from .conftest import Page, open_view
 from .test_app import AppPage
 from .test_atlas_page import constructed_atlas
@@ -167,11 +165,8 @@ def test_every_kind_of_token_label_is_readable_on_every_shade_of_the_attention_v
 # --- the served app: real attention, a masked token, the corpus contexts -------------------------------------------
 
 @pytest.fixture(scope="module")
-def server(default_model, small_index, tmp_path_factory):
-    root = tmp_path_factory.mktemp("app-contrast")
-    small = shutil.copytree(small_index.directory, root / "small")
-    with serving(["--model", "default", "--corpus", str(small)], root) as served:
-        yield served.base
+def server(small_app):
+    return small_app
 
 
 def test_the_served_app_keeps_special_tokens_readable_under_strong_attention(themed, server, default_model):
