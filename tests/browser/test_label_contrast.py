@@ -252,6 +252,8 @@ def test_head_view_labels_are_readable_when_highlighted_special_or_in_the_future
             labels = painted(page.page, ".attnscope-hv-token, .attnscope-hv-head")
             check(labels, f"{theme} head view, query {q}")
             kinds |= {k for label in labels for k in label["kind"].split() if k != "attnscope-hv-token"}
+        head = rgba(page.page.eval_on_selector(".attnscope-hv-head[data-head='1']", "b => getComputedStyle(b).backgroundColor"))
+        assert head[:3] == ((150, 60, 255) if theme == "dark" else (51, 34, 136))  # the palette for the background
     assert {"attnscope-hv-special", "attnscope-hv-active", "attnscope-hv-future", "attnscope-hv-head"} <= kinds
     assert page.errors == []
 

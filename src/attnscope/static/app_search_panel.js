@@ -121,7 +121,7 @@ export function createSearchPanel(host) {
     focusRank = null;
     if (filter !== null) markFilter(message);
     host.update({ search: "", ...(filter !== null ? { filter: "" } : {}) }); // clears the results
-    const why = message.endsWith(".") ? message : `${message}.`;
+    const why = /[.?!]$/.test(message) ? message : `${message}.`;
     failure.textContent = `Search failed: ${why}` +
       (filter !== null ? ` The filter “${filter}” was not applied: correct it and search again.` : "");
     results.dataset.state = "error";
