@@ -315,7 +315,8 @@ def test_markup_in_the_input_and_in_the_corpus_is_shown_as_text(app, server):
     assert screen_histogram(app, "matched") == {MARKUP: 10}  # every word of both sentences matches
     assert {r["sent_id"] for r in screen_matches(app)} == {f"{MARKUP}-0", f"{MARKUP}-1"}
     page.select_option("#cols-field", "feats")
-    assert page.locator(".as-meta-centre").first.inner_text() == f"Note={MARKUP}"
+    assert page.locator(".as-meta-centre").first.inner_text() == MARKUP  # the feature's value (Note=…)
+    assert page.locator(".as-meta-centre").first.get_attribute("title") == f"Note={MARKUP}"
     assert MARKUP in page.locator(".as-ctok").first.get_attribute("title")
     assert page.locator("#app img").count() == 0
     assert app.dialogs == [] and app.errors == []

@@ -3,9 +3,10 @@
 For each label the page is asked only what it paints: the label's computed text colour and, from the element
 stack under the label's centre (`document.elementsFromPoint`), every background and SVG fill beneath it with its
 alpha. The ratio is computed here from those values, by WCAG 2.x's relative luminance. Labels covered: the app's
-attention view (every kind of token under shades 0..1, and the served app on real attention), its corpus contexts,
-the head view, the model view's enlarged head, the neuron view's SVG (token labels and the numbers on heat cells),
-and the head atlas's grid. Greyed-out keys of causal models count as labels like any other: they are struck
+attention view (every kind of token under shades 0..1, and the served app on real attention), its head thumbnails'
+numbers (and, on a dark theme, their lines' colours at 3:1 against the thumbnail), its corpus contexts, the head
+view (its head buttons too), the model view's enlarged head and its head and layer numbers, the neuron view's SVG
+(token labels and the numbers on heat cells), and the head atlas's grid. Greyed-out keys of causal models count as labels like any other: they are struck
 through, not faded, and must be readable too.
 """
 
@@ -204,6 +205,33 @@ def test_the_served_app_keeps_special_tokens_readable_under_strong_attention(the
     assert min(ratios) >= AA and app.errors == [] and app.blocked == []
 
 
+def test_the_apps_head_numbers_are_readable_and_their_lines_visible_on_a_dark_theme(themed, server):
+    context, theme = themed
+    app = AppPage(context.new_page(), server)
+    app.page.goto(server + "/?" + urlencode({"text": PUB, "layer": "2"}))
+    app.page.wait_for_selector("#app[data-attention=ready]")
+    labels = painted(app.page, ".as-head-label")
+    assert [label["text"] for label in labels] == [str(h) for h in range(12)]
+    check(labels, f"{theme} app head numbers")  # the report: head 1 at 1.42:1 (dark), head 2 at 1.52:1 (light)
+    # each thumbnail's lines are drawn in its chip's colour: the most opaque pixel of its canvas has that colour
+    heads = app.page.eval_on_selector_all(".as-head", """bs => bs.map((b) => {
+        const c = b.querySelector('canvas'), data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let best = 0;
+        for (let i = 3; i < data.length; i += 4) if (data[i] > data[best + 3]) best = i - 3;
+        return { chip: getComputedStyle(b.querySelector('.as-head-label')).backgroundColor,
+                 pixel: [data[best], data[best + 1], data[best + 2]], panel: getComputedStyle(b).backgroundColor }; })""")
+    for h, head in enumerate(heads):
+        assert list(rgba(head["chip"])[:3]) == pytest.approx(head["pixel"], abs=1), h
+    chips = [rgba(head["chip"]) for head in heads]
+    if theme == "dark":  # PALETTE_DARK: every head's lines at least 3:1 on the thumbnail (WCAG 1.4.11)
+        panel = rgba(heads[0]["panel"])
+        assert min(ratio(chip, panel) for chip in chips) >= 3.0
+        assert chips[1][:3] == (150, 60, 255)  # head 1: a violet, not the indigo that vanished (1.42:1)
+    else:
+        assert chips[1][:3] == (51, 34, 136)  # Paul Tol's muted palette, made for light backgrounds
+    assert app.errors == []
+
+
 # --- the notebook views: head view, model view, neuron view; a causal model greys the keys after the query ----------
 
 def causal_and_encoder(default_model, tiny):
@@ -224,6 +252,8 @@ def test_head_view_labels_are_readable_when_highlighted_special_or_in_the_future
             labels = painted(page.page, ".attnscope-hv-token, .attnscope-hv-head")
             check(labels, f"{theme} head view, query {q}")
             kinds |= {k for label in labels for k in label["kind"].split() if k != "attnscope-hv-token"}
+        head = rgba(page.page.eval_on_selector(".attnscope-hv-head[data-head='1']", "b => getComputedStyle(b).backgroundColor"))
+        assert head[:3] == ((150, 60, 255) if theme == "dark" else (51, 34, 136))  # the palette for the background
     assert {"attnscope-hv-special", "attnscope-hv-active", "attnscope-hv-future", "attnscope-hv-head"} <= kinds
     assert page.errors == []
 
@@ -237,7 +267,7 @@ def test_model_view_labels_are_readable_when_hovered_special_or_in_the_future(th
         page.page.click(".attnscope-mv-cell[data-layer='1'][data-head='0']")
         for q in range(len(cap.tokens)):
             page.page.hover(f".attnscope-mv-queries .attnscope-mv-token[data-index='{q}']")
-            labels = painted(page.page, ".attnscope-mv-token")
+            labels = painted(page.page, ".attnscope-mv-token, .attnscope-mv-head-label, .attnscope-mv-layer-label")
             check(labels, f"{theme} model view, query {q}")
             kinds |= {k for label in labels for k in label["kind"].split()}
     assert {"attnscope-mv-special", "attnscope-mv-active", "attnscope-mv-future"} <= kinds

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query as QueryParameter, Request
 
 from ..analysis.aggregate import METHODS, NORM_METHODS, Aggregation, aggregate, check_heads, normalise_rows
 from ..capture.engine import capture
-from ..capture.inputs import Tokens, encode, masking_caveat
+from ..capture.inputs import Tokens, decoder_tokens, encode, masking_caveat
 from ..capture.loading import ModelHandle
 from ..capture.result import Capture
 from ..errors import check_range
@@ -58,19 +58,29 @@ def attention(body: AttentionRequest, request: Request) -> AttentionResponse:
     state = _state(request)
     handle = state.model(body.model)
     _encode(state, handle, body.text, body.text_pair, body.mask)
-    cap = _capture(handle, body.text, body.text_pair, body.mask,
-                   top_k=TOP_PREDICTIONS if handle.has_lm_head else 0)
-    weights = cap.attentions  # (layers, heads, query, key)
+    note = _no_predictions_note(handle)
+    cap = _capture(handle, body.text, body.text_pair, body.mask, top_k=0 if note else TOP_PREDICTIONS)
+    weights = cap.attentions  # (layers, heads, query, key) of the main stack: the encoder's, or a decoder's
     encoded = EncodedAttention(scale=SCALE, shape=list(weights.shape),
                                data=base64.b64encode(quantise(weights).tobytes()).decode("ascii"))
-    predictions, note = None, None
-    if not handle.has_lm_head:
-        note = (f"model {handle.name!r} has no language-model head, so it cannot predict masked tokens: "
-                "serve a checkpoint with a masked-LM or causal-LM head for predictions")
-    else:
+    predictions, mode = None, None
+    if note is None:
         predictions = [PositionPredictions(position=p, candidates=_candidates(cap, p)) for p in range(len(cap.tokens))]
-    return AttentionResponse(model=handle.name, tokens=_tokens_out(cap.tokens), attention=encoded,
-                             predictions=predictions, predictions_note=note)
+        mode = cap.predictions.mode if cap.predictions is not None else None
+    return AttentionResponse(model=handle.name, stack=handle.main_stack, tokens=_tokens_out(cap.tokens),
+                             attention=encoded, predictions=predictions, predictions_mode=mode, predictions_note=note)
+
+
+def _no_predictions_note(handle: ModelHandle) -> str | None:
+    """Why ``POST /api/attention`` gives no predictions at the input's positions for this model; None when it does."""
+    if not handle.has_lm_head:
+        return (f"model {handle.name!r} has no language-model head, so it cannot predict masked tokens: "
+                "serve a checkpoint with a masked-LM or causal-LM head for predictions")
+    if handle.kind == "encoder-decoder":
+        return (f"model {handle.name!r} is an encoder-decoder: its language-model head predicts the decoder's next "
+                "token, which needs a target text (the decoder's input), not the input's own tokens: "
+                "POST /api/predictions with a target gives them")
+    return None
 
 
 @router.post("/aggregation", response_model=AggregationResponse,
@@ -101,13 +111,30 @@ def predictions(body: PredictionsRequest, request: Request) -> PredictionsRespon
         raise ApiError(400, "no_language_model_head",
                        f"model {handle.name!r} has no language-model head, so it cannot predict tokens: "
                        "use a model whose has_lm_head is true (GET /api/models)", "model")
+    seq2seq = handle.kind == "encoder-decoder"
+    if seq2seq and body.target is None:
+        raise ApiError(400, "needs_target",
+                       f"model {handle.name!r} is an encoder-decoder: it predicts with its decoder, the token that "
+                       "comes next in a target text: give target (the decoder's input) and a position among its "
+                       "tokens (0 is the decoder's start token)", "target")
+    if not seq2seq and body.target is not None:
+        raise ApiError(400, "target_not_taken",
+                       f"model {handle.name!r} is not an encoder-decoder, and only encoder-decoders take a target: "
+                       "leave target out and give a position among the text's tokens", "target")
     tokens = _encode(state, handle, body.text, body.text_pair, body.mask)
+    if seq2seq:
+        with in_field("target"):
+            tokens = decoder_tokens(handle, body.target)
+        _check_length(state, handle, tokens, "target")
+    where = "the target" if seq2seq else "this input"
     with in_field("position"):
-        check_range("position", body.position, len(tokens), f"this input of {len(tokens)} tokens")
-    cap = _capture(handle, body.text, body.text_pair, body.mask, top_k=body.top_k)
+        check_range("position", body.position, len(tokens), f"{where} of {len(tokens)} tokens")
+    with in_field(None):
+        cap = capture(handle, body.text, body.text_pair, target=body.target, mask=body.mask, fields=["attentions"],
+                      top_k=body.top_k, warn=False)
     candidates = _candidates(cap, body.position)
     mode = cap.predictions.mode if cap.predictions is not None else "masked"
-    return PredictionsResponse(model=handle.name, position=body.position, token=cap.tokens.display[body.position],
+    return PredictionsResponse(model=handle.name, position=body.position, token=tokens.display[body.position],
                                mode=mode, candidates=candidates)
 
 
@@ -148,14 +175,20 @@ def _encode(state: AppState, handle: ModelHandle, text: str, pair: str | None, m
     """Tokenise the input, refusing more tokens than the server takes and bad mask positions (by field)."""
     with in_field("text"):
         tokens = encode(handle, text, pair)
-    limit = min(state.limits.max_tokens, handle.max_length)
-    if len(tokens) > limit:
-        raise ApiError(400, "too_many_tokens", f"the input is {len(tokens)} tokens long; this server takes at most "
-                       f"{limit} tokens per input for model {handle.name!r}: shorten the text", "text")
+    _check_length(state, handle, tokens, "text")
     if mask:
         with in_field("mask"):
             tokens = encode(handle, text, pair, mask=mask)
     return tokens
+
+
+def _check_length(state: AppState, handle: ModelHandle, tokens: Tokens, field: str) -> None:
+    """Refuse more tokens than the server takes per input (400 about ``field``: "text" or "target")."""
+    limit = min(state.limits.max_tokens, handle.max_length)
+    if len(tokens) > limit:
+        what = "input" if field == "text" else field
+        raise ApiError(400, "too_many_tokens", f"the {what} is {len(tokens)} tokens long; this server takes at most "
+                       f"{limit} tokens per input for model {handle.name!r}: shorten the {field}", field)
 
 
 def _capture(handle: ModelHandle, text: str, pair: str | None, mask: list[int], top_k: int) -> Capture:

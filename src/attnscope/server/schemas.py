@@ -55,7 +55,12 @@ class AttentionRequest(Request):
 
 
 class PredictionsRequest(Request):
-    """``POST /api/predictions``: the model's top-k tokens at one position of a (masked) input."""
+    """``POST /api/predictions``: the model's top-k tokens at one position of a (masked) input.
+
+    An encoder-decoder predicts with its decoder: give ``target`` (the decoder's input), and ``position``
+    counts the decoder's tokens (0 is its start token, then the target's tokens); each prediction is the
+    token the decoder puts next. Other models take no target.
+    """
 
     model: str
     text: Text
@@ -63,6 +68,8 @@ class PredictionsRequest(Request):
     mask: Positions = Field(default_factory=list)
     position: Position
     top_k: int = Field(5, ge=1, le=50)
+    target: Text | None = Field(None, description="Encoder-decoder models only (and needed there): the decoder's "
+                                "input text; `position` then counts the decoder's tokens, its start token first.")
 
 
 class SearchRequest(Request):
@@ -216,15 +223,23 @@ class PositionPredictions(BaseModel):
 
 
 class AttentionResponse(BaseModel):
-    """Tokens, every layer's attention, and the top-5 predictions at every position (masked or not).
+    """Tokens, every layer's self-attention over them, and the top-5 predictions at every position (masked or not).
 
-    ``predictions`` is null when the model has no language-model head; ``predictions_note`` says why.
+    ``stack`` names the attention stack sent: "encoder" (encoder-only models, and the encoder of an
+    encoder-decoder: its decoder and cross-attention need a target text) or "decoder" (decoder-only
+    models: causal, each token attends to itself and those before it). ``predictions_mode`` says what a
+    prediction is: "masked" (the token the model puts at that position) or "next" (the token after it).
+    ``predictions`` is null when the model has no language-model head, or is an encoder-decoder (its
+    head predicts the decoder's next token: POST /api/predictions with a target); ``predictions_note``
+    says why.
     """
 
     model: str
+    stack: Literal["encoder", "decoder"]
     tokens: TokensOut
     attention: EncodedAttention
     predictions: list[PositionPredictions] | None
+    predictions_mode: Literal["masked", "next"] | None = None
     predictions_note: str | None = None
 
 
@@ -271,6 +286,9 @@ class AtlasResponse(BaseModel):
 
 
 class PredictionsResponse(BaseModel):
+    """The top-k tokens at one position: ``mode`` "masked" (what the model puts there) or "next" (what comes
+    after it); ``token`` is the token at that position (of the target, for an encoder-decoder)."""
+
     model: str
     position: int
     token: str

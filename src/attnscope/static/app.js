@@ -7,12 +7,14 @@
  * #app[data-attention] (idle | loading | ready | error) and data-loads (attention responses drawn),
  * #app[data-aggregation] (the same, for what Show asks of /api/aggregation) and data-aggregations,
  * #results[data-state] (the same) and data-searches (search responses drawn), and #atlas[data-state]
- * (idle | loading | computing | ready | error). What a link asks for that cannot be shown is dropped,
- * listed in #link-notice and left out of the URL (app_links.js); the rest of the link still applies.
+ * (idle | loading | computing | ready | error) and #app[data-stack] (the attention stack drawn). What a
+ * link asks for that cannot be shown is dropped, listed in #link-notice and left out of the URL
+ * (app_links.js); the rest of the link still applies. The search panel (app_search_panel.js) and the
+ * head atlas panel (app_atlas_panel.js) are modules of their own; this file holds the state, the
+ * attention view's loading, the controls' wiring and Back / Forward.
  */
 
 const EXAMPLE = "The girl ran to a local pub to escape the din of her city.";
-const ATLAS_POLL_MS = 1000;
 const RAW_HELP = "Each head's attention weights: how much each token (left) takes from each token (right).";
 
 /** @param {string} id @returns {any} */
@@ -36,19 +38,17 @@ async function boot() {
   let attention = null;
   /** @type {any[] | null} */
   let predictions = null;
-  let predictionsNote = "";
-  /** @type {any} */
-  let result = null;
+  let predictionsNote = "", predictionsMode = "";
   /** @type {(Aggregated & { source: AttentionData }) | null} */
   let aggregated = null;
-  /** @type {{ corpus: string, model: any } | null} */
-  let atlasView = null;
-  let aggregationRun = 0, atlasRun = 0, atlasTimer = 0;
+  let aggregationRun = 0;
   /** @type {number | null} */
   let hover = null;
-  let attentionRun = 0, searchRun = 0;
+  let attentionRun = 0;
   /** Whether to focus the selected token once the next attention is drawn (an opened match's). */
   let focusAfterLoad = false;
+  /** Whether the state's mask came from a link (or Back / Forward), to be checked against the input before it is sent. */
+  let maskFromLink = state.mask.length > 0;
 
   const status = byId("status");
   const tooltip = byId("tooltip");
@@ -62,6 +62,15 @@ async function boot() {
       redraw();
       showPredictions(pos === null ? null : tokensAt(pos)[0], el);
     },
+  });
+
+  const search = createSearchPanel({
+    state: () => state, attention: () => attention, corpus: () => corpusInfo(), heads: () => selectedHeads(),
+    update: (patch) => update(patch), open: (match, rank) => openMatch(match, rank),
+  });
+  const atlas = createAtlasPanel({
+    state: () => state, corpus: () => corpusInfo(), head: () => atlasHead(), setScore: (score) => update({ score }),
+    dropScore: () => { state.score = ""; writeUrl(); }, notice: (drops) => notice(drops), say: (message) => say(message),
   });
 
   /** @param {string} message */
@@ -107,8 +116,9 @@ async function boot() {
     fill(byId("corpus"), own.length ? own.map((c) => [c.name, `${c.name} (${c.tokens.toLocaleString("en")} tokens)`])
       : [["", "(none for this model)"]], state.corpus);
     const info = modelInfo();
-    byId("model-note").textContent = info ? `${info.layers} layers × ${info.heads} heads` +
-      (info.has_lm_head ? "" : " · no language-model head") : "";
+    const shape = info ? `${info.layers} layers × ${info.heads} heads` : "";
+    byId("model-note").textContent = !info ? "" : (info.kind === "encoder-decoder" ? `encoder-decoder · encoder: ${shape}` : shape) +
+      (info.has_lm_head ? "" : " · no language-model head");
     const fields = corpusInfo()?.fields ?? [];
     const labels = fields.map((f) => /** @type {[string, string]} */ ([f, fieldLabel(f, corpusInfo()?.silver)]));
     fill(byId("summary-field"), labels, state.field || fields[0] || "");
@@ -156,12 +166,7 @@ async function boot() {
       const unit = units && token !== null ? units.findIndex((u) => u.includes(token)) : token;
       view.draw(data, units ? { ...state, token: unit === -1 ? null : unit } : state, hover, aggregation);
     }
-    const ready = attention !== null && state.token !== null && corpusInfo() !== null;
-    const heads = view.root.dataset.heads ? view.root.dataset.heads.split(",").length : 0;
-    byId("search-embedding").disabled = !ready;
-    byId("search-heads").disabled = !ready || heads === 0;
-    byId("search-hint").textContent = !corpusInfo() ? "No corpus is served for this model."
-      : state.token === null ? "Click a token to search the corpus for it." : "";
+    search.sync();
     const masking = modelInfo()?.masking_note, note = byId("mask-note");
     note.textContent = masking ? masking[0].toUpperCase() + masking.slice(1) : "";  // a sentence, as shown
     note.hidden = !masking || state.mask.length === 0;
@@ -187,8 +192,8 @@ async function boot() {
     byId("pairs").value = state.pairs;
     syncSearchControls(state);
     if (before.words !== state.words) hover = null;
-    if (before.corpus !== state.corpus || before.atlas !== state.atlas) void loadAtlas();
-    else followInAtlas();
+    if (before.corpus !== state.corpus || before.atlas !== state.atlas) void atlas.load();
+    else atlas.follow();
     if (inputChanged) {
       void loadAttention();
       return;
@@ -201,9 +206,9 @@ async function boot() {
     const searchChanged = ["layer", "token", "corpus", "search", "words", "top", "filter", "perSentence", "scoring"]
       .some((k) => /** @type {any} */ (before)[k] !== /** @type {any} */ (state)[k])
       || String(before.heads) !== String(state.heads);
-    if (state.search && searchChanged) void runSearch();
-    else if (!state.search) clearResults();
-    else if (result) renderResults();
+    if (state.search && searchChanged) void search.search();
+    else if (!state.search) search.clear();
+    else if (search.hasResult()) search.render();
   }
 
   async function loadAttention() {
@@ -217,12 +222,21 @@ async function boot() {
     app.dataset.attention = "loading";
     say("");
     try {
+      if (maskFromLink && state.mask.length) { // a link's mask is checked against the input's tokens before it is sent
+        const checked = await checkLinkMask(state, info.name);
+        if (run !== attentionRun) return;
+        if (checked) notice(checked.drops);
+        if (checked) state.mask = checked.keep;
+      }
+      maskFromLink = false;
       const body = { model: info.name, text: state.text, mask: state.mask, ...(state.pair ? { text_pair: state.pair } : {}) };
       const response = await api("/api/attention", body);
       if (run !== attentionRun) return;
       attention = decodeAttention(response);
       predictions = response.predictions;
       predictionsNote = response.predictions_note ?? "";
+      predictionsMode = response.predictions_mode ?? "";
+      showStack(response.stack, info);
       notice(checkToken(state, attention));
       if (state.layer >= attention.layers) state.layer = attention.layers - 1;
       byId("pairs-label").hidden = !attention.segments.includes(1);
@@ -234,12 +248,17 @@ async function boot() {
       if (focusAfterLoad) byId("attention").querySelector(".as-query.as-selected")?.focus();
       focusAfterLoad = false;
       void loadAggregation();
-      if (state.search) void runSearch();
-      else clearResults();
+      if (state.search) void search.search();
+      else search.clear();
     } catch (error) {
       if (run !== attentionRun) return;
-      const badMask = error instanceof ApiFailure && error.field?.startsWith("mask") && state.mask.length > 0;
-      if (badMask && await dropBadMask(/** @type {ApiFailure} */ (error).message)) return;
+      if (error instanceof ApiFailure && error.field?.startsWith("mask") && state.mask.length > 0) {
+        notice([dropped("mask", state.mask.join(","), error.message)]); // refused although checked: dropped whole
+        state.mask = [];
+        writeUrl();
+        void loadAttention();
+        return;
+      }
       attention = null;
       app.dataset.attention = "error";
       byId("attention").querySelector(".as-columns")?.replaceChildren();
@@ -248,18 +267,19 @@ async function boot() {
   }
 
   /**
-   * The input cannot take the mask (a link's): drop the positions it cannot take, say so, and load
-   * again; false if the input itself cannot be loaded. @param {string} message the server's
+   * Say which attention stack the view draws: an encoder-decoder's encoder (its decoder and cross-attention
+   * need a target text, which the explorer does not take), or a causal decoder's.
+   * @param {string} stack the response's ("encoder" or "decoder") @param {any} info the model's GET /api/models entry
    */
-  async function dropBadMask(message) {
-    const run = attentionRun;
-    const checked = await maskFor(state, modelInfo()?.name ?? "", message);
-    if (!checked || run !== attentionRun) return false;
-    notice(checked.drops);
-    state.mask = checked.keep;
-    writeUrl();
-    void loadAttention();
-    return true;
+  function showStack(stack, info) {
+    const seq2seq = info.kind === "encoder-decoder";
+    app.dataset.stack = stack;
+    byId("attention-stack").textContent = seq2seq ? "(the encoder's self-attention)"
+      : stack === "decoder" ? "(decoder self-attention, causal)" : "(encoder self-attention)";
+    byId("stack-note").textContent = seq2seq ? "This model is an encoder-decoder: this is its encoder's self-attention " +
+      "over the sentence. Its decoder's self-attention and its cross-attention need a target text (the decoder's input), " +
+      "which the explorer does not take: show them in a notebook with attnscope.model_view(attnscope.capture(model, " +
+      "text, target=…))." : stack === "decoder" ? "A causal decoder: each token attends only to itself and the tokens before it." : "";
   }
 
   /**
@@ -321,68 +341,6 @@ async function boot() {
     return heads.length === 1 ? [state.layer, heads[0]] : null;
   }
 
-  function followInAtlas() {
-    const head = atlasHead();
-    if (atlasView && head) atlasView.model.set("selected", head);
-  }
-
-  /**
-   * Open or close the head atlas panel; when open, fetch the corpus's atlas (asking again every
-   * second while the server computes it) and draw it with atlas.js.
-   */
-  async function loadAtlas() {
-    const run = ++atlasRun;
-    clearTimeout(atlasTimer);
-    const host = byId("atlas"), corpus = corpusInfo(), toggle = byId("atlas-toggle");
-    toggle.setAttribute("aria-expanded", String(state.atlas));
-    toggle.textContent = state.atlas ? "Hide the head atlas" : "Show the head atlas";
-    toggle.disabled = !corpus;
-    byId("atlas-body").hidden = !state.atlas;
-    if (!state.atlas || !corpus) {
-      host.dataset.state = "idle";
-      return;
-    }
-    if (atlasView?.corpus === corpus.name) {
-      host.dataset.state = "ready";
-      followInAtlas();
-      return;
-    }
-    atlasView = null;
-    host.replaceChildren();
-    if (host.dataset.state !== "computing") host.dataset.state = "loading";
-    try {
-      const answer = await api(`/api/atlas?corpus=${encodeURIComponent(corpus.name)}`);
-      if (run !== atlasRun) return;
-      const progress = byId("atlas-progress");
-      progress.hidden = answer.status !== "computing";
-      if (answer.status === "computing") {
-        byId("atlas-bar").value = answer.total ? answer.done / answer.total : 0;
-        byId("atlas-progress-text").textContent = `Computing the atlas of ${corpus.name}: ` +
-          `${answer.done.toLocaleString("en")} of ${answer.total ? answer.total.toLocaleString("en") : "?"} tokens`;
-        host.dataset.state = "computing";
-        atlasTimer = window.setTimeout(() => void loadAtlas(), ATLAS_POLL_MS);
-        return;
-      }
-      if (answer.status === "failed") throw new ApiFailure(answer.message, null, 200);
-      if (state.score && !scoreOptions(answer.atlas).some((o) => o.key === state.score)) {
-        notice([dropped("score", state.score, "the head atlas has no score of that name (its menu lists them)")]);
-        state.score = "";
-        writeUrl();
-      }
-      const model = createStaticModel({ atlas: answer.atlas, app_url: null, example_text: null,
-        score: state.score || "previous", selected: atlasHead() ?? [state.layer, 0] });
-      model.on("change:score", (/** @type {string} */ score) => update({ score }));
-      render({ model, el: host });
-      atlasView = { corpus: corpus.name, model };
-      host.dataset.state = "ready";
-    } catch (error) {
-      if (run !== atlasRun) return;
-      host.dataset.state = "error";
-      byId("atlas-progress").hidden = true;
-      say(error instanceof ApiFailure ? `Could not show the head atlas: ${error.message}` : String(error));
-    }
-  }
-
   /** Mask the tokens at `positions` (a token, or a word's tokens), or unmask them if all are masked. @param {number[]} positions */
   function toggleMask(positions) {
     const info = modelInfo();
@@ -404,62 +362,18 @@ async function boot() {
 
   /** @param {number | null} pos @param {HTMLElement | null} el */
   function showPredictions(pos, el) {
-    const at = pos === null || !el || !attention ? null : { attention, predictions, note: predictionsNote, pos, el };
+    const at = pos === null || !el || !attention ? null
+      : { attention, predictions, mode: predictionsMode, note: predictionsNote, pos, el };
     showPredictionsTip(tooltip, at);
-  }
-
-  async function runSearch() {
-    const run = ++searchRun;
-    const corpus = corpusInfo();
-    const results = byId("results");
-    if (!attention || state.token === null || !corpus || !state.search) return;
-    const heads = state.heads ?? [...Array(attention.heads).keys()];
-    if (heads.length === 0) {
-      say("Select at least one head to search by heads (or to see the matches' attention).");
-      return;
-    }
-    const { body, error: malformed } = searchBody(state, corpus.name, heads);
-    if (malformed) {
-      results.dataset.state = "error";
-      say(malformed);
-      return;
-    }
-    results.dataset.state = "loading";
-    try {
-      const found = await api("/api/search", body);
-      if (run !== searchRun) return;
-      result = found;
-      say("");
-      renderResults();
-      results.dataset.state = "ready";
-      results.dataset.searches = String(Number(results.dataset.searches ?? 0) + 1);
-    } catch (error) {
-      if (run !== searchRun) return;
-      results.dataset.state = "error";
-      say(error instanceof ApiFailure ? `Search failed: ${error.message}` : String(error));
-    }
-  }
-
-  function clearResults() {
-    searchRun++;
-    result = null;
-    byId("results-title").textContent = "";
-    byId("results-score").textContent = "";
-    byId("summary").replaceChildren();
-    byId("matches").replaceChildren();
-    byId("results").dataset.state = "idle";
-  }
-
-  function renderResults() {
-    const corpus = corpusInfo();
-    if (result && corpus) showResults(result, state, corpus, openMatch);
   }
 
   /**
    * Open a match's sentence in the attention view, its matched token selected: a new history entry,
-   * so Back returns to the search. @param {any} match
+   * so Back returns to the search; the search's entry remembers the match's rank, so that Back gives
+   * the keyboard focus back to it. @param {any} match @param {number} rank
    */
-  function openMatch(match) {
+  function openMatch(match, rank) {
+    history.replaceState({ opened: rank }, "", location.href);
     history.pushState(null, "", location.href);
     focusAfterLoad = true;
     byId("text").value = match.text;
@@ -490,10 +404,15 @@ async function boot() {
   byId("show").addEventListener("change", () => update({ show: byId("show").value }));
   byId("words").addEventListener("change", () => update({ words: byId("words").checked }));
   byId("pairs").addEventListener("change", () => update({ pairs: byId("pairs").value }));
-  wireSearchControls(update);
-  // Back and Forward (after a match was opened) show the view their URL holds, search included.
-  window.addEventListener("popstate", () => {
+  wireSearchControls((patch) => ("filter" in patch ? search.setFilter(patch.filter ?? "") : update(patch)));
+  // Back and Forward (after a match was opened) show the view their URL holds, search included, and
+  // give the focus back to the match that was opened from it.
+  window.addEventListener("popstate", (event) => {
     const next = stateFromQuery(location.search);
+    const opened = event.state?.opened;
+    search.focusAfterSearch(Number.isInteger(opened) ? opened : null);
+    search.unmarkFilter();
+    maskFromLink = next.mask.length > 0;
     byId("text").value = next.text || EXAMPLE;
     byId("pair").value = next.pair;
     const served = models.some((m) => m.name === next.model || m.aliases.includes(next.model));
@@ -510,14 +429,10 @@ async function boot() {
     update({ layer: event.detail.layer, heads: [event.detail.head] });
   });
   byId("threshold").addEventListener("input", () => update({ threshold: Number(byId("threshold").value) / 100 }));
-  byId("hide-special").addEventListener("change", () => update({ hideSpecial: byId("hide-special").checked }));
-  byId("search-embedding").addEventListener("click", () => {
-    if (state.search === "embedding") void runSearch();
-    else update({ search: "embedding" });
-  });
-  byId("search-heads").addEventListener("click", () => {
-    if (state.search === "heads") void runSearch();
-    else update({ search: "heads" });
+  byId("hide-special").addEventListener("change", () => {
+    const hideSpecial = byId("hide-special").checked; // a hidden special token cannot stay selected
+    const hidden = hideSpecial && attention !== null && state.token !== null && attention.special[state.token];
+    update({ hideSpecial, ...(hidden ? { token: null } : {}) });
   });
   byId("summary-field").addEventListener("change", () => update({ field: byId("summary-field").value }));
   byId("cols-field").addEventListener("change", () => update({ cols: byId("cols-field").value }));
@@ -553,8 +468,9 @@ async function boot() {
   fill(byId("pairs"), FILTERS.map(([value, label]) => [value, label]), state.pairs);
   syncSearchControls(state);
   writeUrl();
-  refitOnThemeChange(app, ".as-tok, .as-ctok");
-  void loadAtlas();
+  refitOnThemeChange(app, ".as-ctok");
+  onThemeChange(() => redraw()); // the theme's head colours, the tokens' labels fitted again
+  void atlas.load();
   await loadAttention();
 }
 

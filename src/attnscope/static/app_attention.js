@@ -15,7 +15,9 @@
  *
  * Token labels: a piece that continues the previous token's word (same word id, from the tokenizer)
  * has the class `as-continuation` (app.css marks it "##", as BertViz shows WordPiece's pieces); every
- * label's colour is fitted to its shade (contrast.js). A redraw that rebuilds the tokens or the head
+ * label's colour is fitted to its shade (contrast.js). A head's thumbnail draws its lines in the head's
+ * colour (common.js's palette for the background: `PALETTE_DARK` on a dark theme) and carries its
+ * number on a chip of that colour, in black or white, whichever contrasts more (at least 4.58:1). A redraw that rebuilds the tokens or the head
  * thumbnails gives the focus back to the same token or head, so the keyboard never falls to the page.
  */
 
@@ -107,8 +109,8 @@ export function createAttentionView(host, handlers) {
   const headBar = make("div", "as-heads");
   headBar.setAttribute("role", "group");
   headBar.setAttribute("aria-label", "Heads");
-  const all = make("button", "as-small", "All");
-  const none = make("button", "as-small", "None");
+  const all = /** @type {HTMLButtonElement} */ (make("button", "as-small", "All"));
+  const none = /** @type {HTMLButtonElement} */ (make("button", "as-small", "None"));
   all.type = none.type = "button";
   all.id = "heads-all";
   none.id = "heads-none";
@@ -206,9 +208,7 @@ export function createAttentionView(host, handlers) {
       button.setAttribute("aria-label", `head ${h}`);
       const c = document.createElement("canvas");
       c.width = c.height = THUMB;
-      const label = make("span", "as-head-label", String(h));
-      label.style.color = headColour(h);
-      button.append(c, label);
+      button.append(c, make("span", "as-head-label", String(h)));
       button.addEventListener("click", () => {
         const next = heads.includes(h) ? heads.filter((x) => x !== h) : [...heads, h].sort((a, b) => a - b);
         handlers.onHeads(next);
@@ -224,12 +224,17 @@ export function createAttentionView(host, handlers) {
     const { n } = data;
     const rows = visible, cols = visible;
     const minByte = minDrawnByte(0.01);
+    const dark = headEls.length > 0 && onDark(headEls[0]);
     headEls.forEach((button, h) => {
       const c = /** @type {HTMLCanvasElement} */ (button.querySelector("canvas"));
       const ctx = /** @type {CanvasRenderingContext2D} */ (c.getContext("2d"));
       const image = ctx.createImageData(THUMB, THUMB);
       collectMarks(source.bytes.subarray((layer * source.heads + h) * n * n), 0, n, rows, cols, minByte, marks);
-      const rgb = rgbOf(headColour(h));
+      const colour = headColour(h, dark);
+      const label = /** @type {HTMLElement} */ (button.querySelector(".as-head-label"));
+      label.style.backgroundColor = colour; // the head's colour as a chip, its number in black or white on it
+      label.style.color = inkOn(colour);
+      const rgb = rgbOf(colour);
       if (rows.length <= THUMB_LINES_MAX) {
         paintLines(image, 0, 0, THUMB, THUMB, marks, THUMB / rows.length, THUMB / cols.length, rgb, scratch);
       } else {
@@ -254,7 +259,7 @@ export function createAttentionView(host, handlers) {
     const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
     const image = ctx.createImageData(canvas.width, canvas.height);
     const layer = createLineLayer(canvas.width, canvas.height);
-    const colour = heads.length === 1 ? headColour(heads[0]) : LINE_COLOUR;
+    const colour = heads.length === 1 ? headColour(heads[0], onDark(columns)) : LINE_COLOUR;
     layer.begin(rgbOf(colour));
     let count = 0;
     visible.forEach((q, r) => {
@@ -335,9 +340,12 @@ export function createAttentionView(host, handlers) {
 
 /**
  * Fill and place the predictions tooltip for the token at `at.pos` (below its element `at.el`): the
- * model's top predictions there, or the note saying why there are none; hide it when `at` is null.
+ * model's top predictions there, said as what they are (`at.mode` "next": the token after this one, as
+ * a causal decoder predicts; "masked": what the model puts at this position), or the note saying why
+ * there are none; hide it when `at` is null.
  * @param {HTMLElement} tooltip
- * @param {{ attention: AttentionData, predictions: any[] | null, note: string, pos: number, el: HTMLElement } | null} at
+ * @param {{ attention: AttentionData, predictions: any[] | null, mode: string, note: string, pos: number,
+ *   el: HTMLElement } | null} at
  */
 export function showPredictionsTip(tooltip, at) {
   if (!at) {
@@ -354,14 +362,17 @@ export function showPredictionsTip(tooltip, at) {
       item.append(make("span", "as-muted", `${(100 * c.probability).toFixed(1)}%`));
       list.append(item);
     }
-    parts.push(make("p", "as-muted", attention.masked.includes(pos) ? "the model's predictions for this masked token:"
-      : "the model's predictions here:"), list);
+    const what = at.mode === "next" ? "the model's predictions for the next token:"
+      : attention.masked.includes(pos) ? "the model's predictions for this masked token:"
+        : "the model's predictions for this position:";
+    parts.push(make("p", "as-muted", what), list);
   } else {
     parts.push(make("p", "as-muted", at.note || "no predictions"));
   }
   tooltip.replaceChildren(...parts);
   tooltip.hidden = false;
   const box = at.el.getBoundingClientRect();
-  tooltip.style.left = `${Math.round(box.left + window.scrollX)}px`;
+  const room = document.documentElement.clientWidth - tooltip.offsetWidth - 4; // never past the window's right edge
+  tooltip.style.left = `${Math.round(Math.max(0, Math.min(box.left, room)) + window.scrollX)}px`;
   tooltip.style.top = `${Math.round(box.bottom + window.scrollY + 4)}px`;
 }

@@ -39,6 +39,16 @@ export function wordsOf(m) {
 }
 
 /**
+ * A metadata value as its column shows it: UD features (`feats`) by their values only, so narrow
+ * columns still tell them apart ("Mood=Ind|Number=Sing|Person=3" reads "Ind|Sing|3"; the cell's
+ * tooltip has them whole); any other value as it is. @param {string} field @param {string} value
+ */
+export function columnValue(field, value) {
+  if (field !== "feats" || !value.includes("=")) return value;
+  return value.split("|").map((feature) => feature.slice(feature.indexOf("=") + 1)).join("|");
+}
+
+/**
  * A metadata field's name as the app shows it: marked silver, with the model that predicted it, when
  * the corpus says a model (not annotators) gave its values, e.g. "ner (silver, spacy en_core_web_sm 3.8.0)";
  * ``short`` leaves the model out ("ner (silver)").
@@ -60,7 +70,7 @@ export function renderMatches(host, result, options) {
   const offsets = [];
   for (let o = -options.span; o <= options.span; o++) offsets.push(o);
   const widest = Math.max(2, ...result.matches.flatMap((/** @type {any} */ m) => (m.metadata[options.field] ?? [])
-    .map((/** @type {any} */ v) => String(v ?? "·").length)));
+    .map((/** @type {any} */ v) => columnValue(options.field, String(v ?? "·")).length)));
   const table = make("div", "as-matches");
   table.setAttribute("role", "table");
   table.setAttribute("aria-label", "Matches in context");
@@ -71,7 +81,8 @@ export function renderMatches(host, result, options) {
   score.title = `score: ${result.score_meaning ?? "similarity"}`;
   head.append(columns(cell("span", "as-num as-rank", "#", "columnheader"), score, offsets.map((o) => {
       const th = cell("span", "as-meta", o === 0 ? options.field : `${o > 0 ? "+" : "−"}${Math.abs(o)}`, "columnheader");
-      th.title = `${fieldLabel(options.field, options.silver)} of the ${o === 0 ? "matched word" : `word at offset ${o} from the match`}`;
+      th.title = `${fieldLabel(options.field, options.silver)} of the ${o === 0 ? "matched word" : `word at offset ${o} from the match`}` +
+        (options.field === "feats" ? " (the features' values; hover a cell for them whole)" : "");
       return th;
     })), cell("span", "as-context", "match in context (shade: attention the match pays each token; click to open)", "columnheader"));
   table.append(head);
@@ -122,7 +133,7 @@ function matchRow(m, i, offsets, options) {
     const w = centre + o;
     const value = values && w >= 0 && w < starts.length ? values[starts[w]] : null;
     const text = value === null || value === undefined ? "·" : String(value);
-    const td = cell("span", o === 0 ? "as-meta as-meta-centre" : "as-meta", text);
+    const td = cell("span", o === 0 ? "as-meta as-meta-centre" : "as-meta", columnValue(options.field, text));
     td.dataset.offset = String(o);
     td.title = text;
     return td;

@@ -1,11 +1,14 @@
 // @ts-check
 /**
  * What a link (the URL's state) asks for that this server or this input cannot show: an unknown
- * model, corpus or field, a layer, head, token or mask position out of range. Each such parameter is
- * dropped from the state (the rest still applies) and reported in words by `dropped` (app_state.js),
- * "layer=40 was ignored: this model has layers 0-5"; the page lists them in its notice (`showDropped`)
- * and writes the URL again without them. Syntax (numbers, lists, switches) is checked when the URL is
- * read (`stateFromQuery`); these checks need /api/models and /api/corpora, or the input's tokens.
+ * model, corpus or field, a filter on a field the corpus does not have, a layer, head, token or mask
+ * position out of range, a search for a special token (the index holds none), a special token
+ * selected while special tokens are hidden. Each such parameter is dropped from the state (the rest
+ * still applies) and reported in words by `dropped` (app_state.js), "layer=40 was ignored: this model
+ * has layers 0-5"; the page lists them in its notice (`showDropped`) and writes the URL again without
+ * them. Syntax (numbers, lists, switches, an empty text) is checked when the URL is read
+ * (`stateFromQuery`); these checks need /api/models and /api/corpora, or the input's tokens, which a
+ * link's mask is checked against before the masked input is asked for (`checkLinkMask`).
  */
 
 /** @typedef {{ name: string, text: string }} Dropped */
@@ -64,7 +67,13 @@ export function checkServed(state, models, corpora) {
       state.heads = heads.filter((h) => h < info.heads);
     }
   }
-  const fields = (corpus ?? own[0])?.fields;
+  const served = corpus ?? own[0] ?? null;
+  const problem = state.filter ? filterProblem(state.filter, served) : "";
+  if (problem) {
+    drops.push(dropped("filter", state.filter, problem));
+    state.filter = "";
+  }
+  const fields = served?.fields;
   for (const key of /** @type {const} */ (["field", "cols"])) {
     if (state[key] && !(fields ?? []).includes(state[key])) {
       drops.push(dropped(key, state[key], fields ? `the corpus has the fields ${fields.join(", ")}`
@@ -88,15 +97,25 @@ export function checkServed(state, models, corpora) {
 
 /**
  * Check the selected token against the input's tokens (after the attention has loaded): dropped when
- * out of range, with the search that needed it.
- * @param {AppState} state changed in place @param {{ n: number }} input
+ * out of range, or a special token while special tokens are hidden, with the search that needed it; a
+ * search for a special token is dropped (the corpus index holds none), the token stays selected.
+ * @param {AppState} state changed in place @param {{ n: number, special: boolean[], tokens: string[] }} input
  * @returns {Dropped[]}
  */
 export function checkToken(state, input) {
-  if (state.token === null || state.token < input.n) return [];
-  const drops = [dropped("token", String(state.token), `this input has ${range(input.n, "tokens")}`)];
-  if (state.search) drops.push(dropped("search", state.search, "a search needs a token to search for (token=…)"));
-  state.token = null;
+  const token = state.token;
+  if (token === null) return [];
+  const special = token < input.n && input.special[token];
+  const why = token >= input.n ? `this input has ${range(input.n, "tokens")}`
+    : special && state.hideSpecial ? `it is the special token ${input.tokens[token]}, and special tokens are hidden (special=hide)`
+      : "";
+  if (!why && !(special && state.search)) return [];
+  const drops = why ? [dropped("token", String(token), why)] : [];
+  if (state.search) {
+    drops.push(dropped("search", state.search, why ? "a search needs a token to search for (token=…)"
+      : `token ${token} is the special token ${input.tokens[token]}, which the corpus index does not hold`));
+  }
+  if (why) state.token = null;
   state.search = "";
   return drops;
 }
@@ -122,18 +141,17 @@ export function checkMask(mask, input) {
 }
 
 /**
- * For an input whose mask the server refused (with `message`): ask for its unmasked tokens and check
- * the mask against them (`checkMask`); when no position is to blame, the whole mask is dropped with
- * the server's message. Null if the unmasked input cannot be loaded either.
- * @param {AppState} state @param {string} model @param {string} message
+ * A link's mask checked before the masked input is asked for: the input's unmasked tokens are asked
+ * for and the mask checked against them (`checkMask`), so a position out of range or on a special
+ * token is named in the notice and never sent. Null if the unmasked input cannot be loaded (its
+ * error is then the page's to show).
+ * @param {AppState} state @param {string} model
  * @returns {Promise<{ keep: number[], drops: Dropped[] } | null>}
  */
-export async function maskFor(state, model, message) {
+export async function checkLinkMask(state, model) {
   const body = { model, text: state.text, ...(state.pair ? { text_pair: state.pair } : {}) };
   const input = await api("/api/attention", body).then(decodeAttention, () => null);
-  if (!input) return null;
-  const checked = checkMask(state.mask, input);
-  return checked.drops.length ? checked : { keep: [], drops: [dropped("mask", state.mask.join(","), message)] };
+  return input && checkMask(state.mask, input);
 }
 
 /**

@@ -131,10 +131,10 @@ export function showResults(result, state, corpus, onOpen) {
 export function syncSearchControls(state) {
   const el = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
   el("search-top").value = String(state.top);
-  if (document.activeElement !== el("search-filter")) el("search-filter").value = state.filter;
+  const filter = el("search-filter"); // a filter the corpus refused stays in its input, to correct (app_search_panel.js)
+  if (document.activeElement !== filter && filter.getAttribute("aria-invalid") !== "true") filter.value = state.filter;
   el("search-per-sentence").checked = state.perSentence;
   el("search-score").value = state.scoring;
-  el("search-score-label").hidden = state.search !== "heads";
   el("search-unit").textContent = state.words
     ? "Words mode: a word is searched as a word (the mean of its tokens' vectors, each unit length), and the " +
       "matches are corpus words scored the same way."

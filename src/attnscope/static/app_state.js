@@ -86,7 +86,8 @@ export function stateFromQuery(search, drops = []) {
     const value = q.get(key) ?? "";
     const length = value.length.toLocaleString("en");
     if (value.length > MAX_TEXT) drop(key, `it is ${length} characters long; the most is ${MAX_TEXT.toLocaleString("en")}`);
-    else state[key] = value;
+    else if (key === "text" && q.has("text") && !value.trim()) drop(key, "the text is empty; showing the example sentence");
+    else state[key] = value.trim() ? value : "";
   }
   const list = (/** @type {string} */ name, /** @type {string} */ what) => {
     const text = q.get(name) ?? "";

@@ -5,28 +5,42 @@
  * this file between common.js and the view's module.
  */
 
+/** A unit's label as text (exports, tooltips): "##" before a piece that continues a word. @param {{ label: string, continuation?: boolean }} unit */
+export function unitText(unit) {
+  return (unit.continuation ? "##" : "") + shown(unit.label);
+}
+
 /** The sentence-pair filters of the head and model views: [value, label], "AB" keeping A's queries on B's keys. */
 export const FILTERS = [["all", "All"], ["AA", "A→A"], ["BB", "B→B"], ["AB", "A→B"], ["BA", "B→A"]];
 
 /**
  * One side's units: tokens, or words made of tokens (special tokens stay units of their own).
+ * `continuation` marks a token that continues the previous token's word (the header's `continues`):
+ * views mark it "##" before its label; a word never is one.
  * @param {any} seq a header sequence
  * @param {boolean} merge
- * @returns {{label: string, special: boolean, tokens: number[]}[]}
+ * @returns {{label: string, special: boolean, tokens: number[], continuation: boolean}[]}
  */
 export function unitsOf(seq, merge) {
   if (!merge || !seq.words || seq.words.length === 0) {
-    return seq.tokens.map((/** @type {string} */ t, /** @type {number} */ i) => ({ label: t, special: seq.special[i], tokens: [i] }));
+    return seq.tokens.map((/** @type {string} */ t, /** @type {number} */ i) => ({ label: t, special: seq.special[i],
+      tokens: [i], continuation: Boolean(seq.continues?.[i]) }));
   }
-  /** @type {{label: string, special: boolean, tokens: number[]}[]} */
+  /** @type {{label: string, special: boolean, tokens: number[], continuation: boolean}[]} */
   const units = [];
   /** @type {Map<number, number>} */
   const ofWord = new Map();
   seq.tokens.forEach((/** @type {string} */ t, /** @type {number} */ i) => {
     const word = seq.words[i];
-    if (word === null || word === undefined) { units.push({ label: t, special: seq.special[i], tokens: [i] }); return; }
+    if (word === null || word === undefined) {
+      units.push({ label: t, special: seq.special[i], tokens: [i], continuation: false });
+      return;
+    }
     const at = ofWord.get(word);
-    if (at === undefined) { ofWord.set(word, units.length); units.push({ label: seq.word_labels[word], special: false, tokens: [i] }); }
+    if (at === undefined) {
+      ofWord.set(word, units.length);
+      units.push({ label: seq.word_labels[word], special: false, tokens: [i], continuation: false });
+    }
     else units[at].tokens.push(i);
   });
   return units;

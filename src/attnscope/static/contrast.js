@@ -18,6 +18,9 @@ const AIM = 4.55;
 
 /** @typedef {[number, number, number, number]} RGBA channels 0-255, alpha 0-1 */
 
+/** The relative luminance below which white text contrasts more than black (√(1.05 × 0.05) − 0.05). */
+const DARK_BELOW = 0.179;
+
 const CLEAR = /** @type {RGBA} */ ([0, 0, 0, 0]);
 const WHITE = /** @type {RGBA} */ ([255, 255, 255, 1]);
 
@@ -117,6 +120,20 @@ export function backdropOf(el) {
     if (colour[3] >= 1) break;
   }
   return layers.reduceRight((below, layer) => over(layer, below), WHITE);
+}
+
+/** Whether `el` is drawn on a dark background: white text would contrast more there than black. @param {Element | null} el */
+export function onDark(el) {
+  return luminance(backdropOf(el)) < DARK_BELOW;
+}
+
+/**
+ * Black or white, whichever contrasts more with the opaque colour `background` (a CSS colour): at
+ * least 4.58:1 on any background. @param {string} background @returns {string}
+ */
+export function inkOn(background) {
+  const bg = parseColour(background) ?? WHITE;
+  return contrast([0, 0, 0], bg) >= contrast([255, 255, 255], bg) ? "#000000" : "#ffffff";
 }
 
 /**

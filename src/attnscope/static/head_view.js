@@ -177,7 +177,8 @@ function render({ model, el }) {
    */
   function lineSets() {
     const heads = shownHeads();
-    if (PER_HEAD.has(state.aggregation)) return heads.map((h) => ({ index: h, colour: headColour(h), label: `head ${h}` }));
+    const dark = onDark(root);
+    if (PER_HEAD.has(state.aggregation)) return heads.map((h) => ({ index: h, colour: headColour(h, dark), label: `head ${h}` }));
     if (state.aggregation === "mean" && heads.length === 0) return [];
     const label = state.aggregation === "mean" ? `mean of heads ${heads.join(", ")}`
       : state.aggregation === "rollout" ? `rollout to layer ${state.layer}` : "all heads";
@@ -288,7 +289,6 @@ function render({ model, el }) {
       button.type = "button";
       button.dataset.head = String(h);
       button.title = `head ${h}: click to show or hide, double-click to show only this head`;
-      button.style.setProperty("--attnscope-head", headColour(h));
       button.addEventListener("click", () => {
         if (state.heads.has(h)) state.heads.delete(h);
         else state.heads.add(h);
@@ -318,6 +318,7 @@ function render({ model, el }) {
       node.dataset.index = String(n);
       node.tabIndex = 0;
       if (units[n].special) node.classList.add("attnscope-hv-special");
+      if (units[n].continuation) node.classList.add("attnscope-hv-continuation");
       const pin = () => {
         const same = state.pinned && state.pinned.side === side && state.pinned.index === n;
         state.pinned = same ? null : { side, index: n };
@@ -339,7 +340,7 @@ function render({ model, el }) {
     const own = fromQuery ? layout.q : layout.k, other = fromQuery ? layout.k : layout.q;
     const otherRows = fromQuery ? layout.kRows : layout.qRows;
     tooltip.replaceChildren(make("div", "attnscope-hv-tip-title",
-      `${fromQuery ? "query" : "key"} ${active.index} “${shown(own[active.index].label)}”, layer ${state.layer}` +
+      `${fromQuery ? "query" : "key"} ${active.index} “${unitText(own[active.index])}”, layer ${state.layer}` +
       (fromQuery ? ": weights on keys" : ": weights from queries")));
     const perHead = PER_HEAD.has(state.aggregation);
     for (const set of lineSets()) {
@@ -356,7 +357,7 @@ function render({ model, el }) {
       }
       entries.sort((a, b) => b[1] - a[1]);
       for (const [o, w] of entries.slice(0, 8)) {
-        const item = make("span", "attnscope-hv-weight", `${shown(other[o].label)} ${w.toFixed(3)}`);
+        const item = make("span", "attnscope-hv-weight", `${unitText(other[o])} ${w.toFixed(3)}`);
         item.dataset.position = String(o);
         item.dataset.weight = String(w);
         line.append(item);
@@ -391,8 +392,10 @@ function render({ model, el }) {
     highlight();
     showTooltip();
     const allHeads = state.aggregation === "rollout" || state.aggregation === "value_norm_sum";
+    const dark = onDark(root);
     for (const node of headBar.querySelectorAll("button")) {
       const button = /** @type {HTMLButtonElement} */ (node);
+      button.style.setProperty("--attnscope-head", headColour(Number(button.dataset.head), dark));
       const on = allHeads || state.heads.has(Number(button.dataset.head));
       button.classList.toggle("attnscope-hv-off", !on);
       button.setAttribute("aria-pressed", String(on));
@@ -422,7 +425,7 @@ function render({ model, el }) {
     /** @param {any[]} units @param {any} rows @param {number} x @param {string} anchor */
     const labels = (units, rows, x, anchor) => rows.shown.forEach((/** @type {number} */ n, /** @type {number} */ r) => {
       const y = (r + 0.5) * row - top;
-      if (y >= 0 && y <= bottom - top) parts.push(`<text x="${x}" y="${y}" text-anchor="${anchor}" dominant-baseline="middle">${xmlText(shown(units[n].label))}</text>`);
+      if (y >= 0 && y <= bottom - top) parts.push(`<text x="${x}" y="${y}" text-anchor="${anchor}" dominant-baseline="middle">${xmlText(unitText(units[n]))}</text>`);
     });
     labels(layout.q, layout.qRows, left - 6, "end");
     labels(layout.k, layout.kRows, left + CANVAS_WIDTH + 6, "start");
@@ -512,7 +515,7 @@ function render({ model, el }) {
   buildStack();
   update(false);
   root.dataset.ready = "true";
-  const stopRefit = refitOnThemeChange(root, ".attnscope-hv-token, .attnscope-hv-head");
+  const stopRefit = onThemeChange(() => update(false)); // the theme's head colours, labels fitted again
 
   return () => {
     if (typeof model.off === "function") for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);

@@ -161,9 +161,12 @@ function render({ model, el }) {
     return combined() ? { ...stack(), heads: 1, head_labels: [null] } : stack();
   }
 
-  /** The colour of the grid's head `h`: the head's own, or the text colour for a combination. @param {number} h */
+  /**
+   * The colour of the grid's head `h`: the head's own (from the dark palette on a dark theme), or the
+   * text colour for a combination. @param {number} h
+   */
   function colourOf(h) {
-    if (!combined()) return headColour(stack().head_labels[h]);
+    if (!combined()) return headColour(stack().head_labels[h], onDark(root));
     const fg = getComputedStyle(root).getPropertyValue("--attnscope-mv-fg").trim();
     return /^#[0-9a-f]{6}$/i.test(fg) ? fg : "#555555";
   }
@@ -339,6 +342,15 @@ function render({ model, el }) {
   }
 
   /** Redraw after a change of style, filter, special tokens, threshold or stack; keep the open cell. */
+  /** Draw again in the theme's colours: head colours (`PALETTE_DARK` on a dark background) and fitted labels. */
+  function retheme() {
+    headLabels.querySelectorAll(".attnscope-mv-head-label").forEach((label, i) => {
+      /** @type {HTMLElement} */ (label).style.setProperty("--attnscope-head", colourOf(i));
+    });
+    redrawAll(false);
+    fitLabels(root.querySelectorAll(".attnscope-mv-token"));
+  }
+
   function redrawAll(write = true) {
     drawGrid();
     if (state.open) detail.build();
@@ -527,7 +539,7 @@ function render({ model, el }) {
     },
     "change:theme": () => {
       root.dataset.theme = model.get("theme") || "auto";
-      fitLabels(root.querySelectorAll(".attnscope-mv-token"));
+      retheme();
     },
     "change:aggregation": () => {
       const v = model.get("aggregation");
@@ -542,7 +554,7 @@ function render({ model, el }) {
   drawGrid();
   refresh(false);
   fromPython();
-  const stopRefit = refitOnThemeChange(root, ".attnscope-mv-token");
+  const stopRefit = onThemeChange(retheme);
 
   return () => {
     if (typeof model.off === "function") for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);

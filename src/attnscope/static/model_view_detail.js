@@ -82,6 +82,7 @@ export function createDetail(host) {
       Object.assign(node.dataset, { side, index: String(i) });
       node.title = `${side} ${i}`;
       if (seq.special[i]) node.classList.add("attnscope-mv-special");
+      if (seq.continues?.[i]) node.classList.add("attnscope-mv-continuation");
       node.addEventListener("mouseenter", () => setHover({ side, index: i }));
       node.addEventListener("mouseleave", () => setHover(null));
       column.append(node);

@@ -112,6 +112,14 @@ function tokenLabel(token) {
 }
 
 /**
+ * Token `i`'s label: "##" before a piece that continues the previous token's word (the header's
+ * `continues`), as the head view and the app mark it. @param {any} seq a header sequence @param {number} i
+ */
+function pieceLabel(seq, i) {
+  return (seq.continues?.[i] ? "##" : "") + tokenLabel(seq.tokens[i]);
+}
+
+/**
  * The SVG's own style rules, scoped to its id; `colour(name)` gives a CSS variable on screen and a
  * resolved colour in exported files.
  * @param {string} id @param {(name: string) => string} colour
@@ -150,9 +158,9 @@ function heatCell(x, y, w, h, v, scale, attrs, most = 1) {
 function neuronGeometry(s, header, t, layer, head, measure) {
   const dim = s.head_dim, rows = Math.max(s.key, s.query);
   const R = Math.max(12, Math.min(18, Math.floor(2400 / rows))), C = Math.max(2, Math.min(10, Math.floor(256 / dim)));
-  const widest = (/** @type {string[]} */ tokens, /** @type {number} */ least) =>
-    Math.ceil(Math.max(least, ...tokens.map((token) => measure(tokenLabel(token))))) + 12;
-  const wq = widest(header.sequences[s.query_tokens].tokens, 40), wk = widest(header.sequences[s.key_tokens].tokens, 48);
+  const widest = (/** @type {any} */ seq, /** @type {number} */ least) =>
+    Math.ceil(Math.max(least, ...seq.tokens.map((/** @type {string} */ _, /** @type {number} */ i) => measure(pieceLabel(seq, i))))) + 12;
+  const wq = widest(header.sequences[s.query_tokens], 40), wk = widest(header.sequences[s.key_tokens], 48);
   const block = Math.max(dim * C, 136);
   /** @type {Record<string, number>} */
   const x = { q: PAD, key: PAD + wq + GAP, k: PAD + wq + GAP + wk };
@@ -200,7 +208,7 @@ function queryList(g, seq, query) {
     const on = i === query, y = g.yk + i * g.R;
     out.push(`<g class="nv-query" data-index="${i}" role="option" aria-selected="${on}" tabindex="${on ? 0 : -1}">` +
       `<rect class="${on ? "sel" : "bg"}" x="${g.x.q}" y="${y}" width="${g.wq}" height="${g.R - 1}" rx="3"/>` +
-      rowText(g, g.x.q + g.wq - 6, y, tokenLabel(token), seq.special[i] ? "m" : "", "end") + `</g>`);
+      rowText(g, g.x.q + g.wq - 6, y, pieceLabel(seq, i), seq.special[i] ? "m" : "", "end") + `</g>`);
   });
   return out.join("") + `</g>`;
 }
@@ -208,12 +216,12 @@ function queryList(g, seq, query) {
 /**
  * One key's row: its token, k, q×k, q·k, scaled (softcapped, bias) and softmax; grey when masked.
  * Heat cells carry only their value: kind and key come from their groups, the dimension from their order.
- * @param {Geometry} g @param {Terms} t @param {number} j @param {number} dim @param {string} token @param {boolean} special @param {Record<string, number>} scale
+ * @param {Geometry} g @param {Terms} t @param {number} j @param {number} dim @param {string} token its label (`pieceLabel`) @param {boolean} special @param {Record<string, number>} scale
  */
 function keyRow(g, t, j, dim, token, special, scale) {
   const x = g.x, y = g.yk + j * g.R, a = `data-key="${j}"`, out = [];
   out.push(`<g class="nv-row${t.allowed[j] ? "" : " nv-masked"}" ${a} data-masked="${!t.allowed[j]}">`,
-    rowText(g, x.k - 6, y, tokenLabel(token), special ? "m nv-token" : "nv-token", "end"), `<g data-kind="k">`);
+    rowText(g, x.k - 6, y, token, special ? "m nv-token" : "nv-token", "end"), `<g data-kind="k">`);
   for (let d = 0; d < dim; d++) out.push(heatCell(x.k + d * g.C, y, g.cw, g.R - 1, t.k(j, d), scale.qk, ""));
   out.push(`</g><g data-kind="prod">`);
   for (let d = 0; d < dim; d++) out.push(heatCell(x.prod + d * g.C, y, g.cw, g.R - 1, t.products[j * dim + d], scale.prod, ""));
@@ -259,10 +267,10 @@ function neuronFigure({ id, s, header, t, layer, head, query, measure }) {
   const g = neuronGeometry(s, header, t, layer, head, measure), scale = columnScales(t, s.key, s.head_dim);
   const out = [`<svg xmlns="${SVG_NS}" id="${id}" class="attnscope-nv-svg" width="${g.width}" height="${g.height}" viewBox="0 0 ${g.width} ${g.height}" role="img" aria-label="neuron view">`,
     `<rect class="bg" x="0" y="0" width="${g.width}" height="${g.height}"/>`, columnTitles(g, s, t, layer, scale),
-    rowText(g, g.x.k - 6, g.y0, `q “${tokenLabel(qTokens.tokens[query])}”`, "h", "end"), `<g data-kind="q">`];
+    rowText(g, g.x.k - 6, g.y0, `q “${pieceLabel(qTokens, query)}”`, "h", "end"), `<g data-kind="q">`];
   for (let d = 0; d < s.head_dim; d++) out.push(heatCell(g.x.k + d * g.C, g.y0, g.cw, g.R - 2, t.q[d], scale.qk, ""));
   out.push(`</g>`, queryList(g, qTokens, query));
-  for (let j = 0; j < s.key; j++) out.push(keyRow(g, t, j, s.head_dim, kTokens.tokens[j], kTokens.special[j], scale));
+  for (let j = 0; j < s.key; j++) out.push(keyRow(g, t, j, s.head_dim, pieceLabel(kTokens, j), kTokens.special[j], scale));
   if (t.sink !== null) out.push(sinkRow(g, t, s.key));
   // sentence B starts below this line (in the query list and in the keys)
   for (const [seq, x0, x1] of [[qTokens, g.x.q, g.x.q + g.wq], [kTokens, g.x.key, g.width - PAD]]) {

@@ -34,7 +34,7 @@ PARTS: dict[str, tuple[str, ...]] = {
     "head_view": ("attention_data", "raster"),
     "model_view": ("attention_data", "raster", "model_view_detail"),
     "app": ("attention_data", "raster", "static_model", "atlas", "app_state", "app_search", "app_attention",
-            "app_links", "app_corpus"),
+            "app_links", "app_corpus", "app_search_panel", "app_atlas_panel"),
 }
 """Extra files a view's module is made of, placed between the shared files (`SHARED`) and ``<module>.js``."""
 SHARED = ("common", "contrast")

@@ -30,6 +30,7 @@ from ..capture.loading import readable_model_name
 from ..capture.result import Capture
 from ..errors import InputError, check_range
 from .payload import ROLES, TokenSequence
+from .sequences import sequence_from_tokens
 
 NEEDED = ("queries", "keys", "allowed")
 """Fields a capture must hold for the neuron view; ``bias`` too when the model adds one."""
@@ -209,12 +210,15 @@ def _stack_data(cap: Capture, role: str) -> NeuronStack:
 
 
 def _sequences(cap: Capture) -> dict[str, TokenSequence]:
+    """The token sequences the stacks read: labels, special flags, sentence B and the pieces that continue a word."""
     main = "decoder" if cap.kind == "decoder" else "encoder"
-    toks = cap.tokens
-    out = {main: TokenSequence(list(toks.display), list(toks.special), toks.sentence_b_start)}
+    sources = {main: cap.tokens}
     if cap.decoder_tokens is not None and main == "encoder":
-        dec = cap.decoder_tokens
-        out["decoder"] = TokenSequence(list(dec.display), list(dec.special), None)
+        sources["decoder"] = cap.decoder_tokens
+    out = {}
+    for name, tokens in sources.items():
+        seq = sequence_from_tokens(tokens)
+        out[name] = TokenSequence(seq.tokens, seq.special, seq.sentence_b_start, continues=seq.continues)
     return out
 
 

@@ -19,7 +19,9 @@ class TokenSequence:
     """One token sequence a stack reads: display strings, special-token flags, sentence B start, words.
 
     ``words`` gives each token's word number (``None`` for special tokens) and ``word_labels`` each
-    word's text, so a view can merge subword rows and columns into words.
+    word's text, so a view can merge subword rows and columns into words. ``continues`` marks the
+    tokens that continue the previous token's word and whose label does not already say so (WordPiece's
+    ``##`` kept in BertViz-style strings): the views mark them ``##`` before the label, as the app does.
     """
 
     tokens: list[str]
@@ -27,10 +29,18 @@ class TokenSequence:
     sentence_b_start: int | None = None
     words: list[int | None] = field(default_factory=list)
     word_labels: list[str] = field(default_factory=list)
+    continues: list[bool] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"tokens": self.tokens, "special": self.special, "sentence_b_start": self.sentence_b_start,
-                "words": self.words, "word_labels": self.word_labels}
+                "words": self.words, "word_labels": self.word_labels, "continues": self.continues}
+
+
+def continuations(words: Sequence[int | None], special: Sequence[bool]) -> list[bool]:
+    """Which tokens continue the previous token's word: ordinary tokens with the word number of the token
+    before them ("all ##er ##gies"); a word's first piece and special tokens never do."""
+    return [not special[i] and i > 0 and words[i] is not None and words[i] == words[i - 1]
+            for i in range(len(words))]
 
 
 def sequence_from_tokens(tokens: Tokens) -> TokenSequence:
@@ -54,7 +64,8 @@ def sequence_from_tokens(tokens: Tokens) -> TokenSequence:
             labels.append(text[min(o[0] for o in offsets):max(o[1] for o in offsets)].strip() or tokens.display[members[0]])
         else:
             labels.append("".join(tokens.display[i] for i in members))
-    return TokenSequence(list(tokens.display), list(tokens.special), tokens.sentence_b_start, words, labels)
+    return TokenSequence(list(tokens.display), list(tokens.special), tokens.sentence_b_start, words, labels,
+                         continuations(words, tokens.special))
 
 
 def sequence_from_strings(raw: Sequence[str], sentence_b_start: int | None, tidy: bool) -> TokenSequence:
@@ -66,6 +77,7 @@ def sequence_from_strings(raw: Sequence[str], sentence_b_start: int | None, tidy
     WordPiece's ``##`` stays, as BertViz shows it. A token continues the previous word when it starts
     with ``##`` (WordPiece), or, in a sequence that marks word starts (``Ġ``, ``▁``), when it has no such
     marker; punctuation is a word of its own. Word labels are the words' text, bytes joined first.
+    With ``tidy``, the pieces of a word after its first are marked (``continues``) unless they read ``##``.
     """
     special = [looks_special(t) for t in raw]
     scheme = guess_scheme([t for t, sp in zip(raw, special) if not sp])
@@ -89,7 +101,9 @@ def sequence_from_strings(raw: Sequence[str], sentence_b_start: int | None, tidy
         joinable = not punctuation
     labels = [readable(piece) for piece in pieces]
     shown = [t if sp else readable(token_bytes(t, scheme)) for t, sp in zip(raw, special)] if tidy else list(raw)
-    return TokenSequence(shown, special, sentence_b_start, words, labels)
+    # untidied strings show their own markers; tidied WordPiece keeps "##", which marks the piece already
+    continues = [c and tidy and not t.startswith(CONTINUATION) for c, t in zip(continuations(words, special), shown)]
+    return TokenSequence(shown, special, sentence_b_start, words, labels, continues)
 
 
 def _is_punctuation(data: bytes) -> bool:

@@ -1,0 +1,193 @@
+// @ts-check
+/**
+ * The explorer app's corpus search panel: whether a search can run (and the hint that says why not),
+ * running one, drawing its result, and what a search that cannot run or fails leaves on the page.
+ *
+ * A search needs a corpus for the model and a selected token the index holds: for a special token
+ * ([CLS], [SEP]) both buttons are disabled and the hint says why. A search by heads needs at least one
+ * selected head; the head score (sum or mean of the heads' cosines) can be chosen whenever heads are
+ * selected. A filter is checked against the corpus's fields before anything is asked (`filterProblem`).
+ *
+ * A search that cannot run or fails clears the previous results and says why in their place
+ * (#results-error); the search, and the option to blame (a filter: marked invalid at its input, with the
+ * reason beside it and its text kept there to correct), are left out of the state and the URL, as a
+ * link's parameters that cannot apply are (app_links.js): the URL holds only what the page shows.
+ * #results[data-state] is idle | loading | ready | error; data-searches counts the results drawn.
+ */
+
+/** @param {string} id @returns {any} */
+function panelPart(id) {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`attnscope: the page has no #${id}`);
+  return el;
+}
+
+/**
+ * Why a filter cannot be sent to `corpus`: malformed (`parseFilters`), or naming a field the corpus's
+ * tokens do not have (names are case-sensitive); "" when it can (or when there is no corpus to ask).
+ * @param {string} text @param {{ name: string, fields: string[] } | null} corpus
+ */
+export function filterProblem(text, corpus) {
+  const { filters, error } = parseFilters(text);
+  if (error || !corpus) return error;
+  const unknown = Object.keys(filters).filter((f) => !corpus.fields.includes(f));
+  if (!unknown.length) return "";
+  const meant = unknown.map((f) => corpus.fields.find((g) => g.toLowerCase() === f.toLowerCase())).filter(Boolean);
+  return `cannot filter on ${unknown.map((f) => `“${f}”`).join(", ")}: corpus ${corpus.name} has the fields ` +
+    corpus.fields.join(", ") + (meant.length ? ` (names are case-sensitive: did you mean ${meant.map((f) => `“${f}”`).join(", ")}?)` : "");
+}
+
+/**
+ * What the panel asks of the page: its state and loaded attention, the model's corpus, the selected
+ * heads, `update` (app.js) and `open` (a match, with its rank, in the attention view).
+ * @typedef {{ state: () => AppState, attention: () => AttentionData | null, corpus: () => any,
+ *   heads: () => number[], update: (patch: Partial<AppState>) => void, open: (match: any, rank: number) => void }} SearchHost
+ */
+
+/** @param {SearchHost} host */
+export function createSearchPanel(host) {
+  const results = panelPart("results"), failure = panelPart("results-error");
+  const filterInput = panelPart("search-filter"), filterError = panelPart("search-filter-error");
+  let run = 0;
+  /** @type {any} the body of the last POST /api/search drawn */
+  let result = null;
+  /** @type {number | null} the rank of a match to give the focus once results are drawn (Back) */
+  let focusRank = null;
+
+  /** Enable the search buttons and the head score when they can be used; the hint says why not. */
+  function sync() {
+    const s = host.state(), attention = host.attention(), corpus = host.corpus(), token = s.token;
+    const special = attention !== null && token !== null && token < attention.n && attention.special[token];
+    const heads = host.heads().length;
+    let hint = "";
+    if (!corpus) hint = "No corpus is served for this model.";
+    else if (token === null) hint = "Click a token to search the corpus for it.";
+    else if (special && attention) {
+      hint = `“${attention.tokens[token]}” is a special token, which the corpus index does not hold: select another token to search.`;
+    } else if (heads === 0) hint = "Select at least one head to search by heads.";
+    const ready = corpus !== null && attention !== null && token !== null && !special;
+    panelPart("search-embedding").disabled = !ready;
+    panelPart("search-heads").disabled = !ready || heads === 0;
+    panelPart("search-hint").textContent = hint;
+    const score = panelPart("search-score");
+    score.disabled = heads === 0;
+    score.title = heads === 0 ? "Select heads to choose how a search by heads scores its matches"
+      : "How a search by heads scores a match: the sum or the mean of the selected heads' cosines";
+  }
+
+  /** Run the state's search, if it has one, and draw its result (or say why there is none). */
+  async function search() {
+    const id = ++run;
+    const s = host.state(), attention = host.attention(), corpus = host.corpus();
+    if (!attention || s.token === null || !corpus || !s.search) return;
+    const heads = s.heads ?? [...Array(attention.heads).keys()];
+    if (attention.special[s.token]) {
+      fail(`“${attention.tokens[s.token]}” (position ${s.token}) is a special token, which the corpus index does not hold`);
+      return;
+    }
+    if (heads.length === 0) {
+      fail("no heads are selected: select at least one head to search by heads (or to see the matches' attention)");
+      return;
+    }
+    const problem = filterProblem(s.filter, corpus);
+    if (problem) {
+      fail(problem, s.filter);
+      return;
+    }
+    results.dataset.state = "loading";
+    try {
+      const found = await api("/api/search", searchBody(s, corpus.name, heads).body);
+      if (id !== run) return;
+      result = found;
+      failure.textContent = "";
+      render();
+      results.dataset.state = "ready";
+      results.dataset.searches = String(Number(results.dataset.searches ?? 0) + 1);
+      if (focusRank !== null) panelPart("matches").querySelectorAll(".as-match a.as-open")[focusRank]?.focus();
+      focusRank = null;
+    } catch (error) {
+      if (id !== run) return;
+      const failed = error instanceof ApiFailure ? error : null;
+      fail(failed ? failed.message : String(error), failed?.field?.startsWith("filters") ? s.filter : null);
+    }
+  }
+
+  /**
+   * No results, and why in their place: the search (and a filter to blame, whose text stays in its
+   * input, marked invalid) is left out of the state and the URL.
+   * @param {string} message @param {string | null} [filter] the filter that is to blame
+   */
+  function fail(message, filter = null) {
+    focusRank = null;
+    if (filter !== null) markFilter(message);
+    host.update({ search: "", ...(filter !== null ? { filter: "" } : {}) }); // clears the results
+    const why = /[.?!]$/.test(message) ? message : `${message}.`;
+    failure.textContent = `Search failed: ${why}` +
+      (filter !== null ? ` The filter “${filter}” was not applied: correct it and search again.` : "");
+    results.dataset.state = "error";
+  }
+
+  /** @param {string} message */
+  function markFilter(message) {
+    filterInput.setAttribute("aria-invalid", "true");
+    filterError.textContent = `Not applied: ${message}`;
+    filterError.hidden = false;
+  }
+
+  function unmarkFilter() {
+    filterInput.removeAttribute("aria-invalid");
+    filterError.textContent = "";
+    filterError.hidden = true;
+  }
+
+  /**
+   * The filter the user typed: applied when the corpus can take it; otherwise marked at its input and,
+   * when a search is shown, that search fails (`fail`). @param {string} text
+   */
+  function setFilter(text) {
+    const problem = filterProblem(text, host.corpus());
+    if (!problem) {
+      unmarkFilter();
+      host.update({ filter: text });
+    } else if (host.state().search) {
+      fail(problem, text);
+    } else {
+      markFilter(problem);
+      host.update({ filter: "" });
+    }
+  }
+
+  /** A search button: search by `mode` (again); an invalid filter still at its input fails first. @param {string} mode */
+  function start(mode) {
+    const typed = filterInput.value.trim();
+    const problem = filterInput.getAttribute("aria-invalid") === "true" ? filterProblem(typed, host.corpus()) : "";
+    if (problem) fail(problem, typed);
+    else if (host.state().search === mode) void search();
+    else host.update({ search: mode });
+  }
+
+  function clear() {
+    run++;
+    result = null;
+    for (const id of ["results-title", "results-score", "results-error"]) panelPart(id).textContent = "";
+    panelPart("summary").replaceChildren();
+    panelPart("matches").replaceChildren();
+    results.dataset.state = "idle";
+  }
+
+  function render() {
+    const corpus = host.corpus();
+    if (result && corpus) showResults(result, host.state(), corpus, (match) => host.open(match, result.matches.indexOf(match)));
+  }
+
+  panelPart("search-embedding").addEventListener("click", () => start("embedding"));
+  panelPart("search-heads").addEventListener("click", () => start("heads"));
+
+  return {
+    sync, search, clear, render, setFilter, unmarkFilter,
+    /** Whether a result is drawn (or kept to draw again). */
+    hasResult: () => result !== null,
+    /** Give the focus to the match at `rank` once the next search's results are drawn. @param {number | null} rank */
+    focusAfterSearch: (rank) => { focusRank = rank; },
+  };
+}
