@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
+import attnscope
 from attnscope.cli_search import kwic
 from attnscope.index import Query
-from attnscope.index.summaries import make_matches
+from attnscope.index.summaries import Match, _add_surface, make_matches
 
 from .index_fixtures import WRITTEN
+from .test_written_text import texts
 
 FAMILIES = ["bert", "gpt2", "roberta", "smollm2", "llama", "albert"]
 """The tokenizer families of the models an index takes (encoders and decoders): WordPiece, byte-level BPE
@@ -83,3 +86,39 @@ def test_a_word_search_finds_words_never_space_tokens(written_index, tiny, famil
                                                                         index.tables.tokens["word"]) if w >= 0})
     if family == "gpt2":
         assert blank_rows > 0  # the tokens that stand for a space are indexed, but are no word match
+
+
+def test_a_searched_word_reads_as_written_without_the_space_token_before_it(written_index, tiny):
+    handle, text = tiny("gpt2"), "I love the café in Zürich 😀 today."
+    tokens = attnscope.encode(handle, text)
+    for written in ("Zürich", "😀", "love"):
+        first = next(p for p, o in enumerate(tokens.offsets) if o and o[1] > text.index(written)
+                     and tokens.display[p] != "␣")
+        result = written_index("gpt2").query(handle, text, first, Query("embedding", 1, unit="word", top=3))
+        assert result.query_text == written
+        assert all(tokens.display[p] != "␣" for p in result.query_positions)
+        assert result.query_positions[0] == first and len(result.query_positions) >= 1
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_match_surfaces_give_back_any_sentence(tiny, family):
+    """The property behind the contexts, on generated sentences: a match's surfaces, made from the tokens'
+    stored spans as the index stores them, joined with a space where ``space_before`` says, are the sentence
+    (whitespace runs as one space), each character once."""
+    handle = tiny(family)
+
+    @settings(max_examples=40)
+    @given(text=texts)
+    def check(text):
+        tokens = attnscope.encode(handle, text)
+        kept = [p for p in range(len(tokens)) if not tokens.special[p]]
+        spans = [tokens.offsets[p] for p in kept]
+        m = Match(row=0, score=1.0, sentence=0, sent_id="s", source="f", line=1, text=text, position=0,
+                  tokens=[tokens.display[p] for p in kept], metadata={}, attention=[], max_attention=0, offset=0)
+        words = np.array([-1 if tokens.word_ids[p] is None else tokens.word_ids[p] for p in kept])
+        _add_surface(m, text, np.array([s[0] for s in spans]), np.array([s[1] for s in spans]), words)
+        assert reads(m) == " ".join(text.split())
+        assert "".join(m.surface) == "".join(text.split())
+        assert not any(c and s for c, s in zip(m.continues, m.space_before))
+
+    check()
