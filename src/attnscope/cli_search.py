@@ -8,8 +8,9 @@ of a word (``--token gies``) as that token.
 
 Matches print one per line in keyword-in-context form, fitted to the terminal's width (``COLUMNS``;
 80 when piped): rank, score, the matched word's annotation, then the sentence as the corpus writes
-it with the match in [brackets] (a matched piece inside its word: ``all[er]gies``), the brackets
-aligned from line to line. Histograms of each field follow, the matches' and the tokens they attend
+it with the match in [brackets] (a matched piece inside its word: ``all[er]gies``), the opening
+brackets in one column, the context (long words and URLs too) cut with an ellipsis so that every line
+fits. Histograms of each field follow, the matches' and the tokens they attend
 to most side by side.
 """
 
