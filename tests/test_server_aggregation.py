@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 import attnscope
 from attnscope.analysis.aggregate import aggregate, normalise_rows
+from attnscope.server import AppState, create_app
 from attnscope.views.payload import MAX_ERROR
+from attnscope.views.sequences import sequence_from_tokens
 
 from .conftest import PUB
 from .server_fixtures import client, state  # noqa: F401 - fixtures
@@ -89,3 +92,43 @@ def test_a_masked_word_reads_as_its_mask_tokens(client):
     body = post(client, text=WORDS, method="raw", words=True, mask=word).json()
     assert body["unit_text"][4] == "[MASK]" * len(word) and body["units"][4] == word
     assert body["unit_text"][1] == "Unbelievably" and body["tokens"]["masked"] == word
+
+
+NASA = "The NASA Allergies made Sneezing worse at Zürich."
+
+
+def test_words_read_as_typed_the_same_in_the_app_and_the_notebook_views(client, default_model):
+    body = post(client, text=NASA, method="mean", words=True).json()
+    assert body["unit_text"] == ["[CLS]", "The", "NASA", "Allergies", "made", "Sneezing", "worse", "at", "Zürich", ".",
+                                 "[SEP]"]
+    assert body["unit_text"][1:-1] == sequence_from_tokens(attnscope.encode(default_model, NASA)).word_labels
+
+
+def test_byte_level_words_read_without_their_space_and_a_space_token_is_no_part_of_a_word(tiny):
+    served = AppState(models={})
+    served.add_model("gpt2", tiny("gpt2"))
+    text = "I love the café in Zürich 😀."
+    with TestClient(create_app(served), raise_server_exceptions=False) as gpt2:
+        body = gpt2.post("/api/aggregation", json={"model": "gpt2", "text": text, "method": "mean",
+                                                   "words": True}).json()
+    tokens = attnscope.encode(tiny("gpt2"), text)
+    labels = dict(zip(map(tuple, body["units"]), body["unit_text"]))
+    assert [labels[u] for u in map(tuple, body["units"]) if labels[u] != "␣"] == \
+        ["I", "love", "the", "café", "in", "Zürich", "😀."]
+    for unit, label in labels.items():
+        if label == "␣":  # a token that stands for a space is a unit of its own
+            assert len(unit) == 1 and tokens.word_ids[unit[0]] is None
+    assert body["unit_text"] == sequence_labels(tokens)
+
+
+def sequence_labels(tokens) -> list[str]:
+    """What the notebook views label each unit of ``tokens`` in word mode (a word's label, or the token)."""
+    sequence = sequence_from_tokens(tokens)
+    seen, labels = set(), []
+    for token, word in zip(sequence.tokens, sequence.words):
+        if word is None:
+            labels.append(token)
+        elif word not in seen:
+            seen.add(word)
+            labels.append(sequence.word_labels[word])
+    return labels

@@ -193,3 +193,15 @@ def test_the_openapi_schema_documents_every_route_and_the_error_shape(client):
     assert {"/api/models", "/api/corpora", "/api/attention", "/api/predictions", "/api/search"} <= set(schema["paths"])
     error = schema["paths"]["/api/search"]["post"]["responses"]["404"]["content"]["application/json"]["schema"]
     assert error["$ref"].endswith("/ErrorResponse")
+
+
+def test_a_filter_value_given_as_a_string_is_one_value(client, small_index, default_model):
+    as_list = client.post("/api/search", json={"corpus": SMALL, "text": PUB, "token": 2, "layer": 5,
+                                               "filters": {"upos": ["NOUN"]}, "top": 10})
+    as_string = client.post("/api/search", json={"corpus": SMALL, "text": PUB, "token": 2, "layer": 5,
+                                                 "filters": {"upos": "NOUN"}, "top": 10})
+    assert as_string.status_code == 200, as_string.text
+    assert as_string.json() == as_list.json() and as_string.json()["matches"]
+    assert {m["metadata"]["upos"][m["position"]] for m in as_string.json()["matches"]} == {"NOUN"}
+    python = small_index.query(default_model, PUB, 2, Query("embedding", 5, top=10, filters={"upos": "NOUN"}))
+    assert as_string.json() == _expected(python)

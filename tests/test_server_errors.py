@@ -74,6 +74,7 @@ BAD_REQUESTS = {
     "layer as a float": (search(layer=1.0), 422, "validation_error", "layer"),
     "filter on an unknown field": (search(filters={"colour": ["red"]}), 400, "invalid_input", "filters.colour"),
     "filter with no values": (search(filters={"upos": []}), 422, "validation_error", "filters.upos"),
+    "filter with an empty value": (search(filters={"upos": ""}), 400, "invalid_input", "filters.upos"),
     "unknown route": (("GET", "/api/heads", {}), 404, "not_found", None),
     "unknown route outside the API": (("GET", f"/{XSS}", {}), 404, "not_found", None),
     "wrong method": (("GET", "/api/attention", {}), 405, "method_not_allowed", None),

@@ -126,7 +126,8 @@ def search(
         choice = resolve_token(encode(handle, text), token)
         if choice.word:  # a --token that names a word of several tokens searches the word
             query = replace(query, unit="word")
-        result = opened.query(handle, text, choice.position, query, mask=mask, warn=False)
+        result = opened.query(handle, text, choice.position, query, mask=mask, warn=False,
+                              positions=choice.positions or None)
     except AttnscopeError as error:
         _fail(error)
         return

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from ..errors import InputError, check_range
 
-from .token_text import CONTINUATION, END_OF_WORD, SPACE_MARKERS, display_form, display_forms
+from .token_text import CONTINUATION, END_OF_WORD, SPACE_MARKERS, display_form, display_forms, is_blank
 
 __all__ = ["CONTINUATION", "END_OF_WORD", "SPACE_MARKERS", "Tokens", "apply_mask", "decoder_tokens", "display_form",
            "encode", "masking_caveat", "special_token_ids"]
@@ -22,8 +22,11 @@ class Tokens:
     ``▁the`` -> ``the``, byte-level ``Ã©`` -> ``é``; a token holding part of a character shows those
     bytes as ``\\xe6``: see `token_text`); ``raw`` is the vocabulary string. ``offsets`` are
     ``(start, end)`` character spans in the text of the token's segment (``None`` for special tokens;
-    the unknown token is an ordinary token with offsets). ``word_ids`` number the words across the whole
-    input (segment B continues after A). ``segments`` are 0 for sentence A, 1 for sentence B.
+    the unknown token is an ordinary token with offsets), as the tokenizer gives them: a byte-level
+    token's span may include its leading space, and the byte tokens of one character all span it
+    (`written` reads them as the text is written). ``word_ids`` number the words across the whole
+    input (segment B continues after A); a token that stands for whitespace only (``␣``) belongs to no
+    word (None). ``segments`` are 0 for sentence A, 1 for sentence B.
     """
 
     ids: list[int]
@@ -152,8 +155,9 @@ def encode(
     special = [sid is None or tid in special_ids for sid, tid in zip(sequence_ids, ids)]
     segments = _segments(sequence_ids)
     offsets = [None if sp else (int(a), int(b)) for sp, (a, b) in zip(special, full["offset_mapping"])]
-    word_ids = _global_word_ids(_word_ids(full.word_ids(), offsets, segments, texts), sequence_ids)
     display = display_forms(raw, special, tokenizer)
+    words = _without_blanks(_word_ids(full.word_ids(), offsets, segments, texts), display, offsets, segments, texts)
+    word_ids = _global_word_ids(words, sequence_ids)
     tokens = Tokens(ids, raw, display, offsets, word_ids, special, segments, texts, truncated=dropped)
     return apply_mask(tokens, mask, handle) if mask else tokens
 
@@ -195,6 +199,28 @@ def _word_ids(word_ids: list[int | None], offsets: list[tuple[int, int] | None],
             number += 1
         derived[i], previous = number, i
     return derived
+
+
+def _without_blanks(word_ids: list[int | None], display: list[str], offsets: list[tuple[int, int] | None],
+                    segments: list[int], texts: tuple[str, ...]) -> list[int | None]:
+    """Word ids with the tokens that stand for whitespace only (`token_text.is_blank`) in no word, the
+    rest numbered again from 0 in each segment (a byte-level ``Ġ`` the tokenizer put in the next
+    word's pre-token, or a lone ``▁``, is not part of that word's text)."""
+    out: list[int | None] = []
+    renumber: dict[tuple[int, int], int] = {}
+    counts: dict[int, int] = {}
+    for p, word in enumerate(word_ids):
+        span = offsets[p]
+        text = texts[segments[p]] if segments[p] < len(texts) else ""
+        if word is None or is_blank(display[p], text[span[0]:span[1]] if span else None):
+            out.append(None)
+            continue
+        key = (segments[p], word)
+        if key not in renumber:
+            renumber[key] = counts.get(segments[p], 0)
+            counts[segments[p]] = renumber[key] + 1
+        out.append(renumber[key])
+    return out
 
 
 def _global_word_ids(word_ids: list[int | None], sequence_ids: list[int | None]) -> list[int | None]:
@@ -292,4 +318,5 @@ def decoder_tokens(handle: Any, target: str | None) -> Tokens:
     raw = tokenizer.convert_ids_to_tokens(ids)
     display = display_forms(raw, special, tokenizer)
     texts = () if target is None else (target,)
+    words = _without_blanks(words, display, offsets, [0] * len(ids), texts)
     return Tokens(ids, raw, display, offsets, words, special, [0] * len(ids), texts)

@@ -196,6 +196,18 @@ def _visible(character: str) -> str:
     return f"\\x{ord(character):02x}" if unicodedata.category(character) == "Cc" else character
 
 
+BLANK_SYMBOLS = frozenset(_VISIBLE_SPACE.values())
+"""The symbols a whitespace-only token's display is made of (`readable`)."""
+
+
+def is_blank(display: str, covered: str | None = None) -> bool:
+    """Whether a token stands for whitespace only (a byte-level ``Ġ`` or ``Ċ`` on its own, SentencePiece's
+    lone ``▁``): its display is made of the whitespace symbols ``␣↵⇥␍`` (as `readable` shows whitespace),
+    and ``covered``, the text its character span covers (None: no span), is not those symbols themselves.
+    Such a token is part of no word and has no text as written: it reads as the space it stands for."""
+    return bool(display) and all(c in BLANK_SYMBOLS for c in display) and covered != display
+
+
 def display_form(raw: str, tokenizer: Any, special: bool) -> str:
     """The readable form of one vocabulary token (see the module docstring); special tokens as they are."""
     return raw if special else readable(token_bytes(raw, scheme_of(tokenizer)))

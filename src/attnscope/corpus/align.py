@@ -10,6 +10,7 @@ import bisect
 from itertools import accumulate
 from typing import TYPE_CHECKING
 
+from ..capture.token_text import is_blank
 from ..errors import InputError
 from .sentence import AnnotatedSentence
 
@@ -21,8 +22,9 @@ def word_of_tokens(sentence: AnnotatedSentence, tokens: Tokens) -> list[int | No
     """For each token of ``tokens`` (from ``encode(handle, sentence.text)``), the index of its word in ``sentence.words``.
 
     A token belongs to the word whose span overlaps its span the most (a tie goes to the earlier
-    word; a zero-width token to the word that contains its position). Special tokens, and tokens
-    that overlap no word, get ``None``. Runs in O((tokens + words) log words) for words in text order.
+    word; a zero-width token to the word that contains its position). Special tokens, tokens that
+    stand for whitespace only (`is_blank`: part of no word, whatever span the tokenizer gave them) and
+    tokens that overlap no word get ``None``. Runs in O((tokens + words) log words) for words in text order.
     """
     if tokens.texts and tokens.texts[0] != sentence.text:
         raise InputError(
@@ -35,8 +37,8 @@ def word_of_tokens(sentence: AnnotatedSentence, tokens: Tokens) -> list[int | No
     # The running maximum of word ends, in start order: every word before bisect_right(reach, a) ends at or before a.
     reach = list(accumulate((words[i].end for i in order), max))
     result: list[int | None] = []
-    for span in tokens.offsets:
-        if span is None:
+    for span, display in zip(tokens.offsets, tokens.display):
+        if span is None or is_blank(display, sentence.text[span[0]:span[1]]):
             result.append(None)
             continue
         a, b = span

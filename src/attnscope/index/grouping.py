@@ -100,12 +100,13 @@ def grouped_search(vector_set: Any, tables: Any, vector: np.ndarray, top: int, a
                    probes: int | None, *, words: WordVectors | None, per_sentence: bool) -> tuple[np.ndarray, np.ndarray]:
     """The top ``top`` matches of ``vector`` as (scores, rows), best first: corpus words when ``words``
     (the stored tokens of one-token words, searched, and every word of several tokens, scored: each
-    match is a word's first row), at most one per sentence when ``per_sentence``."""
+    match is a word's first row; tokens of no corpus word, such as a token that stands for a space,
+    are no word match), at most one per sentence when ``per_sentence``."""
     count = vector_set.count
     searched = allowed
     several_rows, several_scores = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     if words is not None:
-        single = tables.words.size == 1
+        single = (tables.words.size == 1) & (np.asarray(tables.tokens["word"]) >= 0)
         searched = single if allowed is None else single & allowed
         keep = np.ones(len(words.firsts), dtype=bool) if allowed is None else allowed[words.firsts]
         several_rows, several_scores = words.firsts[keep], (words.vectors[keep] @ np.asarray(vector, np.float32))

@@ -22,6 +22,7 @@ import numpy as np
 from ..capture.engine import capture
 from ..capture.inputs import Tokens
 from ..capture.loading import ModelHandle
+from ..capture.written import words_text
 from ..errors import InputError, check_range
 from . import vectors
 from .attention_store import AttentionStore
@@ -46,13 +47,14 @@ class Query:
 
     ``unit="word"`` searches the whole word the query token belongs to, and finds corpus words: each
     word is the mean of its tokens' vectors (`grouping.py`). ``per_sentence`` keeps at most one match
-    (the best) per corpus sentence."""
+    (the best) per corpus sentence. ``filters`` maps a field to the values a match may have: a list,
+    or one value as a string (``{"upos": "VERB"}`` is ``{"upos": ["VERB"]}``)."""
 
     mode: str
     layer: int
     heads: tuple[int, ...] | None = None
     top: int = DEFAULT_TOP
-    filters: Mapping[str, Sequence[str]] | None = None
+    filters: Mapping[str, Sequence[str] | str] | None = None
     probes: int | None = None
     unit: str = "token"
     per_sentence: bool = False
@@ -162,16 +164,25 @@ class Index:
             raise InputError(f"search unit {query.unit!r} is unknown: use one of {', '.join(UNITS)}")
         if query.score not in SCORES:
             raise InputError(f"score {query.score!r} is unknown: use one of {', '.join(SCORES)}")
+        if query.filters:
+            if not isinstance(query.filters, Mapping):
+                raise InputError(f"filters must map a field to its values, e.g. {{'upos': ['VERB']}}, "
+                                 f"got {query.filters!r}")
+            for name, values in query.filters.items():
+                filter_values(name, values)
         return heads
 
-    def allowed(self, filters: Mapping[str, Sequence[str]] | None) -> np.ndarray | None:
-        """(tokens,) bool mask of the tokens whose metadata pass every filter, or None without filters."""
+    def allowed(self, filters: Mapping[str, Sequence[str] | str] | None) -> np.ndarray | None:
+        """(tokens,) bool mask of the tokens whose metadata pass every filter, or None without filters.
+        A filter's values are a list, or one value as a string (`filter_values`)."""
         if not filters:
             return None
+        if not isinstance(filters, Mapping):
+            raise InputError(f"filters must map a field to its values, e.g. {{'upos': ['VERB']}}, got {filters!r}")
         mask = np.ones(self.size, dtype=bool)
         for name, values in filters.items():
             self.check_filter(name)
-            mask &= np.isin(self.tables.tokens[name], list(values))
+            mask &= np.isin(self.tables.tokens[name], filter_values(name, values))
         return mask
 
     def check_filter(self, name: str) -> None:
@@ -202,17 +213,22 @@ class Index:
         return scores, rows
 
     def query(self, handle: ModelHandle, text: str, token: int, query: Query, *, mask: Sequence[int] = (),
-              text_pair: str | None = None, warn: bool = True) -> SearchResult:
+              text_pair: str | None = None, warn: bool = True, positions: Sequence[int] | None = None) -> SearchResult:
         """Search with the representation of ``token`` (a position in the tokens of ``text``, or of the
         pair ``text`` + ``text_pair`` as the model joins them), or of its word (``query.unit``), at the
-        query's layer. A special token is refused: the index holds none. Masking with a model whose mask
-        token was never trained issues a `MaskingWarning` unless ``warn`` is False (callers that show
-        `masking_caveat` themselves)."""
+        query's layer. ``positions`` names the tokens of a word search explicitly (a word as written that
+        the tokenizer splits into several words, such as "don't"; ``token`` must be the first of them);
+        by default they are ``token``'s word. A special token is refused: the index holds none. Masking
+        with a model whose mask token was never trained issues a `MaskingWarning` unless ``warn`` is
+        False (callers that show `masking_caveat` themselves)."""
         self.verify(handle)
         heads = self.check_query(query)
         cap = capture(handle, text, text_pair, mask=mask, fields=("hidden_states", "head_outputs"), top_k=0,
                       warn=warn)
-        positions = query_positions(cap.tokens, token, query.unit)
+        if positions is None:
+            positions = query_positions(cap.tokens, token, query.unit)
+        else:
+            positions = given_positions(cap.tokens, token, positions, query.unit)
         vector = query_vector(cap.main, query.mode, query.layer, positions)
         scores, rows = self.search(query, vector)
         matches = make_matches(self, rows, scores, query.layer, heads, words=query.unit == "word")
@@ -220,7 +236,21 @@ class Index:
                             matches, summarise(matches, self.tables.fields), text_pair, unit=query.unit,
                             per_sentence=query.per_sentence, score=query.score, score_max=score_max(query, heads),
                             score_meaning=score_meaning(query, heads), query_positions=positions,
-                            query_text=input_text(cap.tokens, positions))
+                            query_text=words_text(cap.tokens, positions))
+
+
+def filter_values(name: str, values: Sequence[str] | str) -> list[str]:
+    """A filter's values as a list: a string is one value (``"VERB"``, not the letters V, E, R, B).
+    Raises `InputError` for no values or a value that is not a string."""
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, (list, tuple, set, frozenset)) or not all(isinstance(v, str) for v in values):
+        raise InputError(f"filter {name!r}: give its values as a list of strings, or one string, e.g. "
+                         f"{{{name!r}: ['VERB', 'AUX']}}; got {values!r}")
+    if not values or not all(values):
+        raise InputError(f"filter {name!r} has no values or an empty one: give at least one, e.g. "
+                         f"{{{name!r}: ['VERB']}}; got {values!r}")
+    return list(values)
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -239,7 +269,8 @@ def check_query_token(tokens: Tokens, token: int) -> None:
 
 def query_positions(tokens: Tokens, token: int, unit: str = "token") -> list[int]:
     """The input positions a query searches: ``[token]``, or for ``unit="word"`` every token of the word
-    ``token`` belongs to (the tokenizer's words, as the attention view's word mode merges them)."""
+    ``token`` belongs to (the tokenizer's words, as the attention view's word mode merges them; a token
+    that stands for whitespace only belongs to no word, so it is searched alone)."""
     check_query_token(tokens, token)
     if unit != "word" or tokens.word_ids[token] is None:
         return [token]
@@ -248,14 +279,19 @@ def query_positions(tokens: Tokens, token: int, unit: str = "token") -> list[int
             if w == word and s == segment and not special]
 
 
-def input_text(tokens: Tokens, positions: Sequence[int]) -> str:
-    """What ``positions`` read in the input as written: their span of the text, or the model's tokens
-    joined where one is masked or has no span."""
-    spans = [tokens.offsets[p] for p in positions]
-    if any(s is None or p in tokens.masked for s, p in zip(spans, positions)):
-        return "".join(tokens.display[p] for p in positions)
-    start, end = min(s[0] for s in spans if s), max(s[1] for s in spans if s)
-    return tokens.texts[tokens.segments[positions[0]]][start:end]
+def given_positions(tokens: Tokens, token: int, positions: Sequence[int], unit: str) -> list[int]:
+    """Check the positions a caller names for a query (`Index.query`'s ``positions``): ordinary tokens
+    of one segment, ascending, without repeats, ``token`` first; several only in a word search."""
+    positions = [int(p) for p in positions]
+    if not positions or positions[0] != token:
+        raise InputError(f"the query positions {positions} must start with the query token {token}")
+    for p in positions:
+        check_query_token(tokens, p)
+    if positions != sorted(set(positions)) or len({tokens.segments[p] for p in positions}) > 1:
+        raise InputError(f"the query positions {positions} must ascend, without repeats, within one sentence")
+    if len(positions) > 1 and unit != "word":
+        raise InputError(f"{len(positions)} query positions make a word: search them with unit='word'")
+    return positions
 
 
 def query_vector(stack, mode: str, layer: int, token: int | Sequence[int]) -> np.ndarray:
@@ -299,5 +335,5 @@ def zero_other_heads(vector: np.ndarray, heads: Sequence[int], head_count: int) 
     return parts.reshape(-1)
 
 
-__all__ = ["Index", "Match", "Query", "SearchResult", "check_query_token", "query_positions", "query_vector",
-           "zero_other_heads", "unit"]
+__all__ = ["Index", "Match", "Query", "SearchResult", "check_query_token", "filter_values", "query_positions",
+           "query_vector", "zero_other_heads", "unit"]

@@ -5,8 +5,9 @@ with every token's metadata, the attention the match pays each of them (mean of 
 the search's layer, read from the stored blocks: within 1/510 of the model's per weight; a word's
 attention is the mean of its tokens' rows), and the token it attends to most. Each token also carries
 how the corpus writes it: its text as written (the sentence sliced by the token's character offsets,
-case kept), its corpus word, whether it continues the previous token's word and whether a space comes
-before it, so a context reads as the sentence does ("allergies", not "all er gies").
+case kept, each character once and whitespace moved into ``space_before``: `capture.written`), its
+corpus word, whether it continues the previous token's word and whether a space comes before it, so a
+context reads as the sentence does ("allergies", not "all er gies"; "Zürich 😀", not "Züürich 😀😀😀😀").
 `summarise` counts, over the matches, each metadata field for the matched tokens and for their
 most-attended tokens, and the offsets to those tokens.
 """
@@ -19,6 +20,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..capture.token_text import is_blank
+from ..capture.written import written_pieces
+
 MISSING = "_"
 """How a token without a value for a field (no word, or no annotation) is counted."""
 
@@ -29,14 +33,18 @@ class Match:
     tokens, as the model reads them: lower case for an uncased model, pieces without ``##``);
     ``offset`` = max_attention - position; ``metadata[field]`` has one value per token.
 
-    Per token, as the corpus writes it: ``surface`` (the sentence's text over the token's character
-    span, or the model's token where it has none), ``words`` (the corpus word's number in the
+    Per token, as the corpus writes it (`capture.written`): ``surface`` (the sentence's text over the
+    token's character span, without the whitespace around it and without what the previous tokens
+    showed: a character split over several tokens, such as an emoji in byte-level BPE, is the first
+    piece's surface, the others' are empty; a token that stands for whitespace only has an empty
+    surface; the model's token where it has no span), ``words`` (the corpus word's number in the
     sentence, -1 for none), ``continues`` (true when the token continues the previous token's word:
     the second and later pieces of a split word) and ``space_before`` (whitespace separates it from
-    the previous token in the sentence). ``matched`` lists the positions the search matched: the
-    token, or every token of the word in a word search (``position`` is the first). ``input_position``
-    is the matched token's position in the sentence's model input, special tokens counted (where
-    the attention view has it when the sentence is opened there)."""
+    the previous token that shows text). Joining the surfaces with a space wherever ``space_before``
+    says gives the sentence (whitespace runs as one space). ``matched`` lists the positions the
+    search matched: the token, or every token of the word in a word search (``position`` is the
+    first). ``input_position`` is the matched token's position in the sentence's model input,
+    special tokens counted (where the attention view has it when the sentence is opened there)."""
 
     row: int
     score: float
@@ -140,22 +148,20 @@ def make_matches(index: Any, rows: np.ndarray, scores: np.ndarray, layer: int, h
 
 def _add_surface(match: Match, text: str, starts: np.ndarray, ends: np.ndarray, words: np.ndarray) -> None:
     """Fill a match's per-token ``surface``, ``words``, ``continues`` and ``space_before`` from the
-    sentence text and the tokens' character spans (-1 where a token has none) and corpus words."""
-    previous_end: int | None = None
+    sentence text and the tokens' character spans (-1 where a token has none) and corpus words, read
+    as the text is written (`capture.written`): a character split over several tokens is shown by the
+    first, the others have empty surfaces; a token that stands for whitespace only has an empty surface."""
+    spans = [(a, b) if 0 <= a <= b <= len(text) else None for a, b in zip(starts.tolist(), ends.tolist())]
+    blank = [span is not None and is_blank(token, text[span[0]:span[1]]) for token, span in zip(match.tokens, spans)]
+    pieces = written_pieces(text, spans, match.tokens, blank)
     previous_word = -1
-    for i, (token, start, end, word) in enumerate(zip(match.tokens, starts.tolist(), ends.tolist(), words.tolist())):
-        spanned = 0 <= start <= end <= len(text)
-        if i == 0:
-            space = False
-        elif not spanned or previous_end is None:
-            space = True
-        else:
-            space = text[previous_end:start] != ""
-        match.surface.append(text[start:end] if spanned and end > start else token)
+    for i, (piece, word) in enumerate(zip(pieces, words.tolist())):
+        match.surface.append(piece.text)
         match.words.append(int(word))
-        match.space_before.append(space)
-        match.continues.append(i > 0 and not space and word >= 0 and word == previous_word)
-        previous_end, previous_word = (end if spanned else None), int(word)
+        match.space_before.append(piece.space_before)
+        match.continues.append(i > 0 and not piece.space_before and word >= 0 and word == previous_word)
+        if not blank[i]:
+            previous_word = int(word)
 
 
 def _value(value: Any) -> Any:

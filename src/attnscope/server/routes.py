@@ -15,9 +15,10 @@ from ..capture.engine import capture
 from ..capture.inputs import Tokens, decoder_tokens, encode, masking_caveat
 from ..capture.loading import ModelHandle
 from ..capture.result import Capture
+from ..capture.written import words_texts
 from ..errors import check_range
 from ..index import Query, SearchResult
-from ..index.search import check_query_token
+from ..index.search import check_query_token, filter_values
 from ..views.payload import SCALE, quantise
 from .errors import ApiError, in_field
 from .schemas import (AggregationRequest, AggregationResponse, AtlasResponse, AttentionRequest, AttentionResponse,
@@ -148,9 +149,10 @@ def search(body: SearchRequest, request: Request) -> SearchResult:
     for i, head in enumerate(body.heads or ()):
         with in_field(f"heads.{i}"):
             check_range("head", head, manifest.heads, f"corpus {corpus.name!r}")
-    for name in body.filters:
+    for name, values in body.filters.items():
         with in_field(f"filters.{name}"):
             corpus.index.check_filter(name)
+            filter_values(name, values)
     tokens = _encode(state, corpus.model, body.text, body.text_pair, body.mask)
     with in_field("token"):
         check_query_token(tokens, body.token)
@@ -210,17 +212,13 @@ def _aggregation_out(handle: ModelHandle, cap: Capture, result: Aggregation) -> 
         rows_scaled=scaled, layers=list(result.layers), heads=list(result.heads),
         head_weights=None if result.head_weights is None else list(result.head_weights), words=result.words,
         tokens=_tokens_out(cap.tokens), units=result.query_units,
-        unit_text=[_unit_text(cap.tokens, unit) for unit in result.query_units], weights=encoded)
+        unit_text=_unit_texts(cap.tokens, result.query_units), weights=encoded)
 
 
-def _unit_text(tokens: Tokens, unit: list[int]) -> str:
-    """What a unit reads: its span of the input text, or its tokens joined where they have no span or are masked."""
-    spans = [tokens.offsets[t] for t in unit]
-    segments = {tokens.segments[t] for t in unit}
-    if len(unit) > 1 and all(spans) and len(segments) == 1 and not set(unit) & set(tokens.masked):
-        start, end = min(s[0] for s in spans if s), max(s[1] for s in spans if s)
-        return tokens.texts[segments.pop()][start:end]
-    return "".join(tokens.display[t] for t in unit)
+def _unit_texts(tokens: Tokens, units: list[list[int]]) -> list[str]:
+    """What each unit reads (`capture.written.words_text`, the rule every view uses): a word its text as
+    written, a masked word its mask tokens, a special token itself."""
+    return words_texts(tokens, units)
 
 
 def _candidates(cap: Capture, position: int) -> list[Candidate]:

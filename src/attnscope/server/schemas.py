@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..index import SearchResult
 
@@ -72,6 +72,15 @@ class PredictionsRequest(Request):
                                 "input text; `position` then counts the decoder's tokens, its start token first.")
 
 
+def _one_value_as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+FilterValues = Annotated[list[str], BeforeValidator(_one_value_as_list, json_schema_input_type=list[str] | str),
+                         Field(min_length=1, max_length=MAX_FILTER_VALUES)]
+"""A filter's values: a list, or one value as a string (``"VERB"`` is ``["VERB"]``, as `Index.allowed` takes it)."""
+
+
 class SearchRequest(Request):
     """``POST /api/search``: find a token's nearest neighbours in a configured corpus."""
 
@@ -85,8 +94,9 @@ class SearchRequest(Request):
         None, description="Heads searched in mode 'heads' (default: all).")
     mask: Positions = Field(default_factory=list)
     top: int = Field(50, ge=1, le=200)
-    filters: dict[str, Annotated[list[str], Field(min_length=1, max_length=MAX_FILTER_VALUES)]] = Field(
-        default_factory=dict, max_length=16, description="Token metadata a match must have, e.g. {'upos': ['NOUN']}.")
+    filters: dict[str, FilterValues] = Field(
+        default_factory=dict, max_length=16, description="Token metadata a match must have: a field's values as a "
+        "list, or one value as a string, e.g. {'upos': ['NOUN', 'PROPN'], 'deprel': 'obj'}.")
     unit: Literal["token", "word"] = Field(
         "token", description="token: search the token at `token`; word: the whole word it belongs to (the mean of "
         "its tokens' vectors, unit length per head), finding corpus words scored the same way.")

@@ -7,7 +7,9 @@
  * The sentence reads as the corpus writes it (each token's `surface` text, spaces where the sentence
  * has them, case kept); a token that continues the previous token's word has the class
  * `continuation` and a thin mark at its left edge, so "allergies" reads as one word whose pieces still
- * show. Up to CONTEXT words either side of the match and of its most-attended token are shown; the
+ * show. A token with no text of its own (a later piece of a character split over several tokens, such
+ * as an emoji in byte-level BPE, or a token that stands for a space) is a thin mark (`as-notext`),
+ * shaded and outlined like the others, its tooltip saying what it is. Up to CONTEXT words either side of the match and of its most-attended token are shown; the
  * matched token (or word) is outlined (`.as-cmatch`, its tokens `.as-matched`; a matched piece inside
  * its word), every token shaded by the attention the match pays it (mean
  * of the searched layer's selected heads; the strongest fully shaded), its metadata in its tooltip.
@@ -23,7 +25,17 @@ const CONTEXT = 12; // words shown either side of the matched word and of the wo
 const META_CHARS = 8; // widest metadata column, in characters (longer values end in an ellipsis)
 
 /**
- * Each token's word number within the match (tokens joined by `continues` form one word).
+ * Whether a match's token stands for whitespace only (a byte-level "␣" token): it shows no text and
+ * continues no word, so it starts no word of its own.
+ * @param {any} m a match @param {number} p
+ */
+export function isBlank(m, p) {
+  return m.surface?.[p] === "" && !m.continues?.[p] && (m.words?.[p] ?? 0) < 0;
+}
+
+/**
+ * Each token's word number within the match (tokens joined by `continues` form one word; a blank
+ * token goes with the word before it, so the metadata columns count words, not spaces).
  * @param {any} m a match @returns {{ wordOf: number[], starts: number[] }}
  */
 export function wordsOf(m) {
@@ -32,7 +44,7 @@ export function wordsOf(m) {
   /** @type {number[]} */
   const starts = [];
   m.tokens.forEach((/** @type {string} */ _, /** @type {number} */ p) => {
-    if (p === 0 || !m.continues?.[p]) starts.push(p);
+    if (starts.length === 0 || (!m.continues?.[p] && !isBlank(m, p))) starts.push(p);
     wordOf.push(starts.length - 1);
   });
   return { wordOf, starts };
@@ -178,9 +190,10 @@ function contextNodes(m, wordOf, starts, fields, silver) {
     if (wordOf[p] < firstWord || wordOf[p] > lastWord) return;
     const space = m.space_before?.[p] ?? true;
     if (nodes.length && space) nodes.push(document.createTextNode(" "));
-    const span = make("span", "as-ctok", m.surface?.[p] ?? shown(token));
+    const span = make("span", "as-ctok", m.surface?.[p] ?? token);
     span.dataset.pos = String(p);
     if (m.continues?.[p]) span.classList.add("continuation");
+    if (span.textContent === "") span.classList.add("as-notext"); // a thin mark: a later piece of a character, or a space
     const w = m.attention[p] ?? 0;
     if (strongest > 0 && w > 0) span.style.backgroundColor = `rgba(213, 94, 0, ${(0.75 * w / strongest).toFixed(3)})`;
     if (matched.has(p)) span.classList.add("as-matched");
@@ -207,10 +220,14 @@ function contextNodes(m, wordOf, starts, fields, silver) {
  */
 function metadataText(m, p, fields, wordOf, starts, silver) {
   const surface = m.surface?.[p] ?? m.tokens[p];
-  const first = starts[wordOf[p]], end = starts[wordOf[p] + 1] ?? m.tokens.length;
+  const first = starts[wordOf[p]];
+  let end = starts[wordOf[p] + 1] ?? m.tokens.length;
+  while (end > first + 1 && isBlank(m, end - 1)) end--; // a blank token after the word is not part of it
   const word = (m.surface ?? m.tokens).slice(first, end).join("");
-  const lines = [end - first > 1 ? `${surface} (token ${p - first + 1} of ${end - first} of “${word}”; the model reads “${m.tokens[p]}”)`
-    : surface === m.tokens[p] ? surface : `${surface} (the model reads “${m.tokens[p]}”)`];
+  const shown = surface || (isBlank(m, p) ? "a space" : "no text of its own");
+  const lines = [isBlank(m, p) ? `${shown} (the model reads “${m.tokens[p]}”)`
+    : end - first > 1 ? `${shown} (token ${p - first + 1} of ${end - first} of “${word}”; the model reads “${m.tokens[p]}”)`
+    : surface === m.tokens[p] ? surface : `${shown} (the model reads “${m.tokens[p]}”)`];
   for (const f of fields) {
     const v = m.metadata[f]?.[p];
     lines.push(`${f}${silver?.[f] ? " (silver)" : ""}: ${v === null || v === undefined ? "—" : v}`);

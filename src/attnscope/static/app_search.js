@@ -81,16 +81,22 @@ export function searchBody(state, corpus, heads) {
   return { body, error };
 }
 
-/** The heading over a result. @param {any} result the body of POST /api/search @param {string} corpus */
+/**
+ * The heading over a result: how many matches ("1 match", "50 matches"), for what (a token, or a word
+ * as written with the tokens whose mean was searched), at which layer and how, in which corpus.
+ * @param {any} result the body of POST /api/search @param {string} corpus
+ */
 export function resultsTitle(result, corpus) {
-  const how = result.mode === "embedding" ? "by embedding" : `by heads ${result.heads.join(", ")}`;
   const positions = result.query_positions?.length ? result.query_positions : [result.token];
   const text = result.query_text || result.token_text;
+  const count = result.matches.length;
+  const found = `${count} ${count === 1 ? "match" : "matches"}`;
+  const how = result.mode === "embedding" ? "by embedding" : `by heads ${result.heads.join(", ")}`;
   const span = positions.length > 1
     ? `tokens ${positions[0]}–${positions[positions.length - 1]}, the mean of its ${positions.length} tokens`
     : `position ${positions[0]}`;
   const what = result.unit === "word" ? `the word “${text}” (${span})` : `“${text}” (position ${result.token})`;
-  return `${result.matches.length} matches for ${what} at layer ${result.layer}, ${how}, in ${corpus}` +
+  return `${found} for ${what} at layer ${result.layer}, ${how}, in ${corpus}` +
     (result.per_sentence ? ", one per sentence" : "");
 }
 

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from ..capture.inputs import Tokens
 from ..capture.token_text import CONTINUATION, SPACE_MARKERS, guess_scheme, is_byte_token, readable, token_bytes
+from ..capture.written import words_texts
 
 
 @dataclass
@@ -44,7 +45,8 @@ def continuations(words: Sequence[int | None], special: Sequence[bool]) -> list[
 
 
 def sequence_from_tokens(tokens: Tokens) -> TokenSequence:
-    """The view's sequence for captured `Tokens`: words from the tokenizer's word ids, labelled by their text."""
+    """The view's sequence for captured `Tokens`: words from the tokenizer's word ids, labelled by their
+    text as written (`capture.written.words_texts`, the rule the app and the search use too)."""
     words: list[int | None] = []
     spans: dict[int, list[int]] = {}
     numbering: dict[tuple[int, int], int] = {}
@@ -55,15 +57,7 @@ def sequence_from_tokens(tokens: Tokens) -> TokenSequence:
         number = numbering.setdefault((tokens.segments[i], word), len(numbering))
         words.append(number)
         spans.setdefault(number, []).append(i)
-    labels = []
-    for number in range(len(numbering)):
-        members = spans[number]
-        offsets = [tokens.offsets[i] for i in members]
-        text = tokens.texts[tokens.segments[members[0]]] if tokens.texts else ""
-        if text and all(offsets):
-            labels.append(text[min(o[0] for o in offsets):max(o[1] for o in offsets)].strip() or tokens.display[members[0]])
-        else:
-            labels.append("".join(tokens.display[i] for i in members))
+    labels = words_texts(tokens, [spans[number] for number in range(len(numbering))])
     return TokenSequence(list(tokens.display), list(tokens.special), tokens.sentence_b_start, words, labels,
                          continuations(words, tokens.special))
 
