@@ -22,7 +22,7 @@ import numpy as np
 from ..capture.engine import capture
 from ..capture.inputs import Tokens
 from ..capture.loading import ModelHandle
-from ..errors import InputError, check_range
+from ..errors import InputError, check_range, count
 from . import vectors
 from .attention_store import AttentionStore
 from .build import RANGES, codes_file, ivf_file, read_codes
@@ -42,7 +42,10 @@ class Query:
     """A search: ``mode`` "embedding" (the hidden state after ``layer``, cosine) or "heads" (the head
     embedding of ``layer`` over ``heads``: the sum of those heads' cosines, or with ``score="mean"``
     their mean, the sum divided by the number of heads). On an approximate index, ``probes`` clusters
-    are scanned (default: the index's; more is slower and closer to exact).
+    are scanned (default: the index's; more is slower and closer to exact). In both modes ``heads``
+    (default all) are also the heads whose attention, averaged, each match shows. An option that would
+    have no effect is refused (`InputError`): ``score="mean"`` outside a head search, ``probes`` on an
+    exact index.
 
     ``unit="word"`` searches the whole word the query token belongs to, and finds corpus words: each
     word is the mean of its tokens' vectors (`grouping.py`). ``per_sentence`` keeps at most one match
@@ -156,13 +159,24 @@ class Index:
             check_range("head", head, self.manifest.heads, "this index")
         if len(set(heads)) != len(heads):
             raise InputError(f"heads {list(heads)} name a head twice")
-        if query.probes is not None and (not isinstance(query.probes, int) or query.probes < 1):
-            raise InputError(f"probes must be a positive integer, got {query.probes!r}")
+        if query.probes is not None:
+            self.check_probes(query.probes)
         if query.unit not in UNITS:
             raise InputError(f"search unit {query.unit!r} is unknown: use one of {', '.join(UNITS)}")
-        if query.score not in SCORES:
-            raise InputError(f"score {query.score!r} is unknown: use one of {', '.join(SCORES)}")
+        check_score(query.mode, query.score)
         return heads
+
+    def check_probes(self, probes: object) -> None:
+        """Refuse ``probes`` unless this index is approximate and has at least that many clusters."""
+        if not isinstance(probes, int) or isinstance(probes, bool) or probes < 1:
+            raise InputError(f"probes must be a positive integer, got {probes!r}")
+        lists = self.manifest.approximate_lists
+        if not lists:
+            raise InputError("probes (--probes) is for approximate indexes; this index is exact (every vector is "
+                             "compared, there are no clusters to scan): leave probes out")
+        if probes > lists:
+            raise InputError(f"probes {probes} is out of range: this index has {count(lists, 'cluster')}, so "
+                             f"probes is 1-{lists}")
 
     def allowed(self, filters: Mapping[str, Sequence[str]] | None) -> np.ndarray | None:
         """(tokens,) bool mask of the tokens whose metadata pass every filter, or None without filters."""
@@ -223,6 +237,17 @@ class Index:
                             query_text=input_text(cap.tokens, positions))
 
 
+def check_score(mode: str, score: str) -> None:
+    """Refuse an unknown ``score``, and "mean" outside a head search: an embedding search's score is one
+    cosine, with nothing to average."""
+    if score not in SCORES:
+        raise InputError(f"score {score!r} is unknown: use one of {', '.join(SCORES)}")
+    if score != "sum" and mode != "heads":
+        raise InputError(f"score {score!r} (--score {score}) is for head searches (mode 'heads', --heads), which "
+                         "add up or average several heads' cosines; an embedding search's score is one cosine: "
+                         "leave score out, or search by heads")
+
+
 def unit(x: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
     return np.where(norm > 0, x / np.maximum(norm, 1e-12), x).astype(np.float32)
@@ -230,7 +255,7 @@ def unit(x: np.ndarray) -> np.ndarray:
 
 def check_query_token(tokens: Tokens, token: int) -> None:
     """Refuse a position outside ``tokens`` or on a special token, which the index does not hold."""
-    check_range("token", token, len(tokens), f"the query text of {len(tokens)} tokens")
+    check_range("token", token, len(tokens), f"the query text of {count(len(tokens), 'token')}")
     if tokens.special[token]:
         raise InputError(
             f"token {token} is the special token {tokens.display[token]!r}: special tokens are not in the corpus "
@@ -299,5 +324,5 @@ def zero_other_heads(vector: np.ndarray, heads: Sequence[int], head_count: int) 
     return parts.reshape(-1)
 
 
-__all__ = ["Index", "Match", "Query", "SearchResult", "check_query_token", "query_positions", "query_vector",
-           "zero_other_heads", "unit"]
+__all__ = ["Index", "Match", "Query", "SearchResult", "check_query_token", "check_score", "query_positions",
+           "query_vector", "zero_other_heads", "unit"]

@@ -10,14 +10,14 @@ import base64
 
 from fastapi import APIRouter, Query as QueryParameter, Request
 
-from ..analysis.aggregate import METHODS, NORM_METHODS, Aggregation, aggregate, check_heads, normalise_rows
+from ..analysis.aggregate import METHODS, NORM_METHODS, Aggregation, aggregate, normalise_rows
 from ..capture.engine import capture
 from ..capture.inputs import Tokens, encode, masking_caveat
 from ..capture.loading import ModelHandle
 from ..capture.result import Capture
-from ..errors import check_range
+from ..errors import InputError, check_range, count
 from ..index import Query, SearchResult
-from ..index.search import check_query_token
+from ..index.search import check_query_token, check_score
 from ..views.payload import SCALE, quantise
 from .errors import ApiError, in_field
 from .schemas import (AggregationRequest, AggregationResponse, AtlasResponse, AttentionRequest, AttentionResponse,
@@ -39,7 +39,7 @@ def _state(request: Request) -> AppState:
 @router.get("/models", response_model=list[ModelInfo], summary="The models this server runs")
 def list_models(request: Request) -> list[ModelInfo]:
     state = _state(request)
-    return [_model_info(handle, state.aliases_of(name)) for name, handle in state.models.items()]
+    return [_model_info(name, handle, state.aliases_of(name)) for name, handle in state.models.items()]
 
 
 @router.get("/corpora", response_model=list[CorpusInfo], summary="The corpus indexes this server searches")
@@ -47,7 +47,7 @@ def list_corpora(request: Request) -> list[CorpusInfo]:
     out = []
     for name, corpus in _state(request).corpora.items():
         m = corpus.index.manifest
-        out.append(CorpusInfo(name=name, model=corpus.model.name, corpus=m.corpus, tokens=m.tokens,
+        out.append(CorpusInfo(name=name, model=_state(request).name_of(corpus.model), corpus=m.corpus, tokens=m.tokens,
                               sentences=m.sentences, layers=m.layers, heads=m.heads, fields=list(m.fields),
                               annotator=m.annotator, silver=dict(m.silver)))
     return out
@@ -57,6 +57,7 @@ def list_corpora(request: Request) -> list[CorpusInfo]:
 def attention(body: AttentionRequest, request: Request) -> AttentionResponse:
     state = _state(request)
     handle = state.model(body.model)
+    name = state.name_of(handle)
     _encode(state, handle, body.text, body.text_pair, body.mask)
     cap = _capture(handle, body.text, body.text_pair, body.mask,
                    top_k=TOP_PREDICTIONS if handle.has_lm_head else 0)
@@ -65,12 +66,12 @@ def attention(body: AttentionRequest, request: Request) -> AttentionResponse:
                                data=base64.b64encode(quantise(weights).tobytes()).decode("ascii"))
     predictions, note = None, None
     if not handle.has_lm_head:
-        note = (f"model {handle.name!r} has no language-model head, so it cannot predict masked tokens: "
+        note = (f"model {name!r} has no language-model head, so it cannot predict masked tokens: "
                 "serve a checkpoint with a masked-LM or causal-LM head for predictions")
     else:
         predictions = [PositionPredictions(position=p, candidates=_candidates(cap, p)) for p in range(len(cap.tokens))]
-    return AttentionResponse(model=handle.name, tokens=_tokens_out(cap.tokens), attention=encoded,
-                             predictions=predictions, predictions_note=note)
+    return AttentionResponse(model=name, tokens=_tokens_out(cap.tokens), attention=encoded,
+                             predictions=predictions, predictions_note=note, masking_note=cap.masking_caveat)
 
 
 @router.post("/aggregation", response_model=AggregationResponse,
@@ -80,17 +81,13 @@ def aggregation(body: AggregationRequest, request: Request) -> AggregationRespon
     handle = state.model(body.model)
     _encode(state, handle, body.text, body.text_pair, body.mask)
     main = handle.stacks[handle.main_stack]
-    for i, head in enumerate(body.heads or ()):
-        with in_field(f"heads.{i}"):
-            check_range("head", head, main.heads, f"model {handle.name!r}")
-    with in_field("heads"):
-        check_heads(body.heads, main.heads, f"model {handle.name!r}")
+    _check_heads(body.heads, main.heads, f"model {state.name_of(handle)!r}")
     fields = ["attentions", "values"] if body.method in NORM_METHODS else ["attentions"]
     with in_field(None):
         cap = capture(handle, body.text, body.text_pair, mask=body.mask, fields=fields, top_k=0, warn=False)
     with in_field("head_weights" if body.head_weights is not None else "method"):
         result = aggregate(cap, body.method, heads=body.heads, head_weights=body.head_weights, words=body.words)
-    return _aggregation_out(handle, cap, result)
+    return _aggregation_out(state.name_of(handle), cap, result)
 
 
 @router.post("/predictions", response_model=PredictionsResponse, summary="Top-k predicted tokens at one position")
@@ -99,16 +96,17 @@ def predictions(body: PredictionsRequest, request: Request) -> PredictionsRespon
     handle = state.model(body.model)
     if not handle.has_lm_head:
         raise ApiError(400, "no_language_model_head",
-                       f"model {handle.name!r} has no language-model head, so it cannot predict tokens: "
+                       f"model {state.name_of(handle)!r} has no language-model head, so it cannot predict tokens: "
                        "use a model whose has_lm_head is true (GET /api/models)", "model")
     tokens = _encode(state, handle, body.text, body.text_pair, body.mask)
     with in_field("position"):
-        check_range("position", body.position, len(tokens), f"this input of {len(tokens)} tokens")
+        check_range("position", body.position, len(tokens), f"this input of {count(len(tokens), 'token')}")
     cap = _capture(handle, body.text, body.text_pair, body.mask, top_k=body.top_k)
     candidates = _candidates(cap, body.position)
     mode = cap.predictions.mode if cap.predictions is not None else "masked"
-    return PredictionsResponse(model=handle.name, position=body.position, token=cap.tokens.display[body.position],
-                               mode=mode, candidates=candidates)
+    return PredictionsResponse(model=state.name_of(handle), position=body.position,
+                               token=cap.tokens.display[body.position], mode=mode, candidates=candidates,
+                               masking_note=cap.masking_caveat)
 
 
 @router.post("/search", response_model=SearchResponse, summary="A token's nearest neighbours in a corpus")
@@ -118,9 +116,9 @@ def search(body: SearchRequest, request: Request) -> SearchResult:
     manifest = corpus.index.manifest
     with in_field("layer"):
         check_range("layer", body.layer, manifest.layers, f"corpus {corpus.name!r}")
-    for i, head in enumerate(body.heads or ()):
-        with in_field(f"heads.{i}"):
-            check_range("head", head, manifest.heads, f"corpus {corpus.name!r}")
+    _check_heads(body.heads, manifest.heads, f"corpus {corpus.name!r}")
+    with in_field("score"):
+        check_score(body.mode, body.score)
     for name in body.filters:
         with in_field(f"filters.{name}"):
             corpus.index.check_filter(name)
@@ -140,7 +138,7 @@ def atlas(request: Request,
           corpus: str = QueryParameter(description="A configured corpus's name (see GET /api/corpora).")) -> AtlasResponse:
     served = _state(request).corpus(corpus)
     job = _state(request).atlases.status(served)
-    return AtlasResponse(corpus=served.name, model=served.model.name, status=job.status, done=job.done,
+    return AtlasResponse(corpus=served.name, model=_state(request).name_of(served.model), status=job.status, done=job.done,
                          total=job.total, message=job.error, atlas=job.atlas.to_dict() if job.atlas else None)
 
 
@@ -151,11 +149,23 @@ def _encode(state: AppState, handle: ModelHandle, text: str, pair: str | None, m
     limit = min(state.limits.max_tokens, handle.max_length)
     if len(tokens) > limit:
         raise ApiError(400, "too_many_tokens", f"the input is {len(tokens)} tokens long; this server takes at most "
-                       f"{limit} tokens per input for model {handle.name!r}: shorten the text", "text")
+                       f"{count(limit, 'token')} per input for model {state.name_of(handle)!r}: shorten the text",
+                       "text")
     if mask:
         with in_field("mask"):
             tokens = encode(handle, text, pair, mask=mask)
     return tokens
+
+
+def _check_heads(heads: list[int] | None, size: int, what: str) -> None:
+    """Each head in range and named once; an error names the entry at fault (``heads.1``)."""
+    seen: set[int] = set()
+    for i, head in enumerate(heads or ()):
+        with in_field(f"heads.{i}"):
+            check_range("head", head, size, what)
+            if head in seen:
+                raise InputError(f"heads names head {head} twice: name each head once")
+        seen.add(head)
 
 
 def _capture(handle: ModelHandle, text: str, pair: str | None, mask: list[int], top_k: int) -> Capture:
@@ -164,7 +174,7 @@ def _capture(handle: ModelHandle, text: str, pair: str | None, mask: list[int], 
         return capture(handle, text, pair, mask=mask, fields=["attentions"], top_k=top_k, warn=False)
 
 
-def _aggregation_out(handle: ModelHandle, cap: Capture, result: Aggregation) -> AggregationResponse:
+def _aggregation_out(name: str, cap: Capture, result: Aggregation) -> AggregationResponse:
     """The aggregation's weights as uint8 bytes (norm rows scaled to sum to 1), with its units and their text."""
     weights = result.weights if result.per_head else result.weights[:, None]
     scaled = result.unit == "norm"
@@ -173,7 +183,7 @@ def _aggregation_out(handle: ModelHandle, cap: Capture, result: Aggregation) -> 
     encoded = EncodedAttention(scale=SCALE, shape=list(weights.shape),
                                data=base64.b64encode(quantise(weights).tobytes()).decode("ascii"))
     return AggregationResponse(
-        model=handle.name, method=result.method, description=METHODS[result.method], unit=result.unit,
+        model=name, method=result.method, description=METHODS[result.method], unit=result.unit,
         rows_scaled=scaled, layers=list(result.layers), heads=list(result.heads),
         head_weights=None if result.head_weights is None else list(result.head_weights), words=result.words,
         tokens=_tokens_out(cap.tokens), units=result.query_units,
@@ -201,9 +211,9 @@ def _tokens_out(tokens: Tokens) -> TokensOut:
                      sentence_b_start=tokens.sentence_b_start, masked=list(tokens.masked))
 
 
-def _model_info(handle: ModelHandle, aliases: list[str]) -> ModelInfo:
+def _model_info(name: str, handle: ModelHandle, aliases: list[str]) -> ModelInfo:
     main = handle.stacks[handle.main_stack]
-    return ModelInfo(name=handle.name, aliases=aliases, kind=handle.kind, architecture=handle.architecture,
+    return ModelInfo(name=name, aliases=aliases, kind=handle.kind, architecture=handle.architecture,
                      has_lm_head=handle.has_lm_head, max_length=handle.max_length, layers=main.layers,
                      heads=main.heads, stacks={k: StackInfo(**vars(v)) for k, v in handle.stacks.items()},
                      mask_token=handle.mask_token, masking_note=masking_caveat(handle))
