@@ -73,7 +73,7 @@ def test_a_masked_pair_is_aggregated_as_captured(client, default_model):
     ({"method": "weighted", "heads": [0, 1], "head_weights": [0, 0]}, "head_weights", "all zero"),
     ({"method": "entropy"}, "method", "rollout"),
     ({"method": "rollout", "head_weights": [-1.0]}, "head_weights.0", "greater than or equal to 0"),
-    ({"mask": [99]}, "mask", "99"),
+    ({"mask": [99]}, "mask.0", "99"),
 ])
 def test_bad_aggregation_requests_name_the_field_and_what_is_allowed(client, body, field, words):
     response = post(client, **body)

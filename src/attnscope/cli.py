@@ -82,7 +82,7 @@ def inspect(
     pair: Optional[str] = typer.Option(None, "--pair", help="A second text (sentence B)."),
     target: Optional[str] = typer.Option(None, "--target", help="Decoder input for encoder-decoder models."),
     mask: list[int] = typer.Option([], "--mask", help="Token position to mask (repeatable, 0-indexed)."),
-    top_k: int = typer.Option(5, "--top-k", min=1, max=50, help="Predictions to show at masked positions."),
+    top_k: int = typer.Option(5, "--top-k", min=1, max=50, help="Predictions to show: at masked positions, or of the next token (decoders, encoder-decoders)."),
     truncate: bool = typer.Option(False, "--truncate", help="Cut inputs longer than the model's maximum."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow code from the checkpoint."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),

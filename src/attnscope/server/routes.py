@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query as QueryParameter, Request
 
 from ..analysis.aggregate import METHODS, NORM_METHODS, Aggregation, aggregate, normalise_rows
 from ..capture.engine import capture
-from ..capture.inputs import Tokens, encode, masking_caveat
+from ..capture.inputs import Tokens, apply_mask, encode, masking_caveat
 from ..capture.loading import ModelHandle
 from ..capture.result import Capture
 from ..errors import InputError, check_range, count
@@ -152,8 +152,13 @@ def _encode(state: AppState, handle: ModelHandle, text: str, pair: str | None, m
                        f"{count(limit, 'token')} per input for model {state.name_of(handle)!r}: shorten the text",
                        "text")
     if mask:
-        with in_field("mask"):
-            tokens = encode(handle, text, pair, mask=mask)
+        if handle.mask_token is None:
+            with in_field("mask"):
+                apply_mask(tokens, mask, handle)  # refused: the model has no mask token
+        for i, position in enumerate(mask):
+            with in_field(f"mask.{i}"):  # out of range, or a special token: that entry is at fault
+                apply_mask(tokens, [position], handle)
+        tokens = apply_mask(tokens, mask, handle)
     return tokens
 
 
