@@ -8,6 +8,7 @@ import errno
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,15 @@ def test_saving_a_view_over_a_directory_raises_write_error(default_model, tmp_pa
     with pytest.raises(WriteError, match=f"^cannot write {tmp_path}: it is a directory; name a file to write$"):
         attnscope.head_view(cap).save(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_serve_with_an_unwritable_cache_exits_2_naming_it():
+    env = dict(os.environ, HF_HUB_OFFLINE="1", COLUMNS="200", ATTNSCOPE_CACHE=str(FORBIDDEN))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = subprocess.run([sys.executable, "-m", "attnscope.cli", "serve", "--port", str(port)],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message(result).endswith(f"error: cannot write {FORBIDDEN}: permission denied: this user may not write "
+                                    "in /sys")  # the first folder of the cache's path that could not be made

@@ -33,6 +33,7 @@ def _default_corpus(state: AppState, console: Console) -> None:
     from .index import BuildOptions, Index
     from .index.manifest import IndexFormatError, IndexMismatchError
     from .cli_corpus import build_with_progress
+    from .files import writing
 
     handle = next(iter(state.models.values()))
     directory = default_index_dir(handle.name)
@@ -52,7 +53,8 @@ def _default_corpus(state: AppState, console: Console) -> None:
         console.print(f"building the default corpus index (UD English EWT dev+test, with silver entity types from "
                       f"spaCy's en_core_web_sm) for {handle.name} "
                       f"into {directory}; this happens once", highlight=False)
-        directory.parent.mkdir(parents=True, exist_ok=True)
+        with writing(directory.parent):
+            directory.parent.mkdir(parents=True, exist_ok=True)
         build_with_progress(open_corpus(DEFAULT_CORPUS), handle, directory, BuildOptions(),
                             overwrite=directory.exists(), console=console)
         index = Index.open(directory)
