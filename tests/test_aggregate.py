@@ -78,7 +78,7 @@ def test_aggregate_combines_only_the_chosen_heads_with_their_weights() -> None:
 
 
 @pytest.mark.parametrize("head_weights, message", [
-    ([1.0], r"head_weights has 1 numbers but 2 heads are chosen \(0, 1\): give one weight >= 0 per chosen head"),
+    ([1.0], r"head_weights has 1 number but 2 heads are chosen \(0, 1\): give one weight >= 0 per chosen head"),
     ([1.0, -0.5], r"head_weights must be finite numbers >= 0: got -0.5 for head 1"),
     ([1.0, float("nan")], r"must be finite numbers >= 0: got nan for head 1"),
     ([0, 0], r"head_weights are all zero: give at least one chosen head a weight above 0"),

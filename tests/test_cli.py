@@ -71,7 +71,7 @@ def test_view_writes_a_self_contained_head_view(tmp_path):
     (["view", "Hi", "--view", "tree"], "--view must be one of head"),
     (["view", "Hi", "--layer", "9"], "layer 9 is out of range"),
     (["view", "Hi", "--head", "12"], "head 12 is out of range"),
-    (["view", "Hi", "--out", "/no/such/dir/x.html"], "the directory /no/such/dir does not exist"),
+    (["view", "Hi", "--out", "/no/such/dir/x.html"], "cannot write /no/such/dir/x.html: its directory /no/such/dir does not exist"),
 ])
 def test_view_bad_input_writes_nothing(args, message, tmp_path):
     result = run(*args)
@@ -83,7 +83,8 @@ def test_view_bad_input_writes_nothing(args, message, tmp_path):
 @pytest.mark.parametrize("kind,selector", [("model", "attnscope-mv"), ("neuron", "attnscope-nv")])
 def test_view_writes_model_and_neuron_views(kind, selector, tmp_path):
     out = tmp_path / f"{kind}.html"
-    result = run("view", PUB, "--view", kind, "--layer", "2", "--head", "5", "--out", str(out))
+    layer = ["--layer", "2"] if kind == "neuron" else []  # the model view shows every layer
+    result = run("view", PUB, "--view", kind, *layer, "--head", "5", "--out", str(out))
     assert result.returncode == 0, result.stderr
     html = out.read_text(encoding="utf-8")
     state = json.loads(re.search(r'<script type="application/json"[^>]*>(.*?)</script>', html, re.S).group(1))

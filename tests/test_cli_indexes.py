@@ -113,6 +113,11 @@ def unloadable(small_index, tmp_path):
     (["--layer", "6"], "layer 6 is out of range: this index has layers 0-5"),
     (["--layer", "1", "--heads", "3,12"], "head 12 is out of range: this index has heads 0-11"),
     (["--layer", "1", "--filter", "colour=red"], "cannot filter on 'colour': this index's tokens have the fields"),
+    (["--layer", "1", "--score", "mean"], "score 'mean' (--score mean) is for head searches (mode 'heads', --heads), "
+     "which add up or average several heads' cosines; an embedding search's score is one cosine: leave score out, "
+     "or search by heads"),
+    (["--layer", "1", "--probes", "2"], "probes (--probes) is for approximate indexes; this index is exact (every "
+     "vector is compared, there are no clusters to scan): leave probes out"),
 ])
 def test_search_checks_layer_heads_and_filters_against_the_manifest_before_loading_the_model(
         unloadable, tmp_path, args, expected):

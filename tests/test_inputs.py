@@ -105,8 +105,20 @@ def test_bad_mask_positions_are_refused(default_model, position, message):
 
 
 def test_masking_a_model_without_mask_token_is_refused(tiny):
-    with pytest.raises(InputError, match="has no mask token"):
-        attnscope.capture(tiny("gpt2"), "The girl ran.", mask=[1])
+    """What the README says: a causal decoder has no mask token, masking is refused there and says why
+    (``masking_caveat`` is None, since there is nothing to caveat)."""
+    gpt2, t5 = tiny("gpt2"), tiny("t5")
+    with pytest.raises(InputError) as error:
+        attnscope.capture(gpt2, "The girl ran.", mask=[1])
+    assert str(error.value) == (f"model {gpt2.name!r} has no mask token, so positions cannot be masked: a causal "
+                                "decoder predicts the next token and is never trained on a mask token, so masking is "
+                                "not meaningful there; masking is for masked-language models such as BERT and "
+                                "RoBERTa, trained to predict a hidden word")
+    with pytest.raises(InputError) as error:
+        attnscope.capture(t5, "The girl ran.", mask=[1])
+    assert str(error.value) == (f"model {t5.name!r} has no mask token, so positions cannot be masked: masking is for "
+                                "masked-language models such as BERT and RoBERTa, trained to predict a hidden word")
+    assert attnscope.masking_caveat(gpt2) is None and attnscope.masking_caveat(t5) is None
 
 
 def test_bad_options_are_refused(default_model):

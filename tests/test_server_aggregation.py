@@ -68,15 +68,15 @@ def test_a_masked_pair_is_aggregated_as_captured(client, default_model):
 
 
 @pytest.mark.parametrize("body, field, words", [
-    ({"heads": [1, 1]}, "heads", "head 1 twice"),
+    ({"heads": [1, 1]}, "heads.1", "head 1 twice"),
     ({"heads": [12]}, "heads.0", "heads 0-11"),
     ({"method": "weighted"}, "method", "needs head_weights"),
     ({"method": "mean", "head_weights": [1.0]}, "head_weights", "'weighted' and 'rollout' methods only"),
-    ({"method": "weighted", "heads": [0, 1], "head_weights": [1.0]}, "head_weights", "1 numbers but 2 heads"),
+    ({"method": "weighted", "heads": [0, 1], "head_weights": [1.0]}, "head_weights", "1 number but 2 heads"),
     ({"method": "weighted", "heads": [0, 1], "head_weights": [0, 0]}, "head_weights", "all zero"),
     ({"method": "entropy"}, "method", "rollout"),
     ({"method": "rollout", "head_weights": [-1.0]}, "head_weights.0", "greater than or equal to 0"),
-    ({"mask": [99]}, "mask", "99"),
+    ({"mask": [99]}, "mask.0", "99"),
 ])
 def test_bad_aggregation_requests_name_the_field_and_what_is_allowed(client, body, field, words):
     response = post(client, **body)

@@ -27,11 +27,11 @@ def decode(attention: dict) -> np.ndarray:
 
 def test_models_lists_each_configured_model_with_its_shape_and_lm_head(client, default_model, tiny):
     models = {m["name"]: m for m in client.get("/api/models").json()}
-    assert set(models) == {default_model.name, tiny("bert").name}
+    assert set(models) == {default_model.name, tiny("bert").label}  # a local model by its folder's name
     default = models[default_model.name]
     assert (default["layers"], default["heads"], default["has_lm_head"]) == (6, 12, False)
     assert default["aliases"] == ["default"] and default["max_length"] == default_model.max_length
-    assert models[tiny("bert").name]["has_lm_head"] is True
+    assert models[tiny("bert").label]["has_lm_head"] is True
 
 
 def test_corpora_lists_the_index_with_its_counts(client, small_index, default_model):

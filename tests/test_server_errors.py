@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import httpx
 import pytest
@@ -42,7 +43,8 @@ BAD_REQUESTS = {
     "empty second text": (attention(text_pair=""), 422, "validation_error", "text_pair"),
     "text over the character limit": (attention(text="a" * 2001), 422, "validation_error", "text"),
     "text over the token limit": (attention(text="word " * 300), 400, "too_many_tokens", "text"),
-    "mask out of range": (attention(mask=[99]), 400, "invalid_input", "mask"),
+    "mask out of range": (attention(mask=[2, 99]), 400, "invalid_input", "mask.1"),
+    "mask on a special token": (attention(mask=[0]), 400, "invalid_input", "mask.0"),
     "negative mask": (attention(mask=[-1]), 422, "validation_error", "mask.0"),
     "too many mask positions": (attention(mask=list(range(65))), 422, "validation_error", "mask"),
     "text as a number": (attention(text=5), 422, "validation_error", "text"),
@@ -50,9 +52,10 @@ BAD_REQUESTS = {
     "mask position as a string": (attention(mask=["2"]), 422, "validation_error", "mask.0"),
     "unknown field": (attention(layers=3), 422, "validation_error", "layers"),
     "missing text": (("POST", "/api/attention", {"json": {"model": "default"}}), 422, "validation_error", "text"),
-    "malformed JSON": (raw("/api/attention", b'{"model": "default", "text": '), 422, "validation_error", None),
+    "malformed JSON": (raw("/api/attention", b'{"model": "default", "text": '), 400, "malformed_body", None),
+    "body not UTF-8": (raw("/api/attention", b'{"model": "default", "text": "caf\xe9"}'), 400, "malformed_body", None),
+    "empty body": (raw("/api/attention", b""), 400, "malformed_body", None),
     "JSON that is not an object": (raw("/api/attention", b"[1, 2]"), 422, "validation_error", None),
-    "empty body": (raw("/api/attention", b""), 422, "validation_error", None),
     "oversize body": (raw("/api/attention", b'{"text": "' + b"a" * 70_000 + b'"}'), 413, "payload_too_large", None),
     "prediction position out of range": (("POST", "/api/predictions", {"json": {
         "model": "tiny-bert", "text": PUB, "position": 40}}), 400, "invalid_input", "position"),
@@ -62,6 +65,11 @@ BAD_REQUESTS = {
         "model": "tiny-bert", "text": PUB}}), 422, "validation_error", "position"),
     "layer out of range": (search(layer=6), 400, "invalid_input", "layer"),
     "head out of range": (search(mode="heads", heads=[0, 12]), 400, "invalid_input", "heads.1"),
+    "head named twice": (search(mode="heads", heads=[3, 5, 3]), 400, "invalid_input", "heads.2"),
+    "head named twice in an aggregation": (("POST", "/api/aggregation", {"json": {
+        "model": "default", "text": PUB, "heads": [2, 2]}}), 400, "invalid_input", "heads.1"),
+    "mean score of an embedding search": (search(score="mean"), 400, "invalid_input", "score"),
+    "atlas without its corpus": (("GET", "/api/atlas", {}), 422, "validation_error", "corpus"),
     "no heads": (search(mode="heads", heads=[]), 422, "validation_error", "heads"),
     "token out of range": (search(token=99), 400, "invalid_input", "token"),
     "special token [CLS]": (search(token=0), 400, "invalid_input", "token"),
@@ -112,6 +120,36 @@ def test_errors_say_what_is_allowed(client):
     assert "layers 0-5" in client.post(path, **options).json()["error"]["message"]
     message = client.post("/api/attention", json={"model": "nope", "text": PUB}).json()["error"]["message"]
     assert "'nope'" in message and "sentence-transformers/all-MiniLM-L6-v2" in message
+
+
+@pytest.mark.parametrize(("body", "what"), [
+    (b'{"model": "default", "text": "caf\xe9"}', "is not valid UTF-8 (byte 0xe9 at offset 33)"),
+    (b'{"model": "default", "text": ', "is not valid JSON (Expecting value at line 1 column 30)"),
+    (b"", "is empty"),
+])
+def test_a_malformed_body_says_what_is_wrong_with_it(client, body, what):
+    """The field report: a body that is not UTF-8 got 400 "There was an error parsing the body", one that is not
+    JSON a 422 validation error: one kind of fault, one code."""
+    error = assert_error_shape(client.post("/api/attention", content=body,
+                                           headers={"content-type": "application/json"}), 400)
+    assert error == {"status": 400, "code": "malformed_body", "field": None,
+                     "message": f"the request body {what}: send a JSON object, UTF-8 encoded (see /docs for each "
+                                "route's fields)"}
+
+
+def test_a_local_model_is_served_by_its_readable_name_and_answers_to_its_path(client, tiny):
+    """The field report: with a local model the API's (and the app's) model name was its full path."""
+    handle = tiny("bert")
+    assert handle.name.startswith("/") and handle.label == Path(handle.name).name
+    listed = {m["name"]: m for m in client.get("/api/models").json()}
+    assert set(listed) == {"sentence-transformers/all-MiniLM-L6-v2", handle.label}
+    assert listed[handle.label]["aliases"] == ["tiny-bert"]  # the path is accepted, never shown
+    assert handle.name not in client.get("/openapi.json").text
+    for name in (handle.label, handle.name, "tiny-bert"):
+        body = client.post("/api/attention", json={"model": name, "text": PUB}).json()
+        assert body["model"] == handle.label
+    predicted = client.post("/api/predictions", json={"model": handle.name, "text": PUB, "position": 1}).json()
+    assert predicted["model"] == handle.label
 
 
 def test_a_body_streamed_without_length_is_cut_at_the_limit(client):

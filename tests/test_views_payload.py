@@ -186,3 +186,33 @@ def test_sparse_layers_decode_to_the_weights_above_the_threshold():
     expected = dense.stacks["encoder"][1].reshape(rows, 40).copy()
     expected[expected / 255 <= 0.05] = 0
     assert np.array_equal(rebuilt, expected) and count == int((expected > 0).sum())
+
+
+@pytest.mark.parametrize(("make", "expected"), [
+    (lambda w: np.full_like(w, np.nan), r"attention holds NaN or infinite weights, first at .* = \(0, 0, 0, 0\)"),
+    (lambda w: -w, r"attention holds negative weights \(min -"),
+    (lambda w: np.where(np.triu(np.ones(w.shape[-2:]), 1) > 0, np.nan, w), r"attention holds NaN or infinite"),
+    (lambda w: np.where(np.triu(np.ones(w.shape[-2:]), 1) > 0, -np.inf, w), r"attention holds NaN or infinite"),
+])
+def test_invalid_bertviz_weights_are_named_by_their_argument_not_a_guessed_stack(make, expected):
+    """The field report: an encoder's weights with NaN or negative values were called "decoder attention"
+    (their upper triangle holds no positive weight, so they looked causal), while the same input's other
+    errors said "encoder attention"."""
+    valid = np.stack([l.numpy() for l in softmax_layers(n=4)])  # (layers, batch, heads, query, key), an encoder's
+    with pytest.raises(InputError, match="^encoder attention has 4 query positions but 3 encoder tokens were given"):
+        payload_from_arrays(list(valid), list("abc"))
+    for tokens in (list("abcd"), list("abc")):
+        with pytest.raises(InputError, match="^" + expected) as error:
+            payload_from_arrays(list(make(valid)), tokens)
+        assert "decoder" not in str(error.value) and "encoder" not in str(error.value)
+
+
+def test_a_valid_causal_stack_is_still_read_as_a_decoder():
+    causal = np.tril(np.ones((4, 4)))
+    weights = causal / causal.sum(axis=-1, keepdims=True)
+    payload = payload_from_arrays([weights[None, None]], list("abcd"))
+    assert list(payload.stacks) == ["decoder"]
+    with pytest.raises(InputError, match="^decoder attention has 4 query positions but 3 decoder tokens were given"):
+        payload_from_arrays([weights[None, None]], list("abc"))
+    with pytest.raises(InputError, match="^encoder attention holds NaN"):
+        payload_from_arrays(encoder_attention=[np.full((1, 1, 4, 4), np.nan)], encoder_tokens=list("abcd"))

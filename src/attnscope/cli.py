@@ -10,13 +10,12 @@ from typing import Any, Optional
 
 import typer
 from typer.core import TyperCommand, TyperGroup
-from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from .cli_checks import check_layer_and_heads
-from .errors import AttnscopeError
+from .cli_report import inspect_report, print_report
+from .errors import AttnscopeError, InputError
 
 DEFAULT_TEXT = "The girl ran to a local pub to escape the din of her city."
 
@@ -56,10 +55,6 @@ app = _Typer(
     cls=_Group,
 )
 
-_STYLE = {"previous": "cyan", "next": "magenta", "self": "green", "first": "red", "special": "yellow",
-          "broad": "blue", "mixed": "dim"}
-_SHORT = {"previous": "←", "next": "→", "self": "●", "first": "F", "special": "S", "broad": "~", "mixed": "·"}
-
 
 @app.callback()
 def main() -> None:
@@ -67,7 +62,7 @@ def main() -> None:
 
 
 def _fail(error: Exception) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False)
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
     raise typer.Exit(code=2)
 
 
@@ -87,7 +82,7 @@ def inspect(
     pair: Optional[str] = typer.Option(None, "--pair", help="A second text (sentence B)."),
     target: Optional[str] = typer.Option(None, "--target", help="Decoder input for encoder-decoder models."),
     mask: list[int] = typer.Option([], "--mask", help="Token position to mask (repeatable, 0-indexed)."),
-    top_k: int = typer.Option(5, "--top-k", min=1, max=50, help="Predictions to show at masked positions."),
+    top_k: int = typer.Option(5, "--top-k", min=1, max=50, help="Predictions to show: at masked positions, or of the next token (decoders, encoder-decoders)."),
     truncate: bool = typer.Option(False, "--truncate", help="Cut inputs longer than the model's maximum."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow code from the checkpoint."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
@@ -98,13 +93,14 @@ def inspect(
     from .analysis import pattern_scores
 
     try:
+        check_layer_and_heads(model, None, (), trust_remote_code, target=target)
         handle = load(model, trust_remote_code=trust_remote_code)
         cap = run_capture(handle, text, pair, target=target, mask=mask, truncate=truncate, top_k=top_k, warn=False,
                           fields=["attentions", "allowed"])
     except AttnscopeError as error:
         _fail(error)
         return
-    if mask:
+    if cap.masking_caveat:
         _note_masking(handle)
     patterns = {}
     for role, stack in cap.stacks.items():
@@ -112,11 +108,11 @@ def inspect(
             continue
         tokens = cap.tokens if role == "encoder" else (cap.decoder_tokens or cap.tokens)
         patterns[role] = pattern_scores(stack.attentions, tokens.special, allowed=stack.allowed)
-    report = _report(handle, cap, patterns)
+    report = inspect_report(handle, cap, patterns)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         return
-    _print_report(report)
+    print_report(report)
 
 
 VIEWS = ("head", "model", "neuron")
@@ -130,6 +126,7 @@ def view(
     model: str = typer.Option("default", "--model", "-m", help="Hub name, local path, or 'default'."),
     pair: Optional[str] = typer.Option(None, "--pair", help="A second text (sentence B)."),
     target: Optional[str] = typer.Option(None, "--target", help="Decoder input for encoder-decoder models."),
+    stack: Optional[str] = typer.Option(None, "--stack", help="Stack shown first: encoder, decoder or cross (encoder-decoders have all three; default: the stack that reads the text)."),
     layer: Optional[int] = typer.Option(None, "--layer", help="Layer shown first (head and neuron views)."),
     heads: list[int] = typer.Option([], "--head", help="Head to show (repeatable; default all; the neuron view takes one)."),
     truncate: bool = typer.Option(False, "--truncate", help="Cut inputs longer than the model's maximum."),
@@ -138,21 +135,20 @@ def view(
     """Write a view of the text's attention as one self-contained HTML file (works offline)."""
     import attnscope
 
-    if kind not in VIEWS or not hasattr(attnscope, f"{kind}_view"):
-        _fail(AttnscopeError(f"--view must be one of {', '.join(v for v in VIEWS if hasattr(attnscope, v + '_view'))}, got {kind!r}"))
-    target_path = out or Path(f"attnscope-{kind}-view.html")
-    if not target_path.parent.is_dir():
-        _fail(AttnscopeError(f"--out {target_path}: the directory {target_path.parent} does not exist"))
+    from .files import check_writable_target
+
     try:
-        check_layer_and_heads(model, layer, heads, trust_remote_code)
+        _check_view_options(kind, layer, heads)
+        target_path = check_writable_target(out or Path(f"attnscope-{kind}-view.html"))
+        check_layer_and_heads(model, layer, heads, trust_remote_code, stack=stack, target=target)
         handle = attnscope.load(model, trust_remote_code=trust_remote_code)
         fields = "all" if kind == "neuron" else ["attentions"]
         cap = attnscope.capture(handle, text, pair, target=target, truncate=truncate, fields=fields)
-        options: dict[str, Any] = {"layer": layer, "heads": heads or None}
+        options: dict[str, Any] = {"stack": stack, "layer": layer, "heads": heads or None}
         if kind == "model":
-            options = {"include_heads": heads or None}
+            options = {"stack": stack, "include_heads": heads or None}
         elif kind == "neuron":
-            options = {"layer": layer, "head": heads[0] if heads else None}
+            options = {"stack": stack, "layer": layer, "head": heads[0] if heads else None}
         written = getattr(attnscope, f"{kind}_view")(cap, **options).save(target_path)
     except AttnscopeError as error:
         _fail(error)
@@ -160,70 +156,16 @@ def view(
     print(f"{written} ({written.stat().st_size:,} bytes): open it in any browser, no network needed")
 
 
-def _report(handle: Any, cap: Any, patterns: dict[str, Any]) -> dict[str, Any]:
-    report: dict[str, Any] = {
-        "model": handle.describe(),
-        "tokens": list(cap.tokens.display),
-        "token_details": cap.tokens.to_dict(),
-        "patterns": {
-            role: [
-                [{"pattern": scores.labels[l][h], "score": round(scores.score(l, h), 4)}
-                 for h in range(len(scores.labels[l]))]
-                for l in range(len(scores.labels))
-            ]
-            for role, scores in patterns.items()
-        },
-        "predictions": None,
-    }
-    if cap.decoder_tokens is not None:
-        report["decoder_tokens"] = list(cap.decoder_tokens.display)
-    if not handle.has_lm_head:
-        report["predictions_note"] = f"model {handle.name!r} has no language-model head: no predictions"
-    elif cap.predictions is not None:
-        positions = list(cap.tokens.masked) or [len(cap.predictions.tokens) - 1]
-        report["predictions"] = {
-            str(p): [{"token": t, "probability": round(prob, 6)} for t, prob in cap.top_k(p)] for p in positions
-        }
-    if cap.tokens.truncated:
-        report["truncated_tokens"] = cap.tokens.truncated
-    return report
-
-
-def _print_report(report: dict[str, Any]) -> None:
-    console = Console(soft_wrap=True)
-    info = report["model"]
-    shape = ", ".join(f"{role}: {s['layers']} layers × {s['heads']} heads" for role, s in info["stacks"].items())
-    console.print(f"[bold]{info['name']}[/] ({info['kind']}, {info['architecture']}) — {shape}", highlight=False)
-    details = report["token_details"]
-    marked = []
-    for i, token in enumerate(report["tokens"]):
-        style = "yellow" if details["special"][i] else ("bold red" if i in details["masked"] else "")
-        marked.append(f"[dim]{i}[/][{style}]{_escape(token)}[/]" if style else f"[dim]{i}[/]{_escape(token)}")
-    console.print("tokens: " + "  ".join(marked), highlight=False)
-    if report.get("truncated_tokens"):
-        console.print(f"[yellow]truncated: {report['truncated_tokens']} tokens were cut from the end[/]")
-    for role, layers in report["patterns"].items():
-        table = Table(title=f"{role} self-attention: dominant pattern per head (columns: heads)",
-                      title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
-        table.add_column("layer", justify="right")
-        for h in range(len(layers[0])):
-            table.add_column(str(h), justify="center")
-        for l, heads in enumerate(layers):
-            table.add_row(str(l), *[f"[{_STYLE[c['pattern']]}]{_SHORT[c['pattern']]}[/]" for c in heads])
-        console.print(table)
-    console.print("← previous token   → next token   ● self   F first token   S special tokens   ~ broad   · mixed",
-                  highlight=False)
-    if report.get("predictions_note"):
-        console.print(report["predictions_note"])
-    for position, top in (report["predictions"] or {}).items():
-        shown = ", ".join(f"{_escape(p['token'])} {p['probability']:.3f}" for p in top)
-        console.print(f"predictions at {position}: {shown}", highlight=False)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
+def _check_view_options(kind: str, layer: int | None, heads: list[int]) -> None:
+    """Refuse a view name that does not exist, and options the chosen view would not use."""
+    if kind not in VIEWS:
+        raise InputError(f"--view must be one of {', '.join(VIEWS)}, got {kind!r}")
+    if kind == "neuron" and len(heads) > 1:
+        raise InputError(f"the neuron view shows one head at a time; got {len(heads)} --head options "
+                         f"({', '.join(map(str, heads))}): give one --head")
+    if kind == "model" and layer is not None:
+        raise InputError("--layer is for the head and neuron views: the model view shows every layer at once "
+                         "(--head keeps only the heads named)")
 
 
 from . import cli_corpus  # noqa: E402,F401 - registers `index` and `search` on `app`

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from .cli import _fail, app
 from .cli_indexes import resolve_index
-from .errors import AttnscopeError, InputError
+from .errors import AttnscopeError, InputError, count
 
 PATTERN_TITLES = {"previous": "previous token", "next": "next token", "self": "itself", "first": "first token",
                   "special": "special tokens", "broad": "broad (high entropy)"}
@@ -136,15 +136,16 @@ def _print_atlas(result: Any, top: int, min_arcs: int, written: list[Path], seco
 
     console = Console(highlight=False, soft_wrap=True)
     console.print(f"[bold]{escape(result.model)}[/] on [bold]{escape(result.corpus)}[/] ({escape(result.annotator)}): "
-                  f"{result.sentences:,} sentences, {result.tokens:,} tokens, {result.layers} layers × "
-                  f"{result.heads} heads, {result.stack} self-attention; scored in {result.seconds:.1f} s")
+                  f"{count(result.sentences, 'sentence')}, {count(result.tokens, 'token')}, "
+                  f"{count(result.layers, 'layer')} × {count(result.heads, 'head')}, {result.stack} self-attention; "
+                  f"scored in {result.seconds:.1f} s")
     for notice in result.notices:
         console.print(f"[yellow]notice:[/] {escape(notice)}")
     console.print(f"\n[bold]Heads by pattern[/] (layer-head (score); a share ≥ {result.threshold:.2f} names the "
                   f"pattern, else entropy ≥ {result.broad_entropy:.2f} makes it broad):")
     for pattern, title in PATTERN_TITLES.items():
         console.print(f"  {title}: {_heads(result.heads_with(pattern), top)}")
-    console.print(f"  mixed (none dominates): {len(result.heads_with('mixed'))} heads")
+    console.print(f"  mixed (none dominates): {count(len(result.heads_with('mixed')), 'head')}")
     relations = result.relations
     if relations is not None:
         shown = [i for i, pairs in enumerate(relations.pairs) if pairs >= min_arcs]
@@ -168,7 +169,8 @@ def _print_atlas(result: Any, top: int, min_arcs: int, written: list[Path], seco
             console.print(table)
         hidden = len(relations.names) - len(shown)
         if hidden:
-            console.print(f"[dim]{hidden} rarer relations are in atlas.json and atlas.parquet (--min-arcs 0 prints them)[/]")
+            where = "is in atlas.json and atlas.parquet" if hidden == 1 else "are in atlas.json and atlas.parquet"
+            console.print(f"[dim]{count(hidden, 'rarer relation')} {where} (--min-arcs 0 prints them)[/]")
         console.print("[dim]green: better than the best fixed offset (head position − dependent position)[/]")
     names = ", ".join(str(path) for path in written)
     console.print(f"\nwrote {names} ({seconds:.1f} s in all); open {written[-1]} in any browser, no network needed")

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .cli import _fail, _note_masking, app
 from .cli_indexes import resolve_index
-from .errors import AttnscopeError, InputError
+from .errors import AttnscopeError, InputError, count
 
 
 @app.command()
@@ -36,12 +36,14 @@ def index(
     from . import load
     from .corpus import open_corpus
     from .index import BuildOptions
+    from .index.build import check_build_target
 
     console = Console(stderr=True)
     try:
         options = BuildOptions(batch_tokens=batch_tokens, vector_bits=bits, long=long, approximate=approximate,
                                attention_bits=attention_bits)
         options.check()
+        check_build_target(out, overwrite)  # before the corpus, the model and the progress bar
         source = open_corpus(corpus, spacy_pipeline=spacy)
         handle = load(model, trust_remote_code=trust_remote_code)
         report = build_with_progress(source, handle, out, options, overwrite, console)
@@ -50,13 +52,13 @@ def index(
         return
     m = report.manifest
     size = sum(m.files.values())
-    resumed = f", resumed {report.resumed_batches} finished batches" if report.resumed_batches else ""
-    print(f"{report.directory}: {m.tokens:,} tokens from {m.sentences:,} sentences of {m.corpus} "
-          f"({m.annotator}), {m.layers} layers x {m.heads} heads, {size / 1e6:.1f} MB on disk "
+    resumed = f", resumed {count(report.resumed_batches, 'finished batch')}" if report.resumed_batches else ""
+    print(f"{report.directory}: {count(m.tokens, 'token')} from {count(m.sentences, 'sentence')} of {m.corpus} "
+          f"({m.annotator}), {count(m.layers, 'layer')} x {count(m.heads, 'head')}, {size / 1e6:.1f} MB on disk "
           f"({size / m.tokens / 1024:.2f} KiB per token), {report.seconds:.1f} s{resumed}")
     if m.truncated_sentences or m.skipped_sentences:
-        print(f"over-long sentences: {m.truncated_sentences} truncated ({m.dropped_tokens} tokens dropped), "
-              f"{m.skipped_sentences} skipped")
+        print(f"over-long sentences: {m.truncated_sentences:,} truncated ({count(m.dropped_tokens, 'token')} "
+              f"dropped), {m.skipped_sentences:,} skipped")
 
 
 def build_with_progress(source: Any, handle: Any, out: Path, options: Any, overwrite: bool, console: Console) -> Any:
@@ -123,7 +125,8 @@ def search(
         for name in query.filters or {}:
             opened.check_filter(name)
         handle = load(model or opened.manifest.model)
-        choice = resolve_token(encode(handle, text), token)
+        encoded = encode(handle, text)
+        choice = resolve_token(encoded, token)
         if choice.word:  # a --token that names a word of several tokens searches the word
             query = replace(query, unit="word")
         result = opened.query(handle, text, choice.position, query, mask=mask, warn=False,
@@ -131,7 +134,7 @@ def search(
     except AttnscopeError as error:
         _fail(error)
         return
-    if mask:
+    if mask or encoded.masked:  # masked by --mask, or the mask token typed in the text
         _note_masking(handle)
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")

@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .cli import _fail, app
+from .cli_checks import check_port
 from .cli_indexes import DEFAULT_CORPUS, default_index_dir, resolve_index
 from .errors import AttnscopeError, InputError
 
@@ -31,6 +33,7 @@ def _default_corpus(state: AppState, console: Console) -> None:
     from .index import BuildOptions, Index
     from .index.manifest import IndexFormatError, IndexMismatchError
     from .cli_corpus import build_with_progress
+    from .files import writing
 
     handle = next(iter(state.models.values()))
     directory = default_index_dir(handle.name)
@@ -50,7 +53,8 @@ def _default_corpus(state: AppState, console: Console) -> None:
         console.print(f"building the default corpus index (UD English EWT dev+test, with silver entity types from "
                       f"spaCy's en_core_web_sm) for {handle.name} "
                       f"into {directory}; this happens once", highlight=False)
-        directory.parent.mkdir(parents=True, exist_ok=True)
+        with writing(directory.parent):
+            directory.parent.mkdir(parents=True, exist_ok=True)
         build_with_progress(open_corpus(DEFAULT_CORPUS), handle, directory, BuildOptions(),
                             overwrite=directory.exists(), console=console)
         index = Index.open(directory)
@@ -71,22 +75,24 @@ def serve(
     from .server import AppState, create_app
 
     console = Console(stderr=True)
+    sock = None
     try:
-        if not 1 <= port <= 65535:
-            raise InputError(f"port {port} is out of range: use 1-65535")
         if no_corpus and corpus:
             raise InputError("--no-corpus and --corpus contradict each other: give one of them")
+        sock = check_port(host, port)  # bound now, before any model loads; the server listens on it
         first_model = model[0] if model else None
         directories = [resolve_index(item, first_model, "--corpus") for item in corpus]
         state = AppState.configure(model or ["default"], directories)
         if not corpus and not no_corpus:
             _default_corpus(state, console)
     except AttnscopeError as error:
+        if sock is not None:
+            sock.close()
         _fail(error)
         return
     if host not in LOOPBACK:
-        console.print(f"[yellow]warning:[/] binding {host}: the API is reachable from other machines", highlight=False)
+        console.print(f"[yellow]warning:[/] binding {escape(host)}: the API is reachable from other machines", highlight=False)
     names = ", ".join(state.models) + (f"; corpora: {', '.join(state.corpora)}" if state.corpora else "")
     shown_host = f"[{host}]" if ":" in host else host
-    console.print(f"serving {names}\nopen http://{shown_host}:{port}/ (API docs at /docs)", highlight=False)
-    uvicorn.run(create_app(state), host=host, port=port, log_level="warning")
+    console.print(escape(f"serving {names}\nopen http://{shown_host}:{port}/ (API docs at /docs)"), highlight=False)
+    uvicorn.Server(uvicorn.Config(create_app(state), host=host, port=port, log_level="warning")).run(sockets=[sock])

@@ -25,6 +25,11 @@ class CorpusFormatError(CorpusError):
     """A corpus file that is not what its format says: the message names the file and line (``file:line: ...``)."""
 
 
+class WriteError(AttnscopeError):
+    """A file or directory attnscope was asked to write could not be written: the message names the path
+    and why (a directory in the way, no permission, a missing directory, a full disk...)."""
+
+
 class NoLanguageModelHeadError(AttnscopeError):
     """Predictions were asked of a model loaded without a language-model head."""
 
@@ -67,6 +72,16 @@ def allowed_range(unit: str, size: int) -> str:
     if size == 1:
         return f"only {unit} 0"
     return f"{plural(unit)} 0-{size - 1}"
+
+
+def count(number: int, noun: str) -> str:
+    """``number`` and ``noun`` in agreement: "1 token", "6 tokens", "0 tokens", "1 batch index", "2 batch indices",
+    "60,280 tokens" (thousands separated).
+
+    >>> count(1, "query token"), count(6, "query token")
+    ('1 query token', '6 query tokens')
+    """
+    return f"{number:,} {noun if number == 1 else plural(noun)}"
 
 
 def plural(noun: str) -> str:

@@ -243,7 +243,7 @@ def test_predictions_on_hover_or_a_clear_note_without_a_language_model_head(app,
     assert "has no language-model head" in page.inner_text("#tooltip")
 
     handle = tiny("bert")
-    page.select_option("#model", handle.name)
+    page.select_option("#model", handle.label)
     run_sentence(app, PUB)
     page.dblclick(".as-query[data-pos='3']")
     page.wait_for_selector("#app[data-attention=ready] .as-query.as-masked[data-pos='3']")

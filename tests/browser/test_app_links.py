@@ -44,7 +44,7 @@ def view(app: AppPage) -> dict:
 def test_a_model_that_is_not_served_is_named_and_the_rest_of_the_link_applies(app, tiny):
     open_app(app, "?" + urlencode({"model": "bert-large-cased", "text": PUB, "layer": "3", "token": "5"}))
     assert notice(app) == {"model": "model=bert-large-cased was ignored: it is not served here (this server serves "
-                                    f"{DEFAULT}, {tiny('bert').name}); showing {DEFAULT}"}
+                                    f"{DEFAULT}, {tiny('bert').label}); showing {DEFAULT}"}
     assert view(app) == {"layer": "3", "heads": ",".join(map(str, range(12))), "token": "5", "masked": [],
                          "tokens": 17, "model": DEFAULT}
     assert url_state(app) == {"model": DEFAULT, "corpus": "small", "text": PUB, "layer": "3", "token": "5"}

@@ -89,7 +89,7 @@ def test_masking_on_a_model_without_a_masked_lm_head_says_what_mask_means(app, s
 
     models = httpx.get(f"{server}/api/models").json()
     assert [m["masking_note"] is None for m in models] == [False, True]  # default, then the tiny masked LM
-    page.select_option("#model", tiny("bert").name)
+    page.select_option("#model", tiny("bert").label)
     run_sentence(app, PUB)
     before = loads(app)
     page.dblclick(".as-query[data-pos='3']")

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..capture.inputs import Tokens
 from ..capture.result import Capture
-from ..errors import InputError, check_range
+from ..errors import InputError, check_range, count
 
 METHODS: dict[str, str] = {
     "raw": "each head's attention weights α",
@@ -120,7 +120,8 @@ def check_head_weights(head_weights: Sequence[float], heads: Sequence[int]) -> n
     except (TypeError, ValueError):
         raise InputError(f"head_weights must be numbers, one per chosen head; got {head_weights!r}") from None
     if weights.ndim != 1 or len(weights) != len(heads):
-        raise InputError(f"head_weights has {weights.size} numbers but {len(heads)} heads are chosen "
+        chosen = f"{count(len(heads), 'head')} {'is' if len(heads) == 1 else 'are'} chosen"
+        raise InputError(f"head_weights has {count(weights.size, 'number')} but {chosen} "
                          f"({', '.join(map(str, heads))}): give one weight >= 0 per chosen head")
     bad = [i for i, w in enumerate(weights) if not (math.isfinite(w) and w >= 0)]
     if bad:

@@ -14,7 +14,7 @@ from ..capture.engine import capture_batch
 from ..capture.inputs import Tokens
 from ..capture.loading import ModelHandle
 from ..corpus import Corpus
-from ..errors import InputError
+from ..errors import InputError, count
 from ..index.extract import plan_batches, plan_sentences
 from ..index.manifest import model_fingerprint, tokenizer_fingerprint
 from .model import Atlas, RelationScores, unknown_relation
@@ -89,10 +89,15 @@ def long_sentence_notices(truncated: int, dropped_tokens: int, skipped: int) -> 
     """What the atlas says about sentences longer than the model takes."""
     notices = []
     if truncated:
-        notices.append(f"{truncated} sentences longer than the model takes were truncated ({dropped_tokens} tokens dropped)")
+        notices.append(f"{count(truncated, 'sentence')} longer than the model takes {_was(truncated)} truncated "
+                       f"({count(dropped_tokens, 'token')} dropped)")
     if skipped:
-        notices.append(f"{skipped} sentences longer than the model takes were skipped")
+        notices.append(f"{count(skipped, 'sentence')} longer than the model takes {_was(skipped)} skipped")
     return tuple(notices)
+
+
+def _was(number: int) -> str:
+    return "was" if number == 1 else "were"
 
 
 def compute_atlas(handle: ModelHandle, corpus: Corpus, *, relations: Sequence[str] | None = None,
@@ -133,8 +138,10 @@ def score_sentences(handle: ModelHandle, sentences: Sequence[AtlasSentence], cor
         scores = RelationScores(chosen, tally.pairs, tally.accuracy("dependent_to_head"),
                                 tally.accuracy("head_to_dependent"), baseline, offsets, tally.unaligned)
         if tally.unaligned:
-            notices.append(f"{tally.unaligned} dependency arcs were left out: a word of theirs has no token "
-                           f"(cut by truncation, or a multi-word token's part that shares its characters)")
+            joined = "it joins" if tally.unaligned == 1 else "they join"
+            notices.append(f"{count(tally.unaligned, 'dependency arc')} {_was(tally.unaligned)} left out: a word "
+                           f"{joined} has no token (cut by truncation, or a multi-word token's part that shares its "
+                           "characters)")
     return Atlas(
         model=handle.name, model_fingerprint=model_fingerprint(handle.model),
         tokenizer_fingerprint=tokenizer_fingerprint(handle.tokenizer), stack=handle.main_stack,

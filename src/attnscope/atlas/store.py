@@ -11,8 +11,8 @@ from typing import Sequence
 
 from ..capture.inputs import encode
 from ..capture.loading import ModelHandle
-from ..errors import AttnscopeError
-from ..files import replace_atomically, write_text_atomically
+from ..errors import AttnscopeError, WriteError, count
+from ..files import replace_atomically, write_text_atomically, writing
 from ..index.manifest import IndexFormatError, Manifest, check_model, read_manifest
 from ..index.search import Index
 from ..index.tables import Tables
@@ -38,7 +38,8 @@ def write_atlas(atlas: Atlas, directory: Path | str) -> tuple[Path, Path]:
     import pyarrow.parquet as pq
 
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    with writing(directory):
+        directory.mkdir(parents=True, exist_ok=True)
     document = json.dumps(atlas.to_dict(), ensure_ascii=False)
     table = pa.table(atlas.table()).replace_schema_metadata(
         {"attnscope": json.dumps({"model": atlas.model, "corpus": atlas.corpus, "stack": atlas.stack})})
@@ -70,7 +71,7 @@ def index_sentences(tables: Tables, handle: ModelHandle) -> list[AtlasSentence]:
     for number, text in enumerate(sentences["text"]):
         encoded = encode(handle, str(text), truncate=True)
         if len(encoded) != int(sentences["model_tokens"][number]):
-            raise IndexFormatError(f"sentence {number} of the index has {sentences['model_tokens'][number]} tokens "
+            raise IndexFormatError(f"sentence {number} of the index has {count(int(sentences['model_tokens'][number]), 'token')} "
                                    f"but the model makes {len(encoded)}: the index does not match this model")
         rows = tables.sentence_rows(number)
         word_of: list[int | None] = [None] * len(encoded)
@@ -119,7 +120,7 @@ def atlas_for_index(index: Index | Path | str, handle: ModelHandle, *, relations
                                     progress=progress)
             try:
                 write_atlas(atlas, directory)
-            except OSError as error:  # a read-only index still gets its atlas, with a notice
+            except WriteError as error:  # a read-only index still gets its atlas, with a notice
                 atlas = replace(atlas, notices=(*atlas.notices, f"the atlas could not be cached beside the index "
                                                 f"({error}); it is computed again next time"))
     return atlas.select_relations(relations) if relations else atlas

@@ -98,6 +98,10 @@ def _capture_batch(handle: ModelHandle, inputs: Sequence[InputLike], *, fields: 
         raise InputError(f"dtype {dtype!r} is not supported: use one of {', '.join(_DTYPES)}")
     if not isinstance(top_k, int) or top_k < 0:
         raise InputError(f"top_k must be a non-negative integer, got {top_k!r}")
+    if handle.kind != "encoder-decoder" and any(it.target is not None for it in items):
+        only = "a decoder-only" if handle.kind == "decoder" else "an encoder-only"
+        raise InputError(f"target is the decoder's input of an encoder-decoder model; model {handle.name!r} is {only} "
+                         "model, which reads only the text (and text_pair): leave target out")
     encoded = [encode(handle, it.text, it.text_pair, mask=it.mask, truncate=truncate) for it in items]
     decoded = [decoder_tokens(handle, it.target) for it in items] if handle.kind == "encoder-decoder" else None
     outputs, calls = run_batch(handle, encoded, decoded, wanted)

@@ -6,12 +6,12 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ..errors import InputError, check_range
+from ..errors import InputError, check_range, count
 
 from .token_text import CONTINUATION, END_OF_WORD, SPACE_MARKERS, display_form, display_forms, is_blank
 
 __all__ = ["CONTINUATION", "END_OF_WORD", "SPACE_MARKERS", "Tokens", "apply_mask", "decoder_tokens", "display_form",
-           "encode", "masking_caveat", "special_token_ids"]
+           "encode", "masking_caveat", "special_token_ids", "typed_masks"]
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,9 @@ def encode(
 ) -> Tokens:
     """Tokenise a text (or a text pair, segments A and B) for ``handle``'s model.
 
-    ``mask`` lists token positions to replace with the tokenizer's mask token. Inputs longer than the
+    ``mask`` lists token positions to replace with the tokenizer's mask token; a mask token typed in the
+    text (``[MASK]`` for BERT, ``<mask>`` for RoBERTa) is a masked position too (`typed_masks`), with its
+    offsets, in ``Tokens.masked``. Inputs longer than the
     model's maximum raise `InputError` unless ``truncate`` is set; then the tail is cut (the longer
     segment first for pairs) and ``Tokens.truncated`` counts the dropped tokens.
     """
@@ -152,14 +154,28 @@ def encode(
     raw = tokenizer.convert_ids_to_tokens(ids)
     special_ids = special_token_ids(tokenizer)
     sequence_ids = full.sequence_ids() if hasattr(full, "sequence_ids") else [0] * len(ids)
-    special = [sid is None or tid in special_ids for sid, tid in zip(sequence_ids, ids)]
+    typed = typed_masks(tokenizer, ids, sequence_ids)
+    special = [sid is None or (tid in special_ids and i not in typed)
+               for i, (sid, tid) in enumerate(zip(sequence_ids, ids))]
     segments = _segments(sequence_ids)
     offsets = [None if sp else (int(a), int(b)) for sp, (a, b) in zip(special, full["offset_mapping"])]
     display = display_forms(raw, special, tokenizer)
+    for position in typed:
+        display[position] = str(tokenizer.mask_token)
     words = _without_blanks(_word_ids(full.word_ids(), offsets, segments, texts), display, offsets, segments, texts)
     word_ids = _global_word_ids(words, sequence_ids)
-    tokens = Tokens(ids, raw, display, offsets, word_ids, special, segments, texts, truncated=dropped)
+    tokens = Tokens(ids, raw, display, offsets, word_ids, special, segments, texts, masked=typed, truncated=dropped)
     return apply_mask(tokens, mask, handle) if mask else tokens
+
+
+def typed_masks(tokenizer: Any, ids: Sequence[int], sequence_ids: Sequence[int | None]) -> tuple[int, ...]:
+    """Positions where the text itself holds the mask token (``[MASK]``, ``<mask>``... typed as BertViz and
+    exBERT users do): masked positions of the input, like those masked by position, not special tokens.
+    A mask token the tokenizer adds itself (no sequence id) is not one."""
+    mask_id = getattr(tokenizer, "mask_token_id", None)
+    if mask_id is None or getattr(tokenizer, "mask_token", None) is None:
+        return ()
+    return tuple(i for i, (sid, tid) in enumerate(zip(sequence_ids, ids)) if sid is not None and tid == mask_id)
 
 
 def _segments(sequence_ids: list[int | None]) -> list[int]:
@@ -234,20 +250,21 @@ def apply_mask(tokens: Tokens, positions: Sequence[int], handle: Any) -> Tokens:
     """Replace the tokens at ``positions`` with the mask token; positions must be ordinary tokens."""
     tokenizer = handle.tokenizer
     if tokenizer.mask_token is None or tokenizer.mask_token_id is None:
-        raise InputError(
-            f"model {handle.name!r} has no mask token, so positions cannot be masked "
-            "(masking is for masked-language models such as BERT)"
-        )
+        why = ("a causal decoder predicts the next token and is never trained on a mask token, so masking is not "
+               "meaningful there; " if handle.kind == "decoder" else "")
+        raise InputError(f"model {handle.name!r} has no mask token, so positions cannot be masked: {why}masking is "
+                         "for masked-language models such as BERT and RoBERTa, trained to predict a hidden word")
     ids, raw, display = list(tokens.ids), list(tokens.raw), list(tokens.display)
     original = dict(tokens.original)
     for position in sorted(set(positions)):
-        check_range("mask position", position, len(ids), f"this input of {len(ids)} tokens")
+        check_range("mask position", position, len(ids), f"this input of {count(len(ids), 'token')}")
         if tokens.special[position]:
             raise InputError(
                 f"mask position {position} is the special token {tokens.raw[position]!r}: "
                 "only ordinary tokens can be masked"
             )
-        original[position] = display[position]
+        if position not in tokens.masked:  # a mask token typed in the text hides nothing
+            original[position] = display[position]
         ids[position] = tokenizer.mask_token_id
         raw[position] = display[position] = tokenizer.mask_token
     masked = tuple(sorted(set(tokens.masked) | set(positions)))
@@ -271,10 +288,11 @@ def masking_caveat(handle: Any) -> str | None:
 
     The mask token means "a word goes here" only to a model trained to predict masked words. A checkpoint
     without a masked-LM head (sentence encoders such as the default all-MiniLM-L6-v2, ELECTRA's
-    discriminator, a bare ``BertModel``) was never trained on the mask token, and causal decoders never
-    saw one: there the masked position's attention, hidden states and corpus neighbours describe an
-    untrained embedding, not a hidden word. Returns None for models with a masked-LM (or denoising
-    seq2seq) head and for tokenizers without a mask token (masking is refused there). The one text the
+    discriminator, a bare ``BertModel``) was never trained on the mask token, and a causal decoder never
+    saw one (when its tokenizer has a mask token at all): there the masked position's attention, hidden
+    states and corpus neighbours describe an untrained embedding, not a hidden word. Returns None for
+    models with a masked-LM (or denoising seq2seq) head and for tokenizers without a mask token, as
+    GPT-2's, Llama's and T5's (masking is refused there, by `apply_mask`, with the reason). The one text the
     app (``/api/models``' ``masking_note``), the CLI and the Python warning (`MaskingWarning`) show.
     """
     tokenizer = handle.tokenizer

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, NoLanguageModelHeadError, UnavailableFieldError, check_range
+from ..errors import InputError, NoLanguageModelHeadError, UnavailableFieldError, check_range, count
 from .inputs import Tokens
 
 ATTENTION_FIELDS = ("attentions", "queries", "keys", "values", "head_outputs", "bias", "allowed")
@@ -81,7 +81,7 @@ class AttentionStack:
         heads = slice(None) if head is None else slice(check_range("head", head, self.heads, "this stack"), head + 1)
         q = self.require("queries")[layer][heads]
         if query is not None:
-            check_range("query position", query, q.shape[1], f"this input of {q.shape[1]} tokens")
+            check_range("query position", query, q.shape[1], f"this input of {count(q.shape[1], 'token')}")
         rows = slice(None) if query is None else slice(query, query + 1)
         q = q[:, rows].astype(np.float64)
         k = self.require("keys")[layer][heads].astype(np.float64)
@@ -130,7 +130,7 @@ class Predictions:
 
     def at(self, position: int) -> list[tuple[str, float]]:
         """The top-k ``(token, probability)`` pairs at one position, most likely first."""
-        check_range("position", position, len(self.tokens), f"this input of {len(self.tokens)} tokens")
+        check_range("position", position, len(self.tokens), f"this input of {count(len(self.tokens), 'token')}")
         return [(t, float(p)) for t, p in zip(self.tokens[position], self.probabilities[position])]
 
 

@@ -27,11 +27,11 @@ import zstandard
 from ..capture.loading import ModelHandle
 from ..corpus import Corpus
 from ..errors import InputError
-from ..files import atomic_file
+from ..files import atomic_file, writing
 from . import vectors
 from .attention_store import ATTENTION, SPANS, compress_blocks
 from .attention_store import BITS as ATTENTION_BITS
-from .extract import BatchVectors, extract_batch, number_rows, plan_batches, plan_sentences
+from .extract import LONG_POLICIES, BatchVectors, extract_batch, number_rows, plan_batches, plan_sentences
 from .manifest import (IndexFormatError, Manifest, model_fingerprint, package_versions, read_manifest,
                        tokenizer_fingerprint, write_manifest)
 from .tables import write_tables
@@ -77,6 +77,9 @@ class BuildOptions:
             raise InputError(f"attention_bits={self.attention_bits} is not supported: use one of {list(ATTENTION_BITS)}")
         if self.vector_bits not in vectors.QTYPES:
             raise InputError(f"vector_bits={self.vector_bits} is not supported: use one of {sorted(vectors.QTYPES)}")
+        if self.long not in LONG_POLICIES:
+            raise InputError(f"long={self.long!r} is not a policy for over-long sentences: use one of "
+                             f"{', '.join(LONG_POLICIES)}")
         if self.calibration_batches < 1:
             raise InputError(f"calibration_batches must be at least 1, got {self.calibration_batches}")
 
@@ -97,11 +100,19 @@ Progress = Callable[[int, int], None]
 
 def build_index(corpus: Corpus, handle: ModelHandle, out: Path | str, *, options: BuildOptions = BuildOptions(),
                 overwrite: bool = False, progress: Progress | None = None) -> BuildReport:
-    """Index every non-special token of ``corpus`` under ``handle``'s model into the directory ``out``."""
-    started = time.perf_counter()
+    """Index every non-special token of ``corpus`` under ``handle``'s model into the directory ``out``.
+
+    Raises `InputError` for bad options or an unusable ``out`` (see `check_build_target`), and `WriteError`
+    naming the file when the file system refuses a write (a full disk, no permission...)."""
     options.check()
-    out = Path(out)
-    _check_target(out, overwrite)
+    out = check_build_target(out, overwrite)
+    with writing(out.with_name(out.name + ".partial")):
+        return _build_index(corpus, handle, out, options, progress)
+
+
+def _build_index(corpus: Corpus, handle: ModelHandle, out: Path, options: BuildOptions,
+                 progress: Progress | None) -> BuildReport:
+    started = time.perf_counter()
     if handle.kind == "encoder-decoder":
         raise InputError("indexing encoder-decoder models is not supported yet: use an encoder or a decoder model")
     planned, summary = plan_sentences(handle, corpus.sentences, options.long)
@@ -263,17 +274,27 @@ def read_codes(path: Path, tokens: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8).reshape(tokens, -1)
 
 
-def _check_target(out: Path, overwrite: bool) -> None:
+def check_build_target(out: Path | str, overwrite: bool = False) -> Path:
+    """``out`` as a `Path` if an index can be built there (checked before any work); else `InputError`:
+    a file, a missing parent directory, a directory that is not an index, an index without ``overwrite``,
+    or a ``<out>.partial`` that is not a build in progress."""
+    out = Path(out)
+    partial = out.with_name(out.name + ".partial")
+    if partial.exists() and not (partial / BUILD).is_file():
+        raise InputError(f"{partial} exists but is not an attnscope build in progress: move it away first")
     if not out.exists():
         if not out.parent.is_dir():
             raise InputError(f"cannot build an index at {out}: its parent directory {out.parent} does not exist")
-        return
+        return out
+    if not out.is_dir():
+        raise InputError(f"cannot build an index at {out}: it is a file; name a directory to create for the index")
     try:
         read_manifest(out)
     except IndexFormatError:
         raise InputError(f"{out} exists and is not an attnscope index: choose another --out directory") from None
     if not overwrite:
         raise InputError(f"an index already exists at {out}: pass overwrite=True (--overwrite) to replace it")
+    return out
 
 
 def _prepare_partial(partial: Path, key: str) -> None:

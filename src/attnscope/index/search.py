@@ -23,7 +23,7 @@ from ..capture.engine import capture
 from ..capture.inputs import Tokens
 from ..capture.loading import ModelHandle
 from ..capture.written import words_text
-from ..errors import InputError, check_range
+from ..errors import InputError, check_range, count
 from . import vectors
 from .attention_store import AttentionStore
 from .build import RANGES, codes_file, ivf_file, read_codes
@@ -43,7 +43,10 @@ class Query:
     """A search: ``mode`` "embedding" (the hidden state after ``layer``, cosine) or "heads" (the head
     embedding of ``layer`` over ``heads``: the sum of those heads' cosines, or with ``score="mean"``
     their mean, the sum divided by the number of heads). On an approximate index, ``probes`` clusters
-    are scanned (default: the index's; more is slower and closer to exact).
+    are scanned (default: the index's; more is slower and closer to exact). In both modes ``heads``
+    (default all) are also the heads whose attention, averaged, each match shows. An option that would
+    have no effect is refused (`InputError`): ``score="mean"`` outside a head search, ``probes`` on an
+    exact index.
 
     ``unit="word"`` searches the whole word the query token belongs to, and finds corpus words: each
     word is the mean of its tokens' vectors (`grouping.py`). ``per_sentence`` keeps at most one match
@@ -158,12 +161,11 @@ class Index:
             check_range("head", head, self.manifest.heads, "this index")
         if len(set(heads)) != len(heads):
             raise InputError(f"heads {list(heads)} name a head twice")
-        if query.probes is not None and (not isinstance(query.probes, int) or query.probes < 1):
-            raise InputError(f"probes must be a positive integer, got {query.probes!r}")
+        if query.probes is not None:
+            self.check_probes(query.probes)
         if query.unit not in UNITS:
             raise InputError(f"search unit {query.unit!r} is unknown: use one of {', '.join(UNITS)}")
-        if query.score not in SCORES:
-            raise InputError(f"score {query.score!r} is unknown: use one of {', '.join(SCORES)}")
+        check_score(query.mode, query.score)
         if query.filters:
             if not isinstance(query.filters, Mapping):
                 raise InputError(f"filters must map a field to its values, e.g. {{'upos': ['VERB']}}, "
@@ -171,6 +173,18 @@ class Index:
             for name, values in query.filters.items():
                 filter_values(name, values)
         return heads
+
+    def check_probes(self, probes: object) -> None:
+        """Refuse ``probes`` unless this index is approximate and has at least that many clusters."""
+        if not isinstance(probes, int) or isinstance(probes, bool) or probes < 1:
+            raise InputError(f"probes must be a positive integer, got {probes!r}")
+        lists = self.manifest.approximate_lists
+        if not lists:
+            raise InputError("probes (--probes) is for approximate indexes; this index is exact (every vector is "
+                             "compared, there are no clusters to scan): leave probes out")
+        if probes > lists:
+            raise InputError(f"probes {probes} is out of range: this index has {count(lists, 'cluster')}, so "
+                             f"probes is 1-{lists}")
 
     def allowed(self, filters: Mapping[str, Sequence[str] | str] | None) -> np.ndarray | None:
         """(tokens,) bool mask of the tokens whose metadata pass every filter, or None without filters.
@@ -253,6 +267,17 @@ def filter_values(name: str, values: Sequence[str] | str) -> list[str]:
     return list(values)
 
 
+def check_score(mode: str, score: str) -> None:
+    """Refuse an unknown ``score``, and "mean" outside a head search: an embedding search's score is one
+    cosine, with nothing to average."""
+    if score not in SCORES:
+        raise InputError(f"score {score!r} is unknown: use one of {', '.join(SCORES)}")
+    if score != "sum" and mode != "heads":
+        raise InputError(f"score {score!r} (--score {score}) is for head searches (mode 'heads', --heads), which "
+                         "add up or average several heads' cosines; an embedding search's score is one cosine: "
+                         "leave score out, or search by heads")
+
+
 def unit(x: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
     return np.where(norm > 0, x / np.maximum(norm, 1e-12), x).astype(np.float32)
@@ -260,7 +285,7 @@ def unit(x: np.ndarray) -> np.ndarray:
 
 def check_query_token(tokens: Tokens, token: int) -> None:
     """Refuse a position outside ``tokens`` or on a special token, which the index does not hold."""
-    check_range("token", token, len(tokens), f"the query text of {len(tokens)} tokens")
+    check_range("token", token, len(tokens), f"the query text of {count(len(tokens), 'token')}")
     if tokens.special[token]:
         raise InputError(
             f"token {token} is the special token {tokens.display[token]!r}: special tokens are not in the corpus "
@@ -335,5 +360,6 @@ def zero_other_heads(vector: np.ndarray, heads: Sequence[int], head_count: int) 
     return parts.reshape(-1)
 
 
-__all__ = ["Index", "Match", "Query", "SearchResult", "check_query_token", "filter_values", "query_positions",
+__all__ = ["Index", "Match", "Query", "SearchResult", "check_query_token", "check_score", "filter_values",
+           "query_positions",
            "query_vector", "zero_other_heads", "unit"]

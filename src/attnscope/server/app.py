@@ -101,7 +101,7 @@ def _name_the_served(app: FastAPI, state: AppState) -> None:
             return app.openapi_schema
         schema = generate()
         components = schema.get("components", {}).get("schemas", {})
-        models = sorted({*state.models, *state.aliases})
+        models = sorted({*state.models, *state.listed_aliases()})
         for name in ("AttentionRequest", "PredictionsRequest", "AggregationRequest"):
             if name in components:
                 components[name]["properties"]["model"]["enum"] = models

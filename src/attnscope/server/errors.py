@@ -3,10 +3,20 @@
 `ApiError` is what the routes raise; the handlers registered by `install_error_handlers` turn it,
 attnscope's own errors, request validation errors and Starlette's HTTP errors (404, 405, ...) into
 that shape. An unexpected exception becomes a 500 with no traceback in the response (it is logged).
+
+``field`` follows one convention: the dotted path of the request field at fault as the request names
+it, whether it came in the body or the query string (``text``, ``corpus``, ``mask.0``, ``filters.upos``),
+down to the list entry when one entry is at fault (``heads.1``: out of range, or a head named twice);
+null when the fault is the request as a whole (a malformed body, an unknown route).
+
+A body that cannot be read as JSON at all (not UTF-8, not JSON, empty) is one kind of fault: 400
+``malformed_body``, whose message says what is wrong. A body that is JSON of the wrong shape is a 422
+``validation_error`` naming the field.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -61,15 +71,29 @@ def in_field(field: str | None) -> Iterator[None]:
         raise ApiError(400, code_of(error), str(error), field) from error
 
 
+_SOURCES = ("body", "query", "path", "header", "cookie")
+
+
 def _location(loc: tuple[Any, ...]) -> str | None:
-    """A validation error's location as a dotted field name, without the leading ``body``."""
-    parts = [str(p) for p in loc if p != "body"]
+    """A validation error's location as a dotted field name, without where it came from (``body``, ``query``)."""
+    parts = [str(p) for p in (loc[1:] if loc and loc[0] in _SOURCES else loc)]
     return ".".join(parts) or None
 
 
+def malformed_body(cause: BaseException | None) -> JSONResponse:
+    """The 400 for a body that is not JSON at all: ``cause`` is the decoding error, if known."""
+    if isinstance(cause, UnicodeDecodeError):
+        what = f"is not valid UTF-8 (byte 0x{cause.object[cause.start]:02x} at offset {cause.start})"
+    elif cause is None:
+        what = "is empty"
+    else:
+        what = "is not valid JSON" + (f" ({cause.msg} at line {cause.lineno} column {cause.colno})"
+                                      if isinstance(cause, json.JSONDecodeError) else "")
+    return error_response(400, "malformed_body", f"the request body {what}: send a JSON object, UTF-8 encoded "
+                          "(see /docs for each route's fields)")
+
+
 def _validation_message(error: dict[str, Any]) -> str:
-    if error.get("type") == "json_invalid":
-        return "the request body is not valid JSON: send a JSON object"
     where = _location(tuple(error.get("loc", ())))
     if where is None:
         return "the request body must be a JSON object (see /docs for each route's fields)"
@@ -92,15 +116,20 @@ def install_error_handlers(app: FastAPI) -> None:
     async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
         errors = list(error.errors())
         first = errors[0] if errors else {}
+        if first.get("type") == "json_invalid":
+            return malformed_body(error.__cause__ or ValueError())
+        if first.get("type") == "missing" and tuple(first.get("loc", ())) == ("body",):
+            return malformed_body(None)
         message = _validation_message(first)
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-        field = None if first.get("type") == "json_invalid" else _location(tuple(first.get("loc", ())))
-        return error_response(422, "validation_error", message, field)
+        return error_response(422, "validation_error", message, _location(tuple(first.get("loc", ()))))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         status = error.status_code
+        if status == 400 and isinstance(error.__cause__, ValueError):  # FastAPI could not decode the body
+            return malformed_body(error.__cause__)
         if status == 404:
             message = f"no such route: {request.method} {request.url.path}; the API lives under /api (see /docs)"
         elif status == 405:

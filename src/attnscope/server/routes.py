@@ -10,15 +10,15 @@ import base64
 
 from fastapi import APIRouter, Query as QueryParameter, Request
 
-from ..analysis.aggregate import METHODS, NORM_METHODS, Aggregation, aggregate, check_heads, normalise_rows
+from ..analysis.aggregate import METHODS, NORM_METHODS, Aggregation, aggregate, normalise_rows
 from ..capture.engine import capture
-from ..capture.inputs import Tokens, decoder_tokens, encode, masking_caveat
+from ..capture.inputs import Tokens, apply_mask, decoder_tokens, encode, masking_caveat
 from ..capture.loading import ModelHandle
 from ..capture.result import Capture
 from ..capture.written import words_texts
-from ..errors import check_range
+from ..errors import InputError, check_range, count
 from ..index import Query, SearchResult
-from ..index.search import check_query_token, filter_values
+from ..index.search import check_query_token, check_score, filter_values
 from ..views.payload import SCALE, quantise
 from .errors import ApiError, in_field
 from .schemas import (AggregationRequest, AggregationResponse, AtlasResponse, AttentionRequest, AttentionResponse,
@@ -40,7 +40,7 @@ def _state(request: Request) -> AppState:
 @router.get("/models", response_model=list[ModelInfo], summary="The models this server runs")
 def list_models(request: Request) -> list[ModelInfo]:
     state = _state(request)
-    return [_model_info(handle, state.aliases_of(name)) for name, handle in state.models.items()]
+    return [_model_info(name, handle, state.aliases_of(name)) for name, handle in state.models.items()]
 
 
 @router.get("/corpora", response_model=list[CorpusInfo], summary="The corpus indexes this server searches")
@@ -48,7 +48,7 @@ def list_corpora(request: Request) -> list[CorpusInfo]:
     out = []
     for name, corpus in _state(request).corpora.items():
         m = corpus.index.manifest
-        out.append(CorpusInfo(name=name, model=corpus.model.name, corpus=m.corpus, tokens=m.tokens,
+        out.append(CorpusInfo(name=name, model=_state(request).name_of(corpus.model), corpus=m.corpus, tokens=m.tokens,
                               sentences=m.sentences, layers=m.layers, heads=m.heads, fields=list(m.fields),
                               annotator=m.annotator, silver=dict(m.silver)))
     return out
@@ -58,8 +58,9 @@ def list_corpora(request: Request) -> list[CorpusInfo]:
 def attention(body: AttentionRequest, request: Request) -> AttentionResponse:
     state = _state(request)
     handle = state.model(body.model)
+    name = state.name_of(handle)
     _encode(state, handle, body.text, body.text_pair, body.mask)
-    note = _no_predictions_note(handle)
+    note = _no_predictions_note(handle, name)
     cap = _capture(handle, body.text, body.text_pair, body.mask, top_k=0 if note else TOP_PREDICTIONS)
     weights = cap.attentions  # (layers, heads, query, key) of the main stack: the encoder's, or a decoder's
     encoded = EncodedAttention(scale=SCALE, shape=list(weights.shape),
@@ -68,17 +69,18 @@ def attention(body: AttentionRequest, request: Request) -> AttentionResponse:
     if note is None:
         predictions = [PositionPredictions(position=p, candidates=_candidates(cap, p)) for p in range(len(cap.tokens))]
         mode = cap.predictions.mode if cap.predictions is not None else None
-    return AttentionResponse(model=handle.name, stack=handle.main_stack, tokens=_tokens_out(cap.tokens),
-                             attention=encoded, predictions=predictions, predictions_mode=mode, predictions_note=note)
+    return AttentionResponse(model=name, stack=handle.main_stack, tokens=_tokens_out(cap.tokens), attention=encoded,
+                             predictions=predictions, predictions_mode=mode, predictions_note=note,
+                             masking_note=cap.masking_caveat)
 
 
-def _no_predictions_note(handle: ModelHandle) -> str | None:
+def _no_predictions_note(handle: ModelHandle, name: str) -> str | None:
     """Why ``POST /api/attention`` gives no predictions at the input's positions for this model; None when it does."""
     if not handle.has_lm_head:
-        return (f"model {handle.name!r} has no language-model head, so it cannot predict masked tokens: "
+        return (f"model {name!r} has no language-model head, so it cannot predict masked tokens: "
                 "serve a checkpoint with a masked-LM or causal-LM head for predictions")
     if handle.kind == "encoder-decoder":
-        return (f"model {handle.name!r} is an encoder-decoder: its language-model head predicts the decoder's next "
+        return (f"model {name!r} is an encoder-decoder: its language-model head predicts the decoder's next "
                 "token, which needs a target text (the decoder's input), not the input's own tokens: "
                 "POST /api/predictions with a target gives them")
     return None
@@ -91,17 +93,13 @@ def aggregation(body: AggregationRequest, request: Request) -> AggregationRespon
     handle = state.model(body.model)
     _encode(state, handle, body.text, body.text_pair, body.mask)
     main = handle.stacks[handle.main_stack]
-    for i, head in enumerate(body.heads or ()):
-        with in_field(f"heads.{i}"):
-            check_range("head", head, main.heads, f"model {handle.name!r}")
-    with in_field("heads"):
-        check_heads(body.heads, main.heads, f"model {handle.name!r}")
+    _check_heads(body.heads, main.heads, f"model {state.name_of(handle)!r}")
     fields = ["attentions", "values"] if body.method in NORM_METHODS else ["attentions"]
     with in_field(None):
         cap = capture(handle, body.text, body.text_pair, mask=body.mask, fields=fields, top_k=0, warn=False)
     with in_field("head_weights" if body.head_weights is not None else "method"):
         result = aggregate(cap, body.method, heads=body.heads, head_weights=body.head_weights, words=body.words)
-    return _aggregation_out(handle, cap, result)
+    return _aggregation_out(state.name_of(handle), cap, result)
 
 
 @router.post("/predictions", response_model=PredictionsResponse, summary="Top-k predicted tokens at one position")
@@ -110,17 +108,17 @@ def predictions(body: PredictionsRequest, request: Request) -> PredictionsRespon
     handle = state.model(body.model)
     if not handle.has_lm_head:
         raise ApiError(400, "no_language_model_head",
-                       f"model {handle.name!r} has no language-model head, so it cannot predict tokens: "
+                       f"model {state.name_of(handle)!r} has no language-model head, so it cannot predict tokens: "
                        "use a model whose has_lm_head is true (GET /api/models)", "model")
     seq2seq = handle.kind == "encoder-decoder"
     if seq2seq and body.target is None:
         raise ApiError(400, "needs_target",
-                       f"model {handle.name!r} is an encoder-decoder: it predicts with its decoder, the token that "
+                       f"model {state.name_of(handle)!r} is an encoder-decoder: it predicts with its decoder, the token that "
                        "comes next in a target text: give target (the decoder's input) and a position among its "
                        "tokens (0 is the decoder's start token)", "target")
     if not seq2seq and body.target is not None:
         raise ApiError(400, "target_not_taken",
-                       f"model {handle.name!r} is not an encoder-decoder, and only encoder-decoders take a target: "
+                       f"model {state.name_of(handle)!r} is not an encoder-decoder, and only encoder-decoders take a target: "
                        "leave target out and give a position among the text's tokens", "target")
     tokens = _encode(state, handle, body.text, body.text_pair, body.mask)
     if seq2seq:
@@ -129,14 +127,15 @@ def predictions(body: PredictionsRequest, request: Request) -> PredictionsRespon
         _check_length(state, handle, tokens, "target")
     where = "the target" if seq2seq else "this input"
     with in_field("position"):
-        check_range("position", body.position, len(tokens), f"{where} of {len(tokens)} tokens")
+        check_range("position", body.position, len(tokens), f"{where} of {count(len(tokens), 'token')}")
     with in_field(None):
         cap = capture(handle, body.text, body.text_pair, target=body.target, mask=body.mask, fields=["attentions"],
                       top_k=body.top_k, warn=False)
     candidates = _candidates(cap, body.position)
     mode = cap.predictions.mode if cap.predictions is not None else "masked"
-    return PredictionsResponse(model=handle.name, position=body.position, token=tokens.display[body.position],
-                               mode=mode, candidates=candidates)
+    return PredictionsResponse(model=state.name_of(handle), position=body.position,
+                               token=tokens.display[body.position], mode=mode, candidates=candidates,
+                               masking_note=cap.masking_caveat)
 
 
 @router.post("/search", response_model=SearchResponse, summary="A token's nearest neighbours in a corpus")
@@ -146,9 +145,9 @@ def search(body: SearchRequest, request: Request) -> SearchResult:
     manifest = corpus.index.manifest
     with in_field("layer"):
         check_range("layer", body.layer, manifest.layers, f"corpus {corpus.name!r}")
-    for i, head in enumerate(body.heads or ()):
-        with in_field(f"heads.{i}"):
-            check_range("head", head, manifest.heads, f"corpus {corpus.name!r}")
+    _check_heads(body.heads, manifest.heads, f"corpus {corpus.name!r}")
+    with in_field("score"):
+        check_score(body.mode, body.score)
     for name, values in body.filters.items():
         with in_field(f"filters.{name}"):
             corpus.index.check_filter(name)
@@ -169,7 +168,7 @@ def atlas(request: Request,
           corpus: str = QueryParameter(description="A configured corpus's name (see GET /api/corpora).")) -> AtlasResponse:
     served = _state(request).corpus(corpus)
     job = _state(request).atlases.status(served)
-    return AtlasResponse(corpus=served.name, model=served.model.name, status=job.status, done=job.done,
+    return AtlasResponse(corpus=served.name, model=_state(request).name_of(served.model), status=job.status, done=job.done,
                          total=job.total, message=job.error, atlas=job.atlas.to_dict() if job.atlas else None)
 
 
@@ -179,8 +178,13 @@ def _encode(state: AppState, handle: ModelHandle, text: str, pair: str | None, m
         tokens = encode(handle, text, pair)
     _check_length(state, handle, tokens, "text")
     if mask:
-        with in_field("mask"):
-            tokens = encode(handle, text, pair, mask=mask)
+        if handle.mask_token is None:
+            with in_field("mask"):
+                apply_mask(tokens, mask, handle)  # refused: the model has no mask token
+        for i, position in enumerate(mask):
+            with in_field(f"mask.{i}"):  # out of range, or a special token: that entry is at fault
+                apply_mask(tokens, [position], handle)
+        tokens = apply_mask(tokens, mask, handle)
     return tokens
 
 
@@ -190,7 +194,19 @@ def _check_length(state: AppState, handle: ModelHandle, tokens: Tokens, field: s
     if len(tokens) > limit:
         what = "input" if field == "text" else field
         raise ApiError(400, "too_many_tokens", f"the {what} is {len(tokens)} tokens long; this server takes at most "
-                       f"{limit} tokens per input for model {handle.name!r}: shorten the {field}", field)
+                       f"{count(limit, 'token')} per input for model {state.name_of(handle)!r}: shorten the {field}",
+                       field)
+
+
+def _check_heads(heads: list[int] | None, size: int, what: str) -> None:
+    """Each head in range and named once; an error names the entry at fault (``heads.1``)."""
+    seen: set[int] = set()
+    for i, head in enumerate(heads or ()):
+        with in_field(f"heads.{i}"):
+            check_range("head", head, size, what)
+            if head in seen:
+                raise InputError(f"heads names head {head} twice: name each head once")
+        seen.add(head)
 
 
 def _capture(handle: ModelHandle, text: str, pair: str | None, mask: list[int], top_k: int) -> Capture:
@@ -199,7 +215,7 @@ def _capture(handle: ModelHandle, text: str, pair: str | None, mask: list[int], 
         return capture(handle, text, pair, mask=mask, fields=["attentions"], top_k=top_k, warn=False)
 
 
-def _aggregation_out(handle: ModelHandle, cap: Capture, result: Aggregation) -> AggregationResponse:
+def _aggregation_out(name: str, cap: Capture, result: Aggregation) -> AggregationResponse:
     """The aggregation's weights as uint8 bytes (norm rows scaled to sum to 1), with its units and their text."""
     weights = result.weights if result.per_head else result.weights[:, None]
     scaled = result.unit == "norm"
@@ -208,7 +224,7 @@ def _aggregation_out(handle: ModelHandle, cap: Capture, result: Aggregation) -> 
     encoded = EncodedAttention(scale=SCALE, shape=list(weights.shape),
                                data=base64.b64encode(quantise(weights).tobytes()).decode("ascii"))
     return AggregationResponse(
-        model=handle.name, method=result.method, description=METHODS[result.method], unit=result.unit,
+        model=name, method=result.method, description=METHODS[result.method], unit=result.unit,
         rows_scaled=scaled, layers=list(result.layers), heads=list(result.heads),
         head_weights=None if result.head_weights is None else list(result.head_weights), words=result.words,
         tokens=_tokens_out(cap.tokens), units=result.query_units,
@@ -232,9 +248,9 @@ def _tokens_out(tokens: Tokens) -> TokensOut:
                      sentence_b_start=tokens.sentence_b_start, masked=list(tokens.masked))
 
 
-def _model_info(handle: ModelHandle, aliases: list[str]) -> ModelInfo:
+def _model_info(name: str, handle: ModelHandle, aliases: list[str]) -> ModelInfo:
     main = handle.stacks[handle.main_stack]
-    return ModelInfo(name=handle.name, aliases=aliases, kind=handle.kind, architecture=handle.architecture,
+    return ModelInfo(name=name, aliases=aliases, kind=handle.kind, architecture=handle.architecture,
                      has_lm_head=handle.has_lm_head, max_length=handle.max_length, layers=main.layers,
                      heads=main.heads, stacks={k: StackInfo(**vars(v)) for k, v in handle.stacks.items()},
                      mask_token=handle.mask_token, masking_note=masking_caveat(handle))

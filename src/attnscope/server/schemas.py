@@ -19,6 +19,9 @@ MAX_POSITIONS = 64
 """Most mask positions or heads one request may list."""
 MAX_FILTER_VALUES = 100
 """Most values one search filter may list."""
+MASKING_NOTE = ("Why this input's masked positions (masked by position, or the mask token typed in the text) may "
+                "mislead: the model was not trained to fill in its mask token. Null when nothing is masked or "
+                "masking means what it says.")
 
 
 def _plain_text(text: str) -> str:
@@ -91,7 +94,8 @@ class SearchRequest(Request):
     layer: Position
     mode: Literal["embedding", "heads"] = "embedding"
     heads: Annotated[list[Position], Field(min_length=1, max_length=MAX_POSITIONS)] | None = Field(
-        None, description="Heads searched in mode 'heads' (default: all).")
+        None, description="The heads whose attention (their mean) each match shows, and in mode 'heads' the heads "
+        "searched (default: all).")
     mask: Positions = Field(default_factory=list)
     top: int = Field(50, ge=1, le=200)
     filters: dict[str, FilterValues] = Field(
@@ -103,7 +107,7 @@ class SearchRequest(Request):
     per_sentence: bool = Field(False, description="Keep at most one match (the best) per corpus sentence.")
     score: Literal["sum", "mean"] = Field(
         "sum", description="Mode 'heads': a match's score is the sum of the heads' cosines (at most the number of "
-        "heads) or their mean (at most 1).")
+        "heads) or their mean (at most 1). Mode 'embedding' scores by one cosine: 'mean' is refused there.")
 
 
 def _finite(value: float) -> float:
@@ -251,6 +255,7 @@ class AttentionResponse(BaseModel):
     predictions: list[PositionPredictions] | None
     predictions_mode: Literal["masked", "next"] | None = None
     predictions_note: str | None = None
+    masking_note: str | None = Field(None, description=MASKING_NOTE)
 
 
 class AggregationResponse(BaseModel):
@@ -304,6 +309,7 @@ class PredictionsResponse(BaseModel):
     token: str
     mode: str
     candidates: list[Candidate]
+    masking_note: str | None = Field(None, description=MASKING_NOTE)
 
 
 SearchResponse = SearchResult

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from ..capture.loading import ModelHandle
+from ..capture.loading import ModelHandle, readable_model_name
 from ..errors import AttnscopeError
 from ..index import Index
 from .atlas_jobs import AtlasJobs
@@ -44,7 +44,10 @@ class Corpus:
 class AppState:
     """The models (by name) and corpora (by name) a server answers for, plus its limits.
 
-    ``aliases`` maps other names a model was configured by (e.g. "default") to its name.
+    A model is served under a readable name (`ModelHandle.label`: the hub id, or a local checkpoint's
+    folder name, never a path of the server's machine; its full name where two labels would clash).
+    ``aliases`` maps the other names it answers to (the name it was configured by, e.g. "default", and
+    its full name, a local path included) to that name; `listed_aliases` are those fit to show.
     Holds no per-request data: the only caches are the indexes' own bounded vector-set caches and
     ``atlases``, one head-atlas job per configured corpus.
     """
@@ -79,11 +82,23 @@ class AppState:
         return state
 
     def add_model(self, name: str, handle: ModelHandle) -> ModelHandle:
-        """Serve ``handle`` under its own name, and under ``name`` if that differs."""
-        self.models.setdefault(handle.name, handle)
-        if name != handle.name:
-            self.aliases[name] = handle.name
-        return self.models[handle.name]
+        """Serve ``handle`` under its readable name, answering to ``name`` and its full name too."""
+        served = self._served_name(handle)
+        if served is None:
+            taken = self.models.get(handle.label)
+            served = handle.label if taken is None else handle.name
+            self.models[served] = handle
+        for alias in (handle.name, name):
+            if alias != served:
+                self.aliases[alias] = served
+        return self.models[served]
+
+    def _served_name(self, handle: ModelHandle) -> str | None:
+        return next((n for n, h in self.models.items() if h is handle or h.name == handle.name), None)
+
+    def name_of(self, handle: ModelHandle) -> str:
+        """The name ``handle`` is served under (what responses say and ``GET /api/models`` lists)."""
+        return self._served_name(handle) or handle.label
 
     def add_corpus(self, name: str, index: Index, handle: ModelHandle) -> None:
         """Serve ``index`` as ``name``, searched with ``handle`` (checked against the index now)."""
@@ -112,7 +127,12 @@ class AppState:
         return corpus
 
     def aliases_of(self, name: str) -> list[str]:
-        return sorted(alias for alias, target in self.aliases.items() if target == name)
+        """The aliases of served model ``name`` that are fit to show: not a path of this machine."""
+        return sorted(alias for alias in self.listed_aliases() if self.aliases[alias] == name)
+
+    def listed_aliases(self) -> list[str]:
+        """Every alias except local paths (accepted in requests, never shown: see `readable_model_name`)."""
+        return sorted(alias for alias in self.aliases if readable_model_name(alias) == alias)
 
 
 def _listing(names: Mapping[str, object]) -> str:

@@ -75,7 +75,8 @@ export function searchBody(state, corpus, heads) {
   const { filters, error } = parseFilters(state.filter);
   const body = {
     corpus, text: state.text, token: state.token, layer: state.layer, mode: state.search, heads, mask: state.mask,
-    top: state.top, unit: state.words ? "word" : "token", per_sentence: state.perSentence, score: state.scoring,
+    top: state.top, unit: state.words ? "word" : "token", per_sentence: state.perSentence,
+    ...(state.search === "heads" ? { score: state.scoring } : {}), // only a head search has a score to choose
     ...(state.pair ? { text_pair: state.pair } : {}), ...(Object.keys(filters).length ? { filters } : {}),
   };
   return { body, error };

@@ -18,7 +18,7 @@ import traitlets
 from ..capture.engine import capture
 from ..capture.loading import ModelHandle, wrap
 from ..capture.result import Capture
-from ..errors import InputError, check_range
+from ..errors import InputError, check_range, count as count_of
 from .html import bundle, static_text
 from .neuron_data import CAPTURE_FIELDS, NeuronData, neuron_data
 from .widget import AttentionWidget
@@ -107,7 +107,7 @@ class NeuronView(AttentionWidget):
             raise InputError(f"token must be {{'side': 'query', 'index': i}}, got {value!r}")
         count = int(s.queries.shape[2])
         index = check_range("query position", value.get("index"), count,
-                            f"the {s.role} stack's query of {count} tokens")
+                            f"the {s.role} stack's query of {count_of(count, 'token')}")
         return {"side": "query", "index": index}
 
     @traitlets.validate("display_mode")

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..capture.loading import readable_model_name
 from ..capture.result import Capture
-from ..errors import InputError, check_range
+from ..errors import InputError, check_range, count as count_of
 from .payload import ROLES, TokenSequence
 from .sequences import sequence_from_tokens
 
@@ -245,7 +245,7 @@ def choose(data: NeuronData, stack: str | None, layer: int | None, head: int | N
     head = 0 if head is None else check_range("head", head, s.heads, f"the {role} stack")
     count = int(s.queries.shape[2])
     query = default_query(data, role) if query is None else check_range(
-        "query position", query, count, f"the {role} stack's {count} query tokens")
+        "query position", query, count, f"the {role} stack's query of {count_of(count, 'token')}")
     return {"stack": role, "layer": layer, "head": head, "query": query}
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..capture.loading import readable_model_name
 from ..capture.result import Capture
-from ..errors import InputError, check_range
+from ..errors import InputError, check_range, count
 from .aggregated import carried_layers, check_initial, choose, data_key, unavailable
 from .sequences import (  # noqa: F401 - looks_special and prettify are re-exported: they lived here first
     TokenSequence, looks_special, prettify, sequence_from_strings, sequence_from_tokens,
@@ -205,7 +205,7 @@ def stack_layers(attention: Any, batch_index: int, what: str) -> np.ndarray:
         if not attention:
             raise no_weights_error(what, f"an empty {type(attention).__name__}")
         if all(a is None for a in attention):
-            raise no_weights_error(what, f"a {type(attention).__name__} of {len(attention)} Nones, one per layer")
+            raise no_weights_error(what, f"a {type(attention).__name__} of {count(len(attention), 'None')}, one per layer")
         missing = [i for i, a in enumerate(attention) if a is None]
         if missing:
             raise InputError(f"{what} layer {missing[0]} is None while layer "
@@ -225,7 +225,7 @@ def stack_layers(attention: Any, batch_index: int, what: str) -> np.ndarray:
     for i, layer in enumerate(layers):
         if layer.ndim != 4:
             raise InputError(
-                f"{what} layer {i} has {layer.ndim} dimensions {layer.shape}: each layer must be "
+                f"{what} layer {i} has {count(layer.ndim, 'dimension')} {layer.shape}: each layer must be "
                 "(batch, heads, query, key), 4 dimensions, as model(..., output_attentions=True) returns"
             )
         if layer.shape != layers[0].shape:
@@ -331,12 +331,11 @@ def _keep(
 
 def _check_fits(role: str, weights: np.ndarray, query: TokenSequence, key: TokenSequence, qname: str, kname: str) -> None:
     q, k = weights.shape[-2:]
-    if q != len(query.tokens):
-        raise InputError(f"{role} attention has {q} query positions but {len(query.tokens)} {qname} were given: "
-                         "pass the tokens the attention was computed on")
-    if k != len(key.tokens):
-        raise InputError(f"{role} attention has {k} key positions but {len(key.tokens)} {kname} were given: "
-                         "pass the tokens the attention was computed on")
+    for side, size, tokens, name in (("query", q, query.tokens, qname), ("key", k, key.tokens, kname)):
+        if size != len(tokens):
+            given = f"{count(len(tokens), name)} {'was' if len(tokens) == 1 else 'were'} given"
+            raise InputError(f"{role} attention has {count(size, side + ' position')} but {given}: "
+                             "pass the tokens the attention was computed on")
 
 
 def build_payload(
@@ -378,7 +377,7 @@ def build_payload(
     for role, weights in stacks.items():
         check_weights(weights, f"{role} attention")
         qname, kname = stack_tokens[role]
-        _check_fits(role, weights, sequences[qname], sequences[kname], f"{qname} tokens", f"{kname} tokens")
+        _check_fits(role, weights, sequences[qname], sequences[kname], f"{qname} token", f"{kname} token")
         kept, labels[role], head_labels[role] = _keep(weights, include_layers, include_heads, role)
         quantised[role] = quantise(kept)
     if causal is None:
@@ -387,7 +386,7 @@ def build_payload(
     for seq_name, seq in sequences.items():
         if seq.sentence_b_start is not None:
             check_range("sentence_b_start", seq.sentence_b_start, len(seq.tokens),
-                        f"the {seq_name} sequence of {len(seq.tokens)} tokens", unit="token position")
+                        f"the {seq_name} sequence of {count(len(seq.tokens), 'token')}", unit="token position")
     if sparse is None:
         sparse = threshold > 0 and max(w.shape[3] for w in quantised.values()) > 4 + 3 / threshold
     payload = Payload(sequences, quantised, stack_tokens, causal, labels, model, kind, float(threshold),
@@ -443,6 +442,9 @@ def payload_from_arrays(
         if any(a is not None for a in (encoder_attention, decoder_attention, cross_attention)):
             raise InputError("pass either attention (with tokens) or encoder/decoder/cross attention, not both")
         weights = stack_layers(attention, batch_index, "attention")
+        # Which stack the weights are is read from their causal triangle, which only valid weights show: a
+        # NaN or a negative weight is reported as the argument's ("attention ..."), never under a guessed stack.
+        check_weights(weights, "attention")
         seq = sequence_from_strings(_check_tokens(tokens, "tokens"), sentence_b_start, prettify_tokens)
         role = "decoder" if _is_causal(weights) else "encoder"
         return build_payload({role: weights}, {role: seq}, {role: (role, role)}, **options)
