@@ -83,6 +83,12 @@ def test_the_head_score_can_be_chosen_whenever_heads_are_selected(app):
     assert page.inner_text("#results-score") == "Score: mean of 2 heads' cosines of the head embeddings at layer 0 " \
                                                 "(their sum / 2, at most 1)."
     assert url_state(app)["scoring"] == "mean" and url_state(app)["search"] == "heads"
+    # the mean stays chosen for the next head search, and an embedding search (which has no head score) still runs
+    before = searches(app)
+    page.click("#search-embedding")
+    page.wait_for_function(f"() => Number(document.getElementById('results').dataset.searches) > {before}")
+    assert panel(app)["state"] == "ready" and panel(app)["error"] == "" and panel(app)["matches"] > 0
+    assert page.inner_text("#results-score").startswith("Score: cosine")
     assert app.errors == []
 
 
