@@ -47,7 +47,7 @@ def test_an_encoder_decoder_sends_its_encoder_self_attention_and_says_why_there_
     assert np.abs(decode(body["attention"]) - encoder).max() <= MAX_ERROR + 1e-6
     assert body["predictions"] is None and body["predictions_mode"] is None
     assert body["predictions_note"] == (
-        f"model {handle.name!r} is an encoder-decoder: its language-model head predicts the decoder's next token, "
+        f"model {handle.label!r} is an encoder-decoder: its language-model head predicts the decoder's next token, "
         "which needs a target text (the decoder's input), not the input's own tokens: POST /api/predictions with a "
         "target gives them")
     # Show's aggregations read the same stack
@@ -62,7 +62,7 @@ def test_encoder_decoder_predictions_need_a_target_and_then_are_the_decoders_nex
     assert refused.status_code == 400
     assert refused.json()["error"] == {
         "status": 400, "code": "needs_target", "field": "target",
-        "message": f"model {handle.name!r} is an encoder-decoder: it predicts with its decoder, the token that comes "
+        "message": f"model {handle.label!r} is an encoder-decoder: it predicts with its decoder, the token that comes "
                    "next in a target text: give target (the decoder's input) and a position among its tokens (0 is "
                    "the decoder's start token)"}
     cap = attnscope.capture(handle, TEXT, target=TARGET, top_k=3)
@@ -87,5 +87,5 @@ def test_other_models_say_which_stack_and_what_their_predictions_are(client, tin
     assert refused.status_code == 400
     error = refused.json()["error"]
     assert (error["code"], error["field"]) == ("target_not_taken", "target")
-    assert error["message"] == (f"model {tiny(arch).name!r} is not an encoder-decoder, and only encoder-decoders take a "
+    assert error["message"] == (f"model {tiny(arch).label!r} is not an encoder-decoder, and only encoder-decoders take a "
                                 "target: leave target out and give a position among the text's tokens")

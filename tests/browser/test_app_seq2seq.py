@@ -42,7 +42,7 @@ def shown(app: AppPage) -> dict:
 @pytest.mark.parametrize("arch", SEQ2SEQ)
 def test_an_encoder_decoder_shows_its_encoder_self_attention_and_says_so(app, server, tiny, arch):
     handle = tiny(arch)
-    open_app(app, "?" + urlencode({"model": handle.name, "text": TEXT}))
+    open_app(app, "?" + urlencode({"model": handle.label, "text": TEXT}))
     page = app.page
     encoder = handle.stacks["encoder"]
     view = shown(app)
@@ -59,7 +59,7 @@ def test_an_encoder_decoder_shows_its_encoder_self_attention_and_says_so(app, se
 
     page.hover(".as-query[data-pos='1']")
     tip = page.inner_text("#tooltip")
-    assert f"model {handle.name!r} is an encoder-decoder: its language-model head predicts the decoder's next token, " \
+    assert f"model {handle.label!r} is an encoder-decoder: its language-model head predicts the decoder's next token, " \
            "which needs a target text (the decoder's input)" in tip
     assert page.locator("#tooltip li").count() == 0
 
@@ -71,7 +71,7 @@ def test_an_encoder_decoder_shows_its_encoder_self_attention_and_says_so(app, se
 
 def test_a_causal_decoder_says_its_stack_and_that_predictions_are_the_next_tokens(app, server, tiny):
     handle = tiny("gpt2")
-    open_app(app, "?" + urlencode({"model": handle.name, "text": TEXT}))
+    open_app(app, "?" + urlencode({"model": handle.label, "text": TEXT}))
     view = shown(app)
     assert (view["stack"], view["title"], view["note"]) == (
         "decoder", "Attention (decoder self-attention, causal)",
@@ -81,6 +81,6 @@ def test_a_causal_decoder_says_its_stack_and_that_predictions_are_the_next_token
     expected = attnscope.capture(handle, TEXT, top_k=5).top_k(2)
     shown_tokens = [item.rsplit(" ", 1)[0] for item in app.page.locator("#tooltip li").all_inner_texts()]
     assert shown_tokens == [t if t.strip() else "␣" for t, _ in expected]
-    body = httpx.post(f"{server}/api/attention", json={"model": handle.name, "text": TEXT}).json()
+    body = httpx.post(f"{server}/api/attention", json={"model": handle.label, "text": TEXT}).json()
     assert body["predictions_mode"] == "next"
     assert app.errors == []
