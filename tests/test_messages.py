@@ -74,7 +74,11 @@ def test_attention_from_a_model_run_under_sdpa_says_how_to_get_weights(sdpa_run,
         with pytest.raises(InputError) as error:
             view(attention, tokens)
         message = str(error.value)
-        assert message.startswith(f"attention is {given}: the model ran without attention weights")
+        if given == "an empty tuple":  # also what outputs[-1] is under transformers 5: both causes are named
+            assert message.startswith("attention is an empty tuple. If it is outputs[-1], as BertViz's notebooks")
+            assert "If it is outputs.attentions, the model ran without attention weights" in message
+        else:
+            assert message.startswith(f"attention is {given}: the model ran without attention weights")
         assert "attnscope.capture(handle, text)" in message and "attnscope.wrap(model, tokenizer)" in message
         assert 'attn_implementation="eager"' in message and "output_attentions=True" in message
     with pytest.raises(InputError, match="encoder_attention is an empty tuple: the model ran without"):

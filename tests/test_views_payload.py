@@ -103,7 +103,7 @@ def test_include_layers_keeps_model_layer_numbers():
         (dict(tokens=list("abcde"), sentence_b_start=9),
          "sentence_b_start 9 is out of range: the encoder sequence of 5 tokens has token positions 0-4"),
         (dict(tokens=[]), "tokens are empty"),
-        (dict(tokens="abcde"), "tokens must be a list of strings"),
+        (dict(tokens="abcde"), "tokens is one string ('abcde'): pass one string per token"),
         (dict(tokens=list("abcde"), include_layers=[0, 5]), "layer 5 is out of range"),
         (dict(tokens=list("abcde"), threshold=1.5), "threshold must be a number in [0, 1)"),
     ],
@@ -133,7 +133,7 @@ def test_wrong_dimensions_and_empty_attention_are_refused():
         payload_from_arrays([np.full((2, 4, 4), 0.25)], list("abcd"))
     with pytest.raises(InputError, match="layer 1 has shape"):
         payload_from_arrays([np.full((1, 2, 4, 4), 0.25), np.full((1, 3, 4, 4), 0.25)], list("abcd"))
-    with pytest.raises(InputError, match="attention is an empty tuple: the model ran without attention weights"):
+    with pytest.raises(InputError, match=r"attention is an empty tuple\. If it is outputs\[-1\]"):
         payload_from_arrays((), list("abcd"))
     with pytest.raises(InputError, match="attention is None: the model ran without attention weights"):
         payload_from_arrays(None, list("abcd"))

@@ -23,6 +23,7 @@ from ..capture.loading import readable_model_name
 from ..capture.result import Capture
 from ..errors import InputError, check_range, count
 from .aggregated import carried_layers, check_initial, choose, data_key, unavailable
+from .bertviz_inputs import NO_WEIGHTS, check_tokens, no_weights_error, stack_layers
 from .sequences import (  # noqa: F401 - looks_special and prettify are re-exported: they lived here first
     TokenSequence, looks_special, prettify, sequence_from_strings, sequence_from_tokens,
 )
@@ -166,75 +167,6 @@ def quantise(weights: np.ndarray) -> np.ndarray:
     return out
 
 
-def _as_numpy(value: Any, what: str) -> np.ndarray:
-    """A torch tensor or array-like as a float numpy array (float32 stays float32: no copy to widen it)."""
-    if hasattr(value, "detach"):  # torch.Tensor, without importing torch
-        value = value.detach().to("cpu").float().numpy()
-    try:
-        array = np.asarray(value)
-        if array.dtype not in (np.float32, np.float64):
-            array = array.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{what} must be numeric arrays or tensors: {exc}") from None
-    return array
-
-
-NO_WEIGHTS = (
-    "the model ran without attention weights: transformers' SDPA and flash-attention kernels do not return "
-    "them, and a model returns them only when asked. Capture them with attnscope.capture(handle, text), "
-    "where handle = attnscope.load(name) or attnscope.wrap(model, tokenizer), and pass the capture to the "
-    "view; or load the model with attn_implementation=\"eager\" and call it with output_attentions=True"
-)
-"""Why attention given to a view can be None or empty, and how to get the weights (any view, any stack)."""
-
-
-def no_weights_error(what: str, given: str) -> InputError:
-    """The error for attention that holds no weights: ``given`` says what arrived ("None", "an empty tuple")."""
-    return InputError(f"{what} is {given}: {NO_WEIGHTS}")
-
-
-def stack_layers(attention: Any, batch_index: int, what: str) -> np.ndarray:
-    """BertViz-style attention (a tuple/list of per-layer ``(batch, heads, query, key)``) as (layers, heads, query, key).
-
-    A single array of shape ``(layers, batch, heads, query, key)`` is taken too. None, an empty tuple or
-    a tuple of Nones (what a model run under SDPA returns) raise `no_weights_error`.
-    """
-    if attention is None:
-        raise no_weights_error(what, "None")
-    if isinstance(attention, (tuple, list)):
-        if not attention:
-            raise no_weights_error(what, f"an empty {type(attention).__name__}")
-        if all(a is None for a in attention):
-            raise no_weights_error(what, f"a {type(attention).__name__} of {count(len(attention), 'None')}, one per layer")
-        missing = [i for i, a in enumerate(attention) if a is None]
-        if missing:
-            raise InputError(f"{what} layer {missing[0]} is None while layer "
-                             f"{next(i for i, a in enumerate(attention) if a is not None)} holds weights: "
-                             "pass the weights of every layer")
-        layers = [_as_numpy(a, what) for a in attention]
-    else:
-        array = _as_numpy(attention, what)
-        if array.ndim != 5:
-            raise InputError(
-                f"{what} must be a tuple or list with one (batch, heads, query, key) array per layer "
-                f"(or one (layers, batch, heads, query, key) array); got an array of shape {array.shape}"
-            )
-        layers = list(array)
-    if not layers:
-        raise InputError(f"{what} is empty: it needs at least one layer")
-    for i, layer in enumerate(layers):
-        if layer.ndim != 4:
-            raise InputError(
-                f"{what} layer {i} has {count(layer.ndim, 'dimension')} {layer.shape}: each layer must be "
-                "(batch, heads, query, key), 4 dimensions, as model(..., output_attentions=True) returns"
-            )
-        if layer.shape != layers[0].shape:
-            raise InputError(f"{what} layer {i} has shape {layer.shape} but layer 0 has {layers[0].shape}")
-    check_range("batch_index", batch_index, layers[0].shape[0], f"{what} (batch size {layers[0].shape[0]})",
-                unit="batch index")
-    return np.stack([layer[batch_index] for layer in layers])
-
-
 def check_weights(weights: np.ndarray, what: str) -> None:
     """Raise `InputError` unless ``weights`` (layers, heads, query, key) is non-empty, finite and in [0, 1]."""
     if weights.ndim != 4:
@@ -255,16 +187,6 @@ def check_weights(weights: np.ndarray, what: str) -> None:
                          "pass attention probabilities (after softmax), not scores")
 
 
-def _check_tokens(tokens: Any, what: str) -> list[str]:
-    if tokens is None:
-        raise InputError(f"{what} are missing: pass one string per token")
-    if isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens):
-        raise InputError(f"{what} must be a list of strings, one per token")
-    if len(tokens) == 0:
-        raise InputError(f"{what} are empty: the view needs at least one token")
-    return list(tokens)
-
-
 def _is_causal(weights: np.ndarray) -> bool:
     """True when no query attends to a later key (a square stack whose upper triangle is zero)."""
     q, k = weights.shape[-2:]
@@ -273,30 +195,39 @@ def _is_causal(weights: np.ndarray) -> bool:
     return not any(np.any(weights[..., i, i + 1:] > 0) for i in range(q - 1))  # most stacks fail at row 0
 
 
-def _check_selection(payload: Payload, stack: str | None, layer: int | None, heads: Sequence[int] | None) -> None:
-    """Validate the initial stack, layer and heads, and store them in ``payload.selection``."""
+def _check_selection(payload: Payload, stack: str | None, layer: int | None, heads: Sequence[int] | None,
+                     included: tuple[bool, bool] = (False, False)) -> None:
+    """Validate the initial stack, layer and heads, and store them in ``payload.selection``.
+
+    ``included`` says whether ``include_layers`` and ``include_heads`` were given: then a layer or head
+    they leave out is named as not included (with the ones kept), not as out of the model's range.
+    """
     roles = list(payload.stacks)
     role = stack if stack is not None else roles[0]
     if role not in payload.stacks:
         raise InputError(f"stack {role!r} is not in this view: it has {', '.join(roles)}")
     labels = payload.layer_labels[role]
-    chosen_layer = labels[0] if layer is None else _check_shown("layer", layer, labels, "include_layers", role)
+    chosen_layer = labels[0] if layer is None else _check_shown("layer", layer, labels, "include_layers", role,
+                                                                   included[0])
     head_labels = payload.heads_of(role)
     if heads is None:
         chosen_heads = head_labels
     else:
         if isinstance(heads, int):
             heads = [heads]
-        chosen_heads = sorted({_check_shown("head", h, head_labels, "include_heads", role) for h in heads})
+        chosen_heads = sorted({_check_shown("head", h, head_labels, "include_heads", role, included[1])
+                               for h in heads})
     payload.selection = {"stack": role, "layer": chosen_layer, "heads": chosen_heads}
 
 
-def _check_shown(name: str, value: Any, labels: list[int], option: str, role: str) -> int:
+def _check_shown(name: str, value: Any, labels: list[int], option: str, role: str, included: bool) -> int:
     """``value`` if it is one of the shown ``labels``; else an error naming the model's range or what is shown."""
-    if labels == list(range(len(labels))) or not isinstance(value, int) or isinstance(value, bool):
+    if not included or not isinstance(value, int) or isinstance(value, bool):
         return check_range(name, value, len(labels), f"the {role} attention")
     if value not in labels:
-        raise InputError(f"{name} {value} is not shown: {option} keeps {name}s {labels}")
+        kept = ", ".join(map(str, labels))
+        raise InputError(f"{name} {value} is not among the included {name}s: {option} keeps {name}s {kept}; "
+                         f"pass one of them as {name}")
     return int(value)
 
 
@@ -391,7 +322,7 @@ def build_payload(
         sparse = threshold > 0 and max(w.shape[3] for w in quantised.values()) > 4 + 3 / threshold
     payload = Payload(sequences, quantised, stack_tokens, causal, labels, model, kind, float(threshold),
                       sparse=sparse, head_labels=head_labels)
-    _check_selection(payload, stack, layer, heads)
+    _check_selection(payload, stack, layer, heads, (include_layers is not None, include_heads is not None))
     methods = choose(aggregations, aggregation, list(stacks), max(max(w.shape[2:]) for w in stacks.values()), capture)
     carried = {role: [m for m in methods if unavailable(m, role, capture) is None] for role in stacks}
     payload.selection["aggregation"] = check_initial(aggregation, carried, capture)
@@ -445,16 +376,16 @@ def payload_from_arrays(
         # Which stack the weights are is read from their causal triangle, which only valid weights show: a
         # NaN or a negative weight is reported as the argument's ("attention ..."), never under a guessed stack.
         check_weights(weights, "attention")
-        seq = sequence_from_strings(_check_tokens(tokens, "tokens"), sentence_b_start, prettify_tokens)
+        seq = sequence_from_strings(check_tokens(tokens, "tokens"), sentence_b_start, prettify_tokens)
         role = "decoder" if _is_causal(weights) else "encoder"
         return build_payload({role: weights}, {role: seq}, {role: (role, role)}, **options)
     stacks, sequences, stack_tokens = {}, {}, {}
     if encoder_attention is not None or cross_attention is not None:
         sequences["encoder"] = sequence_from_strings(
-            _check_tokens(encoder_tokens, "encoder_tokens"), sentence_b_start, prettify_tokens)
+            check_tokens(encoder_tokens, "encoder_tokens"), sentence_b_start, prettify_tokens)
     if decoder_attention is not None or cross_attention is not None:
         sequences["decoder"] = sequence_from_strings(
-            _check_tokens(decoder_tokens, "decoder_tokens"), None, prettify_tokens)
+            check_tokens(decoder_tokens, "decoder_tokens"), None, prettify_tokens)
     for role, given in (("encoder", encoder_attention), ("decoder", decoder_attention), ("cross", cross_attention)):
         if given is not None:
             stacks[role] = stack_layers(given, batch_index, f"{role}_attention")
