@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 # Tests never reach the network: an unknown model name must fail at once, not after hub retries.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -47,6 +49,16 @@ def tiny_path(tmp_path_factory):
         return cache[key]
 
     return make
+
+
+@pytest.fixture
+def config_only(tiny_path, tmp_path) -> Path:
+    """A folder with a tiny BERT's config (2 layers, 4 heads) and no weights: loading it fails, so an error
+    that names an option must come before loading."""
+    folder = tmp_path / "config-only"
+    folder.mkdir()
+    shutil.copy(tiny_path("bert") / "config.json", folder / "config.json")
+    return folder
 
 
 @pytest.fixture(scope="session")

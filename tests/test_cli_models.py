@@ -96,15 +96,6 @@ def test_a_cached_hub_model_loads_without_the_hub_and_without_retries(tiny_path,
     assert "Retrying" not in result.stderr
 
 
-@pytest.fixture
-def config_only(tiny_path, tmp_path) -> Path:
-    """A folder with a tiny BERT's config (2 layers, 4 heads) and no weights: loading it fails."""
-    folder = tmp_path / "config-only"
-    folder.mkdir()
-    shutil.copy(tiny_path("bert") / "config.json", folder / "config.json")
-    return folder
-
-
 @pytest.mark.parametrize("args,expected", [
     (["--layer", "2"], "layer 2 is out of range: the encoder stack of model '{model}' has layers 0-1"),
     (["--head", "1", "--head", "4"], "head 4 is out of range: the encoder stack of model '{model}' has heads 0-3"),

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -34,15 +33,6 @@ def message(result: subprocess.CompletedProcess) -> str:
 def view_state(path: Path) -> dict:
     html = path.read_text(encoding="utf-8")
     return json.loads(re.search(r'<script type="application/json"[^>]*>(.*?)</script>', html, re.S).group(1))
-
-
-@pytest.fixture
-def config_only(tiny_path, tmp_path) -> Path:
-    """A tiny BERT's config without its weights: an error that names an option came before loading."""
-    folder = tmp_path / "config-only"
-    folder.mkdir()
-    shutil.copy(tiny_path("bert") / "config.json", folder / "config.json")
-    return folder
 
 
 @pytest.mark.parametrize("args,expected", [

@@ -90,6 +90,22 @@ def _discard(temporary: Path) -> None:
 
 
 @contextlib.contextmanager
+def _replacing(target: Path, unique: bool) -> Iterator[Path]:
+    """A temporary path beside ``target`` that the block fills and a clean exit moves over ``target``;
+    any exception removes it (an `OSError` becomes a `WriteError` naming ``target``)."""
+    temporary = _temporary(target, unique)
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    except OSError as error:
+        _discard(temporary)
+        raise write_error(error, target) from None
+    except BaseException:
+        _discard(temporary)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_file(path: str | os.PathLike[str], mode: str = "w", *, encoding: str | None = "utf-8",
                 durable: bool = False, unique: bool = True) -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path`` for writing; on a clean exit it replaces ``path``.
@@ -102,20 +118,12 @@ def atomic_file(path: str | os.PathLike[str], mode: str = "w", *, encoding: str 
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_file writes new files: mode must be 'w' or 'wb', got {mode!r}")
     target = check_writable_target(path)
-    temporary = _temporary(target, unique)
-    try:
+    with _replacing(target, unique) as temporary:
         with open(temporary, mode, encoding=None if "b" in mode else encoding) as handle:
             yield handle
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except OSError as error:
-        _discard(temporary)
-        raise write_error(error, target) from None
-    except BaseException:
-        _discard(temporary)
-        raise
 
 
 def replace_atomically(path: str | os.PathLike[str], write: Callable[[Path], None], *, unique: bool = True) -> Path:
@@ -123,16 +131,8 @@ def replace_atomically(path: str | os.PathLike[str], write: Callable[[Path], Non
     such as ``pyarrow.parquet.write_table``), then move it over ``path`` in one step. An `OSError` becomes
     a `WriteError` as in `atomic_file`."""
     target = check_writable_target(path)
-    temporary = _temporary(target, unique)
-    try:
+    with _replacing(target, unique) as temporary:
         write(temporary)
-        os.replace(temporary, target)
-    except OSError as error:
-        _discard(temporary)
-        raise write_error(error, target) from None
-    except BaseException:
-        _discard(temporary)
-        raise
     return target
 
 
