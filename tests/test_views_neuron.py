@@ -35,7 +35,7 @@ def shipped(view: NeuronView, role: str, layer: int) -> dict[str, np.ndarray]:
 
 def test_a_handle_and_text_capture_what_the_view_needs(default_model, pub):
     view = neuron_view(default_model, PUB)
-    assert view.selection == {"stack": "encoder", "layer": 0, "head": 0, "query": 1}  # first non-special token
+    assert view.selection == {"stack": "encoder", "layer": 0, "head": 0, "query": 1, "filter": "all"}  # first non-special token
     assert view.header["sequences"]["encoder"]["tokens"] == pub.tokens.display
     for layer in (0, 5):
         layer_data = shipped(view, "encoder", layer)
@@ -48,7 +48,7 @@ def test_a_handle_and_text_capture_what_the_view_needs(default_model, pub):
 def test_a_capture_is_taken_as_is_and_ships_the_same_bytes(default_model, pub):
     full = attnscope.capture(default_model, PUB, fields="all")
     a, b = neuron_view(full, layer=3, head=7, query=9), neuron_view(default_model, PUB)
-    assert a.selection == {"stack": "encoder", "layer": 3, "head": 7, "query": 9}
+    assert a.selection == {"stack": "encoder", "layer": 3, "head": 7, "query": 9, "filter": "all"}
     assert a.html_state()["arrays"] == b.html_state()["arrays"]
 
 

@@ -1,6 +1,6 @@
-"""The neuron view ES module (common.js + neuron_view.js, the widget's _esm) on its own, with a stand-in
-model as anywidget's front-end tests do: layers as DataView, lazy layers over custom messages, the
-selection written back, changes from Python redrawn."""
+"""The neuron view ES module (common.js + neuron_terms.js + neuron_view.js, the widget's _esm) on its own,
+with a stand-in model as anywidget's front-end tests do: layers as DataView, lazy layers over custom
+messages, the selection written back, changes from Python redrawn."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def test_selection_is_written_back_to_the_model(page, cap):
     page.page.select_option("#host .attnscope-nv-head", "7")
     root.locator(".nv-query[data-index='9']").click()
     sets = dict((k, v) for k, v in page.page.evaluate("window.sets"))
-    assert sets == {"stack": "encoder", "layer": 0, "head": 7, "token": {"side": "query", "index": 9}}
+    assert sets == {"stack": "encoder", "layer": 0, "head": 7, "token": {"side": "query", "index": 9}, "filter": "all"}
     assert page.page.evaluate("window.saves") == 2
     np.testing.assert_allclose(softmax(root), cap.attentions[0, 7, 9], atol=1e-5)
 

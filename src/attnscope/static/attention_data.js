@@ -10,9 +10,6 @@ export function unitText(unit) {
   return (unit.continuation ? "##" : "") + shown(unit.label);
 }
 
-/** The sentence-pair filters of the head and model views: [value, label], "AB" keeping A's queries on B's keys. */
-export const FILTERS = [["all", "All"], ["AA", "A→A"], ["BB", "B→B"], ["AB", "A→B"], ["BA", "B→A"]];
-
 /**
  * One side's units: tokens, or words made of tokens (special tokens stay units of their own).
  * `continuation` marks a token that continues the previous token's word (the header's `continues`):

@@ -1,8 +1,8 @@
 // @ts-check
 /**
- * Shared by every attnscope view: the head palette, byte decoding, DOM helpers, layers that arrive
- * lazily from Python, and file downloads. Python prepends this file to each view's module, so a
- * view is one ES module (what anywidget's `_esm`, the HTML export and the app load).
+ * Shared by every attnscope view: the head palette, the sentence filters, byte decoding, DOM helpers,
+ * layers that arrive lazily from Python, and file downloads. Python prepends this file to each view's
+ * module, so a view is one ES module (what anywidget's `_esm`, the HTML export and the app load).
  */
 
 /** Paul Tol's "muted" scheme followed by three Okabe–Ito colours: colour-blind-safe, 12 distinct. */
@@ -25,6 +25,11 @@ export const PALETTE_DARK = [
 ];
 /** Weights travel as bytes: decoded weight = byte / SCALE. */
 export const SCALE = 255;
+/**
+ * The sentence-pair filters of the head, model and neuron views and the app: [value, label]. The value's
+ * first letter is the queries' sentence, the second the keys' ("AB": A's queries on B's keys).
+ */
+export const FILTERS = [["all", "All"], ["AA", "A→A"], ["BB", "B→B"], ["AB", "A→B"], ["BA", "B→A"]];
 
 /** A head's colour, from `PALETTE_DARK` when it is drawn on a dark background. @param {number} head @param {boolean} [dark] */
 export function headColour(head, dark = false) {

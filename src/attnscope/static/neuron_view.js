@@ -5,16 +5,18 @@
  * q×k, q·k, the scaled q·k (and the softcap), the bias, the mask, the attention sink and the
  * softmax, recomputed here from float32 q and k exactly as attnscope.analysis.neuron does.
  *
- * Python prepends common.js to make one ES module. `render({ model, el })` reads from `model`:
+ * Python prepends common.js, contrast.js and neuron_terms.js (decoding, the row's terms, the rows a
+ * sentence filter keeps) to make one ES module. `render({ model, el })` reads from `model`:
  *   - "header": built by attnscope/views/neuron_data.py: tokens, and per stack its shape, scaling,
  *     softcap, sinks, kv_head_of and the byte layout of a layer
  *   - "arrays": { role: [layer blob or null, ...] }: queries float32 (heads, query, dim), keys float32
  *     (kv_heads, key, dim), [bias float32 (heads, query, key)], allowed uint8 (query, key),
  *     little-endian; a missing layer is asked of Python with a "attnscope-neuron-layers" message
- *   - "stack", "layer", "head", "token" ({side: "query", index}), "display_mode" ("auto"/"dark"/"light")
+ *   - "stack", "layer", "head", "token" ({side: "query", index}), "display_mode" ("auto"/"dark"/"light"),
+ *     "filter" (a FILTERS value: for a sentence pair, the queries' sentence then the keys')
  * and writes the selection back with model.set + model.save_changes. The root element exposes the
- * state (data-stack, data-layer, data-head, data-query, data-ready); every drawn number carries its
- * exact value in data-value.
+ * state (data-stack, data-layer, data-head, data-query, data-filter, data-ready); every drawn number
+ * carries its exact value in data-value (the shown keys' share of the softmax under a filter too).
  */
 
 const NEURON_MESSAGE = "attnscope-neuron-layers";
@@ -24,71 +26,7 @@ const LEGEND = "intensity: |value| ÷ the column's largest |value|; masked keys 
 const FALLBACK = { fg: "#1f2328", bg: "#ffffff", muted: "#6e7781", pos: "#0072b2", neg: "#d55e00",
   masked: "#afb8c1", highlight: "#dbe9f9" };
 const KINDS = { q: "q", k: "k", prod: "q×k", dot: "q·k", scaled: "scaled q·k", capped: "softcapped",
-  bias: "bias", softmax: "softmax", sink: "sink share", "sink-logit": "sink logit" };
-
-/**
- * @typedef {{ queries: Float32Array, keys: Float32Array, bias: Float32Array | null, allowed: Uint8Array }} Layer
- * @typedef {{ q: Float32Array, k: (j: number, t: number) => number, products: Float64Array,
- *   dots: Float64Array, scaled: Float64Array, capped: Float64Array, bias: Float64Array | null,
- *   allowed: boolean[], scores: Float64Array, softmax: Float64Array, sink: number | null,
- *   sinkShare: number | null }} Terms
- */
-
-/** float32 little-endian values from `bytes` at `offset`. @param {Uint8Array} bytes @param {number} offset @param {number} count */
-function readFloat32(bytes, offset, count) {
-  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, count * 4);
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
-  return out;
-}
-
-/** One layer's blob split into its sections (see the header's layout). @param {Uint8Array} bytes @param {any} stack @returns {Layer} */
-export function decodeNeuronLayer(bytes, stack) {
-  const part = Object.fromEntries(stack.layout.map((/** @type {any} */ p) => [p.name, p]));
-  const floats = (/** @type {string} */ name) =>
-    part[name] ? readFloat32(bytes, part[name].offset, part[name].bytes / 4) : null;
-  const allowed = bytes.subarray(part.allowed.offset, part.allowed.offset + part.allowed.bytes);
-  return { queries: /** @type {Float32Array} */ (floats("queries")), keys: /** @type {Float32Array} */ (floats("keys")),
-    bias: floats("bias"), allowed };
-}
-
-/**
- * The terms of attention row (layer, head, query): the softmax of
- * softcap(scaling · q·k) + bias over the allowed keys (and the sink), all in float64.
- * @param {any} s the stack's header @param {Layer} d @param {number} layer @param {number} head @param {number} query
- * @returns {Terms}
- */
-export function neuronTerms(s, d, layer, head, query) {
-  const dim = s.head_dim, nk = s.key, nq = s.query;
-  const q = d.queries.subarray((head * nq + query) * dim, (head * nq + query + 1) * dim);
-  const base = s.kv_head_of[head] * nk * dim;
-  const k = (/** @type {number} */ j, /** @type {number} */ t) => d.keys[base + j * dim + t];
-  const products = new Float64Array(nk * dim), dots = new Float64Array(nk);
-  const scaled = new Float64Array(nk), capped = new Float64Array(nk), scores = new Float64Array(nk);
-  const bias = d.bias ? new Float64Array(nk) : null;
-  const cap = s.softcap[layer], scale = s.scaling[layer];
-  const sink = s.sinks ? s.sinks[layer][head] : null;
-  /** @type {boolean[]} */ const allowed = [];
-  let top = sink ?? -Infinity;
-  for (let j = 0; j < nk; j++) {
-    let sum = 0;
-    for (let t = 0; t < dim; t++) sum += (products[j * dim + t] = q[t] * k(j, t));
-    dots[j] = sum;
-    scaled[j] = sum * scale;
-    capped[j] = cap ? Math.tanh(scaled[j] / cap) * cap : scaled[j];
-    if (bias && d.bias) bias[j] = d.bias[(head * nq + query) * nk + j];
-    allowed.push(d.allowed[query * nk + j] === 1);
-    scores[j] = allowed[j] ? capped[j] + (bias ? bias[j] : 0) : -Infinity;
-    if (scores[j] > top) top = scores[j];
-  }
-  const softmax = new Float64Array(nk);
-  let total = sink === null || top === -Infinity ? 0 : Math.exp(sink - top);
-  const sinkPart = total;
-  if (top !== -Infinity) for (let j = 0; j < nk; j++) total += (softmax[j] = Math.exp(scores[j] - top));
-  if (total > 0) for (let j = 0; j < nk; j++) softmax[j] /= total;
-  return { q, k, products, dots, scaled, capped, bias, allowed, scores, softmax, sink,
-    sinkShare: sink === null ? null : (total > 0 ? sinkPart / total : 0) };
-}
+  bias: "bias", softmax: "softmax", sink: "sink share", "sink-logit": "sink logit", share: "the shown keys' share of the softmax" };
 
 /** A number as shown in a cell: 3 significant digits. @param {number} v */
 function formatValue(v) {
@@ -151,12 +89,18 @@ function heatCell(x, y, w, h, v, scale, attrs, most = 1) {
  */
 
 /**
+ * What a sentence filter leaves on screen: the query and key positions shown, and the note on the
+ * shown keys' share of the softmax ("" for "all").
+ * @typedef {{ queries: number[], keys: number[], filter: string, note: string, share: number }} Shown
+ */
+
+/**
  * Where everything goes: row height R, cell width C, the columns' x, the figure's size.
- * @param {any} s @param {any} header @param {Terms} t @param {number} layer @param {number} head
+ * @param {any} s @param {any} header @param {Terms} t @param {number} layer @param {number} head @param {Shown} shown
  * @param {(text: string) => number} measure @returns {Geometry}
  */
-function neuronGeometry(s, header, t, layer, head, measure) {
-  const dim = s.head_dim, rows = Math.max(s.key, s.query);
+function neuronGeometry(s, header, t, layer, head, shown, measure) {
+  const dim = s.head_dim, rows = Math.max(shown.keys.length, shown.queries.length, 1);
   const R = Math.max(12, Math.min(18, Math.floor(2400 / rows))), C = Math.max(2, Math.min(10, Math.floor(256 / dim)));
   const widest = (/** @type {any} */ seq, /** @type {number} */ least) =>
     Math.ceil(Math.max(least, ...seq.tokens.map((/** @type {string} */ _, /** @type {number} */ i) => measure(pieceLabel(seq, i))))) + 12;
@@ -171,8 +115,10 @@ function neuronGeometry(s, header, t, layer, head, measure) {
   x.bias = x.capped + (s.softcap[layer] ? NUM : 0);
   x.softmax = x.bias + (t.bias ? NUM : 0) + 6;
   const caption = `${header.model ?? ""} · ${s.role} layer ${layer}, head ${head}`;
-  const width = Math.ceil(Math.max(x.softmax + BAR + 56, x.k + 176 + Math.max(measure(LEGEND), measure(caption)))) + PAD;
-  const y0 = PAD + HEAD, yk = y0 + R + 8, rowsEnd = yk + rows * R + (t.sink !== null ? R + 4 : 0);
+  const width = Math.ceil(Math.max(x.softmax + BAR + 56, x.k + 176 + Math.max(measure(LEGEND), measure(caption)),
+    x.k + measure(shown.note))) + PAD;
+  const y0 = PAD + HEAD, yk = y0 + R + 8;
+  const rowsEnd = yk + rows * R + (t.sink !== null ? R + 4 : 0) + (shown.note ? R + 4 : 0);
   return { R, C, cw: C - (C > 3 ? 1 : 0), font: Math.min(11, R - 3), wq, x, width, height: rowsEnd + 44, y0, yk, rowsEnd, caption };
 }
 
@@ -189,8 +135,11 @@ function columnScales(t, nk, dim) {
     scaled: largestAbs(t.scaled), capped: largestAbs(t.capped), bias: t.bias ? largestAbs(t.bias) : 1 };
 }
 
-/** The column titles, with the scale, softcap and sink spelled out. @param {Geometry} g @param {any} s @param {Terms} t @param {number} layer @param {Record<string, number>} scale */
-function columnTitles(g, s, t, layer, scale) {
+/**
+ * The column titles, with the scale, softcap and sink spelled out (and "of all keys" under a filter).
+ * @param {Geometry} g @param {any} s @param {Terms} t @param {number} layer @param {Record<string, number>} scale @param {boolean} filtered
+ */
+function columnTitles(g, s, t, layer, scale, filtered) {
   const x = g.x, cap = s.softcap[layer];
   const title = (/** @type {number} */ xx, /** @type {string} */ a, /** @type {string} */ b = "") =>
     `<text class="h" x="${xx}" y="${PAD + 12}">${xmlText(a)}</text>` + (b ? `<text class="m" x="${xx}" y="${PAD + 26}">${xmlText(b)}</text>` : "");
@@ -198,14 +147,18 @@ function columnTitles(g, s, t, layer, scale) {
     title(x.prod, "q × k (elementwise)", `max ${formatValue(scale.prod)}`) + title(x.dot, "q · k", "Σ q×k") +
     title(x.scaled, "scaled q·k", `× ${+s.scaling[layer].toPrecision(6)}`) +
     (cap ? title(x.capped, `softcap ${+cap}`, `${+cap}·tanh(x/${+cap})`) : "") +
-    (t.bias ? title(x.bias, "+ bias") : "") + title(x.softmax, "softmax", t.sink !== null ? "with sink" : "");
+    (t.bias ? title(x.bias, "+ bias") : "") +
+    title(x.softmax, "softmax", [t.sink !== null ? "with sink" : "", filtered ? "of all keys" : ""].filter(Boolean).join(", "));
 }
 
-/** The query tokens as a listbox, the selected one highlighted and focusable. @param {Geometry} g @param {any} seq @param {number} query */
-function queryList(g, seq, query) {
+/**
+ * The query tokens shown as a listbox, the selected one highlighted and focusable.
+ * @param {Geometry} g @param {any} seq @param {number} query @param {number[]} positions the queries shown, one a row
+ */
+function queryList(g, seq, query, positions) {
   const out = [`<g class="nv-queries" role="listbox" aria-label="query tokens">`];
-  seq.tokens.forEach((/** @type {string} */ token, /** @type {number} */ i) => {
-    const on = i === query, y = g.yk + i * g.R;
+  positions.forEach((i, row) => {
+    const on = i === query, y = g.yk + row * g.R;
     out.push(`<g class="nv-query" data-index="${i}" role="option" aria-selected="${on}" tabindex="${on ? 0 : -1}">` +
       `<rect class="${on ? "sel" : "bg"}" x="${g.x.q}" y="${y}" width="${g.wq}" height="${g.R - 1}" rx="3"/>` +
       rowText(g, g.x.q + g.wq - 6, y, pieceLabel(seq, i), seq.special[i] ? "m" : "", "end") + `</g>`);
@@ -216,10 +169,11 @@ function queryList(g, seq, query) {
 /**
  * One key's row: its token, k, q×k, q·k, scaled (softcapped, bias) and softmax; grey when masked.
  * Heat cells carry only their value: kind and key come from their groups, the dimension from their order.
- * @param {Geometry} g @param {Terms} t @param {number} j @param {number} dim @param {string} token its label (`pieceLabel`) @param {boolean} special @param {Record<string, number>} scale
+ * @param {Geometry} g @param {Terms} t @param {number} j the key @param {number} row where it is drawn @param {number} dim
+ * @param {string} token its label (`pieceLabel`) @param {boolean} special @param {Record<string, number>} scale
  */
-function keyRow(g, t, j, dim, token, special, scale) {
-  const x = g.x, y = g.yk + j * g.R, a = `data-key="${j}"`, out = [];
+function keyRow(g, t, j, row, dim, token, special, scale) {
+  const x = g.x, y = g.yk + row * g.R, a = `data-key="${j}"`, out = [];
   out.push(`<g class="nv-row${t.allowed[j] ? "" : " nv-masked"}" ${a} data-masked="${!t.allowed[j]}">`,
     rowText(g, x.k - 6, y, token, special ? "m nv-token" : "nv-token", "end"), `<g data-kind="k">`);
   for (let d = 0; d < dim; d++) out.push(heatCell(x.k + d * g.C, y, g.cw, g.R - 1, t.k(j, d), scale.qk, ""));
@@ -237,9 +191,9 @@ function keyRow(g, t, j, dim, token, special, scale) {
   return out.join("");
 }
 
-/** GPT-OSS's sink: its logit and the share of attention it takes. @param {Geometry} g @param {Terms} t @param {number} nk */
-function sinkRow(g, t, nk) {
-  const y = g.yk + nk * g.R + 4, share = /** @type {number} */ (t.sinkShare), sink = /** @type {number} */ (t.sink);
+/** GPT-OSS's sink: its logit and the share of attention it takes. @param {Geometry} g @param {Terms} t @param {number} rows key rows above it */
+function sinkRow(g, t, rows) {
+  const y = g.yk + rows * g.R + 4, share = /** @type {number} */ (t.sinkShare), sink = /** @type {number} */ (t.sink);
   return `<g class="nv-sink-row">` + rowText(g, g.x.k - 6, y, "sink", "h", "end") + rowText(g, g.x.dot, y, "sink logit", "m") +
     rowText(g, g.x.softmax - 10, y, formatValue(sink), "", "end", ` data-kind="sink-logit" data-value="${sink}"`) +
     `<rect class="n" x="${g.x.softmax}" y="${y + 1}" width="${(share * BAR).toFixed(2)}" height="${g.R - 3}" data-kind="sink" data-value="${share}"/>` +
@@ -259,21 +213,27 @@ function legend(g, id) {
 /**
  * The whole figure as SVG markup: query tokens, q, k, q×k, q·k, scaled (softcap, bias), softmax.
  * Its style rules (`neuronRules`) are added as a DOM node: a closing style tag cannot sit in this file.
+ * Only the `shown` queries and keys get rows; the softmax stays the model's, over every key.
  * @param {{ id: string, s: any, header: any, t: Terms, layer: number, head: number, query: number,
- *   measure: (text: string) => number }} a
+ *   shown: Shown, measure: (text: string) => number }} a
  */
-function neuronFigure({ id, s, header, t, layer, head, query, measure }) {
+function neuronFigure({ id, s, header, t, layer, head, query, shown, measure }) {
   const qTokens = header.sequences[s.query_tokens], kTokens = header.sequences[s.key_tokens];
-  const g = neuronGeometry(s, header, t, layer, head, measure), scale = columnScales(t, s.key, s.head_dim);
+  const g = neuronGeometry(s, header, t, layer, head, shown, measure);
+  const scale = columnScales(t, s.key, s.head_dim);  // over every key, shown or not: colours compare across filters
   const out = [`<svg xmlns="${SVG_NS}" id="${id}" class="attnscope-nv-svg" width="${g.width}" height="${g.height}" viewBox="0 0 ${g.width} ${g.height}" role="img" aria-label="neuron view">`,
-    `<rect class="bg" x="0" y="0" width="${g.width}" height="${g.height}"/>`, columnTitles(g, s, t, layer, scale),
+    `<rect class="bg" x="0" y="0" width="${g.width}" height="${g.height}"/>`, columnTitles(g, s, t, layer, scale, shown.filter !== "all"),
     rowText(g, g.x.k - 6, g.y0, `q “${pieceLabel(qTokens, query)}”`, "h", "end"), `<g data-kind="q">`];
   for (let d = 0; d < s.head_dim; d++) out.push(heatCell(g.x.k + d * g.C, g.y0, g.cw, g.R - 2, t.q[d], scale.qk, ""));
-  out.push(`</g>`, queryList(g, qTokens, query));
-  for (let j = 0; j < s.key; j++) out.push(keyRow(g, t, j, s.head_dim, pieceLabel(kTokens, j), kTokens.special[j], scale));
-  if (t.sink !== null) out.push(sinkRow(g, t, s.key));
-  // sentence B starts below this line (in the query list and in the keys)
-  for (const [seq, x0, x1] of [[qTokens, g.x.q, g.x.q + g.wq], [kTokens, g.x.key, g.width - PAD]]) {
+  out.push(`</g>`, queryList(g, qTokens, query, shown.queries));
+  shown.keys.forEach((j, row) => out.push(keyRow(g, t, j, row, s.head_dim, pieceLabel(kTokens, j), kTokens.special[j], scale)));
+  if (t.sink !== null) out.push(sinkRow(g, t, shown.keys.length));
+  if (shown.note) {
+    const y = g.rowsEnd - g.R;
+    out.push(rowText(g, g.x.k, y, shown.note, "m nv-share", "start", ` data-kind="share" data-value="${shown.share}"`));
+  }
+  // sentence B starts below this line (in the query list and in the keys); a filter shows one sentence a side
+  for (const [seq, x0, x1] of shown.filter === "all" ? [[qTokens, g.x.q, g.x.q + g.wq], [kTokens, g.x.key, g.width - PAD]] : []) {
     const b = seq.sentence_b_start, y = g.yk + b * g.R - 0.5;
     if (b) out.push(`<line class="lg nv-pair" x1="${x0}" x2="${x1}" y1="${y}" y2="${y}"/>`);
   }
@@ -301,6 +261,7 @@ function render({ model, el }) {
     head: /** @type {number} */ (model.get("head") ?? initial.head),
     query: /** @type {number} */ (token && Number.isInteger(token.index) ? token.index : initial.query),
     mode: /** @type {string} */ (model.get("display_mode") ?? "auto"),
+    filter: /** @type {string} */ (model.get("filter") ?? initial.filter ?? "all"),
   };
   const root = make("div", "attnscope-nv");
   root.dataset.view = "neuron";
@@ -309,13 +270,17 @@ function render({ model, el }) {
   const stackSelect = /** @type {HTMLSelectElement} */ (make("select", "attnscope-nv-stack"));
   const layerSelect = /** @type {HTMLSelectElement} */ (make("select", "attnscope-nv-layer"));
   const headSelect = /** @type {HTMLSelectElement} */ (make("select", "attnscope-nv-head"));
+  const filterSelect = /** @type {HTMLSelectElement} */ (make("select", "attnscope-nv-filter"));
+  for (const [value, text] of FILTERS) filterSelect.append(new Option(text, value));
   const png = make("button", "attnscope-nv-png", "PNG"), svgButton = make("button", "attnscope-nv-svg-export", "SVG");
   for (const b of [png, svgButton]) { /** @type {HTMLButtonElement} */ (b).type = "button"; b.title = `save what is shown as ${b.textContent}`; }
   const field = (/** @type {string} */ text, /** @type {HTMLElement} */ control) => labelled("attnscope-nv-label", text, control);
   const stackLabel = field("Attention", stackSelect);
   stackLabel.hidden = header.stacks.length < 2;
   for (const s of header.stacks) stackSelect.append(new Option(s.role, s.role));
-  controls.append(stackLabel, field("Layer", layerSelect), field("Head", headSelect), png, svgButton);
+  const filterLabel = field("Sentences", filterSelect);
+  filterLabel.title = "the queries' sentence → the keys' sentence; the softmax stays over all keys";
+  controls.append(stackLabel, field("Layer", layerSelect), field("Head", headSelect), filterLabel, png, svgButton);
   const figureBox = make("div", "attnscope-nv-figure");
   const tooltip = make("div", "attnscope-nv-tooltip");
   tooltip.setAttribute("role", "tooltip");
@@ -329,12 +294,25 @@ function render({ model, el }) {
   });
 
   const stack = () => stacks[state.stack];
+  /** The query and key positions the sentence filter shows. */
+  const rows = () => filterRows(stack(), pairStartOf(header, stack()), state.filter);
+
+  /** Keep the query among those the filter shows: else its sentence's first (Python's `default_query`). */
+  function fitQuery() {
+    const queries = rows().queries;
+    if (!queries.includes(state.query)) state.query = startQuery(stack(), header.sequences[stack().query_tokens], queries);
+  }
 
   function fitToStack() {
     const s = stack();
     state.layer = Math.min(Math.max(0, state.layer), s.layers - 1);
     state.head = Math.min(Math.max(0, state.head), s.heads - 1);
     state.query = Math.min(Math.max(0, state.query), s.query - 1);
+    const pair = pairStartOf(header, s) !== null;
+    if (!pair || !FILTERS.some(([value]) => value === state.filter)) state.filter = "all";
+    fitQuery();
+    filterLabel.hidden = !pair;
+    filterSelect.value = state.filter;
     stackSelect.value = state.stack;
     numberOptions(layerSelect, s.layers, "");
     numberOptions(headSelect, s.heads, "");
@@ -347,6 +325,7 @@ function render({ model, el }) {
     model.set("layer", state.layer);
     model.set("head", state.head);
     model.set("token", { side: "query", index: state.query });
+    model.set("filter", state.filter);
     model.save_changes();
   }
 
@@ -363,20 +342,33 @@ function render({ model, el }) {
     const s = stack();
     const data = source.get(state.stack, state.layer);
     Object.assign(root.dataset, { stack: state.stack, layer: String(state.layer), head: String(state.head),
-      query: String(state.query), loading: String(!data) });
+      query: String(state.query), filter: state.filter, loading: String(!data) });
     if (!data) {
       figureBox.replaceChildren(make("div", "attnscope-nv-loading", `loading layer ${state.layer}…`));
       return;
     }
     const t = neuronTerms(s, data, state.layer, state.head, state.query);
     figureBox.innerHTML = neuronFigure({ id: svgId, s, header, t, layer: state.layer, head: state.head, query: state.query,
-      measure: (text) => measurer.measureText(text).width });
+      shown: shownRows(t), measure: (text) => measurer.measureText(text).width });
     const style = document.createElementNS(SVG_NS, "style");
     style.textContent = neuronRules(svgId, (name) => `var(--attnscope-nv-${name})`);
     const svg = figureBox.querySelector("svg");
     svg?.prepend(style);
     if (svg) fitSvgText(svg);
     if (focus) /** @type {SVGGElement | null} */ (figureBox.querySelector(`.nv-query[data-index="${state.query}"]`))?.focus();
+  }
+
+  /**
+   * The rows the filter shows, and under a pair filter a line saying what share of the model's softmax
+   * (over every key) the shown keys hold. @param {Terms} t @returns {Shown}
+   */
+  function shownRows(t) {
+    const { queries, keys } = rows();
+    if (state.filter === "all") return { queries, keys, filter: "all", note: "", share: 1 };
+    const { share, over, masked } = shownShare(t, keys);
+    const note = `softmax over all ${over}${masked ? " unmasked" : ""} keys of the row; ` +
+      `the ${keys.length} ${state.filter[1]} keys shown hold ${formatValue(share)} of it`;
+    return { queries, keys, filter: state.filter, note, share };
   }
 
   /** Apply a change made in the view: redraw and write the selection back. @param {boolean} [focus] */
@@ -414,18 +406,18 @@ function render({ model, el }) {
   });
   figureBox.addEventListener("keydown", (event) => {
     if (!(/** @type {Element} */ (event.target)).closest(".nv-query")) return;
-    const last = stack().query - 1;
-    const moves = { ArrowUp: state.query - 1, ArrowDown: state.query + 1, Home: 0, End: last,
-      PageUp: state.query - 10, PageDown: state.query + 10 };
+    const queries = rows().queries, at = queries.indexOf(state.query), last = queries.length - 1;
+    const moves = { ArrowUp: at - 1, ArrowDown: at + 1, Home: 0, End: last, PageUp: at - 10, PageDown: at + 10 };
     const next = /** @type {Record<string, number>} */ (moves)[event.key];
     if (next === undefined) return;
     event.preventDefault();
-    state.query = Math.min(last, Math.max(0, next));
+    state.query = queries[Math.min(last, Math.max(0, next))];
     changed(true);
   });
   stackSelect.addEventListener("change", () => { state.stack = stackSelect.value; fitToStack(); changed(); });
   layerSelect.addEventListener("change", () => { state.layer = Number(layerSelect.value); changed(); });
   headSelect.addEventListener("change", () => { state.head = Number(headSelect.value); changed(); });
+  filterSelect.addEventListener("change", () => { state.filter = filterSelect.value; fitQuery(); changed(); });
 
   /** What is on screen as a standalone SVG document, with the theme's colours written in. */
   function svgDocument() {
@@ -435,8 +427,8 @@ function render({ model, el }) {
     /** @type {Element} */ (clone.querySelector("style")).textContent = neuronRules(svgId, resolved);
     return { text: new XMLSerializer().serializeToString(clone), width: live.width.baseVal.value, height: live.height.baseVal.value };
   }
-  const fileName = (/** @type {string} */ ext) =>
-    `attnscope-neuron-${state.stack}-layer${state.layer}-head${state.head}-query${state.query}.${ext}`;
+  const fileName = (/** @type {string} */ ext) => `attnscope-neuron-${state.stack}-layer${state.layer}-head${state.head}` +
+    `-query${state.query}${state.filter === "all" ? "" : "-" + state.filter}.${ext}`;
   svgButton.addEventListener("click", () => {
     const doc = svgDocument();
     if (doc) download(fileName("svg"), new Blob([doc.text], { type: "image/svg+xml" }));
@@ -462,7 +454,14 @@ function render({ model, el }) {
     "change:stack": () => { const v = model.get("stack"); if (v in stacks && v !== state.stack) { state.stack = v; fitToStack(); draw(); } },
     "change:layer": () => { const v = model.get("layer"); if (Number.isInteger(v) && v !== state.layer && v >= 0 && v < stack().layers) { state.layer = v; layerSelect.value = String(v); draw(); } },
     "change:head": () => { const v = model.get("head"); if (Number.isInteger(v) && v !== state.head && v >= 0 && v < stack().heads) { state.head = v; headSelect.value = String(v); draw(); } },
-    "change:token": () => { const v = model.get("token")?.index; if (Number.isInteger(v) && v !== state.query && v >= 0 && v < stack().query) { state.query = v; draw(); } },
+    "change:token": () => { const v = model.get("token")?.index; if (v !== state.query && rows().queries.includes(v)) { state.query = v; draw(); } },
+    "change:filter": () => {
+      const v = model.get("filter");
+      if (v === state.filter || pairStartOf(header, stack()) === null || !FILTERS.some(([value]) => value === v)) return;
+      state.filter = filterSelect.value = v;
+      fitQuery();
+      draw();
+    },
     "change:display_mode": () => { state.mode = model.get("display_mode") ?? "auto"; draw(); },
   };
   for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);

@@ -33,6 +33,7 @@ def static_text(name: str) -> str:
 PARTS: dict[str, tuple[str, ...]] = {
     "head_view": ("attention_data", "raster"),
     "model_view": ("attention_data", "raster", "model_view_detail"),
+    "neuron_view": ("neuron_terms",),
     "app": ("attention_data", "raster", "static_model", "atlas", "app_state", "app_search", "app_attention",
             "app_links", "app_corpus", "app_search_panel", "app_atlas_panel"),
 }

@@ -20,7 +20,7 @@ from ..capture.loading import ModelHandle, wrap
 from ..capture.result import Capture
 from ..errors import InputError, check_range, count as count_of
 from .html import bundle, static_text
-from .neuron_data import CAPTURE_FIELDS, NeuronData, neuron_data
+from .neuron_data import CAPTURE_FIELDS, NeuronData, check_filter, check_query_in_filter, default_query, neuron_data
 from .widget import AttentionWidget
 
 NEURON_MESSAGE = "attnscope-neuron-layers"
@@ -29,7 +29,12 @@ DISPLAY_MODES = ("auto", "dark", "light")
 
 
 class NeuronView(AttentionWidget):
-    """The neuron view widget; traits ``stack``, ``layer``, ``head`` and ``token`` follow the user.
+    """The neuron view widget; traits ``stack``, ``layer``, ``head``, ``token`` and ``filter`` follow the user.
+
+    ``filter`` is the sentence filter of a pair ("all", "AA", "AB", "BA", "BB": the queries' sentence, then
+    the keys'): it limits the query tokens that can be chosen and the key rows shown; the softmax shown
+    stays the model's, over every key. Setting it moves a query outside its sentence to that sentence's
+    `default_query`; a query outside it is refused.
 
     ``arrays`` holds ``{role: [bytes or None per layer]}`` (see `neuron_data` for the encoding).
     Only the selected layer is sent when the widget is displayed (52 KB a layer for all-MiniLM-L6-v2
@@ -49,13 +54,14 @@ class NeuronView(AttentionWidget):
     head = traitlets.Int().tag(sync=True)
     token = traitlets.Dict().tag(sync=True)
     display_mode = traitlets.Unicode("auto").tag(sync=True)
+    filter = traitlets.TraitType("all").tag(sync=True)  # any value reaches `_valid_filter`, None included
 
     def __init__(self, data: NeuronData, display_mode: str | None = None, **kwargs: Any) -> None:
         self.neuron = data
         sel = data.selection
         super().__init__(
             header=data.header(), arrays=self._initial_arrays(), stack=sel["stack"], layer=sel["layer"],
-            head=sel["head"], token={"side": "query", "index": sel["query"]},
+            head=sel["head"], token={"side": "query", "index": sel["query"]}, filter=sel["filter"],
             display_mode=check_display_mode(display_mode), **kwargs,
         )
 
@@ -82,13 +88,34 @@ class NeuronView(AttentionWidget):
 
     @traitlets.observe("stack")
     def _fit_stack(self, change: dict[str, Any]) -> None:
-        """Keep layer, head and query inside the new stack's ranges (stacks differ in depth and tokens)."""
+        """Keep layer, head, filter and query inside the new stack's ranges (stacks differ in depth and
+        tokens; only a stack of a sentence pair keeps a pair filter)."""
         s = self.neuron.stacks[change["new"]]
         with self.hold_trait_notifications():
             self.layer = min(self.layer, s.layers - 1)
             self.head = min(self.head, s.heads - 1)
-            index = (self.token or {}).get("index", 0)
-            self.token = {"side": "query", "index": min(int(index), int(s.queries.shape[2]) - 1)}
+            if self.neuron.pair_start(s.role) is None:
+                self.filter = "all"
+            self.token = {"side": "query", "index": self._query_in_filter(
+                min(int((self.token or {}).get("index", 0)), int(s.queries.shape[2]) - 1))}
+
+    def _query_in_filter(self, index: int) -> int:
+        """``index`` if the filter shows it, else the query the filter's sentence starts on."""
+        role = self._current().role
+        if self.filter == "all" or index in self.neuron.sentence_positions(role, self.filter[0]):
+            return index
+        return default_query(self.neuron, role, self.filter[0])
+
+    @traitlets.validate("filter")
+    def _valid_filter(self, proposal: dict[str, Any]) -> str:
+        return check_filter(self.neuron, self._current().role, proposal["value"])
+
+    @traitlets.observe("filter")
+    def _fit_filter(self, change: dict[str, Any]) -> None:
+        """Move the query into the new filter's query sentence when it is outside."""
+        index = self._query_in_filter(self.query)
+        if index != self.query:
+            self.token = {"side": "query", "index": index}
 
     @traitlets.validate("layer")
     def _valid_layer(self, proposal: dict[str, Any]) -> int:
@@ -108,7 +135,7 @@ class NeuronView(AttentionWidget):
         count = int(s.queries.shape[2])
         index = check_range("query position", value.get("index"), count,
                             f"the {s.role} stack's query of {count_of(count, 'token')}")
-        return {"side": "query", "index": index}
+        return {"side": "query", "index": check_query_in_filter(self.neuron, s.role, self.filter, index)}
 
     @traitlets.validate("display_mode")
     def _valid_mode(self, proposal: dict[str, Any]) -> str:
@@ -121,12 +148,14 @@ class NeuronView(AttentionWidget):
 
     @property
     def selection(self) -> dict[str, Any]:
-        """What the user has selected: stack, layer, head and query position."""
-        return {"stack": self.stack, "layer": self.layer, "head": self.head, "query": self.query}
+        """What the user has selected: stack, layer, head, query position and sentence filter."""
+        return {"stack": self.stack, "layer": self.layer, "head": self.head, "query": self.query,
+                "filter": self.filter}
 
     def html_state(self) -> dict[str, Any]:
         return {"header": self.header, "arrays": self.neuron.layers_base64(), "stack": self.stack,
-                "layer": self.layer, "head": self.head, "token": dict(self.token), "display_mode": self.display_mode}
+                "layer": self.layer, "head": self.head, "token": dict(self.token), "filter": self.filter,
+                "display_mode": self.display_mode}
 
 
 def check_display_mode(mode: str | None) -> str:
@@ -165,6 +194,7 @@ def neuron_view(
     query: int | None = None,
     stack: str | None = None,
     display_mode: str | None = None,
+    filter: str | None = None,
     model_type: str | None = None,
     tokenizer: Any = None,
     sentence_a: str | None = None,
@@ -185,13 +215,16 @@ def neuron_view(
 
     ``stack`` ("encoder", "decoder", "cross"), ``layer``, ``head`` and ``query`` (a token position)
     choose what is shown first; ``display_mode`` is "dark", "light" or None (follow the page).
+    ``filter`` (keyword only; BertViz's ``show`` has no such argument) is the sentence filter of a pair:
+    "all" (None), "AA", "AB", "BA" or "BB", the sentence of the queries shown, then of the keys shown.
+    The softmax shown stays the model's, over every key; the view says what share of it the shown keys hold.
     Everything is validated before anything is drawn: bad input raises `InputError`. Returns a
     `NeuronView` widget (``save(path)``/``to_html()`` export it; ``selection`` follows the user).
     ``html_action`` ("view" or "return") is accepted for BertViz compatibility.
     """
     if html_action not in ("view", "return"):
         raise InputError(f"html_action must be 'view' or 'return', got {html_action!r}")
-    options = dict(stack=stack, layer=layer, head=head, query=query)
+    options = dict(stack=stack, layer=layer, head=head, query=query, filter=filter)
     if isinstance(source, Capture):
         if args or any(v is not None for v in (text, text_pair, target, tokenizer, sentence_a, sentence_b)):
             raise InputError("a Capture carries its own text and tokens: pass only the capture and options")
@@ -234,8 +267,9 @@ def _one_of(args: tuple[Any, ...], index: int, keyword: Any, alias: Any, name: s
 
 def show(model: Any, model_type: str | None, tokenizer: Any, sentence_a: str, sentence_b: str | None = None,
          display_mode: str | None = "dark", layer: int | None = None, head: int | None = None,
-         html_action: str = "view") -> NeuronView:
+         html_action: str = "view", *, filter: str | None = None) -> NeuronView:
     """BertViz's ``neuron_view.show`` under its own name and signature: ``from attnscope.views.neuron
-    import show`` ports a BertViz notebook. Works with any transformers model (see `neuron_view`)."""
+    import show`` ports a BertViz notebook. Works with any transformers model (see `neuron_view`).
+    ``filter`` (keyword only, attnscope's own) chooses the sentence filter shown first."""
     return neuron_view(model, model_type, tokenizer, sentence_a, sentence_b, display_mode, layer, head,
-                       html_action=html_action)
+                       html_action=html_action, filter=filter)

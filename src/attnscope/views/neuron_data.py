@@ -38,6 +38,9 @@ CAPTURE_FIELDS = ("attentions", "queries", "keys", "bias", "allowed")
 """What `neuron_view` captures when it runs the model itself."""
 REBUILD_TOLERANCE = 1e-3
 """Largest difference allowed between the rebuilt softmax and the captured attention (float32 captures)."""
+SENTENCE_FILTERS = ("all", "AA", "AB", "BA", "BB")
+"""The sentence filters of a pair, as the head and model views name them: the first letter is the sentence
+of the queries shown, the second that of the keys ("AB": sentence A's queries, sentence B's keys)."""
 
 
 @dataclass
@@ -129,6 +132,20 @@ class NeuronData:
 
     def layer_bytes(self, role: str, layer: int) -> bytes:
         return self.stacks[role].layer_bytes(layer)
+
+    def pair_start(self, role: str) -> int | None:
+        """Where sentence B starts when ``role``'s queries and keys are one sentence pair, else None
+        (a single text has no B; cross attention reads two sequences). Positions before it are sentence A."""
+        s = self.stacks[role]
+        b = self.sequences[s.query_tokens].sentence_b_start if s.query_tokens == s.key_tokens else None
+        return b if b is not None and 0 < b < int(s.queries.shape[2]) else None
+
+    def sentence_positions(self, role: str, sentence: str) -> range:
+        """The positions of sentence ``sentence`` ("A" or "B") in ``role``'s pair (queries and keys alike)."""
+        b, n = self.pair_start(role), int(self.stacks[role].queries.shape[2])
+        if b is None:
+            return range(n)
+        return range(0, b) if sentence == "A" else range(b, n)
 
     def layers_base64(self) -> dict[str, list[str]]:
         """Every layer of every stack as base64 text, per role (for pages without a kernel)."""
@@ -222,20 +239,48 @@ def _sequences(cap: Capture) -> dict[str, TokenSequence]:
     return out
 
 
-def default_query(data: NeuronData, role: str) -> int:
-    """The query shown first: the last token of a causal stack (it sees every key), else the first
-    ordinary (non-special) token."""
+def default_query(data: NeuronData, role: str, sentence: str | None = None) -> int:
+    """The query shown first, within ``sentence`` ("A" or "B" of a pair; None: the whole text): its last
+    token in a causal stack (it sees the most keys), else its first ordinary (non-special) token, else its first."""
     stack = data.stacks[role]
     seq = data.sequences[stack.query_tokens]
+    positions = data.sentence_positions(role, sentence) if sentence else range(len(seq.tokens))
     if stack.causal or role == "cross":
-        return len(seq.tokens) - 1
-    return next((i for i, special in enumerate(seq.special) if not special), 0)
+        return positions[-1]
+    return next((i for i in positions if not seq.special[i]), positions[0])
+
+
+def check_filter(data: NeuronData, role: str, value: Any) -> str:
+    """``value`` if it is a sentence filter that ``role``'s stack can show; otherwise `InputError` naming
+    the filters allowed (only "all" without a sentence pair)."""
+    if not isinstance(value, str) or value not in SENTENCE_FILTERS:
+        names = ", ".join(repr(f) for f in SENTENCE_FILTERS)
+        raise InputError(f"filter {value!r} is not a sentence filter: it is one of {names} (the first letter "
+                         f"is the queries' sentence, the second the keys')")
+    if value != "all" and data.pair_start(role) is None:
+        s = data.stacks[role]
+        shows = ("decoder queries on encoder keys" if s.query_tokens != s.key_tokens
+                 else "one text, not a sentence pair")
+        raise InputError(f"filter {value!r} needs a sentence pair, and the {role} stack shows {shows}: "
+                         f"the only filter allowed here is 'all'")
+    return value
+
+
+def check_query_in_filter(data: NeuronData, role: str, value: str, query: int) -> int:
+    """``query`` if the filter ``value`` shows it (its first letter names the queries' sentence); otherwise
+    `InputError` naming the positions it shows."""
+    if value == "all" or query in data.sentence_positions(role, value[0]):
+        return query
+    shown = data.sentence_positions(role, value[0])
+    raise InputError(f"query position {query} is not shown by filter {value!r}: it shows the queries of sentence "
+                     f"{value[0]} (positions {shown[0]}-{shown[-1]}); choose one of those, or filter='all'")
 
 
 def choose(data: NeuronData, stack: str | None, layer: int | None, head: int | None,
-           query: int | None) -> dict[str, Any]:
+           query: int | None, filter: str | None = None) -> dict[str, Any]:
     """Validate an initial selection against ``data``; None picks stack ``main``, layer 0, head 0,
-    and `default_query`. Raises `InputError` naming the allowed range."""
+    `default_query` (within the filter's query sentence) and the filter "all". Raises `InputError`
+    naming the allowed range."""
     roles = list(data.stacks)
     role = stack if stack is not None else ("decoder" if data.kind == "decoder" else roles[0])
     if role not in data.stacks:
@@ -244,14 +289,18 @@ def choose(data: NeuronData, stack: str | None, layer: int | None, head: int | N
     layer = 0 if layer is None else check_range("layer", layer, s.layers, f"the {role} stack")
     head = 0 if head is None else check_range("head", head, s.heads, f"the {role} stack")
     count = int(s.queries.shape[2])
-    query = default_query(data, role) if query is None else check_range(
-        "query position", query, count, f"the {role} stack's query of {count_of(count, 'token')}")
-    return {"stack": role, "layer": layer, "head": head, "query": query}
+    chosen = check_filter(data, role, "all" if filter is None else filter)
+    if query is None:
+        query = default_query(data, role, None if chosen == "all" else chosen[0])
+    query = check_range("query position", query, count, f"the {role} stack's query of {count_of(count, 'token')}")
+    check_query_in_filter(data, role, chosen, query)
+    return {"stack": role, "layer": layer, "head": head, "query": query, "filter": chosen}
 
 
 def neuron_data(cap: Capture, *, stack: str | None = None, layer: int | None = None,
-                head: int | None = None, query: int | None = None) -> NeuronData:
-    """The neuron view's data for every stack of ``cap`` that holds queries and keys.
+                head: int | None = None, query: int | None = None, filter: str | None = None) -> NeuronData:
+    """The neuron view's data for every stack of ``cap`` that holds queries and keys, and the selection
+    shown first (``filter``: a `SENTENCE_FILTERS` value, for a sentence pair).
 
     Raises `InputError` (before anything is drawn) when the capture lacks the fields the view needs,
     when its parts do not rebuild its attention, or when the selection is out of range.
@@ -269,5 +318,5 @@ def neuron_data(cap: Capture, *, stack: str | None = None, layer: int | None = N
         _check_rebuilds(cap, role)
     data = NeuronData(readable_model_name(cap.model), cap.kind, _sequences(cap),
                       {r: _stack_data(cap, r) for r in roles}, {})
-    data.selection = choose(data, stack, layer, head, query)
+    data.selection = choose(data, stack, layer, head, query, filter)
     return data
