@@ -133,3 +133,18 @@ def test_no_view_trait_takes_a_name_ipywidgets_views_reserve():
     for cls in (attnscope.HeadView, attnscope.ModelView, attnscope.NeuronView):
         own = set(cls.class_trait_names(sync=True)) - base
         assert own and not own & reserved, (cls.__name__, own & reserved)
+
+
+def test_the_sentence_filter_of_the_head_and_model_views_is_one_of_the_five():
+    """The widget's filter trait takes the five sentence filters the views draw, as the neuron view's does."""
+    attention = tuple(np.full((1, 2, 4, 4), 0.25) for _ in range(2))
+    for view in (attnscope.head_view, attnscope.model_view):
+        widget = view(attention, ["[CLS]", "a", "[SEP]", "b"], sentence_b_start=3, html_action="return")
+        widget.filter = "BA"
+        assert widget.selection["filter"] == "BA"
+        for bad in ("xx", "ab", ""):
+            with pytest.raises(InputError) as error:
+                widget.filter = bad
+            assert str(error.value) == (f"filter {bad!r} is not a sentence filter: it is one of 'all', 'AA', 'AB', "
+                                        "'BA', 'BB' (the first letter is the queries' sentence, the second the keys')")
+        assert widget.filter == "BA"

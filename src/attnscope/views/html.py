@@ -8,7 +8,6 @@ same text the notebook widget loads as its ``_esm``.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import uuid

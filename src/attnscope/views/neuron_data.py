@@ -30,7 +30,7 @@ from ..capture.loading import readable_model_name
 from ..capture.result import Capture
 from ..errors import InputError, check_range, count as count_of
 from .payload import ROLES, TokenSequence
-from .sequences import sequence_from_tokens
+from .sequences import SENTENCE_FILTERS, check_filter_name, sequence_from_tokens  # noqa: F401 - SENTENCE_FILTERS re-exported
 
 NEEDED = ("queries", "keys", "allowed")
 """Fields a capture must hold for the neuron view; ``bias`` too when the model adds one."""
@@ -38,11 +38,6 @@ CAPTURE_FIELDS = ("attentions", "queries", "keys", "bias", "allowed")
 """What `neuron_view` captures when it runs the model itself."""
 REBUILD_TOLERANCE = 1e-3
 """Largest difference allowed between the rebuilt softmax and the captured attention (float32 captures)."""
-SENTENCE_FILTERS = ("all", "AA", "AB", "BA", "BB")
-"""The sentence filters of a pair, as the head and model views name them: the first letter is the sentence
-of the queries shown, the second that of the keys ("AB": sentence A's queries, sentence B's keys)."""
-
-
 @dataclass
 class NeuronStack:
     """One stack's arrays as shipped: q ``(layers, heads, query, head_dim)``, k ``(layers, kv_heads, key, head_dim)``,
@@ -253,10 +248,7 @@ def default_query(data: NeuronData, role: str, sentence: str | None = None) -> i
 def check_filter(data: NeuronData, role: str, value: Any) -> str:
     """``value`` if it is a sentence filter that ``role``'s stack can show; otherwise `InputError` naming
     the filters allowed (only "all" without a sentence pair)."""
-    if not isinstance(value, str) or value not in SENTENCE_FILTERS:
-        names = ", ".join(repr(f) for f in SENTENCE_FILTERS)
-        raise InputError(f"filter {value!r} is not a sentence filter: it is one of {names} (the first letter "
-                         f"is the queries' sentence, the second the keys')")
+    check_filter_name(value)
     if value != "all" and data.pair_start(role) is None:
         s = data.stacks[role]
         shows = ("decoder queries on encoder keys" if s.query_tokens != s.key_tokens

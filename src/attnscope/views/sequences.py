@@ -13,6 +13,20 @@ from typing import Any, Sequence
 from ..capture.inputs import Tokens
 from ..capture.token_text import CONTINUATION, SPACE_MARKERS, guess_scheme, is_byte_token, readable, token_bytes
 from ..capture.written import words_texts
+from ..errors import InputError
+
+SENTENCE_FILTERS = ("all", "AA", "AB", "BA", "BB")
+"""The sentence filters of a pair, as every view names them: the first letter is the sentence of the
+queries shown, the second that of the keys ("AB": sentence A's queries, sentence B's keys)."""
+
+
+def check_filter_name(value: Any) -> str:
+    """``value`` if it is one of `SENTENCE_FILTERS`; otherwise `InputError` naming them."""
+    if not isinstance(value, str) or value not in SENTENCE_FILTERS:
+        names = ", ".join(repr(f) for f in SENTENCE_FILTERS)
+        raise InputError(f"filter {value!r} is not a sentence filter: it is one of {names} (the first letter "
+                         f"is the queries' sentence, the second the keys')")
+    return value
 
 
 @dataclass

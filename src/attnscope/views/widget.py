@@ -21,6 +21,7 @@ from ..errors import InputError
 from .aggregated import VIEW_AGGREGATIONS, data_key
 from .html import page, view_fragment, write_atomically
 from .payload import Payload
+from .sequences import check_filter_name
 
 LAYER_MESSAGE = "attnscope-layers"
 """The custom message a view sends to ask for layers, and the reply's type (with one buffer per layer)."""
@@ -163,6 +164,10 @@ class PayloadWidget(AttentionWidget):
         if value not in offered:
             raise InputError(f"aggregation {value!r} is not in this view: it offers {', '.join(offered)}")
         return value
+
+    @traitlets.validate("filter")
+    def _valid_filter(self, proposal: dict[str, Any]) -> str:
+        return check_filter_name(proposal["value"])
 
     @traitlets.validate("layer")
     def _valid_layer(self, proposal: dict[str, Any]) -> int | None:
