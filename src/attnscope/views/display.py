@@ -19,6 +19,7 @@ import sys
 import weakref
 from typing import Any
 
+
 def shell() -> Any:
     """The running IPython shell (a Jupyter kernel, the IPython terminal), or None in a plain interpreter."""
     ipython = sys.modules.get("IPython")  # never imported here: a script that did not import it has no shell
