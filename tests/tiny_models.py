@@ -3,19 +3,25 @@
 Nothing is downloaded: tokenizers are trained on EWT sentences from ``../shared/data`` plus a few
 non-ASCII words (byte-level BPE for GPT-2/RoBERTa/BART, Llama-3-style byte-level BPE for SmolLM2,
 SentencePiece-style BPE with byte fallback for Llama/Mistral/Gemma-2/GPT-OSS, unigram with "▁" for
-T5/ALBERT) or reuse the default model's WordPiece vocabulary (BERT/DistilBERT/ELECTRA/BERT2BERT). Each model is saved to a
+T5/ALBERT/XLNet, a SentencePiece model for MarianMT, BPE with XLM's "</w>" word ends) or reuse the default
+model's WordPiece vocabulary (BERT/DistilBERT/ELECTRA/BERT2BERT). Each model is saved to a
 directory and loaded back through ``attnscope.load`` exactly as a user's local checkpoint would be.
+`ARCHITECTURES` are those the capture engine supports (tests run every one); `OUTPUT_ATTENTIONS_ONLY` are
+built for BertViz's notebooks, whose views take ``model(..., output_attentions=True)``'s attentions.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Callable
 
 import torch
 import transformers
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from attnscope.capture.loading import default_model_path, quiet_transformers
 
@@ -124,6 +130,53 @@ def albert_tokenizer():
                                             model_max_length=128)
 
 
+def xlnet_tokenizer():
+    """XLNet's kind: a unigram vocabulary over "▁"-marked words, ``<sep> <cls>`` at the end of the input."""
+    tok = _unigram(["<unk>", "<s>", "</s>", "<cls>", "<sep>", "<pad>", "<mask>"])
+    vocab = [tuple(piece) for piece in json.loads(tok.to_str())["model"]["vocab"]]
+    return transformers.XLNetTokenizer(vocab=vocab, model_max_length=128)
+
+
+def xlm_tokenizer():
+    """XLM's kind: lowercased, accents stripped, BPE whose word-final pieces end in ``</w>``, ``<s> A </s>``.
+
+    A generic fast tokenizer: transformers' own ``XLMTokenizer`` needs Moses (sacremoses) besides."""
+    tok = Tokenizer(models.BPE(unk_token="<unk>", end_of_word_suffix="</w>"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFD(), normalizers.StripAccents(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.decoder = decoders.BPEDecoder(suffix="</w>")
+    tok.train_from_iterator(training_sentences(), trainers.BpeTrainer(
+        vocab_size=600, special_tokens=["<s>", "</s>", "<pad>", "<unk>"], end_of_word_suffix="</w>"))
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> $B:1 </s>:1", special_tokens=[("<s>", 0), ("</s>", 1)])
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="</s>",
+        pad_token="<pad>", unk_token="<unk>", model_max_length=128)
+
+
+def marian_tokenizer():
+    """MarianMT's own tokenizer over one SentencePiece unigram model for both languages (``</s>`` is 0,
+    ``<unk>`` 1, ``<pad>`` last), as the opus-mt checkpoints ship it: source.spm, target.spm, vocab.json."""
+    import sentencepiece
+
+    proto = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(training_sentences()), model_writer=proto, vocab_size=600, model_type="unigram",
+        eos_id=0, unk_id=1, bos_id=-1, pad_id=-1, minloglevel=2)
+    pieces = sentencepiece.SentencePieceProcessor(model_proto=proto.getvalue())
+    vocab = {pieces.id_to_piece(i): i for i in range(pieces.get_piece_size())}
+    vocab["<pad>"] = len(vocab)
+    with tempfile.TemporaryDirectory(prefix="marian-spm-") as name:  # read at once; saving writes the models again
+        folder = Path(name)
+        for spm in ("source.spm", "target.spm"):
+            (folder / spm).write_bytes(proto.getvalue())
+        (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+        with quiet_transformers(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Recommended: pip install sacremoses")  # Moses is optional for it
+            return transformers.MarianTokenizer(source_spm=str(folder / "source.spm"), vocab=str(folder / "vocab.json"),
+                                                target_spm=str(folder / "target.spm"), model_max_length=128)
+
+
 def _bert_like(config_class, model_class, **extra) -> Callable[[int], tuple]:
     def build(vocab: int):
         return config_class(vocab_size=vocab, **SMALL, **extra), model_class
@@ -179,9 +232,24 @@ ARCHITECTURES: dict[str, tuple[Callable, Callable[[int], tuple]]] = {
 }
 
 
+OUTPUT_ATTENTIONS_ONLY: dict[str, tuple[Callable, Callable[[int], tuple]]] = {
+    "xlnet": (xlnet_tokenizer, lambda v: (transformers.XLNetConfig(
+        vocab_size=v, d_model=32, n_layer=2, n_head=4, d_inner=48, pad_token_id=5, bos_token_id=1,
+        eos_token_id=2), transformers.XLNetLMHeadModel)),
+    "xlm": (xlm_tokenizer, lambda v: (transformers.XLMConfig(
+        vocab_size=v, emb_dim=32, n_layers=2, n_heads=4, max_position_embeddings=128, bos_index=0, eos_index=1,
+        pad_index=2, unk_index=3, pad_token_id=2, bos_token_id=0), transformers.XLMWithLMHeadModel)),
+    "marian": (marian_tokenizer, lambda v: (transformers.MarianConfig(
+        vocab_size=v, d_model=32, encoder_layers=2, decoder_layers=3, encoder_attention_heads=4,
+        decoder_attention_heads=4, encoder_ffn_dim=48, decoder_ffn_dim=48, max_position_embeddings=128,
+        pad_token_id=v - 1, eos_token_id=0, decoder_start_token_id=v - 1), transformers.MarianMTModel)),
+}
+"""Architectures built for BertViz's notebooks (XLNet and XLM are not on transformers' attention interface)."""
+
+
 def build_model(name: str, directory: Path, *, head: bool = True, seed: int = 0) -> Path:
     """Save a tiny random ``name`` model (with its LM head unless ``head=False``) to ``directory``."""
-    make_tokenizer, make_config = ARCHITECTURES[name]
+    make_tokenizer, make_config = {**ARCHITECTURES, **OUTPUT_ATTENTIONS_ONLY}[name]
     tokenizer = make_tokenizer()
     config, model_class = make_config(len(tokenizer))
     torch.manual_seed(seed)

@@ -1,7 +1,8 @@
 """Views of captured attention: the head, model and neuron views as notebook widgets and HTML files.
 
 Each view is a widget (`widget.AttentionWidget`) drawing with an ES module from ``attnscope/static``;
-attention crosses as uint8 bytes (`payload`). The functions take a `Capture` or BertViz's arguments.
+attention crosses as uint8 bytes (`payload`). The functions take a `Capture` or BertViz's arguments; with
+BertViz's, they display the view where they are called, as BertViz does (`display`).
 """
 
 from .head import HeadView, head_view

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from ..capture.result import Capture
 from ..errors import InputError
+from .display import present
 from .html import bundle, static_text
 from .payload import DEFAULT_THRESHOLD, payload_from_inputs
 from .widget import PayloadWidget
@@ -57,8 +59,11 @@ def head_view(
     ``heads`` choose what is shown first; lines with weight <= ``threshold`` are not drawn.
     Returns a `HeadView` widget: it displays in notebooks (a static copy where widgets do not run),
     ``to_html()`` and ``save(path)`` export it, and its ``selection`` follows what the user picks.
-    ``html_action`` is accepted for BertViz compatibility ("view" or "return": both return the view, whose
-    ``.data`` is the page's HTML, as BertViz's returned object has). ``encoding`` is how weights travel:
+    Called with BertViz's arguments (anything but a `Capture` as ``attention``) and ``html_action="view"``
+    (the default), the view is also displayed where the call is made, as BertViz does: in a function or a
+    loop too, and not again as the cell's value. ``html_action="return"`` only returns it (its ``.data``
+    is the page's HTML, as BertViz's returned object has); ``head_view(cap)`` displays only as a cell's
+    value, like any widget. ``encoding`` is how weights travel:
     "dense" (every weight, one byte each), "sparse" (only those above ``threshold``, with their key
     positions) or "auto" (sparse exactly when it is sure to be smaller: long inputs).
     ``aggregation`` is what is shown first, and a control switches it: "raw" (each head), "mean" (of the
@@ -78,4 +83,4 @@ def head_view(
         encoder_tokens=encoder_tokens, decoder_tokens=decoder_tokens, batch_index=batch_index,
         prettify_tokens=prettify_tokens, **options,
     )
-    return HeadView(payload)
+    return present(HeadView(payload), html_action, bertviz_style=not isinstance(attention, Capture))

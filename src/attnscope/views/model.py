@@ -12,7 +12,9 @@ from typing import Any, Sequence
 
 import traitlets
 
+from ..capture.result import Capture
 from ..errors import InputError
+from .display import present
 from .html import bundle, static_text
 from .payload import DEFAULT_THRESHOLD, Payload, payload_from_inputs
 from .widget import PayloadWidget
@@ -101,8 +103,9 @@ def model_view(
     keep only those layers/heads (labelled with the model's numbers). ``display_mode`` is "dark" or
     "light"; unlike BertViz (always dark by default) the default, ``None``, follows the page's
     light or dark preference. ``style`` is "lines", "matrix" or "auto"; weights <= ``threshold`` are
-    not drawn; ``hide_special`` starts with special tokens hidden. ``html_action`` is accepted for
-    BertViz compatibility ("view" or "return": both return the view). ``aggregation`` is what the
+    not drawn; ``hide_special`` starts with special tokens hidden. ``html_action`` as in `head_view`:
+    with BertViz's arguments, "view" (the default) also displays the view where the call is made, once;
+    "return" only returns it; ``model_view(cap)`` displays only as a cell's value. ``aggregation`` is what the
     thumbnails show first, and a control switches it: "raw" (a thumbnail per head), "mean" (of the heads
     shown, one per layer), "rollout", "value_norm" (‖α·f(x)‖ per head) or "value_norm_sum" (‖Σ_h α·f(x)‖,
     one per layer), value norms scaled per row to sum to 1; ``aggregations`` as in `head_view`.
@@ -120,4 +123,5 @@ def model_view(
         include_layers=include_layers, include_heads=include_heads, threshold=threshold, stack=stack,
         aggregation=aggregation, aggregations=aggregations,
     )
-    return ModelView(payload, style=style, hide_special=hide_special, theme=theme)
+    view = ModelView(payload, style=style, hide_special=hide_special, theme=theme)
+    return present(view, html_action, bertviz_style=not isinstance(attention, Capture))

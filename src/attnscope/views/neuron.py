@@ -19,6 +19,7 @@ from ..capture.engine import capture
 from ..capture.loading import ModelHandle, wrap
 from ..capture.result import Capture
 from ..errors import InputError, check_range, count as count_of
+from .display import present
 from .html import bundle, static_text
 from .neuron_data import CAPTURE_FIELDS, NeuronData, check_filter, check_query_in_filter, default_query, neuron_data
 from .widget import AttentionWidget
@@ -220,7 +221,9 @@ def neuron_view(
     The softmax shown stays the model's, over every key; the view says what share of it the shown keys hold.
     Everything is validated before anything is drawn: bad input raises `InputError`. Returns a
     `NeuronView` widget (``save(path)``/``to_html()`` export it; ``selection`` follows the user).
-    ``html_action`` ("view" or "return") is accepted for BertViz compatibility.
+    With BertViz's arguments and ``html_action="view"`` (the default) the view is also displayed where
+    the call is made, as BertViz's ``show`` does (in a function or a loop too; not again as the cell's
+    value); ``html_action="return"`` only returns it. The first two ways display it only as a cell's value.
     """
     if html_action not in ("view", "return"):
         raise InputError(f"html_action must be 'view' or 'return', got {html_action!r}")
@@ -254,7 +257,8 @@ def neuron_view(
         raise InputError("the neuron view needs text to run the model on: pass a non-empty string")
     check_display_mode(display_mode)
     cap = capture(handle, text, text_pair or None, target=target, fields=CAPTURE_FIELDS, top_k=0)
-    return NeuronView(neuron_data(cap, **options), display_mode)
+    view = NeuronView(neuron_data(cap, **options), display_mode)
+    return present(view, html_action, bertviz_style=not isinstance(source, ModelHandle))
 
 
 def _one_of(args: tuple[Any, ...], index: int, keyword: Any, alias: Any, name: str) -> Any:
@@ -270,6 +274,7 @@ def show(model: Any, model_type: str | None, tokenizer: Any, sentence_a: str, se
          html_action: str = "view", *, filter: str | None = None) -> NeuronView:
     """BertViz's ``neuron_view.show`` under its own name and signature: ``from attnscope.views.neuron
     import show`` ports a BertViz notebook. Works with any transformers model (see `neuron_view`).
-    ``filter`` (keyword only, attnscope's own) chooses the sentence filter shown first."""
+    ``filter`` (keyword only, attnscope's own) chooses the sentence filter shown first. With
+    ``html_action="view"`` it displays the view where it is called, and returns it."""
     return neuron_view(model, model_type, tokenizer, sentence_a, sentence_b, display_mode, layer, head,
                        html_action=html_action, filter=filter)

@@ -4,7 +4,9 @@ Every view (head, model, neuron) is an `AttentionWidget` subclass. In JupyterLab
 and Colab it displays as a widget whose traits (layer, heads, token, ...) follow what the user
 selects, so Python can read the selection back (V8). Its display bundle also carries a static HTML
 copy of the view, which front ends without a widget manager (nbviewer, GitHub, exported notebooks)
-show instead. `to_html` and `save` write the same view as one self-contained file.
+show instead. `to_html` and `save` write the same view as one self-contained file. A BertViz-style
+call displays its view where it is made (`display.present`); the widget then skips being shown again
+as that cell's value.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import traitlets
 
 from ..errors import InputError
 from .aggregated import VIEW_AGGREGATIONS, data_key
+from .display import already_displayed, repeated_as_cell_value
 from .html import page, view_fragment, write_atomically
 from .payload import Payload
 from .sequences import check_filter_name
@@ -78,6 +81,13 @@ class AttentionWidget(anywidget.AnyWidget):
         if self.static_fallback:
             data = {**data, "text/html": self.fragment()}
         return data, metadata
+
+    @property
+    def _ipython_display_(self) -> Any:
+        """IPython's hook for objects that display themselves, present only to skip the displayhook's
+        repeat of a view a BertViz-style call displayed in the same cell run (`display.present`).
+        Otherwise None, and IPython shows `_repr_mimebundle_` as for any widget."""
+        return already_displayed if repeated_as_cell_value(self) else None
 
     def title(self) -> str:
         model = self.header.get("model")
