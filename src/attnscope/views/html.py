@@ -19,7 +19,6 @@ from typing import Any
 from ..files import write_text_atomically
 
 
-
 @lru_cache(maxsize=None)
 def static_text(name: str) -> str:
     """The text of one shipped file under ``attnscope/static``; refuses text that would end an inline tag."""
