@@ -124,18 +124,27 @@ def themed(request, browser):
 
 N = 21  # tokens; query q gives key k the weight ((k + q) mod N) / (N - 1): each key gets every shade 0..1 once
 KINDS = {0: "special", N - 1: "special", 5: "masked", 12: "masked", 3: "continuation", 8: "continuation"}
-MOUNT_VIEW = """async ([source, data]) => {
-  const module = await import("data:text/javascript;base64," + source);
+MOUNT_VIEW = """async (data) => {
+  const [views, state] = await Promise.all([import("./app_attention.js"), import("./app_state.js")]);
   const bytes = Uint8Array.from(atob(data.bytes), (c) => c.charCodeAt(0));
-  const view = module.createAttentionView(document.getElementById("attention"),
+  const view = views.createAttentionView(document.getElementById("attention"),
     { onSelect: () => {}, onMask: () => {}, onHeads: () => {}, onHover: () => {} });
-  window.drawFor = (token) => view.draw({ ...data, bytes }, { ...module.defaultState(), token }, null);
+  window.drawFor = (token) => view.draw({ ...data, bytes }, { ...state.defaultState(), token }, null);
 }"""
+SOURCES = "http://static.attnscope.test/"
 
 
-def attention_view_source() -> str:
-    parts = ["common", "contrast", "attention_data", "raster", "app_search", "app_state", "app_attention"]
-    return base64.b64encode("\n".join(static_text(p + ".js") for p in parts).encode()).decode()
+def serve_sources(page, html: str) -> None:
+    """Open ``html`` at `SOURCES`, where static/'s ES modules are served as they are (unbundled): the page imports
+    the app's attention view by its import lines, as a browser resolves them."""
+    def fulfil(route) -> None:
+        name = route.request.url.removeprefix(SOURCES)
+        if name == "index.html":
+            route.fulfill(body=html, content_type="text/html")
+        else:
+            route.fulfill(body=static_text(name), content_type="text/javascript")
+    page.route(SOURCES + "*", fulfil)
+    page.goto(SOURCES + "index.html")
 
 
 def test_every_kind_of_token_label_is_readable_on_every_shade_of_the_attention_view(themed):
@@ -148,9 +157,9 @@ def test_every_kind_of_token_label_is_readable_on_every_shade_of_the_attention_v
             "masked": [p for p in range(N) if KINDS.get(p) == "masked"],
             "continuation": [KINDS.get(p) == "continuation" for p in range(N)], "layers": 1, "heads": 1, "n": N,
             "bytes": base64.b64encode(np.rint(rows * 255).astype(np.uint8).tobytes()).decode()}
-    page.page.set_content(f"<!DOCTYPE html><html><head><style>{static_text('app.css')}</style></head>"
-                          "<body><div id='app'><div id='attention'></div></div></body></html>")
-    page.page.evaluate(MOUNT_VIEW, [attention_view_source(), data])
+    serve_sources(page.page, f"<!DOCTYPE html><html><head><style>{static_text('app.css')}</style></head>"
+                             "<body><div id='app'><div id='attention'></div></div></body></html>")
+    page.page.evaluate(MOUNT_VIEW, data)
     seen = set()
     for q in range(N):
         page.page.evaluate("(q) => window.drawFor(q)", q)

@@ -1,12 +1,12 @@
 """The explorer app's page and its two assets (one ES module, one stylesheet), served from the package.
 
-The module is the same bundle the notebook views are made of (``common.js``, ``raster.js``, the atlas
-page's ``atlas.js``) plus the app's files, so the app draws with the views' code (the stylesheet is
-``app.css`` and ``atlas.css``). Asset URLs carry a hash of their content (``/assets/<hash>/app.js``),
-so they are cached for good and a new version is never mixed with an old one. Only the two named
-assets exist: any other path, ``..`` included, is a 404 in the one error shape. The page is sent with
-a Content-Security-Policy that allows scripts, styles and requests from this server only, so no
-injected markup could run a script even if a text were ever not escaped.
+The module is the app's committed bundle (``static/bundles/app.js``, built by esbuild from ``static/app.js``
+and what it imports, the notebook views' ``common.js``, ``raster.js`` and ``atlas.js`` among them: ``js/build.mjs``),
+so the app draws with the views' code (the stylesheet is ``app.css`` and ``atlas.css``). Asset URLs
+carry a hash of their content (``/assets/<hash>/app.js``), so they are cached for good and a new version is
+never mixed with an old one. Only the two named assets exist: any other path, ``..`` included, is a 404 in
+the one error shape. The page is sent with a Content-Security-Policy that allows scripts, styles and requests
+from this server only, so no injected markup could run a script even if a text were ever not escaped.
 """
 
 from __future__ import annotations

@@ -14,6 +14,20 @@
  * attention view's loading, the controls' wiring and Back / Forward.
  */
 
+import { FILTERS, make } from "./common.js";
+import { onThemeChange, refitOnThemeChange } from "./contrast.js";
+import { PER_HEAD } from "./attention_data.js";
+import { createAtlasPanel } from "./app_atlas_panel.js";
+import { createAttentionView, decodeAggregation, decodeAttention, showPredictionsTip } from "./app_attention.js";
+import { fieldLabel } from "./app_corpus.js";
+import { checkLinkMask, checkServed, checkToken, showDropped } from "./app_links.js";
+import { matchPatch, syncSearchControls, wireSearchControls } from "./app_search.js";
+import { createSearchPanel } from "./app_search_panel.js";
+import { api, ApiFailure, dropped, queryFromState, SHOWN, SPAN_MAX, stateFromQuery } from "./app_state.js";
+/** @import { Aggregated, AttentionData } from "./app_attention.js" */
+/** @import { Dropped } from "./app_links.js" */
+/** @import { AppState } from "./app_state.js" */
+
 const EXAMPLE = "The girl ran to a local pub to escape the din of her city.";
 const RAW_HELP = "Each head's attention weights: how much each token (left) takes from each token (right).";
 
@@ -119,6 +133,7 @@ async function boot() {
     const shape = info ? `${info.layers} layers × ${info.heads} heads` : "";
     byId("model-note").textContent = !info ? "" : (info.kind === "encoder-decoder" ? `encoder-decoder · encoder: ${shape}` : shape) +
       (info.has_lm_head ? "" : " · no language-model head");
+    /** @type {string[]} */
     const fields = corpusInfo()?.fields ?? [];
     const labels = fields.map((f) => /** @type {[string, string]} */ ([f, fieldLabel(f, corpusInfo()?.silver)]));
     fill(byId("summary-field"), labels, state.field || fields[0] || "");

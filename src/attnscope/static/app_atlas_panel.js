@@ -7,6 +7,12 @@
  * loading | computing | ready | error.
  */
 
+import { api, ApiFailure, dropped } from "./app_state.js";
+import atlasView, { scoreOptions } from "./atlas.js";
+import { createStaticModel } from "./static_model.js";
+/** @import { Dropped } from "./app_links.js" */
+/** @import { AppState } from "./app_state.js" */
+
 const ATLAS_POLL_MS = 1000;
 
 /**
@@ -72,7 +78,7 @@ export function createAtlasPanel(host) {
       const model = createStaticModel({ atlas: answer.atlas, app_url: null, example_text: null,
         score: host.state().score || "previous", selected: host.head() ?? [state.layer, 0] });
       model.on("change:score", (/** @type {string} */ score) => host.setScore(score));
-      render({ model, el: frame });
+      atlasView.render({ model, el: frame });
       view = { corpus: corpus.name, model };
       frame.dataset.state = "ready";
     } catch (error) {

@@ -21,6 +21,13 @@
  * thumbnails gives the focus back to the same token or head, so the keyboard never falls to the page.
  */
 
+import { headColour, make, SCALE, shown, toBytes } from "./common.js";
+import { fitLabels, inkOn, onDark } from "./contrast.js";
+import { headSums, PER_HEAD } from "./attention_data.js";
+import { collectMarks, createLineLayer, createMarks, createScratch, minDrawnByte, paintLines, paintMatrix, rgbOf } from "./raster.js";
+import { topShare } from "./app_state.js";
+/** @import { AppState } from "./app_state.js" */
+
 const ROW = 22; // px per token row
 const LINE_WIDTH = 240; // px between the token columns
 const THUMB = 56; // px per head thumbnail

@@ -20,6 +20,9 @@
  * the tokens they attend to most, and of the offset to that token. All text goes in as text.
  */
 
+import { make } from "./common.js";
+import { fitLabels } from "./contrast.js";
+
 const HISTOGRAM_BARS = 12; // bars per histogram; the rest are summed into "other"
 const CONTEXT = 12; // words shown either side of the matched word and of the word it attends to most
 const META_CHARS = 8; // widest metadata column, in characters (longer values end in an ellipsis)

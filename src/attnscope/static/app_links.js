@@ -11,6 +11,12 @@
  * link's mask is checked against before the masked input is asked for (`checkLinkMask`).
  */
 
+import { make } from "./common.js";
+import { decodeAttention } from "./app_attention.js";
+import { filterProblem } from "./app_search_panel.js";
+import { api, dropped } from "./app_state.js";
+/** @import { AppState } from "./app_state.js" */
+
 /** @typedef {{ name: string, text: string }} Dropped */
 
 /** @param {any[]} models @param {string} name */

@@ -111,28 +111,6 @@ export function matchPatch(match) {
 }
 
 /**
- * Draw a result: its heading, what its scores mean, the summary and the matches (app_corpus.js), with
- * the state's summary field, column field and span; a match opens through `onOpen`.
- * @param {any} result the body of POST /api/search @param {any} state
- * @param {{ name: string, fields: string[], silver?: Record<string, string> }} corpus
- * @param {(match: any) => void} onOpen
- */
-export function showResults(result, state, corpus, onOpen) {
-  const el = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
-  const fields = corpus.fields;
-  const field = fields.includes(state.field) ? state.field : fields[0];
-  const cols = fields.includes(state.cols) ? state.cols : fields[0];
-  el("results-title").textContent = resultsTitle(result, corpus.name);
-  el("results-score").textContent = result.score_meaning ? `Score: ${result.score_meaning}.` : "";
-  el("summary-field").value = field;
-  el("cols-field").value = cols;
-  el("cols-span").textContent = state.span ? `offsets −${state.span} to +${state.span} (words)` : "the matched word only";
-  renderSummary(el("summary"), result, field, corpus.silver);
-  renderMatches(el("matches"), result, { field: cols, span: state.span, fields, silver: corpus.silver, onOpen,
-    hrefOf: (m) => queryFromState({ ...state, ...matchPatch(m) }) });
-}
-
-/**
  * Set the search controls from the state. @param {any} state
  */
 export function syncSearchControls(state) {

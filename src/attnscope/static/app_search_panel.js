@@ -15,6 +15,12 @@
  * #results[data-state] is idle | loading | ready | error; data-searches counts the results drawn.
  */
 
+import { renderMatches, renderSummary } from "./app_corpus.js";
+import { matchPatch, parseFilters, resultsTitle, searchBody } from "./app_search.js";
+import { api, ApiFailure, queryFromState } from "./app_state.js";
+/** @import { AttentionData } from "./app_attention.js" */
+/** @import { AppState } from "./app_state.js" */
+
 /** @param {string} id @returns {any} */
 function panelPart(id) {
   const el = document.getElementById(id);
@@ -35,6 +41,28 @@ export function filterProblem(text, corpus) {
   const meant = unknown.map((f) => corpus.fields.find((g) => g.toLowerCase() === f.toLowerCase())).filter(Boolean);
   return `cannot filter on ${unknown.map((f) => `“${f}”`).join(", ")}: corpus ${corpus.name} has the fields ` +
     corpus.fields.join(", ") + (meant.length ? ` (names are case-sensitive: did you mean ${meant.map((f) => `“${f}”`).join(", ")}?)` : "");
+}
+
+/**
+ * Draw a result: its heading, what its scores mean, the summary and the matches (app_corpus.js), with
+ * the state's summary field, column field and span; a match opens through `onOpen`.
+ * @param {any} result the body of POST /api/search @param {any} state
+ * @param {{ name: string, fields: string[], silver?: Record<string, string> }} corpus
+ * @param {(match: any) => void} onOpen
+ */
+export function showResults(result, state, corpus, onOpen) {
+  const el = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
+  const fields = corpus.fields;
+  const field = fields.includes(state.field) ? state.field : fields[0];
+  const cols = fields.includes(state.cols) ? state.cols : fields[0];
+  el("results-title").textContent = resultsTitle(result, corpus.name);
+  el("results-score").textContent = result.score_meaning ? `Score: ${result.score_meaning}.` : "";
+  el("summary-field").value = field;
+  el("cols-field").value = cols;
+  el("cols-span").textContent = state.span ? `offsets −${state.span} to +${state.span} (words)` : "the matched word only";
+  renderSummary(el("summary"), result, field, corpus.silver);
+  renderMatches(el("matches"), result, { field: cols, span: state.span, fields, silver: corpus.silver, onOpen,
+    hrefOf: (m) => queryFromState({ ...state, ...matchPatch(m) }) });
 }
 
 /**

@@ -13,6 +13,9 @@
  * A value out of shape (or an unknown parameter) is reported (`dropped`) and left at its default.
  */
 
+import { FILTERS } from "./common.js";
+import { readSearchOptions, searchDefaults, writeSearchOptions } from "./app_search.js";
+
 /**
  * @typedef {{
  *   model: string, corpus: string, text: string, pair: string, mask: number[], layer: number,

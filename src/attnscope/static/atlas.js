@@ -16,6 +16,10 @@
  * that event. Python puts common.js (make, labelled) before it.
  */
 
+import { labelled, make } from "./common.js";
+import { cssColour, parseColour, readableOn } from "./contrast.js";
+/** @import { RGBA } from "./contrast.js" */
+
 const PATTERN_LABELS = {
   previous: "previous token", next: "next token", self: "itself", first: "first token",
   special: "special tokens", entropy: "entropy",
@@ -34,11 +38,16 @@ export function colourOf(value) {
 }
 
 /**
+ * @typedef {{ key: string, label: string, group: string, values: number[][], baseline?: number, offset?: number }} ScoreOption
+ */
+
+/**
  * Every score the grid can be coloured by: key, label, values [layer][head], and for relations the baseline.
  * @param {any} atlas
- * @returns {{ key: string, label: string, group: string, values: number[][], baseline?: number, offset?: number }[]}
+ * @returns {ScoreOption[]}
  */
 export function scoreOptions(atlas) {
+  /** @type {ScoreOption[]} */
   const options = Object.entries(PATTERN_LABELS).map(([key, label]) => ({
     key, label, group: "Patterns", values: atlas.patterns[key],
   }));
@@ -119,7 +128,7 @@ function sortableTable(className, columns, rows, decorate, initial) {
 }
 
 /** @param {{ model: any, el: HTMLElement }} context */
-export function render({ model, el }) {
+function render({ model, el }) {
   const atlas = model.get("atlas");
   const appUrl = model.get("app_url");
   const exampleText = model.get("example_text");
@@ -185,6 +194,7 @@ export function render({ model, el }) {
   const selected = make("div", "attnscope-atlas-selected");
   selected.setAttribute("aria-live", "polite");
 
+  /** @type {{ layer: number, head: number }[]} */
   const heads = [];
   for (let l = 0; l < atlas.layers; l++) for (let h = 0; h < atlas.heads; h++) heads.push({ layer: l, head: h });
   const patternColumns = Object.entries(PATTERN_LABELS).map(([key, text]) => ({
@@ -248,7 +258,7 @@ export function render({ model, el }) {
       const td = /** @type {HTMLElement} */ (tr.querySelector(`td[data-key="${direction}"]`));
       td.classList.add("attnscope-atlas-link");
       td.tabIndex = 0;
-      td.title = `colour the grid by ${row.relation} ${DIRECTIONS[/** @type {keyof DIRECTIONS} */ (direction)]} and open its best head`;
+      td.title = `colour the grid by ${row.relation} ${DIRECTIONS[/** @type {keyof typeof DIRECTIONS} */ (direction)]} and open its best head`;
       const go = () => {
         setScore(`${row.relation} ${direction}`);
         open(row.best[direction].layer, row.best[direction].head);
@@ -345,3 +355,5 @@ export function render({ model, el }) {
   root.dataset.ready = "true";
   return () => root.remove();
 }
+
+export default { render };

@@ -5,6 +5,8 @@
  * this file between common.js and the view's module.
  */
 
+import { SCALE, shown } from "./common.js";
+
 /** A unit's label as text (exports, tooltips): "##" before a piece that continues a word. @param {{ label: string, continuation?: boolean }} unit */
 export function unitText(unit) {
   return (unit.continuation ? "##" : "") + shown(unit.label);

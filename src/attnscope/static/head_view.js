@@ -22,8 +22,15 @@
  * into one ("mean", "rollout", "value_norm_sum") draw one set of lines in the text colour.
  */
 
+import { download, FILTERS, headColour, labelled, layerStore, make, readHeader, shown, svgToPng, uniqueId, xmlText } from "./common.js";
+import { fitLabels, onDark, onThemeChange } from "./contrast.js";
+import { aggregationInfo, fillAggregations, layerData, meanLayer, parsePositions, PER_HEAD, unitsOf, unitText } from "./attention_data.js";
+import { createLineLayer, rgbOf } from "./raster.js";
+
 const CANVAS_WIDTH = 220;
 const FULL_DRAW_LIMIT = 2000; // px: views up to this height are painted whole, taller ones by band
+
+/** One set of lines drawn in one colour: `index` is its head in the layer data (0 for a combined aggregation). @typedef {{ index: number, colour: string, label: string }} LineSet */
 
 /**
  * @param {{ model: any, el: HTMLElement }} args
@@ -123,6 +130,7 @@ function render({ model, el }) {
     const rowsOf = (units, chosen) => {
       const keep = chosen ? new Set(chosen) : null;
       const row = new Int32Array(units.length).fill(-1);
+      /** @type {number[]} */
       const shownUnits = [];
       units.forEach((u, n) => {
         if (state.hideSpecial && u.special) return;
@@ -173,7 +181,7 @@ function render({ model, el }) {
   /**
    * The sets of lines drawn: one per shown head (raw, per-head value norms), or one set in the text
    * colour for an aggregation that combines the heads. `index` is the set's head in the layer data.
-   * @returns {{ index: number, colour: string, label: string }[]}
+   * @returns {LineSet[]}
    */
   function lineSets() {
     const heads = shownHeads();
@@ -187,7 +195,7 @@ function render({ model, el }) {
   }
 
   /** Calls `paint(set, qRow, kRow, weight)` for every line of the selection; returns how many there are. */
-  function eachLine(/** @type {(set: any, qr: number, kr: number, w: number) => void} */ paint) {
+  function eachLine(/** @type {(set: LineSet, qr: number, kr: number, w: number) => void} */ paint) {
     const d = data();
     if (!d) return 0;
     const seg = segmentTest();
@@ -210,7 +218,7 @@ function render({ model, el }) {
     return count;
   }
 
-  /** The vertical band to paint: everything for short views, else what is on screen with a margin. */
+  /** The vertical band to paint: everything for short views, else what is on screen with a margin. @param {number} height */
   function band(height) {
     if (height <= FULL_DRAW_LIMIT) return { top: 0, bottom: height };
     const rect = linesBox.getBoundingClientRect();
@@ -240,7 +248,9 @@ function render({ model, el }) {
     const width = canvas.width, bandHeight = canvas.height;
     const layer = createLineLayer(width, bandHeight);
     const thick = row >= 12; // 2 px lines on tall rows, as the SVG export
-    let drawn = 0, current = null;
+    let drawn = 0;
+    /** @type {LineSet | null} */
+    let current = null;
     const total = eachLine((set, qr, kr, w) => {
       const y0 = (qr + 0.5) * row, y1 = (kr + 0.5) * row;
       if (Math.max(y0, y1) < top || Math.min(y0, y1) > bottom) return;

@@ -25,6 +25,12 @@
  * data-detail-drawn, data-draw-ms.
  */
 
+import { download, FILTERS, headColour, labelled, layerStore, make, readHeader, uniqueId, xmlText } from "./common.js";
+import { fitLabels, onDark, onThemeChange } from "./contrast.js";
+import { aggregationInfo, fillAggregations, meanLayer, mergeLayer, PER_HEAD, unitsOf } from "./attention_data.js";
+import { collectMarks, createMarks, createScratch, minDrawnByte, paintLines, paintMatrix, rgbOf, svgHead } from "./raster.js";
+import { createDetail } from "./model_view_detail.js";
+
 const GRID_WIDTH = 1040; // CSS px the grid aims at; thumbnails shrink for many heads
 const CELL_MAX = 80;
 const CELL_MIN = 24;

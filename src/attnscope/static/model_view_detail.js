@@ -7,6 +7,11 @@
  * hovered query, and a causal matrix shades the cells no query can see. Part of model_view's module.
  */
 
+import { make, SCALE, shown } from "./common.js";
+import { fitLabels } from "./contrast.js";
+import { collectMarks, minDrawnByte, paintLines, paintMatrix, rgbOf } from "./raster.js";
+/** @import { Marks, Scratch } from "./raster.js" */
+
 const DETAIL_WIDTH = 220; // CSS px between the token columns (lines)
 const DETAIL_HEIGHT = 2400; // CSS px the token rows aim at (lines), 6 to 18 px a row
 const MATRIX_SIZE = 640; // CSS px the matrix aims at, 1 to 20 px a token

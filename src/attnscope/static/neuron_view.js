@@ -19,6 +19,11 @@
  * carries its exact value in data-value (the shown keys' share of the softmax under a filter too).
  */
 
+import { download, FILTERS, labelled, layerStore, make, readHeader, shown, uniqueId, xmlText } from "./common.js";
+import { fitSvgText, onThemeChange } from "./contrast.js";
+import { decodeNeuronLayer, filterRows, neuronTerms, pairStartOf, shownShare, startQuery } from "./neuron_terms.js";
+/** @import { Terms } from "./neuron_terms.js" */
+
 const NEURON_MESSAGE = "attnscope-neuron-layers";
 const PAD = 8, GAP = 14, NUM = 74, BAR = 100, HEAD = 36;
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -382,7 +387,7 @@ function render({ model, el }) {
     const s = stack();
     const kind = /** @type {HTMLElement | null} */ (node.closest("[data-kind]"))?.dataset.kind ?? "";
     const key = /** @type {HTMLElement | null} */ (node.closest("[data-key]"))?.dataset.key;
-    const parts = [KINDS[/** @type {keyof KINDS} */ (kind)] ?? kind];
+    const parts = [KINDS[/** @type {keyof typeof KINDS} */ (kind)] ?? kind];
     if (key !== undefined) parts.push(`key ${key} “${shown(header.sequences[s.key_tokens].tokens[Number(key)])}”`);
     if (!node.dataset.kind) parts.push(`dim ${Array.prototype.indexOf.call(/** @type {Element} */ (node.parentNode).children, node)}`);
     return `${parts.join(" · ")} = ${node.dataset.value}`;

@@ -12,6 +12,8 @@
  * the same marks (`svgLines`, `svgBins`), so the file shows what the canvas shows.
  */
 
+import { SCALE } from "./common.js";
+
 /**
  * Drawn weights of one head, in kept-row/kept-column coordinates: mark m is kept query row `row[m]`,
  * kept key column `col[m]`, weight byte `byte[m]`. Buffers are reused and grow as needed.

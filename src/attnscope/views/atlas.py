@@ -17,7 +17,8 @@ from ..atlas.model import Atlas
 from ..capture.result import Capture
 from ..errors import InputError
 from .head import head_view
-from .html import bundle, json_for_script, page, static_text, view_fragment, write_atomically
+from .html import (MODEL_GLOBAL, VIEW_GLOBAL, json_for_script, page, page_script, static_text, view_fragment,
+                   write_atomically)
 from .neuron import neuron_view
 
 DEFAULT_APP_URL = "http://127.0.0.1:8000/"
@@ -34,12 +35,11 @@ FOLLOW = {
 def _following_fragment(module: str, state: dict[str, Any]) -> str:
     """A view fragment like `view_fragment`'s, whose model also follows `OPEN_EVENT` on the page."""
     uid = f"attnscope-{uuid.uuid4().hex}"
-    script = (
-        f"{static_text('static_model.js')}\n{bundle(module)}\n"
-        f'const model = createStaticModel(JSON.parse(document.getElementById("{uid}-data").textContent));\n'
-        f'render({{ model, el: document.getElementById("{uid}") }});\n'
+    script = page_script(module, (
+        f'const model = {MODEL_GLOBAL}.createStaticModel(JSON.parse(document.getElementById("{uid}-data").textContent));\n'
+        f'{VIEW_GLOBAL}.default.render({{ model, el: document.getElementById("{uid}") }});\n'
         f'document.addEventListener("{OPEN_EVENT}", ({{ detail }}) => {{ {FOLLOW[module]} }});\n'
-    )
+    ))
     return "\n".join([
         f"<style>{static_text(module + '.css')}</style>",
         f'<div id="{uid}" class="attnscope-host"></div>',

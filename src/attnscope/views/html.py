@@ -1,9 +1,10 @@
-"""Self-contained HTML for the views: the package's ES modules and CSS inlined, the data as JSON + base64.
+"""Self-contained HTML for the views: the package's bundled ES modules and CSS inlined, the data as JSON + base64.
 
 The page needs no network: the JS and CSS are read from ``attnscope/static`` with `importlib.resources`
-and written into the HTML, with a stand-in model (``static_model.js``) in place of anywidget's.
-A view's module is ``common.js`` and ``contrast.js`` followed by ``<view>.js`` (`bundle`), one ES module, the
-same text the notebook widget loads as its ``_esm``.
+and written into the HTML. A view's JS is its committed bundle (``static/bundles/<view>.js``, built by esbuild
+from ``static/<view>.js`` and what it imports: ``js/build.mjs``, ``make js``), the same text the notebook
+widget loads as its ``_esm``. Inlined in a page, the bundle defines `VIEW_GLOBAL` for the lines after it,
+which mount the view on a stand-in model (the ``static_model`` bundle, `MODEL_GLOBAL`) in place of anywidget's.
 """
 
 from __future__ import annotations
@@ -22,27 +23,27 @@ from ..files import write_text_atomically
 @lru_cache(maxsize=None)
 def static_text(name: str) -> str:
     """The text of one shipped file under ``attnscope/static``; refuses text that would end an inline tag."""
-    text = resources.files("attnscope").joinpath("static", name).read_text(encoding="utf-8")
+    text = resources.files("attnscope").joinpath("static", *name.split("/")).read_text(encoding="utf-8")
     if "</script" in text.lower() or "</style" in text.lower():
         raise RuntimeError(f"static/{name} contains a closing script/style tag and cannot be inlined")
     return text
 
 
-PARTS: dict[str, tuple[str, ...]] = {
-    "head_view": ("attention_data", "raster"),
-    "model_view": ("attention_data", "raster", "model_view_detail"),
-    "neuron_view": ("neuron_terms",),
-    "app": ("attention_data", "raster", "static_model", "atlas", "app_state", "app_search", "app_attention",
-            "app_links", "app_corpus", "app_search_panel", "app_atlas_panel"),
-}
-"""Extra files a view's module is made of, placed between the shared files (`SHARED`) and ``<module>.js``."""
-SHARED = ("common", "contrast")
-"""What every view's module starts with: the DOM helpers and the label colours that stay readable on any shade."""
+VIEW_GLOBAL = "attnscopeView"
+"""What a view's bundle names its module's exports, as js/build.mjs builds it: ``attnscopeView.default.render``."""
+MODEL_GLOBAL = "attnscopeStaticModel"
+"""What the ``static_model`` bundle names its exports: ``attnscopeStaticModel.createStaticModel(state)``."""
 
 
-def bundle(module: str) -> str:
-    """One view's ES module: the shared helpers (`SHARED`), its `PARTS`, then ``<module>.js``."""
-    return "\n".join(static_text(name + ".js") for name in (*SHARED, *PARTS.get(module, ()), module))
+def bundle(name: str) -> str:
+    """The committed bundle ``static/bundles/<name>.js``: one self-contained script (see js/build.mjs for each kind)."""
+    return static_text(f"bundles/{name}.js")
+
+
+def page_script(module: str, mount: str) -> str:
+    """The text of one module script that runs a view in a page without a kernel: the stand-in model's bundle,
+    the view's bundle, then ``mount`` (JS that may call `VIEW_GLOBAL` and `MODEL_GLOBAL`)."""
+    return f"{bundle('static_model')}\n{bundle(module)}\n{mount}"
 
 
 def json_for_script(value: Any) -> str:
@@ -61,13 +62,13 @@ def view_fragment(module: str, state: dict[str, Any]) -> str:
     bootstrap = (
         f'const el = document.getElementById("{uid}");\n'
         f'const state = JSON.parse(document.getElementById("{uid}-data").textContent);\n'
-        "render({ model: createStaticModel(state), el });\n"
+        f"{VIEW_GLOBAL}.default.render({{ model: {MODEL_GLOBAL}.createStaticModel(state), el }});\n"
     )
     return (
         f"<style>{static_text(module + '.css')}</style>\n"
         f'<div id="{uid}" class="attnscope-host"></div>\n'
         f'<script type="application/json" id="{uid}-data">{json_for_script(state)}</script>\n'
-        f'<script type="module">\n{static_text("static_model.js")}\n{bundle(module)}\n{bootstrap}</script>\n'
+        f'<script type="module">\n{page_script(module, bootstrap)}</script>\n'
     )
 
 
