@@ -11,7 +11,7 @@ TEST_STAMP := $(VENV)/.installed-test
 # index lacks (`Location ... is ignored`), pages of them on machines set up that way.
 PIP := $(PY) -m pip install -qq -c constraints.txt
 
-.PHONY: venv venv-test run test bench bench-views bench-corpus bench-app bench-atlas clean
+.PHONY: venv venv-test run js check-js test bench bench-views bench-corpus bench-app bench-atlas clean
 
 venv: $(RUN_STAMP)
 
@@ -43,8 +43,30 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
+# The front end's tools (esbuild, TypeScript) from package-lock.json, with Node.js and npm from Debian when
+# the machine has none. --ignore-scripts: esbuild's install script only checks its binary, which is an npm package.
+NPM := $(shell command -v npm || echo /usr/bin/npm)
+NODE_MODULES := node_modules/.package-lock.json
+
+$(NPM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm
+
+$(NODE_MODULES): package.json package-lock.json | $(NPM)
+	$(NPM) ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(NODE_MODULES)
+
+# Rebuild the committed bundles (src/attnscope/static/bundles/) from the ES modules after changing them.
+js: $(NODE_MODULES)
+	node js/build.mjs
+
+# Type-check the ES modules (jsconfig.json), and fail when a committed bundle differs from what its sources build to.
+check-js: $(NODE_MODULES)
+	node_modules/.bin/tsc -p jsconfig.json
+	node js/build.mjs --check
+
 # pytest exits 5 when it collects nothing: that is a failure here, not a pass.
-test: venv-test $(CHROMIUM)
+test: venv-test $(CHROMIUM) check-js
 	$(PY) -m pytest -q tests
 
 bench: venv-test
@@ -67,4 +89,4 @@ bench-atlas: venv-test
 	$(PY) bench/atlas.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build src/*.egg-info node_modules

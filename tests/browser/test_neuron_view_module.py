@@ -1,4 +1,4 @@
-"""The neuron view ES module (common.js + neuron_terms.js + neuron_view.js, the widget's _esm) on its own,
+"""The neuron view ES module (its bundle, static/bundles/neuron_view.js: the widget's _esm) on its own,
 with a stand-in model as anywidget's front-end tests do: layers as DataView, lazy layers over custom
 messages, the selection written back, changes from Python redrawn."""
 

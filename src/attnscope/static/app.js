@@ -11,7 +11,9 @@
  * link asks for that cannot be shown is dropped, listed in #link-notice and left out of the URL
  * (app_links.js); the rest of the link still applies. The search panel (app_search_panel.js) and the
  * head atlas panel (app_atlas_panel.js) are modules of their own; this file holds the state, the
- * attention view's loading, the controls' wiring and Back / Forward.
+ * attention view's loading, the controls' wiring and Back / Forward. The entry of the app's bundle
+ * (static/bundles/app.js, js/build.mjs), which app.html loads and `attnscope serve` serves; it runs
+ * the page on import.
  */
 
 import { FILTERS, make } from "./common.js";

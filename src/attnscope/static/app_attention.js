@@ -3,7 +3,8 @@
  * The explorer app's attention view: the tokens twice (attending on the left, attended to on the
  * right), one line per (query, key) pair whose opacity is the mean weight of the selected heads at
  * the chosen layer, and a thumbnail per head to pick them. Lines are painted with raster.js (the
- * same pixel code as the notebook views); thumbnails are the model view's lines or heatmap.
+ * same pixel code as the notebook views); thumbnails are the model view's lines or heatmap. Imported by
+ * app.js; it is not the notebook's head view (head_view.js), which the app does not load.
  *
  * `createAttentionView(host, handlers)` returns `{ draw(data, state, hover, aggregated) }`; the view
  * never changes state itself, it reports clicks, double-clicks (mask), hovers and head toggles through

@@ -1,8 +1,8 @@
 // @ts-check
 /**
  * The explorer app's state, the URL that holds it, and calls to the JSON API. Pure functions apart
- * from `api` (fetch). Python bundles common.js, raster.js, the app_*.js files and app.js into one ES
- * module served by `attnscope serve`.
+ * from `api` (fetch). Imported by app.js and the app's panels; part of the app's bundle
+ * (static/bundles/app.js, which `attnscope serve` serves).
  *
  * Every piece of the view lives in the query string, so a link (or a reload) rebuilds the view and
  * re-runs its search: model, corpus, text, pair, mask, layer, heads, show (what the lines are: raw

@@ -4,7 +4,9 @@
  * entropy, or a relation's accuracy in one direction), a sortable table of every head, and a
  * sortable table of the best head per dependency relation against its fixed-offset baseline.
  *
- * Contract (the HTML page and the explorer app both use it): `render({ model, el })` reads
+ * Its default export `{ render }` is bundled as static/bundles/atlas.js, which the head atlas page
+ * (views/atlas.py) inlines, and imported by the explorer app's atlas panel (app_atlas_panel.js).
+ * Contract: `render({ model, el })` reads
  * `model.get("atlas")` (what `Atlas.to_dict()` returns), `model.get("app_url")` (the explorer app's
  * address, or null for no link: a head links to `<app_url>?model=M&text=T&layer=L&heads=H`, the
  * app's own query), `model.get("example_text")` (T, or null), `model.get("score")` and
@@ -13,7 +15,7 @@
  * bubbling `attnscope-atlas-open` event with `{ layer, head }` on the view's root, which the page
  * uses to point its head and neuron views at that head (and the explorer app its attention view).
  * A `selected` set from outside (Python, or the app when one head is shown) moves the mark without
- * that event. Python puts common.js (make, labelled) before it.
+ * that event.
  */
 
 import { labelled, make } from "./common.js";

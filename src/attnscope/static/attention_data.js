@@ -1,8 +1,8 @@
 // @ts-check
 /**
  * One layer's attention as the views use it: dense or sparse bytes decoded, tokens or words as units
- * (subwords merged), and the lines above a threshold per head. Pure functions, no DOM; Python puts
- * this file between common.js and the view's module.
+ * (subwords merged), and the lines above a threshold per head. Pure functions, no DOM; imported by
+ * the head and model views and by the explorer app (app.js, app_attention.js).
  */
 
 import { SCALE, shown } from "./common.js";

@@ -1,8 +1,8 @@
 // @ts-check
 /**
  * Shared by every attnscope view: the head palette, the sentence filters, byte decoding, DOM helpers,
- * layers that arrive lazily from Python, and file downloads. Python prepends this file to each view's
- * module, so a view is one ES module (what anywidget's `_esm`, the HTML export and the app load).
+ * layers that arrive lazily from Python, and file downloads. Imported by every view and by the
+ * explorer app's modules; esbuild copies what each bundle uses into it (js/build.mjs).
  */
 
 /** Paul Tol's "muted" scheme followed by three Okabe–Ito colours: colour-blind-safe, 12 distinct. */

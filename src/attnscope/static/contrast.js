@@ -7,8 +7,8 @@
  * every shade, in light and dark themes. A label keeps its own colour (its kind's, from the
  * stylesheet) when that is readable; otherwise it gets the nearest colour to it, mixed toward black
  * or white, that is. Labels must not be faded with `opacity`: that would fade the text and the
- * shade alike, and the colour chosen here could not hold. Python puts this file after common.js in
- * every view's module.
+ * shade alike, and the colour chosen here could not hold. Imported by every view and by the
+ * explorer app's attention and corpus views.
  */
 
 /** WCAG AA for normal text. */

@@ -3,8 +3,10 @@
  * attnscope head view (V1): query tokens on the left, key tokens on the right, one line per
  * (head, query, key) whose opacity is the attention weight, a colour per head.
  *
- * Python prepends common.js (palette, byte decoding, DOM helpers, lazy layers) to make one ES module,
- * loaded by the anywidget widget, the HTML export and the app alike. `render({ model, el })` reads:
+ * Its default export `{ render }` is bundled with what it imports (common.js, contrast.js,
+ * attention_data.js, raster.js) as static/bundles/head_view.js: the widget's `_esm` (views/head.py)
+ * and the script the HTML export inlines (views/html.py). The explorer app does not load it: it draws
+ * attention with app_attention.js. `render({ model, el })` reads:
  *   - "header": the payload header built by attnscope/views/payload.py (object or JSON string)
  *   - "layers": { role: [layer or null, ...] }, each layer the uint8 weights (heads, query, key)
  *     row-major; decoded weight = byte / 255. Missing layers are asked of Python (layerStore).

@@ -6,8 +6,9 @@
  * columns). Click a thumbnail (or focus it and press Enter) to enlarge it with its tokens; hover a
  * token for its exact weights; Escape closes.
  *
- * Python prepends common.js, attention_data.js, raster.js and model_view_detail.js (the enlarged view)
- * to make one ES module. `render({ model, el })` reads:
+ * Its default export `{ render }` is bundled with what it imports (common.js, contrast.js,
+ * attention_data.js, raster.js, model_view_detail.js: the enlarged view) as static/bundles/model_view.js:
+ * the widget's `_esm` (views/model.py) and the script the HTML export inlines. `render({ model, el })` reads:
  *   - "header": the payload header (attnscope/views/payload.py), with "head_labels" per stack
  *   - "layers": { role: [layer, ...] }, each (heads, query, key) uint8 row-major; weight = byte / 255
  *     Carried aggregations (B1) arrive the same way under "<role>/<method>" (rollout, value norms).

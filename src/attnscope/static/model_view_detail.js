@@ -4,7 +4,7 @@
  * (queries on the left; keys on the right for lines, on top for a matrix). Hovering a token (or a
  * matrix cell) shows its exact weights in a tooltip (items carry data-position and data-weight);
  * in the lines style only the hovered token's lines stay; a causal stack greys the keys after the
- * hovered query, and a causal matrix shades the cells no query can see. Part of model_view's module.
+ * hovered query, and a causal matrix shades the cells no query can see. Imported by model_view.js.
  */
 
 import { make, SCALE, shown } from "./common.js";

@@ -2,8 +2,7 @@
 /**
  * The numbers the neuron view draws, with no DOM: one layer's blob decoded, the terms of one attention
  * row (recomputed from float32 q and k exactly as attnscope.analysis.neuron does), and the rows a
- * sentence filter keeps. Part of neuron_view's module: Python puts this file between common.js and
- * neuron_view.js.
+ * sentence filter keeps. Imported by neuron_view.js.
  */
 
 /**

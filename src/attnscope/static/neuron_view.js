@@ -5,8 +5,10 @@
  * q×k, q·k, the scaled q·k (and the softcap), the bias, the mask, the attention sink and the
  * softmax, recomputed here from float32 q and k exactly as attnscope.analysis.neuron does.
  *
- * Python prepends common.js, contrast.js and neuron_terms.js (decoding, the row's terms, the rows a
- * sentence filter keeps) to make one ES module. `render({ model, el })` reads from `model`:
+ * Its default export `{ render }` is bundled with what it imports (common.js, contrast.js, and
+ * neuron_terms.js: decoding, the row's terms, the rows a sentence filter keeps) as
+ * static/bundles/neuron_view.js: the widget's `_esm` (views/neuron.py) and the script the HTML export
+ * inlines. `render({ model, el })` reads from `model`:
  *   - "header": built by attnscope/views/neuron_data.py: tokens, and per stack its shape, scaling,
  *     softcap, sinks, kv_head_of and the byte layout of a layer
  *   - "arrays": { role: [layer blob or null, ...] }: queries float32 (heads, query, dim), keys float32

@@ -1,9 +1,10 @@
 // @ts-check
 /**
- * Pixel drawing for attention without canvas strokes, for views that draw many heads at once (the
- * model view). Without a GPU, a canvas stroke costs about its pixel coverage plus a fixed overhead;
- * writing pixels into one ImageData and putting it once is far cheaper for hundreds of thousands of
- * short lines. Python prepends common.js and this file to the view's module.
+ * Pixel drawing for attention without canvas strokes, for views that draw many lines or heads at once.
+ * Without a GPU, a canvas stroke costs about its pixel coverage plus a fixed overhead; writing pixels
+ * into one ImageData and putting it once is far cheaper for hundreds of thousands of short lines.
+ * Imported by the model view (its grid and enlarged head), the head view (its lines: `createLineLayer`)
+ * and the explorer app's attention view.
  *
  * The pipeline per head: `collectMarks` picks the drawn weights (byte / SCALE > threshold) of the kept
  * query rows and key columns; `rasterLines` (query → key lines, opacity = weight, anti-aliased) or

@@ -1,7 +1,9 @@
 // @ts-check
 /**
- * A stand-in for anywidget's model in pages without a kernel (the HTML export): get, set, on, off
- * and save_changes over a plain object. Changes stay in the page; nothing is sent anywhere.
+ * A stand-in for anywidget's model in pages without a kernel: get, set, on, off and save_changes over
+ * a plain object. Changes stay in the page; nothing is sent anywhere. Bundled on its own as
+ * static/bundles/static_model.js, which the HTML export inlines before a view's bundle (views/html.py),
+ * and imported by the explorer app's atlas panel, which hosts the atlas view on it.
  */
 
 /**
