@@ -16,6 +16,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 LOCAL = ("file:", "data:", "blob:", "about:")
+STATIC = Path(attnscope.__file__).parent / "static"
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +66,25 @@ def open_view(page: Page, tmp_path: Path, html: str, selector: str, name: str = 
     page.page.goto(path.as_uri())
     page.page.wait_for_selector(f"{selector}[data-ready=true]")
     return page.page.locator(selector)
+
+
+SOURCES = "http://static.attnscope.test/"
+"""Where `open_sources` serves the package's ES modules (static/*.js) as they are, unbundled."""
+
+
+def open_sources(page, html: str) -> None:
+    """Open ``html`` at `SOURCES`, where every file of static/ is served as it is: the page's `import("./x.js")`
+    loads the module by its own import lines, as a browser resolves them (no bundle). A missing file is a 404."""
+    def fulfil(route) -> None:
+        name = route.request.url.removeprefix(SOURCES)
+        if name == "index.html":
+            route.fulfill(body=html, content_type="text/html")
+        elif name.endswith(".js") and "/" not in name and (STATIC / name).is_file():
+            route.fulfill(body=(STATIC / name).read_text(encoding="utf-8"), content_type="text/javascript")
+        else:
+            route.fulfill(status=404, body="")
+    page.route(SOURCES + "**", fulfil)
+    page.goto(SOURCES + "index.html")
 
 
 @pytest.fixture(scope="module")

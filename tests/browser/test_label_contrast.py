@@ -24,7 +24,7 @@ from attnscope.views.atlas import atlas_page
 from attnscope.views.html import static_text
 from attnscope.views.neuron_data import CAPTURE_FIELDS
 
-from .conftest import Page, open_view
+from .conftest import Page, open_sources, open_view
 from .test_app import AppPage
 from .test_atlas_page import constructed_atlas
 
@@ -131,20 +131,6 @@ MOUNT_VIEW = """async (data) => {
     { onSelect: () => {}, onMask: () => {}, onHeads: () => {}, onHover: () => {} });
   window.drawFor = (token) => view.draw({ ...data, bytes }, { ...state.defaultState(), token }, null);
 }"""
-SOURCES = "http://static.attnscope.test/"
-
-
-def serve_sources(page, html: str) -> None:
-    """Open ``html`` at `SOURCES`, where static/'s ES modules are served as they are (unbundled): the page imports
-    the app's attention view by its import lines, as a browser resolves them."""
-    def fulfil(route) -> None:
-        name = route.request.url.removeprefix(SOURCES)
-        if name == "index.html":
-            route.fulfill(body=html, content_type="text/html")
-        else:
-            route.fulfill(body=static_text(name), content_type="text/javascript")
-    page.route(SOURCES + "*", fulfil)
-    page.goto(SOURCES + "index.html")
 
 
 def test_every_kind_of_token_label_is_readable_on_every_shade_of_the_attention_view(themed):
@@ -157,8 +143,8 @@ def test_every_kind_of_token_label_is_readable_on_every_shade_of_the_attention_v
             "masked": [p for p in range(N) if KINDS.get(p) == "masked"],
             "continuation": [KINDS.get(p) == "continuation" for p in range(N)], "layers": 1, "heads": 1, "n": N,
             "bytes": base64.b64encode(np.rint(rows * 255).astype(np.uint8).tobytes()).decode()}
-    serve_sources(page.page, f"<!DOCTYPE html><html><head><style>{static_text('app.css')}</style></head>"
-                             "<body><div id='app'><div id='attention'></div></div></body></html>")
+    open_sources(page.page, f"<!DOCTYPE html><html><head><style>{static_text('app.css')}</style></head>"
+                            "<body><div id='app'><div id='attention'></div></div></body></html>")
     page.page.evaluate(MOUNT_VIEW, data)
     seen = set()
     for q in range(N):
