@@ -1,4 +1,5 @@
-"""The head view ES module (its bundle, static/bundles/head_view.js: the widget's _esm) on its own, as anywidget's front-end tests do: a plain page, a stand-in model."""
+"""The head view ES module (its bundle, static/bundles/head_view.js: the widget's _esm) on its own, as anywidget's
+front-end tests do: a plain page, a stand-in model."""
 
 from __future__ import annotations
 

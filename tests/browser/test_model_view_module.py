@@ -1,4 +1,5 @@
-"""The model view ES module (its bundle, static/bundles/model_view.js: the widget's _esm) on its own, with a stand-in model."""
+"""The model view ES module (its bundle, static/bundles/model_view.js: the widget's _esm) on its own, with a stand-in
+model."""
 
 from __future__ import annotations
 

@@ -36,7 +36,8 @@ def _following_fragment(module: str, state: dict[str, Any]) -> str:
     """A view fragment like `view_fragment`'s, whose model also follows `OPEN_EVENT` on the page."""
     uid = f"attnscope-{uuid.uuid4().hex}"
     script = page_script(module, (
-        f'const model = {MODEL_GLOBAL}.createStaticModel(JSON.parse(document.getElementById("{uid}-data").textContent));\n'
+        f'const state = JSON.parse(document.getElementById("{uid}-data").textContent);\n'
+        f'const model = {MODEL_GLOBAL}.createStaticModel(state);\n'
         f'{VIEW_GLOBAL}.default.render({{ model, el: document.getElementById("{uid}") }});\n'
         f'document.addEventListener("{OPEN_EVENT}", ({{ detail }}) => {{ {FOLLOW[module]} }});\n'
     ))
