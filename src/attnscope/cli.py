@@ -1,5 +1,7 @@
-"""The ``attnscope`` command line: ``inspect``, ``view``; ``index`` and ``search`` live in cli_corpus.py, ``serve`` in
-cli_serve.py, ``atlas`` in cli_atlas.py."""
+"""The ``attnscope`` command line, assembled here: ``inspect`` and ``view`` are defined in this module; ``index``
+and ``search`` in cli_corpus.py, ``serve`` in cli_serve.py, ``atlas`` in cli_atlas.py. Those modules define plain
+functions and import only what they use (`cli_common.fail`, ...); this one registers them on `app`, so nothing
+imports cli.py back."""
 
 from __future__ import annotations
 
@@ -10,11 +12,13 @@ from typing import Any, Optional
 
 import typer
 from typer.core import TyperCommand, TyperGroup
-from rich.console import Console
-from rich.markup import escape
 
+from .cli_atlas import atlas
 from .cli_checks import check_layer_and_heads
+from .cli_common import fail, note_masking
+from .cli_corpus import index, search
 from .cli_report import inspect_report, print_report
+from .cli_serve import serve
 from .errors import AttnscopeError, InputError
 
 DEFAULT_TEXT = "The girl ran to a local pub to escape the din of her city."
@@ -61,20 +65,6 @@ def main() -> None:
     """attnscope: capture, view and search what a Transformer's attention heads do."""
 
 
-def _fail(error: Exception) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
-    raise typer.Exit(code=2)
-
-
-def _note_masking(handle: Any) -> None:
-    """Print on stderr why masking with ``handle`` may mislead, when it may (`attnscope.masking_caveat`)."""
-    from .capture.inputs import masking_caveat
-
-    caveat = masking_caveat(handle)
-    if caveat:
-        Console(stderr=True).print(f"[yellow]note: {escape(caveat)}[/]", highlight=False)
-
-
 @app.command()
 def inspect(
     text: str = typer.Argument(DEFAULT_TEXT, help="The text to run through the model."),
@@ -98,10 +88,9 @@ def inspect(
         cap = run_capture(handle, text, pair, target=target, mask=mask, truncate=truncate, top_k=top_k, warn=False,
                           fields=["attentions", "allowed"])
     except AttnscopeError as error:
-        _fail(error)
-        return
+        fail(error)
     if cap.masking_caveat:
-        _note_masking(handle)
+        note_masking(handle)
     patterns = {}
     for role, stack in cap.stacks.items():
         if role == "cross":
@@ -151,8 +140,7 @@ def view(
             options = {"stack": stack, "layer": layer, "head": heads[0] if heads else None}
         written = getattr(attnscope, f"{kind}_view")(cap, **options).save(target_path)
     except AttnscopeError as error:
-        _fail(error)
-        return
+        fail(error)
     print(f"{written} ({written.stat().st_size:,} bytes): open it in any browser, no network needed")
 
 
@@ -168,13 +156,8 @@ def _check_view_options(kind: str, layer: int | None, heads: list[int]) -> None:
                          "(--head keeps only the heads named)")
 
 
-from . import cli_corpus  # noqa: E402,F401 - registers `index` and `search` on `app`
-from . import cli_serve  # noqa: E402,F401 - registers `serve` on `app`
-from . import cli_atlas  # noqa: E402,F401 - registers `atlas` on `app`
+for command in (index, search, serve, atlas):  # after inspect and view, in the order --help lists them
+    app.command()(command)
 
-if __name__ == "__main__":  # pragma: no cover
-    # `python -m attnscope.cli` runs this file as __main__, a second copy of the module: the commands of
-    # cli_corpus/cli_serve/cli_atlas are registered on attnscope.cli's `app`, so run that one.
-    from attnscope.cli import app as registered
-
-    registered()
+if __name__ == "__main__":  # pragma: no cover - `python -m attnscope.cli`
+    app()

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .cli import _fail, app
+from .cli_common import fail
 from .cli_indexes import resolve_index
 from .errors import AttnscopeError, InputError, count
 
@@ -27,7 +27,6 @@ PATTERN_TITLES = {"previous": "previous token", "next": "next token", "self": "i
 DEFAULT_OUT = Path("attnscope-atlas")
 
 
-@app.command()
 def atlas(
     corpus: Optional[str] = typer.Option(None, "--corpus", "-c", help="'ewt' (UD English EWT), a directory or .conllu file, or a .txt file (with --spacy-pipeline)."),
     index_dir: Optional[Path] = typer.Option(None, "--index", "-i", help="Instead of --corpus: an index built by `attnscope index` (its directory, or a cached index's name such as 'ewt'); its atlas is computed once and cached in it."),
@@ -83,11 +82,9 @@ def atlas(
         written = [target / ATLAS_JSON, target / ATLAS_PARQUET] if cache else list(write_atlas(result, target))
         written.append(save_atlas_page(target / ATLAS_HTML, result, sample, app_url=app_url or None))
     except AttnscopeError as error:
-        _fail(error)
-        return
+        fail(error)
     except OSError as error:
-        _fail(AttnscopeError(f"{error.filename or target}: {error.strerror or error}"))
-        return
+        fail(AttnscopeError(f"{error.filename or target}: {error.strerror or error}"))
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
         return

@@ -13,12 +13,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .cli import _fail, _note_masking, app
+from .cli_common import fail, note_masking
 from .cli_indexes import resolve_index
 from .errors import AttnscopeError, InputError, count
 
 
-@app.command()
 def index(
     corpus: str = typer.Argument(..., help="'ewt' (UD English EWT, downloaded once), a directory or .conllu file, or a .txt file (with --spacy-pipeline)."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory to create for the index."),
@@ -48,8 +47,7 @@ def index(
         handle = load(model, trust_remote_code=trust_remote_code)
         report = build_with_progress(source, handle, out, options, overwrite, console)
     except AttnscopeError as error:
-        _fail(error)
-        return
+        fail(error)
     m = report.manifest
     size = sum(m.files.values())
     resumed = f", resumed {count(report.resumed_batches, 'finished batch')}" if report.resumed_batches else ""
@@ -92,7 +90,6 @@ def _parse_filters(items: list[str]) -> dict[str, list[str]]:
     return filters
 
 
-@app.command()
 def search(
     text: str = typer.Argument(..., help="The sentence whose token is searched for."),
     index_dir: Path = typer.Option(..., "--index", "-i", help="An index built by `attnscope index` (its directory), or the name of a cached index such as 'ewt' (built by `attnscope serve`)."),
@@ -132,10 +129,9 @@ def search(
         result = opened.query(handle, text, choice.position, query, mask=mask, warn=False,
                               positions=choice.positions or None)
     except AttnscopeError as error:
-        _fail(error)
-        return
+        fail(error)
     if mask or encoded.masked:  # masked by --mask, or the mask token typed in the text
-        _note_masking(handle)
+        note_masking(handle)
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
         return

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .cli import _fail, app
+from .cli_common import fail
 from .cli_checks import check_port
 from .cli_indexes import DEFAULT_CORPUS, default_index_dir, resolve_index
 from .errors import AttnscopeError, InputError
@@ -61,7 +61,6 @@ def _default_corpus(state: AppState, console: Console) -> None:
     state.add_corpus(DEFAULT_CORPUS, index, handle)
 
 
-@app.command()
 def serve(
     model: list[str] = typer.Option([], "--model", "-m", help="A model to serve (repeatable; default: the default model)."),
     corpus: list[str] = typer.Option([], "--corpus", "-c", help="An index to search: its directory, or the name of a cached index such as 'ewt' (repeatable; built by `attnscope index`). Default: UD English EWT for the first model, indexed on first start."),
@@ -88,8 +87,7 @@ def serve(
     except AttnscopeError as error:
         if sock is not None:
             sock.close()
-        _fail(error)
-        return
+        fail(error)
     if host not in LOOPBACK:
         console.print(f"[yellow]warning:[/] binding {escape(host)}: the API is reachable from other machines", highlight=False)
     names = ", ".join(state.models) + (f"; corpora: {', '.join(state.corpora)}" if state.corpora else "")

@@ -14,6 +14,7 @@ from ..capture.loading import ModelHandle, readable_model_name
 from ..errors import AttnscopeError
 from ..index import Index
 from .atlas_jobs import AtlasJobs
+from .corpora import Corpus
 from .errors import ApiError
 
 MAX_BODY_BYTES = 64 * 1024
@@ -28,16 +29,6 @@ class Limits:
 
     max_body_bytes: int = MAX_BODY_BYTES
     max_tokens: int = MAX_TOKENS
-
-
-@dataclass(frozen=True)
-class Corpus:
-    """A configured corpus: its index (safe to search from several threads) and the configured model
-    its queries run with."""
-
-    name: str
-    index: Index
-    model: ModelHandle
 
 
 @dataclass
