@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 import attnscope
 from attnscope.analysis.aggregate import aggregate, normalise_rows
 from attnscope.server import AppState, create_app
-from attnscope.views.payload import MAX_ERROR
+from attnscope.quantise import MAX_ERROR
 from attnscope.views.sequences import sequence_from_tokens
 
 from .conftest import PUB

@@ -10,7 +10,7 @@ import pytest
 
 import attnscope
 from attnscope.index import Query
-from attnscope.views.payload import MAX_ERROR
+from attnscope.quantise import MAX_ERROR
 
 from .conftest import PUB
 from .server_fixtures import SMALL, client, state  # noqa: F401 - fixtures

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 import attnscope
 from attnscope.server import AppState, create_app
-from attnscope.views.payload import MAX_ERROR
+from attnscope.quantise import MAX_ERROR
 
 SEQ2SEQ = ["t5", "bart", "bert2bert"]
 TEXT = "Hello there"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -29,32 +28,22 @@ from ..corpus import Corpus
 from ..errors import InputError
 from ..files import atomic_file, writing
 from . import vectors
-from .attention_store import ATTENTION, SPANS, compress_blocks
+from .attention_store import compress_blocks
 from .attention_store import BITS as ATTENTION_BITS
 from .extract import LONG_POLICIES, BatchVectors, extract_batch, number_rows, plan_batches, plan_sentences
 from .manifest import (IndexFormatError, Manifest, model_fingerprint, package_versions, read_manifest,
                        tokenizer_fingerprint, write_manifest)
+from .layout import ATTENTION, CODES, RANGES, SPANS, codes_file, ivf_file
 from .tables import write_tables
 
 BUILD = "build.json"
 DONE = "done"
 PARTS = "batch-parts"
-RANGES = "ranges.npz"
-CODES = ("hidden", "heads")
-"""The kinds of vector: the hidden state after each layer, and each layer's head embedding."""
+"""The build's own files in ``<out>.partial`` (its marker, finished batches, their part files); the index's
+files are named in layout.py."""
 APPROXIMATE = ("auto", "always", "never")
 APPROXIMATE_ABOVE = 1_000_000
 """With ``approximate="auto"``, corpora of more tokens than this get approximate (IVF) vector sets."""
-
-
-def codes_file(kind: str, layer: int) -> str:
-    """The stored codes of an exact vector set: ``kind`` at ``layer``, (tokens, code_size) uint8, zstd."""
-    return f"{kind}.{layer}.codes.zst"
-
-
-def ivf_file(kind: str, layer: int) -> str:
-    """The file of an approximate vector set: ``kind`` "hidden" or "heads" at ``layer``."""
-    return f"ivf.{kind}.{layer}.faiss"
 
 
 @dataclass(frozen=True)
@@ -265,13 +254,6 @@ def _assemble(partial: Path, parts: list[Path], sentences: int, layers: int) -> 
     if len(missing):
         raise RuntimeError(f"attention of sentence {missing[0] // layers} is missing from the batch files")
     np.save(partial / SPANS, spans)
-
-
-def read_codes(path: Path, tokens: int) -> np.ndarray:
-    """The (tokens, code_size) uint8 codes of one vector set file."""
-    with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(path.read_bytes()), read_across_frames=True) as reader:
-        raw = reader.read()
-    return np.frombuffer(raw, dtype=np.uint8).reshape(tokens, -1)
 
 
 def check_build_target(out: Path | str, overwrite: bool = False) -> Path:

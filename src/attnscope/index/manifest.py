@@ -16,10 +16,10 @@ from typing import Any
 
 from ..errors import AttnscopeError
 from ..files import atomic_file
+from .layout import MANIFEST
 
 FORMAT = "attnscope-index"
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 
 
 class IndexFormatError(AttnscopeError):

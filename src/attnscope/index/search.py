@@ -26,8 +26,8 @@ from ..capture.written import words_text
 from ..errors import InputError, check_range, count
 from . import vectors
 from .attention_store import AttentionStore
-from .build import RANGES, codes_file, ivf_file, read_codes
 from .grouping import WordVectors, grouped_search, word_vector
+from .layout import RANGES, codes_file, ivf_file, read_codes
 from .manifest import Manifest, check_model, read_manifest
 from .summaries import Match, SearchResult, make_matches, summarise
 from .tables import Tables

@@ -12,9 +12,8 @@ import numpy as np
 
 from ..corpus import METADATA_FIELDS, AnnotatedSentence
 from .extract import PlannedSentence
+from .layout import SENTENCES, TOKENS
 
-TOKENS = "tokens.parquet"
-SENTENCES = "sentences.parquet"
 WORD_FIELDS = METADATA_FIELDS + ("head", "form")
 """Per-token columns taken from the token's word: the annotations, the word's head and its form."""
 

@@ -19,7 +19,7 @@ from ..capture.written import words_texts
 from ..errors import InputError, check_range, count
 from ..index import Query, SearchResult
 from ..index.search import check_query_token, check_score, filter_values
-from ..views.payload import SCALE, quantise
+from ..quantise import SCALE, quantise
 from .errors import ApiError, in_field
 from .schemas import (AggregationRequest, AggregationResponse, AtlasResponse, AttentionRequest, AttentionResponse,
                       Candidate, CorpusInfo, EncodedAttention, ErrorResponse, ModelInfo, PositionPredictions,

@@ -1,7 +1,7 @@
 """Attention as a compact payload for the views: a JSON header plus uint8-quantised weights per layer.
 
-Weights are quantised as ``round(w * 255)`` into one byte each, so a decoded weight ``b / 255`` is
-within 1/510 (≈ 0.00196) of the original; a layer of ``(heads, query, key)`` costs
+Weights are quantised as ``round(w * 255)`` into one byte each (`attnscope.quantise`), so a decoded
+weight ``b / 255`` is within 1/510 (≈ 0.00196) of the original; a layer of ``(heads, query, key)`` costs
 ``heads * query * key`` bytes (base64 in HTML adds a third). Floats are never sent as JSON.
 
 Two ways in: a `Capture` (`payload_from_capture`) or BertViz-style arrays (`payload_from_arrays`:
@@ -22,16 +22,13 @@ import numpy as np
 from ..capture.loading import readable_model_name
 from ..capture.result import Capture
 from ..errors import InputError, check_range, count
+from ..quantise import SCALE, quantise
 from .aggregated import carried_layers, check_initial, choose, data_key, unavailable
 from .bertviz_inputs import NO_WEIGHTS, check_tokens, no_weights_error, stack_layers
 from .sequences import (  # noqa: F401 - looks_special and prettify are re-exported: they lived here first
     TokenSequence, looks_special, prettify, sequence_from_strings, sequence_from_tokens,
 )
 
-SCALE = 255
-"""Quantisation scale: a weight ``w`` in [0, 1] is stored as the byte ``round(w * 255)``."""
-MAX_ERROR = 1 / (2 * SCALE)
-"""Largest absolute difference between a weight and its decoded byte (1/510)."""
 DEFAULT_THRESHOLD = 0.01
 """Lines whose decoded weight is not above this are not drawn."""
 ROLES = ("encoder", "decoder", "cross")
@@ -151,20 +148,6 @@ class Payload:
 
     def nbytes(self) -> int:
         return sum(int(self.data(key).nbytes) for key in self.data_keys())
-
-
-def quantise(weights: np.ndarray) -> np.ndarray:
-    """Weights in [0, 1] as uint8 ``round(w * 255)``; decoding ``b / 255`` is off by at most 1/510.
-
-    Computed in float64 one leading slice at a time, so memory stays near the uint8 result's size.
-    """
-    weights = np.asarray(weights)
-    out = np.empty(weights.shape, dtype=np.uint8)
-    for index in np.ndindex(weights.shape[:1] if weights.ndim > 2 else ()):
-        part = np.clip(np.asarray(weights[index], dtype=np.float64), 0.0, 1.0)
-        np.multiply(part, SCALE, out=part)
-        out[index] = np.rint(part, out=part)
-    return out
 
 
 def check_weights(weights: np.ndarray, what: str) -> None:
