@@ -102,7 +102,7 @@ def test_bad_methods_heads_and_layers_are_refused() -> None:
         aggregate(cap, "mean", heads=[0, 2])
     with pytest.raises(InputError, match="layer 1 is out of range: the encoder stack has only layer 0"):
         aggregate(cap, "mean", layers=[1])
-    with pytest.raises(InputError, match="heads names head 1 twice"):
+    with pytest.raises(InputError, match="heads names head 1 more than once: name each head once"):
         aggregate(cap, "mean", heads=[1, 1])
     with pytest.raises(InputError, match="no 'cross' attention in this capture"):
         aggregate(cap, "mean", stack="cross")

@@ -129,8 +129,8 @@ def test_summaries_on_the_small_treebank_equal_hand_counts(small_index, default_
 @pytest.mark.parametrize("query, message", [
     (Query("embedding", 6), "layer 6 is out of range: this index has layers 0-5"),
     (Query("heads", 1, (12,)), "head 12 is out of range"),
-    (Query("heads", 1, (3, 3)), "name a head twice"),
-    (Query("heads", 1, ()), "no heads selected"),
+    (Query("heads", 1, (3, 3)), "heads names head 3 more than once"),
+    (Query("heads", 1, ()), "heads is empty: name at least one head"),
     (Query("vectors", 1), "search mode 'vectors' is unknown"),
     (Query("embedding", 1, top=0), "top must be an integer from 1 to 1000"),
     (Query("embedding", 1, filters={"ner": ["GPE"]}), "cannot filter on 'ner'"),

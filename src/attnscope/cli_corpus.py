@@ -118,9 +118,7 @@ def search(
                       per_sentence=per_sentence, score=score)
         if heads is not None and not query.heads:
             raise InputError("--heads is empty: name at least one head, e.g. --heads 3,7")
-        opened.check_query(query)  # layer, heads and filters against the manifest, before the model loads
-        for name in query.filters or {}:
-            opened.check_filter(name)
+        query = opened.check_query(query)  # layer, heads and filters, once, before the model loads
         handle = load(model or opened.manifest.model)
         encoded = encode(handle, text)
         choice = resolve_token(encoded, token)

@@ -17,6 +17,16 @@ class InputError(AttnscopeError):
     """Text, positions or options that the model cannot take (empty, too long, out of range...)."""
 
 
+class FieldError(InputError):
+    """An `InputError` about one parameter, or one entry of a list parameter: ``field`` names it as the
+    Python API spells it, dotted down to the entry at fault (``heads.1``, ``filters.upos``, ``layer``). The
+    server reports it as the request field at fault, since the requests use the same names."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
+
+
 class CorpusError(InputError):
     """A corpus that cannot be opened: missing files, a failed download, an unusable spaCy pipeline."""
 

@@ -17,24 +17,10 @@ import numpy as np
 
 from ..capture.inputs import Tokens
 from ..capture.result import Capture
-from ..errors import InputError, check_range, count
+from ..errors import InputError, count
+from ..selection import check_choices
+from .methods import METHODS, NORM_METHODS, PER_HEAD
 
-METHODS: dict[str, str] = {
-    "raw": "each head's attention weights α",
-    "mean": "the mean of the chosen heads' weights",
-    "weighted": "the chosen heads' weights combined by head_weights (scaled to sum to 1)",
-    "rollout": "attention rollout (Abnar & Zuidema 2020): per layer the heads' mean with the residual, "
-               "0.5·A + 0.5·I, multiplied up through the layers",
-    "value_norm": "‖α·f(x)‖ per head (Kobayashi et al. 2020): each weight times the norm of the value "
-                  "vector the head writes, f(x_j) = v_j·W_O^h",
-    "value_norm_sum": "‖Σ_h α^h·f^h(x)‖ over the chosen heads (Kobayashi et al. 2020): the norm of what "
-                      "the heads together move from each key to each query",
-}
-"""Every method `aggregate` takes, with what it computes."""
-PER_HEAD = ("raw", "value_norm")
-"""Methods whose result keeps a head axis; the others combine the chosen heads into one."""
-NORM_METHODS = ("value_norm", "value_norm_sum")
-"""Methods whose result is a vector norm (units of the hidden state), not a probability."""
 _BLOCK = 1 << 24  # elements of a (heads, query block, key) temporary in `value_norms_summed`
 
 
@@ -99,17 +85,8 @@ class Aggregation:
 
 
 def check_heads(heads: Sequence[int] | None, count: int, what: str = "this stack") -> list[int]:
-    """The chosen heads (all ``count`` when None), each in range and named once."""
-    if heads is None:
-        return list(range(count))
-    if isinstance(heads, (int, str, bytes)):
-        raise InputError(f"heads must be a list of head numbers, got {heads!r}")
-    chosen = [check_range("head", h, count, what) for h in heads]
-    if not chosen:
-        raise InputError(f"heads is empty: choose at least one of heads 0-{count - 1}")
-    if len(set(chosen)) != len(chosen):
-        raise InputError(f"heads names head {next(h for h in chosen if chosen.count(h) > 1)} twice: name each head once")
-    return chosen
+    """The chosen heads (all ``count`` when None), each in range and named once (`selection.check_choices`)."""
+    return check_choices("heads", heads, count, what, unit="head")
 
 
 def check_head_weights(head_weights: Sequence[float], heads: Sequence[int]) -> np.ndarray:
@@ -298,14 +275,7 @@ def _stack_tokens(cap: Capture, role: str) -> tuple[Tokens, Tokens]:
 
 
 def _check_layers(layers: Sequence[int] | None, count: int, role: str) -> list[int]:
-    if layers is None:
-        return list(range(count))
-    if isinstance(layers, (int, str, bytes)):
-        raise InputError(f"layers must be a list of layer numbers, got {layers!r}")
-    chosen = [check_range("layer", layer, count, f"the {role} stack") for layer in layers]
-    if not chosen:
-        raise InputError(f"layers is empty: choose at least one of layers 0-{count - 1}")
-    return chosen
+    return check_choices("layers", layers, count, f"the {role} stack", unit="layer")
 
 
 def _value_parts(cap: Capture, role: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -6,7 +6,8 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ..errors import InputError, check_range, count
+from ..errors import FieldError, InputError, count
+from ..selection import check_choice
 
 from .token_text import CONTINUATION, END_OF_WORD, SPACE_MARKERS, display_form, display_forms, is_blank
 
@@ -256,13 +257,12 @@ def apply_mask(tokens: Tokens, positions: Sequence[int], handle: Any) -> Tokens:
                          "for masked-language models such as BERT and RoBERTa, trained to predict a hidden word")
     ids, raw, display = list(tokens.ids), list(tokens.raw), list(tokens.display)
     original = dict(tokens.original)
+    what = f"this input of {count(len(ids), 'token')}"
+    for i, position in enumerate(positions):  # in the order given, so an error names the entry at fault (mask.1)
+        if tokens.special[check_choice("mask", position, len(ids), what, unit="mask position", field=f"mask.{i}")]:
+            raise FieldError(f"mask position {position} is the special token {tokens.raw[position]!r}: "
+                             "only ordinary tokens can be masked", f"mask.{i}")
     for position in sorted(set(positions)):
-        check_range("mask position", position, len(ids), f"this input of {count(len(ids), 'token')}")
-        if tokens.special[position]:
-            raise InputError(
-                f"mask position {position} is the special token {tokens.raw[position]!r}: "
-                "only ordinary tokens can be masked"
-            )
         if position not in tokens.masked:  # a mask token typed in the text hides nothing
             original[position] = display[position]
         ids[position] = tokenizer.mask_token_id

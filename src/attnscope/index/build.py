@@ -33,7 +33,7 @@ from .attention_store import BITS as ATTENTION_BITS
 from .extract import LONG_POLICIES, BatchVectors, extract_batch, number_rows, plan_batches, plan_sentences
 from .manifest import (IndexFormatError, Manifest, model_fingerprint, package_versions, read_manifest,
                        tokenizer_fingerprint, write_manifest)
-from .layout import ATTENTION, CODES, RANGES, SPANS, codes_file, ivf_file
+from .layout import ATTENTION, CODES, RANGES, SPANS, codes_file, ivf_file, read_codes
 from .tables import write_tables
 
 BUILD = "build.json"

@@ -26,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import AttnscopeError, NoLanguageModelHeadError
+from ..errors import AttnscopeError, FieldError, NoLanguageModelHeadError
 from ..index import IndexFormatError, IndexMismatchError
 from .schemas import ErrorBody, ErrorResponse
 
@@ -64,11 +64,13 @@ def code_of(error: AttnscopeError) -> str:
 
 @contextmanager
 def in_field(field: str | None) -> Iterator[None]:
-    """Report any attnscope error raised in the block as a 400 about request field ``field``."""
+    """Report any attnscope error raised in the block as a 400 about request field ``field``; a `FieldError`
+    names its own field (``heads.1``: the Python API and the requests name their fields alike)."""
     try:
         yield
     except AttnscopeError as error:
-        raise ApiError(400, code_of(error), str(error), field) from error
+        at = error.field if isinstance(error, FieldError) else field
+        raise ApiError(400, code_of(error), str(error), at) from error
 
 
 _SOURCES = ("body", "query", "path", "header", "cookie")
@@ -110,7 +112,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AttnscopeError)
     async def attnscope_error(_: Request, error: AttnscopeError) -> JSONResponse:
-        return error_response(400, code_of(error), str(error))
+        return error_response(400, code_of(error), str(error), error.field if isinstance(error, FieldError) else None)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -23,7 +23,8 @@ from ..capture.loading import readable_model_name
 from ..capture.result import Capture
 from ..errors import InputError, check_range, count
 from ..quantise import SCALE, quantise
-from .aggregated import carried_layers, check_initial, choose, data_key, unavailable
+from ..selection import check_choice, check_choices
+from .aggregated import carried_layers, check_initial, choose, data_key, offered, unavailable
 from .bertviz_inputs import NO_WEIGHTS, check_tokens, no_weights_error, stack_layers
 from .sequences import (  # noqa: F401 - looks_special and prettify are re-exported: they lived here first
     TokenSequence, looks_special, prettify, sequence_from_strings, sequence_from_tokens,
@@ -99,6 +100,7 @@ class Payload:
                     "key_tokens": self.stack_tokens[role][1],
                     "causal": self.causal[role],
                     "aggregations": self.aggregations_of(role),
+                    "aggregation_methods": offered(int(w.shape[1]), list(self.aggregations_of(role))),
                 }
                 for role, w in self.stacks.items()
             ],
@@ -189,45 +191,19 @@ def _check_selection(payload: Payload, stack: str | None, layer: int | None, hea
     role = stack if stack is not None else roles[0]
     if role not in payload.stacks:
         raise InputError(f"stack {role!r} is not in this view: it has {', '.join(roles)}")
-    labels = payload.layer_labels[role]
-    chosen_layer = labels[0] if layer is None else _check_shown("layer", layer, labels, "include_layers", role,
-                                                                   included[0])
-    head_labels = payload.heads_of(role)
-    if heads is None:
-        chosen_heads = head_labels
-    else:
-        if isinstance(heads, int):
-            heads = [heads]
-        chosen_heads = sorted({_check_shown("head", h, head_labels, "include_heads", role, included[1])
-                               for h in heads})
+    labels, head_labels = payload.layer_labels[role], payload.heads_of(role)
+    what = f"the {role} attention"
+    chosen_layer = labels[0] if layer is None else check_choice(
+        "layer", layer, len(labels), what, kept=labels if included[0] else None, kept_by="include_layers")
+    chosen_heads = check_choices("heads", [heads] if isinstance(heads, int) else heads, len(head_labels), what,
+                                 unit="head", kept=head_labels if included[1] else None, kept_by="include_heads",
+                                 allow_empty=True, merge_repeats=True)
     payload.selection = {"stack": role, "layer": chosen_layer, "heads": chosen_heads}
-
-
-def _check_shown(name: str, value: Any, labels: list[int], option: str, role: str, included: bool) -> int:
-    """``value`` if it is one of the shown ``labels``; else an error naming the model's range or what is shown."""
-    if not included or not isinstance(value, int) or isinstance(value, bool):
-        return check_range(name, value, len(labels), f"the {role} attention")
-    if value not in labels:
-        kept = ", ".join(map(str, labels))
-        raise InputError(f"{name} {value} is not among the included {name}s: {option} keeps {name}s {kept}; "
-                         f"pass one of them as {name}")
-    return int(value)
 
 
 def _kept(name: str, include: Sequence[int] | None, size: int, role: str) -> list[int]:
     """The indices ``include_layers``/``include_heads`` keep of ``size``: all when None; checked, no repeats."""
-    option = f"include_{name}s"
-    if include is None:
-        return list(range(size))
-    if isinstance(include, (int, str, bytes)):
-        raise InputError(f"{option} must be a list of {name} numbers, got {include!r}")
-    labels = [check_range(name, i, size, f"the {role} attention") for i in include]
-    if not labels:
-        raise InputError(f"{option} is empty: name at least one {name}")
-    repeated = sorted({i for i in labels if labels.count(i) > 1})
-    if repeated:
-        raise InputError(f"{option} names {name} {repeated[0]} more than once: name each {name} once")
-    return labels
+    return check_choices(f"include_{name}s", include, size, f"the {role} attention", unit=name)
 
 
 def _keep(
