@@ -96,7 +96,7 @@ def inspect(
         if role == "cross":
             continue
         tokens = cap.tokens if role == "encoder" else (cap.decoder_tokens or cap.tokens)
-        patterns[role] = pattern_scores(stack.attentions, tokens.special, allowed=stack.allowed)
+        patterns[role] = pattern_scores(stack.require("attentions"), tokens.special, allowed=stack.allowed)
     report = inspect_report(handle, cap, patterns)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

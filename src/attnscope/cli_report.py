@@ -96,7 +96,7 @@ def _token_line(label: str, tokens: list[str], details: dict[str, Any]) -> str:
 
 
 def _predictions_lines(report: dict[str, Any]) -> list[str]:
-    at = report.get("predictions_at")
+    at = report.get("predictions_at") or {}  # set whenever there are predictions
     lines = []
     for position, top in (report["predictions"] or {}).items():
         shown = ", ".join(f"{escape(p['token'])} {p['probability']:.3f}" for p in top)

@@ -57,7 +57,7 @@ class MaskingWarning(AttnscopeWarning):
     (see `attnscope.masking_caveat`)."""
 
 
-def check_range(name: str, value: int, size: int, what: str, *, unit: str | None = None) -> int:
+def check_range(name: str, value: object, size: int, what: str, *, unit: str | None = None) -> int:
     """Return ``value`` if ``0 <= value < size``; otherwise raise an error naming the allowed range.
 
     ``what`` names what has the range, in the singular ("this model", "the encoder stack", "this input

@@ -131,7 +131,7 @@ def score_sentences(handle: ModelHandle, sentences: Sequence[AtlasSentence], cor
     sums = _run(handle, sentences, arcs, tally, batch_tokens, progress)
     notices = list(corpus.notices)
     scores = None
-    if tally is None:
+    if tally is None or chosen is None:
         notices.insert(0, NO_DEPENDENCIES.format(name=corpus.name))
     else:
         offsets, baseline = tally.baseline()
@@ -170,10 +170,10 @@ def _run(handle: ModelHandle, sentences: Sequence[AtlasSentence], arcs: list[Arc
                 raise InputError(f"sentence {i} tokenises differently than when it was planned; "
                                  f"was the tokenizer changed while the atlas ran?")
             stack = capture.stacks[handle.main_stack]
-            added = pattern_sums(stack.attentions, sentence.tokens.special, allowed=stack.allowed)
+            added = pattern_sums(stack.require("attentions"), sentence.tokens.special, allowed=stack.allowed)
             sums = added if sums is None else sums + added
             if tally is not None and arcs is not None:
-                tally.add(stack.attentions, sentence.word_of, arcs[i])
+                tally.add(stack.require("attentions"), sentence.word_of, arcs[i])
             done += len(sentence.tokens)
         if progress:
             progress(done, total)

@@ -283,8 +283,9 @@ def _stacks_from_calls(handle: ModelHandle, calls: list[LayerCall], b: int, toke
             softcap=[c.softcap for c in role_calls],
             kv_head_of=np.arange(first.heads) // groups,
         )
-        if all(c.sinks is not None for c in role_calls):
-            stack.sinks = torch.stack([c.sinks for c in role_calls]).numpy()
+        sinks = [c.sinks for c in role_calls if c.sinks is not None]
+        if len(sinks) == len(role_calls):
+            stack.sinks = torch.stack(sinks).numpy()
 
         def gather(name: str, cut) -> np.ndarray | None:
             parts = [cut(c.tensors[name]) for c in role_calls if name in c.tensors]
@@ -366,6 +367,7 @@ def _add_hidden_states(handle: ModelHandle, stacks: dict[str, AttentionStack], o
     if "hidden_states" not in wanted:
         return
     if handle.kind == "encoder-decoder":
+        assert dec is not None  # an encoder-decoder's capture always has decoder tokens
         sources = {"encoder": (outputs.encoder_hidden_states, len(tokens)),
                    "decoder": (outputs.decoder_hidden_states, len(dec))}
     else:

@@ -198,12 +198,14 @@ def _word_ids(word_ids: list[int | None], offsets: list[tuple[int, int] | None],
     words are taken from the offsets instead: a token starts a word when whitespace precedes it or
     begins its span (``▁café``).
     """
+    spans = {i: o for i, o in enumerate(offsets) if o is not None and word_ids[i] is not None}
+
     def starts_word(i: int, previous: int) -> bool:
-        (start, end), (_, before) = offsets[i], offsets[previous]
+        (start, end), (_, before) = spans[i], spans[previous]
         text = texts[segments[i]] if segments[i] < len(texts) else ""
         return any(c.isspace() for c in text[before:start]) or (start < end and text[start:start + 1].isspace())
 
-    ordinary = [i for i, o in enumerate(offsets) if o is not None and word_ids[i] is not None]
+    ordinary = list(spans)
     pairs = [(p, i) for p, i in zip(ordinary, ordinary[1:]) if segments[p] == segments[i]]
     if not any(word_ids[p] == word_ids[i] and starts_word(i, p) for p, i in pairs):
         return word_ids
@@ -318,6 +320,8 @@ def decoder_tokens(handle: Any, target: str | None) -> Tokens:
     if start is None:
         raise InputError(f"model {handle.name!r} names no decoder start token (decoder_start_token_id in its "
                          "config), and its tokenizer has no start, [CLS] or padding token to use instead")
+    offsets: list[tuple[int, int] | None]
+    words: list[int | None]
     if target is None:
         ids, offsets, words = [start], [None], [None]
     else:

@@ -102,7 +102,7 @@ def token_pieces(tokens: Tokens, positions: Sequence[int], blank: Sequence[bool]
 
 def joined(pieces: Sequence[Piece]) -> str:
     """Pieces as one string: a space wherever a piece has ``space_before`` (never at the start)."""
-    out = []
+    out: list[str] = []
     for piece in pieces:
         if piece.text:
             out.append((" " if piece.space_before and out else "") + piece.text)

@@ -60,12 +60,12 @@ def align_entities(words: Sequence[Word], entities: Sequence[EntitySpan]) -> lis
         length = max(1, word.end - word.start)
         chosen.append(best if best is not None and 2 * best_overlap >= length else None)
     result: list[tuple[str | None, str]] = []
-    for index, number in enumerate(chosen):
-        if number is None:
+    for index, picked in enumerate(chosen):
+        if picked is None:
             result.append((None, "O"))
         else:
-            continuing = index > 0 and chosen[index - 1] == number
-            result.append((entities[number].label, "I" if continuing else "B"))
+            continuing = index > 0 and chosen[index - 1] == picked
+            result.append((entities[picked].label, "I" if continuing else "B"))
     return result
 
 

@@ -128,7 +128,8 @@ def _subtree_sizes(heads: Sequence[int]) -> list[int]:
         while depth[node] is None and heads[node] != ROOT:
             path.append(node)
             node = heads[node]
-        known = depth[node] if depth[node] is not None else 0
+        found = depth[node]
+        known = found if found is not None else 0
         depth[node] = known
         for step, visited in enumerate(reversed(path), 1):
             depth[visited] = known + step

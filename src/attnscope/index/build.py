@@ -18,7 +18,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import zstandard
@@ -111,9 +111,9 @@ def _build_index(corpus: Corpus, handle: ModelHandle, out: Path, options: BuildO
     layers, heads = shape.layers, shape.heads
     hidden_size = int(handle.model.config.hidden_size)
     total = sum(p.rows for p in planned)
+    fingerprints = model_fingerprint(handle.model), tokenizer_fingerprint(handle.tokenizer)
     identity = {
-        "model": handle.name, "model_fingerprint": model_fingerprint(handle.model),
-        "tokenizer_fingerprint": tokenizer_fingerprint(handle.tokenizer),
+        "model": handle.name, "model_fingerprint": fingerprints[0], "tokenizer_fingerprint": fingerprints[1],
         "corpus_checksum": corpus.checksum, "options": asdict(options), "tokens": total,
     }
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
@@ -133,8 +133,7 @@ def _build_index(corpus: Corpus, handle: ModelHandle, out: Path, options: BuildO
         lists = _approximate(partial, ranges, widths, total, options)
 
     manifest = Manifest(
-        model=handle.name, model_fingerprint=identity["model_fingerprint"],
-        tokenizer_fingerprint=identity["tokenizer_fingerprint"], corpus=corpus.name,
+        model=handle.name, model_fingerprint=fingerprints[0], tokenizer_fingerprint=fingerprints[1], corpus=corpus.name,
         corpus_checksum=corpus.checksum, corpus_files=[str(f) for f in corpus.files], annotator=corpus.annotator,
         fields=list(corpus.fields), silver=dict(corpus.silver), layers=layers, heads=heads, head_dim=widths["heads"] // heads,
         hidden_size=hidden_size,
@@ -188,7 +187,7 @@ def _extract_all(handle: ModelHandle, partial: Path, planned: list, batches: lis
 
     def store(b: int, values: BatchVectors) -> int:
         """Write batch ``b``'s part file (its codes and attention, compressed), then its marker."""
-        frames = {}  # this batch's rows are one contiguous run (number_rows): its codes are one frame each
+        frames: dict[str, Any] = {}  # this batch's rows are one contiguous run (number_rows): its codes are one frame each
         for kind in CODES:
             for l, layer_ranges in enumerate(ranges[kind]):
                 codes = vectors.encode(getattr(values, kind)[l], options.vector_bits, layer_ranges)

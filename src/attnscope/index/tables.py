@@ -48,8 +48,8 @@ def write_tables(directory: Path, planned: Sequence[PlannedSentence], sentences:
             tokens["start"].append(start)
             tokens["end"].append(end)
             for name in kept:
-                value = getattr(word, name) if word is not None else None
-                tokens[name].append(-2 if name == "head" and value is None else value)
+                found = getattr(word, name) if word is not None else None
+                tokens[name].append(-2 if name == "head" and found is None else found)
     pq.write_table(pa.table(tokens), directory / TOKENS)
     pq.write_table(pa.table(rows), directory / SENTENCES)
 

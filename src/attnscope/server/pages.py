@@ -51,7 +51,7 @@ def app_assets() -> Assets:
 
 
 def _page_template() -> str:
-    return resources.files("attnscope").joinpath("static", "app.html").read_text(encoding="utf-8")
+    return (resources.files("attnscope") / "static" / "app.html").read_text(encoding="utf-8")
 
 
 router = APIRouter(include_in_schema=False)

@@ -9,6 +9,7 @@ checked once (`Index.check_query`), and searched as checked.
 from __future__ import annotations
 
 import base64
+from typing import Any, cast
 
 from fastapi import APIRouter, Query as QueryParameter, Request
 
@@ -24,15 +25,16 @@ from ..index import Query, SearchResult
 from ..index.search import check_query_token
 from ..quantise import SCALE, quantise
 from .errors import ApiError, in_field
-from .schemas import (AggregationRequest, AggregationResponse, AtlasResponse, AttentionRequest, AttentionResponse,
-                      Candidate, CorpusInfo, EncodedAttention, ErrorResponse, ModelInfo, PositionPredictions,
-                      PredictionsRequest, PredictionsResponse, SearchRequest, SearchResponse, StackInfo, TokensOut)
+from .schemas import (AggregationRequest, AggregationResponse, AggregationUnit, AtlasResponse, AtlasStatus,
+                      AttentionRequest, AttentionResponse, Candidate, CorpusInfo, EncodedAttention, ErrorResponse,
+                      ModelInfo, PositionPredictions, PredictionMode, PredictionsRequest, PredictionsResponse,
+                      SearchRequest, SearchResponse, StackInfo, StackRole, TokensOut)
 from .state import AppState
 
 TOP_PREDICTIONS = 5
 """Predictions returned at every position by ``POST /api/attention``."""
 
-_ERRORS = {status: {"model": ErrorResponse} for status in (400, 404, 413, 422)}
+_ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorResponse} for status in (400, 404, 413, 422)}
 router = APIRouter(prefix="/api", responses=_ERRORS)
 
 
@@ -74,8 +76,9 @@ def attention(body: AttentionRequest, request: Request) -> AttentionResponse:
     if note is None:
         predictions = [PositionPredictions(position=p, candidates=_candidates(cap, p)) for p in range(len(cap.tokens))]
         mode = cap.predictions.mode if cap.predictions is not None else None
-    return AttentionResponse(model=name, stack=handle.main_stack, tokens=_tokens_out(cap.tokens), attention=encoded,
-                             predictions=predictions, predictions_mode=mode, predictions_note=note,
+    # cast: the response model validates these values against its literals when it is built
+    return AttentionResponse(model=name, stack=cast(StackRole, handle.main_stack), tokens=_tokens_out(cap.tokens), attention=encoded,
+                             predictions=predictions, predictions_mode=cast(PredictionMode | None, mode), predictions_note=note,
                              masking_note=cap.masking_caveat)
 
 
@@ -167,7 +170,7 @@ def atlas(request: Request,
           corpus: str = QueryParameter(description="A configured corpus's name (see GET /api/corpora).")) -> AtlasResponse:
     served = _state(request).corpus(corpus)
     job = _state(request).atlases.status(served)
-    return AtlasResponse(corpus=served.name, model=_state(request).name_of(served.model), status=job.status, done=job.done,
+    return AtlasResponse(corpus=served.name, model=_state(request).name_of(served.model), status=cast(AtlasStatus, job.status), done=job.done,
                          total=job.total, message=job.error, atlas=job.atlas.to_dict() if job.atlas else None)
 
 
@@ -202,7 +205,7 @@ def _aggregation_out(name: str, cap: Capture, result: Aggregation) -> Aggregatio
     encoded = EncodedAttention(scale=SCALE, shape=list(weights.shape),
                                data=base64.b64encode(quantise(weights).tobytes()).decode("ascii"))
     return AggregationResponse(
-        model=name, method=result.method, description=METHODS[result.method], unit=result.unit,
+        model=name, method=result.method, description=METHODS[result.method], unit=cast(AggregationUnit, result.unit),
         rows_scaled=scaled, layers=list(result.layers), heads=list(result.heads),
         head_weights=None if result.head_weights is None else list(result.head_weights), words=result.words,
         tokens=_tokens_out(cap.tokens), units=result.query_units,

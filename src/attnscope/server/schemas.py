@@ -118,6 +118,10 @@ def _finite(value: float) -> float:
 
 
 HeadWeight = Annotated[float, Field(ge=0), AfterValidator(_finite)]
+StackRole = Literal["encoder", "decoder"]
+PredictionMode = Literal["masked", "next"]
+AggregationUnit = Literal["probability", "norm"]
+AtlasStatus = Literal["computing", "ready", "failed"]
 if TYPE_CHECKING:
     AggregationMethod = str
 else:  # the names of `analysis.methods`, as an enum in the OpenAPI schema
@@ -252,11 +256,11 @@ class AttentionResponse(BaseModel):
     """
 
     model: str
-    stack: Literal["encoder", "decoder"]
+    stack: StackRole
     tokens: TokensOut
     attention: EncodedAttention
     predictions: list[PositionPredictions] | None
-    predictions_mode: Literal["masked", "next"] | None = None
+    predictions_mode: PredictionMode | None = None
     predictions_note: str | None = None
     masking_note: str | None = Field(None, description=MASKING_NOTE)
 
@@ -274,7 +278,7 @@ class AggregationResponse(BaseModel):
     model: str
     method: str
     description: str
-    unit: Literal["probability", "norm"]
+    unit: AggregationUnit
     rows_scaled: bool
     layers: list[int]
     heads: list[int]
@@ -296,7 +300,7 @@ class AtlasResponse(BaseModel):
 
     corpus: str
     model: str
-    status: Literal["computing", "ready", "failed"]
+    status: AtlasStatus
     done: int
     total: int
     message: str | None = None

@@ -59,7 +59,9 @@ class AppState:
         corpora with one name, or an index built with other weights than its model's.
         """
         if loader is None:
-            from ..capture.loading import load as loader
+            from ..capture.loading import load
+
+            loader = load
         state = cls(models={}, limits=limits)
         for name in models:
             state.add_model(name, loader(name))

@@ -22,7 +22,7 @@ from ..files import write_text_atomically
 @lru_cache(maxsize=None)
 def static_text(name: str) -> str:
     """The text of one shipped file under ``attnscope/static``; refuses text that would end an inline tag."""
-    text = resources.files("attnscope").joinpath("static", name).read_text(encoding="utf-8")
+    text = (resources.files("attnscope") / "static" / name).read_text(encoding="utf-8")
     if "</script" in text.lower() or "</style" in text.lower():
         raise RuntimeError(f"static/{name} contains a closing script/style tag and cannot be inlined")
     return text

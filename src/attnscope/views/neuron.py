@@ -55,7 +55,7 @@ class NeuronView(AttentionWidget):
     head = traitlets.Int().tag(sync=True)
     token = traitlets.Dict().tag(sync=True)
     display_mode = traitlets.Unicode("auto").tag(sync=True)
-    filter = traitlets.TraitType("all").tag(sync=True)  # any value reaches `_valid_filter`, None included
+    filter: traitlets.TraitType[Any, Any] = traitlets.TraitType("all").tag(sync=True)  # any value reaches `_valid_filter`, None included
 
     def __init__(self, data: NeuronData, display_mode: str | None = None, **kwargs: Any) -> None:
         self.neuron = data
@@ -227,7 +227,7 @@ def neuron_view(
     """
     if html_action not in ("view", "return"):
         raise InputError(f"html_action must be 'view' or 'return', got {html_action!r}")
-    options = dict(stack=stack, layer=layer, head=head, query=query, filter=filter)
+    options: dict[str, Any] = dict(stack=stack, layer=layer, head=head, query=query, filter=filter)
     if isinstance(source, Capture):
         if args or any(v is not None for v in (text, text_pair, target, tokenizer, sentence_a, sentence_b)):
             raise InputError("a Capture carries its own text and tokens: pass only the capture and options")

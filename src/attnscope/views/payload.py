@@ -303,8 +303,9 @@ def payload_from_capture(cap: Capture, **options: Any) -> Payload:
         sequences["decoder"] = sequence_from_tokens(cap.decoder_tokens)
     stacks, stack_tokens = {}, {}
     for role in ROLES:
-        if role in cap.stacks and cap.stacks[role].attentions is not None:
-            stacks[role] = cap.stacks[role].attentions  # quantise() converts; no float64 copy of every layer
+        attentions = cap.stacks[role].attentions if role in cap.stacks else None
+        if attentions is not None:
+            stacks[role] = attentions  # quantise() converts; no float64 copy of every layer
             stack_tokens[role] = ("decoder", "encoder") if role == "cross" else (role, role)
     if not stacks:
         raise InputError("this capture holds no attention weights: capture with fields=['attentions', ...]")

@@ -100,8 +100,8 @@ def sequence_from_strings(raw: Sequence[str], sentence_b_start: int | None, tidy
             continue
         data = token_bytes(token.removeprefix(CONTINUATION) or token, scheme)
         punctuation = _is_punctuation(data)
-        continues = token.startswith(CONTINUATION) or (marks_starts and not token.startswith(SPACE_MARKERS))
-        if continues and joinable and not punctuation:
+        joins = token.startswith(CONTINUATION) or (marks_starts and not token.startswith(SPACE_MARKERS))
+        if joins and joinable and not punctuation:
             pieces[-1] += data
         else:
             pieces.append(data)

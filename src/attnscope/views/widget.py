@@ -59,7 +59,7 @@ class AttentionWidget(anywidget.AnyWidget):
             return
         role, indices = content.get("role"), content.get("indices")
         count = self.layer_count(role) if isinstance(role, str) else None
-        if count is None or not isinstance(indices, list):
+        if not isinstance(role, str) or count is None or not isinstance(indices, list):
             return
         wanted = [i for i in indices if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < count]
         if wanted:
