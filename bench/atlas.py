@@ -22,7 +22,6 @@ from attnscope.atlas import compute_atlas
 from attnscope.atlas.compute import corpus_sentences
 from attnscope.corpus import open_corpus
 from attnscope.index.extract import plan_batches
-
 from corpus import raw_forward_seconds  # bench/corpus.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -423,9 +423,9 @@ def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)  # rows appear as they are measured, even in a pipe
     if not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    import bertviz  # noqa: F401  (fail early when the test extra is missing)
     from importlib.metadata import version
 
+    import bertviz  # noqa: F401  (fail early when the test extra is missing)
     from playwright.sync_api import sync_playwright
 
     assets = npm_assets() if any(n <= args.skip_bertviz_above for n in args.lengths) else {}

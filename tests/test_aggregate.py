@@ -12,8 +12,8 @@ import torch
 import attnscope
 from attnscope.analysis.aggregate import (
     aggregate,
-    combine_heads,
     check_head_weights,
+    combine_heads,
     merge_units,
     merge_words,
     rollout,
@@ -239,7 +239,7 @@ def check_value_norms(handle, layers, value_module, transformed) -> attnscope.Ca
     inputs = dict(handle.tokenizer(PUB, return_tensors="pt"))
     for layer in layers:
         seen: list[torch.Tensor] = []
-        hook = value_module(model, layer).register_forward_hook(lambda _m, _i, out: seen.append(out.detach()[0]))
+        hook = value_module(model, layer).register_forward_hook(lambda _m, _i, out, seen=seen: seen.append(out.detach()[0]))
         try:
             with torch.no_grad():
                 alpha = model(**inputs, output_attentions=True).attentions[layer][0].numpy().astype(np.float64)

@@ -11,15 +11,16 @@ import subprocess
 import sys
 
 import pytest
+from rich.cells import cell_len
+from rich.text import Text
 
 import attnscope
 from attnscope.capture.written import words_text
-from attnscope.cli_search import heading, match_lines as format_lines, resolve_token
+from attnscope.cli_search import heading, resolve_token
+from attnscope.cli_search import match_lines as format_lines
 from attnscope.errors import InputError
 from attnscope.index import Query
 from attnscope.index.summaries import Match
-from rich.cells import cell_len
-from rich.text import Text
 
 from .conftest import PUB
 

@@ -139,7 +139,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/r2.15/"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         self.thread.start()
         return self
 

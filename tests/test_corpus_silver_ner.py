@@ -11,9 +11,18 @@ import spacy
 from fastapi.testclient import TestClient
 from rich.console import Console
 
-from attnscope.corpus import (DEFAULT_NER_PIPELINE, EntitySpan, Word, add_silver_entities, align_entities,
-                              default_corpus_annotator, entity_pipeline, open_corpus, parse_conllu)
-from attnscope.corpus import read_conllu
+from attnscope.corpus import (
+    DEFAULT_NER_PIPELINE,
+    EntitySpan,
+    Word,
+    add_silver_entities,
+    align_entities,
+    default_corpus_annotator,
+    entity_pipeline,
+    open_corpus,
+    parse_conllu,
+    read_conllu,
+)
 from attnscope.corpus.silver_ner import unused_components
 from attnscope.corpus.spacy_text import pipeline_description
 from attnscope.errors import CorpusError

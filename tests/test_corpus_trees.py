@@ -10,7 +10,15 @@ from hypothesis import strategies as st
 from spacy.attrs import SENT_START
 from spacy.tokens import Doc
 
-from attnscope.corpus import DEFAULT_NER_PIPELINE, AnnotatedSentence, Word, parse_conllu, read_text, repair_heads, tree_problem
+from attnscope.corpus import (
+    DEFAULT_NER_PIPELINE,
+    AnnotatedSentence,
+    Word,
+    parse_conllu,
+    read_text,
+    repair_heads,
+    tree_problem,
+)
 from attnscope.corpus.opening import _corpus
 from attnscope.corpus.spacy_text import doc_sentences
 from attnscope.errors import CorpusError, CorpusFormatError
@@ -102,7 +110,7 @@ def set_sentence_starts(doc: Doc, starts: list[int]) -> None:
 @given(parsed_docs())
 @settings(max_examples=600, deadline=None)
 def test_every_sentence_of_any_parse_is_one_tree(doc):
-    for first, words, repaired in doc_sentences(doc, with_entities=False):
+    for _first, words, repaired in doc_sentences(doc, with_entities=False):
         heads = [w.head for w in words]
         assert_one_tree(heads)
         assert all(w.form.strip() == w.form and w.form for w in words)

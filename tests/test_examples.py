@@ -3,7 +3,6 @@ with a static HTML copy."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat

@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 
 import attnscope
 from attnscope.analysis.aggregate import aggregate, normalise_rows
-from attnscope.server import AppState, create_app
 from attnscope.quantise import MAX_ERROR
+from attnscope.server import AppState, create_app
 from attnscope.views.sequences import sequence_from_tokens
 
 from .conftest import PUB

@@ -12,7 +12,8 @@ from attnscope.index import IndexMismatchError
 from attnscope.server import AppState
 
 from .conftest import PUB
-from .index_fixtures import SMALL as SMALL_SENTENCES, small_conllu
+from .index_fixtures import SMALL as SMALL_SENTENCES
+from .index_fixtures import small_conllu
 from .serve_process import serving
 from .server_fixtures import SMALL, client, state  # noqa: F401 - fixtures
 

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 import attnscope
-from attnscope.server import AppState, create_app
 from attnscope.quantise import MAX_ERROR
+from attnscope.server import AppState, create_app
 
 SEQ2SEQ = ["t5", "bart", "bert2bert"]
 TEXT = "Hello there"

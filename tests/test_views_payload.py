@@ -198,7 +198,7 @@ def test_invalid_bertviz_weights_are_named_by_their_argument_not_a_guessed_stack
     """The field report: an encoder's weights with NaN or negative values were called "decoder attention"
     (their upper triangle holds no positive weight, so they looked causal), while the same input's other
     errors said "encoder attention"."""
-    valid = np.stack([l.numpy() for l in softmax_layers(n=4)])  # (layers, batch, heads, query, key), an encoder's
+    valid = np.stack([layer.numpy() for layer in softmax_layers(n=4)])  # (layers, batch, heads, query, key), an encoder's
     with pytest.raises(InputError, match="^encoder attention has 4 query positions but 3 encoder tokens were given"):
         payload_from_arrays(list(valid), list("abc"))
     for tokens in (list("abcd"), list("abc")):

@@ -12,8 +12,9 @@ from __future__ import annotations
 import errno
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from .errors import InputError, allowed_range
 from .selection import check_choice, check_choices

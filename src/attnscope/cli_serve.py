@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .cli_common import fail
 from .cli_checks import check_port
+from .cli_common import fail
 from .cli_indexes import DEFAULT_CORPUS, default_index_dir, resolve_index
 from .errors import AttnscopeError, InputError
 
@@ -29,11 +29,11 @@ def _default_corpus(state: AppState, console: Console) -> None:
     Stale: built for other weights, damaged, or annotated otherwise than the default corpus is now
     (e.g. before it had silver entity types, or with another version of their pipeline).
     """
+    from .cli_corpus import build_with_progress
     from .corpus import default_corpus_annotator, open_corpus
+    from .files import writing
     from .index import BuildOptions, Index
     from .index.manifest import IndexFormatError, IndexMismatchError
-    from .cli_corpus import build_with_progress
-    from .files import writing
 
     handle = next(iter(state.models.values()))
     directory = default_index_dir(handle.name)

@@ -18,8 +18,9 @@ import errno
 import os
 import stat
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any
 
 from .errors import WriteError
 

@@ -15,7 +15,8 @@ Each error is a `FieldError` naming the parameter, or the list entry at fault (`
 from __future__ import annotations
 
 import numbers
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .errors import FieldError, InputError, allowed_range, check_range, plural
 

@@ -17,6 +17,7 @@ from attnscope.corpus import open_corpus
 from attnscope.index import BuildOptions, build_index
 
 from ..serve_process import serving
+
 # app: the page fixture, here on this module's server
 from .test_app import AppPage, app, count_lines, mean_of_bytes, open_app  # noqa: F401
 
@@ -132,7 +133,7 @@ def test_words_mode_draws_words_and_selects_and_masks_whole_words(app, server):
     tokens = page.locator(".as-query").all_inner_texts()
     page.check("#words")
     page.wait_for_function("() => document.getElementById('app').dataset.aggregation === 'ready' && "
-                           "document.querySelectorAll('.as-query').length < %d" % len(tokens))
+                           f"document.querySelectorAll('.as-query').length < {len(tokens)}")
     raw, answer = api_aggregation(server, "raw", text=text, words=True)
     words = answer["unit_text"]
     assert page.locator(".as-query").all_inner_texts() == words

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ..serve_process import serving
+
 # app: the page fixture, here on this module's server
 from .test_app import AppPage, api_search, app, open_app, run_sentence, screen_histogram, wait_results  # noqa: F401
 

@@ -75,22 +75,22 @@ def test_the_grid_shows_and_colours_the_chosen_score(page, tmp_path, atlas):
     p = open_page(page, tmp_path, atlas_page(atlas))
     shown = cells(p)
     assert len(shown) == LAYERS * HEADS
-    for (l, h), cell in shown.items():
-        value = atlas.patterns.previous[l, h]
+    for (layer, h), cell in shown.items():
+        value = atlas.patterns.previous[layer, h]
         assert cell["value"] == pytest.approx(value, abs=1e-6) and cell["text"] == f"{value:.2f}"  # 6 decimals in JSON
         assert cell["colour"] == colour(cell["value"])
     assert shown[(0, 0)]["colour"] == "rgb(247, 251, 255)" and shown[(5, 11)]["colour"] == "rgb(8, 48, 107)"
 
     p.select_option(".attnscope-atlas-score", "entropy")
-    for (l, h), cell in cells(p).items():
-        assert cell["value"] == pytest.approx(atlas.patterns.entropy[l, h], abs=1e-6)
+    for (layer, h), cell in cells(p).items():
+        assert cell["value"] == pytest.approx(atlas.patterns.entropy[layer, h], abs=1e-6)
         assert cell["colour"] == colour(cell["value"])
 
     p.select_option(".attnscope-atlas-score", "nsubj head_to_dependent")
     accuracy, baseline = atlas.relations.head_to_dependent[0], atlas.relations.baseline[0]
-    for (l, h), cell in cells(p).items():
-        assert cell["value"] == pytest.approx(accuracy[l, h], abs=1e-6) and cell["colour"] == colour(cell["value"])
-        assert cell["beats"] == (accuracy[l, h] > baseline)
+    for (layer, h), cell in cells(p).items():
+        assert cell["value"] == pytest.approx(accuracy[layer, h], abs=1e-6) and cell["colour"] == colour(cell["value"])
+        assert cell["beats"] == (accuracy[layer, h] > baseline)
     legend = p.text_content(".attnscope-atlas-legend")
     assert "baseline 0.40 at offset +1" in legend
     assert page.errors == [] and page.blocked == []

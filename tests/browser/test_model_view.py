@@ -155,7 +155,7 @@ def test_matrix_style_draws_the_same_weights_and_a_cell_hover_gives_its_weight(p
     spans = np.diff(np.floor(np.arange(n + 1) * size / n)).astype(int)
     drawn_mask = view.payload.decoded("encoder") > THRESHOLD
     lit = lit_per_cell(root)
-    assert lit == {(l, h): int((drawn_mask[l, h] * np.outer(spans, spans)).sum()) for l, h in lit}
+    assert lit == {(layer, h): int((drawn_mask[layer, h] * np.outer(spans, spans)).sum()) for layer, h in lit}
     page.page.click(".attnscope-mv-cell[data-layer='4'][data-head='0']")
     picture = page.page.locator(".attnscope-mv-detail-canvas")
     box = picture.bounding_box()
@@ -208,7 +208,7 @@ def test_words_merge_subwords_in_every_thumbnail_and_in_the_enlarged_view(page, 
     summed = np.einsum("uq,lhqk,vk->lhuv", members, byte, members)  # a word's rows and columns summed
     merged = np.minimum(255, np.floor(summed / members.sum(axis=1)[:, None] + 0.5))  # rows: mean (Math.round)
     counts = (merged / 255 > THRESHOLD).sum(axis=(2, 3))
-    assert drawn_per_cell(root) == {(l, h): int(counts[l, h]) for l in range(6) for h in range(12)}
+    assert drawn_per_cell(root) == {(layer, h): int(counts[layer, h]) for layer in range(6) for h in range(12)}
     page.page.click(".attnscope-mv-cell[data-layer='1'][data-head='4']")
     shown = page.page.locator(".attnscope-mv-queries .attnscope-mv-token").all_inner_texts()
     assert shown == ["[CLS]", "Unbelievably", ",", "the", "tokenisation", "splits", "words", ".", "[SEP]"]

@@ -78,7 +78,7 @@ def test_a_missing_layer_is_asked_for_and_drawn_when_it_arrives(page, cap):
     page.page.select_option("#host .attnscope-nv-layer", "4")
     assert page.page.evaluate("window.sent") == [{"type": NEURON_MESSAGE, "role": "encoder", "indices": [4]}]
     assert root.get_attribute("data-loading") == "true" and root.locator("svg").count() == 0
-    page.page.evaluate("window.reply({ type: '%s', role: 'encoder', indices: [4] })" % NEURON_MESSAGE)
+    page.page.evaluate(f"window.reply({{ type: '{NEURON_MESSAGE}', role: 'encoder', indices: [4] }})")
     assert root.get_attribute("data-loading") == "false"
     np.testing.assert_allclose(softmax(root), cap.attentions[4, 1, 2], atol=1e-5)
     page.page.select_option("#host .attnscope-nv-layer", "0")
@@ -107,5 +107,5 @@ def test_changes_from_python_redraw_and_cleanup_detaches(page, cap):
     assert page.page.evaluate("window.sets") == []  # Python's changes are not echoed back
     page.page.evaluate("window.cleanup()")
     assert page.page.locator("#host .attnscope-nv").count() == 0
-    page.page.evaluate("window.pySet('layer', 2); window.reply({type: '%s', role: 'encoder', indices: [2]})" % NEURON_MESSAGE)
+    page.page.evaluate(f"window.pySet('layer', 2); window.reply({{type: '{NEURON_MESSAGE}', role: 'encoder', indices: [2]}})")
     assert page.errors == []

@@ -10,8 +10,9 @@ key)``; values ``(layers, heads, key, head_dim)``; output projections ``(layers,
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

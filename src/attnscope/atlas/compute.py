@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
 
 from ..analysis.patterns import PatternSums, pattern_sums
 from ..analysis.relations import ROOT, Arcs, RelationTally, sentence_arcs

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ class CaptureInput:
     tokens: Tokens | None = None
 
 
-InputLike = Union[str, tuple, CaptureInput]
+InputLike = str | tuple | CaptureInput
 
 
 def capture(
@@ -287,22 +288,22 @@ def _stacks_from_calls(handle: ModelHandle, calls: list[LayerCall], b: int, toke
         if len(sinks) == len(role_calls):
             stack.sinks = torch.stack(sinks).numpy()
 
-        def gather(name: str, cut) -> np.ndarray | None:
-            parts = [cut(c.tensors[name]) for c in role_calls if name in c.tensors]
-            return _to_numpy(torch.stack(parts), dtype) if len(parts) == len(role_calls) else None
+        def gather(name: str, cut, calls: list[LayerCall] = role_calls) -> np.ndarray | None:
+            parts = [cut(c.tensors[name]) for c in calls if name in c.tensors]
+            return _to_numpy(torch.stack(parts), dtype) if len(parts) == len(calls) else None
 
         def row(t: torch.Tensor) -> torch.Tensor:  # a tensor's entry for input b (size-1 batches broadcast)
             return t[b if t.shape[0] > 1 else 0]
 
         if "attentions" in wanted:
-            stack.attentions = gather("attentions", lambda t: row(t)[:, :nq, :nk])
+            stack.attentions = gather("attentions", lambda t, nq=nq, nk=nk: row(t)[:, :nq, :nk])
         if "queries" in wanted:
-            stack.queries = gather("queries", lambda t: row(t)[:, :nq])
+            stack.queries = gather("queries", lambda t, nq=nq: row(t)[:, :nq])
         for name in ("keys", "values"):
             if name in wanted:
-                setattr(stack, name, gather(name, lambda t: row(t)[:, :nk].repeat_interleave(groups, dim=0)))
+                setattr(stack, name, gather(name, lambda t, nk=nk, groups=groups: row(t)[:, :nk].repeat_interleave(groups, dim=0)))
         if "head_outputs" in wanted:
-            stack.head_outputs = gather("head_outputs", lambda t: row(t)[:nq].transpose(0, 1))
+            stack.head_outputs = gather("head_outputs", lambda t, nq=nq: row(t)[:nq].transpose(0, 1))
         if wanted & {"allowed", "bias"}:
             _mask_and_bias(stack, role_calls, row, nq, nk, wanted, dtype)
         stacks[role] = stack

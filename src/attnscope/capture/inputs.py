@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import FieldError, InputError, count
 from ..selection import check_choice
-
 from .token_text import CONTINUATION, END_OF_WORD, SPACE_MARKERS, display_form, display_forms, is_blank
 
 __all__ = ["CONTINUATION", "END_OF_WORD", "SPACE_MARKERS", "Tokens", "apply_mask", "decoder_tokens", "display_form",
@@ -99,7 +99,7 @@ def special_token_ids(tokenizer: Any) -> set[int]:
     return set(result)
 
 
-_special_ids: "weakref.WeakKeyDictionary[Any, tuple[tuple, frozenset[int]]]" = weakref.WeakKeyDictionary()
+_special_ids: weakref.WeakKeyDictionary[Any, tuple[tuple, frozenset[int]]] = weakref.WeakKeyDictionary()
 
 
 def _check_text(text: Any, what: str) -> str:

@@ -21,7 +21,7 @@ OWN_NAMES = ("o_proj", "out_proj", "c_proj", "o", "out_lin", "dense")
 SIBLING_PATH = ("output", "dense")
 """Where BERT-like models keep it: ``<parent>.output.dense`` beside the ``<parent>.self`` attention."""
 
-_CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, tuple[tuple[int, ...], np.ndarray]]]" = (
+_CACHE: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, tuple[tuple[int, ...], np.ndarray]]] = (
     weakref.WeakKeyDictionary())
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -24,7 +25,7 @@ from .loading import quiet_transformers
 
 IMPLEMENTATION = "attnscope_capture"
 
-_ACTIVE: ContextVar["Recorder | None"] = ContextVar("attnscope_recorder", default=None)
+_ACTIVE: ContextVar[Recorder | None] = ContextVar("attnscope_recorder", default=None)
 
 
 def _generic_eager(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,

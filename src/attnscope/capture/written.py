@@ -19,8 +19,9 @@ used by the corpus contexts, the search, the views and the app, reads them as th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from .token_text import is_blank
 

@@ -9,8 +9,8 @@ so that every reader yields well-formed trees whatever the parser did.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 ROOT = -1
 """The head of a sentence's root word."""

@@ -14,8 +14,8 @@ Builds compress each batch's blocks (`compress_blocks`) and append them to the f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import zstandard

@@ -15,10 +15,11 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import zstandard
@@ -28,12 +29,19 @@ from ..corpus import Corpus
 from ..errors import InputError
 from ..files import atomic_file, writing
 from . import vectors
-from .attention_store import compress_blocks
 from .attention_store import BITS as ATTENTION_BITS
+from .attention_store import compress_blocks
 from .extract import LONG_POLICIES, BatchVectors, extract_batch, number_rows, plan_batches, plan_sentences
-from .manifest import (IndexFormatError, Manifest, model_fingerprint, package_versions, read_manifest,
-                       tokenizer_fingerprint, write_manifest)
 from .layout import ATTENTION, CODES, RANGES, SPANS, codes_file, ivf_file, read_codes
+from .manifest import (
+    IndexFormatError,
+    Manifest,
+    model_fingerprint,
+    package_versions,
+    read_manifest,
+    tokenizer_fingerprint,
+    write_manifest,
+)
 from .tables import write_tables
 
 BUILD = "build.json"
@@ -160,11 +168,11 @@ def _ranges(partial: Path, handle: ModelHandle, planned: list, batches: list[lis
             pending[b] = extract_batch(handle, [planned[i] for i in batches[b]])
         saved = {}
         for kind in CODES:
-            made = [vectors.Ranges.from_sample(np.concatenate([getattr(v, kind)[l] for v in pending.values()]))
-                    for l in range(layers)]
+            made = [vectors.Ranges.from_sample(np.concatenate([getattr(v, kind)[layer] for v in pending.values()]))
+                    for layer in range(layers)]
             saved[f"{kind}_low"], saved[f"{kind}_span"] = np.stack([r.low for r in made]), np.stack([r.span for r in made])
         _save_atomic(path, lambda f: np.savez(f, **saved))
-    ranges = {kind: [vectors.Ranges(saved[f"{kind}_low"][l], saved[f"{kind}_span"][l]) for l in range(layers)]
+    ranges = {kind: [vectors.Ranges(saved[f"{kind}_low"][layer], saved[f"{kind}_span"][layer]) for layer in range(layers)]
               for kind in CODES}
     return ranges, pending
 
@@ -189,9 +197,9 @@ def _extract_all(handle: ModelHandle, partial: Path, planned: list, batches: lis
         """Write batch ``b``'s part file (its codes and attention, compressed), then its marker."""
         frames: dict[str, Any] = {}  # this batch's rows are one contiguous run (number_rows): its codes are one frame each
         for kind in CODES:
-            for l, layer_ranges in enumerate(ranges[kind]):
-                codes = vectors.encode(getattr(values, kind)[l], options.vector_bits, layer_ranges)
-                frames[f"{kind}.{l}"] = np.frombuffer(compressor.compress(codes.tobytes()), dtype=np.uint8)
+            for layer, layer_ranges in enumerate(ranges[kind]):
+                codes = vectors.encode(getattr(values, kind)[layer], options.vector_bits, layer_ranges)
+                frames[f"{kind}.{layer}"] = np.frombuffer(compressor.compress(codes.tobytes()), dtype=np.uint8)
         sizes, data = compress_blocks(values.attention, options.attention_bits)
         temporary = partial / PARTS / f"{b}.tmp.npz"
         np.savez(temporary, sentences=np.asarray(batches[b], np.int64), sizes=sizes, data=data, **frames)
@@ -221,11 +229,11 @@ def _approximate(partial: Path, ranges: dict, widths: dict[str, int], total: int
     """Replace the code files by approximate (IVF) vector sets; returns their number of clusters."""
     lists = vectors.inverted_lists(total)
     for kind in CODES:
-        for l, layer_ranges in enumerate(ranges[kind]):
-            codes = read_codes(partial / codes_file(kind, l), total)
+        for layer, layer_ranges in enumerate(ranges[kind]):
+            codes = read_codes(partial / codes_file(kind, layer), total)
             ivf = vectors.build_ivf(codes, widths[kind], options.vector_bits, layer_ranges, lists, options.seed)
-            _save_atomic(partial / ivf_file(kind, l), lambda f, ivf=ivf: f.write(vectors.serialise(ivf)))
-            (partial / codes_file(kind, l)).unlink()
+            _save_atomic(partial / ivf_file(kind, layer), lambda f, ivf=ivf: f.write(vectors.serialise(ivf)))
+            (partial / codes_file(kind, layer)).unlink()
     return lists
 
 
@@ -236,8 +244,8 @@ def _assemble(partial: Path, parts: list[Path], sentences: int, layers: int) -> 
     spans = np.full((sentences * layers, 2), -1, dtype=np.int64)
     with contextlib.ExitStack() as stack:
         attention = stack.enter_context(open(partial / ATTENTION, "wb"))
-        codes = {f"{kind}.{l}": stack.enter_context(open(partial / codes_file(kind, l), "wb"))
-                 for kind in CODES for l in range(layers)}
+        codes = {f"{kind}.{layer}": stack.enter_context(open(partial / codes_file(kind, layer), "wb"))
+                 for kind in CODES for layer in range(layers)}
         position = 0
         for part in parts:
             with np.load(part) as archive:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -96,7 +96,7 @@ class Index:
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, directory: Path | str, cache_bytes: int = CACHE_BYTES) -> "Index":
+    def open(cls, directory: Path | str, cache_bytes: int = CACHE_BYTES) -> Index:
         directory = Path(directory)
         manifest = read_manifest(directory)
         return cls(directory, manifest, Tables.read(directory), cache_bytes)

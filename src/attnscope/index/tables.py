@@ -3,10 +3,10 @@ one row per sentence (text, source, where its tokens start)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -29,7 +29,7 @@ def write_tables(directory: Path, planned: Sequence[PlannedSentence], sentences:
     tokens: dict[str, list] = {name: [] for name in ("sentence", "position", "word", "token", "start", "end", *kept)}
     rows: dict[str, list] = {name: [] for name in ("corpus_index", "sent_id", "text", "source", "line",
                                                    "first_row", "rows", "model_tokens", "truncated")}
-    for number, item in enumerate(planned):  # sentences in corpus order
+    for item in planned:  # sentences in corpus order
         sentence = sentences[item.sentence]
         for name, value in (("corpus_index", item.sentence), ("sent_id", sentence.sent_id), ("text", sentence.text),
                             ("source", sentence.source), ("line", sentence.line), ("first_row", item.first_row),
@@ -62,7 +62,7 @@ class Tables:
     sentences: dict[str, np.ndarray]
 
     @classmethod
-    def read(cls, directory: Path) -> "Tables":
+    def read(cls, directory: Path) -> Tables:
         import pyarrow.parquet as pq
 
         def columns(name: str) -> dict[str, np.ndarray]:

@@ -32,7 +32,7 @@ class Ranges:
     span: np.ndarray
 
     @classmethod
-    def from_sample(cls, sample: np.ndarray, margin: float = 0.05) -> "Ranges":
+    def from_sample(cls, sample: np.ndarray, margin: float = 0.05) -> Ranges:
         """Ranges covering a float sample (tokens, dim), widened by ``margin`` of the span each side
         so that tokens outside the sample rarely clip."""
         low, high = sample.min(axis=0).astype(np.float32), sample.max(axis=0).astype(np.float32)
@@ -107,7 +107,7 @@ class VectorSet:
         return int(self.index.sa_code_size()) * self.count
 
     @classmethod
-    def from_codes(cls, codes: np.ndarray, dim: int, bits: int, ranges: Ranges) -> "VectorSet":
+    def from_codes(cls, codes: np.ndarray, dim: int, bits: int, ranges: Ranges) -> VectorSet:
         faiss = _faiss()
         index = faiss.IndexScalarQuantizer(dim, getattr(faiss.ScalarQuantizer, QTYPES[bits]), faiss.METRIC_INNER_PRODUCT)
         faiss.copy_array_to_vector(ranges.trained(), index.sq.trained)
@@ -118,7 +118,7 @@ class VectorSet:
         return cls(index, len(codes), dim, bits, ranges)
 
     @classmethod
-    def from_file(cls, path: Path, dim: int, bits: int, ranges: Ranges) -> "VectorSet":
+    def from_file(cls, path: Path, dim: int, bits: int, ranges: Ranges) -> VectorSet:
         index = _faiss().read_index(str(path))
         return cls(index, index.ntotal, dim, bits, ranges)
 

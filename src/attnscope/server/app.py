@@ -20,7 +20,6 @@ from .routes import router
 from .state import AppState
 
 
-
 class BodyLimit:
     """ASGI middleware: answer 413 (the one error shape) to a request whose body exceeds ``max_bytes``.
 

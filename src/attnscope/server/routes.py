@@ -11,7 +11,8 @@ from __future__ import annotations
 import base64
 from typing import Any, cast
 
-from fastapi import APIRouter, Query as QueryParameter, Request
+from fastapi import APIRouter, Request
+from fastapi import Query as QueryParameter
 
 from ..analysis.aggregate import Aggregation, aggregate, check_heads, normalise_rows
 from ..analysis.methods import METHODS, NORM_METHODS
@@ -25,10 +26,29 @@ from ..index import Query, SearchResult
 from ..index.search import check_query_token
 from ..quantise import SCALE, quantise
 from .errors import ApiError, in_field
-from .schemas import (AggregationRequest, AggregationResponse, AggregationUnit, AtlasResponse, AtlasStatus,
-                      AttentionRequest, AttentionResponse, Candidate, CorpusInfo, EncodedAttention, ErrorResponse,
-                      ModelInfo, PositionPredictions, PredictionMode, PredictionsRequest, PredictionsResponse,
-                      SearchRequest, SearchResponse, StackInfo, StackRole, TokensOut)
+from .schemas import (
+    AggregationRequest,
+    AggregationResponse,
+    AggregationUnit,
+    AtlasResponse,
+    AtlasStatus,
+    AttentionRequest,
+    AttentionResponse,
+    Candidate,
+    CorpusInfo,
+    EncodedAttention,
+    ErrorResponse,
+    ModelInfo,
+    PositionPredictions,
+    PredictionMode,
+    PredictionsRequest,
+    PredictionsResponse,
+    SearchRequest,
+    SearchResponse,
+    StackInfo,
+    StackRole,
+    TokensOut,
+)
 from .state import AppState
 
 TOP_PREDICTIONS = 5

@@ -6,9 +6,9 @@ Nothing is loaded or downloaded because of a request: a name that was not config
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 from ..capture.loading import ModelHandle, readable_model_name
 from ..errors import AttnscopeError
@@ -51,7 +51,7 @@ class AppState:
 
     @classmethod
     def configure(cls, models: Sequence[str], corpora: Sequence[Path | str] = (), *,
-                  loader: Callable[[str], ModelHandle] | None = None, limits: Limits = Limits()) -> "AppState":
+                  loader: Callable[[str], ModelHandle] | None = None, limits: Limits = Limits()) -> AppState:
         """Load ``models`` and open the index directories ``corpora`` (each named by its directory's name).
 
         A corpus whose model is not among ``models`` has that model loaded too. Raises

@@ -8,7 +8,7 @@ are lengths, not probabilities: each row is scaled to sum to 1 for display (`nor
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 from ..files import write_text_atomically
 
 
-@lru_cache(maxsize=None)
+@cache
 def static_text(name: str) -> str:
     """The text of one shipped file under ``attnscope/static``; refuses text that would end an inline tag."""
     text = (resources.files("attnscope") / "static" / name).read_text(encoding="utf-8")

@@ -8,7 +8,8 @@ Every layer is shown at once, so every layer crosses to the browser with the vie
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import traitlets
 

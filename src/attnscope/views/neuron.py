@@ -18,7 +18,8 @@ import traitlets
 from ..capture.engine import capture
 from ..capture.loading import ModelHandle, wrap
 from ..capture.result import Capture
-from ..errors import InputError, check_range, count as count_of
+from ..errors import InputError, check_range
+from ..errors import count as count_of
 from .display import present
 from .html import bundle, static_text
 from .neuron_data import CAPTURE_FIELDS, NeuronData, check_filter, check_query_in_filter, default_query, neuron_data

@@ -28,7 +28,8 @@ import numpy as np
 
 from ..capture.loading import readable_model_name
 from ..capture.result import Capture
-from ..errors import InputError, check_range, count as count_of
+from ..errors import InputError, check_range
+from ..errors import count as count_of
 from .payload import ROLES, TokenSequence
 from .sequences import SENTENCE_FILTERS, check_filter_name, sequence_from_tokens  # noqa: F401 - SENTENCE_FILTERS re-exported
 

@@ -14,8 +14,9 @@ raises `InputError` with what was wrong and what is allowed.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,11 @@ from ..selection import check_choice, check_choices
 from .aggregated import carried_layers, check_initial, choose, data_key, offered, unavailable
 from .bertviz_inputs import NO_WEIGHTS, check_tokens, no_weights_error, stack_layers
 from .sequences import (  # noqa: F401 - looks_special and prettify are re-exported: they lived here first
-    TokenSequence, looks_special, prettify, sequence_from_strings, sequence_from_tokens,
+    TokenSequence,
+    looks_special,
+    prettify,
+    sequence_from_strings,
+    sequence_from_tokens,
 )
 
 DEFAULT_THRESHOLD = 0.01

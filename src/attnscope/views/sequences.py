@@ -7,8 +7,9 @@ From captured `Tokens` (words from the tokenizer's word ids) or from BertViz-sty
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from ..capture.inputs import Tokens
 from ..capture.token_text import CONTINUATION, SPACE_MARKERS, guess_scheme, is_byte_token, readable, token_bytes
