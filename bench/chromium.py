@@ -168,7 +168,9 @@ def interaction_times(page, toggle, tokens: list, timeout_ms: float, toggled: Ca
 
     box = toggle.bounding_box()
     for _ in range(SAMPLES):  # off, on, off, ...
-        times.toggle.append(timed("click", lambda: page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)))
+        times.toggle.append(
+            timed("click", lambda: page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2))
+        )
         if toggled:
             toggled(page)
         if times.toggle[-1] > SLOW_MS:

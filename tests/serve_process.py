@@ -32,7 +32,9 @@ class Served:
 
 
 @contextmanager
-def serving(args: Sequence[str], cwd: Path, timeout: float = 180, env: dict[str, str] | None = None) -> Iterator[Served]:
+def serving(
+    args: Sequence[str], cwd: Path, timeout: float = 180, env: dict[str, str] | None = None
+) -> Iterator[Served]:
     """Run ``attnscope serve <args> --port <free>`` in ``cwd`` until the block ends; yields it as `Served`.
 
     Waits until ``GET /api/models`` answers; on a failure or exit the server's log is in the error.

@@ -98,7 +98,10 @@ def reference(handle, corpus):
                 for d, word in enumerate(sentence.words):
                     if word.head is None or word.head < 0:
                         continue
-                    for direction, query, answer in (("dependent_to_head", d, word.head), ("head_to_dependent", word.head, d)):
+                    for direction, query, answer in (
+                        ("dependent_to_head", d, word.head),
+                        ("head_to_dependent", word.head, d),
+                    ):
                         key = (word.deprel, direction)
                         hits.setdefault(key, np.zeros((shape.layers, shape.heads)))
                         hits[key][layer, h] += predict(query) == answer
@@ -131,7 +134,9 @@ def test_relations_are_ordered_by_frequency_with_hand_counted_baselines(tiny, sn
         i = r.position(relation)
         assert (int(r.baseline_offset[i]), float(r.baseline[i])) == pytest.approx((offset, accuracy)), relation
     layer, head, best = r.best("nsubj", "dependent_to_head")
-    assert best == r.dependent_to_head[r.position("nsubj")].max() == r.dependent_to_head[r.position("nsubj"), layer, head]
+    assert (
+        best == r.dependent_to_head[r.position("nsubj")].max() == r.dependent_to_head[r.position("nsubj"), layer, head]
+    )
     # every ordinary token of the three sentences is a query row
     special = [attnscope.encode(handle, sentence.text).special for sentence in snippet.sentences]
     assert atlas.tokens == sum(flags.count(False) for flags in special)

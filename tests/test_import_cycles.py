@@ -143,7 +143,9 @@ def test_the_cycle_finder_names_a_planted_circle(tmp_path):
     (package / "__init__.py").write_text("from .a import run\n")
     (package / "a.py").write_text("def run():\n    from .b import thing\n    return thing\n")
     (package / "b.py").write_text("from .c import other\nthing = 1\n")
-    (package / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import b\nother = 2\n")
+    (package / "c.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import b\nother = 2\n"
+    )
     graph = import_graph(package)
     assert graph == {"demo": {"demo.a"}, "demo.a": set(), "demo.b": {"demo.c"}, "demo.c": {"demo.b"}}
     assert find_cycles(graph) == [["demo.b", "demo.c", "demo.b"]]

@@ -161,7 +161,9 @@ def test_search_answers_the_words_of_a_split_word_as_one_word(client, default_mo
 def test_search_refuses_a_special_token_before_the_model_runs(client):
     error = client.post("/api/search", json={"corpus": SMALL, "text": PUB, "token": 0, "layer": 1}).json()["error"]
     assert (error["status"], error["field"]) == (400, "token")
-    assert error["message"].startswith("token 0 is the special token '[CLS]': special tokens are not in the corpus index")
+    assert error["message"].startswith(
+        "token 0 is the special token '[CLS]': special tokens are not in the corpus index"
+    )
 
 
 def test_search_with_a_mask_queries_the_masked_text(client, small_index, default_model):

@@ -133,7 +133,13 @@ def test_traits_name_the_enlarged_cell_with_model_numbers():
         view.theme = "sepia"
     view.thumbnails, view.hide_special, view.theme = "matrix", True, "dark"
     state = view.html_state()
-    assert (state["thumbnails"], state["hide_special"], state["theme"], state["layer"], state["heads"]) == ("matrix", True, "dark", 3, [5])
+    assert (state["thumbnails"], state["hide_special"], state["theme"], state["layer"], state["heads"]) == (
+        "matrix",
+        True,
+        "dark",
+        3,
+        [5],
+    )
 
 
 def test_notebook_display_carries_the_widget_and_a_static_fallback():

@@ -72,7 +72,13 @@ def inspect(
     pair: str | None = typer.Option(None, "--pair", help="A second text (sentence B)."),
     target: str | None = typer.Option(None, "--target", help="Decoder input for encoder-decoder models."),
     mask: list[int] = typer.Option([], "--mask", help="Token position to mask (repeatable, 0-indexed)."),
-    top_k: int = typer.Option(5, "--top-k", min=1, max=50, help="Predictions to show: at masked positions, or of the next token (decoders, encoder-decoders)."),
+    top_k: int = typer.Option(
+        5,
+        "--top-k",
+        min=1,
+        max=50,
+        help="Predictions to show: at masked positions, or of the next token (decoders, encoder-decoders).",
+    ),
     truncate: bool = typer.Option(False, "--truncate", help="Cut inputs longer than the model's maximum."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow code from the checkpoint."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
@@ -111,13 +117,22 @@ VIEWS = ("head", "model", "neuron")
 def view(
     text: str = typer.Argument(DEFAULT_TEXT, help="The text to run through the model."),
     kind: str = typer.Option("head", "--view", "-v", help="Which view: head, model or neuron."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="HTML file to write (default: attnscope-<view>-view.html)."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="HTML file to write (default: attnscope-<view>-view.html)."
+    ),
     model: str = typer.Option("default", "--model", "-m", help="Hub name, local path, or 'default'."),
     pair: str | None = typer.Option(None, "--pair", help="A second text (sentence B)."),
     target: str | None = typer.Option(None, "--target", help="Decoder input for encoder-decoder models."),
-    stack: str | None = typer.Option(None, "--stack", help="Stack shown first: encoder, decoder or cross (encoder-decoders have all three; default: the stack that reads the text)."),
+    stack: str | None = typer.Option(
+        None,
+        "--stack",
+        help="Stack shown first: encoder, decoder or cross (encoder-decoders have all three; default: the stack "
+             "that reads the text).",
+    ),
     layer: int | None = typer.Option(None, "--layer", help="Layer shown first (head and neuron views)."),
-    heads: list[int] = typer.Option([], "--head", help="Head to show (repeatable; default all; the neuron view takes one)."),
+    heads: list[int] = typer.Option(
+        [], "--head", help="Head to show (repeatable; default all; the neuron view takes one)."
+    ),
     truncate: bool = typer.Option(False, "--truncate", help="Cut inputs longer than the model's maximum."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow code from the checkpoint."),
 ) -> None:

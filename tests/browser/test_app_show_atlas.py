@@ -153,7 +153,9 @@ def test_words_mode_draws_words_and_selects_and_masks_whole_words(app, server):
 
     page.click(".as-query >> text=tokenisation")  # selects the word: its first token is the search's token
     tokenisation = answer["units"][words.index("tokenisation")]
-    page.wait_for_function("(t) => new URLSearchParams(location.search).get('token') === String(t)", arg=tokenisation[0])
+    page.wait_for_function(
+        "(t) => new URLSearchParams(location.search).get('token') === String(t)", arg=tokenisation[0]
+    )
     assert page.get_attribute(".as-attention", "data-token") == str(words.index("tokenisation"))
     page.mouse.move(1, 1)
     weights = page.eval_on_selector_all(".as-key", "ks => ks.map(k => Number(k.dataset.weight))")

@@ -62,7 +62,8 @@ def open_page(page, tmp_path, html: str):
 
 CELLS = """() => [...document.querySelectorAll('.attnscope-atlas-cell')].map((c) => ({
   layer: Number(c.dataset.layer), head: Number(c.dataset.head), value: Number(c.dataset.value),
-  text: c.textContent, colour: getComputedStyle(c).backgroundColor, beats: c.classList.contains('attnscope-atlas-beats')}))"""
+  text: c.textContent, colour: getComputedStyle(c).backgroundColor, beats:
+    c.classList.contains('attnscope-atlas-beats')}))"""
 ROWS = """(selector) => [...document.querySelectorAll(selector + ' tbody tr')].map((r) =>
   Object.fromEntries([...r.querySelectorAll('td')].map((td) => [td.dataset.key, td.dataset.value])))"""
 
@@ -100,7 +101,9 @@ def test_the_heads_table_sorts_by_any_column(page, tmp_path, atlas):
     p = open_page(page, tmp_path, atlas_page(atlas))
     rows = p.evaluate(ROWS, ".attnscope-atlas-heads")
     assert len(rows) == LAYERS * HEADS
-    assert [float(r["previous"]) for r in rows] == pytest.approx(sorted(atlas.patterns.previous.reshape(-1), reverse=True), abs=1e-6)
+    assert [float(r["previous"]) for r in rows] == pytest.approx(
+        sorted(atlas.patterns.previous.reshape(-1), reverse=True), abs=1e-6
+    )
     assert p.get_attribute('.attnscope-atlas-heads th:has(button[data-key="previous"])', "aria-sort") == "descending"
 
     p.click('.attnscope-atlas-heads button[data-key="previous"]')  # again: lowest first
@@ -127,7 +130,9 @@ def test_the_heads_table_sorts_by_any_column(page, tmp_path, atlas):
 
     relations = p.evaluate(ROWS, ".attnscope-atlas-relations")
     assert [r["relation"] for r in relations] == ["nsubj", "det"]  # most arcs first
-    assert float(relations[0]["dependent_to_head"]) == pytest.approx(atlas.relations.dependent_to_head[0].max(), abs=1e-6)
+    assert float(relations[0]["dependent_to_head"]) == pytest.approx(
+        atlas.relations.dependent_to_head[0].max(), abs=1e-6
+    )
     p.click('.attnscope-atlas-relations button[data-key="baseline"]')
     assert [r["relation"] for r in p.evaluate(ROWS, ".attnscope-atlas-relations")] == ["det", "nsubj"]
     assert page.errors == []
@@ -139,7 +144,10 @@ def test_opening_a_head_points_the_example_views_at_it(page, tmp_path, atlas, ex
     p.wait_for_selector(".attnscope-nv[data-ready=true]")
 
     def opened():
-        pressed = p.eval_on_selector_all(".attnscope-hv-head", "(bs) => bs.filter((b) => b.getAttribute('aria-pressed') === 'true').map((b) => Number(b.dataset.head))")
+        pressed = p.eval_on_selector_all(
+            ".attnscope-hv-head",
+            "(bs) => bs.filter((b) => b.getAttribute('aria-pressed') === 'true').map((b) => Number(b.dataset.head))",
+        )
         return (p.input_value(".attnscope-hv-layer"), pressed, p.input_value(".attnscope-nv-layer"),
                 p.input_value(".attnscope-nv-head"))
 

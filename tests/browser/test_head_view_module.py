@@ -1,4 +1,5 @@
-"""The head view ES module (common.js + head_view.js, the widget's _esm) on its own, as anywidget's front-end tests do: a plain page, a stand-in model."""
+"""The head view ES module (common.js + head_view.js, the widget's _esm) on its own, as anywidget's front-end tests
+do: a plain page, a stand-in model."""
 
 from __future__ import annotations
 
@@ -106,7 +107,9 @@ def test_layers_missing_from_the_model_are_asked_for_and_drawn_on_arrival(page):
     page.page.select_option("#host .attnscope-hv-layer", "1")
     assert len(page.page.evaluate("window.sent")) == 1  # asked once, not again while on its way
     layer = payload.layers_base64()["encoder"][1]
-    page.page.evaluate("([b]) => window.deliver({type: 'attnscope-layers', role: 'encoder', indices: [1]}, [b])", [layer])
+    page.page.evaluate(
+        "([b]) => window.deliver({type: 'attnscope-layers', role: 'encoder', indices: [1]}, [b])", [layer]
+    )
     assert root.get_attribute("data-loading") == "false"
     assert int(root.get_attribute("data-lines-drawn")) == count(payload, 1, range(3))
     assert page.errors == []

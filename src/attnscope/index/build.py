@@ -71,7 +71,9 @@ class BuildOptions:
         if self.approximate not in APPROXIMATE:
             raise InputError(f"approximate={self.approximate!r} is not a choice: use one of {', '.join(APPROXIMATE)}")
         if self.attention_bits not in ATTENTION_BITS:
-            raise InputError(f"attention_bits={self.attention_bits} is not supported: use one of {list(ATTENTION_BITS)}")
+            raise InputError(
+                f"attention_bits={self.attention_bits} is not supported: use one of {list(ATTENTION_BITS)}"
+            )
         if self.vector_bits not in vectors.QTYPES:
             raise InputError(f"vector_bits={self.vector_bits} is not supported: use one of {sorted(vectors.QTYPES)}")
         if self.long not in LONG_POLICIES:
@@ -141,15 +143,31 @@ def _build_index(corpus: Corpus, handle: ModelHandle, out: Path, options: BuildO
         lists = _approximate(partial, ranges, widths, total, options)
 
     manifest = Manifest(
-        model=handle.name, model_fingerprint=fingerprints[0], tokenizer_fingerprint=fingerprints[1], corpus=corpus.name,
-        corpus_checksum=corpus.checksum, corpus_files=[str(f) for f in corpus.files], annotator=corpus.annotator,
-        fields=list(corpus.fields), silver=dict(corpus.silver), layers=layers, heads=heads, head_dim=widths["heads"] // heads,
+        model=handle.name,
+        model_fingerprint=fingerprints[0],
+        tokenizer_fingerprint=fingerprints[1],
+        corpus=corpus.name,
+        corpus_checksum=corpus.checksum,
+        corpus_files=[str(f) for f in corpus.files],
+        annotator=corpus.annotator,
+        fields=list(corpus.fields),
+        silver=dict(corpus.silver),
+        layers=layers,
+        heads=heads,
+        head_dim=widths["heads"] // heads,
         hidden_size=hidden_size,
-        sentences=len(planned), tokens=total, truncated_sentences=summary.truncated_sentences,
-        dropped_tokens=summary.dropped_tokens, skipped_sentences=summary.skipped_sentences,
-        vector_bits=options.vector_bits, attention_bits=options.attention_bits, versions=package_versions(),
-        approximate_lists=lists, default_probes=max(1, lists // 4) if lists else 0,
-        revision=getattr(handle.model.config, "_commit_hash", None), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        sentences=len(planned),
+        tokens=total,
+        truncated_sentences=summary.truncated_sentences,
+        dropped_tokens=summary.dropped_tokens,
+        skipped_sentences=summary.skipped_sentences,
+        vector_bits=options.vector_bits,
+        attention_bits=options.attention_bits,
+        versions=package_versions(),
+        approximate_lists=lists,
+        default_probes=max(1, lists // 4) if lists else 0,
+        revision=getattr(handle.model.config, "_commit_hash", None),
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
     return BuildReport(_finish(partial, out, manifest), out, resumed, time.perf_counter() - started)
 
@@ -170,10 +188,15 @@ def _ranges(partial: Path, handle: ModelHandle, planned: list, batches: list[lis
         for kind in CODES:
             made = [vectors.Ranges.from_sample(np.concatenate([getattr(v, kind)[layer] for v in pending.values()]))
                     for layer in range(layers)]
-            saved[f"{kind}_low"], saved[f"{kind}_span"] = np.stack([r.low for r in made]), np.stack([r.span for r in made])
+            saved[f"{kind}_low"], saved[f"{kind}_span"] = (
+                np.stack([r.low for r in made]),
+                np.stack([r.span for r in made]),
+            )
         _save_atomic(path, lambda f: np.savez(f, **saved))
-    ranges = {kind: [vectors.Ranges(saved[f"{kind}_low"][layer], saved[f"{kind}_span"][layer]) for layer in range(layers)]
-              for kind in CODES}
+    ranges = {
+        kind: [vectors.Ranges(saved[f"{kind}_low"][layer], saved[f"{kind}_span"][layer]) for layer in range(layers)]
+        for kind in CODES
+    }
     return ranges, pending
 
 
@@ -195,7 +218,9 @@ def _extract_all(handle: ModelHandle, partial: Path, planned: list, batches: lis
 
     def store(b: int, values: BatchVectors) -> int:
         """Write batch ``b``'s part file (its codes and attention, compressed), then its marker."""
-        frames: dict[str, Any] = {}  # this batch's rows are one contiguous run (number_rows): its codes are one frame each
+        frames: dict[
+            str, Any
+        ] = {}  # this batch's rows are one contiguous run (number_rows): its codes are one frame each
         for kind in CODES:
             for layer, layer_ranges in enumerate(ranges[kind]):
                 codes = vectors.encode(getattr(values, kind)[layer], options.vector_bits, layer_ranges)

@@ -31,9 +31,17 @@ def write_tables(directory: Path, planned: Sequence[PlannedSentence], sentences:
                                                    "first_row", "rows", "model_tokens", "truncated")}
     for item in planned:  # sentences in corpus order
         sentence = sentences[item.sentence]
-        for name, value in (("corpus_index", item.sentence), ("sent_id", sentence.sent_id), ("text", sentence.text),
-                            ("source", sentence.source), ("line", sentence.line), ("first_row", item.first_row),
-                            ("rows", item.rows), ("model_tokens", len(item.tokens)), ("truncated", item.tokens.truncated)):
+        for name, value in (
+            ("corpus_index", item.sentence),
+            ("sent_id", sentence.sent_id),
+            ("text", sentence.text),
+            ("source", sentence.source),
+            ("line", sentence.line),
+            ("first_row", item.first_row),
+            ("rows", item.rows),
+            ("model_tokens", len(item.tokens)),
+            ("truncated", item.tokens.truncated),
+        ):
             rows[name].append(value)
     for number, item in sorted(enumerate(planned), key=lambda pair: pair[1].first_row):  # tokens in row order
         sentence = sentences[item.sentence]

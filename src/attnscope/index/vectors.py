@@ -77,8 +77,14 @@ def build_ivf(codes: np.ndarray, dim: int, bits: int, ranges: Ranges, lists: int
     same scalar-quantised codes, not residuals, so its codes equal ``codes``)."""
     faiss = _faiss()
     count = len(codes)
-    index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, lists, getattr(faiss.ScalarQuantizer, QTYPES[bits]),
-                                          faiss.METRIC_INNER_PRODUCT, False)
+    index = faiss.IndexIVFScalarQuantizer(
+        faiss.IndexFlatIP(dim),
+        dim,
+        lists,
+        getattr(faiss.ScalarQuantizer, QTYPES[bits]),
+        faiss.METRIC_INNER_PRODUCT,
+        False,
+    )
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(count, size=min(count, 50 * lists), replace=False))
     index.cp.seed = seed
@@ -109,7 +115,9 @@ class VectorSet:
     @classmethod
     def from_codes(cls, codes: np.ndarray, dim: int, bits: int, ranges: Ranges) -> VectorSet:
         faiss = _faiss()
-        index = faiss.IndexScalarQuantizer(dim, getattr(faiss.ScalarQuantizer, QTYPES[bits]), faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexScalarQuantizer(
+            dim, getattr(faiss.ScalarQuantizer, QTYPES[bits]), faiss.METRIC_INNER_PRODUCT
+        )
         faiss.copy_array_to_vector(ranges.trained(), index.sq.trained)
         index.is_trained = True
         if len(codes):

@@ -38,7 +38,8 @@ _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 
 
 
 class ApiError(Exception):
-    """An error response to send: HTTP ``status``, a stable ``code``, a ``message`` and the request ``field`` at fault."""
+    """An error response to send: HTTP ``status``, a stable ``code``, a ``message`` and the request ``field`` at
+    fault."""
 
     def __init__(self, status: int, code: str, message: str, field: str | None = None):
         super().__init__(message)
@@ -137,7 +138,9 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"no such route: {request.method} {request.url.path}; the API lives under /api (see /docs)"
         elif status == 405:
             allowed = (error.headers or {}).get("Allow", "")
-            message = f"method {request.method} is not allowed on {request.url.path}" + (f": use {allowed}" if allowed else "")
+            message = f"method {request.method} is not allowed on {request.url.path}" + (
+                f": use {allowed}" if allowed else ""
+            )
         else:
             message = str(error.detail)
         return error_response(status, _HTTP_CODES.get(status, "http_error"), message, headers=error.headers)

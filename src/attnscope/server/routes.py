@@ -97,9 +97,16 @@ def attention(body: AttentionRequest, request: Request) -> AttentionResponse:
         predictions = [PositionPredictions(position=p, candidates=_candidates(cap, p)) for p in range(len(cap.tokens))]
         mode = cap.predictions.mode if cap.predictions is not None else None
     # cast: the response model validates these values against its literals when it is built
-    return AttentionResponse(model=name, stack=cast(StackRole, handle.main_stack), tokens=_tokens_out(cap.tokens), attention=encoded,
-                             predictions=predictions, predictions_mode=cast(PredictionMode | None, mode), predictions_note=note,
-                             masking_note=cap.masking_caveat)
+    return AttentionResponse(
+        model=name,
+        stack=cast(StackRole, handle.main_stack),
+        tokens=_tokens_out(cap.tokens),
+        attention=encoded,
+        predictions=predictions,
+        predictions_mode=cast(PredictionMode | None, mode),
+        predictions_note=note,
+        masking_note=cap.masking_caveat,
+    )
 
 
 def _no_predictions_note(handle: ModelHandle, name: str) -> str | None:
@@ -142,14 +149,22 @@ def predictions(body: PredictionsRequest, request: Request) -> PredictionsRespon
                        "use a model whose has_lm_head is true (GET /api/models)", "model")
     seq2seq = handle.kind == "encoder-decoder"
     if seq2seq and body.target is None:
-        raise ApiError(400, "needs_target",
-                       f"model {state.name_of(handle)!r} is an encoder-decoder: it predicts with its decoder, the token that "
-                       "comes next in a target text: give target (the decoder's input) and a position among its "
-                       "tokens (0 is the decoder's start token)", "target")
+        raise ApiError(
+            400,
+            "needs_target",
+            f"model {state.name_of(handle)!r} is an encoder-decoder: it predicts with its decoder, the token that "
+            "comes next in a target text: give target (the decoder's input) and a position among its "
+            "tokens (0 is the decoder's start token)",
+            "target",
+        )
     if not seq2seq and body.target is not None:
-        raise ApiError(400, "target_not_taken",
-                       f"model {state.name_of(handle)!r} is not an encoder-decoder, and only encoder-decoders take a target: "
-                       "leave target out and give a position among the text's tokens", "target")
+        raise ApiError(
+            400,
+            "target_not_taken",
+            f"model {state.name_of(handle)!r} is not an encoder-decoder, and only encoder-decoders take a target: "
+            "leave target out and give a position among the text's tokens",
+            "target",
+        )
     tokens = encoded = _encode(state, handle, body.text, body.text_pair, body.mask)
     if seq2seq:
         with in_field("target"):
@@ -186,12 +201,20 @@ def search(body: SearchRequest, request: Request) -> SearchResult:
 
 
 @router.get("/atlas", response_model=AtlasResponse, summary="A corpus's head atlas (computed once, in the background)")
-def atlas(request: Request,
-          corpus: str = QueryParameter(description="A configured corpus's name (see GET /api/corpora).")) -> AtlasResponse:
+def atlas(
+    request: Request, corpus: str = QueryParameter(description="A configured corpus's name (see GET /api/corpora).")
+) -> AtlasResponse:
     served = _state(request).corpus(corpus)
     job = _state(request).atlases.status(served)
-    return AtlasResponse(corpus=served.name, model=_state(request).name_of(served.model), status=cast(AtlasStatus, job.status), done=job.done,
-                         total=job.total, message=job.error, atlas=job.atlas.to_dict() if job.atlas else None)
+    return AtlasResponse(
+        corpus=served.name,
+        model=_state(request).name_of(served.model),
+        status=cast(AtlasStatus, job.status),
+        done=job.done,
+        total=job.total,
+        message=job.error,
+        atlas=job.atlas.to_dict() if job.atlas else None,
+    )
 
 
 def _encode(state: AppState, handle: ModelHandle, text: str, pair: str | None, mask: list[int]) -> Tokens:

@@ -114,9 +114,12 @@ class AppState:
         """The configured corpus ``name``; 404 if it was not configured."""
         corpus = self.corpora.get(name)
         if corpus is None:
-            raise ApiError(404, "unknown_corpus",
-                           f"corpus {name!r} is not served here: use one of {_listing(self.corpora)} (GET /api/corpora)",
-                           "corpus")
+            raise ApiError(
+                404,
+                "unknown_corpus",
+                f"corpus {name!r} is not served here: use one of {_listing(self.corpora)} (GET /api/corpora)",
+                "corpus",
+            )
         return corpus
 
     def aliases_of(self, name: str) -> list[str]:

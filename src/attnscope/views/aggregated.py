@@ -22,7 +22,10 @@ VIEW_AGGREGATIONS = tuple(method.name for method in BY_NAME.values() if method.i
 `CARRIED`."""
 CARRIED = tuple(name for name in VIEW_AGGREGATIONS if name not in ("raw", "mean"))
 """Aggregations computed in Python and carried by the payload as extra layers."""
-NOTES = {"rollout": "every head combined", **{name: "value norms, each row scaled to sum to 1" for name in NORM_METHODS}}
+NOTES = {
+    "rollout": "every head combined",
+    **{name: "value norms, each row scaled to sum to 1" for name in NORM_METHODS},
+}
 """What a view says beside its aggregation control while one of these is shown."""
 AUTO_MAX_TOKENS = 512
 """``aggregations="auto"`` carries every available aggregation up to this many tokens, none above

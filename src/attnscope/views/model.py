@@ -68,7 +68,12 @@ class ModelView(PayloadWidget):
         return heads
 
     def html_state(self) -> dict[str, Any]:
-        return {**super().html_state(), "thumbnails": self.thumbnails, "hide_special": self.hide_special, "theme": self.theme}
+        return {
+            **super().html_state(),
+            "thumbnails": self.thumbnails,
+            "hide_special": self.hide_special,
+            "theme": self.theme,
+        }
 
 
 def model_view(

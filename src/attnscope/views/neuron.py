@@ -56,7 +56,9 @@ class NeuronView(AttentionWidget):
     head = traitlets.Int().tag(sync=True)
     token = traitlets.Dict().tag(sync=True)
     display_mode = traitlets.Unicode("auto").tag(sync=True)
-    filter: traitlets.TraitType[Any, Any] = traitlets.TraitType("all").tag(sync=True)  # any value reaches `_valid_filter`, None included
+    filter: traitlets.TraitType[Any, Any] = traitlets.TraitType("all").tag(
+        sync=True
+    )  # any value reaches `_valid_filter`, None included
 
     def __init__(self, data: NeuronData, display_mode: str | None = None, **kwargs: Any) -> None:
         self.neuron = data
@@ -236,7 +238,10 @@ def neuron_view(
     if isinstance(source, ModelHandle):
         if len(args) > 2:
             raise InputError("with a ModelHandle, pass at most the text and text_pair by position")
-        text, text_pair = _one_of(args, 0, text, sentence_a, "text"), _one_of(args, 1, text_pair, sentence_b, "text_pair")
+        text, text_pair = (
+            _one_of(args, 0, text, sentence_a, "text"),
+            _one_of(args, 1, text_pair, sentence_b, "text_pair"),
+        )
         handle = source
     else:
         if not hasattr(source, "config"):
@@ -248,7 +253,9 @@ def neuron_view(
                      display_mode=display_mode, layer=layer, head=head)
         merged = _bertviz_arguments(args, given)
         if merged["model_type"] is not None and not isinstance(merged["model_type"], str):
-            raise InputError(f"model_type must be a string such as 'bert' (it is not needed), got {merged['model_type']!r}")
+            raise InputError(
+                f"model_type must be a string such as 'bert' (it is not needed), got {merged['model_type']!r}"
+            )
         handle = wrap(source, merged["tokenizer"])
         text = text if text is not None else merged["sentence_a"]
         text_pair = text_pair if text_pair is not None else merged["sentence_b"]

@@ -224,7 +224,9 @@ def _keep(
     return weights, layers, heads
 
 
-def _check_fits(role: str, weights: np.ndarray, query: TokenSequence, key: TokenSequence, qname: str, kname: str) -> None:
+def _check_fits(
+    role: str, weights: np.ndarray, query: TokenSequence, key: TokenSequence, qname: str, kname: str
+) -> None:
     q, k = weights.shape[-2:]
     for side, size, tokens, name in (("query", q, query.tokens, qname), ("key", k, key.tokens, kname)):
         if size != len(tokens):
@@ -293,12 +295,15 @@ def build_payload(
     for role, weights in stacks.items():
         for method in carried[role]:
             layers = carried_layers(method, role, weights, head_labels[role], capture)
-            payload.aggregated[data_key(role, method)] = quantise(layers[labels[role]] if include_layers is not None else layers)
+            payload.aggregated[data_key(role, method)] = quantise(
+                layers[labels[role]] if include_layers is not None else layers
+            )
     return payload
 
 
 def payload_from_capture(cap: Capture, **options: Any) -> Payload:
-    """A `Payload` of every attention stack a capture holds (encoder, decoder, cross); ``options`` as `build_payload`."""
+    """A `Payload` of every attention stack a capture holds (encoder, decoder, cross); ``options`` as
+    `build_payload`."""
     if not isinstance(cap, Capture):
         raise InputError(f"expected a Capture, got {type(cap).__name__}")
     main = "decoder" if cap.kind == "decoder" else "encoder"
