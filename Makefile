@@ -11,7 +11,7 @@ TEST_STAMP := $(VENV)/.installed-test
 # index lacks (`Location ... is ignored`), pages of them on machines set up that way.
 PIP := $(PY) -m pip install -qq -c constraints.txt
 
-.PHONY: venv venv-test run test bench bench-views bench-corpus bench-app bench-atlas clean
+.PHONY: venv venv-test run lint test bench bench-views bench-corpus bench-app bench-atlas clean
 
 venv: $(RUN_STAMP)
 
@@ -43,8 +43,14 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
+# Lint (ruff, configured in pyproject.toml) and the type check of src/ (mypy): a finding fails `make test`,
+# and so .ci/run, before any test runs.
+lint: venv-test
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
 # pytest exits 5 when it collects nothing: that is a failure here, not a pass.
-test: venv-test $(CHROMIUM)
+test: venv-test $(CHROMIUM) lint
 	$(PY) -m pytest -q tests
 
 bench: venv-test
