@@ -11,7 +11,7 @@ TEST_STAMP := $(VENV)/.installed-test
 # index lacks (`Location ... is ignored`), pages of them on machines set up that way.
 PIP := $(PY) -m pip install -qq -c constraints.txt
 
-.PHONY: venv venv-test run js check-js test bench bench-views bench-corpus bench-app bench-atlas clean
+.PHONY: venv venv-test run lint js check-js test bench bench-views bench-corpus bench-app bench-atlas clean
 
 venv: $(RUN_STAMP)
 
@@ -43,6 +43,12 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
+# Lint (ruff, configured in pyproject.toml) and the type check of src/ (mypy): a finding fails `make test`,
+# and so .ci/run, before any test runs.
+lint: venv-test
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
 # The front end's tools (esbuild, TypeScript) from package-lock.json, with Node.js and npm from Debian when
 # the machine has none. --ignore-scripts: esbuild's install script only checks its binary, which is an npm package.
 NPM := $(shell command -v npm || echo /usr/bin/npm)
@@ -66,7 +72,7 @@ check-js: $(NODE_MODULES)
 	node js/build.mjs --check
 
 # pytest exits 5 when it collects nothing: that is a failure here, not a pass.
-test: venv-test $(CHROMIUM) check-js
+test: venv-test $(CHROMIUM) lint check-js
 	$(PY) -m pytest -q tests
 
 bench: venv-test

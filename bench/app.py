@@ -10,7 +10,8 @@ once into a temporary directory from ../shared/data) on a free loopback port, th
   switch (to rollout, value norms, summed value norms, in turn) to its lines painted.
 - R2: ``--clients`` threads (16) on loopback for ``--seconds`` (60), each sending, one after another,
   attention requests (random EWT sentences, sometimes as pairs or with a masked token), searches
-  (random token, layer, mode and heads) and aggregations (random method and heads): errors, requests/s, p50/p99 latency per kind, and the
+  (random token, layer, mode and heads) and aggregations (random method and heads): errors, requests/s, p50/p99
+  latency per kind, and the
   server's resident memory after warm-up, every 10 s, and at the end. Goals: zero errors, flat memory.
 - The head atlas panel's computation: a second server over a hard-linked copy of the index (without
   its atlas) is asked for the atlas; the time until it is ready, and attention requests' latency while
@@ -88,7 +89,11 @@ def p6(base: str, samples: int, long_text: str) -> None:
                 layer = (i + 1) % 6
                 action = (f"const s = document.getElementById('layer'); s.value = '{layer}';"
                           " s.dispatchEvent(new Event('change'));")
-                layers.append(page.evaluate(TIMED, [action, f"document.querySelector('.as-attention').dataset.layer === '{layer}'"]))
+                layers.append(
+                    page.evaluate(
+                        TIMED, [action, f"document.querySelector('.as-attention').dataset.layer === '{layer}'"]
+                    )
+                )
             searches = []
             for i in range(samples):
                 before = int(page.get_attribute("#results", "data-searches") or 0)
@@ -97,8 +102,12 @@ def p6(base: str, samples: int, long_text: str) -> None:
                 ready = f"Number(document.getElementById('results').dataset.searches || 0) > {before}"
                 searches.append(page.evaluate(TIMED, [action, ready]))
             rows = page.locator(".as-match").count()
-            print(f"  {label} ({n} shown): layer change {statistics.median(layers):6.1f} ms (p95 {percentile(layers, 0.95):.1f}),"
-                  f" search click to {rows} matches drawn {statistics.median(searches):6.1f} ms (p95 {percentile(searches, 0.95):.1f})")
+            print(
+                f"  {label} ({n} shown): layer change {statistics.median(layers):6.1f} ms (p95 "
+                f"{percentile(layers, 0.95):.1f}),"
+                f" search click to {rows} matches drawn {statistics.median(searches):6.1f} ms (p95 "
+                f"{percentile(searches, 0.95):.1f})"
+            )
             print(f"    goals: layer change <= 100 ms {'ok' if statistics.median(layers) <= 100 else 'MISSED'};"
                   f" search <= 300 ms {'ok' if statistics.median(searches) <= 300 else 'MISSED'}")
             shows = show_switches(page, ("rollout", "value_norm", "value_norm_sum"), samples)
@@ -153,8 +162,14 @@ def r2(base: str, pid: int, sentences: list[str], clients: int, seconds: float) 
                 else:
                     kind = "search"
                     heads = sorted(rng.sample(range(corpus["heads"]), rng.randint(1, corpus["heads"])))
-                    body = {"corpus": corpus["name"], "text": text, "token": 1, "layer": rng.randrange(corpus["layers"]),
-                            "mode": rng.choice(["embedding", "heads"]), "heads": heads}
+                    body = {
+                        "corpus": corpus["name"],
+                        "text": text,
+                        "token": 1,
+                        "layer": rng.randrange(corpus["layers"]),
+                        "mode": rng.choice(["embedding", "heads"]),
+                        "heads": heads,
+                    }
                 started = time.perf_counter()
                 try:
                     response = http.post(f"/api/{kind}", json=body)
@@ -190,7 +205,10 @@ def r2(base: str, pid: int, sentences: list[str], clients: int, seconds: float) 
     print(f"  requests {total:,} ({total / seconds:.1f}/s), errors {len(errors)}")
     for kind, values in latencies.items():
         if values:
-            print(f"  {kind:11s} {len(values):5d} requests: p50 {percentile(values, 0.5):7.1f} ms, p99 {percentile(values, 0.99):7.1f} ms")
+            print(
+                f"  {kind:11s} {len(values):5d} requests: p50 {percentile(values, 0.5):7.1f} ms, p99 "
+                f"{percentile(values, 0.99):7.1f} ms"
+            )
     print("  server memory (RSS, MiB): " + ", ".join(f"{t:.0f} s {m:.0f}" for t, m in memory))
     growth = memory[-1][1] - memory[1][1] if len(memory) > 2 else memory[-1][1] - memory[0][1]
     half = next(m for t, m in memory if t >= memory[-1][0] / 2)  # the allocator settles in the first minute or so
@@ -226,9 +244,11 @@ def atlas_in_background(index: Path, tmp: Path, sentences: list[str]) -> None:
     print(f"\nHead atlas computed by the server in the background: {answer['status']} after {seconds:.1f} s "
           f"({answer['total']:,} tokens)")
     if busy:
-        print(f"  attention requests meanwhile: p50 {percentile(busy, 0.5):.1f} ms, p95 {percentile(busy, 0.95):.1f} ms "
-              f"({len(busy)} requests); with the server idle: p50 {percentile(idle, 0.5):.1f} ms, "
-              f"p95 {percentile(idle, 0.95):.1f} ms; ratio of p50s {percentile(busy, 0.5) / percentile(idle, 0.5):.1f}x")
+        print(
+            f"  attention requests meanwhile: p50 {percentile(busy, 0.5):.1f} ms, p95 {percentile(busy, 0.95):.1f} ms "
+            f"({len(busy)} requests); with the server idle: p50 {percentile(idle, 0.5):.1f} ms, "
+            f"p95 {percentile(idle, 0.95):.1f} ms; ratio of p50s {percentile(busy, 0.5) / percentile(idle, 0.5):.1f}x"
+        )
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ from attnscope.atlas import compute_atlas
 from attnscope.atlas.compute import corpus_sentences
 from attnscope.corpus import open_corpus
 from attnscope.index.extract import plan_batches
-
 from corpus import raw_forward_seconds  # bench/corpus.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +48,10 @@ def main() -> None:
     seconds = time.perf_counter() - started
     raw_after = raw_forward_seconds(handle, sentences, batches)
     raw = min(raw_before, raw_after)
-    print(f"  raw batched forward  {raw:6.1f} s  {tokens / raw:8,.0f} tokens/s  (runs: {raw_before:.1f} s, {raw_after:.1f} s)")
+    print(
+        f"  raw batched forward  {raw:6.1f} s  {tokens / raw:8,.0f} tokens/s  (runs: {raw_before:.1f} s, "
+        f"{raw_after:.1f} s)"
+    )
     print(f"  compute_atlas        {seconds:6.1f} s  {tokens / seconds:8,.0f} tokens/s  "
           f"({len(atlas.relations.names) if atlas.relations else 0} relations, {atlas.layers * atlas.heads} heads)")
     print(f"  ratio (raw / atlas)  {raw / seconds:.3f}")

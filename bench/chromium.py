@@ -14,9 +14,9 @@ import statistics
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -168,7 +168,9 @@ def interaction_times(page, toggle, tokens: list, timeout_ms: float, toggled: Ca
 
     box = toggle.bounding_box()
     for _ in range(SAMPLES):  # off, on, off, ...
-        times.toggle.append(timed("click", lambda: page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)))
+        times.toggle.append(
+            timed("click", lambda: page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2))
+        )
         if toggled:
             toggled(page)
         if times.toggle[-1] > SLOW_MS:
@@ -177,7 +179,8 @@ def interaction_times(page, toggle, tokens: list, timeout_ms: float, toggled: Ca
         token.scroll_into_view_if_needed()
         page.mouse.move(1, 1)
         spot = token.bounding_box()
-        times.hover.append(timed("mouseover", lambda: page.mouse.move(spot["x"] + spot["width"] / 2, spot["y"] + spot["height"] / 2)))
+        x, y = spot["x"] + spot["width"] / 2, spot["y"] + spot["height"] / 2
+        times.hover.append(timed("mouseover", lambda x=x, y=y: page.mouse.move(x, y)))
         if hovered:
             hovered(page, i)
         if times.hover[-1] > SLOW_MS:

@@ -129,8 +129,11 @@ def main() -> None:
                              options=BuildOptions(args.batch_tokens, args.bits, approximate="always"))
         approximate = Index.open(approx.directory)
         m = approximate.manifest
-        print(f"\napproximate index (IVF, {m.approximate_lists} clusters; built in {time.perf_counter() - started:.1f} s, "
-              f"{sum(m.files.values()) / total / 1024:.2f} KiB/token), against exact float32 search:")
+        print(
+            f"\napproximate index (IVF, {m.approximate_lists} clusters; built in "
+            f"{time.perf_counter() - started:.1f} s, "
+            f"{sum(m.files.values()) / total / 1024:.2f} KiB/token), against exact float32 search:"
+        )
         for probes in (m.default_probes // 2, m.default_probes, m.default_probes * 2):
             recall = _recall(approximate, hidden, heads, np.random.default_rng(args.seed), args.queries, layers,
                              head_count, probes, quiet=True)
@@ -150,7 +153,9 @@ def _recall(index, hidden, heads, rng, queries: int, layers: int, head_count: in
         mode = "embedding" if q % 2 == 0 else "heads"
         layer = int(rng.integers(layers))
         row = int(rng.integers(total))
-        chosen = tuple(sorted(int(h) for h in rng.choice(head_count, size=int(rng.integers(1, head_count + 1)), replace=False)))
+        chosen = tuple(
+            sorted(int(h) for h in rng.choice(head_count, size=int(rng.integers(1, head_count + 1)), replace=False))
+        )
         exact_vectors = hidden[layer] if mode == "embedding" else heads[layer]
         vector = exact_vectors[row] if mode == "embedding" else zero_other_heads(heads[layer][row], chosen, head_count)
         exact = np.argsort(-(exact_vectors @ vector), kind="stable")[:50]
@@ -158,7 +163,9 @@ def _recall(index, hidden, heads, rng, queries: int, layers: int, head_count: in
         recalls[mode].append(len(set(exact.tolist()) & set(found.tolist())) / 50)
     if not quiet:
         for mode, values in recalls.items():
-            print(f"  recall@50 {mode:9s} mean {np.mean(values):.4f}, min {np.min(values):.2f} over {len(values)} queries")
+            print(
+                f"  recall@50 {mode:9s} mean {np.mean(values):.4f}, min {np.min(values):.2f} over {len(values)} queries"
+            )
     return float(np.mean(recalls["embedding"] + recalls["heads"]))
 
 
@@ -181,10 +188,15 @@ def _attention_agreement(index, planned, attention, rng, layers: int, head_count
         worst = max(worst, float(np.abs(stored - exact).max()))
         layer, position = int(rng.integers(layers)), int(rng.integers(planned[number].rows))
         chosen = rng.choice(head_count, size=int(rng.integers(1, head_count + 1)), replace=False)
-        agree += int(np.argmax(stored[layer, chosen, position].mean(0)) == np.argmax(exact[layer, chosen, position].mean(0)))
+        agree += int(
+            np.argmax(stored[layer, chosen, position].mean(0)) == np.argmax(exact[layer, chosen, position].mean(0))
+        )
         count += 1
-    print(f"  stored attention: largest difference from the model's {worst:.5f} (bound {index.attention.error_bound:.5f}); "
-          f"most-attended token agrees in {agree}/{count} sampled matches")
+    print(
+        f"  stored attention: largest difference from the model's {worst:.5f} (bound "
+        f"{index.attention.error_bound:.5f}); "
+        f"most-attended token agrees in {agree}/{count} sampled matches"
+    )
 
 
 def _latency(index, handle, corpus, planned, rng, queries: int, layers: int, head_count: int) -> None:
@@ -212,7 +224,10 @@ def _latency(index, handle, corpus, planned, rng, queries: int, layers: int, hea
     print(f"  whole request (model on the query sentence, top 50, contexts, summaries): p50 {p50:.1f} ms, "
           f"p99 {p99:.1f} ms (goals {GOAL_P50_MS:.0f} / {GOAL_P99_MS:.0f} ms) "
           f"{'ok' if p50 <= GOAL_P50_MS and p99 <= GOAL_P99_MS else 'MISSED'}")
-    print(f"  nearest neighbours alone: p50 {np.percentile(search_only, 50):.1f} ms, p99 {np.percentile(search_only, 99):.1f} ms")
+    print(
+        f"  nearest neighbours alone: p50 {np.percentile(search_only, 50):.1f} ms, p99 "
+        f"{np.percentile(search_only, 99):.1f} ms"
+    )
     grouped = []
     for q in range(queries + 5):  # the same mix, each token's whole word searched, one match per sentence
         item = planned[int(rng.integers(len(planned)))]
@@ -224,8 +239,10 @@ def _latency(index, handle, corpus, planned, rng, queries: int, layers: int, hea
         index.query(handle, corpus.sentences[item.sentence].text, token, query)
         if q >= 5:
             grouped.append((time.perf_counter() - start) * 1000)
-    print(f"  words searched as words, one match per sentence (whole request): p50 {np.percentile(grouped, 50):.1f} ms, "
-          f"p99 {np.percentile(grouped, 99):.1f} ms")
+    print(
+        f"  words searched as words, one match per sentence (whole request): p50 {np.percentile(grouped, 50):.1f} ms, "
+        f"p99 {np.percentile(grouped, 99):.1f} ms"
+    )
 
 
 if __name__ == "__main__":

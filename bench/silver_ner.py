@@ -11,8 +11,8 @@ import argparse
 import os
 import resource
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from attnscope.corpus import open_corpus
 

@@ -379,8 +379,12 @@ def print_verdicts(results: dict[int, list[Row]], timeout_s: float) -> None:
         print("  128 tokens, model view: BertViz not built, no verdict")
     else:
         size = theirs.nbytes / ours.nbytes
-        speed_ok = ours.seconds is not None and (theirs.seconds is None and theirs.timed_out
-                                                 or theirs.seconds is not None and theirs.seconds / ours.seconds >= GOAL_TIME)
+        speed_ok = ours.seconds is not None and (
+            theirs.seconds is None
+            and theirs.timed_out
+            or theirs.seconds is not None
+            and theirs.seconds / ours.seconds >= GOAL_TIME
+        )
         print(f"  128 tokens, model view: {size:.0f}x smaller (goal >= {GOAL_BYTES}x) "
               f"{'ok' if size >= GOAL_BYTES else 'MISSED'}; {_time_ratio(theirs, ours, timeout_s)} sooner "
               f"(goal >= {GOAL_TIME}x) {'ok' if speed_ok else 'MISSED'}")
@@ -394,7 +398,10 @@ def print_verdicts(results: dict[int, list[Row]], timeout_s: float) -> None:
             print(f"  512 tokens, {view} view: not available in attnscope yet")
             continue
         ok = row.seconds is not None and row.seconds < GOAL_512_S
-        print(f"  512 tokens, {view} view drawn in {_time(row, timeout_s)} (goal < {GOAL_512_S:g} s) {'ok' if ok else 'MISSED'}")
+        print(
+            f"  512 tokens, {view} view drawn in {_time(row, timeout_s)} (goal < {GOAL_512_S:g} s) "
+            f"{'ok' if ok else 'MISSED'}"
+        )
     row = find(2048, "head", "attnscope")
     one_layer = find(2048, "head L0", "attnscope")
     if row is None:
@@ -423,9 +430,9 @@ def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)  # rows appear as they are measured, even in a pipe
     if not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    import bertviz  # noqa: F401  (fail early when the test extra is missing)
     from importlib.metadata import version
 
+    import bertviz  # noqa: F401  (fail early when the test extra is missing)
     from playwright.sync_api import sync_playwright
 
     assets = npm_assets() if any(n <= args.skip_bertviz_above for n in args.lengths) else {}
@@ -453,7 +460,9 @@ def main() -> None:
                     rows.append(measure(playwright, "bertviz", view, weights, tokens, directory, assets,
                                         args.bertviz_repeats, args.timeout))
                 else:
-                    rows.append(Row(view, "bertviz", note=f"not built (above --skip-bertviz-above {args.skip_bertviz_above})"))
+                    rows.append(
+                        Row(view, "bertviz", note=f"not built (above --skip-bertviz-above {args.skip_bertviz_above})")
+                    )
                 gc.collect()
             results[n] = rows
             print_table(n, rows, args.timeout)

@@ -139,14 +139,25 @@ TINY = sorted({arch for s in SCENARIOS for arch in s.models if arch != "default"
 # attnscope's own API, after the scenarios (it uses the default scenario's `attention` and `tokens`): each
 # cell's code and the output types of the views it must show.
 OWN_API: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("own_setup", 'import attnscope\nhandle = attnscope.load("default")\ncap = attnscope.capture(handle, SENTENCE_A)', ()),
+    (
+        "own_setup",
+        'import attnscope\nhandle = attnscope.load("default")\ncap = attnscope.capture(handle, SENTENCE_A)',
+        (),
+    ),
     ("capture_then_statement", "head_view(cap)\nmodel_view(cap)\nafter = 1", ()),
     ("handle_then_statement", "attnscope.neuron_view(handle, SENTENCE_A)\nafter = 1", ()),
     ("capture_last", "view = head_view(cap)\nview", ("execute_result",)),
-    ("return_then_statement", 'head_view(attention, tokens, html_action="return")\n'
-                              'show(model, "bert", tokenizer, SENTENCE_A, html_action="return")\nafter = 1', ()),
-    ("return_last", 'returned = model_view(attention, tokens, html_action="return")\nprint(returned.data[:15])\n'
-                    "returned", ("execute_result",)),
+    (
+        "return_then_statement",
+        'head_view(attention, tokens, html_action="return")\n'
+        'show(model, "bert", tokenizer, SENTENCE_A, html_action="return")\nafter = 1',
+        (),
+    ),
+    (
+        "return_last",
+        'returned = model_view(attention, tokens, html_action="return")\nprint(returned.data[:15])\nreturned',
+        ("execute_result",),
+    ),
     ("explicit_display", "shown = head_view(attention, tokens)\ndisplay(shown)", ("display_data", "display_data")),
     ("later_cell_value", "shown", ("execute_result",)),
 )
@@ -184,9 +195,15 @@ def scenario_cells(scenario: Scenario, layer_count: int) -> list[nbformat.Notebo
 def build_notebook(models: dict[str, str], layer_counts: dict[str, int]) -> nbformat.NotebookNode:
     """Every scenario, then attnscope's own API, in one notebook; ``models`` maps names to checkpoints."""
     book = nbformat.v4.new_notebook()
-    book.cells = [_cell(PRELUDE, "prelude", "imports", []),
-                  _cell(f"MODELS = {models!r}\nSENTENCE_A, SENTENCE_B, TARGET = {SENTENCE_A!r}, {SENTENCE_B!r}, {TARGET!r}",
-                        "prelude", "inputs", [])]
+    book.cells = [
+        _cell(PRELUDE, "prelude", "imports", []),
+        _cell(
+            f"MODELS = {models!r}\nSENTENCE_A, SENTENCE_B, TARGET = {SENTENCE_A!r}, {SENTENCE_B!r}, {TARGET!r}",
+            "prelude",
+            "inputs",
+            [],
+        ),
+    ]
     for scenario in SCENARIOS:
         book.cells += scenario_cells(scenario, layer_counts[scenario.name])
     book.cells += [_cell(code, "own_api", name, [{"output_type": t} for t in types]) for name, code, types in OWN_API]

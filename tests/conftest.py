@@ -24,11 +24,12 @@ settings.load_profile("explore" if os.environ.get("ATTNSCOPE_EXPLORE") else "rep
 
 import attnscope  # noqa: E402
 
-from .tiny_models import build_model  # noqa: E402
+from .bertviz_notebooks import bertviz_models, bertviz_notebook  # noqa: E402,F401
+
 # Session fixtures that several test modules share, registered once here so they are built once.
 from .index_fixtures import ewt_index, silver_index, small_corpus, small_index, written_index  # noqa: E402,F401
-from .bertviz_notebooks import bertviz_models, bertviz_notebook  # noqa: E402,F401
 from .spacy_pipeline import english_pipeline  # noqa: E402,F401
+from .tiny_models import build_model  # noqa: E402
 
 PUB = "The girl ran to a local pub to escape the din of her city."
 

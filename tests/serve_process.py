@@ -7,10 +7,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import httpx
 
@@ -32,7 +32,9 @@ class Served:
 
 
 @contextmanager
-def serving(args: Sequence[str], cwd: Path, timeout: float = 180, env: dict[str, str] | None = None) -> Iterator[Served]:
+def serving(
+    args: Sequence[str], cwd: Path, timeout: float = 180, env: dict[str, str] | None = None
+) -> Iterator[Served]:
     """Run ``attnscope serve <args> --port <free>`` in ``cwd`` until the block ends; yields it as `Served`.
 
     Waits until ``GET /api/models`` answers; on a failure or exit the server's log is in the error.

@@ -12,8 +12,8 @@ import torch
 import attnscope
 from attnscope.analysis.aggregate import (
     aggregate,
-    combine_heads,
     check_head_weights,
+    combine_heads,
     merge_units,
     merge_words,
     rollout,
@@ -102,7 +102,7 @@ def test_bad_methods_heads_and_layers_are_refused() -> None:
         aggregate(cap, "mean", heads=[0, 2])
     with pytest.raises(InputError, match="layer 1 is out of range: the encoder stack has only layer 0"):
         aggregate(cap, "mean", layers=[1])
-    with pytest.raises(InputError, match="heads names head 1 twice"):
+    with pytest.raises(InputError, match="heads names head 1 more than once: name each head once"):
         aggregate(cap, "mean", heads=[1, 1])
     with pytest.raises(InputError, match="no 'cross' attention in this capture"):
         aggregate(cap, "mean", stack="cross")
@@ -239,7 +239,9 @@ def check_value_norms(handle, layers, value_module, transformed) -> attnscope.Ca
     inputs = dict(handle.tokenizer(PUB, return_tensors="pt"))
     for layer in layers:
         seen: list[torch.Tensor] = []
-        hook = value_module(model, layer).register_forward_hook(lambda _m, _i, out: seen.append(out.detach()[0]))
+        hook = value_module(model, layer).register_forward_hook(
+            lambda _m, _i, out, seen=seen: seen.append(out.detach()[0])
+        )
         try:
             with torch.no_grad():
                 alpha = model(**inputs, output_attentions=True).attentions[layer][0].numpy().astype(np.float64)
@@ -319,7 +321,10 @@ def test_a_model_without_a_findable_projection_says_so(default_model, monkeypatc
     monkeypatch.setattr(projection, "SIBLING_PATH", ("nowhere",))
     cap = attnscope.capture(default_model, "The girl ran.", fields="all")
     assert cap.main.output_projection is None and cap.main.values is not None
-    assert "no output projection with 384 inputs was found for encoder.layer.0.attention.self" in cap.missing["output_projection"]
+    assert (
+        "no output projection with 384 inputs was found for encoder.layer.0.attention.self"
+        in cap.missing["output_projection"]
+    )
     with pytest.raises(InputError, match="value-norm attention needs the encoder stack's output projection: "
                                          "encoder stack: no output projection with 384 inputs"):
         aggregate(cap, "value_norm")

@@ -12,9 +12,16 @@ import pyarrow.parquet as pq
 import pytest
 
 import attnscope
-from attnscope.atlas import (ATLAS_JSON, ATLAS_PARQUET, Atlas, atlas_for_index, compute_atlas, read_atlas,
-                             write_atlas)
-from attnscope.atlas import store
+from attnscope.atlas import (
+    ATLAS_JSON,
+    ATLAS_PARQUET,
+    Atlas,
+    atlas_for_index,
+    compute_atlas,
+    read_atlas,
+    store,
+    write_atlas,
+)
 from attnscope.corpus import open_corpus, word_of_tokens
 from attnscope.errors import InputError
 from attnscope.index import Index, IndexMismatchError
@@ -79,22 +86,25 @@ def reference(handle, corpus):
         word_of = word_of_tokens(sentence, cap.tokens)
         present = sorted({w for w in word_of if w is not None})
         tokens_of = {w: [t for t in range(n) if word_of[t] == w] for w in present}
-        for l in range(shape.layers):
+        for layer in range(shape.layers):
             for h in range(shape.heads):
-                def word_weight(a, b):
-                    return np.mean([sum(weights[l, h, t, u] for u in tokens_of[b]) for t in tokens_of[a]])
+                def word_weight(a, b, head=weights[layer, h], tokens_of=tokens_of):
+                    return np.mean([sum(head[t, u] for u in tokens_of[b]) for t in tokens_of[a]])
 
-                def predict(a):
+                def predict(a, word_weight=word_weight, present=present):
                     best = max((b for b in present if b != a), key=lambda b: word_weight(a, b))
                     return best if word_weight(a, best) > 0 else -1
 
                 for d, word in enumerate(sentence.words):
                     if word.head is None or word.head < 0:
                         continue
-                    for direction, query, answer in (("dependent_to_head", d, word.head), ("head_to_dependent", word.head, d)):
+                    for direction, query, answer in (
+                        ("dependent_to_head", d, word.head),
+                        ("head_to_dependent", word.head, d),
+                    ):
                         key = (word.deprel, direction)
                         hits.setdefault(key, np.zeros((shape.layers, shape.heads)))
-                        hits[key][l, h] += predict(query) == answer
+                        hits[key][layer, h] += predict(query) == answer
     means = {name: shares[name] / counts[name] for name in shares}
     accuracy = {key: value / PAIRS[key[0]] for key, value in hits.items()}
     return means, accuracy
@@ -124,7 +134,9 @@ def test_relations_are_ordered_by_frequency_with_hand_counted_baselines(tiny, sn
         i = r.position(relation)
         assert (int(r.baseline_offset[i]), float(r.baseline[i])) == pytest.approx((offset, accuracy)), relation
     layer, head, best = r.best("nsubj", "dependent_to_head")
-    assert best == r.dependent_to_head[r.position("nsubj")].max() == r.dependent_to_head[r.position("nsubj"), layer, head]
+    assert (
+        best == r.dependent_to_head[r.position("nsubj")].max() == r.dependent_to_head[r.position("nsubj"), layer, head]
+    )
     # every ordinary token of the three sentences is a query row
     special = [attnscope.encode(handle, sentence.text).special for sentence in snippet.sentences]
     assert atlas.tokens == sum(flags.count(False) for flags in special)

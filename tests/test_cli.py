@@ -67,12 +67,18 @@ def test_view_writes_a_self_contained_head_view(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pub.html"]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["view", "Hi", "--view", "tree"], "--view must be one of head"),
-    (["view", "Hi", "--layer", "9"], "layer 9 is out of range"),
-    (["view", "Hi", "--head", "12"], "head 12 is out of range"),
-    (["view", "Hi", "--out", "/no/such/dir/x.html"], "cannot write /no/such/dir/x.html: its directory /no/such/dir does not exist"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["view", "Hi", "--view", "tree"], "--view must be one of head"),
+        (["view", "Hi", "--layer", "9"], "layer 9 is out of range"),
+        (["view", "Hi", "--head", "12"], "head 12 is out of range"),
+        (
+            ["view", "Hi", "--out", "/no/such/dir/x.html"],
+            "cannot write /no/such/dir/x.html: its directory /no/such/dir does not exist",
+        ),
+    ],
+)
 def test_view_bad_input_writes_nothing(args, message, tmp_path):
     result = run(*args)
     assert result.returncode == 2, result.stdout

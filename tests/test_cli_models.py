@@ -35,11 +35,17 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.parametrize("given,shown", [
-    ("./no/such/dir", "the path ./no/such/dir does not exist"),
-    ("no/such/dir", "the path no/such/dir does not exist"),
-    ("~/no-such-attnscope-model", f"the path ~/no-such-attnscope-model ({Path.home()}/no-such-attnscope-model) does not exist"),
-])
+@pytest.mark.parametrize(
+    "given,shown",
+    [
+        ("./no/such/dir", "the path ./no/such/dir does not exist"),
+        ("no/such/dir", "the path no/such/dir does not exist"),
+        (
+            "~/no-such-attnscope-model",
+            f"the path ~/no-such-attnscope-model ({Path.home()}/no-such-attnscope-model) does not exist",
+        ),
+    ],
+)
 def test_a_missing_local_path_is_named_as_a_path(given, shown):
     result = run("inspect", "Hi", "--model", given)
     assert result.returncode == 2
@@ -96,11 +102,17 @@ def test_a_cached_hub_model_loads_without_the_hub_and_without_retries(tiny_path,
     assert "Retrying" not in result.stderr
 
 
-@pytest.mark.parametrize("args,expected", [
-    (["--layer", "2"], "layer 2 is out of range: the encoder stack of model '{model}' has layers 0-1"),
-    (["--head", "1", "--head", "4"], "head 4 is out of range: the encoder stack of model '{model}' has heads 0-3"),
-    (["--view", "neuron", "--layer", "-1"], "layer -1 is out of range: the encoder stack of model '{model}' has layers 0-1"),
-])
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["--layer", "2"], "layer 2 is out of range: the encoder stack of model '{model}' has layers 0-1"),
+        (["--head", "1", "--head", "4"], "head 4 is out of range: the encoder stack of model '{model}' has heads 0-3"),
+        (
+            ["--view", "neuron", "--layer", "-1"],
+            "layer -1 is out of range: the encoder stack of model '{model}' has layers 0-1",
+        ),
+    ],
+)
 def test_view_checks_layer_and_head_from_the_config_before_loading_weights(config_only, args, expected):
     result = run("view", "Hi", "--model", str(config_only), *args, "--out", str(config_only / "v.html"))
     assert result.returncode == 2

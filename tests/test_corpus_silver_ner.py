@@ -1,4 +1,5 @@
-"""S6: silver entity types on gold corpora: spaCy's entities aligned to the gold words, labelled silver in the manifest and API."""
+"""S6: silver entity types on gold corpora: spaCy's entities aligned to the gold words, labelled silver in the
+manifest and API."""
 
 from __future__ import annotations
 
@@ -11,9 +12,18 @@ import spacy
 from fastapi.testclient import TestClient
 from rich.console import Console
 
-from attnscope.corpus import (DEFAULT_NER_PIPELINE, EntitySpan, Word, add_silver_entities, align_entities,
-                              default_corpus_annotator, entity_pipeline, open_corpus, parse_conllu)
-from attnscope.corpus import read_conllu
+from attnscope.corpus import (
+    DEFAULT_NER_PIPELINE,
+    EntitySpan,
+    Word,
+    add_silver_entities,
+    align_entities,
+    default_corpus_annotator,
+    entity_pipeline,
+    open_corpus,
+    parse_conllu,
+    read_conllu,
+)
 from attnscope.corpus.silver_ner import unused_components
 from attnscope.corpus.spacy_text import pipeline_description
 from attnscope.errors import CorpusError
@@ -71,9 +81,18 @@ def test_a_word_touched_by_two_entities_takes_the_one_covering_more_of_it():
 
 
 def test_words_of_a_multiword_token_sharing_its_span_share_its_entity():
-    (sentence,) = parse_conllu(conllu(["# text = Vino del Prado",
-                                       row("1", "Vino", head="0"), "\t".join(["2-3", "del"] + ["_"] * 8),
-                                       row("2", "de", head="4"), row("3", "el", head="4"), row("4", "Prado", head="1")]))
+    (sentence,) = parse_conllu(
+        conllu(
+            [
+                "# text = Vino del Prado",
+                row("1", "Vino", head="0"),
+                "\t".join(["2-3", "del"] + ["_"] * 8),
+                row("2", "de", head="4"),
+                row("3", "el", head="4"),
+                row("4", "Prado", head="1"),
+            ]
+        )
+    )
     assert [(w.start, w.end) for w in sentence.words] == [(0, 4), (5, 8), (5, 8), (9, 14)]
     assert align_entities(sentence.words, [EntitySpan(5, 14, "FAC")]) == [
         (None, "O"), ("FAC", "B"), ("FAC", "I"), ("FAC", "I")]
@@ -104,7 +123,12 @@ def test_each_sentence_is_one_input_and_only_the_entity_components_run(ner):
                                        row("7", ".", head="4")]))
     (annotated,) = add_silver_entities([sentence], ner)
     assert [(w.form, w.ner, w.ner_iob) for w in annotated.words if w.ner] == [
-        ("Enron", "ORG", "B"), ("/", "ORG", "I"), ("Azurix", "ORG", "I"), ("Ann", "PERSON", "B"), ("Smith", "PERSON", "I")]
+        ("Enron", "ORG", "B"),
+        ("/", "ORG", "I"),
+        ("Azurix", "ORG", "I"),
+        ("Ann", "PERSON", "B"),
+        ("Smith", "PERSON", "I"),
+    ]
     assert [w.upos for w in annotated.words] == [None] * 7  # nothing but entities is added
     assert ner.pipe_names == ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "ner"]  # left as it was
     assert unused_components(ner) == ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer"]
@@ -162,7 +186,9 @@ def test_the_manifest_names_the_silver_fields_and_their_pipeline(silver_index):
 
 
 def test_summaries_count_the_silver_entity_types(silver_index, default_model):
-    result = silver_index.query(default_model, "Angela Merkel visited Rome on Friday.", 4, Query("embedding", 5, top=30))
+    result = silver_index.query(
+        default_model, "Angela Merkel visited Rome on Friday.", 4, Query("embedding", 5, top=30)
+    )
     assert result.summary.matched["ner"] == dict(Counter(m.metadata["ner"][m.position] or "_"
                                                          for m in result.matches).most_common())
     assert "GPE" in result.summary.matched["ner"]
@@ -192,7 +218,9 @@ def test_the_api_lists_each_corpus_with_its_annotator_and_silver_fields(silver_i
 
 # The cached default index: one built before the default corpus had silver entities is built again.
 
-def test_a_cached_default_index_without_the_silver_entities_is_rebuilt_then_reused(default_model, tmp_path, monkeypatch):
+def test_a_cached_default_index_without_the_silver_entities_is_rebuilt_then_reused(
+    default_model, tmp_path, monkeypatch
+):
     from attnscope.cli_serve import _default_corpus, default_index_dir
 
     from .index_fixtures import small_conllu

@@ -1,4 +1,5 @@
-"""S1: raw text annotated by a spaCy pipeline: exact sentence slices, POS, tags, lemmas, deps, entities; clear errors."""
+"""S1: raw text annotated by a spaCy pipeline: exact sentence slices, POS, tags, lemmas, deps, entities; clear
+errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""S1: every reader yields one dependency tree per sentence: gold files that break one are errors, parser output is repaired."""
+"""S1: every reader yields one dependency tree per sentence: gold files that break one are errors, parser output is
+repaired."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from hypothesis import strategies as st
 from spacy.attrs import SENT_START
 from spacy.tokens import Doc
 
-from attnscope.corpus import DEFAULT_NER_PIPELINE, AnnotatedSentence, Word, parse_conllu, read_text, repair_heads, tree_problem
+from attnscope.corpus import (
+    DEFAULT_NER_PIPELINE,
+    AnnotatedSentence,
+    Word,
+    parse_conllu,
+    read_text,
+    repair_heads,
+    tree_problem,
+)
 from attnscope.corpus.opening import _corpus
 from attnscope.corpus.spacy_text import doc_sentences
 from attnscope.errors import CorpusError, CorpusFormatError
@@ -72,7 +81,10 @@ def test_repairs_are_the_hand_checked_trees(heads, expected, changed):
 
 
 def test_problems_name_the_words_involved():
-    assert tree_problem([1, 2, 0]).message() == "words 1 → 2 → 3 → 1 form a cycle, which no chain of heads leaves for the root"
+    assert (
+        tree_problem([1, 2, 0]).message()
+        == "words 1 → 2 → 3 → 1 form a cycle, which no chain of heads leaves for the root"
+    )
     assert tree_problem([-1, 0, -1]).message() == "the sentence has 2 roots (words 1, 3); a tree has one"
     assert tree_problem([-1, None]).message() == "word 2 has no head while other words of its sentence have one"
     assert tree_problem([None, None]) is None and tree_problem([]) is None
@@ -102,7 +114,7 @@ def set_sentence_starts(doc: Doc, starts: list[int]) -> None:
 @given(parsed_docs())
 @settings(max_examples=600, deadline=None)
 def test_every_sentence_of_any_parse_is_one_tree(doc):
-    for first, words, repaired in doc_sentences(doc, with_entities=False):
+    for _first, words, repaired in doc_sentences(doc, with_entities=False):
         heads = [w.head for w in words]
         assert_one_tree(heads)
         assert all(w.form.strip() == w.form and w.form for w in words)
@@ -120,7 +132,11 @@ def test_a_chain_of_heads_ending_on_a_whitespace_token_no_longer_makes_a_second_
               heads=[1, 1, 2, 2], deps=["dep", "ROOT", "ROOT", "punct"])
     set_sentence_starts(doc, [1, -1, -1, -1])  # one sentence, as a splitter other than the parser may say
     ((first, words, repaired),) = list(doc_sentences(doc, with_entities=False))
-    assert [(w.form, w.head, w.deprel) for w in words] == [("Hello", 1, "dep"), ("world", -1, "ROOT"), (".", 1, "punct")]
+    assert [(w.form, w.head, w.deprel) for w in words] == [
+        ("Hello", 1, "dep"),
+        ("world", -1, "ROOT"),
+        (".", 1, "punct"),
+    ]
     assert repaired == (0,)
 
 

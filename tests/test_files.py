@@ -81,17 +81,23 @@ def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
             pass
 
 
-@pytest.mark.parametrize(("name", "shown"), [
-    ("sentence-transformers/all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"),
-    ("gpt2", "gpt2"),
-    ("/home/alice/models/my-bert", "my-bert"),
-    ("/home/alice/models/my-bert/", "my-bert"),
-    ("~/runs/bert-ner/checkpoint-500", "bert-ner/checkpoint-500"),
-    ("/home/alice/.cache/huggingface/hub/models--google-bert--bert-base-uncased/snapshots/86b5e09", "google-bert/bert-base-uncased"),
-    ("/home/alice/.cache/huggingface/hub/models--gpt2/snapshots/607a30d", "gpt2"),
-    ("C:\\Users\\bob\\models\\tiny", "tiny"),
-    ("./tiny", "tiny"),
-])
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("sentence-transformers/all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"),
+        ("gpt2", "gpt2"),
+        ("/home/alice/models/my-bert", "my-bert"),
+        ("/home/alice/models/my-bert/", "my-bert"),
+        ("~/runs/bert-ner/checkpoint-500", "bert-ner/checkpoint-500"),
+        (
+            "/home/alice/.cache/huggingface/hub/models--google-bert--bert-base-uncased/snapshots/86b5e09",
+            "google-bert/bert-base-uncased",
+        ),
+        ("/home/alice/.cache/huggingface/hub/models--gpt2/snapshots/607a30d", "gpt2"),
+        ("C:\\Users\\bob\\models\\tiny", "tiny"),
+        ("./tiny", "tiny"),
+    ],
+)
 def test_readable_model_names(name, shown):
     assert readable_model_name(name) == shown
 

@@ -68,7 +68,9 @@ def _same_up_to_ties(rows, expected, scores, tolerance=1e-4) -> bool:
         return True
     boundary = scores[-1]
     strict = {r for r, s in zip(rows, scores) if s > boundary + tolerance}
-    return strict <= set(expected) and len(set(rows) & set(expected)) >= len(rows) - sum(abs(scores - boundary) <= tolerance)
+    return strict <= set(expected) and len(set(rows) & set(expected)) >= len(rows) - sum(
+        abs(scores - boundary) <= tolerance
+    )
 
 
 def test_metadata_filter_keeps_only_matching_tokens_and_equals_brute_force(ewt_index):
@@ -129,8 +131,8 @@ def test_summaries_on_the_small_treebank_equal_hand_counts(small_index, default_
 @pytest.mark.parametrize("query, message", [
     (Query("embedding", 6), "layer 6 is out of range: this index has layers 0-5"),
     (Query("heads", 1, (12,)), "head 12 is out of range"),
-    (Query("heads", 1, (3, 3)), "name a head twice"),
-    (Query("heads", 1, ()), "no heads selected"),
+    (Query("heads", 1, (3, 3)), "heads names head 3 more than once"),
+    (Query("heads", 1, ()), "heads is empty: name at least one head"),
     (Query("vectors", 1), "search mode 'vectors' is unknown"),
     (Query("embedding", 1, top=0), "top must be an integer from 1 to 1000"),
     (Query("embedding", 1, filters={"ner": ["GPE"]}), "cannot filter on 'ner'"),
@@ -186,7 +188,9 @@ def test_an_approximate_index_scans_clusters_and_equals_exact_search_when_it_sca
     lists = approximate.manifest.approximate_lists
     assert lists == 39 // 39 and approximate.manifest.default_probes == 1  # >= 39 tokens to train each cluster
     assert not any(p.name.endswith(".codes.zst") or p.name.endswith(".codes.npy") for p in built.directory.iterdir())
-    assert {f"ivf.{kind}.{layer}.faiss" for kind in ("hidden", "heads") for layer in range(6)} <= set(built.manifest.files)
+    assert {f"ivf.{kind}.{layer}.faiss" for kind in ("hidden", "heads") for layer in range(6)} <= set(
+        built.manifest.files
+    )
     for kind, mode, heads in (("hidden", "embedding", None), ("heads", "heads", (1, 6))):
         # the same codes as the exact index (re-encoding a decoded vector may move a value one step)
         step = float(small_index.vector_set(kind, 3).ranges.span.max()) / 255

@@ -64,7 +64,13 @@ def tally() -> RelationTally:
 
 def test_each_relation_counts_its_arcs_and_never_root(tally):
     # a: det, nsubj, advmod, punct; b: amod x2, nsubj, punct; the roots are not arcs
-    assert dict(zip(tally.relations, tally.pairs.tolist())) == {"amod": 2, "nsubj": 2, "punct": 2, "advmod": 1, "det": 1}
+    assert dict(zip(tally.relations, tally.pairs.tolist())) == {
+        "amod": 2,
+        "nsubj": 2,
+        "punct": 2,
+        "advmod": 1,
+        "det": 1,
+    }
     assert tally.unaligned == 0
 
 

@@ -14,8 +14,10 @@ from attnscope.index import BuildOptions, Index, Query, build_index
 from .conftest import PUB
 from .server_fixtures import SMALL, client, state  # noqa: F401 - fixtures
 
-MEAN_REFUSED = ("score 'mean' (--score mean) is for head searches (mode 'heads', --heads), which add up or average "
-                "several heads' cosines; an embedding search's score is one cosine: leave score out, or search by heads")
+MEAN_REFUSED = (
+    "score 'mean' (--score mean) is for head searches (mode 'heads', --heads), which add up or average "
+    "several heads' cosines; an embedding search's score is one cosine: leave score out, or search by heads"
+)
 
 
 def test_a_mean_score_is_refused_outside_a_head_search(small_index, default_model):

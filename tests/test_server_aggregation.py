@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 
 import attnscope
 from attnscope.analysis.aggregate import aggregate, normalise_rows
+from attnscope.quantise import MAX_ERROR
 from attnscope.server import AppState, create_app
-from attnscope.views.payload import MAX_ERROR
 from attnscope.views.sequences import sequence_from_tokens
 
 from .conftest import PUB
@@ -68,7 +68,7 @@ def test_a_masked_pair_is_aggregated_as_captured(client, default_model):
 
 
 @pytest.mark.parametrize("body, field, words", [
-    ({"heads": [1, 1]}, "heads.1", "head 1 twice"),
+    ({"heads": [1, 1]}, "heads.1", "head 1 more than once"),
     ({"heads": [12]}, "heads.0", "heads 0-11"),
     ({"method": "weighted"}, "method", "needs head_weights"),
     ({"method": "mean", "head_weights": [1.0]}, "head_weights", "'weighted' and 'rollout' methods only"),

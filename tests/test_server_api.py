@@ -10,7 +10,7 @@ import pytest
 
 import attnscope
 from attnscope.index import Query
-from attnscope.views.payload import MAX_ERROR
+from attnscope.quantise import MAX_ERROR
 
 from .conftest import PUB
 from .server_fixtures import SMALL, client, state  # noqa: F401 - fixtures
@@ -161,7 +161,9 @@ def test_search_answers_the_words_of_a_split_word_as_one_word(client, default_mo
 def test_search_refuses_a_special_token_before_the_model_runs(client):
     error = client.post("/api/search", json={"corpus": SMALL, "text": PUB, "token": 0, "layer": 1}).json()["error"]
     assert (error["status"], error["field"]) == (400, "token")
-    assert error["message"].startswith("token 0 is the special token '[CLS]': special tokens are not in the corpus index")
+    assert error["message"].startswith(
+        "token 0 is the special token '[CLS]': special tokens are not in the corpus index"
+    )
 
 
 def test_search_with_a_mask_queries_the_masked_text(client, small_index, default_model):

@@ -12,7 +12,8 @@ from attnscope.index import IndexMismatchError
 from attnscope.server import AppState
 
 from .conftest import PUB
-from .index_fixtures import SMALL as SMALL_SENTENCES, small_conllu
+from .index_fixtures import SMALL as SMALL_SENTENCES
+from .index_fixtures import small_conllu
 from .serve_process import serving
 from .server_fixtures import SMALL, client, state  # noqa: F401 - fixtures
 
@@ -39,7 +40,12 @@ BAD_REQUESTS = {
     "empty text": (attention(text=""), 422, "validation_error", "text"),
     "blank text": (attention(text="  \n "), 422, "validation_error", "text"),
     "NUL in text": (attention(text="a\x00b"), 422, "validation_error", "text"),
-    "lone surrogate": (raw("/api/attention", b'{"model": "default", "text": "\\ud800"}'), 422, "validation_error", "text"),
+    "lone surrogate": (
+        raw("/api/attention", b'{"model": "default", "text": "\\ud800"}'),
+        422,
+        "validation_error",
+        "text",
+    ),
     "empty second text": (attention(text_pair=""), 422, "validation_error", "text_pair"),
     "text over the character limit": (attention(text="a" * 2001), 422, "validation_error", "text"),
     "text over the token limit": (attention(text="word " * 300), 400, "too_many_tokens", "text"),
@@ -57,17 +63,33 @@ BAD_REQUESTS = {
     "empty body": (raw("/api/attention", b""), 400, "malformed_body", None),
     "JSON that is not an object": (raw("/api/attention", b"[1, 2]"), 422, "validation_error", None),
     "oversize body": (raw("/api/attention", b'{"text": "' + b"a" * 70_000 + b'"}'), 413, "payload_too_large", None),
-    "prediction position out of range": (("POST", "/api/predictions", {"json": {
-        "model": "tiny-bert", "text": PUB, "position": 40}}), 400, "invalid_input", "position"),
-    "top_k over 50": (("POST", "/api/predictions", {"json": {
-        "model": "tiny-bert", "text": PUB, "position": 1, "top_k": 51}}), 422, "validation_error", "top_k"),
-    "predictions without position": (("POST", "/api/predictions", {"json": {
-        "model": "tiny-bert", "text": PUB}}), 422, "validation_error", "position"),
+    "prediction position out of range": (
+        ("POST", "/api/predictions", {"json": {"model": "tiny-bert", "text": PUB, "position": 40}}),
+        400,
+        "invalid_input",
+        "position",
+    ),
+    "top_k over 50": (
+        ("POST", "/api/predictions", {"json": {"model": "tiny-bert", "text": PUB, "position": 1, "top_k": 51}}),
+        422,
+        "validation_error",
+        "top_k",
+    ),
+    "predictions without position": (
+        ("POST", "/api/predictions", {"json": {"model": "tiny-bert", "text": PUB}}),
+        422,
+        "validation_error",
+        "position",
+    ),
     "layer out of range": (search(layer=6), 400, "invalid_input", "layer"),
     "head out of range": (search(mode="heads", heads=[0, 12]), 400, "invalid_input", "heads.1"),
     "head named twice": (search(mode="heads", heads=[3, 5, 3]), 400, "invalid_input", "heads.2"),
-    "head named twice in an aggregation": (("POST", "/api/aggregation", {"json": {
-        "model": "default", "text": PUB, "heads": [2, 2]}}), 400, "invalid_input", "heads.1"),
+    "head named twice in an aggregation": (
+        ("POST", "/api/aggregation", {"json": {"model": "default", "text": PUB, "heads": [2, 2]}}),
+        400,
+        "invalid_input",
+        "heads.1",
+    ),
     "mean score of an embedding search": (search(score="mean"), 400, "invalid_input", "score"),
     "atlas without its corpus": (("GET", "/api/atlas", {}), 422, "validation_error", "corpus"),
     "no heads": (search(mode="heads", heads=[]), 422, "validation_error", "heads"),
@@ -87,8 +109,16 @@ BAD_REQUESTS = {
     "unknown route outside the API": (("GET", f"/{XSS}", {}), 404, "not_found", None),
     "wrong method": (("GET", "/api/attention", {}), 405, "method_not_allowed", None),
     "wrong method on a listing": (("DELETE", "/api/models", {}), 405, "method_not_allowed", None),
-    "CORS preflight": (("OPTIONS", "/api/attention", {"headers": {
-        "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}}), 405, "method_not_allowed", None),
+    "CORS preflight": (
+        (
+            "OPTIONS",
+            "/api/attention",
+            {"headers": {"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}},
+        ),
+        405,
+        "method_not_allowed",
+        None,
+    ),
 }
 
 
@@ -204,7 +234,9 @@ def test_serve_builds_the_default_corpus_index_once_and_reuses_it(tmp_path):
         with serving([], tmp_path, env=env) as served:
             base = served.base
             corpora = httpx.get(f"{base}/api/corpora", timeout=5).json()
-            assert [(c["name"], c["corpus"], c["sentences"]) for c in corpora] == [("ewt", "ud_english_ewt", 2 * (len(SMALL_SENTENCES) + 1))]
+            assert [(c["name"], c["corpus"], c["sentences"]) for c in corpora] == [
+                ("ewt", "ud_english_ewt", 2 * (len(SMALL_SENTENCES) + 1))
+            ]
             found = httpx.post(f"{base}/api/search", json={"corpus": "ewt", "text": PUB, "token": 2, "layer": 1}).json()
             assert len(found["matches"]) > 0
         logs = sorted(tmp_path.glob("serve-*.log"), key=lambda p: p.stat().st_mtime)

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 import attnscope
+from attnscope.quantise import MAX_ERROR
 from attnscope.server import AppState, create_app
-from attnscope.views.payload import MAX_ERROR
 
 SEQ2SEQ = ["t5", "bart", "bert2bert"]
 TEXT = "Hello there"
@@ -87,5 +87,7 @@ def test_other_models_say_which_stack_and_what_their_predictions_are(client, tin
     assert refused.status_code == 400
     error = refused.json()["error"]
     assert (error["code"], error["field"]) == ("target_not_taken", "target")
-    assert error["message"] == (f"model {tiny(arch).label!r} is not an encoder-decoder, and only encoder-decoders take a "
-                                "target: leave target out and give a position among the text's tokens")
+    assert error["message"] == (
+        f"model {tiny(arch).label!r} is not an encoder-decoder, and only encoder-decoders take a "
+        "target: leave target out and give a position among the text's tokens"
+    )

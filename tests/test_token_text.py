@@ -14,7 +14,7 @@ import pytest
 
 import attnscope
 from attnscope.capture.inputs import special_token_ids
-from attnscope.capture.token_text import byte_alphabet, display_form, readable, token_bytes, scheme_of
+from attnscope.capture.token_text import byte_alphabet, display_form, readable, scheme_of, token_bytes
 from attnscope.corpus import open_corpus
 from attnscope.corpus.align import word_of_tokens
 from attnscope.corpus.sentence import AnnotatedSentence, Word

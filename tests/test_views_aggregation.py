@@ -97,7 +97,9 @@ def test_bad_aggregation_options_say_what_is_allowed(default_model):
         attnscope.head_view(arrays, tokens, aggregations=["max"])
     with pytest.raises(InputError, match="aggregations must be 'auto' or a list of rollout, value_norm"):
         attnscope.head_view(arrays, tokens, aggregations="all")
-    with pytest.raises(InputError, match="aggregation 'rollout' is not in this view: the aggregations option leaves it out"):
+    with pytest.raises(
+        InputError, match="aggregation 'rollout' is not in this view: the aggregations option leaves it out"
+    ):
         attnscope.head_view(arrays, tokens, aggregations=[], aggregation="rollout")
     plain = attnscope.capture(default_model, "The girl ran.")
     with pytest.raises(InputError, match="aggregation 'value_norm_sum' cannot be shown: this capture holds no values"):

@@ -35,7 +35,13 @@ def shipped(view: NeuronView, role: str, layer: int) -> dict[str, np.ndarray]:
 
 def test_a_handle_and_text_capture_what_the_view_needs(default_model, pub):
     view = neuron_view(default_model, PUB)
-    assert view.selection == {"stack": "encoder", "layer": 0, "head": 0, "query": 1, "filter": "all"}  # first non-special token
+    assert view.selection == {
+        "stack": "encoder",
+        "layer": 0,
+        "head": 0,
+        "query": 1,
+        "filter": "all",
+    }  # first non-special token
     assert view.header["sequences"]["encoder"]["tokens"] == pub.tokens.display
     for layer in (0, 5):
         layer_data = shipped(view, "encoder", layer)

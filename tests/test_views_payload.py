@@ -43,7 +43,12 @@ def test_capture_payload_holds_uint8_layers_in_base64(default_model):
     assert header["sequences"]["encoder"]["tokens"] == cap.tokens.display
     assert header["sequences"]["encoder"]["special"] == cap.tokens.special
     assert header["stacks"][0]["causal"] is False
-    assert header["encoding"] == {"dtype": "uint8", "scale": 255, "layout": "(heads, query, key) row-major", "sparse": False}
+    assert header["encoding"] == {
+        "dtype": "uint8",
+        "scale": 255,
+        "layout": "(heads, query, key) row-major",
+        "sparse": False,
+    }
     # The header carries no weights: it stays small whatever the layer count.
     assert len(json.dumps(header)) < 2000
 
@@ -117,7 +122,9 @@ def test_bad_arguments_raise_input_errors(kwargs, message):
 def test_nan_negative_and_unnormalised_weights_are_refused():
     att = [a.clone() for a in softmax_layers(n=4)]
     att[1][0, 2, 1, 3] = float("nan")
-    with pytest.raises(InputError, match=r"NaN or infinite weights, first at \(layer, head, query, key\) = \(1, 2, 1, 3\)"):
+    with pytest.raises(
+        InputError, match=r"NaN or infinite weights, first at \(layer, head, query, key\) = \(1, 2, 1, 3\)"
+    ):
         payload_from_arrays(att, list("abcd"))
     att = [a.clone() for a in softmax_layers(n=4)]
     att[0][0, 0, 0, 0] = -0.5
@@ -198,7 +205,9 @@ def test_invalid_bertviz_weights_are_named_by_their_argument_not_a_guessed_stack
     """The field report: an encoder's weights with NaN or negative values were called "decoder attention"
     (their upper triangle holds no positive weight, so they looked causal), while the same input's other
     errors said "encoder attention"."""
-    valid = np.stack([l.numpy() for l in softmax_layers(n=4)])  # (layers, batch, heads, query, key), an encoder's
+    valid = np.stack(
+        [layer.numpy() for layer in softmax_layers(n=4)]
+    )  # (layers, batch, heads, query, key), an encoder's
     with pytest.raises(InputError, match="^encoder attention has 4 query positions but 3 encoder tokens were given"):
         payload_from_arrays(list(valid), list("abc"))
     for tokens in (list("abcd"), list("abc")):

@@ -84,8 +84,13 @@ def test_the_whole_output_of_an_encoder_decoder_names_its_three_stacks(tiny_path
         "encoder_attention is the model's whole output (Seq2SeqModelOutput): pass its attentions, "
         "encoder_attention=outputs.encoder_attentions, decoder_attention=outputs.decoder_attentions, "
         "cross_attention=outputs.cross_attentions")
-    view = attnscope.model_view(encoder_attention=outputs.encoder_attentions, decoder_attention=outputs.decoder_attentions,
-                                cross_attention=outputs.cross_attentions, encoder_tokens=tokens, decoder_tokens=tokens)
+    view = attnscope.model_view(
+        encoder_attention=outputs.encoder_attentions,
+        decoder_attention=outputs.decoder_attentions,
+        cross_attention=outputs.cross_attentions,
+        encoder_tokens=tokens,
+        decoder_tokens=tokens,
+    )
     assert list(view.payload.stacks) == ["encoder", "decoder", "cross"]
 
 

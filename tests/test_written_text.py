@@ -17,7 +17,9 @@ FAMILIES = ["bert", "gpt2", "roberta", "bart", "smollm2", "llama", "t5", "albert
 """WordPiece, byte-level BPE (GPT-2, RoBERTa, BART, Llama-3-style SmolLM2), SentencePiece BPE with byte
 fallback (Llama) and unigram SentencePiece (T5, ALBERT)."""
 
-REPRO = 'I love the café in Zürich 😀.\nTokyo (東京) is big.\n\nThe naïve dog barked at me.\nHe said "hello" and left!!!'
+REPRO = (
+    'I love the café in Zürich 😀.\nTokyo (東京) is big.\n\nThe naïve dog barked at me.\nHe said "hello" and left!!!'
+)
 
 WORDS = ["café", "naïve", "Zürich", "😀", "東京", "京都", "don't", "e-mail", "York's", "!!!", "?!", "(", ")",
          '"hello"', "...", "hello", "THE", "a", "—", "ß", "İstanbul", "👍🏽", "12,5", "x", "Ünïcödé", "100%", "@",

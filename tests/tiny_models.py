@@ -16,8 +16,8 @@ import io
 import json
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import transformers
@@ -186,49 +186,167 @@ def _bert_like(config_class, model_class, **extra) -> Callable[[int], tuple]:
 # name -> (tokenizer factory, config+class builder). The model class decides whether an LM head exists.
 ARCHITECTURES: dict[str, tuple[Callable, Callable[[int], tuple]]] = {
     "bert": (wordpiece, _bert_like(transformers.BertConfig, transformers.BertForMaskedLM)),
-    "roberta": (roberta_like_tokenizer, lambda v: (transformers.RobertaConfig(
-        vocab_size=v, pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1,
-        **dict(SMALL, max_position_embeddings=130)), transformers.RobertaForMaskedLM)),
-    "distilbert": (wordpiece, lambda v: (transformers.DistilBertConfig(
-        vocab_size=v, dim=32, n_heads=4, n_layers=2, hidden_dim=48, max_position_embeddings=128),
-        transformers.DistilBertForMaskedLM)),
-    "albert": (albert_tokenizer, lambda v: (transformers.AlbertConfig(
-        vocab_size=v, embedding_size=16, pad_token_id=0, **SMALL), transformers.AlbertForMaskedLM)),
-    "electra": (wordpiece, lambda v: (transformers.ElectraConfig(
-        vocab_size=v, embedding_size=16, **SMALL), transformers.ElectraForMaskedLM)),
-    "gpt2": (gpt2_tokenizer, lambda v: (transformers.GPT2Config(
-        vocab_size=v, n_embd=32, n_head=4, n_layer=2, n_positions=128, bos_token_id=0, eos_token_id=0), transformers.GPT2LMHeadModel)),
-    "llama": (llama_tokenizer, lambda v: (transformers.LlamaConfig(
-        vocab_size=v, num_key_value_heads=2, bos_token_id=1, eos_token_id=2, **SMALL),
-        transformers.LlamaForCausalLM)),
-    "smollm2": (llama3_tokenizer, lambda v: (transformers.LlamaConfig(
-        vocab_size=v, num_key_value_heads=2, bos_token_id=1, eos_token_id=2, pad_token_id=0, **SMALL),
-        transformers.LlamaForCausalLM)),
-    "mistral": (llama_tokenizer, lambda v: (transformers.MistralConfig(
-        vocab_size=v, num_key_value_heads=2, sliding_window=4, bos_token_id=1, eos_token_id=2, **SMALL),
-        transformers.MistralForCausalLM)),
-    "gemma2": (llama_tokenizer, lambda v: (transformers.Gemma2Config(
-        vocab_size=v, num_key_value_heads=2, head_dim=8, sliding_window=4, attn_logit_softcapping=0.5,
-        query_pre_attn_scalar=8, bos_token_id=1, eos_token_id=2, pad_token_id=0, **SMALL),
-        transformers.Gemma2ForCausalLM)),
-    "gpt_oss": (llama_tokenizer, lambda v: (transformers.GptOssConfig(
-        vocab_size=v, num_key_value_heads=2, head_dim=8, num_local_experts=2, num_experts_per_tok=1,
-        sliding_window=4, bos_token_id=1, eos_token_id=2, pad_token_id=0, **SMALL),
-        transformers.GptOssForCausalLM)),
-    "bart": (lambda: roberta_like_tokenizer(transformers.BartTokenizerFast), lambda v: (transformers.BartConfig(
-        vocab_size=v, d_model=32, encoder_layers=2, decoder_layers=3, encoder_attention_heads=4,
-        decoder_attention_heads=4, encoder_ffn_dim=48, decoder_ffn_dim=48, max_position_embeddings=128,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2),
-        transformers.BartForConditionalGeneration)),
-    "t5": (t5_tokenizer, lambda v: (transformers.T5Config(
-        vocab_size=v, d_model=32, d_kv=8, d_ff=48, num_layers=2, num_decoder_layers=3, num_heads=4,
-        relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0),
-        transformers.T5ForConditionalGeneration)),
-    "bert2bert": (wordpiece, lambda v: (transformers.EncoderDecoderConfig.from_encoder_decoder_configs(
-        transformers.BertConfig(vocab_size=v, **SMALL),
-        transformers.BertConfig(vocab_size=v, is_decoder=True, add_cross_attention=True,
-                                **dict(SMALL, num_hidden_layers=3)),
-        decoder_start_token_id=101, pad_token_id=0), transformers.EncoderDecoderModel)),
+    "roberta": (
+        roberta_like_tokenizer,
+        lambda v: (
+            transformers.RobertaConfig(
+                vocab_size=v,
+                pad_token_id=1,
+                bos_token_id=0,
+                eos_token_id=2,
+                type_vocab_size=1,
+                **dict(SMALL, max_position_embeddings=130),
+            ),
+            transformers.RobertaForMaskedLM,
+        ),
+    ),
+    "distilbert": (
+        wordpiece,
+        lambda v: (
+            transformers.DistilBertConfig(
+                vocab_size=v, dim=32, n_heads=4, n_layers=2, hidden_dim=48, max_position_embeddings=128
+            ),
+            transformers.DistilBertForMaskedLM,
+        ),
+    ),
+    "albert": (
+        albert_tokenizer,
+        lambda v: (
+            transformers.AlbertConfig(vocab_size=v, embedding_size=16, pad_token_id=0, **SMALL),
+            transformers.AlbertForMaskedLM,
+        ),
+    ),
+    "electra": (
+        wordpiece,
+        lambda v: (
+            transformers.ElectraConfig(vocab_size=v, embedding_size=16, **SMALL),
+            transformers.ElectraForMaskedLM,
+        ),
+    ),
+    "gpt2": (
+        gpt2_tokenizer,
+        lambda v: (
+            transformers.GPT2Config(
+                vocab_size=v, n_embd=32, n_head=4, n_layer=2, n_positions=128, bos_token_id=0, eos_token_id=0
+            ),
+            transformers.GPT2LMHeadModel,
+        ),
+    ),
+    "llama": (
+        llama_tokenizer,
+        lambda v: (
+            transformers.LlamaConfig(vocab_size=v, num_key_value_heads=2, bos_token_id=1, eos_token_id=2, **SMALL),
+            transformers.LlamaForCausalLM,
+        ),
+    ),
+    "smollm2": (
+        llama3_tokenizer,
+        lambda v: (
+            transformers.LlamaConfig(
+                vocab_size=v, num_key_value_heads=2, bos_token_id=1, eos_token_id=2, pad_token_id=0, **SMALL
+            ),
+            transformers.LlamaForCausalLM,
+        ),
+    ),
+    "mistral": (
+        llama_tokenizer,
+        lambda v: (
+            transformers.MistralConfig(
+                vocab_size=v, num_key_value_heads=2, sliding_window=4, bos_token_id=1, eos_token_id=2, **SMALL
+            ),
+            transformers.MistralForCausalLM,
+        ),
+    ),
+    "gemma2": (
+        llama_tokenizer,
+        lambda v: (
+            transformers.Gemma2Config(
+                vocab_size=v,
+                num_key_value_heads=2,
+                head_dim=8,
+                sliding_window=4,
+                attn_logit_softcapping=0.5,
+                query_pre_attn_scalar=8,
+                bos_token_id=1,
+                eos_token_id=2,
+                pad_token_id=0,
+                **SMALL,
+            ),
+            transformers.Gemma2ForCausalLM,
+        ),
+    ),
+    "gpt_oss": (
+        llama_tokenizer,
+        lambda v: (
+            transformers.GptOssConfig(
+                vocab_size=v,
+                num_key_value_heads=2,
+                head_dim=8,
+                num_local_experts=2,
+                num_experts_per_tok=1,
+                sliding_window=4,
+                bos_token_id=1,
+                eos_token_id=2,
+                pad_token_id=0,
+                **SMALL,
+            ),
+            transformers.GptOssForCausalLM,
+        ),
+    ),
+    "bart": (
+        lambda: roberta_like_tokenizer(transformers.BartTokenizerFast),
+        lambda v: (
+            transformers.BartConfig(
+                vocab_size=v,
+                d_model=32,
+                encoder_layers=2,
+                decoder_layers=3,
+                encoder_attention_heads=4,
+                decoder_attention_heads=4,
+                encoder_ffn_dim=48,
+                decoder_ffn_dim=48,
+                max_position_embeddings=128,
+                pad_token_id=1,
+                bos_token_id=0,
+                eos_token_id=2,
+                decoder_start_token_id=2,
+            ),
+            transformers.BartForConditionalGeneration,
+        ),
+    ),
+    "t5": (
+        t5_tokenizer,
+        lambda v: (
+            transformers.T5Config(
+                vocab_size=v,
+                d_model=32,
+                d_kv=8,
+                d_ff=48,
+                num_layers=2,
+                num_decoder_layers=3,
+                num_heads=4,
+                relative_attention_num_buckets=8,
+                pad_token_id=0,
+                eos_token_id=1,
+                decoder_start_token_id=0,
+            ),
+            transformers.T5ForConditionalGeneration,
+        ),
+    ),
+    "bert2bert": (
+        wordpiece,
+        lambda v: (
+            transformers.EncoderDecoderConfig.from_encoder_decoder_configs(
+                transformers.BertConfig(vocab_size=v, **SMALL),
+                transformers.BertConfig(
+                    vocab_size=v, is_decoder=True, add_cross_attention=True, **dict(SMALL, num_hidden_layers=3)
+                ),
+                decoder_start_token_id=101,
+                pad_token_id=0,
+            ),
+            transformers.EncoderDecoderModel,
+        ),
+    ),
 }
 
 

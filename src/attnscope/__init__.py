@@ -6,6 +6,7 @@
 >>> cap.attentions.shape                          # (layers, heads, query, key)
 """
 
+from .analysis import Aggregation, aggregate
 from .capture import (
     ALL_FIELDS,
     DEFAULT_FIELDS,
@@ -23,12 +24,15 @@ from .capture import (
     masking_caveat,
     wrap,
 )
-from .analysis import Aggregation, aggregate
-from .errors import (AttnscopeError, AttnscopeWarning, InputError, MaskingWarning, ModelNotFoundError,
-                     NoLanguageModelHeadError)
-from .views import HeadView, head_view
-from .views import ModelView, model_view
-from .views import NeuronView, neuron_view
+from .errors import (
+    AttnscopeError,
+    AttnscopeWarning,
+    InputError,
+    MaskingWarning,
+    ModelNotFoundError,
+    NoLanguageModelHeadError,
+)
+from .views import HeadView, ModelView, NeuronView, head_view, model_view, neuron_view
 
 __version__ = "0.1.0"
 

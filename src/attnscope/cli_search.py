@@ -17,8 +17,9 @@ to most side by side.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from rich.cells import cell_len
 from rich.columns import Columns

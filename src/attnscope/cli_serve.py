@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .cli import _fail, app
 from .cli_checks import check_port
+from .cli_common import fail
 from .cli_indexes import DEFAULT_CORPUS, default_index_dir, resolve_index
 from .errors import AttnscopeError, InputError
 
@@ -29,11 +29,11 @@ def _default_corpus(state: AppState, console: Console) -> None:
     Stale: built for other weights, damaged, or annotated otherwise than the default corpus is now
     (e.g. before it had silver entity types, or with another version of their pipeline).
     """
+    from .cli_corpus import build_with_progress
     from .corpus import default_corpus_annotator, open_corpus
+    from .files import writing
     from .index import BuildOptions, Index
     from .index.manifest import IndexFormatError, IndexMismatchError
-    from .cli_corpus import build_with_progress
-    from .files import writing
 
     handle = next(iter(state.models.values()))
     directory = default_index_dir(handle.name)
@@ -61,10 +61,17 @@ def _default_corpus(state: AppState, console: Console) -> None:
     state.add_corpus(DEFAULT_CORPUS, index, handle)
 
 
-@app.command()
 def serve(
-    model: list[str] = typer.Option([], "--model", "-m", help="A model to serve (repeatable; default: the default model)."),
-    corpus: list[str] = typer.Option([], "--corpus", "-c", help="An index to search: its directory, or the name of a cached index such as 'ewt' (repeatable; built by `attnscope index`). Default: UD English EWT for the first model, indexed on first start."),
+    model: list[str] = typer.Option(
+        [], "--model", "-m", help="A model to serve (repeatable; default: the default model)."
+    ),
+    corpus: list[str] = typer.Option(
+        [],
+        "--corpus",
+        "-c",
+        help="An index to search: its directory, or the name of a cached index such as 'ewt' (repeatable; built by "
+             "`attnscope index`). Default: UD English EWT for the first model, indexed on first start.",
+    ),
     no_corpus: bool = typer.Option(False, "--no-corpus", help="Serve no corpus (attention and predictions only)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind: loopback unless you mean to expose it."),
     port: int = typer.Option(8000, "--port", "-p", help="Port to listen on (1-65535)."),
@@ -88,10 +95,11 @@ def serve(
     except AttnscopeError as error:
         if sock is not None:
             sock.close()
-        _fail(error)
-        return
+        fail(error)
     if host not in LOOPBACK:
-        console.print(f"[yellow]warning:[/] binding {escape(host)}: the API is reachable from other machines", highlight=False)
+        console.print(
+            f"[yellow]warning:[/] binding {escape(host)}: the API is reachable from other machines", highlight=False
+        )
     names = ", ".join(state.models) + (f"; corpora: {', '.join(state.corpora)}" if state.corpora else "")
     shown_host = f"[{host}]" if ":" in host else host
     console.print(escape(f"serving {names}\nopen http://{shown_host}:{port}/ (API docs at /docs)"), highlight=False)

@@ -17,6 +17,16 @@ class InputError(AttnscopeError):
     """Text, positions or options that the model cannot take (empty, too long, out of range...)."""
 
 
+class FieldError(InputError):
+    """An `InputError` about one parameter, or one entry of a list parameter: ``field`` names it as the
+    Python API spells it, dotted down to the entry at fault (``heads.1``, ``filters.upos``, ``layer``). The
+    server reports it as the request field at fault, since the requests use the same names."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
+
+
 class CorpusError(InputError):
     """A corpus that cannot be opened: missing files, a failed download, an unusable spaCy pipeline."""
 
@@ -47,7 +57,7 @@ class MaskingWarning(AttnscopeWarning):
     (see `attnscope.masking_caveat`)."""
 
 
-def check_range(name: str, value: int, size: int, what: str, *, unit: str | None = None) -> int:
+def check_range(name: str, value: object, size: int, what: str, *, unit: str | None = None) -> int:
     """Return ``value`` if ``0 <= value < size``; otherwise raise an error naming the allowed range.
 
     ``what`` names what has the range, in the singular ("this model", "the encoder stack", "this input

@@ -18,8 +18,9 @@ import errno
 import os
 import stat
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any
 
 from .errors import WriteError
 
@@ -48,7 +49,9 @@ def write_error(error: OSError, path: str | os.PathLike[str]) -> WriteError:
     elif code == errno.EISDIR or (target.is_dir() and code in (errno.ENOTEMPTY, errno.EEXIST)):
         reason = _REASONS[errno.EISDIR]
     else:
-        reason = _REASONS.get(code) or (error.strerror or str(error)).rstrip(".").lower()
+        reason = (_REASONS.get(code) if code is not None else None) or (error.strerror or str(error)).rstrip(
+            "."
+        ).lower()
     return WriteError(f"cannot write {target}: {reason}")
 
 

@@ -60,7 +60,8 @@ def page(browser):
 
 
 def open_view(page: Page, tmp_path: Path, html: str, selector: str, name: str = "view.html"):
-    """Write ``html`` to ``tmp_path / name``, open it, wait until the element ``selector`` is data-ready; its locator."""
+    """Write ``html`` to ``tmp_path / name``, open it, wait until the element ``selector`` is data-ready; its
+    locator."""
     path = tmp_path / name
     path.write_text(html, encoding="utf-8")
     page.page.goto(path.as_uri())

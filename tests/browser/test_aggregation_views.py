@@ -213,10 +213,13 @@ def test_the_choice_is_written_back_and_missing_aggregated_layers_are_asked_for(
     assert drawn(root) == count(decoded(expected[0]))
     page.page.select_option("#host .attnscope-hv-layer", "1")
     assert root.get_attribute("data-loading") == "true"
-    assert page.page.evaluate("window.sent") == [{"type": "attnscope-layers", "role": "encoder/rollout", "indices": [1]}]
+    assert page.page.evaluate("window.sent") == [
+        {"type": "attnscope-layers", "role": "encoder/rollout", "indices": [1]}
+    ]
     layer = payload.layers_base64()["encoder/rollout"][1]
-    page.page.evaluate("([b]) => window.deliver({type: 'attnscope-layers', role: 'encoder/rollout', indices: [1]}, [b])",
-                       [layer])
+    page.page.evaluate(
+        "([b]) => window.deliver({type: 'attnscope-layers', role: 'encoder/rollout', indices: [1]}, [b])", [layer]
+    )
     assert root.get_attribute("data-loading") == "false"
     assert drawn(root) == count(decoded(expected[1]))
     page.page.select_option("#host .attnscope-hv-layer", "0")

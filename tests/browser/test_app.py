@@ -210,7 +210,9 @@ def test_the_papers_behind_the_mask_workflow_and_a_reload(app, server):
 def test_lines_follow_the_threshold_and_the_hidden_special_tokens(app, server):
     open_app(app, "?text=" + "The girl ran to a local pub.")
     page = app.page
-    body = httpx.post(f"{server}/api/attention", json={"model": "default", "text": "The girl ran to a local pub."}).json()
+    body = httpx.post(
+        f"{server}/api/attention", json={"model": "default", "text": "The girl ran to a local pub."}
+    ).json()
     layers, heads, n, _ = body["attention"]["shape"]
     weights = np.frombuffer(base64.b64decode(body["attention"]["data"]), np.uint8).reshape(layers, heads, n, n)
     special = body["tokens"]["special"]

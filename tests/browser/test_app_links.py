@@ -73,8 +73,8 @@ def test_malformed_values_are_each_named_and_the_valid_ones_kept(app):
     dropped = notice(app)
     assert dropped == {
         "colour": "colour=red was ignored: the app reads only model, corpus, text, pair, mask, layer, heads, show, "
-                  "words, threshold, special, token, search, field, cols, span, atlas, score, top, filter, per, scoring, "
-                  "pairs",
+        "words, threshold, special, token, search, field, cols, span, atlas, score, top, filter, per, scoring, "
+        "pairs",
         "mask": "mask=3;4 was ignored: not a list of token positions (write them as 1,4,7)",
         "heads": "heads=1,x was ignored: not a list of head numbers (write them as 1,4,7)",
         "layer": "layer=two was ignored: not a layer number (0, 1, 2, …)",
@@ -83,7 +83,7 @@ def test_malformed_values_are_each_named_and_the_valid_ones_kept(app):
         "threshold": "threshold=7 was ignored: the threshold is a share of attention above 0 and at most 1 (e.g. 0.9)",
         "special": "special=1 was ignored: write special=hide to turn it on, or leave it out",
         "search": "search=sideways was ignored: a search is by embedding or by heads "
-                  "(search=embedding or search=heads)",
+        "(search=embedding or search=heads)",
         "span": "span=9 was ignored: the columns reach 0 to 5 tokens either side of a match",
         "atlas": "atlas=yes was ignored: write atlas=open to turn it on, or leave it out",
         "top": "top=0 was ignored: the number of matches is 1 to 200",

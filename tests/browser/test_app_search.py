@@ -58,8 +58,11 @@ def searched(app: AppPage, **query) -> None:
 
 
 def boxes(app: AppPage, selector: str) -> list[dict]:
-    return app.page.eval_on_selector_all(selector, "els => els.map(e => { const r = e.getBoundingClientRect(); "
-                                                   "return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; })")
+    return app.page.eval_on_selector_all(
+        selector,
+        "els => els.map(e => { const r = e.getBoundingClientRect(); "
+        "return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; })",
+    )
 
 
 @pytest.mark.parametrize("width, height", [(1280, 800), (1400, 1000)])
@@ -102,7 +105,9 @@ def test_contexts_read_as_the_corpus_writes_them(make_app, server):
     assert "one of her cats because of allergies, he is the youngest" in shown
     assert shown.strip("… ") in m["text"]  # the sentence as written, a window of it
     word = first.locator(".as-ctok").evaluate_all(
-        "els => Object.fromEntries(els.map(e => [e.dataset.pos, [e.textContent, e.classList.contains('continuation')]]))")
+        "els => Object.fromEntries(els.map(e => [e.dataset.pos, [e.textContent, "
+        "e.classList.contains('continuation')]]))"
+    )
     position = m["position"]
     assert [word[str(p)] for p in range(position, position + 3)] == [["all", False], ["er", True], ["gies", True]]
     title = first.locator(".as-ctok.continuation").first.get_attribute("title")
@@ -124,7 +129,10 @@ def test_contexts_read_as_the_corpus_writes_them(make_app, server):
     first = page.locator(".as-match").first
     assert first.locator(".as-cmatch").inner_text() == "mismanaged"
     assert first.locator(".as-cmatch .continuation").all_inner_texts() == ["mana", "ged"]
-    assert "Donald Rumsfeld, charging that they mismanaged the evacuation efforts." in first.locator(".as-open").inner_text()
+    assert (
+        "Donald Rumsfeld, charging that they mismanaged the evacuation efforts."
+        in first.locator(".as-open").inner_text()
+    )
     assert app.errors == []
 
 
@@ -161,7 +169,9 @@ def test_search_options_are_sent_shown_and_kept_in_the_url(make_app, server):
     page.reload()
     page.wait_for_selector("#results[data-state=ready]")
     assert page.locator(".as-match").evaluate_all("rs => rs.map(r => r.dataset.sentId)") == before
-    assert page.input_value("#search-filter") == "upos=NOUN,PROPN deprel=obl" and page.input_value("#search-top") == "12"
+    assert (
+        page.input_value("#search-filter") == "upos=NOUN,PROPN deprel=obl" and page.input_value("#search-top") == "12"
+    )
     assert page.is_checked("#search-per-sentence") and page.input_value("#search-score") == "mean"
 
     # a malformed filter, then one on a field the corpus lacks: never sent, said where the results were and at the input
@@ -206,7 +216,11 @@ def test_a_match_opens_in_the_attention_view_and_back_returns_to_the_search(make
     assert page.input_value("#text") == m["text"]
     selected = page.locator(".as-query.as-selected")
     assert selected.get_attribute("data-pos") == str(m["input_position"])
-    assert selected.inner_text() == attnscope.encode(default_model, m["text"]).display[m["input_position"]] == m["tokens"][m["position"]]
+    assert (
+        selected.inner_text()
+        == attnscope.encode(default_model, m["text"]).display[m["input_position"]]
+        == m["tokens"][m["position"]]
+    )
     query = parse_qs(urlsplit(page.url).query)
     assert (query["text"], query["token"], query["layer"]) == ([m["text"]], [str(m["input_position"])], ["3"])
     assert "search" not in query and page.locator(".as-match").count() == 0

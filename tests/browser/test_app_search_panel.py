@@ -129,7 +129,9 @@ def test_a_failed_search_clears_the_results_and_says_why_beside_them(app):
     page.wait_for_selector("#results[data-state=error]")
     shown = panel(app)
     assert (shown["matches"], shown["bars"], shown["title"], shown["invalid"]) == (0, 0, "", "true")
-    assert shown["error"].startswith("Search failed: filters.lemma: Value should have at most 100 items after validation, not 101")
+    assert shown["error"].startswith(
+        "Search failed: filters.lemma: Value should have at most 100 items after validation, not 101"
+    )
     assert shown["error"].endswith("was not applied: correct it and search again.")
     assert "filter" not in url_state(app) and "search" not in url_state(app)
     assert app.errors == ["Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)"]

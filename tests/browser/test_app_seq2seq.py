@@ -59,8 +59,10 @@ def test_an_encoder_decoder_shows_its_encoder_self_attention_and_says_so(app, se
 
     page.hover(".as-query[data-pos='1']")
     tip = page.inner_text("#tooltip")
-    assert f"model {handle.label!r} is an encoder-decoder: its language-model head predicts the decoder's next token, " \
-           "which needs a target text (the decoder's input)" in tip
+    assert (
+        f"model {handle.label!r} is an encoder-decoder: its language-model head predicts the decoder's next token, "
+        "which needs a target text (the decoder's input)" in tip
+    )
     assert page.locator("#tooltip li").count() == 0
 
     page.select_option("#show", "rollout")  # Show's aggregations are the same stack's

@@ -17,6 +17,7 @@ from attnscope.corpus import open_corpus
 from attnscope.index import BuildOptions, build_index
 
 from ..serve_process import serving
+
 # app: the page fixture, here on this module's server
 from .test_app import AppPage, app, count_lines, mean_of_bytes, open_app  # noqa: F401
 
@@ -132,7 +133,7 @@ def test_words_mode_draws_words_and_selects_and_masks_whole_words(app, server):
     tokens = page.locator(".as-query").all_inner_texts()
     page.check("#words")
     page.wait_for_function("() => document.getElementById('app').dataset.aggregation === 'ready' && "
-                           "document.querySelectorAll('.as-query').length < %d" % len(tokens))
+                           f"document.querySelectorAll('.as-query').length < {len(tokens)}")
     raw, answer = api_aggregation(server, "raw", text=text, words=True)
     words = answer["unit_text"]
     assert page.locator(".as-query").all_inner_texts() == words
@@ -152,7 +153,9 @@ def test_words_mode_draws_words_and_selects_and_masks_whole_words(app, server):
 
     page.click(".as-query >> text=tokenisation")  # selects the word: its first token is the search's token
     tokenisation = answer["units"][words.index("tokenisation")]
-    page.wait_for_function("(t) => new URLSearchParams(location.search).get('token') === String(t)", arg=tokenisation[0])
+    page.wait_for_function(
+        "(t) => new URLSearchParams(location.search).get('token') === String(t)", arg=tokenisation[0]
+    )
     assert page.get_attribute(".as-attention", "data-token") == str(words.index("tokenisation"))
     page.mouse.move(1, 1)
     weights = page.eval_on_selector_all(".as-key", "ks => ks.map(k => Number(k.dataset.weight))")

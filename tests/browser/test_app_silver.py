@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ..serve_process import serving
+
 # app: the page fixture, here on this module's server
 from .test_app import AppPage, api_search, app, open_app, run_sentence, screen_histogram, wait_results  # noqa: F401
 
@@ -31,7 +32,10 @@ def test_the_app_labels_entity_types_as_silver_with_their_pipeline(app: AppPage,
     options = page.eval_on_selector_all("#summary-field option", "os => os.map(o => [o.value, o.textContent])")
     assert options == [["upos", "upos"], ["lemma", "lemma"], ["deprel", "deprel"],
                        ["ner", f"ner (silver, {SILVER})"], ["ner_iob", f"ner_iob (silver, {SILVER})"]]
-    assert page.eval_on_selector_all("#cols-field option", "os => os.map(o => o.textContent)")[3] == f"ner (silver, {SILVER})"
+    assert (
+        page.eval_on_selector_all("#cols-field option", "os => os.map(o => o.textContent)")[3]
+        == f"ner (silver, {SILVER})"
+    )
 
     page.select_option("#summary-field", "ner")
     captions = page.eval_on_selector_all(".as-histogram figcaption", "cs => cs.map(c => [c.textContent, c.title])")

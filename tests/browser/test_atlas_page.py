@@ -62,7 +62,8 @@ def open_page(page, tmp_path, html: str):
 
 CELLS = """() => [...document.querySelectorAll('.attnscope-atlas-cell')].map((c) => ({
   layer: Number(c.dataset.layer), head: Number(c.dataset.head), value: Number(c.dataset.value),
-  text: c.textContent, colour: getComputedStyle(c).backgroundColor, beats: c.classList.contains('attnscope-atlas-beats')}))"""
+  text: c.textContent, colour: getComputedStyle(c).backgroundColor, beats:
+    c.classList.contains('attnscope-atlas-beats')}))"""
 ROWS = """(selector) => [...document.querySelectorAll(selector + ' tbody tr')].map((r) =>
   Object.fromEntries([...r.querySelectorAll('td')].map((td) => [td.dataset.key, td.dataset.value])))"""
 
@@ -75,22 +76,22 @@ def test_the_grid_shows_and_colours_the_chosen_score(page, tmp_path, atlas):
     p = open_page(page, tmp_path, atlas_page(atlas))
     shown = cells(p)
     assert len(shown) == LAYERS * HEADS
-    for (l, h), cell in shown.items():
-        value = atlas.patterns.previous[l, h]
+    for (layer, h), cell in shown.items():
+        value = atlas.patterns.previous[layer, h]
         assert cell["value"] == pytest.approx(value, abs=1e-6) and cell["text"] == f"{value:.2f}"  # 6 decimals in JSON
         assert cell["colour"] == colour(cell["value"])
     assert shown[(0, 0)]["colour"] == "rgb(247, 251, 255)" and shown[(5, 11)]["colour"] == "rgb(8, 48, 107)"
 
     p.select_option(".attnscope-atlas-score", "entropy")
-    for (l, h), cell in cells(p).items():
-        assert cell["value"] == pytest.approx(atlas.patterns.entropy[l, h], abs=1e-6)
+    for (layer, h), cell in cells(p).items():
+        assert cell["value"] == pytest.approx(atlas.patterns.entropy[layer, h], abs=1e-6)
         assert cell["colour"] == colour(cell["value"])
 
     p.select_option(".attnscope-atlas-score", "nsubj head_to_dependent")
     accuracy, baseline = atlas.relations.head_to_dependent[0], atlas.relations.baseline[0]
-    for (l, h), cell in cells(p).items():
-        assert cell["value"] == pytest.approx(accuracy[l, h], abs=1e-6) and cell["colour"] == colour(cell["value"])
-        assert cell["beats"] == (accuracy[l, h] > baseline)
+    for (layer, h), cell in cells(p).items():
+        assert cell["value"] == pytest.approx(accuracy[layer, h], abs=1e-6) and cell["colour"] == colour(cell["value"])
+        assert cell["beats"] == (accuracy[layer, h] > baseline)
     legend = p.text_content(".attnscope-atlas-legend")
     assert "baseline 0.40 at offset +1" in legend
     assert page.errors == [] and page.blocked == []
@@ -100,7 +101,9 @@ def test_the_heads_table_sorts_by_any_column(page, tmp_path, atlas):
     p = open_page(page, tmp_path, atlas_page(atlas))
     rows = p.evaluate(ROWS, ".attnscope-atlas-heads")
     assert len(rows) == LAYERS * HEADS
-    assert [float(r["previous"]) for r in rows] == pytest.approx(sorted(atlas.patterns.previous.reshape(-1), reverse=True), abs=1e-6)
+    assert [float(r["previous"]) for r in rows] == pytest.approx(
+        sorted(atlas.patterns.previous.reshape(-1), reverse=True), abs=1e-6
+    )
     assert p.get_attribute('.attnscope-atlas-heads th:has(button[data-key="previous"])', "aria-sort") == "descending"
 
     p.click('.attnscope-atlas-heads button[data-key="previous"]')  # again: lowest first
@@ -127,7 +130,9 @@ def test_the_heads_table_sorts_by_any_column(page, tmp_path, atlas):
 
     relations = p.evaluate(ROWS, ".attnscope-atlas-relations")
     assert [r["relation"] for r in relations] == ["nsubj", "det"]  # most arcs first
-    assert float(relations[0]["dependent_to_head"]) == pytest.approx(atlas.relations.dependent_to_head[0].max(), abs=1e-6)
+    assert float(relations[0]["dependent_to_head"]) == pytest.approx(
+        atlas.relations.dependent_to_head[0].max(), abs=1e-6
+    )
     p.click('.attnscope-atlas-relations button[data-key="baseline"]')
     assert [r["relation"] for r in p.evaluate(ROWS, ".attnscope-atlas-relations")] == ["det", "nsubj"]
     assert page.errors == []
@@ -139,7 +144,10 @@ def test_opening_a_head_points_the_example_views_at_it(page, tmp_path, atlas, ex
     p.wait_for_selector(".attnscope-nv[data-ready=true]")
 
     def opened():
-        pressed = p.eval_on_selector_all(".attnscope-hv-head", "(bs) => bs.filter((b) => b.getAttribute('aria-pressed') === 'true').map((b) => Number(b.dataset.head))")
+        pressed = p.eval_on_selector_all(
+            ".attnscope-hv-head",
+            "(bs) => bs.filter((b) => b.getAttribute('aria-pressed') === 'true').map((b) => Number(b.dataset.head))",
+        )
         return (p.input_value(".attnscope-hv-layer"), pressed, p.input_value(".attnscope-nv-layer"),
                 p.input_value(".attnscope-nv-head"))
 

@@ -77,7 +77,10 @@ def check_model(root, spec, weights) -> None:
 
 
 def check_neuron(root, spec, weights, tokens) -> None:
-    assert (root.get_attribute("data-layer"), root.get_attribute("data-head")) == (str(spec["layer"]), str(spec["head"]))
+    assert (root.get_attribute("data-layer"), root.get_attribute("data-head")) == (
+        str(spec["layer"]),
+        str(spec["head"]),
+    )
     query = int(root.get_attribute("data-query"))
     np.testing.assert_allclose(shown(root)["softmax"][:, 1], weights[spec["layer"], spec["head"], query], atol=1e-5)
     assert root.locator(".nv-query").count() == len(tokens)

@@ -11,10 +11,12 @@ import numpy as np
 from attnscope.views import payload_from_arrays
 from attnscope.views.html import bundle
 
+from .stand_in_model import install as install_stand_in_model
+
 TOKENS = ["[CLS]", "the", "cat", "sat", "[SEP]"]
 
-# The test's own model object: anywidget's contract (get, set, on, off, save_changes, send), recording
-# sets and sent messages; binary layers arrive as DataView, as widget buffers do; null = not sent yet.
+# The stand-in model (stand_in_model.py) over the payload; binary layers arrive as DataView, as widget buffers
+# do; null = not sent yet. `window.deliver` answers with layers as the widget does.
 MOUNT = """
 async ([source, header, layers]) => {
   const url = "data:text/javascript;base64," + source;
@@ -23,18 +25,8 @@ async ([source, header, layers]) => {
     for (let i = 0; i < s.length; i++) u[i] = s.charCodeAt(i); return new DataView(u.buffer); };
   const values = { header, layers: Object.fromEntries(Object.entries(layers).map(([role, list]) =>
     [role, list.map((b64) => b64 === null ? null : view(b64))])) };
-  const handlers = {};
-  window.sets = []; window.saves = 0; window.sent = [];
-  window.deliver = (msg, buffers) => (handlers["msg:custom"] || []).forEach((f) => f(msg, buffers.map(view)));
-  window.model = {
-    get: (k) => values[k],
-    set: (k, v) => { values[k] = v; window.sets.push([k, v]); (handlers["change:" + k] || []).forEach((f) => f()); },
-    on: (e, f) => { (handlers[e] = handlers[e] || []).push(f); },
-    off: (e, f) => { handlers[e] = (handlers[e] || []).filter((g) => g !== f); },
-    save_changes: () => { window.saves += 1; },
-    send: (msg) => { window.sent.push(msg); },
-  };
-  window.pySet = (k, v) => { values[k] = v; (handlers["change:" + k] || []).forEach((f) => f()); };
+  window.model = window.standInModel(values);
+  window.deliver = (msg, buffers) => window.fire("msg:custom", msg, buffers.map(view));
   const el = document.getElementById("host");
   window.cleanup = module.default.render({ model: window.model, el });
   return typeof module.default.render === "function" && module.render === undefined;  // anywidget: default export only
@@ -56,6 +48,7 @@ def mount(page, lazy: bool = False):
     if lazy:  # as the widget does: only the selected layer at first
         layers = {role: [b if i == 0 else None for i, b in enumerate(items)] for role, items in layers.items()}
     page.page.set_content("<!DOCTYPE html><div id='host'></div>")
+    install_stand_in_model(page.page)
     assert page.page.evaluate(MOUNT, [base64.b64encode(source).decode(), json.dumps(payload.header()),
                                       layers]) is True
     return page.page.locator("#host .attnscope-hv"), payload
@@ -107,7 +100,9 @@ def test_layers_missing_from_the_model_are_asked_for_and_drawn_on_arrival(page):
     page.page.select_option("#host .attnscope-hv-layer", "1")
     assert len(page.page.evaluate("window.sent")) == 1  # asked once, not again while on its way
     layer = payload.layers_base64()["encoder"][1]
-    page.page.evaluate("([b]) => window.deliver({type: 'attnscope-layers', role: 'encoder', indices: [1]}, [b])", [layer])
+    page.page.evaluate(
+        "([b]) => window.deliver({type: 'attnscope-layers', role: 'encoder', indices: [1]}, [b])", [layer]
+    )
     assert root.get_attribute("data-loading") == "false"
     assert int(root.get_attribute("data-lines-drawn")) == count(payload, 1, range(3))
     assert page.errors == []

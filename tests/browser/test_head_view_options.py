@@ -21,7 +21,8 @@ def wordy(default_model):
 
 
 def merged(weights: np.ndarray, words: list) -> tuple[np.ndarray, list[list[int]]]:
-    """(heads, units, units) word-level weights as Clark et al. (2019): mean over query subwords, sum over key subwords."""
+    """(heads, units, units) word-level weights as Clark et al. (2019): mean over query subwords, sum over key
+    subwords."""
     decoded = np.rint(np.clip(weights.astype(np.float64), 0, 1) * 255) / 255
     units: list[list[int]] = []
     seen: dict[int, int] = {}

@@ -6,7 +6,8 @@ alpha. The ratio is computed here from those values, by WCAG 2.x's relative lumi
 attention view (every kind of token under shades 0..1, and the served app on real attention), its head thumbnails'
 numbers (and, on a dark theme, their lines' colours at 3:1 against the thumbnail), its corpus contexts, the head
 view (its head buttons too), the model view's enlarged head and its head and layer numbers, the neuron view's SVG
-(token labels and the numbers on heat cells), and the head atlas's grid. Greyed-out keys of causal models count as labels like any other: they are struck
+(token labels and the numbers on heat cells), and the head atlas's grid. Greyed-out keys of causal models count as
+labels like any other: they are struck
 through, not faded, and must be readable too.
 """
 
@@ -183,7 +184,9 @@ def test_the_served_app_keeps_special_tokens_readable_under_strong_attention(the
         if q == query:
             shade = max(float(keys[p]["weight"]) for p in special)
             assert shade == pytest.approx(strongest.max(), abs=0.01)
-    app.page.evaluate("() => document.querySelector(`.as-query[data-pos='2']`).click()")  # a word: specials are not searched
+    app.page.evaluate(
+        "() => document.querySelector(`.as-query[data-pos='2']`).click()"
+    )  # a word: specials are not searched
     app.page.click("#search-embedding")
     app.page.wait_for_selector("#results[data-state=ready] .as-ctok")
     contexts = painted(app.page, ".as-ctok")
@@ -209,12 +212,16 @@ def test_the_apps_head_numbers_are_readable_and_their_lines_visible_on_a_dark_th
     assert [label["text"] for label in labels] == [str(h) for h in range(12)]
     check(labels, f"{theme} app head numbers")  # the report: head 1 at 1.42:1 (dark), head 2 at 1.52:1 (light)
     # each thumbnail's lines are drawn in its chip's colour: the most opaque pixel of its canvas has that colour
-    heads = app.page.eval_on_selector_all(".as-head", """bs => bs.map((b) => {
+    heads = app.page.eval_on_selector_all(
+        ".as-head",
+        """bs => bs.map((b) => {
         const c = b.querySelector('canvas'), data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let best = 0;
         for (let i = 3; i < data.length; i += 4) if (data[i] > data[best + 3]) best = i - 3;
         return { chip: getComputedStyle(b.querySelector('.as-head-label')).backgroundColor,
-                 pixel: [data[best], data[best + 1], data[best + 2]], panel: getComputedStyle(b).backgroundColor }; })""")
+                 pixel: [data[best], data[best + 1], data[best + 2]], panel: getComputedStyle(b).backgroundColor };
+                   })""",
+    )
     for h, head in enumerate(heads):
         assert list(rgba(head["chip"])[:3]) == pytest.approx(head["pixel"], abs=1), h
     chips = [rgba(head["chip"]) for head in heads]
@@ -247,7 +254,9 @@ def test_head_view_labels_are_readable_when_highlighted_special_or_in_the_future
             labels = painted(page.page, ".attnscope-hv-token, .attnscope-hv-head")
             check(labels, f"{theme} head view, query {q}")
             kinds |= {k for label in labels for k in label["kind"].split() if k != "attnscope-hv-token"}
-        head = rgba(page.page.eval_on_selector(".attnscope-hv-head[data-head='1']", "b => getComputedStyle(b).backgroundColor"))
+        head = rgba(
+            page.page.eval_on_selector(".attnscope-hv-head[data-head='1']", "b => getComputedStyle(b).backgroundColor")
+        )
         assert head[:3] == ((150, 60, 255) if theme == "dark" else (51, 34, 136))  # the palette for the background
     assert {"attnscope-hv-special", "attnscope-hv-active", "attnscope-hv-future", "attnscope-hv-head"} <= kinds
     assert page.errors == []

@@ -1,4 +1,5 @@
-"""V2 model view in a real browser, offline: every layer × head drawn, enlarged, filtered and exported as the model computed it."""
+"""V2 model view in a real browser, offline: every layer × head drawn, enlarged, filtered and exported as the model
+computed it."""
 
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ def drawn_per_cell(root) -> dict[tuple[int, int], int]:
     return {(layer, head): n for layer, head, n in root.evaluate(CELLS)}
 
 
-def expected_per_cell(view, role: str, rows=None, cols=None, threshold: float = THRESHOLD) -> dict[tuple[int, int], int]:
+def expected_per_cell(
+    view, role: str, rows=None, cols=None, threshold: float = THRESHOLD
+) -> dict[tuple[int, int], int]:
     """Weights above the threshold per thumbnail, from the quantised bytes the browser decodes."""
     decoded = view.payload.decoded(role)
     header = next(s for s in view.payload.header()["stacks"] if s["role"] == role)
@@ -46,12 +49,14 @@ PIXELS = """root => {
   return [...root.querySelectorAll('.attnscope-mv-cell')].map((c) => {
     const x0 = c.offsetLeft, y0 = c.offsetTop, size = c.offsetWidth;
     let lit = 0;
-    for (let y = y0; y < y0 + size; y++) for (let x = x0; x < x0 + size; x++) if (data[(y * canvas.width + x) * 4 + 3]) lit++;
+    for (let y = y0; y < y0 + size; y++)
+      for (let x = x0; x < x0 + size; x++) if (data[(y * canvas.width + x) * 4 + 3]) lit++;
     return [Number(c.dataset.layer), Number(c.dataset.head), lit];
   });
 }"""
 # Alpha of the enlarged view's canvas at (x, y) CSS px.
-ALPHA = "([x, y]) => document.querySelector('.attnscope-mv-detail-canvas').getContext('2d').getImageData(x, y, 1, 1).data[3]"
+ALPHA = ("([x, y]) => document.querySelector('.attnscope-mv-detail-canvas').getContext('2d')"
+         ".getImageData(x, y, 1, 1).data[3]")
 
 
 def lit_per_cell(root) -> dict[tuple[int, int], int]:
@@ -83,7 +88,9 @@ def test_every_layer_and_head_is_a_thumbnail_drawing_each_weight_above_threshold
 
 
 def test_bertviz_arrays_with_include_layers_and_include_heads(page, tmp_path, pub_capture):
-    attention = tuple(torch.from_numpy(a[None]) for a in pub_capture.attentions)  # BertViz: (batch, heads, q, k) per layer
+    attention = tuple(
+        torch.from_numpy(a[None]) for a in pub_capture.attentions
+    )  # BertViz: (batch, heads, q, k) per layer
     view = attnscope.model_view(attention, pub_capture.tokens.display, include_layers=[1, 4], include_heads=[0, 2, 7])
     root = open_html(page, tmp_path, view.to_html())
     assert number(root, "cells") == 6
@@ -155,7 +162,7 @@ def test_matrix_style_draws_the_same_weights_and_a_cell_hover_gives_its_weight(p
     spans = np.diff(np.floor(np.arange(n + 1) * size / n)).astype(int)
     drawn_mask = view.payload.decoded("encoder") > THRESHOLD
     lit = lit_per_cell(root)
-    assert lit == {(l, h): int((drawn_mask[l, h] * np.outer(spans, spans)).sum()) for l, h in lit}
+    assert lit == {(layer, h): int((drawn_mask[layer, h] * np.outer(spans, spans)).sum()) for layer, h in lit}
     page.page.click(".attnscope-mv-cell[data-layer='4'][data-head='0']")
     picture = page.page.locator(".attnscope-mv-detail-canvas")
     box = picture.bounding_box()
@@ -208,7 +215,7 @@ def test_words_merge_subwords_in_every_thumbnail_and_in_the_enlarged_view(page, 
     summed = np.einsum("uq,lhqk,vk->lhuv", members, byte, members)  # a word's rows and columns summed
     merged = np.minimum(255, np.floor(summed / members.sum(axis=1)[:, None] + 0.5))  # rows: mean (Math.round)
     counts = (merged / 255 > THRESHOLD).sum(axis=(2, 3))
-    assert drawn_per_cell(root) == {(l, h): int(counts[l, h]) for l in range(6) for h in range(12)}
+    assert drawn_per_cell(root) == {(layer, h): int(counts[layer, h]) for layer in range(6) for h in range(12)}
     page.page.click(".attnscope-mv-cell[data-layer='1'][data-head='4']")
     shown = page.page.locator(".attnscope-mv-queries .attnscope-mv-token").all_inner_texts()
     assert shown == ["[CLS]", "Unbelievably", ",", "the", "tokenisation", "splits", "words", ".", "[SEP]"]
@@ -265,7 +272,9 @@ def test_encoder_decoder_switches_stacks_of_different_depths(page, tmp_path, tin
     page.page.click(".attnscope-mv-cell[data-layer='2'][data-head='1']")  # a cross-attention layer the encoder lacks
     keys = page.page.locator(".attnscope-mv-keys .attnscope-mv-token").all_inner_texts()
     assert keys == cap.tokens.display
-    assert page.page.locator(".attnscope-mv-queries .attnscope-mv-token").all_inner_texts() == cap.decoder_tokens.display
+    assert (
+        page.page.locator(".attnscope-mv-queries .attnscope-mv-token").all_inner_texts() == cap.decoder_tokens.display
+    )
     page.page.select_option(".attnscope-mv-stack", "encoder")
     assert root.get_attribute("data-layer") == "" and not page.page.locator(".attnscope-mv-detail").is_visible()
     assert page.errors == []
@@ -283,7 +292,9 @@ def test_causal_model_greys_future_tokens_in_the_enlarged_view(page, tmp_path, t
     page.page.hover(".attnscope-mv-queries .attnscope-mv-token[data-index='3']")
     future = page.page.locator(".attnscope-mv-keys .attnscope-mv-future")
     assert future.count() == len(cap.tokens) - 4
-    assert [int(i) for i in future.evaluate_all("nodes => nodes.map((n) => n.dataset.index)")] == list(range(4, len(cap.tokens)))
+    assert [int(i) for i in future.evaluate_all("nodes => nodes.map((n) => n.dataset.index)")] == list(
+        range(4, len(cap.tokens))
+    )
     assert all(p <= 3 for p, _ in tooltip_weights(page))  # a causal query has no weight on later keys
     if style == "matrix":  # the cells a causal query cannot see are shaded grey, the others are not
         unit = page.page.locator(".attnscope-mv-detail-canvas").bounding_box()["width"] / len(cap.tokens)
@@ -346,7 +357,9 @@ def test_two_model_views_of_different_models_in_one_page_do_not_interfere(page, 
     roots = page.page.locator(".attnscope-mv")
     assert roots.count() == 2
     first, second = roots.nth(0), roots.nth(1)
-    assert number(first, "cells") == 72 and number(second, "cells") == gpt2.attentions.shape[0] * gpt2.attentions.shape[1]
+    assert (
+        number(first, "cells") == 72 and number(second, "cells") == gpt2.attentions.shape[0] * gpt2.attentions.shape[1]
+    )
     assert (first.get_attribute("data-style"), second.get_attribute("data-style")) == ("lines", "matrix")
     second.locator(".attnscope-mv-cell[data-layer='1'][data-head='0']").click()
     second.locator(".attnscope-mv-style").select_option("lines")

@@ -11,11 +11,12 @@ import numpy as np
 from attnscope.views import payload_from_arrays
 from attnscope.views.html import bundle
 
+from .stand_in_model import install as install_stand_in_model
+
 TOKENS = ["[CLS]", "the", "cat", "sat", "[SEP]"]
 
-# The test's own model object: anywidget's contract (get, set, on, off, save_changes, send), recording
-# sets. With `lazy`, layers start missing and arrive as custom messages when the module asks (like
-# PayloadWidget with eager = False).
+# The stand-in model (stand_in_model.py). With `lazy`, layers start missing and arrive as custom messages when
+# the module asks and `window.answer` answers (like PayloadWidget with eager = False).
 MOUNT = """
 async ([source, header, layers, lazy]) => {
   const module = await import("data:text/javascript;base64," + source);
@@ -24,20 +25,9 @@ async ([source, header, layers, lazy]) => {
   const full = Object.fromEntries(Object.entries(layers).map(([role, list]) => [role, list.map(bytes)]));
   const given = lazy ? Object.fromEntries(Object.entries(full).map(([r, l]) => [r, l.map(() => null)])) : full;
   const values = { header, layers: given, layer: null, heads: [], style: "auto", theme: "auto" };
-  const handlers = {};
-  const fire = (event, ...args) => (handlers[event] || []).forEach((f) => f(...args));
-  window.sets = []; window.saves = 0; window.requests = [];
-  window.model = {
-    get: (k) => values[k],
-    set: (k, v) => { values[k] = v; window.sets.push([k, v]); fire("change:" + k); },
-    on: (e, f) => { (handlers[e] = handlers[e] || []).push(f); },
-    off: (e, f) => { handlers[e] = (handlers[e] || []).filter((g) => g !== f); },
-    save_changes: () => { window.saves += 1; },
-    send: (msg) => { window.requests.push(msg); },
-  };
-  window.answer = () => { for (const msg of window.requests.splice(0)) fire("msg:custom",
+  window.model = window.standInModel(values);
+  window.answer = () => { for (const msg of window.sent.splice(0)) window.fire("msg:custom",
     { type: msg.type, role: msg.role, indices: msg.indices }, msg.indices.map((i) => full[msg.role][i])); };
-  window.pySet = (k, v) => { values[k] = v; fire("change:" + k); };
   window.cleanup = module.default.render({ model: window.model, el: document.getElementById("host") });
   return typeof module.default.render === "function" && module.render === undefined;  // anywidget: default export only
 }
@@ -53,6 +43,7 @@ def weights() -> np.ndarray:
 def mount(page, lazy: bool = False, **options):
     payload = payload_from_arrays(list(weights()), TOKENS, **options)
     page.page.set_content("<!DOCTYPE html><div id='host'></div>")
+    install_stand_in_model(page.page)
     source = base64.b64encode(bundle("model_view").encode()).decode()
     assert page.page.evaluate(MOUNT, [source, json.dumps(payload.header()), payload.layers_base64(), lazy]) is True
     return page.page.locator("#host .attnscope-mv"), payload
@@ -117,7 +108,7 @@ def test_changes_from_python_open_cells_redraw_and_cleanup_detaches(page):
 
 def test_missing_layers_are_asked_for_and_drawn_when_they_arrive(page):
     root, payload = mount(page, lazy=True)
-    requests = page.page.evaluate("window.requests")
+    requests = page.page.evaluate("window.sent")
     assert sorted(r["indices"][0] for r in requests) == [0, 1, 2]
     assert {r["type"] for r in requests} == {"attnscope-layers"}
     assert root.get_attribute("data-ready") is None and root.get_attribute("data-drawn") == "0"

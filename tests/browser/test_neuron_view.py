@@ -24,8 +24,9 @@ from .conftest import open_view
 
 TEXT = "The girl ran to a local pub."
 TARGET = "She went home."
-READ = """(root) => Object.fromEntries(["dot", "scaled", "capped", "bias", "softmax", "sink", "sink-logit"].map((kind) =>
-  [kind, [...root.querySelectorAll(`[data-kind='${kind}']`)].map((n) => [Number(n.dataset.key ?? -1), Number(n.dataset.value)])]))"""
+READ = """(root) => Object.fromEntries(["dot", "scaled", "capped", "bias", "softmax", "sink", "sink-logit"].map(
+  (kind) => [kind, [...root.querySelectorAll(`[data-kind='${kind}']`)].map((n) =>
+    [Number(n.dataset.key ?? -1), Number(n.dataset.value)])]))"""
 
 
 def open_html(page, tmp_path, html: str, name: str = "view.html"):

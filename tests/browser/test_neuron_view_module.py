@@ -16,9 +16,10 @@ from attnscope.views.neuron import NEURON_MESSAGE
 from attnscope.views.neuron_data import CAPTURE_FIELDS
 
 from ..conftest import PUB
+from .stand_in_model import install as install_stand_in_model
 
-# The test's own model object: get, set, on, off, save_changes and send, recording what the view does.
-# Only the selected layer is given at first, as the widget does; `window.reply` answers a request.
+# The stand-in model (stand_in_model.py). Only the selected layer is given at first, as the widget does;
+# `window.reply` answers a request.
 MOUNT = """
 async ([source, header, arrays, selection]) => {
   const module = await import("data:text/javascript;base64," + source);
@@ -27,19 +28,9 @@ async ([source, header, arrays, selection]) => {
   const values = { header, arrays: Object.fromEntries(Object.entries(arrays).map(([role, list]) =>
     [role, list.map((b64, i) => (i === selection.layer ? asView(b64) : null))])), ...selection };
   window.layers = arrays; window.asView = asView;
-  const handlers = {};
-  window.sets = []; window.saves = 0; window.sent = [];
-  window.model = {
-    get: (k) => values[k],
-    set: (k, v) => { values[k] = v; window.sets.push([k, v]); },
-    on: (e, f) => { (handlers[e] = handlers[e] || []).push(f); },
-    off: (e, f) => { handlers[e] = (handlers[e] || []).filter((g) => g !== f); },
-    save_changes: () => { window.saves += 1; },
-    send: (msg) => { window.sent.push(msg); },
-  };
-  window.pySet = (k, v) => { values[k] = v; (handlers["change:" + k] || []).forEach((f) => f()); };
-  window.reply = (msg) => (handlers["msg:custom"] || []).forEach((f) =>
-    f(msg, msg.indices.map((i) => window.asView(window.layers[msg.role][i]))));
+  window.model = window.standInModel(values);
+  window.reply = (msg) =>
+    window.fire("msg:custom", msg, msg.indices.map((i) => window.asView(window.layers[msg.role][i])));
   window.cleanup = module.default.render({ model: window.model, el: document.getElementById("host") });
   return typeof module.default.render === "function" && module.render === undefined;  // anywidget: default export only
 }
@@ -56,6 +47,7 @@ def mount(page, cap):
     state = view.html_state()
     selection = {k: state[k] for k in ("stack", "layer", "head", "token", "display_mode")}
     page.page.set_content("<!DOCTYPE html><div id='host'></div>")
+    install_stand_in_model(page.page)
     source = base64.b64encode(bundle("neuron_view").encode()).decode()
     assert page.page.evaluate(MOUNT, [source, json.loads(json.dumps(view.header)), state["arrays"], selection]) is True
     return page.page.locator("#host .attnscope-nv")
@@ -68,7 +60,11 @@ def softmax(root) -> np.ndarray:
 def test_module_draws_from_dataview_bytes_with_a_stand_in_model(page, cap):
     root = mount(page, cap)
     assert root.get_attribute("data-ready") == "true"
-    assert (root.get_attribute("data-layer"), root.get_attribute("data-head"), root.get_attribute("data-query")) == ("0", "1", "2")
+    assert (root.get_attribute("data-layer"), root.get_attribute("data-head"), root.get_attribute("data-query")) == (
+        "0",
+        "1",
+        "2",
+    )
     np.testing.assert_allclose(softmax(root), cap.attentions[0, 1, 2], atol=1e-5)
     assert page.page.evaluate("window.sent") == [] and page.errors == [] and page.blocked == []
 
@@ -78,7 +74,7 @@ def test_a_missing_layer_is_asked_for_and_drawn_when_it_arrives(page, cap):
     page.page.select_option("#host .attnscope-nv-layer", "4")
     assert page.page.evaluate("window.sent") == [{"type": NEURON_MESSAGE, "role": "encoder", "indices": [4]}]
     assert root.get_attribute("data-loading") == "true" and root.locator("svg").count() == 0
-    page.page.evaluate("window.reply({ type: '%s', role: 'encoder', indices: [4] })" % NEURON_MESSAGE)
+    page.page.evaluate(f"window.reply({{ type: '{NEURON_MESSAGE}', role: 'encoder', indices: [4] }})")
     assert root.get_attribute("data-loading") == "false"
     np.testing.assert_allclose(softmax(root), cap.attentions[4, 1, 2], atol=1e-5)
     page.page.select_option("#host .attnscope-nv-layer", "0")
@@ -107,5 +103,7 @@ def test_changes_from_python_redraw_and_cleanup_detaches(page, cap):
     assert page.page.evaluate("window.sets") == []  # Python's changes are not echoed back
     page.page.evaluate("window.cleanup()")
     assert page.page.locator("#host .attnscope-nv").count() == 0
-    page.page.evaluate("window.pySet('layer', 2); window.reply({type: '%s', role: 'encoder', indices: [2]})" % NEURON_MESSAGE)
+    page.page.evaluate(
+        f"window.pySet('layer', 2); window.reply({{type: '{NEURON_MESSAGE}', role: 'encoder', indices: [2]}})"
+    )
     assert page.errors == []

@@ -10,31 +10,18 @@ key)``; values ``(layers, heads, key, head_dim)``; output projections ``(layers,
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..capture.inputs import Tokens
 from ..capture.result import Capture
-from ..errors import InputError, check_range, count
+from ..errors import InputError, count
+from ..selection import check_choices
+from .methods import METHODS, NORM_METHODS, PER_HEAD
 
-METHODS: dict[str, str] = {
-    "raw": "each head's attention weights α",
-    "mean": "the mean of the chosen heads' weights",
-    "weighted": "the chosen heads' weights combined by head_weights (scaled to sum to 1)",
-    "rollout": "attention rollout (Abnar & Zuidema 2020): per layer the heads' mean with the residual, "
-               "0.5·A + 0.5·I, multiplied up through the layers",
-    "value_norm": "‖α·f(x)‖ per head (Kobayashi et al. 2020): each weight times the norm of the value "
-                  "vector the head writes, f(x_j) = v_j·W_O^h",
-    "value_norm_sum": "‖Σ_h α^h·f^h(x)‖ over the chosen heads (Kobayashi et al. 2020): the norm of what "
-                      "the heads together move from each key to each query",
-}
-"""Every method `aggregate` takes, with what it computes."""
-PER_HEAD = ("raw", "value_norm")
-"""Methods whose result keeps a head axis; the others combine the chosen heads into one."""
-NORM_METHODS = ("value_norm", "value_norm_sum")
-"""Methods whose result is a vector norm (units of the hidden state), not a probability."""
 _BLOCK = 1 << 24  # elements of a (heads, query block, key) temporary in `value_norms_summed`
 
 
@@ -99,17 +86,8 @@ class Aggregation:
 
 
 def check_heads(heads: Sequence[int] | None, count: int, what: str = "this stack") -> list[int]:
-    """The chosen heads (all ``count`` when None), each in range and named once."""
-    if heads is None:
-        return list(range(count))
-    if isinstance(heads, (int, str, bytes)):
-        raise InputError(f"heads must be a list of head numbers, got {heads!r}")
-    chosen = [check_range("head", h, count, what) for h in heads]
-    if not chosen:
-        raise InputError(f"heads is empty: choose at least one of heads 0-{count - 1}")
-    if len(set(chosen)) != len(chosen):
-        raise InputError(f"heads names head {next(h for h in chosen if chosen.count(h) > 1)} twice: name each head once")
-    return chosen
+    """The chosen heads (all ``count`` when None), each in range and named once (`selection.check_choices`)."""
+    return check_choices("heads", heads, count, what, unit="head")
 
 
 def check_head_weights(head_weights: Sequence[float], heads: Sequence[int]) -> np.ndarray:
@@ -176,7 +154,9 @@ def rollout(layer_weights: np.ndarray) -> np.ndarray:
 def transformed_values(values: np.ndarray, output_projection: np.ndarray) -> np.ndarray:
     """``f^h(x_j) = v^h_j · W_O^h`` for one layer: values ``(heads, key, head_dim)`` and the layer's
     projection ``(heads, head_dim, hidden)`` give ``(heads, key, hidden)``, in float64."""
-    return np.einsum("hkd,hde->hke", np.asarray(values, dtype=np.float64), np.asarray(output_projection, dtype=np.float64))
+    return np.einsum(
+        "hkd,hde->hke", np.asarray(values, dtype=np.float64), np.asarray(output_projection, dtype=np.float64)
+    )
 
 
 def _check_parts(attentions: np.ndarray, values: np.ndarray, output_projection: np.ndarray) -> None:
@@ -262,7 +242,9 @@ def merge_units(weights: np.ndarray, query_word_of: Sequence[int | None],
     array = np.asarray(weights)
     nq, nk = len(query_word_of), len(key_word_of)
     if array.ndim < 2 or array.shape[-2:] != (nq, nk):
-        raise ValueError(f"weights must end in ({nq}, {nk}) for {nq} query and {nk} key tokens, got shape {array.shape}")
+        raise ValueError(
+            f"weights must end in ({nq}, {nk}) for {nq} query and {nk} key tokens, got shape {array.shape}"
+        )
     _, query_units = word_units(query_word_of)
     _, key_units = word_units(key_word_of)
     rows = _members(query_units, nq)
@@ -298,14 +280,7 @@ def _stack_tokens(cap: Capture, role: str) -> tuple[Tokens, Tokens]:
 
 
 def _check_layers(layers: Sequence[int] | None, count: int, role: str) -> list[int]:
-    if layers is None:
-        return list(range(count))
-    if isinstance(layers, (int, str, bytes)):
-        raise InputError(f"layers must be a list of layer numbers, got {layers!r}")
-    chosen = [check_range("layer", layer, count, f"the {role} stack") for layer in layers]
-    if not chosen:
-        raise InputError(f"layers is empty: choose at least one of layers 0-{count - 1}")
-    return chosen
+    return check_choices("layers", layers, count, f"the {role} stack", unit="layer")
 
 
 def _value_parts(cap: Capture, role: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -48,6 +48,8 @@ class NeuronTerms:
 def neuron_terms(stack: AttentionStack, layer: int, head: int, query: int) -> NeuronTerms:
     """Decompose one attention row of ``stack`` into its terms (see `NeuronTerms`)."""
     scores = stack.scores(layer, head, query)  # (1, 1, key); validates layer, head and query
+    scaling = stack.scaling
+    assert scaling is not None  # stack.scores refuses a stack without it
     q = stack.require("queries")[layer, head, query].astype(np.float64)
     k = stack.require("keys")[layer, head].astype(np.float64)
     products = q[None, :] * k
@@ -55,7 +57,7 @@ def neuron_terms(stack: AttentionStack, layer: int, head: int, query: int) -> Ne
     bias = None if stack.bias is None else stack.bias[layer, head, query].astype(np.float64)
     allowed = np.ones(k.shape[0], dtype=bool) if stack.allowed is None else stack.allowed[layer, query].copy()
     return NeuronTerms(
-        layer=layer, head=head, query=query, scaling=float(stack.scaling[layer]),
+        layer=layer, head=head, query=query, scaling=float(scaling[layer]),
         softcap=stack.softcap[layer] if stack.softcap else None,
         query_vector=q, keys=k, products=products, dots=dots, scaled=stack.scaled(layer, dots), bias=bias,
         allowed=allowed, scores=scores[0, 0], softmax=stack.softmax(layer, scores, head)[0, 0],

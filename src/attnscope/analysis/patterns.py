@@ -7,8 +7,8 @@ adds `pattern_sums` over a corpus and divides once, so every query token weighs 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

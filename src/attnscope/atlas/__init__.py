@@ -9,8 +9,16 @@
 
 from .compute import AtlasSentence, CorpusInfo, compute_atlas, corpus_sentences, score_sentences
 from .model import ARROWS, SCORES, Atlas, RelationScores
-from .store import (ATLAS_HTML, ATLAS_JSON, ATLAS_PARQUET, AtlasFormatError, atlas_for_index, cached_atlas,
-                    read_atlas, write_atlas)
+from .store import (
+                    ATLAS_HTML,
+                    ATLAS_JSON,
+                    ATLAS_PARQUET,
+                    AtlasFormatError,
+                    atlas_for_index,
+                    cached_atlas,
+                    read_atlas,
+                    write_atlas,
+)
 
 __all__ = [
     "ARROWS", "ATLAS_HTML", "ATLAS_JSON", "ATLAS_PARQUET", "SCORES", "Atlas", "AtlasFormatError", "AtlasSentence",

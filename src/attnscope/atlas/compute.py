@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
 
 from ..analysis.patterns import PatternSums, pattern_sums
 from ..analysis.relations import ROOT, Arcs, RelationTally, sentence_arcs
@@ -74,7 +74,9 @@ def choose_relations(counts: Counter[str], relations: Sequence[str] | None, corp
     return tuple(dict.fromkeys(relations))
 
 
-def corpus_sentences(handle: ModelHandle, corpus: Corpus, long: str = "truncate") -> tuple[list[AtlasSentence], CorpusInfo]:
+def corpus_sentences(
+    handle: ModelHandle, corpus: Corpus, long: str = "truncate"
+) -> tuple[list[AtlasSentence], CorpusInfo]:
     """Tokenise ``corpus`` for ``handle`` (over-long sentences truncated or skipped, as ``long`` says)."""
     planned, summary = plan_sentences(handle, corpus.sentences, long)
     sentences = []
@@ -131,7 +133,7 @@ def score_sentences(handle: ModelHandle, sentences: Sequence[AtlasSentence], cor
     sums = _run(handle, sentences, arcs, tally, batch_tokens, progress)
     notices = list(corpus.notices)
     scores = None
-    if tally is None:
+    if tally is None or chosen is None:
         notices.insert(0, NO_DEPENDENCIES.format(name=corpus.name))
     else:
         offsets, baseline = tally.baseline()
@@ -170,10 +172,10 @@ def _run(handle: ModelHandle, sentences: Sequence[AtlasSentence], arcs: list[Arc
                 raise InputError(f"sentence {i} tokenises differently than when it was planned; "
                                  f"was the tokenizer changed while the atlas ran?")
             stack = capture.stacks[handle.main_stack]
-            added = pattern_sums(stack.attentions, sentence.tokens.special, allowed=stack.allowed)
+            added = pattern_sums(stack.require("attentions"), sentence.tokens.special, allowed=stack.allowed)
             sums = added if sums is None else sums + added
             if tally is not None and arcs is not None:
-                tally.add(stack.attentions, sentence.word_of, arcs[i])
+                tally.add(stack.require("attentions"), sentence.word_of, arcs[i])
             done += len(sentence.tokens)
         if progress:
             progress(done, total)

@@ -3,8 +3,9 @@ they came from; to and from JSON-ready dicts and a one-row-per-head table."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -101,8 +102,8 @@ class Atlas:
 
     def heads_with(self, pattern: str) -> list[tuple[int, int, float]]:
         """The (layer, head, score) of every head labelled ``pattern``, highest score first."""
-        found = [(l, h, self.patterns.score(l, h)) for l in range(self.layers) for h in range(self.heads)
-                 if self.patterns.labels[l][h] == pattern]
+        found = [(layer, h, self.patterns.score(layer, h)) for layer in range(self.layers) for h in range(self.heads)
+                 if self.patterns.labels[layer][h] == pattern]
         return sorted(found, key=lambda item: (-item[2], item[0], item[1]))
 
     def select_relations(self, relations: Sequence[str]) -> Atlas:

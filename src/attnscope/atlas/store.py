@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
 
 from ..capture.inputs import encode
 from ..capture.loading import ModelHandle
@@ -16,8 +16,15 @@ from ..files import replace_atomically, write_text_atomically, writing
 from ..index.manifest import IndexFormatError, Manifest, check_model, read_manifest
 from ..index.search import Index
 from ..index.tables import Tables
-from .compute import (AtlasSentence, CorpusInfo, Progress, choose_relations, long_sentence_notices,
-                      relation_counts, score_sentences)
+from .compute import (
+    AtlasSentence,
+    CorpusInfo,
+    Progress,
+    choose_relations,
+    long_sentence_notices,
+    relation_counts,
+    score_sentences,
+)
 from .model import Atlas
 
 ATLAS_JSON = "atlas.json"
@@ -71,8 +78,10 @@ def index_sentences(tables: Tables, handle: ModelHandle) -> list[AtlasSentence]:
     for number, text in enumerate(sentences["text"]):
         encoded = encode(handle, str(text), truncate=True)
         if len(encoded) != int(sentences["model_tokens"][number]):
-            raise IndexFormatError(f"sentence {number} of the index has {count(int(sentences['model_tokens'][number]), 'token')} "
-                                   f"but the model makes {len(encoded)}: the index does not match this model")
+            raise IndexFormatError(
+                f"sentence {number} of the index has {count(int(sentences['model_tokens'][number]), 'token')} "
+                f"but the model makes {len(encoded)}: the index does not match this model"
+            )
         rows = tables.sentence_rows(number)
         word_of: list[int | None] = [None] * len(encoded)
         size = max([int(w) for w in tokens["word"][rows.start:rows.stop]] + [-1]) + 1

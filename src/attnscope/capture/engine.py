@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,15 +24,18 @@ _DTYPES = {"float32": torch.float32, "float16": torch.float16}
 @dataclass(frozen=True)
 class CaptureInput:
     """One input of a batch: a text, an optional second text (sentence B), an optional decoder
-    target (encoder-decoders), and token positions to mask."""
+    target (encoder-decoders), and token positions to mask. ``tokens`` is the text already tokenised
+    (`encode`, masks applied) by a caller that needed its tokens first: it is used instead of
+    tokenising the text again."""
 
     text: str
     text_pair: str | None = None
     target: str | None = None
     mask: tuple[int, ...] = ()
+    tokens: Tokens | None = None
 
 
-InputLike = Union[str, tuple, CaptureInput]
+InputLike = str | tuple | CaptureInput
 
 
 def capture(
@@ -46,6 +50,7 @@ def capture(
     truncate: bool = False,
     top_k: int = 10,
     warn: bool = True,
+    tokens: Tokens | None = None,
 ) -> Capture:
     """Run ``handle``'s model on one text (or text pair) and return what every attention head did.
 
@@ -55,8 +60,10 @@ def capture(
     Masking with a model whose mask token was never trained (no masked-LM head, or a causal decoder)
     sets ``Capture.masking_caveat`` and, unless ``warn`` is False, issues a `MaskingWarning` saying so
     (callers that show the caveat themselves, as the app and the CLI do, pass ``warn=False``).
+    ``tokens``: the text as `encode` tokenised it (with ``mask`` applied), for a caller that tokenised it
+    first (to check positions against it); the text is then not tokenised again.
     """
-    item = CaptureInput(text, text_pair, target, tuple(mask))
+    item = CaptureInput(text, text_pair, target, tuple(mask), tokens)
     results = _capture_batch(handle, [item], fields=fields, dtype=dtype, truncate=truncate, top_k=top_k)
     if warn:
         _warn_masking(results)
@@ -102,7 +109,7 @@ def _capture_batch(handle: ModelHandle, inputs: Sequence[InputLike], *, fields: 
         only = "a decoder-only" if handle.kind == "decoder" else "an encoder-only"
         raise InputError(f"target is the decoder's input of an encoder-decoder model; model {handle.name!r} is {only} "
                          "model, which reads only the text (and text_pair): leave target out")
-    encoded = [encode(handle, it.text, it.text_pair, mask=it.mask, truncate=truncate) for it in items]
+    encoded = [_tokens_of(handle, it, truncate) for it in items]
     decoded = [decoder_tokens(handle, it.target) for it in items] if handle.kind == "encoder-decoder" else None
     outputs, calls = run_batch(handle, encoded, decoded, wanted)
     missing: dict[str, str] = {}
@@ -129,6 +136,21 @@ def _capture_batch(handle: ModelHandle, inputs: Sequence[InputLike], *, fields: 
         results.append(Capture(handle.name, handle.kind, tokens, stacks, dec, predictions, dict(missing), dtype,
                                handle.has_lm_head, caveat if tokens.masked else None))
     return results
+
+
+def _tokens_of(handle: ModelHandle, item: CaptureInput, truncate: bool) -> Tokens:
+    """The input's tokens: ``item.tokens`` when the caller tokenised it already (checked to be of the
+    same texts, with the masks asked for), else `encode`'s."""
+    if item.tokens is None:
+        return encode(handle, item.text, item.text_pair, mask=item.mask, truncate=truncate)
+    texts = (item.text,) if item.text_pair is None else (item.text, item.text_pair)
+    if tuple(item.tokens.texts) != texts:
+        raise InputError("tokens were made from other texts than the text and text_pair given: pass the Tokens "
+                         "that encode(handle, text, text_pair) returned for them")
+    if not set(item.mask) <= set(item.tokens.masked):
+        raise InputError(f"tokens do not have the mask positions {list(item.mask)} applied: pass mask to encode, "
+                         "then those tokens")
+    return item.tokens
 
 
 def run_batch(handle: ModelHandle, encoded: list[Tokens], decoded: list[Tokens] | None,
@@ -262,25 +284,30 @@ def _stacks_from_calls(handle: ModelHandle, calls: list[LayerCall], b: int, toke
             softcap=[c.softcap for c in role_calls],
             kv_head_of=np.arange(first.heads) // groups,
         )
-        if all(c.sinks is not None for c in role_calls):
-            stack.sinks = torch.stack([c.sinks for c in role_calls]).numpy()
+        sinks = [c.sinks for c in role_calls if c.sinks is not None]
+        if len(sinks) == len(role_calls):
+            stack.sinks = torch.stack(sinks).numpy()
 
-        def gather(name: str, cut) -> np.ndarray | None:
-            parts = [cut(c.tensors[name]) for c in role_calls if name in c.tensors]
-            return _to_numpy(torch.stack(parts), dtype) if len(parts) == len(role_calls) else None
+        def gather(name: str, cut, calls: list[LayerCall] = role_calls) -> np.ndarray | None:
+            parts = [cut(c.tensors[name]) for c in calls if name in c.tensors]
+            return _to_numpy(torch.stack(parts), dtype) if len(parts) == len(calls) else None
 
         def row(t: torch.Tensor) -> torch.Tensor:  # a tensor's entry for input b (size-1 batches broadcast)
             return t[b if t.shape[0] > 1 else 0]
 
         if "attentions" in wanted:
-            stack.attentions = gather("attentions", lambda t: row(t)[:, :nq, :nk])
+            stack.attentions = gather("attentions", lambda t, nq=nq, nk=nk: row(t)[:, :nq, :nk])
         if "queries" in wanted:
-            stack.queries = gather("queries", lambda t: row(t)[:, :nq])
+            stack.queries = gather("queries", lambda t, nq=nq: row(t)[:, :nq])
         for name in ("keys", "values"):
             if name in wanted:
-                setattr(stack, name, gather(name, lambda t: row(t)[:, :nk].repeat_interleave(groups, dim=0)))
+                setattr(
+                    stack,
+                    name,
+                    gather(name, lambda t, nk=nk, groups=groups: row(t)[:, :nk].repeat_interleave(groups, dim=0)),
+                )
         if "head_outputs" in wanted:
-            stack.head_outputs = gather("head_outputs", lambda t: row(t)[:nq].transpose(0, 1))
+            stack.head_outputs = gather("head_outputs", lambda t, nq=nq: row(t)[:nq].transpose(0, 1))
         if wanted & {"allowed", "bias"}:
             _mask_and_bias(stack, role_calls, row, nq, nk, wanted, dtype)
         stacks[role] = stack
@@ -345,6 +372,7 @@ def _add_hidden_states(handle: ModelHandle, stacks: dict[str, AttentionStack], o
     if "hidden_states" not in wanted:
         return
     if handle.kind == "encoder-decoder":
+        assert dec is not None  # an encoder-decoder's capture always has decoder tokens
         sources = {"encoder": (outputs.encoder_hidden_states, len(tokens)),
                    "decoder": (outputs.decoder_hidden_states, len(dec))}
     else:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
-from ..errors import InputError, check_range, count
-
+from ..errors import FieldError, InputError, count
+from ..selection import check_choice
 from .token_text import CONTINUATION, END_OF_WORD, SPACE_MARKERS, display_form, display_forms, is_blank
 
 __all__ = ["CONTINUATION", "END_OF_WORD", "SPACE_MARKERS", "Tokens", "apply_mask", "decoder_tokens", "display_form",
@@ -98,7 +99,7 @@ def special_token_ids(tokenizer: Any) -> set[int]:
     return set(result)
 
 
-_special_ids: "weakref.WeakKeyDictionary[Any, tuple[tuple, frozenset[int]]]" = weakref.WeakKeyDictionary()
+_special_ids: weakref.WeakKeyDictionary[Any, tuple[tuple, frozenset[int]]] = weakref.WeakKeyDictionary()
 
 
 def _check_text(text: Any, what: str) -> str:
@@ -197,12 +198,14 @@ def _word_ids(word_ids: list[int | None], offsets: list[tuple[int, int] | None],
     words are taken from the offsets instead: a token starts a word when whitespace precedes it or
     begins its span (``▁café``).
     """
+    spans = {i: o for i, o in enumerate(offsets) if o is not None and word_ids[i] is not None}
+
     def starts_word(i: int, previous: int) -> bool:
-        (start, end), (_, before) = offsets[i], offsets[previous]
+        (start, end), (_, before) = spans[i], spans[previous]
         text = texts[segments[i]] if segments[i] < len(texts) else ""
         return any(c.isspace() for c in text[before:start]) or (start < end and text[start:start + 1].isspace())
 
-    ordinary = [i for i, o in enumerate(offsets) if o is not None and word_ids[i] is not None]
+    ordinary = list(spans)
     pairs = [(p, i) for p, i in zip(ordinary, ordinary[1:]) if segments[p] == segments[i]]
     if not any(word_ids[p] == word_ids[i] and starts_word(i, p) for p, i in pairs):
         return word_ids
@@ -256,13 +259,12 @@ def apply_mask(tokens: Tokens, positions: Sequence[int], handle: Any) -> Tokens:
                          "for masked-language models such as BERT and RoBERTa, trained to predict a hidden word")
     ids, raw, display = list(tokens.ids), list(tokens.raw), list(tokens.display)
     original = dict(tokens.original)
+    what = f"this input of {count(len(ids), 'token')}"
+    for i, position in enumerate(positions):  # in the order given, so an error names the entry at fault (mask.1)
+        if tokens.special[check_choice("mask", position, len(ids), what, unit="mask position", field=f"mask.{i}")]:
+            raise FieldError(f"mask position {position} is the special token {tokens.raw[position]!r}: "
+                             "only ordinary tokens can be masked", f"mask.{i}")
     for position in sorted(set(positions)):
-        check_range("mask position", position, len(ids), f"this input of {count(len(ids), 'token')}")
-        if tokens.special[position]:
-            raise InputError(
-                f"mask position {position} is the special token {tokens.raw[position]!r}: "
-                "only ordinary tokens can be masked"
-            )
         if position not in tokens.masked:  # a mask token typed in the text hides nothing
             original[position] = display[position]
         ids[position] = tokenizer.mask_token_id
@@ -318,6 +320,8 @@ def decoder_tokens(handle: Any, target: str | None) -> Tokens:
     if start is None:
         raise InputError(f"model {handle.name!r} names no decoder start token (decoder_start_token_id in its "
                          "config), and its tokenizer has no start, [CLS] or padding token to use instead")
+    offsets: list[tuple[int, int] | None]
+    words: list[int | None]
     if target is None:
         ids, offsets, words = [start], [None], [None]
     else:

@@ -7,9 +7,10 @@ import importlib.util
 import os
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 from ..errors import AttnscopeError, ModelNotFoundError
 from .sources import check_missing_path, hub_options

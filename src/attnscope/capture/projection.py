@@ -21,7 +21,7 @@ OWN_NAMES = ("o_proj", "out_proj", "c_proj", "o", "out_lin", "dense")
 SIBLING_PATH = ("output", "dense")
 """Where BERT-like models keep it: ``<parent>.output.dense`` beside the ``<parent>.self`` attention."""
 
-_CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, tuple[tuple[int, ...], np.ndarray]]]" = (
+_CACHE: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, tuple[tuple[int, ...], np.ndarray]]] = (
     weakref.WeakKeyDictionary())
 
 
@@ -69,6 +69,14 @@ def find_projection(model: torch.nn.Module, module_name: str, inputs: int) -> to
     )
 
 
+def _found_weight(module: Any) -> torch.Tensor:
+    """The ``(in, out)`` weight of a module `find_projection` found (so it has one)."""
+    weight = _weight_in_out(module)
+    if weight is None:
+        raise ProjectionNotFound(f"{type(module).__name__} is not a Linear or Conv1D projection")
+    return weight
+
+
 def stack_projection(model: torch.nn.Module, module_names: list[str], heads: int, head_dim: int,
                      dtype: torch.dtype = torch.float32) -> np.ndarray:
     """Every layer's output projection split per head: ``(layers, heads, head_dim, hidden)``, bias excluded.
@@ -84,7 +92,7 @@ def stack_projection(model: torch.nn.Module, module_names: list[str], heads: int
     if key in cached and cached[key][0] == versions:
         return cached[key][1]
     array = np.stack([
-        _weight_in_out(m).to(dtype=dtype, device="cpu").reshape(heads, head_dim, -1).numpy() for m in modules
+        _found_weight(m).to(dtype=dtype, device="cpu").reshape(heads, head_dim, -1).numpy() for m in modules
     ])
     array.flags.writeable = False
     cached[key] = (versions, array)

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 from .loading import quiet_transformers
 
 IMPLEMENTATION = "attnscope_capture"
 
-_ACTIVE: ContextVar["Recorder | None"] = ContextVar("attnscope_recorder", default=None)
+_ACTIVE: ContextVar[Recorder | None] = ContextVar("attnscope_recorder", default=None)
 
 
 def _generic_eager(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -44,15 +47,20 @@ def _generic_eager(module: Any, query: torch.Tensor, key: torch.Tensor, value: t
     return output, weights
 
 
-@lru_cache(maxsize=256)
+_EAGER: dict[type, Callable[..., Any]] = {}  # per attention module class: a handful in any process
+
+
 def eager_function_for(module_type: type) -> Callable[..., Any]:
-    """The eager attention function of the modeling file that defines ``module_type``."""
-    namespace = importlib.import_module(module_type.__module__)
-    function = getattr(namespace, "eager_attention_forward", None)
-    return function if callable(function) else _generic_eager
+    """The eager attention function of the modeling file that defines ``module_type`` (looked up once)."""
+    found = _EAGER.get(module_type)
+    if found is None:
+        namespace = importlib.import_module(module_type.__module__)
+        function = getattr(namespace, "eager_attention_forward", None)
+        found = _EAGER[module_type] = function if callable(function) else _generic_eager
+    return found
 
 
-def _attention_function(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+def _attention_function(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                         attention_mask: torch.Tensor | None, scaling: float | None = None,
                         dropout: float = 0.0, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
     eager = eager_function_for(type(module))
@@ -153,7 +161,7 @@ def _configs(model: torch.nn.Module) -> list[Any]:
 
 
 @contextlib.contextmanager
-def recording(model: torch.nn.Module, fields: set[str], role_of: Callable[[str, Any], str]) -> Iterator[Recorder]:
+def recording(model: PreTrainedModel, fields: set[str], role_of: Callable[[str, Any], str]) -> Iterator[Recorder]:
     """Switch ``model`` to the recording attention for one block; restore every config afterwards."""
     ensure_registered()
     configs = _configs(model)

@@ -23,9 +23,10 @@ import json
 import re
 import unicodedata
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 CONTINUATION = "##"
 """WordPiece's mark on a token that continues a word."""
@@ -136,7 +137,7 @@ def _scheme_without_backend(tokenizer: Any) -> TokenScheme:
     return TokenScheme(continuation=CONTINUATION, space_marker="▁")
 
 
-_schemes: "weakref.WeakKeyDictionary[Any, TokenScheme]" = weakref.WeakKeyDictionary()
+_schemes: weakref.WeakKeyDictionary[Any, TokenScheme] = weakref.WeakKeyDictionary()
 
 
 def scheme_of(tokenizer: Any) -> TokenScheme:

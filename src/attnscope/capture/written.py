@@ -19,8 +19,9 @@ used by the corpus contexts, the search, the views and the app, reads them as th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from .token_text import is_blank
 
@@ -102,7 +103,7 @@ def token_pieces(tokens: Tokens, positions: Sequence[int], blank: Sequence[bool]
 
 def joined(pieces: Sequence[Piece]) -> str:
     """Pieces as one string: a space wherever a piece has ``space_before`` (never at the start)."""
-    out = []
+    out: list[str] = []
     for piece in pieces:
         if piece.text:
             out.append((" " if piece.space_before and out else "") + piece.text)

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 
 def word_of_tokens(sentence: AnnotatedSentence, tokens: Tokens) -> list[int | None]:
-    """For each token of ``tokens`` (from ``encode(handle, sentence.text)``), the index of its word in ``sentence.words``.
+    """For each token of ``tokens`` (from ``encode(handle, sentence.text)``), the index of its word in
+    ``sentence.words``.
 
     A token belongs to the word whose span overlaps its span the most (a tie goes to the earlier
     word; a zero-width token to the word that contains its position). Special tokens, tokens that

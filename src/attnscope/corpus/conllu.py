@@ -16,9 +16,9 @@ make one tree per sentence (one root, no cycles) or be ``_`` throughout: a gold 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import CorpusFormatError
 from .sentence import AnnotatedSentence, Word

@@ -53,7 +53,8 @@ def ewt_files(directory: Path | str | None = None, cache_dir: Path | None = None
               base_url: str | None = None, timeout: float = DOWNLOAD_TIMEOUT) -> list[Path]:
     """Paths of the EWT dev and test files, in that order.
 
-    With ``directory`` (default: ``$ATTNSCOPE_EWT_DIR`` when set), the files must be there (their content is not checked: any EWT release the
+    With ``directory`` (default: ``$ATTNSCOPE_EWT_DIR`` when set), the files must be there (their content is not
+    checked: any EWT release the
     user has works). Otherwise they are taken from ``cache_dir`` (default: `default_cache_dir`), and
     those missing or not matching the r2.15 checksums are downloaded from ``base_url`` (default:
     ``$ATTNSCOPE_EWT_URL`` or `EWT_BASE_URL`).

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from ..errors import CorpusError
 from .conllu import read_conllu
 from .ewt import EWT_NAME, ewt_files, is_ewt_directory
 from .sentence import AnnotatedSentence, Corpus, fields_present, files_checksum
-from .silver_ner import (DEFAULT_NER_PIPELINE, SILVER_FIELDS, add_silver_entities, entity_pipeline,
-                         installed_pipeline_description)
+from .silver_ner import (
+    DEFAULT_NER_PIPELINE,
+    SILVER_FIELDS,
+    add_silver_entities,
+    entity_pipeline,
+    installed_pipeline_description,
+)
 from .spacy_text import check_sentences, load_pipeline, pipeline_description, read_text
 from .trees import tree_problem
 

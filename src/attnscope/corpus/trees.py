@@ -9,8 +9,8 @@ so that every reader yields well-formed trees whatever the parser did.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 ROOT = -1
 """The head of a sentence's root word."""
@@ -128,7 +128,8 @@ def _subtree_sizes(heads: Sequence[int]) -> list[int]:
         while depth[node] is None and heads[node] != ROOT:
             path.append(node)
             node = heads[node]
-        known = depth[node] if depth[node] is not None else 0
+        found = depth[node]
+        known = found if found is not None else 0
         depth[node] = known
         for step, visited in enumerate(reversed(path), 1):
             depth[visited] = known + step

@@ -1,9 +1,9 @@
 """Attention among each sentence's indexed tokens, stored so that a match's row can be read back.
 
 For sentence s with n indexed tokens and each layer l, a (heads, n, n) block of weights, each stored
-as round(w * levels) with levels = 2**bits - 1 (7 bits by default: a read weight is within 1/254 of
-the model's; 8 bits: 1/510), and the block compressed with zstandard level 1 (most bytes are near
-zero: 7-bit blocks shrink to about 40%, 8-bit ones to about half; 4x faster than zlib).
+as round(w * levels) with levels = 2**bits - 1 (`attnscope.quantise`; 7 bits by default: a read weight
+is within 1/254 of the model's; 8 bits: 1/510), and the block compressed with zstandard level 1 (most
+bytes are near zero: 7-bit blocks shrink to about 40%, 8-bit ones to about half; 4x faster than zlib).
 ``attention.bin`` holds the blocks in the order they were built; ``attention_spans.npy``
 (sentences * layers, 2) gives the start and end byte of sentence s, layer l at row s * layers + l.
 Special tokens are not in the blocks (they are not indexed), so a row sums to the attention the token
@@ -14,29 +14,16 @@ Builds compress each batch's blocks (`compress_blocks`) and append them to the f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import zstandard
 
-ATTENTION = "attention.bin"
-SPANS = "attention_spans.npy"
+from ..quantise import dequantise, error_bound, quantise
+from .layout import ATTENTION, SPANS
+
 BITS = (7, 8)
-
-
-def levels(bits: int) -> int:
-    return 2**bits - 1
-
-
-def error_bound(bits: int) -> float:
-    """Largest difference between a stored weight and the model's."""
-    return 0.5 / levels(bits)
-
-
-def quantise(weights: np.ndarray, bits: int) -> np.ndarray:
-    top = levels(bits)
-    return np.clip(np.rint(weights * top), 0, top).astype(np.uint8)
 
 
 def compress_blocks(blocks: Sequence[np.ndarray], bits: int) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +45,7 @@ class AttentionStore:
     def __init__(self, directory: Path, layers: int, heads: int, bits: int):
         self.spans = np.load(directory / SPANS)
         self.data = np.memmap(directory / ATTENTION, dtype=np.uint8, mode="r")
-        self.layers, self.heads, self.levels = layers, heads, levels(bits)
+        self.layers, self.heads, self.bits = layers, heads, bits
         self.error_bound = error_bound(bits)
 
     def layer_block(self, sentence: int, layer: int) -> np.ndarray:
@@ -75,8 +62,8 @@ class AttentionStore:
 
     def weights(self, sentence: int) -> np.ndarray:
         """(layers, heads, n, n) float32 weights of one sentence."""
-        return self.block(sentence).astype(np.float32) / self.levels
+        return dequantise(self.block(sentence), self.bits)
 
     def rows(self, sentence: int, layer: int, position: int, heads: np.ndarray | list[int]) -> np.ndarray:
         """The attention of indexed token ``position`` of ``sentence`` at ``layer``, (len(heads), n)."""
-        return self.layer_block(sentence, layer)[heads, position].astype(np.float32) / self.levels
+        return dequantise(self.layer_block(sentence, layer)[heads, position], self.bits)

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 import zstandard
@@ -29,32 +29,29 @@ from ..corpus import Corpus
 from ..errors import InputError
 from ..files import atomic_file, writing
 from . import vectors
-from .attention_store import ATTENTION, SPANS, compress_blocks
 from .attention_store import BITS as ATTENTION_BITS
+from .attention_store import compress_blocks
 from .extract import LONG_POLICIES, BatchVectors, extract_batch, number_rows, plan_batches, plan_sentences
-from .manifest import (IndexFormatError, Manifest, model_fingerprint, package_versions, read_manifest,
-                       tokenizer_fingerprint, write_manifest)
+from .layout import ATTENTION, CODES, RANGES, SPANS, codes_file, ivf_file, read_codes
+from .manifest import (
+    IndexFormatError,
+    Manifest,
+    model_fingerprint,
+    package_versions,
+    read_manifest,
+    tokenizer_fingerprint,
+    write_manifest,
+)
 from .tables import write_tables
 
 BUILD = "build.json"
 DONE = "done"
 PARTS = "batch-parts"
-RANGES = "ranges.npz"
-CODES = ("hidden", "heads")
-"""The kinds of vector: the hidden state after each layer, and each layer's head embedding."""
+"""The build's own files in ``<out>.partial`` (its marker, finished batches, their part files); the index's
+files are named in layout.py."""
 APPROXIMATE = ("auto", "always", "never")
 APPROXIMATE_ABOVE = 1_000_000
 """With ``approximate="auto"``, corpora of more tokens than this get approximate (IVF) vector sets."""
-
-
-def codes_file(kind: str, layer: int) -> str:
-    """The stored codes of an exact vector set: ``kind`` at ``layer``, (tokens, code_size) uint8, zstd."""
-    return f"{kind}.{layer}.codes.zst"
-
-
-def ivf_file(kind: str, layer: int) -> str:
-    """The file of an approximate vector set: ``kind`` "hidden" or "heads" at ``layer``."""
-    return f"ivf.{kind}.{layer}.faiss"
 
 
 @dataclass(frozen=True)
@@ -74,7 +71,9 @@ class BuildOptions:
         if self.approximate not in APPROXIMATE:
             raise InputError(f"approximate={self.approximate!r} is not a choice: use one of {', '.join(APPROXIMATE)}")
         if self.attention_bits not in ATTENTION_BITS:
-            raise InputError(f"attention_bits={self.attention_bits} is not supported: use one of {list(ATTENTION_BITS)}")
+            raise InputError(
+                f"attention_bits={self.attention_bits} is not supported: use one of {list(ATTENTION_BITS)}"
+            )
         if self.vector_bits not in vectors.QTYPES:
             raise InputError(f"vector_bits={self.vector_bits} is not supported: use one of {sorted(vectors.QTYPES)}")
         if self.long not in LONG_POLICIES:
@@ -122,9 +121,9 @@ def _build_index(corpus: Corpus, handle: ModelHandle, out: Path, options: BuildO
     layers, heads = shape.layers, shape.heads
     hidden_size = int(handle.model.config.hidden_size)
     total = sum(p.rows for p in planned)
+    fingerprints = model_fingerprint(handle.model), tokenizer_fingerprint(handle.tokenizer)
     identity = {
-        "model": handle.name, "model_fingerprint": model_fingerprint(handle.model),
-        "tokenizer_fingerprint": tokenizer_fingerprint(handle.tokenizer),
+        "model": handle.name, "model_fingerprint": fingerprints[0], "tokenizer_fingerprint": fingerprints[1],
         "corpus_checksum": corpus.checksum, "options": asdict(options), "tokens": total,
     }
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
@@ -144,16 +143,31 @@ def _build_index(corpus: Corpus, handle: ModelHandle, out: Path, options: BuildO
         lists = _approximate(partial, ranges, widths, total, options)
 
     manifest = Manifest(
-        model=handle.name, model_fingerprint=identity["model_fingerprint"],
-        tokenizer_fingerprint=identity["tokenizer_fingerprint"], corpus=corpus.name,
-        corpus_checksum=corpus.checksum, corpus_files=[str(f) for f in corpus.files], annotator=corpus.annotator,
-        fields=list(corpus.fields), silver=dict(corpus.silver), layers=layers, heads=heads, head_dim=widths["heads"] // heads,
+        model=handle.name,
+        model_fingerprint=fingerprints[0],
+        tokenizer_fingerprint=fingerprints[1],
+        corpus=corpus.name,
+        corpus_checksum=corpus.checksum,
+        corpus_files=[str(f) for f in corpus.files],
+        annotator=corpus.annotator,
+        fields=list(corpus.fields),
+        silver=dict(corpus.silver),
+        layers=layers,
+        heads=heads,
+        head_dim=widths["heads"] // heads,
         hidden_size=hidden_size,
-        sentences=len(planned), tokens=total, truncated_sentences=summary.truncated_sentences,
-        dropped_tokens=summary.dropped_tokens, skipped_sentences=summary.skipped_sentences,
-        vector_bits=options.vector_bits, attention_bits=options.attention_bits, versions=package_versions(),
-        approximate_lists=lists, default_probes=max(1, lists // 4) if lists else 0,
-        revision=getattr(handle.model.config, "_commit_hash", None), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        sentences=len(planned),
+        tokens=total,
+        truncated_sentences=summary.truncated_sentences,
+        dropped_tokens=summary.dropped_tokens,
+        skipped_sentences=summary.skipped_sentences,
+        vector_bits=options.vector_bits,
+        attention_bits=options.attention_bits,
+        versions=package_versions(),
+        approximate_lists=lists,
+        default_probes=max(1, lists // 4) if lists else 0,
+        revision=getattr(handle.model.config, "_commit_hash", None),
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
     return BuildReport(_finish(partial, out, manifest), out, resumed, time.perf_counter() - started)
 
@@ -172,12 +186,17 @@ def _ranges(partial: Path, handle: ModelHandle, planned: list, batches: list[lis
             pending[b] = extract_batch(handle, [planned[i] for i in batches[b]])
         saved = {}
         for kind in CODES:
-            made = [vectors.Ranges.from_sample(np.concatenate([getattr(v, kind)[l] for v in pending.values()]))
-                    for l in range(layers)]
-            saved[f"{kind}_low"], saved[f"{kind}_span"] = np.stack([r.low for r in made]), np.stack([r.span for r in made])
+            made = [vectors.Ranges.from_sample(np.concatenate([getattr(v, kind)[layer] for v in pending.values()]))
+                    for layer in range(layers)]
+            saved[f"{kind}_low"], saved[f"{kind}_span"] = (
+                np.stack([r.low for r in made]),
+                np.stack([r.span for r in made]),
+            )
         _save_atomic(path, lambda f: np.savez(f, **saved))
-    ranges = {kind: [vectors.Ranges(saved[f"{kind}_low"][l], saved[f"{kind}_span"][l]) for l in range(layers)]
-              for kind in CODES}
+    ranges = {
+        kind: [vectors.Ranges(saved[f"{kind}_low"][layer], saved[f"{kind}_span"][layer]) for layer in range(layers)]
+        for kind in CODES
+    }
     return ranges, pending
 
 
@@ -199,11 +218,13 @@ def _extract_all(handle: ModelHandle, partial: Path, planned: list, batches: lis
 
     def store(b: int, values: BatchVectors) -> int:
         """Write batch ``b``'s part file (its codes and attention, compressed), then its marker."""
-        frames = {}  # this batch's rows are one contiguous run (number_rows): its codes are one frame each
+        frames: dict[
+            str, Any
+        ] = {}  # this batch's rows are one contiguous run (number_rows): its codes are one frame each
         for kind in CODES:
-            for l, layer_ranges in enumerate(ranges[kind]):
-                codes = vectors.encode(getattr(values, kind)[l], options.vector_bits, layer_ranges)
-                frames[f"{kind}.{l}"] = np.frombuffer(compressor.compress(codes.tobytes()), dtype=np.uint8)
+            for layer, layer_ranges in enumerate(ranges[kind]):
+                codes = vectors.encode(getattr(values, kind)[layer], options.vector_bits, layer_ranges)
+                frames[f"{kind}.{layer}"] = np.frombuffer(compressor.compress(codes.tobytes()), dtype=np.uint8)
         sizes, data = compress_blocks(values.attention, options.attention_bits)
         temporary = partial / PARTS / f"{b}.tmp.npz"
         np.savez(temporary, sentences=np.asarray(batches[b], np.int64), sizes=sizes, data=data, **frames)
@@ -233,11 +254,11 @@ def _approximate(partial: Path, ranges: dict, widths: dict[str, int], total: int
     """Replace the code files by approximate (IVF) vector sets; returns their number of clusters."""
     lists = vectors.inverted_lists(total)
     for kind in CODES:
-        for l, layer_ranges in enumerate(ranges[kind]):
-            codes = read_codes(partial / codes_file(kind, l), total)
+        for layer, layer_ranges in enumerate(ranges[kind]):
+            codes = read_codes(partial / codes_file(kind, layer), total)
             ivf = vectors.build_ivf(codes, widths[kind], options.vector_bits, layer_ranges, lists, options.seed)
-            _save_atomic(partial / ivf_file(kind, l), lambda f, ivf=ivf: f.write(vectors.serialise(ivf)))
-            (partial / codes_file(kind, l)).unlink()
+            _save_atomic(partial / ivf_file(kind, layer), lambda f, ivf=ivf: f.write(vectors.serialise(ivf)))
+            (partial / codes_file(kind, layer)).unlink()
     return lists
 
 
@@ -248,8 +269,8 @@ def _assemble(partial: Path, parts: list[Path], sentences: int, layers: int) -> 
     spans = np.full((sentences * layers, 2), -1, dtype=np.int64)
     with contextlib.ExitStack() as stack:
         attention = stack.enter_context(open(partial / ATTENTION, "wb"))
-        codes = {f"{kind}.{l}": stack.enter_context(open(partial / codes_file(kind, l), "wb"))
-                 for kind in CODES for l in range(layers)}
+        codes = {f"{kind}.{layer}": stack.enter_context(open(partial / codes_file(kind, layer), "wb"))
+                 for kind in CODES for layer in range(layers)}
         position = 0
         for part in parts:
             with np.load(part) as archive:
@@ -265,13 +286,6 @@ def _assemble(partial: Path, parts: list[Path], sentences: int, layers: int) -> 
     if len(missing):
         raise RuntimeError(f"attention of sentence {missing[0] // layers} is missing from the batch files")
     np.save(partial / SPANS, spans)
-
-
-def read_codes(path: Path, tokens: int) -> np.ndarray:
-    """The (tokens, code_size) uint8 codes of one vector set file."""
-    with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(path.read_bytes()), read_across_frames=True) as reader:
-        raw = reader.read()
-    return np.frombuffer(raw, dtype=np.uint8).reshape(tokens, -1)
 
 
 def check_build_target(out: Path | str, overwrite: bool = False) -> Path:

@@ -9,8 +9,8 @@ and each sentence's attention among its indexed tokens.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -54,7 +54,9 @@ def plan_sentences(handle: ModelHandle, sentences: Sequence[AnnotatedSentence],
     """Tokenise every sentence; over-long ones are truncated (``long="truncate"``, tail tokens dropped
     and counted) or left out (``"skip"``, counted). `number_rows` gives them their index rows."""
     if long not in LONG_POLICIES:
-        raise InputError(f"long={long!r} is not a policy for over-long sentences: use one of {', '.join(LONG_POLICIES)}")
+        raise InputError(
+            f"long={long!r} is not a policy for over-long sentences: use one of {', '.join(LONG_POLICIES)}"
+        )
     planned, summary = [], PlanSummary()
     for number, sentence in enumerate(sentences):
         tokens = encode(handle, sentence.text, truncate=True)

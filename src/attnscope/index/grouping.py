@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 CANDIDATES = 4
-"""Candidates fetched per match wanted in a one-per-sentence search at first, and the factor each widening multiplies by."""
+"""Candidates fetched per match wanted in a one-per-sentence search at first, and the factor each widening multiplies
+by."""
 
 
 def word_vector(vectors: np.ndarray, parts: int = 1) -> np.ndarray:
@@ -96,8 +97,17 @@ class WordVectors:
         return int(self.vectors.nbytes + self.firsts.nbytes)
 
 
-def grouped_search(vector_set: Any, tables: Any, vector: np.ndarray, top: int, allowed: np.ndarray | None,
-                   probes: int | None, *, words: WordVectors | None, per_sentence: bool) -> tuple[np.ndarray, np.ndarray]:
+def grouped_search(
+    vector_set: Any,
+    tables: Any,
+    vector: np.ndarray,
+    top: int,
+    allowed: np.ndarray | None,
+    probes: int | None,
+    *,
+    words: WordVectors | None,
+    per_sentence: bool,
+) -> tuple[np.ndarray, np.ndarray]:
     """The top ``top`` matches of ``vector`` as (scores, rows), best first: corpus words when ``words``
     (the stored tokens of one-token words, searched, and every word of several tokens, scored: each
     match is a word's first row; tokens of no corpus word, such as a token that stands for a space,

@@ -16,10 +16,10 @@ from typing import Any
 
 from ..errors import AttnscopeError
 from ..files import atomic_file
+from .layout import MANIFEST
 
 FORMAT = "attnscope-index"
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 
 
 class IndexFormatError(AttnscopeError):
@@ -84,7 +84,9 @@ def read_manifest(directory: Path) -> Manifest:
     """The manifest of an index directory; `IndexFormatError` when it is not a complete index."""
     path = directory / MANIFEST
     if not directory.is_dir():
-        raise IndexFormatError(f"no index at {directory}: the directory does not exist (build one with `attnscope index`)")
+        raise IndexFormatError(
+            f"no index at {directory}: the directory does not exist (build one with `attnscope index`)"
+        )
     if not path.is_file():
         partial = " (it looks like an unfinished build)" if any(directory.iterdir()) else ""
         raise IndexFormatError(f"{directory} is not an attnscope index: it has no {MANIFEST}{partial}")

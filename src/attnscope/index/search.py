@@ -13,9 +13,9 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -23,11 +23,12 @@ from ..capture.engine import capture
 from ..capture.inputs import Tokens
 from ..capture.loading import ModelHandle
 from ..capture.written import words_text
-from ..errors import InputError, check_range, count
+from ..errors import FieldError, InputError, check_range, count
+from ..selection import check_choice, check_choices
 from . import vectors
 from .attention_store import AttentionStore
-from .build import RANGES, codes_file, ivf_file, read_codes
 from .grouping import WordVectors, grouped_search, word_vector
+from .layout import RANGES, codes_file, ivf_file, read_codes
 from .manifest import Manifest, check_model, read_manifest
 from .summaries import Match, SearchResult, make_matches, summarise
 from .tables import Tables
@@ -64,6 +65,16 @@ class Query:
     score: str = "sum"
 
 
+@dataclass(frozen=True)
+class CheckedQuery(Query):
+    """A `Query` that `Index.check_query` accepted for the index in directory ``checked_for``: ``heads`` are
+    resolved (every head when the query named none) and ``filters`` map each field to a list of values."""
+
+    heads: tuple[int, ...] = ()
+    filters: dict[str, list[str]] | None = None
+    checked_for: str = ""
+
+
 CACHE_BYTES = 1 << 30
 """Default bound on the memory the loaded vector sets of one index may hold (their codes), in bytes."""
 
@@ -85,7 +96,7 @@ class Index:
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, directory: Path | str, cache_bytes: int = CACHE_BYTES) -> "Index":
+    def open(cls, directory: Path | str, cache_bytes: int = CACHE_BYTES) -> Index:
         directory = Path(directory)
         manifest = read_manifest(directory)
         return cls(directory, manifest, Tables.read(directory), cache_bytes)
@@ -147,32 +158,47 @@ class Index:
         check_model(self.manifest, handle, self.directory)
         self._verified.add(handle.model)
 
-    def check_query(self, query: Query) -> tuple[int, ...]:
-        """Validate a query against this index; returns the heads it covers."""
+    def check_query(self, query: Query) -> CheckedQuery:
+        """Validate a query against this index, once: the result, with its heads resolved (all when None)
+        and its filters as lists, is searched by `search` and `query` without checking it again.
+
+        Raises `FieldError` naming the query's field at fault (``layer``, ``heads.1``, ``filters.upos``).
+        """
+        if isinstance(query, CheckedQuery) and query.checked_for == str(self.directory):
+            return query
         if query.mode not in MODES:
-            raise InputError(f"search mode {query.mode!r} is unknown: use one of {', '.join(MODES)}")
-        check_range("layer", query.layer, self.manifest.layers, "this index")
+            raise FieldError(f"search mode {query.mode!r} is unknown: use one of {', '.join(MODES)}", "mode")
+        check_choice("layer", query.layer, self.manifest.layers, "this index")
         if not isinstance(query.top, int) or not 1 <= query.top <= 1000:
-            raise InputError(f"top must be an integer from 1 to 1000, got {query.top!r}")
-        heads = tuple(range(self.manifest.heads)) if query.heads is None else tuple(query.heads)
-        if not heads:
-            raise InputError("no heads selected: select at least one head (or none given means all)")
-        for head in heads:
-            check_range("head", head, self.manifest.heads, "this index")
-        if len(set(heads)) != len(heads):
-            raise InputError(f"heads {list(heads)} name a head twice")
+            raise FieldError(f"top must be an integer from 1 to 1000, got {query.top!r}", "top")
+        heads = tuple(check_choices("heads", query.heads, self.manifest.heads, "this index", unit="head"))
         if query.probes is not None:
             self.check_probes(query.probes)
         if query.unit not in UNITS:
-            raise InputError(f"search unit {query.unit!r} is unknown: use one of {', '.join(UNITS)}")
-        check_score(query.mode, query.score)
-        if query.filters:
-            if not isinstance(query.filters, Mapping):
-                raise InputError(f"filters must map a field to its values, e.g. {{'upos': ['VERB']}}, "
-                                 f"got {query.filters!r}")
-            for name, values in query.filters.items():
-                filter_values(name, values)
-        return heads
+            raise FieldError(f"search unit {query.unit!r} is unknown: use one of {', '.join(UNITS)}", "unit")
+        try:
+            check_score(query.mode, query.score)
+        except InputError as error:
+            raise FieldError(str(error), "score") from None
+        given = {f.name: getattr(query, f.name) for f in fields(Query)}
+        return CheckedQuery(**{**given, "heads": heads, "filters": self._check_filters(query.filters)},
+                            checked_for=str(self.directory))
+
+    def _check_filters(self, filters: Mapping[str, Sequence[str] | str] | None) -> dict[str, list[str]] | None:
+        """Filters as lists of values, on fields this index has; `FieldError` naming ``filters.<field>``."""
+        if not filters:
+            return None
+        if not isinstance(filters, Mapping):
+            raise FieldError(f"filters must map a field to its values, e.g. {{'upos': ['VERB']}}, got {filters!r}",
+                             "filters")
+        checked = {}
+        for name, values in filters.items():
+            try:
+                self.check_filter(name)
+                checked[name] = filter_values(name, values)
+            except InputError as error:
+                raise FieldError(str(error), f"filters.{name}") from None
+        return checked
 
     def check_probes(self, probes: object) -> None:
         """Refuse ``probes`` unless this index is approximate and has at least that many clusters."""
@@ -189,14 +215,15 @@ class Index:
     def allowed(self, filters: Mapping[str, Sequence[str] | str] | None) -> np.ndarray | None:
         """(tokens,) bool mask of the tokens whose metadata pass every filter, or None without filters.
         A filter's values are a list, or one value as a string (`filter_values`)."""
+        return self._allowed(self._check_filters(filters))
+
+    def _allowed(self, filters: dict[str, list[str]] | None) -> np.ndarray | None:
+        """`allowed` for filters already checked (`_check_filters`)."""
         if not filters:
             return None
-        if not isinstance(filters, Mapping):
-            raise InputError(f"filters must map a field to its values, e.g. {{'upos': ['VERB']}}, got {filters!r}")
         mask = np.ones(self.size, dtype=bool)
         for name, values in filters.items():
-            self.check_filter(name)
-            mask &= np.isin(self.tables.tokens[name], filter_values(name, values))
+            mask &= np.isin(self.tables.tokens[name], values)
         return mask
 
     def check_filter(self, name: str) -> None:
@@ -207,8 +234,10 @@ class Index:
 
     def search(self, query: Query, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Top matches of a query vector: (scores, rows), best first, without rows -1. A word search
-        (``query.unit == "word"``) returns each matched corpus word's first row."""
-        heads = self.check_query(query)
+        (``query.unit == "word"``) returns each matched corpus word's first row. The query is checked
+        (`check_query`) unless it already was."""
+        query = self.check_query(query)
+        heads = query.heads
         kind = "hidden" if query.mode == "embedding" else "heads"
         if query.mode == "heads":
             vector = zero_other_heads(vector, heads, self.manifest.heads)
@@ -216,10 +245,10 @@ class Index:
         found = self.vector_set(kind, query.layer)
         if query.unit == "word" or query.per_sentence:
             words = self.word_vectors(kind, query.layer) if query.unit == "word" else None
-            scores, rows = grouped_search(found, self.tables, vector, query.top, self.allowed(query.filters), probes,
+            scores, rows = grouped_search(found, self.tables, vector, query.top, self._allowed(query.filters), probes,
                                           words=words, per_sentence=query.per_sentence)
         else:
-            scores, rows = found.search(vector, query.top, self.allowed(query.filters), probes)
+            scores, rows = found.search(vector, query.top, self._allowed(query.filters), probes)
             keep = rows[0] >= 0
             scores, rows = scores[0][keep], rows[0][keep]
         if query.mode == "heads" and query.score == "mean":
@@ -227,18 +256,22 @@ class Index:
         return scores, rows
 
     def query(self, handle: ModelHandle, text: str, token: int, query: Query, *, mask: Sequence[int] = (),
-              text_pair: str | None = None, warn: bool = True, positions: Sequence[int] | None = None) -> SearchResult:
+              text_pair: str | None = None, warn: bool = True, positions: Sequence[int] | None = None,
+              tokens: Tokens | None = None) -> SearchResult:
         """Search with the representation of ``token`` (a position in the tokens of ``text``, or of the
         pair ``text`` + ``text_pair`` as the model joins them), or of its word (``query.unit``), at the
         query's layer. ``positions`` names the tokens of a word search explicitly (a word as written that
         the tokenizer splits into several words, such as "don't"; ``token`` must be the first of them);
         by default they are ``token``'s word. A special token is refused: the index holds none. Masking
         with a model whose mask token was never trained issues a `MaskingWarning` unless ``warn`` is
-        False (callers that show `masking_caveat` themselves)."""
+        False (callers that show `masking_caveat` themselves). ``tokens``, when the caller has tokenised
+        the text already (`encode`, with ``mask`` applied), is used instead of tokenising it again.
+        The query is checked (`check_query`) unless it already was."""
         self.verify(handle)
-        heads = self.check_query(query)
+        query = self.check_query(query)
+        heads = query.heads
         cap = capture(handle, text, text_pair, mask=mask, fields=("hidden_states", "head_outputs"), top_k=0,
-                      warn=warn)
+                      warn=warn, tokens=tokens)
         if positions is None:
             positions = query_positions(cap.tokens, token, query.unit)
         else:
@@ -360,6 +393,5 @@ def zero_other_heads(vector: np.ndarray, heads: Sequence[int], head_count: int) 
     return parts.reshape(-1)
 
 
-__all__ = ["Index", "Match", "Query", "SearchResult", "check_query_token", "check_score", "filter_values",
-           "query_positions",
-           "query_vector", "zero_other_heads", "unit"]
+__all__ = ["CheckedQuery", "Index", "Match", "Query", "SearchResult", "check_query_token", "check_score",
+           "filter_values", "query_positions", "query_vector", "zero_other_heads", "unit"]

@@ -15,13 +15,15 @@ most-attended tokens, and the offsets to those tokens.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..capture.token_text import is_blank
 from ..capture.written import written_pieces
+from ..quantise import dequantise
 
 MISSING = "_"
 """How a token without a value for a field (no word, or no annotation) is counted."""
@@ -128,7 +130,7 @@ def make_matches(index: Any, rows: np.ndarray, scores: np.ndarray, layer: int, h
         matched = [int(r) - span.start for r in (word_rows(index.tables, row) if words else [row])]
         position = matched[0]
         block = index.attention.layer_block(sentence, layer)
-        weights = (block[head_list][:, matched].astype(np.float32) / index.attention.levels).mean(axis=(0, 1))
+        weights = dequantise(block[head_list][:, matched], index.attention.bits).mean(axis=(0, 1))
         strongest = int(np.argmax(weights))
         text = str(sentences["text"][sentence])
         match = Match(

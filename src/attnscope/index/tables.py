@@ -3,18 +3,17 @@ one row per sentence (text, source, where its tokens start)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from ..corpus import METADATA_FIELDS, AnnotatedSentence
 from .extract import PlannedSentence
+from .layout import SENTENCES, TOKENS
 
-TOKENS = "tokens.parquet"
-SENTENCES = "sentences.parquet"
 WORD_FIELDS = METADATA_FIELDS + ("head", "form")
 """Per-token columns taken from the token's word: the annotations, the word's head and its form."""
 
@@ -30,11 +29,19 @@ def write_tables(directory: Path, planned: Sequence[PlannedSentence], sentences:
     tokens: dict[str, list] = {name: [] for name in ("sentence", "position", "word", "token", "start", "end", *kept)}
     rows: dict[str, list] = {name: [] for name in ("corpus_index", "sent_id", "text", "source", "line",
                                                    "first_row", "rows", "model_tokens", "truncated")}
-    for number, item in enumerate(planned):  # sentences in corpus order
+    for item in planned:  # sentences in corpus order
         sentence = sentences[item.sentence]
-        for name, value in (("corpus_index", item.sentence), ("sent_id", sentence.sent_id), ("text", sentence.text),
-                            ("source", sentence.source), ("line", sentence.line), ("first_row", item.first_row),
-                            ("rows", item.rows), ("model_tokens", len(item.tokens)), ("truncated", item.tokens.truncated)):
+        for name, value in (
+            ("corpus_index", item.sentence),
+            ("sent_id", sentence.sent_id),
+            ("text", sentence.text),
+            ("source", sentence.source),
+            ("line", sentence.line),
+            ("first_row", item.first_row),
+            ("rows", item.rows),
+            ("model_tokens", len(item.tokens)),
+            ("truncated", item.tokens.truncated),
+        ):
             rows[name].append(value)
     for number, item in sorted(enumerate(planned), key=lambda pair: pair[1].first_row):  # tokens in row order
         sentence = sentences[item.sentence]
@@ -49,8 +56,8 @@ def write_tables(directory: Path, planned: Sequence[PlannedSentence], sentences:
             tokens["start"].append(start)
             tokens["end"].append(end)
             for name in kept:
-                value = getattr(word, name) if word is not None else None
-                tokens[name].append(-2 if name == "head" and value is None else value)
+                found = getattr(word, name) if word is not None else None
+                tokens[name].append(-2 if name == "head" and found is None else found)
     pq.write_table(pa.table(tokens), directory / TOKENS)
     pq.write_table(pa.table(rows), directory / SENTENCES)
 
@@ -63,7 +70,7 @@ class Tables:
     sentences: dict[str, np.ndarray]
 
     @classmethod
-    def read(cls, directory: Path) -> "Tables":
+    def read(cls, directory: Path) -> Tables:
         import pyarrow.parquet as pq
 
         def columns(name: str) -> dict[str, np.ndarray]:

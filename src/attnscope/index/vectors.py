@@ -32,7 +32,7 @@ class Ranges:
     span: np.ndarray
 
     @classmethod
-    def from_sample(cls, sample: np.ndarray, margin: float = 0.05) -> "Ranges":
+    def from_sample(cls, sample: np.ndarray, margin: float = 0.05) -> Ranges:
         """Ranges covering a float sample (tokens, dim), widened by ``margin`` of the span each side
         so that tokens outside the sample rarely clip."""
         low, high = sample.min(axis=0).astype(np.float32), sample.max(axis=0).astype(np.float32)
@@ -77,8 +77,14 @@ def build_ivf(codes: np.ndarray, dim: int, bits: int, ranges: Ranges, lists: int
     same scalar-quantised codes, not residuals, so its codes equal ``codes``)."""
     faiss = _faiss()
     count = len(codes)
-    index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, lists, getattr(faiss.ScalarQuantizer, QTYPES[bits]),
-                                          faiss.METRIC_INNER_PRODUCT, False)
+    index = faiss.IndexIVFScalarQuantizer(
+        faiss.IndexFlatIP(dim),
+        dim,
+        lists,
+        getattr(faiss.ScalarQuantizer, QTYPES[bits]),
+        faiss.METRIC_INNER_PRODUCT,
+        False,
+    )
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(count, size=min(count, 50 * lists), replace=False))
     index.cp.seed = seed
@@ -107,9 +113,11 @@ class VectorSet:
         return int(self.index.sa_code_size()) * self.count
 
     @classmethod
-    def from_codes(cls, codes: np.ndarray, dim: int, bits: int, ranges: Ranges) -> "VectorSet":
+    def from_codes(cls, codes: np.ndarray, dim: int, bits: int, ranges: Ranges) -> VectorSet:
         faiss = _faiss()
-        index = faiss.IndexScalarQuantizer(dim, getattr(faiss.ScalarQuantizer, QTYPES[bits]), faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexScalarQuantizer(
+            dim, getattr(faiss.ScalarQuantizer, QTYPES[bits]), faiss.METRIC_INNER_PRODUCT
+        )
         faiss.copy_array_to_vector(ranges.trained(), index.sq.trained)
         index.is_trained = True
         if len(codes):
@@ -118,7 +126,7 @@ class VectorSet:
         return cls(index, len(codes), dim, bits, ranges)
 
     @classmethod
-    def from_file(cls, path: Path, dim: int, bits: int, ranges: Ranges) -> "VectorSet":
+    def from_file(cls, path: Path, dim: int, bits: int, ranges: Ranges) -> VectorSet:
         index = _faiss().read_index(str(path))
         return cls(index, index.ntotal, dim, bits, ranges)
 

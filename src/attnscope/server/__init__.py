@@ -5,6 +5,7 @@
 """
 
 from .app import create_app
-from .state import AppState, Corpus, Limits
+from .corpora import Corpus
+from .state import AppState, Limits
 
 __all__ = ["AppState", "Corpus", "Limits", "create_app"]

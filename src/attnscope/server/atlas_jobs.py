@@ -12,13 +12,10 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from ..atlas import Atlas, atlas_for_index, cached_atlas
 from ..errors import AttnscopeError
-
-if TYPE_CHECKING:
-    from .state import Corpus
+from .corpora import Corpus
 
 BATCH_TOKENS = 1024
 """Tokens per forward pass while serving (smaller than the CLI's, so a request on the same model waits less)."""

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import AttnscopeError, NoLanguageModelHeadError
+from ..errors import AttnscopeError, FieldError, NoLanguageModelHeadError
 from ..index import IndexFormatError, IndexMismatchError
 from .schemas import ErrorBody, ErrorResponse
 
@@ -37,7 +38,8 @@ _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 
 
 
 class ApiError(Exception):
-    """An error response to send: HTTP ``status``, a stable ``code``, a ``message`` and the request ``field`` at fault."""
+    """An error response to send: HTTP ``status``, a stable ``code``, a ``message`` and the request ``field`` at
+    fault."""
 
     def __init__(self, status: int, code: str, message: str, field: str | None = None):
         super().__init__(message)
@@ -45,10 +47,10 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:
     """The one error shape as a response."""
     body = ErrorResponse(error=ErrorBody(status=status, code=code, message=message, field=field))
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+    return JSONResponse(body.model_dump(), status_code=status, headers=dict(headers) if headers else None)
 
 
 def code_of(error: AttnscopeError) -> str:
@@ -64,11 +66,13 @@ def code_of(error: AttnscopeError) -> str:
 
 @contextmanager
 def in_field(field: str | None) -> Iterator[None]:
-    """Report any attnscope error raised in the block as a 400 about request field ``field``."""
+    """Report any attnscope error raised in the block as a 400 about request field ``field``; a `FieldError`
+    names its own field (``heads.1``: the Python API and the requests name their fields alike)."""
     try:
         yield
     except AttnscopeError as error:
-        raise ApiError(400, code_of(error), str(error), field) from error
+        at = error.field if isinstance(error, FieldError) else field
+        raise ApiError(400, code_of(error), str(error), at) from error
 
 
 _SOURCES = ("body", "query", "path", "header", "cookie")
@@ -110,7 +114,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AttnscopeError)
     async def attnscope_error(_: Request, error: AttnscopeError) -> JSONResponse:
-        return error_response(400, code_of(error), str(error))
+        return error_response(400, code_of(error), str(error), error.field if isinstance(error, FieldError) else None)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -134,7 +138,9 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"no such route: {request.method} {request.url.path}; the API lives under /api (see /docs)"
         elif status == 405:
             allowed = (error.headers or {}).get("Allow", "")
-            message = f"method {request.method} is not allowed on {request.url.path}" + (f": use {allowed}" if allowed else "")
+            message = f"method {request.method} is not allowed on {request.url.path}" + (
+                f": use {allowed}" if allowed else ""
+            )
         else:
             message = str(error.detail)
         return error_response(status, _HTTP_CODES.get(status, "http_error"), message, headers=error.headers)

@@ -51,7 +51,7 @@ def app_assets() -> Assets:
 
 
 def _page_template() -> str:
-    return resources.files("attnscope").joinpath("static", "app.html").read_text(encoding="utf-8")
+    return (resources.files("attnscope") / "static" / "app.html").read_text(encoding="utf-8")
 
 
 router = APIRouter(include_in_schema=False)
@@ -69,5 +69,8 @@ def asset(version: str, name: str) -> Response:
     if found is None or f"/assets/{version}" != assets.prefix:
         raise ApiError(404, "not_found", f"no asset {name!r} in version {version!r}: reload the page (/)")
     content, media_type = found
-    return Response(content, media_type=media_type,
-                    headers={"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"})
+    return Response(
+        content,
+        media_type=media_type,
+        headers={"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"},
+    )

@@ -1,35 +1,60 @@
 """The ``/api`` routes: configured models and corpora, attention, predictions and corpus search.
 
 Routes are plain functions (run in the threadpool: a capture holds its model's lock). They check
-every position against the input or the index before any model runs, so errors name the field.
+every position against the input or the index before any model runs, so errors name the field: each
+request's text is tokenised once (`_encode`), and the capture runs on those tokens; a search's query is
+checked once (`Index.check_query`), and searched as checked.
 """
 
 from __future__ import annotations
 
 import base64
+from typing import Any, cast
 
-from fastapi import APIRouter, Query as QueryParameter, Request
+from fastapi import APIRouter, Request
+from fastapi import Query as QueryParameter
 
-from ..analysis.aggregate import METHODS, NORM_METHODS, Aggregation, aggregate, normalise_rows
+from ..analysis.aggregate import Aggregation, aggregate, check_heads, normalise_rows
+from ..analysis.methods import METHODS, NORM_METHODS
 from ..capture.engine import capture
 from ..capture.inputs import Tokens, apply_mask, decoder_tokens, encode, masking_caveat
 from ..capture.loading import ModelHandle
 from ..capture.result import Capture
 from ..capture.written import words_texts
-from ..errors import InputError, check_range, count
+from ..errors import check_range, count
 from ..index import Query, SearchResult
-from ..index.search import check_query_token, check_score, filter_values
-from ..views.payload import SCALE, quantise
+from ..index.search import check_query_token
+from ..quantise import SCALE, quantise
 from .errors import ApiError, in_field
-from .schemas import (AggregationRequest, AggregationResponse, AtlasResponse, AttentionRequest, AttentionResponse,
-                      Candidate, CorpusInfo, EncodedAttention, ErrorResponse, ModelInfo, PositionPredictions,
-                      PredictionsRequest, PredictionsResponse, SearchRequest, SearchResponse, StackInfo, TokensOut)
+from .schemas import (
+    AggregationRequest,
+    AggregationResponse,
+    AggregationUnit,
+    AtlasResponse,
+    AtlasStatus,
+    AttentionRequest,
+    AttentionResponse,
+    Candidate,
+    CorpusInfo,
+    EncodedAttention,
+    ErrorResponse,
+    ModelInfo,
+    PositionPredictions,
+    PredictionMode,
+    PredictionsRequest,
+    PredictionsResponse,
+    SearchRequest,
+    SearchResponse,
+    StackInfo,
+    StackRole,
+    TokensOut,
+)
 from .state import AppState
 
 TOP_PREDICTIONS = 5
 """Predictions returned at every position by ``POST /api/attention``."""
 
-_ERRORS = {status: {"model": ErrorResponse} for status in (400, 404, 413, 422)}
+_ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorResponse} for status in (400, 404, 413, 422)}
 router = APIRouter(prefix="/api", responses=_ERRORS)
 
 
@@ -59,9 +84,11 @@ def attention(body: AttentionRequest, request: Request) -> AttentionResponse:
     state = _state(request)
     handle = state.model(body.model)
     name = state.name_of(handle)
-    _encode(state, handle, body.text, body.text_pair, body.mask)
+    tokens = _encode(state, handle, body.text, body.text_pair, body.mask)
     note = _no_predictions_note(handle, name)
-    cap = _capture(handle, body.text, body.text_pair, body.mask, top_k=0 if note else TOP_PREDICTIONS)
+    with in_field(None):
+        cap = capture(handle, body.text, body.text_pair, mask=body.mask, fields=["attentions"],
+                      top_k=0 if note else TOP_PREDICTIONS, warn=False, tokens=tokens)
     weights = cap.attentions  # (layers, heads, query, key) of the main stack: the encoder's, or a decoder's
     encoded = EncodedAttention(scale=SCALE, shape=list(weights.shape),
                                data=base64.b64encode(quantise(weights).tobytes()).decode("ascii"))
@@ -69,9 +96,17 @@ def attention(body: AttentionRequest, request: Request) -> AttentionResponse:
     if note is None:
         predictions = [PositionPredictions(position=p, candidates=_candidates(cap, p)) for p in range(len(cap.tokens))]
         mode = cap.predictions.mode if cap.predictions is not None else None
-    return AttentionResponse(model=name, stack=handle.main_stack, tokens=_tokens_out(cap.tokens), attention=encoded,
-                             predictions=predictions, predictions_mode=mode, predictions_note=note,
-                             masking_note=cap.masking_caveat)
+    # cast: the response model validates these values against its literals when it is built
+    return AttentionResponse(
+        model=name,
+        stack=cast(StackRole, handle.main_stack),
+        tokens=_tokens_out(cap.tokens),
+        attention=encoded,
+        predictions=predictions,
+        predictions_mode=cast(PredictionMode | None, mode),
+        predictions_note=note,
+        masking_note=cap.masking_caveat,
+    )
 
 
 def _no_predictions_note(handle: ModelHandle, name: str) -> str | None:
@@ -91,12 +126,14 @@ def _no_predictions_note(handle: ModelHandle, name: str) -> str | None:
 def aggregation(body: AggregationRequest, request: Request) -> AggregationResponse:
     state = _state(request)
     handle = state.model(body.model)
-    _encode(state, handle, body.text, body.text_pair, body.mask)
+    tokens = _encode(state, handle, body.text, body.text_pair, body.mask)
     main = handle.stacks[handle.main_stack]
-    _check_heads(body.heads, main.heads, f"model {state.name_of(handle)!r}")
+    with in_field(None):  # before the model runs; an entry at fault is named (heads.1)
+        check_heads(body.heads, main.heads, f"model {state.name_of(handle)!r}")
     fields = ["attentions", "values"] if body.method in NORM_METHODS else ["attentions"]
     with in_field(None):
-        cap = capture(handle, body.text, body.text_pair, mask=body.mask, fields=fields, top_k=0, warn=False)
+        cap = capture(handle, body.text, body.text_pair, mask=body.mask, fields=fields, top_k=0, warn=False,
+                      tokens=tokens)
     with in_field("head_weights" if body.head_weights is not None else "method"):
         result = aggregate(cap, body.method, heads=body.heads, head_weights=body.head_weights, words=body.words)
     return _aggregation_out(state.name_of(handle), cap, result)
@@ -112,15 +149,23 @@ def predictions(body: PredictionsRequest, request: Request) -> PredictionsRespon
                        "use a model whose has_lm_head is true (GET /api/models)", "model")
     seq2seq = handle.kind == "encoder-decoder"
     if seq2seq and body.target is None:
-        raise ApiError(400, "needs_target",
-                       f"model {state.name_of(handle)!r} is an encoder-decoder: it predicts with its decoder, the token that "
-                       "comes next in a target text: give target (the decoder's input) and a position among its "
-                       "tokens (0 is the decoder's start token)", "target")
+        raise ApiError(
+            400,
+            "needs_target",
+            f"model {state.name_of(handle)!r} is an encoder-decoder: it predicts with its decoder, the token that "
+            "comes next in a target text: give target (the decoder's input) and a position among its "
+            "tokens (0 is the decoder's start token)",
+            "target",
+        )
     if not seq2seq and body.target is not None:
-        raise ApiError(400, "target_not_taken",
-                       f"model {state.name_of(handle)!r} is not an encoder-decoder, and only encoder-decoders take a target: "
-                       "leave target out and give a position among the text's tokens", "target")
-    tokens = _encode(state, handle, body.text, body.text_pair, body.mask)
+        raise ApiError(
+            400,
+            "target_not_taken",
+            f"model {state.name_of(handle)!r} is not an encoder-decoder, and only encoder-decoders take a target: "
+            "leave target out and give a position among the text's tokens",
+            "target",
+        )
+    tokens = encoded = _encode(state, handle, body.text, body.text_pair, body.mask)
     if seq2seq:
         with in_field("target"):
             tokens = decoder_tokens(handle, body.target)
@@ -130,7 +175,7 @@ def predictions(body: PredictionsRequest, request: Request) -> PredictionsRespon
         check_range("position", body.position, len(tokens), f"{where} of {count(len(tokens), 'token')}")
     with in_field(None):
         cap = capture(handle, body.text, body.text_pair, target=body.target, mask=body.mask, fields=["attentions"],
-                      top_k=body.top_k, warn=False)
+                      top_k=body.top_k, warn=False, tokens=encoded)
     candidates = _candidates(cap, body.position)
     mode = cap.predictions.mode if cap.predictions is not None else "masked"
     return PredictionsResponse(model=state.name_of(handle), position=body.position,
@@ -142,49 +187,45 @@ def predictions(body: PredictionsRequest, request: Request) -> PredictionsRespon
 def search(body: SearchRequest, request: Request) -> SearchResult:
     state = _state(request)
     corpus = state.corpus(body.corpus)
-    manifest = corpus.index.manifest
-    with in_field("layer"):
-        check_range("layer", body.layer, manifest.layers, f"corpus {corpus.name!r}")
-    _check_heads(body.heads, manifest.heads, f"corpus {corpus.name!r}")
-    with in_field("score"):
-        check_score(body.mode, body.score)
-    for name, values in body.filters.items():
-        with in_field(f"filters.{name}"):
-            corpus.index.check_filter(name)
-            filter_values(name, values)
+    query = Query(mode=body.mode, layer=body.layer, heads=tuple(body.heads) if body.heads else None, top=body.top,
+                  filters=body.filters or None, unit=body.unit, per_sentence=body.per_sentence, score=body.score)
+    with in_field(None):  # layer, heads, score and filters, once; each error names its field (heads.1, filters.upos)
+        query = corpus.index.check_query(query)
     tokens = _encode(state, corpus.model, body.text, body.text_pair, body.mask)
     with in_field("token"):
         check_query_token(tokens, body.token)
-    query = Query(mode=body.mode, layer=body.layer, heads=tuple(body.heads) if body.heads else None, top=body.top,
-                  filters=body.filters or None, unit=body.unit, per_sentence=body.per_sentence, score=body.score)
     with in_field(None):
         result = corpus.index.query(corpus.model, body.text, body.token, query, mask=body.mask,
-                                    text_pair=body.text_pair, warn=False)
+                                    text_pair=body.text_pair, warn=False, tokens=tokens)
     return result
 
 
 @router.get("/atlas", response_model=AtlasResponse, summary="A corpus's head atlas (computed once, in the background)")
-def atlas(request: Request,
-          corpus: str = QueryParameter(description="A configured corpus's name (see GET /api/corpora).")) -> AtlasResponse:
+def atlas(
+    request: Request, corpus: str = QueryParameter(description="A configured corpus's name (see GET /api/corpora).")
+) -> AtlasResponse:
     served = _state(request).corpus(corpus)
     job = _state(request).atlases.status(served)
-    return AtlasResponse(corpus=served.name, model=_state(request).name_of(served.model), status=job.status, done=job.done,
-                         total=job.total, message=job.error, atlas=job.atlas.to_dict() if job.atlas else None)
+    return AtlasResponse(
+        corpus=served.name,
+        model=_state(request).name_of(served.model),
+        status=cast(AtlasStatus, job.status),
+        done=job.done,
+        total=job.total,
+        message=job.error,
+        atlas=job.atlas.to_dict() if job.atlas else None,
+    )
 
 
 def _encode(state: AppState, handle: ModelHandle, text: str, pair: str | None, mask: list[int]) -> Tokens:
-    """Tokenise the input, refusing more tokens than the server takes and bad mask positions (by field)."""
+    """Tokenise the input (once: the capture runs on these tokens), refusing more tokens than the server
+    takes and bad mask positions (``mask``: the model has none; ``mask.1``: that entry is at fault)."""
     with in_field("text"):
         tokens = encode(handle, text, pair)
     _check_length(state, handle, tokens, "text")
     if mask:
-        if handle.mask_token is None:
-            with in_field("mask"):
-                apply_mask(tokens, mask, handle)  # refused: the model has no mask token
-        for i, position in enumerate(mask):
-            with in_field(f"mask.{i}"):  # out of range, or a special token: that entry is at fault
-                apply_mask(tokens, [position], handle)
-        tokens = apply_mask(tokens, mask, handle)
+        with in_field("mask"):
+            tokens = apply_mask(tokens, mask, handle)
     return tokens
 
 
@@ -198,23 +239,6 @@ def _check_length(state: AppState, handle: ModelHandle, tokens: Tokens, field: s
                        field)
 
 
-def _check_heads(heads: list[int] | None, size: int, what: str) -> None:
-    """Each head in range and named once; an error names the entry at fault (``heads.1``)."""
-    seen: set[int] = set()
-    for i, head in enumerate(heads or ()):
-        with in_field(f"heads.{i}"):
-            check_range("head", head, size, what)
-            if head in seen:
-                raise InputError(f"heads names head {head} twice: name each head once")
-        seen.add(head)
-
-
-def _capture(handle: ModelHandle, text: str, pair: str | None, mask: list[int], top_k: int) -> Capture:
-    """The input's attention weights (and top-k predictions at every position when ``top_k`` > 0)."""
-    with in_field(None):
-        return capture(handle, text, pair, mask=mask, fields=["attentions"], top_k=top_k, warn=False)
-
-
 def _aggregation_out(name: str, cap: Capture, result: Aggregation) -> AggregationResponse:
     """The aggregation's weights as uint8 bytes (norm rows scaled to sum to 1), with its units and their text."""
     weights = result.weights if result.per_head else result.weights[:, None]
@@ -224,7 +248,7 @@ def _aggregation_out(name: str, cap: Capture, result: Aggregation) -> Aggregatio
     encoded = EncodedAttention(scale=SCALE, shape=list(weights.shape),
                                data=base64.b64encode(quantise(weights).tobytes()).decode("ascii"))
     return AggregationResponse(
-        model=name, method=result.method, description=METHODS[result.method], unit=result.unit,
+        model=name, method=result.method, description=METHODS[result.method], unit=cast(AggregationUnit, result.unit),
         rows_scaled=scaled, layers=list(result.layers), heads=list(result.heads),
         head_weights=None if result.head_weights is None else list(result.head_weights), words=result.words,
         tokens=_tokens_out(cap.tokens), units=result.query_units,

@@ -7,10 +7,11 @@ than a silently ignored option. Every error response has the one shape `ErrorRes
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from ..analysis import methods
 from ..index import SearchResult
 
 MAX_TEXT_CHARS = 2000
@@ -117,7 +118,14 @@ def _finite(value: float) -> float:
 
 
 HeadWeight = Annotated[float, Field(ge=0), AfterValidator(_finite)]
-AggregationMethod = Literal["raw", "mean", "weighted", "rollout", "value_norm", "value_norm_sum"]
+StackRole = Literal["encoder", "decoder"]
+PredictionMode = Literal["masked", "next"]
+AggregationUnit = Literal["probability", "norm"]
+AtlasStatus = Literal["computing", "ready", "failed"]
+if TYPE_CHECKING:
+    AggregationMethod = str
+else:  # the names of `analysis.methods`, as an enum in the OpenAPI schema
+    AggregationMethod = Literal[methods.NAMES]
 
 
 class AggregationRequest(Request):
@@ -128,8 +136,7 @@ class AggregationRequest(Request):
     text_pair: Text | None = Field(None, description="Optional second text (sentence B).")
     mask: Positions = Field(default_factory=list, description="Token positions to replace with the mask token.")
     method: AggregationMethod = Field(
-        "mean", description="raw: each head; mean / weighted: the heads combined; rollout: Abnar & Zuidema (2020); "
-        "value_norm: ‖α·f(x)‖ per head, value_norm_sum: summed over the heads (Kobayashi et al. 2020).")
+        "mean", description="; ".join(f"{m.name}: {m.about}" for m in methods.ALL) + ".")
     heads: Annotated[list[Position], Field(min_length=1, max_length=MAX_POSITIONS)] | None = Field(
         None, description="The heads kept or combined (default: all).")
     head_weights: Annotated[list[HeadWeight], Field(min_length=1, max_length=MAX_POSITIONS)] | None = Field(
@@ -249,11 +256,11 @@ class AttentionResponse(BaseModel):
     """
 
     model: str
-    stack: Literal["encoder", "decoder"]
+    stack: StackRole
     tokens: TokensOut
     attention: EncodedAttention
     predictions: list[PositionPredictions] | None
-    predictions_mode: Literal["masked", "next"] | None = None
+    predictions_mode: PredictionMode | None = None
     predictions_note: str | None = None
     masking_note: str | None = Field(None, description=MASKING_NOTE)
 
@@ -271,7 +278,7 @@ class AggregationResponse(BaseModel):
     model: str
     method: str
     description: str
-    unit: Literal["probability", "norm"]
+    unit: AggregationUnit
     rows_scaled: bool
     layers: list[int]
     heads: list[int]
@@ -293,7 +300,7 @@ class AtlasResponse(BaseModel):
 
     corpus: str
     model: str
-    status: Literal["computing", "ready", "failed"]
+    status: AtlasStatus
     done: int
     total: int
     message: str | None = None

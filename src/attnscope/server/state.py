@@ -6,14 +6,15 @@ Nothing is loaded or downloaded because of a request: a name that was not config
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 from ..capture.loading import ModelHandle, readable_model_name
 from ..errors import AttnscopeError
 from ..index import Index
 from .atlas_jobs import AtlasJobs
+from .corpora import Corpus
 from .errors import ApiError
 
 MAX_BODY_BYTES = 64 * 1024
@@ -28,16 +29,6 @@ class Limits:
 
     max_body_bytes: int = MAX_BODY_BYTES
     max_tokens: int = MAX_TOKENS
-
-
-@dataclass(frozen=True)
-class Corpus:
-    """A configured corpus: its index (safe to search from several threads) and the configured model
-    its queries run with."""
-
-    name: str
-    index: Index
-    model: ModelHandle
 
 
 @dataclass
@@ -60,7 +51,7 @@ class AppState:
 
     @classmethod
     def configure(cls, models: Sequence[str], corpora: Sequence[Path | str] = (), *,
-                  loader: Callable[[str], ModelHandle] | None = None, limits: Limits = Limits()) -> "AppState":
+                  loader: Callable[[str], ModelHandle] | None = None, limits: Limits = Limits()) -> AppState:
         """Load ``models`` and open the index directories ``corpora`` (each named by its directory's name).
 
         A corpus whose model is not among ``models`` has that model loaded too. Raises
@@ -68,7 +59,9 @@ class AppState:
         corpora with one name, or an index built with other weights than its model's.
         """
         if loader is None:
-            from ..capture.loading import load as loader
+            from ..capture.loading import load
+
+            loader = load
         state = cls(models={}, limits=limits)
         for name in models:
             state.add_model(name, loader(name))
@@ -121,9 +114,12 @@ class AppState:
         """The configured corpus ``name``; 404 if it was not configured."""
         corpus = self.corpora.get(name)
         if corpus is None:
-            raise ApiError(404, "unknown_corpus",
-                           f"corpus {name!r} is not served here: use one of {_listing(self.corpora)} (GET /api/corpora)",
-                           "corpus")
+            raise ApiError(
+                404,
+                "unknown_corpus",
+                f"corpus {name!r} is not served here: use one of {_listing(self.corpora)} (GET /api/corpora)",
+                "corpus",
+            )
         return corpus
 
     def aliases_of(self, name: str) -> list[str]:

@@ -118,25 +118,20 @@ export function layerData(bytes, encoding, shape, qUnits, kUnits, merged, thresh
   return { weight, lines };
 }
 
-/**
- * What the aggregation control offers (B1): [value, label, description]. "mean" is computed here from
- * the raw layer (`meanLayer`); the others arrive from Python as layers of their own, under the data
- * key `${role}/${value}` (header stack "aggregations": value -> heads per layer).
- */
-export const AGGREGATIONS = [
-  ["raw", "Attention", "each head's attention weights"],
-  ["mean", "Mean of heads", "the mean of the shown heads' weights"],
-  ["rollout", "Rollout", "attention rollout (Abnar & Zuidema 2020): every head's mean with the residual, multiplied up through the layers"],
-  ["value_norm", "‖αf(x)‖ per head", "value-norm weighted (Kobayashi et al. 2020): each weight times the norm of the value vector it moves; rows scaled to sum to 1"],
-  ["value_norm_sum", "‖Σαf(x)‖ of heads", "value-norm weighted, summed over heads (Kobayashi et al. 2020): the norm of what all heads move; rows scaled to sum to 1"],
-];
 /** Aggregations whose layers keep one entry per head (the others combine the heads into one). */
 export const PER_HEAD = new Set(["raw", "value_norm"]);
 
-/** The aggregations a stack offers: raw, the mean when it has several heads, and what Python carried. @param {any} stack */
+/**
+ * What the aggregation control offers (B1) as [value, label, description], as the payload carries it
+ * (header stack "aggregation_methods", defined in Python: analysis/methods.py, views/aggregated.py).
+ * "mean" is computed here from the raw layer (`meanLayer`); the others arrive from Python as layers of
+ * their own, under the data key `${role}/${value}` (header stack "aggregations": value -> heads per layer).
+ * @param {any} stack
+ * @returns {[string, string, string][]}
+ */
 export function offeredAggregations(stack) {
-  const carried = stack.aggregations ?? {};
-  return AGGREGATIONS.filter(([value]) => value === "raw" || (value === "mean" && stack.heads > 1) || value in carried);
+  const methods = stack.aggregation_methods ?? [{ name: "raw", label: "Attention", about: "" }];
+  return methods.map((/** @type {any} */ m) => /** @type {[string, string, string]} */ ([m.name, m.label, m.about]));
 }
 
 /**
@@ -151,12 +146,13 @@ export function fillAggregations(select, stack, wanted) {
   return select.value;
 }
 
-/** An aggregation's label, description and the note shown beside the control. @param {string} aggregation */
-export function aggregationInfo(aggregation) {
-  const [, label, about] = AGGREGATIONS.find(([value]) => value === aggregation) ?? AGGREGATIONS[0];
-  const note = aggregation.startsWith("value_norm") ? "value norms, each row scaled to sum to 1"
-    : aggregation === "rollout" ? "every head combined" : "";
-  return { label, about, note };
+/**
+ * An aggregation's label, description and the note shown beside the control, from the payload.
+ * @param {string} aggregation @param {any} stack the header stack it is shown for
+ */
+export function aggregationInfo(aggregation, stack) {
+  const found = (stack.aggregation_methods ?? []).find((/** @type {any} */ m) => m.name === aggregation);
+  return { label: found?.label ?? aggregation, about: found?.about ?? "", note: found?.note ?? "" };
 }
 
 /**

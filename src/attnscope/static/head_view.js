@@ -13,7 +13,7 @@
  *     Carried aggregations (B1) arrive the same way under "<role>/<method>" (rollout, value norms).
  *   - optional initial state: "stack", "layer", "heads", "filter", "threshold", "hide_special",
  *     "merge_subwords", "rows", "columns" (token positions to keep, null for all), "aggregation"
- *     ("raw", "mean" of the shown heads, or a carried one: see AGGREGATIONS in attention_data.js)
+ *     ("raw", "mean" of the shown heads, or a carried one: labelled by the header stack's "aggregation_methods")
  * and writes the selection back with model.set(...) + model.save_changes() ("token" included).
  *
  * Long inputs: the lines of a layer are listed once (those above the threshold), and only the band
@@ -414,8 +414,8 @@ function render({ model, el }) {
       button.disabled = allHeads; // these combine every head: there is no choice to make
     }
     fitLabels(headBar.querySelectorAll("button"));
-    aggregationSelect.title = aggregationInfo(state.aggregation).about;
-    note.textContent = aggregationInfo(state.aggregation).note;
+    aggregationSelect.title = aggregationInfo(state.aggregation, stack()).about;
+    note.textContent = aggregationInfo(state.aggregation, stack()).note;
     status.textContent = loaded ? "" : `loading layer ${state.layer}…`;
     const active = state.hover ?? state.pinned;
     Object.assign(root.dataset, {

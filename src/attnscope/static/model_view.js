@@ -180,7 +180,7 @@ function render({ model, el }) {
 
   /** How the grid's head `h` is named in labels and titles. @param {number} h */
   function headName(h) {
-    return combined() ? aggregationInfo(state.aggregation).label : `head ${stack().head_labels[h]}`;
+    return combined() ? aggregationInfo(state.aggregation, stack()).label : `head ${stack().head_labels[h]}`;
   }
 
   /** @type {Map<number, Uint8Array>} means of the carried heads, per layer of the current stack */
@@ -375,8 +375,8 @@ function render({ model, el }) {
     specialBox.checked = state.hideSpecial;
     wordsBox.checked = state.merge;
     aggregationSelect.value = state.aggregation;
-    aggregationSelect.title = aggregationInfo(state.aggregation).about;
-    note.textContent = aggregationInfo(state.aggregation).note;
+    aggregationSelect.title = aggregationInfo(state.aggregation, stack()).about;
+    note.textContent = aggregationInfo(state.aggregation, stack()).note;
     cells.forEach((cell, i) => cell.classList.toggle("attnscope-mv-open", !!open && i === open.layer * s.heads + open.head));
     detail.refresh();
     Object.assign(root.dataset, {

@@ -5,11 +5,12 @@ attention crosses as uint8 bytes (`payload`). The functions take a `Capture` or 
 BertViz's, they display the view where they are called, as BertViz does (`display`).
 """
 
+from ..quantise import MAX_ERROR, SCALE, quantise
 from .head import HeadView, head_view
 from .html import page
 from .model import ModelView, model_view
 from .neuron import NeuronView, neuron_view
-from .payload import DEFAULT_THRESHOLD, MAX_ERROR, SCALE, Payload, payload_from_arrays, payload_from_capture, quantise
+from .payload import DEFAULT_THRESHOLD, Payload, payload_from_arrays, payload_from_capture
 from .widget import AttentionWidget, PayloadWidget
 
 __all__ = [

@@ -8,18 +8,25 @@ are lengths, not probabilities: each row is scaled to sum to 1 for display (`nor
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from ..analysis.aggregate import NORM_METHODS, aggregate, combine_heads, normalise_rows, rollout
+from ..analysis.aggregate import aggregate, combine_heads, normalise_rows, rollout
+from ..analysis.methods import BY_NAME, NORM_METHODS, PER_HEAD
 from ..capture.result import Capture
 from ..errors import InputError
 
-CARRIED = ("rollout", "value_norm", "value_norm_sum")
+VIEW_AGGREGATIONS = tuple(method.name for method in BY_NAME.values() if method.in_views)
+"""What a view's aggregation control offers (`analysis.methods`): each head, the mean of the shown heads, then
+`CARRIED`."""
+CARRIED = tuple(name for name in VIEW_AGGREGATIONS if name not in ("raw", "mean"))
 """Aggregations computed in Python and carried by the payload as extra layers."""
-VIEW_AGGREGATIONS = ("raw", "mean") + CARRIED
-"""What a view's aggregation control offers: each head, the mean of the shown heads, then `CARRIED`."""
+NOTES = {
+    "rollout": "every head combined",
+    **{name: "value norms, each row scaled to sum to 1" for name in NORM_METHODS},
+}
+"""What a view says beside its aggregation control while one of these is shown."""
 AUTO_MAX_TOKENS = 512
 """``aggregations="auto"`` carries every available aggregation up to this many tokens, none above
 (rollout costs layers × tokens³, value norms double the payload); name them to carry them anyway."""
@@ -28,6 +35,15 @@ AUTO_MAX_TOKENS = 512
 def data_key(role: str, method: str) -> str:
     """The key a stack's layers of ``method`` travel under: the role itself for raw attention."""
     return role if method == "raw" else f"{role}/{method}"
+
+
+def offered(heads: int, carried: Sequence[str]) -> list[dict[str, object]]:
+    """What a stack's aggregation control offers, for the payload header (the browser's labels come from
+    here): raw, the mean when the stack has several heads, and the ``carried`` methods; each with its
+    ``name``, ``label``, ``about`` (a tooltip), ``note`` and ``per_head``."""
+    names = [n for n in VIEW_AGGREGATIONS if n == "raw" or (n == "mean" and heads > 1) or n in carried]
+    return [{"name": n, "label": BY_NAME[n].label, "about": BY_NAME[n].about, "note": NOTES.get(n, ""),
+             "per_head": n in PER_HEAD} for n in names]
 
 
 def unavailable(method: str, role: str, capture: Capture | None) -> str | None:

@@ -17,8 +17,16 @@ from ..atlas.model import Atlas
 from ..capture.result import Capture
 from ..errors import InputError
 from .head import head_view
-from .html import (MODEL_GLOBAL, VIEW_GLOBAL, json_for_script, page, page_script, static_text, view_fragment,
-                   write_atomically)
+from .html import (
+    MODEL_GLOBAL,
+    VIEW_GLOBAL,
+    json_for_script,
+    page,
+    page_script,
+    static_text,
+    view_fragment,
+    write_atomically,
+)
 from .neuron import neuron_view
 
 DEFAULT_APP_URL = "http://127.0.0.1:8000/"

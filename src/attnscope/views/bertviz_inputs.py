@@ -94,7 +94,8 @@ def as_numpy(value: Any, what: str) -> np.ndarray:
 
 
 def stack_layers(attention: Any, batch_index: int, what: str) -> np.ndarray:
-    """BertViz-style attention (a tuple/list of per-layer ``(batch, heads, query, key)``) as (layers, heads, query, key).
+    """BertViz-style attention (a tuple/list of per-layer ``(batch, heads, query, key)``) as (layers, heads, query,
+    key).
 
     A single array of shape ``(layers, batch, heads, query, key)`` is taken too. None, an empty tuple or
     a tuple of Nones (what models run under SDPA return) raise `no_weights_error` or
@@ -110,7 +111,9 @@ def stack_layers(attention: Any, batch_index: int, what: str) -> np.ndarray:
         if not attention:
             raise empty_attention_error(what, f"an empty {type(attention).__name__}")
         if all(a is None for a in attention):
-            raise no_weights_error(what, f"a {type(attention).__name__} of {count(len(attention), 'None')}, one per layer")
+            raise no_weights_error(
+                what, f"a {type(attention).__name__} of {count(len(attention), 'None')}, one per layer"
+            )
         missing = [i for i, a in enumerate(attention) if a is None]
         if missing:
             raise InputError(f"{what} layer {missing[0]} is None while layer "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 import weakref
+from types import FrameType
 from typing import Any
 
 
@@ -65,7 +66,7 @@ def repeated_as_cell_value(view: Any) -> bool:
     from IPython.core.displayhook import DisplayHook
 
     hooks = {DisplayHook.__call__.__code__, type(ipython.displayhook).__call__.__code__}
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         if frame.f_code in hooks:
             first = frame.f_code.co_varnames[1]  # the value shown: DisplayHook.__call__(self, result)

@@ -6,7 +6,8 @@ Only the selected layer crosses to the browser at first in a notebook; other lay
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..capture.result import Capture
 from ..errors import InputError
@@ -14,7 +15,6 @@ from .display import present
 from .html import bundle, static_text
 from .payload import DEFAULT_THRESHOLD, payload_from_inputs
 from .widget import PayloadWidget
-
 
 ENCODINGS = {"auto": None, "dense": False, "sparse": True}
 

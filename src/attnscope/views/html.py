@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,13 @@ from typing import Any
 from ..files import write_text_atomically
 
 
-@lru_cache(maxsize=None)
+@cache
 def static_text(name: str) -> str:
     """The text of one shipped file under ``attnscope/static``; refuses text that would end an inline tag."""
-    text = resources.files("attnscope").joinpath("static", *name.split("/")).read_text(encoding="utf-8")
+    path = resources.files("attnscope") / "static"
+    for part in name.split("/"):  # "bundles/head_view.js"
+        path = path / part
+    text = path.read_text(encoding="utf-8")
     if "</script" in text.lower() or "</style" in text.lower():
         raise RuntimeError(f"static/{name} contains a closing script/style tag and cannot be inlined")
     return text

@@ -8,7 +8,8 @@ Every layer is shown at once, so every layer crosses to the browser with the vie
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import traitlets
 
@@ -67,7 +68,12 @@ class ModelView(PayloadWidget):
         return heads
 
     def html_state(self) -> dict[str, Any]:
-        return {**super().html_state(), "thumbnails": self.thumbnails, "hide_special": self.hide_special, "theme": self.theme}
+        return {
+            **super().html_state(),
+            "thumbnails": self.thumbnails,
+            "hide_special": self.hide_special,
+            "theme": self.theme,
+        }
 
 
 def model_view(

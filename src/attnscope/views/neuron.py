@@ -18,7 +18,8 @@ import traitlets
 from ..capture.engine import capture
 from ..capture.loading import ModelHandle, wrap
 from ..capture.result import Capture
-from ..errors import InputError, check_range, count as count_of
+from ..errors import InputError, check_range
+from ..errors import count as count_of
 from .display import present
 from .html import bundle, static_text
 from .neuron_data import CAPTURE_FIELDS, NeuronData, check_filter, check_query_in_filter, default_query, neuron_data
@@ -55,7 +56,9 @@ class NeuronView(AttentionWidget):
     head = traitlets.Int().tag(sync=True)
     token = traitlets.Dict().tag(sync=True)
     display_mode = traitlets.Unicode("auto").tag(sync=True)
-    filter = traitlets.TraitType("all").tag(sync=True)  # any value reaches `_valid_filter`, None included
+    filter: traitlets.TraitType[Any, Any] = traitlets.TraitType("all").tag(
+        sync=True
+    )  # any value reaches `_valid_filter`, None included
 
     def __init__(self, data: NeuronData, display_mode: str | None = None, **kwargs: Any) -> None:
         self.neuron = data
@@ -227,7 +230,7 @@ def neuron_view(
     """
     if html_action not in ("view", "return"):
         raise InputError(f"html_action must be 'view' or 'return', got {html_action!r}")
-    options = dict(stack=stack, layer=layer, head=head, query=query, filter=filter)
+    options: dict[str, Any] = dict(stack=stack, layer=layer, head=head, query=query, filter=filter)
     if isinstance(source, Capture):
         if args or any(v is not None for v in (text, text_pair, target, tokenizer, sentence_a, sentence_b)):
             raise InputError("a Capture carries its own text and tokens: pass only the capture and options")
@@ -235,7 +238,10 @@ def neuron_view(
     if isinstance(source, ModelHandle):
         if len(args) > 2:
             raise InputError("with a ModelHandle, pass at most the text and text_pair by position")
-        text, text_pair = _one_of(args, 0, text, sentence_a, "text"), _one_of(args, 1, text_pair, sentence_b, "text_pair")
+        text, text_pair = (
+            _one_of(args, 0, text, sentence_a, "text"),
+            _one_of(args, 1, text_pair, sentence_b, "text_pair"),
+        )
         handle = source
     else:
         if not hasattr(source, "config"):
@@ -247,7 +253,9 @@ def neuron_view(
                      display_mode=display_mode, layer=layer, head=head)
         merged = _bertviz_arguments(args, given)
         if merged["model_type"] is not None and not isinstance(merged["model_type"], str):
-            raise InputError(f"model_type must be a string such as 'bert' (it is not needed), got {merged['model_type']!r}")
+            raise InputError(
+                f"model_type must be a string such as 'bert' (it is not needed), got {merged['model_type']!r}"
+            )
         handle = wrap(source, merged["tokenizer"])
         text = text if text is not None else merged["sentence_a"]
         text_pair = text_pair if text_pair is not None else merged["sentence_b"]

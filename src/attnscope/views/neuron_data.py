@@ -28,7 +28,8 @@ import numpy as np
 
 from ..capture.loading import readable_model_name
 from ..capture.result import Capture
-from ..errors import InputError, check_range, count as count_of
+from ..errors import InputError, check_range
+from ..errors import count as count_of
 from .payload import ROLES, TokenSequence
 from .sequences import SENTENCE_FILTERS, check_filter_name, sequence_from_tokens  # noqa: F401 - SENTENCE_FILTERS re-exported
 
@@ -210,10 +211,12 @@ def _check_rebuilds(cap: Capture, role: str) -> None:
 
 def _stack_data(cap: Capture, role: str) -> NeuronStack:
     s = cap.stacks[role]
-    keys, kv_head_of = _unique_keys(s.keys, s.kv_head_of)
+    keys, kv_head_of = _unique_keys(s.require("keys"), s.kv_head_of)
+    queries, allowed, scaling = s.require("queries"), s.require("allowed"), s.scaling
+    assert scaling is not None  # recorded with the queries
     return NeuronStack(
-        role=role, queries=s.queries, keys=keys, kv_head_of=kv_head_of, bias=s.bias, allowed=s.allowed,
-        scaling=[float(x) for x in s.scaling],
+        role=role, queries=queries, keys=keys, kv_head_of=kv_head_of, bias=s.bias, allowed=allowed,
+        scaling=[float(x) for x in scaling],
         softcap=[None if c is None else float(c) for c in (s.softcap or [None] * s.layers)],
         sinks=None if s.sinks is None else np.asarray(s.sinks, dtype=np.float32),
         query_tokens="decoder" if role == "cross" else role, key_tokens="encoder" if role == "cross" else role,

@@ -1,7 +1,7 @@
 """Attention as a compact payload for the views: a JSON header plus uint8-quantised weights per layer.
 
-Weights are quantised as ``round(w * 255)`` into one byte each, so a decoded weight ``b / 255`` is
-within 1/510 (≈ 0.00196) of the original; a layer of ``(heads, query, key)`` costs
+Weights are quantised as ``round(w * 255)`` into one byte each (`attnscope.quantise`), so a decoded
+weight ``b / 255`` is within 1/510 (≈ 0.00196) of the original; a layer of ``(heads, query, key)`` costs
 ``heads * query * key`` bytes (base64 in HTML adds a third). Floats are never sent as JSON.
 
 Two ways in: a `Capture` (`payload_from_capture`) or BertViz-style arrays (`payload_from_arrays`:
@@ -14,24 +14,27 @@ raises `InputError` with what was wrong and what is allowed.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..capture.loading import readable_model_name
 from ..capture.result import Capture
 from ..errors import InputError, check_range, count
-from .aggregated import carried_layers, check_initial, choose, data_key, unavailable
+from ..quantise import SCALE, quantise
+from ..selection import check_choice, check_choices
+from .aggregated import carried_layers, check_initial, choose, data_key, offered, unavailable
 from .bertviz_inputs import NO_WEIGHTS, check_tokens, no_weights_error, stack_layers
 from .sequences import (  # noqa: F401 - looks_special and prettify are re-exported: they lived here first
-    TokenSequence, looks_special, prettify, sequence_from_strings, sequence_from_tokens,
+    TokenSequence,
+    looks_special,
+    prettify,
+    sequence_from_strings,
+    sequence_from_tokens,
 )
 
-SCALE = 255
-"""Quantisation scale: a weight ``w`` in [0, 1] is stored as the byte ``round(w * 255)``."""
-MAX_ERROR = 1 / (2 * SCALE)
-"""Largest absolute difference between a weight and its decoded byte (1/510)."""
 DEFAULT_THRESHOLD = 0.01
 """Lines whose decoded weight is not above this are not drawn."""
 ROLES = ("encoder", "decoder", "cross")
@@ -102,6 +105,7 @@ class Payload:
                     "key_tokens": self.stack_tokens[role][1],
                     "causal": self.causal[role],
                     "aggregations": self.aggregations_of(role),
+                    "aggregation_methods": offered(int(w.shape[1]), list(self.aggregations_of(role))),
                 }
                 for role, w in self.stacks.items()
             ],
@@ -153,20 +157,6 @@ class Payload:
         return sum(int(self.data(key).nbytes) for key in self.data_keys())
 
 
-def quantise(weights: np.ndarray) -> np.ndarray:
-    """Weights in [0, 1] as uint8 ``round(w * 255)``; decoding ``b / 255`` is off by at most 1/510.
-
-    Computed in float64 one leading slice at a time, so memory stays near the uint8 result's size.
-    """
-    weights = np.asarray(weights)
-    out = np.empty(weights.shape, dtype=np.uint8)
-    for index in np.ndindex(weights.shape[:1] if weights.ndim > 2 else ()):
-        part = np.clip(np.asarray(weights[index], dtype=np.float64), 0.0, 1.0)
-        np.multiply(part, SCALE, out=part)
-        out[index] = np.rint(part, out=part)
-    return out
-
-
 def check_weights(weights: np.ndarray, what: str) -> None:
     """Raise `InputError` unless ``weights`` (layers, heads, query, key) is non-empty, finite and in [0, 1]."""
     if weights.ndim != 4:
@@ -206,45 +196,19 @@ def _check_selection(payload: Payload, stack: str | None, layer: int | None, hea
     role = stack if stack is not None else roles[0]
     if role not in payload.stacks:
         raise InputError(f"stack {role!r} is not in this view: it has {', '.join(roles)}")
-    labels = payload.layer_labels[role]
-    chosen_layer = labels[0] if layer is None else _check_shown("layer", layer, labels, "include_layers", role,
-                                                                   included[0])
-    head_labels = payload.heads_of(role)
-    if heads is None:
-        chosen_heads = head_labels
-    else:
-        if isinstance(heads, int):
-            heads = [heads]
-        chosen_heads = sorted({_check_shown("head", h, head_labels, "include_heads", role, included[1])
-                               for h in heads})
+    labels, head_labels = payload.layer_labels[role], payload.heads_of(role)
+    what = f"the {role} attention"
+    chosen_layer = labels[0] if layer is None else check_choice(
+        "layer", layer, len(labels), what, kept=labels if included[0] else None, kept_by="include_layers")
+    chosen_heads = check_choices("heads", [heads] if isinstance(heads, int) else heads, len(head_labels), what,
+                                 unit="head", kept=head_labels if included[1] else None, kept_by="include_heads",
+                                 allow_empty=True, merge_repeats=True)
     payload.selection = {"stack": role, "layer": chosen_layer, "heads": chosen_heads}
-
-
-def _check_shown(name: str, value: Any, labels: list[int], option: str, role: str, included: bool) -> int:
-    """``value`` if it is one of the shown ``labels``; else an error naming the model's range or what is shown."""
-    if not included or not isinstance(value, int) or isinstance(value, bool):
-        return check_range(name, value, len(labels), f"the {role} attention")
-    if value not in labels:
-        kept = ", ".join(map(str, labels))
-        raise InputError(f"{name} {value} is not among the included {name}s: {option} keeps {name}s {kept}; "
-                         f"pass one of them as {name}")
-    return int(value)
 
 
 def _kept(name: str, include: Sequence[int] | None, size: int, role: str) -> list[int]:
     """The indices ``include_layers``/``include_heads`` keep of ``size``: all when None; checked, no repeats."""
-    option = f"include_{name}s"
-    if include is None:
-        return list(range(size))
-    if isinstance(include, (int, str, bytes)):
-        raise InputError(f"{option} must be a list of {name} numbers, got {include!r}")
-    labels = [check_range(name, i, size, f"the {role} attention") for i in include]
-    if not labels:
-        raise InputError(f"{option} is empty: name at least one {name}")
-    repeated = sorted({i for i in labels if labels.count(i) > 1})
-    if repeated:
-        raise InputError(f"{option} names {name} {repeated[0]} more than once: name each {name} once")
-    return labels
+    return check_choices(f"include_{name}s", include, size, f"the {role} attention", unit=name)
 
 
 def _keep(
@@ -260,7 +224,9 @@ def _keep(
     return weights, layers, heads
 
 
-def _check_fits(role: str, weights: np.ndarray, query: TokenSequence, key: TokenSequence, qname: str, kname: str) -> None:
+def _check_fits(
+    role: str, weights: np.ndarray, query: TokenSequence, key: TokenSequence, qname: str, kname: str
+) -> None:
     q, k = weights.shape[-2:]
     for side, size, tokens, name in (("query", q, query.tokens, qname), ("key", k, key.tokens, kname)):
         if size != len(tokens):
@@ -329,12 +295,15 @@ def build_payload(
     for role, weights in stacks.items():
         for method in carried[role]:
             layers = carried_layers(method, role, weights, head_labels[role], capture)
-            payload.aggregated[data_key(role, method)] = quantise(layers[labels[role]] if include_layers is not None else layers)
+            payload.aggregated[data_key(role, method)] = quantise(
+                layers[labels[role]] if include_layers is not None else layers
+            )
     return payload
 
 
 def payload_from_capture(cap: Capture, **options: Any) -> Payload:
-    """A `Payload` of every attention stack a capture holds (encoder, decoder, cross); ``options`` as `build_payload`."""
+    """A `Payload` of every attention stack a capture holds (encoder, decoder, cross); ``options`` as
+    `build_payload`."""
     if not isinstance(cap, Capture):
         raise InputError(f"expected a Capture, got {type(cap).__name__}")
     main = "decoder" if cap.kind == "decoder" else "encoder"
@@ -344,8 +313,9 @@ def payload_from_capture(cap: Capture, **options: Any) -> Payload:
         sequences["decoder"] = sequence_from_tokens(cap.decoder_tokens)
     stacks, stack_tokens = {}, {}
     for role in ROLES:
-        if role in cap.stacks and cap.stacks[role].attentions is not None:
-            stacks[role] = cap.stacks[role].attentions  # quantise() converts; no float64 copy of every layer
+        attentions = cap.stacks[role].attentions if role in cap.stacks else None
+        if attentions is not None:
+            stacks[role] = attentions  # quantise() converts; no float64 copy of every layer
             stack_tokens[role] = ("decoder", "encoder") if role == "cross" else (role, role)
     if not stacks:
         raise InputError("this capture holds no attention weights: capture with fields=['attentions', ...]")

@@ -7,8 +7,9 @@ From captured `Tokens` (words from the tokenizer's word ids) or from BertViz-sty
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from ..capture.inputs import Tokens
 from ..capture.token_text import CONTINUATION, SPACE_MARKERS, guess_scheme, is_byte_token, readable, token_bytes
@@ -100,8 +101,8 @@ def sequence_from_strings(raw: Sequence[str], sentence_b_start: int | None, tidy
             continue
         data = token_bytes(token.removeprefix(CONTINUATION) or token, scheme)
         punctuation = _is_punctuation(data)
-        continues = token.startswith(CONTINUATION) or (marks_starts and not token.startswith(SPACE_MARKERS))
-        if continues and joinable and not punctuation:
+        joins = token.startswith(CONTINUATION) or (marks_starts and not token.startswith(SPACE_MARKERS))
+        if joins and joinable and not punctuation:
             pieces[-1] += data
         else:
             pieces.append(data)

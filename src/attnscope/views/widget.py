@@ -20,6 +20,7 @@ import anywidget
 import traitlets
 
 from ..errors import InputError
+from ..selection import check_choice, check_choices
 from .aggregated import VIEW_AGGREGATIONS, data_key
 from .display import already_displayed, repeated_as_cell_value
 from .html import page, view_fragment, write_atomically
@@ -58,7 +59,7 @@ class AttentionWidget(anywidget.AnyWidget):
             return
         role, indices = content.get("role"), content.get("indices")
         count = self.layer_count(role) if isinstance(role, str) else None
-        if count is None or not isinstance(indices, list):
+        if not isinstance(role, str) or count is None or not isinstance(indices, list):
             return
         wanted = [i for i in indices if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < count]
         if wanted:
@@ -181,20 +182,19 @@ class PayloadWidget(AttentionWidget):
 
     @traitlets.validate("layer")
     def _valid_layer(self, proposal: dict[str, Any]) -> int | None:
-        value, labels = proposal["value"], self.payload.layer_labels[self.stack or self.payload.selection["stack"]]
-        if value is not None and value not in labels:
-            raise InputError(f"layer {value} is not in this view: it shows layers {labels}")
-        return value
+        role = self.stack or self.payload.selection["stack"]
+        value, labels = proposal["value"], self.payload.layer_labels[role]
+        if value is None:
+            return None
+        return check_choice("layer", value, len(labels), f"the {role} attention", kept=_subset(labels),
+                            kept_by="include_layers")
 
     @traitlets.validate("heads")
     def _valid_heads(self, proposal: dict[str, Any]) -> list[int]:
-        labels = self.payload.heads_of(self.stack or self.payload.selection["stack"])
-        bad = [h for h in proposal["value"] if h not in labels]
-        if bad and labels == list(range(len(labels))):
-            raise InputError(f"heads {bad} are out of range: this stack has heads 0-{len(labels) - 1}")
-        if bad:
-            raise InputError(f"heads {bad} are not in this view: include_heads keeps heads {labels}")
-        return sorted(set(proposal["value"]))
+        role = self.stack or self.payload.selection["stack"]
+        labels = self.payload.heads_of(role)
+        return check_choices("heads", proposal["value"], len(labels), f"the {role} attention", unit="head",
+                             kept=_subset(labels), kept_by="include_heads", allow_empty=True, merge_repeats=True)
 
     @property
     def selection(self) -> dict[str, Any]:
@@ -208,3 +208,8 @@ class PayloadWidget(AttentionWidget):
                  "aggregation")
         return {"header": self.header, "layers": self.payload.layers_base64(),
                 **{name: getattr(self, name) for name in names}}
+
+
+def _subset(labels: list[int]) -> list[int] | None:
+    """The model's numbers a view keeps, when an include option left some out (None when it shows them all)."""
+    return None if labels == list(range(len(labels))) else labels

@@ -394,17 +394,13 @@ var attnscopeView = (() => {
     }
     return { weight, lines };
   }
-  var AGGREGATIONS = [
-    ["raw", "Attention", "each head's attention weights"],
-    ["mean", "Mean of heads", "the mean of the shown heads' weights"],
-    ["rollout", "Rollout", "attention rollout (Abnar & Zuidema 2020): every head's mean with the residual, multiplied up through the layers"],
-    ["value_norm", "‖αf(x)‖ per head", "value-norm weighted (Kobayashi et al. 2020): each weight times the norm of the value vector it moves; rows scaled to sum to 1"],
-    ["value_norm_sum", "‖Σαf(x)‖ of heads", "value-norm weighted, summed over heads (Kobayashi et al. 2020): the norm of what all heads move; rows scaled to sum to 1"]
-  ];
   var PER_HEAD = /* @__PURE__ */ new Set(["raw", "value_norm"]);
   function offeredAggregations(stack) {
-    const carried = stack.aggregations ?? {};
-    return AGGREGATIONS.filter(([value]) => value === "raw" || value === "mean" && stack.heads > 1 || value in carried);
+    const methods = stack.aggregation_methods ?? [{ name: "raw", label: "Attention", about: "" }];
+    return methods.map((m) => (
+      /** @type {[string, string, string]} */
+      [m.name, m.label, m.about]
+    ));
   }
   function fillAggregations(select, stack, wanted) {
     const offered = offeredAggregations(stack);
@@ -412,10 +408,9 @@ var attnscopeView = (() => {
     select.value = offered.some(([value]) => value === wanted) ? wanted : "raw";
     return select.value;
   }
-  function aggregationInfo(aggregation) {
-    const [, label, about] = AGGREGATIONS.find(([value]) => value === aggregation) ?? AGGREGATIONS[0];
-    const note = aggregation.startsWith("value_norm") ? "value norms, each row scaled to sum to 1" : aggregation === "rollout" ? "every head combined" : "";
-    return { label, about, note };
+  function aggregationInfo(aggregation, stack) {
+    const found = (stack.aggregation_methods ?? []).find((m) => m.name === aggregation);
+    return { label: found?.label ?? aggregation, about: found?.about ?? "", note: found?.note ?? "" };
   }
   function meanLayer(bytes, encoding, shape, heads) {
     const sums = headSums(bytes, encoding, shape, heads);
@@ -987,8 +982,8 @@ var attnscopeView = (() => {
         button.disabled = allHeads;
       }
       fitLabels(headBar.querySelectorAll("button"));
-      aggregationSelect.title = aggregationInfo(state.aggregation).about;
-      note.textContent = aggregationInfo(state.aggregation).note;
+      aggregationSelect.title = aggregationInfo(state.aggregation, stack()).about;
+      note.textContent = aggregationInfo(state.aggregation, stack()).note;
       status.textContent = loaded ? "" : `loading layer ${state.layer}…`;
       const active = state.hover ?? state.pinned;
       Object.assign(root.dataset, {
