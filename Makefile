@@ -43,10 +43,11 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
-# Lint (ruff, configured in pyproject.toml) and the type check of src/ (mypy): a finding fails `make test`,
-# and so .ci/run, before any test runs.
+# Lint and format check (ruff, configured in pyproject.toml) and the type check of src/ (mypy): a finding fails
+# `make test`, and so .ci/run, before any test runs. `ruff format .` formats the code as the check wants it.
 lint: venv-test
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
 # The front end's tools (esbuild, TypeScript) from package-lock.json, with Node.js and npm from Debian when

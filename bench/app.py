@@ -44,8 +44,14 @@ from tests.serve_process import serving  # noqa: E402 - the same server runner t
 from attnscope.corpus import open_corpus  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PUB = "The girl ran to a local pub to escape the din of her city."
 EWT = ROOT.parent / "shared" / "data" / "ud_english_ewt"
 
@@ -87,8 +93,10 @@ def p6(base: str, samples: int, long_text: str) -> None:
             layers = []
             for i in range(samples):
                 layer = (i + 1) % 6
-                action = (f"const s = document.getElementById('layer'); s.value = '{layer}';"
-                          " s.dispatchEvent(new Event('change'));")
+                action = (
+                    f"const s = document.getElementById('layer'); s.value = '{layer}';"
+                    " s.dispatchEvent(new Event('change'));"
+                )
                 layers.append(
                     page.evaluate(
                         TIMED, [action, f"document.querySelector('.as-attention').dataset.layer === '{layer}'"]
@@ -108,12 +116,18 @@ def p6(base: str, samples: int, long_text: str) -> None:
                 f" search click to {rows} matches drawn {statistics.median(searches):6.1f} ms (p95 "
                 f"{percentile(searches, 0.95):.1f})"
             )
-            print(f"    goals: layer change <= 100 ms {'ok' if statistics.median(layers) <= 100 else 'MISSED'};"
-                  f" search <= 300 ms {'ok' if statistics.median(searches) <= 300 else 'MISSED'}")
+            print(
+                f"    goals: layer change <= 100 ms {'ok' if statistics.median(layers) <= 100 else 'MISSED'};"
+                f" search <= 300 ms {'ok' if statistics.median(searches) <= 300 else 'MISSED'}"
+            )
             shows = show_switches(page, ("rollout", "value_norm", "value_norm_sum"), samples)
-            print("    Show switch to each aggregation, the API call included: " + ", ".join(
-                f"{method} {statistics.median(times):.1f} ms (p95 {percentile(times, 0.95):.1f})"
-                for method, times in shows.items()))
+            print(
+                "    Show switch to each aggregation, the API call included: "
+                + ", ".join(
+                    f"{method} {statistics.median(times):.1f} ms (p95 {percentile(times, 0.95):.1f})"
+                    for method, times in shows.items()
+                )
+            )
         browser.close()
 
 
@@ -124,10 +138,13 @@ def show_switches(page, methods: tuple[str, ...], samples: int) -> dict[str, lis
     for i in range(samples * len(methods)):
         method = methods[i % len(methods)]
         before = int(page.get_attribute("#app", "data-aggregations") or 0)
-        action = (f"const s = document.getElementById('show'); s.value = '{method}';"
-                  " s.dispatchEvent(new Event('change'));")
-        ready = (f"document.querySelector('.as-attention').dataset.show === '{method}' && "
-                 f"Number(document.getElementById('app').dataset.aggregations || 0) > {before}")
+        action = (
+            f"const s = document.getElementById('show'); s.value = '{method}'; s.dispatchEvent(new Event('change'));"
+        )
+        ready = (
+            f"document.querySelector('.as-attention').dataset.show === '{method}' && "
+            f"Number(document.getElementById('app').dataset.aggregations || 0) > {before}"
+        )
         times[method].append(page.evaluate(TIMED, [action, ready]))
     page.select_option("#show", "raw")
     return times
@@ -148,8 +165,11 @@ def r2(base: str, pid: int, sentences: list[str], clients: int, seconds: float) 
                 draw = rng.random()
                 if draw < 0.2:
                     kind = "aggregation"
-                    body: dict = {"model": "default", "text": text,
-                                  "method": rng.choice(["mean", "rollout", "value_norm", "value_norm_sum"])}
+                    body: dict = {
+                        "model": "default",
+                        "text": text,
+                        "method": rng.choice(["mean", "rollout", "value_norm", "value_norm_sum"]),
+                    }
                     if body["method"] != "value_norm" and rng.random() < 0.5:
                         body["heads"] = sorted(rng.sample(range(corpus["heads"]), rng.randint(1, corpus["heads"])))
                 elif draw < 0.6:
@@ -185,8 +205,11 @@ def r2(base: str, pid: int, sentences: list[str], clients: int, seconds: float) 
 
     for layer in range(corpus["layers"]):  # warm-up: every vector set is loaded before memory is first read
         for mode in ("embedding", "heads"):
-            httpx.post(f"{base}/api/search", json={"corpus": corpus["name"], "text": sentences[layer], "token": 1,
-                                                   "layer": layer, "mode": mode}, timeout=60)
+            httpx.post(
+                f"{base}/api/search",
+                json={"corpus": corpus["name"], "text": sentences[layer], "token": 1, "layer": layer, "mode": mode},
+                timeout=60,
+            )
     memory = [(0.0, rss_mib(pid))]
     threads = [threading.Thread(target=client, args=(seed,)) for seed in range(clients)]
     started = time.monotonic()
@@ -212,9 +235,11 @@ def r2(base: str, pid: int, sentences: list[str], clients: int, seconds: float) 
     print("  server memory (RSS, MiB): " + ", ".join(f"{t:.0f} s {m:.0f}" for t, m in memory))
     growth = memory[-1][1] - memory[1][1] if len(memory) > 2 else memory[-1][1] - memory[0][1]
     half = next(m for t, m in memory if t >= memory[-1][0] / 2)  # the allocator settles in the first minute or so
-    print(f"  memory from the first 10 s to the end: {growth:+.0f} MiB, over the second half: "
-          f"{memory[-1][1] - half:+.0f} MiB; goals: zero errors {'ok' if not errors else 'MISSED'}, flat memory "
-          f"{'ok' if abs(growth) <= 50 else 'CHECK'} (within 50 MiB)")
+    print(
+        f"  memory from the first 10 s to the end: {growth:+.0f} MiB, over the second half: "
+        f"{memory[-1][1] - half:+.0f} MiB; goals: zero errors {'ok' if not errors else 'MISSED'}, flat memory "
+        f"{'ok' if abs(growth) <= 50 else 'CHECK'} (within 50 MiB)"
+    )
     for detail in errors[:5]:
         print(f"  error: {detail}")
 
@@ -241,8 +266,10 @@ def atlas_in_background(index: Path, tmp: Path, sentences: list[str]) -> None:
             busy.append(attention(len(busy)))
             answer = http.get("/api/atlas", params={"corpus": corpus}).json()
         seconds = time.perf_counter() - started
-    print(f"\nHead atlas computed by the server in the background: {answer['status']} after {seconds:.1f} s "
-          f"({answer['total']:,} tokens)")
+    print(
+        f"\nHead atlas computed by the server in the background: {answer['status']} after {seconds:.1f} s "
+        f"({answer['total']:,} tokens)"
+    )
     if busy:
         print(
             f"  attention requests meanwhile: p50 {percentile(busy, 0.5):.1f} ms, p95 {percentile(busy, 0.95):.1f} ms "
@@ -273,8 +300,15 @@ def main() -> None:
         with serving(["--corpus", str(index)], Path(tmp)) as served:
             base = served.base
             words = long_text.split()
-            while len(httpx.post(f"{base}/api/attention", json={"model": "default", "text": " ".join(words)}).json()
-                      .get("tokens", {}).get("tokens", [0] * 999)) > 250:
+            while (
+                len(
+                    httpx.post(f"{base}/api/attention", json={"model": "default", "text": " ".join(words)})
+                    .json()
+                    .get("tokens", {})
+                    .get("tokens", [0] * 999)
+                )
+                > 250
+            ):
                 words = words[:-5]
             p6(base, args.samples, " ".join(words))
             r2(base, served.pid, sentences, args.clients, args.seconds)

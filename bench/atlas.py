@@ -38,8 +38,10 @@ def main() -> None:
     sentences, _ = corpus_sentences(handle, corpus)
     batches = plan_batches([len(s.tokens) for s in sentences], args.batch_tokens)
     tokens = sum(len(s.tokens) for s in sentences)
-    print(f"corpus: {corpus.name}, {len(sentences):,} sentences, {tokens:,} tokens (special ones included); "
-          f"model {handle.name}; torch threads {torch.get_num_threads()}")
+    print(
+        f"corpus: {corpus.name}, {len(sentences):,} sentences, {tokens:,} tokens (special ones included); "
+        f"model {handle.name}; torch threads {torch.get_num_threads()}"
+    )
 
     raw_forward_seconds(handle, sentences, batches[:2])  # warm-up
     raw_before = raw_forward_seconds(handle, sentences, batches)
@@ -52,8 +54,10 @@ def main() -> None:
         f"  raw batched forward  {raw:6.1f} s  {tokens / raw:8,.0f} tokens/s  (runs: {raw_before:.1f} s, "
         f"{raw_after:.1f} s)"
     )
-    print(f"  compute_atlas        {seconds:6.1f} s  {tokens / seconds:8,.0f} tokens/s  "
-          f"({len(atlas.relations.names) if atlas.relations else 0} relations, {atlas.layers * atlas.heads} heads)")
+    print(
+        f"  compute_atlas        {seconds:6.1f} s  {tokens / seconds:8,.0f} tokens/s  "
+        f"({len(atlas.relations.names) if atlas.relations else 0} relations, {atlas.layers * atlas.heads} heads)"
+    )
     print(f"  ratio (raw / atlas)  {raw / seconds:.3f}")
 
 

@@ -77,10 +77,14 @@ def main() -> None:
     models = [("all-MiniLM-L6-v2 (6x12, 384)", attnscope.load("default"))]
     if args.bert_base:
         models.append(("BERT-base shape (12x12, 768)", _bert_base()))
-    print(f"P2 capture cost: median of {args.repeats} interleaved runs, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
-    print(f"{'model':30} {'tokens':>6} {'eager+output_attentions':>24} {'attnscope full capture':>23} "
-          f"{'ratio':>6}  goal <= 1.5")
+    print(
+        f"P2 capture cost: median of {args.repeats} interleaved runs, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
+    print(
+        f"{'model':30} {'tokens':>6} {'eager+output_attentions':>24} {'attnscope full capture':>23} "
+        f"{'ratio':>6}  goal <= 1.5"
+    )
     for label, handle in models:
         for length in args.lengths:
             base, cap = measure(handle, length, args.repeats)

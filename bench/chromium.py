@@ -19,16 +19,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 LOCAL = ("file:", "data:", "blob:", "about:")
 SAMPLES = 5
 SLOW_MS = 1000  # an interaction this slow is not sampled again
 
 # Sets window.__benchPainted once the frame after now has been painted (a rAF, then a message).
-PAINTED = ("() => { window.__benchPainted = false; requestAnimationFrame(() => {"
-           " const c = new MessageChannel(); c.port1.onmessage = () => { window.__benchPainted = true; };"
-           " c.port2.postMessage(0); }); }")
+PAINTED = (
+    "() => { window.__benchPainted = false; requestAnimationFrame(() => {"
+    " const c = new MessageChannel(); c.port1.onmessage = () => { window.__benchPainted = true; };"
+    " c.port2.postMessage(0); }); }"
+)
 # Records, per event type, the input event's timestamp and the paint after the handlers ran.
 INSTRUMENT = """() => {
   window.__t = {};
@@ -88,8 +96,9 @@ def _wait_for(page, script: str, started: float, timeout_s: float) -> None:
     page.wait_for_function(script, polling="raf", timeout=remaining * 1000)
 
 
-def visit(playwright, path: Path, drawn: str, timeout_s: float, check: Callable | None = None,
-          then: Callable | None = None) -> Visit:
+def visit(
+    playwright, path: Path, drawn: str, timeout_s: float, check: Callable | None = None, then: Callable | None = None
+) -> Visit:
     """Open ``path`` in a fresh browser; time from ``goto`` until the JS predicate ``drawn`` holds and the
     next frame is painted (at most ``timeout_s``). Then, untimed, ``check(page)`` returns '' or a problem
     and ``then(page)`` runs (both within three timeouts) with its result in ``Visit.after``."""
@@ -100,8 +109,14 @@ def visit(playwright, path: Path, drawn: str, timeout_s: float, check: Callable 
         page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("crash", lambda _: errors.append("the page crashed"))
-        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(LOCAL)
-                   else (errors.append(f"blocked {route.request.url}"), route.abort()))
+        page.route(
+            "**/*",
+            lambda route: (
+                route.continue_()
+                if route.request.url.startswith(LOCAL)
+                else (errors.append(f"blocked {route.request.url}"), route.abort())
+            ),
+        )
         watchdog.arm(timeout_s + 1)
         started = time.perf_counter()
         try:
@@ -148,8 +163,9 @@ class Interactions:
         return len(self.toggle) == len(self.hover) == SAMPLES
 
 
-def interaction_times(page, toggle, tokens: list, timeout_ms: float, toggled: Callable | None = None,
-                      hovered: Callable | None = None) -> Interactions:
+def interaction_times(
+    page, toggle, tokens: list, timeout_ms: float, toggled: Callable | None = None, hovered: Callable | None = None
+) -> Interactions:
     """Click the ``toggle`` locator and hover each of ``tokens`` (locators) with real mouse input.
 
     Up to ``SAMPLES`` of each, fewer after one over ``SLOW_MS``; ``toggled(page)``/``hovered(page, i)``

@@ -92,8 +92,10 @@ def main() -> None:
     total = sum(p.rows for p in planned)
     shape = handle.stacks[handle.main_stack]
     layers, head_count, width = shape.layers, shape.heads, int(handle.model.config.hidden_size)
-    print(f"corpus: {corpus.name}, {len(planned):,} sentences, {total:,} indexed tokens; model {handle.name} "
-          f"({layers} layers x {head_count} heads, width {width}); torch threads {torch.get_num_threads()}")
+    print(
+        f"corpus: {corpus.name}, {len(planned):,} sentences, {total:,} indexed tokens; model {handle.name} "
+        f"({layers} layers x {head_count} heads, width {width}); torch threads {torch.get_num_threads()}"
+    )
 
     raw_forward_seconds(handle, planned, batches[:2])  # warm-up
     raw_before = raw_forward_seconds(handle, planned, batches)
@@ -116,8 +118,10 @@ def main() -> None:
         print("\nP4 storage")
         for name, bytes_ in sorted(files.items(), key=lambda x: -x[1]):
             print(f"  {name:24s} {bytes_ / total:9.1f} bytes/token")
-        print(f"  total {size / total / 1024:.2f} KiB/token; goal <= {goal / 1024:.2f} KiB/token "
-              f"(19 KiB for 12 x 768, scaled to {layers} x {width}) {'ok' if size / total <= goal else 'MISSED'}")
+        print(
+            f"  total {size / total / 1024:.2f} KiB/token; goal <= {goal / 1024:.2f} KiB/token "
+            f"(19 KiB for 12 x 768, scaled to {layers} x {width}) {'ok' if size / total <= goal else 'MISSED'}"
+        )
 
         hidden, heads, attention = float_vectors(handle, planned, batches, layers)
         both = _recall(index, hidden, heads, np.random.default_rng(args.seed), args.queries, layers, head_count)
@@ -125,8 +129,12 @@ def main() -> None:
         _attention_agreement(index, planned, attention, rng, layers, head_count)
         _latency(index, handle, corpus, planned, rng, args.queries, layers, head_count)
         started = time.perf_counter()
-        approx = build_index(corpus, handle, work / "approximate",
-                             options=BuildOptions(args.batch_tokens, args.bits, approximate="always"))
+        approx = build_index(
+            corpus,
+            handle,
+            work / "approximate",
+            options=BuildOptions(args.batch_tokens, args.bits, approximate="always"),
+        )
         approximate = Index.open(approx.directory)
         m = approximate.manifest
         print(
@@ -135,17 +143,37 @@ def main() -> None:
             f"{sum(m.files.values()) / total / 1024:.2f} KiB/token), against exact float32 search:"
         )
         for probes in (m.default_probes // 2, m.default_probes, m.default_probes * 2):
-            recall = _recall(approximate, hidden, heads, np.random.default_rng(args.seed), args.queries, layers,
-                             head_count, probes, quiet=True)
+            recall = _recall(
+                approximate,
+                hidden,
+                heads,
+                np.random.default_rng(args.seed),
+                args.queries,
+                layers,
+                head_count,
+                probes,
+                quiet=True,
+            )
             times = _search_times(approximate, probes, rng, layers, 50)
-            print(f"  {probes:4d} clusters scanned: recall@50 {recall:.4f}, nearest neighbours p50 "
-                  f"{np.percentile(times, 50):.1f} ms{'  (default)' if probes == m.default_probes else ''}")
+            print(
+                f"  {probes:4d} clusters scanned: recall@50 {recall:.4f}, nearest neighbours p50 "
+                f"{np.percentile(times, 50):.1f} ms{'  (default)' if probes == m.default_probes else ''}"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _recall(index, hidden, heads, rng, queries: int, layers: int, head_count: int, probes: int | None = None,
-            quiet: bool = False) -> float:
+def _recall(
+    index,
+    hidden,
+    heads,
+    rng,
+    queries: int,
+    layers: int,
+    head_count: int,
+    probes: int | None = None,
+    quiet: bool = False,
+) -> float:
     """Mean recall@50 of ``index``'s searches against exact float32 search, both modes mixed."""
     recalls = {"embedding": [], "heads": []}
     total = hidden.shape[1]
@@ -221,9 +249,11 @@ def _latency(index, handle, corpus, planned, rng, queries: int, layers: int, hea
             search_only.append((time.perf_counter() - start) * 1000)
     p50, p99 = np.percentile(full, 50), np.percentile(full, 99)
     print(f"\nP5 search latency over {queries} requests (both modes, every layer, random head subsets)")
-    print(f"  whole request (model on the query sentence, top 50, contexts, summaries): p50 {p50:.1f} ms, "
-          f"p99 {p99:.1f} ms (goals {GOAL_P50_MS:.0f} / {GOAL_P99_MS:.0f} ms) "
-          f"{'ok' if p50 <= GOAL_P50_MS and p99 <= GOAL_P99_MS else 'MISSED'}")
+    print(
+        f"  whole request (model on the query sentence, top 50, contexts, summaries): p50 {p50:.1f} ms, "
+        f"p99 {p99:.1f} ms (goals {GOAL_P50_MS:.0f} / {GOAL_P99_MS:.0f} ms) "
+        f"{'ok' if p50 <= GOAL_P50_MS and p99 <= GOAL_P99_MS else 'MISSED'}"
+    )
     print(
         f"  nearest neighbours alone: p50 {np.percentile(search_only, 50):.1f} ms, p99 "
         f"{np.percentile(search_only, 99):.1f} ms"

@@ -41,14 +41,18 @@ def main() -> None:
     args = parser.parse_args()
     corpus = open_corpus(args.corpus)
     entities = sum(w.ner_iob == "B" for s in corpus.sentences for w in s.words)
-    print(f"{corpus.name}: {len(corpus):,} sentences, {corpus.word_count:,} words, {entities:,} silver entities "
-          f"({corpus.silver.get('ner')}); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"{corpus.name}: {len(corpus):,} sentences, {corpus.word_count:,} words, {entities:,} silver entities "
+        f"({corpus.silver.get('ner')}); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     gold_wall, gold_cpu = best_of(args.runs, lambda: open_corpus(args.corpus, silver_ner=False))
     silver_wall, silver_cpu = best_of(args.runs, lambda: open_corpus(args.corpus))
     print(f"open_corpus without silver NER (baseline): wall {gold_wall:.1f} s, cpu {gold_cpu:.1f} s")
     print(f"open_corpus with silver NER:               wall {silver_wall:.1f} s, cpu {silver_cpu:.1f} s")
-    print(f"silver NER adds: wall {silver_wall - gold_wall:.1f} s, cpu {silver_cpu - gold_cpu:.1f} s "
-          f"(ratio {silver_cpu / gold_cpu:.1f}x the baseline's cpu)")
+    print(
+        f"silver NER adds: wall {silver_wall - gold_wall:.1f} s, cpu {silver_cpu - gold_cpu:.1f} s "
+        f"(ratio {silver_cpu / gold_cpu:.1f}x the baseline's cpu)"
+    )
 
 
 if __name__ == "__main__":

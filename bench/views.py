@@ -98,6 +98,7 @@ HOOK = """<script>
 
 # ---------------------------------------------------------------- inputs
 
+
 def realistic_attention(n: int, seed: int = 0) -> np.ndarray:
     """(layers, heads, n, n) float32 softmax attention: random-score heads plus sharp and broad ones."""
     rng = np.random.default_rng(seed)
@@ -131,6 +132,7 @@ def as_tuple(weights: np.ndarray) -> tuple[torch.Tensor, ...]:
 
 # ---------------------------------------------------------------- pages
 
+
 def npm_assets() -> dict[str, str]:
     """BertViz's CDN URLs mapped to file:// URLs of the npm packages, installed into the cache if missing."""
     missing = [p for p in CDN.values() if not (NPM / "node_modules" / (p if p.endswith(".js") else p + ".js")).exists()]
@@ -138,8 +140,9 @@ def npm_assets() -> dict[str, str]:
         if shutil.which("npm") is None:
             sys.exit("npm is needed once to fetch require.js, d3 and jQuery for BertViz's page")
         NPM.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--prefix", str(NPM), "--no-audit", "--no-fund", "--silent",
-                        *NPM_PACKAGES], check=True)
+        subprocess.run(
+            ["npm", "install", "--prefix", str(NPM), "--no-audit", "--no-fund", "--silent", *NPM_PACKAGES], check=True
+        )
     return {url: (NPM / "node_modules" / path).as_uri() for url, path in CDN.items()}
 
 
@@ -168,8 +171,9 @@ class Page:
     note: str = ""
 
 
-def build_attnscope(view: str, weights: np.ndarray, tokens: list[str], directory: Path,
-                    include_layers: list[int] | None = None) -> Page | None:
+def build_attnscope(
+    view: str, weights: np.ndarray, tokens: list[str], directory: Path, include_layers: list[int] | None = None
+) -> Page | None:
     make = getattr(attnscope, f"{view}_view", None)
     if make is None:
         return None
@@ -183,8 +187,12 @@ def build_attnscope(view: str, weights: np.ndarray, tokens: list[str], directory
         expected = int((layer0 > shown.payload.threshold).sum())
     start = html.index('-data">') + len('-data">')
     data_chars = html.index("</script>", start) - start
-    note = (f"its data script has {data_chars:,} chars, over V8's string limit ({V8_MAX_STRING:,}): "
-            "the page cannot parse it" if data_chars > V8_MAX_STRING else "")
+    note = (
+        f"its data script has {data_chars:,} chars, over V8's string limit ({V8_MAX_STRING:,}): "
+        "the page cannot parse it"
+        if data_chars > V8_MAX_STRING
+        else ""
+    )
     path = directory / f"attnscope-{view}-{len(tokens)}.html"
     path.write_text(html, encoding="utf-8")
     return Page(path, len(html.encode("utf-8")), build_s, expected, note)
@@ -217,6 +225,7 @@ def _drawn_signal(tool: str, view: str) -> str:
 
 def _checker(page_file: Page, tool: str, view: str):
     """``check(page)``: '' when the page drew every line it should (run untimed), else what is wrong."""
+
     def check(page) -> str:
         if tool == "bertviz":
             error = page.evaluate("() => window.__benchError")
@@ -230,6 +239,7 @@ def _checker(page_file: Page, tool: str, view: str):
         if page_file.expected_lines is not None and drawn != page_file.expected_lines:
             return f"drew {drawn} lines, expected {page_file.expected_lines}"
         return ""
+
     return check
 
 
@@ -257,10 +267,12 @@ def _interact(tool: str, n: int, timeout_s: float):
         toggle = page.locator(".attnscope-hv-head[data-head='3']")
         tokens = [page.locator(f".attnscope-hv-queries .attnscope-hv-token[data-index='{i}']") for i in positions]
         return interaction_times(page, toggle, tokens, timeout_s * 1000, toggled, hovered)
+
     return then
 
 
 # ---------------------------------------------------------------- running and printing
+
 
 @dataclass
 class Row:
@@ -276,14 +288,16 @@ class Row:
     timed_out: bool = False
 
 
-def measure(playwright, tool, view, weights, tokens, directory, assets, repeats, timeout_s,
-            include_layers=None) -> Row:
+def measure(playwright, tool, view, weights, tokens, directory, assets, repeats, timeout_s, include_layers=None) -> Row:
     """Build one tool's view and load it ``repeats`` times (interactions timed on the first load)."""
     n = len(tokens)
     row = Row(view if include_layers is None else f"{view} L{','.join(map(str, include_layers))}", tool)
     try:
-        page_file = (build_attnscope(view, weights, tokens, directory, include_layers) if tool == "attnscope"
-                     else build_bertviz(view, weights, tokens, directory, assets))
+        page_file = (
+            build_attnscope(view, weights, tokens, directory, include_layers)
+            if tool == "attnscope"
+            else build_bertviz(view, weights, tokens, directory, assets)
+        )
     except MemoryError:
         row.note = "out of memory building the HTML"
         return row
@@ -295,8 +309,11 @@ def measure(playwright, tool, view, weights, tokens, directory, assets, repeats,
     loads = []
     for i in range(repeats):
         then = _interact(tool, n, timeout_s) if view == "head" and i == 0 else None
-        loads.append(visit(playwright, page_file.path, _drawn_signal(tool, view), timeout_s,
-                           _checker(page_file, tool, view), then))
+        loads.append(
+            visit(
+                playwright, page_file.path, _drawn_signal(tool, view), timeout_s, _checker(page_file, tool, view), then
+            )
+        )
         if loads[-1].problem:  # a page that did not draw once will not be timed again
             break
     page_file.path.unlink()
@@ -309,8 +326,9 @@ def measure(playwright, tool, view, weights, tokens, directory, assets, repeats,
         times = loads[0].after
         row.toggle_ms, row.hover_ms = times.medians()
         if not times.complete():
-            notes.append(f"toggle/hover: {len(times.toggle)}/{len(times.hover)} samples "
-                         f"(stopped after one over {SLOW_MS} ms)")
+            notes.append(
+                f"toggle/hover: {len(times.toggle)}/{len(times.hover)} samples (stopped after one over {SLOW_MS} ms)"
+            )
     row.note = "; ".join(notes + ([page_file.note] if page_file.note else []))
     return row
 
@@ -338,15 +356,19 @@ def print_table(n: int, rows: list[Row], timeout_s: float) -> None:
             continue
         build = f"{row.build_s:.2f} s" if row.build_s is not None else "-"
         toggle, hover = _ms(row.toggle_ms), _ms(row.hover_ms)
-        print(f"  {row.view:8} {row.tool:10} {_size(row.nbytes):>12} {build:>8} {_time(row, timeout_s):>10} "
-              f"{toggle:>9} {hover:>9}  {row.note}")
+        print(
+            f"  {row.view:8} {row.tool:10} {_size(row.nbytes):>12} {build:>8} {_time(row, timeout_s):>10} "
+            f"{toggle:>9} {hover:>9}  {row.note}"
+        )
     for view in ("head", "model"):
         ours = next((r for r in rows if r.view == view and r.tool == "attnscope" and r.available), None)
         theirs = next((r for r in rows if r.view == view and r.tool == "bertviz"), None)
         if ours is None or theirs is None:
             continue
-        print(f"  {view} view, BertViz / attnscope: bytes {_ratio(theirs.nbytes, ours.nbytes)}, "
-              f"time until drawn {_time_ratio(theirs, ours, timeout_s)}")
+        print(
+            f"  {view} view, BertViz / attnscope: bytes {_ratio(theirs.nbytes, ours.nbytes)}, "
+            f"time until drawn {_time_ratio(theirs, ours, timeout_s)}"
+        )
 
 
 def _ms(value: float | None) -> str:
@@ -385,9 +407,11 @@ def print_verdicts(results: dict[int, list[Row]], timeout_s: float) -> None:
             or theirs.seconds is not None
             and theirs.seconds / ours.seconds >= GOAL_TIME
         )
-        print(f"  128 tokens, model view: {size:.0f}x smaller (goal >= {GOAL_BYTES}x) "
-              f"{'ok' if size >= GOAL_BYTES else 'MISSED'}; {_time_ratio(theirs, ours, timeout_s)} sooner "
-              f"(goal >= {GOAL_TIME}x) {'ok' if speed_ok else 'MISSED'}")
+        print(
+            f"  128 tokens, model view: {size:.0f}x smaller (goal >= {GOAL_BYTES}x) "
+            f"{'ok' if size >= GOAL_BYTES else 'MISSED'}; {_time_ratio(theirs, ours, timeout_s)} sooner "
+            f"(goal >= {GOAL_TIME}x) {'ok' if speed_ok else 'MISSED'}"
+        )
     if 512 not in results:
         print("  512 tokens drawn in < 3 s: not measured (add 512 to --lengths)")
     for view in ("head", "model"):
@@ -410,12 +434,16 @@ def print_verdicts(results: dict[int, list[Row]], timeout_s: float) -> None:
         why = "; ".join(x for x in (_time(row, timeout_s), row.note) if x)
         print(f"  2048 tokens, head view interactive: MISSED, not drawn ({why})")
         if one_layer is not None:
-            print(f"    with layer 0 only: drawn in {_time(one_layer, timeout_s)}, head toggle "
-                  f"{_ms(one_layer.toggle_ms)}, token hover {_ms(one_layer.hover_ms)}")
+            print(
+                f"    with layer 0 only: drawn in {_time(one_layer, timeout_s)}, head toggle "
+                f"{_ms(one_layer.toggle_ms)}, token hover {_ms(one_layer.hover_ms)}"
+            )
     else:
         ok = row.toggle_ms < GOAL_INTERACTIVE_MS and row.hover_ms < GOAL_INTERACTIVE_MS
-        print(f"  2048 tokens, head view: head toggle {row.toggle_ms:.0f} ms, token hover {row.hover_ms:.0f} ms "
-              f"(goal < {GOAL_INTERACTIVE_MS} ms each) {'ok' if ok else 'MISSED'}")
+        print(
+            f"  2048 tokens, head view: head toggle {row.toggle_ms:.0f} ms, token hover {row.hover_ms:.0f} ms "
+            f"(goal < {GOAL_INTERACTIVE_MS} ms each) {'ok' if ok else 'MISSED'}"
+        )
 
 
 def main() -> None:
@@ -437,10 +465,14 @@ def main() -> None:
 
     assets = npm_assets() if any(n <= args.skip_bertviz_above for n in args.lengths) else {}
     browser_version = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
-    print(f"P1 views: {LAYERS} layers x {HEADS} heads, realistic attention (seed {args.seed}); attnscope "
-          f"{attnscope.__version__} vs BertViz {version('bertviz')} in headless {browser_version}")
-    print(f"time until drawn: page.goto start to the full first draw and its paint; median of {args.repeats} "
-          f"(attnscope) / {args.bertviz_repeats} (BertViz) loads; toggle/hover: median of 5, input event to paint")
+    print(
+        f"P1 views: {LAYERS} layers x {HEADS} heads, realistic attention (seed {args.seed}); attnscope "
+        f"{attnscope.__version__} vs BertViz {version('bertviz')} in headless {browser_version}"
+    )
+    print(
+        f"time until drawn: page.goto start to the full first draw and its paint; median of {args.repeats} "
+        f"(attnscope) / {args.bertviz_repeats} (BertViz) loads; toggle/hover: median of 5, input event to paint"
+    )
     results: dict[int, list[Row]] = {}
     with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="attnscope-bench-") as tmp:
         directory = Path(tmp)
@@ -450,15 +482,41 @@ def main() -> None:
             for view in ("head", "model"):
                 if view == "model" and n > MODEL_VIEW_MAX:
                     continue
-                rows.append(measure(playwright, "attnscope", view, weights, tokens, directory, assets,
-                                    args.repeats, args.timeout))
+                rows.append(
+                    measure(
+                        playwright, "attnscope", view, weights, tokens, directory, assets, args.repeats, args.timeout
+                    )
+                )
                 if view == "head" and rows[-1].nbytes is not None and rows[-1].seconds is None:
                     # Not drawn: is it the payload's size or the drawing? The same page with one layer.
-                    rows.append(measure(playwright, "attnscope", view, weights, tokens, directory, assets,
-                                        1, args.timeout, include_layers=[0]))
+                    rows.append(
+                        measure(
+                            playwright,
+                            "attnscope",
+                            view,
+                            weights,
+                            tokens,
+                            directory,
+                            assets,
+                            1,
+                            args.timeout,
+                            include_layers=[0],
+                        )
+                    )
                 if n <= args.skip_bertviz_above:
-                    rows.append(measure(playwright, "bertviz", view, weights, tokens, directory, assets,
-                                        args.bertviz_repeats, args.timeout))
+                    rows.append(
+                        measure(
+                            playwright,
+                            "bertviz",
+                            view,
+                            weights,
+                            tokens,
+                            directory,
+                            assets,
+                            args.bertviz_repeats,
+                            args.timeout,
+                        )
+                    )
                 else:
                     rows.append(
                         Row(view, "bertviz", note=f"not built (above --skip-bertviz-above {args.skip_bertviz_above})")

@@ -15,8 +15,14 @@ from pathlib import Path
 import attnscope
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PUB = "The girl ran to a local pub to escape the din of her city."
 
 
@@ -26,8 +32,12 @@ def views() -> list[tuple[str, object, str, str | None]]:
     cap = attnscope.capture(model, PUB, fields="all")
     escape = cap.tokens.display.index("escape")
     shots: list[tuple[str, object, str, str | None]] = [
-        ("head_view", attnscope.head_view(cap, layer=2, heads=[0, 2, 5, 9]), ".attnscope-hv",
-         f".attnscope-hv-queries .attnscope-hv-token[data-index='{escape}']"),
+        (
+            "head_view",
+            attnscope.head_view(cap, layer=2, heads=[0, 2, 5, 9]),
+            ".attnscope-hv",
+            f".attnscope-hv-queries .attnscope-hv-token[data-index='{escape}']",
+        ),
     ]
     if hasattr(attnscope, "model_view"):
         shots.append(("model_view", attnscope.model_view(cap), ".attnscope-mv", None))

@@ -73,17 +73,26 @@ class Scenario:
     models: tuple[str, ...] = ()
 
 
-def _encoder(name: str, arch: str, model_class: str, *, pair: bool = False, neuron: str | None = None,
-             views: tuple[str, ...] = ("head", "model")) -> Scenario:
+def _encoder(
+    name: str,
+    arch: str,
+    model_class: str,
+    *,
+    pair: bool = False,
+    neuron: str | None = None,
+    views: tuple[str, ...] = ("head", "model"),
+) -> Scenario:
     """A scenario of an encoder or decoder-only model on one sentence or a pair (``sentence_b_start``)."""
     texts = "SENTENCE_A, SENTENCE_B" if pair else "SENTENCE_A"
-    setup = (f"from transformers import {model_class}\n"
-             f'tokenizer = AutoTokenizer.from_pretrained(MODELS["{arch}"])\n'
-             f'model = {model_class}.from_pretrained(MODELS["{arch}"], output_attentions=True)\n'
-             f'inputs = tokenizer({texts}, return_tensors="pt")\n'
-             "outputs = model(**inputs)\n"
-             "attention = outputs.attentions\n"
-             'tokens = tokenizer.convert_ids_to_tokens(inputs["input_ids"][0])\n')
+    setup = (
+        f"from transformers import {model_class}\n"
+        f'tokenizer = AutoTokenizer.from_pretrained(MODELS["{arch}"])\n'
+        f'model = {model_class}.from_pretrained(MODELS["{arch}"], output_attentions=True)\n'
+        f'inputs = tokenizer({texts}, return_tensors="pt")\n'
+        "outputs = model(**inputs)\n"
+        "attention = outputs.attentions\n"
+        'tokens = tokenizer.convert_ids_to_tokens(inputs["input_ids"][0])\n'
+    )
     args = "attention, tokens"
     if pair:
         setup += 'sentence_b_start = inputs["token_type_ids"][0].tolist().index(1)\n'
@@ -101,20 +110,27 @@ def _encoder(name: str, arch: str, model_class: str, *, pair: bool = False, neur
 
 def _encoder_decoder(name: str, arch: str, model_class: str) -> Scenario:
     """A scenario of an encoder-decoder: the source through the encoder, the target as decoder input."""
-    setup = (f"from transformers import {model_class}\n"
-             f'tokenizer = AutoTokenizer.from_pretrained(MODELS["{arch}"])\n'
-             f'model = {model_class}.from_pretrained(MODELS["{arch}"], output_attentions=True)\n'
-             'encoder_input_ids = tokenizer(SENTENCE_A, return_tensors="pt").input_ids\n'
-             'decoder_input_ids = tokenizer(text_target=TARGET, return_tensors="pt").input_ids\n'
-             "outputs = model(input_ids=encoder_input_ids, decoder_input_ids=decoder_input_ids)\n"
-             "encoder_text = tokenizer.convert_ids_to_tokens(encoder_input_ids[0])\n"
-             "decoder_text = tokenizer.convert_ids_to_tokens(decoder_input_ids[0])\n")
-    args = ("encoder_attention=outputs.encoder_attentions, decoder_attention=outputs.decoder_attentions, "
-            "cross_attention=outputs.cross_attentions, encoder_tokens=encoder_text, decoder_tokens=decoder_text")
-    calls = (Call("head", f"head_view({args})", f"head_view({args}, layer=layer)"),
-             Call("model", f"model_view({args})", f"model_view({args}, include_layers=[layer])"))
-    return Scenario(name, setup, calls, "len(outputs.encoder_attentions)", "outputs.encoder_attentions, encoder_text",
-                    (arch,))
+    setup = (
+        f"from transformers import {model_class}\n"
+        f'tokenizer = AutoTokenizer.from_pretrained(MODELS["{arch}"])\n'
+        f'model = {model_class}.from_pretrained(MODELS["{arch}"], output_attentions=True)\n'
+        'encoder_input_ids = tokenizer(SENTENCE_A, return_tensors="pt").input_ids\n'
+        'decoder_input_ids = tokenizer(text_target=TARGET, return_tensors="pt").input_ids\n'
+        "outputs = model(input_ids=encoder_input_ids, decoder_input_ids=decoder_input_ids)\n"
+        "encoder_text = tokenizer.convert_ids_to_tokens(encoder_input_ids[0])\n"
+        "decoder_text = tokenizer.convert_ids_to_tokens(decoder_input_ids[0])\n"
+    )
+    args = (
+        "encoder_attention=outputs.encoder_attentions, decoder_attention=outputs.decoder_attentions, "
+        "cross_attention=outputs.cross_attentions, encoder_tokens=encoder_text, decoder_tokens=decoder_text"
+    )
+    calls = (
+        Call("head", f"head_view({args})", f"head_view({args}, layer=layer)"),
+        Call("model", f"model_view({args})", f"model_view({args}, include_layers=[layer])"),
+    )
+    return Scenario(
+        name, setup, calls, "len(outputs.encoder_attentions)", "outputs.encoder_attentions, encoder_text", (arch,)
+    )
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -182,10 +198,18 @@ def scenario_cells(scenario: Scenario, layer_count: int) -> list[nbformat.Notebo
     for call in scenario.calls:
         helper = f"show_{call.kind}_view"
         cells += [
-            _cell(f"def {helper}():\n{textwrap.indent(scenario.setup + call.code, '    ')}\n\n\n{helper}()",
-                  scenario.name, f"{call.kind}-function", [_view(call, call.layer)]),
-            _cell(f"for layer in range({scenario.layers}):\n    {call.looped}", scenario.name, f"{call.kind}-loop",
-                  [_view(call, layer) for layer in range(layer_count)]),
+            _cell(
+                f"def {helper}():\n{textwrap.indent(scenario.setup + call.code, '    ')}\n\n\n{helper}()",
+                scenario.name,
+                f"{call.kind}-function",
+                [_view(call, call.layer)],
+            ),
+            _cell(
+                f"for layer in range({scenario.layers}):\n    {call.looped}",
+                scenario.name,
+                f"{call.kind}-loop",
+                [_view(call, layer) for layer in range(layer_count)],
+            ),
             _cell(f"{call.code}\nafter = 1", scenario.name, f"{call.kind}-then", [_view(call, call.layer)]),
             _cell(call.code, scenario.name, f"{call.kind}-last", [_view(call, call.layer)]),
         ]
@@ -258,8 +282,13 @@ def bertviz_notebook(bertviz_models, tmp_path_factory) -> nbformat.NotebookNode:
     with pytest.MonkeyPatch.context() as patch:  # where the client looks for the kernelspec
         for name in ("JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_PLATFORM_DIRS"):
             patch.setenv(name, env[name])
-        client = NotebookClient(book, timeout=300, kernel_name=KERNEL_NAME, allow_errors=True,
-                                store_widget_state=False,  # the tests read outputs only: 40% less to keep
-                                resources={"metadata": {"path": str(work)}})
+        client = NotebookClient(
+            book,
+            timeout=300,
+            kernel_name=KERNEL_NAME,
+            allow_errors=True,
+            store_widget_state=False,  # the tests read outputs only: 40% less to keep
+            resources={"metadata": {"path": str(work)}},
+        )
         client.execute(env=env)
     return book

@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 # Property tests draw the same inputs on every run and never fail on the machine's speed (no deadline,
 # no too-slow health check), so a result never depends on the seed of the day or the load of a shared
 # machine. ATTNSCOPE_EXPLORE=1 lets them draw new inputs each run, to look for new failures by hand.
-settings.register_profile("repeatable", derandomize=True, database=None, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "repeatable", derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.register_profile("explore", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("explore" if os.environ.get("ATTNSCOPE_EXPLORE") else "repeatable")
 

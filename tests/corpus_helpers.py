@@ -10,8 +10,15 @@ EWT_DEV = EWT_DIR / "en_ewt-ud-dev.conllu"
 EWT_TEST = EWT_DIR / "en_ewt-ud-test.conllu"
 
 
-def row(ident: str, form: str, upos: str = "_", head: str = "_", deprel: str = "_", misc: str = "_",
-        lemma: str | None = None) -> str:
+def row(
+    ident: str,
+    form: str,
+    upos: str = "_",
+    head: str = "_",
+    deprel: str = "_",
+    misc: str = "_",
+    lemma: str | None = None,
+) -> str:
     """One CoNLL-U word line (10 tab-separated columns); the lemma defaults to the lower-cased form."""
     lemma = form.lower() if lemma is None else lemma
     return "\t".join([ident, form, lemma, upos, "_", "_", head, deprel, "_", misc])

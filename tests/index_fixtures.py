@@ -17,19 +17,59 @@ def _word(i: int, form: str, upos: str, head: int, deprel: str, misc: str = "_")
 
 
 SMALL = [
-    ("s1", "The girl ran to a local pub.", [
-        ("The", "DET", 2, "det"), ("girl", "NOUN", 3, "nsubj"), ("ran", "VERB", 0, "root"), ("to", "ADP", 7, "case"),
-        ("a", "DET", 7, "det"), ("local", "ADJ", 7, "amod"), ("pub", "NOUN", 3, "obl"), (".", "PUNCT", 3, "punct")]),
-    ("s2", "She walked home unbelievably fast.", [
-        ("She", "PRON", 2, "nsubj"), ("walked", "VERB", 0, "root"), ("home", "ADV", 2, "advmod"),
-        ("unbelievably", "ADV", 5, "advmod"), ("fast", "ADV", 2, "advmod"), (".", "PUNCT", 2, "punct")]),
-    ("s3", "Dogs bark at night.", [
-        ("Dogs", "NOUN", 2, "nsubj"), ("bark", "VERB", 0, "root"), ("at", "ADP", 4, "case"),
-        ("night", "NOUN", 2, "obl"), (".", "PUNCT", 2, "punct")]),
-    ("s4", "The city was loud and the pub was quiet.", [
-        ("The", "DET", 2, "det"), ("city", "NOUN", 4, "nsubj"), ("was", "AUX", 4, "cop"), ("loud", "ADJ", 0, "root"),
-        ("and", "CCONJ", 9, "cc"), ("the", "DET", 7, "det"), ("pub", "NOUN", 9, "nsubj"), ("was", "AUX", 9, "cop"),
-        ("quiet", "ADJ", 4, "conj"), (".", "PUNCT", 4, "punct")]),
+    (
+        "s1",
+        "The girl ran to a local pub.",
+        [
+            ("The", "DET", 2, "det"),
+            ("girl", "NOUN", 3, "nsubj"),
+            ("ran", "VERB", 0, "root"),
+            ("to", "ADP", 7, "case"),
+            ("a", "DET", 7, "det"),
+            ("local", "ADJ", 7, "amod"),
+            ("pub", "NOUN", 3, "obl"),
+            (".", "PUNCT", 3, "punct"),
+        ],
+    ),
+    (
+        "s2",
+        "She walked home unbelievably fast.",
+        [
+            ("She", "PRON", 2, "nsubj"),
+            ("walked", "VERB", 0, "root"),
+            ("home", "ADV", 2, "advmod"),
+            ("unbelievably", "ADV", 5, "advmod"),
+            ("fast", "ADV", 2, "advmod"),
+            (".", "PUNCT", 2, "punct"),
+        ],
+    ),
+    (
+        "s3",
+        "Dogs bark at night.",
+        [
+            ("Dogs", "NOUN", 2, "nsubj"),
+            ("bark", "VERB", 0, "root"),
+            ("at", "ADP", 4, "case"),
+            ("night", "NOUN", 2, "obl"),
+            (".", "PUNCT", 2, "punct"),
+        ],
+    ),
+    (
+        "s4",
+        "The city was loud and the pub was quiet.",
+        [
+            ("The", "DET", 2, "det"),
+            ("city", "NOUN", 4, "nsubj"),
+            ("was", "AUX", 4, "cop"),
+            ("loud", "ADJ", 0, "root"),
+            ("and", "CCONJ", 9, "cc"),
+            ("the", "DET", 7, "det"),
+            ("pub", "NOUN", 9, "nsubj"),
+            ("was", "AUX", 9, "cop"),
+            ("quiet", "ADJ", 4, "conj"),
+            (".", "PUNCT", 4, "punct"),
+        ],
+    ),
 ]
 
 
@@ -38,16 +78,26 @@ def small_conllu() -> str:
     parts = []
     for sent_id, text, words in SMALL:
         lines = [f"# sent_id = {sent_id}", f"# text = {text}"]
-        lines += [_word(i + 1, *w, misc="SpaceAfter=No" if i + 2 <= len(words) and words[i + 1][0] == "." else "_")
-                  for i, w in enumerate(words)]
+        lines += [
+            _word(i + 1, *w, misc="SpaceAfter=No" if i + 2 <= len(words) and words[i + 1][0] == "." else "_")
+            for i, w in enumerate(words)
+        ]
         parts.append("\n".join(lines) + "\n\n")
-    parts.append("\n".join([
-        "# sent_id = s5", "# text = I don't run.",
-        _word(1, "I", "PRON", 4, "nsubj"),
-        "\t".join(["2-3", "don't"] + ["_"] * 8),
-        _word(2, "do", "AUX", 4, "aux"), _word(3, "n't", "PART", 4, "advmod"),
-        _word(4, "run", "VERB", 0, "root", "SpaceAfter=No"), _word(5, ".", "PUNCT", 4, "punct"),
-    ]) + "\n\n")
+    parts.append(
+        "\n".join(
+            [
+                "# sent_id = s5",
+                "# text = I don't run.",
+                _word(1, "I", "PRON", 4, "nsubj"),
+                "\t".join(["2-3", "don't"] + ["_"] * 8),
+                _word(2, "do", "AUX", 4, "aux"),
+                _word(3, "n't", "PART", 4, "advmod"),
+                _word(4, "run", "VERB", 0, "root", "SpaceAfter=No"),
+                _word(5, ".", "PUNCT", 4, "punct"),
+            ]
+        )
+        + "\n\n"
+    )
     return "".join(parts)
 
 
@@ -87,8 +137,10 @@ def silver_index(default_model, tmp_path_factory) -> Index:
     lines = []
     for sent_id, text, heads in ENTITY_SENTENCES:
         lines += [f"# sent_id = {sent_id}", f"# text = {text}"]
-        lines += ["\t".join([str(i), form, form.lower(), "X", "_", "_", str(head), "dep" if head else "root", "_", "_"])
-                  for i, (form, head) in enumerate(zip(text.split(), heads), 1)]
+        lines += [
+            "\t".join([str(i), form, form.lower(), "X", "_", "_", str(head), "dep" if head else "root", "_", "_"])
+            for i, (form, head) in enumerate(zip(text.split(), heads), 1)
+        ]
         lines.append("")
     path = tmp_path_factory.mktemp("silver") / "entities.conllu"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -97,8 +149,10 @@ def silver_index(default_model, tmp_path_factory) -> Index:
     return Index.open(out)
 
 
-WRITTEN = ('I love the café in Zürich 😀.\nTokyo (東京) is big.\n\nThe naïve dog barked at me.\n'
-           'He said "hello" and left!!! I don\'t e-mail York\'s 京都 office…  ok?!')
+WRITTEN = (
+    "I love the café in Zürich 😀.\nTokyo (東京) is big.\n\nThe naïve dog barked at me.\n"
+    "He said \"hello\" and left!!! I don't e-mail York's 京都 office…  ok?!"
+)
 """Raw text with accents, an emoji, CJK, punctuation runs and line breaks: the corpus of `written_index`
 (issue 13's field report on byte-level BPE contexts, with a few written words added)."""
 

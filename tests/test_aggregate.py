@@ -38,16 +38,33 @@ W_O = np.array([[[1.0, 0.0]], [[1.0, 1.0]]])  # (heads, head_dim, hidden)
 ALPHA = np.array([[[0.5, 0.5], [1.0, 0.0]], [[0.25, 0.75], [0.0, 1.0]]])  # (heads, query, key)
 
 
-def hand_capture(attentions: np.ndarray, values: np.ndarray | None = None, projection: np.ndarray | None = None,
-                 words: list[int | None] | None = None) -> Capture:
+def hand_capture(
+    attentions: np.ndarray,
+    values: np.ndarray | None = None,
+    projection: np.ndarray | None = None,
+    words: list[int | None] | None = None,
+) -> Capture:
     """A capture of one encoder stack built from hand-made arrays (no model)."""
     n = attentions.shape[-1]
     words = list(range(n)) if words is None else words
-    tokens = Tokens(ids=list(range(n)), raw=[f"t{i}" for i in range(n)], display=[f"t{i}" for i in range(n)],
-                    offsets=[None] * n, word_ids=words, special=[w is None for w in words], segments=[0] * n,
-                    texts=("",))
-    stack = AttentionStack("encoder", attentions.shape[0], attentions.shape[1], attentions=attentions, values=values,
-                           output_projection=projection)
+    tokens = Tokens(
+        ids=list(range(n)),
+        raw=[f"t{i}" for i in range(n)],
+        display=[f"t{i}" for i in range(n)],
+        offsets=[None] * n,
+        word_ids=words,
+        special=[w is None for w in words],
+        segments=[0] * n,
+        texts=("",),
+    )
+    stack = AttentionStack(
+        "encoder",
+        attentions.shape[0],
+        attentions.shape[1],
+        attentions=attentions,
+        values=values,
+        output_projection=projection,
+    )
     return Capture("hand", "encoder", tokens, {"encoder": stack})
 
 
@@ -77,13 +94,16 @@ def test_aggregate_combines_only_the_chosen_heads_with_their_weights() -> None:
     np.testing.assert_allclose(raw.weights[0, 0], HEAD_1)
 
 
-@pytest.mark.parametrize("head_weights, message", [
-    ([1.0], r"head_weights has 1 number but 2 heads are chosen \(0, 1\): give one weight >= 0 per chosen head"),
-    ([1.0, -0.5], r"head_weights must be finite numbers >= 0: got -0.5 for head 1"),
-    ([1.0, float("nan")], r"must be finite numbers >= 0: got nan for head 1"),
-    ([0, 0], r"head_weights are all zero: give at least one chosen head a weight above 0"),
-    (["a", "b"], r"head_weights must be numbers, one per chosen head"),
-])
+@pytest.mark.parametrize(
+    "head_weights, message",
+    [
+        ([1.0], r"head_weights has 1 number but 2 heads are chosen \(0, 1\): give one weight >= 0 per chosen head"),
+        ([1.0, -0.5], r"head_weights must be finite numbers >= 0: got -0.5 for head 1"),
+        ([1.0, float("nan")], r"must be finite numbers >= 0: got nan for head 1"),
+        ([0, 0], r"head_weights are all zero: give at least one chosen head a weight above 0"),
+        (["a", "b"], r"head_weights must be numbers, one per chosen head"),
+    ],
+)
 def test_bad_head_weights_are_refused_with_the_allowed_range(head_weights, message) -> None:
     cap = hand_capture(np.stack([HEAD_0, HEAD_1])[None])
     with pytest.raises(InputError, match=message):
@@ -221,6 +241,7 @@ def test_words_merge_after_aggregating() -> None:
 
 # --- real captures against the models' own modules -----------------------------------------------
 
+
 def _direct(alpha: np.ndarray, per_head_f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-head ‖α·f‖ and ‖Σ_h α·f‖ straight from the definition: alpha (heads, q, k), f (heads, k, hidden)."""
     contributions = alpha[:, :, :, None] * per_head_f[:, None, :, :]  # (heads, q, k, hidden)
@@ -250,15 +271,16 @@ def check_value_norms(handle, layers, value_module, transformed) -> attnscope.Ca
         f = transformed(model, layer, seen[0].numpy().astype(np.float64))
         head, summed = _direct(alpha, f)
         np.testing.assert_allclose(aggregate(cap, "value_norm", layers=[layer]).weights[0], head, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(aggregate(cap, "value_norm_sum", layers=[layer]).weights[0], summed,
-                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            aggregate(cap, "value_norm_sum", layers=[layer]).weights[0], summed, rtol=1e-4, atol=1e-5
+        )
     return cap
 
 
 def per_head(values: np.ndarray, weight_in_out: np.ndarray, heads: int) -> np.ndarray:
     """f^h(x) = v^h · W_O^h from values (heads, key, head_dim) and an (in, out) projection weight."""
     d = values.shape[-1]
-    return np.stack([values[h] @ weight_in_out[h * d:(h + 1) * d] for h in range(heads)])
+    return np.stack([values[h] @ weight_in_out[h * d : (h + 1) * d] for h in range(heads)])
 
 
 def test_value_norms_of_the_default_model_match_its_modules(default_model) -> None:
@@ -266,8 +288,9 @@ def test_value_norms_of_the_default_model_match_its_modules(default_model) -> No
         v = v.reshape(len(v), 12, 32).transpose(1, 0, 2)
         return per_head(v, model.encoder.layer[layer].attention.output.dense.weight.detach().numpy().T, 12)
 
-    check_value_norms(default_model, (0, 3, 5), lambda m, layer: m.encoder.layer[layer].attention.self.value,
-                      transformed)
+    check_value_norms(
+        default_model, (0, 3, 5), lambda m, layer: m.encoder.layer[layer].attention.self.value, transformed
+    )
 
 
 def test_value_norms_of_a_tiny_llama_with_grouped_kv_heads_and_rope(tiny) -> None:
@@ -325,8 +348,11 @@ def test_a_model_without_a_findable_projection_says_so(default_model, monkeypatc
         "no output projection with 384 inputs was found for encoder.layer.0.attention.self"
         in cap.missing["output_projection"]
     )
-    with pytest.raises(InputError, match="value-norm attention needs the encoder stack's output projection: "
-                                         "encoder stack: no output projection with 384 inputs"):
+    with pytest.raises(
+        InputError,
+        match="value-norm attention needs the encoder stack's output projection: "
+        "encoder stack: no output projection with 384 inputs",
+    ):
         aggregate(cap, "value_norm")
 
 

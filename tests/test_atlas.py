@@ -31,21 +31,39 @@ def conllu_word(i: int, form: str, upos: str, head: int | str, deprel: str, misc
     return "\t".join([str(i), form, form.lower(), upos, "_", "_", str(head), deprel, "_", misc])
 
 
-SNIPPET = "\n".join([
-    "# sent_id = pub", "# text = The girl ran to a local pub.",
-    conllu_word(1, "The", "DET", 2, "det"), conllu_word(2, "girl", "NOUN", 3, "nsubj"),
-    conllu_word(3, "ran", "VERB", 0, "root"), conllu_word(4, "to", "ADP", 7, "case"),
-    conllu_word(5, "a", "DET", 7, "det"), conllu_word(6, "local", "ADJ", 7, "amod"),
-    conllu_word(7, "pub", "NOUN", 3, "obl", "SpaceAfter=No"), conllu_word(8, ".", "PUNCT", 3, "punct"), "",
-    "# sent_id = dont", "# text = I don't run.",
-    conllu_word(1, "I", "PRON", 4, "nsubj"), "\t".join(["2-3", "don't"] + ["_"] * 8),
-    conllu_word(2, "do", "AUX", 4, "aux"), conllu_word(3, "n't", "PART", 4, "advmod"),
-    conllu_word(4, "run", "VERB", 0, "root", "SpaceAfter=No"), conllu_word(5, ".", "PUNCT", 4, "punct"), "",
-    "# sent_id = dogs", "# text = Dogs bark at night.",
-    conllu_word(1, "Dogs", "NOUN", 2, "nsubj"), conllu_word(2, "bark", "VERB", 0, "root"),
-    conllu_word(3, "at", "ADP", 4, "case"), conllu_word(4, "night", "NOUN", 2, "obl", "SpaceAfter=No"),
-    conllu_word(5, ".", "PUNCT", 2, "punct"), "", "",
-])
+SNIPPET = "\n".join(
+    [
+        "# sent_id = pub",
+        "# text = The girl ran to a local pub.",
+        conllu_word(1, "The", "DET", 2, "det"),
+        conllu_word(2, "girl", "NOUN", 3, "nsubj"),
+        conllu_word(3, "ran", "VERB", 0, "root"),
+        conllu_word(4, "to", "ADP", 7, "case"),
+        conllu_word(5, "a", "DET", 7, "det"),
+        conllu_word(6, "local", "ADJ", 7, "amod"),
+        conllu_word(7, "pub", "NOUN", 3, "obl", "SpaceAfter=No"),
+        conllu_word(8, ".", "PUNCT", 3, "punct"),
+        "",
+        "# sent_id = dont",
+        "# text = I don't run.",
+        conllu_word(1, "I", "PRON", 4, "nsubj"),
+        "\t".join(["2-3", "don't"] + ["_"] * 8),
+        conllu_word(2, "do", "AUX", 4, "aux"),
+        conllu_word(3, "n't", "PART", 4, "advmod"),
+        conllu_word(4, "run", "VERB", 0, "root", "SpaceAfter=No"),
+        conllu_word(5, ".", "PUNCT", 4, "punct"),
+        "",
+        "# sent_id = dogs",
+        "# text = Dogs bark at night.",
+        conllu_word(1, "Dogs", "NOUN", 2, "nsubj"),
+        conllu_word(2, "bark", "VERB", 0, "root"),
+        conllu_word(3, "at", "ADP", 4, "case"),
+        conllu_word(4, "night", "NOUN", 2, "obl", "SpaceAfter=No"),
+        conllu_word(5, ".", "PUNCT", 2, "punct"),
+        "",
+        "",
+    ]
+)
 # Arcs per relation, counted by hand (roots left out), and the best fixed offset (head − dependent, the
 # nearest to 0 among ties) with its accuracy:
 #   det: The→girl +1, a→pub +2                    → +1, 1/2
@@ -55,8 +73,16 @@ SNIPPET = "\n".join([
 #   punct: .→ran −5, .→run −1, .→bark −3          → −1, 1/3
 #   amod: local→pub +1; aux: do→run +2; advmod: n't→run +1
 PAIRS = {"det": 2, "nsubj": 3, "case": 2, "obl": 2, "punct": 3, "amod": 1, "aux": 1, "advmod": 1}
-BASELINES = {"det": (1, 1 / 2), "nsubj": (1, 2 / 3), "case": (1, 1 / 2), "obl": (-2, 1 / 2), "punct": (-1, 1 / 3),
-             "amod": (1, 1.0), "aux": (2, 1.0), "advmod": (1, 1.0)}
+BASELINES = {
+    "det": (1, 1 / 2),
+    "nsubj": (1, 2 / 3),
+    "case": (1, 1 / 2),
+    "obl": (-2, 1 / 2),
+    "punct": (-1, 1 / 3),
+    "amod": (1, 1.0),
+    "aux": (2, 1.0),
+    "advmod": (1, 1.0),
+}
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +114,7 @@ def reference(handle, corpus):
         tokens_of = {w: [t for t in range(n) if word_of[t] == w] for w in present}
         for layer in range(shape.layers):
             for h in range(shape.heads):
+
                 def word_weight(a, b, head=weights[layer, h], tokens_of=tokens_of):
                     return np.mean([sum(head[t, u] for u in tokens_of[b]) for t in tokens_of[a]])
 
@@ -120,8 +147,9 @@ def test_atlas_of_a_tiny_model_matches_a_per_sentence_reference(name, tiny, snip
     relations = atlas.relations
     assert dict(zip(relations.names, relations.pairs.tolist())) == PAIRS
     for (relation, direction), expected in accuracy.items():
-        np.testing.assert_allclose(relations.accuracy(direction)[relations.position(relation)], expected,
-                                   err_msg=f"{relation} {direction}")
+        np.testing.assert_allclose(
+            relations.accuracy(direction)[relations.position(relation)], expected, err_msg=f"{relation} {direction}"
+        )
     assert atlas.sentences == 3 and atlas.layers == 2 and atlas.heads == 4 and atlas.notices == ()
 
 
@@ -179,9 +207,16 @@ def test_a_file_that_is_not_an_atlas_is_refused(tmp_path):
 
 def test_a_corpus_without_dependency_annotations_gets_patterns_and_a_notice(tiny, tmp_path):
     path = tmp_path / "bare.conllu"
-    path.write_text("# text = Dogs bark.\n" + conllu_word(1, "Dogs", "NOUN", "_", "_") + "\n"
-                    + conllu_word(2, "bark", "VERB", "_", "_", "SpaceAfter=No") + "\n"
-                    + conllu_word(3, ".", "PUNCT", "_", "_") + "\n\n", encoding="utf-8")
+    path.write_text(
+        "# text = Dogs bark.\n"
+        + conllu_word(1, "Dogs", "NOUN", "_", "_")
+        + "\n"
+        + conllu_word(2, "bark", "VERB", "_", "_", "SpaceAfter=No")
+        + "\n"
+        + conllu_word(3, ".", "PUNCT", "_", "_")
+        + "\n\n",
+        encoding="utf-8",
+    )
     handle = tiny("bert", head=False)
     atlas = compute_atlas(handle, open_corpus(path))
     assert atlas.relations is None
@@ -193,10 +228,16 @@ def test_a_corpus_without_dependency_annotations_gets_patterns_and_a_notice(tiny
         compute_atlas(handle, open_corpus(path), relations=["nsubj"])
 
 
-@pytest.mark.parametrize("relation,message", [
-    ("nsubjpass", "relation 'nsubjpass' is not in the corpus; it has: nsubj, punct, case, det, obl, advmod, amod, aux"),
-    ("root", "relation 'root' has no head word to attend to"),
-])
+@pytest.mark.parametrize(
+    "relation,message",
+    [
+        (
+            "nsubjpass",
+            "relation 'nsubjpass' is not in the corpus; it has: nsubj, punct, case, det, obl, advmod, amod, aux",
+        ),
+        ("root", "relation 'root' has no head word to attend to"),
+    ],
+)
 def test_an_unknown_relation_is_refused_before_the_model_runs(tiny, snippet, relation, message, monkeypatch):
     monkeypatch.setattr("attnscope.atlas.compute._run", lambda *a, **k: pytest.fail("the model ran"))
     with pytest.raises(InputError) as error:
@@ -220,7 +261,8 @@ def index_copy(small_index, tmp_path):
 
 
 def test_an_index_atlas_is_computed_once_cached_beside_it_and_equal_to_the_corpus_atlas(
-        index_copy, small_corpus, default_model, monkeypatch):
+    index_copy, small_corpus, default_model, monkeypatch
+):
     cached = atlas_for_index(index_copy, default_model)
     assert (index_copy / ATLAS_JSON).is_file() and (index_copy / ATLAS_PARQUET).is_file()
     direct = compute_atlas(default_model, small_corpus)

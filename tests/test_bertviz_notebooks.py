@@ -18,8 +18,12 @@ from .bertviz_notebooks import SCENARIOS, attnscope_views, cells_of
 
 
 def errors(cells) -> list[str]:
-    return [f"{c.metadata['attnscope']['variant']}: {o['ename']}: {o['evalue']}"
-            for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    return [
+        f"{c.metadata['attnscope']['variant']}: {o['ename']}: {o['evalue']}"
+        for c in cells
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
@@ -68,7 +72,8 @@ def test_an_explicit_display_or_a_later_cell_shows_the_view_again(bertviz_notebo
     assert len(model_ids) == 1  # the same widget twice: the call's display, then the explicit one
     again = attnscope_views(cells["later_cell_value"])
     assert [(t, data["application/vnd.jupyter.widget-view+json"]["model_id"]) for t, _, data in again] == [
-        ("execute_result", model_ids.pop())]
+        ("execute_result", model_ids.pop())
+    ]
 
 
 SCRIPT = """

@@ -41,6 +41,7 @@ BERTVIZ_NAMES = {"Encoder": "encoder", "Decoder": "decoder", "Cross": "cross"}
 
 # ---------------------------------------------------------------- reading what each tool embeds
 
+
 def bertviz_params(html_object) -> dict:
     """The params object BertViz's JS embeds (``const params = {...};``), parsed as JSON."""
     text = html_object.data
@@ -65,8 +66,9 @@ def shipped_weights(state: dict) -> dict[str, np.ndarray]:
     assert header["encoding"]["dtype"] == "uint8"
     for stack in header["stacks"]:
         shape = (stack["heads"], stack["query"], stack["key"])
-        layers = [np.frombuffer(base64.b64decode(b), dtype=np.uint8).reshape(shape)
-                  for b in state["layers"][stack["role"]]]
+        layers = [
+            np.frombuffer(base64.b64decode(b), dtype=np.uint8).reshape(shape) for b in state["layers"][stack["role"]]
+        ]
         assert len(layers) == stack["layers"] == len(stack["layer_labels"])
         out[stack["role"]] = np.stack(layers).astype(np.float64) / header["encoding"]["scale"]
     return out
@@ -105,6 +107,7 @@ def check_view(view, roles: list[str]) -> dict[str, np.ndarray]:
 
 # ---------------------------------------------------------------- inputs
 
+
 @pytest.fixture(scope="module")
 def single(default_model):
     return attnscope.capture(default_model, " ".join(PAIR))
@@ -128,11 +131,13 @@ def seq2seq_arguments(cap) -> dict:
         encoder_attention=as_tuple(cap.stacks["encoder"].attentions),
         decoder_attention=as_tuple(cap.stacks["decoder"].attentions),
         cross_attention=as_tuple(cap.stacks["cross"].attentions),
-        encoder_tokens=list(cap.tokens.raw), decoder_tokens=list(cap.decoder_tokens.raw),
+        encoder_tokens=list(cap.tokens.raw),
+        decoder_tokens=list(cap.decoder_tokens.raw),
     )
 
 
 # ---------------------------------------------------------------- the tests
+
 
 def test_bertviz_under_comparison_is_1_4_1():
     assert version("bertviz") == "1.4.1"
@@ -178,9 +183,13 @@ def test_sentence_pair_slices_match_bertviz_filters(pair):
     ours = check_view(view, ["encoder"])["encoder"]
     assert view.payload.header()["sequences"]["encoder"]["sentence_b_start"] == b
     a_side, b_side = slice(0, b), slice(b, len(tokens))
-    expected = {"All": (slice(None), slice(None)),
-                "Sentence A -> Sentence A": (a_side, a_side), "Sentence B -> Sentence B": (b_side, b_side),
-                "Sentence A -> Sentence B": (a_side, b_side), "Sentence B -> Sentence A": (b_side, a_side)}
+    expected = {
+        "All": (slice(None), slice(None)),
+        "Sentence A -> Sentence A": (a_side, a_side),
+        "Sentence B -> Sentence B": (b_side, b_side),
+        "Sentence A -> Sentence B": (a_side, b_side),
+        "Sentence B -> Sentence A": (b_side, a_side),
+    }
     assert [entry["name"] for entry in params["attention"]] == list(expected)
     for entry in params["attention"]:
         queries, keys = expected[entry["name"]]
@@ -211,10 +220,16 @@ def test_encoder_decoder_stacks_match_bertviz_stack_by_stack(seq2seq):
     ours = check_view(view, ["encoder", "decoder", "cross"])
     header = view.payload.header()
     tokens = {"encoder": args["encoder_tokens"], "decoder": args["decoder_tokens"]}
-    for role, query_side, key_side in (("encoder", "encoder", "encoder"), ("decoder", "decoder", "decoder"),
-                                       ("cross", "decoder", "encoder")):
-        alone = {f"{role}_attention": args[f"{role}_attention"],
-                 "encoder_tokens": args["encoder_tokens"], "decoder_tokens": args["decoder_tokens"]}
+    for role, query_side, key_side in (
+        ("encoder", "encoder", "encoder"),
+        ("decoder", "decoder", "decoder"),
+        ("cross", "decoder", "encoder"),
+    ):
+        alone = {
+            f"{role}_attention": args[f"{role}_attention"],
+            "encoder_tokens": args["encoder_tokens"],
+            "decoder_tokens": args["decoder_tokens"],
+        }
         if role != "cross":  # BertViz requires only the tokens the stack reads
             alone = {k: v for k, v in alone.items() if not k.endswith("_tokens") or k.startswith(role)}
         params = bertviz_params(bertviz.head_view(**alone, html_action="return"))
@@ -275,7 +290,8 @@ def heads_shown(view, role: str, decoded: np.ndarray, include_heads: list[int] |
     if include_heads is None or decoded.shape[1] == len(include_heads):
         return decoded
     assert list(view.payload.selection.get("heads", [])) == list(include_heads), (
-        f"{role}: attnscope ships {decoded.shape[1]} heads but does not select include_heads {include_heads}")
+        f"{role}: attnscope ships {decoded.shape[1]} heads but does not select include_heads {include_heads}"
+    )
     return decoded[:, include_heads]
 
 
@@ -311,8 +327,9 @@ def test_model_view_sentence_pair_and_seq2seq_match_bertviz(pair, seq2seq):
     ours = check_view(view, ["encoder", "decoder", "cross"])
     for role in ("encoder", "decoder", "cross"):
         alone = {f"{role}_attention": args[f"{role}_attention"]}
-        alone.update({k: args[k] for k in ("encoder_tokens", "decoder_tokens")
-                      if role == "cross" or k.startswith(role)})
+        alone.update(
+            {k: args[k] for k in ("encoder_tokens", "decoder_tokens") if role == "cross" or k.startswith(role)}
+        )
         (entry,) = bertviz_params(bertviz.model_view(**alone, html_action="return"))["attention"]
         assert view.payload.layer_labels[role] == list(range(len(args[f"{role}_attention"])))
         assert_close(entry["attn"], ours[role], f"model view, {role}")

@@ -33,8 +33,11 @@ def _reference_outputs(handle, cap):
 
 def _own_attentions(handle, outputs) -> dict[str, list]:
     if handle.kind == "encoder-decoder":
-        return {"encoder": outputs.encoder_attentions, "decoder": outputs.decoder_attentions,
-                "cross": outputs.cross_attentions}
+        return {
+            "encoder": outputs.encoder_attentions,
+            "decoder": outputs.decoder_attentions,
+            "cross": outputs.cross_attentions,
+        }
     return {handle.main_stack: outputs.attentions}
 
 
@@ -57,8 +60,12 @@ def test_softmax_of_rebuilt_scores_equals_attention(tiny, arch):
     cap = _capture(tiny(arch))
     for role, stack in cap.stacks.items():
         for layer in range(stack.layers):
-            np.testing.assert_allclose(stack.rebuilt_attentions(layer), stack.attentions[layer], atol=2e-6,
-                                       err_msg=f"{arch} {role} layer {layer}")
+            np.testing.assert_allclose(
+                stack.rebuilt_attentions(layer),
+                stack.attentions[layer],
+                atol=2e-6,
+                err_msg=f"{arch} {role} layer {layer}",
+            )
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
@@ -209,11 +216,19 @@ def _bert2bert(tie: bool) -> tuple:
 
     tokenizer = wordpiece()
     encoder = transformers.BertConfig(vocab_size=len(tokenizer), **SMALL)
-    decoder = transformers.BertConfig(vocab_size=len(tokenizer), is_decoder=True, add_cross_attention=True,
-                                      **dict(SMALL, num_hidden_layers=2 if tie else 3))
+    decoder = transformers.BertConfig(
+        vocab_size=len(tokenizer),
+        is_decoder=True,
+        add_cross_attention=True,
+        **dict(SMALL, num_hidden_layers=2 if tie else 3),
+    )
     config = transformers.EncoderDecoderConfig.from_encoder_decoder_configs(
-        encoder, decoder, tie_encoder_decoder=tie, decoder_start_token_id=tokenizer.cls_token_id,
-        pad_token_id=tokenizer.pad_token_id)
+        encoder,
+        decoder,
+        tie_encoder_decoder=tie,
+        decoder_start_token_id=tokenizer.cls_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(1)
     model = transformers.EncoderDecoderModel(config=config).eval()
     if tie:
@@ -231,7 +246,10 @@ def test_bert2bert_encoder_decoder_model_is_captured_exactly(tie):
     depth = 2 if tie else 3
     assert handle.kind == "encoder-decoder" and handle.has_lm_head
     assert {r: (s.layers, s.heads) for r, s in handle.stacks.items()} == {
-        "encoder": (2, 4), "decoder": (depth, 4), "cross": (depth, 4)}
+        "encoder": (2, 4),
+        "decoder": (depth, 4),
+        "cross": (depth, 4),
+    }
     cap = _capture(handle)  # the model runs SDPA as built: the capture switches it for its own run only
     assert cap.decoder_tokens.ids[0] == tokenizer.cls_token_id
     model.set_attn_implementation("eager")  # so that the reference returns its weights
@@ -248,5 +266,7 @@ def test_bert2bert_encoder_decoder_model_is_captured_exactly(tie):
     assert np.allclose(np.triu(decoder[0, 0], 1), 0)  # the decoder's self-attention is causal
     assert cap.stacks["cross"].attentions.shape[-2:] == (len(cap.decoder_tokens), len(cap.tokens))
     if tie:
-        np.testing.assert_array_equal(model.encoder.encoder.layer[0].attention.self.query.weight.detach(),
-                                      model.decoder.bert.encoder.layer[0].attention.self.query.weight.detach())
+        np.testing.assert_array_equal(
+            model.encoder.encoder.layer[0].attention.self.query.weight.detach(),
+            model.decoder.bert.encoder.layer[0].attention.self.query.weight.detach(),
+        )

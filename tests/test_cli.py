@@ -42,12 +42,15 @@ def test_inspect_prints_a_table_by_default():
     assert "dominant pattern per head" in result.stdout
 
 
-@pytest.mark.parametrize("args,message", [
-    (["inspect", "", "--json"], "text is empty"),
-    (["inspect", "Hi", "--mask", "7"], "mask position 7 is out of range"),
-    (["inspect", "Hi", "--mask", "0"], "special token '[CLS]'"),
-    (["inspect", "Hi", "--model", "no-such-org/no-such-model"], "was not found"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["inspect", "", "--json"], "text is empty"),
+        (["inspect", "Hi", "--mask", "7"], "mask position 7 is out of range"),
+        (["inspect", "Hi", "--mask", "0"], "special token '[CLS]'"),
+        (["inspect", "Hi", "--model", "no-such-org/no-such-model"], "was not found"),
+    ],
+)
 def test_bad_input_exits_non_zero_with_a_message_and_no_traceback(args, message):
     result = run(*args)
     assert result.returncode == 2

@@ -61,8 +61,11 @@ def test_json_output_is_the_atlas_document(snippet_path, tmp_path):
 
 def test_a_corpus_without_dependency_annotations_gets_patterns_and_a_notice(tmp_path):
     path = tmp_path / "bare.conllu"
-    words = [conllu_word(1, "Dogs", "NOUN", "_", "_"), conllu_word(2, "bark", "VERB", "_", "_", "SpaceAfter=No"),
-             conllu_word(3, ".", "PUNCT", "_", "_")]
+    words = [
+        conllu_word(1, "Dogs", "NOUN", "_", "_"),
+        conllu_word(2, "bark", "VERB", "_", "_", "SpaceAfter=No"),
+        conllu_word(3, ".", "PUNCT", "_", "_"),
+    ]
     path.write_text("# text = Dogs bark.\n" + "\n".join(words) + "\n\n", encoding="utf-8")
     result = run("--corpus", str(path), "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
@@ -71,12 +74,17 @@ def test_a_corpus_without_dependency_annotations_gets_patterns_and_a_notice(tmp_
     assert json.loads((tmp_path / "out" / "atlas.json").read_text())["relations"] is None
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--relation", "nsubj", "--relation", "dobj"],
-     "relation 'dobj' is not in the corpus; it has: nsubj, punct, case, det, obl, advmod, amod, aux"),
-    (["--relation", "root"], "relation 'root' has no head word to attend to"),
-    (["--index", "."], "name a corpus (--corpus ewt, a .conllu file or directory, a .txt file) or an index"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["--relation", "nsubj", "--relation", "dobj"],
+            "relation 'dobj' is not in the corpus; it has: nsubj, punct, case, det, obl, advmod, amod, aux",
+        ),
+        (["--relation", "root"], "relation 'root' has no head word to attend to"),
+        (["--index", "."], "name a corpus (--corpus ewt, a .conllu file or directory, a .txt file) or an index"),
+    ],
+)
 def test_bad_input_exits_2_with_a_message_no_traceback_and_writes_nothing(snippet_path, tmp_path, args, message):
     result = run("--corpus", str(snippet_path), "--out", str(tmp_path / "out"), *args)
     assert result.returncode == 2
@@ -96,8 +104,14 @@ def test_an_index_gets_its_atlas_cached_in_it(small_index, tmp_path):
 
 
 def test_an_index_from_another_model_is_refused(small_index, tiny_path, tmp_path):
-    result = run("--index", str(small_index.directory), "--model", str(tiny_path("bert", head=False)),
-                 "--out", str(tmp_path / "out"))
+    result = run(
+        "--index",
+        str(small_index.directory),
+        "--model",
+        str(tiny_path("bert", head=False)),
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert result.returncode == 2
     assert "was built with the weights of 'sentence-transformers/all-MiniLM-L6-v2'" in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr

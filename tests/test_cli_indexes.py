@@ -41,8 +41,22 @@ def test_the_default_index_dir_is_named_after_the_corpus_and_model(tmp_path, mon
 
 
 def test_search_takes_a_cached_index_by_corpus_name_and_notes_masking(cache):
-    result = run(cache, "search", "The pub was loud.", "--index", "ewt", "--token", "2", "--layer", "5",
-                 "--top", "3", "--mask", "3", "--json")
+    result = run(
+        cache,
+        "search",
+        "The pub was loud.",
+        "--index",
+        "ewt",
+        "--token",
+        "2",
+        "--layer",
+        "5",
+        "--top",
+        "3",
+        "--mask",
+        "3",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
     assert found["token_text"] == "pub" and len(found["matches"]) == 3
@@ -50,8 +64,20 @@ def test_search_takes_a_cached_index_by_corpus_name_and_notes_masking(cache):
 
 
 def test_search_takes_a_cached_index_by_full_name(cache):
-    result = run(cache, "search", "The pub was loud.", "--index", DEFAULT_NAME, "--token", "2", "--layer", "5",
-                 "--top", "3", "--json")
+    result = run(
+        cache,
+        "search",
+        "The pub was loud.",
+        "--index",
+        DEFAULT_NAME,
+        "--token",
+        "2",
+        "--layer",
+        "5",
+        "--top",
+        "3",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["token_text"] == "pub"
     assert "note:" not in result.stderr
@@ -64,26 +90,32 @@ def test_atlas_takes_a_cached_index_by_name_and_caches_its_atlas_in_it(cache):
     assert not (cache.parent / "ewt").exists()
 
 
-@pytest.mark.parametrize("command", [
-    ["search", "x", "--token", "1", "--layer", "1", "--index"],
-    ["atlas", "--index"],
-    ["serve", "--port", "1", "--corpus"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["search", "x", "--token", "1", "--layer", "1", "--index"],
+        ["atlas", "--index"],
+        ["serve", "--port", "1", "--corpus"],
+    ],
+)
 def test_an_unknown_index_name_lists_the_cached_indexes(cache, command):
     result = run(cache, *command, "nope")
     assert result.returncode == 2
     option = "--corpus" if command[0] == "serve" else "--index"
-    assert (f"{option} nope: no index at nope (no such directory) and no cached index of that name: the cache "
-            f"({cache / 'indexes'}) holds {DEFAULT_NAME}") in message(result)
+    assert (
+        f"{option} nope: no index at nope (no such directory) and no cached index of that name: the cache "
+        f"({cache / 'indexes'}) holds {DEFAULT_NAME}"
+    ) in message(result)
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
 def test_an_empty_cache_says_how_indexes_get_there(tmp_path):
     result = run(tmp_path, "search", "x", "--index", "ewt", "--token", "1", "--layer", "1")
     assert result.returncode == 2
-    assert (f"--index ewt: no index at ewt (no such directory) and no cached index of that name: the cache "
-            f"({tmp_path / 'indexes'}) holds no index yet (`attnscope serve` builds the default corpus's, named ewt)"
-            ) in message(result)
+    assert (
+        f"--index ewt: no index at ewt (no such directory) and no cached index of that name: the cache "
+        f"({tmp_path / 'indexes'}) holds no index yet (`attnscope serve` builds the default corpus's, named ewt)"
+    ) in message(result)
 
 
 def test_a_corpus_name_with_several_models_cached_asks_which(cache):
@@ -93,9 +125,11 @@ def test_a_corpus_name_with_several_models_cached_asks_which(cache):
     shutil.rmtree(first)
     result = run(cache, "search", "x", "--index", "ewt", "--token", "1", "--layer", "1")
     assert result.returncode == 2
-    assert ("--index ewt: the cache has no index of ewt that is the default model's; the cache "
-            f"({cache / 'indexes'}) holds ewt--org--model-a, ewt--org--model-b. Give the full name, or --model "
-            "for the index's model") in message(result)
+    assert (
+        "--index ewt: the cache has no index of ewt that is the default model's; the cache "
+        f"({cache / 'indexes'}) holds ewt--org--model-a, ewt--org--model-b. Give the full name, or --model "
+        "for the index's model"
+    ) in message(result)
 
 
 @pytest.fixture
@@ -109,18 +143,28 @@ def unloadable(small_index, tmp_path):
     return directory
 
 
-@pytest.mark.parametrize("args,expected", [
-    (["--layer", "6"], "layer 6 is out of range: this index has layers 0-5"),
-    (["--layer", "1", "--heads", "3,12"], "head 12 is out of range: this index has heads 0-11"),
-    (["--layer", "1", "--filter", "colour=red"], "cannot filter on 'colour': this index's tokens have the fields"),
-    (["--layer", "1", "--score", "mean"], "score 'mean' (--score mean) is for head searches (mode 'heads', --heads), "
-     "which add up or average several heads' cosines; an embedding search's score is one cosine: leave score out, "
-     "or search by heads"),
-    (["--layer", "1", "--probes", "2"], "probes (--probes) is for approximate indexes; this index is exact (every "
-     "vector is compared, there are no clusters to scan): leave probes out"),
-])
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["--layer", "6"], "layer 6 is out of range: this index has layers 0-5"),
+        (["--layer", "1", "--heads", "3,12"], "head 12 is out of range: this index has heads 0-11"),
+        (["--layer", "1", "--filter", "colour=red"], "cannot filter on 'colour': this index's tokens have the fields"),
+        (
+            ["--layer", "1", "--score", "mean"],
+            "score 'mean' (--score mean) is for head searches (mode 'heads', --heads), "
+            "which add up or average several heads' cosines; an embedding search's score is one cosine: "
+            "leave score out, or search by heads",
+        ),
+        (
+            ["--layer", "1", "--probes", "2"],
+            "probes (--probes) is for approximate indexes; this index is exact (every "
+            "vector is compared, there are no clusters to scan): leave probes out",
+        ),
+    ],
+)
 def test_search_checks_layer_heads_and_filters_against_the_manifest_before_loading_the_model(
-        unloadable, tmp_path, args, expected):
+    unloadable, tmp_path, args, expected
+):
     result = run(tmp_path, "search", "Dogs bark.", "--index", str(unloadable), "--token", "1", *args)
     assert result.returncode == 2
     assert expected in message(result)

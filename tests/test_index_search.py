@@ -92,18 +92,19 @@ def test_query_returns_matches_in_context_with_attention_and_summaries(ewt_index
     for match in result.matches:
         rows = ewt_index.tables.sentence_rows(match.sentence)
         assert match.row == rows.start + match.position
-        assert match.tokens == list(tokens["token"][rows.start:rows.stop])
-        assert match.metadata["upos"] == [v if v is not None else None for v in tokens["upos"][rows.start:rows.stop]]
+        assert match.tokens == list(tokens["token"][rows.start : rows.stop])
+        assert match.metadata["upos"] == [v if v is not None else None for v in tokens["upos"][rows.start : rows.stop]]
         block = ewt_index.attention.weights(match.sentence)
         expected = block[3, [2, 5], match.position].mean(axis=0)
         np.testing.assert_allclose(match.attention, expected, atol=1e-4)
         assert match.max_attention == int(np.argmax(expected)) and match.offset == match.max_attention - match.position
-        span = match.text[int(tokens["start"][match.row]):int(tokens["end"][match.row])]
+        span = match.text[int(tokens["start"][match.row]) : int(tokens["end"][match.row])]
         assert _fold(span) == _fold(match.token)  # the uncased tokenizer also strips accents
     by_hand = Counter(str(tokens["upos"][m.row]) for m in result.matches)
     assert result.summary.matched["upos"] == dict(by_hand.most_common())
-    strongest = Counter(str(tokens["upos"][ewt_index.tables.sentence_rows(m.sentence).start + m.max_attention])
-                        for m in result.matches)
+    strongest = Counter(
+        str(tokens["upos"][ewt_index.tables.sentence_rows(m.sentence).start + m.max_attention]) for m in result.matches
+    )
     assert result.summary.max_attention["upos"] == dict(strongest.most_common())
     assert result.summary.offsets == dict(sorted(Counter(m.offset for m in result.matches).items()))
     assert sum(result.summary.offsets.values()) == 50
@@ -128,15 +129,18 @@ def test_summaries_on_the_small_treebank_equal_hand_counts(small_index, default_
     assert result.summary.matched["upos"] == dict(Counter(upos).most_common())
 
 
-@pytest.mark.parametrize("query, message", [
-    (Query("embedding", 6), "layer 6 is out of range: this index has layers 0-5"),
-    (Query("heads", 1, (12,)), "head 12 is out of range"),
-    (Query("heads", 1, (3, 3)), "heads names head 3 more than once"),
-    (Query("heads", 1, ()), "heads is empty: name at least one head"),
-    (Query("vectors", 1), "search mode 'vectors' is unknown"),
-    (Query("embedding", 1, top=0), "top must be an integer from 1 to 1000"),
-    (Query("embedding", 1, filters={"ner": ["GPE"]}), "cannot filter on 'ner'"),
-])
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        (Query("embedding", 6), "layer 6 is out of range: this index has layers 0-5"),
+        (Query("heads", 1, (12,)), "head 12 is out of range"),
+        (Query("heads", 1, (3, 3)), "heads names head 3 more than once"),
+        (Query("heads", 1, ()), "heads is empty: name at least one head"),
+        (Query("vectors", 1), "search mode 'vectors' is unknown"),
+        (Query("embedding", 1, top=0), "top must be an integer from 1 to 1000"),
+        (Query("embedding", 1, filters={"ner": ["GPE"]}), "cannot filter on 'ner'"),
+    ],
+)
 def test_bad_queries_say_what_is_wrong(small_index, default_model, query, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(")):
         small_index.query(default_model, "Dogs bark.", 1, query)
@@ -159,8 +163,9 @@ def test_cli_search_prints_json_and_tables(small_index):
     assert "heads 3,7" in heads.output and "upos of the matches" in heads.output
     bad = runner.invoke(app, args + ["--heads", "3,x"])
     assert bad.exit_code == 2 and "--heads '3,x'" in bad.output and "Traceback" not in bad.output
-    missing = runner.invoke(app, ["search", "x", "--index", str(small_index.directory / "nope"), "--token", "1",
-                                  "--layer", "1"])
+    missing = runner.invoke(
+        app, ["search", "x", "--index", str(small_index.directory / "nope"), "--token", "1", "--layer", "1"]
+    )
     assert missing.exit_code == 2 and "does not exist" in missing.output
 
 
@@ -179,11 +184,13 @@ def test_cli_index_builds_and_reports(tmp_path):
 
 
 def test_an_approximate_index_scans_clusters_and_equals_exact_search_when_it_scans_them_all(
-        small_index, small_corpus, default_model, tmp_path):
+    small_index, small_corpus, default_model, tmp_path
+):
     from attnscope.index import BuildOptions, Index, build_index
 
-    built = build_index(small_corpus, default_model, tmp_path / "ivf",
-                        options=BuildOptions(batch_tokens=64, approximate="always"))
+    built = build_index(
+        small_corpus, default_model, tmp_path / "ivf", options=BuildOptions(batch_tokens=64, approximate="always")
+    )
     approximate = Index.open(built.directory)
     lists = approximate.manifest.approximate_lists
     assert lists == 39 // 39 and approximate.manifest.default_probes == 1  # >= 39 tokens to train each cluster
@@ -194,8 +201,12 @@ def test_an_approximate_index_scans_clusters_and_equals_exact_search_when_it_sca
     for kind, mode, heads in (("hidden", "embedding", None), ("heads", "heads", (1, 6))):
         # the same codes as the exact index (re-encoding a decoded vector may move a value one step)
         step = float(small_index.vector_set(kind, 3).ranges.span.max()) / 255
-        np.testing.assert_allclose(approximate.vector_set(kind, 3).decoded(), small_index.vector_set(kind, 3).decoded(),
-                                   rtol=0, atol=step + 1e-6)
+        np.testing.assert_allclose(
+            approximate.vector_set(kind, 3).decoded(),
+            small_index.vector_set(kind, 3).decoded(),
+            rtol=0,
+            atol=step + 1e-6,
+        )
         vector = small_index.vector_set(kind, 3).decoded([7])[0]
         exact = small_index.search(Query(mode, 3, heads, top=10), vector)
         everything = approximate.search(Query(mode, 3, heads, top=10, probes=lists), vector)
@@ -231,8 +242,12 @@ def test_searches_from_several_threads_equal_the_same_searches_one_by_one(small_
     from concurrent.futures import ThreadPoolExecutor
 
     fresh = Index.open(small_index.directory)
-    queries = [(token, Query(mode=mode, layer=layer, heads=(1, 4) if mode == "heads" else None, top=5))
-               for token in (1, 2, 3) for layer in range(6) for mode in ("embedding", "heads")]
+    queries = [
+        (token, Query(mode=mode, layer=layer, heads=(1, 4) if mode == "heads" else None, top=5))
+        for token in (1, 2, 3)
+        for layer in range(6)
+        for mode in ("embedding", "heads")
+    ]
     one_by_one = [small_index.query(default_model, PUB, token, query).to_dict() for token, query in queries]
     with ThreadPoolExecutor(max_workers=8) as pool:
         together = list(pool.map(lambda q: fresh.query(default_model, PUB, q[0], q[1]).to_dict(), queries))
@@ -249,13 +264,16 @@ def test_a_filter_value_given_as_a_string_is_one_value_not_its_letters(small_ind
     assert len(small_index.search(Query("embedding", 3, filters={"upos": ("VERB", "AUX")}), vector)[1]) > 0
 
 
-@pytest.mark.parametrize("filters, message", [
-    ({"upos": []}, "filter 'upos' has no values or an empty one"),
-    ({"upos": [""]}, "filter 'upos' has no values or an empty one"),
-    ({"upos": 3}, "filter 'upos': give its values as a list of strings, or one string"),
-    ({"upos": ["VERB", None]}, "filter 'upos': give its values as a list of strings"),
-    (["upos", "VERB"], "filters must map a field to its values"),
-])
+@pytest.mark.parametrize(
+    "filters, message",
+    [
+        ({"upos": []}, "filter 'upos' has no values or an empty one"),
+        ({"upos": [""]}, "filter 'upos' has no values or an empty one"),
+        ({"upos": 3}, "filter 'upos': give its values as a list of strings, or one string"),
+        ({"upos": ["VERB", None]}, "filter 'upos': give its values as a list of strings"),
+        (["upos", "VERB"], "filters must map a field to its values"),
+    ],
+)
 def test_malformed_filters_are_refused_not_silently_empty(small_index, default_model, filters, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(")):
         small_index.query(default_model, "Dogs bark.", 1, Query("embedding", 1, filters=filters))

@@ -48,8 +48,8 @@ def test_every_context_reads_as_the_corpus_writes_it(ewt_index, default_model):
                 assert surface.lower().startswith(token_text[:1].lower()) or not token_text.isalpha()
     found = ewt_index.query(default_model, SNEEZE, 9, Query("embedding", 3, top=5)).matches[0]  # the piece "all"
     assert found.text.startswith("I have a friend") and found.token == "all"
-    assert found.surface[found.position:found.position + 3] == ["all", "er", "gies"]
-    assert found.continues[found.position:found.position + 4] == [False, True, True, False]  # then ","
+    assert found.surface[found.position : found.position + 3] == ["all", "er", "gies"]
+    assert found.continues[found.position : found.position + 4] == [False, True, True, False]  # then ","
     assert found.surface[0] == "I" and found.tokens[0] == "i"  # the corpus's case, not the model's
 
 
@@ -147,8 +147,10 @@ def test_a_mean_head_score_is_the_sum_over_the_number_of_heads(ewt_index, defaul
 
 @pytest.mark.parametrize("token, unit, name", [(0, "token", "[CLS]"), (6, "token", "[SEP]"), (0, "word", "[CLS]")])
 def test_special_tokens_are_refused_with_the_reason(small_index, default_model, token, unit, name):
-    with pytest.raises(InputError, match=re.escape(f"token {token} is the special token '{name}': special tokens "
-                                                   "are not in the corpus index")):
+    with pytest.raises(
+        InputError,
+        match=re.escape(f"token {token} is the special token '{name}': special tokens are not in the corpus index"),
+    ):
         small_index.query(default_model, "The pub was loud.", token, Query("embedding", 1, unit=unit))
 
 
@@ -160,10 +162,13 @@ def test_the_input_position_opens_the_match_where_the_model_reads_it(small_index
         assert m.input_position == m.position + 1  # [CLS] first
 
 
-@pytest.mark.parametrize("query, message", [
-    (Query("embedding", 1, unit="sentence"), "search unit 'sentence' is unknown: use one of token, word"),
-    (Query("heads", 1, score="max"), "score 'max' is unknown: use one of sum, mean"),
-])
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        (Query("embedding", 1, unit="sentence"), "search unit 'sentence' is unknown: use one of token, word"),
+        (Query("heads", 1, score="max"), "score 'max' is unknown: use one of sum, mean"),
+    ],
+)
 def test_bad_units_and_scores_say_what_is_allowed(small_index, default_model, query, message):
     with pytest.raises(InputError, match=message):
         small_index.query(default_model, "Dogs bark.", 1, query)

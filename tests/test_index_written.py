@@ -53,8 +53,10 @@ def test_the_reported_byte_level_contexts_read_as_written(written_index, tiny):
     first = sentence_matches(index)[0]
     assert reads(first) == "I love the café in Zürich 😀. Tokyo (東京) is big."
     emoji = first.surface.index("😀")
-    assert first.tokens[emoji:emoji + 4] == ["\\xf0", "\\x9f", "\\x98", "\\x80"]
-    assert first.surface[emoji:emoji + 4] == ["😀", "", "", ""] and first.continues[emoji + 1:emoji + 4] == [True] * 3
+    assert first.tokens[emoji : emoji + 4] == ["\\xf0", "\\x9f", "\\x98", "\\x80"]
+    assert (
+        first.surface[emoji : emoji + 4] == ["😀", "", "", ""] and first.continues[emoji + 1 : emoji + 4] == [True] * 3
+    )
     said = next(m for m in sentence_matches(index) if m.text.startswith("He said"))
     left = said.tokens.index("le")
     assert (said.surface[left], said.space_before[left]) == ("le", True)  # its span is " le"
@@ -82,8 +84,9 @@ def test_a_word_search_finds_words_never_space_tokens(written_index, tiny, famil
         assert m.words[m.position] >= 0 and "".join(m.surface[p] for p in m.matched).strip()
         assert all(m.words[p] == m.words[m.position] for p in m.matched)
     blank_rows = int((index.tables.tokens["word"] < 0).sum())
-    assert len(result.matches) == len({(int(s), int(w)) for s, w in zip(index.tables.tokens["sentence"],
-                                                                        index.tables.tokens["word"]) if w >= 0})
+    assert len(result.matches) == len(
+        {(int(s), int(w)) for s, w in zip(index.tables.tokens["sentence"], index.tables.tokens["word"]) if w >= 0}
+    )
     if family == "gpt2":
         assert blank_rows > 0  # the tokens that stand for a space are indexed, but are no word match
 
@@ -92,8 +95,9 @@ def test_a_searched_word_reads_as_written_without_the_space_token_before_it(writ
     handle, text = tiny("gpt2"), "I love the café in Zürich 😀 today."
     tokens = attnscope.encode(handle, text)
     for written in ("Zürich", "😀", "love"):
-        first = next(p for p, o in enumerate(tokens.offsets) if o and o[1] > text.index(written)
-                     and tokens.display[p] != "␣")
+        first = next(
+            p for p, o in enumerate(tokens.offsets) if o and o[1] > text.index(written) and tokens.display[p] != "␣"
+        )
         result = written_index("gpt2").query(handle, text, first, Query("embedding", 1, unit="word", top=3))
         assert result.query_text == written
         assert all(tokens.display[p] != "␣" for p in result.query_positions)
@@ -113,8 +117,21 @@ def test_match_surfaces_give_back_any_sentence(tiny, family):
         tokens = attnscope.encode(handle, text)
         kept = [p for p in range(len(tokens)) if not tokens.special[p]]
         spans = [tokens.offsets[p] for p in kept]
-        m = Match(row=0, score=1.0, sentence=0, sent_id="s", source="f", line=1, text=text, position=0,
-                  tokens=[tokens.display[p] for p in kept], metadata={}, attention=[], max_attention=0, offset=0)
+        m = Match(
+            row=0,
+            score=1.0,
+            sentence=0,
+            sent_id="s",
+            source="f",
+            line=1,
+            text=text,
+            position=0,
+            tokens=[tokens.display[p] for p in kept],
+            metadata={},
+            attention=[],
+            max_attention=0,
+            offset=0,
+        )
         words = np.array([-1 if tokens.word_ids[p] is None else tokens.word_ids[p] for p in kept])
         _add_surface(m, text, np.array([s[0] for s in spans]), np.array([s[1] for s in spans]), words)
         assert reads(m) == " ".join(text.split())

@@ -15,8 +15,25 @@ from .conftest import PUB
 
 def test_default_model_tokens_of_the_pub_sentence(default_model):
     tokens = attnscope.encode(default_model, PUB)
-    assert tokens.display == ["[CLS]", "the", "girl", "ran", "to", "a", "local", "pub", "to", "escape",
-                              "the", "din", "of", "her", "city", ".", "[SEP]"]
+    assert tokens.display == [
+        "[CLS]",
+        "the",
+        "girl",
+        "ran",
+        "to",
+        "a",
+        "local",
+        "pub",
+        "to",
+        "escape",
+        "the",
+        "din",
+        "of",
+        "her",
+        "city",
+        ".",
+        "[SEP]",
+    ]
     assert tokens.special == [True] + [False] * 15 + [True]
     assert tokens.offsets[9] == (31, 37) and PUB[31:37] == "escape"
     assert tokens.word_ids[:4] == [None, 0, 1, 2]
@@ -93,12 +110,15 @@ def test_overlong_text_is_refused_or_truncated_explicitly(default_model):
     assert cap.attentions.shape[-1] == 512
 
 
-@pytest.mark.parametrize("position,message", [
-    (17, r"mask position 17 is out of range: this input of 17 tokens has mask positions 0-16"),
-    (-1, r"mask position -1 is out of range"),
-    (0, r"mask position 0 is the special token '\[CLS\]'"),
-    (16, r"mask position 16 is the special token '\[SEP\]'"),
-])
+@pytest.mark.parametrize(
+    "position,message",
+    [
+        (17, r"mask position 17 is out of range: this input of 17 tokens has mask positions 0-16"),
+        (-1, r"mask position -1 is out of range"),
+        (0, r"mask position 0 is the special token '\[CLS\]'"),
+        (16, r"mask position 16 is the special token '\[SEP\]'"),
+    ],
+)
 def test_bad_mask_positions_are_refused(default_model, position, message):
     with pytest.raises(InputError, match=message):
         attnscope.capture(default_model, PUB, mask=[position])
@@ -110,14 +130,18 @@ def test_masking_a_model_without_mask_token_is_refused(tiny):
     gpt2, t5 = tiny("gpt2"), tiny("t5")
     with pytest.raises(InputError) as error:
         attnscope.capture(gpt2, "The girl ran.", mask=[1])
-    assert str(error.value) == (f"model {gpt2.name!r} has no mask token, so positions cannot be masked: a causal "
-                                "decoder predicts the next token and is never trained on a mask token, so masking is "
-                                "not meaningful there; masking is for masked-language models such as BERT and "
-                                "RoBERTa, trained to predict a hidden word")
+    assert str(error.value) == (
+        f"model {gpt2.name!r} has no mask token, so positions cannot be masked: a causal "
+        "decoder predicts the next token and is never trained on a mask token, so masking is "
+        "not meaningful there; masking is for masked-language models such as BERT and "
+        "RoBERTa, trained to predict a hidden word"
+    )
     with pytest.raises(InputError) as error:
         attnscope.capture(t5, "The girl ran.", mask=[1])
-    assert str(error.value) == (f"model {t5.name!r} has no mask token, so positions cannot be masked: masking is for "
-                                "masked-language models such as BERT and RoBERTa, trained to predict a hidden word")
+    assert str(error.value) == (
+        f"model {t5.name!r} has no mask token, so positions cannot be masked: masking is for "
+        "masked-language models such as BERT and RoBERTa, trained to predict a hidden word"
+    )
     assert attnscope.masking_caveat(gpt2) is None and attnscope.masking_caveat(t5) is None
 
 
@@ -138,8 +162,10 @@ def test_masking_with_a_model_without_masked_lm_head_warns_and_says_why(default_
     caveat = attnscope.masking_caveat(default_model)
     assert cap.masking_caveat == caveat == str(record[0].message)
     assert record[0].filename == __file__  # the warning points at the user's call
-    assert caveat.startswith("model 'sentence-transformers/all-MiniLM-L6-v2' has no masked-language-model head, "
-                             "so its mask token [MASK] was not trained to stand for a word")
+    assert caveat.startswith(
+        "model 'sentence-transformers/all-MiniLM-L6-v2' has no masked-language-model head, "
+        "so its mask token [MASK] was not trained to stand for a word"
+    )
     assert "Masking is meaningful with a checkpoint that has a masked-language-model head" in caveat
     assert "BERT, RoBERTa" in caveat and "ELECTRA's generator" in caveat
     assert cap.summary()["masking_caveat"] == caveat
@@ -164,13 +190,15 @@ def test_masking_caveat_of_decoders_and_models_without_mask_token(tiny):
     assert attnscope.masking_caveat(tiny("t5")) is None
     decoder = attnscope.wrap(tiny("gpt2").model, tiny("roberta").tokenizer, name="gpt2-with-mask")
     assert attnscope.masking_caveat(decoder).startswith(
-        "model 'gpt2-with-mask' is a causal decoder: it never saw the mask token <mask> in training")
+        "model 'gpt2-with-mask' is a causal decoder: it never saw the mask token <mask> in training"
+    )
 
 
 def test_a_masked_batch_warns_once(default_model):
     with pytest.warns(MaskingWarning) as record:
-        caps = attnscope.capture_batch(default_model, [attnscope.CaptureInput(PUB, mask=(9,)), PUB,
-                                                       attnscope.CaptureInput(PUB, mask=(3,))])
+        caps = attnscope.capture_batch(
+            default_model, [attnscope.CaptureInput(PUB, mask=(9,)), PUB, attnscope.CaptureInput(PUB, mask=(3,))]
+        )
     assert len(record) == 1 and record[0].filename == __file__
     assert [c.masking_caveat is not None for c in caps] == [True, False, True]
 

@@ -30,11 +30,21 @@ def test_default_model_is_minilm_with_its_real_shape(default_model):
     assert info["has_lm_head"] is False and info["max_length"] == 512
 
 
-@pytest.mark.parametrize("arch,kind", [
-    ("bert", "encoder"), ("roberta", "encoder"), ("distilbert", "encoder"), ("albert", "encoder"),
-    ("electra", "encoder"), ("gpt2", "decoder"), ("llama", "decoder"), ("mistral", "decoder"),
-    ("bart", "encoder-decoder"), ("t5", "encoder-decoder"),
-])
+@pytest.mark.parametrize(
+    "arch,kind",
+    [
+        ("bert", "encoder"),
+        ("roberta", "encoder"),
+        ("distilbert", "encoder"),
+        ("albert", "encoder"),
+        ("electra", "encoder"),
+        ("gpt2", "decoder"),
+        ("llama", "decoder"),
+        ("mistral", "decoder"),
+        ("bart", "encoder-decoder"),
+        ("t5", "encoder-decoder"),
+    ],
+)
 def test_model_kind_and_lm_head_are_recognised(tiny, arch, kind):
     handle = tiny(arch)
     assert handle.kind == kind
@@ -59,7 +69,8 @@ def test_remote_code_runs_only_when_asked(tmp_path):
     config = {"model_type": "attnscope-custom", "auto_map": {"AutoConfig": "configuration_custom.CustomConfig"}}
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "configuration_custom.py").write_text(
-        "raise RuntimeError('remote code ran without trust_remote_code')\n")
+        "raise RuntimeError('remote code ran without trust_remote_code')\n"
+    )
     with pytest.raises(attnscope.AttnscopeError, match="trust_remote_code=True"):
         attnscope.load(str(tmp_path))
 
@@ -72,8 +83,13 @@ def _hooks(model: torch.nn.Module) -> int:
 def test_capture_leaves_the_model_as_it_was(tiny, arch):
     handle = tiny(arch)
     model = handle.model
-    implementations = [c._attn_implementation for c in (model.config, *[getattr(model.config, k) for k in
-                       model.config.sub_configs if getattr(model.config, k, None) is not None])]
+    implementations = [
+        c._attn_implementation
+        for c in (
+            model.config,
+            *[getattr(model.config, k) for k in model.config.sub_configs if getattr(model.config, k, None) is not None],
+        )
+    ]
     ids = torch.tensor([attnscope.encode(handle, "The girl ran.").ids])
     extra = {"decoder_input_ids": ids[:, :2]} if handle.kind == "encoder-decoder" else {}
     with torch.no_grad():
@@ -85,8 +101,13 @@ def test_capture_leaves_the_model_as_it_was(tiny, arch):
     with torch.no_grad():
         after = model(input_ids=ids, **extra, output_attentions=True)
     assert model.config._attn_implementation == "eager"
-    assert [c._attn_implementation for c in (model.config, *[getattr(model.config, k) for k in
-            model.config.sub_configs if getattr(model.config, k, None) is not None])] == implementations
+    assert [
+        c._attn_implementation
+        for c in (
+            model.config,
+            *[getattr(model.config, k) for k in model.config.sub_configs if getattr(model.config, k, None) is not None],
+        )
+    ] == implementations
     assert _hooks(model) == hooks
     torch.testing.assert_close(after.logits, before.logits, rtol=0, atol=0)
 
@@ -106,8 +127,14 @@ def test_capture_after_an_error_leaves_the_model_as_it_was(default_model, monkey
 
 
 def test_model_outside_the_attention_interface_falls_back_and_says_what_is_missing(tmp_path):
-    config = transformers.MPNetConfig(vocab_size=30527, hidden_size=32, num_attention_heads=4,
-                                      num_hidden_layers=2, intermediate_size=48, max_position_embeddings=130)
+    config = transformers.MPNetConfig(
+        vocab_size=30527,
+        hidden_size=32,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        intermediate_size=48,
+        max_position_embeddings=130,
+    )
     torch.manual_seed(0)
     transformers.MPNetForMaskedLM(config).save_pretrained(tmp_path)
     wordpiece().save_pretrained(tmp_path)
@@ -127,16 +154,25 @@ def test_saved_bert2bert_loads_with_every_stack_and_its_head(tiny):
     assert handle.kind == "encoder-decoder" and handle.has_lm_head is True
     assert type(handle.model).__name__ == "EncoderDecoderModel"
     assert {r: (s.layers, s.heads, s.head_dim) for r, s in handle.stacks.items()} == {
-        "encoder": (2, 4, 8), "decoder": (3, 4, 8), "cross": (3, 4, 8)}
+        "encoder": (2, 4, 8),
+        "decoder": (3, 4, 8),
+        "cross": (3, 4, 8),
+    }
     assert handle.max_length == 128  # the sub-configs' position limit
     cap = attnscope.capture(handle, "The girl ran.", target="She left.")
     assert {r: s.attentions.shape for r, s in cap.stacks.items()} == {
-        "encoder": (2, 4, 6, 6), "decoder": (3, 4, 6, 6), "cross": (3, 4, 6, 6)}
+        "encoder": (2, 4, 6, 6),
+        "decoder": (3, 4, 6, 6),
+        "cross": (3, 4, 6, 6),
+    }
 
 
 def test_nested_text_config_gives_the_text_models_shape():
-    config = transformers.LlavaConfig(text_config=transformers.LlamaConfig(
-        num_hidden_layers=3, num_attention_heads=8, num_key_value_heads=2, hidden_size=64))
+    config = transformers.LlavaConfig(
+        text_config=transformers.LlamaConfig(
+            num_hidden_layers=3, num_attention_heads=8, num_key_value_heads=2, hidden_size=64
+        )
+    )
     assert stack_shapes(config, "decoder") == {"decoder": StackShape(layers=3, heads=8, kv_heads=2, head_dim=8)}
 
 
@@ -157,18 +193,44 @@ class _Model(torch.nn.Module):
 
 def test_a_config_without_heads_is_a_clear_error_not_a_type_error():
     model = _Model(_Config(num_hidden_layers=2, hidden_size=32))
-    with pytest.raises(ConfigShapeError, match=r"does not give the number of attention heads of its encoder stack "
-                                               r"\(attnscope looks for encoder_attention_heads, num_attention_heads"):
+    with pytest.raises(
+        ConfigShapeError,
+        match=r"does not give the number of attention heads of its encoder stack "
+        r"\(attnscope looks for encoder_attention_heads, num_attention_heads",
+    ):
         attnscope.wrap(model, wordpiece())
     with pytest.raises(ConfigShapeError, match=r"gives \[4, 8\] as the number of attention heads"):
         stack_shapes(_Config(num_hidden_layers=2, num_attention_heads=[4, 8]), "decoder")
 
 
-_SIZES = ("num_hidden_layers", "num_layers", "n_layer", "encoder_layers", "decoder_layers", "num_decoder_layers",
-          "num_attention_heads", "num_heads", "n_head", "encoder_attention_heads", "decoder_attention_heads",
-          "num_key_value_heads", "hidden_size", "d_model", "n_embd", "head_dim", "d_kv")
-_VALUES = st.one_of(st.none(), st.integers(-2, 64), st.booleans(), st.floats(allow_nan=True), st.text(max_size=3),
-                    st.lists(st.integers(0, 8), max_size=3), st.dictionaries(st.text(max_size=2), st.integers()))
+_SIZES = (
+    "num_hidden_layers",
+    "num_layers",
+    "n_layer",
+    "encoder_layers",
+    "decoder_layers",
+    "num_decoder_layers",
+    "num_attention_heads",
+    "num_heads",
+    "n_head",
+    "encoder_attention_heads",
+    "decoder_attention_heads",
+    "num_key_value_heads",
+    "hidden_size",
+    "d_model",
+    "n_embd",
+    "head_dim",
+    "d_kv",
+)
+_VALUES = st.one_of(
+    st.none(),
+    st.integers(-2, 64),
+    st.booleans(),
+    st.floats(allow_nan=True),
+    st.text(max_size=3),
+    st.lists(st.integers(0, 8), max_size=3),
+    st.dictionaries(st.text(max_size=2), st.integers()),
+)
 _FLAT = st.dictionaries(st.sampled_from(_SIZES), _VALUES).map(lambda d: _Config(**d))
 _CONFIGS = st.one_of(
     _FLAT,

@@ -15,10 +15,19 @@ from attnscope.errors import InputError, allowed_range, check_range, count, plur
 from attnscope.index.search import check_query_token
 
 
-@pytest.mark.parametrize(("noun", "many"), [
-    ("layer", "layers"), ("head", "heads"), ("mask position", "mask positions"), ("batch index", "batch indices"),
-    ("token position", "token positions"), ("entry", "entries"), ("key", "keys"), ("box", "boxes"),
-])
+@pytest.mark.parametrize(
+    ("noun", "many"),
+    [
+        ("layer", "layers"),
+        ("head", "heads"),
+        ("mask position", "mask positions"),
+        ("batch index", "batch indices"),
+        ("token position", "token positions"),
+        ("entry", "entries"),
+        ("key", "keys"),
+        ("box", "boxes"),
+    ],
+)
 def test_plural_of_the_units_ranges_are_given_in(noun, many):
     assert plural(noun) == many
 
@@ -37,8 +46,9 @@ def test_the_field_reports_messages_are_sentences():
     assert str(error.value) == "batch_index 2 is out of range: attention (batch size 2) has batch indices 0-1"
     with pytest.raises(InputError) as error:
         attnscope.head_view(attention, list("abcd"), sentence_b_start=4)
-    assert str(error.value) == ("sentence_b_start 4 is out of range: "
-                                "the encoder sequence of 4 tokens has token positions 0-3")
+    assert str(error.value) == (
+        "sentence_b_start 4 is out of range: the encoder sequence of 4 tokens has token positions 0-3"
+    )
     with pytest.raises(InputError) as error:
         check_range("sentence_b_start", 17, 17, "the encoder sequence of 17 tokens", unit="token position")
     assert "has token positions 0-16" in str(error.value) and "starts" not in str(error.value)
@@ -50,7 +60,8 @@ def test_no_message_pluralises_a_parameter_name(default_model):
     with pytest.raises(Exception) as error:
         view.token = {"side": "query", "index": 99}
     assert "query position 99 is out of range: the encoder stack's query of 6 tokens has query positions 0-5" in str(
-        error.value)
+        error.value
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +80,11 @@ def sdpa_run():
 def test_attention_from_a_model_run_under_sdpa_says_how_to_get_weights(sdpa_run, view):
     plain, asked, tokens = sdpa_run
     assert plain.attentions is None and len(asked.attentions) == 0  # what transformers returns under SDPA
-    for attention, given in ((plain.attentions, "None"), (asked.attentions, "an empty tuple"),
-                             ((None,) * 6, "a tuple of 6 Nones, one per layer")):
+    for attention, given in (
+        (plain.attentions, "None"),
+        (asked.attentions, "an empty tuple"),
+        ((None,) * 6, "a tuple of 6 Nones, one per layer"),
+    ):
         with pytest.raises(InputError) as error:
             view(attention, tokens)
         message = str(error.value)
@@ -99,15 +113,19 @@ def test_wrapping_the_sdpa_model_captures_its_weights(sdpa_run):
 # "the encoder stack's 6 query tokens has query positions 0-5", "this input of 1 tokens", "head_weights
 # has 1 numbers"). One family a test, over a count of 1 and of several.
 
+
 def test_count_agrees_with_its_number():
     assert [count(n, "token") for n in (0, 1, 2, 60280)] == ["0 tokens", "1 token", "2 tokens", "60,280 tokens"]
     assert count(1, "batch index") == "1 batch index" and count(3, "batch index") == "3 batch indices"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("a", "position 5 is out of range: this input of 1 token has only position 0"),
-    ("the dog", "position 5 is out of range: this input of 3 tokens has positions 0-2"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a", "position 5 is out of range: this input of 1 token has only position 0"),
+        ("the dog", "position 5 is out of range: this input of 3 tokens has positions 0-2"),
+    ],
+)
 def test_a_position_past_the_input(tiny, text, expected):
     cap = attnscope.capture(tiny("gpt2"), text, fields="all", top_k=2)
     assert cap.tokens.display == (["a"] if text == "a" else ["the", "do", "g"])
@@ -119,10 +137,13 @@ def test_a_position_past_the_input(tiny, text, expected):
     assert str(error.value) == expected.replace("position", "query position")
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("a", "the decoder stack's query of 1 token has only query position 0"),
-    ("the dog", "the decoder stack's query of 3 tokens has query positions 0-2"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a", "the decoder stack's query of 1 token has only query position 0"),
+        ("the dog", "the decoder stack's query of 3 tokens has query positions 0-2"),
+    ],
+)
 def test_a_query_past_the_neuron_views_tokens(tiny, text, expected):
     cap = attnscope.capture(tiny("gpt2"), text, fields="all", top_k=0)
     with pytest.raises(InputError) as error:
@@ -134,10 +155,13 @@ def test_a_query_past_the_neuron_views_tokens(tiny, text, expected):
     assert f"query position 7 is out of range: {expected}" in str(error.value)
 
 
-@pytest.mark.parametrize(("weights", "heads", "expected"), [
-    ([1.0], [0, 1], "head_weights has 1 number but 2 heads are chosen (0, 1)"),
-    ([1.0, 2.0], [3], "head_weights has 2 numbers but 1 head is chosen (3)"),
-])
+@pytest.mark.parametrize(
+    ("weights", "heads", "expected"),
+    [
+        ([1.0], [0, 1], "head_weights has 1 number but 2 heads are chosen (0, 1)"),
+        ([1.0, 2.0], [3], "head_weights has 2 numbers but 1 head is chosen (3)"),
+    ],
+)
 def test_head_weights_of_the_wrong_length(default_model, weights, heads, expected):
     cap = attnscope.capture(default_model, "The girl ran.")
     with pytest.raises(InputError) as error:
@@ -145,10 +169,13 @@ def test_head_weights_of_the_wrong_length(default_model, weights, heads, expecte
     assert str(error.value) == f"{expected}: give one weight >= 0 per chosen head"
 
 
-@pytest.mark.parametrize(("positions", "tokens", "expected"), [
-    (1, ["a", "b"], "encoder attention has 1 query position but 2 encoder tokens were given"),
-    (3, ["a"], "encoder attention has 3 query positions but 1 encoder token was given"),
-])
+@pytest.mark.parametrize(
+    ("positions", "tokens", "expected"),
+    [
+        (1, ["a", "b"], "encoder attention has 1 query position but 2 encoder tokens were given"),
+        (3, ["a"], "encoder attention has 3 query positions but 1 encoder token was given"),
+    ],
+)
 def test_attention_and_tokens_of_different_lengths(positions, tokens, expected):
     attention = (np.full((1, 1, positions, positions), 1 / positions),)
     with pytest.raises(InputError) as error:
@@ -156,10 +183,13 @@ def test_attention_and_tokens_of_different_lengths(positions, tokens, expected):
     assert str(error.value) == f"{expected}: pass the tokens the attention was computed on"
 
 
-@pytest.mark.parametrize(("tokens", "expected"), [
-    (["a"], "the encoder sequence of 1 token has only token position 0"),
-    (["a", "b", "c"], "the encoder sequence of 3 tokens has token positions 0-2"),
-])
+@pytest.mark.parametrize(
+    ("tokens", "expected"),
+    [
+        (["a"], "the encoder sequence of 1 token has only token position 0"),
+        (["a", "b", "c"], "the encoder sequence of 3 tokens has token positions 0-2"),
+    ],
+)
 def test_sentence_b_past_the_tokens(tokens, expected):
     n = len(tokens)
     with pytest.raises(InputError) as error:
@@ -181,10 +211,13 @@ def test_layers_of_the_wrong_rank(shape, expected):
     assert str(error.value).startswith(f"attention layer 0 has {expected}: each layer must be")
 
 
-@pytest.mark.parametrize(("size", "expected"), [
-    (1, "token 3 is out of range: the query text of 1 token has only token 0"),
-    (3, "token 9 is out of range: the query text of 3 tokens has tokens 0-2"),
-])
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        (1, "token 3 is out of range: the query text of 1 token has only token 0"),
+        (3, "token 9 is out of range: the query text of 3 tokens has tokens 0-2"),
+    ],
+)
 def test_a_query_token_past_the_text(tiny, size, expected):
     tokens = attnscope.encode(tiny("gpt2"), "a" if size == 1 else "the dog")
     assert len(tokens) == size
@@ -193,12 +226,25 @@ def test_a_query_token_past_the_text(tiny, size, expected):
     assert str(error.value) == expected
 
 
-@pytest.mark.parametrize(("numbers", "expected"), [
-    ((1, 1, 1), ["1 sentence longer than the model takes was truncated (1 token dropped)",
-                 "1 sentence longer than the model takes was skipped"]),
-    ((2, 7, 3), ["2 sentences longer than the model takes were truncated (7 tokens dropped)",
-                 "3 sentences longer than the model takes were skipped"]),
-])
+@pytest.mark.parametrize(
+    ("numbers", "expected"),
+    [
+        (
+            (1, 1, 1),
+            [
+                "1 sentence longer than the model takes was truncated (1 token dropped)",
+                "1 sentence longer than the model takes was skipped",
+            ],
+        ),
+        (
+            (2, 7, 3),
+            [
+                "2 sentences longer than the model takes were truncated (7 tokens dropped)",
+                "3 sentences longer than the model takes were skipped",
+            ],
+        ),
+    ],
+)
 def test_the_atlas_notices_of_long_sentences(numbers, expected):
     assert list(long_sentence_notices(*numbers)) == expected
 
@@ -214,5 +260,7 @@ def test_the_servers_token_limit(default_model, limit, expected):
     served.add_model("default", default_model)
     with TestClient(create_app(served)) as client:
         error = client.post("/api/attention", json={"model": "default", "text": "The girl ran home."}).json()["error"]
-    assert error["message"] == (f"the input is 7 tokens long; this server takes {expected} for model "
-                                "'sentence-transformers/all-MiniLM-L6-v2': shorten the text")
+    assert error["message"] == (
+        f"the input is 7 tokens long; this server takes {expected} for model "
+        "'sentence-transformers/all-MiniLM-L6-v2': shorten the text"
+    )

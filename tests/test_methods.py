@@ -15,8 +15,9 @@ def test_the_payload_header_carries_each_offered_method_with_its_label_from_pyth
     header = payload_from_arrays(softmax_layers(), TOKENS, aggregations=["rollout"]).header()
     offered = header["stacks"][0]["aggregation_methods"]
     assert [m["name"] for m in offered] == ["raw", "mean", "rollout"]
-    assert [(m["label"], m["about"]) for m in offered] == [(methods.BY_NAME[m["name"]].label, METHODS[m["name"]])
-                                                           for m in offered]
+    assert [(m["label"], m["about"]) for m in offered] == [
+        (methods.BY_NAME[m["name"]].label, METHODS[m["name"]]) for m in offered
+    ]
     assert [m["per_head"] for m in offered] == [True, False, False]
     assert offered[2]["note"] == "every head combined"
 

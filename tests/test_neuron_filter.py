@@ -101,8 +101,10 @@ def test_a_value_that_is_no_sentence_filter_is_refused_naming_the_allowed_ones(p
 
 
 def test_a_pair_filter_needs_a_sentence_pair(single):
-    message = ("filter 'AB' needs a sentence pair, and the encoder stack shows one text, not a sentence pair: "
-               "the only filter allowed here is 'all'")
+    message = (
+        "filter 'AB' needs a sentence pair, and the encoder stack shows one text, not a sentence pair: "
+        "the only filter allowed here is 'all'"
+    )
     with pytest.raises(InputError, match=message):
         neuron_view(single, filter="AB")
     view = neuron_view(single, filter="all")
@@ -117,8 +119,9 @@ def test_only_a_stack_of_the_pair_keeps_a_pair_filter(tiny):
     assert view.selection["stack"] == "encoder" and view.neuron.pair_start("encoder") is not None
     view.stack = "cross"  # decoder queries on encoder keys: no pair to filter
     assert view.selection["filter"] == "all"
-    with pytest.raises(InputError, match="filter 'AB' needs a sentence pair, and the cross stack shows decoder "
-                                         "queries on encoder keys"):
+    with pytest.raises(
+        InputError, match="filter 'AB' needs a sentence pair, and the cross stack shows decoder queries on encoder keys"
+    ):
         view.filter = "AB"
     with pytest.raises(InputError, match="filter 'BB' needs a sentence pair, and the decoder stack"):
         neuron_view(tiny("t5"), A, B, target="She went home.", stack="decoder", filter="BB")

@@ -32,7 +32,7 @@ def test_softmax_of_the_terms_equals_the_models_attention_row(tiny, arch):
 def test_default_model_terms_are_scaled_by_one_over_root_head_dim(default_model):
     cap = attnscope.capture(default_model, PUB, fields="all")
     terms = neuron_terms(cap.main, 2, 5, 9)
-    assert terms.scaling == pytest.approx(32 ** -0.5)
+    assert terms.scaling == pytest.approx(32**-0.5)
     np.testing.assert_allclose(terms.scaled, terms.dots / np.sqrt(32))
     assert terms.query_vector.shape == (32,) and terms.keys.shape == (17, 32)
     assert terms.bias is None and terms.allowed.all() and terms.sink is None

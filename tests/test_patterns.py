@@ -18,14 +18,16 @@ def _one_hot(n: int, target) -> np.ndarray:
 def test_constructed_heads_get_their_patterns():
     n = 8
     special = [True] + [False] * (n - 2) + [True]
-    heads = np.stack([
-        _one_hot(n, lambda i: max(i - 1, 0)),          # previous token
-        _one_hot(n, lambda i: min(i + 1, n - 1)),      # next token
-        _one_hot(n, lambda i: i),                      # self
-        _one_hot(n, lambda i: 0),                      # [CLS]: the first token
-        _one_hot(n, lambda i: n - 1),                  # [SEP]: a special token other than the first
-        np.full((n, n), 1.0 / n),                      # uniform: broad
-    ])
+    heads = np.stack(
+        [
+            _one_hot(n, lambda i: max(i - 1, 0)),  # previous token
+            _one_hot(n, lambda i: min(i + 1, n - 1)),  # next token
+            _one_hot(n, lambda i: i),  # self
+            _one_hot(n, lambda i: 0),  # [CLS]: the first token
+            _one_hot(n, lambda i: n - 1),  # [SEP]: a special token other than the first
+            np.full((n, n), 1.0 / n),  # uniform: broad
+        ]
+    )
     scores = pattern_scores(heads[None], special)
     assert scores.labels == [["previous", "next", "self", "first", "special", "broad"]]
     assert scores.previous[0, 0] == pytest.approx(1.0)
@@ -79,10 +81,17 @@ def test_corpus_scores_weigh_every_query_token_the_same():
     # Corpus share = (2 * 1.0 + 4 * 0.5) / 6 = 2/3, where a mean of sentence means would give 0.75.
     a = _one_hot(4, lambda i: max(i - 1, 0))
     b = 0.5 * _one_hot(6, lambda i: max(i - 1, 0)) + 0.5 * _one_hot(6, lambda i: 5)
-    sums = pattern_sums(a[None, None], [True, False, False, True]) + \
-        pattern_sums(b[None, None], [True, False, False, False, False, True])
-    assert sums.rows == 6 and sums.counts == {"previous": 6, "next": 6, "self": 6, "first": 6, "special": 6,
-                                              "entropy": [[6]]}
+    sums = pattern_sums(a[None, None], [True, False, False, True]) + pattern_sums(
+        b[None, None], [True, False, False, False, False, True]
+    )
+    assert sums.rows == 6 and sums.counts == {
+        "previous": 6,
+        "next": 6,
+        "self": 6,
+        "first": 6,
+        "special": 6,
+        "entropy": [[6]],
+    }
     scores = sums.scores()
     assert scores.previous[0, 0] == pytest.approx(2 / 3)
     # special tokens: A's rows put nothing there except "a" whose previous is [CLS]: 1.0;

@@ -81,11 +81,11 @@ def test_dependent_to_head_accuracy_matches_the_hand_count(tally):
     # Head 1 predicts the verb from every other word, and nothing from the verb itself.
     accuracy = dict(zip(RELATIONS, tally.accuracy("dependent_to_head")[:, 0]))
     expected = {
-        "amod": [0 / 2, 0 / 2],    # Big→cars, red→cars: head 0 nothing/Big, head 1 stop/stop
-        "nsubj": [0 / 2, 2 / 2],   # dog→barked, cars→stop: head 0 The/red, head 1 right twice
-        "punct": [1 / 2, 2 / 2],   # .→barked (head 0: loudly), .→stop (head 0: stop)
+        "amod": [0 / 2, 0 / 2],  # Big→cars, red→cars: head 0 nothing/Big, head 1 stop/stop
+        "nsubj": [0 / 2, 2 / 2],  # dog→barked, cars→stop: head 0 The/red, head 1 right twice
+        "punct": [1 / 2, 2 / 2],  # .→barked (head 0: loudly), .→stop (head 0: stop)
         "advmod": [1 / 1, 1 / 1],  # loudly→barked
-        "det": [0 / 1, 0 / 1],     # The→dog: head 0 nothing, head 1 barked
+        "det": [0 / 1, 0 / 1],  # The→dog: head 0 nothing, head 1 barked
     }
     for name, values in expected.items():
         np.testing.assert_allclose(accuracy[name], values, err_msg=name)
@@ -94,11 +94,11 @@ def test_dependent_to_head_accuracy_matches_the_hand_count(tally):
 def test_head_to_dependent_accuracy_reads_the_syntactic_heads_row(tally):
     accuracy = dict(zip(RELATIONS, tally.accuracy("head_to_dependent")[:, 0]))
     expected = {
-        "amod": [1 / 2, 0 / 2],    # cars→Big ✗, cars→red ✓ (head 0); head 1: cars→stop
-        "nsubj": [2 / 2, 0 / 2],   # barked→dog ✓, stop→cars ✓ (head 0); head 1: the verb predicts nothing
-        "punct": [0 / 2, 0 / 2],   # barked→dog, stop→cars: never the full stop
+        "amod": [1 / 2, 0 / 2],  # cars→Big ✗, cars→red ✓ (head 0); head 1: cars→stop
+        "nsubj": [2 / 2, 0 / 2],  # barked→dog ✓, stop→cars ✓ (head 0); head 1: the verb predicts nothing
+        "punct": [0 / 2, 0 / 2],  # barked→dog, stop→cars: never the full stop
         "advmod": [0 / 1, 0 / 1],  # barked→dog
-        "det": [1 / 1, 0 / 1],     # dog→The ✓ (head 0); head 1: dog→barked
+        "det": [1 / 1, 0 / 1],  # dog→The ✓ (head 0); head 1: dog→barked
     }
     for name, values in expected.items():
         np.testing.assert_allclose(accuracy[name], values, err_msg=name)

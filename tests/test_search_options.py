@@ -33,10 +33,13 @@ def test_probes_are_refused_on_an_exact_index_and_past_the_clusters(small_index,
     vector = small_index.vector_set("hidden", 3).decoded([7])[0]
     with pytest.raises(InputError) as error:
         small_index.search(Query("embedding", 3, probes=2), vector)
-    assert str(error.value) == ("probes (--probes) is for approximate indexes; this index is exact (every vector is "
-                                "compared, there are no clusters to scan): leave probes out")
-    built = build_index(small_corpus, default_model, tmp_path / "ivf",
-                        options=BuildOptions(batch_tokens=64, approximate="always"))
+    assert str(error.value) == (
+        "probes (--probes) is for approximate indexes; this index is exact (every vector is "
+        "compared, there are no clusters to scan): leave probes out"
+    )
+    built = build_index(
+        small_corpus, default_model, tmp_path / "ivf", options=BuildOptions(batch_tokens=64, approximate="always")
+    )
     approximate = Index.open(built.directory)
     assert approximate.manifest.approximate_lists == 1
     with pytest.raises(InputError) as error:
@@ -46,11 +49,14 @@ def test_probes_are_refused_on_an_exact_index_and_past_the_clusters(small_index,
 
 
 def test_the_api_refuses_a_mean_score_outside_a_head_search_naming_the_field(client):  # noqa: F811
-    response = client.post("/api/search", json={"corpus": SMALL, "text": PUB, "token": 2, "layer": 3,
-                                                "score": "mean"})
+    response = client.post("/api/search", json={"corpus": SMALL, "text": PUB, "token": 2, "layer": 3, "score": "mean"})
     assert response.status_code == 400
-    assert response.json()["error"] == {"status": 400, "code": "invalid_input", "message": MEAN_REFUSED,
-                                        "field": "score"}
+    assert response.json()["error"] == {
+        "status": 400,
+        "code": "invalid_input",
+        "message": MEAN_REFUSED,
+        "field": "score",
+    }
 
 
 def test_heads_of_an_embedding_search_pick_the_matches_attention(client):  # noqa: F811

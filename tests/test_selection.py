@@ -15,16 +15,22 @@ from .conftest import PUB
 from .test_views_model import TOKENS, softmax_layers
 
 
-@pytest.mark.parametrize("values, message, field", [
-    ([0, 12], "head 12 is out of range: this index has heads 0-11", "heads.1"),
-    ([3, 5, 3], "heads names head 3 more than once: name each head once", "heads.2"),
-    ([1, "2"], "head must be an integer, got '2'", "heads.1"),
-    ([1, True], "head must be an integer, got True", "heads.1"),
-    (3, "heads must be a list of head numbers, got 3", "heads"),
-    ("0,1", "heads must be a list of head numbers, got '0,1'", "heads"),
-    ([], "heads is empty: name at least one head (this index has heads 0-11), or leave heads out for all of them",
-     "heads"),
-])
+@pytest.mark.parametrize(
+    "values, message, field",
+    [
+        ([0, 12], "head 12 is out of range: this index has heads 0-11", "heads.1"),
+        ([3, 5, 3], "heads names head 3 more than once: name each head once", "heads.2"),
+        ([1, "2"], "head must be an integer, got '2'", "heads.1"),
+        ([1, True], "head must be an integer, got True", "heads.1"),
+        (3, "heads must be a list of head numbers, got 3", "heads"),
+        ("0,1", "heads must be a list of head numbers, got '0,1'", "heads"),
+        (
+            [],
+            "heads is empty: name at least one head (this index has heads 0-11), or leave heads out for all of them",
+            "heads",
+        ),
+    ],
+)
 def test_a_bad_list_of_heads_is_named_with_the_entry_at_fault(values, message, field):
     with pytest.raises(FieldError) as caught:
         check_choices("heads", values, 12, "this index", unit="head")
@@ -42,8 +48,9 @@ def test_a_good_list_keeps_its_order_none_means_all_and_repeats_merge_only_when_
 def test_a_number_left_out_by_an_include_option_names_the_option_and_what_it_kept():
     with pytest.raises(FieldError) as caught:
         check_choice("layer", 0, 2, "the encoder attention", kept=[1, 3], kept_by="include_layers")
-    assert str(caught.value) == ("layer 0 is not among the included layers: include_layers keeps layers 1, 3; "
-                                 "pass one of them as layer")
+    assert str(caught.value) == (
+        "layer 0 is not among the included layers: include_layers keeps layers 1, 3; pass one of them as layer"
+    )
     assert check_choice("layer", 3, 2, "the encoder attention", kept=[1, 3], kept_by="include_layers") == 3
     assert check_choices("heads", None, 2, "the encoder attention", unit="head", kept=[2, 5]) == [2, 5]
 
@@ -65,9 +72,12 @@ def test_mask_positions_are_checked_in_the_order_given_and_name_their_entry(defa
         attnscope.encode(default_model, PUB, mask=[3, 99])
     assert (str(caught.value), caught.value.field) == (
         f"mask position 99 is out of range: this input of {len(tokens)} tokens has mask positions 0-{len(tokens) - 1}",
-        "mask.1")
+        "mask.1",
+    )
     with pytest.raises(FieldError) as caught:
         attnscope.encode(default_model, PUB, mask=[2, 0])
     assert (str(caught.value), caught.value.field) == (
-        "mask position 0 is the special token '[CLS]': only ordinary tokens can be masked", "mask.1")
+        "mask position 0 is the special token '[CLS]': only ordinary tokens can be masked",
+        "mask.1",
+    )
     assert attnscope.encode(default_model, PUB, mask=[4, 2, 4]).masked == (2, 4)

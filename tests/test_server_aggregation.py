@@ -67,17 +67,20 @@ def test_a_masked_pair_is_aggregated_as_captured(client, default_model):
     assert np.abs(decode(body["weights"])[:, 0] - aggregate(cap, "rollout").weights).max() <= MAX_ERROR + 1e-6
 
 
-@pytest.mark.parametrize("body, field, words", [
-    ({"heads": [1, 1]}, "heads.1", "head 1 more than once"),
-    ({"heads": [12]}, "heads.0", "heads 0-11"),
-    ({"method": "weighted"}, "method", "needs head_weights"),
-    ({"method": "mean", "head_weights": [1.0]}, "head_weights", "'weighted' and 'rollout' methods only"),
-    ({"method": "weighted", "heads": [0, 1], "head_weights": [1.0]}, "head_weights", "1 number but 2 heads"),
-    ({"method": "weighted", "heads": [0, 1], "head_weights": [0, 0]}, "head_weights", "all zero"),
-    ({"method": "entropy"}, "method", "rollout"),
-    ({"method": "rollout", "head_weights": [-1.0]}, "head_weights.0", "greater than or equal to 0"),
-    ({"mask": [99]}, "mask.0", "99"),
-])
+@pytest.mark.parametrize(
+    "body, field, words",
+    [
+        ({"heads": [1, 1]}, "heads.1", "head 1 more than once"),
+        ({"heads": [12]}, "heads.0", "heads 0-11"),
+        ({"method": "weighted"}, "method", "needs head_weights"),
+        ({"method": "mean", "head_weights": [1.0]}, "head_weights", "'weighted' and 'rollout' methods only"),
+        ({"method": "weighted", "heads": [0, 1], "head_weights": [1.0]}, "head_weights", "1 number but 2 heads"),
+        ({"method": "weighted", "heads": [0, 1], "head_weights": [0, 0]}, "head_weights", "all zero"),
+        ({"method": "entropy"}, "method", "rollout"),
+        ({"method": "rollout", "head_weights": [-1.0]}, "head_weights.0", "greater than or equal to 0"),
+        ({"mask": [99]}, "mask.0", "99"),
+    ],
+)
 def test_bad_aggregation_requests_name_the_field_and_what_is_allowed(client, body, field, words):
     response = post(client, **body)
     assert 400 <= response.status_code < 500
@@ -99,8 +102,19 @@ NASA = "The NASA Allergies made Sneezing worse at Zürich."
 
 def test_words_read_as_typed_the_same_in_the_app_and_the_notebook_views(client, default_model):
     body = post(client, text=NASA, method="mean", words=True).json()
-    assert body["unit_text"] == ["[CLS]", "The", "NASA", "Allergies", "made", "Sneezing", "worse", "at", "Zürich", ".",
-                                 "[SEP]"]
+    assert body["unit_text"] == [
+        "[CLS]",
+        "The",
+        "NASA",
+        "Allergies",
+        "made",
+        "Sneezing",
+        "worse",
+        "at",
+        "Zürich",
+        ".",
+        "[SEP]",
+    ]
     assert body["unit_text"][1:-1] == sequence_from_tokens(attnscope.encode(default_model, NASA)).word_labels
 
 
@@ -109,12 +123,20 @@ def test_byte_level_words_read_without_their_space_and_a_space_token_is_no_part_
     served.add_model("gpt2", tiny("gpt2"))
     text = "I love the café in Zürich 😀."
     with TestClient(create_app(served), raise_server_exceptions=False) as gpt2:
-        body = gpt2.post("/api/aggregation", json={"model": "gpt2", "text": text, "method": "mean",
-                                                   "words": True}).json()
+        body = gpt2.post(
+            "/api/aggregation", json={"model": "gpt2", "text": text, "method": "mean", "words": True}
+        ).json()
     tokens = attnscope.encode(tiny("gpt2"), text)
     labels = dict(zip(map(tuple, body["units"]), body["unit_text"]))
-    assert [labels[u] for u in map(tuple, body["units"]) if labels[u] != "␣"] == \
-        ["I", "love", "the", "café", "in", "Zürich", "😀."]
+    assert [labels[u] for u in map(tuple, body["units"]) if labels[u] != "␣"] == [
+        "I",
+        "love",
+        "the",
+        "café",
+        "in",
+        "Zürich",
+        "😀.",
+    ]
     for unit, label in labels.items():
         if label == "␣":  # a token that stands for a space is a unit of its own
             assert len(unit) == 1 and tokens.word_ids[unit[0]] is None

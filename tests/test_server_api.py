@@ -37,9 +37,18 @@ def test_models_lists_each_configured_model_with_its_shape_and_lm_head(client, d
 def test_corpora_lists_the_index_with_its_counts(client, small_index, default_model):
     (corpus,) = client.get("/api/corpora").json()
     m = small_index.manifest
-    assert corpus == {"name": SMALL, "model": default_model.name, "corpus": m.corpus, "tokens": m.tokens,
-                      "sentences": m.sentences, "layers": m.layers, "heads": m.heads, "fields": list(m.fields),
-                      "annotator": "conllu (gold)", "silver": {}}
+    assert corpus == {
+        "name": SMALL,
+        "model": default_model.name,
+        "corpus": m.corpus,
+        "tokens": m.tokens,
+        "sentences": m.sentences,
+        "layers": m.layers,
+        "heads": m.heads,
+        "fields": list(m.fields),
+        "annotator": "conllu (gold)",
+        "silver": {},
+    }
 
 
 def test_attention_decodes_to_the_captured_weights_within_1_510(client, default_model):
@@ -84,8 +93,9 @@ def test_attention_with_a_masked_lm_head_gives_top_5_at_every_position(client, t
 
 def test_predictions_equal_the_captures_top_k(client, tiny):
     handle = tiny("bert")
-    body = client.post("/api/predictions", json={"model": handle.name, "text": PUB, "mask": [3], "position": 3,
-                                                 "top_k": 7}).json()
+    body = client.post(
+        "/api/predictions", json={"model": handle.name, "text": PUB, "mask": [3], "position": 3, "top_k": 7}
+    ).json()
     expected = attnscope.capture(handle, PUB, mask=[3], top_k=7).top_k(3)
     assert (body["position"], body["token"], body["mode"]) == (3, "[MASK]", "masked")
     assert [(c["token"], pytest.approx(c["probability"], abs=1e-6)) for c in body["candidates"]] == expected
@@ -104,37 +114,64 @@ def _expected(result) -> dict:
     return json.loads(json.dumps(result.to_dict()))
 
 
-@pytest.mark.parametrize("query", [
-    {"mode": "embedding", "layer": 3},
-    {"mode": "heads", "layer": 2, "heads": [0, 5, 7], "top": 4},
-    {"mode": "embedding", "layer": 5, "filters": {"upos": ["NOUN", "VERB"]}, "top": 10},
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"mode": "embedding", "layer": 3},
+        {"mode": "heads", "layer": 2, "heads": [0, 5, 7], "top": 4},
+        {"mode": "embedding", "layer": 5, "filters": {"upos": ["NOUN", "VERB"]}, "top": 10},
+    ],
+)
 def test_search_returns_what_the_index_query_returns(client, small_index, default_model, query):
     response = client.post("/api/search", json={"corpus": SMALL, "text": PUB, "token": 2, **query})
     assert response.status_code == 200
-    expected = small_index.query(default_model, PUB, 2, Query(
-        mode=query["mode"], layer=query["layer"], heads=tuple(query["heads"]) if "heads" in query else None,
-        top=query.get("top", 50), filters=query.get("filters")))
+    expected = small_index.query(
+        default_model,
+        PUB,
+        2,
+        Query(
+            mode=query["mode"],
+            layer=query["layer"],
+            heads=tuple(query["heads"]) if "heads" in query else None,
+            top=query.get("top", 50),
+            filters=query.get("filters"),
+        ),
+    )
     assert response.json() == _expected(expected)
     assert response.json()["matches"], "the small index has matches for every query here"
 
 
-@pytest.mark.parametrize("options", [
-    {"unit": "word", "mode": "embedding", "layer": 4},
-    {"per_sentence": True, "mode": "heads", "layer": 3, "heads": [1, 2, 3], "score": "mean", "top": 3},
-    {"unit": "word", "per_sentence": True, "mode": "heads", "layer": 2, "filters": {"upos": ["ADV"]}},
-])
-def test_search_by_word_one_per_sentence_and_mean_scores_equal_the_index_query(client, small_index, default_model,
-                                                                             options):
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"unit": "word", "mode": "embedding", "layer": 4},
+        {"per_sentence": True, "mode": "heads", "layer": 3, "heads": [1, 2, 3], "score": "mean", "top": 3},
+        {"unit": "word", "per_sentence": True, "mode": "heads", "layer": 2, "filters": {"upos": ["ADV"]}},
+    ],
+)
+def test_search_by_word_one_per_sentence_and_mean_scores_equal_the_index_query(
+    client, small_index, default_model, options
+):
     text = "She walked home unbelievably fast."
     token = attnscope.encode(default_model, text).word_ids.index(3)  # the first token of "unbelievably"
     response = client.post("/api/search", json={"corpus": SMALL, "text": text, "token": token, **options})
     assert response.status_code == 200, response.text
     body = response.json()
-    expected = small_index.query(default_model, text, token, Query(
-        mode=options["mode"], layer=options["layer"], heads=tuple(options["heads"]) if "heads" in options else None,
-        top=options.get("top", 50), filters=options.get("filters"), unit=options.get("unit", "token"),
-        per_sentence=options.get("per_sentence", False), score=options.get("score", "sum")))
+    expected = small_index.query(
+        default_model,
+        text,
+        token,
+        Query(
+            mode=options["mode"],
+            layer=options["layer"],
+            heads=tuple(options["heads"]) if "heads" in options else None,
+            top=options.get("top", 50),
+            filters=options.get("filters"),
+            unit=options.get("unit", "token"),
+            per_sentence=options.get("per_sentence", False),
+            score=options.get("score", "sum"),
+        ),
+    )
     assert body == _expected(expected)
     assert body["unit"] == options.get("unit", "token") and body["score_meaning"] == expected.score_meaning
     if options.get("per_sentence"):
@@ -149,8 +186,9 @@ def test_search_answers_the_words_of_a_split_word_as_one_word(client, default_mo
     first = next(p for p, w in enumerate(tokens.word_ids) if w == 3)  # "unbelievably", several tokens
     pieces = [p for p, w in enumerate(tokens.word_ids) if w == 3]
     assert len(pieces) > 1
-    body = client.post("/api/search", json={"corpus": SMALL, "text": text, "token": pieces[-1], "layer": 5,
-                                            "unit": "word", "top": 3}).json()
+    body = client.post(
+        "/api/search", json={"corpus": SMALL, "text": text, "token": pieces[-1], "layer": 5, "unit": "word", "top": 3}
+    ).json()
     assert (body["query_positions"], body["query_text"]) == (pieces, "unbelievably")
     best = body["matches"][0]  # the same word in the small treebank's s2
     assert best["sent_id"] == "s2" and "".join(best["surface"][p] for p in best["matched"]) == "unbelievably"
@@ -178,16 +216,25 @@ def test_search_from_sentence_b_of_a_pair_uses_the_pair_tokens(client, small_ind
     tokens = attnscope.encode(default_model, PUB, pair)
     hills = tokens.display.index("hills")
     assert hills > len(attnscope.encode(default_model, PUB)), "the token lies past sentence A's end"
-    body = client.post("/api/search", json={"corpus": SMALL, "text": PUB, "text_pair": pair, "token": hills,
-                                            "layer": 2}).json()
+    body = client.post(
+        "/api/search", json={"corpus": SMALL, "text": PUB, "text_pair": pair, "token": hills, "layer": 2}
+    ).json()
     expected = small_index.query(default_model, PUB, hills, Query(mode="embedding", layer=2), text_pair=pair)
     assert body == _expected(expected)
     assert (body["token_text"], body["text_pair"]) == ("hills", pair)
-    alone = client.post("/api/search", json={"corpus": SMALL, "text": pair, "token": tokens.display.index("hills")
-                                             - tokens.sentence_b_start + 1, "layer": 2}).json()
+    alone = client.post(
+        "/api/search",
+        json={
+            "corpus": SMALL,
+            "text": pair,
+            "token": tokens.display.index("hills") - tokens.sentence_b_start + 1,
+            "layer": 2,
+        },
+    ).json()
     assert alone["token_text"] == "hills"
-    assert [m["score"] for m in alone["matches"]] != [m["score"] for m in body["matches"]], \
+    assert [m["score"] for m in alone["matches"]] != [m["score"] for m in body["matches"]], (
         "in a pair the token's representation depends on sentence A"
+    )
 
 
 def test_the_openapi_schema_documents_every_route_and_the_error_shape(client):
@@ -198,10 +245,14 @@ def test_the_openapi_schema_documents_every_route_and_the_error_shape(client):
 
 
 def test_a_filter_value_given_as_a_string_is_one_value(client, small_index, default_model):
-    as_list = client.post("/api/search", json={"corpus": SMALL, "text": PUB, "token": 2, "layer": 5,
-                                               "filters": {"upos": ["NOUN"]}, "top": 10})
-    as_string = client.post("/api/search", json={"corpus": SMALL, "text": PUB, "token": 2, "layer": 5,
-                                                 "filters": {"upos": "NOUN"}, "top": 10})
+    as_list = client.post(
+        "/api/search",
+        json={"corpus": SMALL, "text": PUB, "token": 2, "layer": 5, "filters": {"upos": ["NOUN"]}, "top": 10},
+    )
+    as_string = client.post(
+        "/api/search",
+        json={"corpus": SMALL, "text": PUB, "token": 2, "layer": 5, "filters": {"upos": "NOUN"}, "top": 10},
+    )
     assert as_string.status_code == 200, as_string.text
     assert as_string.json() == as_list.json() and as_string.json()["matches"]
     assert {m["metadata"]["upos"][m["position"]] for m in as_string.json()["matches"]} == {"NOUN"}

@@ -39,8 +39,9 @@ def index_dir(small_index, tmp_path):
     return shutil.copytree(small_index.directory, tmp_path / SMALL)
 
 
-def test_the_atlas_is_computed_in_the_background_then_served_and_cached(index_dir, default_model, small_corpus,
-                                                                        small_index):
+def test_the_atlas_is_computed_in_the_background_then_served_and_cached(
+    index_dir, default_model, small_corpus, small_index
+):
     client = serve(index_dir, default_model)
     answers = poll(client, "ready")
     first, last = answers[0], answers[-1]

@@ -152,19 +152,26 @@ def test_errors_say_what_is_allowed(client):
     assert "'nope'" in message and "sentence-transformers/all-MiniLM-L6-v2" in message
 
 
-@pytest.mark.parametrize(("body", "what"), [
-    (b'{"model": "default", "text": "caf\xe9"}', "is not valid UTF-8 (byte 0xe9 at offset 33)"),
-    (b'{"model": "default", "text": ', "is not valid JSON (Expecting value at line 1 column 30)"),
-    (b"", "is empty"),
-])
+@pytest.mark.parametrize(
+    ("body", "what"),
+    [
+        (b'{"model": "default", "text": "caf\xe9"}', "is not valid UTF-8 (byte 0xe9 at offset 33)"),
+        (b'{"model": "default", "text": ', "is not valid JSON (Expecting value at line 1 column 30)"),
+        (b"", "is empty"),
+    ],
+)
 def test_a_malformed_body_says_what_is_wrong_with_it(client, body, what):
     """The field report: a body that is not UTF-8 got 400 "There was an error parsing the body", one that is not
     JSON a 422 validation error: one kind of fault, one code."""
-    error = assert_error_shape(client.post("/api/attention", content=body,
-                                           headers={"content-type": "application/json"}), 400)
-    assert error == {"status": 400, "code": "malformed_body", "field": None,
-                     "message": f"the request body {what}: send a JSON object, UTF-8 encoded (see /docs for each "
-                                "route's fields)"}
+    error = assert_error_shape(
+        client.post("/api/attention", content=body, headers={"content-type": "application/json"}), 400
+    )
+    assert error == {
+        "status": 400,
+        "code": "malformed_body",
+        "field": None,
+        "message": f"the request body {what}: send a JSON object, UTF-8 encoded (see /docs for each route's fields)",
+    }
 
 
 def test_a_local_model_is_served_by_its_readable_name_and_answers_to_its_path(client, tiny):

@@ -33,12 +33,15 @@ def tokenised(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("route, body", [
-    ("/api/attention", {"model": "default", "text": PUB, "mask": [3]}),
-    ("/api/aggregation", {"model": "default", "text": PUB, "method": "mean", "heads": [1, 2]}),
-    ("/api/predictions", {"model": "tiny-bert", "text": PUB, "mask": [3], "position": 3}),
-    ("/api/search", {"corpus": SMALL, "text": PUB, "token": 2, "layer": 1, "mask": [3]}),
-])
+@pytest.mark.parametrize(
+    "route, body",
+    [
+        ("/api/attention", {"model": "default", "text": PUB, "mask": [3]}),
+        ("/api/aggregation", {"model": "default", "text": PUB, "method": "mean", "heads": [1, 2]}),
+        ("/api/predictions", {"model": "tiny-bert", "text": PUB, "mask": [3], "position": 3}),
+        ("/api/search", {"corpus": SMALL, "text": PUB, "token": 2, "layer": 1, "mask": [3]}),
+    ],
+)
 def test_each_route_tokenises_the_request_text_once(client, tokenised, route, body):  # noqa: F811 - the fixture
     response = client.post(route, json=body)
     assert response.status_code == 200, response.text
@@ -59,8 +62,18 @@ def test_a_search_checks_its_layer_heads_and_filters_once(client, monkeypatch): 
 
     monkeypatch.setattr(index_search, "check_choices", count_heads)
     monkeypatch.setattr(Index, "check_filter", count_filter)
-    response = client.post("/api/search", json={"corpus": SMALL, "text": PUB, "token": 2, "layer": 1, "mode": "heads",
-                                                "heads": [0, 3], "filters": {"upos": ["NOUN", "VERB"]}})
+    response = client.post(
+        "/api/search",
+        json={
+            "corpus": SMALL,
+            "text": PUB,
+            "token": 2,
+            "layer": 1,
+            "mode": "heads",
+            "heads": [0, 3],
+            "filters": {"upos": ["NOUN", "VERB"]},
+        },
+    )
     assert response.status_code == 200, response.text
     assert checked == ["heads", "filter upos"]
 

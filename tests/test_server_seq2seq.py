@@ -49,7 +49,8 @@ def test_an_encoder_decoder_sends_its_encoder_self_attention_and_says_why_there_
     assert body["predictions_note"] == (
         f"model {handle.label!r} is an encoder-decoder: its language-model head predicts the decoder's next token, "
         "which needs a target text (the decoder's input), not the input's own tokens: POST /api/predictions with a "
-        "target gives them")
+        "target gives them"
+    )
     # Show's aggregations read the same stack
     aggregated = client.post("/api/aggregation", json={"model": arch, "text": TEXT, "method": "raw"}).json()
     assert aggregated["weights"]["shape"] == list(encoder.shape)
@@ -61,21 +62,27 @@ def test_encoder_decoder_predictions_need_a_target_and_then_are_the_decoders_nex
     refused = client.post("/api/predictions", json={"model": arch, "text": TEXT, "position": 1})
     assert refused.status_code == 400
     assert refused.json()["error"] == {
-        "status": 400, "code": "needs_target", "field": "target",
+        "status": 400,
+        "code": "needs_target",
+        "field": "target",
         "message": f"model {handle.label!r} is an encoder-decoder: it predicts with its decoder, the token that comes "
-                   "next in a target text: give target (the decoder's input) and a position among its tokens (0 is "
-                   "the decoder's start token)"}
+        "next in a target text: give target (the decoder's input) and a position among its tokens (0 is "
+        "the decoder's start token)",
+    }
     cap = attnscope.capture(handle, TEXT, target=TARGET, top_k=3)
     last = len(cap.decoder_tokens) - 1
-    body = client.post("/api/predictions", json={"model": arch, "text": TEXT, "target": TARGET, "position": last,
-                                                 "top_k": 3}).json()
+    body = client.post(
+        "/api/predictions", json={"model": arch, "text": TEXT, "target": TARGET, "position": last, "top_k": 3}
+    ).json()
     assert (body["position"], body["token"], body["mode"]) == (last, cap.decoder_tokens.display[last], "next")
     assert [(c["token"], pytest.approx(c["probability"], abs=1e-6)) for c in body["candidates"]] == cap.top_k(last)
-    outside = client.post("/api/predictions",
-                          json={"model": arch, "text": TEXT, "target": TARGET, "position": last + 1})
+    outside = client.post(
+        "/api/predictions", json={"model": arch, "text": TEXT, "target": TARGET, "position": last + 1}
+    )
     assert outside.status_code == 400 and outside.json()["error"]["field"] == "position"
     assert outside.json()["error"]["message"] == (
-        f"position {last + 1} is out of range: the target of {last + 1} tokens has positions 0-{last}")
+        f"position {last + 1} is out of range: the target of {last + 1} tokens has positions 0-{last}"
+    )
 
 
 @pytest.mark.parametrize("arch, stack, mode", [("gpt2", "decoder", "next"), ("bert", "encoder", "masked")])

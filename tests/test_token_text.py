@@ -153,10 +153,13 @@ def test_unknown_token_is_aligned_to_its_word_and_indexed(default_model, tmp_pat
     assert tokens.raw == ["[CLS]", "i", "love", "[UNK]", "[SEP]"]
     assert word_of_tokens(sentence, tokens) == [None, 0, 1, 2, None]
     conllu = tmp_path / "emoji.conllu"
-    conllu.write_text("# sent_id = emoji-1\n# text = I love 😀\n"
-                      "1\tI\tI\tPRON\t_\t_\t2\tnsubj\t_\t_\n"
-                      "2\tlove\tlove\tVERB\t_\t_\t0\troot\t_\t_\n"
-                      "3\t😀\t😀\tSYM\t_\t_\t2\tobj\t_\t_\n\n", encoding="utf-8")
+    conllu.write_text(
+        "# sent_id = emoji-1\n# text = I love 😀\n"
+        "1\tI\tI\tPRON\t_\t_\t2\tnsubj\t_\t_\n"
+        "2\tlove\tlove\tVERB\t_\t_\t0\troot\t_\t_\n"
+        "3\t😀\t😀\tSYM\t_\t_\t2\tobj\t_\t_\n\n",
+        encoding="utf-8",
+    )
     build_index(open_corpus(conllu), default_model, tmp_path / "index")
     table = Index.open(tmp_path / "index").tables.tokens
     assert list(table["token"]) == ["i", "love", "[UNK]"]

@@ -18,8 +18,14 @@ from attnscope.index import Query
 from .server_fixtures import SMALL, client, state  # noqa: F401 - fixtures
 
 # every tiny architecture whose tokenizer has a mask token, and how that token is spelled
-MASKED_LMS = {"bert": "[MASK]", "distilbert": "[MASK]", "electra": "[MASK]", "albert": "[MASK]",
-              "roberta": "<mask>", "bart": "<mask>"}
+MASKED_LMS = {
+    "bert": "[MASK]",
+    "distilbert": "[MASK]",
+    "electra": "[MASK]",
+    "albert": "[MASK]",
+    "roberta": "<mask>",
+    "bart": "<mask>",
+}
 
 
 @pytest.mark.parametrize("arch", sorted(MASKED_LMS))
@@ -32,7 +38,7 @@ def test_a_typed_mask_token_is_a_masked_position_with_its_offsets(tiny, arch):
     position = tokens.display.index(mask)
     assert tokens.masked == (position,)
     assert tokens.special[position] is False and tokens.ids[position] == handle.tokenizer.mask_token_id
-    assert tokens.offsets[position] == (4, 4 + len(mask)) and text[4:4 + len(mask)] == mask
+    assert tokens.offsets[position] == (4, 4 + len(mask)) and text[4 : 4 + len(mask)] == mask
     assert tokens.to_dict()["masked"] == [position]
     assert attnscope.encode(handle, "The dog ran home.").masked == ()
 
@@ -67,22 +73,40 @@ def test_searching_a_typed_mask_searches_the_masked_position(small_index, defaul
     as a special token."""
     with pytest.warns(MaskingWarning):
         typed = small_index.query(default_model, "The [MASK] ran.", 2, Query("embedding", 3, top=5))
-    by_position = small_index.query(default_model, "The dog ran.", 2, Query("embedding", 3, top=5), mask=[2],
-                                    warn=False)
+    by_position = small_index.query(
+        default_model, "The dog ran.", 2, Query("embedding", 3, top=5), mask=[2], warn=False
+    )
     assert typed.token_text == "[MASK]" and typed.query_positions == [2]
     assert [(m.sentence, m.position) for m in typed.matches] == [(m.sentence, m.position) for m in by_position.matches]
     assert [m.score for m in typed.matches] == pytest.approx([m.score for m in by_position.matches], abs=1e-6)
 
 
 def test_the_cli_searches_a_typed_mask_and_notes_the_caveat(small_index):
-    command = [sys.executable, "-m", "attnscope.cli", "search", "The [MASK] ran.", "--index",
-               str(small_index.directory), "--token", "2", "--layer", "3", "--top", "3", "--json"]
-    result = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"),
-                            timeout=300)
+    command = [
+        sys.executable,
+        "-m",
+        "attnscope.cli",
+        "search",
+        "The [MASK] ran.",
+        "--index",
+        str(small_index.directory),
+        "--token",
+        "2",
+        "--layer",
+        "3",
+        "--top",
+        "3",
+        "--json",
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"), timeout=300
+    )
     assert result.returncode == 0, result.stderr
     note = " ".join(result.stderr.split())
-    assert note.startswith("note: model 'sentence-transformers/all-MiniLM-L6-v2' has no masked-language-model "
-                           "head, so its mask token [MASK] was not trained to stand for a word")
+    assert note.startswith(
+        "note: model 'sentence-transformers/all-MiniLM-L6-v2' has no masked-language-model "
+        "head, so its mask token [MASK] was not trained to stand for a word"
+    )
     assert "special token" not in result.stderr
 
 
@@ -93,8 +117,7 @@ def test_the_api_treats_a_typed_mask_as_masked(client, default_model, tiny):  # 
     assert body["masking_note"] == attnscope.masking_caveat(default_model)
     plain = client.post("/api/attention", json={"model": "default", "text": "The dog ran."}).json()
     assert plain["masking_note"] is None
-    bert = client.post("/api/predictions", json={"model": "tiny-bert", "text": "The [MASK] ran.",
-                                                 "position": 2}).json()
+    bert = client.post("/api/predictions", json={"model": "tiny-bert", "text": "The [MASK] ran.", "position": 2}).json()
     assert (bert["token"], bert["mode"], bert["masking_note"]) == ("[MASK]", "masked", None)
     found = client.post("/api/search", json={"corpus": SMALL, "text": "The [MASK] ran.", "token": 2, "layer": 3})
     assert found.status_code == 200, found.text

@@ -47,7 +47,7 @@ def test_only_the_shown_aggregation_layer_crosses_at_first_and_others_are_answer
     assert sent_now == {"encoder": [2], "encoder/rollout": [2], "encoder/value_norm": [], "encoder/value_norm_sum": []}
     sent = Sent(view)
     view._handle_custom_msg({"type": LAYER_MESSAGE, "role": "encoder/value_norm", "indices": [1, 4]}, [])
-    (content, buffers), = sent.messages
+    ((content, buffers),) = sent.messages
     assert content["role"] == "encoder/value_norm" and content["indices"] == [1, 4]
     expected = normalise_rows(attnscope.aggregate(full_capture, "value_norm", layers=[1, 4]).weights)
     for buffer, layer in zip(buffers, expected):
@@ -87,11 +87,13 @@ def test_auto_carries_nothing_extra_past_the_token_limit_unless_asked():
 
 def test_bad_aggregation_options_say_what_is_allowed(default_model):
     arrays, tokens = softmax_arrays(4), ["a", "b", "c", "d"]
-    with pytest.raises(InputError, match="aggregation 'value_norm' is not in this view: value norms need a Capture "
-                                         "with values"):
+    with pytest.raises(
+        InputError, match="aggregation 'value_norm' is not in this view: value norms need a Capture with values"
+    ):
         attnscope.head_view(arrays, tokens, aggregation="value_norm")
-    with pytest.raises(InputError, match="aggregation must be one of raw, mean, rollout, value_norm, value_norm_sum; "
-                                         "got 'max'"):
+    with pytest.raises(
+        InputError, match="aggregation must be one of raw, mean, rollout, value_norm, value_norm_sum; got 'max'"
+    ):
         attnscope.model_view(arrays, tokens, aggregation="max")
     with pytest.raises(InputError, match="aggregations names 'max': choose from rollout, value_norm, value_norm_sum"):
         attnscope.head_view(arrays, tokens, aggregations=["max"])

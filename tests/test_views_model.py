@@ -58,15 +58,29 @@ def test_every_layer_is_sent_with_the_view(default_model):
     view = model_view(cap)
     assert [bytes(b) for b in view.layers["encoder"]] == [view.payload.layer_bytes("encoder", i) for i in range(6)]
     assert view.header["stacks"][0]["head_labels"] == list(range(12))
-    assert view.selection == {"stack": "encoder", "layer": None, "heads": [], "filter": "all", "token": None,
-                              "hide_special": False, "merge_subwords": False, "aggregation": "raw"}
+    assert view.selection == {
+        "stack": "encoder",
+        "layer": None,
+        "heads": [],
+        "filter": "all",
+        "token": None,
+        "hide_special": False,
+        "merge_subwords": False,
+        "aggregation": "raw",
+    }
 
 
 def test_encoder_decoder_arrays_and_include_heads_apply_to_every_stack():
     enc, dec = softmax_layers(n=5), softmax_layers(n=3, seed=1)
     cross = tuple(torch.softmax(torch.randn(1, 4, 3, 5), -1) for _ in range(3))
-    view = model_view(encoder_attention=enc, decoder_attention=dec, cross_attention=cross,
-                      encoder_tokens=list("abcde"), decoder_tokens=["<s>", "x", "y"], include_heads=[2])
+    view = model_view(
+        encoder_attention=enc,
+        decoder_attention=dec,
+        cross_attention=cross,
+        encoder_tokens=list("abcde"),
+        decoder_tokens=["<s>", "x", "y"],
+        include_heads=[2],
+    )
     assert [s["head_labels"] for s in view.header["stacks"]] == [[2], [2], [2]]
     assert view.header["sequences"]["decoder"]["special"] == [True, False, False]
 

@@ -62,7 +62,10 @@ def test_payload_size_of_the_default_model_on_17_tokens(pub):
     view = neuron_view(pub)
     stack = view.header["stacks"][0]
     assert [(p["name"], p["shape"]) for p in stack["layout"]] == [
-        ("queries", [12, 17, 32]), ("keys", [12, 17, 32]), ("allowed", [17, 17])]
+        ("queries", [12, 17, 32]),
+        ("keys", [12, 17, 32]),
+        ("allowed", [17, 17]),
+    ]
     assert stack["layer_bytes"] == 2 * 12 * 17 * 32 * 4 + 17 * 17 == 52_513
     assert view.neuron.nbytes() == 6 * 52_513 == 315_078
     assert len(json.dumps(view.header)) < 4000  # the header carries no arrays
@@ -139,20 +142,24 @@ def test_a_capture_without_queries_and_keys_is_refused_with_how_to_capture(defau
 
 
 def test_a_t5_capture_without_its_bias_is_refused(tiny):
-    cap = attnscope.capture(tiny("t5"), "The girl ran.", target="She",
-                            fields=["attentions", "queries", "keys", "allowed"])
+    cap = attnscope.capture(
+        tiny("t5"), "The girl ran.", target="She", fields=["attentions", "queries", "keys", "allowed"]
+    )
     with pytest.raises(InputError, match="do not rebuild its attention .* include the bias"):
         neuron_view(cap)
 
 
-@pytest.mark.parametrize("options, message", [
-    (dict(layer=6), "layer 6 is out of range: the encoder stack has layers 0-5"),
-    (dict(head=12), "head 12 is out of range: the encoder stack has heads 0-11"),
-    (dict(query=17), "query position 17 is out of range"),
-    (dict(layer=-1), "layer -1 is out of range"),
-    (dict(stack="cross"), "stack 'cross' is not in this capture: it has encoder"),
-    (dict(display_mode="sepia"), "display_mode must be 'dark', 'light' or None"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(layer=6), "layer 6 is out of range: the encoder stack has layers 0-5"),
+        (dict(head=12), "head 12 is out of range: the encoder stack has heads 0-11"),
+        (dict(query=17), "query position 17 is out of range"),
+        (dict(layer=-1), "layer -1 is out of range"),
+        (dict(stack="cross"), "stack 'cross' is not in this capture: it has encoder"),
+        (dict(display_mode="sepia"), "display_mode must be 'dark', 'light' or None"),
+    ],
+)
 def test_bad_selections_are_refused_before_anything_is_drawn(pub, options, message):
     with pytest.raises(InputError, match=message):
         neuron_view(pub, **options)
@@ -174,8 +181,9 @@ def test_bad_call_shapes_are_refused(default_model, pub):
 
 
 def test_selection_traits_are_validated_and_follow_stack_changes(tiny):
-    view = neuron_view(tiny("bart"), "The girl ran to a local pub.", target="She went home.", stack="decoder",
-                       layer=2, head=3)
+    view = neuron_view(
+        tiny("bart"), "The girl ran to a local pub.", target="She went home.", stack="decoder", layer=2, head=3
+    )
     with pytest.raises(InputError, match="layer 3 is out of range: the decoder stack has layers 0-2"):
         view.layer = 3
     with pytest.raises(InputError, match="query position 99 is out of range"):

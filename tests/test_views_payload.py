@@ -82,8 +82,13 @@ def test_causal_attention_is_flagged_as_decoder():
 def test_encoder_decoder_arguments_make_three_stacks():
     enc, dec = softmax_layers(n=5), softmax_layers(n=3, seed=1)
     cross = tuple(torch.softmax(torch.randn(1, 4, 3, 5), -1) for _ in range(3))
-    payload = payload_from_arrays(encoder_attention=enc, decoder_attention=dec, cross_attention=cross,
-                                  encoder_tokens=list("abcde"), decoder_tokens=list("xyz"))
+    payload = payload_from_arrays(
+        encoder_attention=enc,
+        decoder_attention=dec,
+        cross_attention=cross,
+        encoder_tokens=list("abcde"),
+        decoder_tokens=list("xyz"),
+    )
     stacks = {s["role"]: s for s in payload.header()["stacks"]}
     assert list(stacks) == ["encoder", "decoder", "cross"]
     assert (stacks["cross"]["query_tokens"], stacks["cross"]["key_tokens"]) == ("decoder", "encoder")
@@ -103,10 +108,14 @@ def test_include_layers_keeps_model_layer_numbers():
         (dict(tokens=list("abcd")), "encoder attention has 5 query positions but 4 encoder tokens were given"),
         (dict(tokens=list("abcde"), layer=7), "layer 7 is out of range: the encoder attention has layers 0-2"),
         (dict(tokens=list("abcde"), heads=[0, 4]), "head 4 is out of range: the encoder attention has heads 0-3"),
-        (dict(tokens=list("abcde"), batch_index=1),
-         "batch_index 1 is out of range: attention (batch size 1) has only batch index 0"),
-        (dict(tokens=list("abcde"), sentence_b_start=9),
-         "sentence_b_start 9 is out of range: the encoder sequence of 5 tokens has token positions 0-4"),
+        (
+            dict(tokens=list("abcde"), batch_index=1),
+            "batch_index 1 is out of range: attention (batch size 1) has only batch index 0",
+        ),
+        (
+            dict(tokens=list("abcde"), sentence_b_start=9),
+            "sentence_b_start 9 is out of range: the encoder sequence of 5 tokens has token positions 0-4",
+        ),
         (dict(tokens=[]), "tokens are empty"),
         (dict(tokens="abcde"), "tokens is one string ('abcde'): pass one string per token"),
         (dict(tokens=list("abcde"), include_layers=[0, 5]), "layer 5 is out of range"),
@@ -189,18 +198,21 @@ def test_sparse_layers_decode_to_the_weights_above_the_threshold():
     assert len(raw) == 4 * (rows + 1) + 3 * count
     rebuilt = np.zeros((rows, 40), dtype=np.uint8)
     for r in range(rows):
-        rebuilt[r, keys[starts[r]:starts[r + 1]]] = values[starts[r]:starts[r + 1]]
+        rebuilt[r, keys[starts[r] : starts[r + 1]]] = values[starts[r] : starts[r + 1]]
     expected = dense.stacks["encoder"][1].reshape(rows, 40).copy()
     expected[expected / 255 <= 0.05] = 0
     assert np.array_equal(rebuilt, expected) and count == int((expected > 0).sum())
 
 
-@pytest.mark.parametrize(("make", "expected"), [
-    (lambda w: np.full_like(w, np.nan), r"attention holds NaN or infinite weights, first at .* = \(0, 0, 0, 0\)"),
-    (lambda w: -w, r"attention holds negative weights \(min -"),
-    (lambda w: np.where(np.triu(np.ones(w.shape[-2:]), 1) > 0, np.nan, w), r"attention holds NaN or infinite"),
-    (lambda w: np.where(np.triu(np.ones(w.shape[-2:]), 1) > 0, -np.inf, w), r"attention holds NaN or infinite"),
-])
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda w: np.full_like(w, np.nan), r"attention holds NaN or infinite weights, first at .* = \(0, 0, 0, 0\)"),
+        (lambda w: -w, r"attention holds negative weights \(min -"),
+        (lambda w: np.where(np.triu(np.ones(w.shape[-2:]), 1) > 0, np.nan, w), r"attention holds NaN or infinite"),
+        (lambda w: np.where(np.triu(np.ones(w.shape[-2:]), 1) > 0, -np.inf, w), r"attention holds NaN or infinite"),
+    ],
+)
 def test_invalid_bertviz_weights_are_named_by_their_argument_not_a_guessed_stack(make, expected):
     """The field report: an encoder's weights with NaN or negative values were called "decoder attention"
     (their upper triangle holds no positive weight, so they looked causal), while the same input's other

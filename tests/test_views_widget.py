@@ -48,19 +48,22 @@ def test_front_end_requests_are_answered_with_one_buffer_per_layer(pub_capture):
     view = attnscope.head_view(pub_capture)
     sent = Sent(view)
     view._handle_custom_msg({"type": LAYER_MESSAGE, "role": "encoder", "indices": [1, 4]}, [])
-    (content, buffers), = sent.messages
+    ((content, buffers),) = sent.messages
     assert content == {"type": LAYER_MESSAGE, "role": "encoder", "indices": [1, 4]}
     for index, buffer in zip([1, 4], buffers):
         decoded = np.frombuffer(buffer, dtype=np.uint8).reshape(pub_capture.attentions.shape[1:]) / 255
         assert np.abs(decoded - pub_capture.attentions[index]).max() <= attnscope.views.MAX_ERROR + 1e-6
 
 
-@pytest.mark.parametrize("content", [
-    {"type": LAYER_MESSAGE, "role": "decoder", "indices": [0]},
-    {"type": LAYER_MESSAGE, "role": "encoder", "indices": [6, -1, True, "2"]},
-    {"type": "something-else", "role": "encoder", "indices": [0]},
-    ["not", "a", "dict"],
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"type": LAYER_MESSAGE, "role": "decoder", "indices": [0]},
+        {"type": LAYER_MESSAGE, "role": "encoder", "indices": [6, -1, True, "2"]},
+        {"type": "something-else", "role": "encoder", "indices": [0]},
+        ["not", "a", "dict"],
+    ],
+)
 def test_requests_naming_no_real_layer_are_ignored(pub_capture, content):
     view = attnscope.head_view(pub_capture)
     sent = Sent(view)
@@ -145,6 +148,8 @@ def test_the_sentence_filter_of_the_head_and_model_views_is_one_of_the_five():
         for bad in ("xx", "ab", ""):
             with pytest.raises(InputError) as error:
                 widget.filter = bad
-            assert str(error.value) == (f"filter {bad!r} is not a sentence filter: it is one of 'all', 'AA', 'AB', "
-                                        "'BA', 'BB' (the first letter is the queries' sentence, the second the keys')")
+            assert str(error.value) == (
+                f"filter {bad!r} is not a sentence filter: it is one of 'all', 'AA', 'AB', "
+                "'BA', 'BB' (the first letter is the queries' sentence, the second the keys')"
+            )
         assert widget.filter == "BA"

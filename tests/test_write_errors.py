@@ -29,8 +29,9 @@ FORBIDDEN = Path("/sys/attnscope-test")
 
 def run_cli(*args: str, **options) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1", COLUMNS="200")
-    return subprocess.run([sys.executable, "-m", "attnscope.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=300, **options)
+    return subprocess.run(
+        [sys.executable, "-m", "attnscope.cli", *args], capture_output=True, text=True, env=env, timeout=300, **options
+    )
 
 
 def message(result: subprocess.CompletedProcess) -> str:
@@ -49,17 +50,26 @@ def test_view_out_an_existing_directory_is_refused_naming_it(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vt"] and [p.name for p in target.iterdir()] == ["kept.txt"]
 
 
-@pytest.mark.parametrize(("where", "reason"), [
-    ("directory", "it is a directory; name a file to write"),
-    ("missing", "its directory {tmp}/no/such does not exist"),
-    ("forbidden", "permission denied: this user may not write in /sys"),
-    ("device", "it is not a regular file (a device, pipe or socket): name a file"),
-])
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [
+        ("directory", "it is a directory; name a file to write"),
+        ("missing", "its directory {tmp}/no/such does not exist"),
+        ("forbidden", "permission denied: this user may not write in /sys"),
+        ("device", "it is not a regular file (a device, pipe or socket): name a file"),
+    ],
+)
 def test_every_atomic_write_names_the_path_and_the_reason(tmp_path, where, reason):
-    path = {"directory": tmp_path, "missing": tmp_path / "no" / "such" / "x.html", "forbidden": FORBIDDEN,
-            "device": Path("/dev/null")}[where]
-    writers = [lambda: write_text_atomically(path, "text"),
-               lambda: replace_atomically(path, lambda temporary: temporary.write_bytes(b"bytes"))]
+    path = {
+        "directory": tmp_path,
+        "missing": tmp_path / "no" / "such" / "x.html",
+        "forbidden": FORBIDDEN,
+        "device": Path("/dev/null"),
+    }[where]
+    writers = [
+        lambda: write_text_atomically(path, "text"),
+        lambda: replace_atomically(path, lambda temporary: temporary.write_bytes(b"bytes")),
+    ]
     for write in writers:
         with pytest.raises(WriteError) as error:
             write()
@@ -74,7 +84,8 @@ def test_a_full_disk_is_named_as_such(tmp_path):
             handle.write("x")
     assert full.value.errno == errno.ENOSPC
     assert str(write_error(full.value, tmp_path / "index" / "codes.zst")) == (
-        f"cannot write {tmp_path}/index/codes.zst: the disk is full (no space left on the device)")
+        f"cannot write {tmp_path}/index/codes.zst: the disk is full (no space left on the device)"
+    )
 
 
 def test_a_write_cut_short_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -84,14 +95,17 @@ def test_a_write_cut_short_leaves_the_old_file_and_no_temporary(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
-    script = ("from attnscope.files import write_text_atomically\n"
-              f"write_text_atomically({str(target)!r}, 'x' * 100_000)\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                            preexec_fn=limited)
+    script = (
+        f"from attnscope.files import write_text_atomically\nwrite_text_atomically({str(target)!r}, 'x' * 100_000)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, preexec_fn=limited
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"attnscope.errors.WriteError: cannot write {target}: the file is larger than this process may write "
-        "(the file size limit, `ulimit -f`)")
+        "(the file size limit, `ulimit -f`)"
+    )
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["view.html"]
 
 
@@ -104,8 +118,9 @@ def test_the_cli_view_cut_short_exits_2_with_the_reason_and_no_file(tmp_path):
 
     result = run_cli("view", PUB, "--out", str(out), preexec_fn=limited)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert message(result) == (f"error: cannot write {out}: the file is larger than this process may write (the "
-                               "file size limit, `ulimit -f`)")
+    assert message(result) == (
+        f"error: cannot write {out}: the file is larger than this process may write (the file size limit, `ulimit -f`)"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -135,8 +150,14 @@ def test_serve_with_an_unwritable_cache_exits_2_naming_it():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    result = subprocess.run([sys.executable, "-m", "attnscope.cli", "serve", "--port", str(port)],
-                            capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "attnscope.cli", "serve", "--port", str(port)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert message(result).endswith(f"error: cannot write {FORBIDDEN}: permission denied: this user may not write "
-                                    "in /sys")  # the first folder of the cache's path that could not be made
+    assert message(result).endswith(
+        f"error: cannot write {FORBIDDEN}: permission denied: this user may not write in /sys"
+    )  # the first folder of the cache's path that could not be made

@@ -21,9 +21,38 @@ REPRO = (
     'I love the café in Zürich 😀.\nTokyo (東京) is big.\n\nThe naïve dog barked at me.\nHe said "hello" and left!!!'
 )
 
-WORDS = ["café", "naïve", "Zürich", "😀", "東京", "京都", "don't", "e-mail", "York's", "!!!", "?!", "(", ")",
-         '"hello"', "...", "hello", "THE", "a", "—", "ß", "İstanbul", "👍🏽", "12,5", "x", "Ünïcödé", "100%", "@",
-         "http://example.org/a?b=c", "ﬁ", "٣"]
+WORDS = [
+    "café",
+    "naïve",
+    "Zürich",
+    "😀",
+    "東京",
+    "京都",
+    "don't",
+    "e-mail",
+    "York's",
+    "!!!",
+    "?!",
+    "(",
+    ")",
+    '"hello"',
+    "...",
+    "hello",
+    "THE",
+    "a",
+    "—",
+    "ß",
+    "İstanbul",
+    "👍🏽",
+    "12,5",
+    "x",
+    "Ünïcödé",
+    "100%",
+    "@",
+    "http://example.org/a?b=c",
+    "ﬁ",
+    "٣",
+]
 SEPARATORS = [" ", " ", " ", "", "  ", "\n", "\t", " \n "]
 
 
@@ -40,8 +69,11 @@ def ordinary(tokens) -> dict[int, list[int]]:
     return out
 
 
-texts = st.lists(st.tuples(st.sampled_from(WORDS), st.sampled_from(SEPARATORS)), min_size=1, max_size=12).map(
-    lambda parts: "".join(w + s for w, s in parts).strip()).filter(bool)
+texts = (
+    st.lists(st.tuples(st.sampled_from(WORDS), st.sampled_from(SEPARATORS)), min_size=1, max_size=12)
+    .map(lambda parts: "".join(w + s for w, s in parts).strip())
+    .filter(bool)
+)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -58,7 +90,7 @@ def test_pieces_give_back_the_text_each_character_once(tiny, family):
         assert shown == "".join(text.split())  # each character exactly once
         for piece in pieces:
             assert piece.text == piece.text.strip()
-            assert piece.text == text[piece.start:piece.end]
+            assert piece.text == text[piece.start : piece.end]
 
     check()
 
@@ -84,8 +116,12 @@ def test_byte_level_pieces_of_one_character_show_it_once_and_leading_spaces_beco
     pieces = token_pieces(tokens, ordinary(tokens)[0])
     by_token = [(tokens.display[p], piece.text, piece.space_before) for p, piece in enumerate(pieces)]
     emoji = next(i for i, (_, text, _) in enumerate(by_token) if text == "😀")
-    assert by_token[emoji:emoji + 4] == [("\\xf0", "😀", True), ("\\x9f", "", False), ("\\x98", "", False),
-                                         ("\\x80", "", False)]
+    assert by_token[emoji : emoji + 4] == [
+        ("\\xf0", "😀", True),
+        ("\\x9f", "", False),
+        ("\\x98", "", False),
+        ("\\x80", "", False),
+    ]
     love = next(i for i, (display, _, _) in enumerate(by_token) if display == "l")
     assert tokens.offsets[love] == (1, 3) and by_token[love] == ("l", "l", True)  # the span is " l"
     assert [t for t, _, _ in by_token].count("␣") >= 1 and all(text == "" for d, text, _ in by_token if d == "␣")
@@ -98,8 +134,9 @@ def test_a_word_reads_as_written_without_the_space_token_before_it(tiny, family)
     tokens = attnscope.encode(tiny(family), text)
     for written in ("love", "Zürich", "😀", "today"):
         start = text.index(written)
-        first = next(p for p, o in enumerate(tokens.offsets)
-                     if o and o[0] <= start < o[1] and not blank_tokens(tokens)[p])
+        first = next(
+            p for p, o in enumerate(tokens.offsets) if o and o[0] <= start < o[1] and not blank_tokens(tokens)[p]
+        )
         positions = query_positions(tokens, first, "word")
         assert words_text(tokens, positions) == written, (family, written, [tokens.display[p] for p in positions])
         assert not any(blank_tokens(tokens)[p] for p in positions)
@@ -122,8 +159,13 @@ def test_words_read_as_written_in_the_views_and_the_search_with_the_typed_case(d
 
 def test_pieces_of_a_masked_token_and_of_tokens_without_a_span():
     text = "ab cd"
-    pieces = written_pieces(text, [None, (0, 2), (2, 5), None], ["[CLS]", "ab", "[MASK]", "[SEP]"],
-                            [False] * 4, [False, False, True, False])
-    assert [(p.text, p.space_before) for p in pieces] == [("[CLS]", False), ("ab", True), ("[MASK]", True),
-                                                          ("[SEP]", True)]
+    pieces = written_pieces(
+        text, [None, (0, 2), (2, 5), None], ["[CLS]", "ab", "[MASK]", "[SEP]"], [False] * 4, [False, False, True, False]
+    )
+    assert [(p.text, p.space_before) for p in pieces] == [
+        ("[CLS]", False),
+        ("ab", True),
+        ("[MASK]", True),
+        ("[SEP]", True),
+    ]
     assert (pieces[2].start, pieces[2].end) == (3, 5)

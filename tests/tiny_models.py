@@ -28,8 +28,9 @@ from attnscope.capture.loading import default_model_path, quiet_transformers
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 EWT_DEV = SHARED_DATA / "ud_english_ewt" / "en_ewt-ud-dev.conllu"
 
-SMALL = dict(hidden_size=32, num_attention_heads=4, num_hidden_layers=2, intermediate_size=48,
-             max_position_embeddings=128)
+SMALL = dict(
+    hidden_size=32, num_attention_heads=4, num_hidden_layers=2, intermediate_size=48, max_position_embeddings=128
+)
 
 
 # A few words outside ASCII, repeated so that BPE learns them whole as real vocabularies do (é, ï, 東, 京),
@@ -37,27 +38,32 @@ SMALL = dict(hidden_size=32, num_attention_heads=4, num_hidden_layers=2, interme
 MULTILINGUAL = ["a naïve café", "the café in Zürich", "東京 and 京都", "naïve"] * 25
 
 # The pre-tokenizer regex of Llama-3 and SmolLM2 (contractions, letters, single digits, punctuation, spaces).
-LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+LLAMA3_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 
 
 def training_sentences() -> list[str]:
-    return [line[len("# text = "):].strip() for line in EWT_DEV.open(encoding="utf-8")
-            if line.startswith("# text = ")]
+    return [line[len("# text = ") :].strip() for line in EWT_DEV.open(encoding="utf-8") if line.startswith("# text = ")]
 
 
 def _byte_bpe(specials: list[str], llama3: bool = False) -> Tokenizer:
     """Byte-level BPE: GPT-2's (its own regex) or Llama-3's (a Split regex, then bytes without a regex)."""
     tok = Tokenizer(models.BPE())
     if llama3:
-        tok.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated"),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated"),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
     else:
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=600, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tok.train_from_iterator(training_sentences() + MULTILINGUAL, trainer)
     return tok
 
@@ -66,14 +72,16 @@ def _unigram(specials: list[str]) -> Tokenizer:
     tok = Tokenizer(models.Unigram())
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
-    tok.train_from_iterator(training_sentences(),
-                            trainers.UnigramTrainer(vocab_size=600, special_tokens=specials, unk_token="<unk>"))
+    tok.train_from_iterator(
+        training_sentences(), trainers.UnigramTrainer(vocab_size=600, special_tokens=specials, unk_token="<unk>")
+    )
     return tok
 
 
 def _pair_template(tok: Tokenizer, cls: str, sep: str) -> None:
     tok.post_processor = processors.TemplateProcessing(
-        single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
+        single=f"{cls} $A {sep}",
+        pair=f"{cls} $A {sep} $B:1 {sep}:1",
         special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))],
     )
 
@@ -84,14 +92,26 @@ def wordpiece() -> transformers.PreTrainedTokenizerBase:
 
 def gpt2_tokenizer():
     return transformers.GPT2TokenizerFast(
-        tokenizer_object=_byte_bpe(["<|endoftext|>"]), bos_token="<|endoftext|>",
-        eos_token="<|endoftext|>", unk_token="<|endoftext|>", model_max_length=128)
+        tokenizer_object=_byte_bpe(["<|endoftext|>"]),
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        model_max_length=128,
+    )
 
 
 def roberta_like_tokenizer(cls=transformers.RobertaTokenizerFast):
-    return cls(tokenizer_object=_byte_bpe(["<s>", "<pad>", "</s>", "<unk>", "<mask>"]),
-               bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>", pad_token="<pad>",
-               unk_token="<unk>", mask_token="<mask>", model_max_length=128)
+    return cls(
+        tokenizer_object=_byte_bpe(["<s>", "<pad>", "</s>", "<unk>", "<mask>"]),
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+        model_max_length=128,
+    )
 
 
 def llama_tokenizer():
@@ -100,34 +120,61 @@ def llama_tokenizer():
     bytes_ = [f"<0x{b:02X}>" for b in range(256)]
     tok = Tokenizer(models.BPE(byte_fallback=True))
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
-    tok.train_from_iterator(training_sentences() + MULTILINGUAL, trainers.BpeTrainer(
-        vocab_size=600 + len(bytes_), special_tokens=["<unk>", "<s>", "</s>", *bytes_], limit_alphabet=200))
+    tok.train_from_iterator(
+        training_sentences() + MULTILINGUAL,
+        trainers.BpeTrainer(
+            vocab_size=600 + len(bytes_), special_tokens=["<unk>", "<s>", "</s>", *bytes_], limit_alphabet=200
+        ),
+    )
     state = json.loads(tok.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in state["merges"]]
-    return transformers.LlamaTokenizer(vocab=state["vocab"], merges=merges, bos_token="<s>", eos_token="</s>",
-                                       unk_token="<unk>", add_bos_token=True, model_max_length=128)
+    return transformers.LlamaTokenizer(
+        vocab=state["vocab"],
+        merges=merges,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        add_bos_token=True,
+        model_max_length=128,
+    )
 
 
 def llama3_tokenizer():
     """Llama-3's and SmolLM2's kind: byte-level BPE behind a Split regex, read as a generic fast tokenizer."""
     tok = _byte_bpe(["<|endoftext|>", "<|im_start|>", "<|im_end|>"], llama3=True)
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>",
-                                                eos_token="<|im_end|>", unk_token="<|endoftext|>",
-                                                pad_token="<|endoftext|>", model_max_length=128)
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        unk_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        model_max_length=128,
+    )
 
 
 def t5_tokenizer():
-    return transformers.T5TokenizerFast(tokenizer_object=_unigram(["<pad>", "</s>", "<unk>"]),
-                                        eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
-                                        extra_ids=0, model_max_length=128)
+    return transformers.T5TokenizerFast(
+        tokenizer_object=_unigram(["<pad>", "</s>", "<unk>"]),
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        extra_ids=0,
+        model_max_length=128,
+    )
 
 
 def albert_tokenizer():
     tok = _unigram(["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"])
     _pair_template(tok, "[CLS]", "[SEP]")
-    return transformers.AlbertTokenizerFast(tokenizer_object=tok, cls_token="[CLS]", sep_token="[SEP]",
-                                            mask_token="[MASK]", pad_token="<pad>", unk_token="<unk>",
-                                            model_max_length=128)
+    return transformers.AlbertTokenizerFast(
+        tokenizer_object=tok,
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        model_max_length=128,
+    )
 
 
 def xlnet_tokenizer():
@@ -145,13 +192,25 @@ def xlm_tokenizer():
     tok.normalizer = normalizers.Sequence([normalizers.NFD(), normalizers.StripAccents(), normalizers.Lowercase()])
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.decoder = decoders.BPEDecoder(suffix="</w>")
-    tok.train_from_iterator(training_sentences(), trainers.BpeTrainer(
-        vocab_size=600, special_tokens=["<s>", "</s>", "<pad>", "<unk>"], end_of_word_suffix="</w>"))
+    tok.train_from_iterator(
+        training_sentences(),
+        trainers.BpeTrainer(
+            vocab_size=600, special_tokens=["<s>", "</s>", "<pad>", "<unk>"], end_of_word_suffix="</w>"
+        ),
+    )
     tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", pair="<s> $A </s> $B:1 </s>:1", special_tokens=[("<s>", 0), ("</s>", 1)])
+        single="<s> $A </s>", pair="<s> $A </s> $B:1 </s>:1", special_tokens=[("<s>", 0), ("</s>", 1)]
+    )
     return transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="</s>",
-        pad_token="<pad>", unk_token="<unk>", model_max_length=128)
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        model_max_length=128,
+    )
 
 
 def marian_tokenizer():
@@ -161,8 +220,16 @@ def marian_tokenizer():
 
     proto = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(training_sentences()), model_writer=proto, vocab_size=600, model_type="unigram",
-        eos_id=0, unk_id=1, bos_id=-1, pad_id=-1, minloglevel=2)
+        sentence_iterator=iter(training_sentences()),
+        model_writer=proto,
+        vocab_size=600,
+        model_type="unigram",
+        eos_id=0,
+        unk_id=1,
+        bos_id=-1,
+        pad_id=-1,
+        minloglevel=2,
+    )
     pieces = sentencepiece.SentencePieceProcessor(model_proto=proto.getvalue())
     vocab = {pieces.id_to_piece(i): i for i in range(pieces.get_piece_size())}
     vocab["<pad>"] = len(vocab)
@@ -173,13 +240,18 @@ def marian_tokenizer():
         (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
         with quiet_transformers(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Recommended: pip install sacremoses")  # Moses is optional for it
-            return transformers.MarianTokenizer(source_spm=str(folder / "source.spm"), vocab=str(folder / "vocab.json"),
-                                                target_spm=str(folder / "target.spm"), model_max_length=128)
+            return transformers.MarianTokenizer(
+                source_spm=str(folder / "source.spm"),
+                vocab=str(folder / "vocab.json"),
+                target_spm=str(folder / "target.spm"),
+                model_max_length=128,
+            )
 
 
 def _bert_like(config_class, model_class, **extra) -> Callable[[int], tuple]:
     def build(vocab: int):
         return config_class(vocab_size=vocab, **SMALL, **extra), model_class
+
     return build
 
 
@@ -351,16 +423,61 @@ ARCHITECTURES: dict[str, tuple[Callable, Callable[[int], tuple]]] = {
 
 
 OUTPUT_ATTENTIONS_ONLY: dict[str, tuple[Callable, Callable[[int], tuple]]] = {
-    "xlnet": (xlnet_tokenizer, lambda v: (transformers.XLNetConfig(
-        vocab_size=v, d_model=32, n_layer=2, n_head=4, d_inner=48, pad_token_id=5, bos_token_id=1,
-        eos_token_id=2), transformers.XLNetLMHeadModel)),
-    "xlm": (xlm_tokenizer, lambda v: (transformers.XLMConfig(
-        vocab_size=v, emb_dim=32, n_layers=2, n_heads=4, max_position_embeddings=128, bos_index=0, eos_index=1,
-        pad_index=2, unk_index=3, pad_token_id=2, bos_token_id=0), transformers.XLMWithLMHeadModel)),
-    "marian": (marian_tokenizer, lambda v: (transformers.MarianConfig(
-        vocab_size=v, d_model=32, encoder_layers=2, decoder_layers=3, encoder_attention_heads=4,
-        decoder_attention_heads=4, encoder_ffn_dim=48, decoder_ffn_dim=48, max_position_embeddings=128,
-        pad_token_id=v - 1, eos_token_id=0, decoder_start_token_id=v - 1), transformers.MarianMTModel)),
+    "xlnet": (
+        xlnet_tokenizer,
+        lambda v: (
+            transformers.XLNetConfig(
+                vocab_size=v,
+                d_model=32,
+                n_layer=2,
+                n_head=4,
+                d_inner=48,
+                pad_token_id=5,
+                bos_token_id=1,
+                eos_token_id=2,
+            ),
+            transformers.XLNetLMHeadModel,
+        ),
+    ),
+    "xlm": (
+        xlm_tokenizer,
+        lambda v: (
+            transformers.XLMConfig(
+                vocab_size=v,
+                emb_dim=32,
+                n_layers=2,
+                n_heads=4,
+                max_position_embeddings=128,
+                bos_index=0,
+                eos_index=1,
+                pad_index=2,
+                unk_index=3,
+                pad_token_id=2,
+                bos_token_id=0,
+            ),
+            transformers.XLMWithLMHeadModel,
+        ),
+    ),
+    "marian": (
+        marian_tokenizer,
+        lambda v: (
+            transformers.MarianConfig(
+                vocab_size=v,
+                d_model=32,
+                encoder_layers=2,
+                decoder_layers=3,
+                encoder_attention_heads=4,
+                decoder_attention_heads=4,
+                encoder_ffn_dim=48,
+                decoder_ffn_dim=48,
+                max_position_embeddings=128,
+                pad_token_id=v - 1,
+                eos_token_id=0,
+                decoder_start_token_id=v - 1,
+            ),
+            transformers.MarianMTModel,
+        ),
+    ),
 }
 """Architectures built for BertViz's notebooks (XLNet and XLM are not on transformers' attention interface)."""
 

@@ -91,8 +91,17 @@ def inspect(
     try:
         check_layer_and_heads(model, None, (), trust_remote_code, target=target)
         handle = load(model, trust_remote_code=trust_remote_code)
-        cap = run_capture(handle, text, pair, target=target, mask=mask, truncate=truncate, top_k=top_k, warn=False,
-                          fields=["attentions", "allowed"])
+        cap = run_capture(
+            handle,
+            text,
+            pair,
+            target=target,
+            mask=mask,
+            truncate=truncate,
+            top_k=top_k,
+            warn=False,
+            fields=["attentions", "allowed"],
+        )
     except AttnscopeError as error:
         fail(error)
     if cap.masking_caveat:
@@ -127,7 +136,7 @@ def view(
         None,
         "--stack",
         help="Stack shown first: encoder, decoder or cross (encoder-decoders have all three; default: the stack "
-             "that reads the text).",
+        "that reads the text).",
     ),
     layer: int | None = typer.Option(None, "--layer", help="Layer shown first (head and neuron views)."),
     heads: list[int] = typer.Option(
@@ -164,11 +173,15 @@ def _check_view_options(kind: str, layer: int | None, heads: list[int]) -> None:
     if kind not in VIEWS:
         raise InputError(f"--view must be one of {', '.join(VIEWS)}, got {kind!r}")
     if kind == "neuron" and len(heads) > 1:
-        raise InputError(f"the neuron view shows one head at a time; got {len(heads)} --head options "
-                         f"({', '.join(map(str, heads))}): give one --head")
+        raise InputError(
+            f"the neuron view shows one head at a time; got {len(heads)} --head options "
+            f"({', '.join(map(str, heads))}): give one --head"
+        )
     if kind == "model" and layer is not None:
-        raise InputError("--layer is for the head and neuron views: the model view shows every layer at once "
-                         "(--head keeps only the heads named)")
+        raise InputError(
+            "--layer is for the head and neuron views: the model view shows every layer at once "
+            "(--head keeps only the heads named)"
+        )
 
 
 for command in (index, search, serve, atlas):  # after inspect and view, in the order --help lists them

@@ -23,8 +23,14 @@ from .cli_common import fail
 from .cli_indexes import resolve_index
 from .errors import AttnscopeError, InputError, count
 
-PATTERN_TITLES = {"previous": "previous token", "next": "next token", "self": "itself", "first": "first token",
-                  "special": "special tokens", "broad": "broad (high entropy)"}
+PATTERN_TITLES = {
+    "previous": "previous token",
+    "next": "next token",
+    "self": "itself",
+    "first": "first token",
+    "special": "special tokens",
+    "broad": "broad (high entropy)",
+}
 DEFAULT_OUT = Path("attnscope-atlas")
 
 
@@ -40,7 +46,7 @@ def atlas(
         "--index",
         "-i",
         help="Instead of --corpus: an index built by `attnscope index` (its directory, or a cached index's name "
-             "such as 'ewt'); its atlas is computed once and cached in it.",
+        "such as 'ewt'); its atlas is computed once and cached in it.",
     ),
     model: str | None = typer.Option(
         None, "--model", "-m", help="Hub name, local path, or 'default' (with --index: the index's model)."
@@ -50,7 +56,7 @@ def atlas(
         "--out",
         "-o",
         help="Directory for atlas.json, atlas.parquet and atlas.html (default: ./attnscope-atlas, or the index with "
-             "--index).",
+        "--index).",
     ),
     relation: list[str] = typer.Option(
         [], "--relation", "-r", help="Score only this dependency relation (repeatable), e.g. nsubj."
@@ -72,7 +78,7 @@ def atlas(
         "--min-arcs",
         min=0,
         help="Relations with fewer arcs are left out of the printed table (not of the files), unless named by "
-             "--relation.",
+        "--relation.",
     ),
     batch_tokens: int = typer.Option(
         4096, "--batch-tokens", min=16, max=1_000_000, help="Padded tokens per forward batch."
@@ -94,8 +100,10 @@ def atlas(
     console = Console(stderr=True)
     try:
         if (corpus is None) == (index_dir is None):
-            raise InputError("name a corpus (--corpus ewt, a .conllu file or directory, a .txt file) or an index "
-                             "(--index DIR), one of the two")
+            raise InputError(
+                "name a corpus (--corpus ewt, a .conllu file or directory, a .txt file) or an index "
+                "(--index DIR), one of the two"
+            )
         if index_dir is not None:
             index_dir = resolve_index(index_dir, model)
         target = out or (index_dir if index_dir is not None else DEFAULT_OUT)
@@ -107,14 +115,16 @@ def atlas(
 
                 opened = Index.open(index_dir)
                 handle = load(model or opened.manifest.model, trust_remote_code=trust_remote_code)
-                result = atlas_for_index(opened, handle, relations=relation or None, batch_tokens=batch_tokens,
-                                         progress=progress)
+                result = atlas_for_index(
+                    opened, handle, relations=relation or None, batch_tokens=batch_tokens, progress=progress
+                )
                 texts: Iterable[str] = opened.tables.sentences["text"]
             else:
                 source = open_corpus(str(corpus), spacy_pipeline=spacy)
                 handle = load(model or "default", trust_remote_code=trust_remote_code)
-                result = compute_atlas(handle, source, relations=relation or None, batch_tokens=batch_tokens,
-                                       long=long, progress=progress)
+                result = compute_atlas(
+                    handle, source, relations=relation or None, batch_tokens=batch_tokens, long=long, progress=progress
+                )
                 texts = (sentence.text for sentence in source.sentences)
         sample = capture(handle, example or _example_text(texts), fields="all", truncate=True, top_k=0)
         cache = index_dir is not None and target.resolve() == index_dir.resolve()
@@ -135,8 +145,15 @@ def atlas(
 def _progress(console: Console) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar over tokens on stderr, as `attnscope index` shows; its clock starts with the
     first batch (not with loading the model and corpus)."""
-    columns = (TextColumn("scoring heads"), BarColumn(), MofNCompleteColumn(), TextColumn("tokens"),
-               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    columns = (
+        TextColumn("scoring heads"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("tokens"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as bar:
         tasks: list[Any] = []
 
@@ -172,24 +189,37 @@ def _print_atlas(result: Any, top: int, min_arcs: int, written: list[Path], seco
     from .atlas import ARROWS
 
     console = Console(highlight=False, soft_wrap=True)
-    console.print(f"[bold]{escape(result.model)}[/] on [bold]{escape(result.corpus)}[/] ({escape(result.annotator)}): "
-                  f"{count(result.sentences, 'sentence')}, {count(result.tokens, 'token')}, "
-                  f"{count(result.layers, 'layer')} × {count(result.heads, 'head')}, {result.stack} self-attention; "
-                  f"scored in {result.seconds:.1f} s")
+    console.print(
+        f"[bold]{escape(result.model)}[/] on [bold]{escape(result.corpus)}[/] ({escape(result.annotator)}): "
+        f"{count(result.sentences, 'sentence')}, {count(result.tokens, 'token')}, "
+        f"{count(result.layers, 'layer')} × {count(result.heads, 'head')}, {result.stack} self-attention; "
+        f"scored in {result.seconds:.1f} s"
+    )
     for notice in result.notices:
         console.print(f"[yellow]notice:[/] {escape(notice)}")
-    console.print(f"\n[bold]Heads by pattern[/] (layer-head (score); a share ≥ {result.threshold:.2f} names the "
-                  f"pattern, else entropy ≥ {result.broad_entropy:.2f} makes it broad):")
+    console.print(
+        f"\n[bold]Heads by pattern[/] (layer-head (score); a share ≥ {result.threshold:.2f} names the "
+        f"pattern, else entropy ≥ {result.broad_entropy:.2f} makes it broad):"
+    )
     for pattern, title in PATTERN_TITLES.items():
         console.print(f"  {title}: {_heads(result.heads_with(pattern), top)}")
     console.print(f"  mixed (none dominates): {count(len(result.heads_with('mixed')), 'head')}")
     relations = result.relations
     if relations is not None:
         shown = [i for i, pairs in enumerate(relations.pairs) if pairs >= min_arcs]
-        table = Table(title=f"Best head per relation: how often its strongest attention lands on the right word "
-                            f"(relations with ≥ {min_arcs} arcs)", title_justify="left", box=box.SIMPLE_HEAD)
-        for name, justify in (("relation", "left"), ("arcs", "right"), (ARROWS[DIRECTIONS[0]], "right"),
-                              (ARROWS[DIRECTIONS[1]], "right"), ("baseline (offset)", "right")):
+        table = Table(
+            title=f"Best head per relation: how often its strongest attention lands on the right word "
+            f"(relations with ≥ {min_arcs} arcs)",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+        )
+        for name, justify in (
+            ("relation", "left"),
+            ("arcs", "right"),
+            (ARROWS[DIRECTIONS[0]], "right"),
+            (ARROWS[DIRECTIONS[1]], "right"),
+            ("baseline (offset)", "right"),
+        ):
             table.add_column(name, justify=justify)  # type: ignore[arg-type]
         for i in shown:
             name = relations.names[i]

@@ -73,21 +73,32 @@ def check_stack_and_target(shape: ConfigShape, model: str, stack: str | None, ta
     ``--target`` for a model that has no decoder reading one (only encoder-decoders do)."""
     name = _model_name(model)
     if target is not None and shape.kind != "encoder-decoder":
-        raise InputError(f"--target is the decoder's input of an encoder-decoder model; model {name!r} is "
-                         f"{'a decoder-only' if shape.kind == 'decoder' else 'an encoder-only'} model, which reads "
-                         "only the text (and --pair): leave --target out")
+        raise InputError(
+            f"--target is the decoder's input of an encoder-decoder model; model {name!r} is "
+            f"{'a decoder-only' if shape.kind == 'decoder' else 'an encoder-only'} model, which reads "
+            "only the text (and --pair): leave --target out"
+        )
     if stack is None:
         return shape.main
     if stack not in STACKS:
         raise InputError(f"--stack must be one of {', '.join(STACKS)}, got {stack!r}")
     if stack not in shape.stacks:
-        raise InputError(f"--stack {stack}: model {name!r} has no {stack} stack; it has "
-                         f"{' and '.join(shape.stacks)} (only encoder-decoders have encoder, decoder and cross stacks)")
+        raise InputError(
+            f"--stack {stack}: model {name!r} has no {stack} stack; it has "
+            f"{' and '.join(shape.stacks)} (only encoder-decoders have encoder, decoder and cross stacks)"
+        )
     return stack
 
 
-def check_layer_and_heads(model: str, layer: int | None, heads: Sequence[int], trust_remote_code: bool = False,
-                          *, stack: str | None = None, target: str | None = None) -> None:
+def check_layer_and_heads(
+    model: str,
+    layer: int | None,
+    heads: Sequence[int],
+    trust_remote_code: bool = False,
+    *,
+    stack: str | None = None,
+    target: str | None = None,
+) -> None:
     """Refuse a ``layer`` or ``heads`` outside the chosen stack of ``model`` (``stack``, default its main
     stack), a stack it lacks, or a ``target`` it cannot read, from its config alone.
 
@@ -113,8 +124,11 @@ def check_layer_and_heads(model: str, layer: int | None, heads: Sequence[int], t
 
 def _other_stacks(shape: ConfigShape, role: str, layer: int | None, heads: Sequence[int]) -> str:
     """A hint naming the other stacks where ``layer`` and ``heads`` exist, when there are any."""
-    fits = [r for r, s in shape.stacks.items() if r != role and (layer is None or 0 <= layer < s.layers)
-            and all(0 <= h < s.heads for h in heads)]
+    fits = [
+        r
+        for r, s in shape.stacks.items()
+        if r != role and (layer is None or 0 <= layer < s.layers) and all(0 <= h < s.heads for h in heads)
+    ]
     if not fits:
         return ""
     other = fits[0]

@@ -22,7 +22,7 @@ def index(
     corpus: str = typer.Argument(
         ...,
         help="'ewt' (UD English EWT, downloaded once), a directory or .conllu file, or a .txt file (with "
-             "--spacy-pipeline).",
+        "--spacy-pipeline).",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Directory to create for the index."),
     model: str = typer.Option("default", "--model", "-m", help="Hub name, local path, or 'default'."),
@@ -53,8 +53,13 @@ def index(
 
     console = Console(stderr=True)
     try:
-        options = BuildOptions(batch_tokens=batch_tokens, vector_bits=bits, long=long, approximate=approximate,
-                               attention_bits=attention_bits)
+        options = BuildOptions(
+            batch_tokens=batch_tokens,
+            vector_bits=bits,
+            long=long,
+            approximate=approximate,
+            attention_bits=attention_bits,
+        )
         options.check()
         check_build_target(out, overwrite)  # before the corpus, the model and the progress bar
         source = open_corpus(corpus, spacy_pipeline=spacy)
@@ -65,24 +70,41 @@ def index(
     m = report.manifest
     size = sum(m.files.values())
     resumed = f", resumed {count(report.resumed_batches, 'finished batch')}" if report.resumed_batches else ""
-    print(f"{report.directory}: {count(m.tokens, 'token')} from {count(m.sentences, 'sentence')} of {m.corpus} "
-          f"({m.annotator}), {count(m.layers, 'layer')} x {count(m.heads, 'head')}, {size / 1e6:.1f} MB on disk "
-          f"({size / m.tokens / 1024:.2f} KiB per token), {report.seconds:.1f} s{resumed}")
+    print(
+        f"{report.directory}: {count(m.tokens, 'token')} from {count(m.sentences, 'sentence')} of {m.corpus} "
+        f"({m.annotator}), {count(m.layers, 'layer')} x {count(m.heads, 'head')}, {size / 1e6:.1f} MB on disk "
+        f"({size / m.tokens / 1024:.2f} KiB per token), {report.seconds:.1f} s{resumed}"
+    )
     if m.truncated_sentences or m.skipped_sentences:
-        print(f"over-long sentences: {m.truncated_sentences:,} truncated ({count(m.dropped_tokens, 'token')} "
-              f"dropped), {m.skipped_sentences:,} skipped")
+        print(
+            f"over-long sentences: {m.truncated_sentences:,} truncated ({count(m.dropped_tokens, 'token')} "
+            f"dropped), {m.skipped_sentences:,} skipped"
+        )
 
 
 def build_with_progress(source: Any, handle: Any, out: Path, options: Any, overwrite: bool, console: Console) -> Any:
     """`build_index` with a progress bar (tokens done, elapsed, ETA) on ``console``; returns its `BuildReport`."""
     from .index import build_index
 
-    columns = (TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("tokens"),
-               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    columns = (
+        TextColumn("indexing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("tokens"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("index", total=None)
-        return build_index(source, handle, out, options=options, overwrite=overwrite,
-                           progress=lambda done, total: bar.update(task, completed=done, total=total))
+        return build_index(
+            source,
+            handle,
+            out,
+            options=options,
+            overwrite=overwrite,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
 
 
 def _parse_heads(text: str | None) -> list[int] | None:
@@ -111,14 +133,14 @@ def search(
         "--index",
         "-i",
         help="An index built by `attnscope index` (its directory), or the name of a cached index such as 'ewt' "
-             "(built by `attnscope serve`).",
+        "(built by `attnscope serve`).",
     ),
     token: str = typer.Option(
         ...,
         "--token",
         "-t",
         help="The query token: a position (0-indexed, [CLS] is 0) or a word of the sentence, WORD or WORD:N for its "
-             "N-th occurrence (e.g. escape, the:2).",
+        "N-th occurrence (e.g. escape, the:2).",
     ),
     layer: int = typer.Option(..., "--layer", "-l", help="Layer (0-indexed)."),
     heads: str | None = typer.Option(
@@ -133,7 +155,7 @@ def search(
         False,
         "--word",
         help="Search the whole word the token belongs to (the mean of its tokens' vectors) and find corpus words; a "
-             "--token that names a word of several tokens does this by itself.",
+        "--token that names a word of several tokens does this by itself.",
     ),
     per_sentence: bool = typer.Option(
         False, "--one-per-sentence", help="At most one match (the best) per corpus sentence."
@@ -142,7 +164,7 @@ def search(
         "sum",
         "--score",
         help="With --heads: a match's score is the sum of the heads' cosines (at most the number of heads) or their "
-             "mean (at most 1).",
+        "mean (at most 1).",
     ),
     probes: int | None = typer.Option(
         None, "--probes", help="Approximate indexes: clusters to scan (more: slower, closer to exact)."
@@ -157,9 +179,17 @@ def search(
 
     try:
         opened = Index.open(resolve_index(index_dir, model))
-        query = Query("heads" if heads is not None else "embedding", layer, tuple(_parse_heads(heads) or ()) or None,
-                      top, _parse_filters(filters) or None, probes, unit="word" if word else "token",
-                      per_sentence=per_sentence, score=score)
+        query = Query(
+            "heads" if heads is not None else "embedding",
+            layer,
+            tuple(_parse_heads(heads) or ()) or None,
+            top,
+            _parse_filters(filters) or None,
+            probes,
+            unit="word" if word else "token",
+            per_sentence=per_sentence,
+            score=score,
+        )
         if heads is not None and not query.heads:
             raise InputError("--heads is empty: name at least one head, e.g. --heads 3,7")
         query = opened.check_query(query)  # layer, heads and filters, once, before the model loads
@@ -168,8 +198,9 @@ def search(
         choice = resolve_token(encoded, token)
         if choice.word:  # a --token that names a word of several tokens searches the word
             query = replace(query, unit="word")
-        result = opened.query(handle, text, choice.position, query, mask=mask, warn=False,
-                              positions=choice.positions or None)
+        result = opened.query(
+            handle, text, choice.position, query, mask=mask, warn=False, positions=choice.positions or None
+        )
     except AttnscopeError as error:
         fail(error)
     if mask or encoded.masked:  # masked by --mask, or the mask token typed in the text

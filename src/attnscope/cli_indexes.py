@@ -72,14 +72,23 @@ def resolve_index(value: str | Path, model: str | None = None, option: str = "--
         return root / wanted
     if len(candidates) == 1 and model is None:
         return root / candidates[0]
-    listing = f"the cache ({root}) holds {', '.join(names)}" if names else \
-        f"the cache ({root}) holds no index yet (`attnscope serve` builds the default corpus's, named {DEFAULT_CORPUS})"
+    listing = (
+        f"the cache ({root}) holds {', '.join(names)}"
+        if names
+        else f"the cache ({root}) holds no index yet "
+        f"(`attnscope serve` builds the default corpus's, named {DEFAULT_CORPUS})"
+    )
     if candidates:
         which = f"for model {_model_name(model)!r}" if model is not None else "that is the default model's"
-        raise InputError(f"{option} {text}: the cache has no index of {text} {which}; {listing}. "
-                         "Give the full name, or --model for the index's model")
+        raise InputError(
+            f"{option} {text}: the cache has no index of {text} {which}; {listing}. "
+            "Give the full name, or --model for the index's model"
+        )
     if "/" in text or "\\" in text:
-        raise InputError(f"no index at {text}: the directory does not exist, and {listing} "
-                         "(build one with `attnscope index`)")
-    raise InputError(f"{option} {text}: no index at {text} (no such directory) and no cached index of that "
-                     f"name: {listing} (build one with `attnscope index`)")
+        raise InputError(
+            f"no index at {text}: the directory does not exist, and {listing} (build one with `attnscope index`)"
+        )
+    raise InputError(
+        f"{option} {text}: no index at {text} (no such directory) and no cached index of that "
+        f"name: {listing} (build one with `attnscope index`)"
+    )

@@ -14,8 +14,15 @@ from rich.table import Table
 
 from .errors import count
 
-STYLE = {"previous": "cyan", "next": "magenta", "self": "green", "first": "red", "special": "yellow",
-         "broad": "blue", "mixed": "dim"}
+STYLE = {
+    "previous": "cyan",
+    "next": "magenta",
+    "self": "green",
+    "first": "red",
+    "special": "yellow",
+    "broad": "blue",
+    "mixed": "dim",
+}
 SHORT = {"previous": "←", "next": "→", "self": "●", "first": "F", "special": "S", "broad": "~", "mixed": "·"}
 
 
@@ -34,8 +41,9 @@ def architecture(handle: Any) -> str:
 
 def header(handle: Any) -> str:
     """One line: the model's readable name, kind, architecture and each stack's layers × heads."""
-    shape = ", ".join(f"{role}: {count(s.layers, 'layer')} × {count(s.heads, 'head')}"
-                      for role, s in handle.stacks.items())
+    shape = ", ".join(
+        f"{role}: {count(s.layers, 'layer')} × {count(s.heads, 'head')}" for role, s in handle.stacks.items()
+    )
     return f"{handle.label} — {handle.kind} ({architecture(handle)}): {shape}"
 
 
@@ -50,8 +58,10 @@ def inspect_report(handle: Any, cap: Any, patterns: dict[str, Any]) -> dict[str,
         "token_details": cap.tokens.to_dict(),
         "patterns": {
             role: [
-                [{"pattern": scores.labels[layer][h], "score": round(scores.score(layer, h), 4)}
-                 for h in range(len(scores.labels[layer]))]
+                [
+                    {"pattern": scores.labels[layer][h], "score": round(scores.score(layer, h), 4)}
+                    for h in range(len(scores.labels[layer]))
+                ]
                 for layer in range(len(scores.labels))
             ]
             for role, scores in patterns.items()
@@ -76,15 +86,21 @@ def _add_predictions(report: dict[str, Any], handle: Any, cap: Any) -> None:
         if not positions:
             report["predictions_note"] = (
                 f"no position is masked, so there is nothing to predict: mask one (--mask N, or type the mask "
-                f"token {handle.mask_token} in the text) to see the model's candidates there")
+                f"token {handle.mask_token} in the text) to see the model's candidates there"
+            )
             return
     else:
         tokens = cap.decoder_tokens if cap.decoder_tokens is not None else cap.tokens
         stack, positions = "decoder", [len(tokens) - 1]
     report["predictions"] = {
-        str(p): [{"token": t, "probability": round(prob, 6)} for t, prob in cap.top_k(p)] for p in positions}
-    report["predictions_at"] = {"stack": stack, "mode": cap.predictions.mode, "positions": positions,
-                                "hidden": {str(p): w for p, w in cap.tokens.original.items()}}
+        str(p): [{"token": t, "probability": round(prob, 6)} for t, prob in cap.top_k(p)] for p in positions
+    }
+    report["predictions_at"] = {
+        "stack": stack,
+        "mode": cap.predictions.mode,
+        "positions": positions,
+        "hidden": {str(p): w for p, w in cap.tokens.original.items()},
+    }
 
 
 def _token_line(label: str, tokens: list[str], details: dict[str, Any]) -> str:
@@ -119,24 +135,31 @@ def print_report(report: dict[str, Any]) -> None:
     console.print(escape(report["header"]), highlight=False)
     if "decoder_tokens" in report:
         console.print(_token_line("encoder tokens", report["tokens"], report["token_details"]), highlight=False)
-        console.print(_token_line("decoder tokens", report["decoder_tokens"], report["decoder_token_details"]),
-                      highlight=False)
+        console.print(
+            _token_line("decoder tokens", report["decoder_tokens"], report["decoder_token_details"]), highlight=False
+        )
     else:
         console.print(_token_line("tokens", report["tokens"], report["token_details"]), highlight=False)
     if report.get("truncated_tokens"):
         cut = report["truncated_tokens"]
         console.print(f"[yellow]truncated: {count(cut, 'token')} {'was' if cut == 1 else 'were'} cut from the end[/]")
     for role, layers in report["patterns"].items():
-        table = Table(title=f"{role} self-attention: dominant pattern per head (columns: heads)",
-                      title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
+        table = Table(
+            title=f"{role} self-attention: dominant pattern per head (columns: heads)",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            padding=(0, 1),
+        )
         table.add_column("layer", justify="right")
         for h in range(len(layers[0])):
             table.add_column(str(h), justify="center")
         for layer, heads in enumerate(layers):
             table.add_row(str(layer), *[f"[{STYLE[c['pattern']]}]{SHORT[c['pattern']]}[/]" for c in heads])
         console.print(table)
-    console.print("← previous token   → next token   ● self   F first token   S special tokens   ~ broad   · mixed",
-                  highlight=False)
+    console.print(
+        "← previous token   → next token   ● self   F first token   S special tokens   ~ broad   · mixed",
+        highlight=False,
+    )
     if report.get("predictions_note"):
         console.print(escape(report["predictions_note"]), highlight=False)
     for line in _predictions_lines(report):

@@ -69,17 +69,24 @@ def resolve_token(tokens: Any, spec: str) -> TokenChoice:
     if not places:  # a piece of a word, as the text or the model writes it
         wanted = name.casefold()
         pieces = written_texts(tokens)
-        places = [(tokens.display[p], [p]) for p in range(len(tokens)) if not tokens.special[p]
-                  and wanted in (tokens.display[p].casefold(), pieces[p].casefold())]
+        places = [
+            (tokens.display[p], [p])
+            for p in range(len(tokens))
+            if not tokens.special[p] and wanted in (tokens.display[p].casefold(), pieces[p].casefold())
+        ]
     if not places:
         words = ", ".join(text for text, _ in _units(tokens)) or "none"
-        raise InputError(f"--token {spec!r}: the text has no word or token {name!r}; its words are {words} "
-                         f"(or give a token position, 0-{len(tokens) - 1})")
+        raise InputError(
+            f"--token {spec!r}: the text has no word or token {name!r}; its words are {words} "
+            f"(or give a token position, 0-{len(tokens) - 1})"
+        )
     listed = ", ".join(f"{name}:{i} ({_tokens_label(p)})" for i, (_, p) in enumerate(places, 1))
     if number is not None and not 1 <= number <= len(places):
         times = "once" if len(places) == 1 else f"{len(places)} times"
-        raise InputError(f"--token {spec!r}: {name!r} occurs {times} in the text, so the occurrence must be "
-                         f"1-{len(places)}: {listed}")
+        raise InputError(
+            f"--token {spec!r}: {name!r} occurs {times} in the text, so the occurrence must be "
+            f"1-{len(places)}: {listed}"
+        )
     _, positions = places[(number or 1) - 1]
     note = f"occurrence {number or 1} of {len(places)}: {listed}" if len(places) > 1 else ""
     return TokenChoice(positions[0], tuple(positions) if len(positions) > 1 else (), note)
@@ -128,8 +135,9 @@ def written_places(tokens: Any, name: str) -> list[tuple[str, list[int]]]:
         shown = [(p, piece) for p, piece in zip(positions, pieces) if piece.text]
         for found in pattern.finditer(text):
             a, b = found.span()
-            if (a > 0 and text[a - 1].isalnum() and text[a].isalnum()) or \
-                    (b < len(text) and text[b].isalnum() and text[b - 1].isalnum()):
+            if (a > 0 and text[a - 1].isalnum() and text[a].isalnum()) or (
+                b < len(text) and text[b].isalnum() and text[b - 1].isalnum()
+            ):
                 continue
             inside = [(p, piece) for p, piece in shown if piece.start < b and piece.end > a]
             if not inside or inside[0][1].start != a or inside[-1][1].end != b:
@@ -169,8 +177,14 @@ def heading(result: Any, corpus: str) -> str:
     return f"{line}: {found} in {corpus}" + (", one per sentence" if result.per_sentence else "")
 
 
-def print_result(result: Any, corpus: str, fields: Sequence[str], note: str = "",
-                 console: Console | None = None, silver: Mapping[str, str] | None = None) -> None:
+def print_result(
+    result: Any,
+    corpus: str,
+    fields: Sequence[str],
+    note: str = "",
+    console: Console | None = None,
+    silver: Mapping[str, str] | None = None,
+) -> None:
     """Print a `SearchResult`: a header, one line per match, then the histograms; every line fits the
     console's width (text lines wrap, match lines are cut with an ellipsis).
 
@@ -181,7 +195,7 @@ def print_result(result: Any, corpus: str, fields: Sequence[str], note: str = ""
     if note:
         console.print(f"[dim]{escape(note)}[/]", soft_wrap=False)
     console.print(f"score: {escape(result.score_meaning)}", soft_wrap=False)
-    shown = [f for f in ("upos", "deprel") if f in fields][:2 if width >= WIDE else 1] or list(fields[:1])
+    shown = [f for f in ("upos", "deprel") if f in fields][: 2 if width >= WIDE else 1] or list(fields[:1])
     for line in match_lines(result.matches, shown, width):
         console.print(line)
     silver = {name: by for name, by in (silver or {}).items() if name in result.summary.matched}
@@ -190,11 +204,18 @@ def print_result(result: Any, corpus: str, fields: Sequence[str], note: str = ""
         console.print(f"\n[dim]silver (predicted by {escape(by)}, not annotated): {escape(names)}[/]", soft_wrap=False)
     for name in result.summary.matched:  # side by side where the width allows
         label = f"{name} (silver)" if name in silver else name
-        console.print(Columns([_histogram(f"{label} of the matches", result.summary.matched[name]),
-                               _histogram(f"{label} they attend to most", result.summary.max_attention[name])],
-                              padding=(0, 4)))
-    console.print(_histogram("offset to the most-attended token",
-                             {f"{k:+d}": v for k, v in result.summary.offsets.items()}))
+        console.print(
+            Columns(
+                [
+                    _histogram(f"{label} of the matches", result.summary.matched[name]),
+                    _histogram(f"{label} they attend to most", result.summary.max_attention[name]),
+                ],
+                padding=(0, 4),
+            )
+        )
+    console.print(
+        _histogram("offset to the most-attended token", {f"{k:+d}": v for k, v in result.summary.offsets.items()})
+    )
 
 
 def match_lines(matches: Sequence[Any], fields: Sequence[str], width: int) -> list[str]:
@@ -218,9 +239,14 @@ def match_lines(matches: Sequence[Any], fields: Sequence[str], width: int) -> li
         keyword = f"[{piece}]"
         right = _fit_right(after + right, max(0, room - left_w - cell_len(keyword)))
         prefix = f"{rank:>{rank_w}}  {score:>{score_w}}  " + "".join(
-            f"{_fit_right(v, w):<{w}}  " for v, w in zip(vals, value_w))
-        lines.append(escape(prefix) + escape(" " * (left_w - cell_len(left)) + left)
-                     + f"[bold reverse]{escape(keyword)}[/]" + escape(right))
+            f"{_fit_right(v, w):<{w}}  " for v, w in zip(vals, value_w)
+        )
+        lines.append(
+            escape(prefix)
+            + escape(" " * (left_w - cell_len(left)) + left)
+            + f"[bold reverse]{escape(keyword)}[/]"
+            + escape(right)
+        )
     return lines
 
 
@@ -240,10 +266,12 @@ def kwic(match: Any) -> tuple[str, tuple[str, str, str], str]:
     def joined(a: int, b: int) -> str:
         return "".join(pieces[a:b])
 
-    matched = joined(first, last + 1).lstrip() or "".join(match.tokens[first:last + 1])
-    return (joined(0, word_first) + (" " if match.space_before[word_first] else ""),
-            (joined(word_first, first).lstrip(), matched, joined(last + 1, word_last + 1)),
-            joined(word_last + 1, len(pieces)))
+    matched = joined(first, last + 1).lstrip() or "".join(match.tokens[first : last + 1])
+    return (
+        joined(0, word_first) + (" " if match.space_before[word_first] else ""),
+        (joined(word_first, first).lstrip(), matched, joined(last + 1, word_last + 1)),
+        joined(word_last + 1, len(pieces)),
+    )
 
 
 def _flat(text: str) -> str:
@@ -274,8 +302,9 @@ def _text(value: Any) -> str:
 
 def _histogram(title: str, counts: dict[str, int], limit: int = 10) -> Table:
     """A histogram as a table: value, count and a bar, most frequent first (at most ``limit`` rows)."""
-    table = Table(title=f"\n{title}", box=None, title_justify="left", show_header=False, padding=(0, 1),
-                  min_width=cell_len(title))  # the title on one line: side by side tables wrap as wholes
+    table = Table(
+        title=f"\n{title}", box=None, title_justify="left", show_header=False, padding=(0, 1), min_width=cell_len(title)
+    )  # the title on one line: side by side tables wrap as wholes
     table.add_column("value")
     table.add_column("count", justify="right")
     table.add_column("")

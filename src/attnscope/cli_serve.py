@@ -46,17 +46,29 @@ def _default_corpus(state: AppState, console: Console) -> None:
             console.print(f"the cached index {directory} is unusable ({error}); building it again", highlight=False)
             index = None
     if index is not None and index.manifest.annotator != default_corpus_annotator():
-        console.print(f"the cached index {directory} was annotated as {index.manifest.annotator!r}; the default "
-                      f"corpus is now {default_corpus_annotator()!r}: building it again", highlight=False)
+        console.print(
+            f"the cached index {directory} was annotated as {index.manifest.annotator!r}; the default "
+            f"corpus is now {default_corpus_annotator()!r}: building it again",
+            highlight=False,
+        )
         index = None
     if index is None:
-        console.print(f"building the default corpus index (UD English EWT dev+test, with silver entity types from "
-                      f"spaCy's en_core_web_sm) for {handle.name} "
-                      f"into {directory}; this happens once", highlight=False)
+        console.print(
+            f"building the default corpus index (UD English EWT dev+test, with silver entity types from "
+            f"spaCy's en_core_web_sm) for {handle.name} "
+            f"into {directory}; this happens once",
+            highlight=False,
+        )
         with writing(directory.parent):
             directory.parent.mkdir(parents=True, exist_ok=True)
-        build_with_progress(open_corpus(DEFAULT_CORPUS), handle, directory, BuildOptions(),
-                            overwrite=directory.exists(), console=console)
+        build_with_progress(
+            open_corpus(DEFAULT_CORPUS),
+            handle,
+            directory,
+            BuildOptions(),
+            overwrite=directory.exists(),
+            console=console,
+        )
         index = Index.open(directory)
     state.add_corpus(DEFAULT_CORPUS, index, handle)
 
@@ -70,7 +82,7 @@ def serve(
         "--corpus",
         "-c",
         help="An index to search: its directory, or the name of a cached index such as 'ewt' (repeatable; built by "
-             "`attnscope index`). Default: UD English EWT for the first model, indexed on first start.",
+        "`attnscope index`). Default: UD English EWT for the first model, indexed on first start.",
     ),
     no_corpus: bool = typer.Option(False, "--no-corpus", help="Serve no corpus (attention and predictions only)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind: loopback unless you mean to expose it."),

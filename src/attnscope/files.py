@@ -109,8 +109,14 @@ def _replacing(target: Path, unique: bool) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike[str], mode: str = "w", *, encoding: str | None = "utf-8",
-                durable: bool = False, unique: bool = True) -> Iterator[IO[Any]]:
+def atomic_file(
+    path: str | os.PathLike[str],
+    mode: str = "w",
+    *,
+    encoding: str | None = "utf-8",
+    durable: bool = False,
+    unique: bool = True,
+) -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path`` for writing; on a clean exit it replaces ``path``.
 
     ``mode`` is "w" (text, ``encoding``) or "wb". ``durable`` flushes the data to disk (fsync) before

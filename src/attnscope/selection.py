@@ -21,8 +21,17 @@ from typing import Any
 from .errors import FieldError, InputError, allowed_range, check_range, plural
 
 
-def check_choice(option: str, value: Any, size: int, what: str, *, unit: str | None = None,
-                 kept: Sequence[int] | None = None, kept_by: str | None = None, field: str | None = None) -> int:
+def check_choice(
+    option: str,
+    value: Any,
+    size: int,
+    what: str,
+    *,
+    unit: str | None = None,
+    kept: Sequence[int] | None = None,
+    kept_by: str | None = None,
+    field: str | None = None,
+) -> int:
     """``value`` as an int if it is one of ``0..size-1`` (of ``what``: "this index", "the encoder stack");
     with ``kept`` (the numbers an option ``kept_by`` kept, e.g. include_layers) it must be one of those.
 
@@ -39,14 +48,26 @@ def check_choice(option: str, value: Any, size: int, what: str, *, unit: str | N
         raise FieldError(f"{unit} must be an integer, got {value!r}", field)
     if value not in kept:
         shown = ", ".join(map(str, kept))
-        raise FieldError(f"{unit} {value} is not among the included {plural(unit)}: {kept_by} keeps {plural(unit)} "
-                         f"{shown}; pass one of them as {option}", field)
+        raise FieldError(
+            f"{unit} {value} is not among the included {plural(unit)}: {kept_by} keeps {plural(unit)} "
+            f"{shown}; pass one of them as {option}",
+            field,
+        )
     return int(value)
 
 
-def check_choices(option: str, values: Sequence[int] | None, size: int, what: str, *, unit: str,
-                  kept: Sequence[int] | None = None, kept_by: str | None = None, allow_empty: bool = False,
-                  merge_repeats: bool = False) -> list[int]:
+def check_choices(
+    option: str,
+    values: Sequence[int] | None,
+    size: int,
+    what: str,
+    *,
+    unit: str,
+    kept: Sequence[int] | None = None,
+    kept_by: str | None = None,
+    allow_empty: bool = False,
+    merge_repeats: bool = False,
+) -> list[int]:
     """The numbers ``values`` names, each checked by `check_choice` (entry ``i``'s error names field
     ``option.i``); None means all of them (``kept``, else ``0..size-1``).
 
@@ -60,8 +81,10 @@ def check_choices(option: str, values: Sequence[int] | None, size: int, what: st
     values = list(values)
     if not values and not allow_empty:
         have = f"{plural(unit)} {', '.join(map(str, kept))}" if kept is not None else allowed_range(unit, size)
-        raise FieldError(f"{option} is empty: name at least one {unit} ({what} has {have}), or leave {option} "
-                         "out for all of them", option)
+        raise FieldError(
+            f"{option} is empty: name at least one {unit} ({what} has {have}), or leave {option} out for all of them",
+            option,
+        )
     chosen: list[int] = []
     for i, value in enumerate(values):
         number = check_choice(option, value, size, what, unit=unit, kept=kept, kept_by=kept_by, field=f"{option}.{i}")

@@ -13,8 +13,14 @@ from ..conftest import PUB
 from ..serve_process import serving
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 LOCAL = ("file:", "data:", "blob:", "about:")
 STATIC = Path(attnscope.__file__).parent / "static"
 
@@ -76,6 +82,7 @@ SOURCES = "http://static.attnscope.test/"
 def open_sources(page, html: str) -> None:
     """Open ``html`` at `SOURCES`, where every file of static/ is served as it is: the page's `import("./x.js")`
     loads the module by its own import lines, as a browser resolves them (no bundle). A missing file is a 404."""
+
     def fulfil(route) -> None:
         name = route.request.url.removeprefix(SOURCES)
         if name == "index.html":
@@ -84,6 +91,7 @@ def open_sources(page, html: str) -> None:
             route.fulfill(body=(STATIC / name).read_text(encoding="utf-8"), content_type="text/javascript")
         else:
             route.fulfill(status=404, body="")
+
     page.route(SOURCES + "**", fulfil)
     page.goto(SOURCES + "index.html")
 

@@ -32,20 +32,45 @@ def free_port() -> int:
 def sealed_env(base: Path) -> dict[str, str]:
     """Environment for Jupyter processes: every Jupyter/IPython directory under ``base``, offline."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("JUPYTER", "IPYTHON"))}
-    dirs = {"JUPYTER_CONFIG_DIR": "config", "JUPYTER_DATA_DIR": "data", "JUPYTER_RUNTIME_DIR": "runtime",
-            "IPYTHONDIR": "ipython", "HOME": "home"}
+    dirs = {
+        "JUPYTER_CONFIG_DIR": "config",
+        "JUPYTER_DATA_DIR": "data",
+        "JUPYTER_RUNTIME_DIR": "runtime",
+        "IPYTHONDIR": "ipython",
+        "HOME": "home",
+    }
     for name, sub in dirs.items():
         (base / sub).mkdir(parents=True, exist_ok=True)
         env[name] = str(base / sub)
-    env.update(JUPYTER_PLATFORM_DIRS="1", PYTHONNOUSERSITE="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               TOKENIZERS_PARALLELISM="false", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    env.update(
+        JUPYTER_PLATFORM_DIRS="1",
+        PYTHONNOUSERSITE="1",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+    )
     return env
 
 
 def install_kernel(env: dict[str, str]) -> Path:
     """Install a kernelspec for this interpreter into the sealed data dir; returns its kernel.json."""
-    subprocess.run([sys.executable, "-m", "ipykernel", "install", "--user", "--name", KERNEL_NAME,
-                    "--display-name", "attnscope e2e"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ipykernel",
+            "install",
+            "--user",
+            "--name",
+            KERNEL_NAME,
+            "--display-name",
+            "attnscope e2e",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     spec = Path(env["JUPYTER_DATA_DIR"]) / "kernels" / KERNEL_NAME / "kernel.json"
     argv = json.loads(spec.read_text())["argv"]
     if argv[0] != sys.executable:
@@ -81,19 +106,29 @@ class JupyterServer:
 
     def start(self, timeout: float = 60) -> None:
         command = [
-            sys.executable, "-m", "jupyterlab", "--no-browser", f"--ip={HOST}", f"--port={self.port}",
-            "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={self.root}", "--ServerApp.open_browser=False",
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            f"--ip={HOST}",
+            f"--port={self.port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root}",
+            "--ServerApp.open_browser=False",
             f"--MappingKernelManager.default_kernel_name={KERNEL_NAME}",
-            "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            "--LabApp.extension_manager=readonly", "--ServerApp.terminals_enabled=False",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.extension_manager=readonly",
+            "--ServerApp.terminals_enabled=False",
             "--LanguageServerManager.autodetect=False",
         ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             command.append("--allow-root")  # containers and CI often run as root
         self._log_file = self.log_path.open("wb")
-        self.process = subprocess.Popen(command, env=self.env, cwd=self.root, stdout=self._log_file,
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command, env=self.env, cwd=self.root, stdout=self._log_file, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -79,8 +79,12 @@ def test_head_view_switches_between_raw_rollout_and_value_norms(page, tmp_path, 
 
 
 def test_mean_of_the_shown_heads_follows_the_head_toggles(page, tmp_path, full_capture):
-    root = open_html(page, tmp_path, attnscope.head_view(full_capture, layer=2, heads=[0, 3, 7],
-                                                         aggregation="mean").to_html(), ".attnscope-hv")
+    root = open_html(
+        page,
+        tmp_path,
+        attnscope.head_view(full_capture, layer=2, heads=[0, 3, 7], aggregation="mean").to_html(),
+        ".attnscope-hv",
+    )
     raw = full_capture.attentions[2]
     assert root.get_attribute("data-aggregation") == "mean"
     assert drawn(root) == count(mean_as_drawn(raw, [0, 3, 7]))
@@ -98,8 +102,12 @@ def test_mean_of_the_shown_heads_follows_the_head_toggles(page, tmp_path, full_c
 
 
 def test_value_norm_tooltips_are_the_row_scaled_norms(page, tmp_path, full_capture):
-    root = open_html(page, tmp_path, attnscope.head_view(full_capture, layer=4, heads=[2],
-                                                         aggregation="value_norm").to_html(), ".attnscope-hv")
+    root = open_html(
+        page,
+        tmp_path,
+        attnscope.head_view(full_capture, layer=4, heads=[2], aggregation="value_norm").to_html(),
+        ".attnscope-hv",
+    )
     scaled = normalise_rows(attnscope.aggregate(full_capture, "value_norm", layers=[4], heads=[2]).weights[0, 0])
     assert drawn(root) == count(decoded(scaled))
     page.page.hover(".attnscope-hv-queries .attnscope-hv-token[data-index='5']")
@@ -110,8 +118,9 @@ def test_value_norm_tooltips_are_the_row_scaled_norms(page, tmp_path, full_captu
 
 def test_combined_lines_are_painted_in_the_text_colour(page, tmp_path, full_capture):
     page.page.emulate_media(color_scheme="light")
-    root = open_html(page, tmp_path, attnscope.head_view(full_capture, aggregation="rollout", layer=1).to_html(),
-                     ".attnscope-hv")
+    root = open_html(
+        page, tmp_path, attnscope.head_view(full_capture, aggregation="rollout", layer=1).to_html(), ".attnscope-hv"
+    )
     rollout = attnscope.aggregate(full_capture, "rollout", layers=[1]).weights[0]
     off_diagonal = rollout - np.diag(np.diag(rollout))  # a line that crosses the canvas, not a flat one
     query, key = np.unravel_index(int(np.argmax(off_diagonal)), rollout.shape)
@@ -123,7 +132,9 @@ def test_combined_lines_are_painted_in_the_text_colour(page, tmp_path, full_capt
           const ratio = canvas.width / parseFloat(canvas.style.width);
           const y = Math.floor(((query + key) / 2 + 0.5) * row * ratio);
           return Array.from(canvas.getContext('2d').getImageData(Math.floor(canvas.width / 2), y, 1, 1).data);
-        }""", [int(query), int(key)])
+        }""",
+        [int(query), int(key)],
+    )
     assert pixel[:3] == pytest.approx([0x1F, 0x23, 0x28], abs=12)  # --attnscope-fg in the light theme
     assert pixel[3] >= 0.8 * 255 * min(1.0, float(rollout[query, key]))
     assert root.get_attribute("data-aggregation") == "rollout"
@@ -169,8 +180,11 @@ def test_model_view_shows_one_thumbnail_per_layer_for_combinations(page, tmp_pat
 
     per_head = normalise_rows(attnscope.aggregate(full_capture, "value_norm").weights)
     page.page.select_option(".attnscope-mv-aggregation", "value_norm")
-    assert cells(root) == [(str(layer), str(head), count(decoded(per_head[layer, head])))
-                           for layer in range(layers) for head in range(heads)]
+    assert cells(root) == [
+        (str(layer), str(head), count(decoded(per_head[layer, head])))
+        for layer in range(layers)
+        for head in range(heads)
+    ]
     assert page.errors == [] and page.blocked == []
 
 
@@ -199,6 +213,7 @@ def test_model_view_aggregations_use_the_included_heads(page, tmp_path, full_cap
 
 
 # --- the widget contract, with the head view module on a stand-in model -------------------------------
+
 
 def test_the_choice_is_written_back_and_missing_aggregated_layers_are_asked_for(page):
     from attnscope.analysis.aggregate import combine_heads, rollout

@@ -36,8 +36,10 @@ def markup_index(default_model, tmp_path_factory):
         lines += [f"# sent_id = {MARKUP}-{n}", "# text = The cat ran home."]
         for i, (form, upos) in enumerate(words, 1):
             space = "SpaceAfter=No" if i == 4 else "_"
-            lines.append(f"{i}\t{form}\t{MARKUP}\t{upos}\t_\tNote={MARKUP}\t{0 if i == 3 else 3}\t"
-                         f"{'root' if i == 3 else 'dep'}\t_\t{space}")
+            lines.append(
+                f"{i}\t{form}\t{MARKUP}\t{upos}\t_\tNote={MARKUP}\t{0 if i == 3 else 3}\t"
+                f"{'root' if i == 3 else 'dep'}\t_\t{space}"
+            )
         lines.append("")
     path = tmp_path_factory.mktemp("markup") / "markup.conllu"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -50,8 +52,16 @@ def markup_index(default_model, tmp_path_factory):
 def server(ewt_index, markup_index, tiny_path, tmp_path_factory):
     """`attnscope serve` with the default model, a tiny BERT with a masked-LM head, EWT dev and the markup index."""
     cwd = tmp_path_factory.mktemp("serve")
-    args = ["--model", "default", "--model", str(tiny_path("bert")),
-            "--corpus", str(ewt_index.directory), "--corpus", str(markup_index)]
+    args = [
+        "--model",
+        "default",
+        "--model",
+        str(tiny_path("bert")),
+        "--corpus",
+        str(ewt_index.directory),
+        "--corpus",
+        str(markup_index),
+    ]
     with serving(args, cwd) as served:
         yield served.base
 
@@ -97,21 +107,28 @@ def run_sentence(app: AppPage, text: str, pair: str = "") -> None:
 def wait_results(app: AppPage, title_part: str) -> None:
     app.page.wait_for_function(
         "(part) => document.getElementById('results').dataset.state === 'ready' && "
-        "document.getElementById('results-title').textContent.includes(part)", arg=title_part)
+        "document.getElementById('results-title').textContent.includes(part)",
+        arg=title_part,
+    )
 
 
 def screen_matches(app: AppPage) -> list[dict]:
     """What the corpus view shows: per row the sentence id, the matched token and the shaded tokens."""
-    return app.page.eval_on_selector_all(".as-match", """rows => rows.map(r => ({
+    return app.page.eval_on_selector_all(
+        ".as-match",
+        """rows => rows.map(r => ({
         sent_id: r.dataset.sentId,
         matched: r.querySelector('.as-matched').textContent,
         centre: r.querySelector('.as-meta-centre').textContent,
-    }))""")
+    }))""",
+    )
 
 
 def screen_histogram(app: AppPage, which: str) -> dict[str, int]:
-    bars = app.page.eval_on_selector_all(f".as-histogram[data-which={which}] .as-bar",
-                                         "bars => bars.map(b => [b.dataset.value, Number(b.dataset.count)])")
+    bars = app.page.eval_on_selector_all(
+        f".as-histogram[data-which={which}] .as-bar",
+        "bars => bars.map(b => [b.dataset.value, Number(b.dataset.count)])",
+    )
     return dict(bars)
 
 
@@ -120,7 +137,7 @@ def bars(counts: dict[str, int], most: int = 12) -> dict[str, int]:
     items = list(counts.items())
     if len(items) <= most:
         return dict(items)
-    return {**dict(items[:most - 1]), "other": sum(c for _, c in items[most - 1:])}
+    return {**dict(items[: most - 1]), "other": sum(c for _, c in items[most - 1 :])}
 
 
 def mean_of_bytes(layer: np.ndarray, heads) -> np.ndarray:
@@ -164,8 +181,17 @@ def test_the_papers_behind_the_mask_workflow_and_a_reload(app, server):
     page.click("#search-embedding")
     wait_results(app, "by embedding")
 
-    expected = api_search(server, corpus="index", text=PUB, token=ESCAPE, layer=3, mode="embedding",
-                          heads=list(range(12)), mask=[ESCAPE], top=50)
+    expected = api_search(
+        server,
+        corpus="index",
+        text=PUB,
+        token=ESCAPE,
+        layer=3,
+        mode="embedding",
+        heads=list(range(12)),
+        mask=[ESCAPE],
+        top=50,
+    )
     assert len(expected["matches"]) == 50
     rows = screen_matches(app)
     assert [r["sent_id"] for r in rows] == [m["sent_id"] for m in expected["matches"]]
@@ -174,8 +200,9 @@ def test_the_papers_behind_the_mask_workflow_and_a_reload(app, server):
     assert sum(screen_histogram(app, "matched").values()) == 50
     assert screen_histogram(app, "matched") == bars(expected["summary"]["matched"]["upos"])
     assert screen_histogram(app, "max") == bars(expected["summary"]["max_attention"]["upos"])
-    assert screen_histogram(app, "offset") == {(f"+{k}" if int(k) > 0 else k): v
-                                               for k, v in expected["summary"]["offsets"].items()}
+    assert screen_histogram(app, "offset") == {
+        (f"+{k}" if int(k) > 0 else k): v for k, v in expected["summary"]["offsets"].items()
+    }
     title = page.locator(".as-match").first.locator(".as-ctok.as-matched").get_attribute("title")
     assert "upos: " + expected["matches"][0]["metadata"]["upos"][expected["matches"][0]["position"]] in title
 
@@ -186,8 +213,9 @@ def test_the_papers_behind_the_mask_workflow_and_a_reload(app, server):
     assert page.locator("#attention .as-attention").get_attribute("data-heads") == "2,7"
     page.click("#search-heads")
     wait_results(app, "by heads 2, 7")
-    by_heads = api_search(server, corpus="index", text=PUB, token=ESCAPE, layer=3, mode="heads", heads=[2, 7],
-                          mask=[ESCAPE], top=50)
+    by_heads = api_search(
+        server, corpus="index", text=PUB, token=ESCAPE, layer=3, mode="heads", heads=[2, 7], mask=[ESCAPE], top=50
+    )
     assert [r["sent_id"] for r in screen_matches(app)] == [m["sent_id"] for m in by_heads["matches"]]
     assert [r["sent_id"] for r in screen_matches(app)] != [m["sent_id"] for m in expected["matches"]]
 
@@ -295,8 +323,17 @@ def test_a_sentence_pair_is_shown_and_searched_from_sentence_b(app, server, defa
     page.click(f".as-query[data-pos='{hills}']")
     page.click("#search-embedding")
     wait_results(app, "“hills”")
-    expected = api_search(server, corpus="index", text=PUB, text_pair=pair, token=hills, layer=0, mode="embedding",
-                          heads=list(range(12)), top=50)
+    expected = api_search(
+        server,
+        corpus="index",
+        text=PUB,
+        text_pair=pair,
+        token=hills,
+        layer=0,
+        mode="embedding",
+        heads=list(range(12)),
+        top=50,
+    )
     assert [r["sent_id"] for r in screen_matches(app)] == [m["sent_id"] for m in expected["matches"]]
     assert "pair=" in page.url
     assert app.errors == []
@@ -345,9 +382,16 @@ def test_the_page_and_its_assets_are_served_from_the_package_only(server):
     status, headers, script = _raw_get(server, prefix + "/app.js")
     assert status == 200 and headers["content-type"].startswith("text/javascript")
     assert "immutable" in headers["cache-control"] and b"function createAttentionView" in script
-    for path in [prefix + "/../../pyproject.toml", prefix + "/..%2F..%2Fpyproject.toml", prefix + "/app.py",
-                 "/assets/0000000000000000/app.js", prefix + "/%2e%2e/server/app.py", "/static/app.js",
-                 "/assets/../../../etc/passwd", prefix + "/app.js%00.txt"]:
+    for path in [
+        prefix + "/../../pyproject.toml",
+        prefix + "/..%2F..%2Fpyproject.toml",
+        prefix + "/app.py",
+        "/assets/0000000000000000/app.js",
+        prefix + "/%2e%2e/server/app.py",
+        "/static/app.js",
+        "/assets/../../../etc/passwd",
+        prefix + "/app.js%00.txt",
+    ]:
         status, headers, body = _raw_get(server, path)
         assert status == 404, path
         assert json.loads(body)["error"]["status"] == 404, path

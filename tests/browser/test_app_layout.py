@@ -24,8 +24,15 @@ def server(small_app):
 def test_the_page_is_never_wider_than_the_window(browser, server, width):
     context = browser.new_context(viewport={"width": width, "height": 800})
     app = AppPage(context.new_page(), server)
-    query = {"text": PUB, "pair": LONG, "token": "3", "search": "embedding", "span": "5", "atlas": "open",
-             "show": "value_norm_sum"}
+    query = {
+        "text": PUB,
+        "pair": LONG,
+        "token": "3",
+        "search": "embedding",
+        "span": "5",
+        "atlas": "open",
+        "show": "value_norm_sum",
+    }
     app.page.goto(f"{server}/?{urlencode(query)}")
     app.page.wait_for_selector("#app[data-attention=ready][data-aggregation=ready]")
     app.page.wait_for_selector("#results[data-state=ready]")

@@ -35,18 +35,29 @@ def url_state(app: AppPage) -> dict[str, str]:
 
 
 def view(app: AppPage) -> dict:
-    return app.page.eval_on_selector(".as-attention", """root => ({
+    return app.page.eval_on_selector(
+        ".as-attention",
+        """root => ({
         layer: root.dataset.layer, heads: root.dataset.heads, token: root.dataset.token,
         masked: [...document.querySelectorAll('.as-query.as-masked')].map(e => e.dataset.pos),
-        tokens: document.querySelectorAll('.as-query').length, model: document.getElementById('model').value })""")
+        tokens: document.querySelectorAll('.as-query').length, model: document.getElementById('model').value })""",
+    )
 
 
 def test_a_model_that_is_not_served_is_named_and_the_rest_of_the_link_applies(app, tiny):
     open_app(app, "?" + urlencode({"model": "bert-large-cased", "text": PUB, "layer": "3", "token": "5"}))
-    assert notice(app) == {"model": "model=bert-large-cased was ignored: it is not served here (this server serves "
-                                    f"{DEFAULT}, {tiny('bert').label}); showing {DEFAULT}"}
-    assert view(app) == {"layer": "3", "heads": ",".join(map(str, range(12))), "token": "5", "masked": [],
-                         "tokens": 17, "model": DEFAULT}
+    assert notice(app) == {
+        "model": "model=bert-large-cased was ignored: it is not served here (this server serves "
+        f"{DEFAULT}, {tiny('bert').label}); showing {DEFAULT}"
+    }
+    assert view(app) == {
+        "layer": "3",
+        "heads": ",".join(map(str, range(12))),
+        "token": "5",
+        "masked": [],
+        "tokens": 17,
+        "model": DEFAULT,
+    }
     assert url_state(app) == {"model": DEFAULT, "corpus": "small", "text": PUB, "layer": "3", "token": "5"}
     app.page.click("#link-notice-close")
     assert app.page.is_hidden("#link-notice") and notice(app) == {}
@@ -55,10 +66,18 @@ def test_a_model_that_is_not_served_is_named_and_the_rest_of_the_link_applies(ap
 
 def test_a_mask_and_a_layer_out_of_range_are_dropped_and_the_view_is_drawn(app):
     open_app(app, "?" + urlencode({"text": PUB, "mask": "99", "layer": "40"}))
-    assert notice(app) == {"layer": "layer=40 was ignored: this model has layers 0-5",
-                           "mask": "mask=99 was ignored: position 99: this input has tokens 0-16"}
-    assert view(app) == {"layer": "0", "heads": ",".join(map(str, range(12))), "token": "", "masked": [],
-                         "tokens": 17, "model": DEFAULT}
+    assert notice(app) == {
+        "layer": "layer=40 was ignored: this model has layers 0-5",
+        "mask": "mask=99 was ignored: position 99: this input has tokens 0-16",
+    }
+    assert view(app) == {
+        "layer": "0",
+        "heads": ",".join(map(str, range(12))),
+        "token": "",
+        "masked": [],
+        "tokens": 17,
+        "model": DEFAULT,
+    }
     assert int(app.page.get_attribute(".as-attention", "data-lines")) > 0
     assert "mask" not in url_state(app) and url_state(app)["layer"] == "0"
     assert app.page.inner_text("#status") == ""
@@ -66,9 +85,26 @@ def test_a_mask_and_a_layer_out_of_range_are_dropped_and_the_view_is_drawn(app):
 
 
 def test_malformed_values_are_each_named_and_the_valid_ones_kept(app):
-    query = {"text": PUB, "layer": "two", "heads": "1,x", "threshold": "7", "show": "bogus", "words": "yes",
-             "special": "1", "span": "9", "search": "sideways", "atlas": "yes", "token": "5", "mask": "3;4",
-             "colour": "red", "top": "0", "filter": "upos", "per": "word", "scoring": "max", "pairs": "AC"}
+    query = {
+        "text": PUB,
+        "layer": "two",
+        "heads": "1,x",
+        "threshold": "7",
+        "show": "bogus",
+        "words": "yes",
+        "special": "1",
+        "span": "9",
+        "search": "sideways",
+        "atlas": "yes",
+        "token": "5",
+        "mask": "3;4",
+        "colour": "red",
+        "top": "0",
+        "filter": "upos",
+        "per": "word",
+        "scoring": "max",
+        "pairs": "AC",
+    }
     open_app(app, "?" + urlencode(query))
     dropped = notice(app)
     assert dropped == {
@@ -99,8 +135,16 @@ def test_malformed_values_are_each_named_and_the_valid_ones_kept(app):
 
 
 def test_out_of_range_heads_token_and_masks_and_unknown_corpus_names_are_dropped(app):
-    query = {"text": PUB, "heads": "2,12,40", "token": "300", "mask": "0,3", "corpus": "ewt", "field": "zzz",
-             "search": "embedding", "layer": "2"}
+    query = {
+        "text": PUB,
+        "heads": "2,12,40",
+        "token": "300",
+        "mask": "0,3",
+        "corpus": "ewt",
+        "field": "zzz",
+        "search": "embedding",
+        "layer": "2",
+    }
     open_app(app, "?" + urlencode(query))
     app.page.wait_for_selector(".as-query.as-masked")
     assert notice(app) == {
@@ -120,8 +164,10 @@ def test_out_of_range_heads_token_and_masks_and_unknown_corpus_names_are_dropped
 def test_a_text_longer_than_the_app_takes_is_dropped_for_the_example(app):
     long = "word " * 401  # 2,005 characters: the page's inputs and the API take 2,000
     open_app(app, "?" + urlencode({"text": long, "pair": "She left.", "layer": "2"}))
-    assert notice(app) == {"text": "text=word word word word word word word wo… was ignored: it is 2,005 characters "
-                                   "long; the most is 2,000"}
+    assert notice(app) == {
+        "text": "text=word word word word word word word wo… was ignored: it is 2,005 characters "
+        "long; the most is 2,000"
+    }
     assert app.page.input_value("#text") == "The girl ran to a local pub to escape the din of her city."
     assert app.page.input_value("#pair") == "She left." and view(app)["layer"] == "2"
     assert "word" not in url_state(app)["text"]
@@ -132,16 +178,30 @@ def test_an_unknown_atlas_score_is_named_once_the_atlas_is_loaded(app):
     open_app(app, "?" + urlencode({"text": PUB, "atlas": "open", "score": "bogus"}))
     app.page.wait_for_selector("#atlas[data-state=ready] .attnscope-atlas[data-ready=true]", timeout=300_000)
     assert notice(app) == {
-        "score": "score=bogus was ignored: the head atlas has no score of that name (its menu lists them)"}
+        "score": "score=bogus was ignored: the head atlas has no score of that name (its menu lists them)"
+    }
     assert app.page.input_value(".attnscope-atlas-score") == "previous"
     assert "score" not in url_state(app) and url_state(app)["atlas"] == "open"
     assert app.errors == []
 
 
 def test_a_link_the_app_wrote_itself_is_taken_whole(app):
-    query = {"text": PUB, "pair": "She left.", "mask": "9", "layer": "3", "heads": "2,7", "show": "value_norm",
-             "words": "on", "threshold": "0.5", "special": "hide", "token": "9", "search": "heads", "field": "deprel",
-             "cols": "upos", "span": "2"}
+    query = {
+        "text": PUB,
+        "pair": "She left.",
+        "mask": "9",
+        "layer": "3",
+        "heads": "2,7",
+        "show": "value_norm",
+        "words": "on",
+        "threshold": "0.5",
+        "special": "hide",
+        "token": "9",
+        "search": "heads",
+        "field": "deprel",
+        "cols": "upos",
+        "span": "2",
+    }
     open_app(app, "?" + urlencode(query))
     app.page.wait_for_function("() => document.getElementById('results').dataset.state === 'ready'")
     assert notice(app) == {}
@@ -152,18 +212,27 @@ def test_a_link_the_app_wrote_itself_is_taken_whole(app):
 def test_a_filter_the_corpus_cannot_take_and_a_search_for_a_special_token_are_named(app):
     open_app(app, "?" + urlencode({"text": PUB, "token": "3", "search": "embedding", "filter": "nope=X upos=VERB"}))
     app.page.wait_for_selector("#results[data-state=ready]")
-    assert notice(app) == {"filter": "filter=nope=X upos=VERB was ignored: cannot filter on “nope”: corpus small has "
-                                     "the fields upos, lemma, deprel"}
-    assert url_state(app) == {"model": DEFAULT, "corpus": "small", "text": PUB, "layer": "0", "token": "3",
-                              "search": "embedding"}  # the rest applies: the search runs, unfiltered
+    assert notice(app) == {
+        "filter": "filter=nope=X upos=VERB was ignored: cannot filter on “nope”: corpus small has "
+        "the fields upos, lemma, deprel"
+    }
+    assert url_state(app) == {
+        "model": DEFAULT,
+        "corpus": "small",
+        "text": PUB,
+        "layer": "0",
+        "token": "3",
+        "search": "embedding",
+    }  # the rest applies: the search runs, unfiltered
     assert app.page.input_value("#search-filter") == "" and app.page.locator(".as-match").count() > 0
 
     open_app(app, "?" + urlencode({"text": PUB, "token": "0", "search": "embedding", "filter": "UPOS=VERB"}))
     assert notice(app) == {
         "filter": "filter=UPOS=VERB was ignored: cannot filter on “UPOS”: corpus small has the fields upos, lemma, "
-                  "deprel (names are case-sensitive: did you mean “upos”?)",
+        "deprel (names are case-sensitive: did you mean “upos”?)",
         "search": "search=embedding was ignored: token 0 is the special token [CLS], which the corpus index does not "
-                  "hold"}
+        "hold",
+    }
     assert view(app)["token"] == "0" and app.page.get_attribute("#results", "data-state") == "idle"
     assert url_state(app) == {"model": DEFAULT, "corpus": "small", "text": PUB, "layer": "0", "token": "0"}
     assert app.page.inner_text("#status") == "" and app.errors == []  # nothing was sent that the server refuses
@@ -177,7 +246,13 @@ def test_an_empty_text_and_a_hidden_selected_special_token_are_named(app):
     open_app(app, "?" + urlencode({"text": PUB, "special": "hide", "token": "0", "search": "heads"}))
     assert notice(app) == {
         "token": "token=0 was ignored: it is the special token [CLS], and special tokens are hidden (special=hide)",
-        "search": "search=heads was ignored: a search needs a token to search for (token=…)"}
-    assert view(app)["token"] == "" and url_state(app) == {"model": DEFAULT, "corpus": "small", "text": PUB,
-                                                           "layer": "0", "special": "hide"}
+        "search": "search=heads was ignored: a search needs a token to search for (token=…)",
+    }
+    assert view(app)["token"] == "" and url_state(app) == {
+        "model": DEFAULT,
+        "corpus": "small",
+        "text": PUB,
+        "layer": "0",
+        "special": "hide",
+    }
     assert app.errors == []

@@ -82,9 +82,11 @@ def test_results_never_widen_the_page_and_the_context_stays_readable(make_app, w
             assert context["width"] >= 280, f"span {span}: the context is squeezed to {context['width']} px"
             matched = row.locator(".as-cmatch").bounding_box()
             position = int(row.locator(".as-matched").first.get_attribute("data-pos"))
-            shown = [matched] + [row.locator(f".as-ctok[data-pos='{p}']").bounding_box()
-                                 for p in (position - 1, position + 1)
-                                 if row.locator(f".as-ctok[data-pos='{p}']").count()]
+            shown = [matched] + [
+                row.locator(f".as-ctok[data-pos='{p}']").bounding_box()
+                for p in (position - 1, position + 1)
+                if row.locator(f".as-ctok[data-pos='{p}']").count()
+            ]
             for box in shown:  # the match and its neighbours: on screen, inside the panel and their cell
                 assert 0 <= box["x"] and box["x"] + box["width"] <= width, (span, index, box)
                 assert 0 <= box["y"] and box["y"] + box["height"] <= height, (span, index, box)
@@ -117,10 +119,12 @@ def test_contexts_read_as_the_corpus_writes_them(make_app, server):
     searched(app, text=SNEEZE, token=9, layer=3, search="embedding", top=5, words="on")
     assert "the word “allergies” (tokens 9–11, the mean of its 3 tokens)" in page.inner_text("#results-title")
     assert page.locator(".as-match").first.locator(".as-cmatch").inner_text() == "allergies"
-    as_word = api_search(server, text=SNEEZE, token=9, layer=3, mode="embedding", heads=list(range(12)), top=5,
-                         unit="word")
-    assert page.locator(".as-match").evaluate_all("rs => rs.map(r => r.dataset.sentId)") == \
-        [x["sent_id"] for x in as_word["matches"]]
+    as_word = api_search(
+        server, text=SNEEZE, token=9, layer=3, mode="embedding", heads=list(range(12)), top=5, unit="word"
+    )
+    assert page.locator(".as-match").evaluate_all("rs => rs.map(r => r.dataset.sentId)") == [
+        x["sent_id"] for x in as_word["matches"]
+    ]
     assert "words mode" in page.inner_text("#search-unit").lower()
 
     # the corpus's case and the word as one: "mismanaged" (mis ##mana ##ged) in a sentence of names
@@ -148,14 +152,27 @@ def test_search_options_are_sent_shown_and_kept_in_the_url(make_app, server):
     page.click("#search-heads")
     page.wait_for_selector("#search-score-label:not([hidden])")
     page.select_option("#search-score", "mean")  # a second search, which sets the results loading at once
-    page.wait_for_function("() => document.getElementById('results').dataset.state === 'ready' && "
-                           "document.getElementById('results-score').textContent.includes('mean of 12')")
-    expected = api_search(server, text=PUB, token=1, layer=3, mode="heads", heads=list(range(12)), top=12,
-                          per_sentence=True, score="mean", filters={"upos": ["NOUN", "PROPN"], "deprel": ["obl"]})
+    page.wait_for_function(
+        "() => document.getElementById('results').dataset.state === 'ready' && "
+        "document.getElementById('results-score').textContent.includes('mean of 12')"
+    )
+    expected = api_search(
+        server,
+        text=PUB,
+        token=1,
+        layer=3,
+        mode="heads",
+        heads=list(range(12)),
+        top=12,
+        per_sentence=True,
+        score="mean",
+        filters={"upos": ["NOUN", "PROPN"], "deprel": ["obl"]},
+    )
     rows = page.locator(".as-match")
     assert rows.evaluate_all("rs => rs.map(r => r.dataset.sentId)") == [m["sent_id"] for m in expected["matches"]]
-    assert rows.evaluate_all("rs => rs.map(r => r.querySelector('.as-score').textContent)") == \
-        [f"{m['score']:.3f}" for m in expected["matches"]]
+    assert rows.evaluate_all("rs => rs.map(r => r.querySelector('.as-score').textContent)") == [
+        f"{m['score']:.3f}" for m in expected["matches"]
+    ]
     assert len({m["sentence"] for m in expected["matches"]}) == 12
     assert {m["metadata"]["deprel"][m["position"]] for m in expected["matches"]} == {"obl"}
     meaning = "mean of 12 heads' cosines of the head embeddings at layer 3 (their sum / 12, at most 1)"
@@ -164,7 +181,12 @@ def test_search_options_are_sent_shown_and_kept_in_the_url(make_app, server):
     assert "one per sentence" in page.inner_text("#results-title")
     query = parse_qs(urlsplit(page.url).query)
     assert (query["top"], query["filter"], query["per"], query["scoring"], query["search"]) == (
-        ["12"], ["upos=NOUN,PROPN deprel=obl"], ["sentence"], ["mean"], ["heads"])
+        ["12"],
+        ["upos=NOUN,PROPN deprel=obl"],
+        ["sentence"],
+        ["mean"],
+        ["heads"],
+    )
     before = rows.evaluate_all("rs => rs.map(r => r.dataset.sentId)")
     page.reload()
     page.wait_for_selector("#results[data-state=ready]")
@@ -180,12 +202,14 @@ def test_search_options_are_sent_shown_and_kept_in_the_url(make_app, server):
     page.wait_for_selector("#results[data-state=error]")
     assert page.inner_text("#results-error") == (
         "Search failed: Filter “upos”: write FIELD=VALUE[,VALUE…], e.g. upos=NOUN,PROPN deprel=obj. The filter “upos” "
-        "was not applied: correct it and search again.")
+        "was not applied: correct it and search again."
+    )
     assert page.locator(".as-match").count() == 0 and page.inner_text("#results-title") == ""
     page.fill("#search-filter", "colour=red")
     page.dispatch_event("#search-filter", "change")  # no search is shown now: the input says why
     assert page.inner_text("#search-filter-error") == (
-        f"Not applied: cannot filter on “colour”: corpus {CORPUS} has the fields upos, xpos, lemma, feats, deprel")
+        f"Not applied: cannot filter on “colour”: corpus {CORPUS} has the fields upos, xpos, lemma, feats, deprel"
+    )
     assert page.get_attribute("#search-filter", "aria-invalid") == "true"
     query = parse_qs(urlsplit(page.url).query)
     assert "filter" not in query and "search" not in query
@@ -199,7 +223,8 @@ def test_a_special_token_is_refused_with_the_reason(make_app):
     page.click(".as-query[data-pos='0']")
     assert page.is_disabled("#search-embedding") and page.is_disabled("#search-heads")
     assert page.inner_text("#search-hint") == (
-        "“[CLS]” is a special token, which the corpus index does not hold: select another token to search.")
+        "“[CLS]” is a special token, which the corpus index does not hold: select another token to search."
+    )
     assert page.locator(".as-match").count() == 0 and app.errors == []
 
 

@@ -48,8 +48,10 @@ def test_a_special_token_disables_the_search_buttons_and_says_why(app):
     page.click(".as-query[data-pos='0']")
     shown = panel(app)
     assert (shown["embedding"], shown["heads"]) == (False, False)
-    assert shown["hint"] == "“[CLS]” is a special token, which the corpus index does not hold: select another token " \
-                            "to search."
+    assert (
+        shown["hint"] == "“[CLS]” is a special token, which the corpus index does not hold: select another token "
+        "to search."
+    )
     page.click(f".as-query[data-pos='{RAN}']")
     assert (panel(app)["embedding"], panel(app)["heads"], panel(app)["hint"]) == (True, True, "")
     page.click("#heads-none")  # no head: the heads button waits for one, the embedding button does not
@@ -80,8 +82,10 @@ def test_the_head_score_can_be_chosen_whenever_heads_are_selected(app):
     page.click(".as-head[data-head='7']")
     page.click("#search-heads")
     page.wait_for_selector("#results[data-state=ready]")
-    assert page.inner_text("#results-score") == "Score: mean of 2 heads' cosines of the head embeddings at layer 0 " \
-                                                "(their sum / 2, at most 1)."
+    assert (
+        page.inner_text("#results-score") == "Score: mean of 2 heads' cosines of the head embeddings at layer 0 "
+        "(their sum / 2, at most 1)."
+    )
     assert url_state(app)["scoring"] == "mean" and url_state(app)["search"] == "heads"
     # the mean stays chosen for the next head search, and an embedding search (which has no head score) still runs
     before = searches(app)
@@ -93,8 +97,9 @@ def test_the_head_score_can_be_chosen_whenever_heads_are_selected(app):
 
 
 def test_a_failed_search_clears_the_results_and_says_why_beside_them(app):
-    open_app(app, "?" + urlencode({"text": PUB, "token": str(RAN), "search": "embedding",
-                                   "filter": "upos=VERB upos=NOUN"}))
+    open_app(
+        app, "?" + urlencode({"text": PUB, "token": str(RAN), "search": "embedding", "filter": "upos=VERB upos=NOUN"})
+    )
     page = app.page
     page.wait_for_selector("#results[data-state=ready]")
     before = panel(app)
@@ -102,15 +107,28 @@ def test_a_failed_search_clears_the_results_and_says_why_beside_them(app):
 
     type_filter(app, "UPOS=VERB")  # the report: a field named in the wrong case
     page.wait_for_selector("#results[data-state=error]")
-    reason = "cannot filter on “UPOS”: corpus small has the fields upos, lemma, deprel (names are case-sensitive: " \
-             "did you mean “upos”?)"
+    reason = (
+        "cannot filter on “UPOS”: corpus small has the fields upos, lemma, deprel (names are case-sensitive: "
+        "did you mean “upos”?)"
+    )
     assert panel(app) == {
-        "state": "error", "title": "", "matches": 0, "bars": 0, "embedding": True, "heads": True, "hint": "",
+        "state": "error",
+        "title": "",
+        "matches": 0,
+        "bars": 0,
+        "embedding": True,
+        "heads": True,
+        "hint": "",
         "error": f"Search failed: {reason}. The filter “UPOS=VERB” was not applied: correct it and search again.",
-        "filter": "UPOS=VERB", "invalid": "true", "filterError": f"Not applied: {reason}"}
+        "filter": "UPOS=VERB",
+        "invalid": "true",
+        "filterError": f"Not applied: {reason}",
+    }
     assert url_state(app) == {"model": DEFAULT, "corpus": "small", "text": PUB, "layer": "0", "token": str(RAN)}
-    assert page.evaluate("document.getElementById('search-filter').getAttribute('aria-describedby')") \
-        .split()[0] == "search-filter-error"
+    assert (
+        page.evaluate("document.getElementById('search-filter').getAttribute('aria-describedby')").split()[0]
+        == "search-filter-error"
+    )
 
     count = searches(app)
     page.click("#search-embedding")  # the filter still at its input fails again, nothing is sent

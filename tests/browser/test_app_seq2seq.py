@@ -48,13 +48,18 @@ def test_an_encoder_decoder_shows_its_encoder_self_attention_and_says_so(app, se
     view = shown(app)
     assert view.pop("lines") > 0
     assert view == {
-        "stack": "encoder", "title": "Attention (the encoder's self-attention)",
+        "stack": "encoder",
+        "title": "Attention (the encoder's self-attention)",
         "note": "This model is an encoder-decoder: this is its encoder's self-attention over the sentence. Its "
-                "decoder's self-attention and its cross-attention need a target text (the decoder's input), which the "
-                "explorer does not take: show them in a notebook with attnscope.model_view(attnscope.capture(model, "
-                "text, target=…)).",
-        "model": f"encoder-decoder · encoder: {encoder.layers} layers × {encoder.heads} heads", "status": "",
-        "layers": encoder.layers, "heads": encoder.heads, "tokens": attnscope.encode(handle, TEXT).display}
+        "decoder's self-attention and its cross-attention need a target text (the decoder's input), which the "
+        "explorer does not take: show them in a notebook with attnscope.model_view(attnscope.capture(model, "
+        "text, target=…)).",
+        "model": f"encoder-decoder · encoder: {encoder.layers} layers × {encoder.heads} heads",
+        "status": "",
+        "layers": encoder.layers,
+        "heads": encoder.heads,
+        "tokens": attnscope.encode(handle, TEXT).display,
+    }
     assert encoder.layers != handle.stacks["decoder"].layers  # so the layer menu is the encoder's
 
     page.hover(".as-query[data-pos='1']")
@@ -76,8 +81,10 @@ def test_a_causal_decoder_says_its_stack_and_that_predictions_are_the_next_token
     open_app(app, "?" + urlencode({"model": handle.label, "text": TEXT}))
     view = shown(app)
     assert (view["stack"], view["title"], view["note"]) == (
-        "decoder", "Attention (decoder self-attention, causal)",
-        "A causal decoder: each token attends only to itself and the tokens before it.")
+        "decoder",
+        "Attention (decoder self-attention, causal)",
+        "A causal decoder: each token attends only to itself and the tokens before it.",
+    )
     app.page.hover(".as-query[data-pos='2']")
     assert "the model's predictions for the next token:" in app.page.inner_text("#tooltip")
     expected = attnscope.capture(handle, TEXT, top_k=5).top_k(2)

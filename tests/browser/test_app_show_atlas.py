@@ -22,8 +22,10 @@ from ..serve_process import serving
 from .test_app import AppPage, app, count_lines, mean_of_bytes, open_app  # noqa: F401
 
 PUB = "The girl ran to a local pub to escape the din of her city."
-BARE = "# text = Dogs bark.\n1\tDogs\t_\tNOUN\t_\t_\t_\t_\t_\t_\n2\tbark\t_\tVERB\t_\t_\t_\t_\t_\tSpaceAfter=No\n" \
-       "3\t.\t_\tPUNCT\t_\t_\t_\t_\t_\t_\n\n"
+BARE = (
+    "# text = Dogs bark.\n1\tDogs\t_\tNOUN\t_\t_\t_\t_\t_\t_\n2\tbark\t_\tVERB\t_\t_\t_\t_\t_\tSpaceAfter=No\n"
+    "3\t.\t_\tPUNCT\t_\t_\t_\t_\t_\t_\n\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +41,9 @@ def indexes(small_index, default_model, tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(indexes, tmp_path_factory):
     small, bare = indexes
-    with serving(["--model", "default", "--corpus", str(small), "--corpus", str(bare)],
-                 tmp_path_factory.mktemp("serve")) as served:
+    with serving(
+        ["--model", "default", "--corpus", str(small), "--corpus", str(bare)], tmp_path_factory.mktemp("serve")
+    ) as served:
         yield served.base
 
 
@@ -49,8 +52,9 @@ def aggregation(base: str, method: str, heads: list[int] | None = None, text: st
     return api_aggregation(base, method, heads, text, **options)[0]
 
 
-def api_aggregation(base: str, method: str, heads: list[int] | None = None, text: str = PUB,
-                    **options) -> tuple[np.ndarray, dict]:
+def api_aggregation(
+    base: str, method: str, heads: list[int] | None = None, text: str = PUB, **options
+) -> tuple[np.ndarray, dict]:
     body = {"model": "default", "text": text, "method": method, **({"heads": heads} if heads else {}), **options}
     answer = httpx.post(f"{base}/api/aggregation", json=body, timeout=60).json()
     weights = np.frombuffer(base64.b64decode(answer["weights"]["data"]), np.uint8).reshape(answer["weights"]["shape"])
@@ -64,11 +68,16 @@ def shown(app: AppPage, method: str, aggregations: int) -> dict:
     app.page.wait_for_function(
         "([m, n]) => document.querySelector('.as-attention').dataset.show === m && "
         "document.getElementById('app').dataset.aggregation === 'ready' && "
-        "Number(document.getElementById('app').dataset.aggregations ?? 0) > n", arg=[method, aggregations])
-    return app.page.eval_on_selector(".as-attention", """root => ({
+        "Number(document.getElementById('app').dataset.aggregations ?? 0) > n",
+        arg=[method, aggregations],
+    )
+    return app.page.eval_on_selector(
+        ".as-attention",
+        """root => ({
         lines: Number(root.dataset.lines), layer: Number(root.dataset.layer), heads: root.dataset.heads,
         weights: [...root.querySelectorAll('.as-key')].map(k => Number(k.dataset.weight)),
-        aggregations: Number(document.getElementById('app').dataset.aggregations)})""")
+        aggregations: Number(document.getElementById('app').dataset.aggregations)})""",
+    )
 
 
 def test_the_show_switch_draws_each_aggregation_of_the_selected_heads_and_survives_a_reload(app, server):
@@ -132,8 +141,10 @@ def test_words_mode_draws_words_and_selects_and_masks_whole_words(app, server):
     page = app.page
     tokens = page.locator(".as-query").all_inner_texts()
     page.check("#words")
-    page.wait_for_function("() => document.getElementById('app').dataset.aggregation === 'ready' && "
-                           f"document.querySelectorAll('.as-query').length < {len(tokens)}")
+    page.wait_for_function(
+        "() => document.getElementById('app').dataset.aggregation === 'ready' && "
+        f"document.querySelectorAll('.as-query').length < {len(tokens)}"
+    )
     raw, answer = api_aggregation(server, "raw", text=text, words=True)
     words = answer["unit_text"]
     assert page.locator(".as-query").all_inner_texts() == words
@@ -163,8 +174,9 @@ def test_words_mode_draws_words_and_selects_and_masks_whole_words(app, server):
 
     count = int(page.get_attribute("#app", "data-aggregations"))
     page.dblclick(".as-query >> text=tokenisation")  # masks every token of the word
-    page.wait_for_function("(m) => new URLSearchParams(location.search).get('mask') === m",
-                           arg=",".join(map(str, tokenisation)))
+    page.wait_for_function(
+        "(m) => new URLSearchParams(location.search).get('mask') === m", arg=",".join(map(str, tokenisation))
+    )
     shown(app, "rollout", count)
     assert "[MASK][MASK]" in page.locator(".as-query").all_inner_texts()
     assert page.locator(".as-query.as-masked").count() == 1
@@ -198,8 +210,10 @@ def test_the_atlas_panel_computes_once_colours_the_grid_and_opens_a_head(app, se
 
     relation = atlas.relations.names[0]
     page.select_option(".attnscope-atlas-score", f"{relation} dependent_to_head")
-    page.wait_for_function("(r) => decodeURIComponent(location.search.replace(/\\+/g, ' ')).includes('score=' + r)",
-                           arg=f"{relation} dependent_to_head")
+    page.wait_for_function(
+        "(r) => decodeURIComponent(location.search.replace(/\\+/g, ' ')).includes('score=' + r)",
+        arg=f"{relation} dependent_to_head",
+    )
     page.select_option("#layer", "1")  # the atlas follows the head shown above
     page.wait_for_selector(".attnscope-atlas-cell[data-layer='1'][data-head='7'][aria-pressed=true]")
 

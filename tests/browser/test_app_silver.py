@@ -30,8 +30,13 @@ def test_the_app_labels_entity_types_as_silver_with_their_pipeline(app: AppPage,
     page.click("#search-embedding")
     wait_results(app, "in entities")
     options = page.eval_on_selector_all("#summary-field option", "os => os.map(o => [o.value, o.textContent])")
-    assert options == [["upos", "upos"], ["lemma", "lemma"], ["deprel", "deprel"],
-                       ["ner", f"ner (silver, {SILVER})"], ["ner_iob", f"ner_iob (silver, {SILVER})"]]
+    assert options == [
+        ["upos", "upos"],
+        ["lemma", "lemma"],
+        ["deprel", "deprel"],
+        ["ner", f"ner (silver, {SILVER})"],
+        ["ner_iob", f"ner_iob (silver, {SILVER})"],
+    ]
     assert (
         page.eval_on_selector_all("#cols-field option", "os => os.map(o => o.textContent)")[3]
         == f"ner (silver, {SILVER})"
@@ -39,10 +44,13 @@ def test_the_app_labels_entity_types_as_silver_with_their_pipeline(app: AppPage,
 
     page.select_option("#summary-field", "ner")
     captions = page.eval_on_selector_all(".as-histogram figcaption", "cs => cs.map(c => [c.textContent, c.title])")
-    assert captions[:2] == [["ner (silver) of the matched tokens", f"ner (silver, {SILVER})"],
-                            ["ner (silver) of the token each match attends to most", f"ner (silver, {SILVER})"]]
-    expected = api_search(server, corpus="entities", text=TEXT, token=int(rome), layer=0, mode="embedding",
-                          heads=list(range(12)), top=50)
+    assert captions[:2] == [
+        ["ner (silver) of the matched tokens", f"ner (silver, {SILVER})"],
+        ["ner (silver) of the token each match attends to most", f"ner (silver, {SILVER})"],
+    ]
+    expected = api_search(
+        server, corpus="entities", text=TEXT, token=int(rome), layer=0, mode="embedding", heads=list(range(12)), top=50
+    )
     assert screen_histogram(app, "matched") == expected["summary"]["matched"]["ner"]
     assert "GPE" in screen_histogram(app, "matched")
 

@@ -30,8 +30,11 @@ def focused(app: AppPage) -> dict:
 
 
 def wait_loads(app: AppPage, more_than: int) -> None:
-    app.page.wait_for_function("(n) => document.getElementById('app').dataset.attention === 'ready' && "
-                               "Number(document.getElementById('app').dataset.loads) > n", arg=more_than)
+    app.page.wait_for_function(
+        "(n) => document.getElementById('app').dataset.attention === 'ready' && "
+        "Number(document.getElementById('app').dataset.loads) > n",
+        arg=more_than,
+    )
 
 
 def loads(app: AppPage) -> int:
@@ -44,8 +47,11 @@ def test_continuation_pieces_are_marked_in_the_attention_view(app, server, defau
     tokens = attnscope.encode(default_model, ALLERGIES)
     answer = httpx.post(f"{server}/api/attention", json={"model": "default", "text": ALLERGIES}, timeout=60).json()
     assert answer["tokens"]["word_ids"] == list(tokens.word_ids)
-    labels = page.eval_on_selector_all(".as-query", """els => els.map(e => [e.textContent,
-        e.classList.contains('as-continuation'), getComputedStyle(e, '::before').content])""")
+    labels = page.eval_on_selector_all(
+        ".as-query",
+        """els => els.map(e => [e.textContent,
+        e.classList.contains('as-continuation'), getComputedStyle(e, '::before').content])""",
+    )
     assert [text for text, _, _ in labels] == tokens.display
     marked = [text for text, cont, _ in labels if cont]
     assert marked == ["er", "gies", "mana", "ged"]  # "all ##er ##gies", "mis ##mana ##ged"
@@ -57,8 +63,10 @@ def test_continuation_pieces_are_marked_in_the_attention_view(app, server, defau
     assert page.get_by_role("button", name="##er", exact=True).get_attribute("data-pos") == er  # as read aloud
 
     page.check("#words")  # whole words: nothing is a piece
-    page.wait_for_function("() => document.getElementById('app').dataset.aggregation === 'ready' && "
-                           "[...document.querySelectorAll('.as-query')].some(e => e.textContent === 'allergies')")
+    page.wait_for_function(
+        "() => document.getElementById('app').dataset.aggregation === 'ready' && "
+        "[...document.querySelectorAll('.as-query')].some(e => e.textContent === 'allergies')"
+    )
     assert page.locator(".as-query.as-continuation").count() == 0
     assert app.errors == []
 
@@ -75,8 +83,10 @@ def test_masking_on_a_model_without_a_masked_lm_head_says_what_mask_means(app, s
     assert note.is_visible() and note.get_attribute("role") == "note"
     caveat = attnscope.masking_caveat(default_model)  # the one text the CLI and Python show
     assert note.inner_text() == "M" + caveat[1:]
-    assert note.inner_text().startswith("Model 'sentence-transformers/all-MiniLM-L6-v2' has no masked-language-model "
-                                        "head, so its mask token [MASK] was not trained to stand for a word: ")
+    assert note.inner_text().startswith(
+        "Model 'sentence-transformers/all-MiniLM-L6-v2' has no masked-language-model "
+        "head, so its mask token [MASK] was not trained to stand for a word: "
+    )
     assert "a corpus search for it finds (often unrelated tokens such as proper nouns)" in caveat
     # it sits where the user masks: above the tokens, in the attention panel
     assert page.evaluate("""() => { const n = document.getElementById('mask-note');
@@ -129,16 +139,22 @@ def test_the_focus_stays_through_layer_head_and_words_changes(app, server):
     page.focus("#words")
     count = int(page.get_attribute("#app", "data-aggregations") or 0)
     page.keyboard.press("Space")
-    page.wait_for_function("(n) => document.getElementById('app').dataset.aggregation === 'ready' && "
-                           "Number(document.getElementById('app').dataset.aggregations) > n", arg=count)
+    page.wait_for_function(
+        "(n) => document.getElementById('app').dataset.aggregation === 'ready' && "
+        "Number(document.getElementById('app').dataset.aggregations) > n",
+        arg=count,
+    )
     assert "words=on" in page.url and focused(app)["id"] == "words"
 
     # a head toggle in words mode with a combined method reloads the words' weights
     page.focus(".as-head[data-head='4']")
     count = int(page.get_attribute("#app", "data-aggregations"))
     page.keyboard.press("Space")
-    page.wait_for_function("(n) => document.getElementById('app').dataset.aggregation === 'ready' && "
-                           "Number(document.getElementById('app').dataset.aggregations) > n", arg=count)
+    page.wait_for_function(
+        "(n) => document.getElementById('app').dataset.aggregation === 'ready' && "
+        "Number(document.getElementById('app').dataset.aggregations) > n",
+        arg=count,
+    )
     assert "4" not in page.get_attribute(".as-attention", "data-heads").split(",")
     assert focused(app)["head"] == "4" and "as-head" in focused(app)["classes"]
 
@@ -147,7 +163,10 @@ def test_the_focus_stays_through_layer_head_and_words_changes(app, server):
     page.focus(f".as-query[data-pos='{word}']")
     count = int(page.get_attribute("#app", "data-aggregations"))
     page.keyboard.press("m")
-    page.wait_for_function("(n) => document.getElementById('app').dataset.aggregation === 'ready' && "
-                           "Number(document.getElementById('app').dataset.aggregations) > n", arg=count)
+    page.wait_for_function(
+        "(n) => document.getElementById('app').dataset.aggregation === 'ready' && "
+        "Number(document.getElementById('app').dataset.aggregations) > n",
+        arg=count,
+    )
     assert focused(app)["pos"] == word and "as-masked" in focused(app)["classes"]
     assert app.errors == []

@@ -19,8 +19,9 @@ CAT = "The cat sat on the café."
 @pytest.fixture(scope="module")
 def server(written_index, tiny_path, tmp_path_factory):
     index = written_index("gpt2")
-    with serving(["--model", str(tiny_path("gpt2")), "--corpus", str(index.directory)],
-                 tmp_path_factory.mktemp("serve-written")) as served:
+    with serving(
+        ["--model", str(tiny_path("gpt2")), "--corpus", str(index.directory)], tmp_path_factory.mktemp("serve-written")
+    ) as served:
         yield served.base
 
 
@@ -77,8 +78,9 @@ def test_byte_level_contexts_read_as_written_with_split_characters_marked(app, s
     pieces = [(row, m) for row, m in zip(shown, expected["matches"]) if m["tokens"][m["position"]] == "\\x9f"]
     assert len(pieces) == 1
     row, m = pieces[0]  # the second byte of 😀: a thin mark inside the emoji, outlined, its tooltip says what it is
-    assert row["matched"] == "" and row["notext"][0].startswith("no text of its own (token 2 of 4 of “😀”; "
-                                                               "the model reads “\\x9f”)")
+    assert row["matched"] == "" and row["notext"][0].startswith(
+        "no text of its own (token 2 of 4 of “😀”; the model reads “\\x9f”)"
+    )
     assert app.errors == []
 
 

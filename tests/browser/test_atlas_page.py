@@ -30,19 +30,42 @@ def colour(value: float) -> str:
 def constructed_atlas(model: str, corpus: str = "constructed", relations: bool = True) -> Atlas:
     """An atlas with known, distinct scores: head (l, h) has previous share (l * 12 + h) / 71, and so on."""
     index = np.arange(LAYERS * HEADS, dtype=np.float64).reshape(LAYERS, HEADS) / (LAYERS * HEADS - 1)
-    shares = {"previous": index, "next": 1 - index, "self": np.full_like(index, 0.05),
-              "first": np.roll(index, 7), "special": (index * 3) % 1}
+    shares = {
+        "previous": index,
+        "next": 1 - index,
+        "self": np.full_like(index, 0.05),
+        "first": np.roll(index, 7),
+        "special": (index * 3) % 1,
+    }
     entropy = np.abs(np.sin(index * 5))
     patterns = PatternScores(**shares, entropy=entropy, labels=label_heads(shares, entropy))
     scores = None
     if relations:
         rng = np.random.default_rng(0)
-        scores = RelationScores(RELATIONS, np.array([120, 80]), rng.random((2, LAYERS, HEADS)),
-                                rng.random((2, LAYERS, HEADS)), np.array([0.4, 0.7]), np.array([1, -2]))
-    return Atlas(model=model, model_fingerprint="f", tokenizer_fingerprint="t", stack="encoder", layers=LAYERS,
-                 heads=HEADS, corpus=corpus, corpus_checksum="c", annotator="conllu (gold)", sentences=10, tokens=100,
-                 patterns=patterns, relations=scores,
-                 notices=() if relations else ("the corpus has no dependency annotations",))
+        scores = RelationScores(
+            RELATIONS,
+            np.array([120, 80]),
+            rng.random((2, LAYERS, HEADS)),
+            rng.random((2, LAYERS, HEADS)),
+            np.array([0.4, 0.7]),
+            np.array([1, -2]),
+        )
+    return Atlas(
+        model=model,
+        model_fingerprint="f",
+        tokenizer_fingerprint="t",
+        stack="encoder",
+        layers=LAYERS,
+        heads=HEADS,
+        corpus=corpus,
+        corpus_checksum="c",
+        annotator="conllu (gold)",
+        sentences=10,
+        tokens=100,
+        patterns=patterns,
+        relations=scores,
+        notices=() if relations else ("the corpus has no dependency annotations",),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +171,12 @@ def test_opening_a_head_points_the_example_views_at_it(page, tmp_path, atlas, ex
             ".attnscope-hv-head",
             "(bs) => bs.filter((b) => b.getAttribute('aria-pressed') === 'true').map((b) => Number(b.dataset.head))",
         )
-        return (p.input_value(".attnscope-hv-layer"), pressed, p.input_value(".attnscope-nv-layer"),
-                p.input_value(".attnscope-nv-head"))
+        return (
+            p.input_value(".attnscope-hv-layer"),
+            pressed,
+            p.input_value(".attnscope-nv-layer"),
+            p.input_value(".attnscope-nv-head"),
+        )
 
     assert opened() == ("0", [0], "0", "0")
     p.click('.attnscope-atlas-cell[data-layer="2"][data-head="5"]')

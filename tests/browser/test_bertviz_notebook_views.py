@@ -32,8 +32,13 @@ ROOTS = {"head": ".attnscope-hv", "model": ".attnscope-mv", "neuron": ".attnscop
 def reference(scenario, models: dict[str, str]) -> tuple[np.ndarray, list[str]]:
     """The scenario's setup run here: (layers, heads, query, key) weights and the token strings of the
     stack its views show first."""
-    namespace = {"AutoTokenizer": transformers.AutoTokenizer, "MODELS": models,
-                 "SENTENCE_A": SENTENCE_A, "SENTENCE_B": SENTENCE_B, "TARGET": TARGET}
+    namespace = {
+        "AutoTokenizer": transformers.AutoTokenizer,
+        "MODELS": models,
+        "SENTENCE_A": SENTENCE_A,
+        "SENTENCE_B": SENTENCE_B,
+        "TARGET": TARGET,
+    }
     with quiet_transformers(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Recommended: pip install sacremoses")
         exec(scenario.setup, namespace)
@@ -72,8 +77,11 @@ def check_model(root, spec, weights) -> None:
     layers = range(weights.shape[0]) if spec["layer"] is None else [spec["layer"]]
     decoded = np.rint(np.clip(weights.astype(np.float64), 0, 1) * 255) / 255
     assert int(root.get_attribute("data-cells")) == len(layers) * weights.shape[1]
-    assert drawn_per_cell(root) == {(layer, head): int((decoded[layer, head] > THRESHOLD).sum())
-                                    for layer in layers for head in range(weights.shape[1])}
+    assert drawn_per_cell(root) == {
+        (layer, head): int((decoded[layer, head] > THRESHOLD).sum())
+        for layer in layers
+        for head in range(weights.shape[1])
+    }
 
 
 def check_neuron(root, spec, weights, tokens) -> None:
@@ -87,8 +95,9 @@ def check_neuron(root, spec, weights, tokens) -> None:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
-def test_every_displayed_view_draws_offline_what_the_model_computed(scenario, bertviz_notebook, bertviz_models,
-                                                                     page, tmp_path):
+def test_every_displayed_view_draws_offline_what_the_model_computed(
+    scenario, bertviz_notebook, bertviz_models, page, tmp_path
+):
     views = displayed(bertviz_notebook, scenario)
     assert views
     weights, tokens = reference(scenario, bertviz_models)

@@ -73,8 +73,10 @@ def test_hovering_a_token_shows_only_its_lines_and_its_real_weights(page, tmp_pa
     shown = 0
     for head_line in tooltip.locator(".attnscope-hv-tip-head").all():
         head = int(head_line.get_attribute("data-head"))
-        weights = [(int(w.get_attribute("data-position")), float(w.get_attribute("data-weight")))
-                   for w in head_line.locator(".attnscope-hv-weight").all()]
+        weights = [
+            (int(w.get_attribute("data-position")), float(w.get_attribute("data-weight")))
+            for w in head_line.locator(".attnscope-hv-weight").all()
+        ]
         assert weights, f"head {head} shows no weights"
         for key, value in weights:
             assert abs(value - att[head, girl, key]) <= 1 / 255
@@ -95,8 +97,13 @@ def test_sentence_pair_filter_keeps_only_the_chosen_direction(page, tmp_path, pa
     n = att.shape[-1]
     a_side, b_side = range(0, b), range(b, n)
     assert page.page.locator(".attnscope-hv-filter").is_visible()
-    for value, queries, keys in [("AB", a_side, b_side), ("BA", b_side, a_side), ("AA", a_side, a_side),
-                                 ("BB", b_side, b_side), ("all", range(n), range(n))]:
+    for value, queries, keys in [
+        ("AB", a_side, b_side),
+        ("BA", b_side, a_side),
+        ("AA", a_side, a_side),
+        ("BB", b_side, b_side),
+        ("all", range(n), range(n)),
+    ]:
         page.page.select_option(".attnscope-hv-filter", value)
         assert root.get_attribute("data-filter") == value
         assert lines(root) == expected_lines(att, range(12), queries, keys), value
@@ -184,7 +191,9 @@ def test_lines_are_painted_in_their_heads_colour_with_their_weight(page, tmp_pat
           const x = Math.floor(canvas.width / 2);
           const y = Math.floor(((query + key) / 2 + 0.5) * row * ratio);
           return Array.from(canvas.getContext('2d').getImageData(x, y, 1, 1).data);
-        }""", [query, key])
+        }""",
+        [query, key],
+    )
     assert pixel[:3] == pytest.approx([0x11, 0x77, 0x33], abs=12)  # head 3's colour, #117733
     assert pixel[3] >= 0.8 * 255 * min(1.0, float(weights[query, key]))
     page.page.locator(".attnscope-hv-head[data-head='3']").click()
@@ -192,5 +201,6 @@ def test_lines_are_painted_in_their_heads_colour_with_their_weight(page, tmp_pat
     painted = page.page.evaluate(
         """() => { const c = document.querySelector('.attnscope-hv canvas');
                    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                   let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }""")
+                   let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }"""
+    )
     assert painted == 0

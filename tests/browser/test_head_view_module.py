@@ -49,8 +49,7 @@ def mount(page, lazy: bool = False):
         layers = {role: [b if i == 0 else None for i, b in enumerate(items)] for role, items in layers.items()}
     page.page.set_content("<!DOCTYPE html><div id='host'></div>")
     install_stand_in_model(page.page)
-    assert page.page.evaluate(MOUNT, [base64.b64encode(source).decode(), json.dumps(payload.header()),
-                                      layers]) is True
+    assert page.page.evaluate(MOUNT, [base64.b64encode(source).decode(), json.dumps(payload.header()), layers]) is True
     return page.page.locator("#host .attnscope-hv"), payload
 
 
@@ -75,7 +74,8 @@ def test_selection_is_written_back_to_the_model(page):
     assert sets["token"] == {"side": "query", "index": 2, "unit": "token"}
     assert page.page.evaluate("window.saves") >= 3
     assert int(root.get_attribute("data-lines-drawn")) == int(
-        (payload.decoded("encoder")[1][[1, 2]][:, 2] > 0.01).sum())
+        (payload.decoded("encoder")[1][[1, 2]][:, 2] > 0.01).sum()
+    )
 
 
 def test_changes_from_python_redraw_and_cleanup_detaches(page):

@@ -130,8 +130,9 @@ def test_png_and_svg_export_what_is_on_screen(page, tmp_path, wordy):
     ns = "{http://www.w3.org/2000/svg}"
     assert len(svg.findall(f"{ns}line")) == lines(root) == expected_lines(wordy.attentions[1], [0, 3])
     ids = wordy.tokens.word_ids  # a word's later pieces are marked "##", as on screen
-    marked = ["##" + t if i and ids[i] is not None and ids[i] == ids[i - 1] else t
-              for i, t in enumerate(wordy.tokens.display)]
+    marked = [
+        "##" + t if i and ids[i] is not None and ids[i] == ids[i - 1] else t for i, t in enumerate(wordy.tokens.display)
+    ]
     assert [t.text for t in svg.findall(f"{ns}text")][: len(wordy.tokens)] == marked != wordy.tokens.display
     with page.page.expect_download() as png_download:
         page.page.click(".attnscope-hv-png")
@@ -155,7 +156,8 @@ def test_sparse_encoding_draws_the_same_as_dense_at_a_fraction_of_the_bytes(page
         page.page.dblclick(".attnscope-hv-head[data-head='4']")
         page.page.hover(".attnscope-hv-queries .attnscope-hv-token[data-index='2']")
         weights = page.page.locator(".attnscope-hv-weight").evaluate_all(
-            "ns => ns.map(n => [Number(n.dataset.position), Number(n.dataset.weight)])")
+            "ns => ns.map(n => [Number(n.dataset.position), Number(n.dataset.weight)])"
+        )
         seen.append((int(root.get_attribute("data-lines")), weights))
     assert seen[0] == seen[1]
     assert seen[0][0] == expected_lines(att[0][0], [4], queries=[2])

@@ -75,9 +75,11 @@ def over(top: tuple, bottom: tuple) -> tuple:
 
 def luminance(rgb: tuple) -> float:
     """WCAG 2.x relative luminance of an sRGB colour."""
+
     def linear(c: float) -> float:
         s = c / 255
         return s / 12.92 if s <= 0.04045 else ((s + 0.055) / 1.055) ** 2.4
+
     return 0.2126 * linear(rgb[0]) + 0.7152 * linear(rgb[1]) + 0.0722 * linear(rgb[2])
 
 
@@ -102,8 +104,11 @@ def check(labels: list[dict], where: str) -> list[float]:
     """Every label's ratio, after asserting each reaches AA and none is covered by something else."""
     assert labels, f"no labels in {where}"
     ratios = [contrast(label) for label in labels]
-    failing = [(round(r, 2), label["text"], label["kind"], label["colour"], label["layers"][:2])
-               for r, label in zip(ratios, labels) if r < AA]
+    failing = [
+        (round(r, 2), label["text"], label["kind"], label["colour"], label["layers"][:2])
+        for r, label in zip(ratios, labels)
+        if r < AA
+    ]
     assert failing == [], f"{len(failing)} labels below {AA}:1 in {where}"
     assert not any(label["covered"] for label in labels)
     return ratios
@@ -139,13 +144,22 @@ def test_every_kind_of_token_label_is_readable_on_every_shade_of_the_attention_v
     page = Page(context.new_page())
     rows = np.array([[((k + q) % N) / (N - 1) for k in range(N)] for q in range(N)])
     text = {"special": lambda p: "[SEP]" if p else "[CLS]", "masked": lambda p: "[MASK]"}
-    data = {"tokens": [text.get(KINDS.get(p), lambda p: f"w{p}")(p) for p in range(N)],
-            "special": [KINDS.get(p) == "special" for p in range(N)], "segments": [int(p > 10) for p in range(N)],
-            "masked": [p for p in range(N) if KINDS.get(p) == "masked"],
-            "continuation": [KINDS.get(p) == "continuation" for p in range(N)], "layers": 1, "heads": 1, "n": N,
-            "bytes": base64.b64encode(np.rint(rows * 255).astype(np.uint8).tobytes()).decode()}
-    open_sources(page.page, f"<!DOCTYPE html><html><head><style>{static_text('app.css')}</style></head>"
-                            "<body><div id='app'><div id='attention'></div></div></body></html>")
+    data = {
+        "tokens": [text.get(KINDS.get(p), lambda p: f"w{p}")(p) for p in range(N)],
+        "special": [KINDS.get(p) == "special" for p in range(N)],
+        "segments": [int(p > 10) for p in range(N)],
+        "masked": [p for p in range(N) if KINDS.get(p) == "masked"],
+        "continuation": [KINDS.get(p) == "continuation" for p in range(N)],
+        "layers": 1,
+        "heads": 1,
+        "n": N,
+        "bytes": base64.b64encode(np.rint(rows * 255).astype(np.uint8).tobytes()).decode(),
+    }
+    open_sources(
+        page.page,
+        f"<!DOCTYPE html><html><head><style>{static_text('app.css')}</style></head>"
+        "<body><div id='app'><div id='attention'></div></div></body></html>",
+    )
     page.page.evaluate(MOUNT_VIEW, data)
     seen = set()
     for q in range(N):
@@ -160,6 +174,7 @@ def test_every_kind_of_token_label_is_readable_on_every_shade_of_the_attention_v
 
 
 # --- the served app: real attention, a masked token, the corpus contexts -------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def server(small_app):
@@ -236,10 +251,13 @@ def test_the_apps_head_numbers_are_readable_and_their_lines_visible_on_a_dark_th
 
 # --- the notebook views: head view, model view, neuron view; a causal model greys the keys after the query ----------
 
+
 def causal_and_encoder(default_model, tiny):
     """A tiny Llama (causal, a <s> special token) and the default model ([CLS] and [SEP])."""
-    return [attnscope.capture(tiny("llama"), "Dogs bark.", fields=CAPTURE_FIELDS),
-            attnscope.capture(default_model, "Dogs bark at night.", fields=CAPTURE_FIELDS)]
+    return [
+        attnscope.capture(tiny("llama"), "Dogs bark.", fields=CAPTURE_FIELDS),
+        attnscope.capture(default_model, "Dogs bark at night.", fields=CAPTURE_FIELDS),
+    ]
 
 
 def test_head_view_labels_are_readable_when_highlighted_special_or_in_the_future(themed, tmp_path, default_model, tiny):
@@ -290,7 +308,8 @@ def test_neuron_view_labels_and_numbers_are_readable_on_their_cells(themed, tmp_
             check(texts, f"{theme} neuron view, query {q}")
             masked += page.page.locator(".nv-masked .nv-token").count()
             decoration = page.page.eval_on_selector_all(
-                ".nv-masked .nv-token", "ts => ts.map(t => getComputedStyle(t).textDecorationLine)")
+                ".nv-masked .nv-token", "ts => ts.map(t => getComputedStyle(t).textDecorationLine)"
+            )
             assert set(decoration) <= {"line-through"}
     assert masked > 0  # the causal model's future keys were among the labels
     assert page.errors == []

@@ -38,8 +38,11 @@ def expected_per_cell(
     rows = range(decoded.shape[2]) if rows is None else rows
     cols = range(decoded.shape[3]) if cols is None else cols
     counts = (decoded[:, :, list(rows)][:, :, :, list(cols)] > threshold).sum(axis=(2, 3))
-    return {(layer, head): int(counts[i, j]) for i, layer in enumerate(header["layer_labels"])
-            for j, head in enumerate(header["head_labels"])}
+    return {
+        (layer, head): int(counts[i, j])
+        for i, layer in enumerate(header["layer_labels"])
+        for j, head in enumerate(header["head_labels"])
+    }
 
 
 # Non-transparent pixels of the grid canvas inside each thumbnail, by (layer label, head label).
@@ -55,8 +58,10 @@ PIXELS = """root => {
   });
 }"""
 # Alpha of the enlarged view's canvas at (x, y) CSS px.
-ALPHA = ("([x, y]) => document.querySelector('.attnscope-mv-detail-canvas').getContext('2d')"
-         ".getImageData(x, y, 1, 1).data[3]")
+ALPHA = (
+    "([x, y]) => document.querySelector('.attnscope-mv-detail-canvas').getContext('2d')"
+    ".getImageData(x, y, 1, 1).data[3]"
+)
 
 
 def lit_per_cell(root) -> dict[tuple[int, int], int]:
@@ -97,8 +102,9 @@ def test_bertviz_arrays_with_include_layers_and_include_heads(page, tmp_path, pu
     assert page.page.locator(".attnscope-mv-head-label").all_inner_texts() == ["0", "2", "7"]
     assert page.page.locator(".attnscope-mv-layer-label").all_inner_texts() == ["1", "4"]
     decoded = np.rint(pub_capture.attentions.astype(np.float64) * 255) / 255
-    assert drawn_per_cell(root) == {(layer, head): int((decoded[layer, head] > THRESHOLD).sum())
-                                    for layer in (1, 4) for head in (0, 2, 7)}
+    assert drawn_per_cell(root) == {
+        (layer, head): int((decoded[layer, head] > THRESHOLD).sum()) for layer in (1, 4) for head in (0, 2, 7)
+    }
     page.page.click(".attnscope-mv-cell[data-layer='4'][data-head='7']")
     assert (root.get_attribute("data-layer"), root.get_attribute("data-head")) == ("4", "7")
     assert number(root, "detail-drawn") == int((decoded[4, 7] > THRESHOLD).sum())
@@ -231,8 +237,13 @@ def test_sentence_pair_filter_keeps_only_the_chosen_direction(page, tmp_path, pa
     b, n = pair_capture.tokens.sentence_b_start, len(pair_capture.tokens)
     a_side, b_side = range(0, b), range(b, n)
     assert page.page.locator(".attnscope-mv-filter").is_visible()
-    for value, rows, cols in [("AB", a_side, b_side), ("BA", b_side, a_side), ("AA", a_side, a_side),
-                              ("BB", b_side, b_side), ("all", range(n), range(n))]:
+    for value, rows, cols in [
+        ("AB", a_side, b_side),
+        ("BA", b_side, a_side),
+        ("AA", a_side, a_side),
+        ("BB", b_side, b_side),
+        ("all", range(n), range(n)),
+    ]:
         page.page.select_option(".attnscope-mv-filter", value)
         assert root.get_attribute("data-filter") == value
         assert drawn_per_cell(root) == expected_per_cell(view, "encoder", rows, cols), value

@@ -64,7 +64,7 @@ def check_drawn(root, pair, value: str, layer: int, head: int) -> int:
     assert share == pytest.approx(float(row[keys].sum()), abs=1e-5) and 0 < share < 1
     prefix = f"softmax over all {COUNT} keys of the row; the {len(keys)} {value[1]} keys shown hold "
     assert text.startswith(prefix) and text.endswith(" of it")
-    assert float(text[len(prefix):-len(" of it")]) == pytest.approx(share, rel=5e-3)  # 3 significant digits
+    assert float(text[len(prefix) : -len(" of it")]) == pytest.approx(share, rel=5e-3)  # 3 significant digits
     return query
 
 

@@ -51,7 +51,10 @@ def select(root, page, stack: str | None, layer: int, head: int, query: int) -> 
     page.page.select_option(f"#{root_id(root)} .attnscope-nv-head", str(head))
     root.locator(f".nv-query[data-index='{query}']").click()
     assert (root.get_attribute("data-layer"), root.get_attribute("data-head"), root.get_attribute("data-query")) == (
-        str(layer), str(head), str(query))
+        str(layer),
+        str(head),
+        str(query),
+    )
 
 
 def root_id(root) -> str:
@@ -107,7 +110,7 @@ def test_scaled_dot_products_are_labelled_with_their_scale(page, tmp_path, defau
     cap = attnscope.capture(default_model, PUB, fields=CAPTURE_FIELDS)
     root = open_html(page, tmp_path, attnscope.neuron_view(cap, layer=2, head=5, query=9).to_html())
     text = root.locator("svg").text_content()
-    assert "scaled q·k" in text and f"× {32 ** -0.5:.6g}" in text
+    assert "scaled q·k" in text and f"× {32**-0.5:.6g}" in text
     assert "q × k (elementwise)" in text
     check_row(root, cap, "encoder", 2, 5, 9)
     terms = neuron_terms(cap.main, 2, 5, 9)

@@ -70,8 +70,10 @@ class ServerPage(Page):
         self.details: list[str] = []
         super().__init__(page)
         page.on("websocket", lambda ws: self.sockets.append(ws.url))
-        page.on("console", lambda m: self.details.append(f"{m.text} @ {m.location.get('url', '')}")
-                if m.type == "error" else None)
+        page.on(
+            "console",
+            lambda m: self.details.append(f"{m.text} @ {m.location.get('url', '')}") if m.type == "error" else None,
+        )
         page.on("pageerror", lambda e: self.details.append(f"{e} @ {e.stack or ''}"))
         page.set_default_timeout(WAIT)
 
@@ -91,16 +93,17 @@ class Notebook:
         self.page = page
         self.cells = page.locator(".jp-NotebookPanel:visible .jp-Notebook .jp-Cell")
         # A dialog (kernel chooser, "file changed on disk") must never stall the test: accept it.
-        page.add_locator_handler(page.locator(".jp-Dialog"),
-                                 lambda dialog: dialog.locator(".jp-mod-accept").click())
+        page.add_locator_handler(page.locator(".jp-Dialog"), lambda dialog: dialog.locator(".jp-mod-accept").click())
 
     def wait_for_kernel(self) -> None:
         """The notebook has its session: the kernel is named in the toolbar and idle."""
         expect(self.cells.first).to_be_visible(timeout=WAIT)
         expect(self.page.locator(".jp-NotebookPanel:visible .jp-KernelName").first).to_have_text(
-            "attnscope e2e", timeout=WAIT)
-        expect(self.page.locator(".jp-NotebookPanel:visible .jp-Notebook-ExecutionIndicator").first
-               ).to_have_attribute("data-status", "idle", timeout=WAIT)
+            "attnscope e2e", timeout=WAIT
+        )
+        expect(self.page.locator(".jp-NotebookPanel:visible .jp-Notebook-ExecutionIndicator").first).to_have_attribute(
+            "data-status", "idle", timeout=WAIT
+        )
 
     def run_all(self) -> None:
         self.page.get_by_role("menuitem", name="Run", exact=True).click()
@@ -214,12 +217,19 @@ def test_head_view_is_a_live_widget_whose_selection_python_reads(front_end, jupy
 
         # Python reads the selection back (V8). The front end batches trait updates while the kernel
         # is busy, so a run may see the state one message early: run the cell again until it settles.
-        wanted = {"stack": "encoder", "layer": LAYER_ASKED, "heads": heads, "filter": "all",
-                  "token": {"side": "query", "index": girl, "unit": "token"},
-                  "merge_subwords": False, "hide_special": False, "aggregation": "raw"}
+        wanted = {
+            "stack": "encoder",
+            "layer": LAYER_ASKED,
+            "heads": heads,
+            "filter": "all",
+            "token": {"side": "query", "index": girl, "unit": "token"},
+            "merge_subwords": False,
+            "hide_special": False,
+            "aggregation": "raw",
+        }
         cell = notebook.add_cell(
-            "print(view.selection)\n"
-            "print([i for i, b in enumerate(view.layers['encoder']) if b is not None])")
+            "print(view.selection)\nprint([i for i, b in enumerate(view.layers['encoder']) if b is not None])"
+        )
         for _ in range(5):
             printed = notebook.run_cell(cell).strip().splitlines()
             selection, sent = ast.literal_eval(printed[0]), ast.literal_eval(printed[-1])
@@ -273,8 +283,9 @@ def test_head_view_is_a_live_widget_whose_selection_python_reads(front_end, jupy
 
 def jupyter_command(env: dict[str, str], cwd: Path, *args: str) -> None:
     """Run ``jupyter <args>`` with this interpreter in a sealed environment."""
-    done = subprocess.run([sys.executable, "-m", "jupyter", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "jupyter", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, f"jupyter {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
 
 
@@ -321,9 +332,13 @@ def test_exported_notebook_draws_the_static_copy_offline(page, exported, pub_cap
     assert [e for e in page.errors if not e.startswith("Failed to load resource")] == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "with the widget state nbclient stores, nbconvert shows only the widget-view output, which its page "
-    "renders with @jupyter-widgets/html-manager and anywidget fetched from a CDN: offline it stays blank"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "with the widget state nbclient stores, nbconvert shows only the widget-view output, which its page "
+        "renders with @jupyter-widgets/html-manager and anywidget fetched from a CDN: offline it stays blank"
+    ),
+)
 def test_exported_notebook_with_widget_state_draws_offline(page, exported):
     page.page.goto((exported / "executed.html").as_uri())
     expect(page.page.locator(".attnscope-hv[data-ready=true]")).to_have_count(1, timeout=5_000)

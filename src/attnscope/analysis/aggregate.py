@@ -79,10 +79,17 @@ class Aggregation:
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description without the weights."""
-        return {"method": self.method, "stack": self.stack, "shape": list(self.weights.shape),
-                "axes": list(self.axes), "layers": list(self.layers), "heads": list(self.heads),
-                "head_weights": None if self.head_weights is None else list(self.head_weights),
-                "unit": self.unit, "words": self.words}
+        return {
+            "method": self.method,
+            "stack": self.stack,
+            "shape": list(self.weights.shape),
+            "axes": list(self.axes),
+            "layers": list(self.layers),
+            "heads": list(self.heads),
+            "head_weights": None if self.head_weights is None else list(self.head_weights),
+            "unit": self.unit,
+            "words": self.words,
+        }
 
 
 def check_heads(heads: Sequence[int] | None, count: int, what: str = "this stack") -> list[int]:
@@ -99,8 +106,10 @@ def check_head_weights(head_weights: Sequence[float], heads: Sequence[int]) -> n
         raise InputError(f"head_weights must be numbers, one per chosen head; got {head_weights!r}") from None
     if weights.ndim != 1 or len(weights) != len(heads):
         chosen = f"{count(len(heads), 'head')} {'is' if len(heads) == 1 else 'are'} chosen"
-        raise InputError(f"head_weights has {count(weights.size, 'number')} but {chosen} "
-                         f"({', '.join(map(str, heads))}): give one weight >= 0 per chosen head")
+        raise InputError(
+            f"head_weights has {count(weights.size, 'number')} but {chosen} "
+            f"({', '.join(map(str, heads))}): give one weight >= 0 per chosen head"
+        )
     bad = [i for i, w in enumerate(weights) if not (math.isfinite(w) and w >= 0)]
     if bad:
         raise InputError(f"head_weights must be finite numbers >= 0: got {weights[bad[0]]:g} for head {heads[bad[0]]}")
@@ -162,11 +171,15 @@ def transformed_values(values: np.ndarray, output_projection: np.ndarray) -> np.
 def _check_parts(attentions: np.ndarray, values: np.ndarray, output_projection: np.ndarray) -> None:
     a, v, w = (np.asarray(x).shape for x in (attentions, values, output_projection))
     if len(a) != 4 or len(v) != 4 or len(w) != 4:
-        raise ValueError(f"expected attentions (layers, heads, query, key), values (layers, heads, key, head_dim) "
-                         f"and output_projection (layers, heads, head_dim, hidden); got {a}, {v}, {w}")
+        raise ValueError(
+            f"expected attentions (layers, heads, query, key), values (layers, heads, key, head_dim) "
+            f"and output_projection (layers, heads, head_dim, hidden); got {a}, {v}, {w}"
+        )
     if a[:2] != v[:2] or v[:2] != w[:2] or a[3] != v[2] or v[3] != w[2]:
-        raise ValueError(f"attentions {a}, values {v} and output_projection {w} do not fit: layers, heads, keys "
-                         "and head_dim must agree")
+        raise ValueError(
+            f"attentions {a}, values {v} and output_projection {w} do not fit: layers, heads, keys "
+            "and head_dim must agree"
+        )
 
 
 def value_norms(attentions: np.ndarray, values: np.ndarray, output_projection: np.ndarray) -> np.ndarray:
@@ -201,9 +214,9 @@ def value_norms_summed(attentions: np.ndarray, values: np.ndarray, output_projec
         f = transformed_values(values[layer], output_projection[layer])
         gram = np.einsum("hke,gke->khg", f, f)
         for start in range(0, queries, block):
-            a = attentions[layer, :, start:start + block].astype(np.float64)
+            a = attentions[layer, :, start : start + block].astype(np.float64)
             squared = np.einsum("hqk,gqk,khg->qk", a, a, gram, optimize=True)
-            out[layer, start:start + block] = np.sqrt(np.maximum(squared, 0.0))
+            out[layer, start : start + block] = np.sqrt(np.maximum(squared, 0.0))
     return out
 
 
@@ -232,8 +245,9 @@ def _members(units: list[list[int]], n: int) -> np.ndarray:
     return members
 
 
-def merge_units(weights: np.ndarray, query_word_of: Sequence[int | None],
-                key_word_of: Sequence[int | None]) -> tuple[np.ndarray, list[list[int]], list[list[int]]]:
+def merge_units(
+    weights: np.ndarray, query_word_of: Sequence[int | None], key_word_of: Sequence[int | None]
+) -> tuple[np.ndarray, list[list[int]], list[list[int]]]:
     """``(..., query, key)`` weights merged into words on both sides, as Clark et al. (2019) did: a
     column per key word (the sum over its tokens), a row per query word (the mean over its tokens).
 
@@ -323,8 +337,10 @@ def aggregate(
     if head_weights is not None and method not in ("weighted", "rollout"):
         raise InputError(f"head_weights apply to the 'weighted' and 'rollout' methods only, not {method!r}")
     if method == "weighted" and head_weights is None:
-        raise InputError(f"method 'weighted' needs head_weights: one number >= 0 for each of the {len(chosen_heads)} "
-                         f"chosen heads ({', '.join(map(str, chosen_heads))})")
+        raise InputError(
+            f"method 'weighted' needs head_weights: one number >= 0 for each of the {len(chosen_heads)} "
+            f"chosen heads ({', '.join(map(str, chosen_heads))})"
+        )
     scaled = None if head_weights is None else check_head_weights(head_weights, chosen_heads)
     if method == "raw":
         weights = attentions[chosen_layers][:, chosen_heads]
@@ -332,21 +348,35 @@ def aggregate(
         weights = np.stack([combine_heads(attentions[layer, chosen_heads], scaled) for layer in chosen_layers])
     elif method == "rollout":
         if role == "cross":
-            raise InputError("rollout follows attention through self-attention layers: the cross stack attends "
-                             "from decoder to encoder tokens; choose stack 'encoder' or 'decoder'")
+            raise InputError(
+                "rollout follows attention through self-attention layers: the cross stack attends "
+                "from decoder to encoder tokens; choose stack 'encoder' or 'decoder'"
+            )
         deepest = max(chosen_layers) + 1
         combined = np.stack([combine_heads(attentions[layer, chosen_heads], scaled) for layer in range(deepest)])
         weights = rollout(combined)[chosen_layers]
     else:
         att, values, projection = _value_parts(capture, role)
-        parts = (att[chosen_layers][:, chosen_heads], values[chosen_layers][:, chosen_heads],
-                 projection[chosen_layers][:, chosen_heads])
+        parts = (
+            att[chosen_layers][:, chosen_heads],
+            values[chosen_layers][:, chosen_heads],
+            projection[chosen_layers][:, chosen_heads],
+        )
         weights = value_norms(*parts) if method == "value_norm" else value_norms_summed(*parts)
     query_tokens, key_tokens = _stack_tokens(capture, role)
     if words:
         weights, query_units, key_units = merge_units(weights, words_of(query_tokens), words_of(key_tokens))
     else:
         query_units, key_units = [[i] for i in range(len(query_tokens))], [[j] for j in range(len(key_tokens))]
-    return Aggregation(method, role, weights, tuple(chosen_layers), tuple(chosen_heads),
-                       None if scaled is None else tuple(float(w) for w in scaled),
-                       "norm" if method in NORM_METHODS else "probability", query_units, key_units, bool(words))
+    return Aggregation(
+        method,
+        role,
+        weights,
+        tuple(chosen_layers),
+        tuple(chosen_heads),
+        None if scaled is None else tuple(float(w) for w in scaled),
+        "norm" if method in NORM_METHODS else "probability",
+        query_units,
+        key_units,
+        bool(words),
+    )

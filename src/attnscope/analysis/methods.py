@@ -26,14 +26,33 @@ class Method:
 ALL = (
     Method("raw", "Attention", "each head's attention weights α", per_head=True),
     Method("mean", "Mean of heads", "the mean of the chosen heads' weights"),
-    Method("weighted", "Weighted heads", "the chosen heads' weights combined by head_weights (scaled to sum to 1)",
-           in_views=False),
-    Method("rollout", "Rollout", "attention rollout (Abnar & Zuidema 2020): per layer the heads' mean with the "
-           "residual, 0.5·A + 0.5·I, multiplied up through the layers"),
-    Method("value_norm", "‖αf(x)‖ per head", "‖α·f(x)‖ per head (Kobayashi et al. 2020): each weight times the norm "
-           "of the value vector the head writes, f(x_j) = v_j·W_O^h", per_head=True, norm=True),
-    Method("value_norm_sum", "‖Σαf(x)‖ of heads", "‖Σ_h α^h·f^h(x)‖ over the chosen heads (Kobayashi et al. 2020): "
-           "the norm of what the heads together move from each key to each query", norm=True),
+    Method(
+        "weighted",
+        "Weighted heads",
+        "the chosen heads' weights combined by head_weights (scaled to sum to 1)",
+        in_views=False,
+    ),
+    Method(
+        "rollout",
+        "Rollout",
+        "attention rollout (Abnar & Zuidema 2020): per layer the heads' mean with the "
+        "residual, 0.5·A + 0.5·I, multiplied up through the layers",
+    ),
+    Method(
+        "value_norm",
+        "‖αf(x)‖ per head",
+        "‖α·f(x)‖ per head (Kobayashi et al. 2020): each weight times the norm "
+        "of the value vector the head writes, f(x_j) = v_j·W_O^h",
+        per_head=True,
+        norm=True,
+    ),
+    Method(
+        "value_norm_sum",
+        "‖Σαf(x)‖ of heads",
+        "‖Σ_h α^h·f^h(x)‖ over the chosen heads (Kobayashi et al. 2020): "
+        "the norm of what the heads together move from each key to each query",
+        norm=True,
+    ),
 )
 """Every method, in the order controls list them."""
 BY_NAME = {method.name: method for method in ALL}

@@ -57,10 +57,20 @@ def neuron_terms(stack: AttentionStack, layer: int, head: int, query: int) -> Ne
     bias = None if stack.bias is None else stack.bias[layer, head, query].astype(np.float64)
     allowed = np.ones(k.shape[0], dtype=bool) if stack.allowed is None else stack.allowed[layer, query].copy()
     return NeuronTerms(
-        layer=layer, head=head, query=query, scaling=float(scaling[layer]),
+        layer=layer,
+        head=head,
+        query=query,
+        scaling=float(scaling[layer]),
         softcap=stack.softcap[layer] if stack.softcap else None,
-        query_vector=q, keys=k, products=products, dots=dots, scaled=stack.scaled(layer, dots), bias=bias,
-        allowed=allowed, scores=scores[0, 0], softmax=stack.softmax(layer, scores, head)[0, 0],
+        query_vector=q,
+        keys=k,
+        products=products,
+        dots=dots,
+        scaled=stack.scaled(layer, dots),
+        bias=bias,
+        allowed=allowed,
+        scores=scores[0, 0],
+        softmax=stack.softmax(layer, scores, head)[0, 0],
         attention=stack.require("attentions")[layer, head, query].astype(np.float64),
         sink=None if stack.sinks is None else float(stack.sinks[layer, head]),
     )

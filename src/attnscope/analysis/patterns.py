@@ -66,8 +66,10 @@ class PatternSums:
         return int(self.counts["self"])
 
     def __add__(self, other: PatternSums) -> PatternSums:
-        return PatternSums({k: v + other.totals[k] for k, v in self.totals.items()},
-                           {k: v + other.counts[k] for k, v in self.counts.items()})
+        return PatternSums(
+            {k: v + other.totals[k] for k, v in self.totals.items()},
+            {k: v + other.counts[k] for k, v in self.counts.items()},
+        )
 
     def scores(self, *, threshold: float = 0.5, broad_entropy: float = 0.75) -> PatternScores:
         """Means over the counted rows (0 where none were counted), labelled by `label_heads`."""
@@ -79,8 +81,9 @@ class PatternSums:
         return PatternScores(**means, labels=labels)
 
 
-def label_heads(shares: dict[str, np.ndarray], entropy: np.ndarray, *, threshold: float = 0.5,
-                broad_entropy: float = 0.75) -> list[list[str]]:
+def label_heads(
+    shares: dict[str, np.ndarray], entropy: np.ndarray, *, threshold: float = 0.5, broad_entropy: float = 0.75
+) -> list[list[str]]:
     """Each head's dominant pattern, from its `SHARES` (each (layers, heads)) and normalised entropy.
 
     In order: the largest of previous/next/self when it reaches ``threshold`` and no first-token or
@@ -91,8 +94,12 @@ def label_heads(shares: dict[str, np.ndarray], entropy: np.ndarray, *, threshold
     positional = np.stack([shares["previous"], shares["next"], shares["self"]])  # (3, layers, heads)
     best = positional.max(axis=0)
     label = np.select(
-        [(best >= threshold) & (best >= shares["first"]) & (best >= shares["special"]),
-         shares["first"] >= threshold, shares["special"] >= threshold, entropy >= broad_entropy],
+        [
+            (best >= threshold) & (best >= shares["first"]) & (best >= shares["special"]),
+            shares["first"] >= threshold,
+            shares["special"] >= threshold,
+            entropy >= broad_entropy,
+        ],
         [np.array(PATTERNS)[positional.argmax(axis=0)], "first", "special", "broad"],
         "mixed",
     )
@@ -132,10 +139,22 @@ def pattern_sums(attentions: np.ndarray, special: Sequence[bool], *, allowed: np
         scored = weights[:, :, rows]
         entropy = -np.where(scored > 0, scored * np.log(scored), 0.0).sum(axis=-1)  # (layers, heads, rows)
         normalised = np.where(seen[:, None], entropy / np.log(np.maximum(visible, 2))[:, None], 0.0)
-    totals = {"previous": previous, "next": following, "self": itself, "first": first, "special": on_special,
-              "entropy": normalised.sum(axis=-1)}
-    counts = {"previous": previous_rows, "next": next_rows, "self": int(rows.size), "first": int(later.size),
-              "special": int(rows.size), "entropy": seen.sum(axis=-1, keepdims=True)}
+    totals = {
+        "previous": previous,
+        "next": following,
+        "self": itself,
+        "first": first,
+        "special": on_special,
+        "entropy": normalised.sum(axis=-1),
+    }
+    counts = {
+        "previous": previous_rows,
+        "next": next_rows,
+        "self": int(rows.size),
+        "first": int(later.size),
+        "special": int(rows.size),
+        "entropy": seen.sum(axis=-1, keepdims=True),
+    }
     return PatternSums(totals, counts)
 
 

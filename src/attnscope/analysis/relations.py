@@ -46,8 +46,11 @@ class Arcs:
 def sentence_arcs(heads: Sequence[int | None], deprels: Sequence[str | None], relation_index: dict[str, int]) -> Arcs:
     """The arcs of one sentence whose relation is in ``relation_index``; roots (head -1) and words
     without annotations are left out."""
-    kept = [(d, h, relation_index[r]) for d, (h, r) in enumerate(zip(heads, deprels))
-            if h is not None and h >= 0 and r in relation_index]
+    kept = [
+        (d, h, relation_index[r])
+        for d, (h, r) in enumerate(zip(heads, deprels))
+        if h is not None and h >= 0 and r in relation_index
+    ]
     columns = np.array(kept, dtype=np.int64).reshape(-1, 3).T
     return Arcs(columns[0], columns[1], columns[2])
 
@@ -115,8 +118,10 @@ class RelationTally:
             return
         one_hot = np.zeros((dependent.size, len(self.relations)))
         one_hot[np.arange(dependent.size), relation] = 1.0
-        correct = {"dependent_to_head": predicted[..., dependent] == head,
-                   "head_to_dependent": predicted[..., head] == dependent}  # each (layers, heads, arcs)
+        correct = {
+            "dependent_to_head": predicted[..., dependent] == head,
+            "head_to_dependent": predicted[..., head] == dependent,
+        }  # each (layers, heads, arcs)
         for direction, right in correct.items():
             self.hits[direction] += np.rint(right @ one_hot).astype(np.int64).transpose(2, 0, 1)
         self.pairs += np.bincount(relation, minlength=len(self.relations))

@@ -10,18 +10,32 @@
 from .compute import AtlasSentence, CorpusInfo, compute_atlas, corpus_sentences, score_sentences
 from .model import ARROWS, SCORES, Atlas, RelationScores
 from .store import (
-                    ATLAS_HTML,
-                    ATLAS_JSON,
-                    ATLAS_PARQUET,
-                    AtlasFormatError,
-                    atlas_for_index,
-                    cached_atlas,
-                    read_atlas,
-                    write_atlas,
+    ATLAS_HTML,
+    ATLAS_JSON,
+    ATLAS_PARQUET,
+    AtlasFormatError,
+    atlas_for_index,
+    cached_atlas,
+    read_atlas,
+    write_atlas,
 )
 
 __all__ = [
-    "ARROWS", "ATLAS_HTML", "ATLAS_JSON", "ATLAS_PARQUET", "SCORES", "Atlas", "AtlasFormatError", "AtlasSentence",
-    "CorpusInfo", "RelationScores", "atlas_for_index", "cached_atlas", "compute_atlas", "corpus_sentences",
-    "read_atlas", "score_sentences", "write_atlas",
+    "ARROWS",
+    "ATLAS_HTML",
+    "ATLAS_JSON",
+    "ATLAS_PARQUET",
+    "SCORES",
+    "Atlas",
+    "AtlasFormatError",
+    "AtlasSentence",
+    "CorpusInfo",
+    "RelationScores",
+    "atlas_for_index",
+    "cached_atlas",
+    "compute_atlas",
+    "corpus_sentences",
+    "read_atlas",
+    "score_sentences",
+    "write_atlas",
 ]

@@ -21,8 +21,10 @@ from .model import Atlas, RelationScores, unknown_relation
 
 Progress = Callable[[int, int], None]
 """``progress(tokens_done, tokens_total)``, called after every batch."""
-NO_DEPENDENCIES = ("the corpus {name!r} has no dependency annotations (relations and head words): the "
-                   "relation scores are skipped; the pattern scores are computed")
+NO_DEPENDENCIES = (
+    "the corpus {name!r} has no dependency annotations (relations and head words): the "
+    "relation scores are skipped; the pattern scores are computed"
+)
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,11 @@ def relation_counts(sentences: Iterable[AtlasSentence]) -> Counter[str]:
     """How many arcs each dependency relation has (roots and unannotated words left out)."""
     counts: Counter[str] = Counter()
     for sentence in sentences:
-        counts.update(r for h, r in zip(sentence.heads, sentence.deprels)
-                      if r is not None and h is not None and h >= 0 and r.lower() != ROOT)
+        counts.update(
+            r
+            for h, r in zip(sentence.heads, sentence.deprels)
+            if r is not None and h is not None and h >= 0 and r.lower() != ROOT
+        )
     return counts
 
 
@@ -62,9 +67,11 @@ def choose_relations(counts: Counter[str], relations: Sequence[str] | None, corp
     known = tuple(name for name, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
     if not known:
         if relations:
-            raise InputError(f"the corpus {corpus!r} has no dependency annotations (relations and head words), "
-                             f"so relations ({', '.join(relations)}) cannot be scored; leave them out to get the "
-                             f"pattern scores")
+            raise InputError(
+                f"the corpus {corpus!r} has no dependency annotations (relations and head words), "
+                f"so relations ({', '.join(relations)}) cannot be scored; leave them out to get the "
+                f"pattern scores"
+            )
         return None
     if not relations:
         return known
@@ -91,8 +98,10 @@ def long_sentence_notices(truncated: int, dropped_tokens: int, skipped: int) -> 
     """What the atlas says about sentences longer than the model takes."""
     notices = []
     if truncated:
-        notices.append(f"{count(truncated, 'sentence')} longer than the model takes {_was(truncated)} truncated "
-                       f"({count(dropped_tokens, 'token')} dropped)")
+        notices.append(
+            f"{count(truncated, 'sentence')} longer than the model takes {_was(truncated)} truncated "
+            f"({count(dropped_tokens, 'token')} dropped)"
+        )
     if skipped:
         notices.append(f"{count(skipped, 'sentence')} longer than the model takes {_was(skipped)} skipped")
     return tuple(notices)
@@ -102,9 +111,17 @@ def _was(number: int) -> str:
     return "was" if number == 1 else "were"
 
 
-def compute_atlas(handle: ModelHandle, corpus: Corpus, *, relations: Sequence[str] | None = None,
-                  batch_tokens: int = 4096, long: str = "truncate", threshold: float = 0.5,
-                  broad_entropy: float = 0.75, progress: Progress | None = None) -> Atlas:
+def compute_atlas(
+    handle: ModelHandle,
+    corpus: Corpus,
+    *,
+    relations: Sequence[str] | None = None,
+    batch_tokens: int = 4096,
+    long: str = "truncate",
+    threshold: float = 0.5,
+    broad_entropy: float = 0.75,
+    progress: Progress | None = None,
+) -> Atlas:
     """Score every head of ``handle``'s self-attention stack over ``corpus`` (see `Atlas`).
 
     ``relations`` limits the relation scores to those names (each must be in the corpus; root has no
@@ -112,16 +129,34 @@ def compute_atlas(handle: ModelHandle, corpus: Corpus, *, relations: Sequence[st
     with a notice. Sentences run ``batch_tokens`` padded tokens at a time.
     """
     if handle.kind == "encoder-decoder":
-        raise InputError(f"the head atlas does not cover encoder-decoder models ({handle.name!r}) yet: use an encoder "
-                         "or a decoder model")
+        raise InputError(
+            f"the head atlas does not cover encoder-decoder models ({handle.name!r}) yet: use an encoder "
+            "or a decoder model"
+        )
     sentences, info = corpus_sentences(handle, corpus, long)
-    return score_sentences(handle, sentences, info, relations=relations, batch_tokens=batch_tokens,
-                           threshold=threshold, broad_entropy=broad_entropy, progress=progress)
+    return score_sentences(
+        handle,
+        sentences,
+        info,
+        relations=relations,
+        batch_tokens=batch_tokens,
+        threshold=threshold,
+        broad_entropy=broad_entropy,
+        progress=progress,
+    )
 
 
-def score_sentences(handle: ModelHandle, sentences: Sequence[AtlasSentence], corpus: CorpusInfo, *,
-                    relations: Sequence[str] | None = None, batch_tokens: int = 4096, threshold: float = 0.5,
-                    broad_entropy: float = 0.75, progress: Progress | None = None) -> Atlas:
+def score_sentences(
+    handle: ModelHandle,
+    sentences: Sequence[AtlasSentence],
+    corpus: CorpusInfo,
+    *,
+    relations: Sequence[str] | None = None,
+    batch_tokens: int = 4096,
+    threshold: float = 0.5,
+    broad_entropy: float = 0.75,
+    progress: Progress | None = None,
+) -> Atlas:
     """The atlas of tokenised ``sentences`` (from `corpus_sentences` or an index's tables)."""
     started = time.perf_counter()
     if not sentences:
@@ -137,26 +172,51 @@ def score_sentences(handle: ModelHandle, sentences: Sequence[AtlasSentence], cor
         notices.insert(0, NO_DEPENDENCIES.format(name=corpus.name))
     else:
         offsets, baseline = tally.baseline()
-        scores = RelationScores(chosen, tally.pairs, tally.accuracy("dependent_to_head"),
-                                tally.accuracy("head_to_dependent"), baseline, offsets, tally.unaligned)
+        scores = RelationScores(
+            chosen,
+            tally.pairs,
+            tally.accuracy("dependent_to_head"),
+            tally.accuracy("head_to_dependent"),
+            baseline,
+            offsets,
+            tally.unaligned,
+        )
         if tally.unaligned:
             joined = "it joins" if tally.unaligned == 1 else "they join"
-            notices.append(f"{count(tally.unaligned, 'dependency arc')} {_was(tally.unaligned)} left out: a word "
-                           f"{joined} has no token (cut by truncation, or a multi-word token's part that shares its "
-                           "characters)")
+            notices.append(
+                f"{count(tally.unaligned, 'dependency arc')} {_was(tally.unaligned)} left out: a word "
+                f"{joined} has no token (cut by truncation, or a multi-word token's part that shares its "
+                "characters)"
+            )
     return Atlas(
-        model=handle.name, model_fingerprint=model_fingerprint(handle.model),
-        tokenizer_fingerprint=tokenizer_fingerprint(handle.tokenizer), stack=handle.main_stack,
-        layers=shape.layers, heads=shape.heads, corpus=corpus.name, corpus_checksum=corpus.checksum,
-        annotator=corpus.annotator, sentences=len(sentences), tokens=sums.rows,
-        patterns=sums.scores(threshold=threshold, broad_entropy=broad_entropy), relations=scores,
-        notices=tuple(notices), threshold=threshold, broad_entropy=broad_entropy,
+        model=handle.name,
+        model_fingerprint=model_fingerprint(handle.model),
+        tokenizer_fingerprint=tokenizer_fingerprint(handle.tokenizer),
+        stack=handle.main_stack,
+        layers=shape.layers,
+        heads=shape.heads,
+        corpus=corpus.name,
+        corpus_checksum=corpus.checksum,
+        annotator=corpus.annotator,
+        sentences=len(sentences),
+        tokens=sums.rows,
+        patterns=sums.scores(threshold=threshold, broad_entropy=broad_entropy),
+        relations=scores,
+        notices=tuple(notices),
+        threshold=threshold,
+        broad_entropy=broad_entropy,
         seconds=time.perf_counter() - started,
     )
 
 
-def _run(handle: ModelHandle, sentences: Sequence[AtlasSentence], arcs: list[Arcs] | None,
-         tally: RelationTally | None, batch_tokens: int, progress: Progress | None) -> PatternSums:
+def _run(
+    handle: ModelHandle,
+    sentences: Sequence[AtlasSentence],
+    arcs: list[Arcs] | None,
+    tally: RelationTally | None,
+    batch_tokens: int,
+    progress: Progress | None,
+) -> PatternSums:
     """Run every batch; each sentence's attention is added to the sums and the tally, then dropped."""
     total = sum(len(s.tokens) for s in sentences)
     done = 0
@@ -164,13 +224,20 @@ def _run(handle: ModelHandle, sentences: Sequence[AtlasSentence], arcs: list[Arc
     if progress:
         progress(0, total)
     for batch in plan_batches([len(s.tokens) for s in sentences], batch_tokens):
-        captures = capture_batch(handle, [sentences[i].tokens.texts[0] for i in batch],
-                                 fields=["attentions", "allowed"], truncate=True, top_k=0)
+        captures = capture_batch(
+            handle,
+            [sentences[i].tokens.texts[0] for i in batch],
+            fields=["attentions", "allowed"],
+            truncate=True,
+            top_k=0,
+        )
         for i, capture in zip(batch, captures):
             sentence = sentences[i]
             if capture.tokens.ids != sentence.tokens.ids:
-                raise InputError(f"sentence {i} tokenises differently than when it was planned; "
-                                 f"was the tokenizer changed while the atlas ran?")
+                raise InputError(
+                    f"sentence {i} tokenises differently than when it was planned; "
+                    f"was the tokenizer changed while the atlas ran?"
+                )
             stack = capture.stacks[handle.main_stack]
             added = pattern_sums(stack.require("attentions"), sentence.tokens.special, allowed=stack.allowed)
             sums = added if sums is None else sums + added

@@ -60,9 +60,15 @@ class RelationScores:
     def select(self, relations: Sequence[str]) -> RelationScores:
         """Only ``relations``, in the order given; an unknown name is an `InputError` listing the known ones."""
         keep = [self.position(name) for name in relations]
-        return replace(self, names=tuple(relations), pairs=self.pairs[keep],
-                       dependent_to_head=self.dependent_to_head[keep], head_to_dependent=self.head_to_dependent[keep],
-                       baseline=self.baseline[keep], baseline_offset=self.baseline_offset[keep])
+        return replace(
+            self,
+            names=tuple(relations),
+            pairs=self.pairs[keep],
+            dependent_to_head=self.dependent_to_head[keep],
+            head_to_dependent=self.head_to_dependent[keep],
+            baseline=self.baseline[keep],
+            baseline_offset=self.baseline_offset[keep],
+        )
 
 
 def unknown_relation(relation: str, known: Sequence[str]) -> str:
@@ -102,23 +108,32 @@ class Atlas:
 
     def heads_with(self, pattern: str) -> list[tuple[int, int, float]]:
         """The (layer, head, score) of every head labelled ``pattern``, highest score first."""
-        found = [(layer, h, self.patterns.score(layer, h)) for layer in range(self.layers) for h in range(self.heads)
-                 if self.patterns.labels[layer][h] == pattern]
+        found = [
+            (layer, h, self.patterns.score(layer, h))
+            for layer in range(self.layers)
+            for h in range(self.heads)
+            if self.patterns.labels[layer][h] == pattern
+        ]
         return sorted(found, key=lambda item: (-item[2], item[0], item[1]))
 
     def select_relations(self, relations: Sequence[str]) -> Atlas:
         """The atlas with only ``relations`` (an `InputError` names the corpus's relations if one is unknown)."""
         if self.relations is None:
-            raise InputError(f"the corpus {self.corpus!r} has no dependency annotations, so no relation can be "
-                             f"chosen; leave out the relations to get the pattern scores")
+            raise InputError(
+                f"the corpus {self.corpus!r} has no dependency annotations, so no relation can be "
+                f"chosen; leave out the relations to get the pattern scores"
+            )
         return replace(self, relations=self.relations.select(relations))
 
     def table(self) -> dict[str, list[Any]]:
         """One row per head (layer-major): layer, head, label, the pattern scores, then for every
         relation and direction a column ``"<relation> <direction>"`` of accuracies."""
         layer, head = np.divmod(np.arange(self.layers * self.heads), self.heads)
-        columns: dict[str, list[Any]] = {"layer": layer.tolist(), "head": head.tolist(),
-                                         "label": [x for row in self.patterns.labels for x in row]}
+        columns: dict[str, list[Any]] = {
+            "layer": layer.tolist(),
+            "head": head.tolist(),
+            "label": [x for row in self.patterns.labels for x in row],
+        }
         for name in SCORES:
             columns[name] = getattr(self.patterns, name).reshape(-1).tolist()
         if self.relations is not None:
@@ -132,6 +147,7 @@ class Atlas:
 
         Scores are nested lists ``[layer][head]`` rounded to 6 decimals.
         """
+
         def grid(array: np.ndarray) -> list[list[float]]:
             return np.round(np.asarray(array, dtype=np.float64), 6).tolist()
 
@@ -139,21 +155,36 @@ class Atlas:
         if self.relations is not None:
             r = self.relations
             relations = [
-                {"relation": name, "pairs": int(r.pairs[i]), "baseline": round(float(r.baseline[i]), 6),
-                 "baseline_offset": int(r.baseline_offset[i]),
-                 **{direction: grid(r.accuracy(direction)[i]) for direction in DIRECTIONS}}
+                {
+                    "relation": name,
+                    "pairs": int(r.pairs[i]),
+                    "baseline": round(float(r.baseline[i]), 6),
+                    "baseline_offset": int(r.baseline_offset[i]),
+                    **{direction: grid(r.accuracy(direction)[i]) for direction in DIRECTIONS},
+                }
                 for i, name in enumerate(r.names)
             ]
         return {
-            "format": FORMAT, "format_version": FORMAT_VERSION,
-            "model": self.model, "model_fingerprint": self.model_fingerprint,
-            "tokenizer_fingerprint": self.tokenizer_fingerprint, "stack": self.stack,
-            "layers": self.layers, "heads": self.heads,
-            "corpus": self.corpus, "corpus_checksum": self.corpus_checksum, "annotator": self.annotator,
-            "sentences": self.sentences, "tokens": self.tokens,
-            "threshold": self.threshold, "broad_entropy": self.broad_entropy, "seconds": round(self.seconds, 3),
-            "patterns": {**{name: grid(getattr(self.patterns, name)) for name in SCORES},
-                         "labels": self.patterns.labels},
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "model": self.model,
+            "model_fingerprint": self.model_fingerprint,
+            "tokenizer_fingerprint": self.tokenizer_fingerprint,
+            "stack": self.stack,
+            "layers": self.layers,
+            "heads": self.heads,
+            "corpus": self.corpus,
+            "corpus_checksum": self.corpus_checksum,
+            "annotator": self.annotator,
+            "sentences": self.sentences,
+            "tokens": self.tokens,
+            "threshold": self.threshold,
+            "broad_entropy": self.broad_entropy,
+            "seconds": round(self.seconds, 3),
+            "patterns": {
+                **{name: grid(getattr(self.patterns, name)) for name in SCORES},
+                "labels": self.patterns.labels,
+            },
             "relations": relations,
             "unaligned_arcs": self.relations.unaligned if self.relations is not None else 0,
             "notices": list(self.notices),
@@ -174,19 +205,32 @@ class Atlas:
             relations = RelationScores(
                 names=tuple(row["relation"] for row in rows),
                 pairs=np.array([row["pairs"] for row in rows], dtype=np.int64),
-                **{direction: np.array([row[direction] for row in rows], dtype=np.float64).reshape(
-                    len(rows), data["layers"], data["heads"]) for direction in DIRECTIONS},
+                **{
+                    direction: np.array([row[direction] for row in rows], dtype=np.float64).reshape(
+                        len(rows), data["layers"], data["heads"]
+                    )
+                    for direction in DIRECTIONS
+                },
                 baseline=np.array([row["baseline"] for row in rows], dtype=np.float64),
                 baseline_offset=np.array([row["baseline_offset"] for row in rows], dtype=np.int64),
                 unaligned=int(data.get("unaligned_arcs", 0)),
             )
         return cls(
-            model=data["model"], model_fingerprint=data["model_fingerprint"],
-            tokenizer_fingerprint=data["tokenizer_fingerprint"], stack=data["stack"],
-            layers=int(data["layers"]), heads=int(data["heads"]), corpus=data["corpus"],
-            corpus_checksum=data["corpus_checksum"], annotator=data["annotator"],
-            sentences=int(data["sentences"]), tokens=int(data["tokens"]),
-            patterns=PatternScores(**scores, labels=labels), relations=relations,
-            notices=tuple(data.get("notices", ())), threshold=threshold, broad_entropy=broad,
+            model=data["model"],
+            model_fingerprint=data["model_fingerprint"],
+            tokenizer_fingerprint=data["tokenizer_fingerprint"],
+            stack=data["stack"],
+            layers=int(data["layers"]),
+            heads=int(data["heads"]),
+            corpus=data["corpus"],
+            corpus_checksum=data["corpus_checksum"],
+            annotator=data["annotator"],
+            sentences=int(data["sentences"]),
+            tokens=int(data["tokens"]),
+            patterns=PatternScores(**scores, labels=labels),
+            relations=relations,
+            notices=tuple(data.get("notices", ())),
+            threshold=threshold,
+            broad_entropy=broad,
             seconds=float(data.get("seconds", 0.0)),
         )

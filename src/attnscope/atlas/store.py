@@ -49,7 +49,8 @@ def write_atlas(atlas: Atlas, directory: Path | str) -> tuple[Path, Path]:
         directory.mkdir(parents=True, exist_ok=True)
     document = json.dumps(atlas.to_dict(), ensure_ascii=False)
     table = pa.table(atlas.table()).replace_schema_metadata(
-        {"attnscope": json.dumps({"model": atlas.model, "corpus": atlas.corpus, "stack": atlas.stack})})
+        {"attnscope": json.dumps({"model": atlas.model, "corpus": atlas.corpus, "stack": atlas.stack})}
+    )
     parquet = replace_atomically(directory / ATLAS_PARQUET, lambda path: pq.write_table(table, path))
     return write_text_atomically(directory / ATLAS_JSON, document), parquet
 
@@ -64,8 +65,9 @@ def read_atlas(path: Path | str) -> Atlas:
     except FileNotFoundError:
         raise AtlasFormatError(f"no atlas at {path}: compute one with `attnscope atlas`") from None
     except (ValueError, KeyError, TypeError) as error:
-        raise AtlasFormatError(f"{path} is not an atlas this attnscope reads ({error}); compute it again "
-                               f"with `attnscope atlas`") from None
+        raise AtlasFormatError(
+            f"{path} is not an atlas this attnscope reads ({error}); compute it again with `attnscope atlas`"
+        ) from None
 
 
 def index_sentences(tables: Tables, handle: ModelHandle) -> list[AtlasSentence]:
@@ -84,7 +86,7 @@ def index_sentences(tables: Tables, handle: ModelHandle) -> list[AtlasSentence]:
             )
         rows = tables.sentence_rows(number)
         word_of: list[int | None] = [None] * len(encoded)
-        size = max([int(w) for w in tokens["word"][rows.start:rows.stop]] + [-1]) + 1
+        size = max([int(w) for w in tokens["word"][rows.start : rows.stop]] + [-1]) + 1
         heads: list[int | None] = [None] * size
         relations: list[str | None] = [None] * size
         for row in rows:
@@ -104,8 +106,15 @@ def _corpus_info(manifest: Manifest) -> CorpusInfo:
     return CorpusInfo(manifest.corpus, manifest.corpus_checksum, manifest.annotator, notices)
 
 
-def atlas_for_index(index: Index | Path | str, handle: ModelHandle, *, relations: Sequence[str] | None = None,
-                    recompute: bool = False, batch_tokens: int = 4096, progress: Progress | None = None) -> Atlas:
+def atlas_for_index(
+    index: Index | Path | str,
+    handle: ModelHandle,
+    *,
+    relations: Sequence[str] | None = None,
+    recompute: bool = False,
+    batch_tokens: int = 4096,
+    progress: Progress | None = None,
+) -> Atlas:
     """The atlas of an index's corpus under ``handle``'s model: read from ``<index>/atlas.json`` when it
     was made for this model, tokenizer and corpus, otherwise computed (all relations) and cached there.
 
@@ -125,13 +134,19 @@ def atlas_for_index(index: Index | Path | str, handle: ModelHandle, *, relations
             sentences = index_sentences(tables if tables is not None else Tables.read(directory), handle)
             if relations:
                 choose_relations(relation_counts(sentences), relations, manifest.corpus)
-            atlas = score_sentences(handle, sentences, _corpus_info(manifest), batch_tokens=batch_tokens,
-                                    progress=progress)
+            atlas = score_sentences(
+                handle, sentences, _corpus_info(manifest), batch_tokens=batch_tokens, progress=progress
+            )
             try:
                 write_atlas(atlas, directory)
             except WriteError as error:  # a read-only index still gets its atlas, with a notice
-                atlas = replace(atlas, notices=(*atlas.notices, f"the atlas could not be cached beside the index "
-                                                f"({error}); it is computed again next time"))
+                atlas = replace(
+                    atlas,
+                    notices=(
+                        *atlas.notices,
+                        f"the atlas could not be cached beside the index ({error}); it is computed again next time",
+                    ),
+                )
     return atlas.select_relations(relations) if relations else atlas
 
 
@@ -148,8 +163,11 @@ def _cached(directory: Path, manifest: Manifest) -> Atlas | None:
     except AtlasFormatError:
         return None
     made_for = (atlas.model_fingerprint, atlas.tokenizer_fingerprint, atlas.corpus_checksum)
-    return atlas if made_for == (manifest.model_fingerprint, manifest.tokenizer_fingerprint,
-                                 manifest.corpus_checksum) else None
+    return (
+        atlas
+        if made_for == (manifest.model_fingerprint, manifest.tokenizer_fingerprint, manifest.corpus_checksum)
+        else None
+    )
 
 
 def _lock_for(directory: Path) -> threading.Lock:

@@ -6,7 +6,20 @@ from .loading import DEFAULT_MODEL, ModelHandle, StackShape, load, wrap
 from .result import ALL_FIELDS, DEFAULT_FIELDS, AttentionStack, Capture, Predictions
 
 __all__ = [
-    "ALL_FIELDS", "DEFAULT_FIELDS", "DEFAULT_MODEL", "AttentionStack", "Capture", "CaptureInput",
-    "ModelHandle", "Predictions", "StackShape", "Tokens", "capture", "capture_batch", "encode", "load",
-    "masking_caveat", "wrap",
+    "ALL_FIELDS",
+    "DEFAULT_FIELDS",
+    "DEFAULT_MODEL",
+    "AttentionStack",
+    "Capture",
+    "CaptureInput",
+    "ModelHandle",
+    "Predictions",
+    "StackShape",
+    "Tokens",
+    "capture",
+    "capture_batch",
+    "encode",
+    "load",
+    "masking_caveat",
+    "wrap",
 ]

@@ -95,8 +95,15 @@ def _warn_masking(results: list[Capture]) -> None:
         warnings.warn(caveat, MaskingWarning, stacklevel=3)
 
 
-def _capture_batch(handle: ModelHandle, inputs: Sequence[InputLike], *, fields: Iterable[str] | str,
-                   dtype: str, truncate: bool, top_k: int) -> list[Capture]:
+def _capture_batch(
+    handle: ModelHandle,
+    inputs: Sequence[InputLike],
+    *,
+    fields: Iterable[str] | str,
+    dtype: str,
+    truncate: bool,
+    top_k: int,
+) -> list[Capture]:
     items = [_as_input(x) for x in inputs]
     if not items:
         raise InputError("no inputs given: pass at least one text")
@@ -107,8 +114,10 @@ def _capture_batch(handle: ModelHandle, inputs: Sequence[InputLike], *, fields: 
         raise InputError(f"top_k must be a non-negative integer, got {top_k!r}")
     if handle.kind != "encoder-decoder" and any(it.target is not None for it in items):
         only = "a decoder-only" if handle.kind == "decoder" else "an encoder-only"
-        raise InputError(f"target is the decoder's input of an encoder-decoder model; model {handle.name!r} is {only} "
-                         "model, which reads only the text (and text_pair): leave target out")
+        raise InputError(
+            f"target is the decoder's input of an encoder-decoder model; model {handle.name!r} is {only} "
+            "model, which reads only the text (and text_pair): leave target out"
+        )
     encoded = [_tokens_of(handle, it, truncate) for it in items]
     decoded = [decoder_tokens(handle, it.target) for it in items] if handle.kind == "encoder-decoder" else None
     outputs, calls = run_batch(handle, encoded, decoded, wanted)
@@ -133,8 +142,20 @@ def _capture_batch(handle: ModelHandle, inputs: Sequence[InputLike], *, fields: 
             stacks = _stacks_from_outputs(handle, outputs, b, tokens, dec, wanted, torch_dtype)
         _add_hidden_states(handle, stacks, outputs, b, tokens, dec, wanted, torch_dtype)
         predictions = _predictions(handle, outputs, b, dec or tokens, top_k) if top_k else None
-        results.append(Capture(handle.name, handle.kind, tokens, stacks, dec, predictions, dict(missing), dtype,
-                               handle.has_lm_head, caveat if tokens.masked else None))
+        results.append(
+            Capture(
+                handle.name,
+                handle.kind,
+                tokens,
+                stacks,
+                dec,
+                predictions,
+                dict(missing),
+                dtype,
+                handle.has_lm_head,
+                caveat if tokens.masked else None,
+            )
+        )
     return results
 
 
@@ -145,16 +166,20 @@ def _tokens_of(handle: ModelHandle, item: CaptureInput, truncate: bool) -> Token
         return encode(handle, item.text, item.text_pair, mask=item.mask, truncate=truncate)
     texts = (item.text,) if item.text_pair is None else (item.text, item.text_pair)
     if tuple(item.tokens.texts) != texts:
-        raise InputError("tokens were made from other texts than the text and text_pair given: pass the Tokens "
-                         "that encode(handle, text, text_pair) returned for them")
+        raise InputError(
+            "tokens were made from other texts than the text and text_pair given: pass the Tokens "
+            "that encode(handle, text, text_pair) returned for them"
+        )
     if not set(item.mask) <= set(item.tokens.masked):
-        raise InputError(f"tokens do not have the mask positions {list(item.mask)} applied: pass mask to encode, "
-                         "then those tokens")
+        raise InputError(
+            f"tokens do not have the mask positions {list(item.mask)} applied: pass mask to encode, then those tokens"
+        )
     return item.tokens
 
 
-def run_batch(handle: ModelHandle, encoded: list[Tokens], decoded: list[Tokens] | None,
-              wanted: set[str]) -> tuple[Any, list[LayerCall]]:
+def run_batch(
+    handle: ModelHandle, encoded: list[Tokens], decoded: list[Tokens] | None, wanted: set[str]
+) -> tuple[Any, list[LayerCall]]:
     """One right-padded forward pass over tokenised inputs with the recorder on.
 
     Returns the model's outputs (hidden states when ``wanted`` has them) and the recorded layer calls,
@@ -250,8 +275,9 @@ def _by_role(calls: list[LayerCall]) -> dict[str, list[LayerCall]]:
     return by_role
 
 
-def _output_projections(handle: ModelHandle, calls: list[LayerCall], dtype: torch.dtype,
-                        missing: dict[str, str]) -> dict[str, np.ndarray]:
+def _output_projections(
+    handle: ModelHandle, calls: list[LayerCall], dtype: torch.dtype, missing: dict[str, str]
+) -> dict[str, np.ndarray]:
     """Each stack's per-head output projections (see `stack_projection`); a stack whose projection cannot
     be found is left out and ``missing["output_projection"]`` says why."""
     found = {}
@@ -260,15 +286,23 @@ def _output_projections(handle: ModelHandle, calls: list[LayerCall], dtype: torc
         if "values" not in first.tensors:
             continue
         try:
-            found[role] = stack_projection(handle.model, [c.module_name for c in role_calls], first.heads,
-                                           first.tensors["values"].shape[-1], dtype)
+            found[role] = stack_projection(
+                handle.model, [c.module_name for c in role_calls], first.heads, first.tensors["values"].shape[-1], dtype
+            )
         except (ProjectionNotFound, AttributeError) as error:
             missing["output_projection"] = f"{role} stack: {error} (value-norm attention needs it)"
     return found
 
 
-def _stacks_from_calls(handle: ModelHandle, calls: list[LayerCall], b: int, tokens: Tokens,
-                       dec: Tokens | None, wanted: set[str], dtype: torch.dtype) -> dict[str, AttentionStack]:
+def _stacks_from_calls(
+    handle: ModelHandle,
+    calls: list[LayerCall],
+    b: int,
+    tokens: Tokens,
+    dec: Tokens | None,
+    wanted: set[str],
+    dtype: torch.dtype,
+) -> dict[str, AttentionStack]:
     by_role = _by_role(calls)
     stacks = {}
     for role in ("encoder", "decoder", "cross"):
@@ -279,7 +313,9 @@ def _stacks_from_calls(handle: ModelHandle, calls: list[LayerCall], b: int, toke
         first = role_calls[0]
         groups = first.heads // first.kv_heads
         stack = AttentionStack(
-            role=role, layers=len(role_calls), heads=first.heads,
+            role=role,
+            layers=len(role_calls),
+            heads=first.heads,
             scaling=np.array([c.scaling for c in role_calls], dtype=np.float64),
             softcap=[c.softcap for c in role_calls],
             kv_head_of=np.arange(first.heads) // groups,
@@ -314,8 +350,9 @@ def _stacks_from_calls(handle: ModelHandle, calls: list[LayerCall], b: int, toke
     return stacks
 
 
-def _mask_and_bias(stack: AttentionStack, calls: list[LayerCall], row, nq: int, nk: int,
-                   wanted: set[str], dtype: torch.dtype) -> None:
+def _mask_and_bias(
+    stack: AttentionStack, calls: list[LayerCall], row, nq: int, nk: int, wanted: set[str], dtype: torch.dtype
+) -> None:
     """Split each layer's additive mask into ``allowed`` (hidden or not) and any finite bias it carries."""
     allowed, biases = [], []
     for call in calls:
@@ -345,14 +382,15 @@ def _mask_and_bias(stack: AttentionStack, calls: list[LayerCall], row, nq: int, 
         stack.bias = _to_numpy(torch.stack([b if b is not None else zeros for b in biases]), dtype)
 
 
-def _stacks_from_outputs(handle: ModelHandle, outputs: Any, b: int, tokens: Tokens, dec: Tokens | None,
-                         wanted: set[str], dtype: torch.dtype) -> dict[str, AttentionStack]:
+def _stacks_from_outputs(
+    handle: ModelHandle, outputs: Any, b: int, tokens: Tokens, dec: Tokens | None, wanted: set[str], dtype: torch.dtype
+) -> dict[str, AttentionStack]:
     """Fallback for models outside the attention interface: weights from ``output_attentions``."""
     sources = {
-        "encoder": getattr(outputs, "encoder_attentions", None) or (
-            getattr(outputs, "attentions", None) if handle.kind == "encoder" else None),
-        "decoder": getattr(outputs, "decoder_attentions", None) or (
-            getattr(outputs, "attentions", None) if handle.kind == "decoder" else None),
+        "encoder": getattr(outputs, "encoder_attentions", None)
+        or (getattr(outputs, "attentions", None) if handle.kind == "encoder" else None),
+        "decoder": getattr(outputs, "decoder_attentions", None)
+        or (getattr(outputs, "attentions", None) if handle.kind == "decoder" else None),
         "cross": getattr(outputs, "cross_attentions", None) if handle.kind == "encoder-decoder" else None,
     }
     stacks = {}
@@ -367,14 +405,24 @@ def _stacks_from_outputs(handle: ModelHandle, outputs: Any, b: int, tokens: Toke
     return stacks
 
 
-def _add_hidden_states(handle: ModelHandle, stacks: dict[str, AttentionStack], outputs: Any, b: int,
-                       tokens: Tokens, dec: Tokens | None, wanted: set[str], dtype: torch.dtype) -> None:
+def _add_hidden_states(
+    handle: ModelHandle,
+    stacks: dict[str, AttentionStack],
+    outputs: Any,
+    b: int,
+    tokens: Tokens,
+    dec: Tokens | None,
+    wanted: set[str],
+    dtype: torch.dtype,
+) -> None:
     if "hidden_states" not in wanted:
         return
     if handle.kind == "encoder-decoder":
         assert dec is not None  # an encoder-decoder's capture always has decoder tokens
-        sources = {"encoder": (outputs.encoder_hidden_states, len(tokens)),
-                   "decoder": (outputs.decoder_hidden_states, len(dec))}
+        sources = {
+            "encoder": (outputs.encoder_hidden_states, len(tokens)),
+            "decoder": (outputs.decoder_hidden_states, len(dec)),
+        }
     else:
         sources = {handle.main_stack: (outputs.hidden_states, len(tokens))}
     for role, (layers, n) in sources.items():
@@ -395,8 +443,9 @@ def _predictions(handle: ModelHandle, outputs: Any, b: int, tokens: Tokens, k: i
     tokenizer = handle.tokenizer
     special = special_token_ids(tokenizer)
     words = [
-        display_forms(tokenizer.convert_ids_to_tokens([int(i) for i in row]), [int(i) in special for i in row],
-                      tokenizer)
+        display_forms(
+            tokenizer.convert_ids_to_tokens([int(i) for i in row]), [int(i) in special for i in row], tokenizer
+        )
         for row in ids
     ]
     mode = "masked" if handle.kind == "encoder" else "next"

@@ -11,8 +11,19 @@ from ..errors import FieldError, InputError, count
 from ..selection import check_choice
 from .token_text import CONTINUATION, END_OF_WORD, SPACE_MARKERS, display_form, display_forms, is_blank
 
-__all__ = ["CONTINUATION", "END_OF_WORD", "SPACE_MARKERS", "Tokens", "apply_mask", "decoder_tokens", "display_form",
-           "encode", "masking_caveat", "special_token_ids", "typed_masks"]
+__all__ = [
+    "CONTINUATION",
+    "END_OF_WORD",
+    "SPACE_MARKERS",
+    "Tokens",
+    "apply_mask",
+    "decoder_tokens",
+    "display_form",
+    "encode",
+    "masking_caveat",
+    "special_token_ids",
+    "typed_masks",
+]
 
 
 @dataclass(frozen=True)
@@ -130,9 +141,13 @@ def encode(
     segment first for pairs) and ``Tokens.truncated`` counts the dropped tokens.
     """
     tokenizer = handle.tokenizer
-    texts = (_check_text(text, "text"),) if text_pair is None else (
-        _check_text(text, "text"),
-        _check_text(text_pair, "second text (sentence B)"),
+    texts = (
+        (_check_text(text, "text"),)
+        if text_pair is None
+        else (
+            _check_text(text, "text"),
+            _check_text(text_pair, "second text (sentence B)"),
+        )
     )
     full = tokenizer(*texts, add_special_tokens=add_special_tokens, return_offsets_mapping=True, verbose=False)
     length = len(full["input_ids"])
@@ -156,8 +171,9 @@ def encode(
     special_ids = special_token_ids(tokenizer)
     sequence_ids = full.sequence_ids() if hasattr(full, "sequence_ids") else [0] * len(ids)
     typed = typed_masks(tokenizer, ids, sequence_ids)
-    special = [sid is None or (tid in special_ids and i not in typed)
-               for i, (sid, tid) in enumerate(zip(sequence_ids, ids))]
+    special = [
+        sid is None or (tid in special_ids and i not in typed) for i, (sid, tid) in enumerate(zip(sequence_ids, ids))
+    ]
     segments = _segments(sequence_ids)
     offsets = [None if sp else (int(a), int(b)) for sp, (a, b) in zip(special, full["offset_mapping"])]
     display = display_forms(raw, special, tokenizer)
@@ -189,8 +205,9 @@ def _segments(sequence_ids: list[int | None]) -> list[int]:
     return segments
 
 
-def _word_ids(word_ids: list[int | None], offsets: list[tuple[int, int] | None], segments: list[int],
-              texts: tuple[str, ...]) -> list[int | None]:
+def _word_ids(
+    word_ids: list[int | None], offsets: list[tuple[int, int] | None], segments: list[int], texts: tuple[str, ...]
+) -> list[int | None]:
     """The tokenizer's word ids, or words split at whitespace where the tokenizer has no word splitting.
 
     SentencePiece tokenizers that read the whole text as one piece (Llama-2's, with no pre-tokenizer or
@@ -203,7 +220,7 @@ def _word_ids(word_ids: list[int | None], offsets: list[tuple[int, int] | None],
     def starts_word(i: int, previous: int) -> bool:
         (start, end), (_, before) = spans[i], spans[previous]
         text = texts[segments[i]] if segments[i] < len(texts) else ""
-        return any(c.isspace() for c in text[before:start]) or (start < end and text[start:start + 1].isspace())
+        return any(c.isspace() for c in text[before:start]) or (start < end and text[start : start + 1].isspace())
 
     ordinary = list(spans)
     pairs = [(p, i) for p, i in zip(ordinary, ordinary[1:]) if segments[p] == segments[i]]
@@ -220,8 +237,13 @@ def _word_ids(word_ids: list[int | None], offsets: list[tuple[int, int] | None],
     return derived
 
 
-def _without_blanks(word_ids: list[int | None], display: list[str], offsets: list[tuple[int, int] | None],
-                    segments: list[int], texts: tuple[str, ...]) -> list[int | None]:
+def _without_blanks(
+    word_ids: list[int | None],
+    display: list[str],
+    offsets: list[tuple[int, int] | None],
+    segments: list[int],
+    texts: tuple[str, ...],
+) -> list[int | None]:
     """Word ids with the tokens that stand for whitespace only (`token_text.is_blank`) in no word, the
     rest numbered again from 0 in each segment (a byte-level ``Ġ`` the tokenizer put in the next
     word's pre-token, or a lone ``▁``, is not part of that word's text)."""
@@ -231,7 +253,7 @@ def _without_blanks(word_ids: list[int | None], display: list[str], offsets: lis
     for p, word in enumerate(word_ids):
         span = offsets[p]
         text = texts[segments[p]] if segments[p] < len(texts) else ""
-        if word is None or is_blank(display[p], text[span[0]:span[1]] if span else None):
+        if word is None or is_blank(display[p], text[span[0] : span[1]] if span else None):
             out.append(None)
             continue
         key = (segments[p], word)
@@ -253,17 +275,26 @@ def apply_mask(tokens: Tokens, positions: Sequence[int], handle: Any) -> Tokens:
     """Replace the tokens at ``positions`` with the mask token; positions must be ordinary tokens."""
     tokenizer = handle.tokenizer
     if tokenizer.mask_token is None or tokenizer.mask_token_id is None:
-        why = ("a causal decoder predicts the next token and is never trained on a mask token, so masking is not "
-               "meaningful there; " if handle.kind == "decoder" else "")
-        raise InputError(f"model {handle.name!r} has no mask token, so positions cannot be masked: {why}masking is "
-                         "for masked-language models such as BERT and RoBERTa, trained to predict a hidden word")
+        why = (
+            "a causal decoder predicts the next token and is never trained on a mask token, so masking is not "
+            "meaningful there; "
+            if handle.kind == "decoder"
+            else ""
+        )
+        raise InputError(
+            f"model {handle.name!r} has no mask token, so positions cannot be masked: {why}masking is "
+            "for masked-language models such as BERT and RoBERTa, trained to predict a hidden word"
+        )
     ids, raw, display = list(tokens.ids), list(tokens.raw), list(tokens.display)
     original = dict(tokens.original)
     what = f"this input of {count(len(ids), 'token')}"
     for i, position in enumerate(positions):  # in the order given, so an error names the entry at fault (mask.1)
         if tokens.special[check_choice("mask", position, len(ids), what, unit="mask position", field=f"mask.{i}")]:
-            raise FieldError(f"mask position {position} is the special token {tokens.raw[position]!r}: "
-                             "only ordinary tokens can be masked", f"mask.{i}")
+            raise FieldError(
+                f"mask position {position} is the special token {tokens.raw[position]!r}: "
+                "only ordinary tokens can be masked",
+                f"mask.{i}",
+            )
     for position in sorted(set(positions)):
         if position not in tokens.masked:  # a mask token typed in the text hides nothing
             original[position] = display[position]
@@ -271,8 +302,17 @@ def apply_mask(tokens: Tokens, positions: Sequence[int], handle: Any) -> Tokens:
         raw[position] = display[position] = tokenizer.mask_token
     masked = tuple(sorted(set(tokens.masked) | set(positions)))
     return Tokens(
-        ids, raw, display, tokens.offsets, tokens.word_ids, tokens.special, tokens.segments, tokens.texts,
-        masked=masked, truncated=tokens.truncated, original=original,
+        ids,
+        raw,
+        display,
+        tokens.offsets,
+        tokens.word_ids,
+        tokens.special,
+        tokens.segments,
+        tokens.texts,
+        masked=masked,
+        truncated=tokens.truncated,
+        original=original,
     )
 
 
@@ -281,8 +321,10 @@ MASKING_MODELS = (
     "the word behind its mask token: BERT, RoBERTa, DistilBERT, ALBERT or XLM-R, or ELECTRA's generator "
     "(e.g. bert-base-uncased, roberta-base); BART's denoising head too."
 )
-MASK_MISLEADS = ("what a masked position attends to, and what a corpus search for it finds (often unrelated "
-                 "tokens such as proper nouns), says little about the word it hides.")
+MASK_MISLEADS = (
+    "what a masked position attends to, and what a corpus search for it finds (often unrelated "
+    "tokens such as proper nouns), says little about the word it hides."
+)
 
 
 def masking_caveat(handle: Any) -> str | None:
@@ -302,31 +344,40 @@ def masking_caveat(handle: Any) -> str | None:
     if mask is None or getattr(tokenizer, "mask_token_id", None) is None:
         return None
     if handle.kind == "decoder":
-        return (f"model {handle.name!r} is a causal decoder: it never saw the mask token {mask} in training, "
-                f"so {MASK_MISLEADS} {MASKING_MODELS}")
+        return (
+            f"model {handle.name!r} is a causal decoder: it never saw the mask token {mask} in training, "
+            f"so {MASK_MISLEADS} {MASKING_MODELS}"
+        )
     if handle.has_lm_head:
         return None
-    return (f"model {handle.name!r} has no masked-language-model head, so its mask token {mask} was not trained "
-            f"to stand for a word: {MASK_MISLEADS} {MASKING_MODELS}")
+    return (
+        f"model {handle.name!r} has no masked-language-model head, so its mask token {mask} was not trained "
+        f"to stand for a word: {MASK_MISLEADS} {MASKING_MODELS}"
+    )
 
 
 def decoder_tokens(handle: Any, target: str | None) -> Tokens:
     """Decoder input for an encoder-decoder: the start token, then the target text's tokens if given."""
     tokenizer, config = handle.tokenizer, handle.model.config
-    candidates = (getattr(config, "decoder_start_token_id", None),
-                  getattr(getattr(config, "decoder", None), "decoder_start_token_id", None),
-                  tokenizer.bos_token_id, tokenizer.cls_token_id, tokenizer.pad_token_id)
+    candidates = (
+        getattr(config, "decoder_start_token_id", None),
+        getattr(getattr(config, "decoder", None), "decoder_start_token_id", None),
+        tokenizer.bos_token_id,
+        tokenizer.cls_token_id,
+        tokenizer.pad_token_id,
+    )
     start = next((c for c in candidates if isinstance(c, int)), None)
     if start is None:
-        raise InputError(f"model {handle.name!r} names no decoder start token (decoder_start_token_id in its "
-                         "config), and its tokenizer has no start, [CLS] or padding token to use instead")
+        raise InputError(
+            f"model {handle.name!r} names no decoder start token (decoder_start_token_id in its "
+            "config), and its tokenizer has no start, [CLS] or padding token to use instead"
+        )
     offsets: list[tuple[int, int] | None]
     words: list[int | None]
     if target is None:
         ids, offsets, words = [start], [None], [None]
     else:
-        body = tokenizer(text_target=_check_text(target, "target text"), return_offsets_mapping=True,
-                         verbose=False)
+        body = tokenizer(text_target=_check_text(target, "target text"), return_offsets_mapping=True, verbose=False)
         ids = [start] + list(body["input_ids"])
         offsets = [None] + [(int(a), int(b)) for a, b in body["offset_mapping"]]
         words = [None] + list(body.word_ids())

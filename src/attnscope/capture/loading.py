@@ -60,7 +60,8 @@ class ModelHandle:
         """One line: name, kind and architecture, each stack's layers × heads, the LM head."""
         stacks = ", ".join(
             f"{role} {s.layers}×{s.heads}" + (f" (kv {s.kv_heads})" if s.kv_heads != s.heads else "")
-            for role, s in self.stacks.items())
+            for role, s in self.stacks.items()
+        )
         head = "LM head" if self.has_lm_head else "no LM head"
         return f"ModelHandle({self.name!r}, {self.kind} {self.architecture}: {stacks}; {head})"
 
@@ -113,8 +114,12 @@ def readable_model_name(name: str) -> str:
     """
     text = str(name).strip()
     expanded = os.path.expanduser(text)
-    looks_local = text.startswith(("/", "~", ".", "\\")) or os.path.isabs(expanded) or (
-        (os.sep in text or "/" in text) and os.path.exists(expanded)) or re.match(r"^[A-Za-z]:[\\/]", text)
+    looks_local = (
+        text.startswith(("/", "~", ".", "\\"))
+        or os.path.isabs(expanded)
+        or ((os.sep in text or "/" in text) and os.path.exists(expanded))
+        or re.match(r"^[A-Za-z]:[\\/]", text)
+    )
     if not looks_local:
         return text
     normalised = expanded.replace("\\", "/").rstrip("/")
@@ -265,8 +270,9 @@ def _count(config: Any, names: tuple[str, ...], what: str, role: str) -> int:
     return value
 
 
-def _stack_shape(config: Any, role: str, layers: tuple[str, ...], heads: tuple[str, ...],
-                 kv_heads: tuple[str, ...]) -> StackShape:
+def _stack_shape(
+    config: Any, role: str, layers: tuple[str, ...], heads: tuple[str, ...], kv_heads: tuple[str, ...]
+) -> StackShape:
     n_layers = _count(config, layers, "layers", role)
     n_heads = _count(config, heads, "attention heads", role)
     n_kv = _count(config, kv_heads, "key/value heads", role) if _first_attr(config, kv_heads) is not None else n_heads
@@ -289,15 +295,31 @@ def stack_shapes(config: Any, kind: ModelKind) -> dict[str, StackShape]:
     encoder, decoder = stack_configs(config)
     kv = ("num_key_value_heads",)
     if kind == "encoder":
-        return {"encoder": _stack_shape(encoder, "encoder", ("encoder_layers",) + _LAYERS,
-                                        ("encoder_attention_heads",) + _HEADS, kv)}
+        return {
+            "encoder": _stack_shape(
+                encoder, "encoder", ("encoder_layers",) + _LAYERS, ("encoder_attention_heads",) + _HEADS, kv
+            )
+        }
     if kind == "decoder":
-        return {"decoder": _stack_shape(decoder, "decoder", ("decoder_layers",) + _LAYERS,
-                                        ("decoder_attention_heads",) + _HEADS, kv)}
-    enc = _stack_shape(encoder, "encoder", ("encoder_layers",) + _LAYERS, ("encoder_attention_heads",) + _HEADS,
-                       ("encoder_key_value_heads",))
-    dec = _stack_shape(decoder, "decoder", ("decoder_layers", "num_decoder_layers") + _LAYERS,
-                       ("decoder_attention_heads",) + _HEADS, ("decoder_key_value_heads",))
+        return {
+            "decoder": _stack_shape(
+                decoder, "decoder", ("decoder_layers",) + _LAYERS, ("decoder_attention_heads",) + _HEADS, kv
+            )
+        }
+    enc = _stack_shape(
+        encoder,
+        "encoder",
+        ("encoder_layers",) + _LAYERS,
+        ("encoder_attention_heads",) + _HEADS,
+        ("encoder_key_value_heads",),
+    )
+    dec = _stack_shape(
+        decoder,
+        "decoder",
+        ("decoder_layers", "num_decoder_layers") + _LAYERS,
+        ("decoder_attention_heads",) + _HEADS,
+        ("decoder_key_value_heads",),
+    )
     return {"encoder": enc, "decoder": dec, "cross": dec}
 
 
@@ -319,13 +341,20 @@ def _checkpoint_has_no_head(config: Any) -> bool:
     ``EncoderDecoderModel`` has its decoder's language-model head."""
     from transformers.models.auto import modeling_auto
 
-    with_head = {name for mapping in (modeling_auto.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
-                                      modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-                                      modeling_auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES)
-                 for name in mapping.values() if isinstance(name, str)}
+    with_head = {
+        name
+        for mapping in (
+            modeling_auto.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
+            modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+            modeling_auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+        )
+        for name in mapping.values()
+        if isinstance(name, str)
+    }
     architectures = getattr(config, "architectures", None) or []
     return bool(architectures) and all(
-        a.endswith("Model") and "LMHead" not in a and a not in with_head for a in architectures)
+        a.endswith("Model") and "LMHead" not in a and a not in with_head for a in architectures
+    )
 
 
 def _load_weights(source: str, config: Any, kind: ModelKind, options: dict[str, Any]) -> tuple[Any, bool]:

@@ -22,7 +22,8 @@ SIBLING_PATH = ("output", "dense")
 """Where BERT-like models keep it: ``<parent>.output.dense`` beside the ``<parent>.self`` attention."""
 
 _CACHE: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, tuple[tuple[int, ...], np.ndarray]]] = (
-    weakref.WeakKeyDictionary())
+    weakref.WeakKeyDictionary()
+)
 
 
 class ProjectionNotFound(LookupError):
@@ -77,8 +78,9 @@ def _found_weight(module: Any) -> torch.Tensor:
     return weight
 
 
-def stack_projection(model: torch.nn.Module, module_names: list[str], heads: int, head_dim: int,
-                     dtype: torch.dtype = torch.float32) -> np.ndarray:
+def stack_projection(
+    model: torch.nn.Module, module_names: list[str], heads: int, head_dim: int, dtype: torch.dtype = torch.float32
+) -> np.ndarray:
     """Every layer's output projection split per head: ``(layers, heads, head_dim, hidden)``, bias excluded.
 
     ``W_O^h`` is rows ``h·head_dim`` to ``(h+1)·head_dim`` of the ``(in, out)`` weight, so a head's
@@ -91,9 +93,9 @@ def stack_projection(model: torch.nn.Module, module_names: list[str], heads: int
     cached = _CACHE.setdefault(model, {})
     if key in cached and cached[key][0] == versions:
         return cached[key][1]
-    array = np.stack([
-        _found_weight(m).to(dtype=dtype, device="cpu").reshape(heads, head_dim, -1).numpy() for m in modules
-    ])
+    array = np.stack(
+        [_found_weight(m).to(dtype=dtype, device="cpu").reshape(heads, head_dim, -1).numpy() for m in modules]
+    )
     array.flags.writeable = False
     cached[key] = (versions, array)
     return array

@@ -28,9 +28,16 @@ IMPLEMENTATION = "attnscope_capture"
 _ACTIVE: ContextVar[Recorder | None] = ContextVar("attnscope_recorder", default=None)
 
 
-def _generic_eager(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                   attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
-                   **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def _generic_eager(
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Eager attention for families whose module file has no eager function of its own."""
     groups = query.shape[1] // key.shape[1]
     if groups > 1:
@@ -60,9 +67,16 @@ def eager_function_for(module_type: type) -> Callable[..., Any]:
     return found
 
 
-def _attention_function(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                        attention_mask: torch.Tensor | None, scaling: float | None = None,
-                        dropout: float = 0.0, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def _attention_function(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
     eager = eager_function_for(type(module))
     output, weights = eager(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
     recorder = _ACTIVE.get()
@@ -114,18 +128,35 @@ class Recorder:
         self._names = {id(m): n for n, m in model.named_modules()}
         self._role_of = role_of
 
-    def record(self, module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-               mask: torch.Tensor | None, scaling: float | None, kwargs: dict[str, Any],
-               output: torch.Tensor, weights: torch.Tensor) -> None:
+    def record(
+        self,
+        module: Any,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        mask: torch.Tensor | None,
+        scaling: float | None,
+        kwargs: dict[str, Any],
+        output: torch.Tensor,
+        weights: torch.Tensor,
+    ) -> None:
         name = self._names.get(id(module), type(module).__name__)
         scale = query.size(-1) ** -0.5 if scaling is None else float(scaling)
         call = LayerCall(
-            role=self._role_of(name, module), module_name=name, scaling=scale,
-            softcap=kwargs.get("softcap"), heads=query.shape[1], kv_heads=key.shape[1],
+            role=self._role_of(name, module),
+            module_name=name,
+            scaling=scale,
+            softcap=kwargs.get("softcap"),
+            heads=query.shape[1],
+            kv_heads=key.shape[1],
             sinks=_sinks(module, kwargs),
         )
         wanted = {
-            "attentions": weights, "queries": query, "keys": key, "values": value, "head_outputs": output,
+            "attentions": weights,
+            "queries": query,
+            "keys": key,
+            "values": value,
+            "head_outputs": output,
             # the mask yields both `allowed` and any finite additive term folded into it
             "mask": mask if self.fields & {"allowed", "bias"} else None,
             "bias": kwargs.get("position_bias") if "bias" in self.fields else None,
@@ -176,4 +207,3 @@ def recording(model: PreTrainedModel, fields: set[str], role_of: Callable[[str, 
         _ACTIVE.reset(token)
         for config, implementation in previous:
             config._attn_implementation_internal = implementation
-

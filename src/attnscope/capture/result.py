@@ -95,8 +95,10 @@ class AttentionStack:
     def scaled(self, layer: int, dots: np.ndarray) -> np.ndarray:
         """q·k dot products of ``layer`` times its scaling, then through its softcap where it has one."""
         if self.scaling is None:
-            raise UnavailableFieldError(f"the {self.role} stack holds no scaling: capture it with queries and keys "
-                                        "(fields=[..., 'queries', 'keys'])")
+            raise UnavailableFieldError(
+                f"the {self.role} stack holds no scaling: capture it with queries and keys "
+                "(fields=[..., 'queries', 'keys'])"
+            )
         scaled = dots * float(self.scaling[layer])
         cap = self.softcap[layer] if self.softcap else None
         return np.tanh(scaled / cap) * cap if cap else scaled

@@ -21,7 +21,7 @@ PROBE_TIMEOUT = 3.0
 def looks_like_path(name: str) -> bool:
     """True when ``name`` can only be meant as a filesystem path: absolute, starting with ``.`` or ``~``,
     holding a backslash, or with more than one ``/`` (a hub name has at most one)."""
-    return (os.path.isabs(name) or name.startswith((".", "~")) or "\\" in name or name.count("/") > 1)
+    return os.path.isabs(name) or name.startswith((".", "~")) or "\\" in name or name.count("/") > 1
 
 
 def check_missing_path(name: str, expanded: str) -> None:
@@ -66,8 +66,7 @@ def hub_options(name: str, revision: str | None = None) -> dict[str, Any]:
 
     cached = isinstance(try_to_load_from_cache(name, "config.json", revision=revision), str)
     where = f"it is not in the local Hugging Face cache ({constants.HF_HUB_CACHE})"
-    advice = ("Give a local path, 'default', or a model already in the cache; downloading a model "
-              "needs the hub once.")
+    advice = "Give a local path, 'default', or a model already in the cache; downloading a model needs the hub once."
     if constants.HF_HUB_OFFLINE:
         if cached:
             return {}

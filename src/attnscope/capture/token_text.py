@@ -99,9 +99,10 @@ def _scheme_from_backend(tokenizer: Any, backend: Any) -> TokenScheme:
     byte_level = "ByteLevel" in types
     return TokenScheme(
         byte_level=byte_level,
-        byte_fallback=not byte_level and (bool(getattr(model, "byte_fallback", False)) or "ByteFallback" in types
-                                          or _has_byte_tokens(tokenizer)),
-        continuation=(getattr(model, "continuing_subword_prefix", None) or "") if model_type in ("WordPiece", "BPE")
+        byte_fallback=not byte_level
+        and (bool(getattr(model, "byte_fallback", False)) or "ByteFallback" in types or _has_byte_tokens(tokenizer)),
+        continuation=(getattr(model, "continuing_subword_prefix", None) or "")
+        if model_type in ("WordPiece", "BPE")
         else "",
         space_marker=metaspace,
         end_of_word=(getattr(model, "end_of_word_suffix", None) or "") if model_type == "BPE" else "",
@@ -164,7 +165,7 @@ def token_bytes(raw: str, scheme: TokenScheme) -> bytes:
     if scheme.end_of_word and text.endswith(scheme.end_of_word) and len(text) > len(scheme.end_of_word):
         text = text[: -len(scheme.end_of_word)]
     if scheme.continuation and text.startswith(scheme.continuation) and len(text) > len(scheme.continuation):
-        text = text[len(scheme.continuation):]
+        text = text[len(scheme.continuation) :]
     if scheme.byte_level and raw not in scheme.plain:
         alphabet = byte_alphabet()
         if all(c in alphabet for c in text):

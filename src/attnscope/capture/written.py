@@ -42,8 +42,13 @@ class Piece:
     end: int
 
 
-def written_pieces(text: str, spans: Sequence[tuple[int, int] | None], shown: Sequence[str],
-                   blank: Sequence[bool], replaced: Sequence[bool] = ()) -> list[Piece]:
+def written_pieces(
+    text: str,
+    spans: Sequence[tuple[int, int] | None],
+    shown: Sequence[str],
+    blank: Sequence[bool],
+    replaced: Sequence[bool] = (),
+) -> list[Piece]:
     """The pieces of a run of tokens over ``text`` (see the module docstring).
 
     ``spans`` are the tokens' character spans in ``text`` (None, or a span outside the text: no span);
@@ -84,7 +89,7 @@ def blank_tokens(tokens: Tokens) -> list[bool]:
     flags = []
     for p, (display, span, special) in enumerate(zip(tokens.display, tokens.offsets, tokens.special)):
         text = tokens.texts[tokens.segments[p]] if tokens.segments[p] < len(tokens.texts) else ""
-        covered = text[span[0]:span[1]] if span is not None else None
+        covered = text[span[0] : span[1]] if span is not None else None
         flags.append(not special and p not in tokens.masked and is_blank(display, covered))
     return flags
 
@@ -96,9 +101,13 @@ def token_pieces(tokens: Tokens, positions: Sequence[int], blank: Sequence[bool]
     segment = tokens.segments[positions[0]] if positions else 0
     text = tokens.texts[segment] if segment < len(tokens.texts) else ""
     blank = blank_tokens(tokens) if blank is None else blank
-    return written_pieces(text, [None if tokens.special[p] else tokens.offsets[p] for p in positions],
-                          [tokens.display[p] for p in positions], [blank[p] for p in positions],
-                          [p in tokens.masked for p in positions])
+    return written_pieces(
+        text,
+        [None if tokens.special[p] else tokens.offsets[p] for p in positions],
+        [tokens.display[p] for p in positions],
+        [blank[p] for p in positions],
+        [p in tokens.masked for p in positions],
+    )
 
 
 def joined(pieces: Sequence[Piece]) -> str:

@@ -39,7 +39,7 @@ def word_of_tokens(sentence: AnnotatedSentence, tokens: Tokens) -> list[int | No
     reach = list(accumulate((words[i].end for i in order), max))
     result: list[int | None] = []
     for span, display in zip(tokens.offsets, tokens.display):
-        if span is None or is_blank(display, sentence.text[span[0]:span[1]]):
+        if span is None or is_blank(display, sentence.text[span[0] : span[1]]):
             result.append(None)
             continue
         a, b = span

@@ -109,8 +109,11 @@ class _Sentence:
         for line, content in self.block:
             if content.startswith("#"):
                 if self.tokens:
-                    raise self.error(line, "comment line after the sentence's word lines",
-                                     "comments go before the first word line of their sentence")
+                    raise self.error(
+                        line,
+                        "comment line after the sentence's word lines",
+                        "comments go before the first word line of their sentence",
+                    )
                 self._comment(line, content)
                 continue
             columns = self._columns(line, content)
@@ -138,16 +141,20 @@ class _Sentence:
         if pending is not None:
             raise self._unfinished(pending)
         if not self.rows:
-            raise self.error(self.block[0][0], "comment lines with no word lines after them",
-                             "expected each sentence to have at least one word line (10 tab-separated columns)")
+            raise self.error(
+                self.block[0][0],
+                "comment lines with no word lines after them",
+                "expected each sentence to have at least one word line (10 tab-separated columns)",
+            )
 
     def _columns(self, line: int, content: str) -> list[str]:
         columns = content.split("\t")
         if len(columns) != len(COLUMNS):
             hint = " (columns separated by spaces? CoNLL-U needs tabs)" if len(columns) == 1 and " " in content else ""
             plural = "" if len(columns) == 1 else "s"
-            raise self.error(line, f"{len(columns)} tab-separated column{plural}{hint}",
-                             f"expected 10: {' '.join(COLUMNS)}")
+            raise self.error(
+                line, f"{len(columns)} tab-separated column{plural}{hint}", f"expected 10: {' '.join(COLUMNS)}"
+            )
         for name, value in zip(COLUMNS, columns):
             if not value.strip():
                 raise self.error(line, f"the {name} column is empty", "expected a value, or _ for none")
@@ -159,8 +166,11 @@ class _Sentence:
         if not sep or key not in ("sent_id", "text"):
             return
         if key in self.comments:
-            raise self.error(line, f"a second '# {key}' comment in one sentence (the first is on line "
-                                   f"{self.comments[key][1]})", "expected one per sentence")
+            raise self.error(
+                line,
+                f"a second '# {key}' comment in one sentence (the first is on line {self.comments[key][1]})",
+                "expected one per sentence",
+            )
         if not value:
             raise self.error(line, f"'# {key}' has no value", f"expected '# {key} = ...'")
         self.comments[key] = (value, line)
@@ -168,25 +178,36 @@ class _Sentence:
     def _multiword(self, line: int, columns: list[str], first: int, last: int) -> _Token:
         ident, expected = columns[0], len(self.rows) + 1
         if first != expected:
-            raise self.error(line, f"multi-word token {ident} starts at word {first}",
-                             f"expected it to start at the next word, {expected}")
+            raise self.error(
+                line,
+                f"multi-word token {ident} starts at word {first}",
+                f"expected it to start at the next word, {expected}",
+            )
         if last <= first:
-            raise self.error(line, f"multi-word token range {ident} is empty or reversed",
-                             "expected FIRST-LAST with LAST greater than FIRST")
+            raise self.error(
+                line,
+                f"multi-word token range {ident} is empty or reversed",
+                "expected FIRST-LAST with LAST greater than FIRST",
+            )
         token = _Token(columns[1], line, _space_after(columns[9]), True, last=last)
         self.tokens.append(token)
         return token
 
     def _unfinished(self, token: _Token) -> CorpusFormatError:
-        return self.error(token.line, f"multi-word token {token.form!r} is not followed by all its words "
-                                      f"(found {len(token.words)})",
-                          f"expected the word lines up to ID {token.last} right after it")
+        return self.error(
+            token.line,
+            f"multi-word token {token.form!r} is not followed by all its words (found {len(token.words)})",
+            f"expected the word lines up to ID {token.last} right after it",
+        )
 
     def _sent_id(self, number: int, sent_ids: dict[str, int]) -> str:
         value, line = self.comments.get("sent_id", (f"{Path(self.source).stem}-{number}", self.block[0][0]))
         if value in sent_ids:
-            raise self.error(line, f"sent_id {value!r} is already used by the sentence on line {sent_ids[value]}",
-                             "expected a unique sent_id for each sentence")
+            raise self.error(
+                line,
+                f"sent_id {value!r} is already used by the sentence on line {sent_ids[value]}",
+                "expected a unique sent_id for each sentence",
+            )
         sent_ids[value] = line
         return value
 
@@ -194,8 +215,11 @@ class _Sentence:
         if "text" in self.comments:
             return self.comments["text"][0]
         if all(token.form == "_" for token in self.tokens):
-            raise self.error(self.block[0][0], "no '# text' comment and no word forms (FORM is _)",
-                             "expected a '# text = ...' comment or the words' forms to rebuild the text from")
+            raise self.error(
+                self.block[0][0],
+                "no '# text' comment and no word forms (FORM is _)",
+                "expected a '# text = ...' comment or the words' forms to rebuild the text from",
+            )
         parts: list[str] = []
         for token in self.tokens:
             parts += [token.form, " " if token.space_after else ""]
@@ -209,10 +233,13 @@ class _Sentence:
             while position < len(text) and text[position].isspace():
                 position += 1
             if not text.startswith(token.form, position):
-                found = text[position:position + len(token.form) + 10]
-                raise self.error(token.line, f"the form {token.form!r} is not in the sentence text at character "
-                                             f"{position} (the text there is {found!r})",
-                                 "expected the forms, in order, to spell out the sentence text (whitespace aside)")
+                found = text[position : position + len(token.form) + 10]
+                raise self.error(
+                    token.line,
+                    f"the form {token.form!r} is not in the sentence text at character "
+                    f"{position} (the text there is {found!r})",
+                    "expected the forms, in order, to spell out the sentence text (whitespace aside)",
+                )
             start, position = position, position + len(token.form)
             forms = [self.rows[i][1][1] for i in token.words]
             if token.is_mwt and "".join(forms) == token.form:
@@ -226,8 +253,11 @@ class _Sentence:
         rest = text[position:].strip()
         if rest:
             line = self.comments["text"][1]
-            raise self.error(line, f"the text goes on after the last word's form: {rest[:30]!r}",
-                             "expected the word forms to spell out the whole '# text'")
+            raise self.error(
+                line,
+                f"the text goes on after the last word's form: {rest[:30]!r}",
+                "expected the word forms to spell out the whole '# text'",
+            )
         return spans
 
     def _check_tree(self, heads: list[int | None]) -> None:
@@ -249,12 +279,14 @@ class _Sentence:
         if value == "_":
             return None
         if not HEAD_ID.fullmatch(value):
-            raise self.error(line, f"HEAD {value!r} is not an integer",
-                             "expected the ID of the head word, 0 for the root, or _")
+            raise self.error(
+                line, f"HEAD {value!r} is not an integer", "expected the ID of the head word, 0 for the root, or _"
+            )
         head = int(value)
         if head > size:
-            raise self.error(line, f"HEAD {head} is out of range",
-                             f"expected 0 (the root) or a word ID of this sentence, 1-{size}")
+            raise self.error(
+                line, f"HEAD {head} is out of range", f"expected 0 (the root) or a word ID of this sentence, 1-{size}"
+            )
         if head == index + 1:
             raise self.error(line, f"HEAD {head} is the word itself", "expected another word's ID, or 0 for the root")
         return head - 1

@@ -49,8 +49,13 @@ def is_ewt_directory(directory: Path) -> bool:
     return all((directory / name).is_file() for name in EWT_FILES)
 
 
-def ewt_files(directory: Path | str | None = None, cache_dir: Path | None = None, *,
-              base_url: str | None = None, timeout: float = DOWNLOAD_TIMEOUT) -> list[Path]:
+def ewt_files(
+    directory: Path | str | None = None,
+    cache_dir: Path | None = None,
+    *,
+    base_url: str | None = None,
+    timeout: float = DOWNLOAD_TIMEOUT,
+) -> list[Path]:
     """Paths of the EWT dev and test files, in that order.
 
     With ``directory`` (default: ``$ATTNSCOPE_EWT_DIR`` when set), the files must be there (their content is not
@@ -87,13 +92,17 @@ def download(url: str, target: Path, sha256: str, *, timeout: float = DOWNLOAD_T
     The bytes go to a temporary file beside ``target`` that is renamed onto it only after the
     checksum matched. Raises `CorpusError` for a failed download or a checksum mismatch.
     """
-    advice = (f"pass a local directory that holds {' and '.join(EWT_FILES)} instead "
-              f"(--corpus DIR), or download them yourself from {EWT_BASE_URL}")
+    advice = (
+        f"pass a local directory that holds {' and '.join(EWT_FILES)} instead "
+        f"(--corpus DIR), or download them yourself from {EWT_BASE_URL}"
+    )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise CorpusError(f"cannot create the cache directory {target.parent}: {error.strerror or error}; "
-                          f"set {CACHE_ENV} to a writable directory, or {advice}") from None
+        raise CorpusError(
+            f"cannot create the cache directory {target.parent}: {error.strerror or error}; "
+            f"set {CACHE_ENV} to a writable directory, or {advice}"
+        ) from None
     digest = hashlib.sha256()
     with atomic_file(target, "wb") as out:  # replaces target only if the block ends without an error
         try:
@@ -107,6 +116,8 @@ def download(url: str, target: Path, sha256: str, *, timeout: float = DOWNLOAD_T
                 reason = f"HTTP {error.code} {error.reason}"
             raise CorpusError(f"could not download {url} ({reason}); {advice}") from None
         if digest.hexdigest() != sha256:
-            raise CorpusError(f"the download of {url} has SHA-256 {digest.hexdigest()}; expected {sha256} "
-                              f"(a corrupted download or a changed file): {advice}")
+            raise CorpusError(
+                f"the download of {url} has SHA-256 {digest.hexdigest()}; expected {sha256} "
+                f"(a corrupted download or a changed file): {advice}"
+            )
     return target

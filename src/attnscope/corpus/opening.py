@@ -27,8 +27,13 @@ GOLD = "conllu (gold)"
 SPECS = "'ewt', a directory of .conllu files, a .conllu file, or a .txt file (with a spaCy pipeline)"
 
 
-def open_corpus(spec: str | Path, *, spacy_pipeline: str | Language | None = None, silver_ner: bool | None = None,
-                ner_pipeline: str | Language = DEFAULT_NER_PIPELINE) -> Corpus:
+def open_corpus(
+    spec: str | Path,
+    *,
+    spacy_pipeline: str | Language | None = None,
+    silver_ner: bool | None = None,
+    ner_pipeline: str | Language = DEFAULT_NER_PIPELINE,
+) -> Corpus:
     """Read the corpus ``spec`` names, whole, into a `Corpus`.
 
     ``spec`` is ``"ewt"`` (UD English EWT dev + test, from the cache or downloaded), a directory
@@ -61,11 +66,15 @@ def open_corpus(spec: str | Path, *, spacy_pipeline: str | Language | None = Non
         return _conllu_corpus(path.stem, [path], _ner(silver_ner, False, ner_pipeline))
     if suffix == ".txt":
         if spacy_pipeline is None:
-            raise CorpusError(f"{path} is raw text, which needs a spaCy pipeline to annotate it; "
-                              f"name one, e.g. spacy_pipeline={DEFAULT_NER_PIPELINE!r} (--spacy-pipeline)")
+            raise CorpusError(
+                f"{path} is raw text, which needs a spaCy pipeline to annotate it; "
+                f"name one, e.g. spacy_pipeline={DEFAULT_NER_PIPELINE!r} (--spacy-pipeline)"
+            )
         if silver_ner:
-            raise CorpusError(f"{path} is raw text, whose entity types come from its spaCy pipeline "
-                              f"({spacy_pipeline!r}); silver_ner is only for CoNLL-U corpora: leave it out")
+            raise CorpusError(
+                f"{path} is raw text, whose entity types come from its spaCy pipeline "
+                f"({spacy_pipeline!r}); silver_ner is only for CoNLL-U corpora: leave it out"
+            )
         nlp = load_pipeline(spacy_pipeline)
         check_sentences(nlp)
         annotator = pipeline_description(nlp)
@@ -91,8 +100,10 @@ def _ner(silver_ner: bool | None, is_ewt: bool, pipeline: str | Language) -> Lan
 
 def _no_pipeline(spacy_pipeline: object, spec: object) -> None:
     if spacy_pipeline is not None:
-        raise CorpusError(f"a spaCy pipeline was given, but {str(spec)!r} is a CoNLL-U corpus with its own "
-                          f"annotations; a pipeline is only for .txt files: leave it out")
+        raise CorpusError(
+            f"a spaCy pipeline was given, but {str(spec)!r} is a CoNLL-U corpus with its own "
+            f"annotations; a pipeline is only for .txt files: leave it out"
+        )
 
 
 def _conllu_corpus(name: str, files: list[Path], ner: Language | None) -> Corpus:
@@ -100,12 +111,24 @@ def _conllu_corpus(name: str, files: list[Path], ner: Language | None) -> Corpus
     if ner is None:
         return _corpus(name, files, sentences, GOLD)
     described = pipeline_description(ner)
-    return _corpus(name, files, add_silver_entities(tuple(sentences), ner), _silver_annotator(described),
-                   silver=described, silver_fields=SILVER_FIELDS)
+    return _corpus(
+        name,
+        files,
+        add_silver_entities(tuple(sentences), ner),
+        _silver_annotator(described),
+        silver=described,
+        silver_fields=SILVER_FIELDS,
+    )
 
 
-def _corpus(name: str, files: list[Path], sentences: Iterable[AnnotatedSentence], annotator: str,
-            silver: str | None = None, silver_fields: Iterable[str] | None = None) -> Corpus:
+def _corpus(
+    name: str,
+    files: list[Path],
+    sentences: Iterable[AnnotatedSentence],
+    annotator: str,
+    silver: str | None = None,
+    silver_fields: Iterable[str] | None = None,
+) -> Corpus:
     """The corpus of ``sentences``; ``silver`` describes the model that predicted ``silver_fields``
     (default: every field)."""
     read = tuple(sentences)
@@ -115,13 +138,24 @@ def _corpus(name: str, files: list[Path], sentences: Iterable[AnnotatedSentence]
     for sentence in read:
         problem = tree_problem([word.head for word in sentence.words])
         if problem is not None:  # every reader checks or repairs its trees: this is a reader's bug
-            raise CorpusError(f"{sentence.source}:{sentence.line}: sentence {sentence.sent_id!r} is not one "
-                              f"dependency tree: {problem.message()}")
+            raise CorpusError(
+                f"{sentence.source}:{sentence.line}: sentence {sentence.sent_id!r} is not one "
+                f"dependency tree: {problem.message()}"
+            )
         other = first.setdefault(sentence.sent_id, sentence)
         if other is not sentence:
-            raise CorpusError(f"{sentence.source}:{sentence.line}: sent_id {sentence.sent_id!r} is already used "
-                              f"by {other.source}:{other.line}; expected unique sentence ids across the corpus")
+            raise CorpusError(
+                f"{sentence.source}:{sentence.line}: sent_id {sentence.sent_id!r} is already used "
+                f"by {other.source}:{other.line}; expected unique sentence ids across the corpus"
+            )
     fields = fields_present(read)
     predicted = {} if silver is None else {f: silver for f in fields if silver_fields is None or f in silver_fields}
-    return Corpus(name=name, files=tuple(files), checksum=files_checksum(files), sentences=read,
-                  fields=fields, annotator=annotator, silver=predicted)
+    return Corpus(
+        name=name,
+        files=tuple(files),
+        checksum=files_checksum(files),
+        sentences=read,
+        fields=fields,
+        annotator=annotator,
+        silver=predicted,
+    )

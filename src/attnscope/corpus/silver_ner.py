@@ -87,8 +87,9 @@ def entity_pipeline(pipeline: str | Language) -> Language:
     return nlp
 
 
-def add_silver_entities(sentences: Sequence[AnnotatedSentence], nlp: Language,
-                        batch_size: int = 256) -> tuple[AnnotatedSentence, ...]:
+def add_silver_entities(
+    sentences: Sequence[AnnotatedSentence], nlp: Language, batch_size: int = 256
+) -> tuple[AnnotatedSentence, ...]:
     """``sentences`` with `Word.ner` and `Word.ner_iob` set from ``nlp``'s entities (see `align_entities`).
 
     Each sentence's text is one input to ``nlp``, run with only the components that find entities

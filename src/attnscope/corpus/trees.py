@@ -79,7 +79,7 @@ def _first_cycle(heads: Sequence[int]) -> list[int]:
             path.append(node)
             node = heads[node]
         if 0 <= node < len(heads) and state[node] == 1:
-            cycle = path[path.index(node):]
+            cycle = path[path.index(node) :]
             first = cycle.index(min(cycle))
             return cycle[first:] + cycle[:first]
         for visited in path:

@@ -6,6 +6,17 @@ from .search import DEFAULT_TOP, MODES, Index, Query
 from .summaries import Match, SearchResult, Summary
 
 __all__ = [
-    "BuildOptions", "BuildReport", "DEFAULT_TOP", "Index", "IndexFormatError", "IndexMismatchError", "MODES",
-    "Manifest", "Match", "Query", "SearchResult", "Summary", "build_index",
+    "BuildOptions",
+    "BuildReport",
+    "DEFAULT_TOP",
+    "Index",
+    "IndexFormatError",
+    "IndexMismatchError",
+    "MODES",
+    "Manifest",
+    "Match",
+    "Query",
+    "SearchResult",
+    "Summary",
+    "build_index",
 ]

@@ -52,7 +52,7 @@ class AttentionStore:
         """(heads, n, n) uint8 weights of one sentence at one layer."""
         start, end = self.spans[sentence * self.layers + layer]
         # a decompressor per call: they are cheap, and not safe to share between threads
-        raw = zstandard.ZstdDecompressor().decompress(self.data[int(start):int(end)].tobytes())
+        raw = zstandard.ZstdDecompressor().decompress(self.data[int(start) : int(end)].tobytes())
         n = int(round((len(raw) / self.heads) ** 0.5))
         return np.frombuffer(raw, dtype=np.uint8).reshape(self.heads, n, n)
 

@@ -77,8 +77,9 @@ class BuildOptions:
         if self.vector_bits not in vectors.QTYPES:
             raise InputError(f"vector_bits={self.vector_bits} is not supported: use one of {sorted(vectors.QTYPES)}")
         if self.long not in LONG_POLICIES:
-            raise InputError(f"long={self.long!r} is not a policy for over-long sentences: use one of "
-                             f"{', '.join(LONG_POLICIES)}")
+            raise InputError(
+                f"long={self.long!r} is not a policy for over-long sentences: use one of {', '.join(LONG_POLICIES)}"
+            )
         if self.calibration_batches < 1:
             raise InputError(f"calibration_batches must be at least 1, got {self.calibration_batches}")
 
@@ -97,8 +98,15 @@ Progress = Callable[[int, int], None]
 """``progress(tokens_done, tokens_total)``, called after every batch."""
 
 
-def build_index(corpus: Corpus, handle: ModelHandle, out: Path | str, *, options: BuildOptions = BuildOptions(),
-                overwrite: bool = False, progress: Progress | None = None) -> BuildReport:
+def build_index(
+    corpus: Corpus,
+    handle: ModelHandle,
+    out: Path | str,
+    *,
+    options: BuildOptions = BuildOptions(),
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> BuildReport:
     """Index every non-special token of ``corpus`` under ``handle``'s model into the directory ``out``.
 
     Raises `InputError` for bad options or an unusable ``out`` (see `check_build_target`), and `WriteError`
@@ -109,8 +117,9 @@ def build_index(corpus: Corpus, handle: ModelHandle, out: Path | str, *, options
         return _build_index(corpus, handle, out, options, progress)
 
 
-def _build_index(corpus: Corpus, handle: ModelHandle, out: Path, options: BuildOptions,
-                 progress: Progress | None) -> BuildReport:
+def _build_index(
+    corpus: Corpus, handle: ModelHandle, out: Path, options: BuildOptions, progress: Progress | None
+) -> BuildReport:
     started = time.perf_counter()
     if handle.kind == "encoder-decoder":
         raise InputError("indexing encoder-decoder models is not supported yet: use an encoder or a decoder model")
@@ -123,8 +132,12 @@ def _build_index(corpus: Corpus, handle: ModelHandle, out: Path, options: BuildO
     total = sum(p.rows for p in planned)
     fingerprints = model_fingerprint(handle.model), tokenizer_fingerprint(handle.tokenizer)
     identity = {
-        "model": handle.name, "model_fingerprint": fingerprints[0], "tokenizer_fingerprint": fingerprints[1],
-        "corpus_checksum": corpus.checksum, "options": asdict(options), "tokens": total,
+        "model": handle.name,
+        "model_fingerprint": fingerprints[0],
+        "tokenizer_fingerprint": fingerprints[1],
+        "corpus_checksum": corpus.checksum,
+        "options": asdict(options),
+        "tokens": total,
     }
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     partial = out.with_name(out.name + ".partial")
@@ -172,8 +185,9 @@ def _build_index(corpus: Corpus, handle: ModelHandle, out: Path, options: BuildO
     return BuildReport(_finish(partial, out, manifest), out, resumed, time.perf_counter() - started)
 
 
-def _ranges(partial: Path, handle: ModelHandle, planned: list, batches: list[list[int]], calibration: int,
-            layers: int) -> tuple[dict[str, list[vectors.Ranges]], dict[int, BatchVectors]]:
+def _ranges(
+    partial: Path, handle: ModelHandle, planned: list, batches: list[list[int]], calibration: int, layers: int
+) -> tuple[dict[str, list[vectors.Ranges]], dict[int, BatchVectors]]:
     """Each kind's per-layer quantisation ranges: saved by an earlier run of this build, or calibrated
     on the first batches (a shuffled, fair sample), which are returned to be written, not recomputed."""
     path = partial / RANGES
@@ -186,8 +200,10 @@ def _ranges(partial: Path, handle: ModelHandle, planned: list, batches: list[lis
             pending[b] = extract_batch(handle, [planned[i] for i in batches[b]])
         saved = {}
         for kind in CODES:
-            made = [vectors.Ranges.from_sample(np.concatenate([getattr(v, kind)[layer] for v in pending.values()]))
-                    for layer in range(layers)]
+            made = [
+                vectors.Ranges.from_sample(np.concatenate([getattr(v, kind)[layer] for v in pending.values()]))
+                for layer in range(layers)
+            ]
             saved[f"{kind}_low"], saved[f"{kind}_span"] = (
                 np.stack([r.low for r in made]),
                 np.stack([r.span for r in made]),
@@ -200,8 +216,16 @@ def _ranges(partial: Path, handle: ModelHandle, planned: list, batches: list[lis
     return ranges, pending
 
 
-def _extract_all(handle: ModelHandle, partial: Path, planned: list, batches: list[list[int]], ranges: dict,
-                 pending: dict[int, BatchVectors], options: BuildOptions, progress: Progress | None) -> int:
+def _extract_all(
+    handle: ModelHandle,
+    partial: Path,
+    planned: list,
+    batches: list[list[int]],
+    ranges: dict,
+    pending: dict[int, BatchVectors],
+    options: BuildOptions,
+    progress: Progress | None,
+) -> int:
     """Run every batch not marked done; each is quantised, compressed and written (one part file with
     its codes and attention, then its marker) in a writer thread while the next one runs. Returns how
     many batches an earlier run had finished."""
@@ -269,8 +293,11 @@ def _assemble(partial: Path, parts: list[Path], sentences: int, layers: int) -> 
     spans = np.full((sentences * layers, 2), -1, dtype=np.int64)
     with contextlib.ExitStack() as stack:
         attention = stack.enter_context(open(partial / ATTENTION, "wb"))
-        codes = {f"{kind}.{layer}": stack.enter_context(open(partial / codes_file(kind, layer), "wb"))
-                 for kind in CODES for layer in range(layers)}
+        codes = {
+            f"{kind}.{layer}": stack.enter_context(open(partial / codes_file(kind, layer), "wb"))
+            for kind in CODES
+            for layer in range(layers)
+        }
         position = 0
         for part in parts:
             with np.load(part) as archive:

@@ -49,8 +49,9 @@ class PlanSummary:
     skipped_sentences: int = 0
 
 
-def plan_sentences(handle: ModelHandle, sentences: Sequence[AnnotatedSentence],
-                   long: str = "truncate") -> tuple[list[PlannedSentence], PlanSummary]:
+def plan_sentences(
+    handle: ModelHandle, sentences: Sequence[AnnotatedSentence], long: str = "truncate"
+) -> tuple[list[PlannedSentence], PlanSummary]:
     """Tokenise every sentence; over-long ones are truncated (``long="truncate"``, tail tokens dropped
     and counted) or left out (``"skip"``, counted). `number_rows` gives them their index rows."""
     if long not in LONG_POLICIES:
@@ -144,7 +145,7 @@ def extract_batch(handle: ModelHandle, batch: Sequence[PlannedSentence]) -> Batc
     for b, p in enumerate(batch):
         first, last = int(p.positions[0]), int(p.positions[-1])
         if last - first + 1 == len(p.positions):  # one run of ordinary tokens ([CLS] ... [SEP]): a slice
-            attention.append(np.stack([w[b][:, first:last + 1, first:last + 1] for w in weights]))
+            attention.append(np.stack([w[b][:, first : last + 1, first : last + 1] for w in weights]))
         else:
             rows, cols = p.positions[:, None], p.positions[None, :]
             attention.append(np.stack([w[b][:, rows, cols] for w in weights]))

@@ -69,7 +69,7 @@ class Words:
     def members(self, first: int) -> list[int]:
         """The rows of the word whose first row is ``first``."""
         start = int(self._start[first])
-        return self._order[start:start + int(self.size[first])].tolist()
+        return self._order[start : start + int(self.size[first])].tolist()
 
 
 def word_rows(tables: Any, row: int) -> list[int]:

@@ -181,16 +181,18 @@ class Index:
         except InputError as error:
             raise FieldError(str(error), "score") from None
         given = {f.name: getattr(query, f.name) for f in fields(Query)}
-        return CheckedQuery(**{**given, "heads": heads, "filters": self._check_filters(query.filters)},
-                            checked_for=str(self.directory))
+        return CheckedQuery(
+            **{**given, "heads": heads, "filters": self._check_filters(query.filters)}, checked_for=str(self.directory)
+        )
 
     def _check_filters(self, filters: Mapping[str, Sequence[str] | str] | None) -> dict[str, list[str]] | None:
         """Filters as lists of values, on fields this index has; `FieldError` naming ``filters.<field>``."""
         if not filters:
             return None
         if not isinstance(filters, Mapping):
-            raise FieldError(f"filters must map a field to its values, e.g. {{'upos': ['VERB']}}, got {filters!r}",
-                             "filters")
+            raise FieldError(
+                f"filters must map a field to its values, e.g. {{'upos': ['VERB']}}, got {filters!r}", "filters"
+            )
         checked = {}
         for name, values in filters.items():
             try:
@@ -206,11 +208,14 @@ class Index:
             raise InputError(f"probes must be a positive integer, got {probes!r}")
         lists = self.manifest.approximate_lists
         if not lists:
-            raise InputError("probes (--probes) is for approximate indexes; this index is exact (every vector is "
-                             "compared, there are no clusters to scan): leave probes out")
+            raise InputError(
+                "probes (--probes) is for approximate indexes; this index is exact (every vector is "
+                "compared, there are no clusters to scan): leave probes out"
+            )
         if probes > lists:
-            raise InputError(f"probes {probes} is out of range: this index has {count(lists, 'cluster')}, so "
-                             f"probes is 1-{lists}")
+            raise InputError(
+                f"probes {probes} is out of range: this index has {count(lists, 'cluster')}, so probes is 1-{lists}"
+            )
 
     def allowed(self, filters: Mapping[str, Sequence[str] | str] | None) -> np.ndarray | None:
         """(tokens,) bool mask of the tokens whose metadata pass every filter, or None without filters.
@@ -245,8 +250,16 @@ class Index:
         found = self.vector_set(kind, query.layer)
         if query.unit == "word" or query.per_sentence:
             words = self.word_vectors(kind, query.layer) if query.unit == "word" else None
-            scores, rows = grouped_search(found, self.tables, vector, query.top, self._allowed(query.filters), probes,
-                                          words=words, per_sentence=query.per_sentence)
+            scores, rows = grouped_search(
+                found,
+                self.tables,
+                vector,
+                query.top,
+                self._allowed(query.filters),
+                probes,
+                words=words,
+                per_sentence=query.per_sentence,
+            )
         else:
             scores, rows = found.search(vector, query.top, self._allowed(query.filters), probes)
             keep = rows[0] >= 0
@@ -255,9 +268,19 @@ class Index:
             scores = scores / np.float32(len(heads))
         return scores, rows
 
-    def query(self, handle: ModelHandle, text: str, token: int, query: Query, *, mask: Sequence[int] = (),
-              text_pair: str | None = None, warn: bool = True, positions: Sequence[int] | None = None,
-              tokens: Tokens | None = None) -> SearchResult:
+    def query(
+        self,
+        handle: ModelHandle,
+        text: str,
+        token: int,
+        query: Query,
+        *,
+        mask: Sequence[int] = (),
+        text_pair: str | None = None,
+        warn: bool = True,
+        positions: Sequence[int] | None = None,
+        tokens: Tokens | None = None,
+    ) -> SearchResult:
         """Search with the representation of ``token`` (a position in the tokens of ``text``, or of the
         pair ``text`` + ``text_pair`` as the model joins them), or of its word (``query.unit``), at the
         query's layer. ``positions`` names the tokens of a word search explicitly (a word as written that
@@ -270,8 +293,16 @@ class Index:
         self.verify(handle)
         query = self.check_query(query)
         heads = query.heads
-        cap = capture(handle, text, text_pair, mask=mask, fields=("hidden_states", "head_outputs"), top_k=0,
-                      warn=warn, tokens=tokens)
+        cap = capture(
+            handle,
+            text,
+            text_pair,
+            mask=mask,
+            fields=("hidden_states", "head_outputs"),
+            top_k=0,
+            warn=warn,
+            tokens=tokens,
+        )
         if positions is None:
             positions = query_positions(cap.tokens, token, query.unit)
         else:
@@ -279,11 +310,24 @@ class Index:
         vector = query_vector(cap.main, query.mode, query.layer, positions)
         scores, rows = self.search(query, vector)
         matches = make_matches(self, rows, scores, query.layer, heads, words=query.unit == "word")
-        return SearchResult(query.mode, query.layer, list(heads), text, token, cap.tokens.display[token],
-                            matches, summarise(matches, self.tables.fields), text_pair, unit=query.unit,
-                            per_sentence=query.per_sentence, score=query.score, score_max=score_max(query, heads),
-                            score_meaning=score_meaning(query, heads), query_positions=positions,
-                            query_text=words_text(cap.tokens, positions))
+        return SearchResult(
+            query.mode,
+            query.layer,
+            list(heads),
+            text,
+            token,
+            cap.tokens.display[token],
+            matches,
+            summarise(matches, self.tables.fields),
+            text_pair,
+            unit=query.unit,
+            per_sentence=query.per_sentence,
+            score=query.score,
+            score_max=score_max(query, heads),
+            score_meaning=score_meaning(query, heads),
+            query_positions=positions,
+            query_text=words_text(cap.tokens, positions),
+        )
 
 
 def filter_values(name: str, values: Sequence[str] | str) -> list[str]:
@@ -292,11 +336,15 @@ def filter_values(name: str, values: Sequence[str] | str) -> list[str]:
     if isinstance(values, str):
         values = [values]
     if not isinstance(values, (list, tuple, set, frozenset)) or not all(isinstance(v, str) for v in values):
-        raise InputError(f"filter {name!r}: give its values as a list of strings, or one string, e.g. "
-                         f"{{{name!r}: ['VERB', 'AUX']}}; got {values!r}")
+        raise InputError(
+            f"filter {name!r}: give its values as a list of strings, or one string, e.g. "
+            f"{{{name!r}: ['VERB', 'AUX']}}; got {values!r}"
+        )
     if not values or not all(values):
-        raise InputError(f"filter {name!r} has no values or an empty one: give at least one, e.g. "
-                         f"{{{name!r}: ['VERB']}}; got {values!r}")
+        raise InputError(
+            f"filter {name!r} has no values or an empty one: give at least one, e.g. "
+            f"{{{name!r}: ['VERB']}}; got {values!r}"
+        )
     return list(values)
 
 
@@ -306,9 +354,11 @@ def check_score(mode: str, score: str) -> None:
     if score not in SCORES:
         raise InputError(f"score {score!r} is unknown: use one of {', '.join(SCORES)}")
     if score != "sum" and mode != "heads":
-        raise InputError(f"score {score!r} (--score {score}) is for head searches (mode 'heads', --heads), which "
-                         "add up or average several heads' cosines; an embedding search's score is one cosine: "
-                         "leave score out, or search by heads")
+        raise InputError(
+            f"score {score!r} (--score {score}) is for head searches (mode 'heads', --heads), which "
+            "add up or average several heads' cosines; an embedding search's score is one cosine: "
+            "leave score out, or search by heads"
+        )
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -322,7 +372,8 @@ def check_query_token(tokens: Tokens, token: int) -> None:
     if tokens.special[token]:
         raise InputError(
             f"token {token} is the special token {tokens.display[token]!r}: special tokens are not in the corpus "
-            "index (only the corpus's own words are), so it has no neighbours there; choose a word's token")
+            "index (only the corpus's own words are), so it has no neighbours there; choose a word's token"
+        )
 
 
 def query_positions(tokens: Tokens, token: int, unit: str = "token") -> list[int]:
@@ -333,8 +384,11 @@ def query_positions(tokens: Tokens, token: int, unit: str = "token") -> list[int
     if unit != "word" or tokens.word_ids[token] is None:
         return [token]
     word, segment = tokens.word_ids[token], tokens.segments[token]
-    return [p for p, (w, s, special) in enumerate(zip(tokens.word_ids, tokens.segments, tokens.special))
-            if w == word and s == segment and not special]
+    return [
+        p
+        for p, (w, s, special) in enumerate(zip(tokens.word_ids, tokens.segments, tokens.special))
+        if w == word and s == segment and not special
+    ]
 
 
 def given_positions(tokens: Tokens, token: int, positions: Sequence[int], unit: str) -> list[int]:
@@ -393,5 +447,17 @@ def zero_other_heads(vector: np.ndarray, heads: Sequence[int], head_count: int) 
     return parts.reshape(-1)
 
 
-__all__ = ["CheckedQuery", "Index", "Match", "Query", "SearchResult", "check_query_token", "check_score",
-           "filter_values", "query_positions", "query_vector", "zero_other_heads", "unit"]
+__all__ = [
+    "CheckedQuery",
+    "Index",
+    "Match",
+    "Query",
+    "SearchResult",
+    "check_query_token",
+    "check_score",
+    "filter_values",
+    "query_positions",
+    "query_vector",
+    "zero_other_heads",
+    "unit",
+]

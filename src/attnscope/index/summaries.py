@@ -114,8 +114,9 @@ class SearchResult:
         return result
 
 
-def make_matches(index: Any, rows: np.ndarray, scores: np.ndarray, layer: int, heads: Sequence[int],
-                 words: bool = False) -> list[Match]:
+def make_matches(
+    index: Any, rows: np.ndarray, scores: np.ndarray, layer: int, heads: Sequence[int], words: bool = False
+) -> list[Match]:
     """Matches for result ``rows`` of ``index`` at ``layer``, attention averaged over ``heads`` (and over
     the matched word's tokens when ``words``: each row is then the first token of a corpus word)."""
     from .grouping import word_rows
@@ -134,16 +135,29 @@ def make_matches(index: Any, rows: np.ndarray, scores: np.ndarray, layer: int, h
         strongest = int(np.argmax(weights))
         text = str(sentences["text"][sentence])
         match = Match(
-            row=row, score=float(score), sentence=sentence, sent_id=str(sentences["sent_id"][sentence]),
-            source=str(sentences["source"][sentence]), line=int(sentences["line"][sentence]),
-            text=text, position=position,
-            tokens=[str(t) for t in tokens["token"][span.start:span.stop]],
-            metadata={f: [_value(v) for v in tokens[f][span.start:span.stop]] for f in fields},
-            attention=[round(float(w), 4) for w in weights], max_attention=strongest, offset=strongest - position,
-            matched=matched, input_position=int(tokens["position"][row]),
+            row=row,
+            score=float(score),
+            sentence=sentence,
+            sent_id=str(sentences["sent_id"][sentence]),
+            source=str(sentences["source"][sentence]),
+            line=int(sentences["line"][sentence]),
+            text=text,
+            position=position,
+            tokens=[str(t) for t in tokens["token"][span.start : span.stop]],
+            metadata={f: [_value(v) for v in tokens[f][span.start : span.stop]] for f in fields},
+            attention=[round(float(w), 4) for w in weights],
+            max_attention=strongest,
+            offset=strongest - position,
+            matched=matched,
+            input_position=int(tokens["position"][row]),
         )
-        _add_surface(match, text, tokens["start"][span.start:span.stop], tokens["end"][span.start:span.stop],
-                     tokens["word"][span.start:span.stop])
+        _add_surface(
+            match,
+            text,
+            tokens["start"][span.start : span.stop],
+            tokens["end"][span.start : span.stop],
+            tokens["word"][span.start : span.stop],
+        )
         matches.append(match)
     return matches
 
@@ -154,7 +168,7 @@ def _add_surface(match: Match, text: str, starts: np.ndarray, ends: np.ndarray, 
     as the text is written (`capture.written`): a character split over several tokens is shown by the
     first, the others have empty surfaces; a token that stands for whitespace only has an empty surface."""
     spans = [(a, b) if 0 <= a <= b <= len(text) else None for a, b in zip(starts.tolist(), ends.tolist())]
-    blank = [span is not None and is_blank(token, text[span[0]:span[1]]) for token, span in zip(match.tokens, spans)]
+    blank = [span is not None and is_blank(token, text[span[0] : span[1]]) for token, span in zip(match.tokens, spans)]
     pieces = written_pieces(text, spans, match.tokens, blank)
     previous_word = -1
     for i, (piece, word) in enumerate(zip(pieces, words.tolist())):

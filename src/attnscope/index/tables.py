@@ -18,8 +18,9 @@ WORD_FIELDS = METADATA_FIELDS + ("head", "form")
 """Per-token columns taken from the token's word: the annotations, the word's head and its form."""
 
 
-def write_tables(directory: Path, planned: Sequence[PlannedSentence], sentences: Sequence[AnnotatedSentence],
-                 fields: Sequence[str]) -> None:
+def write_tables(
+    directory: Path, planned: Sequence[PlannedSentence], sentences: Sequence[AnnotatedSentence], fields: Sequence[str]
+) -> None:
     """Write ``tokens.parquet`` (one row per index row, in row order) and ``sentences.parquet`` (the
     planned sentences in corpus order, each with where its rows start)."""
     import pyarrow as pa
@@ -27,8 +28,20 @@ def write_tables(directory: Path, planned: Sequence[PlannedSentence], sentences:
 
     kept = [f for f in WORD_FIELDS if f in fields or f in ("head", "form")]
     tokens: dict[str, list] = {name: [] for name in ("sentence", "position", "word", "token", "start", "end", *kept)}
-    rows: dict[str, list] = {name: [] for name in ("corpus_index", "sent_id", "text", "source", "line",
-                                                   "first_row", "rows", "model_tokens", "truncated")}
+    rows: dict[str, list] = {
+        name: []
+        for name in (
+            "corpus_index",
+            "sent_id",
+            "text",
+            "source",
+            "line",
+            "first_row",
+            "rows",
+            "model_tokens",
+            "truncated",
+        )
+    }
     for item in planned:  # sentences in corpus order
         sentence = sentences[item.sentence]
         for name, value in (

@@ -91,7 +91,7 @@ def build_ivf(codes: np.ndarray, dim: int, bits: int, ranges: Ranges, lists: int
     index.train(decode(np.asarray(codes[sample]), dim, bits, ranges))
     faiss.copy_array_to_vector(ranges.trained(), index.sq.trained)  # encode with the index's own ranges
     for start in range(0, count, chunk):
-        index.add(decode(np.asarray(codes[start:start + chunk]), dim, bits, ranges))
+        index.add(decode(np.asarray(codes[start : start + chunk]), dim, bits, ranges))
     return index
 
 
@@ -130,8 +130,9 @@ class VectorSet:
         index = _faiss().read_index(str(path))
         return cls(index, index.ntotal, dim, bits, ranges)
 
-    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
-               probes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None, probes: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` inner products for each query row: (scores, token rows), best first; rows are -1
         where fewer than ``k`` tokens are allowed. ``allowed`` is a (tokens,) bool mask or None;
         ``probes`` is how many clusters an approximate set scans (all of them: exact)."""
@@ -167,5 +168,8 @@ def serialise(index) -> bytes:
 def faiss_codes(index, count: int) -> np.ndarray:
     """The codes an IndexScalarQuantizer holds, (count, code_size) uint8."""
     faiss = _faiss()
-    return faiss.vector_to_array(index.codes).reshape(count, index.sq.code_size) if count else \
-        np.zeros((0, index.sq.code_size), dtype=np.uint8)
+    return (
+        faiss.vector_to_array(index.codes).reshape(count, index.sq.code_size)
+        if count
+        else np.zeros((0, index.sq.code_size), dtype=np.uint8)
+    )

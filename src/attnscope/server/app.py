@@ -65,16 +65,22 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(413, "payload_too_large",
-                                  f"the request body is over {self.max_bytes:,} bytes: send a shorter text")
+        response = error_response(
+            413, "payload_too_large", f"the request body is over {self.max_bytes:,} bytes: send a shorter text"
+        )
         await response(scope, receive, send)
 
 
 def create_app(state: AppState) -> FastAPI:
     """The attnscope API over ``state``'s models and corpora; serve it with uvicorn."""
     # FastAPIOffline serves /docs with Swagger UI from its own package files instead of a CDN.
-    app = FastAPIOffline(title="attnscope", version=__version__, static_url="/docs-assets", redoc_url=None,
-                         description="What Transformer models attend to: attention, predictions and corpus search.")
+    app = FastAPIOffline(
+        title="attnscope",
+        version=__version__,
+        static_url="/docs-assets",
+        redoc_url=None,
+        description="What Transformer models attend to: attention, predictions and corpus search.",
+    )
     app.state.attnscope = state
     install_error_handlers(app)
     app.include_router(router)

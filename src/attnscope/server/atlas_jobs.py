@@ -64,8 +64,9 @@ class AtlasJobs:
                     job = replace(job, done=tokens, total=tokens)
                 self._jobs[corpus.name] = job
                 if cached is None:
-                    thread = threading.Thread(target=self._run, args=(corpus,), name=f"atlas-{corpus.name}",
-                                              daemon=True)
+                    thread = threading.Thread(
+                        target=self._run, args=(corpus,), name=f"atlas-{corpus.name}", daemon=True
+                    )
                     self._threads[corpus.name] = thread
                     thread.start()
             elif job.error is not None:
@@ -86,14 +87,21 @@ class AtlasJobs:
 
     def _run(self, corpus: Corpus) -> None:
         try:
-            atlas = atlas_for_index(corpus.index, corpus.model, batch_tokens=self.batch_tokens,
-                                    progress=lambda done, total: self._set(corpus.name, done=done, total=total))
+            atlas = atlas_for_index(
+                corpus.index,
+                corpus.model,
+                batch_tokens=self.batch_tokens,
+                progress=lambda done, total: self._set(corpus.name, done=done, total=total),
+            )
         except AttnscopeError as error:
             self._set(corpus.name, error=f"the head atlas of corpus {corpus.name!r} could not be computed: {error}")
         except Exception as error:  # a bug or a full disk: say so on the page, keep the traceback in the log
             log.exception("computing the head atlas of corpus %r failed", corpus.name)
-            self._set(corpus.name, error=f"the head atlas of corpus {corpus.name!r} could not be computed "
-                                         f"({type(error).__name__}: {error}); see the server's log")
+            self._set(
+                corpus.name,
+                error=f"the head atlas of corpus {corpus.name!r} could not be computed "
+                f"({type(error).__name__}: {error}); see the server's log",
+            )
         else:
             tokens = model_tokens(corpus)
             self._set(corpus.name, atlas=atlas, done=tokens, total=tokens)

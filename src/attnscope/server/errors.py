@@ -33,8 +33,14 @@ from .schemas import ErrorBody, ErrorResponse
 
 log = logging.getLogger("attnscope.server")
 
-_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-               415: "unsupported_media_type", 422: "validation_error"}
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+}
 
 
 class ApiError(Exception):
@@ -46,8 +52,9 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.field = status, code, message, field
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None,
-                   headers: Mapping[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     """The one error shape as a response."""
     body = ErrorResponse(error=ErrorBody(status=status, code=code, message=message, field=field))
     return JSONResponse(body.model_dump(), status_code=status, headers=dict(headers) if headers else None)
@@ -91,10 +98,16 @@ def malformed_body(cause: BaseException | None) -> JSONResponse:
     elif cause is None:
         what = "is empty"
     else:
-        what = "is not valid JSON" + (f" ({cause.msg} at line {cause.lineno} column {cause.colno})"
-                                      if isinstance(cause, json.JSONDecodeError) else "")
-    return error_response(400, "malformed_body", f"the request body {what}: send a JSON object, UTF-8 encoded "
-                          "(see /docs for each route's fields)")
+        what = "is not valid JSON" + (
+            f" ({cause.msg} at line {cause.lineno} column {cause.colno})"
+            if isinstance(cause, json.JSONDecodeError)
+            else ""
+        )
+    return error_response(
+        400,
+        "malformed_body",
+        f"the request body {what}: send a JSON object, UTF-8 encoded (see /docs for each route's fields)",
+    )
 
 
 def _validation_message(error: dict[str, Any]) -> str:

@@ -22,10 +22,16 @@ from fastapi.responses import HTMLResponse
 from ..views.html import bundle, static_text
 from .errors import ApiError
 
-CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                           "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-PAGE_HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
 
 
 @dataclass(frozen=True)
@@ -42,8 +48,7 @@ def app_assets() -> Assets:
     """Read and bundle the app's files once per process."""
     files = {
         "app.js": (bundle("app").encode("utf-8"), "text/javascript; charset=utf-8"),
-        "app.css": ((static_text("app.css") + static_text("atlas.css")).encode("utf-8"),
-                    "text/css; charset=utf-8"),
+        "app.css": ((static_text("app.css") + static_text("atlas.css")).encode("utf-8"), "text/css; charset=utf-8"),
     }
     digest = hashlib.sha256(b"".join(content for content, _ in files.values())).hexdigest()[:16]
     prefix = f"/assets/{digest}"

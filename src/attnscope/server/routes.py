@@ -73,9 +73,20 @@ def list_corpora(request: Request) -> list[CorpusInfo]:
     out = []
     for name, corpus in _state(request).corpora.items():
         m = corpus.index.manifest
-        out.append(CorpusInfo(name=name, model=_state(request).name_of(corpus.model), corpus=m.corpus, tokens=m.tokens,
-                              sentences=m.sentences, layers=m.layers, heads=m.heads, fields=list(m.fields),
-                              annotator=m.annotator, silver=dict(m.silver)))
+        out.append(
+            CorpusInfo(
+                name=name,
+                model=_state(request).name_of(corpus.model),
+                corpus=m.corpus,
+                tokens=m.tokens,
+                sentences=m.sentences,
+                layers=m.layers,
+                heads=m.heads,
+                fields=list(m.fields),
+                annotator=m.annotator,
+                silver=dict(m.silver),
+            )
+        )
     return out
 
 
@@ -87,11 +98,20 @@ def attention(body: AttentionRequest, request: Request) -> AttentionResponse:
     tokens = _encode(state, handle, body.text, body.text_pair, body.mask)
     note = _no_predictions_note(handle, name)
     with in_field(None):
-        cap = capture(handle, body.text, body.text_pair, mask=body.mask, fields=["attentions"],
-                      top_k=0 if note else TOP_PREDICTIONS, warn=False, tokens=tokens)
+        cap = capture(
+            handle,
+            body.text,
+            body.text_pair,
+            mask=body.mask,
+            fields=["attentions"],
+            top_k=0 if note else TOP_PREDICTIONS,
+            warn=False,
+            tokens=tokens,
+        )
     weights = cap.attentions  # (layers, heads, query, key) of the main stack: the encoder's, or a decoder's
-    encoded = EncodedAttention(scale=SCALE, shape=list(weights.shape),
-                               data=base64.b64encode(quantise(weights).tobytes()).decode("ascii"))
+    encoded = EncodedAttention(
+        scale=SCALE, shape=list(weights.shape), data=base64.b64encode(quantise(weights).tobytes()).decode("ascii")
+    )
     predictions, mode = None, None
     if note is None:
         predictions = [PositionPredictions(position=p, candidates=_candidates(cap, p)) for p in range(len(cap.tokens))]
@@ -112,17 +132,24 @@ def attention(body: AttentionRequest, request: Request) -> AttentionResponse:
 def _no_predictions_note(handle: ModelHandle, name: str) -> str | None:
     """Why ``POST /api/attention`` gives no predictions at the input's positions for this model; None when it does."""
     if not handle.has_lm_head:
-        return (f"model {name!r} has no language-model head, so it cannot predict masked tokens: "
-                "serve a checkpoint with a masked-LM or causal-LM head for predictions")
+        return (
+            f"model {name!r} has no language-model head, so it cannot predict masked tokens: "
+            "serve a checkpoint with a masked-LM or causal-LM head for predictions"
+        )
     if handle.kind == "encoder-decoder":
-        return (f"model {name!r} is an encoder-decoder: its language-model head predicts the decoder's next "
-                "token, which needs a target text (the decoder's input), not the input's own tokens: "
-                "POST /api/predictions with a target gives them")
+        return (
+            f"model {name!r} is an encoder-decoder: its language-model head predicts the decoder's next "
+            "token, which needs a target text (the decoder's input), not the input's own tokens: "
+            "POST /api/predictions with a target gives them"
+        )
     return None
 
 
-@router.post("/aggregation", response_model=AggregationResponse,
-             summary="Every layer's attention aggregated: heads combined, rollout, value norms, words")
+@router.post(
+    "/aggregation",
+    response_model=AggregationResponse,
+    summary="Every layer's attention aggregated: heads combined, rollout, value norms, words",
+)
 def aggregation(body: AggregationRequest, request: Request) -> AggregationResponse:
     state = _state(request)
     handle = state.model(body.model)
@@ -132,8 +159,9 @@ def aggregation(body: AggregationRequest, request: Request) -> AggregationRespon
         check_heads(body.heads, main.heads, f"model {state.name_of(handle)!r}")
     fields = ["attentions", "values"] if body.method in NORM_METHODS else ["attentions"]
     with in_field(None):
-        cap = capture(handle, body.text, body.text_pair, mask=body.mask, fields=fields, top_k=0, warn=False,
-                      tokens=tokens)
+        cap = capture(
+            handle, body.text, body.text_pair, mask=body.mask, fields=fields, top_k=0, warn=False, tokens=tokens
+        )
     with in_field("head_weights" if body.head_weights is not None else "method"):
         result = aggregate(cap, body.method, heads=body.heads, head_weights=body.head_weights, words=body.words)
     return _aggregation_out(state.name_of(handle), cap, result)
@@ -144,9 +172,13 @@ def predictions(body: PredictionsRequest, request: Request) -> PredictionsRespon
     state = _state(request)
     handle = state.model(body.model)
     if not handle.has_lm_head:
-        raise ApiError(400, "no_language_model_head",
-                       f"model {state.name_of(handle)!r} has no language-model head, so it cannot predict tokens: "
-                       "use a model whose has_lm_head is true (GET /api/models)", "model")
+        raise ApiError(
+            400,
+            "no_language_model_head",
+            f"model {state.name_of(handle)!r} has no language-model head, so it cannot predict tokens: "
+            "use a model whose has_lm_head is true (GET /api/models)",
+            "model",
+        )
     seq2seq = handle.kind == "encoder-decoder"
     if seq2seq and body.target is None:
         raise ApiError(
@@ -174,29 +206,59 @@ def predictions(body: PredictionsRequest, request: Request) -> PredictionsRespon
     with in_field("position"):
         check_range("position", body.position, len(tokens), f"{where} of {count(len(tokens), 'token')}")
     with in_field(None):
-        cap = capture(handle, body.text, body.text_pair, target=body.target, mask=body.mask, fields=["attentions"],
-                      top_k=body.top_k, warn=False, tokens=encoded)
+        cap = capture(
+            handle,
+            body.text,
+            body.text_pair,
+            target=body.target,
+            mask=body.mask,
+            fields=["attentions"],
+            top_k=body.top_k,
+            warn=False,
+            tokens=encoded,
+        )
     candidates = _candidates(cap, body.position)
     mode = cap.predictions.mode if cap.predictions is not None else "masked"
-    return PredictionsResponse(model=state.name_of(handle), position=body.position,
-                               token=tokens.display[body.position], mode=mode, candidates=candidates,
-                               masking_note=cap.masking_caveat)
+    return PredictionsResponse(
+        model=state.name_of(handle),
+        position=body.position,
+        token=tokens.display[body.position],
+        mode=mode,
+        candidates=candidates,
+        masking_note=cap.masking_caveat,
+    )
 
 
 @router.post("/search", response_model=SearchResponse, summary="A token's nearest neighbours in a corpus")
 def search(body: SearchRequest, request: Request) -> SearchResult:
     state = _state(request)
     corpus = state.corpus(body.corpus)
-    query = Query(mode=body.mode, layer=body.layer, heads=tuple(body.heads) if body.heads else None, top=body.top,
-                  filters=body.filters or None, unit=body.unit, per_sentence=body.per_sentence, score=body.score)
+    query = Query(
+        mode=body.mode,
+        layer=body.layer,
+        heads=tuple(body.heads) if body.heads else None,
+        top=body.top,
+        filters=body.filters or None,
+        unit=body.unit,
+        per_sentence=body.per_sentence,
+        score=body.score,
+    )
     with in_field(None):  # layer, heads, score and filters, once; each error names its field (heads.1, filters.upos)
         query = corpus.index.check_query(query)
     tokens = _encode(state, corpus.model, body.text, body.text_pair, body.mask)
     with in_field("token"):
         check_query_token(tokens, body.token)
     with in_field(None):
-        result = corpus.index.query(corpus.model, body.text, body.token, query, mask=body.mask,
-                                    text_pair=body.text_pair, warn=False, tokens=tokens)
+        result = corpus.index.query(
+            corpus.model,
+            body.text,
+            body.token,
+            query,
+            mask=body.mask,
+            text_pair=body.text_pair,
+            warn=False,
+            tokens=tokens,
+        )
     return result
 
 
@@ -234,9 +296,13 @@ def _check_length(state: AppState, handle: ModelHandle, tokens: Tokens, field: s
     limit = min(state.limits.max_tokens, handle.max_length)
     if len(tokens) > limit:
         what = "input" if field == "text" else field
-        raise ApiError(400, "too_many_tokens", f"the {what} is {len(tokens)} tokens long; this server takes at most "
-                       f"{count(limit, 'token')} per input for model {state.name_of(handle)!r}: shorten the {field}",
-                       field)
+        raise ApiError(
+            400,
+            "too_many_tokens",
+            f"the {what} is {len(tokens)} tokens long; this server takes at most "
+            f"{count(limit, 'token')} per input for model {state.name_of(handle)!r}: shorten the {field}",
+            field,
+        )
 
 
 def _aggregation_out(name: str, cap: Capture, result: Aggregation) -> AggregationResponse:
@@ -245,14 +311,24 @@ def _aggregation_out(name: str, cap: Capture, result: Aggregation) -> Aggregatio
     scaled = result.unit == "norm"
     if scaled:
         weights = normalise_rows(weights)
-    encoded = EncodedAttention(scale=SCALE, shape=list(weights.shape),
-                               data=base64.b64encode(quantise(weights).tobytes()).decode("ascii"))
+    encoded = EncodedAttention(
+        scale=SCALE, shape=list(weights.shape), data=base64.b64encode(quantise(weights).tobytes()).decode("ascii")
+    )
     return AggregationResponse(
-        model=name, method=result.method, description=METHODS[result.method], unit=cast(AggregationUnit, result.unit),
-        rows_scaled=scaled, layers=list(result.layers), heads=list(result.heads),
-        head_weights=None if result.head_weights is None else list(result.head_weights), words=result.words,
-        tokens=_tokens_out(cap.tokens), units=result.query_units,
-        unit_text=_unit_texts(cap.tokens, result.query_units), weights=encoded)
+        model=name,
+        method=result.method,
+        description=METHODS[result.method],
+        unit=cast(AggregationUnit, result.unit),
+        rows_scaled=scaled,
+        layers=list(result.layers),
+        heads=list(result.heads),
+        head_weights=None if result.head_weights is None else list(result.head_weights),
+        words=result.words,
+        tokens=_tokens_out(cap.tokens),
+        units=result.query_units,
+        unit_text=_unit_texts(cap.tokens, result.query_units),
+        weights=encoded,
+    )
 
 
 def _unit_texts(tokens: Tokens, units: list[list[int]]) -> list[str]:
@@ -266,16 +342,29 @@ def _candidates(cap: Capture, position: int) -> list[Candidate]:
 
 
 def _tokens_out(tokens: Tokens) -> TokensOut:
-    return TokensOut(tokens=list(tokens.display), word_ids=list(tokens.word_ids), special=list(tokens.special),
-                     segments=list(tokens.segments),
-                     offsets=[list(o) if o else None for o in tokens.offsets],
-                     sentence_b_start=tokens.sentence_b_start, masked=list(tokens.masked))
+    return TokensOut(
+        tokens=list(tokens.display),
+        word_ids=list(tokens.word_ids),
+        special=list(tokens.special),
+        segments=list(tokens.segments),
+        offsets=[list(o) if o else None for o in tokens.offsets],
+        sentence_b_start=tokens.sentence_b_start,
+        masked=list(tokens.masked),
+    )
 
 
 def _model_info(name: str, handle: ModelHandle, aliases: list[str]) -> ModelInfo:
     main = handle.stacks[handle.main_stack]
-    return ModelInfo(name=name, aliases=aliases, kind=handle.kind, architecture=handle.architecture,
-                     has_lm_head=handle.has_lm_head, max_length=handle.max_length, layers=main.layers,
-                     heads=main.heads, stacks={k: StackInfo(**vars(v)) for k, v in handle.stacks.items()},
-                     mask_token=handle.mask_token, masking_note=masking_caveat(handle))
-
+    return ModelInfo(
+        name=name,
+        aliases=aliases,
+        kind=handle.kind,
+        architecture=handle.architecture,
+        has_lm_head=handle.has_lm_head,
+        max_length=handle.max_length,
+        layers=main.layers,
+        heads=main.heads,
+        stacks={k: StackInfo(**vars(v)) for k, v in handle.stacks.items()},
+        mask_token=handle.mask_token,
+        masking_note=masking_caveat(handle),
+    )

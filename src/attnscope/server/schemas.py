@@ -20,9 +20,11 @@ MAX_POSITIONS = 64
 """Most mask positions or heads one request may list."""
 MAX_FILTER_VALUES = 100
 """Most values one search filter may list."""
-MASKING_NOTE = ("Why this input's masked positions (masked by position, or the mask token typed in the text) may "
-                "mislead: the model was not trained to fill in its mask token. Null when nothing is masked or "
-                "masking means what it says.")
+MASKING_NOTE = (
+    "Why this input's masked positions (masked by position, or the mask token typed in the text) may "
+    "mislead: the model was not trained to fill in its mask token. Null when nothing is masked or "
+    "masking means what it says."
+)
 
 
 def _plain_text(text: str) -> str:
@@ -72,16 +74,22 @@ class PredictionsRequest(Request):
     mask: Positions = Field(default_factory=list)
     position: Position
     top_k: int = Field(5, ge=1, le=50)
-    target: Text | None = Field(None, description="Encoder-decoder models only (and needed there): the decoder's "
-                                "input text; `position` then counts the decoder's tokens, its start token first.")
+    target: Text | None = Field(
+        None,
+        description="Encoder-decoder models only (and needed there): the decoder's "
+        "input text; `position` then counts the decoder's tokens, its start token first.",
+    )
 
 
 def _one_value_as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-FilterValues = Annotated[list[str], BeforeValidator(_one_value_as_list, json_schema_input_type=list[str] | str),
-                         Field(min_length=1, max_length=MAX_FILTER_VALUES)]
+FilterValues = Annotated[
+    list[str],
+    BeforeValidator(_one_value_as_list, json_schema_input_type=list[str] | str),
+    Field(min_length=1, max_length=MAX_FILTER_VALUES),
+]
 """A filter's values: a list, or one value as a string (``"VERB"`` is ``["VERB"]``, as `Index.allowed` takes it)."""
 
 
@@ -95,20 +103,29 @@ class SearchRequest(Request):
     layer: Position
     mode: Literal["embedding", "heads"] = "embedding"
     heads: Annotated[list[Position], Field(min_length=1, max_length=MAX_POSITIONS)] | None = Field(
-        None, description="The heads whose attention (their mean) each match shows, and in mode 'heads' the heads "
-        "searched (default: all).")
+        None,
+        description="The heads whose attention (their mean) each match shows, and in mode 'heads' the heads "
+        "searched (default: all).",
+    )
     mask: Positions = Field(default_factory=list)
     top: int = Field(50, ge=1, le=200)
     filters: dict[str, FilterValues] = Field(
-        default_factory=dict, max_length=16, description="Token metadata a match must have: a field's values as a "
-        "list, or one value as a string, e.g. {'upos': ['NOUN', 'PROPN'], 'deprel': 'obj'}.")
+        default_factory=dict,
+        max_length=16,
+        description="Token metadata a match must have: a field's values as a "
+        "list, or one value as a string, e.g. {'upos': ['NOUN', 'PROPN'], 'deprel': 'obj'}.",
+    )
     unit: Literal["token", "word"] = Field(
-        "token", description="token: search the token at `token`; word: the whole word it belongs to (the mean of "
-        "its tokens' vectors, unit length per head), finding corpus words scored the same way.")
+        "token",
+        description="token: search the token at `token`; word: the whole word it belongs to (the mean of "
+        "its tokens' vectors, unit length per head), finding corpus words scored the same way.",
+    )
     per_sentence: bool = Field(False, description="Keep at most one match (the best) per corpus sentence.")
     score: Literal["sum", "mean"] = Field(
-        "sum", description="Mode 'heads': a match's score is the sum of the heads' cosines (at most the number of "
-        "heads) or their mean (at most 1). Mode 'embedding' scores by one cosine: 'mean' is refused there.")
+        "sum",
+        description="Mode 'heads': a match's score is the sum of the heads' cosines (at most the number of "
+        "heads) or their mean (at most 1). Mode 'embedding' scores by one cosine: 'mean' is refused there.",
+    )
 
 
 def _finite(value: float) -> float:
@@ -135,14 +152,18 @@ class AggregationRequest(Request):
     text: Text
     text_pair: Text | None = Field(None, description="Optional second text (sentence B).")
     mask: Positions = Field(default_factory=list, description="Token positions to replace with the mask token.")
-    method: AggregationMethod = Field(
-        "mean", description="; ".join(f"{m.name}: {m.about}" for m in methods.ALL) + ".")
+    method: AggregationMethod = Field("mean", description="; ".join(f"{m.name}: {m.about}" for m in methods.ALL) + ".")
     heads: Annotated[list[Position], Field(min_length=1, max_length=MAX_POSITIONS)] | None = Field(
-        None, description="The heads kept or combined (default: all).")
+        None, description="The heads kept or combined (default: all)."
+    )
     head_weights: Annotated[list[HeadWeight], Field(min_length=1, max_length=MAX_POSITIONS)] | None = Field(
-        None, description="One weight >= 0 per chosen head, for 'weighted' and 'rollout' (scaled to sum to 1).")
-    words: bool = Field(False, description="Merge subword tokens into words (sum over attended-to tokens, mean "
-                        "over attending ones, Clark et al. 2019).")
+        None, description="One weight >= 0 per chosen head, for 'weighted' and 'rollout' (scaled to sum to 1)."
+    )
+    words: bool = Field(
+        False,
+        description="Merge subword tokens into words (sum over attended-to tokens, mean "
+        "over attending ones, Clark et al. 2019).",
+    )
 
 
 class ErrorBody(BaseModel):

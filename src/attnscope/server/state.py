@@ -50,8 +50,14 @@ class AppState:
     atlases: AtlasJobs = field(default_factory=AtlasJobs)
 
     @classmethod
-    def configure(cls, models: Sequence[str], corpora: Sequence[Path | str] = (), *,
-                  loader: Callable[[str], ModelHandle] | None = None, limits: Limits = Limits()) -> AppState:
+    def configure(
+        cls,
+        models: Sequence[str],
+        corpora: Sequence[Path | str] = (),
+        *,
+        loader: Callable[[str], ModelHandle] | None = None,
+        limits: Limits = Limits(),
+    ) -> AppState:
         """Load ``models`` and open the index directories ``corpora`` (each named by its directory's name).
 
         A corpus whose model is not among ``models`` has that model loaded too. Raises
@@ -105,9 +111,12 @@ class AppState:
         """The configured model ``name`` (or alias); 404 if it was not configured."""
         handle = self.models.get(self.aliases.get(name, name))
         if handle is None:
-            raise ApiError(404, "unknown_model",
-                           f"model {name!r} is not served here: use one of {_listing(self.models)} (GET /api/models)",
-                           "model")
+            raise ApiError(
+                404,
+                "unknown_model",
+                f"model {name!r} is not served here: use one of {_listing(self.models)} (GET /api/models)",
+                "model",
+            )
         return handle
 
     def corpus(self, name: str) -> Corpus:

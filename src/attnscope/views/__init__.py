@@ -14,7 +14,20 @@ from .payload import DEFAULT_THRESHOLD, Payload, payload_from_arrays, payload_fr
 from .widget import AttentionWidget, PayloadWidget
 
 __all__ = [
-    "DEFAULT_THRESHOLD", "MAX_ERROR", "SCALE", "AttentionWidget", "HeadView", "ModelView", "NeuronView", "Payload",
-    "PayloadWidget", "head_view", "model_view", "neuron_view", "page", "payload_from_arrays", "payload_from_capture",
+    "DEFAULT_THRESHOLD",
+    "MAX_ERROR",
+    "SCALE",
+    "AttentionWidget",
+    "HeadView",
+    "ModelView",
+    "NeuronView",
+    "Payload",
+    "PayloadWidget",
+    "head_view",
+    "model_view",
+    "neuron_view",
+    "page",
+    "payload_from_arrays",
+    "payload_from_capture",
     "quantise",
 ]

@@ -42,8 +42,16 @@ def offered(heads: int, carried: Sequence[str]) -> list[dict[str, object]]:
     here): raw, the mean when the stack has several heads, and the ``carried`` methods; each with its
     ``name``, ``label``, ``about`` (a tooltip), ``note`` and ``per_head``."""
     names = [n for n in VIEW_AGGREGATIONS if n == "raw" or (n == "mean" and heads > 1) or n in carried]
-    return [{"name": n, "label": BY_NAME[n].label, "about": BY_NAME[n].about, "note": NOTES.get(n, ""),
-             "per_head": n in PER_HEAD} for n in names]
+    return [
+        {
+            "name": n,
+            "label": BY_NAME[n].label,
+            "about": BY_NAME[n].about,
+            "note": NOTES.get(n, ""),
+            "per_head": n in PER_HEAD,
+        }
+        for n in names
+    ]
 
 
 def unavailable(method: str, role: str, capture: Capture | None) -> str | None:
@@ -60,8 +68,9 @@ def unavailable(method: str, role: str, capture: Capture | None) -> str | None:
     return None
 
 
-def choose(aggregations: str | Sequence[str], initial: str, roles: Sequence[str], tokens: int,
-           capture: Capture | None) -> list[str]:
+def choose(
+    aggregations: str | Sequence[str], initial: str, roles: Sequence[str], tokens: int, capture: Capture | None
+) -> list[str]:
     """The `CARRIED` methods a view carries: those named, or for "auto" every available one up to
     `AUTO_MAX_TOKENS` tokens (and the ``initial`` one at any length)."""
     if isinstance(aggregations, str):
@@ -72,8 +81,9 @@ def choose(aggregations: str | Sequence[str], initial: str, roles: Sequence[str]
     names = list(aggregations)
     unknown = [m for m in names if m not in VIEW_AGGREGATIONS]
     if unknown:
-        raise InputError(f"aggregations names {unknown[0]!r}: choose from {', '.join(CARRIED)} "
-                         "(raw and mean are always offered)")
+        raise InputError(
+            f"aggregations names {unknown[0]!r}: choose from {', '.join(CARRIED)} (raw and mean are always offered)"
+        )
     for method in names:
         if method in CARRIED and all(unavailable(method, r, capture) for r in roles):
             raise InputError(f"aggregation {method!r} cannot be shown: {unavailable(method, roles[0], capture)}")
@@ -91,8 +101,9 @@ def check_initial(initial: str, carried: dict[str, list[str]], capture: Capture 
     raise InputError(f"aggregation {initial!r} is not in this view: {reason}")
 
 
-def carried_layers(method: str, role: str, weights: np.ndarray, heads: list[int],
-                   capture: Capture | None) -> np.ndarray:
+def carried_layers(
+    method: str, role: str, weights: np.ndarray, heads: list[int], capture: Capture | None
+) -> np.ndarray:
     """One stack's layers of a `CARRIED` method, ``(layers, heads', query, key)`` in [0, 1]: heads' is
     the kept ``heads`` for "value_norm", 1 for the combinations. ``weights`` is the stack's raw attention
     (used for rollout without a capture); value norms are scaled per row to sum to 1."""

@@ -43,22 +43,33 @@ FOLLOW = {
 def _following_fragment(module: str, state: dict[str, Any]) -> str:
     """A view fragment like `view_fragment`'s, whose model also follows `OPEN_EVENT` on the page."""
     uid = f"attnscope-{uuid.uuid4().hex}"
-    script = page_script(module, (
-        f'const state = JSON.parse(document.getElementById("{uid}-data").textContent);\n'
-        f'const model = {MODEL_GLOBAL}.createStaticModel(state);\n'
-        f'{VIEW_GLOBAL}.default.render({{ model, el: document.getElementById("{uid}") }});\n'
-        f'document.addEventListener("{OPEN_EVENT}", ({{ detail }}) => {{ {FOLLOW[module]} }});\n'
-    ))
-    return "\n".join([
-        f"<style>{static_text(module + '.css')}</style>",
-        f'<div id="{uid}" class="attnscope-host"></div>',
-        f'<script type="application/json" id="{uid}-data">{json_for_script(state)}</script>',
-        f'<script type="module">\n{script}</script>\n',
-    ])
+    script = page_script(
+        module,
+        (
+            f'const state = JSON.parse(document.getElementById("{uid}-data").textContent);\n'
+            f"const model = {MODEL_GLOBAL}.createStaticModel(state);\n"
+            f'{VIEW_GLOBAL}.default.render({{ model, el: document.getElementById("{uid}") }});\n'
+            f'document.addEventListener("{OPEN_EVENT}", ({{ detail }}) => {{ {FOLLOW[module]} }});\n'
+        ),
+    )
+    return "\n".join(
+        [
+            f"<style>{static_text(module + '.css')}</style>",
+            f'<div id="{uid}" class="attnscope-host"></div>',
+            f'<script type="application/json" id="{uid}-data">{json_for_script(state)}</script>',
+            f'<script type="module">\n{script}</script>\n',
+        ]
+    )
 
 
-def atlas_page(atlas: Atlas, example: Capture | None = None, *, app_url: str | None = DEFAULT_APP_URL,
-               selected: tuple[int, int] = (0, 0), score: str = "previous") -> str:
+def atlas_page(
+    atlas: Atlas,
+    example: Capture | None = None,
+    *,
+    app_url: str | None = DEFAULT_APP_URL,
+    selected: tuple[int, int] = (0, 0),
+    score: str = "previous",
+) -> str:
     """The atlas as a complete HTML document.
 
     ``example`` (a `Capture` of the atlas's model with ``fields="all"``) adds its head view and neuron
@@ -67,15 +78,24 @@ def atlas_page(atlas: Atlas, example: Capture | None = None, *, app_url: str | N
     """
     layer, head = selected
     if not (0 <= layer < atlas.layers and 0 <= head < atlas.heads):
-        raise InputError(f"selected head {layer}-{head} is out of range: the atlas has layers 0-{atlas.layers - 1} "
-                         f"and heads 0-{atlas.heads - 1}")
-    state = {"atlas": atlas.to_dict(), "app_url": app_url, "score": score, "selected": [layer, head],
-             "example_text": example.tokens.texts[0] if example is not None else None}
+        raise InputError(
+            f"selected head {layer}-{head} is out of range: the atlas has layers 0-{atlas.layers - 1} "
+            f"and heads 0-{atlas.heads - 1}"
+        )
+    state = {
+        "atlas": atlas.to_dict(),
+        "app_url": app_url,
+        "score": score,
+        "selected": [layer, head],
+        "example_text": example.tokens.texts[0] if example is not None else None,
+    }
     fragments = [view_fragment("atlas", state)]
     if example is not None:
         if example.model != atlas.model:
-            raise InputError(f"the example was captured with {example.model!r}, the atlas with {atlas.model!r}: "
-                             f"capture it with the atlas's model")
+            raise InputError(
+                f"the example was captured with {example.model!r}, the atlas with {atlas.model!r}: "
+                f"capture it with the atlas's model"
+            )
         text = html.escape(" ".join(example.tokens.texts))
         fragments.append(f'<h3 class="attnscope-atlas-example">The opened head on an example sentence: {text}</h3>')
         fragments.append(_following_fragment("head_view", head_view(example, layer=layer, heads=[head]).html_state()))

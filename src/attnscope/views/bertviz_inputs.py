@@ -19,16 +19,18 @@ NO_WEIGHTS = (
     "the model ran without attention weights: transformers' SDPA and flash-attention kernels do not return "
     "them, and a model returns them only when asked. Capture them with attnscope.capture(handle, text), "
     "where handle = attnscope.load(name) or attnscope.wrap(model, tokenizer), and pass the capture to the "
-    "view; or load the model with attn_implementation=\"eager\" and call it with output_attentions=True"
+    'view; or load the model with attn_implementation="eager" and call it with output_attentions=True'
 )
 """Why attention given to a view can be None or empty, and how to get the weights (any view, any stack)."""
 
 ATTENTIONS = "outputs.attentions (outputs = model(**inputs, output_attentions=True))"
 """What BertViz's ``outputs[-1]`` is written as under transformers 5."""
 
-SEQ2SEQ_ATTENTIONS = ("encoder_attention=outputs.encoder_attentions, decoder_attention=outputs.decoder_attentions, "
-                      "cross_attention=outputs.cross_attentions")
-TOKENS_FROM_IDS = "tokenizer.convert_ids_to_tokens(inputs[\"input_ids\"][0])"
+SEQ2SEQ_ATTENTIONS = (
+    "encoder_attention=outputs.encoder_attentions, decoder_attention=outputs.decoder_attentions, "
+    "cross_attention=outputs.cross_attentions"
+)
+TOKENS_FROM_IDS = 'tokenizer.convert_ids_to_tokens(inputs["input_ids"][0])'
 
 
 def no_weights_error(what: str, given: str) -> InputError:
@@ -69,11 +71,15 @@ def attention_trap(attention: Any, what: str) -> str | None:
             return f"{what} is the model's whole output ({name}): pass its attentions, {SEQ2SEQ_ATTENTIONS}"
         if has:
             return f"{what} is the model's whole output ({name}): pass outputs.attentions"
-        return (f"{what} is the model's whole output ({name}) and it holds no attentions: call the model with "
-                f"output_attentions=True and pass {ATTENTIONS}")
+        return (
+            f"{what} is the model's whole output ({name}) and it holds no attentions: call the model with "
+            f"output_attentions=True and pass {ATTENTIONS}"
+        )
     if _module_of(attention).startswith("transformers") and name.endswith("Cache"):
-        return (f"{what} is a {name}, the model's past_key_values: outputs[-1] is not the attention under "
-                f"transformers 5. Pass {ATTENTIONS}")
+        return (
+            f"{what} is a {name}, the model's past_key_values: outputs[-1] is not the attention under "
+            f"transformers 5. Pass {ATTENTIONS}"
+        )
     return None
 
 
@@ -116,9 +122,11 @@ def stack_layers(attention: Any, batch_index: int, what: str) -> np.ndarray:
             )
         missing = [i for i, a in enumerate(attention) if a is None]
         if missing:
-            raise InputError(f"{what} layer {missing[0]} is None while layer "
-                             f"{next(i for i, a in enumerate(attention) if a is not None)} holds weights: "
-                             "pass the weights of every layer")
+            raise InputError(
+                f"{what} layer {missing[0]} is None while layer "
+                f"{next(i for i, a in enumerate(attention) if a is not None)} holds weights: "
+                "pass the weights of every layer"
+            )
         layers = [as_numpy(a, what) for a in attention]
     else:
         array = as_numpy(attention, what)
@@ -137,8 +145,9 @@ def stack_layers(attention: Any, batch_index: int, what: str) -> np.ndarray:
             )
         if layer.shape != layers[0].shape:
             raise InputError(f"{what} layer {i} has shape {layer.shape} but layer 0 has {layers[0].shape}")
-    check_range("batch_index", batch_index, layers[0].shape[0], f"{what} (batch size {layers[0].shape[0]})",
-                unit="batch index")
+    check_range(
+        "batch_index", batch_index, layers[0].shape[0], f"{what} (batch size {layers[0].shape[0]})", unit="batch index"
+    )
     return np.stack([layer[batch_index] for layer in layers])
 
 
@@ -150,8 +159,9 @@ def check_tokens(tokens: Any, what: str) -> list[str]:
     if isinstance(tokens, str):
         raise InputError(f"{what} is one string ({tokens[:40]!r}): pass one string per token, {TOKENS_FROM_IDS}")
     if isinstance(tokens, dict) or hasattr(tokens, "input_ids"):
-        raise InputError(f"{what} is the tokenizer's output ({type(tokens).__name__}): pass the token strings, "
-                         f"{TOKENS_FROM_IDS}")
+        raise InputError(
+            f"{what} is the tokenizer's output ({type(tokens).__name__}): pass the token strings, {TOKENS_FROM_IDS}"
+        )
     if hasattr(tokens, "detach") or isinstance(tokens, np.ndarray):
         tokens = tokens.tolist()
     try:
@@ -159,13 +169,17 @@ def check_tokens(tokens: Any, what: str) -> list[str]:
     except TypeError:
         raise InputError(f"{what} must be a list of strings, one per token; got {type(tokens).__name__}") from None
     if tokens and all(isinstance(t, (list, tuple)) for t in tokens):
-        raise InputError(f"{what} holds a batch of {count(len(tokens), 'sequence')}: pass one sequence's tokens "
-                         f"({what}[0], or {TOKENS_FROM_IDS})")
+        raise InputError(
+            f"{what} holds a batch of {count(len(tokens), 'sequence')}: pass one sequence's tokens "
+            f"({what}[0], or {TOKENS_FROM_IDS})"
+        )
     bad = next((i for i, t in enumerate(tokens) if not isinstance(t, str)), None)
     if bad is not None:
         kind = "token ids" if isinstance(tokens[bad], (int, np.integer)) else f"a {type(tokens[bad]).__name__}"
-        raise InputError(f"{what} must be strings, one per token; {what}[{bad}] is {kind}"
-                         + (f": convert the ids with {TOKENS_FROM_IDS}" if kind == "token ids" else ""))
+        raise InputError(
+            f"{what} must be strings, one per token; {what}[{bad}] is {kind}"
+            + (f": convert the ids with {TOKENS_FROM_IDS}" if kind == "token ids" else "")
+        )
     if len(tokens) == 0:
         raise InputError(f"{what} are empty: the view needs at least one token")
     return tokens

@@ -75,12 +75,27 @@ def head_view(
         raise InputError(f"html_action must be 'view' or 'return', got {html_action!r}")
     if encoding not in ENCODINGS:
         raise InputError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
-    options = dict(layer=layer, heads=heads, include_layers=include_layers, threshold=threshold, stack=stack,
-                   sparse=ENCODINGS[encoding], aggregation=aggregation, aggregations=aggregations)
+    options = dict(
+        layer=layer,
+        heads=heads,
+        include_layers=include_layers,
+        threshold=threshold,
+        stack=stack,
+        sparse=ENCODINGS[encoding],
+        aggregation=aggregation,
+        aggregations=aggregations,
+    )
     payload = payload_from_inputs(
-        attention, tokens, sentence_b_start,
-        encoder_attention=encoder_attention, decoder_attention=decoder_attention, cross_attention=cross_attention,
-        encoder_tokens=encoder_tokens, decoder_tokens=decoder_tokens, batch_index=batch_index,
-        prettify_tokens=prettify_tokens, **options,
+        attention,
+        tokens,
+        sentence_b_start,
+        encoder_attention=encoder_attention,
+        decoder_attention=decoder_attention,
+        cross_attention=cross_attention,
+        encoder_tokens=encoder_tokens,
+        decoder_tokens=decoder_tokens,
+        batch_index=batch_index,
+        prettify_tokens=prettify_tokens,
+        **options,
     )
     return present(HeadView(payload), html_action, bertviz_style=not isinstance(attention, Capture))

@@ -79,8 +79,8 @@ def page(fragments: list[str], title: str = "attnscope") -> str:
     """A complete HTML document holding the given view fragments, one after another."""
     body = "\n".join(fragments)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f"<title>{title}</title>\n<meta name=\"color-scheme\" content=\"light dark\">\n</head>\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<title>{title}</title>\n<meta name="color-scheme" content="light dark">\n</head>\n'
         f"<body>\n{body}\n</body>\n</html>\n"
     )
 

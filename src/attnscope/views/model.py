@@ -46,11 +46,17 @@ class ModelView(PayloadWidget):
     thumbnails = traitlets.Unicode("auto").tag(sync=True)  # not "style": ipywidgets views reserve it
     theme = traitlets.Unicode("auto").tag(sync=True)
 
-    def __init__(self, payload: Payload, *, style: str = "auto", hide_special: bool = False, theme: str = "auto",
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, payload: Payload, *, style: str = "auto", hide_special: bool = False, theme: str = "auto", **kwargs: Any
+    ) -> None:
         # Nothing is enlarged until the user (or Python, through layer and heads) opens a thumbnail.
-        super().__init__(payload, thumbnails=style, hide_special=bool(hide_special), theme=theme,
-                         **{"layer": None, "heads": [], **kwargs})
+        super().__init__(
+            payload,
+            thumbnails=style,
+            hide_special=bool(hide_special),
+            theme=theme,
+            **{"layer": None, "heads": [], **kwargs},
+        )
 
     @traitlets.validate("thumbnails")
     def _valid_style(self, proposal: dict[str, Any]) -> str:
@@ -123,11 +129,22 @@ def model_view(
     theme = _choice("display_mode", display_mode or "auto", THEMES)
     _choice("style", style, STYLES)
     payload = payload_from_inputs(
-        attention, tokens, sentence_b_start, prettify_tokens=prettify_tokens,
-        encoder_attention=encoder_attention, decoder_attention=decoder_attention, cross_attention=cross_attention,
-        encoder_tokens=encoder_tokens, decoder_tokens=decoder_tokens, batch_index=batch_index,
-        include_layers=include_layers, include_heads=include_heads, threshold=threshold, stack=stack,
-        aggregation=aggregation, aggregations=aggregations,
+        attention,
+        tokens,
+        sentence_b_start,
+        prettify_tokens=prettify_tokens,
+        encoder_attention=encoder_attention,
+        decoder_attention=decoder_attention,
+        cross_attention=cross_attention,
+        encoder_tokens=encoder_tokens,
+        decoder_tokens=decoder_tokens,
+        batch_index=batch_index,
+        include_layers=include_layers,
+        include_heads=include_heads,
+        threshold=threshold,
+        stack=stack,
+        aggregation=aggregation,
+        aggregations=aggregations,
     )
     view = ModelView(payload, style=style, hide_special=hide_special, theme=theme)
     return present(view, html_action, bertviz_style=not isinstance(attention, Capture))

@@ -64,15 +64,23 @@ class NeuronView(AttentionWidget):
         self.neuron = data
         sel = data.selection
         super().__init__(
-            header=data.header(), arrays=self._initial_arrays(), stack=sel["stack"], layer=sel["layer"],
-            head=sel["head"], token={"side": "query", "index": sel["query"]}, filter=sel["filter"],
-            display_mode=check_display_mode(display_mode), **kwargs,
+            header=data.header(),
+            arrays=self._initial_arrays(),
+            stack=sel["stack"],
+            layer=sel["layer"],
+            head=sel["head"],
+            token={"side": "query", "index": sel["query"]},
+            filter=sel["filter"],
+            display_mode=check_display_mode(display_mode),
+            **kwargs,
         )
 
     def _initial_arrays(self) -> dict[str, list[bytes | None]]:
         chosen = (self.neuron.selection["stack"], self.neuron.selection["layer"])
-        return {role: [s.layer_bytes(i) if (role, i) == chosen else None for i in range(s.layers)]
-                for role, s in self.neuron.stacks.items()}
+        return {
+            role: [s.layer_bytes(i) if (role, i) == chosen else None for i in range(s.layers)]
+            for role, s in self.neuron.stacks.items()
+        }
 
     def layer_count(self, role: Any) -> int | None:
         return self.neuron.stacks[role].layers if role in self.neuron.stacks else None
@@ -100,8 +108,12 @@ class NeuronView(AttentionWidget):
             self.head = min(self.head, s.heads - 1)
             if self.neuron.pair_start(s.role) is None:
                 self.filter = "all"
-            self.token = {"side": "query", "index": self._query_in_filter(
-                min(int((self.token or {}).get("index", 0)), int(s.queries.shape[2]) - 1))}
+            self.token = {
+                "side": "query",
+                "index": self._query_in_filter(
+                    min(int((self.token or {}).get("index", 0)), int(s.queries.shape[2]) - 1)
+                ),
+            }
 
     def _query_in_filter(self, index: int) -> int:
         """``index`` if the filter shows it, else the query the filter's sentence starts on."""
@@ -137,8 +149,9 @@ class NeuronView(AttentionWidget):
         if not isinstance(value, dict) or value.get("side") != "query":
             raise InputError(f"token must be {{'side': 'query', 'index': i}}, got {value!r}")
         count = int(s.queries.shape[2])
-        index = check_range("query position", value.get("index"), count,
-                            f"the {s.role} stack's query of {count_of(count, 'token')}")
+        index = check_range(
+            "query position", value.get("index"), count, f"the {s.role} stack's query of {count_of(count, 'token')}"
+        )
         return {"side": "query", "index": check_query_in_filter(self.neuron, s.role, self.filter, index)}
 
     @traitlets.validate("display_mode")
@@ -153,13 +166,19 @@ class NeuronView(AttentionWidget):
     @property
     def selection(self) -> dict[str, Any]:
         """What the user has selected: stack, layer, head, query position and sentence filter."""
-        return {"stack": self.stack, "layer": self.layer, "head": self.head, "query": self.query,
-                "filter": self.filter}
+        return {"stack": self.stack, "layer": self.layer, "head": self.head, "query": self.query, "filter": self.filter}
 
     def html_state(self) -> dict[str, Any]:
-        return {"header": self.header, "arrays": self.neuron.layers_base64(), "stack": self.stack,
-                "layer": self.layer, "head": self.head, "token": dict(self.token), "filter": self.filter,
-                "display_mode": self.display_mode}
+        return {
+            "header": self.header,
+            "arrays": self.neuron.layers_base64(),
+            "stack": self.stack,
+            "layer": self.layer,
+            "head": self.head,
+            "token": dict(self.token),
+            "filter": self.filter,
+            "display_mode": self.display_mode,
+        }
 
 
 def check_display_mode(mode: str | None) -> str:
@@ -249,8 +268,15 @@ def neuron_view(
                 f"neuron_view takes a ModelHandle (attnscope.load), a Capture, or a transformers model with its "
                 f"tokenizer; got {type(source).__name__}"
             )
-        given = dict(model_type=model_type, tokenizer=tokenizer, sentence_a=sentence_a, sentence_b=sentence_b,
-                     display_mode=display_mode, layer=layer, head=head)
+        given = dict(
+            model_type=model_type,
+            tokenizer=tokenizer,
+            sentence_a=sentence_a,
+            sentence_b=sentence_b,
+            display_mode=display_mode,
+            layer=layer,
+            head=head,
+        )
         merged = _bertviz_arguments(args, given)
         if merged["model_type"] is not None and not isinstance(merged["model_type"], str):
             raise InputError(
@@ -277,12 +303,32 @@ def _one_of(args: tuple[Any, ...], index: int, keyword: Any, alias: Any, name: s
     return given[0] if given else None
 
 
-def show(model: Any, model_type: str | None, tokenizer: Any, sentence_a: str, sentence_b: str | None = None,
-         display_mode: str | None = "dark", layer: int | None = None, head: int | None = None,
-         html_action: str = "view", *, filter: str | None = None) -> NeuronView:
+def show(
+    model: Any,
+    model_type: str | None,
+    tokenizer: Any,
+    sentence_a: str,
+    sentence_b: str | None = None,
+    display_mode: str | None = "dark",
+    layer: int | None = None,
+    head: int | None = None,
+    html_action: str = "view",
+    *,
+    filter: str | None = None,
+) -> NeuronView:
     """BertViz's ``neuron_view.show`` under its own name and signature: ``from attnscope.views.neuron
     import show`` ports a BertViz notebook. Works with any transformers model (see `neuron_view`).
     ``filter`` (keyword only, attnscope's own) chooses the sentence filter shown first. With
     ``html_action="view"`` it displays the view where it is called, and returns it."""
-    return neuron_view(model, model_type, tokenizer, sentence_a, sentence_b, display_mode, layer, head,
-                       html_action=html_action, filter=filter)
+    return neuron_view(
+        model,
+        model_type,
+        tokenizer,
+        sentence_a,
+        sentence_b,
+        display_mode,
+        layer,
+        head,
+        html_action=html_action,
+        filter=filter,
+    )

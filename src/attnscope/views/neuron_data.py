@@ -39,6 +39,8 @@ CAPTURE_FIELDS = ("attentions", "queries", "keys", "bias", "allowed")
 """What `neuron_view` captures when it runs the model itself."""
 REBUILD_TOLERANCE = 1e-3
 """Largest difference allowed between the rebuilt softmax and the captured attention (float32 captures)."""
+
+
 @dataclass
 class NeuronStack:
     """One stack's arrays as shipped: q ``(layers, heads, query, head_dim)``, k ``(layers, kv_heads, key, head_dim)``,
@@ -95,12 +97,22 @@ class NeuronStack:
         """The stack's entry in the header (everything but the arrays)."""
         _, heads, nq, dim = self.queries.shape
         return {
-            "role": self.role, "layers": self.layers, "heads": heads, "kv_heads": int(self.keys.shape[1]),
-            "head_dim": int(dim), "query": int(nq), "key": int(self.keys.shape[2]),
-            "query_tokens": self.query_tokens, "key_tokens": self.key_tokens, "causal": self.causal,
-            "kv_head_of": self.kv_head_of, "scaling": self.scaling, "softcap": self.softcap,
+            "role": self.role,
+            "layers": self.layers,
+            "heads": heads,
+            "kv_heads": int(self.keys.shape[1]),
+            "head_dim": int(dim),
+            "query": int(nq),
+            "key": int(self.keys.shape[2]),
+            "query_tokens": self.query_tokens,
+            "key_tokens": self.key_tokens,
+            "causal": self.causal,
+            "kv_head_of": self.kv_head_of,
+            "scaling": self.scaling,
+            "softcap": self.softcap,
             "sinks": None if self.sinks is None else [[float(x) for x in row] for row in self.sinks],
-            "has_bias": self.bias is not None, "layout": self.layout(),
+            "has_bias": self.bias is not None,
+            "layout": self.layout(),
             "layer_bytes": sum(part["bytes"] for part in self.layout()),
         }
 
@@ -118,9 +130,15 @@ class NeuronData:
     def header(self) -> dict[str, Any]:
         """The JSON-ready description of everything but the arrays (see the module docstring)."""
         return {
-            "version": 1, "model": self.model, "kind": self.kind,
-            "encoding": {"byte_order": "little", "float": "float32", "mask": "uint8",
-                         "layout": "per layer: queries, keys[, bias], allowed; row-major"},
+            "version": 1,
+            "model": self.model,
+            "kind": self.kind,
+            "encoding": {
+                "byte_order": "little",
+                "float": "float32",
+                "mask": "uint8",
+                "layout": "per layer: queries, keys[, bias], allowed; row-major",
+            },
             "sequences": {name: seq.to_dict() for name, seq in self.sequences.items()},
             "stacks": [s.describe() for s in self.stacks.values()],
             "selection": self.selection,
@@ -145,8 +163,10 @@ class NeuronData:
 
     def layers_base64(self) -> dict[str, list[str]]:
         """Every layer of every stack as base64 text, per role (for pages without a kernel)."""
-        return {role: [base64.b64encode(s.layer_bytes(i)).decode("ascii") for i in range(s.layers)]
-                for role, s in self.stacks.items()}
+        return {
+            role: [base64.b64encode(s.layer_bytes(i)).decode("ascii") for i in range(s.layers)]
+            for role, s in self.stacks.items()
+        }
 
     def nbytes(self) -> int:
         """Bytes of every layer's blob together (before base64)."""
@@ -158,7 +178,7 @@ def decode_layer(header_stack: dict[str, Any], blob: bytes) -> dict[str, np.ndar
     out = {}
     for part in header_stack["layout"]:
         dtype = np.dtype("<f4") if part["dtype"] == "float32" else np.uint8
-        raw = blob[part["offset"]: part["offset"] + part["bytes"]]
+        raw = blob[part["offset"] : part["offset"] + part["bytes"]]
         out[part["name"]] = np.frombuffer(raw, dtype=dtype).reshape(part["shape"])
     return out
 
@@ -215,11 +235,17 @@ def _stack_data(cap: Capture, role: str) -> NeuronStack:
     queries, allowed, scaling = s.require("queries"), s.require("allowed"), s.scaling
     assert scaling is not None  # recorded with the queries
     return NeuronStack(
-        role=role, queries=queries, keys=keys, kv_head_of=kv_head_of, bias=s.bias, allowed=allowed,
+        role=role,
+        queries=queries,
+        keys=keys,
+        kv_head_of=kv_head_of,
+        bias=s.bias,
+        allowed=allowed,
         scaling=[float(x) for x in scaling],
         softcap=[None if c is None else float(c) for c in (s.softcap or [None] * s.layers)],
         sinks=None if s.sinks is None else np.asarray(s.sinks, dtype=np.float32),
-        query_tokens="decoder" if role == "cross" else role, key_tokens="encoder" if role == "cross" else role,
+        query_tokens="decoder" if role == "cross" else role,
+        key_tokens="encoder" if role == "cross" else role,
         causal=role == "decoder",
     )
 
@@ -254,10 +280,11 @@ def check_filter(data: NeuronData, role: str, value: Any) -> str:
     check_filter_name(value)
     if value != "all" and data.pair_start(role) is None:
         s = data.stacks[role]
-        shows = ("decoder queries on encoder keys" if s.query_tokens != s.key_tokens
-                 else "one text, not a sentence pair")
-        raise InputError(f"filter {value!r} needs a sentence pair, and the {role} stack shows {shows}: "
-                         f"the only filter allowed here is 'all'")
+        shows = "decoder queries on encoder keys" if s.query_tokens != s.key_tokens else "one text, not a sentence pair"
+        raise InputError(
+            f"filter {value!r} needs a sentence pair, and the {role} stack shows {shows}: "
+            f"the only filter allowed here is 'all'"
+        )
     return value
 
 
@@ -267,12 +294,20 @@ def check_query_in_filter(data: NeuronData, role: str, value: str, query: int) -
     if value == "all" or query in data.sentence_positions(role, value[0]):
         return query
     shown = data.sentence_positions(role, value[0])
-    raise InputError(f"query position {query} is not shown by filter {value!r}: it shows the queries of sentence "
-                     f"{value[0]} (positions {shown[0]}-{shown[-1]}); choose one of those, or filter='all'")
+    raise InputError(
+        f"query position {query} is not shown by filter {value!r}: it shows the queries of sentence "
+        f"{value[0]} (positions {shown[0]}-{shown[-1]}); choose one of those, or filter='all'"
+    )
 
 
-def choose(data: NeuronData, stack: str | None, layer: int | None, head: int | None,
-           query: int | None, filter: str | None = None) -> dict[str, Any]:
+def choose(
+    data: NeuronData,
+    stack: str | None,
+    layer: int | None,
+    head: int | None,
+    query: int | None,
+    filter: str | None = None,
+) -> dict[str, Any]:
     """Validate an initial selection against ``data``; None picks stack ``main``, layer 0, head 0,
     `default_query` (within the filter's query sentence) and the filter "all". Raises `InputError`
     naming the allowed range."""
@@ -292,8 +327,15 @@ def choose(data: NeuronData, stack: str | None, layer: int | None, head: int | N
     return {"stack": role, "layer": layer, "head": head, "query": query, "filter": chosen}
 
 
-def neuron_data(cap: Capture, *, stack: str | None = None, layer: int | None = None,
-                head: int | None = None, query: int | None = None, filter: str | None = None) -> NeuronData:
+def neuron_data(
+    cap: Capture,
+    *,
+    stack: str | None = None,
+    layer: int | None = None,
+    head: int | None = None,
+    query: int | None = None,
+    filter: str | None = None,
+) -> NeuronData:
     """The neuron view's data for every stack of ``cap`` that holds queries and keys, and the selection
     shown first (``filter``: a `SENTENCE_FILTERS` value, for a sentence pair).
 
@@ -311,7 +353,8 @@ def neuron_data(cap: Capture, *, stack: str | None = None, layer: int | None = N
     roles = [r for r in ROLES if r in cap.stacks and all(getattr(cap.stacks[r], f) is not None for f in NEEDED)]
     for role in roles:
         _check_rebuilds(cap, role)
-    data = NeuronData(readable_model_name(cap.model), cap.kind, _sequences(cap),
-                      {r: _stack_data(cap, r) for r in roles}, {})
+    data = NeuronData(
+        readable_model_name(cap.model), cap.kind, _sequences(cap), {r: _stack_data(cap, r) for r in roles}, {}
+    )
     data.selection = choose(data, stack, layer, head, query, filter)
     return data

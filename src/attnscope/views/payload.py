@@ -77,7 +77,7 @@ class Payload:
     def aggregations_of(self, role: str) -> dict[str, int]:
         """The carried aggregations of stack ``role``, with the heads each layer of them has."""
         prefix = role + "/"
-        return {key[len(prefix):]: int(w.shape[1]) for key, w in self.aggregated.items() if key.startswith(prefix)}
+        return {key[len(prefix) :]: int(w.shape[1]) for key, w in self.aggregated.items() if key.startswith(prefix)}
 
     def heads_of(self, role: str) -> list[int]:
         """The model's head numbers of the heads this payload carries for ``role``, in order."""
@@ -116,9 +116,14 @@ class Payload:
         """How `layer_bytes` are laid out: dense bytes, or the weights above the threshold (sparse rows)."""
         if not self.sparse:
             return {"dtype": "uint8", "scale": SCALE, "layout": "(heads, query, key) row-major", "sparse": False}
-        return {"dtype": "uint8", "scale": SCALE, "sparse": True, "index_bytes": 2 if self._narrow() else 4,
-                "layout": "rows (heads, query): uint32 row starts [heads*query+1], key indices, uint8 weights; "
-                          "only weights above the threshold"}
+        return {
+            "dtype": "uint8",
+            "scale": SCALE,
+            "sparse": True,
+            "index_bytes": 2 if self._narrow() else 4,
+            "layout": "rows (heads, query): uint32 row starts [heads*query+1], key indices, uint8 weights; "
+            "only weights above the threshold",
+        }
 
     def _narrow(self) -> bool:
         return max(w.shape[3] for w in self.stacks.values()) <= 1 << 16
@@ -169,12 +174,16 @@ def check_weights(weights: np.ndarray, what: str) -> None:
         raise InputError(f"{what} holds NaN or infinite weights, first at (layer, head, query, key) = {where}")
     if weights.min() < -_TOLERANCE:
         where = tuple(int(i) for i in np.unravel_index(int(weights.argmin()), weights.shape))
-        raise InputError(f"{what} holds negative weights (min {weights.min():.4g} at {where}): "
-                         "attention weights must be in [0, 1], after softmax")
+        raise InputError(
+            f"{what} holds negative weights (min {weights.min():.4g} at {where}): "
+            "attention weights must be in [0, 1], after softmax"
+        )
     if weights.max() > 1 + _TOLERANCE:
         where = tuple(int(i) for i in np.unravel_index(int(weights.argmax()), weights.shape))
-        raise InputError(f"{what} holds weights above 1 (max {weights.max():.4g} at {where}): "
-                         "pass attention probabilities (after softmax), not scores")
+        raise InputError(
+            f"{what} holds weights above 1 (max {weights.max():.4g} at {where}): "
+            "pass attention probabilities (after softmax), not scores"
+        )
 
 
 def _is_causal(weights: np.ndarray) -> bool:
@@ -182,11 +191,16 @@ def _is_causal(weights: np.ndarray) -> bool:
     q, k = weights.shape[-2:]
     if q != k or q < 2:
         return False
-    return not any(np.any(weights[..., i, i + 1:] > 0) for i in range(q - 1))  # most stacks fail at row 0
+    return not any(np.any(weights[..., i, i + 1 :] > 0) for i in range(q - 1))  # most stacks fail at row 0
 
 
-def _check_selection(payload: Payload, stack: str | None, layer: int | None, heads: Sequence[int] | None,
-                     included: tuple[bool, bool] = (False, False)) -> None:
+def _check_selection(
+    payload: Payload,
+    stack: str | None,
+    layer: int | None,
+    heads: Sequence[int] | None,
+    included: tuple[bool, bool] = (False, False),
+) -> None:
     """Validate the initial stack, layer and heads, and store them in ``payload.selection``.
 
     ``included`` says whether ``include_layers`` and ``include_heads`` were given: then a layer or head
@@ -198,11 +212,24 @@ def _check_selection(payload: Payload, stack: str | None, layer: int | None, hea
         raise InputError(f"stack {role!r} is not in this view: it has {', '.join(roles)}")
     labels, head_labels = payload.layer_labels[role], payload.heads_of(role)
     what = f"the {role} attention"
-    chosen_layer = labels[0] if layer is None else check_choice(
-        "layer", layer, len(labels), what, kept=labels if included[0] else None, kept_by="include_layers")
-    chosen_heads = check_choices("heads", [heads] if isinstance(heads, int) else heads, len(head_labels), what,
-                                 unit="head", kept=head_labels if included[1] else None, kept_by="include_heads",
-                                 allow_empty=True, merge_repeats=True)
+    chosen_layer = (
+        labels[0]
+        if layer is None
+        else check_choice(
+            "layer", layer, len(labels), what, kept=labels if included[0] else None, kept_by="include_layers"
+        )
+    )
+    chosen_heads = check_choices(
+        "heads",
+        [heads] if isinstance(heads, int) else heads,
+        len(head_labels),
+        what,
+        unit="head",
+        kept=head_labels if included[1] else None,
+        kept_by="include_heads",
+        allow_empty=True,
+        merge_repeats=True,
+    )
     payload.selection = {"stack": role, "layer": chosen_layer, "heads": chosen_heads}
 
 
@@ -231,8 +258,10 @@ def _check_fits(
     for side, size, tokens, name in (("query", q, query.tokens, qname), ("key", k, key.tokens, kname)):
         if size != len(tokens):
             given = f"{count(len(tokens), name)} {'was' if len(tokens) == 1 else 'were'} given"
-            raise InputError(f"{role} attention has {count(size, side + ' position')} but {given}: "
-                             "pass the tokens the attention was computed on")
+            raise InputError(
+                f"{role} attention has {count(size, side + ' position')} but {given}: "
+                "pass the tokens the attention was computed on"
+            )
 
 
 def build_payload(
@@ -282,12 +311,27 @@ def build_payload(
     causal = {role: bool(causal.get(role, False)) for role in stacks}
     for seq_name, seq in sequences.items():
         if seq.sentence_b_start is not None:
-            check_range("sentence_b_start", seq.sentence_b_start, len(seq.tokens),
-                        f"the {seq_name} sequence of {count(len(seq.tokens), 'token')}", unit="token position")
+            check_range(
+                "sentence_b_start",
+                seq.sentence_b_start,
+                len(seq.tokens),
+                f"the {seq_name} sequence of {count(len(seq.tokens), 'token')}",
+                unit="token position",
+            )
     if sparse is None:
         sparse = threshold > 0 and max(w.shape[3] for w in quantised.values()) > 4 + 3 / threshold
-    payload = Payload(sequences, quantised, stack_tokens, causal, labels, model, kind, float(threshold),
-                      sparse=sparse, head_labels=head_labels)
+    payload = Payload(
+        sequences,
+        quantised,
+        stack_tokens,
+        causal,
+        labels,
+        model,
+        kind,
+        float(threshold),
+        sparse=sparse,
+        head_labels=head_labels,
+    )
     _check_selection(payload, stack, layer, heads, (include_layers is not None, include_heads is not None))
     methods = choose(aggregations, aggregation, list(stacks), max(max(w.shape[2:]) for w in stacks.values()), capture)
     carried = {role: [m for m in methods if unavailable(m, role, capture) is None] for role in stacks}
@@ -320,8 +364,16 @@ def payload_from_capture(cap: Capture, **options: Any) -> Payload:
     if not stacks:
         raise InputError("this capture holds no attention weights: capture with fields=['attentions', ...]")
     causal = {role: role == "decoder" for role in stacks}
-    return build_payload(stacks, sequences, stack_tokens, causal=causal, model=readable_model_name(cap.model),
-                         kind=cap.kind, capture=cap, **options)
+    return build_payload(
+        stacks,
+        sequences,
+        stack_tokens,
+        causal=causal,
+        model=readable_model_name(cap.model),
+        kind=cap.kind,
+        capture=cap,
+        **options,
+    )
 
 
 def payload_from_arrays(
@@ -352,10 +404,12 @@ def payload_from_arrays(
     stacks, sequences, stack_tokens = {}, {}, {}
     if encoder_attention is not None or cross_attention is not None:
         sequences["encoder"] = sequence_from_strings(
-            check_tokens(encoder_tokens, "encoder_tokens"), sentence_b_start, prettify_tokens)
+            check_tokens(encoder_tokens, "encoder_tokens"), sentence_b_start, prettify_tokens
+        )
     if decoder_attention is not None or cross_attention is not None:
         sequences["decoder"] = sequence_from_strings(
-            check_tokens(decoder_tokens, "decoder_tokens"), None, prettify_tokens)
+            check_tokens(decoder_tokens, "decoder_tokens"), None, prettify_tokens
+        )
     for role, given in (("encoder", encoder_attention), ("decoder", decoder_attention), ("cross", cross_attention)):
         if given is not None:
             stacks[role] = stack_layers(given, batch_index, f"{role}_attention")
@@ -363,8 +417,10 @@ def payload_from_arrays(
     if not stacks:
         if tokens is not None:  # head_view(outputs.attentions, tokens) where the model returned None
             raise no_weights_error("attention", "None")
-        raise InputError("no attention given: pass attention (with tokens), or encoder/decoder/cross attention; "
-                         f"if you passed a model's output attentions and they were None, {NO_WEIGHTS}")
+        raise InputError(
+            "no attention given: pass attention (with tokens), or encoder/decoder/cross attention; "
+            f"if you passed a model's output attentions and they were None, {NO_WEIGHTS}"
+        )
     return build_payload(stacks, sequences, stack_tokens, **options)
 
 

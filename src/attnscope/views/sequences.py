@@ -25,8 +25,10 @@ def check_filter_name(value: Any) -> str:
     """``value`` if it is one of `SENTENCE_FILTERS`; otherwise `InputError` naming them."""
     if not isinstance(value, str) or value not in SENTENCE_FILTERS:
         names = ", ".join(repr(f) for f in SENTENCE_FILTERS)
-        raise InputError(f"filter {value!r} is not a sentence filter: it is one of {names} (the first letter "
-                         f"is the queries' sentence, the second the keys')")
+        raise InputError(
+            f"filter {value!r} is not a sentence filter: it is one of {names} (the first letter "
+            f"is the queries' sentence, the second the keys')"
+        )
     return value
 
 
@@ -48,15 +50,20 @@ class TokenSequence:
     continues: list[bool] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tokens": self.tokens, "special": self.special, "sentence_b_start": self.sentence_b_start,
-                "words": self.words, "word_labels": self.word_labels, "continues": self.continues}
+        return {
+            "tokens": self.tokens,
+            "special": self.special,
+            "sentence_b_start": self.sentence_b_start,
+            "words": self.words,
+            "word_labels": self.word_labels,
+            "continues": self.continues,
+        }
 
 
 def continuations(words: Sequence[int | None], special: Sequence[bool]) -> list[bool]:
     """Which tokens continue the previous token's word: ordinary tokens with the word number of the token
     before them ("all ##er ##gies"); a word's first piece and special tokens never do."""
-    return [not special[i] and i > 0 and words[i] is not None and words[i] == words[i - 1]
-            for i in range(len(words))]
+    return [not special[i] and i > 0 and words[i] is not None and words[i] == words[i - 1] for i in range(len(words))]
 
 
 def sequence_from_tokens(tokens: Tokens) -> TokenSequence:
@@ -73,8 +80,14 @@ def sequence_from_tokens(tokens: Tokens) -> TokenSequence:
         words.append(number)
         spans.setdefault(number, []).append(i)
     labels = words_texts(tokens, [spans[number] for number in range(len(numbering))])
-    return TokenSequence(list(tokens.display), list(tokens.special), tokens.sentence_b_start, words, labels,
-                         continuations(words, tokens.special))
+    return TokenSequence(
+        list(tokens.display),
+        list(tokens.special),
+        tokens.sentence_b_start,
+        words,
+        labels,
+        continuations(words, tokens.special),
+    )
 
 
 def sequence_from_strings(raw: Sequence[str], sentence_b_start: int | None, tidy: bool) -> TokenSequence:

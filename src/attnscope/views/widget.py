@@ -63,8 +63,10 @@ class AttentionWidget(anywidget.AnyWidget):
             return
         wanted = [i for i in indices if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < count]
         if wanted:
-            self.send({"type": self.message, "role": role, "indices": wanted},
-                      buffers=[self.layer_buffer(role, i) for i in wanted])
+            self.send(
+                {"type": self.message, "role": role, "indices": wanted},
+                buffers=[self.layer_buffer(role, i) for i in wanted],
+            )
 
     def html_state(self) -> dict[str, Any]:
         """The values the module reads with ``model.get`` in a page without a kernel (binary as base64)."""
@@ -134,11 +136,18 @@ class PayloadWidget(AttentionWidget):
     def __init__(self, payload: Payload, **kwargs: Any) -> None:
         self.payload = payload
         selection = payload.selection
-        kwargs = {"layer": selection["layer"], "heads": list(selection["heads"]),
-                  "aggregation": selection.get("aggregation", "raw"), **kwargs}
+        kwargs = {
+            "layer": selection["layer"],
+            "heads": list(selection["heads"]),
+            "aggregation": selection.get("aggregation", "raw"),
+            **kwargs,
+        }
         super().__init__(
-            header=payload.header(), layers=self._initial_layers(), stack=selection["stack"],
-            threshold=payload.threshold, **kwargs,
+            header=payload.header(),
+            layers=self._initial_layers(),
+            stack=selection["stack"],
+            threshold=payload.threshold,
+            **kwargs,
         )
 
     def _initial_layers(self) -> dict[str, list[bytes | None]]:
@@ -170,8 +179,11 @@ class PayloadWidget(AttentionWidget):
     @traitlets.validate("aggregation")
     def _valid_aggregation(self, proposal: dict[str, Any]) -> str:
         value = proposal["value"]
-        offered = [m for m in VIEW_AGGREGATIONS
-                   if m in ("raw", "mean") or any(m in self.payload.aggregations_of(r) for r in self.payload.stacks)]
+        offered = [
+            m
+            for m in VIEW_AGGREGATIONS
+            if m in ("raw", "mean") or any(m in self.payload.aggregations_of(r) for r in self.payload.stacks)
+        ]
         if value not in offered:
             raise InputError(f"aggregation {value!r} is not in this view: it offers {', '.join(offered)}")
         return value
@@ -186,28 +198,58 @@ class PayloadWidget(AttentionWidget):
         value, labels = proposal["value"], self.payload.layer_labels[role]
         if value is None:
             return None
-        return check_choice("layer", value, len(labels), f"the {role} attention", kept=_subset(labels),
-                            kept_by="include_layers")
+        return check_choice(
+            "layer", value, len(labels), f"the {role} attention", kept=_subset(labels), kept_by="include_layers"
+        )
 
     @traitlets.validate("heads")
     def _valid_heads(self, proposal: dict[str, Any]) -> list[int]:
         role = self.stack or self.payload.selection["stack"]
         labels = self.payload.heads_of(role)
-        return check_choices("heads", proposal["value"], len(labels), f"the {role} attention", unit="head",
-                             kept=_subset(labels), kept_by="include_heads", allow_empty=True, merge_repeats=True)
+        return check_choices(
+            "heads",
+            proposal["value"],
+            len(labels),
+            f"the {role} attention",
+            unit="head",
+            kept=_subset(labels),
+            kept_by="include_heads",
+            allow_empty=True,
+            merge_repeats=True,
+        )
 
     @property
     def selection(self) -> dict[str, Any]:
         """What the user has selected in the view: stack, layer, heads, sentence filter, token, aggregation."""
-        return {"stack": self.stack, "layer": self.layer, "heads": list(self.heads), "filter": self.filter,
-                "token": dict(self.token) if self.token else None, "merge_subwords": self.merge_subwords,
-                "hide_special": self.hide_special, "aggregation": self.aggregation}
+        return {
+            "stack": self.stack,
+            "layer": self.layer,
+            "heads": list(self.heads),
+            "filter": self.filter,
+            "token": dict(self.token) if self.token else None,
+            "merge_subwords": self.merge_subwords,
+            "hide_special": self.hide_special,
+            "aggregation": self.aggregation,
+        }
 
     def html_state(self) -> dict[str, Any]:
-        names = ("stack", "layer", "heads", "filter", "threshold", "hide_special", "merge_subwords", "rows", "columns",
-                 "aggregation")
-        return {"header": self.header, "layers": self.payload.layers_base64(),
-                **{name: getattr(self, name) for name in names}}
+        names = (
+            "stack",
+            "layer",
+            "heads",
+            "filter",
+            "threshold",
+            "hide_special",
+            "merge_subwords",
+            "rows",
+            "columns",
+            "aggregation",
+        )
+        return {
+            "header": self.header,
+            "layers": self.payload.layers_base64(),
+            **{name: getattr(self, name) for name in names},
+        }
 
 
 def _subset(labels: list[int]) -> list[int] | None:
