@@ -22,6 +22,7 @@ from attnscope.views.neuron import show
 from attnscope.views.neuron_data import CAPTURE_FIELDS
 
 from ..conftest import PUB
+from .stand_in_model import install as install_stand_in_model
 from .test_neuron_view import open_html, root_id
 from .test_neuron_view_module import MOUNT
 
@@ -112,6 +113,7 @@ def test_the_chosen_filter_is_written_back_and_pythons_is_drawn(page, pair):
     state = view.html_state()
     selection = {k: state[k] for k in ("stack", "layer", "head", "token", "filter", "display_mode")}
     page.page.set_content("<!DOCTYPE html><div id='host'></div>")
+    install_stand_in_model(page.page)
     source = base64.b64encode(bundle("neuron_view").encode()).decode()
     page.page.evaluate(MOUNT, [source, json.loads(json.dumps(view.header)), state["arrays"], selection])
     root = page.page.locator("#host .attnscope-nv")
