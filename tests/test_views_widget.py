@@ -153,3 +153,17 @@ def test_the_sentence_filter_of_the_head_and_model_views_is_one_of_the_five():
                 "'BA', 'BB' (the first letter is the queries' sentence, the second the keys')"
             )
         assert widget.filter == "BA"
+
+
+def test_top_share_is_an_option_and_a_validated_trait_apart_from_the_threshold(pub_capture):
+    view = attnscope.head_view(pub_capture, top_share=0.9)
+    assert view.top_share == 0.9 and view.threshold == 0.01  # two names, two meanings
+    assert attnscope.head_view(pub_capture).top_share == 1.0  # off by default: every line above the threshold
+    assert view.html_state()["top_share"] == 0.9  # the exported page starts where the widget is
+    for bad in (0, 1.5, -0.1, "0.9", True):
+        with pytest.raises(InputError, match=r"top_share must be a number in \(0, 1\]"):
+            attnscope.head_view(pub_capture, top_share=bad)
+    with pytest.raises(Exception, match=r"top_share must be a number in \(0, 1\]"):
+        view.top_share = 0.0
+    view.top_share = 0.5
+    assert view.top_share == 0.5

@@ -68,6 +68,9 @@ export function sparseRows(bytes, rows, indexBytes) {
  * @param {any} encoding the header's encoding
  * @param {{heads: number, query: number, key: number}} shape
  * @param {any[]} qUnits @param {any[]} kUnits @param {boolean} merged @param {number} threshold
+ * @returns {{ weight: (h: number, a: number, b: number) => number, rowTotal: (h: number, a: number, keyRow: Int32Array) => number,
+ *   lines: Lines[] }} `rowTotal` is the weight of query unit `a` on the shown keys (`keyRow[b] >= 0`), all weights counted
+ *   (a sparse layer's only those it carries)
  */
 export function layerData(bytes, encoding, shape, qUnits, kUnits, merged, threshold) {
   const { heads, query, key } = shape;
@@ -115,7 +118,46 @@ export function layerData(bytes, encoding, shape, qUnits, kUnits, merged, thresh
     }
     lines.push({ q: Int32Array.from(qs), k: Int32Array.from(ks), w: Float32Array.from(ws) });
   }
-  return { weight, lines };
+  /** @type {(h: number, a: number, keyRow: Int32Array) => number} */
+  const rowTotal = (h, a, keyRow) => {
+    let total = 0;
+    if (merged) {
+      for (let b = 0; b < nk; b++) if (keyRow[b] >= 0) total += weight(h, a, b);
+      return total;
+    }
+    eachEntry(h * query + a, (j, byte) => { if (keyRow[j] >= 0) total += byte; });
+    return total / SCALE;
+  };
+  return { weight, rowTotal, lines };
+}
+
+/** One set's lines, grouped by query: query unit, key unit and weight of each. @typedef {{ q: Int32Array, k: Int32Array, w: Float32Array }} Lines */
+
+/**
+ * The lines a top share keeps: per query row, the fewest strongest lines to shown keys (`keyRow[k] >= 0`)
+ * whose weights add up to at least `share` of the row's weight on the shown keys (`rowTotal(q)`); equal
+ * weights go to the lower key. Lines must be grouped by query, as `layerData` lists them; a row whose
+ * lines (those above the minimum weight) fall short of the share keeps them all.
+ * @param {Lines} lines @param {(q: number) => number} rowTotal @param {Int32Array} keyRow @param {number} share in (0, 1]
+ * @returns {Uint8Array} 1 for each kept line
+ */
+export function topShareLines(lines, rowTotal, keyRow, share) {
+  const { q, k, w } = lines;
+  const keep = new Uint8Array(q.length);
+  for (let start = 0, end = 0; start < q.length; start = end) {
+    while (end < q.length && q[end] === q[start]) end++;
+    const goal = share * rowTotal(q[start]) - 1e-9;
+    const order = [];
+    for (let n = start; n < end; n++) if (keyRow[k[n]] >= 0) order.push(n);
+    order.sort((x, y) => w[y] - w[x] || k[x] - k[y]);
+    let sum = 0;
+    for (const n of order) {
+      if (sum >= goal) break;
+      keep[n] = 1;
+      sum += w[n];
+    }
+  }
+  return keep;
 }
 
 /** Aggregations whose layers keep one entry per head (the others combine the heads into one). */

@@ -11,7 +11,9 @@
  *   - "layers": { role: [layer or null, ...] }, each layer the uint8 weights (heads, query, key)
  *     row-major; decoded weight = byte / 255. Missing layers are asked of Python (layerStore).
  *     Carried aggregations (B1) arrive the same way under "<role>/<method>" (rollout, value norms).
- *   - optional initial state: "stack", "layer", "heads", "filter", "threshold", "hide_special",
+ *   - optional initial state: "stack", "layer", "heads", "filter", "threshold" (the minimum weight of a line),
+ *     "top_share" (in (0, 1], 1 for off: per query row, only the fewest strongest lines whose weights make up
+ *     that share of the row's weight on the shown keys, among those above the threshold), "hide_special",
  *     "merge_subwords", "rows", "columns" (token positions to keep, null for all), "aggregation"
  *     ("raw", "mean" of the shown heads, or a carried one: labelled by the header stack's "aggregation_methods")
  * and writes the selection back with model.set(...) + model.save_changes() ("token" included).
@@ -20,13 +22,13 @@
  * of the view that is on screen is painted (software rasterisers pay per covered pixel), repainted
  * on scroll. The root exposes what is drawn: data-lines (lines in the current selection),
  * data-lines-drawn (painted in the visible band), data-stack, data-layer, data-heads, data-filter,
- * data-token, data-units ("tokens" or "words"), data-aggregation. Aggregations that combine the heads
+ * data-token, data-units ("tokens" or "words"), data-aggregation, data-top-share. Aggregations that combine the heads
  * into one ("mean", "rollout", "value_norm_sum") draw one set of lines in the text colour.
  */
 
 import { download, FILTERS, headColour, labelled, layerStore, make, readHeader, shown, svgToPng, uniqueId, xmlText } from "./common.js";
 import { fitLabels, onDark, onThemeChange } from "./contrast.js";
-import { aggregationInfo, fillAggregations, layerData, meanLayer, parsePositions, PER_HEAD, unitsOf, unitText } from "./attention_data.js";
+import { aggregationInfo, fillAggregations, layerData, meanLayer, parsePositions, PER_HEAD, topShareLines, unitsOf, unitText } from "./attention_data.js";
 import { createLineLayer, rgbOf } from "./raster.js";
 
 const CANVAS_WIDTH = 220;
@@ -48,6 +50,7 @@ function render({ model, el }) {
     heads: new Set(/** @type {number[]} */ (model.get("heads") ?? initial.heads)),
     filter: /** @type {string} */ (model.get("filter") || "all"),
     threshold: /** @type {number} */ (model.get("threshold") ?? header.threshold),
+    topShare: /** @type {number} */ (model.get("top_share") ?? 1),
     hideSpecial: Boolean(model.get("hide_special")),
     merge: Boolean(model.get("merge_subwords")),
     aggregation: /** @type {string} */ (model.get("aggregation") || initial.aggregation || "raw"),
@@ -70,6 +73,9 @@ function render({ model, el }) {
   const filterSelect = /** @type {HTMLSelectElement} */ (make("select", "attnscope-hv-filter"));
   const threshold = /** @type {HTMLInputElement} */ (make("input", "attnscope-hv-threshold"));
   Object.assign(threshold, { type: "number", min: "0", max: "0.99", step: "0.01", value: String(state.threshold) });
+  const topShare = /** @type {HTMLInputElement} */ (make("input", "attnscope-hv-top-share"));
+  Object.assign(topShare, { type: "number", min: "0.01", max: "1", step: "0.01", value: String(state.topShare) });
+  topShare.title = "per query, only the strongest lines that make up this share of its attention (1: all lines)";
   const hideSpecial = checkbox("attnscope-hv-hide-special", state.hideSpecial);
   const merge = checkbox("attnscope-hv-merge", state.merge);
   const rowsInput = textbox("attnscope-hv-rows", state.rows);
@@ -84,7 +90,7 @@ function render({ model, el }) {
   const stackLabel = field("Attention", stackSelect);
   const filterLabel = field("Sentences", filterSelect);
   controls.append(stackLabel, field("Show", aggregationSelect), field("Layer", layerSelect), filterLabel,
-    field("Threshold", threshold), field("Hide special tokens", hideSpecial), field("Words", merge),
+    field("Threshold", threshold), field("Top share", topShare), field("Hide special tokens", hideSpecial), field("Words", merge),
     field("Queries", rowsInput), field("Keys", columnsInput), png, svg, note, status);
   for (const s of header.stacks) stackSelect.append(new Option(s.role, s.role));
   for (const [value, text] of FILTERS) filterSelect.append(new Option(text, value));
@@ -153,7 +159,7 @@ function render({ model, el }) {
    */
   function data() {
     const agg = state.aggregation, s = stack();
-    const key = `${state.stack}:${state.layer}:${agg}:${agg === "mean" ? shownHeads().join(",") : ""}:${state.merge}:${state.threshold}`;
+    const key = `${state.stack}:${state.layer}:${agg}:${agg === "mean" ? shownHeads().join(",") : ""}:${state.merge}:${state.threshold}:${state.topShare}`;
     if (cache.has(key)) return cache.get(key);
     const fromRaw = agg === "raw" || agg === "mean";
     const bytes = store.get(fromRaw ? state.stack : `${state.stack}/${agg}`, layerIndex());
@@ -162,9 +168,12 @@ function render({ model, el }) {
     const made = agg === "mean"
       ? layerData(meanLayer(bytes, header.encoding, s, shownHeads()), { sparse: false }, one, layout.q, layout.k, state.merge, state.threshold)
       : layerData(bytes, header.encoding, fromRaw ? s : { ...one, heads: s.aggregations[agg] }, layout.q, layout.k, state.merge, state.threshold);
+    const keyRow = layout.kRows.row;
+    const keep = state.topShare < 1 // per set of lines, which of them the top share keeps (null: all)
+      ? made.lines.map((lines, h) => topShareLines(lines, (q) => made.rowTotal(h, q, keyRow), keyRow, state.topShare)) : null;
     if (cache.size >= 4) cache.delete(/** @type {string} */ (cache.keys().next().value));
-    cache.set(key, made);
-    return made;
+    cache.set(key, { ...made, keep });
+    return cache.get(key);
   }
 
   /** Segment ("A" or "B") of a unit on a side, when queries and keys are one sentence pair. */
@@ -208,7 +217,9 @@ function render({ model, el }) {
     let count = 0;
     for (const set of lineSets()) {
       const { q, k, w } = d.lines[set.index];
+      const keep = d.keep?.[set.index];
       for (let n = 0; n < q.length; n++) {
+        if (keep && !keep[n]) continue;
         const a = q[n], b = k[n];
         const qr = layout.qRows.row[a], kr = layout.kRows.row[b];
         if (qr < 0 || kr < 0 || !qOk[a] || !kOk[b]) continue;
@@ -275,7 +286,7 @@ function render({ model, el }) {
     const token = state.pinned ?? state.hover;
     const values = {
       stack: state.stack, layer: state.layer, heads: [...state.heads].sort((a, b) => a - b), filter: state.filter,
-      threshold: state.threshold, hide_special: state.hideSpecial, merge_subwords: state.merge,
+      threshold: state.threshold, top_share: state.topShare, hide_special: state.hideSpecial, merge_subwords: state.merge,
       rows: state.rows, columns: state.columns, aggregation: state.aggregation,
       token: token ? { ...token, unit: state.merge ? "word" : "token" } : null,
     };
@@ -422,7 +433,7 @@ function render({ model, el }) {
       lines: String(total), linesDrawn: String(drawn), stack: state.stack, layer: String(state.layer),
       heads: [...state.heads].sort((a, b) => a - b).join(","), filter: state.filter,
       token: active ? `${active.side}:${active.index}` : "", units: state.merge ? "words" : "tokens",
-      loading: String(!loaded), aggregation: state.aggregation,
+      loading: String(!loaded), aggregation: state.aggregation, topShare: String(state.topShare),
     });
     if (write) save();
   }
@@ -470,6 +481,18 @@ function render({ model, el }) {
       threshold.title = threshold.validationMessage;
     }
   });
+  topShare.addEventListener("change", () => {
+    const value = Number(topShare.value);
+    if (Number.isFinite(value) && value > 0 && value <= 1) {
+      topShare.setCustomValidity("");
+      topShare.title = "";
+      state.topShare = value;
+      update();
+    } else {
+      topShare.setCustomValidity("the top share must be in (0, 1]: 1 draws every line above the threshold");
+      topShare.title = topShare.validationMessage;
+    }
+  });
   hideSpecial.addEventListener("change", () => { state.hideSpecial = hideSpecial.checked; relayout(); update(); });
   merge.addEventListener("change", () => { state.merge = merge.checked; relayout(); update(); });
   for (const [input, side] of /** @type {[HTMLInputElement, "rows" | "columns"][]} */ ([[rowsInput, "rows"], [columnsInput, "columns"]])) {
@@ -513,6 +536,10 @@ function render({ model, el }) {
       if (v.join(",") === [...state.heads].sort((a, b) => a - b).join(",")) return;
       state.heads = new Set(v);
       update(false);
+    },
+    "change:top_share": () => {
+      const v = model.get("top_share");
+      if (typeof v === "number" && v > 0 && v <= 1 && v !== state.topShare) { state.topShare = v; topShare.value = String(v); update(false); }
     },
     "change:filter": () => { const v = model.get("filter"); if (v && v !== state.filter) { state.filter = v; filterSelect.value = v; update(false); } },
     "change:stack": () => { const v = model.get("stack"); if (v in stacks && v !== state.stack) { state.stack = v; buildStack(); update(false); } },

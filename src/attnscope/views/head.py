@@ -13,7 +13,7 @@ from ..capture.result import Capture
 from ..errors import InputError
 from .display import present
 from .html import bundle, static_text
-from .payload import DEFAULT_THRESHOLD, payload_from_inputs
+from .payload import DEFAULT_THRESHOLD, DEFAULT_TOP_SHARE, check_top_share, payload_from_inputs
 from .widget import PayloadWidget
 
 ENCODINGS = {"auto": None, "dense": False, "sparse": True}
@@ -45,6 +45,7 @@ def head_view(
     *,
     batch_index: int = 0,
     threshold: float = DEFAULT_THRESHOLD,
+    top_share: float = DEFAULT_TOP_SHARE,
     stack: str | None = None,
     encoding: str = "auto",
     aggregation: str = "raw",
@@ -56,7 +57,9 @@ def head_view(
     sentence_b_start)`` takes a tuple of per-layer ``(batch, heads, query, key)`` tensors or arrays as
     ``model(..., output_attentions=True)`` returns them (``encoder_attention``/``decoder_attention``/
     ``cross_attention`` with ``encoder_tokens``/``decoder_tokens`` for encoder-decoders). ``layer`` and
-    ``heads`` choose what is shown first; lines with weight <= ``threshold`` are not drawn.
+    ``heads`` choose what is shown first; lines with weight <= ``threshold`` are not drawn. ``top_share``
+    in (0, 1] draws, per query row, only the fewest strongest of those lines whose weights add up to at least
+    that share of the row's weight on the shown keys (1, the default: all of them); a control changes it.
     Returns a `HeadView` widget: it displays in notebooks (a static copy where widgets do not run),
     ``to_html()`` and ``save(path)`` export it, and its ``selection`` follows what the user picks.
     Called with BertViz's arguments (anything but a `Capture` as ``attention``) and ``html_action="view"``
@@ -75,6 +78,7 @@ def head_view(
         raise InputError(f"html_action must be 'view' or 'return', got {html_action!r}")
     if encoding not in ENCODINGS:
         raise InputError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
+    top_share = check_top_share(top_share)
     options = dict(
         layer=layer,
         heads=heads,
@@ -98,4 +102,6 @@ def head_view(
         prettify_tokens=prettify_tokens,
         **options,
     )
-    return present(HeadView(payload), html_action, bertviz_style=not isinstance(attention, Capture))
+    return present(
+        HeadView(payload, top_share=top_share), html_action, bertviz_style=not isinstance(attention, Capture)
+    )

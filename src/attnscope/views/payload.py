@@ -37,6 +37,8 @@ from .sequences import (  # noqa: F401 - looks_special and prettify are re-expor
 
 DEFAULT_THRESHOLD = 0.01
 """Lines whose decoded weight is not above this are not drawn."""
+DEFAULT_TOP_SHARE = 1.0
+"""Per query row, the views draw the fewest strongest lines that make up this share of its weight (1: all lines)."""
 ROLES = ("encoder", "decoder", "cross")
 _TOLERANCE = 1e-3  # weights may exceed 1 or dip below 0 by float rounding, not more
 
@@ -160,6 +162,17 @@ class Payload:
 
     def nbytes(self) -> int:
         return sum(int(self.data(key).nbytes) for key in self.data_keys())
+
+
+def check_top_share(value: object) -> float:
+    """Return ``value`` as a float if it is a number in (0, 1]; otherwise raise `InputError` naming the range.
+
+    A top share is not a minimum weight (``threshold``): per query row, the lines kept are the fewest
+    strongest whose weights add up to at least that share of the row's weight on the shown keys.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise InputError(f"top_share must be a number in (0, 1] (1 draws every line), got {value!r}")
+    return float(value)
 
 
 def check_weights(weights: np.ndarray, what: str) -> None:

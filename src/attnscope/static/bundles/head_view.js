@@ -392,7 +392,36 @@ var attnscopeView = (() => {
       }
       lines.push({ q: Int32Array.from(qs), k: Int32Array.from(ks), w: Float32Array.from(ws) });
     }
-    return { weight, lines };
+    const rowTotal = (h, a, keyRow) => {
+      let total = 0;
+      if (merged) {
+        for (let b = 0; b < nk; b++) if (keyRow[b] >= 0) total += weight(h, a, b);
+        return total;
+      }
+      eachEntry(h * query + a, (j, byte) => {
+        if (keyRow[j] >= 0) total += byte;
+      });
+      return total / SCALE;
+    };
+    return { weight, rowTotal, lines };
+  }
+  function topShareLines(lines, rowTotal, keyRow, share) {
+    const { q, k, w } = lines;
+    const keep = new Uint8Array(q.length);
+    for (let start = 0, end = 0; start < q.length; start = end) {
+      while (end < q.length && q[end] === q[start]) end++;
+      const goal = share * rowTotal(q[start]) - 1e-9;
+      const order = [];
+      for (let n = start; n < end; n++) if (keyRow[k[n]] >= 0) order.push(n);
+      order.sort((x, y) => w[y] - w[x] || k[x] - k[y]);
+      let sum = 0;
+      for (const n of order) {
+        if (sum >= goal) break;
+        keep[n] = 1;
+        sum += w[n];
+      }
+    }
+    return keep;
   }
   var PER_HEAD = /* @__PURE__ */ new Set(["raw", "value_norm"]);
   function offeredAggregations(stack) {
@@ -571,6 +600,10 @@ var attnscopeView = (() => {
         /** @type {number} */
         model.get("threshold") ?? header.threshold
       ),
+      topShare: (
+        /** @type {number} */
+        model.get("top_share") ?? 1
+      ),
       hideSpecial: Boolean(model.get("hide_special")),
       merge: Boolean(model.get("merge_subwords")),
       aggregation: (
@@ -613,6 +646,12 @@ var attnscopeView = (() => {
       make("input", "attnscope-hv-threshold")
     );
     Object.assign(threshold, { type: "number", min: "0", max: "0.99", step: "0.01", value: String(state.threshold) });
+    const topShare = (
+      /** @type {HTMLInputElement} */
+      make("input", "attnscope-hv-top-share")
+    );
+    Object.assign(topShare, { type: "number", min: "0.01", max: "1", step: "0.01", value: String(state.topShare) });
+    topShare.title = "per query, only the strongest lines that make up this share of its attention (1: all lines)";
     const hideSpecial = checkbox("attnscope-hv-hide-special", state.hideSpecial);
     const merge = checkbox("attnscope-hv-merge", state.merge);
     const rowsInput = textbox("attnscope-hv-rows", state.rows);
@@ -638,6 +677,7 @@ var attnscopeView = (() => {
       field("Layer", layerSelect),
       filterLabel,
       field("Threshold", threshold),
+      field("Top share", topShare),
       field("Hide special tokens", hideSpecial),
       field("Words", merge),
       field("Queries", rowsInput),
@@ -705,19 +745,21 @@ var attnscopeView = (() => {
     const shownHeads = () => [...state.heads].sort((a, b) => a - b);
     function data() {
       const agg = state.aggregation, s = stack();
-      const key = `${state.stack}:${state.layer}:${agg}:${agg === "mean" ? shownHeads().join(",") : ""}:${state.merge}:${state.threshold}`;
+      const key = `${state.stack}:${state.layer}:${agg}:${agg === "mean" ? shownHeads().join(",") : ""}:${state.merge}:${state.threshold}:${state.topShare}`;
       if (cache.has(key)) return cache.get(key);
       const fromRaw = agg === "raw" || agg === "mean";
       const bytes = store.get(fromRaw ? state.stack : `${state.stack}/${agg}`, layerIndex());
       if (!bytes) return null;
       const one = { heads: 1, query: s.query, key: s.key };
       const made = agg === "mean" ? layerData(meanLayer(bytes, header.encoding, s, shownHeads()), { sparse: false }, one, layout.q, layout.k, state.merge, state.threshold) : layerData(bytes, header.encoding, fromRaw ? s : { ...one, heads: s.aggregations[agg] }, layout.q, layout.k, state.merge, state.threshold);
+      const keyRow = layout.kRows.row;
+      const keep = state.topShare < 1 ? made.lines.map((lines, h) => topShareLines(lines, (q) => made.rowTotal(h, q, keyRow), keyRow, state.topShare)) : null;
       if (cache.size >= 4) cache.delete(
         /** @type {string} */
         cache.keys().next().value
       );
-      cache.set(key, made);
-      return made;
+      cache.set(key, { ...made, keep });
+      return cache.get(key);
     }
     function segmentTest() {
       const s = stack();
@@ -749,7 +791,9 @@ var attnscopeView = (() => {
       let count = 0;
       for (const set of lineSets()) {
         const { q, k, w } = d.lines[set.index];
+        const keep = d.keep?.[set.index];
         for (let n = 0; n < q.length; n++) {
+          if (keep && !keep[n]) continue;
           const a = q[n], b = k[n];
           const qr = layout.qRows.row[a], kr = layout.kRows.row[b];
           if (qr < 0 || kr < 0 || !qOk[a] || !kOk[b]) continue;
@@ -816,6 +860,7 @@ var attnscopeView = (() => {
         heads: [...state.heads].sort((a, b) => a - b),
         filter: state.filter,
         threshold: state.threshold,
+        top_share: state.topShare,
         hide_special: state.hideSpecial,
         merge_subwords: state.merge,
         rows: state.rows,
@@ -996,7 +1041,8 @@ var attnscopeView = (() => {
         token: active ? `${active.side}:${active.index}` : "",
         units: state.merge ? "words" : "tokens",
         loading: String(!loaded),
-        aggregation: state.aggregation
+        aggregation: state.aggregation,
+        topShare: String(state.topShare)
       });
       if (write) save();
     }
@@ -1050,6 +1096,18 @@ var attnscopeView = (() => {
       } else {
         threshold.setCustomValidity(`the threshold must be in [${least}, 1)` + (least ? ": this view carries only weights above it" : ""));
         threshold.title = threshold.validationMessage;
+      }
+    });
+    topShare.addEventListener("change", () => {
+      const value = Number(topShare.value);
+      if (Number.isFinite(value) && value > 0 && value <= 1) {
+        topShare.setCustomValidity("");
+        topShare.title = "";
+        state.topShare = value;
+        update();
+      } else {
+        topShare.setCustomValidity("the top share must be in (0, 1]: 1 draws every line above the threshold");
+        topShare.title = topShare.validationMessage;
       }
     });
     hideSpecial.addEventListener("change", () => {
@@ -1119,6 +1177,14 @@ var attnscopeView = (() => {
         if (v.join(",") === [...state.heads].sort((a, b) => a - b).join(",")) return;
         state.heads = new Set(v);
         update(false);
+      },
+      "change:top_share": () => {
+        const v = model.get("top_share");
+        if (typeof v === "number" && v > 0 && v <= 1 && v !== state.topShare) {
+          state.topShare = v;
+          topShare.value = String(v);
+          update(false);
+        }
       },
       "change:filter": () => {
         const v = model.get("filter");
