@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import traitlets
+
 from ..capture.result import Capture
 from ..errors import InputError
 from .display import present
@@ -20,12 +22,21 @@ ENCODINGS = {"auto": None, "dense": False, "sparse": True}
 
 
 class HeadView(PayloadWidget):
-    """The head view widget: traits ``stack``, ``layer``, ``heads``, ``filter`` and ``token`` follow the user."""
+    """The head view widget: traits ``stack``, ``layer``, ``heads``, ``filter`` and ``token`` follow the user;
+    ``top_share`` (in (0, 1], 1: off) keeps each query row's strongest lines up to that share of its weight."""
 
     module = "head_view"
     kind = "head view"
     _esm = bundle("head_view")
     _css = static_text("head_view.css")
+    top_share = traitlets.Float(DEFAULT_TOP_SHARE).tag(sync=True)
+
+    @traitlets.validate("top_share")
+    def _valid_top_share(self, proposal: dict[str, Any]) -> float:
+        return check_top_share(proposal["value"])
+
+    def html_state(self) -> dict[str, Any]:
+        return {**super().html_state(), "top_share": self.top_share}
 
 
 def head_view(

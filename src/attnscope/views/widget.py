@@ -24,7 +24,7 @@ from ..selection import check_choice, check_choices
 from .aggregated import VIEW_AGGREGATIONS, data_key
 from .display import already_displayed, repeated_as_cell_value
 from .html import page, view_fragment, write_atomically
-from .payload import Payload, check_top_share
+from .payload import Payload
 from .sequences import check_filter_name
 
 LAYER_MESSAGE = "attnscope-layers"
@@ -132,7 +132,6 @@ class PayloadWidget(AttentionWidget):
     rows = traitlets.List(traitlets.Int(), allow_none=True, default_value=None).tag(sync=True)
     columns = traitlets.List(traitlets.Int(), allow_none=True, default_value=None).tag(sync=True)
     aggregation = traitlets.Unicode("raw").tag(sync=True)
-    top_share = traitlets.Float(1.0).tag(sync=True)
 
     def __init__(self, payload: Payload, **kwargs: Any) -> None:
         self.payload = payload
@@ -189,10 +188,6 @@ class PayloadWidget(AttentionWidget):
             raise InputError(f"aggregation {value!r} is not in this view: it offers {', '.join(offered)}")
         return value
 
-    @traitlets.validate("top_share")
-    def _valid_top_share(self, proposal: dict[str, Any]) -> float:
-        return check_top_share(proposal["value"])
-
     @traitlets.validate("filter")
     def _valid_filter(self, proposal: dict[str, Any]) -> str:
         return check_filter_name(proposal["value"])
@@ -244,7 +239,6 @@ class PayloadWidget(AttentionWidget):
             "heads",
             "filter",
             "threshold",
-            "top_share",
             "hide_special",
             "merge_subwords",
             "rows",
