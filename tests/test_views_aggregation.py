@@ -1,5 +1,6 @@
 """B1 in the views' Python side: which aggregations a view carries, how their layers travel (one byte a
-weight, lazily in the head view), the synced ``aggregation`` trait, and clear errors."""
+weight, lazily in the head view), the synced ``aggregation`` trait, the heads the combining ones combine
+(``combine_heads``), and clear errors."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import numpy as np
 import pytest
 
 import attnscope
-from attnscope.analysis.aggregate import normalise_rows
-from attnscope.errors import InputError
-from attnscope.views import MAX_ERROR
+from attnscope.analysis.aggregate import combine_heads, normalise_rows, rollout
+from attnscope.errors import FieldError, InputError
+from attnscope.views import MAX_ERROR, payload_from_arrays, payload_from_capture
+from attnscope.views import payload as payload_module
 from attnscope.views.aggregated import AUTO_MAX_TOKENS
 from attnscope.views.widget import LAYER_MESSAGE
 
@@ -107,3 +109,62 @@ def test_bad_aggregation_options_say_what_is_allowed(default_model):
     with pytest.raises(InputError, match="aggregation 'value_norm_sum' cannot be shown: this capture holds no values"):
         attnscope.model_view(plain, aggregations=["value_norm_sum"])
     assert attnscope.head_view(plain).payload.data_keys() == ["encoder", "encoder/rollout"]
+
+
+def test_combine_heads_picks_the_heads_of_the_combined_aggregations_and_value_norms_keep_the_kept_heads(full_capture):
+    payload = payload_from_capture(full_capture, include_heads=[2, 5, 7], combine_heads=[2, 7])
+    stack = payload.header()["stacks"][0]
+    assert (stack["head_labels"], stack["combined_heads"]) == ([2, 5, 7], [2, 7])
+    assert stack["aggregations"] == {"rollout": 1, "value_norm": 3, "value_norm_sum": 1}
+    for method, heads in (("rollout", [2, 7]), ("value_norm_sum", [2, 7]), ("value_norm", [2, 5, 7])):
+        result = attnscope.aggregate(full_capture, method, heads=heads).weights
+        expected = result if method == "rollout" else normalise_rows(result)
+        expected = expected if expected.ndim == 4 else expected[:, None]
+        assert np.abs(payload.decoded(f"encoder/{method}") - expected).max() <= MAX_ERROR + 1e-6, method
+    every_kept = payload_from_capture(full_capture, include_heads=[2, 5, 7])
+    assert every_kept.header()["stacks"][0]["combined_heads"] == [2, 5, 7]  # the default: all kept heads
+    assert np.abs(every_kept.decoded("encoder/rollout") - payload.decoded("encoder/rollout")).max() > 0.05
+
+
+def test_combine_heads_of_arrays_rolls_out_the_mean_of_those_heads():
+    arrays, tokens = softmax_arrays(6, layers=3, heads=4), [f"t{i}" for i in range(6)]
+    payload = payload_from_arrays(arrays, tokens, aggregations=["rollout"], combine_heads=[0, 3])
+    weights = np.stack([np.asarray(layer)[0] for layer in arrays])  # (layers, heads, query, key)
+    expected = rollout(combine_heads(weights[:, [0, 3]]))[:, None]
+    assert np.abs(payload.decoded("encoder/rollout") - expected).max() <= MAX_ERROR + 1e-6
+    assert payload.header()["stacks"][0]["combined_heads"] == [0, 3]
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "message"),
+    [
+        (dict(combine_heads=[12]), "combine_heads.0", "head 12 is out of range: the encoder attention has heads 0-11"),
+        (
+            dict(include_heads=[0, 1], combine_heads=[1, 5]),
+            "combine_heads.1",
+            "head 5 is not among the included heads: include_heads keeps heads 0, 1; pass one of them as combine_heads",
+        ),
+        (dict(combine_heads=[3, 3]), "combine_heads.1", "combine_heads names head 3 more than once"),
+        (dict(combine_heads=[]), "combine_heads", "combine_heads is empty: name at least one head"),
+        (dict(combine_heads=2), "combine_heads", "combine_heads must be a list of head numbers, got 2"),
+    ],
+)
+def test_bad_combine_heads_are_refused_by_the_head_validator_before_anything_is_computed(
+    full_capture, monkeypatch, options, field, message
+):
+    computed: list[str] = []
+    monkeypatch.setattr(payload_module, "quantise", lambda *args: computed.append("quantise"))
+    monkeypatch.setattr(payload_module, "carried_layers", lambda *args: computed.append("aggregate"))
+    with pytest.raises(FieldError) as error:
+        payload_from_capture(full_capture, **options)
+    assert error.value.field == field and message in str(error.value)
+    assert computed == []
+
+
+def test_the_header_names_the_masked_positions_of_a_capture(default_model):
+    masked = attnscope.capture(default_model, PUB, mask=[2, 4], warn=False)
+    assert payload_from_capture(masked).header()["sequences"]["encoder"]["masked"] == [2, 4]
+    typed = attnscope.capture(default_model, "The [MASK] ran.", warn=False)
+    assert payload_from_capture(typed).header()["sequences"]["encoder"]["masked"] == [2]
+    plain = payload_from_arrays(softmax_arrays(4), ["a", "b", "c", "d"])
+    assert plain.header()["sequences"]["encoder"]["masked"] == []

@@ -22,6 +22,8 @@ VIEW_AGGREGATIONS = tuple(method.name for method in BY_NAME.values() if method.i
 `CARRIED`."""
 CARRIED = tuple(name for name in VIEW_AGGREGATIONS if name not in ("raw", "mean"))
 """Aggregations computed in Python and carried by the payload as extra layers."""
+COMBINING = tuple(name for name in CARRIED if name not in PER_HEAD)
+"""The `CARRIED` aggregations that combine the heads into one per layer (a payload's ``combine_heads``)."""
 NOTES = {
     "rollout": "every head combined",
     **{name: "value norms, each row scaled to sum to 1" for name in NORM_METHODS},
@@ -104,9 +106,10 @@ def check_initial(initial: str, carried: dict[str, list[str]], capture: Capture 
 def carried_layers(
     method: str, role: str, weights: np.ndarray, heads: list[int], capture: Capture | None
 ) -> np.ndarray:
-    """One stack's layers of a `CARRIED` method, ``(layers, heads', query, key)`` in [0, 1]: heads' is
-    the kept ``heads`` for "value_norm", 1 for the combinations. ``weights`` is the stack's raw attention
-    (used for rollout without a capture); value norms are scaled per row to sum to 1."""
+    """One stack's layers of a `CARRIED` method, ``(layers, heads', query, key)`` in [0, 1], made of the model's
+    ``heads``: heads' is ``len(heads)`` for "value_norm", 1 for the combinations (`COMBINING`), which combine
+    ``heads``. ``weights`` is the stack's raw attention, all its heads (used for rollout without a capture);
+    value norms are scaled per row to sum to 1."""
     if capture is not None:
         result = aggregate(capture, method, stack=role, heads=heads).weights
     else:

@@ -25,7 +25,7 @@ from ..capture.result import Capture
 from ..errors import InputError, check_range, count
 from ..quantise import SCALE, quantise
 from ..selection import check_choice, check_choices
-from .aggregated import carried_layers, check_initial, choose, data_key, offered, unavailable
+from .aggregated import COMBINING, carried_layers, check_initial, choose, data_key, offered, unavailable
 from .bertviz_inputs import NO_WEIGHTS, check_tokens, no_weights_error, stack_layers
 from .sequences import (  # noqa: F401 - looks_special and prettify are re-exported: they lived here first
     TokenSequence,
@@ -52,7 +52,9 @@ class Payload:
     (all of them, ``range(heads)``, unless ``include_heads`` was given). ``selection`` is the initial
     stack, layer (a layer label), visible heads (head labels) and aggregation. ``aggregated`` holds the
     carried aggregations' uint8 layers by data key ``"<role>/<method>"`` (`aggregated.data_key`),
-    ``(layers, heads', query, key)`` with heads' 1 for methods that combine the heads.
+    ``(layers, heads', query, key)`` with heads' 1 for methods that combine the heads;
+    ``combined_heads[role]`` are the model's head numbers those combining methods were computed from
+    (the kept heads unless ``combine_heads`` was given).
     """
 
     sequences: dict[str, TokenSequence]
@@ -67,6 +69,7 @@ class Payload:
     sparse: bool = False
     head_labels: dict[str, list[int]] = field(default_factory=dict)
     aggregated: dict[str, np.ndarray] = field(default_factory=dict)
+    combined_heads: dict[str, list[int]] = field(default_factory=dict)
 
     def data(self, key: str) -> np.ndarray:
         """The uint8 layers under a data key: a role (raw attention) or ``"<role>/<method>"``."""
@@ -84,6 +87,11 @@ class Payload:
     def heads_of(self, role: str) -> list[int]:
         """The model's head numbers of the heads this payload carries for ``role``, in order."""
         return self.head_labels.get(role) or list(range(int(self.stacks[role].shape[1])))
+
+    def combined_heads_of(self, role: str) -> list[int]:
+        """The model's head numbers the carried aggregations that combine heads ("rollout",
+        "value_norm_sum") of ``role`` were computed from: the kept heads unless ``combine_heads`` chose."""
+        return self.combined_heads.get(role) or self.heads_of(role)
 
     def header(self) -> dict[str, Any]:
         """The JSON-ready description of everything except the weights."""
@@ -103,6 +111,7 @@ class Payload:
                     "key": int(w.shape[3]),
                     "layer_labels": self.layer_labels[role],
                     "head_labels": self.heads_of(role),
+                    "combined_heads": self.combined_heads_of(role),
                     "query_tokens": self.stack_tokens[role][0],
                     "key_tokens": self.stack_tokens[role][1],
                     "causal": self.causal[role],
@@ -251,17 +260,30 @@ def _kept(name: str, include: Sequence[int] | None, size: int, role: str) -> lis
     return check_choices(f"include_{name}s", include, size, f"the {role} attention", unit=name)
 
 
-def _keep(
-    weights: np.ndarray, include_layers: Sequence[int] | None, include_heads: Sequence[int] | None, role: str
-) -> tuple[np.ndarray, list[int], list[int]]:
-    """The kept layers and heads of (layers, heads, query, key) weights, with their model numbers."""
-    layers = _kept("layer", include_layers, weights.shape[0], role)
-    heads = _kept("head", include_heads, weights.shape[1], role)
-    if include_layers is not None:
+def _combined(
+    combine_heads: Sequence[int] | None, kept: list[int], include_heads: Sequence[int] | None, role: str
+) -> list[int]:
+    """The model's head numbers ``combine_heads`` names, checked against the heads kept (``kept``, of all the
+    stack's heads when ``include_heads`` is None); all kept heads when None. Raises `FieldError`
+    (``combine_heads.1``: that entry) for a head out of range, not kept, or named twice, or an empty list."""
+    return check_choices(
+        "combine_heads",
+        combine_heads,
+        len(kept),
+        f"the {role} attention",
+        unit="head",
+        kept=kept if include_heads is not None else None,
+        kept_by="include_heads",
+    )
+
+
+def _keep(weights: np.ndarray, layers: list[int] | None, heads: list[int] | None) -> np.ndarray:
+    """The kept layers and heads (model numbers; None: all) of (layers, heads, query, key) weights."""
+    if layers is not None:
         weights = weights[layers]
-    if include_heads is not None:
+    if heads is not None:
         weights = weights[:, heads]
-    return weights, layers, heads
+    return weights
 
 
 def _check_fits(
@@ -295,6 +317,7 @@ def build_payload(
     capture: Capture | None = None,
     aggregation: str = "raw",
     aggregations: str | Sequence[str] = "auto",
+    combine_heads: Sequence[int] | None = None,
 ) -> Payload:
     """Validate float weights ``(layers, heads, query, key)`` per role and quantise them into a `Payload`.
 
@@ -304,21 +327,38 @@ def build_payload(
     so a sparse row costs at most ``4 + 3 / threshold`` bytes against ``keys`` bytes dense.
 
     ``include_layers``/``include_heads`` keep only those layers/heads (the model's numbers, for every stack).
-    ``aggregations`` ("auto" or names from `aggregated.CARRIED`) are computed from the kept heads of every
-    layer (value norms only from a ``capture``) and carried as extra layers; ``aggregation`` is the one
-    shown first (`aggregated.VIEW_AGGREGATIONS`).
+    ``aggregations`` ("auto" or names from `aggregated.CARRIED`) are computed from every layer (value
+    norms only from a ``capture``) and carried as extra layers; ``aggregation`` is the one shown first
+    (`aggregated.VIEW_AGGREGATIONS`). The per-head one ("value_norm") has every kept head; those that
+    combine heads into one (`aggregated.COMBINING`: "rollout", "value_norm_sum") are computed from
+    ``combine_heads`` (the model's head numbers, each among the kept heads; default: all kept heads),
+    which the header names per stack as ``combined_heads``.
+
+    Every argument is checked before anything is computed: bad input raises `InputError` (a `FieldError`
+    naming the option, or the list entry at fault, e.g. ``combine_heads.1``).
     """
     if not stacks:
         raise InputError("no attention given: pass attention, or encoder/decoder/cross attention")
     if not (isinstance(threshold, (int, float)) and 0 <= threshold < 1):
         raise InputError(f"threshold must be a number in [0, 1), got {threshold!r}")
-    quantised, labels, head_labels = {}, {}, {}
-    for role, weights in stacks.items():
+    labels, head_labels, combined = {}, {}, {}
+    for role, weights in stacks.items():  # every check before anything is computed
         check_weights(weights, f"{role} attention")
         qname, kname = stack_tokens[role]
         _check_fits(role, weights, sequences[qname], sequences[kname], f"{qname} token", f"{kname} token")
-        kept, labels[role], head_labels[role] = _keep(weights, include_layers, include_heads, role)
-        quantised[role] = quantise(kept)
+        labels[role] = _kept("layer", include_layers, weights.shape[0], role)
+        head_labels[role] = _kept("head", include_heads, weights.shape[1], role)
+        combined[role] = _combined(combine_heads, head_labels[role], include_heads, role)
+    quantised = {
+        role: quantise(
+            _keep(
+                weights,
+                labels[role] if include_layers is not None else None,
+                head_labels[role] if include_heads is not None else None,
+            )
+        )
+        for role, weights in stacks.items()
+    }
     if causal is None:
         causal = {role: _is_causal(w) for role, w in stacks.items() if role != "cross"}
     causal = {role: bool(causal.get(role, False)) for role in stacks}
@@ -344,6 +384,7 @@ def build_payload(
         float(threshold),
         sparse=sparse,
         head_labels=head_labels,
+        combined_heads=combined,
     )
     _check_selection(payload, stack, layer, heads, (include_layers is not None, include_heads is not None))
     methods = choose(aggregations, aggregation, list(stacks), max(max(w.shape[2:]) for w in stacks.values()), capture)
@@ -351,7 +392,8 @@ def build_payload(
     payload.selection["aggregation"] = check_initial(aggregation, carried, capture)
     for role, weights in stacks.items():
         for method in carried[role]:
-            layers = carried_layers(method, role, weights, head_labels[role], capture)
+            heads = combined[role] if method in COMBINING else head_labels[role]
+            layers = carried_layers(method, role, weights, heads, capture)
             payload.aggregated[data_key(role, method)] = quantise(
                 layers[labels[role]] if include_layers is not None else layers
             )

@@ -40,6 +40,8 @@ class TokenSequence:
     word's text, so a view can merge subword rows and columns into words. ``continues`` marks the
     tokens that continue the previous token's word and whose label does not already say so (WordPiece's
     ``##`` kept in BertViz-style strings): the views mark them ``##`` before the label, as the app does.
+    ``masked`` lists the token positions replaced by the mask token (by position, or typed in the text:
+    `Tokens.masked`); empty for BertViz-style strings, which do not say.
     """
 
     tokens: list[str]
@@ -48,6 +50,7 @@ class TokenSequence:
     words: list[int | None] = field(default_factory=list)
     word_labels: list[str] = field(default_factory=list)
     continues: list[bool] = field(default_factory=list)
+    masked: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +60,7 @@ class TokenSequence:
             "words": self.words,
             "word_labels": self.word_labels,
             "continues": self.continues,
+            "masked": self.masked,
         }
 
 
@@ -87,6 +91,7 @@ def sequence_from_tokens(tokens: Tokens) -> TokenSequence:
         words,
         labels,
         continuations(words, tokens.special),
+        list(tokens.masked),
     )
 
 
