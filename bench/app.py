@@ -10,7 +10,8 @@ once into a temporary directory from ../shared/data) on a free loopback port, th
   switch (to rollout, value norms, summed value norms, in turn) to its lines painted.
 - R2: ``--clients`` threads (16) on loopback for ``--seconds`` (60), each sending, one after another,
   attention requests (random EWT sentences, sometimes as pairs or with a masked token), searches
-  (random token, layer, mode and heads) and aggregations (random method and heads): errors, requests/s, p50/p99
+  (random token, layer, mode and heads) and aggregations (attention requests carrying a random rollout or
+  value-norm aggregation, sometimes of random heads): errors, requests/s, p50/p99
   latency per kind, and the
   server's resident memory after warm-up, every 10 s, and at the end. Goals: zero errors, flat memory.
 - The head atlas panel's computation: a second server over a hard-linked copy of the index (without
@@ -163,14 +164,11 @@ def r2(base: str, pid: int, sentences: list[str], clients: int, seconds: float) 
             while time.monotonic() < stop:
                 text = rng.choice(sentences)
                 draw = rng.random()
-                if draw < 0.2:
+                if draw < 0.2:  # an aggregation travels in the attention payload (POST /api/attention)
                     kind = "aggregation"
-                    body: dict = {
-                        "model": "default",
-                        "text": text,
-                        "method": rng.choice(["mean", "rollout", "value_norm", "value_norm_sum"]),
-                    }
-                    if body["method"] != "value_norm" and rng.random() < 0.5:
+                    method = rng.choice(["rollout", "value_norm", "value_norm_sum"])
+                    body: dict = {"model": "default", "text": text, "aggregations": [method]}
+                    if method != "value_norm" and rng.random() < 0.5:
                         body["heads"] = sorted(rng.sample(range(corpus["heads"]), rng.randint(1, corpus["heads"])))
                 elif draw < 0.6:
                     kind = "attention"
@@ -192,7 +190,7 @@ def r2(base: str, pid: int, sentences: list[str], clients: int, seconds: float) 
                     }
                 started = time.perf_counter()
                 try:
-                    response = http.post(f"/api/{kind}", json=body)
+                    response = http.post("/api/search" if kind == "search" else "/api/attention", json=body)
                     ok = response.status_code == 200
                     detail = f"{kind} {response.status_code} {response.text[:200]}"
                 except httpx.HTTPError as error:

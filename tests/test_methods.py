@@ -4,7 +4,7 @@ header carries the labels the browser shows) and the API's schema all read them 
 from __future__ import annotations
 
 from attnscope.analysis import METHODS, methods
-from attnscope.server.schemas import AggregationRequest
+from attnscope.server.schemas import AttentionRequest
 from attnscope.views import payload_from_arrays
 from attnscope.views.aggregated import CARRIED, VIEW_AGGREGATIONS
 
@@ -29,6 +29,6 @@ def test_a_stack_of_one_head_offers_no_mean():
 
 def test_the_views_and_the_api_name_the_methods_of_analysis_methods():
     assert VIEW_AGGREGATIONS == ("raw", "mean", *CARRIED) == ("raw", "mean", "rollout", "value_norm", "value_norm_sum")
-    schema = AggregationRequest.model_json_schema()["properties"]["method"]
-    assert tuple(schema["enum"]) == methods.NAMES == tuple(METHODS)
-    assert all(m.about in schema["description"] for m in methods.ALL)
+    assert methods.NAMES == tuple(METHODS)
+    schema = AttentionRequest.model_json_schema()["properties"]["aggregations"]
+    assert tuple(schema["items"]["enum"]) == CARRIED

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 import numpy as np
@@ -13,16 +12,10 @@ from attnscope.index import Query
 from attnscope.quantise import MAX_ERROR
 
 from .conftest import PUB
+from .payload_decode import decode_layers
 from .server_fixtures import SMALL, client, state  # noqa: F401 - fixtures
 
 PAIR = "She walked home."
-
-
-def decode(attention: dict) -> np.ndarray:
-    """The response's attention as floats, (layers, heads, query, key)."""
-    assert attention["encoding"] == "uint8-base64" and attention["scale"] == 255
-    raw = np.frombuffer(base64.b64decode(attention["data"]), dtype=np.uint8)
-    return raw.reshape(attention["shape"]).astype(np.float64) / 255
 
 
 def test_models_lists_each_configured_model_with_its_shape_and_lm_head(client, default_model, tiny):
@@ -56,8 +49,9 @@ def test_attention_decodes_to_the_captured_weights_within_1_510(client, default_
     assert response.status_code == 200
     body = response.json()
     cap = attnscope.capture(default_model, PUB, PAIR)
-    assert body["attention"]["shape"] == list(cap.attentions.shape)
-    assert np.abs(decode(body["attention"]) - cap.attentions).max() <= MAX_ERROR + 1e-6
+    weights = decode_layers(body["payload"], "encoder")
+    assert weights.shape == cap.attentions.shape and list(body["payload"]["layers"]) == ["encoder"]
+    assert np.abs(weights - cap.attentions).max() <= MAX_ERROR + 1e-6
     tokens = body["tokens"]
     assert tokens["tokens"] == cap.tokens.display
     assert tokens["segments"] == cap.tokens.segments and tokens["special"] == cap.tokens.special
@@ -69,7 +63,7 @@ def test_attention_of_a_masked_input_is_the_masked_capture(client, default_model
     body = client.post("/api/attention", json={"model": "default", "text": PUB, "mask": [2]}).json()
     cap = attnscope.capture(default_model, PUB, mask=[2], warn=False)
     assert body["tokens"]["masked"] == [2] and body["tokens"]["tokens"][2] == "[MASK]"
-    assert np.abs(decode(body["attention"]) - cap.attentions).max() <= MAX_ERROR + 1e-6
+    assert np.abs(decode_layers(body["payload"], "encoder") - cap.attentions).max() <= MAX_ERROR + 1e-6
 
 
 def test_attention_without_lm_head_has_null_predictions_and_says_why(client):

@@ -84,11 +84,21 @@ BAD_REQUESTS = {
     "layer out of range": (search(layer=6), 400, "invalid_input", "layer"),
     "head out of range": (search(mode="heads", heads=[0, 12]), 400, "invalid_input", "heads.1"),
     "head named twice": (search(mode="heads", heads=[3, 5, 3]), 400, "invalid_input", "heads.2"),
-    "head named twice in an aggregation": (
-        ("POST", "/api/aggregation", {"json": {"model": "default", "text": PUB, "heads": [2, 2]}}),
+    "head named twice for the aggregations": (
+        (
+            "POST",
+            "/api/attention",
+            {"json": {"model": "default", "text": PUB, "aggregations": ["rollout"], "heads": [2, 2]}},
+        ),
         400,
         "invalid_input",
         "heads.1",
+    ),
+    "unknown aggregation": (
+        ("POST", "/api/attention", {"json": {"model": "default", "text": PUB, "aggregations": ["weighted"]}}),
+        422,
+        "validation_error",
+        "aggregations.0",
     ),
     "mean score of an embedding search": (search(score="mean"), 400, "invalid_input", "score"),
     "atlas without its corpus": (("GET", "/api/atlas", {}), 422, "validation_error", "corpus"),

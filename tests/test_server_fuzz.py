@@ -35,7 +35,6 @@ def test_fuzzed_requests_get_an_answer_or_a_4xx_in_the_one_error_shape(state, mo
         "/api/attention",
         "/api/predictions",
         "/api/search",
-        "/api/aggregation",
         "/api/atlas",
     }
     for operation in operations:

@@ -37,7 +37,7 @@ def tokenised(monkeypatch):
     "route, body",
     [
         ("/api/attention", {"model": "default", "text": PUB, "mask": [3]}),
-        ("/api/aggregation", {"model": "default", "text": PUB, "method": "mean", "heads": [1, 2]}),
+        ("/api/attention", {"model": "default", "text": PUB, "aggregations": ["value_norm_sum"], "heads": [1, 2]}),
         ("/api/predictions", {"model": "tiny-bert", "text": PUB, "mask": [3], "position": 3}),
         ("/api/search", {"corpus": SMALL, "text": PUB, "token": 2, "layer": 1, "mask": [3]}),
     ],

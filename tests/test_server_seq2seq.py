@@ -4,8 +4,6 @@ with its decoder, so its predictions need a target text, and the API says so ins
 
 from __future__ import annotations
 
-import base64
-
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -13,6 +11,8 @@ from fastapi.testclient import TestClient
 import attnscope
 from attnscope.quantise import MAX_ERROR
 from attnscope.server import AppState, create_app
+
+from .payload_decode import decode_layers
 
 SEQ2SEQ = ["t5", "bart", "bert2bert"]
 TEXT = "Hello there"
@@ -28,11 +28,6 @@ def client(tiny):
         yield test_client
 
 
-def decode(attention: dict) -> np.ndarray:
-    raw = np.frombuffer(base64.b64decode(attention["data"]), dtype=np.uint8)
-    return raw.reshape(attention["shape"]).astype(np.float64) / 255
-
-
 @pytest.mark.parametrize("arch", SEQ2SEQ)
 def test_an_encoder_decoder_sends_its_encoder_self_attention_and_says_why_there_are_no_predictions(client, tiny, arch):
     handle = tiny(arch)
@@ -42,9 +37,13 @@ def test_an_encoder_decoder_sends_its_encoder_self_attention_and_says_why_there_
     cap = attnscope.capture(handle, TEXT)
     encoder = cap.stack("encoder").attentions
     assert body["stack"] == "encoder" and body["tokens"]["tokens"] == cap.tokens.display
-    assert body["attention"]["shape"] == list(encoder.shape)
-    assert body["attention"]["shape"][0] == handle.stacks["encoder"].layers != handle.stacks["decoder"].layers
-    assert np.abs(decode(body["attention"]) - encoder).max() <= MAX_ERROR + 1e-6
+    # the payload holds the capture's stacks (the decoder's only its start token, without a target), shown first
+    # the encoder's
+    assert body["payload"]["header"]["selection"]["stack"] == "encoder"
+    weights = decode_layers(body["payload"], "encoder")
+    assert weights.shape == encoder.shape
+    assert weights.shape[0] == handle.stacks["encoder"].layers != handle.stacks["decoder"].layers
+    assert np.abs(weights - encoder).max() <= MAX_ERROR + 1e-6
     assert body["predictions"] is None and body["predictions_mode"] is None
     assert body["predictions_note"] == (
         f"model {handle.label!r} is an encoder-decoder: its language-model head predicts the decoder's next token, "
@@ -52,8 +51,9 @@ def test_an_encoder_decoder_sends_its_encoder_self_attention_and_says_why_there_
         "target gives them"
     )
     # Show's aggregations read the same stack
-    aggregated = client.post("/api/aggregation", json={"model": arch, "text": TEXT, "method": "raw"}).json()
-    assert aggregated["weights"]["shape"] == list(encoder.shape)
+    aggregated = client.post("/api/attention", json={"model": arch, "text": TEXT, "aggregations": ["rollout"]}).json()
+    assert "encoder/rollout" in aggregated["payload"]["layers"]
+    assert decode_layers(aggregated["payload"], "encoder/rollout").shape == (len(encoder), 1, *encoder.shape[2:])
 
 
 @pytest.mark.parametrize("arch", SEQ2SEQ)
@@ -89,6 +89,8 @@ def test_encoder_decoder_predictions_need_a_target_and_then_are_the_decoders_nex
 def test_other_models_say_which_stack_and_what_their_predictions_are(client, tiny, arch, stack, mode):
     body = client.post("/api/attention", json={"model": arch, "text": TEXT}).json()
     assert (body["stack"], body["predictions_mode"], body["predictions_note"]) == (stack, mode, None)
+    assert [s["role"] for s in body["payload"]["header"]["stacks"]] == [stack]  # the stack named is the one sent
+    assert body["payload"]["header"]["selection"]["stack"] == stack
     assert [p["position"] for p in body["predictions"]] == list(range(len(body["tokens"]["tokens"])))
     refused = client.post("/api/predictions", json={"model": arch, "text": TEXT, "target": TARGET, "position": 0})
     assert refused.status_code == 400

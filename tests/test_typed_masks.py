@@ -114,6 +114,7 @@ def test_the_api_treats_a_typed_mask_as_masked(client, default_model, tiny):  # 
     body = client.post("/api/attention", json={"model": "default", "text": "The [MASK] ran."}).json()
     tokens = body["tokens"]
     assert (tokens["masked"], tokens["special"][2], tokens["offsets"][2]) == ([2], False, [4, 10])
+    assert body["payload"]["header"]["sequences"]["encoder"]["masked"] == [2]  # what the head view reads
     assert body["masking_note"] == attnscope.masking_caveat(default_model)
     plain = client.post("/api/attention", json={"model": "default", "text": "The dog ran."}).json()
     assert plain["masking_note"] is None

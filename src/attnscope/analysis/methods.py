@@ -1,7 +1,8 @@
 """The ways to combine attention (B1), defined once: each method's name, label and what it computes.
 
 `aggregate` computes them, the views offer them in their aggregation control (labels carried to the
-browser in the payload header), and the API takes their names (``POST /api/aggregation``).
+browser in the payload header), and the API takes the names of those the payload carries
+(``POST /api/attention``'s ``aggregations``).
 """
 
 from __future__ import annotations

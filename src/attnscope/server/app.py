@@ -103,7 +103,7 @@ def _name_the_served(app: FastAPI, state: AppState) -> None:
         schema = generate()
         components = schema.get("components", {}).get("schemas", {})
         models = sorted({*state.models, *state.listed_aliases()})
-        for name in ("AttentionRequest", "PredictionsRequest", "AggregationRequest"):
+        for name in ("AttentionRequest", "PredictionsRequest"):
             if name in components:
                 components[name]["properties"]["model"]["enum"] = models
         if state.corpora and "SearchRequest" in components:

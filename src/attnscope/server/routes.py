@@ -1,5 +1,8 @@
 """The ``/api`` routes: configured models and corpora, attention, predictions and corpus search.
 
+``POST /api/attention`` answers with the views' payload (`views.payload`, the head view widget's state),
+which carries the aggregations asked for (rollout, value norms) beside each head's attention.
+
 Routes are plain functions (run in the threadpool: a capture holds its model's lock). They check
 every position against the input or the index before any model runs, so errors name the field: each
 request's text is tokenised once (`_encode`), and the capture runs on those tokens; a search's query is
@@ -8,37 +11,32 @@ checked once (`Index.check_query`), and searched as checked.
 
 from __future__ import annotations
 
-import base64
 from typing import Any, cast
 
 from fastapi import APIRouter, Request
 from fastapi import Query as QueryParameter
 
-from ..analysis.aggregate import Aggregation, aggregate, check_heads, normalise_rows
-from ..analysis.methods import METHODS, NORM_METHODS
+from ..analysis.aggregate import check_heads
+from ..analysis.methods import NORM_METHODS
 from ..capture.engine import capture
 from ..capture.inputs import Tokens, apply_mask, decoder_tokens, encode, masking_caveat
 from ..capture.loading import ModelHandle
 from ..capture.result import Capture
-from ..capture.written import words_texts
 from ..errors import check_range, count
 from ..index import Query, SearchResult
 from ..index.search import check_query_token
-from ..quantise import SCALE, quantise
+from ..views.payload import payload_from_capture
 from .errors import ApiError, in_field
 from .schemas import (
-    AggregationRequest,
-    AggregationResponse,
-    AggregationUnit,
     AtlasResponse,
     AtlasStatus,
     AttentionRequest,
     AttentionResponse,
     Candidate,
     CorpusInfo,
-    EncodedAttention,
     ErrorResponse,
     ModelInfo,
+    PayloadOut,
     PositionPredictions,
     PredictionMode,
     PredictionsRequest,
@@ -90,28 +88,35 @@ def list_corpora(request: Request) -> list[CorpusInfo]:
     return out
 
 
-@router.post("/attention", response_model=AttentionResponse, summary="Tokens and every layer's attention")
+@router.post(
+    "/attention",
+    response_model=AttentionResponse,
+    summary="Tokens, every layer's attention and the aggregations asked for, as the views' payload",
+)
 def attention(body: AttentionRequest, request: Request) -> AttentionResponse:
     state = _state(request)
     handle = state.model(body.model)
     name = state.name_of(handle)
     tokens = _encode(state, handle, body.text, body.text_pair, body.mask)
+    with in_field(None):  # before the model runs; an entry at fault is named (heads.1)
+        check_heads(body.heads, handle.stacks[handle.main_stack].heads, f"model {name!r}")
     note = _no_predictions_note(handle, name)
+    norms = any(method in NORM_METHODS for method in body.aggregations)
     with in_field(None):
         cap = capture(
             handle,
             body.text,
             body.text_pair,
             mask=body.mask,
-            fields=["attentions"],
+            fields=["attentions", "values"] if norms else ["attentions"],
             top_k=0 if note else TOP_PREDICTIONS,
             warn=False,
             tokens=tokens,
         )
-    weights = cap.attentions  # (layers, heads, query, key) of the main stack: the encoder's, or a decoder's
-    encoded = EncodedAttention(
-        scale=SCALE, shape=list(weights.shape), data=base64.b64encode(quantise(weights).tobytes()).decode("ascii")
-    )
+    with in_field("aggregations"):
+        payload = payload_from_capture(
+            cap, aggregation="raw", aggregations=body.aggregations, combine_heads=body.heads, sparse=False
+        )
     predictions, mode = None, None
     if note is None:
         predictions = [PositionPredictions(position=p, candidates=_candidates(cap, p)) for p in range(len(cap.tokens))]
@@ -121,7 +126,7 @@ def attention(body: AttentionRequest, request: Request) -> AttentionResponse:
         model=name,
         stack=cast(StackRole, handle.main_stack),
         tokens=_tokens_out(cap.tokens),
-        attention=encoded,
+        payload=PayloadOut(header=payload.header(), layers=payload.layers_base64()),
         predictions=predictions,
         predictions_mode=cast(PredictionMode | None, mode),
         predictions_note=note,
@@ -143,28 +148,6 @@ def _no_predictions_note(handle: ModelHandle, name: str) -> str | None:
             "POST /api/predictions with a target gives them"
         )
     return None
-
-
-@router.post(
-    "/aggregation",
-    response_model=AggregationResponse,
-    summary="Every layer's attention aggregated: heads combined, rollout, value norms, words",
-)
-def aggregation(body: AggregationRequest, request: Request) -> AggregationResponse:
-    state = _state(request)
-    handle = state.model(body.model)
-    tokens = _encode(state, handle, body.text, body.text_pair, body.mask)
-    main = handle.stacks[handle.main_stack]
-    with in_field(None):  # before the model runs; an entry at fault is named (heads.1)
-        check_heads(body.heads, main.heads, f"model {state.name_of(handle)!r}")
-    fields = ["attentions", "values"] if body.method in NORM_METHODS else ["attentions"]
-    with in_field(None):
-        cap = capture(
-            handle, body.text, body.text_pair, mask=body.mask, fields=fields, top_k=0, warn=False, tokens=tokens
-        )
-    with in_field("head_weights" if body.head_weights is not None else "method"):
-        result = aggregate(cap, body.method, heads=body.heads, head_weights=body.head_weights, words=body.words)
-    return _aggregation_out(state.name_of(handle), cap, result)
 
 
 @router.post("/predictions", response_model=PredictionsResponse, summary="Top-k predicted tokens at one position")
@@ -303,38 +286,6 @@ def _check_length(state: AppState, handle: ModelHandle, tokens: Tokens, field: s
             f"{count(limit, 'token')} per input for model {state.name_of(handle)!r}: shorten the {field}",
             field,
         )
-
-
-def _aggregation_out(name: str, cap: Capture, result: Aggregation) -> AggregationResponse:
-    """The aggregation's weights as uint8 bytes (norm rows scaled to sum to 1), with its units and their text."""
-    weights = result.weights if result.per_head else result.weights[:, None]
-    scaled = result.unit == "norm"
-    if scaled:
-        weights = normalise_rows(weights)
-    encoded = EncodedAttention(
-        scale=SCALE, shape=list(weights.shape), data=base64.b64encode(quantise(weights).tobytes()).decode("ascii")
-    )
-    return AggregationResponse(
-        model=name,
-        method=result.method,
-        description=METHODS[result.method],
-        unit=cast(AggregationUnit, result.unit),
-        rows_scaled=scaled,
-        layers=list(result.layers),
-        heads=list(result.heads),
-        head_weights=None if result.head_weights is None else list(result.head_weights),
-        words=result.words,
-        tokens=_tokens_out(cap.tokens),
-        units=result.query_units,
-        unit_text=_unit_texts(cap.tokens, result.query_units),
-        weights=encoded,
-    )
-
-
-def _unit_texts(tokens: Tokens, units: list[list[int]]) -> list[str]:
-    """What each unit reads (`capture.written.words_text`, the rule every view uses): a word its text as
-    written, a masked word its mask tokens, a special token itself."""
-    return words_texts(tokens, units)
 
 
 def _candidates(cap: Capture, position: int) -> list[Candidate]:

@@ -6,13 +6,12 @@ than a silently ignored option. Every error response has the one shape `ErrorRes
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from ..analysis import methods
 from ..index import SearchResult
+from ..views.aggregated import CARRIED, COMBINING
 
 MAX_TEXT_CHARS = 2000
 """Longest text (and second text) a request may carry, in characters."""
@@ -51,13 +50,36 @@ class Request(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
+if TYPE_CHECKING:
+    CarriedAggregation = str
+else:  # the aggregations a payload carries (`views.aggregated.CARRIED`), as an enum in the OpenAPI schema
+    CarriedAggregation = Literal[CARRIED]
+
+
 class AttentionRequest(Request):
-    """``POST /api/attention``: a text (and optional second text) run through a configured model."""
+    """``POST /api/attention``: a text (and optional second text) run through a configured model.
+
+    ``aggregations`` names the aggregations the answer's payload carries besides each head's attention
+    (`views.aggregated.CARRIED`; "raw" and "mean" are not named: the browser makes them from the raw
+    layers). ``heads`` are the heads those that combine heads (rollout, value_norm_sum) combine; value_norm
+    keeps every head.
+    """
 
     model: str = Field(description="A configured model's name (see GET /api/models).")
     text: Text
     text_pair: Text | None = Field(None, description="Optional second text (sentence B).")
     mask: Positions = Field(default_factory=list, description="Token positions to replace with the mask token.")
+    aggregations: Annotated[list[CarriedAggregation], Field(max_length=len(CARRIED))] = Field(
+        default_factory=list,
+        description="Aggregations the payload carries as extra layers, under '<stack>/<method>': "
+        + ", ".join(CARRIED)
+        + " (raw attention is always carried; the mean of heads is made in the browser).",
+    )
+    heads: Annotated[list[Position], Field(min_length=1, max_length=MAX_POSITIONS)] | None = Field(
+        None,
+        description=f"The heads that the aggregations combining heads ({', '.join(COMBINING)}) combine "
+        "(default: all); each named once. The payload header names them per stack as combined_heads.",
+    )
 
 
 class PredictionsRequest(Request):
@@ -128,42 +150,9 @@ class SearchRequest(Request):
     )
 
 
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
-
-
-HeadWeight = Annotated[float, Field(ge=0), AfterValidator(_finite)]
 StackRole = Literal["encoder", "decoder"]
 PredictionMode = Literal["masked", "next"]
-AggregationUnit = Literal["probability", "norm"]
 AtlasStatus = Literal["computing", "ready", "failed"]
-if TYPE_CHECKING:
-    AggregationMethod = str
-else:  # the names of `analysis.methods`, as an enum in the OpenAPI schema
-    AggregationMethod = Literal[methods.NAMES]
-
-
-class AggregationRequest(Request):
-    """``POST /api/aggregation``: one layer-by-layer aggregation of a text's attention (`analysis.aggregate`)."""
-
-    model: str = Field(description="A configured model's name (see GET /api/models).")
-    text: Text
-    text_pair: Text | None = Field(None, description="Optional second text (sentence B).")
-    mask: Positions = Field(default_factory=list, description="Token positions to replace with the mask token.")
-    method: AggregationMethod = Field("mean", description="; ".join(f"{m.name}: {m.about}" for m in methods.ALL) + ".")
-    heads: Annotated[list[Position], Field(min_length=1, max_length=MAX_POSITIONS)] | None = Field(
-        None, description="The heads kept or combined (default: all)."
-    )
-    head_weights: Annotated[list[HeadWeight], Field(min_length=1, max_length=MAX_POSITIONS)] | None = Field(
-        None, description="One weight >= 0 per chosen head, for 'weighted' and 'rollout' (scaled to sum to 1)."
-    )
-    words: bool = Field(
-        False,
-        description="Merge subword tokens into words (sum over attended-to tokens, mean "
-        "over attending ones, Clark et al. 2019).",
-    )
 
 
 class ErrorBody(BaseModel):
@@ -242,16 +231,20 @@ class TokensOut(BaseModel):
     masked: list[int]
 
 
-class EncodedAttention(BaseModel):
-    """Attention weights as base64 of uint8 ``round(w * 255)`` in C order, shape (layers, heads, query, key).
+class PayloadOut(BaseModel):
+    """Attention as the views' payload: exactly the head view widget's state (`views.head`'s ``html_state``,
+    `views.payload.Payload`), so the app mounts the notebook's head view on it.
 
-    Decode with ``byte / 255``: each weight is then within 1/510 of the model's.
+    ``header`` is `Payload.header()`: the token sequences (with word ids and masked positions), and per
+    stack its shape, layer and head labels, the heads combined (``combined_heads``) and the carried
+    aggregations with their labels; ``encoding`` says how the bytes are laid out (dense here).
+    ``layers`` is `Payload.layers_base64()`: per data key (a stack's role, or ``"<role>/<method>"`` for a
+    carried aggregation) one base64 string per layer, uint8 ``round(w * 255)`` of shape (heads, query, key)
+    in C order; decode with ``byte / 255`` (each weight is then within 1/510 of the model's).
     """
 
-    encoding: Literal["uint8-base64"] = "uint8-base64"
-    scale: int = 255
-    shape: list[int]
-    data: str
+    header: dict[str, Any]
+    layers: dict[str, list[str]]
 
 
 class Candidate(BaseModel):
@@ -265,7 +258,8 @@ class PositionPredictions(BaseModel):
 
 
 class AttentionResponse(BaseModel):
-    """Tokens, every layer's self-attention over them, and the top-5 predictions at every position (masked or not).
+    """Tokens, every layer's self-attention over them (``payload``, with the aggregations asked for), and the
+    top-5 predictions at every position (masked or not).
 
     ``stack`` names the attention stack sent: "encoder" (encoder-only models, and the encoder of an
     encoder-decoder: its decoder and cross-attention need a target text) or "decoder" (decoder-only
@@ -279,36 +273,11 @@ class AttentionResponse(BaseModel):
     model: str
     stack: StackRole
     tokens: TokensOut
-    attention: EncodedAttention
+    payload: PayloadOut
     predictions: list[PositionPredictions] | None
     predictions_mode: PredictionMode | None = None
     predictions_note: str | None = None
     masking_note: str | None = Field(None, description=MASKING_NOTE)
-
-
-class AggregationResponse(BaseModel):
-    """An aggregation of every layer: ``weights`` has shape (layers, heads, units, units), where heads is
-    the kept heads for the per-head methods (raw, value_norm) and 1 for the combinations.
-
-    ``unit`` is "probability" (rows sum to 1, as sent) or "norm": value norms are lengths, and each row
-    is scaled to sum to 1 before it is encoded (``rows_scaled``), so rows compare within a layer, not
-    their absolute size. ``units`` lists each row's (and column's) token positions: one token each,
-    or a word's tokens when ``words`` is true; ``unit_text`` is what each unit reads.
-    """
-
-    model: str
-    method: str
-    description: str
-    unit: AggregationUnit
-    rows_scaled: bool
-    layers: list[int]
-    heads: list[int]
-    head_weights: list[float] | None
-    words: bool
-    tokens: TokensOut
-    units: list[list[int]]
-    unit_text: list[str]
-    weights: EncodedAttention
 
 
 class AtlasResponse(BaseModel):
