@@ -260,30 +260,18 @@ def _kept(name: str, include: Sequence[int] | None, size: int, role: str) -> lis
     return check_choices(f"include_{name}s", include, size, f"the {role} attention", unit=name)
 
 
-def _combined(
-    combine_heads: Sequence[int] | None, kept: list[int], include_heads: Sequence[int] | None, role: str
-) -> list[int]:
-    """The model's head numbers ``combine_heads`` names, checked against the heads kept (``kept``, of all the
-    stack's heads when ``include_heads`` is None); all kept heads when None. Raises `FieldError`
-    (``combine_heads.1``: that entry) for a head out of range, not kept, or named twice, or an empty list."""
-    return check_choices(
-        "combine_heads",
-        combine_heads,
-        len(kept),
-        f"the {role} attention",
-        unit="head",
-        kept=kept if include_heads is not None else None,
-        kept_by="include_heads",
-    )
+def _combined(combine: Sequence[int] | None, kept: list[int], included: bool, role: str) -> list[int]:
+    """The heads ``combine_heads`` names (all ``kept`` heads when None), each among the ``kept`` heads (the model's
+    numbers; ``included``: kept by include_heads); `FieldError` names the entry at fault (``combine_heads.1``)."""
+    what, among = f"the {role} attention", kept if included else None
+    return check_choices("combine_heads", combine, len(kept), what, unit="head", kept=among, kept_by="include_heads")
 
 
-def _keep(weights: np.ndarray, layers: list[int] | None, heads: list[int] | None) -> np.ndarray:
-    """The kept layers and heads (model numbers; None: all) of (layers, heads, query, key) weights."""
-    if layers is not None:
-        weights = weights[layers]
-    if heads is not None:
-        weights = weights[:, heads]
-    return weights
+def _keep(weights: np.ndarray, layers: list[int], heads: list[int], included: tuple[bool, bool]) -> np.ndarray:
+    """The kept layers and heads (model numbers) of (layers, heads, query, key) weights; ``included`` says
+    whether include_layers and include_heads were given (else all are kept and nothing is copied)."""
+    weights = weights[layers] if included[0] else weights
+    return weights[:, heads] if included[1] else weights
 
 
 def _check_fits(
@@ -348,17 +336,9 @@ def build_payload(
         _check_fits(role, weights, sequences[qname], sequences[kname], f"{qname} token", f"{kname} token")
         labels[role] = _kept("layer", include_layers, weights.shape[0], role)
         head_labels[role] = _kept("head", include_heads, weights.shape[1], role)
-        combined[role] = _combined(combine_heads, head_labels[role], include_heads, role)
-    quantised = {
-        role: quantise(
-            _keep(
-                weights,
-                labels[role] if include_layers is not None else None,
-                head_labels[role] if include_heads is not None else None,
-            )
-        )
-        for role, weights in stacks.items()
-    }
+        combined[role] = _combined(combine_heads, head_labels[role], include_heads is not None, role)
+    included = (include_layers is not None, include_heads is not None)
+    quantised = {role: quantise(_keep(w, labels[role], head_labels[role], included)) for role, w in stacks.items()}
     if causal is None:
         causal = {role: _is_causal(w) for role, w in stacks.items() if role != "cross"}
     causal = {role: bool(causal.get(role, False)) for role in stacks}
@@ -386,7 +366,7 @@ def build_payload(
         head_labels=head_labels,
         combined_heads=combined,
     )
-    _check_selection(payload, stack, layer, heads, (include_layers is not None, include_heads is not None))
+    _check_selection(payload, stack, layer, heads, included)
     methods = choose(aggregations, aggregation, list(stacks), max(max(w.shape[2:]) for w in stacks.values()), capture)
     carried = {role: [m for m in methods if unavailable(m, role, capture) is None] for role in stacks}
     payload.selection["aggregation"] = check_initial(aggregation, carried, capture)
