@@ -90,7 +90,7 @@ def p6(base: str, samples: int, long_text: str) -> None:
         for label, text, token in (("17 tokens", PUB, 9), ("250 tokens", long_text, 120)):
             page.goto(f"{base}/?{urlencode({'text': text, 'token': token})}")
             page.wait_for_selector("#app[data-attention=ready]")
-            n = page.locator(".as-query").count()
+            n = page.locator(".attnscope-hv-queries .attnscope-hv-token").count()
             layers = []
             for i in range(samples):
                 layer = (i + 1) % 6
@@ -100,7 +100,8 @@ def p6(base: str, samples: int, long_text: str) -> None:
                 )
                 layers.append(
                     page.evaluate(
-                        TIMED, [action, f"document.querySelector('.as-attention').dataset.layer === '{layer}'"]
+                        TIMED,
+                        [action, f"document.querySelector('#attention .attnscope-hv').dataset.layer === '{layer}'"],
                     )
                 )
             searches = []
@@ -143,7 +144,7 @@ def show_switches(page, methods: tuple[str, ...], samples: int) -> dict[str, lis
             f"const s = document.getElementById('show'); s.value = '{method}'; s.dispatchEvent(new Event('change'));"
         )
         ready = (
-            f"document.querySelector('.as-attention').dataset.show === '{method}' && "
+            f"document.querySelector('#attention .attnscope-hv').dataset.aggregation === '{method}' && "
             f"Number(document.getElementById('app').dataset.aggregations || 0) > {before}"
         )
         times[method].append(page.evaluate(TIMED, [action, ready]))

@@ -6,7 +6,6 @@ what the API (and the library) compute for the same request.
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 from urllib.parse import urlsplit
@@ -19,6 +18,7 @@ import attnscope
 from attnscope.corpus import open_corpus
 from attnscope.index import BuildOptions, build_index
 
+from ..payload_decode import decode_layers
 from ..serve_process import serving
 from .conftest import Page
 
@@ -140,8 +140,15 @@ def bars(counts: dict[str, int], most: int = 12) -> dict[str, int]:
     return {**dict(items[: most - 1]), "other": sum(c for _, c in items[most - 1 :])}
 
 
+def layer_bytes(payload: dict, key: str) -> np.ndarray:
+    """The uint8 layers ``(layers, heads, query, key)`` a payload carries under data ``key`` (a role or
+    "<role>/<method>")."""
+    return np.rint(decode_layers(payload, key) * 255).astype(np.uint8)
+
+
 def mean_of_bytes(layer: np.ndarray, heads) -> np.ndarray:
-    """The app's mean of ``heads`` of one layer's uint8 weights ``(heads, query, key)``, as meanOfHeads computes it."""
+    """The head view's mean of ``heads`` of one layer's uint8 weights ``(heads, query, key)``, as meanWeights
+    (attention_data.js) computes it: float32 byte sums times 1 / (255 · heads)."""
     heads = list(heads)
     return (layer[heads].astype(np.float32).sum(axis=0) * np.float32(1 / (255 * len(heads)))).astype(np.float64)
 
@@ -149,7 +156,7 @@ def mean_of_bytes(layer: np.ndarray, heads) -> np.ndarray:
 def count_lines(mean: np.ndarray, keys: list[int], share: float, rows: list[int] | None = None) -> int:
     """Lines the app draws for ``mean`` (query, key) between the shown ``keys`` (from ``rows``: all shown
     tokens, or the selected one): per row, the strongest keys that together make up ``share`` of the row
-    (app_state.js's topShare)."""
+    (attention_data.js's topShareLines)."""
     count = 0
     for q in keys if rows is None else rows:
         row = mean[q, keys]
@@ -172,11 +179,13 @@ def test_the_papers_behind_the_mask_workflow_and_a_reload(app, server):
     open_app(app)
     run_sentence(app, PUB)
     page = app.page
-    assert page.locator(".as-query").all_inner_texts()[ESCAPE] == "escape"
+    assert page.locator(".attnscope-hv-queries .attnscope-hv-token").all_inner_texts()[ESCAPE] == "escape"
 
-    page.dblclick(f".as-query[data-pos='{ESCAPE}']")
-    page.wait_for_selector(f"#app[data-attention=ready] .as-query.as-masked[data-pos='{ESCAPE}']")
-    assert page.locator(f".as-query[data-pos='{ESCAPE}']").inner_text() == "[MASK]"
+    page.dblclick(f".attnscope-hv-queries .attnscope-hv-token[data-index='{ESCAPE}']")
+    page.wait_for_selector(
+        f"#app[data-attention=ready] .attnscope-hv-queries .attnscope-hv-masked[data-index='{ESCAPE}']"
+    )
+    assert page.locator(f".attnscope-hv-queries .attnscope-hv-token[data-index='{ESCAPE}']").inner_text() == "[MASK]"
     page.select_option("#layer", "3")
     page.click("#search-embedding")
     wait_results(app, "by embedding")
@@ -207,10 +216,10 @@ def test_the_papers_behind_the_mask_workflow_and_a_reload(app, server):
     assert "upos: " + expected["matches"][0]["metadata"]["upos"][expected["matches"][0]["position"]] in title
 
     # two heads, then search by heads
-    page.click("#heads-none")
-    page.click(".as-head[data-head='2']")
-    page.click(".as-head[data-head='7']")
-    assert page.locator("#attention .as-attention").get_attribute("data-heads") == "2,7"
+    page.click(".attnscope-hv-heads-none")
+    page.click(".attnscope-hv-head[data-head='2']")
+    page.click(".attnscope-hv-head[data-head='7']")
+    assert page.locator("#attention .attnscope-hv").get_attribute("data-heads") == "2,7"
     page.click("#search-heads")
     wait_results(app, "by heads 2, 7")
     by_heads = api_search(
@@ -229,9 +238,12 @@ def test_the_papers_behind_the_mask_workflow_and_a_reload(app, server):
     assert page.url == url
     assert screen_matches(app) == before
     assert page.input_value("#layer") == "3"
-    assert page.locator(".as-head[aria-pressed=true]").evaluate_all("bs => bs.map(b => b.dataset.head)") == ["2", "7"]
-    assert page.locator(".as-query.as-masked").inner_text() == "[MASK]"
-    assert page.locator(".as-query.as-selected").get_attribute("data-pos") == str(ESCAPE)
+    assert page.locator(".attnscope-hv-head[aria-pressed=true]").evaluate_all("bs => bs.map(b => b.dataset.head)") == [
+        "2",
+        "7",
+    ]
+    assert page.locator(".attnscope-hv-queries .attnscope-hv-masked").inner_text() == "[MASK]"
+    assert page.locator(".attnscope-hv-queries .attnscope-hv-pinned").get_attribute("data-index") == str(ESCAPE)
     assert app.errors == []
 
 
@@ -241,43 +253,43 @@ def test_lines_follow_the_threshold_and_the_hidden_special_tokens(app, server):
     body = httpx.post(
         f"{server}/api/attention", json={"model": "default", "text": "The girl ran to a local pub."}
     ).json()
-    layers, heads, n, _ = body["attention"]["shape"]
-    weights = np.frombuffer(base64.b64decode(body["attention"]["data"]), np.uint8).reshape(layers, heads, n, n)
+    weights = layer_bytes(body["payload"], "encoder")
+    layers, heads, n, _ = weights.shape
     special = body["tokens"]["special"]
 
     def expected(layer: int, share: float, hide: bool) -> int:
         keys = [k for k in range(n) if not (hide and special[k])]
         return count_lines(mean_of_bytes(weights[layer], range(heads)), keys, share)
 
-    root = page.locator(".as-attention")
+    root = page.locator("#attention .attnscope-hv")
     assert int(root.get_attribute("data-lines")) == expected(0, 0.9, False)
     page.select_option("#layer", "4")
-    page.locator("#threshold").fill("50")
-    page.locator("#threshold").dispatch_event("input")
-    assert page.inner_text("#threshold-value") == "50%"
+    page.locator("#top-share").fill("50")
+    page.locator("#top-share").dispatch_event("input")
+    assert page.inner_text("#top-share-value") == "50%"
     assert int(root.get_attribute("data-lines")) == expected(4, 0.5, False)
     page.check("#hide-special")
-    assert "[CLS]" not in page.locator(".as-query").all_inner_texts()
+    assert "[CLS]" not in page.locator(".attnscope-hv-queries .attnscope-hv-token").all_inner_texts()
     assert int(root.get_attribute("data-lines")) == expected(4, 0.5, True)
-    page.locator("#threshold").fill("100")
-    page.locator("#threshold").dispatch_event("input")
+    page.locator("#top-share").fill("100")
+    page.locator("#top-share").dispatch_event("input")
     assert int(root.get_attribute("data-lines")) == expected(4, 1.0, True) == (n - 2) ** 2
-    assert "threshold=1&special=hide" in page.url
+    assert "top_share=1&special=hide" in page.url
     assert app.errors == []
 
 
 def test_predictions_on_hover_or_a_clear_note_without_a_language_model_head(app, server, tiny):
     open_app(app)
     page = app.page
-    page.hover(".as-query[data-pos='2']")
+    page.hover(".attnscope-hv-queries .attnscope-hv-token[data-index='2']")
     assert "has no language-model head" in page.inner_text("#tooltip")
 
     handle = tiny("bert")
     page.select_option("#model", handle.label)
     run_sentence(app, PUB)
-    page.dblclick(".as-query[data-pos='3']")
-    page.wait_for_selector("#app[data-attention=ready] .as-query.as-masked[data-pos='3']")
-    page.hover(".as-query[data-pos='3']")
+    page.dblclick(".attnscope-hv-queries .attnscope-hv-token[data-index='3']")
+    page.wait_for_selector("#app[data-attention=ready] .attnscope-hv-queries .attnscope-hv-masked[data-index='3']")
+    page.hover(".attnscope-hv-queries .attnscope-hv-token[data-index='3']")
     shown = page.locator("#tooltip li").all_inner_texts()
     expected = attnscope.capture(handle, PUB, mask=[3], top_k=5).top_k(3)
     assert [s.rsplit(" ", 1)[0] for s in shown] == [t for t, _ in expected]
@@ -290,24 +302,24 @@ def test_predictions_on_hover_or_a_clear_note_without_a_language_model_head(app,
 def test_the_keyboard_reaches_tokens_heads_and_masks(app):
     open_app(app)
     page = app.page
-    page.focus(".as-query[data-pos='1']")
+    page.focus(".attnscope-hv-queries .attnscope-hv-token[data-index='1']")
     page.keyboard.press("ArrowDown")
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
-    assert page.locator(".as-query.as-selected").get_attribute("data-pos") == "3"
+    assert page.locator(".attnscope-hv-queries .attnscope-hv-pinned").get_attribute("data-index") == "3"
     assert "token=3" in page.url
-    page.focus(".as-query[data-pos='3']")
+    page.focus(".attnscope-hv-queries .attnscope-hv-token[data-index='3']")
     page.keyboard.press("m")
-    page.wait_for_selector("#app[data-attention=ready] .as-query.as-masked[data-pos='3']")
-    page.focus(".as-head[data-head='5']")
+    page.wait_for_selector("#app[data-attention=ready] .attnscope-hv-queries .attnscope-hv-masked[data-index='3']")
+    page.focus(".attnscope-hv-head[data-head='5']")
     page.keyboard.press("Space")
-    assert page.get_attribute(".as-head[data-head='5']", "aria-pressed") == "false"
+    assert page.get_attribute(".attnscope-hv-head[data-head='5']", "aria-pressed") == "false"
     page.focus("#search-embedding")
     page.keyboard.press("Enter")
     wait_results(app, "by embedding")
     page.focus("#layer")
     page.keyboard.press("Escape")
-    assert page.locator(".as-query.as-selected").count() == 0 and "token=" not in page.url
+    assert page.locator(".attnscope-hv-queries .attnscope-hv-pinned").count() == 0 and "token=" not in page.url
     assert app.errors == []
 
 
@@ -317,10 +329,10 @@ def test_a_sentence_pair_is_shown_and_searched_from_sentence_b(app, server, defa
     run_sentence(app, PUB, pair)
     page = app.page
     tokens = attnscope.encode(default_model, PUB, pair)
-    seg_b = page.locator(".as-query.as-seg-b").all_inner_texts()
+    seg_b = page.locator(".attnscope-hv-queries .attnscope-hv-seg-b").all_inner_texts()
     assert seg_b == [t for t, s in zip(tokens.display, tokens.segments) if s == 1]
     hills = tokens.display.index("hills")
-    page.click(f".as-query[data-pos='{hills}']")
+    page.click(f".attnscope-hv-queries .attnscope-hv-token[data-index='{hills}']")
     page.click("#search-embedding")
     wait_results(app, "“hills”")
     expected = api_search(
@@ -344,10 +356,10 @@ def test_markup_in_the_input_and_in_the_corpus_is_shown_as_text(app, server):
     page = app.page
     run_sentence(app, MARKUP + " The cat ran home.")
     assert page.locator("#app img").count() == 0
-    shown = "".join(page.locator(".as-query").all_inner_texts())
+    shown = "".join(page.locator(".attnscope-hv-queries .attnscope-hv-token").all_inner_texts())
     assert "<" in shown and "img" in shown
-    cat = page.locator(".as-query", has_text="cat").first.get_attribute("data-pos")
-    page.click(f".as-query[data-pos='{cat}']")
+    cat = page.locator(".attnscope-hv-queries .attnscope-hv-token", has_text="cat").first.get_attribute("data-index")
+    page.click(f".attnscope-hv-queries .attnscope-hv-token[data-index='{cat}']")
     page.click("#search-embedding")
     wait_results(app, "in markup")
     page.select_option("#summary-field", "lemma")
@@ -381,7 +393,7 @@ def test_the_page_and_its_assets_are_served_from_the_package_only(server):
     assert prefix.startswith("/assets/") and len(prefix) == len("/assets/") + 16
     status, headers, script = _raw_get(server, prefix + "/app.js")
     assert status == 200 and headers["content-type"].startswith("text/javascript")
-    assert "immutable" in headers["cache-control"] and b"function createAttentionView" in script
+    assert "immutable" in headers["cache-control"] and b"function createAttentionPanel" in script
     for path in [
         prefix + "/../../pyproject.toml",
         prefix + "/..%2F..%2Fpyproject.toml",

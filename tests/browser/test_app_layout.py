@@ -41,10 +41,10 @@ def test_the_page_is_never_wider_than_the_window(browser, server, width):
     assert page.evaluate("document.documentElement.scrollWidth") == width
     panels = page.eval_on_selector_all(".as-panel", "ps => ps.map(p => p.getBoundingClientRect().right)")
     assert max(panels) <= width
-    columns = page.eval_on_selector(".as-columns", "c => [c.scrollWidth, c.clientWidth]")
+    columns = page.eval_on_selector(".attnscope-hv-body", "c => [c.scrollWidth, c.clientWidth]")
     if width <= 400:  # the tokens and their lines scroll inside the attention panel, all of them reachable
         assert columns[0] > columns[1]
-    last = page.locator(".as-key").last
+    last = page.locator(".attnscope-hv-keys .attnscope-hv-token").last
     last.scroll_into_view_if_needed()
     last.hover()
     tip = page.eval_on_selector("#tooltip", "t => [t.hidden, t.getBoundingClientRect().right]")

@@ -36,11 +36,12 @@ def url_state(app: AppPage) -> dict[str, str]:
 
 def view(app: AppPage) -> dict:
     return app.page.eval_on_selector(
-        ".as-attention",
+        "#attention .attnscope-hv",
         """root => ({
-        layer: root.dataset.layer, heads: root.dataset.heads, token: root.dataset.token,
-        masked: [...document.querySelectorAll('.as-query.as-masked')].map(e => e.dataset.pos),
-        tokens: document.querySelectorAll('.as-query').length, model: document.getElementById('model').value })""",
+        layer: root.dataset.layer, heads: root.dataset.heads, token: root.dataset.pinned.replace('query:', ''),
+        masked: [...document.querySelectorAll('.attnscope-hv-queries .attnscope-hv-masked')].map(e => e.dataset.index),
+        tokens: document.querySelectorAll('.attnscope-hv-queries .attnscope-hv-token').length,
+        model: document.getElementById('model').value })""",
     )
 
 
@@ -78,7 +79,7 @@ def test_a_mask_and_a_layer_out_of_range_are_dropped_and_the_view_is_drawn(app):
         "tokens": 17,
         "model": DEFAULT,
     }
-    assert int(app.page.get_attribute(".as-attention", "data-lines")) > 0
+    assert int(app.page.get_attribute("#attention .attnscope-hv", "data-lines")) > 0
     assert "mask" not in url_state(app) and url_state(app)["layer"] == "0"
     assert app.page.inner_text("#status") == ""
     assert app.errors == []  # the mask was checked against the input's tokens before it was sent: no request failed
@@ -109,14 +110,14 @@ def test_malformed_values_are_each_named_and_the_valid_ones_kept(app):
     dropped = notice(app)
     assert dropped == {
         "colour": "colour=red was ignored: the app reads only model, corpus, text, pair, mask, layer, heads, show, "
-        "words, threshold, special, token, search, field, cols, span, atlas, score, top, filter, per, scoring, "
+        "words, top_share, special, token, search, field, cols, span, atlas, score, top, filter, per, scoring, "
         "pairs",
         "mask": "mask=3;4 was ignored: not a list of token positions (write them as 1,4,7)",
         "heads": "heads=1,x was ignored: not a list of head numbers (write them as 1,4,7)",
         "layer": "layer=two was ignored: not a layer number (0, 1, 2, …)",
-        "show": "show=bogus was ignored: the attention view shows raw, value_norm, value_norm_sum, rollout",
+        "show": "show=bogus was ignored: the attention view shows raw, rollout, value_norm, value_norm_sum",
         "words": "words=yes was ignored: write words=on to turn it on, or leave it out",
-        "threshold": "threshold=7 was ignored: the threshold is a share of attention above 0 and at most 1 (e.g. 0.9)",
+        "threshold": "threshold=7 was ignored: the top share is a share of attention above 0 and at most 1 (e.g. 0.9)",
         "special": "special=1 was ignored: write special=hide to turn it on, or leave it out",
         "search": "search=sideways was ignored: a search is by embedding or by heads "
         "(search=embedding or search=heads)",
@@ -129,7 +130,7 @@ def test_malformed_values_are_each_named_and_the_valid_ones_kept(app):
         "pairs": "pairs=AC was ignored: the sentence filter is one of all, AA, BB, AB, BA",
     }
     assert view(app)["token"] == "5" and view(app)["layer"] == "0" and view(app)["masked"] == []
-    assert app.page.input_value("#threshold") == "90" and not app.page.is_checked("#words")
+    assert app.page.input_value("#top-share") == "90" and not app.page.is_checked("#words")
     assert url_state(app) == {"model": DEFAULT, "corpus": "small", "text": PUB, "layer": "0", "token": "5"}
     assert app.errors == []
 
@@ -146,7 +147,7 @@ def test_out_of_range_heads_token_and_masks_and_unknown_corpus_names_are_dropped
         "layer": "2",
     }
     open_app(app, "?" + urlencode(query))
-    app.page.wait_for_selector(".as-query.as-masked")
+    app.page.wait_for_selector(".attnscope-hv-queries .attnscope-hv-masked")
     assert notice(app) == {
         "corpus": f"corpus=ewt was ignored: it is not served here (corpora of {DEFAULT}: small)",
         "heads": "heads=2,12,40 was ignored: heads 12, 40: this model has heads 0-11",
@@ -194,7 +195,7 @@ def test_a_link_the_app_wrote_itself_is_taken_whole(app):
         "heads": "2,7",
         "show": "value_norm",
         "words": "on",
-        "threshold": "0.5",
+        "top_share": "0.5",
         "special": "hide",
         "token": "9",
         "search": "heads",

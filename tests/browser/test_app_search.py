@@ -5,7 +5,6 @@ opened in the attention view (click, Enter, Back) and the sentence-pair filter o
 
 from __future__ import annotations
 
-import base64
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -15,7 +14,7 @@ import pytest
 import attnscope
 
 from ..serve_process import serving
-from .test_app import AppPage, count_lines, mean_of_bytes, open_app, wait_results  # noqa: F401
+from .test_app import AppPage, count_lines, layer_bytes, mean_of_bytes, open_app, wait_results  # noqa: F401
 
 PUB = "The girl ran to a local pub to escape the din of her city."
 SNEEZE = "I am sneezing because of my allergies today."
@@ -220,7 +219,7 @@ def test_a_special_token_is_refused_with_the_reason(make_app):
     app = make_app()
     open_app(app, "?" + urlencode({"text": PUB, "layer": 2}))
     page = app.page
-    page.click(".as-query[data-pos='0']")
+    page.click(".attnscope-hv-queries .attnscope-hv-token[data-index='0']")
     assert page.is_disabled("#search-embedding") and page.is_disabled("#search-heads")
     assert page.inner_text("#search-hint") == (
         "“[CLS]” is a special token, which the corpus index does not hold: select another token to search."
@@ -239,8 +238,8 @@ def test_a_match_opens_in_the_attention_view_and_back_returns_to_the_search(make
     page.locator(".as-match").nth(1).locator(".as-score").click()
     page.wait_for_function("(n) => Number(document.getElementById('app').dataset.loads) > n", arg=loads)
     assert page.input_value("#text") == m["text"]
-    selected = page.locator(".as-query.as-selected")
-    assert selected.get_attribute("data-pos") == str(m["input_position"])
+    selected = page.locator(".attnscope-hv-queries .attnscope-hv-pinned")
+    assert selected.get_attribute("data-index") == str(m["input_position"])
     assert (
         selected.inner_text()
         == attnscope.encode(default_model, m["text"]).display[m["input_position"]]
@@ -249,7 +248,9 @@ def test_a_match_opens_in_the_attention_view_and_back_returns_to_the_search(make
     query = parse_qs(urlsplit(page.url).query)
     assert (query["text"], query["token"], query["layer"]) == ([m["text"]], [str(m["input_position"])], ["3"])
     assert "search" not in query and page.locator(".as-match").count() == 0
-    page.wait_for_function("() => document.activeElement && document.activeElement.classList.contains('as-selected')")
+    page.wait_for_function(
+        "() => document.activeElement && document.activeElement.classList.contains('attnscope-hv-pinned')"
+    )
 
     page.go_back()
     page.wait_for_function("() => document.getElementById('results').dataset.state === 'ready'")
@@ -265,7 +266,9 @@ def test_a_match_opens_in_the_attention_view_and_back_returns_to_the_search(make
     page.keyboard.press("Enter")
     page.wait_for_function("(n) => Number(document.getElementById('app').dataset.loads) > n", arg=loads)
     assert page.input_value("#text") == third["text"]
-    assert page.locator(".as-query.as-selected").get_attribute("data-pos") == str(third["input_position"])
+    assert page.locator(".attnscope-hv-queries .attnscope-hv-pinned").get_attribute("data-index") == str(
+        third["input_position"]
+    )
     assert app.errors == []
 
 
@@ -276,16 +279,16 @@ def test_the_sentence_pair_filter_draws_only_the_chosen_lines(make_app, server):
     page = app.page
     assert page.is_visible("#pairs-label")
     body = httpx.post(f"{server}/api/attention", json={"model": "default", "text": PUB, "text_pair": pair}).json()
-    layers, heads, n, _ = body["attention"]["shape"]
-    weights = np.frombuffer(base64.b64decode(body["attention"]["data"]), np.uint8).reshape(layers, heads, n, n)
+    weights = layer_bytes(body["payload"], "encoder")
+    layers, heads, n, _ = weights.shape
     segments = body["tokens"]["segments"]
     mean = mean_of_bytes(weights[4], range(heads))
-    root = page.locator(".as-attention")
+    root = page.locator("#attention .attnscope-hv")
     for choice, (a, b) in {"AB": (0, 1), "BA": (1, 0), "AA": (0, 0), "BB": (1, 1)}.items():
         page.select_option("#pairs", choice)
         rows = [q for q in range(n) if segments[q] == a]
         expected = _lines(mean, n, 0.9, rows, [k for k in range(n) if segments[k] == b])
-        assert (root.get_attribute("data-pairs"), int(root.get_attribute("data-lines"))) == (choice, expected)
+        assert (root.get_attribute("data-filter"), int(root.get_attribute("data-lines"))) == (choice, expected)
         assert f"pairs={choice}" in page.url
     page.select_option("#pairs", "all")
     assert int(root.get_attribute("data-lines")) == count_lines(mean, list(range(n)), 0.9)

@@ -45,25 +45,25 @@ def test_a_special_token_disables_the_search_buttons_and_says_why(app):
     open_app(app, "?" + urlencode({"text": PUB}))
     page = app.page
     assert (panel(app)["embedding"], panel(app)["hint"]) == (False, "Click a token to search the corpus for it.")
-    page.click(".as-query[data-pos='0']")
+    page.click(".attnscope-hv-queries .attnscope-hv-token[data-index='0']")
     shown = panel(app)
     assert (shown["embedding"], shown["heads"]) == (False, False)
     assert (
         shown["hint"] == "“[CLS]” is a special token, which the corpus index does not hold: select another token "
         "to search."
     )
-    page.click(f".as-query[data-pos='{RAN}']")
+    page.click(f".attnscope-hv-queries .attnscope-hv-token[data-index='{RAN}']")
     assert (panel(app)["embedding"], panel(app)["heads"], panel(app)["hint"]) == (True, True, "")
-    page.click("#heads-none")  # no head: the heads button waits for one, the embedding button does not
+    page.click(".attnscope-hv-heads-none")  # no head: the heads button waits for one, the embedding button does not
     assert (panel(app)["embedding"], panel(app)["heads"]) == (True, False)
     assert panel(app)["hint"] == "Select at least one head to search by heads."
 
     # hiding the special tokens while [CLS] is selected clears the selection (and its token in the URL)
-    page.click("#heads-all")
-    page.click(".as-query[data-pos='0']")
+    page.click(".attnscope-hv-heads-all")
+    page.click(".attnscope-hv-queries .attnscope-hv-token[data-index='0']")
     assert url_state(app)["token"] == "0"
     page.check("#hide-special")
-    assert "token" not in url_state(app) and page.get_attribute(".as-attention", "data-token") == ""
+    assert "token" not in url_state(app) and page.get_attribute("#attention .attnscope-hv", "data-pinned") == ""
     assert panel(app)["hint"] == "Click a token to search the corpus for it."
     assert app.errors == []
 
@@ -75,11 +75,11 @@ def test_the_head_score_can_be_chosen_whenever_heads_are_selected(app):
     assert score.is_visible() and score.is_enabled()  # before any search by heads
     page.select_option("#search-score", "mean")
     assert url_state(app)["scoring"] == "mean" and "search" not in url_state(app)
-    page.click("#heads-none")
+    page.click(".attnscope-hv-heads-none")
     assert score.is_disabled() and score.get_attribute("title").startswith("Select heads")
-    page.click(".as-head[data-head='4']")
+    page.click(".attnscope-hv-head[data-head='4']")
     assert score.is_enabled()
-    page.click(".as-head[data-head='7']")
+    page.click(".attnscope-hv-head[data-head='7']")
     page.click("#search-heads")
     page.wait_for_selector("#results[data-state=ready]")
     assert (
@@ -166,7 +166,7 @@ def test_back_gives_the_focus_to_the_match_that_was_opened(app):
     loads = int(page.get_attribute("#app", "data-loads"))
     page.keyboard.press("Enter")
     page.wait_for_function("(n) => Number(document.getElementById('app').dataset.loads) > n", arg=loads)
-    assert page.evaluate("document.activeElement.classList.contains('as-selected')")
+    assert page.evaluate("document.activeElement.classList.contains('attnscope-hv-pinned')")
 
     page.go_back()
     page.wait_for_selector("#results[data-state=ready]")

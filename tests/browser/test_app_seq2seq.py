@@ -34,9 +34,9 @@ def shown(app: AppPage) -> dict:
         model: document.getElementById('model-note').textContent,
         status: document.getElementById('status').textContent,
         layers: document.getElementById('layer').options.length,
-        heads: document.querySelectorAll('.as-head').length,
-        tokens: [...document.querySelectorAll('.as-query')].map(e => e.textContent),
-        lines: Number(document.querySelector('.as-attention').dataset.lines) })""")
+        heads: document.querySelectorAll('.attnscope-hv-head').length,
+        tokens: [...document.querySelectorAll('.attnscope-hv-queries .attnscope-hv-token')].map(e => e.textContent),
+        lines: Number(document.querySelector('#attention .attnscope-hv').dataset.lines) })""")
 
 
 @pytest.mark.parametrize("arch", SEQ2SEQ)
@@ -62,7 +62,7 @@ def test_an_encoder_decoder_shows_its_encoder_self_attention_and_says_so(app, se
     }
     assert encoder.layers != handle.stacks["decoder"].layers  # so the layer menu is the encoder's
 
-    page.hover(".as-query[data-pos='1']")
+    page.hover(".attnscope-hv-queries .attnscope-hv-token[data-index='1']")
     tip = page.inner_text("#tooltip")
     assert (
         f"model {handle.label!r} is an encoder-decoder: its language-model head predicts the decoder's next token, "
@@ -72,7 +72,10 @@ def test_an_encoder_decoder_shows_its_encoder_self_attention_and_says_so(app, se
 
     page.select_option("#show", "rollout")  # Show's aggregations are the same stack's
     page.wait_for_selector("#app[data-aggregation=ready]")
-    assert page.get_attribute(".as-attention", "data-show") == "rollout" and page.inner_text("#status") == ""
+    assert (
+        page.get_attribute("#attention .attnscope-hv", "data-aggregation") == "rollout"
+        and page.inner_text("#status") == ""
+    )
     assert app.errors == []
 
 
@@ -85,7 +88,7 @@ def test_a_causal_decoder_says_its_stack_and_that_predictions_are_the_next_token
         "Attention (decoder self-attention, causal)",
         "A causal decoder: each token attends only to itself and the tokens before it.",
     )
-    app.page.hover(".as-query[data-pos='2']")
+    app.page.hover(".attnscope-hv-queries .attnscope-hv-token[data-index='2']")
     assert "the model's predictions for the next token:" in app.page.inner_text("#tooltip")
     expected = attnscope.capture(handle, TEXT, top_k=5).top_k(2)
     shown_tokens = [item.rsplit(" ", 1)[0] for item in app.page.locator("#tooltip li").all_inner_texts()]

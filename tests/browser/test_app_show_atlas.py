@@ -1,10 +1,10 @@
-"""The explorer app's Show switch and words mode (aggregations from /api/aggregation) and its head atlas
+"""The explorer app's Show switch and words mode (aggregations carried by /api/attention's payload, words merged
+in the page) and its head atlas
 panel, in Chromium against a real `attnscope serve` on loopback; what is drawn is compared with the API and the
 atlas file the server wrote beside the index."""
 
 from __future__ import annotations
 
-import base64
 import shutil
 from urllib.parse import urlencode
 
@@ -19,7 +19,7 @@ from attnscope.index import BuildOptions, build_index
 from ..serve_process import serving
 
 # app: the page fixture, here on this module's server
-from .test_app import AppPage, app, count_lines, mean_of_bytes, open_app  # noqa: F401
+from .test_app import AppPage, app, count_lines, layer_bytes, mean_of_bytes, open_app  # noqa: F401
 
 PUB = "The girl ran to a local pub to escape the din of her city."
 BARE = (
@@ -47,18 +47,39 @@ def server(indexes, tmp_path_factory):
         yield served.base
 
 
-def aggregation(base: str, method: str, heads: list[int] | None = None, text: str = PUB, **options) -> np.ndarray:
-    """The uint8 layers /api/aggregation sends for ``text``: (layers, heads', n, n)."""
-    return api_aggregation(base, method, heads, text, **options)[0]
+def aggregation(base: str, method: str, heads: list[int] | None = None, text: str = PUB) -> np.ndarray:
+    """The uint8 layers /api/attention carries for ``method`` of ``text``: (layers, heads', n, n)."""
+    return api_layers(base, method, heads, text)[0]
 
 
-def api_aggregation(
-    base: str, method: str, heads: list[int] | None = None, text: str = PUB, **options
-) -> tuple[np.ndarray, dict]:
-    body = {"model": "default", "text": text, "method": method, **({"heads": heads} if heads else {}), **options}
-    answer = httpx.post(f"{base}/api/aggregation", json=body, timeout=60).json()
-    weights = np.frombuffer(base64.b64decode(answer["weights"]["data"]), np.uint8).reshape(answer["weights"]["shape"])
-    return weights, answer
+def api_layers(base: str, method: str, heads: list[int] | None = None, text: str = PUB) -> tuple[np.ndarray, dict]:
+    """The uint8 layers of ``method`` ("raw": each head's weights) and the whole answer of /api/attention."""
+    carried = [] if method == "raw" else [method]
+    body = {"model": "default", "text": text, "aggregations": carried, **({"heads": heads} if heads else {})}
+    answer = httpx.post(f"{base}/api/attention", json=body, timeout=60).json()
+    return layer_bytes(answer["payload"], "encoder" if method == "raw" else f"encoder/{method}"), answer
+
+
+def words_of(answer: dict) -> list[list[int]]:
+    """Each word's token positions (special tokens are words of their own), from the payload's sequence."""
+    seq = answer["payload"]["header"]["sequences"]["encoder"]
+    units: list[list[int]] = []
+    first: dict[int, int] = {}
+    for t, word in enumerate(seq["words"]):
+        if word is None:
+            units.append([t])
+        elif word in first:
+            units[first[word]].append(t)
+        else:
+            first[word] = len(units)
+            units.append([t])
+    return units
+
+
+def merged(weights: np.ndarray, units: list[list[int]]) -> np.ndarray:
+    """(query, key) weights between words as the head view merges them (Clark et al. 2019): the sum over a
+    key word's tokens, the mean over a query word's."""
+    return np.array([[weights[np.ix_(a, b)].sum() / len(a) for b in units] for a in units])
 
 
 def shown(app: AppPage, method: str, aggregations: int) -> dict:
@@ -66,16 +87,17 @@ def shown(app: AppPage, method: str, aggregations: int) -> dict:
     (for the selected token: the pointer is moved off the tokens, since a hovered token outranks it)."""
     app.page.mouse.move(1, 1)
     app.page.wait_for_function(
-        "([m, n]) => document.querySelector('.as-attention').dataset.show === m && "
+        "([m, n]) => document.querySelector('#attention .attnscope-hv')?.dataset.aggregation === m && "
         "document.getElementById('app').dataset.aggregation === 'ready' && "
         "Number(document.getElementById('app').dataset.aggregations ?? 0) > n",
         arg=[method, aggregations],
     )
     return app.page.eval_on_selector(
-        ".as-attention",
+        "#attention .attnscope-hv",
         """root => ({
         lines: Number(root.dataset.lines), layer: Number(root.dataset.layer), heads: root.dataset.heads,
-        weights: [...root.querySelectorAll('.as-key')].map(k => Number(k.dataset.weight)),
+        weights: [...root.querySelectorAll('.attnscope-hv-keys .attnscope-hv-token')]
+          .map(k => Number(k.dataset.weight)),
         aggregations: Number(document.getElementById('app').dataset.aggregations)})""",
     )
 
@@ -83,7 +105,7 @@ def shown(app: AppPage, method: str, aggregations: int) -> dict:
 def test_the_show_switch_draws_each_aggregation_of_the_selected_heads_and_survives_a_reload(app, server):
     open_app(app, "?text=" + PUB + "&layer=3&token=5")
     page = app.page
-    n = len(page.locator(".as-query").all())
+    n = len(page.locator(".attnscope-hv-queries .attnscope-hv-token").all())
     keys = list(range(n))
 
     page.select_option("#show", "rollout")
@@ -93,9 +115,9 @@ def test_the_show_switch_draws_each_aggregation_of_the_selected_heads_and_surviv
     np.testing.assert_allclose(view["weights"], rolled[3, 0, 5] / 255, atol=1e-4)  # token 5's row, key by key
     assert "Abnar" in page.inner_text("#show-help")
 
-    page.click("#heads-none")
-    page.click(".as-head[data-head='2']")
-    page.click(".as-head[data-head='7']")
+    page.click(".attnscope-hv-heads-none")
+    page.click(".attnscope-hv-head[data-head='2']")
+    page.click(".attnscope-hv-head[data-head='7']")
     view = shown(app, "rollout", view["aggregations"])
     assert view["heads"] == "2,7"
     rolled_27 = aggregation(server, "rollout", [2, 7])
@@ -111,11 +133,11 @@ def test_the_show_switch_draws_each_aggregation_of_the_selected_heads_and_surviv
     np.testing.assert_allclose(view["weights"], mean_of_bytes(norms[3], [2, 7])[5], atol=1e-4)
     assert "Kobayashi" in page.inner_text("#show-help") and "scaled to sum to 1" in page.inner_text("#show-help")
     count = view["aggregations"]
-    page.click(".as-head[data-head='9']")  # per-head: the selection changes on the page, nothing is fetched
+    page.click(".attnscope-hv-head[data-head='9']")  # per-head: the selection changes on the page, nothing is fetched
     page.mouse.move(1, 1)
-    page.wait_for_function("() => document.querySelector('.as-attention').dataset.heads === '2,7,9'")
+    page.wait_for_function("() => document.querySelector('#attention .attnscope-hv').dataset.heads === '2,7,9'")
     assert page.get_attribute("#app", "data-aggregations") == str(count)
-    lines = int(page.get_attribute(".as-attention", "data-lines"))
+    lines = int(page.get_attribute("#attention .attnscope-hv", "data-lines"))
     assert lines == count_lines(mean_of_bytes(norms[3], [2, 7, 9]), keys, 0.9, [5])
 
     page.select_option("#show", "value_norm_sum")
@@ -130,7 +152,7 @@ def test_the_show_switch_draws_each_aggregation_of_the_selected_heads_and_surviv
     np.testing.assert_allclose(view["weights"], summed[3, 0, 5] / 255, atol=1e-4)
 
     page.select_option("#show", "raw")
-    page.wait_for_function("() => document.querySelector('.as-attention').dataset.show === 'raw'")
+    page.wait_for_function("() => document.querySelector('#attention .attnscope-hv').dataset.aggregation === 'raw'")
     assert "show=" not in page.url and "attention weights" in page.inner_text("#show-help")
     assert app.errors == []
 
@@ -139,50 +161,60 @@ def test_words_mode_draws_words_and_selects_and_masks_whole_words(app, server):
     text = "Unbelievably, the tokenisation splits words."
     open_app(app, "?" + urlencode({"text": text, "layer": "2"}))
     page = app.page
-    tokens = page.locator(".as-query").all_inner_texts()
-    page.check("#words")
+    tokens = page.locator(".attnscope-hv-queries .attnscope-hv-token").all_inner_texts()
+    page.check("#words")  # words are merged in the page, from the tokens' weights
     page.wait_for_function(
         "() => document.getElementById('app').dataset.aggregation === 'ready' && "
-        f"document.querySelectorAll('.as-query').length < {len(tokens)}"
+        f"document.querySelectorAll('.attnscope-hv-queries .attnscope-hv-token').length < {len(tokens)}"
     )
-    raw, answer = api_aggregation(server, "raw", text=text, words=True)
-    words = answer["unit_text"]
-    assert page.locator(".as-query").all_inner_texts() == words
-    assert words[1] == "Unbelievably" and len(answer["units"][1]) > 1 and "words=on" in page.url
+    raw, answer = api_layers(server, "raw", text=text)
+    units = words_of(answer)
+    seq = answer["payload"]["header"]["sequences"]["encoder"]
+    words = [
+        seq["tokens"][u[0]] if seq["words"][u[0]] is None else seq["word_labels"][seq["words"][u[0]]] for u in units
+    ]
+    assert page.locator(".attnscope-hv-queries .attnscope-hv-token").all_inner_texts() == words
+    assert words[1] == "Unbelievably" and len(units[1]) > 1 and "words=on" in page.url
     page.mouse.move(1, 1)
     keys = list(range(len(words)))
-    lines = int(page.get_attribute(".as-attention", "data-lines"))
-    assert lines == count_lines(mean_of_bytes(raw[2], range(12)), keys, 0.9)
+    lines = int(page.get_attribute("#attention .attnscope-hv", "data-lines"))
+    assert lines == count_lines(merged(mean_of_bytes(raw[2], range(12)), units), keys, 0.9)
     assert "sum over its tokens" in page.inner_text("#show-help")
 
-    count = int(page.get_attribute("#app", "data-aggregations"))
+    count = int(page.get_attribute("#app", "data-aggregations") or 0)
     page.select_option("#show", "rollout")  # a combined method between words: its lines, and raw thumbnails per head
     view = shown(app, "rollout", count)
-    rolled = aggregation(server, "rollout", text=text, words=True)
-    assert view["lines"] == count_lines(mean_of_bytes(rolled[2], [0]), keys, 0.9)
-    assert page.locator(".as-head").count() == 12
+    rolled = merged(aggregation(server, "rollout", text=text)[2, 0] / 255, units)
+    assert view["lines"] == count_lines(rolled, keys, 0.9)
+    assert page.locator(".attnscope-hv-head").count() == 12
 
-    page.click(".as-query >> text=tokenisation")  # selects the word: its first token is the search's token
-    tokenisation = answer["units"][words.index("tokenisation")]
+    page.click(
+        ".attnscope-hv-queries .attnscope-hv-token >> text=tokenisation"
+    )  # selects the word: its first token is the search's token
+    tokenisation = units[words.index("tokenisation")]
     page.wait_for_function(
         "(t) => new URLSearchParams(location.search).get('token') === String(t)", arg=tokenisation[0]
     )
-    assert page.get_attribute(".as-attention", "data-token") == str(words.index("tokenisation"))
+    assert page.get_attribute("#attention .attnscope-hv", "data-pinned") == f"query:{words.index('tokenisation')}"
     page.mouse.move(1, 1)
-    weights = page.eval_on_selector_all(".as-key", "ks => ks.map(k => Number(k.dataset.weight))")
-    np.testing.assert_allclose(weights, rolled[2, 0, words.index("tokenisation")] / 255, atol=1e-4)
+    weights = page.eval_on_selector_all(
+        ".attnscope-hv-keys .attnscope-hv-token", "ks => ks.map(k => Number(k.dataset.weight))"
+    )
+    np.testing.assert_allclose(weights, rolled[words.index("tokenisation")], atol=1e-4)
 
     count = int(page.get_attribute("#app", "data-aggregations"))
-    page.dblclick(".as-query >> text=tokenisation")  # masks every token of the word
+    page.dblclick(".attnscope-hv-queries .attnscope-hv-token >> text=tokenisation")  # masks every token of the word
     page.wait_for_function(
         "(m) => new URLSearchParams(location.search).get('mask') === m", arg=",".join(map(str, tokenisation))
     )
     shown(app, "rollout", count)
-    assert "[MASK][MASK]" in page.locator(".as-query").all_inner_texts()
-    assert page.locator(".as-query.as-masked").count() == 1
+    assert "[MASK][MASK]" in page.locator(".attnscope-hv-queries .attnscope-hv-token").all_inner_texts()
+    assert page.locator(".attnscope-hv-queries .attnscope-hv-masked").count() == 1
     assert page.is_enabled("#search-embedding")
     page.uncheck("#words")
-    page.wait_for_function("(n) => document.querySelectorAll('.as-query').length === n", arg=len(tokens))
+    page.wait_for_function(
+        "(n) => document.querySelectorAll('.attnscope-hv-queries .attnscope-hv-token').length === n", arg=len(tokens)
+    )
     assert "words=on" not in page.url
     assert app.errors == []
 
@@ -204,8 +236,8 @@ def test_the_atlas_panel_computes_once_colours_the_grid_and_opens_a_head(app, se
     np.testing.assert_allclose(np.reshape(cells, (6, 12)), atlas.patterns.previous, atol=1e-6)
 
     page.click(".attnscope-atlas-cell[data-layer='4'][data-head='7']")  # open a head: the attention view shows it
-    page.wait_for_function("() => document.querySelector('.as-attention').dataset.heads === '7'")
-    assert page.input_value("#layer") == "4" and page.get_attribute(".as-attention", "data-layer") == "4"
+    page.wait_for_function("() => document.querySelector('#attention .attnscope-hv').dataset.heads === '7'")
+    assert page.input_value("#layer") == "4" and page.get_attribute("#attention .attnscope-hv", "data-layer") == "4"
     assert "layer=4" in page.url and "heads=7" in page.url
 
     relation = atlas.relations.names[0]

@@ -25,8 +25,8 @@ def test_the_app_labels_entity_types_as_silver_with_their_pipeline(app: AppPage,
     open_app(app, "?corpus=entities")
     run_sentence(app, TEXT)
     page = app.page
-    rome = page.locator(".as-query", has_text="rome").first.get_attribute("data-pos")
-    page.click(f".as-query[data-pos='{rome}']")
+    rome = page.locator(".attnscope-hv-queries .attnscope-hv-token", has_text="rome").first.get_attribute("data-index")
+    page.click(f".attnscope-hv-queries .attnscope-hv-token[data-index='{rome}']")
     page.click("#search-embedding")
     wait_results(app, "in entities")
     options = page.eval_on_selector_all("#summary-field option", "os => os.map(o => [o.value, o.textContent])")

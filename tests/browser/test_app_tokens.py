@@ -48,26 +48,32 @@ def test_continuation_pieces_are_marked_in_the_attention_view(app, server, defau
     answer = httpx.post(f"{server}/api/attention", json={"model": "default", "text": ALLERGIES}, timeout=60).json()
     assert answer["tokens"]["word_ids"] == list(tokens.word_ids)
     labels = page.eval_on_selector_all(
-        ".as-query",
+        ".attnscope-hv-queries .attnscope-hv-token",
         """els => els.map(e => [e.textContent,
-        e.classList.contains('as-continuation'), getComputedStyle(e, '::before').content])""",
+        e.classList.contains('attnscope-hv-continuation'), getComputedStyle(e, '::before').content])""",
     )
     assert [text for text, _, _ in labels] == tokens.display
     marked = [text for text, cont, _ in labels if cont]
     assert marked == ["er", "gies", "mana", "ged"]  # "all ##er ##gies", "mis ##mana ##ged"
     assert {before for _, cont, before in labels if cont} == {'"##"'}
     assert {before for _, cont, before in labels if not cont} == {"none"}
-    keys = page.eval_on_selector_all(".as-key.as-continuation", "els => els.map(e => e.textContent)")
+    keys = page.eval_on_selector_all(
+        ".attnscope-hv-keys .attnscope-hv-continuation", "els => els.map(e => e.textContent)"
+    )
     assert keys == marked
     er = str(tokens.display.index("er"))
-    assert page.get_by_role("button", name="##er", exact=True).get_attribute("data-pos") == er  # as read aloud
+    assert (
+        page.locator(".attnscope-hv-queries").get_by_role("button", name="##er", exact=True).get_attribute("data-index")
+        == er
+    )  # as read aloud
 
     page.check("#words")  # whole words: nothing is a piece
     page.wait_for_function(
         "() => document.getElementById('app').dataset.aggregation === 'ready' && "
-        "[...document.querySelectorAll('.as-query')].some(e => e.textContent === 'allergies')"
+        "[...document.querySelectorAll('.attnscope-hv-queries .attnscope-hv-token')]"
+        ".some(e => e.textContent === 'allergies')"
     )
-    assert page.locator(".as-query.as-continuation").count() == 0
+    assert page.locator(".attnscope-hv-queries .attnscope-hv-continuation").count() == 0
     assert app.errors == []
 
 
@@ -76,9 +82,9 @@ def test_masking_on_a_model_without_a_masked_lm_head_says_what_mask_means(app, s
     page = app.page
     assert page.is_hidden("#mask-note")
     before = loads(app)
-    page.dblclick(".as-query[data-pos='9']")
+    page.dblclick(".attnscope-hv-queries .attnscope-hv-token[data-index='9']")
     wait_loads(app, before)
-    assert page.locator(".as-query.as-masked").get_attribute("data-pos") == "9"
+    assert page.locator(".attnscope-hv-queries .attnscope-hv-masked").get_attribute("data-index") == "9"
     note = page.locator("#mask-note")
     assert note.is_visible() and note.get_attribute("role") == "note"
     caveat = attnscope.masking_caveat(default_model)  # the one text the CLI and Python show
@@ -91,9 +97,10 @@ def test_masking_on_a_model_without_a_masked_lm_head_says_what_mask_means(app, s
     # it sits where the user masks: above the tokens, in the attention panel
     assert page.evaluate("""() => { const n = document.getElementById('mask-note');
         return n.closest('section').getAttribute('aria-labelledby') === 'attention-title'
-          && n.compareDocumentPosition(document.querySelector('.as-query')) === Node.DOCUMENT_POSITION_FOLLOWING; }""")
+          && n.compareDocumentPosition(document.querySelector('.attnscope-hv-queries .attnscope-hv-token'))
+            === Node.DOCUMENT_POSITION_FOLLOWING; }""")
     before = loads(app)
-    page.dblclick(".as-query[data-pos='9']")  # unmasked: nothing to explain
+    page.dblclick(".attnscope-hv-queries .attnscope-hv-token[data-index='9']")  # unmasked: nothing to explain
     wait_loads(app, before)
     assert page.is_hidden("#mask-note")
 
@@ -102,9 +109,9 @@ def test_masking_on_a_model_without_a_masked_lm_head_says_what_mask_means(app, s
     page.select_option("#model", tiny("bert").label)
     run_sentence(app, PUB)
     before = loads(app)
-    page.dblclick(".as-query[data-pos='3']")
+    page.dblclick(".attnscope-hv-queries .attnscope-hv-token[data-index='3']")
     wait_loads(app, before)
-    assert page.locator(".as-query.as-masked").get_attribute("data-pos") == "3"
+    assert page.locator(".attnscope-hv-queries .attnscope-hv-masked").get_attribute("data-index") == "3"
     assert page.is_hidden("#mask-note") and page.inner_text("#mask-note") == ""
     assert app.errors == []
 
@@ -112,20 +119,22 @@ def test_masking_on_a_model_without_a_masked_lm_head_says_what_mask_means(app, s
 def test_m_masks_and_unmasks_with_the_focus_kept_on_the_token(app, server):
     open_app(app, "?" + urlencode({"text": PUB}))
     page = app.page
-    page.focus(".as-query[data-pos='9']")
+    page.focus(".attnscope-hv-queries .attnscope-hv-token[data-index='9']")
     before = loads(app)
     page.keyboard.press("m")
     wait_loads(app, before)
-    assert page.locator(".as-query[data-pos='9']").inner_text() == "[MASK]"
-    assert focused(app) == {"id": "", "classes": ["as-tok", "as-query", "as-masked", "as-selected"], "pos": "9"}
+    assert page.locator(".attnscope-hv-queries .attnscope-hv-token[data-index='9']").inner_text() == "[MASK]"
+    now = focused(app)
+    assert (now["id"], now["side"], now["index"]) == ("", "query", "9")
+    assert {"attnscope-hv-token", "attnscope-hv-masked", "attnscope-hv-pinned"} <= set(now["classes"])
     assert page.is_visible("#tooltip") and "(position 9)" in page.inner_text("#tooltip")  # the focus shows its token
     before = loads(app)
     page.keyboard.press("m")
     wait_loads(app, before)
-    assert page.locator(".as-query[data-pos='9']").inner_text() == "escape"
-    assert focused(app)["pos"] == "9" and "as-masked" not in focused(app)["classes"]
+    assert page.locator(".attnscope-hv-queries .attnscope-hv-token[data-index='9']").inner_text() == "escape"
+    assert focused(app)["index"] == "9" and "attnscope-hv-masked" not in focused(app)["classes"]
     page.keyboard.press("ArrowDown")  # and the keyboard goes on from there
-    assert focused(app)["pos"] == "10"
+    assert focused(app)["index"] == "10"
     assert app.errors == []
 
 
@@ -134,20 +143,15 @@ def test_the_focus_stays_through_layer_head_and_words_changes(app, server):
     page = app.page
     page.focus("#layer")
     page.keyboard.press("ArrowDown")
-    assert page.get_attribute(".as-attention", "data-layer") == "1" and focused(app)["id"] == "layer"
+    assert page.get_attribute("#attention .attnscope-hv", "data-layer") == "1" and focused(app)["id"] == "layer"
 
     page.focus("#words")
-    count = int(page.get_attribute("#app", "data-aggregations") or 0)
-    page.keyboard.press("Space")
-    page.wait_for_function(
-        "(n) => document.getElementById('app').dataset.aggregation === 'ready' && "
-        "Number(document.getElementById('app').dataset.aggregations) > n",
-        arg=count,
-    )
+    page.keyboard.press("Space")  # words are merged in the page: nothing is asked of the server
+    page.wait_for_selector("#attention .attnscope-hv[data-units=words]")
     assert "words=on" in page.url and focused(app)["id"] == "words"
 
     # a head toggle in words mode with a combined method reloads the words' weights
-    page.focus(".as-head[data-head='4']")
+    page.focus(".attnscope-hv-head[data-head='4']")
     count = int(page.get_attribute("#app", "data-aggregations"))
     page.keyboard.press("Space")
     page.wait_for_function(
@@ -155,12 +159,14 @@ def test_the_focus_stays_through_layer_head_and_words_changes(app, server):
         "Number(document.getElementById('app').dataset.aggregations) > n",
         arg=count,
     )
-    assert "4" not in page.get_attribute(".as-attention", "data-heads").split(",")
-    assert focused(app)["head"] == "4" and "as-head" in focused(app)["classes"]
+    assert "4" not in page.get_attribute("#attention .attnscope-hv", "data-heads").split(",")
+    assert focused(app)["head"] == "4" and "attnscope-hv-head" in focused(app)["classes"]
 
     # masking a word by keyboard in words mode: the focus stays on the word
-    word = page.locator(".as-query", has_text="tokenisation").get_attribute("data-pos")
-    page.focus(f".as-query[data-pos='{word}']")
+    word = page.locator(".attnscope-hv-queries .attnscope-hv-token", has_text="tokenisation").get_attribute(
+        "data-index"
+    )
+    page.focus(f".attnscope-hv-queries .attnscope-hv-token[data-index='{word}']")
     count = int(page.get_attribute("#app", "data-aggregations"))
     page.keyboard.press("m")
     page.wait_for_function(
@@ -168,5 +174,5 @@ def test_the_focus_stays_through_layer_head_and_words_changes(app, server):
         "Number(document.getElementById('app').dataset.aggregations) > n",
         arg=count,
     )
-    assert focused(app)["pos"] == word and "as-masked" in focused(app)["classes"]
+    assert focused(app)["index"] == word and "attnscope-hv-masked" in focused(app)["classes"]
     assert app.errors == []

@@ -13,7 +13,6 @@ through, not faded, and must be readable too.
 
 from __future__ import annotations
 
-import base64
 import re
 from urllib.parse import urlencode
 
@@ -24,6 +23,8 @@ import attnscope
 from attnscope.views.atlas import atlas_page
 from attnscope.views.html import static_text
 from attnscope.views.neuron_data import CAPTURE_FIELDS
+from attnscope.views.payload import build_payload
+from attnscope.views.sequences import TokenSequence
 
 from .conftest import Page, open_sources, open_view
 from .test_app import AppPage
@@ -130,42 +131,49 @@ def themed(request, browser):
 
 N = 21  # tokens; query q gives key k the weight ((k + q) mod N) / (N - 1): each key gets every shade 0..1 once
 KINDS = {0: "special", N - 1: "special", 5: "masked", 12: "masked", 3: "continuation", 8: "continuation"}
-MOUNT_VIEW = """async (data) => {
-  const [views, state] = await Promise.all([import("./app_attention.js"), import("./app_state.js")]);
-  const bytes = Uint8Array.from(atob(data.bytes), (c) => c.charCodeAt(0));
-  const view = views.createAttentionView(document.getElementById("attention"),
+MOUNT_VIEW = """async (payload) => {
+  const [panel, state] = await Promise.all([import("./app_head_view.js"), import("./app_state.js")]);
+  const view = panel.createAttentionPanel(document.getElementById("attention"),
     { onSelect: () => {}, onMask: () => {}, onHeads: () => {}, onHover: () => {} });
-  window.drawFor = (token) => view.draw({ ...data, bytes }, { ...state.defaultState(), token }, null);
+  view.show({ payload }, state.defaultState());
+  window.drawFor = (token) => view.sync({ ...state.defaultState(), token });
 }"""
+
+
+def shades_payload() -> dict:
+    """The app's payload (header and base64 layers, as /api/attention sends it) of one layer of one head over N
+    tokens of every kind: special, masked, continuing a word, ordinary, in sentences A and B."""
+    rows = np.array([[((k + q) % N) / (N - 1) for k in range(N)] for q in range(N)])
+    text = {"special": lambda p: "[SEP]" if p else "[CLS]", "masked": lambda p: "[MASK]"}
+    tokens = [text.get(KINDS.get(p), lambda p: f"w{p}")(p) for p in range(N)]
+    special = [KINDS.get(p) == "special" for p in range(N)]
+    words = [None if special[p] else p for p in range(N)]
+    labels = [tokens[p] for p in range(N)]
+    continues = [KINDS.get(p) == "continuation" for p in range(N)]
+    masked = [p for p in range(N) if KINDS.get(p) == "masked"]
+    seq = TokenSequence(tokens, special, 11, words, labels, continues, masked)
+    payload = build_payload({"encoder": rows[None, None]}, {"encoder": seq}, {"encoder": ("encoder", "encoder")})
+    return {"header": payload.header(), "layers": payload.layers_base64()}
 
 
 def test_every_kind_of_token_label_is_readable_on_every_shade_of_the_attention_view(themed):
     context, theme = themed
     page = Page(context.new_page())
     rows = np.array([[((k + q) % N) / (N - 1) for k in range(N)] for q in range(N)])
-    text = {"special": lambda p: "[SEP]" if p else "[CLS]", "masked": lambda p: "[MASK]"}
-    data = {
-        "tokens": [text.get(KINDS.get(p), lambda p: f"w{p}")(p) for p in range(N)],
-        "special": [KINDS.get(p) == "special" for p in range(N)],
-        "segments": [int(p > 10) for p in range(N)],
-        "masked": [p for p in range(N) if KINDS.get(p) == "masked"],
-        "continuation": [KINDS.get(p) == "continuation" for p in range(N)],
-        "layers": 1,
-        "heads": 1,
-        "n": N,
-        "bytes": base64.b64encode(np.rint(rows * 255).astype(np.uint8).tobytes()).decode(),
-    }
+    css = static_text("app.css") + static_text("head_view.css")
     open_sources(
         page.page,
-        f"<!DOCTYPE html><html><head><style>{static_text('app.css')}</style></head>"
+        f"<!DOCTYPE html><html><head><style>{css}</style></head>"
         "<body><div id='app'><div id='attention'></div></div></body></html>",
     )
-    page.page.evaluate(MOUNT_VIEW, data)
+    page.page.evaluate(MOUNT_VIEW, shades_payload())
     seen = set()
     for q in range(N):
         page.page.evaluate("(q) => window.drawFor(q)", q)
-        keys = painted(page.page, ".as-key")
-        check(keys + painted(page.page, ".as-query"), f"{theme} attention view, token {q}")
+        keys = painted(page.page, ".attnscope-hv-keys .attnscope-hv-token")
+        check(
+            keys + painted(page.page, ".attnscope-hv-queries .attnscope-hv-token"), f"{theme} attention view, token {q}"
+        )
         assert [float(k["weight"]) for k in keys] == pytest.approx(np.rint(rows[q] * 255) / 255, abs=1e-4)
         seen |= {(KINDS.get(int(p), "ordinary"), round(float(k["weight"]), 2)) for p, k in enumerate(keys)}
     shades = {round(s / (N - 1), 2) for s in range(N)}
@@ -193,14 +201,18 @@ def test_the_served_app_keeps_special_tokens_readable_under_strong_attention(the
     app.page.wait_for_selector("#app[data-attention=ready]")
     ratios = []
     for q in range(len(cap.tokens)):  # select each token in turn: the keys are shaded by its attention
-        app.page.evaluate("(q) => document.querySelector(`.as-query[data-pos='${q}']`).click()", q)
-        keys = painted(app.page, ".as-key")
-        ratios += check(keys + painted(app.page, ".as-query"), f"{theme} app, token {q}")
+        app.page.evaluate(
+            "(q) => document.querySelector(`.attnscope-hv-queries .attnscope-hv-token[data-index='${q}']`).click()", q
+        )
+        keys = painted(app.page, ".attnscope-hv-keys .attnscope-hv-token")
+        ratios += check(
+            keys + painted(app.page, ".attnscope-hv-queries .attnscope-hv-token"), f"{theme} app, token {q}"
+        )
         if q == query:
             shade = max(float(keys[p]["weight"]) for p in special)
             assert shade == pytest.approx(strongest.max(), abs=0.01)
     app.page.evaluate(
-        "() => document.querySelector(`.as-query[data-pos='2']`).click()"
+        "() => document.querySelector(`.attnscope-hv-queries .attnscope-hv-token[data-index='2']`).click()"
     )  # a word: specials are not searched
     app.page.click("#search-embedding")
     app.page.wait_for_selector("#results[data-state=ready] .as-ctok")
@@ -214,7 +226,12 @@ def test_the_served_app_keeps_special_tokens_readable_under_strong_attention(the
     app.page.emulate_media(color_scheme=other)
     app.page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
     assert app.page.evaluate("(s) => matchMedia(`(prefers-color-scheme: ${s})`).matches", other)
-    ratios += check(painted(app.page, ".as-key, .as-query, .as-ctok"), f"{theme} app switched to {other}")
+    ratios += check(
+        painted(
+            app.page, ".attnscope-hv-keys .attnscope-hv-token, .attnscope-hv-queries .attnscope-hv-token, .as-ctok"
+        ),
+        f"{theme} app switched to {other}",
+    )
     assert min(ratios) >= AA and app.errors == [] and app.blocked == []
 
 
@@ -223,17 +240,17 @@ def test_the_apps_head_numbers_are_readable_and_their_lines_visible_on_a_dark_th
     app = AppPage(context.new_page(), server)
     app.page.goto(server + "/?" + urlencode({"text": PUB, "layer": "2"}))
     app.page.wait_for_selector("#app[data-attention=ready]")
-    labels = painted(app.page, ".as-head-label")
+    labels = painted(app.page, ".attnscope-hv-head-label")
     assert [label["text"] for label in labels] == [str(h) for h in range(12)]
     check(labels, f"{theme} app head numbers")  # the report: head 1 at 1.42:1 (dark), head 2 at 1.52:1 (light)
     # each thumbnail's lines are drawn in its chip's colour: the most opaque pixel of its canvas has that colour
     heads = app.page.eval_on_selector_all(
-        ".as-head",
+        ".attnscope-hv-head",
         """bs => bs.map((b) => {
         const c = b.querySelector('canvas'), data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let best = 0;
         for (let i = 3; i < data.length; i += 4) if (data[i] > data[best + 3]) best = i - 3;
-        return { chip: getComputedStyle(b.querySelector('.as-head-label')).backgroundColor,
+        return { chip: getComputedStyle(b.querySelector('.attnscope-hv-head-label')).backgroundColor,
                  pixel: [data[best], data[best + 1], data[best + 2]], panel: getComputedStyle(b).backgroundColor };
                    })""",
     )

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi import Query as QueryParameter
 
 from ..analysis.aggregate import check_heads
-from ..analysis.methods import NORM_METHODS
+from ..analysis.methods import BY_NAME, NORM_METHODS
 from ..capture.engine import capture
 from ..capture.inputs import Tokens, apply_mask, decoder_tokens, encode, masking_caveat
 from ..capture.loading import ModelHandle
@@ -25,9 +25,11 @@ from ..capture.result import Capture
 from ..errors import check_range, count
 from ..index import Query, SearchResult
 from ..index.search import check_query_token
+from ..views.aggregated import CARRIED
 from ..views.payload import payload_from_capture
 from .errors import ApiError, in_field
 from .schemas import (
+    AggregationInfo,
     AtlasResponse,
     AtlasStatus,
     AttentionRequest,
@@ -318,4 +320,8 @@ def _model_info(name: str, handle: ModelHandle, aliases: list[str]) -> ModelInfo
         stacks={k: StackInfo(**vars(v)) for k, v in handle.stacks.items()},
         mask_token=handle.mask_token,
         masking_note=masking_caveat(handle),
+        aggregations=[
+            AggregationInfo(name=m.name, label=m.label, about=m.about, per_head=m.per_head, norm=m.norm)
+            for m in (BY_NAME[name] for name in ("raw", *CARRIED))
+        ],
     )

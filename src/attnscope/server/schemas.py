@@ -177,11 +177,26 @@ class StackInfo(BaseModel):
     head_dim: int
 
 
+class AggregationInfo(BaseModel):
+    """A way the attention view can draw a model's attention (`analysis.methods`): its ``name`` (what
+    ``aggregations`` names in ``POST /api/attention``, "raw" for each head's weights), a control's ``label``,
+    ``about`` (what it computes, with its source), ``per_head`` (a layer per head: the browser takes the mean of
+    the shown ones; else the heads asked for are combined on the server) and ``norm`` (vector lengths with each
+    row scaled to sum to 1, not probabilities)."""
+
+    name: str
+    label: str
+    about: str
+    per_head: bool
+    norm: bool
+
+
 class ModelInfo(BaseModel):
     """A configured model: its shape, its input limit and whether it can predict tokens.
 
     ``masking_note`` is what the app says where the user masks a token when this model was not trained
-    to fill in its mask token (no masked-LM head), null when masking is meaningful for it.
+    to fill in its mask token (no masked-LM head), null when masking is meaningful for it. ``aggregations``
+    are what the attention view can draw: the raw weights and every carried aggregation.
     """
 
     name: str
@@ -195,6 +210,7 @@ class ModelInfo(BaseModel):
     stacks: dict[str, StackInfo]
     mask_token: str | None
     masking_note: str | None = None
+    aggregations: list[AggregationInfo] = Field(default_factory=list)
 
 
 class CorpusInfo(BaseModel):

@@ -1,7 +1,7 @@
 // @ts-check
 /**
  * What a link (the URL's state) asks for that this server or this input cannot show: an unknown
- * model, corpus or field, a filter on a field the corpus does not have, a layer, head, token or mask
+ * model, corpus or field, something Show cannot draw for the model, a filter on a field the corpus does not have, a layer, head, token or mask
  * position out of range, a search for a special token (the index holds none), a special token
  * selected while special tokens are hidden. Each such parameter is dropped from the state (the rest
  * still applies) and reported in words by `dropped` (app_state.js), "layer=40 was ignored: this model
@@ -12,7 +12,7 @@
  */
 
 import { make } from "./common.js";
-import { decodeAttention } from "./app_attention.js";
+import { inputOf } from "./app_head_view.js";
 import { filterProblem } from "./app_search_panel.js";
 import { api, dropped } from "./app_state.js";
 /** @import { AppState } from "./app_state.js" */
@@ -59,6 +59,11 @@ export function checkServed(state, models, corpora) {
   if (state.mask.length && !info.mask_token) {
     drops.push(dropped("mask", state.mask.join(","), `model ${info.name} has no mask token, so tokens cannot be masked`));
     state.mask = [];
+  }
+  const shows = (info.aggregations ?? []).map((/** @type {any} */ a) => a.name);
+  if (!shows.includes(state.show)) {
+    drops.push(dropped("show", state.show, `the attention view shows ${shows.join(", ")}`));
+    state.show = "raw";
   }
   if (state.layer >= info.layers) {
     drops.push(dropped("layer", String(state.layer), `this model has ${range(info.layers, "layers")}`));
@@ -156,7 +161,7 @@ export function checkMask(mask, input) {
  */
 export async function checkLinkMask(state, model) {
   const body = { model, text: state.text, ...(state.pair ? { text_pair: state.pair } : {}) };
-  const input = await api("/api/attention", body).then(decodeAttention, () => null);
+  const input = await api("/api/attention", body).then(inputOf, () => null);
   return input && checkMask(state.mask, input);
 }
 

@@ -18,7 +18,7 @@
 import { renderMatches, renderSummary } from "./app_corpus.js";
 import { matchPatch, parseFilters, resultsTitle, searchBody } from "./app_search.js";
 import { api, ApiFailure, queryFromState } from "./app_state.js";
-/** @import { AttentionData } from "./app_attention.js" */
+/** @import { AttentionData } from "./app_head_view.js" */
 /** @import { AppState } from "./app_state.js" */
 
 /** @param {string} id @returns {any} */

@@ -6,7 +6,9 @@
  *
  * Every piece of the view lives in the query string, so a link (or a reload) rebuilds the view and
  * re-runs its search: model, corpus, text, pair, mask, layer, heads, show (what the lines are: raw
- * weights or an aggregation), words (rows and columns are words, not tokens), threshold, special
+ * weights or an aggregation, as /api/models names them), words (rows and columns are words, not tokens),
+ * top_share (per token, its strongest lines that make up this share of its attention; `threshold`, its
+ * name in older links, is read as it), special
  * (hide), token, search (embedding | heads), field (summary), cols (column field), span (column
  * offsets), atlas (the head atlas panel is open) and score (what colours the atlas grid); the search
  * options top, filter, per and scoring (app_search.js) and pairs (the sentence-pair filter of the lines).
@@ -19,31 +21,20 @@ import { readSearchOptions, searchDefaults, writeSearchOptions } from "./app_sea
 /**
  * @typedef {{
  *   model: string, corpus: string, text: string, pair: string, mask: number[], layer: number,
- *   heads: number[] | null, show: string, words: boolean, threshold: number, hideSpecial: boolean,
+ *   heads: number[] | null, show: string, words: boolean, topShare: number, hideSpecial: boolean,
  *   token: number | null, search: string, field: string, cols: string, span: number, atlas: boolean, score: string,
  *   top: number, filter: string, perSentence: boolean, scoring: string, pairs: string
  * }} AppState
  */
 
 const SPAN_MAX = 5; // metadata columns reach at most this many tokens either side of a match
-const THRESHOLD_DEFAULT = 0.9;
-/**
- * What the attention view can show (the `show` key), as `POST /api/aggregation` names the methods,
- * with their labels. Those in attention_data.js's `PER_HEAD` keep a layer per head (the thumbnails
- * show them and the lines average the selected heads); the others combine the selected heads on the server.
- */
-const SHOWN = {
-  raw: "attention weights α",
-  value_norm: "value-weighted ‖α·f(x)‖ per head",
-  value_norm_sum: "value-weighted ‖Σ α·f(x)‖ of the selected heads",
-  rollout: "attention rollout through the layers",
-};
+const TOP_SHARE_DEFAULT = 0.9;
 
 /** @returns {AppState} */
 export function defaultState() {
   return {
     model: "", corpus: "", text: "", pair: "", mask: [], layer: 0, heads: null, show: "raw", words: false,
-    threshold: THRESHOLD_DEFAULT, hideSpecial: false, token: null, search: "", field: "", cols: "", span: 1, atlas: false, score: "",
+    topShare: TOP_SHARE_DEFAULT, hideSpecial: false, token: null, search: "", field: "", cols: "", span: 1, atlas: false, score: "",
     ...searchDefaults(), pairs: "all",
   };
 }
@@ -56,7 +47,7 @@ export function parseList(text) {
 }
 
 /** The parameters the app reads (any other is reported as ignored). */
-const PARAMETERS = ["model", "corpus", "text", "pair", "mask", "layer", "heads", "show", "words", "threshold", "special",
+const PARAMETERS = ["model", "corpus", "text", "pair", "mask", "layer", "heads", "show", "words", "top_share", "special",
   "token", "search", "field", "cols", "span", "atlas", "score", "top", "filter", "per", "scoring", "pairs"];
 const MAX_TEXT = 2000; // characters, as the page's inputs and the API take
 
@@ -81,7 +72,7 @@ export function stateFromQuery(search, drops = []) {
   const state = defaultState();
   const drop = (/** @type {string} */ name, /** @type {string} */ why) => drops.push(dropped(name, q.get(name) ?? "", why));
   for (const name of new Set(q.keys())) {
-    if (!PARAMETERS.includes(name)) drop(name, `the app reads only ${PARAMETERS.join(", ")}`);
+    if (!PARAMETERS.includes(name) && name !== "threshold") drop(name, `the app reads only ${PARAMETERS.join(", ")}`);
   }
   state.model = q.get("model") ?? "";
   state.corpus = q.get("corpus") ?? "";
@@ -103,13 +94,12 @@ export function stateFromQuery(search, drops = []) {
   const layer = q.get("layer");
   if (layer !== null && /^\d{1,4}$/.test(layer)) state.layer = Number(layer);
   else if (layer !== null) drop("layer", "not a layer number (0, 1, 2, …)");
-  const show = q.get("show");
-  if (show !== null && Object.hasOwn(SHOWN, show)) state.show = show;
-  else if (show !== null) drop("show", `the attention view shows ${Object.keys(SHOWN).join(", ")}`);
+  state.show = q.get("show") ?? state.show; // what the model can show is known from /api/models (app_links.js)
   state.words = flag(q, "words", "on", drop);
-  const threshold = Number(q.get("threshold"));
-  if (q.has("threshold") && threshold > 0 && threshold <= 1) state.threshold = threshold;
-  else if (q.has("threshold")) drop("threshold", "the threshold is a share of attention above 0 and at most 1 (e.g. 0.9)");
+  const shareName = q.has("top_share") ? "top_share" : "threshold"; // its name in older links
+  const share = Number(q.get(shareName));
+  if (q.has(shareName) && share > 0 && share <= 1) state.topShare = share;
+  else if (q.has(shareName)) drop(shareName, "the top share is a share of attention above 0 and at most 1 (e.g. 0.9)");
   state.hideSpecial = flag(q, "special", "hide", drop);
   const token = q.get("token");
   if (token !== null && /^\d{1,6}$/.test(token)) state.token = Number(token);
@@ -154,7 +144,7 @@ export function queryFromState(state) {
   if (state.heads !== null) q.set("heads", state.heads.join(","));
   if (state.show !== base.show) q.set("show", state.show);
   if (state.words) q.set("words", "on");
-  if (state.threshold !== base.threshold) q.set("threshold", String(state.threshold));
+  if (state.topShare !== base.topShare) q.set("top_share", String(state.topShare));
   if (state.hideSpecial) q.set("special", "hide");
   if (state.token !== null) q.set("token", String(state.token));
   if (state.search) q.set("search", state.search);
@@ -202,24 +192,4 @@ export async function api(path, body, signal) {
   return data;
 }
 
-/**
- * Keys whose weights together make up `share` of a row's attention, strongest first: the "top X%"
- * threshold. `weights` is the row, `keys` the key positions shown; returns a Uint8Array flag per key.
- * @param {Float32Array} weights @param {number[]} keys @param {number} share in (0, 1]
- */
-export function topShare(weights, keys, share) {
-  const keep = new Uint8Array(weights.length);
-  let total = 0;
-  for (const k of keys) total += weights[k];
-  if (total <= 0) return keep;
-  const order = keys.slice().sort((a, b) => weights[b] - weights[a]);
-  let sum = 0;
-  for (const k of order) {
-    if (weights[k] <= 0 || sum >= share * total - 1e-9) break;
-    keep[k] = 1;
-    sum += weights[k];
-  }
-  return keep;
-}
-
-export { MAX_TEXT, SHOWN, SPAN_MAX };
+export { MAX_TEXT, SPAN_MAX };

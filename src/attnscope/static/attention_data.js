@@ -2,7 +2,7 @@
 /**
  * One layer's attention as the views use it: dense or sparse bytes decoded, tokens or words as units
  * (subwords merged), and the lines above a threshold per head. Pure functions, no DOM; imported by
- * the head and model views and by the explorer app (app.js, app_attention.js).
+ * the head and model views (and so by the explorer app, which hosts the head view).
  */
 
 import { SCALE, shown } from "./common.js";
@@ -64,8 +64,9 @@ export function sparseRows(bytes, rows, indexBytes) {
  * A layer's weights over units, and the lines above the threshold per head.
  * Words merge as Clark et al. (2019) did: attention to a word is the sum over its tokens, attention
  * from a word the mean over its tokens.
- * @param {Uint8Array} bytes the layer, dense (heads, query, key) or sparse rows
- * @param {any} encoding the header's encoding
+ * @param {Uint8Array | Float32Array} bytes the layer, dense (heads, query, key) or sparse rows; or decoded weights
+ *   (dense, with an encoding whose scale is 1)
+ * @param {any} encoding the header's encoding, or `{ sparse: false, scale: 1 }` for decoded weights
  * @param {{heads: number, query: number, key: number}} shape
  * @param {any[]} qUnits @param {any[]} kUnits @param {boolean} merged @param {number} threshold
  * @returns {{ weight: (h: number, a: number, b: number) => number, rowTotal: (h: number, a: number, keyRow: Int32Array) => number,
@@ -74,8 +75,9 @@ export function sparseRows(bytes, rows, indexBytes) {
  */
 export function layerData(bytes, encoding, shape, qUnits, kUnits, merged, threshold) {
   const { heads, query, key } = shape;
+  const scale = encoding.scale ?? SCALE; // 1 for weights already decoded (meanWeights)
   const nq = qUnits.length, nk = kUnits.length;
-  const sparse = encoding.sparse ? sparseRows(bytes, heads * query, encoding.index_bytes) : null;
+  const sparse = encoding.sparse ? sparseRows(/** @type {Uint8Array} */ (bytes), heads * query, encoding.index_bytes) : null;
   /** Calls visit(key, byte) for the stored entries of one (head, query) row. */
   const eachEntry = (/** @type {number} */ row, /** @type {(j: number, byte: number) => void} */ visit) => {
     if (sparse) {
@@ -88,21 +90,19 @@ export function layerData(bytes, encoding, shape, qUnits, kUnits, merged, thresh
   /** @type {(h: number, a: number, b: number) => number} */
   let weight = (h, a, b) => {
     const row = h * query + a;
-    if (!sparse) return bytes[row * key + b] / SCALE;
+    if (!sparse) return bytes[row * key + b] / scale;
     let lo = sparse.starts[row], hi = sparse.starts[row + 1] - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1, k = sparse.keys[mid];
-      if (k === b) return sparse.values[mid] / SCALE;
+      if (k === b) return sparse.values[mid] / scale;
       if (k < b) lo = mid + 1; else hi = mid - 1;
     }
     return 0;
   };
-  let minByte = 0; // the smallest byte whose weight is above the threshold
-  while (minByte <= SCALE && minByte / SCALE <= threshold) minByte++;
   const lines = [];
   if (merged) {
     const sums = unitByteSums(eachEntry, shape, qUnits, kUnits);
-    weight = (h, a, b) => sums[(h * nq + a) * nk + b] / SCALE / qUnits[a].tokens.length;
+    weight = (h, a, b) => sums[(h * nq + a) * nk + b] / scale / qUnits[a].tokens.length;
   }
   for (let h = 0; h < heads; h++) {
     const qs = [], ks = [], ws = [];
@@ -113,7 +113,7 @@ export function layerData(bytes, encoding, shape, qUnits, kUnits, merged, thresh
           if (w > threshold) { qs.push(a); ks.push(b); ws.push(w); }
         }
       } else {
-        eachEntry(h * query + a, (j, byte) => { if (byte >= minByte) { qs.push(a); ks.push(j); ws.push(byte / SCALE); } });
+        eachEntry(h * query + a, (j, byte) => { const w = byte / scale; if (w > threshold) { qs.push(a); ks.push(j); ws.push(w); } });
       }
     }
     lines.push({ q: Int32Array.from(qs), k: Int32Array.from(ks), w: Float32Array.from(ws) });
@@ -126,7 +126,7 @@ export function layerData(bytes, encoding, shape, qUnits, kUnits, merged, thresh
       return total;
     }
     eachEntry(h * query + a, (j, byte) => { if (keyRow[j] >= 0) total += byte; });
-    return total / SCALE;
+    return total / scale;
   };
   return { weight, rowTotal, lines };
 }
@@ -214,6 +214,26 @@ export function meanLayer(bytes, encoding, shape, heads) {
 }
 
 /**
+ * The mean of some heads of a layer as decoded weights, unrounded: (1, query, key) row-major, for
+ * `layerData` with the encoding `{ sparse: false, scale: 1 }`. The head view draws this mean (aggregation
+ * "mean", or any per-head aggregation with mean_heads); a sparse layer's weights not carried count as 0.
+ * @param {Uint8Array} bytes the layer, dense (heads, query, key) or sparse rows
+ * @param {any} encoding the header's encoding
+ * @param {{heads: number, query: number, key: number}} shape
+ * @param {number[]} heads head indices into the layer
+ * @returns {Float32Array}
+ */
+export function meanWeights(bytes, encoding, shape, heads) {
+  const sums = headSums(bytes, encoding, shape, heads);
+  const out = new Float32Array(sums.length);
+  if (heads.length) {
+    const f = 1 / (SCALE * heads.length);
+    for (let n = 0; n < out.length; n++) out[n] = sums[n] * f;
+  }
+  return out;
+}
+
+/**
  * A layer's bytes added up per (head, query unit, key unit): over every (query token, key token) pair
  * of the two units. Divided by the query unit's token count, that is Clark et al.'s (2019) merge:
  * columns summed over a word's tokens, rows averaged.
@@ -256,8 +276,8 @@ export function mergeLayer(bytes, shape, qUnits, kUnits) {
 }
 
 /**
- * The byte sums over `heads` of a layer, (query, key) row-major: what `meanLayer` rounds, and what the
- * app divides by SCALE × heads for an unrounded mean.
+ * The byte sums over `heads` of a layer, (query, key) row-major: what `meanLayer` rounds, and what
+ * `meanWeights` divides by SCALE × heads for an unrounded mean.
  * @param {Uint8Array} bytes the layer, dense (heads, query, key) or sparse rows
  * @param {any} encoding the header's encoding
  * @param {{heads: number, query: number, key: number}} shape

@@ -23,20 +23,27 @@ ENCODINGS = {"auto": None, "dense": False, "sparse": True}
 
 class HeadView(PayloadWidget):
     """The head view widget: traits ``stack``, ``layer``, ``heads``, ``filter`` and ``token`` follow the user;
-    ``top_share`` (in (0, 1], 1: off) keeps each query row's strongest lines up to that share of its weight."""
+    ``top_share`` (in (0, 1], 1: off) keeps each query row's strongest lines up to that share of its weight;
+    ``mean_heads`` draws the mean of the shown heads as one set of lines (for the raw weights and per-head
+    value norms), ``head_thumbnails`` draws each head's lines into its button, ``shade_keys`` shades each key
+    by its weight from the focused query (when one set of lines is drawn). The explorer app sets all three."""
 
     module = "head_view"
     kind = "head view"
     _esm = bundle("head_view")
     _css = static_text("head_view.css")
     top_share = traitlets.Float(DEFAULT_TOP_SHARE).tag(sync=True)
+    mean_heads = traitlets.Bool(False).tag(sync=True)
+    head_thumbnails = traitlets.Bool(False).tag(sync=True)
+    shade_keys = traitlets.Bool(False).tag(sync=True)
 
     @traitlets.validate("top_share")
     def _valid_top_share(self, proposal: dict[str, Any]) -> float:
         return check_top_share(proposal["value"])
 
     def html_state(self) -> dict[str, Any]:
-        return {**super().html_state(), "top_share": self.top_share}
+        options = {name: getattr(self, name) for name in ("top_share", "mean_heads", "head_thumbnails", "shade_keys")}
+        return {**super().html_state(), **options}
 
 
 def head_view(
@@ -61,6 +68,9 @@ def head_view(
     encoding: str = "auto",
     aggregation: str = "raw",
     aggregations: str | Sequence[str] = "auto",
+    mean_heads: bool = False,
+    head_thumbnails: bool = False,
+    shade_keys: bool = False,
 ) -> HeadView:
     """The head view (V1) of a `Capture` or of BertViz-style attention.
 
@@ -84,6 +94,9 @@ def head_view(
     heads shown), "rollout", "value_norm" (‖α·f(x)‖ per head) or "value_norm_sum" (‖Σ_h α·f(x)‖), the
     value norms scaled per row to sum to 1. ``aggregations`` lists the ones carried besides raw and mean
     ("auto": every one the input allows, up to 512 tokens; value norms need a capture with values).
+    ``mean_heads`` draws the raw weights (and per-head value norms) as the mean of the shown heads, one set of
+    lines; ``head_thumbnails`` draws each head's lines into its button; ``shade_keys`` shades each key by its
+    weight from the focused query. The explorer app shows its attention this way.
     """
     if html_action not in ("view", "return"):
         raise InputError(f"html_action must be 'view' or 'return', got {html_action!r}")
@@ -114,5 +127,9 @@ def head_view(
         **options,
     )
     return present(
-        HeadView(payload, top_share=top_share), html_action, bertviz_style=not isinstance(attention, Capture)
+        HeadView(
+            payload, top_share=top_share, mean_heads=mean_heads, head_thumbnails=head_thumbnails, shade_keys=shade_keys
+        ),
+        html_action,
+        bertviz_style=not isinstance(attention, Capture),
     )

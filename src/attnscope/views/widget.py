@@ -244,6 +244,7 @@ class PayloadWidget(AttentionWidget):
             "rows",
             "columns",
             "aggregation",
+            "token",
         )
         return {
             "header": self.header,

@@ -61,6 +61,86 @@ function labelled(className, text, control) {
 function shown(token) {
   return token.trim() === "" ? "␣" : token;
 }
+function readHeader(model) {
+  const raw = model.get("header");
+  return typeof raw === "string" ? JSON.parse(raw) : raw;
+}
+function uniqueId(prefix) {
+  return `${prefix}-${Math.random().toString(36).slice(2, 10)}`;
+}
+function layerStore(model, onArrive, options = {}) {
+  const message = options.message ?? "attnscope-layers";
+  const field = options.field ?? "layers";
+  const decode = options.decode ?? ((bytes) => bytes);
+  const cache = /* @__PURE__ */ new Map();
+  const pending = /* @__PURE__ */ new Set();
+  const receive = (msg, buffers) => {
+    if (!msg || msg.type !== message || !buffers || !Array.isArray(msg.indices)) return;
+    msg.indices.forEach((index, n) => {
+      const key = `${msg.role}:${index}`;
+      cache.set(key, decode(toBytes(buffers[n]), msg.role));
+      pending.delete(key);
+    });
+    onArrive();
+  };
+  model.on("msg:custom", receive);
+  return {
+    /**
+     * The decoded layer, or null while it is on its way.
+     * @param {string} role @param {number} index
+     */
+    get(role, index) {
+      const key = `${role}:${index}`;
+      if (cache.has(key)) return cache.get(key);
+      const given = model.get(field)?.[role]?.[index];
+      if (given) {
+        const layer = decode(toBytes(given), role);
+        cache.set(key, layer);
+        return layer;
+      }
+      if (!pending.has(key) && typeof model.send === "function") {
+        pending.add(key);
+        model.send({ type: message, role, indices: [index] });
+      }
+      return null;
+    },
+    dispose() {
+      if (typeof model.off === "function") model.off("msg:custom", receive);
+    }
+  };
+}
+function download(filename, blob) {
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = filename;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1e3);
+}
+function svgToPng(text, done) {
+  const image = new Image();
+  image.onload = () => {
+    const ratio = window.devicePixelRatio || 1;
+    const out = document.createElement("canvas");
+    out.width = Math.ceil(image.width * ratio);
+    out.height = Math.ceil(image.height * ratio);
+    const ctx = (
+      /** @type {CanvasRenderingContext2D} */
+      out.getContext("2d")
+    );
+    ctx.scale(ratio, ratio);
+    ctx.drawImage(image, 0, 0);
+    out.toBlob((blob) => {
+      if (blob) done(blob);
+    }, "image/png");
+  };
+  image.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(text);
+}
+function xmlText(text) {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+}
 
 // src/attnscope/static/contrast.js
 var AIM = 4.55;
@@ -201,34 +281,6 @@ function refitOnThemeChange(root, selector) {
   return onThemeChange(() => fitLabels(root.querySelectorAll(selector)));
 }
 
-// src/attnscope/static/attention_data.js
-function sparseRows(bytes, rows, indexBytes) {
-  const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
-  const starts = new Uint32Array(aligned.buffer, aligned.byteOffset, rows + 1);
-  const count = starts[rows];
-  const at = aligned.byteOffset + 4 * (rows + 1);
-  const keys = indexBytes === 2 ? new Uint16Array(aligned.buffer, at, count) : new Uint32Array(aligned.buffer, at, count);
-  const values = new Uint8Array(aligned.buffer, at + indexBytes * count, count);
-  return { starts, keys, values };
-}
-var PER_HEAD = /* @__PURE__ */ new Set(["raw", "value_norm"]);
-function headSums(bytes, encoding, shape, heads) {
-  const { query, key } = shape;
-  const sums = new Uint32Array(query * key);
-  const sparse = encoding.sparse ? sparseRows(bytes, shape.heads * query, encoding.index_bytes) : null;
-  for (const h of heads) {
-    for (let i = 0; i < query; i++) {
-      const row2 = h * query + i;
-      if (sparse) {
-        for (let n = sparse.starts[row2]; n < sparse.starts[row2 + 1]; n++) sums[i * key + sparse.keys[n]] += sparse.values[n];
-      } else {
-        for (let j = 0; j < key; j++) sums[i * key + j] += bytes[row2 * key + j];
-      }
-    }
-  }
-  return sums;
-}
-
 // src/attnscope/static/app_search.js
 var TOP_DEFAULT = 50;
 var TOP_MAX = 200;
@@ -314,7 +366,7 @@ function syncSearchControls(state) {
   el("search-score").value = state.scoring;
   el("search-unit").textContent = state.words ? "Words mode: a word is searched as a word (the mean of its tokens' vectors, each unit length), and the matches are corpus words scored the same way." : "A token is searched by its own vector; turn on Words to search whole words.";
 }
-function wireSearchControls(update) {
+function wireSearchControls(update3) {
   const el = (id) => (
     /** @type {any} */
     document.getElementById(id)
@@ -323,22 +375,16 @@ function wireSearchControls(update) {
   score.replaceChildren(...Object.entries(SCORINGS).map(([value, label]) => new Option(label, value)));
   el("search-top").addEventListener("change", () => {
     const top = Math.round(Number(el("search-top").value));
-    update({ top: Number.isFinite(top) ? Math.min(TOP_MAX, Math.max(1, top)) : TOP_DEFAULT });
+    update3({ top: Number.isFinite(top) ? Math.min(TOP_MAX, Math.max(1, top)) : TOP_DEFAULT });
   });
-  el("search-filter").addEventListener("change", () => update({ filter: el("search-filter").value.trim() }));
-  el("search-per-sentence").addEventListener("change", () => update({ perSentence: el("search-per-sentence").checked }));
-  score.addEventListener("change", () => update({ scoring: score.value }));
+  el("search-filter").addEventListener("change", () => update3({ filter: el("search-filter").value.trim() }));
+  el("search-per-sentence").addEventListener("change", () => update3({ perSentence: el("search-per-sentence").checked }));
+  score.addEventListener("change", () => update3({ scoring: score.value }));
 }
 
 // src/attnscope/static/app_state.js
 var SPAN_MAX = 5;
-var THRESHOLD_DEFAULT = 0.9;
-var SHOWN = {
-  raw: "attention weights α",
-  value_norm: "value-weighted ‖α·f(x)‖ per head",
-  value_norm_sum: "value-weighted ‖Σ α·f(x)‖ of the selected heads",
-  rollout: "attention rollout through the layers"
-};
+var TOP_SHARE_DEFAULT = 0.9;
 function defaultState() {
   return {
     model: "",
@@ -350,7 +396,7 @@ function defaultState() {
     heads: null,
     show: "raw",
     words: false,
-    threshold: THRESHOLD_DEFAULT,
+    topShare: TOP_SHARE_DEFAULT,
     hideSpecial: false,
     token: null,
     search: "",
@@ -378,7 +424,7 @@ var PARAMETERS = [
   "heads",
   "show",
   "words",
-  "threshold",
+  "top_share",
   "special",
   "token",
   "search",
@@ -403,7 +449,7 @@ function stateFromQuery(search, drops = []) {
   const state = defaultState();
   const drop = (name, why) => drops.push(dropped(name, q.get(name) ?? "", why));
   for (const name of new Set(q.keys())) {
-    if (!PARAMETERS.includes(name)) drop(name, `the app reads only ${PARAMETERS.join(", ")}`);
+    if (!PARAMETERS.includes(name) && name !== "threshold") drop(name, `the app reads only ${PARAMETERS.join(", ")}`);
   }
   state.model = q.get("model") ?? "";
   state.corpus = q.get("corpus") ?? "";
@@ -429,13 +475,12 @@ function stateFromQuery(search, drops = []) {
   const layer = q.get("layer");
   if (layer !== null && /^\d{1,4}$/.test(layer)) state.layer = Number(layer);
   else if (layer !== null) drop("layer", "not a layer number (0, 1, 2, …)");
-  const show = q.get("show");
-  if (show !== null && Object.hasOwn(SHOWN, show)) state.show = show;
-  else if (show !== null) drop("show", `the attention view shows ${Object.keys(SHOWN).join(", ")}`);
+  state.show = q.get("show") ?? state.show;
   state.words = flag(q, "words", "on", drop);
-  const threshold = Number(q.get("threshold"));
-  if (q.has("threshold") && threshold > 0 && threshold <= 1) state.threshold = threshold;
-  else if (q.has("threshold")) drop("threshold", "the threshold is a share of attention above 0 and at most 1 (e.g. 0.9)");
+  const shareName = q.has("top_share") ? "top_share" : "threshold";
+  const share = Number(q.get(shareName));
+  if (q.has(shareName) && share > 0 && share <= 1) state.topShare = share;
+  else if (q.has(shareName)) drop(shareName, "the top share is a share of attention above 0 and at most 1 (e.g. 0.9)");
   state.hideSpecial = flag(q, "special", "hide", drop);
   const token = q.get("token");
   if (token !== null && /^\d{1,6}$/.test(token)) state.token = Number(token);
@@ -473,7 +518,7 @@ function queryFromState(state) {
   if (state.heads !== null) q.set("heads", state.heads.join(","));
   if (state.show !== base.show) q.set("show", state.show);
   if (state.words) q.set("words", "on");
-  if (state.threshold !== base.threshold) q.set("threshold", String(state.threshold));
+  if (state.topShare !== base.topShare) q.set("top_share", String(state.topShare));
   if (state.hideSpecial) q.set("special", "hide");
   if (state.token !== null) q.set("token", String(state.token));
   if (state.search) q.set("search", state.search);
@@ -514,20 +559,6 @@ async function api(path, body, signal) {
     throw new ApiFailure(e ? e.message : `the server answered ${response.status}`, e ? e.field : null, response.status);
   }
   return data;
-}
-function topShare(weights, keys, share) {
-  const keep = new Uint8Array(weights.length);
-  let total = 0;
-  for (const k of keys) total += weights[k];
-  if (total <= 0) return keep;
-  const order = keys.slice().sort((a, b) => weights[b] - weights[a]);
-  let sum = 0;
-  for (const k of order) {
-    if (weights[k] <= 0 || sum >= share * total - 1e-9) break;
-    keep[k] = 1;
-    sum += weights[k];
-  }
-  return keep;
 }
 
 // src/attnscope/static/atlas.js
@@ -583,7 +614,7 @@ function sortableTable(className, columns2, rows, decorate, initial) {
     make("table", className)
   );
   const sort = { key: initial, descending: true };
-  const update = () => {
+  const update3 = () => {
     const shown2 = columns2();
     if (!shown2.some((c) => c.key === sort.key)) Object.assign(sort, { key: initial, descending: true });
     const head = document.createElement("tr");
@@ -594,7 +625,7 @@ function sortableTable(className, columns2, rows, decorate, initial) {
       button.dataset.key = column.key;
       button.addEventListener("click", () => {
         Object.assign(sort, { descending: sort.key === column.key ? !sort.descending : !column.ascending, key: column.key });
-        update();
+        update3();
       });
       th.append(button);
       th.setAttribute("aria-sort", column.key !== sort.key ? "none" : sort.descending ? "descending" : "ascending");
@@ -628,7 +659,7 @@ function sortableTable(className, columns2, rows, decorate, initial) {
     thead.append(head);
     table.replaceChildren(thead, body);
   };
-  return { table, update, sort };
+  return { table, update: update3, sort };
 }
 function render({ model, el }) {
   const atlas = model.get("atlas");
@@ -651,7 +682,7 @@ function render({ model, el }) {
   root.append(make("div", "attnscope-atlas-title", title));
   if (atlas.notices.length) {
     const notices = make("ul", "attnscope-atlas-notices");
-    for (const notice of atlas.notices) notices.append(make("li", "attnscope-atlas-notice", notice));
+    for (const notice2 of atlas.notices) notices.append(make("li", "attnscope-atlas-notice", notice2));
     root.append(notices);
   }
   const select = (
@@ -1010,513 +1041,6 @@ function createAtlasPanel(host) {
   return { load, follow };
 }
 
-// src/attnscope/static/raster.js
-function createMarks() {
-  return { row: new Int32Array(1024), col: new Int32Array(1024), byte: new Uint8Array(1024), length: 0 };
-}
-function minDrawnByte(threshold) {
-  for (let b = 0; b <= SCALE; b++) if (b / SCALE > threshold) return b;
-  return SCALE + 1;
-}
-function collectMarks(bytes, offset, keyCount, rows, cols, minByte, marks) {
-  let n = 0;
-  for (let r = 0; r < rows.length; r++) {
-    const base = offset + rows[r] * keyCount;
-    for (let c = 0; c < cols.length; c++) {
-      const byte = bytes[base + cols[c]];
-      if (byte < minByte) continue;
-      if (n === marks.row.length) growMarks(marks);
-      marks.row[n] = r;
-      marks.col[n] = c;
-      marks.byte[n] = byte;
-      n++;
-    }
-  }
-  marks.length = n;
-  return n;
-}
-function growMarks(marks) {
-  const size = marks.row.length * 2;
-  const row2 = new Int32Array(size), col = new Int32Array(size), byte = new Uint8Array(size);
-  row2.set(marks.row);
-  col.set(marks.col);
-  byte.set(marks.byte);
-  Object.assign(marks, { row: row2, col, byte });
-}
-function rasterLines(marks, qStep, kStep, width, height, coverage) {
-  coverage.fill(1, 0, width * height);
-  for (let m = 0; m < marks.length; m++) {
-    strokeAcross(coverage, width, height, (marks.row[m] + 0.5) * qStep, (marks.col[m] + 0.5) * kStep, marks.byte[m] / SCALE);
-  }
-}
-function strokeAcross(t, width, height, y0, y1, alpha, thick = false) {
-  const dy = y1 - y0;
-  if (Math.abs(dy) <= width) {
-    const slope = dy / width;
-    const shift = thick ? 1 : 0.5;
-    for (let x = 0; x < width; x++) {
-      const y = y0 + slope * (x + 0.5) - shift;
-      const iy = Math.floor(y);
-      const f = y - iy;
-      if (iy >= 0 && iy < height) t[iy * width + x] *= 1 - alpha * (1 - f);
-      if (thick && iy + 1 >= 0 && iy + 1 < height) t[(iy + 1) * width + x] *= 1 - alpha;
-      const last = iy + (thick ? 2 : 1);
-      if (last >= 0 && last < height) t[last * width + x] *= 1 - alpha * f;
-    }
-    return;
-  }
-  const top = Math.max(0, Math.floor(Math.min(y0, y1)));
-  const bottom = Math.min(height, Math.ceil(Math.max(y0, y1)));
-  const run = width / dy;
-  for (let y = top; y < bottom; y++) {
-    const x = (y + 0.5 - y0) * run - (thick ? 1 : 0.5);
-    const ix = Math.floor(x);
-    const f = x - ix;
-    if (ix >= 0 && ix < width) t[y * width + ix] *= 1 - alpha * (1 - f);
-    if (thick && ix + 1 >= 0 && ix + 1 < width) t[y * width + ix + 1] *= 1 - alpha;
-    const last = ix + (thick ? 2 : 1);
-    if (last >= 0 && last < width) t[y * width + last] *= 1 - alpha * f;
-  }
-}
-function paintCoverage(image, x0, y0, width, height, coverage, rgb) {
-  const data = image.data;
-  for (let y = 0; y < height; y++) {
-    let p = ((y0 + y) * image.width + x0) * 4;
-    const row2 = y * width;
-    for (let x = 0; x < width; x++, p += 4) {
-      const t = coverage[row2 + x];
-      if (t >= 1) continue;
-      data[p] = rgb[0];
-      data[p + 1] = rgb[1];
-      data[p + 2] = rgb[2];
-      data[p + 3] = Math.round((1 - t) * 255);
-    }
-  }
-}
-function binMarks(marks, rowCount, colCount, width, height, bins) {
-  const binRows = Math.max(1, Math.min(rowCount, height));
-  const binCols = Math.max(1, Math.min(colCount, width));
-  bins.fill(0, 0, binRows * binCols);
-  for (let m = 0; m < marks.length; m++) {
-    const index = Math.floor(marks.row[m] * binRows / rowCount) * binCols + Math.floor(marks.col[m] * binCols / colCount);
-    if (marks.byte[m] > bins[index]) bins[index] = marks.byte[m];
-  }
-  return { binRows, binCols };
-}
-function paintBins(image, x0, y0, width, height, bins, binRows, binCols, rgb) {
-  const data = image.data;
-  for (let br = 0; br < binRows; br++) {
-    const ya = Math.floor(br * height / binRows), yb = Math.floor((br + 1) * height / binRows);
-    for (let bc = 0; bc < binCols; bc++) {
-      const byte = bins[br * binCols + bc];
-      if (byte === 0) continue;
-      const xa = Math.floor(bc * width / binCols), xb = Math.floor((bc + 1) * width / binCols);
-      for (let y = ya; y < yb; y++) {
-        for (let p = ((y0 + y) * image.width + x0 + xa) * 4, x = xa; x < xb; x++, p += 4) {
-          data[p] = rgb[0];
-          data[p + 1] = rgb[1];
-          data[p + 2] = rgb[2];
-          data[p + 3] = byte;
-        }
-      }
-    }
-  }
-}
-function createScratch() {
-  const scratch = {
-    coverage: new Float32Array(0),
-    bins: new Uint8Array(0),
-    ensure(size) {
-      if (scratch.coverage.length < size) scratch.coverage = new Float32Array(size);
-      if (scratch.bins.length < size) scratch.bins = new Uint8Array(size);
-    }
-  };
-  return scratch;
-}
-function paintLines(image, x0, y0, width, height, marks, qStep, kStep, rgb, scratch) {
-  scratch.ensure(width * height);
-  rasterLines(marks, qStep, kStep, width, height, scratch.coverage);
-  paintCoverage(image, x0, y0, width, height, scratch.coverage, rgb);
-}
-function paintMatrix(image, x0, y0, width, height, marks, rowCount, colCount, rgb, scratch) {
-  scratch.ensure(width * height);
-  const { binRows, binCols } = binMarks(marks, rowCount, colCount, width, height, scratch.bins);
-  paintBins(image, x0, y0, width, height, scratch.bins, binRows, binCols, rgb);
-}
-function rgbOf(hex) {
-  return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
-}
-function createLineLayer(width, height) {
-  const size = width * height;
-  const coverage = new Float32Array(size);
-  const colour = new Float32Array(size * 3);
-  const alpha = new Float32Array(size);
-  coverage.fill(1);
-  let rgb = [0, 0, 0], low = height, high = -1;
-  return {
-    /** @param {number[]} next */
-    begin(next) {
-      rgb = next;
-      if (high >= low) coverage.fill(1, low * width, (high + 1) * width);
-      low = height;
-      high = -1;
-    },
-    /** @param {number} y0 @param {number} y1 @param {number} a @param {boolean} thick */
-    line(y0, y1, a, thick) {
-      strokeAcross(coverage, width, height, y0, y1, a, thick);
-      low = Math.max(0, Math.min(low, Math.floor(Math.min(y0, y1)) - 1));
-      high = Math.min(height - 1, Math.max(high, Math.ceil(Math.max(y0, y1)) + 1));
-    },
-    end() {
-      for (let p = low * width; p < (high + 1) * width; p++) {
-        const a = 1 - coverage[p];
-        if (a <= 0) continue;
-        const keep = 1 - a;
-        colour[p * 3] = rgb[0] * a + colour[p * 3] * keep;
-        colour[p * 3 + 1] = rgb[1] * a + colour[p * 3 + 1] * keep;
-        colour[p * 3 + 2] = rgb[2] * a + colour[p * 3 + 2] * keep;
-        alpha[p] = a + alpha[p] * keep;
-      }
-    },
-    /** @param {ImageData} image */
-    write(image) {
-      const data = image.data;
-      for (let p = 0; p < size; p++) {
-        const a = alpha[p];
-        if (a <= 0) continue;
-        data[p * 4] = colour[p * 3] / a;
-        data[p * 4 + 1] = colour[p * 3 + 1] / a;
-        data[p * 4 + 2] = colour[p * 3 + 2] / a;
-        data[p * 4 + 3] = Math.round(a * 255);
-      }
-    }
-  };
-}
-
-// src/attnscope/static/app_attention.js
-var ROW = 22;
-var LINE_WIDTH = 240;
-var THUMB = 56;
-var THUMB_LINES_MAX = 64;
-var LINE_COLOUR = "#0072B2";
-function decodeAttention(response) {
-  const [layers, heads, n] = response.attention.shape;
-  const t = response.tokens;
-  return {
-    tokens: t.tokens,
-    special: t.special,
-    segments: t.segments,
-    masked: t.masked,
-    continuation: continuationsOf(t.word_ids ?? [], t.special),
-    layers,
-    heads,
-    n,
-    bytes: toBytes(response.attention.data)
-  };
-}
-function continuationsOf(wordIds, special) {
-  return special.map((s, i) => !s && i > 0 && wordIds[i] !== null && wordIds[i] !== void 0 && wordIds[i] === wordIds[i - 1]);
-}
-function decodeAggregation(response, attention) {
-  const [layers, heads, n] = response.weights.shape;
-  const units = response.units;
-  if (n !== units.length || units.flat().length !== attention.n) {
-    throw new Error(`the aggregation's ${n} rows do not cover the input's ${attention.n} tokens`);
-  }
-  const data = response.words ? {
-    tokens: response.unit_text,
-    special: units.map((u) => u.every((t) => attention.special[t])),
-    segments: units.map((u) => attention.segments[u[0]]),
-    masked: units.flatMap((u, i) => u.some((t) => attention.masked.includes(t)) ? [i] : []),
-    continuation: units.map(() => false),
-    layers,
-    heads,
-    n,
-    bytes: toBytes(response.weights.data)
-  } : { ...attention, layers, heads, bytes: toBytes(response.weights.data) };
-  return {
-    method: response.method,
-    perHead: PER_HEAD.has(response.method) && heads === attention.heads,
-    heads: response.heads,
-    description: response.description,
-    rowsScaled: response.rows_scaled,
-    words: response.words,
-    units,
-    data,
-    base: null
-  };
-}
-function meanOfHeads(data, layer, heads) {
-  const { n } = data;
-  const block = data.heads * n * n;
-  const layerBytes = data.bytes.subarray(layer * block, (layer + 1) * block);
-  const sums = headSums(layerBytes, { sparse: false }, { heads: data.heads, query: n, key: n }, heads);
-  const out = new Float32Array(sums.length);
-  if (heads.length) {
-    const f = 1 / (SCALE * heads.length);
-    for (let i = 0; i < out.length; i++) out[i] = sums[i] * f;
-  }
-  return out;
-}
-function createAttentionView(host, handlers) {
-  const root = make("div", "as-attention");
-  const headBar = make("div", "as-heads");
-  headBar.setAttribute("role", "group");
-  headBar.setAttribute("aria-label", "Heads");
-  const all = (
-    /** @type {HTMLButtonElement} */
-    make("button", "as-small", "All")
-  );
-  const none = (
-    /** @type {HTMLButtonElement} */
-    make("button", "as-small", "None")
-  );
-  all.type = none.type = "button";
-  all.id = "heads-all";
-  none.id = "heads-none";
-  const thumbs = make("div", "as-thumbs");
-  headBar.append(all, none, thumbs);
-  const columns2 = make("div", "as-columns");
-  const queries = make("div", "as-col as-queries");
-  const keys = make("div", "as-col as-keys");
-  const canvas = document.createElement("canvas");
-  canvas.className = "as-lines";
-  canvas.setAttribute("aria-hidden", "true");
-  columns2.append(queries, canvas, keys);
-  const empty = make("p", "as-empty", "");
-  root.append(headBar, empty, columns2);
-  host.replaceChildren(root);
-  let data = null;
-  let tokenKey = "";
-  let visible = [];
-  let queryEls = [];
-  let keyEls = [];
-  let headEls = [];
-  let heads = (
-    /** @type {number[]} */
-    []
-  );
-  const scratch = createScratch();
-  const marks = createMarks();
-  all.addEventListener("click", () => data && handlers.onHeads([...Array(data.heads).keys()]));
-  none.addEventListener("click", () => handlers.onHeads([]));
-  function tokenElement(pos, side) {
-    if (!data) throw new Error("no data");
-    const el = (
-      /** @type {HTMLElement} */
-      make(
-        side === "query" ? "button" : "span",
-        `as-tok as-${side}`,
-        shown(data.tokens[pos])
-      )
-    );
-    el.dataset.pos = String(pos);
-    if (el instanceof HTMLButtonElement) el.type = "button";
-    if (data.special[pos]) el.classList.add("as-special");
-    if (data.segments[pos] === 1) el.classList.add("as-seg-b");
-    if (data.masked.includes(pos)) el.classList.add("as-masked");
-    if (data.continuation[pos]) el.classList.add("as-continuation");
-    el.addEventListener("click", () => handlers.onSelect(pos));
-    el.addEventListener("dblclick", () => handlers.onMask(pos));
-    el.addEventListener("mouseenter", () => handlers.onHover(pos, el));
-    el.addEventListener("mouseleave", () => handlers.onHover(null, null));
-    if (side === "query") {
-      el.addEventListener("focus", () => handlers.onHover(pos, el));
-      el.addEventListener("blur", () => handlers.onHover(null, null));
-      el.addEventListener("keydown", (event) => {
-        const index = queryEls.indexOf(el);
-        if (event.key === "ArrowDown" || event.key === "ArrowUp") {
-          const next = queryEls[index + (event.key === "ArrowDown" ? 1 : -1)];
-          if (next) next.focus();
-          event.preventDefault();
-        } else if (event.key === "m" || event.key === "M") {
-          handlers.onMask(pos);
-          event.preventDefault();
-        }
-      });
-    }
-    return el;
-  }
-  function buildTokens(hideSpecial) {
-    if (!data) return;
-    const d = data;
-    const key = JSON.stringify([d.tokens, d.masked, d.segments, hideSpecial]);
-    if (key === tokenKey) return;
-    tokenKey = key;
-    visible = [...Array(d.n).keys()].filter((p) => !(hideSpecial && d.special[p]));
-    queryEls = visible.map((p) => tokenElement(p, "query"));
-    keyEls = visible.map((p) => tokenElement(p, "key"));
-    queries.replaceChildren(...queryEls);
-    keys.replaceChildren(...keyEls);
-    const ratio = window.devicePixelRatio || 1;
-    canvas.width = Math.round(LINE_WIDTH * ratio);
-    canvas.height = Math.max(1, Math.round(visible.length * ROW * ratio));
-    canvas.style.width = `${LINE_WIDTH}px`;
-    canvas.style.height = `${visible.length * ROW}px`;
-  }
-  function buildThumbs() {
-    if (!data) return;
-    if (headEls.length === data.heads) return;
-    headEls = [...Array(data.heads).keys()].map((h) => {
-      const button = (
-        /** @type {HTMLButtonElement} */
-        make("button", "as-head")
-      );
-      button.type = "button";
-      button.dataset.head = String(h);
-      button.title = `head ${h}: click to show or hide it`;
-      button.setAttribute("aria-label", `head ${h}`);
-      const c = document.createElement("canvas");
-      c.width = c.height = THUMB;
-      button.append(c, make("span", "as-head-label", String(h)));
-      button.addEventListener("click", () => {
-        const next = heads.includes(h) ? heads.filter((x) => x !== h) : [...heads, h].sort((a, b) => a - b);
-        handlers.onHeads(next);
-      });
-      return button;
-    });
-    thumbs.replaceChildren(...headEls);
-  }
-  function paintThumbs(layer, source) {
-    if (!data) return;
-    const { n } = data;
-    const rows = visible, cols = visible;
-    const minByte = minDrawnByte(0.01);
-    const dark = headEls.length > 0 && onDark(headEls[0]);
-    headEls.forEach((button, h) => {
-      const c = (
-        /** @type {HTMLCanvasElement} */
-        button.querySelector("canvas")
-      );
-      const ctx = (
-        /** @type {CanvasRenderingContext2D} */
-        c.getContext("2d")
-      );
-      const image = ctx.createImageData(THUMB, THUMB);
-      collectMarks(source.bytes.subarray((layer * source.heads + h) * n * n), 0, n, rows, cols, minByte, marks);
-      const colour = headColour(h, dark);
-      const label = (
-        /** @type {HTMLElement} */
-        button.querySelector(".as-head-label")
-      );
-      label.style.backgroundColor = colour;
-      label.style.color = inkOn(colour);
-      const rgb = rgbOf(colour);
-      if (rows.length <= THUMB_LINES_MAX) {
-        paintLines(image, 0, 0, THUMB, THUMB, marks, THUMB / rows.length, THUMB / cols.length, rgb, scratch);
-      } else {
-        paintMatrix(image, 0, 0, THUMB, THUMB, marks, rows.length, cols.length, rgb, scratch);
-      }
-      ctx.putImageData(image, 0, 0);
-      button.setAttribute("aria-pressed", String(heads.includes(h)));
-    });
-  }
-  function paintLinesOf(mean, focus, threshold, pairs) {
-    if (!data) return 0;
-    const { n, segments } = data;
-    const inSide = (p, side) => pairs === "all" || segments[p] === (side === "A" ? 0 : 1);
-    const ratio = canvas.width / LINE_WIDTH;
-    const ctx = (
-      /** @type {CanvasRenderingContext2D} */
-      canvas.getContext("2d")
-    );
-    const image = ctx.createImageData(canvas.width, canvas.height);
-    const layer = createLineLayer(canvas.width, canvas.height);
-    const colour = heads.length === 1 ? headColour(heads[0], onDark(columns2)) : LINE_COLOUR;
-    layer.begin(rgbOf(colour));
-    let count = 0;
-    visible.forEach((q, r) => {
-      if (focus !== null && q !== focus || !inSide(q, pairs[0])) return;
-      const row2 = mean.subarray(q * n, (q + 1) * n);
-      const keep = topShare(row2, visible, threshold);
-      visible.forEach((k, c) => {
-        if (!keep[k] || !inSide(k, pairs[1])) return;
-        layer.line((r + 0.5) * ROW * ratio, (c + 0.5) * ROW * ratio, Math.min(1, row2[k]), focus !== null);
-        count++;
-      });
-    });
-    layer.end();
-    layer.write(image);
-    ctx.putImageData(image, 0, 0);
-    return count;
-  }
-  function draw(next, state, hover, aggregated = null) {
-    const focused = focusedPart();
-    if (data !== next) {
-      data = next;
-      headEls = [];
-      tokenKey = "";
-    }
-    const d = data;
-    heads = (state.heads ?? [...Array(d.heads).keys()]).filter((h) => h < d.heads);
-    buildTokens(state.hideSpecial);
-    buildThumbs();
-    const layer = Math.min(state.layer, d.layers - 1);
-    const perHead = aggregated?.perHead ? aggregated.data : null;
-    paintThumbs(layer, perHead ?? d);
-    const mean = !aggregated ? meanOfHeads(d, layer, heads) : perHead ? meanOfHeads(perHead, layer, heads) : meanOfHeads(aggregated.data, layer, heads.length ? [0] : []);
-    const selected = state.token !== null && visible.includes(state.token) ? state.token : null;
-    const focus = hover ?? selected;
-    const pairs = d.segments.includes(1) ? state.pairs ?? "all" : "all";
-    const count = paintLinesOf(mean, focus, state.threshold, pairs);
-    empty.textContent = heads.length ? "" : "No heads selected: pick heads above (or All) to see their attention.";
-    queryEls.forEach((el, r) => {
-      el.classList.toggle("as-selected", visible[r] === selected);
-      el.setAttribute("aria-pressed", String(visible[r] === selected));
-    });
-    keyEls.forEach((el, c) => {
-      const w = focus === null ? 0 : mean[focus * d.n + visible[c]];
-      el.style.backgroundColor = w > 0 ? `rgba(0, 114, 178, ${Math.min(0.85, w).toFixed(3)})` : "";
-      el.dataset.weight = focus === null ? "" : w.toFixed(4);
-    });
-    root.dataset.layer = String(layer);
-    root.dataset.heads = heads.join(",");
-    root.dataset.show = aggregated?.method ?? "raw";
-    root.dataset.token = selected === null ? "" : String(selected);
-    root.dataset.lines = String(count);
-    root.dataset.pairs = pairs;
-    fitLabels([...queryEls, ...keyEls]);
-    if (focused && !root.contains(document.activeElement)) {
-      root.querySelector(focused)?.focus();
-    }
-  }
-  function focusedPart() {
-    const el = document.activeElement;
-    if (!(el instanceof HTMLElement) || !root.contains(el)) return null;
-    if (el.classList.contains("as-query")) return `.as-query[data-pos="${el.dataset.pos}"]`;
-    if (el.classList.contains("as-head")) return `.as-head[data-head="${el.dataset.head}"]`;
-    return null;
-  }
-  return { draw, root };
-}
-function showPredictionsTip(tooltip, at) {
-  if (!at) {
-    tooltip.hidden = true;
-    return;
-  }
-  const { attention, predictions, pos } = at;
-  const parts = [make("strong", "", `${shown(attention.tokens[pos])} (position ${pos})`)];
-  if (predictions) {
-    const entry = predictions.find((p) => p.position === pos);
-    const list = make("ol", "as-predictions");
-    for (const c of entry?.candidates ?? []) {
-      const item = make("li", "", `${shown(c.token)} `);
-      item.append(make("span", "as-muted", `${(100 * c.probability).toFixed(1)}%`));
-      list.append(item);
-    }
-    const what = at.mode === "next" ? "the model's predictions for the next token:" : attention.masked.includes(pos) ? "the model's predictions for this masked token:" : "the model's predictions for this position:";
-    parts.push(make("p", "as-muted", what), list);
-  } else {
-    parts.push(make("p", "as-muted", at.note || "no predictions"));
-  }
-  tooltip.replaceChildren(...parts);
-  tooltip.hidden = false;
-  const box = at.el.getBoundingClientRect();
-  const room = document.documentElement.clientWidth - tooltip.offsetWidth - 4;
-  tooltip.style.left = `${Math.round(Math.max(0, Math.min(box.left, room)) + window.scrollX)}px`;
-  tooltip.style.top = `${Math.round(box.bottom + window.scrollY + 4)}px`;
-}
-
 // src/attnscope/static/app_corpus.js
 var HISTOGRAM_BARS = 12;
 var CONTEXT = 12;
@@ -1689,10 +1213,10 @@ function histogram(title, which, entries, limit = HISTOGRAM_BARS, vertical = fal
     const row2 = make("div", "as-bar");
     row2.dataset.value = value;
     row2.dataset.count = String(count);
-    const fill = make("span", "as-bar-fill");
-    fill.style[vertical ? "height" : "width"] = `${100 * count / most}%`;
+    const fill2 = make("span", "as-bar-fill");
+    fill2.style[vertical ? "height" : "width"] = `${100 * count / most}%`;
     const track = make("span", "as-bar-track");
-    track.append(fill);
+    track.append(fill2);
     const label = make("span", "as-bar-label", value);
     row2.title = `${value}: ${count}`;
     row2.append(label, track, make("span", "as-bar-count", String(count)));
@@ -1734,6 +1258,1406 @@ function renderSummary(host, result, field, silver) {
       true
     )
   );
+}
+
+// src/attnscope/static/attention_data.js
+function unitText(unit) {
+  return (unit.continuation ? "##" : "") + shown(unit.label);
+}
+function unitsOf(seq, merge) {
+  if (!merge || !seq.words || seq.words.length === 0) {
+    return seq.tokens.map((t, i) => ({
+      label: t,
+      special: seq.special[i],
+      tokens: [i],
+      continuation: Boolean(seq.continues?.[i])
+    }));
+  }
+  const units = [];
+  const ofWord = /* @__PURE__ */ new Map();
+  seq.tokens.forEach((t, i) => {
+    const word = seq.words[i];
+    if (word === null || word === void 0) {
+      units.push({ label: t, special: seq.special[i], tokens: [i], continuation: false });
+      return;
+    }
+    const at = ofWord.get(word);
+    if (at === void 0) {
+      ofWord.set(word, units.length);
+      units.push({ label: seq.word_labels[word], special: false, tokens: [i], continuation: false });
+    } else units[at].tokens.push(i);
+  });
+  return units;
+}
+function sparseRows(bytes, rows, indexBytes) {
+  const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+  const starts = new Uint32Array(aligned.buffer, aligned.byteOffset, rows + 1);
+  const count = starts[rows];
+  const at = aligned.byteOffset + 4 * (rows + 1);
+  const keys = indexBytes === 2 ? new Uint16Array(aligned.buffer, at, count) : new Uint32Array(aligned.buffer, at, count);
+  const values = new Uint8Array(aligned.buffer, at + indexBytes * count, count);
+  return { starts, keys, values };
+}
+function layerData(bytes, encoding, shape, qUnits, kUnits, merged, threshold) {
+  const { heads, query, key } = shape;
+  const scale = encoding.scale ?? SCALE;
+  const nq = qUnits.length, nk = kUnits.length;
+  const sparse = encoding.sparse ? sparseRows(
+    /** @type {Uint8Array} */
+    bytes,
+    heads * query,
+    encoding.index_bytes
+  ) : null;
+  const eachEntry = (row2, visit) => {
+    if (sparse) {
+      for (let n = sparse.starts[row2]; n < sparse.starts[row2 + 1]; n++) visit(sparse.keys[n], sparse.values[n]);
+    } else {
+      const base = row2 * key;
+      for (let j = 0; j < key; j++) visit(j, bytes[base + j]);
+    }
+  };
+  let weight = (h, a, b) => {
+    const row2 = h * query + a;
+    if (!sparse) return bytes[row2 * key + b] / scale;
+    let lo = sparse.starts[row2], hi = sparse.starts[row2 + 1] - 1;
+    while (lo <= hi) {
+      const mid = lo + hi >> 1, k = sparse.keys[mid];
+      if (k === b) return sparse.values[mid] / scale;
+      if (k < b) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return 0;
+  };
+  const lines = [];
+  if (merged) {
+    const sums = unitByteSums(eachEntry, shape, qUnits, kUnits);
+    weight = (h, a, b) => sums[(h * nq + a) * nk + b] / scale / qUnits[a].tokens.length;
+  }
+  for (let h = 0; h < heads; h++) {
+    const qs = [], ks = [], ws = [];
+    for (let a = 0; a < nq; a++) {
+      if (merged) {
+        for (let b = 0; b < nk; b++) {
+          const w = weight(h, a, b);
+          if (w > threshold) {
+            qs.push(a);
+            ks.push(b);
+            ws.push(w);
+          }
+        }
+      } else {
+        eachEntry(h * query + a, (j, byte) => {
+          const w = byte / scale;
+          if (w > threshold) {
+            qs.push(a);
+            ks.push(j);
+            ws.push(w);
+          }
+        });
+      }
+    }
+    lines.push({ q: Int32Array.from(qs), k: Int32Array.from(ks), w: Float32Array.from(ws) });
+  }
+  const rowTotal = (h, a, keyRow) => {
+    let total = 0;
+    if (merged) {
+      for (let b = 0; b < nk; b++) if (keyRow[b] >= 0) total += weight(h, a, b);
+      return total;
+    }
+    eachEntry(h * query + a, (j, byte) => {
+      if (keyRow[j] >= 0) total += byte;
+    });
+    return total / scale;
+  };
+  return { weight, rowTotal, lines };
+}
+function topShareLines(lines, rowTotal, keyRow, share) {
+  const { q, k, w } = lines;
+  const keep = new Uint8Array(q.length);
+  for (let start = 0, end = 0; start < q.length; start = end) {
+    while (end < q.length && q[end] === q[start]) end++;
+    const goal = share * rowTotal(q[start]) - 1e-9;
+    const order = [];
+    for (let n = start; n < end; n++) if (keyRow[k[n]] >= 0) order.push(n);
+    order.sort((x, y) => w[y] - w[x] || k[x] - k[y]);
+    let sum = 0;
+    for (const n of order) {
+      if (sum >= goal) break;
+      keep[n] = 1;
+      sum += w[n];
+    }
+  }
+  return keep;
+}
+var PER_HEAD = /* @__PURE__ */ new Set(["raw", "value_norm"]);
+function offeredAggregations(stack) {
+  const methods = stack.aggregation_methods ?? [{ name: "raw", label: "Attention", about: "" }];
+  return methods.map((m) => (
+    /** @type {[string, string, string]} */
+    [m.name, m.label, m.about]
+  ));
+}
+function fillAggregations(select, stack, wanted) {
+  const offered = offeredAggregations(stack);
+  select.replaceChildren(...offered.map(([value, text, about]) => Object.assign(new Option(text, value), { title: about })));
+  select.value = offered.some(([value]) => value === wanted) ? wanted : "raw";
+  return select.value;
+}
+function aggregationInfo(aggregation, stack) {
+  const found = (stack.aggregation_methods ?? []).find((m) => m.name === aggregation);
+  return { label: found?.label ?? aggregation, about: found?.about ?? "", note: found?.note ?? "" };
+}
+function meanWeights(bytes, encoding, shape, heads) {
+  const sums = headSums(bytes, encoding, shape, heads);
+  const out = new Float32Array(sums.length);
+  if (heads.length) {
+    const f = 1 / (SCALE * heads.length);
+    for (let n = 0; n < out.length; n++) out[n] = sums[n] * f;
+  }
+  return out;
+}
+function unitByteSums(eachEntry, shape, qUnits, kUnits) {
+  const nq = qUnits.length, nk = kUnits.length;
+  const sums = new Float64Array(shape.heads * nq * nk);
+  const keyUnit = new Int32Array(shape.key);
+  kUnits.forEach((u, b) => {
+    for (const j of u.tokens) keyUnit[j] = b;
+  });
+  for (let h = 0; h < shape.heads; h++) {
+    qUnits.forEach((u, a) => {
+      const row2 = (h * nq + a) * nk;
+      for (const i of u.tokens) eachEntry(h * shape.query + i, (j, byte) => {
+        sums[row2 + keyUnit[j]] += byte;
+      });
+    });
+  }
+  return sums;
+}
+function mergeLayer(bytes, shape, qUnits, kUnits) {
+  const eachEntry = (row2, visit) => {
+    for (let j = 0, base = row2 * shape.key; j < shape.key; j++) visit(j, bytes[base + j]);
+  };
+  const sums = unitByteSums(eachEntry, shape, qUnits, kUnits);
+  const nq = qUnits.length, nk = kUnits.length;
+  const out = new Uint8Array(sums.length);
+  for (let n = 0; n < out.length; n++) {
+    out[n] = Math.min(SCALE, Math.round(sums[n] / qUnits[Math.floor(n / nk) % nq].tokens.length));
+  }
+  return out;
+}
+function headSums(bytes, encoding, shape, heads) {
+  const { query, key } = shape;
+  const sums = new Uint32Array(query * key);
+  const sparse = encoding.sparse ? sparseRows(bytes, shape.heads * query, encoding.index_bytes) : null;
+  for (const h of heads) {
+    for (let i = 0; i < query; i++) {
+      const row2 = h * query + i;
+      if (sparse) {
+        for (let n = sparse.starts[row2]; n < sparse.starts[row2 + 1]; n++) sums[i * key + sparse.keys[n]] += sparse.values[n];
+      } else {
+        for (let j = 0; j < key; j++) sums[i * key + j] += bytes[row2 * key + j];
+      }
+    }
+  }
+  return sums;
+}
+function parsePositions(text, limit) {
+  const out = /* @__PURE__ */ new Set();
+  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const match = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(part);
+    if (!match) throw new Error(`“${part}” is not a position or a range like 3-7`);
+    const lo = Number(match[1]), hi = Number(match[2] ?? match[1]);
+    if (hi < lo || hi >= limit) throw new Error(`${part} is out of range: positions are 0-${limit - 1}`);
+    for (let i = lo; i <= hi; i++) out.add(i);
+  }
+  return out.size ? [...out].sort((a, b) => a - b) : null;
+}
+
+// src/attnscope/static/head_view_data.js
+var DECODED = { sparse: false, scale: 1 };
+var CACHE_SIZE = 4;
+function initialState(model, header) {
+  const initial = header.selection;
+  const token = model.get("token");
+  const merge = Boolean(model.get("merge_subwords"));
+  const pinned = token && typeof token.index === "number" && token.unit === "word" === merge ? { side: token.side, index: token.index } : null;
+  return {
+    stack: model.get("stack") || initial.stack,
+    layer: model.get("layer") ?? initial.layer,
+    heads: new Set(
+      /** @type {number[]} */
+      model.get("heads") ?? initial.heads
+    ),
+    filter: model.get("filter") || "all",
+    threshold: model.get("threshold") ?? header.threshold,
+    topShare: model.get("top_share") ?? 1,
+    hideSpecial: Boolean(model.get("hide_special")),
+    merge,
+    aggregation: model.get("aggregation") || initial.aggregation || "raw",
+    meanHeads: Boolean(model.get("mean_heads")),
+    thumbnails: Boolean(model.get("head_thumbnails")),
+    shadeKeys: Boolean(model.get("shade_keys")),
+    rows: model.get("rows") ?? null,
+    columns: model.get("columns") ?? null,
+    hover: null,
+    pinned
+  };
+}
+var stackOf = (v) => v.stacks[v.state.stack];
+var layerIndex = (v) => stackOf(v).layer_labels.indexOf(v.state.layer);
+var querySeq = (v) => v.header.sequences[stackOf(v).query_tokens];
+var keySeq = (v) => v.header.sequences[stackOf(v).key_tokens];
+var shownHeads = (v) => [...v.state.heads].sort((a, b) => a - b);
+var activeFocus = (v) => v.state.hover ?? v.state.pinned;
+function drawsMean(v) {
+  const agg = v.state.aggregation;
+  return agg === "mean" || v.state.meanHeads && PER_HEAD.has(agg);
+}
+function combinesHeads(v) {
+  return !PER_HEAD.has(v.state.aggregation) && v.state.aggregation !== "mean";
+}
+function makeLayout(v) {
+  const { state } = v;
+  const q = unitsOf(querySeq(v), state.merge), k = unitsOf(keySeq(v), state.merge);
+  const rowsOf = (units, chosen) => {
+    const keep = chosen ? new Set(chosen) : null;
+    const row2 = new Int32Array(units.length).fill(-1);
+    const shownUnits = [];
+    units.forEach((u, n) => {
+      if (state.hideSpecial && u.special) return;
+      if (keep && !u.tokens.some((t) => keep.has(t))) return;
+      row2[n] = shownUnits.length;
+      shownUnits.push(n);
+    });
+    return { row: row2, shown: shownUnits };
+  };
+  return { q, k, qRows: rowsOf(q, state.rows), kRows: rowsOf(k, state.columns) };
+}
+function lineData(v) {
+  const { state, layout } = v, s = stackOf(v), agg = state.aggregation;
+  const mean = drawsMean(v);
+  const key = [state.stack, state.layer, agg, mean ? shownHeads(v).join(",") : "", state.merge, state.threshold, state.topShare].join(":");
+  if (v.cache.has(key)) return v.cache.get(key);
+  const fromRaw = agg === "raw" || agg === "mean";
+  const bytes = v.store.get(fromRaw ? state.stack : `${state.stack}/${agg}`, layerIndex(v));
+  if (!bytes) return null;
+  const one = { heads: 1, query: s.query, key: s.key };
+  const shape = fromRaw ? s : { ...one, heads: s.aggregations[agg] };
+  const made = mean ? layerData(meanWeights(bytes, v.header.encoding, shape, shownHeads(v)), DECODED, one, layout.q, layout.k, state.merge, state.threshold) : layerData(bytes, v.header.encoding, shape, layout.q, layout.k, state.merge, state.threshold);
+  const keyRow = layout.kRows.row;
+  const keep = state.topShare < 1 ? made.lines.map((lines, h) => topShareLines(lines, (q) => made.rowTotal(h, q, keyRow), keyRow, state.topShare)) : null;
+  if (v.cache.size >= CACHE_SIZE) v.cache.delete(
+    /** @type {string} */
+    v.cache.keys().next().value
+  );
+  v.cache.set(key, { ...made, keep });
+  return v.cache.get(key);
+}
+function segmentTest(v) {
+  const s = stackOf(v);
+  const b = s.query_tokens === s.key_tokens ? querySeq(v).sentence_b_start ?? null : null;
+  if (b === null) return null;
+  return (unit) => unit.tokens[0] >= b ? "B" : "A";
+}
+function textColour(v) {
+  const colour = getComputedStyle(v.dom.root).getPropertyValue("--attnscope-fg").trim();
+  return /^#[0-9a-f]{6}$/i.test(colour) ? colour : "#555555";
+}
+function lineSets(v) {
+  const { state } = v, heads = shownHeads(v);
+  const dark = onDark(v.dom.root);
+  if (drawsMean(v)) {
+    if (heads.length === 0) return [];
+    const colour = heads.length === 1 ? headColour(heads[0], dark) : textColour(v);
+    return [{ index: 0, colour, label: `mean of heads ${heads.join(", ")}` }];
+  }
+  if (PER_HEAD.has(state.aggregation)) return heads.map((h) => ({ index: h, colour: headColour(h, dark), label: `head ${h}` }));
+  if (v.host.onHeads && heads.length === 0) return [];
+  const combined = (
+    /** @type {number[] | undefined} */
+    stackOf(v).combined_heads
+  );
+  const of = combined && combined.length < stackOf(v).heads ? `heads ${combined.join(", ")}` : "all heads";
+  const label = state.aggregation === "rollout" ? `rollout to layer ${state.layer}` + (of === "all heads" ? "" : ` (${of})`) : of;
+  return [{ index: 0, colour: textColour(v), label }];
+}
+function eachLine(v, paint) {
+  const d = lineData(v);
+  if (!d) return 0;
+  const { layout } = v, seg = segmentTest(v), f = v.state.filter;
+  const qOk = layout.q.map((u) => f === "all" || !seg || seg(u) === f[0]);
+  const kOk = layout.k.map((u) => f === "all" || !seg || seg(u) === f[1]);
+  const active = activeFocus(v);
+  let count = 0;
+  for (const set of lineSets(v)) {
+    const { q, k, w } = d.lines[set.index];
+    const keep = d.keep?.[set.index];
+    for (let n = 0; n < q.length; n++) {
+      if (keep && !keep[n]) continue;
+      const a = q[n], b = k[n];
+      const qr = layout.qRows.row[a], kr = layout.kRows.row[b];
+      if (qr < 0 || kr < 0 || !qOk[a] || !kOk[b]) continue;
+      if (active && (active.side === "query" ? active.index !== a : active.index !== b)) continue;
+      count++;
+      paint(set, qr, kr, w[n]);
+    }
+  }
+  return count;
+}
+function rowHeight(v) {
+  const rows = Math.max(v.layout.qRows.shown.length, v.layout.kRows.shown.length, 1);
+  return Math.max(4, Math.min(20, Math.floor(3e4 / rows)));
+}
+
+// src/attnscope/static/raster.js
+function createMarks() {
+  return { row: new Int32Array(1024), col: new Int32Array(1024), byte: new Uint8Array(1024), length: 0 };
+}
+function minDrawnByte(threshold) {
+  for (let b = 0; b <= SCALE; b++) if (b / SCALE > threshold) return b;
+  return SCALE + 1;
+}
+function collectMarks(bytes, offset, keyCount, rows, cols, minByte, marks2) {
+  let n = 0;
+  for (let r = 0; r < rows.length; r++) {
+    const base = offset + rows[r] * keyCount;
+    for (let c = 0; c < cols.length; c++) {
+      const byte = bytes[base + cols[c]];
+      if (byte < minByte) continue;
+      if (n === marks2.row.length) growMarks(marks2);
+      marks2.row[n] = r;
+      marks2.col[n] = c;
+      marks2.byte[n] = byte;
+      n++;
+    }
+  }
+  marks2.length = n;
+  return n;
+}
+function growMarks(marks2) {
+  const size = marks2.row.length * 2;
+  const row2 = new Int32Array(size), col = new Int32Array(size), byte = new Uint8Array(size);
+  row2.set(marks2.row);
+  col.set(marks2.col);
+  byte.set(marks2.byte);
+  Object.assign(marks2, { row: row2, col, byte });
+}
+function rasterLines(marks2, qStep, kStep, width, height, coverage) {
+  coverage.fill(1, 0, width * height);
+  for (let m = 0; m < marks2.length; m++) {
+    strokeAcross(coverage, width, height, (marks2.row[m] + 0.5) * qStep, (marks2.col[m] + 0.5) * kStep, marks2.byte[m] / SCALE);
+  }
+}
+function strokeAcross(t, width, height, y0, y1, alpha, thick = false) {
+  const dy = y1 - y0;
+  if (Math.abs(dy) <= width) {
+    const slope = dy / width;
+    const shift = thick ? 1 : 0.5;
+    for (let x = 0; x < width; x++) {
+      const y = y0 + slope * (x + 0.5) - shift;
+      const iy = Math.floor(y);
+      const f = y - iy;
+      if (iy >= 0 && iy < height) t[iy * width + x] *= 1 - alpha * (1 - f);
+      if (thick && iy + 1 >= 0 && iy + 1 < height) t[(iy + 1) * width + x] *= 1 - alpha;
+      const last = iy + (thick ? 2 : 1);
+      if (last >= 0 && last < height) t[last * width + x] *= 1 - alpha * f;
+    }
+    return;
+  }
+  const top = Math.max(0, Math.floor(Math.min(y0, y1)));
+  const bottom = Math.min(height, Math.ceil(Math.max(y0, y1)));
+  const run = width / dy;
+  for (let y = top; y < bottom; y++) {
+    const x = (y + 0.5 - y0) * run - (thick ? 1 : 0.5);
+    const ix = Math.floor(x);
+    const f = x - ix;
+    if (ix >= 0 && ix < width) t[y * width + ix] *= 1 - alpha * (1 - f);
+    if (thick && ix + 1 >= 0 && ix + 1 < width) t[y * width + ix + 1] *= 1 - alpha;
+    const last = ix + (thick ? 2 : 1);
+    if (last >= 0 && last < width) t[y * width + last] *= 1 - alpha * f;
+  }
+}
+function paintCoverage(image, x0, y0, width, height, coverage, rgb) {
+  const data = image.data;
+  for (let y = 0; y < height; y++) {
+    let p = ((y0 + y) * image.width + x0) * 4;
+    const row2 = y * width;
+    for (let x = 0; x < width; x++, p += 4) {
+      const t = coverage[row2 + x];
+      if (t >= 1) continue;
+      data[p] = rgb[0];
+      data[p + 1] = rgb[1];
+      data[p + 2] = rgb[2];
+      data[p + 3] = Math.round((1 - t) * 255);
+    }
+  }
+}
+function binMarks(marks2, rowCount, colCount, width, height, bins) {
+  const binRows = Math.max(1, Math.min(rowCount, height));
+  const binCols = Math.max(1, Math.min(colCount, width));
+  bins.fill(0, 0, binRows * binCols);
+  for (let m = 0; m < marks2.length; m++) {
+    const index = Math.floor(marks2.row[m] * binRows / rowCount) * binCols + Math.floor(marks2.col[m] * binCols / colCount);
+    if (marks2.byte[m] > bins[index]) bins[index] = marks2.byte[m];
+  }
+  return { binRows, binCols };
+}
+function paintBins(image, x0, y0, width, height, bins, binRows, binCols, rgb) {
+  const data = image.data;
+  for (let br = 0; br < binRows; br++) {
+    const ya = Math.floor(br * height / binRows), yb = Math.floor((br + 1) * height / binRows);
+    for (let bc = 0; bc < binCols; bc++) {
+      const byte = bins[br * binCols + bc];
+      if (byte === 0) continue;
+      const xa = Math.floor(bc * width / binCols), xb = Math.floor((bc + 1) * width / binCols);
+      for (let y = ya; y < yb; y++) {
+        for (let p = ((y0 + y) * image.width + x0 + xa) * 4, x = xa; x < xb; x++, p += 4) {
+          data[p] = rgb[0];
+          data[p + 1] = rgb[1];
+          data[p + 2] = rgb[2];
+          data[p + 3] = byte;
+        }
+      }
+    }
+  }
+}
+function createScratch() {
+  const scratch2 = {
+    coverage: new Float32Array(0),
+    bins: new Uint8Array(0),
+    ensure(size) {
+      if (scratch2.coverage.length < size) scratch2.coverage = new Float32Array(size);
+      if (scratch2.bins.length < size) scratch2.bins = new Uint8Array(size);
+    }
+  };
+  return scratch2;
+}
+function paintLines(image, x0, y0, width, height, marks2, qStep, kStep, rgb, scratch2) {
+  scratch2.ensure(width * height);
+  rasterLines(marks2, qStep, kStep, width, height, scratch2.coverage);
+  paintCoverage(image, x0, y0, width, height, scratch2.coverage, rgb);
+}
+function paintMatrix(image, x0, y0, width, height, marks2, rowCount, colCount, rgb, scratch2) {
+  scratch2.ensure(width * height);
+  const { binRows, binCols } = binMarks(marks2, rowCount, colCount, width, height, scratch2.bins);
+  paintBins(image, x0, y0, width, height, scratch2.bins, binRows, binCols, rgb);
+}
+function rgbOf(hex) {
+  return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+}
+function createLineLayer(width, height) {
+  const size = width * height;
+  const coverage = new Float32Array(size);
+  const colour = new Float32Array(size * 3);
+  const alpha = new Float32Array(size);
+  coverage.fill(1);
+  let rgb = [0, 0, 0], low = height, high = -1;
+  return {
+    /** @param {number[]} next */
+    begin(next) {
+      rgb = next;
+      if (high >= low) coverage.fill(1, low * width, (high + 1) * width);
+      low = height;
+      high = -1;
+    },
+    /** @param {number} y0 @param {number} y1 @param {number} a @param {boolean} thick */
+    line(y0, y1, a, thick) {
+      strokeAcross(coverage, width, height, y0, y1, a, thick);
+      low = Math.max(0, Math.min(low, Math.floor(Math.min(y0, y1)) - 1));
+      high = Math.min(height - 1, Math.max(high, Math.ceil(Math.max(y0, y1)) + 1));
+    },
+    end() {
+      for (let p = low * width; p < (high + 1) * width; p++) {
+        const a = 1 - coverage[p];
+        if (a <= 0) continue;
+        const keep = 1 - a;
+        colour[p * 3] = rgb[0] * a + colour[p * 3] * keep;
+        colour[p * 3 + 1] = rgb[1] * a + colour[p * 3 + 1] * keep;
+        colour[p * 3 + 2] = rgb[2] * a + colour[p * 3 + 2] * keep;
+        alpha[p] = a + alpha[p] * keep;
+      }
+    },
+    /** @param {ImageData} image */
+    write(image) {
+      const data = image.data;
+      for (let p = 0; p < size; p++) {
+        const a = alpha[p];
+        if (a <= 0) continue;
+        data[p * 4] = colour[p * 3] / a;
+        data[p * 4 + 1] = colour[p * 3 + 1] / a;
+        data[p * 4 + 2] = colour[p * 3 + 2] / a;
+        data[p * 4 + 3] = Math.round(a * 255);
+      }
+    }
+  };
+}
+
+// src/attnscope/static/head_view_paint.js
+var CANVAS_WIDTH = 220;
+var FULL_DRAW_LIMIT = 2e3;
+var THUMB = 56;
+var THUMB_LINES_MAX = 64;
+var THUMB_THRESHOLD = 0.01;
+function band(v, height) {
+  if (height <= FULL_DRAW_LIMIT) return { top: 0, bottom: height };
+  const rect = v.dom.linesBox.getBoundingClientRect();
+  const view = window.innerHeight || 800;
+  const top = Math.max(0, Math.min(height, -rect.top - view / 4));
+  const bottom = Math.max(top, Math.min(height, view - rect.top + view / 4));
+  return { top, bottom };
+}
+function drawLines(v) {
+  const row2 = rowHeight(v), { root, linesBox, canvas } = v.dom;
+  root.style.setProperty("--attnscope-row", `${row2}px`);
+  const height = Math.max(v.layout.qRows.shown.length, v.layout.kRows.shown.length) * row2;
+  linesBox.style.height = `${height}px`;
+  const { top, bottom } = band(v, height);
+  v.painted = { top, bottom, height };
+  const ratio = window.devicePixelRatio || 1;
+  canvas.width = CANVAS_WIDTH * ratio;
+  canvas.height = Math.max(1, Math.ceil((bottom - top) * ratio));
+  canvas.style.width = `${CANVAS_WIDTH}px`;
+  canvas.style.height = `${bottom - top}px`;
+  canvas.style.top = `${top}px`;
+  const ctx = (
+    /** @type {CanvasRenderingContext2D} */
+    canvas.getContext("2d")
+  );
+  const layer = createLineLayer(canvas.width, canvas.height);
+  const thick = row2 >= 12;
+  let drawn = 0;
+  let current = null;
+  const total = eachLine(v, (set, qr, kr, w) => {
+    const y0 = (qr + 0.5) * row2, y1 = (kr + 0.5) * row2;
+    if (Math.max(y0, y1) < top || Math.min(y0, y1) > bottom) return;
+    if (set !== current) {
+      if (current) layer.end();
+      layer.begin(rgbOf(set.colour));
+      current = set;
+    }
+    layer.line((y0 - top) * ratio, (y1 - top) * ratio, Math.min(1, w), thick);
+    drawn++;
+  });
+  if (current) layer.end();
+  const image = ctx.createImageData(canvas.width, canvas.height);
+  layer.write(image);
+  ctx.putImageData(image, 0, 0);
+  return { total, drawn };
+}
+function toSVG(v) {
+  const row2 = rowHeight(v), { top, bottom } = v.painted, { queryCol, keyCol, root } = v.dom;
+  const left = queryCol.offsetWidth, width = left + CANVAS_WIDTH + keyCol.offsetWidth;
+  const style = getComputedStyle(root);
+  const parts = [`<rect width="${width}" height="${bottom - top}" fill="${style.backgroundColor}"/>`];
+  const labels = (units, rows, x, anchor) => rows.shown.forEach((n, r) => {
+    const y = (r + 0.5) * row2 - top;
+    if (y >= 0 && y <= bottom - top) parts.push(`<text x="${x}" y="${y}" text-anchor="${anchor}" dominant-baseline="middle">${xmlText(unitText(units[n]))}</text>`);
+  });
+  labels(v.layout.q, v.layout.qRows, left - 6, "end");
+  labels(v.layout.k, v.layout.kRows, left + CANVAS_WIDTH + 6, "start");
+  eachLine(v, (set, qr, kr, w) => {
+    const y0 = (qr + 0.5) * row2, y1 = (kr + 0.5) * row2;
+    if (Math.max(y0, y1) < top || Math.min(y0, y1) > bottom) return;
+    parts.push(`<line x1="${left}" y1="${y0 - top}" x2="${left + CANVAS_WIDTH}" y2="${y1 - top}" stroke="${set.colour}" stroke-opacity="${Math.min(1, w).toFixed(3)}" stroke-width="${row2 >= 12 ? 2 : 1}"/>`);
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${bottom - top}" font-family="sans-serif" font-size="${Math.min(13, row2 - 2)}" fill="${style.color}">${parts.join("")}</svg>`;
+}
+var scratch = createScratch();
+var marks = createMarks();
+function thumbnailLayer(v) {
+  if (v.header.encoding.sparse) return null;
+  const s = stackOf(v), agg = v.state.aggregation;
+  const key = agg === "value_norm" ? `${v.state.stack}/${agg}` : v.state.stack;
+  const bytes = (
+    /** @type {Uint8Array | null} */
+    v.store.get(key, layerIndex(v))
+  );
+  if (!bytes) return null;
+  if (!v.state.merge) return { bytes, rows: s.query, cols: s.key };
+  const merged = mergeLayer(bytes, { heads: s.heads, query: s.query, key: s.key }, v.layout.q, v.layout.k);
+  return { bytes: merged, rows: v.layout.q.length, cols: v.layout.k.length };
+}
+function paintThumbnails(v) {
+  if (!v.state.thumbnails) return;
+  const layer = thumbnailLayer(v);
+  const rows = v.layout.qRows.shown, cols = v.layout.kRows.shown;
+  const dark = onDark(v.dom.root), minByte = minDrawnByte(THUMB_THRESHOLD);
+  for (
+    const button of
+    /** @type {NodeListOf<HTMLElement>} */
+    v.dom.heads.querySelectorAll(".attnscope-hv-head")
+  ) {
+    const h = Number(button.dataset.head), colour = headColour(h, dark);
+    const label = (
+      /** @type {HTMLElement} */
+      button.querySelector(".attnscope-hv-head-label")
+    );
+    label.style.backgroundColor = colour;
+    label.style.color = inkOn(colour);
+    const canvas = (
+      /** @type {HTMLCanvasElement | null} */
+      button.querySelector("canvas")
+    );
+    if (!canvas || !layer) continue;
+    const ctx = (
+      /** @type {CanvasRenderingContext2D} */
+      canvas.getContext("2d")
+    );
+    const image = ctx.createImageData(THUMB, THUMB);
+    collectMarks(layer.bytes, h * layer.rows * layer.cols, layer.cols, rows, cols, minByte, marks);
+    if (rows.length && cols.length && rows.length <= THUMB_LINES_MAX) {
+      paintLines(image, 0, 0, THUMB, THUMB, marks, THUMB / rows.length, THUMB / cols.length, rgbOf(colour), scratch);
+    } else if (rows.length && cols.length) {
+      paintMatrix(image, 0, 0, THUMB, THUMB, marks, rows.length, cols.length, rgbOf(colour), scratch);
+    }
+    ctx.putImageData(image, 0, 0);
+  }
+}
+function thumbnailCanvas() {
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = THUMB;
+  canvas.setAttribute("aria-hidden", "true");
+  return canvas;
+}
+
+// src/attnscope/static/head_view_dom.js
+function checkbox(className, on) {
+  const box = (
+    /** @type {HTMLInputElement} */
+    make("input", className)
+  );
+  box.type = "checkbox";
+  box.checked = on;
+  return box;
+}
+function textbox(className, positions) {
+  const box = (
+    /** @type {HTMLInputElement} */
+    make("input", className)
+  );
+  Object.assign(box, { type: "text", placeholder: "all", size: 8, value: positions ? positions.join(",") : "" });
+  return box;
+}
+function numberBox(className, range2) {
+  const box = (
+    /** @type {HTMLInputElement} */
+    make("input", className)
+  );
+  Object.assign(box, { type: "number", min: range2.min, max: range2.max, step: "0.01", value: String(range2.value) });
+  return box;
+}
+function controlInputs(header, state) {
+  const select = (name) => (
+    /** @type {HTMLSelectElement} */
+    make("select", `attnscope-hv-${name}`)
+  );
+  const inputs = {
+    stack: select("stack"),
+    aggregation: select("aggregation"),
+    layer: select("layer"),
+    filter: select("filter"),
+    threshold: numberBox("attnscope-hv-threshold", { min: "0", max: "0.99", value: state.threshold }),
+    topShare: numberBox("attnscope-hv-top-share", { min: "0.01", max: "1", value: state.topShare }),
+    hideSpecial: checkbox("attnscope-hv-hide-special", state.hideSpecial),
+    merge: checkbox("attnscope-hv-merge", state.merge),
+    rows: textbox("attnscope-hv-rows", state.rows),
+    columns: textbox("attnscope-hv-columns", state.columns),
+    png: (
+      /** @type {HTMLButtonElement} */
+      make("button", "attnscope-hv-png", "PNG")
+    ),
+    svg: (
+      /** @type {HTMLButtonElement} */
+      make("button", "attnscope-hv-svg", "SVG")
+    )
+  };
+  inputs.topShare.title = "per query, only the strongest lines that make up this share of its attention (1: all lines)";
+  inputs.png.type = inputs.svg.type = "button";
+  for (const s of header.stacks) inputs.stack.append(new Option(s.role, s.role));
+  for (const [value, text] of FILTERS) inputs.filter.append(new Option(text, value));
+  return inputs;
+}
+function buildDom(el, header, state, controlsShown) {
+  const root = make("div", "attnscope-hv");
+  root.dataset.view = "head";
+  const controls = make("div", "attnscope-hv-controls");
+  const inputs = controlInputs(header, state);
+  const note = make("span", "attnscope-hv-note"), status = make("span", "attnscope-hv-status");
+  status.setAttribute("role", "status");
+  const field = (text, control) => labelled("attnscope-hv-label", text, control);
+  const stackLabel = field("Attention", inputs.stack), filterLabel = field("Sentences", inputs.filter);
+  controls.append(
+    stackLabel,
+    field("Show", inputs.aggregation),
+    field("Layer", inputs.layer),
+    filterLabel,
+    field("Threshold", inputs.threshold),
+    field("Top share", inputs.topShare),
+    field("Hide special tokens", inputs.hideSpecial),
+    field("Words", inputs.merge),
+    field("Queries", inputs.rows),
+    field("Keys", inputs.columns),
+    inputs.png,
+    inputs.svg,
+    note,
+    status
+  );
+  stackLabel.hidden = header.stacks.length < 2;
+  controls.hidden = !controlsShown;
+  Object.assign(inputs, { stackLabel, filterLabel });
+  const headBar = make("div", "attnscope-hv-heads"), heads = make("div", "attnscope-hv-head-buttons");
+  headBar.setAttribute("role", "group");
+  headBar.setAttribute("aria-label", "Heads");
+  const all = (
+    /** @type {HTMLButtonElement} */
+    make("button", "attnscope-hv-heads-all", "All")
+  );
+  const none = (
+    /** @type {HTMLButtonElement} */
+    make("button", "attnscope-hv-heads-none", "None")
+  );
+  all.type = none.type = "button";
+  headBar.append(all, none, heads);
+  Object.assign(inputs, { all, none });
+  const body = make("div", "attnscope-hv-body");
+  const queryCol = make("div", "attnscope-hv-col attnscope-hv-queries"), keyCol = make("div", "attnscope-hv-col attnscope-hv-keys");
+  const linesBox = make("div", "attnscope-hv-lines");
+  const canvas = document.createElement("canvas");
+  canvas.className = "attnscope-hv-canvas";
+  canvas.setAttribute("aria-hidden", "true");
+  linesBox.append(canvas);
+  body.append(queryCol, linesBox, keyCol);
+  const tooltip = make("div", "attnscope-hv-tooltip");
+  tooltip.setAttribute("role", "tooltip");
+  tooltip.hidden = true;
+  root.append(controls, headBar, body, tooltip);
+  el.append(root);
+  return { root, controls, headBar, heads, body, queryCol, keyCol, linesBox, canvas, tooltip, note, status, inputs };
+}
+function headButtons(v, toggle) {
+  const s = stackOf(v);
+  v.dom.heads.replaceChildren();
+  for (let h = 0; h < s.heads; h++) {
+    const button = (
+      /** @type {HTMLButtonElement} */
+      make("button", "attnscope-hv-head", v.state.thumbnails ? "" : String(h))
+    );
+    button.type = "button";
+    button.dataset.head = String(h);
+    button.title = `head ${h}: click to show or hide, double-click to show only this head`;
+    if (v.state.thumbnails) {
+      button.classList.add("attnscope-hv-thumb");
+      button.setAttribute("aria-label", `head ${h}`);
+      button.append(thumbnailCanvas(), make("span", "attnscope-hv-head-label", String(h)));
+    }
+    button.addEventListener("click", () => toggle(h, false));
+    button.addEventListener("dblclick", () => toggle(h, true));
+    v.dom.heads.append(button);
+  }
+}
+function tokenNodes(v, units, shownUnits, side, on) {
+  const seq = v.header.sequences[side === "query" ? stackOf(v).query_tokens : stackOf(v).key_tokens];
+  const masked = new Set(
+    /** @type {number[]} */
+    seq.masked ?? []
+  );
+  const b = seq.sentence_b_start ?? null;
+  return shownUnits.map((n) => {
+    const unit = units[n];
+    const node = make("div", "attnscope-hv-token", shown(unit.label));
+    Object.assign(node.dataset, { side, index: String(n) });
+    node.tabIndex = 0;
+    node.setAttribute("role", "button");
+    node.classList.toggle("attnscope-hv-special", unit.special);
+    node.classList.toggle("attnscope-hv-continuation", unit.continuation);
+    node.classList.toggle("attnscope-hv-masked", unit.tokens.some((t) => masked.has(t)));
+    node.classList.toggle("attnscope-hv-seg-b", b !== null && unit.tokens[0] >= b);
+    const fire = (what) => on(side, n, what, node);
+    node.addEventListener("mouseenter", () => fire("enter"));
+    node.addEventListener("mouseleave", () => fire("leave"));
+    node.addEventListener("focus", () => fire("enter"));
+    node.addEventListener("blur", () => fire("leave"));
+    node.addEventListener("click", () => fire("click"));
+    node.addEventListener("dblclick", () => fire("dblclick"));
+    node.addEventListener("keydown", (event) => {
+      const step = event.key === "ArrowDown" ? 1 : event.key === "ArrowUp" ? -1 : 0;
+      const next = step ? (
+        /** @type {HTMLElement | null} */
+        step > 0 ? node.nextElementSibling : node.previousElementSibling
+      ) : null;
+      if (next) next.focus();
+      if (event.key === "Enter" || event.key === " ") fire("click");
+      else if (event.key === "m" || event.key === "M") fire("mask");
+      else if (!step) return;
+      event.preventDefault();
+    });
+    return node;
+  });
+}
+function showTooltip(v) {
+  const active = activeFocus(v), d = lineData(v), { tooltip } = v.dom;
+  if (!active || !d || v.host.tooltip === false) {
+    tooltip.hidden = true;
+    return;
+  }
+  const fromQuery = active.side === "query", { layout, state } = v;
+  const own = fromQuery ? layout.q : layout.k, other = fromQuery ? layout.k : layout.q;
+  const otherRows = fromQuery ? layout.kRows : layout.qRows;
+  tooltip.replaceChildren(make(
+    "div",
+    "attnscope-hv-tip-title",
+    `${fromQuery ? "query" : "key"} ${active.index} “${unitText(own[active.index])}”, layer ${state.layer}` + (fromQuery ? ": weights on keys" : ": weights from queries")
+  ));
+  const perHead = PER_HEAD.has(state.aggregation) && lineSets(v).every((set) => set.label.startsWith("head "));
+  for (const set of lineSets(v)) {
+    const line = make("div", "attnscope-hv-tip-head");
+    if (perHead) line.dataset.head = String(set.index);
+    else line.dataset.aggregation = state.aggregation;
+    const swatch = make("span", "attnscope-hv-swatch");
+    swatch.style.background = set.colour;
+    line.append(swatch, make("span", "attnscope-hv-tip-name", set.label));
+    const entries = [];
+    for (const o of otherRows.shown) {
+      const w = fromQuery ? d.weight(set.index, active.index, o) : d.weight(set.index, o, active.index);
+      if (w > state.threshold) entries.push([o, w]);
+    }
+    entries.sort((a, b) => b[1] - a[1]);
+    for (const [o, w] of entries.slice(0, 8)) {
+      const item = make("span", "attnscope-hv-weight", `${unitText(other[o])} ${w.toFixed(3)}`);
+      Object.assign(item.dataset, { position: String(o), weight: String(w) });
+      line.append(item);
+    }
+    if (entries.length > 8) line.append(make("span", "attnscope-hv-more", `+${entries.length - 8} more`));
+    tooltip.append(line);
+  }
+  tooltip.hidden = false;
+  const rows = fromQuery ? layout.qRows : layout.kRows, { body, keyCol } = v.dom;
+  tooltip.style.top = `${body.offsetTop + rows.row[active.index] * parseFloat(v.dom.root.style.getPropertyValue("--attnscope-row") || "20") + 20}px`;
+  tooltip.style.left = `${body.offsetLeft + keyCol.offsetLeft + keyCol.offsetWidth + 12}px`;
+}
+function markTokens(v) {
+  const { state, layout } = v, active = activeFocus(v);
+  const causal = stackOf(v).causal && !!active && active.side === "query";
+  const lastToken = causal && active ? Math.max(...layout.q[active.index].tokens) : -1;
+  const sets = state.shadeKeys && active?.side === "query" ? lineSets(v) : [];
+  const d = sets.length === 1 ? lineData(v) : null;
+  for (
+    const [col, side, units] of
+    /** @type {[HTMLElement, string, any[]][]} */
+    [[v.dom.queryCol, "query", layout.q], [v.dom.keyCol, "key", layout.k]]
+  ) {
+    for (
+      const node of
+      /** @type {HTMLCollectionOf<HTMLElement>} */
+      col.children
+    ) {
+      const n = Number(node.dataset.index);
+      const pinned = !!state.pinned && state.pinned.side === side && state.pinned.index === n;
+      node.classList.toggle("attnscope-hv-active", !!active && active.side === side && active.index === n);
+      node.classList.toggle("attnscope-hv-pinned", pinned);
+      node.setAttribute("aria-pressed", String(pinned));
+      node.classList.toggle("attnscope-hv-future", causal && side === "key" && units[n].tokens[0] > lastToken);
+      if (side === "key" && state.shadeKeys) shadeKey(node, d && active ? d.weight(sets[0].index, active.index, n) : null, sets[0]?.colour);
+    }
+  }
+  fitLabels([...v.dom.queryCol.children, ...v.dom.keyCol.children]);
+}
+function shadeKey(node, weight, colour) {
+  node.dataset.weight = weight === null ? "" : weight.toFixed(4);
+  const alpha = weight === null || !colour ? 0 : Math.min(0.85, weight);
+  node.style.backgroundColor = alpha > 0 && colour ? `${colour}${Math.round(alpha * 255).toString(16).padStart(2, "0")}` : "";
+}
+
+// src/attnscope/static/head_view.js
+function render2({ model, el, host = {} }) {
+  const header = readHeader(model);
+  const state = initialState(model, header);
+  const v = {
+    model,
+    host,
+    header,
+    state,
+    cache: /* @__PURE__ */ new Map(),
+    painted: { top: 0, bottom: 0, height: 0 },
+    stacks: Object.fromEntries(header.stacks.map((s) => [s.role, s])),
+    store: layerStore(model, () => update(v, false)),
+    layout: (
+      /** @type {any} */
+      null
+    ),
+    dom: buildDom(el, header, state, host.controls !== false)
+  };
+  v.dom.root.id = uniqueId("attnscope-hv");
+  wireControls(v);
+  const listeners = traitListeners(v);
+  for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
+  if (!(state.stack in v.stacks)) state.stack = header.selection.stack;
+  buildStack(v);
+  update(v, false);
+  v.dom.root.dataset.ready = "true";
+  const stopScroll = repaintOnScroll(v);
+  const stopRefit = onThemeChange(() => update(v, false));
+  return () => {
+    if (typeof model.off === "function") for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);
+    stopRefit();
+    stopScroll();
+    v.store.dispose();
+    v.dom.root.remove();
+  };
+}
+function save(v) {
+  const { state } = v, token = state.pinned ?? state.hover;
+  const values = {
+    stack: state.stack,
+    layer: state.layer,
+    heads: shownHeads(v),
+    filter: state.filter,
+    threshold: state.threshold,
+    top_share: state.topShare,
+    hide_special: state.hideSpecial,
+    merge_subwords: state.merge,
+    rows: state.rows,
+    columns: state.columns,
+    aggregation: state.aggregation,
+    token: token ? { ...token, unit: state.merge ? "word" : "token" } : null
+  };
+  for (const [name, value] of Object.entries(values)) v.model.set(name, value);
+  v.model.save_changes();
+}
+function buildStack(v) {
+  const s = stackOf(v), { state } = v, inputs = v.dom.inputs;
+  if (!s.layer_labels.includes(state.layer)) state.layer = s.layer_labels[0];
+  state.heads = new Set([...state.heads].filter((h) => h < s.heads));
+  if (state.heads.size === 0 && !v.host.onHeads) for (let h = 0; h < s.heads; h++) state.heads.add(h);
+  if (segmentTest(v) === null) state.filter = "all";
+  state.aggregation = fillAggregations(inputs.aggregation, s, state.aggregation);
+  inputs.stack.value = state.stack;
+  inputs.layer.replaceChildren(...s.layer_labels.map((l) => new Option(String(l), String(l))));
+  inputs.layer.value = String(state.layer);
+  inputs.filterLabel.hidden = segmentTest(v) === null;
+  inputs.filter.value = state.filter;
+  headButtons(v, (h, only) => {
+    if (only) state.heads = /* @__PURE__ */ new Set([h]);
+    else if (state.heads.has(h)) state.heads.delete(h);
+    else state.heads.add(h);
+    headsChanged(v);
+  });
+  relayout(v);
+}
+function headsChanged(v) {
+  update(v);
+  v.host.onHeads?.(shownHeads(v));
+}
+function relayout(v) {
+  v.layout = makeLayout(v);
+  v.cache.clear();
+  const on = (side, index, what, node) => onToken(v, side, index, what, node);
+  v.dom.queryCol.replaceChildren(...tokenNodes(v, v.layout.q, v.layout.qRows.shown, "query", on));
+  v.dom.keyCol.replaceChildren(...tokenNodes(v, v.layout.k, v.layout.kRows.shown, "key", on));
+  v.state.hover = null;
+  const pinned = v.state.pinned;
+  if (pinned && !((pinned.side === "query" ? v.layout.qRows : v.layout.kRows).row[pinned.index] >= 0)) v.state.pinned = null;
+}
+function onToken(v, side, index, what, node) {
+  const { state, host } = v;
+  if (what === "enter" || what === "leave") {
+    const leaving = what === "leave";
+    if (leaving && (state.hover?.side !== side || state.hover?.index !== index)) return;
+    state.hover = leaving ? null : { side, index };
+    update(v, false);
+    host.onHover?.(side, leaving ? null : index, leaving ? null : node);
+    return;
+  }
+  if (host.onToken) {
+    host.onToken(side, index, what);
+    return;
+  }
+  if (what !== "click") return;
+  const same = state.pinned && state.pinned.side === side && state.pinned.index === index;
+  state.pinned = same ? null : { side, index };
+  update(v);
+}
+function paintHeadBar(v) {
+  const { state } = v, dark = onDark(v.dom.root);
+  const fixed = combinesHeads(v) && !v.host.onHeads;
+  for (const node of v.dom.heads.querySelectorAll("button")) {
+    const button = (
+      /** @type {HTMLButtonElement} */
+      node
+    );
+    button.style.setProperty("--attnscope-head", headColour(Number(button.dataset.head), dark));
+    const on = fixed || state.heads.has(Number(button.dataset.head));
+    button.classList.toggle("attnscope-hv-off", !on);
+    button.setAttribute("aria-pressed", String(on));
+    button.disabled = fixed;
+  }
+  v.dom.inputs.all.disabled = v.dom.inputs.none.disabled = fixed;
+  if (!state.thumbnails) fitLabels(v.dom.heads.querySelectorAll("button"));
+  paintThumbnails(v);
+}
+function update(v, write = true) {
+  const { state, dom } = v;
+  const loaded = lineData(v) !== null;
+  const { total, drawn } = drawLines(v);
+  markTokens(v);
+  showTooltip(v);
+  paintHeadBar(v);
+  const info = aggregationInfo(state.aggregation, stackOf(v));
+  dom.inputs.aggregation.title = info.about;
+  dom.note.textContent = info.note;
+  dom.status.textContent = loaded ? "" : `loading layer ${state.layer}…`;
+  const active = activeFocus(v);
+  Object.assign(dom.root.dataset, {
+    lines: String(total),
+    linesDrawn: String(drawn),
+    stack: state.stack,
+    layer: String(state.layer),
+    heads: shownHeads(v).join(","),
+    filter: state.filter,
+    token: active ? `${active.side}:${active.index}` : "",
+    pinned: state.pinned ? `${state.pinned.side}:${state.pinned.index}` : "",
+    units: state.merge ? "words" : "tokens",
+    loading: String(!loaded),
+    aggregation: state.aggregation,
+    topShare: String(state.topShare)
+  });
+  if (write) save(v);
+}
+function numberControl(input, valid, why, apply) {
+  input.addEventListener("change", () => {
+    const value = Number(input.value);
+    if (Number.isFinite(value) && valid(value)) {
+      input.setCustomValidity("");
+      input.title = "";
+      apply(value);
+    } else {
+      input.setCustomValidity(why());
+      input.title = input.validationMessage;
+    }
+  });
+}
+function wireControls(v) {
+  const { state, dom: { inputs }, header } = v;
+  const fileName = () => `attnscope-head-view-${state.stack}-layer${state.layer}` + (state.aggregation === "raw" ? "" : `-${state.aggregation}`);
+  inputs.svg.addEventListener("click", () => download(`${fileName()}.svg`, new Blob([toSVG(v)], { type: "image/svg+xml" })));
+  inputs.png.addEventListener("click", () => svgToPng(toSVG(v), (blob) => download(`${fileName()}.png`, blob)));
+  inputs.stack.addEventListener("change", () => {
+    state.stack = inputs.stack.value;
+    buildStack(v);
+    update(v);
+  });
+  inputs.aggregation.addEventListener("change", () => {
+    state.aggregation = inputs.aggregation.value;
+    update(v);
+  });
+  inputs.layer.addEventListener("change", () => {
+    state.layer = Number(inputs.layer.value);
+    update(v);
+  });
+  inputs.filter.addEventListener("change", () => {
+    state.filter = inputs.filter.value;
+    update(v);
+  });
+  const least = header.encoding.sparse ? header.threshold : 0;
+  numberControl(
+    inputs.threshold,
+    (x) => x >= least && x < 1,
+    () => `the threshold must be in [${least}, 1)` + (least ? ": this view carries only weights above it" : ""),
+    (x) => {
+      state.threshold = x;
+      v.cache.clear();
+      update(v);
+    }
+  );
+  numberControl(
+    inputs.topShare,
+    (x) => x > 0 && x <= 1,
+    () => "the top share must be in (0, 1]: 1 draws every line above the threshold",
+    (x) => {
+      state.topShare = x;
+      update(v);
+    }
+  );
+  inputs.hideSpecial.addEventListener("change", () => {
+    state.hideSpecial = inputs.hideSpecial.checked;
+    relayout(v);
+    update(v);
+  });
+  inputs.merge.addEventListener("change", () => {
+    state.merge = inputs.merge.checked;
+    state.pinned = null;
+    relayout(v);
+    update(v);
+  });
+  for (
+    const [input, side] of
+    /** @type {[HTMLInputElement, "rows" | "columns"][]} */
+    [[inputs.rows, "rows"], [inputs.columns, "columns"]]
+  ) {
+    input.addEventListener("change", () => {
+      const limit = (side === "rows" ? querySeq(v) : keySeq(v)).tokens.length;
+      try {
+        state[side] = parsePositions(input.value, limit);
+        input.setCustomValidity("");
+        input.title = "";
+      } catch (error) {
+        input.setCustomValidity(String(
+          /** @type {Error} */
+          error.message
+        ));
+        input.title = String(
+          /** @type {Error} */
+          error.message
+        );
+        return;
+      }
+      relayout(v);
+      update(v);
+    });
+  }
+  inputs.all.addEventListener("click", () => {
+    state.heads = /* @__PURE__ */ new Set([...Array(stackOf(v).heads).keys()]);
+    headsChanged(v);
+  });
+  inputs.none.addEventListener("click", () => {
+    state.heads = /* @__PURE__ */ new Set();
+    headsChanged(v);
+  });
+}
+function repaintOnScroll(v) {
+  let pending = false;
+  const onScroll = () => {
+    if (pending || v.painted.height <= FULL_DRAW_LIMIT) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      const rect = v.dom.linesBox.getBoundingClientRect();
+      const view = window.innerHeight || 800;
+      const visibleTop = Math.max(0, -rect.top), visibleBottom = Math.min(v.painted.height, view - rect.top);
+      if (visibleTop < v.painted.top || visibleBottom > v.painted.bottom) update(v, false);
+    });
+  };
+  document.addEventListener("scroll", onScroll, true);
+  window.addEventListener("resize", onScroll);
+  return () => {
+    document.removeEventListener("scroll", onScroll, true);
+    window.removeEventListener("resize", onScroll);
+  };
+}
+var sameList = (a, b) => a.join(",") === b.join(",");
+function traitListeners(v) {
+  const { model, state, dom: { inputs } } = v;
+  const follow = (name, changed, apply, rebuild = false) => () => {
+    const value = model.get(name);
+    if (!changed(value)) return;
+    apply(value);
+    if (rebuild) relayout(v);
+    update(v, false);
+  };
+  return {
+    "change:layer": follow("layer", (x) => x !== state.layer && stackOf(v).layer_labels.includes(x), (x) => {
+      state.layer = x;
+      inputs.layer.value = String(x);
+    }),
+    "change:heads": follow(
+      "heads",
+      (x) => !sameList([...new Set(
+        /** @type {number[]} */
+        x ?? []
+      )].sort((a, b) => a - b), shownHeads(v)),
+      (x) => {
+        state.heads = new Set(x ?? []);
+      }
+    ),
+    "change:top_share": follow(
+      "top_share",
+      (x) => typeof x === "number" && x > 0 && x <= 1 && x !== state.topShare,
+      (x) => {
+        state.topShare = x;
+        inputs.topShare.value = String(x);
+      }
+    ),
+    "change:threshold": follow(
+      "threshold",
+      (x) => typeof x === "number" && x >= 0 && x < 1 && x !== state.threshold,
+      (x) => {
+        state.threshold = x;
+        inputs.threshold.value = String(x);
+        v.cache.clear();
+      }
+    ),
+    "change:filter": follow("filter", (x) => x && x !== state.filter, (x) => {
+      state.filter = x;
+      inputs.filter.value = x;
+    }),
+    "change:hide_special": follow(
+      "hide_special",
+      (x) => Boolean(x) !== state.hideSpecial,
+      (x) => {
+        state.hideSpecial = Boolean(x);
+        inputs.hideSpecial.checked = state.hideSpecial;
+      },
+      true
+    ),
+    "change:merge_subwords": follow(
+      "merge_subwords",
+      (x) => Boolean(x) !== state.merge,
+      (x) => {
+        state.merge = Boolean(x);
+        inputs.merge.checked = state.merge;
+        state.pinned = null;
+      },
+      true
+    ),
+    "change:mean_heads": follow("mean_heads", (x) => Boolean(x) !== state.meanHeads, (x) => {
+      state.meanHeads = Boolean(x);
+    }),
+    "change:token": follow(
+      "token",
+      (x) => (x ? `${x.side}:${x.index}` : "") !== (state.pinned ? `${state.pinned.side}:${state.pinned.index}` : ""),
+      (x) => {
+        state.pinned = x ? { side: x.side, index: x.index } : null;
+      }
+    ),
+    "change:stack": () => {
+      const x = model.get("stack");
+      if (x in v.stacks && x !== state.stack) {
+        state.stack = x;
+        buildStack(v);
+        update(v, false);
+      }
+    },
+    "change:aggregation": follow(
+      "aggregation",
+      (x) => x !== state.aggregation && fillAggregations(inputs.aggregation, stackOf(v), x) === x,
+      (x) => {
+        state.aggregation = x;
+      }
+    )
+  };
+}
+var head_view_default = { render: render2 };
+
+// src/attnscope/static/app_head_view.js
+function inputOf(response) {
+  const t = response.tokens, header = response.payload.header;
+  const stack = header.stacks.find((s) => s.role === response.stack) ?? header.stacks[0];
+  return {
+    tokens: t.tokens,
+    special: t.special,
+    segments: t.segments,
+    masked: t.masked,
+    wordIds: t.word_ids,
+    layers: stack.layers,
+    heads: stack.heads,
+    n: t.tokens.length
+  };
+}
+function viewValues(state, heads, header) {
+  const seq = header.sequences[header.stacks[0].query_tokens];
+  const units = unitsOf(seq, state.words);
+  const unit = state.token === null ? -1 : units.findIndex((u) => u.tokens.includes(state.token ?? -1));
+  return {
+    layer: state.layer,
+    heads: (state.heads ?? [...Array(heads).keys()]).filter((h) => h < heads),
+    aggregation: state.show,
+    top_share: state.topShare,
+    hide_special: state.hideSpecial,
+    merge_subwords: state.words,
+    filter: state.pairs,
+    token: unit < 0 ? null : { side: "query", index: unit, unit: state.words ? "word" : "token" }
+  };
+}
+function createAttentionPanel(host, handlers) {
+  let model = null;
+  let cleanup = null;
+  let header = null;
+  function unitTokens(side, index) {
+    const s = header.stacks[0];
+    const seq = header.sequences[side === "query" ? s.query_tokens : s.key_tokens];
+    return unitsOf(seq, Boolean(model.get("merge_subwords")))[index]?.tokens ?? [index];
+  }
+  function focusedPart() {
+    const el = document.activeElement;
+    if (!(el instanceof HTMLElement) || !host.contains(el)) return null;
+    if (el.dataset.side) return `.attnscope-hv-token[data-side="${el.dataset.side}"][data-index="${el.dataset.index}"]`;
+    if (el.dataset.head) return `.attnscope-hv-head[data-head="${el.dataset.head}"]`;
+    return null;
+  }
+  function show(response, state) {
+    const focused = focusedPart();
+    cleanup?.();
+    header = response.payload.header;
+    const stack = header.stacks[0];
+    model = createStaticModel({
+      header,
+      layers: response.payload.layers,
+      threshold: 0,
+      mean_heads: true,
+      head_thumbnails: true,
+      shade_keys: true,
+      ...viewValues(state, stack.heads, header)
+    });
+    host.replaceChildren();
+    cleanup = head_view_default.render({ model, el: host, host: {
+      controls: false,
+      tooltip: false,
+      onToken: (side, index, how) => (how === "click" ? handlers.onSelect : handlers.onMask)(unitTokens(side, index)),
+      onHover: (side, index, el) => handlers.onHover(index === null ? null : unitTokens(side, index), el),
+      onHeads: (heads) => handlers.onHeads(heads)
+    } });
+    if (focused) host.querySelector(focused)?.focus();
+  }
+  function sync(state) {
+    if (!model) return;
+    const values = viewValues(state, header.stacks[0].heads, header);
+    model.set("merge_subwords", values.merge_subwords);
+    for (const [name, value] of Object.entries(values)) model.set(name, value);
+  }
+  function carries(method, heads) {
+    if (!header) return false;
+    const s = header.stacks[0];
+    if (method === "raw") return true;
+    if (!(method in (s.aggregations ?? {}))) return false;
+    return PER_HEAD.has(method) || String(s.combined_heads ?? []) === String(heads);
+  }
+  function unmount() {
+    cleanup?.();
+    cleanup = model = header = null;
+    host.replaceChildren();
+  }
+  const root = () => (
+    /** @type {HTMLElement | null} */
+    host.querySelector(".attnscope-hv")
+  );
+  return { show, sync, carries, unmount, root };
+}
+function showPredictionsTip(tooltip, at) {
+  if (!at) {
+    tooltip.hidden = true;
+    return;
+  }
+  const { attention, predictions, pos } = at;
+  const parts = [make("strong", "", `${shown(attention.tokens[pos])} (position ${pos})`)];
+  if (predictions) {
+    const entry = predictions.find((p) => p.position === pos);
+    const list = make("ol", "as-predictions");
+    for (const c of entry?.candidates ?? []) {
+      const item = make("li", "", `${shown(c.token)} `);
+      item.append(make("span", "as-muted", `${(100 * c.probability).toFixed(1)}%`));
+      list.append(item);
+    }
+    const what = at.mode === "next" ? "the model's predictions for the next token:" : attention.masked.includes(pos) ? "the model's predictions for this masked token:" : "the model's predictions for this position:";
+    parts.push(make("p", "as-muted", what), list);
+  } else {
+    parts.push(make("p", "as-muted", at.note || "no predictions"));
+  }
+  tooltip.replaceChildren(...parts);
+  tooltip.hidden = false;
+  const box = at.el.getBoundingClientRect();
+  const room = document.documentElement.clientWidth - tooltip.offsetWidth - 4;
+  tooltip.style.left = `${Math.round(Math.max(0, Math.min(box.left, room)) + window.scrollX)}px`;
+  tooltip.style.top = `${Math.round(box.bottom + window.scrollY + 4)}px`;
 }
 
 // src/attnscope/static/app_search_panel.js
@@ -1821,7 +2745,7 @@ function createSearchPanel(host) {
       if (id !== run) return;
       result = found;
       failure.textContent = "";
-      render2();
+      render3();
       results.dataset.state = "ready";
       results.dataset.searches = String(Number(results.dataset.searches ?? 0) + 1);
       if (focusRank !== null) panelPart("matches").querySelectorAll(".as-match a.as-open")[focusRank]?.focus();
@@ -1877,7 +2801,7 @@ function createSearchPanel(host) {
     panelPart("matches").replaceChildren();
     results.dataset.state = "idle";
   }
-  function render2() {
+  function render3() {
     const corpus = host.corpus();
     if (result && corpus) showResults(result, host.state(), corpus, (match) => host.open(match, result.matches.indexOf(match)));
   }
@@ -1887,7 +2811,7 @@ function createSearchPanel(host) {
     sync,
     search,
     clear,
-    render: render2,
+    render: render3,
     setFilter,
     unmarkFilter,
     /** Whether a result is drawn (or kept to draw again). */
@@ -1927,6 +2851,11 @@ function checkServed(state, models, corpora) {
   if (state.mask.length && !info.mask_token) {
     drops.push(dropped("mask", state.mask.join(","), `model ${info.name} has no mask token, so tokens cannot be masked`));
     state.mask = [];
+  }
+  const shows = (info.aggregations ?? []).map((a) => a.name);
+  if (!shows.includes(state.show)) {
+    drops.push(dropped("show", state.show, `the attention view shows ${shows.join(", ")}`));
+    state.show = "raw";
   }
   if (state.layer >= info.layers) {
     drops.push(dropped("layer", String(state.layer), `this model has ${range(info.layers, "layers")}`));
@@ -2000,7 +2929,7 @@ function checkMask(mask, input) {
 }
 async function checkLinkMask(state, model) {
   const body = { model, text: state.text, ...state.pair ? { text_pair: state.pair } : {} };
-  const input = await api("/api/attention", body).then(decodeAttention, () => null);
+  const input = await api("/api/attention", body).then(inputOf, () => null);
   return input && checkMask(state.mask, input);
 }
 function showDropped(host, list, drops) {
@@ -2016,409 +2945,381 @@ function showDropped(host, list, drops) {
 // src/attnscope/static/app.js
 var EXAMPLE = "The girl ran to a local pub to escape the din of her city.";
 var RAW_HELP = "Each head's attention weights: how much each token (left) takes from each token (right).";
+var WORDS_HELP = " Between words: attention to a word is the sum over its tokens, from a word the mean (Clark et al. 2019).";
+var NORM_HELP = " Each row is scaled to sum to 1 (these are lengths, not probabilities).";
 function byId(id) {
   const el = document.getElementById(id);
   if (!el) throw new Error(`attnscope: the page has no #${id}`);
   return el;
 }
-async function boot() {
-  const app = byId("app");
-  const drops = [];
-  let state = stateFromQuery(location.search, drops);
-  let models = [];
-  let corpora = [];
-  let attention = null;
-  let predictions = null;
-  let predictionsNote = "", predictionsMode = "";
-  let aggregated = null;
-  let aggregationRun = 0;
-  let hover = null;
-  let attentionRun = 0;
-  let focusAfterLoad = false;
-  let maskFromLink = state.mask.length > 0;
-  const status = byId("status");
+var modelInfo = (p) => p.models.find((m) => m.name === p.state.model || m.aliases.includes(p.state.model)) ?? null;
+function corporaOfModel(p) {
+  const info = modelInfo(p);
+  return p.corpora.filter((c) => info && (c.model === info.name || info.aliases.includes(c.model)));
+}
+var corpusInfo = (p) => corporaOfModel(p).find((c) => c.name === p.state.corpus) ?? null;
+function selectedHeads(p) {
+  const count = p.attention?.heads ?? modelInfo(p)?.heads ?? 0;
+  return (p.state.heads ?? [...Array(count).keys()]).filter((h) => h < count);
+}
+var shownMethod = (p) => (modelInfo(p)?.aggregations ?? []).find((a) => a.name === p.state.show) ?? null;
+var say = (message) => {
+  byId("status").textContent = message;
+};
+var notice = (drops) => showDropped(byId("link-notice"), byId("link-dropped"), drops);
+var writeUrl = (p) => history.replaceState(null, "", queryFromState(p.state));
+function fill(select, options, value) {
+  select.replaceChildren(...options.map(([v, label]) => {
+    const option = (
+      /** @type {HTMLOptionElement} */
+      make("option", "", label)
+    );
+    option.value = v;
+    return option;
+  }));
+  select.value = value;
+}
+function fillSelectors(p) {
+  const info = modelInfo(p);
+  fill(byId("model"), p.models.map((m) => [m.name, m.name]), info?.name ?? "");
+  const own = corporaOfModel(p);
+  fill(byId("corpus"), own.length ? own.map((c) => [c.name, `${c.name} (${c.tokens.toLocaleString("en")} tokens)`]) : [["", "(none for this model)"]], p.state.corpus);
+  const shape = info ? `${info.layers} layers × ${info.heads} heads` : "";
+  byId("model-note").textContent = !info ? "" : (info.kind === "encoder-decoder" ? `encoder-decoder · encoder: ${shape}` : shape) + (info.has_lm_head ? "" : " · no language-model head");
+  fill(byId("show"), (info?.aggregations ?? []).map((a) => [a.name, a.label]), p.state.show);
+  const fields = corpusInfo(p)?.fields ?? [];
+  const labels = fields.map((f) => (
+    /** @type {[string, string]} */
+    [f, fieldLabel(f, corpusInfo(p)?.silver)]
+  ));
+  fill(byId("summary-field"), labels, p.state.field || fields[0] || "");
+  fill(byId("cols-field"), labels, p.state.cols || fields[0] || "");
+}
+function fillLayers(p) {
+  const count = p.attention?.layers ?? modelInfo(p)?.layers ?? 0;
+  const select = byId("layer");
+  if (select.options.length !== count) fill(select, [...Array(count).keys()].map((l) => [String(l), String(l)]), "");
+  select.value = String(Math.min(p.state.layer, Math.max(0, count - 1)));
+}
+function syncControls(p) {
+  const { state } = p;
+  byId("top-share").value = String(Math.round(state.topShare * 100));
+  byId("top-share-value").textContent = `${Math.round(state.topShare * 100)}%`;
+  byId("hide-special").checked = state.hideSpecial;
+  byId("show").value = state.show;
+  byId("words").checked = state.words;
+  byId("pairs").value = state.pairs;
+  syncSearchControls(state);
+}
+function redraw(p) {
+  p.panel.sync(p.state);
+  const method = shownMethod(p);
+  byId("show-help").textContent = (p.state.show === "raw" ? RAW_HELP : method?.about ?? "") + (method?.norm ? NORM_HELP : "") + (p.state.words ? WORDS_HELP : "");
+  byId("attention-empty").textContent = p.attention && selectedHeads(p).length === 0 ? "No heads selected: pick heads above (or All) to see their attention." : "";
+  p.search.sync();
+  const masking = modelInfo(p)?.masking_note, note = byId("mask-note");
+  note.textContent = masking ? masking[0].toUpperCase() + masking.slice(1) : "";
+  note.hidden = !masking || p.state.mask.length === 0;
+}
+function needsPayload(p) {
+  return p.attention !== null && !p.panel.carries(p.state.show, selectedHeads(p)) && !(shownMethod(p) && !shownMethod(p).per_head && selectedHeads(p).length === 0);
+}
+function update2(p, patch) {
+  const before = p.state;
+  p.state = { ...p.state, ...patch };
+  const state = p.state;
+  const inputChanged = ["model", "text", "pair"].some((k) => (
+    /** @type {any} */
+    before[k] !== /** @type {any} */
+    state[k]
+  )) || before.mask.join() !== state.mask.join();
+  if (inputChanged && !("token" in patch)) state.token = null;
+  if (state.token === null) state.search = "";
+  writeUrl(p);
+  syncControls(p);
+  if (before.corpus !== state.corpus || before.atlas !== state.atlas) void p.atlas.load();
+  else p.atlas.follow();
+  if (inputChanged) {
+    void loadAttention(p, "input");
+    return;
+  }
+  fillLayers(p);
+  redraw(p);
+  if (needsPayload(p)) void loadAttention(p, "aggregation");
+  const searchChanged = ["layer", "token", "corpus", "search", "words", "top", "filter", "perSentence", "scoring"].some((k) => (
+    /** @type {any} */
+    before[k] !== /** @type {any} */
+    state[k]
+  )) || String(before.heads) !== String(state.heads);
+  if (state.search && searchChanged) void p.search.search();
+  else if (!state.search) p.search.clear();
+  else if (p.search.hasResult()) p.search.render();
+}
+function attentionRequest(p, info) {
+  const { state } = p, method = shownMethod(p);
+  const carried = method && method.name !== "raw" ? [method.name] : [];
+  const combined = method && !method.per_head && carried.length ? { heads: selectedHeads(p) } : {};
+  return {
+    model: info.name,
+    text: state.text,
+    mask: state.mask,
+    ...state.pair ? { text_pair: state.pair } : {},
+    aggregations: carried,
+    ...combined
+  };
+}
+async function loadAttention(p, reason) {
+  const run = ++p.run, info = modelInfo(p), { app } = p;
+  if (!info || !p.state.text.trim()) {
+    p.attention = null;
+    app.dataset.attention = "idle";
+    return;
+  }
+  app.dataset[reason === "input" ? "attention" : "aggregation"] = "loading";
+  if (reason === "input") say("");
+  try {
+    if (p.maskFromLink && p.state.mask.length) {
+      const checked = await checkLinkMask(p.state, info.name);
+      if (run !== p.run) return;
+      if (checked) notice(checked.drops);
+      if (checked) p.state.mask = checked.keep;
+    }
+    p.maskFromLink = false;
+    const response = await api("/api/attention", attentionRequest(p, info));
+    if (run !== p.run) return;
+    drawResponse(p, response, info);
+  } catch (error) {
+    if (run !== p.run) return;
+    loadFailed(p, error, reason);
+  }
+}
+function drawResponse(p, response, info) {
+  const { app } = p;
+  p.attention = inputOf(response);
+  p.predictions = response.predictions;
+  p.predictionsNote = response.predictions_note ?? "";
+  p.predictionsMode = response.predictions_mode ?? "";
+  showStack(p, response.stack, info);
+  notice(checkToken(p.state, p.attention));
+  if (p.state.layer >= p.attention.layers) p.state.layer = p.attention.layers - 1;
+  byId("pairs-label").hidden = !p.attention.segments.includes(1);
+  writeUrl(p);
+  fillLayers(p);
+  p.panel.show(response, p.state);
+  redraw(p);
+  app.dataset.attention = app.dataset.aggregation = "ready";
+  app.dataset.loads = String(Number(app.dataset.loads ?? 0) + 1);
+  if (response.payload.header.stacks.some((s) => Object.keys(s.aggregations ?? {}).length)) {
+    app.dataset.aggregations = String(Number(app.dataset.aggregations ?? 0) + 1);
+  }
+  if (p.focusAfterLoad) byId("attention").querySelector(".attnscope-hv-queries .attnscope-hv-pinned")?.focus();
+  p.focusAfterLoad = false;
+  if (p.state.search) void p.search.search();
+  else p.search.clear();
+}
+function loadFailed(p, error, reason) {
+  if (error instanceof ApiFailure && error.field?.startsWith("mask") && p.state.mask.length > 0) {
+    notice([dropped("mask", p.state.mask.join(","), error.message)]);
+    p.state.mask = [];
+    writeUrl(p);
+    void loadAttention(p, "input");
+    return;
+  }
+  if (reason === "input") {
+    p.attention = null;
+    p.panel.unmount();
+    p.app.dataset.attention = "error";
+    say(error instanceof ApiFailure ? `Could not show attention: ${error.message}` : String(error));
+  } else {
+    p.app.dataset.aggregation = "error";
+    const label = shownMethod(p)?.label ?? p.state.show;
+    say(error instanceof ApiFailure ? `Could not show ${label}: ${error.message}` : String(error));
+  }
+}
+function showStack(p, stack, info) {
+  const seq2seq = info.kind === "encoder-decoder";
+  p.app.dataset.stack = stack;
+  byId("attention-stack").textContent = seq2seq ? "(the encoder's self-attention)" : stack === "decoder" ? "(decoder self-attention, causal)" : "(encoder self-attention)";
+  byId("stack-note").textContent = seq2seq ? "This model is an encoder-decoder: this is its encoder's self-attention over the sentence. Its decoder's self-attention and its cross-attention need a target text (the decoder's input), which the explorer does not take: show them in a notebook with attnscope.model_view(attnscope.capture(model, text, target=…))." : stack === "decoder" ? "A causal decoder: each token attends only to itself and the tokens before it." : "";
+}
+function toggleMask(p, positions) {
+  const info = modelInfo(p), attention = p.attention;
+  if (!attention || !info) return;
+  const pos = positions[0];
+  if (attention.special[pos]) {
+    say(`"${attention.tokens[pos]}" is a special token: only ordinary tokens can be masked.`);
+    return;
+  }
+  if (!info.mask_token) {
+    say(`Model ${info.name} has no mask token, so tokens cannot be masked.`);
+    return;
+  }
+  const mask = p.state.mask, unmask = positions.every((t) => mask.includes(t));
+  const next = unmask ? mask.filter((t) => !positions.includes(t)) : [.../* @__PURE__ */ new Set([...mask, ...positions])].sort((a, b) => a - b);
+  update2(p, { mask: next, token: pos, search: p.state.search });
+}
+function openMatch(p, match, rank) {
+  history.replaceState({ opened: rank }, "", location.href);
+  history.pushState(null, "", location.href);
+  p.focusAfterLoad = true;
+  byId("text").value = match.text;
+  byId("pair").value = "";
+  update2(p, matchPatch(match));
+  byId("attention").scrollIntoView({ block: "nearest" });
+}
+function attentionPanel(p) {
   const tooltip = byId("tooltip");
-  const view = createAttentionView(byId("attention"), {
-    onSelect: (pos) => update({ token: tokensAt(pos)[0] }),
-    onMask: (pos) => toggleMask(tokensAt(pos)),
-    onHeads: (heads) => update({ heads }),
-    onHover: (pos, el) => {
-      hover = pos;
-      redraw();
-      showPredictions(pos === null ? null : tokensAt(pos)[0], el);
-    }
+  return createAttentionPanel(byId("attention"), {
+    onSelect: (tokens) => update2(p, { token: tokens[0] }),
+    onMask: (tokens) => toggleMask(p, tokens),
+    onHeads: (heads) => update2(p, { heads }),
+    onHover: (tokens, el) => showPredictionsTip(tooltip, tokens === null || !el || !p.attention ? null : {
+      attention: p.attention,
+      predictions: p.predictions,
+      mode: p.predictionsMode,
+      note: p.predictionsNote,
+      pos: tokens[0],
+      el
+    })
   });
-  const search = createSearchPanel({
-    state: () => state,
-    attention: () => attention,
-    corpus: () => corpusInfo(),
-    heads: () => selectedHeads(),
-    update: (patch) => update(patch),
-    open: (match, rank) => openMatch(match, rank)
-  });
-  const atlas = createAtlasPanel({
-    state: () => state,
-    corpus: () => corpusInfo(),
-    head: () => atlasHead(),
-    setScore: (score) => update({ score }),
-    dropScore: () => {
-      state.score = "";
-      writeUrl();
-    },
-    notice: (drops2) => notice(drops2),
-    say: (message) => say(message)
-  });
-  function say(message) {
-    status.textContent = message;
-  }
-  function notice(dropped2) {
-    showDropped(byId("link-notice"), byId("link-dropped"), dropped2);
-  }
-  function writeUrl() {
-    history.replaceState(null, "", queryFromState(state));
-  }
-  function modelInfo() {
-    return models.find((m) => m.name === state.model || m.aliases.includes(state.model)) ?? null;
-  }
-  function corporaOfModel() {
-    const info = modelInfo();
-    return corpora.filter((c) => info && (c.model === info.name || info.aliases.includes(c.model)));
-  }
-  function corpusInfo() {
-    return corporaOfModel().find((c) => c.name === state.corpus) ?? null;
-  }
-  function fill(select, options, value) {
-    select.replaceChildren(...options.map(([v, label]) => {
-      const option = (
-        /** @type {HTMLOptionElement} */
-        make("option", "", label)
-      );
-      option.value = v;
-      return option;
-    }));
-    select.value = value;
-  }
-  function fillSelectors() {
-    fill(byId("model"), models.map((m) => [m.name, m.name]), modelInfo()?.name ?? "");
-    const own = corporaOfModel();
-    fill(byId("corpus"), own.length ? own.map((c) => [c.name, `${c.name} (${c.tokens.toLocaleString("en")} tokens)`]) : [["", "(none for this model)"]], state.corpus);
-    const info = modelInfo();
-    const shape = info ? `${info.layers} layers × ${info.heads} heads` : "";
-    byId("model-note").textContent = !info ? "" : (info.kind === "encoder-decoder" ? `encoder-decoder · encoder: ${shape}` : shape) + (info.has_lm_head ? "" : " · no language-model head");
-    const fields = corpusInfo()?.fields ?? [];
-    const labels = fields.map((f) => (
-      /** @type {[string, string]} */
-      [f, fieldLabel(f, corpusInfo()?.silver)]
-    ));
-    fill(byId("summary-field"), labels, state.field || fields[0] || "");
-    fill(byId("cols-field"), labels, state.cols || fields[0] || "");
-  }
-  function fillLayers() {
-    const count = attention?.layers ?? modelInfo()?.layers ?? 0;
-    const select = byId("layer");
-    if (select.options.length !== count) fill(select, [...Array(count).keys()].map((l) => [String(l), String(l)]), "");
-    select.value = String(Math.min(state.layer, Math.max(0, count - 1)));
-  }
-  function shownAggregation() {
-    return aggregated && aggregated.source === attention && aggregated.method === state.show && aggregated.words === state.words ? aggregated : null;
-  }
-  function display() {
-    const shown2 = shownAggregation();
-    if (!shown2?.words) return { data: attention, aggregation: shown2, units: null };
-    return { data: shown2.base ?? shown2.data, aggregation: shown2.method === "raw" ? null : shown2, units: shown2.units };
-  }
-  function tokensAt(pos) {
-    return display().units?.[pos] ?? [pos];
-  }
-  function selectedHeads() {
-    const count = attention?.heads ?? modelInfo()?.heads ?? 0;
-    return (state.heads ?? [...Array(count).keys()]).filter((h) => h < count);
-  }
-  function redraw() {
-    const { data, aggregation, units } = display();
-    if (data) {
-      const token = state.token;
-      const unit = units && token !== null ? units.findIndex((u) => u.includes(token)) : token;
-      view.draw(data, units ? { ...state, token: unit === -1 ? null : unit } : state, hover, aggregation);
-    }
-    search.sync();
-    const masking = modelInfo()?.masking_note, note = byId("mask-note");
-    note.textContent = masking ? masking[0].toUpperCase() + masking.slice(1) : "";
-    note.hidden = !masking || state.mask.length === 0;
-  }
-  function update(patch) {
-    const before = state;
-    state = { ...state, ...patch };
-    const inputChanged = ["model", "text", "pair"].some((k) => (
-      /** @type {any} */
-      before[k] !== /** @type {any} */
-      state[k]
-    )) || before.mask.join() !== state.mask.join();
-    if (inputChanged && !("token" in patch)) state.token = null;
-    if (state.token === null) state.search = "";
-    writeUrl();
-    byId("threshold").value = String(Math.round(state.threshold * 100));
-    byId("threshold-value").textContent = `${Math.round(state.threshold * 100)}%`;
-    byId("hide-special").checked = state.hideSpecial;
-    byId("show").value = state.show;
-    byId("words").checked = state.words;
-    byId("pairs").value = state.pairs;
-    syncSearchControls(state);
-    if (before.words !== state.words) hover = null;
-    if (before.corpus !== state.corpus || before.atlas !== state.atlas) void atlas.load();
-    else atlas.follow();
-    if (inputChanged) {
-      void loadAttention();
-      return;
-    }
-    fillLayers();
-    redraw();
-    if (before.show !== state.show || before.words !== state.words || String(before.heads) !== String(state.heads)) {
-      void loadAggregation();
-    }
-    const searchChanged = ["layer", "token", "corpus", "search", "words", "top", "filter", "perSentence", "scoring"].some((k) => (
-      /** @type {any} */
-      before[k] !== /** @type {any} */
-      state[k]
-    )) || String(before.heads) !== String(state.heads);
-    if (state.search && searchChanged) void search.search();
-    else if (!state.search) search.clear();
-    else if (search.hasResult()) search.render();
-  }
-  async function loadAttention() {
-    const run = ++attentionRun;
-    const info = modelInfo();
-    if (!info || !state.text.trim()) {
-      attention = null;
-      app.dataset.attention = "idle";
-      return;
-    }
-    app.dataset.attention = "loading";
-    say("");
-    try {
-      if (maskFromLink && state.mask.length) {
-        const checked = await checkLinkMask(state, info.name);
-        if (run !== attentionRun) return;
-        if (checked) notice(checked.drops);
-        if (checked) state.mask = checked.keep;
-      }
-      maskFromLink = false;
-      const body = { model: info.name, text: state.text, mask: state.mask, ...state.pair ? { text_pair: state.pair } : {} };
-      const response = await api("/api/attention", body);
-      if (run !== attentionRun) return;
-      attention = decodeAttention(response);
-      predictions = response.predictions;
-      predictionsNote = response.predictions_note ?? "";
-      predictionsMode = response.predictions_mode ?? "";
-      showStack(response.stack, info);
-      notice(checkToken(state, attention));
-      if (state.layer >= attention.layers) state.layer = attention.layers - 1;
-      byId("pairs-label").hidden = !attention.segments.includes(1);
-      writeUrl();
-      fillLayers();
-      redraw();
-      app.dataset.attention = "ready";
-      app.dataset.loads = String(Number(app.dataset.loads ?? 0) + 1);
-      if (focusAfterLoad) byId("attention").querySelector(".as-query.as-selected")?.focus();
-      focusAfterLoad = false;
-      void loadAggregation();
-      if (state.search) void search.search();
-      else search.clear();
-    } catch (error) {
-      if (run !== attentionRun) return;
-      if (error instanceof ApiFailure && error.field?.startsWith("mask") && state.mask.length > 0) {
-        notice([dropped("mask", state.mask.join(","), error.message)]);
-        state.mask = [];
-        writeUrl();
-        void loadAttention();
-        return;
-      }
-      attention = null;
-      app.dataset.attention = "error";
-      byId("attention").querySelector(".as-columns")?.replaceChildren();
-      say(error instanceof ApiFailure ? `Could not show attention: ${error.message}` : String(error));
-    }
-  }
-  function showStack(stack, info) {
-    const seq2seq = info.kind === "encoder-decoder";
-    app.dataset.stack = stack;
-    byId("attention-stack").textContent = seq2seq ? "(the encoder's self-attention)" : stack === "decoder" ? "(decoder self-attention, causal)" : "(encoder self-attention)";
-    byId("stack-note").textContent = seq2seq ? "This model is an encoder-decoder: this is its encoder's self-attention over the sentence. Its decoder's self-attention and its cross-attention need a target text (the decoder's input), which the explorer does not take: show them in a notebook with attnscope.model_view(attnscope.capture(model, text, target=…))." : stack === "decoder" ? "A causal decoder: each token attends only to itself and the tokens before it." : "";
-  }
-  async function loadAggregation() {
-    const run = ++aggregationRun;
-    const info = modelInfo();
-    byId("show-help").textContent = state.show === "raw" ? RAW_HELP : aggregated?.method === state.show ? aggregated.description : "";
-    const perHead = PER_HEAD.has(state.show);
-    const heads = perHead ? null : selectedHeads();
-    if (!attention || !info || state.show === "raw" && !state.words || heads && heads.length === 0) {
-      app.dataset.aggregation = "idle";
-      redraw();
-      return;
-    }
-    const current = shownAggregation();
-    if (current && (perHead || String(current.heads) === String(heads))) {
-      app.dataset.aggregation = "ready";
-      return;
-    }
-    const source = attention;
-    app.dataset.aggregation = "loading";
-    try {
-      const body = {
-        model: info.name,
-        text: state.text,
-        mask: state.mask,
-        words: state.words,
-        ...state.pair ? { text_pair: state.pair } : {}
-      };
-      const previous = aggregated?.source === source && aggregated.words && state.words ? aggregated : null;
-      const known = previous?.base ?? (previous?.method === "raw" ? previous.data : null);
-      const [response, raw] = await Promise.all([
-        api("/api/aggregation", { ...body, method: state.show, ...heads ? { heads } : {} }),
-        state.words && heads && !known ? api("/api/aggregation", { ...body, method: "raw" }) : null
-      ]);
-      if (run !== aggregationRun || source !== attention) return;
-      aggregated = { ...decodeAggregation(response, source), source };
-      if (state.words && heads) aggregated.base = raw ? decodeAggregation(raw, source).data : known;
-      byId("show-help").textContent = (state.show === "raw" ? RAW_HELP : aggregated.description) + (aggregated.rowsScaled ? " Each row is scaled to sum to 1 (these are lengths, not probabilities)." : "") + (state.words ? " Between words: attention to a word is the sum over its tokens, from a word the mean (Clark et al. 2019)." : "");
-      redraw();
-      app.dataset.aggregation = "ready";
-      app.dataset.aggregations = String(Number(app.dataset.aggregations ?? 0) + 1);
-    } catch (error) {
-      if (run !== aggregationRun) return;
-      app.dataset.aggregation = "error";
-      const label = SHOWN[
-        /** @type {keyof typeof SHOWN} */
-        state.show
-      ];
-      say(error instanceof ApiFailure ? `Could not show ${label}: ${error.message}` : String(error));
-    }
-  }
-  function atlasHead() {
-    const heads = selectedHeads();
-    return heads.length === 1 ? [state.layer, heads[0]] : null;
-  }
-  function toggleMask(positions) {
-    const info = modelInfo();
-    if (!attention || !info) return;
-    const pos = positions[0];
-    if (attention.special[pos]) {
-      say(`"${attention.tokens[pos]}" is a special token: only ordinary tokens can be masked.`);
-      return;
-    }
-    if (!info.mask_token) {
-      say(`Model ${info.name} has no mask token, so tokens cannot be masked.`);
-      return;
-    }
-    const unmask = positions.every((p) => state.mask.includes(p));
-    const mask = unmask ? state.mask.filter((p) => !positions.includes(p)) : [.../* @__PURE__ */ new Set([...state.mask, ...positions])].sort((a, b) => a - b);
-    update({ mask, token: pos, search: state.search });
-  }
-  function showPredictions(pos, el) {
-    const at = pos === null || !el || !attention ? null : { attention, predictions, mode: predictionsMode, note: predictionsNote, pos, el };
-    showPredictionsTip(tooltip, at);
-  }
-  function openMatch(match, rank) {
-    history.replaceState({ opened: rank }, "", location.href);
-    history.pushState(null, "", location.href);
-    focusAfterLoad = true;
-    byId("text").value = match.text;
-    byId("pair").value = "";
-    update(matchPatch(match));
-    byId("attention").scrollIntoView({ block: "nearest" });
-  }
+}
+function wireInput(p) {
   byId("input").addEventListener("submit", (event) => {
     event.preventDefault();
     const text = byId("text").value, pair = byId("pair").value.trim() ? byId("pair").value : "";
-    if (text === state.text && pair === state.pair) void loadAttention();
-    else update({ text, pair, mask: [], token: null });
+    if (text === p.state.text && pair === p.state.pair) void loadAttention(p, "input");
+    else update2(p, { text, pair, mask: [], token: null });
   });
   byId("model").addEventListener("change", () => {
     const model = byId("model").value;
-    const info = models.find((m) => m.name === model);
-    const corpus = corpora.find((c) => info && (c.model === info.name || info.aliases.includes(c.model)))?.name ?? "";
-    update({ model, corpus, mask: [], token: null });
-    fillSelectors();
+    const info = p.models.find((m) => m.name === model);
+    const corpus = p.corpora.find((c) => info && (c.model === info.name || info.aliases.includes(c.model)))?.name ?? "";
+    const show = (info?.aggregations ?? []).some((a) => a.name === p.state.show) ? p.state.show : "raw";
+    update2(p, { model, corpus, mask: [], token: null, show });
+    fillSelectors(p);
   });
   byId("corpus").addEventListener("change", () => {
-    update({ corpus: byId("corpus").value });
-    fillSelectors();
+    update2(p, { corpus: byId("corpus").value });
+    fillSelectors(p);
   });
-  byId("layer").addEventListener("change", () => update({ layer: Number(byId("layer").value) }));
-  byId("show").addEventListener("change", () => update({ show: byId("show").value }));
-  byId("words").addEventListener("change", () => update({ words: byId("words").checked }));
-  byId("pairs").addEventListener("change", () => update({ pairs: byId("pairs").value }));
-  wireSearchControls((patch) => "filter" in patch ? search.setFilter(patch.filter ?? "") : update(patch));
-  window.addEventListener("popstate", (event) => {
-    const next = stateFromQuery(location.search);
-    const opened = event.state?.opened;
-    search.focusAfterSearch(Number.isInteger(opened) ? opened : null);
-    search.unmarkFilter();
-    maskFromLink = next.mask.length > 0;
-    byId("text").value = next.text || EXAMPLE;
-    byId("pair").value = next.pair;
-    const served = models.some((m) => m.name === next.model || m.aliases.includes(next.model));
-    update({
-      ...next,
-      text: next.text || EXAMPLE,
-      model: served ? next.model : state.model,
-      corpus: next.corpus || state.corpus
-    });
-    fillSelectors();
+}
+function wireView(p) {
+  byId("layer").addEventListener("change", () => update2(p, { layer: Number(byId("layer").value) }));
+  byId("show").addEventListener("change", () => update2(p, { show: byId("show").value }));
+  byId("words").addEventListener("change", () => update2(p, { words: byId("words").checked }));
+  byId("pairs").addEventListener("change", () => update2(p, { pairs: byId("pairs").value }));
+  byId("top-share").addEventListener("input", () => update2(p, { topShare: Number(byId("top-share").value) / 100 }));
+  byId("hide-special").addEventListener("change", () => {
+    const hideSpecial = byId("hide-special").checked, a = p.attention;
+    const hidden = hideSpecial && a !== null && p.state.token !== null && a.special[p.state.token];
+    update2(p, { hideSpecial, ...hidden ? { token: null } : {} });
   });
-  byId("atlas-toggle").addEventListener("click", () => update({ atlas: !state.atlas }));
+  byId("atlas").addEventListener("attnscope-atlas-open", (event) => {
+    update2(p, { layer: event.detail.layer, heads: [event.detail.head] });
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    byId("tooltip").hidden = true;
+    if (!(event.target instanceof HTMLInputElement) && p.state.token !== null) update2(p, { token: null });
+  });
+}
+function wirePanels(p) {
+  wireSearchControls((patch) => "filter" in patch ? p.search.setFilter(patch.filter ?? "") : update2(p, patch));
+  byId("summary-field").addEventListener("change", () => update2(p, { field: byId("summary-field").value }));
+  byId("cols-field").addEventListener("change", () => update2(p, { cols: byId("cols-field").value }));
+  byId("cols-narrow").addEventListener("click", () => update2(p, { span: Math.max(0, p.state.span - 1) }));
+  byId("cols-wider").addEventListener("click", () => update2(p, { span: Math.min(SPAN_MAX, p.state.span + 1) }));
+  byId("atlas-toggle").addEventListener("click", () => update2(p, { atlas: !p.state.atlas }));
   byId("link-notice-close").addEventListener("click", () => {
     byId("link-notice").hidden = true;
     byId("link-dropped").replaceChildren();
   });
-  byId("atlas").addEventListener("attnscope-atlas-open", (event) => {
-    update({ layer: event.detail.layer, heads: [event.detail.head] });
+  window.addEventListener("popstate", (event) => {
+    const next = stateFromQuery(location.search);
+    const opened = event.state?.opened;
+    p.search.focusAfterSearch(Number.isInteger(opened) ? opened : null);
+    p.search.unmarkFilter();
+    p.maskFromLink = next.mask.length > 0;
+    byId("text").value = next.text || EXAMPLE;
+    byId("pair").value = next.pair;
+    const served = p.models.some((m) => m.name === next.model || m.aliases.includes(next.model));
+    update2(p, { ...next, text: next.text || EXAMPLE, model: served ? next.model : p.state.model, corpus: next.corpus || p.state.corpus });
+    fillSelectors(p);
   });
-  byId("threshold").addEventListener("input", () => update({ threshold: Number(byId("threshold").value) / 100 }));
-  byId("hide-special").addEventListener("change", () => {
-    const hideSpecial = byId("hide-special").checked;
-    const hidden = hideSpecial && attention !== null && state.token !== null && attention.special[state.token];
-    update({ hideSpecial, ...hidden ? { token: null } : {} });
+}
+function createPage(drops) {
+  const p = {
+    app: byId("app"),
+    state: stateFromQuery(location.search, drops),
+    models: [],
+    corpora: [],
+    attention: null,
+    predictions: null,
+    predictionsNote: "",
+    predictionsMode: "",
+    run: 0,
+    focusAfterLoad: false,
+    maskFromLink: false,
+    panel: (
+      /** @type {any} */
+      null
+    ),
+    search: null,
+    atlas: null
+  };
+  p.maskFromLink = p.state.mask.length > 0;
+  p.panel = attentionPanel(p);
+  p.search = createSearchPanel({
+    state: () => p.state,
+    attention: () => p.attention,
+    corpus: () => corpusInfo(p),
+    heads: () => selectedHeads(p),
+    update: (patch) => update2(p, patch),
+    open: (match, rank) => openMatch(p, match, rank)
   });
-  byId("summary-field").addEventListener("change", () => update({ field: byId("summary-field").value }));
-  byId("cols-field").addEventListener("change", () => update({ cols: byId("cols-field").value }));
-  byId("cols-narrow").addEventListener("click", () => update({ span: Math.max(0, state.span - 1) }));
-  byId("cols-wider").addEventListener("click", () => update({ span: Math.min(SPAN_MAX, state.span + 1) }));
-  document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape") {
-      tooltip.hidden = true;
-      const target = (
-        /** @type {HTMLElement} */
-        event.target
-      );
-      if (!(target instanceof HTMLInputElement) && state.token !== null) update({ token: null });
-    }
+  p.atlas = createAtlasPanel({
+    state: () => p.state,
+    corpus: () => corpusInfo(p),
+    head: () => {
+      const heads = selectedHeads(p);
+      return heads.length === 1 ? [p.state.layer, heads[0]] : null;
+    },
+    setScore: (score) => update2(p, { score }),
+    dropScore: () => {
+      p.state.score = "";
+      writeUrl(p);
+    },
+    notice: (dropped2) => notice(dropped2),
+    say: (message) => say(message)
   });
+  return p;
+}
+async function boot() {
+  const drops = [];
+  const p = createPage(drops);
+  wireInput(p);
+  wireView(p);
+  wirePanels(p);
   try {
-    [models, corpora] = await Promise.all([api("/api/models"), api("/api/corpora")]);
+    [p.models, p.corpora] = await Promise.all([api("/api/models"), api("/api/corpora")]);
   } catch (error) {
     say(error instanceof ApiFailure ? error.message : String(error));
-    app.dataset.attention = "error";
+    p.app.dataset.attention = "error";
     return;
   }
-  notice([...drops, ...checkServed(state, models, corpora)]);
-  if (!modelInfo()) state.model = models[0]?.name ?? "";
-  if (!corpusInfo()) state.corpus = corporaOfModel()[0]?.name ?? "";
-  if (!state.text) state.text = EXAMPLE;
-  byId("text").value = state.text;
-  byId("pair").value = state.pair;
-  fillSelectors();
-  byId("threshold").value = String(Math.round(state.threshold * 100));
-  byId("threshold-value").textContent = `${Math.round(state.threshold * 100)}%`;
-  byId("hide-special").checked = state.hideSpecial;
-  fill(byId("show"), Object.entries(SHOWN), state.show);
-  byId("words").checked = state.words;
-  fill(byId("pairs"), FILTERS.map(([value, label]) => [value, label]), state.pairs);
-  syncSearchControls(state);
-  writeUrl();
-  refitOnThemeChange(app, ".as-ctok");
-  onThemeChange(() => redraw());
-  void atlas.load();
-  await loadAttention();
+  notice([...drops, ...checkServed(p.state, p.models, p.corpora)]);
+  if (!modelInfo(p)) p.state.model = p.models[0]?.name ?? "";
+  if (!corpusInfo(p)) p.state.corpus = corporaOfModel(p)[0]?.name ?? "";
+  if (!p.state.text) p.state.text = EXAMPLE;
+  byId("text").value = p.state.text;
+  byId("pair").value = p.state.pair;
+  fillSelectors(p);
+  fill(byId("pairs"), FILTERS.map(([value, label]) => [value, label]), p.state.pairs);
+  syncControls(p);
+  writeUrl(p);
+  refitOnThemeChange(p.app, ".as-ctok");
+  onThemeChange(() => redraw(p));
+  void p.atlas.load();
+  await loadAttention(p, "input");
 }
 void boot();

@@ -258,6 +258,10 @@ var attnscopeView = (() => {
   function onDark(el) {
     return luminance(backdropOf(el)) < DARK_BELOW;
   }
+  function inkOn(background) {
+    const bg = parseColour(background) ?? WHITE;
+    return contrast([0, 0, 0], bg) >= contrast([255, 255, 255], bg) ? "#000000" : "#ffffff";
+  }
   function fitLabels(labels) {
     const kinds = /* @__PURE__ */ new Map();
     for (
@@ -339,8 +343,14 @@ var attnscopeView = (() => {
   }
   function layerData(bytes, encoding, shape, qUnits, kUnits, merged, threshold) {
     const { heads, query, key } = shape;
+    const scale = encoding.scale ?? SCALE;
     const nq = qUnits.length, nk = kUnits.length;
-    const sparse = encoding.sparse ? sparseRows(bytes, heads * query, encoding.index_bytes) : null;
+    const sparse = encoding.sparse ? sparseRows(
+      /** @type {Uint8Array} */
+      bytes,
+      heads * query,
+      encoding.index_bytes
+    ) : null;
     const eachEntry = (row, visit) => {
       if (sparse) {
         for (let n = sparse.starts[row]; n < sparse.starts[row + 1]; n++) visit(sparse.keys[n], sparse.values[n]);
@@ -351,22 +361,20 @@ var attnscopeView = (() => {
     };
     let weight = (h, a, b) => {
       const row = h * query + a;
-      if (!sparse) return bytes[row * key + b] / SCALE;
+      if (!sparse) return bytes[row * key + b] / scale;
       let lo = sparse.starts[row], hi = sparse.starts[row + 1] - 1;
       while (lo <= hi) {
         const mid = lo + hi >> 1, k = sparse.keys[mid];
-        if (k === b) return sparse.values[mid] / SCALE;
+        if (k === b) return sparse.values[mid] / scale;
         if (k < b) lo = mid + 1;
         else hi = mid - 1;
       }
       return 0;
     };
-    let minByte = 0;
-    while (minByte <= SCALE && minByte / SCALE <= threshold) minByte++;
     const lines = [];
     if (merged) {
       const sums = unitByteSums(eachEntry, shape, qUnits, kUnits);
-      weight = (h, a, b) => sums[(h * nq + a) * nk + b] / SCALE / qUnits[a].tokens.length;
+      weight = (h, a, b) => sums[(h * nq + a) * nk + b] / scale / qUnits[a].tokens.length;
     }
     for (let h = 0; h < heads; h++) {
       const qs = [], ks = [], ws = [];
@@ -382,10 +390,11 @@ var attnscopeView = (() => {
           }
         } else {
           eachEntry(h * query + a, (j, byte) => {
-            if (byte >= minByte) {
+            const w = byte / scale;
+            if (w > threshold) {
               qs.push(a);
               ks.push(j);
-              ws.push(byte / SCALE);
+              ws.push(w);
             }
           });
         }
@@ -401,7 +410,7 @@ var attnscopeView = (() => {
       eachEntry(h * query + a, (j, byte) => {
         if (keyRow[j] >= 0) total += byte;
       });
-      return total / SCALE;
+      return total / scale;
     };
     return { weight, rowTotal, lines };
   }
@@ -441,10 +450,13 @@ var attnscopeView = (() => {
     const found = (stack.aggregation_methods ?? []).find((m) => m.name === aggregation);
     return { label: found?.label ?? aggregation, about: found?.about ?? "", note: found?.note ?? "" };
   }
-  function meanLayer(bytes, encoding, shape, heads) {
+  function meanWeights(bytes, encoding, shape, heads) {
     const sums = headSums(bytes, encoding, shape, heads);
-    const out = new Uint8Array(sums.length);
-    if (heads.length) for (let n = 0; n < out.length; n++) out[n] = Math.round(sums[n] / heads.length);
+    const out = new Float32Array(sums.length);
+    if (heads.length) {
+      const f = 1 / (SCALE * heads.length);
+      for (let n = 0; n < out.length; n++) out[n] = sums[n] * f;
+    }
     return out;
   }
   function unitByteSums(eachEntry, shape, qUnits, kUnits) {
@@ -463,6 +475,18 @@ var attnscopeView = (() => {
       });
     }
     return sums;
+  }
+  function mergeLayer(bytes, shape, qUnits, kUnits) {
+    const eachEntry = (row, visit) => {
+      for (let j = 0, base = row * shape.key; j < shape.key; j++) visit(j, bytes[base + j]);
+    };
+    const sums = unitByteSums(eachEntry, shape, qUnits, kUnits);
+    const nq = qUnits.length, nk = kUnits.length;
+    const out = new Uint8Array(sums.length);
+    for (let n = 0; n < out.length; n++) {
+      out[n] = Math.min(SCALE, Math.round(sums[n] / qUnits[Math.floor(n / nk) % nq].tokens.length));
+    }
+    return out;
   }
   function headSums(bytes, encoding, shape, heads) {
     const { query, key } = shape;
@@ -492,7 +516,181 @@ var attnscopeView = (() => {
     return out.size ? [...out].sort((a, b) => a - b) : null;
   }
 
+  // src/attnscope/static/head_view_data.js
+  var DECODED = { sparse: false, scale: 1 };
+  var CACHE_SIZE = 4;
+  function initialState(model, header) {
+    const initial = header.selection;
+    const token = model.get("token");
+    const merge = Boolean(model.get("merge_subwords"));
+    const pinned = token && typeof token.index === "number" && token.unit === "word" === merge ? { side: token.side, index: token.index } : null;
+    return {
+      stack: model.get("stack") || initial.stack,
+      layer: model.get("layer") ?? initial.layer,
+      heads: new Set(
+        /** @type {number[]} */
+        model.get("heads") ?? initial.heads
+      ),
+      filter: model.get("filter") || "all",
+      threshold: model.get("threshold") ?? header.threshold,
+      topShare: model.get("top_share") ?? 1,
+      hideSpecial: Boolean(model.get("hide_special")),
+      merge,
+      aggregation: model.get("aggregation") || initial.aggregation || "raw",
+      meanHeads: Boolean(model.get("mean_heads")),
+      thumbnails: Boolean(model.get("head_thumbnails")),
+      shadeKeys: Boolean(model.get("shade_keys")),
+      rows: model.get("rows") ?? null,
+      columns: model.get("columns") ?? null,
+      hover: null,
+      pinned
+    };
+  }
+  var stackOf = (v) => v.stacks[v.state.stack];
+  var layerIndex = (v) => stackOf(v).layer_labels.indexOf(v.state.layer);
+  var querySeq = (v) => v.header.sequences[stackOf(v).query_tokens];
+  var keySeq = (v) => v.header.sequences[stackOf(v).key_tokens];
+  var shownHeads = (v) => [...v.state.heads].sort((a, b) => a - b);
+  var activeFocus = (v) => v.state.hover ?? v.state.pinned;
+  function drawsMean(v) {
+    const agg = v.state.aggregation;
+    return agg === "mean" || v.state.meanHeads && PER_HEAD.has(agg);
+  }
+  function combinesHeads(v) {
+    return !PER_HEAD.has(v.state.aggregation) && v.state.aggregation !== "mean";
+  }
+  function makeLayout(v) {
+    const { state } = v;
+    const q = unitsOf(querySeq(v), state.merge), k = unitsOf(keySeq(v), state.merge);
+    const rowsOf = (units, chosen) => {
+      const keep = chosen ? new Set(chosen) : null;
+      const row = new Int32Array(units.length).fill(-1);
+      const shownUnits = [];
+      units.forEach((u, n) => {
+        if (state.hideSpecial && u.special) return;
+        if (keep && !u.tokens.some((t) => keep.has(t))) return;
+        row[n] = shownUnits.length;
+        shownUnits.push(n);
+      });
+      return { row, shown: shownUnits };
+    };
+    return { q, k, qRows: rowsOf(q, state.rows), kRows: rowsOf(k, state.columns) };
+  }
+  function lineData(v) {
+    const { state, layout } = v, s = stackOf(v), agg = state.aggregation;
+    const mean = drawsMean(v);
+    const key = [state.stack, state.layer, agg, mean ? shownHeads(v).join(",") : "", state.merge, state.threshold, state.topShare].join(":");
+    if (v.cache.has(key)) return v.cache.get(key);
+    const fromRaw = agg === "raw" || agg === "mean";
+    const bytes = v.store.get(fromRaw ? state.stack : `${state.stack}/${agg}`, layerIndex(v));
+    if (!bytes) return null;
+    const one = { heads: 1, query: s.query, key: s.key };
+    const shape = fromRaw ? s : { ...one, heads: s.aggregations[agg] };
+    const made = mean ? layerData(meanWeights(bytes, v.header.encoding, shape, shownHeads(v)), DECODED, one, layout.q, layout.k, state.merge, state.threshold) : layerData(bytes, v.header.encoding, shape, layout.q, layout.k, state.merge, state.threshold);
+    const keyRow = layout.kRows.row;
+    const keep = state.topShare < 1 ? made.lines.map((lines, h) => topShareLines(lines, (q) => made.rowTotal(h, q, keyRow), keyRow, state.topShare)) : null;
+    if (v.cache.size >= CACHE_SIZE) v.cache.delete(
+      /** @type {string} */
+      v.cache.keys().next().value
+    );
+    v.cache.set(key, { ...made, keep });
+    return v.cache.get(key);
+  }
+  function segmentTest(v) {
+    const s = stackOf(v);
+    const b = s.query_tokens === s.key_tokens ? querySeq(v).sentence_b_start ?? null : null;
+    if (b === null) return null;
+    return (unit) => unit.tokens[0] >= b ? "B" : "A";
+  }
+  function textColour(v) {
+    const colour = getComputedStyle(v.dom.root).getPropertyValue("--attnscope-fg").trim();
+    return /^#[0-9a-f]{6}$/i.test(colour) ? colour : "#555555";
+  }
+  function lineSets(v) {
+    const { state } = v, heads = shownHeads(v);
+    const dark = onDark(v.dom.root);
+    if (drawsMean(v)) {
+      if (heads.length === 0) return [];
+      const colour = heads.length === 1 ? headColour(heads[0], dark) : textColour(v);
+      return [{ index: 0, colour, label: `mean of heads ${heads.join(", ")}` }];
+    }
+    if (PER_HEAD.has(state.aggregation)) return heads.map((h) => ({ index: h, colour: headColour(h, dark), label: `head ${h}` }));
+    if (v.host.onHeads && heads.length === 0) return [];
+    const combined = (
+      /** @type {number[] | undefined} */
+      stackOf(v).combined_heads
+    );
+    const of = combined && combined.length < stackOf(v).heads ? `heads ${combined.join(", ")}` : "all heads";
+    const label = state.aggregation === "rollout" ? `rollout to layer ${state.layer}` + (of === "all heads" ? "" : ` (${of})`) : of;
+    return [{ index: 0, colour: textColour(v), label }];
+  }
+  function eachLine(v, paint) {
+    const d = lineData(v);
+    if (!d) return 0;
+    const { layout } = v, seg = segmentTest(v), f = v.state.filter;
+    const qOk = layout.q.map((u) => f === "all" || !seg || seg(u) === f[0]);
+    const kOk = layout.k.map((u) => f === "all" || !seg || seg(u) === f[1]);
+    const active = activeFocus(v);
+    let count = 0;
+    for (const set of lineSets(v)) {
+      const { q, k, w } = d.lines[set.index];
+      const keep = d.keep?.[set.index];
+      for (let n = 0; n < q.length; n++) {
+        if (keep && !keep[n]) continue;
+        const a = q[n], b = k[n];
+        const qr = layout.qRows.row[a], kr = layout.kRows.row[b];
+        if (qr < 0 || kr < 0 || !qOk[a] || !kOk[b]) continue;
+        if (active && (active.side === "query" ? active.index !== a : active.index !== b)) continue;
+        count++;
+        paint(set, qr, kr, w[n]);
+      }
+    }
+    return count;
+  }
+  function rowHeight(v) {
+    const rows = Math.max(v.layout.qRows.shown.length, v.layout.kRows.shown.length, 1);
+    return Math.max(4, Math.min(20, Math.floor(3e4 / rows)));
+  }
+
   // src/attnscope/static/raster.js
+  function createMarks() {
+    return { row: new Int32Array(1024), col: new Int32Array(1024), byte: new Uint8Array(1024), length: 0 };
+  }
+  function minDrawnByte(threshold) {
+    for (let b = 0; b <= SCALE; b++) if (b / SCALE > threshold) return b;
+    return SCALE + 1;
+  }
+  function collectMarks(bytes, offset, keyCount, rows, cols, minByte, marks2) {
+    let n = 0;
+    for (let r = 0; r < rows.length; r++) {
+      const base = offset + rows[r] * keyCount;
+      for (let c = 0; c < cols.length; c++) {
+        const byte = bytes[base + cols[c]];
+        if (byte < minByte) continue;
+        if (n === marks2.row.length) growMarks(marks2);
+        marks2.row[n] = r;
+        marks2.col[n] = c;
+        marks2.byte[n] = byte;
+        n++;
+      }
+    }
+    marks2.length = n;
+    return n;
+  }
+  function growMarks(marks2) {
+    const size = marks2.row.length * 2;
+    const row = new Int32Array(size), col = new Int32Array(size), byte = new Uint8Array(size);
+    row.set(marks2.row);
+    col.set(marks2.col);
+    byte.set(marks2.byte);
+    Object.assign(marks2, { row, col, byte });
+  }
+  function rasterLines(marks2, qStep, kStep, width, height, coverage) {
+    coverage.fill(1, 0, width * height);
+    for (let m = 0; m < marks2.length; m++) {
+      strokeAcross(coverage, width, height, (marks2.row[m] + 0.5) * qStep, (marks2.col[m] + 0.5) * kStep, marks2.byte[m] / SCALE);
+    }
+  }
   function strokeAcross(t, width, height, y0, y1, alpha, thick = false) {
     const dy = y1 - y0;
     if (Math.abs(dy) <= width) {
@@ -521,6 +719,71 @@ var attnscopeView = (() => {
       const last = ix + (thick ? 2 : 1);
       if (last >= 0 && last < width) t[y * width + last] *= 1 - alpha * f;
     }
+  }
+  function paintCoverage(image, x0, y0, width, height, coverage, rgb) {
+    const data = image.data;
+    for (let y = 0; y < height; y++) {
+      let p = ((y0 + y) * image.width + x0) * 4;
+      const row = y * width;
+      for (let x = 0; x < width; x++, p += 4) {
+        const t = coverage[row + x];
+        if (t >= 1) continue;
+        data[p] = rgb[0];
+        data[p + 1] = rgb[1];
+        data[p + 2] = rgb[2];
+        data[p + 3] = Math.round((1 - t) * 255);
+      }
+    }
+  }
+  function binMarks(marks2, rowCount, colCount, width, height, bins) {
+    const binRows = Math.max(1, Math.min(rowCount, height));
+    const binCols = Math.max(1, Math.min(colCount, width));
+    bins.fill(0, 0, binRows * binCols);
+    for (let m = 0; m < marks2.length; m++) {
+      const index = Math.floor(marks2.row[m] * binRows / rowCount) * binCols + Math.floor(marks2.col[m] * binCols / colCount);
+      if (marks2.byte[m] > bins[index]) bins[index] = marks2.byte[m];
+    }
+    return { binRows, binCols };
+  }
+  function paintBins(image, x0, y0, width, height, bins, binRows, binCols, rgb) {
+    const data = image.data;
+    for (let br = 0; br < binRows; br++) {
+      const ya = Math.floor(br * height / binRows), yb = Math.floor((br + 1) * height / binRows);
+      for (let bc = 0; bc < binCols; bc++) {
+        const byte = bins[br * binCols + bc];
+        if (byte === 0) continue;
+        const xa = Math.floor(bc * width / binCols), xb = Math.floor((bc + 1) * width / binCols);
+        for (let y = ya; y < yb; y++) {
+          for (let p = ((y0 + y) * image.width + x0 + xa) * 4, x = xa; x < xb; x++, p += 4) {
+            data[p] = rgb[0];
+            data[p + 1] = rgb[1];
+            data[p + 2] = rgb[2];
+            data[p + 3] = byte;
+          }
+        }
+      }
+    }
+  }
+  function createScratch() {
+    const scratch2 = {
+      coverage: new Float32Array(0),
+      bins: new Uint8Array(0),
+      ensure(size) {
+        if (scratch2.coverage.length < size) scratch2.coverage = new Float32Array(size);
+        if (scratch2.bins.length < size) scratch2.bins = new Uint8Array(size);
+      }
+    };
+    return scratch2;
+  }
+  function paintLines(image, x0, y0, width, height, marks2, qStep, kStep, rgb, scratch2) {
+    scratch2.ensure(width * height);
+    rasterLines(marks2, qStep, kStep, width, height, scratch2.coverage);
+    paintCoverage(image, x0, y0, width, height, scratch2.coverage, rgb);
+  }
+  function paintMatrix(image, x0, y0, width, height, marks2, rowCount, colCount, rgb, scratch2) {
+    scratch2.ensure(width * height);
+    const { binRows, binCols } = binMarks(marks2, rowCount, colCount, width, height, scratch2.bins);
+    paintBins(image, x0, y0, width, height, scratch2.bins, binRows, binCols, rgb);
   }
   function rgbOf(hex) {
     return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
@@ -572,131 +835,239 @@ var attnscopeView = (() => {
     };
   }
 
-  // src/attnscope/static/head_view.js
+  // src/attnscope/static/head_view_paint.js
   var CANVAS_WIDTH = 220;
   var FULL_DRAW_LIMIT = 2e3;
-  function render({ model, el }) {
-    const header = readHeader(model);
-    const stacks = Object.fromEntries(header.stacks.map((s) => [s.role, s]));
-    const initial = header.selection;
-    const state = {
-      stack: (
-        /** @type {string} */
-        model.get("stack") || initial.stack
+  var THUMB = 56;
+  var THUMB_LINES_MAX = 64;
+  var THUMB_THRESHOLD = 0.01;
+  function band(v, height) {
+    if (height <= FULL_DRAW_LIMIT) return { top: 0, bottom: height };
+    const rect = v.dom.linesBox.getBoundingClientRect();
+    const view = window.innerHeight || 800;
+    const top = Math.max(0, Math.min(height, -rect.top - view / 4));
+    const bottom = Math.max(top, Math.min(height, view - rect.top + view / 4));
+    return { top, bottom };
+  }
+  function drawLines(v) {
+    const row = rowHeight(v), { root, linesBox, canvas } = v.dom;
+    root.style.setProperty("--attnscope-row", `${row}px`);
+    const height = Math.max(v.layout.qRows.shown.length, v.layout.kRows.shown.length) * row;
+    linesBox.style.height = `${height}px`;
+    const { top, bottom } = band(v, height);
+    v.painted = { top, bottom, height };
+    const ratio = window.devicePixelRatio || 1;
+    canvas.width = CANVAS_WIDTH * ratio;
+    canvas.height = Math.max(1, Math.ceil((bottom - top) * ratio));
+    canvas.style.width = `${CANVAS_WIDTH}px`;
+    canvas.style.height = `${bottom - top}px`;
+    canvas.style.top = `${top}px`;
+    const ctx = (
+      /** @type {CanvasRenderingContext2D} */
+      canvas.getContext("2d")
+    );
+    const layer = createLineLayer(canvas.width, canvas.height);
+    const thick = row >= 12;
+    let drawn = 0;
+    let current = null;
+    const total = eachLine(v, (set, qr, kr, w) => {
+      const y0 = (qr + 0.5) * row, y1 = (kr + 0.5) * row;
+      if (Math.max(y0, y1) < top || Math.min(y0, y1) > bottom) return;
+      if (set !== current) {
+        if (current) layer.end();
+        layer.begin(rgbOf(set.colour));
+        current = set;
+      }
+      layer.line((y0 - top) * ratio, (y1 - top) * ratio, Math.min(1, w), thick);
+      drawn++;
+    });
+    if (current) layer.end();
+    const image = ctx.createImageData(canvas.width, canvas.height);
+    layer.write(image);
+    ctx.putImageData(image, 0, 0);
+    return { total, drawn };
+  }
+  function toSVG(v) {
+    const row = rowHeight(v), { top, bottom } = v.painted, { queryCol, keyCol, root } = v.dom;
+    const left = queryCol.offsetWidth, width = left + CANVAS_WIDTH + keyCol.offsetWidth;
+    const style = getComputedStyle(root);
+    const parts = [`<rect width="${width}" height="${bottom - top}" fill="${style.backgroundColor}"/>`];
+    const labels = (units, rows, x, anchor) => rows.shown.forEach((n, r) => {
+      const y = (r + 0.5) * row - top;
+      if (y >= 0 && y <= bottom - top) parts.push(`<text x="${x}" y="${y}" text-anchor="${anchor}" dominant-baseline="middle">${xmlText(unitText(units[n]))}</text>`);
+    });
+    labels(v.layout.q, v.layout.qRows, left - 6, "end");
+    labels(v.layout.k, v.layout.kRows, left + CANVAS_WIDTH + 6, "start");
+    eachLine(v, (set, qr, kr, w) => {
+      const y0 = (qr + 0.5) * row, y1 = (kr + 0.5) * row;
+      if (Math.max(y0, y1) < top || Math.min(y0, y1) > bottom) return;
+      parts.push(`<line x1="${left}" y1="${y0 - top}" x2="${left + CANVAS_WIDTH}" y2="${y1 - top}" stroke="${set.colour}" stroke-opacity="${Math.min(1, w).toFixed(3)}" stroke-width="${row >= 12 ? 2 : 1}"/>`);
+    });
+    return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${bottom - top}" font-family="sans-serif" font-size="${Math.min(13, row - 2)}" fill="${style.color}">${parts.join("")}</svg>`;
+  }
+  var scratch = createScratch();
+  var marks = createMarks();
+  function thumbnailLayer(v) {
+    if (v.header.encoding.sparse) return null;
+    const s = stackOf(v), agg = v.state.aggregation;
+    const key = agg === "value_norm" ? `${v.state.stack}/${agg}` : v.state.stack;
+    const bytes = (
+      /** @type {Uint8Array | null} */
+      v.store.get(key, layerIndex(v))
+    );
+    if (!bytes) return null;
+    if (!v.state.merge) return { bytes, rows: s.query, cols: s.key };
+    const merged = mergeLayer(bytes, { heads: s.heads, query: s.query, key: s.key }, v.layout.q, v.layout.k);
+    return { bytes: merged, rows: v.layout.q.length, cols: v.layout.k.length };
+  }
+  function paintThumbnails(v) {
+    if (!v.state.thumbnails) return;
+    const layer = thumbnailLayer(v);
+    const rows = v.layout.qRows.shown, cols = v.layout.kRows.shown;
+    const dark = onDark(v.dom.root), minByte = minDrawnByte(THUMB_THRESHOLD);
+    for (
+      const button of
+      /** @type {NodeListOf<HTMLElement>} */
+      v.dom.heads.querySelectorAll(".attnscope-hv-head")
+    ) {
+      const h = Number(button.dataset.head), colour = headColour(h, dark);
+      const label = (
+        /** @type {HTMLElement} */
+        button.querySelector(".attnscope-hv-head-label")
+      );
+      label.style.backgroundColor = colour;
+      label.style.color = inkOn(colour);
+      const canvas = (
+        /** @type {HTMLCanvasElement | null} */
+        button.querySelector("canvas")
+      );
+      if (!canvas || !layer) continue;
+      const ctx = (
+        /** @type {CanvasRenderingContext2D} */
+        canvas.getContext("2d")
+      );
+      const image = ctx.createImageData(THUMB, THUMB);
+      collectMarks(layer.bytes, h * layer.rows * layer.cols, layer.cols, rows, cols, minByte, marks);
+      if (rows.length && cols.length && rows.length <= THUMB_LINES_MAX) {
+        paintLines(image, 0, 0, THUMB, THUMB, marks, THUMB / rows.length, THUMB / cols.length, rgbOf(colour), scratch);
+      } else if (rows.length && cols.length) {
+        paintMatrix(image, 0, 0, THUMB, THUMB, marks, rows.length, cols.length, rgbOf(colour), scratch);
+      }
+      ctx.putImageData(image, 0, 0);
+    }
+  }
+  function thumbnailCanvas() {
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = THUMB;
+    canvas.setAttribute("aria-hidden", "true");
+    return canvas;
+  }
+
+  // src/attnscope/static/head_view_dom.js
+  function checkbox(className, on) {
+    const box = (
+      /** @type {HTMLInputElement} */
+      make("input", className)
+    );
+    box.type = "checkbox";
+    box.checked = on;
+    return box;
+  }
+  function textbox(className, positions) {
+    const box = (
+      /** @type {HTMLInputElement} */
+      make("input", className)
+    );
+    Object.assign(box, { type: "text", placeholder: "all", size: 8, value: positions ? positions.join(",") : "" });
+    return box;
+  }
+  function numberBox(className, range) {
+    const box = (
+      /** @type {HTMLInputElement} */
+      make("input", className)
+    );
+    Object.assign(box, { type: "number", min: range.min, max: range.max, step: "0.01", value: String(range.value) });
+    return box;
+  }
+  function controlInputs(header, state) {
+    const select = (name) => (
+      /** @type {HTMLSelectElement} */
+      make("select", `attnscope-hv-${name}`)
+    );
+    const inputs = {
+      stack: select("stack"),
+      aggregation: select("aggregation"),
+      layer: select("layer"),
+      filter: select("filter"),
+      threshold: numberBox("attnscope-hv-threshold", { min: "0", max: "0.99", value: state.threshold }),
+      topShare: numberBox("attnscope-hv-top-share", { min: "0.01", max: "1", value: state.topShare }),
+      hideSpecial: checkbox("attnscope-hv-hide-special", state.hideSpecial),
+      merge: checkbox("attnscope-hv-merge", state.merge),
+      rows: textbox("attnscope-hv-rows", state.rows),
+      columns: textbox("attnscope-hv-columns", state.columns),
+      png: (
+        /** @type {HTMLButtonElement} */
+        make("button", "attnscope-hv-png", "PNG")
       ),
-      layer: (
-        /** @type {number} */
-        model.get("layer") ?? initial.layer
-      ),
-      heads: new Set(
-        /** @type {number[]} */
-        model.get("heads") ?? initial.heads
-      ),
-      filter: (
-        /** @type {string} */
-        model.get("filter") || "all"
-      ),
-      threshold: (
-        /** @type {number} */
-        model.get("threshold") ?? header.threshold
-      ),
-      topShare: (
-        /** @type {number} */
-        model.get("top_share") ?? 1
-      ),
-      hideSpecial: Boolean(model.get("hide_special")),
-      merge: Boolean(model.get("merge_subwords")),
-      aggregation: (
-        /** @type {string} */
-        model.get("aggregation") || initial.aggregation || "raw"
-      ),
-      /** @type {number[] | null} */
-      rows: model.get("rows") ?? null,
-      /** @type {number[] | null} */
-      columns: model.get("columns") ?? null,
-      /** @type {{side: string, index: number} | null} */
-      hover: null,
-      /** @type {{side: string, index: number} | null} */
-      pinned: null
+      svg: (
+        /** @type {HTMLButtonElement} */
+        make("button", "attnscope-hv-svg", "SVG")
+      )
     };
-    const cache = /* @__PURE__ */ new Map();
-    const store = layerStore(model, () => update(false));
+    inputs.topShare.title = "per query, only the strongest lines that make up this share of its attention (1: all lines)";
+    inputs.png.type = inputs.svg.type = "button";
+    for (const s of header.stacks) inputs.stack.append(new Option(s.role, s.role));
+    for (const [value, text] of FILTERS) inputs.filter.append(new Option(text, value));
+    return inputs;
+  }
+  function buildDom(el, header, state, controlsShown) {
     const root = make("div", "attnscope-hv");
-    root.id = uniqueId("attnscope-hv");
     root.dataset.view = "head";
     const controls = make("div", "attnscope-hv-controls");
-    const stackSelect = (
-      /** @type {HTMLSelectElement} */
-      make("select", "attnscope-hv-stack")
-    );
-    const aggregationSelect = (
-      /** @type {HTMLSelectElement} */
-      make("select", "attnscope-hv-aggregation")
-    );
-    const layerSelect = (
-      /** @type {HTMLSelectElement} */
-      make("select", "attnscope-hv-layer")
-    );
-    const filterSelect = (
-      /** @type {HTMLSelectElement} */
-      make("select", "attnscope-hv-filter")
-    );
-    const threshold = (
-      /** @type {HTMLInputElement} */
-      make("input", "attnscope-hv-threshold")
-    );
-    Object.assign(threshold, { type: "number", min: "0", max: "0.99", step: "0.01", value: String(state.threshold) });
-    const topShare = (
-      /** @type {HTMLInputElement} */
-      make("input", "attnscope-hv-top-share")
-    );
-    Object.assign(topShare, { type: "number", min: "0.01", max: "1", step: "0.01", value: String(state.topShare) });
-    topShare.title = "per query, only the strongest lines that make up this share of its attention (1: all lines)";
-    const hideSpecial = checkbox("attnscope-hv-hide-special", state.hideSpecial);
-    const merge = checkbox("attnscope-hv-merge", state.merge);
-    const rowsInput = textbox("attnscope-hv-rows", state.rows);
-    const columnsInput = textbox("attnscope-hv-columns", state.columns);
-    const png = (
-      /** @type {HTMLButtonElement} */
-      make("button", "attnscope-hv-png", "PNG")
-    );
-    const svg = (
-      /** @type {HTMLButtonElement} */
-      make("button", "attnscope-hv-svg", "SVG")
-    );
-    png.type = svg.type = "button";
-    const note = make("span", "attnscope-hv-note");
-    const status = make("span", "attnscope-hv-status");
+    const inputs = controlInputs(header, state);
+    const note = make("span", "attnscope-hv-note"), status = make("span", "attnscope-hv-status");
     status.setAttribute("role", "status");
     const field = (text, control) => labelled("attnscope-hv-label", text, control);
-    const stackLabel = field("Attention", stackSelect);
-    const filterLabel = field("Sentences", filterSelect);
+    const stackLabel = field("Attention", inputs.stack), filterLabel = field("Sentences", inputs.filter);
     controls.append(
       stackLabel,
-      field("Show", aggregationSelect),
-      field("Layer", layerSelect),
+      field("Show", inputs.aggregation),
+      field("Layer", inputs.layer),
       filterLabel,
-      field("Threshold", threshold),
-      field("Top share", topShare),
-      field("Hide special tokens", hideSpecial),
-      field("Words", merge),
-      field("Queries", rowsInput),
-      field("Keys", columnsInput),
-      png,
-      svg,
+      field("Threshold", inputs.threshold),
+      field("Top share", inputs.topShare),
+      field("Hide special tokens", inputs.hideSpecial),
+      field("Words", inputs.merge),
+      field("Queries", inputs.rows),
+      field("Keys", inputs.columns),
+      inputs.png,
+      inputs.svg,
       note,
       status
     );
-    for (const s of header.stacks) stackSelect.append(new Option(s.role, s.role));
-    for (const [value, text] of FILTERS) filterSelect.append(new Option(text, value));
     stackLabel.hidden = header.stacks.length < 2;
-    const headBar = make("div", "attnscope-hv-heads");
+    controls.hidden = !controlsShown;
+    Object.assign(inputs, { stackLabel, filterLabel });
+    const headBar = make("div", "attnscope-hv-heads"), heads = make("div", "attnscope-hv-head-buttons");
+    headBar.setAttribute("role", "group");
+    headBar.setAttribute("aria-label", "Heads");
+    const all = (
+      /** @type {HTMLButtonElement} */
+      make("button", "attnscope-hv-heads-all", "All")
+    );
+    const none = (
+      /** @type {HTMLButtonElement} */
+      make("button", "attnscope-hv-heads-none", "None")
+    );
+    all.type = none.type = "button";
+    headBar.append(all, none, heads);
+    Object.assign(inputs, { all, none });
     const body = make("div", "attnscope-hv-body");
-    const queryCol = make("div", "attnscope-hv-col attnscope-hv-queries");
-    const keyCol = make("div", "attnscope-hv-col attnscope-hv-keys");
+    const queryCol = make("div", "attnscope-hv-col attnscope-hv-queries"), keyCol = make("div", "attnscope-hv-col attnscope-hv-keys");
     const linesBox = make("div", "attnscope-hv-lines");
     const canvas = document.createElement("canvas");
     canvas.className = "attnscope-hv-canvas";
+    canvas.setAttribute("aria-hidden", "true");
     linesBox.append(canvas);
     body.append(queryCol, linesBox, keyCol);
     const tooltip = make("div", "attnscope-hv-tooltip");
@@ -704,429 +1075,370 @@ var attnscopeView = (() => {
     tooltip.hidden = true;
     root.append(controls, headBar, body, tooltip);
     el.append(root);
-    function checkbox(className, on) {
-      const box = (
-        /** @type {HTMLInputElement} */
-        make("input", className)
+    return { root, controls, headBar, heads, body, queryCol, keyCol, linesBox, canvas, tooltip, note, status, inputs };
+  }
+  function headButtons(v, toggle) {
+    const s = stackOf(v);
+    v.dom.heads.replaceChildren();
+    for (let h = 0; h < s.heads; h++) {
+      const button = (
+        /** @type {HTMLButtonElement} */
+        make("button", "attnscope-hv-head", v.state.thumbnails ? "" : String(h))
       );
-      box.type = "checkbox";
-      box.checked = on;
-      return box;
-    }
-    function textbox(className, positions) {
-      const box = (
-        /** @type {HTMLInputElement} */
-        make("input", className)
-      );
-      Object.assign(box, { type: "text", placeholder: "all", size: 8, value: positions ? positions.join(",") : "" });
-      return box;
-    }
-    const stack = () => stacks[state.stack];
-    const layerIndex = () => stack().layer_labels.indexOf(state.layer);
-    const querySeq = () => header.sequences[stack().query_tokens];
-    const keySeq = () => header.sequences[stack().key_tokens];
-    let layout = makeLayout();
-    function makeLayout() {
-      const q = unitsOf(querySeq(), state.merge), k = unitsOf(keySeq(), state.merge);
-      const rowsOf = (units, chosen) => {
-        const keep = chosen ? new Set(chosen) : null;
-        const row = new Int32Array(units.length).fill(-1);
-        const shownUnits = [];
-        units.forEach((u, n) => {
-          if (state.hideSpecial && u.special) return;
-          if (keep && !u.tokens.some((t) => keep.has(t))) return;
-          row[n] = shownUnits.length;
-          shownUnits.push(n);
-        });
-        return { row, shown: shownUnits };
-      };
-      return { q, k, qRows: rowsOf(q, state.rows), kRows: rowsOf(k, state.columns) };
-    }
-    const shownHeads = () => [...state.heads].sort((a, b) => a - b);
-    function data() {
-      const agg = state.aggregation, s = stack();
-      const key = `${state.stack}:${state.layer}:${agg}:${agg === "mean" ? shownHeads().join(",") : ""}:${state.merge}:${state.threshold}:${state.topShare}`;
-      if (cache.has(key)) return cache.get(key);
-      const fromRaw = agg === "raw" || agg === "mean";
-      const bytes = store.get(fromRaw ? state.stack : `${state.stack}/${agg}`, layerIndex());
-      if (!bytes) return null;
-      const one = { heads: 1, query: s.query, key: s.key };
-      const made = agg === "mean" ? layerData(meanLayer(bytes, header.encoding, s, shownHeads()), { sparse: false }, one, layout.q, layout.k, state.merge, state.threshold) : layerData(bytes, header.encoding, fromRaw ? s : { ...one, heads: s.aggregations[agg] }, layout.q, layout.k, state.merge, state.threshold);
-      const keyRow = layout.kRows.row;
-      const keep = state.topShare < 1 ? made.lines.map((lines, h) => topShareLines(lines, (q) => made.rowTotal(h, q, keyRow), keyRow, state.topShare)) : null;
-      if (cache.size >= 4) cache.delete(
-        /** @type {string} */
-        cache.keys().next().value
-      );
-      cache.set(key, { ...made, keep });
-      return cache.get(key);
-    }
-    function segmentTest() {
-      const s = stack();
-      const b = s.query_tokens === s.key_tokens ? querySeq().sentence_b_start ?? null : null;
-      if (b === null) return null;
-      return (unit) => unit.tokens[0] >= b ? "B" : "A";
-    }
-    function rowHeight() {
-      const rows = Math.max(layout.qRows.shown.length, layout.kRows.shown.length, 1);
-      return Math.max(4, Math.min(20, Math.floor(3e4 / rows)));
-    }
-    function lineSets() {
-      const heads = shownHeads();
-      const dark = onDark(root);
-      if (PER_HEAD.has(state.aggregation)) return heads.map((h) => ({ index: h, colour: headColour(h, dark), label: `head ${h}` }));
-      if (state.aggregation === "mean" && heads.length === 0) return [];
-      const label = state.aggregation === "mean" ? `mean of heads ${heads.join(", ")}` : state.aggregation === "rollout" ? `rollout to layer ${state.layer}` : "all heads";
-      const colour = getComputedStyle(root).getPropertyValue("--attnscope-fg").trim();
-      return [{ index: 0, colour: /^#[0-9a-f]{6}$/i.test(colour) ? colour : "#555555", label }];
-    }
-    function eachLine(paint) {
-      const d = data();
-      if (!d) return 0;
-      const seg = segmentTest();
-      const f = state.filter;
-      const qOk = layout.q.map((u) => f === "all" || !seg || seg(u) === f[0]);
-      const kOk = layout.k.map((u) => f === "all" || !seg || seg(u) === f[1]);
-      const active = state.hover ?? state.pinned;
-      let count = 0;
-      for (const set of lineSets()) {
-        const { q, k, w } = d.lines[set.index];
-        const keep = d.keep?.[set.index];
-        for (let n = 0; n < q.length; n++) {
-          if (keep && !keep[n]) continue;
-          const a = q[n], b = k[n];
-          const qr = layout.qRows.row[a], kr = layout.kRows.row[b];
-          if (qr < 0 || kr < 0 || !qOk[a] || !kOk[b]) continue;
-          if (active && (active.side === "query" ? active.index !== a : active.index !== b)) continue;
-          count++;
-          paint(set, qr, kr, w[n]);
-        }
+      button.type = "button";
+      button.dataset.head = String(h);
+      button.title = `head ${h}: click to show or hide, double-click to show only this head`;
+      if (v.state.thumbnails) {
+        button.classList.add("attnscope-hv-thumb");
+        button.setAttribute("aria-label", `head ${h}`);
+        button.append(thumbnailCanvas(), make("span", "attnscope-hv-head-label", String(h)));
       }
-      return count;
+      button.addEventListener("click", () => toggle(h, false));
+      button.addEventListener("dblclick", () => toggle(h, true));
+      v.dom.heads.append(button);
     }
-    function band(height) {
-      if (height <= FULL_DRAW_LIMIT) return { top: 0, bottom: height };
-      const rect = linesBox.getBoundingClientRect();
-      const view = window.innerHeight || 800;
-      const top = Math.max(0, Math.min(height, -rect.top - view / 4));
-      const bottom = Math.max(top, Math.min(height, view - rect.top + view / 4));
-      return { top, bottom };
-    }
-    let painted = { top: 0, bottom: 0, height: 0 };
-    function draw() {
-      const row = rowHeight();
-      root.style.setProperty("--attnscope-row", `${row}px`);
-      const height = Math.max(layout.qRows.shown.length, layout.kRows.shown.length) * row;
-      linesBox.style.height = `${height}px`;
-      const { top, bottom } = band(height);
-      painted = { top, bottom, height };
-      const ratio = window.devicePixelRatio || 1;
-      canvas.width = CANVAS_WIDTH * ratio;
-      canvas.height = Math.max(1, Math.ceil((bottom - top) * ratio));
-      canvas.style.width = `${CANVAS_WIDTH}px`;
-      canvas.style.height = `${bottom - top}px`;
-      canvas.style.top = `${top}px`;
-      const ctx = (
-        /** @type {CanvasRenderingContext2D} */
-        canvas.getContext("2d")
-      );
-      const width = canvas.width, bandHeight = canvas.height;
-      const layer = createLineLayer(width, bandHeight);
-      const thick = row >= 12;
-      let drawn = 0;
-      let current = null;
-      const total = eachLine((set, qr, kr, w) => {
-        const y0 = (qr + 0.5) * row, y1 = (kr + 0.5) * row;
-        if (Math.max(y0, y1) < top || Math.min(y0, y1) > bottom) return;
-        if (set !== current) {
-          if (current) layer.end();
-          layer.begin(rgbOf(set.colour));
-          current = set;
-        }
-        layer.line((y0 - top) * ratio, (y1 - top) * ratio, Math.min(1, w), thick);
-        drawn++;
+  }
+  function tokenNodes(v, units, shownUnits, side, on) {
+    const seq = v.header.sequences[side === "query" ? stackOf(v).query_tokens : stackOf(v).key_tokens];
+    const masked = new Set(
+      /** @type {number[]} */
+      seq.masked ?? []
+    );
+    const b = seq.sentence_b_start ?? null;
+    return shownUnits.map((n) => {
+      const unit = units[n];
+      const node = make("div", "attnscope-hv-token", shown(unit.label));
+      Object.assign(node.dataset, { side, index: String(n) });
+      node.tabIndex = 0;
+      node.setAttribute("role", "button");
+      node.classList.toggle("attnscope-hv-special", unit.special);
+      node.classList.toggle("attnscope-hv-continuation", unit.continuation);
+      node.classList.toggle("attnscope-hv-masked", unit.tokens.some((t) => masked.has(t)));
+      node.classList.toggle("attnscope-hv-seg-b", b !== null && unit.tokens[0] >= b);
+      const fire = (what) => on(side, n, what, node);
+      node.addEventListener("mouseenter", () => fire("enter"));
+      node.addEventListener("mouseleave", () => fire("leave"));
+      node.addEventListener("focus", () => fire("enter"));
+      node.addEventListener("blur", () => fire("leave"));
+      node.addEventListener("click", () => fire("click"));
+      node.addEventListener("dblclick", () => fire("dblclick"));
+      node.addEventListener("keydown", (event) => {
+        const step = event.key === "ArrowDown" ? 1 : event.key === "ArrowUp" ? -1 : 0;
+        const next = step ? (
+          /** @type {HTMLElement | null} */
+          step > 0 ? node.nextElementSibling : node.previousElementSibling
+        ) : null;
+        if (next) next.focus();
+        if (event.key === "Enter" || event.key === " ") fire("click");
+        else if (event.key === "m" || event.key === "M") fire("mask");
+        else if (!step) return;
+        event.preventDefault();
       });
-      if (current) layer.end();
-      const image = ctx.createImageData(width, bandHeight);
-      layer.write(image);
-      ctx.putImageData(image, 0, 0);
-      return { total, drawn };
+      return node;
+    });
+  }
+  function showTooltip(v) {
+    const active = activeFocus(v), d = lineData(v), { tooltip } = v.dom;
+    if (!active || !d || v.host.tooltip === false) {
+      tooltip.hidden = true;
+      return;
     }
-    function save() {
-      const token = state.pinned ?? state.hover;
-      const values = {
-        stack: state.stack,
-        layer: state.layer,
-        heads: [...state.heads].sort((a, b) => a - b),
-        filter: state.filter,
-        threshold: state.threshold,
-        top_share: state.topShare,
-        hide_special: state.hideSpecial,
-        merge_subwords: state.merge,
-        rows: state.rows,
-        columns: state.columns,
-        aggregation: state.aggregation,
-        token: token ? { ...token, unit: state.merge ? "word" : "token" } : null
-      };
-      for (const [name, value] of Object.entries(values)) model.set(name, value);
-      model.save_changes();
-    }
-    function buildStack() {
-      const s = stack();
-      if (!s.layer_labels.includes(state.layer)) state.layer = s.layer_labels[0];
-      state.heads = new Set([...state.heads].filter((h) => h < s.heads));
-      if (state.heads.size === 0) for (let h = 0; h < s.heads; h++) state.heads.add(h);
-      if (segmentTest() === null) state.filter = "all";
-      state.aggregation = fillAggregations(aggregationSelect, s, state.aggregation);
-      stackSelect.value = state.stack;
-      layerSelect.replaceChildren(...s.layer_labels.map((l) => new Option(String(l), String(l))));
-      layerSelect.value = String(state.layer);
-      filterLabel.hidden = segmentTest() === null;
-      filterSelect.value = state.filter;
-      headBar.replaceChildren();
-      for (let h = 0; h < s.heads; h++) {
-        const button = (
-          /** @type {HTMLButtonElement} */
-          make("button", "attnscope-hv-head", String(h))
-        );
-        button.type = "button";
-        button.dataset.head = String(h);
-        button.title = `head ${h}: click to show or hide, double-click to show only this head`;
-        button.addEventListener("click", () => {
-          if (state.heads.has(h)) state.heads.delete(h);
-          else state.heads.add(h);
-          update();
-        });
-        button.addEventListener("dblclick", () => {
-          state.heads = /* @__PURE__ */ new Set([h]);
-          update();
-        });
-        headBar.append(button);
+    const fromQuery = active.side === "query", { layout, state } = v;
+    const own = fromQuery ? layout.q : layout.k, other = fromQuery ? layout.k : layout.q;
+    const otherRows = fromQuery ? layout.kRows : layout.qRows;
+    tooltip.replaceChildren(make(
+      "div",
+      "attnscope-hv-tip-title",
+      `${fromQuery ? "query" : "key"} ${active.index} “${unitText(own[active.index])}”, layer ${state.layer}` + (fromQuery ? ": weights on keys" : ": weights from queries")
+    ));
+    const perHead = PER_HEAD.has(state.aggregation) && lineSets(v).every((set) => set.label.startsWith("head "));
+    for (const set of lineSets(v)) {
+      const line = make("div", "attnscope-hv-tip-head");
+      if (perHead) line.dataset.head = String(set.index);
+      else line.dataset.aggregation = state.aggregation;
+      const swatch = make("span", "attnscope-hv-swatch");
+      swatch.style.background = set.colour;
+      line.append(swatch, make("span", "attnscope-hv-tip-name", set.label));
+      const entries = [];
+      for (const o of otherRows.shown) {
+        const w = fromQuery ? d.weight(set.index, active.index, o) : d.weight(set.index, o, active.index);
+        if (w > state.threshold) entries.push([o, w]);
       }
-      relayout();
-    }
-    function relayout() {
-      layout = makeLayout();
-      cache.clear();
-      queryCol.replaceChildren(...tokenNodes(layout.q, layout.qRows.shown, "query"));
-      keyCol.replaceChildren(...tokenNodes(layout.k, layout.kRows.shown, "key"));
-      state.hover = null;
-      state.pinned = null;
-    }
-    function tokenNodes(units, shownUnits, side) {
-      return shownUnits.map((n) => {
-        const node = make("div", "attnscope-hv-token", shown(units[n].label));
-        node.dataset.side = side;
-        node.dataset.index = String(n);
-        node.tabIndex = 0;
-        if (units[n].special) node.classList.add("attnscope-hv-special");
-        if (units[n].continuation) node.classList.add("attnscope-hv-continuation");
-        const pin = () => {
-          const same = state.pinned && state.pinned.side === side && state.pinned.index === n;
-          state.pinned = same ? null : { side, index: n };
-          update();
-        };
-        node.addEventListener("mouseenter", () => {
-          state.hover = { side, index: n };
-          update(false);
-        });
-        node.addEventListener("mouseleave", () => {
-          state.hover = null;
-          update(false);
-        });
-        node.addEventListener("click", pin);
-        node.addEventListener("keydown", (event) => {
-          if (event.key === "Enter" || event.key === " ") {
-            event.preventDefault();
-            pin();
-          }
-        });
-        return node;
-      });
-    }
-    function showTooltip() {
-      const active = state.hover ?? state.pinned;
-      const d = data();
-      if (!active || !d) {
-        tooltip.hidden = true;
-        return;
+      entries.sort((a, b) => b[1] - a[1]);
+      for (const [o, w] of entries.slice(0, 8)) {
+        const item = make("span", "attnscope-hv-weight", `${unitText(other[o])} ${w.toFixed(3)}`);
+        Object.assign(item.dataset, { position: String(o), weight: String(w) });
+        line.append(item);
       }
-      const fromQuery = active.side === "query";
-      const own = fromQuery ? layout.q : layout.k, other = fromQuery ? layout.k : layout.q;
-      const otherRows = fromQuery ? layout.kRows : layout.qRows;
-      tooltip.replaceChildren(make(
-        "div",
-        "attnscope-hv-tip-title",
-        `${fromQuery ? "query" : "key"} ${active.index} “${unitText(own[active.index])}”, layer ${state.layer}` + (fromQuery ? ": weights on keys" : ": weights from queries")
-      ));
-      const perHead = PER_HEAD.has(state.aggregation);
-      for (const set of lineSets()) {
-        const line = make("div", "attnscope-hv-tip-head");
-        if (perHead) line.dataset.head = String(set.index);
-        else line.dataset.aggregation = state.aggregation;
-        const swatch = make("span", "attnscope-hv-swatch");
-        swatch.style.background = set.colour;
-        line.append(swatch, make("span", "attnscope-hv-tip-name", set.label));
-        const entries = [];
-        for (const o of otherRows.shown) {
-          const w = fromQuery ? d.weight(set.index, active.index, o) : d.weight(set.index, o, active.index);
-          if (w > state.threshold) entries.push([o, w]);
-        }
-        entries.sort((a, b) => b[1] - a[1]);
-        for (const [o, w] of entries.slice(0, 8)) {
-          const item = make("span", "attnscope-hv-weight", `${unitText(other[o])} ${w.toFixed(3)}`);
-          item.dataset.position = String(o);
-          item.dataset.weight = String(w);
-          line.append(item);
-        }
-        if (entries.length > 8) line.append(make("span", "attnscope-hv-more", `+${entries.length - 8} more`));
-        tooltip.append(line);
-      }
-      tooltip.hidden = false;
-      const rows = fromQuery ? layout.qRows : layout.kRows;
-      tooltip.style.top = `${body.offsetTop + rows.row[active.index] * rowHeight() + 20}px`;
-      tooltip.style.left = `${body.offsetLeft + keyCol.offsetLeft + keyCol.offsetWidth + 12}px`;
+      if (entries.length > 8) line.append(make("span", "attnscope-hv-more", `+${entries.length - 8} more`));
+      tooltip.append(line);
     }
-    function highlight() {
-      const active = state.hover ?? state.pinned;
-      const causal = stack().causal && !!active && active.side === "query";
-      const lastToken = causal && active ? Math.max(...layout.q[active.index].tokens) : -1;
+    tooltip.hidden = false;
+    const rows = fromQuery ? layout.qRows : layout.kRows, { body, keyCol } = v.dom;
+    tooltip.style.top = `${body.offsetTop + rows.row[active.index] * parseFloat(v.dom.root.style.getPropertyValue("--attnscope-row") || "20") + 20}px`;
+    tooltip.style.left = `${body.offsetLeft + keyCol.offsetLeft + keyCol.offsetWidth + 12}px`;
+  }
+  function markTokens(v) {
+    const { state, layout } = v, active = activeFocus(v);
+    const causal = stackOf(v).causal && !!active && active.side === "query";
+    const lastToken = causal && active ? Math.max(...layout.q[active.index].tokens) : -1;
+    const sets = state.shadeKeys && active?.side === "query" ? lineSets(v) : [];
+    const d = sets.length === 1 ? lineData(v) : null;
+    for (
+      const [col, side, units] of
+      /** @type {[HTMLElement, string, any[]][]} */
+      [[v.dom.queryCol, "query", layout.q], [v.dom.keyCol, "key", layout.k]]
+    ) {
       for (
-        const [col, side, units] of
-        /** @type {[HTMLElement, string, any[]][]} */
-        [[queryCol, "query", layout.q], [keyCol, "key", layout.k]]
+        const node of
+        /** @type {HTMLCollectionOf<HTMLElement>} */
+        col.children
       ) {
-        for (
-          const node of
-          /** @type {HTMLCollectionOf<HTMLElement>} */
-          col.children
-        ) {
-          const n = Number(node.dataset.index);
-          node.classList.toggle("attnscope-hv-active", !!active && active.side === side && active.index === n);
-          node.classList.toggle("attnscope-hv-future", causal && side === "key" && units[n].tokens[0] > lastToken);
-        }
+        const n = Number(node.dataset.index);
+        const pinned = !!state.pinned && state.pinned.side === side && state.pinned.index === n;
+        node.classList.toggle("attnscope-hv-active", !!active && active.side === side && active.index === n);
+        node.classList.toggle("attnscope-hv-pinned", pinned);
+        node.setAttribute("aria-pressed", String(pinned));
+        node.classList.toggle("attnscope-hv-future", causal && side === "key" && units[n].tokens[0] > lastToken);
+        if (side === "key" && state.shadeKeys) shadeKey(node, d && active ? d.weight(sets[0].index, active.index, n) : null, sets[0]?.colour);
       }
-      fitLabels([...queryCol.children, ...keyCol.children]);
     }
-    function update(write = true) {
-      const loaded = data() !== null;
-      const { total, drawn } = draw();
-      highlight();
-      showTooltip();
-      const allHeads = state.aggregation === "rollout" || state.aggregation === "value_norm_sum";
-      const dark = onDark(root);
-      for (const node of headBar.querySelectorAll("button")) {
-        const button = (
-          /** @type {HTMLButtonElement} */
-          node
-        );
-        button.style.setProperty("--attnscope-head", headColour(Number(button.dataset.head), dark));
-        const on = allHeads || state.heads.has(Number(button.dataset.head));
-        button.classList.toggle("attnscope-hv-off", !on);
-        button.setAttribute("aria-pressed", String(on));
-        button.disabled = allHeads;
+    fitLabels([...v.dom.queryCol.children, ...v.dom.keyCol.children]);
+  }
+  function shadeKey(node, weight, colour) {
+    node.dataset.weight = weight === null ? "" : weight.toFixed(4);
+    const alpha = weight === null || !colour ? 0 : Math.min(0.85, weight);
+    node.style.backgroundColor = alpha > 0 && colour ? `${colour}${Math.round(alpha * 255).toString(16).padStart(2, "0")}` : "";
+  }
+
+  // src/attnscope/static/head_view.js
+  function render({ model, el, host = {} }) {
+    const header = readHeader(model);
+    const state = initialState(model, header);
+    const v = {
+      model,
+      host,
+      header,
+      state,
+      cache: /* @__PURE__ */ new Map(),
+      painted: { top: 0, bottom: 0, height: 0 },
+      stacks: Object.fromEntries(header.stacks.map((s) => [s.role, s])),
+      store: layerStore(model, () => update(v, false)),
+      layout: (
+        /** @type {any} */
+        null
+      ),
+      dom: buildDom(el, header, state, host.controls !== false)
+    };
+    v.dom.root.id = uniqueId("attnscope-hv");
+    wireControls(v);
+    const listeners = traitListeners(v);
+    for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
+    if (!(state.stack in v.stacks)) state.stack = header.selection.stack;
+    buildStack(v);
+    update(v, false);
+    v.dom.root.dataset.ready = "true";
+    const stopScroll = repaintOnScroll(v);
+    const stopRefit = onThemeChange(() => update(v, false));
+    return () => {
+      if (typeof model.off === "function") for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);
+      stopRefit();
+      stopScroll();
+      v.store.dispose();
+      v.dom.root.remove();
+    };
+  }
+  function save(v) {
+    const { state } = v, token = state.pinned ?? state.hover;
+    const values = {
+      stack: state.stack,
+      layer: state.layer,
+      heads: shownHeads(v),
+      filter: state.filter,
+      threshold: state.threshold,
+      top_share: state.topShare,
+      hide_special: state.hideSpecial,
+      merge_subwords: state.merge,
+      rows: state.rows,
+      columns: state.columns,
+      aggregation: state.aggregation,
+      token: token ? { ...token, unit: state.merge ? "word" : "token" } : null
+    };
+    for (const [name, value] of Object.entries(values)) v.model.set(name, value);
+    v.model.save_changes();
+  }
+  function buildStack(v) {
+    const s = stackOf(v), { state } = v, inputs = v.dom.inputs;
+    if (!s.layer_labels.includes(state.layer)) state.layer = s.layer_labels[0];
+    state.heads = new Set([...state.heads].filter((h) => h < s.heads));
+    if (state.heads.size === 0 && !v.host.onHeads) for (let h = 0; h < s.heads; h++) state.heads.add(h);
+    if (segmentTest(v) === null) state.filter = "all";
+    state.aggregation = fillAggregations(inputs.aggregation, s, state.aggregation);
+    inputs.stack.value = state.stack;
+    inputs.layer.replaceChildren(...s.layer_labels.map((l) => new Option(String(l), String(l))));
+    inputs.layer.value = String(state.layer);
+    inputs.filterLabel.hidden = segmentTest(v) === null;
+    inputs.filter.value = state.filter;
+    headButtons(v, (h, only) => {
+      if (only) state.heads = /* @__PURE__ */ new Set([h]);
+      else if (state.heads.has(h)) state.heads.delete(h);
+      else state.heads.add(h);
+      headsChanged(v);
+    });
+    relayout(v);
+  }
+  function headsChanged(v) {
+    update(v);
+    v.host.onHeads?.(shownHeads(v));
+  }
+  function relayout(v) {
+    v.layout = makeLayout(v);
+    v.cache.clear();
+    const on = (side, index, what, node) => onToken(v, side, index, what, node);
+    v.dom.queryCol.replaceChildren(...tokenNodes(v, v.layout.q, v.layout.qRows.shown, "query", on));
+    v.dom.keyCol.replaceChildren(...tokenNodes(v, v.layout.k, v.layout.kRows.shown, "key", on));
+    v.state.hover = null;
+    const pinned = v.state.pinned;
+    if (pinned && !((pinned.side === "query" ? v.layout.qRows : v.layout.kRows).row[pinned.index] >= 0)) v.state.pinned = null;
+  }
+  function onToken(v, side, index, what, node) {
+    const { state, host } = v;
+    if (what === "enter" || what === "leave") {
+      const leaving = what === "leave";
+      if (leaving && (state.hover?.side !== side || state.hover?.index !== index)) return;
+      state.hover = leaving ? null : { side, index };
+      update(v, false);
+      host.onHover?.(side, leaving ? null : index, leaving ? null : node);
+      return;
+    }
+    if (host.onToken) {
+      host.onToken(side, index, what);
+      return;
+    }
+    if (what !== "click") return;
+    const same = state.pinned && state.pinned.side === side && state.pinned.index === index;
+    state.pinned = same ? null : { side, index };
+    update(v);
+  }
+  function paintHeadBar(v) {
+    const { state } = v, dark = onDark(v.dom.root);
+    const fixed = combinesHeads(v) && !v.host.onHeads;
+    for (const node of v.dom.heads.querySelectorAll("button")) {
+      const button = (
+        /** @type {HTMLButtonElement} */
+        node
+      );
+      button.style.setProperty("--attnscope-head", headColour(Number(button.dataset.head), dark));
+      const on = fixed || state.heads.has(Number(button.dataset.head));
+      button.classList.toggle("attnscope-hv-off", !on);
+      button.setAttribute("aria-pressed", String(on));
+      button.disabled = fixed;
+    }
+    v.dom.inputs.all.disabled = v.dom.inputs.none.disabled = fixed;
+    if (!state.thumbnails) fitLabels(v.dom.heads.querySelectorAll("button"));
+    paintThumbnails(v);
+  }
+  function update(v, write = true) {
+    const { state, dom } = v;
+    const loaded = lineData(v) !== null;
+    const { total, drawn } = drawLines(v);
+    markTokens(v);
+    showTooltip(v);
+    paintHeadBar(v);
+    const info = aggregationInfo(state.aggregation, stackOf(v));
+    dom.inputs.aggregation.title = info.about;
+    dom.note.textContent = info.note;
+    dom.status.textContent = loaded ? "" : `loading layer ${state.layer}…`;
+    const active = activeFocus(v);
+    Object.assign(dom.root.dataset, {
+      lines: String(total),
+      linesDrawn: String(drawn),
+      stack: state.stack,
+      layer: String(state.layer),
+      heads: shownHeads(v).join(","),
+      filter: state.filter,
+      token: active ? `${active.side}:${active.index}` : "",
+      pinned: state.pinned ? `${state.pinned.side}:${state.pinned.index}` : "",
+      units: state.merge ? "words" : "tokens",
+      loading: String(!loaded),
+      aggregation: state.aggregation,
+      topShare: String(state.topShare)
+    });
+    if (write) save(v);
+  }
+  function numberControl(input, valid, why, apply) {
+    input.addEventListener("change", () => {
+      const value = Number(input.value);
+      if (Number.isFinite(value) && valid(value)) {
+        input.setCustomValidity("");
+        input.title = "";
+        apply(value);
+      } else {
+        input.setCustomValidity(why());
+        input.title = input.validationMessage;
       }
-      fitLabels(headBar.querySelectorAll("button"));
-      aggregationSelect.title = aggregationInfo(state.aggregation, stack()).about;
-      note.textContent = aggregationInfo(state.aggregation, stack()).note;
-      status.textContent = loaded ? "" : `loading layer ${state.layer}…`;
-      const active = state.hover ?? state.pinned;
-      Object.assign(root.dataset, {
-        lines: String(total),
-        linesDrawn: String(drawn),
-        stack: state.stack,
-        layer: String(state.layer),
-        heads: [...state.heads].sort((a, b) => a - b).join(","),
-        filter: state.filter,
-        token: active ? `${active.side}:${active.index}` : "",
-        units: state.merge ? "words" : "tokens",
-        loading: String(!loaded),
-        aggregation: state.aggregation,
-        topShare: String(state.topShare)
-      });
-      if (write) save();
-    }
-    function toSVG() {
-      const row = rowHeight();
-      const { top, bottom } = painted;
-      const left = queryCol.offsetWidth, width = left + CANVAS_WIDTH + keyCol.offsetWidth;
-      const style = getComputedStyle(root);
-      const parts = [`<rect width="${width}" height="${bottom - top}" fill="${style.backgroundColor}"/>`];
-      const labels = (units, rows, x, anchor) => rows.shown.forEach((n, r) => {
-        const y = (r + 0.5) * row - top;
-        if (y >= 0 && y <= bottom - top) parts.push(`<text x="${x}" y="${y}" text-anchor="${anchor}" dominant-baseline="middle">${xmlText(unitText(units[n]))}</text>`);
-      });
-      labels(layout.q, layout.qRows, left - 6, "end");
-      labels(layout.k, layout.kRows, left + CANVAS_WIDTH + 6, "start");
-      eachLine((set, qr, kr, w) => {
-        const y0 = (qr + 0.5) * row, y1 = (kr + 0.5) * row;
-        if (Math.max(y0, y1) < top || Math.min(y0, y1) > bottom) return;
-        parts.push(`<line x1="${left}" y1="${y0 - top}" x2="${left + CANVAS_WIDTH}" y2="${y1 - top}" stroke="${set.colour}" stroke-opacity="${Math.min(1, w).toFixed(3)}" stroke-width="${row >= 12 ? 2 : 1}"/>`);
-      });
-      return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${bottom - top}" font-family="sans-serif" font-size="${Math.min(13, row - 2)}" fill="${style.color}">${parts.join("")}</svg>`;
-    }
+    });
+  }
+  function wireControls(v) {
+    const { state, dom: { inputs }, header } = v;
     const fileName = () => `attnscope-head-view-${state.stack}-layer${state.layer}` + (state.aggregation === "raw" ? "" : `-${state.aggregation}`);
-    svg.addEventListener("click", () => download(`${fileName()}.svg`, new Blob([toSVG()], { type: "image/svg+xml" })));
-    png.addEventListener("click", () => svgToPng(toSVG(), (blob) => download(`${fileName()}.png`, blob)));
-    stackSelect.addEventListener("change", () => {
-      state.stack = stackSelect.value;
-      buildStack();
-      update();
+    inputs.svg.addEventListener("click", () => download(`${fileName()}.svg`, new Blob([toSVG(v)], { type: "image/svg+xml" })));
+    inputs.png.addEventListener("click", () => svgToPng(toSVG(v), (blob) => download(`${fileName()}.png`, blob)));
+    inputs.stack.addEventListener("change", () => {
+      state.stack = inputs.stack.value;
+      buildStack(v);
+      update(v);
     });
-    aggregationSelect.addEventListener("change", () => {
-      state.aggregation = aggregationSelect.value;
-      update();
+    inputs.aggregation.addEventListener("change", () => {
+      state.aggregation = inputs.aggregation.value;
+      update(v);
     });
-    layerSelect.addEventListener("change", () => {
-      state.layer = Number(layerSelect.value);
-      update();
+    inputs.layer.addEventListener("change", () => {
+      state.layer = Number(inputs.layer.value);
+      update(v);
     });
-    filterSelect.addEventListener("change", () => {
-      state.filter = filterSelect.value;
-      update();
+    inputs.filter.addEventListener("change", () => {
+      state.filter = inputs.filter.value;
+      update(v);
     });
-    threshold.addEventListener("change", () => {
-      const value = Number(threshold.value);
-      const least = header.encoding.sparse ? header.threshold : 0;
-      if (Number.isFinite(value) && value >= least && value < 1) {
-        threshold.setCustomValidity("");
-        state.threshold = value;
-        cache.clear();
-        update();
-      } else {
-        threshold.setCustomValidity(`the threshold must be in [${least}, 1)` + (least ? ": this view carries only weights above it" : ""));
-        threshold.title = threshold.validationMessage;
+    const least = header.encoding.sparse ? header.threshold : 0;
+    numberControl(
+      inputs.threshold,
+      (x) => x >= least && x < 1,
+      () => `the threshold must be in [${least}, 1)` + (least ? ": this view carries only weights above it" : ""),
+      (x) => {
+        state.threshold = x;
+        v.cache.clear();
+        update(v);
       }
-    });
-    topShare.addEventListener("change", () => {
-      const value = Number(topShare.value);
-      if (Number.isFinite(value) && value > 0 && value <= 1) {
-        topShare.setCustomValidity("");
-        topShare.title = "";
-        state.topShare = value;
-        update();
-      } else {
-        topShare.setCustomValidity("the top share must be in (0, 1]: 1 draws every line above the threshold");
-        topShare.title = topShare.validationMessage;
+    );
+    numberControl(
+      inputs.topShare,
+      (x) => x > 0 && x <= 1,
+      () => "the top share must be in (0, 1]: 1 draws every line above the threshold",
+      (x) => {
+        state.topShare = x;
+        update(v);
       }
+    );
+    inputs.hideSpecial.addEventListener("change", () => {
+      state.hideSpecial = inputs.hideSpecial.checked;
+      relayout(v);
+      update(v);
     });
-    hideSpecial.addEventListener("change", () => {
-      state.hideSpecial = hideSpecial.checked;
-      relayout();
-      update();
-    });
-    merge.addEventListener("change", () => {
-      state.merge = merge.checked;
-      relayout();
-      update();
+    inputs.merge.addEventListener("change", () => {
+      state.merge = inputs.merge.checked;
+      state.pinned = null;
+      relayout(v);
+      update(v);
     });
     for (
       const [input, side] of
       /** @type {[HTMLInputElement, "rows" | "columns"][]} */
-      [[rowsInput, "rows"], [columnsInput, "columns"]]
+      [[inputs.rows, "rows"], [inputs.columns, "columns"]]
     ) {
       input.addEventListener("change", () => {
-        const limit = (side === "rows" ? querySeq() : keySeq()).tokens.length;
+        const limit = (side === "rows" ? querySeq(v) : keySeq(v)).tokens.length;
         try {
           state[side] = parsePositions(input.value, limit);
           input.setCustomValidity("");
@@ -1142,87 +1454,129 @@ var attnscopeView = (() => {
           );
           return;
         }
-        relayout();
-        update();
+        relayout(v);
+        update(v);
       });
     }
+    inputs.all.addEventListener("click", () => {
+      state.heads = /* @__PURE__ */ new Set([...Array(stackOf(v).heads).keys()]);
+      headsChanged(v);
+    });
+    inputs.none.addEventListener("click", () => {
+      state.heads = /* @__PURE__ */ new Set();
+      headsChanged(v);
+    });
+  }
+  function repaintOnScroll(v) {
     let pending = false;
     const onScroll = () => {
-      if (pending || painted.height <= FULL_DRAW_LIMIT) return;
+      if (pending || v.painted.height <= FULL_DRAW_LIMIT) return;
       pending = true;
       requestAnimationFrame(() => {
         pending = false;
-        const rect = linesBox.getBoundingClientRect();
+        const rect = v.dom.linesBox.getBoundingClientRect();
         const view = window.innerHeight || 800;
-        const visibleTop = Math.max(0, -rect.top), visibleBottom = Math.min(painted.height, view - rect.top);
-        if (visibleTop < painted.top || visibleBottom > painted.bottom) update(false);
+        const visibleTop = Math.max(0, -rect.top), visibleBottom = Math.min(v.painted.height, view - rect.top);
+        if (visibleTop < v.painted.top || visibleBottom > v.painted.bottom) update(v, false);
       });
     };
     document.addEventListener("scroll", onScroll, true);
     window.addEventListener("resize", onScroll);
-    const listeners = {
-      "change:layer": () => {
-        const v = model.get("layer");
-        if (v !== state.layer && stack().layer_labels.includes(v)) {
-          state.layer = v;
-          layerSelect.value = String(v);
-          update(false);
-        }
-      },
-      "change:heads": () => {
-        const v = [...new Set(
-          /** @type {number[]} */
-          model.get("heads") ?? []
-        )].sort((a, b) => a - b);
-        if (v.join(",") === [...state.heads].sort((a, b) => a - b).join(",")) return;
-        state.heads = new Set(v);
-        update(false);
-      },
-      "change:top_share": () => {
-        const v = model.get("top_share");
-        if (typeof v === "number" && v > 0 && v <= 1 && v !== state.topShare) {
-          state.topShare = v;
-          topShare.value = String(v);
-          update(false);
-        }
-      },
-      "change:filter": () => {
-        const v = model.get("filter");
-        if (v && v !== state.filter) {
-          state.filter = v;
-          filterSelect.value = v;
-          update(false);
-        }
-      },
-      "change:stack": () => {
-        const v = model.get("stack");
-        if (v in stacks && v !== state.stack) {
-          state.stack = v;
-          buildStack();
-          update(false);
-        }
-      },
-      "change:aggregation": () => {
-        const v = model.get("aggregation");
-        if (v !== state.aggregation && fillAggregations(aggregationSelect, stack(), v) === v) {
-          state.aggregation = v;
-          update(false);
-        }
-      }
-    };
-    for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
-    if (!(state.stack in stacks)) state.stack = initial.stack;
-    buildStack();
-    update(false);
-    root.dataset.ready = "true";
-    const stopRefit = onThemeChange(() => update(false));
     return () => {
-      if (typeof model.off === "function") for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);
-      stopRefit();
       document.removeEventListener("scroll", onScroll, true);
       window.removeEventListener("resize", onScroll);
-      store.dispose();
-      root.remove();
+    };
+  }
+  var sameList = (a, b) => a.join(",") === b.join(",");
+  function traitListeners(v) {
+    const { model, state, dom: { inputs } } = v;
+    const follow = (name, changed, apply, rebuild = false) => () => {
+      const value = model.get(name);
+      if (!changed(value)) return;
+      apply(value);
+      if (rebuild) relayout(v);
+      update(v, false);
+    };
+    return {
+      "change:layer": follow("layer", (x) => x !== state.layer && stackOf(v).layer_labels.includes(x), (x) => {
+        state.layer = x;
+        inputs.layer.value = String(x);
+      }),
+      "change:heads": follow(
+        "heads",
+        (x) => !sameList([...new Set(
+          /** @type {number[]} */
+          x ?? []
+        )].sort((a, b) => a - b), shownHeads(v)),
+        (x) => {
+          state.heads = new Set(x ?? []);
+        }
+      ),
+      "change:top_share": follow(
+        "top_share",
+        (x) => typeof x === "number" && x > 0 && x <= 1 && x !== state.topShare,
+        (x) => {
+          state.topShare = x;
+          inputs.topShare.value = String(x);
+        }
+      ),
+      "change:threshold": follow(
+        "threshold",
+        (x) => typeof x === "number" && x >= 0 && x < 1 && x !== state.threshold,
+        (x) => {
+          state.threshold = x;
+          inputs.threshold.value = String(x);
+          v.cache.clear();
+        }
+      ),
+      "change:filter": follow("filter", (x) => x && x !== state.filter, (x) => {
+        state.filter = x;
+        inputs.filter.value = x;
+      }),
+      "change:hide_special": follow(
+        "hide_special",
+        (x) => Boolean(x) !== state.hideSpecial,
+        (x) => {
+          state.hideSpecial = Boolean(x);
+          inputs.hideSpecial.checked = state.hideSpecial;
+        },
+        true
+      ),
+      "change:merge_subwords": follow(
+        "merge_subwords",
+        (x) => Boolean(x) !== state.merge,
+        (x) => {
+          state.merge = Boolean(x);
+          inputs.merge.checked = state.merge;
+          state.pinned = null;
+        },
+        true
+      ),
+      "change:mean_heads": follow("mean_heads", (x) => Boolean(x) !== state.meanHeads, (x) => {
+        state.meanHeads = Boolean(x);
+      }),
+      "change:token": follow(
+        "token",
+        (x) => (x ? `${x.side}:${x.index}` : "") !== (state.pinned ? `${state.pinned.side}:${state.pinned.index}` : ""),
+        (x) => {
+          state.pinned = x ? { side: x.side, index: x.index } : null;
+        }
+      ),
+      "change:stack": () => {
+        const x = model.get("stack");
+        if (x in v.stacks && x !== state.stack) {
+          state.stack = x;
+          buildStack(v);
+          update(v, false);
+        }
+      },
+      "change:aggregation": follow(
+        "aggregation",
+        (x) => x !== state.aggregation && fillAggregations(inputs.aggregation, stackOf(v), x) === x,
+        (x) => {
+          state.aggregation = x;
+        }
+      )
     };
   }
   var head_view_default = { render };
