@@ -398,8 +398,8 @@ function dropped(name, value, why) {
   const shown2 = value.length > 40 ? `${value.slice(0, 37)}…` : value;
   return { name, text: `${name}=${shown2} was ignored: ${why}` };
 }
-function stateFromQuery(search, drops = []) {
-  const q = new URLSearchParams(search);
+function stateFromQuery(search2, drops = []) {
+  const q = new URLSearchParams(search2);
   const state = defaultState();
   const drop = (name, why) => drops.push(dropped(name, q.get(name) ?? "", why));
   for (const name of new Set(q.keys())) {
@@ -1807,129 +1807,136 @@ function showResults(result, state, corpus, onOpen) {
   });
 }
 function createSearchPanel(host) {
-  const results = panelPart("results"), failure = panelPart("results-error");
-  const filterInput = panelPart("search-filter"), filterError = panelPart("search-filter-error");
-  let run = 0;
-  let result = null;
-  let focusRank = null;
-  function sync() {
-    const s = host.state(), attention = host.attention(), corpus = host.corpus(), token = s.token;
-    const special = attention !== null && token !== null && token < attention.n && attention.special[token];
-    const heads = host.heads().length;
-    let hint = "";
-    if (!corpus) hint = "No corpus is served for this model.";
-    else if (token === null) hint = "Click a token to search the corpus for it.";
-    else if (special && attention) {
-      hint = `“${attention.tokens[token]}” is a special token, which the corpus index does not hold: select another token to search.`;
-    } else if (heads === 0) hint = "Select at least one head to search by heads.";
-    const ready = corpus !== null && attention !== null && token !== null && !special;
-    panelPart("search-embedding").disabled = !ready;
-    panelPart("search-heads").disabled = !ready || heads === 0;
-    panelPart("search-hint").textContent = hint;
-    const score = panelPart("search-score");
-    score.disabled = heads === 0;
-    score.title = heads === 0 ? "Select heads to choose how a search by heads scores its matches" : "How a search by heads scores a match: the sum or the mean of the selected heads' cosines";
-  }
-  async function search() {
-    const id = ++run;
-    const s = host.state(), attention = host.attention(), corpus = host.corpus();
-    if (!attention || s.token === null || !corpus || !s.search) return;
-    const heads = s.heads ?? [...Array(attention.heads).keys()];
-    if (attention.special[s.token]) {
-      fail(`“${attention.tokens[s.token]}” (position ${s.token}) is a special token, which the corpus index does not hold`);
-      return;
-    }
-    if (heads.length === 0) {
-      fail("no heads are selected: select at least one head to search by heads (or to see the matches' attention)");
-      return;
-    }
-    const problem = filterProblem(s.filter, corpus);
-    if (problem) {
-      fail(problem, s.filter);
-      return;
-    }
-    results.dataset.state = "loading";
-    try {
-      const found = await api("/api/search", searchBody(s, corpus.name, heads).body);
-      if (id !== run) return;
-      result = found;
-      failure.textContent = "";
-      render2();
-      results.dataset.state = "ready";
-      results.dataset.searches = String(Number(results.dataset.searches ?? 0) + 1);
-      if (focusRank !== null) panelPart("matches").querySelectorAll(".as-match a.as-open")[focusRank]?.focus();
-      focusRank = null;
-    } catch (error) {
-      if (id !== run) return;
-      const failed = error instanceof ApiFailure ? error : null;
-      fail(failed ? failed.message : String(error), failed?.field?.startsWith("filters") ? s.filter : null);
-    }
-  }
-  function fail(message, filter = null) {
-    focusRank = null;
-    if (filter !== null) markFilter(message);
-    host.update({ search: "", ...filter !== null ? { filter: "" } : {} });
-    const why = /[.?!]$/.test(message) ? message : `${message}.`;
-    failure.textContent = `Search failed: ${why}` + (filter !== null ? ` The filter “${filter}” was not applied: correct it and search again.` : "");
-    results.dataset.state = "error";
-  }
-  function markFilter(message) {
-    filterInput.setAttribute("aria-invalid", "true");
-    filterError.textContent = `Not applied: ${message}`;
-    filterError.hidden = false;
-  }
-  function unmarkFilter() {
-    filterInput.removeAttribute("aria-invalid");
-    filterError.textContent = "";
-    filterError.hidden = true;
-  }
-  function setFilter(text) {
-    const problem = filterProblem(text, host.corpus());
-    if (!problem) {
-      unmarkFilter();
-      host.update({ filter: text });
-    } else if (host.state().search) {
-      fail(problem, text);
-    } else {
-      markFilter(problem);
-      host.update({ filter: "" });
-    }
-  }
-  function start(mode) {
-    const typed = filterInput.value.trim();
-    const problem = filterInput.getAttribute("aria-invalid") === "true" ? filterProblem(typed, host.corpus()) : "";
-    if (problem) fail(problem, typed);
-    else if (host.state().search === mode) void search();
-    else host.update({ search: mode });
-  }
-  function clear() {
-    run++;
-    result = null;
-    for (const id of ["results-title", "results-score", "results-error"]) panelPart(id).textContent = "";
-    panelPart("summary").replaceChildren();
-    panelPart("matches").replaceChildren();
-    results.dataset.state = "idle";
-  }
-  function render2() {
-    const corpus = host.corpus();
-    if (result && corpus) showResults(result, host.state(), corpus, (match) => host.open(match, result.matches.indexOf(match)));
-  }
-  panelPart("search-embedding").addEventListener("click", () => start("embedding"));
-  panelPart("search-heads").addEventListener("click", () => start("heads"));
+  const p = {
+    host,
+    results: panelPart("results"),
+    failure: panelPart("results-error"),
+    filterInput: panelPart("search-filter"),
+    filterError: panelPart("search-filter-error"),
+    run: 0,
+    result: null,
+    focusRank: null
+  };
+  panelPart("search-embedding").addEventListener("click", () => start(p, "embedding"));
+  panelPart("search-heads").addEventListener("click", () => start(p, "heads"));
   return {
-    sync,
-    search,
-    clear,
-    render: render2,
-    setFilter,
-    unmarkFilter,
+    sync: () => sync(p),
+    search: () => search(p),
+    clear: () => clear(p),
+    render: () => render2(p),
+    setFilter: (text) => setFilter(p, text),
+    unmarkFilter: () => unmarkFilter(p),
     /** Whether a result is drawn (or kept to draw again). */
-    hasResult: () => result !== null,
+    hasResult: () => p.result !== null,
     /** Give the focus to the match at `rank` once the next search's results are drawn. @param {number | null} rank */
     focusAfterSearch: (rank) => {
-      focusRank = rank;
+      p.focusRank = rank;
     }
   };
+}
+function sync(p) {
+  const { host } = p;
+  const s = host.state(), attention = host.attention(), corpus = host.corpus(), token = s.token;
+  const special = attention !== null && token !== null && token < attention.n && attention.special[token];
+  const heads = host.heads().length;
+  let hint = "";
+  if (!corpus) hint = "No corpus is served for this model.";
+  else if (token === null) hint = "Click a token to search the corpus for it.";
+  else if (special && attention) {
+    hint = `“${attention.tokens[token]}” is a special token, which the corpus index does not hold: select another token to search.`;
+  } else if (heads === 0) hint = "Select at least one head to search by heads.";
+  const ready = corpus !== null && attention !== null && token !== null && !special;
+  panelPart("search-embedding").disabled = !ready;
+  panelPart("search-heads").disabled = !ready || heads === 0;
+  panelPart("search-hint").textContent = hint;
+  const score = panelPart("search-score");
+  score.disabled = heads === 0;
+  score.title = heads === 0 ? "Select heads to choose how a search by heads scores its matches" : "How a search by heads scores a match: the sum or the mean of the selected heads' cosines";
+}
+async function search(p) {
+  const { host, results } = p;
+  const id = ++p.run;
+  const s = host.state(), attention = host.attention(), corpus = host.corpus();
+  if (!attention || s.token === null || !corpus || !s.search) return;
+  const heads = s.heads ?? [...Array(attention.heads).keys()];
+  if (attention.special[s.token]) {
+    fail(p, `“${attention.tokens[s.token]}” (position ${s.token}) is a special token, which the corpus index does not hold`);
+    return;
+  }
+  if (heads.length === 0) {
+    fail(p, "no heads are selected: select at least one head to search by heads (or to see the matches' attention)");
+    return;
+  }
+  const problem = filterProblem(s.filter, corpus);
+  if (problem) {
+    fail(p, problem, s.filter);
+    return;
+  }
+  results.dataset.state = "loading";
+  try {
+    const found = await api("/api/search", searchBody(s, corpus.name, heads).body);
+    if (id !== p.run) return;
+    p.result = found;
+    p.failure.textContent = "";
+    render2(p);
+    results.dataset.state = "ready";
+    results.dataset.searches = String(Number(results.dataset.searches ?? 0) + 1);
+    if (p.focusRank !== null) panelPart("matches").querySelectorAll(".as-match a.as-open")[p.focusRank]?.focus();
+    p.focusRank = null;
+  } catch (error) {
+    if (id !== p.run) return;
+    const failed = error instanceof ApiFailure ? error : null;
+    fail(p, failed ? failed.message : String(error), failed?.field?.startsWith("filters") ? s.filter : null);
+  }
+}
+function fail(p, message, filter = null) {
+  p.focusRank = null;
+  if (filter !== null) markFilter(p, message);
+  p.host.update({ search: "", ...filter !== null ? { filter: "" } : {} });
+  const why = /[.?!]$/.test(message) ? message : `${message}.`;
+  p.failure.textContent = `Search failed: ${why}` + (filter !== null ? ` The filter “${filter}” was not applied: correct it and search again.` : "");
+  p.results.dataset.state = "error";
+}
+function markFilter(p, message) {
+  p.filterInput.setAttribute("aria-invalid", "true");
+  p.filterError.textContent = `Not applied: ${message}`;
+  p.filterError.hidden = false;
+}
+function unmarkFilter(p) {
+  p.filterInput.removeAttribute("aria-invalid");
+  p.filterError.textContent = "";
+  p.filterError.hidden = true;
+}
+function setFilter(p, text) {
+  const problem = filterProblem(text, p.host.corpus());
+  if (!problem) {
+    unmarkFilter(p);
+    p.host.update({ filter: text });
+  } else if (p.host.state().search) {
+    fail(p, problem, text);
+  } else {
+    markFilter(p, problem);
+    p.host.update({ filter: "" });
+  }
+}
+function start(p, mode) {
+  const typed = p.filterInput.value.trim();
+  const problem = p.filterInput.getAttribute("aria-invalid") === "true" ? filterProblem(typed, p.host.corpus()) : "";
+  if (problem) fail(p, problem, typed);
+  else if (p.host.state().search === mode) void search(p);
+  else p.host.update({ search: mode });
+}
+function clear(p) {
+  p.run++;
+  p.result = null;
+  for (const id of ["results-title", "results-score", "results-error"]) panelPart(id).textContent = "";
+  panelPart("summary").replaceChildren();
+  panelPart("matches").replaceChildren();
+  p.results.dataset.state = "idle";
+}
+function render2(p) {
+  const corpus = p.host.corpus();
+  if (p.result && corpus) showResults(p.result, p.host.state(), corpus, (match) => p.host.open(match, p.result.matches.indexOf(match)));
 }
 
 // src/attnscope/static/app_links.js
@@ -2081,7 +2088,7 @@ async function boot() {
       showPredictions(pos === null ? null : tokensAt(pos)[0], el);
     }
   });
-  const search = createSearchPanel({
+  const search2 = createSearchPanel({
     state: () => state,
     attention: () => attention,
     corpus: () => corpusInfo(),
@@ -2174,7 +2181,7 @@ async function boot() {
       const unit = units && token !== null ? units.findIndex((u) => u.includes(token)) : token;
       view.draw(data, units ? { ...state, token: unit === -1 ? null : unit } : state, hover, aggregation);
     }
-    search.sync();
+    search2.sync();
     const masking = modelInfo()?.masking_note, note = byId("mask-note");
     note.textContent = masking ? masking[0].toUpperCase() + masking.slice(1) : "";
     note.hidden = !masking || state.mask.length === 0;
@@ -2214,9 +2221,9 @@ async function boot() {
       before[k] !== /** @type {any} */
       state[k]
     )) || String(before.heads) !== String(state.heads);
-    if (state.search && searchChanged) void search.search();
-    else if (!state.search) search.clear();
-    else if (search.hasResult()) search.render();
+    if (state.search && searchChanged) void search2.search();
+    else if (!state.search) search2.clear();
+    else if (search2.hasResult()) search2.render();
   }
   async function loadAttention() {
     const run = ++attentionRun;
@@ -2255,8 +2262,8 @@ async function boot() {
       if (focusAfterLoad) byId("attention").querySelector(".as-query.as-selected")?.focus();
       focusAfterLoad = false;
       void loadAggregation();
-      if (state.search) void search.search();
-      else search.clear();
+      if (state.search) void search2.search();
+      else search2.clear();
     } catch (error) {
       if (run !== attentionRun) return;
       if (error instanceof ApiFailure && error.field?.startsWith("mask") && state.mask.length > 0) {
@@ -2381,12 +2388,12 @@ async function boot() {
   byId("show").addEventListener("change", () => update({ show: byId("show").value }));
   byId("words").addEventListener("change", () => update({ words: byId("words").checked }));
   byId("pairs").addEventListener("change", () => update({ pairs: byId("pairs").value }));
-  wireSearchControls((patch) => "filter" in patch ? search.setFilter(patch.filter ?? "") : update(patch));
+  wireSearchControls((patch) => "filter" in patch ? search2.setFilter(patch.filter ?? "") : update(patch));
   window.addEventListener("popstate", (event) => {
     const next = stateFromQuery(location.search);
     const opened = event.state?.opened;
-    search.focusAfterSearch(Number.isInteger(opened) ? opened : null);
-    search.unmarkFilter();
+    search2.focusAfterSearch(Number.isInteger(opened) ? opened : null);
+    search2.unmarkFilter();
     maskFromLink = next.mask.length > 0;
     byId("text").value = next.text || EXAMPLE;
     byId("pair").value = next.pair;
