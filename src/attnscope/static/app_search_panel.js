@@ -72,150 +72,171 @@ export function showResults(result, state, corpus, onOpen) {
  *   heads: () => number[], update: (patch: Partial<AppState>) => void, open: (match: any, rank: number) => void }} SearchHost
  */
 
-/** @param {SearchHost} host */
+/**
+ * The panel's own context, passed to the functions below.
+ * @typedef {object} SearchPanel
+ * @property {SearchHost} host
+ * @property {HTMLElement} results #results
+ * @property {HTMLElement} failure #results-error
+ * @property {HTMLInputElement} filterInput
+ * @property {HTMLElement} filterError
+ * @property {number} run the number of the latest search (or clear): an older search's answer is dropped
+ * @property {any} result the body of the last POST /api/search drawn
+ * @property {number | null} focusRank the rank of a match to give the focus once results are drawn (Back)
+ */
+
+/** The search panel of the page's #results and search controls, and what app.js calls. @param {SearchHost} host */
 export function createSearchPanel(host) {
-  const results = panelPart("results"), failure = panelPart("results-error");
-  const filterInput = panelPart("search-filter"), filterError = panelPart("search-filter-error");
-  let run = 0;
-  /** @type {any} the body of the last POST /api/search drawn */
-  let result = null;
-  /** @type {number | null} the rank of a match to give the focus once results are drawn (Back) */
-  let focusRank = null;
-
-  /** Enable the search buttons and the head score when they can be used; the hint says why not. */
-  function sync() {
-    const s = host.state(), attention = host.attention(), corpus = host.corpus(), token = s.token;
-    const special = attention !== null && token !== null && token < attention.n && attention.special[token];
-    const heads = host.heads().length;
-    let hint = "";
-    if (!corpus) hint = "No corpus is served for this model.";
-    else if (token === null) hint = "Click a token to search the corpus for it.";
-    else if (special && attention) {
-      hint = `“${attention.tokens[token]}” is a special token, which the corpus index does not hold: select another token to search.`;
-    } else if (heads === 0) hint = "Select at least one head to search by heads.";
-    const ready = corpus !== null && attention !== null && token !== null && !special;
-    panelPart("search-embedding").disabled = !ready;
-    panelPart("search-heads").disabled = !ready || heads === 0;
-    panelPart("search-hint").textContent = hint;
-    const score = panelPart("search-score");
-    score.disabled = heads === 0;
-    score.title = heads === 0 ? "Select heads to choose how a search by heads scores its matches"
-      : "How a search by heads scores a match: the sum or the mean of the selected heads' cosines";
-  }
-
-  /** Run the state's search, if it has one, and draw its result (or say why there is none). */
-  async function search() {
-    const id = ++run;
-    const s = host.state(), attention = host.attention(), corpus = host.corpus();
-    if (!attention || s.token === null || !corpus || !s.search) return;
-    const heads = s.heads ?? [...Array(attention.heads).keys()];
-    if (attention.special[s.token]) {
-      fail(`“${attention.tokens[s.token]}” (position ${s.token}) is a special token, which the corpus index does not hold`);
-      return;
-    }
-    if (heads.length === 0) {
-      fail("no heads are selected: select at least one head to search by heads (or to see the matches' attention)");
-      return;
-    }
-    const problem = filterProblem(s.filter, corpus);
-    if (problem) {
-      fail(problem, s.filter);
-      return;
-    }
-    results.dataset.state = "loading";
-    try {
-      const found = await api("/api/search", searchBody(s, corpus.name, heads).body);
-      if (id !== run) return;
-      result = found;
-      failure.textContent = "";
-      render();
-      results.dataset.state = "ready";
-      results.dataset.searches = String(Number(results.dataset.searches ?? 0) + 1);
-      if (focusRank !== null) panelPart("matches").querySelectorAll(".as-match a.as-open")[focusRank]?.focus();
-      focusRank = null;
-    } catch (error) {
-      if (id !== run) return;
-      const failed = error instanceof ApiFailure ? error : null;
-      fail(failed ? failed.message : String(error), failed?.field?.startsWith("filters") ? s.filter : null);
-    }
-  }
-
-  /**
-   * No results, and why in their place: the search (and a filter to blame, whose text stays in its
-   * input, marked invalid) is left out of the state and the URL.
-   * @param {string} message @param {string | null} [filter] the filter that is to blame
-   */
-  function fail(message, filter = null) {
-    focusRank = null;
-    if (filter !== null) markFilter(message);
-    host.update({ search: "", ...(filter !== null ? { filter: "" } : {}) }); // clears the results
-    const why = /[.?!]$/.test(message) ? message : `${message}.`;
-    failure.textContent = `Search failed: ${why}` +
-      (filter !== null ? ` The filter “${filter}” was not applied: correct it and search again.` : "");
-    results.dataset.state = "error";
-  }
-
-  /** @param {string} message */
-  function markFilter(message) {
-    filterInput.setAttribute("aria-invalid", "true");
-    filterError.textContent = `Not applied: ${message}`;
-    filterError.hidden = false;
-  }
-
-  function unmarkFilter() {
-    filterInput.removeAttribute("aria-invalid");
-    filterError.textContent = "";
-    filterError.hidden = true;
-  }
-
-  /**
-   * The filter the user typed: applied when the corpus can take it; otherwise marked at its input and,
-   * when a search is shown, that search fails (`fail`). @param {string} text
-   */
-  function setFilter(text) {
-    const problem = filterProblem(text, host.corpus());
-    if (!problem) {
-      unmarkFilter();
-      host.update({ filter: text });
-    } else if (host.state().search) {
-      fail(problem, text);
-    } else {
-      markFilter(problem);
-      host.update({ filter: "" });
-    }
-  }
-
-  /** A search button: search by `mode` (again); an invalid filter still at its input fails first. @param {string} mode */
-  function start(mode) {
-    const typed = filterInput.value.trim();
-    const problem = filterInput.getAttribute("aria-invalid") === "true" ? filterProblem(typed, host.corpus()) : "";
-    if (problem) fail(problem, typed);
-    else if (host.state().search === mode) void search();
-    else host.update({ search: mode });
-  }
-
-  function clear() {
-    run++;
-    result = null;
-    for (const id of ["results-title", "results-score", "results-error"]) panelPart(id).textContent = "";
-    panelPart("summary").replaceChildren();
-    panelPart("matches").replaceChildren();
-    results.dataset.state = "idle";
-  }
-
-  function render() {
-    const corpus = host.corpus();
-    if (result && corpus) showResults(result, host.state(), corpus, (match) => host.open(match, result.matches.indexOf(match)));
-  }
-
-  panelPart("search-embedding").addEventListener("click", () => start("embedding"));
-  panelPart("search-heads").addEventListener("click", () => start("heads"));
+  /** @type {SearchPanel} */
+  const p = {
+    host, results: panelPart("results"), failure: panelPart("results-error"),
+    filterInput: panelPart("search-filter"), filterError: panelPart("search-filter-error"),
+    run: 0, result: null, focusRank: null,
+  };
+  panelPart("search-embedding").addEventListener("click", () => start(p, "embedding"));
+  panelPart("search-heads").addEventListener("click", () => start(p, "heads"));
 
   return {
-    sync, search, clear, render, setFilter, unmarkFilter,
+    sync: () => sync(p),
+    search: () => search(p),
+    clear: () => clear(p),
+    render: () => render(p),
+    setFilter: (/** @type {string} */ text) => setFilter(p, text),
+    unmarkFilter: () => unmarkFilter(p),
     /** Whether a result is drawn (or kept to draw again). */
-    hasResult: () => result !== null,
+    hasResult: () => p.result !== null,
     /** Give the focus to the match at `rank` once the next search's results are drawn. @param {number | null} rank */
-    focusAfterSearch: (rank) => { focusRank = rank; },
+    focusAfterSearch: (rank) => { p.focusRank = rank; },
   };
+}
+
+/** Enable the search buttons and the head score when they can be used; the hint says why not. @param {SearchPanel} p */
+function sync(p) {
+  const { host } = p;
+  const s = host.state(), attention = host.attention(), corpus = host.corpus(), token = s.token;
+  const special = attention !== null && token !== null && token < attention.n && attention.special[token];
+  const heads = host.heads().length;
+  let hint = "";
+  if (!corpus) hint = "No corpus is served for this model.";
+  else if (token === null) hint = "Click a token to search the corpus for it.";
+  else if (special && attention) {
+    hint = `“${attention.tokens[token]}” is a special token, which the corpus index does not hold: select another token to search.`;
+  } else if (heads === 0) hint = "Select at least one head to search by heads.";
+  const ready = corpus !== null && attention !== null && token !== null && !special;
+  panelPart("search-embedding").disabled = !ready;
+  panelPart("search-heads").disabled = !ready || heads === 0;
+  panelPart("search-hint").textContent = hint;
+  const score = panelPart("search-score");
+  score.disabled = heads === 0;
+  score.title = heads === 0 ? "Select heads to choose how a search by heads scores its matches"
+    : "How a search by heads scores a match: the sum or the mean of the selected heads' cosines";
+}
+
+/** Run the state's search, if it has one, and draw its result (or say why there is none). @param {SearchPanel} p */
+async function search(p) {
+  const { host, results } = p;
+  const id = ++p.run;
+  const s = host.state(), attention = host.attention(), corpus = host.corpus();
+  if (!attention || s.token === null || !corpus || !s.search) return;
+  const heads = s.heads ?? [...Array(attention.heads).keys()];
+  if (attention.special[s.token]) {
+    fail(p, `“${attention.tokens[s.token]}” (position ${s.token}) is a special token, which the corpus index does not hold`);
+    return;
+  }
+  if (heads.length === 0) {
+    fail(p, "no heads are selected: select at least one head to search by heads (or to see the matches' attention)");
+    return;
+  }
+  const problem = filterProblem(s.filter, corpus);
+  if (problem) {
+    fail(p, problem, s.filter);
+    return;
+  }
+  results.dataset.state = "loading";
+  try {
+    const found = await api("/api/search", searchBody(s, corpus.name, heads).body);
+    if (id !== p.run) return;
+    p.result = found;
+    p.failure.textContent = "";
+    render(p);
+    results.dataset.state = "ready";
+    results.dataset.searches = String(Number(results.dataset.searches ?? 0) + 1);
+    if (p.focusRank !== null) panelPart("matches").querySelectorAll(".as-match a.as-open")[p.focusRank]?.focus();
+    p.focusRank = null;
+  } catch (error) {
+    if (id !== p.run) return;
+    const failed = error instanceof ApiFailure ? error : null;
+    fail(p, failed ? failed.message : String(error), failed?.field?.startsWith("filters") ? s.filter : null);
+  }
+}
+
+/**
+ * No results, and why in their place: the search (and a filter to blame, whose text stays in its
+ * input, marked invalid) is left out of the state and the URL.
+ * @param {SearchPanel} p @param {string} message @param {string | null} [filter] the filter that is to blame
+ */
+function fail(p, message, filter = null) {
+  p.focusRank = null;
+  if (filter !== null) markFilter(p, message);
+  p.host.update({ search: "", ...(filter !== null ? { filter: "" } : {}) }); // clears the results
+  const why = /[.?!]$/.test(message) ? message : `${message}.`;
+  p.failure.textContent = `Search failed: ${why}` +
+    (filter !== null ? ` The filter “${filter}” was not applied: correct it and search again.` : "");
+  p.results.dataset.state = "error";
+}
+
+/** @param {SearchPanel} p @param {string} message */
+function markFilter(p, message) {
+  p.filterInput.setAttribute("aria-invalid", "true");
+  p.filterError.textContent = `Not applied: ${message}`;
+  p.filterError.hidden = false;
+}
+
+/** @param {SearchPanel} p */
+function unmarkFilter(p) {
+  p.filterInput.removeAttribute("aria-invalid");
+  p.filterError.textContent = "";
+  p.filterError.hidden = true;
+}
+
+/**
+ * The filter the user typed: applied when the corpus can take it; otherwise marked at its input and,
+ * when a search is shown, that search fails (`fail`). @param {SearchPanel} p @param {string} text
+ */
+function setFilter(p, text) {
+  const problem = filterProblem(text, p.host.corpus());
+  if (!problem) {
+    unmarkFilter(p);
+    p.host.update({ filter: text });
+  } else if (p.host.state().search) {
+    fail(p, problem, text);
+  } else {
+    markFilter(p, problem);
+    p.host.update({ filter: "" });
+  }
+}
+
+/** A search button: search by `mode` (again); an invalid filter still at its input fails first. @param {SearchPanel} p @param {string} mode */
+function start(p, mode) {
+  const typed = p.filterInput.value.trim();
+  const problem = p.filterInput.getAttribute("aria-invalid") === "true" ? filterProblem(typed, p.host.corpus()) : "";
+  if (problem) fail(p, problem, typed);
+  else if (p.host.state().search === mode) void search(p);
+  else p.host.update({ search: mode });
+}
+
+/** No results: drop the last one and any search still on its way. @param {SearchPanel} p */
+function clear(p) {
+  p.run++;
+  p.result = null;
+  for (const id of ["results-title", "results-score", "results-error"]) panelPart(id).textContent = "";
+  panelPart("summary").replaceChildren();
+  panelPart("matches").replaceChildren();
+  p.results.dataset.state = "idle";
+}
+
+/** Draw the last result again (with the state's fields and span). @param {SearchPanel} p */
+function render(p) {
+  const corpus = p.host.corpus();
+  if (p.result && corpus) showResults(p.result, p.host.state(), corpus, (match) => p.host.open(match, p.result.matches.indexOf(match)));
 }

@@ -444,8 +444,8 @@ function dropped(name, value, why) {
   const shown2 = value.length > 40 ? `${value.slice(0, 37)}…` : value;
   return { name, text: `${name}=${shown2} was ignored: ${why}` };
 }
-function stateFromQuery(search, drops = []) {
-  const q = new URLSearchParams(search);
+function stateFromQuery(search2, drops = []) {
+  const q = new URLSearchParams(search2);
   const state = defaultState();
   const drop = (name, why) => drops.push(dropped(name, q.get(name) ?? "", why));
   for (const name of new Set(q.keys())) {
@@ -561,7 +561,7 @@ async function api(path, body, signal) {
   return data;
 }
 
-// src/attnscope/static/atlas.js
+// src/attnscope/static/atlas_scores.js
 var PATTERN_LABELS = {
   previous: "previous token",
   next: "next token",
@@ -573,10 +573,6 @@ var PATTERN_LABELS = {
 var DIRECTIONS = { dependent_to_head: "dependent→head", head_to_dependent: "head→dependent" };
 var LOW = [247, 251, 255];
 var HIGH = [8, 48, 107];
-var INK = (
-  /** @type {RGBA} */
-  [31, 35, 40, 1]
-);
 function colourOf(value) {
   const t = Math.min(1, Math.max(0, value));
   return `rgb(${LOW.map((c, i) => Math.round(c + (HIGH[i] - c) * t)).join(", ")})`;
@@ -608,6 +604,8 @@ function format(value) {
 function signed(offset) {
   return offset > 0 ? `+${offset}` : String(offset);
 }
+
+// src/attnscope/static/atlas_tables.js
 function sortableTable(className, columns2, rows, decorate, initial) {
   const table = (
     /** @type {HTMLTableElement} */
@@ -617,20 +615,6 @@ function sortableTable(className, columns2, rows, decorate, initial) {
   const update3 = () => {
     const shown2 = columns2();
     if (!shown2.some((c) => c.key === sort.key)) Object.assign(sort, { key: initial, descending: true });
-    const head = document.createElement("tr");
-    for (const column of shown2) {
-      const th = make("th", "attnscope-atlas-th");
-      const button = make("button", "attnscope-atlas-sort", column.label);
-      button.type = "button";
-      button.dataset.key = column.key;
-      button.addEventListener("click", () => {
-        Object.assign(sort, { descending: sort.key === column.key ? !sort.descending : !column.ascending, key: column.key });
-        update3();
-      });
-      th.append(button);
-      th.setAttribute("aria-sort", column.key !== sort.key ? "none" : sort.descending ? "descending" : "ascending");
-      head.append(th);
-    }
     const by = (
       /** @type {any} */
       shown2.find((c) => c.key === sort.key)
@@ -656,28 +640,186 @@ function sortableTable(className, columns2, rows, decorate, initial) {
       body.append(tr);
     }
     const thead = document.createElement("thead");
-    thead.append(head);
+    thead.append(headerRow(shown2, sort, update3));
     table.replaceChildren(thead, body);
   };
   return { table, update: update3, sort };
 }
+function headerRow(shown2, sort, update3) {
+  const head = document.createElement("tr");
+  for (const column of shown2) {
+    const th = make("th", "attnscope-atlas-th");
+    const button = make("button", "attnscope-atlas-sort", column.label);
+    button.type = "button";
+    button.dataset.key = column.key;
+    button.addEventListener("click", () => {
+      Object.assign(sort, { descending: sort.key === column.key ? !sort.descending : !column.ascending, key: column.key });
+      update3();
+    });
+    th.append(button);
+    th.setAttribute("aria-sort", column.key !== sort.key ? "none" : sort.descending ? "descending" : "ascending");
+    head.append(th);
+  }
+  return head;
+}
+function createHeadsTable(atlas, option2, open2, initial) {
+  const heads = [];
+  for (let l = 0; l < atlas.layers; l++) for (let h = 0; h < atlas.heads; h++) heads.push({ layer: l, head: h });
+  const patternColumns = Object.entries(PATTERN_LABELS).map(([key, text]) => ({
+    key,
+    label: text,
+    value: (r) => atlas.patterns[key][r.layer][r.head],
+    text: (r) => format(atlas.patterns[key][r.layer][r.head])
+  }));
+  const columns2 = () => {
+    const shown2 = [
+      {
+        key: "head",
+        label: "head",
+        ascending: true,
+        value: (r) => r.layer * atlas.heads + r.head,
+        text: (r) => `${r.layer}-${r.head}`
+      },
+      {
+        key: "label",
+        label: "pattern",
+        ascending: true,
+        value: (r) => atlas.patterns.labels[r.layer][r.head],
+        text: (r) => atlas.patterns.labels[r.layer][r.head]
+      },
+      ...patternColumns
+    ];
+    const o = option2();
+    if (o.group === "Relations") {
+      shown2.push({
+        key: o.key,
+        label: o.label,
+        value: (r) => o.values[r.layer][r.head],
+        text: (r) => format(o.values[r.layer][r.head])
+      });
+    }
+    return shown2;
+  };
+  const decorate = (row2, tr) => {
+    tr.dataset.layer = String(row2.layer);
+    tr.dataset.head = String(row2.head);
+    tr.tabIndex = 0;
+    tr.className = "attnscope-atlas-row";
+    tr.addEventListener("click", () => open2(row2.layer, row2.head));
+    tr.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") open2(row2.layer, row2.head);
+    });
+  };
+  return sortableTable("attnscope-atlas-heads", columns2, () => heads, decorate, initial);
+}
+function relationRows(atlas) {
+  return (atlas.relations ?? []).map((r) => {
+    const best = Object.fromEntries(Object.keys(DIRECTIONS).map((direction) => {
+      let top = { layer: 0, head: 0, value: -1 };
+      r[direction].forEach((row2, l) => row2.forEach((v, h) => {
+        if (v > top.value) top = { layer: l, head: h, value: v };
+      }));
+      return [direction, top];
+    }));
+    return { ...r, best };
+  });
+}
+function createRelationsTable(rows, go) {
+  const columns2 = [
+    { key: "relation", label: "relation", ascending: true, value: (r) => r.relation, text: (r) => r.relation },
+    { key: "pairs", label: "arcs", value: (r) => r.pairs, text: (r) => r.pairs.toLocaleString("en") },
+    ...Object.entries(DIRECTIONS).map(([direction, arrow]) => ({
+      key: direction,
+      label: `best ${arrow}`,
+      value: (r) => r.best[direction].value,
+      text: (r) => `${r.best[direction].layer}-${r.best[direction].head}  ${format(r.best[direction].value)}`
+    })),
+    {
+      key: "baseline",
+      label: "baseline (offset)",
+      value: (r) => r.baseline,
+      text: (r) => `${format(r.baseline)} (${signed(r.baseline_offset)})`
+    }
+  ];
+  return sortableTable("attnscope-atlas-relations", () => columns2, () => rows, (row2, tr) => {
+    tr.dataset.relation = row2.relation;
+    for (const direction of Object.keys(DIRECTIONS)) {
+      const td = (
+        /** @type {HTMLElement} */
+        tr.querySelector(`td[data-key="${direction}"]`)
+      );
+      td.classList.add("attnscope-atlas-link");
+      td.tabIndex = 0;
+      td.title = `colour the grid by ${row2.relation} ${DIRECTIONS[
+        /** @type {keyof typeof DIRECTIONS} */
+        direction
+      ]} and open its best head`;
+      td.addEventListener("click", () => go(row2, direction));
+      td.addEventListener("keydown", (event) => {
+        if (event.key === "Enter") go(row2, direction);
+      });
+    }
+  }, "pairs");
+}
+
+// src/attnscope/static/atlas.js
+var INK = (
+  /** @type {RGBA} */
+  [31, 35, 40, 1]
+);
 function render({ model, el }) {
   const atlas = model.get("atlas");
-  const appUrl = model.get("app_url");
-  const exampleText = model.get("example_text");
   const options = scoreOptions(atlas);
-  const state = {
-    score: options.some((o) => o.key === model.get("score")) ? model.get("score") : "previous",
-    selected: (
-      /** @type {[number, number]} */
-      model.get("selected") ?? [0, 0]
-    )
-  };
-  const option = () => (
-    /** @type {typeof options[number]} */
-    options.find((o) => o.key === state.score)
+  const v = (
+    /** @type {AtlasView} */
+    {
+      model,
+      atlas,
+      appUrl: model.get("app_url"),
+      exampleText: model.get("example_text"),
+      options,
+      state: {
+        score: options.some((o) => o.key === model.get("score")) ? model.get("score") : "previous",
+        selected: (
+          /** @type {[number, number]} */
+          model.get("selected") ?? [0, 0]
+        )
+      },
+      root: make("div", "attnscope-atlas")
+    }
   );
-  const root = make("div", "attnscope-atlas");
+  appendTitle(v.root, atlas);
+  v.select = scoreSelect(options, v.state.score);
+  const controls = make("div", "attnscope-atlas-controls");
+  v.legend = make("span", "attnscope-atlas-legend");
+  controls.append(labelled("attnscope-atlas-label", "Colour by", v.select), v.legend);
+  const { grid, cells } = createGrid(atlas, (l, h) => open(v, l, h));
+  v.cells = cells;
+  v.selected = make("div", "attnscope-atlas-selected");
+  v.selected.setAttribute("aria-live", "polite");
+  v.headsTable = createHeadsTable(atlas, () => option(v), (l, h) => open(v, l, h), v.state.score);
+  const rows = relationRows(atlas);
+  v.relationsTable = createRelationsTable(rows, (row2, direction) => {
+    setScore(v, `${row2.relation} ${direction}`);
+    open(v, row2.best[direction].layer, row2.best[direction].head);
+  });
+  appendParts(v, controls, grid, rows.length > 0);
+  el.append(v.root);
+  v.select.addEventListener("change", () => setScore(v, v.select.value));
+  model.on("change:selected", (value) => fromPython(v, value));
+  v.relationsTable.update();
+  paint(v);
+  describe(v);
+  v.root.dataset.ready = "true";
+  return () => v.root.remove();
+}
+function option(v) {
+  return (
+    /** @type {ScoreOption} */
+    v.options.find((o) => o.key === v.state.score)
+  );
+}
+function appendTitle(root, atlas) {
   const title = `${atlas.model} on ${atlas.corpus}: ${atlas.layers} layers × ${atlas.heads} heads, ${atlas.sentences.toLocaleString("en")} sentences, ${atlas.tokens.toLocaleString("en")} tokens`;
   root.append(make("div", "attnscope-atlas-title", title));
   if (atlas.notices.length) {
@@ -685,6 +827,8 @@ function render({ model, el }) {
     for (const notice2 of atlas.notices) notices.append(make("li", "attnscope-atlas-notice", notice2));
     root.append(notices);
   }
+}
+function scoreSelect(options, score) {
   const select = (
     /** @type {HTMLSelectElement} */
     make("select", "attnscope-atlas-score")
@@ -697,10 +841,10 @@ function render({ model, el }) {
     for (const o of members) optgroup.append(new Option(o.label, o.key));
     select.append(optgroup);
   }
-  select.value = state.score;
-  const controls = make("div", "attnscope-atlas-controls");
-  const legend = make("span", "attnscope-atlas-legend");
-  controls.append(labelled("attnscope-atlas-label", "Colour by", select), legend);
+  select.value = score;
+  return select;
+}
+function createGrid(atlas, open2) {
   const grid = (
     /** @type {HTMLTableElement} */
     make("table", "attnscope-atlas-grid")
@@ -725,7 +869,7 @@ function render({ model, el }) {
       cell2.type = "button";
       cell2.dataset.layer = String(l);
       cell2.dataset.head = String(h);
-      cell2.addEventListener("click", () => open(l, h));
+      cell2.addEventListener("click", () => open2(l, h));
       td.append(cell2);
       tr.append(td);
       cells[l].push(cell2);
@@ -733,212 +877,101 @@ function render({ model, el }) {
     gridBody.append(tr);
   }
   grid.append(gridHead, gridBody);
-  const selected = make("div", "attnscope-atlas-selected");
-  selected.setAttribute("aria-live", "polite");
-  const heads = [];
-  for (let l = 0; l < atlas.layers; l++) for (let h = 0; h < atlas.heads; h++) heads.push({ layer: l, head: h });
-  const patternColumns = Object.entries(PATTERN_LABELS).map(([key, text]) => ({
-    key,
-    label: text,
-    value: (r) => atlas.patterns[key][r.layer][r.head],
-    text: (r) => format(atlas.patterns[key][r.layer][r.head])
-  }));
-  const headsTable = sortableTable(
-    "attnscope-atlas-heads",
-    () => {
-      const columns2 = [
-        {
-          key: "head",
-          label: "head",
-          ascending: true,
-          value: (r) => r.layer * atlas.heads + r.head,
-          text: (r) => `${r.layer}-${r.head}`
-        },
-        {
-          key: "label",
-          label: "pattern",
-          ascending: true,
-          value: (r) => atlas.patterns.labels[r.layer][r.head],
-          text: (r) => atlas.patterns.labels[r.layer][r.head]
-        },
-        ...patternColumns
-      ];
-      const o = option();
-      if (o.group === "Relations") {
-        columns2.push({
-          key: o.key,
-          label: o.label,
-          value: (r) => o.values[r.layer][r.head],
-          text: (r) => format(o.values[r.layer][r.head])
-        });
-      }
-      return columns2;
-    },
-    () => heads,
-    (row2, tr) => {
-      tr.dataset.layer = String(row2.layer);
-      tr.dataset.head = String(row2.head);
-      tr.tabIndex = 0;
-      tr.className = "attnscope-atlas-row";
-      tr.addEventListener("click", () => open(row2.layer, row2.head));
-      tr.addEventListener("keydown", (event) => {
-        if (event.key === "Enter") open(row2.layer, row2.head);
-      });
-    },
-    state.score
-  );
-  const relationRows = (atlas.relations ?? []).map((r) => {
-    const best = Object.fromEntries(Object.keys(DIRECTIONS).map((direction) => {
-      let top = { layer: 0, head: 0, value: -1 };
-      r[direction].forEach((row2, l) => row2.forEach((v, h) => {
-        if (v > top.value) top = { layer: l, head: h, value: v };
-      }));
-      return [direction, top];
-    }));
-    return { ...r, best };
-  });
-  const relationColumns = [
-    {
-      key: "relation",
-      label: "relation",
-      ascending: true,
-      value: (r) => r.relation,
-      text: (r) => r.relation
-    },
-    { key: "pairs", label: "arcs", value: (r) => r.pairs, text: (r) => r.pairs.toLocaleString("en") },
-    ...Object.entries(DIRECTIONS).map(([direction, arrow]) => ({
-      key: direction,
-      label: `best ${arrow}`,
-      value: (r) => r.best[direction].value,
-      text: (r) => `${r.best[direction].layer}-${r.best[direction].head}  ${format(r.best[direction].value)}`
-    })),
-    {
-      key: "baseline",
-      label: "baseline (offset)",
-      value: (r) => r.baseline,
-      text: (r) => `${format(r.baseline)} (${signed(r.baseline_offset)})`
-    }
-  ];
-  const relationsTable = sortableTable("attnscope-atlas-relations", () => relationColumns, () => relationRows, (row2, tr) => {
-    tr.dataset.relation = row2.relation;
-    for (const direction of Object.keys(DIRECTIONS)) {
-      const td = (
-        /** @type {HTMLElement} */
-        tr.querySelector(`td[data-key="${direction}"]`)
-      );
-      td.classList.add("attnscope-atlas-link");
-      td.tabIndex = 0;
-      td.title = `colour the grid by ${row2.relation} ${DIRECTIONS[
-        /** @type {keyof typeof DIRECTIONS} */
-        direction
-      ]} and open its best head`;
-      const go = () => {
-        setScore(`${row2.relation} ${direction}`);
-        open(row2.best[direction].layer, row2.best[direction].head);
-      };
-      td.addEventListener("click", go);
-      td.addEventListener("keydown", (event) => {
-        if (event.key === "Enter") go();
-      });
-    }
-  }, "pairs");
+  return { grid, cells };
+}
+function appendParts(v, controls, grid, relations) {
   const scroll = (table) => {
     const box = make("div", "attnscope-atlas-scroll");
     box.append(table);
     return box;
   };
-  root.append(controls, grid, selected);
-  if (relationRows.length) {
-    root.append(
+  v.root.append(controls, grid, v.selected);
+  if (relations) {
+    v.root.append(
       make("h3", "attnscope-atlas-heading", "Best head per relation (accuracy) against the best fixed offset"),
-      scroll(relationsTable.table)
+      scroll(v.relationsTable.table)
     );
   }
-  root.append(make("h3", "attnscope-atlas-heading", "Heads"), scroll(headsTable.table));
-  el.append(root);
-  function paint() {
-    const o = option();
-    for (let l = 0; l < atlas.layers; l++) {
-      for (let h = 0; h < atlas.heads; h++) {
-        const cell2 = cells[l][h];
-        const value = o.values[l][h];
-        cell2.textContent = format(value);
-        cell2.dataset.value = String(value);
-        cell2.style.background = colourOf(value);
-        cell2.style.color = cssColour(readableOn(
-          INK,
-          /** @type {RGBA} */
-          parseColour(colourOf(value))
-        ) ?? INK);
-        cell2.classList.toggle("attnscope-atlas-beats", o.baseline !== void 0 && value > o.baseline);
-        cell2.classList.toggle("attnscope-atlas-chosen", l === state.selected[0] && h === state.selected[1]);
-        cell2.setAttribute("aria-pressed", String(l === state.selected[0] && h === state.selected[1]));
-        cell2.title = `layer ${l}, head ${h}: ${o.label} ${value.toFixed(3)} (${atlas.patterns.labels[l][h]})`;
-      }
+  v.root.append(make("h3", "attnscope-atlas-heading", "Heads"), scroll(v.headsTable.table));
+}
+function paint(v) {
+  const { atlas, state } = v;
+  const o = option(v);
+  for (let l = 0; l < atlas.layers; l++) {
+    for (let h = 0; h < atlas.heads; h++) {
+      const cell2 = v.cells[l][h];
+      const value = o.values[l][h];
+      cell2.textContent = format(value);
+      cell2.dataset.value = String(value);
+      cell2.style.background = colourOf(value);
+      cell2.style.color = cssColour(readableOn(
+        INK,
+        /** @type {RGBA} */
+        parseColour(colourOf(value))
+      ) ?? INK);
+      cell2.classList.toggle("attnscope-atlas-beats", o.baseline !== void 0 && value > o.baseline);
+      cell2.classList.toggle("attnscope-atlas-chosen", l === state.selected[0] && h === state.selected[1]);
+      cell2.setAttribute("aria-pressed", String(l === state.selected[0] && h === state.selected[1]));
+      cell2.title = `layer ${l}, head ${h}: ${o.label} ${value.toFixed(3)} (${atlas.patterns.labels[l][h]})`;
     }
-    legend.textContent = o.baseline === void 0 ? "0 (light) to 1 (dark)" : `0 (light) to 1 (dark); baseline ${format(o.baseline)} at offset ${signed(
-      /** @type {number} */
-      o.offset
-    )} (head − dependent); outlined heads beat it`;
-    headsTable.update();
   }
-  function describe() {
-    const [l, h] = state.selected;
-    const pattern = atlas.patterns.labels[l][h];
-    selected.replaceChildren(
-      make("strong", "", `Head ${l}-${h}`),
-      document.createTextNode(` (layer ${l}, head ${h}): ${pattern}; ${option().label} ${option().values[l][h].toFixed(3)}. `)
+  v.legend.textContent = o.baseline === void 0 ? "0 (light) to 1 (dark)" : `0 (light) to 1 (dark); baseline ${format(o.baseline)} at offset ${signed(
+    /** @type {number} */
+    o.offset
+  )} (head − dependent); outlined heads beat it`;
+  v.headsTable.update();
+}
+function describe(v) {
+  const { atlas, appUrl, exampleText, selected } = v;
+  const [l, h] = v.state.selected;
+  const pattern = atlas.patterns.labels[l][h];
+  selected.replaceChildren(
+    make("strong", "", `Head ${l}-${h}`),
+    document.createTextNode(` (layer ${l}, head ${h}): ${pattern}; ${option(v).label} ${option(v).values[l][h].toFixed(3)}. `)
+  );
+  selected.dataset.layer = String(l);
+  selected.dataset.head = String(h);
+  if (appUrl) {
+    const link = (
+      /** @type {HTMLAnchorElement} */
+      make("a", "attnscope-atlas-app", "Open in the explorer")
     );
-    selected.dataset.layer = String(l);
-    selected.dataset.head = String(h);
-    if (appUrl) {
-      const link = (
-        /** @type {HTMLAnchorElement} */
-        make("a", "attnscope-atlas-app", "Open in the explorer")
-      );
-      const query = new URLSearchParams({
-        model: atlas.model,
-        ...exampleText ? { text: exampleText } : {},
-        layer: String(l),
-        heads: String(h)
-      });
-      link.href = `${appUrl}${appUrl.includes("?") ? "&" : "?"}${query}`;
-      link.target = "_blank";
-      link.rel = "noopener";
-      selected.append(link);
-    }
+    const query = new URLSearchParams({
+      model: atlas.model,
+      ...exampleText ? { text: exampleText } : {},
+      layer: String(l),
+      heads: String(h)
+    });
+    link.href = `${appUrl}${appUrl.includes("?") ? "&" : "?"}${query}`;
+    link.target = "_blank";
+    link.rel = "noopener";
+    selected.append(link);
   }
-  function setScore(key) {
-    state.score = key;
-    select.value = key;
-    Object.assign(headsTable.sort, { key, descending: true });
-    model.set("score", key);
-    model.save_changes();
-    paint();
-    describe();
-  }
-  function open(layer, head) {
-    state.selected = [layer, head];
-    model.set("selected", [layer, head]);
-    model.save_changes();
-    paint();
-    describe();
-    root.dispatchEvent(new CustomEvent("attnscope-atlas-open", { bubbles: true, composed: true, detail: { layer, head } }));
-  }
-  select.addEventListener("change", () => setScore(select.value));
-  model.on("change:selected", (value) => {
-    const [l, h] = value ?? [];
-    if (l === state.selected[0] && h === state.selected[1]) return;
-    if (!(l >= 0 && l < atlas.layers && h >= 0 && h < atlas.heads)) return;
-    state.selected = [l, h];
-    paint();
-    describe();
-  });
-  relationsTable.update();
-  paint();
-  describe();
-  root.dataset.ready = "true";
-  return () => root.remove();
+}
+function setScore(v, key) {
+  v.state.score = key;
+  v.select.value = key;
+  Object.assign(v.headsTable.sort, { key, descending: true });
+  v.model.set("score", key);
+  v.model.save_changes();
+  paint(v);
+  describe(v);
+}
+function open(v, layer, head) {
+  v.state.selected = [layer, head];
+  v.model.set("selected", [layer, head]);
+  v.model.save_changes();
+  paint(v);
+  describe(v);
+  v.root.dispatchEvent(new CustomEvent("attnscope-atlas-open", { bubbles: true, composed: true, detail: { layer, head } }));
+}
+function fromPython(v, value) {
+  const [l, h] = value ?? [];
+  if (l === v.state.selected[0] && h === v.state.selected[1]) return;
+  if (!(l >= 0 && l < v.atlas.layers && h >= 0 && h < v.atlas.heads)) return;
+  v.state.selected = [l, h];
+  paint(v);
+  describe(v);
 }
 var atlas_default = { render };
 
@@ -1374,11 +1407,11 @@ function layerData(bytes, encoding, shape, qUnits, kUnits, merged, threshold) {
 function topShareLines(lines, rowTotal, keyRow, share) {
   const { q, k, w } = lines;
   const keep = new Uint8Array(q.length);
-  for (let start = 0, end = 0; start < q.length; start = end) {
-    while (end < q.length && q[end] === q[start]) end++;
-    const goal = share * rowTotal(q[start]) - 1e-9;
+  for (let start2 = 0, end = 0; start2 < q.length; start2 = end) {
+    while (end < q.length && q[end] === q[start2]) end++;
+    const goal = share * rowTotal(q[start2]) - 1e-9;
     const order = [];
-    for (let n = start; n < end; n++) if (keyRow[k[n]] >= 0) order.push(n);
+    for (let n = start2; n < end; n++) if (keyRow[k[n]] >= 0) order.push(n);
     order.sort((x, y) => w[y] - w[x] || k[x] - k[y]);
     let sum = 0;
     for (const n of order) {
@@ -1581,7 +1614,7 @@ function lineSets(v) {
   const label = state.aggregation === "rollout" ? `rollout to layer ${state.layer}` + (of === "all heads" ? "" : ` (${of})`) : of;
   return [{ index: 0, colour: textColour(v), label }];
 }
-function eachLine(v, paint) {
+function eachLine(v, paint2) {
   const d = lineData(v);
   if (!d) return 0;
   const { layout } = v, seg = segmentTest(v), f = v.state.filter;
@@ -1599,7 +1632,7 @@ function eachLine(v, paint) {
       if (qr < 0 || kr < 0 || !qOk[a] || !kOk[b]) continue;
       if (active && (active.side === "query" ? active.index !== a : active.index !== b)) continue;
       count++;
-      paint(set, qr, kr, w[n]);
+      paint2(set, qr, kr, w[n]);
     }
   }
   return count;
@@ -2608,7 +2641,7 @@ function createAttentionPanel(host, handlers) {
     } });
     if (focused) host.querySelector(focused)?.focus();
   }
-  function sync(state) {
+  function sync2(state) {
     if (!model) return;
     const values = viewValues(state, header.stacks[0].heads, header);
     model.set("merge_subwords", values.merge_subwords);
@@ -2630,7 +2663,7 @@ function createAttentionPanel(host, handlers) {
     /** @type {HTMLElement | null} */
     host.querySelector(".attnscope-hv")
   );
-  return { show, sync, carries, unmount, root };
+  return { show, sync: sync2, carries, unmount, root };
 }
 function showPredictionsTip(tooltip, at) {
   if (!at) {
@@ -2698,129 +2731,136 @@ function showResults(result, state, corpus, onOpen) {
   });
 }
 function createSearchPanel(host) {
-  const results = panelPart("results"), failure = panelPart("results-error");
-  const filterInput = panelPart("search-filter"), filterError = panelPart("search-filter-error");
-  let run = 0;
-  let result = null;
-  let focusRank = null;
-  function sync() {
-    const s = host.state(), attention = host.attention(), corpus = host.corpus(), token = s.token;
-    const special = attention !== null && token !== null && token < attention.n && attention.special[token];
-    const heads = host.heads().length;
-    let hint = "";
-    if (!corpus) hint = "No corpus is served for this model.";
-    else if (token === null) hint = "Click a token to search the corpus for it.";
-    else if (special && attention) {
-      hint = `“${attention.tokens[token]}” is a special token, which the corpus index does not hold: select another token to search.`;
-    } else if (heads === 0) hint = "Select at least one head to search by heads.";
-    const ready = corpus !== null && attention !== null && token !== null && !special;
-    panelPart("search-embedding").disabled = !ready;
-    panelPart("search-heads").disabled = !ready || heads === 0;
-    panelPart("search-hint").textContent = hint;
-    const score = panelPart("search-score");
-    score.disabled = heads === 0;
-    score.title = heads === 0 ? "Select heads to choose how a search by heads scores its matches" : "How a search by heads scores a match: the sum or the mean of the selected heads' cosines";
-  }
-  async function search() {
-    const id = ++run;
-    const s = host.state(), attention = host.attention(), corpus = host.corpus();
-    if (!attention || s.token === null || !corpus || !s.search) return;
-    const heads = s.heads ?? [...Array(attention.heads).keys()];
-    if (attention.special[s.token]) {
-      fail(`“${attention.tokens[s.token]}” (position ${s.token}) is a special token, which the corpus index does not hold`);
-      return;
-    }
-    if (heads.length === 0) {
-      fail("no heads are selected: select at least one head to search by heads (or to see the matches' attention)");
-      return;
-    }
-    const problem = filterProblem(s.filter, corpus);
-    if (problem) {
-      fail(problem, s.filter);
-      return;
-    }
-    results.dataset.state = "loading";
-    try {
-      const found = await api("/api/search", searchBody(s, corpus.name, heads).body);
-      if (id !== run) return;
-      result = found;
-      failure.textContent = "";
-      render3();
-      results.dataset.state = "ready";
-      results.dataset.searches = String(Number(results.dataset.searches ?? 0) + 1);
-      if (focusRank !== null) panelPart("matches").querySelectorAll(".as-match a.as-open")[focusRank]?.focus();
-      focusRank = null;
-    } catch (error) {
-      if (id !== run) return;
-      const failed = error instanceof ApiFailure ? error : null;
-      fail(failed ? failed.message : String(error), failed?.field?.startsWith("filters") ? s.filter : null);
-    }
-  }
-  function fail(message, filter = null) {
-    focusRank = null;
-    if (filter !== null) markFilter(message);
-    host.update({ search: "", ...filter !== null ? { filter: "" } : {} });
-    const why = /[.?!]$/.test(message) ? message : `${message}.`;
-    failure.textContent = `Search failed: ${why}` + (filter !== null ? ` The filter “${filter}” was not applied: correct it and search again.` : "");
-    results.dataset.state = "error";
-  }
-  function markFilter(message) {
-    filterInput.setAttribute("aria-invalid", "true");
-    filterError.textContent = `Not applied: ${message}`;
-    filterError.hidden = false;
-  }
-  function unmarkFilter() {
-    filterInput.removeAttribute("aria-invalid");
-    filterError.textContent = "";
-    filterError.hidden = true;
-  }
-  function setFilter(text) {
-    const problem = filterProblem(text, host.corpus());
-    if (!problem) {
-      unmarkFilter();
-      host.update({ filter: text });
-    } else if (host.state().search) {
-      fail(problem, text);
-    } else {
-      markFilter(problem);
-      host.update({ filter: "" });
-    }
-  }
-  function start(mode) {
-    const typed = filterInput.value.trim();
-    const problem = filterInput.getAttribute("aria-invalid") === "true" ? filterProblem(typed, host.corpus()) : "";
-    if (problem) fail(problem, typed);
-    else if (host.state().search === mode) void search();
-    else host.update({ search: mode });
-  }
-  function clear() {
-    run++;
-    result = null;
-    for (const id of ["results-title", "results-score", "results-error"]) panelPart(id).textContent = "";
-    panelPart("summary").replaceChildren();
-    panelPart("matches").replaceChildren();
-    results.dataset.state = "idle";
-  }
-  function render3() {
-    const corpus = host.corpus();
-    if (result && corpus) showResults(result, host.state(), corpus, (match) => host.open(match, result.matches.indexOf(match)));
-  }
-  panelPart("search-embedding").addEventListener("click", () => start("embedding"));
-  panelPart("search-heads").addEventListener("click", () => start("heads"));
+  const p = {
+    host,
+    results: panelPart("results"),
+    failure: panelPart("results-error"),
+    filterInput: panelPart("search-filter"),
+    filterError: panelPart("search-filter-error"),
+    run: 0,
+    result: null,
+    focusRank: null
+  };
+  panelPart("search-embedding").addEventListener("click", () => start(p, "embedding"));
+  panelPart("search-heads").addEventListener("click", () => start(p, "heads"));
   return {
-    sync,
-    search,
-    clear,
-    render: render3,
-    setFilter,
-    unmarkFilter,
+    sync: () => sync(p),
+    search: () => search(p),
+    clear: () => clear(p),
+    render: () => render3(p),
+    setFilter: (text) => setFilter(p, text),
+    unmarkFilter: () => unmarkFilter(p),
     /** Whether a result is drawn (or kept to draw again). */
-    hasResult: () => result !== null,
+    hasResult: () => p.result !== null,
     /** Give the focus to the match at `rank` once the next search's results are drawn. @param {number | null} rank */
     focusAfterSearch: (rank) => {
-      focusRank = rank;
+      p.focusRank = rank;
     }
   };
+}
+function sync(p) {
+  const { host } = p;
+  const s = host.state(), attention = host.attention(), corpus = host.corpus(), token = s.token;
+  const special = attention !== null && token !== null && token < attention.n && attention.special[token];
+  const heads = host.heads().length;
+  let hint = "";
+  if (!corpus) hint = "No corpus is served for this model.";
+  else if (token === null) hint = "Click a token to search the corpus for it.";
+  else if (special && attention) {
+    hint = `“${attention.tokens[token]}” is a special token, which the corpus index does not hold: select another token to search.`;
+  } else if (heads === 0) hint = "Select at least one head to search by heads.";
+  const ready = corpus !== null && attention !== null && token !== null && !special;
+  panelPart("search-embedding").disabled = !ready;
+  panelPart("search-heads").disabled = !ready || heads === 0;
+  panelPart("search-hint").textContent = hint;
+  const score = panelPart("search-score");
+  score.disabled = heads === 0;
+  score.title = heads === 0 ? "Select heads to choose how a search by heads scores its matches" : "How a search by heads scores a match: the sum or the mean of the selected heads' cosines";
+}
+async function search(p) {
+  const { host, results } = p;
+  const id = ++p.run;
+  const s = host.state(), attention = host.attention(), corpus = host.corpus();
+  if (!attention || s.token === null || !corpus || !s.search) return;
+  const heads = s.heads ?? [...Array(attention.heads).keys()];
+  if (attention.special[s.token]) {
+    fail(p, `“${attention.tokens[s.token]}” (position ${s.token}) is a special token, which the corpus index does not hold`);
+    return;
+  }
+  if (heads.length === 0) {
+    fail(p, "no heads are selected: select at least one head to search by heads (or to see the matches' attention)");
+    return;
+  }
+  const problem = filterProblem(s.filter, corpus);
+  if (problem) {
+    fail(p, problem, s.filter);
+    return;
+  }
+  results.dataset.state = "loading";
+  try {
+    const found = await api("/api/search", searchBody(s, corpus.name, heads).body);
+    if (id !== p.run) return;
+    p.result = found;
+    p.failure.textContent = "";
+    render3(p);
+    results.dataset.state = "ready";
+    results.dataset.searches = String(Number(results.dataset.searches ?? 0) + 1);
+    if (p.focusRank !== null) panelPart("matches").querySelectorAll(".as-match a.as-open")[p.focusRank]?.focus();
+    p.focusRank = null;
+  } catch (error) {
+    if (id !== p.run) return;
+    const failed = error instanceof ApiFailure ? error : null;
+    fail(p, failed ? failed.message : String(error), failed?.field?.startsWith("filters") ? s.filter : null);
+  }
+}
+function fail(p, message, filter = null) {
+  p.focusRank = null;
+  if (filter !== null) markFilter(p, message);
+  p.host.update({ search: "", ...filter !== null ? { filter: "" } : {} });
+  const why = /[.?!]$/.test(message) ? message : `${message}.`;
+  p.failure.textContent = `Search failed: ${why}` + (filter !== null ? ` The filter “${filter}” was not applied: correct it and search again.` : "");
+  p.results.dataset.state = "error";
+}
+function markFilter(p, message) {
+  p.filterInput.setAttribute("aria-invalid", "true");
+  p.filterError.textContent = `Not applied: ${message}`;
+  p.filterError.hidden = false;
+}
+function unmarkFilter(p) {
+  p.filterInput.removeAttribute("aria-invalid");
+  p.filterError.textContent = "";
+  p.filterError.hidden = true;
+}
+function setFilter(p, text) {
+  const problem = filterProblem(text, p.host.corpus());
+  if (!problem) {
+    unmarkFilter(p);
+    p.host.update({ filter: text });
+  } else if (p.host.state().search) {
+    fail(p, problem, text);
+  } else {
+    markFilter(p, problem);
+    p.host.update({ filter: "" });
+  }
+}
+function start(p, mode) {
+  const typed = p.filterInput.value.trim();
+  const problem = p.filterInput.getAttribute("aria-invalid") === "true" ? filterProblem(typed, p.host.corpus()) : "";
+  if (problem) fail(p, problem, typed);
+  else if (p.host.state().search === mode) void search(p);
+  else p.host.update({ search: mode });
+}
+function clear(p) {
+  p.run++;
+  p.result = null;
+  for (const id of ["results-title", "results-score", "results-error"]) panelPart(id).textContent = "";
+  panelPart("summary").replaceChildren();
+  panelPart("matches").replaceChildren();
+  p.results.dataset.state = "idle";
+}
+function render3(p) {
+  const corpus = p.host.corpus();
+  if (p.result && corpus) showResults(p.result, p.host.state(), corpus, (match) => p.host.open(match, p.result.matches.indexOf(match)));
 }
 
 // src/attnscope/static/app_links.js
@@ -2970,12 +3010,12 @@ var notice = (drops) => showDropped(byId("link-notice"), byId("link-dropped"), d
 var writeUrl = (p) => history.replaceState(null, "", queryFromState(p.state));
 function fill(select, options, value) {
   select.replaceChildren(...options.map(([v, label]) => {
-    const option = (
+    const option2 = (
       /** @type {HTMLOptionElement} */
       make("option", "", label)
     );
-    option.value = v;
-    return option;
+    option2.value = v;
+    return option2;
   }));
   select.value = value;
 }

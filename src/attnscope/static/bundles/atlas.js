@@ -121,7 +121,7 @@ var attnscopeView = (() => {
     return best ?? (contrast([0, 0, 0], background) > contrast([255, 255, 255], background) ? [0, 0, 0, 1] : WHITE);
   }
 
-  // src/attnscope/static/atlas.js
+  // src/attnscope/static/atlas_scores.js
   var PATTERN_LABELS = {
     previous: "previous token",
     next: "next token",
@@ -133,10 +133,6 @@ var attnscopeView = (() => {
   var DIRECTIONS = { dependent_to_head: "dependent→head", head_to_dependent: "head→dependent" };
   var LOW = [247, 251, 255];
   var HIGH = [8, 48, 107];
-  var INK = (
-    /** @type {RGBA} */
-    [31, 35, 40, 1]
-  );
   function colourOf(value) {
     const t = Math.min(1, Math.max(0, value));
     return `rgb(${LOW.map((c, i) => Math.round(c + (HIGH[i] - c) * t)).join(", ")})`;
@@ -168,6 +164,8 @@ var attnscopeView = (() => {
   function signed(offset) {
     return offset > 0 ? `+${offset}` : String(offset);
   }
+
+  // src/attnscope/static/atlas_tables.js
   function sortableTable(className, columns, rows, decorate, initial) {
     const table = (
       /** @type {HTMLTableElement} */
@@ -177,20 +175,6 @@ var attnscopeView = (() => {
     const update = () => {
       const shown = columns();
       if (!shown.some((c) => c.key === sort.key)) Object.assign(sort, { key: initial, descending: true });
-      const head = document.createElement("tr");
-      for (const column of shown) {
-        const th = make("th", "attnscope-atlas-th");
-        const button = make("button", "attnscope-atlas-sort", column.label);
-        button.type = "button";
-        button.dataset.key = column.key;
-        button.addEventListener("click", () => {
-          Object.assign(sort, { descending: sort.key === column.key ? !sort.descending : !column.ascending, key: column.key });
-          update();
-        });
-        th.append(button);
-        th.setAttribute("aria-sort", column.key !== sort.key ? "none" : sort.descending ? "descending" : "ascending");
-        head.append(th);
-      }
       const by = (
         /** @type {any} */
         shown.find((c) => c.key === sort.key)
@@ -216,28 +200,186 @@ var attnscopeView = (() => {
         body.append(tr);
       }
       const thead = document.createElement("thead");
-      thead.append(head);
+      thead.append(headerRow(shown, sort, update));
       table.replaceChildren(thead, body);
     };
     return { table, update, sort };
   }
+  function headerRow(shown, sort, update) {
+    const head = document.createElement("tr");
+    for (const column of shown) {
+      const th = make("th", "attnscope-atlas-th");
+      const button = make("button", "attnscope-atlas-sort", column.label);
+      button.type = "button";
+      button.dataset.key = column.key;
+      button.addEventListener("click", () => {
+        Object.assign(sort, { descending: sort.key === column.key ? !sort.descending : !column.ascending, key: column.key });
+        update();
+      });
+      th.append(button);
+      th.setAttribute("aria-sort", column.key !== sort.key ? "none" : sort.descending ? "descending" : "ascending");
+      head.append(th);
+    }
+    return head;
+  }
+  function createHeadsTable(atlas, option2, open2, initial) {
+    const heads = [];
+    for (let l = 0; l < atlas.layers; l++) for (let h = 0; h < atlas.heads; h++) heads.push({ layer: l, head: h });
+    const patternColumns = Object.entries(PATTERN_LABELS).map(([key, text]) => ({
+      key,
+      label: text,
+      value: (r) => atlas.patterns[key][r.layer][r.head],
+      text: (r) => format(atlas.patterns[key][r.layer][r.head])
+    }));
+    const columns = () => {
+      const shown = [
+        {
+          key: "head",
+          label: "head",
+          ascending: true,
+          value: (r) => r.layer * atlas.heads + r.head,
+          text: (r) => `${r.layer}-${r.head}`
+        },
+        {
+          key: "label",
+          label: "pattern",
+          ascending: true,
+          value: (r) => atlas.patterns.labels[r.layer][r.head],
+          text: (r) => atlas.patterns.labels[r.layer][r.head]
+        },
+        ...patternColumns
+      ];
+      const o = option2();
+      if (o.group === "Relations") {
+        shown.push({
+          key: o.key,
+          label: o.label,
+          value: (r) => o.values[r.layer][r.head],
+          text: (r) => format(o.values[r.layer][r.head])
+        });
+      }
+      return shown;
+    };
+    const decorate = (row, tr) => {
+      tr.dataset.layer = String(row.layer);
+      tr.dataset.head = String(row.head);
+      tr.tabIndex = 0;
+      tr.className = "attnscope-atlas-row";
+      tr.addEventListener("click", () => open2(row.layer, row.head));
+      tr.addEventListener("keydown", (event) => {
+        if (event.key === "Enter") open2(row.layer, row.head);
+      });
+    };
+    return sortableTable("attnscope-atlas-heads", columns, () => heads, decorate, initial);
+  }
+  function relationRows(atlas) {
+    return (atlas.relations ?? []).map((r) => {
+      const best = Object.fromEntries(Object.keys(DIRECTIONS).map((direction) => {
+        let top = { layer: 0, head: 0, value: -1 };
+        r[direction].forEach((row, l) => row.forEach((v, h) => {
+          if (v > top.value) top = { layer: l, head: h, value: v };
+        }));
+        return [direction, top];
+      }));
+      return { ...r, best };
+    });
+  }
+  function createRelationsTable(rows, go) {
+    const columns = [
+      { key: "relation", label: "relation", ascending: true, value: (r) => r.relation, text: (r) => r.relation },
+      { key: "pairs", label: "arcs", value: (r) => r.pairs, text: (r) => r.pairs.toLocaleString("en") },
+      ...Object.entries(DIRECTIONS).map(([direction, arrow]) => ({
+        key: direction,
+        label: `best ${arrow}`,
+        value: (r) => r.best[direction].value,
+        text: (r) => `${r.best[direction].layer}-${r.best[direction].head}  ${format(r.best[direction].value)}`
+      })),
+      {
+        key: "baseline",
+        label: "baseline (offset)",
+        value: (r) => r.baseline,
+        text: (r) => `${format(r.baseline)} (${signed(r.baseline_offset)})`
+      }
+    ];
+    return sortableTable("attnscope-atlas-relations", () => columns, () => rows, (row, tr) => {
+      tr.dataset.relation = row.relation;
+      for (const direction of Object.keys(DIRECTIONS)) {
+        const td = (
+          /** @type {HTMLElement} */
+          tr.querySelector(`td[data-key="${direction}"]`)
+        );
+        td.classList.add("attnscope-atlas-link");
+        td.tabIndex = 0;
+        td.title = `colour the grid by ${row.relation} ${DIRECTIONS[
+          /** @type {keyof typeof DIRECTIONS} */
+          direction
+        ]} and open its best head`;
+        td.addEventListener("click", () => go(row, direction));
+        td.addEventListener("keydown", (event) => {
+          if (event.key === "Enter") go(row, direction);
+        });
+      }
+    }, "pairs");
+  }
+
+  // src/attnscope/static/atlas.js
+  var INK = (
+    /** @type {RGBA} */
+    [31, 35, 40, 1]
+  );
   function render({ model, el }) {
     const atlas = model.get("atlas");
-    const appUrl = model.get("app_url");
-    const exampleText = model.get("example_text");
     const options = scoreOptions(atlas);
-    const state = {
-      score: options.some((o) => o.key === model.get("score")) ? model.get("score") : "previous",
-      selected: (
-        /** @type {[number, number]} */
-        model.get("selected") ?? [0, 0]
-      )
-    };
-    const option = () => (
-      /** @type {typeof options[number]} */
-      options.find((o) => o.key === state.score)
+    const v = (
+      /** @type {AtlasView} */
+      {
+        model,
+        atlas,
+        appUrl: model.get("app_url"),
+        exampleText: model.get("example_text"),
+        options,
+        state: {
+          score: options.some((o) => o.key === model.get("score")) ? model.get("score") : "previous",
+          selected: (
+            /** @type {[number, number]} */
+            model.get("selected") ?? [0, 0]
+          )
+        },
+        root: make("div", "attnscope-atlas")
+      }
     );
-    const root = make("div", "attnscope-atlas");
+    appendTitle(v.root, atlas);
+    v.select = scoreSelect(options, v.state.score);
+    const controls = make("div", "attnscope-atlas-controls");
+    v.legend = make("span", "attnscope-atlas-legend");
+    controls.append(labelled("attnscope-atlas-label", "Colour by", v.select), v.legend);
+    const { grid, cells } = createGrid(atlas, (l, h) => open(v, l, h));
+    v.cells = cells;
+    v.selected = make("div", "attnscope-atlas-selected");
+    v.selected.setAttribute("aria-live", "polite");
+    v.headsTable = createHeadsTable(atlas, () => option(v), (l, h) => open(v, l, h), v.state.score);
+    const rows = relationRows(atlas);
+    v.relationsTable = createRelationsTable(rows, (row, direction) => {
+      setScore(v, `${row.relation} ${direction}`);
+      open(v, row.best[direction].layer, row.best[direction].head);
+    });
+    appendParts(v, controls, grid, rows.length > 0);
+    el.append(v.root);
+    v.select.addEventListener("change", () => setScore(v, v.select.value));
+    model.on("change:selected", (value) => fromPython(v, value));
+    v.relationsTable.update();
+    paint(v);
+    describe(v);
+    v.root.dataset.ready = "true";
+    return () => v.root.remove();
+  }
+  function option(v) {
+    return (
+      /** @type {ScoreOption} */
+      v.options.find((o) => o.key === v.state.score)
+    );
+  }
+  function appendTitle(root, atlas) {
     const title = `${atlas.model} on ${atlas.corpus}: ${atlas.layers} layers × ${atlas.heads} heads, ${atlas.sentences.toLocaleString("en")} sentences, ${atlas.tokens.toLocaleString("en")} tokens`;
     root.append(make("div", "attnscope-atlas-title", title));
     if (atlas.notices.length) {
@@ -245,6 +387,8 @@ var attnscopeView = (() => {
       for (const notice of atlas.notices) notices.append(make("li", "attnscope-atlas-notice", notice));
       root.append(notices);
     }
+  }
+  function scoreSelect(options, score) {
     const select = (
       /** @type {HTMLSelectElement} */
       make("select", "attnscope-atlas-score")
@@ -257,10 +401,10 @@ var attnscopeView = (() => {
       for (const o of members) optgroup.append(new Option(o.label, o.key));
       select.append(optgroup);
     }
-    select.value = state.score;
-    const controls = make("div", "attnscope-atlas-controls");
-    const legend = make("span", "attnscope-atlas-legend");
-    controls.append(labelled("attnscope-atlas-label", "Colour by", select), legend);
+    select.value = score;
+    return select;
+  }
+  function createGrid(atlas, open2) {
     const grid = (
       /** @type {HTMLTableElement} */
       make("table", "attnscope-atlas-grid")
@@ -285,7 +429,7 @@ var attnscopeView = (() => {
         cell.type = "button";
         cell.dataset.layer = String(l);
         cell.dataset.head = String(h);
-        cell.addEventListener("click", () => open(l, h));
+        cell.addEventListener("click", () => open2(l, h));
         td.append(cell);
         tr.append(td);
         cells[l].push(cell);
@@ -293,212 +437,101 @@ var attnscopeView = (() => {
       gridBody.append(tr);
     }
     grid.append(gridHead, gridBody);
-    const selected = make("div", "attnscope-atlas-selected");
-    selected.setAttribute("aria-live", "polite");
-    const heads = [];
-    for (let l = 0; l < atlas.layers; l++) for (let h = 0; h < atlas.heads; h++) heads.push({ layer: l, head: h });
-    const patternColumns = Object.entries(PATTERN_LABELS).map(([key, text]) => ({
-      key,
-      label: text,
-      value: (r) => atlas.patterns[key][r.layer][r.head],
-      text: (r) => format(atlas.patterns[key][r.layer][r.head])
-    }));
-    const headsTable = sortableTable(
-      "attnscope-atlas-heads",
-      () => {
-        const columns = [
-          {
-            key: "head",
-            label: "head",
-            ascending: true,
-            value: (r) => r.layer * atlas.heads + r.head,
-            text: (r) => `${r.layer}-${r.head}`
-          },
-          {
-            key: "label",
-            label: "pattern",
-            ascending: true,
-            value: (r) => atlas.patterns.labels[r.layer][r.head],
-            text: (r) => atlas.patterns.labels[r.layer][r.head]
-          },
-          ...patternColumns
-        ];
-        const o = option();
-        if (o.group === "Relations") {
-          columns.push({
-            key: o.key,
-            label: o.label,
-            value: (r) => o.values[r.layer][r.head],
-            text: (r) => format(o.values[r.layer][r.head])
-          });
-        }
-        return columns;
-      },
-      () => heads,
-      (row, tr) => {
-        tr.dataset.layer = String(row.layer);
-        tr.dataset.head = String(row.head);
-        tr.tabIndex = 0;
-        tr.className = "attnscope-atlas-row";
-        tr.addEventListener("click", () => open(row.layer, row.head));
-        tr.addEventListener("keydown", (event) => {
-          if (event.key === "Enter") open(row.layer, row.head);
-        });
-      },
-      state.score
-    );
-    const relationRows = (atlas.relations ?? []).map((r) => {
-      const best = Object.fromEntries(Object.keys(DIRECTIONS).map((direction) => {
-        let top = { layer: 0, head: 0, value: -1 };
-        r[direction].forEach((row, l) => row.forEach((v, h) => {
-          if (v > top.value) top = { layer: l, head: h, value: v };
-        }));
-        return [direction, top];
-      }));
-      return { ...r, best };
-    });
-    const relationColumns = [
-      {
-        key: "relation",
-        label: "relation",
-        ascending: true,
-        value: (r) => r.relation,
-        text: (r) => r.relation
-      },
-      { key: "pairs", label: "arcs", value: (r) => r.pairs, text: (r) => r.pairs.toLocaleString("en") },
-      ...Object.entries(DIRECTIONS).map(([direction, arrow]) => ({
-        key: direction,
-        label: `best ${arrow}`,
-        value: (r) => r.best[direction].value,
-        text: (r) => `${r.best[direction].layer}-${r.best[direction].head}  ${format(r.best[direction].value)}`
-      })),
-      {
-        key: "baseline",
-        label: "baseline (offset)",
-        value: (r) => r.baseline,
-        text: (r) => `${format(r.baseline)} (${signed(r.baseline_offset)})`
-      }
-    ];
-    const relationsTable = sortableTable("attnscope-atlas-relations", () => relationColumns, () => relationRows, (row, tr) => {
-      tr.dataset.relation = row.relation;
-      for (const direction of Object.keys(DIRECTIONS)) {
-        const td = (
-          /** @type {HTMLElement} */
-          tr.querySelector(`td[data-key="${direction}"]`)
-        );
-        td.classList.add("attnscope-atlas-link");
-        td.tabIndex = 0;
-        td.title = `colour the grid by ${row.relation} ${DIRECTIONS[
-          /** @type {keyof typeof DIRECTIONS} */
-          direction
-        ]} and open its best head`;
-        const go = () => {
-          setScore(`${row.relation} ${direction}`);
-          open(row.best[direction].layer, row.best[direction].head);
-        };
-        td.addEventListener("click", go);
-        td.addEventListener("keydown", (event) => {
-          if (event.key === "Enter") go();
-        });
-      }
-    }, "pairs");
+    return { grid, cells };
+  }
+  function appendParts(v, controls, grid, relations) {
     const scroll = (table) => {
       const box = make("div", "attnscope-atlas-scroll");
       box.append(table);
       return box;
     };
-    root.append(controls, grid, selected);
-    if (relationRows.length) {
-      root.append(
+    v.root.append(controls, grid, v.selected);
+    if (relations) {
+      v.root.append(
         make("h3", "attnscope-atlas-heading", "Best head per relation (accuracy) against the best fixed offset"),
-        scroll(relationsTable.table)
+        scroll(v.relationsTable.table)
       );
     }
-    root.append(make("h3", "attnscope-atlas-heading", "Heads"), scroll(headsTable.table));
-    el.append(root);
-    function paint() {
-      const o = option();
-      for (let l = 0; l < atlas.layers; l++) {
-        for (let h = 0; h < atlas.heads; h++) {
-          const cell = cells[l][h];
-          const value = o.values[l][h];
-          cell.textContent = format(value);
-          cell.dataset.value = String(value);
-          cell.style.background = colourOf(value);
-          cell.style.color = cssColour(readableOn(
-            INK,
-            /** @type {RGBA} */
-            parseColour(colourOf(value))
-          ) ?? INK);
-          cell.classList.toggle("attnscope-atlas-beats", o.baseline !== void 0 && value > o.baseline);
-          cell.classList.toggle("attnscope-atlas-chosen", l === state.selected[0] && h === state.selected[1]);
-          cell.setAttribute("aria-pressed", String(l === state.selected[0] && h === state.selected[1]));
-          cell.title = `layer ${l}, head ${h}: ${o.label} ${value.toFixed(3)} (${atlas.patterns.labels[l][h]})`;
-        }
+    v.root.append(make("h3", "attnscope-atlas-heading", "Heads"), scroll(v.headsTable.table));
+  }
+  function paint(v) {
+    const { atlas, state } = v;
+    const o = option(v);
+    for (let l = 0; l < atlas.layers; l++) {
+      for (let h = 0; h < atlas.heads; h++) {
+        const cell = v.cells[l][h];
+        const value = o.values[l][h];
+        cell.textContent = format(value);
+        cell.dataset.value = String(value);
+        cell.style.background = colourOf(value);
+        cell.style.color = cssColour(readableOn(
+          INK,
+          /** @type {RGBA} */
+          parseColour(colourOf(value))
+        ) ?? INK);
+        cell.classList.toggle("attnscope-atlas-beats", o.baseline !== void 0 && value > o.baseline);
+        cell.classList.toggle("attnscope-atlas-chosen", l === state.selected[0] && h === state.selected[1]);
+        cell.setAttribute("aria-pressed", String(l === state.selected[0] && h === state.selected[1]));
+        cell.title = `layer ${l}, head ${h}: ${o.label} ${value.toFixed(3)} (${atlas.patterns.labels[l][h]})`;
       }
-      legend.textContent = o.baseline === void 0 ? "0 (light) to 1 (dark)" : `0 (light) to 1 (dark); baseline ${format(o.baseline)} at offset ${signed(
-        /** @type {number} */
-        o.offset
-      )} (head − dependent); outlined heads beat it`;
-      headsTable.update();
     }
-    function describe() {
-      const [l, h] = state.selected;
-      const pattern = atlas.patterns.labels[l][h];
-      selected.replaceChildren(
-        make("strong", "", `Head ${l}-${h}`),
-        document.createTextNode(` (layer ${l}, head ${h}): ${pattern}; ${option().label} ${option().values[l][h].toFixed(3)}. `)
+    v.legend.textContent = o.baseline === void 0 ? "0 (light) to 1 (dark)" : `0 (light) to 1 (dark); baseline ${format(o.baseline)} at offset ${signed(
+      /** @type {number} */
+      o.offset
+    )} (head − dependent); outlined heads beat it`;
+    v.headsTable.update();
+  }
+  function describe(v) {
+    const { atlas, appUrl, exampleText, selected } = v;
+    const [l, h] = v.state.selected;
+    const pattern = atlas.patterns.labels[l][h];
+    selected.replaceChildren(
+      make("strong", "", `Head ${l}-${h}`),
+      document.createTextNode(` (layer ${l}, head ${h}): ${pattern}; ${option(v).label} ${option(v).values[l][h].toFixed(3)}. `)
+    );
+    selected.dataset.layer = String(l);
+    selected.dataset.head = String(h);
+    if (appUrl) {
+      const link = (
+        /** @type {HTMLAnchorElement} */
+        make("a", "attnscope-atlas-app", "Open in the explorer")
       );
-      selected.dataset.layer = String(l);
-      selected.dataset.head = String(h);
-      if (appUrl) {
-        const link = (
-          /** @type {HTMLAnchorElement} */
-          make("a", "attnscope-atlas-app", "Open in the explorer")
-        );
-        const query = new URLSearchParams({
-          model: atlas.model,
-          ...exampleText ? { text: exampleText } : {},
-          layer: String(l),
-          heads: String(h)
-        });
-        link.href = `${appUrl}${appUrl.includes("?") ? "&" : "?"}${query}`;
-        link.target = "_blank";
-        link.rel = "noopener";
-        selected.append(link);
-      }
+      const query = new URLSearchParams({
+        model: atlas.model,
+        ...exampleText ? { text: exampleText } : {},
+        layer: String(l),
+        heads: String(h)
+      });
+      link.href = `${appUrl}${appUrl.includes("?") ? "&" : "?"}${query}`;
+      link.target = "_blank";
+      link.rel = "noopener";
+      selected.append(link);
     }
-    function setScore(key) {
-      state.score = key;
-      select.value = key;
-      Object.assign(headsTable.sort, { key, descending: true });
-      model.set("score", key);
-      model.save_changes();
-      paint();
-      describe();
-    }
-    function open(layer, head) {
-      state.selected = [layer, head];
-      model.set("selected", [layer, head]);
-      model.save_changes();
-      paint();
-      describe();
-      root.dispatchEvent(new CustomEvent("attnscope-atlas-open", { bubbles: true, composed: true, detail: { layer, head } }));
-    }
-    select.addEventListener("change", () => setScore(select.value));
-    model.on("change:selected", (value) => {
-      const [l, h] = value ?? [];
-      if (l === state.selected[0] && h === state.selected[1]) return;
-      if (!(l >= 0 && l < atlas.layers && h >= 0 && h < atlas.heads)) return;
-      state.selected = [l, h];
-      paint();
-      describe();
-    });
-    relationsTable.update();
-    paint();
-    describe();
-    root.dataset.ready = "true";
-    return () => root.remove();
+  }
+  function setScore(v, key) {
+    v.state.score = key;
+    v.select.value = key;
+    Object.assign(v.headsTable.sort, { key, descending: true });
+    v.model.set("score", key);
+    v.model.save_changes();
+    paint(v);
+    describe(v);
+  }
+  function open(v, layer, head) {
+    v.state.selected = [layer, head];
+    v.model.set("selected", [layer, head]);
+    v.model.save_changes();
+    paint(v);
+    describe(v);
+    v.root.dispatchEvent(new CustomEvent("attnscope-atlas-open", { bubbles: true, composed: true, detail: { layer, head } }));
+  }
+  function fromPython(v, value) {
+    const [l, h] = value ?? [];
+    if (l === v.state.selected[0] && h === v.state.selected[1]) return;
+    if (!(l >= 0 && l < v.atlas.layers && h >= 0 && h < v.atlas.heads)) return;
+    v.state.selected = [l, h];
+    paint(v);
+    describe(v);
   }
   var atlas_default = { render };
   return __toCommonJS(atlas_exports);

@@ -280,111 +280,6 @@ var attnscopeView = (() => {
     return () => query.removeEventListener("change", callback);
   }
 
-  // src/attnscope/static/attention_data.js
-  function unitsOf(seq, merge) {
-    if (!merge || !seq.words || seq.words.length === 0) {
-      return seq.tokens.map((t, i) => ({
-        label: t,
-        special: seq.special[i],
-        tokens: [i],
-        continuation: Boolean(seq.continues?.[i])
-      }));
-    }
-    const units = [];
-    const ofWord = /* @__PURE__ */ new Map();
-    seq.tokens.forEach((t, i) => {
-      const word = seq.words[i];
-      if (word === null || word === void 0) {
-        units.push({ label: t, special: seq.special[i], tokens: [i], continuation: false });
-        return;
-      }
-      const at = ofWord.get(word);
-      if (at === void 0) {
-        ofWord.set(word, units.length);
-        units.push({ label: seq.word_labels[word], special: false, tokens: [i], continuation: false });
-      } else units[at].tokens.push(i);
-    });
-    return units;
-  }
-  function sparseRows(bytes, rows, indexBytes) {
-    const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
-    const starts = new Uint32Array(aligned.buffer, aligned.byteOffset, rows + 1);
-    const count = starts[rows];
-    const at = aligned.byteOffset + 4 * (rows + 1);
-    const keys = indexBytes === 2 ? new Uint16Array(aligned.buffer, at, count) : new Uint32Array(aligned.buffer, at, count);
-    const values = new Uint8Array(aligned.buffer, at + indexBytes * count, count);
-    return { starts, keys, values };
-  }
-  var PER_HEAD = /* @__PURE__ */ new Set(["raw", "value_norm"]);
-  function offeredAggregations(stack) {
-    const methods = stack.aggregation_methods ?? [{ name: "raw", label: "Attention", about: "" }];
-    return methods.map((m) => (
-      /** @type {[string, string, string]} */
-      [m.name, m.label, m.about]
-    ));
-  }
-  function fillAggregations(select, stack, wanted) {
-    const offered = offeredAggregations(stack);
-    select.replaceChildren(...offered.map(([value, text, about]) => Object.assign(new Option(text, value), { title: about })));
-    select.value = offered.some(([value]) => value === wanted) ? wanted : "raw";
-    return select.value;
-  }
-  function aggregationInfo(aggregation, stack) {
-    const found = (stack.aggregation_methods ?? []).find((m) => m.name === aggregation);
-    return { label: found?.label ?? aggregation, about: found?.about ?? "", note: found?.note ?? "" };
-  }
-  function meanLayer(bytes, encoding, shape, heads) {
-    const sums = headSums(bytes, encoding, shape, heads);
-    const out = new Uint8Array(sums.length);
-    if (heads.length) for (let n = 0; n < out.length; n++) out[n] = Math.round(sums[n] / heads.length);
-    return out;
-  }
-  function unitByteSums(eachEntry, shape, qUnits, kUnits) {
-    const nq = qUnits.length, nk = kUnits.length;
-    const sums = new Float64Array(shape.heads * nq * nk);
-    const keyUnit = new Int32Array(shape.key);
-    kUnits.forEach((u, b) => {
-      for (const j of u.tokens) keyUnit[j] = b;
-    });
-    for (let h = 0; h < shape.heads; h++) {
-      qUnits.forEach((u, a) => {
-        const row = (h * nq + a) * nk;
-        for (const i of u.tokens) eachEntry(h * shape.query + i, (j, byte) => {
-          sums[row + keyUnit[j]] += byte;
-        });
-      });
-    }
-    return sums;
-  }
-  function mergeLayer(bytes, shape, qUnits, kUnits) {
-    const eachEntry = (row, visit) => {
-      for (let j = 0, base = row * shape.key; j < shape.key; j++) visit(j, bytes[base + j]);
-    };
-    const sums = unitByteSums(eachEntry, shape, qUnits, kUnits);
-    const nq = qUnits.length, nk = kUnits.length;
-    const out = new Uint8Array(sums.length);
-    for (let n = 0; n < out.length; n++) {
-      out[n] = Math.min(SCALE, Math.round(sums[n] / qUnits[Math.floor(n / nk) % nq].tokens.length));
-    }
-    return out;
-  }
-  function headSums(bytes, encoding, shape, heads) {
-    const { query, key } = shape;
-    const sums = new Uint32Array(query * key);
-    const sparse = encoding.sparse ? sparseRows(bytes, shape.heads * query, encoding.index_bytes) : null;
-    for (const h of heads) {
-      for (let i = 0; i < query; i++) {
-        const row = h * query + i;
-        if (sparse) {
-          for (let n = sparse.starts[row]; n < sparse.starts[row + 1]; n++) sums[i * key + sparse.keys[n]] += sparse.values[n];
-        } else {
-          for (let j = 0; j < key; j++) sums[i * key + j] += bytes[row * key + j];
-        }
-      }
-    }
-    return sums;
-  }
-
   // src/attnscope/static/raster.js
   function createMarks() {
     return { row: new Int32Array(1024), col: new Int32Array(1024), byte: new Uint8Array(1024), length: 0 };
@@ -553,218 +448,814 @@ var attnscopeView = (() => {
   var LABEL_MIN = 9;
   var TOP_WEIGHTS = 10;
   function createDetail(host) {
-    const { root, state } = host;
     const panel = make("div", "attnscope-mv-detail");
     panel.hidden = true;
     panel.tabIndex = -1;
     const tooltip = make("div", "attnscope-mv-tooltip");
     tooltip.setAttribute("role", "tooltip");
     tooltip.hidden = true;
-    let pointer = { x: 0, y: 0 };
-    let unit = 1;
-    function build() {
-      const s = host.stack();
-      const open = (
-        /** @type {{layer: number, head: number}} */
-        state.open
-      );
-      state.hover = null;
-      const close = make("button", "attnscope-mv-button attnscope-mv-close", "×");
-      close.title = "Close (Escape)";
-      close.addEventListener("click", () => host.close());
-      const title = make(
-        "div",
-        "attnscope-mv-detail-title",
-        `${state.stack} layer ${s.layer_labels[open.layer]}, ${host.name(open.head)}`
-      );
-      title.style.setProperty("--attnscope-head", host.colour(open.head));
-      const { rows, cols } = host.positions();
-      const queries = tokenColumn(s.query_tokens, rows, "query");
-      const keys = tokenColumn(s.key_tokens, cols, "key");
-      const picture = document.createElement("canvas");
-      picture.className = "attnscope-mv-detail-canvas";
-      const body = make("div", `attnscope-mv-detail-body attnscope-mv-detail-${host.style()}`);
-      if (host.style() === "lines") body.append(queries, picture, keys);
-      else {
-        picture.addEventListener("mousemove", (event) => hoverCell(event, rows, cols));
-        picture.addEventListener("mouseleave", () => setHover(null));
-        body.append(make("div", "attnscope-mv-corner"), keys, queries, picture);
-      }
-      panel.replaceChildren(close, title, body);
-      panel.hidden = false;
-      draw();
-      fitLabels(panel.querySelectorAll(".attnscope-mv-token"));
+    const d = { host, panel, tooltip, pointer: { x: 0, y: 0 }, unit: 1 };
+    return {
+      panel,
+      tooltip,
+      build: () => build(d),
+      draw: () => draw(d),
+      refresh: () => refresh(d),
+      follow: (event) => follow(d, event),
+      hide: () => hide(d)
+    };
+  }
+  function build(d) {
+    const { host, panel } = d;
+    const state = host.state;
+    const s = host.stack();
+    const open = (
+      /** @type {{layer: number, head: number}} */
+      state.open
+    );
+    state.hover = null;
+    const close = make("button", "attnscope-mv-button attnscope-mv-close", "×");
+    close.title = "Close (Escape)";
+    close.addEventListener("click", () => host.close());
+    const title = make(
+      "div",
+      "attnscope-mv-detail-title",
+      `${state.stack} layer ${s.layer_labels[open.layer]}, ${host.name(open.head)}`
+    );
+    title.style.setProperty("--attnscope-head", host.colour(open.head));
+    const { rows, cols } = host.positions();
+    const queries = tokenColumn(d, s.query_tokens, rows, "query");
+    const keys = tokenColumn(d, s.key_tokens, cols, "key");
+    const picture = document.createElement("canvas");
+    picture.className = "attnscope-mv-detail-canvas";
+    const body = make("div", `attnscope-mv-detail-body attnscope-mv-detail-${host.style()}`);
+    if (host.style() === "lines") body.append(queries, picture, keys);
+    else {
+      picture.addEventListener("mousemove", (event) => hoverCell(d, event, rows, cols));
+      picture.addEventListener("mouseleave", () => setHover(d, null));
+      body.append(make("div", "attnscope-mv-corner"), keys, queries, picture);
     }
-    function tokenColumn(sequence, kept, side) {
-      const seq = host.sequences()[sequence];
-      const column = make("div", `attnscope-mv-tokens attnscope-mv-${side === "query" ? "queries" : "keys"}`);
-      for (const i of kept) {
-        const node = make("div", "attnscope-mv-token", shown(seq.tokens[i]));
-        Object.assign(node.dataset, { side, index: String(i) });
-        node.title = `${side} ${i}`;
-        if (seq.special[i]) node.classList.add("attnscope-mv-special");
-        if (seq.continues?.[i]) node.classList.add("attnscope-mv-continuation");
-        node.addEventListener("mouseenter", () => setHover({ side, index: i }));
-        node.addEventListener("mouseleave", () => setHover(null));
-        column.append(node);
-      }
-      return column;
+    panel.replaceChildren(close, title, body);
+    panel.hidden = false;
+    draw(d);
+    fitLabels(panel.querySelectorAll(".attnscope-mv-token"));
+  }
+  function tokenColumn(d, sequence, kept, side) {
+    const seq = d.host.sequences()[sequence];
+    const column = make("div", `attnscope-mv-tokens attnscope-mv-${side === "query" ? "queries" : "keys"}`);
+    for (const i of kept) {
+      const node = make("div", "attnscope-mv-token", shown(seq.tokens[i]));
+      Object.assign(node.dataset, { side, index: String(i) });
+      node.title = `${side} ${i}`;
+      if (seq.special[i]) node.classList.add("attnscope-mv-special");
+      if (seq.continues?.[i]) node.classList.add("attnscope-mv-continuation");
+      node.addEventListener("mouseenter", () => setHover(d, { side, index: i }));
+      node.addEventListener("mouseleave", () => setHover(d, null));
+      column.append(node);
     }
-    function collect() {
-      const s = host.stack();
-      const open = (
-        /** @type {{layer: number, head: number}} */
-        state.open
-      );
-      const bytes = host.bytes(open.layer);
-      const { rows, cols } = host.positions();
-      if (!bytes) return { rows, cols, count: 0 };
-      const offset = open.head * s.query * s.key;
-      const minByte = minDrawnByte(state.threshold);
-      const hv = host.style() === "lines" ? state.hover : null;
-      const fromQuery = hv?.side === "query";
-      const at = hv ? (fromQuery ? rows : cols).indexOf(hv.index) : -1;
-      if (!hv || at < 0) return { rows, cols, count: collectMarks(bytes, offset, s.key, rows, cols, minByte, host.marks) };
-      const count = collectMarks(bytes, offset, s.key, fromQuery ? [hv.index] : rows, fromQuery ? cols : [hv.index], minByte, host.marks);
-      (fromQuery ? host.marks.row : host.marks.col).fill(at, 0, count);
-      return { rows, cols, count };
+    return column;
+  }
+  function collect(host) {
+    const state = host.state;
+    const s = host.stack();
+    const open = (
+      /** @type {{layer: number, head: number}} */
+      state.open
+    );
+    const bytes = host.bytes(open.layer);
+    const { rows, cols } = host.positions();
+    if (!bytes) return { rows, cols, count: 0 };
+    const offset = open.head * s.query * s.key;
+    const minByte = minDrawnByte(state.threshold);
+    const hv = host.style() === "lines" ? state.hover : null;
+    const fromQuery = hv?.side === "query";
+    const at = hv ? (fromQuery ? rows : cols).indexOf(hv.index) : -1;
+    if (!hv || at < 0) return { rows, cols, count: collectMarks(bytes, offset, s.key, rows, cols, minByte, host.marks) };
+    const count = collectMarks(bytes, offset, s.key, fromQuery ? [hv.index] : rows, fromQuery ? cols : [hv.index], minByte, host.marks);
+    (fromQuery ? host.marks.row : host.marks.col).fill(at, 0, count);
+    return { rows, cols, count };
+  }
+  function draw(d) {
+    const { host, panel } = d;
+    const picture = (
+      /** @type {HTMLCanvasElement | null} */
+      panel.querySelector(".attnscope-mv-detail-canvas")
+    );
+    if (!picture || !host.state.open) return;
+    const { rows, cols, count } = collect(host);
+    const ratio = window.devicePixelRatio || 1;
+    const n = Math.max(rows.length, cols.length, 1);
+    const lines = host.style() === "lines";
+    const unit = d.unit = lines ? Math.max(6, Math.min(18, Math.floor(DETAIL_HEIGHT / n))) : Math.max(1, Math.min(20, Math.floor(MATRIX_SIZE / n)));
+    const cssWidth = lines ? DETAIL_WIDTH : cols.length * unit;
+    const cssHeight = lines ? n * unit : rows.length * unit;
+    panel.style.setProperty("--attnscope-mv-row", `${unit}px`);
+    panel.classList.toggle("attnscope-mv-no-labels", !lines && unit < LABEL_MIN);
+    picture.width = Math.max(1, Math.round(cssWidth * ratio));
+    picture.height = Math.max(1, Math.round(cssHeight * ratio));
+    picture.style.width = `${cssWidth}px`;
+    picture.style.height = `${cssHeight}px`;
+    const ctx = (
+      /** @type {CanvasRenderingContext2D} */
+      picture.getContext("2d")
+    );
+    const image = ctx.createImageData(picture.width, picture.height);
+    const rgb = rgbOf(host.colour(host.state.open.head));
+    if (count && lines) paintLines(image, 0, 0, picture.width, picture.height, host.marks, unit * ratio, unit * ratio, rgb, host.scratch);
+    else if (count) paintMatrix(image, 0, 0, picture.width, picture.height, host.marks, rows.length, cols.length, rgb, host.scratch);
+    ctx.putImageData(image, 0, 0);
+    if (!lines && host.stack().causal) greyFuture(host.root, ctx, rows, cols, unit * ratio);
+    host.root.dataset.detailDrawn = String(count);
+  }
+  function greyFuture(root, ctx, rows, cols, size) {
+    ctx.fillStyle = getComputedStyle(root).getPropertyValue("--attnscope-mv-future").trim() || "rgba(128,128,128,0.25)";
+    rows.forEach((i, r) => {
+      const first = cols.findIndex((j) => j > i);
+      if (first >= 0) ctx.fillRect(first * size, r * size, (cols.length - first) * size, size);
+    });
+  }
+  function hoverCell(d, event, rows, cols) {
+    const r = Math.floor(event.offsetY / d.unit), c = Math.floor(event.offsetX / d.unit);
+    if (r < 0 || c < 0 || r >= rows.length || c >= cols.length) return;
+    follow(d, event);
+    const hv = d.host.state.hover;
+    if (!hv || hv.index !== rows[r] || hv.key !== cols[c]) setHover(d, { side: "query", index: rows[r], key: cols[c] });
+  }
+  function setHover(d, hover) {
+    d.host.state.hover = hover;
+    if (d.host.style() === "lines") draw(d);
+    refresh(d);
+    d.host.hovered();
+  }
+  function refresh(d) {
+    const hv = d.host.state.hover;
+    const causal = d.host.stack().causal;
+    for (
+      const node of
+      /** @type {NodeListOf<HTMLElement>} */
+      d.panel.querySelectorAll(".attnscope-mv-token")
+    ) {
+      const i = Number(node.dataset.index);
+      const key = node.dataset.side === "key";
+      node.classList.toggle("attnscope-mv-active", !!hv && (hv.side === node.dataset.side && hv.index === i || key && hv.key === i));
+      node.classList.toggle("attnscope-mv-future", !!hv && causal && key && hv.side === "query" && i > hv.index);
     }
-    function draw() {
-      const picture = (
-        /** @type {HTMLCanvasElement | null} */
-        panel.querySelector(".attnscope-mv-detail-canvas")
-      );
-      if (!picture || !state.open) return;
-      const { rows, cols, count } = collect();
-      const ratio = window.devicePixelRatio || 1;
-      const n = Math.max(rows.length, cols.length, 1);
-      const lines = host.style() === "lines";
-      unit = lines ? Math.max(6, Math.min(18, Math.floor(DETAIL_HEIGHT / n))) : Math.max(1, Math.min(20, Math.floor(MATRIX_SIZE / n)));
-      const cssWidth = lines ? DETAIL_WIDTH : cols.length * unit;
-      const cssHeight = lines ? n * unit : rows.length * unit;
-      panel.style.setProperty("--attnscope-mv-row", `${unit}px`);
-      panel.classList.toggle("attnscope-mv-no-labels", !lines && unit < LABEL_MIN);
-      picture.width = Math.max(1, Math.round(cssWidth * ratio));
-      picture.height = Math.max(1, Math.round(cssHeight * ratio));
-      picture.style.width = `${cssWidth}px`;
-      picture.style.height = `${cssHeight}px`;
-      const ctx = (
-        /** @type {CanvasRenderingContext2D} */
-        picture.getContext("2d")
-      );
-      const image = ctx.createImageData(picture.width, picture.height);
-      const rgb = rgbOf(host.colour(state.open.head));
-      if (count && lines) paintLines(image, 0, 0, picture.width, picture.height, host.marks, unit * ratio, unit * ratio, rgb, host.scratch);
-      else if (count) paintMatrix(image, 0, 0, picture.width, picture.height, host.marks, rows.length, cols.length, rgb, host.scratch);
-      ctx.putImageData(image, 0, 0);
-      if (!lines && host.stack().causal) greyFuture(ctx, rows, cols, unit * ratio);
-      root.dataset.detailDrawn = String(count);
-    }
-    function greyFuture(ctx, rows, cols, size) {
-      ctx.fillStyle = getComputedStyle(root).getPropertyValue("--attnscope-mv-future").trim() || "rgba(128,128,128,0.25)";
-      rows.forEach((i, r) => {
-        const first = cols.findIndex((j) => j > i);
-        if (first >= 0) ctx.fillRect(first * size, r * size, (cols.length - first) * size, size);
-      });
-    }
-    function hoverCell(event, rows, cols) {
-      const r = Math.floor(event.offsetY / unit), c = Math.floor(event.offsetX / unit);
-      if (r < 0 || c < 0 || r >= rows.length || c >= cols.length) return;
-      follow(event);
-      const hv = state.hover;
-      if (!hv || hv.index !== rows[r] || hv.key !== cols[c]) setHover({ side: "query", index: rows[r], key: cols[c] });
-    }
-    function setHover(hover) {
-      state.hover = hover;
-      if (host.style() === "lines") draw();
-      refresh();
-      host.hovered();
-    }
-    function refresh() {
-      const hv = state.hover;
-      const causal = host.stack().causal;
-      for (
-        const node of
-        /** @type {NodeListOf<HTMLElement>} */
-        panel.querySelectorAll(".attnscope-mv-token")
-      ) {
-        const i = Number(node.dataset.index);
-        const key = node.dataset.side === "key";
-        node.classList.toggle("attnscope-mv-active", !!hv && (hv.side === node.dataset.side && hv.index === i || key && hv.key === i));
-        node.classList.toggle("attnscope-mv-future", !!hv && causal && key && hv.side === "query" && i > hv.index);
-      }
-      fitLabels(panel.querySelectorAll(".attnscope-mv-token"));
-      showTooltip();
-    }
-    function showTooltip() {
-      const { state: { hover: hv, open } } = host;
-      const s = host.stack();
-      const bytes = open && host.bytes(open.layer);
-      if (!hv || !open || !bytes) {
-        tooltip.hidden = true;
-        return;
-      }
-      const offset = open.head * s.query * s.key;
-      const at = (q, k) => bytes[offset + q * s.key + k];
-      const fromQuery = hv.side === "query";
-      const own = host.sequences()[fromQuery ? s.query_tokens : s.key_tokens].tokens;
-      const other = host.sequences()[fromQuery ? s.key_tokens : s.query_tokens].tokens;
-      tooltip.replaceChildren(make(
-        "div",
-        "attnscope-mv-tip-title",
-        `${hv.side} ${hv.index} “${shown(own[hv.index])}”, layer ${s.layer_labels[open.layer]}, ${host.name(open.head)}` + (fromQuery ? ": weights on keys" : ": weights from queries")
-      ));
-      if (hv.key !== void 0) {
-        const byte = at(hv.index, hv.key);
-        const cell = make("div", "attnscope-mv-cell-weight", `→ key ${hv.key} “${shown(other[hv.key])}”: ${(byte / SCALE).toFixed(3)}`);
-        Object.assign(cell.dataset, { query: String(hv.index), position: String(hv.key), weight: String(byte / SCALE) });
-        tooltip.append(cell);
-      }
-      const { rows, cols } = host.positions();
-      const minByte = minDrawnByte(state.threshold);
-      const entries = (fromQuery ? cols : rows).map((o) => [o, fromQuery ? at(hv.index, o) : at(o, hv.index)]).filter(([, byte]) => byte >= minByte).sort((a, b) => b[1] - a[1]);
-      const list = make("div", "attnscope-mv-tip-weights");
-      for (const [o, byte] of entries.slice(0, TOP_WEIGHTS)) {
-        const item = make("span", "attnscope-mv-weight", `${shown(other[o])} ${(byte / SCALE).toFixed(3)}`);
-        Object.assign(item.dataset, { position: String(o), weight: String(byte / SCALE) });
-        list.append(item);
-      }
-      if (entries.length > TOP_WEIGHTS) list.append(make("span", "attnscope-mv-more", `+${entries.length - TOP_WEIGHTS} more`));
-      tooltip.append(list);
-      tooltip.hidden = false;
-      place();
-    }
-    function follow(event) {
-      pointer = { x: event.clientX, y: event.clientY };
-      if (!tooltip.hidden) place();
-    }
-    function place() {
-      const box = root.getBoundingClientRect();
-      const left = Math.min(pointer.x - box.left + 14, box.width - tooltip.offsetWidth);
-      tooltip.style.left = `${Math.max(0, left)}px`;
-      tooltip.style.top = `${pointer.y - box.top + 14}px`;
-    }
-    function hide() {
-      state.hover = null;
-      panel.hidden = true;
+    fitLabels(d.panel.querySelectorAll(".attnscope-mv-token"));
+    showTooltip(d);
+  }
+  function showTooltip(d) {
+    const { host, tooltip } = d;
+    const { state: { hover: hv, open } } = host;
+    const s = host.stack();
+    const bytes = open && host.bytes(open.layer);
+    if (!hv || !open || !bytes) {
       tooltip.hidden = true;
+      return;
     }
-    return { panel, tooltip, build, draw, refresh, follow, hide };
+    const offset = open.head * s.query * s.key;
+    const at = (q, k) => bytes[offset + q * s.key + k];
+    const fromQuery = hv.side === "query";
+    const own = host.sequences()[fromQuery ? s.query_tokens : s.key_tokens].tokens;
+    const other = host.sequences()[fromQuery ? s.key_tokens : s.query_tokens].tokens;
+    tooltip.replaceChildren(make(
+      "div",
+      "attnscope-mv-tip-title",
+      `${hv.side} ${hv.index} “${shown(own[hv.index])}”, layer ${s.layer_labels[open.layer]}, ${host.name(open.head)}` + (fromQuery ? ": weights on keys" : ": weights from queries")
+    ));
+    if (hv.key !== void 0) {
+      const byte = at(hv.index, hv.key);
+      const cell = make("div", "attnscope-mv-cell-weight", `→ key ${hv.key} “${shown(other[hv.key])}”: ${(byte / SCALE).toFixed(3)}`);
+      Object.assign(cell.dataset, { query: String(hv.index), position: String(hv.key), weight: String(byte / SCALE) });
+      tooltip.append(cell);
+    }
+    const { rows, cols } = host.positions();
+    const minByte = minDrawnByte(host.state.threshold);
+    const entries = (fromQuery ? cols : rows).map((o) => [o, fromQuery ? at(hv.index, o) : at(o, hv.index)]).filter(([, byte]) => byte >= minByte).sort((a, b) => b[1] - a[1]);
+    const list = make("div", "attnscope-mv-tip-weights");
+    for (const [o, byte] of entries.slice(0, TOP_WEIGHTS)) {
+      const item = make("span", "attnscope-mv-weight", `${shown(other[o])} ${(byte / SCALE).toFixed(3)}`);
+      Object.assign(item.dataset, { position: String(o), weight: String(byte / SCALE) });
+      list.append(item);
+    }
+    if (entries.length > TOP_WEIGHTS) list.append(make("span", "attnscope-mv-more", `+${entries.length - TOP_WEIGHTS} more`));
+    tooltip.append(list);
+    tooltip.hidden = false;
+    place(d);
+  }
+  function follow(d, event) {
+    d.pointer = { x: event.clientX, y: event.clientY };
+    if (!d.tooltip.hidden) place(d);
+  }
+  function place(d) {
+    const { tooltip, pointer } = d;
+    const box = d.host.root.getBoundingClientRect();
+    const left = Math.min(pointer.x - box.left + 14, box.width - tooltip.offsetWidth);
+    tooltip.style.left = `${Math.max(0, left)}px`;
+    tooltip.style.top = `${pointer.y - box.top + 14}px`;
+  }
+  function hide(d) {
+    d.host.state.hover = null;
+    d.panel.hidden = true;
+    d.tooltip.hidden = true;
   }
 
-  // src/attnscope/static/model_view.js
+  // src/attnscope/static/attention_data.js
+  function unitsOf(seq, merge) {
+    if (!merge || !seq.words || seq.words.length === 0) {
+      return seq.tokens.map((t, i) => ({
+        label: t,
+        special: seq.special[i],
+        tokens: [i],
+        continuation: Boolean(seq.continues?.[i])
+      }));
+    }
+    const units = [];
+    const ofWord = /* @__PURE__ */ new Map();
+    seq.tokens.forEach((t, i) => {
+      const word = seq.words[i];
+      if (word === null || word === void 0) {
+        units.push({ label: t, special: seq.special[i], tokens: [i], continuation: false });
+        return;
+      }
+      const at = ofWord.get(word);
+      if (at === void 0) {
+        ofWord.set(word, units.length);
+        units.push({ label: seq.word_labels[word], special: false, tokens: [i], continuation: false });
+      } else units[at].tokens.push(i);
+    });
+    return units;
+  }
+  function sparseRows(bytes, rows, indexBytes) {
+    const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+    const starts = new Uint32Array(aligned.buffer, aligned.byteOffset, rows + 1);
+    const count = starts[rows];
+    const at = aligned.byteOffset + 4 * (rows + 1);
+    const keys = indexBytes === 2 ? new Uint16Array(aligned.buffer, at, count) : new Uint32Array(aligned.buffer, at, count);
+    const values = new Uint8Array(aligned.buffer, at + indexBytes * count, count);
+    return { starts, keys, values };
+  }
+  var PER_HEAD = /* @__PURE__ */ new Set(["raw", "value_norm"]);
+  function offeredAggregations(stack) {
+    const methods = stack.aggregation_methods ?? [{ name: "raw", label: "Attention", about: "" }];
+    return methods.map((m) => (
+      /** @type {[string, string, string]} */
+      [m.name, m.label, m.about]
+    ));
+  }
+  function fillAggregations(select2, stack, wanted) {
+    const offered = offeredAggregations(stack);
+    select2.replaceChildren(...offered.map(([value, text, about]) => Object.assign(new Option(text, value), { title: about })));
+    select2.value = offered.some(([value]) => value === wanted) ? wanted : "raw";
+    return select2.value;
+  }
+  function aggregationInfo(aggregation, stack) {
+    const found = (stack.aggregation_methods ?? []).find((m) => m.name === aggregation);
+    return { label: found?.label ?? aggregation, about: found?.about ?? "", note: found?.note ?? "" };
+  }
+  function meanLayer(bytes, encoding, shape, heads) {
+    const sums = headSums(bytes, encoding, shape, heads);
+    const out = new Uint8Array(sums.length);
+    if (heads.length) for (let n = 0; n < out.length; n++) out[n] = Math.round(sums[n] / heads.length);
+    return out;
+  }
+  function unitByteSums(eachEntry, shape, qUnits, kUnits) {
+    const nq = qUnits.length, nk = kUnits.length;
+    const sums = new Float64Array(shape.heads * nq * nk);
+    const keyUnit = new Int32Array(shape.key);
+    kUnits.forEach((u, b) => {
+      for (const j of u.tokens) keyUnit[j] = b;
+    });
+    for (let h = 0; h < shape.heads; h++) {
+      qUnits.forEach((u, a) => {
+        const row = (h * nq + a) * nk;
+        for (const i of u.tokens) eachEntry(h * shape.query + i, (j, byte) => {
+          sums[row + keyUnit[j]] += byte;
+        });
+      });
+    }
+    return sums;
+  }
+  function mergeLayer(bytes, shape, qUnits, kUnits) {
+    const eachEntry = (row, visit) => {
+      for (let j = 0, base = row * shape.key; j < shape.key; j++) visit(j, bytes[base + j]);
+    };
+    const sums = unitByteSums(eachEntry, shape, qUnits, kUnits);
+    const nq = qUnits.length, nk = kUnits.length;
+    const out = new Uint8Array(sums.length);
+    for (let n = 0; n < out.length; n++) {
+      out[n] = Math.min(SCALE, Math.round(sums[n] / qUnits[Math.floor(n / nk) % nq].tokens.length));
+    }
+    return out;
+  }
+  function headSums(bytes, encoding, shape, heads) {
+    const { query, key } = shape;
+    const sums = new Uint32Array(query * key);
+    const sparse = encoding.sparse ? sparseRows(bytes, shape.heads * query, encoding.index_bytes) : null;
+    for (const h of heads) {
+      for (let i = 0; i < query; i++) {
+        const row = h * query + i;
+        if (sparse) {
+          for (let n = sparse.starts[row]; n < sparse.starts[row + 1]; n++) sums[i * key + sparse.keys[n]] += sparse.values[n];
+        } else {
+          for (let j = 0; j < key; j++) sums[i * key + j] += bytes[row * key + j];
+        }
+      }
+    }
+    return sums;
+  }
+
+  // src/attnscope/static/model_view_state.js
   var GRID_WIDTH = 1040;
   var CELL_MAX = 80;
   var CELL_MIN = 24;
   var GAP = 6;
   var AUTO_LINES_MAX = 64;
+  function currentStack(v) {
+    const s = v.stacks[v.state.stack];
+    if (!v.state.merge) return s;
+    return { ...s, query: unitsFor(v, s.query_tokens).length, key: unitsFor(v, s.key_tokens).length };
+  }
+  function unitsFor(v, name) {
+    if (!v.state.merge) return unitsOf(v.header.sequences[name], false);
+    if (!v.wordUnits.has(name)) v.wordUnits.set(name, unitsOf(v.header.sequences[name], true));
+    return (
+      /** @type {Unit[]} */
+      v.wordUnits.get(name)
+    );
+  }
+  function shownSequences(v) {
+    if (!v.state.merge) return v.header.sequences;
+    return Object.fromEntries(Object.entries(v.header.sequences).map(([name, seq]) => {
+      const units = unitsFor(v, name);
+      const b = (
+        /** @type {any} */
+        seq.sentence_b_start
+      );
+      return [name, {
+        tokens: units.map((u) => u.label),
+        special: units.map((u) => u.special),
+        sentence_b_start: b === null || b === void 0 ? null : units.findIndex((u) => u.tokens[0] >= b)
+      }];
+    }));
+  }
+  var combined = (v) => !PER_HEAD.has(v.state.aggregation);
+  function shownStack(v) {
+    return combined(v) ? { ...currentStack(v), heads: 1, head_labels: [null] } : currentStack(v);
+  }
+  function colourOf(v, h) {
+    if (!combined(v)) return headColour(currentStack(v).head_labels[h], onDark(v.root));
+    const fg = getComputedStyle(v.root).getPropertyValue("--attnscope-mv-fg").trim();
+    return /^#[0-9a-f]{6}$/i.test(fg) ? fg : "#555555";
+  }
+  function headName(v, h) {
+    return combined(v) ? aggregationInfo(v.state.aggregation, currentStack(v)).label : `head ${currentStack(v).head_labels[h]}`;
+  }
+  function tokenLayerBytes(v, l) {
+    const agg = v.state.aggregation, s = v.stacks[v.state.stack];
+    if (agg !== "mean") return v.store.get(agg === "raw" ? v.state.stack : `${v.state.stack}/${agg}`, l);
+    if (!v.means.has(l)) {
+      const raw = v.store.get(v.state.stack, l);
+      if (!raw) return null;
+      v.means.set(l, meanLayer(raw, { sparse: false }, s, [...Array(s.heads).keys()]));
+    }
+    return (
+      /** @type {Uint8Array} */
+      v.means.get(l)
+    );
+  }
+  function layerBytes(v, l) {
+    const bytes = tokenLayerBytes(v, l);
+    if (!bytes || !v.state.merge) return bytes;
+    if (!v.merged.has(l)) {
+      const s = v.stacks[v.state.stack];
+      const shape = { heads: bytes.length / (s.query * s.key), query: s.query, key: s.key };
+      v.merged.set(l, mergeLayer(bytes, shape, unitsFor(v, s.query_tokens), unitsFor(v, s.key_tokens)));
+    }
+    return (
+      /** @type {Uint8Array} */
+      v.merged.get(l)
+    );
+  }
+  function styleOf(v) {
+    if (v.state.style === "lines" || v.state.style === "matrix") return v.state.style;
+    const s = currentStack(v);
+    return Math.max(s.query, s.key) <= AUTO_LINES_MAX ? "lines" : "matrix";
+  }
+  function pairStart(v) {
+    const s = currentStack(v);
+    if (s.query_tokens !== s.key_tokens) return null;
+    return shownSequences(v)[s.query_tokens].sentence_b_start ?? null;
+  }
+  function positions(v) {
+    const s = currentStack(v);
+    const b = pairStart(v);
+    const f = b === null ? "all" : v.state.filter;
+    const keep = (seqName, count, segment) => {
+      const special = shownSequences(v)[seqName].special;
+      const kept = [];
+      for (let i = 0; i < count; i++) {
+        if (f !== "all" && (b !== null && i >= b ? "B" : "A") !== segment) continue;
+        if (!(v.state.hideSpecial && special[i])) kept.push(i);
+      }
+      return kept;
+    };
+    return { rows: keep(s.query_tokens, s.query, f[0]), cols: keep(s.key_tokens, s.key, f[1]) };
+  }
+  function geometry(v) {
+    const s = shownStack(v);
+    const cell = Math.max(CELL_MIN, Math.min(CELL_MAX, Math.floor(GRID_WIDTH / s.heads) - GAP));
+    return { cell, width: s.heads * (cell + GAP) - GAP, height: s.layers * (cell + GAP) - GAP };
+  }
+
+  // src/attnscope/static/model_view_export.js
   var SVG_MAX_MARKS = 2e5;
   var EXPORT_MARGIN = 28;
+  function exportName(v) {
+    const { state } = v;
+    return `attnscope-model-view-${state.stack}-${styleOf(v)}` + (state.aggregation === "raw" ? "" : `-${state.aggregation}`);
+  }
+  function exportLayout(v) {
+    const s = shownStack(v);
+    const g = geometry(v);
+    const colours = getComputedStyle(v.root);
+    const at = (i) => EXPORT_MARGIN + i * (g.cell + GAP);
+    return {
+      g,
+      at,
+      width: g.width + EXPORT_MARGIN,
+      height: g.height + EXPORT_MARGIN,
+      fg: colours.getPropertyValue("--attnscope-mv-fg").trim() || "#000",
+      bg: colours.getPropertyValue("--attnscope-mv-bg").trim() || "#fff",
+      labels: [
+        ...s.head_labels.map((h, i) => ({ text: h === null ? headName(v, i) : String(h), x: at(i) + g.cell / 2, y: 16, middle: true })),
+        ...s.layer_labels.map((l, i) => ({ text: String(l), x: 4, y: at(i) + g.cell / 2 + 4, middle: false }))
+      ]
+    };
+  }
+  function savePng(v) {
+    const canvas = v.grid.canvas;
+    const layout = exportLayout(v);
+    const ratio = canvas.width / Math.max(1, layout.g.width);
+    const out = document.createElement("canvas");
+    out.width = Math.round(layout.width * ratio);
+    out.height = Math.round(layout.height * ratio);
+    const ctx = (
+      /** @type {CanvasRenderingContext2D} */
+      out.getContext("2d")
+    );
+    ctx.scale(ratio, ratio);
+    ctx.fillStyle = layout.bg;
+    ctx.fillRect(0, 0, layout.width, layout.height);
+    ctx.fillStyle = layout.fg;
+    ctx.font = "11px sans-serif";
+    for (const label of layout.labels) {
+      ctx.textAlign = label.middle ? "center" : "start";
+      ctx.fillText(label.text, label.x, label.y);
+    }
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.drawImage(canvas, Math.round(EXPORT_MARGIN * ratio), Math.round(EXPORT_MARGIN * ratio));
+    out.toBlob((blob) => {
+      if (blob) download(`${exportName(v)}.png`, blob);
+    }, "image/png");
+  }
+  function saveSvg(v) {
+    const { state } = v;
+    const s = shownStack(v);
+    const layout = exportLayout(v);
+    const { rows, cols } = positions(v);
+    const minByte = minDrawnByte(state.threshold);
+    const parts = [
+      `<svg xmlns="http://www.w3.org/2000/svg" width="${layout.width}" height="${layout.height}" font-family="sans-serif" font-size="11">`,
+      `<rect class="background" width="100%" height="100%" fill="${layout.bg}"/>`,
+      ...layout.labels.map((t) => `<text x="${t.x}" y="${t.y}" fill="${layout.fg}"${t.middle ? ' text-anchor="middle"' : ""}>${xmlText(t.text)}</text>`)
+    ];
+    const raster = Number(v.root.dataset.drawn) > SVG_MAX_MARKS;
+    if (raster) parts.push(`<image x="${EXPORT_MARGIN}" y="${EXPORT_MARGIN}" width="${layout.g.width}" height="${layout.g.height}" href="${v.grid.canvas.toDataURL("image/png")}"/>`);
+    for (let l = 0; l < s.layers && !raster; l++) {
+      const bytes = layerBytes(v, l);
+      for (let h = 0; bytes && h < s.heads; h++) {
+        collectMarks(bytes, h * s.query * s.key, s.key, rows, cols, minByte, v.marks);
+        parts.push(
+          `<g class="cell" data-layer="${s.layer_labels[l]}" data-head="${s.head_labels[h] ?? state.aggregation}" transform="translate(${layout.at(h)},${layout.at(l)})">`,
+          svgHead(v.marks, styleOf(v), layout.g.cell, rows.length, cols.length, colourOf(v, h), v.scratch),
+          "</g>"
+        );
+      }
+    }
+    parts.push("</svg>");
+    download(`${exportName(v)}.svg`, new Blob([parts.join("\n")], { type: "image/svg+xml" }));
+  }
+
+  // src/attnscope/static/model_view_controls.js
+  function select(className, options) {
+    const node = (
+      /** @type {HTMLSelectElement} */
+      make("select", className)
+    );
+    for (const [value, text] of options) node.append(new Option(text, value));
+    return node;
+  }
+  function button(className, text, title) {
+    const node = (
+      /** @type {HTMLButtonElement} */
+      make("button", `attnscope-mv-button ${className}`, text)
+    );
+    node.type = "button";
+    node.title = title;
+    return node;
+  }
+  function checkbox(className) {
+    const box = (
+      /** @type {HTMLInputElement} */
+      make("input", className)
+    );
+    box.type = "checkbox";
+    return box;
+  }
+  function createControls(header) {
+    const bar = make("div", "attnscope-mv-controls");
+    const stackSelect = select("attnscope-mv-stack", header.stacks.map((s) => [s.role, s.role]));
+    const filterSelect = select("attnscope-mv-filter", FILTERS);
+    const styleSelect = select("attnscope-mv-style", [["lines", "Lines"], ["matrix", "Matrix"]]);
+    const aggregationSelect = select("attnscope-mv-aggregation", []);
+    const note = make("span", "attnscope-mv-note");
+    const specialBox = checkbox("attnscope-mv-hide-special");
+    const wordsBox = checkbox("attnscope-mv-words");
+    const pngButton = button("attnscope-mv-png", "PNG", "Save the grid as a PNG image");
+    const svgButton = button("attnscope-mv-svg", "SVG", "Save the grid as an SVG drawing");
+    const field = (text, control) => labelled("attnscope-mv-label", text, control);
+    const stackLabel = field("Attention", stackSelect);
+    const filterLabel = field("Sentences", filterSelect);
+    const wordsLabel = field("Words", wordsBox);
+    wordsLabel.title = "Merge subword tokens into words: attention to a word is the sum over its tokens, from a word the mean";
+    bar.append(
+      stackLabel,
+      field("Show", aggregationSelect),
+      filterLabel,
+      field("Style", styleSelect),
+      field("Hide special tokens", specialBox),
+      wordsLabel,
+      pngButton,
+      svgButton,
+      note
+    );
+    stackLabel.hidden = header.stacks.length < 2;
+    wordsLabel.hidden = !Object.values(header.sequences).some((seq) => seq.words?.length);
+    return { bar, stackSelect, filterSelect, styleSelect, aggregationSelect, note, specialBox, wordsBox, pngButton, svgButton, filterLabel };
+  }
+  function syncControls(v) {
+    const { controls: c, state } = v;
+    c.stackSelect.value = state.stack;
+    c.filterLabel.hidden = pairStart(v) === null;
+    c.filterSelect.value = state.filter;
+    c.styleSelect.value = styleOf(v);
+    c.specialBox.checked = state.hideSpecial;
+    c.wordsBox.checked = state.merge;
+    c.aggregationSelect.value = state.aggregation;
+    c.aggregationSelect.title = aggregationInfo(state.aggregation, currentStack(v)).about;
+    c.note.textContent = aggregationInfo(state.aggregation, currentStack(v)).note;
+  }
+  function wireControls(v, act) {
+    const { controls: c, state } = v;
+    c.stackSelect.addEventListener("change", () => {
+      state.stack = c.stackSelect.value;
+      act.switchStack();
+    });
+    c.filterSelect.addEventListener("change", () => {
+      state.filter = c.filterSelect.value;
+      act.redrawAll();
+    });
+    c.styleSelect.addEventListener("change", () => {
+      state.style = c.styleSelect.value;
+      act.redrawAll();
+    });
+    c.aggregationSelect.addEventListener("change", () => {
+      state.aggregation = c.aggregationSelect.value;
+      act.switchStack();
+    });
+    c.specialBox.addEventListener("change", () => {
+      state.hideSpecial = c.specialBox.checked;
+      act.redrawAll();
+    });
+    c.wordsBox.addEventListener("change", () => {
+      state.merge = c.wordsBox.checked;
+      act.switchStack();
+    });
+    c.pngButton.addEventListener("click", () => savePng(v));
+    c.svgButton.addEventListener("click", () => saveSvg(v));
+  }
+
+  // src/attnscope/static/model_view_grid.js
+  function createGrid() {
+    const wrap = make("div", "attnscope-mv-grid");
+    const headLabels = make("div", "attnscope-mv-head-labels");
+    const layerLabels = make("div", "attnscope-mv-layer-labels");
+    const cellArea = make("div", "attnscope-mv-cells");
+    const canvas = document.createElement("canvas");
+    canvas.className = "attnscope-mv-canvas";
+    cellArea.append(canvas);
+    wrap.append(make("div", "attnscope-mv-corner", "layer \\ head"), headLabels, layerLabels, cellArea);
+    return { wrap, grid: { headLabels, layerLabels, cellArea, canvas, cells: [] } };
+  }
+  function buildGrid(v, open) {
+    const { root, grid } = v;
+    const s = shownStack(v);
+    const g = geometry(v);
+    root.style.setProperty("--attnscope-mv-cell", `${g.cell}px`);
+    root.style.setProperty("--attnscope-mv-gap", `${GAP}px`);
+    grid.headLabels.replaceChildren(...s.head_labels.map((h, i) => {
+      const label = make("span", "attnscope-mv-head-label", h === null ? headName(v, i) : String(h));
+      label.style.setProperty("--attnscope-head", colourOf(v, i));
+      return label;
+    }));
+    v.state.aggregation = fillAggregations(v.controls.aggregationSelect, currentStack(v), v.state.aggregation);
+    grid.layerLabels.replaceChildren(...s.layer_labels.map((l) => make("span", "attnscope-mv-layer-label", String(l))));
+    grid.cells = [];
+    for (let l = 0; l < s.layers; l++) {
+      for (let h = 0; h < s.heads; h++) {
+        const cell = (
+          /** @type {HTMLButtonElement} */
+          make("button", "attnscope-mv-cell")
+        );
+        cell.type = "button";
+        Object.assign(cell.dataset, { layer: String(s.layer_labels[l]), head: s.head_labels[h] === null ? "" : String(s.head_labels[h]), row: String(l), col: String(h) });
+        cell.style.left = `${h * (g.cell + GAP)}px`;
+        cell.style.top = `${l * (g.cell + GAP)}px`;
+        cell.addEventListener("click", () => open(l, h));
+        grid.cells.push(cell);
+      }
+    }
+    grid.cellArea.replaceChildren(grid.canvas, ...grid.cells);
+    grid.cellArea.style.width = `${g.width}px`;
+    grid.cellArea.style.height = `${g.height}px`;
+  }
+  function drawGrid(v) {
+    const { root, grid: { canvas, cells }, state } = v;
+    const start = performance.now();
+    const s = shownStack(v);
+    const g = geometry(v);
+    const ratio = window.devicePixelRatio || 1;
+    const px = (n) => Math.round(n * ratio);
+    canvas.width = px(g.width);
+    canvas.height = px(g.height);
+    canvas.style.width = `${g.width}px`;
+    canvas.style.height = `${g.height}px`;
+    const ctx = (
+      /** @type {CanvasRenderingContext2D} */
+      canvas.getContext("2d")
+    );
+    const image = ctx.createImageData(canvas.width, canvas.height);
+    const { rows, cols } = positions(v);
+    const minByte = minDrawnByte(state.threshold);
+    const size = px(g.cell);
+    let total = 0, complete = true;
+    for (let l = 0; l < s.layers; l++) {
+      const bytes = layerBytes(v, l);
+      if (!bytes) {
+        complete = false;
+        continue;
+      }
+      for (let h = 0; h < s.heads; h++) {
+        const n = collectMarks(bytes, h * s.query * s.key, s.key, rows, cols, minByte, v.marks);
+        if (n) paintHead(v, image, px(h * (g.cell + GAP)), px(l * (g.cell + GAP)), size, rows.length, cols.length, rgbOf(colourOf(v, h)));
+        const cell = cells[l * s.heads + h];
+        cell.dataset.drawn = String(n);
+        cell.setAttribute("aria-label", `layer ${s.layer_labels[l]}, ${headName(v, h)}: ${n} weights above ${state.threshold}`);
+        total += n;
+      }
+    }
+    ctx.putImageData(image, 0, 0);
+    root.dataset.drawn = String(total);
+    root.dataset.drawMs = (performance.now() - start).toFixed(1);
+    if (complete && !v.ready) {
+      v.ready = true;
+      root.dataset.ready = "true";
+    }
+    return complete;
+  }
+  function paintHead(v, image, x0, y0, size, rowCount, colCount, rgb) {
+    if (styleOf(v) === "lines") paintLines(image, x0, y0, size, size, v.marks, size / rowCount, size / colCount, rgb, v.scratch);
+    else paintMatrix(image, x0, y0, size, size, v.marks, rowCount, colCount, rgb, v.scratch);
+  }
+  function moveFocus(v, event) {
+    const target = (
+      /** @type {HTMLElement} */
+      event.target
+    );
+    const moves = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] };
+    const move = moves[
+      /** @type {keyof typeof moves} */
+      event.key
+    ];
+    if (!move || !target.classList.contains("attnscope-mv-cell")) return;
+    const s = shownStack(v);
+    const l = Number(target.dataset.row) + move[0], h = Number(target.dataset.col) + move[1];
+    if (l < 0 || h < 0 || l >= s.layers || h >= s.heads) return;
+    event.preventDefault();
+    v.grid.cells[l * s.heads + h].focus();
+  }
+
+  // src/attnscope/static/model_view_traits.js
+  function save(v) {
+    const { model, state } = v;
+    const s = shownStack(v);
+    const open = state.open;
+    const hv = state.hover;
+    v.writing = true;
+    try {
+      model.set("stack", state.stack);
+      model.set("layer", open ? s.layer_labels[open.layer] : null);
+      model.set("heads", open && !combined(v) ? [s.head_labels[open.head]] : []);
+      model.set("aggregation", state.aggregation);
+      model.set("thumbnails", state.style);
+      model.set("filter", state.filter);
+      model.set("hide_special", state.hideSpecial);
+      model.set("merge_subwords", state.merge);
+      model.set("token", open && hv ? { ...hv, ...state.merge ? { unit: "word" } : {} } : null);
+      model.save_changes();
+    } finally {
+      v.writing = false;
+    }
+  }
+  function fromPython(v, act) {
+    if (v.writing) return;
+    const { model, state } = v;
+    const s = shownStack(v);
+    const layer = model.get("layer");
+    const heads = model.get("heads") ?? [];
+    if (layer === null || layer === void 0) {
+      if (state.open) act.closeCell(false);
+      return;
+    }
+    const l = s.layer_labels.indexOf(layer);
+    const h = heads.length && !combined(v) ? s.head_labels.indexOf(heads[0]) : 0;
+    if (l < 0 || h < 0 || state.open && state.open.layer === l && state.open.head === h) return;
+    act.openCell(l, h, heads.length === 0);
+  }
+  function traitListeners(v, act) {
+    const { model, state } = v;
+    const fromPythonValue = (name, apply) => () => {
+      if (!v.writing && apply(model.get(name))) act.redrawAll(false);
+    };
+    return {
+      "change:layer": () => fromPython(v, act),
+      "change:heads": () => fromPython(v, act),
+      "change:stack": () => {
+        const x = model.get("stack");
+        if (!v.writing && x in v.stacks && x !== state.stack) {
+          state.stack = x;
+          act.switchStack(false);
+        }
+      },
+      "change:filter": fromPythonValue("filter", (x) => x !== state.filter && (state.filter = x || "all", true)),
+      "change:thumbnails": fromPythonValue("thumbnails", (x) => x !== state.style && (state.style = x || "auto", true)),
+      "change:hide_special": fromPythonValue("hide_special", (x) => !!x !== state.hideSpecial && (state.hideSpecial = !!x, true)),
+      "change:threshold": fromPythonValue("threshold", (x) => typeof x === "number" && x !== state.threshold && (state.threshold = x, true)),
+      "change:merge_subwords": () => {
+        const x = Boolean(model.get("merge_subwords"));
+        if (!v.writing && x !== state.merge) {
+          state.merge = x;
+          act.switchStack(false);
+        }
+      },
+      "change:theme": () => {
+        v.root.dataset.theme = model.get("theme") || "auto";
+        act.retheme();
+      },
+      "change:aggregation": () => {
+        const x = model.get("aggregation");
+        if (v.writing || x === state.aggregation || fillAggregations(v.controls.aggregationSelect, currentStack(v), x) !== x) return;
+        state.aggregation = x;
+        act.switchStack(false);
+      }
+    };
+  }
+
+  // src/attnscope/static/model_view.js
   function render({ model, el }) {
-    const header = readHeader(model);
-    const stacks = Object.fromEntries(header.stacks.map((s) => [s.role, s]));
+    const v = createView(model);
+    el.append(v.root);
+    const act = actions(v);
+    wireControls(v, act);
+    v.root.addEventListener("keydown", (event) => onKey(v, event));
+    v.root.addEventListener("mousemove", v.detail.follow);
+    const listeners = traitListeners(v, act);
+    for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
+    buildGrid(v, act.openCell);
+    drawGrid(v);
+    refresh2(v, false);
+    fromPython(v, act);
+    const stopRefit = onThemeChange(act.retheme);
+    return () => {
+      if (typeof model.off === "function") for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);
+      stopRefit();
+      v.store.dispose();
+      v.root.remove();
+    };
+  }
+  function initialState(model, header, stacks) {
     const initial = header.selection;
-    const state = {
+    return {
       stack: (
         /** @type {string} */
         model.get("stack") in stacks ? model.get("stack") : initial.stack
@@ -787,545 +1278,130 @@ var attnscopeView = (() => {
         /** @type {string} */
         model.get("aggregation") || initial.aggregation || "raw"
       ),
-      /** @type {{ layer: number, head: number } | null} indices into the carried layers and the grid's heads */
       open: null,
-      /** @type {{ side: string, index: number, key?: number } | null} sequence positions */
       hover: null
     };
-    let writing = false;
-    let ready = false;
-    const marks = createMarks();
-    const scratch = createScratch();
+  }
+  function createView(model) {
+    const header = readHeader(model);
+    const stacks = Object.fromEntries(header.stacks.map((s) => [s.role, s]));
     const root = make("div", "attnscope-mv");
     root.id = uniqueId("attnscope-mv");
     root.dataset.view = "model";
     root.dataset.theme = model.get("theme") || "auto";
-    const controls = make("div", "attnscope-mv-controls");
-    const stackSelect = select("attnscope-mv-stack", header.stacks.map((s) => [s.role, s.role]));
-    const filterSelect = select("attnscope-mv-filter", FILTERS);
-    const styleSelect = select("attnscope-mv-style", [["lines", "Lines"], ["matrix", "Matrix"]]);
-    const aggregationSelect = select("attnscope-mv-aggregation", []);
-    const note = make("span", "attnscope-mv-note");
-    const specialBox = (
-      /** @type {HTMLInputElement} */
-      make("input", "attnscope-mv-hide-special")
+    const controls = createControls(header);
+    const { wrap, grid } = createGrid();
+    const v = (
+      /** @type {ModelView} */
+      {
+        model,
+        header,
+        stacks,
+        state: initialState(model, header, stacks),
+        root,
+        controls,
+        grid,
+        marks: createMarks(),
+        scratch: createScratch(),
+        wordUnits: /* @__PURE__ */ new Map(),
+        means: /* @__PURE__ */ new Map(),
+        merged: /* @__PURE__ */ new Map(),
+        writing: false,
+        ready: false
+      }
     );
-    specialBox.type = "checkbox";
-    const wordsBox = (
-      /** @type {HTMLInputElement} */
-      make("input", "attnscope-mv-words")
-    );
-    wordsBox.type = "checkbox";
-    const pngButton = button("attnscope-mv-png", "PNG", "Save the grid as a PNG image");
-    const svgButton = button("attnscope-mv-svg", "SVG", "Save the grid as an SVG drawing");
-    const field = (text, control) => labelled("attnscope-mv-label", text, control);
-    const stackLabel = field("Attention", stackSelect);
-    const filterLabel = field("Sentences", filterSelect);
-    const wordsLabel = field("Words", wordsBox);
-    wordsLabel.title = "Merge subword tokens into words: attention to a word is the sum over its tokens, from a word the mean";
-    controls.append(
-      stackLabel,
-      field("Show", aggregationSelect),
-      filterLabel,
-      field("Style", styleSelect),
-      field("Hide special tokens", specialBox),
-      wordsLabel,
-      pngButton,
-      svgButton,
-      note
-    );
-    stackLabel.hidden = header.stacks.length < 2;
-    wordsLabel.hidden = !Object.values(header.sequences).some((seq) => seq.words?.length);
-    const gridWrap = make("div", "attnscope-mv-grid");
-    const headLabels = make("div", "attnscope-mv-head-labels");
-    const layerLabels = make("div", "attnscope-mv-layer-labels");
-    const cellArea = make("div", "attnscope-mv-cells");
-    const canvas = document.createElement("canvas");
-    canvas.className = "attnscope-mv-canvas";
-    cellArea.append(canvas);
-    gridWrap.append(make("div", "attnscope-mv-corner", "layer \\ head"), headLabels, layerLabels, cellArea);
-    const detail = createDetail({
+    v.detail = createDetail({
       root,
-      state,
-      stack: shownStack,
-      sequences,
-      style,
-      positions,
-      marks,
-      scratch,
-      colour: colourOf,
-      name: headName,
-      bytes: layerBytes,
-      hovered: () => save(),
-      close: () => closeCell()
+      state: v.state,
+      stack: () => shownStack(v),
+      sequences: () => shownSequences(v),
+      style: () => styleOf(v),
+      positions: () => positions(v),
+      marks: v.marks,
+      scratch: v.scratch,
+      colour: (h) => colourOf(v, h),
+      name: (h) => headName(v, h),
+      bytes: (l) => layerBytes(v, l),
+      hovered: () => save(v),
+      close: () => closeCell(v)
     });
     const views = make("div", "attnscope-mv-views");
-    views.append(gridWrap, detail.panel);
-    root.append(controls, views, detail.tooltip);
-    el.append(root);
-    let cells = [];
-    const store = layerStore(model, () => {
-      drawGrid();
-      if (state.open) detail.draw();
+    views.append(wrap, v.detail.panel);
+    root.append(controls.bar, views, v.detail.tooltip);
+    v.store = layerStore(model, () => {
+      drawGrid(v);
+      if (v.state.open) v.detail.draw();
     });
-    function select(className, options) {
-      const node = (
-        /** @type {HTMLSelectElement} */
-        make("select", className)
-      );
-      for (const [value, text] of options) node.append(new Option(text, value));
-      return node;
-    }
-    function button(className, text, title) {
-      const node = (
-        /** @type {HTMLButtonElement} */
-        make("button", `attnscope-mv-button ${className}`, text)
-      );
-      node.type = "button";
-      node.title = title;
-      return node;
-    }
-    function stack() {
-      const s = stacks[state.stack];
-      if (!state.merge) return s;
-      return { ...s, query: unitsFor(s.query_tokens).length, key: unitsFor(s.key_tokens).length };
-    }
-    const wordUnits = /* @__PURE__ */ new Map();
-    function unitsFor(name) {
-      if (!state.merge) return unitsOf(header.sequences[name], false);
-      if (!wordUnits.has(name)) wordUnits.set(name, unitsOf(header.sequences[name], true));
-      return (
-        /** @type {{label: string, special: boolean, tokens: number[]}[]} */
-        wordUnits.get(name)
-      );
-    }
-    function sequences() {
-      if (!state.merge) return header.sequences;
-      return Object.fromEntries(Object.entries(header.sequences).map(([name, seq]) => {
-        const units = unitsFor(name);
-        const b = (
-          /** @type {any} */
-          seq.sentence_b_start
-        );
-        return [name, {
-          tokens: units.map((u) => u.label),
-          special: units.map((u) => u.special),
-          sentence_b_start: b === null || b === void 0 ? null : units.findIndex((u) => u.tokens[0] >= b)
-        }];
-      }));
-    }
-    const combined = () => !PER_HEAD.has(state.aggregation);
-    function shownStack() {
-      return combined() ? { ...stack(), heads: 1, head_labels: [null] } : stack();
-    }
-    function colourOf(h) {
-      if (!combined()) return headColour(stack().head_labels[h], onDark(root));
-      const fg = getComputedStyle(root).getPropertyValue("--attnscope-mv-fg").trim();
-      return /^#[0-9a-f]{6}$/i.test(fg) ? fg : "#555555";
-    }
-    function headName(h) {
-      return combined() ? aggregationInfo(state.aggregation, stack()).label : `head ${stack().head_labels[h]}`;
-    }
-    const means = /* @__PURE__ */ new Map();
-    const merged = /* @__PURE__ */ new Map();
-    function tokenLayerBytes(l) {
-      const agg = state.aggregation, s = stacks[state.stack];
-      if (agg !== "mean") return store.get(agg === "raw" ? state.stack : `${state.stack}/${agg}`, l);
-      if (!means.has(l)) {
-        const raw = store.get(state.stack, l);
-        if (!raw) return null;
-        means.set(l, meanLayer(raw, { sparse: false }, s, [...Array(s.heads).keys()]));
-      }
-      return (
-        /** @type {Uint8Array} */
-        means.get(l)
-      );
-    }
-    function layerBytes(l) {
-      const bytes = tokenLayerBytes(l);
-      if (!bytes || !state.merge) return bytes;
-      if (!merged.has(l)) {
-        const s = stacks[state.stack];
-        const shape = { heads: bytes.length / (s.query * s.key), query: s.query, key: s.key };
-        merged.set(l, mergeLayer(bytes, shape, unitsFor(s.query_tokens), unitsFor(s.key_tokens)));
-      }
-      return (
-        /** @type {Uint8Array} */
-        merged.get(l)
-      );
-    }
-    function style() {
-      if (state.style === "lines" || state.style === "matrix") return state.style;
-      const s = stack();
-      return Math.max(s.query, s.key) <= AUTO_LINES_MAX ? "lines" : "matrix";
-    }
-    function pairStart() {
-      const s = stack();
-      if (s.query_tokens !== s.key_tokens) return null;
-      return sequences()[s.query_tokens].sentence_b_start ?? null;
-    }
-    function positions() {
-      const s = stack();
-      const b = pairStart();
-      const f = b === null ? "all" : state.filter;
-      const keep = (seqName, count, segment) => {
-        const special = sequences()[seqName].special;
-        const kept = [];
-        for (let i = 0; i < count; i++) {
-          if (f !== "all" && (b !== null && i >= b ? "B" : "A") !== segment) continue;
-          if (!(state.hideSpecial && special[i])) kept.push(i);
-        }
-        return kept;
-      };
-      return { rows: keep(s.query_tokens, s.query, f[0]), cols: keep(s.key_tokens, s.key, f[1]) };
-    }
-    function geometry() {
-      const s = shownStack();
-      const cell = Math.max(CELL_MIN, Math.min(CELL_MAX, Math.floor(GRID_WIDTH / s.heads) - GAP));
-      return { cell, width: s.heads * (cell + GAP) - GAP, height: s.layers * (cell + GAP) - GAP };
-    }
-    function buildGrid() {
-      const s = shownStack();
-      const g = geometry();
-      root.style.setProperty("--attnscope-mv-cell", `${g.cell}px`);
-      root.style.setProperty("--attnscope-mv-gap", `${GAP}px`);
-      headLabels.replaceChildren(...s.head_labels.map((h, i) => {
-        const label = make("span", "attnscope-mv-head-label", h === null ? headName(i) : String(h));
-        label.style.setProperty("--attnscope-head", colourOf(i));
-        return label;
-      }));
-      state.aggregation = fillAggregations(aggregationSelect, stack(), state.aggregation);
-      layerLabels.replaceChildren(...s.layer_labels.map((l) => make("span", "attnscope-mv-layer-label", String(l))));
-      cells = [];
-      for (let l = 0; l < s.layers; l++) {
-        for (let h = 0; h < s.heads; h++) {
-          const cell = (
-            /** @type {HTMLButtonElement} */
-            make("button", "attnscope-mv-cell")
-          );
-          cell.type = "button";
-          Object.assign(cell.dataset, { layer: String(s.layer_labels[l]), head: s.head_labels[h] === null ? "" : String(s.head_labels[h]), row: String(l), col: String(h) });
-          cell.style.left = `${h * (g.cell + GAP)}px`;
-          cell.style.top = `${l * (g.cell + GAP)}px`;
-          cell.addEventListener("click", () => openCell(l, h));
-          cells.push(cell);
-        }
-      }
-      cellArea.replaceChildren(canvas, ...cells);
-      cellArea.style.width = `${g.width}px`;
-      cellArea.style.height = `${g.height}px`;
-    }
-    function drawGrid() {
-      const start = performance.now();
-      const s = shownStack();
-      const g = geometry();
-      const ratio = window.devicePixelRatio || 1;
-      const px = (v) => Math.round(v * ratio);
-      canvas.width = px(g.width);
-      canvas.height = px(g.height);
-      canvas.style.width = `${g.width}px`;
-      canvas.style.height = `${g.height}px`;
-      const ctx = (
-        /** @type {CanvasRenderingContext2D} */
-        canvas.getContext("2d")
-      );
-      const image = ctx.createImageData(canvas.width, canvas.height);
-      const { rows, cols } = positions();
-      const minByte = minDrawnByte(state.threshold);
-      const size = px(g.cell);
-      let total = 0, complete = true;
-      for (let l = 0; l < s.layers; l++) {
-        const bytes = layerBytes(l);
-        if (!bytes) {
-          complete = false;
-          continue;
-        }
-        for (let h = 0; h < s.heads; h++) {
-          const n = collectMarks(bytes, h * s.query * s.key, s.key, rows, cols, minByte, marks);
-          if (n) paintHead(image, px(h * (g.cell + GAP)), px(l * (g.cell + GAP)), size, rows.length, cols.length, rgbOf(colourOf(h)));
-          const cell = cells[l * s.heads + h];
-          cell.dataset.drawn = String(n);
-          cell.setAttribute("aria-label", `layer ${s.layer_labels[l]}, ${headName(h)}: ${n} weights above ${state.threshold}`);
-          total += n;
-        }
-      }
-      ctx.putImageData(image, 0, 0);
-      root.dataset.drawn = String(total);
-      root.dataset.drawMs = (performance.now() - start).toFixed(1);
-      if (complete && !ready) {
-        ready = true;
-        root.dataset.ready = "true";
-      }
-      return complete;
-    }
-    function paintHead(image, x0, y0, size, rowCount, colCount, rgb) {
-      if (style() === "lines") paintLines(image, x0, y0, size, size, marks, size / rowCount, size / colCount, rgb, scratch);
-      else paintMatrix(image, x0, y0, size, size, marks, rowCount, colCount, rgb, scratch);
-    }
-    function openCell(l, h, write = true) {
-      state.open = { layer: l, head: h };
-      detail.build();
-      refresh(write);
-    }
-    function closeCell(write = true) {
-      const open = state.open;
-      state.open = null;
-      detail.hide();
-      refresh(write);
-      if (open && write) cells[open.layer * shownStack().heads + open.head]?.focus();
-    }
-    function retheme() {
-      headLabels.querySelectorAll(".attnscope-mv-head-label").forEach((label, i) => {
-        label.style.setProperty("--attnscope-head", colourOf(i));
-      });
-      redrawAll(false);
-      fitLabels(root.querySelectorAll(".attnscope-mv-token"));
-    }
-    function redrawAll(write = true) {
-      drawGrid();
-      if (state.open) detail.build();
-      refresh(write);
-    }
-    function refresh(write = true) {
-      const s = shownStack();
-      const open = state.open;
-      stackSelect.value = state.stack;
-      filterLabel.hidden = pairStart() === null;
-      filterSelect.value = state.filter;
-      styleSelect.value = style();
-      specialBox.checked = state.hideSpecial;
-      wordsBox.checked = state.merge;
-      aggregationSelect.value = state.aggregation;
-      aggregationSelect.title = aggregationInfo(state.aggregation, stack()).about;
-      note.textContent = aggregationInfo(state.aggregation, stack()).note;
-      cells.forEach((cell, i) => cell.classList.toggle("attnscope-mv-open", !!open && i === open.layer * s.heads + open.head));
-      detail.refresh();
-      Object.assign(root.dataset, {
-        cells: String(s.layers * s.heads),
-        style: style(),
-        stack: state.stack,
-        filter: pairStart() === null ? "all" : state.filter,
-        hideSpecial: String(state.hideSpecial),
-        units: state.merge ? "words" : "tokens",
-        layer: open ? String(s.layer_labels[open.layer]) : "",
-        head: open && !combined() ? String(s.head_labels[open.head]) : "",
-        aggregation: state.aggregation
-      });
-      if (write) save();
-    }
-    function save() {
-      const s = shownStack();
-      const open = state.open;
-      const hv = state.hover;
-      writing = true;
-      try {
-        model.set("stack", state.stack);
-        model.set("layer", open ? s.layer_labels[open.layer] : null);
-        model.set("heads", open && !combined() ? [s.head_labels[open.head]] : []);
-        model.set("aggregation", state.aggregation);
-        model.set("thumbnails", state.style);
-        model.set("filter", state.filter);
-        model.set("hide_special", state.hideSpecial);
-        model.set("merge_subwords", state.merge);
-        model.set("token", open && hv ? { ...hv, ...state.merge ? { unit: "word" } : {} } : null);
-        model.save_changes();
-      } finally {
-        writing = false;
-      }
-    }
-    function switchStack(write = true) {
-      means.clear();
-      merged.clear();
-      state.open = null;
-      detail.hide();
-      buildGrid();
-      redrawAll(write);
-    }
-    function exportName() {
-      return `attnscope-model-view-${state.stack}-${style()}` + (state.aggregation === "raw" ? "" : `-${state.aggregation}`);
-    }
-    function exportLayout() {
-      const s = shownStack();
-      const g = geometry();
-      const colours = getComputedStyle(root);
-      const at = (i) => EXPORT_MARGIN + i * (g.cell + GAP);
-      return {
-        g,
-        at,
-        width: g.width + EXPORT_MARGIN,
-        height: g.height + EXPORT_MARGIN,
-        fg: colours.getPropertyValue("--attnscope-mv-fg").trim() || "#000",
-        bg: colours.getPropertyValue("--attnscope-mv-bg").trim() || "#fff",
-        labels: [
-          ...s.head_labels.map((h, i) => ({ text: h === null ? headName(i) : String(h), x: at(i) + g.cell / 2, y: 16, middle: true })),
-          ...s.layer_labels.map((l, i) => ({ text: String(l), x: 4, y: at(i) + g.cell / 2 + 4, middle: false }))
-        ]
-      };
-    }
-    function savePng() {
-      const layout = exportLayout();
-      const ratio = canvas.width / Math.max(1, layout.g.width);
-      const out = document.createElement("canvas");
-      out.width = Math.round(layout.width * ratio);
-      out.height = Math.round(layout.height * ratio);
-      const ctx = (
-        /** @type {CanvasRenderingContext2D} */
-        out.getContext("2d")
-      );
-      ctx.scale(ratio, ratio);
-      ctx.fillStyle = layout.bg;
-      ctx.fillRect(0, 0, layout.width, layout.height);
-      ctx.fillStyle = layout.fg;
-      ctx.font = "11px sans-serif";
-      for (const label of layout.labels) {
-        ctx.textAlign = label.middle ? "center" : "start";
-        ctx.fillText(label.text, label.x, label.y);
-      }
-      ctx.setTransform(1, 0, 0, 1, 0, 0);
-      ctx.drawImage(canvas, Math.round(EXPORT_MARGIN * ratio), Math.round(EXPORT_MARGIN * ratio));
-      out.toBlob((blob) => {
-        if (blob) download(`${exportName()}.png`, blob);
-      }, "image/png");
-    }
-    function saveSvg() {
-      const s = shownStack();
-      const layout = exportLayout();
-      const { rows, cols } = positions();
-      const minByte = minDrawnByte(state.threshold);
-      const parts = [
-        `<svg xmlns="http://www.w3.org/2000/svg" width="${layout.width}" height="${layout.height}" font-family="sans-serif" font-size="11">`,
-        `<rect class="background" width="100%" height="100%" fill="${layout.bg}"/>`,
-        ...layout.labels.map((t) => `<text x="${t.x}" y="${t.y}" fill="${layout.fg}"${t.middle ? ' text-anchor="middle"' : ""}>${xmlText(t.text)}</text>`)
-      ];
-      const raster = Number(root.dataset.drawn) > SVG_MAX_MARKS;
-      if (raster) parts.push(`<image x="${EXPORT_MARGIN}" y="${EXPORT_MARGIN}" width="${layout.g.width}" height="${layout.g.height}" href="${canvas.toDataURL("image/png")}"/>`);
-      for (let l = 0; l < s.layers && !raster; l++) {
-        const bytes = layerBytes(l);
-        for (let h = 0; bytes && h < s.heads; h++) {
-          collectMarks(bytes, h * s.query * s.key, s.key, rows, cols, minByte, marks);
-          parts.push(
-            `<g class="cell" data-layer="${s.layer_labels[l]}" data-head="${s.head_labels[h] ?? state.aggregation}" transform="translate(${layout.at(h)},${layout.at(l)})">`,
-            svgHead(marks, style(), layout.g.cell, rows.length, cols.length, colourOf(h), scratch),
-            "</g>"
-          );
-        }
-      }
-      parts.push("</svg>");
-      download(`${exportName()}.svg`, new Blob([parts.join("\n")], { type: "image/svg+xml" }));
-    }
-    function onKey(event) {
-      if (event.key === "Escape" && state.open) {
-        event.preventDefault();
-        closeCell();
-        return;
-      }
-      const target = (
-        /** @type {HTMLElement} */
-        event.target
-      );
-      const moves = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] };
-      const move = moves[
-        /** @type {keyof typeof moves} */
-        event.key
-      ];
-      if (!move || !target.classList.contains("attnscope-mv-cell")) return;
-      const s = shownStack();
-      const l = Number(target.dataset.row) + move[0], h = Number(target.dataset.col) + move[1];
-      if (l < 0 || h < 0 || l >= s.layers || h >= s.heads) return;
+    return v;
+  }
+  function actions(v) {
+    return {
+      openCell: (l, h, write = true) => openCell(v, l, h, write),
+      closeCell: (write = true) => closeCell(v, write),
+      switchStack: (write = true) => switchStack(v, write),
+      redrawAll: (write = true) => redrawAll(v, write),
+      retheme: () => retheme(v)
+    };
+  }
+  function openCell(v, l, h, write = true) {
+    v.state.open = { layer: l, head: h };
+    v.detail.build();
+    refresh2(v, write);
+  }
+  function closeCell(v, write = true) {
+    const open = v.state.open;
+    v.state.open = null;
+    v.detail.hide();
+    refresh2(v, write);
+    if (open && write) v.grid.cells[open.layer * shownStack(v).heads + open.head]?.focus();
+  }
+  function retheme(v) {
+    v.grid.headLabels.querySelectorAll(".attnscope-mv-head-label").forEach((label, i) => {
+      label.style.setProperty("--attnscope-head", colourOf(v, i));
+    });
+    redrawAll(v, false);
+    fitLabels(v.root.querySelectorAll(".attnscope-mv-token"));
+  }
+  function redrawAll(v, write = true) {
+    drawGrid(v);
+    if (v.state.open) v.detail.build();
+    refresh2(v, write);
+  }
+  function refresh2(v, write = true) {
+    const { state } = v;
+    const s = shownStack(v);
+    const open = state.open;
+    syncControls(v);
+    v.grid.cells.forEach((cell, i) => cell.classList.toggle("attnscope-mv-open", !!open && i === open.layer * s.heads + open.head));
+    v.detail.refresh();
+    Object.assign(v.root.dataset, {
+      cells: String(s.layers * s.heads),
+      style: styleOf(v),
+      stack: state.stack,
+      filter: pairStart(v) === null ? "all" : state.filter,
+      hideSpecial: String(state.hideSpecial),
+      units: state.merge ? "words" : "tokens",
+      layer: open ? String(s.layer_labels[open.layer]) : "",
+      head: open && !combined(v) ? String(s.head_labels[open.head]) : "",
+      aggregation: state.aggregation
+    });
+    if (write) save(v);
+  }
+  function switchStack(v, write = true) {
+    v.means.clear();
+    v.merged.clear();
+    v.state.open = null;
+    v.detail.hide();
+    buildGrid(v, (l, h) => openCell(v, l, h));
+    redrawAll(v, write);
+  }
+  function onKey(v, event) {
+    if (event.key === "Escape" && v.state.open) {
       event.preventDefault();
-      cells[l * s.heads + h].focus();
+      closeCell(v);
+      return;
     }
-    function fromPython() {
-      if (writing) return;
-      const s = shownStack();
-      const layer = model.get("layer");
-      const heads = model.get("heads") ?? [];
-      if (layer === null || layer === void 0) {
-        if (state.open) closeCell(false);
-        return;
-      }
-      const l = s.layer_labels.indexOf(layer);
-      const h = heads.length && !combined() ? s.head_labels.indexOf(heads[0]) : 0;
-      if (l < 0 || h < 0 || state.open && state.open.layer === l && state.open.head === h) return;
-      openCell(l, h, heads.length === 0);
-    }
-    function fromPythonValue(name, apply) {
-      return () => {
-        if (!writing && apply(model.get(name))) redrawAll(false);
-      };
-    }
-    stackSelect.addEventListener("change", () => {
-      state.stack = stackSelect.value;
-      switchStack();
-    });
-    filterSelect.addEventListener("change", () => {
-      state.filter = filterSelect.value;
-      redrawAll();
-    });
-    styleSelect.addEventListener("change", () => {
-      state.style = styleSelect.value;
-      redrawAll();
-    });
-    aggregationSelect.addEventListener("change", () => {
-      state.aggregation = aggregationSelect.value;
-      switchStack();
-    });
-    specialBox.addEventListener("change", () => {
-      state.hideSpecial = specialBox.checked;
-      redrawAll();
-    });
-    wordsBox.addEventListener("change", () => {
-      state.merge = wordsBox.checked;
-      switchStack();
-    });
-    pngButton.addEventListener("click", savePng);
-    svgButton.addEventListener("click", saveSvg);
-    root.addEventListener("keydown", onKey);
-    root.addEventListener("mousemove", detail.follow);
-    const listeners = {
-      "change:layer": fromPython,
-      "change:heads": fromPython,
-      "change:stack": () => {
-        const v = model.get("stack");
-        if (!writing && v in stacks && v !== state.stack) {
-          state.stack = v;
-          switchStack(false);
-        }
-      },
-      "change:filter": fromPythonValue("filter", (v) => v !== state.filter && (state.filter = v || "all", true)),
-      "change:thumbnails": fromPythonValue("thumbnails", (v) => v !== state.style && (state.style = v || "auto", true)),
-      "change:hide_special": fromPythonValue("hide_special", (v) => !!v !== state.hideSpecial && (state.hideSpecial = !!v, true)),
-      "change:threshold": fromPythonValue("threshold", (v) => typeof v === "number" && v !== state.threshold && (state.threshold = v, true)),
-      "change:merge_subwords": () => {
-        const v = Boolean(model.get("merge_subwords"));
-        if (!writing && v !== state.merge) {
-          state.merge = v;
-          switchStack(false);
-        }
-      },
-      "change:theme": () => {
-        root.dataset.theme = model.get("theme") || "auto";
-        retheme();
-      },
-      "change:aggregation": () => {
-        const v = model.get("aggregation");
-        if (writing || v === state.aggregation || fillAggregations(aggregationSelect, stack(), v) !== v) return;
-        state.aggregation = v;
-        switchStack(false);
-      }
-    };
-    for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
-    buildGrid();
-    drawGrid();
-    refresh(false);
-    fromPython();
-    const stopRefit = onThemeChange(retheme);
-    return () => {
-      if (typeof model.off === "function") for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);
-      stopRefit();
-      store.dispose();
-      root.remove();
-    };
+    moveFocus(v, event);
   }
   var model_view_default = { render };
   return __toCommonJS(model_view_exports);

@@ -313,8 +313,7 @@ var attnscopeView = (() => {
     return { share, over: over2, masked: over2 < t.allowed.length };
   }
 
-  // src/attnscope/static/neuron_view.js
-  var NEURON_MESSAGE = "attnscope-neuron-layers";
+  // src/attnscope/static/neuron_figure.js
   var PAD = 8;
   var GAP = 14;
   var NUM = 74;
@@ -322,28 +321,6 @@ var attnscopeView = (() => {
   var HEAD = 36;
   var SVG_NS = "http://www.w3.org/2000/svg";
   var LEGEND = "intensity: |value| ÷ the column's largest |value|; masked keys are grey and struck through";
-  var FALLBACK = {
-    fg: "#1f2328",
-    bg: "#ffffff",
-    muted: "#6e7781",
-    pos: "#0072b2",
-    neg: "#d55e00",
-    masked: "#afb8c1",
-    highlight: "#dbe9f9"
-  };
-  var KINDS = {
-    q: "q",
-    k: "k",
-    prod: "q×k",
-    dot: "q·k",
-    scaled: "scaled q·k",
-    capped: "softcapped",
-    bias: "bias",
-    softmax: "softmax",
-    sink: "sink share",
-    "sink-logit": "sink logit",
-    share: "the shown keys' share of the softmax"
-  };
   function formatValue(v) {
     if (!Number.isFinite(v)) return v > 0 ? "∞" : "−∞";
     const a = Math.abs(v);
@@ -484,15 +461,109 @@ var attnscopeView = (() => {
     out.push(legend(g, id), `</svg>`);
     return out.join("");
   }
+
+  // src/attnscope/static/neuron_view_export.js
+  var FALLBACK = {
+    fg: "#1f2328",
+    bg: "#ffffff",
+    muted: "#6e7781",
+    pos: "#0072b2",
+    neg: "#d55e00",
+    masked: "#afb8c1",
+    highlight: "#dbe9f9"
+  };
+  function resolved(root, name) {
+    const value = getComputedStyle(root).getPropertyValue(`--attnscope-nv-${name}`).trim();
+    return value || /** @type {Record<string, string>} */
+    FALLBACK[name];
+  }
+  function svgDocument(v) {
+    const live = v.figureBox.querySelector("svg");
+    if (!live) return null;
+    const clone = (
+      /** @type {SVGSVGElement} */
+      live.cloneNode(true)
+    );
+    clone.querySelector("style").textContent = neuronRules(v.svgId, (name) => resolved(v.root, name));
+    return { text: new XMLSerializer().serializeToString(clone), width: live.width.baseVal.value, height: live.height.baseVal.value };
+  }
+  function fileName(v, ext) {
+    const { state } = v;
+    return `attnscope-neuron-${state.stack}-layer${state.layer}-head${state.head}-query${state.query}${state.filter === "all" ? "" : "-" + state.filter}.${ext}`;
+  }
+  function saveSvg(v) {
+    const doc = svgDocument(v);
+    if (doc) download(fileName(v, "svg"), new Blob([doc.text], { type: "image/svg+xml" }));
+  }
+  function savePng(v) {
+    const doc = svgDocument(v);
+    if (!doc) return;
+    const image = new Image();
+    image.onload = () => {
+      const canvas = document.createElement("canvas");
+      canvas.width = doc.width * 2;
+      canvas.height = doc.height * 2;
+      const ctx = (
+        /** @type {CanvasRenderingContext2D} */
+        canvas.getContext("2d")
+      );
+      ctx.scale(2, 2);
+      ctx.drawImage(image, 0, 0);
+      canvas.toBlob((blob) => {
+        if (blob) download(fileName(v, "png"), blob);
+      }, "image/png");
+    };
+    image.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(doc.text);
+  }
+
+  // src/attnscope/static/neuron_view.js
+  var NEURON_MESSAGE = "attnscope-neuron-layers";
+  var KINDS = {
+    q: "q",
+    k: "k",
+    prod: "q×k",
+    dot: "q·k",
+    scaled: "scaled q·k",
+    capped: "softcapped",
+    bias: "bias",
+    softmax: "softmax",
+    sink: "sink share",
+    "sink-logit": "sink logit",
+    share: "the shown keys' share of the softmax"
+  };
   function numberOptions(select, count, prefix) {
     select.replaceChildren(...Array.from({ length: count }, (_, i) => new Option(`${prefix}${i}`, String(i))));
   }
   function render({ model, el }) {
-    const header = readHeader(model);
-    const stacks = Object.fromEntries(header.stacks.map((s) => [s.role, s]));
+    const v = createView(model);
+    el.append(v.root);
+    v.measurer = /** @type {CanvasRenderingContext2D} */
+    document.createElement("canvas").getContext("2d");
+    v.measurer.font = '11px system-ui, -apple-system, "Segoe UI", sans-serif';
+    v.source = layerStore(model, () => draw(v), {
+      message: NEURON_MESSAGE,
+      field: "arrays",
+      decode: (bytes, role) => decodeNeuronLayer(bytes, v.stacks[role])
+    });
+    wireFigure(v);
+    wireControls(v);
+    const listeners = traitListeners(v);
+    for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
+    fitToStack(v);
+    draw(v);
+    v.root.dataset.ready = "true";
+    const stopTheme = onThemeChange(() => draw(v));
+    return () => {
+      stopTheme();
+      if (typeof model.off === "function") for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);
+      v.source.dispose();
+      v.root.remove();
+    };
+  }
+  function initialState(model, header, stacks) {
     const initial = header.selection;
     const token = model.get("token");
-    const state = {
+    return {
       stack: (
         /** @type {string} */
         model.get("stack") in stacks ? model.get("stack") : initial.stack
@@ -518,10 +589,27 @@ var attnscopeView = (() => {
         model.get("filter") ?? initial.filter ?? "all"
       )
     };
+  }
+  function createView(model) {
+    const header = readHeader(model);
+    const stacks = Object.fromEntries(header.stacks.map((s) => [s.role, s]));
+    const state = initialState(model, header, stacks);
     const root = make("div", "attnscope-nv");
     root.dataset.view = "neuron";
     const svgId = uniqueId("attnscope-nv-svg");
-    const controls = make("div", "attnscope-nv-controls");
+    const controls = createControls(header);
+    const figureBox = make("div", "attnscope-nv-figure");
+    const tooltip = make("div", "attnscope-nv-tooltip");
+    tooltip.setAttribute("role", "tooltip");
+    tooltip.hidden = true;
+    root.append(controls.bar, figureBox, tooltip);
+    return (
+      /** @type {NeuronView} */
+      { model, header, stacks, state, root, svgId, controls, figureBox, tooltip }
+    );
+  }
+  function createControls(header) {
+    const bar = make("div", "attnscope-nv-controls");
     const stackSelect = (
       /** @type {HTMLSelectElement} */
       make("select", "attnscope-nv-stack")
@@ -550,127 +638,115 @@ var attnscopeView = (() => {
     for (const s of header.stacks) stackSelect.append(new Option(s.role, s.role));
     const filterLabel = field("Sentences", filterSelect);
     filterLabel.title = "the queries' sentence → the keys' sentence; the softmax stays over all keys";
-    controls.append(stackLabel, field("Layer", layerSelect), field("Head", headSelect), filterLabel, png, svgButton);
-    const figureBox = make("div", "attnscope-nv-figure");
-    const tooltip = make("div", "attnscope-nv-tooltip");
-    tooltip.setAttribute("role", "tooltip");
-    tooltip.hidden = true;
-    root.append(controls, figureBox, tooltip);
-    el.append(root);
-    const measurer = (
-      /** @type {CanvasRenderingContext2D} */
-      document.createElement("canvas").getContext("2d")
-    );
-    measurer.font = '11px system-ui, -apple-system, "Segoe UI", sans-serif';
-    const source = layerStore(model, () => draw(), {
-      message: NEURON_MESSAGE,
-      field: "arrays",
-      decode: (bytes, role) => decodeNeuronLayer(bytes, stacks[role])
+    bar.append(stackLabel, field("Layer", layerSelect), field("Head", headSelect), filterLabel, png, svgButton);
+    return { bar, stackSelect, layerSelect, headSelect, filterSelect, filterLabel, png, svgButton };
+  }
+  var stackOf = (v) => v.stacks[v.state.stack];
+  var rowsOf = (v) => filterRows(stackOf(v), pairStartOf(v.header, stackOf(v)), v.state.filter);
+  function fitQuery(v) {
+    const { state } = v;
+    const queries = rowsOf(v).queries;
+    if (!queries.includes(state.query)) state.query = startQuery(stackOf(v), v.header.sequences[stackOf(v).query_tokens], queries);
+  }
+  function fitToStack(v) {
+    const { state, controls: c } = v;
+    const s = stackOf(v);
+    state.layer = Math.min(Math.max(0, state.layer), s.layers - 1);
+    state.head = Math.min(Math.max(0, state.head), s.heads - 1);
+    state.query = Math.min(Math.max(0, state.query), s.query - 1);
+    const pair = pairStartOf(v.header, s) !== null;
+    if (!pair || !FILTERS.some(([value]) => value === state.filter)) state.filter = "all";
+    fitQuery(v);
+    c.filterLabel.hidden = !pair;
+    c.filterSelect.value = state.filter;
+    c.stackSelect.value = state.stack;
+    numberOptions(c.layerSelect, s.layers, "");
+    numberOptions(c.headSelect, s.heads, "");
+    c.layerSelect.value = String(state.layer);
+    c.headSelect.value = String(state.head);
+  }
+  function save(v) {
+    const { model, state } = v;
+    model.set("stack", state.stack);
+    model.set("layer", state.layer);
+    model.set("head", state.head);
+    model.set("token", { side: "query", index: state.query });
+    model.set("filter", state.filter);
+    model.save_changes();
+  }
+  function draw(v, focus = false) {
+    const { root, state, figureBox } = v;
+    root.classList.toggle("attnscope-nv-dark", state.mode === "dark");
+    root.classList.toggle("attnscope-nv-light", state.mode === "light");
+    const s = stackOf(v);
+    const data = v.source.get(state.stack, state.layer);
+    Object.assign(root.dataset, {
+      stack: state.stack,
+      layer: String(state.layer),
+      head: String(state.head),
+      query: String(state.query),
+      filter: state.filter,
+      loading: String(!data)
     });
-    const stack = () => stacks[state.stack];
-    const rows = () => filterRows(stack(), pairStartOf(header, stack()), state.filter);
-    function fitQuery() {
-      const queries = rows().queries;
-      if (!queries.includes(state.query)) state.query = startQuery(stack(), header.sequences[stack().query_tokens], queries);
+    if (!data) {
+      figureBox.replaceChildren(make("div", "attnscope-nv-loading", `loading layer ${state.layer}…`));
+      return;
     }
-    function fitToStack() {
-      const s = stack();
-      state.layer = Math.min(Math.max(0, state.layer), s.layers - 1);
-      state.head = Math.min(Math.max(0, state.head), s.heads - 1);
-      state.query = Math.min(Math.max(0, state.query), s.query - 1);
-      const pair = pairStartOf(header, s) !== null;
-      if (!pair || !FILTERS.some(([value]) => value === state.filter)) state.filter = "all";
-      fitQuery();
-      filterLabel.hidden = !pair;
-      filterSelect.value = state.filter;
-      stackSelect.value = state.stack;
-      numberOptions(layerSelect, s.layers, "");
-      numberOptions(headSelect, s.heads, "");
-      layerSelect.value = String(state.layer);
-      headSelect.value = String(state.head);
-    }
-    function save() {
-      model.set("stack", state.stack);
-      model.set("layer", state.layer);
-      model.set("head", state.head);
-      model.set("token", { side: "query", index: state.query });
-      model.set("filter", state.filter);
-      model.save_changes();
-    }
-    function resolved(name) {
-      const value = getComputedStyle(root).getPropertyValue(`--attnscope-nv-${name}`).trim();
-      return value || /** @type {Record<string, string>} */
-      FALLBACK[name];
-    }
-    function draw(focus = false) {
-      root.classList.toggle("attnscope-nv-dark", state.mode === "dark");
-      root.classList.toggle("attnscope-nv-light", state.mode === "light");
-      const s = stack();
-      const data = source.get(state.stack, state.layer);
-      Object.assign(root.dataset, {
-        stack: state.stack,
-        layer: String(state.layer),
-        head: String(state.head),
-        query: String(state.query),
-        filter: state.filter,
-        loading: String(!data)
-      });
-      if (!data) {
-        figureBox.replaceChildren(make("div", "attnscope-nv-loading", `loading layer ${state.layer}…`));
-        return;
-      }
-      const t = neuronTerms(s, data, state.layer, state.head, state.query);
-      figureBox.innerHTML = neuronFigure({
-        id: svgId,
-        s,
-        header,
-        t,
-        layer: state.layer,
-        head: state.head,
-        query: state.query,
-        shown: shownRows(t),
-        measure: (text) => measurer.measureText(text).width
-      });
-      const style = document.createElementNS(SVG_NS, "style");
-      style.textContent = neuronRules(svgId, (name) => `var(--attnscope-nv-${name})`);
-      const svg = figureBox.querySelector("svg");
-      svg?.prepend(style);
-      if (svg) fitSvgText(svg);
-      if (focus) figureBox.querySelector(`.nv-query[data-index="${state.query}"]`)?.focus();
-    }
-    function shownRows(t) {
-      const { queries, keys } = rows();
-      if (state.filter === "all") return { queries, keys, filter: "all", note: "", share: 1 };
-      const { share, over: over2, masked } = shownShare(t, keys);
-      const note = `softmax over all ${over2}${masked ? " unmasked" : ""} keys of the row; the ${keys.length} ${state.filter[1]} keys shown hold ${formatValue(share)} of it`;
-      return { queries, keys, filter: state.filter, note, share };
-    }
-    function changed(focus = false) {
-      draw(focus);
-      save();
-    }
-    function describe(node) {
-      const s = stack();
-      const kind = (
-        /** @type {HTMLElement | null} */
-        node.closest("[data-kind]")?.dataset.kind ?? ""
-      );
-      const key = (
-        /** @type {HTMLElement | null} */
-        node.closest("[data-key]")?.dataset.key
-      );
-      const parts = [KINDS[
-        /** @type {keyof typeof KINDS} */
-        kind
-      ] ?? kind];
-      if (key !== void 0) parts.push(`key ${key} “${shown(header.sequences[s.key_tokens].tokens[Number(key)])}”`);
-      if (!node.dataset.kind) parts.push(`dim ${Array.prototype.indexOf.call(
-        /** @type {Element} */
-        node.parentNode.children,
-        node
-      )}`);
-      return `${parts.join(" · ")} = ${node.dataset.value}`;
-    }
+    const t = neuronTerms(s, data, state.layer, state.head, state.query);
+    figureBox.innerHTML = neuronFigure({
+      id: v.svgId,
+      s,
+      header: v.header,
+      t,
+      layer: state.layer,
+      head: state.head,
+      query: state.query,
+      shown: shownRows(v, t),
+      measure: (text) => v.measurer.measureText(text).width
+    });
+    const style = document.createElementNS(SVG_NS, "style");
+    style.textContent = neuronRules(v.svgId, (name) => `var(--attnscope-nv-${name})`);
+    const svg = figureBox.querySelector("svg");
+    svg?.prepend(style);
+    if (svg) fitSvgText(svg);
+    if (focus) figureBox.querySelector(`.nv-query[data-index="${state.query}"]`)?.focus();
+  }
+  function shownRows(v, t) {
+    const { filter } = v.state;
+    const { queries, keys } = rowsOf(v);
+    if (filter === "all") return { queries, keys, filter: "all", note: "", share: 1 };
+    const { share, over: over2, masked } = shownShare(t, keys);
+    const note = `softmax over all ${over2}${masked ? " unmasked" : ""} keys of the row; the ${keys.length} ${filter[1]} keys shown hold ${formatValue(share)} of it`;
+    return { queries, keys, filter, note, share };
+  }
+  function changed(v, focus = false) {
+    draw(v, focus);
+    save(v);
+  }
+  function describe(v, node) {
+    const s = stackOf(v);
+    const kind = (
+      /** @type {HTMLElement | null} */
+      node.closest("[data-kind]")?.dataset.kind ?? ""
+    );
+    const key = (
+      /** @type {HTMLElement | null} */
+      node.closest("[data-key]")?.dataset.key
+    );
+    const parts = [KINDS[
+      /** @type {keyof typeof KINDS} */
+      kind
+    ] ?? kind];
+    if (key !== void 0) parts.push(`key ${key} “${shown(v.header.sequences[s.key_tokens].tokens[Number(key)])}”`);
+    if (!node.dataset.kind) parts.push(`dim ${Array.prototype.indexOf.call(
+      /** @type {Element} */
+      node.parentNode.children,
+      node
+    )}`);
+    return `${parts.join(" · ")} = ${node.dataset.value}`;
+  }
+  function wireFigure(v) {
+    const { figureBox, tooltip, root, state } = v;
     figureBox.addEventListener("pointerover", (event) => {
       const node = (
         /** @type {HTMLElement | null} */
@@ -681,7 +757,7 @@ var attnscopeView = (() => {
         tooltip.hidden = true;
         return;
       }
-      tooltip.textContent = describe(node);
+      tooltip.textContent = describe(v, node);
       tooltip.hidden = false;
       const box = root.getBoundingClientRect(), at = node.getBoundingClientRect();
       tooltip.style.left = `${at.right - box.left + 6}px`;
@@ -698,12 +774,12 @@ var attnscopeView = (() => {
       );
       if (!node) return;
       state.query = Number(node.dataset.index);
-      changed(true);
+      changed(v, true);
     });
     figureBox.addEventListener("keydown", (event) => {
       if (!/** @type {Element} */
       event.target.closest(".nv-query")) return;
-      const queries = rows().queries, at = queries.indexOf(state.query), last = queries.length - 1;
+      const queries = rowsOf(v).queries, at = queries.indexOf(state.query), last = queries.length - 1;
       const moves = { ArrowUp: at - 1, ArrowDown: at + 1, Home: 0, End: last, PageUp: at - 10, PageDown: at + 10 };
       const next = (
         /** @type {Record<string, number>} */
@@ -712,115 +788,77 @@ var attnscopeView = (() => {
       if (next === void 0) return;
       event.preventDefault();
       state.query = queries[Math.min(last, Math.max(0, next))];
-      changed(true);
+      changed(v, true);
     });
-    stackSelect.addEventListener("change", () => {
-      state.stack = stackSelect.value;
-      fitToStack();
-      changed();
+  }
+  function wireControls(v) {
+    const { controls: c, state } = v;
+    c.stackSelect.addEventListener("change", () => {
+      state.stack = c.stackSelect.value;
+      fitToStack(v);
+      changed(v);
     });
-    layerSelect.addEventListener("change", () => {
-      state.layer = Number(layerSelect.value);
-      changed();
+    c.layerSelect.addEventListener("change", () => {
+      state.layer = Number(c.layerSelect.value);
+      changed(v);
     });
-    headSelect.addEventListener("change", () => {
-      state.head = Number(headSelect.value);
-      changed();
+    c.headSelect.addEventListener("change", () => {
+      state.head = Number(c.headSelect.value);
+      changed(v);
     });
-    filterSelect.addEventListener("change", () => {
-      state.filter = filterSelect.value;
-      fitQuery();
-      changed();
+    c.filterSelect.addEventListener("change", () => {
+      state.filter = c.filterSelect.value;
+      fitQuery(v);
+      changed(v);
     });
-    function svgDocument() {
-      const live = figureBox.querySelector("svg");
-      if (!live) return null;
-      const clone = (
-        /** @type {SVGSVGElement} */
-        live.cloneNode(true)
-      );
-      clone.querySelector("style").textContent = neuronRules(svgId, resolved);
-      return { text: new XMLSerializer().serializeToString(clone), width: live.width.baseVal.value, height: live.height.baseVal.value };
-    }
-    const fileName = (ext) => `attnscope-neuron-${state.stack}-layer${state.layer}-head${state.head}-query${state.query}${state.filter === "all" ? "" : "-" + state.filter}.${ext}`;
-    svgButton.addEventListener("click", () => {
-      const doc = svgDocument();
-      if (doc) download(fileName("svg"), new Blob([doc.text], { type: "image/svg+xml" }));
-    });
-    png.addEventListener("click", () => {
-      const doc = svgDocument();
-      if (!doc) return;
-      const image = new Image();
-      image.onload = () => {
-        const canvas = document.createElement("canvas");
-        canvas.width = doc.width * 2;
-        canvas.height = doc.height * 2;
-        const ctx = (
-          /** @type {CanvasRenderingContext2D} */
-          canvas.getContext("2d")
-        );
-        ctx.scale(2, 2);
-        ctx.drawImage(image, 0, 0);
-        canvas.toBlob((blob) => {
-          if (blob) download(fileName("png"), blob);
-        }, "image/png");
-      };
-      image.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(doc.text);
-    });
-    const listeners = {
+    c.svgButton.addEventListener("click", () => saveSvg(v));
+    c.png.addEventListener("click", () => savePng(v));
+  }
+  function traitListeners(v) {
+    const { model, state, controls: c } = v;
+    return {
       "change:stack": () => {
-        const v = model.get("stack");
-        if (v in stacks && v !== state.stack) {
-          state.stack = v;
-          fitToStack();
-          draw();
+        const x = model.get("stack");
+        if (x in v.stacks && x !== state.stack) {
+          state.stack = x;
+          fitToStack(v);
+          draw(v);
         }
       },
       "change:layer": () => {
-        const v = model.get("layer");
-        if (Number.isInteger(v) && v !== state.layer && v >= 0 && v < stack().layers) {
-          state.layer = v;
-          layerSelect.value = String(v);
-          draw();
+        const x = model.get("layer");
+        if (Number.isInteger(x) && x !== state.layer && x >= 0 && x < stackOf(v).layers) {
+          state.layer = x;
+          c.layerSelect.value = String(x);
+          draw(v);
         }
       },
       "change:head": () => {
-        const v = model.get("head");
-        if (Number.isInteger(v) && v !== state.head && v >= 0 && v < stack().heads) {
-          state.head = v;
-          headSelect.value = String(v);
-          draw();
+        const x = model.get("head");
+        if (Number.isInteger(x) && x !== state.head && x >= 0 && x < stackOf(v).heads) {
+          state.head = x;
+          c.headSelect.value = String(x);
+          draw(v);
         }
       },
       "change:token": () => {
-        const v = model.get("token")?.index;
-        if (v !== state.query && rows().queries.includes(v)) {
-          state.query = v;
-          draw();
+        const x = model.get("token")?.index;
+        if (x !== state.query && rowsOf(v).queries.includes(x)) {
+          state.query = x;
+          draw(v);
         }
       },
       "change:filter": () => {
-        const v = model.get("filter");
-        if (v === state.filter || pairStartOf(header, stack()) === null || !FILTERS.some(([value]) => value === v)) return;
-        state.filter = filterSelect.value = v;
-        fitQuery();
-        draw();
+        const x = model.get("filter");
+        if (x === state.filter || pairStartOf(v.header, stackOf(v)) === null || !FILTERS.some(([value]) => value === x)) return;
+        state.filter = c.filterSelect.value = x;
+        fitQuery(v);
+        draw(v);
       },
       "change:display_mode": () => {
         state.mode = model.get("display_mode") ?? "auto";
-        draw();
+        draw(v);
       }
-    };
-    for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
-    fitToStack();
-    draw();
-    root.dataset.ready = "true";
-    const stopTheme = onThemeChange(() => draw());
-    return () => {
-      stopTheme();
-      if (typeof model.off === "function") for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);
-      source.dispose();
-      root.remove();
     };
   }
   var neuron_view_default = { render };
