@@ -21,7 +21,15 @@ def decoded(weights: np.ndarray) -> np.ndarray:
 
 
 def mean_as_drawn(raw: np.ndarray, heads) -> np.ndarray:
-    """The view's mean of heads: the mean of the heads' bytes, rounded half up to a byte (Math.round)."""
+    """The head view's mean of heads (attention_data.js's meanWeights): the heads' bytes summed, times
+    1 / (255 · heads) in float32, unrounded."""
+    quantised = np.rint(np.clip(raw.astype(np.float64), 0, 1) * 255).astype(np.float32)
+    return (quantised[list(heads)].sum(axis=0) * np.float32(1 / (255 * len(heads)))).astype(np.float64)
+
+
+def mean_as_painted(raw: np.ndarray, heads) -> np.ndarray:
+    """The model view's mean of heads (meanLayer, painted as bytes): the mean of the heads' bytes, rounded half
+    up to a byte (Math.round)."""
     quantised = np.rint(np.clip(raw.astype(np.float64), 0, 1) * 255)
     return np.floor(quantised[list(heads)].mean(axis=0) + 0.5) / 255
 
@@ -176,7 +184,9 @@ def test_model_view_shows_one_thumbnail_per_layer_for_combinations(page, tmp_pat
 
     page.page.select_option(".attnscope-mv-aggregation", "mean")
     raw = full_capture.attentions
-    assert cells(root) == [(str(layer), "", count(mean_as_drawn(raw[layer], range(heads)))) for layer in range(layers)]
+    assert cells(root) == [
+        (str(layer), "", count(mean_as_painted(raw[layer], range(heads)))) for layer in range(layers)
+    ]
 
     per_head = normalise_rows(attnscope.aggregate(full_capture, "value_norm").weights)
     page.page.select_option(".attnscope-mv-aggregation", "value_norm")

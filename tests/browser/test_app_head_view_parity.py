@@ -90,6 +90,7 @@ def test_the_app_and_the_notebook_head_view_draw_the_same_lines(settings, app, p
     app.page.mouse.move(1, 1)
     app.page.wait_for_function(f"() => document.querySelector('#attention .attnscope-hv').dataset.layer === '{layer}'")
     in_app = app.page.eval_on_selector("#attention .attnscope-hv", CANVAS)
+    assert app.page.is_hidden("#attention .attnscope-hv-controls")  # the page has its own controls
     root = open_view(page, tmp_path, view.to_html(), ".attnscope-hv")
     page.page.mouse.move(1, 1)
     in_notebook = root.evaluate(CANVAS)

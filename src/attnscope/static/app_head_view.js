@@ -14,7 +14,7 @@
  */
 
 import { make, shown } from "./common.js";
-import { PER_HEAD, unitsOf } from "./attention_data.js";
+import { isPerHead, unitsOf } from "./attention_data.js";
 import headView from "./head_view.js";
 import { createStaticModel } from "./static_model.js";
 /** @import { AppState } from "./app_state.js" */
@@ -115,7 +115,7 @@ export function createAttentionPanel(host, handlers) {
     const s = header.stacks[0];
     if (method === "raw") return true;
     if (!(method in (s.aggregations ?? {}))) return false;
-    return PER_HEAD.has(method) || String(s.combined_heads ?? []) === String(heads);
+    return isPerHead(s, method) || String(s.combined_heads ?? []) === String(heads);
   }
 
   function unmount() {

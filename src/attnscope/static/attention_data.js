@@ -160,8 +160,15 @@ export function topShareLines(lines, rowTotal, keyRow, share) {
   return keep;
 }
 
-/** Aggregations whose layers keep one entry per head (the others combine the heads into one). */
-export const PER_HEAD = new Set(["raw", "value_norm"]);
+/**
+ * Whether an aggregation keeps a layer per head (raw weights, value norms per head) or combines the heads into
+ * one, as the payload header's stack says ("aggregation_methods", from Python's analysis/methods.py).
+ * @param {any} stack a header stack @param {string} name
+ */
+export function isPerHead(stack, name) {
+  const found = (stack.aggregation_methods ?? []).find((/** @type {any} */ m) => m.name === name);
+  return found ? Boolean(found.per_head) : name === "raw";
+}
 
 /**
  * What the aggregation control offers (B1) as [value, label, description], as the payload carries it

@@ -8,7 +8,7 @@
 
 import { headColour } from "./common.js";
 import { onDark } from "./contrast.js";
-import { layerData, meanWeights, PER_HEAD, topShareLines, unitsOf } from "./attention_data.js";
+import { isPerHead, layerData, meanWeights, topShareLines, unitsOf } from "./attention_data.js";
 
 /** Weights already decoded (`meanWeights`): what `layerData` is told about them. */
 const DECODED = { sparse: false, scale: 1 };
@@ -91,12 +91,12 @@ export const activeFocus = (v) => v.state.hover ?? v.state.pinned;
 /** Whether the lines are one mean of the shown heads ("mean", or a per-head aggregation with mean_heads). @param {HeadView} v */
 export function drawsMean(v) {
   const agg = v.state.aggregation;
-  return agg === "mean" || (v.state.meanHeads && PER_HEAD.has(agg));
+  return agg === "mean" || (v.state.meanHeads && isPerHead(stackOf(v), agg));
 }
 
 /** Whether the aggregation combines every head into one layer (rollout, value_norm_sum). @param {HeadView} v */
 export function combinesHeads(v) {
-  return !PER_HEAD.has(v.state.aggregation) && v.state.aggregation !== "mean";
+  return !isPerHead(stackOf(v), v.state.aggregation) && v.state.aggregation !== "mean";
 }
 
 /** Units on each side, which of them are shown, and each unit's row (-1 when hidden). @param {HeadView} v @returns {Layout} */
@@ -173,7 +173,7 @@ export function lineSets(v) {
     const colour = heads.length === 1 ? headColour(heads[0], dark) : textColour(v);
     return [{ index: 0, colour, label: `mean of heads ${heads.join(", ")}` }];
   }
-  if (PER_HEAD.has(state.aggregation)) return heads.map((h) => ({ index: h, colour: headColour(h, dark), label: `head ${h}` }));
+  if (isPerHead(stackOf(v), state.aggregation)) return heads.map((h) => ({ index: h, colour: headColour(h, dark), label: `head ${h}` }));
   if (v.host.onHeads && heads.length === 0) return []; // the host combines the chosen heads: none are chosen
   const combined = /** @type {number[] | undefined} */ (stackOf(v).combined_heads);
   const of = combined && combined.length < stackOf(v).heads ? `heads ${combined.join(", ")}` : "all heads";

@@ -8,7 +8,7 @@
 
 import { FILTERS, labelled, make, shown } from "./common.js";
 import { fitLabels } from "./contrast.js";
-import { unitText, PER_HEAD } from "./attention_data.js";
+import { isPerHead, unitText } from "./attention_data.js";
 import { activeFocus, lineData, lineSets, stackOf } from "./head_view_data.js";
 import { thumbnailCanvas } from "./head_view_paint.js";
 /** @import { HeadView, HeadViewDom, HeadViewState } from "./head_view_data.js" */
@@ -167,7 +167,7 @@ export function showTooltip(v) {
   tooltip.replaceChildren(make("div", "attnscope-hv-tip-title",
     `${fromQuery ? "query" : "key"} ${active.index} “${unitText(own[active.index])}”, layer ${state.layer}` +
     (fromQuery ? ": weights on keys" : ": weights from queries")));
-  const perHead = PER_HEAD.has(state.aggregation) && lineSets(v).every((set) => set.label.startsWith("head "));
+  const perHead = isPerHead(stackOf(v), state.aggregation) && lineSets(v).every((set) => set.label.startsWith("head "));
   for (const set of lineSets(v)) {
     const line = make("div", "attnscope-hv-tip-head");
     if (perHead) line.dataset.head = String(set.index);

@@ -9,7 +9,7 @@
 
 import { headColour } from "./common.js";
 import { onDark } from "./contrast.js";
-import { aggregationInfo, meanLayer, mergeLayer, PER_HEAD, unitsOf } from "./attention_data.js";
+import { aggregationInfo, isPerHead, meanLayer, mergeLayer, unitsOf } from "./attention_data.js";
 /** @import { Marks, Scratch } from "./raster.js" */
 /** @import { Controls } from "./model_view_controls.js" */
 /** @import { Detail } from "./model_view_detail.js" */
@@ -86,7 +86,7 @@ export function shownSequences(v) {
 }
 
 /** Whether the current aggregation combines the heads into one thumbnail per layer. @param {ModelView} v */
-export const combined = (v) => !PER_HEAD.has(v.state.aggregation);
+export const combined = (v) => !isPerHead(v.stacks[v.state.stack], v.state.aggregation);
 
 /** The current stack as the grid shows it: its header, with one head per layer for a combination. @param {ModelView} v */
 export function shownStack(v) {

@@ -1422,7 +1422,10 @@ function topShareLines(lines, rowTotal, keyRow, share) {
   }
   return keep;
 }
-var PER_HEAD = /* @__PURE__ */ new Set(["raw", "value_norm"]);
+function isPerHead(stack, name) {
+  const found = (stack.aggregation_methods ?? []).find((m) => m.name === name);
+  return found ? Boolean(found.per_head) : name === "raw";
+}
 function offeredAggregations(stack) {
   const methods = stack.aggregation_methods ?? [{ name: "raw", label: "Attention", about: "" }];
   return methods.map((m) => (
@@ -1544,10 +1547,10 @@ var shownHeads = (v) => [...v.state.heads].sort((a, b) => a - b);
 var activeFocus = (v) => v.state.hover ?? v.state.pinned;
 function drawsMean(v) {
   const agg = v.state.aggregation;
-  return agg === "mean" || v.state.meanHeads && PER_HEAD.has(agg);
+  return agg === "mean" || v.state.meanHeads && isPerHead(stackOf(v), agg);
 }
 function combinesHeads(v) {
-  return !PER_HEAD.has(v.state.aggregation) && v.state.aggregation !== "mean";
+  return !isPerHead(stackOf(v), v.state.aggregation) && v.state.aggregation !== "mean";
 }
 function makeLayout(v) {
   const { state } = v;
@@ -1604,7 +1607,7 @@ function lineSets(v) {
     const colour = heads.length === 1 ? headColour(heads[0], dark) : textColour(v);
     return [{ index: 0, colour, label: `mean of heads ${heads.join(", ")}` }];
   }
-  if (PER_HEAD.has(state.aggregation)) return heads.map((h) => ({ index: h, colour: headColour(h, dark), label: `head ${h}` }));
+  if (isPerHead(stackOf(v), state.aggregation)) return heads.map((h) => ({ index: h, colour: headColour(h, dark), label: `head ${h}` }));
   if (v.host.onHeads && heads.length === 0) return [];
   const combined = (
     /** @type {number[] | undefined} */
@@ -2141,7 +2144,7 @@ function showTooltip(v) {
     "attnscope-hv-tip-title",
     `${fromQuery ? "query" : "key"} ${active.index} “${unitText(own[active.index])}”, layer ${state.layer}` + (fromQuery ? ": weights on keys" : ": weights from queries")
   ));
-  const perHead = PER_HEAD.has(state.aggregation) && lineSets(v).every((set) => set.label.startsWith("head "));
+  const perHead = isPerHead(stackOf(v), state.aggregation) && lineSets(v).every((set) => set.label.startsWith("head "));
   for (const set of lineSets(v)) {
     const line = make("div", "attnscope-hv-tip-head");
     if (perHead) line.dataset.head = String(set.index);
@@ -2652,7 +2655,7 @@ function createAttentionPanel(host, handlers) {
     const s = header.stacks[0];
     if (method === "raw") return true;
     if (!(method in (s.aggregations ?? {}))) return false;
-    return PER_HEAD.has(method) || String(s.combined_heads ?? []) === String(heads);
+    return isPerHead(s, method) || String(s.combined_heads ?? []) === String(heads);
   }
   function unmount() {
     cleanup?.();

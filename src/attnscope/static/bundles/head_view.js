@@ -432,7 +432,10 @@ var attnscopeView = (() => {
     }
     return keep;
   }
-  var PER_HEAD = /* @__PURE__ */ new Set(["raw", "value_norm"]);
+  function isPerHead(stack, name) {
+    const found = (stack.aggregation_methods ?? []).find((m) => m.name === name);
+    return found ? Boolean(found.per_head) : name === "raw";
+  }
   function offeredAggregations(stack) {
     const methods = stack.aggregation_methods ?? [{ name: "raw", label: "Attention", about: "" }];
     return methods.map((m) => (
@@ -554,10 +557,10 @@ var attnscopeView = (() => {
   var activeFocus = (v) => v.state.hover ?? v.state.pinned;
   function drawsMean(v) {
     const agg = v.state.aggregation;
-    return agg === "mean" || v.state.meanHeads && PER_HEAD.has(agg);
+    return agg === "mean" || v.state.meanHeads && isPerHead(stackOf(v), agg);
   }
   function combinesHeads(v) {
-    return !PER_HEAD.has(v.state.aggregation) && v.state.aggregation !== "mean";
+    return !isPerHead(stackOf(v), v.state.aggregation) && v.state.aggregation !== "mean";
   }
   function makeLayout(v) {
     const { state } = v;
@@ -614,7 +617,7 @@ var attnscopeView = (() => {
       const colour = heads.length === 1 ? headColour(heads[0], dark) : textColour(v);
       return [{ index: 0, colour, label: `mean of heads ${heads.join(", ")}` }];
     }
-    if (PER_HEAD.has(state.aggregation)) return heads.map((h) => ({ index: h, colour: headColour(h, dark), label: `head ${h}` }));
+    if (isPerHead(stackOf(v), state.aggregation)) return heads.map((h) => ({ index: h, colour: headColour(h, dark), label: `head ${h}` }));
     if (v.host.onHeads && heads.length === 0) return [];
     const combined = (
       /** @type {number[] | undefined} */
@@ -1151,7 +1154,7 @@ var attnscopeView = (() => {
       "attnscope-hv-tip-title",
       `${fromQuery ? "query" : "key"} ${active.index} “${unitText(own[active.index])}”, layer ${state.layer}` + (fromQuery ? ": weights on keys" : ": weights from queries")
     ));
-    const perHead = PER_HEAD.has(state.aggregation) && lineSets(v).every((set) => set.label.startsWith("head "));
+    const perHead = isPerHead(stackOf(v), state.aggregation) && lineSets(v).every((set) => set.label.startsWith("head "));
     for (const set of lineSets(v)) {
       const line = make("div", "attnscope-hv-tip-head");
       if (perHead) line.dataset.head = String(set.index);

@@ -694,7 +694,10 @@ var attnscopeView = (() => {
     const values = new Uint8Array(aligned.buffer, at + indexBytes * count, count);
     return { starts, keys, values };
   }
-  var PER_HEAD = /* @__PURE__ */ new Set(["raw", "value_norm"]);
+  function isPerHead(stack, name) {
+    const found = (stack.aggregation_methods ?? []).find((m) => m.name === name);
+    return found ? Boolean(found.per_head) : name === "raw";
+  }
   function offeredAggregations(stack) {
     const methods = stack.aggregation_methods ?? [{ name: "raw", label: "Attention", about: "" }];
     return methods.map((m) => (
@@ -798,7 +801,7 @@ var attnscopeView = (() => {
       }];
     }));
   }
-  var combined = (v) => !PER_HEAD.has(v.state.aggregation);
+  var combined = (v) => !isPerHead(v.stacks[v.state.stack], v.state.aggregation);
   function shownStack(v) {
     return combined(v) ? { ...currentStack(v), heads: 1, head_labels: [null] } : currentStack(v);
   }
