@@ -257,3 +257,27 @@ def test_an_empty_text_and_a_hidden_selected_special_token_are_named(app):
         "special": "hide",
     }
     assert app.errors == []
+
+
+def test_heads_all_out_of_range_leave_every_head_and_a_pair_filter_needs_a_second_sentence(app):
+    open_app(app, "?" + urlencode({"text": PUB, "heads": "99", "pairs": "AB"}))
+    assert notice(app) == {
+        "heads": "heads=99 was ignored: head 99: this model has heads 0-11",
+        "pairs": "pairs=AB was ignored: the sentence filter needs a second sentence (pair=…)",
+    }
+    assert view(app)["heads"] == ",".join(map(str, range(12)))  # as without the parameter: every head, drawn
+    assert int(app.page.get_attribute("#attention .attnscope-hv", "data-lines")) > 0
+    assert "heads" not in url_state(app) and "pairs" not in url_state(app)
+    assert app.page.inner_text("#attention-empty") == ""
+    assert app.errors == []
+
+
+def test_a_blank_sentence_is_refused_in_words_and_the_view_kept(app):
+    open_app(app, "?" + urlencode({"text": PUB}))
+    lines = app.page.get_attribute("#attention .attnscope-hv", "data-lines")
+    app.page.fill("#text", "   ")
+    app.page.click("#run")
+    assert app.page.inner_text("#status") == "The sentence is empty: type a sentence to see its attention."
+    assert url_state(app)["text"] == PUB  # nothing changed: the shown view is still the sentence's
+    assert app.page.get_attribute("#attention .attnscope-hv", "data-lines") == lines
+    assert app.errors == []

@@ -204,3 +204,20 @@ def test_lines_are_painted_in_their_heads_colour_with_their_weight(page, tmp_pat
                    let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }"""
     )
     assert painted == 0
+
+
+def test_a_second_click_unpins_the_token_under_the_pointer(page, tmp_path, pub_capture):
+    """The view writes its selection to the model (the pinned token, else the hovered one); its own writes are not
+    read back as a new pin, so a click on the pinned token unpins it while the pointer is still on it."""
+    root = open_html(page, tmp_path, attnscope.head_view(pub_capture, layer=1).to_html())
+    token = ".attnscope-hv-queries .attnscope-hv-token[data-index='3']"
+    page.page.click(token)
+    assert root.get_attribute("data-pinned") == "query:3"
+    page.page.click(token)
+    assert root.get_attribute("data-pinned") == ""
+    assert root.get_attribute("data-token") == "query:3"  # still hovered: its lines stay until the pointer leaves
+    page.page.mouse.move(1, 1)
+    assert root.get_attribute("data-token") == ""
+    page.page.click(token)
+    assert root.get_attribute("data-pinned") == "query:3"
+    assert page.errors == []

@@ -123,7 +123,7 @@ function syncControls(p) {
 function redraw(p) {
   p.panel.sync(p.state);
   const method = shownMethod(p);
-  byId("show-help").textContent = (p.state.show === "raw" ? RAW_HELP : method?.about ?? "") +
+  byId("show-help").textContent = (p.state.show === "raw" ? RAW_HELP : method ? `${method.about[0].toUpperCase()}${method.about.slice(1)}.` : "") +
     (method?.norm ? NORM_HELP : "") + (p.state.words ? WORDS_HELP : "");
   byId("attention-empty").textContent = p.attention && selectedHeads(p).length === 0
     ? "No heads selected: pick heads above (or All) to see their attention." : "";
@@ -184,6 +184,7 @@ async function loadAttention(p, reason) {
   const run = ++p.run, info = modelInfo(p), { app } = p;
   if (!info || !p.state.text.trim()) {
     p.attention = null;
+    p.panel.unmount(); // nothing of an earlier input stays on screen
     app.dataset.attention = "idle";
     return;
   }
@@ -319,6 +320,10 @@ function wireInput(p) {
   byId("input").addEventListener("submit", (/** @type {Event} */ event) => {
     event.preventDefault();
     const text = byId("text").value, pair = byId("pair").value.trim() ? byId("pair").value : "";
+    if (!text.trim()) {
+      say("The sentence is empty: type a sentence to see its attention.");
+      return;
+    }
     if (text === p.state.text && pair === p.state.pair) void loadAttention(p, "input");
     else update(p, { text, pair, mask: [], token: null });
   });

@@ -158,7 +158,8 @@ export function showPredictionsTip(tooltip, at) {
         : "the model's predictions for this position:";
     parts.push(make("p", "as-muted", what), list);
   } else {
-    parts.push(make("p", "as-muted", at.note || "no predictions"));
+    const note = at.note || "no predictions";
+    parts.push(make("p", "as-muted", note[0].toUpperCase() + note.slice(1))); // a sentence, as the page's notes
   }
   tooltip.replaceChildren(...parts);
   tooltip.hidden = false;

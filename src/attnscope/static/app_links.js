@@ -75,7 +75,8 @@ export function checkServed(state, models, corpora) {
     if (outside.length) {
       drops.push(dropped("heads", heads.join(","), `${outside.length > 1 ? "heads" : "head"} ${outside.join(", ")}: ` +
         `this model has ${range(info.heads, "heads")}`));
-      state.heads = heads.filter((h) => h < info.heads);
+      const kept = heads.filter((h) => h < info.heads);
+      state.heads = kept.length ? kept : null; // none left: every head, as without the parameter
     }
   }
   const served = corpus ?? own[0] ?? null;

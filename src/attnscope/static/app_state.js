@@ -116,7 +116,9 @@ export function stateFromQuery(search, drops = []) {
   state.score = q.get("score") ?? "";
   readSearchOptions(q, state, drop);
   const pairs = q.get("pairs");
-  if (pairs !== null && FILTERS.some(([value]) => value === pairs)) state.pairs = pairs;
+  const known = pairs !== null && FILTERS.some(([value]) => value === pairs);
+  if (known && pairs !== "all" && !state.pair) drop("pairs", "the sentence filter needs a second sentence (pair=…)");
+  else if (known) state.pairs = /** @type {string} */ (pairs);
   else if (pairs !== null) drop("pairs", `the sentence filter is one of ${FILTERS.map(([value]) => value).join(", ")}`);
   return state;
 }

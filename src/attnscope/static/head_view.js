@@ -49,7 +49,7 @@ function render({ model, el, host = {} }) {
   const state = initialState(model, header);
   /** @type {HeadView} */
   const v = {
-    model, host, header, state, cache: new Map(), painted: { top: 0, bottom: 0, height: 0 },
+    model, host, header, state, cache: new Map(), painted: { top: 0, bottom: 0, height: 0 }, saving: false,
     stacks: Object.fromEntries(header.stacks.map((/** @type {any} */ s) => [s.role, s])),
     store: layerStore(model, () => update(v, false)),
     layout: /** @type {any} */ (null),
@@ -77,13 +77,18 @@ function render({ model, el, host = {} }) {
 /** Write the selection back to the model (Python, or the host's stand-in model). @param {HeadView} v */
 function save(v) {
   const { state } = v, token = state.pinned ?? state.hover;
+  v.saving = true; // the model's change events of these values are this view's own: not followed back
   const values = {
     stack: state.stack, layer: state.layer, heads: shownHeads(v), filter: state.filter,
     threshold: state.threshold, top_share: state.topShare, hide_special: state.hideSpecial, merge_subwords: state.merge,
     rows: state.rows, columns: state.columns, aggregation: state.aggregation,
     token: token ? { ...token, unit: state.merge ? "word" : "token" } : null,
   };
-  for (const [name, value] of Object.entries(values)) v.model.set(name, value);
+  try {
+    for (const [name, value] of Object.entries(values)) v.model.set(name, value);
+  } finally {
+    v.saving = false;
+  }
   v.model.save_changes();
 }
 
@@ -275,7 +280,7 @@ function traitListeners(v) {
   /** @param {string} name @param {(value: any) => boolean} changed @param {(value: any) => void} apply @param {boolean} [rebuild] */
   const follow = (name, changed, apply, rebuild = false) => () => {
     const value = model.get(name);
-    if (!changed(value)) return;
+    if (v.saving || !changed(value)) return;
     apply(value);
     if (rebuild) relayout(v);
     update(v, false);
@@ -296,7 +301,7 @@ function traitListeners(v) {
     "change:mean_heads": follow("mean_heads", (x) => Boolean(x) !== state.meanHeads, (x) => { state.meanHeads = Boolean(x); }),
     "change:token": follow("token", (x) => (x ? `${x.side}:${x.index}` : "") !== (state.pinned ? `${state.pinned.side}:${state.pinned.index}` : ""),
       (x) => { state.pinned = x ? { side: x.side, index: x.index } : null; }),
-    "change:stack": () => { const x = model.get("stack"); if (x in v.stacks && x !== state.stack) { state.stack = x; buildStack(v); update(v, false); } },
+    "change:stack": () => { const x = model.get("stack"); if (!v.saving && x in v.stacks && x !== state.stack) { state.stack = x; buildStack(v); update(v, false); } },
     "change:aggregation": follow("aggregation", (x) => x !== state.aggregation && fillAggregations(inputs.aggregation, stackOf(v), x) === x,
       (x) => { state.aggregation = x; }),
   };

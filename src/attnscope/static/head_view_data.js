@@ -43,8 +43,9 @@ const CACHE_SIZE = 4; // layers of lines kept, most recent last
  *   note: HTMLElement, status: HTMLElement, inputs: Record<string, any> }} HeadViewDom
  */
 /**
- * One mounted head view: the widget model, its host, the payload header, the state, caches and elements.
- * @typedef {{ model: any, host: HeadViewHost, header: any, stacks: Record<string, any>, state: HeadViewState,
+ * One mounted head view: the widget model, its host, the payload header, the state, caches and elements;
+ * `saving` while the view writes its selection to the model (whose change events it then ignores).
+ * @typedef {{ model: any, host: HeadViewHost, header: any, stacks: Record<string, any>, state: HeadViewState, saving: boolean,
  *   cache: Map<string, any>, store: { get: (role: string, index: number) => any, dispose: () => void },
  *   layout: Layout, dom: HeadViewDom, painted: { top: number, bottom: number, height: number } }} HeadView
  */

@@ -497,7 +497,10 @@ function stateFromQuery(search2, drops = []) {
   state.score = q.get("score") ?? "";
   readSearchOptions(q, state, drop);
   const pairs = q.get("pairs");
-  if (pairs !== null && FILTERS.some(([value]) => value === pairs)) state.pairs = pairs;
+  const known = pairs !== null && FILTERS.some(([value]) => value === pairs);
+  if (known && pairs !== "all" && !state.pair) drop("pairs", "the sentence filter needs a second sentence (pair=…)");
+  else if (known) state.pairs = /** @type {string} */
+  pairs;
   else if (pairs !== null) drop("pairs", `the sentence filter is one of ${FILTERS.map(([value]) => value).join(", ")}`);
   return state;
 }
@@ -2215,6 +2218,7 @@ function render2({ model, el, host = {} }) {
     state,
     cache: /* @__PURE__ */ new Map(),
     painted: { top: 0, bottom: 0, height: 0 },
+    saving: false,
     stacks: Object.fromEntries(header.stacks.map((s) => [s.role, s])),
     store: layerStore(model, () => update(v, false)),
     layout: (
@@ -2243,6 +2247,7 @@ function render2({ model, el, host = {} }) {
 }
 function save(v) {
   const { state } = v, token = state.pinned ?? state.hover;
+  v.saving = true;
   const values = {
     stack: state.stack,
     layer: state.layer,
@@ -2257,7 +2262,11 @@ function save(v) {
     aggregation: state.aggregation,
     token: token ? { ...token, unit: state.merge ? "word" : "token" } : null
   };
-  for (const [name, value] of Object.entries(values)) v.model.set(name, value);
+  try {
+    for (const [name, value] of Object.entries(values)) v.model.set(name, value);
+  } finally {
+    v.saving = false;
+  }
   v.model.save_changes();
 }
 function buildStack(v) {
@@ -2485,7 +2494,7 @@ function traitListeners(v) {
   const { model, state, dom: { inputs } } = v;
   const follow = (name, changed, apply, rebuild = false) => () => {
     const value = model.get(name);
-    if (!changed(value)) return;
+    if (v.saving || !changed(value)) return;
     apply(value);
     if (rebuild) relayout(v);
     update(v, false);
@@ -2557,7 +2566,7 @@ function traitListeners(v) {
     ),
     "change:stack": () => {
       const x = model.get("stack");
-      if (x in v.stacks && x !== state.stack) {
+      if (!v.saving && x in v.stacks && x !== state.stack) {
         state.stack = x;
         buildStack(v);
         update(v, false);
@@ -2686,7 +2695,8 @@ function showPredictionsTip(tooltip, at) {
     const what = at.mode === "next" ? "the model's predictions for the next token:" : attention.masked.includes(pos) ? "the model's predictions for this masked token:" : "the model's predictions for this position:";
     parts.push(make("p", "as-muted", what), list);
   } else {
-    parts.push(make("p", "as-muted", at.note || "no predictions"));
+    const note = at.note || "no predictions";
+    parts.push(make("p", "as-muted", note[0].toUpperCase() + note.slice(1)));
   }
   tooltip.replaceChildren(...parts);
   tooltip.hidden = false;
@@ -2909,7 +2919,8 @@ function checkServed(state, models, corpora) {
     const outside = heads.filter((h) => h >= info.heads);
     if (outside.length) {
       drops.push(dropped("heads", heads.join(","), `${outside.length > 1 ? "heads" : "head"} ${outside.join(", ")}: this model has ${range(info.heads, "heads")}`));
-      state.heads = heads.filter((h) => h < info.heads);
+      const kept = heads.filter((h) => h < info.heads);
+      state.heads = kept.length ? kept : null;
     }
   }
   const served = corpus ?? own[0] ?? null;
@@ -3057,7 +3068,7 @@ function syncControls(p) {
 function redraw(p) {
   p.panel.sync(p.state);
   const method = shownMethod(p);
-  byId("show-help").textContent = (p.state.show === "raw" ? RAW_HELP : method?.about ?? "") + (method?.norm ? NORM_HELP : "") + (p.state.words ? WORDS_HELP : "");
+  byId("show-help").textContent = (p.state.show === "raw" ? RAW_HELP : method ? `${method.about[0].toUpperCase()}${method.about.slice(1)}.` : "") + (method?.norm ? NORM_HELP : "") + (p.state.words ? WORDS_HELP : "");
   byId("attention-empty").textContent = p.attention && selectedHeads(p).length === 0 ? "No heads selected: pick heads above (or All) to see their attention." : "";
   p.search.sync();
   const masking = modelInfo(p)?.masking_note, note = byId("mask-note");
@@ -3115,6 +3126,7 @@ async function loadAttention(p, reason) {
   const run = ++p.run, info = modelInfo(p), { app } = p;
   if (!info || !p.state.text.trim()) {
     p.attention = null;
+    p.panel.unmount();
     app.dataset.attention = "idle";
     return;
   }
@@ -3230,6 +3242,10 @@ function wireInput(p) {
   byId("input").addEventListener("submit", (event) => {
     event.preventDefault();
     const text = byId("text").value, pair = byId("pair").value.trim() ? byId("pair").value : "";
+    if (!text.trim()) {
+      say("The sentence is empty: type a sentence to see its attention.");
+      return;
+    }
     if (text === p.state.text && pair === p.state.pair) void loadAttention(p, "input");
     else update2(p, { text, pair, mask: [], token: null });
   });

@@ -1225,6 +1225,7 @@ var attnscopeView = (() => {
       state,
       cache: /* @__PURE__ */ new Map(),
       painted: { top: 0, bottom: 0, height: 0 },
+      saving: false,
       stacks: Object.fromEntries(header.stacks.map((s) => [s.role, s])),
       store: layerStore(model, () => update(v, false)),
       layout: (
@@ -1253,6 +1254,7 @@ var attnscopeView = (() => {
   }
   function save(v) {
     const { state } = v, token = state.pinned ?? state.hover;
+    v.saving = true;
     const values = {
       stack: state.stack,
       layer: state.layer,
@@ -1267,7 +1269,11 @@ var attnscopeView = (() => {
       aggregation: state.aggregation,
       token: token ? { ...token, unit: state.merge ? "word" : "token" } : null
     };
-    for (const [name, value] of Object.entries(values)) v.model.set(name, value);
+    try {
+      for (const [name, value] of Object.entries(values)) v.model.set(name, value);
+    } finally {
+      v.saving = false;
+    }
     v.model.save_changes();
   }
   function buildStack(v) {
@@ -1495,7 +1501,7 @@ var attnscopeView = (() => {
     const { model, state, dom: { inputs } } = v;
     const follow = (name, changed, apply, rebuild = false) => () => {
       const value = model.get(name);
-      if (!changed(value)) return;
+      if (v.saving || !changed(value)) return;
       apply(value);
       if (rebuild) relayout(v);
       update(v, false);
@@ -1567,7 +1573,7 @@ var attnscopeView = (() => {
       ),
       "change:stack": () => {
         const x = model.get("stack");
-        if (x in v.stacks && x !== state.stack) {
+        if (!v.saving && x in v.stacks && x !== state.stack) {
           state.stack = x;
           buildStack(v);
           update(v, false);
