@@ -11,7 +11,7 @@ TEST_STAMP := $(VENV)/.installed-test
 # index lacks (`Location ... is ignored`), pages of them on machines set up that way.
 PIP := $(PY) -m pip install -qq -c constraints.txt
 
-.PHONY: venv venv-test run lint js check-js test bench bench-views bench-corpus bench-app bench-atlas clean
+.PHONY: venv venv-test run lint js check-js test bench bench-builtin bench-views bench-corpus bench-app bench-atlas clean
 
 venv: $(RUN_STAMP)
 
@@ -83,6 +83,10 @@ test: venv-test $(CHROMIUM) lint check-js
 
 bench: venv-test
 	$(PY) bench/capture.py
+
+# M1: the built-in SmolLM2's first load (GGUF dequantised) against its cached loads, beside the default model's.
+bench-builtin: venv-test
+	$(PY) bench/builtin_load.py
 
 # P1: attnscope's views against BertViz 1.4.1 in headless Chromium (npm fetches BertViz's JS once).
 bench-views: venv-test $(CHROMIUM)
