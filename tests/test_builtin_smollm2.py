@@ -7,10 +7,12 @@ session's own). The expected predictions are issue 16's figures, given to 3 deci
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import httpx
+import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
@@ -83,7 +85,10 @@ def test_the_first_load_replaced_a_half_written_cache_by_a_complete_one(smollm2_
     assert not [p.name for p in folder.parent.iterdir() if p.name.startswith(".")]  # no staging folder left
 
 
-def test_the_hub_name_loads_the_same_built_in_model_from_the_cache_when_the_hub_is_offline(smollm2, smollm2_cache):
+def test_the_hub_name_loads_the_same_built_in_model_from_the_cache_when_the_hub_is_offline(
+    smollm2, smollm2_cache, monkeypatch, tmp_path
+):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))  # not in this machine's hub cache
     marker = json.loads((cache_folder(SMOLLM2) / MARKER).read_text())
     again = attnscope.load("HuggingFaceTB/SmolLM2-135M-Instruct")
     assert json.loads((cache_folder(SMOLLM2) / MARKER).read_text())["conversion"] == marker["conversion"]
@@ -155,6 +160,16 @@ def test_the_alias_with_a_revision_is_refused_before_any_work(monkeypatch, tmp_p
     with pytest.raises(ModelNotFoundError, match="has no revisions"):
         attnscope.load("smollm2", revision="main")
     assert not (tmp_path / "models").exists()
+
+
+def test_inspect_with_model_smollm2_prints_its_shape_and_next_token_predictions(smollm2_cache):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", COLUMNS="200", ATTNSCOPE_CACHE=str(smollm2_cache))
+    command = [sys.executable, "-m", "attnscope", "inspect", PROMPT, "--model", "smollm2"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("HuggingFaceTB/SmolLM2-135M-Instruct — decoder (llama): decoder: 30 layers × 9 heads")
+    last = done.stdout.strip().splitlines()[-1]
+    assert last == "the next token after position 7 (to): buy 0.208, meet 0.100, get 0.080, order 0.051, pick 0.046"
 
 
 def test_serve_with_model_smollm2_predicts_the_next_token_over_http(smollm2_cache, tmp_path):

@@ -118,7 +118,7 @@ def resolve_source(model: str) -> str:
     Raises `ModelNotFoundError` for a path that does not exist (see `check_missing_path`). Built-in
     models are resolved by `locate`, which may convert them first."""
     if not isinstance(model, str) or not model.strip():
-        raise ModelNotFoundError("model must be a hub name, a local path or 'default'; got an empty name")
+        raise ModelNotFoundError("model must be a hub name, a local path, 'default' or 'smollm2'; got an empty name")
     if model in ("default", DEFAULT_MODEL):
         return str(default_model_path())
     expanded = os.path.expanduser(model)
