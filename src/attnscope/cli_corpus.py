@@ -25,7 +25,9 @@ def index(
         "--spacy-pipeline).",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Directory to create for the index."),
-    model: str = typer.Option("default", "--model", "-m", help="Hub name, local path, or 'default'."),
+    model: str = typer.Option(
+        "default", "--model", "-m", help="Hub name, local path, 'default' or 'smollm2' (built in)."
+    ),
     spacy: str | None = typer.Option(
         None,
         "--spacy-pipeline",

@@ -20,7 +20,7 @@ DEFAULT_CORPUS = "ewt"
 
 def indexes_root() -> Path:
     """The cache folder of named indexes: ``<cache>/indexes``."""
-    from .corpus.ewt import cache_root
+    from .cache import cache_root
 
     return cache_root() / "indexes"
 
@@ -46,9 +46,9 @@ def cached_index_names() -> list[str]:
 
 
 def _model_name(model: str | None) -> str:
-    from .capture.loading import DEFAULT_MODEL
+    from .capture.sources import model_name
 
-    return DEFAULT_MODEL if model in (None, "default") else str(model)
+    return model_name("default" if model is None else str(model))
 
 
 def resolve_index(value: str | Path, model: str | None = None, option: str = "--index") -> Path:

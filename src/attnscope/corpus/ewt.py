@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ..cache import CACHE_ENV, cache_root
 from ..errors import CorpusError
 from ..files import atomic_file
 from .sentence import files_checksum
@@ -29,14 +30,8 @@ EWT_FILES = {
     "en_ewt-ud-test.conllu": "e266e515a0a7547657ed3d90d9ba46487d6bd251f27ad4269d4e8a427c8555cd",
 }
 DIR_ENV = "ATTNSCOPE_EWT_DIR"  # a directory that holds the EWT files; when set, nothing is cached or downloaded
-CACHE_ENV = "ATTNSCOPE_CACHE"  # the cache root; EWT lives in its ud_english_ewt-r2.15 folder
 URL_ENV = "ATTNSCOPE_EWT_URL"  # overrides EWT_BASE_URL (a mirror, or a local server in tests)
 DOWNLOAD_TIMEOUT = 30.0
-
-
-def cache_root() -> Path:
-    """attnscope's cache directory: ``$ATTNSCOPE_CACHE``, by default ``~/.cache/attnscope``."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "attnscope")
 
 
 def default_cache_dir() -> Path:
