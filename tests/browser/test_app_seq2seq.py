@@ -65,7 +65,7 @@ def test_an_encoder_decoder_shows_its_encoder_self_attention_and_says_so(app, se
     page.hover(".attnscope-hv-queries .attnscope-hv-token[data-index='1']")
     tip = page.inner_text("#tooltip")
     assert (
-        f"model {handle.label!r} is an encoder-decoder: its language-model head predicts the decoder's next token, "
+        f"Model {handle.label!r} is an encoder-decoder: its language-model head predicts the decoder's next token, "
         "which needs a target text (the decoder's input)" in tip
     )
     assert page.locator("#tooltip li").count() == 0

@@ -9,7 +9,7 @@
 import { FILTERS, labelled, make, shown } from "./common.js";
 import { fitLabels } from "./contrast.js";
 import { isPerHead, unitText } from "./attention_data.js";
-import { activeFocus, lineData, lineSets, stackOf } from "./head_view_data.js";
+import { activeFocus, lineData, lineSets, rowHeight, stackOf } from "./head_view_data.js";
 import { thumbnailCanvas } from "./head_view_paint.js";
 /** @import { HeadView, HeadViewDom, HeadViewState } from "./head_view_data.js" */
 
@@ -191,7 +191,7 @@ export function showTooltip(v) {
   }
   tooltip.hidden = false;
   const rows = fromQuery ? layout.qRows : layout.kRows, { body, keyCol } = v.dom;
-  tooltip.style.top = `${body.offsetTop + rows.row[active.index] * parseFloat(v.dom.root.style.getPropertyValue("--attnscope-row") || "20") + 20}px`;
+  tooltip.style.top = `${body.offsetTop + rows.row[active.index] * rowHeight(v) + 20}px`;
   tooltip.style.left = `${body.offsetLeft + keyCol.offsetLeft + keyCol.offsetWidth + 12}px`;
 }
 
