@@ -22,6 +22,7 @@ from .capture import (
     encode,
     load,
     masking_caveat,
+    tokens_from_ids,
     wrap,
 )
 from .errors import (
@@ -61,6 +62,7 @@ __all__ = [
     "AttnscopeWarning",
     "MaskingWarning",
     "masking_caveat",
+    "tokens_from_ids",
     "wrap",
     "ModelView",
     "model_view",

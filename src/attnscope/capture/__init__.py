@@ -1,6 +1,7 @@
 """Capture engine: load a model, run it on text, and record what every attention head computed."""
 
 from .engine import CaptureInput, capture, capture_batch
+from .from_ids import tokens_from_ids
 from .inputs import Tokens, encode, masking_caveat
 from .loading import DEFAULT_MODEL, ModelHandle, StackShape, load, wrap
 from .result import ALL_FIELDS, DEFAULT_FIELDS, AttentionStack, Capture, Predictions
@@ -21,5 +22,6 @@ __all__ = [
     "encode",
     "load",
     "masking_caveat",
+    "tokens_from_ids",
     "wrap",
 ]
