@@ -2,9 +2,10 @@
 
 from .engine import CaptureInput, capture, capture_batch
 from .from_ids import tokens_from_ids
+from .generation import generate
 from .inputs import Tokens, encode, masking_caveat
 from .loading import DEFAULT_MODEL, ModelHandle, StackShape, load, wrap
-from .result import ALL_FIELDS, DEFAULT_FIELDS, AttentionStack, Capture, Predictions
+from .result import ALL_FIELDS, DEFAULT_FIELDS, AttentionStack, Capture, Generation, GenerationStep, Predictions
 
 __all__ = [
     "ALL_FIELDS",
@@ -13,6 +14,8 @@ __all__ = [
     "AttentionStack",
     "Capture",
     "CaptureInput",
+    "Generation",
+    "GenerationStep",
     "ModelHandle",
     "Predictions",
     "StackShape",
@@ -20,6 +23,7 @@ __all__ = [
     "capture",
     "capture_batch",
     "encode",
+    "generate",
     "load",
     "masking_caveat",
     "tokens_from_ids",
