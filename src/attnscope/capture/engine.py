@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from ..errors import InputError, MaskingWarning
-from .inputs import Tokens, decoder_tokens, display_forms, encode, masking_caveat, special_token_ids
+from .from_ids import tokens_from_ids
+from .inputs import Tokens, apply_mask, decoder_tokens, display_forms, encode, masking_caveat, special_token_ids
 from .loading import ModelHandle, is_cross_attention
 from .projection import ProjectionNotFound, stack_projection
 from .recorder import LayerCall, recording
@@ -26,13 +27,20 @@ class CaptureInput:
     """One input of a batch: a text, an optional second text (sentence B), an optional decoder
     target (encoder-decoders), and token positions to mask. ``tokens`` is the text already tokenised
     (`encode`, masks applied) by a caller that needed its tokens first: it is used instead of
-    tokenising the text again."""
+    tokenising the text again.
 
-    text: str
+    Or token ids taken as given, never re-tokenised (`from_ids.tokens_from_ids`): ``input_ids`` in
+    place of ``text``, ``input_ids_pair`` of ``text_pair``, ``target_ids`` of ``target``.
+    """
+
+    text: str | None = None
     text_pair: str | None = None
     target: str | None = None
     mask: tuple[int, ...] = ()
     tokens: Tokens | None = None
+    input_ids: Sequence[int] | None = None
+    input_ids_pair: Sequence[int] | None = None
+    target_ids: Sequence[int] | None = None
 
 
 InputLike = str | tuple | CaptureInput
@@ -40,10 +48,13 @@ InputLike = str | tuple | CaptureInput
 
 def capture(
     handle: ModelHandle,
-    text: str,
+    text: str | None = None,
     text_pair: str | None = None,
     *,
     target: str | None = None,
+    input_ids: Sequence[int] | None = None,
+    input_ids_pair: Sequence[int] | None = None,
+    target_ids: Sequence[int] | None = None,
     mask: Sequence[int] = (),
     fields: Iterable[str] | str = DEFAULT_FIELDS,
     dtype: str = "float32",
@@ -62,8 +73,17 @@ def capture(
     (callers that show the caveat themselves, as the app and the CLI do, pass ``warn=False``).
     ``tokens``: the text as `encode` tokenised it (with ``mask`` applied), for a caller that tokenised it
     first (to check positions against it); the text is then not tokenised again.
+
+    Exact ids instead of text: ``input_ids`` (in place of ``text``), ``input_ids_pair`` (of
+    ``text_pair``: sentence B, token type 1) and ``target_ids`` (of ``target``: an encoder-decoder's
+    decoder input, its start token included) are the model's input exactly as given, never
+    re-tokenised: special tokens are not added (include ``[CLS]``/``<s>`` where the model wants them),
+    and ``capture.tokens.ids`` equals ``input_ids`` (+ ``input_ids_pair``). Lists of ints, 1-D tensors
+    or arrays, or a batch of one. Texts, offsets and words are derived from the ids (see
+    `from_ids`). Ids that are not ints, outside the vocabulary, empty or longer than the model's
+    positions raise `InputError` naming the position and the allowed range.
     """
-    item = CaptureInput(text, text_pair, target, tuple(mask), tokens)
+    item = CaptureInput(text, text_pair, target, tuple(mask), tokens, input_ids, input_ids_pair, target_ids)
     results = _capture_batch(handle, [item], fields=fields, dtype=dtype, truncate=truncate, top_k=top_k)
     if warn:
         _warn_masking(results)
@@ -112,14 +132,10 @@ def _capture_batch(
         raise InputError(f"dtype {dtype!r} is not supported: use one of {', '.join(_DTYPES)}")
     if not isinstance(top_k, int) or top_k < 0:
         raise InputError(f"top_k must be a non-negative integer, got {top_k!r}")
-    if handle.kind != "encoder-decoder" and any(it.target is not None for it in items):
-        only = "a decoder-only" if handle.kind == "decoder" else "an encoder-only"
-        raise InputError(
-            f"target is the decoder's input of an encoder-decoder model; model {handle.name!r} is {only} "
-            "model, which reads only the text (and text_pair): leave target out"
-        )
+    for it in items:
+        _check_input(handle, it)
     encoded = [_tokens_of(handle, it, truncate) for it in items]
-    decoded = [decoder_tokens(handle, it.target) for it in items] if handle.kind == "encoder-decoder" else None
+    decoded = [_decoder_tokens_of(handle, it) for it in items] if handle.kind == "encoder-decoder" else None
     outputs, calls = run_batch(handle, encoded, decoded, wanted)
     missing: dict[str, str] = {}
     if not calls and wanted & set(ATTENTION_FIELDS):
@@ -159,9 +175,44 @@ def _capture_batch(
     return results
 
 
+def _check_input(handle: ModelHandle, item: CaptureInput) -> None:
+    """Text or ids, not both; a pair or a target of the same kind; a target only for encoder-decoders."""
+    if item.input_ids is not None:
+        if item.text is not None or item.text_pair is not None or item.tokens is not None:
+            raise InputError(
+                "pass either text (and text_pair) or input_ids (and input_ids_pair), not both: input_ids "
+                "are the model's input as given"
+            )
+    elif item.input_ids_pair is not None:
+        raise InputError("input_ids_pair is sentence B after input_ids: pass input_ids too, or text_pair with text")
+    elif item.text is None:
+        raise InputError("no input given: pass a text, or input_ids (token ids taken as given)")
+    if item.target is not None and item.target_ids is not None:
+        raise InputError("pass either target (a text) or target_ids (the decoder's input ids as given), not both")
+    targets = [name for name in ("target", "target_ids") if getattr(item, name) is not None]
+    if handle.kind != "encoder-decoder" and targets:
+        only = "a decoder-only" if handle.kind == "decoder" else "an encoder-only"
+        reads = "input_ids (and input_ids_pair)" if item.input_ids is not None else "the text (and text_pair)"
+        raise InputError(
+            f"{targets[0]} is the decoder's input of an encoder-decoder model; model {handle.name!r} is {only} "
+            f"model, which reads only {reads}: leave {targets[0]} out"
+        )
+
+
+def _decoder_tokens_of(handle: ModelHandle, item: CaptureInput) -> Tokens:
+    """An encoder-decoder's decoder input: ``target_ids`` as given, or the start token and the target's tokens."""
+    if item.target_ids is not None:
+        return tokens_from_ids(handle, item.target_ids, what="target_ids")
+    return decoder_tokens(handle, item.target)
+
+
 def _tokens_of(handle: ModelHandle, item: CaptureInput, truncate: bool) -> Tokens:
     """The input's tokens: ``item.tokens`` when the caller tokenised it already (checked to be of the
-    same texts, with the masks asked for), else `encode`'s."""
+    same texts, with the masks asked for), the ids' when ids were given, else `encode`'s."""
+    if item.input_ids is not None:
+        tokens = tokens_from_ids(handle, item.input_ids, item.input_ids_pair)
+        return apply_mask(tokens, item.mask, handle) if item.mask else tokens
+    assert item.text is not None  # _check_input refused an input without text or ids
     if item.tokens is None:
         return encode(handle, item.text, item.text_pair, mask=item.mask, truncate=truncate)
     texts = (item.text,) if item.text_pair is None else (item.text, item.text_pair)

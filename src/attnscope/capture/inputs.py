@@ -38,7 +38,8 @@ class Tokens:
     token's span may include its leading space, and the byte tokens of one character all span it
     (`written` reads them as the text is written). ``word_ids`` number the words across the whole
     input (segment B continues after A); a token that stands for whitespace only (``␣``) belongs to no
-    word (None). ``segments`` are 0 for sentence A, 1 for sentence B.
+    word (None). ``segments`` are 0 for sentence A, 1 for sentence B. ``generated`` lists the positions
+    a model generated (`attnscope.generate`); empty for a text or ids given.
     """
 
     ids: list[int]
@@ -52,6 +53,7 @@ class Tokens:
     masked: tuple[int, ...] = ()
     truncated: int = 0
     original: dict[int, str] = field(default_factory=dict)
+    generated: tuple[int, ...] = ()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -73,6 +75,7 @@ class Tokens:
             "sentence_b_start": self.sentence_b_start,
             "masked": list(self.masked),
             "truncated": self.truncated,
+            "generated": list(self.generated),
         }
 
 

@@ -139,6 +139,54 @@ class Predictions:
         return [(t, float(p)) for t, p in zip(self.tokens[position], self.probabilities[position])]
 
 
+@dataclass(frozen=True)
+class GenerationStep:
+    """One step of `attnscope.generate`: the token it chose and the top-k of the distribution it chose from.
+
+    ``position`` is where the chosen token sits in the capture's tokens (the decoder's for an
+    encoder-decoder); ``probability`` is the chosen token's probability in the distribution the step
+    sampled from (greedy: the model's softmax; sampling: softmax of the logits divided by the
+    temperature); ``top_ids``, ``top_tokens`` (display forms) and ``top_probabilities`` are that
+    distribution's k most likely tokens, most likely first (they sum to at most 1).
+    """
+
+    position: int
+    token_id: int
+    token: str
+    probability: float
+    top_ids: tuple[int, ...]
+    top_tokens: tuple[str, ...]
+    top_probabilities: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "token_id": self.token_id,
+            "token": self.token,
+            "probability": self.probability,
+            "top": [[t, i, p] for t, i, p in zip(self.top_tokens, self.top_ids, self.top_probabilities)],
+        }
+
+
+@dataclass(frozen=True)
+class Generation:
+    """How a capture's continuation was generated (`attnscope.generate`).
+
+    ``prompt_length`` tokens of prompt (chat template applied when ``chat``), then the generated
+    positions ``generated`` (also ``Tokens.generated``), one `GenerationStep` each; ``do_sample``,
+    ``temperature`` and ``seed`` say how each step chose (greedy: the most likely token).
+    """
+
+    prompt: str | tuple[dict[str, str], ...]
+    prompt_length: int
+    generated: tuple[int, ...]
+    steps: tuple[GenerationStep, ...]
+    chat: bool
+    do_sample: bool
+    temperature: float
+    seed: int | None
+
+
 @dataclass
 class Capture:
     """What one input did inside the model: tokens, attention stacks, hidden states, predictions.
@@ -147,6 +195,7 @@ class Capture:
     encoder-decoders) and "cross" (encoder-decoders). ``missing`` names the fields this model could
     not provide, with the reason. ``masking_caveat`` says why masked positions may mislead with this
     model (see `attnscope.masking_caveat`); None when nothing was masked or masking means what it says.
+    ``generation`` says which tokens `attnscope.generate` generated and each step's top-k; None otherwise.
     """
 
     model: str
@@ -159,6 +208,7 @@ class Capture:
     dtype: str = "float32"
     has_lm_head: bool = False
     masking_caveat: str | None = None
+    generation: Generation | None = None
 
     @property
     def main(self) -> AttentionStack:

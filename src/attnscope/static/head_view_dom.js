@@ -2,7 +2,7 @@
 /**
  * The head view's elements: the control row, the head bar (a button per head, with its thumbnail when
  * head_thumbnails is set, and All / None), the token columns, the weights tooltip and the marks on the
- * tokens (focused, pinned, masked, later keys of a causal query, keys shaded by their weight). Imported by
+ * tokens (focused, pinned, masked, generated, later keys of a causal query, keys shaded by their weight). Imported by
  * head_view.js, which wires the events.
  */
 
@@ -126,6 +126,8 @@ export function headButtons(v, toggle) {
 export function tokenNodes(v, units, shownUnits, side, on) {
   const seq = v.header.sequences[side === "query" ? stackOf(v).query_tokens : stackOf(v).key_tokens];
   const masked = new Set(/** @type {number[]} */ (seq.masked ?? []));
+  const generated = new Set(/** @type {number[]} */ (seq.generated ?? []));
+  const steps = new Map((seq.steps ?? []).map((/** @type {any} */ s) => [s.position, s]));
   const b = seq.sentence_b_start ?? null;
   return shownUnits.map((n) => {
     const unit = units[n];
@@ -137,6 +139,9 @@ export function tokenNodes(v, units, shownUnits, side, on) {
     node.classList.toggle("attnscope-hv-continuation", unit.continuation);
     node.classList.toggle("attnscope-hv-masked", unit.tokens.some((/** @type {number} */ t) => masked.has(t)));
     node.classList.toggle("attnscope-hv-seg-b", b !== null && unit.tokens[0] >= b);
+    node.classList.toggle("attnscope-hv-generated", unit.tokens.some((/** @type {number} */ t) => generated.has(t)));
+    const step = unit.tokens.map((/** @type {number} */ t) => steps.get(t)).find(Boolean);
+    if (step) node.title = stepTitle(step);
     const fire = (/** @type {string} */ what) => on(side, n, what, node);
     node.addEventListener("mouseenter", () => fire("enter"));
     node.addEventListener("mouseleave", () => fire("leave"));
@@ -155,6 +160,15 @@ export function tokenNodes(v, units, shownUnits, side, on) {
     });
     return node;
   });
+}
+
+/**
+ * A generated token's title: the step that chose it and that step's top next tokens with their probabilities.
+ * @param {{ token: string, probability: number, top: [string, number, number][] }} step
+ */
+function stepTitle(step) {
+  const top = step.top.map(([token, , p]) => `${token} ${p.toFixed(3)}`).join(", ");
+  return `generated: ${step.token} (p ${step.probability.toFixed(3)}); the step's top next tokens: ${top}`;
 }
 
 /** Fill and place the weights tooltip of the focused token (hidden without one, or when the host turns it off). @param {HeadView} v */

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, check_range, count
+from .generated_steps import assemble_steps, is_stepwise
 
 NO_WEIGHTS = (
     "the model ran without attention weights: transformers' SDPA and flash-attention kernels do not return "
@@ -100,7 +101,8 @@ def stack_layers(attention: Any, batch_index: int, what: str) -> np.ndarray:
     """BertViz-style attention (a tuple/list of per-layer ``(batch, heads, query, key)``) as (layers, heads, query,
     key).
 
-    A single array of shape ``(layers, batch, heads, query, key)`` is taken too. None, an empty tuple or
+    A single array of shape ``(layers, batch, heads, query, key)`` is taken too, and so is
+    ``model.generate``'s step-wise attention, assembled into one matrix (`generated_steps`). None, an empty tuple or
     a tuple of Nones (what models run under SDPA return) raise `no_weights_error` or
     `empty_attention_error`; porting traps (see
     `attention_trap`) raise an `InputError` saying what to pass instead.
@@ -110,7 +112,9 @@ def stack_layers(attention: Any, batch_index: int, what: str) -> np.ndarray:
     trap = attention_trap(attention, what)
     if trap:
         raise InputError(trap)
-    if isinstance(attention, (tuple, list)):
+    if is_stepwise(attention):
+        layers = assemble_steps(attention, what, as_numpy)
+    elif isinstance(attention, (tuple, list)):
         if not attention:
             raise empty_attention_error(what, f"an empty {type(attention).__name__}")
         if all(a is None for a in attention):

@@ -27,6 +27,7 @@ from ..quantise import SCALE, quantise
 from ..selection import check_choice, check_choices
 from .aggregated import COMBINING, carried_layers, check_initial, choose, data_key, offered, unavailable
 from .bertviz_inputs import NO_WEIGHTS, check_tokens, no_weights_error, stack_layers
+from .generated_steps import check_step_tokens
 from .sequences import (  # noqa: F401 - looks_special and prettify are re-exported: they lived here first
     TokenSequence,
     looks_special,
@@ -390,6 +391,8 @@ def payload_from_capture(cap: Capture, **options: Any) -> Payload:
     sequences = {main: sequence_from_tokens(toks)}
     if cap.decoder_tokens is not None and main == "encoder":
         sequences["decoder"] = sequence_from_tokens(cap.decoder_tokens)
+    if cap.generation is not None:  # the continuation is the decoder's (the main sequence of a decoder-only model)
+        sequences["decoder"].steps = [step.to_dict() for step in cap.generation.steps]
     stacks, stack_tokens = {}, {}
     for role in ROLES:
         attentions = cap.stacks[role].attentions if role in cap.stacks else None
@@ -429,6 +432,7 @@ def payload_from_arrays(
     if attention is not None:
         if any(a is not None for a in (encoder_attention, decoder_attention, cross_attention)):
             raise InputError("pass either attention (with tokens) or encoder/decoder/cross attention, not both")
+        check_step_tokens(attention, tokens, "attention", "tokens")
         weights = stack_layers(attention, batch_index, "attention")
         # Which stack the weights are is read from their causal triangle, which only valid weights show: a
         # NaN or a negative weight is reported as the argument's ("attention ..."), never under a guessed stack.
@@ -447,6 +451,9 @@ def payload_from_arrays(
         )
     for role, given in (("encoder", encoder_attention), ("decoder", decoder_attention), ("cross", cross_attention)):
         if given is not None:
+            names = {"encoder": "encoder_tokens", "decoder": "decoder_tokens", "cross": "decoder_tokens"}
+            given_tokens = {"encoder": encoder_tokens, "decoder": decoder_tokens, "cross": decoder_tokens}[role]
+            check_step_tokens(given, given_tokens, f"{role}_attention", names[role])
             stacks[role] = stack_layers(given, batch_index, f"{role}_attention")
             stack_tokens[role] = ("decoder", "encoder") if role == "cross" else (role, role)
     if not stacks:

@@ -41,7 +41,9 @@ class TokenSequence:
     tokens that continue the previous token's word and whose label does not already say so (WordPiece's
     ``##`` kept in BertViz-style strings): the views mark them ``##`` before the label, as the app does.
     ``masked`` lists the token positions replaced by the mask token (by position, or typed in the text:
-    `Tokens.masked`); empty for BertViz-style strings, which do not say.
+    `Tokens.masked`); empty for BertViz-style strings, which do not say. ``generated`` lists the positions
+    a model generated (`Tokens.generated`) and ``steps`` each one's generation step (`GenerationStep.to_dict`:
+    the chosen token and the step's top-k next tokens with probabilities); both empty otherwise.
     """
 
     tokens: list[str]
@@ -51,6 +53,8 @@ class TokenSequence:
     word_labels: list[str] = field(default_factory=list)
     continues: list[bool] = field(default_factory=list)
     masked: list[int] = field(default_factory=list)
+    generated: list[int] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +65,8 @@ class TokenSequence:
             "word_labels": self.word_labels,
             "continues": self.continues,
             "masked": self.masked,
+            "generated": self.generated,
+            "steps": self.steps,
         }
 
 
@@ -92,6 +98,7 @@ def sequence_from_tokens(tokens: Tokens) -> TokenSequence:
         labels,
         continuations(words, tokens.special),
         list(tokens.masked),
+        list(tokens.generated),
     )
 
 

@@ -2100,6 +2100,11 @@ function tokenNodes(v, units, shownUnits, side, on) {
     /** @type {number[]} */
     seq.masked ?? []
   );
+  const generated = new Set(
+    /** @type {number[]} */
+    seq.generated ?? []
+  );
+  const steps = new Map((seq.steps ?? []).map((s) => [s.position, s]));
   const b = seq.sentence_b_start ?? null;
   return shownUnits.map((n) => {
     const unit = units[n];
@@ -2111,6 +2116,9 @@ function tokenNodes(v, units, shownUnits, side, on) {
     node.classList.toggle("attnscope-hv-continuation", unit.continuation);
     node.classList.toggle("attnscope-hv-masked", unit.tokens.some((t) => masked.has(t)));
     node.classList.toggle("attnscope-hv-seg-b", b !== null && unit.tokens[0] >= b);
+    node.classList.toggle("attnscope-hv-generated", unit.tokens.some((t) => generated.has(t)));
+    const step = unit.tokens.map((t) => steps.get(t)).find(Boolean);
+    if (step) node.title = stepTitle(step);
     const fire = (what) => on(side, n, what, node);
     node.addEventListener("mouseenter", () => fire("enter"));
     node.addEventListener("mouseleave", () => fire("leave"));
@@ -2119,19 +2127,23 @@ function tokenNodes(v, units, shownUnits, side, on) {
     node.addEventListener("click", () => fire("click"));
     node.addEventListener("dblclick", () => fire("dblclick"));
     node.addEventListener("keydown", (event) => {
-      const step = event.key === "ArrowDown" ? 1 : event.key === "ArrowUp" ? -1 : 0;
-      const next = step ? (
+      const step2 = event.key === "ArrowDown" ? 1 : event.key === "ArrowUp" ? -1 : 0;
+      const next = step2 ? (
         /** @type {HTMLElement | null} */
-        step > 0 ? node.nextElementSibling : node.previousElementSibling
+        step2 > 0 ? node.nextElementSibling : node.previousElementSibling
       ) : null;
       if (next) next.focus();
       if (event.key === "Enter" || event.key === " ") fire("click");
       else if (event.key === "m" || event.key === "M") fire("mask");
-      else if (!step) return;
+      else if (!step2) return;
       event.preventDefault();
     });
     return node;
   });
+}
+function stepTitle(step) {
+  const top = step.top.map(([token, , p]) => `${token} ${p.toFixed(3)}`).join(", ");
+  return `generated: ${step.token} (p ${step.probability.toFixed(3)}); the step's top next tokens: ${top}`;
 }
 function showTooltip(v) {
   const active = activeFocus(v), d = lineData(v), { tooltip } = v.dom;
@@ -2171,7 +2183,7 @@ function showTooltip(v) {
   }
   tooltip.hidden = false;
   const rows = fromQuery ? layout.qRows : layout.kRows, { body, keyCol } = v.dom;
-  tooltip.style.top = `${body.offsetTop + rows.row[active.index] * parseFloat(v.dom.root.style.getPropertyValue("--attnscope-row") || "20") + 20}px`;
+  tooltip.style.top = `${body.offsetTop + rows.row[active.index] * rowHeight(v) + 20}px`;
   tooltip.style.left = `${body.offsetLeft + keyCol.offsetLeft + keyCol.offsetWidth + 12}px`;
 }
 function markTokens(v) {
