@@ -20,6 +20,7 @@ from ..serve_process import serving
 
 # app: the page fixture, here on this module's server
 from .test_app import AppPage, app, count_lines, layer_bytes, mean_of_bytes, open_app  # noqa: F401
+from .test_head_view_options import word_units
 
 PUB = "The girl ran to a local pub to escape the din of her city."
 BARE = (
@@ -62,18 +63,7 @@ def api_layers(base: str, method: str, heads: list[int] | None = None, text: str
 
 def words_of(answer: dict) -> list[list[int]]:
     """Each word's token positions (special tokens are words of their own), from the payload's sequence."""
-    seq = answer["payload"]["header"]["sequences"]["encoder"]
-    units: list[list[int]] = []
-    first: dict[int, int] = {}
-    for t, word in enumerate(seq["words"]):
-        if word is None:
-            units.append([t])
-        elif word in first:
-            units[first[word]].append(t)
-        else:
-            first[word] = len(units)
-            units.append([t])
-    return units
+    return word_units(answer["payload"]["header"]["sequences"]["encoder"]["words"])
 
 
 def merged(weights: np.ndarray, units: list[list[int]]) -> np.ndarray:

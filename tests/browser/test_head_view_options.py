@@ -20,10 +20,9 @@ def wordy(default_model):
     return attnscope.capture(default_model, WORDY)
 
 
-def merged(weights: np.ndarray, words: list) -> tuple[np.ndarray, list[list[int]]]:
-    """(heads, units, units) word-level weights as Clark et al. (2019): mean over query subwords, sum over key
-    subwords."""
-    decoded = np.rint(np.clip(weights.astype(np.float64), 0, 1) * 255) / 255
+def word_units(words: list) -> list[list[int]]:
+    """Each unit's token positions, as the views merge them: the tokens of a word number (the payload
+    sequence's ``words``) together, a token without one (special, whitespace) a unit of its own."""
     units: list[list[int]] = []
     seen: dict[int, int] = {}
     for i, w in enumerate(words):
@@ -34,6 +33,14 @@ def merged(weights: np.ndarray, words: list) -> tuple[np.ndarray, list[list[int]
         else:
             seen[w] = len(units)
             units.append([i])
+    return units
+
+
+def merged(weights: np.ndarray, words: list) -> tuple[np.ndarray, list[list[int]]]:
+    """(heads, units, units) word-level weights as Clark et al. (2019): mean over query subwords, sum over key
+    subwords."""
+    decoded = np.rint(np.clip(weights.astype(np.float64), 0, 1) * 255) / 255
+    units = word_units(words)
     out = np.zeros((weights.shape[0], len(units), len(units)))
     for a, qs in enumerate(units):
         for b, ks in enumerate(units):
