@@ -72,10 +72,12 @@ $(NODE_MODULES): package.json package-lock.json | $(NPM)
 js: $(NODE_MODULES)
 	node js/build.mjs
 
-# Type-check the ES modules (jsconfig.json), and fail when a committed bundle differs from what its sources build to.
+# Type-check the ES modules (jsconfig.json), fail when a committed bundle differs from what its sources build to,
+# and when a function of them is longer than 80 lines (js/function_lengths.mjs).
 check-js: $(NODE_MODULES)
 	node_modules/.bin/tsc -p jsconfig.json
 	node js/build.mjs --check
+	node js/function_lengths.mjs
 
 # pytest exits 5 when it collects nothing: that is a failure here, not a pass.
 test: venv-test $(CHROMIUM) lint check-js
