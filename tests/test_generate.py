@@ -118,6 +118,8 @@ def test_encoder_decoder_generation_marks_the_decoder_tokens(tiny):
         ("gpt2", {"seed": -1}, "seed must be a non-negative integer or None"),
         ("gpt2", {"prompt": [{"role": "user", "content": "Hi"}]}, "a list of messages needs chat=True"),
         ("bert", {}, "is an encoder: it reads a whole text and does not generate one"),
+        ("gpt2", {"fields": ["attentions", "logits"]}, "logits"),
+        ("gpt2", {"dtype": "int8"}, "dtype 'int8' is not supported: use one of float32, float16"),
     ],
 )
 def test_bad_generation_options_are_refused(tiny, family, kwargs, message):

@@ -127,9 +127,7 @@ def _capture_batch(
     items = [_as_input(x) for x in inputs]
     if not items:
         raise InputError("no inputs given: pass at least one text")
-    wanted = _check_fields(fields)
-    if dtype not in _DTYPES:
-        raise InputError(f"dtype {dtype!r} is not supported: use one of {', '.join(_DTYPES)}")
+    wanted = check_capture_options(fields, dtype)
     if not isinstance(top_k, int) or top_k < 0:
         raise InputError(f"top_k must be a non-negative integer, got {top_k!r}")
     for it in items:
@@ -258,6 +256,15 @@ def _as_input(x: InputLike) -> CaptureInput:
     if isinstance(x, tuple) and len(x) == 2:
         return CaptureInput(x[0], x[1])
     raise InputError(f"an input must be a text, a (text, text_pair) tuple or a CaptureInput; got {x!r:.80}")
+
+
+def check_capture_options(fields: Iterable[str] | str, dtype: str) -> set[str]:
+    """The fields a capture keeps (`ALL_FIELDS` for "all"), after checking them and ``dtype``; an `InputError`
+    names what is unknown. For callers that must refuse bad options before other work (`generate`)."""
+    wanted = _check_fields(fields)
+    if dtype not in _DTYPES:
+        raise InputError(f"dtype {dtype!r} is not supported: use one of {', '.join(_DTYPES)}")
+    return wanted
 
 
 def _check_fields(fields: Iterable[str] | str) -> set[str]:

@@ -14,7 +14,7 @@ does not), so a capture of exact ids builds its tokens from the ids themselves:
 - ``word_ids``: when the text re-encodes to exactly the given ids, the tokenizer's own offsets and
   words, so the result equals `encode`'s; otherwise words from the tokenizer's pre-tokenizer run on
   the text (whitespace where it has none or it normalises the text to another length), through the
-  same rules as `encode` (`inputs._word_ids`, blank tokens in no word, sentence B counting on).
+  same rules as `encode` (`inputs.words_of_tokens`, blank tokens in no word, sentence B counting on).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from itertools import accumulate
 from typing import Any
 
 from ..errors import InputError, count
-from .inputs import Tokens, _global_word_ids, _without_blanks, _word_ids, special_token_ids
+from .inputs import Tokens, global_word_ids, special_token_ids, words_of_tokens, words_without_blanks
 from .token_text import CONTINUATION, display_forms, scheme_of, token_bytes
 
 Span = tuple[int, int]
@@ -110,8 +110,10 @@ def tokens_from_ids(handle: Any, ids: Any, pair_ids: Any = None, *, what: str = 
         texts.append(text)
         for p, span, word in zip(positions, spans, segment_words):
             offsets[p], words[p] = span, word
-    local = _without_blanks(_word_ids(words, offsets, segments, tuple(texts)), display, offsets, segments, tuple(texts))
-    words = _global_word_ids(local, sequence_ids)
+    local = words_without_blanks(
+        words_of_tokens(words, offsets, segments, tuple(texts)), display, offsets, segments, tuple(texts)
+    )
+    words = global_word_ids(local, sequence_ids)
     return Tokens(all_ids, raw, display, offsets, words, special, segments, tuple(texts), masked=typed)
 
 
@@ -232,7 +234,7 @@ def _spelled(tokenizer: Any, raw: list[str], pieces: list[tuple[str, int]]) -> s
 def _pre_token_words(tokenizer: Any, text: str, spans: Sequence[Span]) -> list[int | None]:
     """Each token's word: the number of the tokenizer's pre-token its characters start in (the word ids
     `encode` gets from the tokenizer); 0 for all when the tokenizer has no pre-tokenizer, or normalises
-    the text to another length, so that `inputs._word_ids` splits words at whitespace instead."""
+    the text to another length, so that `inputs.words_of_tokens` splits words at whitespace instead."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     pre = getattr(backend, "pre_tokenizer", None)
     normalizer = getattr(backend, "normalizer", None)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError, NoLanguageModelHeadError
-from .engine import capture
+from .engine import capture, check_capture_options
 from .inputs import display_forms, encode, special_token_ids
 from .loading import ModelHandle
 from .result import DEFAULT_FIELDS, Capture, Generation, GenerationStep
@@ -54,6 +54,7 @@ def generate(
     predictions at every position are kept with the same ``top_k``.
     """
     _check_options(handle, max_new_tokens, seed, temperature, top_k)
+    check_capture_options(fields, dtype)  # before any generation work
     prompt_ids, kept_prompt = _prompt_ids(handle, prompt, chat)
     if handle.kind == "decoder" and len(prompt_ids) + max_new_tokens > handle.max_length:
         raise InputError(

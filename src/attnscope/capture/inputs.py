@@ -182,8 +182,10 @@ def encode(
     display = display_forms(raw, special, tokenizer)
     for position in typed:
         display[position] = str(tokenizer.mask_token)
-    words = _without_blanks(_word_ids(full.word_ids(), offsets, segments, texts), display, offsets, segments, texts)
-    word_ids = _global_word_ids(words, sequence_ids)
+    words = words_without_blanks(
+        words_of_tokens(full.word_ids(), offsets, segments, texts), display, offsets, segments, texts
+    )
+    word_ids = global_word_ids(words, sequence_ids)
     tokens = Tokens(ids, raw, display, offsets, word_ids, special, segments, texts, masked=typed, truncated=dropped)
     return apply_mask(tokens, mask, handle) if mask else tokens
 
@@ -208,7 +210,7 @@ def _segments(sequence_ids: list[int | None]) -> list[int]:
     return segments
 
 
-def _word_ids(
+def words_of_tokens(
     word_ids: list[int | None], offsets: list[tuple[int, int] | None], segments: list[int], texts: tuple[str, ...]
 ) -> list[int | None]:
     """The tokenizer's word ids, or words split at whitespace where the tokenizer has no word splitting.
@@ -240,7 +242,7 @@ def _word_ids(
     return derived
 
 
-def _without_blanks(
+def words_without_blanks(
     word_ids: list[int | None],
     display: list[str],
     offsets: list[tuple[int, int] | None],
@@ -267,7 +269,7 @@ def _without_blanks(
     return out
 
 
-def _global_word_ids(word_ids: list[int | None], sequence_ids: list[int | None]) -> list[int | None]:
+def global_word_ids(word_ids: list[int | None], sequence_ids: list[int | None]) -> list[int | None]:
     """Word ids that keep counting through sentence B instead of restarting at 0."""
     a_words = [w for w, s in zip(word_ids, sequence_ids) if s == 0 and w is not None]
     shift = (max(a_words) + 1) if a_words else 0
@@ -394,5 +396,5 @@ def decoder_tokens(handle: Any, target: str | None) -> Tokens:
     raw = tokenizer.convert_ids_to_tokens(ids)
     display = display_forms(raw, special, tokenizer)
     texts = () if target is None else (target,)
-    words = _without_blanks(words, display, offsets, [0] * len(ids), texts)
+    words = words_without_blanks(words, display, offsets, [0] * len(ids), texts)
     return Tokens(ids, raw, display, offsets, words, special, [0] * len(ids), texts)
