@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..errors import InputError, check_range, count
 from .mask_structure import MaskStructure
@@ -180,30 +181,28 @@ class LazyAttention:
             out[start : start + len(block)] = weights if cols is None else weights[:, cols]
 
     def _weights(self, part: LazyLayer, head: int, rows: np.ndarray) -> np.ndarray:
-        """softmax over all keys of the query positions ``rows`` of one head: (len(rows), key) float32."""
+        """softmax over all keys of the query positions ``rows`` of one head: (len(rows), key) float32.
+
+        The operations of eager attention in its order (q·kᵀ times the scale, softcap, mask, softmax with
+        each row's maximum subtracted) on the same float32 values, so weights agree to float32 rounding."""
         assert part.queries is not None and part.keys is not None and part.structure is not None
-        q = part.queries[head, rows]
-        k = part.keys[int(self.kv_head_of[head])]
-        scores = np.matmul(q, k.T) * np.float32(part.scale)
-        if part.softcap:
-            cap = np.float32(part.softcap)
-            scores = np.tanh(scores / cap) * cap
-        seen = part.structure.allowed(rows, k.shape[0])
-        scores = np.where(seen, scores, np.float32(-np.inf))
-        top = scores.max(axis=-1, keepdims=True)
-        sink = None if part.sinks is None else np.float32(part.sinks[head])
-        if sink is not None:
-            top = np.maximum(top, sink)
-        empty = ~np.isfinite(top[:, 0])  # a row that sees no key: eager's additive mask makes it uniform
-        top[empty] = 0.0
-        weights = np.exp(scores - top)
-        total = weights.sum(axis=-1, keepdims=True, dtype=np.float32)
-        if sink is not None:
-            total += np.exp(sink - top)
-        weights /= total
-        if empty.any():
-            weights[empty] = np.float32(1.0 / k.shape[0])
-        return weights.astype(np.float32, copy=False)
+        q = torch.from_numpy(np.ascontiguousarray(part.queries[head, rows]))
+        k = torch.from_numpy(part.keys[int(self.kv_head_of[head])])
+        with torch.inference_mode():
+            scores = torch.matmul(q, k.T) * part.scale
+            if part.softcap:
+                scores = torch.tanh(scores / part.softcap) * part.softcap
+            seen = torch.from_numpy(part.structure.allowed(rows, k.shape[0]))
+            scores = scores.masked_fill_(~seen, -torch.inf)
+            empty = ~seen.any(dim=-1)  # a row that sees no key: eager's additive mask makes it uniform
+            if part.sinks is not None:
+                sink = torch.full((len(rows), 1), float(part.sinks[head]), dtype=scores.dtype)
+                weights = torch.softmax(torch.cat([scores, sink], dim=-1), dim=-1)[:, :-1]
+            else:
+                weights = torch.softmax(scores, dim=-1)
+            if bool(empty.any()) and part.sinks is None:
+                weights[empty] = 1.0 / k.shape[0]
+            return weights.contiguous().numpy()
 
     def _check_fits(self, weights: int, what: str, instead: str) -> None:
         needed = weights * 4
