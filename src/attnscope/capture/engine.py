@@ -16,8 +16,9 @@ from .from_ids import tokens_from_ids
 from .inputs import Tokens, apply_mask, decoder_tokens, display_forms, encode, masking_caveat, special_token_ids
 from .loading import ModelHandle, is_cross_attention
 from .projection import ProjectionNotFound, stack_projection
-from .recorder import LayerCall, recording
+from .recorder import MODES, LayerCall, recording
 from .result import ALL_FIELDS, ATTENTION_FIELDS, DEFAULT_FIELDS, AttentionStack, Capture, Predictions
+from .stacks import by_role, stacks_from_calls, stacks_from_outputs, to_numpy
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
@@ -62,6 +63,7 @@ def capture(
     top_k: int = 10,
     warn: bool = True,
     tokens: Tokens | None = None,
+    attention: str = "eager",
 ) -> Capture:
     """Run ``handle``'s model on one text (or text pair) and return what every attention head did.
 
@@ -82,9 +84,23 @@ def capture(
     or arrays, or a batch of one. Texts, offsets and words are derived from the ids (see
     `from_ids`). Ids that are not ints, outside the vocabulary, empty or longer than the model's
     positions raise `InputError` naming the position and the allowed range.
+
+    ``attention`` says how attention weights are captured (see `recorder`):
+
+    - ``"eager"`` (default): the model runs its family's eager attention and every weight is kept,
+      ``cap.attentions`` a (layers, heads, query, key) array (memory quadratic in tokens).
+    - ``"on_demand"``: the model runs SDPA attention (its fastest exact path), and the capture keeps the
+      queries and keys after rotary embeddings, scales and mask structure, linear in tokens;
+      ``cap.attentions`` (each stack's ``attentions``) is a `LazyAttention` that computes any layer, row
+      block or tile exactly when asked (float32), and ``np.asarray`` of it when it fits its memory limit.
+      Modules SDPA cannot compute exactly (softcap, attention sinks, T5's position bias, masks that are
+      not causal/sliding/padding patterns) run eager attention; ``Capture.eager_modules`` names them
+      and why. Other fields are as in eager mode (``allowed`` rebuilt from the mask's structure).
     """
     item = CaptureInput(text, text_pair, target, tuple(mask), tokens, input_ids, input_ids_pair, target_ids)
-    results = _capture_batch(handle, [item], fields=fields, dtype=dtype, truncate=truncate, top_k=top_k)
+    results = _capture_batch(
+        handle, [item], fields=fields, dtype=dtype, truncate=truncate, top_k=top_k, attention=attention
+    )
     if warn:
         _warn_masking(results)
     return results[0]
@@ -99,10 +115,13 @@ def capture_batch(
     truncate: bool = False,
     top_k: int = 10,
     warn: bool = True,
+    attention: str = "eager",
 ) -> list[Capture]:
     """Capture several inputs in one padded forward pass; each result equals a single-input capture
-    (``warn`` as in `capture`)."""
-    results = _capture_batch(handle, inputs, fields=fields, dtype=dtype, truncate=truncate, top_k=top_k)
+    (``warn`` and ``attention`` as in `capture`)."""
+    results = _capture_batch(
+        handle, inputs, fields=fields, dtype=dtype, truncate=truncate, top_k=top_k, attention=attention
+    )
     if warn:
         _warn_masking(results)
     return results
@@ -123,6 +142,7 @@ def _capture_batch(
     dtype: str,
     truncate: bool,
     top_k: int,
+    attention: str = "eager",
 ) -> list[Capture]:
     items = [_as_input(x) for x in inputs]
     if not items:
@@ -130,11 +150,13 @@ def _capture_batch(
     wanted = check_capture_options(fields, dtype)
     if not isinstance(top_k, int) or top_k < 0:
         raise InputError(f"top_k must be a non-negative integer, got {top_k!r}")
+    if attention not in MODES:
+        raise InputError(f"attention {attention!r} is not a capture mode: use one of {', '.join(map(repr, MODES))}")
     for it in items:
         _check_input(handle, it)
     encoded = [_tokens_of(handle, it, truncate) for it in items]
     decoded = [_decoder_tokens_of(handle, it) for it in items] if handle.kind == "encoder-decoder" else None
-    outputs, calls = run_batch(handle, encoded, decoded, wanted)
+    outputs, calls = run_batch(handle, encoded, decoded, wanted, attention=attention)
     missing: dict[str, str] = {}
     if not calls and wanted & set(ATTENTION_FIELDS):
         missing = {
@@ -149,11 +171,11 @@ def _capture_batch(
     for b, tokens in enumerate(encoded):
         dec = decoded[b] if decoded else None
         if calls:
-            stacks = _stacks_from_calls(handle, calls, b, tokens, dec, wanted, torch_dtype)
+            stacks = stacks_from_calls(handle, calls, b, tokens, dec, wanted, torch_dtype)
             for role, projection in projections.items():
                 stacks[role].output_projection = projection
         else:
-            stacks = _stacks_from_outputs(handle, outputs, b, tokens, dec, wanted, torch_dtype)
+            stacks = stacks_from_outputs(handle, outputs, b, tokens, dec, wanted, torch_dtype)
         _add_hidden_states(handle, stacks, outputs, b, tokens, dec, wanted, torch_dtype)
         predictions = _predictions(handle, outputs, b, dec or tokens, top_k) if top_k else None
         results.append(
@@ -168,6 +190,8 @@ def _capture_batch(
                 dtype,
                 handle.has_lm_head,
                 caveat if tokens.masked else None,
+                attention_mode=attention,
+                eager_modules={c.module_name: c.eager_reason for c in calls if c.eager_reason},
             )
         )
     return results
@@ -227,9 +251,14 @@ def _tokens_of(handle: ModelHandle, item: CaptureInput, truncate: bool) -> Token
 
 
 def run_batch(
-    handle: ModelHandle, encoded: list[Tokens], decoded: list[Tokens] | None, wanted: set[str]
+    handle: ModelHandle,
+    encoded: list[Tokens],
+    decoded: list[Tokens] | None,
+    wanted: set[str],
+    *,
+    attention: str = "eager",
 ) -> tuple[Any, list[LayerCall]]:
-    """One right-padded forward pass over tokenised inputs with the recorder on.
+    """One right-padded forward pass over tokenised inputs with the recorder on (in ``attention`` mode).
 
     Returns the model's outputs (hidden states when ``wanted`` has them) and the recorded layer calls,
     whose tensors are batch-first (see `LayerCall`). Models outside the attention interface record no
@@ -241,7 +270,7 @@ def run_batch(
         kwargs["use_cache"] = False
     model = handle.model
     with handle.lock, torch.inference_mode():
-        with recording(model, wanted, _role_function(handle)) as recorder:
+        with recording(model, wanted, _role_function(handle), attention) as recorder:
             outputs = model(**kwargs)
         if not recorder.calls and wanted & set(ATTENTION_FIELDS):
             outputs = model(**kwargs, output_attentions=True)
@@ -316,30 +345,13 @@ def _model_inputs(handle: ModelHandle, encoded: list[Tokens], decoded: list[Toke
     return kwargs
 
 
-def _to_numpy(tensor: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
-    return tensor.to(dtype=dtype, device="cpu").numpy()
-
-
-def _lengths(role: str, tokens: Tokens, dec: Tokens | None) -> tuple[int, int]:
-    """(query length, key length) of a stack for one input."""
-    n_enc, n_dec = len(tokens), len(dec) if dec is not None else 0
-    return {"encoder": (n_enc, n_enc), "decoder": (n_dec or n_enc, n_dec or n_enc), "cross": (n_dec, n_enc)}[role]
-
-
-def _by_role(calls: list[LayerCall]) -> dict[str, list[LayerCall]]:
-    by_role: dict[str, list[LayerCall]] = {}
-    for call in calls:
-        by_role.setdefault(call.role, []).append(call)
-    return by_role
-
-
 def _output_projections(
     handle: ModelHandle, calls: list[LayerCall], dtype: torch.dtype, missing: dict[str, str]
 ) -> dict[str, np.ndarray]:
     """Each stack's per-head output projections (see `stack_projection`); a stack whose projection cannot
     be found is left out and ``missing["output_projection"]`` says why."""
     found = {}
-    for role, role_calls in _by_role(calls).items():
+    for role, role_calls in by_role(calls).items():
         first = role_calls[0]
         if "values" not in first.tensors:
             continue
@@ -350,117 +362,6 @@ def _output_projections(
         except (ProjectionNotFound, AttributeError) as error:
             missing["output_projection"] = f"{role} stack: {error} (value-norm attention needs it)"
     return found
-
-
-def _stacks_from_calls(
-    handle: ModelHandle,
-    calls: list[LayerCall],
-    b: int,
-    tokens: Tokens,
-    dec: Tokens | None,
-    wanted: set[str],
-    dtype: torch.dtype,
-) -> dict[str, AttentionStack]:
-    by_role = _by_role(calls)
-    stacks = {}
-    for role in ("encoder", "decoder", "cross"):
-        role_calls = by_role.get(role)
-        if not role_calls:
-            continue
-        nq, nk = _lengths(role, tokens, dec)
-        first = role_calls[0]
-        groups = first.heads // first.kv_heads
-        stack = AttentionStack(
-            role=role,
-            layers=len(role_calls),
-            heads=first.heads,
-            scaling=np.array([c.scaling for c in role_calls], dtype=np.float64),
-            softcap=[c.softcap for c in role_calls],
-            kv_head_of=np.arange(first.heads) // groups,
-        )
-        sinks = [c.sinks for c in role_calls if c.sinks is not None]
-        if len(sinks) == len(role_calls):
-            stack.sinks = torch.stack(sinks).numpy()
-
-        def gather(name: str, cut, calls: list[LayerCall] = role_calls) -> np.ndarray | None:
-            parts = [cut(c.tensors[name]) for c in calls if name in c.tensors]
-            return _to_numpy(torch.stack(parts), dtype) if len(parts) == len(calls) else None
-
-        def row(t: torch.Tensor) -> torch.Tensor:  # a tensor's entry for input b (size-1 batches broadcast)
-            return t[b if t.shape[0] > 1 else 0]
-
-        if "attentions" in wanted:
-            stack.attentions = gather("attentions", lambda t, nq=nq, nk=nk: row(t)[:, :nq, :nk])
-        if "queries" in wanted:
-            stack.queries = gather("queries", lambda t, nq=nq: row(t)[:, :nq])
-        for name in ("keys", "values"):
-            if name in wanted:
-                setattr(
-                    stack,
-                    name,
-                    gather(name, lambda t, nk=nk, groups=groups: row(t)[:, :nk].repeat_interleave(groups, dim=0)),
-                )
-        if "head_outputs" in wanted:
-            stack.head_outputs = gather("head_outputs", lambda t, nq=nq: row(t)[:nq].transpose(0, 1))
-        if wanted & {"allowed", "bias"}:
-            _mask_and_bias(stack, role_calls, row, nq, nk, wanted, dtype)
-        stacks[role] = stack
-    return stacks
-
-
-def _mask_and_bias(
-    stack: AttentionStack, calls: list[LayerCall], row, nq: int, nk: int, wanted: set[str], dtype: torch.dtype
-) -> None:
-    """Split each layer's additive mask into ``allowed`` (hidden or not) and any finite bias it carries."""
-    allowed, biases = [], []
-    for call in calls:
-        mask = call.tensors.get("mask")
-        bias = call.tensors.get("bias")
-        bias = row(bias)[:, :nq, :nk].float() if bias is not None else None
-        if mask is None:
-            visible = torch.ones((nq, nk), dtype=torch.bool)
-        else:
-            m = row(mask)[:, :nq, :nk]
-            if m.dtype == torch.bool:
-                visible_heads, extra = m, None
-            else:
-                visible_heads = m > torch.finfo(m.dtype).min / 2
-                extra = torch.where(visible_heads, m, torch.zeros((), dtype=m.dtype)).float()
-                if not bool(extra.any()):
-                    extra = None
-            visible = visible_heads.all(dim=0)
-            if extra is not None:
-                bias = extra.expand(stack.heads, nq, nk) if bias is None else bias + extra
-        allowed.append(visible.cpu())
-        biases.append(bias)
-    if "allowed" in wanted:
-        stack.allowed = torch.stack(allowed).numpy()
-    if "bias" in wanted and any(b is not None for b in biases):
-        zeros = torch.zeros((stack.heads, nq, nk))
-        stack.bias = _to_numpy(torch.stack([b if b is not None else zeros for b in biases]), dtype)
-
-
-def _stacks_from_outputs(
-    handle: ModelHandle, outputs: Any, b: int, tokens: Tokens, dec: Tokens | None, wanted: set[str], dtype: torch.dtype
-) -> dict[str, AttentionStack]:
-    """Fallback for models outside the attention interface: weights from ``output_attentions``."""
-    sources = {
-        "encoder": getattr(outputs, "encoder_attentions", None)
-        or (getattr(outputs, "attentions", None) if handle.kind == "encoder" else None),
-        "decoder": getattr(outputs, "decoder_attentions", None)
-        or (getattr(outputs, "attentions", None) if handle.kind == "decoder" else None),
-        "cross": getattr(outputs, "cross_attentions", None) if handle.kind == "encoder-decoder" else None,
-    }
-    stacks = {}
-    for role, layers in sources.items():
-        if not layers:
-            continue
-        nq, nk = _lengths(role, tokens, dec)
-        weights = torch.stack([layer[b, :, :nq, :nk] for layer in layers])
-        stacks[role] = AttentionStack(role=role, layers=weights.shape[0], heads=weights.shape[1])
-        if "attentions" in wanted:
-            stacks[role].attentions = _to_numpy(weights, dtype)
-    return stacks
 
 
 def _add_hidden_states(
@@ -488,7 +389,7 @@ def _add_hidden_states(
             continue
         shape = handle.stacks[role]
         stack = stacks.setdefault(role, AttentionStack(role=role, layers=shape.layers, heads=shape.heads))
-        stack.hidden_states = _to_numpy(torch.stack([h[b, :n] for h in layers]), dtype)
+        stack.hidden_states = to_numpy(torch.stack([h[b, :n] for h in layers]), dtype)
 
 
 def _predictions(handle: ModelHandle, outputs: Any, b: int, tokens: Tokens, k: int) -> Predictions | None:

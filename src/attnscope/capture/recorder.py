@@ -1,10 +1,22 @@
-"""The attention function attnscope registers with transformers, and the context that records through it.
+"""The attention functions attnscope registers with transformers, and the context that records through them.
 
-During a capture the model's attention implementation is switched to ``IMPLEMENTATION``. Our function
-calls the model family's *own* eager attention (so weights are exactly what the model computes) and
-records its inputs and outputs: queries and keys after rotary embeddings, values, the mask and any
-additive bias, the weights and the per-head outputs. Outside a capture the function behaves like
-eager attention and records nothing. The model's implementation is restored when the context exits.
+During a capture the model's attention implementation is switched to one of two modes (`MODES`):
+
+- ``"eager"`` (``IMPLEMENTATION``): our function calls the model family's *own* eager attention (so
+  weights are exactly what the model computes) and records its inputs and outputs: queries and keys
+  after rotary embeddings, values, the mask and any additive bias, the weights and the per-head outputs.
+  Eager attention materialises ``heads × query × key`` weights per layer.
+- ``"on_demand"`` (``IMPLEMENTATION_ON_DEMAND``, masks in SDPA's boolean form): the layer's output comes
+  from transformers' SDPA attention (``torch.nn.functional.scaled_dot_product_attention`` with the
+  model's scale, grouped-query heads and mask), and what determines the weights is recorded instead of
+  them: queries and keys after rotary embeddings (keys at their key/value head count), the scale, and the
+  mask's structure (`MaskStructure`: causal, sliding window, padding). Nothing of size ``query × key``
+  is kept. A module whose attention SDPA cannot express exactly falls back to its family's eager
+  attention (`eager_reason`): a softcap or attention sinks (weights still computed on demand from the
+  recorded terms), a position bias such as T5's or a mask that is not a pattern (weights kept dense).
+
+Outside a capture the functions compute attention and record nothing. The model's implementation is
+restored when the context exits.
 """
 
 from __future__ import annotations
@@ -22,8 +34,11 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
 from .loading import quiet_transformers
+from .mask_structure import MaskStructure, structure_of
 
 IMPLEMENTATION = "attnscope_capture"
+IMPLEMENTATION_ON_DEMAND = "attnscope_on_demand"
+MODES = ("eager", "on_demand")
 
 _ACTIVE: ContextVar[Recorder | None] = ContextVar("attnscope_recorder", default=None)
 
@@ -85,19 +100,84 @@ def _attention_function(
     return output, weights
 
 
+def _on_demand_function(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """SDPA's output for modules it computes exactly (weights not materialised), eager's for the others."""
+    recorder = _ACTIVE.get()
+    is_causal = kwargs.get("is_causal")
+    is_causal = getattr(module, "is_causal", True) if is_causal is None else is_causal
+    causal_without_mask = bool(is_causal) and query.shape[2] > 1  # as transformers' SDPA function decides
+    structure = recorder.structure(attention_mask, causal_without_mask) if recorder else None
+    reason = eager_reason(module, kwargs, structure, recorder.sdpa_supported if recorder else True)
+    if reason is None:
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        output, weights = sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    else:
+        mask = _additive_mask(attention_mask, causal_without_mask, query, key)
+        eager = eager_function_for(type(module))
+        output, weights = eager(module, query, key, value, mask, scaling=scaling, dropout=dropout, **kwargs)
+    if recorder is not None:
+        recorder.record_on_demand(
+            module, query, key, value, attention_mask, scaling, kwargs, output, weights, structure, reason
+        )
+    return output, weights
+
+
+def eager_reason(
+    module: Any, kwargs: dict[str, Any], structure: MaskStructure | None, sdpa_supported: bool = True
+) -> str | None:
+    """Why a module's attention must run eager in on-demand mode (None: SDPA computes it exactly)."""
+    if kwargs.get("softcap") is not None:
+        return "its scores are softcapped"
+    if _sinks(module, kwargs) is not None:
+        return "it has attention sinks"
+    if kwargs.get("position_bias") is not None:
+        return "it adds a position bias"
+    if structure is None:
+        return "its mask is not a causal, sliding-window or padding pattern"
+    if not sdpa_supported:
+        return "the model does not support SDPA attention"
+    return None
+
+
+def _additive_mask(
+    mask: torch.Tensor | None, causal_without_mask: bool, query: torch.Tensor, key: torch.Tensor
+) -> torch.Tensor | None:
+    """The eager form of an SDPA mask: 0 where a key is seen, the dtype's minimum where it is hidden."""
+    if mask is None and causal_without_mask:
+        rows = torch.arange(query.shape[2], device=query.device)[:, None]
+        mask = (torch.arange(key.shape[2], device=query.device)[None, :] <= rows)[None, None]
+    if mask is None or mask.dtype != torch.bool:
+        return mask
+    return torch.where(mask, torch.zeros((), dtype=query.dtype), torch.finfo(query.dtype).min)
+
+
 _registered = False
 
 
 def ensure_registered() -> None:
-    """Register our attention function and the eager mask format under ``IMPLEMENTATION`` (idempotent)."""
+    """Register our attention functions with their mask formats (eager's, SDPA's) under our names (idempotent)."""
     global _registered
     if _registered:
         return
     from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask, sdpa_mask
 
     AttentionInterface.register(IMPLEMENTATION, _attention_function)
     AttentionMaskInterface.register(IMPLEMENTATION, eager_mask)
+    AttentionInterface.register(IMPLEMENTATION_ON_DEMAND, _on_demand_function)
+    AttentionMaskInterface.register(IMPLEMENTATION_ON_DEMAND, sdpa_mask)
     _registered = True
 
 
@@ -106,7 +186,10 @@ class LayerCall:
     """One call of an attention module: the tensors kept for the fields asked, batch first.
 
     ``tensors`` holds any of: queries (b, h, q, d), keys/values (b, kv, k, d), attentions (b, h, q, k),
-    head_outputs (b, q, h, d), mask (b, 1|h, q, k) additive, bias (b|1, h, q, k).
+    head_outputs (b, q, h, d), mask (b, 1|h, q, k) additive or bool (True: seen), bias (b|1, h, q, k).
+    On demand, ``structure`` is the mask's (None where it is not a pattern) and ``eager_reason`` says
+    why the module ran eager attention (None where SDPA computed it); ``attentions`` are then kept only
+    for eager modules whose weights cannot be rebuilt from the recorded terms.
     """
 
     role: str
@@ -117,6 +200,9 @@ class LayerCall:
     kv_heads: int
     sinks: torch.Tensor | None = None
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    structure: MaskStructure | None = None
+    eager_reason: str | None = None
+    on_demand: bool = False
 
 
 class Recorder:
@@ -127,6 +213,64 @@ class Recorder:
         self.calls: list[LayerCall] = []
         self._names = {id(m): n for n, m in model.named_modules()}
         self._role_of = role_of
+        self.sdpa_supported = bool(getattr(model, "_supports_sdpa", True))
+        # mask tensors seen in this forward pass (kept so their ids stay theirs) and their structures
+        self._structures: dict[Any, tuple[torch.Tensor | None, MaskStructure | None]] = {}
+
+    def structure(self, mask: torch.Tensor | None, causal_without_mask: bool) -> MaskStructure | None:
+        """`structure_of` the mask, read once per mask tensor (layers of one kind share theirs)."""
+        key = ("none", causal_without_mask) if mask is None else id(mask)
+        if key not in self._structures:
+            self._structures[key] = (mask, structure_of(mask, causal_without_mask))
+        return self._structures[key][1]
+
+    def _call(
+        self, module: Any, query: torch.Tensor, key: torch.Tensor, scaling: float | None, kwargs: dict
+    ) -> LayerCall:
+        name = self._names.get(id(module), type(module).__name__)
+        return LayerCall(
+            role=self._role_of(name, module),
+            module_name=name,
+            scaling=query.size(-1) ** -0.5 if scaling is None else float(scaling),
+            softcap=kwargs.get("softcap"),
+            heads=query.shape[1],
+            kv_heads=key.shape[1],
+            sinks=_sinks(module, kwargs),
+        )
+
+    def record_on_demand(
+        self,
+        module: Any,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        mask: torch.Tensor | None,
+        scaling: float | None,
+        kwargs: dict[str, Any],
+        output: torch.Tensor,
+        weights: torch.Tensor | None,
+        structure: MaskStructure | None,
+        reason: str | None,
+    ) -> None:
+        """Keep what determines this module's weights (queries, keys, scale, mask structure), not them;
+        eager weights only where a position bias or an unpatterned mask keeps them from being rebuilt."""
+        call = self._call(module, query, key, scaling, kwargs)
+        call.structure, call.eager_reason, call.on_demand = structure, reason, True
+        kept: dict[str, torch.Tensor | None] = {"queries": query, "keys": key}
+        dense = structure is None or kwargs.get("position_bias") is not None
+        optional = {
+            "values": value,
+            "head_outputs": output,
+            "attentions": weights if dense else None,
+            "bias": kwargs.get("position_bias"),
+            # an unpatterned mask is kept as given when `allowed` or `bias` is asked for
+            "mask": mask if structure is None and self.fields & {"allowed", "bias"} else None,
+        }
+        kept.update({name: t for name, t in optional.items() if name in self.fields or name == "mask"})
+        for name, tensor in kept.items():
+            if tensor is not None:
+                call.tensors[name] = tensor.detach()
+        self.calls.append(call)
 
     def record(
         self,
@@ -140,17 +284,7 @@ class Recorder:
         output: torch.Tensor,
         weights: torch.Tensor,
     ) -> None:
-        name = self._names.get(id(module), type(module).__name__)
-        scale = query.size(-1) ** -0.5 if scaling is None else float(scaling)
-        call = LayerCall(
-            role=self._role_of(name, module),
-            module_name=name,
-            scaling=scale,
-            softcap=kwargs.get("softcap"),
-            heads=query.shape[1],
-            kv_heads=key.shape[1],
-            sinks=_sinks(module, kwargs),
-        )
+        call = self._call(module, query, key, scaling, kwargs)
         wanted = {
             "attentions": weights,
             "queries": query,
@@ -192,8 +326,11 @@ def _configs(model: torch.nn.Module) -> list[Any]:
 
 
 @contextlib.contextmanager
-def recording(model: PreTrainedModel, fields: set[str], role_of: Callable[[str, Any], str]) -> Iterator[Recorder]:
-    """Switch ``model`` to the recording attention for one block; restore every config afterwards."""
+def recording(
+    model: PreTrainedModel, fields: set[str], role_of: Callable[[str, Any], str], mode: str = "eager"
+) -> Iterator[Recorder]:
+    """Switch ``model`` to the recording attention of ``mode`` (`MODES`) for one block; restore every
+    config afterwards."""
     ensure_registered()
     configs = _configs(model)
     previous = [(c, c._attn_implementation_internal) for c in configs]
@@ -201,7 +338,7 @@ def recording(model: PreTrainedModel, fields: set[str], role_of: Callable[[str, 
     token = _ACTIVE.set(recorder)
     try:
         with quiet_transformers():
-            model.set_attn_implementation(IMPLEMENTATION)
+            model.set_attn_implementation(IMPLEMENTATION_ON_DEMAND if mode == "on_demand" else IMPLEMENTATION)
         yield recorder
     finally:
         _ACTIVE.reset(token)

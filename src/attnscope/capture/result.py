@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import InputError, NoLanguageModelHeadError, UnavailableFieldError, check_range, count
 from .inputs import Tokens
+from .lazy import LazyAttention
 
 ATTENTION_FIELDS = ("attentions", "queries", "keys", "values", "head_outputs", "bias", "allowed")
 """Per-layer attention fields a capture can hold; ``hidden_states`` is the one non-attention field."""
@@ -23,7 +24,11 @@ class AttentionStack:
     ``role`` is "encoder" or "decoder" (self-attention) or "cross" (decoder queries, encoder keys).
     Shapes (``query``/``key`` are token positions; grouped KV heads are expanded to one per query head):
 
-    - ``attentions``:   (layers, heads, query, key), each row sums to 1
+    - ``attentions``:   (layers, heads, query, key), each row sums to 1. In a capture with
+                        ``attention="on_demand"`` a `LazyAttention` computing them when asked; it has
+                        ``.shape``, integer indexing (``[l]``, ``[l, h]``, ``[l, h, q]``) and
+                        ``np.asarray`` like the array, and is annotated as one for the code that reads
+                        those (`Capture.attentions` is typed as either)
     - ``queries``:      (layers, heads, query, head_dim), after rotary embeddings where the model has them
     - ``keys``:         (layers, heads, key, head_dim), after rotary embeddings
     - ``values``:       (layers, heads, key, head_dim)
@@ -62,8 +67,12 @@ class AttentionStack:
     output_projection: np.ndarray | None = None
 
     def require(self, name: str) -> np.ndarray:
-        """The named field, or an `UnavailableFieldError` saying how to get it."""
+        """The named field, or an `UnavailableFieldError` saying how to get it.
+
+        On-demand ``attentions`` are materialised (or refused with their size when over their limit)."""
         value = getattr(self, name)
+        if isinstance(value, LazyAttention):
+            return np.asarray(value)
         if value is None:
             raise UnavailableFieldError(
                 f"the {self.role} stack holds no {name!r}: capture it with fields=[..., {name!r}]"
@@ -196,6 +205,9 @@ class Capture:
     not provide, with the reason. ``masking_caveat`` says why masked positions may mislead with this
     model (see `attnscope.masking_caveat`); None when nothing was masked or masking means what it says.
     ``generation`` says which tokens `attnscope.generate` generated and each step's top-k; None otherwise.
+    ``attention_mode`` is the capture's ``attention`` ("eager" or "on_demand"); ``eager_modules`` names
+    the attention modules that ran eager attention in on-demand mode, with the reason (softcap, sinks,
+    position bias, unpatterned mask).
     """
 
     model: str
@@ -209,6 +221,8 @@ class Capture:
     has_lm_head: bool = False
     masking_caveat: str | None = None
     generation: Generation | None = None
+    attention_mode: str = "eager"
+    eager_modules: dict[str, str] = field(default_factory=dict)
 
     @property
     def main(self) -> AttentionStack:
@@ -216,9 +230,10 @@ class Capture:
         return self.stack("decoder" if self.kind == "decoder" else "encoder")
 
     @property
-    def attentions(self) -> np.ndarray:
-        """The main stack's attention weights, (layers, heads, query, key)."""
-        return self.main.require("attentions")
+    def attentions(self) -> np.ndarray | LazyAttention:
+        """The main stack's attention weights, (layers, heads, query, key) (a `LazyAttention` on demand)."""
+        value: Any = self.main.attentions
+        return value if isinstance(value, LazyAttention) else self.main.require("attentions")
 
     @property
     def hidden_states(self) -> np.ndarray:
