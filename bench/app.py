@@ -40,19 +40,11 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.chromium import ARGS, CHROMIUM  # noqa: E402 - how the tests start Chromium
 from tests.serve_process import serving  # noqa: E402 - the same server runner the tests use
 
 from attnscope.corpus import open_corpus  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PUB = "The girl ran to a local pub to escape the din of her city."
 EWT = ROOT.parent / "shared" / "data" / "ud_english_ewt"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import statistics
+import sys
 import threading
 import time
 import uuid
@@ -18,16 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-LOCAL = ("file:", "data:", "blob:", "about:")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.chromium import ARGS, CHROMIUM, LOCAL  # noqa: E402 - how the tests start Chromium
+
 SAMPLES = 5
 SLOW_MS = 1000  # an interaction this slow is not sampled again
 

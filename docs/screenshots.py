@@ -9,20 +9,15 @@ and photographed after it reports itself drawn. The images land in docs/images/.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
 import attnscope
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.chromium import ARGS, CHROMIUM  # noqa: E402 - how the tests start Chromium
+
 PUB = "The girl ran to a local pub to escape the din of her city."
 
 

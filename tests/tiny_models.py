@@ -31,6 +31,16 @@ EWT_DEV = SHARED_DATA / "ud_english_ewt" / "en_ewt-ud-dev.conllu"
 SMALL = dict(
     hidden_size=32, num_attention_heads=4, num_hidden_layers=2, intermediate_size=48, max_position_embeddings=128
 )
+SEQ2SEQ_SMALL = dict(  # BART-style encoder-decoders: a decoder one layer deeper than its encoder
+    d_model=32,
+    encoder_layers=2,
+    decoder_layers=3,
+    encoder_attention_heads=4,
+    decoder_attention_heads=4,
+    encoder_ffn_dim=48,
+    decoder_ffn_dim=48,
+    max_position_embeddings=128,
+)
 
 
 # A few words outside ASCII, repeated so that BPE learns them whole as real vocabularies do (é, ï, 東, 京),
@@ -370,14 +380,7 @@ ARCHITECTURES: dict[str, tuple[Callable, Callable[[int], tuple]]] = {
         lambda v: (
             transformers.BartConfig(
                 vocab_size=v,
-                d_model=32,
-                encoder_layers=2,
-                decoder_layers=3,
-                encoder_attention_heads=4,
-                decoder_attention_heads=4,
-                encoder_ffn_dim=48,
-                decoder_ffn_dim=48,
-                max_position_embeddings=128,
+                **SEQ2SEQ_SMALL,
                 pad_token_id=1,
                 bos_token_id=0,
                 eos_token_id=2,
@@ -463,14 +466,7 @@ OUTPUT_ATTENTIONS_ONLY: dict[str, tuple[Callable, Callable[[int], tuple]]] = {
         lambda v: (
             transformers.MarianConfig(
                 vocab_size=v,
-                d_model=32,
-                encoder_layers=2,
-                decoder_layers=3,
-                encoder_attention_heads=4,
-                decoder_attention_heads=4,
-                encoder_ffn_dim=48,
-                decoder_ffn_dim=48,
-                max_position_embeddings=128,
+                **SEQ2SEQ_SMALL,
                 pad_token_id=v - 1,
                 eos_token_id=0,
                 decoder_start_token_id=v - 1,

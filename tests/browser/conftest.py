@@ -9,19 +9,10 @@ import pytest
 
 import attnscope
 
+from ..chromium import ARGS, CHROMIUM, LOCAL
 from ..conftest import PUB
 from ..serve_process import serving
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-LOCAL = ("file:", "data:", "blob:", "about:")
 STATIC = Path(attnscope.__file__).parent / "static"
 
 
