@@ -49,7 +49,7 @@ function render({ model, el, host = {} }) {
   const state = initialState(model, header);
   /** @type {HeadView} */
   const v = {
-    model, host, header, state, cache: new Map(), painted: { top: 0, bottom: 0, height: 0 }, saving: false,
+    model, host, header, state, cache: new Map(), painted: { top: 0, bottom: 0, height: 0 }, saving: false, thumbnails: "",
     stacks: Object.fromEntries(header.stacks.map((/** @type {any} */ s) => [s.role, s])),
     store: layerStore(model, () => update(v, false)),
     layout: /** @type {any} */ (null),

@@ -44,8 +44,10 @@ const CACHE_SIZE = 4; // layers of lines kept, most recent last
  */
 /**
  * One mounted head view: the widget model, its host, the payload header, the state, caches and elements;
- * `saving` while the view writes its selection to the model (whose change events it then ignores).
+ * `saving` while the view writes its selection to the model (whose change events it then ignores);
+ * `thumbnails`, what the head thumbnails were last painted for ("" for nothing yet).
  * @typedef {{ model: any, host: HeadViewHost, header: any, stacks: Record<string, any>, state: HeadViewState, saving: boolean,
+ *   thumbnails: string,
  *   cache: Map<string, any>, store: { get: (role: string, index: number) => any, dispose: () => void },
  *   layout: Layout, dom: HeadViewDom, painted: { top: number, bottom: number, height: number } }} HeadView
  */

@@ -9,7 +9,7 @@
 import { FILTERS, labelled, make, shown } from "./common.js";
 import { fitLabels } from "./contrast.js";
 import { isPerHead, unitText } from "./attention_data.js";
-import { activeFocus, lineData, lineSets, rowHeight, stackOf } from "./head_view_data.js";
+import { activeFocus, drawsMean, lineData, lineSets, rowHeight, stackOf } from "./head_view_data.js";
 import { thumbnailCanvas } from "./head_view_paint.js";
 /** @import { HeadView, HeadViewDom, HeadViewState } from "./head_view_data.js" */
 
@@ -101,6 +101,7 @@ export function buildDom(el, header, state, controlsShown) {
 export function headButtons(v, toggle) {
   const s = stackOf(v);
   v.dom.heads.replaceChildren();
+  v.thumbnails = ""; // new canvases: nothing painted in them yet
   for (let h = 0; h < s.heads; h++) {
     const button = /** @type {HTMLButtonElement} */ (make("button", "attnscope-hv-head", v.state.thumbnails ? "" : String(h)));
     button.type = "button";
@@ -181,7 +182,7 @@ export function showTooltip(v) {
   tooltip.replaceChildren(make("div", "attnscope-hv-tip-title",
     `${fromQuery ? "query" : "key"} ${active.index} “${unitText(own[active.index])}”, layer ${state.layer}` +
     (fromQuery ? ": weights on keys" : ": weights from queries")));
-  const perHead = isPerHead(stackOf(v), state.aggregation) && lineSets(v).every((set) => set.label.startsWith("head "));
+  const perHead = isPerHead(stackOf(v), state.aggregation) && !drawsMean(v);
   for (const set of lineSets(v)) {
     const line = make("div", "attnscope-hv-tip-head");
     if (perHead) line.dataset.head = String(set.index);

@@ -112,9 +112,14 @@ function thumbnailLayer(v) {
 /** Draw each head's thumbnail into its button (option head_thumbnails), its number on a chip of its colour. @param {HeadView} v */
 export function paintThumbnails(v) {
   if (!v.state.thumbnails) return;
+  const dark = onDark(v.dom.root), { state } = v;
+  // what a thumbnail depends on; a hover or a head toggle changes none of it, so nothing is painted again
+  const painted = [state.stack, state.layer, state.aggregation, state.merge, state.hideSpecial, state.rows, state.columns, dark].join(":");
+  if (painted === v.thumbnails) return;
   const layer = thumbnailLayer(v);
+  if (layer) v.thumbnails = painted;
   const rows = v.layout.qRows.shown, cols = v.layout.kRows.shown;
-  const dark = onDark(v.dom.root), minByte = minDrawnByte(THUMB_THRESHOLD);
+  const minByte = minDrawnByte(THUMB_THRESHOLD);
   for (const button of /** @type {NodeListOf<HTMLElement>} */ (v.dom.heads.querySelectorAll(".attnscope-hv-head"))) {
     const h = Number(button.dataset.head), colour = headColour(h, dark);
     const label = /** @type {HTMLElement} */ (button.querySelector(".attnscope-hv-head-label"));

@@ -925,9 +925,13 @@ var attnscopeView = (() => {
   }
   function paintThumbnails(v) {
     if (!v.state.thumbnails) return;
+    const dark = onDark(v.dom.root), { state } = v;
+    const painted = [state.stack, state.layer, state.aggregation, state.merge, state.hideSpecial, state.rows, state.columns, dark].join(":");
+    if (painted === v.thumbnails) return;
     const layer = thumbnailLayer(v);
+    if (layer) v.thumbnails = painted;
     const rows = v.layout.qRows.shown, cols = v.layout.kRows.shown;
-    const dark = onDark(v.dom.root), minByte = minDrawnByte(THUMB_THRESHOLD);
+    const minByte = minDrawnByte(THUMB_THRESHOLD);
     for (
       const button of
       /** @type {NodeListOf<HTMLElement>} */
@@ -1083,6 +1087,7 @@ var attnscopeView = (() => {
   function headButtons(v, toggle) {
     const s = stackOf(v);
     v.dom.heads.replaceChildren();
+    v.thumbnails = "";
     for (let h = 0; h < s.heads; h++) {
       const button = (
         /** @type {HTMLButtonElement} */
@@ -1166,7 +1171,7 @@ var attnscopeView = (() => {
       "attnscope-hv-tip-title",
       `${fromQuery ? "query" : "key"} ${active.index} “${unitText(own[active.index])}”, layer ${state.layer}` + (fromQuery ? ": weights on keys" : ": weights from queries")
     ));
-    const perHead = isPerHead(stackOf(v), state.aggregation) && lineSets(v).every((set) => set.label.startsWith("head "));
+    const perHead = isPerHead(stackOf(v), state.aggregation) && !drawsMean(v);
     for (const set of lineSets(v)) {
       const line = make("div", "attnscope-hv-tip-head");
       if (perHead) line.dataset.head = String(set.index);
@@ -1238,6 +1243,7 @@ var attnscopeView = (() => {
       cache: /* @__PURE__ */ new Map(),
       painted: { top: 0, bottom: 0, height: 0 },
       saving: false,
+      thumbnails: "",
       stacks: Object.fromEntries(header.stacks.map((s) => [s.role, s])),
       store: layerStore(model, () => update(v, false)),
       layout: (
