@@ -33,6 +33,16 @@ CANVAS = """(root) => {
   return { width: canvas.width, height: canvas.height, hash, painted, lines: Number(root.dataset.lines) };
 }"""
 
+# Each head thumbnail: its head and an FNV-1a hash and painted-pixel count of its canvas.
+THUMBNAILS = """(root) => [...root.querySelectorAll('.attnscope-hv-head')].map((button) => {
+  const canvas = button.querySelector('canvas');
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  let hash = 0x811c9dc5, painted = 0;
+  for (let i = 0; i < data.length; i++) { hash = Math.imul(hash ^ data[i], 0x01000193) >>> 0; }
+  for (let i = 3; i < data.length; i += 4) if (data[i]) painted++;
+  return [Number(button.dataset.head), hash, painted];
+})"""
+
 SETTINGS = [
     # text, layer, heads, top share, hide special tokens, words, pinned query (a unit of the view)
     (PUB, 3, [2, 7], 0.5, True, False, 5),
@@ -90,10 +100,12 @@ def test_the_app_and_the_notebook_head_view_draw_the_same_lines(settings, app, p
     app.page.mouse.move(1, 1)
     app.page.wait_for_function(f"() => document.querySelector('#attention .attnscope-hv').dataset.layer === '{layer}'")
     in_app = app.page.eval_on_selector("#attention .attnscope-hv", CANVAS)
+    thumbnails_in_app = app.page.eval_on_selector("#attention .attnscope-hv", THUMBNAILS)
     assert app.page.is_hidden("#attention .attnscope-hv-controls")  # the page has its own controls
     root = open_view(page, tmp_path, view.to_html(), ".attnscope-hv")
     page.page.mouse.move(1, 1)
     in_notebook = root.evaluate(CANVAS)
+    thumbnails_in_notebook = root.evaluate(THUMBNAILS)
 
     shown = [u for u, unit in enumerate(units) if not (hide and all(cap.tokens.special[t] for t in unit))]
     quantised = np.rint(cap.attentions[layer] * 255).astype(np.uint8)
@@ -102,4 +114,8 @@ def test_the_app_and_the_notebook_head_view_draw_the_same_lines(settings, app, p
     assert in_app["lines"] == in_notebook["lines"] == expected > 0
     assert in_app["painted"] > 0
     assert in_app == in_notebook
+    # every head's thumbnail is drawn (its lines in its colour), and the same in both
+    assert [h for h, _, _ in thumbnails_in_app] == list(range(12))
+    assert all(painted > 0 for _, _, painted in thumbnails_in_app)
+    assert thumbnails_in_app == thumbnails_in_notebook
     assert app.errors == [] and page.errors == []
