@@ -183,7 +183,7 @@ def test_smollm2_at_1024_tokens_on_demand_equals_eager(smollm2):
     from attnscope.capture.recorder import eager_function_for
 
     ids = smollm2.tokenizer(" ".join([PUB] * 80), add_special_tokens=False)["input_ids"][:1024]
-    eager = attnscope.capture(smollm2, input_ids=ids, fields=["attentions"], top_k=0)
+    eager = attnscope.capture(smollm2, input_ids=ids, fields=["attentions"], top_k=0, attention="eager")
     lazy = attnscope.capture(smollm2, input_ids=ids, fields=["attentions"], top_k=0, attention="on_demand")
     weights = _lazy(lazy.main)
     assert weights.shape == eager.attentions.shape == (30, 9, 1024, 1024) and lazy.eager_modules == {}
@@ -203,3 +203,64 @@ def test_smollm2_at_1024_tokens_on_demand_equals_eager(smollm2):
     np.testing.assert_allclose(
         weights.tile(29, 8, range(1000, 1024), range(0, 1024, 7)), eager.attentions[29, 8, 1000:, ::7], atol=1e-5
     )
+
+
+def test_auto_captures_on_demand_only_past_the_dense_limit(tiny, monkeypatch):
+    """The default mode ("auto") keeps eager weights while every stack's dense float32 attention fits in
+    EAGER_LIMIT_BYTES and switches to on demand past it, with the same weights either way."""
+    from attnscope.capture import engine
+
+    handle = tiny("llama")
+    shape = handle.stacks["decoder"]
+    explicit = attnscope.capture(handle, LONG, truncate=True, fields=["attentions"], attention="on_demand")
+    n = explicit.attentions.shape[2]
+    needed = shape.layers * shape.heads * n * n * 4
+    monkeypatch.setattr(engine, "EAGER_LIMIT_BYTES", needed)  # exactly at the limit: still eager
+    short = attnscope.capture(handle, LONG, truncate=True, fields=["attentions"])
+    assert short.attention_mode == "eager" and isinstance(short.attentions, np.ndarray)
+    monkeypatch.setattr(engine, "EAGER_LIMIT_BYTES", needed - 1)
+    long = attnscope.capture(handle, LONG, truncate=True, fields=["attentions"])
+    assert long.attention_mode == "on_demand" and isinstance(long.attentions, LazyAttention)
+    np.testing.assert_allclose(np.asarray(long.attentions), short.attentions, atol=1e-6, rtol=0)
+
+
+def test_dense_attention_bytes_counts_every_stack_and_the_batch(tiny):
+    from attnscope.capture.engine import dense_attention_bytes
+    from attnscope.capture.inputs import decoder_tokens, encode
+
+    handle = tiny("bart")
+    encoded = [encode(handle, PUB), encode(handle, "A short one.")]
+    decoded = [decoder_tokens(handle, "She went home."), decoder_tokens(handle, PUB)]
+    n, m = max(len(t.ids) for t in encoded), max(len(t.ids) for t in decoded)
+    s = handle.stacks
+    expected = (
+        2
+        * 4
+        * (
+            s["encoder"].layers * s["encoder"].heads * n * n
+            + s["decoder"].layers * s["decoder"].heads * m * m
+            + s["cross"].layers * s["cross"].heads * m * n
+        )
+    )
+    assert dense_attention_bytes(handle, encoded, decoded) == expected
+
+
+def test_unknown_capture_mode_names_the_modes(tiny):
+    with pytest.raises(attnscope.InputError, match="'auto', 'eager', 'on_demand'"):
+        attnscope.capture(tiny("llama"), PUB, attention="flash")
+
+
+@pytest.mark.parametrize("top_k", [0, 3])
+def test_language_model_head_runs_on_the_last_position_only_without_predictions(tiny, top_k):
+    """Without predictions (top_k=0) a causal model's head computes logits for one position, not
+    tokens × vocabulary; with them, for every position."""
+    handle = tiny("llama")
+    seen = []
+    hook = handle.model.lm_head.register_forward_hook(lambda _m, args, _out: seen.append(tuple(args[0].shape)))
+    try:
+        cap = attnscope.capture(handle, PUB, top_k=top_k, fields=["attentions"])
+    finally:
+        hook.remove()
+    n = len(cap.tokens.ids)
+    assert seen == [(1, 1 if top_k == 0 else n, handle.model.config.hidden_size)]
+    assert (cap.predictions is None) == (top_k == 0)

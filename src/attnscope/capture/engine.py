@@ -21,6 +21,11 @@ from .result import ALL_FIELDS, ATTENTION_FIELDS, DEFAULT_FIELDS, AttentionStack
 from .stacks import by_role, stacks_from_calls, stacks_from_outputs, to_numpy
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16}
+CAPTURE_MODES = ("auto", *MODES)
+"""What ``capture(..., attention=...)`` accepts: "auto" picks one of the recorder's `MODES` per batch."""
+EAGER_LIMIT_BYTES = 2**30
+"""With ``attention="auto"``, a batch whose dense float32 attention would take more than this is captured
+on demand (1 GiB: SmolLM2-135M past about 990 tokens, a 12 × 12-head BERT past about 1,300)."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ def capture(
     top_k: int = 10,
     warn: bool = True,
     tokens: Tokens | None = None,
-    attention: str = "eager",
+    attention: str = "auto",
 ) -> Capture:
     """Run ``handle``'s model on one text (or text pair) and return what every attention head did.
 
@@ -87,7 +92,10 @@ def capture(
 
     ``attention`` says how attention weights are captured (see `recorder`):
 
-    - ``"eager"`` (default): the model runs its family's eager attention and every weight is kept,
+    - ``"auto"`` (default): ``"eager"`` unless the batch's dense attention (every stack's layers × heads ×
+      query × key float32 weights) would take more than `EAGER_LIMIT_BYTES`, then ``"on_demand"``;
+      ``Capture.attention_mode`` says which ran.
+    - ``"eager"``: the model runs its family's eager attention and every weight is kept,
       ``cap.attentions`` a (layers, heads, query, key) array (memory quadratic in tokens).
     - ``"on_demand"``: the model runs SDPA attention (its fastest exact path), and the capture keeps the
       queries and keys after rotary embeddings, scales and mask structure, linear in tokens;
@@ -115,7 +123,7 @@ def capture_batch(
     truncate: bool = False,
     top_k: int = 10,
     warn: bool = True,
-    attention: str = "eager",
+    attention: str = "auto",
 ) -> list[Capture]:
     """Capture several inputs in one padded forward pass; each result equals a single-input capture
     (``warn`` and ``attention`` as in `capture`)."""
@@ -150,13 +158,17 @@ def _capture_batch(
     wanted = check_capture_options(fields, dtype)
     if not isinstance(top_k, int) or top_k < 0:
         raise InputError(f"top_k must be a non-negative integer, got {top_k!r}")
-    if attention not in MODES:
-        raise InputError(f"attention {attention!r} is not a capture mode: use one of {', '.join(map(repr, MODES))}")
+    if attention not in CAPTURE_MODES:
+        raise InputError(
+            f"attention {attention!r} is not a capture mode: use one of {', '.join(map(repr, CAPTURE_MODES))}"
+        )
     for it in items:
         _check_input(handle, it)
     encoded = [_tokens_of(handle, it, truncate) for it in items]
     decoded = [_decoder_tokens_of(handle, it) for it in items] if handle.kind == "encoder-decoder" else None
-    outputs, calls = run_batch(handle, encoded, decoded, wanted, attention=attention)
+    if attention == "auto":
+        attention = "on_demand" if dense_attention_bytes(handle, encoded, decoded) > EAGER_LIMIT_BYTES else "eager"
+    outputs, calls = run_batch(handle, encoded, decoded, wanted, attention=attention, logits=top_k > 0)
     missing: dict[str, str] = {}
     if not calls and wanted & set(ATTENTION_FIELDS):
         missing = {
@@ -195,6 +207,16 @@ def _capture_batch(
             )
         )
     return results
+
+
+def dense_attention_bytes(handle: ModelHandle, encoded: list[Tokens], decoded: list[Tokens] | None) -> int:
+    """Bytes the float32 weights of every stack would take for this right-padded batch:
+    ``batch × Σ layers × heads × query × key × 4`` (cross attention: decoder queries on encoder keys)."""
+    longest = max(len(t.ids) for t in encoded)
+    target = max(len(t.ids) for t in decoded) if decoded else longest
+    sizes = {"encoder": (longest, longest), "decoder": (target, target), "cross": (target, longest)}
+    per_input = sum(s.layers * s.heads * sizes[role][0] * sizes[role][1] for role, s in handle.stacks.items())
+    return len(encoded) * per_input * 4
 
 
 def _check_input(handle: ModelHandle, item: CaptureInput) -> None:
@@ -257,8 +279,13 @@ def run_batch(
     wanted: set[str],
     *,
     attention: str = "eager",
+    logits: bool = True,
 ) -> tuple[Any, list[LayerCall]]:
     """One right-padded forward pass over tokenised inputs with the recorder on (in ``attention`` mode).
+
+    ``logits=False`` says no prediction is read from the outputs: a causal language model then computes
+    its head's logits for the last position only (``logits_to_keep=1``, where its forward takes it), not a
+    (tokens × vocabulary) array (6 GiB for SmolLM2 at 32,768 tokens).
 
     Returns the model's outputs (hidden states when ``wanted`` has them) and the recorded layer calls,
     whose tensors are batch-first (see `LayerCall`). Models outside the attention interface record no
@@ -266,6 +293,8 @@ def run_batch(
     """
     kwargs = _model_inputs(handle, encoded, decoded)
     kwargs["output_hidden_states"] = "hidden_states" in wanted
+    if not logits and "logits_to_keep" in inspect.signature(handle.model.forward).parameters:
+        kwargs["logits_to_keep"] = 1
     if handle.kind != "encoder":
         kwargs["use_cache"] = False
     model = handle.model

@@ -124,7 +124,8 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
 
 def extract_batch(handle: ModelHandle, batch: Sequence[PlannedSentence]) -> BatchVectors:
     """Run one batch and keep what the index stores (see `BatchVectors`)."""
-    outputs, calls = run_batch(handle, [p.tokens for p in batch], None, {"attentions", "head_outputs", "hidden_states"})
+    wanted = {"attentions", "head_outputs", "hidden_states"}
+    outputs, calls = run_batch(handle, [p.tokens for p in batch], None, wanted, logits=False)
     calls = [c for c in calls if c.role == handle.main_stack]
     hidden_states = outputs.hidden_states
     if not calls or hidden_states is None:
