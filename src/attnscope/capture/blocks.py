@@ -14,7 +14,7 @@ Memory: a block's scratch (scores, softmax, and what a reduction derives from th
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from .lazy import LazyAttention, LazyLayer
 
 SCRATCH_PER_WEIGHT = 4 * 4  # float32 scores and weights, one float32 temporary of a reduction, bool masks
+_HIDDEN = torch.finfo(torch.float32).min  # a hidden key's score: exp() gives exactly 0 as -inf does, and 0 · it is 0
+_TINY = torch.finfo(torch.float32).tiny
 
 
 @dataclass
@@ -46,6 +48,21 @@ class WeightBlock:
     key_start: int
     key_stop: int
     weights: torch.Tensor
+    _logits: torch.Tensor | None = field(default=None, repr=False)
+    _empty: torch.Tensor | None = field(default=None, repr=False)
+    _keys: int = field(default=0, repr=False)
+
+    def log_weights(self) -> torch.Tensor:
+        """The natural log of ``weights``, same shape, float32: ``log_softmax`` of the block's scores (no log of
+        each weight); finite where a weight is 0, so ``weights · log_weights`` is 0 there."""
+        if self._logits is None:  # weights held dense
+            return torch.log(self.weights.clamp_min(_TINY))
+        logs = torch.log_softmax(self._logits, dim=-1)
+        if logs.shape[-1] > self.weights.shape[-1]:  # the sink column
+            logs = logs[..., :-1]
+        if self._empty is not None:
+            logs[:, self._empty] = float(np.log(np.float32(1.0 / self._keys)))
+        return logs
 
 
 def weight_blocks(
@@ -79,8 +96,8 @@ def weight_blocks(
         start, stop = _span(part.structure, positions, keys, key_align, part.sinks is not None)
         for slots in groups:
             chosen = [heads[s] for s in slots]
-            weights = _softmax_block(part, attentions.kv_head_of, chosen, positions, start, stop, keys)
-            yield WeightBlock(chosen, slots, first, positions, start, stop, weights)
+            logits, weights, empty = _softmax_block(part, attentions.kv_head_of, chosen, positions, start, stop, keys)
+            yield WeightBlock(chosen, slots, first, positions, start, stop, weights, logits, empty, keys)
 
 
 def _groups(heads: list[int], kv_head_of: np.ndarray | None) -> list[list[int]]:
@@ -136,10 +153,11 @@ def _softmax_block(
     start: int,
     stop: int,
     keys: int,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """softmax(scale · q·kᵀ, softcap, mask) of ``heads`` (sharing one key head) on ``positions`` over keys
     ``start:stop``: (len(heads), len(positions), stop - start) float32, the operations of
-    `LazyAttention._weights` in its order, all heads in one matmul."""
+    `LazyAttention._weights` in its order, all heads in one matmul. Returns the logits the softmax took
+    (with the sink column, if any), the weights, and which rows see no key (None if none)."""
     assert part.queries is not None and part.keys is not None and part.structure is not None
     q = _queries(part.queries, heads, positions)  # (heads, rows, head_dim)
     k = torch.from_numpy(part.keys[int(kv_head_of[heads[0]])])[start:stop]
@@ -153,13 +171,16 @@ def _softmax_block(
         if part.sinks is not None:
             sink = torch.from_numpy(np.asarray(part.sinks, dtype=np.float32)[heads]).view(count, 1, 1)
             joined = torch.cat([scores, sink.expand(count, rows, 1)], dim=-1)
-            return torch.softmax(joined, dim=-1)[..., :-1].contiguous()
+            return joined, torch.softmax(joined, dim=-1)[..., :-1].contiguous(), None
         weights = torch.softmax(scores, dim=-1)
+        empty = None
         if part.structure.key_valid is not None:
             empty = torch.from_numpy(_visible(part.structure, positions, keys) == 0)
             if bool(empty.any()):  # eager's additive mask makes a row that sees no key uniform
                 weights[:, empty] = 1.0 / keys
-        return weights
+            else:
+                empty = None
+        return scores, weights, empty
 
 
 def _queries(queries: np.ndarray, heads: list[int], positions: np.ndarray) -> torch.Tensor:
@@ -174,7 +195,8 @@ def _queries(queries: np.ndarray, heads: list[int], positions: np.ndarray) -> to
 
 
 def _hide(scores: torch.Tensor, structure: MaskStructure, positions: np.ndarray, start: int, stop: int) -> None:
-    """Set to -inf, in place, the scores (heads, rows, stop - start) of keys the mask hides from ``positions``.
+    """Set the scores (heads, rows, stop - start) of keys the mask hides from ``positions`` to the lowest
+    float32, in place (softmax gives them exactly 0, as -inf does, and log-softmax a finite number).
 
     Only the columns a row could lose are compared: right of the first row for causal, left of the last
     row's window for a sliding window; padding hides whole columns."""
@@ -183,13 +205,13 @@ def _hide(scores: torch.Tensor, structure: MaskStructure, positions: np.ndarray,
         low = max(start, int(positions.min()) + 1)
         if low < stop:
             cols = torch.arange(low, stop)[None, :]
-            scores[..., low - start :].masked_fill_(cols > rows, -torch.inf)
+            scores[..., low - start :].masked_fill_(cols > rows, _HIDDEN)
         if structure.window is not None:
             high = min(stop, int(positions.max()) - structure.window + 1)
             if high > start:
                 cols = torch.arange(start, high)[None, :]
-                scores[..., : high - start].masked_fill_(rows - cols >= structure.window, -torch.inf)
+                scores[..., : high - start].masked_fill_(rows - cols >= structure.window, _HIDDEN)
     if structure.key_valid is not None:
         hidden = torch.from_numpy(~structure.key_valid[start:stop])
         if bool(hidden.any()):
-            scores.masked_fill_(hidden, -torch.inf)
+            scores.masked_fill_(hidden, _HIDDEN)
