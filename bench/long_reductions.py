@@ -11,7 +11,8 @@ The reductions run on an on-demand capture (``attention="on_demand"``) made firs
 timed; before the measured call a 64-token capture is reduced once, so one-time costs (kernels, thread
 pools) are not counted. Time is wall-clock of the one call, with the process's CPU time beside it (the
 machine's 2 cores are shared: wall time includes waiting for them); "added" is the peak resident set during
-the call (the kernel's high-water mark, reset just before it) minus the resident set just before it.
+the call (the kernel's high-water mark, reset just before it) minus the resident set just before it. The
+machine's load average after each call is printed under each length.
 
     .venv/bin/python bench/long_reductions.py [--lengths 2048 8192] [--layer 15]
 """
@@ -72,7 +73,13 @@ def _timed(call) -> dict:
     started, cpu = time.perf_counter(), time.process_time()
     call()
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
-    return {"seconds": seconds, "cpu": cpu_seconds, "added": max(0, _peak() - before)}
+    return {"seconds": seconds, "cpu": cpu_seconds, "added": max(0, _peak() - before), "load": _load()}
+
+
+def _load() -> float:
+    """The machine's load average over the last minute (2 cores: above 2, processes wait for a core)."""
+    with open("/proc/loadavg") as loadavg:
+        return float(loadavg.read().split()[0])
 
 
 def _peak() -> int:
@@ -113,6 +120,8 @@ def main() -> None:
             ratio = m["seconds"] / sdpa["seconds"]
             cells.append(f"{m['seconds']:6.2f} s ({ratio:4.2f}×) [{m['cpu']:6.1f}] +{m['added'] / GIB:.2f} GiB")
         print(f"{length:>7,} | {cells[0]:>14} | " + " | ".join(f"{c:>32}" for c in cells[1:]))
+        loads = ", ".join(f"{method} {found[method]['load']:.1f}" for method in METHODS)
+        print(f"{'':>7}   load average (1 min) after each call: {loads}")
     print("goals at 8,192 tokens: overview ≤ 2× the SDPA forward; one layer's top keys ≤ 2 s")
 
 

@@ -278,6 +278,33 @@ def test_each_block_stays_within_the_scratch_budget_and_skips_keys_a_causal_row_
     assert computed < 0.6 * heads * queries * keys  # about half: the upper triangle is never computed
 
 
+def test_no_array_near_query_by_key_size_is_allocated():
+    """At 600 tokens a (query, key) array of one head is 1.44 MB; with 384 kB of block scratch, no torch or
+    numpy allocation during `summarise` and `rollout_rows` exceeds the scratch (outputs kept small)."""
+    import tracemalloc
+
+    from torch.profiler import ProfilerActivity, profile
+
+    rng = np.random.default_rng(5)
+    n = 600
+    queries, keys = rng.standard_normal((4, n, 8)).astype(np.float32), rng.standard_normal((2, n, 8)).astype(np.float32)
+    weights = _synthetic(MaskStructure(causal=True), queries, keys)
+    weights.layers = weights.layers * 2
+    weights.shape = (2, *weights.shape[1:])
+    weights.block_bytes = n * SCRATCH_PER_WEIGHT * 2 * 20  # 20 rows of a key head's 2 query heads: 384 kB
+    tracemalloc.start()
+    try:
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiled:
+            long.summarise(weights, k=4, cells=8)
+            long.rollout_rows(weights, [5, 500])
+        _, numpy_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    largest = max(event.cpu_memory_usage for event in profiled.events())
+    assert 0 < largest <= weights.block_bytes < n * n * 4
+    assert numpy_peak <= weights.block_bytes
+
+
 def test_overview_says_how_it_pooled(tiny):
     _, lazy = _pair(tiny("llama"))
     queries = lazy.attentions.shape[2]

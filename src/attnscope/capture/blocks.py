@@ -27,10 +27,6 @@ if TYPE_CHECKING:
     from .lazy import LazyAttention, LazyLayer
 
 SCRATCH_PER_WEIGHT = 4 * 4  # float32 scores and weights, one float32 temporary of a reduction, bool masks
-CACHED_BLOCK_BYTES = 16 * 2**20
-"""The scratch of the largest block computed at once even when ``block_bytes`` allows more: larger blocks leave
-the caches and ran no faster (SmolLM2's shapes at 8,192 tokens, one thread: 1.2 s per layer's 9 heads at 16 and
-64 MiB, 1.75 s at 4 MiB)."""
 _HIDDEN = torch.finfo(torch.float32).min  # a hidden key's score: exp() gives exactly 0 as -inf does, and 0 · it is 0
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -83,14 +79,15 @@ def weight_blocks(
 
     Row chunks come in order; within a chunk, one block per key/value head's group of the heads asked for.
     ``key_align``: each span starts at a multiple of it and ends at one (or at the last key), for pooling.
-    ``block_bytes`` (default: the attentions', at most `CACHED_BLOCK_BYTES`): the scratch budget that sets a
-    chunk's height. Arguments are trusted (checked by the caller).
+    ``block_bytes`` (default: the attentions'): the scratch budget that sets a chunk's height (SmolLM2's shapes
+    at 8,192 tokens, one thread: 1.2 s per layer's 9 heads with 16 or 64 MiB, 1.75 s with 4 MiB). Arguments
+    are trusted (checked by the caller).
     """
     part = attentions.layers[layer]
     keys = attentions.shape[3]
     groups = _groups(heads, None if part.dense is not None else attentions.kv_head_of)
     widest = max(len(slots) for slots in groups)
-    budget = min(attentions.block_bytes, CACHED_BLOCK_BYTES) if block_bytes is None else block_bytes
+    budget = attentions.block_bytes if block_bytes is None else block_bytes
     height = max(1, budget // (widest * keys * SCRATCH_PER_WEIGHT))
     key_heads: dict[int, torch.Tensor] = {}  # each key head's keys, made contiguous once for every block
     for first in range(0, len(rows), height):
