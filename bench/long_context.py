@@ -1,20 +1,26 @@
-"""M2 at long context: the built-in SmolLM2-135M (30 layers × 9 heads) at 512 and 2,048 tokens.
+"""M2/M3 at long context: the built-in SmolLM2-135M (30 layers × 9 heads, 3 kv heads) from 512 to 32,768 tokens.
 
 Per length, each measurement runs in a fresh subprocess (so peak memory is that measurement's alone) on
 the same input ids:
 
 - the model's SDPA forward (the baseline: what running the model costs);
-- an eager capture of attention (``attnscope.capture(..., fields=["attentions"])``, every weight kept);
+- an eager capture of attention (``attnscope.capture(..., attention="eager")``, every weight kept), or
+  "would need N GiB: skipped" past ``--skip-eager-above`` tokens;
 - an on-demand capture (``attention="on_demand"``: SDPA forward, queries/keys/mask structure kept), then
-  one layer's weights computed from it (``cap.attentions.layer(0)``).
+  from it: one layer's weights (``cap.attentions.layer(0)``, up to 4,096 tokens), one layer's head-view
+  lines (``analysis.long.top_keys``: each query's 8 strongest keys, 9 heads), a zoom (a 128 × 128
+  ``tile``), a hover (one query row) and the pooled overview of all 270 heads (``pooled_overview``, at
+  most 128 × 128 cells each; skipped past ``--skip-overview-above`` tokens).
 
 Time is wall-clock of the one call (after loading the model and a 16-token warm-up call); peak is the
 process's maximum resident set (``resource.getrusage``) and "added" is that peak minus the resident set
-just before the call. Ratios
-are against the SDPA forward of the same run. Captures keep no predictions (``top_k=0``); all three run the
-whole model, language-model head included.
+just before the call. Ratios are against the SDPA forward of the same run. Captures keep no predictions
+(``top_k=0``), so the language-model head scores only the last position, as the SDPA forward is asked to
+(``logits_to_keep=1``). SmolLM2's config allows 8,192 positions; longer inputs raise the handle's limit and
+run past them (rotary positions extrapolate: the cost is what is measured here, not the model's quality).
 
-    .venv/bin/python bench/long_context.py [--lengths 512 2048] [--skip-eager-above 4096]
+    .venv/bin/python bench/long_context.py [--lengths 512 2048 8192 32768] [--skip-eager-above 4096]
+                                           [--skip-overview-above 8192]
 """
 
 from __future__ import annotations
@@ -41,21 +47,24 @@ def _ids(handle, length: int) -> list[int]:
     return (ids * (length // len(ids) + 1))[:length]
 
 
-def child(method: str, length: int) -> dict:
+def child(method: str, length: int, overview: bool) -> dict:
     """One measurement in this process: load SmolLM2, run ``method`` once on ``length`` ids."""
-    import numpy as np
+    import dataclasses
+
     import torch
 
     import attnscope
 
     handle = attnscope.load("smollm2")
+    if length > handle.max_length:
+        handle = dataclasses.replace(handle, max_length=length)
     result: dict = {}
 
     def run(ids: list[int]):
         if method == "sdpa":
             handle.model.set_attn_implementation("sdpa")
             with torch.inference_mode():
-                return handle.model(input_ids=torch.tensor([ids]), use_cache=False)
+                return handle.model(input_ids=torch.tensor([ids]), use_cache=False, logits_to_keep=1)
         attention = "on_demand" if method == "on_demand" else "eager"
         return attnscope.capture(handle, input_ids=ids, fields=["attentions"], top_k=0, attention=attention)
 
@@ -68,19 +77,40 @@ def child(method: str, length: int) -> dict:
     result["peak"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     result["added"] = result["peak"] - before
     if method == "on_demand":
-        started = time.perf_counter()
-        layer = cap.attentions.layer(0)
-        result["layer_seconds"] = time.perf_counter() - started
-        result["layer_shape"] = list(layer.shape)
-        result["layer_rows_sum_min"] = float(np.min(layer.sum(axis=-1)))
+        result.update(_reductions(cap.attentions, length, overview))
     return result
 
 
-def measure(method: str, length: int) -> dict:
+def _timed(call) -> tuple[float, object]:
+    started = time.perf_counter()
+    value = call()
+    return time.perf_counter() - started, value
+
+
+def _reductions(attentions, length: int, overview: bool) -> dict:
+    """What the views ask an on-demand capture for, timed one after another in this process."""
+    import numpy as np
+
+    from attnscope.analysis.long import pooled_overview, top_keys
+
+    out: dict = {}
+    if length <= 4096:
+        out["layer_seconds"], layer = _timed(lambda: attentions.layer(0))
+        out["layer_rows_sum_min"] = float(np.min(layer.sum(axis=-1)))
+    out["top_keys_seconds"], _ = _timed(lambda: top_keys(attentions, 15, 8))
+    corner = range(length - 128, length)
+    out["zoom_seconds"], _ = _timed(lambda: attentions.tile(15, 4, corner, corner))
+    out["hover_seconds"], _ = _timed(lambda: attentions.rows(15, 4, length - 1, length))
+    if overview:
+        out["overview_seconds"], pooled = _timed(lambda: pooled_overview(attentions))
+        out["overview_block"] = pooled.block
+    return out
+
+
+def measure(method: str, length: int, overview: bool = False) -> dict:
     """Run `child` in a fresh interpreter and return what it measured."""
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", method, str(length)], capture_output=True, text=True, check=True
-    )
+    command = [sys.executable, __file__, "--child", method, str(length), str(int(overview))]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -92,27 +122,47 @@ def _cell(m: dict | None, sdpa: dict, length: int) -> str:
     return f"{m['seconds']:6.1f} s ({ratio:4.1f}×) {m['peak'] / GIB:5.2f} GiB (+{m['added'] / GIB:.2f})"
 
 
+def _seconds(m: dict, key: str, sdpa: dict | None = None) -> str:
+    if key not in m:
+        return "skipped"
+    ratio = f" ({m[key] / sdpa['seconds']:.2f}×)" if sdpa else ""
+    return f"{m[key]:.2f} s{ratio}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lengths", type=int, nargs="+", default=[512, 2048])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[512, 2048, 8192, 32768])
     parser.add_argument("--skip-eager-above", type=int, default=4096, help="eager captures past this are skipped")
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--skip-overview-above", type=int, default=8192, help="no overview past this length")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child[0], int(args.child[1]))))
+        print(json.dumps(child(args.child[0], int(args.child[1]), args.child[2] == "1")))
         return
-    header = f"{'tokens':>7} | {'SDPA forward':>18} | {'eager capture':>34} | {'on-demand capture':>34} | layer(0)"
+    header = f"{'tokens':>7} | {'SDPA forward':>18} | {'eager capture':>34} | {'on-demand capture':>34}"
     print("SmolLM2-135M (30 layers × 9 heads, 3 kv heads), one run each, fresh process per measurement")
     print("time (× SDPA forward), peak RSS (added during the call)")
     print(header)
     print("-" * len(header))
+    rows = []
     for length in args.lengths:
         sdpa = measure("sdpa", length)
         eager = None if length > args.skip_eager_above else measure("eager", length)
-        lazy = measure("on_demand", length)
+        lazy = measure("on_demand", length, overview=length <= args.skip_overview_above)
+        rows.append((length, sdpa, lazy))
         base = f"{sdpa['seconds']:5.1f} s {sdpa['peak'] / GIB:4.2f} GiB"
         cells = f"{_cell(eager, sdpa, length):>34} | {_cell(lazy, sdpa, length):>34}"
-        print(f"{length:>7,} | {base:>18} | {cells} | {lazy['layer_seconds']:.2f} s")
+        print(f"{length:>7,} | {base:>18} | {cells}", flush=True)
+    print()
+    print(
+        "from the on-demand capture: layer(0) | top keys of a layer (9 heads, k=8) | 128×128 zoom | hover row | "
+        "overview of 270 heads (× SDPA forward)"
+    )
+    for length, sdpa, lazy in rows:
+        parts = [_seconds(lazy, k) for k in ("layer_seconds", "top_keys_seconds", "zoom_seconds", "hover_seconds")]
+        block = f", {lazy['overview_block']}-token blocks" if "overview_block" in lazy else ""
+        parts.append(_seconds(lazy, "overview_seconds", sdpa) + block)
+        print(f"{length:>7,} | " + " | ".join(parts))
     print("ratios: time over the SDPA forward's in the same run; peak memory over it is printed beside each")
 
 
