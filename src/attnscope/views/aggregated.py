@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from ..analysis.aggregate import aggregate, combine_heads, normalise_rows, rollout
 from ..analysis.methods import BY_NAME, NORM_METHODS, PER_HEAD
@@ -104,7 +105,7 @@ def check_initial(initial: str, carried: dict[str, list[str]], capture: Capture 
 
 
 def carried_layers(
-    method: str, role: str, weights: np.ndarray, heads: list[int], capture: Capture | None
+    method: str, role: str, weights: npt.ArrayLike, heads: list[int], capture: Capture | None
 ) -> np.ndarray:
     """One stack's layers of a `CARRIED` method, ``(layers, heads', query, key)`` in [0, 1], made of the model's
     ``heads``: heads' is ``len(heads)`` for "value_norm", 1 for the combinations (`COMBINING`), which combine
