@@ -2,7 +2,8 @@
 
 Weights are quantised as ``round(w * 255)`` into one byte each (`attnscope.quantise`), so a decoded
 weight ``b / 255`` is within 1/510 (≈ 0.00196) of the original; a layer of ``(heads, query, key)`` costs
-``heads * query * key`` bytes (base64 in HTML adds a third). Floats are never sent as JSON.
+``heads * query * key`` bytes (an HTML page deflates them, then base64 adds a third: `compression`). Floats
+are never sent as JSON.
 
 Two ways in: a `Capture` (`payload_from_capture`) or BertViz-style arrays (`payload_from_arrays`:
 ``attention`` as per-layer ``(batch, heads, query, key)`` tensors or arrays, ``tokens``,
@@ -13,7 +14,6 @@ raises `InputError` with what was wrong and what is allowed.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +27,7 @@ from ..quantise import SCALE, quantise
 from ..selection import check_choice, check_choices
 from .aggregated import COMBINING, carried_layers, check_initial, choose, data_key, offered, unavailable
 from .bertviz_inputs import NO_WEIGHTS, StackedLayers, check_tokens, no_weights_error, stack_layers
+from .compression import to_base64
 from .generated_steps import check_step_tokens
 from .sequences import (  # noqa: F401 - looks_special and prettify are re-exported: they lived here first
     TokenSequence,
@@ -167,10 +168,12 @@ class Payload:
         above = np.flatnonzero(np.arange(SCALE + 1) / SCALE > self.threshold)
         return int(above[0]) if above.size else SCALE + 1
 
-    def layers_base64(self) -> dict[str, list[str]]:
-        """Every layer of every stack and carried aggregation as a base64 string, per data key."""
+    def layers_base64(self, compression: str | None = None) -> dict[str, list[str]]:
+        """Every layer of every stack and carried aggregation as a base64 string, per data key: `layer_bytes`,
+        deflated first when ``compression`` is ``"deflate-raw"`` (`compression.COMPRESSION`, as standalone pages
+        carry them; their header says so: `compression.compressed_header`)."""
         return {
-            key: [base64.b64encode(self.layer_bytes(key, i)).decode("ascii") for i in range(self.data(key).shape[0])]
+            key: [to_base64(self.layer_bytes(key, i), compression) for i in range(self.data(key).shape[0])]
             for key in self.data_keys()
         }
 
