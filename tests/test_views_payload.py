@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import attnscope
+from attnscope.analysis.aggregate import combine_heads, rollout
 from attnscope.errors import InputError
 from attnscope.views import MAX_ERROR, payload_from_arrays, payload_from_capture, quantise
 
@@ -288,7 +289,10 @@ def test_bertviz_tensors_are_read_a_layer_at_a_time_with_the_same_payload_as_one
         assert np.array_equal(from_tensors.aggregated["encoder/rollout"], from_array.aggregated["encoder/rollout"])
         assert from_tensors.header() == from_array.header()
         assert from_tensors.layers_base64() == from_array.layers_base64()
-    assert payload_from_arrays(layers, tokens).stacks["encoder"].tolist() == quantise(stacked[:, 0]).tolist()
+    whole = payload_from_arrays(layers, tokens)
+    assert np.array_equal(whole.stacks["encoder"], quantise(stacked[:, 0]))
+    # rollout of the heads' mean, taken a layer at a time: the same bytes as from the whole stack at once
+    assert np.array_equal(whole.aggregated["encoder/rollout"], quantise(rollout(combine_heads(stacked[:, 0])))[:, None])
 
 
 def test_weights_out_of_range_are_located_in_the_layer_that_holds_them():
