@@ -256,7 +256,11 @@ def test_quantise_rounds_float32_weights_as_float64_would_at_every_rounding_boun
     assert quantise(np.float32(0.5) / np.float32(255)).tolist() == 1
     # shapes: several chunks per (query, key) matrix, strided input, 7 bits, values clipped
     rng = np.random.default_rng(2)
-    for array in (rng.random((2, 3, 70, 1000), dtype=np.float32), rng.random((3, 8, 9))[:, ::2, ::3] * 1.4 - 0.2):
+    large = rng.random((3, 1100, 1500), dtype=np.float32)  # codes past 4 MB: an anonymous map, not numpy's memory
+    codes = quantise(large)
+    assert codes.flags.writeable and codes.dtype == np.uint8 and codes.shape == large.shape
+    strided = rng.random((3, 8, 9))[:, ::2, ::3] * 1.4 - 0.2
+    for array in (large, rng.random((2, 3, 70, 1000), dtype=np.float32), strided):
         for bits in (8, 7):
             top = 2**bits - 1
             assert np.array_equal(quantise(array, bits), np.rint(np.clip(array.astype(np.float64), 0, 1) * top))

@@ -23,7 +23,7 @@ import numpy as np
 from ..capture.loading import readable_model_name
 from ..capture.result import Capture
 from ..errors import InputError, check_range, count
-from ..quantise import SCALE, quantise
+from ..quantise import SCALE, empty_codes, quantise
 from ..selection import check_choice, check_choices
 from .aggregated import COMBINING, carried_layers, check_initial, choose, data_key, offered, unavailable
 from .bertviz_inputs import NO_WEIGHTS, StackedLayers, check_tokens, no_weights_error, stack_layers
@@ -42,7 +42,7 @@ DEFAULT_THRESHOLD = 0.01
 DEFAULT_TOP_SHARE = 1.0
 """Per query row, the views draw the fewest strongest lines that make up this share of its weight (1: all lines)."""
 ROLES = ("encoder", "decoder", "cross")
-_SPARSE_CHUNK = 1 << 22  # weights compared with the threshold at once when a layer is packed as sparse rows
+_SPARSE_CHUNK = 1 << 21  # weights compared at once when packing sparse rows: a 2 MB mask, below numpy's huge pages
 _TOLERANCE = 1e-3  # weights may exceed 1 or dip below 0 by float rounding, not more
 
 
@@ -302,7 +302,7 @@ def _keep(weights: Any, layers: list[int], heads: list[int], included: tuple[boo
     """The kept layers and heads (model numbers) of (layers, heads, query, key) weights, quantised one layer at a
     time (``weights[l]``); ``included`` says whether include_layers and include_heads were given (else all are
     kept and no float weight is copied)."""
-    out = np.empty((len(layers), len(heads), *weights.shape[2:]), dtype=np.uint8)
+    out = empty_codes((len(layers), len(heads), *weights.shape[2:]))
     for i, layer in enumerate(layers):
         part = weights[layer]
         quantise(np.asarray(part)[heads] if included[1] else part, out=out[i])
