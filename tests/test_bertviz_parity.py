@@ -32,6 +32,7 @@ import torch
 
 import attnscope
 from attnscope.views import MAX_ERROR
+from attnscope.views.compression import inflate
 
 PAIR = ("The girl ran to a local pub.", "She wanted to escape the din of her city.")
 SOURCE, TARGET = "The girl ran to a local pub to escape the din.", "She escaped the noise."
@@ -61,13 +62,16 @@ def html_states(html: str) -> list[dict]:
 
 
 def shipped_weights(state: dict) -> dict[str, np.ndarray]:
-    """Per stack role, the weights the HTML ships: base64 uint8 bytes / 255 as (layers, heads, query, key)."""
+    """Per stack role, the weights the HTML ships: base64 uint8 bytes (inflated, as the header says) / 255 as
+    (layers, heads, query, key)."""
     header, out = state["header"], {}
     assert header["encoding"]["dtype"] == "uint8"
+    compression = header["encoding"].get("compression")
     for stack in header["stacks"]:
         shape = (stack["heads"], stack["query"], stack["key"])
         layers = [
-            np.frombuffer(base64.b64decode(b), dtype=np.uint8).reshape(shape) for b in state["layers"][stack["role"]]
+            np.frombuffer(inflate(base64.b64decode(b), compression), dtype=np.uint8).reshape(shape)
+            for b in state["layers"][stack["role"]]
         ]
         assert len(layers) == stack["layers"] == len(stack["layer_labels"])
         out[stack["role"]] = np.stack(layers).astype(np.float64) / header["encoding"]["scale"]

@@ -16,6 +16,7 @@ import pytest
 import attnscope
 from attnscope.capture.loading import wrap
 from attnscope.errors import AttnscopeError, InputError
+from attnscope.views.compression import inflate
 from attnscope.views.neuron import NEURON_MESSAGE, NeuronView, neuron_view, show
 from attnscope.views.neuron_data import CAPTURE_FIELDS, decode_layer
 
@@ -28,9 +29,11 @@ def pub(default_model):
 
 
 def shipped(view: NeuronView, role: str, layer: int) -> dict[str, np.ndarray]:
-    """A layer as the browser decodes it from the static page's base64."""
-    stack = next(s for s in view.header["stacks"] if s["role"] == role)
-    return decode_layer(stack, base64.b64decode(view.html_state()["arrays"][role][layer]))
+    """A layer as the browser decodes it from the static page's base64 (inflated, as its header says)."""
+    state = view.html_state()
+    stack = next(s for s in state["header"]["stacks"] if s["role"] == role)
+    blob = base64.b64decode(state["arrays"][role][layer])
+    return decode_layer(stack, inflate(blob, state["header"]["encoding"].get("compression")))
 
 
 def test_a_handle_and_text_capture_what_the_view_needs(default_model, pub):

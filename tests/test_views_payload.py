@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import attnscope
+from attnscope.analysis.aggregate import combine_heads, rollout
 from attnscope.errors import InputError
 from attnscope.views import MAX_ERROR, payload_from_arrays, payload_from_capture, quantise
 
@@ -237,3 +238,79 @@ def test_a_valid_causal_stack_is_still_read_as_a_decoder():
         payload_from_arrays([weights[None, None]], list("abc"))
     with pytest.raises(InputError, match="^encoder attention holds NaN"):
         payload_from_arrays(encoder_attention=[np.full((1, 1, 4, 4), np.nan)], encoder_tokens=list("abcd"))
+
+
+def test_quantise_rounds_float32_weights_as_float64_would_at_every_rounding_boundary():
+    """Weights are widened before they are scaled: float32 products round some weights just off a boundary
+    (k + 0.5) / 255 onto it, and rint's half-to-even would then move them a byte (0.5 / 255 in float32 is one)."""
+    bounds = np.concatenate([(np.arange(256) + 0.5) / 255, np.arange(256) / 255]).astype(np.float32)
+    up, down, near = bounds, bounds, [bounds]
+    for _ in range(3):  # every float32 within 3 ulps of each boundary
+        up, down = np.nextafter(up, np.float32(2)), np.nextafter(down, np.float32(-1))
+        near += [up, down]
+    weights = np.unique(np.concatenate(near)).astype(np.float32)
+    widened = np.rint(np.clip(weights.astype(np.float64), 0, 1) * 255).astype(np.uint8)
+    in_float32 = np.rint(np.clip(weights * np.float32(255), 0, 255)).astype(np.uint8)
+    assert (in_float32 != widened).any()  # the trap is real: this input tells the two apart
+    assert np.array_equal(quantise(weights), widened)
+    assert quantise(np.float32(0.5) / np.float32(255)).tolist() == 1
+    # shapes: several chunks per (query, key) matrix, strided input, 7 bits, values clipped
+    rng = np.random.default_rng(2)
+    large = rng.random((3, 1100, 1500), dtype=np.float32)  # codes past 4 MB: an anonymous map, not numpy's memory
+    codes = quantise(large)
+    assert codes.flags.writeable and codes.dtype == np.uint8 and codes.shape == large.shape
+    strided = rng.random((3, 8, 9))[:, ::2, ::3] * 1.4 - 0.2
+    for array in (large, rng.random((2, 3, 70, 1000), dtype=np.float32), strided):
+        for bits in (8, 7):
+            top = 2**bits - 1
+            assert np.array_equal(quantise(array, bits), np.rint(np.clip(array.astype(np.float64), 0, 1) * top))
+
+
+def test_sparse_rows_keep_exactly_the_bytes_that_decode_above_the_threshold():
+    """A byte is kept when byte / 255 > threshold, compared as the browser decodes it: a threshold that is a
+    byte's own value keeps only the bytes above it; threshold 0 keeps every non-zero byte."""
+    layers = softmax_layers(layers=2, heads=3, n=70, seed=7)
+    tokens = [f"t{i}" for i in range(70)]
+    for threshold in (0.0, 2 / 255, 0.01, 0.05, 0.999):
+        payload = payload_from_arrays(layers, tokens, sparse=True, threshold=threshold)
+        for layer in range(2):
+            dense = payload.stacks["encoder"][layer].reshape(-1, 70)
+            kept = dense.astype(np.float64) / 255 > threshold
+            starts = np.zeros(dense.shape[0] + 1, dtype="<u4")
+            np.cumsum(kept.sum(axis=1), out=starts[1:])
+            expected = starts.tobytes() + np.nonzero(kept)[1].astype("<u2").tobytes() + dense[kept].tobytes()
+            assert payload.layer_bytes("encoder", layer) == expected, (threshold, layer)
+
+
+def test_bertviz_tensors_are_read_a_layer_at_a_time_with_the_same_payload_as_one_array():
+    layers = softmax_layers(layers=3, heads=4, n=9, seed=4)
+    tokens = [f"t{i}" for i in range(9)]
+    stacked = np.stack([layer.numpy() for layer in layers])  # (layers, batch, heads, query, key)
+    for options in ({}, {"include_layers": [2, 0], "include_heads": [3, 1]}, {"sparse": True, "threshold": 0.1}):
+        from_tensors = payload_from_arrays(layers, tokens, **options)
+        from_array = payload_from_arrays(stacked, tokens, **options)
+        assert np.array_equal(from_tensors.stacks["encoder"], from_array.stacks["encoder"])
+        assert np.array_equal(from_tensors.aggregated["encoder/rollout"], from_array.aggregated["encoder/rollout"])
+        assert from_tensors.header() == from_array.header()
+        assert from_tensors.layers_base64() == from_array.layers_base64()
+    whole = payload_from_arrays(layers, tokens)
+    assert np.array_equal(whole.stacks["encoder"], quantise(stacked[:, 0]))
+    # rollout of the heads' mean, taken a layer at a time: the same bytes as from the whole stack at once
+    assert np.array_equal(whole.aggregated["encoder/rollout"], quantise(rollout(combine_heads(stacked[:, 0])))[:, None])
+
+
+def test_weights_out_of_range_are_located_in_the_layer_that_holds_them():
+    att = [a.clone() for a in softmax_layers(layers=3, n=4)]
+    att[2][0, 1, 3, 2] = -0.25
+    att[1][0, 3, 0, 1] = -0.5
+    with pytest.raises(InputError, match=r"negative weights \(min -0\.5 at \(1, 3, 0, 1\)\)"):
+        payload_from_arrays(att, list("abcd"))
+    att = [a.clone() for a in softmax_layers(layers=3, n=4)]
+    att[2][0, 0, 2, 3] = 1.5
+    with pytest.raises(InputError, match=r"weights above 1 \(max 1\.5 at \(2, 0, 2, 3\)\)"):
+        payload_from_arrays(att, list("abcd"))
+    att[0][0, 2, 1, 1] = float("inf")
+    with pytest.raises(
+        InputError, match=r"NaN or infinite weights, first at \(layer, head, query, key\) = \(0, 2, 1, 1\)"
+    ):
+        payload_from_arrays(att, list("abcd"))

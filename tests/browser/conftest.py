@@ -57,12 +57,16 @@ def page(browser):
 
 
 def open_view(page: Page, tmp_path: Path, html: str, selector: str, name: str = "view.html"):
-    """Write ``html`` to ``tmp_path / name``, open it, wait until the element ``selector`` is data-ready; its
-    locator."""
+    """Write ``html`` to ``tmp_path / name``, open it, wait until every element ``selector`` is data-ready (a
+    page's views inflate their deflated layers before they draw, each at its own pace); their locator."""
     path = tmp_path / name
     path.write_text(html, encoding="utf-8")
     page.page.goto(path.as_uri())
     page.page.wait_for_selector(f"{selector}[data-ready=true]")
+    page.page.wait_for_function(
+        "(selector) => [...document.querySelectorAll(selector)].every((root) => root.dataset.ready === 'true')",
+        arg=selector,
+    )
     return page.page.locator(selector)
 
 

@@ -4,7 +4,9 @@ The app (a real `attnscope serve` on loopback) mounts head_view.js on the payloa
 notebook view is `attnscope.head_view` exported as HTML with the same settings. For the same input, layer,
 heads, top share, hidden special tokens, words and pinned token, both canvases hold the same pixels, both say
 they draw the same number of lines, and that number is numpy's (the mean of the heads' bytes, per query row
-the fewest strongest lines that make up the top share of its weight on the shown keys).
+the fewest strongest lines that make up the top share of its weight on the shown keys). The notebook's page
+carries its layers deflated (the browser inflates them), the app's arrive plain, and the same page built with
+plain layers draws the same pixels as well.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import numpy as np
 import pytest
 
 import attnscope
+from attnscope.views.html import page as html_page
+from attnscope.views.html import view_fragment
 
 from .conftest import open_view
 from .test_app import AppPage, count_lines, mean_of_bytes, open_app
@@ -102,10 +106,18 @@ def test_the_app_and_the_notebook_head_view_draw_the_same_lines(settings, app, p
     in_app = app.page.eval_on_selector("#attention .attnscope-hv", CANVAS)
     thumbnails_in_app = app.page.eval_on_selector("#attention .attnscope-hv", THUMBNAILS)
     assert app.page.is_hidden("#attention .attnscope-hv-controls")  # the page has its own controls
+    state = view.html_state()  # the page carries its layers deflated; the app's come plain from /api/attention
+    assert state["header"]["encoding"]["compression"] == "deflate-raw"
     root = open_view(page, tmp_path, view.to_html(), ".attnscope-hv")
     page.page.mouse.move(1, 1)
     in_notebook = root.evaluate(CANVAS)
     thumbnails_in_notebook = root.evaluate(THUMBNAILS)
+    # the same page with plain layers, as pages were before they were deflated: the same pixels
+    plain = {**state, "header": view.header, "layers": view.payload.layers_base64()}
+    root = open_view(page, tmp_path, html_page([view_fragment("head_view", plain)]), ".attnscope-hv", "plain.html")
+    page.page.mouse.move(1, 1)
+    assert root.evaluate(CANVAS) == in_notebook
+    assert root.evaluate(THUMBNAILS) == thumbnails_in_notebook
 
     shown = [u for u, unit in enumerate(units) if not (hide and all(cap.tokens.special[t] for t in unit))]
     quantised = np.rint(cap.attentions[layer] * 255).astype(np.uint8)

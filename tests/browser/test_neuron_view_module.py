@@ -49,7 +49,8 @@ def mount(page, cap):
     page.page.set_content("<!DOCTYPE html><div id='host'></div>")
     install_stand_in_model(page.page)
     source = base64.b64encode(bundle("neuron_view").encode()).decode()
-    assert page.page.evaluate(MOUNT, [source, json.loads(json.dumps(view.header)), state["arrays"], selection]) is True
+    arrays = view.neuron.layers_base64()  # plain bytes, as the widget's buffers are (a page's are deflated)
+    assert page.page.evaluate(MOUNT, [source, json.loads(json.dumps(view.header)), arrays, selection]) is True
     return page.page.locator("#host .attnscope-nv")
 
 

@@ -248,8 +248,9 @@ class TokensOut(BaseModel):
 
 
 class PayloadOut(BaseModel):
-    """Attention as the views' payload: exactly the head view widget's state (`views.head`'s ``html_state``,
-    `views.payload.Payload`), so the app mounts the notebook's head view on it.
+    """Attention as the views' payload: the head view widget's header and layers (`views.payload.Payload`), so the
+    app mounts the notebook's head view on it. The layers are plain bytes here (the encoding names no
+    ``compression``); a standalone page's copy of the same state carries them deflated (`views.compression`).
 
     ``header`` is `Payload.header()`: the token sequences (with word ids and masked positions), and per
     stack its shape, layer and head labels, the heads combined (``combined_heads``) and the carried

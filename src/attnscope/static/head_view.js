@@ -61,8 +61,7 @@ function render({ model, el, host = {} }) {
   for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
   if (!(state.stack in v.stacks)) state.stack = header.selection.stack;
   buildStack(v);
-  update(v, false);
-  v.dom.root.dataset.ready = "true";
+  update(v, false); // data-ready once the layer is drawn: at once, or when a page's deflated layer is inflated
   const stopScroll = repaintOnScroll(v);
   const stopRefit = onThemeChange(() => update(v, false)); // the theme's head colours, labels fitted again
   return () => {
@@ -190,6 +189,7 @@ function update(v, write = true) {
     pinned: state.pinned ? `${state.pinned.side}:${state.pinned.index}` : "", units: state.merge ? "words" : "tokens",
     loading: String(!loaded), aggregation: state.aggregation, topShare: String(state.topShare),
   });
+  if (loaded) dom.root.dataset.ready = "true";
   if (write) save(v);
 }
 

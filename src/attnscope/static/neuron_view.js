@@ -90,8 +90,7 @@ function render({ model, el }) {
   for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
 
   fitToStack(v);
-  draw(v);
-  v.root.dataset.ready = "true";
+  draw(v); // data-ready once the layer is drawn: at once, or when a page's deflated layer is inflated
   const stopTheme = onThemeChange(() => draw(v));
 
   return () => {
@@ -218,6 +217,7 @@ function draw(v, focus = false) {
   svg?.prepend(style);
   if (svg) fitSvgText(svg);
   if (focus) /** @type {SVGGElement | null} */ (figureBox.querySelector(`.nv-query[data-index="${state.query}"]`))?.focus();
+  root.dataset.ready = "true";
 }
 
 /**

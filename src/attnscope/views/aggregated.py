@@ -16,6 +16,7 @@ from ..analysis.aggregate import aggregate, combine_heads, normalise_rows, rollo
 from ..analysis.methods import BY_NAME, NORM_METHODS, PER_HEAD
 from ..capture.result import Capture
 from ..errors import InputError
+from .bertviz_inputs import StackedLayers
 
 VIEW_AGGREGATIONS = tuple(method.name for method in BY_NAME.values() if method.in_views)
 """What a view's aggregation control offers (`analysis.methods`): each head, the mean of the shown heads, then
@@ -104,7 +105,7 @@ def check_initial(initial: str, carried: dict[str, list[str]], capture: Capture 
 
 
 def carried_layers(
-    method: str, role: str, weights: np.ndarray, heads: list[int], capture: Capture | None
+    method: str, role: str, weights: np.ndarray | StackedLayers, heads: list[int], capture: Capture | None
 ) -> np.ndarray:
     """One stack's layers of a `CARRIED` method, ``(layers, heads', query, key)`` in [0, 1], made of the model's
     ``heads``: heads' is ``len(heads)`` for "value_norm", 1 for the combinations (`COMBINING`), which combine
@@ -112,8 +113,8 @@ def carried_layers(
     value norms are scaled per row to sum to 1."""
     if capture is not None:
         result = aggregate(capture, method, stack=role, heads=heads).weights
-    else:
-        result = rollout(combine_heads(np.asarray(weights)[:, heads]))
+    else:  # the heads' mean one layer at a time (weights[l]): the stack is never copied whole
+        result = rollout(np.stack([combine_heads(np.asarray(weights[n])[heads]) for n in range(len(weights))]))
     if method in NORM_METHODS:
         result = normalise_rows(result)
     return result if result.ndim == 4 else result[:, None]

@@ -1,4 +1,4 @@
-"""BertViz-style arguments checked and converted: per-layer attention to one array, token lists to strings.
+"""BertViz-style arguments checked and converted: per-layer attention read as one stack, token lists to strings.
 
 BertViz's notebooks were written for transformers 2-4. Ported to transformers 5 (which attnscope needs),
 some of their idioms hand a view something other than attention or tokens: ``outputs[-1]`` is now a
@@ -97,9 +97,40 @@ def as_numpy(value: Any, what: str) -> np.ndarray:
     return array
 
 
-def stack_layers(attention: Any, batch_index: int, what: str) -> np.ndarray:
+class StackedLayers:
+    """Per-layer ``(heads, query, key)`` arrays read as one ``(layers, heads, query, key)`` stack, not copied into one.
+
+    ``stacked[l]`` is layer ``l`` as it was given (a view of the caller's tensor: no copy); ``np.asarray(stacked)``
+    (and any other index) stacks every layer into a new array. BertViz-style attention arrives as one tensor per
+    layer, and the payload reads it a layer at a time (`payload.check_weights`, `payload.build_payload`): at
+    2,048 tokens, 12 layers x 12 heads, one float32 copy of the whole would be 2.4 GB written for nothing.
+    """
+
+    ndim = 4
+
+    def __init__(self, layers: list[np.ndarray]) -> None:
+        self.layers = layers
+        self.shape: tuple[int, int, int, int] = (len(layers), *layers[0].shape)
+        self.dtype = np.result_type(*layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __repr__(self) -> str:
+        return f"StackedLayers({self.shape}, {self.dtype})"
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        if isinstance(index, (int, np.integer)):
+            return self.layers[index]
+        return np.asarray(self)[index]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return np.stack(self.layers) if dtype is None else np.stack(self.layers).astype(dtype, copy=False)
+
+
+def stack_layers(attention: Any, batch_index: int, what: str) -> StackedLayers:
     """BertViz-style attention (a tuple/list of per-layer ``(batch, heads, query, key)``) as (layers, heads, query,
-    key).
+    key): a `StackedLayers` of the ``batch_index`` entry of each layer, not a copy.
 
     A single array of shape ``(layers, batch, heads, query, key)`` is taken too, and so is
     ``model.generate``'s step-wise attention, assembled into one matrix (`generated_steps`). None, an empty tuple or
@@ -149,7 +180,7 @@ def stack_layers(attention: Any, batch_index: int, what: str) -> np.ndarray:
     check_range(
         "batch_index", batch_index, layers[0].shape[0], f"{what} (batch size {layers[0].shape[0]})", unit="batch index"
     )
-    return np.stack([layer[batch_index] for layer in layers])
+    return StackedLayers([layer[batch_index] for layer in layers])
 
 
 def check_tokens(tokens: Any, what: str) -> list[str]:

@@ -20,6 +20,7 @@ from ..capture.loading import ModelHandle, wrap
 from ..capture.result import Capture
 from ..errors import InputError, check_range
 from ..errors import count as count_of
+from .compression import COMPRESSION, compressed_header
 from .display import present
 from .html import bundle, static_text
 from .neuron_data import CAPTURE_FIELDS, NeuronData, check_filter, check_query_in_filter, default_query, neuron_data
@@ -170,8 +171,8 @@ class NeuronView(AttentionWidget):
 
     def html_state(self) -> dict[str, Any]:
         return {
-            "header": self.header,
-            "arrays": self.neuron.layers_base64(),
+            "header": compressed_header(self.header),
+            "arrays": self.neuron.layers_base64(COMPRESSION),
             "stack": self.stack,
             "layer": self.layer,
             "head": self.head,

@@ -20,7 +20,6 @@ softcap, the attention-sink logits (GPT-OSS) and the tokens. Sizes: a layer cost
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +29,7 @@ from ..capture.loading import readable_model_name
 from ..capture.result import Capture
 from ..errors import InputError, check_range
 from ..errors import count as count_of
+from .compression import to_base64
 from .payload import ROLES, TokenSequence
 from .sequences import SENTENCE_FILTERS, check_filter_name, sequence_from_tokens  # noqa: F401 - SENTENCE_FILTERS re-exported
 
@@ -161,11 +161,11 @@ class NeuronData:
             return range(n)
         return range(0, b) if sentence == "A" else range(b, n)
 
-    def layers_base64(self) -> dict[str, list[str]]:
-        """Every layer of every stack as base64 text, per role (for pages without a kernel)."""
+    def layers_base64(self, compression: str | None = None) -> dict[str, list[str]]:
+        """Every layer of every stack as base64 text, per role (for pages without a kernel): deflated first when
+        ``compression`` is ``"deflate-raw"`` (`compression.COMPRESSION`; the header must then say so)."""
         return {
-            role: [base64.b64encode(s.layer_bytes(i)).decode("ascii") for i in range(s.layers)]
-            for role, s in self.stacks.items()
+            role: [to_base64(s.layer_bytes(i), compression) for i in range(s.layers)] for role, s in self.stacks.items()
         }
 
     def nbytes(self) -> int:

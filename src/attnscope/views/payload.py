@@ -2,7 +2,8 @@
 
 Weights are quantised as ``round(w * 255)`` into one byte each (`attnscope.quantise`), so a decoded
 weight ``b / 255`` is within 1/510 (≈ 0.00196) of the original; a layer of ``(heads, query, key)`` costs
-``heads * query * key`` bytes (base64 in HTML adds a third). Floats are never sent as JSON.
+``heads * query * key`` bytes (an HTML page deflates them, then base64 adds a third: `compression`). Floats
+are never sent as JSON.
 
 Two ways in: a `Capture` (`payload_from_capture`) or BertViz-style arrays (`payload_from_arrays`:
 ``attention`` as per-layer ``(batch, heads, query, key)`` tensors or arrays, ``tokens``,
@@ -13,8 +14,7 @@ raises `InputError` with what was wrong and what is allowed.
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +23,11 @@ import numpy as np
 from ..capture.loading import readable_model_name
 from ..capture.result import Capture
 from ..errors import InputError, check_range, count
-from ..quantise import SCALE, quantise
+from ..quantise import SCALE, empty_codes, quantise
 from ..selection import check_choice, check_choices
 from .aggregated import COMBINING, carried_layers, check_initial, choose, data_key, offered, unavailable
-from .bertviz_inputs import NO_WEIGHTS, check_tokens, no_weights_error, stack_layers
+from .bertviz_inputs import NO_WEIGHTS, StackedLayers, check_tokens, no_weights_error, stack_layers
+from .compression import to_base64
 from .generated_steps import check_step_tokens
 from .sequences import (  # noqa: F401 - looks_special and prettify are re-exported: they lived here first
     TokenSequence,
@@ -41,6 +42,7 @@ DEFAULT_THRESHOLD = 0.01
 DEFAULT_TOP_SHARE = 1.0
 """Per query row, the views draw the fewest strongest lines that make up this share of its weight (1: all lines)."""
 ROLES = ("encoder", "decoder", "cross")
+_SPARSE_CHUNK = 1 << 21  # weights compared at once when packing sparse rows: a 2 MB mask, below numpy's huge pages
 _TOLERANCE = 1e-3  # weights may exceed 1 or dip below 0 by float rounding, not more
 
 
@@ -152,17 +154,28 @@ class Payload:
         dense = np.ascontiguousarray(self.data(key)[layer])
         if not self.sparse:
             return dense.tobytes()
-        rows = dense.reshape(-1, dense.shape[-1])
-        kept = rows.astype(np.float64) / SCALE > self.threshold
-        starts = np.zeros(rows.shape[0] + 1, dtype="<u4")
-        np.cumsum(kept.sum(axis=1), out=starts[1:])
-        indices = np.nonzero(kept)[1].astype("<u2" if self._narrow() else "<u4")
-        return starts.tobytes() + indices.tobytes() + rows[kept].tobytes()
+        keys = dense.shape[-1]
+        rows, flat, smallest = dense.size // keys, dense.reshape(-1), self._smallest_kept_byte()
+        step = max(1, _SPARSE_CHUNK // keys) * keys  # whole rows at a time: a small mask, reused memory
+        found = [at + np.flatnonzero(flat[at : at + step] >= smallest) for at in range(0, flat.size, step)]
+        kept = np.concatenate(found) if smallest <= SCALE else np.zeros(0, dtype=np.intp)
+        row_of, key_of = np.divmod(kept, keys)
+        starts = np.zeros(rows + 1, dtype="<u4")
+        np.cumsum(np.bincount(row_of, minlength=rows), out=starts[1:])
+        indices = key_of.astype("<u2" if self._narrow() else "<u4")
+        return starts.tobytes() + indices.tobytes() + flat[kept].tobytes()
 
-    def layers_base64(self) -> dict[str, list[str]]:
-        """Every layer of every stack and carried aggregation as a base64 string, per data key."""
+    def _smallest_kept_byte(self) -> int:
+        """The smallest byte whose weight (``byte / 255``, float64) is above the threshold (256: none)."""
+        above = np.flatnonzero(np.arange(SCALE + 1) / SCALE > self.threshold)
+        return int(above[0]) if above.size else SCALE + 1
+
+    def layers_base64(self, compression: str | None = None) -> dict[str, list[str]]:
+        """Every layer of every stack and carried aggregation as a base64 string, per data key: `layer_bytes`,
+        deflated first when ``compression`` is ``"deflate-raw"`` (`compression.COMPRESSION`, as standalone pages
+        carry them; their header says so: `compression.compressed_header`)."""
         return {
-            key: [base64.b64encode(self.layer_bytes(key, i)).decode("ascii") for i in range(self.data(key).shape[0])]
+            key: [to_base64(self.layer_bytes(key, i), compression) for i in range(self.data(key).shape[0])]
             for key in self.data_keys()
         }
 
@@ -185,36 +198,53 @@ def check_top_share(value: object) -> float:
     return float(value)
 
 
-def check_weights(weights: np.ndarray, what: str) -> None:
-    """Raise `InputError` unless ``weights`` (layers, heads, query, key) is non-empty, finite and in [0, 1]."""
-    if weights.ndim != 4:
-        raise InputError(f"{what} must be (layers, heads, query, key), got shape {weights.shape}")
-    if weights.size == 0:
-        raise InputError(f"{what} is empty (shape {weights.shape}): it needs at least one layer, head and token")
-    bad = ~np.isfinite(weights)
-    if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise InputError(f"{what} holds NaN or infinite weights, first at (layer, head, query, key) = {where}")
-    if weights.min() < -_TOLERANCE:
-        where = tuple(int(i) for i in np.unravel_index(int(weights.argmin()), weights.shape))
+def check_weights(weights: Any, what: str) -> None:
+    """Raise `InputError` unless ``weights`` (layers, heads, query, key) is non-empty, finite and in [0, 1].
+
+    Read one layer at a time (``weights[l]``): its minimum and maximum say whether it is finite (a NaN makes
+    both NaN) and in range; only a layer at fault is searched for where."""
+    shape = tuple(weights.shape)
+    if len(shape) != 4:
+        raise InputError(f"{what} must be (layers, heads, query, key), got shape {shape}")
+    if 0 in shape:
+        raise InputError(f"{what} is empty (shape {shape}): it needs at least one layer, head and token")
+    lows, highs = [], []
+    for layer in range(shape[0]):
+        part = np.asarray(weights[layer])
+        low, high = part.min(), part.max()
+        if not (np.isfinite(low) and np.isfinite(high)):
+            where = (layer, *(int(i) for i in np.argwhere(~np.isfinite(part))[0]))
+            raise InputError(f"{what} holds NaN or infinite weights, first at (layer, head, query, key) = {where}")
+        lows.append(low)
+        highs.append(high)
+    low_layer, high_layer = int(np.argmin(lows)), int(np.argmax(highs))
+    if lows[low_layer] < -_TOLERANCE:
         raise InputError(
-            f"{what} holds negative weights (min {weights.min():.4g} at {where}): "
+            f"{what} holds negative weights (min {lows[low_layer]:.4g} at {_where(weights, low_layer, np.argmin)}): "
             "attention weights must be in [0, 1], after softmax"
         )
-    if weights.max() > 1 + _TOLERANCE:
-        where = tuple(int(i) for i in np.unravel_index(int(weights.argmax()), weights.shape))
+    if highs[high_layer] > 1 + _TOLERANCE:
         raise InputError(
-            f"{what} holds weights above 1 (max {weights.max():.4g} at {where}): "
+            f"{what} holds weights above 1 (max {highs[high_layer]:.4g} at {_where(weights, high_layer, np.argmax)}): "
             "pass attention probabilities (after softmax), not scores"
         )
 
 
-def _is_causal(weights: np.ndarray) -> bool:
-    """True when no query attends to a later key (a square stack whose upper triangle is zero)."""
+def _where(weights: Any, layer: int, find: Any) -> tuple[int, ...]:
+    """(layer, head, query, key) of the first weight ``find`` (np.argmin or np.argmax) picks in ``layer``."""
+    part = np.asarray(weights[layer])
+    return (layer, *(int(i) for i in np.unravel_index(int(find(part)), part.shape)))
+
+
+def _is_causal(weights: Any) -> bool:
+    """True when no query attends to a later key (a square stack whose upper triangle is zero).
+
+    Read a layer at a time (``weights[l]``), row by row across the layers: most stacks fail at row 0."""
     q, k = weights.shape[-2:]
     if q != k or q < 2:
         return False
-    return not any(np.any(weights[..., i, i + 1 :] > 0) for i in range(q - 1))  # most stacks fail at row 0
+    layers = range(weights.shape[0])
+    return not any(np.any(np.asarray(weights[n])[:, i, i + 1 :] > 0) for i in range(q - 1) for n in layers)
 
 
 def _check_selection(
@@ -268,15 +298,19 @@ def _combined(combine: Sequence[int] | None, kept: list[int], included: bool, ro
     return check_choices("combine_heads", combine, len(kept), what, unit="head", kept=among, kept_by="include_heads")
 
 
-def _keep(weights: np.ndarray, layers: list[int], heads: list[int], included: tuple[bool, bool]) -> np.ndarray:
-    """The kept layers and heads (model numbers) of (layers, heads, query, key) weights; ``included`` says
-    whether include_layers and include_heads were given (else all are kept and nothing is copied)."""
-    weights = weights[layers] if included[0] else weights
-    return weights[:, heads] if included[1] else weights
+def _keep(weights: Any, layers: list[int], heads: list[int], included: tuple[bool, bool]) -> np.ndarray:
+    """The kept layers and heads (model numbers) of (layers, heads, query, key) weights, quantised one layer at a
+    time (``weights[l]``); ``included`` says whether include_layers and include_heads were given (else all are
+    kept and no float weight is copied)."""
+    out = empty_codes((len(layers), len(heads), *weights.shape[2:]))
+    for i, layer in enumerate(layers):
+        part = weights[layer]
+        quantise(np.asarray(part)[heads] if included[1] else part, out=out[i])
+    return out
 
 
 def _check_fits(
-    role: str, weights: np.ndarray, query: TokenSequence, key: TokenSequence, qname: str, kname: str
+    role: str, weights: np.ndarray | StackedLayers, query: TokenSequence, key: TokenSequence, qname: str, kname: str
 ) -> None:
     q, k = weights.shape[-2:]
     for side, size, tokens, name in (("query", q, query.tokens, qname), ("key", k, key.tokens, kname)):
@@ -289,7 +323,7 @@ def _check_fits(
 
 
 def build_payload(
-    stacks: dict[str, np.ndarray],
+    stacks: Mapping[str, np.ndarray | StackedLayers],
     sequences: dict[str, TokenSequence],
     stack_tokens: dict[str, tuple[str, str]],
     *,
@@ -307,6 +341,7 @@ def build_payload(
     aggregation: str = "raw",
     aggregations: str | Sequence[str] = "auto",
     combine_heads: Sequence[int] | None = None,
+    checked: bool = False,
 ) -> Payload:
     """Validate float weights ``(layers, heads, query, key)`` per role and quantise them into a `Payload`.
 
@@ -324,7 +359,8 @@ def build_payload(
     which the header names per stack as ``combined_heads``.
 
     Every argument is checked before anything is computed: bad input raises `InputError` (a `FieldError`
-    naming the option, or the list entry at fault, e.g. ``combine_heads.1``).
+    naming the option, or the list entry at fault, e.g. ``combine_heads.1``); ``checked``: the weights passed
+    `check_weights` already. A stack (an array, a `StackedLayers`) is read one layer at a time, ``stack[l]``.
     """
     if not stacks:
         raise InputError("no attention given: pass attention, or encoder/decoder/cross attention")
@@ -332,14 +368,15 @@ def build_payload(
         raise InputError(f"threshold must be a number in [0, 1), got {threshold!r}")
     labels, head_labels, combined = {}, {}, {}
     for role, weights in stacks.items():  # every check before anything is computed
-        check_weights(weights, f"{role} attention")
+        if not checked:
+            check_weights(weights, f"{role} attention")
         qname, kname = stack_tokens[role]
         _check_fits(role, weights, sequences[qname], sequences[kname], f"{qname} token", f"{kname} token")
         labels[role] = _kept("layer", include_layers, weights.shape[0], role)
         head_labels[role] = _kept("head", include_heads, weights.shape[1], role)
         combined[role] = _combined(combine_heads, head_labels[role], include_heads is not None, role)
     included = (include_layers is not None, include_heads is not None)
-    quantised = {role: quantise(_keep(w, labels[role], head_labels[role], included)) for role, w in stacks.items()}
+    quantised = {role: _keep(w, labels[role], head_labels[role], included) for role, w in stacks.items()}
     if causal is None:
         causal = {role: _is_causal(w) for role, w in stacks.items() if role != "cross"}
     causal = {role: bool(causal.get(role, False)) for role in stacks}
@@ -439,7 +476,8 @@ def payload_from_arrays(
         check_weights(weights, "attention")
         seq = sequence_from_strings(check_tokens(tokens, "tokens"), sentence_b_start, prettify_tokens)
         role = "decoder" if _is_causal(weights) else "encoder"
-        return build_payload({role: weights}, {role: seq}, {role: (role, role)}, **options)
+        causal = {role: role == "decoder"}  # checked and read once, here
+        return build_payload({role: weights}, {role: seq}, {role: (role, role)}, causal=causal, checked=True, **options)
     stacks, sequences, stack_tokens = {}, {}, {}
     if encoder_attention is not None or cross_attention is not None:
         sequences["encoder"] = sequence_from_strings(

@@ -32,6 +32,11 @@ var attnscopeView = (() => {
     if (value instanceof DataView) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
     if (value instanceof ArrayBuffer) return new Uint8Array(value);
     if (typeof value === "string") {
+      const fromBase64 = (
+        /** @type {any} */
+        Uint8Array.fromBase64
+      );
+      if (typeof fromBase64 === "function") return fromBase64.call(Uint8Array, value);
       const text = atob(value);
       const bytes = new Uint8Array(text.length);
       for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
@@ -60,12 +65,27 @@ var attnscopeView = (() => {
   function uniqueId(prefix) {
     return `${prefix}-${Math.random().toString(36).slice(2, 10)}`;
   }
+  async function layerBytes(value, compression) {
+    const bytes = toBytes(value);
+    if (!compression) return bytes;
+    if (compression !== "deflate-raw") throw new TypeError(`attnscope: layers packed as ${JSON.stringify(compression)} cannot be read`);
+    const stream = new Blob([
+      /** @type {Uint8Array<ArrayBuffer>} */
+      bytes
+    ]).stream().pipeThrough(new DecompressionStream("deflate-raw"));
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  }
   function layerStore(model, onArrive, options = {}) {
     const message = options.message ?? "attnscope-layers";
     const field = options.field ?? "layers";
     const decode = options.decode ?? ((bytes) => bytes);
     const cache = /* @__PURE__ */ new Map();
     const pending = /* @__PURE__ */ new Set();
+    let disposed = false;
+    const compression = readHeader(model)?.encoding?.compression;
+    if (compression) inflateAll(model.get(field) ?? {}, compression, decode, cache, pending, () => {
+      if (!disposed) onArrive();
+    });
     const receive = (msg, buffers) => {
       if (!msg || msg.type !== message || !buffers || !Array.isArray(msg.indices)) return;
       msg.indices.forEach((index, n) => {
@@ -78,28 +98,48 @@ var attnscopeView = (() => {
     model.on("msg:custom", receive);
     return {
       /**
-       * The decoded layer, or null while it is on its way.
+       * The decoded layer, or null while it is on its way (asked of Python, or inflating).
        * @param {string} role @param {number} index
        */
       get(role, index) {
         const key = `${role}:${index}`;
         if (cache.has(key)) return cache.get(key);
-        const given = model.get(field)?.[role]?.[index];
+        if (pending.has(key)) return null;
+        const given = compression ? null : model.get(field)?.[role]?.[index];
         if (given) {
           const layer = decode(toBytes(given), role);
           cache.set(key, layer);
           return layer;
         }
-        if (!pending.has(key) && typeof model.send === "function") {
+        if (typeof model.send === "function") {
           pending.add(key);
           model.send({ type: message, role, indices: [index] });
         }
         return null;
       },
       dispose() {
+        disposed = true;
         if (typeof model.off === "function") model.off("msg:custom", receive);
       }
     };
+  }
+  function inflateAll(layers, compression, decode, cache, pending, done) {
+    const arriving = [];
+    for (const [role, list] of Object.entries(layers)) {
+      (list ?? []).forEach((value, index) => {
+        if (!value) return;
+        const key = `${role}:${index}`;
+        pending.add(key);
+        arriving.push(layerBytes(value, compression).then(
+          (bytes) => {
+            cache.set(key, decode(bytes, role));
+            pending.delete(key);
+          },
+          (error) => console.error(`attnscope: layer ${index} of ${role} could not be read:`, error)
+        ));
+      });
+    }
+    if (arriving.length) Promise.all(arriving).then(done);
   }
   function download(filename, blob) {
     const url = URL.createObjectURL(blob);
@@ -551,7 +591,6 @@ var attnscopeView = (() => {
     for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
     fitToStack(v);
     draw(v);
-    v.root.dataset.ready = "true";
     const stopTheme = onThemeChange(() => draw(v));
     return () => {
       stopTheme();
@@ -710,6 +749,7 @@ var attnscopeView = (() => {
     svg?.prepend(style);
     if (svg) fitSvgText(svg);
     if (focus) figureBox.querySelector(`.nv-query[data-index="${state.query}"]`)?.focus();
+    root.dataset.ready = "true";
   }
   function shownRows(v, t) {
     const { filter } = v.state;
