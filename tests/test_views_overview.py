@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import attnscope
+from attnscope.analysis.long import pooled_overview
 from attnscope.capture.lazy import LazyAttention
 from attnscope.errors import InputError
 from attnscope.quantise import MAX_ERROR
@@ -19,10 +20,6 @@ from attnscope.views.overview import ModelOverview
 from attnscope.views.overview_zoom import ZOOM_MESSAGE
 
 from .conftest import PUB
-from .overview_stand_in import install
-
-install()  # until analysis/long.py is merged: a loop-based stand-in with its contract
-from attnscope.analysis.long import pooled_overview  # noqa: E402
 
 LONG = " ".join([PUB] * 6)  # past the tiny models' 128 positions: truncated to them
 CELLS = 16  # 128 tokens: overview blocks of 8, a finer level of 4, single tokens at 16 × 16

@@ -11,16 +11,13 @@ import numpy as np
 import pytest
 
 import attnscope
+from attnscope.analysis.long import pooled_overview
 from attnscope.capture.lazy import LazyAttention
 from attnscope.views.html import bundle, static_text
 
 from ..conftest import PUB
-from ..overview_stand_in import install
 from .conftest import open_view
 from .stand_in_model import install as install_stand_in_model
-
-install()  # until analysis/long.py is merged: a loop-based stand-in with its contract
-from attnscope.analysis.long import pooled_overview  # noqa: E402
 
 LONG = " ".join([PUB] * 6)  # truncated to the tiny model's 128 positions
 CELLS = 16  # blocks of 8 tokens; the exported page carries blocks of 4 too

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..analysis.long import pooled_overview
 from ..analysis.pooled_region import coarser
 from ..quantise import quantise
 
@@ -138,8 +139,6 @@ def overview_stack(
 ) -> OverviewStack:
     """Pool every kept head of one stack (layers and heads: the model's numbers, checked by the caller) at
     the overview's block and one finer block, in one pass over the weights (see the module's docstring)."""
-    from ..analysis.long import pooled_overview  # TODO(merge reduce): import at the top
-
     _, _, queries, keys = attentions.shape
     block = overview_block(int(queries), int(keys), cells)
     finer = finer_block(block)
