@@ -1,11 +1,11 @@
-"""A head's region pooled over cells from its exact weights, and pooled grids made coarser, equal pooling directly."""
+"""A head's region pooled over cells from its exact weights equals pooling those weights directly."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from attnscope.analysis.pooled_region import cell_sizes, coarser, pool_region, snap
+from attnscope.analysis.pooled_region import cell_sizes, pool_region, snap
 
 
 def _weights(layers=2, heads=3, queries=37, keys=29, seed=3) -> np.ndarray:
@@ -34,21 +34,6 @@ def test_a_region_pooled_in_bands_equals_pooling_its_weights(block, band_bytes):
     maximum, mean = _direct(weights[1, 2], block, region.rows, region.cols)
     np.testing.assert_array_equal(region.maximum, maximum.astype(np.float32))
     np.testing.assert_allclose(region.mean, mean, atol=1e-7, rtol=1e-6)
-
-
-@pytest.mark.parametrize(("block", "factor"), [(2, 2), (3, 3), (4, 2), (1, 7)])
-def test_a_coarser_grid_equals_pooling_at_the_larger_block(block, factor):
-    weights = _weights()
-    everything = range(37), range(29)
-    fine = [[_direct(weights[i, h], block, *everything) for h in range(3)] for i in range(2)]
-    maximum = np.array([[m for m, _ in row] for row in fine], dtype=np.float32)
-    mean = np.array([[a for _, a in row] for row in fine], dtype=np.float32)
-    big_max, big_mean = coarser(maximum, mean, block, factor, 37, 29)
-    for layer in range(2):
-        for h in range(3):
-            direct_max, direct_mean = _direct(weights[layer, h], block * factor, *everything)
-            np.testing.assert_array_equal(big_max[layer, h], direct_max.astype(np.float32))
-            np.testing.assert_allclose(big_mean[layer, h], direct_mean, atol=1e-7, rtol=1e-6)
 
 
 def test_cells_cut_by_the_edge_count_their_real_positions():

@@ -111,18 +111,22 @@ def test_a_zoom_to_single_tokens_is_the_exact_eager_tile(smollm2_pair):
 
 
 @pytest.mark.parametrize(
-    ("cells", "rows", "cols", "block", "snapped"),
+    ("cells", "finer", "rows", "cols", "block", "snapped"),
     [
-        (16, [0, 128], [0, 128], 8, ([0, 128], [0, 128])),  # the whole head: the overview's level
-        (16, [5, 105], [20, 90], 8, ([0, 112], [16, 96])),  # needs 7: the level of 8 (at most twice as coarse)
-        (16, [64, 128], [0, 20], 4, ([64, 128], [0, 20])),  # needs 4: the finer level
-        (8, [10, 30], [3, 20], 3, ([9, 30], [3, 21])),  # needs 3, levels of 16 and 8: pooled from the weights
-        (8, [106, 128], [107, 128], 3, ([105, 128], [105, 128])),  # needs 3; the last cells are cut short
+        (16, False, [0, 128], [0, 128], 8, ([0, 128], [0, 128])),  # the whole head: the overview's level
+        (16, False, [5, 105], [20, 90], 8, ([0, 112], [16, 96])),  # needs 7: the level of 8 (at most 2× coarser)
+        (16, False, [64, 128], [0, 20], 8, ([64, 128], [0, 24])),  # needs 4: the overview's level of 8
+        (16, True, [64, 128], [0, 20], 4, ([64, 128], [0, 20])),  # needs 4: the finer level, once computed
+        (16, False, [10, 50], [3, 40], 3, ([9, 51], [3, 42])),  # needs 3: pooled from the exact weights
+        (8, True, [10, 30], [3, 20], 3, ([9, 30], [3, 21])),  # needs 3, levels of 16 and 8: from the weights
+        (8, False, [106, 128], [107, 128], 3, ([105, 128], [105, 128])),  # needs 3; the last cells are cut short
     ],
 )
-def test_a_larger_zoom_is_pooled_from_exact_weights(smollm2_pair, cells, rows, cols, block, snapped):
+def test_a_larger_zoom_is_pooled_from_exact_weights(smollm2_pair, cells, finer, rows, cols, block, snapped):
     lazy, eager = smollm2_pair
     view = attnscope.model_view(lazy, cells=cells)
+    if finer:
+        assert view.overview.stacks["decoder"].finer().block == {16: 4, 8: 8}[cells]
     content, (max_buffer, mean_buffer) = zoom(view, stack="decoder", layer=0, head=2, rows=rows, cols=cols)
     assert (content["kind"], content["block"], (content["rows"], content["cols"])) == ("pooled", block, snapped)
     maximum, mean = pooled(eager.attentions[0, 2], block)

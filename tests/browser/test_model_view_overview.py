@@ -183,7 +183,7 @@ def test_a_dragged_rectangle_zooms_and_python_errors_are_shown(page, pair):
     page.page.mouse.up()
     (request,) = answer(page, view)
     assert (request["rows"], request["cols"]) == ([16, 80], [8, 56])
-    assert (detail(page)["rows"], detail(page)["block"]) == ("16:80", "4")
+    assert (detail(page)["rows"], detail(page)["block"]) == ("16:80", "8")  # needs 4: the overview, twice as coarse
     page.page.evaluate("window.pySet('region', [0, 130, 0, 5])")  # past the tokens: Python says so
     answer(page, view)
     status = root.locator(".attnscope-mo-status")

@@ -1,10 +1,9 @@
-"""One head's attention pooled over block × block cells in a region, exactly, and pooled grids made coarser.
+"""One head's attention pooled over block × block cells in a region, exactly.
 
 The model view at long context (views/overview.py) shows every head pooled (`analysis.long.pooled_overview`)
 and zooms into a region of one head: `pool_region` computes that region's cells from the exact float32
 weights, a band of query rows at a time (a `LazyAttention` computes each row over all its keys, so a weight
-is its row's, never a renormalised piece), and `coarser` turns a pooled grid into one whose blocks are
-``factor`` times larger without touching the weights again.
+is its row's, never a renormalised piece).
 
 Cells sit on the global grid of their block: cell ``(i, j)`` of block ``b`` covers query positions
 ``i·b … min((i+1)·b, queries) − 1`` and key positions ``j·b … min((j+1)·b, keys) − 1``; a region is widened
@@ -83,25 +82,3 @@ def pool_region(
         sums[first:last] = cells.sum(axis=(1, 3), dtype=np.float64)
     mean = (sums / np.outer(heights, widths)).astype(np.float32)
     return PooledRegion(rows, cols, block, maximum, mean)
-
-
-def coarser(
-    maximum: np.ndarray, mean: np.ndarray, block: int, factor: int, queries: int, keys: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled grids ``(..., cells down, cells across)`` of ``block`` (the whole matrix of ``queries`` × ``keys``)
-    as grids of ``block · factor``: each new cell's maximum is the largest of its cells' maxima, its mean their
-    means weighted by their real sizes, over its own real size. Returns float32 (maximum, mean)."""
-    rows, cols = maximum.shape[-2:]
-    down, across = -(-rows // factor), -(-cols // factor)
-    heights = cell_sizes(range(0, queries), block).astype(np.float64)
-    widths = cell_sizes(range(0, keys), block).astype(np.float64)
-    lead = maximum.shape[:-2]
-    pad = [(0, 0)] * len(lead) + [(0, down * factor - rows), (0, across * factor - cols)]
-    padded_max = np.pad(maximum, pad).reshape(*lead, down, factor, across, factor)
-    sums = mean.astype(np.float64) * np.outer(heights, widths)
-    padded_sums = np.pad(sums, pad).reshape(*lead, down, factor, across, factor)
-    big = block * factor
-    area = np.outer(cell_sizes(range(0, queries), big), cell_sizes(range(0, keys), big))
-    new_max = padded_max.max(axis=(-3, -1)).astype(np.float32)
-    new_mean = (padded_sums.sum(axis=(-3, -1)) / area).astype(np.float32)
-    return new_max, new_mean

@@ -1,10 +1,10 @@
 """What the model view shows at long context: every head pooled over blocks, at one or two block sizes.
 
 `overview_stack` pools every kept head of one attention stack (`analysis.long.pooled_overview`) at the
-overview's block ``b0`` (the smallest that makes a head at most ``cells`` × ``cells``) and one finer block
-``b1`` (``b0`` divided by its smallest prime factor: 64 → 32); both come from one pass over the weights (the
-finer grid is computed, the overview derived from it with `analysis.pooled_region.coarser`). The finer level
-answers zooms in Python at once and is what the standalone HTML carries for zooming offline.
+overview's block (the smallest that makes a head at most ``cells`` × ``cells``). `OverviewStack.finer` pools
+it once more, at a finer block (the overview's divided by its smallest prime factor: 64 → 32), when first
+asked: another pass over every weight, which the standalone HTML pays to carry a level for zooming offline
+(and which then answers zooms in Python at once too).
 
 On the wire (`OverviewLevel.wire`) a level is two uint8 planes ``(layers, heads, cells down, cells across)``
 row-major: ``max`` is each cell's largest weight as ``round(w · 255)`` (decoded ``byte / 255``, within 1/510),
@@ -16,14 +16,12 @@ scale/510 ≤ 1/510): a head's means are small (about 1/keys), so an unscaled by
 from __future__ import annotations
 
 import base64
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..analysis.long import pooled_overview
-from ..analysis.pooled_region import coarser
 from ..quantise import quantise
 
 PLANES = ("max", "mean")
@@ -77,7 +75,7 @@ class OverviewLevel:
 class OverviewStack:
     """One stack's attention for the overview: ``attentions`` (a `LazyAttention` or a dense array,
     (layers, heads, query, key)) for zooms, the kept ``layers`` and ``heads`` (the model's numbers), and
-    ``levels``, coarsest first: the overview, then the finer level (absent when the overview's block is 1).
+    ``levels``, coarsest first: the overview, then the finer level once `finer` computed it.
     ``description`` says how the overview's cells are pooled (`Overview.describe`)."""
 
     role: str
@@ -89,6 +87,28 @@ class OverviewStack:
     heads: list[int]
     levels: list[OverviewLevel]
     description: str
+
+    def finer_block(self) -> int | None:
+        """The finer level's block (None when the overview's is 1: it shows single tokens already)."""
+        return finer_block(self.levels[0].block)
+
+    def finer_nbytes(self, planes: tuple[str, ...] = PLANES) -> int:
+        """Bytes of the named uint8 planes of the finer level (0 without one), before computing it."""
+        block = self.finer_block()
+        if block is None:
+            return 0
+        _, _, queries, keys = self.shape
+        return len(self.layers) * len(self.heads) * -(-queries // block) * -(-keys // block) * len(planes)
+
+    def finer(self) -> OverviewLevel | None:
+        """The finer level, pooled from the exact weights on first use (one pass over every kept head)."""
+        block = self.finer_block()
+        if block is None:
+            return None
+        if len(self.levels) == 1:
+            pooled = pooled_overview(self.attentions, block, layers=self.layers, heads=self.heads)
+            self.levels.append(OverviewLevel(pooled.block, pooled.maximum, pooled.mean))
+        return self.levels[1]
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -113,11 +133,6 @@ class OverviewStack:
         }
 
 
-def overview_block(queries: int, keys: int, cells: int) -> int:
-    """The smallest block that makes a ``queries`` × ``keys`` head at most ``cells`` × ``cells``."""
-    return max(1, -(-max(queries, keys) // cells))
-
-
 def finer_block(block: int) -> int | None:
     """``block`` divided by its smallest prime factor (64 → 32, 9 → 3, 7 → 1), or None for a block of 1."""
     if block <= 1:
@@ -138,16 +153,9 @@ def overview_stack(
     causal: bool,
 ) -> OverviewStack:
     """Pool every kept head of one stack (layers and heads: the model's numbers, checked by the caller) at
-    the overview's block and one finer block, in one pass over the weights (see the module's docstring)."""
-    _, _, queries, keys = attentions.shape
-    block = overview_block(int(queries), int(keys), cells)
-    finer = finer_block(block)
-    pooled = pooled_overview(attentions, finer or block, layers=layers, heads=heads)
-    levels = [OverviewLevel(pooled.block, pooled.maximum, pooled.mean)]
-    if finer is not None:
-        maximum, mean = coarser(pooled.maximum, pooled.mean, pooled.block, block // finer, int(queries), int(keys))
-        levels.insert(0, OverviewLevel(block, maximum, mean))
-    description = dataclasses.replace(pooled, block=block, maximum=levels[0].maximum, mean=levels[0].mean).describe()
+    the overview's block: at most ``cells`` × ``cells`` per head."""
+    pooled = pooled_overview(attentions, cells=cells, layers=layers, heads=heads)
+    level = OverviewLevel(pooled.block, pooled.maximum, pooled.mean)
     return OverviewStack(
-        role, attentions, query_tokens, key_tokens, causal, list(layers), list(heads), levels, description
+        role, attentions, query_tokens, key_tokens, causal, list(layers), list(heads), [level], pooled.describe()
     )
