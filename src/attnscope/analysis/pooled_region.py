@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..capture.lazy import LazyAttention
 
@@ -62,23 +63,39 @@ def pool_region(
     positions ``cols`` (each widened to whole cells, `snap`), from the exact weights.
 
     ``attentions`` is a `LazyAttention` or a dense ``(layers, heads, query, key)`` array; layer and head are its
-    indices, checked by the caller. Memory: one band of whole cells' rows on the region's keys, about
-    ``band_bytes`` of float32 (at least one cell high), plus the result.
+    indices, checked by the caller. A `LazyAttention` computes the rows chunk by chunk over only the keys they
+    see (`LazyAttention.blocks`); a dense array is read a band of whole cells' rows at a time (about
+    ``band_bytes`` of float32). Memory beyond that: the result, and one chunk's cells.
     """
     _, _, queries, keys = attentions.shape
     rows, cols = snap(rows.start, rows.stop, block, queries), snap(cols.start, cols.stop, block, keys)
     heights, widths = cell_sizes(rows, block), cell_sizes(cols, block)
     maximum = np.zeros((len(heights), len(widths)), dtype=np.float32)
     sums = np.zeros((len(heights), len(widths)), dtype=np.float64)
-    band_cells = max(1, band_bytes // (block * len(cols) * 4))
-    padded_cols = len(widths) * block
-    for first in range(0, len(heights), band_cells):
-        last = min(len(heights), first + band_cells)
-        band = range(rows.start + first * block, min(rows.stop, rows.start + last * block))
-        weights = np.zeros(((last - first) * block, padded_cols), dtype=np.float32)  # zero padding: never a max
-        weights[: len(band), : len(cols)] = exact_weights(attentions, layer, head, band, cols)
-        cells = weights.reshape(last - first, block, len(widths), block)
-        maximum[first:last] = cells.max(axis=(1, 3))
-        sums[first:last] = cells.sum(axis=(1, 3), dtype=np.float64)
+    if isinstance(attentions, LazyAttention):
+        for chunk in attentions.blocks(layer, [head], rows):
+            lo, hi = max(chunk.key_start, cols.start), min(chunk.key_stop, cols.stop)
+            if hi > lo:  # keys outside a chunk's span weigh exactly 0: nothing to add
+                part = chunk.weights[0][:, lo - chunk.key_start : hi - chunk.key_start]
+                _add(maximum, sums, part, int(chunk.positions[0]) - rows.start, lo - cols.start, block)
+    else:
+        band = max(1, band_bytes // (block * len(cols) * 4)) * block
+        for start in range(rows.start, rows.stop, band):
+            stop = min(rows.stop, start + band)
+            part = torch.from_numpy(exact_weights(attentions, layer, head, range(start, stop), cols))
+            _add(maximum, sums, part, start - rows.start, 0, block)
     mean = (sums / np.outer(heights, widths)).astype(np.float32)
     return PooledRegion(rows, cols, block, maximum, mean)
+
+
+def _add(maximum: np.ndarray, sums: np.ndarray, part: torch.Tensor, row: int, col: int, block: int) -> None:
+    """Pool ``part`` (weights whose first row and column sit ``row`` and ``col`` positions into the region) into
+    the region's cell ``maximum`` and ``sums``, padding it with zeros to whole cells."""
+    top, left = row % block, col % block
+    height, width = top + part.shape[0], left + part.shape[1]
+    padded = torch.nn.functional.pad(part, (left, (-width) % block, top, (-height) % block))
+    down, across = padded.shape[0] // block, padded.shape[1] // block
+    cells = padded.reshape(down, block, across, block)
+    where = np.s_[row // block : row // block + down, col // block : col // block + across]
+    np.maximum(maximum[where], cells.amax(dim=3).amax(dim=1).numpy(), out=maximum[where])
+    sums[where] += cells.sum(dim=3).sum(dim=1, dtype=torch.float64).numpy()  # a cell's row in float32, then float64
