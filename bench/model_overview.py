@@ -14,12 +14,17 @@ One on-demand capture of ``--length`` tokens (the input of bench/long_context.py
 
 `overview_measures(handle, ids)` returns the figures as a dict, for bench/long_context.py to print beside its own.
 
-    .venv/bin/python bench/model_overview.py [--length 8192]
+    .venv/bin/python bench/model_overview.py [--length 8192] [--threads N]
+
+It prints the machine's load average and torch's threads with the figures: on a shared machine whose other
+processes keep its cores busy, torch's parallel operations wait for each other, and small ones (a zoom's)
+can run several times slower with two threads than with one.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -81,6 +86,20 @@ def zoom_times(view, repeats: int = 3) -> dict[str, tuple[float, int]]:
     return times
 
 
+def both_threads(view) -> dict[str, tuple]:
+    """`zoom_times` with torch's threads, then with one thread: (ms, block, ms on one thread) per zoom."""
+    import torch
+
+    threads = torch.get_num_threads()
+    default = zoom_times(view)
+    torch.set_num_threads(1)
+    try:
+        single = zoom_times(view)
+    finally:
+        torch.set_num_threads(threads)
+    return {name: (*default[name], single[name][0]) for name in default}
+
+
 def _click_zoom(page) -> float:
     """Open head (15, 4), then click its middle: seconds until the zoomed region is painted."""
     page.click(".attnscope-mo-cell[data-layer='15'][data-head='4']")
@@ -118,6 +137,8 @@ def browser_times(pages: dict[str, str], timeout_s: float = 60) -> dict[str, tup
 
 def overview_measures(handle, ids: list[int]) -> dict:
     """Capture ``ids`` on demand and measure the overview (see the module's docstring)."""
+    import torch
+
     import attnscope
 
     capture_s, cap = _timed(
@@ -125,9 +146,9 @@ def overview_measures(handle, ids: list[int]) -> dict:
     )
     view_s, view = _timed(lambda: attnscope.model_view(cap))
     widget_bytes = sum(len(lv["max"]) + len(lv["mean"]) for lv in view.levels["decoder"])
-    zooms = zoom_times(view)  # as in a notebook: the overview's level kept
+    zooms = both_threads(view)  # as in a notebook: the overview's level kept
     html_s, html = _timed(view.to_html)
-    zooms_finer = zoom_times(view)  # the finer level kept too (to_html computed it)
+    zooms_finer = both_threads(view)  # the finer level kept too (to_html computed it)
     fallback = view._repr_mimebundle_()[0]["text/html"]
     static = attnscope.views.page([fallback])
     return {
@@ -137,22 +158,28 @@ def overview_measures(handle, ids: list[int]) -> dict:
         "view_s": view_s,
         "widget_mb": widget_bytes / 1e6,
         "html_s": html_s,
-        "zooms": {name: (*zooms[name], *zooms_finer[name]) for name in zooms},
+        "zooms": {name: zooms[name] + zooms_finer[name] for name in zooms},
         "pages": browser_times({"HTML export": html, "overview only (notebook's static copy)": static}),
+        "threads": torch.get_num_threads(),
+        "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
     }
 
 
 def report(m: dict) -> None:
     n = m["tokens"]
     print(f"SmolLM2-135M, {n:,} tokens, 30 layers × 9 heads, overview blocks of {m['block']} tokens")
+    print(f"  torch threads {m['threads']}; load average at the end {m['load']}")
     print(f"  on-demand capture: {m['capture_s']:.1f} s")
     print(f"  overview computed (model_view(cap)): {m['view_s']:.1f} s")
     print(f"  widget sends {m['widget_mb']:.1f} MB (max and mean planes)")
     print(f"  to_html (the finer level pooled, then the page written): {m['html_s']:.1f} s")
-    print("  zoom answered in Python, median of 3 (goal ≤ 200 ms): with the overview's level kept; with the finer too")
-    for name, (ms, block, finer_ms, finer_block) in m["zooms"].items():
-        kept, finer = f"{ms:8.1f} ms (cells of {block:>2} tokens)", f"{finer_ms:8.1f} ms (cells of {finer_block:>2})"
-        print(f"    {name:<34} {kept}   {finer}")
+    threads = m["threads"]
+    print(f"  zoom answered in Python, median of 3 (goal ≤ 200 ms), on {threads} torch threads / on 1:")
+    print(f"    {'':<34} {'the overview level kept':>40}   {'the finer level kept too':>28}")
+    for name, (ms, block, ms1, finer_ms, finer_block, finer_ms1) in m["zooms"].items():
+        kept = f"{ms:7.1f} / {ms1:6.1f} ms (cells of {block:>2} tokens)"
+        finer = f"{finer_ms:7.1f} / {finer_ms1:6.1f} ms (cells of {finer_block:>2})"
+        print(f"    {name:<34} {kept:>40}   {finer:>28}")
     print("  Chromium (fresh browser, offline; goal: HTML ≤ 100 MB and drawn ≤ 5 s, overview drawn ≤ 3 s):")
     for name, (mb, seconds, draw_ms, zoom_s, problem) in m["pages"].items():
         drawn = f"{seconds:.2f} s" if seconds is not None else f"not drawn ({problem})"
@@ -164,9 +191,14 @@ def report(m: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--length", type=int, default=8192)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     args = parser.parse_args()
+    import torch
+
     import attnscope
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     handle = attnscope.load("smollm2")
     report(overview_measures(handle, _ids(handle, args.length)))
 
