@@ -10,6 +10,7 @@ from .head import HeadView, head_view
 from .html import page
 from .model import ModelView, model_view
 from .neuron import NeuronView, neuron_view
+from .overview import ModelOverview
 from .payload import DEFAULT_THRESHOLD, Payload, payload_from_arrays, payload_from_capture
 from .widget import AttentionWidget, PayloadWidget
 
@@ -19,6 +20,7 @@ __all__ = [
     "SCALE",
     "AttentionWidget",
     "HeadView",
+    "ModelOverview",
     "ModelView",
     "NeuronView",
     "Payload",

@@ -4,6 +4,7 @@
 ``display_mode`` included), so a BertViz notebook ports by changing its import. Thumbnails are drawn
 as lines (BertViz's style) or as heatmaps; "auto" picks lines up to 64 tokens and heatmaps above.
 Every layer is shown at once, so every layer crosses to the browser with the view (one byte a weight).
+At long context (attention computed on demand) the view is the pooled overview instead (`overview`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from ..capture.result import Capture
 from ..errors import InputError
 from .display import present
 from .html import bundle, static_text
+from .overview import OVERVIEW_CELLS, ModelOverview
+from .overview_inputs import is_lazy, overview_from_arrays, overview_from_capture
 from .payload import DEFAULT_THRESHOLD, Payload, payload_from_inputs
 from .widget import PayloadWidget
 
@@ -104,7 +107,9 @@ def model_view(
     hide_special: bool = False,
     aggregation: str = "raw",
     aggregations: str | Sequence[str] = "auto",
-) -> ModelView:
+    overview: bool | None = None,
+    cells: int = OVERVIEW_CELLS,
+) -> ModelView | ModelOverview:
     """The model view (V2) of a `Capture` or of BertViz-style attention.
 
     ``model_view(cap)`` shows every stack the capture holds (a selector switches between encoder,
@@ -123,11 +128,44 @@ def model_view(
     one per layer), value norms scaled per row to sum to 1; ``aggregations`` as in `head_view`.
     Returns a `ModelView` widget: it displays in notebooks (a static copy where widgets do not run),
     ``to_html()`` and ``save(path)`` export it, and its ``selection`` follows what the user enlarges.
+
+    At long context (M3) the view is the overview instead (`overview.ModelOverview`): every head pooled over
+    blocks, at most ``cells`` × ``cells`` per head, a click zooming into any region down to single tokens,
+    computed in Python when asked. ``overview=None`` (the default) shows it for a capture whose attention is
+    computed on demand (``attention="on_demand"``, a `LazyAttention`) and today's view otherwise; ``True``
+    shows it for any input, ``False`` never (on-demand attention is then computed whole, within its memory
+    limit). ``include_layers``, ``include_heads``, ``stack``, ``display_mode`` and ``html_action`` apply to it;
+    the thumbnail options (``style``, ``threshold``, ``hide_special``, aggregations) do not and are refused.
     """
     if html_action not in ("view", "return"):
         raise InputError(f"html_action must be 'view' or 'return', got {html_action!r}")
     theme = _choice("display_mode", display_mode or "auto", THEMES)
     _choice("style", style, STYLES)
+    if overview not in (None, True, False):
+        raise InputError(f"overview must be True, False or None (automatic), got {overview!r}")
+    if overview or (overview is None and is_lazy(attention)):
+        _refuse_thumbnail_options(style, threshold, hide_special, aggregation, aggregations)
+        options = {"cells": cells, "include_layers": include_layers, "include_heads": include_heads}
+        if isinstance(attention, Capture):
+            if tokens is not None or sentence_b_start is not None:
+                raise InputError("a Capture carries its own tokens and sentence_b_start: pass only the capture")
+            data = overview_from_capture(attention, **options)
+        else:
+            data = overview_from_arrays(
+                attention,
+                tokens,
+                sentence_b_start,
+                encoder_attention=encoder_attention,
+                decoder_attention=decoder_attention,
+                cross_attention=cross_attention,
+                encoder_tokens=encoder_tokens,
+                decoder_tokens=decoder_tokens,
+                batch_index=batch_index,
+                prettify_tokens=prettify_tokens,
+                **options,
+            )
+        shown = ModelOverview(data, stack=stack, theme=theme)
+        return present(shown, html_action, bertviz_style=not isinstance(attention, Capture))
     payload = payload_from_inputs(
         attention,
         tokens,
@@ -148,3 +186,23 @@ def model_view(
     )
     view = ModelView(payload, style=style, hide_special=hide_special, theme=theme)
     return present(view, html_action, bertviz_style=not isinstance(attention, Capture))
+
+
+def _refuse_thumbnail_options(
+    style: str, threshold: float, hide_special: bool, aggregation: str, aggregations: Any
+) -> None:
+    """The overview pools every weight and draws no thumbnails: options of the thumbnails are refused, named."""
+    given = {
+        "style": style != "auto",
+        "threshold": threshold != DEFAULT_THRESHOLD,
+        "hide_special": bool(hide_special),
+        "aggregation": aggregation != "raw",
+        "aggregations": aggregations != "auto",
+    }
+    named = [name for name, set_ in given.items() if set_]
+    if named:
+        raise InputError(
+            f"{', '.join(named)} {'does' if len(named) == 1 else 'do'} not apply to the overview (the model view of "
+            "attention computed on demand, pooled over blocks): leave them out, or pass overview=False for "
+            "today's thumbnails (the whole attention is then computed, within its memory limit)"
+        )

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..capture.lazy import LazyAttention
 from ..capture.loading import readable_model_name
 from ..capture.result import Capture
 from ..errors import InputError, check_range, count
@@ -434,7 +435,9 @@ def payload_from_capture(cap: Capture, **options: Any) -> Payload:
     for role in ROLES:
         attentions = cap.stacks[role].attentions if role in cap.stacks else None
         if attentions is not None:
-            stacks[role] = attentions  # quantise() converts; no float64 copy of every layer
+            # quantise() converts; no float64 copy of every layer. On-demand attention is computed whole here
+            # (or refused with its size over its limit): the overview (views/overview.py) is what never does.
+            stacks[role] = np.asarray(attentions) if isinstance(attentions, LazyAttention) else attentions
             stack_tokens[role] = ("decoder", "encoder") if role == "cross" else (role, role)
     if not stacks:
         raise InputError("this capture holds no attention weights: capture with fields=['attentions', ...]")
