@@ -64,6 +64,11 @@ var attnscopeView = (() => {
     if (value instanceof DataView) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
     if (value instanceof ArrayBuffer) return new Uint8Array(value);
     if (typeof value === "string") {
+      const fromBase64 = (
+        /** @type {any} */
+        Uint8Array.fromBase64
+      );
+      if (typeof fromBase64 === "function") return fromBase64.call(Uint8Array, value);
       const text = atob(value);
       const bytes = new Uint8Array(text.length);
       for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
