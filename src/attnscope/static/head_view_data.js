@@ -9,6 +9,8 @@
 import { headColour } from "./common.js";
 import { onDark } from "./contrast.js";
 import { isPerHead, layerData, meanWeights, topShareLines, unitsOf } from "./attention_data.js";
+/** @import { ExactStore } from "./head_view_exact.js" */
+/** @import { LongState } from "./head_view_long.js" */
 
 /** Weights already decoded (`meanWeights`): what `layerData` is told about them. */
 const DECODED = { sparse: false, scale: 1 };
@@ -45,9 +47,10 @@ const CACHE_SIZE = 4; // layers of lines kept, most recent last
 /**
  * One mounted head view: the widget model, its host, the payload header, the state, caches and elements;
  * `saving` while the view writes its selection to the model (whose change events it then ignores);
- * `thumbnails`, what the head thumbnails were last painted for ("" for nothing yet).
+ * `thumbnails`, what the head thumbnails were last painted for ("" for nothing yet); `exact`, the exact weights
+ * asked of Python (head_view_exact.js); `long`, the scrolling band of a long view (head_view_long.js), else null.
  * @typedef {{ model: any, host: HeadViewHost, header: any, stacks: Record<string, any>, state: HeadViewState, saving: boolean,
- *   thumbnails: string,
+ *   thumbnails: string, exact: ExactStore, long: LongState | null,
  *   cache: Map<string, any>, store: { get: (role: string, index: number) => any, dispose: () => void },
  *   layout: Layout, dom: HeadViewDom, painted: { top: number, bottom: number, height: number } }} HeadView
  */

@@ -14,8 +14,10 @@ import traitlets
 from ..capture.result import Capture
 from ..errors import InputError
 from .display import present
+from .exact import WEIGHTS_MESSAGE, answer_weights
 from .html import bundle, static_text
-from .payload import DEFAULT_THRESHOLD, DEFAULT_TOP_SHARE, check_top_share, payload_from_inputs
+from .long_payload import capture_payload
+from .payload import DEFAULT_TOP_SHARE, check_top_share, payload_from_inputs
 from .widget import PayloadWidget
 
 ENCODINGS = {"auto": None, "dense": False, "sparse": True}
@@ -36,6 +38,13 @@ class HeadView(PayloadWidget):
     mean_heads = traitlets.Bool(False).tag(sync=True)
     head_thumbnails = traitlets.Bool(False).tag(sync=True)
     shade_keys = traitlets.Bool(False).tag(sync=True)
+
+    def _answer(self, widget: Any, content: Any, buffers: Any) -> None:
+        """Exact weights asked for by the module (`WEIGHTS_MESSAGE`) are answered here; layers as every view."""
+        if isinstance(content, dict) and content.get("type") == WEIGHTS_MESSAGE:
+            self.send(answer_weights(self.payload, content))
+            return
+        super()._answer(widget, content, buffers)
 
     @traitlets.validate("top_share")
     def _valid_top_share(self, proposal: dict[str, Any]) -> float:
@@ -62,7 +71,7 @@ def head_view(
     html_action: str = "view",
     *,
     batch_index: int = 0,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = None,
     top_share: float = DEFAULT_TOP_SHARE,
     stack: str | None = None,
     encoding: str = "auto",
@@ -71,6 +80,7 @@ def head_view(
     mean_heads: bool = False,
     head_thumbnails: bool = False,
     shade_keys: bool = False,
+    top_k: int | None = None,
 ) -> HeadView:
     """The head view (V1) of a `Capture` or of BertViz-style attention.
 
@@ -78,7 +88,8 @@ def head_view(
     sentence_b_start)`` takes a tuple of per-layer ``(batch, heads, query, key)`` tensors or arrays as
     ``model(..., output_attentions=True)`` returns them (``encoder_attention``/``decoder_attention``/
     ``cross_attention`` with ``encoder_tokens``/``decoder_tokens`` for encoder-decoders). ``layer`` and
-    ``heads`` choose what is shown first; lines with weight <= ``threshold`` are not drawn. ``top_share``
+    ``heads`` choose what is shown first; lines with weight <= ``threshold`` are not drawn (default
+    `DEFAULT_THRESHOLD`; 0 at long context). ``top_share``
     in (0, 1] draws, per query row, only the fewest strongest of those lines whose weights add up to at least
     that share of the row's weight on the shown keys (1, the default: all of them); a control changes it.
     Returns a `HeadView` widget: it displays in notebooks (a static copy where widgets do not run),
@@ -97,22 +108,30 @@ def head_view(
     ``mean_heads`` draws the raw weights (and per-head value norms) as the mean of the shown heads, one set of
     lines; ``head_thumbnails`` draws each head's lines into its button; ``shade_keys`` shades each key by its
     weight from the focused query. The explorer app shows its attention this way.
+
+    Long context: a capture computed on demand (``attention="on_demand"``) too large for every weight
+    (`long_payload.LONG_PAYLOAD_BYTES`), or any capture with ``top_k`` given, draws each query's ``top_k``
+    strongest keys per head (default 8), computed when a layer is shown; the view then scrolls through its
+    query rows, and a hovered token's weights are asked of Python exactly (see `long_payload`).
     """
     if html_action not in ("view", "return"):
         raise InputError(f"html_action must be 'view' or 'return', got {html_action!r}")
     if encoding not in ENCODINGS:
         raise InputError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
     top_share = check_top_share(top_share)
-    options = dict(
+    options: dict[str, Any] = dict(
         layer=layer,
         heads=heads,
         include_layers=include_layers,
-        threshold=threshold,
         stack=stack,
         sparse=ENCODINGS[encoding],
         aggregation=aggregation,
         aggregations=aggregations,
     )
+    if threshold is not None:  # else the payload's default: DEFAULT_THRESHOLD, or 0 for each query's top keys
+        options["threshold"] = threshold
+    if top_k is not None:
+        options["top_k"] = top_k
     payload = payload_from_inputs(
         attention,
         tokens,
@@ -124,6 +143,7 @@ def head_view(
         decoder_tokens=decoder_tokens,
         batch_index=batch_index,
         prettify_tokens=prettify_tokens,
+        from_capture=capture_payload,
         **options,
     )
     return present(

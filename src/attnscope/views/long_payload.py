@@ -1,0 +1,315 @@
+"""The head view's payload at long context: each query's k strongest keys per head, computed when a layer is asked for.
+
+A capture with attention on demand (`LazyAttention`) at thousands of tokens has ``layers × heads × n²``
+weights: 8,192 tokens on SmolLM2 (30 layers × 9 heads) are 72 GiB in float32, 18 GiB even as bytes. A
+`TopKeysPayload` never materialises them: a layer's bytes are, per (head, query) row, the row's ``top_k``
+strongest keys (`analysis.long.top_keys`, exact float32, computed one block of rows at a time) in the sparse
+row layout every view already decodes (`Payload.layer_bytes`: uint32 row starts, key indices in ascending
+order, one uint8 weight each), computed when the layer is first asked for and kept in a small cache
+(`LAYER_CACHE` layers). Weights outside those k are not carried and not drawn; the header says so
+(``lines``), with the stack's shape and the aggregations offered (only each head's lines: the mean of
+heads, rollout and value norms need every weight of a layer).
+
+Exact weights: the bytes are ``round(w · 255)`` (within 1/510). A notebook view asks Python for the exact
+float32 weights it shows (`exact_weights`, the widget's ``WEIGHTS_MESSAGE``); a standalone page has no
+kernel to ask, so each layer's bytes there are followed by the carried weights in float32 when the whole
+page stays within `HTML_EXACT_BUDGET` (an estimate from the shapes, before any layer is computed);
+otherwise the page shows the bytes and says their precision.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..capture.lazy import LazyAttention
+from ..capture.loading import readable_model_name
+from ..capture.result import Capture
+from ..errors import InputError, check_range, count
+from ..quantise import quantise
+from .aggregated import CARRIED
+from .payload import Payload, _check_selection, _combined, _kept, capture_stacks, payload_from_capture
+
+DEFAULT_TOP_K = 8
+"""Keys kept per (head, query) row when ``top_k`` is not given."""
+LONG_PAYLOAD_BYTES = 256 * 2**20
+"""``top_k=None`` (auto): a stack computed on demand whose float32 weights would take more than this (or more
+than its ``max_dense_bytes``) gets a `TopKeysPayload`; a smaller one is materialised into today's dense payload."""
+LAYER_CACHE = 8
+"""Layers of bytes a `TopKeysPayload` keeps once computed (most recently asked last)."""
+HTML_EXACT_BUDGET = 100 * 10**6
+"""Bytes of base64 layer text a standalone page may carry: within it the layers carry exact float32 weights too."""
+MAX_CELLS = 4096
+"""The most weights one exact-weights request may ask for."""
+NOT_OFFERED = {
+    "mean": "the mean of heads needs every weight of each head, and only each query's strongest keys are carried",
+    "rollout": "rollout multiplies whole layers; ask analysis.long.rollout_rows for chosen query rows",
+    "value_norm": "value norms need every weight of a layer",
+    "value_norm_sum": "value norms need every weight of a layer",
+}
+"""What a long-context head view does not offer, and why (the header's ``lines.not_offered``)."""
+
+
+def top_keys(attentions: Any, layer: int, k: int, heads: list[int]) -> Any:
+    """`analysis.long.top_keys` (looked up when first called: the analysis layer below the views owns it)."""
+    return importlib.import_module("attnscope.analysis.long").top_keys(attentions, layer, k, heads=heads)
+
+
+@dataclass
+class KeptStack:
+    """One stack as a long payload shows it: its weights (a `LazyAttention` or a dense float array, (layers,
+    heads, query, key)) and the model's layers and heads kept; ``shape`` is what the payload carries."""
+
+    attentions: Any
+    layers: list[int]
+    heads: list[int]
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self.layers), len(self.heads), int(self.attentions.shape[2]), int(self.attentions.shape[3]))
+
+
+@dataclass
+class TopKeysPayload(Payload):
+    """A `Payload` whose stacks are `KeptStack`s and whose layers are each query's ``top_k`` strongest keys.
+
+    ``exact_in_html``: the standalone page's layers carry the exact float32 weights after the bytes
+    (`HTML_EXACT_BUDGET`). Everything else is as `Payload` (``sparse`` is always True).
+    """
+
+    top_k: int = DEFAULT_TOP_K
+    exact_in_html: bool = False
+    _cache: OrderedDict[tuple[str, int], tuple[bytes, np.ndarray]] = field(default_factory=OrderedDict, repr=False)
+
+    def kept(self, role: str) -> KeptStack:
+        return self.stacks[role]  # type: ignore[return-value]  # KeptStack has the array's shape
+
+    def encoding(self) -> dict[str, Any]:
+        return {
+            **super().encoding(),
+            "layout": "rows (heads, query): uint32 row starts [heads*query+1], key indices (ascending), uint8 "
+            "weights; each row's top_k strongest keys; in a standalone page within its budget, then the same "
+            "weights in float32",
+            "top_k": self.top_k,
+            "exact": "float32" if self.exact_in_html else None,
+        }
+
+    def header(self) -> dict[str, Any]:
+        """`Payload.header`, with only each head's lines offered and ``lines`` saying what is drawn."""
+        header = super().header()
+        for stack in header["stacks"]:
+            stack["aggregation_methods"] = [m for m in stack["aggregation_methods"] if m["name"] == "raw"]
+        first = self.kept(next(iter(self.stacks)))
+        header["lines"] = {
+            "kind": "top_keys",
+            "k": self.top_k,
+            "text": f"each query's {count(self.top_k, 'strongest key')} per head",
+            "not_drawn": f"weights outside each query's {self.top_k} strongest keys are not carried and not drawn",
+            "model_shape": list(first.attentions.shape),
+            "not_offered": NOT_OFFERED,
+            "exact": {"on_request": True, "in_html": self.exact_in_html, "html_bytes": self.html_bytes()},
+        }
+        return header
+
+    def html_bytes(self) -> int:
+        """Base64 bytes of every layer in a standalone page, from the shapes: the most a page carries (rows
+        that see fewer than ``top_k`` keys carry fewer), with the exact float32 weights when they fit."""
+        total = 0
+        for role in self.stacks:
+            layers, heads, query, _ = self.kept(role).shape
+            rows, entries = heads * query, heads * query * self.top_k
+            weights = 5 if self.exact_in_html else 1
+            one = 4 * (rows + 1) + entries * ((2 if self._narrow() else 4) + weights)
+            total += layers * 4 * ((one + 2) // 3)
+        return total
+
+    def layer_bytes(self, key: str, layer: int) -> bytes:
+        """One layer of ``key`` (a role) as sparse rows of its top keys (`Payload.layer_bytes`' layout)."""
+        return self._layer(key, layer)[0]
+
+    def _layer(self, key: str, layer: int) -> tuple[bytes, np.ndarray]:
+        """The layer's sparse bytes and its carried weights in float32 (cached, `LAYER_CACHE` layers)."""
+        if (key, layer) in self._cache:
+            self._cache.move_to_end((key, layer))
+            return self._cache[(key, layer)]
+        stack = self.kept(key)
+        found = top_keys(stack.attentions, stack.layers[layer], min(self.top_k, stack.shape[3]), stack.heads)
+        made = sparse_rows(found.indices, found.weights, self._narrow())
+        self._cache[(key, layer)] = made
+        while len(self._cache) > LAYER_CACHE:
+            self._cache.popitem(last=False)
+        return made
+
+    def layers_base64(self) -> dict[str, list[str]]:
+        """Every layer as base64 (a standalone page), each followed by its float32 weights when `exact_in_html`."""
+        out: dict[str, list[str]] = {}
+        for key in self.stacks:
+            out[key] = []
+            for i in range(self.kept(key).shape[0]):
+                data, exact = self._layer(key, i)
+                raw = data + exact.astype("<f4").tobytes() if self.exact_in_html else data
+                out[key].append(base64.b64encode(raw).decode("ascii"))
+        return out
+
+    def decoded(self, key: str) -> np.ndarray:
+        raise InputError(
+            "a long-context payload carries each query's strongest keys, not every weight: decode its layers"
+        )
+
+    def nbytes(self) -> int:
+        """Bytes of every layer as sent to a notebook (computing the layers not yet computed)."""
+        return sum(len(self.layer_bytes(role, i)) for role in self.stacks for i in range(self.kept(role).shape[0]))
+
+    def exact_weights(self, role: Any, layer: Any, cells: Any) -> list[float]:
+        """The exact float32 weights of ``cells``, [[head, query, key], ...] in this payload's indices (head: its
+        position among the kept heads), of layer ``layer`` (its position among the kept layers) of ``role``.
+
+        Computed from the stack's weights (`LazyAttention.tile`: each asked row over all its keys). Raises
+        `InputError` naming what is wrong (an unknown role, a layer, head or position out of range, too many cells).
+        """
+        if not isinstance(role, str) or role not in self.stacks:
+            raise InputError(f"role must be one of {', '.join(self.stacks)}, got {role!r:.40}")
+        stack = self.kept(role)
+        layers, heads, queries, keys = stack.shape
+        layer = check_range("layer", layer, layers, f"the {role} stack of this view")
+        if not isinstance(cells, list) or not 0 < len(cells) <= MAX_CELLS:
+            raise InputError(f"cells must be a list of 1 to {MAX_CELLS} [head, query, key] triples, got {cells!r:.60}")
+        parsed = np.empty((len(cells), 3), dtype=np.int64)
+        for n, cell in enumerate(cells):
+            if not isinstance(cell, list) or len(cell) != 3:
+                raise InputError(f"cells.{n} must be a [head, query, key] triple, got {cell!r:.40}")
+            for j, (name, size) in enumerate((("head", heads), ("query position", queries), ("key position", keys))):
+                parsed[n, j] = check_range(f"cells.{n} {name}", cell[j], size, f"the {role} stack of this view")
+        out = np.empty(len(cells), dtype=np.float32)
+        for head in np.unique(parsed[:, 0]):
+            mine = np.flatnonzero(parsed[:, 0] == head)
+            rows, row_at = np.unique(parsed[mine, 1], return_inverse=True)
+            cols, col_at = np.unique(parsed[mine, 2], return_inverse=True)
+            out[mine] = self._tile(stack, layer, int(head), rows, cols)[row_at, col_at]
+        return [float(w) for w in out]
+
+    @staticmethod
+    def _tile(stack: KeptStack, layer: int, head: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """(len(rows), len(cols)) float32 weights of the model's layer and head behind this payload's indices."""
+        model_layer, model_head = stack.layers[layer], stack.heads[head]
+        if isinstance(stack.attentions, LazyAttention):
+            return stack.attentions.tile(model_layer, model_head, rows.tolist(), cols.tolist())
+        return np.asarray(stack.attentions[model_layer, model_head], dtype=np.float32)[np.ix_(rows, cols)]
+
+
+def sparse_rows(indices: np.ndarray, weights: np.ndarray, narrow: bool) -> tuple[bytes, np.ndarray]:
+    """Top keys ``indices`` (heads, query, k) int (-1: none) with their float32 ``weights`` as sparse rows: uint32
+    row starts (heads·query + 1), key indices in ascending order per row (uint16 when ``narrow``, else uint32),
+    then ``round(w · 255)`` per entry; and the carried float32 weights in that order."""
+    k = indices.shape[-1]
+    idx, w = indices.reshape(-1, k), weights.reshape(-1, k).astype(np.float32, copy=False)
+    order = np.argsort(np.where(idx < 0, np.iinfo(np.int64).max, idx), axis=1, kind="stable")
+    idx, w = np.take_along_axis(idx, order, 1), np.take_along_axis(w, order, 1)
+    valid = idx >= 0
+    starts = np.zeros(idx.shape[0] + 1, dtype="<u4")
+    np.cumsum(valid.sum(axis=1), out=starts[1:])
+    carried = w[valid]
+    data = starts.tobytes() + idx[valid].astype("<u2" if narrow else "<u4").tobytes() + quantise(carried).tobytes()
+    return data, carried
+
+
+def wants_top_keys(stacks: dict[str, Any], top_k: Any) -> bool:
+    """Whether a capture's stacks get a `TopKeysPayload`: ``top_k`` given (a positive integer), or ``top_k``
+    None and some stack computed on demand too large for a dense payload (`LONG_PAYLOAD_BYTES`)."""
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+            raise InputError(f"top_k must be a positive integer (keys kept per query and head) or None, got {top_k!r}")
+        return True
+    return any(
+        isinstance(a, LazyAttention) and a.nbytes > min(LONG_PAYLOAD_BYTES, a.max_dense_bytes) for a in stacks.values()
+    )
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    """Refuse the options a long-context payload cannot honour, saying why."""
+    threshold = options.get("threshold", 0.0)
+    if not (isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and 0 <= threshold < 1):
+        raise InputError(f"threshold must be a number in [0, 1), got {threshold!r}")
+    if options.get("sparse", None) is False:
+        raise InputError(
+            "a dense encoding needs every weight, and at long context each query's strongest keys are carried "
+            "instead: leave encoding as 'auto' (or 'sparse')"
+        )
+    aggregation = options.get("aggregation", "raw")
+    if aggregation != "raw":
+        why = NOT_OFFERED.get(aggregation, f"choose from {', '.join(['raw', *CARRIED])}")
+        raise InputError(f"aggregation {aggregation!r} is not offered at long context: {why}")
+    wanted = options.get("aggregations", "auto")
+    if wanted != "auto":
+        names = [wanted] if isinstance(wanted, str) else list(wanted)
+        if names:
+            raise InputError(
+                f"aggregations {names[0]!r} is not offered at long context: {NOT_OFFERED.get(names[0], '')}"
+            )
+
+
+def top_keys_payload(
+    stacks: dict[str, Any],
+    base: dict[str, Any],
+    *,
+    top_k: int | None = None,
+    layer: int | None = None,
+    heads: Sequence[int] | None = None,
+    stack: str | None = None,
+    include_layers: Sequence[int] | None = None,
+    include_heads: Sequence[int] | None = None,
+    combine_heads: Sequence[int] | None = None,
+    threshold: float | None = None,
+    **options: Any,
+) -> TopKeysPayload:
+    """A `TopKeysPayload` of ``stacks`` (role -> `LazyAttention` or dense (layers, heads, query, key) array).
+
+    ``base`` holds `Payload`'s sequences, stack_tokens, causal, model and kind. Options as `build_payload`'s,
+    plus ``top_k`` (keys per row, default `DEFAULT_TOP_K`); ``threshold`` (default 0: every carried key whose
+    byte is not 0 is drawn) hides carried lines at or below it. Refused with `InputError`: a dense encoding,
+    and aggregations other than each head's lines (`NOT_OFFERED`). Nothing is computed here.
+    """
+    threshold = 0.0 if threshold is None else threshold
+    _check_options({**options, "threshold": threshold})
+    labels, head_labels, combined, kept = {}, {}, {}, {}
+    for role, weights in stacks.items():
+        labels[role] = _kept("layer", include_layers, weights.shape[0], role)
+        head_labels[role] = _kept("head", include_heads, weights.shape[1], role)
+        combined[role] = _combined(combine_heads, head_labels[role], include_heads is not None, role)
+        kept[role] = KeptStack(weights, labels[role], head_labels[role])
+    payload = TopKeysPayload(
+        base["sequences"],
+        kept,  # type: ignore[arg-type]  # KeptStack has the array's shape, which is all Payload reads of it
+        base["stack_tokens"],
+        base["causal"],
+        labels,
+        base.get("model"),
+        base.get("kind"),
+        float(threshold),
+        sparse=True,
+        head_labels=head_labels,
+        combined_heads=combined,
+        top_k=int(top_k or DEFAULT_TOP_K),
+    )
+    payload.exact_in_html = True
+    payload.exact_in_html = payload.html_bytes() <= HTML_EXACT_BUDGET
+    _check_selection(payload, stack, layer, heads, (include_layers is not None, include_heads is not None))
+    payload.selection["aggregation"] = "raw"
+    return payload
+
+
+def capture_payload(cap: Capture, **options: Any) -> Payload:
+    """The head view's payload of a capture: a `TopKeysPayload` when `wants_top_keys` (``top_k`` given, or stacks on
+    demand past `LONG_PAYLOAD_BYTES`), else `payload_from_capture`'s dense or threshold payload, as before."""
+    top_k = options.pop("top_k", None)
+    parts = capture_stacks(cap)
+    if not wants_top_keys(parts.stacks, top_k):
+        return payload_from_capture(cap, **options)
+    base = dict(sequences=parts.sequences, stack_tokens=parts.stack_tokens, causal=parts.causal, kind=cap.kind)
+    return top_keys_payload(parts.stacks, {**base, "model": readable_model_name(cap.model)}, top_k=top_k, **options)
