@@ -11,7 +11,7 @@ way (a position bias, a mask that is not a pattern) hold their eager weights (`L
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError, check_range, count
+from .blocks import WeightBlock, weight_blocks
 from .mask_structure import MaskStructure
 
 DEFAULT_BLOCK_BYTES = 64 * 2**20
@@ -141,6 +142,18 @@ class LazyAttention:
         self._fill(layer, head, row_ids, col_ids, out)
         return out
 
+    def blocks(
+        self, layer: int, heads: Sequence[int] | None = None, rows: Sequence[int] | None = None, *, key_align: int = 1
+    ) -> Iterator[WeightBlock]:
+        """``layer``'s weights of ``heads`` (default all) on query positions ``rows`` (default all), block by
+        block: every weight computed once, the heads that share a key/value head in one matmul, only the keys
+        each row block can see (`capture.blocks.weight_blocks`, whose `WeightBlock` says where each block
+        lies). Scratch memory per block stays within ``block_bytes``."""
+        self._check_layer(layer)
+        chosen = list(range(self.shape[1])) if heads is None else [self._check_head(h) for h in heads]
+        positions = np.arange(self.shape[2]) if rows is None else self._positions("rows", rows, self.shape[2], "query")
+        return weight_blocks(self, layer, chosen, positions.astype(np.int64), key_align=key_align)
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         layers, heads, queries, keys = self.shape
         self._check_fits(
@@ -216,8 +229,8 @@ class LazyAttention:
     def _check_layer(self, layer: int) -> None:
         check_range("layer", layer, self.shape[0], "this stack")
 
-    def _check_head(self, head: int) -> None:
-        check_range("head", head, self.shape[1], "this stack")
+    def _check_head(self, head: int) -> int:
+        return check_range("head", head, self.shape[1], "this stack")
 
     @staticmethod
     def _positions(name: str, given: range | Sequence[int], size: int, what: str) -> np.ndarray:
