@@ -1,13 +1,8 @@
 """Helpers of the long-context view tests: a decoder with room for thousands of positions, on-demand captures
-with small blocks, a decoder of the top-keys layers, and (until `attnscope.analysis.long` exists on this
-branch) a loop-based stand-in for its `top_keys`, row by row, written from the contract alone."""
+with small blocks, and a decoder of the top-keys layers."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-import types
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +10,7 @@ import torch
 import transformers
 
 import attnscope
+from attnscope.analysis import long
 from attnscope.capture.lazy import LazyAttention
 from attnscope.capture.quiet import quiet_transformers
 
@@ -84,49 +80,6 @@ def decode_top_layer(data: bytes, heads: int, queries: int, narrow: bool = True,
     return out
 
 
-@dataclass
-class StandInTopKeys:
-    layer: int
-    heads: list[int]
-    indices: np.ndarray
-    weights: np.ndarray
-
-
-def stand_in_top_keys(attentions, layer: int, k: int = 8, *, heads=None, rows=None) -> StandInTopKeys:
-    """Each row's k strongest seen keys, strongest first, ties to the lower key, -1 padding: one row at a time."""
-    _, count, queries, keys = attentions.shape
-    heads = list(range(count)) if heads is None else list(heads)
-    rows = range(queries) if rows is None else rows
-    indices = np.full((len(heads), len(rows), k), -1, dtype=np.int32)
-    weights = np.zeros((len(heads), len(rows), k), dtype=np.float32)
-    lazy = isinstance(attentions, LazyAttention)
-    for a, head in enumerate(heads):
-        for b, query in enumerate(rows):
-            if lazy:
-                row = attentions.rows(layer, head, query, query + 1)[0]
-                structure = attentions.layers[layer].structure
-                seen = structure.allowed(np.array([query]), keys)[0] if structure is not None else np.ones(keys, bool)
-            else:
-                row = np.asarray(attentions[layer, head, query], dtype=np.float32)
-                seen = np.ones(keys, dtype=bool)
-            candidates = np.flatnonzero(seen)
-            order = candidates[np.lexsort((candidates, -row[candidates]))][:k]
-            indices[a, b, : len(order)] = order
-            weights[a, b, : len(order)] = row[order]
-    return StandInTopKeys(layer, heads, indices, weights)
-
-
-def install_top_keys() -> None:
-    """Make `attnscope.analysis.long` importable with the stand-in when this branch does not have it yet."""
-    if "attnscope.analysis.long" in sys.modules or importlib.util.find_spec("attnscope.analysis.long") is not None:
-        return
-    module = types.ModuleType("attnscope.analysis.long")
-    module.top_keys = stand_in_top_keys  # type: ignore[attr-defined]
-    module.TopKeys = StandInTopKeys  # type: ignore[attr-defined]
-    sys.modules["attnscope.analysis.long"] = module
-
-
 def top_keys(attentions, layer: int, k: int = 8, *, heads=None, rows=None):
-    """`attnscope.analysis.long.top_keys` (or its stand-in)."""
-    install_top_keys()
-    return importlib.import_module("attnscope.analysis.long").top_keys(attentions, layer, k, heads=heads, rows=rows)
+    """`attnscope.analysis.long.top_keys`, what the payload's lines are made of."""
+    return long.top_keys(attentions, layer, k, heads=heads, rows=rows)

@@ -22,14 +22,9 @@ from attnscope.views.payload import payload_from_capture
 from attnscope.views.widget import LAYER_MESSAGE
 
 from .conftest import PUB
-from .long_context import decode_top_layer, install_top_keys, on_demand, top_keys
+from .long_context import decode_top_layer, on_demand, top_keys
 
 TEXT = " ".join([PUB] * 6)  # past the tiny models' 128 positions: truncated to them
-
-
-@pytest.fixture(autouse=True)
-def _top_keys():
-    install_top_keys()
 
 
 @pytest.fixture(scope="module")

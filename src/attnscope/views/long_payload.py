@@ -20,7 +20,6 @@ otherwise the page shows the bytes and says their precision.
 from __future__ import annotations
 
 import base64
-import importlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ..analysis.long import top_keys
 from ..capture.lazy import LazyAttention
 from ..capture.loading import readable_model_name
 from ..capture.result import Capture
@@ -54,11 +54,6 @@ NOT_OFFERED = {
     "value_norm_sum": "value norms need every weight of a layer",
 }
 """What a long-context head view does not offer, and why (the header's ``lines.not_offered``)."""
-
-
-def top_keys(attentions: Any, layer: int, k: int, heads: list[int]) -> Any:
-    """`analysis.long.top_keys` (looked up when first called: the analysis layer below the views owns it)."""
-    return importlib.import_module("attnscope.analysis.long").top_keys(attentions, layer, k, heads=heads)
 
 
 @dataclass
@@ -139,7 +134,7 @@ class TopKeysPayload(Payload):
             self._cache.move_to_end((key, layer))
             return self._cache[(key, layer)]
         stack = self.kept(key)
-        found = top_keys(stack.attentions, stack.layers[layer], min(self.top_k, stack.shape[3]), stack.heads)
+        found = top_keys(stack.attentions, stack.layers[layer], min(self.top_k, stack.shape[3]), heads=stack.heads)
         made = sparse_rows(found.indices, found.weights, self._narrow())
         self._cache[(key, layer)] = made
         while len(self._cache) > LAYER_CACHE:
