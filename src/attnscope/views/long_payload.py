@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import base64
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
-from ..analysis.long import top_keys
-from ..capture.lazy import LazyAttention
+from ..analysis.long import as_lazy, top_keys
+from ..capture.blocks import weight_blocks
+from ..capture.lazy import LazyAttention, LazyLayer
 from ..capture.loading import readable_model_name
 from ..capture.result import Capture
 from ..errors import InputError, check_range, count
@@ -47,6 +50,8 @@ HTML_EXACT_BUDGET = 100 * 10**6
 """Bytes of base64 layer text a standalone page may carry: within it the layers carry exact float32 weights too."""
 MAX_CELLS = 4096
 """The most weights one exact-weights request may ask for."""
+SMALL_WORK = 2**22
+"""Weights (heads × rows × keys) an exact-weights request computes on one thread, at most."""
 NOT_OFFERED = {
     "mean": "the mean of heads needs every weight of each head, and only each query's strongest keys are carried",
     "rollout": "rollout multiplies whole layers; ask analysis.long.rollout_rows for chosen query rows",
@@ -81,6 +86,7 @@ class TopKeysPayload(Payload):
     top_k: int = DEFAULT_TOP_K
     exact_in_html: bool = False
     _cache: OrderedDict[tuple[str, int], tuple[bytes, np.ndarray]] = field(default_factory=OrderedDict, repr=False)
+    _hover: dict[int, LazyAttention] = field(default_factory=dict, repr=False)
 
     def kept(self, role: str) -> KeptStack:
         return self.stacks[role]  # type: ignore[return-value]  # KeptStack has the array's shape
@@ -165,7 +171,7 @@ class TopKeysPayload(Payload):
         """The exact float32 weights of ``cells``, [[head, query, key], ...] in this payload's indices (head: its
         position among the kept heads), of layer ``layer`` (its position among the kept layers) of ``role``.
 
-        Computed from the stack's weights (`LazyAttention.tile`: each asked row over all its keys). Raises
+        Each asked row is computed over every key it sees, as the lines' weights are (`_cells`). Raises
         `InputError` naming what is wrong (an unknown role, a layer, head or position out of range, too many cells).
         """
         if not isinstance(role, str) or role not in self.stacks:
@@ -181,21 +187,58 @@ class TopKeysPayload(Payload):
                 raise InputError(f"cells.{n} must be a [head, query, key] triple, got {cell!r:.40}")
             for j, (name, size) in enumerate((("head", heads), ("query position", queries), ("key position", keys))):
                 parsed[n, j] = check_range(f"cells.{n} {name}", cell[j], size, f"the {role} stack of this view")
-        out = np.empty(len(cells), dtype=np.float32)
-        for head in np.unique(parsed[:, 0]):
-            mine = np.flatnonzero(parsed[:, 0] == head)
-            rows, row_at = np.unique(parsed[mine, 1], return_inverse=True)
-            cols, col_at = np.unique(parsed[mine, 2], return_inverse=True)
-            out[mine] = self._tile(stack, layer, int(head), rows, cols)[row_at, col_at]
-        return [float(w) for w in out]
+        return [float(w) for w in self._cells(stack, layer, parsed)]
 
-    @staticmethod
-    def _tile(stack: KeptStack, layer: int, head: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """(len(rows), len(cols)) float32 weights of the model's layer and head behind this payload's indices."""
-        model_layer, model_head = stack.layers[layer], stack.heads[head]
-        if isinstance(stack.attentions, LazyAttention):
-            return stack.attentions.tile(model_layer, model_head, rows.tolist(), cols.tolist())
-        return np.asarray(stack.attentions[model_layer, model_head], dtype=np.float32)[np.ix_(rows, cols)]
+    def _cells(self, stack: KeptStack, layer: int, cells: np.ndarray) -> np.ndarray:
+        """float32 weights of ``cells`` (n, 3): [head, query, key] in this payload's indices, of kept layer
+        ``layer``: the rows asked for, block by block over the keys they see (`capture.blocks.weight_blocks`)."""
+        lazy, model_layer = self._hover_layer(stack, stack.layers[layer])
+        heads, slot = np.unique(cells[:, 0], return_inverse=True)
+        rows, at = np.unique(cells[:, 1], return_inverse=True)
+        keys, out = cells[:, 2], np.zeros(len(cells), dtype=np.float32)
+        with _threads(1 if len(heads) * len(rows) * stack.shape[3] <= SMALL_WORK else None):
+            for block in weight_blocks(lazy, model_layer, [stack.heads[h] for h in heads], rows):
+                weights = block.weights.numpy()
+                stop = block.first + len(block.positions)
+                for local, chosen in enumerate(block.slots):
+                    mine = np.flatnonzero((slot == chosen) & (at >= block.first) & (at < stop))
+                    inside = mine[(keys[mine] >= block.key_start) & (keys[mine] < block.key_stop)]
+                    out[inside] = weights[local, at[inside] - block.first, keys[inside] - block.key_start]
+        return out
+
+    def _hover_layer(self, stack: KeptStack, model_layer: int) -> tuple[LazyAttention, int]:
+        """The stack's weights to compute a few rows of ``model_layer`` from, and that layer's index in them: for
+        a stack on demand, that layer alone with its keys contiguous (a few rows' matmul over keys strided in
+        memory is many times slower), kept for the last `LAYER_CACHE` layers asked."""
+        attentions = stack.attentions
+        if not isinstance(attentions, LazyAttention):
+            return as_lazy(attentions), model_layer
+        if model_layer not in self._hover:
+            part = attentions.layers[model_layer]
+            keys = None if part.keys is None else np.ascontiguousarray(part.keys)
+            one = LazyLayer(part.queries, keys, part.scale, part.softcap, part.sinks, part.structure, part.dense)
+            _, heads, queries, width = attentions.shape
+            self._hover[model_layer] = LazyAttention(
+                [one], heads, queries, width, attentions.kv_head_of, block_bytes=attentions.block_bytes
+            )
+            while len(self._hover) > LAYER_CACHE:
+                self._hover.pop(next(iter(self._hover)))
+        return self._hover[model_layer], 0
+
+
+@contextmanager
+def _threads(count: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``count`` inside the block (None: left as they are), restored after. A
+    hover's few rows are microseconds of work, which waking a thread pool can cost 100 times over on a busy
+    machine (measured here: 110 ms with 2 threads, 1 ms with 1, for 9 heads × 8 rows × 1,024 keys)."""
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if count is not None:
+            torch.set_num_threads(before)
 
 
 def sparse_rows(indices: np.ndarray, weights: np.ndarray, narrow: bool) -> tuple[bytes, np.ndarray]:
