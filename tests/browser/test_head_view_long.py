@@ -16,19 +16,12 @@ from attnscope.views import long_payload
 from attnscope.views.exact import WEIGHTS_MESSAGE
 from attnscope.views.html import bundle
 
-from ..long_context import build_long_llama, long_text, on_demand, top_keys
+from ..long_context import top_keys
 from .conftest import open_view
+from .long_fixtures import long_capture  # noqa: F401 - a fixture
 from .stand_in_model import install as install_stand_in_model
 
 BAND, SLOTS, ROW = 30, 6, 20  # head_view_long.js: BAND_ROWS, EDGE_SLOTS, ROW
-
-
-@pytest.fixture(scope="module")
-def long_capture(tmp_path_factory):
-    handle = attnscope.load(str(build_long_llama(tmp_path_factory.mktemp("long-llama"))))
-    cap = on_demand(handle, long_text(1000), rows=64)
-    assert cap.attentions.shape[2] > 1900
-    return cap
 
 
 @pytest.fixture(scope="module")
