@@ -13,8 +13,9 @@ Memory: a block's scratch (scores, softmax, and what a reduction derives from th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,6 +27,12 @@ if TYPE_CHECKING:
     from .lazy import LazyAttention, LazyLayer
 
 SCRATCH_PER_WEIGHT = 4 * 4  # float32 scores and weights, one float32 temporary of a reduction, bool masks
+CACHED_BLOCK_BYTES = 16 * 2**20
+"""The scratch of the largest block computed at once even when ``block_bytes`` allows more: larger blocks leave
+the caches and ran no faster (SmolLM2's shapes at 8,192 tokens, one thread: 1.2 s per layer's 9 heads at 16 and
+64 MiB, 1.75 s at 4 MiB)."""
+_HIDDEN = torch.finfo(torch.float32).min  # a hidden key's score: exp() gives exactly 0 as -inf does, and 0 · it is 0
+_TINY = torch.finfo(torch.float32).tiny
 
 
 @dataclass
@@ -46,6 +53,21 @@ class WeightBlock:
     key_start: int
     key_stop: int
     weights: torch.Tensor
+    _logits: torch.Tensor | None = field(default=None, repr=False)
+    _empty: torch.Tensor | None = field(default=None, repr=False)
+    _keys: int = field(default=0, repr=False)
+
+    def log_weights(self) -> torch.Tensor:
+        """The natural log of ``weights``, same shape, float32: ``log_softmax`` of the block's scores (no log of
+        each weight); finite where a weight is 0, so ``weights · log_weights`` is 0 there."""
+        if self._logits is None:  # weights held dense
+            return torch.log(self.weights.clamp_min(_TINY))
+        logs = torch.log_softmax(self._logits, dim=-1)
+        if logs.shape[-1] > self.weights.shape[-1]:  # the sink column
+            logs = logs[..., :-1]
+        if self._empty is not None:
+            logs[:, self._empty] = float(np.log(np.float32(1.0 / self._keys)))
+        return logs
 
 
 def weight_blocks(
@@ -61,26 +83,30 @@ def weight_blocks(
 
     Row chunks come in order; within a chunk, one block per key/value head's group of the heads asked for.
     ``key_align``: each span starts at a multiple of it and ends at one (or at the last key), for pooling.
-    ``block_bytes`` (default: the attentions'): the scratch budget that sets a chunk's height. Arguments are
-    trusted (checked by the caller).
+    ``block_bytes`` (default: the attentions', at most `CACHED_BLOCK_BYTES`): the scratch budget that sets a
+    chunk's height. Arguments are trusted (checked by the caller).
     """
     part = attentions.layers[layer]
     keys = attentions.shape[3]
     groups = _groups(heads, None if part.dense is not None else attentions.kv_head_of)
     widest = max(len(slots) for slots in groups)
-    budget = attentions.block_bytes if block_bytes is None else block_bytes
+    budget = min(attentions.block_bytes, CACHED_BLOCK_BYTES) if block_bytes is None else block_bytes
     height = max(1, budget // (widest * keys * SCRATCH_PER_WEIGHT))
+    key_heads: dict[int, torch.Tensor] = {}  # each key head's keys, made contiguous once for every block
     for first in range(0, len(rows), height):
         positions = rows[first : first + height]
         if part.dense is not None:
             yield _dense_block(part.dense, heads, positions, first)
             continue
-        assert part.structure is not None
+        assert part.structure is not None and part.keys is not None
         start, stop = _span(part.structure, positions, keys, key_align, part.sinks is not None)
         for slots in groups:
             chosen = [heads[s] for s in slots]
-            weights = _softmax_block(part, attentions.kv_head_of, chosen, positions, start, stop, keys)
-            yield WeightBlock(chosen, slots, first, positions, start, stop, weights)
+            kv = int(attentions.kv_head_of[chosen[0]])
+            if kv not in key_heads:
+                key_heads[kv] = torch.from_numpy(np.ascontiguousarray(part.keys[kv]))
+            logits, weights, empty = _softmax_block(part, key_heads[kv], chosen, positions, start, stop, keys)
+            yield WeightBlock(chosen, slots, first, positions, start, stop, weights, logits, empty, keys)
 
 
 def _groups(heads: list[int], kv_head_of: np.ndarray | None) -> list[list[int]]:
@@ -130,51 +156,61 @@ def _visible(structure: MaskStructure, positions: np.ndarray, keys: int) -> np.n
 
 def _softmax_block(
     part: LazyLayer,
-    kv_head_of: np.ndarray,
+    key_head: torch.Tensor,
     heads: list[int],
     positions: np.ndarray,
     start: int,
     stop: int,
     keys: int,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """softmax(scale · q·kᵀ, softcap, mask) of ``heads`` (sharing one key head) on ``positions`` over keys
     ``start:stop``: (len(heads), len(positions), stop - start) float32, the operations of
-    `LazyAttention._weights` in its order, all heads in one matmul."""
-    assert part.queries is not None and part.keys is not None and part.structure is not None
-    q = _queries(part.queries, heads, positions)  # (heads, rows, head_dim)
-    k = torch.from_numpy(part.keys[int(kv_head_of[heads[0]])])[start:stop]
+    `LazyAttention._weights` in its order, all heads in one matmul (``key_head``: (key, head_dim) the keys
+    they share). A scale that is a power of two (1/8 for head_dim 64) multiplies the queries instead of the
+    scores: the same numbers bit for bit, one pass over the block fewer. Returns the logits the softmax
+    took (with the sink column, if any), the weights, and which rows see no key (None if none)."""
+    assert part.queries is not None and part.structure is not None
+    q = _queries(part.queries, heads, positions)  # (heads, rows, head_dim), a copy
     count, rows = len(heads), len(positions)
+    exact = math.frexp(part.scale)[0] == 0.5
     with torch.inference_mode():
-        scores = torch.matmul(q.reshape(count * rows, -1), k.T).view(count, rows, stop - start)
-        scores.mul_(part.scale)
+        if exact:
+            q.mul_(part.scale)
+        scores = torch.matmul(q.reshape(count * rows, -1), key_head[start:stop].T).view(count, rows, stop - start)
+        if not exact:
+            scores.mul_(part.scale)
         if part.softcap:
             scores.div_(part.softcap).tanh_().mul_(part.softcap)
         _hide(scores, part.structure, positions, start, stop)
         if part.sinks is not None:
             sink = torch.from_numpy(np.asarray(part.sinks, dtype=np.float32)[heads]).view(count, 1, 1)
             joined = torch.cat([scores, sink.expand(count, rows, 1)], dim=-1)
-            return torch.softmax(joined, dim=-1)[..., :-1].contiguous()
+            return joined, torch.softmax(joined, dim=-1)[..., :-1].contiguous(), None
         weights = torch.softmax(scores, dim=-1)
+        empty = None
         if part.structure.key_valid is not None:
             empty = torch.from_numpy(_visible(part.structure, positions, keys) == 0)
             if bool(empty.any()):  # eager's additive mask makes a row that sees no key uniform
                 weights[:, empty] = 1.0 / keys
-        return weights
+            else:
+                empty = None
+        return scores, weights, empty
 
 
 def _queries(queries: np.ndarray, heads: list[int], positions: np.ndarray) -> torch.Tensor:
-    """Queries of ``heads`` at ``positions``: (heads, rows, head_dim), a view when both are runs."""
+    """Queries of ``heads`` at ``positions``: (heads, rows, head_dim), a contiguous copy."""
     q = torch.from_numpy(queries)
     h0, p0 = heads[0], int(positions[0])
     head_run = heads == list(range(h0, h0 + len(heads)))
     row_run = len(positions) == int(positions[-1]) - p0 + 1 and bool((np.diff(positions) == 1).all())
     chosen = q[h0 : h0 + len(heads)] if head_run else q[torch.tensor(heads)]
     chosen = chosen[:, p0 : p0 + len(positions)] if row_run else chosen[:, torch.from_numpy(positions)]
-    return chosen.contiguous()
+    return chosen.clone(memory_format=torch.contiguous_format)
 
 
 def _hide(scores: torch.Tensor, structure: MaskStructure, positions: np.ndarray, start: int, stop: int) -> None:
-    """Set to -inf, in place, the scores (heads, rows, stop - start) of keys the mask hides from ``positions``.
+    """Set the scores (heads, rows, stop - start) of keys the mask hides from ``positions`` to the lowest
+    float32, in place (softmax gives them exactly 0, as -inf does, and log-softmax a finite number).
 
     Only the columns a row could lose are compared: right of the first row for causal, left of the last
     row's window for a sliding window; padding hides whole columns."""
@@ -183,13 +219,13 @@ def _hide(scores: torch.Tensor, structure: MaskStructure, positions: np.ndarray,
         low = max(start, int(positions.min()) + 1)
         if low < stop:
             cols = torch.arange(low, stop)[None, :]
-            scores[..., low - start :].masked_fill_(cols > rows, -torch.inf)
+            scores[..., low - start :].masked_fill_(cols > rows, _HIDDEN)
         if structure.window is not None:
             high = min(stop, int(positions.max()) - structure.window + 1)
             if high > start:
                 cols = torch.arange(start, high)[None, :]
-                scores[..., : high - start].masked_fill_(rows - cols >= structure.window, -torch.inf)
+                scores[..., : high - start].masked_fill_(rows - cols >= structure.window, _HIDDEN)
     if structure.key_valid is not None:
         hidden = torch.from_numpy(~structure.key_valid[start:stop])
         if bool(hidden.any()):
-            scores.masked_fill_(hidden, -torch.inf)
+            scores.masked_fill_(hidden, _HIDDEN)
