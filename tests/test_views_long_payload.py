@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 
 import attnscope
+from attnscope.analysis.long import summarise
 from attnscope.capture.lazy import LazyAttention
 from attnscope.errors import InputError
 from attnscope.quantise import quantise
 from attnscope.views import long_payload
 from attnscope.views.exact import WEIGHTS_MESSAGE
-from attnscope.views.long_payload import TopKeysPayload, capture_payload
+from attnscope.views.long_payload import TopKeysPayload, capture_payload, sparse_rows
 from attnscope.views.payload import payload_from_capture
 from attnscope.views.widget import LAYER_MESSAGE
 
@@ -87,7 +88,7 @@ def test_the_header_says_what_the_lines_are_and_what_is_offered(lazy):
     assert lines["kind"] == "top_keys" and lines["k"] == 6
     assert lines["text"] == "each query's 6 strongest keys per head"
     assert "not carried and not drawn" in lines["not_drawn"]
-    assert lines["model_shape"] == list(lazy.attentions.shape)
+    assert lines["model_shape"] == {"decoder": list(lazy.attentions.shape)}
     assert set(lines["not_offered"]) == {"mean", "rollout", "value_norm", "value_norm_sum"}
     (stack,) = header["stacks"]
     assert [m["name"] for m in stack["aggregation_methods"]] == ["raw"]
@@ -184,7 +185,7 @@ def test_options_a_long_view_cannot_honour_are_refused(lazy, options, message):
 
 def test_top_k_needs_a_capture():
     weights = np.full((1, 1, 1, 2, 2), 0.5)
-    with pytest.raises(InputError, match="top_k .* applies to a Capture"):
+    with pytest.raises(InputError, match="top_k and summary .* apply to a Capture"):
         attnscope.head_view(list(weights), ["a", "b"], top_k=3, html_action="return")
 
 
@@ -218,3 +219,44 @@ def test_computed_layers_are_kept_within_the_cache_bound(lazy, monkeypatch):
     payload.layer_bytes("decoder", 1)
     assert list(payload._cache) == [("decoder", 1)]
     assert payload.layer_bytes("decoder", 0) == first
+
+
+def test_layers_beside_the_shown_one_are_computed_ahead_once(lazy, monkeypatch):
+    payload = capture_payload(lazy, top_k=3)
+    calls = []
+    real = long_payload.top_keys
+    monkeypatch.setattr(long_payload, "top_keys", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    futures = payload.prefetch("decoder", [1, 2, -1])  # layers 2 and -1 are not in this stack
+    assert len(futures) == 1 and payload.prefetch("decoder", [1]) == []  # on its way: not asked twice
+    data, _ = futures[0].result()
+    assert payload.layer_bytes("decoder", 1) == data and calls == [1]  # from the cache, not computed again
+    wanted = sparse_rows(top_keys(lazy.attentions, 1, 3).indices, top_keys(lazy.attentions, 1, 3).weights, True)[0]
+    assert data == wanted
+
+
+def test_a_widget_computes_the_next_layer_ahead(lazy):
+    view = attnscope.head_view(lazy, top_k=3, layer=0)
+    pending = list(view.payload._pending.values())
+    for future in pending:
+        future.result()
+    assert ("decoder", 1) in view.payload._cache
+
+
+def test_a_summary_gives_the_lines_without_computing_them_again(lazy, monkeypatch):
+    summary = summarise(lazy.attentions, k=4)
+    monkeypatch.setattr(long_payload, "top_keys", lambda *a, **k: pytest.fail("top keys computed again"))
+    view = attnscope.head_view(lazy, summary=summary)
+    assert view.payload.top_k == 4 and view.header["lines"]["k"] == 4
+    for layer, top in enumerate(summary.top):
+        assert view.payload.layer_bytes("decoder", layer) == sparse_rows(top.indices, top.weights, True)[0]
+
+
+def test_a_summary_of_another_stack_is_refused(lazy, tiny):
+    other = on_demand(tiny("mistral"), PUB)
+    with pytest.raises(
+        InputError,
+        match=r"summary is of a stack of shape \(2, 4, 29, 29\), and this capture.s stacks are decoder \(2, 4, 128, 1",
+    ):
+        attnscope.head_view(lazy, summary=summarise(other.attentions, k=2))
+    with pytest.raises(InputError, match="summary must be what attnscope.analysis.long.summarise returns, got dict"):
+        attnscope.head_view(lazy, summary={})

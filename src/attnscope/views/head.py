@@ -17,7 +17,7 @@ from .display import present
 from .exact import WEIGHTS_MESSAGE, answer_weights
 from .html import bundle, static_text
 from .long_payload import capture_payload
-from .payload import DEFAULT_TOP_SHARE, check_top_share, payload_from_inputs
+from .payload import DEFAULT_TOP_SHARE, Payload, check_top_share, payload_from_inputs
 from .widget import PayloadWidget
 
 ENCODINGS = {"auto": None, "dense": False, "sparse": True}
@@ -39,12 +39,32 @@ class HeadView(PayloadWidget):
     head_thumbnails = traitlets.Bool(False).tag(sync=True)
     shade_keys = traitlets.Bool(False).tag(sync=True)
 
+    def __init__(self, payload: Payload, **kwargs: Any) -> None:
+        super().__init__(payload, **kwargs)
+        role = payload.selection["stack"]
+        self._prefetch_near(role, [payload.layer_labels[role].index(payload.selection["layer"])])
+
     def _answer(self, widget: Any, content: Any, buffers: Any) -> None:
-        """Exact weights asked for by the module (`WEIGHTS_MESSAGE`) are answered here; layers as every view."""
+        """Exact weights asked for by the module (`WEIGHTS_MESSAGE`) are answered here; layers as every view,
+        and then (at long context) the layers beside them are computed ahead on a worker thread."""
         if isinstance(content, dict) and content.get("type") == WEIGHTS_MESSAGE:
             self.send(answer_weights(self.payload, content))
             return
         super()._answer(widget, content, buffers)
+        if isinstance(content, dict) and content.get("type") == self.message and isinstance(content.get("role"), str):
+            indices = content.get("indices")
+            wanted = (
+                [i for i in indices if isinstance(i, int) and not isinstance(i, bool)]
+                if isinstance(indices, list)
+                else []
+            )
+            self._prefetch_near(content["role"], wanted)
+
+    def _prefetch_near(self, role: str, indices: list[int]) -> None:
+        """Compute the layers next to ``indices`` ahead, when the payload computes its layers (long context)."""
+        prefetch = getattr(self.payload, "prefetch", None)
+        if prefetch is not None and role in self.payload.stacks:
+            prefetch(role, [j for i in indices for j in (i + 1, i - 1)])
 
     @traitlets.validate("top_share")
     def _valid_top_share(self, proposal: dict[str, Any]) -> float:
@@ -81,6 +101,7 @@ def head_view(
     head_thumbnails: bool = False,
     shade_keys: bool = False,
     top_k: int | None = None,
+    summary: Any = None,
 ) -> HeadView:
     """The head view (V1) of a `Capture` or of BertViz-style attention.
 
@@ -111,8 +132,9 @@ def head_view(
 
     Long context: a capture computed on demand (``attention="on_demand"``) too large for every weight
     (`long_payload.LONG_PAYLOAD_BYTES`), or any capture with ``top_k`` given, draws each query's ``top_k``
-    strongest keys per head (default 8), computed when a layer is shown; the view then scrolls through its
-    query rows, and a hovered token's weights are asked of Python exactly (see `long_payload`).
+    strongest keys per head (default 8), computed when a layer is shown (or taken from ``summary``, what
+    `analysis.long.summarise` computed for the capture's stack: no layer computed again); the view then scrolls
+    through its query rows, and a hovered token's weights are asked of Python exactly (see `long_payload`).
     """
     if html_action not in ("view", "return"):
         raise InputError(f"html_action must be 'view' or 'return', got {html_action!r}")
@@ -132,6 +154,8 @@ def head_view(
         options["threshold"] = threshold
     if top_k is not None:
         options["top_k"] = top_k
+    if summary is not None:
+        options["summary"] = summary
     payload = payload_from_inputs(
         attention,
         tokens,

@@ -20,8 +20,10 @@ otherwise the page shows the bytes and says their precision.
 from __future__ import annotations
 
 import base64
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..analysis.long import as_lazy, top_keys
+from ..analysis.long import Summary, as_lazy, top_keys
 from ..capture.blocks import weight_blocks
 from ..capture.lazy import LazyAttention, LazyLayer
 from ..capture.loading import readable_model_name
@@ -85,7 +87,12 @@ class TopKeysPayload(Payload):
 
     top_k: int = DEFAULT_TOP_K
     exact_in_html: bool = False
+    known: dict[tuple[str, int], Any] = field(default_factory=dict, repr=False)
+    """Top keys already computed, by (role, kept layer index): a `Summary`'s (`top_keys_payload`'s ``summary``)."""
     _cache: OrderedDict[tuple[str, int], tuple[bytes, np.ndarray]] = field(default_factory=OrderedDict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _pending: dict[tuple[str, int], Future[tuple[bytes, np.ndarray]]] = field(default_factory=dict, repr=False)
+    _worker: ThreadPoolExecutor | None = field(default=None, repr=False)
     _hover: dict[int, LazyAttention] = field(default_factory=dict, repr=False)
 
     def kept(self, role: str) -> KeptStack:
@@ -106,13 +113,12 @@ class TopKeysPayload(Payload):
         header = super().header()
         for stack in header["stacks"]:
             stack["aggregation_methods"] = [m for m in stack["aggregation_methods"] if m["name"] == "raw"]
-        first = self.kept(next(iter(self.stacks)))
         header["lines"] = {
             "kind": "top_keys",
             "k": self.top_k,
             "text": f"each query's {count(self.top_k, 'strongest key')} per head",
             "not_drawn": f"weights outside each query's {self.top_k} strongest keys are not carried and not drawn",
-            "model_shape": list(first.attentions.shape),
+            "model_shape": {role: list(self.kept(role).attentions.shape) for role in self.stacks},
             "not_offered": NOT_OFFERED,
             "exact": {"on_request": True, "in_html": self.exact_in_html, "html_bytes": self.html_bytes()},
         }
@@ -135,17 +141,45 @@ class TopKeysPayload(Payload):
         return self._layer(key, layer)[0]
 
     def _layer(self, key: str, layer: int) -> tuple[bytes, np.ndarray]:
-        """The layer's sparse bytes and its carried weights in float32 (cached, `LAYER_CACHE` layers)."""
-        if (key, layer) in self._cache:
-            self._cache.move_to_end((key, layer))
-            return self._cache[(key, layer)]
+        """The layer's sparse bytes and its carried weights in float32: cached (`LAYER_CACHE` layers), being
+        computed by `prefetch` (then waited for), or computed now."""
+        with self._lock:
+            if (key, layer) in self._cache:
+                self._cache.move_to_end((key, layer))
+                return self._cache[(key, layer)]
+            pending = self._pending.get((key, layer))
+        return pending.result() if pending is not None else self._compute(key, layer)
+
+    def _compute(self, key: str, layer: int) -> tuple[bytes, np.ndarray]:
         stack = self.kept(key)
-        found = top_keys(stack.attentions, stack.layers[layer], min(self.top_k, stack.shape[3]), heads=stack.heads)
+        found = self.known.get((key, layer))
+        if found is None:
+            found = top_keys(stack.attentions, stack.layers[layer], min(self.top_k, stack.shape[3]), heads=stack.heads)
         made = sparse_rows(found.indices, found.weights, self._narrow())
-        self._cache[(key, layer)] = made
-        while len(self._cache) > LAYER_CACHE:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[(key, layer)] = made
+            self._cache.move_to_end((key, layer))
+            while len(self._cache) > LAYER_CACHE:
+                self._cache.popitem(last=False)
+            self._pending.pop((key, layer), None)
         return made
+
+    def prefetch(self, key: str, layers: Sequence[int]) -> list[Future[tuple[bytes, np.ndarray]]]:
+        """Compute ``layers`` of ``key`` (those in range, not cached nor on their way) one after another on a
+        worker thread, so that a view stepping through layers finds the next one ready; returns their futures."""
+        futures = []
+        with self._lock:
+            for layer in layers:
+                if (
+                    not 0 <= layer < self.kept(key).shape[0]
+                    or (key, layer) in self._cache
+                    or (key, layer) in self._pending
+                ):
+                    continue
+                self._worker = self._worker or ThreadPoolExecutor(1, thread_name_prefix="attnscope-top-keys")
+                self._pending[(key, layer)] = self._worker.submit(self._compute, key, layer)
+                futures.append(self._pending[(key, layer)])
+        return futures
 
     def layers_base64(self) -> dict[str, list[str]]:
         """Every layer as base64 (a standalone page), each followed by its float32 weights when `exact_in_html`."""
@@ -304,14 +338,17 @@ def top_keys_payload(
     include_heads: Sequence[int] | None = None,
     combine_heads: Sequence[int] | None = None,
     threshold: float | None = None,
+    summary: Summary | None = None,
     **options: Any,
 ) -> TopKeysPayload:
     """A `TopKeysPayload` of ``stacks`` (role -> `LazyAttention` or dense (layers, heads, query, key) array).
 
     ``base`` holds `Payload`'s sequences, stack_tokens, causal, model and kind. Options as `build_payload`'s,
-    plus ``top_k`` (keys per row, default `DEFAULT_TOP_K`); ``threshold`` (default 0: every carried key whose
-    byte is not 0 is drawn) hides carried lines at or below it. Refused with `InputError`: a dense encoding,
-    and aggregations other than each head's lines (`NOT_OFFERED`). Nothing is computed here.
+    plus ``top_k`` (keys per row, default `DEFAULT_TOP_K`, or the ``summary``'s); ``threshold`` (default 0: every
+    carried key whose byte is not 0 is drawn) hides carried lines at or below it; ``summary``: what
+    `analysis.long.summarise` computed for one of the stacks, whose top keys are used as they are for the layers
+    it covers (same heads and k) instead of computed again. Refused with `InputError`: a dense encoding,
+    aggregations other than each head's lines (`NOT_OFFERED`), a summary of no stack here. Nothing is computed.
     """
     threshold = 0.0 if threshold is None else threshold
     _check_options({**options, "threshold": threshold})
@@ -333,8 +370,9 @@ def top_keys_payload(
         sparse=True,
         head_labels=head_labels,
         combined_heads=combined,
-        top_k=int(top_k or DEFAULT_TOP_K),
+        top_k=int(top_k or _k_of(summary) or DEFAULT_TOP_K),
     )
+    payload.known = _known(summary, stacks, labels, head_labels, payload)
     payload.exact_in_html = True
     payload.exact_in_html = payload.html_bytes() <= HTML_EXACT_BUDGET
     _check_selection(payload, stack, layer, heads, (include_layers is not None, include_heads is not None))
@@ -342,12 +380,42 @@ def top_keys_payload(
     return payload
 
 
+def _k_of(summary: Any) -> int | None:
+    """The number of keys per row a ``summary``'s top keys hold (None without them)."""
+    return int(summary.top[0].indices.shape[-1]) if isinstance(summary, Summary) and summary.top else None
+
+
+def _known(
+    summary: Any, stacks: dict[str, Any], labels: dict[str, list[int]], heads: dict[str, list[int]], payload: Any
+) -> dict[tuple[str, int], Any]:
+    """The top keys a ``summary`` holds for this payload, by (role, kept layer index): those of its layers that
+    are kept, of the kept heads, with ``payload.top_k`` keys. `InputError` when it summarises no stack here."""
+    if summary is None:
+        return {}
+    if not isinstance(summary, Summary):
+        raise InputError(
+            f"summary must be what attnscope.analysis.long.summarise returns, got {type(summary).__name__}"
+        )
+    shape = tuple(summary.overview.shape)
+    roles = [role for role, weights in stacks.items() if tuple(weights.shape) == shape]
+    if not roles:
+        have = ", ".join(f"{role} {tuple(w.shape)}" for role, w in stacks.items())
+        raise InputError(f"summary is of a stack of shape {shape}, and this capture's stacks are {have}")
+    role = roles[0]
+    return {
+        (role, labels[role].index(top.layer)): top
+        for top in summary.top
+        if top.layer in labels[role] and list(top.heads) == heads[role] and top.indices.shape[-1] == payload.top_k
+    }
+
+
 def capture_payload(cap: Capture, **options: Any) -> Payload:
     """The head view's payload of a capture: a `TopKeysPayload` when `wants_top_keys` (``top_k`` given, or stacks on
     demand past `LONG_PAYLOAD_BYTES`), else `payload_from_capture`'s dense or threshold payload, as before."""
     top_k = options.pop("top_k", None)
     parts = capture_stacks(cap)
-    if not wants_top_keys(parts.stacks, top_k):
+    if options.get("summary") is None and not wants_top_keys(parts.stacks, top_k):
+        options.pop("summary", None)
         return payload_from_capture(cap, **options)
     base = dict(sequences=parts.sequences, stack_tokens=parts.stack_tokens, causal=parts.causal, kind=cap.kind)
     return top_keys_payload(parts.stacks, {**base, "model": readable_model_name(cap.model)}, top_k=top_k, **options)

@@ -422,8 +422,10 @@ def payload_from_capture(cap: Capture, **options: Any) -> Payload:
     ``max_dense_bytes`` (else `InputError`): at long context the head view draws each query's strongest keys
     instead (`long_payload.capture_payload`)."""
     parts = capture_stacks(cap)
-    if options.pop("top_k", None) is not None:
-        raise InputError("top_k (each query's strongest keys) is the head view's: attnscope.head_view(cap, top_k=...)")
+    if options.pop("top_k", None) is not None or options.pop("summary", None) is not None:
+        raise InputError(
+            "top_k and summary (each query's strongest keys) are the head view's: attnscope.head_view(cap, top_k=...)"
+        )
     stacks = {role: np.asarray(w) if isinstance(w, LazyAttention) else w for role, w in parts.stacks.items()}
     return build_payload(
         stacks,
@@ -452,9 +454,9 @@ def payload_from_arrays(
     **options: Any,
 ) -> Payload:
     """A `Payload` from BertViz's arguments: ``attention`` + ``tokens``, or encoder/decoder/cross attention."""
-    if options.pop("top_k", None) is not None:
+    if options.pop("top_k", None) is not None or options.pop("summary", None) is not None:
         raise InputError(
-            "top_k (each query's strongest keys) applies to a Capture: pass attnscope.capture(...)'s result"
+            "top_k and summary (each query's strongest keys) apply to a Capture: pass attnscope.capture(...)'s result"
         )
     if attention is not None:
         if any(a is not None for a in (encoder_attention, decoder_attention, cross_attention)):
