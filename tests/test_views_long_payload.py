@@ -260,3 +260,10 @@ def test_a_summary_of_another_stack_is_refused(lazy, tiny):
         attnscope.head_view(lazy, summary=summarise(other.attentions, k=2))
     with pytest.raises(InputError, match="summary must be what attnscope.analysis.long.summarise returns, got dict"):
         attnscope.head_view(lazy, summary={})
+
+
+def test_words_mode_stays_off_at_long_context(lazy):
+    view = attnscope.head_view(lazy, top_k=2)
+    with pytest.raises(InputError, match="merge_subwords merges every weight of a row, and at long context"):
+        view.merge_subwords = True
+    assert view.merge_subwords is False

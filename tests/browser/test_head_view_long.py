@@ -180,4 +180,6 @@ def test_a_notebook_view_asks_python_for_the_exact_weights_it_shows(page, long_c
             assert abs(float(weight) - float(row[3])) <= 1e-6
     assert "exact float32 weights, from Python" in page.page.inner_text(".attnscope-hv-tooltip")
     np.testing.assert_array_equal(sorted(shown), range(4))
+    page.page.evaluate("window.pySet('merge_subwords', true)")  # words merge every weight: they stay off here
+    assert attr(root, "units") == "tokens" and page.page.locator("#host .attnscope-hv-merge").is_disabled()
     assert page.errors == []

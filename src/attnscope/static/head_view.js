@@ -133,6 +133,7 @@ function headsChanged(v) {
 
 /** Rebuild the token columns after a change of stack, units, hidden tokens or chosen rows. @param {HeadView} v */
 function relayout(v) {
+  if (v.long) v.state.merge = v.dom.inputs.merge.checked = false; // words merge every weight of a row: not carried
   v.layout = makeLayout(v);
   v.cache.clear();
   const on = (/** @type {string} */ side, /** @type {number} */ index, /** @type {string} */ what, /** @type {HTMLElement} */ node) => onToken(v, side, index, what, node);

@@ -66,6 +66,15 @@ class HeadView(PayloadWidget):
         if prefetch is not None and role in self.payload.stacks:
             prefetch(role, [j for i in indices for j in (i + 1, i - 1)])
 
+    @traitlets.validate("merge_subwords")
+    def _valid_merge(self, proposal: dict[str, Any]) -> bool:
+        if proposal["value"] and getattr(self.payload, "top_k", None) is not None:
+            raise InputError(
+                "merge_subwords merges every weight of a row, and at long context each query's strongest keys "
+                "are carried instead: it stays off"
+            )
+        return bool(proposal["value"])
+
     @traitlets.validate("top_share")
     def _valid_top_share(self, proposal: dict[str, Any]) -> float:
         return check_top_share(proposal["value"])

@@ -1677,6 +1677,7 @@ var attnscopeView = (() => {
     v.host.onHeads?.(shownHeads(v));
   }
   function relayout(v) {
+    if (v.long) v.state.merge = v.dom.inputs.merge.checked = false;
     v.layout = makeLayout(v);
     v.cache.clear();
     const on = (side, index, what, node) => onToken(v, side, index, what, node);
