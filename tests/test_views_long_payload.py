@@ -17,8 +17,8 @@ from attnscope.capture.lazy import LazyAttention
 from attnscope.errors import InputError
 from attnscope.quantise import quantise
 from attnscope.views import long_payload
-from attnscope.views.exact import WEIGHTS_MESSAGE
 from attnscope.views.long_payload import TopKeysPayload, capture_payload, sparse_rows
+from attnscope.views.long_requests import ROWS_MESSAGE, WEIGHTS_MESSAGE
 from attnscope.views.payload import payload_from_capture
 from attnscope.views.widget import LAYER_MESSAGE
 
@@ -104,6 +104,7 @@ def test_a_lazy_payload_never_materialises_the_stack(lazy, monkeypatch):
     assert view.layers["decoder"][0] is not None and view.layers["decoder"][1] is None
     sent = Sent(view)
     view._handle_custom_msg({"type": LAYER_MESSAGE, "role": "decoder", "indices": [1]}, [])
+    view.payload.settle()  # a layer is answered from the worker thread once computed
     assert sent.messages[0][1] == [view.payload.layer_bytes("decoder", 1)]
     view._handle_custom_msg({"type": WEIGHTS_MESSAGE, "id": 1, "role": "decoder", "layer": 1, "cells": [[0, 9, 3]]}, [])
     assert "weights" in sent.messages[1][0]
@@ -267,3 +268,45 @@ def test_words_mode_stays_off_at_long_context(lazy):
     with pytest.raises(InputError, match="merge_subwords merges every weight of a row, and at long context"):
         view.merge_subwords = True
     assert view.merge_subwords is False
+
+
+def test_a_band_of_rows_is_answered_at_once(lazy):
+    view = attnscope.head_view(lazy, top_k=4, heads=[1])
+    sent = Sent(view)
+    view._handle_custom_msg({"type": ROWS_MESSAGE, "role": "decoder", "layer": 1, "start": 40, "stop": 60}, [])
+    ((reply, buffers),) = sent.messages
+    assert reply == {"type": ROWS_MESSAGE, "role": "decoder", "layer": 1, "start": 40, "stop": 60}
+    found = top_keys(lazy.attentions, 1, 4, rows=range(40, 60))
+    assert buffers == [sparse_rows(found.indices, found.weights, True)[0]]
+    heads = lazy.attentions.shape[1]
+    rows = decode_top_layer(buffers[0], heads, 20)
+    assert all(len(keys) == 4 for keys, _, _ in rows)
+
+
+def test_a_layer_asked_for_is_answered_when_the_worker_has_computed_it(lazy):
+    view = attnscope.head_view(lazy, top_k=4, layer=1)
+    sent = Sent(view)
+    view._handle_custom_msg({"type": LAYER_MESSAGE, "role": "decoder", "indices": [0, 5]}, [])
+    view.payload.settle()
+    ((reply, buffers),) = sent.messages
+    assert reply == {"type": LAYER_MESSAGE, "role": "decoder", "indices": [0]}
+    found = top_keys(lazy.attentions, 0, 4)
+    assert buffers == [sparse_rows(found.indices, found.weights, True)[0]]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ({"role": "cross", "layer": 0, "start": 0, "stop": 4}, "role must be one of decoder"),
+        ({"role": "decoder", "layer": 3, "start": 0, "stop": 4}, "layer 3 is out of range"),
+        ({"role": "decoder", "layer": 0, "start": -1, "stop": 4}, "start -1 is out of range"),
+        ({"role": "decoder", "layer": 0, "start": 8, "stop": 8}, "stop must be an integer from 9 to 128"),
+        ({"role": "decoder", "layer": 0, "start": 0, "stop": "4"}, "stop must be an integer from 1 to 128"),
+    ],
+)
+def test_bad_rows_requests_are_answered_with_an_error(lazy, content, message):
+    view = attnscope.head_view(lazy, top_k=4)
+    sent = Sent(view)
+    view._handle_custom_msg({"type": ROWS_MESSAGE, **content}, [])
+    ((reply, buffers),) = sent.messages
+    assert buffers == [] and re.search(message, reply["error"]), reply

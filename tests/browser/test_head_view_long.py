@@ -13,8 +13,8 @@ import pytest
 import attnscope
 from attnscope.quantise import quantise
 from attnscope.views import long_payload
-from attnscope.views.exact import WEIGHTS_MESSAGE
-from attnscope.views.html import bundle
+from attnscope.views.html import bundle, static_text
+from attnscope.views.long_requests import WEIGHTS_MESSAGE
 
 from ..long_context import top_keys
 from .conftest import open_view
@@ -40,8 +40,9 @@ def attr(root, name: str) -> str:
 
 
 def scroll_to_row(page, root, row: int) -> None:
-    page.page.evaluate(f"document.querySelector('.attnscope-hv-scroll').scrollTop = {row * ROW}")
-    page.page.wait_for_function(f"document.querySelector('.attnscope-hv').dataset.band.startsWith('{row}-')")
+    root.locator(".attnscope-hv-scroll").evaluate(f"(node) => {{ node.scrollTop = {row * ROW}; }}")
+    root.element_handle().wait_for_element_state("stable")
+    page.page.wait_for_function(f"(node) => node.dataset.band.startsWith('{row}-')", arg=root.element_handle())
 
 
 def tooltip_weights(page) -> dict[int, list[tuple[int, str, str, str]]]:
@@ -144,22 +145,45 @@ async ([source, header, layers]) => {
   const values = { header, layers: Object.fromEntries(Object.entries(layers).map(([role, list]) =>
     [role, list.map((b64) => b64 === null ? null : view(b64))])) };
   window.model = window.standInModel(values);
+  window.deliver = (msg, buffers) => window.fire("msg:custom", msg, buffers.map(view));
   window.cleanup = module.default.render({ model: window.model, el: document.getElementById("host") });
 }
 """
 
 
-def test_a_notebook_view_asks_python_for_the_exact_weights_it_shows(page, long_capture):
-    view = attnscope.head_view(long_capture, top_k=8, layer=1)
-    replies = []
-    view.send = lambda content, buffers=None: replies.append(content)
+def mount_widget(page, view) -> list:
+    """Mount ``view``'s module on a stand-in model holding what the widget holds; returns the list its Python side
+    sends into (replies are delivered by `answer`)."""
+    sent = []
+    view.send = lambda content, buffers=None: sent.append((content, list(buffers or [])))
     layers = {
         role: [None if b is None else base64.b64encode(b).decode() for b in items]
         for role, items in view.layers.items()
     }
     page.page.set_content("<!DOCTYPE html><div id='host'></div>")
+    page.page.add_style_tag(content=static_text("head_view.css"))  # the widget's _css, as anywidget adds it
     install_stand_in_model(page.page)
     page.page.evaluate(MOUNT, [base64.b64encode(bundle("head_view").encode()).decode(), view.header, layers])
+    return sent
+
+
+def answer(page, view, sent, kind: str) -> None:
+    """Hand the module's requests of type ``kind`` to Python, and deliver what Python sends back."""
+    for request in [m for m in page.page.evaluate("window.sent") if m["type"] == kind]:
+        view._handle_custom_msg(request, [])
+    deliver(page, sent, kind)
+
+
+def deliver(page, sent, kind: str) -> None:
+    for content, buffers in [m for m in sent if m[0]["type"] == kind]:
+        encoded = [base64.b64encode(b).decode() for b in buffers]
+        page.page.evaluate("([m, b]) => window.deliver(m, b)", [json.loads(json.dumps(content)), encoded])
+    sent[:] = [m for m in sent if m[0]["type"] != kind]
+
+
+def test_a_notebook_view_asks_python_for_the_exact_weights_it_shows(page, long_capture):
+    view = attnscope.head_view(long_capture, top_k=8, layer=1)
+    sent = mount_widget(page, view)
     root = page.page.locator("#host .attnscope-hv")
     page.page.hover("#host .attnscope-hv-keys .attnscope-hv-token[data-index='3']")  # a key: weights from queries
     assert attr(root, "token") == "key:3"
@@ -167,9 +191,11 @@ def test_a_notebook_view_asks_python_for_the_exact_weights_it_shows(page, long_c
     assert "asking Python" in page.page.inner_text(".attnscope-hv-tooltip")
     requests = [m for m in page.page.evaluate("window.sent") if m["type"] == WEIGHTS_MESSAGE]
     assert requests and requests[-1]["layer"] == 1 and all(len(c) == 3 for c in requests[-1]["cells"])
-    for request in requests:  # what the kernel does with each message (the pointer may have crossed other tokens)
+    replies = []
+    for request in requests:  # what the kernel does with each (the pointer may have crossed other tokens)
         view._handle_custom_msg(request, [])
-        page.page.evaluate("([reply]) => window.fire('msg:custom', reply, [])", [json.loads(json.dumps(replies[-1]))])
+        replies.append(sent[-1][0])
+    deliver(page, sent, WEIGHTS_MESSAGE)
     answered = {tuple(c): w for r in replies for c, w in zip(r["cells"], r["weights"])}
     shown = tooltip_weights(page)
     for head, items in shown.items():
@@ -182,4 +208,27 @@ def test_a_notebook_view_asks_python_for_the_exact_weights_it_shows(page, long_c
     np.testing.assert_array_equal(sorted(shown), range(4))
     page.page.evaluate("window.pySet('merge_subwords', true)")  # words merge every weight: they stay off here
     assert attr(root, "units") == "tokens" and page.page.locator("#host .attnscope-hv-merge").is_disabled()
+    assert page.errors == []
+
+
+def test_a_notebook_view_draws_the_rows_shown_before_the_whole_layer_arrives(page, long_capture):
+    view = attnscope.head_view(long_capture, top_k=8)
+    sent = mount_widget(page, view)
+    root = page.page.locator("#host .attnscope-hv")
+    page.page.select_option("#host .attnscope-hv-layer", "1")
+    assert attr(root, "loading") == "true"
+    answer(page, view, sent, "attnscope-rows")  # the band's rows, computed at once; the layer is not delivered yet
+    found = top_keys(long_capture.attentions, 1, 8)
+    assert attr(root, "rows") == "partial" and attr(root, "loading") == "false"
+    assert int(attr(root, "lines-drawn")) == drawn(found, range(BAND))
+    assert "the whole layer on its way" in page.page.inner_text("#host .attnscope-hv-status")
+    scroll_to_row(page, root, 1500)
+    answer(page, view, sent, "attnscope-rows")
+    assert int(attr(root, "lines-drawn")) == drawn(found, range(1500, 1500 + BAND))
+    answer(page, view, sent, "attnscope-layers")  # now the layer: answered once the worker has computed it
+    view.payload.settle()
+    deliver(page, sent, "attnscope-layers")
+    assert attr(root, "rows") == "all" and int(attr(root, "lines")) == drawn(found, range(found.indices.shape[1]))
+    assert int(attr(root, "lines-drawn")) == drawn(found, range(1500, 1500 + BAND))
+    assert page.page.inner_text("#host .attnscope-hv-status") == ""
     assert page.errors == []

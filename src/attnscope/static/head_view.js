@@ -42,7 +42,7 @@ import { aggregationInfo, fillAggregations, parsePositions } from "./attention_d
 import { activeFocus, combinesHeads, eachLine, initialState, keySeq, lineData, makeLayout, querySeq, segmentTest, shownHeads, stackOf } from "./head_view_data.js";
 import { buildDom, headButtons, markTokens, showTooltip, tokenNodes } from "./head_view_dom.js";
 import { exactStore } from "./head_view_exact.js";
-import { bandSVG, drawLong, isLong, longNote, mountLong } from "./head_view_long.js";
+import { bandSVG, drawLong, isLong, longNote, longStatus, mountLong } from "./head_view_long.js";
 import { drawLines, FULL_DRAW_LIMIT, paintThumbnails, toSVG } from "./head_view_paint.js";
 /** @import { HeadView, HeadViewHost } from "./head_view_data.js" */
 
@@ -197,7 +197,7 @@ function update(v, write = true) {
   const info = aggregationInfo(state.aggregation, stackOf(v));
   dom.inputs.aggregation.title = info.about;
   dom.note.textContent = v.long ? longNote(v) : info.note;
-  dom.status.textContent = loaded ? "" : `loading layer ${state.layer}…`;
+  dom.status.textContent = v.long ? longStatus(v, lineData(v)) : loaded ? "" : `loading layer ${state.layer}…`;
   const active = activeFocus(v);
   Object.assign(dom.root.dataset, {
     lines: String(total), linesDrawn: String(drawn), stack: state.stack, layer: String(state.layer),

@@ -129,16 +129,20 @@ export function makeLayout(v) {
 /**
  * The current layer over units with its line lists and the lines the top share keeps, or null while the
  * layer is on its way: the raw layer, the mean of the shown heads made from it (or from a per-head
- * aggregation), or a carried aggregation's layer. @param {HeadView} v
+ * aggregation), or a carried aggregation's layer. A long view in a notebook draws the rows it shows (`partial`:
+ * true) while the whole layer is computed (head_view_long.js). @param {HeadView} v
  */
 export function lineData(v) {
   const { state, layout } = v, s = stackOf(v), agg = state.aggregation;
-  const mean = drawsMean(v);
-  const key = [state.stack, state.layer, agg, mean ? shownHeads(v).join(",") : "", state.merge, state.threshold, state.topShare].join(":");
-  if (v.cache.has(key)) return v.cache.get(key);
-  const fromRaw = agg === "raw" || agg === "mean";
-  const bytes = v.store.get(fromRaw ? state.stack : `${state.stack}/${agg}`, layerIndex(v));
+  const mean = drawsMean(v), fromRaw = agg === "raw" || agg === "mean";
+  const role = fromRaw ? state.stack : `${state.stack}/${agg}`;
+  const full = v.store.get(role, layerIndex(v));
+  const rows = full ? null : v.long?.partial(role, layerIndex(v)) ?? null; // a long view's band, before its layer
+  const bytes = full ?? rows?.bytes;
   if (!bytes) return null;
+  const key = [state.stack, state.layer, agg, mean ? shownHeads(v).join(",") : "", state.merge, state.threshold, state.topShare,
+    rows ? `rows${rows.version}` : "all"].join(":");
+  if (v.cache.has(key)) return v.cache.get(key);
   const one = { heads: 1, query: s.query, key: s.key };
   const shape = fromRaw ? s : { ...one, heads: s.aggregations[agg] };
   const made = mean
@@ -148,7 +152,7 @@ export function lineData(v) {
   const keep = state.topShare < 1 // per set of lines, which of them the top share keeps (null: all)
     ? made.lines.map((lines, h) => topShareLines(lines, (q) => made.rowTotal(h, q, keyRow), keyRow, state.topShare)) : null;
   if (v.cache.size >= CACHE_SIZE) v.cache.delete(/** @type {string} */ (v.cache.keys().next().value));
-  v.cache.set(key, { ...made, keep });
+  v.cache.set(key, { ...made, keep, partial: rows !== null });
   return v.cache.get(key);
 }
 

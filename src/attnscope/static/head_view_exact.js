@@ -2,7 +2,7 @@
 /**
  * Exact weights for the head view at long context (a payload of each query's strongest keys, header "lines"):
  * the tooltip of a hovered token shows the model's float32 weights, not the bytes its lines are drawn from.
- * In a notebook they are asked of Python with a custom message (views/exact.py): `{ type: WEIGHTS_MESSAGE, id,
+ * In a notebook they are asked of Python with a custom message (views/long_requests.py): `{ type: WEIGHTS_MESSAGE, id,
  * role, layer, cells: [[head, query, key], ...] }`, answered with `weights` (or an `error`); in a standalone
  * page they are read from the layer's bytes when the page carries them (encoding "exact": float32 after the
  * bytes). Where neither can be had, the tooltip says the shown weights are bytes, within 1/510 of the model's.

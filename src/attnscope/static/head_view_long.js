@@ -11,7 +11,8 @@
  * in the band ("start-end", rows of the shown queries). Imported by head_view.js.
  */
 
-import { labelled, make, xmlText } from "./common.js";
+import { labelled, make, toBytes, xmlText } from "./common.js";
+import { sparseRows } from "./attention_data.js";
 import { activeFocus, lineData, lineSets, segmentTest, shownHeads, stackOf } from "./head_view_data.js";
 import { tokenNodes } from "./head_view_dom.js";
 import { CANVAS_WIDTH } from "./head_view_paint.js";
@@ -32,10 +33,21 @@ export const EDGE_SLOTS = 6; // key slots above (and below) the band
  * others share the "more" slot. @typedef {{ keys: number[], more: number, slot: Map<number, number> }} Edge
  */
 /**
- * A long view's own state. @typedef {{ scroller: HTMLElement, sizer: HTMLElement, goTo: HTMLInputElement,
- *   on: (side: string, index: number, what: string, node: HTMLElement) => void, band: Band | null, built: string,
- *   data: any, edges: { top: Edge, bottom: Edge } }} LongState
+ * Rows of one layer answered before the whole layer (a notebook's `ROWS_MESSAGE`): each chunk's rows and bytes (the
+ * sparse layout over heads × its rows), the ranges asked for, and the chunks merged into the layer's layout.
+ * @typedef {{ chunks: { start: number, stop: number, bytes: Uint8Array }[], asked: Set<string>, merged: Uint8Array | null }} Rows
  */
+/**
+ * A long view's own state; `partial(role, index)`: the rows of a layer that has not arrived, merged (and the
+ * band's rows asked for when they are missing), or null; `error`: what Python answered it could not compute.
+ * @typedef {{ scroller: HTMLElement, sizer: HTMLElement, goTo: HTMLInputElement,
+ *   on: (side: string, index: number, what: string, node: HTMLElement) => void, band: Band | null, built: string,
+ *   data: any, edges: { top: Edge, bottom: Edge }, rows: Map<string, Rows>, error: string,
+ *   partial: (role: string, index: number) => { bytes: Uint8Array, version: number } | null }} LongState
+ */
+
+export const ROWS_MESSAGE = "attnscope-rows";
+const MARGIN = 30; // rows asked for above and below the band
 
 /** Whether a payload's lines are each query's strongest keys (a long view). @param {any} header */
 export const isLong = (header) => header.lines?.kind === "top_keys";
@@ -66,7 +78,9 @@ export function mountLong(v, redraw) {
   merge.disabled = true;
   merge.title = "words merge every weight of a row: at long context only each query's strongest keys are carried";
   const empty = { keys: [], more: 0, slot: new Map() };
-  v.long = { scroller, sizer, goTo, on: () => {}, band: null, built: "", data: null, edges: { top: empty, bottom: empty } };
+  v.long = { scroller, sizer, goTo, on: () => {}, band: null, built: "", data: null, edges: { top: empty, bottom: empty },
+    rows: new Map(), error: "", partial: (role, index) => partialRows(v, role, index) };
+  const stopRows = hearRows(v, redraw);
   goTo.addEventListener("change", () => scrollTo(v, Number(goTo.value)));
   let pending = false;
   const onScroll = () => {
@@ -78,7 +92,92 @@ export function mountLong(v, redraw) {
     });
   };
   scroller.addEventListener("scroll", onScroll);
-  return () => scroller.removeEventListener("scroll", onScroll);
+  return () => { scroller.removeEventListener("scroll", onScroll); stopRows(); };
+}
+
+/**
+ * Hear Python's answers: rows of a layer (kept per layer), and layers it could not compute (their error).
+ * @param {HeadView} v @param {() => void} redraw @returns {() => void} the unsubscribe
+ */
+function hearRows(v, redraw) {
+  const long = /** @type {LongState} */ (v.long);
+  /** @param {any} msg @param {any[]} [buffers] */
+  const receive = (msg, buffers) => {
+    if (msg?.type === ROWS_MESSAGE && msg.error) {
+      long.error = `layer ${msg.layer} could not be computed: ${msg.error}`;
+    } else if (msg?.type === ROWS_MESSAGE && buffers?.length) {
+      const key = `${msg.role}:${msg.layer}`, rows = long.rows.get(key) ?? { chunks: [], asked: new Set(), merged: null };
+      rows.chunks.push({ start: msg.start, stop: msg.stop, bytes: toBytes(buffers[0]) });
+      rows.merged = null;
+      long.rows.set(key, rows);
+    } else return;
+    redraw();
+  };
+  v.model.on("msg:custom", receive);
+  return () => { if (typeof v.model.off === "function") v.model.off("msg:custom", receive); };
+}
+
+/**
+ * The rows answered so far of a layer that has not arrived (merged into the layer's layout), asking Python for
+ * the band's rows (and `MARGIN` around them) when some are missing; null in a page without a kernel, or before
+ * any row is answered. @param {HeadView} v @param {string} role @param {number} index
+ */
+function partialRows(v, role, index) {
+  if (typeof v.model.send !== "function" || !v.long) return null;
+  const key = `${role}:${index}`, rows = v.long.rows.get(key) ?? { chunks: [], asked: new Set(), merged: null };
+  v.long.rows.set(key, rows);
+  const band = bandOf(v), shown = v.layout.qRows.shown;
+  const covered = (/** @type {number} */ unit) => rows.chunks.some((c) => c.start <= unit && unit < c.stop);
+  if (!shown.slice(band.q0, band.q1).every(covered)) {
+    const start = shown[Math.max(0, band.q0 - MARGIN)] ?? 0;
+    const stop = Math.min(start + 1024, (shown[Math.min(shown.length, band.q1 + MARGIN) - 1] ?? start) + 1);
+    if (!rows.asked.has(`${start}-${stop}`)) {
+      rows.asked.add(`${start}-${stop}`);
+      v.model.send({ type: ROWS_MESSAGE, role, layer: index, start, stop });
+    }
+  }
+  if (!rows.chunks.length) return null;
+  rows.merged ??= mergeRows(rows.chunks, stackOf(v), v.header.encoding.index_bytes);
+  return { bytes: rows.merged, version: rows.chunks.length };
+}
+
+/**
+ * Chunks of rows (each the sparse layout over heads × its rows) as one layer's sparse layout over heads × query,
+ * rows not answered left empty. @param {{ start: number, stop: number, bytes: Uint8Array }[]} chunks
+ * @param {{ heads: number, query: number }} shape @param {number} indexBytes
+ */
+export function mergeRows(chunks, shape, indexBytes) {
+  const { heads, query } = shape, rows = heads * query;
+  const parts = chunks.map((c) => ({ ...c, ...sparseRows(c.bytes, heads * (c.stop - c.start), indexBytes) }));
+  const counts = new Uint32Array(rows);
+  for (const p of parts) {
+    const n = p.stop - p.start;
+    for (let h = 0; h < heads; h++) for (let i = 0; i < n; i++) counts[h * query + p.start + i] = p.starts[h * n + i + 1] - p.starts[h * n + i];
+  }
+  const out = new Uint8Array(4 * (rows + 1) + (indexBytes + 1) * counts.reduce((a, b) => a + b, 0));
+  const starts = new Uint32Array(out.buffer, 0, rows + 1);
+  for (let r = 0; r < rows; r++) starts[r + 1] = starts[r] + counts[r];
+  const total = starts[rows], at = 4 * (rows + 1);
+  const keys = indexBytes === 2 ? new Uint16Array(out.buffer, at, total) : new Uint32Array(out.buffer, at, total);
+  const values = new Uint8Array(out.buffer, at + indexBytes * total, total);
+  for (const p of parts) {
+    const n = p.stop - p.start;
+    for (let h = 0; h < heads; h++) {
+      for (let i = 0; i < n; i++) {
+        const from = p.starts[h * n + i], to = starts[h * query + p.start + i];
+        keys.set(p.keys.subarray(from, p.starts[h * n + i + 1]), to);
+        values.set(p.values.subarray(from, p.starts[h * n + i + 1]), to);
+      }
+    }
+  }
+  return out;
+}
+
+/** What the status says of a long view: an error, the rows shown while the layer is computed, or "". @param {HeadView} v @param {any} d `lineData` */
+export function longStatus(v, d) {
+  if (v.long?.error) return v.long.error;
+  if (!d) return `loading layer ${v.state.layer}…`;
+  return d.partial ? `layer ${v.state.layer}: the rows shown first, the whole layer on its way…` : "";
 }
 
 /** What the note beside the controls says of a long view: what its lines are, and which rows are shown. @param {HeadView} v */
@@ -228,7 +327,8 @@ export function drawLong(v) {
     buildBand(v, band);
     Object.assign(long, { built, data: d });
   }
-  Object.assign(dom.root.dataset, { band: `${band.q0}-${band.q1}`, edgeKeys: [...long.edges.top.keys, ...long.edges.bottom.keys].join(",") });
+  Object.assign(dom.root.dataset, { band: `${band.q0}-${band.q1}`, edgeKeys: [...long.edges.top.keys, ...long.edges.bottom.keys].join(","),
+    rows: d?.partial ? "partial" : "all" });
   return paintBand(v, d, band);
 }
 

@@ -14,9 +14,9 @@ import traitlets
 from ..capture.result import Capture
 from ..errors import InputError
 from .display import present
-from .exact import WEIGHTS_MESSAGE, answer_weights
 from .html import bundle, static_text
 from .long_payload import capture_payload
+from .long_requests import ROWS_MESSAGE, WEIGHTS_MESSAGE, answer_rows, answer_weights
 from .payload import DEFAULT_TOP_SHARE, Payload, check_top_share, payload_from_inputs
 from .widget import PayloadWidget
 
@@ -45,20 +45,36 @@ class HeadView(PayloadWidget):
         self._prefetch_near(role, [payload.layer_labels[role].index(payload.selection["layer"])])
 
     def _answer(self, widget: Any, content: Any, buffers: Any) -> None:
-        """Exact weights asked for by the module (`WEIGHTS_MESSAGE`) are answered here; layers as every view,
-        and then (at long context) the layers beside them are computed ahead on a worker thread."""
-        if isinstance(content, dict) and content.get("type") == WEIGHTS_MESSAGE:
+        """Exact weights (`WEIGHTS_MESSAGE`) and bands of rows (`ROWS_MESSAGE`) asked for by the module are answered
+        here. At long context a layer asked for is answered once the worker thread has computed it (the kernel
+        meanwhile answers rows and hovers), and the layers beside it are computed ahead; otherwise as every view."""
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == WEIGHTS_MESSAGE:
             self.send(answer_weights(self.payload, content))
             return
-        super()._answer(widget, content, buffers)
-        if isinstance(content, dict) and content.get("type") == self.message and isinstance(content.get("role"), str):
-            indices = content.get("indices")
-            wanted = (
-                [i for i in indices if isinstance(i, int) and not isinstance(i, bool)]
-                if isinstance(indices, list)
-                else []
-            )
-            self._prefetch_near(content["role"], wanted)
+        if kind == ROWS_MESSAGE:
+            reply, data = answer_rows(self.payload, content)
+            self.send(reply, buffers=data)
+            return
+        request = getattr(self.payload, "request", None)
+        if kind != self.message or request is None:
+            super()._answer(widget, content, buffers)
+            return
+        role, indices = content.get("role"), content.get("indices")
+        count = self.layer_count(role) if isinstance(role, str) else None
+        if not isinstance(role, str) or count is None or not isinstance(indices, list):
+            return
+        wanted = [i for i in indices if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < count]
+        for index in wanted:
+            request(role, index, lambda data, error, i=index: self._send_layer(role, i, data, error))
+        self._prefetch_near(role, wanted)
+
+    def _send_layer(self, role: str, index: int, data: bytes | None, error: str) -> None:
+        """Send a layer computed on the worker thread, or say why it could not be (no buffer: the module shows it)."""
+        if data is None:  # as a rows reply: the layers' store of the module takes every layer reply for bytes
+            self.send({"type": ROWS_MESSAGE, "role": role, "layer": index, "error": error})
+        else:
+            self.send({"type": self.message, "role": role, "indices": [index]}, buffers=[data])
 
     def _prefetch_near(self, role: str, indices: list[int]) -> None:
         """Compute the layers next to ``indices`` ahead, when the payload computes its layers (long context)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,7 +52,9 @@ HTML_EXACT_BUDGET = 100 * 10**6
 """Bytes of base64 layer text a standalone page may carry: within it the layers carry exact float32 weights too."""
 MAX_CELLS = 4096
 """The most weights one exact-weights request may ask for."""
-SMALL_WORK = 2**22
+MAX_ROWS = 1024
+"""The most query rows one rows request may ask for."""
+SMALL_WORK = 2**24
 """Weights (heads × rows × keys) an exact-weights request computes on one thread, at most."""
 NOT_OFFERED = {
     "mean": "the mean of heads needs every weight of each head, and only each query's strongest keys are carried",
@@ -93,6 +95,7 @@ class TopKeysPayload(Payload):
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _pending: dict[tuple[str, int], Future[tuple[bytes, np.ndarray]]] = field(default_factory=dict, repr=False)
     _worker: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _requested: set[tuple[str, int]] = field(default_factory=set, repr=False)
     _hover: dict[int, LazyAttention] = field(default_factory=dict, repr=False)
 
     def kept(self, role: str) -> KeptStack:
@@ -162,7 +165,73 @@ class TopKeysPayload(Payload):
             while len(self._cache) > LAYER_CACHE:
                 self._cache.popitem(last=False)
             self._pending.pop((key, layer), None)
+            self._requested.discard((key, layer))
         return made
+
+    def request(self, key: str, layer: int, done: Callable[[bytes | None, str], None]) -> None:
+        """Call ``done(bytes, "")`` with the layer's bytes: now when cached, else once the worker thread has
+        computed it, ahead of layers only computed ahead (`prefetch`: those not started are dropped); or
+        ``done(None, why)`` when it could not be computed."""
+        with self._lock:
+            if (key, layer) in self._cache:
+                self._cache.move_to_end((key, layer))
+                ready: tuple[bytes, np.ndarray] | None = self._cache[(key, layer)]
+            else:
+                ready = None
+                for other, future in list(self._pending.items()):
+                    if other != (key, layer) and other not in self._requested and future.cancel():  # not started
+                        del self._pending[other]
+                self._requested.add((key, layer))
+                if (key, layer) not in self._pending:
+                    self._worker = self._worker or ThreadPoolExecutor(1, thread_name_prefix="attnscope-top-keys")
+                    self._pending[(key, layer)] = self._worker.submit(self._compute, key, layer)
+                pending = self._pending[(key, layer)]
+        if ready is not None:
+            done(ready[0], "")
+            return
+
+        def finish(future: Future[tuple[bytes, np.ndarray]]) -> None:
+            try:
+                data = future.result()[0]
+            except Exception as error:  # noqa: BLE001 - told to the view that asked, not raised in a worker thread
+                done(None, str(error) or type(error).__name__)
+                return
+            done(data, "")
+
+        pending.add_done_callback(finish)
+
+    def settle(self) -> None:
+        """Wait until the worker thread has done everything queued so far, callbacks included (one worker: a
+        no-op queued now runs after them)."""
+        with self._lock:
+            worker = self._worker
+        if worker is not None:
+            worker.submit(lambda: None).result()
+
+    def rows_bytes(self, role: Any, layer: Any, start: Any, stop: Any) -> bytes:
+        """Rows ``start:stop`` of kept layer ``layer`` of ``role``, every kept head, as sparse rows (`sparse_rows`,
+        ``heads × (stop - start)`` rows): a band computed in milliseconds while the whole layer is on its way.
+        `InputError` for a role, layer or rows out of range, or more than `MAX_ROWS` rows."""
+        if not isinstance(role, str) or role not in self.stacks:
+            raise InputError(f"role must be one of {', '.join(self.stacks)}, got {role!r:.40}")
+        stack = self.kept(role)
+        layers, _, queries, keys = stack.shape
+        layer = check_range("layer", layer, layers, f"the {role} stack of this view")
+        start = check_range("start", start, queries, f"the {role} stack of this view", unit="query position")
+        if isinstance(stop, bool) or not isinstance(stop, int) or not start < stop <= min(queries, start + MAX_ROWS):
+            raise InputError(
+                f"stop must be an integer from {start + 1} to {min(queries, start + MAX_ROWS)} (at most {MAX_ROWS} "
+                f"rows after start {start}), got {stop!r:.40}"
+            )
+        found = self.known.get((role, layer))
+        if found is not None:
+            indices, weights = found.indices[:, start:stop], found.weights[:, start:stop]
+        else:
+            with _threads(1 if len(stack.heads) * (stop - start) * keys <= SMALL_WORK else None):
+                k = min(self.top_k, keys)
+                found = top_keys(stack.attentions, stack.layers[layer], k, heads=stack.heads, rows=range(start, stop))
+            indices, weights = found.indices, found.weights
+        return sparse_rows(indices, weights, self._narrow())[0]
 
     def prefetch(self, key: str, layers: Sequence[int]) -> list[Future[tuple[bytes, np.ndarray]]]:
         """Compute ``layers`` of ``key`` (those in range, not cached nor on their way) one after another on a

@@ -1574,12 +1574,23 @@ function makeLayout(v) {
 }
 function lineData(v) {
   const { state, layout } = v, s = stackOf(v), agg = state.aggregation;
-  const mean = drawsMean(v);
-  const key = [state.stack, state.layer, agg, mean ? shownHeads(v).join(",") : "", state.merge, state.threshold, state.topShare].join(":");
-  if (v.cache.has(key)) return v.cache.get(key);
-  const fromRaw = agg === "raw" || agg === "mean";
-  const bytes = v.store.get(fromRaw ? state.stack : `${state.stack}/${agg}`, layerIndex(v));
+  const mean = drawsMean(v), fromRaw = agg === "raw" || agg === "mean";
+  const role = fromRaw ? state.stack : `${state.stack}/${agg}`;
+  const full = v.store.get(role, layerIndex(v));
+  const rows = full ? null : v.long?.partial(role, layerIndex(v)) ?? null;
+  const bytes = full ?? rows?.bytes;
   if (!bytes) return null;
+  const key = [
+    state.stack,
+    state.layer,
+    agg,
+    mean ? shownHeads(v).join(",") : "",
+    state.merge,
+    state.threshold,
+    state.topShare,
+    rows ? `rows${rows.version}` : "all"
+  ].join(":");
+  if (v.cache.has(key)) return v.cache.get(key);
   const one = { heads: 1, query: s.query, key: s.key };
   const shape = fromRaw ? s : { ...one, heads: s.aggregations[agg] };
   const made = mean ? layerData(meanWeights(bytes, v.header.encoding, shape, shownHeads(v)), DECODED, one, layout.q, layout.k, state.merge, state.threshold) : layerData(bytes, v.header.encoding, shape, layout.q, layout.k, state.merge, state.threshold);
@@ -1589,7 +1600,7 @@ function lineData(v) {
     /** @type {string} */
     v.cache.keys().next().value
   );
-  v.cache.set(key, { ...made, keep });
+  v.cache.set(key, { ...made, keep, partial: rows !== null });
   return v.cache.get(key);
 }
 function segmentTest(v) {
@@ -2332,6 +2343,8 @@ function shadeKey(node, weight, colour) {
 var ROW = 20;
 var BAND_ROWS = 30;
 var EDGE_SLOTS = 6;
+var ROWS_MESSAGE = "attnscope-rows";
+var MARGIN = 30;
 var isLong = (header) => header.lines?.kind === "top_keys";
 function lowerBound(list, x) {
   let lo = 0, hi = list.length;
@@ -2360,8 +2373,21 @@ function mountLong(v, redraw2) {
   merge.disabled = true;
   merge.title = "words merge every weight of a row: at long context only each query's strongest keys are carried";
   const empty = { keys: [], more: 0, slot: /* @__PURE__ */ new Map() };
-  v.long = { scroller, sizer, goTo, on: () => {
-  }, band: null, built: "", data: null, edges: { top: empty, bottom: empty } };
+  v.long = {
+    scroller,
+    sizer,
+    goTo,
+    on: () => {
+    },
+    band: null,
+    built: "",
+    data: null,
+    edges: { top: empty, bottom: empty },
+    rows: /* @__PURE__ */ new Map(),
+    error: "",
+    partial: (role, index) => partialRows(v, role, index)
+  };
+  const stopRows = hearRows(v, redraw2);
   goTo.addEventListener("change", () => scrollTo(v, Number(goTo.value)));
   let pending = false;
   const onScroll = () => {
@@ -2373,7 +2399,80 @@ function mountLong(v, redraw2) {
     });
   };
   scroller.addEventListener("scroll", onScroll);
-  return () => scroller.removeEventListener("scroll", onScroll);
+  return () => {
+    scroller.removeEventListener("scroll", onScroll);
+    stopRows();
+  };
+}
+function hearRows(v, redraw2) {
+  const long = (
+    /** @type {LongState} */
+    v.long
+  );
+  const receive = (msg, buffers) => {
+    if (msg?.type === ROWS_MESSAGE && msg.error) {
+      long.error = `layer ${msg.layer} could not be computed: ${msg.error}`;
+    } else if (msg?.type === ROWS_MESSAGE && buffers?.length) {
+      const key = `${msg.role}:${msg.layer}`, rows = long.rows.get(key) ?? { chunks: [], asked: /* @__PURE__ */ new Set(), merged: null };
+      rows.chunks.push({ start: msg.start, stop: msg.stop, bytes: toBytes(buffers[0]) });
+      rows.merged = null;
+      long.rows.set(key, rows);
+    } else return;
+    redraw2();
+  };
+  v.model.on("msg:custom", receive);
+  return () => {
+    if (typeof v.model.off === "function") v.model.off("msg:custom", receive);
+  };
+}
+function partialRows(v, role, index) {
+  if (typeof v.model.send !== "function" || !v.long) return null;
+  const key = `${role}:${index}`, rows = v.long.rows.get(key) ?? { chunks: [], asked: /* @__PURE__ */ new Set(), merged: null };
+  v.long.rows.set(key, rows);
+  const band2 = bandOf(v), shown2 = v.layout.qRows.shown;
+  const covered = (unit) => rows.chunks.some((c) => c.start <= unit && unit < c.stop);
+  if (!shown2.slice(band2.q0, band2.q1).every(covered)) {
+    const start2 = shown2[Math.max(0, band2.q0 - MARGIN)] ?? 0;
+    const stop = Math.min(start2 + 1024, (shown2[Math.min(shown2.length, band2.q1 + MARGIN) - 1] ?? start2) + 1);
+    if (!rows.asked.has(`${start2}-${stop}`)) {
+      rows.asked.add(`${start2}-${stop}`);
+      v.model.send({ type: ROWS_MESSAGE, role, layer: index, start: start2, stop });
+    }
+  }
+  if (!rows.chunks.length) return null;
+  rows.merged ??= mergeRows(rows.chunks, stackOf(v), v.header.encoding.index_bytes);
+  return { bytes: rows.merged, version: rows.chunks.length };
+}
+function mergeRows(chunks, shape, indexBytes) {
+  const { heads, query } = shape, rows = heads * query;
+  const parts = chunks.map((c) => ({ ...c, ...sparseRows(c.bytes, heads * (c.stop - c.start), indexBytes) }));
+  const counts = new Uint32Array(rows);
+  for (const p of parts) {
+    const n = p.stop - p.start;
+    for (let h = 0; h < heads; h++) for (let i = 0; i < n; i++) counts[h * query + p.start + i] = p.starts[h * n + i + 1] - p.starts[h * n + i];
+  }
+  const out = new Uint8Array(4 * (rows + 1) + (indexBytes + 1) * counts.reduce((a, b) => a + b, 0));
+  const starts = new Uint32Array(out.buffer, 0, rows + 1);
+  for (let r = 0; r < rows; r++) starts[r + 1] = starts[r] + counts[r];
+  const total = starts[rows], at = 4 * (rows + 1);
+  const keys = indexBytes === 2 ? new Uint16Array(out.buffer, at, total) : new Uint32Array(out.buffer, at, total);
+  const values = new Uint8Array(out.buffer, at + indexBytes * total, total);
+  for (const p of parts) {
+    const n = p.stop - p.start;
+    for (let h = 0; h < heads; h++) {
+      for (let i = 0; i < n; i++) {
+        const from = p.starts[h * n + i], to = starts[h * query + p.start + i];
+        keys.set(p.keys.subarray(from, p.starts[h * n + i + 1]), to);
+        values.set(p.values.subarray(from, p.starts[h * n + i + 1]), to);
+      }
+    }
+  }
+  return out;
+}
+function longStatus(v, d) {
+  if (v.long?.error) return v.long.error;
+  if (!d) return `loading layer ${v.state.layer}…`;
+  return d.partial ? `layer ${v.state.layer}: the rows shown first, the whole layer on its way…` : "";
 }
 function longNote(v) {
   const band2 = v.long?.band, rows = v.layout.qRows.shown.length;
@@ -2510,7 +2609,11 @@ function drawLong(v) {
     buildBand(v, band2);
     Object.assign(long, { built, data: d });
   }
-  Object.assign(dom.root.dataset, { band: `${band2.q0}-${band2.q1}`, edgeKeys: [...long.edges.top.keys, ...long.edges.bottom.keys].join(",") });
+  Object.assign(dom.root.dataset, {
+    band: `${band2.q0}-${band2.q1}`,
+    edgeKeys: [...long.edges.top.keys, ...long.edges.bottom.keys].join(","),
+    rows: d?.partial ? "partial" : "all"
+  });
   return paintBand(v, d, band2);
 }
 function paintBand(v, d, band2) {
@@ -2731,7 +2834,7 @@ function update(v, write = true) {
   const info = aggregationInfo(state.aggregation, stackOf(v));
   dom.inputs.aggregation.title = info.about;
   dom.note.textContent = v.long ? longNote(v) : info.note;
-  dom.status.textContent = loaded ? "" : `loading layer ${state.layer}…`;
+  dom.status.textContent = v.long ? longStatus(v, lineData(v)) : loaded ? "" : `loading layer ${state.layer}…`;
   const active = activeFocus(v);
   Object.assign(dom.root.dataset, {
     lines: String(total),
