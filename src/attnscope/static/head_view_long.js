@@ -8,7 +8,9 @@
  * outside the band ends at an edge slot above (earlier keys) or below it, labelled with the key's position and
  * token; past `EDGE_SLOTS` such keys the strongest keep a slot and the others share a "+N more" slot. A click
  * on an edge key, or the "Go to" box, scrolls to that position. The root's data-band says which query rows are
- * in the band ("start-end", rows of the shown queries). Imported by head_view.js.
+ * in the band ("start-end", rows of the shown queries). In a notebook, while Python computes a layer the view
+ * asks for the band's rows (`ROWS_MESSAGE`, answered in milliseconds) and draws them (data-rows "partial"),
+ * asking for more as it scrolls, until the whole layer arrives (data-rows "all"). Imported by head_view.js.
  */
 
 import { labelled, make, toBytes, xmlText } from "./common.js";
