@@ -30,13 +30,19 @@
  * data-token (focused: "query:3"), data-pinned, data-units ("tokens" or "words"), data-aggregation,
  * data-top-share, data-loading. Aggregations that combine the heads into one ("mean", "rollout",
  * "value_norm_sum") draw one set of lines.
+ *
+ * Long context (a payload of each query's strongest keys, header "lines"): the view scrolls through a band of
+ * query rows with their lines, keys outside the band at its edges (head_view_long.js; data-band, data-edge-keys),
+ * and the tooltip shows exact weights, asked of Python or carried by the page (head_view_exact.js).
  */
 
 import { download, headColour, layerStore, readHeader, svgToPng, uniqueId } from "./common.js";
 import { fitLabels, onDark, onThemeChange } from "./contrast.js";
 import { aggregationInfo, fillAggregations, parsePositions } from "./attention_data.js";
-import { activeFocus, combinesHeads, initialState, keySeq, lineData, makeLayout, querySeq, segmentTest, shownHeads, stackOf } from "./head_view_data.js";
+import { activeFocus, combinesHeads, eachLine, initialState, keySeq, lineData, makeLayout, querySeq, segmentTest, shownHeads, stackOf } from "./head_view_data.js";
 import { buildDom, headButtons, markTokens, showTooltip, tokenNodes } from "./head_view_dom.js";
+import { exactStore } from "./head_view_exact.js";
+import { bandSVG, drawLong, isLong, longNote, longStatus, mountLong } from "./head_view_long.js";
 import { drawLines, FULL_DRAW_LIMIT, paintThumbnails, toSVG } from "./head_view_paint.js";
 /** @import { HeadView, HeadViewHost } from "./head_view_data.js" */
 
@@ -52,10 +58,13 @@ function render({ model, el, host = {} }) {
     model, host, header, state, cache: new Map(), painted: { top: 0, bottom: 0, height: 0 }, saving: false, thumbnails: "",
     stacks: Object.fromEntries(header.stacks.map((/** @type {any} */ s) => [s.role, s])),
     store: layerStore(model, () => update(v, false)),
+    exact: exactStore(model, () => update(v, false)),
     layout: /** @type {any} */ (null),
+    long: null,
     dom: buildDom(el, header, state, host.controls !== false),
   };
   v.dom.root.id = uniqueId("attnscope-hv");
+  const stopLong = isLong(header) ? mountLong(v, () => update(v, false)) : () => {};
   wireControls(v);
   const listeners = traitListeners(v);
   for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
@@ -68,7 +77,9 @@ function render({ model, el, host = {} }) {
     if (typeof model.off === "function") for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);
     stopRefit();
     stopScroll();
+    stopLong();
     v.store.dispose();
+    v.exact.dispose();
     v.dom.root.remove();
   };
 }
@@ -121,11 +132,15 @@ function headsChanged(v) {
 
 /** Rebuild the token columns after a change of stack, units, hidden tokens or chosen rows. @param {HeadView} v */
 function relayout(v) {
+  if (v.long) v.state.merge = v.dom.inputs.merge.checked = false; // words merge every weight of a row: not carried
   v.layout = makeLayout(v);
   v.cache.clear();
   const on = (/** @type {string} */ side, /** @type {number} */ index, /** @type {string} */ what, /** @type {HTMLElement} */ node) => onToken(v, side, index, what, node);
-  v.dom.queryCol.replaceChildren(...tokenNodes(v, v.layout.q, v.layout.qRows.shown, "query", on));
-  v.dom.keyCol.replaceChildren(...tokenNodes(v, v.layout.k, v.layout.kRows.shown, "key", on));
+  if (v.long) Object.assign(v.long, { on, built: "" }); // a long view builds only its band's tokens (drawLong)
+  else {
+    v.dom.queryCol.replaceChildren(...tokenNodes(v, v.layout.q, v.layout.qRows.shown, "query", on));
+    v.dom.keyCol.replaceChildren(...tokenNodes(v, v.layout.k, v.layout.kRows.shown, "key", on));
+  }
   v.state.hover = null;
   const pinned = v.state.pinned; // kept while its token is still shown
   if (pinned && !((pinned.side === "query" ? v.layout.qRows : v.layout.kRows).row[pinned.index] >= 0)) v.state.pinned = null;
@@ -174,14 +189,14 @@ function paintHeadBar(v) {
 function update(v, write = true) {
   const { state, dom } = v;
   const loaded = lineData(v) !== null;
-  const { total, drawn } = drawLines(v);
+  const { total, drawn } = v.long ? { drawn: drawLong(v), total: eachLine(v, () => {}) } : drawLines(v);
   markTokens(v);
   showTooltip(v);
   paintHeadBar(v);
   const info = aggregationInfo(state.aggregation, stackOf(v));
   dom.inputs.aggregation.title = info.about;
-  dom.note.textContent = info.note;
-  dom.status.textContent = loaded ? "" : `loading layer ${state.layer}…`;
+  dom.note.textContent = v.long ? longNote(v) : info.note;
+  dom.status.textContent = v.long ? longStatus(v, lineData(v)) : loaded ? "" : `loading layer ${state.layer}…`;
   const active = activeFocus(v);
   Object.assign(dom.root.dataset, {
     lines: String(total), linesDrawn: String(drawn), stack: state.stack, layer: String(state.layer),
@@ -215,8 +230,9 @@ function numberControl(input, valid, why, apply) {
 function wireControls(v) {
   const { state, dom: { inputs }, header } = v;
   const fileName = () => `attnscope-head-view-${state.stack}-layer${state.layer}` + (state.aggregation === "raw" ? "" : `-${state.aggregation}`);
-  inputs.svg.addEventListener("click", () => download(`${fileName()}.svg`, new Blob([toSVG(v)], { type: "image/svg+xml" })));
-  inputs.png.addEventListener("click", () => svgToPng(toSVG(v), (blob) => download(`${fileName()}.png`, blob)));
+  const svg = () => (v.long ? bandSVG(v) : toSVG(v));
+  inputs.svg.addEventListener("click", () => download(`${fileName()}.svg`, new Blob([svg()], { type: "image/svg+xml" })));
+  inputs.png.addEventListener("click", () => svgToPng(svg(), (blob) => download(`${fileName()}.png`, blob)));
   inputs.stack.addEventListener("change", () => { state.stack = inputs.stack.value; buildStack(v); update(v); });
   inputs.aggregation.addEventListener("change", () => { state.aggregation = inputs.aggregation.value; update(v); });
   inputs.layer.addEventListener("change", () => { state.layer = Number(inputs.layer.value); update(v); });

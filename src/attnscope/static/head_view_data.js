@@ -9,6 +9,8 @@
 import { headColour } from "./common.js";
 import { onDark } from "./contrast.js";
 import { isPerHead, layerData, meanWeights, topShareLines, unitsOf } from "./attention_data.js";
+/** @import { ExactStore } from "./head_view_exact.js" */
+/** @import { LongState } from "./head_view_long.js" */
 
 /** Weights already decoded (`meanWeights`): what `layerData` is told about them. */
 const DECODED = { sparse: false, scale: 1 };
@@ -45,9 +47,10 @@ const CACHE_SIZE = 4; // layers of lines kept, most recent last
 /**
  * One mounted head view: the widget model, its host, the payload header, the state, caches and elements;
  * `saving` while the view writes its selection to the model (whose change events it then ignores);
- * `thumbnails`, what the head thumbnails were last painted for ("" for nothing yet).
+ * `thumbnails`, what the head thumbnails were last painted for ("" for nothing yet); `exact`, the exact weights
+ * asked of Python (head_view_exact.js); `long`, the scrolling band of a long view (head_view_long.js), else null.
  * @typedef {{ model: any, host: HeadViewHost, header: any, stacks: Record<string, any>, state: HeadViewState, saving: boolean,
- *   thumbnails: string,
+ *   thumbnails: string, exact: ExactStore, long: LongState | null,
  *   cache: Map<string, any>, store: { get: (role: string, index: number) => any, dispose: () => void },
  *   layout: Layout, dom: HeadViewDom, painted: { top: number, bottom: number, height: number } }} HeadView
  */
@@ -126,16 +129,20 @@ export function makeLayout(v) {
 /**
  * The current layer over units with its line lists and the lines the top share keeps, or null while the
  * layer is on its way: the raw layer, the mean of the shown heads made from it (or from a per-head
- * aggregation), or a carried aggregation's layer. @param {HeadView} v
+ * aggregation), or a carried aggregation's layer. A long view in a notebook draws the rows it shows (`partial`:
+ * true) while the whole layer is computed (head_view_long.js). @param {HeadView} v
  */
 export function lineData(v) {
   const { state, layout } = v, s = stackOf(v), agg = state.aggregation;
-  const mean = drawsMean(v);
-  const key = [state.stack, state.layer, agg, mean ? shownHeads(v).join(",") : "", state.merge, state.threshold, state.topShare].join(":");
-  if (v.cache.has(key)) return v.cache.get(key);
-  const fromRaw = agg === "raw" || agg === "mean";
-  const bytes = v.store.get(fromRaw ? state.stack : `${state.stack}/${agg}`, layerIndex(v));
+  const mean = drawsMean(v), fromRaw = agg === "raw" || agg === "mean";
+  const role = fromRaw ? state.stack : `${state.stack}/${agg}`;
+  const full = v.store.get(role, layerIndex(v));
+  const rows = full ? null : v.long?.partial(role, layerIndex(v)) ?? null; // a long view's band, before its layer
+  const bytes = full ?? rows?.bytes;
   if (!bytes) return null;
+  const key = [state.stack, state.layer, agg, mean ? shownHeads(v).join(",") : "", state.merge, state.threshold, state.topShare,
+    rows ? `rows${rows.version}` : "all"].join(":");
+  if (v.cache.has(key)) return v.cache.get(key);
   const one = { heads: 1, query: s.query, key: s.key };
   const shape = fromRaw ? s : { ...one, heads: s.aggregations[agg] };
   const made = mean
@@ -145,7 +152,7 @@ export function lineData(v) {
   const keep = state.topShare < 1 // per set of lines, which of them the top share keeps (null: all)
     ? made.lines.map((lines, h) => topShareLines(lines, (q) => made.rowTotal(h, q, keyRow), keyRow, state.topShare)) : null;
   if (v.cache.size >= CACHE_SIZE) v.cache.delete(/** @type {string} */ (v.cache.keys().next().value));
-  v.cache.set(key, { ...made, keep });
+  v.cache.set(key, { ...made, keep, partial: rows !== null });
   return v.cache.get(key);
 }
 

@@ -10,8 +10,9 @@ import { FILTERS, labelled, make, shown } from "./common.js";
 import { fitLabels } from "./contrast.js";
 import { isPerHead, unitText } from "./attention_data.js";
 import { activeFocus, drawsMean, lineData, lineSets, rowHeight, stackOf } from "./head_view_data.js";
+import { exactNote, exactWeights, formatExact } from "./head_view_exact.js";
 import { thumbnailCanvas } from "./head_view_paint.js";
-/** @import { HeadView, HeadViewDom, HeadViewState } from "./head_view_data.js" */
+/** @import { Focus, HeadView, HeadViewDom, HeadViewState } from "./head_view_data.js" */
 
 /** @param {string} className @param {boolean} on */
 function checkbox(className, on) {
@@ -182,7 +183,8 @@ export function showTooltip(v) {
   tooltip.replaceChildren(make("div", "attnscope-hv-tip-title",
     `${fromQuery ? "query" : "key"} ${active.index} “${unitText(own[active.index])}”, layer ${state.layer}` +
     (fromQuery ? ": weights on keys" : ": weights from queries")));
-  const perHead = isPerHead(stackOf(v), state.aggregation) && !drawsMean(v);
+  const perHead = isPerHead(stackOf(v), state.aggregation) && !drawsMean(v), long = v.long !== null;
+  let allExact = true;
   for (const set of lineSets(v)) {
     const line = make("div", "attnscope-hv-tip-head");
     if (perHead) line.dataset.head = String(set.index);
@@ -196,16 +198,43 @@ export function showTooltip(v) {
       if (w > state.threshold) entries.push([o, w]);
     }
     entries.sort((a, b) => b[1] - a[1]);
-    for (const [o, w] of entries.slice(0, 8)) {
-      const item = make("span", "attnscope-hv-weight", `${unitText(other[o])} ${w.toFixed(3)}`);
-      Object.assign(item.dataset, { position: String(o), weight: String(w) });
-      line.append(item);
-    }
+    const listed = entries.slice(0, 8);
+    const exact = exactWeights(v, listed.map(([o]) => (fromQuery ? [set.index, active.index, o] : [set.index, o, active.index])));
+    listed.forEach(([o, w], n) => line.append(weightItem(other[o], o, w, exact[n], long)));
+    allExact &&= exact.every((x) => x !== undefined);
     if (entries.length > 8) line.append(make("span", "attnscope-hv-more", `+${entries.length - 8} more`));
     tooltip.append(line);
   }
+  const note = exactNote(v, allExact);
+  if (note) tooltip.append(make("div", "attnscope-hv-tip-note", note));
+  placeTooltip(v, active);
+}
+
+/**
+ * One weight of the tooltip: the other side's unit and the weight, exact (7 significant digits) when it is known,
+ * else as drawn (3 decimals; "≈" at long context, where the exact one is asked for or not carried).
+ * @param {any} unit @param {number} position @param {number} drawn @param {number | undefined} exact @param {boolean} long
+ */
+function weightItem(unit, position, drawn, exact, long) {
+  const text = exact !== undefined ? formatExact(exact) : `${long ? "≈" : ""}${drawn.toFixed(3)}`;
+  const item = make("span", "attnscope-hv-weight", `${unitText(unit)} ${text}`);
+  Object.assign(item.dataset, { position: String(position), weight: String(exact ?? drawn) });
+  if (long) item.dataset.exact = String(exact !== undefined);
+  return item;
+}
+
+/** Show the tooltip beside the focused token: by its row, or (a long view) by its node in the band. @param {HeadView} v @param {Focus} active */
+function placeTooltip(v, active) {
+  const { tooltip, body, keyCol, queryCol, root } = v.dom, { layout } = v;
   tooltip.hidden = false;
-  const rows = fromQuery ? layout.qRows : layout.kRows, { body, keyCol } = v.dom;
+  if (v.long) {
+    const node = /** @type {HTMLElement | null} */ ((active.side === "query" ? queryCol : keyCol).querySelector(`[data-index="${active.index}"]`));
+    const box = root.getBoundingClientRect(), at = node?.getBoundingClientRect(), keys = keyCol.getBoundingClientRect();
+    tooltip.style.top = `${(at ? at.bottom : keys.top) - box.top + 4}px`;
+    tooltip.style.left = `${keys.right - box.left + 12}px`;
+    return;
+  }
+  const rows = active.side === "query" ? layout.qRows : layout.kRows;
   tooltip.style.top = `${body.offsetTop + rows.row[active.index] * rowHeight(v) + 20}px`;
   tooltip.style.left = `${body.offsetLeft + keyCol.offsetLeft + keyCol.offsetWidth + 12}px`;
 }
@@ -222,6 +251,7 @@ export function markTokens(v) {
   const d = sets.length === 1 ? lineData(v) : null;
   for (const [col, side, units] of /** @type {[HTMLElement, string, any[]][]} */ ([[v.dom.queryCol, "query", layout.q], [v.dom.keyCol, "key", layout.k]])) {
     for (const node of /** @type {HTMLCollectionOf<HTMLElement>} */ (col.children)) {
+      if (node.dataset.index === undefined) continue; // a long view's "+N more keys" slot
       const n = Number(node.dataset.index);
       const pinned = !!state.pinned && state.pinned.side === side && state.pinned.index === n;
       node.classList.toggle("attnscope-hv-active", !!active && active.side === side && active.index === n);

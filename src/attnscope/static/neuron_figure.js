@@ -75,8 +75,9 @@ function heatCell(x, y, w, h, v, scale, attrs, most = 1) {
 
 /**
  * What a sentence filter leaves on screen: the query and key positions shown, and the note on the
- * shown keys' share of the softmax ("" for "all").
- * @typedef {{ queries: number[], keys: number[], filter: string, note: string, share: number }} Shown
+ * shown keys' share of the softmax ("" for "all"); `positions`: labels start with the token's position (a long
+ * input's figure shows a window of queries and scattered keys).
+ * @typedef {{ queries: number[], keys: number[], filter: string, note: string, share: number, positions?: boolean }} Shown
  */
 
 /**
@@ -89,7 +90,8 @@ function neuronGeometry(s, header, t, layer, head, shown, measure) {
   const R = Math.max(12, Math.min(18, Math.floor(2400 / rows))), C = Math.max(2, Math.min(10, Math.floor(256 / dim)));
   const widest = (/** @type {any} */ seq, /** @type {number} */ least) =>
     Math.ceil(Math.max(least, ...seq.tokens.map((/** @type {string} */ _, /** @type {number} */ i) => measure(pieceLabel(seq, i))))) + 12;
-  const wq = widest(header.sequences[s.query_tokens], 40), wk = widest(header.sequences[s.key_tokens], 48);
+  const extra = shown.positions ? Math.ceil(measure(`${Math.max(s.query, s.key)} `)) : 0;
+  const wq = widest(header.sequences[s.query_tokens], 40) + extra, wk = widest(header.sequences[s.key_tokens], 48) + extra;
   const block = Math.max(dim * C, 136);
   /** @type {Record<string, number>} */
   const x = { q: PAD, key: PAD + wq + GAP, k: PAD + wq + GAP + wk };
@@ -136,17 +138,21 @@ function columnTitles(g, s, t, layer, scale, filtered) {
     title(x.softmax, "softmax", [t.sink !== null ? "with sink" : "", filtered ? "of all keys" : ""].filter(Boolean).join(", "));
 }
 
+/** A token's label, after its position when `numbered`. @param {any} seq @param {number} i @param {boolean} [numbered] */
+const labelOf = (seq, i, numbered = false) => (numbered ? `${i} ` : "") + pieceLabel(seq, i);
+
 /**
  * The query tokens shown as a listbox, the selected one highlighted and focusable.
  * @param {Geometry} g @param {any} seq @param {number} query @param {number[]} positions the queries shown, one a row
+ * @param {boolean} [numbered] labels after their positions
  */
-function queryList(g, seq, query, positions) {
+function queryList(g, seq, query, positions, numbered = false) {
   const out = [`<g class="nv-queries" role="listbox" aria-label="query tokens">`];
   positions.forEach((i, row) => {
     const on = i === query, y = g.yk + row * g.R;
     out.push(`<g class="nv-query" data-index="${i}" role="option" aria-selected="${on}" tabindex="${on ? 0 : -1}">` +
       `<rect class="${on ? "sel" : "bg"}" x="${g.x.q}" y="${y}" width="${g.wq}" height="${g.R - 1}" rx="3"/>` +
-      rowText(g, g.x.q + g.wq - 6, y, pieceLabel(seq, i), seq.special[i] ? "m" : "", "end") + `</g>`);
+      rowText(g, g.x.q + g.wq - 6, y, labelOf(seq, i, numbered), seq.special[i] ? "m" : "", "end") + `</g>`);
   });
   return out.join("") + `</g>`;
 }
@@ -210,15 +216,16 @@ export function neuronFigure({ id, s, header, t, layer, head, query, shown, meas
     `<rect class="bg" x="0" y="0" width="${g.width}" height="${g.height}"/>`, columnTitles(g, s, t, layer, scale, shown.filter !== "all"),
     rowText(g, g.x.k - 6, g.y0, `q “${pieceLabel(qTokens, query)}”`, "h", "end"), `<g data-kind="q">`];
   for (let d = 0; d < s.head_dim; d++) out.push(heatCell(g.x.k + d * g.C, g.y0, g.cw, g.R - 2, t.q[d], scale.qk, ""));
-  out.push(`</g>`, queryList(g, qTokens, query, shown.queries));
-  shown.keys.forEach((j, row) => out.push(keyRow(g, t, j, row, s.head_dim, pieceLabel(kTokens, j), kTokens.special[j], scale)));
+  out.push(`</g>`, queryList(g, qTokens, query, shown.queries, shown.positions));
+  shown.keys.forEach((j, row) => out.push(keyRow(g, t, j, row, s.head_dim, labelOf(kTokens, j, shown.positions), kTokens.special[j], scale)));
   if (t.sink !== null) out.push(sinkRow(g, t, shown.keys.length));
   if (shown.note) {
     const y = g.rowsEnd - g.R;
     out.push(rowText(g, g.x.k, y, shown.note, "m nv-share", "start", ` data-kind="share" data-value="${shown.share}"`));
   }
   // sentence B starts below this line (in the query list and in the keys); a filter shows one sentence a side
-  for (const [seq, x0, x1] of shown.filter === "all" ? [[qTokens, g.x.q, g.x.q + g.wq], [kTokens, g.x.key, g.width - PAD]] : []) {
+  const everyRow = shown.filter === "all" && !shown.note; // (a long input's figure shows a window of rows)
+  for (const [seq, x0, x1] of everyRow ? [[qTokens, g.x.q, g.x.q + g.wq], [kTokens, g.x.key, g.width - PAD]] : []) {
     const b = seq.sentence_b_start, y = g.yk + b * g.R - 0.5;
     if (b) out.push(`<line class="lg nv-pair" x1="${x0}" x2="${x1}" y1="${y}" y2="${y}"/>`);
   }

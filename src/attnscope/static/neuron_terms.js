@@ -6,7 +6,7 @@
  */
 
 /**
- * @typedef {{ queries: Float32Array, keys: Float32Array, bias: Float32Array | null, allowed: Uint8Array }} Layer
+ * @typedef {{ queries: Float32Array, keys: Float32Array, bias: Float32Array | null, allowed: Uint8Array | null }} Layer
  * @typedef {{ q: Float32Array, k: (j: number, t: number) => number, products: Float64Array,
  *   dots: Float64Array, scaled: Float64Array, capped: Float64Array, bias: Float64Array | null,
  *   allowed: boolean[], scores: Float64Array, softmax: Float64Array, sink: number | null,
@@ -26,9 +26,22 @@ export function decodeNeuronLayer(bytes, stack) {
   const part = Object.fromEntries(stack.layout.map((/** @type {any} */ p) => [p.name, p]));
   const floats = (/** @type {string} */ name) =>
     part[name] ? readFloat32(bytes, part[name].offset, part[name].bytes / 4) : null;
-  const allowed = bytes.subarray(part.allowed.offset, part.allowed.offset + part.allowed.bytes);
+  const allowed = part.allowed ? bytes.subarray(part.allowed.offset, part.allowed.offset + part.allowed.bytes) : null;
   return { queries: /** @type {Float32Array} */ (floats("queries")), keys: /** @type {Float32Array} */ (floats("keys")),
     bias: floats("bias"), allowed };
+}
+
+/**
+ * Whether query `query` sees key `j` in `layer`: the layer's mask bytes, or (a capture on demand, whose header
+ * gives each layer's mask structure) causal, sliding window and padded keys as Python's `MaskStructure`.
+ * @param {any} s the stack's header @param {Layer} d @param {number} layer @param {number} query
+ * @returns {(j: number) => boolean}
+ */
+function seenBy(s, d, layer, query) {
+  const nk = s.key;
+  if (d.allowed) { const mask = d.allowed; return (j) => mask[query * nk + j] === 1; }
+  const m = s.mask?.[layer] ?? { causal: false, window: null, key_valid: null };
+  return (j) => (!m.causal || (j <= query && (m.window === null || query - j < m.window))) && (!m.key_valid || m.key_valid[j] === 1);
 }
 
 /**
@@ -48,6 +61,7 @@ export function neuronTerms(s, d, layer, head, query) {
   const cap = s.softcap[layer], scale = s.scaling[layer];
   const sink = s.sinks ? s.sinks[layer][head] : null;
   /** @type {boolean[]} */ const allowed = [];
+  const seen = seenBy(s, d, layer, query);
   let top = sink ?? -Infinity;
   for (let j = 0; j < nk; j++) {
     let sum = 0;
@@ -56,7 +70,7 @@ export function neuronTerms(s, d, layer, head, query) {
     scaled[j] = sum * scale;
     capped[j] = cap ? Math.tanh(scaled[j] / cap) * cap : scaled[j];
     if (bias && d.bias) bias[j] = d.bias[(head * nq + query) * nk + j];
-    allowed.push(d.allowed[query * nk + j] === 1);
+    allowed.push(seen(j));
     scores[j] = allowed[j] ? capped[j] + (bias ? bias[j] : 0) : -Infinity;
     if (scores[j] > top) top = scores[j];
   }
@@ -113,4 +127,27 @@ export function shownShare(t, keys) {
   for (const j of keys) if (t.allowed[j]) share += t.softmax[j];
   const over = t.allowed.filter(Boolean).length;
   return { share, over, masked: over < t.allowed.length };
+}
+
+export const LONG_ROWS = 256; // a stack with more queries or keys than this shows a window of them (long context)
+export const SHOWN_KEYS = 32; // keys shown at long context: the row's strongest
+export const SHOWN_QUERIES = 32; // query tokens listed at long context: a window around the chosen one
+
+/** Whether a stack is too long to list every query and key: then the figure shows a window of them. @param {any} s */
+export const isLongStack = (s) => s.query > LONG_ROWS || s.key > LONG_ROWS;
+
+/**
+ * The `count` keys among `keys` with the largest softmax in the row (masked keys last; ties to the lower key),
+ * in position order. @param {Terms} t @param {number[]} keys @param {number} count
+ */
+export function strongestKeys(t, keys, count) {
+  const weight = (/** @type {number} */ j) => (t.allowed[j] ? t.softmax[j] : -1);
+  return [...keys].sort((a, b) => weight(b) - weight(a) || a - b).slice(0, count).sort((a, b) => a - b);
+}
+
+/** `count` of `positions` around `query` (it among them), in order. @param {number[]} positions @param {number} query @param {number} count */
+export function queryWindow(positions, query, count) {
+  const at = Math.max(0, positions.indexOf(query));
+  const start = Math.max(0, Math.min(positions.length - count, at - Math.floor(count / 2)));
+  return positions.slice(start, start + count);
 }

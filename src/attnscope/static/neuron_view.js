@@ -24,7 +24,8 @@
 
 import { FILTERS, labelled, layerStore, make, readHeader, shown, uniqueId } from "./common.js";
 import { fitSvgText, onThemeChange } from "./contrast.js";
-import { decodeNeuronLayer, filterRows, neuronTerms, pairStartOf, shownShare, startQuery } from "./neuron_terms.js";
+import { decodeNeuronLayer, filterRows, isLongStack, neuronTerms, pairStartOf, queryWindow, SHOWN_KEYS, SHOWN_QUERIES,
+  shownShare, startQuery, strongestKeys } from "./neuron_terms.js";
 import { formatValue, neuronFigure, neuronRules, SVG_NS } from "./neuron_figure.js";
 import { savePng, saveSvg } from "./neuron_view_export.js";
 /** @import { Terms } from "./neuron_terms.js" */
@@ -52,6 +53,7 @@ const KINDS = { q: "q", k: "k", prod: "q×k", dot: "q·k", scaled: "scaled q·k"
  * @property {HTMLElement} filterLabel hidden when there is no sentence pair
  * @property {HTMLElement} png
  * @property {HTMLElement} svgButton
+ * @property {HTMLInputElement} queryInput the query position (shown for long inputs, whose figure lists a window)
  *
  * @typedef {object} NeuronView one rendered neuron view, passed to the functions below
  * @property {any} model
@@ -148,8 +150,12 @@ function createControls(header) {
   for (const s of header.stacks) stackSelect.append(new Option(s.role, s.role));
   const filterLabel = field("Sentences", filterSelect);
   filterLabel.title = "the queries' sentence → the keys' sentence; the softmax stays over all keys";
-  bar.append(stackLabel, field("Layer", layerSelect), field("Head", headSelect), filterLabel, png, svgButton);
-  return { bar, stackSelect, layerSelect, headSelect, filterSelect, filterLabel, png, svgButton };
+  const queryInput = /** @type {HTMLInputElement} */ (make("input", "attnscope-nv-query"));
+  Object.assign(queryInput, { type: "number", min: "0", step: "1", title: "the query token's position" });
+  const queryLabel = field("Query", queryInput);
+  queryLabel.hidden = !header.stacks.some(isLongStack);
+  bar.append(stackLabel, field("Layer", layerSelect), field("Head", headSelect), queryLabel, filterLabel, png, svgButton);
+  return { bar, stackSelect, layerSelect, headSelect, filterSelect, filterLabel, png, svgButton, queryInput };
 }
 
 /** The current stack's header. @param {NeuronView} v */
@@ -204,8 +210,11 @@ function draw(v, focus = false) {
   const data = v.source.get(state.stack, state.layer);
   Object.assign(root.dataset, { stack: state.stack, layer: String(state.layer), head: String(state.head),
     query: String(state.query), filter: state.filter, loading: String(!data) });
+  v.controls.queryInput.value = String(state.query);
   if (!data) {
-    figureBox.replaceChildren(make("div", "attnscope-nv-loading", `loading layer ${state.layer}…`));
+    const absent = typeof v.model.send !== "function"; // a page without a kernel: the layer is not in it
+    figureBox.replaceChildren(make("div", "attnscope-nv-loading",
+      absent ? `layer ${state.layer} is not in this page: ${v.model.get("carried") || "it carries other layers"}` : `loading layer ${state.layer}…`));
     return;
   }
   const t = neuronTerms(s, data, state.layer, state.head, state.query);
@@ -227,6 +236,12 @@ function draw(v, focus = false) {
 function shownRows(v, t) {
   const { filter } = v.state;
   const { queries, keys } = rowsOf(v);
+  if (isLongStack(stackOf(v))) {
+    const strongest = strongestKeys(t, keys, SHOWN_KEYS), { share, over } = shownShare(t, strongest);
+    const note = `long input: the ${strongest.length} keys with the largest softmax of the row's ${over} ` +
+      `(the softmax is over all of them) hold ${formatValue(share)} of it; queries ${v.state.query} ± ${SHOWN_QUERIES / 2} listed`;
+    return { queries: queryWindow(queries, v.state.query, SHOWN_QUERIES), keys: strongest, filter, note, share, positions: true };
+  }
   if (filter === "all") return { queries, keys, filter: "all", note: "", share: 1 };
   const { share, over, masked } = shownShare(t, keys);
   const note = `softmax over all ${over}${masked ? " unmasked" : ""} keys of the row; ` +
@@ -289,6 +304,11 @@ function wireControls(v) {
   c.layerSelect.addEventListener("change", () => { state.layer = Number(c.layerSelect.value); changed(v); });
   c.headSelect.addEventListener("change", () => { state.head = Number(c.headSelect.value); changed(v); });
   c.filterSelect.addEventListener("change", () => { state.filter = c.filterSelect.value; fitQuery(v); changed(v); });
+  c.queryInput.addEventListener("change", () => {
+    const x = Number(c.queryInput.value), ok = rowsOf(v).queries.includes(x);
+    c.queryInput.setCustomValidity(ok ? "" : `a query position the view shows: 0-${stackOf(v).query - 1}`);
+    if (ok) { state.query = x; changed(v); }
+  });
   c.svgButton.addEventListener("click", () => saveSvg(v));
   c.png.addEventListener("click", () => savePng(v));
 }

@@ -15,7 +15,9 @@ from ..capture.result import Capture
 from ..errors import InputError
 from .display import present
 from .html import bundle, static_text
-from .payload import DEFAULT_THRESHOLD, DEFAULT_TOP_SHARE, check_top_share, payload_from_inputs
+from .long_payload import capture_payload
+from .long_requests import ROWS_MESSAGE, WEIGHTS_MESSAGE, answer_rows, answer_weights
+from .payload import DEFAULT_TOP_SHARE, Payload, check_top_share, payload_from_inputs
 from .widget import PayloadWidget
 
 ENCODINGS = {"auto": None, "dense": False, "sparse": True}
@@ -36,6 +38,58 @@ class HeadView(PayloadWidget):
     mean_heads = traitlets.Bool(False).tag(sync=True)
     head_thumbnails = traitlets.Bool(False).tag(sync=True)
     shade_keys = traitlets.Bool(False).tag(sync=True)
+
+    def __init__(self, payload: Payload, **kwargs: Any) -> None:
+        super().__init__(payload, **kwargs)
+        role = payload.selection["stack"]
+        self._prefetch_near(role, [payload.layer_labels[role].index(payload.selection["layer"])])
+
+    def _answer(self, widget: Any, content: Any, buffers: Any) -> None:
+        """Exact weights (`WEIGHTS_MESSAGE`) and bands of rows (`ROWS_MESSAGE`) asked for by the module are answered
+        here. At long context a layer asked for is answered once the worker thread has computed it (the kernel
+        meanwhile answers rows and hovers), and the layers beside it are computed ahead; otherwise as every view."""
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == WEIGHTS_MESSAGE:
+            self.send(answer_weights(self.payload, content))
+            return
+        if kind == ROWS_MESSAGE:
+            reply, data = answer_rows(self.payload, content)
+            self.send(reply, buffers=data)
+            return
+        request = getattr(self.payload, "request", None)
+        if kind != self.message or request is None:
+            super()._answer(widget, content, buffers)
+            return
+        role, indices = content.get("role"), content.get("indices")
+        count = self.layer_count(role) if isinstance(role, str) else None
+        if not isinstance(role, str) or count is None or not isinstance(indices, list):
+            return
+        wanted = [i for i in indices if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < count]
+        for index in wanted:
+            request(role, index, lambda data, error, i=index: self._send_layer(role, i, data, error))
+        self._prefetch_near(role, wanted)
+
+    def _send_layer(self, role: str, index: int, data: bytes | None, error: str) -> None:
+        """Send a layer computed on the worker thread, or say why it could not be (no buffer: the module shows it)."""
+        if data is None:  # as a rows reply: the layers' store of the module takes every layer reply for bytes
+            self.send({"type": ROWS_MESSAGE, "role": role, "layer": index, "error": error})
+        else:
+            self.send({"type": self.message, "role": role, "indices": [index]}, buffers=[data])
+
+    def _prefetch_near(self, role: str, indices: list[int]) -> None:
+        """Compute the layers next to ``indices`` ahead, when the payload computes its layers (long context)."""
+        prefetch = getattr(self.payload, "prefetch", None)
+        if prefetch is not None and role in self.payload.stacks:
+            prefetch(role, [j for i in indices for j in (i + 1, i - 1)])
+
+    @traitlets.validate("merge_subwords")
+    def _valid_merge(self, proposal: dict[str, Any]) -> bool:
+        if proposal["value"] and getattr(self.payload, "top_k", None) is not None:
+            raise InputError(
+                "merge_subwords merges every weight of a row, and at long context each query's strongest keys "
+                "are carried instead: it stays off"
+            )
+        return bool(proposal["value"])
 
     @traitlets.validate("top_share")
     def _valid_top_share(self, proposal: dict[str, Any]) -> float:
@@ -62,7 +116,7 @@ def head_view(
     html_action: str = "view",
     *,
     batch_index: int = 0,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = None,
     top_share: float = DEFAULT_TOP_SHARE,
     stack: str | None = None,
     encoding: str = "auto",
@@ -71,6 +125,8 @@ def head_view(
     mean_heads: bool = False,
     head_thumbnails: bool = False,
     shade_keys: bool = False,
+    top_k: int | None = None,
+    summary: Any = None,
 ) -> HeadView:
     """The head view (V1) of a `Capture` or of BertViz-style attention.
 
@@ -78,7 +134,8 @@ def head_view(
     sentence_b_start)`` takes a tuple of per-layer ``(batch, heads, query, key)`` tensors or arrays as
     ``model(..., output_attentions=True)`` returns them (``encoder_attention``/``decoder_attention``/
     ``cross_attention`` with ``encoder_tokens``/``decoder_tokens`` for encoder-decoders). ``layer`` and
-    ``heads`` choose what is shown first; lines with weight <= ``threshold`` are not drawn. ``top_share``
+    ``heads`` choose what is shown first; lines with weight <= ``threshold`` are not drawn (default
+    `DEFAULT_THRESHOLD`; 0 at long context). ``top_share``
     in (0, 1] draws, per query row, only the fewest strongest of those lines whose weights add up to at least
     that share of the row's weight on the shown keys (1, the default: all of them); a control changes it.
     Returns a `HeadView` widget: it displays in notebooks (a static copy where widgets do not run),
@@ -97,22 +154,33 @@ def head_view(
     ``mean_heads`` draws the raw weights (and per-head value norms) as the mean of the shown heads, one set of
     lines; ``head_thumbnails`` draws each head's lines into its button; ``shade_keys`` shades each key by its
     weight from the focused query. The explorer app shows its attention this way.
+
+    Long context: a capture computed on demand (``attention="on_demand"``) too large for every weight
+    (`long_payload.LONG_PAYLOAD_BYTES`), or any capture with ``top_k`` given, draws each query's ``top_k``
+    strongest keys per head (default 8), computed when a layer is shown (or taken from ``summary``, what
+    `analysis.long.summarise` computed for the capture's stack: no layer computed again); the view then scrolls
+    through its query rows, and a hovered token's weights are asked of Python exactly (see `long_payload`).
     """
     if html_action not in ("view", "return"):
         raise InputError(f"html_action must be 'view' or 'return', got {html_action!r}")
     if encoding not in ENCODINGS:
         raise InputError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
     top_share = check_top_share(top_share)
-    options = dict(
+    options: dict[str, Any] = dict(
         layer=layer,
         heads=heads,
         include_layers=include_layers,
-        threshold=threshold,
         stack=stack,
         sparse=ENCODINGS[encoding],
         aggregation=aggregation,
         aggregations=aggregations,
     )
+    if threshold is not None:  # else the payload's default: DEFAULT_THRESHOLD, or 0 for each query's top keys
+        options["threshold"] = threshold
+    if top_k is not None:
+        options["top_k"] = top_k
+    if summary is not None:
+        options["summary"] = summary
     payload = payload_from_inputs(
         attention,
         tokens,
@@ -124,6 +192,7 @@ def head_view(
         decoder_tokens=decoder_tokens,
         batch_index=batch_index,
         prettify_tokens=prettify_tokens,
+        from_capture=capture_payload,
         **options,
     )
     return present(

@@ -43,7 +43,8 @@ class NeuronView(AttentionWidget):
     Only the selected layer is sent when the widget is displayed (52 KB a layer for all-MiniLM-L6-v2
     on 17 tokens, 1.5 MB for BERT-base on 512); the module asks for another layer with a
     ``NEURON_MESSAGE`` when the user selects it, so a long input never sends every layer up front.
-    A saved HTML page has no kernel to ask, so `html_state` holds every layer.
+    A saved HTML page has no kernel to ask, so `html_state` holds every layer, or past
+    `neuron_data.HTML_BUDGET` (long inputs) the selected one, and the page says so.
     """
 
     module = "neuron_view"
@@ -170,9 +171,11 @@ class NeuronView(AttentionWidget):
         return {"stack": self.stack, "layer": self.layer, "head": self.head, "query": self.query, "filter": self.filter}
 
     def html_state(self) -> dict[str, Any]:
+        arrays, carried = self.neuron.page_layers(self.stack, self.layer, COMPRESSION)
         return {
             "header": compressed_header(self.header),
-            "arrays": self.neuron.layers_base64(COMPRESSION),
+            "arrays": arrays,
+            "carried": carried,
             "stack": self.stack,
             "layer": self.layer,
             "head": self.head,

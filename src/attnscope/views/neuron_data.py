@@ -10,12 +10,20 @@ Encoding, per stack and layer, one binary blob (little-endian, row-major, sectio
 - ``keys``:    float32 ``(kv_heads, key, head_dim)``: one per key/value head; query head ``h`` reads
   key head ``kv_head_of[h]`` (grouped-query attention is not expanded, so it costs no extra bytes)
 - ``bias``:    float32 ``(heads, query, key)``, only when the stack has an additive bias (T5, ALiBi)
-- ``allowed``: uint8 ``(query, key)``, 1 where the key is visible, 0 where the mask hides it
+- ``allowed``: uint8 ``(query, key)``, 1 where the key is visible, 0 where the mask hides it; absent for
+  a capture on demand, whose header gives each layer's mask as its structure instead (``mask``: causal,
+  sliding window, padded keys), so a layer stays linear in tokens
 
 The header (JSON) names each section's byte offset and shape, and carries the per-layer scaling and
 softcap, the attention-sink logits (GPT-OSS) and the tokens. Sizes: a layer costs
 ``4·(heads·query + kv_heads·key)·head_dim`` bytes (+ ``4·heads·query·key`` with a bias, +
-``query·key`` for the mask); all-MiniLM-L6-v2 on 17 tokens: 52,513 bytes a layer, 315,078 for all 6.
+``query·key`` for the mask); all-MiniLM-L6-v2 on 17 tokens: 52,513 bytes a layer, 315,078 for all 6;
+SmolLM2 on demand at 8,192 tokens: 25.2 MB a layer. A standalone page carries every layer when they fit in
+`HTML_BUDGET`, else only the selected one (the header's ``carried``), and says so.
+
+A capture on demand (`LazyAttention`) needs no extra fields: its queries, keys, scale, softcap, sinks and
+mask structure are what its weights are computed from, so they are shipped as they are (its layers held
+dense, those with a position bias, need a capture with ``fields=CAPTURE_FIELDS`` instead).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ..capture.lazy import LazyAttention
 from ..capture.loading import readable_model_name
 from ..capture.result import Capture
 from ..errors import InputError, check_range
@@ -39,25 +48,41 @@ CAPTURE_FIELDS = ("attentions", "queries", "keys", "bias", "allowed")
 """What `neuron_view` captures when it runs the model itself."""
 REBUILD_TOLERANCE = 1e-3
 """Largest difference allowed between the rebuilt softmax and the captured attention (float32 captures)."""
+HTML_BUDGET = 100 * 10**6
+"""Bytes of base64 layer text a standalone page carries at most: past it, only the selected layer."""
+
+
+class LayerArrays:
+    """Per-layer arrays of one shape read as one ``(layers, ...)`` array is here (``shape``, ``[layer]``),
+    without copying them into one: a capture on demand holds each layer's queries and keys apart."""
+
+    def __init__(self, parts: list[np.ndarray]) -> None:
+        self.parts = parts
+        self.shape = (len(parts), *parts[0].shape)
+
+    def __getitem__(self, layer: int) -> np.ndarray:
+        return self.parts[layer]
 
 
 @dataclass
 class NeuronStack:
     """One stack's arrays as shipped: q ``(layers, heads, query, head_dim)``, k ``(layers, kv_heads, key, head_dim)``,
-    bias ``(layers, heads, query, key)`` or None, allowed ``(layers, query, key)`` bool."""
+    bias ``(layers, heads, query, key)`` or None, allowed ``(layers, query, key)`` bool, or (a capture on
+    demand) None and ``masks``, each layer's mask structure as the header gives it."""
 
     role: str
-    queries: np.ndarray
-    keys: np.ndarray
+    queries: np.ndarray | LayerArrays
+    keys: np.ndarray | LayerArrays
     kv_head_of: list[int]
     bias: np.ndarray | None
-    allowed: np.ndarray
+    allowed: np.ndarray | None
     scaling: list[float]
     softcap: list[float | None]
     sinks: np.ndarray | None
     query_tokens: str
     key_tokens: str
     causal: bool
+    masks: list[dict[str, Any]] | None = None
 
     @property
     def layers(self) -> int:
@@ -73,7 +98,8 @@ class NeuronStack:
         parts = [("queries", "float32", (heads, nq, dim)), ("keys", "float32", tuple(self.keys.shape[1:]))]
         if self.bias is not None:
             parts.append(("bias", "float32", tuple(self.bias.shape[1:])))
-        parts.append(("allowed", "uint8", tuple(self.allowed.shape[1:])))
+        if self.allowed is not None:
+            parts.append(("allowed", "uint8", tuple(self.allowed.shape[1:])))
         return parts
 
     def layout(self) -> list[dict[str, Any]]:
@@ -90,7 +116,8 @@ class NeuronStack:
         parts = [self.queries[layer].astype("<f4"), self.keys[layer].astype("<f4")]
         if self.bias is not None:
             parts.append(self.bias[layer].astype("<f4"))
-        parts.append(self.allowed[layer].astype(np.uint8))
+        if self.allowed is not None:
+            parts.append(self.allowed[layer].astype(np.uint8))
         return b"".join(np.ascontiguousarray(p).tobytes() for p in parts)
 
     def describe(self) -> dict[str, Any]:
@@ -112,6 +139,7 @@ class NeuronStack:
             "softcap": self.softcap,
             "sinks": None if self.sinks is None else [[float(x) for x in row] for row in self.sinks],
             "has_bias": self.bias is not None,
+            "mask": self.masks,
             "layout": self.layout(),
             "layer_bytes": sum(part["bytes"] for part in self.layout()),
         }
@@ -167,6 +195,25 @@ class NeuronData:
         return {
             role: [to_base64(s.layer_bytes(i), compression) for i in range(s.layers)] for role, s in self.stacks.items()
         }
+
+    def page_layers(
+        self, role: str, layer: int, compression: str | None = None
+    ) -> tuple[dict[str, list[str | None]], str]:
+        """The layers a standalone page carries, as base64 per role, and what the page says of them: every
+        layer when they fit in `HTML_BUDGET`, else layer ``layer`` of ``role`` only (None for the others) and a
+        note naming it and the sizes ("" when every layer is carried); deflated as `layers_base64` says."""
+        sizes = [4 * -(-s.describe()["layer_bytes"] // 3) for s in self.stacks.values() for _ in range(s.layers)]
+        if sum(sizes) <= HTML_BUDGET:
+            return {r: list(texts) for r, texts in self.layers_base64(compression).items()}, ""
+        chosen = to_base64(self.stacks[role].layer_bytes(layer), compression)
+        carried: dict[str, list[str | None]] = {
+            r: [chosen if (r, i) == (role, layer) else None for i in range(s.layers)] for r, s in self.stacks.items()
+        }
+        note = (
+            f"this page carries the {role} stack's layer {layer} only: every layer would take "
+            f"{sum(sizes) / 1e6:,.0f} MB, over its {HTML_BUDGET / 1e6:,.0f} MB; a notebook shows any layer"
+        )
+        return carried, note
 
     def nbytes(self) -> int:
         """Bytes of every layer's blob together (before base64)."""
@@ -227,6 +274,41 @@ def _check_rebuilds(cap: Capture, role: str) -> None:
                 f"by {gap:.3g}): this model adds a score term the capture lacks; capture with "
                 f"fields={list(CAPTURE_FIELDS)!r} to include the bias"
             )
+
+
+def _mask_of(structure: Any) -> dict[str, Any]:
+    """A layer's mask structure as the header gives it: causal, its sliding window, which keys are valid."""
+    valid = structure.key_valid
+    return {
+        "causal": bool(structure.causal),
+        "window": structure.window,
+        "key_valid": None if valid is None else [int(v) for v in valid],
+    }
+
+
+def _lazy_stack_data(cap: Capture, role: str) -> NeuronStack | None:
+    """A stack computed on demand as the neuron view ships it, from what its weights are computed from; None
+    when it is not on demand, or a layer of it holds dense weights (no queries and keys to show)."""
+    lazy = cap.stacks[role].attentions
+    if not isinstance(lazy, LazyAttention) or any(part.queries is None for part in lazy.layers):
+        return None
+    parts = lazy.layers
+    sinks = [part.sinks for part in parts]
+    return NeuronStack(
+        role=role,
+        queries=LayerArrays([part.queries for part in parts]),
+        keys=LayerArrays([part.keys for part in parts]),
+        kv_head_of=[int(g) for g in lazy.kv_head_of],
+        bias=None,
+        allowed=None,
+        scaling=[float(part.scale) for part in parts],
+        softcap=[None if part.softcap is None else float(part.softcap) for part in parts],
+        sinks=None if any(x is None for x in sinks) else np.stack(sinks).astype(np.float32),
+        query_tokens="decoder" if role == "cross" else role,
+        key_tokens="encoder" if role == "cross" else role,
+        causal=role == "decoder",
+        masks=[_mask_of(part.structure) for part in parts],
+    )
 
 
 def _stack_data(cap: Capture, role: str) -> NeuronStack:
@@ -349,12 +431,16 @@ def neuron_data(
     if not cap.stacks:
         raise InputError("this capture holds no attention stacks: capture with fields='all'")
     main = stack or ("decoder" if cap.kind == "decoder" and "decoder" in cap.stacks else next(iter(cap.stacks)))
-    _check_fields(cap, main)
-    roles = [r for r in ROLES if r in cap.stacks and all(getattr(cap.stacks[r], f) is not None for f in NEEDED)]
-    for role in roles:
-        _check_rebuilds(cap, role)
-    data = NeuronData(
-        readable_model_name(cap.model), cap.kind, _sequences(cap), {r: _stack_data(cap, r) for r in roles}, {}
-    )
+    lazy = {role: _lazy_stack_data(cap, role) for role in ROLES if role in cap.stacks}
+    if lazy.get(main) is None:
+        _check_fields(cap, main)
+    stacks = {}
+    for role, on_demand in lazy.items():
+        if on_demand is not None:
+            stacks[role] = on_demand
+        elif all(getattr(cap.stacks[role], f) is not None for f in NEEDED):
+            _check_rebuilds(cap, role)
+            stacks[role] = _stack_data(cap, role)
+    data = NeuronData(readable_model_name(cap.model), cap.kind, _sequences(cap), stacks, {})
     data.selection = choose(data, stack, layer, head, query, filter)
     return data

@@ -14,7 +14,7 @@ raises `InputError` with what was wrong and what is allowed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -419,9 +419,20 @@ def build_payload(
     return payload
 
 
-def payload_from_capture(cap: Capture, **options: Any) -> Payload:
-    """A `Payload` of every attention stack a capture holds (encoder, decoder, cross); ``options`` as
-    `build_payload`."""
+@dataclass
+class CaptureStacks:
+    """What a capture gives every payload: its stacks' weights (arrays, or `LazyAttention` on demand) by role, the
+    token sequences they read, each stack's (query, key) sequence names and whether it is causal."""
+
+    stacks: dict[str, Any]
+    sequences: dict[str, TokenSequence]
+    stack_tokens: dict[str, tuple[str, str]]
+    causal: dict[str, bool]
+
+
+def capture_stacks(cap: Capture) -> CaptureStacks:
+    """The stacks and sequences of a capture, as `payload_from_capture` builds on them; `InputError` for anything
+    but a capture holding attention."""
     if not isinstance(cap, Capture):
         raise InputError(f"expected a Capture, got {type(cap).__name__}")
     main = "decoder" if cap.kind == "decoder" else "encoder"
@@ -435,18 +446,29 @@ def payload_from_capture(cap: Capture, **options: Any) -> Payload:
     for role in ROLES:
         attentions = cap.stacks[role].attentions if role in cap.stacks else None
         if attentions is not None:
-            # quantise() converts; no float64 copy of every layer. On-demand attention is computed whole here
-            # (or refused with its size over its limit): the overview (views/overview.py) is what never does.
-            stacks[role] = np.asarray(attentions) if isinstance(attentions, LazyAttention) else attentions
+            stacks[role] = attentions  # as captured: an array, or a LazyAttention the caller decides about
             stack_tokens[role] = ("decoder", "encoder") if role == "cross" else (role, role)
     if not stacks:
         raise InputError("this capture holds no attention weights: capture with fields=['attentions', ...]")
-    causal = {role: role == "decoder" for role in stacks}
+    return CaptureStacks(stacks, sequences, stack_tokens, {role: role == "decoder" for role in stacks})
+
+
+def payload_from_capture(cap: Capture, **options: Any) -> Payload:
+    """A `Payload` of every attention stack a capture holds (encoder, decoder, cross); ``options`` as
+    `build_payload`. Stacks computed on demand (`LazyAttention`) are materialised first, within their
+    ``max_dense_bytes`` (else `InputError`): at long context the head view draws each query's strongest keys
+    instead (`long_payload.capture_payload`)."""
+    parts = capture_stacks(cap)
+    if options.pop("top_k", None) is not None or options.pop("summary", None) is not None:
+        raise InputError(
+            "top_k and summary (each query's strongest keys) are the head view's: attnscope.head_view(cap, top_k=...)"
+        )
+    stacks = {role: np.asarray(w) if isinstance(w, LazyAttention) else w for role, w in parts.stacks.items()}
     return build_payload(
         stacks,
-        sequences,
-        stack_tokens,
-        causal=causal,
+        parts.sequences,
+        parts.stack_tokens,
+        causal=parts.causal,
         model=readable_model_name(cap.model),
         kind=cap.kind,
         capture=cap,
@@ -469,6 +491,10 @@ def payload_from_arrays(
     **options: Any,
 ) -> Payload:
     """A `Payload` from BertViz's arguments: ``attention`` + ``tokens``, or encoder/decoder/cross attention."""
+    if options.pop("top_k", None) is not None or options.pop("summary", None) is not None:
+        raise InputError(
+            "top_k and summary (each query's strongest keys) apply to a Capture: pass attnscope.capture(...)'s result"
+        )
     if attention is not None:
         if any(a is not None for a in (encoder_attention, decoder_attention, cross_attention)):
             raise InputError("pass either attention (with tokens) or encoder/decoder/cross attention, not both")
@@ -511,12 +537,15 @@ def payload_from_inputs(
     attention: Any = None,
     tokens: Sequence[str] | None = None,
     sentence_b_start: int | None = None,
+    *,
+    from_capture: Callable[..., Payload] | None = None,
     **options: Any,
 ) -> Payload:
     """A `Payload` from what a view function was given: a `Capture` as ``attention``, or BertViz's arguments.
 
     ``options`` are `payload_from_arrays`'s keywords; with a capture, only those of `build_payload` apply
-    (the BertViz array options are checked to be unset).
+    (the BertViz array options are checked to be unset), and ``from_capture`` (default `payload_from_capture`)
+    builds it (the head view's: `long_payload.capture_payload`).
     """
     if not isinstance(attention, Capture):
         return payload_from_arrays(attention, tokens, sentence_b_start, **options)
@@ -528,4 +557,4 @@ def payload_from_inputs(
         raise InputError(f"a Capture carries its own attention and tokens: drop {', '.join(given)}")
     options.pop("batch_index", None)
     options.pop("prettify_tokens", None)
-    return payload_from_capture(attention, **options)
+    return (from_capture or payload_from_capture)(attention, **options)

@@ -1614,12 +1614,23 @@ function makeLayout(v) {
 }
 function lineData(v) {
   const { state, layout } = v, s = stackOf(v), agg = state.aggregation;
-  const mean = drawsMean(v);
-  const key = [state.stack, state.layer, agg, mean ? shownHeads(v).join(",") : "", state.merge, state.threshold, state.topShare].join(":");
-  if (v.cache.has(key)) return v.cache.get(key);
-  const fromRaw = agg === "raw" || agg === "mean";
-  const bytes = v.store.get(fromRaw ? state.stack : `${state.stack}/${agg}`, layerIndex(v));
+  const mean = drawsMean(v), fromRaw = agg === "raw" || agg === "mean";
+  const role = fromRaw ? state.stack : `${state.stack}/${agg}`;
+  const full = v.store.get(role, layerIndex(v));
+  const rows = full ? null : v.long?.partial(role, layerIndex(v)) ?? null;
+  const bytes = full ?? rows?.bytes;
   if (!bytes) return null;
+  const key = [
+    state.stack,
+    state.layer,
+    agg,
+    mean ? shownHeads(v).join(",") : "",
+    state.merge,
+    state.threshold,
+    state.topShare,
+    rows ? `rows${rows.version}` : "all"
+  ].join(":");
+  if (v.cache.has(key)) return v.cache.get(key);
   const one = { heads: 1, query: s.query, key: s.key };
   const shape = fromRaw ? s : { ...one, heads: s.aggregations[agg] };
   const made = mean ? layerData(meanWeights(bytes, v.header.encoding, shape, shownHeads(v)), DECODED, one, layout.q, layout.k, state.merge, state.threshold) : layerData(bytes, v.header.encoding, shape, layout.q, layout.k, state.merge, state.threshold);
@@ -1629,7 +1640,7 @@ function lineData(v) {
     /** @type {string} */
     v.cache.keys().next().value
   );
-  v.cache.set(key, { ...made, keep });
+  v.cache.set(key, { ...made, keep, partial: rows !== null });
   return v.cache.get(key);
 }
 function segmentTest(v) {
@@ -1686,6 +1697,86 @@ function eachLine(v, paint2) {
 function rowHeight(v) {
   const rows = Math.max(v.layout.qRows.shown.length, v.layout.kRows.shown.length, 1);
   return Math.max(4, Math.min(20, Math.floor(3e4 / rows)));
+}
+
+// src/attnscope/static/head_view_exact.js
+var WEIGHTS_MESSAGE = "attnscope-weights";
+var KEPT = 2e4;
+var cellKey = (role, layer, cell2) => `${role}:${layer}:${cell2.join(",")}`;
+function exactStore(model, onArrive) {
+  const values = /* @__PURE__ */ new Map();
+  const asked = /* @__PURE__ */ new Map();
+  const waiting = /* @__PURE__ */ new Set();
+  let next = 1;
+  const receive = (msg) => {
+    if (!msg || msg.type !== WEIGHTS_MESSAGE || !asked.has(msg.id)) return;
+    const keys = (
+      /** @type {string[]} */
+      asked.get(msg.id)
+    );
+    asked.delete(msg.id);
+    for (const key of keys) waiting.delete(key);
+    store.error = typeof msg.error === "string" ? msg.error : "";
+    if (Array.isArray(msg.weights)) keys.forEach((key, n) => values.set(key, Number(msg.weights[n])));
+    onArrive();
+  };
+  const store = {
+    canAsk: typeof model.send === "function",
+    error: "",
+    get: (role, layer, cell2) => values.get(cellKey(role, layer, cell2)),
+    pending: (role, layer, cell2) => waiting.has(cellKey(role, layer, cell2)),
+    ask(role, layer, cells) {
+      const wanted = cells.filter((c) => !values.has(cellKey(role, layer, c)) && !waiting.has(cellKey(role, layer, c)));
+      if (!store.canAsk || wanted.length === 0) return;
+      if (values.size > KEPT) values.clear();
+      const keys = wanted.map((c) => cellKey(role, layer, c));
+      for (const key of keys) waiting.add(key);
+      asked.set(next, keys);
+      model.send({ type: WEIGHTS_MESSAGE, id: next++, role, layer, cells: wanted });
+    },
+    dispose() {
+      if (typeof model.off === "function") model.off("msg:custom", receive);
+    }
+  };
+  model.on("msg:custom", receive);
+  return store;
+}
+var carried = /* @__PURE__ */ new WeakMap();
+function carriedExact(bytes, encoding, shape) {
+  if (carried.has(bytes)) return carried.get(bytes) ?? null;
+  const rows = shape.heads * shape.query;
+  const { starts, keys } = sparseRows(bytes, rows, encoding.index_bytes);
+  const count = starts[rows], at = 4 * (rows + 1) + (encoding.index_bytes + 1) * count;
+  let lookup = null;
+  if (encoding.exact === "float32" && bytes.length === at + 4 * count) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset + at, 4 * count);
+    lookup = (h, a, b) => {
+      const row2 = h * shape.query + a;
+      for (let n = starts[row2]; n < starts[row2 + 1]; n++) if (keys[n] === b) return view.getFloat32(4 * n, true);
+      return void 0;
+    };
+  }
+  carried.set(bytes, lookup);
+  return lookup;
+}
+function exactWeights(v, cells) {
+  if (v.header.lines?.kind !== "top_keys") return cells.map(() => void 0);
+  const role = v.state.stack, layer = layerIndex(v), s = stackOf(v);
+  const bytes = v.store.get(role, layer);
+  const fromPage = bytes ? carriedExact(bytes, v.header.encoding, s) : null;
+  const out = cells.map((c) => fromPage?.(c[0], c[1], c[2]) ?? v.exact.get(role, layer, c));
+  v.exact.ask(role, layer, cells.filter((_, n) => out[n] === void 0));
+  return out;
+}
+function formatExact(w) {
+  return String(Number(w.toPrecision(7)));
+}
+function exactNote(v, allExact) {
+  if (v.header.lines?.kind !== "top_keys") return "";
+  if (v.exact.error) return `exact weights could not be had: ${v.exact.error}`;
+  if (allExact) return v.exact.canAsk ? "exact float32 weights, from Python" : "exact float32 weights, carried in this page";
+  if (v.exact.canAsk) return "asking Python for the exact weights…";
+  return `≈ weights carried as bytes, within ±${(0.5 / SCALE).toFixed(5)} of the model's (exact in a notebook)`;
 }
 
 // src/attnscope/static/raster.js
@@ -2204,7 +2295,8 @@ function showTooltip(v) {
     "attnscope-hv-tip-title",
     `${fromQuery ? "query" : "key"} ${active.index} “${unitText(own[active.index])}”, layer ${state.layer}` + (fromQuery ? ": weights on keys" : ": weights from queries")
   ));
-  const perHead = isPerHead(stackOf(v), state.aggregation) && !drawsMean(v);
+  const perHead = isPerHead(stackOf(v), state.aggregation) && !drawsMean(v), long = v.long !== null;
+  let allExact = true;
   for (const set of lineSets(v)) {
     const line = make("div", "attnscope-hv-tip-head");
     if (perHead) line.dataset.head = String(set.index);
@@ -2218,16 +2310,38 @@ function showTooltip(v) {
       if (w > state.threshold) entries.push([o, w]);
     }
     entries.sort((a, b) => b[1] - a[1]);
-    for (const [o, w] of entries.slice(0, 8)) {
-      const item = make("span", "attnscope-hv-weight", `${unitText(other[o])} ${w.toFixed(3)}`);
-      Object.assign(item.dataset, { position: String(o), weight: String(w) });
-      line.append(item);
-    }
+    const listed = entries.slice(0, 8);
+    const exact = exactWeights(v, listed.map(([o]) => fromQuery ? [set.index, active.index, o] : [set.index, o, active.index]));
+    listed.forEach(([o, w], n) => line.append(weightItem(other[o], o, w, exact[n], long)));
+    allExact &&= exact.every((x) => x !== void 0);
     if (entries.length > 8) line.append(make("span", "attnscope-hv-more", `+${entries.length - 8} more`));
     tooltip.append(line);
   }
+  const note = exactNote(v, allExact);
+  if (note) tooltip.append(make("div", "attnscope-hv-tip-note", note));
+  placeTooltip(v, active);
+}
+function weightItem(unit, position, drawn, exact, long) {
+  const text = exact !== void 0 ? formatExact(exact) : `${long ? "≈" : ""}${drawn.toFixed(3)}`;
+  const item = make("span", "attnscope-hv-weight", `${unitText(unit)} ${text}`);
+  Object.assign(item.dataset, { position: String(position), weight: String(exact ?? drawn) });
+  if (long) item.dataset.exact = String(exact !== void 0);
+  return item;
+}
+function placeTooltip(v, active) {
+  const { tooltip, body, keyCol, queryCol, root } = v.dom, { layout } = v;
   tooltip.hidden = false;
-  const rows = fromQuery ? layout.qRows : layout.kRows, { body, keyCol } = v.dom;
+  if (v.long) {
+    const node = (
+      /** @type {HTMLElement | null} */
+      (active.side === "query" ? queryCol : keyCol).querySelector(`[data-index="${active.index}"]`)
+    );
+    const box = root.getBoundingClientRect(), at = node?.getBoundingClientRect(), keys = keyCol.getBoundingClientRect();
+    tooltip.style.top = `${(at ? at.bottom : keys.top) - box.top + 4}px`;
+    tooltip.style.left = `${keys.right - box.left + 12}px`;
+    return;
+  }
+  const rows = active.side === "query" ? layout.qRows : layout.kRows;
   tooltip.style.top = `${body.offsetTop + rows.row[active.index] * rowHeight(v) + 20}px`;
   tooltip.style.left = `${body.offsetLeft + keyCol.offsetLeft + keyCol.offsetWidth + 12}px`;
 }
@@ -2247,6 +2361,7 @@ function markTokens(v) {
       /** @type {HTMLCollectionOf<HTMLElement>} */
       col.children
     ) {
+      if (node.dataset.index === void 0) continue;
       const n = Number(node.dataset.index);
       const pinned = !!state.pinned && state.pinned.side === side && state.pinned.index === n;
       node.classList.toggle("attnscope-hv-active", !!active && active.side === side && active.index === n);
@@ -2264,6 +2379,346 @@ function shadeKey(node, weight, colour) {
   node.style.backgroundColor = alpha > 0 && colour ? `${colour}${Math.round(alpha * 255).toString(16).padStart(2, "0")}` : "";
 }
 
+// src/attnscope/static/head_view_long.js
+var ROW = 20;
+var BAND_ROWS = 30;
+var EDGE_SLOTS = 6;
+var ROWS_MESSAGE = "attnscope-rows";
+var MARGIN = 30;
+var isLong = (header) => header.lines?.kind === "top_keys";
+function lowerBound(list, x) {
+  let lo = 0, hi = list.length;
+  while (lo < hi) {
+    const mid = lo + hi >> 1;
+    if (list[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+function mountLong(v, redraw2) {
+  const { body, root, controls, note } = v.dom;
+  const scroller = make("div", "attnscope-hv-scroll"), sizer = make("div", "attnscope-hv-sizer");
+  body.classList.add("attnscope-hv-band");
+  body.replaceWith(scroller);
+  scroller.append(sizer);
+  sizer.append(body);
+  root.classList.add("attnscope-hv-long");
+  const goTo = (
+    /** @type {HTMLInputElement} */
+    make("input", "attnscope-hv-goto")
+  );
+  Object.assign(goTo, { type: "number", min: "0", step: "1", title: "scroll to this query position" });
+  controls.insertBefore(labelled("attnscope-hv-label", "Go to", goTo), note);
+  const merge = v.dom.inputs.merge;
+  merge.disabled = true;
+  merge.title = "words merge every weight of a row: at long context only each query's strongest keys are carried";
+  const empty = { keys: [], more: 0, slot: /* @__PURE__ */ new Map() };
+  v.long = {
+    scroller,
+    sizer,
+    goTo,
+    on: () => {
+    },
+    band: null,
+    built: "",
+    data: null,
+    edges: { top: empty, bottom: empty },
+    rows: /* @__PURE__ */ new Map(),
+    error: "",
+    partial: (role, index) => partialRows(v, role, index)
+  };
+  const stopRows = hearRows(v, redraw2);
+  goTo.addEventListener("change", () => scrollTo(v, Number(goTo.value)));
+  let pending = false;
+  const onScroll = () => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      if (v.long && bandOf(v).q0 !== v.long.band?.q0) redraw2();
+    });
+  };
+  scroller.addEventListener("scroll", onScroll);
+  return () => {
+    scroller.removeEventListener("scroll", onScroll);
+    stopRows();
+  };
+}
+function hearRows(v, redraw2) {
+  const long = (
+    /** @type {LongState} */
+    v.long
+  );
+  const receive = (msg, buffers) => {
+    if (msg?.type === ROWS_MESSAGE && msg.error) {
+      long.error = `layer ${msg.layer} could not be computed: ${msg.error}`;
+    } else if (msg?.type === ROWS_MESSAGE && buffers?.length) {
+      const key = `${msg.role}:${msg.layer}`, rows = long.rows.get(key) ?? { chunks: [], asked: /* @__PURE__ */ new Set(), merged: null };
+      rows.chunks.push({ start: msg.start, stop: msg.stop, bytes: toBytes(buffers[0]) });
+      rows.merged = null;
+      long.rows.set(key, rows);
+    } else return;
+    redraw2();
+  };
+  v.model.on("msg:custom", receive);
+  return () => {
+    if (typeof v.model.off === "function") v.model.off("msg:custom", receive);
+  };
+}
+function partialRows(v, role, index) {
+  if (typeof v.model.send !== "function" || !v.long) return null;
+  const key = `${role}:${index}`, rows = v.long.rows.get(key) ?? { chunks: [], asked: /* @__PURE__ */ new Set(), merged: null };
+  v.long.rows.set(key, rows);
+  const band2 = bandOf(v), shown2 = v.layout.qRows.shown;
+  const covered = (unit) => rows.chunks.some((c) => c.start <= unit && unit < c.stop);
+  if (!shown2.slice(band2.q0, band2.q1).every(covered)) {
+    const start2 = shown2[Math.max(0, band2.q0 - MARGIN)] ?? 0;
+    const stop = Math.min(start2 + 1024, (shown2[Math.min(shown2.length, band2.q1 + MARGIN) - 1] ?? start2) + 1);
+    if (!rows.asked.has(`${start2}-${stop}`)) {
+      rows.asked.add(`${start2}-${stop}`);
+      v.model.send({ type: ROWS_MESSAGE, role, layer: index, start: start2, stop });
+    }
+  }
+  if (!rows.chunks.length) return null;
+  rows.merged ??= mergeRows(rows.chunks, stackOf(v), v.header.encoding.index_bytes);
+  return { bytes: rows.merged, version: rows.chunks.length };
+}
+function mergeRows(chunks, shape, indexBytes) {
+  const { heads, query } = shape, rows = heads * query;
+  const parts = chunks.map((c) => ({ ...c, ...sparseRows(c.bytes, heads * (c.stop - c.start), indexBytes) }));
+  const counts = new Uint32Array(rows);
+  for (const p of parts) {
+    const n = p.stop - p.start;
+    for (let h = 0; h < heads; h++) for (let i = 0; i < n; i++) counts[h * query + p.start + i] = p.starts[h * n + i + 1] - p.starts[h * n + i];
+  }
+  const out = new Uint8Array(4 * (rows + 1) + (indexBytes + 1) * counts.reduce((a, b) => a + b, 0));
+  const starts = new Uint32Array(out.buffer, 0, rows + 1);
+  for (let r = 0; r < rows; r++) starts[r + 1] = starts[r] + counts[r];
+  const total = starts[rows], at = 4 * (rows + 1);
+  const keys = indexBytes === 2 ? new Uint16Array(out.buffer, at, total) : new Uint32Array(out.buffer, at, total);
+  const values = new Uint8Array(out.buffer, at + indexBytes * total, total);
+  for (const p of parts) {
+    const n = p.stop - p.start;
+    for (let h = 0; h < heads; h++) {
+      for (let i = 0; i < n; i++) {
+        const from = p.starts[h * n + i], to = starts[h * query + p.start + i];
+        keys.set(p.keys.subarray(from, p.starts[h * n + i + 1]), to);
+        values.set(p.values.subarray(from, p.starts[h * n + i + 1]), to);
+      }
+    }
+  }
+  return out;
+}
+function longStatus(v, d) {
+  if (v.long?.error) return v.long.error;
+  if (!d) return `loading layer ${v.state.layer}…`;
+  return d.partial ? `layer ${v.state.layer}: the rows shown first, the whole layer on its way…` : "";
+}
+function longNote(v) {
+  const band2 = v.long?.band, rows = v.layout.qRows.shown.length;
+  const where = band2 ? `; query rows ${band2.q0}-${band2.q1 - 1} of ${rows.toLocaleString("en")} shown (scroll for more)` : "";
+  return `lines: ${v.header.lines.text}${where}`;
+}
+function scrollTo(v, position) {
+  if (!v.long || !Number.isFinite(position)) return;
+  const row2 = lowerBound(v.layout.qRows.shown, position);
+  v.long.scroller.scrollTop = Math.max(0, row2 - 2) * ROW;
+}
+function bandOf(v) {
+  const { layout, state } = v, long = (
+    /** @type {LongState} */
+    v.long
+  ), s = stackOf(v);
+  const nq = layout.qRows.shown.length, nk = layout.kRows.shown.length;
+  const rows = Math.max(1, Math.min(BAND_ROWS, Math.max(nq, nk)));
+  const last = Math.max(0, nq - rows);
+  const q0 = Math.min(last, Math.max(0, Math.round(long.scroller.scrollTop / ROW)));
+  const same = s.query_tokens === s.key_tokens;
+  const k0 = same ? lowerBound(layout.kRows.shown, layout.qRows.shown[q0] ?? 0) : Math.min(q0, Math.max(0, nk - rows));
+  const aligned = same && s.causal && !state.rows && !state.columns;
+  const top = EDGE_SLOTS, bottom = aligned ? 0 : EDGE_SLOTS;
+  return { q0, q1: Math.min(nq, q0 + rows), k0, k1: Math.min(nk, k0 + rows), top, bottom, height: (top + rows + bottom) * ROW, last };
+}
+function eachBandLine(v, d, band2, focused, paint2) {
+  const { layout } = v, seg = segmentTest(v), f = v.state.filter, active = focused ? activeFocus(v) : null;
+  const ok = (unit, at) => f === "all" || !seg || seg(unit) === f[at];
+  for (const set of lineSets(v)) {
+    const { k, w } = d.lines[set.index], keep = d.keep?.[set.index], starts = rowStarts(d, set.index, layout.q.length);
+    for (let r = band2.q0; r < band2.q1; r++) {
+      const a = layout.qRows.shown[r];
+      if (active?.side === "query" && active.index !== a || !ok(layout.q[a], 0)) continue;
+      for (let n = starts[a]; n < starts[a + 1]; n++) {
+        const b = k[n], kr = layout.kRows.row[b];
+        if (keep && !keep[n] || kr < 0 || !ok(layout.k[b], 1) || active?.side === "key" && active.index !== b) continue;
+        paint2(set, a, b, kr, w[n]);
+      }
+    }
+  }
+}
+function rowStarts(d, set, units) {
+  d.rowStarts ??= /* @__PURE__ */ new Map();
+  if (!d.rowStarts.has(set)) {
+    const { q } = d.lines[set], starts = new Int32Array(units + 1);
+    for (let n = 0; n < q.length; n++) starts[q[n] + 1]++;
+    for (let a = 0; a < units; a++) starts[a + 1] += starts[a];
+    d.rowStarts.set(set, starts);
+  }
+  return d.rowStarts.get(set);
+}
+function edgeOf(sums, slots) {
+  let keys = [...sums.keys()], more = 0;
+  if (slots === 0) return { keys: [], more: keys.length, slot: /* @__PURE__ */ new Map() };
+  if (keys.length > slots) {
+    keys.sort((x, y) => (
+      /** @type {number} */
+      sums.get(y) - /** @type {number} */
+      sums.get(x) || x - y
+    ));
+    more = keys.length - (slots - 1);
+    keys = keys.slice(0, slots - 1);
+  }
+  keys.sort((x, y) => x - y);
+  return { keys, more, slot: new Map(keys.map((b, i) => [b, i])) };
+}
+function edgesOf(v, d, band2) {
+  const above = /* @__PURE__ */ new Map(), below = /* @__PURE__ */ new Map();
+  eachBandLine(v, d, band2, false, (_set, _a, b, kr, w) => {
+    if (kr >= band2.k0 && kr < band2.k1) return;
+    const side = kr < band2.k0 ? above : below;
+    side.set(b, (side.get(b) ?? 0) + w);
+  });
+  return { top: edgeOf(above, band2.top), bottom: edgeOf(below, band2.bottom) };
+}
+function keyY(band2, edges, b, kr) {
+  if (kr >= band2.k0 && kr < band2.k1) return (band2.top + kr - band2.k0 + 0.5) * ROW;
+  const above = kr < band2.k0, edge = above ? edges.top : edges.bottom;
+  const shown2 = edge.keys.length + (edge.more ? 1 : 0), slot = edge.slot.get(b) ?? edge.keys.length;
+  const row2 = above ? band2.top - shown2 + slot : band2.top + (band2.q1 - band2.q0) + slot;
+  return (row2 + 0.5) * ROW;
+}
+function buildBand(v, band2) {
+  const { layout, dom } = v, long = (
+    /** @type {LongState} */
+    v.long
+  ), { top, bottom } = long.edges;
+  const at = (node, row2, position) => {
+    node.style.top = `${row2 * ROW}px`;
+    node.prepend(make("span", "attnscope-hv-pos", String(position)));
+    return node;
+  };
+  const queries = layout.qRows.shown.slice(band2.q0, band2.q1);
+  dom.queryCol.replaceChildren(...tokenNodes(v, layout.q, queries, "query", long.on).map((node, i) => at(node, band2.top + i, queries[i])));
+  const keys = layout.kRows.shown.slice(band2.k0, band2.k1);
+  const nodes = tokenNodes(v, layout.k, keys, "key", long.on).map((node, i) => at(node, band2.top + i, keys[i]));
+  const go = (side, index, what, node) => what === "click" ? scrollTo(v, index) : long.on(side, index, what, node);
+  for (
+    const [edge, first, word] of
+    /** @type {[any, number, string][]} */
+    [
+      [top, band2.top - top.keys.length - (top.more ? 1 : 0), "earlier"],
+      [bottom, band2.top + band2.q1 - band2.q0, "later"]
+    ]
+  ) {
+    tokenNodes(v, layout.k, edge.keys, "key", go).forEach((node, i) => {
+      node.classList.add("attnscope-hv-edge-key");
+      node.title = `key ${edge.keys[i]}, outside the rows shown: click to scroll to it`;
+      nodes.push(at(node, first + i, edge.keys[i]));
+    });
+    if (edge.more) {
+      const more = make("div", "attnscope-hv-token attnscope-hv-edge-more", `+${edge.more} more`);
+      more.title = `lines to ${edge.more} more ${word} keys end here`;
+      more.style.top = `${(first + edge.keys.length) * ROW}px`;
+      nodes.push(more);
+    }
+  }
+  dom.keyCol.replaceChildren(...nodes);
+}
+function drawLong(v) {
+  const long = (
+    /** @type {LongState} */
+    v.long
+  ), band2 = bandOf(v), d = lineData(v), { dom } = v;
+  long.band = band2;
+  dom.root.style.setProperty("--attnscope-row", `${ROW}px`);
+  long.scroller.style.height = `${band2.height}px`;
+  long.sizer.style.height = `${band2.last * ROW + band2.height}px`;
+  for (const col of [dom.queryCol, dom.keyCol, dom.linesBox]) col.style.height = `${band2.height}px`;
+  const built = [band2.q0, band2.k0, band2.q1, shownHeads(v).join(","), v.state.filter, v.layout.q.length].join(":");
+  if (built !== long.built || d !== long.data) {
+    long.edges = d ? edgesOf(v, d, band2) : { top: edgeOf(/* @__PURE__ */ new Map(), band2.top), bottom: edgeOf(/* @__PURE__ */ new Map(), band2.bottom) };
+    buildBand(v, band2);
+    Object.assign(long, { built, data: d });
+  }
+  Object.assign(dom.root.dataset, {
+    band: `${band2.q0}-${band2.q1}`,
+    edgeKeys: [...long.edges.top.keys, ...long.edges.bottom.keys].join(","),
+    rows: d?.partial ? "partial" : "all"
+  });
+  return paintBand(v, d, band2);
+}
+function paintBand(v, d, band2) {
+  const { canvas } = v.dom, ratio = window.devicePixelRatio || 1, long = (
+    /** @type {LongState} */
+    v.long
+  );
+  canvas.width = CANVAS_WIDTH * ratio;
+  canvas.height = Math.ceil(band2.height * ratio);
+  Object.assign(canvas.style, { width: `${CANVAS_WIDTH}px`, height: `${band2.height}px`, top: "0px" });
+  const ctx = (
+    /** @type {CanvasRenderingContext2D} */
+    canvas.getContext("2d")
+  );
+  const layer = createLineLayer(canvas.width, canvas.height);
+  let drawn = 0;
+  let current = null;
+  if (d) {
+    eachBandLine(v, d, band2, true, (set, a, b, kr, w) => {
+      if (set !== current) {
+        if (current) layer.end();
+        layer.begin(rgbOf(set.colour));
+        current = set;
+      }
+      const y0 = (band2.top + v.layout.qRows.row[a] - band2.q0 + 0.5) * ROW;
+      layer.line(y0 * ratio, keyY(band2, long.edges, b, kr) * ratio, Math.min(1, w), true);
+      drawn++;
+    });
+  }
+  if (current) layer.end();
+  const image = ctx.createImageData(canvas.width, canvas.height);
+  layer.write(image);
+  ctx.putImageData(image, 0, 0);
+  return drawn;
+}
+function bandSVG(v) {
+  const long = (
+    /** @type {LongState} */
+    v.long
+  ), band2 = long.band ?? bandOf(v), d = lineData(v), { queryCol, keyCol, root } = v.dom;
+  const left = queryCol.offsetWidth, width = left + CANVAS_WIDTH + keyCol.offsetWidth, style = getComputedStyle(root);
+  const parts = [`<rect width="${width}" height="${band2.height}" fill="${style.backgroundColor}"/>`];
+  const text = (node, x, anchor) => {
+    const y = parseFloat(node.style.top) + ROW / 2, label = node.textContent ?? "";
+    parts.push(`<text x="${x}" y="${y}" text-anchor="${anchor}" dominant-baseline="middle">${xmlText(label)}</text>`);
+  };
+  for (
+    const node of
+    /** @type {HTMLCollectionOf<HTMLElement>} */
+    queryCol.children
+  ) text(node, left - 6, "end");
+  for (
+    const node of
+    /** @type {HTMLCollectionOf<HTMLElement>} */
+    keyCol.children
+  ) text(node, left + CANVAS_WIDTH + 6, "start");
+  if (d) {
+    eachBandLine(v, d, band2, true, (set, a, b, kr, w) => {
+      const y0 = (band2.top + v.layout.qRows.row[a] - band2.q0 + 0.5) * ROW, y1 = keyY(band2, long.edges, b, kr);
+      parts.push(`<line x1="${left}" y1="${y0}" x2="${left + CANVAS_WIDTH}" y2="${y1}" stroke="${set.colour}" stroke-opacity="${Math.min(1, w).toFixed(3)}" stroke-width="2"/>`);
+    });
+  }
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${band2.height}" font-family="sans-serif" font-size="13" fill="${style.color}">${parts.join("")}</svg>`;
+}
+
 // src/attnscope/static/head_view.js
 function render2({ model, el, host = {} }) {
   const header = readHeader(model);
@@ -2279,13 +2734,17 @@ function render2({ model, el, host = {} }) {
     thumbnails: "",
     stacks: Object.fromEntries(header.stacks.map((s) => [s.role, s])),
     store: layerStore(model, () => update(v, false)),
+    exact: exactStore(model, () => update(v, false)),
     layout: (
       /** @type {any} */
       null
     ),
+    long: null,
     dom: buildDom(el, header, state, host.controls !== false)
   };
   v.dom.root.id = uniqueId("attnscope-hv");
+  const stopLong = isLong(header) ? mountLong(v, () => update(v, false)) : () => {
+  };
   wireControls(v);
   const listeners = traitListeners(v);
   for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
@@ -2298,7 +2757,9 @@ function render2({ model, el, host = {} }) {
     if (typeof model.off === "function") for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);
     stopRefit();
     stopScroll();
+    stopLong();
     v.store.dispose();
+    v.exact.dispose();
     v.dom.root.remove();
   };
 }
@@ -2351,11 +2812,15 @@ function headsChanged(v) {
   v.host.onHeads?.(shownHeads(v));
 }
 function relayout(v) {
+  if (v.long) v.state.merge = v.dom.inputs.merge.checked = false;
   v.layout = makeLayout(v);
   v.cache.clear();
   const on = (side, index, what, node) => onToken(v, side, index, what, node);
-  v.dom.queryCol.replaceChildren(...tokenNodes(v, v.layout.q, v.layout.qRows.shown, "query", on));
-  v.dom.keyCol.replaceChildren(...tokenNodes(v, v.layout.k, v.layout.kRows.shown, "key", on));
+  if (v.long) Object.assign(v.long, { on, built: "" });
+  else {
+    v.dom.queryCol.replaceChildren(...tokenNodes(v, v.layout.q, v.layout.qRows.shown, "query", on));
+    v.dom.keyCol.replaceChildren(...tokenNodes(v, v.layout.k, v.layout.kRows.shown, "key", on));
+  }
   v.state.hover = null;
   const pinned = v.state.pinned;
   if (pinned && !((pinned.side === "query" ? v.layout.qRows : v.layout.kRows).row[pinned.index] >= 0)) v.state.pinned = null;
@@ -2400,14 +2865,15 @@ function paintHeadBar(v) {
 function update(v, write = true) {
   const { state, dom } = v;
   const loaded = lineData(v) !== null;
-  const { total, drawn } = drawLines(v);
+  const { total, drawn } = v.long ? { drawn: drawLong(v), total: eachLine(v, () => {
+  }) } : drawLines(v);
   markTokens(v);
   showTooltip(v);
   paintHeadBar(v);
   const info = aggregationInfo(state.aggregation, stackOf(v));
   dom.inputs.aggregation.title = info.about;
-  dom.note.textContent = info.note;
-  dom.status.textContent = loaded ? "" : `loading layer ${state.layer}…`;
+  dom.note.textContent = v.long ? longNote(v) : info.note;
+  dom.status.textContent = v.long ? longStatus(v, lineData(v)) : loaded ? "" : `loading layer ${state.layer}…`;
   const active = activeFocus(v);
   Object.assign(dom.root.dataset, {
     lines: String(total),
@@ -2442,8 +2908,9 @@ function numberControl(input, valid, why, apply) {
 function wireControls(v) {
   const { state, dom: { inputs }, header } = v;
   const fileName = () => `attnscope-head-view-${state.stack}-layer${state.layer}` + (state.aggregation === "raw" ? "" : `-${state.aggregation}`);
-  inputs.svg.addEventListener("click", () => download(`${fileName()}.svg`, new Blob([toSVG(v)], { type: "image/svg+xml" })));
-  inputs.png.addEventListener("click", () => svgToPng(toSVG(v), (blob) => download(`${fileName()}.png`, blob)));
+  const svg = () => v.long ? bandSVG(v) : toSVG(v);
+  inputs.svg.addEventListener("click", () => download(`${fileName()}.svg`, new Blob([svg()], { type: "image/svg+xml" })));
+  inputs.png.addEventListener("click", () => svgToPng(svg(), (blob) => download(`${fileName()}.png`, blob)));
   inputs.stack.addEventListener("change", () => {
     state.stack = inputs.stack.value;
     buildStack(v);
@@ -3169,14 +3636,14 @@ function update2(p, patch) {
 }
 function attentionRequest(p, info) {
   const { state } = p, method = shownMethod(p);
-  const carried = method && method.name !== "raw" ? [method.name] : [];
-  const combined = method && !method.per_head && carried.length ? { heads: selectedHeads(p) } : {};
+  const carried2 = method && method.name !== "raw" ? [method.name] : [];
+  const combined = method && !method.per_head && carried2.length ? { heads: selectedHeads(p) } : {};
   return {
     model: info.name,
     text: state.text,
     mask: state.mask,
     ...state.pair ? { text_pair: state.pair } : {},
-    aggregations: carried,
+    aggregations: carried2,
     ...combined
   };
 }

@@ -276,7 +276,7 @@ var attnscopeView = (() => {
   function decodeNeuronLayer(bytes, stack) {
     const part = Object.fromEntries(stack.layout.map((p) => [p.name, p]));
     const floats = (name) => part[name] ? readFloat32(bytes, part[name].offset, part[name].bytes / 4) : null;
-    const allowed = bytes.subarray(part.allowed.offset, part.allowed.offset + part.allowed.bytes);
+    const allowed = part.allowed ? bytes.subarray(part.allowed.offset, part.allowed.offset + part.allowed.bytes) : null;
     return {
       queries: (
         /** @type {Float32Array} */
@@ -290,6 +290,15 @@ var attnscopeView = (() => {
       allowed
     };
   }
+  function seenBy(s, d, layer, query) {
+    const nk = s.key;
+    if (d.allowed) {
+      const mask = d.allowed;
+      return (j) => mask[query * nk + j] === 1;
+    }
+    const m = s.mask?.[layer] ?? { causal: false, window: null, key_valid: null };
+    return (j) => (!m.causal || j <= query && (m.window === null || query - j < m.window)) && (!m.key_valid || m.key_valid[j] === 1);
+  }
   function neuronTerms(s, d, layer, head, query) {
     const dim = s.head_dim, nk = s.key, nq = s.query;
     const q = d.queries.subarray((head * nq + query) * dim, (head * nq + query + 1) * dim);
@@ -301,6 +310,7 @@ var attnscopeView = (() => {
     const cap = s.softcap[layer], scale = s.scaling[layer];
     const sink = s.sinks ? s.sinks[layer][head] : null;
     const allowed = [];
+    const seen = seenBy(s, d, layer, query);
     let top = sink ?? -Infinity;
     for (let j = 0; j < nk; j++) {
       let sum = 0;
@@ -309,7 +319,7 @@ var attnscopeView = (() => {
       scaled[j] = sum * scale;
       capped[j] = cap ? Math.tanh(scaled[j] / cap) * cap : scaled[j];
       if (bias && d.bias) bias[j] = d.bias[(head * nq + query) * nk + j];
-      allowed.push(d.allowed[query * nk + j] === 1);
+      allowed.push(seen(j));
       scores[j] = allowed[j] ? capped[j] + (bias ? bias[j] : 0) : -Infinity;
       if (scores[j] > top) top = scores[j];
     }
@@ -352,6 +362,19 @@ var attnscopeView = (() => {
     const over2 = t.allowed.filter(Boolean).length;
     return { share, over: over2, masked: over2 < t.allowed.length };
   }
+  var LONG_ROWS = 256;
+  var SHOWN_KEYS = 32;
+  var SHOWN_QUERIES = 32;
+  var isLongStack = (s) => s.query > LONG_ROWS || s.key > LONG_ROWS;
+  function strongestKeys(t, keys, count) {
+    const weight = (j) => t.allowed[j] ? t.softmax[j] : -1;
+    return [...keys].sort((a, b) => weight(b) - weight(a) || a - b).slice(0, count).sort((a, b) => a - b);
+  }
+  function queryWindow(positions, query, count) {
+    const at = Math.max(0, positions.indexOf(query));
+    const start = Math.max(0, Math.min(positions.length - count, at - Math.floor(count / 2)));
+    return positions.slice(start, start + count);
+  }
 
   // src/attnscope/static/neuron_figure.js
   var PAD = 8;
@@ -391,7 +414,8 @@ var attnscopeView = (() => {
     const dim = s.head_dim, rows = Math.max(shown2.keys.length, shown2.queries.length, 1);
     const R = Math.max(12, Math.min(18, Math.floor(2400 / rows))), C = Math.max(2, Math.min(10, Math.floor(256 / dim)));
     const widest = (seq, least) => Math.ceil(Math.max(least, ...seq.tokens.map((_, i) => measure(pieceLabel(seq, i))))) + 12;
-    const wq = widest(header.sequences[s.query_tokens], 40), wk = widest(header.sequences[s.key_tokens], 48);
+    const extra = shown2.positions ? Math.ceil(measure(`${Math.max(s.query, s.key)} `)) : 0;
+    const wq = widest(header.sequences[s.query_tokens], 40) + extra, wk = widest(header.sequences[s.key_tokens], 48) + extra;
     const block = Math.max(dim * C, 136);
     const x = { q: PAD, key: PAD + wq + GAP, k: PAD + wq + GAP + wk };
     x.prod = x.k + block + GAP;
@@ -430,11 +454,12 @@ var attnscopeView = (() => {
     const title = (xx, a, b = "") => `<text class="h" x="${xx}" y="${PAD + 12}">${xmlText(a)}</text>` + (b ? `<text class="m" x="${xx}" y="${PAD + 26}">${xmlText(b)}</text>` : "");
     return title(x.q, "Query") + title(x.k, "Key k", `max |q|,|k| ${formatValue(scale.qk)}`) + title(x.prod, "q × k (elementwise)", `max ${formatValue(scale.prod)}`) + title(x.dot, "q · k", "Σ q×k") + title(x.scaled, "scaled q·k", `× ${+s.scaling[layer].toPrecision(6)}`) + (cap ? title(x.capped, `softcap ${+cap}`, `${+cap}·tanh(x/${+cap})`) : "") + (t.bias ? title(x.bias, "+ bias") : "") + title(x.softmax, "softmax", [t.sink !== null ? "with sink" : "", filtered ? "of all keys" : ""].filter(Boolean).join(", "));
   }
-  function queryList(g, seq, query, positions) {
+  var labelOf = (seq, i, numbered = false) => (numbered ? `${i} ` : "") + pieceLabel(seq, i);
+  function queryList(g, seq, query, positions, numbered = false) {
     const out = [`<g class="nv-queries" role="listbox" aria-label="query tokens">`];
     positions.forEach((i, row) => {
       const on = i === query, y = g.yk + row * g.R;
-      out.push(`<g class="nv-query" data-index="${i}" role="option" aria-selected="${on}" tabindex="${on ? 0 : -1}"><rect class="${on ? "sel" : "bg"}" x="${g.x.q}" y="${y}" width="${g.wq}" height="${g.R - 1}" rx="3"/>` + rowText(g, g.x.q + g.wq - 6, y, pieceLabel(seq, i), seq.special[i] ? "m" : "", "end") + `</g>`);
+      out.push(`<g class="nv-query" data-index="${i}" role="option" aria-selected="${on}" tabindex="${on ? 0 : -1}"><rect class="${on ? "sel" : "bg"}" x="${g.x.q}" y="${y}" width="${g.wq}" height="${g.R - 1}" rx="3"/>` + rowText(g, g.x.q + g.wq - 6, y, labelOf(seq, i, numbered), seq.special[i] ? "m" : "", "end") + `</g>`);
     });
     return out.join("") + `</g>`;
   }
@@ -487,14 +512,15 @@ var attnscopeView = (() => {
       `<g data-kind="q">`
     ];
     for (let d = 0; d < s.head_dim; d++) out.push(heatCell(g.x.k + d * g.C, g.y0, g.cw, g.R - 2, t.q[d], scale.qk, ""));
-    out.push(`</g>`, queryList(g, qTokens, query, shown2.queries));
-    shown2.keys.forEach((j, row) => out.push(keyRow(g, t, j, row, s.head_dim, pieceLabel(kTokens, j), kTokens.special[j], scale)));
+    out.push(`</g>`, queryList(g, qTokens, query, shown2.queries, shown2.positions));
+    shown2.keys.forEach((j, row) => out.push(keyRow(g, t, j, row, s.head_dim, labelOf(kTokens, j, shown2.positions), kTokens.special[j], scale)));
     if (t.sink !== null) out.push(sinkRow(g, t, shown2.keys.length));
     if (shown2.note) {
       const y = g.rowsEnd - g.R;
       out.push(rowText(g, g.x.k, y, shown2.note, "m nv-share", "start", ` data-kind="share" data-value="${shown2.share}"`));
     }
-    for (const [seq, x0, x1] of shown2.filter === "all" ? [[qTokens, g.x.q, g.x.q + g.wq], [kTokens, g.x.key, g.width - PAD]] : []) {
+    const everyRow = shown2.filter === "all" && !shown2.note;
+    for (const [seq, x0, x1] of everyRow ? [[qTokens, g.x.q, g.x.q + g.wq], [kTokens, g.x.key, g.width - PAD]] : []) {
       const b = seq.sentence_b_start, y = g.yk + b * g.R - 0.5;
       if (b) out.push(`<line class="lg nv-pair" x1="${x0}" x2="${x1}" y1="${y}" y2="${y}"/>`);
     }
@@ -677,8 +703,15 @@ var attnscopeView = (() => {
     for (const s of header.stacks) stackSelect.append(new Option(s.role, s.role));
     const filterLabel = field("Sentences", filterSelect);
     filterLabel.title = "the queries' sentence → the keys' sentence; the softmax stays over all keys";
-    bar.append(stackLabel, field("Layer", layerSelect), field("Head", headSelect), filterLabel, png, svgButton);
-    return { bar, stackSelect, layerSelect, headSelect, filterSelect, filterLabel, png, svgButton };
+    const queryInput = (
+      /** @type {HTMLInputElement} */
+      make("input", "attnscope-nv-query")
+    );
+    Object.assign(queryInput, { type: "number", min: "0", step: "1", title: "the query token's position" });
+    const queryLabel = field("Query", queryInput);
+    queryLabel.hidden = !header.stacks.some(isLongStack);
+    bar.append(stackLabel, field("Layer", layerSelect), field("Head", headSelect), queryLabel, filterLabel, png, svgButton);
+    return { bar, stackSelect, layerSelect, headSelect, filterSelect, filterLabel, png, svgButton, queryInput };
   }
   var stackOf = (v) => v.stacks[v.state.stack];
   var rowsOf = (v) => filterRows(stackOf(v), pairStartOf(v.header, stackOf(v)), v.state.filter);
@@ -727,8 +760,14 @@ var attnscopeView = (() => {
       filter: state.filter,
       loading: String(!data)
     });
+    v.controls.queryInput.value = String(state.query);
     if (!data) {
-      figureBox.replaceChildren(make("div", "attnscope-nv-loading", `loading layer ${state.layer}…`));
+      const absent = typeof v.model.send !== "function";
+      figureBox.replaceChildren(make(
+        "div",
+        "attnscope-nv-loading",
+        absent ? `layer ${state.layer} is not in this page: ${v.model.get("carried") || "it carries other layers"}` : `loading layer ${state.layer}…`
+      ));
       return;
     }
     const t = neuronTerms(s, data, state.layer, state.head, state.query);
@@ -754,6 +793,11 @@ var attnscopeView = (() => {
   function shownRows(v, t) {
     const { filter } = v.state;
     const { queries, keys } = rowsOf(v);
+    if (isLongStack(stackOf(v))) {
+      const strongest = strongestKeys(t, keys, SHOWN_KEYS), { share: share2, over: over3 } = shownShare(t, strongest);
+      const note2 = `long input: the ${strongest.length} keys with the largest softmax of the row's ${over3} (the softmax is over all of them) hold ${formatValue(share2)} of it; queries ${v.state.query} ± ${SHOWN_QUERIES / 2} listed`;
+      return { queries: queryWindow(queries, v.state.query, SHOWN_QUERIES), keys: strongest, filter, note: note2, share: share2, positions: true };
+    }
     if (filter === "all") return { queries, keys, filter: "all", note: "", share: 1 };
     const { share, over: over2, masked } = shownShare(t, keys);
     const note = `softmax over all ${over2}${masked ? " unmasked" : ""} keys of the row; the ${keys.length} ${filter[1]} keys shown hold ${formatValue(share)} of it`;
@@ -850,6 +894,14 @@ var attnscopeView = (() => {
       state.filter = c.filterSelect.value;
       fitQuery(v);
       changed(v);
+    });
+    c.queryInput.addEventListener("change", () => {
+      const x = Number(c.queryInput.value), ok = rowsOf(v).queries.includes(x);
+      c.queryInput.setCustomValidity(ok ? "" : `a query position the view shows: 0-${stackOf(v).query - 1}`);
+      if (ok) {
+        state.query = x;
+        changed(v);
+      }
     });
     c.svgButton.addEventListener("click", () => saveSvg(v));
     c.png.addEventListener("click", () => savePng(v));
