@@ -17,6 +17,7 @@ from attnscope.capture.lazy import LazyAttention
 from attnscope.errors import InputError
 from attnscope.quantise import quantise
 from attnscope.views import long_payload
+from attnscope.views.compression import inflate
 from attnscope.views.long_payload import TopKeysPayload, capture_payload, sparse_rows
 from attnscope.views.long_requests import ROWS_MESSAGE, WEIGHTS_MESSAGE
 from attnscope.views.payload import payload_from_capture
@@ -191,16 +192,23 @@ def test_top_k_needs_a_capture():
 
 
 def page_layers(html: str) -> tuple[dict, dict]:
+    """A page's header and its layers' bytes (inflated when the header says they are deflated)."""
     state = json.loads(re.search(r'<script type="application/json"[^>]*>(.*?)</script>', html, re.S).group(1))
-    return state["header"], state["layers"]
+    compression = state["header"]["encoding"].get("compression")
+    layers = {
+        key: [None if text is None else inflate(base64.b64decode(text), compression) for text in texts]
+        for key, texts in state["layers"].items()
+    }
+    return state["header"], layers
 
 
 def test_a_page_carries_exact_weights_within_its_budget_and_says_so_past_it(lazy, eager, monkeypatch):
     _, heads, queries, _ = lazy.attentions.shape
     header, layers = page_layers(attnscope.head_view(lazy, top_k=3).to_html())
     assert header["encoding"]["exact"] == "float32" and header["lines"]["exact"]["in_html"]
-    for layer, text in enumerate(layers["decoder"]):
-        rows = decode_top_layer(base64.b64decode(text), heads, queries, exact=True)
+    assert header["encoding"]["compression"] == "deflate-raw"
+    for layer, data in enumerate(layers["decoder"]):
+        rows = decode_top_layer(data, heads, queries, exact=True)
         for h in range(heads):
             keys, _, weights = rows[h * queries + queries - 1]
             np.testing.assert_allclose(weights, eager.attentions[layer, h, queries - 1, keys], atol=1e-6)
@@ -209,8 +217,9 @@ def test_a_page_carries_exact_weights_within_its_budget_and_says_so_past_it(lazy
     header, layers = page_layers(view.to_html())
     assert header["encoding"]["exact"] is None and not header["lines"]["exact"]["in_html"]
     estimate = header["lines"]["exact"]["html_bytes"]  # the rows seeing fewer than 3 keys carry fewer
-    assert 0 <= estimate - sum(len(t) for t in layers["decoder"]) <= 2 * 4 * 3 * 3 * 4 // 3 + 8
-    decode_top_layer(base64.b64decode(layers["decoder"][0]), heads, queries, exact=False)
+    plain = sum(4 * -(-len(data) // 3) for data in layers["decoder"])  # base64 of the bytes before deflating
+    assert 0 <= estimate - plain <= 2 * 4 * 3 * 3 * 4 // 3 + 8
+    decode_top_layer(layers["decoder"][0], heads, queries, exact=False)
 
 
 def test_computed_layers_are_kept_within_the_cache_bound(lazy, monkeypatch):
