@@ -78,7 +78,10 @@ export function openHead(v, l, h, region = null, write = true) {
   v.detail.panel.hidden = false;
   v.grid.cells.forEach((cell, i) => cell.classList.toggle("attnscope-mo-open", i === l * shownStack(v).heads + h));
   showCurrent(v, write);
-  if (write) v.detail.panel.focus({ preventScroll: true });
+  if (write) {
+    v.detail.panel.scrollIntoView({ block: "nearest" });
+    v.detail.panel.focus({ preventScroll: true });
+  }
 }
 
 /** Close the enlarged head. @param {OverviewView} v @param {boolean} [write] */

@@ -434,7 +434,10 @@ var attnscopeView = (() => {
     v.detail.panel.hidden = false;
     v.grid.cells.forEach((cell, i) => cell.classList.toggle("attnscope-mo-open", i === l * shownStack(v).heads + h));
     showCurrent(v, write);
-    if (write) v.detail.panel.focus({ preventScroll: true });
+    if (write) {
+      v.detail.panel.scrollIntoView({ block: "nearest" });
+      v.detail.panel.focus({ preventScroll: true });
+    }
   }
   function closeHead(v, write = true) {
     const open = v.state.open;
