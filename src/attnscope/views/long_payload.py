@@ -44,7 +44,8 @@ from ..capture.result import Capture
 from ..errors import InputError, check_range, count
 from ..quantise import quantise
 from .aggregated import CARRIED
-from .payload import Payload, _check_selection, _combined, _kept, capture_stacks, payload_from_capture
+from .capture_stacks import capture_stacks
+from .payload import Payload, _check_selection, _combined, _kept, payload_from_capture
 
 DEFAULT_TOP_K = 8
 """Keys kept per (head, query) row when ``top_k`` is not given."""
