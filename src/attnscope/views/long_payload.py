@@ -10,6 +10,11 @@ order, one uint8 weight each), computed when the layer is first asked for and ke
 (``lines``), with the stack's shape and the aggregations offered (only each head's lines: the mean of
 heads, rollout and value norms need every weight of a layer).
 
+A layer's top keys take one pass over its weights: tens of seconds at 8,192 tokens on two cores. So they are
+taken from a `Summary` when one is given (`analysis.long.summarise`: every layer in the pass the model
+view's overview makes); and for a notebook (`request`) a layer is computed on a worker thread, the layers
+beside it computed ahead (`prefetch`), while the rows the view shows are answered at once (`rows_bytes`).
+
 Exact weights: the bytes are ``round(w · 255)`` (within 1/510). A notebook view asks Python for the exact
 float32 weights it shows (`exact_weights`, the widget's ``WEIGHTS_MESSAGE``); a standalone page has no
 kernel to ask, so each layer's bytes there are followed by the carried weights in float32 when the whole
@@ -38,8 +43,9 @@ from ..capture.result import Capture
 from ..errors import InputError, check_range, count
 from ..quantise import quantise
 from .aggregated import CARRIED
+from .capture_stacks import capture_stacks
 from .compression import to_base64
-from .payload import Payload, _check_selection, _combined, _kept, capture_stacks, payload_from_capture
+from .payload import Payload, _check_selection, _combined, _kept, payload_from_capture
 
 DEFAULT_TOP_K = 8
 """Keys kept per (head, query) row when ``top_k`` is not given."""

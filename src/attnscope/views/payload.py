@@ -28,6 +28,7 @@ from ..quantise import SCALE, empty_codes, quantise
 from ..selection import check_choice, check_choices
 from .aggregated import COMBINING, carried_layers, check_initial, choose, data_key, offered, unavailable
 from .bertviz_inputs import NO_WEIGHTS, StackedLayers, check_tokens, no_weights_error, stack_layers
+from .capture_stacks import ROLES, capture_stacks  # noqa: F401 - ROLES is re-exported: it lived here first
 from .compression import to_base64
 from .generated_steps import check_step_tokens
 from .sequences import (  # noqa: F401 - looks_special and prettify are re-exported: they lived here first
@@ -42,7 +43,6 @@ DEFAULT_THRESHOLD = 0.01
 """Lines whose decoded weight is not above this are not drawn."""
 DEFAULT_TOP_SHARE = 1.0
 """Per query row, the views draw the fewest strongest lines that make up this share of its weight (1: all lines)."""
-ROLES = ("encoder", "decoder", "cross")
 _SPARSE_CHUNK = 1 << 21  # weights compared at once when packing sparse rows: a 2 MB mask, below numpy's huge pages
 _TOLERANCE = 1e-3  # weights may exceed 1 or dip below 0 by float rounding, not more
 
@@ -417,40 +417,6 @@ def build_payload(
                 layers[labels[role]] if include_layers is not None else layers
             )
     return payload
-
-
-@dataclass
-class CaptureStacks:
-    """What a capture gives every payload: its stacks' weights (arrays, or `LazyAttention` on demand) by role, the
-    token sequences they read, each stack's (query, key) sequence names and whether it is causal."""
-
-    stacks: dict[str, Any]
-    sequences: dict[str, TokenSequence]
-    stack_tokens: dict[str, tuple[str, str]]
-    causal: dict[str, bool]
-
-
-def capture_stacks(cap: Capture) -> CaptureStacks:
-    """The stacks and sequences of a capture, as `payload_from_capture` builds on them; `InputError` for anything
-    but a capture holding attention."""
-    if not isinstance(cap, Capture):
-        raise InputError(f"expected a Capture, got {type(cap).__name__}")
-    main = "decoder" if cap.kind == "decoder" else "encoder"
-    toks = cap.tokens
-    sequences = {main: sequence_from_tokens(toks)}
-    if cap.decoder_tokens is not None and main == "encoder":
-        sequences["decoder"] = sequence_from_tokens(cap.decoder_tokens)
-    if cap.generation is not None:  # the continuation is the decoder's (the main sequence of a decoder-only model)
-        sequences["decoder"].steps = [step.to_dict() for step in cap.generation.steps]
-    stacks, stack_tokens = {}, {}
-    for role in ROLES:
-        attentions = cap.stacks[role].attentions if role in cap.stacks else None
-        if attentions is not None:
-            stacks[role] = attentions  # as captured: an array, or a LazyAttention the caller decides about
-            stack_tokens[role] = ("decoder", "encoder") if role == "cross" else (role, role)
-    if not stacks:
-        raise InputError("this capture holds no attention weights: capture with fields=['attentions', ...]")
-    return CaptureStacks(stacks, sequences, stack_tokens, {role: role == "decoder" for role in stacks})
 
 
 def payload_from_capture(cap: Capture, **options: Any) -> Payload:
