@@ -16,19 +16,47 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from .mask_structure import MaskStructure
 
-if TYPE_CHECKING:
-    from .lazy import LazyAttention, LazyLayer
-
 SCRATCH_PER_WEIGHT = 4 * 4  # float32 scores and weights, one float32 temporary of a reduction, bool masks
 _HIDDEN = torch.finfo(torch.float32).min  # a hidden key's score: exp() gives exactly 0 as -inf does, and 0 · it is 0
 _TINY = torch.finfo(torch.float32).tiny
+
+
+@dataclass
+class LazyLayer:
+    """What one layer of one input needs to compute its weights.
+
+    ``queries`` (heads, query, head_dim) and ``keys`` (kv_heads, key, head_dim), float32, after rotary
+    embeddings; ``scale`` multiplies q·k; ``softcap``: scores become ``tanh(s / cap) · cap``; ``sinks``:
+    (heads,) logits of an extra softmax column that is then dropped; ``structure``: the mask. Or
+    ``dense`` (heads, query, key): the weights themselves, for a layer whose terms are not kept
+    (``eager_reason`` says why).
+    """
+
+    queries: np.ndarray | None = None
+    keys: np.ndarray | None = None
+    scale: float = 1.0
+    softcap: float | None = None
+    sinks: np.ndarray | None = None
+    structure: MaskStructure | None = None
+    dense: np.ndarray | None = None
+    eager_reason: str | None = None
+
+
+class LayeredAttention(Protocol):
+    """What `weight_blocks` reads of a stack (a `lazy.LazyAttention`): its layers' terms, its shape
+    (layers, heads, query, key), the key head each query head reads and the scratch budget of a block."""
+
+    layers: list[LazyLayer]
+    shape: tuple[int, int, int, int]
+    kv_head_of: np.ndarray
+    block_bytes: int
 
 
 @dataclass
@@ -67,7 +95,7 @@ class WeightBlock:
 
 
 def weight_blocks(
-    attentions: LazyAttention,
+    attentions: LayeredAttention,
     layer: int,
     heads: list[int],
     rows: np.ndarray,

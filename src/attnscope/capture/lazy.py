@@ -12,42 +12,19 @@ way (a position bias, a mask that is not a pattern) hold their eager weights (`L
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import InputError, check_range, count
-from .blocks import WeightBlock, weight_blocks
-from .mask_structure import MaskStructure
+from .blocks import LazyLayer, WeightBlock, weight_blocks  # noqa: F401 - LazyLayer is re-exported: it lived here
 
 DEFAULT_BLOCK_BYTES = 64 * 2**20
 """Scratch memory for one block of query rows (scores, exponentials, mask), which sets the block's height."""
 DEFAULT_MAX_DENSE_BYTES = 2 * 2**30
 """The largest array `LazyAttention` materialises at once (a layer, rows, a tile, or the whole)."""
 _SCRATCH_PER_WEIGHT = 3 * 4 + 1  # float32 scores, exponentials and result, and the bool mask, per weight
-
-
-@dataclass
-class LazyLayer:
-    """What one layer of one input needs to compute its weights.
-
-    ``queries`` (heads, query, head_dim) and ``keys`` (kv_heads, key, head_dim), float32, after rotary
-    embeddings; ``scale`` multiplies q·k; ``softcap``: scores become ``tanh(s / cap) · cap``; ``sinks``:
-    (heads,) logits of an extra softmax column that is then dropped; ``structure``: the mask. Or
-    ``dense`` (heads, query, key): the weights themselves, for a layer whose terms are not kept
-    (``eager_reason`` says why).
-    """
-
-    queries: np.ndarray | None = None
-    keys: np.ndarray | None = None
-    scale: float = 1.0
-    softcap: float | None = None
-    sinks: np.ndarray | None = None
-    structure: MaskStructure | None = None
-    dense: np.ndarray | None = None
-    eager_reason: str | None = None
 
 
 class LazyAttention:
