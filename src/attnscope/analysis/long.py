@@ -118,7 +118,7 @@ def top_keys(
     chosen = check_heads(heads, lazy.shape[1])
     positions = _rows("rows", rows, lazy.shape[2])
     top = _TopK(len(chosen), len(positions), _check_k(k, lazy.shape[3]))
-    _run(lazy, layer, chosen, positions, [top])
+    _run(lazy, layer, chosen, positions, [top], key_align=_chunk_align(k, lazy.shape[3]))
     return top.result(layer, chosen, rows)
 
 
@@ -182,7 +182,8 @@ def summarise(
             _TopK(len(chosen), queries, k),
             _Entropy(len(chosen), queries),
         )
-        _run(lazy, layer, chosen, np.arange(queries), [pool, top, rows_entropy], key_align=size)
+        align = math.lcm(size, _chunk_align(k, lazy.shape[3]))
+        _run(lazy, layer, chosen, np.arange(queries), [pool, top, rows_entropy], key_align=align)
         pools.append(pool)
         tops.append(top.result(layer, chosen, None))
         entropy[i] = rows_entropy.values
@@ -294,6 +295,12 @@ class _TopK:
         return TopKeys(layer, heads, self.indices, self.weights, rows)
 
 
+def _chunk_align(k: int, keys: int) -> int:
+    """Where block spans should start and end for `_TopK`: at whole chunks when rows are long enough to be
+    ranked in chunks (the extra keys are hidden ones, weight 0), else anywhere."""
+    return _CHUNK if keys // _CHUNK >= 2 * (k + 1) else 1
+
+
 def _top(weights: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` largest of each row of (..., keys) ``weights`` as (values, key indices), in any order; of keys
     tied at the ``k``-th value, the lowest."""
@@ -322,15 +329,20 @@ def _top_in_chunks(weights: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarra
     the last whole chunk); rows where a chunk left out ties with one kept are ranked in full."""
     heads, rows, span = weights.shape
     whole = span // _CHUNK * _CHUNK
-    maxima = weights[..., :whole].view(heads, rows, -1, _CHUNK).amax(dim=-1)
-    chunk_max, chunk = torch.topk(maxima, k + 1, dim=-1)
+    chunks = weights[..., :whole].view(heads, rows, -1, _CHUNK)
+    chunk_max, chunk = torch.topk(chunks.amax(dim=-1), k + 1, dim=-1)
     kept = torch.sort(chunk[..., :k], dim=-1).values  # candidates in key order, so ties go to the lower key
-    candidates = (kept[..., None] * _CHUNK + torch.arange(_CHUNK)).flatten(-2)
+    if whole == span:  # the chunks are rows of one contiguous (heads · rows · chunks, _CHUNK) matrix
+        first = (torch.arange(heads * rows) * chunks.shape[2]).view(heads, rows, 1)
+        candidates = chunks.reshape(-1, _CHUNK).index_select(0, (kept + first).flatten()).view(heads, rows, -1)
+    else:
+        candidates = torch.gather(chunks, 2, kept[..., None].expand(heads, rows, k, _CHUNK)).view(heads, rows, -1)
     if whole < span:
-        tail = torch.arange(whole, span).expand(heads, rows, span - whole)
-        candidates = torch.cat([candidates, tail], dim=-1)
-    values, picked = _top(torch.gather(weights, -1, candidates), k)
-    index = np.take_along_axis(candidates.numpy(), picked, axis=-1)
+        candidates = torch.cat([candidates, weights[..., whole:]], dim=-1)
+    values, picked = _top(candidates, k)
+    inside = k * _CHUNK  # candidates past this are the keys after the last whole chunk
+    start = np.take_along_axis(kept.numpy(), np.minimum(picked // _CHUNK, k - 1), axis=-1) * _CHUNK
+    index = np.where(picked < inside, start + picked % _CHUNK, whole + picked - inside)
     left_tied = ((chunk_max[..., k] == chunk_max[..., k - 1]) & (chunk_max[..., k - 1] > 0)).numpy()
     for where in map(tuple, np.argwhere(left_tied)):
         values[where], index[where] = (part[0] for part in _top(weights[where][None], k))
