@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import attnscope
-from attnscope.analysis import long
+from attnscope.analysis import block_reductions, long
 from attnscope.analysis.aggregate import combine_heads, rollout
 from attnscope.capture.blocks import SCRATCH_PER_WEIGHT
 from attnscope.capture.lazy import LazyAttention, LazyLayer
@@ -95,7 +95,7 @@ def test_reductions_of_on_demand_attention_equal_references_on_eager_weights(tin
             assert top.layer == layer and top.heads == list(range(heads))
             _assert_top_matches(top, expected[layer], np.arange(queries), 5, f"{what} layer {layer}")
             with monkeypatch.context() as patch:  # rows this short are ranked whole; in chunks of 4 keys they are not
-                patch.setattr(long, "_CHUNK", 4)
+                patch.setattr(block_reductions, "CHUNK", 4)
                 _assert_top_matches(long.top_keys(weights, layer, k=5), expected[layer], np.arange(queries), 5, what)
             maximum, mean = _reference_overview(expected[layer], block)
             np.testing.assert_allclose(overview.maximum[layer], maximum, atol=EXACT, rtol=0, err_msg=what)

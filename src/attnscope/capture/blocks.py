@@ -17,15 +17,23 @@ import math
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from .mask_structure import MaskStructure
 
-if TYPE_CHECKING:
-    from .lazy import LazyAttention, LazyLayer
+
+class Stack(Protocol):
+    """What blocks are cut from: a `LazyAttention` (its ``layers`` are `LazyLayer` objects). A protocol, so this
+    module does not import the one that imports it."""
+
+    layers: list[Any]
+    shape: tuple[int, int, int, int]
+    kv_head_of: np.ndarray
+    block_bytes: int
+
 
 SCRATCH_PER_WEIGHT = 4 * 4  # float32 scores and weights, one float32 temporary of a reduction, bool masks
 _HIDDEN = torch.finfo(torch.float32).min  # a hidden key's score: exp() gives exactly 0 as -inf does, and 0 · it is 0
@@ -69,7 +77,7 @@ class WeightBlock:
 
 
 def weight_blocks(
-    attentions: LazyAttention,
+    attentions: Stack,
     layer: int,
     heads: list[int],
     rows: np.ndarray,
@@ -91,7 +99,7 @@ def weight_blocks(
 
 
 def for_each_chunk(
-    attentions: LazyAttention,
+    attentions: Stack,
     layer: int,
     heads: list[int],
     rows: np.ndarray,
@@ -136,9 +144,7 @@ def for_each_chunk(
 class _Plan:
     """How one layer is cut into blocks: the chunks of rows, the head groups, each key head's keys."""
 
-    def __init__(
-        self, attentions: LazyAttention, layer: int, heads: list[int], rows: np.ndarray, key_align: int, budget: int
-    ):
+    def __init__(self, attentions: Stack, layer: int, heads: list[int], rows: np.ndarray, key_align: int, budget: int):
         self.part = attentions.layers[layer]
         self.keys = attentions.shape[3]
         self.heads, self.rows, self.key_align = heads, rows, key_align
@@ -228,7 +234,7 @@ def _visible(structure: MaskStructure, positions: np.ndarray, keys: int) -> np.n
 
 
 def _softmax_block(
-    part: LazyLayer,
+    part: Any,  # a LazyLayer
     key_head: torch.Tensor,
     heads: list[int],
     positions: np.ndarray,
