@@ -18,17 +18,19 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from ..capture.blocks import WeightBlock, weight_blocks
+from ..capture.blocks import WeightBlock, for_each_chunk
 from ..capture.lazy import LazyAttention, LazyLayer
 from ..errors import FieldError, InputError, check_range
 from .aggregate import check_heads
+from .block_reductions import Entropy, Pool, TopK, chunk_align
 
 __all__ = [
     "Overview",
@@ -48,7 +50,8 @@ Attentions = Any  # a LazyAttention, or a (layers, heads, query, key) numpy arra
 class TopKeys:
     """Each query row's ``k`` strongest keys in one layer, per head, with their exact float32 weights.
 
-    ``heads``: the model's head numbers, in the order asked for; ``rows``: the query positions.
+    ``heads``: the model's head numbers, in the order asked for; ``rows``: the query positions asked for, in
+    that order (None: every query, 0 to query - 1).
     ``indices``: (len(heads), len(rows), k) int32 key positions, strongest first, ties broken by the lower
     key position; -1 where fewer than ``k`` keys have a weight above 0 (the mask hides them, or the weight
     underflows float32). ``weights``: (len(heads), len(rows), k) float32, 0 where the index is -1.
@@ -58,7 +61,7 @@ class TopKeys:
     heads: list[int]
     indices: np.ndarray
     weights: np.ndarray
-    rows: range | list[int] | None = None
+    rows: range | Sequence[int] | None = None
 
 
 @dataclass
@@ -99,20 +102,25 @@ class Summary:
 
 
 def top_keys(
-    attentions: Attentions, layer: int, k: int = 8, *, heads: Sequence[int] | None = None, rows: range | None = None
+    attentions: Attentions,
+    layer: int,
+    k: int = 8,
+    *,
+    heads: Sequence[int] | None = None,
+    rows: range | Sequence[int] | None = None,
 ) -> TopKeys:
     """Each query row's ``k`` strongest keys in ``layer`` for ``heads`` (default all), exact weights.
 
-    ``rows``: the query positions (default all). Returns `TopKeys`. Raises `InputError` for a layer, head,
-    row or ``k`` (1 to the number of keys) out of range.
+    ``rows``: the query positions (default all), a range or a list. Returns `TopKeys`. Raises `InputError`
+    for a layer, head, row or ``k`` (1 to the number of keys) out of range.
     """
     lazy = as_lazy(attentions)
     layer = _check_layer(layer, lazy)
     chosen = check_heads(heads, lazy.shape[1])
     positions = _rows("rows", rows, lazy.shape[2])
-    top = _TopK(len(chosen), len(positions), _check_k(k, lazy.shape[3]))
-    _run(weight_blocks(lazy, layer, chosen, positions), [top])
-    return top.result(layer, chosen, rows)
+    top = TopK(len(chosen), len(positions), _check_k(k, lazy.shape[3]))
+    _run(lazy, layer, chosen, positions, [top], key_align=chunk_align(k, lazy.shape[3]))
+    return TopKeys(layer, chosen, top.indices, top.weights, rows)
 
 
 def pooled_overview(
@@ -134,8 +142,8 @@ def pooled_overview(
     size = _check_block(block, cells, lazy.shape)
     pools = []
     for layer in chosen_layers:
-        pool = _Pool(len(chosen), lazy.shape, size)
-        _run(weight_blocks(lazy, layer, chosen, np.arange(lazy.shape[2]), key_align=size), [pool])
+        pool = Pool(len(chosen), lazy.shape, size)
+        _run(lazy, layer, chosen, np.arange(lazy.shape[2]), [pool], key_align=size)
         pools.append(pool)
     return _overview(lazy, chosen_layers, chosen, size, pools)
 
@@ -146,8 +154,8 @@ def row_entropy(attentions: Attentions, layer: int, *, heads: Sequence[int] | No
     lazy = as_lazy(attentions)
     layer = _check_layer(layer, lazy)
     chosen = check_heads(heads, lazy.shape[1])
-    entropy = _Entropy(len(chosen), lazy.shape[2])
-    _run(weight_blocks(lazy, layer, chosen, np.arange(lazy.shape[2])), [entropy])
+    entropy = Entropy(len(chosen), lazy.shape[2])
+    _run(lazy, layer, chosen, np.arange(lazy.shape[2]), [entropy])
     return entropy.values
 
 
@@ -171,13 +179,14 @@ def summarise(
     pools, tops, entropy = [], [], np.empty((len(chosen_layers), len(chosen), queries))
     for i, layer in enumerate(chosen_layers):
         pool, top, rows_entropy = (
-            _Pool(len(chosen), lazy.shape, size),
-            _TopK(len(chosen), queries, k),
-            _Entropy(len(chosen), queries),
+            Pool(len(chosen), lazy.shape, size),
+            TopK(len(chosen), queries, k),
+            Entropy(len(chosen), queries),
         )
-        _run(weight_blocks(lazy, layer, chosen, np.arange(queries), key_align=size), [pool, top, rows_entropy])
+        align = math.lcm(size, chunk_align(k, lazy.shape[3]))
+        _run(lazy, layer, chosen, np.arange(queries), [pool, top, rows_entropy], key_align=align)
         pools.append(pool)
-        tops.append(top.result(layer, chosen, None))
+        tops.append(TopKeys(layer, chosen, top.indices, top.weights))
         entropy[i] = rows_entropy.values
     return Summary(_overview(lazy, chosen_layers, chosen, size, pools), tops, entropy)
 
@@ -217,7 +226,7 @@ def as_lazy(attentions: Attentions) -> LazyAttention:
     if isinstance(attentions, LazyAttention):
         return attentions
     if isinstance(attentions, torch.Tensor):
-        attentions = attentions.detach().cpu().numpy()
+        attentions = attentions.detach().cpu().to(torch.float32).numpy()  # numpy has no bfloat16
     if not isinstance(attentions, np.ndarray) or attentions.ndim != 4:
         shape = getattr(attentions, "shape", None)
         raise InputError(
@@ -233,157 +242,30 @@ class _Reduction(Protocol):
     def feed(self, block: WeightBlock) -> None: ...
 
 
-def _run(blocks: Iterable[WeightBlock], reductions: list[Any]) -> None:
-    """Feed every block to every reduction, computing each block once."""
-    with torch.inference_mode():
+def _run(
+    lazy: LazyAttention,
+    layer: int,
+    heads: list[int],
+    rows: np.ndarray,
+    reductions: Sequence[_Reduction],
+    *,
+    key_align: int = 1,
+) -> None:
+    """Feed every block of ``layer`` to every reduction, computing each block once (`for_each_chunk`: chunks
+    on worker threads; a reduction's ``feed`` writes only its block's rows, or takes a lock)."""
+
+    def consume(blocks: list[WeightBlock]) -> None:
         for block in blocks:
             for reduction in reductions:
                 reduction.feed(block)
 
-
-_CHUNK = 128  # keys per chunk in `_TopK`'s first stage
-
-
-class _TopK:
-    """Each row's ``k`` largest weights, strongest first, ties to the lower key (see `TopKeys`).
-
-    Long rows go in two stages: the ``k`` chunks of `_CHUNK` keys with the largest maxima hold every one of
-    the row's ``k`` largest weights (each of those lies in a chunk whose maximum is at least as large), so
-    only their keys are ranked. A tie at either stage's edge sends the row to a full ranking."""
-
-    def __init__(self, heads: int, rows: int, k: int):
-        self.k = k
-        self.indices = np.full((heads, rows, k), -1, dtype=np.int32)
-        self.weights = np.zeros((heads, rows, k), dtype=np.float32)
-
-    def feed(self, block: WeightBlock) -> None:
-        weights = block.weights
-        k = min(self.k, weights.shape[-1])
-        if weights.shape[-1] // _CHUNK >= 2 * (k + 1):
-            values, index = _top_in_chunks(weights, k)
-        else:
-            values, index = _top(weights, k)
-        order = np.lexsort((index, -values), axis=-1)
-        values = np.take_along_axis(values, order, axis=-1)
-        index = np.take_along_axis(index, order, axis=-1) + block.key_start
-        index[values == 0] = -1
-        stop = block.first + len(block.positions)
-        self.indices[block.slots, block.first : stop, :k] = index
-        self.weights[block.slots, block.first : stop, :k] = values
-
-    def result(self, layer: int, heads: list[int], rows: range | None) -> TopKeys:
-        return TopKeys(layer, heads, self.indices, self.weights, rows)
+    for_each_chunk(lazy, layer, heads, rows, consume, key_align=key_align)
 
 
-def _top(weights: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` largest of each row of (..., keys) ``weights`` as (values, key indices), in any order; of keys
-    tied at the ``k``-th value, the lowest."""
-    span = weights.shape[-1]
-    values_t, index_t = torch.topk(weights, min(k + 1, span), dim=-1)
-    values, index = values_t.numpy(), index_t.numpy()
-    if k == span:
-        return values, index
-    # the k-th and (k+1)-th largest are equal: which tied keys came in depends on topk; take the lowest
-    tied = np.argwhere((values[..., k] == values[..., k - 1]) & (values[..., k - 1] > 0))
-    values, index = values[..., :k].copy(), index[..., :k].copy()
-    for where in map(tuple, tied):
-        index[where], values[where] = _lowest_ties(weights[where].numpy(), values[where][-1], k)
-    return values, index
-
-
-def _lowest_ties(row: np.ndarray, threshold: float, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` largest of ``row`` given its ``k``-th largest value: all above it, then the lowest tied keys."""
-    above = np.flatnonzero(row > threshold)
-    chosen = np.concatenate([above, np.flatnonzero(row == threshold)[: k - len(above)]])
-    return chosen, row[chosen]
-
-
-def _top_in_chunks(weights: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """`_top` for long rows: rank the keys of the ``k`` chunks with the largest maxima (and the keys after
-    the last whole chunk); rows where a chunk left out ties with one kept are ranked in full."""
-    heads, rows, span = weights.shape
-    whole = span // _CHUNK * _CHUNK
-    maxima = weights[..., :whole].view(heads, rows, -1, _CHUNK).amax(dim=-1)
-    chunk_max, chunk = torch.topk(maxima, k + 1, dim=-1)
-    kept = torch.sort(chunk[..., :k], dim=-1).values  # candidates in key order, so ties go to the lower key
-    candidates = (kept[..., None] * _CHUNK + torch.arange(_CHUNK)).flatten(-2)
-    if whole < span:
-        tail = torch.arange(whole, span).expand(heads, rows, span - whole)
-        candidates = torch.cat([candidates, tail], dim=-1)
-    values, picked = _top(torch.gather(weights, -1, candidates), k)
-    index = np.take_along_axis(candidates.numpy(), picked, axis=-1)
-    left_tied = ((chunk_max[..., k] == chunk_max[..., k - 1]) & (chunk_max[..., k - 1] > 0)).numpy()
-    for where in map(tuple, np.argwhere(left_tied)):
-        values[where], index[where] = (part[0] for part in _top(weights[where][None], k))
-    return values, index
-
-
-class _Pool:
-    """Max and sum of each ``block × block`` cell of every head; blocks' key spans start at a multiple of it."""
-
-    def __init__(self, heads: int, shape: tuple[int, int, int, int], block: int):
-        _, _, queries, keys = shape
-        self.block, self.queries, self.keys = block, queries, keys
-        grid = (heads, -(-queries // block), -(-keys // block))
-        self.maximum = torch.zeros(grid, dtype=torch.float32)
-        self.total = torch.zeros(grid, dtype=torch.float64)
-
-    def feed(self, block: WeightBlock) -> None:
-        size, weights = self.block, block.weights
-        heads, rows, span = weights.shape
-        whole = span // size * size
-        maxima, sums = [], []
-        if whole:
-            cells = weights[..., :whole].view(heads, rows, whole // size, size)
-            maxima.append(cells.amax(dim=-1))
-            sums.append(cells.sum(dim=-1))
-        if whole < span:
-            maxima.append(weights[..., whole:].amax(dim=-1, keepdim=True))
-            sums.append(weights[..., whole:].sum(dim=-1, keepdim=True))
-        row_max, row_sum = torch.cat(maxima, dim=-1), torch.cat(sums, dim=-1)  # (heads, rows, key cells)
-        first = int(block.positions[0])  # the overview's rows are a run of positions
-        lead, trail = first % size, -(first + rows) % size
-        padded_max = torch.nn.functional.pad(row_max, (0, 0, lead, trail))
-        padded_sum = torch.nn.functional.pad(row_sum, (0, 0, lead, trail))
-        grid_rows = (lead + rows + trail) // size
-        pooled_max = padded_max.view(heads, grid_rows, size, -1).amax(dim=2)
-        pooled_sum = padded_sum.view(heads, grid_rows, size, -1).sum(dim=2, dtype=torch.float64)
-        row0, col0 = first // size, block.key_start // size
-        where = (torch.tensor(block.slots), slice(row0, row0 + grid_rows), slice(col0, col0 + row_max.shape[-1]))
-        self.maximum[where] = torch.maximum(self.maximum[where], pooled_max)
-        self.total[where] += pooled_sum
-
-    def mean(self) -> np.ndarray:
-        """Each cell's sum over the number of its cells inside the matrix: (heads, rows, cols) float32."""
-        size = self.block
-        rows = np.minimum(size, self.queries - np.arange(0, self.queries, size))
-        cols = np.minimum(size, self.keys - np.arange(0, self.keys, size))
-        return (self.total.numpy() / np.outer(rows, cols)).astype(np.float32)
-
-
-def _overview(lazy: LazyAttention, layers: list[int], heads: list[int], size: int, pools: list[_Pool]) -> Overview:
+def _overview(lazy: LazyAttention, layers: list[int], heads: list[int], size: int, pools: list[Pool]) -> Overview:
     maximum = np.stack([pool.maximum.numpy() for pool in pools])
     mean = np.stack([pool.mean() for pool in pools])
     return Overview(lazy.shape, layers, heads, size, maximum, mean)
-
-
-class _Entropy:
-    """Each row's ``-Σ w·ln w``: float32 terms (``ln w`` from log-softmax, not a log per weight), summed in
-    float32 over runs of `_CHUNK` keys and in float64 across runs. Float32 weights carry a relative error of
-    about 6e-8 each, which moves the entropy by up to about ``6e-8 · (H + 1)`` nats."""
-
-    def __init__(self, heads: int, rows: int):
-        self.values = np.zeros((heads, rows), dtype=np.float64)
-
-    def feed(self, block: WeightBlock) -> None:
-        terms = block.log_weights().mul_(block.weights)
-        heads, rows, span = terms.shape
-        whole = span // _CHUNK * _CHUNK
-        total = terms[..., :whole].view(heads, rows, -1, _CHUNK).sum(dim=-1).sum(dim=-1, dtype=torch.float64)
-        if whole < span:
-            total += terms[..., whole:].sum(dim=-1, dtype=torch.float64)
-        stop = block.first + len(block.positions)
-        self.values[block.slots, block.first : stop] = -total.numpy()
 
 
 def _times_layer(lazy: LazyAttention, layer: int, heads: list[int], vectors: np.ndarray) -> np.ndarray:
@@ -392,27 +274,30 @@ def _times_layer(lazy: LazyAttention, layer: int, heads: list[int], vectors: np.
     used = np.flatnonzero(vectors.any(axis=0))
     positions = np.arange(used.min(), used.max() + 1)
     out = np.zeros_like(vectors)
-    chunk: list[WeightBlock] = []
-    for block in weight_blocks(lazy, layer, heads, positions):
-        if chunk and block.first != chunk[0].first:
-            _add_chunk(chunk, len(heads), vectors, out)
-            chunk = []
-        chunk.append(block)
-    _add_chunk(chunk, len(heads), vectors, out)
+    lock = threading.Lock()
+
+    def consume(chunk: list[WeightBlock]) -> None:
+        _add_chunk(chunk, len(heads), vectors, out, lock)
+
+    for_each_chunk(lazy, layer, heads, positions, consume)
     return out
 
 
-def _add_chunk(chunk: list[WeightBlock], heads: int, vectors: np.ndarray, out: np.ndarray) -> None:
+def _add_chunk(
+    chunk: list[WeightBlock], heads: int, vectors: np.ndarray, out: np.ndarray, lock: threading.Lock
+) -> None:
     """Add the chunk's rows of ``Â`` weighed by ``vectors`` to ``out``; ``chunk``: its blocks (every head)."""
     start, stop, positions = chunk[0].key_start, chunk[0].key_stop, chunk[0].positions
     total = sum(block.weights.sum(dim=0, dtype=torch.float64) for block in chunk)
     assert isinstance(total, torch.Tensor)
     mean = (total / heads).to(torch.float32).to(torch.float64).numpy()  # as `combine_heads`: float64 mean, float32
-    half = 0.5 * mean
+    half = np.multiply(mean, 0.5, out=mean)
     sums = half.sum(axis=1) + 0.5  # each row of 0.5·A + 0.5·I
     weighed = vectors[:, positions] / sums[None, :]
-    out[:, start:stop] += weighed @ half
-    out[:, positions] += 0.5 * weighed
+    product = weighed @ half
+    with lock:
+        out[:, start:stop] += product
+        out[:, positions] += 0.5 * weighed
 
 
 def _check_layer(layer: Any, lazy: LazyAttention) -> int:
