@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from ..capture.blocks import WeightBlock, weight_blocks
+from ..capture.blocks import WeightBlock, for_each_chunk
 from ..capture.lazy import LazyAttention, LazyLayer
 from ..errors import FieldError, InputError, check_range
 from .aggregate import check_heads
@@ -48,7 +49,8 @@ Attentions = Any  # a LazyAttention, or a (layers, heads, query, key) numpy arra
 class TopKeys:
     """Each query row's ``k`` strongest keys in one layer, per head, with their exact float32 weights.
 
-    ``heads``: the model's head numbers, in the order asked for; ``rows``: the query positions.
+    ``heads``: the model's head numbers, in the order asked for; ``rows``: the query positions asked for, in
+    that order (None: every query, 0 to query - 1).
     ``indices``: (len(heads), len(rows), k) int32 key positions, strongest first, ties broken by the lower
     key position; -1 where fewer than ``k`` keys have a weight above 0 (the mask hides them, or the weight
     underflows float32). ``weights``: (len(heads), len(rows), k) float32, 0 where the index is -1.
@@ -58,7 +60,7 @@ class TopKeys:
     heads: list[int]
     indices: np.ndarray
     weights: np.ndarray
-    rows: range | list[int] | None = None
+    rows: range | Sequence[int] | None = None
 
 
 @dataclass
@@ -99,19 +101,24 @@ class Summary:
 
 
 def top_keys(
-    attentions: Attentions, layer: int, k: int = 8, *, heads: Sequence[int] | None = None, rows: range | None = None
+    attentions: Attentions,
+    layer: int,
+    k: int = 8,
+    *,
+    heads: Sequence[int] | None = None,
+    rows: range | Sequence[int] | None = None,
 ) -> TopKeys:
     """Each query row's ``k`` strongest keys in ``layer`` for ``heads`` (default all), exact weights.
 
-    ``rows``: the query positions (default all). Returns `TopKeys`. Raises `InputError` for a layer, head,
-    row or ``k`` (1 to the number of keys) out of range.
+    ``rows``: the query positions (default all), a range or a list. Returns `TopKeys`. Raises `InputError`
+    for a layer, head, row or ``k`` (1 to the number of keys) out of range.
     """
     lazy = as_lazy(attentions)
     layer = _check_layer(layer, lazy)
     chosen = check_heads(heads, lazy.shape[1])
     positions = _rows("rows", rows, lazy.shape[2])
     top = _TopK(len(chosen), len(positions), _check_k(k, lazy.shape[3]))
-    _run(weight_blocks(lazy, layer, chosen, positions), [top])
+    _run(lazy, layer, chosen, positions, [top], key_align=_chunk_align(k, lazy.shape[3]))
     return top.result(layer, chosen, rows)
 
 
@@ -135,7 +142,7 @@ def pooled_overview(
     pools = []
     for layer in chosen_layers:
         pool = _Pool(len(chosen), lazy.shape, size)
-        _run(weight_blocks(lazy, layer, chosen, np.arange(lazy.shape[2]), key_align=size), [pool])
+        _run(lazy, layer, chosen, np.arange(lazy.shape[2]), [pool], key_align=size)
         pools.append(pool)
     return _overview(lazy, chosen_layers, chosen, size, pools)
 
@@ -147,7 +154,7 @@ def row_entropy(attentions: Attentions, layer: int, *, heads: Sequence[int] | No
     layer = _check_layer(layer, lazy)
     chosen = check_heads(heads, lazy.shape[1])
     entropy = _Entropy(len(chosen), lazy.shape[2])
-    _run(weight_blocks(lazy, layer, chosen, np.arange(lazy.shape[2])), [entropy])
+    _run(lazy, layer, chosen, np.arange(lazy.shape[2]), [entropy])
     return entropy.values
 
 
@@ -175,7 +182,8 @@ def summarise(
             _TopK(len(chosen), queries, k),
             _Entropy(len(chosen), queries),
         )
-        _run(weight_blocks(lazy, layer, chosen, np.arange(queries), key_align=size), [pool, top, rows_entropy])
+        align = math.lcm(size, _chunk_align(k, lazy.shape[3]))
+        _run(lazy, layer, chosen, np.arange(queries), [pool, top, rows_entropy], key_align=align)
         pools.append(pool)
         tops.append(top.result(layer, chosen, None))
         entropy[i] = rows_entropy.values
@@ -217,7 +225,7 @@ def as_lazy(attentions: Attentions) -> LazyAttention:
     if isinstance(attentions, LazyAttention):
         return attentions
     if isinstance(attentions, torch.Tensor):
-        attentions = attentions.detach().cpu().numpy()
+        attentions = attentions.detach().cpu().to(torch.float32).numpy()  # numpy has no bfloat16
     if not isinstance(attentions, np.ndarray) or attentions.ndim != 4:
         shape = getattr(attentions, "shape", None)
         raise InputError(
@@ -233,12 +241,24 @@ class _Reduction(Protocol):
     def feed(self, block: WeightBlock) -> None: ...
 
 
-def _run(blocks: Iterable[WeightBlock], reductions: list[Any]) -> None:
-    """Feed every block to every reduction, computing each block once."""
-    with torch.inference_mode():
+def _run(
+    lazy: LazyAttention,
+    layer: int,
+    heads: list[int],
+    rows: np.ndarray,
+    reductions: Sequence[_Reduction],
+    *,
+    key_align: int = 1,
+) -> None:
+    """Feed every block of ``layer`` to every reduction, computing each block once (`for_each_chunk`: chunks
+    on worker threads; a reduction's ``feed`` writes only its block's rows, or takes a lock)."""
+
+    def consume(blocks: list[WeightBlock]) -> None:
         for block in blocks:
             for reduction in reductions:
                 reduction.feed(block)
+
+    for_each_chunk(lazy, layer, heads, rows, consume, key_align=key_align)
 
 
 _CHUNK = 128  # keys per chunk in `_TopK`'s first stage
@@ -271,8 +291,14 @@ class _TopK:
         self.indices[block.slots, block.first : stop, :k] = index
         self.weights[block.slots, block.first : stop, :k] = values
 
-    def result(self, layer: int, heads: list[int], rows: range | None) -> TopKeys:
+    def result(self, layer: int, heads: list[int], rows: range | Sequence[int] | None) -> TopKeys:
         return TopKeys(layer, heads, self.indices, self.weights, rows)
+
+
+def _chunk_align(k: int, keys: int) -> int:
+    """Where block spans should start and end for `_TopK`: at whole chunks when rows are long enough to be
+    ranked in chunks (the extra keys are hidden ones, weight 0), else anywhere."""
+    return _CHUNK if keys // _CHUNK >= 2 * (k + 1) else 1
 
 
 def _top(weights: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -303,15 +329,20 @@ def _top_in_chunks(weights: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarra
     the last whole chunk); rows where a chunk left out ties with one kept are ranked in full."""
     heads, rows, span = weights.shape
     whole = span // _CHUNK * _CHUNK
-    maxima = weights[..., :whole].view(heads, rows, -1, _CHUNK).amax(dim=-1)
-    chunk_max, chunk = torch.topk(maxima, k + 1, dim=-1)
+    chunks = weights[..., :whole].view(heads, rows, -1, _CHUNK)
+    chunk_max, chunk = torch.topk(chunks.amax(dim=-1), k + 1, dim=-1)
     kept = torch.sort(chunk[..., :k], dim=-1).values  # candidates in key order, so ties go to the lower key
-    candidates = (kept[..., None] * _CHUNK + torch.arange(_CHUNK)).flatten(-2)
+    if whole == span:  # the chunks are rows of one contiguous (heads · rows · chunks, _CHUNK) matrix
+        first = (torch.arange(heads * rows) * chunks.shape[2]).view(heads, rows, 1)
+        candidates = chunks.reshape(-1, _CHUNK).index_select(0, (kept + first).flatten()).view(heads, rows, -1)
+    else:
+        candidates = torch.gather(chunks, 2, kept[..., None].expand(heads, rows, k, _CHUNK)).view(heads, rows, -1)
     if whole < span:
-        tail = torch.arange(whole, span).expand(heads, rows, span - whole)
-        candidates = torch.cat([candidates, tail], dim=-1)
-    values, picked = _top(torch.gather(weights, -1, candidates), k)
-    index = np.take_along_axis(candidates.numpy(), picked, axis=-1)
+        candidates = torch.cat([candidates, weights[..., whole:]], dim=-1)
+    values, picked = _top(candidates, k)
+    inside = k * _CHUNK  # candidates past this are the keys after the last whole chunk
+    start = np.take_along_axis(kept.numpy(), np.minimum(picked // _CHUNK, k - 1), axis=-1) * _CHUNK
+    index = np.where(picked < inside, start + picked % _CHUNK, whole + picked - inside)
     left_tied = ((chunk_max[..., k] == chunk_max[..., k - 1]) & (chunk_max[..., k - 1] > 0)).numpy()
     for where in map(tuple, np.argwhere(left_tied)):
         values[where], index[where] = (part[0] for part in _top(weights[where][None], k))
@@ -327,6 +358,7 @@ class _Pool:
         grid = (heads, -(-queries // block), -(-keys // block))
         self.maximum = torch.zeros(grid, dtype=torch.float32)
         self.total = torch.zeros(grid, dtype=torch.float64)
+        self.lock = threading.Lock()  # chunks shorter than a block share its cells
 
     def feed(self, block: WeightBlock) -> None:
         size, weights = self.block, block.weights
@@ -350,8 +382,9 @@ class _Pool:
         pooled_sum = padded_sum.view(heads, grid_rows, size, -1).sum(dim=2, dtype=torch.float64)
         row0, col0 = first // size, block.key_start // size
         where = (torch.tensor(block.slots), slice(row0, row0 + grid_rows), slice(col0, col0 + row_max.shape[-1]))
-        self.maximum[where] = torch.maximum(self.maximum[where], pooled_max)
-        self.total[where] += pooled_sum
+        with self.lock:
+            self.maximum[where] = torch.maximum(self.maximum[where], pooled_max)
+            self.total[where] += pooled_sum
 
     def mean(self) -> np.ndarray:
         """Each cell's sum over the number of its cells inside the matrix: (heads, rows, cols) float32."""
@@ -392,27 +425,30 @@ def _times_layer(lazy: LazyAttention, layer: int, heads: list[int], vectors: np.
     used = np.flatnonzero(vectors.any(axis=0))
     positions = np.arange(used.min(), used.max() + 1)
     out = np.zeros_like(vectors)
-    chunk: list[WeightBlock] = []
-    for block in weight_blocks(lazy, layer, heads, positions):
-        if chunk and block.first != chunk[0].first:
-            _add_chunk(chunk, len(heads), vectors, out)
-            chunk = []
-        chunk.append(block)
-    _add_chunk(chunk, len(heads), vectors, out)
+    lock = threading.Lock()
+
+    def consume(chunk: list[WeightBlock]) -> None:
+        _add_chunk(chunk, len(heads), vectors, out, lock)
+
+    for_each_chunk(lazy, layer, heads, positions, consume)
     return out
 
 
-def _add_chunk(chunk: list[WeightBlock], heads: int, vectors: np.ndarray, out: np.ndarray) -> None:
+def _add_chunk(
+    chunk: list[WeightBlock], heads: int, vectors: np.ndarray, out: np.ndarray, lock: threading.Lock
+) -> None:
     """Add the chunk's rows of ``Â`` weighed by ``vectors`` to ``out``; ``chunk``: its blocks (every head)."""
     start, stop, positions = chunk[0].key_start, chunk[0].key_stop, chunk[0].positions
     total = sum(block.weights.sum(dim=0, dtype=torch.float64) for block in chunk)
     assert isinstance(total, torch.Tensor)
     mean = (total / heads).to(torch.float32).to(torch.float64).numpy()  # as `combine_heads`: float64 mean, float32
-    half = 0.5 * mean
+    half = np.multiply(mean, 0.5, out=mean)
     sums = half.sum(axis=1) + 0.5  # each row of 0.5·A + 0.5·I
     weighed = vectors[:, positions] / sums[None, :]
-    out[:, start:stop] += weighed @ half
-    out[:, positions] += 0.5 * weighed
+    product = weighed @ half
+    with lock:
+        out[:, start:stop] += product
+        out[:, positions] += 0.5 * weighed
 
 
 def _check_layer(layer: Any, lazy: LazyAttention) -> int:

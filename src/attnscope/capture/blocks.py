@@ -14,7 +14,8 @@ Memory: a block's scratch (scores, softmax, and what a reduction derives from th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -39,7 +40,8 @@ class WeightBlock:
     ``slots[i]``); ``first`` and ``positions``: the chunk is entries ``first:first + len(positions)`` of the
     rows asked for, at query positions ``positions``; ``key_start:key_stop``: the key positions the block
     spans (every weight outside it is exactly 0). ``weights``: (len(heads), len(positions), key_stop -
-    key_start) float32 torch tensor, each row normalised over all its keys (less than 1 with attention sinks).
+    key_start) float32 torch tensor, each row normalised over all its keys (less than 1 with attention sinks);
+    it may share memory with a dense stack's array, so read it, do not change it in place.
     """
 
     heads: list[int]
@@ -75,35 +77,102 @@ def weight_blocks(
     key_align: int = 1,
     block_bytes: int | None = None,
 ) -> Iterator[WeightBlock]:
-    """The weights of ``heads`` (model head numbers) on query positions ``rows`` of ``layer``, block by block.
+    """The weights of ``heads`` (model head numbers) on query positions ``rows`` of ``layer``, block by block,
+    in this thread.
 
     Row chunks come in order; within a chunk, one block per key/value head's group of the heads asked for.
     ``key_align``: each span starts at a multiple of it and ends at one (or at the last key), for pooling.
-    ``block_bytes`` (default: the attentions'): the scratch budget that sets a chunk's height (SmolLM2's shapes
-    at 8,192 tokens, one thread: 1.2 s per layer's 9 heads with 16 or 64 MiB, 1.75 s with 4 MiB). Arguments
-    are trusted (checked by the caller).
+    ``block_bytes`` (default: the attentions'): the scratch budget that sets a chunk's height. Arguments are
+    trusted (checked by the caller).
     """
-    part = attentions.layers[layer]
-    keys = attentions.shape[3]
-    groups = _groups(heads, None if part.dense is not None else attentions.kv_head_of)
-    widest = max(len(slots) for slots in groups)
-    budget = attentions.block_bytes if block_bytes is None else block_bytes
-    height = max(1, budget // (widest * keys * SCRATCH_PER_WEIGHT))
-    key_heads: dict[int, torch.Tensor] = {}  # each key head's keys, made contiguous once for every block
-    for first in range(0, len(rows), height):
-        positions = rows[first : first + height]
+    plan = _Plan(attentions, layer, heads, rows, key_align, block_bytes or attentions.block_bytes)
+    for first, positions in plan.chunks():
+        yield from plan.blocks(first, positions)
+
+
+def for_each_chunk(
+    attentions: LazyAttention,
+    layer: int,
+    heads: list[int],
+    rows: np.ndarray,
+    consume: Callable[[list[WeightBlock]], None],
+    *,
+    key_align: int = 1,
+) -> None:
+    """Compute the blocks of `weight_blocks` and hand each chunk's (every head group of it) to ``consume``, on
+    as many worker threads as torch has intra-op threads, each computing its chunks on one thread.
+
+    Why: on a machine with more runnable processes than cores, torch's own threads wait for each other at
+    every operation (measured here, 2 cores under a load of 9: 10 layers' overview at 4,096 tokens took
+    46-114 s with 2 OpenMP threads, 6.8-8.2 s with 2 workers of 1 thread). ``consume`` is called from
+    several threads at once for different chunks; the chunks' scratch together stays within
+    ``attentions.block_bytes``. Chunk heights are multiples of ``key_align`` when they can be, so pooled rows
+    belong to one chunk. Torch's thread count is restored afterwards.
+    """
+    workers = max(1, torch.get_num_threads())
+    plan = _Plan(attentions, layer, heads, rows, key_align, attentions.block_bytes // workers)
+    chunks = plan.chunks()
+    if workers == 1 or len(chunks) == 1:
+        with torch.inference_mode():
+            for first, positions in chunks:
+                consume(plan.blocks(first, positions))
+        return
+
+    def work(chunk: tuple[int, np.ndarray]) -> None:
+        if torch.get_num_threads() != 1:
+            torch.set_num_threads(1)  # this worker thread's own setting (OpenMP's and MKL's are per thread)
+        with torch.inference_mode():
+            consume(plan.blocks(*chunk))
+
+    pool = ThreadPoolExecutor(min(workers, len(chunks)), thread_name_prefix="attnscope-blocks")
+    try:
+        for done in as_completed([pool.submit(work, chunk) for chunk in chunks]):
+            done.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(workers)  # new threads start from the last value set: the caller's
+
+
+class _Plan:
+    """How one layer is cut into blocks: the chunks of rows, the head groups, each key head's keys."""
+
+    def __init__(
+        self, attentions: LazyAttention, layer: int, heads: list[int], rows: np.ndarray, key_align: int, budget: int
+    ):
+        self.part = attentions.layers[layer]
+        self.keys = attentions.shape[3]
+        self.heads, self.rows, self.key_align = heads, rows, key_align
+        dense = self.part.dense is not None
+        self.groups = _groups(heads, None if dense else attentions.kv_head_of)
+        widest = max(len(slots) for slots in self.groups)
+        height = max(1, budget // (widest * self.keys * SCRATCH_PER_WEIGHT))
+        self.height = height // key_align * key_align if height >= key_align else height
+        self.key_heads: dict[int, torch.Tensor] = {}  # each key head's keys, made contiguous once
+        if not dense:
+            assert self.part.keys is not None
+            for slots in self.groups:
+                kv = int(attentions.kv_head_of[heads[slots[0]]])
+                self.key_heads[kv] = torch.from_numpy(np.ascontiguousarray(self.part.keys[kv]))
+        self.kv_head_of = attentions.kv_head_of
+
+    def chunks(self) -> list[tuple[int, np.ndarray]]:
+        """Each chunk as (its first entry in ``rows``, its query positions)."""
+        return [(first, self.rows[first : first + self.height]) for first in range(0, len(self.rows), self.height)]
+
+    def blocks(self, first: int, positions: np.ndarray) -> list[WeightBlock]:
+        """The chunk's blocks: one per head group (one for dense weights)."""
+        part = self.part
         if part.dense is not None:
-            yield _dense_block(part.dense, heads, positions, first)
-            continue
-        assert part.structure is not None and part.keys is not None
-        start, stop = _span(part.structure, positions, keys, key_align, part.sinks is not None)
-        for slots in groups:
-            chosen = [heads[s] for s in slots]
-            kv = int(attentions.kv_head_of[chosen[0]])
-            if kv not in key_heads:
-                key_heads[kv] = torch.from_numpy(np.ascontiguousarray(part.keys[kv]))
-            logits, weights, empty = _softmax_block(part, key_heads[kv], chosen, positions, start, stop, keys)
-            yield WeightBlock(chosen, slots, first, positions, start, stop, weights, logits, empty, keys)
+            return [_dense_block(part.dense, self.heads, positions, first)]
+        assert part.structure is not None
+        start, stop = _span(part.structure, positions, self.keys, self.key_align, part.sinks is not None)
+        found = []
+        for slots in self.groups:
+            chosen = [self.heads[s] for s in slots]
+            key_head = self.key_heads[int(self.kv_head_of[chosen[0]])]
+            logits, weights, empty = _softmax_block(part, key_head, chosen, positions, start, stop, self.keys)
+            found.append(WeightBlock(chosen, slots, first, positions, start, stop, weights, logits, empty, self.keys))
+        return found
 
 
 def _groups(heads: list[int], kv_head_of: np.ndarray | None) -> list[list[int]]:
@@ -117,7 +186,14 @@ def _groups(heads: list[int], kv_head_of: np.ndarray | None) -> list[list[int]]:
 
 
 def _dense_block(dense: np.ndarray, heads: list[int], positions: np.ndarray, first: int) -> WeightBlock:
-    chosen = dense[heads][:, positions] if len(heads) < dense.shape[0] else dense[:, positions]
+    """Heads ``heads`` of a dense layer (heads, query, key) at ``positions``, over every key (only what is asked is
+    copied)."""
+    every_head = heads == list(range(dense.shape[0]))
+    if _is_run(positions):
+        chosen = dense[:, int(positions[0]) : int(positions[-1]) + 1]  # a view
+        chosen = chosen if every_head else chosen[heads]
+    else:
+        chosen = dense[np.ix_(np.asarray(heads), positions)]
     weights = torch.from_numpy(np.ascontiguousarray(chosen, dtype=np.float32))
     return WeightBlock(list(heads), list(range(len(heads))), first, positions, 0, dense.shape[2], weights)
 
@@ -198,11 +274,17 @@ def _queries(queries: np.ndarray, heads: list[int], positions: np.ndarray) -> to
     """Queries of ``heads`` at ``positions``: (heads, rows, head_dim), a contiguous copy."""
     q = torch.from_numpy(queries)
     h0, p0 = heads[0], int(positions[0])
-    head_run = heads == list(range(h0, h0 + len(heads)))
-    row_run = len(positions) == int(positions[-1]) - p0 + 1 and bool((np.diff(positions) == 1).all())
-    chosen = q[h0 : h0 + len(heads)] if head_run else q[torch.tensor(heads)]
-    chosen = chosen[:, p0 : p0 + len(positions)] if row_run else chosen[:, torch.from_numpy(positions)]
+    if _is_run(positions):
+        q = q[:, p0 : p0 + len(positions)]  # a view: only the chosen rows are copied below
+    else:
+        q = q[:, torch.from_numpy(positions)]
+    chosen = q[h0 : h0 + len(heads)] if heads == list(range(h0, h0 + len(heads))) else q[torch.tensor(heads)]
     return chosen.clone(memory_format=torch.contiguous_format)
+
+
+def _is_run(positions: np.ndarray) -> bool:
+    """Whether ``positions`` are consecutive and increasing (a slice can take them)."""
+    return len(positions) == int(positions[-1]) - int(positions[0]) + 1 and bool((np.diff(positions) == 1).all())
 
 
 def _hide(scores: torch.Tensor, structure: MaskStructure, positions: np.ndarray, start: int, stop: int) -> None:
