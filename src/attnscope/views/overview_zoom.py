@@ -16,8 +16,8 @@ excluded). `answer_zoom` checks every field and answers with the same type and i
 
 A zoom that computes at most `ONE_THREAD_WEIGHTS` weights runs on one torch thread: its operations are small,
 and with several threads each waits for the others; on a machine whose cores other processes keep busy that
-made zooms at 8,192 tokens 3-8× slower (bench/model_overview.py: a 1,024-token region 296 ms on two threads,
-36 ms on one).
+made zooms at 8,192 tokens 3-8× slower (bench/model_overview.py: a 1,024-token region 310 ms on two threads,
+83 ms on one).
 """
 
 from __future__ import annotations
