@@ -248,3 +248,23 @@ def test_html_carries_the_finer_level_within_its_cap_and_says_so_when_nothing_fi
         view.to_html(max_bytes=1000)
     fallback = view._repr_mimebundle_()[0]["text/html"]  # a notebook's static copy: the overview only
     assert [lv["block"] for lv in state_of(fallback)["levels"]["decoder"]] == [8]
+
+
+def test_small_zooms_run_on_one_thread_and_leave_torch_as_it_was(smollm2_pair, monkeypatch):
+    import torch
+
+    from attnscope.views import overview_zoom
+
+    seen = []
+    real = overview_zoom.exact_weights
+    monkeypatch.setattr(overview_zoom, "exact_weights", lambda *a: seen.append(torch.get_num_threads()) or real(*a))
+    view = attnscope.model_view(smollm2_pair[0], cells=CELLS)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        zoom(view, stack="decoder", layer=0, head=0, rows=[0, 4], cols=[0, 4])
+        monkeypatch.setattr(overview_zoom, "ONE_THREAD_WEIGHTS", 3 * 128)  # 4 rows × 128 keys is past it
+        zoom(view, stack="decoder", layer=0, head=0, rows=[0, 4], cols=[0, 4])
+        assert seen == [1, 2] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -13,15 +13,23 @@ excluded). `answer_zoom` checks every field and answers with the same type and i
   that a kept level covers at most twice as coarsely is answered from that level at once; any other is
   pooled from the exact weights (`analysis.pooled_region.pool_region`);
 - a bad request: ``{"type", "id", "error": message}`` naming the field and its allowed values, no buffers.
+
+A zoom that computes at most `ONE_THREAD_WEIGHTS` weights runs on one torch thread: its operations are small,
+and with several threads each waits for the others; on a machine whose cores other processes keep busy that
+made zooms at 8,192 tokens 3-8× slower (bench/model_overview.py: a 1,024-token region 310 ms on two threads,
+83 ms on one).
 """
 
 from __future__ import annotations
 
 import logging
 import numbers
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..analysis.pooled_region import PooledRegion, exact_weights, pool_region, snap
 from ..errors import AttnscopeError, InputError
@@ -29,6 +37,8 @@ from .overview_data import OverviewStack
 
 ZOOM_MESSAGE = "attnscope-zoom"
 """The custom message type of a zoom request and of its reply."""
+ONE_THREAD_WEIGHTS = 2**25
+"""Zooms computing at most this many weights (query rows × keys: 4,096 rows at 8,192 keys) run on one thread."""
 
 _log = logging.getLogger(__name__)
 
@@ -100,9 +110,27 @@ def zoom_result(
     stack: OverviewStack, layer: int, head: int, rows: range, cols: range, cells: int
 ) -> tuple[dict[str, Any], list[bytes]]:
     """The reply's fields and buffers for a checked request (layer and head: indices among the kept ones)."""
-    model_layer, model_head = stack.layers[layer], stack.heads[head]
-    base = {"stack": stack.role, "layer": stack.layers[layer], "head": stack.heads[head]}
     needed = -(-max(len(rows), len(cols)) // cells)
+    with _threads(1 if len(rows) * stack.shape[3] <= ONE_THREAD_WEIGHTS else torch.get_num_threads()):
+        return _computed(stack, layer, head, rows, cols, needed)
+
+
+@contextmanager
+def _threads(count: int) -> Iterator[None]:
+    """Run the block on ``count`` torch threads, then restore the number there was."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _computed(
+    stack: OverviewStack, layer: int, head: int, rows: range, cols: range, needed: int
+) -> tuple[dict[str, Any], list[bytes]]:
+    model_layer, model_head = stack.layers[layer], stack.heads[head]
+    base = {"stack": stack.role, "layer": model_layer, "head": model_head}
     if needed == 1:
         weights = exact_weights(stack.attentions, model_layer, model_head, rows, cols)
         region = {"rows": [rows.start, rows.stop], "cols": [cols.start, cols.stop], "shape": list(weights.shape)}
