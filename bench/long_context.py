@@ -10,7 +10,12 @@ the same input ids:
   from it: one layer's weights (``cap.attentions.layer(0)``, up to 4,096 tokens), one layer's head-view
   lines (``analysis.long.top_keys``: each query's 8 strongest keys, 9 heads), a zoom (a 128 × 128
   ``tile``), a hover (one query row) and the pooled overview of all 270 heads (``pooled_overview``, at
-  most 128 × 128 cells each; skipped past ``--skip-overview-above`` tokens).
+  most 128 × 128 cells each; skipped past ``--skip-overview-above`` tokens);
+- the views' pages, up to ``--views-up-to`` tokens, in one more process (a capture of its own): the long
+  head view's standalone HTML (each query's 8 strongest keys per head, `head_view(cap, summary=...)`) and
+  the model view's overview export (`model_view(cap).to_html()`), their bytes and the time from opening each
+  in Chromium until it is drawn (bench/head_view_long.py and bench/model_overview.py measure them, with
+  zooms, hovers and layer switches, in more detail).
 
 Time is wall-clock of the one call (after loading the model and a 16-token warm-up call); peak is the
 process's maximum resident set (``resource.getrusage``) and "added" is that peak minus the resident set
@@ -20,7 +25,7 @@ just before the call. Ratios are against the SDPA forward of the same run. Captu
 run past them (rotary positions extrapolate: the cost is what is measured here, not the model's quality).
 
     .venv/bin/python bench/long_context.py [--lengths 512 2048 8192 32768] [--skip-eager-above 4096]
-                                           [--skip-overview-above 8192]
+                                           [--skip-overview-above 8192] [--views-up-to 8192]
 """
 
 from __future__ import annotations
@@ -47,17 +52,64 @@ def _ids(handle, length: int) -> list[int]:
     return (ids * (length // len(ids) + 1))[:length]
 
 
-def child(method: str, length: int, overview: bool) -> dict:
-    """One measurement in this process: load SmolLM2, run ``method`` once on ``length`` ids."""
+def _handle(length: int):
     import dataclasses
-
-    import torch
 
     import attnscope
 
     handle = attnscope.load("smollm2")
     if length > handle.max_length:
         handle = dataclasses.replace(handle, max_length=length)
+    return handle
+
+
+def views_child(length: int) -> dict:
+    """The two pages of ``length`` ids: bytes and seconds until drawn in Chromium (see the module docstring)."""
+    import tempfile
+    from pathlib import Path
+
+    import attnscope
+    from attnscope.analysis.long import summarise
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from playwright.sync_api import sync_playwright
+
+    from head_view_long import browser_side
+    from model_overview import DRAWN, visit
+
+    handle = _handle(length)
+    attnscope.capture(handle, input_ids=_ids(handle, 16), fields=["attentions"], top_k=0, attention="on_demand")
+    cap = attnscope.capture(handle, input_ids=_ids(handle, length), fields=["attentions"], top_k=0)
+    out: dict = {}
+    out["summary_seconds"], summary = _timed(lambda: summarise(cap.attentions))
+    pages = {
+        "head": attnscope.head_view(cap, summary=summary).to_html(),
+        "overview": attnscope.model_view(cap, overview=True).to_html(),
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        for name, html in pages.items():
+            path = Path(folder) / f"{name}.html"
+            path.write_text(html, encoding="utf-8")
+            out[f"{name}_mb"] = path.stat().st_size / 1e6
+            if name == "head":
+                visited = browser_side(path, [1])
+            else:
+                with sync_playwright() as playwright:
+                    visited = visit(playwright, path, DRAWN, 60)
+            out[f"{name}_drawn_seconds"] = visited.seconds
+            out[f"{name}_problem"] = visited.problem
+    return out
+
+
+def child(method: str, length: int, overview: bool) -> dict:
+    """One measurement in this process: load SmolLM2, run ``method`` once on ``length`` ids."""
+    import torch
+
+    import attnscope
+
+    if method == "views":
+        return views_child(length)
+    handle = _handle(length)
     result: dict = {}
 
     def run(ids: list[int]):
@@ -134,6 +186,7 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=[512, 2048, 8192, 32768])
     parser.add_argument("--skip-eager-above", type=int, default=4096, help="eager captures past this are skipped")
     parser.add_argument("--skip-overview-above", type=int, default=8192, help="no overview past this length")
+    parser.add_argument("--views-up-to", type=int, default=8192, help="pages drawn in Chromium up to this length")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -149,6 +202,8 @@ def main() -> None:
         sdpa = measure("sdpa", length)
         eager = None if length > args.skip_eager_above else measure("eager", length)
         lazy = measure("on_demand", length, overview=length <= args.skip_overview_above)
+        if length <= args.views_up_to:
+            lazy["views"] = measure("views", length)
         rows.append((length, sdpa, lazy))
         base = f"{sdpa['seconds']:5.1f} s {sdpa['peak'] / GIB:4.2f} GiB"
         cells = f"{_cell(eager, sdpa, length):>34} | {_cell(lazy, sdpa, length):>34}"
@@ -163,6 +218,24 @@ def main() -> None:
         block = f", {lazy['overview_block']}-token blocks" if "overview_block" in lazy else ""
         parts.append(_seconds(lazy, "overview_seconds", sdpa) + block)
         print(f"{length:>7,} | " + " | ".join(parts))
+    print()
+    print(
+        "pages (a capture of their own): summarise (every layer's overview, top keys, entropy) | long head view"
+        " HTML: MB, drawn in Chromium | overview HTML: MB, drawn | goals at 8,192: ≤ 100 MB drawn ≤ 5 s;"
+        " overview drawn ≤ 3 s"
+    )
+    for length, sdpa, lazy in rows:
+        if "views" not in lazy:
+            print(f"{length:>7,} | skipped (--views-up-to)")
+            continue
+        v = lazy["views"]
+        cells = [_seconds(v, "summary_seconds", sdpa)]
+        for name in ("head", "overview"):
+            seconds = v[f"{name}_drawn_seconds"]
+            drawn = f"{seconds:.2f} s" if seconds is not None else f"not drawn ({v[f'{name}_problem']})"
+            cells.append(f"{v[f'{name}_mb']:.1f} MB, drawn in {drawn}")
+        print(f"{length:>7,} | " + " | ".join(cells))
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print("ratios: time over the SDPA forward's in the same run; peak memory over it is printed beside each")
 
 

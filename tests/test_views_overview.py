@@ -4,6 +4,7 @@ equal pooling of eager weights), bad zoom requests answered with an error, and t
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -15,6 +16,7 @@ from attnscope.analysis.long import pooled_overview
 from attnscope.capture.lazy import LazyAttention
 from attnscope.errors import InputError
 from attnscope.quantise import MAX_ERROR
+from attnscope.views.compression import inflate
 from attnscope.views.model import ModelView
 from attnscope.views.overview import ModelOverview
 from attnscope.views.overview_zoom import ZOOM_MESSAGE
@@ -248,6 +250,23 @@ def test_html_carries_the_finer_level_within_its_cap_and_says_so_when_nothing_fi
         view.to_html(max_bytes=1000)
     fallback = view._repr_mimebundle_()[0]["text/html"]  # a notebook's static copy: the overview only
     assert [lv["block"] for lv in state_of(fallback)["levels"]["decoder"]] == [8]
+
+
+def test_html_carries_the_planes_deflated_and_they_inflate_to_the_levels_bytes(smollm2_pair):
+    view = attnscope.model_view(smollm2_pair[0], cells=CELLS)
+    html = view.to_html()
+    state = state_of(html)
+    compression = state["header"]["encoding"]["compression"]
+    assert compression == "deflate-raw"
+    stack = view.overview.stacks["decoder"]
+    for carried, level in zip(state["levels"]["decoder"], stack.levels, strict=True):
+        planes = level.planes()
+        for name in ("max", "mean"):
+            packed = base64.b64decode(carried[name])
+            assert inflate(packed, compression) == planes[name].tobytes()
+            assert len(packed) < planes[name].nbytes  # pooled weights deflate
+    carried = sum(len(lv[name]) for lv in state["levels"]["decoder"] for name in ("max", "mean"))
+    assert carried < view.carried_bytes(2, ("max", "mean"))  # the bound the plan is chosen on
 
 
 def test_small_zooms_run_on_one_thread_and_leave_torch_as_it_was(smollm2_pair, monkeypatch):

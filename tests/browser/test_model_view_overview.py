@@ -106,7 +106,7 @@ async ([source, header, levels]) => {
   const values = { header, levels, stack: "decoder", pooling: "max", layer: null, head: null, region: null,
     theme: "auto" };
   window.model = window.standInModel(values);
-  window.cleanup = module.default.render({ model: window.model, el: document.getElementById("host") });
+  window.cleanup = await module.default.render({ model: window.model, el: document.getElementById("host") });
 }
 """
 

@@ -29,9 +29,9 @@ import { closeHead, createDetail, drawRegion, openHead, receiveZoom, zoomOut } f
 import { levelsOf, poolingText, saveTraits, shownStack } from "./model_view_overview_state.js";
 /** @import { OverviewView } from "./model_view_overview_state.js" */
 
-/** @param {{ model: any, el: HTMLElement }} args @returns {() => void} cleanup */
-function render({ model, el }) {
-  const v = createView(model);
+/** @param {{ model: any, el: HTMLElement }} args @returns {Promise<() => void>} cleanup */
+async function render({ model, el }) {
+  const v = createView(model, await carriedLevels(model));
   el.append(v.root);
   const receive = (/** @type {any} */ msg, /** @type {any[]} */ buffers) => receiveZoom(v, msg, buffers);
   model.on("msg:custom", receive);
@@ -54,12 +54,22 @@ function render({ model, el }) {
   };
 }
 
-/** A new view: its state from the model, its elements (the grid not yet built). @param {any} model @returns {OverviewView} */
-function createView(model) {
+/** Each stack's carried levels, decoded (inflated on a page). @param {any} model @returns {Promise<Record<string, import("./model_view_overview_data.js").Level[]>>} */
+async function carriedLevels(model) {
+  const header = readHeader(model);
+  const given = model.get("levels") ?? {};
+  const roles = header.stacks.map((/** @type {any} */ s) => s.role);
+  const decoded = await Promise.all(roles.map((/** @type {string} */ role) => decodeLevels(given[role], header.encoding?.compression)));
+  return Object.fromEntries(roles.map((/** @type {string} */ role, /** @type {number} */ i) => [role, decoded[i]]));
+}
+
+/**
+ * A new view: its state from the model, its elements (the grid not yet built).
+ * @param {any} model @param {Record<string, import("./model_view_overview_data.js").Level[]>} levels @returns {OverviewView}
+ */
+function createView(model, levels) {
   const header = readHeader(model);
   const stacks = Object.fromEntries(header.stacks.map((/** @type {any} */ s) => [s.role, s]));
-  const given = model.get("levels") ?? {};
-  const levels = Object.fromEntries(Object.keys(stacks).map((role) => [role, decodeLevels(given[role])]));
   const root = make("div", "attnscope-mo");
   root.id = uniqueId("attnscope-mo");
   root.dataset.view = "model-overview";

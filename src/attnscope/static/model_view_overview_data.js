@@ -12,7 +12,7 @@
  * single tokens has block 1 and max = mean = the weights), `exact` when they came from Python.
  */
 
-import { SCALE, toBytes } from "./common.js";
+import { SCALE, layerBytes, toBytes } from "./common.js";
 
 /** The zoom message's type, as views/overview_zoom.py names it. */
 export const ZOOM_MESSAGE = "attnscope-zoom";
@@ -37,12 +37,16 @@ export const ZOOM_MESSAGE = "attnscope-zoom";
  * @property {boolean} exact float32 from Python (else decoded from bytes, within 1/510)
  */
 
-/** Decode a stack's levels as they arrived (`wire`), finest last. @param {any[]} wires @returns {Level[]} */
-export function decodeLevels(wires) {
-  return (wires ?? []).map((w) => ({
+/**
+ * Decode a stack's levels as they arrived (`wire`), finest last: their planes inflated when `compression` (the
+ * header encoding's, a page's deflated planes) names how they were packed.
+ * @param {any[]} wires @param {string | null | undefined} compression @returns {Promise<Level[]>}
+ */
+export async function decodeLevels(wires, compression) {
+  return Promise.all((wires ?? []).map(async (w) => ({
     block: w.block, rows: w.rows, cols: w.cols, meanScale: w.mean_scale,
-    max: toBytes(w.max), mean: w.mean ? toBytes(w.mean) : null,
-  }));
+    max: await layerBytes(w.max, compression), mean: w.mean ? await layerBytes(w.mean, compression) : null,
+  })));
 }
 
 /** Cells of `block` tokens needed to show `rows` × `cols` tokens in at most `cells` per side. @param {number} rows @param {number} cols @param {number} cells */

@@ -16,8 +16,11 @@ overview's, or the largest smaller divisor: 64 → 32 tokens; computed then, one
 about as long as the overview took); a zoom past the finest carried level shows that level and says so.
 Without room for the finer level it carries the overview's two planes, then its max plane alone; a file that
 cannot hold even that within ``max_bytes`` is refused with the sizes. At SmolLM2's 270 heads the overview is
-8.8 MB of bytes and the finer level 35 MB (both planes; base64 adds a third). The static copy a notebook
-keeps for front ends without widgets carries the overview only.
+8.8 MB of bytes and the finer level 35 MB (both planes; base64 adds a third). The page carries the planes
+deflated (views/compression.py; its header's encoding names the compression, and the module inflates them with
+the browser's `DecompressionStream`); the plan above is chosen on the planes' bytes before deflating, and the
+page written is checked against ``max_bytes``. The static copy a notebook keeps for front ends without
+widgets carries the overview only.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 import traitlets
 
 from ..errors import InputError
+from .compression import compressed_header
 from .html import bundle, page, static_text, view_fragment, write_atomically
 from .overview_data import PLANES
 from .overview_inputs import OverviewInput
@@ -162,17 +166,19 @@ class ModelOverview(AttentionWidget):
         }
 
     def html_state(self, levels: int = 1, planes: tuple[str, ...] = PLANES) -> dict[str, Any]:
-        """The module's values in a page: the first ``levels`` levels of every stack, the named ``planes``."""
+        """The module's values in a page: the first ``levels`` levels of every stack, the named ``planes``
+        (deflated, as the header's encoding says)."""
         carried = {
-            role: [level.wire(planes, base64_text=True) for level in s.levels[:levels]]
+            role: [level.wire(planes, base64_text=True, deflated=True) for level in s.levels[:levels]]
             for role, s in self.overview.stacks.items()
         }
         names = ("stack", "layer", "head", "region", "pooling", "theme")
-        return {"header": self.header, "levels": carried, **{name: getattr(self, name) for name in names}}
+        header = compressed_header(self.header)
+        return {"header": header, "levels": carried, **{name: getattr(self, name) for name in names}}
 
     def carried_bytes(self, levels: int, planes: tuple[str, ...]) -> int:
-        """The base64 text of the planes `html_state` would carry with ``levels`` and ``planes``, in bytes
-        (the finer level's counted before it is computed)."""
+        """The base64 text of the planes `html_state` would carry with ``levels`` and ``planes`` before they are
+        deflated, in bytes: a bound on what the page carries (the finer level's counted before it is computed)."""
         total = 0
         for stack in self.overview.stacks.values():
             total += 4 * -(-stack.levels[0].nbytes(planes) // 3)

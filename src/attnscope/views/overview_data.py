@@ -23,6 +23,7 @@ import numpy as np
 
 from ..analysis.long import pooled_overview
 from ..quantise import quantise
+from .compression import deflate
 
 PLANES = ("max", "mean")
 """The pooled planes of a cell: its largest weight, its mean weight."""
@@ -51,9 +52,12 @@ class OverviewLevel:
         safe = np.where(scale > 0, scale, 1.0)[:, :, None, None]
         return {"max": quantise(self.maximum), "mean": quantise(self.mean / safe)}
 
-    def wire(self, planes: tuple[str, ...] = PLANES, *, base64_text: bool = False) -> dict[str, Any]:
+    def wire(
+        self, planes: tuple[str, ...] = PLANES, *, base64_text: bool = False, deflated: bool = False
+    ) -> dict[str, Any]:
         """The level as the view's module reads it: block, cells, mean scales and the named planes' bytes
-        (None for a plane left out), as bytes (the widget) or base64 text (a page)."""
+        (None for a plane left out), as bytes (the widget) or base64 text (a page); ``deflated``: each plane
+        raw DEFLATE (views/compression.py), as a page whose header names the compression carries them."""
         quantised = self.planes()
         data: dict[str, Any] = {
             "block": self.block,
@@ -63,6 +67,8 @@ class OverviewLevel:
         }
         for name in PLANES:
             raw = quantised[name].tobytes() if name in planes else None
+            if deflated and raw is not None:
+                raw = deflate(raw)
             data[name] = base64.b64encode(raw).decode("ascii") if base64_text and raw is not None else raw
         return data
 

@@ -97,6 +97,16 @@ var attnscopeView = (() => {
   function uniqueId(prefix) {
     return `${prefix}-${Math.random().toString(36).slice(2, 10)}`;
   }
+  async function layerBytes(value, compression) {
+    const bytes = toBytes(value);
+    if (!compression) return bytes;
+    if (compression !== "deflate-raw") throw new TypeError(`attnscope: layers packed as ${JSON.stringify(compression)} cannot be read`);
+    const stream = new Blob([
+      /** @type {Uint8Array<ArrayBuffer>} */
+      bytes
+    ]).stream().pipeThrough(new DecompressionStream("deflate-raw"));
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  }
 
   // src/attnscope/static/contrast.js
   var DARK_BELOW = 0.179;
@@ -165,15 +175,15 @@ var attnscopeView = (() => {
 
   // src/attnscope/static/model_view_overview_data.js
   var ZOOM_MESSAGE = "attnscope-zoom";
-  function decodeLevels(wires) {
-    return (wires ?? []).map((w) => ({
+  async function decodeLevels(wires, compression) {
+    return Promise.all((wires ?? []).map(async (w) => ({
       block: w.block,
       rows: w.rows,
       cols: w.cols,
       meanScale: w.mean_scale,
-      max: toBytes(w.max),
-      mean: w.mean ? toBytes(w.mean) : null
-    }));
+      max: await layerBytes(w.max, compression),
+      mean: w.mean ? await layerBytes(w.mean, compression) : null
+    })));
   }
   function neededBlock(rows, cols, cells) {
     return Math.max(1, Math.ceil(Math.max(rows, cols) / cells));
@@ -661,8 +671,8 @@ var attnscopeView = (() => {
   }
 
   // src/attnscope/static/model_view_overview.js
-  function render({ model, el }) {
-    const v = createView(model);
+  async function render({ model, el }) {
+    const v = createView(model, await carriedLevels(model));
     el.append(v.root);
     const receive = (msg, buffers) => receiveZoom(v, msg, buffers);
     model.on("msg:custom", receive);
@@ -687,11 +697,16 @@ var attnscopeView = (() => {
       v.root.remove();
     };
   }
-  function createView(model) {
+  async function carriedLevels(model) {
+    const header = readHeader(model);
+    const given = model.get("levels") ?? {};
+    const roles = header.stacks.map((s) => s.role);
+    const decoded = await Promise.all(roles.map((role) => decodeLevels(given[role], header.encoding?.compression)));
+    return Object.fromEntries(roles.map((role, i) => [role, decoded[i]]));
+  }
+  function createView(model, levels) {
     const header = readHeader(model);
     const stacks = Object.fromEntries(header.stacks.map((s) => [s.role, s]));
-    const given = model.get("levels") ?? {};
-    const levels = Object.fromEntries(Object.keys(stacks).map((role) => [role, decodeLevels(given[role])]));
     const root = make("div", "attnscope-mo");
     root.id = uniqueId("attnscope-mo");
     root.dataset.view = "model-overview";
