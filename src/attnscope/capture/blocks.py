@@ -26,6 +26,7 @@ from .mask_structure import MaskStructure
 from .position_bias import PositionBias
 
 SCRATCH_PER_WEIGHT = 4 * 4  # float32 scores and weights, one float32 temporary of a reduction, bool masks
+BIAS_SCRATCH_PER_WEIGHT = 4  # a position bias's slice, one head at a time (counted per weight: a group may be 1 head)
 _HIDDEN = torch.finfo(torch.float32).min  # a hidden key's score: exp() gives exactly 0 as -inf does, and 0 · it is 0
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -183,7 +184,8 @@ class _Plan:
         dense = self.part.dense is not None
         self.groups = _groups(heads, None if dense else attentions.kv_head_of)
         widest = max(len(slots) for slots in self.groups)
-        height = max(1, budget // (widest * self.keys * SCRATCH_PER_WEIGHT))
+        per_weight = SCRATCH_PER_WEIGHT + (BIAS_SCRATCH_PER_WEIGHT if self.part.bias is not None else 0)
+        height = max(1, budget // (widest * self.keys * per_weight))
         self.height = height // key_align * key_align if height >= key_align else height
         self.key_heads: dict[int, torch.Tensor] = {}  # each key head's keys, made contiguous once
         if not dense:
