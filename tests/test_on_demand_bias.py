@@ -213,3 +213,17 @@ def test_alibi_model_outside_the_attention_interface_stays_dense_and_says_why(ti
     assert "not through transformers' AttentionInterface" in reason and "held dense" in reason
     assert eager.eager_modules == {}
     np.testing.assert_allclose(lazy.attentions, eager.attentions, atol=EXACT, rtol=0)
+
+
+@pytest.mark.parametrize("model", ["t5", "folded", "by_key"])
+def test_allowed_and_bias_fields_on_demand_equal_the_eager_capture(tiny, alibi, model):
+    """A bias folded into the mask is split into ``allowed`` and ``bias`` on demand as in eager mode."""
+    handle = tiny("t5") if model == "t5" else alibi(model)
+    target = TARGET if handle.kind == "encoder-decoder" else None
+    fields = ["attentions", "allowed", "bias"]
+    eager = attnscope.capture(handle, PUB, target=target, fields=fields, attention="eager")
+    lazy = attnscope.capture(handle, PUB, target=target, fields=fields, attention="on_demand")
+    for role, stack in eager.stacks.items():
+        np.testing.assert_array_equal(lazy.stacks[role].allowed, stack.allowed, err_msg=f"{model} {role}")
+        assert stack.bias is not None and lazy.stacks[role].bias is not None
+        np.testing.assert_allclose(lazy.stacks[role].bias, stack.bias, atol=EXACT, rtol=0, err_msg=f"{model} {role}")
