@@ -23,8 +23,10 @@ import numpy as np
 import torch
 
 from .mask_structure import MaskStructure
+from .position_bias import PositionBias
 
 SCRATCH_PER_WEIGHT = 4 * 4  # float32 scores and weights, one float32 temporary of a reduction, bool masks
+BIAS_SCRATCH_PER_WEIGHT = 4  # a position bias's slice, one head at a time (counted per weight: a group may be 1 head)
 _HIDDEN = torch.finfo(torch.float32).min  # a hidden key's score: exp() gives exactly 0 as -inf does, and 0 · it is 0
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -35,9 +37,10 @@ class LazyLayer:
 
     ``queries`` (heads, query, head_dim) and ``keys`` (kv_heads, key, head_dim), float32, after rotary
     embeddings; ``scale`` multiplies q·k; ``softcap``: scores become ``tanh(s / cap) · cap``; ``sinks``:
-    (heads,) logits of an extra softmax column that is then dropped; ``structure``: the mask. Or
-    ``dense`` (heads, query, key): the weights themselves, for a layer whose terms are not kept
-    (``eager_reason`` says why).
+    (heads,) logits of an extra softmax column that is then dropped; ``structure``: the mask; ``bias``: a
+    position bias added to the scores (after scale and softcap), kept per head in O(tokens). Or ``dense``
+    (heads, query, key): the weights themselves, for a layer whose terms are not kept (``eager_reason``
+    says why; it also names layers that ran eager attention but keep their terms).
     """
 
     queries: np.ndarray | None = None
@@ -48,6 +51,14 @@ class LazyLayer:
     structure: MaskStructure | None = None
     dense: np.ndarray | None = None
     eager_reason: str | None = None
+    bias: PositionBias | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays this layer holds (shared arrays counted for each layer that holds them)."""
+        held = (self.queries, self.keys, self.sinks, self.dense)
+        mask = None if self.structure is None else self.structure.key_valid
+        return sum(int(a.nbytes) for a in (*held, mask) if a is not None) + (self.bias.nbytes if self.bias else 0)
 
 
 class LayeredAttention(Protocol):
@@ -173,7 +184,8 @@ class _Plan:
         dense = self.part.dense is not None
         self.groups = _groups(heads, None if dense else attentions.kv_head_of)
         widest = max(len(slots) for slots in self.groups)
-        height = max(1, budget // (widest * self.keys * SCRATCH_PER_WEIGHT))
+        per_weight = SCRATCH_PER_WEIGHT + (BIAS_SCRATCH_PER_WEIGHT if self.part.bias is not None else 0)
+        height = max(1, budget // (widest * self.keys * per_weight))
         self.height = height // key_align * key_align if height >= key_align else height
         self.key_heads: dict[int, torch.Tensor] = {}  # each key head's keys, made contiguous once
         if not dense:
@@ -264,8 +276,8 @@ def _softmax_block(
     stop: int,
     keys: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """softmax(scale · q·kᵀ, softcap, mask) of ``heads`` (sharing one key head) on ``positions`` over keys
-    ``start:stop``: (len(heads), len(positions), stop - start) float32, the operations of
+    """softmax(scale · q·kᵀ, softcap, position bias, mask) of ``heads`` (sharing one key head) on ``positions``
+    over keys ``start:stop``: (len(heads), len(positions), stop - start) float32, the operations of
     `LazyAttention._weights` in its order, all heads in one matmul (``key_head``: (key, head_dim) the keys
     they share). A scale that is a power of two (1/8 for head_dim 64) multiplies the queries instead of the
     scores: the same numbers bit for bit, one pass over the block fewer. Returns the logits the softmax
@@ -282,6 +294,8 @@ def _softmax_block(
             scores.mul_(part.scale)
         if part.softcap:
             scores.div_(part.softcap).tanh_().mul_(part.softcap)
+        if part.bias is not None:
+            part.bias.add_to(scores, heads, positions, start, stop)
         _hide(scores, part.structure, positions, start, stop)
         if part.sinks is not None:
             sink = torch.from_numpy(np.asarray(part.sinks, dtype=np.float32)[heads]).view(count, 1, 1)

@@ -26,6 +26,10 @@ CAPTURE_MODES = ("auto", *MODES)
 EAGER_LIMIT_BYTES = 2**30
 """With ``attention="auto"``, a batch whose dense float32 attention would take more than this is captured
 on demand (1 GiB: SmolLM2-135M past about 990 tokens, a 12 × 12-head BERT past about 1,300)."""
+_OUTSIDE_INTERFACE = (
+    "the model computes attention in its own modules, not through transformers' AttentionInterface (Bloom, MPT "
+    "and Falcon with their ALiBi, XLNet, XLM): its weights come from output_attentions and are held dense"
+)
 
 
 @dataclass(frozen=True)
@@ -98,12 +102,14 @@ def capture(
     - ``"eager"``: the model runs its family's eager attention and every weight is kept,
       ``cap.attentions`` a (layers, heads, query, key) array (memory quadratic in tokens).
     - ``"on_demand"``: the model runs SDPA attention (its fastest exact path), and the capture keeps the
-      queries and keys after rotary embeddings, scales and mask structure, linear in tokens;
-      ``cap.attentions`` (each stack's ``attentions``) is a `LazyAttention` that computes any layer, row
-      block or tile exactly when asked (float32), and ``np.asarray`` of it when it fits its memory limit.
-      Modules SDPA cannot compute exactly (softcap, attention sinks, T5's position bias, masks that are
-      not causal/sliding/padding patterns) run eager attention; ``Capture.eager_modules`` names them
-      and why. Other fields are as in eager mode (``allowed`` rebuilt from the mask's structure).
+      queries and keys after rotary embeddings, scales, mask structure and position biases per head (T5's
+      buckets, ALiBi), linear in tokens; ``cap.attentions`` (each stack's ``attentions``) is a
+      `LazyAttention` that computes any layer, row block or tile exactly when asked (float32), and
+      ``np.asarray`` of it when it fits its memory limit. Modules SDPA cannot compute exactly (softcap,
+      attention sinks, a ``position_bias`` argument, masks that are not causal/sliding/padding patterns)
+      run eager attention; ``Capture.eager_modules`` names them and why (and a model outside the attention
+      interface, whose weights are then held dense). Other fields are as in eager mode (``allowed``
+      rebuilt from the mask's structure).
     """
     item = CaptureInput(text, text_pair, target, tuple(mask), tokens, input_ids, input_ids_pair, target_ids)
     results = _capture_batch(
@@ -176,6 +182,9 @@ def _capture_batch(
             "only attention weights and hidden states can be captured"
             for f in sorted(wanted & set(ATTENTION_FIELDS) - {"attentions"})
         }
+    eager_modules = {c.module_name: c.eager_reason for c in calls if c.eager_reason}
+    if attention == "on_demand" and not calls and "attentions" in wanted:
+        eager_modules = {type(handle.model).__name__: _OUTSIDE_INTERFACE}
     torch_dtype = _DTYPES[dtype]
     projections = _output_projections(handle, calls, torch_dtype, missing) if "values" in wanted else {}
     results = []
@@ -203,7 +212,7 @@ def _capture_batch(
                 handle.has_lm_head,
                 caveat if tokens.masked else None,
                 attention_mode=attention,
-                eager_modules={c.module_name: c.eager_reason for c in calls if c.eager_reason},
+                eager_modules=dict(eager_modules),
             )
         )
     return results

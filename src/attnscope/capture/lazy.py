@@ -1,12 +1,14 @@
 """Attention weights computed when asked for, from what determines them, in memory linear in tokens.
 
 A capture with ``attention="on_demand"`` keeps, per layer, the queries and keys after rotary embeddings,
-the scale, any softcap or attention sinks, and the mask's structure (`MaskStructure`), instead of
-``heads × query × key`` weights. `LazyAttention` is what ``cap.attentions`` (and each stack's
-``attentions``) is then: any layer, head, row block or tile is ``softmax(scale · q·kᵀ + mask)`` computed
-exactly in float32, one block of query rows at a time (each row's maximum and sum over *all* its keys,
-so a tile is its rows' weights, not a renormalised piece). Layers whose attention could not be kept this
-way (a position bias, a mask that is not a pattern) hold their eager weights (`LazyLayer.dense`).
+the scale, any softcap or attention sinks, a position bias per head (`PositionBias`: T5's relative
+buckets, ALiBi) and the mask's structure (`MaskStructure`), instead of ``heads × query × key`` weights.
+`LazyAttention` is what ``cap.attentions`` (and each stack's ``attentions``) is then: any layer, head,
+row block or tile is ``softmax(scale · q·kᵀ + bias + mask)`` computed exactly in float32, one block of
+query rows at a time (each row's maximum and sum over *all* its keys, so a tile is its rows' weights, not
+a renormalised piece). Layers whose attention could not be kept this way (a bias that is neither a
+function of key − query nor of the key alone, a mask that is not a pattern) hold their eager weights
+(`LazyLayer.dense`).
 """
 
 from __future__ import annotations
@@ -173,7 +175,7 @@ class LazyAttention:
     def _weights(self, part: LazyLayer, head: int, rows: np.ndarray) -> np.ndarray:
         """softmax over all keys of the query positions ``rows`` of one head: (len(rows), key) float32.
 
-        The operations of eager attention in its order (q·kᵀ times the scale, softcap, mask, softmax with
+        The operations of eager attention in its order (q·kᵀ times the scale, softcap, bias, mask, softmax with
         each row's maximum subtracted) on the same float32 values, so weights agree to float32 rounding."""
         assert part.queries is not None and part.keys is not None and part.structure is not None
         q = torch.from_numpy(np.ascontiguousarray(part.queries[head, rows]))
@@ -182,6 +184,8 @@ class LazyAttention:
             scores = torch.matmul(q, k.T) * part.scale
             if part.softcap:
                 scores = torch.tanh(scores / part.softcap) * part.softcap
+            if part.bias is not None:
+                part.bias.add_to(scores.unsqueeze(0), [head], rows, 0, k.shape[0])
             seen = torch.from_numpy(part.structure.allowed(rows, k.shape[0]))
             scores = scores.masked_fill_(~seen, -torch.inf)
             empty = ~seen.any(dim=-1)  # a row that sees no key: eager's additive mask makes it uniform

@@ -10,10 +10,13 @@ During a capture the model's attention implementation is switched to one of two 
   from transformers' SDPA attention (``torch.nn.functional.scaled_dot_product_attention`` with the
   model's scale, grouped-query heads and mask), and what determines the weights is recorded instead of
   them: queries and keys after rotary embeddings (keys at their key/value head count), the scale, and the
-  mask's structure (`MaskStructure`: causal, sliding window, padding). Nothing of size ``query × key``
-  is kept. A module whose attention SDPA cannot express exactly falls back to its family's eager
-  attention (`eager_reason`): a softcap or attention sinks (weights still computed on demand from the
-  recorded terms), a position bias such as T5's or a mask that is not a pattern (weights kept dense).
+  mask's structure (`MaskStructure`: causal, sliding window, padding), and any position bias per head
+  (`PositionBias`: T5's relative buckets passed as ``position_bias``, ALiBi passed so or folded into the
+  additive mask). Nothing of size ``query × key`` is kept. A module whose attention SDPA cannot express
+  exactly falls back to its family's eager attention (`eager_reason`): a softcap, attention sinks or a
+  ``position_bias`` argument (weights still computed on demand from the recorded terms), or a mask that is
+  not a pattern or a bias that is neither a function of key − query nor of the key alone (weights kept
+  dense).
 
 Outside a capture the functions compute attention and record nothing. The model's implementation is
 restored when the context exits.
@@ -34,7 +37,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
 from .loading import quiet_transformers
-from .mask_structure import MaskStructure, structure_of
+from .mask_structure import MaskStructure
+from .position_bias import PositionBias, Terms, read_terms
 
 IMPLEMENTATION = "attnscope_capture"
 IMPLEMENTATION_ON_DEMAND = "attnscope_on_demand"
@@ -115,8 +119,9 @@ def _on_demand_function(
     is_causal = kwargs.get("is_causal")
     is_causal = getattr(module, "is_causal", True) if is_causal is None else is_causal
     causal_without_mask = bool(is_causal) and query.shape[2] > 1  # as transformers' SDPA function decides
-    structure = recorder.structure(attention_mask, causal_without_mask) if recorder else None
-    reason = eager_reason(module, kwargs, structure, recorder.sdpa_supported if recorder else True)
+    bias = kwargs.get("position_bias")
+    terms = recorder.terms(attention_mask, bias, causal_without_mask, query, key) if recorder else None
+    reason = eager_reason(module, kwargs, terms, recorder.sdpa_supported if recorder else True)
     if reason is None:
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
@@ -129,23 +134,23 @@ def _on_demand_function(
         output, weights = eager(module, query, key, value, mask, scaling=scaling, dropout=dropout, **kwargs)
     if recorder is not None:
         recorder.record_on_demand(
-            module, query, key, value, attention_mask, scaling, kwargs, output, weights, structure, reason
+            module, query, key, value, attention_mask, scaling, kwargs, output, weights, terms, reason
         )
     return output, weights
 
 
-def eager_reason(
-    module: Any, kwargs: dict[str, Any], structure: MaskStructure | None, sdpa_supported: bool = True
-) -> str | None:
+def eager_reason(module: Any, kwargs: dict[str, Any], terms: Terms | None, sdpa_supported: bool = True) -> str | None:
     """Why a module's attention must run eager in on-demand mode (None: SDPA computes it exactly)."""
     if kwargs.get("softcap") is not None:
         return "its scores are softcapped"
     if _sinks(module, kwargs) is not None:
         return "it has attention sinks"
-    if kwargs.get("position_bias") is not None:
-        return "it adds a position bias"
-    if structure is None:
+    if terms is None or terms.structure is None:
         return "its mask is not a causal, sliding-window or padding pattern"
+    if terms.bias_reason is not None:
+        return terms.bias_reason
+    if kwargs.get("position_bias") is not None:
+        return "it adds a position bias (kept per head)"
     if not sdpa_supported:
         return "the model does not support SDPA attention"
     return None
@@ -187,9 +192,10 @@ class LayerCall:
 
     ``tensors`` holds any of: queries (b, h, q, d), keys/values (b, kv, k, d), attentions (b, h, q, k),
     head_outputs (b, q, h, d), mask (b, 1|h, q, k) additive or bool (True: seen), bias (b|1, h, q, k).
-    On demand, ``structure`` is the mask's (None where it is not a pattern) and ``eager_reason`` says
-    why the module ran eager attention (None where SDPA computed it); ``attentions`` are then kept only
-    for eager modules whose weights cannot be rebuilt from the recorded terms.
+    On demand, ``structure`` is the mask's (None where it is not a pattern), ``position_bias`` any bias
+    kept per head, and ``eager_reason`` says why the module ran eager attention (None where SDPA computed
+    it); ``attentions`` are then kept only for eager modules whose weights cannot be rebuilt from the
+    recorded terms.
     """
 
     role: str
@@ -203,6 +209,7 @@ class LayerCall:
     structure: MaskStructure | None = None
     eager_reason: str | None = None
     on_demand: bool = False
+    position_bias: PositionBias | None = None
 
 
 class Recorder:
@@ -214,15 +221,24 @@ class Recorder:
         self._names = {id(m): n for n, m in model.named_modules()}
         self._role_of = role_of
         self.sdpa_supported = bool(getattr(model, "_supports_sdpa", True))
-        # mask tensors seen in this forward pass (kept so their ids stay theirs) and their structures
-        self._structures: dict[Any, tuple[torch.Tensor | None, MaskStructure | None]] = {}
+        # mask and bias tensors seen in this forward pass (kept so their ids stay theirs) and their terms
+        self._terms: dict[Any, tuple[tuple[torch.Tensor | None, torch.Tensor | None], Terms]] = {}
 
-    def structure(self, mask: torch.Tensor | None, causal_without_mask: bool) -> MaskStructure | None:
-        """`structure_of` the mask, read once per mask tensor (layers of one kind share theirs)."""
-        key = ("none", causal_without_mask) if mask is None else id(mask)
-        if key not in self._structures:
-            self._structures[key] = (mask, structure_of(mask, causal_without_mask))
-        return self._structures[key][1]
+    def terms(
+        self,
+        mask: torch.Tensor | None,
+        bias: torch.Tensor | None,
+        causal_without_mask: bool,
+        query: torch.Tensor,
+        key: torch.Tensor,
+    ) -> Terms:
+        """The mask's structure and the position bias (`read_terms`), read once per pair of tensors and shape
+        (layers of one kind share theirs: T5's layers one bias)."""
+        shape = (query.shape[2], key.shape[2])
+        found = (("none", causal_without_mask) if mask is None else id(mask), None if bias is None else id(bias), shape)
+        if found not in self._terms:
+            self._terms[found] = ((mask, bias), read_terms(mask, bias, causal_without_mask, *shape))
+        return self._terms[found][1]
 
     def _call(
         self, module: Any, query: torch.Tensor, key: torch.Tensor, scaling: float | None, kwargs: dict
@@ -249,22 +265,26 @@ class Recorder:
         kwargs: dict[str, Any],
         output: torch.Tensor,
         weights: torch.Tensor | None,
-        structure: MaskStructure | None,
+        terms: Terms | None,
         reason: str | None,
     ) -> None:
-        """Keep what determines this module's weights (queries, keys, scale, mask structure), not them;
-        eager weights only where a position bias or an unpatterned mask keeps them from being rebuilt."""
+        """Keep what determines this module's weights (queries, keys, scale, mask structure, position bias per
+        head), not them; eager weights only where an unpatterned mask or a bias of no kept form keeps them from
+        being rebuilt."""
         call = self._call(module, query, key, scaling, kwargs)
-        call.structure, call.eager_reason, call.on_demand = structure, reason, True
+        terms = terms or Terms(None)
+        call.structure, call.eager_reason, call.on_demand = terms.structure, reason, True
+        call.position_bias = terms.bias
         kept: dict[str, torch.Tensor | None] = {"queries": query, "keys": key}
-        dense = structure is None or kwargs.get("position_bias") is not None
+        dense = terms.structure is None or terms.bias_reason is not None
+        given = terms.structure is None or terms.folded  # a mask whose pattern is not all it holds
         optional = {
             "values": value,
             "head_outputs": output,
             "attentions": weights if dense else None,
             "bias": kwargs.get("position_bias"),
-            # an unpatterned mask is kept as given when `allowed` or `bias` is asked for
-            "mask": mask if structure is None and self.fields & {"allowed", "bias"} else None,
+            # such a mask is kept as given when `allowed` or `bias` is asked for
+            "mask": mask if given and self.fields & {"allowed", "bias"} else None,
         }
         kept.update({name: t for name, t in optional.items() if name in self.fields or name == "mask"})
         for name, tensor in kept.items():

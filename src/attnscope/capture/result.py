@@ -207,7 +207,8 @@ class Capture:
     ``generation`` says which tokens `attnscope.generate` generated and each step's top-k; None otherwise.
     ``attention_mode`` is the capture's ``attention`` ("eager" or "on_demand"); ``eager_modules`` names
     the attention modules that ran eager attention in on-demand mode, with the reason (softcap, sinks,
-    position bias, unpatterned mask).
+    position bias, unpatterned mask), or the model's class when it runs attention outside transformers'
+    attention interface (its weights then held dense).
     """
 
     model: str

@@ -117,6 +117,7 @@ def _lazy_attentions(calls: list[LayerCall], b: int, row, nq: int, nk: int, stac
                 sinks=None if call.sinks is None else call.sinks.numpy(),
                 structure=call.structure.for_input(b, nk),
                 eager_reason=call.eager_reason,
+                bias=None if call.position_bias is None else call.position_bias.for_input(b),
             )
         )
     assert stack.kv_head_of is not None
@@ -140,22 +141,22 @@ def _mask_and_bias(
         mask = call.tensors.get("mask")
         bias = call.tensors.get("bias")
         bias = row(bias)[:, :nq, :nk].float() if bias is not None else None
-        if call.structure is not None:
-            visible = torch.from_numpy(call.structure.for_input(b, nk).allowed(np.arange(nq), nk))
-        elif mask is None:
+        extra = None
+        if mask is None:
             visible = torch.ones((nq, nk), dtype=torch.bool)
         else:
             m = row(mask)[:, :nq, :nk]
             if m.dtype == torch.bool:
-                visible_heads, extra = m, None
+                visible_heads = m
             else:
                 visible_heads = m > torch.finfo(m.dtype).min / 2
                 extra = torch.where(visible_heads, m, torch.zeros((), dtype=m.dtype)).float()
-                if not bool(extra.any()):
-                    extra = None
+                extra = extra if bool(extra.any()) else None
             visible = visible_heads.all(dim=0)
-            if extra is not None:
-                bias = extra.expand(stack.heads, nq, nk) if bias is None else bias + extra
+        if call.structure is not None:  # the pattern, read from a mask kept only for a term folded into it
+            visible = torch.from_numpy(call.structure.for_input(b, nk).allowed(np.arange(nq), nk))
+        if extra is not None:
+            bias = extra.expand(stack.heads, nq, nk) if bias is None else bias + extra
         allowed.append(visible.cpu())
         biases.append(bias)
     if "allowed" in wanted:

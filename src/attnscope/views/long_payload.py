@@ -29,7 +29,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,7 @@ import torch
 
 from ..analysis.long import Summary, as_lazy, top_keys
 from ..capture.blocks import weight_blocks
-from ..capture.lazy import LazyAttention, LazyLayer
+from ..capture.lazy import LazyAttention
 from ..capture.loading import readable_model_name
 from ..capture.result import Capture
 from ..errors import InputError, check_range, count
@@ -326,7 +326,7 @@ class TopKeysPayload(Payload):
         if model_layer not in self._hover:
             part = attentions.layers[model_layer]
             keys = None if part.keys is None else np.ascontiguousarray(part.keys)
-            one = LazyLayer(part.queries, keys, part.scale, part.softcap, part.sinks, part.structure, part.dense)
+            one = replace(part, keys=keys)  # every term (mask structure, bias...) as it is
             _, heads, queries, width = attentions.shape
             self._hover[model_layer] = LazyAttention(
                 [one], heads, queries, width, attentions.kv_head_of, block_bytes=attentions.block_bytes
