@@ -38,8 +38,8 @@ def test_a_decoders_corpus_is_built_on_first_use_then_searched_with_next(app: Ap
     page = app.page
     page.add_init_script(RECORD_BUILD)
     open_app(app, "?" + urlencode({"model": "smollm2", "text": PUB, "layer": "5"}))
-    page.wait_for_function("document.getElementById('corpus').value.startsWith('ewt--')", timeout=600_000)
-    seen = page.evaluate("window.__build")
+    page.wait_for_function("() => document.getElementById('corpus').value.startsWith('ewt--')", timeout=600_000)
+    seen = page.evaluate("() => window.__build")
     shown = [text for state, hidden, text in seen if state in ("reading", "indexing") and not hidden and text]
     assert shown and shown[0].startswith("Reading and annotating corpus ewt--"), seen
     assert all(" for " in text for text in shown)
