@@ -77,9 +77,6 @@ class CorpusBuilds:
             self._offers[id(offer.handle.model)] = offer
             self._jobs[id(offer.handle.model)] = BuildJob(offer.name, _listed(offer.layers))
 
-    def offered(self, handle: ModelHandle) -> Offer | None:
-        return self._offers.get(id(handle.model))
-
     def status(self, state: AppState, handle: ModelHandle) -> BuildJob | None:
         """Where ``handle``'s offered corpus stands, starting its build if it has not started (None: none is
         offered). A failure is reported once: the next call starts the build again."""
