@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import httpx
 
+from attnscope.cli_serve import default_layers
+from attnscope.errors import CorpusError
+from attnscope.server import AppState
+from attnscope.server.corpus_builds import Offer
+
 from .conftest import PUB
 from .decoder_corpus import SMOLLM2_LAYERS, small_ewt_env, wait_for_build
 from .index_fixtures import SMALL as SMALL_SENTENCES
@@ -62,3 +67,34 @@ def test_a_decoder_gets_its_corpus_built_in_the_background_then_searched(tmp_pat
         assert names == ["ewt", last["corpus"]]
         again = httpx.get(f"{served.base}/api/corpus-build", params={"model": "smollm2"}, timeout=10).json()
         assert again["status"] == "none"
+
+
+def test_a_failed_build_is_reported_once_and_the_next_request_starts_it_again(tiny, tmp_path):
+    handle = tiny("gpt2")
+    state = AppState(models={})
+    state.add_model("tiny-gpt2", handle)
+    calls = []
+
+    def source():
+        calls.append(1)
+        raise CorpusError(f"{tmp_path / 'missing'} does not hold en_ewt-ud-dev.conllu")
+
+    state.builds.offer(Offer("ewt--tiny", handle, tmp_path / "ewt--tiny", (1,), source))
+    first = state.builds.status(state, handle)
+    assert first is not None and (first.stage, first.corpus, first.layers) == ("reading", "ewt--tiny", [1])
+    state.builds.wait(handle, timeout=60)
+    failed = state.builds.status(state, handle)
+    assert failed is not None and failed.stage == "failed"
+    assert failed.error == (
+        f"the index of corpus 'ewt--tiny' could not be built: {tmp_path / 'missing'} does not hold en_ewt-ud-dev.conllu"
+    )
+    again = state.builds.status(state, handle)  # reported once: this request starts it over
+    assert again is not None and again.stage == "reading"
+    state.builds.wait(handle, timeout=60)
+    assert len(calls) == 2 and "ewt--tiny" not in state.corpora
+
+
+def test_deep_models_default_corpus_stores_every_eighth_layer_and_the_last():
+    assert default_layers(6) is None and default_layers(12) is None
+    assert default_layers(30) == (0, 8, 16, 24, 29)
+    assert default_layers(13) == (0, 8, 12) and default_layers(17) == (0, 8, 16)
