@@ -29,7 +29,8 @@ FIVE = (0, 8, 16, 24, 29)
 QUERY = "The girl ran to a local pub to escape the din of her city."
 
 
-def build(corpus, handle, out: Path, layers) -> Path:
+def build(corpus, handle, out: Path, layers) -> float:
+    """Build the index of ``layers`` into ``out``, print its bytes per token, return them."""
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
     report = build_index(corpus, handle, out, options=BuildOptions(layers=layers))
@@ -44,7 +45,7 @@ def build(corpus, handle, out: Path, layers) -> Path:
         f"built in {time.perf_counter() - started:.0f} s",
         flush=True,
     )
-    return out
+    return size / m.tokens
 
 
 def timed(call, repeat: int) -> tuple[float, float]:
@@ -71,8 +72,10 @@ def main() -> None:
     (root / "sub.conllu").write_text("\n\n".join(blocks[: args.sentences]) + "\n\n", encoding="utf-8")
     handle = attnscope.load("smollm2")
     corpus = open_corpus(root / "sub.conllu")
-    five = Index.open(build(corpus, handle, root / "five", FIVE))
-    build(corpus, handle, root / "all", None)
+    five_bytes = build(corpus, handle, root / "five", FIVE)
+    all_bytes = build(corpus, handle, root / "all", None)
+    print(f"5 layers / all 30: {five_bytes / all_bytes:.3f} of the bytes per token")
+    five = Index.open(root / "five")
     for name, query in (
         ("by embedding at 16", Query("embedding", 16)),
         ("by heads 1,4 at 8", Query("heads", 8, (1, 4))),
