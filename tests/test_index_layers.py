@@ -4,6 +4,7 @@ for a causal model each match names the token after it and the summary counts th
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -13,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 import attnscope
 from attnscope.cli_corpus import parse_layers
+from attnscope.cli_search import print_result
 from attnscope.corpus import open_corpus
 from attnscope.errors import FieldError, InputError
 from attnscope.index import BuildOptions, Index, Query, build_index
@@ -90,7 +93,12 @@ def test_a_search_works_at_a_stored_layer_and_refuses_another_naming_the_stored(
     model, _, one = llama_indexes
     index, handle = Index.open(one), tiny("llama")
     for mode in ("embedding", "heads"):
-        assert len(index.query(handle, PUB, 2, Query(mode, 1, top=5)).matches) == 5
+        result = index.query(handle, PUB, 2, Query(mode, 1, top=5))
+        assert len(result.matches) == 5
+        console = Console(width=120, record=True, file=io.StringIO())
+        print_result(result, "small", index.tables.fields, console=console)
+        printed = console.export_text()
+        assert "upos of the next token" in printed and "upos they attend to most" in printed
         with pytest.raises(FieldError) as refused:
             index.query(handle, PUB, 2, Query(mode, 0))
         assert refused.value.field == "layer"
