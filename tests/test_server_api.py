@@ -41,6 +41,7 @@ def test_corpora_lists_the_index_with_its_counts(client, small_index, default_mo
         "fields": list(m.fields),
         "annotator": "conllu (gold)",
         "silver": {},
+        "stored_layers": list(range(m.layers)),
     }
 
 

@@ -44,14 +44,21 @@ def index(
     approximate: str = typer.Option(
         "auto", "--approximate", help="Approximate (IVF) vector sets: auto (over a million tokens), always or never."
     ),
+    layers: str | None = typer.Option(
+        None,
+        "--layers",
+        help="Store only these layers (0-indexed, e.g. 0,8,16,24,29): searches work at them only; default: every "
+        "layer.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing index at --out."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow code from the checkpoint."),
 ) -> None:
-    """Annotate, embed and index a corpus: every token's hidden state and head embedding at every layer."""
+    """Annotate, embed and index a corpus: every token's hidden state and head embedding at every layer (or at
+    the layers --layers names)."""
     from . import load
     from .corpus import open_corpus
     from .index import BuildOptions
-    from .index.build import check_build_target
+    from .index.build import check_build_target, chosen_layers
 
     console = Console(stderr=True)
     try:
@@ -61,11 +68,13 @@ def index(
             long=long,
             approximate=approximate,
             attention_bits=attention_bits,
+            layers=parse_layers(layers),
         )
         options.check()
         check_build_target(out, overwrite)  # before the corpus, the model and the progress bar
-        source = open_corpus(corpus, spacy_pipeline=spacy)
         handle = load(model, trust_remote_code=trust_remote_code)
+        chosen_layers(options.layers, handle.stacks[handle.main_stack].layers, handle.name)  # before the corpus is read
+        source = open_corpus(corpus, spacy_pipeline=spacy)
         report = build_with_progress(source, handle, out, options, overwrite, console)
     except AttnscopeError as error:
         fail(error)
@@ -77,6 +86,8 @@ def index(
         f"({m.annotator}), {count(m.layers, 'layer')} x {count(m.heads, 'head')}, {size / 1e6:.1f} MB on disk "
         f"({size / m.tokens / 1024:.2f} KiB per token), {report.seconds:.1f} s{resumed}"
     )
+    if not m.all_layers:
+        print(f"layers stored: {', '.join(map(str, m.layer_numbers))} of {m.layers}")
     if m.truncated_sentences or m.skipped_sentences:
         print(
             f"over-long sentences: {m.truncated_sentences:,} truncated ({count(m.dropped_tokens, 'token')} "
@@ -107,6 +118,18 @@ def build_with_progress(source: Any, handle: Any, out: Path, options: Any, overw
             overwrite=overwrite,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
+
+
+def parse_layers(text: str | None) -> tuple[int, ...] | None:
+    """``--layers 0,8,16`` as layer numbers (None when not given); `InputError` for anything else."""
+    if text is None:
+        return None
+    try:
+        return tuple(int(part) for part in text.replace(",", " ").split())
+    except ValueError:
+        raise InputError(
+            f"--layers {text!r}: give layer numbers separated by commas, e.g. --layers 0,8,16,24,29"
+        ) from None
 
 
 def _parse_heads(text: str | None) -> list[int] | None:

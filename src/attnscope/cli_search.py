@@ -11,7 +11,7 @@ Matches print one per line in keyword-in-context form, fitted to the terminal's 
 it with the match in [brackets] (a matched piece inside its word: ``all[er]gies``), the opening
 brackets in one column, the context (long words and URLs too) cut with an ellipsis so that every line
 fits. Histograms of each field follow, the matches' and the tokens they attend
-to most side by side.
+to most side by side (and, for a causal model, the token after each match's).
 """
 
 from __future__ import annotations
@@ -204,15 +204,13 @@ def print_result(
         console.print(f"\n[dim]silver (predicted by {escape(by)}, not annotated): {escape(names)}[/]", soft_wrap=False)
     for name in result.summary.matched:  # side by side where the width allows
         label = f"{name} (silver)" if name in silver else name
-        console.print(
-            Columns(
-                [
-                    _histogram(f"{label} of the matches", result.summary.matched[name]),
-                    _histogram(f"{label} they attend to most", result.summary.max_attention[name]),
-                ],
-                padding=(0, 4),
-            )
-        )
+        tables = [
+            _histogram(f"{label} of the matches", result.summary.matched[name]),
+            _histogram(f"{label} they attend to most", result.summary.max_attention[name]),
+        ]
+        if name in result.summary.next:  # a causal model: what comes after each match
+            tables.append(_histogram(f"{label} of the next token", result.summary.next[name]))
+        console.print(Columns(tables, padding=(0, 4)))
     console.print(
         _histogram("offset to the most-attended token", {f"{k:+d}": v for k, v in result.summary.offsets.items()})
     )

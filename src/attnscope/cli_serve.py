@@ -1,12 +1,15 @@
 """``attnscope serve``: the explorer app and its JSON API (FastAPI under uvicorn) over configured models and corpora.
 
 Without ``--corpus`` the first model gets the default corpus, UD English EWT dev+test, whose index is
-built on first start (with a progress bar) into attnscope's cache and reused afterwards.
+built on first start (with a progress bar) into attnscope's cache and reused afterwards. Every other
+served model gets it too, its index built in the background when the app first asks for it
+(server/corpus_builds.py), so the server does not wait for it. Deep models' indexes store every eighth
+layer and the last (`default_layers`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -23,35 +26,64 @@ if TYPE_CHECKING:
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def _default_corpus(state: AppState, console: Console) -> None:
-    """Serve the default corpus for the state's first model, building its index first if it is missing or stale.
+DENSE_LAYERS = 12
+"""Models of at most this many layers get every layer in their default corpus index; deeper ones every
+`LAYER_STEP`-th layer and the last (SmolLM2's 30: 0, 8, 16, 24, 29): a 30-layer index of every layer is
+about 34 KB a token (`attnscope index --layers`)."""
+LAYER_STEP = 8
 
-    Stale: built for other weights, damaged, or annotated otherwise than the default corpus is now
-    (e.g. before it had silver entity types, or with another version of their pipeline).
-    """
-    from .cli_corpus import build_with_progress
-    from .corpus import default_corpus_annotator, open_corpus
-    from .files import writing
-    from .index import BuildOptions, Index
+
+def default_layers(layers: int) -> tuple[int, ...] | None:
+    """The layers the default corpus's index stores for a model of ``layers`` layers (None: every layer)."""
+    if layers <= DENSE_LAYERS:
+        return None
+    return tuple(sorted({*range(0, layers, LAYER_STEP), layers - 1}))
+
+
+def _cached_default(handle: Any, layers: tuple[int, ...] | None, console: Console) -> Any:
+    """The cached default-corpus index of ``handle`` if it can be served as it is: None when it is missing or
+    stale (built for other weights, damaged, annotated otherwise than the default corpus is now, e.g.
+    before it had silver entity types, or storing other layers than ``layers``), saying why on ``console``."""
+    from .corpus import default_corpus_annotator
+    from .index import Index
     from .index.manifest import IndexFormatError, IndexMismatchError
 
-    handle = next(iter(state.models.values()))
     directory = default_index_dir(handle.name)
-    index = None
-    if directory.is_dir():
-        try:
-            index = Index.open(directory)
-            index.verify(handle)
-        except (IndexFormatError, IndexMismatchError) as error:
-            console.print(f"the cached index {directory} is unusable ({error}); building it again", highlight=False)
-            index = None
-    if index is not None and index.manifest.annotator != default_corpus_annotator():
+    if not directory.is_dir():
+        return None
+    try:
+        index = Index.open(directory)
+        index.verify(handle)
+    except (IndexFormatError, IndexMismatchError) as error:
+        console.print(f"the cached index {directory} is unusable ({error}); building it again", highlight=False)
+        return None
+    if index.manifest.annotator != default_corpus_annotator():
         console.print(
             f"the cached index {directory} was annotated as {index.manifest.annotator!r}; the default "
             f"corpus is now {default_corpus_annotator()!r}: building it again",
             highlight=False,
         )
-        index = None
+        return None
+    wanted = list(range(index.manifest.layers)) if layers is None else sorted(layers)
+    if index.manifest.layer_numbers != wanted:
+        console.print(f"the cached index {directory} stores other layers; building it again", highlight=False)
+        return None
+    return index
+
+
+def _default_corpus(state: AppState, console: Console) -> None:
+    """Serve the default corpus for the state's first model, building its index first if it is missing or
+    stale (`_cached_default`); offer it to every other model, built on first use (`_offer_default`)."""
+    from .cli_corpus import build_with_progress
+    from .corpus import open_corpus
+    from .files import writing
+    from .index import BuildOptions, Index
+
+    handles = list(state.models.values())
+    handle = handles[0]
+    layers = default_layers(handle.stacks[handle.main_stack].layers)
+    index = _cached_default(handle, layers, console)
+    directory = default_index_dir(handle.name)
     if index is None:
         console.print(
             f"building the default corpus index (UD English EWT dev+test, with silver entity types from "
@@ -65,12 +97,33 @@ def _default_corpus(state: AppState, console: Console) -> None:
             open_corpus(DEFAULT_CORPUS),
             handle,
             directory,
-            BuildOptions(),
+            BuildOptions(layers=layers),
             overwrite=directory.exists(),
             console=console,
         )
         index = Index.open(directory)
     state.add_corpus(DEFAULT_CORPUS, index, handle)
+    for other in handles[1:]:
+        _offer_default(state, other, console)
+
+
+def _offer_default(state: AppState, handle: Any, console: Console) -> None:
+    """Serve the default corpus for ``handle`` (another served model) from its cached index, or offer it to be
+    built in the background on first use (server/corpus_builds.py). Encoder-decoders are not indexed."""
+    from .corpus import open_corpus
+    from .server.corpus_builds import Offer, serve_corpus
+
+    if handle.kind == "encoder-decoder" or any(c.model is handle for c in state.corpora.values()):
+        return
+    layers = default_layers(handle.stacks[handle.main_stack].layers)
+    directory = default_index_dir(handle.name)
+    name = directory.name  # the cache name, which `attnscope search --index` takes too
+    index = _cached_default(handle, layers, console)
+    if index is not None:
+        serve_corpus(state, name, index, handle)
+        return
+    state.builds.offer(Offer(name, handle, directory, layers, lambda: open_corpus(DEFAULT_CORPUS)))
+    console.print(f"the default corpus for {state.name_of(handle)} is indexed when first asked for", highlight=False)
 
 
 def serve(

@@ -5,7 +5,9 @@ as round(w * levels) with levels = 2**bits - 1 (`attnscope.quantise`; 7 bits by 
 is within 1/254 of the model's; 8 bits: 1/510), and the block compressed with zstandard level 1 (most
 bytes are near zero: 7-bit blocks shrink to about 40%, 8-bit ones to about half; 4x faster than zlib).
 ``attention.bin`` holds the blocks in the order they were built; ``attention_spans.npy``
-(sentences * layers, 2) gives the start and end byte of sentence s, layer l at row s * layers + l.
+(sentences * layers, 2) gives the start and end byte of sentence s, layer l at row s * layers + l,
+where ``layers`` counts the stored layers and l is a layer's place among them (an index built with
+``--layers`` stores only those layers' blocks).
 Special tokens are not in the blocks (they are not indexed), so a row sums to the attention the token
 pays to ordinary tokens.
 
@@ -42,26 +44,30 @@ class AttentionStore:
     """Read access: ``layer_block(sentence, layer)`` -> (heads, n, n) stored integers; ``weights`` and
     ``rows`` -> float weights."""
 
-    def __init__(self, directory: Path, layers: int, heads: int, bits: int):
+    def __init__(self, directory: Path, layers: int | Sequence[int], heads: int, bits: int):
+        """``layers``: the number of layers (every one stored), or the stored model layers, ascending."""
         self.spans = np.load(directory / SPANS)
         self.data = np.memmap(directory / ATTENTION, dtype=np.uint8, mode="r")
-        self.layers, self.heads, self.bits = layers, heads, bits
+        self.stored = list(range(layers)) if isinstance(layers, int) else list(layers)
+        self._slot = {layer: slot for slot, layer in enumerate(self.stored)}
+        self.layers, self.heads, self.bits = len(self.stored), heads, bits
         self.error_bound = error_bound(bits)
 
     def layer_block(self, sentence: int, layer: int) -> np.ndarray:
-        """(heads, n, n) uint8 weights of one sentence at one layer."""
-        start, end = self.spans[sentence * self.layers + layer]
+        """(heads, n, n) uint8 weights of one sentence at model layer ``layer`` (one of the stored layers;
+        `KeyError` otherwise: searches check the layer first)."""
+        start, end = self.spans[sentence * self.layers + self._slot[layer]]
         # a decompressor per call: they are cheap, and not safe to share between threads
         raw = zstandard.ZstdDecompressor().decompress(self.data[int(start) : int(end)].tobytes())
         n = int(round((len(raw) / self.heads) ** 0.5))
         return np.frombuffer(raw, dtype=np.uint8).reshape(self.heads, n, n)
 
     def block(self, sentence: int) -> np.ndarray:
-        """(layers, heads, n, n) uint8 weights of one sentence."""
-        return np.stack([self.layer_block(sentence, layer) for layer in range(self.layers)])
+        """(stored layers, heads, n, n) uint8 weights of one sentence, in the order of ``stored``."""
+        return np.stack([self.layer_block(sentence, layer) for layer in self.stored])
 
     def weights(self, sentence: int) -> np.ndarray:
-        """(layers, heads, n, n) float32 weights of one sentence."""
+        """(stored layers, heads, n, n) float32 weights of one sentence."""
         return dequantise(self.block(sentence), self.bits)
 
     def rows(self, sentence: int, layer: int, position: int, heads: np.ndarray | list[int]) -> np.ndarray:

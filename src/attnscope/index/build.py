@@ -57,7 +57,9 @@ APPROXIMATE_ABOVE = 1_000_000
 @dataclass(frozen=True)
 class BuildOptions:
     """How to build: padded tokens per batch, bits per stored vector value, what to do with
-    sentences longer than the model takes, batches used to calibrate the quantiser's ranges."""
+    sentences longer than the model takes, batches used to calibrate the quantiser's ranges; ``layers``:
+    the model layers to store vectors and attention for (``--layers``; None: every layer), checked
+    against the model by `chosen_layers` when the build starts."""
 
     batch_tokens: int = 4096
     vector_bits: int = 8
@@ -66,6 +68,7 @@ class BuildOptions:
     seed: int = 0
     approximate: str = "auto"
     attention_bits: int = 7
+    layers: tuple[int, ...] | None = None
 
     def check(self) -> None:
         if self.approximate not in APPROXIMATE:
@@ -82,6 +85,28 @@ class BuildOptions:
             )
         if self.calibration_batches < 1:
             raise InputError(f"calibration_batches must be at least 1, got {self.calibration_batches}")
+        if self.layers is not None:
+            layers = list(self.layers)
+            if not layers:
+                raise InputError("layers (--layers) is empty: name at least one layer to store, e.g. --layers 0,8")
+            if any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in layers):
+                raise InputError(f"layers (--layers) must be layer numbers from 0, got {layers}")
+            if len(set(layers)) != len(layers):
+                raise InputError(f"layers (--layers) names a layer twice: {layers}")
+
+
+def chosen_layers(layers: tuple[int, ...] | None, count: int, model: str) -> list[int]:
+    """The model layers a build stores, ascending: ``layers`` checked against the model's ``count``
+    layers (every layer when None). Raises `InputError` naming the layers out of range."""
+    if layers is None:
+        return list(range(count))
+    outside = [x for x in layers if not 0 <= x < count]
+    if outside:
+        raise InputError(
+            f"layers (--layers) {', '.join(map(str, outside))} out of range: model {model!r} has "
+            f"{count} layers, numbered 0-{count - 1}"
+        )
+    return sorted(layers)
 
 
 @dataclass
@@ -128,6 +153,7 @@ def _build_index(
         raise InputError(f"corpus {corpus.name!r} has no tokens to index (every sentence was empty or skipped)")
     shape = handle.stacks[handle.main_stack]
     layers, heads = shape.layers, shape.heads
+    stored = chosen_layers(options.layers, layers, handle.name)
     hidden_size = int(handle.model.config.hidden_size)
     total = sum(p.rows for p in planned)
     fingerprints = model_fingerprint(handle.model), tokenizer_fingerprint(handle.tokenizer)
@@ -145,15 +171,15 @@ def _build_index(
     batches = plan_batches([len(p.tokens) for p in planned], options.batch_tokens, options.seed)
     number_rows(planned, batches)
     write_tables(partial, planned, corpus.sentences, corpus.fields)  # cheap: rewritten on every run
-    ranges, pending = _ranges(partial, handle, planned, batches, options.calibration_batches, layers)
+    ranges, pending = _ranges(partial, handle, planned, batches, options.calibration_batches, stored)
     widths = {"hidden": hidden_size, "heads": ranges["heads"][0].low.shape[0]}
-    resumed = _extract_all(handle, partial, planned, batches, ranges, pending, options, progress)
-    _assemble(partial, [partial / PARTS / f"{b}.npz" for b in range(len(batches))], len(planned), layers)
+    resumed = _extract_all(handle, partial, planned, batches, ranges, pending, options, progress, stored)
+    _assemble(partial, [partial / PARTS / f"{b}.npz" for b in range(len(batches))], len(planned), stored)
     shutil.rmtree(partial / DONE)  # from here on a crash means recomputing every batch, never a half index
     shutil.rmtree(partial / PARTS)
     lists = 0
     if options.approximate == "always" or (options.approximate == "auto" and total > APPROXIMATE_ABOVE):
-        lists = _approximate(partial, ranges, widths, total, options)
+        lists = _approximate(partial, ranges, widths, total, options, stored)
 
     manifest = Manifest(
         model=handle.name,
@@ -181,15 +207,18 @@ def _build_index(
         default_probes=max(1, lists // 4) if lists else 0,
         revision=getattr(handle.model.config, "_commit_hash", None),
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        stored_layers=stored,
     )
     return BuildReport(_finish(partial, out, manifest), out, resumed, time.perf_counter() - started)
 
 
 def _ranges(
-    partial: Path, handle: ModelHandle, planned: list, batches: list[list[int]], calibration: int, layers: int
+    partial: Path, handle: ModelHandle, planned: list, batches: list[list[int]], calibration: int, stored: list[int]
 ) -> tuple[dict[str, list[vectors.Ranges]], dict[int, BatchVectors]]:
-    """Each kind's per-layer quantisation ranges: saved by an earlier run of this build, or calibrated
-    on the first batches (a shuffled, fair sample), which are returned to be written, not recomputed."""
+    """Each kind's per-layer quantisation ranges, one per stored layer in ``stored``'s order: saved by an
+    earlier run of this build, or calibrated on the first batches (a shuffled, fair sample), which are
+    returned to be written, not recomputed."""
+    layers = len(stored)
     path = partial / RANGES
     pending: dict[int, BatchVectors] = {}
     if path.is_file():
@@ -197,7 +226,7 @@ def _ranges(
             saved = dict(archive)
     else:
         for b in range(min(calibration, len(batches))):
-            pending[b] = extract_batch(handle, [planned[i] for i in batches[b]])
+            pending[b] = extract_batch(handle, [planned[i] for i in batches[b]], stored)
         saved = {}
         for kind in CODES:
             made = [
@@ -225,6 +254,7 @@ def _extract_all(
     pending: dict[int, BatchVectors],
     options: BuildOptions,
     progress: Progress | None,
+    stored: list[int],
 ) -> int:
     """Run every batch not marked done; each is quantised, compressed and written (one part file with
     its codes and attention, then its marker) in a writer thread while the next one runs. Returns how
@@ -246,9 +276,9 @@ def _extract_all(
             str, Any
         ] = {}  # this batch's rows are one contiguous run (number_rows): its codes are one frame each
         for kind in CODES:
-            for layer, layer_ranges in enumerate(ranges[kind]):
-                codes = vectors.encode(getattr(values, kind)[layer], options.vector_bits, layer_ranges)
-                frames[f"{kind}.{layer}"] = np.frombuffer(compressor.compress(codes.tobytes()), dtype=np.uint8)
+            for slot, layer_ranges in enumerate(ranges[kind]):
+                codes = vectors.encode(getattr(values, kind)[slot], options.vector_bits, layer_ranges)
+                frames[f"{kind}.{stored[slot]}"] = np.frombuffer(compressor.compress(codes.tobytes()), dtype=np.uint8)
         sizes, data = compress_blocks(values.attention, options.attention_bits)
         temporary = partial / PARTS / f"{b}.tmp.npz"
         np.savez(temporary, sentences=np.asarray(batches[b], np.int64), sizes=sizes, data=data, **frames)
@@ -261,7 +291,7 @@ def _extract_all(
         for b, batch in enumerate(batches):
             if b in done:
                 continue
-            values = pending.pop(b, None) or extract_batch(handle, [planned[i] for i in batch])
+            values = pending.pop(b, None) or extract_batch(handle, [planned[i] for i in batch], stored)
             if writing is not None:
                 tokens_done += writing.result()
                 if progress:
@@ -274,11 +304,13 @@ def _extract_all(
     return len(done)
 
 
-def _approximate(partial: Path, ranges: dict, widths: dict[str, int], total: int, options: BuildOptions) -> int:
+def _approximate(
+    partial: Path, ranges: dict, widths: dict[str, int], total: int, options: BuildOptions, stored: list[int]
+) -> int:
     """Replace the code files by approximate (IVF) vector sets; returns their number of clusters."""
     lists = vectors.inverted_lists(total)
     for kind in CODES:
-        for layer, layer_ranges in enumerate(ranges[kind]):
+        for layer, layer_ranges in zip(stored, ranges[kind]):
             codes = read_codes(partial / codes_file(kind, layer), total)
             ivf = vectors.build_ivf(codes, widths[kind], options.vector_bits, layer_ranges, lists, options.seed)
             _save_atomic(partial / ivf_file(kind, layer), lambda f, ivf=ivf: f.write(vectors.serialise(ivf)))
@@ -286,17 +318,18 @@ def _approximate(partial: Path, ranges: dict, widths: dict[str, int], total: int
     return lists
 
 
-def _assemble(partial: Path, parts: list[Path], sentences: int, layers: int) -> None:
+def _assemble(partial: Path, parts: list[Path], sentences: int, stored: list[int]) -> None:
     """Join the batches' part files, in one pass: each vector set's code frames into its codes file (in
     row order, since rows follow the batches) and the attention blocks into ``attention.bin``, with
-    each (sentence, layer) block's byte span. A crash here is repaired by rerunning (files are rewritten)."""
+    each (sentence, stored layer) block's byte span. A crash here is repaired by rerunning (files are rewritten)."""
+    layers = len(stored)
     spans = np.full((sentences * layers, 2), -1, dtype=np.int64)
     with contextlib.ExitStack() as stack:
         attention = stack.enter_context(open(partial / ATTENTION, "wb"))
         codes = {
             f"{kind}.{layer}": stack.enter_context(open(partial / codes_file(kind, layer), "wb"))
             for kind in CODES
-            for layer in range(layers)
+            for layer in stored
         }
         position = 0
         for part in parts:

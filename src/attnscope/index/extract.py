@@ -122,8 +122,11 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
     return torch.where(norm > 0, x / norm.clamp_min(1e-12), x)
 
 
-def extract_batch(handle: ModelHandle, batch: Sequence[PlannedSentence]) -> BatchVectors:
-    """Run one batch and keep what the index stores (see `BatchVectors`)."""
+def extract_batch(
+    handle: ModelHandle, batch: Sequence[PlannedSentence], layers: Sequence[int] | None = None
+) -> BatchVectors:
+    """Run one batch and keep what the index stores (see `BatchVectors`): every layer, or the model
+    layers ``layers`` (ascending), whose values then come in that order (the arrays' first axis)."""
     wanted = {"attentions", "head_outputs", "hidden_states"}
     outputs, calls = run_batch(handle, [p.tokens for p in batch], None, wanted, logits=False)
     calls = [c for c in calls if c.role == handle.main_stack]
@@ -133,6 +136,9 @@ def extract_batch(handle: ModelHandle, batch: Sequence[PlannedSentence]) -> Batc
             f"model {handle.name!r} does not run attention through transformers' AttentionInterface, "
             "so head embeddings cannot be captured for an index"
         )
+    if layers is not None:
+        hidden_states = tuple(hidden_states[0:1]) + tuple(hidden_states[layer + 1] for layer in layers)
+        calls = [calls[layer] for layer in layers]
     width = hidden_states[0].shape[1]
     flat = torch.cat([torch.as_tensor(p.positions) + b * width for b, p in enumerate(batch)])
     hidden = torch.stack([_unit(h.reshape(-1, h.shape[-1])[flat].float()) for h in hidden_states[1:]])

@@ -41,6 +41,10 @@ class Manifest:
     scans ``default_probes`` of them unless told otherwise); 0 means exact. ``silver`` maps each
     field a model predicted (`attnscope.corpus.Corpus.silver`) to that model (``"spacy <pipeline>
     <version>"``); indexes built before it existed read as having none.
+
+    ``stored_layers`` lists the layers whose vectors and attention the index holds, ascending
+    (``attnscope index --layers``); None (indexes built before the option existed) means every layer.
+    `layer_numbers` gives them in both cases; files are named by these layer numbers.
     """
 
     model: str
@@ -71,6 +75,17 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     files: dict[str, int] = field(default_factory=dict)
     silver: dict[str, str] = field(default_factory=dict)
+    stored_layers: list[int] | None = None
+
+    @property
+    def layer_numbers(self) -> list[int]:
+        """The layers this index stores vectors and attention for (every layer unless built with ``--layers``)."""
+        return list(range(self.layers)) if self.stored_layers is None else list(self.stored_layers)
+
+    @property
+    def all_layers(self) -> bool:
+        """Whether the index stores every layer of its model."""
+        return self.layer_numbers == list(range(self.layers))
 
     @property
     def head_embedding_size(self) -> int:

@@ -86,7 +86,8 @@ class Index:
 
     def __init__(self, directory: Path, manifest: Manifest, tables: Tables, cache_bytes: int = CACHE_BYTES):
         self.directory, self.manifest, self.tables = directory, manifest, tables
-        self.attention = AttentionStore(directory, manifest.layers, manifest.heads, manifest.attention_bits)
+        self.attention = AttentionStore(directory, manifest.layer_numbers, manifest.heads, manifest.attention_bits)
+        self._slot = {layer: slot for slot, layer in enumerate(manifest.layer_numbers)}
         ranges = np.load(directory / RANGES)
         self._ranges = {name: (ranges[f"{name}_low"], ranges[f"{name}_span"]) for name in ("hidden", "heads")}
         self._sets: OrderedDict[tuple[str, int], vectors.VectorSet] = OrderedDict()
@@ -123,7 +124,8 @@ class Index:
             return self._sets[key]
         low, span = self._ranges[kind]
         dim = self.manifest.hidden_size if kind == "hidden" else self.manifest.head_embedding_size
-        ranges, bits = vectors.Ranges(low[layer], span[layer]), self.manifest.vector_bits
+        slot = self._slot[layer]  # ranges.npz holds the stored layers' ranges, in their order
+        ranges, bits = vectors.Ranges(low[slot], span[slot]), self.manifest.vector_bits
         if self.manifest.approximate_lists:
             made = vectors.VectorSet.from_file(self.directory / ivf_file(kind, layer), dim, bits, ranges)
         else:
@@ -168,7 +170,7 @@ class Index:
             return query
         if query.mode not in MODES:
             raise FieldError(f"search mode {query.mode!r} is unknown: use one of {', '.join(MODES)}", "mode")
-        check_choice("layer", query.layer, self.manifest.layers, "this index")
+        self.check_layer(query.layer)
         if not isinstance(query.top, int) or not 1 <= query.top <= 1000:
             raise FieldError(f"top must be an integer from 1 to 1000, got {query.top!r}", "top")
         heads = tuple(check_choices("heads", query.heads, self.manifest.heads, "this index", unit="head"))
@@ -183,6 +185,21 @@ class Index:
         given = {f.name: getattr(query, f.name) for f in fields(Query)}
         return CheckedQuery(
             **{**given, "heads": heads, "filters": self._check_filters(query.filters)}, checked_for=str(self.directory)
+        )
+
+    def check_layer(self, layer: object) -> int:
+        """``layer`` if this index stores it; `FieldError` about ``layer`` naming the stored layers otherwise
+        (out of the model's range, or a layer an index built with ``--layers`` left out)."""
+        manifest = self.manifest
+        if manifest.all_layers:
+            return check_choice("layer", layer, manifest.layers, "this index")
+        return check_choice(
+            "layer",
+            layer,
+            manifest.layers,
+            "this index",
+            kept=manifest.layer_numbers,
+            kept_by=f"this index (built with --layers, of the model's {manifest.layers} layers)",
         )
 
     def _check_filters(self, filters: Mapping[str, Sequence[str] | str] | None) -> dict[str, list[str]] | None:
@@ -283,8 +300,10 @@ class Index:
     ) -> SearchResult:
         """Search with the representation of ``token`` (a position in the tokens of ``text``, or of the
         pair ``text`` + ``text_pair`` as the model joins them), or of its word (``query.unit``), at the
-        query's layer. ``positions`` names the tokens of a word search explicitly (a word as written that
-        the tokenizer splits into several words, such as "don't"; ``token`` must be the first of them);
+        query's layer. For a causal model (a decoder) each match also names the token after it and the
+        summary counts those tokens' metadata (``next``). ``positions`` names the tokens of a word
+        search explicitly (a word as written that the tokenizer splits into several words, such as
+        "don't"; ``token`` must be the first of them);
         by default they are ``token``'s word. A special token is refused: the index holds none. Masking
         with a model whose mask token was never trained issues a `MaskingWarning` unless ``warn`` is
         False (callers that show `masking_caveat` themselves). ``tokens``, when the caller has tokenised
@@ -309,7 +328,8 @@ class Index:
             positions = given_positions(cap.tokens, token, positions, query.unit)
         vector = query_vector(cap.main, query.mode, query.layer, positions)
         scores, rows = self.search(query, vector)
-        matches = make_matches(self, rows, scores, query.layer, heads, words=query.unit == "word")
+        causal = handle.kind == "decoder"  # the token after each match is what the model was predicting there
+        matches = make_matches(self, rows, scores, query.layer, heads, words=query.unit == "word", causal=causal)
         return SearchResult(
             query.mode,
             query.layer,
@@ -318,7 +338,7 @@ class Index:
             token,
             cap.tokens.display[token],
             matches,
-            summarise(matches, self.tables.fields),
+            summarise(matches, self.tables.fields, causal=causal),
             text_pair,
             unit=query.unit,
             per_sentence=query.per_sentence,

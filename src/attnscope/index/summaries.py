@@ -9,7 +9,9 @@ case kept, each character once and whitespace moved into ``space_before``: `capt
 corpus word, whether it continues the previous token's word and whether a space comes before it, so a
 context reads as the sentence does ("allergies", not "all er gies"; "Zürich 😀", not "Züürich 😀😀😀😀").
 `summarise` counts, over the matches, each metadata field for the matched tokens and for their
-most-attended tokens, and the offsets to those tokens.
+most-attended tokens, and the offsets to those tokens; for a causal model also each field of the token
+after every match (exBERT's "Next": what the model was predicting when it made the matched
+representation).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from ..quantise import dequantise
 
 MISSING = "_"
 """How a token without a value for a field (no word, or no annotation) is counted."""
+END = "(end)"
+"""How the "next" summary counts a match with no token after it (the last token of its sentence)."""
 
 
 @dataclass
@@ -46,7 +50,9 @@ class Match:
     says gives the sentence (whitespace runs as one space). ``matched`` lists the positions the
     search matched: the token, or every token of the word in a word search (``position`` is the
     first). ``input_position`` is the matched token's position in the sentence's model input,
-    special tokens counted (where the attention view has it when the sentence is opened there)."""
+    special tokens counted (where the attention view has it when the sentence is opened there).
+    ``next_position`` (causal models only) indexes ``tokens`` at the token after the match (after the
+    last matched token of a word): None when the match ends its sentence, or for other models."""
 
     row: int
     score: float
@@ -67,6 +73,7 @@ class Match:
     space_before: list[bool] = field(default_factory=list)
     matched: list[int] = field(default_factory=list)
     input_position: int = 0
+    next_position: int | None = None
 
     @property
     def token(self) -> str:
@@ -76,11 +83,14 @@ class Match:
 @dataclass
 class Summary:
     """Histograms over the matches: ``matched[field]`` and ``max_attention[field]`` map a value to its
-    count (most frequent first); ``offsets`` maps an offset to its count (ascending offsets)."""
+    count (most frequent first); ``offsets`` maps an offset to its count (ascending offsets). For a
+    causal model ``next[field]`` counts the values of the token after each match (`END` for a match
+    that ends its sentence); empty for other models."""
 
     matched: dict[str, dict[str, int]] = field(default_factory=dict)
     max_attention: dict[str, dict[str, int]] = field(default_factory=dict)
     offsets: dict[int, int] = field(default_factory=dict)
+    next: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -115,10 +125,17 @@ class SearchResult:
 
 
 def make_matches(
-    index: Any, rows: np.ndarray, scores: np.ndarray, layer: int, heads: Sequence[int], words: bool = False
+    index: Any,
+    rows: np.ndarray,
+    scores: np.ndarray,
+    layer: int,
+    heads: Sequence[int],
+    words: bool = False,
+    causal: bool = False,
 ) -> list[Match]:
     """Matches for result ``rows`` of ``index`` at ``layer``, attention averaged over ``heads`` (and over
-    the matched word's tokens when ``words``: each row is then the first token of a corpus word)."""
+    the matched word's tokens when ``words``: each row is then the first token of a corpus word); with
+    ``causal``, each match's ``next_position``."""
     from .grouping import word_rows
 
     tokens, sentences = index.tables.tokens, index.tables.sentences
@@ -151,6 +168,8 @@ def make_matches(
             matched=matched,
             input_position=int(tokens["position"][row]),
         )
+        if causal and matched[-1] + 1 < len(match.tokens):
+            match.next_position = matched[-1] + 1
         _add_surface(
             match,
             text,
@@ -184,14 +203,20 @@ def _value(value: Any) -> Any:
     return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
 
 
-def summarise(matches: Sequence[Match], fields: Sequence[str]) -> Summary:
-    """Count each field's values for the matched tokens and their most-attended tokens, and the offsets."""
+def summarise(matches: Sequence[Match], fields: Sequence[str], causal: bool = False) -> Summary:
+    """Count each field's values for the matched tokens and their most-attended tokens, and the offsets;
+    with ``causal``, also for the token after each match (`Summary.next`)."""
     summary = Summary()
     for name in fields:
         matched = Counter(_label(m.metadata[name][m.position]) for m in matches)
         strongest = Counter(_label(m.metadata[name][m.max_attention]) for m in matches)
         summary.matched[name] = dict(matched.most_common())
         summary.max_attention[name] = dict(strongest.most_common())
+        if causal:
+            after = Counter(
+                END if m.next_position is None else _label(m.metadata[name][m.next_position]) for m in matches
+            )
+            summary.next[name] = dict(after.most_common())
     summary.offsets = dict(sorted(Counter(m.offset for m in matches).items()))
     return summary
 

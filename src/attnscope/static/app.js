@@ -18,6 +18,7 @@
 import { FILTERS, make } from "./common.js";
 import { onThemeChange, refitOnThemeChange } from "./contrast.js";
 import { createAtlasPanel } from "./app_atlas_panel.js";
+import { createCorpusBuild } from "./app_corpus_build.js";
 import { fieldLabel } from "./app_corpus.js";
 import { createAttentionPanel, inputOf, showPredictionsTip } from "./app_head_view.js";
 import { checkLinkMask, checkServed, checkToken, showDropped } from "./app_links.js";
@@ -37,7 +38,7 @@ const NORM_HELP = " Each row is scaled to sum to 1 (these are lengths, not proba
  * The page: its state, what the server serves, the loaded input and its predictions, and the panels.
  * @typedef {{ app: HTMLElement, state: AppState, models: any[], corpora: any[], attention: AttentionData | null,
  *   predictions: any[] | null, predictionsNote: string, predictionsMode: string, run: number, focusAfterLoad: boolean,
- *   maskFromLink: boolean, panel: ReturnType<typeof createAttentionPanel>, search: any, atlas: any }} Page
+ *   maskFromLink: boolean, panel: ReturnType<typeof createAttentionPanel>, search: any, atlas: any, build: any }} Page
  */
 
 /** @param {string} id @returns {any} */
@@ -150,6 +151,7 @@ function update(p, patch) {
   if (state.token === null) state.search = "";
   writeUrl(p);
   syncControls(p);
+  if (before.model !== state.model) void p.build.check(); // a model without a corpus may get one built
   if (before.corpus !== state.corpus || before.atlas !== state.atlas) void p.atlas.load();
   else p.atlas.follow();
   if (inputChanged) {
@@ -397,7 +399,7 @@ function createPage(drops) {
   const p = {
     app: byId("app"), state: stateFromQuery(location.search, drops), models: [], corpora: [], attention: null,
     predictions: null, predictionsNote: "", predictionsMode: "", run: 0, focusAfterLoad: false, maskFromLink: false,
-    panel: /** @type {any} */ (null), search: null, atlas: null,
+    panel: /** @type {any} */ (null), search: null, atlas: null, build: null,
   };
   p.maskFromLink = p.state.mask.length > 0; // a link's mask is checked against the input before it is sent
   p.panel = attentionPanel(p);
@@ -412,6 +414,14 @@ function createPage(drops) {
     },
     setScore: (score) => update(p, { score }), dropScore: () => { p.state.score = ""; writeUrl(p); },
     notice: (dropped) => notice(dropped), say: (message) => say(message),
+  });
+  p.build = createCorpusBuild({
+    model: () => modelInfo(p)?.name ?? "", hasCorpus: () => corporaOfModel(p).length > 0,
+    ready: (corpora, corpus) => { // the model's corpus is built: select it
+      p.corpora = corpora;
+      update(p, { corpus });
+      fillSelectors(p);
+    },
   });
   return p;
 }
@@ -443,6 +453,7 @@ async function boot() {
   refitOnThemeChange(p.app, ".as-ctok");
   onThemeChange(() => redraw(p)); // the theme's head colours, the tokens' labels fitted again
   void p.atlas.load();
+  void p.build.check();
   await loadAttention(p, "input");
 }
 

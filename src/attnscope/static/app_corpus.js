@@ -17,7 +17,9 @@
  * the context wraps below them (CSS flex-wrap), columns shrink with ellipses, and long words break.
  * A click on a match, or Enter on its link, calls `onOpen(match)`; the link's href is `hrefOf(match)`
  * (so it also opens in a new tab). Summary view: histograms of a field for the matched tokens and for
- * the tokens they attend to most, and of the offset to that token. All text goes in as text.
+ * the tokens they attend to most, and of the offset to that token. For a causal model (the result's
+ * summary has `next`) each row also has a "next" column (the field of the token after the match) and
+ * the summary a histogram of it (exBERT's "Next"). All text goes in as text.
  */
 
 import { make } from "./common.js";
@@ -90,18 +92,26 @@ export function renderMatches(host, result, options) {
   table.setAttribute("role", "table");
   table.setAttribute("aria-label", "Matches in context");
   table.style.setProperty("--as-meta-w", `${Math.min(META_CHARS, widest) + 1}ch`);
-  table.style.setProperty("--as-meta-n", String(offsets.length));
   const head = row("as-mhead");
   const score = cell("span", "as-num as-score", "score", "columnheader");
   score.title = `score: ${result.score_meaning ?? "similarity"}`;
-  head.append(columns(cell("span", "as-num as-rank", "#", "columnheader"), score, offsets.map((o) => {
-      const th = cell("span", "as-meta", o === 0 ? options.field : `${o > 0 ? "+" : "−"}${Math.abs(o)}`, "columnheader");
-      th.title = `${fieldLabel(options.field, options.silver)} of the ${o === 0 ? "matched word" : `word at offset ${o} from the match`}` +
-        (options.field === "feats" ? " (the features' values; hover a cell for them whole)" : "");
-      return th;
-    })), cell("span", "as-context", "match in context (shade: attention the match pays each token; click to open)", "columnheader"));
+  const next = hasNext(result);
+  table.style.setProperty("--as-meta-n", String(offsets.length + (next ? 1 : 0)));
+  const heads = offsets.map((o) => {
+    const th = cell("span", "as-meta", o === 0 ? options.field : `${o > 0 ? "+" : "−"}${Math.abs(o)}`, "columnheader");
+    th.title = `${fieldLabel(options.field, options.silver)} of the ${o === 0 ? "matched word" : `word at offset ${o} from the match`}` +
+      (options.field === "feats" ? " (the features' values; hover a cell for them whole)" : "");
+    return th;
+  });
+  if (next) {
+    const th = cell("span", "as-meta as-next", "next", "columnheader");
+    th.title = `${fieldLabel(options.field, options.silver)} of the token after the match (what a causal model was predicting there)`;
+    heads.push(th);
+  }
+  head.append(columns(cell("span", "as-num as-rank", "#", "columnheader"), score, heads),
+    cell("span", "as-context", "match in context (shade: attention the match pays each token; click to open)", "columnheader"));
   table.append(head);
-  for (const [i, m] of result.matches.entries()) table.append(matchRow(m, i, offsets, options));
+  for (const [i, m] of result.matches.entries()) table.append(matchRow(m, i, offsets, options, next));
   host.replaceChildren(table);
   fitLabels(table.querySelectorAll(".as-ctok")); // readable on every shade (contrast.js)
 }
@@ -134,11 +144,12 @@ function columns(rank, score, cells) {
 }
 
 /**
- * One match's row. @param {any} m @param {number} i @param {number[]} offsets
+ * One match's row (with the "next" cell when `next`). @param {any} m @param {number} i @param {number[]} offsets
  * @param {{ field: string, fields: string[], silver?: Record<string, string>, onOpen: (m: any) => void,
  *   hrefOf: (m: any) => string }} options
+ * @param {boolean} next
  */
-function matchRow(m, i, offsets, options) {
+function matchRow(m, i, offsets, options, next) {
   const tr = row("as-match");
   tr.dataset.sentId = m.sent_id;
   const { wordOf, starts } = wordsOf(m);
@@ -153,6 +164,7 @@ function matchRow(m, i, offsets, options) {
     td.title = text;
     return td;
   });
+  if (next) cells.push(nextCell(m, options.field));
   tr.append(columns(cell("span", "as-num as-rank", String(i + 1)), cell("span", "as-num as-score", m.score.toFixed(3)), cells));
   const context = cell("span", "as-context", "");
   const link = /** @type {HTMLAnchorElement} */ (make("a", "as-open"));
@@ -171,6 +183,28 @@ function matchRow(m, i, offsets, options) {
     options.onOpen(m);
   });
   return tr;
+}
+
+/**
+ * Whether a result has the token after each match (a causal model's: its summary has "next").
+ * @param {any} result the body of POST /api/search
+ */
+export function hasNext(result) {
+  return Object.keys(result.summary?.next ?? {}).length > 0;
+}
+
+/**
+ * A match's "next" cell: `field` of the token after it ("end" after the last token of its sentence); its
+ * tooltip names the token. @param {any} m @param {string} field
+ */
+function nextCell(m, field) {
+  const p = m.next_position;
+  const value = p === null || p === undefined ? null : m.metadata[field]?.[p];
+  const text = p === null || p === undefined ? "end" : value === null || value === undefined ? "·" : String(value);
+  const td = cell("span", "as-meta as-next", columnValue(field, text));
+  td.title = p === null || p === undefined ? "the match ends its sentence"
+    : `next token: “${m.surface?.[p] || m.tokens[p]}” (${field}: ${text})`;
+  return td;
 }
 
 /**
@@ -295,4 +329,9 @@ export function renderSummary(host, result, field, silver) {
       /** @type {any} */ (strongest), HISTOGRAM_BARS, false, fieldLabel(field, silver)),
     histogram("offset from the match to that token", "offset", /** @type {any} */ (offsets), Infinity, true),
   );
+  if (s.next?.[field]) { // a causal model: what comes after each match (exBERT's "Next")
+    host.append(histogram(`${fieldLabel(field, silver, true)} of the next token (after each match)`, "next",
+      /** @type {any} */ (Object.entries(s.next[field])), HISTOGRAM_BARS, false,
+      `${fieldLabel(field, silver)} of the token after each match: what the model was predicting there`));
+  }
 }

@@ -116,13 +116,15 @@ function sync(p) {
   const s = host.state(), attention = host.attention(), corpus = host.corpus(), token = s.token;
   const special = attention !== null && token !== null && token < attention.n && attention.special[token];
   const heads = host.heads().length;
+  const unstored = corpus !== null && !storesLayer(corpus, s.layer);
   let hint = "";
   if (!corpus) hint = "No corpus is served for this model.";
+  else if (unstored) hint = `Corpus ${corpus.name} stores layers ${corpus.stored_layers.join(", ")} only: choose one of them to search.`;
   else if (token === null) hint = "Click a token to search the corpus for it.";
   else if (special && attention) {
     hint = `“${attention.tokens[token]}” is a special token, which the corpus index does not hold: select another token to search.`;
   } else if (heads === 0) hint = "Select at least one head to search by heads.";
-  const ready = corpus !== null && attention !== null && token !== null && !special;
+  const ready = corpus !== null && attention !== null && token !== null && !special && !unstored;
   panelPart("search-embedding").disabled = !ready;
   panelPart("search-heads").disabled = !ready || heads === 0;
   panelPart("search-hint").textContent = hint;
@@ -130,6 +132,15 @@ function sync(p) {
   score.disabled = heads === 0;
   score.title = heads === 0 ? "Select heads to choose how a search by heads scores its matches"
     : "How a search by heads scores a match: the sum or the mean of the selected heads' cosines";
+}
+
+/**
+ * Whether a search at `layer` can run on `corpus`: an index built with `--layers` stores only those
+ * (GET /api/corpora's stored_layers; an older server lists none: every layer).
+ * @param {{ stored_layers?: number[] }} corpus @param {number} layer
+ */
+export function storesLayer(corpus, layer) {
+  return !corpus.stored_layers?.length || corpus.stored_layers.includes(layer);
 }
 
 /** Run the state's search, if it has one, and draw its result (or say why there is none). @param {SearchPanel} p */

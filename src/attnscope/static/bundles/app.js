@@ -351,11 +351,11 @@ function writeSearchOptions(state, q) {
 }
 function parseFilters(text) {
   const filters = {};
-  for (const part of text.split(/[\s;]+/).filter(Boolean)) {
-    const match = /^([^=,]+)=([^=]+)$/.exec(part);
+  for (const part2 of text.split(/[\s;]+/).filter(Boolean)) {
+    const match = /^([^=,]+)=([^=]+)$/.exec(part2);
     const values = match ? match[2].split(",").filter(Boolean) : [];
     if (!match || !values.length) {
-      return { filters: {}, error: `Filter “${part}”: write FIELD=VALUE[,VALUE…], e.g. upos=NOUN,PROPN deprel=obj` };
+      return { filters: {}, error: `Filter “${part2}”: write FIELD=VALUE[,VALUE…], e.g. upos=NOUN,PROPN deprel=obj` };
     }
     filters[match[1]] = [...filters[match[1]] ?? [], ...values];
   }
@@ -1050,7 +1050,7 @@ function createStaticModel(state) {
 // src/attnscope/static/app_atlas_panel.js
 var ATLAS_POLL_MS = 1e3;
 function createAtlasPanel(host) {
-  const part = (id) => (
+  const part2 = (id) => (
     /** @type {any} */
     document.getElementById(id)
   );
@@ -1063,11 +1063,11 @@ function createAtlasPanel(host) {
   async function load() {
     const id = ++run;
     clearTimeout(timer);
-    const state = host.state(), frame = part("atlas"), corpus = host.corpus(), toggle = part("atlas-toggle");
+    const state = host.state(), frame = part2("atlas"), corpus = host.corpus(), toggle = part2("atlas-toggle");
     toggle.setAttribute("aria-expanded", String(state.atlas));
     toggle.textContent = state.atlas ? "Hide the head atlas" : "Show the head atlas";
     toggle.disabled = !corpus;
-    part("atlas-body").hidden = !state.atlas;
+    part2("atlas-body").hidden = !state.atlas;
     if (!state.atlas || !corpus) {
       frame.dataset.state = "idle";
       return;
@@ -1083,10 +1083,10 @@ function createAtlasPanel(host) {
     try {
       const answer = await api(`/api/atlas?corpus=${encodeURIComponent(corpus.name)}`);
       if (id !== run) return;
-      part("atlas-progress").hidden = answer.status !== "computing";
+      part2("atlas-progress").hidden = answer.status !== "computing";
       if (answer.status === "computing") {
-        part("atlas-bar").value = answer.total ? answer.done / answer.total : 0;
-        part("atlas-progress-text").textContent = `Computing the atlas of ${corpus.name}: ${answer.done.toLocaleString("en")} of ${answer.total ? answer.total.toLocaleString("en") : "?"} tokens`;
+        part2("atlas-bar").value = answer.total ? answer.done / answer.total : 0;
+        part2("atlas-progress-text").textContent = `Computing the atlas of ${corpus.name}: ${answer.done.toLocaleString("en")} of ${answer.total ? answer.total.toLocaleString("en") : "?"} tokens`;
         frame.dataset.state = "computing";
         timer = window.setTimeout(() => void load(), ATLAS_POLL_MS);
         return;
@@ -1110,11 +1110,65 @@ function createAtlasPanel(host) {
     } catch (error) {
       if (id !== run) return;
       frame.dataset.state = "error";
-      part("atlas-progress").hidden = true;
+      part2("atlas-progress").hidden = true;
       host.say(error instanceof ApiFailure ? `Could not show the head atlas: ${error.message}` : String(error));
     }
   }
   return { load, follow };
+}
+
+// src/attnscope/static/app_corpus_build.js
+var BUILD_POLL_MS = 1e3;
+function part(id) {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`attnscope: the page has no #${id}`);
+  return el;
+}
+function buildProgressText(answer) {
+  const layers = answer.layers ? ` (layers ${answer.layers.join(", ")})` : "";
+  if (answer.status === "reading") return `Reading and annotating corpus ${answer.corpus} for ${answer.model}…`;
+  const total = answer.total ? answer.total.toLocaleString("en") : "?";
+  return `Indexing corpus ${answer.corpus} for ${answer.model}${layers}: ${answer.done.toLocaleString("en")} of ${total} tokens`;
+}
+function createCorpusBuild(host) {
+  let run = 0, timer = 0;
+  async function check() {
+    const id = ++run;
+    clearTimeout(timer);
+    const box = part("corpus-build"), model = host.model();
+    if (!model || host.hasCorpus()) {
+      box.hidden = true;
+      box.dataset.state = "idle";
+      return;
+    }
+    try {
+      const answer = await api(`/api/corpus-build?model=${encodeURIComponent(model)}`);
+      if (id !== run) return;
+      box.dataset.state = answer.status;
+      box.hidden = answer.status === "none" || answer.status === "ready";
+      if (answer.status === "failed") {
+        part("corpus-build-bar").hidden = true;
+        part("corpus-build-text").textContent = `The corpus index could not be built: ${answer.message}`;
+      } else if (answer.status === "ready") {
+        const corpora = await api("/api/corpora");
+        if (id === run) host.ready(corpora, answer.corpus);
+      } else if (answer.status !== "none") {
+        const bar = part("corpus-build-bar");
+        bar.hidden = false;
+        if (answer.total) bar.value = answer.done / answer.total;
+        else bar.removeAttribute("value");
+        part("corpus-build-text").textContent = buildProgressText(answer);
+        timer = window.setTimeout(() => void check(), BUILD_POLL_MS);
+      }
+    } catch (error) {
+      if (id !== run) return;
+      box.hidden = false;
+      box.dataset.state = "error";
+      part("corpus-build-bar").hidden = true;
+      part("corpus-build-text").textContent = error instanceof ApiFailure ? `Could not ask for the corpus index: ${error.message}` : String(error);
+    }
+  }
+  return { check };
 }
 
 // src/attnscope/static/app_corpus.js
@@ -1149,17 +1203,27 @@ function renderMatches(host, result, options) {
   table.setAttribute("role", "table");
   table.setAttribute("aria-label", "Matches in context");
   table.style.setProperty("--as-meta-w", `${Math.min(META_CHARS, widest) + 1}ch`);
-  table.style.setProperty("--as-meta-n", String(offsets.length));
   const head = row("as-mhead");
   const score = cell("span", "as-num as-score", "score", "columnheader");
   score.title = `score: ${result.score_meaning ?? "similarity"}`;
-  head.append(columns(cell("span", "as-num as-rank", "#", "columnheader"), score, offsets.map((o) => {
+  const next = hasNext(result);
+  table.style.setProperty("--as-meta-n", String(offsets.length + (next ? 1 : 0)));
+  const heads = offsets.map((o) => {
     const th = cell("span", "as-meta", o === 0 ? options.field : `${o > 0 ? "+" : "−"}${Math.abs(o)}`, "columnheader");
     th.title = `${fieldLabel(options.field, options.silver)} of the ${o === 0 ? "matched word" : `word at offset ${o} from the match`}` + (options.field === "feats" ? " (the features' values; hover a cell for them whole)" : "");
     return th;
-  })), cell("span", "as-context", "match in context (shade: attention the match pays each token; click to open)", "columnheader"));
+  });
+  if (next) {
+    const th = cell("span", "as-meta as-next", "next", "columnheader");
+    th.title = `${fieldLabel(options.field, options.silver)} of the token after the match (what a causal model was predicting there)`;
+    heads.push(th);
+  }
+  head.append(
+    columns(cell("span", "as-num as-rank", "#", "columnheader"), score, heads),
+    cell("span", "as-context", "match in context (shade: attention the match pays each token; click to open)", "columnheader")
+  );
   table.append(head);
-  for (const [i, m] of result.matches.entries()) table.append(matchRow(m, i, offsets, options));
+  for (const [i, m] of result.matches.entries()) table.append(matchRow(m, i, offsets, options, next));
   host.replaceChildren(table);
   fitLabels(table.querySelectorAll(".as-ctok"));
 }
@@ -1180,7 +1244,7 @@ function columns(rank, score, cells) {
   group.append(rank, score, metas);
   return group;
 }
-function matchRow(m, i, offsets, options) {
+function matchRow(m, i, offsets, options, next) {
   const tr = row("as-match");
   tr.dataset.sentId = m.sent_id;
   const { wordOf, starts } = wordsOf(m);
@@ -1195,6 +1259,7 @@ function matchRow(m, i, offsets, options) {
     td.title = text;
     return td;
   });
+  if (next) cells.push(nextCell(m, options.field));
   tr.append(columns(cell("span", "as-num as-rank", String(i + 1)), cell("span", "as-num as-score", m.score.toFixed(3)), cells));
   const context = cell("span", "as-context", "");
   const link = (
@@ -1219,6 +1284,17 @@ function matchRow(m, i, offsets, options) {
     options.onOpen(m);
   });
   return tr;
+}
+function hasNext(result) {
+  return Object.keys(result.summary?.next ?? {}).length > 0;
+}
+function nextCell(m, field) {
+  const p = m.next_position;
+  const value = p === null || p === void 0 ? null : m.metadata[field]?.[p];
+  const text = p === null || p === void 0 ? "end" : value === null || value === void 0 ? "·" : String(value);
+  const td = cell("span", "as-meta as-next", columnValue(field, text));
+  td.title = p === null || p === void 0 ? "the match ends its sentence" : `next token: “${m.surface?.[p] || m.tokens[p]}” (${field}: ${text})`;
+  return td;
 }
 function contextNodes(m, wordOf, starts, fields, silver) {
   let strongest = 0;
@@ -1334,6 +1410,17 @@ function renderSummary(host, result, field, silver) {
       true
     )
   );
+  if (s.next?.[field]) {
+    host.append(histogram(
+      `${fieldLabel(field, silver, true)} of the next token (after each match)`,
+      "next",
+      /** @type {any} */
+      Object.entries(s.next[field]),
+      HISTOGRAM_BARS,
+      false,
+      `${fieldLabel(field, silver)} of the token after each match: what the model was predicting there`
+    ));
+  }
 }
 
 // src/attnscope/static/attention_data.js
@@ -1542,11 +1629,11 @@ function headSums(bytes, encoding, shape, heads) {
 }
 function parsePositions(text, limit) {
   const out = /* @__PURE__ */ new Set();
-  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
-    const match = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(part);
-    if (!match) throw new Error(`“${part}” is not a position or a range like 3-7`);
+  for (const part2 of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const match = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(part2);
+    if (!match) throw new Error(`“${part2}” is not a position or a range like 3-7`);
     const lo = Number(match[1]), hi = Number(match[2] ?? match[1]);
-    if (hi < lo || hi >= limit) throw new Error(`${part} is out of range: positions are 0-${limit - 1}`);
+    if (hi < lo || hi >= limit) throw new Error(`${part2} is out of range: positions are 0-${limit - 1}`);
     for (let i = lo; i <= hi; i++) out.add(i);
   }
   return out.size ? [...out].sort((a, b) => a - b) : null;
@@ -3301,19 +3388,24 @@ function sync(p) {
   const s = host.state(), attention = host.attention(), corpus = host.corpus(), token = s.token;
   const special = attention !== null && token !== null && token < attention.n && attention.special[token];
   const heads = host.heads().length;
+  const unstored = corpus !== null && !storesLayer(corpus, s.layer);
   let hint = "";
   if (!corpus) hint = "No corpus is served for this model.";
+  else if (unstored) hint = `Corpus ${corpus.name} stores layers ${corpus.stored_layers.join(", ")} only: choose one of them to search.`;
   else if (token === null) hint = "Click a token to search the corpus for it.";
   else if (special && attention) {
     hint = `“${attention.tokens[token]}” is a special token, which the corpus index does not hold: select another token to search.`;
   } else if (heads === 0) hint = "Select at least one head to search by heads.";
-  const ready = corpus !== null && attention !== null && token !== null && !special;
+  const ready = corpus !== null && attention !== null && token !== null && !special && !unstored;
   panelPart("search-embedding").disabled = !ready;
   panelPart("search-heads").disabled = !ready || heads === 0;
   panelPart("search-hint").textContent = hint;
   const score = panelPart("search-score");
   score.disabled = heads === 0;
   score.title = heads === 0 ? "Select heads to choose how a search by heads scores its matches" : "How a search by heads scores a match: the sum or the mean of the selected heads' cosines";
+}
+function storesLayer(corpus, layer) {
+  return !corpus.stored_layers?.length || corpus.stored_layers.includes(layer);
 }
 async function search(p) {
   const { host, results } = p;
@@ -3616,6 +3708,7 @@ function update2(p, patch) {
   if (state.token === null) state.search = "";
   writeUrl(p);
   syncControls(p);
+  if (before.model !== state.model) void p.build.check();
   if (before.corpus !== state.corpus || before.atlas !== state.atlas) void p.atlas.load();
   else p.atlas.follow();
   if (inputChanged) {
@@ -3849,7 +3942,8 @@ function createPage(drops) {
       null
     ),
     search: null,
-    atlas: null
+    atlas: null,
+    build: null
   };
   p.maskFromLink = p.state.mask.length > 0;
   p.panel = attentionPanel(p);
@@ -3875,6 +3969,15 @@ function createPage(drops) {
     },
     notice: (dropped2) => notice(dropped2),
     say: (message) => say(message)
+  });
+  p.build = createCorpusBuild({
+    model: () => modelInfo(p)?.name ?? "",
+    hasCorpus: () => corporaOfModel(p).length > 0,
+    ready: (corpora, corpus) => {
+      p.corpora = corpora;
+      update2(p, { corpus });
+      fillSelectors(p);
+    }
   });
   return p;
 }
@@ -3904,6 +4007,7 @@ async function boot() {
   refitOnThemeChange(p.app, ".as-ctok");
   onThemeChange(() => redraw(p));
   void p.atlas.load();
+  void p.build.check();
   await loadAttention(p, "input");
 }
 void boot();
