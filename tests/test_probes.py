@@ -20,7 +20,6 @@ from attnscope.analysis.probes import (
     probe_ids,
     probe_queries,
     run_probes,
-    stack_layer_sums,
 )
 from attnscope.errors import InputError
 
@@ -146,6 +145,7 @@ def test_a_uniform_model_scores_exactly_what_its_pattern_gives(uniform_smollm2_l
 
 
 def test_scores_read_on_demand_equal_those_of_dense_eager_weights(tmp_path):
+    """run_probes reads on-demand attention layer by layer; an eager capture of the same ids agrees."""
     handle = attnscope.load(str(build_model("smollm2", tmp_path / "m", seed=3)))
     spec = ProbeSpec(length=5, repeats=2, batch=3, seed=2)
     result = run_probes(handle, ["induction", "previous"], spec)
@@ -155,7 +155,7 @@ def test_scores_read_on_demand_equal_those_of_dense_eager_weights(tmp_path):
     for row in ids:
         dense = attnscope.capture(handle, input_ids=row.tolist(), attention="eager").attentions
         for layer in range(2):
-            for name, added in stack_layer_sums(np.asarray(dense), layer, positions).items():
+            for name, added in layer_probe_sums(dense[layer], positions).items():
                 expected[name][layer] += added / (3 * len(positions[name][0]))
     assert result.names == ("induction", "previous") and set(result.scores) == {"induction", "previous"}
     for name in result.names:
@@ -178,3 +178,22 @@ def test_probe_scores_round_trip_and_select():
     with pytest.raises(InputError, match="probe score 'duplicate' was not computed; these were: induction"):
         probes.select(["induction"]).select(["duplicate"])
     assert check_probe_names(["previous", "previous"]) == ("previous",)
+
+
+def test_the_copying_figure_is_the_mean_log_probability_of_each_copys_tokens(tmp_path):
+    handle = attnscope.load(str(build_model("smollm2", tmp_path / "m", seed=5)))
+    spec = ProbeSpec(length=4, repeats=3, batch=2, seed=9)
+    result = run_probes(handle, ["first"], spec)
+    ids = probe_ids(ordinary_vocabulary(handle), spec)
+    first, later = [], []
+    for row in ids:
+        with torch.inference_mode():
+            logits = handle.model(input_ids=torch.as_tensor(row).unsqueeze(0)).logits[0].double()
+        log_probs = torch.log_softmax(logits, dim=-1)
+        for p in range(1, 12):  # token p, predicted at p - 1; each copy's first token left out
+            if p % 4:
+                (first if p < 4 else later).append(float(log_probs[p - 1, row[p]]))
+    assert result.copying is not None and result.copying.tokens == 2 * 3
+    assert result.copying.first == pytest.approx(np.mean(first), abs=1e-5)
+    assert result.copying.later == pytest.approx(np.mean(later), abs=1e-5)
+    assert len(first) == 6 and len(later) == 12

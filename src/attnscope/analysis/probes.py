@@ -18,15 +18,15 @@ text. With a causal language model the probe also gives the model's in-context c
 mean log-probability of the later copies' tokens against the first copy's (near ``−log vocabulary`` for
 the first, near 0 for a model that copies).
 
-Attention is captured on demand (`capture(..., attention="on_demand")`: queries and keys, not weights)
-and each layer's weights are computed one layer at a time and reduced to the few diagonals scored.
+One forward pass gives both: attention is recorded on demand (queries and keys, not weights) and each
+layer's weights are computed one layer at a time and reduced to the few diagonals scored.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -45,7 +45,7 @@ PROBE_TITLES = {
 }
 """How the probe scores are written for people."""
 LOGITS_BYTES = 256 * 2**20
-"""The most float32 logits the copying figure's forward passes hold at once (SmolLM2's probe: 8 sequences)."""
+"""The most float32 logits a probe's forward pass holds at once (SmolLM2's default probe: all 8 sequences)."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class ProbeScores:
 
     def top(self, name: str, k: int = 5) -> list[tuple[int, int, float]]:
         """The ``k`` heads with the highest ``name`` score: (layer, head, score), ties by lower layer, head."""
-        scores = self.scores[check_probe_names([name])[0]] if name not in self.scores else self.scores[name]
+        scores = self.select([name]).scores[name]  # an unknown or uncomputed name: an InputError
         order = np.lexsort((np.arange(scores.size), -scores.reshape(-1)))[:k]
         return [(int(i) // self.heads, int(i) % self.heads, float(scores.reshape(-1)[i])) for i in order]
 
@@ -236,31 +236,6 @@ def layer_probe_sums(weights: Any, positions: dict[str, tuple[np.ndarray, np.nda
     return {name: array[:, q, k].sum(axis=1, dtype=np.float64) for name, (q, k) in positions.items()}
 
 
-def stack_layer_sums(
-    attentions: Any, layer: int, positions: dict[str, tuple[np.ndarray, np.ndarray]]
-) -> dict[str, np.ndarray]:
-    """`layer_probe_sums` of one layer of a stack's attention: a `LazyAttention` is read block by block
-    (the heads sharing a key/value head in one matmul, no (heads, query, key) array held), a dense
-    (layers, heads, query, key) array or tensor sliced."""
-    from ..capture.lazy import LazyAttention
-
-    if not isinstance(attentions, LazyAttention):
-        return layer_probe_sums(attentions[layer], positions)
-    sums = {name: np.zeros(attentions.shape[1], dtype=np.float64) for name in positions}
-    for block in attentions.blocks(layer):
-        weights = block.weights.numpy()
-        for name, (queries, keys) in positions.items():
-            rows = np.searchsorted(block.positions, queries)
-            inside = (rows < len(block.positions)) & (
-                block.positions[np.minimum(rows, len(block.positions) - 1)] == queries
-            )
-            inside &= (keys >= block.key_start) & (keys < block.key_stop)
-            if inside.any():
-                picked = weights[:, rows[inside], keys[inside] - block.key_start]
-                sums[name][block.slots] += picked.sum(axis=1, dtype=np.float64)
-    return sums
-
-
 def ordinary_vocabulary(handle: Any) -> np.ndarray:
     """The ids a probe draws from: every id with a token and an embedding, less the tokenizer's special
     and added tokens (chat markers, padding); 1-D int64, ascending."""
@@ -288,11 +263,11 @@ def run_probes(handle: Any, names: Sequence[str] = PROBES, spec: ProbeSpec | Non
     and its in-context copying when it is a causal language model.
 
     ``names``: some of `PROBES` (an unknown one is an `InputError` listing them). Encoder-decoder models
-    are refused. The probe's attention is captured on demand and each layer reduced as it is computed, so
-    memory holds one layer's (heads, tokens, tokens) weights of one sequence at a time.
+    are refused. One forward pass per chunk of sequences gives both: attention is recorded on demand
+    (queries and keys, `LazyAttention`) and each layer of each sequence is computed and reduced to the
+    scored diagonals in turn, so memory holds one (heads, tokens, tokens) layer at a time; the logits of
+    a chunk stay within `LOGITS_BYTES` and are reduced to the probe tokens' log-probabilities at once.
     """
-    from ..capture.engine import CaptureInput, capture_batch
-
     started = time.perf_counter()
     chosen = check_probe_names(names)
     spec = (spec or ProbeSpec()).check()
@@ -305,31 +280,62 @@ def run_probes(handle: Any, names: Sequence[str] = PROBES, spec: ProbeSpec | Non
     }
     shape = handle.stacks[handle.main_stack]
     sums = {name: np.zeros((shape.layers, shape.heads), dtype=np.float64) for name in chosen}
-    captures = capture_batch(
-        handle,
-        [CaptureInput(input_ids=row.tolist()) for row in ids],
-        fields=["attentions"],
-        top_k=0,
-        attention="on_demand",
-    )
-    while captures:
-        attentions = captures.pop(0).stacks[handle.main_stack].require("attentions")
-        for layer in range(shape.layers):
-            for name, added in stack_layer_sums(attentions, layer, positions).items():
-                sums[name][layer] += added
-        del attentions
+    causal = handle.kind == "decoder" and handle.has_lm_head
+    step = len(ids)
+    if causal:
+        vocabulary = int(handle.model.get_output_embeddings().weight.shape[0])
+        step = max(1, LOGITS_BYTES // (ids.shape[1] * vocabulary * 4))
+    log_probs = []
+    for start in range(0, len(ids), step):
+        for attentions, chosen_log_probs in _probe_pass(handle, ids[start : start + step], causal):
+            for layer in range(shape.layers):
+                for name, added in layer_probe_sums(attentions[layer], positions).items():
+                    sums[name][layer] += added
+            if chosen_log_probs is not None:
+                log_probs.append(chosen_log_probs)
     scores = {name: sums[name] / (len(ids) * len(positions[name][0])) for name in chosen}
-    copying, note = copying_figure(handle, ids, len(prefix), spec)
+    copying, note = copying_figure(handle, np.stack(log_probs) if log_probs else None, len(prefix), spec)
     return ProbeScores(
         chosen, scores, spec, len(prefix), ids.shape[1], copying, note, seconds=time.perf_counter() - started
     )
 
 
-def copying_figure(handle: Any, ids: np.ndarray, prefix: int, spec: ProbeSpec) -> tuple[Copying | None, str]:
-    """The model's in-context copying on the probe ``ids`` (batch, tokens) (`Copying`), or None and why
-    not (no causal language-model head). Sequences run together, as many as keep their (tokens, vocabulary)
-    float32 logits within `LOGITS_BYTES`."""
-    if handle.kind != "decoder" or not handle.has_lm_head:
+def _probe_pass(handle: Any, rows: np.ndarray, causal: bool) -> Iterator[tuple[Any, np.ndarray | None]]:
+    """One forward pass over probe ``rows`` (batch, tokens): per row, its stack's attention ((layers,
+    heads, tokens, tokens): a `LazyAttention`, or dense weights for a model outside transformers' attention
+    interface) and, for a causal language model, each token's log-probability given the tokens before it
+    ((tokens - 1,) float64: entry ``p`` is token ``p + 1``'s)."""
+    from ..capture.engine import run_batch
+    from ..capture.from_ids import tokens_from_ids
+    from ..capture.stacks import stacks_from_calls
+
+    encoded = [tokens_from_ids(handle, row.tolist()) for row in rows]
+    outputs, calls = run_batch(handle, encoded, None, {"attentions"}, attention="on_demand", logits=causal)
+    chosen = None
+    if causal:
+        with torch.inference_mode():
+            log_probs = torch.log_softmax(outputs.logits[:, :-1].float(), dim=-1)  # position p predicts p + 1
+            targets = torch.as_tensor(rows[:, 1:], device=log_probs.device).unsqueeze(2)
+            chosen = log_probs.gather(2, targets)[..., 0].cpu().numpy().astype(np.float64)
+        del log_probs
+    dense = None if calls else outputs.attentions  # (batch, heads, tokens, tokens) per layer
+    del outputs
+    for b, tokens in enumerate(encoded):
+        if dense is not None:
+            attentions: Any = np.stack([layer[b].float().cpu().numpy() for layer in dense])
+        else:
+            stack = stacks_from_calls(handle, calls, b, tokens, None, {"attentions"}, torch.float32)
+            attentions = stack[handle.main_stack].attentions
+        yield attentions, None if chosen is None else chosen[b]
+
+
+def copying_figure(
+    handle: Any, log_probs: np.ndarray | None, prefix: int, spec: ProbeSpec
+) -> tuple[Copying | None, str]:
+    """The model's in-context copying on the probe (`Copying`) from ``log_probs`` (batch, tokens - 1), each
+    token's log-probability given those before it (entry ``p`` is token ``p + 1``'s); or None and why not
+    (no causal language-model head)."""
+    if log_probs is None or handle.kind != "decoder" or not handle.has_lm_head:
         what = "has no language-model head" if not handle.has_lm_head else "is not a causal language model"
         return None, f"model {handle.name!r} {what}, so its in-context copying is not measured"
     length = spec.length
@@ -337,20 +343,7 @@ def copying_figure(handle: Any, ids: np.ndarray, prefix: int, spec: ProbeSpec) -
     later_at = np.concatenate(
         [np.arange(prefix + r * length + 1, prefix + (r + 1) * length) for r in range(1, spec.repeats)]
     )
-    first, later = [], []
-    model = handle.model
-    vocabulary = int(model.get_output_embeddings().weight.shape[0])
-    rows_per_call = max(1, LOGITS_BYTES // (ids.shape[1] * vocabulary * 4))
-    with handle.lock, torch.inference_mode():
-        for start in range(0, len(ids), rows_per_call):
-            chunk = torch.as_tensor(ids[start : start + rows_per_call], device=model.device)
-            logits = model(input_ids=chunk, use_cache=False).logits.float()
-            log_probs = torch.log_softmax(logits[:, :-1], dim=-1)  # position p predicts token p + 1
-            chosen = log_probs.gather(2, chunk[:, 1:].unsqueeze(2))[..., 0].cpu().numpy().astype(np.float64)
-            first.append(chosen[:, first_at - 1])
-            later.append(chosen[:, later_at - 1])
-            del logits, log_probs
-    first_mean, later_mean = float(np.concatenate(first).mean()), float(np.concatenate(later).mean())
+    first_mean, later_mean = float(log_probs[:, first_at - 1].mean()), float(log_probs[:, later_at - 1].mean())
     if not (math.isfinite(first_mean) and math.isfinite(later_mean)):
         return None, f"model {handle.name!r} gave non-finite log-probabilities on the probe"
-    return Copying(first_mean, later_mean, len(first_at) * len(ids)), ""
+    return Copying(first_mean, later_mean, len(first_at) * len(log_probs)), ""
