@@ -7,7 +7,7 @@ every position; the faster of two) as the baseline, then `run_probes` (the on-de
 weights computed and reduced to the scored diagonals, the copying forward), and the ratio. Prints the top
 heads per probe and the copying figure.
 
-    PYTHONPATH=src .venv/bin/python bench/atlas_probes.py [--length 50] [--repeats 2] [--batch 8] [--seed 0]
+    make bench-atlas-probes   # or: .venv/bin/python bench/atlas_probes.py [--length 50] [--batch 8] [--seed 0]
 """
 
 from __future__ import annotations
