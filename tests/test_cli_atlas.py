@@ -82,6 +82,10 @@ def test_a_corpus_without_dependency_annotations_gets_patterns_and_a_notice(tmp_
             "relation 'dobj' is not in the corpus; it has: nsubj, punct, case, det, obl, advmod, amod, aux",
         ),
         (["--relation", "root"], "relation 'root' has no head word to attend to"),
+        (
+            ["--probes", "induction,inductoin"],
+            "probe 'inductoin' is not known: the probes are induction, duplicate, previous, first (or none)",
+        ),
         (["--index", "."], "name a corpus (--corpus ewt, a .conllu file or directory, a .txt file) or an index"),
     ],
 )

@@ -85,13 +85,22 @@ def atlas(
     ),
     long: str = typer.Option("truncate", "--long", help="Sentences longer than the model takes: truncate or skip."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow code from the checkpoint."),
+    probes: str | None = typer.Option(
+        None,
+        "--probes",
+        help="Synthetic-probe scores per head, comma-separated: induction, duplicate, previous, first (or all, "
+        "or none). Default: all for causal models, none for encoders.",
+    ),
     as_json: bool = typer.Option(
         False, "--json", help="Print the atlas as JSON instead of tables (the files are written too)."
     ),
 ) -> None:
     """Score every head over a corpus: previous/next token, itself, first and special tokens, entropy,
-    and for every dependency relation how often its strongest attention finds the head or dependent."""
+    and for every dependency relation how often its strongest attention finds the head or dependent;
+    for causal models also induction, duplicate-token, previous-token and first-token-sink scores from a
+    probe of repeated random tokens."""
     from . import capture, load
+    from .analysis.probes import parse_probes
     from .atlas import ATLAS_HTML, ATLAS_JSON, ATLAS_PARQUET, atlas_for_index, compute_atlas, write_atlas
     from .corpus import open_corpus
     from .views.atlas import save_atlas_page
@@ -99,6 +108,7 @@ def atlas(
     started = time.perf_counter()
     console = Console(stderr=True)
     try:
+        chosen_probes = None if probes is None else parse_probes(probes)
         if (corpus is None) == (index_dir is None):
             raise InputError(
                 "name a corpus (--corpus ewt, a .conllu file or directory, a .txt file) or an index "
@@ -116,14 +126,25 @@ def atlas(
                 opened = Index.open(index_dir)
                 handle = load(model or opened.manifest.model, trust_remote_code=trust_remote_code)
                 result = atlas_for_index(
-                    opened, handle, relations=relation or None, batch_tokens=batch_tokens, progress=progress
+                    opened,
+                    handle,
+                    relations=relation or None,
+                    batch_tokens=batch_tokens,
+                    progress=progress,
+                    probes=chosen_probes,
                 )
                 texts: Iterable[str] = opened.tables.sentences["text"]
             else:
                 source = open_corpus(str(corpus), spacy_pipeline=spacy)
                 handle = load(model or "default", trust_remote_code=trust_remote_code)
                 result = compute_atlas(
-                    handle, source, relations=relation or None, batch_tokens=batch_tokens, long=long, progress=progress
+                    handle,
+                    source,
+                    relations=relation or None,
+                    batch_tokens=batch_tokens,
+                    long=long,
+                    progress=progress,
+                    probes=chosen_probes,
                 )
                 texts = (sentence.text for sentence in source.sentences)
         sample = capture(handle, example or _example_text(texts), fields="all", truncate=True, top_k=0)
@@ -184,6 +205,28 @@ def _heads(found: list[tuple[int, int, float]], top: int) -> str:
     return shown + (f" [dim](+{len(found) - top} more)[/]" if len(found) > top else "")
 
 
+def _print_probes(console: Console, probes: Any, top: int) -> None:
+    """The top heads per probe score, the probe's size and seed, and the model's copying on it."""
+    from .analysis.probes import PROBE_TITLES
+
+    spec = probes.spec
+    console.print(
+        f"\n[bold]Heads by probe[/] (layer-head (mean attention); {count(spec.batch, 'sequence')} of "
+        f"{count(spec.length, 'random token')} × {spec.repeats}, seed {spec.seed}; {probes.seconds:.1f} s):"
+    )
+    for name in probes.names:
+        shown = ", ".join(f"{layer}-{head} ({score:.2f})" for layer, head, score in probes.top(name, top))
+        console.print(f"  {PROBE_TITLES[name]}: {shown}")
+    copying = probes.copying
+    if copying is None:
+        console.print(f"  [dim]in-context copying: not measured ({escape(probes.copying_note)})[/]")
+    else:
+        console.print(
+            f"  in-context copying: mean log-probability {copying.later:.2f} on the repeated tokens against "
+            f"{copying.first:.2f} on their first occurrence (gain {copying.gain:+.2f} nats)"
+        )
+
+
 def _print_atlas(result: Any, top: int, min_arcs: int, written: list[Path], seconds: float) -> None:
     from .analysis.relations import DIRECTIONS
     from .atlas import ARROWS
@@ -204,6 +247,8 @@ def _print_atlas(result: Any, top: int, min_arcs: int, written: list[Path], seco
     for pattern, title in PATTERN_TITLES.items():
         console.print(f"  {title}: {_heads(result.heads_with(pattern), top)}")
     console.print(f"  mixed (none dominates): {count(len(result.heads_with('mixed')), 'head')}")
+    if result.probes is not None:
+        _print_probes(console, result.probes, top)
     relations = result.relations
     if relations is not None:
         shown = [i for i, pairs in enumerate(relations.pairs) if pairs >= min_arcs]

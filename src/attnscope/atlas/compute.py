@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..analysis.patterns import PatternSums, pattern_sums
+from ..analysis.probes import PROBES, ProbeSpec, check_probe_names, run_probes
 from ..analysis.relations import ROOT, Arcs, RelationTally, sentence_arcs
 from ..capture.engine import capture_batch
 from ..capture.inputs import Tokens
@@ -111,6 +112,26 @@ def _was(number: int) -> str:
     return "was" if number == 1 else "were"
 
 
+def default_probes(handle: ModelHandle) -> tuple[str, ...]:
+    """The probe scores an atlas gets when none are named: all of `PROBES` for a causal (decoder) model,
+    none for an encoder (bidirectional attention has no "earlier copy" to find; name them to get them)."""
+    return PROBES if handle.kind == "decoder" else ()
+
+
+def with_probes(
+    atlas: Atlas, handle: ModelHandle, probes: Sequence[str] | None, spec: ProbeSpec | None = None
+) -> Atlas:
+    """``atlas`` with the probe scores ``probes`` (None: `default_probes`; empty: none), computed by
+    `analysis.probes.run_probes` (with ``spec``, default `ProbeSpec()`) unless it has them already."""
+    names = default_probes(handle) if probes is None else check_probe_names(probes)
+    if not names:
+        return replace(atlas, probes=None)
+    have = atlas.probes
+    if have is not None and set(names) <= set(have.names) and (spec is None or spec == have.spec):
+        return replace(atlas, probes=have.select(names))
+    return replace(atlas, probes=run_probes(handle, names, spec))
+
+
 def compute_atlas(
     handle: ModelHandle,
     corpus: Corpus,
@@ -121,20 +142,25 @@ def compute_atlas(
     threshold: float = 0.5,
     broad_entropy: float = 0.75,
     progress: Progress | None = None,
+    probes: Sequence[str] | None = None,
+    probe_spec: ProbeSpec | None = None,
 ) -> Atlas:
     """Score every head of ``handle``'s self-attention stack over ``corpus`` (see `Atlas`).
 
     ``relations`` limits the relation scores to those names (each must be in the corpus; root has no
     head word and is never scored); a corpus without dependency annotations gets pattern scores only,
-    with a notice. Sentences run ``batch_tokens`` padded tokens at a time.
+    with a notice. Sentences run ``batch_tokens`` padded tokens at a time. ``probes`` names the
+    synthetic-probe scores (None: `default_probes`, all for causal models; empty: none), run on a probe
+    of ``probe_spec``'s size and seed; an unknown name is an `InputError` before the model runs.
     """
+    names = default_probes(handle) if probes is None else check_probe_names(probes)
     if handle.kind == "encoder-decoder":
         raise InputError(
             f"the head atlas does not cover encoder-decoder models ({handle.name!r}) yet: use an encoder "
             "or a decoder model"
         )
     sentences, info = corpus_sentences(handle, corpus, long)
-    return score_sentences(
+    atlas = score_sentences(
         handle,
         sentences,
         info,
@@ -144,6 +170,7 @@ def compute_atlas(
         broad_entropy=broad_entropy,
         progress=progress,
     )
+    return with_probes(atlas, handle, names, probe_spec)
 
 
 def score_sentences(

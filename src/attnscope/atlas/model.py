@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..analysis.patterns import SHARES, PatternScores, label_heads
+from ..analysis.probes import ProbeScores
 from ..analysis.relations import DIRECTIONS, ROOT
 from ..errors import InputError
 
@@ -86,6 +87,8 @@ class Atlas:
     ``patterns`` are token-weighted means over every ordinary query token of the corpus (``tokens``
     of them, in ``sentences`` sentences); ``relations`` is None when the corpus has no dependency
     annotations (``notices`` then says so). ``threshold``/``broad_entropy`` made the pattern labels.
+    ``probes`` are the synthetic-probe scores (`analysis.probes`: induction, duplicate token, previous
+    token, first-token sink), None when none were computed (by default they are for causal models).
     """
 
     model: str
@@ -105,6 +108,7 @@ class Atlas:
     threshold: float = 0.5
     broad_entropy: float = 0.75
     seconds: float = 0.0
+    probes: ProbeScores | None = None
 
     def heads_with(self, pattern: str) -> list[tuple[int, int, float]]:
         """The (layer, head, score) of every head labelled ``pattern``, highest score first."""
@@ -125,9 +129,21 @@ class Atlas:
             )
         return replace(self, relations=self.relations.select(relations))
 
+    def select_probes(self, names: Sequence[str]) -> Atlas:
+        """The atlas with only the probe scores ``names`` (none: an empty sequence); a name not computed is
+        an `InputError` naming those that were."""
+        if not names:
+            return replace(self, probes=None)
+        if self.probes is None:
+            raise InputError(
+                f"the atlas of {self.model!r} has no probe scores: compute it with probes {', '.join(names)}"
+            )
+        return replace(self, probes=self.probes.select(names))
+
     def table(self) -> dict[str, list[Any]]:
-        """One row per head (layer-major): layer, head, label, the pattern scores, then for every
-        relation and direction a column ``"<relation> <direction>"`` of accuracies."""
+        """One row per head (layer-major): layer, head, label, the pattern scores, a column
+        ``"probe_<name>"`` per probe score, then for every relation and direction a column
+        ``"<relation> <direction>"`` of accuracies."""
         layer, head = np.divmod(np.arange(self.layers * self.heads), self.heads)
         columns: dict[str, list[Any]] = {
             "layer": layer.tolist(),
@@ -136,6 +152,9 @@ class Atlas:
         }
         for name in SCORES:
             columns[name] = getattr(self.patterns, name).reshape(-1).tolist()
+        if self.probes is not None:
+            for name in self.probes.names:
+                columns[f"probe_{name}"] = self.probes.scores[name].reshape(-1).tolist()
         if self.relations is not None:
             for r, name in enumerate(self.relations.names):
                 for direction in DIRECTIONS:
@@ -188,6 +207,7 @@ class Atlas:
             "relations": relations,
             "unaligned_arcs": self.relations.unaligned if self.relations is not None else 0,
             "notices": list(self.notices),
+            "probes": self.probes.to_dict() if self.probes is not None else None,
         }
 
     @classmethod
@@ -233,4 +253,5 @@ class Atlas:
             threshold=threshold,
             broad_entropy=broad,
             seconds=float(data.get("seconds", 0.0)),
+            probes=ProbeScores.from_dict(data["probes"]) if data.get("probes") else None,
         )

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from ..analysis.probes import check_probe_names
 from ..capture.inputs import encode
 from ..capture.loading import ModelHandle
 from ..errors import AttnscopeError, WriteError, count
@@ -21,9 +22,11 @@ from .compute import (
     CorpusInfo,
     Progress,
     choose_relations,
+    default_probes,
     long_sentence_notices,
     relation_counts,
     score_sentences,
+    with_probes,
 )
 from .model import Atlas
 
@@ -114,9 +117,12 @@ def atlas_for_index(
     recompute: bool = False,
     batch_tokens: int = 4096,
     progress: Progress | None = None,
+    probes: Sequence[str] | None = None,
 ) -> Atlas:
     """The atlas of an index's corpus under ``handle``'s model: read from ``<index>/atlas.json`` when it
     was made for this model, tokenizer and corpus, otherwise computed (all relations) and cached there.
+    ``probes``: the probe scores wanted (None: `compute.default_probes`, all for causal models; empty:
+    none); a cached atlas without them gets them computed (`compute.with_probes`) and cached again.
 
     A model other than the index's is refused (`IndexMismatchError`); one process computes an index's
     atlas once even when several threads ask at the same time. An index directory that cannot be
@@ -128,8 +134,13 @@ def atlas_for_index(
     else:
         directory, manifest, tables = Path(index), read_manifest(Path(index)), None
     check_model(manifest, handle, directory)
+    wanted = default_probes(handle) if probes is None else check_probe_names(probes)
     with _lock_for(directory):
         atlas = None if recompute else _cached(directory, manifest)
+        if atlas is not None and not set(wanted) <= set(atlas.probes.names if atlas.probes else ()):
+            atlas = _cache(
+                with_probes(atlas, handle, sorted({*wanted, *(atlas.probes.names if atlas.probes else ())})), directory
+            )
         if atlas is None:
             sentences = index_sentences(tables if tables is not None else Tables.read(directory), handle)
             if relations:
@@ -137,17 +148,24 @@ def atlas_for_index(
             atlas = score_sentences(
                 handle, sentences, _corpus_info(manifest), batch_tokens=batch_tokens, progress=progress
             )
-            try:
-                write_atlas(atlas, directory)
-            except WriteError as error:  # a read-only index still gets its atlas, with a notice
-                atlas = replace(
-                    atlas,
-                    notices=(
-                        *atlas.notices,
-                        f"the atlas could not be cached beside the index ({error}); it is computed again next time",
-                    ),
-                )
+            atlas = _cache(with_probes(atlas, handle, wanted), directory)
+    atlas = atlas.select_probes(wanted)
     return atlas.select_relations(relations) if relations else atlas
+
+
+def _cache(atlas: Atlas, directory: Path) -> Atlas:
+    """Write ``atlas`` beside its index; a read-only index still gets its atlas, with a notice."""
+    try:
+        write_atlas(atlas, directory)
+    except WriteError as error:
+        return replace(
+            atlas,
+            notices=(
+                *atlas.notices,
+                f"the atlas could not be cached beside the index ({error}); it is computed again next time",
+            ),
+        )
+    return atlas
 
 
 def cached_atlas(index: Index) -> Atlas | None:

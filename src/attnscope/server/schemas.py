@@ -303,7 +303,9 @@ class AtlasResponse(BaseModel):
     """``GET /api/atlas``: a corpus's head atlas, computed once in the background and cached beside its index.
 
     ``status`` is "computing" (``done`` of ``total`` tokens so far: ask again), "ready" (``atlas`` is
-    what `Atlas.to_dict` returns: patterns and relation scores per head) or "failed" (``message`` says
+    what `Atlas.to_dict` returns: patterns and relation scores per head, and for a causal model its
+    ``probes``: induction, duplicate-token, previous-token and first-token-sink scores with the probe's
+    size, seed and copying figure) or "failed" (``message`` says
     why; the next request starts over).
     """
 

@@ -1,7 +1,8 @@
 // @ts-check
 /**
  * The head atlas: a layers × heads grid coloured by the score the user picks (a pattern share, the
- * entropy, or a relation's accuracy in one direction), a sortable table of every head, and a
+ * entropy, a synthetic-probe score such as induction, or a relation's accuracy in one direction), a
+ * sortable table of every head, and a
  * sortable table of the best head per dependency relation against its fixed-offset baseline.
  *
  * The scores and the colour ramp are in atlas_scores.js (passed on from here), the tables in atlas_tables.js.
@@ -21,7 +22,7 @@
 
 import { labelled, make } from "./common.js";
 import { cssColour, parseColour, readableOn } from "./contrast.js";
-import { colourOf, format, scoreOptions, signed } from "./atlas_scores.js";
+import { colourOf, format, probeSummary, scoreOptions, signed } from "./atlas_scores.js";
 import { createHeadsTable, createRelationsTable, relationRows } from "./atlas_tables.js";
 /** @import { RGBA } from "./contrast.js" */
 /** @import { ScoreOption } from "./atlas_scores.js" */
@@ -99,6 +100,7 @@ function appendTitle(root, atlas) {
   const title = `${atlas.model} on ${atlas.corpus}: ${atlas.layers} layers × ${atlas.heads} heads, ` +
     `${atlas.sentences.toLocaleString("en")} sentences, ${atlas.tokens.toLocaleString("en")} tokens`;
   root.append(make("div", "attnscope-atlas-title", title));
+  if (atlas.probes) root.append(make("div", "attnscope-atlas-probes", probeSummary(atlas.probes)));
   if (atlas.notices.length) {
     const notices = make("ul", "attnscope-atlas-notices");
     for (const notice of atlas.notices) notices.append(make("li", "attnscope-atlas-notice", notice));
@@ -106,14 +108,17 @@ function appendTitle(root, atlas) {
   }
 }
 
-/** The "Colour by" select: pattern shares, then relation accuracies. @param {ScoreOption[]} options @param {string} score */
+/** What each group of scores is called in the "Colour by" select. */
+const GROUP_TITLES = { Patterns: "Pattern shares", Probes: "Probe scores", Relations: "Relation accuracy" };
+
+/** The "Colour by" select: pattern shares, probe scores, then relation accuracies. @param {ScoreOption[]} options @param {string} score */
 function scoreSelect(options, score) {
   const select = /** @type {HTMLSelectElement} */ (make("select", "attnscope-atlas-score"));
-  for (const group of ["Patterns", "Relations"]) {
+  for (const [group, title] of Object.entries(GROUP_TITLES)) {
     const members = options.filter((o) => o.group === group);
     if (!members.length) continue;
     const optgroup = document.createElement("optgroup");
-    optgroup.label = group === "Patterns" ? "Pattern shares" : "Relation accuracy";
+    optgroup.label = title;
     for (const o of members) optgroup.append(new Option(o.label, o.key));
     select.append(optgroup);
   }

@@ -1,12 +1,13 @@
 // @ts-check
 /**
- * The head atlas's two tables, sortable by any column: every head (its pattern shares, its pattern label
- * and, when the grid shows a relation, that relation's accuracy), and the best head per dependency relation
+ * The head atlas's two tables, sortable by any column: every head (its pattern shares, its pattern label,
+ * its probe scores when the atlas has them and, when the grid shows a relation, that relation's accuracy),
+ * and the best head per dependency relation
  * in each direction against the relation's fixed-offset baseline. Imported by atlas.js.
  */
 
 import { make } from "./common.js";
-import { DIRECTIONS, format, PATTERN_LABELS, signed } from "./atlas_scores.js";
+import { DIRECTIONS, format, PATTERN_LABELS, scoreOptions, signed } from "./atlas_scores.js";
 /** @import { ScoreOption } from "./atlas_scores.js" */
 
 /**
@@ -91,6 +92,10 @@ export function createHeadsTable(atlas, option, open, initial) {
     key, label: text, value: (/** @type {any} */ r) => atlas.patterns[key][r.layer][r.head],
     text: (/** @type {any} */ r) => format(atlas.patterns[key][r.layer][r.head]),
   }));
+  const probeColumns = scoreOptions(atlas).filter((o) => o.group === "Probes").map((o) => ({
+    key: o.key, label: o.label, value: (/** @type {any} */ r) => o.values[r.layer][r.head],
+    text: (/** @type {any} */ r) => format(o.values[r.layer][r.head]),
+  }));
   const columns = () => {
     /** @type {Column[]} */
     const shown = [
@@ -100,6 +105,7 @@ export function createHeadsTable(atlas, option, open, initial) {
         value: (r) => atlas.patterns.labels[r.layer][r.head],
         text: (r) => atlas.patterns.labels[r.layer][r.head] },
       ...patternColumns,
+      ...probeColumns,
     ];
     const o = option();
     if (o.group === "Relations") {

@@ -613,6 +613,12 @@ var PATTERN_LABELS = {
   special: "special tokens",
   entropy: "entropy"
 };
+var PROBE_LABELS = {
+  induction: "induction",
+  duplicate: "duplicate token",
+  previous: "previous token (probe)",
+  first: "first-token sink (probe)"
+};
 var DIRECTIONS = { dependent_to_head: "dependent→head", head_to_dependent: "head→dependent" };
 var LOW = [247, 251, 255];
 var HIGH = [8, 48, 107];
@@ -627,6 +633,17 @@ function scoreOptions(atlas) {
     group: "Patterns",
     values: atlas.patterns[key]
   }));
+  for (const name of atlas.probes?.names ?? []) {
+    options.push({
+      key: `probe_${name}`,
+      label: PROBE_LABELS[
+        /** @type {keyof typeof PROBE_LABELS} */
+        name
+      ] ?? name,
+      group: "Probes",
+      values: atlas.probes[name]
+    });
+  }
   for (const relation of atlas.relations ?? []) {
     for (const [direction, arrow] of Object.entries(DIRECTIONS)) {
       options.push({
@@ -640,6 +657,11 @@ function scoreOptions(atlas) {
     }
   }
   return options;
+}
+function probeSummary(probes) {
+  const size = `Probe scores from ${probes.batch} sequences of ${probes.length} random tokens, each repeated ${probes.repeats} times (seed ${probes.seed}). `;
+  const copying = probes.copying;
+  return size + (copying ? `In-context copying: mean log-probability ${copying.later.toFixed(2)} on the repeated tokens against ${copying.first.toFixed(2)} on their first occurrence (${copying.gain >= 0 ? "+" : ""}${copying.gain.toFixed(2)} nats).` : probes.copying_note);
 }
 function format(value) {
   return value.toFixed(2);
@@ -714,6 +736,12 @@ function createHeadsTable(atlas, option2, open2, initial) {
     value: (r) => atlas.patterns[key][r.layer][r.head],
     text: (r) => format(atlas.patterns[key][r.layer][r.head])
   }));
+  const probeColumns = scoreOptions(atlas).filter((o) => o.group === "Probes").map((o) => ({
+    key: o.key,
+    label: o.label,
+    value: (r) => o.values[r.layer][r.head],
+    text: (r) => format(o.values[r.layer][r.head])
+  }));
   const columns2 = () => {
     const shown2 = [
       {
@@ -730,7 +758,8 @@ function createHeadsTable(atlas, option2, open2, initial) {
         value: (r) => atlas.patterns.labels[r.layer][r.head],
         text: (r) => atlas.patterns.labels[r.layer][r.head]
       },
-      ...patternColumns
+      ...patternColumns,
+      ...probeColumns
     ];
     const o = option2();
     if (o.group === "Relations") {
@@ -865,22 +894,24 @@ function option(v) {
 function appendTitle(root, atlas) {
   const title = `${atlas.model} on ${atlas.corpus}: ${atlas.layers} layers × ${atlas.heads} heads, ${atlas.sentences.toLocaleString("en")} sentences, ${atlas.tokens.toLocaleString("en")} tokens`;
   root.append(make("div", "attnscope-atlas-title", title));
+  if (atlas.probes) root.append(make("div", "attnscope-atlas-probes", probeSummary(atlas.probes)));
   if (atlas.notices.length) {
     const notices = make("ul", "attnscope-atlas-notices");
     for (const notice2 of atlas.notices) notices.append(make("li", "attnscope-atlas-notice", notice2));
     root.append(notices);
   }
 }
+var GROUP_TITLES = { Patterns: "Pattern shares", Probes: "Probe scores", Relations: "Relation accuracy" };
 function scoreSelect(options, score) {
   const select = (
     /** @type {HTMLSelectElement} */
     make("select", "attnscope-atlas-score")
   );
-  for (const group of ["Patterns", "Relations"]) {
+  for (const [group, title] of Object.entries(GROUP_TITLES)) {
     const members = options.filter((o) => o.group === group);
     if (!members.length) continue;
     const optgroup = document.createElement("optgroup");
-    optgroup.label = group === "Patterns" ? "Pattern shares" : "Relation accuracy";
+    optgroup.label = title;
     for (const o of members) optgroup.append(new Option(o.label, o.key));
     select.append(optgroup);
   }
