@@ -91,6 +91,11 @@ def test_masking_is_refused_for_smollm2_with_the_reason(app):
     assert status.startswith(f"Model '{SMOL}' is a causal decoder: a causal model predicts the next token")
     assert "mask" not in query_of(app.page.url) and app.page.get_attribute("#app", "data-loads") == loads
     assert app.page.locator(".attnscope-hv-masked").count() == 0
+
+    open_app(app, "?" + urlencode({"model": "smollm2", "text": PUB, "mask": "3"}))  # a link's mask: dropped, said why
+    dropped = app.page.inner_text("#link-dropped")
+    assert dropped.startswith("mask=3 was ignored: model") and "a causal model predicts the next token" in dropped
+    assert "mask" not in query_of(app.page.url) and app.page.locator(".attnscope-hv-masked").count() == 0
     assert app.errors == []
 
 

@@ -18,7 +18,7 @@
 import { FILTERS, make } from "./common.js";
 import { onThemeChange, refitOnThemeChange } from "./contrast.js";
 import { createAtlasPanel } from "./app_atlas_panel.js";
-import { checkContinuation, continueRequest, syncContinue, wireContinue } from "./app_decoder.js";
+import { checkCausalMask, checkContinuation, continueRequest, syncContinue, wireContinue } from "./app_decoder.js";
 import { fieldLabel } from "./app_corpus.js";
 import { createAttentionPanel, inputOf, showPredictionsTip } from "./app_head_view.js";
 import { checkLinkMask, checkServed, checkToken, showDropped } from "./app_links.js";
@@ -193,6 +193,7 @@ async function loadAttention(p, reason) {
   }
   app.dataset[reason === "input" ? "attention" : "aggregation"] = "loading";
   if (reason === "input") say("");
+  notice(checkCausalMask(p.state, info));
   try {
     if (p.maskFromLink && p.state.mask.length) {
       const checked = await checkLinkMask(p.state, info.name);

@@ -42,6 +42,14 @@ export function checkContinuation(state, info) {
   return drops;
 }
 
+/** A link's mask for a causal model, dropped with the reason before anything is asked. @param {AppState} state @param {any} info */
+export function checkCausalMask(state, info) {
+  if (!state.mask.length || !info?.masking_refused) return [];
+  const drops = [dropped("mask", state.mask.join(","), info.masking_refused)];
+  state.mask = [];
+  return drops;
+}
+
 /**
  * Wire the Continue controls: Continue asks for the number of tokens typed more (greedy, or sampled with the seed
  * typed; a change of how restarts the continuation), and "Back to the prompt" drops it.

@@ -1158,6 +1158,12 @@ function checkContinuation(state, info) {
   state.seed = null;
   return drops;
 }
+function checkCausalMask(state, info) {
+  if (!state.mask.length || !info?.masking_refused) return [];
+  const drops = [dropped("mask", state.mask.join(","), info.masking_refused)];
+  state.mask = [];
+  return drops;
+}
 function wireContinue(state, update3) {
   const how = byId("continue-how"), seed = byId("continue-seed");
   how.addEventListener("change", () => {
@@ -3499,8 +3505,8 @@ function checkServed(state, models, corpora) {
     drops.push(dropped("corpus", state.corpus, other ? `it was indexed with model ${other.model}, not ${info.name}` : `it is not served here (${served2})`));
     state.corpus = "";
   }
-  if (state.mask.length && !info.mask_token) {
-    drops.push(dropped("mask", state.mask.join(","), `model ${info.name} has no mask token, so tokens cannot be masked`));
+  if (state.mask.length && (info.masking_refused || !info.mask_token)) {
+    drops.push(dropped("mask", state.mask.join(","), info.masking_refused ?? `model ${info.name} has no mask token, so tokens cannot be masked`));
     state.mask = [];
   }
   const shows = (info.aggregations ?? []).map((a) => a.name);
@@ -3732,6 +3738,7 @@ async function loadAttention(p, reason) {
   }
   app.dataset[reason === "input" ? "attention" : "aggregation"] = "loading";
   if (reason === "input") say("");
+  notice(checkCausalMask(p.state, info));
   try {
     if (p.maskFromLink && p.state.mask.length) {
       const checked = await checkLinkMask(p.state, info.name);
