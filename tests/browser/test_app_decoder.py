@@ -153,6 +153,10 @@ def test_continue_appends_the_generated_tokens_marked_with_their_attention_and_p
 
 
 def test_switching_models_keeps_the_url_reproducible(app, browser, server):
+    open_app(app, "?" + urlencode({"text": PUB, "gen": 5}))  # the encoder cannot continue: said, and dropped
+    dropped = app.page.inner_text("#link-dropped")
+    assert dropped.startswith("gen=5 was ignored: model sentence-transformers/all-MiniLM-L6-v2 is not a causal decoder")
+    assert "gen" not in query_of(app.page.url)
     open_app(app, "?" + urlencode({"text": PUB, "layer": 2}))
     assert query_of(app.page.url)["model"] == ["sentence-transformers/all-MiniLM-L6-v2"]
     assert query_of(app.page.url)["corpus"] == ["small"]
