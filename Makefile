@@ -33,12 +33,15 @@ $(TEST_STAMP): $(RUN_STAMP)
 	$(PIP) -e '.[test]'
 	touch $(TEST_STAMP)
 
-# The main job: the explorer app on the default model and corpus (UD English EWT, indexed on first start).
-# EWT is read from ../shared/data when it is there, otherwise downloaded once into the cache.
+# The main job: the explorer app on the default model and corpus (UD English EWT, indexed on first start) and the
+# built-in causal decoder SmolLM2-135M-Instruct (its GGUF file converted once into the cache on its first load,
+# about 35 s), switched by the app's model menu. EWT is read from ../shared/data when it is there, otherwise
+# downloaded once into the cache. RUN_MODELS picks other models (`make run RUN_MODELS="--model default"`).
 EWT_DIR := $(abspath $(wildcard ../shared/data/ud_english_ewt))
 PORT ?= 8000
+RUN_MODELS ?= --model default --model smollm2
 run: venv
-	ATTNSCOPE_EWT_DIR="$${ATTNSCOPE_EWT_DIR:-$(EWT_DIR)}" $(VENV)/bin/attnscope serve --port $(PORT)
+	ATTNSCOPE_EWT_DIR="$${ATTNSCOPE_EWT_DIR:-$(EWT_DIR)}" $(VENV)/bin/attnscope serve $(RUN_MODELS) --port $(PORT)
 
 # The browser tests drive Debian's Chromium (Playwright cannot download browsers here).
 CHROMIUM := /usr/bin/chromium

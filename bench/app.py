@@ -17,8 +17,11 @@ once into a temporary directory from ../shared/data) on a free loopback port, th
 - The head atlas panel's computation: a second server over a hard-linked copy of the index (without
   its atlas) is asked for the atlas; the time until it is ready, and attention requests' latency while
   it is computed against an idle server.
+- M6 with the built-in SmolLM2 (bench/app_decoder.py): layer change at 512 tokens, a prediction shown
+  after hover, and Continue of 20 tokens at a 512-token prompt against ``model.generate`` of the same tokens.
 
     .venv/bin/python bench/app.py [--index DIR] [--samples 20] [--clients 16] [--seconds 60] [--no-atlas]
+        [--decoder-only] [--continues 3]
 """
 
 from __future__ import annotations
@@ -41,8 +44,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.chromium import ARGS, CHROMIUM  # noqa: E402 - how the tests start Chromium
-from tests.serve_process import serving  # noqa: E402 - the same server runner the tests use
+from tests.serve_process import free_port, serving  # noqa: E402 - the same server runner the tests use
 
+from app_decoder import decoder_figures  # noqa: E402 - M6, bench/app_decoder.py
 from attnscope.corpus import open_corpus  # noqa: E402
 
 PUB = "The girl ran to a local pub to escape the din of her city."
@@ -276,8 +280,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--no-atlas", action="store_true", help="skip the head atlas computed in the background")
+    parser.add_argument("--decoder-only", action="store_true", help="only the M6 figures with SmolLM2")
+    parser.add_argument("--continues", type=int, default=3, help="Continue and model.generate runs (M6)")
     args = parser.parse_args()
     sentences = [s.text for s in open_corpus(EWT).sentences if 5 <= len(s.words) <= 40]
+    if args.decoder_only:
+        decoder_figures(sentences, args.samples, args.continues, TIMED, free_port())
+        return
     long_text = " ".join(sentences[:40])
     with tempfile.TemporaryDirectory() as tmp:
         index = args.index
@@ -305,6 +314,7 @@ def main() -> None:
             r2(base, served.pid, sentences, args.clients, args.seconds)
         if not args.no_atlas:
             atlas_in_background(index, Path(tmp), sentences)
+    decoder_figures(sentences, args.samples, args.continues, TIMED, free_port())
 
 
 if __name__ == "__main__":

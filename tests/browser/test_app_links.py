@@ -105,13 +105,15 @@ def test_malformed_values_are_each_named_and_the_valid_ones_kept(app):
         "per": "word",
         "scoring": "max",
         "pairs": "AC",
+        "gen": "0",
+        "seed": "-1",
     }
     open_app(app, "?" + urlencode(query))
     dropped = notice(app)
     assert dropped == {
         "colour": "colour=red was ignored: the app reads only model, corpus, text, pair, mask, layer, heads, show, "
         "words, top_share, special, token, search, field, cols, span, atlas, score, top, filter, per, scoring, "
-        "pairs",
+        "pairs, gen, seed",
         "mask": "mask=3;4 was ignored: not a list of token positions (write them as 1,4,7)",
         "heads": "heads=1,x was ignored: not a list of head numbers (write them as 1,4,7)",
         "layer": "layer=two was ignored: not a layer number (0, 1, 2, …)",
@@ -128,6 +130,8 @@ def test_malformed_values_are_each_named_and_the_valid_ones_kept(app):
         "per": "per=word was ignored: write per=sentence for one match per sentence, or leave it out",
         "scoring": "scoring=max was ignored: a head search's score is sum or mean",
         "pairs": "pairs=AC was ignored: the sentence filter is one of all, AA, BB, AB, BA",
+        "gen": "gen=0 was ignored: the tokens generated after the text are 1 to 200",
+        "seed": "seed=-1 was ignored: a seed needs tokens generated (gen=…)",
     }
     assert view(app)["token"] == "5" and view(app)["layer"] == "0" and view(app)["masked"] == []
     assert app.page.input_value("#top-share") == "90" and not app.page.is_checked("#words")

@@ -89,7 +89,7 @@ def test_a_causal_decoder_says_its_stack_and_that_predictions_are_the_next_token
         "A causal decoder: each token attends only to itself and the tokens before it.",
     )
     app.page.hover(".attnscope-hv-queries .attnscope-hv-token[data-index='2']")
-    assert "the model's predictions for the next token:" in app.page.inner_text("#tooltip")
+    assert "the model would predict next:" in app.page.inner_text("#tooltip")
     expected = attnscope.capture(handle, TEXT, top_k=5).top_k(2)
     shown_tokens = [item.rsplit(" ", 1)[0] for item in app.page.locator("#tooltip li").all_inner_texts()]
     assert shown_tokens == [t if t.strip() else "␣" for t, _ in expected]

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from .build_routes import router as builds
+from .decoder_routes import router as decoder_router
 from .errors import error_response, install_error_handlers
 from .pages import router as pages
 from .routes import router
@@ -86,6 +87,7 @@ def create_app(state: AppState) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(builds)
+    app.include_router(decoder_router)
     app.include_router(pages)
     app.add_middleware(BodyLimit, max_bytes=state.limits.max_body_bytes)
     _name_the_served(app, state)
@@ -105,7 +107,7 @@ def _name_the_served(app: FastAPI, state: AppState) -> None:
         schema = generate()
         components = schema.get("components", {}).get("schemas", {})
         models = sorted({*state.models, *state.listed_aliases()})
-        for name in ("AttentionRequest", "PredictionsRequest"):
+        for name in ("AttentionRequest", "PredictionsRequest", "ContinueRequest"):
             if name in components:
                 components[name]["properties"]["model"]["enum"] = models
         if state.corpora and "SearchRequest" in components:

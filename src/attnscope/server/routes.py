@@ -27,6 +27,7 @@ from ..index import Query, SearchResult
 from ..index.search import check_query_token
 from ..views.aggregated import CARRIED
 from ..views.payload import payload_from_capture
+from .causal import causal_masking_message, refuse_causal_mask
 from .errors import ApiError, in_field
 from .schemas import (
     AggregationInfo,
@@ -267,10 +268,12 @@ def atlas(
 
 def _encode(state: AppState, handle: ModelHandle, text: str, pair: str | None, mask: list[int]) -> Tokens:
     """Tokenise the input (once: the capture runs on these tokens), refusing more tokens than the server
-    takes and bad mask positions (``mask``: the model has none; ``mask.1``: that entry is at fault)."""
+    takes, any mask for a causal decoder (`refuse_causal_mask`) and bad mask positions (``mask``: the model has
+    none; ``mask.1``: that entry is at fault)."""
     with in_field("text"):
         tokens = encode(handle, text, pair)
     _check_length(state, handle, tokens, "text")
+    refuse_causal_mask(handle, state.name_of(handle), mask)
     if mask:
         with in_field("mask"):
             tokens = apply_mask(tokens, mask, handle)
@@ -321,6 +324,7 @@ def _model_info(name: str, handle: ModelHandle, aliases: list[str]) -> ModelInfo
         stacks={k: StackInfo(**vars(v)) for k, v in handle.stacks.items()},
         mask_token=handle.mask_token,
         masking_note=masking_caveat(handle),
+        masking_refused=causal_masking_message(name) if handle.kind == "decoder" else None,
         aggregations=[
             AggregationInfo(name=m.name, label=m.label, about=m.about, per_head=m.per_head, norm=m.norm)
             for m in (BY_NAME[name] for name in ("raw", *CARRIED))

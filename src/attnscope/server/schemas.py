@@ -195,7 +195,8 @@ class ModelInfo(BaseModel):
     """A configured model: its shape, its input limit and whether it can predict tokens.
 
     ``masking_note`` is what the app says where the user masks a token when this model was not trained
-    to fill in its mask token (no masked-LM head), null when masking is meaningful for it. ``aggregations``
+    to fill in its mask token (no masked-LM head), null when masking is meaningful for it; ``masking_refused`` why
+    the API refuses masking for it at all (a causal decoder), null otherwise. ``aggregations``
     are what the attention view can draw: the raw weights and every carried aggregation.
     """
 
@@ -210,6 +211,7 @@ class ModelInfo(BaseModel):
     stacks: dict[str, StackInfo]
     mask_token: str | None
     masking_note: str | None = None
+    masking_refused: str | None = None
     aggregations: list[AggregationInfo] = Field(default_factory=list)
 
 

@@ -19,6 +19,7 @@ import { FILTERS, make } from "./common.js";
 import { onThemeChange, refitOnThemeChange } from "./contrast.js";
 import { createAtlasPanel } from "./app_atlas_panel.js";
 import { createCorpusBuild } from "./app_corpus_build.js";
+import { checkCausalMask, checkContinuation, continueRequest, syncContinue, wireContinue } from "./app_decoder.js";
 import { fieldLabel } from "./app_corpus.js";
 import { createAttentionPanel, inputOf, showPredictionsTip } from "./app_head_view.js";
 import { checkLinkMask, checkServed, checkToken, showDropped } from "./app_links.js";
@@ -38,7 +39,7 @@ const NORM_HELP = " Each row is scaled to sum to 1 (these are lengths, not proba
  * The page: its state, what the server serves, the loaded input and its predictions, and the panels.
  * @typedef {{ app: HTMLElement, state: AppState, models: any[], corpora: any[], attention: AttentionData | null,
  *   predictions: any[] | null, predictionsNote: string, predictionsMode: string, run: number, focusAfterLoad: boolean,
- *   maskFromLink: boolean, panel: ReturnType<typeof createAttentionPanel>, search: any, atlas: any, build: any }} Page
+ *   maskFromLink: boolean, panel: ReturnType<typeof createAttentionPanel>, search: any, atlas: any, build: any, continuation: any }} Page
  */
 
 /** @param {string} id @returns {any} */
@@ -129,6 +130,7 @@ function redraw(p) {
   byId("attention-empty").textContent = p.attention && selectedHeads(p).length === 0
     ? "No heads selected: pick heads above (or All) to see their attention." : "";
   p.search.sync();
+  syncContinue(p.state, modelInfo(p), p.continuation);
   const masking = modelInfo(p)?.masking_note, note = byId("mask-note");
   note.textContent = masking ? masking[0].toUpperCase() + masking.slice(1) : ""; // a sentence, as shown
   note.hidden = !masking || p.state.mask.length === 0;
@@ -145,9 +147,10 @@ function update(p, patch) {
   const before = p.state;
   p.state = { ...p.state, ...patch };
   const state = p.state;
-  const inputChanged = ["model", "text", "pair"].some((k) => /** @type {any} */ (before)[k] !== /** @type {any} */ (state)[k])
+  const inputChanged = ["model", "text", "pair", "gen", "seed"].some((k) => /** @type {any} */ (before)[k] !== /** @type {any} */ (state)[k])
     || before.mask.join() !== state.mask.join();
   if (inputChanged && !("token" in patch)) state.token = null;
+  if (inputChanged && !("gen" in patch)) Object.assign(state, { gen: 0, seed: null }); // a new input: no continuation
   if (state.token === null) state.search = "";
   writeUrl(p);
   syncControls(p);
@@ -192,6 +195,7 @@ async function loadAttention(p, reason) {
   }
   app.dataset[reason === "input" ? "attention" : "aggregation"] = "loading";
   if (reason === "input") say("");
+  notice(checkCausalMask(p.state, info));
   try {
     if (p.maskFromLink && p.state.mask.length) {
       const checked = await checkLinkMask(p.state, info.name);
@@ -200,7 +204,10 @@ async function loadAttention(p, reason) {
       if (checked) p.state.mask = checked.keep;
     }
     p.maskFromLink = false;
-    const response = await api("/api/attention", attentionRequest(p, info));
+    notice(checkContinuation(p.state, info));
+    const request = attentionRequest(p, info);
+    const response = p.state.gen > 0 ? await api("/api/continue", continueRequest(p.state, request))
+      : await api("/api/attention", request);
     if (run !== p.run) return;
     drawResponse(p, response, info);
   } catch (error) {
@@ -216,6 +223,7 @@ function drawResponse(p, response, info) {
   p.predictions = response.predictions;
   p.predictionsNote = response.predictions_note ?? "";
   p.predictionsMode = response.predictions_mode ?? "";
+  p.continuation = response.generated ? response : null;
   showStack(p, response.stack, info);
   notice(checkToken(p.state, p.attention));
   if (p.state.layer >= p.attention.layers) p.state.layer = p.attention.layers - 1;
@@ -277,6 +285,10 @@ function toggleMask(p, positions) {
   const info = modelInfo(p), attention = p.attention;
   if (!attention || !info) return;
   const pos = positions[0];
+  if (info.masking_refused) {
+    say(info.masking_refused[0].toUpperCase() + info.masking_refused.slice(1) + "."); // a causal model: never masked
+    return;
+  }
   if (attention.special[pos]) {
     say(`"${attention.tokens[pos]}" is a special token: only ordinary tokens can be masked.`);
     return;
@@ -337,6 +349,7 @@ function wireInput(p) {
     update(p, { model, corpus, mask: [], token: null, show });
     fillSelectors(p);
   });
+  wireContinue(() => p.state, (patch) => update(p, patch));
   byId("corpus").addEventListener("change", () => {
     update(p, { corpus: byId("corpus").value });
     fillSelectors(p);
@@ -399,7 +412,7 @@ function createPage(drops) {
   const p = {
     app: byId("app"), state: stateFromQuery(location.search, drops), models: [], corpora: [], attention: null,
     predictions: null, predictionsNote: "", predictionsMode: "", run: 0, focusAfterLoad: false, maskFromLink: false,
-    panel: /** @type {any} */ (null), search: null, atlas: null, build: null,
+    panel: /** @type {any} */ (null), search: null, atlas: null, build: null, continuation: null,
   };
   p.maskFromLink = p.state.mask.length > 0; // a link's mask is checked against the input before it is sent
   p.panel = attentionPanel(p);

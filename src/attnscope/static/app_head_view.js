@@ -153,7 +153,7 @@ export function showPredictionsTip(tooltip, at) {
       item.append(make("span", "as-muted", `${(100 * c.probability).toFixed(1)}%`));
       list.append(item);
     }
-    const what = at.mode === "next" ? "the model's predictions for the next token:"
+    const what = at.mode === "next" ? "the model would predict next:"
       : attention.masked.includes(pos) ? "the model's predictions for this masked token:"
         : "the model's predictions for this position:";
     parts.push(make("p", "as-muted", what), list);

@@ -56,8 +56,8 @@ export function checkServed(state, models, corpora) {
       : `it is not served here (${served})`));
     state.corpus = "";
   }
-  if (state.mask.length && !info.mask_token) {
-    drops.push(dropped("mask", state.mask.join(","), `model ${info.name} has no mask token, so tokens cannot be masked`));
+  if (state.mask.length && (info.masking_refused || !info.mask_token)) { // a causal model's reason first
+    drops.push(dropped("mask", state.mask.join(","), info.masking_refused ?? `model ${info.name} has no mask token, so tokens cannot be masked`));
     state.mask = [];
   }
   const shows = (info.aggregations ?? []).map((/** @type {any} */ a) => a.name);

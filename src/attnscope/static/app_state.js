@@ -11,7 +11,8 @@
  * name in older links, is read as it), special
  * (hide), token, search (embedding | heads), field (summary), cols (column field), span (column
  * offsets), atlas (the head atlas panel is open) and score (what colours the atlas grid); the search
- * options top, filter, per and scoring (app_search.js) and pairs (the sentence-pair filter of the lines).
+ * options top, filter, per and scoring (app_search.js), pairs (the sentence-pair filter of the lines), and a causal
+ * model's continuation: gen (tokens generated after the text) and seed (sampled with it; absent: greedy).
  * A value out of shape (or an unknown parameter) is reported (`dropped`) and left at its default.
  */
 
@@ -23,7 +24,7 @@ import { readSearchOptions, searchDefaults, writeSearchOptions } from "./app_sea
  *   model: string, corpus: string, text: string, pair: string, mask: number[], layer: number,
  *   heads: number[] | null, show: string, words: boolean, topShare: number, hideSpecial: boolean,
  *   token: number | null, search: string, field: string, cols: string, span: number, atlas: boolean, score: string,
- *   top: number, filter: string, perSentence: boolean, scoring: string, pairs: string
+ *   top: number, filter: string, perSentence: boolean, scoring: string, pairs: string, gen: number, seed: number | null
  * }} AppState
  */
 
@@ -35,7 +36,7 @@ export function defaultState() {
   return {
     model: "", corpus: "", text: "", pair: "", mask: [], layer: 0, heads: null, show: "raw", words: false,
     topShare: TOP_SHARE_DEFAULT, hideSpecial: false, token: null, search: "", field: "", cols: "", span: 1, atlas: false, score: "",
-    ...searchDefaults(), pairs: "all",
+    ...searchDefaults(), pairs: "all", gen: 0, seed: null,
   };
 }
 
@@ -48,7 +49,8 @@ export function parseList(text) {
 
 /** The parameters the app reads (any other is reported as ignored). */
 const PARAMETERS = ["model", "corpus", "text", "pair", "mask", "layer", "heads", "show", "words", "top_share", "special",
-  "token", "search", "field", "cols", "span", "atlas", "score", "top", "filter", "per", "scoring", "pairs"];
+  "token", "search", "field", "cols", "span", "atlas", "score", "top", "filter", "per", "scoring", "pairs", "gen", "seed"];
+const GEN_MAX = 200; // tokens one Continue request may generate (POST /api/continue's max_new_tokens)
 const MAX_TEXT = 2000; // characters, as the page's inputs and the API take
 
 /**
@@ -120,7 +122,20 @@ export function stateFromQuery(search, drops = []) {
   if (known && pairs !== "all" && !state.pair) drop("pairs", "the sentence filter needs a second sentence (pair=…)");
   else if (known) state.pairs = /** @type {string} */ (pairs);
   else if (pairs !== null) drop("pairs", `the sentence filter is one of ${FILTERS.map(([value]) => value).join(", ")}`);
+  readContinuation(q, state, drop);
   return state;
+}
+
+/**
+ * A causal model's continuation: gen (tokens generated after the text, 1-200) and seed (sampled with this
+ * seed; absent: greedy). @param {URLSearchParams} q @param {AppState} state @param {(name: string, why: string) => void} drop
+ */
+function readContinuation(q, state, drop) {
+  const gen = q.get("gen"), seed = q.get("seed");
+  if (gen !== null && /^\d{1,3}$/.test(gen) && Number(gen) >= 1 && Number(gen) <= GEN_MAX) state.gen = Number(gen);
+  else if (gen !== null) drop("gen", `the tokens generated after the text are 1 to ${GEN_MAX}`);
+  if (seed !== null && /^\d{1,9}$/.test(seed) && state.gen > 0) state.seed = Number(seed);
+  else if (seed !== null) drop("seed", state.gen > 0 ? "a sampling seed is a whole number (0, 1, 2, …)" : "a seed needs tokens generated (gen=…)");
 }
 
 /**
@@ -157,6 +172,8 @@ export function queryFromState(state) {
   if (state.score) q.set("score", state.score);
   writeSearchOptions(state, q);
   if (state.pairs !== base.pairs) q.set("pairs", state.pairs);
+  if (state.gen > 0) q.set("gen", String(state.gen));
+  if (state.gen > 0 && state.seed !== null) q.set("seed", String(state.seed));
   return "?" + q.toString();
 }
 
@@ -194,4 +211,4 @@ export async function api(path, body, signal) {
   return data;
 }
 
-export { MAX_TEXT, SPAN_MAX };
+export { GEN_MAX, MAX_TEXT, SPAN_MAX };

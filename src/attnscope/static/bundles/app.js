@@ -446,7 +446,9 @@ function defaultState() {
     atlas: false,
     score: "",
     ...searchDefaults(),
-    pairs: "all"
+    pairs: "all",
+    gen: 0,
+    seed: null
   };
 }
 function parseList(text) {
@@ -477,8 +479,11 @@ var PARAMETERS = [
   "filter",
   "per",
   "scoring",
-  "pairs"
+  "pairs",
+  "gen",
+  "seed"
 ];
+var GEN_MAX = 200;
 var MAX_TEXT = 2e3;
 function dropped(name, value, why) {
   const shown2 = value.length > 40 ? `${value.slice(0, 37)}…` : value;
@@ -542,7 +547,15 @@ function stateFromQuery(search2, drops = []) {
   else if (known) state.pairs = /** @type {string} */
   pairs;
   else if (pairs !== null) drop("pairs", `the sentence filter is one of ${FILTERS.map(([value]) => value).join(", ")}`);
+  readContinuation(q, state, drop);
   return state;
+}
+function readContinuation(q, state, drop) {
+  const gen = q.get("gen"), seed = q.get("seed");
+  if (gen !== null && /^\d{1,3}$/.test(gen) && Number(gen) >= 1 && Number(gen) <= GEN_MAX) state.gen = Number(gen);
+  else if (gen !== null) drop("gen", `the tokens generated after the text are 1 to ${GEN_MAX}`);
+  if (seed !== null && /^\d{1,9}$/.test(seed) && state.gen > 0) state.seed = Number(seed);
+  else if (seed !== null) drop("seed", state.gen > 0 ? "a sampling seed is a whole number (0, 1, 2, …)" : "a seed needs tokens generated (gen=…)");
 }
 function flag(q, name, value, drop) {
   const given = q.get(name);
@@ -572,6 +585,8 @@ function queryFromState(state) {
   if (state.score) q.set("score", state.score);
   writeSearchOptions(state, q);
   if (state.pairs !== base.pairs) q.set("pairs", state.pairs);
+  if (state.gen > 0) q.set("gen", String(state.gen));
+  if (state.gen > 0 && state.seed !== null) q.set("seed", String(state.seed));
   return "?" + q.toString();
 }
 var ApiFailure = class extends Error {
@@ -1200,6 +1215,70 @@ function createCorpusBuild(host) {
     }
   }
   return { check };
+}
+
+// src/attnscope/static/app_decoder.js
+function byId(id) {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`attnscope: the page has no #${id}`);
+  return el;
+}
+var canContinue = (info) => !!info && info.kind === "decoder" && info.has_lm_head;
+function continueRequest(state, attention) {
+  const { model, text, aggregations, heads } = attention;
+  return {
+    model,
+    text,
+    aggregations,
+    ...heads ? { heads } : {},
+    max_new_tokens: state.gen,
+    do_sample: state.seed !== null,
+    ...state.seed !== null ? { seed: state.seed } : {}
+  };
+}
+function checkContinuation(state, info) {
+  if (state.gen === 0 || canContinue(info)) return [];
+  const drops = [dropped("gen", String(state.gen), `model ${info?.name ?? state.model} is not a causal decoder with a language-model head, so it cannot continue a text`)];
+  state.gen = 0;
+  state.seed = null;
+  return drops;
+}
+function checkCausalMask(state, info) {
+  if (!state.mask.length || !info?.masking_refused) return [];
+  const drops = [dropped("mask", state.mask.join(","), info.masking_refused)];
+  state.mask = [];
+  return drops;
+}
+function wireContinue(state, update3) {
+  const how = byId("continue-how"), seed = byId("continue-seed");
+  how.addEventListener("change", () => {
+    seed.hidden = how.value !== "sample";
+  });
+  byId("continue").addEventListener("click", () => {
+    const n = Math.round(Number(byId("continue-n").value));
+    if (!(n >= 1 && n <= GEN_MAX)) {
+      byId("continue-note").textContent = `Continue generates 1 to ${GEN_MAX} tokens at a time.`;
+      return;
+    }
+    const s = state(), chosen = how.value === "sample" ? Math.max(0, Math.round(Number(seed.value) || 0)) : null;
+    const gen = (chosen === s.seed ? s.gen : 0) + n;
+    update3({ gen, seed: chosen, token: s.token });
+  });
+  byId("continue-clear").addEventListener("click", () => update3({ gen: 0, seed: null, token: null }));
+}
+function syncContinue(state, info, response) {
+  const bar = byId("continue-bar");
+  bar.hidden = !canContinue(info);
+  if (bar.hidden) return;
+  byId("continue-how").value = state.seed === null ? "greedy" : "sample";
+  byId("continue-seed").hidden = state.seed === null;
+  if (state.seed !== null) byId("continue-seed").value = String(state.seed);
+  byId("continue-clear").disabled = state.gen === 0;
+  byId("continue").disabled = !!state.pair;
+  byId("continue").title = state.pair ? "Continue takes one text: clear the second sentence" : "";
+  const generated = response?.generated?.length ?? 0;
+  const how = state.seed === null ? "greedy" : `sampled with seed ${state.seed}`;
+  byId("continue-note").textContent = !state.gen || !response?.generated ? "" : generated === state.gen ? `${generated} tokens generated (${how}), shown in italics after the text.` : `${generated} of ${state.gen} tokens generated (${how}): the model ended its text.`;
 }
 
 // src/attnscope/static/app_corpus.js
@@ -3335,7 +3414,7 @@ function showPredictionsTip(tooltip, at) {
       item.append(make("span", "as-muted", `${(100 * c.probability).toFixed(1)}%`));
       list.append(item);
     }
-    const what = at.mode === "next" ? "the model's predictions for the next token:" : attention.masked.includes(pos) ? "the model's predictions for this masked token:" : "the model's predictions for this position:";
+    const what = at.mode === "next" ? "the model would predict next:" : attention.masked.includes(pos) ? "the model's predictions for this masked token:" : "the model's predictions for this position:";
     parts.push(make("p", "as-muted", what), list);
   } else {
     const note = at.note || "no predictions";
@@ -3549,8 +3628,8 @@ function checkServed(state, models, corpora) {
     drops.push(dropped("corpus", state.corpus, other ? `it was indexed with model ${other.model}, not ${info.name}` : `it is not served here (${served2})`));
     state.corpus = "";
   }
-  if (state.mask.length && !info.mask_token) {
-    drops.push(dropped("mask", state.mask.join(","), `model ${info.name} has no mask token, so tokens cannot be masked`));
+  if (state.mask.length && (info.masking_refused || !info.mask_token)) {
+    drops.push(dropped("mask", state.mask.join(","), info.masking_refused ?? `model ${info.name} has no mask token, so tokens cannot be masked`));
     state.mask = [];
   }
   const shows = (info.aggregations ?? []).map((a) => a.name);
@@ -3649,7 +3728,7 @@ var EXAMPLE = "The girl ran to a local pub to escape the din of her city.";
 var RAW_HELP = "Each head's attention weights: how much each token (left) takes from each token (right).";
 var WORDS_HELP = " Between words: attention to a word is the sum over its tokens, from a word the mean (Clark et al. 2019).";
 var NORM_HELP = " Each row is scaled to sum to 1 (these are lengths, not probabilities).";
-function byId(id) {
+function byId2(id) {
   const el = document.getElementById(id);
   if (!el) throw new Error(`attnscope: the page has no #${id}`);
   return el;
@@ -3666,9 +3745,9 @@ function selectedHeads(p) {
 }
 var shownMethod = (p) => (modelInfo(p)?.aggregations ?? []).find((a) => a.name === p.state.show) ?? null;
 var say = (message) => {
-  byId("status").textContent = message;
+  byId2("status").textContent = message;
 };
-var notice = (drops) => showDropped(byId("link-notice"), byId("link-dropped"), drops);
+var notice = (drops) => showDropped(byId2("link-notice"), byId2("link-dropped"), drops);
 var writeUrl = (p) => history.replaceState(null, "", queryFromState(p.state));
 function fill(select, options, value) {
   select.replaceChildren(...options.map(([v, label]) => {
@@ -3683,43 +3762,44 @@ function fill(select, options, value) {
 }
 function fillSelectors(p) {
   const info = modelInfo(p);
-  fill(byId("model"), p.models.map((m) => [m.name, m.name]), info?.name ?? "");
+  fill(byId2("model"), p.models.map((m) => [m.name, m.name]), info?.name ?? "");
   const own = corporaOfModel(p);
-  fill(byId("corpus"), own.length ? own.map((c) => [c.name, `${c.name} (${c.tokens.toLocaleString("en")} tokens)`]) : [["", "(none for this model)"]], p.state.corpus);
+  fill(byId2("corpus"), own.length ? own.map((c) => [c.name, `${c.name} (${c.tokens.toLocaleString("en")} tokens)`]) : [["", "(none for this model)"]], p.state.corpus);
   const shape = info ? `${info.layers} layers × ${info.heads} heads` : "";
-  byId("model-note").textContent = !info ? "" : (info.kind === "encoder-decoder" ? `encoder-decoder · encoder: ${shape}` : shape) + (info.has_lm_head ? "" : " · no language-model head");
-  fill(byId("show"), (info?.aggregations ?? []).map((a) => [a.name, a.label]), p.state.show);
+  byId2("model-note").textContent = !info ? "" : (info.kind === "encoder-decoder" ? `encoder-decoder · encoder: ${shape}` : shape) + (info.has_lm_head ? "" : " · no language-model head");
+  fill(byId2("show"), (info?.aggregations ?? []).map((a) => [a.name, a.label]), p.state.show);
   const fields = corpusInfo(p)?.fields ?? [];
   const labels = fields.map((f) => (
     /** @type {[string, string]} */
     [f, fieldLabel(f, corpusInfo(p)?.silver)]
   ));
-  fill(byId("summary-field"), labels, p.state.field || fields[0] || "");
-  fill(byId("cols-field"), labels, p.state.cols || fields[0] || "");
+  fill(byId2("summary-field"), labels, p.state.field || fields[0] || "");
+  fill(byId2("cols-field"), labels, p.state.cols || fields[0] || "");
 }
 function fillLayers(p) {
   const count = p.attention?.layers ?? modelInfo(p)?.layers ?? 0;
-  const select = byId("layer");
+  const select = byId2("layer");
   if (select.options.length !== count) fill(select, [...Array(count).keys()].map((l) => [String(l), String(l)]), "");
   select.value = String(Math.min(p.state.layer, Math.max(0, count - 1)));
 }
 function syncControls(p) {
   const { state } = p;
-  byId("top-share").value = String(Math.round(state.topShare * 100));
-  byId("top-share-value").textContent = `${Math.round(state.topShare * 100)}%`;
-  byId("hide-special").checked = state.hideSpecial;
-  byId("show").value = state.show;
-  byId("words").checked = state.words;
-  byId("pairs").value = state.pairs;
+  byId2("top-share").value = String(Math.round(state.topShare * 100));
+  byId2("top-share-value").textContent = `${Math.round(state.topShare * 100)}%`;
+  byId2("hide-special").checked = state.hideSpecial;
+  byId2("show").value = state.show;
+  byId2("words").checked = state.words;
+  byId2("pairs").value = state.pairs;
   syncSearchControls(state);
 }
 function redraw(p) {
   p.panel.sync(p.state);
   const method = shownMethod(p);
-  byId("show-help").textContent = (p.state.show === "raw" ? RAW_HELP : method ? `${method.about[0].toUpperCase()}${method.about.slice(1)}.` : "") + (method?.norm ? NORM_HELP : "") + (p.state.words ? WORDS_HELP : "");
-  byId("attention-empty").textContent = p.attention && selectedHeads(p).length === 0 ? "No heads selected: pick heads above (or All) to see their attention." : "";
+  byId2("show-help").textContent = (p.state.show === "raw" ? RAW_HELP : method ? `${method.about[0].toUpperCase()}${method.about.slice(1)}.` : "") + (method?.norm ? NORM_HELP : "") + (p.state.words ? WORDS_HELP : "");
+  byId2("attention-empty").textContent = p.attention && selectedHeads(p).length === 0 ? "No heads selected: pick heads above (or All) to see their attention." : "";
   p.search.sync();
-  const masking = modelInfo(p)?.masking_note, note = byId("mask-note");
+  syncContinue(p.state, modelInfo(p), p.continuation);
+  const masking = modelInfo(p)?.masking_note, note = byId2("mask-note");
   note.textContent = masking ? masking[0].toUpperCase() + masking.slice(1) : "";
   note.hidden = !masking || p.state.mask.length === 0;
 }
@@ -3730,12 +3810,13 @@ function update2(p, patch) {
   const before = p.state;
   p.state = { ...p.state, ...patch };
   const state = p.state;
-  const inputChanged = ["model", "text", "pair"].some((k) => (
+  const inputChanged = ["model", "text", "pair", "gen", "seed"].some((k) => (
     /** @type {any} */
     before[k] !== /** @type {any} */
     state[k]
   )) || before.mask.join() !== state.mask.join();
   if (inputChanged && !("token" in patch)) state.token = null;
+  if (inputChanged && !("gen" in patch)) Object.assign(state, { gen: 0, seed: null });
   if (state.token === null) state.search = "";
   writeUrl(p);
   syncControls(p);
@@ -3781,6 +3862,7 @@ async function loadAttention(p, reason) {
   }
   app.dataset[reason === "input" ? "attention" : "aggregation"] = "loading";
   if (reason === "input") say("");
+  notice(checkCausalMask(p.state, info));
   try {
     if (p.maskFromLink && p.state.mask.length) {
       const checked = await checkLinkMask(p.state, info.name);
@@ -3789,7 +3871,9 @@ async function loadAttention(p, reason) {
       if (checked) p.state.mask = checked.keep;
     }
     p.maskFromLink = false;
-    const response = await api("/api/attention", attentionRequest(p, info));
+    notice(checkContinuation(p.state, info));
+    const request = attentionRequest(p, info);
+    const response = p.state.gen > 0 ? await api("/api/continue", continueRequest(p.state, request)) : await api("/api/attention", request);
     if (run !== p.run) return;
     drawResponse(p, response, info);
   } catch (error) {
@@ -3803,10 +3887,11 @@ function drawResponse(p, response, info) {
   p.predictions = response.predictions;
   p.predictionsNote = response.predictions_note ?? "";
   p.predictionsMode = response.predictions_mode ?? "";
+  p.continuation = response.generated ? response : null;
   showStack(p, response.stack, info);
   notice(checkToken(p.state, p.attention));
   if (p.state.layer >= p.attention.layers) p.state.layer = p.attention.layers - 1;
-  byId("pairs-label").hidden = !p.attention.segments.includes(1);
+  byId2("pairs-label").hidden = !p.attention.segments.includes(1);
   writeUrl(p);
   fillLayers(p);
   p.panel.show(response, p.state);
@@ -3816,7 +3901,7 @@ function drawResponse(p, response, info) {
   if (response.payload.header.stacks.some((s) => Object.keys(s.aggregations ?? {}).length)) {
     app.dataset.aggregations = String(Number(app.dataset.aggregations ?? 0) + 1);
   }
-  if (p.focusAfterLoad) byId("attention").querySelector(".attnscope-hv-queries .attnscope-hv-pinned")?.focus();
+  if (p.focusAfterLoad) byId2("attention").querySelector(".attnscope-hv-queries .attnscope-hv-pinned")?.focus();
   p.focusAfterLoad = false;
   if (p.state.search) void p.search.search();
   else p.search.clear();
@@ -3843,13 +3928,17 @@ function loadFailed(p, error, reason) {
 function showStack(p, stack, info) {
   const seq2seq = info.kind === "encoder-decoder";
   p.app.dataset.stack = stack;
-  byId("attention-stack").textContent = seq2seq ? "(the encoder's self-attention)" : stack === "decoder" ? "(decoder self-attention, causal)" : "(encoder self-attention)";
-  byId("stack-note").textContent = seq2seq ? "This model is an encoder-decoder: this is its encoder's self-attention over the sentence. Its decoder's self-attention and its cross-attention need a target text (the decoder's input), which the explorer does not take: show them in a notebook with attnscope.model_view(attnscope.capture(model, text, target=…))." : stack === "decoder" ? "A causal decoder: each token attends only to itself and the tokens before it." : "";
+  byId2("attention-stack").textContent = seq2seq ? "(the encoder's self-attention)" : stack === "decoder" ? "(decoder self-attention, causal)" : "(encoder self-attention)";
+  byId2("stack-note").textContent = seq2seq ? "This model is an encoder-decoder: this is its encoder's self-attention over the sentence. Its decoder's self-attention and its cross-attention need a target text (the decoder's input), which the explorer does not take: show them in a notebook with attnscope.model_view(attnscope.capture(model, text, target=…))." : stack === "decoder" ? "A causal decoder: each token attends only to itself and the tokens before it." : "";
 }
 function toggleMask(p, positions) {
   const info = modelInfo(p), attention = p.attention;
   if (!attention || !info) return;
   const pos = positions[0];
+  if (info.masking_refused) {
+    say(info.masking_refused[0].toUpperCase() + info.masking_refused.slice(1) + ".");
+    return;
+  }
   if (attention.special[pos]) {
     say(`"${attention.tokens[pos]}" is a special token: only ordinary tokens can be masked.`);
     return;
@@ -3866,14 +3955,14 @@ function openMatch(p, match, rank) {
   history.replaceState({ opened: rank }, "", location.href);
   history.pushState(null, "", location.href);
   p.focusAfterLoad = true;
-  byId("text").value = match.text;
-  byId("pair").value = "";
+  byId2("text").value = match.text;
+  byId2("pair").value = "";
   update2(p, matchPatch(match));
-  byId("attention").scrollIntoView({ block: "nearest" });
+  byId2("attention").scrollIntoView({ block: "nearest" });
 }
 function attentionPanel(p) {
-  const tooltip = byId("tooltip");
-  return createAttentionPanel(byId("attention"), {
+  const tooltip = byId2("tooltip");
+  return createAttentionPanel(byId2("attention"), {
     onSelect: (tokens) => update2(p, { token: tokens[0] }),
     onMask: (tokens) => toggleMask(p, tokens),
     onHeads: (heads) => update2(p, { heads }),
@@ -3888,9 +3977,9 @@ function attentionPanel(p) {
   });
 }
 function wireInput(p) {
-  byId("input").addEventListener("submit", (event) => {
+  byId2("input").addEventListener("submit", (event) => {
     event.preventDefault();
-    const text = byId("text").value, pair = byId("pair").value.trim() ? byId("pair").value : "";
+    const text = byId2("text").value, pair = byId2("pair").value.trim() ? byId2("pair").value : "";
     if (!text.trim()) {
       say("The sentence is empty: type a sentence to see its attention.");
       return;
@@ -3898,49 +3987,50 @@ function wireInput(p) {
     if (text === p.state.text && pair === p.state.pair) void loadAttention(p, "input");
     else update2(p, { text, pair, mask: [], token: null });
   });
-  byId("model").addEventListener("change", () => {
-    const model = byId("model").value;
+  byId2("model").addEventListener("change", () => {
+    const model = byId2("model").value;
     const info = p.models.find((m) => m.name === model);
     const corpus = p.corpora.find((c) => info && (c.model === info.name || info.aliases.includes(c.model)))?.name ?? "";
     const show = (info?.aggregations ?? []).some((a) => a.name === p.state.show) ? p.state.show : "raw";
     update2(p, { model, corpus, mask: [], token: null, show });
     fillSelectors(p);
   });
-  byId("corpus").addEventListener("change", () => {
-    update2(p, { corpus: byId("corpus").value });
+  wireContinue(() => p.state, (patch) => update2(p, patch));
+  byId2("corpus").addEventListener("change", () => {
+    update2(p, { corpus: byId2("corpus").value });
     fillSelectors(p);
   });
 }
 function wireView(p) {
-  byId("layer").addEventListener("change", () => update2(p, { layer: Number(byId("layer").value) }));
-  byId("show").addEventListener("change", () => update2(p, { show: byId("show").value }));
-  byId("words").addEventListener("change", () => update2(p, { words: byId("words").checked }));
-  byId("pairs").addEventListener("change", () => update2(p, { pairs: byId("pairs").value }));
-  byId("top-share").addEventListener("input", () => update2(p, { topShare: Number(byId("top-share").value) / 100 }));
-  byId("hide-special").addEventListener("change", () => {
-    const hideSpecial = byId("hide-special").checked, a = p.attention;
+  byId2("layer").addEventListener("change", () => update2(p, { layer: Number(byId2("layer").value) }));
+  byId2("show").addEventListener("change", () => update2(p, { show: byId2("show").value }));
+  byId2("words").addEventListener("change", () => update2(p, { words: byId2("words").checked }));
+  byId2("pairs").addEventListener("change", () => update2(p, { pairs: byId2("pairs").value }));
+  byId2("top-share").addEventListener("input", () => update2(p, { topShare: Number(byId2("top-share").value) / 100 }));
+  byId2("hide-special").addEventListener("change", () => {
+    const hideSpecial = byId2("hide-special").checked, a = p.attention;
     const hidden = hideSpecial && a !== null && p.state.token !== null && a.special[p.state.token];
     update2(p, { hideSpecial, ...hidden ? { token: null } : {} });
   });
-  byId("atlas").addEventListener("attnscope-atlas-open", (event) => {
+  byId2("atlas").addEventListener("attnscope-atlas-open", (event) => {
     update2(p, { layer: event.detail.layer, heads: [event.detail.head] });
   });
   document.addEventListener("keydown", (event) => {
     if (event.key !== "Escape") return;
-    byId("tooltip").hidden = true;
+    byId2("tooltip").hidden = true;
     if (!(event.target instanceof HTMLInputElement) && p.state.token !== null) update2(p, { token: null });
   });
 }
 function wirePanels(p) {
   wireSearchControls((patch) => "filter" in patch ? p.search.setFilter(patch.filter ?? "") : update2(p, patch));
-  byId("summary-field").addEventListener("change", () => update2(p, { field: byId("summary-field").value }));
-  byId("cols-field").addEventListener("change", () => update2(p, { cols: byId("cols-field").value }));
-  byId("cols-narrow").addEventListener("click", () => update2(p, { span: Math.max(0, p.state.span - 1) }));
-  byId("cols-wider").addEventListener("click", () => update2(p, { span: Math.min(SPAN_MAX, p.state.span + 1) }));
-  byId("atlas-toggle").addEventListener("click", () => update2(p, { atlas: !p.state.atlas }));
-  byId("link-notice-close").addEventListener("click", () => {
-    byId("link-notice").hidden = true;
-    byId("link-dropped").replaceChildren();
+  byId2("summary-field").addEventListener("change", () => update2(p, { field: byId2("summary-field").value }));
+  byId2("cols-field").addEventListener("change", () => update2(p, { cols: byId2("cols-field").value }));
+  byId2("cols-narrow").addEventListener("click", () => update2(p, { span: Math.max(0, p.state.span - 1) }));
+  byId2("cols-wider").addEventListener("click", () => update2(p, { span: Math.min(SPAN_MAX, p.state.span + 1) }));
+  byId2("atlas-toggle").addEventListener("click", () => update2(p, { atlas: !p.state.atlas }));
+  byId2("link-notice-close").addEventListener("click", () => {
+    byId2("link-notice").hidden = true;
+    byId2("link-dropped").replaceChildren();
   });
   window.addEventListener("popstate", (event) => {
     const next = stateFromQuery(location.search);
@@ -3948,8 +4038,8 @@ function wirePanels(p) {
     p.search.focusAfterSearch(Number.isInteger(opened) ? opened : null);
     p.search.unmarkFilter();
     p.maskFromLink = next.mask.length > 0;
-    byId("text").value = next.text || EXAMPLE;
-    byId("pair").value = next.pair;
+    byId2("text").value = next.text || EXAMPLE;
+    byId2("pair").value = next.pair;
     const served = p.models.some((m) => m.name === next.model || m.aliases.includes(next.model));
     update2(p, { ...next, text: next.text || EXAMPLE, model: served ? next.model : p.state.model, corpus: next.corpus || p.state.corpus });
     fillSelectors(p);
@@ -3957,7 +4047,7 @@ function wirePanels(p) {
 }
 function createPage(drops) {
   const p = {
-    app: byId("app"),
+    app: byId2("app"),
     state: stateFromQuery(location.search, drops),
     models: [],
     corpora: [],
@@ -3974,7 +4064,8 @@ function createPage(drops) {
     ),
     search: null,
     atlas: null,
-    build: null
+    build: null,
+    continuation: null
   };
   p.maskFromLink = p.state.mask.length > 0;
   p.panel = attentionPanel(p);
@@ -4029,10 +4120,10 @@ async function boot() {
   if (!modelInfo(p)) p.state.model = p.models[0]?.name ?? "";
   if (!corpusInfo(p)) p.state.corpus = corporaOfModel(p)[0]?.name ?? "";
   if (!p.state.text) p.state.text = EXAMPLE;
-  byId("text").value = p.state.text;
-  byId("pair").value = p.state.pair;
+  byId2("text").value = p.state.text;
+  byId2("pair").value = p.state.pair;
   fillSelectors(p);
-  fill(byId("pairs"), FILTERS.map(([value, label]) => [value, label]), p.state.pairs);
+  fill(byId2("pairs"), FILTERS.map(([value, label]) => [value, label]), p.state.pairs);
   syncControls(p);
   writeUrl(p);
   refitOnThemeChange(p.app, ".as-ctok");
