@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from .errors import error_response, install_error_handlers
+from .long_routes import router as long_router
 from .pages import router as pages
 from .routes import router
 from .state import AppState
@@ -84,6 +85,7 @@ def create_app(state: AppState) -> FastAPI:
     app.state.attnscope = state
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(long_router)
     app.include_router(pages)
     app.add_middleware(BodyLimit, max_bytes=state.limits.max_body_bytes)
     _name_the_served(app, state)

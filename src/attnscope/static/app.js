@@ -20,6 +20,7 @@ import { onThemeChange, refitOnThemeChange } from "./contrast.js";
 import { createAtlasPanel } from "./app_atlas_panel.js";
 import { fieldLabel } from "./app_corpus.js";
 import { createAttentionPanel, inputOf, showPredictionsTip } from "./app_head_view.js";
+import { showLength } from "./app_long_view.js";
 import { checkLinkMask, checkServed, checkToken, showDropped } from "./app_links.js";
 import { matchPatch, syncSearchControls, wireSearchControls } from "./app_search.js";
 import { createSearchPanel } from "./app_search_panel.js";
@@ -220,6 +221,7 @@ function drawResponse(p, response, info) {
   byId("pairs-label").hidden = !p.attention.segments.includes(1);
   writeUrl(p);
   fillLayers(p);
+  showLength(response); // a long input: what needs every weight is off, saying why
   p.panel.show(response, p.state);
   redraw(p);
   app.dataset.attention = app.dataset.aggregation = "ready";

@@ -479,7 +479,7 @@ var PARAMETERS = [
   "scoring",
   "pairs"
 ];
-var MAX_TEXT = 2e3;
+var MAX_TEXT = 3e4;
 function dropped(name, value, why) {
   const shown2 = value.length > 40 ? `${value.slice(0, 37)}…` : value;
   return { name, text: `${name}=${shown2} was ignored: ${why}` };
@@ -1081,23 +1081,23 @@ function createAtlasPanel(host) {
     frame.replaceChildren();
     if (frame.dataset.state !== "computing") frame.dataset.state = "loading";
     try {
-      const answer = await api(`/api/atlas?corpus=${encodeURIComponent(corpus.name)}`);
+      const answer2 = await api(`/api/atlas?corpus=${encodeURIComponent(corpus.name)}`);
       if (id !== run) return;
-      part("atlas-progress").hidden = answer.status !== "computing";
-      if (answer.status === "computing") {
-        part("atlas-bar").value = answer.total ? answer.done / answer.total : 0;
-        part("atlas-progress-text").textContent = `Computing the atlas of ${corpus.name}: ${answer.done.toLocaleString("en")} of ${answer.total ? answer.total.toLocaleString("en") : "?"} tokens`;
+      part("atlas-progress").hidden = answer2.status !== "computing";
+      if (answer2.status === "computing") {
+        part("atlas-bar").value = answer2.total ? answer2.done / answer2.total : 0;
+        part("atlas-progress-text").textContent = `Computing the atlas of ${corpus.name}: ${answer2.done.toLocaleString("en")} of ${answer2.total ? answer2.total.toLocaleString("en") : "?"} tokens`;
         frame.dataset.state = "computing";
         timer = window.setTimeout(() => void load(), ATLAS_POLL_MS);
         return;
       }
-      if (answer.status === "failed") throw new ApiFailure(answer.message, null, 200);
-      if (state.score && !scoreOptions(answer.atlas).some((o) => o.key === state.score)) {
+      if (answer2.status === "failed") throw new ApiFailure(answer2.message, null, 200);
+      if (state.score && !scoreOptions(answer2.atlas).some((o) => o.key === state.score)) {
         host.notice([dropped("score", state.score, "the head atlas has no score of that name (its menu lists them)")]);
         host.dropScore();
       }
       const model = createStaticModel({
-        atlas: answer.atlas,
+        atlas: answer2.atlas,
         app_url: null,
         example_text: null,
         score: host.state().score || "previous",
@@ -2719,6 +2719,122 @@ function bandSVG(v) {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${band2.height}" font-family="sans-serif" font-size="13" fill="${style.color}">${parts.join("")}</svg>`;
 }
 
+// src/attnscope/static/app_long_view.js
+var LAYERS_MESSAGE = "attnscope-layers";
+var WORDS_REASON = "words merge every weight of a row: at long context only each query's strongest keys are carried";
+var TOP_SHARE_REASON = "a share of each row's attention needs every weight of the row: at long context only each query's strongest keys are carried, and all of them are drawn";
+var LONG_VALUES = { aggregation: "raw", top_share: 1, merge_subwords: false, mean_heads: false, head_thumbnails: false };
+async function bytesOf(path, body) {
+  const init = body === void 0 ? {} : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiFailure("the attnscope server cannot be reached: is `attnscope serve` still running?", null, 0);
+  }
+  if (!response.ok) {
+    const e = (await response.json().catch(() => null))?.error;
+    throw new ApiFailure(e ? e.message : `the server answered ${response.status}`, e ? e.field : null, response.status);
+  }
+  return new Uint8Array(await response.arrayBuffer());
+}
+async function answer(base, msg) {
+  const { role, layer } = msg;
+  try {
+    if (msg.type === LAYERS_MESSAGE) {
+      const path = (i) => `${base}/layers/${encodeURIComponent(role)}/${i}`;
+      const buffers = await Promise.all(msg.indices.map((i) => bytesOf(path(i))));
+      return [{ type: LAYERS_MESSAGE, role, indices: msg.indices }, buffers];
+    }
+    if (msg.type === ROWS_MESSAGE) {
+      const fields = { role, layer, start: msg.start, stop: msg.stop };
+      return [{ type: ROWS_MESSAGE, ...fields }, [await bytesOf(`${base}/rows`, fields)]];
+    }
+    const text = new TextDecoder().decode(await bytesOf(`${base}/weights`, { role, layer, cells: msg.cells }));
+    return [{ type: WEIGHTS_MESSAGE, id: msg.id, role, layer, cells: msg.cells, weights: JSON.parse(text).weights }, []];
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    if (msg.type === WEIGHTS_MESSAGE) return [{ type: WEIGHTS_MESSAGE, id: msg.id, error: why }, []];
+    return [{ type: ROWS_MESSAGE, role, layer: layer ?? msg.indices?.[0], error: why }, []];
+  }
+}
+function createServerModel(values, id) {
+  const model = createStaticModel(values), base = `/api/attention/${encodeURIComponent(id)}`;
+  const { on, off } = model;
+  const hearers = /* @__PURE__ */ new Set();
+  let closed = false;
+  return Object.assign(model, {
+    /** @param {string} event @param {Function} callback */
+    on(event, callback) {
+      if (event === "msg:custom") hearers.add(callback);
+      else on(event, callback);
+    },
+    /** @param {string} event @param {Function} callback */
+    off(event, callback) {
+      if (event === "msg:custom") hearers.delete(callback);
+      else off(event, callback);
+    },
+    /** @param {any} msg */
+    send(msg) {
+      if (![LAYERS_MESSAGE, ROWS_MESSAGE, WEIGHTS_MESSAGE].includes(msg?.type)) return;
+      void answer(base, msg).then(([reply, buffers]) => {
+        if (!closed) for (const hear of [...hearers]) hear(reply, buffers);
+      });
+    },
+    close() {
+      closed = true;
+      hearers.clear();
+    }
+  });
+}
+function byId(id) {
+  return (
+    /** @type {HTMLElement} */
+    document.getElementById(id)
+  );
+}
+function lengthNote() {
+  let note = document.getElementById("length-note");
+  if (!note) {
+    note = document.createElement("p");
+    Object.assign(note, { id: "length-note", className: "as-help" });
+    note.setAttribute("role", "note");
+    byId("stack-note").after(note);
+  }
+  return note;
+}
+function showLength(response) {
+  const long = response.long_view ?? null, lines = response.payload.header.lines;
+  const app = byId("app"), words = (
+    /** @type {HTMLInputElement} */
+    byId("words")
+  );
+  const share = (
+    /** @type {HTMLInputElement} */
+    byId("top-share")
+  ), show = (
+    /** @type {HTMLSelectElement} */
+    byId("show")
+  );
+  app.dataset.long = long ? "true" : "false";
+  words.disabled = share.disabled = Boolean(long);
+  const label = (
+    /** @type {HTMLElement} */
+    words.parentElement
+  );
+  label.dataset.title ??= label.title;
+  label.title = long ? WORDS_REASON : label.dataset.title;
+  share.title = long ? TOP_SHARE_REASON : "";
+  for (const option2 of show.options) {
+    const why = long && option2.value !== "raw" ? lines?.not_offered?.[option2.value] ?? "not offered at long context" : "";
+    option2.disabled = Boolean(why);
+    option2.title = why;
+  }
+  const note = lengthNote();
+  note.hidden = !long;
+  note.textContent = long ? `${long.note[0].toUpperCase()}${long.note.slice(1)}: scroll through its rows; a line to a key outside the rows shown ends at the band's edge. Words, the top share and Show's aggregations need every weight and are off at this length (hover them for why).` : "";
+}
+
 // src/attnscope/static/head_view.js
 function render2({ model, el, host = {} }) {
   const header = readHeader(model);
@@ -3142,6 +3258,8 @@ function createAttentionPanel(host, handlers) {
   let model = null;
   let cleanup = null;
   let header = null;
+  let long = null;
+  const valuesOf = (state) => ({ ...viewValues(state, header.stacks[0].heads, header), ...long ? LONG_VALUES : {} });
   function unitTokens(side, index) {
     const s = header.stacks[0];
     const seq = header.sequences[side === "query" ? s.query_tokens : s.key_tokens];
@@ -3157,17 +3275,19 @@ function createAttentionPanel(host, handlers) {
   function show(response, state) {
     const focused = focusedPart();
     cleanup?.();
+    model?.close?.();
     header = response.payload.header;
-    const stack = header.stacks[0];
-    model = createStaticModel({
+    long = response.long_view ?? null;
+    const values = {
       header,
       layers: response.payload.layers,
       threshold: 0,
       mean_heads: true,
       head_thumbnails: true,
       shade_keys: true,
-      ...viewValues(state, stack.heads, header)
-    });
+      ...valuesOf(state)
+    };
+    model = long ? createServerModel(values, long.id) : createStaticModel(values);
     host.replaceChildren();
     cleanup = head_view_default.render({ model, el: host, host: {
       controls: false,
@@ -3180,7 +3300,7 @@ function createAttentionPanel(host, handlers) {
   }
   function sync2(state) {
     if (!model) return;
-    const values = viewValues(state, header.stacks[0].heads, header);
+    const values = valuesOf(state);
     model.set("merge_subwords", values.merge_subwords);
     for (const [name, value] of Object.entries(values)) model.set(name, value);
   }
@@ -3193,7 +3313,8 @@ function createAttentionPanel(host, handlers) {
   }
   function unmount() {
     cleanup?.();
-    cleanup = model = header = null;
+    model?.close?.();
+    cleanup = model = header = long = null;
     host.replaceChildren();
   }
   const root = () => (
@@ -3526,7 +3647,7 @@ var EXAMPLE = "The girl ran to a local pub to escape the din of her city.";
 var RAW_HELP = "Each head's attention weights: how much each token (left) takes from each token (right).";
 var WORDS_HELP = " Between words: attention to a word is the sum over its tokens, from a word the mean (Clark et al. 2019).";
 var NORM_HELP = " Each row is scaled to sum to 1 (these are lengths, not probabilities).";
-function byId(id) {
+function byId2(id) {
   const el = document.getElementById(id);
   if (!el) throw new Error(`attnscope: the page has no #${id}`);
   return el;
@@ -3543,9 +3664,9 @@ function selectedHeads(p) {
 }
 var shownMethod = (p) => (modelInfo(p)?.aggregations ?? []).find((a) => a.name === p.state.show) ?? null;
 var say = (message) => {
-  byId("status").textContent = message;
+  byId2("status").textContent = message;
 };
-var notice = (drops) => showDropped(byId("link-notice"), byId("link-dropped"), drops);
+var notice = (drops) => showDropped(byId2("link-notice"), byId2("link-dropped"), drops);
 var writeUrl = (p) => history.replaceState(null, "", queryFromState(p.state));
 function fill(select, options, value) {
   select.replaceChildren(...options.map(([v, label]) => {
@@ -3560,43 +3681,43 @@ function fill(select, options, value) {
 }
 function fillSelectors(p) {
   const info = modelInfo(p);
-  fill(byId("model"), p.models.map((m) => [m.name, m.name]), info?.name ?? "");
+  fill(byId2("model"), p.models.map((m) => [m.name, m.name]), info?.name ?? "");
   const own = corporaOfModel(p);
-  fill(byId("corpus"), own.length ? own.map((c) => [c.name, `${c.name} (${c.tokens.toLocaleString("en")} tokens)`]) : [["", "(none for this model)"]], p.state.corpus);
+  fill(byId2("corpus"), own.length ? own.map((c) => [c.name, `${c.name} (${c.tokens.toLocaleString("en")} tokens)`]) : [["", "(none for this model)"]], p.state.corpus);
   const shape = info ? `${info.layers} layers × ${info.heads} heads` : "";
-  byId("model-note").textContent = !info ? "" : (info.kind === "encoder-decoder" ? `encoder-decoder · encoder: ${shape}` : shape) + (info.has_lm_head ? "" : " · no language-model head");
-  fill(byId("show"), (info?.aggregations ?? []).map((a) => [a.name, a.label]), p.state.show);
+  byId2("model-note").textContent = !info ? "" : (info.kind === "encoder-decoder" ? `encoder-decoder · encoder: ${shape}` : shape) + (info.has_lm_head ? "" : " · no language-model head");
+  fill(byId2("show"), (info?.aggregations ?? []).map((a) => [a.name, a.label]), p.state.show);
   const fields = corpusInfo(p)?.fields ?? [];
   const labels = fields.map((f) => (
     /** @type {[string, string]} */
     [f, fieldLabel(f, corpusInfo(p)?.silver)]
   ));
-  fill(byId("summary-field"), labels, p.state.field || fields[0] || "");
-  fill(byId("cols-field"), labels, p.state.cols || fields[0] || "");
+  fill(byId2("summary-field"), labels, p.state.field || fields[0] || "");
+  fill(byId2("cols-field"), labels, p.state.cols || fields[0] || "");
 }
 function fillLayers(p) {
   const count = p.attention?.layers ?? modelInfo(p)?.layers ?? 0;
-  const select = byId("layer");
+  const select = byId2("layer");
   if (select.options.length !== count) fill(select, [...Array(count).keys()].map((l) => [String(l), String(l)]), "");
   select.value = String(Math.min(p.state.layer, Math.max(0, count - 1)));
 }
 function syncControls(p) {
   const { state } = p;
-  byId("top-share").value = String(Math.round(state.topShare * 100));
-  byId("top-share-value").textContent = `${Math.round(state.topShare * 100)}%`;
-  byId("hide-special").checked = state.hideSpecial;
-  byId("show").value = state.show;
-  byId("words").checked = state.words;
-  byId("pairs").value = state.pairs;
+  byId2("top-share").value = String(Math.round(state.topShare * 100));
+  byId2("top-share-value").textContent = `${Math.round(state.topShare * 100)}%`;
+  byId2("hide-special").checked = state.hideSpecial;
+  byId2("show").value = state.show;
+  byId2("words").checked = state.words;
+  byId2("pairs").value = state.pairs;
   syncSearchControls(state);
 }
 function redraw(p) {
   p.panel.sync(p.state);
   const method = shownMethod(p);
-  byId("show-help").textContent = (p.state.show === "raw" ? RAW_HELP : method ? `${method.about[0].toUpperCase()}${method.about.slice(1)}.` : "") + (method?.norm ? NORM_HELP : "") + (p.state.words ? WORDS_HELP : "");
-  byId("attention-empty").textContent = p.attention && selectedHeads(p).length === 0 ? "No heads selected: pick heads above (or All) to see their attention." : "";
+  byId2("show-help").textContent = (p.state.show === "raw" ? RAW_HELP : method ? `${method.about[0].toUpperCase()}${method.about.slice(1)}.` : "") + (method?.norm ? NORM_HELP : "") + (p.state.words ? WORDS_HELP : "");
+  byId2("attention-empty").textContent = p.attention && selectedHeads(p).length === 0 ? "No heads selected: pick heads above (or All) to see their attention." : "";
   p.search.sync();
-  const masking = modelInfo(p)?.masking_note, note = byId("mask-note");
+  const masking = modelInfo(p)?.masking_note, note = byId2("mask-note");
   note.textContent = masking ? masking[0].toUpperCase() + masking.slice(1) : "";
   note.hidden = !masking || p.state.mask.length === 0;
 }
@@ -3682,9 +3803,10 @@ function drawResponse(p, response, info) {
   showStack(p, response.stack, info);
   notice(checkToken(p.state, p.attention));
   if (p.state.layer >= p.attention.layers) p.state.layer = p.attention.layers - 1;
-  byId("pairs-label").hidden = !p.attention.segments.includes(1);
+  byId2("pairs-label").hidden = !p.attention.segments.includes(1);
   writeUrl(p);
   fillLayers(p);
+  showLength(response);
   p.panel.show(response, p.state);
   redraw(p);
   app.dataset.attention = app.dataset.aggregation = "ready";
@@ -3692,7 +3814,7 @@ function drawResponse(p, response, info) {
   if (response.payload.header.stacks.some((s) => Object.keys(s.aggregations ?? {}).length)) {
     app.dataset.aggregations = String(Number(app.dataset.aggregations ?? 0) + 1);
   }
-  if (p.focusAfterLoad) byId("attention").querySelector(".attnscope-hv-queries .attnscope-hv-pinned")?.focus();
+  if (p.focusAfterLoad) byId2("attention").querySelector(".attnscope-hv-queries .attnscope-hv-pinned")?.focus();
   p.focusAfterLoad = false;
   if (p.state.search) void p.search.search();
   else p.search.clear();
@@ -3719,8 +3841,8 @@ function loadFailed(p, error, reason) {
 function showStack(p, stack, info) {
   const seq2seq = info.kind === "encoder-decoder";
   p.app.dataset.stack = stack;
-  byId("attention-stack").textContent = seq2seq ? "(the encoder's self-attention)" : stack === "decoder" ? "(decoder self-attention, causal)" : "(encoder self-attention)";
-  byId("stack-note").textContent = seq2seq ? "This model is an encoder-decoder: this is its encoder's self-attention over the sentence. Its decoder's self-attention and its cross-attention need a target text (the decoder's input), which the explorer does not take: show them in a notebook with attnscope.model_view(attnscope.capture(model, text, target=…))." : stack === "decoder" ? "A causal decoder: each token attends only to itself and the tokens before it." : "";
+  byId2("attention-stack").textContent = seq2seq ? "(the encoder's self-attention)" : stack === "decoder" ? "(decoder self-attention, causal)" : "(encoder self-attention)";
+  byId2("stack-note").textContent = seq2seq ? "This model is an encoder-decoder: this is its encoder's self-attention over the sentence. Its decoder's self-attention and its cross-attention need a target text (the decoder's input), which the explorer does not take: show them in a notebook with attnscope.model_view(attnscope.capture(model, text, target=…))." : stack === "decoder" ? "A causal decoder: each token attends only to itself and the tokens before it." : "";
 }
 function toggleMask(p, positions) {
   const info = modelInfo(p), attention = p.attention;
@@ -3742,14 +3864,14 @@ function openMatch(p, match, rank) {
   history.replaceState({ opened: rank }, "", location.href);
   history.pushState(null, "", location.href);
   p.focusAfterLoad = true;
-  byId("text").value = match.text;
-  byId("pair").value = "";
+  byId2("text").value = match.text;
+  byId2("pair").value = "";
   update2(p, matchPatch(match));
-  byId("attention").scrollIntoView({ block: "nearest" });
+  byId2("attention").scrollIntoView({ block: "nearest" });
 }
 function attentionPanel(p) {
-  const tooltip = byId("tooltip");
-  return createAttentionPanel(byId("attention"), {
+  const tooltip = byId2("tooltip");
+  return createAttentionPanel(byId2("attention"), {
     onSelect: (tokens) => update2(p, { token: tokens[0] }),
     onMask: (tokens) => toggleMask(p, tokens),
     onHeads: (heads) => update2(p, { heads }),
@@ -3764,9 +3886,9 @@ function attentionPanel(p) {
   });
 }
 function wireInput(p) {
-  byId("input").addEventListener("submit", (event) => {
+  byId2("input").addEventListener("submit", (event) => {
     event.preventDefault();
-    const text = byId("text").value, pair = byId("pair").value.trim() ? byId("pair").value : "";
+    const text = byId2("text").value, pair = byId2("pair").value.trim() ? byId2("pair").value : "";
     if (!text.trim()) {
       say("The sentence is empty: type a sentence to see its attention.");
       return;
@@ -3774,49 +3896,49 @@ function wireInput(p) {
     if (text === p.state.text && pair === p.state.pair) void loadAttention(p, "input");
     else update2(p, { text, pair, mask: [], token: null });
   });
-  byId("model").addEventListener("change", () => {
-    const model = byId("model").value;
+  byId2("model").addEventListener("change", () => {
+    const model = byId2("model").value;
     const info = p.models.find((m) => m.name === model);
     const corpus = p.corpora.find((c) => info && (c.model === info.name || info.aliases.includes(c.model)))?.name ?? "";
     const show = (info?.aggregations ?? []).some((a) => a.name === p.state.show) ? p.state.show : "raw";
     update2(p, { model, corpus, mask: [], token: null, show });
     fillSelectors(p);
   });
-  byId("corpus").addEventListener("change", () => {
-    update2(p, { corpus: byId("corpus").value });
+  byId2("corpus").addEventListener("change", () => {
+    update2(p, { corpus: byId2("corpus").value });
     fillSelectors(p);
   });
 }
 function wireView(p) {
-  byId("layer").addEventListener("change", () => update2(p, { layer: Number(byId("layer").value) }));
-  byId("show").addEventListener("change", () => update2(p, { show: byId("show").value }));
-  byId("words").addEventListener("change", () => update2(p, { words: byId("words").checked }));
-  byId("pairs").addEventListener("change", () => update2(p, { pairs: byId("pairs").value }));
-  byId("top-share").addEventListener("input", () => update2(p, { topShare: Number(byId("top-share").value) / 100 }));
-  byId("hide-special").addEventListener("change", () => {
-    const hideSpecial = byId("hide-special").checked, a = p.attention;
+  byId2("layer").addEventListener("change", () => update2(p, { layer: Number(byId2("layer").value) }));
+  byId2("show").addEventListener("change", () => update2(p, { show: byId2("show").value }));
+  byId2("words").addEventListener("change", () => update2(p, { words: byId2("words").checked }));
+  byId2("pairs").addEventListener("change", () => update2(p, { pairs: byId2("pairs").value }));
+  byId2("top-share").addEventListener("input", () => update2(p, { topShare: Number(byId2("top-share").value) / 100 }));
+  byId2("hide-special").addEventListener("change", () => {
+    const hideSpecial = byId2("hide-special").checked, a = p.attention;
     const hidden = hideSpecial && a !== null && p.state.token !== null && a.special[p.state.token];
     update2(p, { hideSpecial, ...hidden ? { token: null } : {} });
   });
-  byId("atlas").addEventListener("attnscope-atlas-open", (event) => {
+  byId2("atlas").addEventListener("attnscope-atlas-open", (event) => {
     update2(p, { layer: event.detail.layer, heads: [event.detail.head] });
   });
   document.addEventListener("keydown", (event) => {
     if (event.key !== "Escape") return;
-    byId("tooltip").hidden = true;
+    byId2("tooltip").hidden = true;
     if (!(event.target instanceof HTMLInputElement) && p.state.token !== null) update2(p, { token: null });
   });
 }
 function wirePanels(p) {
   wireSearchControls((patch) => "filter" in patch ? p.search.setFilter(patch.filter ?? "") : update2(p, patch));
-  byId("summary-field").addEventListener("change", () => update2(p, { field: byId("summary-field").value }));
-  byId("cols-field").addEventListener("change", () => update2(p, { cols: byId("cols-field").value }));
-  byId("cols-narrow").addEventListener("click", () => update2(p, { span: Math.max(0, p.state.span - 1) }));
-  byId("cols-wider").addEventListener("click", () => update2(p, { span: Math.min(SPAN_MAX, p.state.span + 1) }));
-  byId("atlas-toggle").addEventListener("click", () => update2(p, { atlas: !p.state.atlas }));
-  byId("link-notice-close").addEventListener("click", () => {
-    byId("link-notice").hidden = true;
-    byId("link-dropped").replaceChildren();
+  byId2("summary-field").addEventListener("change", () => update2(p, { field: byId2("summary-field").value }));
+  byId2("cols-field").addEventListener("change", () => update2(p, { cols: byId2("cols-field").value }));
+  byId2("cols-narrow").addEventListener("click", () => update2(p, { span: Math.max(0, p.state.span - 1) }));
+  byId2("cols-wider").addEventListener("click", () => update2(p, { span: Math.min(SPAN_MAX, p.state.span + 1) }));
+  byId2("atlas-toggle").addEventListener("click", () => update2(p, { atlas: !p.state.atlas }));
+  byId2("link-notice-close").addEventListener("click", () => {
+    byId2("link-notice").hidden = true;
+    byId2("link-dropped").replaceChildren();
   });
   window.addEventListener("popstate", (event) => {
     const next = stateFromQuery(location.search);
@@ -3824,8 +3946,8 @@ function wirePanels(p) {
     p.search.focusAfterSearch(Number.isInteger(opened) ? opened : null);
     p.search.unmarkFilter();
     p.maskFromLink = next.mask.length > 0;
-    byId("text").value = next.text || EXAMPLE;
-    byId("pair").value = next.pair;
+    byId2("text").value = next.text || EXAMPLE;
+    byId2("pair").value = next.pair;
     const served = p.models.some((m) => m.name === next.model || m.aliases.includes(next.model));
     update2(p, { ...next, text: next.text || EXAMPLE, model: served ? next.model : p.state.model, corpus: next.corpus || p.state.corpus });
     fillSelectors(p);
@@ -3833,7 +3955,7 @@ function wirePanels(p) {
 }
 function createPage(drops) {
   const p = {
-    app: byId("app"),
+    app: byId2("app"),
     state: stateFromQuery(location.search, drops),
     models: [],
     corpora: [],
@@ -3895,10 +4017,10 @@ async function boot() {
   if (!modelInfo(p)) p.state.model = p.models[0]?.name ?? "";
   if (!corpusInfo(p)) p.state.corpus = corporaOfModel(p)[0]?.name ?? "";
   if (!p.state.text) p.state.text = EXAMPLE;
-  byId("text").value = p.state.text;
-  byId("pair").value = p.state.pair;
+  byId2("text").value = p.state.text;
+  byId2("pair").value = p.state.pair;
   fillSelectors(p);
-  fill(byId("pairs"), FILTERS.map(([value, label]) => [value, label]), p.state.pairs);
+  fill(byId2("pairs"), FILTERS.map(([value, label]) => [value, label]), p.state.pairs);
   syncControls(p);
   writeUrl(p);
   refitOnThemeChange(p.app, ".as-ctok");
