@@ -15,7 +15,7 @@ from attnscope.cache import CACHE_ENV
 from ..long_context import decode_top_layer
 from ..long_prompt import prompt_of
 from ..serve_process import serving
-from .test_app import AppPage, app  # noqa: F401 - app: the page fixture, here on this module's server
+from .test_app import AppPage, app, run_sentence  # noqa: F401 - app: the page fixture, here on this module's server
 
 TOKENS = 4096
 SLOW = 900_000  # ms: the capture at 4,096 tokens takes tens of seconds on two loaded cores
@@ -101,3 +101,18 @@ def test_at_length_words_the_top_share_and_aggregations_are_off_saying_why(app, 
         "An input of 4,096 tokens is drawn as each query's 8 strongest keys per head, one layer at a time"
     )
     assert app.errors == []
+
+
+def test_a_short_input_after_a_long_one_is_drawn_whole_with_the_controls_back(app, server, prompt):
+    name = httpx.get(f"{server}/api/models").json()[0]["name"]
+    app.page.goto(app.origin + "/?" + urlencode({"model": name, "text": prompt}))
+    app.page.wait_for_selector("#app[data-attention=ready][data-long=true]", timeout=SLOW)
+    run_sentence(app, "The girl ran to a local pub to escape the din of her city.")
+    app.page.wait_for_selector("#app[data-attention=ready][data-long=false]", timeout=SLOW)
+    state = app.page.evaluate("""() => ({
+        long: document.querySelector('#attention .attnscope-hv').classList.contains('attnscope-hv-long'),
+        words: document.getElementById('words').disabled, share: document.getElementById('top-share').disabled,
+        show: [...document.getElementById('show').options].filter(o => o.disabled).length,
+        note: document.getElementById('length-note').hidden })""")
+    assert state == {"long": False, "words": False, "share": False, "show": 0, "note": True}
+    assert int(root(app)["lines"]) > 0 and app.errors == []

@@ -79,6 +79,7 @@ export function createServerModel(values, id) {
   /** @type {Set<Function>} */
   const hearers = new Set();
   let closed = false;
+  let rows = Promise.resolve(); // the rows asked for so far, answered (or failed)
   return Object.assign(model, {
     /** @param {string} event @param {Function} callback */
     on(event, callback) { if (event === "msg:custom") hearers.add(callback); else on(event, callback); },
@@ -87,7 +88,12 @@ export function createServerModel(values, id) {
     /** @param {any} msg */
     send(msg) {
       if (![LAYERS_MESSAGE, ROWS_MESSAGE, WEIGHTS_MESSAGE].includes(msg?.type)) return;
-      void answer(base, msg).then(([reply, buffers]) => { if (!closed) for (const hear of [...hearers]) hear(reply, buffers); });
+      // A layer is asked for once the band's rows, asked in the same redraw, are answered: on two cores the
+      // server's pass over the layer would otherwise slow the rows the reader waits for.
+      const answered = msg.type !== LAYERS_MESSAGE ? answer(base, msg)
+        : new Promise((resolve) => setTimeout(resolve, 0)).then(() => rows).then(() => answer(base, msg));
+      if (msg.type === ROWS_MESSAGE) rows = Promise.all([rows, answered]).then(() => {});
+      void answered.then(([reply, buffers]) => { if (!closed) for (const hear of [...hearers]) hear(reply, buffers); });
     },
     close() { closed = true; hearers.clear(); },
   });

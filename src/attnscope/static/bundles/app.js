@@ -2763,6 +2763,7 @@ function createServerModel(values, id) {
   const { on, off } = model;
   const hearers = /* @__PURE__ */ new Set();
   let closed = false;
+  let rows = Promise.resolve();
   return Object.assign(model, {
     /** @param {string} event @param {Function} callback */
     on(event, callback) {
@@ -2777,7 +2778,10 @@ function createServerModel(values, id) {
     /** @param {any} msg */
     send(msg) {
       if (![LAYERS_MESSAGE, ROWS_MESSAGE, WEIGHTS_MESSAGE].includes(msg?.type)) return;
-      void answer(base, msg).then(([reply, buffers]) => {
+      const answered = msg.type !== LAYERS_MESSAGE ? answer(base, msg) : new Promise((resolve) => setTimeout(resolve, 0)).then(() => rows).then(() => answer(base, msg));
+      if (msg.type === ROWS_MESSAGE) rows = Promise.all([rows, answered]).then(() => {
+      });
+      void answered.then(([reply, buffers]) => {
         if (!closed) for (const hear of [...hearers]) hear(reply, buffers);
       });
     },
