@@ -103,6 +103,20 @@ def test_at_length_words_the_top_share_and_aggregations_are_off_saying_why(app, 
     assert app.errors == []
 
 
+def test_a_link_showing_an_aggregation_of_a_long_input_shows_its_lines_and_says_why(app, server, prompt):
+    name = httpx.get(f"{server}/api/models").json()[0]["name"]
+    app.page.goto(app.origin + "/?" + urlencode({"model": name, "text": prompt, "show": "rollout"}))
+    app.page.wait_for_selector("#app[data-attention=ready][data-long=true]", timeout=SLOW)
+    dropped = app.page.eval_on_selector_all("#link-dropped li", "ls => ls.map(l => l.textContent)")
+    assert dropped == [
+        "show=rollout was ignored: aggregations 'rollout' is not offered for an input of 4,096 tokens, which the "
+        "long-context view draws as each query's strongest keys: rollout multiplies whole layers; ask "
+        "analysis.long.rollout_rows for chosen query rows"
+    ]
+    assert app.page.input_value("#show") == "raw" and "show=" not in app.page.url
+    assert app.errors == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]
+
+
 def test_a_short_input_after_a_long_one_is_drawn_whole_with_the_controls_back(app, server, prompt):
     name = httpx.get(f"{server}/api/models").json()[0]["name"]
     app.page.goto(app.origin + "/?" + urlencode({"model": name, "text": prompt}))

@@ -20,7 +20,7 @@ import { onThemeChange, refitOnThemeChange } from "./contrast.js";
 import { createAtlasPanel } from "./app_atlas_panel.js";
 import { fieldLabel } from "./app_corpus.js";
 import { createAttentionPanel, inputOf, showPredictionsTip } from "./app_head_view.js";
-import { showLength } from "./app_long_view.js";
+import { refusedAtLength, showLength } from "./app_long_view.js";
 import { checkLinkMask, checkServed, checkToken, showDropped } from "./app_links.js";
 import { matchPatch, syncSearchControls, wireSearchControls } from "./app_search.js";
 import { createSearchPanel } from "./app_search_panel.js";
@@ -241,6 +241,14 @@ function loadFailed(p, error, reason) {
     notice([dropped("mask", p.state.mask.join(","), error.message)]); // refused although checked: dropped whole
     p.state.mask = [];
     writeUrl(p);
+    void loadAttention(p, "input");
+    return;
+  }
+  if (error instanceof ApiFailure && refusedAtLength(error) && p.state.show !== "raw") {
+    notice([dropped("show", p.state.show, error.message)]); // a long input: its raw attention instead, saying why
+    p.state.show = "raw";
+    writeUrl(p);
+    syncControls(p);
     void loadAttention(p, "input");
     return;
   }

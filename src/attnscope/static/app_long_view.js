@@ -99,6 +99,13 @@ export function createServerModel(values, id) {
   });
 }
 
+/**
+ * Whether the server refused an input's aggregation because the input is long (400 about "aggregations.0":
+ * server/long_routes.py; a short input's faults in aggregations are about "aggregations").
+ * @param {ApiFailure} error
+ */
+export const refusedAtLength = (error) => error.status === 400 && error.field === "aggregations.0";
+
 /** @param {string} id @returns {HTMLElement} */
 function byId(id) {
   return /** @type {HTMLElement} */ (document.getElementById(id));

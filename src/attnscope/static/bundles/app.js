@@ -2791,6 +2791,7 @@ function createServerModel(values, id) {
     }
   });
 }
+var refusedAtLength = (error) => error.status === 400 && error.field === "aggregations.0";
 function byId(id) {
   return (
     /** @type {HTMLElement} */
@@ -3828,6 +3829,14 @@ function loadFailed(p, error, reason) {
     notice([dropped("mask", p.state.mask.join(","), error.message)]);
     p.state.mask = [];
     writeUrl(p);
+    void loadAttention(p, "input");
+    return;
+  }
+  if (error instanceof ApiFailure && refusedAtLength(error) && p.state.show !== "raw") {
+    notice([dropped("show", p.state.show, error.message)]);
+    p.state.show = "raw";
+    writeUrl(p);
+    syncControls(p);
     void loadAttention(p, "input");
     return;
   }
