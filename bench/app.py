@@ -20,8 +20,11 @@ once into a temporary directory from ../shared/data) on a free loopback port, th
 - M6 with the built-in SmolLM2 (bench/app_decoder.py): layer change at 512 tokens, a prediction shown
   after hover, and Continue of 20 tokens at a 512-token prompt against ``model.generate`` of the same tokens.
 
+- M6 at length: a 4,096-token prompt on SmolLM2 (a server of its own): layer change to lines painted, goal
+  <= 200 ms (`long_layer_changes`; ``--long-only`` runs only this).
+
     .venv/bin/python bench/app.py [--index DIR] [--samples 20] [--clients 16] [--seconds 60] [--no-atlas]
-        [--decoder-only] [--continues 3]
+        [--decoder-only] [--continues 3] [--long-only]
 """
 
 from __future__ import annotations
@@ -127,6 +130,54 @@ def p6(base: str, samples: int, long_text: str) -> None:
                 )
             )
         browser.close()
+
+
+LONG_TOKENS = 4096
+
+
+def long_layer_changes(samples: int) -> None:
+    """M6 at length: a 4,096-token prompt on SmolLM2 in the app (its own `attnscope serve --model smollm2`), the
+    time from a layer change to that layer's lines painted (the band's rows, asked for while the server computes
+    the layer's top keys) and to the whole layer drawn; jumps to layers the server has not computed (every third:
+    it computes the neighbours of each layer asked for ahead) and steps to the next layer (computed ahead)."""
+    from playwright.sync_api import sync_playwright
+    from tests.long_prompt import prompt_of
+
+    from attnscope import load
+
+    text = prompt_of(load("smollm2"), LONG_TOKENS)
+    with tempfile.TemporaryDirectory() as tmp, serving(["--model", "smollm2", "--no-corpus"], Path(tmp)) as served:
+        name = httpx.get(f"{served.base}/api/models").json()[0]["name"]
+        print(f"M6 long prompt: {LONG_TOKENS:,} tokens on {name} in headless Chromium, event to painted frame")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            t0 = time.perf_counter()
+            page.goto(f"{served.base}/?{urlencode({'model': name, 'text': text})}")
+            page.wait_for_selector("#app[data-attention=ready]", timeout=1_800_000)
+            page.wait_for_selector("#attention .attnscope-hv[data-rows=all][data-loading=false]", timeout=600_000)
+            print(f"  first draw (capture on demand and layer 0 included): {time.perf_counter() - t0:.1f} s")
+            jumps = [3 * (i + 1) for i in range(min(samples, 9))]
+            steps = [layer + 1 for layer in jumps]
+            for label, layers in (("jump to a layer not computed", jumps), ("step to the next layer", steps)):
+                band, whole = [], []
+                for layer in layers:
+                    action = (
+                        f"const s = document.getElementById('layer'); s.value = '{layer}';"
+                        " s.dispatchEvent(new Event('change'));"
+                    )
+                    root = "document.querySelector('#attention .attnscope-hv').dataset"
+                    shown = f"{root}.layer === '{layer}' && {root}.loading === 'false'"
+                    band.append(page.evaluate(TIMED, [action, shown]))
+                    whole.append(band[-1] + page.evaluate(TIMED, ["", f"{shown} && {root}.rows === 'all'"]))
+                    page.wait_for_timeout(300)  # the layers computed ahead start before the next change
+                print(
+                    f"  {label} ({len(layers)} samples): lines painted {statistics.median(band):6.1f} ms (p95 "
+                    f"{percentile(band, 0.95):.1f}), whole layer drawn {statistics.median(whole):6.1f} ms (p95 "
+                    f"{percentile(whole, 0.95):.1f}); goal <= 200 ms: "
+                    f"{'ok' if statistics.median(band) <= 200 else 'MISSED'}"
+                )
+            browser.close()
 
 
 def show_switches(page, methods: tuple[str, ...], samples: int) -> dict[str, list[float]]:
@@ -282,7 +333,11 @@ def main() -> None:
     parser.add_argument("--no-atlas", action="store_true", help="skip the head atlas computed in the background")
     parser.add_argument("--decoder-only", action="store_true", help="only the M6 figures with SmolLM2")
     parser.add_argument("--continues", type=int, default=3, help="Continue and model.generate runs (M6)")
+    parser.add_argument("--long-only", action="store_true", help="only the 4,096-token prompt on SmolLM2 (M6)")
     args = parser.parse_args()
+    if args.long_only:
+        long_layer_changes(args.samples)
+        return
     sentences = [s.text for s in open_corpus(EWT).sentences if 5 <= len(s.words) <= 40]
     if args.decoder_only:
         decoder_figures(sentences, args.samples, args.continues, TIMED, free_port())
@@ -315,6 +370,7 @@ def main() -> None:
         if not args.no_atlas:
             atlas_in_background(index, Path(tmp), sentences)
     decoder_figures(sentences, args.samples, args.continues, TIMED, free_port())
+    long_layer_changes(args.samples)
 
 
 if __name__ == "__main__":

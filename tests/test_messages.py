@@ -261,6 +261,6 @@ def test_the_servers_token_limit(default_model, limit, expected):
     with TestClient(create_app(served)) as client:
         error = client.post("/api/attention", json={"model": "default", "text": "The girl ran home."}).json()["error"]
     assert error["message"] == (
-        f"the input is 7 tokens long; this server takes {expected} for model "
-        "'sentence-transformers/all-MiniLM-L6-v2': shorten the text"
+        f"the input is 7 tokens long; model 'sentence-transformers/all-MiniLM-L6-v2' takes {expected} here "
+        "(this server's limit per input): shorten the text"
     )

@@ -65,6 +65,24 @@ def test_continue_answers_with_prompt_and_generated_tokens_as_attnscope_generate
     assert abs(layers - np.asarray(cap.attentions)).max() <= 1 / 510 + 1e-6
 
 
+def test_a_long_continuation_is_answered_with_the_long_views_payload_and_its_layers(served, tiny, monkeypatch):
+    from attnscope.server import token_limits
+    from attnscope.views.long_payload import DEFAULT_TOP_K, capture_payload
+
+    monkeypatch.setattr(token_limits, "DENSE_VIEW_BYTES", 1)  # every input is drawn by the long-context view
+    cap = attnscope.generate(tiny("gpt2"), TEXT, max_new_tokens=6, top_k=5)
+    body = served.post("/api/continue", json={"model": "gpt2", "text": TEXT, "max_new_tokens": 6}).json()
+    assert body["tokens"]["tokens"] == list(cap.tokens.display) and body["generated"] == list(cap.tokens.generated)
+    assert body["payload"]["layers"] == {} and body["long_view"]["top_k"] == DEFAULT_TOP_K
+    expected = capture_payload(cap, top_k=DEFAULT_TOP_K)
+    for layer in range(cap.attentions.shape[0]):
+        answer = served.get(f"/api/attention/{body['long_view']['id']}/layers/decoder/{layer}")
+        assert answer.status_code == 200 and answer.content == expected.layer_bytes("decoder", layer)
+    json = {"model": "gpt2", "text": TEXT, "max_new_tokens": 6, "aggregations": ["rollout"]}
+    refused = error(served.post("/api/continue", json=json), 400, "not_offered_at_length", "aggregations.0")
+    assert "not offered" in refused
+
+
 def test_seeded_sampling_gives_the_same_tokens_for_the_same_seed_and_grows_the_same_run(served):
     def tokens(n: int, seed: int) -> list[str]:
         json = {"model": "gpt2", "text": TEXT, "max_new_tokens": n, "do_sample": True, "seed": seed}

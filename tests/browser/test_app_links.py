@@ -167,11 +167,11 @@ def test_out_of_range_heads_token_and_masks_and_unknown_corpus_names_are_dropped
 
 
 def test_a_text_longer_than_the_app_takes_is_dropped_for_the_example(app):
-    long = "word " * 401  # 2,005 characters: the page's inputs and the API take 2,000
+    long = "word " * 6001  # 30,005 characters: the page's inputs and the API take 30,000
     open_app(app, "?" + urlencode({"text": long, "pair": "She left.", "layer": "2"}))
     assert notice(app) == {
-        "text": "text=word word word word word word word wo… was ignored: it is 2,005 characters "
-        "long; the most is 2,000"
+        "text": "text=word word word word word word word wo… was ignored: it is 30,005 characters "
+        "long; the most is 30,000"
     }
     assert app.page.input_value("#text") == "The girl ran to a local pub to escape the din of her city."
     assert app.page.input_value("#pair") == "She left." and view(app)["layer"] == "2"

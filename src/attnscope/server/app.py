@@ -17,6 +17,7 @@ from .. import __version__
 from .build_routes import router as builds
 from .decoder_routes import router as decoder_router
 from .errors import error_response, install_error_handlers
+from .long_routes import router as long_router
 from .pages import router as pages
 from .routes import router
 from .state import AppState
@@ -88,6 +89,7 @@ def create_app(state: AppState) -> FastAPI:
     app.include_router(router)
     app.include_router(builds)
     app.include_router(decoder_router)
+    app.include_router(long_router)
     app.include_router(pages)
     app.add_middleware(BodyLimit, max_bytes=state.limits.max_body_bytes)
     _name_the_served(app, state)

@@ -23,9 +23,12 @@ from ..errors import count
 from ..views.payload import payload_from_capture
 from .decoder_schemas import ContinueRequest, ContinueResponse
 from .errors import ApiError, in_field
+from .long_routes import keep_long_view, refuse_aggregations_at_length
+from .long_store import long_view_id
 from .routes import _candidates, _tokens_out  # the attention route's own helpers: one answer shape
 from .schemas import ErrorResponse, PayloadOut, PositionPredictions, PredictionMode, StackRole
 from .state import AppState
+from .token_limits import long_view, token_limit
 
 TOP_PREDICTIONS = 5
 """Predictions kept at every position of a continuation (as ``POST /api/attention`` keeps)."""
@@ -37,6 +40,7 @@ def check_continuation(state: AppState, handle: ModelHandle, name: str, prompt: 
     """Refuse a continuation the model or the server cannot hold: ``prompt`` tokens plus ``new`` ones past the
     model's positions (400 ``past_model_positions``) or past the server's tokens per input (400 ``too_many_tokens``);
     the field is ``text`` when the prompt alone is too long, else ``max_new_tokens``."""
+    server = token_limit(handle, state.limits.memory_bytes, state.limits.max_tokens)
     for limit, code, holder in (
         (
             handle.max_length,
@@ -44,9 +48,10 @@ def check_continuation(state: AppState, handle: ModelHandle, name: str, prompt: 
             f"model {name!r} takes at most {count(handle.max_length, 'position')}",
         ),
         (
-            state.limits.max_tokens,
+            server.tokens,
             "too_many_tokens",
-            f"this server takes at most {count(state.limits.max_tokens, 'token')} per input",
+            f"this server takes at most {count(server.tokens, 'token')} per input "
+            f"({server.said(name, handle, state.limits.memory_bytes)})",
         ),
     ):
         if prompt + new <= limit:
@@ -113,16 +118,24 @@ def continue_text(body: ContinueRequest, request: Request) -> ContinueResponse:
             top_k=TOP_PREDICTIONS,
             fields=["attentions", "values"] if norms else ["attentions"],
         )
-    with in_field("aggregations"):
-        payload = payload_from_capture(
-            cap, aggregation="raw", aggregations=body.aggregations, combine_heads=body.heads, sparse=False
-        )
+    long = None
+    if long_view(handle, len(cap.tokens)):  # drawn by the long-context view, as POST /api/attention's long inputs
+        refuse_aggregations_at_length(body.aggregations, len(cap.tokens))
+        ident = long_view_id(name, " ".join(map(str, cap.tokens.ids)), None, [])  # what was captured: its ids
+        _, payload_out, long = keep_long_view(state, ident, cap)
+    else:
+        with in_field("aggregations"):
+            payload = payload_from_capture(
+                cap, aggregation="raw", aggregations=body.aggregations, combine_heads=body.heads, sparse=False
+            )
+        payload_out = PayloadOut(header=payload.header(), layers=payload.layers_base64())
     mode = cap.predictions.mode if cap.predictions is not None else None
     return ContinueResponse(
         model=name,
         stack=cast(StackRole, handle.main_stack),
         tokens=_tokens_out(cap.tokens),
-        payload=PayloadOut(header=payload.header(), layers=payload.layers_base64()),
+        payload=payload_out,
+        long_view=long,
         predictions=[PositionPredictions(position=p, candidates=_candidates(cap, p)) for p in range(len(cap.tokens))],
         predictions_mode=cast(PredictionMode | None, mode),
         masking_note=None,  # nothing is masked: the request takes no mask

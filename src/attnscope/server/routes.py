@@ -1,7 +1,9 @@
 """The ``/api`` routes: configured models and corpora, attention, predictions and corpus search.
 
 ``POST /api/attention`` answers with the views' payload (`views.payload`, the head view widget's state),
-which carries the aggregations asked for (rollout, value norms) beside each head's attention.
+which carries the aggregations asked for (rollout, value norms) beside each head's attention; a long input
+(`token_limits.long_view`) gets the long-context head view's payload instead, whose layers are asked for one by
+one (`long_routes`). Each model takes inputs up to its own limit (`token_limits`: its positions, and memory).
 
 Routes are plain functions (run in the threadpool: a capture holds its model's lock). They check
 every position against the input or the index before any model runs, so errors name the field: each
@@ -29,6 +31,7 @@ from ..views.aggregated import CARRIED
 from ..views.payload import payload_from_capture
 from .causal import causal_masking_message, refuse_causal_mask
 from .errors import ApiError, in_field
+from .long_routes import long_attention
 from .schemas import (
     AggregationInfo,
     AtlasResponse,
@@ -51,6 +54,7 @@ from .schemas import (
     TokensOut,
 )
 from .state import AppState
+from .token_limits import input_length, long_view, token_limit, too_many_tokens
 
 TOP_PREDICTIONS = 5
 """Predictions returned at every position by ``POST /api/attention``."""
@@ -66,7 +70,17 @@ def _state(request: Request) -> AppState:
 @router.get("/models", response_model=list[ModelInfo], summary="The models this server runs")
 def list_models(request: Request) -> list[ModelInfo]:
     state = _state(request)
-    return [_model_info(name, handle, state.aliases_of(name)) for name, handle in state.models.items()]
+    return [
+        _limited(_model_info(name, handle, state.aliases_of(name)), state, handle)
+        for name, handle in state.models.items()
+    ]
+
+
+def _limited(info: ModelInfo, state: AppState, handle: ModelHandle) -> ModelInfo:
+    """``info`` with the most tokens one input may have here, and what sets it (`token_limits`)."""
+    limit = token_limit(handle, state.limits.memory_bytes, state.limits.max_tokens)
+    info.max_tokens, info.max_tokens_reason = limit.tokens, limit.said(info.name, handle, state.limits.memory_bytes)
+    return info
 
 
 @router.get("/corpora", response_model=list[CorpusInfo], summary="The corpus indexes this server searches")
@@ -106,21 +120,26 @@ def attention(body: AttentionRequest, request: Request) -> AttentionResponse:
         check_heads(body.heads, handle.stacks[handle.main_stack].heads, f"model {name!r}")
     note = _no_predictions_note(handle, name)
     norms = any(method in NORM_METHODS for method in body.aggregations)
-    with in_field(None):
-        cap = capture(
-            handle,
-            body.text,
-            body.text_pair,
-            mask=body.mask,
-            fields=["attentions", "values"] if norms else ["attentions"],
-            top_k=0 if note else TOP_PREDICTIONS,
-            warn=False,
-            tokens=tokens,
-        )
-    with in_field("aggregations"):
-        payload = payload_from_capture(
-            cap, aggregation="raw", aggregations=body.aggregations, combine_heads=body.heads, sparse=False
-        )
+    long = None
+    if long_view(handle, len(tokens)):  # drawn by the long-context view: its layers are asked for one by one
+        cap, payload_out, long = long_attention(state, handle, name, body, tokens, 0 if note else TOP_PREDICTIONS)
+    else:
+        with in_field(None):
+            cap = capture(
+                handle,
+                body.text,
+                body.text_pair,
+                mask=body.mask,
+                fields=["attentions", "values"] if norms else ["attentions"],
+                top_k=0 if note else TOP_PREDICTIONS,
+                warn=False,
+                tokens=tokens,
+            )
+        with in_field("aggregations"):
+            payload = payload_from_capture(
+                cap, aggregation="raw", aggregations=body.aggregations, combine_heads=body.heads, sparse=False
+            )
+        payload_out = PayloadOut(header=payload.header(), layers=payload.layers_base64())
     predictions, mode = None, None
     if note is None:
         predictions = [PositionPredictions(position=p, candidates=_candidates(cap, p)) for p in range(len(cap.tokens))]
@@ -130,11 +149,12 @@ def attention(body: AttentionRequest, request: Request) -> AttentionResponse:
         model=name,
         stack=cast(StackRole, handle.main_stack),
         tokens=_tokens_out(cap.tokens),
-        payload=PayloadOut(header=payload.header(), layers=payload.layers_base64()),
+        payload=payload_out,
         predictions=predictions,
         predictions_mode=cast(PredictionMode | None, mode),
         predictions_note=note,
         masking_note=cap.masking_caveat,
+        long_view=long,
     )
 
 
@@ -188,7 +208,7 @@ def predictions(body: PredictionsRequest, request: Request) -> PredictionsRespon
     if seq2seq:
         with in_field("target"):
             tokens = decoder_tokens(handle, body.target)
-        _check_length(state, handle, tokens, "target")
+        _check_length(state, handle, len(tokens), "target")
     where = "the target" if seq2seq else "this input"
     with in_field("position"):
         check_range("position", body.position, len(tokens), f"{where} of {count(len(tokens), 'token')}")
@@ -270,9 +290,9 @@ def _encode(state: AppState, handle: ModelHandle, text: str, pair: str | None, m
     """Tokenise the input (once: the capture runs on these tokens), refusing more tokens than the server
     takes, any mask for a causal decoder (`refuse_causal_mask`) and bad mask positions (``mask``: the model has
     none; ``mask.1``: that entry is at fault)."""
+    _check_length(state, handle, input_length(handle, text, pair), "text")  # before encode's own refusal
     with in_field("text"):
         tokens = encode(handle, text, pair)
-    _check_length(state, handle, tokens, "text")
     refuse_causal_mask(handle, state.name_of(handle), mask)
     if mask:
         with in_field("mask"):
@@ -280,18 +300,14 @@ def _encode(state: AppState, handle: ModelHandle, text: str, pair: str | None, m
     return tokens
 
 
-def _check_length(state: AppState, handle: ModelHandle, tokens: Tokens, field: str) -> None:
-    """Refuse more tokens than the server takes per input (400 about ``field``: "text" or "target")."""
-    limit = min(state.limits.max_tokens, handle.max_length)
-    if len(tokens) > limit:
-        what = "input" if field == "text" else field
-        raise ApiError(
-            400,
-            "too_many_tokens",
-            f"the {what} is {len(tokens)} tokens long; this server takes at most "
-            f"{count(limit, 'token')} per input for model {state.name_of(handle)!r}: shorten the {field}",
-            field,
-        )
+def _check_length(state: AppState, handle: ModelHandle, tokens: int, field: str) -> None:
+    """Refuse more ``tokens`` than the server takes per input of this model (400 about ``field``: "text" or
+    "target"), naming the limit: the model's positions, or the memory the request would need (`token_limits`)."""
+    limits = state.limits
+    what = "input" if field == "text" else field
+    why = too_many_tokens(handle, state.name_of(handle), tokens, what, limits.memory_bytes, limits.max_tokens)
+    if why is not None:
+        raise ApiError(400, "too_many_tokens", why, field)
 
 
 def _candidates(cap: Capture, position: int) -> list[Candidate]:

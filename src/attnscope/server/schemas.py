@@ -13,8 +13,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from ..index import SearchResult
 from ..views.aggregated import CARRIED, COMBINING
 
-MAX_TEXT_CHARS = 2000
-"""Longest text (and second text) a request may carry, in characters."""
+MAX_TEXT_CHARS = 30_000
+"""Longest text (and second text) a request may carry, in characters (4,096 tokens of English prose are about
+18,000; the tokens each model takes are limited per model: `token_limits`)."""
 MAX_POSITIONS = 64
 """Most mask positions or heads one request may list."""
 MAX_FILTER_VALUES = 100
@@ -213,6 +214,11 @@ class ModelInfo(BaseModel):
     masking_note: str | None = None
     masking_refused: str | None = None
     aggregations: list[AggregationInfo] = Field(default_factory=list)
+    max_tokens: int | None = Field(default=None, description="The most tokens one input may have here.")
+    max_tokens_reason: str | None = Field(
+        default=None,
+        description="What sets max_tokens: the model's positions, or the memory one request may take here.",
+    )
 
 
 class CorpusInfo(BaseModel):
@@ -278,6 +284,16 @@ class PositionPredictions(BaseModel):
     candidates: list[Candidate]
 
 
+class LongViewInfo(BaseModel):
+    """A long input's attention, drawn by the long-context head view: ``payload`` carries no layer, each is asked for
+    by ``id`` (``GET /api/attention/{id}/layers/{role}/{layer}``: each query's ``top_k`` strongest keys per head;
+    rows and exact weights on request, `server.long_routes`); ``note`` says why the input is drawn so."""
+
+    id: str
+    top_k: int
+    note: str
+
+
 class AttentionResponse(BaseModel):
     """Tokens, every layer's self-attention over them (``payload``, with the aggregations asked for), and the
     top-5 predictions at every position (masked or not).
@@ -299,6 +315,9 @@ class AttentionResponse(BaseModel):
     predictions_mode: PredictionMode | None = None
     predictions_note: str | None = None
     masking_note: str | None = Field(None, description=MASKING_NOTE)
+    long_view: LongViewInfo | None = Field(
+        None, description="Set for a long input: its layers are asked for one by one (see LongViewInfo)."
+    )
 
 
 class AtlasResponse(BaseModel):

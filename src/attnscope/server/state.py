@@ -17,19 +17,26 @@ from .atlas_jobs import AtlasJobs
 from .corpora import Corpus
 from .corpus_builds import CorpusBuilds
 from .errors import ApiError
+from .long_store import LONG_INPUTS_KEPT, LongViews
+from .token_limits import MEMORY_BYTES
 
 MAX_BODY_BYTES = 64 * 1024
 """Largest request body accepted, in bytes."""
-MAX_TOKENS = 256
-"""Most tokens an input may have (attention grows with the square of it)."""
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Request limits: body size in bytes and tokens per input."""
+    """Request limits: body size in bytes; tokens per input, set per model by its positions and by the memory one
+    request may take by its estimate (``memory_bytes``, `token_limits`), and by ``max_tokens`` when given; the
+    long inputs whose capture is kept for the long-context view's requests (``long_inputs``); and the largest array
+    of attention weights a long input's view may materialise at once (``max_dense_bytes``: it never needs one of a
+    whole stack, and is refused one by `LazyAttention`'s guard)."""
 
     max_body_bytes: int = MAX_BODY_BYTES
-    max_tokens: int = MAX_TOKENS
+    max_tokens: int | None = None
+    memory_bytes: int = MEMORY_BYTES
+    long_inputs: int = LONG_INPUTS_KEPT
+    max_dense_bytes: int = 256 * 2**20
 
 
 @dataclass
@@ -40,9 +47,10 @@ class AppState:
     folder name, never a path of the server's machine; its full name where two labels would clash).
     ``aliases`` maps the other names it answers to (the name it was configured by, e.g. "default", and
     its full name, a local path included) to that name; `listed_aliases` are those fit to show.
-    Holds no per-request data: the only caches are the indexes' own bounded vector-set caches and
-    ``atlases``, one head-atlas job per configured corpus; ``builds`` holds the corpora built on first
-    use (corpus_builds.py), which join ``corpora`` when built.
+    Holds no per-request data but bounded caches: the indexes' own vector-set caches, ``atlases`` (one head-atlas
+    job per configured corpus) and ``long_views`` (the last few long inputs' captures, whose layers the
+    long-context view asks for one by one); ``builds`` holds the corpora built on first use (corpus_builds.py),
+    which join ``corpora`` when built.
     """
 
     models: dict[str, ModelHandle]
@@ -51,6 +59,10 @@ class AppState:
     limits: Limits = field(default_factory=Limits)
     atlases: AtlasJobs = field(default_factory=AtlasJobs)
     builds: CorpusBuilds = field(default_factory=CorpusBuilds)
+    long_views: LongViews = field(default_factory=LongViews)
+
+    def __post_init__(self) -> None:
+        self.long_views.capacity = self.limits.long_inputs
 
     @classmethod
     def configure(

@@ -22,6 +22,7 @@ import { createCorpusBuild } from "./app_corpus_build.js";
 import { checkCausalMask, checkContinuation, continueRequest, syncContinue, wireContinue } from "./app_decoder.js";
 import { fieldLabel } from "./app_corpus.js";
 import { createAttentionPanel, inputOf, showPredictionsTip } from "./app_head_view.js";
+import { refusedAtLength, showLength } from "./app_long_view.js";
 import { checkLinkMask, checkServed, checkToken, showDropped } from "./app_links.js";
 import { matchPatch, syncSearchControls, wireSearchControls } from "./app_search.js";
 import { createSearchPanel } from "./app_search_panel.js";
@@ -230,6 +231,7 @@ function drawResponse(p, response, info) {
   byId("pairs-label").hidden = !p.attention.segments.includes(1);
   writeUrl(p);
   fillLayers(p);
+  showLength(response); // a long input: what needs every weight is off, saying why
   p.panel.show(response, p.state);
   redraw(p);
   app.dataset.attention = app.dataset.aggregation = "ready";
@@ -249,6 +251,14 @@ function loadFailed(p, error, reason) {
     notice([dropped("mask", p.state.mask.join(","), error.message)]); // refused although checked: dropped whole
     p.state.mask = [];
     writeUrl(p);
+    void loadAttention(p, "input");
+    return;
+  }
+  if (error instanceof ApiFailure && refusedAtLength(error) && p.state.show !== "raw") {
+    notice([dropped("show", p.state.show, error.message)]); // a long input: its raw attention instead, saying why
+    p.state.show = "raw";
+    writeUrl(p);
+    syncControls(p);
     void loadAttention(p, "input");
     return;
   }

@@ -9,12 +9,16 @@
  * tokens select, double-clicks and M mask, through the view's host hooks; positions the view reports are
  * its units (words in words mode), which `unitTokens` maps back to token positions.
  *
+ * A long input (the response's long_view) is drawn by the long-context head view on a model whose layers, rows
+ * and exact weights the server gives on request (app_long_view.js), with what needs every weight turned off.
+ *
  * Also the page's input summary (`inputOf`: the tokens the server returned, as the search panel and the
  * link checks read them) and the predictions tooltip (`showPredictionsTip`).
  */
 
 import { make, shown } from "./common.js";
 import { isPerHead, unitsOf } from "./attention_data.js";
+import { createServerModel, LONG_VALUES } from "./app_long_view.js";
 import headView from "./head_view.js";
 import { createStaticModel } from "./static_model.js";
 /** @import { AppState } from "./app_state.js" */
@@ -61,6 +65,10 @@ export function createAttentionPanel(host, handlers) {
   let cleanup = null;
   /** @type {any} */
   let header = null;
+  /** @type {any} the response's long_view: a long input, whose layers the server gives one by one (app_long_view.js) */
+  let long = null;
+  /** The view's values for the state; a long input's override what needs every weight. @param {AppState} state */
+  const valuesOf = (state) => ({ ...viewValues(state, header.stacks[0].heads, header), ...(long ? LONG_VALUES : {}) });
 
   /** The token positions of one of the view's units (a word's tokens in words mode). @param {string} side @param {number} index */
   function unitTokens(side, index) {
@@ -85,12 +93,12 @@ export function createAttentionPanel(host, handlers) {
   function show(response, state) {
     const focused = focusedPart();
     cleanup?.();
+    model?.close?.(); // a long input's model: answers still on their way are dropped
     header = response.payload.header;
-    const stack = header.stacks[0];
-    model = createStaticModel({
-      header, layers: response.payload.layers, threshold: 0, mean_heads: true, head_thumbnails: true, shade_keys: true,
-      ...viewValues(state, stack.heads, header),
-    });
+    long = response.long_view ?? null;
+    const values = { header, layers: response.payload.layers, threshold: 0, mean_heads: true, head_thumbnails: true,
+      shade_keys: true, ...valuesOf(state) };
+    model = long ? createServerModel(values, long.id) : createStaticModel(values);
     host.replaceChildren();
     cleanup = headView.render({ model, el: host, host: {
       controls: false, tooltip: false,
@@ -104,7 +112,7 @@ export function createAttentionPanel(host, handlers) {
   /** Bring the mounted view to the state (only what changed redraws it). @param {AppState} state */
   function sync(state) {
     if (!model) return;
-    const values = viewValues(state, header.stacks[0].heads, header);
+    const values = valuesOf(state);
     model.set("merge_subwords", values.merge_subwords); // units first: the token is a unit of them
     for (const [name, value] of Object.entries(values)) model.set(name, value);
   }
@@ -120,7 +128,8 @@ export function createAttentionPanel(host, handlers) {
 
   function unmount() {
     cleanup?.();
-    cleanup = model = header = null;
+    model?.close?.();
+    cleanup = model = header = long = null;
     host.replaceChildren();
   }
 

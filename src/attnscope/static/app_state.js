@@ -51,7 +51,7 @@ export function parseList(text) {
 const PARAMETERS = ["model", "corpus", "text", "pair", "mask", "layer", "heads", "show", "words", "top_share", "special",
   "token", "search", "field", "cols", "span", "atlas", "score", "top", "filter", "per", "scoring", "pairs", "gen", "seed"];
 const GEN_MAX = 200; // tokens one Continue request may generate (POST /api/continue's max_new_tokens)
-const MAX_TEXT = 2000; // characters, as the page's inputs and the API take
+const MAX_TEXT = 30000; // characters, as the page's inputs and the API take (schemas.MAX_TEXT_CHARS)
 
 /**
  * A parameter of the link that was not applied, and why: `text` reads "layer=40 was ignored: this model

@@ -484,7 +484,7 @@ var PARAMETERS = [
   "seed"
 ];
 var GEN_MAX = 200;
-var MAX_TEXT = 2e3;
+var MAX_TEXT = 3e4;
 function dropped(name, value, why) {
   const shown2 = value.length > 40 ? `${value.slice(0, 37)}…` : value;
   return { name, text: `${name}=${shown2} was ignored: ${why}` };
@@ -1127,23 +1127,23 @@ function createAtlasPanel(host) {
     frame.replaceChildren();
     if (frame.dataset.state !== "computing") frame.dataset.state = "loading";
     try {
-      const answer = await api(`/api/atlas?corpus=${encodeURIComponent(corpus.name)}`);
+      const answer2 = await api(`/api/atlas?corpus=${encodeURIComponent(corpus.name)}`);
       if (id !== run) return;
-      part2("atlas-progress").hidden = answer.status !== "computing";
-      if (answer.status === "computing") {
-        part2("atlas-bar").value = answer.total ? answer.done / answer.total : 0;
-        part2("atlas-progress-text").textContent = `Computing the atlas of ${corpus.name}: ${answer.done.toLocaleString("en")} of ${answer.total ? answer.total.toLocaleString("en") : "?"} tokens`;
+      part2("atlas-progress").hidden = answer2.status !== "computing";
+      if (answer2.status === "computing") {
+        part2("atlas-bar").value = answer2.total ? answer2.done / answer2.total : 0;
+        part2("atlas-progress-text").textContent = `Computing the atlas of ${corpus.name}: ${answer2.done.toLocaleString("en")} of ${answer2.total ? answer2.total.toLocaleString("en") : "?"} tokens`;
         frame.dataset.state = "computing";
         timer = window.setTimeout(() => void load(), ATLAS_POLL_MS);
         return;
       }
-      if (answer.status === "failed") throw new ApiFailure(answer.message, null, 200);
-      if (state.score && !scoreOptions(answer.atlas).some((o) => o.key === state.score)) {
+      if (answer2.status === "failed") throw new ApiFailure(answer2.message, null, 200);
+      if (state.score && !scoreOptions(answer2.atlas).some((o) => o.key === state.score)) {
         host.notice([dropped("score", state.score, "the head atlas has no score of that name (its menu lists them)")]);
         host.dropScore();
       }
       const model = createStaticModel({
-        atlas: answer.atlas,
+        atlas: answer2.atlas,
         app_url: null,
         example_text: null,
         score: host.state().score || "previous",
@@ -1170,11 +1170,11 @@ function part(id) {
   if (!el) throw new Error(`attnscope: the page has no #${id}`);
   return el;
 }
-function buildProgressText(answer) {
-  const layers = answer.layers ? ` (layers ${answer.layers.join(", ")})` : "";
-  if (answer.status === "reading") return `Reading and annotating corpus ${answer.corpus} for ${answer.model}…`;
-  const total = answer.total ? answer.total.toLocaleString("en") : "?";
-  return `Indexing corpus ${answer.corpus} for ${answer.model}${layers}: ${answer.done.toLocaleString("en")} of ${total} tokens`;
+function buildProgressText(answer2) {
+  const layers = answer2.layers ? ` (layers ${answer2.layers.join(", ")})` : "";
+  if (answer2.status === "reading") return `Reading and annotating corpus ${answer2.corpus} for ${answer2.model}…`;
+  const total = answer2.total ? answer2.total.toLocaleString("en") : "?";
+  return `Indexing corpus ${answer2.corpus} for ${answer2.model}${layers}: ${answer2.done.toLocaleString("en")} of ${total} tokens`;
 }
 function createCorpusBuild(host) {
   let run = 0, timer = 0;
@@ -1188,22 +1188,22 @@ function createCorpusBuild(host) {
       return;
     }
     try {
-      const answer = await api(`/api/corpus-build?model=${encodeURIComponent(model)}`);
+      const answer2 = await api(`/api/corpus-build?model=${encodeURIComponent(model)}`);
       if (id !== run) return;
-      box.dataset.state = answer.status;
-      box.hidden = answer.status === "none" || answer.status === "ready";
-      if (answer.status === "failed") {
+      box.dataset.state = answer2.status;
+      box.hidden = answer2.status === "none" || answer2.status === "ready";
+      if (answer2.status === "failed") {
         part("corpus-build-bar").hidden = true;
-        part("corpus-build-text").textContent = `The corpus index could not be built: ${answer.message}`;
-      } else if (answer.status === "ready") {
+        part("corpus-build-text").textContent = `The corpus index could not be built: ${answer2.message}`;
+      } else if (answer2.status === "ready") {
         const corpora = await api("/api/corpora");
-        if (id === run) host.ready(corpora, answer.corpus);
-      } else if (answer.status !== "none") {
+        if (id === run) host.ready(corpora, answer2.corpus);
+      } else if (answer2.status !== "none") {
         const bar = part("corpus-build-bar");
         bar.hidden = false;
-        if (answer.total) bar.value = answer.done / answer.total;
+        if (answer2.total) bar.value = answer2.done / answer2.total;
         else bar.removeAttribute("value");
-        part("corpus-build-text").textContent = buildProgressText(answer);
+        part("corpus-build-text").textContent = buildProgressText(answer2);
         timer = window.setTimeout(() => void check(), BUILD_POLL_MS);
       }
     } catch (error) {
@@ -2916,6 +2916,127 @@ function bandSVG(v) {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${band2.height}" font-family="sans-serif" font-size="13" fill="${style.color}">${parts.join("")}</svg>`;
 }
 
+// src/attnscope/static/app_long_view.js
+var LAYERS_MESSAGE = "attnscope-layers";
+var WORDS_REASON = "words merge every weight of a row: at long context only each query's strongest keys are carried";
+var TOP_SHARE_REASON = "a share of each row's attention needs every weight of the row: at long context only each query's strongest keys are carried, and all of them are drawn";
+var LONG_VALUES = { aggregation: "raw", top_share: 1, merge_subwords: false, mean_heads: false, head_thumbnails: false };
+async function bytesOf(path, body) {
+  const init = body === void 0 ? {} : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiFailure("the attnscope server cannot be reached: is `attnscope serve` still running?", null, 0);
+  }
+  if (!response.ok) {
+    const e = (await response.json().catch(() => null))?.error;
+    throw new ApiFailure(e ? e.message : `the server answered ${response.status}`, e ? e.field : null, response.status);
+  }
+  return new Uint8Array(await response.arrayBuffer());
+}
+async function answer(base, msg) {
+  const { role, layer } = msg;
+  try {
+    if (msg.type === LAYERS_MESSAGE) {
+      const path = (i) => `${base}/layers/${encodeURIComponent(role)}/${i}`;
+      const buffers = await Promise.all(msg.indices.map((i) => bytesOf(path(i))));
+      return [{ type: LAYERS_MESSAGE, role, indices: msg.indices }, buffers];
+    }
+    if (msg.type === ROWS_MESSAGE) {
+      const fields = { role, layer, start: msg.start, stop: msg.stop };
+      return [{ type: ROWS_MESSAGE, ...fields }, [await bytesOf(`${base}/rows`, fields)]];
+    }
+    const text = new TextDecoder().decode(await bytesOf(`${base}/weights`, { role, layer, cells: msg.cells }));
+    return [{ type: WEIGHTS_MESSAGE, id: msg.id, role, layer, cells: msg.cells, weights: JSON.parse(text).weights }, []];
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    if (msg.type === WEIGHTS_MESSAGE) return [{ type: WEIGHTS_MESSAGE, id: msg.id, error: why }, []];
+    return [{ type: ROWS_MESSAGE, role, layer: layer ?? msg.indices?.[0], error: why }, []];
+  }
+}
+function createServerModel(values, id) {
+  const model = createStaticModel(values), base = `/api/attention/${encodeURIComponent(id)}`;
+  const { on, off } = model;
+  const hearers = /* @__PURE__ */ new Set();
+  let closed = false;
+  let rows = Promise.resolve();
+  return Object.assign(model, {
+    /** @param {string} event @param {Function} callback */
+    on(event, callback) {
+      if (event === "msg:custom") hearers.add(callback);
+      else on(event, callback);
+    },
+    /** @param {string} event @param {Function} callback */
+    off(event, callback) {
+      if (event === "msg:custom") hearers.delete(callback);
+      else off(event, callback);
+    },
+    /** @param {any} msg */
+    send(msg) {
+      if (![LAYERS_MESSAGE, ROWS_MESSAGE, WEIGHTS_MESSAGE].includes(msg?.type)) return;
+      const answered = msg.type !== LAYERS_MESSAGE ? answer(base, msg) : new Promise((resolve) => setTimeout(resolve, 0)).then(() => rows).then(() => answer(base, msg));
+      if (msg.type === ROWS_MESSAGE) rows = Promise.all([rows, answered]).then(() => {
+      });
+      void answered.then(([reply, buffers]) => {
+        if (!closed) for (const hear of [...hearers]) hear(reply, buffers);
+      });
+    },
+    close() {
+      closed = true;
+      hearers.clear();
+    }
+  });
+}
+var refusedAtLength = (error) => error.status === 400 && error.field === "aggregations.0";
+function byId2(id) {
+  return (
+    /** @type {HTMLElement} */
+    document.getElementById(id)
+  );
+}
+function lengthNote() {
+  let note = document.getElementById("length-note");
+  if (!note) {
+    note = document.createElement("p");
+    Object.assign(note, { id: "length-note", className: "as-help" });
+    note.setAttribute("role", "note");
+    byId2("stack-note").after(note);
+  }
+  return note;
+}
+function showLength(response) {
+  const long = response.long_view ?? null, lines = response.payload.header.lines;
+  const app = byId2("app"), words = (
+    /** @type {HTMLInputElement} */
+    byId2("words")
+  );
+  const share = (
+    /** @type {HTMLInputElement} */
+    byId2("top-share")
+  ), show = (
+    /** @type {HTMLSelectElement} */
+    byId2("show")
+  );
+  app.dataset.long = long ? "true" : "false";
+  words.disabled = share.disabled = Boolean(long);
+  const label = (
+    /** @type {HTMLElement} */
+    words.parentElement
+  );
+  label.dataset.title ??= label.title;
+  label.title = long ? WORDS_REASON : label.dataset.title;
+  share.title = long ? TOP_SHARE_REASON : "";
+  for (const option2 of show.options) {
+    const why = long && option2.value !== "raw" ? lines?.not_offered?.[option2.value] ?? "not offered at long context" : "";
+    option2.disabled = Boolean(why);
+    option2.title = why;
+  }
+  const note = lengthNote();
+  note.hidden = !long;
+  note.textContent = long ? `${long.note[0].toUpperCase()}${long.note.slice(1)}: scroll through its rows; a line to a key outside the rows shown ends at the band's edge. Words, the top share and Show's aggregations need every weight and are off at this length (hover them for why).` : "";
+}
+
 // src/attnscope/static/head_view.js
 function render2({ model, el, host = {} }) {
   const header = readHeader(model);
@@ -3339,6 +3460,8 @@ function createAttentionPanel(host, handlers) {
   let model = null;
   let cleanup = null;
   let header = null;
+  let long = null;
+  const valuesOf = (state) => ({ ...viewValues(state, header.stacks[0].heads, header), ...long ? LONG_VALUES : {} });
   function unitTokens(side, index) {
     const s = header.stacks[0];
     const seq = header.sequences[side === "query" ? s.query_tokens : s.key_tokens];
@@ -3354,17 +3477,19 @@ function createAttentionPanel(host, handlers) {
   function show(response, state) {
     const focused = focusedPart();
     cleanup?.();
+    model?.close?.();
     header = response.payload.header;
-    const stack = header.stacks[0];
-    model = createStaticModel({
+    long = response.long_view ?? null;
+    const values = {
       header,
       layers: response.payload.layers,
       threshold: 0,
       mean_heads: true,
       head_thumbnails: true,
       shade_keys: true,
-      ...viewValues(state, stack.heads, header)
-    });
+      ...valuesOf(state)
+    };
+    model = long ? createServerModel(values, long.id) : createStaticModel(values);
     host.replaceChildren();
     cleanup = head_view_default.render({ model, el: host, host: {
       controls: false,
@@ -3377,7 +3502,7 @@ function createAttentionPanel(host, handlers) {
   }
   function sync2(state) {
     if (!model) return;
-    const values = viewValues(state, header.stacks[0].heads, header);
+    const values = valuesOf(state);
     model.set("merge_subwords", values.merge_subwords);
     for (const [name, value] of Object.entries(values)) model.set(name, value);
   }
@@ -3390,7 +3515,8 @@ function createAttentionPanel(host, handlers) {
   }
   function unmount() {
     cleanup?.();
-    cleanup = model = header = null;
+    model?.close?.();
+    cleanup = model = header = long = null;
     host.replaceChildren();
   }
   const root = () => (
@@ -3728,7 +3854,7 @@ var EXAMPLE = "The girl ran to a local pub to escape the din of her city.";
 var RAW_HELP = "Each head's attention weights: how much each token (left) takes from each token (right).";
 var WORDS_HELP = " Between words: attention to a word is the sum over its tokens, from a word the mean (Clark et al. 2019).";
 var NORM_HELP = " Each row is scaled to sum to 1 (these are lengths, not probabilities).";
-function byId2(id) {
+function byId3(id) {
   const el = document.getElementById(id);
   if (!el) throw new Error(`attnscope: the page has no #${id}`);
   return el;
@@ -3745,9 +3871,9 @@ function selectedHeads(p) {
 }
 var shownMethod = (p) => (modelInfo(p)?.aggregations ?? []).find((a) => a.name === p.state.show) ?? null;
 var say = (message) => {
-  byId2("status").textContent = message;
+  byId3("status").textContent = message;
 };
-var notice = (drops) => showDropped(byId2("link-notice"), byId2("link-dropped"), drops);
+var notice = (drops) => showDropped(byId3("link-notice"), byId3("link-dropped"), drops);
 var writeUrl = (p) => history.replaceState(null, "", queryFromState(p.state));
 function fill(select, options, value) {
   select.replaceChildren(...options.map(([v, label]) => {
@@ -3762,44 +3888,44 @@ function fill(select, options, value) {
 }
 function fillSelectors(p) {
   const info = modelInfo(p);
-  fill(byId2("model"), p.models.map((m) => [m.name, m.name]), info?.name ?? "");
+  fill(byId3("model"), p.models.map((m) => [m.name, m.name]), info?.name ?? "");
   const own = corporaOfModel(p);
-  fill(byId2("corpus"), own.length ? own.map((c) => [c.name, `${c.name} (${c.tokens.toLocaleString("en")} tokens)`]) : [["", "(none for this model)"]], p.state.corpus);
+  fill(byId3("corpus"), own.length ? own.map((c) => [c.name, `${c.name} (${c.tokens.toLocaleString("en")} tokens)`]) : [["", "(none for this model)"]], p.state.corpus);
   const shape = info ? `${info.layers} layers × ${info.heads} heads` : "";
-  byId2("model-note").textContent = !info ? "" : (info.kind === "encoder-decoder" ? `encoder-decoder · encoder: ${shape}` : shape) + (info.has_lm_head ? "" : " · no language-model head");
-  fill(byId2("show"), (info?.aggregations ?? []).map((a) => [a.name, a.label]), p.state.show);
+  byId3("model-note").textContent = !info ? "" : (info.kind === "encoder-decoder" ? `encoder-decoder · encoder: ${shape}` : shape) + (info.has_lm_head ? "" : " · no language-model head");
+  fill(byId3("show"), (info?.aggregations ?? []).map((a) => [a.name, a.label]), p.state.show);
   const fields = corpusInfo(p)?.fields ?? [];
   const labels = fields.map((f) => (
     /** @type {[string, string]} */
     [f, fieldLabel(f, corpusInfo(p)?.silver)]
   ));
-  fill(byId2("summary-field"), labels, p.state.field || fields[0] || "");
-  fill(byId2("cols-field"), labels, p.state.cols || fields[0] || "");
+  fill(byId3("summary-field"), labels, p.state.field || fields[0] || "");
+  fill(byId3("cols-field"), labels, p.state.cols || fields[0] || "");
 }
 function fillLayers(p) {
   const count = p.attention?.layers ?? modelInfo(p)?.layers ?? 0;
-  const select = byId2("layer");
+  const select = byId3("layer");
   if (select.options.length !== count) fill(select, [...Array(count).keys()].map((l) => [String(l), String(l)]), "");
   select.value = String(Math.min(p.state.layer, Math.max(0, count - 1)));
 }
 function syncControls(p) {
   const { state } = p;
-  byId2("top-share").value = String(Math.round(state.topShare * 100));
-  byId2("top-share-value").textContent = `${Math.round(state.topShare * 100)}%`;
-  byId2("hide-special").checked = state.hideSpecial;
-  byId2("show").value = state.show;
-  byId2("words").checked = state.words;
-  byId2("pairs").value = state.pairs;
+  byId3("top-share").value = String(Math.round(state.topShare * 100));
+  byId3("top-share-value").textContent = `${Math.round(state.topShare * 100)}%`;
+  byId3("hide-special").checked = state.hideSpecial;
+  byId3("show").value = state.show;
+  byId3("words").checked = state.words;
+  byId3("pairs").value = state.pairs;
   syncSearchControls(state);
 }
 function redraw(p) {
   p.panel.sync(p.state);
   const method = shownMethod(p);
-  byId2("show-help").textContent = (p.state.show === "raw" ? RAW_HELP : method ? `${method.about[0].toUpperCase()}${method.about.slice(1)}.` : "") + (method?.norm ? NORM_HELP : "") + (p.state.words ? WORDS_HELP : "");
-  byId2("attention-empty").textContent = p.attention && selectedHeads(p).length === 0 ? "No heads selected: pick heads above (or All) to see their attention." : "";
+  byId3("show-help").textContent = (p.state.show === "raw" ? RAW_HELP : method ? `${method.about[0].toUpperCase()}${method.about.slice(1)}.` : "") + (method?.norm ? NORM_HELP : "") + (p.state.words ? WORDS_HELP : "");
+  byId3("attention-empty").textContent = p.attention && selectedHeads(p).length === 0 ? "No heads selected: pick heads above (or All) to see their attention." : "";
   p.search.sync();
   syncContinue(p.state, modelInfo(p), p.continuation);
-  const masking = modelInfo(p)?.masking_note, note = byId2("mask-note");
+  const masking = modelInfo(p)?.masking_note, note = byId3("mask-note");
   note.textContent = masking ? masking[0].toUpperCase() + masking.slice(1) : "";
   note.hidden = !masking || p.state.mask.length === 0;
 }
@@ -3891,9 +4017,10 @@ function drawResponse(p, response, info) {
   showStack(p, response.stack, info);
   notice(checkToken(p.state, p.attention));
   if (p.state.layer >= p.attention.layers) p.state.layer = p.attention.layers - 1;
-  byId2("pairs-label").hidden = !p.attention.segments.includes(1);
+  byId3("pairs-label").hidden = !p.attention.segments.includes(1);
   writeUrl(p);
   fillLayers(p);
+  showLength(response);
   p.panel.show(response, p.state);
   redraw(p);
   app.dataset.attention = app.dataset.aggregation = "ready";
@@ -3901,7 +4028,7 @@ function drawResponse(p, response, info) {
   if (response.payload.header.stacks.some((s) => Object.keys(s.aggregations ?? {}).length)) {
     app.dataset.aggregations = String(Number(app.dataset.aggregations ?? 0) + 1);
   }
-  if (p.focusAfterLoad) byId2("attention").querySelector(".attnscope-hv-queries .attnscope-hv-pinned")?.focus();
+  if (p.focusAfterLoad) byId3("attention").querySelector(".attnscope-hv-queries .attnscope-hv-pinned")?.focus();
   p.focusAfterLoad = false;
   if (p.state.search) void p.search.search();
   else p.search.clear();
@@ -3911,6 +4038,14 @@ function loadFailed(p, error, reason) {
     notice([dropped("mask", p.state.mask.join(","), error.message)]);
     p.state.mask = [];
     writeUrl(p);
+    void loadAttention(p, "input");
+    return;
+  }
+  if (error instanceof ApiFailure && refusedAtLength(error) && p.state.show !== "raw") {
+    notice([dropped("show", p.state.show, error.message)]);
+    p.state.show = "raw";
+    writeUrl(p);
+    syncControls(p);
     void loadAttention(p, "input");
     return;
   }
@@ -3928,8 +4063,8 @@ function loadFailed(p, error, reason) {
 function showStack(p, stack, info) {
   const seq2seq = info.kind === "encoder-decoder";
   p.app.dataset.stack = stack;
-  byId2("attention-stack").textContent = seq2seq ? "(the encoder's self-attention)" : stack === "decoder" ? "(decoder self-attention, causal)" : "(encoder self-attention)";
-  byId2("stack-note").textContent = seq2seq ? "This model is an encoder-decoder: this is its encoder's self-attention over the sentence. Its decoder's self-attention and its cross-attention need a target text (the decoder's input), which the explorer does not take: show them in a notebook with attnscope.model_view(attnscope.capture(model, text, target=…))." : stack === "decoder" ? "A causal decoder: each token attends only to itself and the tokens before it." : "";
+  byId3("attention-stack").textContent = seq2seq ? "(the encoder's self-attention)" : stack === "decoder" ? "(decoder self-attention, causal)" : "(encoder self-attention)";
+  byId3("stack-note").textContent = seq2seq ? "This model is an encoder-decoder: this is its encoder's self-attention over the sentence. Its decoder's self-attention and its cross-attention need a target text (the decoder's input), which the explorer does not take: show them in a notebook with attnscope.model_view(attnscope.capture(model, text, target=…))." : stack === "decoder" ? "A causal decoder: each token attends only to itself and the tokens before it." : "";
 }
 function toggleMask(p, positions) {
   const info = modelInfo(p), attention = p.attention;
@@ -3955,14 +4090,14 @@ function openMatch(p, match, rank) {
   history.replaceState({ opened: rank }, "", location.href);
   history.pushState(null, "", location.href);
   p.focusAfterLoad = true;
-  byId2("text").value = match.text;
-  byId2("pair").value = "";
+  byId3("text").value = match.text;
+  byId3("pair").value = "";
   update2(p, matchPatch(match));
-  byId2("attention").scrollIntoView({ block: "nearest" });
+  byId3("attention").scrollIntoView({ block: "nearest" });
 }
 function attentionPanel(p) {
-  const tooltip = byId2("tooltip");
-  return createAttentionPanel(byId2("attention"), {
+  const tooltip = byId3("tooltip");
+  return createAttentionPanel(byId3("attention"), {
     onSelect: (tokens) => update2(p, { token: tokens[0] }),
     onMask: (tokens) => toggleMask(p, tokens),
     onHeads: (heads) => update2(p, { heads }),
@@ -3977,9 +4112,9 @@ function attentionPanel(p) {
   });
 }
 function wireInput(p) {
-  byId2("input").addEventListener("submit", (event) => {
+  byId3("input").addEventListener("submit", (event) => {
     event.preventDefault();
-    const text = byId2("text").value, pair = byId2("pair").value.trim() ? byId2("pair").value : "";
+    const text = byId3("text").value, pair = byId3("pair").value.trim() ? byId3("pair").value : "";
     if (!text.trim()) {
       say("The sentence is empty: type a sentence to see its attention.");
       return;
@@ -3987,8 +4122,8 @@ function wireInput(p) {
     if (text === p.state.text && pair === p.state.pair) void loadAttention(p, "input");
     else update2(p, { text, pair, mask: [], token: null });
   });
-  byId2("model").addEventListener("change", () => {
-    const model = byId2("model").value;
+  byId3("model").addEventListener("change", () => {
+    const model = byId3("model").value;
     const info = p.models.find((m) => m.name === model);
     const corpus = p.corpora.find((c) => info && (c.model === info.name || info.aliases.includes(c.model)))?.name ?? "";
     const show = (info?.aggregations ?? []).some((a) => a.name === p.state.show) ? p.state.show : "raw";
@@ -3996,41 +4131,41 @@ function wireInput(p) {
     fillSelectors(p);
   });
   wireContinue(() => p.state, (patch) => update2(p, patch));
-  byId2("corpus").addEventListener("change", () => {
-    update2(p, { corpus: byId2("corpus").value });
+  byId3("corpus").addEventListener("change", () => {
+    update2(p, { corpus: byId3("corpus").value });
     fillSelectors(p);
   });
 }
 function wireView(p) {
-  byId2("layer").addEventListener("change", () => update2(p, { layer: Number(byId2("layer").value) }));
-  byId2("show").addEventListener("change", () => update2(p, { show: byId2("show").value }));
-  byId2("words").addEventListener("change", () => update2(p, { words: byId2("words").checked }));
-  byId2("pairs").addEventListener("change", () => update2(p, { pairs: byId2("pairs").value }));
-  byId2("top-share").addEventListener("input", () => update2(p, { topShare: Number(byId2("top-share").value) / 100 }));
-  byId2("hide-special").addEventListener("change", () => {
-    const hideSpecial = byId2("hide-special").checked, a = p.attention;
+  byId3("layer").addEventListener("change", () => update2(p, { layer: Number(byId3("layer").value) }));
+  byId3("show").addEventListener("change", () => update2(p, { show: byId3("show").value }));
+  byId3("words").addEventListener("change", () => update2(p, { words: byId3("words").checked }));
+  byId3("pairs").addEventListener("change", () => update2(p, { pairs: byId3("pairs").value }));
+  byId3("top-share").addEventListener("input", () => update2(p, { topShare: Number(byId3("top-share").value) / 100 }));
+  byId3("hide-special").addEventListener("change", () => {
+    const hideSpecial = byId3("hide-special").checked, a = p.attention;
     const hidden = hideSpecial && a !== null && p.state.token !== null && a.special[p.state.token];
     update2(p, { hideSpecial, ...hidden ? { token: null } : {} });
   });
-  byId2("atlas").addEventListener("attnscope-atlas-open", (event) => {
+  byId3("atlas").addEventListener("attnscope-atlas-open", (event) => {
     update2(p, { layer: event.detail.layer, heads: [event.detail.head] });
   });
   document.addEventListener("keydown", (event) => {
     if (event.key !== "Escape") return;
-    byId2("tooltip").hidden = true;
+    byId3("tooltip").hidden = true;
     if (!(event.target instanceof HTMLInputElement) && p.state.token !== null) update2(p, { token: null });
   });
 }
 function wirePanels(p) {
   wireSearchControls((patch) => "filter" in patch ? p.search.setFilter(patch.filter ?? "") : update2(p, patch));
-  byId2("summary-field").addEventListener("change", () => update2(p, { field: byId2("summary-field").value }));
-  byId2("cols-field").addEventListener("change", () => update2(p, { cols: byId2("cols-field").value }));
-  byId2("cols-narrow").addEventListener("click", () => update2(p, { span: Math.max(0, p.state.span - 1) }));
-  byId2("cols-wider").addEventListener("click", () => update2(p, { span: Math.min(SPAN_MAX, p.state.span + 1) }));
-  byId2("atlas-toggle").addEventListener("click", () => update2(p, { atlas: !p.state.atlas }));
-  byId2("link-notice-close").addEventListener("click", () => {
-    byId2("link-notice").hidden = true;
-    byId2("link-dropped").replaceChildren();
+  byId3("summary-field").addEventListener("change", () => update2(p, { field: byId3("summary-field").value }));
+  byId3("cols-field").addEventListener("change", () => update2(p, { cols: byId3("cols-field").value }));
+  byId3("cols-narrow").addEventListener("click", () => update2(p, { span: Math.max(0, p.state.span - 1) }));
+  byId3("cols-wider").addEventListener("click", () => update2(p, { span: Math.min(SPAN_MAX, p.state.span + 1) }));
+  byId3("atlas-toggle").addEventListener("click", () => update2(p, { atlas: !p.state.atlas }));
+  byId3("link-notice-close").addEventListener("click", () => {
+    byId3("link-notice").hidden = true;
+    byId3("link-dropped").replaceChildren();
   });
   window.addEventListener("popstate", (event) => {
     const next = stateFromQuery(location.search);
@@ -4038,8 +4173,8 @@ function wirePanels(p) {
     p.search.focusAfterSearch(Number.isInteger(opened) ? opened : null);
     p.search.unmarkFilter();
     p.maskFromLink = next.mask.length > 0;
-    byId2("text").value = next.text || EXAMPLE;
-    byId2("pair").value = next.pair;
+    byId3("text").value = next.text || EXAMPLE;
+    byId3("pair").value = next.pair;
     const served = p.models.some((m) => m.name === next.model || m.aliases.includes(next.model));
     update2(p, { ...next, text: next.text || EXAMPLE, model: served ? next.model : p.state.model, corpus: next.corpus || p.state.corpus });
     fillSelectors(p);
@@ -4047,7 +4182,7 @@ function wirePanels(p) {
 }
 function createPage(drops) {
   const p = {
-    app: byId2("app"),
+    app: byId3("app"),
     state: stateFromQuery(location.search, drops),
     models: [],
     corpora: [],
@@ -4120,10 +4255,10 @@ async function boot() {
   if (!modelInfo(p)) p.state.model = p.models[0]?.name ?? "";
   if (!corpusInfo(p)) p.state.corpus = corporaOfModel(p)[0]?.name ?? "";
   if (!p.state.text) p.state.text = EXAMPLE;
-  byId2("text").value = p.state.text;
-  byId2("pair").value = p.state.pair;
+  byId3("text").value = p.state.text;
+  byId3("pair").value = p.state.pair;
   fillSelectors(p);
-  fill(byId2("pairs"), FILTERS.map(([value, label]) => [value, label]), p.state.pairs);
+  fill(byId3("pairs"), FILTERS.map(([value, label]) => [value, label]), p.state.pairs);
   syncControls(p);
   writeUrl(p);
   refitOnThemeChange(p.app, ".as-ctok");
