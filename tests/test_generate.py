@@ -44,6 +44,17 @@ def test_the_capture_is_one_forward_pass_over_the_generated_ids(tiny):
     assert again.tokens.generated == ()  # ids given are not generated ones
 
 
+def test_a_continuation_captured_on_demand_has_the_eager_weights(tiny):
+    from attnscope.capture.lazy import LazyAttention
+
+    handle = tiny("smollm2")
+    eager = attnscope.generate(handle, PROMPT, max_new_tokens=6, attention="eager")
+    lazy = attnscope.generate(handle, PROMPT, max_new_tokens=6, attention="on_demand")
+    assert lazy.tokens.ids == eager.tokens.ids and lazy.tokens.generated == eager.tokens.generated
+    assert isinstance(lazy.attentions, LazyAttention) and not isinstance(eager.attentions, LazyAttention)
+    np.testing.assert_allclose(lazy.attentions.layer(1), np.asarray(eager.attentions)[1], rtol=0, atol=1e-6)
+
+
 def test_seeded_sampling_is_reproducible_and_leaves_the_random_state(tiny):
     handle = tiny("gpt2")
     state = torch.get_rng_state()
@@ -120,6 +131,7 @@ def test_encoder_decoder_generation_marks_the_decoder_tokens(tiny):
         ("bert", {}, "is an encoder: it reads a whole text and does not generate one"),
         ("gpt2", {"fields": ["attentions", "logits"]}, "logits"),
         ("gpt2", {"dtype": "int8"}, "dtype 'int8' is not supported: use one of float32, float16"),
+        ("gpt2", {"attention": "flash"}, "attention 'flash' is not a capture mode: use one of 'auto'"),
     ],
 )
 def test_bad_generation_options_are_refused(tiny, family, kwargs, message):

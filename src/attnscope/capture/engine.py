@@ -164,10 +164,7 @@ def _capture_batch(
     wanted = check_capture_options(fields, dtype)
     if not isinstance(top_k, int) or top_k < 0:
         raise InputError(f"top_k must be a non-negative integer, got {top_k!r}")
-    if attention not in CAPTURE_MODES:
-        raise InputError(
-            f"attention {attention!r} is not a capture mode: use one of {', '.join(map(repr, CAPTURE_MODES))}"
-        )
+    check_attention_mode(attention)
     for it in items:
         _check_input(handle, it)
     encoded = [_tokens_of(handle, it, truncate) for it in items]
@@ -323,6 +320,14 @@ def _as_input(x: InputLike) -> CaptureInput:
     if isinstance(x, tuple) and len(x) == 2:
         return CaptureInput(x[0], x[1])
     raise InputError(f"an input must be a text, a (text, text_pair) tuple or a CaptureInput; got {x!r:.80}")
+
+
+def check_attention_mode(attention: str) -> None:
+    """Raise `InputError` unless ``attention`` is one of `CAPTURE_MODES`."""
+    if attention not in CAPTURE_MODES:
+        raise InputError(
+            f"attention {attention!r} is not a capture mode: use one of {', '.join(map(repr, CAPTURE_MODES))}"
+        )
 
 
 def check_capture_options(fields: Iterable[str] | str, dtype: str) -> set[str]:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError, NoLanguageModelHeadError
-from .engine import capture, check_capture_options
+from .engine import capture, check_attention_mode, check_capture_options
 from .inputs import display_forms, encode, special_token_ids
 from .loading import ModelHandle
 from .result import DEFAULT_FIELDS, Capture, Generation, GenerationStep
@@ -37,6 +37,7 @@ def generate(
     top_k: int = 5,
     fields: Iterable[str] | str = DEFAULT_FIELDS,
     dtype: str = "float32",
+    attention: str = "auto",
 ) -> Capture:
     """Continue ``prompt`` with ``handle``'s model and capture prompt plus continuation.
 
@@ -50,11 +51,13 @@ def generate(
     Returns a `Capture` of the final ids exactly as generated (``input_ids=``, never re-tokenised), with
     ``tokens.generated`` (the decoder tokens' for an encoder-decoder) the generated positions and
     ``generation`` their `GenerationStep` s: each step's ``top_k`` most likely next tokens with their
-    probabilities in the distribution it chose from. ``fields`` and ``dtype`` as `attnscope.capture`;
-    predictions at every position are kept with the same ``top_k``.
+    probabilities in the distribution it chose from. ``fields``, ``dtype`` and ``attention`` (how attention is
+    captured: "auto", "eager" or "on_demand") as `attnscope.capture`; predictions at every position are kept
+    with the same ``top_k``.
     """
     _check_options(handle, max_new_tokens, seed, temperature, top_k)
     check_capture_options(fields, dtype)  # before any generation work
+    check_attention_mode(attention)
     prompt_ids, kept_prompt = _prompt_ids(handle, prompt, chat)
     if handle.kind == "decoder" and len(prompt_ids) + max_new_tokens > handle.max_length:
         raise InputError(
@@ -65,9 +68,17 @@ def generate(
     sequence, scores = _run(handle, prompt_ids, max_new_tokens, seed, do_sample, temperature)
     start = len(prompt_ids) if handle.kind == "decoder" else 1  # a seq2seq decoder begins with its start token
     if handle.kind == "decoder":
-        cap = capture(handle, input_ids=sequence, fields=fields, dtype=dtype, top_k=top_k)
+        cap = capture(handle, input_ids=sequence, fields=fields, dtype=dtype, top_k=top_k, attention=attention)
     else:
-        cap = capture(handle, input_ids=prompt_ids, target_ids=sequence, fields=fields, dtype=dtype, top_k=top_k)
+        cap = capture(
+            handle,
+            input_ids=prompt_ids,
+            target_ids=sequence,
+            fields=fields,
+            dtype=dtype,
+            top_k=top_k,
+            attention=attention,
+        )
     generated = tuple(range(start, len(sequence)))
     steps = _steps(handle, sequence, scores, start, top_k)
     if handle.kind == "decoder":

@@ -107,6 +107,9 @@ def continue_text(body: ContinueRequest, request: Request) -> ContinueResponse:
     with in_field(None):
         check_heads(body.heads, handle.stacks[handle.main_stack].heads, f"model {name!r}")
     norms = any(method in NORM_METHODS for method in body.aggregations)
+    long_input = long_view(handle, len(prompt) + body.max_new_tokens)  # the most it can be (the model may stop early)
+    if long_input:
+        refuse_aggregations_at_length(body.aggregations, len(prompt) + body.max_new_tokens)
     with in_field(None):
         cap = generate(
             handle,
@@ -117,10 +120,10 @@ def continue_text(body: ContinueRequest, request: Request) -> ContinueResponse:
             temperature=body.temperature,
             top_k=TOP_PREDICTIONS,
             fields=["attentions", "values"] if norms else ["attentions"],
+            attention="on_demand" if long_input else "auto",  # weights computed when a layer is asked for
         )
     long = None
-    if long_view(handle, len(cap.tokens)):  # drawn by the long-context view, as POST /api/attention's long inputs
-        refuse_aggregations_at_length(body.aggregations, len(cap.tokens))
+    if long_input:  # drawn by the long-context view, as POST /api/attention's long inputs
         ident = long_view_id(name, " ".join(map(str, cap.tokens.ids)), None, [])  # what was captured: its ids
         _, payload_out, long = keep_long_view(state, ident, cap)
     else:
