@@ -116,7 +116,7 @@ def decoder_figures(sentences: list[str], samples: int, continues: int, timed: s
             page.goto(f"{served.base}/?{urlencode({'model': 'smollm2', 'text': text})}")
             page.wait_for_selector("#app[data-attention=ready]")
             layers = [layer_change(page, timed, (i + 1) % 30) for i in range(samples)]
-            hovers = [hover(page, timed, 37 + 11 * i) for i in range(samples)]
+            hovers = [hover(page, timed, position) for position in hover_positions(page, samples)]
             print(f"  layer change at {len(ids)} tokens {figure(layers)}; goal <= 100 ms "
                   f"{'ok' if statistics.median(layers) <= 100 else 'MISSED'}")  # fmt: skip
             print(f"  prediction shown after hover   {figure(hovers)}; goal <= 50 ms "
@@ -134,6 +134,15 @@ def layer_change(page, timed: str, layer: int) -> float:
     )
 
 
+def hover_positions(page, samples: int) -> list[int]:
+    """Query positions drawn now: spread over the input, or over the band of rows a long input's view shows."""
+    band = page.evaluate("() => document.querySelector('#attention .attnscope-hv').dataset.band ?? ''")
+    if not band:
+        return [37 + 11 * i for i in range(samples)]
+    first, stop = map(int, band.split("-"))
+    return [first + (3 * i) % (stop - first) for i in range(samples)]
+
+
 def hover(page, timed: str, position: int) -> float:
     node = f"document.querySelector(\".attnscope-hv-queries .attnscope-hv-token[data-index='{position}']\")"
     page.evaluate(f"() => {{ {node}.dispatchEvent(new MouseEvent('mouseleave')); }}")
@@ -143,6 +152,19 @@ def hover(page, timed: str, position: int) -> float:
         f"t.textContent.includes('(position {position})') && t.querySelectorAll('li').length === 5; }})()"
     )
     return page.evaluate(timed, [f"{node}.dispatchEvent(new MouseEvent('mouseenter'));", ready])
+
+
+def generated_shown(page, tokens: int) -> int:
+    """Query tokens marked generated; a long input's view shows a band of rows: it is scrolled to the end first."""
+    go_to = page.locator("#attention .attnscope-hv-goto")
+    if go_to.count():
+        go_to.fill(str(tokens - 1))
+        go_to.dispatch_event("change")
+        page.wait_for_function(
+            f"() => document.querySelector('#attention .attnscope-hv').dataset.band.endsWith('-{tokens}')",
+            timeout=30_000,
+        )
+    return page.locator(".attnscope-hv-queries .attnscope-hv-generated").count()
 
 
 def continue_figures(page, handle, text: str, ids: list[int], timed: str, repeats: int) -> None:
@@ -162,7 +184,7 @@ def continue_figures(page, handle, text: str, ids: list[int], timed: str, repeat
         )
         ready = f"Number(document.getElementById('app').dataset.loads) > {before}"
         clicks.append(page.evaluate(timed, [action, ready]))
-        shown = page.locator(".attnscope-hv-queries .attnscope-hv-generated").count()
+        shown = generated_shown(page, len(ids) + len(new))
         assert shown == len(new), f"the app marked {shown} generated tokens, model.generate made {len(new)}"
         before = int(page.get_attribute("#app", "data-loads") or 0)
         page.click("#continue-clear")
