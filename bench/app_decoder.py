@@ -155,11 +155,14 @@ def hover(page, timed: str, position: int) -> float:
 
 
 def generated_shown(page, tokens: int) -> int:
-    """Query tokens marked generated; a long input's view shows a band of rows: it is scrolled to the end first."""
-    go_to = page.locator("#attention .attnscope-hv-goto")
-    if go_to.count():
-        go_to.fill(str(tokens - 1))
-        go_to.dispatch_event("change")
+    """Query tokens marked generated; a long input's view shows a band of rows: it is scrolled to the end first
+    (through its "Go to" box, which the app keeps hidden)."""
+    if page.locator("#attention .attnscope-hv-goto").count():
+        page.evaluate(
+            "(n) => { const g = document.querySelector('#attention .attnscope-hv-goto'); g.value = String(n);"
+            " g.dispatchEvent(new Event('change')); }",
+            tokens - 1,
+        )
         page.wait_for_function(
             f"() => document.querySelector('#attention .attnscope-hv').dataset.band.endsWith('-{tokens}')",
             timeout=30_000,
