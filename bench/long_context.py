@@ -25,7 +25,7 @@ just before the call. Ratios are against the SDPA forward of the same run. Captu
 run past them (rotary positions extrapolate: the cost is what is measured here, not the model's quality).
 
     .venv/bin/python bench/long_context.py [--lengths 512 2048 8192 32768] [--skip-eager-above 4096]
-                                           [--skip-overview-above 8192] [--views-up-to 8192]
+                                           [--skip-overview-above 8192] [--views-up-to 8192] [--views-only]
 """
 
 from __future__ import annotations
@@ -181,16 +181,41 @@ def _seconds(m: dict, key: str, sdpa: dict | None = None) -> str:
     return f"{m[key]:.2f} s{ratio}"
 
 
+def _print_views(rows: list[tuple]) -> None:
+    print()
+    print(
+        "pages (a capture of their own): summarise (every layer's overview, top keys, entropy) | long head view"
+        " HTML: MB, drawn in Chromium | overview HTML: MB, drawn | goals at 8,192: ≤ 100 MB drawn ≤ 5 s;"
+        " overview drawn ≤ 3 s"
+    )
+    for length, sdpa, lazy in rows:
+        if "views" not in lazy:
+            print(f"{length:>7,} | skipped (--views-up-to)")
+            continue
+        v = lazy["views"]
+        cells = [_seconds(v, "summary_seconds", sdpa)]
+        for name in ("head", "overview"):
+            seconds = v[f"{name}_drawn_seconds"]
+            drawn = f"{seconds:.2f} s" if seconds is not None else f"not drawn ({v[f'{name}_problem']})"
+            cells.append(f"{v[f'{name}_mb']:.1f} MB, drawn in {drawn}")
+        print(f"{length:>7,} | " + " | ".join(cells), flush=True)
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[512, 2048, 8192, 32768])
     parser.add_argument("--skip-eager-above", type=int, default=4096, help="eager captures past this are skipped")
     parser.add_argument("--skip-overview-above", type=int, default=8192, help="no overview past this length")
     parser.add_argument("--views-up-to", type=int, default=8192, help="pages drawn in Chromium up to this length")
+    parser.add_argument("--views-only", action="store_true", help="only the pages (their own capture) per length")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child[0], int(args.child[1]), args.child[2] == "1")))
+        return
+    if args.views_only:
+        _print_views([(length, None, {"views": measure("views", length)}) for length in args.lengths])
         return
     header = f"{'tokens':>7} | {'SDPA forward':>18} | {'eager capture':>34} | {'on-demand capture':>34}"
     print("SmolLM2-135M (30 layers × 9 heads, 3 kv heads), one run each, fresh process per measurement")
@@ -218,24 +243,7 @@ def main() -> None:
         block = f", {lazy['overview_block']}-token blocks" if "overview_block" in lazy else ""
         parts.append(_seconds(lazy, "overview_seconds", sdpa) + block)
         print(f"{length:>7,} | " + " | ".join(parts))
-    print()
-    print(
-        "pages (a capture of their own): summarise (every layer's overview, top keys, entropy) | long head view"
-        " HTML: MB, drawn in Chromium | overview HTML: MB, drawn | goals at 8,192: ≤ 100 MB drawn ≤ 5 s;"
-        " overview drawn ≤ 3 s"
-    )
-    for length, sdpa, lazy in rows:
-        if "views" not in lazy:
-            print(f"{length:>7,} | skipped (--views-up-to)")
-            continue
-        v = lazy["views"]
-        cells = [_seconds(v, "summary_seconds", sdpa)]
-        for name in ("head", "overview"):
-            seconds = v[f"{name}_drawn_seconds"]
-            drawn = f"{seconds:.2f} s" if seconds is not None else f"not drawn ({v[f'{name}_problem']})"
-            cells.append(f"{v[f'{name}_mb']:.1f} MB, drawn in {drawn}")
-        print(f"{length:>7,} | " + " | ".join(cells))
-    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    _print_views(rows)
     print("ratios: time over the SDPA forward's in the same run; peak memory over it is printed beside each")
 
 
