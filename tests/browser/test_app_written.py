@@ -51,7 +51,8 @@ def rows(app: AppPage) -> list[dict]:
         text: r.querySelector('.as-open').innerText,
         matched: r.querySelector('.as-cmatch').innerText,
         notext: [...r.querySelectorAll('.as-cmatch .as-notext')].map(e => e.title),
-        metas: [...r.querySelectorAll('.as-meta')].map(e => e.textContent) }))""")
+        metas: [...r.querySelectorAll('.as-meta:not(.as-next)')].map(e => e.textContent),
+        next: r.querySelectorAll('.as-next').length }))""")
 
 
 def words_of(m: dict) -> list[int]:
@@ -96,6 +97,7 @@ def test_words_mode_matches_words_and_the_columns_count_words_not_spaces(app, se
         upos = m["metadata"]["upos"]
         want = [upos[starts[centre + o]] if 0 <= centre + o < len(starts) else None for o in (-1, 0, 1)]
         assert row["metas"] == [v if v is not None else "·" for v in want], (row, m["surface"])
+        assert row["next"] == 1  # a causal model's corpus: the token after each match has its own column
     assert app.errors == []
 
 
