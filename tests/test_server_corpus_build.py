@@ -80,15 +80,15 @@ def test_a_failed_build_is_reported_once_and_the_next_request_starts_it_again(ti
         raise CorpusError(f"{tmp_path / 'missing'} does not hold en_ewt-ud-dev.conllu")
 
     state.builds.offer(Offer("ewt--tiny", handle, tmp_path / "ewt--tiny", (1,), source))
-    first = state.builds.status(state, handle)
+    first = state.builds.status(handle, state.serve_built_corpus)
     assert first is not None and (first.stage, first.corpus, first.layers) == ("reading", "ewt--tiny", [1])
     state.builds.wait(handle, timeout=60)
-    failed = state.builds.status(state, handle)
+    failed = state.builds.status(handle, state.serve_built_corpus)
     assert failed is not None and failed.stage == "failed"
     assert failed.error == (
         f"the index of corpus 'ewt--tiny' could not be built: {tmp_path / 'missing'} does not hold en_ewt-ud-dev.conllu"
     )
-    again = state.builds.status(state, handle)  # reported once: this request starts it over
+    again = state.builds.status(handle, state.serve_built_corpus)  # reported once: this request starts it over
     assert again is not None and again.stage == "reading"
     state.builds.wait(handle, timeout=60)
     assert len(calls) == 2 and "ewt--tiny" not in state.corpora

@@ -111,7 +111,7 @@ def _offer_default(state: AppState, handle: Any, console: Console) -> None:
     """Serve the default corpus for ``handle`` (another served model) from its cached index, or offer it to be
     built in the background on first use (server/corpus_builds.py). Encoder-decoders are not indexed."""
     from .corpus import open_corpus
-    from .server.corpus_builds import Offer, serve_corpus
+    from .server.corpus_builds import Offer
 
     if handle.kind == "encoder-decoder" or any(c.model is handle for c in state.corpora.values()):
         return
@@ -120,7 +120,7 @@ def _offer_default(state: AppState, handle: Any, console: Console) -> None:
     name = directory.name  # the cache name, which `attnscope search --index` takes too
     index = _cached_default(handle, layers, console)
     if index is not None:
-        serve_corpus(state, name, index, handle)
+        state.serve_built_corpus(name, index, handle)
         return
     state.builds.offer(Offer(name, handle, directory, layers, lambda: open_corpus(DEFAULT_CORPUS)))
     console.print(f"the default corpus for {state.name_of(handle)} is indexed when first asked for", highlight=False)

@@ -47,7 +47,7 @@ def corpus_build(
     state: AppState = request.app.state.attnscope
     handle = state.model(model)
     name = state.name_of(handle)
-    job = state.builds.status(state, handle)
+    job = state.builds.status(handle, state.serve_built_corpus)
     if job is None:
         own = [c for c, served in state.corpora.items() if served.model is handle]
         why = f"it is served with corpus {', '.join(own)}" if own else "this server builds no corpus for it"

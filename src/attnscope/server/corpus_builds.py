@@ -23,11 +23,9 @@ from ..capture.loading import ModelHandle
 from ..errors import AttnscopeError
 from ..files import writing
 from ..index import BuildOptions, Index, build_index
-from .corpora import Corpus
 
 if TYPE_CHECKING:
     from ..corpus import Corpus as CorpusSource
-    from .state import AppState
 
 BATCH_TOKENS = 1024
 """Tokens per forward pass of a build while serving (smaller than the CLI's, so requests wait less)."""
@@ -61,6 +59,10 @@ class BuildJob:
     error: str | None = None
 
 
+Serve = Callable[[str, Index, ModelHandle], None]
+"""Serves a built index: its corpus name, the index and its model (`AppState.serve_built_corpus`)."""
+
+
 class CorpusBuilds:
     """The corpora offered to served models (by the model's handle), each built once on first request."""
 
@@ -77,9 +79,10 @@ class CorpusBuilds:
             self._offers[id(offer.handle.model)] = offer
             self._jobs[id(offer.handle.model)] = BuildJob(offer.name, _listed(offer.layers))
 
-    def status(self, state: AppState, handle: ModelHandle) -> BuildJob | None:
+    def status(self, handle: ModelHandle, serve: Serve) -> BuildJob | None:
         """Where ``handle``'s offered corpus stands, starting its build if it has not started (None: none is
-        offered). A failure is reported once: the next call starts the build again."""
+        offered); once built, ``serve(name, index, handle)`` serves it (`AppState.serve_built_corpus`). A failure
+        is reported once: the next call starts the build again."""
         key = id(handle.model)
         with self._lock:
             offer, job = self._offers.get(key), self._jobs.get(key)
@@ -88,7 +91,7 @@ class CorpusBuilds:
             if job.stage == "waiting":
                 self._jobs[key] = replace(job, stage="reading")
                 name = f"index-{offer.name}"
-                thread = threading.Thread(target=self._run, args=(state, offer), name=name, daemon=True)
+                thread = threading.Thread(target=self._run, args=(serve, offer), name=name, daemon=True)
                 self._threads[key] = thread
                 thread.start()
                 return self._jobs[key]
@@ -107,7 +110,7 @@ class CorpusBuilds:
             key = id(offer.handle.model)
             self._jobs[key] = replace(self._jobs[key], **changes)  # type: ignore[arg-type]
 
-    def _run(self, state: AppState, offer: Offer) -> None:
+    def _run(self, serve: Serve, offer: Offer) -> None:
         try:
             source = offer.source()
             self._set(offer, stage="indexing")
@@ -121,7 +124,7 @@ class CorpusBuilds:
                 overwrite=offer.directory.exists(),
                 progress=lambda done, total: self._set(offer, done=done, total=total),
             )
-            serve_corpus(state, offer.name, Index.open(offer.directory), offer.handle)
+            serve(offer.name, Index.open(offer.directory), offer.handle)
         except AttnscopeError as error:
             self._set(offer, stage="failed", error=f"the index of corpus {offer.name!r} could not be built: {error}")
         except Exception as error:  # a bug or a full disk: say so in the app, keep the traceback in the log
@@ -134,13 +137,6 @@ class CorpusBuilds:
             )
         else:
             self._set(offer, stage="ready")
-
-
-def serve_corpus(state: AppState, name: str, index: Index, handle: ModelHandle) -> None:
-    """Serve ``index`` as corpus ``name`` from now on. The corpora mapping is replaced, not changed in place,
-    so a request listing or reading it on another thread never sees it change under it."""
-    index.verify(handle)
-    state.corpora = {**state.corpora, name: Corpus(name, index, handle)}
 
 
 def _listed(layers: tuple[int, ...] | None) -> list[int] | None:

@@ -122,6 +122,13 @@ class AppState:
         self.add_model(handle.name, handle)
         self.corpora[name] = Corpus(name, index, handle)
 
+    def serve_built_corpus(self, name: str, index: Index, handle: ModelHandle) -> None:
+        """Serve ``index`` (built on first use, `corpus_builds`) as corpus ``name`` from now on. The corpora
+        mapping is replaced, not changed in place, so a request listing or reading it on another thread never
+        sees it change under it."""
+        index.verify(handle)
+        self.corpora = {**self.corpora, name: Corpus(name, index, handle)}
+
     def model(self, name: str) -> ModelHandle:
         """The configured model ``name`` (or alias); 404 if it was not configured."""
         handle = self.models.get(self.aliases.get(name, name))
