@@ -27,8 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chromium import interaction_times, visit  # noqa: E402 - the view benchmarks' one way to drive Chromium
-
-TEXT = "The girl ran to a local pub to escape the din of her city. She ordered a drink and sat by the window. "
+from long_context import repeated_ids  # noqa: E402 - the same input ids
 
 
 def drawn(layer: int | None = None) -> str:
@@ -38,11 +37,6 @@ def drawn(layer: int | None = None) -> str:
         "() => { const r = document.querySelector('.attnscope-hv');"
         f" return !!r && r.dataset.ready === 'true' && r.dataset.loading === 'false'{which}; }}"
     )
-
-
-def _ids(handle, length: int) -> list[int]:
-    ids = handle.tokenizer(TEXT, add_special_tokens=False)["input_ids"]
-    return (ids * (length // len(ids) + 1))[:length]
 
 
 def timed(call):
@@ -59,10 +53,10 @@ def python_side(length: int, layers: list[int]):
     from attnscope.views.long_payload import capture_payload
 
     handle = attnscope.load("smollm2")
-    attnscope.capture(handle, input_ids=_ids(handle, 16), fields=["attentions"], top_k=0, attention="on_demand")
+    attnscope.capture(handle, input_ids=repeated_ids(handle, 16), fields=["attentions"], top_k=0, attention="on_demand")
     cap, capture_s = timed(
         lambda: attnscope.capture(
-            handle, input_ids=_ids(handle, length), fields=["attentions"], top_k=0, attention="on_demand"
+            handle, input_ids=repeated_ids(handle, length), fields=["attentions"], top_k=0, attention="on_demand"
         )
     )
     on_demand = capture_payload(cap)  # the view's payload without a widget: nothing computed ahead meanwhile

@@ -47,7 +47,8 @@ def _rss() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _ids(handle, length: int) -> list[int]:
+def repeated_ids(handle, length: int) -> list[int]:
+    """``length`` ids of `TEXT` repeated: the input every long-context bench measures."""
     ids = handle.tokenizer(TEXT, add_special_tokens=False)["input_ids"]
     return (ids * (length // len(ids) + 1))[:length]
 
@@ -78,8 +79,8 @@ def views_child(length: int) -> dict:
     from model_overview import DRAWN, visit
 
     handle = _handle(length)
-    attnscope.capture(handle, input_ids=_ids(handle, 16), fields=["attentions"], top_k=0, attention="on_demand")
-    cap = attnscope.capture(handle, input_ids=_ids(handle, length), fields=["attentions"], top_k=0)
+    attnscope.capture(handle, input_ids=repeated_ids(handle, 16), fields=["attentions"], top_k=0, attention="on_demand")
+    cap = attnscope.capture(handle, input_ids=repeated_ids(handle, length), fields=["attentions"], top_k=0)
     out: dict = {}
     out["summary_seconds"], summary = _timed(lambda: summarise(cap.attentions))
     pages = {
@@ -120,8 +121,8 @@ def child(method: str, length: int, overview: bool) -> dict:
         attention = "on_demand" if method == "on_demand" else "eager"
         return attnscope.capture(handle, input_ids=ids, fields=["attentions"], top_k=0, attention=attention)
 
-    run(_ids(handle, 16))  # warm-up: one-time costs (kernels, thread pools) are not the method's
-    ids = _ids(handle, length)
+    run(repeated_ids(handle, 16))  # warm-up: one-time costs (kernels, thread pools) are not the method's
+    ids = repeated_ids(handle, length)
     before = _rss()
     started = time.perf_counter()
     cap = run(ids)

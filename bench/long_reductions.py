@@ -27,7 +27,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from long_context import GIB, _ids, _rss  # noqa: E402  (the same input ids and resident-set reading)
+from long_context import GIB, _rss, repeated_ids  # noqa: E402  (the same input ids and resident-set reading)
 
 METHODS = ("sdpa", "overview", "top_keys", "summarise")
 
@@ -47,8 +47,8 @@ def child(method: str, length: int, layer: int) -> dict:
             with torch.inference_mode():
                 return handle.model(input_ids=torch.tensor([ids]), use_cache=False)
 
-        run(_ids(handle, 16))
-        return _timed(lambda: run(_ids(handle, length)))
+        run(repeated_ids(handle, 16))
+        return _timed(lambda: run(repeated_ids(handle, length)))
 
     def reduce(attentions) -> object:
         if method == "overview":
@@ -58,7 +58,7 @@ def child(method: str, length: int, layer: int) -> dict:
         return long.summarise(attentions, k=8)
 
     def captured(count: int):
-        ids = _ids(handle, count)
+        ids = repeated_ids(handle, count)
         return attnscope.capture(handle, input_ids=ids, fields=["attentions"], top_k=0, attention="on_demand")
 
     reduce(captured(64).attentions)  # warm-up

@@ -33,14 +33,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chromium import visit  # noqa: E402
+from long_context import repeated_ids  # noqa: E402 - the same input ids
 
-TEXT = "The girl ran to a local pub to escape the din of her city. She ordered a drink and sat by the window. "
 DRAWN = "() => !!document.querySelector('.attnscope-mo[data-ready=true]')"
-
-
-def _ids(handle, length: int) -> list[int]:
-    ids = handle.tokenizer(TEXT, add_special_tokens=False)["input_ids"]
-    return (ids * (length // len(ids) + 1))[:length]
 
 
 def _timed(call):
@@ -201,7 +196,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     handle = attnscope.load("smollm2")
-    report(overview_measures(handle, _ids(handle, args.length)))
+    report(overview_measures(handle, repeated_ids(handle, args.length)))
 
 
 if __name__ == "__main__":
