@@ -224,7 +224,7 @@ def _compare(
         trust_remote_code,
         chosen_probes,
     )
-    main(request, top, min_arcs, as_json)
+    main(request, top, min_arcs, as_json, _progress, PATTERN_TITLES)
 
 
 @contextlib.contextmanager

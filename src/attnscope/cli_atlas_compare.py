@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,30 +70,57 @@ def wanted_scores(request: CompareRequest) -> list[str] | None:
 
 def both_atlases(request: CompareRequest, progress: Callable[[int, int], None]) -> tuple[Any, Any]:
     """A's atlas and B's: computed on the corpus, or read (or computed and cached) from each model's index;
-    B read from its ``atlas.json`` when ``--compare`` names one."""
-    from . import load
+    B read from its ``atlas.json`` when ``--compare`` names one. Every name is resolved and every model
+    loaded before the first atlas is computed, so a bad one fails at once."""
     from .atlas import read_atlas
 
     saved = saved_atlas(request.compare)
-    relations = list(request.relations) or None
+    b_atlas = read_atlas(saved) if saved is not None else None
     if request.index is not None:
-        from .atlas import atlas_for_index
-        from .cli_indexes import resolve_index
-        from .index import Index
+        return _index_atlases(request, b_atlas, progress)
+    from .atlas import compute_atlas
+    from .corpus import open_corpus
 
-        directory = resolve_index(request.index, request.model)
-        opened = Index.open(directory)
-        handle = load(request.model or opened.manifest.model, trust_remote_code=request.trust_remote_code)
-        a = atlas_for_index(
-            opened,
-            handle,
-            relations=relations,
-            batch_tokens=request.batch_tokens,
-            progress=progress,
-            probes=request.probes,
+    source = open_corpus(str(request.corpus), spacy_pipeline=request.spacy)
+    if b_atlas is not None and b_atlas.corpus_checksum != source.checksum:
+        raise InputError(
+            f"the atlases would be computed on different corpora: --compare {saved} is B's atlas ({b_atlas.model!r}) "
+            f"on {b_atlas.corpus!r} (checksum {b_atlas.corpus_checksum[:12]}), --corpus is {source.name!r} (checksum "
+            f"{source.checksum[:12]}); compute both on the same corpus"
         )
-        if saved is not None:
-            return a, read_atlas(saved)
+    handles = [_load(request.model or "default", request)]
+    if b_atlas is None:
+        handles.append(_load(request.compare, request))
+    options: dict[str, Any] = dict(
+        relations=list(request.relations) or None,
+        batch_tokens=request.batch_tokens,
+        long=request.long,
+        progress=progress,
+        probes=request.probes,
+    )
+    atlases = [compute_atlas(handle, source, **options) for handle in handles]
+    return atlases[0], b_atlas if b_atlas is not None else atlases[1]
+
+
+def _load(model: str, request: CompareRequest) -> Any:
+    from . import load
+
+    return load(model, trust_remote_code=request.trust_remote_code)
+
+
+def _index_atlases(request: CompareRequest, b_atlas: Any, progress: Callable[[int, int], None]) -> tuple[Any, Any]:
+    """With ``--index``: A's atlas of its index and B's of B's own cached index of the same corpus (found by
+    the corpus's cache name), each read from the index's cache or computed and cached there."""
+    from .atlas import atlas_for_index
+    from .cli_indexes import resolve_index
+    from .index import Index
+
+    assert request.index is not None
+    directory = resolve_index(request.index, request.model)
+    opened = Index.open(directory)
+    handle = _load(request.model or opened.manifest.model, request)
+    pairs = [(opened, handle)]
+    if b_atlas is None:
         other = resolve_index(request.index, request.compare, option="--compare")
         if other.resolve() == directory.resolve():
             raise InputError(
@@ -100,38 +128,18 @@ def both_atlases(request: CompareRequest, progress: Callable[[int, int], None]) 
                 f"give --index as a cached corpus name (e.g. ewt) so each model's own index is found, or --corpus, "
                 f"or B's atlas.json"
             )
-        b_handle = load(request.compare, trust_remote_code=request.trust_remote_code)
-        b = atlas_for_index(
-            other,
-            b_handle,
-            relations=relations,
+        pairs.append((Index.open(other), _load(request.compare, request)))
+    atlases = [
+        atlas_for_index(
+            index,
+            model,
+            relations=list(request.relations) or None,
             batch_tokens=request.batch_tokens,
             progress=progress,
             probes=request.probes,
         )
-        return a, b
-    from .atlas import compute_atlas
-    from .corpus import open_corpus
-
-    source = open_corpus(str(request.corpus), spacy_pipeline=request.spacy)
-    b_atlas = read_atlas(saved) if saved is not None else None
-    if b_atlas is not None and b_atlas.corpus_checksum != source.checksum:  # refused before A is computed
-        raise InputError(
-            f"the atlases would be computed on different corpora: --compare {saved} is B's atlas ({b_atlas.model!r}) "
-            f"on {b_atlas.corpus!r} (checksum {b_atlas.corpus_checksum[:12]}), --corpus is {source.name!r} (checksum "
-            f"{source.checksum[:12]}); compute both on the same corpus"
-        )
-    handles = [load(request.model or "default", trust_remote_code=request.trust_remote_code)]
-    if b_atlas is None:
-        handles.append(load(request.compare, trust_remote_code=request.trust_remote_code))
-    options: dict[str, Any] = dict(
-        relations=relations,
-        batch_tokens=request.batch_tokens,
-        long=request.long,
-        progress=progress,
-        probes=request.probes,
-    )
-    atlases = [compute_atlas(handle, source, **options) for handle in handles]
+        for index, model in pairs
+    ]
     return atlases[0], b_atlas if b_atlas is not None else atlases[1]
 
 
@@ -151,9 +159,16 @@ def run_compare(request: CompareRequest, progress: Callable[[int, int], None]) -
     return comparison, written
 
 
-def main(request: CompareRequest, top: int, min_arcs: int, as_json: bool) -> None:
-    """The command: errors on stderr with exit status 2 (`cli_common.fail`), nothing written."""
-    from .cli_atlas import _progress
+def main(
+    request: CompareRequest,
+    top: int,
+    min_arcs: int,
+    as_json: bool,
+    progress_bar: Callable[[Console], AbstractContextManager[Callable[[int, int], None]]],
+    titles: Mapping[str, str],
+) -> None:
+    """The command: errors on stderr with exit status 2 (`cli_common.fail`), nothing written. ``progress_bar``
+    and ``titles`` (what the patterns are called) are `attnscope atlas`'s own, passed in by cli_atlas.py."""
     from .cli_common import fail
     from .errors import AttnscopeError
 
@@ -164,7 +179,7 @@ def main(request: CompareRequest, top: int, min_arcs: int, as_json: bool) -> Non
                 "name a corpus (--corpus ewt, a .conllu file or directory, a .txt file) or an index "
                 "(--index DIR), one of the two"
             )
-        with _progress(Console(stderr=True)) as progress:
+        with progress_bar(Console(stderr=True)) as progress:
             comparison, written = run_compare(request, progress)
     except AttnscopeError as error:
         fail(error)
@@ -173,12 +188,10 @@ def main(request: CompareRequest, top: int, min_arcs: int, as_json: bool) -> Non
     if as_json:
         sys.stdout.write(json.dumps(comparison.to_dict(), ensure_ascii=False) + "\n")
         return
-    print_comparison(comparison, top, 0 if request.relations else min_arcs, written, started)
+    print_comparison(comparison, top, 0 if request.relations else min_arcs, written, started, titles)
 
 
-def _label(key: str) -> str:
-    from .cli_atlas import PATTERN_TITLES
-
+def _label(key: str, titles: Mapping[str, str]) -> str:
     if key.startswith("probe_"):
         return f"probe: {key.removeprefix('probe_')}"
     if " " in key:
@@ -186,10 +199,12 @@ def _label(key: str) -> str:
 
         relation, direction = key.split(" ", 1)
         return f"{relation} {ARROWS[direction]}"
-    return PATTERN_TITLES.get(key, key)
+    return titles.get(key, key)
 
 
-def print_comparison(comparison: Any, top: int, min_arcs: int, written: Sequence[Path], started: float) -> None:
+def print_comparison(
+    comparison: Any, top: int, min_arcs: int, written: Sequence[Path], started: float, titles: Mapping[str, str]
+) -> None:
     """The comparison on stdout: what was compared, then per score the most changed heads (same shapes) or
     each model's best head (different shapes); relations with fewer than ``min_arcs`` arcs left out."""
     console = Console(highlight=False, soft_wrap=True)
@@ -210,7 +225,7 @@ def print_comparison(comparison: Any, top: int, min_arcs: int, written: Sequence
         for score in shown:
             changes = [c for c in score.most_changed(top) if c.difference != 0]
             cells = ", ".join(f"{c.layer}-{c.head} {c.a:.2f} → {c.b:.2f} ({c.difference:+.2f})" for c in changes)
-            table.add_row(escape(_label(score.key)), cells or "[dim]no head changed[/]")
+            table.add_row(escape(_label(score.key, titles)), cells or "[dim]no head changed[/]")
     else:
         table = Table(
             title="The models differ in shape: the best head per score of each",
@@ -220,8 +235,8 @@ def print_comparison(comparison: Any, top: int, min_arcs: int, written: Sequence
         for name in ("score", "A: best head", "B: best head"):
             table.add_column(name)
         for score in shown:
-            best = [score.best(side) for side in ("a", "b")]
-            table.add_row(escape(_label(score.key)), *(f"{layer}-{head} ({value:.2f})" for layer, head, value in best))
+            best = [f"{layer}-{head} ({value:.2f})" for layer, head, value in (score.best("a"), score.best("b"))]
+            table.add_row(escape(_label(score.key, titles)), *best)
     console.print(table)
     hidden = len(comparison.scores) - len(shown)
     if hidden:
