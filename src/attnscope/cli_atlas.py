@@ -99,7 +99,8 @@ def atlas(
         None,
         "--compare",
         help="Compare with model B (hub name, local path, 'default', 'smollm2'; with --index, B's own index of the "
-        "corpus is used) or with B's saved atlas.json: writes atlas-compare.json, .parquet and .html.",
+        "corpus is used) or with B's saved atlas.json: writes atlas-compare.json, .parquet and .html (no example "
+        "views: --example and --app-url are not used).",
     ),
 ) -> None:
     """Score every head over a corpus: previous/next token, itself, first and special tokens, entropy,
