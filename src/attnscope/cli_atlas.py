@@ -1,6 +1,7 @@
 """``attnscope atlas``: every head's attention patterns and dependency-relation scores over a corpus,
 printed (the heads found per pattern, the best head per relation against its baseline) and written as
-``atlas.json``, ``atlas.parquet`` and an interactive ``atlas.html``."""
+``atlas.json``, ``atlas.parquet`` and an interactive ``atlas.html``; with ``--compare B``, two models'
+atlases compared (cli_atlas_compare.py)."""
 
 from __future__ import annotations
 
@@ -94,6 +95,13 @@ def atlas(
     as_json: bool = typer.Option(
         False, "--json", help="Print the atlas as JSON instead of tables (the files are written too)."
     ),
+    compare: str | None = typer.Option(
+        None,
+        "--compare",
+        help="Compare with model B (hub name, local path, 'default', 'smollm2'; with --index, B's own index of the "
+        "corpus is used) or with B's saved atlas.json: writes atlas-compare.json, .parquet and .html (no example "
+        "views: --example and --app-url are not used).",
+    ),
 ) -> None:
     """Score every head over a corpus: previous/next token, itself, first and special tokens, entropy,
     and for every dependency relation how often its strongest attention finds the head or dependent;
@@ -107,6 +115,24 @@ def atlas(
 
     started = time.perf_counter()
     console = Console(stderr=True)
+    if compare is not None:
+        _compare(
+            compare,
+            corpus,
+            index_dir,
+            model,
+            out,
+            relation,
+            spacy,
+            batch_tokens,
+            long,
+            trust_remote_code,
+            probes,
+            top,
+            min_arcs,
+            as_json,
+        )
+        return
     try:
         chosen_probes = None if probes is None else parse_probes(probes)
         if (corpus is None) == (index_dir is None):
@@ -160,6 +186,46 @@ def atlas(
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
         return
     _print_atlas(result, top, 0 if relation else min_arcs, written, time.perf_counter() - started)
+
+
+def _compare(
+    compare: str,
+    corpus: str | None,
+    index_dir: Path | None,
+    model: str | None,
+    out: Path | None,
+    relation: list[str],
+    spacy: str | None,
+    batch_tokens: int,
+    long: str,
+    trust_remote_code: bool,
+    probes: str | None,
+    top: int,
+    min_arcs: int,
+    as_json: bool,
+) -> None:
+    """``--compare``: two atlases compared (cli_atlas_compare.py)."""
+    from .analysis.probes import parse_probes
+    from .cli_atlas_compare import CompareRequest, main
+
+    try:
+        chosen_probes = None if probes is None else parse_probes(probes)
+    except AttnscopeError as error:
+        fail(error)
+    request = CompareRequest(
+        corpus,
+        index_dir,
+        model,
+        compare,
+        out,
+        tuple(relation),
+        spacy,
+        batch_tokens,
+        long,
+        trust_remote_code,
+        chosen_probes,
+    )
+    main(request, top, min_arcs, as_json, _progress, PATTERN_TITLES)
 
 
 @contextlib.contextmanager

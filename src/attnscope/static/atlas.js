@@ -23,6 +23,7 @@
 import { labelled, make } from "./common.js";
 import { cssColour, parseColour, readableOn } from "./contrast.js";
 import { colourOf, format, probeSummary, scoreOptions, signed } from "./atlas_scores.js";
+import { createGrid } from "./atlas_grid.js";
 import { createHeadsTable, createRelationsTable, relationRows } from "./atlas_tables.js";
 /** @import { RGBA } from "./contrast.js" */
 /** @import { ScoreOption } from "./atlas_scores.js" */
@@ -124,41 +125,6 @@ function scoreSelect(options, score) {
   }
   select.value = score;
   return select;
-}
-
-/**
- * The layers × heads grid: a table of one button per head, which opens it.
- * @param {any} atlas @param {(layer: number, head: number) => void} open
- */
-function createGrid(atlas, open) {
-  const grid = /** @type {HTMLTableElement} */ (make("table", "attnscope-atlas-grid"));
-  const corner = document.createElement("tr");
-  corner.append(make("th", "attnscope-atlas-corner", "layer \\ head"));
-  for (let h = 0; h < atlas.heads; h++) corner.append(make("th", "attnscope-atlas-colhead", String(h)));
-  const gridHead = document.createElement("thead");
-  gridHead.append(corner);
-  const gridBody = document.createElement("tbody");
-  /** @type {HTMLButtonElement[][]} */
-  const cells = [];
-  for (let l = 0; l < atlas.layers; l++) {
-    const tr = document.createElement("tr");
-    tr.append(make("th", "attnscope-atlas-rowhead", String(l)));
-    cells.push([]);
-    for (let h = 0; h < atlas.heads; h++) {
-      const td = document.createElement("td");
-      const cell = /** @type {HTMLButtonElement} */ (make("button", "attnscope-atlas-cell"));
-      cell.type = "button";
-      cell.dataset.layer = String(l);
-      cell.dataset.head = String(h);
-      cell.addEventListener("click", () => open(l, h));
-      td.append(cell);
-      tr.append(td);
-      cells[l].push(cell);
-    }
-    gridBody.append(tr);
-  }
-  grid.append(gridHead, gridBody);
-  return { grid, cells };
 }
 
 /**

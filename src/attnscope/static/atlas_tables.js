@@ -3,7 +3,8 @@
  * The head atlas's two tables, sortable by any column: every head (its pattern shares, its pattern label,
  * its probe scores when the atlas has them and, when the grid shows a relation, that relation's accuracy),
  * and the best head per dependency relation
- * in each direction against the relation's fixed-offset baseline. Imported by atlas.js.
+ * in each direction against the relation's fixed-offset baseline. Imported by atlas.js; atlas_compare_tables.js
+ * builds its tables on `sortableTable`.
  */
 
 import { make } from "./common.js";
@@ -26,7 +27,7 @@ import { DIRECTIONS, format, PATTERN_LABELS, scoreOptions, signed } from "./atla
  * @param {string} initial the column sorted by at first
  * @returns {SortableTable}
  */
-function sortableTable(className, columns, rows, decorate, initial) {
+export function sortableTable(className, columns, rows, decorate, initial) {
   const table = /** @type {HTMLTableElement} */ (make("table", className));
   const sort = { key: initial, descending: true };
   const update = () => {

@@ -685,6 +685,43 @@ function signed(offset) {
   return offset > 0 ? `+${offset}` : String(offset);
 }
 
+// src/attnscope/static/atlas_grid.js
+function createGrid(atlas, open2) {
+  const grid = (
+    /** @type {HTMLTableElement} */
+    make("table", "attnscope-atlas-grid")
+  );
+  const corner = document.createElement("tr");
+  corner.append(make("th", "attnscope-atlas-corner", "layer \\ head"));
+  for (let h = 0; h < atlas.heads; h++) corner.append(make("th", "attnscope-atlas-colhead", String(h)));
+  const gridHead = document.createElement("thead");
+  gridHead.append(corner);
+  const gridBody = document.createElement("tbody");
+  const cells = [];
+  for (let l = 0; l < atlas.layers; l++) {
+    const tr = document.createElement("tr");
+    tr.append(make("th", "attnscope-atlas-rowhead", String(l)));
+    cells.push([]);
+    for (let h = 0; h < atlas.heads; h++) {
+      const td = document.createElement("td");
+      const cell2 = (
+        /** @type {HTMLButtonElement} */
+        make("button", "attnscope-atlas-cell")
+      );
+      cell2.type = "button";
+      cell2.dataset.layer = String(l);
+      cell2.dataset.head = String(h);
+      cell2.addEventListener("click", () => open2(l, h));
+      td.append(cell2);
+      tr.append(td);
+      cells[l].push(cell2);
+    }
+    gridBody.append(tr);
+  }
+  grid.append(gridHead, gridBody);
+  return { grid, cells };
+}
+
 // src/attnscope/static/atlas_tables.js
 function sortableTable(className, columns2, rows, decorate, initial) {
   const table = (
@@ -932,41 +969,6 @@ function scoreSelect(options, score) {
   }
   select.value = score;
   return select;
-}
-function createGrid(atlas, open2) {
-  const grid = (
-    /** @type {HTMLTableElement} */
-    make("table", "attnscope-atlas-grid")
-  );
-  const corner = document.createElement("tr");
-  corner.append(make("th", "attnscope-atlas-corner", "layer \\ head"));
-  for (let h = 0; h < atlas.heads; h++) corner.append(make("th", "attnscope-atlas-colhead", String(h)));
-  const gridHead = document.createElement("thead");
-  gridHead.append(corner);
-  const gridBody = document.createElement("tbody");
-  const cells = [];
-  for (let l = 0; l < atlas.layers; l++) {
-    const tr = document.createElement("tr");
-    tr.append(make("th", "attnscope-atlas-rowhead", String(l)));
-    cells.push([]);
-    for (let h = 0; h < atlas.heads; h++) {
-      const td = document.createElement("td");
-      const cell2 = (
-        /** @type {HTMLButtonElement} */
-        make("button", "attnscope-atlas-cell")
-      );
-      cell2.type = "button";
-      cell2.dataset.layer = String(l);
-      cell2.dataset.head = String(h);
-      cell2.addEventListener("click", () => open2(l, h));
-      td.append(cell2);
-      tr.append(td);
-      cells[l].push(cell2);
-    }
-    gridBody.append(tr);
-  }
-  grid.append(gridHead, gridBody);
-  return { grid, cells };
 }
 function appendParts(v, controls, grid, relations) {
   const scroll = (table) => {

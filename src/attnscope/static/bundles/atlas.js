@@ -187,6 +187,43 @@ var attnscopeView = (() => {
     return offset > 0 ? `+${offset}` : String(offset);
   }
 
+  // src/attnscope/static/atlas_grid.js
+  function createGrid(atlas, open2) {
+    const grid = (
+      /** @type {HTMLTableElement} */
+      make("table", "attnscope-atlas-grid")
+    );
+    const corner = document.createElement("tr");
+    corner.append(make("th", "attnscope-atlas-corner", "layer \\ head"));
+    for (let h = 0; h < atlas.heads; h++) corner.append(make("th", "attnscope-atlas-colhead", String(h)));
+    const gridHead = document.createElement("thead");
+    gridHead.append(corner);
+    const gridBody = document.createElement("tbody");
+    const cells = [];
+    for (let l = 0; l < atlas.layers; l++) {
+      const tr = document.createElement("tr");
+      tr.append(make("th", "attnscope-atlas-rowhead", String(l)));
+      cells.push([]);
+      for (let h = 0; h < atlas.heads; h++) {
+        const td = document.createElement("td");
+        const cell = (
+          /** @type {HTMLButtonElement} */
+          make("button", "attnscope-atlas-cell")
+        );
+        cell.type = "button";
+        cell.dataset.layer = String(l);
+        cell.dataset.head = String(h);
+        cell.addEventListener("click", () => open2(l, h));
+        td.append(cell);
+        tr.append(td);
+        cells[l].push(cell);
+      }
+      gridBody.append(tr);
+    }
+    grid.append(gridHead, gridBody);
+    return { grid, cells };
+  }
+
   // src/attnscope/static/atlas_tables.js
   function sortableTable(className, columns, rows, decorate, initial) {
     const table = (
@@ -434,41 +471,6 @@ var attnscopeView = (() => {
     }
     select.value = score;
     return select;
-  }
-  function createGrid(atlas, open2) {
-    const grid = (
-      /** @type {HTMLTableElement} */
-      make("table", "attnscope-atlas-grid")
-    );
-    const corner = document.createElement("tr");
-    corner.append(make("th", "attnscope-atlas-corner", "layer \\ head"));
-    for (let h = 0; h < atlas.heads; h++) corner.append(make("th", "attnscope-atlas-colhead", String(h)));
-    const gridHead = document.createElement("thead");
-    gridHead.append(corner);
-    const gridBody = document.createElement("tbody");
-    const cells = [];
-    for (let l = 0; l < atlas.layers; l++) {
-      const tr = document.createElement("tr");
-      tr.append(make("th", "attnscope-atlas-rowhead", String(l)));
-      cells.push([]);
-      for (let h = 0; h < atlas.heads; h++) {
-        const td = document.createElement("td");
-        const cell = (
-          /** @type {HTMLButtonElement} */
-          make("button", "attnscope-atlas-cell")
-        );
-        cell.type = "button";
-        cell.dataset.layer = String(l);
-        cell.dataset.head = String(h);
-        cell.addEventListener("click", () => open2(l, h));
-        td.append(cell);
-        tr.append(td);
-        cells[l].push(cell);
-      }
-      gridBody.append(tr);
-    }
-    grid.append(gridHead, gridBody);
-    return { grid, cells };
   }
   function appendParts(v, controls, grid, relations) {
     const scroll = (table) => {
