@@ -23,7 +23,7 @@ from finetune_default import TREEBANK, default_out  # noqa: E402
 
 RAMP = ("#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b")
 """A sequential single-hue ramp, white to dark blue: ordered by lightness, so it reads in any colour vision."""
-CELL_W, CELL_H, LEFT, TOP = 46, 28, 64, 58
+CELL_W, CELL_H, LEFT, TOP = 46, 28, 64, 66
 
 
 def colour(value: float, top: float) -> str:
@@ -115,9 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     test_file = Path(os.environ.get(DIR_ENV) or TREEBANK) / "en_ewt-ud-test.conllu"
     texts = [s.text for s in read_conllu(test_file)][skip : skip + args.sentences]
     result = compare_texts(attnscope.load("default"), attnscope.load(str(copy)), texts)
+    cpu = f", {record['cpu_minutes']} CPU-min" if "cpu_minutes" in record else ""
     print(
         f"UPOS accuracy {record['accuracy_before']:.1%} before, {record['accuracy_after']:.1%} after "
-        f"{record['steps']} steps ({record['minutes']} min on CPU)"
+        f"{record['steps']} steps ({record['minutes']} min wall{cpu})"
     )
     print(f"{len(texts)} held-out sentences, {int(result.rows.sum())} query rows; most changed heads:")
     for layer, head, bits in result.most_changed(8):
