@@ -15,7 +15,14 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 def test_there_are_example_notebooks():
-    assert {p.stem for p in NOTEBOOKS} >= {"head_view", "model_view", "neuron_view", "encoder_decoder", "decoder"}
+    assert {p.stem for p in NOTEBOOKS} >= {
+        "head_view",
+        "model_view",
+        "neuron_view",
+        "encoder_decoder",
+        "decoder",
+        "model_diff",
+    }
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
