@@ -19,12 +19,8 @@ const GAP = 3;
 /** The side whose heads the grid shows in `mode`. @param {string} mode */
 export const gridSide = (mode) => (mode === "b" ? "b" : "a");
 
-/**
- * The grids' elements, put into `host`; clicks call `open(layer, head)` with a head of A.
- * @param {HTMLElement} host @param {(layer: number, head: number) => void} open
- * @returns {DiffView["grid"]}
- */
-export function createGrids(host, open) {
+/** The grids' elements, put into `host` (`wireGrids` makes them open heads). @param {HTMLElement} host @returns {DiffView["grid"]} */
+export function createGrids(host) {
   const box = make("div", "attnscope-dv-grids");
   const caption = make("div", "attnscope-dv-grid-caption");
   const canvas = /** @type {HTMLCanvasElement} */ (make("canvas", "attnscope-dv-heads"));
@@ -33,19 +29,18 @@ export function createGrids(host, open) {
   heads.append(caption, canvas);
   box.append(heads, table);
   host.append(box);
-  const grid = { canvas, cell: 40, gap: GAP, box, caption, table };
-  table.addEventListener("click", (event) => {
-    const cell = /** @type {HTMLElement | null} */ (/** @type {HTMLElement} */ (event.target).closest(".attnscope-dv-distance"));
-    if (cell) open(Number(cell.dataset.layer), Number(cell.dataset.head));
-  });
-  return grid;
+  return { canvas, cell: 40, gap: GAP, box, caption, table };
 }
 
 /**
- * Route a click on the heads canvas to a head of A (a head of B's grid opens the head of A matched with it).
- * @param {DiffView} v @param {(layer: number, head: number) => void} open
+ * Clicks on the grids open a head of A: a distance, or a head of the heads grid (a head of B's grid opens the
+ * head of A matched with it). @param {DiffView} v @param {(layer: number, head: number) => void} open
  */
-export function wireHeadsCanvas(v, open) {
+export function wireGrids(v, open) {
+  v.grid.table.addEventListener("click", (event) => {
+    const cell = /** @type {HTMLElement | null} */ (/** @type {HTMLElement} */ (event.target).closest(".attnscope-dv-distance"));
+    if (cell) open(Number(cell.dataset.layer), Number(cell.dataset.head));
+  });
   v.grid.canvas.addEventListener("click", (event) => {
     const at = (/** @type {number} */ px) => Math.floor(px / (v.grid.cell + GAP));
     const [layer, head] = [at(event.offsetY), at(event.offsetX)];
@@ -82,6 +77,7 @@ export function drawHeads(v) {
   g.canvas.dataset.side = side;
   g.canvas.dataset.layers = String(layers);
   g.canvas.dataset.heads = String(heads);
+  g.canvas.dataset.pitch = String(g.cell + GAP); // px from one head's thumbnail to the next
   g.caption.textContent = gridCaption(v, side, layers, heads);
   return true;
 }

@@ -20,7 +20,7 @@ import { layerStore, make, readHeader } from "./common.js";
 import { differenceTable, weightTable } from "./diff_palette.js";
 import { createDetail, drawDetail, readCell } from "./diff_detail.js";
 import { saveSvg, savePng } from "./diff_export.js";
-import { buildDistances, createGrids, drawHeads, markOpen, wireHeadsCanvas } from "./diff_grids.js";
+import { buildDistances, createGrids, drawHeads, markOpen, wireGrids } from "./diff_grids.js";
 import { allLayers, save, shapeOf } from "./diff_state.js";
 /** @import { DiffView } from "./diff_state.js" */
 
@@ -32,7 +32,7 @@ function render({ model, el }) {
   el.append(v.root);
   /** @type {(layer: number, head: number) => void} */
   const open = (layer, head) => { v.state.layer = layer; v.state.head = head; v.state.partner = null; save(v, { layer, head, partner: null }); draw(v); };
-  wireHeadsCanvas(v, open);
+  wireGrids(v, open);
   wireControls(v, open);
   /** @type {[string, () => void][]} */
   const listeners = TRAITS.map((name) => [`change:${name}`, () => { /** @type {any} */ (v.state)[name] = model.get(name); draw(v); }]);
@@ -58,7 +58,7 @@ function createView(model) {
   root.append(controls(v), alignmentNote(header), legend(header));
   const views = make("div", "attnscope-dv-views");
   root.append(views);
-  v.grid = createGrids(views, () => {});
+  v.grid = createGrids(views);
   v.detail = createDetail(views);
   Object.assign(root.dataset, { ready: "false", limitCode: String(header.limit_code), level: header.level });
   return v;

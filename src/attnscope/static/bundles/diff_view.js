@@ -468,7 +468,7 @@ var attnscopeView = (() => {
   var GRID_WIDTH = 560;
   var GAP = 3;
   var gridSide = (mode) => mode === "b" ? "b" : "a";
-  function createGrids(host, open) {
+  function createGrids(host) {
     const box = make("div", "attnscope-dv-grids");
     const caption = make("div", "attnscope-dv-grid-caption");
     const canvas = (
@@ -480,8 +480,10 @@ var attnscopeView = (() => {
     heads.append(caption, canvas);
     box.append(heads, table);
     host.append(box);
-    const grid = { canvas, cell: 40, gap: GAP, box, caption, table };
-    table.addEventListener("click", (event) => {
+    return { canvas, cell: 40, gap: GAP, box, caption, table };
+  }
+  function wireGrids(v, open) {
+    v.grid.table.addEventListener("click", (event) => {
       const cell = (
         /** @type {HTMLElement | null} */
         /** @type {HTMLElement} */
@@ -489,9 +491,6 @@ var attnscopeView = (() => {
       );
       if (cell) open(Number(cell.dataset.layer), Number(cell.dataset.head));
     });
-    return grid;
-  }
-  function wireHeadsCanvas(v, open) {
     v.grid.canvas.addEventListener("click", (event) => {
       const at = (px) => Math.floor(px / (v.grid.cell + GAP));
       const [layer, head] = [at(event.offsetY), at(event.offsetX)];
@@ -526,6 +525,7 @@ var attnscopeView = (() => {
     g.canvas.dataset.side = side;
     g.canvas.dataset.layers = String(layers);
     g.canvas.dataset.heads = String(heads);
+    g.canvas.dataset.pitch = String(g.cell + GAP);
     g.caption.textContent = gridCaption(v, side, layers, heads);
     return true;
   }
@@ -579,7 +579,7 @@ var attnscopeView = (() => {
       save(v, { layer, head, partner: null });
       draw(v);
     };
-    wireHeadsCanvas(v, open);
+    wireGrids(v, open);
     wireControls(v, open);
     const listeners = TRAITS.map((name) => [`change:${name}`, () => {
       v.state[name] = model.get(name);
@@ -604,8 +604,7 @@ var attnscopeView = (() => {
     root.append(controls(v), alignmentNote(header), legend(header));
     const views = make("div", "attnscope-dv-views");
     root.append(views);
-    v.grid = createGrids(views, () => {
-    });
+    v.grid = createGrids(views);
     v.detail = createDetail(views);
     Object.assign(root.dataset, { ready: "false", limitCode: String(header.limit_code), level: header.level });
     return v;
