@@ -131,14 +131,22 @@ class PairDistances:
         self.exact = np.full(self.lower.shape, np.nan)
         self._b64 = torch.as_tensor(b).to(torch.float64)
         self._neg_b = _neg_entropy(self._b64)  # (heads_b, query)
+        self._head_a: tuple[int, torch.Tensor, torch.Tensor] | None = None  # the last head of A asked for
+
+    def _a64(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Head ``i`` of A as float64 ``(1, query, key)`` and its rows' ``Σ p log p``, kept for the next request
+        (`nearest` asks for one head several times in a row)."""
+        if self._head_a is None or self._head_a[0] != i:
+            p64 = torch.as_tensor(self.a[i][None]).to(torch.float64)
+            self._head_a = (i, p64, _neg_entropy(p64))
+        return self._head_a[1], self._head_a[2]
 
     def get(self, i: int, js: np.ndarray | list[int]) -> np.ndarray:
         """Exact distances of head ``i`` of A to heads ``js`` of B."""
         js = np.asarray(js, dtype=np.int64)
         todo = js[np.isnan(self.exact[i, js])]
         if len(todo):
-            p64 = torch.as_tensor(self.a[i][None]).to(torch.float64)
-            neg_p = _neg_entropy(p64)
+            p64, neg_p = self._a64(i)
             step = max(1, self.CHUNK // max(1, int(np.prod(self.b.shape[1:]))))
             for start in range(0, len(todo), step):
                 part = torch.as_tensor(todo[start : start + step])
