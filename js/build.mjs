@@ -6,7 +6,7 @@
 //                               bundle differs from what the sources build to (`make test` runs it)
 //
 // What each bundle is and who loads it:
-//   - head_view, model_view, model_view_overview, neuron_view, atlas, atlas_compare: one view each. The text is an IIFE that assigns the view
+//   - head_view, model_view, model_view_overview, neuron_view, atlas, atlas_compare, diff_view: one view each. The text is an IIFE that assigns the view
 //     module's exports to `var attnscopeView`, followed by `export default attnscopeView.default;`, so the
 //     same text is both anywidget's `_esm` (an ES module whose only export is the default `{ render }`)
 //     and, inlined in a standalone page (views/html.py), a script that the page's own lines after it can
@@ -24,7 +24,7 @@ import { fileURLToPath } from "node:url";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const STATIC = "src/attnscope/static";
 const OUT = join(STATIC, "bundles");
-const VIEWS = ["head_view", "model_view", "model_view_overview", "neuron_view", "atlas", "atlas_compare"];
+const VIEWS = ["head_view", "model_view", "model_view_overview", "neuron_view", "atlas", "atlas_compare", "diff_view"];
 const VIEW_GLOBAL = "attnscopeView";
 const MODEL_GLOBAL = "attnscopeStaticModel";
 

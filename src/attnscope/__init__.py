@@ -7,6 +7,7 @@
 """
 
 from .analysis import Aggregation, aggregate
+from .analysis.comparison import Comparison, compare, compare_models
 from .capture import (
     ALL_FIELDS,
     DEFAULT_FIELDS,
@@ -36,7 +37,7 @@ from .errors import (
     ModelNotFoundError,
     NoLanguageModelHeadError,
 )
-from .views import HeadView, ModelView, NeuronView, head_view, model_view, neuron_view
+from .views import DiffView, HeadView, ModelView, NeuronView, diff_view, head_view, model_view, neuron_view
 
 __version__ = "0.1.0"
 
@@ -70,6 +71,11 @@ __all__ = [
     "masking_caveat",
     "tokens_from_ids",
     "wrap",
+    "Comparison",
+    "compare",
+    "compare_models",
+    "DiffView",
+    "diff_view",
     "ModelView",
     "model_view",
     "NeuronView",

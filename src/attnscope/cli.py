@@ -1,7 +1,7 @@
 """The ``attnscope`` command line, assembled here: ``inspect`` and ``view`` are defined in this module; ``index``
-and ``search`` in cli_corpus.py, ``serve`` in cli_serve.py, ``atlas`` in cli_atlas.py. Those modules define plain
-functions and import only what they use (`cli_common.fail`, ...); this one registers them on `app`, so nothing
-imports cli.py back."""
+and ``search`` in cli_corpus.py, ``serve`` in cli_serve.py, ``atlas`` in cli_atlas.py, ``diff`` in cli_diff.py.
+Those modules define plain functions and import only what they use (`cli_common.fail`, ...); this one registers
+them on `app`, so nothing imports cli.py back."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from .cli_atlas import atlas
 from .cli_checks import check_layer_and_heads
 from .cli_common import fail, note_masking
 from .cli_corpus import index, search
+from .cli_diff import diff
 from .cli_report import inspect_report, print_report
 from .cli_serve import serve
 from .errors import AttnscopeError, InputError
@@ -188,7 +189,7 @@ def _check_view_options(kind: str, layer: int | None, heads: list[int]) -> None:
         )
 
 
-for command in (index, search, serve, atlas):  # after inspect and view, in the order --help lists them
+for command in (index, search, serve, atlas, diff):  # after inspect and view, in the order --help lists them
     app.command()(command)
 
 if __name__ == "__main__":  # pragma: no cover - `python -m attnscope.cli`

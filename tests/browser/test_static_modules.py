@@ -22,7 +22,7 @@ def test_every_module_loads_in_the_browser_by_its_import_lines(page):
     open_sources(page.page, "<!DOCTYPE html><html><body></body></html>")
     exported = page.page.evaluate(IMPORT_ALL, names)
     assert sorted(exported) == names and len(names) >= 18
-    for view in ("head_view.js", "model_view.js", "neuron_view.js"):
+    for view in ("head_view.js", "model_view.js", "neuron_view.js", "diff_view.js"):
         assert exported[view] == ["default", "render: function"]
     assert "default" in exported["atlas.js"] and "render: function" in exported["atlas.js"]
     assert exported["common.js"] and exported["static_model.js"] == ["createStaticModel"]

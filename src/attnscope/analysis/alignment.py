@@ -11,7 +11,7 @@ over a unit's tokens; columns: the sum), as Clark et al. (2019) did.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,7 +31,8 @@ class Alignment:
 
     ``level`` is "token" or "word"; ``units_a[u]`` / ``units_b[u]`` are the token positions of unit ``u`` in A
     and in B (sorted); ``labels[u]`` what the unit reads (A's text over its tokens). ``unaligned_a`` /
-    ``unaligned_b`` are the positions in no unit (special tokens, or text the other side has no word for).
+    ``unaligned_b`` are the positions in no unit (special tokens, or text the other side has no word for);
+    ``tokens_a`` / ``tokens_b`` each side's tokens as displayed, so a view can say which those are.
     """
 
     level: str
@@ -40,6 +41,8 @@ class Alignment:
     labels: list[str]
     unaligned_a: list[int]
     unaligned_b: list[int]
+    tokens_a: list[str] = field(default_factory=list)
+    tokens_b: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.units_a)
@@ -70,8 +73,11 @@ def align(a: Tokens, b: Tokens, level: str = "auto") -> Alignment:
         )
     if level == "token" or (level == "auto" and same):
         units = [[i] for i in range(len(a))]
-        return Alignment("token", units, [list(u) for u in units], list(a.display), [], [])
-    return _word_alignment(a, b)
+        shared = Alignment("token", units, [list(u) for u in units], list(a.display), [], [])
+    else:
+        shared = _word_alignment(a, b)
+    shared.tokens_a, shared.tokens_b = list(a.display), list(b.display)
+    return shared
 
 
 def _check_same_text(a: Tokens, b: Tokens) -> None:

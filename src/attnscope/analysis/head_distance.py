@@ -66,9 +66,13 @@ def row_jsd(p: np.ndarray | torch.Tensor, q: np.ndarray | torch.Tensor) -> torch
     exactly, clipped at 0 against rounding."""
     p64 = torch.as_tensor(p).to(torch.float64)
     q64 = torch.as_tensor(q).to(torch.float64)
-    m = (p64 + q64) / 2
-    entropy = _neg_entropy  # Σ x log x
-    value = (entropy(p64) + entropy(q64)) / 2 - entropy(m)
+    return _jsd_from(_neg_entropy(p64), _neg_entropy(q64), p64, q64)
+
+
+def _jsd_from(neg_p: torch.Tensor, neg_q: torch.Tensor, p64: torch.Tensor, q64: torch.Tensor) -> torch.Tensor:
+    """Row JSD in bits from both sides' Σ x log x per row (computed once per head by `PairDistances`) and the
+    float64 rows themselves: ``(Σ p log p + Σ q log q) / 2 − Σ m log m`` with ``m = (p + q) / 2``."""
+    value = (neg_p + neg_q) / 2 - _neg_entropy((p64 + q64) / 2)
     return torch.clamp(value / math.log(2), min=0.0)
 
 
@@ -80,7 +84,10 @@ def head_jsd(a: np.ndarray, b: np.ndarray, rows: np.ndarray | None = None) -> np
     """Mean row JSD in bits of paired heads: ``a`` and ``b`` are ``(..., query, key)`` with the same shape (or
     broadcastable), ``rows`` an optional ``(query,)`` bool array of the rows that count (all when None).
     Returns ``(...)`` float64."""
-    per_row = row_jsd(a, b)
+    return _row_mean(row_jsd(a, b), rows)
+
+
+def _row_mean(per_row: torch.Tensor, rows: np.ndarray | None) -> np.ndarray:
     if rows is None:
         return per_row.mean(dim=-1).numpy()
     keep = torch.as_tensor(np.asarray(rows, dtype=bool))
@@ -109,19 +116,46 @@ class PairDistances:
     """Exact mean row JSD between heads of two flattened stacks, computed on request and remembered.
 
     ``a`` is ``(heads_a, query, key)``, ``b`` ``(heads_b, query, key)``; ``lower`` / ``upper`` from
-    `hellinger_bounds`. `exact` holds what has been computed (NaN elsewhere)."""
+    `hellinger_bounds`. `exact` holds what has been computed (NaN elsewhere).
+
+    B's heads are kept as float64 with each row's ``Σ q log q``, computed once (``8 × heads_b × query × key``
+    bytes), so a pair costs one pass over its mixture ``(p + q) / 2``; the values are those of `head_jsd`, bit
+    for bit (the same operations in the same order)."""
+
+    CHUNK = 1 << 22
+    """Weights of B's heads (float64) a request mixes at once, so its scratch stays near 32 MB."""
 
     def __init__(self, a: np.ndarray, b: np.ndarray, rows: np.ndarray | None = None) -> None:
         self.a, self.b, self.rows = a, b, rows
         self.lower, self.upper = hellinger_bounds(a, b, rows)
         self.exact = np.full(self.lower.shape, np.nan)
+        self._b64 = torch.as_tensor(b).to(torch.float64)
+        self._neg_b = _neg_entropy(self._b64)  # (heads_b, query)
+        self._head_a: tuple[int, torch.Tensor, torch.Tensor] | None = None  # the last head of A asked for
+
+    def _a64(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Head ``i`` of A as float64 ``(1, query, key)`` and its rows' ``Σ p log p``, kept for the next request
+        (`nearest` asks for one head several times in a row)."""
+        if self._head_a is None or self._head_a[0] != i:
+            p64 = torch.as_tensor(self.a[i][None]).to(torch.float64)
+            self._head_a = (i, p64, _neg_entropy(p64))
+        return self._head_a[1], self._head_a[2]
 
     def get(self, i: int, js: np.ndarray | list[int]) -> np.ndarray:
         """Exact distances of head ``i`` of A to heads ``js`` of B."""
         js = np.asarray(js, dtype=np.int64)
         todo = js[np.isnan(self.exact[i, js])]
         if len(todo):
-            self.exact[i, todo] = head_jsd(self.a[i][None], self.b[todo], self.rows)
+            p64, neg_p = self._a64(i)
+            step = max(1, self.CHUNK // max(1, int(np.prod(self.b.shape[1:]))))
+            for start in range(0, len(todo), step):
+                part = torch.as_tensor(todo[start : start + step])
+                mixture = self._b64[part]  # a copy: mixed in place, as (p + q) / 2 rounds
+                mixture.add_(p64).mul_(0.5)
+                neg_m = torch.special.xlogy(mixture, mixture, out=mixture).sum(dim=-1)
+                value = (neg_p + self._neg_b[part]) / 2 - neg_m
+                per_row = torch.clamp(value / math.log(2), min=0.0)
+                self.exact[i, todo[start : start + step]] = _row_mean(per_row, self.rows)
         return self.exact[i, js]
 
     def nearest(self, i: int, k: int) -> tuple[np.ndarray, np.ndarray]:

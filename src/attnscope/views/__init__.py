@@ -6,6 +6,7 @@ BertViz's, they display the view where they are called, as BertViz does (`displa
 """
 
 from ..quantise import MAX_ERROR, SCALE, quantise
+from .diff import DiffView, diff_view
 from .head import HeadView, head_view
 from .html import page
 from .model import ModelView, model_view
@@ -19,12 +20,14 @@ __all__ = [
     "MAX_ERROR",
     "SCALE",
     "AttentionWidget",
+    "DiffView",
     "HeadView",
     "ModelOverview",
     "ModelView",
     "NeuronView",
     "Payload",
     "PayloadWidget",
+    "diff_view",
     "head_view",
     "model_view",
     "neuron_view",

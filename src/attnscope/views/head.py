@@ -11,8 +11,10 @@ from typing import Any
 
 import traitlets
 
+from ..analysis.comparison import Comparison
 from ..capture.result import Capture
 from ..errors import InputError
+from .diff import DiffView, diff_view
 from .display import present
 from .html import bundle, static_text
 from .long_payload import capture_payload
@@ -127,7 +129,7 @@ def head_view(
     shade_keys: bool = False,
     top_k: int | None = None,
     summary: Any = None,
-) -> HeadView:
+) -> HeadView | DiffView:
     """The head view (V1) of a `Capture` or of BertViz-style attention.
 
     ``head_view(cap)`` shows every stack the capture holds; ``head_view(attention, tokens,
@@ -160,7 +162,14 @@ def head_view(
     strongest keys per head (default 8), computed when a layer is shown (or taken from ``summary``, what
     `analysis.long.summarise` computed for the capture's stack: no layer computed again); the view then scrolls
     through its query rows, and a hovered token's weights are asked of Python exactly (see `long_payload`).
+
+    Given a `Comparison` (`attnscope.compare`), it is the diff view's head layout (`diff.diff_view`): head
+    ``layer``-``heads[0]`` of A (0-0 by default) beside its matched head of B and their A − B.
     """
+    if isinstance(attention, Comparison):
+        if heads is not None and len(heads) > 1:
+            raise InputError(f"the diff view opens one head of A at a time; got heads {list(heads)}")
+        return diff_view(attention, layout="head", layer=layer, head=heads[0] if heads else None)
     if html_action not in ("view", "return"):
         raise InputError(f"html_action must be 'view' or 'return', got {html_action!r}")
     if encoding not in ENCODINGS:

@@ -14,8 +14,10 @@ from typing import Any
 
 import traitlets
 
+from ..analysis.comparison import Comparison
 from ..capture.result import Capture
 from ..errors import InputError
+from .diff import DiffView, diff_view
 from .display import present
 from .html import bundle, static_text
 from .overview import OVERVIEW_CELLS, ModelOverview
@@ -109,7 +111,7 @@ def model_view(
     aggregations: str | Sequence[str] = "auto",
     overview: bool | None = None,
     cells: int = OVERVIEW_CELLS,
-) -> ModelView | ModelOverview:
+) -> ModelView | ModelOverview | DiffView:
     """The model view (V2) of a `Capture` or of BertViz-style attention.
 
     ``model_view(cap)`` shows every stack the capture holds (a selector switches between encoder,
@@ -136,7 +138,12 @@ def model_view(
     shows it for any input, ``False`` never (on-demand attention is then computed whole, within its memory
     limit). ``include_layers``, ``include_heads``, ``stack``, ``display_mode`` and ``html_action`` apply to it;
     the thumbnail options (``style``, ``threshold``, ``hide_special``, aggregations) do not and are refused.
+
+    Given a `Comparison` (`attnscope.compare`), it is the diff view (`diff.diff_view`): every head as A, B or
+    A − B, the per-head distances beside them, a click opening a head against its matched head of B.
     """
+    if isinstance(attention, Comparison):
+        return diff_view(attention, layout="model")
     if html_action not in ("view", "return"):
         raise InputError(f"html_action must be 'view' or 'return', got {html_action!r}")
     theme = _choice("display_mode", display_mode or "auto", THEMES)
