@@ -9,6 +9,7 @@ import torch
 
 import attnscope
 from attnscope.capture import continuation
+from attnscope.capture.lazy import LazyAttention
 from attnscope.capture.recorder import LayerCall
 
 PROMPT = "The girl ran to a local pub to"
@@ -92,11 +93,50 @@ def test_passes_that_cannot_be_joined_are_captured_in_one_pass(tiny, family, why
     np.testing.assert_array_equal(np.asarray(cap.attentions), np.asarray(one.attentions))
 
 
-def test_on_demand_and_long_continuations_keep_the_one_pass_capture(tiny):
+def assert_same_on_demand(joined, one) -> None:
+    """Two on-demand captures of the same ids: every layer's weights, queries and keys within 1e-5."""
+    assert joined.tokens.ids == one.tokens.ids
+    assert joined.attention_mode == one.attention_mode == "on_demand" and joined.eager_modules == one.eager_modules
+    assert isinstance(joined.attentions, LazyAttention) and joined.attentions.shape == one.attentions.shape
+    for layer in range(joined.attentions.shape[0]):
+        np.testing.assert_allclose(joined.attentions.layer(layer), one.attentions.layer(layer), rtol=0, atol=1e-5)
+    for name in ("queries", "keys", "values", "allowed"):
+        np.testing.assert_allclose(getattr(joined.main, name), getattr(one.main, name), rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(joined.predictions.token_ids, one.predictions.token_ids)
+
+
+@pytest.mark.parametrize("family", ["smollm2", "gpt2"])
+def test_an_on_demand_continuation_is_joined_from_queries_and_keys(tiny, family):
+    handle = tiny(family)
+    fields = ["attentions", "queries", "keys", "values", "allowed"]
+    sizes, hook = passes_run(handle)
+    try:
+        joined = attnscope.generate(handle, PROMPT, max_new_tokens=6, fields=fields, attention="on_demand")
+    finally:
+        hook.remove()
+    assert max(sizes[1:]) == 1  # the prompt ran once
+    one = attnscope.capture(handle, input_ids=joined.tokens.ids, fields=fields, top_k=5, attention="on_demand")
+    assert_same_on_demand(joined, one)
+
+
+def test_auto_past_the_eager_limit_joins_on_demand(tiny, monkeypatch):
+    from attnscope.capture import engine
+
     handle = tiny("smollm2")
-    assert continuation.joinable(handle, 40, "auto") and continuation.joinable(handle, 40, "eager")
-    assert not continuation.joinable(handle, 40, "on_demand")
-    assert not continuation.joinable(tiny("bart"), 40, "auto")  # encoder-decoders: one pass over the decoder ids
+    monkeypatch.setattr(continuation, "EAGER_LIMIT_BYTES", 1000)  # any continuation is past it
+    monkeypatch.setattr(engine, "EAGER_LIMIT_BYTES", 1000)
+    joined = attnscope.generate(
+        handle, PROMPT, max_new_tokens=5, fields=["attentions", "queries", "keys", "values", "allowed"]
+    )
+    one = attnscope.capture(
+        handle, input_ids=joined.tokens.ids, fields=["attentions", "queries", "keys", "values", "allowed"], top_k=5
+    )
+    assert_same_on_demand(joined, one)
+
+
+def test_only_causal_decoders_loaded_with_eager_attention_are_joined(tiny):
+    assert continuation.joinable(tiny("smollm2")) and continuation.joinable(tiny("gpt2"))
+    assert not continuation.joinable(tiny("bart"))  # encoder-decoders: one pass over the decoder ids
 
 
 def test_layer_calls_of_passes_that_saw_other_keys_are_not_joined():
@@ -136,3 +176,19 @@ def test_a_continuation_that_ends_early_is_joined_up_to_its_end(tiny_path):
     assert ended.tokens.ids == free.tokens.ids[: prompt + 3]
     assert sizes == [prompt, 1, 1, 1]
     assert_same_capture(ended, attnscope.capture(handle, input_ids=ended.tokens.ids, top_k=5))
+
+
+def test_auto_within_the_eager_limit_once_ended_early_is_eager(tiny_path, monkeypatch):
+    from attnscope.capture import engine
+
+    handle = attnscope.load(str(tiny_path("smollm2")))  # a handle of its own: its end-of-text token is changed
+    prompt = len(attnscope.encode(handle, PROMPT).ids)
+    free = attnscope.generate(handle, PROMPT, max_new_tokens=6)
+    handle.model.generation_config.eos_token_id = free.tokens.ids[prompt + 2]
+    per_square = 2 * 4 * 4  # layers × heads × float32 bytes of the tiny Llama
+    limit = per_square * (prompt + 4) ** 2  # prompt + 3 tokens fit eager capture, prompt + 6 would not
+    monkeypatch.setattr(continuation, "EAGER_LIMIT_BYTES", limit)
+    monkeypatch.setattr(engine, "EAGER_LIMIT_BYTES", limit)
+    ended = attnscope.generate(handle, PROMPT, max_new_tokens=6, fields="all")
+    assert len(ended.tokens.ids) == prompt + 3 and ended.attention_mode == "eager"
+    assert_same_capture(ended, attnscope.capture(handle, input_ids=ended.tokens.ids, fields="all", top_k=5))

@@ -28,25 +28,27 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import torch
 
 from .engine import DTYPES, EAGER_LIMIT_BYTES, captures_from_run
 from .from_ids import tokens_from_ids
 from .loading import ModelHandle
+from .mask_structure import MaskStructure
 from .recorder import LayerCall, Recorder, recording
 from .result import Capture
 
 
-def joinable(handle: ModelHandle, longest: int, attention: str) -> bool:
-    """Whether a continuation of ``handle``'s model of at most ``longest`` tokens, captured with ``attention``
-    ("auto", "eager" or "on_demand"), can be captured from its generation's passes: a causal decoder loaded with
-    eager attention (as `load` loads every model), captured eagerly ("auto" within `EAGER_LIMIT_BYTES`)."""
-    if handle.kind != "decoder" or getattr(handle.model.config, "_attn_implementation", None) != "eager":
-        return False
-    if attention == "auto":
-        stack = handle.stacks[handle.main_stack]
-        return stack.layers * stack.heads * longest * longest * 4 <= EAGER_LIMIT_BYTES
-    return attention == "eager"
+def joinable(handle: ModelHandle) -> bool:
+    """Whether a continuation of ``handle``'s model can be captured from its generation's passes: a causal decoder
+    loaded with eager attention (as `load` loads every model), whose passes the recorder hears exactly."""
+    return handle.kind == "decoder" and getattr(handle.model.config, "_attn_implementation", None) == "eager"
+
+
+def eager_fits(handle: ModelHandle, tokens: int) -> bool:
+    """Whether ``attention="auto"`` captures ``tokens`` tokens of a decoder eagerly (within `EAGER_LIMIT_BYTES`)."""
+    stack = handle.stacks[handle.main_stack]
+    return stack.layers * stack.heads * tokens * tokens * 4 <= EAGER_LIMIT_BYTES
 
 
 @dataclass
@@ -62,13 +64,27 @@ class _Pass:
 @dataclass
 class PassRecorder:
     """What the forward passes of one generation computed (see the module's docstring); ``wanted`` are the
-    capture's fields."""
+    capture's fields, ``attention`` its mode ("auto", "eager" or "on_demand", as `engine.capture` takes it;
+    ``longest``: the most tokens the continuation can reach, which decides "auto" before generating). On demand,
+    the passes keep queries, keys and masks, not weights, and the capture's weights are a `LazyAttention`."""
 
     handle: ModelHandle
     wanted: set[str]
+    attention: str = "auto"
+    longest: int = 0
     passes: list[_Pass] = field(default_factory=list)
     _recorder: Recorder | None = None
     _keep_cache: bool = False
+
+    @property
+    def lazy(self) -> bool:
+        """Whether the passes keep what determines the weights instead of them (on demand)."""
+        return self.attention == "on_demand" or (self.attention == "auto" and not eager_fits(self.handle, self.longest))
+
+    def _recorded(self) -> set[str]:
+        if not self.lazy:
+            return set(self.wanted)
+        return (self.wanted - {"attentions"}) | {"queries", "keys", "allowed"}  # "allowed": the masks are kept
 
     def generate_options(self) -> dict[str, Any]:
         """What ``model.generate`` must be asked for: the raw logits (to check the head) and hidden states."""
@@ -80,7 +96,7 @@ class PassRecorder:
         model = self.handle.model
         base = model.base_model
         engine_role = self.handle.main_stack
-        with recording(model, self.wanted, lambda name, module: engine_role, "eager") as recorder:
+        with recording(model, self._recorded(), lambda name, module: engine_role, "eager") as recorder:
             self._recorder = recorder
             hook = base.register_forward_hook(self._after_pass)
             try:
@@ -130,19 +146,37 @@ class PassRecorder:
             return None
         joined = []
         for layer in range(layers):
-            call = join_layer([(s, e, c[layer]) for s, e, c in spans], len(sequence))
+            parts = [(s, e, c[layer]) for s, e, c in spans]
+            call = join_on_demand(parts, len(sequence), self.wanted) if self.lazy else join_layer(parts, len(sequence))
             if call is None:
                 return None
             joined.append(call)
+        if self.lazy:
+            return self._lazy_capture(sequence, joined, dtype, top_k)
         weights = _weights(spans, len(sequence)) if "attentions" in self.wanted else None
-        head = self.handle.model.get_output_embeddings()
-        final = torch.cat([p.last_hidden for p in self.passes], dim=1)
-        outputs = SimpleNamespace(logits=head(final), hidden_states=self._hidden_states())
+        outputs = self._outputs()
         tokens = tokens_from_ids(self.handle, sequence)
         wanted = self.wanted - {"attentions"}  # the weights are placed in one array here, not stacked per layer
         cap = captures_from_run(self.handle, [tokens], None, outputs, joined, wanted, dtype, top_k, "eager")[0]
         if weights is not None:
             cap.main.attentions = weights.to(dtype=DTYPES[dtype]).numpy()
+        return cap
+
+    def _outputs(self) -> SimpleNamespace:
+        """The model's outputs one pass would have given: logits of every position and hidden states if wanted."""
+        head = self.handle.model.get_output_embeddings()
+        final = torch.cat([p.last_hidden for p in self.passes], dim=1)
+        return SimpleNamespace(logits=head(final), hidden_states=self._hidden_states())
+
+    def _lazy_capture(self, sequence: list[int], calls: list[LayerCall], dtype: str, top_k: int) -> Capture:
+        """An on-demand capture of the joined calls; under "auto", materialised when ``sequence`` (shorter than
+        ``longest`` where the model ended its text) fits eager capture, as one pass over it would have been."""
+        tokens = tokens_from_ids(self.handle, sequence)
+        outputs = self._outputs()
+        cap = captures_from_run(self.handle, [tokens], None, outputs, calls, self.wanted, dtype, top_k, "on_demand")[0]
+        if self.attention == "auto" and eager_fits(self.handle, len(sequence)) and "attentions" in self.wanted:
+            cap.main.attentions = np.asarray(cap.main.attentions).astype(np.dtype(dtype), copy=False)
+            cap.attention_mode = "eager"
         return cap
 
     def _head_as_is(self, first_logits: torch.Tensor) -> bool:
@@ -198,6 +232,53 @@ def join_layer(parts: list[tuple[int, int, LayerCall]], n: int) -> LayerCall | N
         rows = [(s, e, c.tensors.get("mask", torch.zeros((1, 1, e - s, e), dtype=dtype))) for s, e, c in parts]
         joined.tensors["mask"] = _square(rows, n, hidden)
     return joined
+
+
+def join_on_demand(parts: list[tuple[int, int, LayerCall]], n: int, wanted: set[str]) -> LayerCall | None:
+    """One layer's calls of consecutive passes (as `join_layer`) as an on-demand call over ``n`` tokens: queries
+    and head outputs of every pass, keys and values of the last, the causal mask as its structure; None unless
+    every pass's mask is causal over exactly the keys before its end, with nothing added."""
+    first, last = parts[0][2], parts[-1][2]
+    for start, stop, call in parts:
+        if call.module_name != first.module_name or "bias" in call.tensors or not _causal(call, start, stop):
+            return None
+    if last.tensors["keys"].shape[2] != n or ("values" in wanted and last.tensors["values"].shape[2] != n):
+        return None
+    joined = LayerCall(
+        role=first.role,
+        module_name=first.module_name,
+        scaling=first.scaling,
+        softcap=first.softcap,
+        heads=first.heads,
+        kv_heads=first.kv_heads,
+        sinks=first.sinks,
+        structure=MaskStructure(causal=True),
+        on_demand=True,
+    )
+    joined.tensors["queries"] = torch.cat([c.tensors["queries"] for _, _, c in parts], dim=2)
+    joined.tensors["keys"] = last.tensors["keys"]
+    if "values" in wanted:
+        joined.tensors["values"] = last.tensors["values"]
+    if "head_outputs" in wanted:
+        joined.tensors["head_outputs"] = torch.cat([c.tensors["head_outputs"] for _, _, c in parts], dim=1)
+    return joined
+
+
+def _causal(call: LayerCall, start: int, stop: int) -> bool:
+    """Whether the call's queries (positions ``start:stop``) saw exactly the keys up to their own position, through
+    an additive mask of 0 and the dtype's minimum (or none, for one query, which then sees every key)."""
+    queries = call.tensors["queries"].shape[2]
+    mask = call.tensors.get("mask")
+    if queries != stop - start:
+        return False
+    if mask is None:
+        return queries == 1
+    if mask.dtype == torch.bool or tuple(mask.shape[-2:]) != (queries, stop) or mask.shape[1] != 1:
+        return False
+    seen = mask > torch.finfo(mask.dtype).min / 2
+    rows = torch.arange(start, stop, device=mask.device)[:, None]
+    causal = torch.arange(stop, device=mask.device)[None, :] <= rows
+    return bool(torch.equal(seen[0, 0], causal)) and not bool(torch.where(seen, mask, 0).any())
 
 
 def _weights(spans: list[tuple[int, int, list[LayerCall]]], n: int) -> torch.Tensor:

@@ -69,8 +69,8 @@ def generate(
             f"{max(handle.max_length - len(prompt_ids), 0)} new tokens or shorten the prompt"
         )
     passes = None
-    if joinable(handle, len(prompt_ids) + max_new_tokens, attention):
-        passes = PassRecorder(handle, check_capture_options(fields, dtype))
+    if joinable(handle):
+        passes = PassRecorder(handle, check_capture_options(fields, dtype), attention, len(prompt_ids) + max_new_tokens)
     sequence, scores, first_logits = _run(handle, prompt_ids, max_new_tokens, seed, do_sample, temperature, passes)
     start = len(prompt_ids) if handle.kind == "decoder" else 1  # a seq2seq decoder begins with its start token
     joined = None
