@@ -192,3 +192,11 @@ def test_auto_within_the_eager_limit_once_ended_early_is_eager(tiny_path, monkey
     ended = attnscope.generate(handle, PROMPT, max_new_tokens=6, fields="all")
     assert len(ended.tokens.ids) == prompt + 3 and ended.attention_mode == "eager"
     assert_same_capture(ended, attnscope.capture(handle, input_ids=ended.tokens.ids, fields="all", top_k=5))
+
+
+def test_smollm2_on_demand_continuation_equals_one_pass(smollm2):
+    text = "The girl ran to a local pub to watch the game with her friends, and"
+    fields = ["attentions", "queries", "keys", "values", "allowed"]
+    joined = attnscope.generate(smollm2, text, max_new_tokens=8, fields=fields, attention="on_demand")
+    one = attnscope.capture(smollm2, input_ids=joined.tokens.ids, fields=fields, top_k=5, attention="on_demand")
+    assert_same_on_demand(joined, one)

@@ -144,10 +144,14 @@ class PassRecorder:
             start, previous = spans[-1][1], done.calls_end
         if start != len(sequence) or any(len(c) != layers for _, _, c in spans) or not self._head_as_is(first_logits):
             return None
-        joined = []
+        joined: list[LayerCall] = []
+        checked: dict[int, bool] = {}
         for layer in range(layers):
             parts = [(s, e, c[layer]) for s, e, c in spans]
-            call = join_on_demand(parts, len(sequence), self.wanted) if self.lazy else join_layer(parts, len(sequence))
+            if self.lazy:
+                call = join_on_demand(parts, len(sequence), self.wanted, checked)
+            else:
+                call = join_layer(parts, len(sequence))
             if call is None:
                 return None
             joined.append(call)
@@ -234,13 +238,16 @@ def join_layer(parts: list[tuple[int, int, LayerCall]], n: int) -> LayerCall | N
     return joined
 
 
-def join_on_demand(parts: list[tuple[int, int, LayerCall]], n: int, wanted: set[str]) -> LayerCall | None:
+def join_on_demand(
+    parts: list[tuple[int, int, LayerCall]], n: int, wanted: set[str], checked: dict[int, bool]
+) -> LayerCall | None:
     """One layer's calls of consecutive passes (as `join_layer`) as an on-demand call over ``n`` tokens: queries
     and head outputs of every pass, keys and values of the last, the causal mask as its structure; None unless
-    every pass's mask is causal over exactly the keys before its end, with nothing added."""
+    every pass's mask is causal over exactly the keys before its end, with nothing added. ``checked``: each mask's
+    verdict by ``id``, shared by the layers of one join (the tensors stay alive in the calls meanwhile)."""
     first, last = parts[0][2], parts[-1][2]
     for start, stop, call in parts:
-        if call.module_name != first.module_name or "bias" in call.tensors or not _causal(call, start, stop):
+        if call.module_name != first.module_name or "bias" in call.tensors or not _causal(call, start, stop, checked):
             return None
     if last.tensors["keys"].shape[2] != n or ("values" in wanted and last.tensors["values"].shape[2] != n):
         return None
@@ -264,7 +271,7 @@ def join_on_demand(parts: list[tuple[int, int, LayerCall]], n: int, wanted: set[
     return joined
 
 
-def _causal(call: LayerCall, start: int, stop: int) -> bool:
+def _causal(call: LayerCall, start: int, stop: int, checked: dict[int, bool]) -> bool:
     """Whether the call's queries (positions ``start:stop``) saw exactly the keys up to their own position, through
     an additive mask of 0 and the dtype's minimum (or none, for one query, which then sees every key)."""
     queries = call.tensors["queries"].shape[2]
@@ -273,7 +280,14 @@ def _causal(call: LayerCall, start: int, stop: int) -> bool:
         return False
     if mask is None:
         return queries == 1
-    if mask.dtype == torch.bool or tuple(mask.shape[-2:]) != (queries, stop) or mask.shape[1] != 1:
+    if id(mask) not in checked:  # the layers of a pass share one mask tensor (alive while the calls are): read once
+        checked[id(mask)] = _causal_mask(mask, start, stop)
+    return checked[id(mask)]
+
+
+def _causal_mask(mask: torch.Tensor, start: int, stop: int) -> bool:
+    queries = stop - start
+    if mask.dtype == torch.bool or mask.dim() != 4 or mask.shape[1] != 1 or tuple(mask.shape[-2:]) != (queries, stop):
         return False
     seen = mask > torch.finfo(mask.dtype).min / 2
     rows = torch.arange(start, stop, device=mask.device)[:, None]
