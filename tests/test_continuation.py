@@ -17,8 +17,8 @@ FIELDS = ("attentions", "queries", "keys", "values", "head_outputs", "bias", "al
 
 
 def assert_same_capture(joined, one) -> None:
-    """Every field of two captures of the same ids equal within float rounding: 1e-5, hidden states 1e-6 of
-    their largest value."""
+    """Every field of two captures of the same ids equal within float rounding: weights 1e-5, queries, keys...
+    1e-5 relative, hidden states 1e-6 of their largest value."""
     assert joined.tokens.ids == one.tokens.ids and joined.tokens.display == one.tokens.display
     assert joined.attention_mode == one.attention_mode == "eager"
     assert joined.missing == one.missing and joined.eager_modules == one.eager_modules
@@ -32,7 +32,8 @@ def assert_same_capture(joined, one) -> None:
                 assert got.shape == expected.shape and got.dtype == expected.dtype, f"{role}.{name}"
                 # the residual stream holds values in the hundreds: its rounding is relative to its largest
                 atol = 1e-6 * float(np.abs(expected).max()) if name == "hidden_states" else 1e-5
-                np.testing.assert_allclose(got, expected, rtol=0, atol=atol, err_msg=f"{role}.{name}")
+                rtol = 0 if name in ("attentions", "hidden_states") else 1e-5  # queries, keys... reach tens
+                np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol, err_msg=f"{role}.{name}")
     assert joined.predictions is not None and one.predictions is not None
     np.testing.assert_array_equal(joined.predictions.token_ids, one.predictions.token_ids)
     np.testing.assert_allclose(joined.predictions.probabilities, one.predictions.probabilities, atol=1e-5)
@@ -94,14 +95,14 @@ def test_passes_that_cannot_be_joined_are_captured_in_one_pass(tiny, family, why
 
 
 def assert_same_on_demand(joined, one) -> None:
-    """Two on-demand captures of the same ids: every layer's weights, queries and keys within 1e-5."""
+    """Two on-demand captures of the same ids: every layer's weights within 1e-5, queries and keys 1e-5 relative."""
     assert joined.tokens.ids == one.tokens.ids
     assert joined.attention_mode == one.attention_mode == "on_demand" and joined.eager_modules == one.eager_modules
     assert isinstance(joined.attentions, LazyAttention) and joined.attentions.shape == one.attentions.shape
     for layer in range(joined.attentions.shape[0]):
         np.testing.assert_allclose(joined.attentions.layer(layer), one.attentions.layer(layer), rtol=0, atol=1e-5)
     for name in ("queries", "keys", "values", "allowed"):
-        np.testing.assert_allclose(getattr(joined.main, name), getattr(one.main, name), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(getattr(joined.main, name), getattr(one.main, name), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(joined.predictions.token_ids, one.predictions.token_ids)
 
 
