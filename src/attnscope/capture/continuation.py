@@ -14,10 +14,16 @@ one forward pass over prompt plus continuation would give (`engine.capture(input
 - the mask: each pass's rows, keys after them hidden; hidden states: each pass's rows;
 - predictions at every position: the language-model head over the final hidden states of every position.
 
+On demand (``attention="on_demand"``, or "auto" past `EAGER_LIMIT_BYTES` at the most tokens the continuation can
+reach) the passes keep queries and keys instead of weights (the eager weights of one layer live only while it
+runs, as in plain ``generate``), each pass's mask is checked to be causal over exactly the keys before its end,
+and the joined capture holds a `LazyAttention` over the causal structure, as `engine.capture` on demand would.
+
 Equal to the one-pass capture within float rounding (the cached keys and values are the same computation).
 `capture` returns None, and the caller captures the final ids in one pass as before, when the passes cannot be
 joined exactly: a model with a position bias, a cache that drops keys (sliding windows), logits that are not
-the head's output as it is (softcapping, scaling), or a model outside the attention interface.
+the head's output as it is (softcapping, scaling), or a model outside the attention interface. Models not loaded
+with eager attention (`joinable`) and encoder-decoders are captured in one more pass too.
 """
 
 from __future__ import annotations
