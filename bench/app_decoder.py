@@ -14,8 +14,8 @@ over repetitions, from the event to the next painted frame:
   first (goal <= 300 ms);
 - Continue of 20 tokens: the click to prompt plus continuation drawn (the request, `attnscope.generate` and
   the payload included) against ``model.generate`` of the same 20 tokens (greedy) on the same model in the
-  same process, measured alternately (goal: ratio <= 1.5); also `attnscope.generate` alone (generation plus
-  one capture of the final ids) against ``model.generate``, which says where the time goes.
+  same process, measured alternately (goal: ratio <= 1.5); also `attnscope.generate` alone (generation with
+  its forward passes joined into the capture) against ``model.generate``, which says where the time goes.
 """
 
 from __future__ import annotations
@@ -248,5 +248,5 @@ def continue_figures(page, handle, text: str, ids: list[int], timed: str, repeat
     print(f"  Continue of {NEW_TOKENS} tokens, click to drawn {figure(clicks)}")
     print(f"  model.generate of the same tokens {figure(plain)}; ratio {ratio:.2f}x; goal <= 1.5x "
           f"{'ok' if ratio <= 1.5 else 'MISSED'}")  # fmt: skip
-    print(f"  attnscope.generate alone (generation + one capture of the final ids) {figure(library)}; "
+    print(f"  attnscope.generate alone (generation, its passes joined into the capture) {figure(library)}; "
           f"ratio to model.generate {statistics.median(library) / statistics.median(plain):.2f}x")  # fmt: skip

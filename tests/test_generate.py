@@ -36,11 +36,12 @@ def test_greedy_continuation_is_model_generates_greedy_continuation(tiny, family
     assert cap.attentions.shape == (2, 4, len(expected), len(expected))
 
 
-def test_the_capture_is_one_forward_pass_over_the_generated_ids(tiny):
+def test_the_capture_equals_one_forward_pass_over_the_generated_ids(tiny):
     handle = tiny("smollm2")
     cap = attnscope.generate(handle, PROMPT, max_new_tokens=6)
     again = attnscope.capture(handle, input_ids=cap.tokens.ids)
-    np.testing.assert_array_equal(cap.attentions, again.attentions)
+    # joined from generate's own passes (tests/test_continuation.py): equal within float rounding
+    np.testing.assert_allclose(cap.attentions, again.attentions, rtol=0, atol=1e-5)
     assert again.tokens.generated == ()  # ids given are not generated ones
 
 

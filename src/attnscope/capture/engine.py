@@ -20,7 +20,7 @@ from .recorder import MODES, LayerCall, recording
 from .result import ALL_FIELDS, ATTENTION_FIELDS, DEFAULT_FIELDS, AttentionStack, Capture, Predictions
 from .stacks import by_role, stacks_from_calls, stacks_from_outputs, to_numpy
 
-_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+DTYPES = {"float32": torch.float32, "float16": torch.float16}
 CAPTURE_MODES = ("auto", *MODES)
 """What ``capture(..., attention=...)`` accepts: "auto" picks one of the recorder's `MODES` per batch."""
 EAGER_LIMIT_BYTES = 2**30
@@ -172,6 +172,24 @@ def _capture_batch(
     if attention == "auto":
         attention = "on_demand" if dense_attention_bytes(handle, encoded, decoded) > EAGER_LIMIT_BYTES else "eager"
     outputs, calls = run_batch(handle, encoded, decoded, wanted, attention=attention, logits=top_k > 0)
+    return captures_from_run(handle, encoded, decoded, outputs, calls, wanted, dtype, top_k, attention)
+
+
+def captures_from_run(
+    handle: ModelHandle,
+    encoded: list[Tokens],
+    decoded: list[Tokens] | None,
+    outputs: Any,
+    calls: list[LayerCall],
+    wanted: set[str],
+    dtype: str,
+    top_k: int,
+    attention: str,
+) -> list[Capture]:
+    """Each input's `Capture` from one run: the model's ``outputs`` (``logits`` (batch, tokens, vocabulary) read
+    when ``top_k`` > 0, ``hidden_states`` when wanted, ``output_attentions`` weights when ``calls`` is empty) and
+    the recorded layer ``calls`` (`run_batch`, or `continuation` joining a generation's passes), in ``attention``
+    mode ("eager" or "on_demand")."""
     missing: dict[str, str] = {}
     if not calls and wanted & set(ATTENTION_FIELDS):
         missing = {
@@ -182,7 +200,7 @@ def _capture_batch(
     eager_modules = {c.module_name: c.eager_reason for c in calls if c.eager_reason}
     if attention == "on_demand" and not calls and "attentions" in wanted:
         eager_modules = {type(handle.model).__name__: _OUTSIDE_INTERFACE}
-    torch_dtype = _DTYPES[dtype]
+    torch_dtype = DTYPES[dtype]
     projections = _output_projections(handle, calls, torch_dtype, missing) if "values" in wanted else {}
     results = []
     caveat = masking_caveat(handle) if any(t.masked for t in encoded) else None
@@ -334,8 +352,8 @@ def check_capture_options(fields: Iterable[str] | str, dtype: str) -> set[str]:
     """The fields a capture keeps (`ALL_FIELDS` for "all"), after checking them and ``dtype``; an `InputError`
     names what is unknown. For callers that must refuse bad options before other work (`generate`)."""
     wanted = _check_fields(fields)
-    if dtype not in _DTYPES:
-        raise InputError(f"dtype {dtype!r} is not supported: use one of {', '.join(_DTYPES)}")
+    if dtype not in DTYPES:
+        raise InputError(f"dtype {dtype!r} is not supported: use one of {', '.join(DTYPES)}")
     return wanted
 
 

@@ -1,10 +1,12 @@
-"""Generating a continuation and capturing prompt plus continuation in one forward pass over the exact ids.
+"""Generating a continuation and capturing prompt plus continuation as one forward pass over the exact ids.
 
 `generate` runs transformers' ``model.generate`` (greedy by default, or sampling from the full
-softmax at a temperature, reproducible with a seed), keeps each step's top-k next tokens from the
-distribution the step chose from, then captures the final ids as given (`engine.capture` with
-``input_ids``, or ``target_ids`` for an encoder-decoder): the capture's attention is one forward pass
-over prompt and continuation, never the step-wise pieces ``generate`` computes along the way.
+softmax at a temperature, reproducible with a seed) and keeps each step's top-k next tokens from the
+distribution the step chose from. The capture equals one forward pass over the final ids as given
+(`engine.capture` with ``input_ids``, or ``target_ids`` for an encoder-decoder). For a causal decoder
+captured eagerly it is joined from ``generate``'s own passes (`continuation`: the prompt's prefill and one
+pass per new token, plus one over the last token), so the prompt runs once; otherwise (on-demand attention,
+encoder-decoders, passes that cannot be joined exactly) the final ids are captured in one more pass.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError, NoLanguageModelHeadError
+from .continuation import PassRecorder, joinable
 from .engine import capture, check_attention_mode, check_capture_options
 from .inputs import display_forms, encode, special_token_ids
 from .loading import ModelHandle
@@ -65,9 +68,17 @@ def generate(
             f"{handle.name!r} takes at most {handle.max_length} positions; ask for at most "
             f"{max(handle.max_length - len(prompt_ids), 0)} new tokens or shorten the prompt"
         )
-    sequence, scores = _run(handle, prompt_ids, max_new_tokens, seed, do_sample, temperature)
+    passes = None
+    if joinable(handle):
+        passes = PassRecorder(handle, check_capture_options(fields, dtype), attention, len(prompt_ids) + max_new_tokens)
+    sequence, scores, first_logits = _run(handle, prompt_ids, max_new_tokens, seed, do_sample, temperature, passes)
     start = len(prompt_ids) if handle.kind == "decoder" else 1  # a seq2seq decoder begins with its start token
-    if handle.kind == "decoder":
+    joined = None
+    if passes is not None and first_logits is not None:
+        joined = passes.capture(sequence, first_logits, dtype, top_k)
+    if joined is not None:
+        cap = joined
+    elif handle.kind == "decoder":
         cap = capture(handle, input_ids=sequence, fields=fields, dtype=dtype, top_k=top_k, attention=attention)
     else:
         cap = capture(
@@ -146,9 +157,12 @@ def _run(
     seed: int | None,
     do_sample: bool,
     temperature: float,
-) -> tuple[list[int], list[torch.Tensor]]:
-    """``model.generate`` over the prompt: the whole sequence (the decoder's for an encoder-decoder) and
-    each step's scores, the logits the step chose from (after the temperature), (vocabulary,) each."""
+    passes: PassRecorder | None = None,
+) -> tuple[list[int], list[torch.Tensor], torch.Tensor | None]:
+    """``model.generate`` over the prompt: the whole sequence (the decoder's for an encoder-decoder), each
+    step's scores, the logits the step chose from (after the temperature), (vocabulary,) each, and with
+    ``passes`` (which then records generate's forward passes and one over the last token) the first step's raw
+    logits (vocabulary,), else None."""
     model, tokenizer = handle.model, handle.tokenizer
     ids = torch.tensor([prompt_ids], dtype=torch.long, device=model.device)
     config = model.generation_config
@@ -169,9 +183,16 @@ def _run(
     with handle.lock, torch.inference_mode(), torch.random.fork_rng(devices=devices):
         if seed is not None:
             torch.manual_seed(int(seed))
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **options)
+        if passes is None:
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **options)
+        else:
+            with passes.recording():
+                options.update(passes.generate_options())
+                out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **options)
+                passes.last_pass(out)
     sequence = out.sequences[0].tolist()
-    return [int(i) for i in sequence], [s[0].float().cpu() for s in out.scores]
+    first = out.logits[0][0].float().cpu() if passes is not None else None
+    return [int(i) for i in sequence], [s[0].float().cpu() for s in out.scores], first
 
 
 def _steps(

@@ -3,9 +3,9 @@ continuation) and its checks: a causal decoder with a language-model head, and a
 positions and the server's limit (masking a causal model's input is refused by `causal.refuse_causal_mask`).
 
 A route is a plain function (run in the threadpool: generation holds its model's lock). Generation is
-`capture.generation.generate`: ``model.generate`` (greedy, or sampled with a seed), then one capture of the
-final ids as generated (`capture(input_ids=...)`), so the attention and the predictions at every position
-are exactly what ``POST /api/attention`` would give for those ids.
+`capture.generation.generate`: ``model.generate`` (greedy, or sampled with a seed), its forward passes joined
+into the capture of the final ids as generated (or one more capture of them, on demand), so the attention and
+the predictions at every position are what ``POST /api/attention`` would give for those ids (to float rounding).
 """
 
 from __future__ import annotations
