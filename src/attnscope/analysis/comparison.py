@@ -26,7 +26,7 @@ from ..capture.loading import ModelHandle
 from ..capture.result import Capture
 from ..errors import InputError, check_range
 from .alignment import Alignment, align, merged
-from .head_distance import HeadMatch, PairDistances, head_jsd
+from .head_distance import HeadMatch, PairDistances
 
 NEAREST = 3
 """Closest heads of B kept for each head of A."""
@@ -193,21 +193,14 @@ def _measured(
     k: int,
 ) -> Comparison:
     (la, ha), (lb, hb) = weights_a.shape[:2], weights_b.shape[:2]
-    same = None
-    if (la, ha) == (lb, hb):
-        same = np.stack([head_jsd(weights_a[layer], weights_b[layer], rows) for layer in range(la)])
     flat_a = weights_a.reshape(la * ha, *weights_a.shape[2:])
     flat_b = weights_b.reshape(lb * hb, *weights_b.shape[2:])
     pairs = PairDistances(flat_a, flat_b, rows)
-    if same is not None:
-        np.fill_diagonal(pairs.exact, same.reshape(-1))  # already computed: the same place on both sides
-    k = min(k, lb * hb)
-    places = np.zeros((la * ha, k, 2), dtype=np.int64)
-    found = np.zeros((la * ha, k))
-    for i in range(la * ha):
-        js, ds = pairs.nearest(i, k)
-        places[i] = np.stack([js // hb, js % hb], axis=1)
-        found[i] = ds
+    same_shape = (la, ha) == (lb, hb)
+    js, found = pairs.all_nearest(k, same_place=same_shape)
+    same = np.diagonal(pairs.exact).reshape(la, ha).copy() if same_shape else None
+    k = js.shape[1]
+    places = np.stack([js // hb, js % hb], axis=-1)
     matching = [
         HeadMatch(i // ha, i % ha, j // hb, j % hb, float(pairs.exact[i, j])) for i, j in sorted(pairs.assignment())
     ]
