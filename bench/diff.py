@@ -36,6 +36,9 @@ from attnscope.capture.loading import default_model_path, quiet_transformers
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chromium import visit  # noqa: E402 - bench/chromium.py, beside this script
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.zeroed_model import zeroed_query_copy  # noqa: E402 - the tests' changed checkpoint
+
 TEXT = ("The girl ran to a local pub to escape the din of her city. " * 64).strip()
 DRAWN = "() => document.querySelector('.attnscope-dv')?.dataset.ready === 'true'"
 
@@ -50,17 +53,6 @@ def bert_base(seed: int) -> attnscope.ModelHandle:
         transformers.BertModel(transformers.BertConfig()).save_pretrained(directory)
     transformers.AutoTokenizer.from_pretrained(default_model_path()).save_pretrained(directory)
     return attnscope.load(directory)
-
-
-def zeroed_copy() -> attnscope.ModelHandle:
-    """A second load of the default model with layer 2 head 5's query weights and bias zeroed (uniform attention)."""
-    handle = attnscope.load("default")
-    query = handle.model.encoder.layer[2].attention.self.query
-    width = handle.model.config.hidden_size // handle.model.config.num_attention_heads
-    with torch.no_grad():
-        query.weight[5 * width : 6 * width] = 0
-        query.bias[5 * width : 6 * width] = 0
-    return handle
 
 
 def text_of(handle: attnscope.ModelHandle, length: int) -> str:
@@ -116,7 +108,7 @@ def main() -> None:
         a, b = bert_base(0), bert_base(1)
         print("models: two random BERT-base-shaped models (12 layers x 12 heads)", end="")
     else:
-        a, b = attnscope.load("default"), zeroed_copy()
+        a, b = attnscope.load("default"), zeroed_query_copy()
         print("models: the default model (6 layers x 12 heads) against a copy with head 2-5's queries zeroed", end="")
     print(f"; torch threads {torch.get_num_threads()}")
     columns = ["2 captures", "compare", "compare / captures", "(captures + compare) / captures"]

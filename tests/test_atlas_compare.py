@@ -16,8 +16,6 @@ from attnscope.atlas.compare import COMPARE_JSON, COMPARE_PARQUET
 from attnscope.atlas.compute import with_probes
 from attnscope.errors import InputError
 
-from .test_comparison import zeroed_copy  # noqa: F401  (the fixture)
-
 
 @pytest.fixture(scope="module")
 def base_atlas(default_model, small_corpus):
@@ -25,7 +23,7 @@ def base_atlas(default_model, small_corpus):
 
 
 @pytest.fixture(scope="module")
-def zeroed_atlas(zeroed_copy, small_corpus):  # noqa: F811
+def zeroed_atlas(zeroed_copy, small_corpus):
     return compute_atlas(zeroed_copy, small_corpus, batch_tokens=64)
 
 

@@ -19,7 +19,6 @@ from attnscope.index import build_index
 
 from .test_atlas import conllu_word
 from .test_cli_atlas import ATTNSCOPE, snippet_path  # noqa: F401  (snippet_path: the fixture)
-from .test_comparison import zeroed_copy  # noqa: F401  (the fixture)
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -30,7 +29,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 FILES = {"atlas-compare.json", "atlas-compare.parquet", "atlas-compare.html"}
 
 
-def test_the_default_model_against_itself_changes_no_head(snippet_path, tmp_path):  # noqa: F811
+def test_the_default_model_against_itself_changes_no_head(snippet_path, tmp_path):
     out = tmp_path / "out"
     result = run("--corpus", str(snippet_path), "--model", "default", "--compare", "default", "--out", str(out))
     assert result.returncode == 0, result.stderr
@@ -46,7 +45,7 @@ def test_the_default_model_against_itself_changes_no_head(snippet_path, tmp_path
     assert "attnscope-atlas-compare" in page and "https://" not in page
 
 
-def test_a_zeroed_query_head_is_printed_as_the_most_changed(snippet_path, zeroed_copy, tmp_path):  # noqa: F811
+def test_a_zeroed_query_head_is_printed_as_the_most_changed(snippet_path, zeroed_copy, tmp_path):
     saved = tmp_path / "zeroed"
     write_atlas(compute_atlas(zeroed_copy, open_corpus(snippet_path)), saved)  # B's atlas, saved before
     result = run("--corpus", str(snippet_path), "--compare", str(saved), "--json", "--out", str(tmp_path / "out"))
@@ -59,7 +58,7 @@ def test_a_zeroed_query_head_is_printed_as_the_most_changed(snippet_path, zeroed
     assert {p.name for p in (tmp_path / "out").iterdir()} == FILES
 
 
-def test_models_of_different_shapes_are_printed_side_by_side(snippet_path, tiny_path, tmp_path):  # noqa: F811
+def test_models_of_different_shapes_are_printed_side_by_side(snippet_path, tiny_path, tmp_path):
     tiny = str(tiny_path("bert", head=False))
     result = run("--corpus", str(snippet_path), "--compare", tiny, "--out", str(tmp_path / "out"), "--min-arcs", "3")
     assert result.returncode == 0, result.stderr
@@ -104,7 +103,7 @@ def other_corpus_atlas(default_model, tmp_path_factory):
     ],
 )
 def test_bad_input_exits_2_with_a_message_and_writes_nothing(
-    snippet_path,  # noqa: F811
+    snippet_path,
     other_corpus_atlas,
     default_model,
     tmp_path,

@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 import attnscope
 from attnscope.analysis.alignment import align, merged
@@ -170,19 +169,6 @@ def test_same_tokenizer_aligns_tokens():
     alignment = align(a, a)
     assert alignment.level == "token" and alignment.units_a == [[i] for i in range(len(a))]
     assert align(a, a, "word").level == "word"
-
-
-@pytest.fixture(scope="module")
-def zeroed_copy(default_model):
-    """A second load of the default model whose layer 2 head 5 has its query weights and bias zeroed: its
-    scores are 0, so it attends uniformly."""
-    handle = attnscope.load("default")
-    query = handle.model.encoder.layer[2].attention.self.query
-    width = handle.model.config.hidden_size // handle.model.config.num_attention_heads
-    with torch.no_grad():
-        query.weight[5 * width : 6 * width] = 0
-        query.bias[5 * width : 6 * width] = 0
-    return handle
 
 
 def test_a_model_against_itself_is_zero_everywhere(default_model):

@@ -30,14 +30,14 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
+
+from ..worker_threads import on_worker_threads
 
 BOUND_MARGIN = 2e-4
 """Slack taken off the float32 lower bounds (bits), so rounding in the matrix product never prunes a pair whose
@@ -226,32 +226,3 @@ class PairDistances:
                 return [(int(i), int(j)) for i, j in zip(rows, cols)]
             for i, j in missing:
                 self.get(i, [j])
-
-
-def on_worker_threads(work: Callable[[int], None], items: Sequence[int]) -> None:
-    """Call ``work`` on each item, on as many worker threads as torch has intra-op threads, each running torch
-    on one thread; torch's thread count is restored afterwards.
-
-    Why: the pair computations are element-wise passes, and on a machine with more runnable processes than
-    cores torch's own threads wait for each other at every operation (measured here, 2 cores under a load of 9:
-    an element-wise multiply took 73 ns per element with 2 threads, 0.24 ns with 1); worker threads of one torch
-    thread each keep both cores busy without that wait (as `capture.blocks` does for attention blocks).
-    """
-    workers = max(1, torch.get_num_threads())
-    if workers == 1 or len(items) <= 1:
-        for item in items:
-            work(item)
-        return
-
-    def run(item: int) -> None:
-        if torch.get_num_threads() != 1:
-            torch.set_num_threads(1)  # this worker thread's own setting (OpenMP's and MKL's are per thread)
-        work(item)
-
-    pool = ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix="attnscope-pairs")
-    try:
-        for done in as_completed([pool.submit(run, item) for item in items]):
-            done.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        torch.set_num_threads(workers)  # new threads start from the last value set: the caller's

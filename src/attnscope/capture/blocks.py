@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 import torch
 
+from ..worker_threads import on_worker_threads
 from .mask_structure import MaskStructure
 from .position_bias import PositionBias
 
@@ -139,37 +139,20 @@ def for_each_chunk(
     key_align: int = 1,
 ) -> None:
     """Compute the blocks of `weight_blocks` and hand each chunk's (every head group of it) to ``consume``, on
-    as many worker threads as torch has intra-op threads, each computing its chunks on one thread.
-
-    Why: on a machine with more runnable processes than cores, torch's own threads wait for each other at
-    every operation (measured here, 2 cores under a load of 9: 10 layers' overview at 4,096 tokens took
-    46-114 s with 2 OpenMP threads, 6.8-8.2 s with 2 workers of 1 thread). ``consume`` is called from
+    as many worker threads as torch has intra-op threads, each computing its chunks on one thread
+    (`worker_threads.on_worker_threads` says why). ``consume`` is called from
     several threads at once for different chunks; the chunks' scratch together stays within
     ``attentions.block_bytes``. Chunk heights are multiples of ``key_align`` when they can be, so pooled rows
     belong to one chunk. Torch's thread count is restored afterwards.
     """
     workers = max(1, torch.get_num_threads())
     plan = _Plan(attentions, layer, heads, rows, key_align, attentions.block_bytes // workers)
-    chunks = plan.chunks()
-    if workers == 1 or len(chunks) == 1:
-        with torch.inference_mode():
-            for first, positions in chunks:
-                consume(plan.blocks(first, positions))
-        return
 
     def work(chunk: tuple[int, np.ndarray]) -> None:
-        if torch.get_num_threads() != 1:
-            torch.set_num_threads(1)  # this worker thread's own setting (OpenMP's and MKL's are per thread)
         with torch.inference_mode():
             consume(plan.blocks(*chunk))
 
-    pool = ThreadPoolExecutor(min(workers, len(chunks)), thread_name_prefix="attnscope-blocks")
-    try:
-        for done in as_completed([pool.submit(work, chunk) for chunk in chunks]):
-            done.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        torch.set_num_threads(workers)  # new threads start from the last value set: the caller's
+    on_worker_threads(work, plan.chunks(), "attnscope-blocks")
 
 
 class _Plan:
