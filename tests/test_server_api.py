@@ -253,3 +253,36 @@ def test_a_filter_value_given_as_a_string_is_one_value(client, small_index, defa
     assert {m["metadata"]["upos"][m["position"]] for m in as_string.json()["matches"]} == {"NOUN"}
     python = small_index.query(default_model, PUB, 2, Query("embedding", 5, top=10, filters={"upos": "NOUN"}))
     assert as_string.json() == _expected(python)
+
+
+def test_searches_of_one_input_run_the_model_once(client, state, small_index, default_model):
+    """Another token, layer, mode or unit of the input searched last reuses its capture (server/query_store.py);
+    another mask is another input."""
+    store = state.query_captures
+    misses, hits = store.misses, store.hits
+    text = "A fresh sentence, searched three ways."
+    asked = [
+        {"token": 2, "layer": 1},
+        {"token": 4, "layer": 5, "mode": "heads", "heads": [3]},
+        {"token": 2, "layer": 3, "unit": "word", "top": 5},
+    ]
+    for query in asked:
+        response = client.post("/api/search", json={"corpus": SMALL, "text": text, **query})
+        assert response.status_code == 200, response.text
+    assert (store.misses, store.hits) == (misses + 1, hits + 2)
+    fresh = small_index.query(default_model, text, 4, Query(mode="heads", layer=5, heads=(3,)))
+    again = client.post("/api/search", json={"corpus": SMALL, "text": text, **asked[1]})
+    assert again.json() == _expected(fresh)  # what was kept gives what a new capture gives
+    masked = client.post("/api/search", json={"corpus": SMALL, "text": text, "token": 2, "layer": 1, "mask": [4]})
+    assert masked.status_code == 200 and store.misses == misses + 2
+
+
+def test_kept_search_inputs_stay_within_their_bytes(default_model, small_index):
+    from attnscope.server.query_store import QueryCaptures
+
+    first = small_index.query_capture(default_model, PUB)
+    store = QueryCaptures(max_bytes=first.main.hidden_states.nbytes + first.main.head_outputs.nbytes)
+    assert store.get("a", lambda: first) is first
+    second = store.get("b", lambda: small_index.query_capture(default_model, "Dogs bark."))
+    assert len(store) == 1 and store.get("b", lambda: first) is second  # "a" went: the two exceed the bound
+    assert store.get("a", lambda: first) is first and len(store) == 1 and (store.misses, store.hits) == (3, 1)

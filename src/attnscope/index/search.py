@@ -22,6 +22,7 @@ import numpy as np
 from ..capture.engine import capture
 from ..capture.inputs import Tokens
 from ..capture.loading import ModelHandle
+from ..capture.result import Capture
 from ..capture.written import words_text
 from ..errors import FieldError, InputError, check_range, count
 from ..selection import check_choice, check_choices
@@ -285,6 +286,29 @@ class Index:
             scores = scores / np.float32(len(heads))
         return scores, rows
 
+    def query_capture(
+        self,
+        handle: ModelHandle,
+        text: str,
+        text_pair: str | None = None,
+        *,
+        mask: Sequence[int] = (),
+        warn: bool = True,
+        tokens: Tokens | None = None,
+    ) -> Capture:
+        """What `query` reads of an input: its capture with hidden states and per-head outputs at every layer
+        (no attention weights, no predictions). Arguments as `query`'s."""
+        return capture(
+            handle,
+            text,
+            text_pair,
+            mask=mask,
+            fields=("hidden_states", "head_outputs"),
+            top_k=0,
+            warn=warn,
+            tokens=tokens,
+        )
+
     def query(
         self,
         handle: ModelHandle,
@@ -297,6 +321,7 @@ class Index:
         warn: bool = True,
         positions: Sequence[int] | None = None,
         tokens: Tokens | None = None,
+        captured: Capture | None = None,
     ) -> SearchResult:
         """Search with the representation of ``token`` (a position in the tokens of ``text``, or of the
         pair ``text`` + ``text_pair`` as the model joins them), or of its word (``query.unit``), at the
@@ -307,21 +332,15 @@ class Index:
         by default they are ``token``'s word. A special token is refused: the index holds none. Masking
         with a model whose mask token was never trained issues a `MaskingWarning` unless ``warn`` is
         False (callers that show `masking_caveat` themselves). ``tokens``, when the caller has tokenised
-        the text already (`encode`, with ``mask`` applied), is used instead of tokenising it again.
-        The query is checked (`check_query`) unless it already was."""
+        the text already (`encode`, with ``mask`` applied), is used instead of tokenising it again;
+        ``captured``, when the caller kept the input's `query_capture` (the server does, for the inputs searched
+        last), instead of running the model again. The query is checked (`check_query`) unless it already was."""
         self.verify(handle)
         query = self.check_query(query)
         heads = query.heads
-        cap = capture(
-            handle,
-            text,
-            text_pair,
-            mask=mask,
-            fields=("hidden_states", "head_outputs"),
-            top_k=0,
-            warn=warn,
-            tokens=tokens,
-        )
+        if captured is None:
+            captured = self.query_capture(handle, text, text_pair, mask=mask, warn=warn, tokens=tokens)
+        cap = captured
         if positions is None:
             positions = query_positions(cap.tokens, token, query.unit)
         else:

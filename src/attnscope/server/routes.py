@@ -32,6 +32,7 @@ from ..views.payload import payload_from_capture
 from .causal import causal_masking_message, refuse_causal_mask
 from .errors import ApiError, in_field
 from .long_routes import long_attention
+from .query_store import query_input_id
 from .schemas import (
     AggregationInfo,
     AtlasResponse,
@@ -255,7 +256,14 @@ def search(body: SearchRequest, request: Request) -> SearchResult:
     tokens = _encode(state, corpus.model, body.text, body.text_pair, body.mask)
     with in_field("token"):
         check_query_token(tokens, body.token)
+    ident = query_input_id(state.name_of(corpus.model), body.text, body.text_pair, body.mask)
     with in_field(None):
+        captured = state.query_captures.get(
+            ident,
+            lambda: corpus.index.query_capture(
+                corpus.model, body.text, body.text_pair, mask=body.mask, warn=False, tokens=tokens
+            ),
+        )
         result = corpus.index.query(
             corpus.model,
             body.text,
@@ -265,6 +273,7 @@ def search(body: SearchRequest, request: Request) -> SearchResult:
             text_pair=body.text_pair,
             warn=False,
             tokens=tokens,
+            captured=captured,
         )
     return result
 

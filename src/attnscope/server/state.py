@@ -18,6 +18,7 @@ from .corpora import Corpus
 from .corpus_builds import CorpusBuilds
 from .errors import ApiError
 from .long_store import LONG_INPUTS_KEPT, LongViews
+from .query_store import QueryCaptures
 from .token_limits import MEMORY_BYTES
 
 MAX_BODY_BYTES = 64 * 1024
@@ -43,14 +44,15 @@ class Limits:
 class AppState:
     """The models (by name) and corpora (by name) a server answers for, plus its limits.
 
-    A model is served under a readable name (`ModelHandle.label`: the hub id, or a local checkpoint's
-    folder name, never a path of the server's machine; its full name where two labels would clash).
-    ``aliases`` maps the other names it answers to (the name it was configured by, e.g. "default", and
-    its full name, a local path included) to that name; `listed_aliases` are those fit to show.
-    Holds no per-request data but bounded caches: the indexes' own vector-set caches, ``atlases`` (one head-atlas
-    job per configured corpus) and ``long_views`` (the last few long inputs' captures, whose layers the
-    long-context view asks for one by one); ``builds`` holds the corpora built on first use (corpus_builds.py),
-    which join ``corpora`` when built.
+        A model is served under a readable name (`ModelHandle.label`: the hub id, or a local checkpoint's
+        folder name, never a path of the server's machine; its full name where two labels would clash).
+        ``aliases`` maps the other names it answers to (the name it was configured by, e.g. "default", and
+        its full name, a local path included) to that name; `listed_aliases` are those fit to show.
+        Holds no per-request data but bounded caches: the indexes' own vector-set caches, ``atlases`` (one head-atlas
+        job per configured corpus) and ``long_views`` (the last few long inputs' captures, whose layers the
+        long-context view asks for one by one), ``query_captures`` (what searches read of the inputs searched last,
+    query_store.py); ``builds`` holds the corpora built on first use (corpus_builds.py),
+        which join ``corpora`` when built.
     """
 
     models: dict[str, ModelHandle]
@@ -60,6 +62,7 @@ class AppState:
     atlases: AtlasJobs = field(default_factory=AtlasJobs)
     builds: CorpusBuilds = field(default_factory=CorpusBuilds)
     long_views: LongViews = field(default_factory=LongViews)
+    query_captures: QueryCaptures = field(default_factory=QueryCaptures)
 
     def __post_init__(self) -> None:
         self.long_views.capacity = self.limits.long_inputs
