@@ -217,15 +217,7 @@ def join_layer(parts: list[tuple[int, int, LayerCall]], n: int) -> LayerCall | N
         if any(shape != (stop - start, stop) for shape in shapes) or start >= stop:
             return None
     last = parts[-1][2]
-    joined = LayerCall(
-        role=first.role,
-        module_name=first.module_name,
-        scaling=first.scaling,
-        softcap=first.softcap,
-        heads=first.heads,
-        kv_heads=first.kv_heads,
-        sinks=first.sinks,
-    )
+    joined = _call_like(first)
     for name in ("keys", "values"):
         if name in last.tensors:
             if last.tensors[name].shape[2] != n:
@@ -244,6 +236,20 @@ def join_layer(parts: list[tuple[int, int, LayerCall]], n: int) -> LayerCall | N
     return joined
 
 
+def _call_like(first: LayerCall, **extra: Any) -> LayerCall:
+    """An empty call of ``first``'s module with its settings (role, scaling, softcap, heads, sinks)."""
+    return LayerCall(
+        role=first.role,
+        module_name=first.module_name,
+        scaling=first.scaling,
+        softcap=first.softcap,
+        heads=first.heads,
+        kv_heads=first.kv_heads,
+        sinks=first.sinks,
+        **extra,
+    )
+
+
 def join_on_demand(
     parts: list[tuple[int, int, LayerCall]], n: int, wanted: set[str], checked: dict[int, bool]
 ) -> LayerCall | None:
@@ -257,17 +263,7 @@ def join_on_demand(
             return None
     if last.tensors["keys"].shape[2] != n or ("values" in wanted and last.tensors["values"].shape[2] != n):
         return None
-    joined = LayerCall(
-        role=first.role,
-        module_name=first.module_name,
-        scaling=first.scaling,
-        softcap=first.softcap,
-        heads=first.heads,
-        kv_heads=first.kv_heads,
-        sinks=first.sinks,
-        structure=MaskStructure(causal=True),
-        on_demand=True,
-    )
+    joined = _call_like(first, structure=MaskStructure(causal=True), on_demand=True)
     joined.tensors["queries"] = torch.cat([c.tensors["queries"] for _, _, c in parts], dim=2)
     joined.tensors["keys"] = last.tensors["keys"]
     if "values" in wanted:
