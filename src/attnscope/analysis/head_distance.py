@@ -69,25 +69,17 @@ def row_jsd(p: np.ndarray | torch.Tensor, q: np.ndarray | torch.Tensor) -> torch
     exactly, clipped at 0 against rounding."""
     p64 = torch.as_tensor(p).to(torch.float64)
     q64 = torch.as_tensor(q).to(torch.float64)
-    return _jsd_from(_neg_entropy(p64), _neg_entropy(q64), p64, q64)
+    return _jsd_bits(_neg_entropy(p64), _neg_entropy(q64), _neg_entropy((p64 + q64) / 2))
 
 
-def _jsd_from(neg_p: torch.Tensor, neg_q: torch.Tensor, p64: torch.Tensor, q64: torch.Tensor) -> torch.Tensor:
-    """Row JSD in bits from both sides' Σ x log x per row (computed once per head by `PairDistances`) and the
-    float64 rows themselves: ``(Σ p log p + Σ q log q) / 2 − Σ m log m`` with ``m = (p + q) / 2``."""
-    value = (neg_p + neg_q) / 2 - _neg_entropy((p64 + q64) / 2)
-    return torch.clamp(value / math.log(2), min=0.0)
+def _jsd_bits(neg_p: torch.Tensor, neg_q: torch.Tensor, neg_m: torch.Tensor) -> torch.Tensor:
+    """Row JSD in bits from the rows' Σ x log x of both sides and of their mixture ``m = (p + q) / 2``:
+    ``(Σ p log p + Σ q log q) / 2 − Σ m log m``, clipped at 0 against rounding."""
+    return torch.clamp(((neg_p + neg_q) / 2 - neg_m) / math.log(2), min=0.0)
 
 
 def _neg_entropy(x: torch.Tensor) -> torch.Tensor:
     return torch.special.xlogy(x, x).sum(dim=-1)
-
-
-def head_jsd(a: np.ndarray, b: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-    """Mean row JSD in bits of paired heads: ``a`` and ``b`` are ``(..., query, key)`` with the same shape (or
-    broadcastable), ``rows`` an optional ``(query,)`` bool array of the rows that count (all when None).
-    Returns ``(...)`` float64."""
-    return _row_mean(row_jsd(a, b), rows)
 
 
 def _row_mean(per_row: torch.Tensor, rows: np.ndarray | None) -> np.ndarray:
@@ -101,10 +93,10 @@ def hellinger_bounds(a: np.ndarray, b: np.ndarray, rows: np.ndarray | None = Non
     """Lower and upper bounds in bits on the mean row JSD of every head of ``a`` against every head of ``b``.
 
     ``a`` is ``(heads_a, query, key)``, ``b`` ``(heads_b, query, key)`` (heads flattened across layers), ``rows``
-    as in `head_jsd`. Returns two ``(heads_a, heads_b)`` arrays: the mean squared Hellinger distance less
-    `BOUND_MARGIN` (at least 0), and that over ln 2 plus the margin. One float32 matrix product of the
-    square-rooted weights: the mean over rows of ``Σ_k √(p q)`` is the sum over all (row, key) cells over the
-    number of rows.
+    an optional ``(query,)`` bool array of the rows that count (all when None). Returns two
+    ``(heads_a, heads_b)`` arrays: the mean squared Hellinger distance less `BOUND_MARGIN` (at least 0), and that
+    over ln 2 plus the margin. One float32 matrix product of the square-rooted weights: the mean over rows of
+    ``Σ_k √(p q)`` is the sum over all (row, key) cells over the number of rows.
     """
     keep = np.ones(a.shape[1], dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
     n = max(int(keep.sum()), 1)
@@ -132,7 +124,7 @@ class PairDistances:
     `hellinger_bounds`. `exact` holds what has been computed (NaN elsewhere).
 
     B's heads are kept as float64 with each row's ``Σ q log q``, computed once (``8 × heads_b × query × key``
-    bytes), so a pair costs one pass over its mixture ``(p + q) / 2``; the values are those of `head_jsd`, bit
+    bytes), so a pair costs one pass over its mixture ``(p + q) / 2``; the values are those of `row_jsd`, bit
     for bit (the same operations in the same order)."""
 
     CHUNK = 1 << 22
@@ -172,8 +164,7 @@ class PairDistances:
                 mixture = self._b64[part]  # a copy: mixed in place, as (p + q) / 2 rounds
                 mixture.add_(p64).mul_(0.5)
                 neg_m = torch.special.xlogy(mixture, mixture, out=mixture).sum(dim=-1)
-                value = (neg_p + self._neg_b[part]) / 2 - neg_m
-                per_row = torch.clamp(value / math.log(2), min=0.0)
+                per_row = _jsd_bits(neg_p, self._neg_b[part], neg_m)
                 self.exact[i, todo[start : start + step]] = _row_mean(per_row, self.rows)
         return self.exact[i, js]
 
