@@ -9,8 +9,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 import attnscope
@@ -123,16 +125,20 @@ def test_over_long_sentences_are_truncated_or_skipped_and_counted(default_model,
 
 KILLER = textwrap.dedent("""
     import os, signal, sys
+    from pathlib import Path
     import attnscope
     from attnscope.corpus import open_corpus
     from attnscope.index import BuildOptions, build_index
     corpus, out = sys.argv[1], sys.argv[2]
+    shards = Path(out + ".partial") / "shards"
     def progress(done, total):
-        if done > 0:
-            os.kill(os.getpid(), signal.SIGKILL)  # die mid-build, after the first batches
+        if len(list(shards.glob("*/done.json"))) >= 2:
+            os.kill(os.getpid(), signal.SIGKILL)  # die mid-build, once two shards are finished
     build_index(open_corpus(corpus), attnscope.load("default"), out,
-                options=BuildOptions(batch_tokens=32, calibration_batches=1), progress=progress)
+                options=BuildOptions(batch_tokens=32, calibration_batches=1, piece_tokens=1, shard_tokens=1),
+                progress=progress)
 """)
+SHARDED = BuildOptions(batch_tokens=32, calibration_batches=1, piece_tokens=1, shard_tokens=1)
 
 
 def test_a_killed_build_leaves_no_index_and_a_rerun_resumes_it(default_model, tmp_path):
@@ -151,37 +157,49 @@ def test_a_killed_build_leaves_no_index_and_a_rerun_resumes_it(default_model, tm
         Index.open(out)
     partial = tmp_path / "index.partial"
     assert (partial / "build.json").is_file() and not (partial / "manifest.json").exists()
+    assert sorted(p.parent.name for p in partial.glob("shards/*/done.json")) == ["00000", "00001"]
     with pytest.raises(IndexFormatError, match="no manifest.json"):
         Index.open(partial)
-    rebooted = tmp_path / "rebooted.partial"  # the same unfinished build, as if the machine had restarted
-    shutil.copytree(partial, rebooted)
-    marker = json.loads((rebooted / "build.json").read_text())
-    (rebooted / "build.json").write_text(json.dumps({**marker, "boot": "another-boot"}))
-    report = build_index(
-        open_corpus(corpus_path), default_model, out, options=BuildOptions(batch_tokens=32, calibration_batches=1)
-    )
-    assert report.resumed_batches >= 1 and not partial.exists()
-    after_reboot = build_index(
-        open_corpus(corpus_path),
-        default_model,
-        tmp_path / "rebooted",
-        options=BuildOptions(batch_tokens=32, calibration_batches=1),
-    )
-    assert after_reboot.resumed_batches == 0  # pages written before a reboot are not trusted
-    assert (tmp_path / "rebooted" / "hidden.2.codes.zst").read_bytes() == (out / "hidden.2.codes.zst").read_bytes()
-    resumed = Index.open(out)
-    fresh = build_index(
-        open_corpus(corpus_path),
-        default_model,
-        tmp_path / "fresh",
-        options=BuildOptions(batch_tokens=32, calibration_batches=1),
-    )
-    fresh_index = Index.open(fresh.directory)
-    for name in ("hidden.0.codes.zst", "heads.3.codes.zst", "attention.bin"):
-        assert (out / name).read_bytes() == (fresh.directory / name).read_bytes()
+    report = build_index(open_corpus(corpus_path), default_model, out, options=SHARDED)
+    assert report.resumed_shards == 2 and not partial.exists()
+    assert not (out / "shards").exists() and not (out / "plan.json").exists()
+    fresh = build_index(open_corpus(corpus_path), default_model, tmp_path / "fresh", options=SHARDED)
+    assert fresh.resumed_shards == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in fresh.directory.iterdir())
+    for path in out.iterdir():
+        if path.name != "manifest.json":
+            assert path.read_bytes() == (fresh.directory / path.name).read_bytes(), path.name
+    resumed, fresh_index = Index.open(out), Index.open(fresh.directory)
     query = Query("heads", 2, (0, 5))
     vector = resumed.vector_set("heads", 2).decoded([3])[0]
     assert resumed.search(query, vector)[1].tolist() == fresh_index.search(query, vector)[1].tolist()
+
+
+@pytest.mark.parametrize("approximate", ["never", "always"])
+def test_one_shard_and_many_shards_store_the_same_bytes(default_model, small_corpus, tmp_path, approximate):
+    """Batches never cross pieces, so grouping pieces into 5 shards or 1 changes no stored byte; an
+    approximate index's shards, merged into the plan's trained IVF, search exactly like one."""
+    many = build_index(
+        small_corpus, default_model, tmp_path / "many", options=replace(SHARDED, approximate=approximate)
+    )
+    single = build_index(
+        small_corpus,
+        default_model,
+        tmp_path / "single",
+        options=replace(SHARDED, approximate=approximate, shard_tokens=10**6),
+    )
+    assert many.manifest.tokens == single.manifest.tokens
+    for path in single.directory.iterdir():
+        if path.suffix == ".parquet":  # one row group per shard: equal tables, not equal bytes
+            assert pq.read_table(path).equals(pq.read_table(many.directory / path.name)), path.name
+        elif path.name != "manifest.json":
+            assert path.read_bytes() == (many.directory / path.name).read_bytes(), path.name
+    a, b = Index.open(many.directory), Index.open(single.directory)
+    for layer in (0, 5):
+        vector = b.vector_set("hidden", layer).decoded([7])[0]
+        assert a.vector_set("hidden", layer).search(vector, 20)[1].tolist() == (
+            b.vector_set("hidden", layer).search(vector, 20)[1].tolist()
+        )
 
 
 def test_a_damaged_index_is_refused(small_index, tmp_path):

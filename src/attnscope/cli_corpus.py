@@ -80,7 +80,7 @@ def index(
         fail(error)
     m = report.manifest
     size = sum(m.files.values())
-    resumed = f", resumed {count(report.resumed_batches, 'finished batch')}" if report.resumed_batches else ""
+    resumed = f", resumed {count(report.resumed_shards, 'finished shard')}" if report.resumed_shards else ""
     print(
         f"{report.directory}: {count(m.tokens, 'token')} from {count(m.sentences, 'sentence')} of {m.corpus} "
         f"({m.annotator}), {count(m.layers, 'layer')} x {count(m.heads, 'head')}, {size / 1e6:.1f} MB on disk "

@@ -74,9 +74,21 @@ def inverted_lists(tokens: int) -> int:
 
 def build_ivf(codes: np.ndarray, dim: int, bits: int, ranges: Ranges, lists: int, seed: int = 0, chunk: int = 100_000):
     """An approximate index (faiss IVF: ``lists`` k-means clusters, each searched list scanned over the
-    same scalar-quantised codes, not residuals, so its codes equal ``codes``)."""
-    faiss = _faiss()
+    same scalar-quantised codes, not residuals, so its codes equal ``codes``), trained on a seeded sample
+    of ``codes`` and holding all of them (ids = rows)."""
     count = len(codes)
+    sample = np.sort(np.random.default_rng(seed).choice(count, size=min(count, 50 * lists), replace=False))
+    index = trained_ivf(np.asarray(codes[sample]), dim, bits, ranges, lists, seed)
+    for start in range(0, count, chunk):
+        index.add(decode(np.asarray(codes[start : start + chunk]), dim, bits, ranges))
+    return index
+
+
+def trained_ivf(sample: np.ndarray, dim: int, bits: int, ranges: Ranges, lists: int, seed: int = 0):
+    """An empty IVF index of scalar-quantised codes (see `build_ivf`) whose ``lists`` centroids are
+    k-means (seeded) of the ``sample`` codes as they decode; indexes trained alike merge (faiss
+    ``merge_from``), so shards built apart can be searched as one."""
+    faiss = _faiss()
     index = faiss.IndexIVFScalarQuantizer(
         faiss.IndexFlatIP(dim),
         dim,
@@ -85,14 +97,15 @@ def build_ivf(codes: np.ndarray, dim: int, bits: int, ranges: Ranges, lists: int
         faiss.METRIC_INNER_PRODUCT,
         False,
     )
-    rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(count, size=min(count, 50 * lists), replace=False))
     index.cp.seed = seed
-    index.train(decode(np.asarray(codes[sample]), dim, bits, ranges))
+    index.train(decode(np.ascontiguousarray(sample), dim, bits, ranges))
     faiss.copy_array_to_vector(ranges.trained(), index.sq.trained)  # encode with the index's own ranges
-    for start in range(0, count, chunk):
-        index.add(decode(np.asarray(codes[start : start + chunk]), dim, bits, ranges))
     return index
+
+
+def deserialise(data: bytes):
+    """The faiss index whose `serialise` bytes are ``data``."""
+    return _faiss().deserialize_index(np.frombuffer(data, dtype=np.uint8))
 
 
 class VectorSet:

@@ -1,0 +1,232 @@
+"""The last step of a sharded build: check every shard, join them into one index, write the manifest.
+
+The commit refuses to make an index of anything it cannot vouch for: a shard without its marker, a
+marker of another plan, a file a marker lists that is missing or of another size. It then joins the
+shards in shard order (rows, sentences and attention bytes shifted by what the earlier shards hold):
+tables rewritten with the shifted numbers, codes and attention files concatenated (their zstd frames
+read back as one stream), approximate sets merged into the plan's trained index (faiss ``merge_from``,
+ids shifted to index rows). ``manifest.json`` is written last: the index exists once it does. The
+shards' folders and the plan's files are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..corpus import METADATA_FIELDS
+from ..errors import InputError
+from . import vectors
+from .layout import ATTENTION, CODES, MANIFEST, RANGES, SENTENCES, SPANS, TOKENS, codes_file, ivf_file
+from .manifest import Manifest, package_versions
+from .options import options_from_dict
+from .plan import PLAN, Plan, created_now, trained_file
+from .shard import shard_marker
+from .storage import Store
+from .tables import WORD_FIELDS
+
+
+def check_shards(store: Store, plan: Plan) -> list[dict[str, Any]]:
+    """Every shard's marker, after checking it names this plan and that each file it lists exists with
+    the size it records. Raises `InputError` naming the first shard that is unfinished or damaged."""
+    markers = []
+    unfinished = []
+    for spec in plan.shards:
+        marker = shard_marker(store, plan, spec)
+        if marker is None:
+            unfinished.append(spec.number)
+            continue
+        for name, size in marker["files"].items():
+            path = f"{spec.folder}/{name}"
+            found = store.size(path) if store.exists(path) else None
+            if found != size:
+                what = "is missing" if found is None else f"holds {found} bytes"
+                raise InputError(
+                    f"shard {spec.number} is damaged: {store.path(path)} {what}, its marker lists {size} bytes; "
+                    f"remove {store.path(spec.folder)} and build the shard again"
+                )
+        markers.append(marker)
+    if unfinished:
+        listed = ", ".join(map(str, unfinished[:10])) + (" ..." if len(unfinished) > 10 else "")
+        raise InputError(
+            f"{len(unfinished)} of {len(plan.shards)} shards are not finished (shard {listed}): build them "
+            f"(`attnscope index shard`) before the commit"
+        )
+    return markers
+
+
+def commit(store: Store, plan: Plan, corpus: dict[str, Any]) -> Manifest:
+    """Join the finished shards of ``plan`` into one index in ``store`` and write its manifest.
+
+    ``corpus`` gives the manifest's corpus fields (name, checksum, files, annotator, silver). Raises
+    `InputError` when a shard is unfinished, of another plan or damaged (`check_shards`)."""
+    markers = check_shards(store, plan)
+    options = options_from_dict(plan.options)
+    present = {f for m in markers for f in m["fields"]}
+    fields = [f for f in METADATA_FIELDS if f in present]
+    rows = np.cumsum([0] + [m["rows"] for m in markers])
+    sentences = np.cumsum([0] + [m["sentences"] for m in markers])
+    read = np.cumsum([0] + [m["read"] for m in markers])
+    with tempfile.TemporaryDirectory(prefix="attnscope-commit-", dir=_work_parent(store)) as folder:
+        work = Path(folder)
+        _join_tables(store, plan, work, fields, rows, sentences, read)
+        for name in (TOKENS, SENTENCES):
+            store.put(work / name, name)
+    _join_attention(store, plan, len(plan.stored_layers))
+    for kind in CODES:
+        for layer in plan.stored_layers:
+            if plan.approximate_lists:
+                _join_ivf(store, plan, kind, layer, rows)
+            else:
+                parts = [f"{spec.folder}/{codes_file(kind, layer)}" for spec in plan.shards]
+                _concatenate(store, parts, codes_file(kind, layer))
+    files = {}
+    for name in _index_files(plan):
+        files[name] = store.size(name)
+    manifest = Manifest(
+        model=plan.model,
+        model_fingerprint=plan.model_fingerprint,
+        tokenizer_fingerprint=plan.tokenizer_fingerprint,
+        corpus=corpus["name"],
+        corpus_checksum=corpus["checksum"],
+        corpus_files=list(corpus["files"]),
+        annotator=corpus["annotator"],
+        fields=fields,
+        silver={f: s for f, s in corpus.get("silver", {}).items() if f in fields},
+        layers=plan.layers,
+        heads=plan.heads,
+        head_dim=plan.extra["head_width"] // plan.heads,
+        hidden_size=plan.hidden_size,
+        sentences=int(sentences[-1]),
+        tokens=int(rows[-1]),
+        truncated_sentences=sum(m["truncated_sentences"] for m in markers),
+        dropped_tokens=sum(m["dropped_tokens"] for m in markers),
+        skipped_sentences=sum(m["skipped_sentences"] for m in markers),
+        vector_bits=options.vector_bits,
+        attention_bits=options.attention_bits,
+        versions=package_versions(),
+        approximate_lists=plan.approximate_lists,
+        default_probes=max(1, plan.approximate_lists // 4) if plan.approximate_lists else 0,
+        revision=plan.revision,
+        created=created_now(),
+        stored_layers=list(plan.stored_layers),
+        files=files,
+    )
+    if manifest.tokens == 0:
+        raise InputError(f"corpus {corpus['name']!r} has no tokens to index (every sentence was empty or skipped)")
+    store.write(MANIFEST, manifest.to_json().encode())
+    for spec in plan.shards:
+        store.remove(spec.folder)
+    store.remove("shards")
+    for kind in CODES:
+        for layer in plan.stored_layers:
+            store.remove(trained_file(kind, layer))
+    store.remove(PLAN)
+    return manifest
+
+
+def _index_files(plan: Plan) -> list[str]:
+    names = [TOKENS, SENTENCES, RANGES, ATTENTION, SPANS]
+    for kind in CODES:
+        for layer in plan.stored_layers:
+            names.append(ivf_file(kind, layer) if plan.approximate_lists else codes_file(kind, layer))
+    return sorted(names)
+
+
+def _work_parent(store: Store) -> str | None:
+    """Where the commit's temporary files go: beside the index on a local store (so that they move in
+    by renaming), else the system's temporary folder."""
+    return store.root if store.is_local else None
+
+
+def _concatenate(store: Store, names: list[str], target: str) -> None:
+    with store.writer(target) as out:
+        for name in names:
+            with store.fs.open(store.path(name), "rb") as source:
+                while chunk := source.read(8 << 20):
+                    out.write(chunk)
+
+
+def _join_attention(store: Store, plan: Plan, layers: int) -> None:
+    """``attention.bin`` (the shards' files in order) and its spans shifted by the bytes before each shard."""
+    _concatenate(store, [f"{s.folder}/{ATTENTION}" for s in plan.shards], ATTENTION)
+    spans, position = [], 0
+    for spec in plan.shards:
+        shard_spans = np.load(io.BytesIO(store.read(f"{spec.folder}/{SPANS}")))
+        spans.append(shard_spans + position)
+        position += store.size(f"{spec.folder}/{ATTENTION}")
+    buffer = io.BytesIO()
+    np.save(buffer, np.concatenate(spans) if spans else np.zeros((0, 2), np.int64))
+    store.write(SPANS, buffer.getvalue())
+
+
+def _join_ivf(store: Store, plan: Plan, kind: str, layer: int, rows: np.ndarray) -> None:
+    """The plan's trained index of one vector set, holding every shard's vectors under index rows."""
+    merged = vectors.deserialise(store.read(trained_file(kind, layer)))
+    for number, spec in enumerate(plan.shards):
+        part = vectors.deserialise(store.read(f"{spec.folder}/{ivf_file(kind, layer)}"))
+        merged.merge_from(part, int(rows[number]))
+    store.write(ivf_file(kind, layer), vectors.serialise(merged))
+
+
+def _join_tables(
+    store: Store,
+    plan: Plan,
+    work: Path,
+    fields: list[str],
+    rows: np.ndarray,
+    sentences: np.ndarray,
+    read: np.ndarray,
+) -> None:
+    """Write ``tokens.parquet`` and ``sentences.parquet`` of the whole index into ``work``, shard by shard
+    (one row group per shard), with sentence, row and corpus numbers shifted; fields no shard has are left out."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    dropped = [f for f in METADATA_FIELDS if f not in fields]
+    writers: dict[str, Any] = {}
+    try:
+        for number, spec in enumerate(plan.shards):
+            for name, shifts in (
+                (TOKENS, {"sentence": sentences[number]}),
+                (SENTENCES, {"first_row": rows[number], "corpus_index": read[number]}),
+            ):
+                table = pq.read_table(io.BytesIO(store.read(f"{spec.folder}/{name}")))
+                table = table.drop_columns([c for c in dropped if c in table.column_names])
+                for column, shift in shifts.items():
+                    at = table.column_names.index(column)
+                    values = table.column(column).to_numpy().astype(np.int64) + int(shift)
+                    table = table.set_column(at, column, pa.array(values, pa.int64()))
+                table = table.cast(_schema(table, name))
+                if name not in writers:
+                    writers[name] = pq.ParquetWriter(work / name, table.schema)
+                writers[name].write_table(table)
+    finally:
+        for writer in writers.values():
+            writer.close()
+
+
+def _schema(table: Any, name: str) -> Any:
+    """The table's schema with every word field typed as it is when any shard has a value (columns that
+    were all empty in one shard are typed null there)."""
+    import pyarrow as pa
+
+    text = set(WORD_FIELDS) - {"head"}
+    fields = []
+    for field in table.schema:
+        if name == TOKENS and field.name in text:
+            fields.append(pa.field(field.name, pa.string()))
+        elif name == TOKENS and field.name == "head":
+            fields.append(pa.field(field.name, pa.int64()))
+        else:
+            fields.append(field)
+    return pa.schema(fields)
+
+
+def corpus_record(name: str, checksum: str, files: list[str], annotator: str, silver: dict[str, str]) -> dict[str, Any]:
+    """The corpus fields a plan records for the manifest."""
+    return {"name": name, "checksum": checksum, "files": files, "annotator": annotator, "silver": silver}

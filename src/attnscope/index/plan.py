@@ -1,0 +1,376 @@
+"""The first step of a sharded build: what each shard indexes, and what every shard shares.
+
+A plan cuts the corpus into pieces (byte ranges of its files at sentence or paragraph boundaries, found
+without parsing or tokenising; or sentence ranges of a corpus already in memory) and groups consecutive
+pieces into shards of about ``shard_tokens`` tokens (estimated from bytes or words). Batches are formed
+inside each piece, never across pieces, so a token's vectors do not depend on how pieces are grouped
+into shards: a build of 1 shard and one of 40 store the same codes for every row.
+
+What the shards share is computed once here, from a seeded sample of pieces: the quantiser's
+per-dimension ranges of every stored vector set and, for approximate indexes, the trained coarse
+quantiser (IVF centroids) each shard adds its vectors to. The plan's files (``plan.json`` last) are
+written into the build's `Store`; ``plan.json``'s ``key`` identifies the build, and every shard marker
+and the commit check it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..capture.loading import ModelHandle
+from ..corpus import AnnotatedSentence
+from ..errors import InputError
+from . import vectors
+from .extract import BatchVectors, extract_batch, plan_batches, plan_sentences
+from .layout import CODES, RANGES
+from .manifest import model_fingerprint, tokenizer_fingerprint
+from .storage import Store
+
+PLAN = "plan.json"
+PLAN_FORMAT = "attnscope-index-plan"
+PLAN_VERSION = 1
+BYTES_PER_TOKEN = {"conllu": 60.0, "text": 4.5}
+"""Bytes of a corpus file per model token, to size shards without tokenising (about right for English
+with a WordPiece or BPE vocabulary: a CoNLL-U token line is 40-80 bytes, raw text 4-5 bytes a token)."""
+TOKENS_PER_WORD = 1.3
+APPROXIMATE_ABOVE = 1_000_000
+"""With ``approximate="auto"``, corpora estimated above this many tokens get approximate (IVF) vector sets."""
+
+
+def trained_file(kind: str, layer: int) -> str:
+    """The plan's trained, empty IVF index of one vector set (its centroids and quantiser ranges)."""
+    return f"trained.{kind}.{layer}.faiss"
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A run of the corpus that is batched on its own: ``sentences`` [start, end) of an in-memory corpus
+    (``file`` = -1), or bytes [start, end) of corpus file ``file`` beginning at 1-based ``line`` after
+    ``before`` sentences (CoNLL-U) or paragraphs (text) of that file; ``digest``: SHA-256 of those bytes."""
+
+    file: int
+    start: int
+    end: int
+    line: int = 0
+    before: int = 0
+    digest: str = ""
+    estimated_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """Shard ``number``: its pieces, in corpus order, and the tokens estimated for them."""
+
+    number: int
+    pieces: tuple[Piece, ...]
+
+    @property
+    def estimated_tokens(self) -> int:
+        return sum(p.estimated_tokens for p in self.pieces)
+
+    @property
+    def folder(self) -> str:
+        return shard_folder(self.number)
+
+
+def shard_folder(number: int) -> str:
+    return f"shards/{number:05d}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A build's plan (``plan.json``): the model, the corpus, the options, the shards and ``key``, the
+    SHA-256 of all of them (the build's identity), plus the model's shapes that the commit records."""
+
+    key: str
+    model: str
+    model_fingerprint: str
+    tokenizer_fingerprint: str
+    corpus: dict[str, Any]
+    options: dict[str, Any]
+    stored_layers: list[int]
+    layers: int
+    heads: int
+    hidden_size: int
+    approximate_lists: int
+    shards: list[ShardSpec]
+    revision: str | None = None
+    created: str = ""
+    format: str = PLAN_FORMAT
+    format_version: int = PLAN_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def estimated_tokens(self) -> int:
+        return sum(s.estimated_tokens for s in self.shards)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, where: str) -> Plan:
+        """The plan in ``text``; `InputError` naming ``where`` when it is not one this attnscope reads."""
+        try:
+            raw = json.loads(text)
+            if raw.get("format") != PLAN_FORMAT or raw.get("format_version") != PLAN_VERSION:
+                raise InputError(f"{where} is not an attnscope build plan of version {PLAN_VERSION}")
+            shards = [ShardSpec(s["number"], tuple(Piece(**p) for p in s["pieces"])) for s in raw.pop("shards")]
+            return cls(**raw, shards=shards)
+        except (ValueError, TypeError, KeyError) as error:
+            raise InputError(f"{where} is not a readable build plan ({error}): plan the build again") from None
+
+
+def identity_key(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def group_shards(pieces: Sequence[Piece], shard_tokens: int) -> list[ShardSpec]:
+    """Consecutive pieces grouped into shards of at least ``shard_tokens`` estimated tokens (the last may
+    hold fewer); a piece is never split."""
+    if shard_tokens < 1:
+        raise InputError(f"shard_tokens (--shard-tokens) must be at least 1, got {shard_tokens}")
+    shards: list[ShardSpec] = []
+    current: list[Piece] = []
+    for piece in pieces:
+        current.append(piece)
+        if sum(p.estimated_tokens for p in current) >= shard_tokens:
+            shards.append(ShardSpec(len(shards), tuple(current)))
+            current = []
+    if current:
+        shards.append(ShardSpec(len(shards), tuple(current)))
+    return shards
+
+
+def sentence_pieces(sentences: Sequence[AnnotatedSentence], piece_tokens: int) -> list[Piece]:
+    """Pieces of an in-memory corpus: runs of whole sentences of about ``piece_tokens`` tokens
+    (estimated from word counts)."""
+    pieces, start, words = [], 0, 0
+    for number, sentence in enumerate(sentences):
+        words += len(sentence.words) or len(sentence.text.split())
+        if words * TOKENS_PER_WORD >= piece_tokens:
+            pieces.append(Piece(-1, start, number + 1, estimated_tokens=int(words * TOKENS_PER_WORD)))
+            start, words = number + 1, 0
+    if start < len(sentences):
+        pieces.append(Piece(-1, start, len(sentences), estimated_tokens=max(1, int(words * TOKENS_PER_WORD))))
+    return pieces
+
+
+PieceReader = Callable[[Piece], Sequence[AnnotatedSentence]]
+"""Reads the sentences of one piece (from the corpus files, or a corpus in memory)."""
+
+
+def piece_batches(lengths: Sequence[int], batch_tokens: int, seed: int, piece: int) -> list[list[int]]:
+    """The batches of one piece (`extract.plan_batches`, seeded by the build's seed and the piece's number)."""
+    return plan_batches(lengths, batch_tokens, seed + 7919 * piece)
+
+
+TRAINING_VECTORS = 65_536
+"""At most this many sampled vectors train an IVF's centroids (the lists are capped to keep 39 per list)."""
+
+
+def ivf_lists(estimated_tokens: int) -> int:
+    """Coarse clusters for an approximate index of about ``estimated_tokens`` vectors: `vectors.inverted_lists`,
+    capped so that the training sample (`TRAINING_VECTORS`) holds 39 vectors per list (faiss's minimum)."""
+    return max(1, min(vectors.inverted_lists(estimated_tokens), TRAINING_VECTORS // 39))
+
+
+def sample_batches(
+    handle: ModelHandle,
+    pieces: Sequence[Piece],
+    read: PieceReader,
+    options: Any,
+    stored: list[int],
+    wanted_tokens: int,
+) -> Iterator[BatchVectors]:
+    """A seeded sample of batches: pieces in a seeded random order, each piece's batches in its own seeded
+    order, until ``options.calibration_batches`` batches and ``wanted_tokens`` tokens are taken (so a
+    one-piece corpus gives its first batches, as an unsharded build takes them)."""
+    order = np.random.default_rng(options.seed).permutation(len(pieces)) if len(pieces) > 1 else [0]
+    batches = tokens = 0
+    for number in order:
+        planned, _ = plan_sentences(handle, read(pieces[int(number)]), options.long)
+        for batch in piece_batches([len(p.tokens) for p in planned], options.batch_tokens, options.seed, int(number)):
+            values = extract_batch(handle, [planned[i] for i in batch], stored)
+            batches, tokens = batches + 1, tokens + len(values.hidden[0])
+            yield values
+            if batches >= options.calibration_batches and tokens >= wanted_tokens:
+                return
+
+
+def calibrate(
+    store: Store,
+    handle: ModelHandle,
+    pieces: Sequence[Piece],
+    read: PieceReader,
+    options: Any,
+    stored: list[int],
+    lists: int,
+    widths: dict[str, int],
+) -> dict[str, list[vectors.Ranges]]:
+    """Compute and write what the shards share: each vector set's quantiser ranges, from the first
+    ``calibration_batches`` sampled batches, and with ``lists`` > 0 its trained, empty IVF index
+    (centroids from up to `TRAINING_VECTORS` sampled vectors as their codes decode). Returns the ranges.
+    Raises `InputError` when the sample holds no token."""
+    wanted = min(50 * lists, TRAINING_VECTORS) if lists else 0
+    first: list[BatchVectors] = []
+    kept: dict[str, list[list[np.ndarray]]] = {kind: [[] for _ in stored] for kind in CODES}
+    ranges: dict[str, list[vectors.Ranges]] = {}
+    for values in sample_batches(handle, pieces, read, options, stored, wanted):
+        if len(first) < options.calibration_batches:
+            first.append(values)
+            if len(first) == options.calibration_batches:
+                ranges = _ranges(first, len(stored))
+        for kind in CODES:  # the training sample is kept as codes: a quarter of the floats' memory
+            for slot in range(len(stored)):
+                kept[kind][slot].append(getattr(values, kind)[slot])
+        if ranges and lists:
+            _encode_kept(kept, ranges, options.vector_bits)
+    if sum(len(v.hidden[0]) for v in first) == 0:
+        raise InputError("the corpus has no tokens to index (every sentence was empty or skipped)")
+    if not ranges:
+        ranges = _ranges(first, len(stored))
+    save_ranges(store, ranges)
+    if lists:
+        _encode_kept(kept, ranges, options.vector_bits)
+        for kind in CODES:
+            for slot, layer in enumerate(stored):
+                codes = np.concatenate(kept[kind][slot])[:TRAINING_VECTORS]
+                trained = vectors.trained_ivf(
+                    codes, widths[kind], options.vector_bits, ranges[kind][slot], lists, options.seed
+                )
+                store.write(trained_file(kind, layer), vectors.serialise(trained))
+    return ranges
+
+
+def _ranges(sample: Sequence[BatchVectors], layers: int) -> dict[str, list[vectors.Ranges]]:
+    return {
+        kind: [
+            vectors.Ranges.from_sample(np.concatenate([getattr(v, kind)[slot] for v in sample]))
+            for slot in range(layers)
+        ]
+        for kind in CODES
+    }
+
+
+def _encode_kept(kept: dict[str, list[list[np.ndarray]]], ranges: dict[str, list[vectors.Ranges]], bits: int) -> None:
+    """Replace the float arrays among ``kept`` by their codes (uint8), in place."""
+    for kind in CODES:
+        for slot, arrays in enumerate(kept[kind]):
+            for i, array in enumerate(arrays):
+                if array.dtype != np.uint8:
+                    arrays[i] = vectors.encode(array, bits, ranges[kind][slot])
+
+
+def save_ranges(store: Store, ranges: dict[str, list[vectors.Ranges]]) -> None:
+    """Write ``ranges.npz``: each kind's per-stored-layer ``low`` and ``span``, stacked."""
+    saved: dict[str, Any] = {}
+    for kind in CODES:
+        saved[f"{kind}_low"] = np.stack([r.low for r in ranges[kind]])
+        saved[f"{kind}_span"] = np.stack([r.span for r in ranges[kind]])
+    buffer = io.BytesIO()
+    np.savez(buffer, **saved)
+    store.write(RANGES, buffer.getvalue())
+
+
+def load_ranges(store: Store, layers: int) -> dict[str, list[vectors.Ranges]]:
+    """The ranges `save_ranges` wrote, for ``layers`` stored layers."""
+    with np.load(io.BytesIO(store.read(RANGES))) as archive:
+        saved = dict(archive)
+    return {
+        kind: [vectors.Ranges(saved[f"{kind}_low"][slot], saved[f"{kind}_span"][slot]) for slot in range(layers)]
+        for kind in CODES
+    }
+
+
+def model_identity(handle: ModelHandle) -> dict[str, Any]:
+    return {
+        "model": handle.name,
+        "model_fingerprint": model_fingerprint(handle.model),
+        "tokenizer_fingerprint": tokenizer_fingerprint(handle.tokenizer),
+    }
+
+
+def created_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def read_plan(store: Store) -> Plan | None:
+    """The plan in ``store``, or None when it has none. Raises `InputError` for an unreadable one."""
+    if not store.exists(PLAN):
+        return None
+    return Plan.from_json(store.read(PLAN).decode("utf-8"), store.path(PLAN))
+
+
+def make_plan(
+    store: Store,
+    handle: ModelHandle,
+    corpus: dict[str, Any],
+    pieces: Sequence[Piece],
+    read: PieceReader,
+    options: Any,
+) -> Plan:
+    """Plan a build of ``pieces`` (read by ``read``) under ``handle`` into ``store``: the shards, the
+    quantiser ranges and, for an approximate index, the trained coarse quantisers; ``plan.json`` last.
+
+    The plan already in ``store`` is returned when it is the same build (same model, corpus, pieces and
+    options), so a rerun resumes. Raises `InputError` for bad options, an encoder-decoder model, a
+    corpus without tokens, or another build's plan in ``store``."""
+    from .options import chosen_layers
+
+    options.check()
+    if handle.kind == "encoder-decoder":
+        raise InputError("indexing encoder-decoder models is not supported yet: use an encoder or a decoder model")
+    if not pieces:
+        raise InputError(f"corpus {corpus.get('name')!r} has nothing to index (no sentences)")
+    shape = handle.stacks[handle.main_stack]
+    stored = chosen_layers(options.layers, shape.layers, handle.name)
+    shards = group_shards(pieces, options.shard_tokens)
+    estimated = sum(p.estimated_tokens for p in pieces)
+    approximate = options.approximate == "always" or (options.approximate == "auto" and estimated > APPROXIMATE_ABOVE)
+    lists = ivf_lists(estimated) if approximate else 0
+    identity = {
+        **model_identity(handle),
+        "corpus": corpus,
+        "options": asdict(options),
+        "shards": [asdict(s) for s in shards],
+        "approximate_lists": lists,
+    }
+    key = identity_key(identity)
+    existing = read_plan(store)
+    if existing is not None:
+        if existing.key == key:
+            return existing
+        raise InputError(
+            f"{store.path('')} holds the plan of another build (another model, corpus or options): "
+            f"remove it or choose another --out"
+        )
+    head_width = shape.heads * shape.head_dim
+    widths = {"hidden": int(handle.model.config.hidden_size), "heads": head_width}
+    calibrate(store, handle, pieces, read, options, stored, lists, widths)
+    plan = Plan(
+        key=key,
+        model=handle.name,
+        model_fingerprint=identity["model_fingerprint"],
+        tokenizer_fingerprint=identity["tokenizer_fingerprint"],
+        corpus=corpus,
+        options=asdict(options),
+        stored_layers=stored,
+        layers=shape.layers,
+        heads=shape.heads,
+        hidden_size=widths["hidden"],
+        approximate_lists=lists,
+        shards=shards,
+        revision=getattr(handle.model.config, "_commit_hash", None),
+        created=created_now(),
+        extra={"head_width": head_width, "estimated_tokens": estimated},
+    )
+    store.write(PLAN, plan.to_json().encode())
+    return plan

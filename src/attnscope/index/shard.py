@@ -1,0 +1,241 @@
+"""The second step of a sharded build: one shard, built by whichever worker takes it.
+
+A worker reads its shard's pieces, annotates and tokenises their sentences, runs the model batch by batch
+(batches never cross pieces, see plan.py), quantises the vectors with the plan's shared ranges, and
+writes under ``shards/<number>/``: the shard's token and sentence tables (rows and sentences numbered
+from 0 in the shard), its codes (or, for an approximate index, a copy of the plan's trained IVF index
+holding its vectors under the shard's row numbers), its attention blocks and their byte spans, then
+``done.json`` last. A shard whose marker names this plan is finished and is never rebuilt; one whose
+marker names another plan is refused. Memory is bounded by the shard, not the corpus.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zstandard
+
+from ..capture.loading import ModelHandle
+from ..corpus import METADATA_FIELDS, AnnotatedSentence, fields_present
+from ..errors import InputError
+from . import vectors
+from .attention_store import compress_blocks
+from .extract import BatchVectors, PlannedSentence, extract_batch, plan_sentences
+from .layout import ATTENTION, CODES, SPANS, codes_file, ivf_file, read_codes
+from .manifest import model_fingerprint, tokenizer_fingerprint
+from .options import options_from_dict
+from .plan import PieceReader, Plan, ShardSpec, load_ranges, piece_batches, trained_file
+from .storage import Store
+from .tables import write_tables
+
+DONE = "done.json"
+
+
+@dataclass(frozen=True)
+class ShardReport:
+    """What building one shard did: its rows and sentences, seconds taken, and whether it was already done."""
+
+    number: int
+    rows: int
+    sentences: int
+    seconds: float
+    resumed: bool
+
+
+def check_plan_model(plan: Plan, handle: ModelHandle) -> None:
+    """Refuse a model whose weights or tokenizer differ from the plan's (a worker that loaded the wrong one)."""
+    if tokenizer_fingerprint(handle.tokenizer) != plan.tokenizer_fingerprint:
+        raise InputError(
+            f"model {handle.name!r} tokenises differently from the plan's model {plan.model!r}: "
+            f"every shard of a build must use the plan's model"
+        )
+    if model_fingerprint(handle.model) != plan.model_fingerprint:
+        raise InputError(
+            f"model {handle.name!r} has other weights than the plan's model {plan.model!r}: "
+            f"every shard of a build must use the plan's model"
+        )
+
+
+def shard_marker(store: Store, plan: Plan, spec: ShardSpec) -> dict[str, Any] | None:
+    """The finished shard's ``done.json`` record, or None when it is not finished. Raises `InputError`
+    when the marker belongs to another plan (a shard of another build in this folder)."""
+    name = f"{spec.folder}/{DONE}"
+    if not store.exists(name):
+        return None
+    try:
+        marker = json.loads(store.read(name))
+    except ValueError:
+        raise InputError(
+            f"{store.path(name)} is corrupt: remove {store.path(spec.folder)} and build the shard again"
+        ) from None
+    if marker.get("key") != plan.key:
+        raise InputError(
+            f"{store.path(spec.folder)} is a shard of another build plan (key {str(marker.get('key'))[:12]}, "
+            f"this plan's is {plan.key[:12]}): it cannot be part of this index; remove it and rebuild the shard"
+        )
+    return marker
+
+
+Progress = Callable[[int], None]
+"""``progress(tokens)``, called after every batch a shard writes with the tokens it held."""
+
+
+def build_shard(
+    store: Store,
+    plan: Plan,
+    number: int,
+    handle: ModelHandle,
+    read: PieceReader,
+    progress: Progress | None = None,
+) -> ShardReport:
+    """Build shard ``number`` of ``plan`` into ``store`` (nothing when it is already finished).
+
+    Raises `InputError` for a shard number outside the plan, a model other than the plan's, or a marker
+    of another plan; the reader raises `CorpusError` for a corpus changed since the plan."""
+    started = time.perf_counter()
+    if not 0 <= number < len(plan.shards):
+        raise InputError(f"shard {number} is not in the plan: it has shards 0-{len(plan.shards) - 1}")
+    spec = plan.shards[number]
+    check_plan_model(plan, handle)
+    marker = shard_marker(store, plan, spec)
+    if marker is not None:
+        return ShardReport(number, marker["rows"], marker["sentences"], 0.0, True)
+    first_piece = sum(len(s.pieces) for s in plan.shards[:number])
+    if store.is_local:
+        work = Path(store.path(f"{spec.folder}.work"))
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        cleanup = lambda: shutil.rmtree(work, ignore_errors=True)  # noqa: E731
+    else:
+        holder = tempfile.TemporaryDirectory(prefix="attnscope-shard-")
+        work, cleanup = Path(holder.name), holder.cleanup
+    try:
+        record = _run(store, plan, spec, first_piece, handle, read, work, progress)
+        store.remove(spec.folder)  # a killed earlier run's files, never a finished shard's (no marker)
+        for path in sorted(work.iterdir()):
+            store.put(path, f"{spec.folder}/{path.name}")
+        record["seconds"] = round(time.perf_counter() - started, 3)
+        store.write(f"{spec.folder}/{DONE}", json.dumps(record, sort_keys=True).encode())
+    finally:
+        cleanup()
+    return ShardReport(number, record["rows"], record["sentences"], record["seconds"], False)
+
+
+def _run(
+    store: Store,
+    plan: Plan,
+    spec: ShardSpec,
+    first_piece: int,
+    handle: ModelHandle,
+    read: PieceReader,
+    work: Path,
+    progress: Progress | None,
+) -> dict[str, Any]:
+    """Extract, quantise and write the shard's files into the local folder ``work``; its marker record."""
+    options = options_from_dict(plan.options)
+    stored = plan.stored_layers
+    ranges = load_ranges(store, len(stored))
+    sentences: list[AnnotatedSentence] = []
+    planned: list[PlannedSentence] = []
+    counts = {"truncated_sentences": 0, "dropped_tokens": 0, "skipped_sentences": 0}
+    spans: dict[int, tuple[int, int]] = {}
+    compressor = zstandard.ZstdCompressor(level=1)
+    with ExitStack() as opened, ThreadPoolExecutor(max_workers=1) as writer:
+        codes = {
+            (kind, layer): opened.enter_context(open(work / codes_file(kind, layer), "wb"))
+            for kind in CODES
+            for layer in stored
+        }
+        attention = opened.enter_context(open(work / ATTENTION, "wb"))
+        position = [0]
+
+        def write(values: BatchVectors, numbers: list[int]) -> None:
+            """Append one batch's codes (one zstd frame per set) and attention blocks."""
+            for kind in CODES:
+                for slot, layer in enumerate(stored):
+                    encoded = vectors.encode(getattr(values, kind)[slot], options.vector_bits, ranges[kind][slot])
+                    codes[(kind, layer)].write(compressor.compress(encoded.tobytes()))
+            sizes, data = compress_blocks(values.attention, options.attention_bits)
+            attention.write(data.tobytes())
+            ends = position[0] + np.cumsum(sizes)
+            for i, sentence in enumerate(numbers):
+                for slot in range(len(stored)):
+                    k = i * len(stored) + slot
+                    spans[sentence * len(stored) + slot] = (int(ends[k] - sizes[k]), int(ends[k]))
+            position[0] = int(ends[-1]) if len(ends) else position[0]
+
+        pending: Future | None = None
+        rows = 0
+        for offset, piece in enumerate(spec.pieces):
+            read_sentences = list(read(piece))
+            done, summary = plan_sentences(handle, read_sentences, options.long)
+            for name in counts:
+                counts[name] += getattr(summary, name)
+            base = len(planned)
+            for item in done:
+                item.sentence += len(sentences)
+            sentences.extend(read_sentences)
+            planned.extend(done)
+            lengths = [len(p.tokens) for p in done]
+            for batch in piece_batches(lengths, options.batch_tokens, options.seed, first_piece + offset):
+                for i in batch:
+                    done[i].first_row, rows = rows, rows + done[i].rows
+                values = extract_batch(handle, [done[i] for i in batch], stored)
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(write, values, [base + i for i in batch])
+                if progress:
+                    progress(len(values.hidden[0]))
+        if pending is not None:
+            pending.result()
+    _write_spans(work, spans, len(planned), len(stored))
+    write_tables(work, planned, sentences, METADATA_FIELDS)
+    if plan.approximate_lists:
+        _approximate(store, work, plan, rows, ranges)
+    files = {p.name: p.stat().st_size for p in sorted(work.iterdir())}
+    return {
+        "key": plan.key,
+        "number": spec.number,
+        "rows": rows,
+        "sentences": len(planned),
+        "read": len(sentences),
+        "fields": list(fields_present(sentences)),
+        "files": files,
+        **counts,
+    }
+
+
+def _write_spans(work: Path, spans: dict[int, tuple[int, int]], sentences: int, layers: int) -> None:
+    array = np.full((sentences * layers, 2), -1, dtype=np.int64)
+    for row, span in spans.items():
+        array[row] = span
+    if (array[:, 0] < 0).any():
+        missing = int(np.flatnonzero(array[:, 0] < 0)[0]) // layers
+        raise RuntimeError(f"the attention of shard sentence {missing} is missing")
+    np.save(work / SPANS, array)
+
+
+def _approximate(store: Store, work: Path, plan: Plan, rows: int, ranges: dict) -> None:
+    """Replace each codes file by a copy of the plan's trained IVF index holding the shard's vectors
+    (ids: the shard's row numbers; the commit shifts them to the index's rows)."""
+    options = options_from_dict(plan.options)
+    widths = {"hidden": plan.hidden_size, "heads": int(ranges["heads"][0].low.shape[0])}
+    ids = np.arange(rows, dtype=np.int64)
+    for kind in CODES:
+        for slot, layer in enumerate(plan.stored_layers):
+            codes = read_codes(work / codes_file(kind, layer), rows)
+            index = vectors.deserialise(store.read(trained_file(kind, layer)))
+            if rows:
+                index.add_with_ids(vectors.decode(codes, widths[kind], options.vector_bits, ranges[kind][slot]), ids)
+            (work / ivf_file(kind, layer)).write_bytes(vectors.serialise(index))
+            (work / codes_file(kind, layer)).unlink()
