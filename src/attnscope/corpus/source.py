@@ -136,4 +136,4 @@ def _keys(data: Any, what: str, required: tuple[str, ...]) -> None:
 def _typed(data: dict[str, Any], what: str, key: str, kind: type) -> None:
     value = data[key]
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise CorpusError(f"{what}: {key} must be a {kind.__name__}, got {value!r}")
+        raise CorpusError(f"{what}: {key} must be {'an integer' if kind is int else 'a string'}, got {value!r}")
