@@ -273,7 +273,7 @@ def test_same_sent_id_in_two_files_is_an_error(tmp_path):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("no/such/corpus", r"corpus 'no/such/corpus' was not found; expected 'ewt', a directory"),
+        ("no/such/corpus", r"corpus 'no/such/corpus' was not found; expected 'ewt', 'kjv' .*, a directory"),
         ("empty_dir", r"holds no \.conllu files"),
         ("data.csv", r"data\.csv is neither a \.conllu nor a \.txt file"),
         ("text.txt", r"text\.txt is raw text, which needs a spaCy pipeline .*--spacy-pipeline"),

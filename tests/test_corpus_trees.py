@@ -21,6 +21,7 @@ from attnscope.corpus import (
     tree_problem,
 )
 from attnscope.corpus.opening import _corpus
+from attnscope.corpus.source import CorpusSource
 from attnscope.corpus.spacy_text import doc_sentences
 from attnscope.errors import CorpusError, CorpusFormatError
 
@@ -233,4 +234,4 @@ def test_opening_a_corpus_refuses_a_reader_that_yields_a_broken_tree():
         match=r"made\.conllu:7: sentence 's1' is not one dependency tree: "
         r"the sentence has 2 roots \(words 1, 2\)",
     ):
-        _corpus("made", [], [broken], "test")
+        _corpus(CorpusSource("made", (), "", "conllu", "test"), [broken])

@@ -43,14 +43,21 @@ def read_conllu(path: Path | str) -> Iterator[AnnotatedSentence]:
     yield from parse_conllu(read_utf8(path), path)
 
 
-def parse_conllu(text: str, path: Path | str = "<string>") -> Iterator[AnnotatedSentence]:
-    """The sentences of CoNLL-U ``text``; ``path`` names it in errors and in `AnnotatedSentence.source`."""
+def parse_conllu(
+    text: str, path: Path | str = "<string>", *, first_line: int = 1, first_sentence: int = 0
+) -> Iterator[AnnotatedSentence]:
+    """The sentences of CoNLL-U ``text``; ``path`` names it in errors and in `AnnotatedSentence.source`.
+
+    ``text`` may be a part of a file that starts at a sentence (`attnscope.corpus.slices`): its first
+    line is line ``first_line`` of the file, and ``first_sentence`` sentences come before it (those
+    without a ``# sent_id`` are numbered ``<file stem>-<n>`` from ``first_sentence + 1``).
+    """
     where, source = str(path), Path(path).name
     sent_ids: dict[str, int] = {}
     block: list[tuple[int, str]] = []
-    count = 0
+    count = first_sentence
     lines = text.split("\n")
-    for number, line in enumerate(lines + [""], 1):
+    for number, line in enumerate(lines + [""], first_line):
         line = line[:-1] if line.endswith("\r") else line
         if line.strip():
             block.append((number, line))
@@ -58,7 +65,7 @@ def parse_conllu(text: str, path: Path | str = "<string>") -> Iterator[Annotated
             count += 1
             yield _Sentence(where, source, block).build(count, sent_ids)
             block = []
-    if count == 0:
+    if count == first_sentence:
         raise CorpusFormatError(
             f"{where} holds no sentences; expected CoNLL-U: '# ...' comment lines, then one line of "
             f"10 tab-separated columns per word, and a blank line after each sentence"

@@ -10,6 +10,10 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .source import CorpusSource
 
 # Word annotations that a corpus may or may not have; `Corpus.fields` lists those it has.
 METADATA_FIELDS = ("upos", "xpos", "lemma", "feats", "deprel", "ner", "ner_iob")
@@ -78,6 +82,7 @@ class Corpus:
     silver ner/ner_iob from spacy <pipeline> <version>"``. ``silver`` maps each field whose values a
     model predicted (rather than annotators) to ``"spacy <pipeline> <version>"``: every field of a
     text corpus, the entity fields of a gold corpus given silver entities, none of a gold corpus.
+    ``origin`` is the `CorpusSource` it was read from (`source`).
     """
 
     name: str
@@ -87,6 +92,19 @@ class Corpus:
     fields: tuple[str, ...]
     annotator: str
     silver: dict[str, str] = field(default_factory=dict)
+    origin: CorpusSource | None = field(default=None, compare=False, repr=False)
+
+    def source(self) -> CorpusSource:
+        """The `CorpusSource` this corpus was read from, to plan and read it one slice at a time
+        (`attnscope.corpus.slices`); `CorpusError` for a corpus made by hand rather than by `open_corpus`."""
+        if self.origin is None:
+            from ..errors import CorpusError
+
+            raise CorpusError(
+                f"the corpus {self.name!r} was not opened by open_corpus, so it has no source to read "
+                f"slices from; open it with open_corpus or corpus_source"
+            )
+        return self.origin
 
     def __len__(self) -> int:
         return len(self.sentences)

@@ -103,43 +103,59 @@ def check_sentences(nlp: Language) -> None:
 def read_text(path: Path | str, pipeline: str | Language) -> Iterator[AnnotatedSentence]:
     """The sentences of a raw-text file as the spaCy ``pipeline`` (a name, a path or a `Language`) reads them.
 
-    Sentence ids are ``"<file stem>-<n>"`` (n from 1); ``line`` is the line where the sentence starts.
-    Entity fields are set only when the pipeline has an ``ner`` or ``entity_ruler``.
+    Sentence ids are ``"<file stem>-<p>-<s>"``: the s-th sentence of the p-th paragraph (both from 1),
+    so that an id does not depend on how much of the file was read (`annotate_text`); ``line`` is
+    the line where the sentence starts. Entity fields are set only when the pipeline has an ``ner``
+    or ``entity_ruler``.
     """
     path = Path(path)
     nlp = load_pipeline(pipeline)
     check_sentences(nlp)
-    text = read_utf8(path)
+    yield from annotate_text(read_utf8(path), path, nlp)
+
+
+def annotate_text(
+    text: str, path: Path, nlp: Language, *, first_line: int = 1, first_paragraph: int = 0
+) -> Iterator[AnnotatedSentence]:
+    """The sentences of ``text``, all of the file ``path`` or a part of it that starts at a paragraph
+    (`attnscope.corpus.slices`): line ``first_line`` of the file, after ``first_paragraph`` paragraphs.
+    ``nlp`` is a loaded pipeline that splits sentences (`check_sentences`). A whole file
+    (``first_paragraph`` 0) without a sentence is an error."""
+    whole = first_line == 1 and first_paragraph == 0
     paragraphs = _paragraphs(text)
-    if not paragraphs:
+    if not paragraphs and whole:
         raise CorpusFormatError(
             f"{path} holds no sentences; expected UTF-8 text with paragraphs separated by blank lines"
         )
     line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
     for start, end in paragraphs:
-        if end - start > nlp.max_length:
-            raise CorpusFormatError(
-                f"{path}:{bisect.bisect_right(line_starts, start)}: a paragraph of {end - start} characters; "
-                f"the spaCy pipeline takes at most {nlp.max_length}: put blank lines between paragraphs"
-            )
+        check_paragraph(path, first_line - 1 + bisect.bisect_right(line_starts, start), end - start, nlp.max_length)
     with_entities = any(f in ENTITY_FACTORIES for f in _factories(nlp).values())
     docs = nlp.pipe(text[start:end] for start, end in paragraphs)
     count = 0
-    for (offset, _), doc in zip(paragraphs, docs):
-        for first, words, repaired in doc_sentences(doc, with_entities):
+    for paragraph, ((offset, _), doc) in enumerate(zip(paragraphs, docs), first_paragraph + 1):
+        for number, (first, words, repaired) in enumerate(doc_sentences(doc, with_entities), 1):
             count += 1
             begin = offset + first
-            line = bisect.bisect_right(line_starts, begin)
             yield AnnotatedSentence(
-                f"{path.stem}-{count}",
+                f"{path.stem}-{paragraph}-{number}",
                 text[begin : begin + words[-1].end],
                 words,
                 path.name,
-                line,
+                first_line - 1 + bisect.bisect_right(line_starts, begin),
                 repaired_heads=repaired,
             )
-    if count == 0:
+    if count == 0 and whole:
         raise CorpusFormatError(f"{path} holds no sentences: spaCy found no words in it")
+
+
+def check_paragraph(path: Path, line: int, characters: int, max_length: int) -> None:
+    """Refuse a paragraph (starting on ``line``) longer than the pipeline takes."""
+    if characters > max_length:
+        raise CorpusFormatError(
+            f"{path}:{line}: a paragraph of {characters} characters; "
+            f"the spaCy pipeline takes at most {max_length}: put blank lines between paragraphs"
+        )
 
 
 def _paragraphs(text: str) -> list[tuple[int, int]]:
