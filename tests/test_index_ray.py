@@ -15,8 +15,9 @@ import pytest
 
 from attnscope.index import BuildOptions, Index, build_index
 from attnscope.index.build import run_in_process
-from attnscope.index.commit import commit, corpus_record
+from attnscope.index.commit import commit
 from attnscope.index.plan import make_plan, sentence_pieces
+from attnscope.index.sources import corpus_record
 from attnscope.index.storage import Store
 
 ray = pytest.importorskip("ray")
@@ -51,7 +52,7 @@ def _ray_processes(temp_dir: str) -> list[psutil.Process]:
 def test_shards_built_on_ray_equal_shards_built_here(default_model, small_corpus, tmp_path):
     from attnscope.index.ray_engine import RayOptions, run_on_ray
 
-    record = corpus_record(small_corpus.name, small_corpus.checksum, [], small_corpus.annotator, {})
+    record = corpus_record(small_corpus)
     pieces = sentence_pieces(small_corpus.sentences, OPTIONS.piece_tokens)
     sentences = small_corpus.sentences
 
@@ -77,7 +78,7 @@ def test_shards_built_on_ray_equal_shards_built_here(default_model, small_corpus
         for process in left:
             process.kill()
     assert not left, [p.info["cmdline"][:2] for p in left]
-    manifest = commit(store, plan, record)
+    manifest = commit(store, plan)
     assert manifest.tokens == here.manifest.tokens
     for path in here.directory.iterdir():
         ours = tmp_path / "ray" / path.name
@@ -93,7 +94,7 @@ def test_a_memory_store_is_refused_for_ray(default_model, small_corpus):
     from attnscope.index.ray_engine import run_on_ray
 
     store = Store.at("memory://attnscope-ray-refused")
-    record = corpus_record(small_corpus.name, small_corpus.checksum, [], small_corpus.annotator, {})
+    record = corpus_record(small_corpus)
     pieces = sentence_pieces(small_corpus.sentences, 10**6)
     options = replace(OPTIONS, approximate="never")
     plan = make_plan(store, default_model, record, pieces, lambda p: small_corpus.sentences, options)

@@ -1,5 +1,6 @@
 """The ``attnscope`` command line, assembled here: ``inspect`` and ``view`` are defined in this module; ``index``
-and ``search`` in cli_corpus.py, ``serve`` in cli_serve.py, ``atlas`` in cli_atlas.py, ``diff`` in cli_diff.py.
+and ``search`` in cli_corpus.py, ``index-shard`` and ``index-commit`` in cli_shards.py, ``serve`` in cli_serve.py,
+``atlas`` in cli_atlas.py, ``diff`` in cli_diff.py.
 Those modules define plain functions and import only what they use (`cli_common.fail`, ...); this one registers
 them on `app`, so nothing imports cli.py back."""
 
@@ -20,6 +21,7 @@ from .cli_corpus import index, search
 from .cli_diff import diff
 from .cli_report import inspect_report, print_report
 from .cli_serve import serve
+from .cli_shards import index_commit, index_shard
 from .errors import AttnscopeError, InputError
 
 DEFAULT_TEXT = "The girl ran to a local pub to escape the din of her city."
@@ -191,6 +193,8 @@ def _check_view_options(kind: str, layer: int | None, heads: list[int]) -> None:
 
 for command in (index, search, serve, atlas, diff):  # after inspect and view, in the order --help lists them
     app.command()(command)
+app.command("index-shard")(index_shard)
+app.command("index-commit")(index_commit)
 
 if __name__ == "__main__":  # pragma: no cover - `python -m attnscope.cli`
     app()

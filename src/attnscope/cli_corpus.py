@@ -24,7 +24,9 @@ def index(
         help="'ewt' (UD English EWT, downloaded once), a directory or .conllu file, or a .txt file (with "
         "--spacy-pipeline).",
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory to create for the index."),
+    out: str = typer.Option(
+        ..., "--out", "-o", help="Directory to create for the index, or an fsspec URL (file://, s3://...)."
+    ),
     model: str = typer.Option(
         "default", "--model", "-m", help="Hub name, local path, 'default' or 'smollm2' (built in)."
     ),
@@ -52,13 +54,33 @@ def index(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing index at --out."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow code from the checkpoint."),
+    engine: str = typer.Option(
+        "in-process", "--engine", help="Who builds the shards: in-process (here, one after another) or ray."
+    ),
+    shard_tokens: int = typer.Option(
+        262_144, "--shard-tokens", min=1, help="About how many tokens a shard holds (a worker's unit of work)."
+    ),
+    piece_tokens: int = typer.Option(
+        65_536, "--piece-tokens", min=1, help="About how many tokens are batched together (batches never cross pieces)."
+    ),
+    address: str | None = typer.Option(
+        None, "--address", help="Ray cluster to join ('auto', ray://host:10001); default: a local cluster."
+    ),
+    workers: int = typer.Option(2, "--workers", min=1, help="Ray actors, one model each."),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0.0, help="GPUs each Ray actor holds."),
+    plan_only: bool = typer.Option(
+        False, "--plan-only", help="Only plan the build in --out, for a scheduler to run `index-shard` on each shard."
+    ),
 ) -> None:
     """Annotate, embed and index a corpus: every token's hidden state and head embedding at every layer (or at
-    the layers --layers names)."""
+    the layers --layers names). The corpus is read one slice at a time and built in shards: here, or on Ray
+    (--engine ray); `index-plan`, `index-shard` and `index-commit` run the same steps from any scheduler."""
     from . import load
-    from .corpus import open_corpus
+    from .corpus import corpus_source
     from .index import BuildOptions
-    from .index.build import check_build_target, chosen_layers
+    from .index.build import ENGINES, check_build_target, chosen_layers, plan_index
+    from .index.ray_engine import RayOptions
+    from .index.storage import Store
 
     console = Console(stderr=True)
     try:
@@ -69,13 +91,29 @@ def index(
             approximate=approximate,
             attention_bits=attention_bits,
             layers=parse_layers(layers),
+            shard_tokens=shard_tokens,
+            piece_tokens=piece_tokens,
         )
         options.check()
-        check_build_target(out, overwrite)  # before the corpus, the model and the progress bar
+        if engine not in ENGINES:
+            raise InputError(f"--engine {engine!r} is not one of {', '.join(ENGINES)}")
+        ray = RayOptions(address=address, workers=workers, gpus_per_worker=gpus_per_worker)
+        ray.check()
+        if Store.at(out).is_local and not plan_only:
+            check_build_target(Store.at(out).root, overwrite)  # before the corpus, the model and the progress bar
         handle = load(model, trust_remote_code=trust_remote_code)
         chosen_layers(options.layers, handle.stacks[handle.main_stack].layers, handle.name)  # before the corpus is read
-        source = open_corpus(corpus, spacy_pipeline=spacy)
-        report = build_with_progress(source, handle, out, options, overwrite, console)
+        source = corpus_source(corpus, spacy_pipeline=spacy)
+        if plan_only:
+            plan = plan_index(source, handle, out, options=options, overwrite=overwrite)
+            last = len(plan.shards) - 1
+            print(
+                f"{out}: planned {count(len(plan.shards), 'shard')} of about {count(plan.estimated_tokens, 'token')}; "
+                f"build each with `attnscope index-shard {out} --shard N` (N = 0-{last}), then "
+                f"`attnscope index-commit {out}`"
+            )
+            return
+        report = build_with_progress(source, handle, out, options, overwrite, console, engine=engine, ray=ray)
     except AttnscopeError as error:
         fail(error)
     m = report.manifest
@@ -95,8 +133,11 @@ def index(
         )
 
 
-def build_with_progress(source: Any, handle: Any, out: Path, options: Any, overwrite: bool, console: Console) -> Any:
-    """`build_index` with a progress bar (tokens done, elapsed, ETA) on ``console``; returns its `BuildReport`."""
+def build_with_progress(
+    source: Any, handle: Any, out: Path | str, options: Any, overwrite: bool, console: Console, **engine: Any
+) -> Any:
+    """`build_index` with a progress bar (tokens done, elapsed, ETA) on ``console``; returns its `BuildReport`.
+    ``engine``: `build_index`'s engine and ray options."""
     from .index import build_index
 
     columns = (
@@ -117,6 +158,7 @@ def build_with_progress(source: Any, handle: Any, out: Path, options: Any, overw
             options=options,
             overwrite=overwrite,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            **engine,
         )
 
 

@@ -20,13 +20,17 @@ from pathlib import Path
 
 from ..capture.loading import ModelHandle
 from ..corpus import Corpus
+from ..corpus.source import CorpusSource
 from ..errors import InputError
 from ..files import writing
-from .commit import commit, corpus_record
+from .commit import commit
+from .layout import MANIFEST
 from .manifest import IndexFormatError, Manifest, read_manifest
 from .options import APPROXIMATE, BuildOptions, chosen_layers
-from .plan import Plan, make_plan, sentence_pieces
-from .shard import build_shard
+from .plan import PieceReader, Plan, StaleBuildError, make_plan
+from .ray_engine import RayOptions
+from .shard import build_shard, shard_marker
+from .sources import corpus_record, pieces_and_reader
 from .storage import Store
 
 BUILD = "build.json"
@@ -50,56 +54,90 @@ Progress = Callable[[int, int], None]
 corpus's words) until the build ends, when ``tokens_done == tokens_total``."""
 
 
+ENGINES = ("in-process", "ray")
+
+
 def build_index(
-    corpus: Corpus,
+    corpus: Corpus | CorpusSource,
     handle: ModelHandle,
     out: Path | str,
     *,
     options: BuildOptions = BuildOptions(),
     overwrite: bool = False,
     progress: Progress | None = None,
+    engine: str = "in-process",
+    ray: RayOptions | None = None,
 ) -> BuildReport:
-    """Index every non-special token of ``corpus`` under ``handle``'s model into the directory ``out``.
+    """Index every non-special token of ``corpus`` under ``handle``'s model into ``out``: a local directory,
+    or any fsspec location (``memory://x``, ``s3://bucket/x``...).
+
+    ``corpus`` is a `Corpus` already read (batched from memory) or a `CorpusSource` (read one slice at a
+    time: memory bounded by the shard). ``engine`` "in-process" builds the shards here, one after
+    another; "ray" on a Ray cluster (``ray``: `RayOptions`), reading the corpus's files there. A local
+    build is made in ``<out>.partial`` and renamed into place once committed; elsewhere it is made in
+    place, and exists once its manifest does.
 
     Raises `InputError` for bad options or an unusable ``out`` (see `check_build_target`), and `WriteError`
     naming the file when the file system refuses a write (a full disk, no permission...)."""
     options.check()
-    out = check_build_target(out, overwrite)
-    partial = out.with_name(out.name + ".partial")
-    with writing(partial):
-        return _build_index(corpus, handle, out, partial, options, progress)
-
-
-def _build_index(
-    corpus: Corpus, handle: ModelHandle, out: Path, partial: Path, options: BuildOptions, progress: Progress | None
-) -> BuildReport:
+    if engine not in ENGINES:
+        raise InputError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
+    if engine == "ray" and isinstance(corpus, Corpus):
+        corpus = corpus.source()  # Ray's workers read the corpus's files, not this process's memory
     started = time.perf_counter()
-    pieces = sentence_pieces(corpus.sentences, options.piece_tokens)
+    target = Store.at(out)
+    if not target.is_local:
+        manifest, resumed = _build(_remote_target(target, overwrite), corpus, handle, options, progress, engine, ray)
+        return BuildReport(manifest, Path(target.root), resumed, time.perf_counter() - started)
+    local = check_build_target(target.root, overwrite)
+    partial = local.with_name(local.name + ".partial")
+    with writing(partial):
+        try:
+            manifest, resumed = _build(_partial_store(partial), corpus, handle, options, progress, engine, ray)
+        except StaleBuildError:
+            shutil.rmtree(partial)  # a stale build of other inputs: start afresh
+            manifest, resumed = _build(_partial_store(partial), corpus, handle, options, progress, engine, ray)
+        _move_into_place(partial, local)
+    return BuildReport(manifest, local, resumed, time.perf_counter() - started)
 
-    def read(piece):
-        return corpus.sentences[piece.start : piece.end]
 
-    record = corpus_record(
-        corpus.name, corpus.checksum, [str(f) for f in corpus.files], corpus.annotator, dict(corpus.silver)
-    )
-    store = _partial_store(partial)
-    try:
-        plan = make_plan(store, handle, record, pieces, read, options)
-    except InputError as error:
-        if "plan of another build" not in str(error):
-            raise
-        shutil.rmtree(partial)  # a stale build of other inputs: start afresh
-        store = _partial_store(partial)
-        plan = make_plan(store, handle, record, pieces, read, options)
-    resumed = run_in_process(store, plan, handle, read, progress)
-    manifest = commit(store, plan, record)
+def _build(
+    store: Store,
+    corpus: Corpus | CorpusSource,
+    handle: ModelHandle,
+    options: BuildOptions,
+    progress: Progress | None,
+    engine: str,
+    ray: RayOptions | None,
+) -> tuple[Manifest, int]:
+    """Plan (or find the plan), build the unfinished shards with ``engine``, commit; (manifest, shards resumed)."""
+    pieces, read = pieces_and_reader(corpus, options.piece_tokens)
+    plan = make_plan(store, handle, corpus_record(corpus), pieces, read, options)
+    if engine == "ray":
+        from .ray_engine import run_on_ray
+
+        resumed = sum(shard_marker(store, plan, spec) is not None for spec in plan.shards)
+        run_on_ray(store, plan, read, options=ray or RayOptions())
+    else:
+        resumed = run_in_process(store, plan, handle, read, progress)
+    manifest = commit(store, plan)
     if progress:
         progress(manifest.tokens, manifest.tokens)
-    _move_into_place(partial, out)
-    return BuildReport(manifest, out, resumed, time.perf_counter() - started)
+    return manifest, resumed
 
 
-def run_in_process(store: Store, plan: Plan, handle: ModelHandle, read, progress: Progress | None = None) -> int:
+def _remote_target(store: Store, overwrite: bool) -> Store:
+    """A build in place on a remote store: refused over an index unless ``overwrite`` (which removes it)."""
+    if store.exists(MANIFEST):
+        if not overwrite:
+            raise InputError(f"an index already exists at {store.url}: pass overwrite=True (--overwrite) to replace it")
+        store.remove("")
+    return store
+
+
+def run_in_process(
+    store: Store, plan: Plan, handle: ModelHandle, read: PieceReader, progress: Progress | None = None
+) -> int:
     """Build every unfinished shard of ``plan`` here, one after another; returns how many were already done."""
     total = max(1, plan.estimated_tokens)
     done = [0]
@@ -163,3 +201,27 @@ def check_build_target(out: Path | str, overwrite: bool = False) -> Path:
     if not overwrite:
         raise InputError(f"an index already exists at {out}: pass overwrite=True (--overwrite) to replace it")
     return out
+
+
+def plan_index(
+    corpus: Corpus | CorpusSource,
+    handle: ModelHandle,
+    out: Path | str,
+    *,
+    options: BuildOptions = BuildOptions(),
+    overwrite: bool = False,
+) -> Plan:
+    """Only plan a build of ``corpus`` into ``out`` (a path or fsspec URL), for a scheduler to run its shards
+    (`shard.build_shard`, ``attnscope index-shard``) and commit it (`commit.commit`, ``attnscope index-commit``).
+    The build is made in place: ``out`` is an index once committed. A plan already there for the same
+    build is kept (resuming). Raises `InputError` for bad options, an index at ``out`` (unless
+    ``overwrite``), another build's plan there, or a corpus in memory (its shards could be built by no
+    other process)."""
+    options.check()
+    if isinstance(corpus, Corpus):
+        corpus = corpus.source()
+    store = Store.at(out)
+    if store.is_local and Path(store.root).exists() and not Path(store.root).is_dir():
+        raise InputError(f"cannot plan a build at {store.root}: it is a file; name a directory to create")
+    pieces, read = pieces_and_reader(corpus, options.piece_tokens)
+    return make_plan(_remote_target(store, overwrite), handle, corpus_record(corpus), pieces, read, options)

@@ -59,12 +59,12 @@ def check_shards(store: Store, plan: Plan) -> list[dict[str, Any]]:
     return markers
 
 
-def commit(store: Store, plan: Plan, corpus: dict[str, Any]) -> Manifest:
+def commit(store: Store, plan: Plan) -> Manifest:
     """Join the finished shards of ``plan`` into one index in ``store`` and write its manifest.
 
-    ``corpus`` gives the manifest's corpus fields (name, checksum, files, annotator, silver). Raises
-    `InputError` when a shard is unfinished, of another plan or damaged (`check_shards`)."""
+    Raises `InputError` when a shard is unfinished, of another plan or damaged (`check_shards`)."""
     markers = check_shards(store, plan)
+    corpus = plan.corpus
     options = options_from_dict(plan.options)
     present = {f for m in markers for f in m["fields"]}
     fields = [f for f in METADATA_FIELDS if f in present]
@@ -225,8 +225,3 @@ def _schema(table: Any, name: str) -> Any:
         else:
             fields.append(field)
     return pa.schema(fields)
-
-
-def corpus_record(name: str, checksum: str, files: list[str], annotator: str, silver: dict[str, str]) -> dict[str, Any]:
-    """The corpus fields a plan records for the manifest."""
-    return {"name": name, "checksum": checksum, "files": files, "annotator": annotator, "silver": silver}

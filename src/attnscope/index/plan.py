@@ -45,6 +45,10 @@ APPROXIMATE_ABOVE = 1_000_000
 """With ``approximate="auto"``, corpora estimated above this many tokens get approximate (IVF) vector sets."""
 
 
+class StaleBuildError(InputError):
+    """A build's folder holds the plan of another build (other model, corpus or options)."""
+
+
 def trained_file(kind: str, layer: int) -> str:
     """The plan's trained, empty IVF index of one vector set (its centroids and quantiser ranges)."""
     return f"trained.{kind}.{layer}.faiss"
@@ -348,7 +352,7 @@ def make_plan(
     if existing is not None:
         if existing.key == key:
             return existing
-        raise InputError(
+        raise StaleBuildError(
             f"{store.path('')} holds the plan of another build (another model, corpus or options): "
             f"remove it or choose another --out"
         )

@@ -31,6 +31,7 @@ from .attention_store import AttentionStore
 from .grouping import WordVectors, grouped_search, word_vector
 from .layout import RANGES, codes_file, ivf_file, read_codes
 from .manifest import Manifest, check_model, read_manifest
+from .storage import local_index
 from .summaries import Match, SearchResult, make_matches, summarise
 from .tables import Tables
 
@@ -99,7 +100,10 @@ class Index:
 
     @classmethod
     def open(cls, directory: Path | str, cache_bytes: int = CACHE_BYTES) -> Index:
-        directory = Path(directory)
+        """The index in ``directory``: a local folder, or an fsspec URL (``s3://...``, ``memory://...``),
+        copied into attnscope's cache first (`storage.local_index`). Raises `IndexFormatError` when there is
+        no complete index there."""
+        directory = local_index(directory) if isinstance(directory, str) and "://" in directory else Path(directory)
         manifest = read_manifest(directory)
         return cls(directory, manifest, Tables.read(directory), cache_bytes)
 

@@ -14,6 +14,7 @@ on a local store, a downloaded copy otherwise (`Store.local_copy`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -148,3 +149,30 @@ class Store:
             target = local / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             self.fs.get_file(path, str(target))
+
+
+def local_index(location: str | os.PathLike[str]) -> Path:
+    """A local folder holding the index at ``location``: the folder itself when it is on this machine, else
+    a copy in attnscope's cache (``<cache>/remote-indexes/<hash of the URL>``), downloaded again when the
+    index's manifest changed. An index elsewhere without its manifest is no index (`IndexFormatError`)."""
+    from ..cache import cache_root
+    from .layout import MANIFEST
+    from .manifest import IndexFormatError
+
+    store = Store.at(location)
+    if store.is_local:
+        return Path(store.root)
+    if not store.exists(MANIFEST):
+        raise IndexFormatError(f"{store.url} is not an attnscope index: it has no {MANIFEST} (yet)")
+    folder = cache_root() / "remote-indexes" / hashlib.sha256(store.url.encode()).hexdigest()[:16]
+    manifest = store.read(MANIFEST)
+    if (folder / MANIFEST).is_file() and (folder / MANIFEST).read_bytes() == manifest:
+        return folder
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    with writing(partial):
+        store.download("", partial)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(partial, folder)
+    return folder
