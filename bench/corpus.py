@@ -37,7 +37,7 @@ import attnscope
 from attnscope.capture.engine import _model_inputs
 from attnscope.corpus import open_corpus
 from attnscope.index import BuildOptions, Index, Query, build_index
-from attnscope.index.extract import extract_batch, number_rows, plan_batches, plan_sentences
+from attnscope.index.extract import extract_batch, plan_batches, plan_sentences
 from attnscope.index.search import zero_other_heads
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +88,6 @@ def main() -> None:
     corpus = open_corpus(args.corpus)
     planned, _ = plan_sentences(handle, corpus.sentences)
     batches = plan_batches([len(p.tokens) for p in planned], args.batch_tokens)
-    number_rows(planned, batches)  # the rows build_index gives them
     total = sum(p.rows for p in planned)
     shape = handle.stacks[handle.main_stack]
     layers, head_count, width = shape.layers, shape.heads, int(handle.model.config.hidden_size)
@@ -112,6 +111,8 @@ def main() -> None:
         print(f"  ratio {ratio:.3f} (goal >= {GOAL_P3}) {'ok' if ratio >= GOAL_P3 else 'MISSED'}")
 
         index = Index.open(work / "index")
+        for item, first in zip(planned, index.tables.sentences["first_row"], strict=True):
+            item.first_row = int(first)  # the build batches within pieces: take its rows from the index
         files = index.manifest.files
         size = sum(files.values())
         goal = BERT_BASE_BYTES * (layers * width) / (BERT_BASE_LAYERS * BERT_BASE_WIDTH)
