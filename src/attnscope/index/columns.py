@@ -12,6 +12,7 @@ the whole object array (avoid it on large tables).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,11 @@ class Column:
 
     def __init__(self, codes: np.ndarray, values: np.ndarray):
         self.codes, self.values = codes, values
-        self._code = {value: code for code, value in enumerate(values.tolist())}
+
+    @cached_property
+    def _code(self) -> dict[str | None, int]:
+        """Value -> code, made on the first comparison (most columns are only read row by row)."""
+        return {value: code for code, value in enumerate(self.values.tolist())}
 
     @classmethod
     def from_arrow(cls, array: Any) -> Column:
