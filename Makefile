@@ -51,6 +51,13 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
+# The King James Bible corpus (`kjv`, tests read a chapter or two) is printed by Debian's bible-kjv.
+BIBLE := /usr/bin/bible
+
+$(BIBLE):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bible-kjv
+
 # Lint and format check (ruff, configured in pyproject.toml) and the type check of src/ (mypy): a finding fails
 # `make test`, and so .ci/run, before any test runs. `ruff format .` formats the code as the check wants it.
 lint: venv-test
@@ -83,7 +90,7 @@ check-js: $(NODE_MODULES)
 	node js/function_lengths.mjs
 
 # pytest exits 5 when it collects nothing: that is a failure here, not a pass.
-test: venv-test $(CHROMIUM) lint check-js
+test: venv-test $(CHROMIUM) $(BIBLE) lint check-js
 	$(PY) -m pytest -q tests
 
 bench: venv-test

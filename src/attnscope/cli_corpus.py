@@ -21,8 +21,8 @@ from .errors import AttnscopeError, InputError, count
 def index(
     corpus: str = typer.Argument(
         ...,
-        help="'ewt' (UD English EWT, downloaded once), a directory or .conllu file, or a .txt file (with "
-        "--spacy-pipeline).",
+        help="'ewt' (UD English EWT, downloaded once), 'kjv' (the King James Bible, from Debian's bible-kjv), "
+        "a directory or .conllu file, or a .txt file (with --spacy-pipeline).",
     ),
     out: str = typer.Option(
         ..., "--out", "-o", help="Directory to create for the index, or an fsspec URL (file://, s3://...)."

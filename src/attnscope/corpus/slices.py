@@ -118,12 +118,12 @@ def read_slice(
             f"{path}: bytes {piece.start}-{piece.end} (from line {piece.line}) are not those planned: the file "
             f"changed since its slices were planned; plan the corpus again"
         )
-    return _read(source, piece.file, data, piece.line, piece.start, piece.sentence, nlp_cache)
+    return _read(source, piece.file, data, piece.line, piece.start, piece.sentence, nlp_cache, whole=False)
 
 
 def read_file(source: CorpusSource, number: int) -> list[AnnotatedSentence]:
     """The sentences of file ``number`` of ``source``, the whole file read as one slice."""
-    return _read(source, number, read_bytes(source.paths[number]), 1, 0, 0, None)
+    return _read(source, number, read_bytes(source.paths[number]), 1, 0, 0, None, whole=True)
 
 
 def _read(
@@ -134,14 +134,15 @@ def _read(
     start: int,
     before: int,
     cache: MutableMapping[str, Language] | None,
+    whole: bool,
 ) -> list[AnnotatedSentence]:
     """The sentences in ``data``: bytes of file ``number`` from byte ``start``, line ``line``, after
-    ``before`` sentences (CoNLL-U) or paragraphs (text)."""
+    ``before`` sentences (CoNLL-U) or paragraphs (text); ``whole`` when that is the whole file."""
     path = source.paths[number]
     text = decode_utf8(data, path, line, start)
     if source.format == "text":
         nlp = _pipeline(source, cache)
-        return list(annotate_text(text, path, nlp, first_line=line, first_paragraph=before))
+        return list(annotate_text(text, path, nlp, first_line=line, first_paragraph=before, whole=whole))
     sentences = tuple(parse_conllu(text, path, first_line=line, first_sentence=before))
     if source.ner_pipeline is None:
         return list(sentences)

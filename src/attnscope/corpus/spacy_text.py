@@ -115,13 +115,12 @@ def read_text(path: Path | str, pipeline: str | Language) -> Iterator[AnnotatedS
 
 
 def annotate_text(
-    text: str, path: Path, nlp: Language, *, first_line: int = 1, first_paragraph: int = 0
+    text: str, path: Path, nlp: Language, *, first_line: int = 1, first_paragraph: int = 0, whole: bool = True
 ) -> Iterator[AnnotatedSentence]:
-    """The sentences of ``text``, all of the file ``path`` or a part of it that starts at a paragraph
-    (`attnscope.corpus.slices`): line ``first_line`` of the file, after ``first_paragraph`` paragraphs.
-    ``nlp`` is a loaded pipeline that splits sentences (`check_sentences`). A whole file
-    (``first_paragraph`` 0) without a sentence is an error."""
-    whole = first_line == 1 and first_paragraph == 0
+    """The sentences of ``text``: all of the file ``path`` (``whole``: then a file without a sentence is
+    an error), or a part of it that starts at a paragraph (`attnscope.corpus.slices`), line
+    ``first_line`` of the file, after ``first_paragraph`` paragraphs. ``nlp`` is a loaded pipeline
+    that splits sentences (`check_sentences`)."""
     paragraphs = _paragraphs(text)
     if not paragraphs and whole:
         raise CorpusFormatError(

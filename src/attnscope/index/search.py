@@ -28,6 +28,7 @@ from ..errors import FieldError, InputError, check_range, count
 from ..selection import check_choice, check_choices
 from . import vectors
 from .attention_store import AttentionStore
+from .columns import isin
 from .grouping import WordVectors, grouped_search, word_vector
 from .layout import RANGES, codes_file, ivf_file, read_codes
 from .manifest import Manifest, check_model, read_manifest
@@ -250,7 +251,7 @@ class Index:
             return None
         mask = np.ones(self.size, dtype=bool)
         for name, values in filters.items():
-            mask &= np.isin(self.tables.tokens[name], values)
+            mask &= isin(self.tables.tokens[name], values)
         return mask
 
     def check_filter(self, name: str) -> None:

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..corpus import METADATA_FIELDS, AnnotatedSentence
+from .columns import Column
 from .extract import PlannedSentence
 from .layout import SENTENCES, TOKENS
 
@@ -77,20 +79,16 @@ def write_tables(
 
 @dataclass
 class Tables:
-    """Both tables in memory as numpy columns (object arrays for strings), for fast per-row access."""
+    """Both tables in memory, for fast per-row access: numbers as numpy columns (int32 where the values
+    fit), the token table's strings as dictionary-encoded `Column` s (codes into the distinct values:
+    1-4 bytes a row instead of a Python object), the sentence table's strings as object arrays."""
 
-    tokens: dict[str, np.ndarray]
-    sentences: dict[str, np.ndarray]
+    tokens: dict[str, Any]
+    sentences: dict[str, Any]
 
     @classmethod
     def read(cls, directory: Path) -> Tables:
-        import pyarrow.parquet as pq
-
-        def columns(name: str) -> dict[str, np.ndarray]:
-            table = pq.read_table(directory / name)
-            return {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
-
-        return cls(columns(TOKENS), columns(SENTENCES))
+        return cls(read_columns(directory / TOKENS, encode=True), read_columns(directory / SENTENCES, encode=False))
 
     @property
     def fields(self) -> list[str]:
@@ -107,3 +105,30 @@ class Tables:
     def sentence_rows(self, sentence: int) -> range:
         first = int(self.sentences["first_row"][sentence])
         return range(first, first + int(self.sentences["rows"][sentence]))
+
+
+def read_columns(path: Path, encode: bool) -> dict[str, Any]:
+    """The columns of a Parquet table: strings as `Column` s when ``encode`` (read as dictionaries, never
+    as one Python object per row), otherwise as object arrays; integers as int32 when they fit."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    table = pq.read_table(path, read_dictionary=strings if encode else None)
+    columns: dict[str, Any] = {}
+    for name in table.column_names:
+        column = table.column(name)
+        if encode and name in strings:
+            columns[name] = Column.from_arrow(column)
+        else:
+            columns[name] = _narrow_integers(column.to_numpy(zero_copy_only=False))
+    return columns
+
+
+def _narrow_integers(array: np.ndarray) -> np.ndarray:
+    """``array`` as int32 when it is a 64-bit integer array whose values all fit."""
+    if array.dtype != np.int64 or not len(array):
+        return array
+    small = np.iinfo(np.int32)
+    return array.astype(np.int32) if small.min <= array.min() and array.max() <= small.max else array
