@@ -4,6 +4,7 @@ Python's palette colours the library's difference, a click showing the matched h
 
 from __future__ import annotations
 
+import json
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import numpy as np
@@ -58,6 +59,8 @@ def query(app: AppPage) -> dict[str, list[str]]:
 
 def test_comparing_with_a_served_model_draws_the_diff_and_none_returns_to_one_model(app, expected):
     open_app(app, "?" + urlencode({"text": PUB}))
+    asked: list[str] = []
+    app.page.on("request", lambda r: asked.append(r.post_data or "") if r.url.endswith("/api/compare") else None)
     assert app.page.locator("#compare option").all_inner_texts() == ["none", expected.model_a, ZEROED_NAME]
     compare_with(app, ZEROED_NAME)
     assert query(app)["compare"] == [ZEROED_NAME]
@@ -91,6 +94,7 @@ def test_comparing_with_a_served_model_draws_the_diff_and_none_returns_to_one_mo
     assert app.page.locator("#compare-view").is_hidden() and app.page.locator(ROOT).count() == 0
     assert app.page.locator("#attention .attnscope-hv").is_visible()
     assert app.page.locator("#attention-toolbar").is_visible()
+    assert len(asked) == 1 and json.loads(asked[0]) == {"model": expected.model_a, "compare": ZEROED_NAME, "text": PUB}
     assert app.errors == []
 
 

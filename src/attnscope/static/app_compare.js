@@ -26,7 +26,7 @@ import { createStaticModel } from "./static_model.js";
 /** @param {CompareHost} host */
 export function createComparePanel(host) {
   const part = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
-  let run = 0, shown = "";
+  let run = 0, asked = ""; // the request last sent (answered, refused or on its way), as JSON
   /** @type {(() => void) | null} */
   let cleanup = null;
 
@@ -43,33 +43,37 @@ export function createComparePanel(host) {
   function unmount() {
     cleanup?.();
     cleanup = null;
-    shown = "";
     part("compare-view").replaceChildren();
   }
 
-  /** Show what the state asks for: the single-model view, or the comparison of its text with model B. */
+  /** Show what the state asks for: the single-model view, or the comparison of its text with model B (asked of the
+   * server once per text and pair of models). */
   async function load() {
-    const id = ++run, state = host.state(), info = host.model(), view = part("compare-view"), note = part("compare-note");
+    const state = host.state(), info = host.model(), view = part("compare-view"), note = part("compare-note");
     const comparing = Boolean(state.compare && info && state.text.trim());
     part("app").dataset.comparing = String(comparing);
     view.hidden = !comparing;
     if (!comparing) {
       unmount();
+      run++; // an answer on its way is dropped
+      asked = "";
       note.textContent = "";
       view.dataset.state = "idle";
       return;
     }
     const request = { model: info.name, compare: state.compare, text: state.text, ...(state.pair ? { text_pair: state.pair } : {}) };
     const key = JSON.stringify(request);
-    note.textContent = state.mask.length || state.gen > 0
+    const fresh = key !== asked; // the page's other changes (layer, search, ...) ask nothing again
+    if (fresh || view.dataset.state !== "error") note.textContent = state.mask.length || state.gen > 0
       ? "The comparison runs on the text as typed: masked tokens and a continuation are not part of it." : "";
-    if (key === shown && view.dataset.state === "ready") return;
+    if (!fresh) return;
+    const id = ++run;
+    asked = key;
     view.dataset.state = "loading";
     try {
       const response = await api("/api/compare", request);
       if (id !== run) return;
       mount(response);
-      shown = key;
       view.dataset.state = "ready";
     } catch (error) {
       if (id !== run) return;

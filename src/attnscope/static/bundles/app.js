@@ -2158,7 +2158,7 @@ function createComparePanel(host) {
     /** @type {any} */
     document.getElementById(id)
   );
-  let run = 0, shown2 = "";
+  let run = 0, asked = "";
   let cleanup = null;
   function fill2() {
     const select = part2("compare");
@@ -2174,30 +2174,33 @@ function createComparePanel(host) {
   function unmount() {
     cleanup?.();
     cleanup = null;
-    shown2 = "";
     part2("compare-view").replaceChildren();
   }
   async function load() {
-    const id = ++run, state = host.state(), info = host.model(), view = part2("compare-view"), note = part2("compare-note");
+    const state = host.state(), info = host.model(), view = part2("compare-view"), note = part2("compare-note");
     const comparing = Boolean(state.compare && info && state.text.trim());
     part2("app").dataset.comparing = String(comparing);
     view.hidden = !comparing;
     if (!comparing) {
       unmount();
+      run++;
+      asked = "";
       note.textContent = "";
       view.dataset.state = "idle";
       return;
     }
     const request = { model: info.name, compare: state.compare, text: state.text, ...state.pair ? { text_pair: state.pair } : {} };
     const key = JSON.stringify(request);
-    note.textContent = state.mask.length || state.gen > 0 ? "The comparison runs on the text as typed: masked tokens and a continuation are not part of it." : "";
-    if (key === shown2 && view.dataset.state === "ready") return;
+    const fresh = key !== asked;
+    if (fresh || view.dataset.state !== "error") note.textContent = state.mask.length || state.gen > 0 ? "The comparison runs on the text as typed: masked tokens and a continuation are not part of it." : "";
+    if (!fresh) return;
+    const id = ++run;
+    asked = key;
     view.dataset.state = "loading";
     try {
       const response = await api("/api/compare", request);
       if (id !== run) return;
       mount(response);
-      shown2 = key;
       view.dataset.state = "ready";
     } catch (error) {
       if (id !== run) return;
