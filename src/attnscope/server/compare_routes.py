@@ -24,6 +24,7 @@ from ..analysis.comparison import compare
 from ..capture.engine import capture
 from ..capture.inputs import Tokens
 from ..capture.loading import ModelHandle
+from ..capture.result import Capture
 from ..errors import count
 from ..views.compression import compressed_header
 from ..views.diff_payload import diff_payload
@@ -131,6 +132,22 @@ def _check_level(level: str, tokens_a: Tokens, tokens_b: Tokens) -> None:
         )
 
 
+def _captured(handle: ModelHandle, body: CompareRequest, tokens: Tokens) -> Capture:
+    """The text's attention through ``handle``, every weight (eager: the comparison reads them all, and
+    `compare_memory` has bounded them); no predictions."""
+    with in_field(None):
+        return capture(
+            handle,
+            body.text,
+            body.text_pair,
+            fields=["attentions"],
+            top_k=0,
+            warn=False,
+            tokens=tokens,
+            attention="eager",
+        )
+
+
 @router.post(
     "/compare",
     response_model=CompareResponse,
@@ -147,17 +164,8 @@ def compare_route(body: CompareRequest, request: Request) -> CompareResponse:
     tokens_b = tokens_a if handle_b is handle_a else _encode(state, handle_b, body.text, body.text_pair, [])
     _check_memory(state, (name_a, name_b), ((handle_a, role_a, len(tokens_a)), (handle_b, role_b, len(tokens_b))))
     _check_level(body.level, tokens_a, tokens_b)
-    with in_field(None):
-        cap_a = capture(
-            handle_a, body.text, body.text_pair, fields=["attentions"], top_k=0, warn=False, tokens=tokens_a
-        )
-        cap_b = (
-            cap_a
-            if handle_b is handle_a
-            else capture(
-                handle_b, body.text, body.text_pair, fields=["attentions"], top_k=0, warn=False, tokens=tokens_b
-            )
-        )
+    cap_a = _captured(handle_a, body, tokens_a)
+    cap_b = cap_a if handle_b is handle_a else _captured(handle_b, body, tokens_b)
     with in_field("text"):  # words that align nowhere, rows with no weight left: the text is at fault
         comparison = compare(cap_a, cap_b, level=body.level, stack_a=role_a, stack_b=role_b)
     comparison.model_a, comparison.model_b = name_a, name_b  # as served: never a path of this machine
