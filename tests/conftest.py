@@ -32,7 +32,7 @@ from .index_fixtures import ewt_index, silver_index, small_corpus, small_index, 
 from .smollm2_fixture import smollm2, smollm2_cache, smollm2_first_load  # noqa: E402,F401
 from .spacy_pipeline import english_pipeline  # noqa: E402,F401
 from .tiny_models import build_model  # noqa: E402
-from .zeroed_model import zeroed_query_copy  # noqa: E402
+from .zeroed_model import save_zeroed_copy, zeroed_query_copy  # noqa: E402
 
 PUB = "The girl ran to a local pub to escape the din of her city."
 
@@ -46,6 +46,12 @@ def default_model() -> attnscope.ModelHandle:
 def zeroed_copy() -> attnscope.ModelHandle:
     """The default model with head 2-5's queries zeroed (tests/zeroed_model.py): a changed checkpoint."""
     return zeroed_query_copy()
+
+
+@pytest.fixture(scope="session")
+def zeroed_path(zeroed_copy, tmp_path_factory) -> Path:
+    """`zeroed_copy` saved as a checkpoint folder named ``zeroed-2-5`` (served and shown by that name)."""
+    return save_zeroed_copy(zeroed_copy, tmp_path_factory.mktemp("zeroed") / "zeroed-2-5")
 
 
 @pytest.fixture(scope="session")

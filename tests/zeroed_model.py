@@ -3,6 +3,8 @@ model whose layer 2 head 5 has its query weights and bias zeroed, so its scores 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 import attnscope
@@ -21,3 +23,11 @@ def zeroed_query_copy() -> attnscope.ModelHandle:
         query.weight[head * width : (head + 1) * width] = 0
         query.bias[head * width : (head + 1) * width] = 0
     return handle
+
+
+def save_zeroed_copy(handle: attnscope.ModelHandle, directory: Path) -> Path:
+    """Save ``handle`` (`zeroed_query_copy`'s) with its tokenizer to ``directory``, a checkpoint that loads by path
+    (``attnscope.load(str(directory))``, ``attnscope serve --model DIRECTORY``); returns ``directory``."""
+    handle.model.save_pretrained(directory)
+    handle.tokenizer.save_pretrained(directory)
+    return directory

@@ -113,7 +113,7 @@ def test_malformed_values_are_each_named_and_the_valid_ones_kept(app):
     assert dropped == {
         "colour": "colour=red was ignored: the app reads only model, corpus, text, pair, mask, layer, heads, show, "
         "words, top_share, special, token, search, field, cols, span, atlas, score, top, filter, per, scoring, "
-        "pairs, gen, seed",
+        "pairs, gen, seed, compare",
         "mask": "mask=3;4 was ignored: not a list of token positions (write them as 1,4,7)",
         "heads": "heads=1,x was ignored: not a list of head numbers (write them as 1,4,7)",
         "layer": "layer=two was ignored: not a layer number (0, 1, 2, …)",

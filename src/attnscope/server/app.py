@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from .build_routes import router as builds
+from .compare_routes import router as compare_router
 from .decoder_routes import router as decoder_router
 from .errors import error_response, install_error_handlers
 from .long_routes import router as long_router
@@ -89,6 +90,7 @@ def create_app(state: AppState) -> FastAPI:
     app.include_router(router)
     app.include_router(builds)
     app.include_router(decoder_router)
+    app.include_router(compare_router)
     app.include_router(long_router)
     app.include_router(pages)
     app.add_middleware(BodyLimit, max_bytes=state.limits.max_body_bytes)
@@ -109,9 +111,11 @@ def _name_the_served(app: FastAPI, state: AppState) -> None:
         schema = generate()
         components = schema.get("components", {}).get("schemas", {})
         models = sorted({*state.models, *state.listed_aliases()})
-        for name in ("AttentionRequest", "PredictionsRequest", "ContinueRequest"):
+        for name in ("AttentionRequest", "PredictionsRequest", "ContinueRequest", "CompareRequest"):
             if name in components:
                 components[name]["properties"]["model"]["enum"] = models
+        if "CompareRequest" in components:
+            components["CompareRequest"]["properties"]["compare"]["enum"] = models
         if state.corpora and "SearchRequest" in components:
             components["SearchRequest"]["properties"]["corpus"]["enum"] = sorted(state.corpora)
         for parameter in schema.get("paths", {}).get("/api/atlas", {}).get("get", {}).get("parameters", []):

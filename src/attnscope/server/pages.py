@@ -1,12 +1,13 @@
 """The explorer app's page and its two assets (one ES module, one stylesheet), served from the package.
 
-The module is the app's committed bundle (``static/bundles/app.js``, built by esbuild from ``static/app.js``
-and what it imports, the notebook views' ``head_view.js`` and ``atlas.js`` among them: ``js/build.mjs``),
-so the app draws with the views' code (the stylesheet is ``app.css``, ``head_view.css`` and ``atlas.css``). Asset URLs
-carry a hash of their content (``/assets/<hash>/app.js``), so they are cached for good and a new version is
-never mixed with an old one. Only the two named assets exist: any other path, ``..`` included, is a 404 in
-the one error shape. The page is sent with a Content-Security-Policy that allows scripts, styles and requests
-from this server only, so no injected markup could run a script even if a text were ever not escaped.
+The module is the app's committed bundle (``static/bundles/app.js``, built by esbuild from ``static/app.js`` and
+what it imports, the notebook views' ``head_view.js``, ``atlas.js`` and ``diff_view.js`` among them:
+``js/build.mjs``), so the app draws with the views' code (the stylesheet is ``app.css``, ``head_view.css``,
+``atlas.css`` and ``diff_view.css``). Asset URLs carry a hash of their content (``/assets/<hash>/app.js``), so they
+are cached for good and a new version is never mixed with an old one. Only the two named assets exist: any other
+path, ``..`` included, is a 404 in the one error shape. The page is sent with a Content-Security-Policy that allows
+scripts, styles and requests from this server only, so no injected markup could run a script even if a text were
+ever not escaped.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ def app_assets() -> Assets:
     files = {
         "app.js": (bundle("app").encode("utf-8"), "text/javascript; charset=utf-8"),
         "app.css": (
-            "".join(static_text(name) for name in ("app.css", "head_view.css", "atlas.css")).encode("utf-8"),
+            "".join(static_text(name) for name in ("app.css", "head_view.css", "atlas.css", "diff_view.css")).encode(
+                "utf-8"
+            ),
             "text/css; charset=utf-8",
         ),
     }

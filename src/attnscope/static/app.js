@@ -9,7 +9,7 @@
  * #app[data-aggregation] (the same, for a response asked for what Show draws) and data-aggregations
  * (responses drawn that carried an aggregation), #results[data-state] (the same) and data-searches,
  * #atlas[data-state] (idle | loading | computing | ready | error) and #app[data-stack] (the attention
- * stack drawn). What a link asks for that cannot be shown is dropped, listed in #link-notice and left
+ * stack drawn). "Compare with" (app_compare.js) shows the text through a second model with the diff view. What a link asks for that cannot be shown is dropped, listed in #link-notice and left
  * out of the URL (app_links.js); the rest of the link still applies. The entry of the app's bundle
  * (static/bundles/app.js, js/build.mjs), which app.html loads and `attnscope serve` serves; it runs the
  * page on import.
@@ -21,6 +21,7 @@ import { createAtlasPanel } from "./app_atlas_panel.js";
 import { createCorpusBuild } from "./app_corpus_build.js";
 import { checkCausalMask, checkContinuation, continueRequest, syncContinue, wireContinue } from "./app_decoder.js";
 import { fieldLabel } from "./app_corpus.js";
+import { createComparePanel } from "./app_compare.js";
 import { createAttentionPanel, inputOf, showPredictionsTip } from "./app_head_view.js";
 import { refusedAtLength, showLength } from "./app_long_view.js";
 import { checkLinkMask, checkServed, checkToken, showDropped } from "./app_links.js";
@@ -40,7 +41,8 @@ const NORM_HELP = " Each row is scaled to sum to 1 (these are lengths, not proba
  * The page: its state, what the server serves, the loaded input and its predictions, and the panels.
  * @typedef {{ app: HTMLElement, state: AppState, models: any[], corpora: any[], attention: AttentionData | null,
  *   predictions: any[] | null, predictionsNote: string, predictionsMode: string, run: number, focusAfterLoad: boolean,
- *   maskFromLink: boolean, panel: ReturnType<typeof createAttentionPanel>, search: any, atlas: any, build: any, continuation: any }} Page
+ *   maskFromLink: boolean, panel: ReturnType<typeof createAttentionPanel>, search: any, atlas: any, build: any, continuation: any,
+ *   compare: ReturnType<typeof createComparePanel> }} Page
  */
 
 /** @param {string} id @returns {any} */
@@ -100,6 +102,7 @@ function fillSelectors(p) {
   const labels = fields.map((f) => /** @type {[string, string]} */ ([f, fieldLabel(f, corpusInfo(p)?.silver)]));
   fill(byId("summary-field"), labels, p.state.field || fields[0] || "");
   fill(byId("cols-field"), labels, p.state.cols || fields[0] || "");
+  p.compare.fill();
 }
 
 /** @param {Page} p */
@@ -158,6 +161,7 @@ function update(p, patch) {
   if (before.model !== state.model) void p.build.check(); // a model without a corpus may get one built
   if (before.corpus !== state.corpus || before.atlas !== state.atlas) void p.atlas.load();
   else p.atlas.follow();
+  void p.compare.load(); // asks the server only when the text or either model changed
   if (inputChanged) {
     void loadAttention(p, "input");
     return;
@@ -422,10 +426,12 @@ function createPage(drops) {
   const p = {
     app: byId("app"), state: stateFromQuery(location.search, drops), models: [], corpora: [], attention: null,
     predictions: null, predictionsNote: "", predictionsMode: "", run: 0, focusAfterLoad: false, maskFromLink: false,
-    panel: /** @type {any} */ (null), search: null, atlas: null, build: null, continuation: null,
+    panel: /** @type {any} */ (null), search: null, atlas: null, build: null, continuation: null, compare: /** @type {any} */ (null),
   };
   p.maskFromLink = p.state.mask.length > 0; // a link's mask is checked against the input before it is sent
   p.panel = attentionPanel(p);
+  p.compare = createComparePanel({ state: () => p.state, model: () => modelInfo(p), models: () => p.models,
+    choose: (compare) => update(p, { compare }) });
   p.search = createSearchPanel({
     state: () => p.state, attention: () => p.attention, corpus: () => corpusInfo(p), heads: () => selectedHeads(p),
     update: (patch) => update(p, patch), open: (match, rank) => openMatch(p, match, rank),
@@ -477,6 +483,7 @@ async function boot() {
   onThemeChange(() => redraw(p)); // the theme's head colours, the tokens' labels fitted again
   void p.atlas.load();
   void p.build.check();
+  void p.compare.load();
   await loadAttention(p, "input");
 }
 

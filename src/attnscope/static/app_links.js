@@ -1,7 +1,7 @@
 // @ts-check
 /**
  * What a link (the URL's state) asks for that this server or this input cannot show: an unknown
- * model, corpus or field, something Show cannot draw for the model, a filter on a field the corpus does not have, a layer, head, token or mask
+ * model (the compare= model too), corpus or field, something Show cannot draw for the model, a filter on a field the corpus does not have, a layer, head, token or mask
  * position out of range, a search for a special token (the index holds none), a special token
  * selected while special tokens are hidden. Each such parameter is dropped from the state (the rest
  * still applies) and reported in words by `dropped` (app_state.js), "layer=40 was ignored: this model
@@ -43,6 +43,10 @@ export function checkServed(state, models, corpora) {
     const shown = models[0]?.name ?? "nothing";
     drops.push(dropped("model", state.model, `it is not served here (this server serves ${served}); showing ${shown}`));
     state.model = "";
+  }
+  if (state.compare && !findModel(models, state.compare)) {
+    drops.push(dropped("compare", state.compare, `it is not served here (this server serves ${models.map((m) => m.name).join(", ")})`));
+    state.compare = "";
   }
   const info = findModel(models, state.model || models[0]?.name || "");
   if (!info) return drops;

@@ -12,7 +12,8 @@
  * (hide), token, search (embedding | heads), field (summary), cols (column field), span (column
  * offsets), atlas (the head atlas panel is open) and score (what colours the atlas grid); the search
  * options top, filter, per and scoring (app_search.js), pairs (the sentence-pair filter of the lines), and a causal
- * model's continuation: gen (tokens generated after the text) and seed (sampled with it; absent: greedy).
+ * model's continuation: gen (tokens generated after the text) and seed (sampled with it; absent: greedy), and compare
+ * (the served model whose attention over the same text the view is compared with, app_compare.js; absent: none).
  * A value out of shape (or an unknown parameter) is reported (`dropped`) and left at its default.
  */
 
@@ -24,7 +25,8 @@ import { readSearchOptions, searchDefaults, writeSearchOptions } from "./app_sea
  *   model: string, corpus: string, text: string, pair: string, mask: number[], layer: number,
  *   heads: number[] | null, show: string, words: boolean, topShare: number, hideSpecial: boolean,
  *   token: number | null, search: string, field: string, cols: string, span: number, atlas: boolean, score: string,
- *   top: number, filter: string, perSentence: boolean, scoring: string, pairs: string, gen: number, seed: number | null
+ *   top: number, filter: string, perSentence: boolean, scoring: string, pairs: string, gen: number, seed: number | null,
+ *   compare: string
  * }} AppState
  */
 
@@ -36,7 +38,7 @@ export function defaultState() {
   return {
     model: "", corpus: "", text: "", pair: "", mask: [], layer: 0, heads: null, show: "raw", words: false,
     topShare: TOP_SHARE_DEFAULT, hideSpecial: false, token: null, search: "", field: "", cols: "", span: 1, atlas: false, score: "",
-    ...searchDefaults(), pairs: "all", gen: 0, seed: null,
+    ...searchDefaults(), pairs: "all", gen: 0, seed: null, compare: "",
   };
 }
 
@@ -49,7 +51,7 @@ export function parseList(text) {
 
 /** The parameters the app reads (any other is reported as ignored). */
 const PARAMETERS = ["model", "corpus", "text", "pair", "mask", "layer", "heads", "show", "words", "top_share", "special",
-  "token", "search", "field", "cols", "span", "atlas", "score", "top", "filter", "per", "scoring", "pairs", "gen", "seed"];
+  "token", "search", "field", "cols", "span", "atlas", "score", "top", "filter", "per", "scoring", "pairs", "gen", "seed", "compare"];
 const GEN_MAX = 200; // tokens one Continue request may generate (POST /api/continue's max_new_tokens)
 const MAX_TEXT = 30000; // characters, as the page's inputs and the API take (schemas.MAX_TEXT_CHARS)
 
@@ -123,6 +125,7 @@ export function stateFromQuery(search, drops = []) {
   else if (known) state.pairs = /** @type {string} */ (pairs);
   else if (pairs !== null) drop("pairs", `the sentence filter is one of ${FILTERS.map(([value]) => value).join(", ")}`);
   readContinuation(q, state, drop);
+  state.compare = q.get("compare") ?? ""; // whether it is served is known from /api/models (app_links.js)
   return state;
 }
 
@@ -174,6 +177,7 @@ export function queryFromState(state) {
   if (state.pairs !== base.pairs) q.set("pairs", state.pairs);
   if (state.gen > 0) q.set("gen", String(state.gen));
   if (state.gen > 0 && state.seed !== null) q.set("seed", String(state.seed));
+  if (state.compare) q.set("compare", state.compare);
   return "?" + q.toString();
 }
 

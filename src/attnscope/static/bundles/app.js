@@ -448,7 +448,8 @@ function defaultState() {
     ...searchDefaults(),
     pairs: "all",
     gen: 0,
-    seed: null
+    seed: null,
+    compare: ""
   };
 }
 function parseList(text) {
@@ -481,7 +482,8 @@ var PARAMETERS = [
   "scoring",
   "pairs",
   "gen",
-  "seed"
+  "seed",
+  "compare"
 ];
 var GEN_MAX = 200;
 var MAX_TEXT = 3e4;
@@ -548,6 +550,7 @@ function stateFromQuery(search2, drops = []) {
   pairs;
   else if (pairs !== null) drop("pairs", `the sentence filter is one of ${FILTERS.map(([value]) => value).join(", ")}`);
   readContinuation(q, state, drop);
+  state.compare = q.get("compare") ?? "";
   return state;
 }
 function readContinuation(q, state, drop) {
@@ -587,6 +590,7 @@ function queryFromState(state) {
   if (state.pairs !== base.pairs) q.set("pairs", state.pairs);
   if (state.gen > 0) q.set("gen", String(state.gen));
   if (state.gen > 0 && state.seed !== null) q.set("seed", String(state.seed));
+  if (state.compare) q.set("compare", state.compare);
   return "?" + q.toString();
 }
 var ApiFailure = class extends Error {
@@ -914,9 +918,9 @@ function render({ model, el }) {
   );
   appendTitle(v.root, atlas);
   v.select = scoreSelect(options, v.state.score);
-  const controls = make("div", "attnscope-atlas-controls");
+  const controls2 = make("div", "attnscope-atlas-controls");
   v.legend = make("span", "attnscope-atlas-legend");
-  controls.append(labelled("attnscope-atlas-label", "Colour by", v.select), v.legend);
+  controls2.append(labelled("attnscope-atlas-label", "Colour by", v.select), v.legend);
   const { grid, cells } = createGrid(atlas, (l, h) => open(v, l, h));
   v.cells = cells;
   v.selected = make("div", "attnscope-atlas-selected");
@@ -927,7 +931,7 @@ function render({ model, el }) {
     setScore(v, `${row2.relation} ${direction}`);
     open(v, row2.best[direction].layer, row2.best[direction].head);
   });
-  appendParts(v, controls, grid, rows.length > 0);
+  appendParts(v, controls2, grid, rows.length > 0);
   el.append(v.root);
   v.select.addEventListener("change", () => setScore(v, v.select.value));
   model.on("change:selected", (value) => fromPython(v, value));
@@ -970,13 +974,13 @@ function scoreSelect(options, score) {
   select.value = score;
   return select;
 }
-function appendParts(v, controls, grid, relations) {
+function appendParts(v, controls2, grid, relations) {
   const scroll = (table) => {
     const box = make("div", "attnscope-atlas-scroll");
     box.append(table);
     return box;
   };
-  v.root.append(controls, grid, v.selected);
+  v.root.append(controls2, grid, v.selected);
   if (relations) {
     v.root.append(
       make("h3", "attnscope-atlas-heading", "Best head per relation (accuracy) against the best fixed offset"),
@@ -1535,6 +1539,694 @@ function renderSummary(host, result, field, silver) {
   }
 }
 
+// src/attnscope/static/diff_palette.js
+function ramp(value, stops) {
+  const first = stops[0][0], last = stops[stops.length - 1][0];
+  const t = Math.min(last, Math.max(first, value));
+  for (let i = 0; i + 1 < stops.length; i++) {
+    const [at0, ...c0] = stops[i];
+    const [at1, ...c1] = stops[i + 1];
+    if (t > at1) continue;
+    const f = (t - at0) / (at1 - at0);
+    return (
+      /** @type {RGB} */
+      c0.map((c, k) => Math.floor(c + (c1[k] - c) * f + 0.5))
+    );
+  }
+  return (
+    /** @type {RGB} */
+    stops[stops.length - 1].slice(1)
+  );
+}
+var css = (rgb) => `rgb(${rgb[0]}, ${rgb[1]}, ${rgb[2]})`;
+function weightTable(stops) {
+  const table = new Uint32Array(256);
+  for (let b = 0; b < 256; b++) table[b] = packed(ramp(b / 255, stops));
+  return table;
+}
+function differenceTable(stops, limitCode) {
+  const table = new Uint32Array(511);
+  for (let d = -255; d <= 255; d++) table[d + 255] = packed(ramp(d / limitCode, stops));
+  return table;
+}
+function packed(rgb) {
+  return (255 << 24 | rgb[2] << 16 | rgb[1] << 8 | rgb[0]) >>> 0;
+}
+function textOn(rgb) {
+  const [r, g, b] = rgb.map((c) => {
+    const s = c / 255;
+    return s <= 0.04045 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.179 ? "#ffffff" : "#000000";
+}
+
+// src/attnscope/static/diff_paint.js
+function paintHead(a, b, u, table) {
+  const image = new ImageData(u, u);
+  const out = new Uint32Array(image.data.buffer);
+  const n = u * u;
+  if (b === null) {
+    for (let i = 0; i < n; i++) out[i] = table[a.bytes[a.offset + i]];
+  } else {
+    for (let i = 0; i < n; i++) out[i] = table[a.bytes[a.offset + i] - b.bytes[b.offset + i] + 255];
+  }
+  return image;
+}
+function pooledHead(a, b, u, size) {
+  const m = Math.min(u, size);
+  const cells = new Int16Array(m * m).fill(b === null ? 0 : 255);
+  const bin = new Int32Array(u);
+  for (let i = 0; i < u; i++) bin[i] = Math.floor(i * m / u);
+  for (let q = 0; q < u; q++) {
+    const row2 = bin[q] * m, base = q * u;
+    for (let k = 0; k < u; k++) {
+      const at = row2 + bin[k];
+      if (b === null) {
+        const w = a.bytes[a.offset + base + k];
+        if (w > cells[at]) cells[at] = w;
+      } else {
+        const d = a.bytes[a.offset + base + k] - b.bytes[b.offset + base + k] + 255;
+        if (Math.abs(d - 255) > Math.abs(cells[at] - 255)) cells[at] = d;
+      }
+    }
+  }
+  return { cells, m };
+}
+function blitPooled(out, width, x, y, size, pooled, table) {
+  const { cells, m } = pooled;
+  for (let py = 0; py < size; py++) {
+    const row2 = Math.floor(py * m / size) * m, line = (y + py) * width + x;
+    for (let px = 0; px < size; px++) out[line + px] = table[cells[row2 + Math.floor(px * m / size)]];
+  }
+}
+
+// src/attnscope/static/diff_state.js
+var shapeOf = (v, side) => side === "a" ? v.header.shape_a : v.header.shape_b;
+var headName = (layer, head) => `${layer}-${head}`;
+function headBytes(v, side, layer, head) {
+  const bytes = v.store.get(side, layer);
+  return bytes ? { bytes, offset: head * v.u * v.u } : null;
+}
+function allLayers(v) {
+  let ready = true;
+  for (const side of ["a", "b"]) {
+    for (let l = 0; l < shapeOf(v, side)[0]; l++) ready = v.store.get(side, l) !== null && ready;
+  }
+  return ready;
+}
+function matchedOf(v, layer, head) {
+  const m = v.header.matching.find((x) => x[0] === layer && x[1] === head);
+  if (m) return [m[2], m[3], m[4], "matched"];
+  const [lb, hb] = v.header.nearest[layer][head][0];
+  return [lb, hb, v.header.nearest_distances[layer][head][0], "nearest"];
+}
+function partnerOf(v) {
+  const { layer, head, partner } = v.state;
+  if (layer === null || head === null) return null;
+  if (partner) return partner;
+  const [lb, hb] = matchedOf(v, layer, head);
+  return [lb, hb];
+}
+function distanceOf(v, layer, head, lb, hb) {
+  const h = v.header;
+  if (h.distances && layer === lb && head === hb) return h.distances[layer][head];
+  const m = h.matching.find((x) => x[0] === layer && x[1] === head && x[2] === lb && x[3] === hb);
+  if (m) return m[4];
+  const i = h.nearest[layer][head].findIndex((p) => p[0] === lb && p[1] === hb);
+  return i >= 0 ? h.nearest_distances[layer][head][i] : null;
+}
+function headOfA(v, lb, hb) {
+  const m = v.header.matching.find((x) => x[2] === lb && x[3] === hb);
+  if (m) return [m[0], m[1]];
+  const [la, ha] = shapeOf(v, "a");
+  return lb < la && hb < ha ? [lb, hb] : null;
+}
+function save(v, values) {
+  for (const [name, value] of Object.entries(values)) v.model.set(name, value);
+  v.model.save_changes();
+}
+
+// src/attnscope/static/diff_detail.js
+var PANEL = 300;
+var LABELLED = 10;
+function createDetail(host) {
+  const box = make("div", "attnscope-dv-detail");
+  const title = make("div", "attnscope-dv-detail-title");
+  const partners = make("div", "attnscope-dv-partners");
+  const panels = make("div", "attnscope-dv-panels");
+  const readout = make("div", "attnscope-dv-readout", " ");
+  const canvases = [], captions = [], labels = [];
+  for (const kind of ["a", "b", "diff"]) {
+    const panel = make("figure", `attnscope-dv-panel attnscope-dv-panel-${kind}`);
+    const caption = make("figcaption", "attnscope-dv-panel-caption");
+    const canvas = (
+      /** @type {HTMLCanvasElement} */
+      make("canvas", "attnscope-dv-cells")
+    );
+    canvas.dataset.kind = kind;
+    const rowLabels = make("div", "attnscope-dv-row-labels"), colLabels = make("div", "attnscope-dv-col-labels");
+    const body = make("div", "attnscope-dv-panel-body");
+    body.append(rowLabels, canvas, make("span", ""), colLabels);
+    panel.append(caption, body);
+    panels.append(panel);
+    canvases.push(canvas);
+    captions.push(caption);
+    labels.push(rowLabels, colLabels);
+  }
+  box.append(title, partners, panels, readout);
+  box.hidden = true;
+  host.append(box);
+  return { box, canvases, captions, partners, readout, labels: [title, ...labels] };
+}
+function drawDetail(v) {
+  const { layer, head } = v.state;
+  const pair = partnerOf(v);
+  const d = v.detail;
+  d.box.hidden = layer === null || head === null || pair === null;
+  if (layer === null || head === null || pair === null) return true;
+  const a = headBytes(v, "a", layer, head), b = headBytes(v, "b", pair[0], pair[1]);
+  if (!a || !b) return false;
+  const images = [paintHead(a, null, v.u, v.tables.weight), paintHead(b, null, v.u, v.tables.weight), paintHead(a, b, v.u, v.tables.difference)];
+  const size = Math.min(PANEL, Math.max(1, Math.floor(PANEL / v.u)) * v.u);
+  images.forEach((image, i) => {
+    const canvas = d.canvases[i];
+    canvas.width = v.u;
+    canvas.height = v.u;
+    canvas.style.width = canvas.style.height = `${size}px`;
+    canvas.getContext("2d").putImageData(image, 0, 0);
+  });
+  writeCaptions(v, layer, head, pair);
+  writeLabels(v, size);
+  writePartners(v, layer, head, pair);
+  Object.assign(v.root.dataset, { layer: String(layer), head: String(head), partner: headName(pair[0], pair[1]) });
+  return true;
+}
+function writeCaptions(v, layer, head, pair) {
+  const h = v.header;
+  const distance = distanceOf(v, layer, head, pair[0], pair[1]);
+  const [title, ...captions] = [v.detail.labels[0], ...v.detail.captions];
+  title.textContent = `Head ${headName(layer, head)} of A against head ${headName(pair[0], pair[1])} of B` + (distance === null ? "" : `: ${distance.toFixed(4)} bits`);
+  captions[0].textContent = `A ${headName(layer, head)} · ${h.model_a}`;
+  captions[1].textContent = `B ${headName(pair[0], pair[1])} · ${h.model_b}`;
+  captions[2].textContent = `A − B (±${(h.limit_code / 255).toFixed(3)})`;
+}
+function writeLabels(v, size) {
+  const cell2 = size / v.u;
+  const units = v.header.units;
+  for (let i = 1; i < v.detail.labels.length; i++) {
+    const host = v.detail.labels[i];
+    host.replaceChildren();
+    host.hidden = cell2 < LABELLED;
+    if (host.hidden) continue;
+    const column = host.classList.contains("attnscope-dv-col-labels");
+    host.style.setProperty("--attnscope-dv-cell", `${cell2}px`);
+    units.forEach((unit, n) => {
+      const label = make("span", "attnscope-dv-unit", unit);
+      label.dataset.index = String(n);
+      if (!v.header.rows[n] && !column) label.classList.add("attnscope-dv-unit-dropped");
+      host.append(label);
+    });
+  }
+}
+function writePartners(v, layer, head, pair) {
+  const [lb, hb, md, how] = matchedOf(v, layer, head);
+  const choices = [[how === "matched" ? "matched" : "nearest (unmatched)", lb, hb, md]];
+  const [layersB, headsB] = shapeOf(v, "b");
+  if (layer < layersB && head < headsB) choices.push(["same place", layer, head, distanceOf(v, layer, head, layer, head)]);
+  v.header.nearest[layer][head].forEach((p, i) => choices.push([`nearest ${i + 1}`, p[0], p[1], v.header.nearest_distances[layer][head][i]]));
+  const seen = /* @__PURE__ */ new Set();
+  v.detail.partners.replaceChildren(make("span", "attnscope-dv-note", "B's head:"));
+  for (const [label, l, h, d] of choices) {
+    if (seen.has(`${l}-${h}`)) continue;
+    seen.add(`${l}-${h}`);
+    const button = make("button", "attnscope-dv-partner", `${label}: ${headName(l, h)}` + (d === null ? "" : ` (${d.toFixed(3)})`));
+    Object.assign(button.dataset, { layer: String(l), head: String(h) });
+    button.setAttribute("aria-pressed", String(l === pair[0] && h === pair[1]));
+    v.detail.partners.append(button);
+  }
+}
+function readCell(v, event) {
+  const canvas = (
+    /** @type {HTMLCanvasElement} */
+    event.target
+  );
+  const pair = partnerOf(v);
+  if (v.state.layer === null || v.state.head === null || pair === null) return "";
+  const q = Math.floor(event.offsetY / canvas.clientHeight * v.u), k = Math.floor(event.offsetX / canvas.clientWidth * v.u);
+  const a = headBytes(v, "a", v.state.layer, v.state.head), b = headBytes(v, "b", pair[0], pair[1]);
+  if (!a || !b || q < 0 || k < 0 || q >= v.u || k >= v.u) return "";
+  const wa = a.bytes[a.offset + q * v.u + k] / 255, wb = b.bytes[b.offset + q * v.u + k] / 255;
+  const units = v.header.units;
+  const diff = wa - wb;
+  return `${units[q]} → ${units[k]}: A ${wa.toFixed(3)}, B ${wb.toFixed(3)}, A − B ${diff >= 0 ? "+" : "−"}${Math.abs(diff).toFixed(3)}`;
+}
+
+// src/attnscope/static/diff_export.js
+var SVG_MAX_CELLS = 64 * 64;
+var MARGIN = 24;
+var PANEL2 = 240;
+var FONT = "12px sans-serif";
+function layout(v) {
+  const pieces = [];
+  let y = MARGIN;
+  const g = v.grid.canvas;
+  if (v.state.layout === "model" && g.width) {
+    pieces.push([g, v.grid.caption.textContent ?? "", MARGIN, y, g.width, g.height]);
+    y += g.height + MARGIN * 2;
+  }
+  if (!v.detail.box.hidden) {
+    v.detail.canvases.forEach((c, i) => pieces.push([c, v.detail.captions[i].textContent ?? "", MARGIN + i * (PANEL2 + MARGIN), y, PANEL2, PANEL2]));
+    y += PANEL2 + MARGIN * 2;
+  }
+  const width = Math.max(MARGIN * 2 + 3 * (PANEL2 + MARGIN), g.width + MARGIN * 2);
+  return { pieces, width, height: y, title: `A: ${v.header.model_a} · B: ${v.header.model_b} · ${v.header.level} level` };
+}
+function fileName(v) {
+  const open2 = v.state.layer === null ? "" : `-${v.state.layer}-${v.state.head}`;
+  return `attnscope-diff-${v.state.mode}${open2}`;
+}
+function savePng(v) {
+  const { pieces, width, height, title } = layout(v);
+  const out = document.createElement("canvas");
+  out.width = width;
+  out.height = height;
+  const ctx = (
+    /** @type {CanvasRenderingContext2D} */
+    out.getContext("2d")
+  );
+  ctx.fillStyle = "#ffffff";
+  ctx.fillRect(0, 0, width, height);
+  ctx.fillStyle = "#000000";
+  ctx.font = FONT;
+  ctx.fillText(title, MARGIN, 14);
+  ctx.imageSmoothingEnabled = false;
+  for (const [canvas, caption, x, y, w, h] of pieces) {
+    ctx.fillText(caption, x, y - 6);
+    ctx.drawImage(canvas, x, y, w, h);
+  }
+  out.toBlob((blob) => {
+    if (blob) download(`${fileName(v)}.png`, blob);
+  }, "image/png");
+}
+function svgCells(v, panel, x, y) {
+  const pair = partnerOf(v);
+  if (v.state.layer === null || v.state.head === null || pair === null) return "";
+  const a = headBytes(v, "a", v.state.layer, v.state.head), b = headBytes(v, "b", pair[0], pair[1]);
+  if (!a || !b) return "";
+  const cell2 = PANEL2 / v.u, parts = [];
+  for (let q = 0; q < v.u; q++) {
+    for (let k = 0; k < v.u; k++) {
+      const wa = a.bytes[a.offset + q * v.u + k], wb = b.bytes[b.offset + q * v.u + k];
+      const rgb = panel === 2 ? ramp((wa - wb) / v.header.limit_code, v.header.diverging) : ramp((panel === 0 ? wa : wb) / 255, v.header.sequential);
+      parts.push(`<rect x="${(x + k * cell2).toFixed(2)}" y="${(y + q * cell2).toFixed(2)}" width="${cell2.toFixed(2)}" height="${cell2.toFixed(2)}" fill="${css(rgb)}"/>`);
+    }
+  }
+  return parts.join("");
+}
+function saveSvg(v) {
+  const { pieces, width, height, title } = layout(v);
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="#ffffff"/>`,
+    `<text x="${MARGIN}" y="14">${xmlText(title)}</text>`
+  ];
+  for (const [canvas, caption, x, y, w, h] of pieces) {
+    parts.push(`<text x="${x}" y="${y - 6}">${xmlText(caption)}</text>`);
+    const panel = v.detail.canvases.indexOf(canvas);
+    if (panel >= 0 && v.u * v.u <= SVG_MAX_CELLS) parts.push(`<g class="panel" data-kind="${canvas.dataset.kind}">${svgCells(v, panel, x, y)}</g>`);
+    else parts.push(`<image x="${x}" y="${y}" width="${w}" height="${h}" style="image-rendering:pixelated" href="${canvas.toDataURL("image/png")}"/>`);
+  }
+  parts.push("</svg>");
+  download(`${fileName(v)}.svg`, new Blob([parts.join("\n")], { type: "image/svg+xml" }));
+}
+
+// src/attnscope/static/diff_grids.js
+var GRID_WIDTH = 560;
+var GAP = 3;
+var gridSide = (mode) => mode === "b" ? "b" : "a";
+function createGrids(host) {
+  const box = make("div", "attnscope-dv-grids");
+  const caption = make("div", "attnscope-dv-grid-caption");
+  const canvas = (
+    /** @type {HTMLCanvasElement} */
+    make("canvas", "attnscope-dv-heads")
+  );
+  const table = make("div", "attnscope-dv-distances");
+  const heads = make("div", "attnscope-dv-heads-box");
+  heads.append(caption, canvas);
+  box.append(heads, table);
+  host.append(box);
+  return { canvas, cell: 40, gap: GAP, box, caption, table };
+}
+function wireGrids(v, open2) {
+  v.grid.table.addEventListener("click", (event) => {
+    const cell2 = (
+      /** @type {HTMLElement | null} */
+      /** @type {HTMLElement} */
+      event.target.closest(".attnscope-dv-distance")
+    );
+    if (cell2) open2(Number(cell2.dataset.layer), Number(cell2.dataset.head));
+  });
+  v.grid.canvas.addEventListener("click", (event) => {
+    const at = (px) => Math.floor(px / (v.grid.cell + GAP));
+    const [layer, head] = [at(event.offsetY), at(event.offsetX)];
+    const side = gridSide(v.state.mode);
+    const [layers, heads] = shapeOf(v, side);
+    if (layer >= layers || head >= heads) return;
+    const a = side === "a" ? [layer, head] : headOfA(v, layer, head);
+    if (a) open2(a[0], a[1]);
+  });
+}
+function drawHeads(v) {
+  const side = gridSide(v.state.mode);
+  const [layers, heads] = shapeOf(v, side);
+  const g = v.grid;
+  g.cell = Math.max(16, Math.min(80, Math.floor(GRID_WIDTH / heads) - GAP));
+  const width = heads * (g.cell + GAP) - GAP, height = layers * (g.cell + GAP) - GAP;
+  const image = new ImageData(width, height);
+  const out = new Uint32Array(image.data.buffer);
+  const table = v.state.mode === "diff" ? v.tables.difference : v.tables.weight;
+  for (let l = 0; l < layers; l++) {
+    for (let h = 0; h < heads; h++) {
+      const a = headBytes(v, side, l, h);
+      const pair = v.header.pairs[l][h];
+      const b = v.state.mode === "diff" ? headBytes(v, "b", pair[0], pair[1]) : null;
+      if (!a || v.state.mode === "diff" && !b) return false;
+      blitPooled(out, width, h * (g.cell + GAP), l * (g.cell + GAP), g.cell, pooledHead(a, b, v.u, g.cell), table);
+    }
+  }
+  g.canvas.width = width;
+  g.canvas.height = height;
+  g.canvas.getContext("2d").putImageData(image, 0, 0);
+  g.canvas.dataset.side = side;
+  g.canvas.dataset.layers = String(layers);
+  g.canvas.dataset.heads = String(heads);
+  g.canvas.dataset.pitch = String(g.cell + GAP);
+  g.caption.textContent = gridCaption(v, side, layers, heads);
+  return true;
+}
+function gridCaption(v, side, layers, heads) {
+  const h = v.header;
+  const what = v.state.mode === "diff" ? `A − B: each head of A against ${h.pairing === "same place" ? "the same head of B" : "its matched head of B"}` : `${side === "a" ? "A" : "B"} (${side === "a" ? h.model_a : h.model_b})`;
+  return `${what} · ${layers} layers × ${heads} heads (rows: layers, columns: heads; click a head)`;
+}
+function buildDistances(v) {
+  const h = v.header;
+  const [layers, heads] = h.shape_a;
+  const largest = Math.max(1e-9, ...h.pair_distances.flat());
+  const t = v.grid.table;
+  t.replaceChildren(make("div", "attnscope-dv-grid-caption", h.pairing === "same place" ? "Distance of each head of A to the same head of B (mean row JSD, bits)" : "Distance of each head of A to its matched head of B (mean row JSD, bits)"));
+  const rows = make("div", "attnscope-dv-distance-rows");
+  rows.style.gridTemplateColumns = `repeat(${heads}, auto)`;
+  for (let l = 0; l < layers; l++) {
+    for (let hd = 0; hd < heads; hd++) {
+      const d = h.pair_distances[l][hd];
+      const [lb, hb] = h.pairs[l][hd];
+      const rgb = ramp(d / largest, h.sequential);
+      const cell2 = make("button", "attnscope-dv-distance", d.toFixed(2));
+      Object.assign(cell2.dataset, { layer: String(l), head: String(hd), distance: String(d) });
+      cell2.style.background = css(rgb);
+      cell2.style.color = textOn(rgb);
+      cell2.title = `A ${headName(l, hd)} against B ${headName(lb, hb)}: ${d.toFixed(4)} bits`;
+      rows.append(cell2);
+    }
+  }
+  t.append(rows);
+}
+function markOpen(v) {
+  for (const cell2 of v.grid.table.querySelectorAll(".attnscope-dv-distance")) {
+    const el = (
+      /** @type {HTMLElement} */
+      cell2
+    );
+    el.classList.toggle("attnscope-dv-open", Number(el.dataset.layer) === v.state.layer && Number(el.dataset.head) === v.state.head);
+  }
+}
+
+// src/attnscope/static/diff_view.js
+var TRAITS = ["mode", "layer", "head", "partner", "layout", "theme"];
+function render2({ model, el }) {
+  const v = createView(model);
+  el.append(v.root);
+  const open2 = (layer, head) => {
+    v.state.layer = layer;
+    v.state.head = head;
+    v.state.partner = null;
+    save(v, { layer, head, partner: null });
+    draw(v);
+  };
+  wireGrids(v, open2);
+  wireControls(v, open2);
+  const listeners = TRAITS.map((name) => [`change:${name}`, () => {
+    v.state[name] = model.get(name);
+    draw(v);
+  }]);
+  for (const [event, callback] of listeners) model.on(event, callback);
+  buildDistances(v);
+  draw(v);
+  return () => {
+    v.store.dispose();
+    for (const [event, callback] of listeners) model.off?.(event, callback);
+  };
+}
+function createView(model) {
+  const header = readHeader(model);
+  const root = make("div", "attnscope-dv");
+  const state = { mode: "diff", layer: null, head: null, partner: null, layout: "model", theme: "auto" };
+  for (const name of TRAITS) if (model.get(name) !== void 0) state[name] = model.get(name);
+  const v = { root, model, header, u: header.units.length, state };
+  v.store = layerStore(model, () => draw(v));
+  v.tables = { weight: weightTable(header.sequential), difference: differenceTable(header.diverging, header.limit_code) };
+  root.append(controls(v), alignmentNote(header), legend(header));
+  const views = make("div", "attnscope-dv-views");
+  root.append(views);
+  v.grid = createGrids(views);
+  v.detail = createDetail(views);
+  Object.assign(root.dataset, { ready: "false", limitCode: String(header.limit_code), level: header.level });
+  return v;
+}
+function draw(v) {
+  const start2 = performance.now();
+  const { root, state } = v;
+  Object.assign(root.dataset, { mode: state.mode, theme: state.theme, layout: state.layout });
+  const modeSelect = (
+    /** @type {HTMLSelectElement | null} */
+    root.querySelector(".attnscope-dv-mode")
+  );
+  if (modeSelect) modeSelect.value = state.mode;
+  v.grid.box.hidden = state.layout !== "model";
+  const drawn = allLayers(v) && (state.layout !== "model" || drawHeads(v)) && drawDetail(v);
+  markOpen(v);
+  syncHeadSelects(v);
+  if (!drawn) return;
+  root.dataset.drawMs = (performance.now() - start2).toFixed(1);
+  root.dataset.ready = "true";
+}
+function controls(v) {
+  const bar = make("div", "attnscope-dv-controls");
+  const mode = (
+    /** @type {HTMLSelectElement} */
+    make("select", "attnscope-dv-mode")
+  );
+  for (const [value, text] of [["a", `A: ${v.header.model_a}`], ["b", `B: ${v.header.model_b}`], ["diff", "A − B"]]) {
+    const option2 = (
+      /** @type {HTMLOptionElement} */
+      make("option", "", text)
+    );
+    option2.value = value;
+    mode.append(option2);
+  }
+  const label = make("label", "attnscope-dv-mode-label", "Show ");
+  label.append(mode);
+  const layer = (
+    /** @type {HTMLSelectElement} */
+    make("select", "attnscope-dv-layer")
+  );
+  const head = (
+    /** @type {HTMLSelectElement} */
+    make("select", "attnscope-dv-head")
+  );
+  const [layers, heads] = shapeOf(v, "a");
+  for (let l = 0; l < layers; l++) layer.append(new Option(`layer ${l}`, String(l)));
+  for (let h = 0; h < heads; h++) head.append(new Option(`head ${h}`, String(h)));
+  const pick = make("span", "attnscope-dv-pick", "Head of A: ");
+  pick.append(layer, head);
+  const png = make("button", "attnscope-dv-button attnscope-dv-png", "PNG");
+  const svg = make("button", "attnscope-dv-button attnscope-dv-svg", "SVG");
+  bar.append(label, pick, png, svg);
+  return bar;
+}
+function wireControls(v, open2) {
+  const q = (s) => (
+    /** @type {HTMLElement} */
+    v.root.querySelector(s)
+  );
+  const mode = (
+    /** @type {HTMLSelectElement} */
+    q(".attnscope-dv-mode")
+  );
+  mode.addEventListener("change", () => {
+    v.state.mode = mode.value;
+    save(v, { mode: mode.value });
+    draw(v);
+  });
+  const layer = (
+    /** @type {HTMLSelectElement} */
+    q(".attnscope-dv-layer")
+  );
+  const head = (
+    /** @type {HTMLSelectElement} */
+    q(".attnscope-dv-head")
+  );
+  const pick = () => open2(Number(layer.value), Number(head.value));
+  layer.addEventListener("change", pick);
+  head.addEventListener("change", pick);
+  q(".attnscope-dv-png").addEventListener("click", () => savePng(v));
+  q(".attnscope-dv-svg").addEventListener("click", () => saveSvg(v));
+  v.detail.partners.addEventListener("click", (event) => {
+    const button = (
+      /** @type {HTMLElement} */
+      event.target.closest(".attnscope-dv-partner")
+    );
+    if (!(button instanceof HTMLElement)) return;
+    v.state.partner = [Number(button.dataset.layer), Number(button.dataset.head)];
+    save(v, { partner: v.state.partner });
+    draw(v);
+  });
+  for (const canvas of v.detail.canvases) {
+    canvas.addEventListener("mousemove", (event) => {
+      v.detail.readout.textContent = readCell(v, event) || " ";
+    });
+  }
+  v.root.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape" || v.state.layout !== "model") return;
+    v.state.layer = v.state.head = null;
+    save(v, { layer: null, head: null, partner: null });
+    draw(v);
+  });
+}
+function syncHeadSelects(v) {
+  const pick = (
+    /** @type {HTMLElement} */
+    v.root.querySelector(".attnscope-dv-pick")
+  );
+  pick.hidden = v.state.layout !== "head";
+  const layer = (
+    /** @type {HTMLSelectElement} */
+    pick.querySelector(".attnscope-dv-layer")
+  );
+  const head = (
+    /** @type {HTMLSelectElement} */
+    pick.querySelector(".attnscope-dv-head")
+  );
+  if (v.state.layer !== null) layer.value = String(v.state.layer);
+  if (v.state.head !== null) head.value = String(v.state.head);
+}
+function alignmentNote(header) {
+  const note = make("div", "attnscope-dv-alignment");
+  const listed = (list) => list.length ? list.map((x) => `${x.token} (${x.position})`).join(", ") : "none";
+  const dropped2 = header.rows.filter((r) => !r).length;
+  note.append(
+    make("div", "attnscope-dv-note", `${header.units.length} ${header.level === "word" ? "words" : "tokens"} aligned (${header.level} level); ${header.stacks[0]} of A against ${header.stacks[1]} of B; distance: ${header.method}` + (dropped2 ? `; ${dropped2} query rows left out of the distances (no weight left on aligned positions)` : "")),
+    make("div", "attnscope-dv-unaligned attnscope-dv-unaligned-a", `Not aligned in A: ${listed(header.unaligned_a)}`),
+    make("div", "attnscope-dv-unaligned attnscope-dv-unaligned-b", `Not aligned in B: ${listed(header.unaligned_b)}`)
+  );
+  return note;
+}
+function legend(header) {
+  const box = make("div", "attnscope-dv-legend");
+  const bar = (
+    /** @type {HTMLCanvasElement} */
+    make("canvas", "attnscope-dv-scale")
+  );
+  const span = 2 * header.limit_code + 1;
+  bar.width = span;
+  bar.height = 1;
+  const image = new ImageData(span, 1);
+  const table = differenceTable(header.diverging, header.limit_code);
+  new Uint32Array(image.data.buffer).set(table.subarray(255 - header.limit_code, 256 + header.limit_code));
+  bar.getContext("2d").putImageData(image, 0, 0);
+  const limit = (header.limit_code / 255).toFixed(3);
+  box.append(make("span", "attnscope-dv-note", `A − B: B more −${limit}`), bar, make("span", "attnscope-dv-note", `+${limit} A more`));
+  return box;
+}
+var diff_view_default = { render: render2 };
+
+// src/attnscope/static/app_compare.js
+function createComparePanel(host) {
+  const part2 = (id) => (
+    /** @type {any} */
+    document.getElementById(id)
+  );
+  let run = 0, asked = "";
+  let cleanup = null;
+  function fill2() {
+    const select = part2("compare");
+    const none = (
+      /** @type {HTMLOptionElement} */
+      make("option", "", "none")
+    );
+    none.value = "";
+    select.replaceChildren(none, ...host.models().map((m) => new Option(m.name, m.name)));
+    const chosen = host.models().find((m) => m.name === host.state().compare || m.aliases.includes(host.state().compare));
+    select.value = chosen?.name ?? "";
+  }
+  function unmount() {
+    cleanup?.();
+    cleanup = null;
+    part2("compare-view").replaceChildren();
+  }
+  async function load() {
+    const state = host.state(), info = host.model(), view = part2("compare-view"), note = part2("compare-note");
+    const comparing = Boolean(state.compare && info && state.text.trim());
+    part2("app").dataset.comparing = String(comparing);
+    view.hidden = !comparing;
+    if (!comparing) {
+      unmount();
+      run++;
+      asked = "";
+      note.textContent = "";
+      view.dataset.state = "idle";
+      return;
+    }
+    const request = { model: info.name, compare: state.compare, text: state.text, ...state.pair ? { text_pair: state.pair } : {} };
+    const key = JSON.stringify(request);
+    const fresh = key !== asked;
+    if (fresh || view.dataset.state !== "error") note.textContent = state.mask.length || state.gen > 0 ? "The comparison runs on the text as typed: masked tokens and a continuation are not part of it." : "";
+    if (!fresh) return;
+    const id = ++run;
+    asked = key;
+    view.dataset.state = "loading";
+    try {
+      const response = await api("/api/compare", request);
+      if (id !== run) return;
+      mount(response);
+      view.dataset.state = "ready";
+    } catch (error) {
+      if (id !== run) return;
+      unmount();
+      view.dataset.state = "error";
+      note.textContent = `Could not compare with ${state.compare}: ${error instanceof ApiFailure ? error.message : String(error)}`;
+    }
+  }
+  function mount(response) {
+    unmount();
+    const model = createStaticModel({
+      header: response.payload.header,
+      layers: response.payload.layers,
+      mode: "diff",
+      layer: null,
+      head: null,
+      partner: null,
+      layout: "model",
+      theme: "auto"
+    });
+    cleanup = diff_view_default.render({ model, el: part2("compare-view") });
+  }
+  part2("compare").addEventListener("change", () => host.choose(part2("compare").value));
+  return { fill: fill2, load };
+}
+
 // src/attnscope/static/attention_data.js
 function unitText(unit) {
   return (unit.continuation ? "##" : "") + shown(unit.label);
@@ -1812,7 +2504,7 @@ function makeLayout(v) {
   return { q, k, qRows: rowsOf(q, state.rows), kRows: rowsOf(k, state.columns) };
 }
 function lineData(v) {
-  const { state, layout } = v, s = stackOf(v), agg = state.aggregation;
+  const { state, layout: layout2 } = v, s = stackOf(v), agg = state.aggregation;
   const mean = drawsMean(v), fromRaw = agg === "raw" || agg === "mean";
   const role = fromRaw ? state.stack : `${state.stack}/${agg}`;
   const full = v.store.get(role, layerIndex(v));
@@ -1832,8 +2524,8 @@ function lineData(v) {
   if (v.cache.has(key)) return v.cache.get(key);
   const one = { heads: 1, query: s.query, key: s.key };
   const shape = fromRaw ? s : { ...one, heads: s.aggregations[agg] };
-  const made = mean ? layerData(meanWeights(bytes, v.header.encoding, shape, shownHeads(v)), DECODED, one, layout.q, layout.k, state.merge, state.threshold) : layerData(bytes, v.header.encoding, shape, layout.q, layout.k, state.merge, state.threshold);
-  const keyRow = layout.kRows.row;
+  const made = mean ? layerData(meanWeights(bytes, v.header.encoding, shape, shownHeads(v)), DECODED, one, layout2.q, layout2.k, state.merge, state.threshold) : layerData(bytes, v.header.encoding, shape, layout2.q, layout2.k, state.merge, state.threshold);
+  const keyRow = layout2.kRows.row;
   const keep = state.topShare < 1 ? made.lines.map((lines, h) => topShareLines(lines, (q) => made.rowTotal(h, q, keyRow), keyRow, state.topShare)) : null;
   if (v.cache.size >= CACHE_SIZE) v.cache.delete(
     /** @type {string} */
@@ -1873,9 +2565,9 @@ function lineSets(v) {
 function eachLine(v, paint2) {
   const d = lineData(v);
   if (!d) return 0;
-  const { layout } = v, seg = segmentTest(v), f = v.state.filter;
-  const qOk = layout.q.map((u) => f === "all" || !seg || seg(u) === f[0]);
-  const kOk = layout.k.map((u) => f === "all" || !seg || seg(u) === f[1]);
+  const { layout: layout2 } = v, seg = segmentTest(v), f = v.state.filter;
+  const qOk = layout2.q.map((u) => f === "all" || !seg || seg(u) === f[0]);
+  const kOk = layout2.k.map((u) => f === "all" || !seg || seg(u) === f[1]);
   const active = activeFocus(v);
   let count = 0;
   for (const set of lineSets(v)) {
@@ -1884,7 +2576,7 @@ function eachLine(v, paint2) {
     for (let n = 0; n < q.length; n++) {
       if (keep && !keep[n]) continue;
       const a = q[n], b = k[n];
-      const qr = layout.qRows.row[a], kr = layout.kRows.row[b];
+      const qr = layout2.qRows.row[a], kr = layout2.kRows.row[b];
       if (qr < 0 || kr < 0 || !qOk[a] || !kOk[b]) continue;
       if (active && (active.side === "query" ? active.index !== a : active.index !== b)) continue;
       count++;
@@ -2353,13 +3045,13 @@ function controlInputs(header, state) {
 function buildDom(el, header, state, controlsShown) {
   const root = make("div", "attnscope-hv");
   root.dataset.view = "head";
-  const controls = make("div", "attnscope-hv-controls");
+  const controls2 = make("div", "attnscope-hv-controls");
   const inputs = controlInputs(header, state);
   const note = make("span", "attnscope-hv-note"), status = make("span", "attnscope-hv-status");
   status.setAttribute("role", "status");
   const field = (text, control) => labelled("attnscope-hv-label", text, control);
   const stackLabel = field("Attention", inputs.stack), filterLabel = field("Sentences", inputs.filter);
-  controls.append(
+  controls2.append(
     stackLabel,
     field("Show", inputs.aggregation),
     field("Layer", inputs.layer),
@@ -2376,7 +3068,7 @@ function buildDom(el, header, state, controlsShown) {
     status
   );
   stackLabel.hidden = header.stacks.length < 2;
-  controls.hidden = !controlsShown;
+  controls2.hidden = !controlsShown;
   Object.assign(inputs, { stackLabel, filterLabel });
   const headBar = make("div", "attnscope-hv-heads"), heads = make("div", "attnscope-hv-head-buttons");
   headBar.setAttribute("role", "group");
@@ -2403,9 +3095,9 @@ function buildDom(el, header, state, controlsShown) {
   const tooltip = make("div", "attnscope-hv-tooltip");
   tooltip.setAttribute("role", "tooltip");
   tooltip.hidden = true;
-  root.append(controls, headBar, body, tooltip);
+  root.append(controls2, headBar, body, tooltip);
   el.append(root);
-  return { root, controls, headBar, heads, body, queryCol, keyCol, linesBox, canvas, tooltip, note, status, inputs };
+  return { root, controls: controls2, headBar, heads, body, queryCol, keyCol, linesBox, canvas, tooltip, note, status, inputs };
 }
 function headButtons(v, toggle) {
   const s = stackOf(v);
@@ -2486,9 +3178,9 @@ function showTooltip(v) {
     tooltip.hidden = true;
     return;
   }
-  const fromQuery = active.side === "query", { layout, state } = v;
-  const own = fromQuery ? layout.q : layout.k, other = fromQuery ? layout.k : layout.q;
-  const otherRows = fromQuery ? layout.kRows : layout.qRows;
+  const fromQuery = active.side === "query", { layout: layout2, state } = v;
+  const own = fromQuery ? layout2.q : layout2.k, other = fromQuery ? layout2.k : layout2.q;
+  const otherRows = fromQuery ? layout2.kRows : layout2.qRows;
   tooltip.replaceChildren(make(
     "div",
     "attnscope-hv-tip-title",
@@ -2528,7 +3220,7 @@ function weightItem(unit, position, drawn, exact, long) {
   return item;
 }
 function placeTooltip(v, active) {
-  const { tooltip, body, keyCol, queryCol, root } = v.dom, { layout } = v;
+  const { tooltip, body, keyCol, queryCol, root } = v.dom, { layout: layout2 } = v;
   tooltip.hidden = false;
   if (v.long) {
     const node = (
@@ -2540,20 +3232,20 @@ function placeTooltip(v, active) {
     tooltip.style.left = `${keys.right - box.left + 12}px`;
     return;
   }
-  const rows = active.side === "query" ? layout.qRows : layout.kRows;
+  const rows = active.side === "query" ? layout2.qRows : layout2.kRows;
   tooltip.style.top = `${body.offsetTop + rows.row[active.index] * rowHeight(v) + 20}px`;
   tooltip.style.left = `${body.offsetLeft + keyCol.offsetLeft + keyCol.offsetWidth + 12}px`;
 }
 function markTokens(v) {
-  const { state, layout } = v, active = activeFocus(v);
+  const { state, layout: layout2 } = v, active = activeFocus(v);
   const causal = stackOf(v).causal && !!active && active.side === "query";
-  const lastToken = causal && active ? Math.max(...layout.q[active.index].tokens) : -1;
+  const lastToken = causal && active ? Math.max(...layout2.q[active.index].tokens) : -1;
   const sets = state.shadeKeys && active?.side === "query" ? lineSets(v) : [];
   const d = sets.length === 1 ? lineData(v) : null;
   for (
     const [col, side, units] of
     /** @type {[HTMLElement, string, any[]][]} */
-    [[v.dom.queryCol, "query", layout.q], [v.dom.keyCol, "key", layout.k]]
+    [[v.dom.queryCol, "query", layout2.q], [v.dom.keyCol, "key", layout2.k]]
   ) {
     for (
       const node of
@@ -2583,7 +3275,7 @@ var ROW = 20;
 var BAND_ROWS = 30;
 var EDGE_SLOTS = 6;
 var ROWS_MESSAGE = "attnscope-rows";
-var MARGIN = 30;
+var MARGIN2 = 30;
 var isLong = (header) => header.lines?.kind === "top_keys";
 function lowerBound(list, x) {
   let lo = 0, hi = list.length;
@@ -2595,7 +3287,7 @@ function lowerBound(list, x) {
   return lo;
 }
 function mountLong(v, redraw2) {
-  const { body, root, controls, note } = v.dom;
+  const { body, root, controls: controls2, note } = v.dom;
   const scroller = make("div", "attnscope-hv-scroll"), sizer = make("div", "attnscope-hv-sizer");
   body.classList.add("attnscope-hv-band");
   body.replaceWith(scroller);
@@ -2607,7 +3299,7 @@ function mountLong(v, redraw2) {
     make("input", "attnscope-hv-goto")
   );
   Object.assign(goTo, { type: "number", min: "0", step: "1", title: "scroll to this query position" });
-  controls.insertBefore(labelled("attnscope-hv-label", "Go to", goTo), note);
+  controls2.insertBefore(labelled("attnscope-hv-label", "Go to", goTo), note);
   const merge = v.dom.inputs.merge;
   merge.disabled = true;
   merge.title = "words merge every weight of a row: at long context only each query's strongest keys are carried";
@@ -2671,8 +3363,8 @@ function partialRows(v, role, index) {
   const band2 = bandOf(v), shown2 = v.layout.qRows.shown;
   const covered = (unit) => rows.chunks.some((c) => c.start <= unit && unit < c.stop);
   if (!shown2.slice(band2.q0, band2.q1).every(covered)) {
-    const start2 = shown2[Math.max(0, band2.q0 - MARGIN)] ?? 0;
-    const stop = Math.min(start2 + 1024, (shown2[Math.min(shown2.length, band2.q1 + MARGIN) - 1] ?? start2) + 1);
+    const start2 = shown2[Math.max(0, band2.q0 - MARGIN2)] ?? 0;
+    const stop = Math.min(start2 + 1024, (shown2[Math.min(shown2.length, band2.q1 + MARGIN2) - 1] ?? start2) + 1);
     if (!rows.asked.has(`${start2}-${stop}`)) {
       rows.asked.add(`${start2}-${stop}`);
       v.model.send({ type: ROWS_MESSAGE, role, layer: index, start: start2, stop });
@@ -2724,31 +3416,31 @@ function scrollTo(v, position) {
   v.long.scroller.scrollTop = Math.max(0, row2 - 2) * ROW;
 }
 function bandOf(v) {
-  const { layout, state } = v, long = (
+  const { layout: layout2, state } = v, long = (
     /** @type {LongState} */
     v.long
   ), s = stackOf(v);
-  const nq = layout.qRows.shown.length, nk = layout.kRows.shown.length;
+  const nq = layout2.qRows.shown.length, nk = layout2.kRows.shown.length;
   const rows = Math.max(1, Math.min(BAND_ROWS, Math.max(nq, nk)));
   const last = Math.max(0, nq - rows);
   const q0 = Math.min(last, Math.max(0, Math.round(long.scroller.scrollTop / ROW)));
   const same = s.query_tokens === s.key_tokens;
-  const k0 = same ? lowerBound(layout.kRows.shown, layout.qRows.shown[q0] ?? 0) : Math.min(q0, Math.max(0, nk - rows));
+  const k0 = same ? lowerBound(layout2.kRows.shown, layout2.qRows.shown[q0] ?? 0) : Math.min(q0, Math.max(0, nk - rows));
   const aligned = same && s.causal && !state.rows && !state.columns;
   const top = EDGE_SLOTS, bottom = aligned ? 0 : EDGE_SLOTS;
   return { q0, q1: Math.min(nq, q0 + rows), k0, k1: Math.min(nk, k0 + rows), top, bottom, height: (top + rows + bottom) * ROW, last };
 }
 function eachBandLine(v, d, band2, focused, paint2) {
-  const { layout } = v, seg = segmentTest(v), f = v.state.filter, active = focused ? activeFocus(v) : null;
+  const { layout: layout2 } = v, seg = segmentTest(v), f = v.state.filter, active = focused ? activeFocus(v) : null;
   const ok = (unit, at) => f === "all" || !seg || seg(unit) === f[at];
   for (const set of lineSets(v)) {
-    const { k, w } = d.lines[set.index], keep = d.keep?.[set.index], starts = rowStarts(d, set.index, layout.q.length);
+    const { k, w } = d.lines[set.index], keep = d.keep?.[set.index], starts = rowStarts(d, set.index, layout2.q.length);
     for (let r = band2.q0; r < band2.q1; r++) {
-      const a = layout.qRows.shown[r];
-      if (active?.side === "query" && active.index !== a || !ok(layout.q[a], 0)) continue;
+      const a = layout2.qRows.shown[r];
+      if (active?.side === "query" && active.index !== a || !ok(layout2.q[a], 0)) continue;
       for (let n = starts[a]; n < starts[a + 1]; n++) {
-        const b = k[n], kr = layout.kRows.row[b];
-        if (keep && !keep[n] || kr < 0 || !ok(layout.k[b], 1) || active?.side === "key" && active.index !== b) continue;
+        const b = k[n], kr = layout2.kRows.row[b];
+        if (keep && !keep[n] || kr < 0 || !ok(layout2.k[b], 1) || active?.side === "key" && active.index !== b) continue;
         paint2(set, a, b, kr, w[n]);
       }
     }
@@ -2796,7 +3488,7 @@ function keyY(band2, edges, b, kr) {
   return (row2 + 0.5) * ROW;
 }
 function buildBand(v, band2) {
-  const { layout, dom } = v, long = (
+  const { layout: layout2, dom } = v, long = (
     /** @type {LongState} */
     v.long
   ), { top, bottom } = long.edges;
@@ -2805,10 +3497,10 @@ function buildBand(v, band2) {
     node.prepend(make("span", "attnscope-hv-pos", String(position)));
     return node;
   };
-  const queries = layout.qRows.shown.slice(band2.q0, band2.q1);
-  dom.queryCol.replaceChildren(...tokenNodes(v, layout.q, queries, "query", long.on).map((node, i) => at(node, band2.top + i, queries[i])));
-  const keys = layout.kRows.shown.slice(band2.k0, band2.k1);
-  const nodes = tokenNodes(v, layout.k, keys, "key", long.on).map((node, i) => at(node, band2.top + i, keys[i]));
+  const queries = layout2.qRows.shown.slice(band2.q0, band2.q1);
+  dom.queryCol.replaceChildren(...tokenNodes(v, layout2.q, queries, "query", long.on).map((node, i) => at(node, band2.top + i, queries[i])));
+  const keys = layout2.kRows.shown.slice(band2.k0, band2.k1);
+  const nodes = tokenNodes(v, layout2.k, keys, "key", long.on).map((node, i) => at(node, band2.top + i, keys[i]));
   const go = (side, index, what, node) => what === "click" ? scrollTo(v, index) : long.on(side, index, what, node);
   for (
     const [edge, first, word] of
@@ -2818,7 +3510,7 @@ function buildBand(v, band2) {
       [bottom, band2.top + band2.q1 - band2.q0, "later"]
     ]
   ) {
-    tokenNodes(v, layout.k, edge.keys, "key", go).forEach((node, i) => {
+    tokenNodes(v, layout2.k, edge.keys, "key", go).forEach((node, i) => {
       node.classList.add("attnscope-hv-edge-key");
       node.title = `key ${edge.keys[i]}, outside the rows shown: click to scroll to it`;
       nodes.push(at(node, first + i, edge.keys[i]));
@@ -3040,7 +3732,7 @@ function showLength(response) {
 }
 
 // src/attnscope/static/head_view.js
-function render2({ model, el, host = {} }) {
+function render3({ model, el, host = {} }) {
   const header = readHeader(model);
   const state = initialState(model, header);
   const v = {
@@ -3065,7 +3757,7 @@ function render2({ model, el, host = {} }) {
   v.dom.root.id = uniqueId("attnscope-hv");
   const stopLong = isLong(header) ? mountLong(v, () => update(v, false)) : () => {
   };
-  wireControls(v);
+  wireControls2(v);
   const listeners = traitListeners(v);
   for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
   if (!(state.stack in v.stacks)) state.stack = header.selection.stack;
@@ -3083,7 +3775,7 @@ function render2({ model, el, host = {} }) {
     v.dom.root.remove();
   };
 }
-function save(v) {
+function save2(v) {
   const { state } = v, token = state.pinned ?? state.hover;
   v.saving = true;
   const values = {
@@ -3210,7 +3902,7 @@ function update(v, write = true) {
     topShare: String(state.topShare)
   });
   if (loaded) dom.root.dataset.ready = "true";
-  if (write) save(v);
+  if (write) save2(v);
 }
 function numberControl(input, valid, why, apply) {
   input.addEventListener("change", () => {
@@ -3225,12 +3917,12 @@ function numberControl(input, valid, why, apply) {
     }
   });
 }
-function wireControls(v) {
+function wireControls2(v) {
   const { state, dom: { inputs }, header } = v;
-  const fileName = () => `attnscope-head-view-${state.stack}-layer${state.layer}` + (state.aggregation === "raw" ? "" : `-${state.aggregation}`);
+  const fileName2 = () => `attnscope-head-view-${state.stack}-layer${state.layer}` + (state.aggregation === "raw" ? "" : `-${state.aggregation}`);
   const svg = () => v.long ? bandSVG(v) : toSVG(v);
-  inputs.svg.addEventListener("click", () => download(`${fileName()}.svg`, new Blob([svg()], { type: "image/svg+xml" })));
-  inputs.png.addEventListener("click", () => svgToPng(svg(), (blob) => download(`${fileName()}.png`, blob)));
+  inputs.svg.addEventListener("click", () => download(`${fileName2()}.svg`, new Blob([svg()], { type: "image/svg+xml" })));
+  inputs.png.addEventListener("click", () => svgToPng(svg(), (blob) => download(`${fileName2()}.png`, blob)));
   inputs.stack.addEventListener("change", () => {
     state.stack = inputs.stack.value;
     buildStack(v);
@@ -3426,7 +4118,7 @@ function traitListeners(v) {
     )
   };
 }
-var head_view_default = { render: render2 };
+var head_view_default = { render: render3 };
 
 // src/attnscope/static/app_head_view.js
 function inputOf(response) {
@@ -3610,7 +4302,7 @@ function createSearchPanel(host) {
     sync: () => sync(p),
     search: () => search(p),
     clear: () => clear(p),
-    render: () => render3(p),
+    render: () => render4(p),
     setFilter: (text) => setFilter(p, text),
     unmarkFilter: () => unmarkFilter(p),
     /** Whether a result is drawn (or kept to draw again). */
@@ -3670,7 +4362,7 @@ async function search(p) {
     if (id !== p.run) return;
     p.result = found;
     p.failure.textContent = "";
-    render3(p);
+    render4(p);
     results.dataset.state = "ready";
     results.dataset.searches = String(Number(results.dataset.searches ?? 0) + 1);
     if (p.focusRank !== null) panelPart("matches").querySelectorAll(".as-match a.as-open")[p.focusRank]?.focus();
@@ -3726,7 +4418,7 @@ function clear(p) {
   panelPart("matches").replaceChildren();
   p.results.dataset.state = "idle";
 }
-function render3(p) {
+function render4(p) {
   const corpus = p.host.corpus();
   if (p.result && corpus) showResults(p.result, p.host.state(), corpus, (match) => p.host.open(match, p.result.matches.indexOf(match)));
 }
@@ -3745,6 +4437,10 @@ function checkServed(state, models, corpora) {
     const shown2 = models[0]?.name ?? "nothing";
     drops.push(dropped("model", state.model, `it is not served here (this server serves ${served2}); showing ${shown2}`));
     state.model = "";
+  }
+  if (state.compare && !findModel(models, state.compare)) {
+    drops.push(dropped("compare", state.compare, `it is not served here (this server serves ${models.map((m) => m.name).join(", ")})`));
+    state.compare = "";
   }
   const info = findModel(models, state.model || models[0]?.name || "");
   if (!info) return drops;
@@ -3903,6 +4599,7 @@ function fillSelectors(p) {
   ));
   fill(byId3("summary-field"), labels, p.state.field || fields[0] || "");
   fill(byId3("cols-field"), labels, p.state.cols || fields[0] || "");
+  p.compare.fill();
 }
 function fillLayers(p) {
   const count = p.attention?.layers ?? modelInfo(p)?.layers ?? 0;
@@ -3951,6 +4648,7 @@ function update2(p, patch) {
   if (before.model !== state.model) void p.build.check();
   if (before.corpus !== state.corpus || before.atlas !== state.atlas) void p.atlas.load();
   else p.atlas.follow();
+  void p.compare.load();
   if (inputChanged) {
     void loadAttention(p, "input");
     return;
@@ -4202,10 +4900,20 @@ function createPage(drops) {
     search: null,
     atlas: null,
     build: null,
-    continuation: null
+    continuation: null,
+    compare: (
+      /** @type {any} */
+      null
+    )
   };
   p.maskFromLink = p.state.mask.length > 0;
   p.panel = attentionPanel(p);
+  p.compare = createComparePanel({
+    state: () => p.state,
+    model: () => modelInfo(p),
+    models: () => p.models,
+    choose: (compare) => update2(p, { compare })
+  });
   p.search = createSearchPanel({
     state: () => p.state,
     attention: () => p.attention,
@@ -4267,6 +4975,7 @@ async function boot() {
   onThemeChange(() => redraw(p));
   void p.atlas.load();
   void p.build.check();
+  void p.compare.load();
   await loadAttention(p, "input");
 }
 void boot();
