@@ -247,8 +247,9 @@ def calibrate(
         for kind in CODES:
             for slot, layer in enumerate(stored):
                 codes = np.concatenate(kept[kind][slot])[:TRAINING_VECTORS]
+                sample = vectors.decode(codes, widths[kind], options.vector_bits, ranges[kind][slot])
                 trained = vectors.trained_ivf(
-                    codes, widths[kind], options.vector_bits, ranges[kind][slot], lists, options.seed
+                    sample, widths[kind], options.vector_bits, ranges[kind][slot], lists, options.seed
                 )
                 store.write(trained_file(kind, layer), vectors.serialise(trained))
     return ranges

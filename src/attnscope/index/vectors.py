@@ -72,22 +72,14 @@ def inverted_lists(tokens: int) -> int:
     return int(max(1, min(4 * np.sqrt(max(tokens, 1)), tokens // 39, 65536)))
 
 
-def build_ivf(codes: np.ndarray, dim: int, bits: int, ranges: Ranges, lists: int, seed: int = 0, chunk: int = 100_000):
-    """An approximate index (faiss IVF: ``lists`` k-means clusters, each searched list scanned over the
-    same scalar-quantised codes, not residuals, so its codes equal ``codes``), trained on a seeded sample
-    of ``codes`` and holding all of them (ids = rows)."""
-    count = len(codes)
-    sample = np.sort(np.random.default_rng(seed).choice(count, size=min(count, 50 * lists), replace=False))
-    index = trained_ivf(np.asarray(codes[sample]), dim, bits, ranges, lists, seed)
-    for start in range(0, count, chunk):
-        index.add(decode(np.asarray(codes[start : start + chunk]), dim, bits, ranges))
-    return index
-
-
-def trained_ivf(sample: np.ndarray, dim: int, bits: int, ranges: Ranges, lists: int, seed: int = 0):
-    """An empty IVF index of scalar-quantised codes (see `build_ivf`) whose ``lists`` centroids are
-    k-means (seeded) of the ``sample`` codes as they decode; indexes trained alike merge (faiss
-    ``merge_from``), so shards built apart can be searched as one."""
+def trained_ivf(
+    sample: np.ndarray, dim: int, bits: int, ranges: Ranges, lists: int, seed: int = 0, iterations: int | None = None
+):
+    """An empty approximate index trained on a float ``sample`` (tokens, dim): ``lists`` k-means clusters
+    (seeded), the scalar quantiser set to ``ranges`` (not trained on the sample), so that every copy of
+    it encodes a vector to the same codes whatever else it holds. Shards built separately add to copies
+    of one such index (`ivf_shards.add_shard`) and merge. ``iterations``: k-means iterations (None:
+    faiss's default)."""
     faiss = _faiss()
     index = faiss.IndexIVFScalarQuantizer(
         faiss.IndexFlatIP(dim),
@@ -98,8 +90,27 @@ def trained_ivf(sample: np.ndarray, dim: int, bits: int, ranges: Ranges, lists: 
         False,
     )
     index.cp.seed = seed
-    index.train(decode(np.ascontiguousarray(sample), dim, bits, ranges))
+    if iterations is not None:
+        index.cp.niter = iterations
+    index.train(np.ascontiguousarray(sample, dtype=np.float32))
     faiss.copy_array_to_vector(ranges.trained(), index.sq.trained)  # encode with the index's own ranges
+    return index
+
+
+def ivf_sample(count: int, lists: int, seed: int = 0) -> np.ndarray:
+    """The rows an approximate index of ``count`` vectors and ``lists`` clusters trains on (sorted, seeded):
+    50 per cluster, or every row."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(count, size=min(count, 50 * lists), replace=False))
+
+
+def build_ivf(codes: np.ndarray, dim: int, bits: int, ranges: Ranges, lists: int, seed: int = 0, chunk: int = 100_000):
+    """An approximate index (faiss IVF: ``lists`` k-means clusters, each searched list scanned over the
+    same scalar-quantised codes, not residuals, so its codes equal ``codes``)."""
+    sample = ivf_sample(len(codes), lists, seed)
+    index = trained_ivf(decode(np.asarray(codes[sample]), dim, bits, ranges), dim, bits, ranges, lists, seed)
+    for start in range(0, len(codes), chunk):
+        index.add(decode(np.asarray(codes[start : start + chunk]), dim, bits, ranges))
     return index
 
 
@@ -118,7 +129,7 @@ class VectorSet:
         self.index, self.count, self.dim, self.bits, self.ranges = index, count, dim, bits, ranges
         self.approximate = hasattr(index, "nlist")
         if self.approximate:
-            index.make_direct_map()
+            direct_map(index)
 
     @property
     def nbytes(self) -> int:
@@ -152,17 +163,16 @@ class VectorSet:
         faiss = _faiss()
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         options: dict = {}
-        if allowed is not None:
+        if allowed is not None:  # the mask may run past this set's rows (a shard holding global rows)
             bitmap = np.packbits(allowed.astype(bool), bitorder="little")
-            options["sel"] = faiss.IDSelectorBitmap(self.count, faiss.swig_ptr(bitmap))
+            options["sel"] = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
         if self.approximate:
             params = faiss.SearchParametersIVF(nprobe=int(min(probes or self.index.nlist, self.index.nlist)), **options)
         else:
             params = faiss.SearchParameters(**options) if options else None
         if params is not None and allowed is not None:
             params._bitmap = bitmap  # keep the buffer alive as long as the selector
-        k = max(1, min(k, self.count))
-        return self.index.search(queries, k, params=params)
+        return ties_by_row(lambda wanted: self.index.search(queries, wanted, params=params), k, self.count)
 
     def decoded(self, rows: np.ndarray | None = None) -> np.ndarray:
         """Float32 vectors of ``rows`` (all when None), as search sees them (a few rows are decoded
@@ -171,6 +181,41 @@ class VectorSet:
             wanted = np.arange(self.count) if rows is None else np.asarray(rows, dtype=np.int64)
             return self.index.reconstruct_batch(wanted)
         return decode(faiss_codes(self.index, self.count), self.dim, self.bits, self.ranges)
+
+
+def direct_map(index) -> None:
+    """Let an IVF index reconstruct vectors by id: an array when its ids are its rows 0..ntotal-1, a hash
+    table when they are not (a shard holding global rows)."""
+    faiss = _faiss()
+    try:
+        index.make_direct_map()
+    except RuntimeError:  # ids are not 0..ntotal-1
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)
+
+
+def ties_by_row(search, k: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The top ``k`` of a faiss search, (scores, rows) best first, equal scores in row order, rows -1 (score
+    -inf to faiss: -3.4e38) past the last match. ``search(wanted)`` returns faiss's (queries, wanted) top
+    ``wanted``; faiss breaks ties in its own order and keeps any of the tied rows at the cut, so more are
+    asked for until the row after the ``k``-th scores lower, then ties are ordered by row."""
+    k = max(1, min(k, count))
+    wanted = min(count, k + 1)
+    while True:
+        scores, rows = search(wanted)
+        if wanted == k:
+            break
+        last = np.arange(len(scores)), np.full(len(scores), wanted - 1)
+        tied = (rows[last] >= 0) & (scores[last] >= scores[:, k - 1])
+        if wanted >= count or not tied.any():
+            break
+        wanted = min(count, 2 * wanted)
+    return ordered(scores, rows, k)
+
+
+def ordered(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(queries, n) candidates -> their top ``k`` per query, best score first, ties by row, rows -1 last."""
+    order = np.lexsort((np.where(rows < 0, np.iinfo(np.int64).max, rows), -scores), axis=-1)[:, :k]
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1)
 
 
 def serialise(index) -> bytes:
