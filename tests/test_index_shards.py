@@ -152,3 +152,31 @@ def test_a_worker_with_another_model_is_refused(default_model, corpus_file, tmp_
     with pytest.raises(InputError, match="shard 7 is not in the plan: it has shards 0-2"):
         build_shard(store, plan, 7, default_model, plan_reader(plan))
     assert not store.exists("shards")
+
+
+@pytest.mark.parametrize("approximate", ["never", "always"])
+def test_an_index_searched_shard_by_shard_equals_the_merged_one(default_model, corpus_file, tmp_path, approximate):
+    from attnscope.index import Query
+    from attnscope.index.shard_sets import ShardedSet
+
+    options = replace(OPTIONS, approximate=approximate)
+    merged = Index.open(
+        build_index(corpus_source(corpus_file), default_model, tmp_path / "merged", options=options).directory
+    )
+    store, plan = _planned(default_model, corpus_file, tmp_path / "fan", options)
+    for number in range(len(plan.shards)):
+        build_shard(store, plan, number, default_model, plan_reader(plan))
+    manifest = commit(store, plan, fan_out=True)
+    parts = manifest.vector_shards
+    assert len(parts) == 3 and [p["first"] for p in parts] == [0, parts[0]["rows"], parts[0]["rows"] + parts[1]["rows"]]
+    assert sum(p["rows"] for p in parts) == manifest.tokens == merged.size
+    fan = Index.open(tmp_path / "fan")
+    assert isinstance(fan.vector_set("heads", 2), ShardedSet)
+    assert sorted(p.name for p in (tmp_path / "fan" / "shards" / "00001").iterdir()) == sorted(
+        n.rsplit("/", 1)[1] for n in manifest.files if n.startswith("shards/00001/")
+    )
+    text = "The girl ran to a local pub."
+    for query in (Query("embedding", 3), Query("heads", 2, (0, 5)), Query("heads", 5, (1,), filters={"upos": "NOUN"})):
+        a, b = merged.query(default_model, text, 2, query), fan.query(default_model, text, 2, query)
+        assert [(m.row, round(m.score, 6)) for m in a.matches] == [(m.row, round(m.score, 6)) for m in b.matches]
+        assert a.summary == b.summary

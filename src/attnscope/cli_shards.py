@@ -58,13 +58,18 @@ def index_shard(
         )
 
 
-def index_commit(out: str = typer.Argument(..., help="The build's folder (path or fsspec URL).")) -> None:
+def index_commit(
+    out: str = typer.Argument(..., help="The build's folder (path or fsspec URL)."),
+    fan_out: bool = typer.Option(
+        False, "--fan-out", help="Keep each shard's vector sets apart: searched shard by shard, the top-k merged."
+    ),
+) -> None:
     """Check every shard of a planned index and join them into the index (its manifest written last)."""
     from .index.commit import commit
 
     try:
         store, plan = _plan(out)
-        manifest = commit(store, plan)
+        manifest = commit(store, plan, fan_out=fan_out)
     except AttnscopeError as error:
         fail(error)
     size = sum(manifest.files.values())

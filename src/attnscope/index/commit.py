@@ -59,10 +59,13 @@ def check_shards(store: Store, plan: Plan) -> list[dict[str, Any]]:
     return markers
 
 
-def commit(store: Store, plan: Plan) -> Manifest:
+def commit(store: Store, plan: Plan, *, fan_out: bool = False) -> Manifest:
     """Join the finished shards of ``plan`` into one index in ``store`` and write its manifest.
 
-    Raises `InputError` when a shard is unfinished, of another plan or damaged (`check_shards`)."""
+    With ``fan_out`` the vector sets are not joined: each shard's files stay in its folder, and searches
+    run over the shards and merge their top-k (the same results; for indexes too large to merge on one
+    machine, or searched by several). Raises `InputError` when a shard is unfinished, of another plan
+    or damaged (`check_shards`)."""
     markers = check_shards(store, plan)
     corpus = plan.corpus
     options = options_from_dict(plan.options)
@@ -79,14 +82,18 @@ def commit(store: Store, plan: Plan) -> Manifest:
     _join_attention(store, plan, len(plan.stored_layers))
     for kind in CODES:
         for layer in plan.stored_layers:
+            if fan_out:
+                continue
             if plan.approximate_lists:
                 _join_ivf(store, plan, kind, layer, rows)
             else:
                 parts = [f"{spec.folder}/{codes_file(kind, layer)}" for spec in plan.shards]
                 _concatenate(store, parts, codes_file(kind, layer))
-    files = {}
-    for name in _index_files(plan):
-        files[name] = store.size(name)
+    kept = [
+        {"folder": spec.folder, "first": int(rows[n]), "rows": int(rows[n + 1] - rows[n])}
+        for n, spec in enumerate(plan.shards)
+    ]
+    files = {name: store.size(name) for name in _index_files(plan, kept if fan_out else None)}
     manifest = Manifest(
         model=plan.model,
         model_fingerprint=plan.model_fingerprint,
@@ -115,13 +122,17 @@ def commit(store: Store, plan: Plan) -> Manifest:
         created=created_now(),
         stored_layers=list(plan.stored_layers),
         files=files,
+        vector_shards=kept if fan_out else None,
     )
     if manifest.tokens == 0:
         raise InputError(f"corpus {corpus['name']!r} has no tokens to index (every sentence was empty or skipped)")
     store.write(MANIFEST, manifest.to_json().encode())
     for spec in plan.shards:
-        store.remove(spec.folder)
-    store.remove("shards")
+        for name in store.names(spec.folder):
+            if f"{spec.folder}/{name}" not in files:
+                store.remove(f"{spec.folder}/{name}")
+    if not fan_out:
+        store.remove("shards")
     for kind in CODES:
         for layer in plan.stored_layers:
             store.remove(trained_file(kind, layer))
@@ -129,11 +140,15 @@ def commit(store: Store, plan: Plan) -> Manifest:
     return manifest
 
 
-def _index_files(plan: Plan) -> list[str]:
+def _index_files(plan: Plan, vector_shards: list[dict[str, Any]] | None) -> list[str]:
+    """The committed index's files: its tables, ranges and attention, and each vector set's file (or, for
+    ``vector_shards``, each shard's file of it)."""
     names = [TOKENS, SENTENCES, RANGES, ATTENTION, SPANS]
+    folders = [""] if vector_shards is None else [f"{s['folder']}/" for s in vector_shards]
     for kind in CODES:
         for layer in plan.stored_layers:
-            names.append(ivf_file(kind, layer) if plan.approximate_lists else codes_file(kind, layer))
+            name = ivf_file(kind, layer) if plan.approximate_lists else codes_file(kind, layer)
+            names += [folder + name for folder in folders]
     return sorted(names)
 
 

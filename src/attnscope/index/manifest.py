@@ -45,6 +45,10 @@ class Manifest:
     ``stored_layers`` lists the layers whose vectors and attention the index holds, ascending
     (``attnscope index --layers``); None (indexes built before the option existed) means every layer.
     `layer_numbers` gives them in both cases; files are named by these layer numbers.
+
+    ``vector_shards`` (an index committed without merging its vector sets, ``index-commit --fan-out``)
+    lists the shards whose vector set files the index keeps, each ``{"folder", "first", "rows"}``: every
+    set is searched shard by shard, the top-k merged (`shard_sets.ShardedSet`); None: one file per set.
     """
 
     model: str
@@ -76,6 +80,7 @@ class Manifest:
     files: dict[str, int] = field(default_factory=dict)
     silver: dict[str, str] = field(default_factory=dict)
     stored_layers: list[int] | None = None
+    vector_shards: list[dict[str, Any]] | None = None
 
     @property
     def layer_numbers(self) -> list[int]:

@@ -32,6 +32,7 @@ from .columns import isin
 from .grouping import WordVectors, grouped_search, word_vector
 from .layout import RANGES, codes_file, ivf_file, read_codes
 from .manifest import Manifest, check_model, read_manifest
+from .shard_sets import Shard, ShardedSet
 from .storage import local_index
 from .summaries import Match, SearchResult, make_matches, summarise
 from .tables import Tables
@@ -82,6 +83,10 @@ CACHE_BYTES = 1 << 30
 """Default bound on the memory the loaded vector sets of one index may hold (their codes), in bytes."""
 
 
+Searchable = vectors.VectorSet | ShardedSet
+"""A vector set `Index` searches: one file, or one per shard (`shard_sets.ShardedSet`)."""
+
+
 class Index:
     """A built index, read-only; searches may run from several threads (the vector-set cache is locked,
     faiss searches release the GIL). Loaded vector sets stay in memory, least recently used evicted
@@ -93,7 +98,7 @@ class Index:
         self._slot = {layer: slot for slot, layer in enumerate(manifest.layer_numbers)}
         ranges = np.load(directory / RANGES)
         self._ranges = {name: (ranges[f"{name}_low"], ranges[f"{name}_span"]) for name in ("hidden", "heads")}
-        self._sets: OrderedDict[tuple[str, int], vectors.VectorSet] = OrderedDict()
+        self._sets: OrderedDict[tuple[str, int], Searchable] = OrderedDict()
         self._word_sets: OrderedDict[tuple[str, int], WordVectors] = OrderedDict()
         self._cache_bytes = cache_bytes
         self._verified: weakref.WeakSet = weakref.WeakSet()  # models already checked against the manifest
@@ -118,12 +123,12 @@ class Index:
         with self._lock:
             return list(self._sets)
 
-    def vector_set(self, kind: str, layer: int) -> vectors.VectorSet:
+    def vector_set(self, kind: str, layer: int) -> Searchable:
         """The searchable set of ``kind`` ("hidden" or "heads") at ``layer``, loaded once (LRU-bounded)."""
         with self._lock:
             return self._vector_set(kind, layer)
 
-    def _vector_set(self, kind: str, layer: int) -> vectors.VectorSet:
+    def _vector_set(self, kind: str, layer: int) -> Searchable:
         key = (kind, layer)
         if key in self._sets:
             self._sets.move_to_end(key)
@@ -132,11 +137,19 @@ class Index:
         dim = self.manifest.hidden_size if kind == "hidden" else self.manifest.head_embedding_size
         slot = self._slot[layer]  # ranges.npz holds the stored layers' ranges, in their order
         ranges, bits = vectors.Ranges(low[slot], span[slot]), self.manifest.vector_bits
-        if self.manifest.approximate_lists:
-            made = vectors.VectorSet.from_file(self.directory / ivf_file(kind, layer), dim, bits, ranges)
-        else:
-            codes = read_codes(self.directory / codes_file(kind, layer), self.manifest.tokens)
-            made = vectors.VectorSet.from_codes(codes, dim, bits, ranges)
+        parts = self.manifest.vector_shards or [{"folder": "", "first": 0, "rows": self.manifest.tokens}]
+        shards = []
+        for part in parts:
+            folder = self.directory / part["folder"]
+            if self.manifest.approximate_lists:
+                one = vectors.VectorSet.from_file(folder / ivf_file(kind, layer), dim, bits, ranges)
+            else:
+                one = vectors.VectorSet.from_codes(
+                    read_codes(folder / codes_file(kind, layer), part["rows"]), dim, bits, ranges
+                )
+            shards.append(Shard(one, part["first"]))
+        # an index committed with --fan-out: searched shard by shard, the top-k merged
+        made: Searchable = ShardedSet(shards) if self.manifest.vector_shards is not None else shards[0].vectors
         self._sets[key] = made
         while len(self._sets) > 1 and sum(v.nbytes for v in self._sets.values()) > self._cache_bytes:
             self._sets.popitem(last=False)
