@@ -39,6 +39,9 @@ def index(
         4096, "--batch-tokens", min=16, max=1_000_000, help="Padded tokens per forward batch."
     ),
     bits: int = typer.Option(8, "--bits", help="Bits per stored vector value: 8, 6 or 4."),
+    codes: str = typer.Option(
+        "sq", "--codes", help="Vector codes: sq (--bits a value) or pq<m> (m bytes a vector, e.g. pq96)."
+    ),
     attention_bits: int = typer.Option(
         7, "--attention-bits", help="Bits per stored attention weight: 7 (within 1/254) or 8 (1/510)."
     ),
@@ -93,6 +96,7 @@ def index(
             layers=parse_layers(layers),
             shard_tokens=shard_tokens,
             piece_tokens=piece_tokens,
+            codes=codes,
         )
         options.check()
         if engine not in ENGINES:

@@ -84,7 +84,7 @@ def commit(store: Store, plan: Plan, *, fan_out: bool = False) -> Manifest:
         for layer in plan.stored_layers:
             if fan_out:
                 continue
-            if plan.approximate_lists:
+            if plan.approximate_lists or options.codes != "sq":
                 _join_ivf(store, plan, kind, layer, rows)
             else:
                 parts = [f"{spec.folder}/{codes_file(kind, layer)}" for spec in plan.shards]
@@ -121,6 +121,7 @@ def commit(store: Store, plan: Plan, *, fan_out: bool = False) -> Manifest:
         revision=plan.revision,
         created=created_now(),
         stored_layers=list(plan.stored_layers),
+        codes=options.codes,
         files=files,
         vector_shards=kept if fan_out else None,
     )
@@ -147,7 +148,8 @@ def _index_files(plan: Plan, vector_shards: list[dict[str, Any]] | None) -> list
     folders = [""] if vector_shards is None else [f"{s['folder']}/" for s in vector_shards]
     for kind in CODES:
         for layer in plan.stored_layers:
-            name = ivf_file(kind, layer) if plan.approximate_lists else codes_file(kind, layer)
+            trained = plan.approximate_lists or plan.options.get("codes", "sq") != "sq"
+            name = ivf_file(kind, layer) if trained else codes_file(kind, layer)
             names += [folder + name for folder in folders]
     return sorted(names)
 

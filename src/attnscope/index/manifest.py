@@ -46,6 +46,9 @@ class Manifest:
     (``attnscope index --layers``); None (indexes built before the option existed) means every layer.
     `layer_numbers` gives them in both cases; files are named by these layer numbers.
 
+    ``codes`` is "sq" (``vector_bits`` a value, scalar-quantised) or "pq<m>" (``m`` bytes a vector,
+    product-quantised: each set a faiss IVF-PQ file, `pq.PQSet`).
+
     ``vector_shards`` (an index committed without merging its vector sets, ``index-commit --fan-out``)
     lists the shards whose vector set files the index keeps, each ``{"folder", "first", "rows"}``: every
     set is searched shard by shard, the top-k merged (`shard_sets.ShardedSet`); None: one file per set.
@@ -81,6 +84,7 @@ class Manifest:
     silver: dict[str, str] = field(default_factory=dict)
     stored_layers: list[int] | None = None
     vector_shards: list[dict[str, Any]] | None = None
+    codes: str = "sq"
 
     @property
     def layer_numbers(self) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..errors import InputError
@@ -20,7 +21,9 @@ class BuildOptions:
     against the model by `chosen_layers` when the build starts. ``piece_tokens``: about how many tokens
     are batched together (batches never cross pieces; it changes which sentences share a batch, so it is
     part of what was built); ``shard_tokens``: about how many tokens a shard holds (the unit of work a
-    worker takes, and of resuming; it changes nothing stored)."""
+    worker takes, and of resuming; it changes nothing stored). ``codes``: "sq" (``vector_bits`` per value,
+    scalar-quantised) or "pq<m>" (``--codes pq96``: ``m`` bytes a vector, product-quantised; see
+    `pq`)."""
 
     batch_tokens: int = 4096
     vector_bits: int = 8
@@ -32,6 +35,7 @@ class BuildOptions:
     layers: tuple[int, ...] | None = None
     piece_tokens: int = 65_536
     shard_tokens: int = 262_144
+    codes: str = "sq"
 
     def check(self) -> None:
         if self.approximate not in APPROXIMATE:
@@ -49,6 +53,8 @@ class BuildOptions:
         for name, value in (("piece_tokens", self.piece_tokens), ("shard_tokens (--shard-tokens)", self.shard_tokens)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a whole number of tokens, at least 1, got {value!r}")
+        if self.codes != "sq" and re.fullmatch(r"pq[1-9]\d*", self.codes) is None:
+            raise InputError(f"codes (--codes) {self.codes!r} is not a choice: use sq, or pq<m> such as pq96")
         if self.calibration_batches < 1:
             raise InputError(f"calibration_batches must be at least 1, got {self.calibration_batches}")
         if self.layers is not None:

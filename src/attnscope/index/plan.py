@@ -28,7 +28,7 @@ import numpy as np
 from ..capture.loading import ModelHandle
 from ..corpus import AnnotatedSentence
 from ..errors import InputError
-from . import vectors
+from . import pq, vectors
 from .extract import BatchVectors, extract_batch, plan_batches, plan_sentences
 from .layout import CODES, RANGES
 from .manifest import model_fingerprint, tokenizer_fingerprint
@@ -176,6 +176,8 @@ def piece_batches(lengths: Sequence[int], batch_tokens: int, seed: int, piece: i
     return plan_batches(lengths, batch_tokens, seed + 7919 * piece)
 
 
+PQ_TRAINING = 39 * 256
+"""Sampled vectors a product quantiser trains on at least (faiss's advice: 39 per centroid, 256 centroids)."""
 TRAINING_VECTORS = 65_536
 """At most this many sampled vectors train an IVF's centroids (the lists are capped to keep 39 per list)."""
 
@@ -221,9 +223,12 @@ def calibrate(
 ) -> dict[str, list[vectors.Ranges]]:
     """Compute and write what the shards share: each vector set's quantiser ranges, from the first
     ``calibration_batches`` sampled batches, and with ``lists`` > 0 its trained, empty IVF index
-    (centroids from up to `TRAINING_VECTORS` sampled vectors as their codes decode). Returns the ranges.
+    (centroids from up to `TRAINING_VECTORS` sampled vectors as their codes decode); with product
+    codes (``options.codes`` "pq<m>") its trained, empty product quantiser (`pq.train_pq`, ``lists`` or
+    one cluster), trained on at least `PQ_TRAINING` sampled vectors. Returns the ranges.
     Raises `InputError` when the sample holds no token."""
-    wanted = min(50 * lists, TRAINING_VECTORS) if lists else 0
+    pq_pieces = int(options.codes[2:]) if options.codes.startswith("pq") else 0
+    wanted = min(max(50 * lists, PQ_TRAINING if pq_pieces else 0), TRAINING_VECTORS)
     first: list[BatchVectors] = []
     kept: dict[str, list[list[np.ndarray]]] = {kind: [[] for _ in stored] for kind in CODES}
     ranges: dict[str, list[vectors.Ranges]] = {}
@@ -235,22 +240,25 @@ def calibrate(
         for kind in CODES:  # the training sample is kept as codes: a quarter of the floats' memory
             for slot in range(len(stored)):
                 kept[kind][slot].append(getattr(values, kind)[slot])
-        if ranges and lists:
+        if ranges and wanted:
             _encode_kept(kept, ranges, options.vector_bits)
     if sum(len(v.hidden[0]) for v in first) == 0:
         raise InputError("the corpus has no tokens to index (every sentence was empty or skipped)")
     if not ranges:
         ranges = _ranges(first, len(stored))
     save_ranges(store, ranges)
-    if lists:
+    if lists or pq_pieces:
         _encode_kept(kept, ranges, options.vector_bits)
         for kind in CODES:
             for slot, layer in enumerate(stored):
                 codes = np.concatenate(kept[kind][slot])[:TRAINING_VECTORS]
                 sample = vectors.decode(codes, widths[kind], options.vector_bits, ranges[kind][slot])
-                trained = vectors.trained_ivf(
-                    sample, widths[kind], options.vector_bits, ranges[kind][slot], lists, options.seed
-                )
+                if pq_pieces:
+                    trained = pq.train_pq(sample, pq_pieces, max(1, lists), options.seed)
+                else:
+                    trained = vectors.trained_ivf(
+                        sample, widths[kind], options.vector_bits, ranges[kind][slot], lists, options.seed
+                    )
                 store.write(trained_file(kind, layer), vectors.serialise(trained))
     return ranges
 
@@ -359,6 +367,9 @@ def make_plan(
         )
     head_width = shape.heads * shape.head_dim
     widths = {"hidden": int(handle.model.config.hidden_size), "heads": head_width}
+    if options.codes.startswith("pq"):
+        for width in sorted(set(widths.values())):
+            pq.parse_codes(options.codes, width)  # m must divide every vector width
     calibrate(store, handle, pieces, read, options, stored, lists, widths)
     plan = Plan(
         key=key,

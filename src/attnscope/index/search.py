@@ -32,6 +32,7 @@ from .columns import isin
 from .grouping import WordVectors, grouped_search, word_vector
 from .layout import RANGES, codes_file, ivf_file, read_codes
 from .manifest import Manifest, check_model, read_manifest
+from .pq import PQSet
 from .shard_sets import Shard, ShardedSet
 from .storage import local_index
 from .summaries import Match, SearchResult, make_matches, summarise
@@ -83,8 +84,8 @@ CACHE_BYTES = 1 << 30
 """Default bound on the memory the loaded vector sets of one index may hold (their codes), in bytes."""
 
 
-Searchable = vectors.VectorSet | ShardedSet
-"""A vector set `Index` searches: one file, or one per shard (`shard_sets.ShardedSet`)."""
+Searchable = vectors.VectorSet | PQSet | ShardedSet
+"""A vector set `Index` searches: one file (scalar or product codes), or one per shard (`shard_sets.ShardedSet`)."""
 
 
 class Index:
@@ -138,10 +139,13 @@ class Index:
         slot = self._slot[layer]  # ranges.npz holds the stored layers' ranges, in their order
         ranges, bits = vectors.Ranges(low[slot], span[slot]), self.manifest.vector_bits
         parts = self.manifest.vector_shards or [{"folder": "", "first": 0, "rows": self.manifest.tokens}]
-        shards = []
+        shards: list[Shard] = []
         for part in parts:
             folder = self.directory / part["folder"]
-            if self.manifest.approximate_lists:
+            one: vectors.VectorSet | PQSet
+            if self.manifest.codes != "sq":
+                one = PQSet.from_file(folder / ivf_file(kind, layer))
+            elif self.manifest.approximate_lists:
                 one = vectors.VectorSet.from_file(folder / ivf_file(kind, layer), dim, bits, ranges)
             else:
                 one = vectors.VectorSet.from_codes(

@@ -200,7 +200,7 @@ def _run(
             pending.result()
     _write_spans(work, spans, len(planned), len(stored))
     write_tables(work, planned, sentences, METADATA_FIELDS)
-    if plan.approximate_lists:
+    if plan.approximate_lists or options.codes != "sq":
         _approximate(store, work, plan, rows, ranges)
     files = {p.name: p.stat().st_size for p in sorted(work.iterdir())}
     return {
@@ -226,8 +226,9 @@ def _write_spans(work: Path, spans: dict[int, tuple[int, int]], sentences: int, 
 
 
 def _approximate(store: Store, work: Path, plan: Plan, rows: int, ranges: dict) -> None:
-    """Replace each codes file by a copy of the plan's trained IVF index holding the shard's vectors
-    (ids: the shard's row numbers; the commit shifts them to the index's rows)."""
+    """Replace each codes file by a copy of the plan's trained index (IVF, or product quantiser) holding
+    the shard's vectors as the codes decode (ids: the shard's row numbers; the commit shifts them to the
+    index's rows)."""
     options = options_from_dict(plan.options)
     widths = {"hidden": plan.hidden_size, "heads": int(ranges["heads"][0].low.shape[0])}
     ids = np.arange(rows, dtype=np.int64)
