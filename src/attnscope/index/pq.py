@@ -57,16 +57,37 @@ def train_pq(sample: np.ndarray, m: int, lists: int = 1, seed: int = 0, coarse=N
         raise InputError(f"pq{m}: m must divide the vector width {dim}")
     if len(sample) < max(256, lists):
         raise InputError(f"training pq{m} needs at least {max(256, lists)} sample vectors, got {len(sample)}")
-    quantizer = faiss.IndexFlatIP(dim) if coarse is None else faiss.clone_index(coarse)
-    lists = lists if coarse is None else int(coarse.ntotal)
-    index = faiss.IndexIVFPQ(quantizer, dim, lists, m, PQ_BITS, faiss.METRIC_INNER_PRODUCT)
+    if coarse is None:
+        clusters = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+        clusters.cp.seed = seed
+        clusters.train(sample)
+        coarse = clusters.quantizer
+    quantizer = faiss.clone_index(coarse)
+    index = faiss.IndexIVFPQ(quantizer, dim, int(coarse.ntotal), m, PQ_BITS, faiss.METRIC_INNER_PRODUCT)
     index.own_fields = True
     quantizer.this.disown()  # the index owns its quantizer
     index.by_residual = False
-    index.cp.seed = seed
-    index.pq.cp.seed = seed
-    index.train(sample)
+    faiss.copy_array_to_vector(piece_centroids(sample, m, seed).ravel(), index.pq.centroids)
+    index.is_trained = True
     return index
+
+
+def piece_centroids(sample: np.ndarray, m: int, seed: int = 0, iterations: int = 25) -> np.ndarray:
+    """(m, 256, dim / m) k-means centroids of each piece of ``sample`` (seeded; at most 256 rows per
+    centroid). A piece narrower than 8 values is padded with zeros to 8: the same clusters (the padding
+    stays 0 in every centroid), found many times faster by faiss-cpu 1.15.1, whose k-means on 4-wide or
+    narrower vectors measured 15 times slower here than on 8-wide ones."""
+    faiss = _faiss()
+    width = sample.shape[1] // m
+    pieces = []
+    for piece in range(m):
+        values = sample[:, piece * width : (piece + 1) * width]
+        if width < 8:
+            values = np.pad(values, ((0, 0), (0, 8 - width)))
+        kmeans = faiss.Kmeans(values.shape[1], 1 << PQ_BITS, niter=iterations, seed=seed, max_points_per_centroid=256)
+        kmeans.train(np.ascontiguousarray(values, dtype=np.float32))
+        pieces.append(kmeans.centroids[:, :width])
+    return np.stack(pieces).astype(np.float32)
 
 
 def add_vectors(trained, vectors: np.ndarray, first: int = 0, chunk: int = 100_000):
