@@ -33,7 +33,7 @@ def help_rows(*command: str) -> dict[str, str | None]:
 
 
 def test_every_command_is_checked():
-    assert COMMANDS == ["atlas", "diff", "index", "inspect", "search", "serve", "view"]
+    assert COMMANDS == ["atlas", "diff", "index", "index-commit", "index-shard", "inspect", "search", "serve", "view"]
 
 
 @pytest.mark.parametrize("command", [[], *[[name] for name in COMMANDS]], ids=lambda c: " ".join(c) or "attnscope")
