@@ -4,9 +4,10 @@ The commit refuses to make an index of anything it cannot vouch for: a shard wit
 marker of another plan, a file a marker lists that is missing or of another size. It then joins the
 shards in shard order (rows, sentences and attention bytes shifted by what the earlier shards hold):
 tables rewritten with the shifted numbers, codes and attention files concatenated (their zstd frames
-read back as one stream), approximate sets merged into the plan's trained index (faiss ``merge_from``,
-ids shifted to index rows). ``manifest.json`` is written last: the index exists once it does. The
-shards' folders and the plan's files are removed afterwards.
+read back as one stream; a build whose attention is "recomputed" has no attention files), approximate
+sets merged into the plan's trained index (faiss ``merge_from``, ids shifted to index rows).
+``manifest.json`` is written last: the index exists once it does. The shards' folders and the plan's
+files are removed afterwards.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def commit(store: Store, plan: Plan) -> Manifest:
         _join_tables(store, plan, work, fields, rows, sentences, read)
         for name in (TOKENS, SENTENCES):
             store.put(work / name, name)
-    _join_attention(store, plan, len(plan.stored_layers))
+    if options.attention == "stored":
+        _join_attention(store, plan, len(plan.stored_layers))
     for kind in CODES:
         for layer in plan.stored_layers:
             if plan.approximate_lists:
@@ -114,6 +116,7 @@ def commit(store: Store, plan: Plan) -> Manifest:
         revision=plan.revision,
         created=created_now(),
         stored_layers=list(plan.stored_layers),
+        attention=options.attention,
         files=files,
     )
     if manifest.tokens == 0:
@@ -130,7 +133,9 @@ def commit(store: Store, plan: Plan) -> Manifest:
 
 
 def _index_files(plan: Plan) -> list[str]:
-    names = [TOKENS, SENTENCES, RANGES, ATTENTION, SPANS]
+    names = [TOKENS, SENTENCES, RANGES]
+    if options_from_dict(plan.options).attention == "stored":
+        names += [ATTENTION, SPANS]
     for kind in CODES:
         for layer in plan.stored_layers:
             names.append(ivf_file(kind, layer) if plan.approximate_lists else codes_file(kind, layer))

@@ -27,6 +27,7 @@ from ..capture.written import words_text
 from ..errors import FieldError, InputError, check_range, count
 from ..selection import check_choice, check_choices
 from . import vectors
+from .attention_source import AttentionSource, BlockCache, RecomputedAttention, StoredAttention, no_stored_attention
 from .attention_store import AttentionStore
 from .columns import isin
 from .grouping import WordVectors, grouped_search, word_vector
@@ -89,7 +90,12 @@ class Index:
 
     def __init__(self, directory: Path, manifest: Manifest, tables: Tables, cache_bytes: int = CACHE_BYTES):
         self.directory, self.manifest, self.tables = directory, manifest, tables
-        self.attention = AttentionStore(directory, manifest.layer_numbers, manifest.heads, manifest.attention_bits)
+        self._stored = (
+            AttentionStore(directory, manifest.layer_numbers, manifest.heads, manifest.attention_bits)
+            if manifest.attention == "stored"
+            else None
+        )
+        self._recomputed = BlockCache()  # blocks recomputed for matches, when the index stores none
         self._slot = {layer: slot for slot, layer in enumerate(manifest.layer_numbers)}
         ranges = np.load(directory / RANGES)
         self._ranges = {name: (ranges[f"{name}_low"], ranges[f"{name}_span"]) for name in ("hidden", "heads")}
@@ -111,6 +117,25 @@ class Index:
     @property
     def size(self) -> int:
         return self.manifest.tokens
+
+    @property
+    def attention(self) -> AttentionStore:
+        """The stored attention blocks. Raises `IndexFormatError` for an index built with ``--attention
+        recomputed``, which stores none (`attention_source` reads its matches' attention)."""
+        if self._stored is None:
+            raise no_stored_attention(self.directory)
+        return self._stored
+
+    def attention_source(self, handle: ModelHandle | None = None) -> AttentionSource:
+        """Where this index's matches get their attention: the stored blocks, or (an index built with
+        ``--attention recomputed``) the model of ``handle``, which is verified against the index first.
+        Raises `IndexFormatError` when the index stores no attention and no model is given."""
+        if self._stored is not None:
+            return StoredAttention(self._stored)
+        if handle is None:
+            raise no_stored_attention(self.directory)
+        self.verify(handle)
+        return RecomputedAttention(self.tables, handle, self._recomputed)
 
     @property
     def cached_sets(self) -> list[tuple[str, int]]:
@@ -353,7 +378,9 @@ class Index:
         vector = query_vector(cap.main, query.mode, query.layer, positions)
         scores, rows = self.search(query, vector)
         causal = handle.kind == "decoder"  # the token after each match is what the model was predicting there
-        matches = make_matches(self, rows, scores, query.layer, heads, words=query.unit == "word", causal=causal)
+        source = self.attention_source(handle)
+        words = query.unit == "word"
+        matches = make_matches(self, rows, scores, query.layer, heads, words=words, causal=causal, attention=source)
         return SearchResult(
             query.mode,
             query.layer,
