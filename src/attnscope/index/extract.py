@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ import torch
 from ..capture.engine import run_batch
 from ..capture.inputs import Tokens, encode
 from ..capture.loading import ModelHandle
+from ..capture.recorder import _ACTIVE
 from ..corpus import AnnotatedSentence, word_of_tokens
 from ..errors import InputError
 
@@ -159,16 +161,41 @@ def extract_batch(
 
 def extract_attention(handle: ModelHandle, batch: Sequence[PlannedSentence], layer: int) -> list[np.ndarray]:
     """Run one batch for its attention only: one (heads, n, n) float32 array per sentence, the weights at
-    model layer ``layer`` among its n indexed tokens (what an index stores, before quantising). For an
+    model layer ``layer`` among its n indexed tokens (what an index stores, before quantising). The
+    forward pass stops once that layer's attention is recorded (the later layers are not run). For an
     index whose attention is recomputed at query time (`attention_source.py`)."""
-    _, calls = run_batch(handle, [p.tokens for p in batch], None, {"attentions"}, logits=False)
-    calls = [c for c in calls if c.role == handle.main_stack]
-    if not calls:
+    main = handle.main_stack
+
+    def stop(module: Any, args: Any, output: Any) -> None:
+        recorder = _ACTIVE.get()
+        calls = [c for c in recorder.calls if c.role == main] if recorder is not None else []
+        if len(calls) > layer:
+            raise _LayerReached(calls)
+
+    with handle.lock:  # the hooks must see this pass only (the lock is reentrant: run_batch takes it too)
+        hooks = [module.register_forward_hook(stop) for module in handle.model.modules()]
+        try:
+            _, recorded = run_batch(handle, [p.tokens for p in batch], None, {"attentions"}, logits=False)
+            calls = [c for c in recorded if c.role == main]
+        except _LayerReached as reached:
+            calls = reached.calls
+        finally:
+            for hook in hooks:
+                hook.remove()
+    if len(calls) <= layer:
         raise InputError(
             f"model {handle.name!r} does not run attention through transformers' AttentionInterface, "
             "so its attention cannot be recomputed for an index"
         )
     return [block[0] for block in _indexed_attention(batch, [calls[layer].tensors["attentions"]])]
+
+
+class _LayerReached(Exception):
+    """Ends `extract_attention`'s forward pass once the wanted layer's attention is recorded."""
+
+    def __init__(self, calls: list[Any]):
+        super().__init__("layer reached")
+        self.calls = calls
 
 
 def _indexed_attention(batch: Sequence[PlannedSentence], layers: Sequence[torch.Tensor]) -> list[np.ndarray]:

@@ -27,6 +27,7 @@ from ..capture.written import words_text
 from ..errors import FieldError, InputError, check_range, count
 from ..selection import check_choice, check_choices
 from . import vectors
+from .attention_source import CACHE_BYTES as ATTENTION_CACHE_BYTES
 from .attention_source import AttentionSource, BlockCache, RecomputedAttention, StoredAttention, no_stored_attention
 from .attention_store import AttentionStore
 from .columns import isin
@@ -86,16 +87,24 @@ CACHE_BYTES = 1 << 30
 class Index:
     """A built index, read-only; searches may run from several threads (the vector-set cache is locked,
     faiss searches release the GIL). Loaded vector sets stay in memory, least recently used evicted
-    first, while their codes total at most ``cache_bytes`` (the set in use is always kept)."""
+    first, while their codes total at most ``cache_bytes`` (the set in use is always kept); recomputed
+    attention blocks likewise within ``attention_cache_bytes``."""
 
-    def __init__(self, directory: Path, manifest: Manifest, tables: Tables, cache_bytes: int = CACHE_BYTES):
+    def __init__(
+        self,
+        directory: Path,
+        manifest: Manifest,
+        tables: Tables,
+        cache_bytes: int = CACHE_BYTES,
+        attention_cache_bytes: int = ATTENTION_CACHE_BYTES,
+    ):
         self.directory, self.manifest, self.tables = directory, manifest, tables
         self._stored = (
             AttentionStore(directory, manifest.layer_numbers, manifest.heads, manifest.attention_bits)
             if manifest.attention == "stored"
             else None
         )
-        self._recomputed = BlockCache()  # blocks recomputed for matches, when the index stores none
+        self._recomputed = BlockCache(attention_cache_bytes)  # blocks recomputed for matches, if none are stored
         self._slot = {layer: slot for slot, layer in enumerate(manifest.layer_numbers)}
         ranges = np.load(directory / RANGES)
         self._ranges = {name: (ranges[f"{name}_low"], ranges[f"{name}_span"]) for name in ("hidden", "heads")}
@@ -106,13 +115,16 @@ class Index:
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, directory: Path | str, cache_bytes: int = CACHE_BYTES) -> Index:
+    def open(
+        cls, directory: Path | str, cache_bytes: int = CACHE_BYTES, attention_cache_bytes: int = ATTENTION_CACHE_BYTES
+    ) -> Index:
         """The index in ``directory``: a local folder, or an fsspec URL (``s3://...``, ``memory://...``),
-        copied into attnscope's cache first (`storage.local_index`). Raises `IndexFormatError` when there is
-        no complete index there."""
+        copied into attnscope's cache first (`storage.local_index`). ``attention_cache_bytes`` bounds the
+        attention blocks an index built with ``--attention recomputed`` keeps of its matches. Raises
+        `IndexFormatError` when there is no complete index there."""
         directory = local_index(directory) if isinstance(directory, str) and "://" in directory else Path(directory)
         manifest = read_manifest(directory)
-        return cls(directory, manifest, Tables.read(directory), cache_bytes)
+        return cls(directory, manifest, Tables.read(directory), cache_bytes, attention_cache_bytes)
 
     @property
     def size(self) -> int:
