@@ -212,3 +212,23 @@ def test_the_server_searches_a_recomputed_index(pair, default_model):
     assert [m["row"] for m in found] == [m.row for m in expected.matches]
     for got, want in zip(found, expected.matches):
         assert np.max(np.abs(np.subtract(got["attention"], want.attention))) <= BOUND + ROUNDING
+
+
+def test_recomputing_runs_the_model_only_up_to_the_searched_layer(pair, default_model):
+    _, recomputed = pair
+    layers = default_model.model.encoder.layer
+    ran: list[int] = []
+    hooks = [layer.register_forward_hook(lambda *_, n=n: ran.append(n)) for n, layer in enumerate(layers)]
+    try:
+        source = RecomputedAttention(recomputed.tables, default_model, BlockCache())
+        blocks = source.blocks([5, 6], 1)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert ran == [0]  # layer 1's attention is recorded inside layer 1, which never finishes; 2-5 never start
+    assert sorted(blocks) == [5, 6] and blocks[5].shape[0] == recomputed.manifest.heads
+    full = attnscope.capture(default_model, str(recomputed.tables.sentences["text"][5]), fields=["attentions"])
+    keep = [i for i, special in enumerate(full.tokens.special) if not special]
+    np.testing.assert_allclose(blocks[5], full.attentions[1][:, keep][:, :, keep], atol=1e-5)
+    after = attnscope.capture(default_model, PUB, fields=["attentions"])  # the model runs whole again afterwards
+    assert after.attentions.shape[0] == len(layers)
