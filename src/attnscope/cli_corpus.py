@@ -45,6 +45,12 @@ def index(
     attention_bits: int = typer.Option(
         7, "--attention-bits", help="Bits per stored attention weight: 7 (within 1/254) or 8 (1/510)."
     ),
+    attention: str = typer.Option(
+        "stored",
+        "--attention",
+        help="stored (every sentence's attention, 7 or 8 bits) or recomputed (none stored: a search recomputes its "
+        "matches' attention with the model, smaller on disk, slower to search).",
+    ),
     long: str = typer.Option("truncate", "--long", help="Sentences longer than the model takes: truncate or skip."),
     approximate: str = typer.Option(
         "auto", "--approximate", help="Approximate (IVF) vector sets: auto (over a million tokens), always or never."
@@ -93,6 +99,7 @@ def index(
             long=long,
             approximate=approximate,
             attention_bits=attention_bits,
+            attention=attention,
             layers=parse_layers(layers),
             shard_tokens=shard_tokens,
             piece_tokens=piece_tokens,
@@ -128,6 +135,8 @@ def index(
         f"({m.annotator}), {count(m.layers, 'layer')} x {count(m.heads, 'head')}, {size / 1e6:.1f} MB on disk "
         f"({size / m.tokens / 1024:.2f} KiB per token), {report.seconds:.1f} s{resumed}"
     )
+    if m.attention != "stored":
+        print("attention: recomputed for the matches when searching (none stored)")
     if not m.all_layers:
         print(f"layers stored: {', '.join(map(str, m.layer_numbers))} of {m.layers}")
     if m.truncated_sentences or m.skipped_sentences:

@@ -4,9 +4,10 @@ The commit refuses to make an index of anything it cannot vouch for: a shard wit
 marker of another plan, a file a marker lists that is missing or of another size. It then joins the
 shards in shard order (rows, sentences and attention bytes shifted by what the earlier shards hold):
 tables rewritten with the shifted numbers, codes and attention files concatenated (their zstd frames
-read back as one stream), approximate sets merged into the plan's trained index (faiss ``merge_from``,
-ids shifted to index rows). ``manifest.json`` is written last: the index exists once it does. The
-shards' folders and the plan's files are removed afterwards.
+read back as one stream; a build whose attention is "recomputed" has no attention files), approximate
+sets merged into the plan's trained index (faiss ``merge_from``, ids shifted to index rows).
+``manifest.json`` is written last: the index exists once it does. The shards' folders and the plan's
+files are removed afterwards.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def commit(store: Store, plan: Plan, *, fan_out: bool = False) -> Manifest:
         _join_tables(store, plan, work, fields, rows, sentences, read)
         for name in (TOKENS, SENTENCES):
             store.put(work / name, name)
-    _join_attention(store, plan, len(plan.stored_layers))
+    if options.attention == "stored":
+        _join_attention(store, plan, len(plan.stored_layers))
     for kind in CODES:
         for layer in plan.stored_layers:
             if fan_out:
@@ -122,6 +124,7 @@ def commit(store: Store, plan: Plan, *, fan_out: bool = False) -> Manifest:
         created=created_now(),
         stored_layers=list(plan.stored_layers),
         codes=options.codes,
+        attention=options.attention,
         files=files,
         vector_shards=kept if fan_out else None,
     )
@@ -142,9 +145,11 @@ def commit(store: Store, plan: Plan, *, fan_out: bool = False) -> Manifest:
 
 
 def _index_files(plan: Plan, vector_shards: list[dict[str, Any]] | None) -> list[str]:
-    """The committed index's files: its tables, ranges and attention, and each vector set's file (or, for
-    ``vector_shards``, each shard's file of it)."""
-    names = [TOKENS, SENTENCES, RANGES, ATTENTION, SPANS]
+    """The committed index's files: its tables, ranges and (when stored) attention, and each vector set's
+    file (or, for ``vector_shards``, each shard's file of it)."""
+    names = [TOKENS, SENTENCES, RANGES]
+    if options_from_dict(plan.options).attention == "stored":
+        names += [ATTENTION, SPANS]
     folders = [""] if vector_shards is None else [f"{s['folder']}/" for s in vector_shards]
     for kind in CODES:
         for layer in plan.stored_layers:

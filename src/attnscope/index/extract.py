@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ import torch
 from ..capture.engine import run_batch
 from ..capture.inputs import Tokens, encode
 from ..capture.loading import ModelHandle
+from ..capture.recorder import _ACTIVE
 from ..corpus import AnnotatedSentence, word_of_tokens
 from ..errors import InputError
 
@@ -123,11 +125,17 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
 
 
 def extract_batch(
-    handle: ModelHandle, batch: Sequence[PlannedSentence], layers: Sequence[int] | None = None
+    handle: ModelHandle,
+    batch: Sequence[PlannedSentence],
+    layers: Sequence[int] | None = None,
+    *,
+    attention: bool = True,
 ) -> BatchVectors:
     """Run one batch and keep what the index stores (see `BatchVectors`): every layer, or the model
-    layers ``layers`` (ascending), whose values then come in that order (the arrays' first axis)."""
-    wanted = {"attentions", "head_outputs", "hidden_states"}
+    layers ``layers`` (ascending), whose values then come in that order (the arrays' first axis).
+    ``attention=False`` keeps no attention (``BatchVectors.attention`` is empty): for an index whose
+    attention is recomputed at query time."""
+    wanted = {"attentions", "head_outputs", "hidden_states"} if attention else {"head_outputs", "hidden_states"}
     outputs, calls = run_batch(handle, [p.tokens for p in batch], None, wanted, logits=False)
     calls = [c for c in calls if c.role == handle.main_stack]
     hidden_states = outputs.hidden_states
@@ -147,7 +155,53 @@ def extract_batch(
         out = call.tensors["head_outputs"]  # (batch, query, heads, head_dim)
         per_head = _unit(out.reshape(-1, out.shape[-2], out.shape[-1])[flat].float())
         heads.append(per_head.reshape(len(flat), -1))
-    weights = [c.tensors["attentions"].float().numpy() for c in calls]  # each (batch, heads, query, key)
+    kept = _indexed_attention(batch, [c.tensors["attentions"] for c in calls]) if attention else []
+    return BatchVectors(hidden.numpy(), torch.stack(heads).numpy(), kept)
+
+
+def extract_attention(handle: ModelHandle, batch: Sequence[PlannedSentence], layer: int) -> list[np.ndarray]:
+    """Run one batch for its attention only: one (heads, n, n) float32 array per sentence, the weights at
+    model layer ``layer`` among its n indexed tokens (what an index stores, before quantising). The
+    forward pass stops once that layer's attention is recorded (the later layers are not run). For an
+    index whose attention is recomputed at query time (`attention_source.py`)."""
+    main = handle.main_stack
+
+    def stop(module: Any, args: Any, output: Any) -> None:
+        recorder = _ACTIVE.get()
+        calls = [c for c in recorder.calls if c.role == main] if recorder is not None else []
+        if len(calls) > layer:
+            raise _LayerReached(calls)
+
+    with handle.lock:  # the hooks must see this pass only (the lock is reentrant: run_batch takes it too)
+        hooks = [module.register_forward_hook(stop) for module in handle.model.modules()]
+        try:
+            _, recorded = run_batch(handle, [p.tokens for p in batch], None, {"attentions"}, logits=False)
+            calls = [c for c in recorded if c.role == main]
+        except _LayerReached as reached:
+            calls = reached.calls
+        finally:
+            for hook in hooks:
+                hook.remove()
+    if len(calls) <= layer:
+        raise InputError(
+            f"model {handle.name!r} does not run attention through transformers' AttentionInterface, "
+            "so its attention cannot be recomputed for an index"
+        )
+    return [block[0] for block in _indexed_attention(batch, [calls[layer].tensors["attentions"]])]
+
+
+class _LayerReached(Exception):
+    """Ends `extract_attention`'s forward pass once the wanted layer's attention is recorded."""
+
+    def __init__(self, calls: list[Any]):
+        super().__init__("layer reached")
+        self.calls = calls
+
+
+def _indexed_attention(batch: Sequence[PlannedSentence], layers: Sequence[torch.Tensor]) -> list[np.ndarray]:
+    """Each sentence's (layers, heads, n, n) float32 attention among its indexed tokens, from the batch's
+    (batch, heads, query, key) weights of each layer."""
+    weights = [w.float().numpy() for w in layers]
     attention = []
     for b, p in enumerate(batch):
         first, last = int(p.positions[0]), int(p.positions[-1])
@@ -156,4 +210,4 @@ def extract_batch(
         else:
             rows, cols = p.positions[:, None], p.positions[None, :]
             attention.append(np.stack([w[b][:, rows, cols] for w in weights]))
-    return BatchVectors(hidden.numpy(), torch.stack(heads).numpy(), attention)
+    return attention

@@ -46,6 +46,10 @@ class Manifest:
     (``attnscope index --layers``); None (indexes built before the option existed) means every layer.
     `layer_numbers` gives them in both cases; files are named by these layer numbers.
 
+    ``attention`` is "stored" (``attention.bin`` and its spans hold every sentence's blocks) or
+    "recomputed" (no attention files: a search recomputes its matches' attention with the query's
+    model, ``attnscope index --attention recomputed``); indexes built before the option read as "stored".
+
     ``codes`` is "sq" (``vector_bits`` a value, scalar-quantised) or "pq<m>" (``m`` bytes a vector,
     product-quantised: each set a faiss IVF-PQ file, `pq.PQSet`).
 
@@ -85,6 +89,7 @@ class Manifest:
     stored_layers: list[int] | None = None
     vector_shards: list[dict[str, Any]] | None = None
     codes: str = "sq"
+    attention: str = "stored"
 
     @property
     def layer_numbers(self) -> list[int]:
@@ -126,6 +131,11 @@ def read_manifest(directory: Path) -> Manifest:
         manifest = Manifest(**raw)
     except (ValueError, TypeError) as error:
         raise IndexFormatError(f"{path} is corrupt ({error}): rebuild the index with `attnscope index`") from None
+    if manifest.attention not in ("stored", "recomputed"):
+        raise IndexFormatError(
+            f"{path} is corrupt: attention {manifest.attention!r} is neither 'stored' nor 'recomputed'; "
+            "rebuild the index with `attnscope index`"
+        )
     for name, size in manifest.files.items():
         file = directory / name
         if not file.is_file() or file.stat().st_size != size:

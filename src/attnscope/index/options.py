@@ -11,6 +11,9 @@ from .attention_store import BITS as ATTENTION_BITS
 from .extract import LONG_POLICIES
 
 APPROXIMATE = ("auto", "always", "never")
+ATTENTION = ("stored", "recomputed")
+"""Where a search reads its matches' attention: blocks stored in the index, or recomputed at query time
+with the query's model (an index without attention files: `attention_source.py`)."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,9 @@ class BuildOptions:
     part of what was built); ``shard_tokens``: about how many tokens a shard holds (the unit of work a
     worker takes, and of resuming; it changes nothing stored). ``codes``: "sq" (``vector_bits`` per value,
     scalar-quantised) or "pq<m>" (``--codes pq96``: ``m`` bytes a vector, product-quantised; see
-    `pq`)."""
+    `pq`). ``attention`` (`ATTENTION`): "stored"
+    keeps every sentence's attention blocks; "recomputed" keeps none, and a search recomputes the
+    attention of its matched sentences with the query's model (``--attention recomputed``)."""
 
     batch_tokens: int = 4096
     vector_bits: int = 8
@@ -36,10 +41,15 @@ class BuildOptions:
     piece_tokens: int = 65_536
     shard_tokens: int = 262_144
     codes: str = "sq"
+    attention: str = "stored"
 
     def check(self) -> None:
         if self.approximate not in APPROXIMATE:
             raise InputError(f"approximate={self.approximate!r} is not a choice: use one of {', '.join(APPROXIMATE)}")
+        if self.attention not in ATTENTION:
+            raise InputError(
+                f"attention={self.attention!r} (--attention) is not a choice: use one of {', '.join(ATTENTION)}"
+            )
         if self.attention_bits not in ATTENTION_BITS:
             raise InputError(
                 f"attention_bits={self.attention_bits} is not supported: use one of {list(ATTENTION_BITS)}"

@@ -27,6 +27,8 @@ from ..capture.written import words_text
 from ..errors import FieldError, InputError, check_range, count
 from ..selection import check_choice, check_choices
 from . import vectors
+from .attention_source import CACHE_BYTES as ATTENTION_CACHE_BYTES
+from .attention_source import AttentionSource, BlockCache, RecomputedAttention, StoredAttention, no_stored_attention
 from .attention_store import AttentionStore
 from .columns import isin
 from .grouping import WordVectors, grouped_search, word_vector
@@ -91,11 +93,24 @@ Searchable = vectors.VectorSet | PQSet | ShardedSet
 class Index:
     """A built index, read-only; searches may run from several threads (the vector-set cache is locked,
     faiss searches release the GIL). Loaded vector sets stay in memory, least recently used evicted
-    first, while their codes total at most ``cache_bytes`` (the set in use is always kept)."""
+    first, while their codes total at most ``cache_bytes`` (the set in use is always kept); recomputed
+    attention blocks likewise within ``attention_cache_bytes``."""
 
-    def __init__(self, directory: Path, manifest: Manifest, tables: Tables, cache_bytes: int = CACHE_BYTES):
+    def __init__(
+        self,
+        directory: Path,
+        manifest: Manifest,
+        tables: Tables,
+        cache_bytes: int = CACHE_BYTES,
+        attention_cache_bytes: int = ATTENTION_CACHE_BYTES,
+    ):
         self.directory, self.manifest, self.tables = directory, manifest, tables
-        self.attention = AttentionStore(directory, manifest.layer_numbers, manifest.heads, manifest.attention_bits)
+        self._stored = (
+            AttentionStore(directory, manifest.layer_numbers, manifest.heads, manifest.attention_bits)
+            if manifest.attention == "stored"
+            else None
+        )
+        self._recomputed = BlockCache(attention_cache_bytes)  # blocks recomputed for matches, if none are stored
         self._slot = {layer: slot for slot, layer in enumerate(manifest.layer_numbers)}
         ranges = np.load(directory / RANGES)
         self._ranges = {name: (ranges[f"{name}_low"], ranges[f"{name}_span"]) for name in ("hidden", "heads")}
@@ -106,17 +121,39 @@ class Index:
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, directory: Path | str, cache_bytes: int = CACHE_BYTES) -> Index:
+    def open(
+        cls, directory: Path | str, cache_bytes: int = CACHE_BYTES, attention_cache_bytes: int = ATTENTION_CACHE_BYTES
+    ) -> Index:
         """The index in ``directory``: a local folder, or an fsspec URL (``s3://...``, ``memory://...``),
-        copied into attnscope's cache first (`storage.local_index`). Raises `IndexFormatError` when there is
-        no complete index there."""
+        copied into attnscope's cache first (`storage.local_index`). ``attention_cache_bytes`` bounds the
+        attention blocks an index built with ``--attention recomputed`` keeps of its matches. Raises
+        `IndexFormatError` when there is no complete index there."""
         directory = local_index(directory) if isinstance(directory, str) and "://" in directory else Path(directory)
         manifest = read_manifest(directory)
-        return cls(directory, manifest, Tables.read(directory), cache_bytes)
+        return cls(directory, manifest, Tables.read(directory), cache_bytes, attention_cache_bytes)
 
     @property
     def size(self) -> int:
         return self.manifest.tokens
+
+    @property
+    def attention(self) -> AttentionStore:
+        """The stored attention blocks. Raises `IndexFormatError` for an index built with ``--attention
+        recomputed``, which stores none (`attention_source` reads its matches' attention)."""
+        if self._stored is None:
+            raise no_stored_attention(self.directory)
+        return self._stored
+
+    def attention_source(self, handle: ModelHandle | None = None) -> AttentionSource:
+        """Where this index's matches get their attention: the stored blocks, or (an index built with
+        ``--attention recomputed``) the model of ``handle``, which is verified against the index first.
+        Raises `IndexFormatError` when the index stores no attention and no model is given."""
+        if self._stored is not None:
+            return StoredAttention(self._stored)
+        if handle is None:
+            raise no_stored_attention(self.directory)
+        self.verify(handle)
+        return RecomputedAttention(self.tables, handle, self._recomputed)
 
     @property
     def cached_sets(self) -> list[tuple[str, int]]:
@@ -370,7 +407,9 @@ class Index:
         vector = query_vector(cap.main, query.mode, query.layer, positions)
         scores, rows = self.search(query, vector)
         causal = handle.kind == "decoder"  # the token after each match is what the model was predicting there
-        matches = make_matches(self, rows, scores, query.layer, heads, words=query.unit == "word", causal=causal)
+        source = self.attention_source(handle)
+        words = query.unit == "word"
+        matches = make_matches(self, rows, scores, query.layer, heads, words=words, causal=causal, attention=source)
         return SearchResult(
             query.mode,
             query.layer,

@@ -4,9 +4,10 @@ A worker reads its shard's pieces, annotates and tokenises their sentences, runs
 (batches never cross pieces, see plan.py), quantises the vectors with the plan's shared ranges, and
 writes under ``shards/<number>/``: the shard's token and sentence tables (rows and sentences numbered
 from 0 in the shard), its codes (or, for an approximate index, a copy of the plan's trained IVF index
-holding its vectors under the shard's row numbers), its attention blocks and their byte spans, then
-``done.json`` last. A shard whose marker names this plan is finished and is never rebuilt; one whose
-marker names another plan is refused. Memory is bounded by the shard, not the corpus.
+holding its vectors under the shard's row numbers), its attention blocks and their byte spans (none when
+the build's ``attention`` is "recomputed"), then ``done.json`` last. A shard whose marker names this plan
+is finished and is never rebuilt; one whose marker names another plan is refused. Memory is bounded by
+the shard, not the corpus.
 """
 
 from __future__ import annotations
@@ -156,7 +157,8 @@ def _run(
             for kind in CODES
             for layer in stored
         }
-        attention = opened.enter_context(open(work / ATTENTION, "wb"))
+        keep_attention = options.attention == "stored"
+        attention = opened.enter_context(open(work / ATTENTION, "wb")) if keep_attention else None
         position = [0]
 
         def write(values: BatchVectors, numbers: list[int]) -> None:
@@ -165,6 +167,8 @@ def _run(
                 for slot, layer in enumerate(stored):
                     encoded = vectors.encode(getattr(values, kind)[slot], options.vector_bits, ranges[kind][slot])
                     codes[(kind, layer)].write(compressor.compress(encoded.tobytes()))
+            if attention is None:
+                return
             sizes, data = compress_blocks(values.attention, options.attention_bits)
             attention.write(data.tobytes())
             ends = position[0] + np.cumsum(sizes)
@@ -190,7 +194,7 @@ def _run(
             for batch in piece_batches(lengths, options.batch_tokens, options.seed, first_piece + offset):
                 for i in batch:
                     done[i].first_row, rows = rows, rows + done[i].rows
-                values = extract_batch(handle, [done[i] for i in batch], stored)
+                values = extract_batch(handle, [done[i] for i in batch], stored, attention=keep_attention)
                 if pending is not None:
                     pending.result()
                 pending = writer.submit(write, values, [base + i for i in batch])
@@ -198,7 +202,8 @@ def _run(
                     progress(len(values.hidden[0]))
         if pending is not None:
             pending.result()
-    _write_spans(work, spans, len(planned), len(stored))
+    if options.attention == "stored":
+        _write_spans(work, spans, len(planned), len(stored))
     write_tables(work, planned, sentences, METADATA_FIELDS)
     if plan.approximate_lists or options.codes != "sq":
         _approximate(store, work, plan, rows, ranges)

@@ -2,7 +2,8 @@
 
 A `Match` is one corpus token (or word, in a word search) found by a search: its sentence's tokens
 with every token's metadata, the attention the match pays each of them (mean of the selected heads at
-the search's layer, read from the stored blocks: within 1/510 of the model's per weight; a word's
+the search's layer, read from the stored blocks: within 1/254 of the model's per weight at 7 bits, or
+recomputed with the query's model for an index built with ``--attention recomputed``; a word's
 attention is the mean of its tokens' rows), and the token it attends to most. Each token also carries
 how the corpus writes it: its text as written (the sentence sliced by the token's character offsets,
 case kept, each character once and whitespace moved into ``space_before``: `capture.written`), its
@@ -25,7 +26,7 @@ import numpy as np
 
 from ..capture.token_text import is_blank
 from ..capture.written import written_pieces
-from ..quantise import dequantise
+from .attention_source import AttentionSource
 
 MISSING = "_"
 """How a token without a value for a field (no word, or no annotation) is counted."""
@@ -132,23 +133,29 @@ def make_matches(
     heads: Sequence[int],
     words: bool = False,
     causal: bool = False,
+    attention: AttentionSource | None = None,
 ) -> list[Match]:
     """Matches for result ``rows`` of ``index`` at ``layer``, attention averaged over ``heads`` (and over
     the matched word's tokens when ``words``: each row is then the first token of a corpus word); with
-    ``causal``, each match's ``next_position``."""
+    ``causal``, each match's ``next_position``. ``attention`` is where the attention is read
+    (`attention_source.AttentionSource`: stored, or recomputed with the query's model); by default the
+    index's stored attention (`IndexFormatError` for an index that stores none)."""
     from .grouping import word_rows
 
+    source = index.attention_source() if attention is None else attention
     tokens, sentences = index.tables.tokens, index.tables.sentences
     fields = index.tables.fields
-    head_list = list(heads)
-    matches = []
-    for row, score in zip(rows.tolist(), scores.tolist()):
+    found = []
+    for row in rows.tolist():
         sentence = int(tokens["sentence"][row])
         span = index.tables.sentence_rows(sentence)
         matched = [int(r) - span.start for r in (word_rows(index.tables, row) if words else [row])]
+        found.append((row, sentence, span, matched))
+    read = source.rows([(sentence, matched) for _, sentence, _, matched in found], layer, heads)
+    matches = []
+    for (row, sentence, span, matched), score, block in zip(found, scores.tolist(), read):
         position = matched[0]
-        block = index.attention.layer_block(sentence, layer)
-        weights = dequantise(block[head_list][:, matched], index.attention.bits).mean(axis=(0, 1))
+        weights = block.mean(axis=(0, 1))
         strongest = int(np.argmax(weights))
         text = str(sentences["text"][sentence])
         match = Match(
