@@ -180,3 +180,38 @@ def test_an_index_searched_shard_by_shard_equals_the_merged_one(default_model, c
         a, b = merged.query(default_model, text, 2, query), fan.query(default_model, text, 2, query)
         assert [(m.row, round(m.score, 6)) for m in a.matches] == [(m.row, round(m.score, 6)) for m in b.matches]
         assert a.summary == b.summary
+
+
+def test_product_codes_build_in_shards_like_in_one_and_search(default_model, tmp_path):
+    from attnscope.corpus import open_corpus
+    from attnscope.index import Query
+    from attnscope.index.pq import PQSet
+
+    from .index_fixtures import EWT_DEV
+
+    blocks = EWT_DEV.read_text(encoding="utf-8").split("\n\n")[:40]
+    path = tmp_path / "ewt40.conllu"
+    path.write_text("\n\n".join(blocks) + "\n\n", encoding="utf-8")
+    corpus = open_corpus(path)
+    options = replace(OPTIONS, codes="pq8", layers=(1, 4))
+    many = build_index(corpus, default_model, tmp_path / "many", options=options)
+    one = build_index(corpus, default_model, tmp_path / "one", options=replace(options, shard_tokens=10**6))
+    assert many.manifest.codes == "pq8" and many.manifest.tokens >= 256
+    _same_index(many.directory, one.directory)
+    index = Index.open(many.directory)
+    found = index.vector_set("hidden", 4)
+    assert isinstance(found, PQSet) and found.m == 8 and found.count == many.manifest.tokens
+    result = index.query(default_model, "The girl ran to a local pub.", 2, Query("heads", 4, (0, 5)))
+    assert len(result.matches) == 50 and result.matches[0].score >= result.matches[-1].score
+    with pytest.raises(InputError, match="training pq8 needs at least 256 sample vectors"):
+        build_index(corpus_source(_small(tmp_path)), default_model, tmp_path / "small", options=options)
+    with pytest.raises(InputError, match="codes .*'pq0' is not a choice"):
+        build_index(corpus, default_model, tmp_path / "bad", options=replace(options, codes="pq0"))
+    with pytest.raises(InputError, match="pq7: m must divide the vector width 384"):
+        build_index(corpus, default_model, tmp_path / "bad", options=replace(options, codes="pq7"))
+
+
+def _small(tmp_path):
+    path = tmp_path / "tiny.conllu"
+    path.write_text(small_conllu(), encoding="utf-8")
+    return path
