@@ -84,7 +84,7 @@ def ray_against_in_process(corpus: str, model: str, work: Path, shard_tokens: in
 
     handle = attnscope.load(model)
     source = corpus_source(corpus)
-    options = BuildOptions(shard_tokens=shard_tokens)
+    options = BuildOptions(shard_tokens=shard_tokens, piece_tokens=min(BuildOptions().piece_tokens, shard_tokens))
     pieces, read = pieces_and_reader(source, options.piece_tokens)
     here, there = Store.at(work / "here"), Store.at(work / "ray")
     plan = make_plan(here, handle, corpus_record(source), pieces, read, options)
