@@ -7,8 +7,8 @@ object store as one upload (an object appears only once it is complete). So a re
 file sees all of it, and a prefix whose marker file is missing simply does not exist yet: the build's
 markers (a shard's ``done.json``, the index's ``manifest.json``) are always written last.
 
-Libraries that read only local paths (faiss, pyarrow's memory map) get a local file: the file itself
-on a local store, a downloaded copy otherwise (`Store.local_copy`).
+Libraries that read only local paths (faiss, the attention file's memory map) read an index from a
+local folder: the index itself on a local store, a copy in attnscope's cache otherwise (`local_index`).
 """
 
 from __future__ import annotations
@@ -115,31 +115,11 @@ class Store:
         found = self.fs.ls(base, detail=True)
         return sorted(item["name"].rstrip("/").rsplit("/", 1)[-1] for item in found if item["type"] == "file")
 
-    def folders(self, prefix: str) -> list[str]:
-        """The names of the folders directly under ``prefix``, sorted."""
-        base = self.path(prefix)
-        if not self.fs.isdir(base):
-            return []
-        found = self.fs.ls(base, detail=True)
-        return sorted(item["name"].rstrip("/").rsplit("/", 1)[-1] for item in found if item["type"] == "directory")
-
     def remove(self, name: str) -> None:
         """Remove the file or folder ``name`` (nothing when it is absent)."""
         target = self.path(name)
         if self.fs.exists(target):
             self.fs.rm(target, recursive=True)
-
-    @contextlib.contextmanager
-    def local_copy(self, name: str) -> Iterator[Path]:
-        """A local path holding the file ``name``: the file itself on a local store, else a temporary
-        download removed after the block."""
-        if self.is_local:
-            yield Path(self.path(name))
-            return
-        with tempfile.TemporaryDirectory(prefix="attnscope-store-") as folder:
-            local = Path(folder) / name.rsplit("/", 1)[-1]
-            self.fs.get_file(self.path(name), str(local))
-            yield local
 
     def download(self, prefix: str, local: Path) -> None:
         """Copy every file under ``prefix`` (recursively) into the local folder ``local``."""
