@@ -55,7 +55,7 @@ def check_shards(store: Store, plan: Plan) -> list[dict[str, Any]]:
         listed = ", ".join(map(str, unfinished[:10])) + (" ..." if len(unfinished) > 10 else "")
         raise InputError(
             f"{len(unfinished)} of {len(plan.shards)} shards are not finished (shard {listed}): build them "
-            f"(`attnscope index shard`) before the commit"
+            f"(`attnscope index-shard DIR --shard N`) before the commit"
         )
     return markers
 
