@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .cli_common import fail, note_masking
-from .cli_indexes import resolve_index
+from .cli_indexes import resolve_index_location
 from .errors import AttnscopeError, InputError, count
 
 
@@ -208,12 +208,12 @@ def _parse_filters(items: list[str]) -> dict[str, list[str]]:
 
 def search(
     text: str = typer.Argument(..., help="The sentence whose token is searched for."),
-    index_dir: Path = typer.Option(
+    index_dir: str = typer.Option(
         ...,
         "--index",
         "-i",
-        help="An index built by `attnscope index` (its directory), or the name of a cached index such as 'ewt' "
-        "(built by `attnscope serve`).",
+        help="An index built by `attnscope index` (its directory or fsspec URL, read in place), or the name of "
+        "a cached index such as 'ewt' (built by `attnscope serve`).",
     ),
     token: str = typer.Option(
         ...,
@@ -258,7 +258,7 @@ def search(
     from .index import Index, Query
 
     try:
-        opened = Index.open(resolve_index(index_dir, model))
+        opened = Index.open(resolve_index_location(index_dir, model))
         query = Query(
             "heads" if heads is not None else "embedding",
             layer,

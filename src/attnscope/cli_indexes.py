@@ -51,6 +51,15 @@ def _model_name(model: str | None) -> str:
     return model_name("default" if model is None else str(model))
 
 
+def resolve_index_location(value: str | Path, model: str | None = None, option: str = "--index") -> Path | str:
+    """As `resolve_index`, but an fsspec URL of a remote store (``s3://bucket/ewt``) is kept as given:
+    `Index.open` reads such an index in place."""
+    text = str(value)
+    if "://" in text and not text.startswith("file://"):
+        return text
+    return resolve_index(text[len("file://") :] if text.startswith("file://") else value, model, option)
+
+
 def resolve_index(value: str | Path, model: str | None = None, option: str = "--index") -> Path:
     """The index directory ``value`` names: an existing path as given, else a cached index by name.
 

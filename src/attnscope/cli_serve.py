@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from .cli_checks import check_port
 from .cli_common import fail
-from .cli_indexes import DEFAULT_CORPUS, default_index_dir, resolve_index
+from .cli_indexes import DEFAULT_CORPUS, default_index_dir, resolve_index_location
 from .errors import AttnscopeError, InputError
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ def serve(
             raise InputError("--no-corpus and --corpus contradict each other: give one of them")
         sock = check_port(host, port)  # bound now, before any model loads; the server listens on it
         first_model = model[0] if model else None
-        directories = [resolve_index(item, first_model, "--corpus") for item in corpus]
+        directories = [resolve_index_location(item, first_model, "--corpus") for item in corpus]
         state = AppState.configure(model or ["default"], directories)
         if not corpus and not no_corpus:
             _default_corpus(state, console)

@@ -61,6 +61,7 @@ class StoredAttention:
     def rows(self, wanted: Sequence[Wanted], layer: int, heads: Sequence[int]) -> list[np.ndarray]:
         head_list = list(heads)
         found = []
+        self.store.prefetch(sorted({sentence for sentence, _ in wanted}), layer)
         for sentence, positions in wanted:
             block = self.store.layer_block(sentence, layer)
             found.append(dequantise(block[head_list][:, list(positions)], self.store.bits))

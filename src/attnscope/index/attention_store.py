@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zstandard
@@ -44,14 +45,25 @@ class AttentionStore:
     """Read access: ``layer_block(sentence, layer)`` -> (heads, n, n) stored integers; ``weights`` and
     ``rows`` -> float weights."""
 
-    def __init__(self, directory: Path, layers: int | Sequence[int], heads: int, bits: int):
-        """``layers``: the number of layers (every one stored), or the stored model layers, ascending."""
+    def __init__(self, directory: Path, layers: int | Sequence[int], heads: int, bits: int, data: Any = None):
+        """``layers``: the number of layers (every one stored), or the stored model layers, ascending.
+        ``data``: where the blocks' bytes are read (``data[start:end]`` -> uint8 array): by default
+        ``attention.bin`` in ``directory``, memory-mapped; a remote index reads them as ranges
+        (`remote.RemoteBytes`)."""
         self.spans = np.load(directory / SPANS)
-        self.data = np.memmap(directory / ATTENTION, dtype=np.uint8, mode="r")
+        self.data = np.memmap(directory / ATTENTION, dtype=np.uint8, mode="r") if data is None else data
         self.stored = list(range(layers)) if isinstance(layers, int) else list(layers)
         self._slot = {layer: slot for slot, layer in enumerate(self.stored)}
         self.layers, self.heads, self.bits = len(self.stored), heads, bits
         self.error_bound = error_bound(bits)
+
+    def prefetch(self, sentences: Sequence[int], layer: int) -> None:
+        """Read the blocks of ``sentences`` at ``layer`` ahead, in one request, where the bytes are remote
+        (nothing for a local file)."""
+        prefetch = getattr(self.data, "prefetch", None)
+        if prefetch is not None:
+            rows = [sentence * self.layers + self._slot[layer] for sentence in sentences]
+            prefetch([(int(self.spans[row][0]), int(self.spans[row][1])) for row in rows])
 
     def layer_block(self, sentence: int, layer: int) -> np.ndarray:
         """(heads, n, n) uint8 weights of one sentence at model layer ``layer`` (one of the stored layers;

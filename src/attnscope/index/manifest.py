@@ -119,13 +119,25 @@ def read_manifest(directory: Path) -> Manifest:
     if not path.is_file():
         partial = " (it looks like an unfinished build)" if any(directory.iterdir()) else ""
         raise IndexFormatError(f"{directory} is not an attnscope index: it has no {MANIFEST}{partial}")
+    manifest = parse_manifest(path.read_text(encoding="utf-8"), str(path), str(directory))
+    sizes = {}
+    for name in manifest.files:
+        file = directory / name
+        sizes[name] = file.stat().st_size if file.is_file() else None
+    check_sizes(manifest, sizes, str(directory))
+    return manifest
+
+
+def parse_manifest(text: str, path: str, where: str) -> Manifest:
+    """The manifest in ``text``, read from ``path`` (named in errors) of the index at ``where``.
+    Raises `IndexFormatError` when it is not one this attnscope reads."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(text)
         if raw.get("format") != FORMAT:
             raise IndexFormatError(f"{path} is not an attnscope index manifest")
         if raw.get("format_version") != FORMAT_VERSION:
             raise IndexFormatError(
-                f"{directory} has index format {raw.get('format_version')}; this attnscope reads format "
+                f"{where} has index format {raw.get('format_version')}; this attnscope reads format "
                 f"{FORMAT_VERSION}: rebuild it with `attnscope index`"
             )
         manifest = Manifest(**raw)
@@ -136,14 +148,18 @@ def read_manifest(directory: Path) -> Manifest:
             f"{path} is corrupt: attention {manifest.attention!r} is neither 'stored' nor 'recomputed'; "
             "rebuild the index with `attnscope index`"
         )
+    return manifest
+
+
+def check_sizes(manifest: Manifest, sizes: dict[str, int | None], where: str) -> None:
+    """Raise `IndexFormatError` unless every file the manifest lists has its listed size in ``sizes``
+    (name -> bytes, None or absent for a missing file)."""
     for name, size in manifest.files.items():
-        file = directory / name
-        if not file.is_file() or file.stat().st_size != size:
+        if sizes.get(name) != size:
             raise IndexFormatError(
-                f"{directory} is damaged: {name} is missing or has the wrong size (expected {size} bytes); "
+                f"{where} is damaged: {name} is missing or has the wrong size (expected {size} bytes); "
                 "rebuild it with `attnscope index`"
             )
-    return manifest
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:

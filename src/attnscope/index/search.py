@@ -35,8 +35,9 @@ from .grouping import WordVectors, grouped_search, word_vector
 from .layout import RANGES, codes_file, ivf_file, read_codes
 from .manifest import Manifest, check_model, read_manifest
 from .pq import PQSet
+from .remote import RemoteBytes, RemoteFiles
 from .shard_sets import Shard, ShardedSet
-from .storage import local_index
+from .storage import Store
 from .summaries import Match, SearchResult, make_matches, summarise
 from .tables import Tables
 
@@ -103,10 +104,19 @@ class Index:
         tables: Tables,
         cache_bytes: int = CACHE_BYTES,
         attention_cache_bytes: int = ATTENTION_CACHE_BYTES,
+        remote: RemoteFiles | None = None,
     ):
-        self.directory, self.manifest, self.tables = directory, manifest, tables
+        """An opened index (`open` makes one): ``remote`` serves the files of an index on a remote store,
+        whose small files are already in ``directory``."""
+        self.directory, self.manifest, self.tables, self.remote = directory, manifest, tables, remote
         self._stored = (
-            AttentionStore(directory, manifest.layer_numbers, manifest.heads, manifest.attention_bits)
+            AttentionStore(
+                directory,
+                manifest.layer_numbers,
+                manifest.heads,
+                manifest.attention_bits,
+                data=None if remote is None else RemoteBytes(remote),
+            )
             if manifest.attention == "stored"
             else None
         )
@@ -124,13 +134,22 @@ class Index:
     def open(
         cls, directory: Path | str, cache_bytes: int = CACHE_BYTES, attention_cache_bytes: int = ATTENTION_CACHE_BYTES
     ) -> Index:
-        """The index in ``directory``: a local folder, or an fsspec URL (``s3://...``, ``memory://...``),
-        copied into attnscope's cache first (`storage.local_index`). ``attention_cache_bytes`` bounds the
-        attention blocks an index built with ``--attention recomputed`` keeps of its matches. Raises
-        `IndexFormatError` when there is no complete index there."""
-        directory = local_index(directory) if isinstance(directory, str) and "://" in directory else Path(directory)
+        """The index in ``directory``: a local folder, or an fsspec URL (``s3://...``, ``memory://...``)
+        read in place (`remote.RemoteFiles`: its tables fetched now, a vector set when first searched,
+        attention blocks as byte ranges). ``attention_cache_bytes`` bounds the attention blocks an index
+        built with ``--attention recomputed`` keeps of its matches. Raises `IndexFormatError` when there
+        is no complete index there."""
+        if isinstance(directory, str) and "://" in directory and not Store.at(directory).is_local:
+            remote = RemoteFiles.open(directory)
+            tables = Tables.read(remote.folder)
+            return cls(remote.folder, remote.manifest, tables, cache_bytes, attention_cache_bytes, remote)
+        directory = Path(Store.at(directory).root) if isinstance(directory, str) else Path(directory)
         manifest = read_manifest(directory)
         return cls(directory, manifest, Tables.read(directory), cache_bytes, attention_cache_bytes)
+
+    def file(self, name: str) -> Path:
+        """The local path of the index file ``name`` (fetched first, for an index on a remote store)."""
+        return self.directory / name if self.remote is None else self.remote.local(name)
 
     @property
     def size(self) -> int:
@@ -178,15 +197,15 @@ class Index:
         parts = self.manifest.vector_shards or [{"folder": "", "first": 0, "rows": self.manifest.tokens}]
         shards: list[Shard] = []
         for part in parts:
-            folder = self.directory / part["folder"]
+            prefix = f"{part['folder']}/" if part["folder"] else ""
             one: vectors.VectorSet | PQSet
             if self.manifest.codes != "sq":
-                one = PQSet.from_file(folder / ivf_file(kind, layer))
+                one = PQSet.from_file(self.file(prefix + ivf_file(kind, layer)))
             elif self.manifest.approximate_lists:
-                one = vectors.VectorSet.from_file(folder / ivf_file(kind, layer), dim, bits, ranges)
+                one = vectors.VectorSet.from_file(self.file(prefix + ivf_file(kind, layer)), dim, bits, ranges)
             else:
                 one = vectors.VectorSet.from_codes(
-                    read_codes(folder / codes_file(kind, layer), part["rows"]), dim, bits, ranges
+                    read_codes(self.file(prefix + codes_file(kind, layer)), part["rows"]), dim, bits, ranges
                 )
             shards.append(Shard(one, part["first"]))
         # an index committed with --fan-out: searched shard by shard, the top-k merged

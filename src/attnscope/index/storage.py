@@ -7,14 +7,13 @@ object store as one upload (an object appears only once it is complete). So a re
 file sees all of it, and a prefix whose marker file is missing simply does not exist yet: the build's
 markers (a shard's ``done.json``, the index's ``manifest.json``) are always written last.
 
-Libraries that read only local paths (faiss, the attention file's memory map) read an index from a
-local folder: the index itself on a local store, a copy in attnscope's cache otherwise (`local_index`).
+An index on a remote store is read in place (`remote.RemoteFiles`): the files that faiss must read
+from a local path are fetched into attnscope's cache when first used, attention blocks read as ranges.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import tempfile
@@ -129,30 +128,3 @@ class Store:
             target = local / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             self.fs.get_file(path, str(target))
-
-
-def local_index(location: str | os.PathLike[str]) -> Path:
-    """A local folder holding the index at ``location``: the folder itself when it is on this machine, else
-    a copy in attnscope's cache (``<cache>/remote-indexes/<hash of the URL>``), downloaded again when the
-    index's manifest changed. An index elsewhere without its manifest is no index (`IndexFormatError`)."""
-    from ..cache import cache_root
-    from .layout import MANIFEST
-    from .manifest import IndexFormatError
-
-    store = Store.at(location)
-    if store.is_local:
-        return Path(store.root)
-    if not store.exists(MANIFEST):
-        raise IndexFormatError(f"{store.url} is not an attnscope index: it has no {MANIFEST} (yet)")
-    folder = cache_root() / "remote-indexes" / hashlib.sha256(store.url.encode()).hexdigest()[:16]
-    manifest = store.read(MANIFEST)
-    if (folder / MANIFEST).is_file() and (folder / MANIFEST).read_bytes() == manifest:
-        return folder
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    with writing(partial):
-        store.download("", partial)
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(partial, folder)
-    return folder
