@@ -47,6 +47,8 @@ class RemoteFiles:
         self._lock = threading.Lock()
         self._ranges: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._range_bytes = 0
+        self.fetched_bytes = 0
+        """Bytes this object read from the store: whole files fetched and attention ranges."""
 
     @classmethod
     def open(cls, location: str) -> RemoteFiles:
@@ -95,6 +97,7 @@ class RemoteFiles:
                             f"the manifest lists {expected}"
                         )
                     os.replace(partial, target)
+                    self.fetched_bytes += size
                 finally:
                     partial.unlink(missing_ok=True)
             return target
@@ -113,6 +116,7 @@ class RemoteFiles:
                     if isinstance(data, Exception):
                         raise IndexFormatError(f"cannot read {name} of {self.store.url}: {data}")
                     self._remember(span, bytes(data))
+                    self.fetched_bytes += len(data)
         with self._lock:
             found = []
             for span in wanted:
