@@ -15,6 +15,12 @@
   PQ on the same clusters. Goals: p50 <= 50 ms, recall@50 >= 0.95.
 
     nice -n 19 .venv/bin/python bench/scale.py --search [--vectors 10000000] [--probes 16 32 64]
+
+``--pq-index`` (`scale_pq.py`): real PQ-coded indexes of EWT built with ``--codes`` through the real build;
+bytes per token on disk (measured, and projected for the BERT-base shape), recall@50 against exact float32
+search and search p50 without and with re-ranking against vectors recomputed with the model.
+
+    nice -n 19 .venv/bin/python bench/scale.py --pq-index [--codes pq48 pq96] [--pq-queries 100]
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--search", action="store_true", help="the search half: PQ, merged vs fan-out at scale")
+    parser.add_argument("--pq-index", action="store_true", help="PQ-coded EWT indexes, re-ranked or not")
+    parser.add_argument("--codes", nargs="+", default=["pq48", "pq96"], help="--pq-index: the codes built")
+    parser.add_argument("--pq-queries", type=int, default=100, help="--pq-index: corpus rows searched")
+    parser.add_argument("--cold-queries", type=int, default=10, help="--pq-index: queries re-ranked cold")
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "data" / "ud_english_ewt")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "attnscope" / "bench-scale-vectors.npz")
     parser.add_argument(
@@ -59,11 +69,16 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if not args.search:
-        parser.error("name what to measure: --search")
-    import scale_search
+    if not args.search and not args.pq_index:
+        parser.error("name what to measure: --search, --pq-index")
+    if args.pq_index:
+        import scale_pq
 
-    scale_search.run(args)
+        scale_pq.run(args)
+    if args.search:
+        import scale_search
+
+        scale_search.run(args)
 
 
 if __name__ == "__main__":

@@ -249,6 +249,12 @@ def search(
     probes: int | None = typer.Option(
         None, "--probes", help="Approximate indexes: clusters to scan (more: slower, closer to exact)."
     ),
+    rerank: int | None = typer.Option(
+        None,
+        "--rerank",
+        help="Score the best top x N candidates again by their exact vectors, recomputed with the model for their "
+        "sentences (1-16; 1: off). Default: 4 on a PQ-coded index (--codes pq<m>), off on an 8-bit one.",
+    ),
     model: str | None = typer.Option(None, "--model", "-m", help="Model to query with (default: the index's)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
@@ -269,6 +275,7 @@ def search(
             unit="word" if word else "token",
             per_sentence=per_sentence,
             score=score,
+            rerank=rerank,
         )
         if heads is not None and not query.heads:
             raise InputError("--heads is empty: name at least one head, e.g. --heads 3,7")

@@ -195,6 +195,12 @@ def print_result(
     if note:
         console.print(f"[dim]{escape(note)}[/]", soft_wrap=False)
     console.print(f"score: {escape(result.score_meaning)}", soft_wrap=False)
+    if getattr(result, "rerank", 1) > 1:
+        console.print(
+            f"[dim]re-ranked: the best {result.rerank} x {len(result.matches)} by the codes, their sentences' "
+            "vectors recomputed with the model; scores exact[/]",
+            soft_wrap=False,
+        )
     shown = [f for f in ("upos", "deprel") if f in fields][: 2 if width >= WIDE else 1] or list(fields[:1])
     for line in match_lines(result.matches, shown, width):
         console.print(line)

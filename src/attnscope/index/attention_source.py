@@ -69,23 +69,24 @@ class StoredAttention:
 
 
 class BlockCache:
-    """Recomputed (heads, n, n) blocks by (sentence, layer), least recently used dropped once they hold
-    more than ``max_bytes`` (the newest block is always kept). Safe to share between threads."""
+    """Recomputed arrays by key, least recently used dropped once they hold more than ``max_bytes`` (the
+    newest is always kept): (heads, n, n) attention blocks by (sentence, layer) here, (n, width) vectors by
+    (kind, layer, sentence) in `rerank`. Safe to share between threads."""
 
     def __init__(self, max_bytes: int = CACHE_BYTES):
         self.max_bytes = max_bytes
-        self._blocks: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self._blocks: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[int, int]) -> np.ndarray | None:
+    def get(self, key: tuple[Any, ...]) -> np.ndarray | None:
         with self._lock:
             block = self._blocks.get(key)
             if block is not None:
                 self._blocks.move_to_end(key)
             return block
 
-    def put(self, key: tuple[int, int], block: np.ndarray) -> None:
+    def put(self, key: tuple[Any, ...], block: np.ndarray) -> None:
         with self._lock:
             if key in self._blocks:
                 return
@@ -132,7 +133,7 @@ class RecomputedAttention:
             else:
                 found[sentence] = block
         if missing:
-            planned = [self._plan(sentence) for sentence in missing]
+            planned = [replanned(self.tables, self.handle, sentence) for sentence in missing]
             for batch in plan_batches([len(p.tokens) for p in planned], self.batch_tokens):
                 items = [planned[i] for i in sorted(batch)]
                 for item, block in zip(items, extract_attention(self.handle, items, layer)):
@@ -140,21 +141,23 @@ class RecomputedAttention:
                     self.cache.put((item.sentence, layer), block)
         return found
 
-    def _plan(self, sentence: int) -> PlannedSentence:
-        """Index sentence ``sentence`` tokenised as the build tokenised it (truncated alike), checked
-        against the positions the index recorded for its tokens."""
-        text = str(self.tables.sentences["text"][sentence])
-        tokens = encode(self.handle, text, truncate=True)
-        positions = np.array([i for i, special in enumerate(tokens.special) if not special], dtype=np.int64)
-        span = self.tables.sentence_rows(sentence)
-        recorded = np.asarray(self.tables.tokens["position"][span.start : span.stop], dtype=np.int64)
-        if not np.array_equal(positions, recorded):
-            raise IndexFormatError(
-                f"index sentence {sentence} ({str(self.tables.sentences['sent_id'][sentence])!r}) tokenises into "
-                f"{len(positions)} indexed tokens now, the index recorded {len(recorded)}: its attention cannot "
-                "be recomputed; rebuild the index with `attnscope index`"
-            )
-        return PlannedSentence(sentence, tokens, [], positions)
+
+def replanned(tables: Tables, handle: ModelHandle, sentence: int) -> PlannedSentence:
+    """Index sentence ``sentence`` tokenised as the build tokenised it (truncated alike), checked against
+    the positions the index recorded for its tokens. Raises `IndexFormatError` when they differ (the
+    tokenizer or the text changed since the build): nothing of it can be recomputed."""
+    text = str(tables.sentences["text"][sentence])
+    tokens = encode(handle, text, truncate=True)
+    positions = np.array([i for i, special in enumerate(tokens.special) if not special], dtype=np.int64)
+    span = tables.sentence_rows(sentence)
+    recorded = np.asarray(tables.tokens["position"][span.start : span.stop], dtype=np.int64)
+    if not np.array_equal(positions, recorded):
+        raise IndexFormatError(
+            f"index sentence {sentence} ({str(tables.sentences['sent_id'][sentence])!r}) tokenises into "
+            f"{len(positions)} indexed tokens now, the index recorded {len(recorded)}: it cannot be "
+            "recomputed; rebuild the index with `attnscope index`"
+        )
+    return PlannedSentence(sentence, tokens, [], positions)
 
 
 def no_stored_attention(directory: Any) -> IndexFormatError:

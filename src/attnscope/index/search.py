@@ -5,7 +5,8 @@ on first use and kept in a bounded cache. ``Index.search`` takes a query vector;
 the query from a sentence with the index's model (refusing any other model), then returns the matches
 in context and their summaries (`summaries.py`). A query may search a token or the whole word it
 belongs to, and keep one match per sentence (`grouping.py`); special tokens ([CLS], [SEP], ...) are
-refused, since the index holds none.
+refused, since the index holds none. A PQ-coded index re-ranks its shortlist against vectors recomputed
+with the model (`rerank.py`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from .layout import RANGES, codes_file, ivf_file, read_codes
 from .manifest import Manifest, check_model, read_manifest
 from .pq import PQSet
 from .remote import RemoteBytes, RemoteFiles
+from .rerank import CACHE_BYTES as RERANK_CACHE_BYTES
+from .rerank import RecomputedVectors, Rescoring, check_factor, rescore, resolve_factor
 from .shard_sets import Shard, ShardedSet
 from .storage import Store
 from .summaries import Match, SearchResult, make_matches, summarise
@@ -60,7 +63,12 @@ class Query:
     ``unit="word"`` searches the whole word the query token belongs to, and finds corpus words: each
     word is the mean of its tokens' vectors (`grouping.py`). ``per_sentence`` keeps at most one match
     (the best) per corpus sentence. ``filters`` maps a field to the values a match may have: a list,
-    or one value as a string (``{"upos": "VERB"}`` is ``{"upos": ["VERB"]}``)."""
+    or one value as a string (``{"upos": "VERB"}`` is ``{"upos": ["VERB"]}``).
+
+    ``rerank`` (1-16; `rerank.py`): the best ``top * rerank`` candidates by the codes have their sentences
+    run through the model again and every token (word) of those sentences is scored by its exact vector;
+    the scores returned are those exact inner products. By default (None) a PQ-coded index searched with
+    a model re-ranks x4, any other search not at all; 1 turns it off."""
 
     mode: str
     layer: int
@@ -71,6 +79,7 @@ class Query:
     unit: str = "token"
     per_sentence: bool = False
     score: str = "sum"
+    rerank: int | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,8 @@ class Index:
     """A built index, read-only; searches may run from several threads (the vector-set cache is locked,
     faiss searches release the GIL). Loaded vector sets stay in memory, least recently used evicted
     first, while their codes total at most ``cache_bytes`` (the set in use is always kept); recomputed
-    attention blocks likewise within ``attention_cache_bytes``."""
+    attention blocks likewise within ``attention_cache_bytes``, vectors recomputed to re-rank within
+    ``rerank_cache_bytes``."""
 
     def __init__(
         self,
@@ -104,6 +114,7 @@ class Index:
         tables: Tables,
         cache_bytes: int = CACHE_BYTES,
         attention_cache_bytes: int = ATTENTION_CACHE_BYTES,
+        rerank_cache_bytes: int = RERANK_CACHE_BYTES,
         remote: RemoteFiles | None = None,
     ):
         """An opened index (`open` makes one): ``remote`` serves the files of an index on a remote store,
@@ -121,6 +132,7 @@ class Index:
             else None
         )
         self._recomputed = BlockCache(attention_cache_bytes)  # blocks recomputed for matches, if none are stored
+        self._rerank_cache = BlockCache(rerank_cache_bytes)  # candidates' vectors recomputed to re-rank them
         self._slot = {layer: slot for slot, layer in enumerate(manifest.layer_numbers)}
         ranges = np.load(directory / RANGES)
         self._ranges = {name: (ranges[f"{name}_low"], ranges[f"{name}_span"]) for name in ("hidden", "heads")}
@@ -132,20 +144,25 @@ class Index:
 
     @classmethod
     def open(
-        cls, directory: Path | str, cache_bytes: int = CACHE_BYTES, attention_cache_bytes: int = ATTENTION_CACHE_BYTES
+        cls,
+        directory: Path | str,
+        cache_bytes: int = CACHE_BYTES,
+        attention_cache_bytes: int = ATTENTION_CACHE_BYTES,
+        rerank_cache_bytes: int = RERANK_CACHE_BYTES,
     ) -> Index:
         """The index in ``directory``: a local folder, or an fsspec URL (``s3://...``, ``memory://...``)
         read in place (`remote.RemoteFiles`: its tables fetched now, a vector set when first searched,
         attention blocks as byte ranges). ``attention_cache_bytes`` bounds the attention blocks an index
-        built with ``--attention recomputed`` keeps of its matches. Raises `IndexFormatError` when there
-        is no complete index there."""
+        built with ``--attention recomputed`` keeps of its matches, ``rerank_cache_bytes`` the vectors
+        recomputed to re-rank (`rerank.py`). Raises `IndexFormatError` when there is no complete index
+        there."""
+        caches = (cache_bytes, attention_cache_bytes, rerank_cache_bytes)
         if isinstance(directory, str) and "://" in directory and not Store.at(directory).is_local:
             remote = RemoteFiles.open(directory)
-            tables = Tables.read(remote.folder)
-            return cls(remote.folder, remote.manifest, tables, cache_bytes, attention_cache_bytes, remote)
+            return cls(remote.folder, remote.manifest, Tables.read(remote.folder), *caches, remote=remote)
         directory = Path(Store.at(directory).root) if isinstance(directory, str) else Path(directory)
         manifest = read_manifest(directory)
-        return cls(directory, manifest, Tables.read(directory), cache_bytes, attention_cache_bytes)
+        return cls(directory, manifest, Tables.read(directory), *caches)
 
     def file(self, name: str) -> Path:
         """The local path of the index file ``name`` (fetched first, for an index on a remote store)."""
@@ -261,6 +278,7 @@ class Index:
             check_score(query.mode, query.score)
         except InputError as error:
             raise FieldError(str(error), "score") from None
+        check_factor(query.rerank)
         given = {f.name: getattr(query, f.name) for f in fields(Query)}
         return CheckedQuery(
             **{**given, "heads": heads, "filters": self._check_filters(query.filters)}, checked_for=str(self.directory)
@@ -333,36 +351,51 @@ class Index:
             have = ", ".join(self.tables.fields) or "none"
             raise InputError(f"cannot filter on {name!r}: this index's tokens have the fields {have}")
 
-    def search(self, query: Query, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, query: Query, vector: np.ndarray, handle: ModelHandle | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top matches of a query vector: (scores, rows), best first, without rows -1. A word search
-        (``query.unit == "word"``) returns each matched corpus word's first row. The query is checked
-        (`check_query`) unless it already was."""
+        (``query.unit == "word"``) returns each matched corpus word's first row. With ``handle`` (the
+        index's model, verified here) the shortlist is re-ranked as ``query.rerank`` says (`Query`;
+        without one, a ``rerank`` above 1 is refused, and by default nothing is re-ranked). The query
+        is checked (`check_query`) unless it already was."""
         query = self.check_query(query)
         heads = query.heads
         kind = "hidden" if query.mode == "embedding" else "heads"
         if query.mode == "heads":
             vector = zero_other_heads(vector, heads, self.manifest.heads)
+        factor = self.rerank_factor(query, handle)
+        allowed = self._allowed(query.filters)
+        scores, rows = self._codes_search(query, kind, vector, query.top * factor, allowed)
+        if factor > 1 and handle is not None:
+            self.verify(handle)
+            source = RecomputedVectors(self.tables, handle, self._rerank_cache)
+            parts = self.manifest.heads if kind == "heads" else 1
+            wanted = Rescoring(query.top, query.unit == "word", query.per_sentence, allowed, parts)
+            scores, rows = rescore(source, vector, rows, kind, query.layer, wanted)
+        if query.mode == "heads" and query.score == "mean":
+            scores = scores / np.float32(len(heads))
+        return scores, rows
+
+    def rerank_factor(self, query: Query, handle: ModelHandle | None = None) -> int:
+        """The factor ``query`` re-ranks by on this index, with or without a model (`rerank.resolve_factor`)."""
+        check_factor(query.rerank)
+        return resolve_factor(query.rerank, self.manifest.codes, handle is not None)
+
+    def _codes_search(
+        self, query: CheckedQuery, kind: str, vector: np.ndarray, top: int, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``top`` best by the stored codes, as `search` returns them."""
         probes = query.probes or self.manifest.default_probes or None
         found = self.vector_set(kind, query.layer)
         if query.unit == "word" or query.per_sentence:
             words = self.word_vectors(kind, query.layer) if query.unit == "word" else None
-            scores, rows = grouped_search(
-                found,
-                self.tables,
-                vector,
-                query.top,
-                self._allowed(query.filters),
-                probes,
-                words=words,
-                per_sentence=query.per_sentence,
+            return grouped_search(
+                found, self.tables, vector, top, allowed, probes, words=words, per_sentence=query.per_sentence
             )
-        else:
-            scores, rows = found.search(vector, query.top, self._allowed(query.filters), probes)
-            keep = rows[0] >= 0
-            scores, rows = scores[0][keep], rows[0][keep]
-        if query.mode == "heads" and query.score == "mean":
-            scores = scores / np.float32(len(heads))
-        return scores, rows
+        scores, rows = found.search(vector, top, allowed, probes)
+        keep = rows[0] >= 0
+        return scores[0][keep], rows[0][keep]
 
     def query_capture(
         self,
@@ -424,7 +457,7 @@ class Index:
         else:
             positions = given_positions(cap.tokens, token, positions, query.unit)
         vector = query_vector(cap.main, query.mode, query.layer, positions)
-        scores, rows = self.search(query, vector)
+        scores, rows = self.search(query, vector, handle)
         causal = handle.kind == "decoder"  # the token after each match is what the model was predicting there
         source = self.attention_source(handle)
         words = query.unit == "word"
@@ -446,6 +479,7 @@ class Index:
             score_meaning=score_meaning(query, heads),
             query_positions=positions,
             query_text=words_text(cap.tokens, positions),
+            rerank=self.rerank_factor(query, handle),
         )
 
 

@@ -100,7 +100,9 @@ class SearchResult:
     ``query_text`` what the query is in the input as written (the token, or the whole word in a word
     search: ``unit`` "word"), over the input positions ``query_positions``. ``score`` is "sum" or
     "mean" (of the heads' cosines, in a head search), ``score_max`` the highest score possible and
-    ``score_meaning`` says in words what a score is. ``per_sentence``: at most one match per sentence."""
+    ``score_meaning`` says in words what a score is. ``per_sentence``: at most one match per sentence.
+    ``rerank``: the factor the codes' shortlist was re-ranked by against recomputed exact vectors (1: not
+    re-ranked; the scores are then the codes' own)."""
 
     mode: str
     layer: int
@@ -118,6 +120,7 @@ class SearchResult:
     score_meaning: str = ""
     query_positions: list[int] = field(default_factory=list)
     query_text: str = ""
+    rerank: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         result = asdict(self)

@@ -250,6 +250,7 @@ def search(body: SearchRequest, request: Request) -> SearchResult:
         unit=body.unit,
         per_sentence=body.per_sentence,
         score=body.score,
+        rerank=body.rerank,
     )
     with in_field(None):  # layer, heads, score and filters, once; each error names its field (heads.1, filters.upos)
         query = corpus.index.check_query(query)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..index import SearchResult
+from ..index.rerank import MAX_FACTOR
 from ..views.aggregated import CARRIED, COMBINING
 
 MAX_TEXT_CHARS = 30_000
@@ -148,6 +149,13 @@ class SearchRequest(Request):
         "sum",
         description="Mode 'heads': a match's score is the sum of the heads' cosines (at most the number of "
         "heads) or their mean (at most 1). Mode 'embedding' scores by one cosine: 'mean' is refused there.",
+    )
+    rerank: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_FACTOR,
+        description="Score the best top x rerank candidates again by their exact vectors, recomputed with the "
+        "corpus's model for their sentences (1: off). Default: 4 on a PQ-coded index, off on an 8-bit one.",
     )
 
 
