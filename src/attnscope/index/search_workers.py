@@ -214,7 +214,15 @@ class _GroupWorker:
 class WorkerPool:
     """The running workers of one index: one actor per `Group`; ``pids`` their process ids."""
 
-    def __init__(self, ray: Any, actors: list[Any], groups: list[Group], pids: list[int], stack: ExitStack, options):
+    def __init__(
+        self,
+        ray: Any,
+        actors: list[Any],
+        groups: list[Group],
+        pids: list[int],
+        stack: ExitStack,
+        options: SearchWorkers,
+    ):
         self._ray, self.actors, self.groups, self.pids = ray, actors, groups, pids
         self._stack, self.options, self.closed = stack, options, False
 
@@ -279,10 +287,10 @@ class WorkerPool:
                     f"{str(error).splitlines()[0]}"
                 ) from None
             except ray.exceptions.RayTaskError as error:
-                cause = error.as_instanceof_cause()
+                cause = getattr(error, "cause", None)  # the worker's own exception, without Ray's traceback text
                 if isinstance(cause, AttnscopeError):
                     raise cause from None
-                raise SearchWorkerError(f"{where} failed: {error}") from None
+                raise SearchWorkerError(f"{where} failed: {str(error).strip().splitlines()[-1]}") from None
         return answers
 
     def call(self, refs: list[Any], groups: list[Group]) -> list[Any]:
