@@ -12,7 +12,8 @@
   noise (384 wide: 1e7 x 384 8-bit codes are 3.8 GB), built in ``--shards`` shards against one trained
   IVF, merged on disk; search latency (p50, p99; one query at a time, top 50) and recall@50 against
   exact float32 search, merged vs fan-out at each ``--probes``, and whether their results are equal;
-  PQ on the same clusters. Goals: p50 <= 50 ms, recall@50 >= 0.95.
+  PQ on the same clusters. Goals: p50 <= 50 ms, recall@50 >= 0.95. Then the same shards searched by
+  ``--search-workers`` Ray actors (`scale_workers.py`): p50 against fan-out and merged, equal results.
 
     nice -n 19 .venv/bin/python bench/scale.py --search [--vectors 10000000] [--probes 16 32 64]
 
@@ -61,6 +62,9 @@ def main() -> None:
     parser.add_argument("--train-per-list", type=int, default=30, help="training sample rows per cluster")
     parser.add_argument("--iterations", type=int, default=10, help="k-means iterations")
     parser.add_argument("--probes", type=int, nargs="+", default=[16, 32, 64])
+    parser.add_argument(
+        "--search-workers", type=int, default=2, help="Ray actors searching the large set's shards (0: none)"
+    )
     parser.add_argument("--pq", type=int, nargs="*", default=[48, 96], help="PQ pieces on the large set")
     parser.add_argument("--noise", type=float, default=0.5)
     parser.add_argument("--work", type=Path, default=None, help="where the large set's files go (a temporary folder)")

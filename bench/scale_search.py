@@ -194,6 +194,11 @@ def build_large(real: np.ndarray, args, work: Path) -> dict:
         shard = ivf_shards.add_shard(trained, np.concatenate(codes), width, 8, ranges, first)
         files.append(work / f"shard{number}.faiss")
         faiss.write_index(shard, str(files[-1]))
+        if args.search_workers:  # the same shard numbered from 0, as a committed fan-out index keeps it
+            faiss.write_index(
+                ivf_shards.add_shard(trained, np.concatenate(codes), width, 8, ranges, 0),
+                str(work / f"local{number}.faiss"),
+            )
         del shard, codes
         times["8-bit shards"] = times.get("8-bit shards", 0) + time.perf_counter() - clock
         for m, part in pq_parts.items():
@@ -237,7 +242,8 @@ def large_section(real: np.ndarray, args) -> None:
     print(
         f"\n{count:,} vectors in one set ({width} wide: EWT hidden states after layer {args.layer} of the default "
         f"model, resampled, Gaussian noise {args.noise} x each dimension's spread, unit length), "
-        f"{args.shards} shards; {args.queries} queries (fresh resamples); building in {work}"
+        f"{len(_shard_bounds(count, args.shards, args.chunk)) - 1} shards (whole --chunk rows each); "
+        f"{args.queries} queries (fresh resamples); building in {work}"
     )
     try:
         built = build_large(real, args, work)
@@ -255,6 +261,13 @@ def large_section(real: np.ndarray, args) -> None:
             f"load {os.getloadavg()[0]:.1f}"
         )
         _compare(merged, fan, built, args)
+        if args.search_workers:
+            from scale_workers import worker_line, write_fan_out_folder
+
+            folder = work / "fan-out-index"
+            local = [work / f"local{n}.faiss" for n in range(len(bounds) - 1)]
+            manifest = write_fan_out_folder(folder, local, bounds, width, ranges, lists)
+            worker_line(folder, manifest, fan, merged, built["queries"], args.probes, args)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

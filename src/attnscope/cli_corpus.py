@@ -257,14 +257,25 @@ def search(
     ),
     model: str | None = typer.Option(None, "--model", "-m", help="Model to query with (default: the index's)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+    search_workers: int | None = typer.Option(
+        None,
+        "--search-workers",
+        help="Search with this many Ray actors, each holding a group of the index's shards (the same results).",
+    ),
+    address: str | None = typer.Option(
+        None, "--address", help="With --search-workers: the Ray cluster to join ('auto', ray://host:10001)."
+    ),
 ) -> None:
     """Find the corpus tokens (or words) whose representation is most like one token (or word) of a sentence."""
     from . import encode, load
     from .cli_search import print_result, resolve_token
     from .index import Index, Query
+    from .index.search_workers import search_workers_option
 
+    opened = None
     try:
-        opened = Index.open(resolve_index_location(index_dir, model))
+        workers = search_workers_option(search_workers, address)
+        opened = Index.open(resolve_index_location(index_dir, model), search_workers=workers)
         query = Query(
             "heads" if heads is not None else "embedding",
             layer,
@@ -290,6 +301,9 @@ def search(
         )
     except AttnscopeError as error:
         fail(error)
+    finally:
+        if opened is not None:
+            opened.close()  # search workers, if any, and the local cluster started for them
     if mask or encoded.masked:  # masked by --mask, or the mask token typed in the text
         note_masking(handle)
     if as_json:

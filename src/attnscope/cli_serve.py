@@ -9,6 +9,7 @@ layer and the last (`default_layers`).
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -143,26 +144,43 @@ def serve(
     no_corpus: bool = typer.Option(False, "--no-corpus", help="Serve no corpus (attention and predictions only)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind: loopback unless you mean to expose it."),
     port: int = typer.Option(8000, "--port", "-p", help="Port to listen on (1-65535)."),
+    search_workers: int | None = typer.Option(
+        None,
+        "--search-workers",
+        help="Search each --corpus index with this many Ray actors, each holding a group of its shards.",
+    ),
+    address: str | None = typer.Option(
+        None, "--address", help="With --search-workers: the Ray cluster to join ('auto', ray://host:10001)."
+    ),
 ) -> None:
     """Serve the explorer app at / and its JSON API (OpenAPI at /docs) for the given models and corpus indexes."""
     import uvicorn
 
+    from .index.search_workers import ray_cluster, search_workers_option
     from .server import AppState, create_app
 
     console = Console(stderr=True)
-    sock = None
+    sock, cluster, state = None, ExitStack(), None
     try:
         if no_corpus and corpus:
             raise InputError("--no-corpus and --corpus contradict each other: give one of them")
+        workers = search_workers_option(search_workers, address)
+        if workers is not None and not corpus:
+            raise InputError("--search-workers searches the --corpus indexes: name at least one with --corpus")
         sock = check_port(host, port)  # bound now, before any model loads; the server listens on it
+        if workers is not None:  # one cluster for every index's workers, stopped when the server stops
+            cluster.enter_context(ray_cluster(workers))
         first_model = model[0] if model else None
         directories = [resolve_index_location(item, first_model, "--corpus") for item in corpus]
-        state = AppState.configure(model or ["default"], directories)
+        state = AppState.configure(model or ["default"], directories, search_workers=workers)
         if not corpus and not no_corpus:
             _default_corpus(state, console)
     except AttnscopeError as error:
         if sock is not None:
             sock.close()
+        if state is not None:
+            state.close()
+        cluster.close()
         fail(error)
     if host not in LOOPBACK:
         console.print(
@@ -171,4 +189,8 @@ def serve(
     names = ", ".join(state.models) + (f"; corpora: {', '.join(state.corpora)}" if state.corpora else "")
     shown_host = f"[{host}]" if ":" in host else host
     console.print(escape(f"serving {names}\nopen http://{shown_host}:{port}/ (API docs at /docs)"), highlight=False)
-    uvicorn.Server(uvicorn.Config(create_app(state), host=host, port=port, log_level="warning")).run(sockets=[sock])
+    try:
+        uvicorn.Server(uvicorn.Config(create_app(state), host=host, port=port, log_level="warning")).run(sockets=[sock])
+    finally:
+        state.close()
+        cluster.close()

@@ -3,6 +3,7 @@
 from .build import BuildOptions, BuildReport, build_index
 from .manifest import IndexFormatError, IndexMismatchError, Manifest
 from .search import DEFAULT_TOP, MODES, Index, Query
+from .search_workers import SearchWorkerError, SearchWorkers
 from .summaries import Match, SearchResult, Summary
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "Manifest",
     "Match",
     "Query",
+    "SearchWorkerError",
+    "SearchWorkers",
     "SearchResult",
     "Summary",
     "build_index",

@@ -51,9 +51,10 @@ class RemoteFiles:
         """Bytes this object read from the store: whole files fetched and attention ranges."""
 
     @classmethod
-    def open(cls, location: str) -> RemoteFiles:
-        """The index at the fsspec URL ``location``, its small files fetched. Raises `IndexFormatError`
-        when there is no complete index there (no manifest, or a listed file missing or of another size),
+    def open(cls, location: str, eager: Sequence[str] = EAGER) -> RemoteFiles:
+        """The index at the fsspec URL ``location``, the files ``eager`` fetched (by default its small files;
+        a search worker, which reads no tables, asks for the ranges only). Raises `IndexFormatError` when
+        there is no complete index there (no manifest, or a listed file missing or of another size),
         `InputError` for a protocol fsspec does not know."""
         from ..cache import cache_root
 
@@ -70,7 +71,7 @@ class RemoteFiles:
                 shutil.rmtree(folder, ignore_errors=True)  # another version of the index: start again
             folder.mkdir(parents=True, exist_ok=True)
             files = cls(store, folder, manifest, sizes)
-            for name in EAGER:
+            for name in eager:
                 if name in manifest.files:
                     files.local(name)
             fetched_whole(folder / MANIFEST, raw)  # last: the folder answers for this manifest

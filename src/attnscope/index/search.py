@@ -27,19 +27,17 @@ from ..capture.result import Capture
 from ..capture.written import words_text
 from ..errors import FieldError, InputError, check_range, count
 from ..selection import check_choice, check_choices
-from . import vectors
 from .attention_source import CACHE_BYTES as ATTENTION_CACHE_BYTES
 from .attention_source import AttentionSource, BlockCache, RecomputedAttention, StoredAttention, no_stored_attention
 from .attention_store import AttentionStore
 from .columns import isin
 from .grouping import WordVectors, grouped_search, word_vector
-from .layout import RANGES, codes_file, ivf_file, read_codes
 from .manifest import Manifest, check_model, read_manifest
-from .pq import PQSet
 from .remote import RemoteBytes, RemoteFiles
 from .rerank import CACHE_BYTES as RERANK_CACHE_BYTES
 from .rerank import RecomputedVectors, Rescoring, check_factor, rescore, resolve_factor
-from .shard_sets import Shard, ShardedSet
+from .search_workers import SearchWorkers, WorkerPool, WorkerSet
+from .set_loading import LocalSet, open_set, read_ranges
 from .storage import Store
 from .summaries import Match, SearchResult, make_matches, summarise
 from .tables import Tables
@@ -92,12 +90,11 @@ class CheckedQuery(Query):
     checked_for: str = ""
 
 
+Searchable = LocalSet | WorkerSet
+"""A vector set `Index` searches: one file, one per shard (`set_loading`), or held by search workers."""
+
 CACHE_BYTES = 1 << 30
 """Default bound on the memory the loaded vector sets of one index may hold (their codes), in bytes."""
-
-
-Searchable = vectors.VectorSet | PQSet | ShardedSet
-"""A vector set `Index` searches: one file (scalar or product codes), or one per shard (`shard_sets.ShardedSet`)."""
 
 
 class Index:
@@ -105,7 +102,8 @@ class Index:
     faiss searches release the GIL). Loaded vector sets stay in memory, least recently used evicted
     first, while their codes total at most ``cache_bytes`` (the set in use is always kept); recomputed
     attention blocks likewise within ``attention_cache_bytes``, vectors recomputed to re-rank within
-    ``rerank_cache_bytes``."""
+    ``rerank_cache_bytes``. An index opened with search workers (``workers``, `search_workers.WorkerPool`)
+    has its vector sets searched by them: `close` (or a ``with`` block) stops them."""
 
     def __init__(
         self,
@@ -116,10 +114,12 @@ class Index:
         attention_cache_bytes: int = ATTENTION_CACHE_BYTES,
         rerank_cache_bytes: int = RERANK_CACHE_BYTES,
         remote: RemoteFiles | None = None,
+        workers: WorkerPool | None = None,
     ):
         """An opened index (`open` makes one): ``remote`` serves the files of an index on a remote store,
-        whose small files are already in ``directory``."""
+        whose small files are already in ``directory``; ``workers`` search its vector sets."""
         self.directory, self.manifest, self.tables, self.remote = directory, manifest, tables, remote
+        self._workers = workers
         self._stored = (
             AttentionStore(
                 directory,
@@ -134,8 +134,7 @@ class Index:
         self._recomputed = BlockCache(attention_cache_bytes)  # blocks recomputed for matches, if none are stored
         self._rerank_cache = BlockCache(rerank_cache_bytes)  # candidates' vectors recomputed to re-rank them
         self._slot = {layer: slot for slot, layer in enumerate(manifest.layer_numbers)}
-        ranges = np.load(directory / RANGES)
-        self._ranges = {name: (ranges[f"{name}_low"], ranges[f"{name}_span"]) for name in ("hidden", "heads")}
+        self._ranges = read_ranges(directory)
         self._sets: OrderedDict[tuple[str, int], Searchable] = OrderedDict()
         self._word_sets: OrderedDict[tuple[str, int], WordVectors] = OrderedDict()
         self._cache_bytes = cache_bytes
@@ -149,24 +148,55 @@ class Index:
         cache_bytes: int = CACHE_BYTES,
         attention_cache_bytes: int = ATTENTION_CACHE_BYTES,
         rerank_cache_bytes: int = RERANK_CACHE_BYTES,
+        *,
+        search_workers: SearchWorkers | None = None,
     ) -> Index:
         """The index in ``directory``: a local folder, or an fsspec URL (``s3://...``, ``memory://...``)
         read in place (`remote.RemoteFiles`: its tables fetched now, a vector set when first searched,
         attention blocks as byte ranges). ``attention_cache_bytes`` bounds the attention blocks an index
         built with ``--attention recomputed`` keeps of its matches, ``rerank_cache_bytes`` the vectors
-        recomputed to re-rank (`rerank.py`). Raises `IndexFormatError` when there is no complete index
-        there."""
+        recomputed to re-rank (`rerank.py`). With ``search_workers``, its vector sets are searched by that
+        many Ray actors, each holding a group of its shards (`search_workers`; the same results); close
+        the index (`close`) to stop them. Raises `IndexFormatError` when there is no complete index there,
+        `InputError` for search workers it cannot have."""
         caches = (cache_bytes, attention_cache_bytes, rerank_cache_bytes)
+        location = directory
+        remote = None
         if isinstance(directory, str) and "://" in directory and not Store.at(directory).is_local:
             remote = RemoteFiles.open(directory)
-            return cls(remote.folder, remote.manifest, Tables.read(remote.folder), *caches, remote=remote)
-        directory = Path(Store.at(directory).root) if isinstance(directory, str) else Path(directory)
-        manifest = read_manifest(directory)
-        return cls(directory, manifest, Tables.read(directory), *caches)
+            directory, manifest = remote.folder, remote.manifest
+        else:
+            directory = Path(Store.at(directory).root) if isinstance(directory, str) else Path(directory)
+            manifest = read_manifest(directory)
+        tables = Tables.read(directory)
+        workers = None
+        if search_workers is not None:
+            workers = WorkerPool.start(str(location), directory, manifest, search_workers, cache_bytes)
+        return cls(directory, manifest, tables, *caches, remote=remote, workers=workers)
 
     def file(self, name: str) -> Path:
         """The local path of the index file ``name`` (fetched first, for an index on a remote store)."""
         return self.directory / name if self.remote is None else self.remote.local(name)
+
+    @property
+    def workers(self) -> WorkerPool | None:
+        """The search workers holding this index's vector sets, or None (searched in this process)."""
+        return self._workers
+
+    def close(self) -> None:
+        """Stop this index's search workers, if it has any (and the local Ray cluster they started); searching
+        the index afterwards raises `InputError`. Nothing to do for an index searched in this process."""
+        if self._workers is not None:
+            self._workers.close()
+            with self._lock:
+                self._sets.clear()
+                self._word_sets.clear()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def size(self) -> int:
@@ -207,26 +237,11 @@ class Index:
         if key in self._sets:
             self._sets.move_to_end(key)
             return self._sets[key]
-        low, span = self._ranges[kind]
-        dim = self.manifest.hidden_size if kind == "hidden" else self.manifest.head_embedding_size
-        slot = self._slot[layer]  # ranges.npz holds the stored layers' ranges, in their order
-        ranges, bits = vectors.Ranges(low[slot], span[slot]), self.manifest.vector_bits
-        parts = self.manifest.vector_shards or [{"folder": "", "first": 0, "rows": self.manifest.tokens}]
-        shards: list[Shard] = []
-        for part in parts:
-            prefix = f"{part['folder']}/" if part["folder"] else ""
-            one: vectors.VectorSet | PQSet
-            if self.manifest.codes != "sq":
-                one = PQSet.from_file(self.file(prefix + ivf_file(kind, layer)))
-            elif self.manifest.approximate_lists:
-                one = vectors.VectorSet.from_file(self.file(prefix + ivf_file(kind, layer)), dim, bits, ranges)
-            else:
-                one = vectors.VectorSet.from_codes(
-                    read_codes(self.file(prefix + codes_file(kind, layer)), part["rows"]), dim, bits, ranges
-                )
-            shards.append(Shard(one, part["first"]))
-        # an index committed with --fan-out: searched shard by shard, the top-k merged
-        made: Searchable = ShardedSet(shards) if self.manifest.vector_shards is not None else shards[0].vectors
+        made: Searchable
+        if self._workers is not None:  # searched by the workers, which hold the codes
+            made = self._workers.vector_set(kind, layer)
+        else:
+            made = open_set(self.directory, self.manifest, self._ranges, kind, layer, locate=self.file)
         self._sets[key] = made
         while len(self._sets) > 1 and sum(v.nbytes for v in self._sets.values()) > self._cache_bytes:
             self._sets.popitem(last=False)

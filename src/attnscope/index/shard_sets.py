@@ -92,14 +92,7 @@ class ShardedSet:
                 rows = np.where(rows >= 0, rows + shard.first, -1)
             found_scores.append(scores)
             found_rows.append(rows.astype(np.int64))
-        if not found_scores:  # nothing allowed anywhere
-            return np.full((len(queries), k), -np.finfo(np.float32).max, np.float32), np.full((len(queries), k), -1)
-        scores, rows = ordered(np.concatenate(found_scores, axis=1), np.concatenate(found_rows, axis=1), k)
-        if scores.shape[1] < k:  # every shard smaller than k: pad as one set would not need to
-            pad = k - scores.shape[1]
-            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.finfo(np.float32).max)
-            rows = np.pad(rows, ((0, 0), (0, pad)), constant_values=-1)
-        return scores, rows
+        return merged_top(found_scores, found_rows, k, len(queries))
 
     def decoded(self, rows: np.ndarray | None = None) -> np.ndarray:
         """Float32 vectors of global ``rows`` (all when None), as search sees them, in the order given."""
@@ -113,3 +106,19 @@ class ShardedSet:
                 local = wanted[inside] if shard.global_ids else wanted[inside] - shard.first
                 out[inside] = shard.vectors.decoded(local)
         return out
+
+
+def merged_top(
+    found_scores: Sequence[np.ndarray], found_rows: Sequence[np.ndarray], k: int, queries: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The top ``k`` of several parts' results (each (queries, n) scores and global rows, rows -1 for none):
+    (queries, k) best first, equal scores in row order, padded with rows -1 where fewer than ``k`` were
+    found (no parts at all: nothing was allowed anywhere)."""
+    if not found_scores:
+        return np.full((queries, k), -np.finfo(np.float32).max, np.float32), np.full((queries, k), -1)
+    scores, rows = ordered(np.concatenate(found_scores, axis=1), np.concatenate(found_rows, axis=1), k)
+    if scores.shape[1] < k:  # every part smaller than k: pad as one set would not need to
+        pad = k - scores.shape[1]
+        scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.finfo(np.float32).max)
+        rows = np.pad(rows, ((0, 0), (0, pad)), constant_values=-1)
+    return scores, rows

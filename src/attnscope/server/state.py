@@ -13,6 +13,7 @@ from pathlib import Path
 from ..capture.loading import ModelHandle, readable_model_name
 from ..errors import AttnscopeError
 from ..index import Index
+from ..index.search_workers import SearchWorkers
 from .atlas_jobs import AtlasJobs
 from .corpora import Corpus
 from .corpus_builds import CorpusBuilds
@@ -75,8 +76,10 @@ class AppState:
         *,
         loader: Callable[[str], ModelHandle] | None = None,
         limits: Limits = Limits(),
+        search_workers: SearchWorkers | None = None,
     ) -> AppState:
-        """Load ``models`` and open the index directories ``corpora`` (each named by its directory's name).
+        """Load ``models`` and open the index directories ``corpora`` (each named by its directory's name), each
+        searched by ``search_workers`` when given (Ray actors holding its shards: `AppState.close` stops them).
 
         A corpus whose model is not among ``models`` has that model loaded too. Raises
         `AttnscopeError` for a model that cannot be loaded, an index that cannot be opened, two
@@ -90,13 +93,18 @@ class AppState:
         for name in models:
             state.add_model(name, loader(name))
         for directory in corpora:
-            index = Index.open(directory)
+            index = Index.open(directory, search_workers=search_workers)
             wanted = index.manifest.model
             handle = state.models.get(state.aliases.get(wanted, wanted))
             if handle is None:
                 handle = state.add_model(wanted, loader(wanted))
             state.add_corpus(Path(directory).name, index, handle)
         return state
+
+    def close(self) -> None:
+        """Stop the search workers of every corpus index that has them (`Index.close`)."""
+        for corpus in self.corpora.values():
+            corpus.index.close()
 
     def add_model(self, name: str, handle: ModelHandle) -> ModelHandle:
         """Serve ``handle`` under its readable name, answering to ``name`` and its full name too."""
