@@ -11,7 +11,7 @@ TEST_STAMP := $(VENV)/.installed-test
 # index lacks (`Location ... is ignored`), pages of them on machines set up that way.
 PIP := $(PY) -m pip install -qq -c constraints.txt
 
-.PHONY: venv venv-test run lint js check-js test bench bench-builtin bench-views bench-corpus bench-app bench-atlas bench-atlas-probes clean
+.PHONY: venv venv-test run lint js check-js test bench bench-builtin bench-views bench-corpus bench-build bench-app bench-atlas bench-atlas-probes clean
 
 venv: $(RUN_STAMP)
 
@@ -107,6 +107,10 @@ bench-views: venv-test $(CHROMIUM)
 # P3-P5: indexing throughput, bytes per token, recall@50 and search latency on UD English EWT.
 bench-corpus: venv-test
 	$(PY) bench/corpus.py
+
+# P3 on every run: the build against the raw forward over interleaved repeats, and where its time goes.
+bench-build: venv-test
+	$(PY) bench/build_profile.py
 
 # P6 and R2: the explorer app in Chromium and the server under 16 concurrent clients.
 bench-app: venv-test $(CHROMIUM)

@@ -34,9 +34,10 @@ def compress_blocks(blocks: Sequence[np.ndarray], bits: int) -> tuple[np.ndarray
     (sizes, data), the frames' byte sizes in (sentence, layer) order and their bytes, concatenated."""
     parts, sizes = [], []
     compressor = zstandard.ZstdCompressor(level=1)
-    for block in blocks:
-        for layer in block:
-            parts.append(compressor.compress(quantise(layer, bits).tobytes()))
+    for block in blocks:  # quantised whole, as one (rows, keys) matrix: a call per sentence, not per head
+        codes = quantise(block.reshape(-1, block.shape[-1]), bits).reshape(block.shape)
+        for layer in codes:
+            parts.append(compressor.compress(layer.tobytes()))
             sizes.append(len(parts[-1]))
     return np.asarray(sizes, np.int64), np.frombuffer(b"".join(parts), dtype=np.uint8)
 

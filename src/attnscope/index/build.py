@@ -29,6 +29,7 @@ from .manifest import IndexFormatError, Manifest, read_manifest
 from .options import APPROXIMATE, BuildOptions, chosen_layers
 from .plan import PieceReader, Plan, StaleBuildError, make_plan
 from .ray_engine import RayOptions
+from .reuse import Reused
 from .shard import build_shard, shard_marker
 from .sources import corpus_record, pieces_and_reader
 from .storage import Store
@@ -112,14 +113,15 @@ def _build(
 ) -> tuple[Manifest, int]:
     """Plan (or find the plan), build the unfinished shards with ``engine``, commit; (manifest, shards resumed)."""
     pieces, read = pieces_and_reader(corpus, options.piece_tokens)
-    plan = make_plan(store, handle, corpus_record(corpus), pieces, read, options)
+    reused = Reused() if engine == "in-process" else None  # the calibration's work, for this process's shards
+    plan = make_plan(store, handle, corpus_record(corpus), pieces, read, options, reused)
     if engine == "ray":
         from .ray_engine import run_on_ray
 
         resumed = sum(shard_marker(store, plan, spec) is not None for spec in plan.shards)
         run_on_ray(store, plan, read, options=ray or RayOptions())
     else:
-        resumed = run_in_process(store, plan, handle, read, progress)
+        resumed = run_in_process(store, plan, handle, read, progress, reused)
     manifest = commit(store, plan)
     if progress:
         progress(manifest.tokens, manifest.tokens)
@@ -136,9 +138,15 @@ def _remote_target(store: Store, overwrite: bool) -> Store:
 
 
 def run_in_process(
-    store: Store, plan: Plan, handle: ModelHandle, read: PieceReader, progress: Progress | None = None
+    store: Store,
+    plan: Plan,
+    handle: ModelHandle,
+    read: PieceReader,
+    progress: Progress | None = None,
+    reused: Reused | None = None,
 ) -> int:
-    """Build every unfinished shard of ``plan`` here, one after another; returns how many were already done."""
+    """Build every unfinished shard of ``plan`` here, one after another; returns how many were already done.
+    ``reused``: the work this process's planning kept for the shards (`reuse.Reused`)."""
     total = max(1, plan.estimated_tokens)
     done = [0]
 
@@ -151,7 +159,7 @@ def run_in_process(
         progress(0, total)
     resumed = 0
     for spec in plan.shards:
-        report = build_shard(store, plan, spec.number, handle, read, advance)
+        report = build_shard(store, plan, spec.number, handle, read, advance, reused)
         if report.resumed:
             resumed += 1
             advance(report.rows)

@@ -119,9 +119,9 @@ class BatchVectors:
     attention: list[np.ndarray]
 
 
-def _unit(x: torch.Tensor) -> torch.Tensor:
-    norm = x.norm(dim=-1, keepdim=True)
-    return torch.where(norm > 0, x / norm.clamp_min(1e-12), x)
+def _unit(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``x`` divided by its norm along the last axis (a zero vector stays zero), into ``out`` when given."""
+    return torch.div(x, x.norm(dim=-1, keepdim=True).clamp_min(1e-12), out=out)
 
 
 def extract_batch(
@@ -148,15 +148,17 @@ def extract_batch(
         hidden_states = tuple(hidden_states[0:1]) + tuple(hidden_states[layer + 1] for layer in layers)
         calls = [calls[layer] for layer in layers]
     width = hidden_states[0].shape[1]
-    flat = torch.cat([torch.as_tensor(p.positions) + b * width for b, p in enumerate(batch)])
-    hidden = torch.stack([_unit(h.reshape(-1, h.shape[-1])[flat].float()) for h in hidden_states[1:]])
-    heads = []
-    for call in calls:
-        out = call.tensors["head_outputs"]  # (batch, query, heads, head_dim)
-        per_head = _unit(out.reshape(-1, out.shape[-2], out.shape[-1])[flat].float())
-        heads.append(per_head.reshape(len(flat), -1))
+    flat = torch.from_numpy(np.concatenate([p.positions + b * width for b, p in enumerate(batch)]))
+    first = calls[0].tensors["head_outputs"]  # (batch, query, heads, head_dim)
+    device = first.device
+    hidden = torch.empty((len(calls), len(flat), hidden_states[0].shape[-1]), dtype=torch.float32, device=device)
+    heads = torch.empty((len(calls), len(flat), first.shape[-2], first.shape[-1]), dtype=torch.float32, device=device)
+    for slot, (state, call) in enumerate(zip(hidden_states[1:], calls, strict=True)):  # written in place
+        _unit(state.reshape(-1, state.shape[-1])[flat].float(), out=hidden[slot])
+        out = call.tensors["head_outputs"]
+        _unit(out.reshape(-1, out.shape[-2], out.shape[-1])[flat].float(), out=heads[slot])
     kept = _indexed_attention(batch, [c.tensors["attentions"] for c in calls]) if attention else []
-    return BatchVectors(hidden.numpy(), torch.stack(heads).numpy(), kept)
+    return BatchVectors(hidden.cpu().numpy(), heads.reshape(len(calls), len(flat), -1).cpu().numpy(), kept)
 
 
 def extract_attention(handle: ModelHandle, batch: Sequence[PlannedSentence], layer: int) -> list[np.ndarray]:

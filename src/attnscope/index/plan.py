@@ -32,6 +32,7 @@ from . import pq, vectors
 from .extract import BatchVectors, extract_batch, plan_batches, plan_sentences
 from .layout import CODES, RANGES
 from .manifest import model_fingerprint, tokenizer_fingerprint
+from .reuse import Reused, encode_batch
 from .storage import Store
 
 PLAN = "plan.json"
@@ -195,18 +196,24 @@ def sample_batches(
     options: Any,
     stored: list[int],
     wanted_tokens: int,
-) -> Iterator[BatchVectors]:
-    """A seeded sample of batches: pieces in a seeded random order, each piece's batches in its own seeded
-    order, until ``options.calibration_batches`` batches and ``wanted_tokens`` tokens are taken (so a
-    one-piece corpus gives its first batches, as an unsharded build takes them)."""
+    reused: Reused | None = None,
+) -> Iterator[tuple[int, int, BatchVectors]]:
+    """A seeded sample of batches, as (piece number, batch number in the piece, values): pieces in a seeded
+    random order, each piece's batches in its own seeded order, until ``options.calibration_batches``
+    batches and ``wanted_tokens`` tokens are taken (so a one-piece corpus gives its first batches, as an
+    unsharded build takes them). Each piece read is kept in ``reused`` (for the shard that builds it)."""
     order = np.random.default_rng(options.seed).permutation(len(pieces)) if len(pieces) > 1 else [0]
     batches = tokens = 0
     for number in order:
-        planned, _ = plan_sentences(handle, read(pieces[int(number)]), options.long)
-        for batch in piece_batches([len(p.tokens) for p in planned], options.batch_tokens, options.seed, int(number)):
+        sentences = list(read(pieces[int(number)]))
+        planned, summary = plan_sentences(handle, sentences, options.long)
+        if reused is not None:
+            reused.pieces[int(number)] = (sentences, planned, summary)
+        lengths = [len(p.tokens) for p in planned]
+        for j, batch in enumerate(piece_batches(lengths, options.batch_tokens, options.seed, int(number))):
             values = extract_batch(handle, [planned[i] for i in batch], stored)
             batches, tokens = batches + 1, tokens + len(values.hidden[0])
-            yield values
+            yield int(number), j, values
             if batches >= options.calibration_batches and tokens >= wanted_tokens:
                 return
 
@@ -220,19 +227,24 @@ def calibrate(
     stored: list[int],
     lists: int,
     widths: dict[str, int],
+    reused: Reused | None = None,
 ) -> dict[str, list[vectors.Ranges]]:
     """Compute and write what the shards share: each vector set's quantiser ranges, from the first
     ``calibration_batches`` sampled batches, and with ``lists`` > 0 its trained, empty IVF index
     (centroids from up to `TRAINING_VECTORS` sampled vectors as their codes decode); with product
     codes (``options.codes`` "pq<m>") its trained, empty product quantiser (`pq.train_pq`, ``lists`` or
-    one cluster), trained on at least `PQ_TRAINING` sampled vectors. Returns the ranges.
+    one cluster), trained on at least `PQ_TRAINING` sampled vectors. Returns the ranges. With ``reused``,
+    the pieces read and the sampled batches encoded as a shard stores them are kept there (`reuse`).
     Raises `InputError` when the sample holds no token."""
     pq_pieces = int(options.codes[2:]) if options.codes.startswith("pq") else 0
     wanted = min(max(50 * lists, PQ_TRAINING if pq_pieces else 0), TRAINING_VECTORS)
     first: list[BatchVectors] = []
+    unencoded: list[tuple[int, int, BatchVectors]] = []  # sampled batches waiting for the ranges
     kept: dict[str, list[list[np.ndarray]]] = {kind: [[] for _ in stored] for kind in CODES}
     ranges: dict[str, list[vectors.Ranges]] = {}
-    for values in sample_batches(handle, pieces, read, options, stored, wanted):
+    for piece, number, values in sample_batches(handle, pieces, read, options, stored, wanted, reused):
+        if reused is not None:
+            unencoded.append((piece, number, values))
         if len(first) < options.calibration_batches:
             first.append(values)
             if len(first) == options.calibration_batches:
@@ -242,10 +254,14 @@ def calibrate(
                 kept[kind][slot].append(getattr(values, kind)[slot])
         if ranges and wanted:
             _encode_kept(kept, ranges, options.vector_bits)
+        if ranges and reused is not None:
+            _keep_encoded(reused, unencoded, ranges, options)
     if sum(len(v.hidden[0]) for v in first) == 0:
         raise InputError("the corpus has no tokens to index (every sentence was empty or skipped)")
     if not ranges:
         ranges = _ranges(first, len(stored))
+    if reused is not None:
+        _keep_encoded(reused, unencoded, ranges, options)
     save_ranges(store, ranges)
     if lists or pq_pieces:
         _encode_kept(kept, ranges, options.vector_bits)
@@ -261,6 +277,19 @@ def calibrate(
                     )
                 store.write(trained_file(kind, layer), vectors.serialise(trained))
     return ranges
+
+
+def _keep_encoded(
+    reused: Reused,
+    unencoded: list[tuple[int, int, BatchVectors]],
+    ranges: dict[str, list[vectors.Ranges]],
+    options: Any,
+) -> None:
+    """Encode the waiting sampled batches as a shard stores them into ``reused``; empties ``unencoded``."""
+    attention_bits = options.attention_bits if options.attention == "stored" else None
+    for piece, number, values in unencoded:
+        reused.keep_batch(piece, number, encode_batch(values, ranges, options.vector_bits, attention_bits))
+    unencoded.clear()
 
 
 def _ranges(sample: Sequence[BatchVectors], layers: int) -> dict[str, list[vectors.Ranges]]:
@@ -329,13 +358,15 @@ def make_plan(
     pieces: Sequence[Piece],
     read: PieceReader,
     options: Any,
+    reused: Reused | None = None,
 ) -> Plan:
     """Plan a build of ``pieces`` (read by ``read``) under ``handle`` into ``store``: the shards, the
     quantiser ranges and, for an approximate index, the trained coarse quantisers; ``plan.json`` last.
 
     The plan already in ``store`` is returned when it is the same build (same model, corpus, pieces and
-    options), so a rerun resumes. Raises `InputError` for bad options, an encoder-decoder model, a
-    corpus without tokens, or another build's plan in ``store``."""
+    options), so a rerun resumes. ``reused`` (an in-process build's) keeps the calibration's work for the
+    shards (`reuse.Reused`; nothing when the plan already existed). Raises `InputError` for bad options, an
+    encoder-decoder model, a corpus without tokens, or another build's plan in ``store``."""
     from .options import chosen_layers
 
     options.check()
@@ -370,7 +401,9 @@ def make_plan(
     if options.codes.startswith("pq"):
         for width in sorted(set(widths.values())):
             pq.parse_codes(options.codes, width)  # m must divide every vector width
-    calibrate(store, handle, pieces, read, options, stored, lists, widths)
+    calibrate(store, handle, pieces, read, options, stored, lists, widths, reused)
+    if reused is not None:
+        reused.key = key
     plan = Plan(
         key=key,
         model=handle.name,

@@ -30,12 +30,12 @@ from ..capture.loading import ModelHandle
 from ..corpus import METADATA_FIELDS, AnnotatedSentence, fields_present
 from ..errors import InputError
 from . import vectors
-from .attention_store import compress_blocks
-from .extract import BatchVectors, PlannedSentence, extract_batch, plan_sentences
+from .extract import BatchVectors, PlannedSentence, PlanSummary, extract_batch, plan_sentences
 from .layout import ATTENTION, CODES, SPANS, codes_file, ivf_file, read_codes
 from .manifest import model_fingerprint, tokenizer_fingerprint
 from .options import options_from_dict
-from .plan import PieceReader, Plan, ShardSpec, load_ranges, piece_batches, trained_file
+from .plan import Piece, PieceReader, Plan, ShardSpec, load_ranges, piece_batches, trained_file
+from .reuse import EncodedBatch, Reused, encode_batch
 from .storage import Store
 from .tables import write_tables
 
@@ -98,8 +98,11 @@ def build_shard(
     handle: ModelHandle,
     read: PieceReader,
     progress: Progress | None = None,
+    reused: Reused | None = None,
 ) -> ShardReport:
-    """Build shard ``number`` of ``plan`` into ``store`` (nothing when it is already finished).
+    """Build shard ``number`` of ``plan`` into ``store`` (nothing when it is already finished). ``reused``: what
+    this process's planning of ``plan`` already read, tokenised and encoded (`reuse`), taken instead of
+    being done again (the same bytes stored).
 
     Raises `InputError` for a shard number outside the plan, a model other than the plan's, or a marker
     of another plan; the reader raises `CorpusError` for a corpus changed since the plan."""
@@ -121,7 +124,7 @@ def build_shard(
         holder = tempfile.TemporaryDirectory(prefix="attnscope-shard-")
         work, cleanup = Path(holder.name), holder.cleanup
     try:
-        record = _run(store, plan, spec, first_piece, handle, read, work, progress)
+        record = _run(store, plan, spec, first_piece, handle, read, work, progress, reused)
         store.remove(spec.folder)  # a killed earlier run's files, never a finished shard's (no marker)
         for path in sorted(work.iterdir()):
             store.put(path, f"{spec.folder}/{path.name}")
@@ -141,6 +144,7 @@ def _run(
     read: PieceReader,
     work: Path,
     progress: Progress | None,
+    reused: Reused | None = None,
 ) -> dict[str, Any]:
     """Extract, quantise and write the shard's files into the local folder ``work``; its marker record."""
     options = options_from_dict(plan.options)
@@ -161,15 +165,19 @@ def _run(
         attention = opened.enter_context(open(work / ATTENTION, "wb")) if keep_attention else None
         position = [0]
 
-        def write(values: BatchVectors, numbers: list[int]) -> None:
-            """Append one batch's codes (one zstd frame per set) and attention blocks."""
+        attention_bits = options.attention_bits if keep_attention else None
+
+        def write(batch: BatchVectors | EncodedBatch, numbers: list[int]) -> None:
+            """Append one batch's codes (one zstd frame per set) and attention blocks (encoding it first
+            unless planning already did, `reuse`)."""
+            if isinstance(batch, BatchVectors):
+                batch = encode_batch(batch, ranges, options.vector_bits, attention_bits)
             for kind in CODES:
                 for slot, layer in enumerate(stored):
-                    encoded = vectors.encode(getattr(values, kind)[slot], options.vector_bits, ranges[kind][slot])
-                    codes[(kind, layer)].write(compressor.compress(encoded.tobytes()))
-            if attention is None:
+                    codes[(kind, layer)].write(compressor.compress(batch.codes[kind][slot].tobytes()))
+            if attention is None or batch.attention is None:
                 return
-            sizes, data = compress_blocks(values.attention, options.attention_bits)
+            sizes, data = batch.attention
             attention.write(data.tobytes())
             ends = position[0] + np.cumsum(sizes)
             for i, sentence in enumerate(numbers):
@@ -181,8 +189,9 @@ def _run(
         pending: Future | None = None
         rows = 0
         for offset, piece in enumerate(spec.pieces):
-            read_sentences = list(read(piece))
-            done, summary = plan_sentences(handle, read_sentences, options.long)
+            number = first_piece + offset
+            taken = reused.take_piece(plan.key, number) if reused is not None else None
+            read_sentences, done, summary = taken or _read_piece(handle, read, piece, options.long)
             for name in counts:
                 counts[name] += getattr(summary, name)
             base = len(planned)
@@ -191,15 +200,19 @@ def _run(
             sentences.extend(read_sentences)
             planned.extend(done)
             lengths = [len(p.tokens) for p in done]
-            for batch in piece_batches(lengths, options.batch_tokens, options.seed, first_piece + offset):
+            for j, batch in enumerate(piece_batches(lengths, options.batch_tokens, options.seed, number)):
                 for i in batch:
                     done[i].first_row, rows = rows, rows + done[i].rows
-                values = extract_batch(handle, [done[i] for i in batch], stored, attention=keep_attention)
+                values: BatchVectors | EncodedBatch | None = (
+                    reused.take_batch(plan.key, number, j) if reused is not None else None
+                )
+                if values is None:
+                    values = extract_batch(handle, [done[i] for i in batch], stored, attention=keep_attention)
                 if pending is not None:
                     pending.result()
                 pending = writer.submit(write, values, [base + i for i in batch])
                 if progress:
-                    progress(len(values.hidden[0]))
+                    progress(values.tokens if isinstance(values, EncodedBatch) else len(values.hidden[0]))
         if pending is not None:
             pending.result()
     if options.attention == "stored":
@@ -218,6 +231,15 @@ def _run(
         "files": files,
         **counts,
     }
+
+
+def _read_piece(
+    handle: ModelHandle, read: PieceReader, piece: Piece, long: str
+) -> tuple[list[AnnotatedSentence], list[PlannedSentence], PlanSummary]:
+    """A piece's sentences as read, and as planned for the model (`plan_sentences`)."""
+    sentences = list(read(piece))
+    planned, summary = plan_sentences(handle, sentences, long)
+    return sentences, planned, summary
 
 
 def _write_spans(work: Path, spans: dict[int, tuple[int, int]], sentences: int, layers: int) -> None:

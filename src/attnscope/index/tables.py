@@ -59,22 +59,28 @@ def write_tables(
         ):
             rows[name].append(value)
     for number, item in sorted(enumerate(planned), key=lambda pair: pair[1].first_row):  # tokens in row order
-        sentence = sentences[item.sentence]
-        for position in item.positions:
-            word_index = item.words[position]
-            word = sentence.words[word_index] if word_index is not None else None
-            start, end = item.tokens.offsets[position] or (-1, -1)
-            tokens["sentence"].append(number)
-            tokens["position"].append(int(position))
-            tokens["word"].append(-1 if word_index is None else word_index)
-            tokens["token"].append(item.tokens.display[position])
-            tokens["start"].append(start)
-            tokens["end"].append(end)
-            for name in kept:
-                found = getattr(word, name) if word is not None else None
-                tokens[name].append(-2 if name == "head" and found is None else found)
+        _sentence_tokens(tokens, number, item, sentences[item.sentence], kept)
     pq.write_table(pa.table(tokens), directory / TOKENS)
     pq.write_table(pa.table(rows), directory / SENTENCES)
+
+
+def _sentence_tokens(
+    tokens: dict[str, list], number: int, item: PlannedSentence, sentence: AnnotatedSentence, kept: list[str]
+) -> None:
+    """Append one planned sentence's indexed tokens (in position order) to the token table's columns."""
+    positions = item.positions.tolist()
+    indices = [item.words[position] for position in positions]
+    words = [sentence.words[index] if index is not None else None for index in indices]
+    spans = [item.tokens.offsets[position] or (-1, -1) for position in positions]
+    tokens["sentence"] += [number] * len(positions)
+    tokens["position"] += positions
+    tokens["word"] += [-1 if index is None else index for index in indices]
+    tokens["token"] += [item.tokens.display[position] for position in positions]
+    tokens["start"] += [span[0] for span in spans]
+    tokens["end"] += [span[1] for span in spans]
+    for name in kept:
+        found = [getattr(word, name) if word is not None else None for word in words]
+        tokens[name] += [-2 if value is None else value for value in found] if name == "head" else found
 
 
 @dataclass
