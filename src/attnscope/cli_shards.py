@@ -63,13 +63,21 @@ def index_commit(
     fan_out: bool = typer.Option(
         False, "--fan-out", help="Keep each shard's vector sets apart: searched shard by shard, the top-k merged."
     ),
+    merge: str = typer.Option(
+        "auto",
+        "--merge",
+        help="How approximate sets are joined: memory, disk (faiss on-disk lists, memory of one shard) or auto "
+        "(disk for a set over 1 GiB).",
+    ),
 ) -> None:
     """Check every shard of a planned index and join them into the index (its manifest written last)."""
     from .index.commit import commit
+    from .index.merge import check_merge
 
     try:
+        check_merge(merge)
         store, plan = _plan(out)
-        manifest = commit(store, plan, fan_out=fan_out)
+        manifest = commit(store, plan, fan_out=fan_out, merge=merge)
     except AttnscopeError as error:
         fail(error)
     size = sum(manifest.files.values())

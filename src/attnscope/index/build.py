@@ -26,6 +26,7 @@ from ..files import writing
 from .commit import commit
 from .layout import MANIFEST
 from .manifest import IndexFormatError, Manifest, read_manifest
+from .merge import check_merge
 from .options import APPROXIMATE, BuildOptions, chosen_layers
 from .plan import PieceReader, Plan, StaleBuildError, make_plan
 from .ray_engine import RayOptions
@@ -67,6 +68,7 @@ def build_index(
     progress: Progress | None = None,
     engine: str = "in-process",
     ray: RayOptions | None = None,
+    merge: str = "auto",
 ) -> BuildReport:
     """Index every non-special token of ``corpus`` under ``handle``'s model into ``out``: a local directory,
     or any fsspec location (``memory://x``, ``s3://bucket/x``...).
@@ -75,11 +77,13 @@ def build_index(
     time: memory bounded by the shard). ``engine`` "in-process" builds the shards here, one after
     another; "ray" on a Ray cluster (``ray``: `RayOptions`), reading the corpus's files there. A local
     build is made in ``<out>.partial`` and renamed into place once committed; elsewhere it is made in
-    place, and exists once its manifest does.
+    place, and exists once its manifest does. ``merge`` says how the commit joins approximate sets
+    (memory, disk or auto: `merge.on_disk`).
 
     Raises `InputError` for bad options or an unusable ``out`` (see `check_build_target`), and `WriteError`
     naming the file when the file system refuses a write (a full disk, no permission...)."""
     options.check()
+    check_merge(merge)
     if engine not in ENGINES:
         raise InputError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
     if engine == "ray" and isinstance(corpus, Corpus):
@@ -87,16 +91,18 @@ def build_index(
     started = time.perf_counter()
     target = Store.at(out)
     if not target.is_local:
-        manifest, resumed = _build(_remote_target(target, overwrite), corpus, handle, options, progress, engine, ray)
+        manifest, resumed = _build(
+            _remote_target(target, overwrite), corpus, handle, options, progress, engine, ray, merge
+        )
         return BuildReport(manifest, Path(target.root), resumed, time.perf_counter() - started)
     local = check_build_target(target.root, overwrite)
     partial = local.with_name(local.name + ".partial")
     with writing(partial):
         try:
-            manifest, resumed = _build(_partial_store(partial), corpus, handle, options, progress, engine, ray)
+            manifest, resumed = _build(_partial_store(partial), corpus, handle, options, progress, engine, ray, merge)
         except StaleBuildError:
             shutil.rmtree(partial)  # a stale build of other inputs: start afresh
-            manifest, resumed = _build(_partial_store(partial), corpus, handle, options, progress, engine, ray)
+            manifest, resumed = _build(_partial_store(partial), corpus, handle, options, progress, engine, ray, merge)
         _move_into_place(partial, local)
     return BuildReport(manifest, local, resumed, time.perf_counter() - started)
 
@@ -109,6 +115,7 @@ def _build(
     progress: Progress | None,
     engine: str,
     ray: RayOptions | None,
+    merge: str = "auto",
 ) -> tuple[Manifest, int]:
     """Plan (or find the plan), build the unfinished shards with ``engine``, commit; (manifest, shards resumed)."""
     pieces, read = pieces_and_reader(corpus, options.piece_tokens)
@@ -120,7 +127,7 @@ def _build(
         run_on_ray(store, plan, read, options=ray or RayOptions())
     else:
         resumed = run_in_process(store, plan, handle, read, progress)
-    manifest = commit(store, plan)
+    manifest = commit(store, plan, merge=merge)
     if progress:
         progress(manifest.tokens, manifest.tokens)
     return manifest, resumed
