@@ -5,6 +5,7 @@ estimate from the calibration sample; a corpus moved on a worker's machine."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,14 +16,14 @@ import numpy as np
 import pytest
 
 from attnscope.corpus import corpus_source
-from attnscope.index import BuildOptions, Index, IndexFormatError, Query
+from attnscope.index import BuildOptions, Index, IndexFormatError, Query, build_index
 from attnscope.index.build import plan_index
 from attnscope.index.commit import commit
 from attnscope.index.shard import build_shard
 from attnscope.index.sources import plan_reader
 from attnscope.index.storage import Store
 
-from .index_fixtures import EWT_DEV
+from .index_fixtures import EWT_DEV, SMALL, small_conllu
 
 OPTIONS = BuildOptions(batch_tokens=64, calibration_batches=1, piece_tokens=1, shard_tokens=200)
 
@@ -99,3 +100,46 @@ def test_an_on_disk_merge_searches_like_the_in_memory_one_and_moves_with_its_ind
         bad.stderr.split()
     )
 
+
+def test_two_runs_of_one_shard_at_once_leave_one_whole_shard(default_model, tmp_path):
+    """Run B of shard 1 starts and finishes while run A of it is between two batches (a scheduler
+    re-queuing a slow task): B's shard stands, A drops its own work and reports the shard as built. An
+    unmarked shard folder (a run killed mid-copy) is moved aside; the commit removes what runs left."""
+    corpus = tmp_path / "small.conllu"
+    corpus.write_text(small_conllu(), encoding="utf-8")
+    options = BuildOptions(batch_tokens=16, calibration_batches=1, piece_tokens=1, shard_tokens=8)
+    out = tmp_path / "index"
+    plan = plan_index(corpus_source(corpus), default_model, out, options=options)
+    store, read = Store.at(out), plan_reader(plan)
+    assert len(plan.shards) == 3
+    second: list = []
+
+    def meanwhile(tokens: int) -> None:
+        if not second:
+            work = [p.name for p in (out / "shards").iterdir()]
+            assert len(work) == 1 and work[0].startswith("00001.work-"), work
+            second.append(build_shard(store, plan, 1, default_model, read))
+
+    first = build_shard(store, plan, 1, default_model, read, progress=meanwhile)
+    assert not second[0].resumed and first.resumed and (first.rows, first.sentences) == (second[0].rows, 2)
+    assert [p.name for p in (out / "shards").iterdir()] == ["00001"]
+    marker = json.loads((out / "shards" / "00001" / "done.json").read_text())
+    assert {p.name for p in (out / "shards" / "00001").iterdir()} == set(marker["files"]) | {"done.json"}
+    (out / "shards" / "00000").mkdir()
+    (out / "shards" / "00000" / "tokens.parquet").write_bytes(b"half a file")  # killed before its marker
+    (out / "shards" / "00002.work-0badc0ffee00").mkdir()  # a run killed mid-shard
+    assert not build_shard(store, plan, 0, default_model, read).resumed
+    assert build_shard(store, plan, 0, default_model, read).resumed
+    assert build_shard(store, plan, 2, default_model, read).rows > 0
+    names = sorted(p.name for p in (out / "shards").iterdir())
+    assert names[:3] == ["00000", "00000.stale-" + names[1][12:], "00001"] and len(names) == 5
+    manifest = commit(store, plan, fan_out=True)
+    assert sorted(p.name for p in (out / "shards").iterdir()) == ["00000", "00001", "00002"]
+    single = build_index(corpus_source(corpus), default_model, tmp_path / "single", options=options)
+    assert manifest.tokens == single.manifest.tokens
+    query = Query("heads", 2, (0, 5))
+    a, b = (
+        Index.open(out).query(default_model, SMALL[0][1], 2, query),
+        Index.open(single.directory).query(default_model, SMALL[0][1], 2, query),
+    )
+    assert [(m.row, round(m.score, 6)) for m in a.matches] == [(m.row, round(m.score, 6)) for m in b.matches]

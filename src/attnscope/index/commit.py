@@ -28,7 +28,7 @@ from .manifest import Manifest, package_versions
 from .merge import DATA_SUFFIX, check_merge, join_on_disk, on_disk
 from .options import options_from_dict
 from .plan import PLAN, Plan, created_now, trained_file
-from .shard import shard_marker
+from .shard import remove_work_folders, shard_marker
 from .storage import Store
 from .tables import WORD_FIELDS
 
@@ -132,6 +132,7 @@ def commit(store: Store, plan: Plan, *, fan_out: bool = False, merge: str = "aut
         for name in store.names(spec.folder):
             if f"{spec.folder}/{name}" not in files:
                 store.remove(f"{spec.folder}/{name}")
+    remove_work_folders(store)
     if not fan_out:
         store.remove("shards")
     for kind in CODES:
