@@ -10,12 +10,13 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from attnscope.corpus import corpus_source
+from attnscope.corpus import corpus_source, open_corpus
 from attnscope.index import BuildOptions, Index, IndexFormatError, Query, build_index
 from attnscope.index.build import plan_index
 from attnscope.index.commit import commit
@@ -143,3 +144,59 @@ def test_two_runs_of_one_shard_at_once_leave_one_whole_shard(default_model, tmp_
         Index.open(single.directory).query(default_model, SMALL[0][1], 2, query),
     )
     assert [(m.row, round(m.score, 6)) for m in a.matches] == [(m.row, round(m.score, 6)) for m in b.matches]
+
+
+KILLED_AFTER_MANIFEST = textwrap.dedent("""
+    import os, signal, sys
+    import attnscope
+    from attnscope.corpus import open_corpus
+    from attnscope.index import BuildOptions, build_index
+    from attnscope.index import commit
+    def die(store):  # the manifest is written; the shards, the plan and the rename are not done
+        os.kill(os.getpid(), signal.SIGKILL)
+    commit.remove_work_folders = die
+    build_index(open_corpus(sys.argv[1]), attnscope.load("default"), sys.argv[2],
+                options=BuildOptions(batch_tokens=32, calibration_batches=1, piece_tokens=1, shard_tokens=8))
+""")
+
+
+def test_a_build_killed_between_its_manifest_and_its_rename_is_finished_not_rebuilt(
+    default_model, tmp_path, monkeypatch
+):
+    corpus = tmp_path / "small.conllu"
+    corpus.write_text(small_conllu(), encoding="utf-8")
+    out, partial = tmp_path / "index", tmp_path / "index.partial"
+    run = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_MANIFEST, str(corpus), str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+        timeout=300,
+    )
+    assert run.returncode == -9, run.stderr
+    assert (partial / "manifest.json").is_file() and (partial / "plan.json").is_file() and (partial / "shards").is_dir()
+    written = (partial / "manifest.json").read_bytes()
+    with pytest.raises(IndexFormatError, match="does not exist"):
+        Index.open(out)
+    options = BuildOptions(batch_tokens=32, calibration_batches=1, piece_tokens=1, shard_tokens=8)
+
+    def no_plan(*args, **kwargs):
+        raise AssertionError("the build was planned again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("attnscope.index.build.make_plan", no_plan)
+        report = build_index(open_corpus(corpus), default_model, out, options=options)
+    assert report.resumed_shards == 4 and not partial.exists()
+    assert (out / "manifest.json").read_bytes() == written
+    assert sorted(p.name for p in out.iterdir()) == sorted([*report.manifest.files, "manifest.json"])
+    fresh = build_index(open_corpus(corpus), default_model, tmp_path / "fresh", options=options)
+    for name in report.manifest.files:
+        if not name.endswith(".parquet"):
+            assert (out / name).read_bytes() == (fresh.directory / name).read_bytes(), name
+    # a committed partial build of other options is not taken for this one: it is built afresh
+    shutil.copytree(out, partial)
+    (partial / "build.json").write_text(json.dumps({"engine": "in-process", "key": "another build"}))
+    other = build_index(
+        open_corpus(corpus), default_model, out, options=replace(options, vector_bits=6), overwrite=True
+    )
+    assert other.manifest.vector_bits == 6 and other.resumed_shards == 0 and not partial.exists()

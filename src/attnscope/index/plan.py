@@ -322,6 +322,34 @@ def read_plan(store: Store) -> Plan | None:
     return Plan.from_json(store.read(PLAN).decode("utf-8"), store.path(PLAN))
 
 
+def build_identity(
+    handle: ModelHandle, corpus: dict[str, Any], pieces: Sequence[Piece], options: Any
+) -> dict[str, Any]:
+    """What identifies a build (its plan's ``key`` is the SHA-256 of it, `identity_key`): the model's
+    identity, the corpus, the options, the shards and what follows from them. Computed without running
+    the model, so a rerun can tell its build from another's. Raises `InputError` for bad options, an
+    encoder-decoder model or a corpus without pieces."""
+    from .options import chosen_layers
+
+    options.check()
+    if handle.kind == "encoder-decoder":
+        raise InputError("indexing encoder-decoder models is not supported yet: use an encoder or a decoder model")
+    if not pieces:
+        raise InputError(f"corpus {corpus.get('name')!r} has nothing to index (no sentences)")
+    shape = handle.stacks[handle.main_stack]
+    chosen_layers(options.layers, shape.layers, handle.name)
+    shards = group_shards(pieces, options.shard_tokens)
+    estimated = sum(p.estimated_tokens for p in pieces)
+    approximate = options.approximate == "always" or (options.approximate == "auto" and estimated > APPROXIMATE_ABOVE)
+    return {
+        **model_identity(handle),
+        "corpus": corpus,
+        "options": asdict(options),
+        "shards": [asdict(s) for s in shards],
+        "approximate_lists": ivf_lists(estimated) if approximate else 0,
+    }
+
+
 def make_plan(
     store: Store,
     handle: ModelHandle,
@@ -338,24 +366,12 @@ def make_plan(
     corpus without tokens, or another build's plan in ``store``."""
     from .options import chosen_layers
 
-    options.check()
-    if handle.kind == "encoder-decoder":
-        raise InputError("indexing encoder-decoder models is not supported yet: use an encoder or a decoder model")
-    if not pieces:
-        raise InputError(f"corpus {corpus.get('name')!r} has nothing to index (no sentences)")
+    identity = build_identity(handle, corpus, pieces, options)
     shape = handle.stacks[handle.main_stack]
     stored = chosen_layers(options.layers, shape.layers, handle.name)
     shards = group_shards(pieces, options.shard_tokens)
     estimated = sum(p.estimated_tokens for p in pieces)
-    approximate = options.approximate == "always" or (options.approximate == "auto" and estimated > APPROXIMATE_ABOVE)
-    lists = ivf_lists(estimated) if approximate else 0
-    identity = {
-        **model_identity(handle),
-        "corpus": corpus,
-        "options": asdict(options),
-        "shards": [asdict(s) for s in shards],
-        "approximate_lists": lists,
-    }
+    lists = identity["approximate_lists"]
     key = identity_key(identity)
     existing = read_plan(store)
     if existing is not None:
