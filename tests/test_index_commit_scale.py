@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 
 from attnscope.corpus import corpus_source, open_corpus
-from attnscope.index import BuildOptions, Index, IndexFormatError, Query, build_index
+from attnscope.index import BuildOptions, Index, IndexFormatError, IndexMismatchError, Query, build_index
 from attnscope.index.build import plan_index
 from attnscope.index.commit import commit
+from attnscope.index.manifest import MODEL_FINGERPRINT_VERSION, model_fingerprint
 from attnscope.index.shard import build_shard
 from attnscope.index.sources import plan_reader
 from attnscope.index.storage import Store
@@ -200,3 +201,44 @@ def test_a_build_killed_between_its_manifest_and_its_rename_is_finished_not_rebu
         open_corpus(corpus), default_model, out, options=replace(options, vector_bits=6), overwrite=True
     )
     assert other.manifest.vector_bits == 6 and other.resumed_shards == 0 and not partial.exists()
+
+
+def test_a_copy_with_one_head_zeroed_is_refused_and_old_manifests_still_open(
+    small_index, default_model, zeroed_copy, zeroed_path, tmp_path
+):
+    """tests/zeroed_model.py's copy differs from the default model only in rows 160-191 of layer 2's query
+    weights: the first 64 values of every tensor (fingerprint version 1) are the same, the strided sample
+    of version 2 is not. An index records its fingerprint's version and is checked with that one."""
+    assert model_fingerprint(zeroed_copy.model, 1) == model_fingerprint(default_model.model, 1)
+    assert model_fingerprint(zeroed_copy.model) != model_fingerprint(default_model.model)
+    manifest = small_index.manifest
+    assert manifest.model_fingerprint_version == 2 == MODEL_FINGERPRINT_VERSION
+    assert manifest.model_fingerprint == model_fingerprint(default_model.model, 2)
+    query = Query("heads", 2, (5,), top=5)
+    with pytest.raises(IndexMismatchError, match="has different weights"):
+        small_index.query(zeroed_copy, "The girl ran to a local pub.", 2, query)
+    refused = _cli(
+        "search", "The girl ran to a local pub.", "--index", str(small_index.directory), "--model", str(zeroed_path),
+        "--token", "girl", "--layer", "2", "--heads", "5",
+    )  # fmt: skip
+    assert refused.returncode == 2 and "has different weights" in " ".join(refused.stderr.split()), refused.stderr
+    old = tmp_path / "old"
+    shutil.copytree(small_index.directory, old)
+    raw = json.loads((old / "manifest.json").read_text(encoding="utf-8"))
+    del raw["model_fingerprint_version"]  # as indexes built before version 2 have it
+    raw["model_fingerprint"] = model_fingerprint(default_model.model, 1)
+    (old / "manifest.json").write_text(json.dumps(raw), encoding="utf-8")
+    opened = Index.open(old)
+    assert opened.manifest.model_fingerprint_version == 1
+    found = opened.query(default_model, "The girl ran to a local pub.", 2, query)
+    expected = small_index.query(default_model, "The girl ran to a local pub.", 2, query)
+    assert [(m.row, m.score) for m in found.matches] == [(m.row, m.score) for m in expected.matches]
+    searched = _cli(
+        "search", "The girl ran to a local pub.", "--index", str(old), "--token", "girl", "--layer", "2", "--json",
+    )  # fmt: skip
+    assert searched.returncode == 0, searched.stderr
+    assert len(json.loads(searched.stdout)["matches"]) == min(50, small_index.size)
+    raw["model_fingerprint_version"] = 9
+    (old / "manifest.json").write_text(json.dumps(raw), encoding="utf-8")
+    with pytest.raises(IndexFormatError, match="model fingerprint version 9 is not one this attnscope knows"):
+        Index.open(old).query(default_model, "The girl ran to a local pub.", 2, query)

@@ -96,6 +96,7 @@ def commit(store: Store, plan: Plan, *, fan_out: bool = False, merge: str = "aut
     manifest = Manifest(
         model=plan.model,
         model_fingerprint=plan.model_fingerprint,
+        model_fingerprint_version=plan.model_fingerprint_version,
         tokenizer_fingerprint=plan.tokenizer_fingerprint,
         corpus=corpus["name"],
         corpus_checksum=corpus["checksum"],

@@ -31,7 +31,7 @@ from ..errors import InputError
 from . import pq, vectors
 from .extract import BatchVectors, extract_batch, plan_batches, plan_sentences
 from .layout import CODES, RANGES
-from .manifest import model_fingerprint, tokenizer_fingerprint
+from .manifest import MODEL_FINGERPRINT_VERSION, model_fingerprint, tokenizer_fingerprint
 from .storage import Store
 
 PLAN = "plan.json"
@@ -111,6 +111,8 @@ class Plan:
     format: str = PLAN_FORMAT
     format_version: int = PLAN_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    model_fingerprint_version: int = 1
+    """Which `manifest.model_fingerprint` made ``model_fingerprint`` (plans written before version 2: 1)."""
 
     @property
     def estimated_tokens(self) -> int:
@@ -403,6 +405,7 @@ def make_plan(
         revision=getattr(handle.model.config, "_commit_hash", None),
         created=created_now(),
         extra={"head_width": head_width, "estimated_tokens": estimated},
+        model_fingerprint_version=MODEL_FINGERPRINT_VERSION,
     )
     store.write(PLAN, plan.to_json().encode())
     return plan

@@ -69,7 +69,7 @@ def check_plan_model(plan: Plan, handle: ModelHandle) -> None:
             f"model {handle.name!r} tokenises differently from the plan's model {plan.model!r}: "
             f"every shard of a build must use the plan's model"
         )
-    if model_fingerprint(handle.model) != plan.model_fingerprint:
+    if model_fingerprint(handle.model, plan.model_fingerprint_version) != plan.model_fingerprint:
         raise InputError(
             f"model {handle.name!r} has other weights than the plan's model {plan.model!r}: "
             f"every shard of a build must use the plan's model"
