@@ -242,3 +242,39 @@ def test_a_copy_with_one_head_zeroed_is_refused_and_old_manifests_still_open(
     (old / "manifest.json").write_text(json.dumps(raw), encoding="utf-8")
     with pytest.raises(IndexFormatError, match="model fingerprint version 9 is not one this attnscope knows"):
         Index.open(old).query(default_model, "The girl ran to a local pub.", 2, query)
+
+
+def _odd_words(path, sentences: int = 200) -> list[str]:
+    """A CoNLL-U file whose words split into several tokens each and whose lines are short: about 7 bytes
+    a token, where the plan assumes 60 (`plan.BYTES_PER_TOKEN`)."""
+    rng = np.random.default_rng(0)
+    texts, blocks = [], []
+    for number in range(sentences):
+        words = ["".join(rng.choice(list("qzxjkv0123456789"), 5)) for _ in range(6)]
+        texts.append(" ".join(words))
+        rows = "".join(f"{k + 1}\t{w}\t_\t_\t_\t_\t_\t_\t_\t_\n" for k, w in enumerate(words))
+        blocks.append(f"# sent_id = s{number}\n# text = {texts[-1]}\n{rows}")
+    path.write_text("\n".join(blocks) + "\n", encoding="utf-8")
+    return texts
+
+
+def test_approximate_auto_follows_the_tokens_the_calibration_sample_measured(default_model, tmp_path, monkeypatch):
+    corpus = tmp_path / "odd.conllu"
+    texts = _odd_words(corpus)
+    tokens = sum(len(default_model.tokenizer(t)["input_ids"]) - 2 for t in texts)
+    from_bytes = corpus.stat().st_size / 60
+    assert tokens > 4 * from_bytes  # the old estimate, from bytes alone, is far too low here
+    monkeypatch.setattr("attnscope.index.plan.APPROXIMATE_ABOVE", int(2 * from_bytes))  # between the two
+    options = BuildOptions(batch_tokens=256, calibration_batches=1, piece_tokens=400, shard_tokens=2000)
+    plan = plan_index(corpus_source(corpus), default_model, tmp_path / "auto", options=options)
+    assert plan.approximate_lists > 0 and plan.estimated_tokens == tokens  # the sample read every piece
+    recorded = json.loads((tmp_path / "auto" / "plan.json").read_text(encoding="utf-8"))["extra"]
+    assert recorded["estimated_tokens"] == tokens == recorded["sampled_tokens"]
+    assert recorded["sampled_pieces"] == sum(len(s.pieces) for s in plan.shards) > 1
+    assert abs(recorded["estimated_tokens_before_sample"] - from_bytes) < 0.1 * from_bytes
+    exact = plan_index(
+        corpus_source(corpus), default_model, tmp_path / "exact", options=replace(options, approximate="never")
+    )
+    extra = exact.extra  # one batch of one piece sampled: the ratio measured there, applied to every piece
+    assert exact.approximate_lists == 0 and extra["sampled_pieces"] == 1
+    assert abs(extra["estimated_tokens"] - tokens) < 0.15 * tokens, (extra, tokens)

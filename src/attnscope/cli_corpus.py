@@ -53,7 +53,10 @@ def index(
     ),
     long: str = typer.Option("truncate", "--long", help="Sentences longer than the model takes: truncate or skip."),
     approximate: str = typer.Option(
-        "auto", "--approximate", help="Approximate (IVF) vector sets: auto (over a million tokens), always or never."
+        "auto",
+        "--approximate",
+        help="Approximate (IVF) vector sets: auto (over a million tokens, as the calibration sample measures them), "
+        "always or never.",
     ),
     layers: str | None = typer.Option(
         None,

@@ -116,7 +116,9 @@ class Plan:
 
     @property
     def estimated_tokens(self) -> int:
-        return sum(s.estimated_tokens for s in self.shards)
+        """The corpus's tokens as the plan estimated them from its calibration sample (``extra``), or (a
+        plan without that estimate) from the pieces' bytes or words."""
+        return int(self.extra.get("estimated_tokens", sum(s.estimated_tokens for s in self.shards)))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
@@ -190,27 +192,61 @@ def ivf_lists(estimated_tokens: int) -> int:
     return max(1, min(vectors.inverted_lists(estimated_tokens), TRAINING_VECTORS // 39))
 
 
+@dataclass
+class Sampled:
+    """What the calibration sample measured: the pieces it tokenised, their estimated tokens (from bytes
+    or words) and the tokens they hold (rows of the index: non-special tokens, after truncation), so
+    that the corpus's tokens are estimated from the measured ratio (`estimate`)."""
+
+    pieces: int = 0
+    estimated: int = 0
+    tokens: int = 0
+
+    def estimate(self, estimated_total: int) -> int:
+        """The corpus's tokens: ``estimated_total`` (the pieces' estimates summed) times the sample's
+        measured tokens per estimated token (the estimate itself while nothing is measured)."""
+        if not self.estimated:
+            return estimated_total
+        return max(1, round(estimated_total * self.tokens / self.estimated))
+
+
 def sample_batches(
     handle: ModelHandle,
     pieces: Sequence[Piece],
     read: PieceReader,
     options: Any,
     stored: list[int],
-    wanted_tokens: int,
+    wanted_tokens: Callable[[], int],
+    sampled: Sampled | None = None,
 ) -> Iterator[BatchVectors]:
     """A seeded sample of batches: pieces in a seeded random order, each piece's batches in its own seeded
-    order, until ``options.calibration_batches`` batches and ``wanted_tokens`` tokens are taken (so a
-    one-piece corpus gives its first batches, as an unsharded build takes them)."""
+    order, until ``options.calibration_batches`` batches and ``wanted_tokens()`` tokens are taken (so a
+    one-piece corpus gives its first batches, as an unsharded build takes them). Each piece read is
+    tokenised whole; ``sampled`` counts its estimated and measured tokens."""
     order = np.random.default_rng(options.seed).permutation(len(pieces)) if len(pieces) > 1 else [0]
     batches = tokens = 0
     for number in order:
         planned, _ = plan_sentences(handle, read(pieces[int(number)]), options.long)
+        if sampled is not None:
+            sampled.pieces += 1
+            sampled.estimated += pieces[int(number)].estimated_tokens
+            sampled.tokens += sum(p.rows for p in planned)
         for batch in piece_batches([len(p.tokens) for p in planned], options.batch_tokens, options.seed, int(number)):
             values = extract_batch(handle, [planned[i] for i in batch], stored)
             batches, tokens = batches + 1, tokens + len(values.hidden[0])
             yield values
-            if batches >= options.calibration_batches and tokens >= wanted_tokens:
+            if batches >= options.calibration_batches and tokens >= wanted_tokens():
                 return
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What `calibrate` decided: each vector set's quantiser ranges, the IVF lists (0: exact sets) and
+    the corpus's estimated tokens (`Sampled.estimate`) with what it was measured on."""
+
+    ranges: dict[str, list[vectors.Ranges]]
+    lists: int
+    estimate: dict[str, Any]
 
 
 def calibrate(
@@ -220,21 +256,35 @@ def calibrate(
     read: PieceReader,
     options: Any,
     stored: list[int],
-    lists: int,
     widths: dict[str, int],
-) -> dict[str, list[vectors.Ranges]]:
-    """Compute and write what the shards share: each vector set's quantiser ranges, from the first
-    ``calibration_batches`` sampled batches, and with ``lists`` > 0 its trained, empty IVF index
-    (centroids from up to `TRAINING_VECTORS` sampled vectors as their codes decode); with product
-    codes (``options.codes`` "pq<m>") its trained, empty product quantiser (`pq.train_pq`, ``lists`` or
-    one cluster), trained on at least `PQ_TRAINING` sampled vectors. Returns the ranges.
-    Raises `InputError` when the sample holds no token."""
+) -> Calibration:
+    """Compute and write what the shards share, from a seeded sample (`sample_batches`): each vector set's
+    quantiser ranges, from the first ``calibration_batches`` sampled batches; the corpus's token count,
+    estimated from the sampled pieces' measured tokens per estimated token (`Sampled`); whether the sets
+    are approximate (``options.approximate``: "auto" when that estimate exceeds `APPROXIMATE_ABOVE`) and
+    their IVF lists (`ivf_lists` of the estimate); for approximate sets their trained, empty IVF index
+    (centroids from up to `TRAINING_VECTORS` sampled vectors as their codes decode); with product codes
+    (``options.codes`` "pq<m>") a trained, empty product quantiser (`pq.train_pq`, the lists or one
+    cluster), trained on at least `PQ_TRAINING` sampled vectors. Raises `InputError` when the sample
+    holds no token."""
     pq_pieces = int(options.codes[2:]) if options.codes.startswith("pq") else 0
-    wanted = min(max(50 * lists, PQ_TRAINING if pq_pieces else 0), TRAINING_VECTORS)
+    estimated = sum(p.estimated_tokens for p in pieces)
+    sampled = Sampled()
+    lists: list[int] = []  # decided once the first piece is measured
+
+    def wanted() -> int:
+        if not lists:
+            tokens = sampled.estimate(estimated)
+            approximate = options.approximate == "always" or (
+                options.approximate == "auto" and tokens > APPROXIMATE_ABOVE
+            )
+            lists.append(ivf_lists(tokens) if approximate else 0)
+        return min(max(50 * lists[0], PQ_TRAINING if pq_pieces else 0), TRAINING_VECTORS)
+
     first: list[BatchVectors] = []
     kept: dict[str, list[list[np.ndarray]]] = {kind: [[] for _ in stored] for kind in CODES}
     ranges: dict[str, list[vectors.Ranges]] = {}
-    for values in sample_batches(handle, pieces, read, options, stored, wanted):
+    for values in sample_batches(handle, pieces, read, options, stored, wanted, sampled):
         if len(first) < options.calibration_batches:
             first.append(values)
             if len(first) == options.calibration_batches:
@@ -242,27 +292,35 @@ def calibrate(
         for kind in CODES:  # the training sample is kept as codes: a quarter of the floats' memory
             for slot in range(len(stored)):
                 kept[kind][slot].append(getattr(values, kind)[slot])
-        if ranges and wanted:
+        if ranges and wanted():
             _encode_kept(kept, ranges, options.vector_bits)
     if sum(len(v.hidden[0]) for v in first) == 0:
         raise InputError("the corpus has no tokens to index (every sentence was empty or skipped)")
     if not ranges:
         ranges = _ranges(first, len(stored))
+    wanted()
     save_ranges(store, ranges)
-    if lists or pq_pieces:
+    if lists[0] or pq_pieces:
         _encode_kept(kept, ranges, options.vector_bits)
         for kind in CODES:
             for slot, layer in enumerate(stored):
                 codes = np.concatenate(kept[kind][slot])[:TRAINING_VECTORS]
                 sample = vectors.decode(codes, widths[kind], options.vector_bits, ranges[kind][slot])
                 if pq_pieces:
-                    trained = pq.train_pq(sample, pq_pieces, max(1, lists), options.seed)
+                    trained = pq.train_pq(sample, pq_pieces, max(1, lists[0]), options.seed)
                 else:
                     trained = vectors.trained_ivf(
-                        sample, widths[kind], options.vector_bits, ranges[kind][slot], lists, options.seed
+                        sample, widths[kind], options.vector_bits, ranges[kind][slot], lists[0], options.seed
                     )
                 store.write(trained_file(kind, layer), vectors.serialise(trained))
-    return ranges
+    estimate = {
+        "estimated_tokens": sampled.estimate(estimated),
+        "estimated_tokens_before_sample": estimated,
+        "sampled_pieces": sampled.pieces,
+        "sampled_tokens": sampled.tokens,
+        "sampled_estimated_tokens": sampled.estimated,
+    }
+    return Calibration(ranges, lists[0], estimate)
 
 
 def _ranges(sample: Sequence[BatchVectors], layers: int) -> dict[str, list[vectors.Ranges]]:
@@ -341,14 +399,11 @@ def build_identity(
     shape = handle.stacks[handle.main_stack]
     chosen_layers(options.layers, shape.layers, handle.name)
     shards = group_shards(pieces, options.shard_tokens)
-    estimated = sum(p.estimated_tokens for p in pieces)
-    approximate = options.approximate == "always" or (options.approximate == "auto" and estimated > APPROXIMATE_ABOVE)
     return {
         **model_identity(handle),
         "corpus": corpus,
         "options": asdict(options),
         "shards": [asdict(s) for s in shards],
-        "approximate_lists": ivf_lists(estimated) if approximate else 0,
     }
 
 
@@ -372,8 +427,6 @@ def make_plan(
     shape = handle.stacks[handle.main_stack]
     stored = chosen_layers(options.layers, shape.layers, handle.name)
     shards = group_shards(pieces, options.shard_tokens)
-    estimated = sum(p.estimated_tokens for p in pieces)
-    lists = identity["approximate_lists"]
     key = identity_key(identity)
     existing = read_plan(store)
     if existing is not None:
@@ -388,7 +441,7 @@ def make_plan(
     if options.codes.startswith("pq"):
         for width in sorted(set(widths.values())):
             pq.parse_codes(options.codes, width)  # m must divide every vector width
-    calibrate(store, handle, pieces, read, options, stored, lists, widths)
+    calibration = calibrate(store, handle, pieces, read, options, stored, widths)
     plan = Plan(
         key=key,
         model=handle.name,
@@ -400,11 +453,11 @@ def make_plan(
         layers=shape.layers,
         heads=shape.heads,
         hidden_size=widths["hidden"],
-        approximate_lists=lists,
+        approximate_lists=calibration.lists,
         shards=shards,
         revision=getattr(handle.model.config, "_commit_hash", None),
         created=created_now(),
-        extra={"head_width": head_width, "estimated_tokens": estimated},
+        extra={"head_width": head_width, **calibration.estimate},
         model_fingerprint_version=MODEL_FINGERPRINT_VERSION,
     )
     store.write(PLAN, plan.to_json().encode())
