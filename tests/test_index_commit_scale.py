@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from attnscope.corpus import corpus_source, open_corpus
+from attnscope.errors import InputError
 from attnscope.index import BuildOptions, Index, IndexFormatError, IndexMismatchError, Query, build_index
 from attnscope.index.build import plan_index
 from attnscope.index.commit import commit
@@ -278,3 +279,47 @@ def test_approximate_auto_follows_the_tokens_the_calibration_sample_measured(def
     extra = exact.extra  # one batch of one piece sampled: the ratio measured there, applied to every piece
     assert exact.approximate_lists == 0 and extra["sampled_pieces"] == 1
     assert abs(extra["estimated_tokens"] - tokens) < 0.15 * tokens, (extra, tokens)
+
+
+def test_a_worker_reads_the_corpus_from_another_folder_with_corpus_root(default_model, tmp_path):
+    """The plan records the corpus files' paths on the planning machine; a worker that holds a copy
+    elsewhere names its folder (``--corpus-root``), and the pieces' SHA-256 still guard the bytes."""
+    planned_at = tmp_path / "here" / "corpus"
+    planned_at.mkdir(parents=True)
+    (planned_at / "a.conllu").write_text(small_conllu(), encoding="utf-8")
+    (planned_at / "b.conllu").write_text(
+        "\n\n".join(EWT_DEV.read_text(encoding="utf-8").split("\n\n")[:6]) + "\n\n", encoding="utf-8"
+    )
+    options = BuildOptions(batch_tokens=32, calibration_batches=1, piece_tokens=1, shard_tokens=40)
+    reference = build_index(corpus_source(planned_at), default_model, tmp_path / "reference", options=options)
+    out = tmp_path / "scheduled"
+    plan = plan_index(corpus_source(planned_at), default_model, out, options=options)
+    assert len(plan.shards) >= 3 and {p.file for s in plan.shards for p in s.pieces} == {0, 1}
+    elsewhere = tmp_path / "worker" / "copy"
+    shutil.copytree(planned_at, elsewhere)
+    shutil.rmtree(tmp_path / "here")
+    lost = _cli("index-shard", str(out), "--shard", "0")
+    squeezed = "".join(lost.stderr.split())  # the terminal's line breaks fall anywhere, even in a path
+    assert lost.returncode == 2 and "a.conllu" in squeezed and "isnotonthismachine" in squeezed, lost.stderr
+    assert "--corpus-root" in squeezed
+    built = _cli("index-shard", str(out), "--shard", "0", "--corpus-root", str(elsewhere))
+    assert built.returncode == 0, built.stderr
+    store = Store.at(out)
+    for number in range(1, len(plan.shards)):
+        build_shard(store, plan, number, default_model, plan_reader(plan, corpus_root=elsewhere))
+    commit(store, plan)
+    for name in reference.manifest.files:
+        if not name.endswith(".parquet"):
+            assert (out / name).read_bytes() == (reference.directory / name).read_bytes(), name
+    assert Index.open(out).size == reference.manifest.tokens
+    missing = _cli("index-shard", str(tmp_path / "reference"), "--shard", "0", "--corpus-root", str(tmp_path))
+    assert missing.returncode == 2  # a committed index holds no plan
+    other = plan_index(corpus_source(elsewhere), default_model, tmp_path / "other", options=options)
+    (elsewhere / "b.conllu").write_text((elsewhere / "b.conllu").read_text().replace("the", "teh"), encoding="utf-8")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match=r"--corpus-root .*empty: the plan's corpus file .*a\.conllu .* is not at"):
+        plan_reader(other, corpus_root=tmp_path / "empty")
+    changed = _cli(
+        "index-shard", str(tmp_path / "other"), "--shard", str(len(other.shards) - 1), "--corpus-root", str(elsewhere)
+    )
+    assert changed.returncode == 2 and "the file changed" in " ".join(changed.stderr.split()), changed.stderr
