@@ -223,12 +223,7 @@ def test_a_copy_with_one_head_zeroed_is_refused_and_old_manifests_still_open(
         "--token", "girl", "--layer", "2", "--heads", "5",
     )  # fmt: skip
     assert refused.returncode == 2 and "has different weights" in " ".join(refused.stderr.split()), refused.stderr
-    old = tmp_path / "old"
-    shutil.copytree(small_index.directory, old)
-    raw = json.loads((old / "manifest.json").read_text(encoding="utf-8"))
-    del raw["model_fingerprint_version"]  # as indexes built before version 2 have it
-    raw["model_fingerprint"] = model_fingerprint(default_model.model, 1)
-    (old / "manifest.json").write_text(json.dumps(raw), encoding="utf-8")
+    old = _as_version_1(small_index, default_model, tmp_path / "old")
     opened = Index.open(old)
     assert opened.manifest.model_fingerprint_version == 1
     found = opened.query(default_model, "The girl ran to a local pub.", 2, query)
@@ -239,6 +234,7 @@ def test_a_copy_with_one_head_zeroed_is_refused_and_old_manifests_still_open(
     )  # fmt: skip
     assert searched.returncode == 0, searched.stderr
     assert len(json.loads(searched.stdout)["matches"]) == min(50, small_index.size)
+    raw = json.loads((old / "manifest.json").read_text(encoding="utf-8"))
     raw["model_fingerprint_version"] = 9
     (old / "manifest.json").write_text(json.dumps(raw), encoding="utf-8")
     with pytest.raises(IndexFormatError, match="model fingerprint version 9 is not one this attnscope knows"):
@@ -323,3 +319,46 @@ def test_a_worker_reads_the_corpus_from_another_folder_with_corpus_root(default_
         "index-shard", str(tmp_path / "other"), "--shard", str(len(other.shards) - 1), "--corpus-root", str(elsewhere)
     )
     assert changed.returncode == 2 and "the file changed" in " ".join(changed.stderr.split()), changed.stderr
+
+
+def _as_version_1(index: Index, model, folder):
+    """A copy of ``index`` whose manifest is as one written before fingerprint version 2."""
+    shutil.copytree(index.directory, folder)
+    raw = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    del raw["model_fingerprint_version"]
+    raw["model_fingerprint"] = model_fingerprint(model.model, 1)
+    (folder / "manifest.json").write_text(json.dumps(raw), encoding="utf-8")
+    return folder
+
+
+def test_the_atlas_of_an_index_with_an_old_fingerprint_is_cached_once(
+    small_index, default_model, tmp_path, monkeypatch
+):
+    from attnscope.atlas import store as atlas_store
+
+    old = _as_version_1(small_index, default_model, tmp_path / "old")
+    first = atlas_store.atlas_for_index(old, default_model)
+    assert first.model_fingerprint == model_fingerprint(default_model.model, 1)
+    monkeypatch.setattr(atlas_store, "score_sentences", lambda *a, **k: pytest.fail("the atlas was computed again"))
+    assert atlas_store.atlas_for_index(old, default_model).to_dict() == first.to_dict()
+
+
+def test_an_on_disk_merge_on_an_object_store_opens_from_the_cache(default_model, ewt40, tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNSCOPE_CACHE", str(tmp_path / "cache"))
+    url = "memory://attnscope-tests/on-disk-merge"
+    Store.at(url).remove("")
+    options = replace(OPTIONS, approximate="always", layers=(2,))
+    store, plan = _shards_built(default_model, ewt40, url, options)
+    manifest = commit(store, plan, merge="disk")
+    assert sorted(n for n in manifest.files if n.endswith(".ivfdata")) == [
+        "ivf.heads.2.faiss.ivfdata",
+        "ivf.hidden.2.faiss.ivfdata",
+    ]
+    assert not store.exists("shards") and all(store.size(n) == s for n, s in manifest.files.items())
+    _, local_plan = _shards_built(default_model, ewt40, tmp_path / "local", options)
+    commit(Store.at(tmp_path / "local"), local_plan, merge="memory")
+    remote, local = Index.open(url), Index.open(tmp_path / "local")
+    query = Query("heads", 2, (0, 5), top=10)
+    a = remote.query(default_model, "The girl ran to a local pub.", 2, query)
+    b = local.query(default_model, "The girl ran to a local pub.", 2, query)
+    assert [(m.row, round(m.score, 6)) for m in a.matches] == [(m.row, round(m.score, 6)) for m in b.matches]

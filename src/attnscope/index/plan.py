@@ -10,9 +10,9 @@ What the shards share is computed once here, from a seeded sample of pieces: the
 per-dimension ranges of every stored vector set and, for approximate indexes, the trained coarse
 quantiser (IVF centroids) each shard adds its vectors to. Whether the sets are approximate
 (``approximate="auto"``) and how many lists they get follow from the corpus's tokens as estimated from
-the sample: the tokens its pieces hold per token their bytes or words promised (`Sampled`). The plan's files (``plan.json`` last) are
-written into the build's `Store`; ``plan.json``'s ``key`` identifies the build, and every shard marker
-and the commit check it.
+the sample: the tokens its pieces hold per token their bytes or words promised (`Sampled`). The plan's
+files (``plan.json`` last) are written into the build's `Store`; ``plan.json``'s ``key`` identifies the
+build, and every shard marker and the commit check it.
 """
 
 from __future__ import annotations
