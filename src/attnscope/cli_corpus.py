@@ -53,7 +53,10 @@ def index(
     ),
     long: str = typer.Option("truncate", "--long", help="Sentences longer than the model takes: truncate or skip."),
     approximate: str = typer.Option(
-        "auto", "--approximate", help="Approximate (IVF) vector sets: auto (over a million tokens), always or never."
+        "auto",
+        "--approximate",
+        help="Approximate (IVF) vector sets: auto (over a million tokens, as the calibration sample measures them), "
+        "always or never.",
     ),
     layers: str | None = typer.Option(
         None,
@@ -77,6 +80,11 @@ def index(
     ),
     workers: int = typer.Option(2, "--workers", min=1, help="Ray actors, one model each."),
     gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0.0, help="GPUs each Ray actor holds."),
+    merge: str = typer.Option(
+        "auto",
+        "--merge",
+        help="How the commit joins approximate sets: memory, disk (faiss on-disk lists) or auto (disk over 1 GiB).",
+    ),
     plan_only: bool = typer.Option(
         False, "--plan-only", help="Only plan the build in --out, for a scheduler to run `index-shard` on each shard."
     ),
@@ -88,6 +96,7 @@ def index(
     from .corpus import corpus_source
     from .index import BuildOptions
     from .index.build import ENGINES, check_build_target, chosen_layers, plan_index
+    from .index.merge import check_merge
     from .index.ray_engine import RayOptions
     from .index.storage import Store
 
@@ -110,6 +119,7 @@ def index(
             raise InputError(f"--engine {engine!r} is not one of {', '.join(ENGINES)}")
         ray = RayOptions(address=address, workers=workers, gpus_per_worker=gpus_per_worker)
         ray.check()
+        check_merge(merge)
         if Store.at(out).is_local and not plan_only:
             check_build_target(Store.at(out).root, overwrite)  # before the corpus, the model and the progress bar
         handle = load(model, trust_remote_code=trust_remote_code)
@@ -124,7 +134,9 @@ def index(
                 f"`attnscope index-commit {out}`"
             )
             return
-        report = build_with_progress(source, handle, out, options, overwrite, console, engine=engine, ray=ray)
+        report = build_with_progress(
+            source, handle, out, options, overwrite, console, engine=engine, ray=ray, merge=merge
+        )
     except AttnscopeError as error:
         fail(error)
     m = report.manifest

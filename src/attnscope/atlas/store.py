@@ -148,6 +148,9 @@ def atlas_for_index(
             atlas = score_sentences(
                 handle, sentences, _corpus_info(manifest), batch_tokens=batch_tokens, progress=progress
             )
+            # the model was checked against the index: record the index's fingerprint (an index built before
+            # fingerprint version 2 records an older one), so that `_cached` finds this atlas again
+            atlas = replace(atlas, model_fingerprint=manifest.model_fingerprint)
             atlas = _cache(with_probes(atlas, handle, wanted), directory)
     atlas = atlas.select_probes(wanted)
     return atlas.select_relations(relations) if relations else atlas

@@ -4,7 +4,9 @@ Everything is written into ``<out>.partial`` beside the target. Each finished sh
 a build that is killed resumes where it stopped when it is run again with the same model, corpus and
 options (otherwise the stale partial build is removed and the build restarts). The commit writes the
 manifest last, then the directory is renamed to ``<out>``: a killed build never leaves anything that
-loads as an index. Other engines (Ray, a scheduler running ``attnscope index plan/shard/commit``) run
+loads as an index. A build killed after its commit, before the rename, is finished by the next run
+(its manifest verified, what the commit had left removed, the directory renamed), not built again.
+Other engines (Ray, a scheduler running ``attnscope index plan/shard/commit``) run
 the same steps on a shared store.
 """
 
@@ -26,8 +28,9 @@ from ..files import writing
 from .commit import commit
 from .layout import MANIFEST
 from .manifest import IndexFormatError, Manifest, read_manifest
+from .merge import check_merge
 from .options import APPROXIMATE, BuildOptions, chosen_layers
-from .plan import PieceReader, Plan, StaleBuildError, make_plan
+from .plan import PieceReader, Plan, StaleBuildError, build_identity, identity_key, make_plan
 from .ray_engine import RayOptions
 from .reuse import Reused
 from .shard import build_shard, shard_marker
@@ -68,6 +71,7 @@ def build_index(
     progress: Progress | None = None,
     engine: str = "in-process",
     ray: RayOptions | None = None,
+    merge: str = "auto",
 ) -> BuildReport:
     """Index every non-special token of ``corpus`` under ``handle``'s model into ``out``: a local directory,
     or any fsspec location (``memory://x``, ``s3://bucket/x``...).
@@ -76,11 +80,13 @@ def build_index(
     time: memory bounded by the shard). ``engine`` "in-process" builds the shards here, one after
     another; "ray" on a Ray cluster (``ray``: `RayOptions`), reading the corpus's files there. A local
     build is made in ``<out>.partial`` and renamed into place once committed; elsewhere it is made in
-    place, and exists once its manifest does.
+    place, and exists once its manifest does. ``merge`` says how the commit joins approximate sets
+    (memory, disk or auto: `merge.on_disk`).
 
     Raises `InputError` for bad options or an unusable ``out`` (see `check_build_target`), and `WriteError`
     naming the file when the file system refuses a write (a full disk, no permission...)."""
     options.check()
+    check_merge(merge)
     if engine not in ENGINES:
         raise InputError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
     if engine == "ray" and isinstance(corpus, Corpus):
@@ -88,16 +94,26 @@ def build_index(
     started = time.perf_counter()
     target = Store.at(out)
     if not target.is_local:
-        manifest, resumed = _build(_remote_target(target, overwrite), corpus, handle, options, progress, engine, ray)
+        manifest, resumed = _build(
+            _remote_target(target, overwrite), corpus, handle, options, progress, engine, ray, merge
+        )
         return BuildReport(manifest, Path(target.root), resumed, time.perf_counter() - started)
     local = check_build_target(target.root, overwrite)
     partial = local.with_name(local.name + ".partial")
     with writing(partial):
-        try:
-            manifest, resumed = _build(_partial_store(partial), corpus, handle, options, progress, engine, ray)
-        except StaleBuildError:
-            shutil.rmtree(partial)  # a stale build of other inputs: start afresh
-            manifest, resumed = _build(_partial_store(partial), corpus, handle, options, progress, engine, ray)
+        finished = _committed(partial, corpus, handle, options)
+        if finished is not None:  # killed after its commit, before the rename: only the rename is left
+            manifest, resumed = finished
+        else:
+            try:
+                manifest, resumed = _build(
+                    _partial_store(partial), corpus, handle, options, progress, engine, ray, merge
+                )
+            except StaleBuildError:
+                shutil.rmtree(partial)  # a stale build of other inputs: start afresh
+                manifest, resumed = _build(
+                    _partial_store(partial), corpus, handle, options, progress, engine, ray, merge
+                )
         _move_into_place(partial, local)
     return BuildReport(manifest, local, resumed, time.perf_counter() - started)
 
@@ -110,11 +126,14 @@ def _build(
     progress: Progress | None,
     engine: str,
     ray: RayOptions | None,
+    merge: str = "auto",
 ) -> tuple[Manifest, int]:
     """Plan (or find the plan), build the unfinished shards with ``engine``, commit; (manifest, shards resumed)."""
     pieces, read = pieces_and_reader(corpus, options.piece_tokens)
     reused = Reused() if engine == "in-process" else None  # the calibration's work, for this process's shards
     plan = make_plan(store, handle, corpus_record(corpus), pieces, read, options, reused)
+    if store.exists(BUILD):  # an in-process build's folder: remember which build it holds
+        store.write(BUILD, json.dumps({"engine": "in-process", "key": plan.key}).encode())
     if engine == "ray":
         from .ray_engine import run_on_ray
 
@@ -122,10 +141,41 @@ def _build(
         run_on_ray(store, plan, read, options=ray or RayOptions())
     else:
         resumed = run_in_process(store, plan, handle, read, progress, reused)
-    manifest = commit(store, plan)
+    manifest = commit(store, plan, merge=merge)
     if progress:
         progress(manifest.tokens, manifest.tokens)
     return manifest, resumed
+
+
+def _committed(
+    partial: Path, corpus: Corpus | CorpusSource, handle: ModelHandle, options: BuildOptions
+) -> tuple[Manifest, int] | None:
+    """The manifest of the build in ``partial`` and its shard count when that build was committed (its
+    manifest written) but not renamed into place, and is this build (the key ``build.json`` recorded
+    equals this model's, corpus's and options' `plan.build_identity`) with every file its manifest lists
+    whole; files the commit had not yet removed are removed. None when there is no such build: a partial
+    build of other inputs or a damaged one is removed, to be built afresh."""
+    if not (partial / MANIFEST).is_file():
+        return None
+    pieces, _ = pieces_and_reader(corpus, options.piece_tokens)
+    identity = build_identity(handle, corpus_record(corpus), pieces, options)
+    try:
+        recorded = json.loads((partial / BUILD).read_text(encoding="utf-8")).get("key")
+        manifest = read_manifest(partial)
+    except (OSError, ValueError, IndexFormatError):
+        recorded = None
+    if recorded != identity_key(identity):
+        shutil.rmtree(partial)
+        return None
+    keep = {MANIFEST, BUILD, *manifest.files}
+    for path in sorted(partial.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        name = path.relative_to(partial).as_posix()
+        if path.is_dir():
+            if not any(path.iterdir()):
+                path.rmdir()
+        elif name not in keep:
+            path.unlink()
+    return manifest, len(identity["shards"])
 
 
 def _remote_target(store: Store, overwrite: bool) -> Store:

@@ -5,7 +5,8 @@ marker of another plan, a file a marker lists that is missing or of another size
 shards in shard order (rows, sentences and attention bytes shifted by what the earlier shards hold):
 tables rewritten with the shifted numbers, codes and attention files concatenated (their zstd frames
 read back as one stream; a build whose attention is "recomputed" has no attention files), approximate
-sets merged into the plan's trained index (faiss ``merge_from``, ids shifted to index rows).
+sets merged into the plan's trained index, ids shifted to index rows: in memory (faiss ``merge_from``)
+or, for large sets, on disk (`merge.py`: the set's lists in an ``.ivfdata`` file the manifest lists).
 ``manifest.json`` is written last: the index exists once it does. The shards' folders and the plan's
 files are removed afterwards.
 """
@@ -24,9 +25,10 @@ from ..errors import InputError
 from . import vectors
 from .layout import ATTENTION, CODES, MANIFEST, RANGES, SENTENCES, SPANS, TOKENS, codes_file, ivf_file
 from .manifest import Manifest, package_versions
+from .merge import DATA_SUFFIX, check_merge, join_on_disk, on_disk
 from .options import options_from_dict
 from .plan import PLAN, Plan, created_now, trained_file
-from .shard import shard_marker
+from .shard import remove_work_folders, shard_marker
 from .storage import Store
 from .tables import WORD_FIELDS
 
@@ -60,13 +62,15 @@ def check_shards(store: Store, plan: Plan) -> list[dict[str, Any]]:
     return markers
 
 
-def commit(store: Store, plan: Plan, *, fan_out: bool = False) -> Manifest:
+def commit(store: Store, plan: Plan, *, fan_out: bool = False, merge: str = "auto") -> Manifest:
     """Join the finished shards of ``plan`` into one index in ``store`` and write its manifest.
 
     With ``fan_out`` the vector sets are not joined: each shard's files stay in its folder, and searches
     run over the shards and merge their top-k (the same results; for indexes too large to merge on one
-    machine, or searched by several). Raises `InputError` when a shard is unfinished, of another plan
-    or damaged (`check_shards`)."""
+    machine, or searched by several). ``merge`` ("memory", "disk" or "auto", `merge.MERGES`) says how
+    approximate sets are joined (`merge.on_disk`). Raises `InputError` for another ``merge``, or when a
+    shard is unfinished, of another plan or damaged (`check_shards`)."""
+    check_merge(merge)
     markers = check_shards(store, plan)
     corpus = plan.corpus
     options = options_from_dict(plan.options)
@@ -82,23 +86,17 @@ def commit(store: Store, plan: Plan, *, fan_out: bool = False) -> Manifest:
             store.put(work / name, name)
     if options.attention == "stored":
         _join_attention(store, plan, len(plan.stored_layers))
-    for kind in CODES:
-        for layer in plan.stored_layers:
-            if fan_out:
-                continue
-            if plan.approximate_lists or options.codes != "sq":
-                _join_ivf(store, plan, kind, layer, rows)
-            else:
-                parts = [f"{spec.folder}/{codes_file(kind, layer)}" for spec in plan.shards]
-                _concatenate(store, parts, codes_file(kind, layer))
+    data_files = [] if fan_out else _join_sets(store, plan, markers, rows, merge)
     kept = [
         {"folder": spec.folder, "first": int(rows[n]), "rows": int(rows[n + 1] - rows[n])}
         for n, spec in enumerate(plan.shards)
     ]
-    files = {name: store.size(name) for name in _index_files(plan, kept if fan_out else None)}
+    names = _index_files(plan, kept if fan_out else None) + data_files
+    files = {name: store.size(name) for name in sorted(names)}
     manifest = Manifest(
         model=plan.model,
         model_fingerprint=plan.model_fingerprint,
+        model_fingerprint_version=plan.model_fingerprint_version,
         tokenizer_fingerprint=plan.tokenizer_fingerprint,
         corpus=corpus["name"],
         corpus_checksum=corpus["checksum"],
@@ -135,6 +133,7 @@ def commit(store: Store, plan: Plan, *, fan_out: bool = False) -> Manifest:
         for name in store.names(spec.folder):
             if f"{spec.folder}/{name}" not in files:
                 store.remove(f"{spec.folder}/{name}")
+    remove_work_folders(store)
     if not fan_out:
         store.remove("shards")
     for kind in CODES:
@@ -142,6 +141,27 @@ def commit(store: Store, plan: Plan, *, fan_out: bool = False) -> Manifest:
             store.remove(trained_file(kind, layer))
     store.remove(PLAN)
     return manifest
+
+
+def _join_sets(store: Store, plan: Plan, markers: list[dict[str, Any]], rows: np.ndarray, merge: str) -> list[str]:
+    """Join every vector set of the shards into one file per set (codes concatenated; IVF sets merged in
+    memory or on disk, `merge.on_disk`); the names of the on-disk sets' data files."""
+    options = options_from_dict(plan.options)
+    data_files: list[str] = []
+    for kind in CODES:
+        for layer in plan.stored_layers:
+            if not (plan.approximate_lists or options.codes != "sq"):
+                parts = [f"{spec.folder}/{codes_file(kind, layer)}" for spec in plan.shards]
+                _concatenate(store, parts, codes_file(kind, layer))
+                continue
+            name = ivf_file(kind, layer)
+            if not on_disk(merge, sum(m["files"][name] for m in markers)):
+                store.remove(name + DATA_SUFFIX)  # a data file of an earlier, interrupted commit
+                _join_ivf(store, plan, kind, layer, rows)
+                continue
+            with tempfile.TemporaryDirectory(prefix="attnscope-merge-", dir=_work_parent(store)) as folder:
+                data_files.append(join_on_disk(store, plan, kind, layer, rows, Path(folder))[1])
+    return data_files
 
 
 def _index_files(plan: Plan, vector_shards: list[dict[str, Any]] | None) -> list[str]:

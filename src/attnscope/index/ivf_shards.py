@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .vectors import Ranges, _faiss, decode
+from .cstdout import quiet_stdout
+from .vectors import Ranges, _faiss, decode, read_index_file
 
 
 def add_shard(trained, codes: np.ndarray, dim: int, bits: int, ranges: Ranges, first: int, chunk: int = 100_000):
@@ -80,9 +81,12 @@ def merge_in_memory(trained, shards: Sequence):
 
 
 def merge_on_disk(trained, shard_files: Sequence[Path | str], index_file: Path | str) -> Path:
-    """Merge the IVF shards saved in ``shard_files`` (in row order) into one on-disk index: ``index_file``
-    and its inverted lists beside it (``<index_file>.ivfdata``, returned). The shards' lists are read
-    memory-mapped, never all loaded. Raises `InputError` for a shard built against another trained index."""
+    """Merge the IVF shards saved in ``shard_files`` (in row order, their ids already the rows they hold)
+    into one on-disk index: ``index_file`` and its inverted lists beside it (``<index_file>.ivfdata``,
+    returned). The shards' lists are read memory-mapped, never all loaded. The index file names its data
+    file without a folder, so the pair can move together (`read_merged` looks beside the index). faiss's
+    messages on stdout are kept off it (`cstdout.quiet_stdout`). Raises `InputError` for a shard built
+    against another trained index."""
     faiss = _faiss()
     index_file = Path(index_file)
     data_file = index_file.with_name(index_file.name + ".ivfdata")
@@ -93,19 +97,34 @@ def merge_on_disk(trained, shard_files: Sequence[Path | str], index_file: Path |
     sources = faiss.InvertedListsPtrVector()
     for shard in opened:
         sources.push_back(faiss.extract_index_ivf(shard).invlists)
-    total = lists.merge_from_multiple(sources.data(), sources.size(), False)
+    with quiet_stdout():  # faiss prints "resizing <data file> to N bytes"
+        total = lists.merge_from_multiple(sources.data(), sources.size(), False)
     merged = faiss.clone_index(trained)
     merged_ivf = faiss.extract_index_ivf(merged)
     merged.ntotal = merged_ivf.ntotal = total
     merged_ivf.replace_invlists(lists, True)
     lists.this.disown()  # the merged index owns its lists now
+    lists.filename = data_file.name  # recorded in the index file: relative, looked up beside it
     faiss.write_index(merged, str(index_file))
-    del opened
+    del opened, merged
     return data_file
+
+
+def shifted_copy(trained, shard_file: Path | str, first: int, target: Path | str) -> Path:
+    """Save into ``target`` a copy of the IVF shard in ``shard_file`` whose ids (0..n-1, a shard's own rows)
+    are shifted by ``first`` (to the rows of the index), for `merge_on_disk`. Memory: one shard.
+    (faiss's ``merge_from_multiple(shift_ids=True)`` shifts by other amounts in faiss-cpu 1.15.1.)"""
+    faiss = _faiss()
+    shard = faiss.read_index(str(shard_file))
+    _check_shards(trained, [shard], [str(shard_file)])
+    copy = faiss.clone_index(trained)
+    shard.set_direct_map_type(faiss.DirectMap.NoMap)
+    copy.merge_from(shard, int(first))
+    faiss.write_index(copy, str(target))
+    return Path(target)
 
 
 def read_merged(index_file: Path | str):
     """A merged on-disk IVF index, its lists memory-mapped from the ``.ivfdata`` file beside it (never
     with ``IO_FLAG_MMAP``: see the module's docstring)."""
-    faiss = _faiss()
-    return faiss.read_index(str(index_file), faiss.IO_FLAG_ONDISK_SAME_DIR)
+    return read_index_file(index_file)

@@ -53,6 +53,9 @@ class Manifest:
     ``codes`` is "sq" (``vector_bits`` a value, scalar-quantised) or "pq<m>" (``m`` bytes a vector,
     product-quantised: each set a faiss IVF-PQ file, `pq.PQSet`).
 
+    ``model_fingerprint_version`` says which `model_fingerprint` made ``model_fingerprint`` (indexes built
+    before version 2 read as 1, and are checked with that one).
+
     ``vector_shards`` (an index committed without merging its vector sets, ``index-commit --fan-out``)
     lists the shards whose vector set files the index keeps, each ``{"folder", "first", "rows"}``: every
     set is searched shard by shard, the top-k merged (`shard_sets.ShardedSet`); None: one file per set.
@@ -90,6 +93,7 @@ class Manifest:
     vector_shards: list[dict[str, Any]] | None = None
     codes: str = "sq"
     attention: str = "stored"
+    model_fingerprint_version: int = 1
 
     @property
     def layer_numbers(self) -> list[int]:
@@ -178,14 +182,38 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return digest.hexdigest()
 
 
-def model_fingerprint(model: Any) -> str:
-    """SHA-256 of every parameter's name, shape and first 64 values: cheap, and different for
-    different checkpoints of one architecture."""
+MODEL_FINGERPRINT_VERSION = 2
+"""The `model_fingerprint` new manifests and plans record (``model_fingerprint_version``): 1 hashed the
+first 64 values of each tensor (blind to a change past them: a head's zeroed query rows); 2 hashes a
+strided sample across each whole tensor. Indexes record which one made their fingerprint and are checked
+with that one, so indexes built before version 2 keep opening."""
+SAMPLES_PER_TENSOR = 1 << 18
+"""Version 2 hashes about this many values of each tensor, evenly spaced over all of it."""
+
+
+def model_fingerprint(model: Any, version: int = MODEL_FINGERPRINT_VERSION) -> str:
+    """SHA-256 of every parameter's name, shape and values: cheap, and different for different
+    checkpoints of one architecture. ``version`` 2 (the default): a strided sample of each tensor's
+    values, every ``ceil(n / SAMPLES_PER_TENSOR)``-th (odd, so it never steps in time with a power-of-two
+    row width) from the first to the last, every value of a tensor of up to 2^18; 1: the first 64
+    values of each tensor (`MODEL_FINGERPRINT_VERSION`), for indexes built with it. Raises
+    `IndexFormatError` for a version this attnscope does not know."""
+    if version not in (1, 2):
+        raise IndexFormatError(
+            f"model fingerprint version {version} is not one this attnscope knows (1-{MODEL_FINGERPRINT_VERSION}): "
+            "upgrade attnscope to use this index"
+        )
     digest = hashlib.sha256()
     for name, parameter in model.state_dict().items():
         digest.update(name.encode())
         digest.update(str(tuple(parameter.shape)).encode())
-        digest.update(parameter.detach().flatten()[:64].float().cpu().numpy().tobytes())
+        flat = parameter.detach().reshape(-1)
+        if version == 1:
+            sample = flat[:64]
+        else:
+            step = -(-flat.numel() // SAMPLES_PER_TENSOR)
+            sample = flat[:: step | 1]
+        digest.update(sample.float().cpu().numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -208,7 +236,7 @@ def check_model(manifest: Manifest, handle: Any, directory: Path) -> None:
             f"{handle.name!r} tokenises differently, so its tokens cannot be searched there. "
             f"Load {manifest.model!r} (or build an index for {handle.name!r})."
         )
-    if model_fingerprint(handle.model) != manifest.model_fingerprint:
+    if model_fingerprint(handle.model, manifest.model_fingerprint_version) != manifest.model_fingerprint:
         raise IndexMismatchError(
             f"the index at {directory} was built with the weights of {manifest.model!r}; model "
             f"{handle.name!r} has different weights, so its vectors are not comparable. "

@@ -8,9 +8,11 @@ into shards: a build of 1 shard and one of 40 store the same codes for every row
 
 What the shards share is computed once here, from a seeded sample of pieces: the quantiser's
 per-dimension ranges of every stored vector set and, for approximate indexes, the trained coarse
-quantiser (IVF centroids) each shard adds its vectors to. The plan's files (``plan.json`` last) are
-written into the build's `Store`; ``plan.json``'s ``key`` identifies the build, and every shard marker
-and the commit check it.
+quantiser (IVF centroids) each shard adds its vectors to. Whether the sets are approximate
+(``approximate="auto"``) and how many lists they get follow from the corpus's tokens as estimated from
+the sample: the tokens its pieces hold per token their bytes or words promised (`Sampled`). The plan's
+files (``plan.json`` last) are written into the build's `Store`; ``plan.json``'s ``key`` identifies the
+build, and every shard marker and the commit check it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ..errors import InputError
 from . import pq, vectors
 from .extract import BatchVectors, extract_batch, plan_batches, plan_sentences
 from .layout import CODES, RANGES
-from .manifest import model_fingerprint, tokenizer_fingerprint
+from .manifest import MODEL_FINGERPRINT_VERSION, model_fingerprint, tokenizer_fingerprint
 from .reuse import Reused, encode_batch
 from .storage import Store
 
@@ -112,10 +114,14 @@ class Plan:
     format: str = PLAN_FORMAT
     format_version: int = PLAN_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    model_fingerprint_version: int = 1
+    """Which `manifest.model_fingerprint` made ``model_fingerprint`` (plans written before version 2: 1)."""
 
     @property
     def estimated_tokens(self) -> int:
-        return sum(s.estimated_tokens for s in self.shards)
+        """The corpus's tokens as the plan estimated them from its calibration sample (``extra``), or (a
+        plan without that estimate) from the pieces' bytes or words."""
+        return int(self.extra.get("estimated_tokens", sum(s.estimated_tokens for s in self.shards)))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
@@ -189,19 +195,39 @@ def ivf_lists(estimated_tokens: int) -> int:
     return max(1, min(vectors.inverted_lists(estimated_tokens), TRAINING_VECTORS // 39))
 
 
+@dataclass
+class Sampled:
+    """What the calibration sample measured: the pieces it tokenised, their estimated tokens (from bytes
+    or words) and the tokens they hold (rows of the index: non-special tokens, after truncation), so
+    that the corpus's tokens are estimated from the measured ratio (`estimate`)."""
+
+    pieces: int = 0
+    estimated: int = 0
+    tokens: int = 0
+
+    def estimate(self, estimated_total: int) -> int:
+        """The corpus's tokens: ``estimated_total`` (the pieces' estimates summed) times the sample's
+        measured tokens per estimated token (the estimate itself while nothing is measured)."""
+        if not self.estimated:
+            return estimated_total
+        return max(1, round(estimated_total * self.tokens / self.estimated))
+
+
 def sample_batches(
     handle: ModelHandle,
     pieces: Sequence[Piece],
     read: PieceReader,
     options: Any,
     stored: list[int],
-    wanted_tokens: int,
+    wanted_tokens: Callable[[], int],
+    sampled: Sampled | None = None,
     reused: Reused | None = None,
 ) -> Iterator[tuple[int, int, BatchVectors]]:
     """A seeded sample of batches, as (piece number, batch number in the piece, values): pieces in a seeded
     random order, each piece's batches in its own seeded order, until ``options.calibration_batches``
-    batches and ``wanted_tokens`` tokens are taken (so a one-piece corpus gives its first batches, as an
-    unsharded build takes them). Each piece read is kept in ``reused`` (for the shard that builds it)."""
+    batches and ``wanted_tokens()`` tokens are taken (so a one-piece corpus gives its first batches, as an
+    unsharded build takes them). Each piece read is tokenised whole; ``sampled`` counts its estimated and
+    measured tokens, and ``reused`` keeps it (for the shard that builds it)."""
     order = np.random.default_rng(options.seed).permutation(len(pieces)) if len(pieces) > 1 else [0]
     batches = tokens = 0
     for number in order:
@@ -209,13 +235,27 @@ def sample_batches(
         planned, summary = plan_sentences(handle, sentences, options.long)
         if reused is not None:
             reused.pieces[int(number)] = (sentences, planned, summary)
+        if sampled is not None:
+            sampled.pieces += 1
+            sampled.estimated += pieces[int(number)].estimated_tokens
+            sampled.tokens += sum(p.rows for p in planned)
         lengths = [len(p.tokens) for p in planned]
         for j, batch in enumerate(piece_batches(lengths, options.batch_tokens, options.seed, int(number))):
             values = extract_batch(handle, [planned[i] for i in batch], stored)
             batches, tokens = batches + 1, tokens + len(values.hidden[0])
             yield int(number), j, values
-            if batches >= options.calibration_batches and tokens >= wanted_tokens:
+            if batches >= options.calibration_batches and tokens >= wanted_tokens():
                 return
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What `calibrate` decided: each vector set's quantiser ranges, the IVF lists (0: exact sets) and
+    the corpus's estimated tokens (`Sampled.estimate`) with what it was measured on."""
+
+    ranges: dict[str, list[vectors.Ranges]]
+    lists: int
+    estimate: dict[str, Any]
 
 
 def calibrate(
@@ -225,24 +265,38 @@ def calibrate(
     read: PieceReader,
     options: Any,
     stored: list[int],
-    lists: int,
     widths: dict[str, int],
     reused: Reused | None = None,
-) -> dict[str, list[vectors.Ranges]]:
-    """Compute and write what the shards share: each vector set's quantiser ranges, from the first
-    ``calibration_batches`` sampled batches, and with ``lists`` > 0 its trained, empty IVF index
-    (centroids from up to `TRAINING_VECTORS` sampled vectors as their codes decode); with product
-    codes (``options.codes`` "pq<m>") its trained, empty product quantiser (`pq.train_pq`, ``lists`` or
-    one cluster), trained on at least `PQ_TRAINING` sampled vectors. Returns the ranges. With ``reused``,
-    the pieces read and the sampled batches encoded as a shard stores them are kept there (`reuse`).
-    Raises `InputError` when the sample holds no token."""
+) -> Calibration:
+    """Compute and write what the shards share, from a seeded sample (`sample_batches`): each vector set's
+    quantiser ranges, from the first ``calibration_batches`` sampled batches; the corpus's token count,
+    estimated from the sampled pieces' measured tokens per estimated token (`Sampled`); whether the sets
+    are approximate (``options.approximate``: "auto" when that estimate exceeds `APPROXIMATE_ABOVE`) and
+    their IVF lists (`ivf_lists` of the estimate); for approximate sets their trained, empty IVF index
+    (centroids from up to `TRAINING_VECTORS` sampled vectors as their codes decode); with product codes
+    (``options.codes`` "pq<m>") a trained, empty product quantiser (`pq.train_pq`, the lists or one
+    cluster), trained on at least `PQ_TRAINING` sampled vectors. With ``reused``, the pieces read and the
+    sampled batches encoded as a shard stores them are kept there (`reuse`). Raises `InputError` when the
+    sample holds no token."""
     pq_pieces = int(options.codes[2:]) if options.codes.startswith("pq") else 0
-    wanted = min(max(50 * lists, PQ_TRAINING if pq_pieces else 0), TRAINING_VECTORS)
+    estimated = sum(p.estimated_tokens for p in pieces)
+    sampled = Sampled()
+    lists: list[int] = []  # decided once the first piece is measured
+
+    def wanted() -> int:
+        if not lists:
+            tokens = sampled.estimate(estimated)
+            approximate = options.approximate == "always" or (
+                options.approximate == "auto" and tokens > APPROXIMATE_ABOVE
+            )
+            lists.append(ivf_lists(tokens) if approximate else 0)
+        return min(max(50 * lists[0], PQ_TRAINING if pq_pieces else 0), TRAINING_VECTORS)
+
     first: list[BatchVectors] = []
     unencoded: list[tuple[int, int, BatchVectors]] = []  # sampled batches waiting for the ranges
     kept: dict[str, list[list[np.ndarray]]] = {kind: [[] for _ in stored] for kind in CODES}
     ranges: dict[str, list[vectors.Ranges]] = {}
-    for piece, number, values in sample_batches(handle, pieces, read, options, stored, wanted, reused):
+    for piece, number, values in sample_batches(handle, pieces, read, options, stored, wanted, sampled, reused):
         if reused is not None:
             unencoded.append((piece, number, values))
         if len(first) < options.calibration_batches:
@@ -252,7 +306,7 @@ def calibrate(
         for kind in CODES:  # the training sample is kept as codes: a quarter of the floats' memory
             for slot in range(len(stored)):
                 kept[kind][slot].append(getattr(values, kind)[slot])
-        if ranges and wanted:
+        if ranges and wanted():
             _encode_kept(kept, ranges, options.vector_bits)
         if ranges and reused is not None:
             _keep_encoded(reused, unencoded, ranges, options)
@@ -262,21 +316,29 @@ def calibrate(
         ranges = _ranges(first, len(stored))
     if reused is not None:
         _keep_encoded(reused, unencoded, ranges, options)
+    wanted()
     save_ranges(store, ranges)
-    if lists or pq_pieces:
+    if lists[0] or pq_pieces:
         _encode_kept(kept, ranges, options.vector_bits)
         for kind in CODES:
             for slot, layer in enumerate(stored):
                 codes = np.concatenate(kept[kind][slot])[:TRAINING_VECTORS]
                 sample = vectors.decode(codes, widths[kind], options.vector_bits, ranges[kind][slot])
                 if pq_pieces:
-                    trained = pq.train_pq(sample, pq_pieces, max(1, lists), options.seed)
+                    trained = pq.train_pq(sample, pq_pieces, max(1, lists[0]), options.seed)
                 else:
                     trained = vectors.trained_ivf(
-                        sample, widths[kind], options.vector_bits, ranges[kind][slot], lists, options.seed
+                        sample, widths[kind], options.vector_bits, ranges[kind][slot], lists[0], options.seed
                     )
                 store.write(trained_file(kind, layer), vectors.serialise(trained))
-    return ranges
+    estimate = {
+        "estimated_tokens": sampled.estimate(estimated),
+        "estimated_tokens_before_sample": estimated,
+        "sampled_pieces": sampled.pieces,
+        "sampled_tokens": sampled.tokens,
+        "sampled_estimated_tokens": sampled.estimated,
+    }
+    return Calibration(ranges, lists[0], estimate)
 
 
 def _keep_encoded(
@@ -351,6 +413,31 @@ def read_plan(store: Store) -> Plan | None:
     return Plan.from_json(store.read(PLAN).decode("utf-8"), store.path(PLAN))
 
 
+def build_identity(
+    handle: ModelHandle, corpus: dict[str, Any], pieces: Sequence[Piece], options: Any
+) -> dict[str, Any]:
+    """What identifies a build (its plan's ``key`` is the SHA-256 of it, `identity_key`): the model's
+    identity, the corpus, the options, the shards and what follows from them. Computed without running
+    the model, so a rerun can tell its build from another's. Raises `InputError` for bad options, an
+    encoder-decoder model or a corpus without pieces."""
+    from .options import chosen_layers
+
+    options.check()
+    if handle.kind == "encoder-decoder":
+        raise InputError("indexing encoder-decoder models is not supported yet: use an encoder or a decoder model")
+    if not pieces:
+        raise InputError(f"corpus {corpus.get('name')!r} has nothing to index (no sentences)")
+    shape = handle.stacks[handle.main_stack]
+    chosen_layers(options.layers, shape.layers, handle.name)
+    shards = group_shards(pieces, options.shard_tokens)
+    return {
+        **model_identity(handle),
+        "corpus": corpus,
+        "options": asdict(options),
+        "shards": [asdict(s) for s in shards],
+    }
+
+
 def make_plan(
     store: Store,
     handle: ModelHandle,
@@ -369,24 +456,10 @@ def make_plan(
     encoder-decoder model, a corpus without tokens, or another build's plan in ``store``."""
     from .options import chosen_layers
 
-    options.check()
-    if handle.kind == "encoder-decoder":
-        raise InputError("indexing encoder-decoder models is not supported yet: use an encoder or a decoder model")
-    if not pieces:
-        raise InputError(f"corpus {corpus.get('name')!r} has nothing to index (no sentences)")
+    identity = build_identity(handle, corpus, pieces, options)
     shape = handle.stacks[handle.main_stack]
     stored = chosen_layers(options.layers, shape.layers, handle.name)
     shards = group_shards(pieces, options.shard_tokens)
-    estimated = sum(p.estimated_tokens for p in pieces)
-    approximate = options.approximate == "always" or (options.approximate == "auto" and estimated > APPROXIMATE_ABOVE)
-    lists = ivf_lists(estimated) if approximate else 0
-    identity = {
-        **model_identity(handle),
-        "corpus": corpus,
-        "options": asdict(options),
-        "shards": [asdict(s) for s in shards],
-        "approximate_lists": lists,
-    }
     key = identity_key(identity)
     existing = read_plan(store)
     if existing is not None:
@@ -401,7 +474,7 @@ def make_plan(
     if options.codes.startswith("pq"):
         for width in sorted(set(widths.values())):
             pq.parse_codes(options.codes, width)  # m must divide every vector width
-    calibrate(store, handle, pieces, read, options, stored, lists, widths, reused)
+    calibration = calibrate(store, handle, pieces, read, options, stored, widths, reused)
     if reused is not None:
         reused.key = key
     plan = Plan(
@@ -415,11 +488,12 @@ def make_plan(
         layers=shape.layers,
         heads=shape.heads,
         hidden_size=widths["hidden"],
-        approximate_lists=lists,
+        approximate_lists=calibration.lists,
         shards=shards,
         revision=getattr(handle.model.config, "_commit_hash", None),
         created=created_now(),
-        extra={"head_width": head_width, "estimated_tokens": estimated},
+        extra={"head_width": head_width, **calibration.estimate},
+        model_fingerprint_version=MODEL_FINGERPRINT_VERSION,
     )
     store.write(PLAN, plan.to_json().encode())
     return plan

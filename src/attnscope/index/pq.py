@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .vectors import _faiss, direct_map, ordered, ties_by_row
+from .vectors import _faiss, direct_map, ordered, read_index_file, ties_by_row
 
 PQ_BITS = 8
 """Bits per piece's code: 256 centroids per piece, one byte."""
@@ -124,9 +124,9 @@ class PQSet:
 
     @classmethod
     def from_file(cls, path: Path | str, finer=None, rerank: int = 1) -> PQSet:
-        """A set saved with ``faiss.write_index`` (`vectors.serialise`); a merged on-disk one is read by
-        `ivf_shards.read_merged` instead."""
-        return cls(_faiss().read_index(str(path)), finer, rerank)
+        """A set saved with ``faiss.write_index`` (`vectors.serialise`), or a merged on-disk one with its
+        ``.ivfdata`` beside it (`vectors.read_index_file`)."""
+        return cls(read_index_file(path), finer, rerank)
 
     @property
     def nbytes(self) -> int:

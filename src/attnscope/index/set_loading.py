@@ -18,6 +18,7 @@ import numpy as np
 from . import vectors
 from .layout import RANGES, codes_file, ivf_file, read_codes
 from .manifest import Manifest
+from .merge import DATA_SUFFIX
 from .pq import PQSet
 from .shard_sets import Shard, ShardedSet
 
@@ -61,6 +62,8 @@ def open_part(
     set_ranges, bits = vectors.Ranges(low[slot], span[slot]), manifest.vector_bits
     (name,) = part_files(manifest, kind, layer, [part])
     path = directory / name if locate is None else locate(name)
+    if locate is not None and f"{name}{DATA_SUFFIX}" in manifest.files:
+        locate(f"{name}{DATA_SUFFIX}")  # a set merged on disk: its lists beside its file (`merge.py`)
     if manifest.codes != "sq":
         return PQSet.from_file(path)
     if manifest.approximate_lists:

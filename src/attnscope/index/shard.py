@@ -8,11 +8,20 @@ holding its vectors under the shard's row numbers), its attention blocks and the
 the build's ``attention`` is "recomputed"), then ``done.json`` last. A shard whose marker names this plan
 is finished and is never rebuilt; one whose marker names another plan is refused. Memory is bounded by
 the shard, not the corpus.
+
+Two runs of one shard may overlap (a scheduler re-queuing a slow task). On a local or shared file system
+each run writes into its own folder (``shards/<number>.work-<random>``, marker last) and renames it to
+``shards/<number>``: the first rename wins, the other run finds a finished shard, drops its folder and
+reports the shard as already built. On an object store (no rename) both upload the same bytes, marker
+last. The commit removes work folders left by killed runs (`remove_work_folders`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -31,7 +40,7 @@ from ..corpus import METADATA_FIELDS, AnnotatedSentence, fields_present
 from ..errors import InputError
 from . import vectors
 from .extract import BatchVectors, PlannedSentence, PlanSummary, extract_batch, plan_sentences
-from .layout import ATTENTION, CODES, SPANS, codes_file, ivf_file, read_codes
+from .layout import ATTENTION, CODES, MANIFEST, SPANS, codes_file, ivf_file, read_codes
 from .manifest import model_fingerprint, tokenizer_fingerprint
 from .options import options_from_dict
 from .plan import Piece, PieceReader, Plan, ShardSpec, load_ranges, piece_batches, trained_file
@@ -60,7 +69,7 @@ def check_plan_model(plan: Plan, handle: ModelHandle) -> None:
             f"model {handle.name!r} tokenises differently from the plan's model {plan.model!r}: "
             f"every shard of a build must use the plan's model"
         )
-    if model_fingerprint(handle.model) != plan.model_fingerprint:
+    if model_fingerprint(handle.model, plan.model_fingerprint_version) != plan.model_fingerprint:
         raise InputError(
             f"model {handle.name!r} has other weights than the plan's model {plan.model!r}: "
             f"every shard of a build must use the plan's model"
@@ -106,7 +115,6 @@ def build_shard(
 
     Raises `InputError` for a shard number outside the plan, a model other than the plan's, or a marker
     of another plan; the reader raises `CorpusError` for a corpus changed since the plan."""
-    started = time.perf_counter()
     if not 0 <= number < len(plan.shards):
         raise InputError(f"shard {number} is not in the plan: it has shards 0-{len(plan.shards) - 1}")
     spec = plan.shards[number]
@@ -115,24 +123,113 @@ def build_shard(
     if marker is not None:
         return ShardReport(number, marker["rows"], marker["sentences"], 0.0, True)
     first_piece = sum(len(s.pieces) for s in plan.shards[:number])
-    if store.is_local:
-        work = Path(store.path(f"{spec.folder}.work"))
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
-        cleanup = lambda: shutil.rmtree(work, ignore_errors=True)  # noqa: E731
-    else:
-        holder = tempfile.TemporaryDirectory(prefix="attnscope-shard-")
-        work, cleanup = Path(holder.name), holder.cleanup
+    build = _build_local if store.is_local else _build_remote
+    try:
+        record = build(store, plan, spec, first_piece, handle, read, progress, reused)
+    except Exception:
+        if store.exists(MANIFEST):
+            raise InputError(
+                f"shard {number} was not needed: {store.url} was committed while this run was building it"
+            ) from None
+        if shard_marker(store, plan, spec) is None:
+            raise
+        record = None  # another run of this shard finished first (a commit may have removed this run's folder)
+    if record is None:  # the other run's shard stands
+        marker = shard_marker(store, plan, spec) or {}
+        return ShardReport(number, marker["rows"], marker["sentences"], 0.0, True)
+    return ShardReport(number, record["rows"], record["sentences"], record["seconds"], False)
+
+
+WORK = ".work-"
+"""A run's own work folder is ``shards/<number>.work-<random>``: two runs of one shard never share one."""
+STALE = ".stale-"
+"""Where the unmarked folder of a shard (files of a run killed before its marker) is moved aside."""
+
+
+def _build_local(
+    store: Store,
+    plan: Plan,
+    spec: ShardSpec,
+    first_piece: int,
+    handle: ModelHandle,
+    read: PieceReader,
+    progress,
+    reused: Reused | None = None,
+) -> dict[str, Any] | None:
+    """Build the shard in this run's own folder, its marker last, then rename the folder into place: the
+    shard appears whole or not at all. Returns the marker's record, or None when another run of the shard
+    published first (this run's folder is dropped)."""
+    started = time.perf_counter()
+    work = Path(store.path(f"{spec.folder}{WORK}{secrets.token_hex(6)}"))
+    work.mkdir(parents=True)
     try:
         record = _run(store, plan, spec, first_piece, handle, read, work, progress, reused)
-        store.remove(spec.folder)  # a killed earlier run's files, never a finished shard's (no marker)
+        record["seconds"] = round(time.perf_counter() - started, 3)
+        with open(work / DONE, "wb") as marker:
+            marker.write(json.dumps(record, sort_keys=True).encode())
+            marker.flush()
+            os.fsync(marker.fileno())
+        return record if _publish(work, Path(store.path(spec.folder))) else None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _publish(work: Path, final: Path) -> bool:
+    """Rename the finished folder ``work`` to ``final``; False when ``final`` is already a finished shard
+    (another run's: it wins). An unmarked ``final`` (left by a run killed mid-copy by attnscope before
+    work folders were renamed) is moved aside to ``<final>.stale-<random>`` first; the commit removes it."""
+    for _ in range(8):
+        try:
+            os.rename(work, final)
+            return True
+        except OSError:
+            if (final / DONE).is_file():
+                return False
+            if not final.exists():
+                continue
+            with contextlib.suppress(FileNotFoundError):  # another run moved it aside first
+                os.rename(final, final.with_name(f"{final.name}{STALE}{secrets.token_hex(6)}"))
+    raise InputError(f"cannot publish shard folder {final}: it keeps being replaced (several runs of one shard?)")
+
+
+def _build_remote(
+    store: Store,
+    plan: Plan,
+    spec: ShardSpec,
+    first_piece: int,
+    handle: ModelHandle,
+    read: PieceReader,
+    progress,
+    reused: Reused | None = None,
+) -> dict[str, Any] | None:
+    """Build the shard in a local temporary folder, upload its files and then its marker. An object store
+    has no rename: two runs of one shard upload the same files (a shard's bytes depend only on the plan)
+    and the marker comes last, so either run's marker describes what is there. Returns the record, or
+    None when another run's marker appeared first."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="attnscope-shard-") as folder:
+        work = Path(folder)
+        record = _run(store, plan, spec, first_piece, handle, read, work, progress, reused)
+        if shard_marker(store, plan, spec) is not None:
+            return None
         for path in sorted(work.iterdir()):
             store.put(path, f"{spec.folder}/{path.name}")
-        record["seconds"] = round(time.perf_counter() - started, 3)
-        store.write(f"{spec.folder}/{DONE}", json.dumps(record, sort_keys=True).encode())
-    finally:
-        cleanup()
-    return ShardReport(number, record["rows"], record["sentences"], record["seconds"], False)
+    record["seconds"] = round(time.perf_counter() - started, 3)
+    store.write(f"{spec.folder}/{DONE}", json.dumps(record, sort_keys=True).encode())
+    return record
+
+
+def remove_work_folders(store: Store) -> None:
+    """Remove what runs of shards left under ``shards/`` besides the shards: work folders of runs killed or
+    still running (a run whose folder is gone ends cleanly once its shard is finished), and unmarked
+    folders moved aside. For the commit, once every shard is finished."""
+    base = store.path("shards")
+    if not store.fs.isdir(base):
+        return
+    for item in store.fs.ls(base, detail=True):
+        name = item["name"].rstrip("/").rsplit("/", 1)[-1]
+        if item["type"] == "directory" and (WORK in name or STALE in name):
+            store.remove(f"shards/{name}")
 
 
 def _run(

@@ -3,8 +3,10 @@ worker that reaches them) or a corpus already read into memory (this process onl
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from ..corpus import AnnotatedSentence, Corpus
@@ -72,13 +74,42 @@ def pieces_and_reader(corpus: Corpus | CorpusSource, piece_tokens: int) -> tuple
     return sentence_pieces(corpus.sentences, piece_tokens), MemoryReader(corpus.sentences)
 
 
-def plan_reader(plan: Plan) -> PieceReader:
+def plan_reader(plan: Plan, corpus_root: str | os.PathLike[str] | None = None) -> PieceReader:
     """The reader of a plan's pieces for a worker that has only the plan (another process or machine).
-    Raises `InputError` when the plan's corpus was given in memory and has no files to read."""
+    ``corpus_root``: where this machine holds the corpus, when not at the paths the plan records
+    (`remapped`); each piece's bytes are still checked against the SHA-256 the plan recorded.
+    Raises `InputError` when the plan's corpus was given in memory and has no files to read, or a file
+    is not under ``corpus_root``."""
     source = plan.corpus.get("source")
     if source is None:
         raise InputError(
             f"the plan's corpus {plan.corpus.get('name')!r} was given in memory, so only the process that planned "
             f"it can build its shards; plan from the corpus's files (`attnscope index-plan CORPUS`)"
         )
-    return SliceReader(CorpusSource.from_dict(source))
+    corpus = CorpusSource.from_dict(source)
+    if corpus_root is not None:
+        corpus = replace(corpus, files=remapped(corpus.files, corpus_root))
+    return SliceReader(corpus)
+
+
+def corpus_folder(files: Sequence[str]) -> str:
+    """The folder a plan's corpus files share (a one-file corpus: the file's folder)."""
+    return os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
+
+
+def remapped(files: Sequence[str], corpus_root: str | os.PathLike[str]) -> tuple[str, ...]:
+    """``files`` moved from the folder they share (`corpus_folder`) to ``corpus_root``, keeping their paths
+    below it: with files ``/data/ewt/a.conllu`` and ``/data/ewt/dev/b.conllu``, root ``/mnt/ewt`` gives
+    ``/mnt/ewt/a.conllu`` and ``/mnt/ewt/dev/b.conllu``. Raises `InputError` naming the first file that
+    is not there."""
+    root = Path(corpus_root).expanduser().absolute()
+    if not root.is_dir():
+        raise InputError(f"--corpus-root {corpus_root}: no such folder (give the folder holding the corpus files)")
+    common = corpus_folder(files)
+    moved = tuple(str(root / os.path.relpath(os.path.abspath(f), common)) for f in files)
+    for planned, here in zip(files, moved):
+        if not Path(here).is_file():
+            raise InputError(
+                f"--corpus-root {corpus_root}: the plan's corpus file {planned} (below {common}) is not at {here}"
+            )
+    return moved

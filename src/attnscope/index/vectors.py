@@ -114,6 +114,20 @@ def build_ivf(codes: np.ndarray, dim: int, bits: int, ranges: Ranges, lists: int
     return index
 
 
+def read_index_file(path: Path | str):
+    """The faiss index saved in ``path``. One whose inverted lists are on disk (a merged set, its lists in
+    ``<path>.ivfdata``) is read with ``IO_FLAG_ONDISK_SAME_DIR``, its lists looked up beside ``path`` (so
+    the index can move) and memory-mapped; never with ``IO_FLAG_MMAP`` (a search of one read that way
+    crashed faiss-cpu 1.15.1, `ivf_shards`)."""
+    faiss = _faiss()
+    if not Path(f"{path}.ivfdata").is_file():
+        return faiss.read_index(str(path))
+    from .cstdout import quiet_stdout
+
+    with quiet_stdout():  # faiss prints "IO_FLAG_ONDISK_SAME_DIR: updating ondisk filename ..."
+        return faiss.read_index(str(path), faiss.IO_FLAG_ONDISK_SAME_DIR)
+
+
 def deserialise(data: bytes):
     """The faiss index whose `serialise` bytes are ``data``."""
     return _faiss().deserialize_index(np.frombuffer(data, dtype=np.uint8))
@@ -151,7 +165,7 @@ class VectorSet:
 
     @classmethod
     def from_file(cls, path: Path, dim: int, bits: int, ranges: Ranges) -> VectorSet:
-        index = _faiss().read_index(str(path))
+        index = read_index_file(path)
         return cls(index, index.ntotal, dim, bits, ranges)
 
     def search(
