@@ -145,6 +145,8 @@ def test_a_query_reports_its_factor_and_pq_reranks_by_default(pq_index, small_in
     off = pq_index.query(default_model, PUB, 8, Query("embedding", LAYER, top=5, rerank=1))
     assert off.rerank == 1 and [m.score for m in off.matches] != [m.score for m in result.matches]
     assert small_index.query(default_model, PUB, 8, Query("embedding", LAYER, top=5)).rerank == 1  # 8-bit: off
+    asked = small_index.query(default_model, PUB, 8, Query("embedding", LAYER, top=5, rerank=2))  # asked for: on
+    assert asked.rerank == 2 and len(asked.matches) == 5
 
 
 def test_a_pq_index_without_a_model_searches_its_codes_and_refuses_a_factor(pq_index, default_model):
