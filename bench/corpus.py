@@ -38,7 +38,7 @@ from attnscope.capture.engine import _model_inputs
 from attnscope.corpus import open_corpus
 from attnscope.index import BuildOptions, Index, Query, build_index
 from attnscope.index.extract import extract_batch, plan_batches, plan_sentences
-from attnscope.index.search import zero_other_heads
+from attnscope.index.query import zero_other_heads
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL_P3, GOAL_RECALL, GOAL_P50_MS, GOAL_P99_MS = 0.7, 0.98, 30.0, 100.0

@@ -23,7 +23,7 @@ import numpy as np
 import attnscope
 from attnscope.corpus import open_corpus
 from attnscope.index import BuildOptions, Index, Query, build_index
-from attnscope.index.search import query_vector
+from attnscope.index.query import query_vector
 
 FIVE = (0, 8, 16, 24, 29)
 QUERY = "The girl ran to a local pub to escape the din of her city."

@@ -22,7 +22,7 @@ from attnscope.corpus import open_corpus
 from attnscope.errors import FieldError
 from attnscope.index import BuildOptions, Index, Query, build_index
 from attnscope.index.grouping import word_vector
-from attnscope.index.search import query_vector, zero_other_heads
+from attnscope.index.query import query_vector, zero_other_heads
 from attnscope.server import AppState, create_app
 
 from .index_fixtures import EWT_DEV

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from attnscope.cli import app
 from attnscope.errors import InputError
 from attnscope.index import Index, Query
-from attnscope.index.search import zero_other_heads
+from attnscope.index.query import zero_other_heads
 
 from .conftest import PUB
 

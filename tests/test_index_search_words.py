@@ -14,7 +14,7 @@ import attnscope
 from attnscope.errors import InputError
 from attnscope.index import Query
 from attnscope.index.grouping import word_vector
-from attnscope.index.search import zero_other_heads
+from attnscope.index.query import zero_other_heads
 
 from .conftest import PUB
 

@@ -12,7 +12,7 @@ import attnscope
 from attnscope.atlas.compute import long_sentence_notices
 from attnscope.capture.loading import default_model_path
 from attnscope.errors import InputError, allowed_range, check_range, count, plural
-from attnscope.index.search import check_query_token
+from attnscope.index.query import check_query_token
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import attnscope
 from attnscope.capture.written import blank_tokens, joined, token_pieces, words_text, written_pieces
-from attnscope.index.search import query_positions
+from attnscope.index.query import query_positions
 from attnscope.views.sequences import sequence_from_tokens
 
 FAMILIES = ["bert", "gpt2", "roberta", "bart", "smollm2", "llama", "t5", "albert"]

@@ -2,7 +2,8 @@
 
 from .build import BuildOptions, BuildReport, build_index
 from .manifest import IndexFormatError, IndexMismatchError, Manifest
-from .search import DEFAULT_TOP, MODES, Index, Query
+from .query import DEFAULT_TOP, MODES, Query
+from .search import Index
 from .search_workers import SearchWorkerError, SearchWorkers
 from .summaries import Match, SearchResult, Summary
 

@@ -26,7 +26,7 @@ from ..capture.loading import ModelHandle
 from ..capture.result import Capture
 from ..errors import check_range, count
 from ..index import Query, SearchResult
-from ..index.search import check_query_token
+from ..index.query import check_query_token
 from ..views.aggregated import CARRIED
 from ..views.payload import payload_from_capture
 from .causal import causal_masking_message, refuse_causal_mask
