@@ -258,16 +258,26 @@ def test_the_server_searches_a_corpus_with_workers(built, cluster, default_model
 
     fan_dir = built["ivf"][1]
     state = AppState.configure(
-        ["default"], [fan_dir], loader=lambda name: default_model, search_workers=SearchWorkers(workers=2, **HALF)
+        ["default"],
+        [fan_dir],
+        loader=lambda name: default_model,
+        search_workers=SearchWorkers(workers=2, retries=0, **HALF),
     )
     try:
         assert state.corpora["fan"].index.workers is not None
         body = {"corpus": "fan", "text": TEXT, "token": 2, "layer": 5, "filters": {"upos": ["NOUN", "VERB"]}, "top": 10}
         with TestClient(create_app(state), raise_server_exceptions=False) as client:
             response = client.post("/api/search", json=body)
-        assert response.status_code == 200, response.text
-        want = Index.open(fan_dir).query(default_model, TEXT, 2, Query("embedding", 5, top=10, filters=body["filters"]))
-        assert response.json() == json.loads(json.dumps(want.to_dict()))
+            assert response.status_code == 200, response.text
+            want = Index.open(fan_dir).query(
+                default_model, TEXT, 2, Query("embedding", 5, top=10, filters=body["filters"])
+            )
+            assert response.json() == json.loads(json.dumps(want.to_dict()))
+            os.kill(state.corpora["fan"].index.workers.pids[0], signal.SIGKILL)  # gone, no retry left
+            gone = client.post("/api/search", json={**body, "layer": 3})
+        assert gone.status_code == 503, gone.text  # the request was fine: the service is not, for now
+        error = gone.json()["error"]
+        assert error["code"] == "search_workers_unavailable" and "search worker 0" in error["message"]
     finally:
         state.close()
     assert state.corpora["fan"].index.workers.closed

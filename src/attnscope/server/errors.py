@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import AttnscopeError, FieldError, NoLanguageModelHeadError
 from ..index import IndexFormatError, IndexMismatchError
+from ..index.search_workers import SearchWorkerError
 from .schemas import ErrorBody, ErrorResponse
 
 log = logging.getLogger("attnscope.server")
@@ -40,6 +41,7 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
+    503: "service_unavailable",
 }
 
 
@@ -68,7 +70,15 @@ def code_of(error: AttnscopeError) -> str:
         return "index_mismatch"
     if isinstance(error, IndexFormatError):
         return "index_format"
+    if isinstance(error, SearchWorkerError):
+        return "search_workers_unavailable"
     return "invalid_input"
+
+
+def status_of(error: AttnscopeError) -> int:
+    """The HTTP status for an attnscope error: 503 when the index's search workers are gone (the request was
+    fine; retry later), else 400 (the request was at fault)."""
+    return 503 if isinstance(error, SearchWorkerError) else 400
 
 
 @contextmanager
@@ -79,7 +89,7 @@ def in_field(field: str | None) -> Iterator[None]:
         yield
     except AttnscopeError as error:
         at = error.field if isinstance(error, FieldError) else field
-        raise ApiError(400, code_of(error), str(error), at) from error
+        raise ApiError(status_of(error), code_of(error), str(error), at) from error
 
 
 _SOURCES = ("body", "query", "path", "header", "cookie")
@@ -127,7 +137,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AttnscopeError)
     async def attnscope_error(_: Request, error: AttnscopeError) -> JSONResponse:
-        return error_response(400, code_of(error), str(error), error.field if isinstance(error, FieldError) else None)
+        field = error.field if isinstance(error, FieldError) else None
+        return error_response(status_of(error), code_of(error), str(error), field)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
