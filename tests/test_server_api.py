@@ -42,6 +42,7 @@ def test_corpora_lists_the_index_with_its_counts(client, small_index, default_mo
         "annotator": "conllu (gold)",
         "silver": {},
         "stored_layers": list(range(m.layers)),
+        "codes": "sq",
     }
 
 

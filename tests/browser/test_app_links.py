@@ -104,6 +104,7 @@ def test_malformed_values_are_each_named_and_the_valid_ones_kept(app):
         "filter": "upos",
         "per": "word",
         "scoring": "max",
+        "rerank": "3",
         "pairs": "AC",
         "gen": "0",
         "seed": "-1",
@@ -113,7 +114,7 @@ def test_malformed_values_are_each_named_and_the_valid_ones_kept(app):
     assert dropped == {
         "colour": "colour=red was ignored: the app reads only model, corpus, text, pair, mask, layer, heads, show, "
         "words, top_share, special, token, search, field, cols, span, atlas, score, top, filter, per, scoring, "
-        "pairs, gen, seed, compare",
+        "rerank, pairs, gen, seed, compare",
         "mask": "mask=3;4 was ignored: not a list of token positions (write them as 1,4,7)",
         "heads": "heads=1,x was ignored: not a list of head numbers (write them as 1,4,7)",
         "layer": "layer=two was ignored: not a layer number (0, 1, 2, …)",
@@ -129,6 +130,7 @@ def test_malformed_values_are_each_named_and_the_valid_ones_kept(app):
         "filter": "filter=upos was ignored: Filter “upos”: write FIELD=VALUE[,VALUE…], e.g. upos=NOUN,PROPN deprel=obj",
         "per": "per=word was ignored: write per=sentence for one match per sentence, or leave it out",
         "scoring": "scoring=max was ignored: a head search's score is sum or mean",
+        "rerank": "rerank=3 was ignored: re-ranking is 1, 2, 4, 8, 16 (1: off), or left out for the corpus's default",
         "pairs": "pairs=AC was ignored: the sentence filter is one of all, AA, BB, AB, BA",
         "gen": "gen=0 was ignored: the tokens generated after the text are 1 to 200",
         "seed": "seed=-1 was ignored: a seed needs tokens generated (gen=…)",

@@ -1,7 +1,7 @@
 """Issue 13 items 6, 7 and 12 in the explorer app (Chromium, a real `attnscope serve` over EWT dev): the corpus
 results never widen the page and the context stays on screen; contexts read as the corpus writes them; the
-search options (matches, filters, one per sentence, head score, words), a refused special token, a match
-opened in the attention view (click, Enter, Back) and the sentence-pair filter of the lines."""
+search options (matches, filters, one per sentence, head score, re-ranking, words), a refused special token, a
+match opened in the attention view (click, Enter, Back) and the sentence-pair filter of the lines."""
 
 from __future__ import annotations
 
@@ -212,6 +212,46 @@ def test_search_options_are_sent_shown_and_kept_in_the_url(make_app, server):
     assert page.get_attribute("#search-filter", "aria-invalid") == "true"
     query = parse_qs(urlsplit(page.url).query)
     assert "filter" not in query and "search" not in query
+    assert app.errors == []
+
+
+def test_the_rerank_factor_is_sent_shown_and_kept_in_the_url(make_app, server):
+    """The re-rank control: the corpus's default named for its codes (8-bit here: off), a factor sent in the
+    request and shown in the title with the re-ranked scores, kept in the URL, and the default sending none."""
+    app = make_app()
+    page = app.page
+    bodies: list[dict] = []
+    page.on("request", lambda r: bodies.append(r.post_data_json) if r.url.endswith("/api/search") else None)
+    searched(app, text=PUB, token=9, layer=3, search="embedding", top=10, rerank=2)
+    assert page.input_value("#search-rerank") == "2"
+    assert page.eval_on_selector_all("#search-rerank option", "os => os.map(o => o.textContent)") == [
+        "default (off)",
+        "off",
+        "×2",
+        "×4",
+        "×8",
+        "×16",
+    ]
+    assert bodies[-1]["rerank"] == 2
+    reranked = api_search(server, text=PUB, token=9, layer=3, mode="embedding", top=10, rerank=2)
+    codes = api_search(server, text=PUB, token=9, layer=3, mode="embedding", top=10)
+    assert reranked["rerank"] == 2 and codes["rerank"] == 1
+    assert [m["score"] for m in reranked["matches"]] != [m["score"] for m in codes["matches"]]
+    shown = page.locator(".as-match").evaluate_all("rs => rs.map(r => r.querySelector('.as-score').textContent)")
+    assert shown == [f"{m['score']:.3f}" for m in reranked["matches"]]
+    assert page.inner_text("#results-title").endswith(", re-ranked ×2 by exact vectors")
+    assert parse_qs(urlsplit(page.url).query)["rerank"] == ["2"]
+
+    searches = page.get_attribute("#results", "data-searches")
+    page.select_option("#search-rerank", "0")  # the corpus's default: no factor sent, the codes' scores
+    page.wait_for_function(
+        f"() => document.getElementById('results').dataset.searches !== '{searches}' && "
+        "document.getElementById('results').dataset.state === 'ready'"
+    )
+    assert "rerank" not in bodies[-1] and "re-ranked" not in page.inner_text("#results-title")
+    shown = page.locator(".as-match").evaluate_all("rs => rs.map(r => r.querySelector('.as-score').textContent)")
+    assert shown == [f"{m['score']:.3f}" for m in codes["matches"]]
+    assert "rerank" not in parse_qs(urlsplit(page.url).query)
     assert app.errors == []
 
 

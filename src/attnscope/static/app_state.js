@@ -11,9 +11,10 @@
  * name in older links, is read as it), special
  * (hide), token, search (embedding | heads), field (summary), cols (column field), span (column
  * offsets), atlas (the head atlas panel is open) and score (what colours the atlas grid); the search
- * options top, filter, per and scoring (app_search.js), pairs (the sentence-pair filter of the lines), and a causal
- * model's continuation: gen (tokens generated after the text) and seed (sampled with it; absent: greedy), and compare
- * (the served model whose attention over the same text the view is compared with, app_compare.js; absent: none).
+ * options top, filter, per, scoring and rerank (app_search.js), pairs (the sentence-pair filter of the
+ * lines), and a causal model's continuation: gen (tokens generated after the text) and seed (sampled with
+ * it; absent: greedy), and compare (the served model whose attention over the same text the view is
+ * compared with, app_compare.js; absent: none).
  * A value out of shape (or an unknown parameter) is reported (`dropped`) and left at its default.
  */
 
@@ -25,8 +26,8 @@ import { readSearchOptions, searchDefaults, writeSearchOptions } from "./app_sea
  *   model: string, corpus: string, text: string, pair: string, mask: number[], layer: number,
  *   heads: number[] | null, show: string, words: boolean, topShare: number, hideSpecial: boolean,
  *   token: number | null, search: string, field: string, cols: string, span: number, atlas: boolean, score: string,
- *   top: number, filter: string, perSentence: boolean, scoring: string, pairs: string, gen: number, seed: number | null,
- *   compare: string
+ *   top: number, filter: string, perSentence: boolean, scoring: string, rerank: number, pairs: string, gen: number,
+ *   seed: number | null, compare: string
  * }} AppState
  */
 
@@ -51,7 +52,7 @@ export function parseList(text) {
 
 /** The parameters the app reads (any other is reported as ignored). */
 const PARAMETERS = ["model", "corpus", "text", "pair", "mask", "layer", "heads", "show", "words", "top_share", "special",
-  "token", "search", "field", "cols", "span", "atlas", "score", "top", "filter", "per", "scoring", "pairs", "gen", "seed", "compare"];
+  "token", "search", "field", "cols", "span", "atlas", "score", "top", "filter", "per", "scoring", "rerank", "pairs", "gen", "seed", "compare"];
 const GEN_MAX = 200; // tokens one Continue request may generate (POST /api/continue's max_new_tokens)
 const MAX_TEXT = 30000; // characters, as the page's inputs and the API take (schemas.MAX_TEXT_CHARS)
 

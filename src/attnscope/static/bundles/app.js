@@ -325,8 +325,9 @@ function refitOnThemeChange(root, selector) {
 var TOP_DEFAULT = 50;
 var TOP_MAX = 200;
 var SCORINGS = { sum: "sum of the heads' cosines", mean: "mean of the heads' cosines" };
+var RERANKS = [1, 2, 4, 8, 16];
 function searchDefaults() {
-  return { top: TOP_DEFAULT, filter: "", perSentence: false, scoring: "sum" };
+  return { top: TOP_DEFAULT, filter: "", perSentence: false, scoring: "sum", rerank: 0 };
 }
 function readSearchOptions(q, state, drop) {
   const top = q.get("top");
@@ -342,12 +343,16 @@ function readSearchOptions(q, state, drop) {
   const scoring = q.get("scoring");
   if (scoring !== null && Object.hasOwn(SCORINGS, scoring)) state.scoring = scoring;
   else if (scoring !== null) drop("scoring", `a head search's score is ${Object.keys(SCORINGS).join(" or ")}`);
+  const rerank = q.get("rerank");
+  if (rerank !== null && RERANKS.map(String).includes(rerank)) state.rerank = Number(rerank);
+  else if (rerank !== null) drop("rerank", `re-ranking is ${RERANKS.join(", ")} (1: off), or left out for the corpus's default`);
 }
 function writeSearchOptions(state, q) {
   if (state.top !== TOP_DEFAULT) q.set("top", String(state.top));
   if (state.filter) q.set("filter", state.filter);
   if (state.perSentence) q.set("per", "sentence");
   if (state.scoring !== "sum") q.set("scoring", state.scoring);
+  if (state.rerank) q.set("rerank", String(state.rerank));
 }
 function parseFilters(text) {
   const filters = {};
@@ -377,7 +382,9 @@ function searchBody(state, corpus, heads) {
     ...state.search === "heads" ? { score: state.scoring } : {},
     // only a head search has a score to choose
     ...state.pair ? { text_pair: state.pair } : {},
-    ...Object.keys(filters).length ? { filters } : {}
+    ...Object.keys(filters).length ? { filters } : {},
+    ...state.rerank ? { rerank: state.rerank } : {}
+    // 0: the corpus's default
   };
   return { body, error };
 }
@@ -389,7 +396,7 @@ function resultsTitle(result, corpus) {
   const how = result.mode === "embedding" ? "by embedding" : `by heads ${result.heads.join(", ")}`;
   const span = positions.length > 1 ? `tokens ${positions[0]}–${positions[positions.length - 1]}, the mean of its ${positions.length} tokens` : `position ${positions[0]}`;
   const what = result.unit === "word" ? `the word “${text}” (${span})` : `“${text}” (position ${result.token})`;
-  return `${found} for ${what} at layer ${result.layer}, ${how}, in ${corpus}` + (result.per_sentence ? ", one per sentence" : "");
+  return `${found} for ${what} at layer ${result.layer}, ${how}, in ${corpus}` + (result.per_sentence ? ", one per sentence" : "") + (result.rerank > 1 ? `, re-ranked ×${result.rerank} by exact vectors` : "");
 }
 function matchPatch(match) {
   return { text: match.text, pair: "", mask: [], token: match.input_position, search: "" };
@@ -404,6 +411,7 @@ function syncSearchControls(state) {
   if (document.activeElement !== filter && filter.getAttribute("aria-invalid") !== "true") filter.value = state.filter;
   el("search-per-sentence").checked = state.perSentence;
   el("search-score").value = state.scoring;
+  el("search-rerank").value = String(state.rerank);
   el("search-unit").textContent = state.words ? "Words mode: a word is searched as a word (the mean of its tokens' vectors, each unit length), and the matches are corpus words scored the same way." : "A token is searched by its own vector; turn on Words to search whole words.";
 }
 function wireSearchControls(update3) {
@@ -412,7 +420,7 @@ function wireSearchControls(update3) {
     document.getElementById(id)
   );
   const score = el("search-score");
-  score.replaceChildren(...Object.entries(SCORINGS).map(([value, label]) => new Option(label, value)));
+  score.replaceChildren(...Object.entries(SCORINGS).map(([value, label2]) => new Option(label2, value)));
   el("search-top").addEventListener("change", () => {
     const top = Math.round(Number(el("search-top").value));
     update3({ top: Number.isFinite(top) ? Math.min(TOP_MAX, Math.max(1, top)) : TOP_DEFAULT });
@@ -420,6 +428,20 @@ function wireSearchControls(update3) {
   el("search-filter").addEventListener("change", () => update3({ filter: el("search-filter").value.trim() }));
   el("search-per-sentence").addEventListener("change", () => update3({ perSentence: el("search-per-sentence").checked }));
   score.addEventListener("change", () => update3({ scoring: score.value }));
+  const rerank = el("search-rerank");
+  const label = (f) => f === 1 ? "off" : `×${f}`;
+  rerank.replaceChildren(new Option("default", "0"), ...RERANKS.map((f) => new Option(label(f), String(f))));
+  rerank.addEventListener("change", () => update3({ rerank: Number(rerank.value) }));
+}
+function syncRerank(corpus) {
+  const pq = corpus?.codes?.startsWith("pq") ?? false;
+  const select = (
+    /** @type {HTMLSelectElement} */
+    document.getElementById("search-rerank")
+  );
+  select.options[0].text = pq ? "default (×4)" : "default (off)";
+  const codes = pq ? `${corpus?.codes} codes` : "8-bit codes";
+  select.title = `Score the best matches × this factor again by exact vectors, recomputed with the model for their sentences (the corpus stores ${codes}; off: the codes' scores)`;
 }
 
 // src/attnscope/static/app_state.js
@@ -480,6 +502,7 @@ var PARAMETERS = [
   "filter",
   "per",
   "scoring",
+  "rerank",
   "pairs",
   "gen",
   "seed",
@@ -4333,6 +4356,7 @@ function sync(p) {
   const score = panelPart("search-score");
   score.disabled = heads === 0;
   score.title = heads === 0 ? "Select heads to choose how a search by heads scores its matches" : "How a search by heads scores a match: the sum or the mean of the selected heads' cosines";
+  syncRerank(corpus);
 }
 function storesLayer(corpus, layer) {
   return !corpus.stored_layers?.length || corpus.stored_layers.includes(layer);
@@ -4656,7 +4680,7 @@ function update2(p, patch) {
   fillLayers(p);
   redraw(p);
   if (needsPayload(p)) void loadAttention(p, "aggregation");
-  const searchChanged = ["layer", "token", "corpus", "search", "words", "top", "filter", "perSentence", "scoring"].some((k) => (
+  const searchChanged = ["layer", "token", "corpus", "search", "words", "top", "filter", "perSentence", "scoring", "rerank"].some((k) => (
     /** @type {any} */
     before[k] !== /** @type {any} */
     state[k]
