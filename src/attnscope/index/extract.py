@@ -147,8 +147,7 @@ def extract_batch(
     if layers is not None:
         hidden_states = tuple(hidden_states[0:1]) + tuple(hidden_states[layer + 1] for layer in layers)
         calls = [calls[layer] for layer in layers]
-    width = hidden_states[0].shape[1]
-    flat = torch.from_numpy(np.concatenate([p.positions + b * width for b, p in enumerate(batch)]))
+    flat = _flat_positions(batch, hidden_states[0].shape[1])
     first = calls[0].tensors["head_outputs"]  # (batch, query, heads, head_dim)
     device = first.device
     hidden = torch.empty((len(calls), len(flat), hidden_states[0].shape[-1]), dtype=torch.float32, device=device)
@@ -159,6 +158,71 @@ def extract_batch(
         _unit(out.reshape(-1, out.shape[-2], out.shape[-1])[flat].float(), out=heads[slot])
     kept = _indexed_attention(batch, [c.tensors["attentions"] for c in calls]) if attention else []
     return BatchVectors(hidden.cpu().numpy(), heads.reshape(len(calls), len(flat), -1).cpu().numpy(), kept)
+
+
+def extract_layer(handle: ModelHandle, batch: Sequence[PlannedSentence], layer: int, kind: str) -> np.ndarray:
+    """Run one batch for one layer's vectors of one kind: (indexed tokens, width) float32, equal to
+    `extract_batch` (``[layer]``, no attention)'s ``heads[0]`` (``kind`` "heads") or ``hidden[0]``
+    ("hidden"), for re-ranking (`rerank.py`). The forward pass stops once they are recorded, so the
+    later layers are not run: a head embedding comes with the layer's attention call; a hidden state
+    when the layer's output reaches transformers' hidden-state recorder (`_recorded_hidden`). The
+    whole pass runs where that recorder is not used (a model that gathers its hidden states itself),
+    for the last layer (whose recorded output transformers replaces by the final norm's), and for an
+    encoder-decoder's hidden states."""
+    main = handle.main_stack
+    early_hidden = layer < handle.stacks[main].layers - 1 and handle.kind != "encoder-decoder"
+
+    def stop(module: Any, args: Any, output: Any) -> None:
+        if kind == "heads":
+            recorder = _ACTIVE.get()
+            calls = [c for c in recorder.calls if c.role == main] if recorder is not None else []
+            if len(calls) > layer:
+                raise _LayerReached(calls)
+        elif early_hidden and (state := _recorded_hidden(layer + 1)) is not None:
+            raise _LayerReached([], state)
+
+    wanted = {"head_outputs"} if kind == "heads" else {"head_outputs", "hidden_states"}
+    with handle.lock:  # the hooks must see this pass only (the lock is reentrant: run_batch takes it too)
+        hooks = [module.register_forward_hook(stop) for module in handle.model.modules()]
+        try:
+            outputs, recorded = run_batch(handle, [p.tokens for p in batch], None, wanted, logits=False)
+            calls, state = [c for c in recorded if c.role == main], None
+            if kind == "hidden" and outputs.hidden_states is not None:
+                state = outputs.hidden_states[layer + 1]
+        except _LayerReached as reached:
+            calls, state = reached.calls, reached.state
+        finally:
+            for hook in hooks:
+                hook.remove()
+    if kind == "heads" and len(calls) > layer:
+        out = calls[layer].tensors["head_outputs"]  # (batch, query, heads, head_dim)
+        flat = _flat_positions(batch, out.shape[1])
+        return _unit(out.reshape(-1, out.shape[-2], out.shape[-1])[flat].float()).reshape(len(flat), -1).cpu().numpy()
+    if kind == "hidden" and state is not None:
+        flat = _flat_positions(batch, state.shape[1])
+        return _unit(state.reshape(-1, state.shape[-1])[flat].float()).cpu().numpy()
+    raise InputError(
+        f"model {handle.name!r} does not run attention through transformers' AttentionInterface, "
+        "so head embeddings cannot be captured for an index"
+    )
+
+
+def _recorded_hidden(index: int) -> torch.Tensor | None:
+    """Hidden state ``index`` (0: the embeddings) once transformers' output recorder of the running forward
+    pass holds it, else None (not yet, or no recorder: `transformers.utils.output_capturing`, whose
+    hooks on each layer append its output, run before ours, which were registered later)."""
+    try:
+        from transformers.utils.output_capturing import _active_collector
+    except ImportError:  # another transformers: the whole pass runs
+        return None
+    collected = _active_collector.get()
+    states = collected.get("hidden_states") if isinstance(collected, dict) else None
+    return states[index] if isinstance(states, list) and len(states) > index else None
+
+
+def _flat_positions(batch: Sequence[PlannedSentence], length: int) -> torch.Tensor:
+    """The batch's indexed positions in its (batch x length) tokens flattened, in sentence order."""
+    return torch.from_numpy(np.concatenate([p.positions + b * length for b, p in enumerate(batch)]))
 
 
 def extract_attention(handle: ModelHandle, batch: Sequence[PlannedSentence], layer: int) -> list[np.ndarray]:
@@ -193,11 +257,12 @@ def extract_attention(handle: ModelHandle, batch: Sequence[PlannedSentence], lay
 
 
 class _LayerReached(Exception):
-    """Ends `extract_attention`'s forward pass once the wanted layer's attention is recorded."""
+    """Ends a forward pass once the wanted layer's values are recorded: its attention calls so far, or the
+    hidden state after it (`extract_attention`, `extract_layer`)."""
 
-    def __init__(self, calls: list[Any]):
+    def __init__(self, calls: list[Any], state: torch.Tensor | None = None):
         super().__init__("layer reached")
-        self.calls = calls
+        self.calls, self.state = calls, state
 
 
 def _indexed_attention(batch: Sequence[PlannedSentence], layers: Sequence[torch.Tensor]) -> list[np.ndarray]:

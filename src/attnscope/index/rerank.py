@@ -4,11 +4,12 @@ A PQ-coded index (``--codes pq<m>``) scores its rows by their codes, which appro
 centroids: on EWT (the default model, layer 3), pq96 codes alone find 0.86 of the exact float32 top 50,
 re-ranked x4 all of it (`bench/scale.py --pq-index`, README "Vector sets at scale"). Re-ranking
 takes the best ``top * factor`` candidates by the codes, runs the model again on the sentences that hold
-them, takes each of those sentences' tokens' exact vectors at the query's layer as the build extracted
-them (`extract.extract_batch`: the unit hidden state after the layer, or the head embedding, each head's
-output unit length; the query's other heads are already zeroed, so the inner product is the sum of the
-chosen heads' cosines), and scores them by their exact inner product with the query. Nothing more is
-stored: the index keeps its m bytes a vector.
+them (up to the query's layer: `extract.extract_layer` stops the pass there), takes each of those
+sentences' tokens' exact vectors at that layer as the build extracted them (`extract.extract_batch`: the
+unit hidden state after the layer, or the head embedding, each head's output unit length; the query's
+other heads are already zeroed, so the inner product is the sum of the chosen heads' cosines), and scores
+them by their exact inner product with the query. Nothing more is stored: the index keeps its m bytes a
+vector.
 
 What is re-scored: every indexed token (a word search: every corpus word) of the candidate sentences
 that passes the query's filters, not only the candidate rows themselves (the model ran on the whole
@@ -35,7 +36,7 @@ import numpy as np
 from ..capture.loading import ModelHandle
 from ..errors import FieldError
 from .attention_source import BlockCache, replanned
-from .extract import extract_batch, plan_batches
+from .extract import extract_layer, plan_batches
 from .grouping import word_vectors
 from .tables import Tables
 
@@ -105,8 +106,7 @@ class RecomputedVectors:
         planned = [replanned(self.tables, self.handle, sentence) for sentence in missing]
         for batch in plan_batches([len(p.tokens) for p in planned], self.batch_tokens):
             items = [planned[i] for i in sorted(batch)]
-            extracted = extract_batch(self.handle, items, [layer], attention=False)
-            values = extracted.hidden[0] if kind == "hidden" else extracted.heads[0]
+            values = extract_layer(self.handle, items, layer, kind)  # the later layers are not run
             start = 0
             for item in items:
                 block = np.ascontiguousarray(values[start : start + item.rows])
