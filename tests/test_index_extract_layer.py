@@ -56,7 +56,7 @@ def test_one_layer_equals_the_whole_extraction(handle):
 def test_the_layers_after_the_wanted_one_are_not_run(handle, kind):
     batch = planned(handle)
     layers = handle.stacks[handle.main_stack].layers
-    counts = [modules_run(handle, lambda layer=layer: extract_layer(handle, batch, layer, kind)) for layer in range(layers)]
+    counts = [modules_run(handle, lambda n=n: extract_layer(handle, batch, n, kind)) for n in range(layers)]
     whole = modules_run(handle, lambda: extract_batch(handle, batch, attention=False))
     assert counts == sorted(counts) and len(set(counts)) == layers, counts  # one more layer run each time
     assert counts[0] < whole
