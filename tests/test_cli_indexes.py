@@ -174,3 +174,36 @@ def test_search_checks_layer_heads_and_filters_against_the_manifest_before_loadi
 def test_a_search_that_passes_the_manifest_checks_goes_on_to_load_the_model(unloadable, tmp_path):
     result = run(tmp_path, "search", "Dogs bark.", "--index", str(unloadable), "--token", "1", "--layer", "1")
     assert result.returncode == 2 and f"the path {tmp_path / 'no-such-model'} does not exist" in message(result)
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["--workers", "4"], "--workers need --engine ray (they set up the Ray engine)"),
+        (["--engine", "ray", "--address", "auto", "--plan-only"], "--address need --engine ray (--plan-only builds"),
+        (["--attention", "recomputed", "--attention-bits", "8"], "--attention-bits has no effect with --attention"),
+        (["--approximate", "never", "--merge", "disk"], "--merge disk has no effect on exact 8-bit sets"),
+        (["--codes", "pq7"], "--codes pq7: m must divide the vector width 384 (1-384)"),
+    ],
+)
+def test_index_refuses_options_without_effect_before_reading_the_corpus(tmp_path, extra, expected):
+    corpus = tmp_path / "small.conllu"
+    corpus.write_text("# text = Hi.\n1\tHi\thi\tINTJ\tUH\t_\t0\troot\t_\t_\n\n", encoding="utf-8")
+    result = run(tmp_path / "cache", "index", str(corpus), "--out", str(tmp_path / "out"), *extra)
+    assert result.returncode == 2 and expected in message(result), result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+    assert not (tmp_path / "out.partial").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["index", "ewt", "--out", "memory://x"],
+        ["index-shard", "memory://x", "--shard", "0"],
+        ["index-commit", "memory://x"],
+    ],
+)
+def test_a_memory_store_is_refused_by_the_commands_that_build(tmp_path, args):
+    """A memory:// store is gone when the command ends (the library, in one process, may use one)."""
+    result = run(tmp_path / "cache", *args)
+    assert result.returncode == 2 and "memory:// store lives in" in message(result), result.stderr

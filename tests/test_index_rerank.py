@@ -144,6 +144,9 @@ def test_a_query_reports_its_factor_and_pq_reranks_by_default(pq_index, small_in
     assert result.rerank == 4 and result.to_dict()["rerank"] == 4
     off = pq_index.query(default_model, PUB, 8, Query("embedding", LAYER, top=5, rerank=1))
     assert off.rerank == 1 and [m.score for m in off.matches] != [m.score for m in result.matches]
+    codes = pq_index.manifest.codes
+    assert off.score_meaning.endswith(f"; estimated from the corpus's {codes} codes (re-rank for exact scores)")
+    assert "estimated" not in result.score_meaning
     assert small_index.query(default_model, PUB, 8, Query("embedding", LAYER, top=5)).rerank == 1  # 8-bit: off
     asked = small_index.query(default_model, PUB, 8, Query("embedding", LAYER, top=5, rerank=2))  # asked for: on
     assert asked.rerank == 2 and len(asked.matches) == 5

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -217,3 +218,50 @@ def _small(tmp_path):
     path = tmp_path / "tiny.conllu"
     path.write_text(small_conllu(), encoding="utf-8")
     return path
+
+
+def _scrambled(path) -> None:
+    """Overwrite a file with seeded random bytes of its own size (a damaged copy that passes the size check)."""
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, path.stat().st_size, dtype=np.uint8).tobytes())
+
+
+def test_a_damaged_plan_or_shard_file_of_the_right_size_is_named_not_a_traceback(default_model, corpus_file, tmp_path):
+    from attnscope.index import Query
+    from attnscope.index.layout import ivf_file
+
+    store, plan = _planned(default_model, corpus_file, tmp_path / "build", replace(OPTIONS, approximate="always"))
+    ranges = tmp_path / "build" / "ranges.npz"
+    saved = ranges.read_bytes()
+    ranges.unlink()
+    with pytest.raises(InputError, match=r"the build plan in .* is damaged: .*ranges.npz cannot be read .*plan the"):
+        build_shard(store, plan, 0, default_model, plan_reader(plan))
+    ranges.write_bytes(saved)
+    for number in range(len(plan.shards)):
+        build_shard(store, plan, number, default_model, plan_reader(plan))
+    tokens = tmp_path / "build" / "shards" / "00000" / "tokens.parquet"
+    kept = tokens.read_bytes()
+    _scrambled(tokens)
+    with pytest.raises(
+        InputError, match=r"shard 0 is damaged: .*tokens.parquet cannot be read .*index-shard DIR --shard 0"
+    ):
+        commit(store, plan)
+    tokens.write_bytes(kept)
+    _scrambled(tmp_path / "build" / "shards" / "00001" / ivf_file("heads", 2))
+    with pytest.raises(InputError, match=r"shard 1 is damaged: .*ivf.heads.2.faiss cannot be read"):
+        commit(store, plan)
+    assert not store.exists("manifest.json")
+    commit(store, plan, fan_out=True)  # a fan-out commit leaves the sets unread: the search names the file
+    index = Index.open(tmp_path / "build")
+    with pytest.raises(IndexFormatError, match=r"the index is damaged: .*00001/ivf.heads.2.faiss cannot be read"):
+        index.query(default_model, "The girl ran to a local pub.", 2, Query("heads", 2, (0,)))
+    assert len(index.query(default_model, "The girl ran to a local pub.", 2, Query("heads", 3, (0,))).matches) > 0
+
+
+def test_a_plan_records_its_corpus_files_by_absolute_path(default_model, corpus_file, tmp_path, monkeypatch):
+    """A scheduler's job runs in another folder than the planning one: relative paths would not be found."""
+    monkeypatch.chdir(corpus_file.parent)
+    store, plan = _planned(default_model, corpus_file.name, tmp_path / "build")
+    assert plan.corpus["files"] == [str(corpus_file)]
+    monkeypatch.chdir("/")
+    build_shard(store, plan, 0, default_model, plan_reader(plan))
+    assert store.exists("shards/00000/done.json")

@@ -70,7 +70,11 @@ def index(
         "in-process", "--engine", help="Who builds the shards: in-process (here, one after another) or ray."
     ),
     shard_tokens: int = typer.Option(
-        262_144, "--shard-tokens", min=1, help="About how many tokens a shard holds (a worker's unit of work)."
+        262_144,
+        "--shard-tokens",
+        min=1,
+        help="About how many tokens a shard holds (a worker's unit of work); a shard is made of whole pieces "
+        "(--piece-tokens), so it holds at least one.",
     ),
     piece_tokens: int = typer.Option(
         65_536, "--piece-tokens", min=1, help="About how many tokens are batched together (batches never cross pieces)."
@@ -91,12 +95,13 @@ def index(
 ) -> None:
     """Annotate, embed and index a corpus: every token's hidden state and head embedding at every layer (or at
     the layers --layers names). The corpus is read one slice at a time and built in shards: here, or on Ray
-    (--engine ray); `index-plan`, `index-shard` and `index-commit` run the same steps from any scheduler."""
+    (--engine ray); `index --plan-only`, `index-shard` and `index-commit` run the same steps from any scheduler."""
     from . import load
     from .corpus import corpus_source
     from .index import BuildOptions
     from .index.build import ENGINES, check_build_target, chosen_layers, plan_index
     from .index.merge import check_merge
+    from .index.plan import check_codes
     from .index.ray_engine import RayOptions
     from .index.storage import Store
 
@@ -120,10 +125,17 @@ def index(
         ray = RayOptions(address=address, workers=workers, gpus_per_worker=gpus_per_worker)
         ray.check()
         check_merge(merge)
+        _check_unused(engine, ray, plan_only, options, merge)
+        if "memory" in Store.at(out).protocols:
+            raise InputError(
+                f"--out {out}: a memory:// store lives in this process only, and the index would be gone when the "
+                "command ends; give a folder or a shared store (file://, s3://...)"
+            )
         if Store.at(out).is_local and not plan_only:
             check_build_target(Store.at(out).root, overwrite)  # before the corpus, the model and the progress bar
         handle = load(model, trust_remote_code=trust_remote_code)
         chosen_layers(options.layers, handle.stacks[handle.main_stack].layers, handle.name)  # before the corpus is read
+        check_codes(handle, options.codes)
         source = corpus_source(corpus, spacy_pipeline=spacy)
         if plan_only:
             plan = plan_index(source, handle, out, options=options, overwrite=overwrite)
@@ -155,6 +167,29 @@ def index(
         print(
             f"over-long sentences: {m.truncated_sentences:,} truncated ({count(m.dropped_tokens, 'token')} "
             f"dropped), {m.skipped_sentences:,} skipped"
+        )
+
+
+def _check_unused(engine: str, ray: Any, plan_only: bool, options: Any, merge: str) -> None:
+    """Refuse options that would have no effect with the others given (`InputError` naming them)."""
+    if engine != "ray" or plan_only:
+        given = [
+            name
+            for name, used in (
+                ("--address", ray.address is not None),
+                ("--workers", ray.workers != 2),
+                ("--gpus-per-worker", ray.gpus_per_worker != 0),
+            )
+            if used
+        ]
+        if given:
+            why = "--plan-only builds no shard" if plan_only else "they set up the Ray engine"
+            raise InputError(f"{', '.join(given)} need --engine ray ({why})")
+    if options.attention == "recomputed" and options.attention_bits != 7:
+        raise InputError("--attention-bits has no effect with --attention recomputed: no attention is stored")
+    if merge != "auto" and options.approximate == "never" and options.codes == "sq":
+        raise InputError(
+            f"--merge {merge} has no effect on exact 8-bit sets (--approximate never): their codes are concatenated"
         )
 
 

@@ -3,6 +3,7 @@ file: whole (`open_corpus`), or as a `CorpusSource` to read one slice at a time 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -129,7 +130,7 @@ def _conllu_source(
 ) -> CorpusSource:
     """A CoNLL-U corpus's source, with silver entities from ``pipeline`` when ``silver_ner`` says so
     (``None``: for EWT only)."""
-    paths, checksum = tuple(str(p) for p in files), files_checksum(files)
+    paths, checksum = tuple(os.path.abspath(p) for p in files), files_checksum(files)
     if not (is_ewt if silver_ner is None else silver_ner):
         return CorpusSource(name, paths, checksum, "conllu", GOLD)
     ner = entity_pipeline(pipeline)
@@ -152,7 +153,7 @@ def _text_source(name: str, path: Path, pipeline: str | Language) -> CorpusSourc
     annotator = pipeline_description(nlp)
     return CorpusSource(
         name=name,
-        files=(str(path),),
+        files=(os.path.abspath(path),),
         checksum=files_checksum([path]),
         format="text",
         annotator=annotator,

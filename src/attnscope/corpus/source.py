@@ -20,7 +20,7 @@ FORMATS = ("conllu", "text")
 class CorpusSource:
     """Everything needed to plan a corpus's slices and to read any one of them, without its sentences.
 
-    ``files`` are the corpus files (paths as given, read in this order), ``checksum`` the SHA-256 of
+    ``files`` are the corpus files (absolute paths, read in this order), ``checksum`` the SHA-256 of
     their bytes concatenated (`Corpus.checksum`), ``format`` one of `FORMATS`; ``annotator`` and
     ``silver`` are those of the `Corpus` that `open_corpus` gives. ``spacy_pipeline`` names the
     pipeline (an installed package or a saved directory) that annotates a text corpus;

@@ -31,6 +31,7 @@ from .plan import PLAN, Plan, created_now, trained_file
 from .shard import remove_work_folders, shard_marker
 from .storage import Store
 from .tables import WORD_FIELDS
+from .unreadable import damaged_plan, damaged_shard, decoding
 
 
 def check_shards(store: Store, plan: Plan) -> list[dict[str, Any]]:
@@ -198,7 +199,8 @@ def _join_attention(store: Store, plan: Plan, layers: int) -> None:
     _concatenate(store, [f"{s.folder}/{ATTENTION}" for s in plan.shards], ATTENTION)
     spans, position = [], 0
     for spec in plan.shards:
-        shard_spans = np.load(io.BytesIO(store.read(f"{spec.folder}/{SPANS}")))
+        with decoding(store.path(f"{spec.folder}/{SPANS}"), damaged_shard(spec.number, store.path(spec.folder))):
+            shard_spans = np.load(io.BytesIO(store.read(f"{spec.folder}/{SPANS}")))
         spans.append(shard_spans + position)
         position += store.size(f"{spec.folder}/{ATTENTION}")
     buffer = io.BytesIO()
@@ -208,10 +210,13 @@ def _join_attention(store: Store, plan: Plan, layers: int) -> None:
 
 def _join_ivf(store: Store, plan: Plan, kind: str, layer: int, rows: np.ndarray) -> None:
     """The plan's trained index of one vector set, holding every shard's vectors under index rows."""
-    merged = vectors.deserialise(store.read(trained_file(kind, layer)))
+    with decoding(store.path(trained_file(kind, layer)), damaged_plan(store.path(""))):
+        merged = vectors.deserialise(store.read(trained_file(kind, layer)))
     for number, spec in enumerate(plan.shards):
-        part = vectors.deserialise(store.read(f"{spec.folder}/{ivf_file(kind, layer)}"))
-        merged.merge_from(part, int(rows[number]))
+        name = f"{spec.folder}/{ivf_file(kind, layer)}"
+        with decoding(store.path(name), damaged_shard(spec.number, store.path(spec.folder))):
+            part = vectors.deserialise(store.read(name))
+            merged.merge_from(part, int(rows[number]))
     store.write(ivf_file(kind, layer), vectors.serialise(merged))
 
 
@@ -237,7 +242,8 @@ def _join_tables(
                 (TOKENS, {"sentence": sentences[number]}),
                 (SENTENCES, {"first_row": rows[number], "corpus_index": read[number]}),
             ):
-                table = pq.read_table(io.BytesIO(store.read(f"{spec.folder}/{name}")))
+                with decoding(store.path(f"{spec.folder}/{name}"), damaged_shard(spec.number, store.path(spec.folder))):
+                    table = pq.read_table(io.BytesIO(store.read(f"{spec.folder}/{name}")))
                 table = table.drop_columns([c for c in dropped if c in table.column_names])
                 for column, shift in shifts.items():
                     at = table.column_names.index(column)

@@ -18,6 +18,7 @@ same search results):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from . import ivf_shards, vectors
 from .layout import ivf_file
 from .plan import Plan, trained_file
 from .storage import Store
+from .unreadable import damaged_plan, damaged_shard, decoding
 
 MERGES = ("memory", "disk", "auto")
 MEMORY_MERGE_BYTES = 1 << 30
@@ -49,7 +51,8 @@ def on_disk(merge: str, shard_bytes: int) -> bool:
 def join_on_disk(store: Store, plan: Plan, kind: str, layer: int, rows: np.ndarray, work: Path) -> list[str]:
     """Merge every shard's IVF file of (``kind``, ``layer``) on disk, in the local folder ``work``, and move
     the result into ``store``: the set's index file and its data file; returns their names."""
-    trained = vectors.deserialise(store.read(trained_file(kind, layer)))
+    with decoding(store.path(trained_file(kind, layer)), damaged_plan(store.path(""))):
+        trained = vectors.deserialise(store.read(trained_file(kind, layer)))
     name = ivf_file(kind, layer)
     files: list[Path] = []
     for number, spec in enumerate(plan.shards):
@@ -62,13 +65,22 @@ def join_on_disk(store: Store, plan: Plan, kind: str, layer: int, rows: np.ndarr
         if int(rows[number]) == 0:
             files.append(source)  # its ids are already index rows
             continue
-        files.append(ivf_shards.shifted_copy(trained, source, int(rows[number]), work / f"shifted.{number}.faiss"))
+        with decoding(store.path(part), damaged_shard(spec.number, store.path(spec.folder))):
+            files.append(ivf_shards.shifted_copy(trained, source, int(rows[number]), work / f"shifted.{number}.faiss"))
         if not store.is_local:
             source.unlink()
-    ivf_shards.merge_on_disk(trained, files, work / name)
+    with decoding(f"one of the shards' {name} files", _merge_failed(name)):  # shard 0's file is first read here
+        ivf_shards.merge_on_disk(trained, files, work / name)
     for path in files:
         if path.parent == work:
             path.unlink()
     store.put(work / (name + DATA_SUFFIX), name + DATA_SUFFIX)
     store.put(work / name, name)
     return [name, name + DATA_SUFFIX]
+
+
+def _merge_failed(name: str) -> Callable[[str], InputError]:
+    return lambda problem: InputError(
+        f"the on-disk merge of {name} failed: {problem}; a shard's file is damaged: remove that shard's folder "
+        "and build it again (`attnscope index-shard DIR --shard N`)"
+    )

@@ -36,6 +36,7 @@ from .layout import CODES, RANGES
 from .manifest import MODEL_FINGERPRINT_VERSION, model_fingerprint, tokenizer_fingerprint
 from .reuse import Reused, encode_batch
 from .storage import Store
+from .unreadable import damaged_plan, decoding
 
 PLAN = "plan.json"
 PLAN_FORMAT = "attnscope-index-plan"
@@ -384,9 +385,24 @@ def save_ranges(store: Store, ranges: dict[str, list[vectors.Ranges]]) -> None:
     store.write(RANGES, buffer.getvalue())
 
 
+def vector_widths(handle: ModelHandle) -> dict[str, int]:
+    """The width of each kind of vector an index of ``handle`` stores: its hidden size, and its heads times
+    their width (the head embedding)."""
+    shape = handle.stacks[handle.main_stack]
+    return {"hidden": int(handle.model.config.hidden_size), "heads": shape.heads * shape.head_dim}
+
+
+def check_codes(handle: ModelHandle, codes: str) -> None:
+    """Refuse ``--codes pq<m>`` unless m divides every vector width of ``handle`` (`pq.parse_codes`), before
+    anything is read or written."""
+    if codes.startswith("pq"):
+        for width in sorted(set(vector_widths(handle).values())):
+            pq.parse_codes(codes, width)
+
+
 def load_ranges(store: Store, layers: int) -> dict[str, list[vectors.Ranges]]:
     """The ranges `save_ranges` wrote, for ``layers`` stored layers."""
-    with np.load(io.BytesIO(store.read(RANGES))) as archive:
+    with decoding(store.path(RANGES), damaged_plan(store.path(""))), np.load(io.BytesIO(store.read(RANGES))) as archive:
         saved = dict(archive)
     return {
         kind: [vectors.Ranges(saved[f"{kind}_low"][slot], saved[f"{kind}_span"][slot]) for slot in range(layers)]
@@ -469,11 +485,8 @@ def make_plan(
             f"{store.path('')} holds the plan of another build (another model, corpus or options): "
             f"remove it or choose another --out"
         )
-    head_width = shape.heads * shape.head_dim
-    widths = {"hidden": int(handle.model.config.hidden_size), "heads": head_width}
-    if options.codes.startswith("pq"):
-        for width in sorted(set(widths.values())):
-            pq.parse_codes(options.codes, width)  # m must divide every vector width
+    widths = vector_widths(handle)
+    check_codes(handle, options.codes)
     calibration = calibrate(store, handle, pieces, read, options, stored, widths, reused)
     if reused is not None:
         reused.key = key
@@ -492,7 +505,7 @@ def make_plan(
         shards=shards,
         revision=getattr(handle.model.config, "_commit_hash", None),
         created=created_now(),
-        extra={"head_width": head_width, **calibration.estimate},
+        extra={"head_width": widths["heads"], **calibration.estimate},
         model_fingerprint_version=MODEL_FINGERPRINT_VERSION,
     )
     store.write(PLAN, plan.to_json().encode())

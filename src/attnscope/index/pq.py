@@ -60,6 +60,7 @@ def train_pq(sample: np.ndarray, m: int, lists: int = 1, seed: int = 0, coarse=N
     if coarse is None:
         clusters = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
         clusters.cp.seed = seed
+        clusters.cp.min_points_per_centroid = 1  # faiss's warning about a small sample, not its clustering
         clusters.train(sample)
         coarse = clusters.quantizer
     quantizer = faiss.clone_index(coarse)
@@ -84,7 +85,8 @@ def piece_centroids(sample: np.ndarray, m: int, seed: int = 0, iterations: int =
         values = sample[:, piece * width : (piece + 1) * width]
         if width < 8:
             values = np.pad(values, ((0, 0), (0, 8 - width)))
-        kmeans = faiss.Kmeans(values.shape[1], 1 << PQ_BITS, niter=iterations, seed=seed, max_points_per_centroid=256)
+        limits = {"max_points_per_centroid": 256, "min_points_per_centroid": 1}  # the minimum only makes faiss warn
+        kmeans = faiss.Kmeans(values.shape[1], 1 << PQ_BITS, niter=iterations, seed=seed, **limits)
         kmeans.train(np.ascontiguousarray(values, dtype=np.float32))
         pieces.append(kmeans.centroids[:, :width])
     return np.stack(pieces).astype(np.float32)

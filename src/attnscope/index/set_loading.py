@@ -21,6 +21,7 @@ from .manifest import Manifest
 from .merge import DATA_SUFFIX
 from .pq import PQSet
 from .shard_sets import Shard, ShardedSet
+from .unreadable import damaged_index, decoding
 
 LocalSet = vectors.VectorSet | PQSet | ShardedSet
 """A vector set opened in this process: one file (scalar or product codes), or one per shard (`ShardedSet`)."""
@@ -64,11 +65,12 @@ def open_part(
     path = directory / name if locate is None else locate(name)
     if locate is not None and f"{name}{DATA_SUFFIX}" in manifest.files:
         locate(f"{name}{DATA_SUFFIX}")  # a set merged on disk: its lists beside its file (`merge.py`)
-    if manifest.codes != "sq":
-        return PQSet.from_file(path)
-    if manifest.approximate_lists:
-        return vectors.VectorSet.from_file(path, dim, bits, set_ranges)
-    codes = read_codes(path, part["rows"])
+    with decoding(str(path), damaged_index):
+        if manifest.codes != "sq":
+            return PQSet.from_file(path)
+        if manifest.approximate_lists:
+            return vectors.VectorSet.from_file(path, dim, bits, set_ranges)
+        codes = read_codes(path, part["rows"])
     if within is not None:
         codes = codes[within[0] : within[1]].copy()  # the whole set's codes are let go
     return vectors.VectorSet.from_codes(codes, dim, bits, set_ranges)

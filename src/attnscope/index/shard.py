@@ -47,6 +47,7 @@ from .plan import Piece, PieceReader, Plan, ShardSpec, load_ranges, piece_batche
 from .reuse import EncodedBatch, Reused, encode_batch
 from .storage import Store
 from .tables import write_tables
+from .unreadable import damaged_plan, decoding
 
 DONE = "done.json"
 
@@ -359,7 +360,8 @@ def _approximate(store: Store, work: Path, plan: Plan, rows: int, ranges: dict) 
     for kind in CODES:
         for slot, layer in enumerate(plan.stored_layers):
             codes = read_codes(work / codes_file(kind, layer), rows)
-            index = vectors.deserialise(store.read(trained_file(kind, layer)))
+            with decoding(store.path(trained_file(kind, layer)), damaged_plan(store.path(""))):
+                index = vectors.deserialise(store.read(trained_file(kind, layer)))
             if rows:
                 index.add_with_ids(vectors.decode(codes, widths[kind], options.vector_bits, ranges[kind][slot]), ids)
             (work / ivf_file(kind, layer)).write_bytes(vectors.serialise(index))

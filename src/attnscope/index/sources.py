@@ -84,7 +84,7 @@ def plan_reader(plan: Plan, corpus_root: str | os.PathLike[str] | None = None) -
     if source is None:
         raise InputError(
             f"the plan's corpus {plan.corpus.get('name')!r} was given in memory, so only the process that planned "
-            f"it can build its shards; plan from the corpus's files (`attnscope index-plan CORPUS`)"
+            f"it can build its shards; plan from the corpus's files (`attnscope index CORPUS --out DIR --plan-only`)"
         )
     corpus = CorpusSource.from_dict(source)
     if corpus_root is not None:

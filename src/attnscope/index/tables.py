@@ -15,6 +15,7 @@ from ..corpus import METADATA_FIELDS, AnnotatedSentence
 from .columns import Column
 from .extract import PlannedSentence
 from .layout import SENTENCES, TOKENS
+from .unreadable import damaged_index, decoding
 
 WORD_FIELDS = METADATA_FIELDS + ("head", "form")
 """Per-token columns taken from the token's word: the annotations, the word's head and its form."""
@@ -119,9 +120,10 @@ def read_columns(path: Path, encode: bool) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pq.read_schema(path)
-    strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    table = pq.read_table(path, read_dictionary=strings if encode else None)
+    with decoding(str(path), damaged_index):
+        schema = pq.read_schema(path)
+        strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        table = pq.read_table(path, read_dictionary=strings if encode else None)
     columns: dict[str, Any] = {}
     for name in table.column_names:
         column = table.column(name)

@@ -90,6 +90,7 @@ def trained_ivf(
         False,
     )
     index.cp.seed = seed
+    index.cp.min_points_per_centroid = 1  # only sets when faiss warns of a small sample (on stderr, once a set)
     if iterations is not None:
         index.cp.niter = iterations
     index.train(np.ascontiguousarray(sample, dtype=np.float32))
