@@ -279,3 +279,18 @@ def test_malformed_filters_are_refused_not_silently_empty(small_index, default_m
         small_index.query(default_model, "Dogs bark.", 1, Query("embedding", 1, filters=filters))
     with pytest.raises(InputError, match=message.replace("(", r"\(")):
         small_index.allowed(filters)
+
+
+def test_a_query_vector_of_another_width_or_not_finite_is_refused_by_name(small_index):
+    from attnscope.errors import FieldError
+
+    width = small_index.manifest.hidden_size
+    for vector, problem in (
+        (np.ones(width - 1, np.float32), rf"got shape \({width - 1},\)"),
+        (np.ones((2, width), np.float32), rf"got shape \(2, {width}\)"),
+        (np.full(width, np.nan, np.float32), "got values that are not finite"),
+    ):
+        with pytest.raises(FieldError, match=rf"holds {width} finite values; {problem}") as caught:
+            small_index.search(Query("embedding", 2), vector)
+        assert caught.value.field == "vector"
+    assert len(small_index.search(Query("embedding", 2, top=3), np.ones(width, np.float64))[1]) == 3

@@ -140,9 +140,10 @@ def index(
         if plan_only:
             plan = plan_index(source, handle, out, options=options, overwrite=overwrite)
             last = len(plan.shards) - 1
+            numbers = "0" if last == 0 else f"0-{last}"
             print(
                 f"{out}: planned {count(len(plan.shards), 'shard')} of about {count(plan.estimated_tokens, 'token')}; "
-                f"build each with `attnscope index-shard {out} --shard N` (N = 0-{last}), then "
+                f"build each with `attnscope index-shard {out} --shard N` (N = {numbers}), then "
                 f"`attnscope index-commit {out}`"
             )
             return

@@ -343,6 +343,7 @@ class Index:
         query = self.check_query(query)
         heads = query.heads
         kind = "hidden" if query.mode == "embedding" else "heads"
+        vector = self._checked_vector(vector, kind)
         if query.mode == "heads":
             vector = zero_other_heads(vector, heads, self.manifest.heads)
         factor = self.rerank_factor(query, handle)
@@ -357,6 +358,26 @@ class Index:
         if query.mode == "heads" and query.score == "mean":
             scores = scores / np.float32(len(heads))
         return scores, rows
+
+    def _checked_vector(self, vector: np.ndarray, kind: str) -> np.ndarray:
+        """The query vector as float32, refused (`FieldError` about ``vector``) unless it holds the width of the
+        index's ``kind`` of vector in finite values."""
+        width = self.manifest.hidden_size if kind == "hidden" else self.manifest.head_embedding_size
+        vector = np.asarray(vector, dtype=np.float32)
+        if vector.shape != (width,) or not np.isfinite(vector).all():
+            problem = f"shape {vector.shape}" if vector.shape != (width,) else "values that are not finite"
+            raise FieldError(
+                f"a query vector of {'hidden states' if kind == 'hidden' else 'head embeddings'} on this index "
+                f"holds {width} finite values; got {problem}",
+                "vector",
+            )
+        return vector
+
+    def _estimated(self, factor: int) -> str:
+        """What a score meaning adds for scores that product-quantiser codes estimate (not re-ranked)."""
+        if factor > 1 or self.manifest.codes == "sq":
+            return ""
+        return f"; estimated from the corpus's {self.manifest.codes} codes (re-rank for exact scores)"
 
     def rerank_factor(self, query: Query, handle: ModelHandle | None = None) -> int:
         """The factor ``query`` re-ranks by on this index, with or without a model (`rerank.resolve_factor`)."""
@@ -439,6 +460,7 @@ class Index:
             positions = given_positions(cap.tokens, token, positions, query.unit)
         vector = query_vector(cap.main, query.mode, query.layer, positions)
         scores, rows = self.search(query, vector, handle)
+        factor = self.rerank_factor(query, handle)
         causal = handle.kind == "decoder"  # the token after each match is what the model was predicting there
         source = self.attention_source(handle)
         words = query.unit == "word"
@@ -457,8 +479,8 @@ class Index:
             per_sentence=query.per_sentence,
             score=query.score,
             score_max=score_max(query, heads),
-            score_meaning=score_meaning(query, heads),
+            score_meaning=score_meaning(query, heads) + self._estimated(factor),
             query_positions=positions,
             query_text=words_text(cap.tokens, positions),
-            rerank=self.rerank_factor(query, handle),
+            rerank=factor,
         )
