@@ -25,7 +25,7 @@ DECODE_ERRORS: tuple[type[BaseException], ...] = (
 
 @contextmanager
 def decoding(name: str, error: Callable[[str], AttnscopeError]) -> Iterator[None]:
-    """Raise ``error("<name> cannot be read: <reason>")`` for a decoding failure in the block; attnscope's
+    """Raise ``error("<name> cannot be read (<reason>)")`` for a decoding failure in the block; attnscope's
     own errors pass through unchanged."""
     try:
         yield
