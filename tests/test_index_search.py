@@ -138,6 +138,7 @@ def test_summaries_on_the_small_treebank_equal_hand_counts(small_index, default_
         (Query("heads", 1, ()), "heads is empty: name at least one head"),
         (Query("vectors", 1), "search mode 'vectors' is unknown"),
         (Query("embedding", 1, top=0), "top must be an integer from 1 to 1000"),
+        (Query("embedding", 1, top=True), "top must be an integer from 1 to 1000, got True"),
         (Query("embedding", 1, filters={"ner": ["GPE"]}), "cannot filter on 'ner'"),
     ],
 )
@@ -294,3 +295,9 @@ def test_a_query_vector_of_another_width_or_not_finite_is_refused_by_name(small_
             small_index.search(Query("embedding", 2), vector)
         assert caught.value.field == "vector"
     assert len(small_index.search(Query("embedding", 2, top=3), np.ones(width, np.float64))[1]) == 3
+
+
+def test_a_negative_cache_bound_is_refused(small_index):
+    for bound in ("attention_cache_bytes", "rerank_cache_bytes"):
+        with pytest.raises(InputError, match="a cache bound is a whole number of bytes, 0 or more; got -1"):
+            Index.open(small_index.directory, **{bound: -1})

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..capture.inputs import encode
 from ..capture.loading import ModelHandle
+from ..errors import InputError
 from ..quantise import dequantise
 from .attention_store import AttentionStore
 from .extract import PlannedSentence, extract_attention, plan_batches
@@ -74,6 +75,8 @@ class BlockCache:
     (kind, layer, sentence) in `rerank`. Safe to share between threads."""
 
     def __init__(self, max_bytes: int = CACHE_BYTES):
+        if not isinstance(max_bytes, int) or max_bytes < 0:
+            raise InputError(f"a cache bound is a whole number of bytes, 0 or more; got {max_bytes!r}")
         self.max_bytes = max_bytes
         self._blocks: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
         self._bytes = 0

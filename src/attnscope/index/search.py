@@ -248,7 +248,7 @@ class Index:
         if query.mode not in MODES:
             raise FieldError(f"search mode {query.mode!r} is unknown: use one of {', '.join(MODES)}", "mode")
         self.check_layer(query.layer)
-        if not isinstance(query.top, int) or not 1 <= query.top <= 1000:
+        if not isinstance(query.top, int) or isinstance(query.top, bool) or not 1 <= query.top <= 1000:
             raise FieldError(f"top must be an integer from 1 to 1000, got {query.top!r}", "top")
         heads = tuple(check_choices("heads", query.heads, self.manifest.heads, "this index", unit="head"))
         if query.probes is not None:
