@@ -184,6 +184,8 @@ def test_a_search_that_passes_the_manifest_checks_goes_on_to_load_the_model(unlo
         (["--attention", "recomputed", "--attention-bits", "8"], "--attention-bits has no effect with --attention"),
         (["--approximate", "never", "--merge", "disk"], "--merge disk has no effect on exact 8-bit sets"),
         (["--codes", "pq7"], "--codes pq7: m must divide the vector width 384 (1-384)"),
+        (["--fan-out", "--plan-only"], "--fan-out is the commit's choice: give it to `attnscope index-commit`"),
+        (["--fan-out", "--merge", "disk"], "--merge disk has no effect with --fan-out"),
     ],
 )
 def test_index_refuses_options_without_effect_before_reading_the_corpus(tmp_path, extra, expected):

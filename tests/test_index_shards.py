@@ -175,6 +175,9 @@ def test_an_index_searched_shard_by_shard_equals_the_merged_one(default_model, c
     assert sum(p["rows"] for p in parts) == manifest.tokens == merged.size
     fan = Index.open(tmp_path / "fan")
     assert isinstance(fan.vector_set("heads", 2), ShardedSet)
+    built = build_index(corpus_source(corpus_file), default_model, tmp_path / "built", options=options, fan_out=True)
+    assert built.manifest.vector_shards == parts  # `attnscope index --fan-out`: the same shards kept apart
+    built_fan = Index.open(built.directory)
     assert sorted(p.name for p in (tmp_path / "fan" / "shards" / "00001").iterdir()) == sorted(
         n.rsplit("/", 1)[1] for n in manifest.files if n.startswith("shards/00001/")
     )
@@ -183,6 +186,8 @@ def test_an_index_searched_shard_by_shard_equals_the_merged_one(default_model, c
         a, b = merged.query(default_model, text, 2, query), fan.query(default_model, text, 2, query)
         assert [(m.row, round(m.score, 6)) for m in a.matches] == [(m.row, round(m.score, 6)) for m in b.matches]
         assert a.summary == b.summary
+        c = built_fan.query(default_model, text, 2, query)
+        assert [(m.row, m.score) for m in c.matches] == [(m.row, m.score) for m in b.matches]
 
 
 def test_product_codes_build_in_shards_like_in_one_and_search(default_model, tmp_path):

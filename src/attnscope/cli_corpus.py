@@ -89,6 +89,12 @@ def index(
         "--merge",
         help="How the commit joins approximate sets: memory, disk (faiss on-disk lists) or auto (disk over 1 GiB).",
     ),
+    fan_out: bool = typer.Option(
+        False,
+        "--fan-out",
+        help="Keep each shard's vector sets apart instead of joining them: searched shard by shard, the top-k merged "
+        "(the same results), as search workers (--search-workers) need for IVF or PQ sets.",
+    ),
     plan_only: bool = typer.Option(
         False, "--plan-only", help="Only plan the build in --out, for a scheduler to run `index-shard` on each shard."
     ),
@@ -125,7 +131,7 @@ def index(
         ray = RayOptions(address=address, workers=workers, gpus_per_worker=gpus_per_worker)
         ray.check()
         check_merge(merge)
-        _check_unused(engine, ray, plan_only, options, merge)
+        _check_unused(engine, ray, plan_only, options, merge, fan_out)
         if "memory" in Store.at(out).protocols:
             raise InputError(
                 f"--out {out}: a memory:// store lives in this process only, and the index would be gone when the "
@@ -148,7 +154,7 @@ def index(
             )
             return
         report = build_with_progress(
-            source, handle, out, options, overwrite, console, engine=engine, ray=ray, merge=merge
+            source, handle, out, options, overwrite, console, engine=engine, ray=ray, merge=merge, fan_out=fan_out
         )
     except AttnscopeError as error:
         fail(error)
@@ -171,7 +177,7 @@ def index(
         )
 
 
-def _check_unused(engine: str, ray: Any, plan_only: bool, options: Any, merge: str) -> None:
+def _check_unused(engine: str, ray: Any, plan_only: bool, options: Any, merge: str, fan_out: bool) -> None:
     """Refuse options that would have no effect with the others given (`InputError` naming them)."""
     if engine != "ray" or plan_only:
         given = [
@@ -186,6 +192,10 @@ def _check_unused(engine: str, ray: Any, plan_only: bool, options: Any, merge: s
         if given:
             why = "--plan-only builds no shard" if plan_only else "they set up the Ray engine"
             raise InputError(f"{', '.join(given)} need --engine ray ({why})")
+    if fan_out and plan_only:
+        raise InputError("--fan-out is the commit's choice: give it to `attnscope index-commit` after the shards")
+    if fan_out and merge != "auto":
+        raise InputError(f"--merge {merge} has no effect with --fan-out: the shards' sets are not joined")
     if options.attention == "recomputed" and options.attention_bits != 7:
         raise InputError("--attention-bits has no effect with --attention recomputed: no attention is stored")
     if merge != "auto" and options.approximate == "never" and options.codes == "sq":

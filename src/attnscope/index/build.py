@@ -72,6 +72,7 @@ def build_index(
     engine: str = "in-process",
     ray: RayOptions | None = None,
     merge: str = "auto",
+    fan_out: bool = False,
 ) -> BuildReport:
     """Index every non-special token of ``corpus`` under ``handle``'s model into ``out``: a local directory,
     or any fsspec location (``memory://x``, ``s3://bucket/x``...).
@@ -81,7 +82,8 @@ def build_index(
     another; "ray" on a Ray cluster (``ray``: `RayOptions`), reading the corpus's files there. A local
     build is made in ``<out>.partial`` and renamed into place once committed; elsewhere it is made in
     place, and exists once its manifest does. ``merge`` says how the commit joins approximate sets
-    (memory, disk or auto: `merge.on_disk`).
+    (memory, disk or auto: `merge.on_disk`); ``fan_out`` keeps each shard's vector sets apart instead
+    (`commit.commit`: searched shard by shard, as search workers need).
 
     Raises `InputError` for bad options or an unusable ``out`` (see `check_build_target`), and `WriteError`
     naming the file when the file system refuses a write (a full disk, no permission...)."""
@@ -95,7 +97,7 @@ def build_index(
     target = Store.at(out)
     if not target.is_local:
         manifest, resumed = _build(
-            _remote_target(target, overwrite), corpus, handle, options, progress, engine, ray, merge
+            _remote_target(target, overwrite), corpus, handle, options, progress, engine, ray, merge, fan_out
         )
         return BuildReport(manifest, Path(target.root), resumed, time.perf_counter() - started)
     local = check_build_target(target.root, overwrite)
@@ -107,12 +109,12 @@ def build_index(
         else:
             try:
                 manifest, resumed = _build(
-                    _partial_store(partial), corpus, handle, options, progress, engine, ray, merge
+                    _partial_store(partial), corpus, handle, options, progress, engine, ray, merge, fan_out
                 )
             except StaleBuildError:
                 shutil.rmtree(partial)  # a stale build of other inputs: start afresh
                 manifest, resumed = _build(
-                    _partial_store(partial), corpus, handle, options, progress, engine, ray, merge
+                    _partial_store(partial), corpus, handle, options, progress, engine, ray, merge, fan_out
                 )
         _move_into_place(partial, local)
     return BuildReport(manifest, local, resumed, time.perf_counter() - started)
@@ -127,6 +129,7 @@ def _build(
     engine: str,
     ray: RayOptions | None,
     merge: str = "auto",
+    fan_out: bool = False,
 ) -> tuple[Manifest, int]:
     """Plan (or find the plan), build the unfinished shards with ``engine``, commit; (manifest, shards resumed)."""
     pieces, read = pieces_and_reader(corpus, options.piece_tokens)
@@ -141,7 +144,7 @@ def _build(
         run_on_ray(store, plan, read, options=ray or RayOptions())
     else:
         resumed = run_in_process(store, plan, handle, read, progress, reused)
-    manifest = commit(store, plan, merge=merge)
+    manifest = commit(store, plan, merge=merge, fan_out=fan_out)
     if progress:
         progress(manifest.tokens, manifest.tokens)
     return manifest, resumed

@@ -133,8 +133,9 @@ def plan_groups(manifest: Manifest, workers: int, directory: Path | str = "the i
         kind = "IVF" if manifest.codes == "sq" else f"{manifest.codes} (IVF)"
         raise InputError(
             f"{directory} keeps each vector set as one merged {kind} file, which search workers cannot split "
-            "without each loading it whole: commit the index with --fan-out (`attnscope index-commit DIR "
-            "--fan-out`) to search it with workers, or search it in this process (leave out --search-workers)"
+            "without each loading it whole: build it with --fan-out (`attnscope index CORPUS --out DIR --fan-out`, "
+            "or `attnscope index-commit DIR --fan-out` after its shards) to search it with workers, or search it "
+            "in this process (leave out --search-workers)"
         )
     cuts = np.linspace(0, manifest.tokens, min(workers, manifest.tokens) + 1).round().astype(int)
     return [Group(n, int(a), int(b - a)) for n, (a, b) in enumerate(zip(cuts, cuts[1:]))]
