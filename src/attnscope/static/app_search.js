@@ -4,11 +4,11 @@
  * ("upos=NOUN,PROPN deprel=obj", as `attnscope search --filter` takes them), one match per
  * sentence, and how a head search scores (sum or mean of the heads' cosines). In words mode a word
  * is searched as a word (unit "word": the mean of its tokens' vectors) and the matches are corpus
- * words. Re-ranking (rerank: 1 is off, 2-16 a factor, 0 the corpus's default: x4 for PQ codes, off
- * for 8-bit ones) scores the best top x factor candidates again by exact vectors that the server
- * recomputes with the model. These options live in the URL beside the rest of the state (keys top,
- * filter, per, scoring, rerank); `matchPatch` is the state that opens a match's sentence in the attention view with the
- * matched token selected.
+ * words. Re-ranking (rerank: 1 is off, 2, 4, 8 or 16 a factor, 0 the corpus's default: x4 for PQ
+ * codes, off for 8-bit ones) scores the best top x factor candidates again by exact vectors that the
+ * server recomputes with the model. These options live in the URL beside the rest of the state (keys
+ * top, filter, per, scoring, rerank); `matchPatch` is the state that opens a match's sentence in the
+ * attention view with the matched token selected.
  */
 
 const TOP_DEFAULT = 50;
