@@ -132,7 +132,7 @@ def index(
         ray.check()
         check_merge(merge)
         _check_unused(engine, ray, plan_only, options, merge, fan_out)
-        if "memory" in Store.at(out).protocols:
+        if Store.at(out).in_process:
             raise InputError(
                 f"--out {out}: a memory:// store lives in this process only, and the index would be gone when the "
                 "command ends; give a folder or a shared store (file://, s3://...)"

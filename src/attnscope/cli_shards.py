@@ -19,7 +19,7 @@ def _plan(out: str):  # -> (Store, Plan)
     from .index.storage import Store
 
     store = Store.at(out)
-    if "memory" in store.protocols:
+    if store.in_process:
         raise InputError(f"{out}: a memory:// store lives in one process only, so no plan can be there for this one")
     plan = read_plan(store)
     if plan is None:

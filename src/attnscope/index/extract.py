@@ -164,36 +164,9 @@ def extract_layer(handle: ModelHandle, batch: Sequence[PlannedSentence], layer: 
     """Run one batch for one layer's vectors of one kind: (indexed tokens, width) float32, equal to
     `extract_batch` (``[layer]``, no attention)'s ``heads[0]`` (``kind`` "heads") or ``hidden[0]``
     ("hidden"), for re-ranking (`rerank.py`). The forward pass stops once they are recorded, so the
-    later layers are not run: a head embedding comes with the layer's attention call; a hidden state
-    when the layer's output reaches transformers' hidden-state recorder (`_recorded_hidden`). The
-    whole pass runs where that recorder is not used (a model that gathers its hidden states itself),
-    for the last layer (whose recorded output transformers replaces by the final norm's), and for an
-    encoder-decoder's hidden states."""
-    main = handle.main_stack
-    early_hidden = layer < handle.stacks[main].layers - 1 and handle.kind != "encoder-decoder"
-
-    def stop(module: Any, args: Any, output: Any) -> None:
-        if kind == "heads":
-            recorder = _ACTIVE.get()
-            calls = [c for c in recorder.calls if c.role == main] if recorder is not None else []
-            if len(calls) > layer:
-                raise _LayerReached(calls)
-        elif early_hidden and (state := _recorded_hidden(layer + 1)) is not None:
-            raise _LayerReached([], state)
-
+    later layers are not run (`_run_to_layer`)."""
     wanted = {"head_outputs"} if kind == "heads" else {"head_outputs", "hidden_states"}
-    with handle.lock:  # the hooks must see this pass only (the lock is reentrant: run_batch takes it too)
-        hooks = [module.register_forward_hook(stop) for module in handle.model.modules()]
-        try:
-            outputs, recorded = run_batch(handle, [p.tokens for p in batch], None, wanted, logits=False)
-            calls, state = [c for c in recorded if c.role == main], None
-            if kind == "hidden" and outputs.hidden_states is not None:
-                state = outputs.hidden_states[layer + 1]
-        except _LayerReached as reached:
-            calls, state = reached.calls, reached.state
-        finally:
-            for hook in hooks:
-                hook.remove()
+    calls, state = _run_to_layer(handle, batch, layer, wanted)
     if kind == "heads" and len(calls) > layer:
         out = calls[layer].tensors["head_outputs"]  # (batch, query, heads, head_dim)
         flat = _flat_positions(batch, out.shape[1])
@@ -205,6 +178,46 @@ def extract_layer(handle: ModelHandle, batch: Sequence[PlannedSentence], layer: 
         f"model {handle.name!r} does not run attention through transformers' AttentionInterface, "
         "so head embeddings cannot be captured for an index"
     )
+
+
+def _run_to_layer(
+    handle: ModelHandle, batch: Sequence[PlannedSentence], layer: int, wanted: set[str]
+) -> tuple[list[Any], torch.Tensor | None]:
+    """Run one batch until model ``layer``'s values in ``wanted`` are recorded (the later layers are not
+    run): the main stack's attention calls so far, and the hidden state after ``layer`` when
+    "hidden_states" is wanted (None when the model gives none). Attention values come with the layer's
+    attention call; the hidden state when the layer's output reaches transformers' recorder
+    (`_recorded_hidden`). The whole pass runs for the last layer's hidden state (transformers replaces
+    its recorded output by the final norm's) and for an encoder-decoder's."""
+    main = handle.main_stack
+    hidden = "hidden_states" in wanted
+    early = not hidden or (layer < handle.stacks[main].layers - 1 and handle.kind != "encoder-decoder")
+
+    def stop(module: Any, args: Any, output: Any) -> None:
+        if not early:
+            return
+        if hidden:
+            if (state := _recorded_hidden(layer + 1)) is not None:
+                raise _LayerReached([], state)
+            return
+        recorder = _ACTIVE.get()
+        calls = [c for c in recorder.calls if c.role == main] if recorder is not None else []
+        if len(calls) > layer:
+            raise _LayerReached(calls)
+
+    with handle.lock:  # the hooks must see this pass only (the lock is reentrant: run_batch takes it too)
+        hooks = [module.register_forward_hook(stop) for module in handle.model.modules()]
+        try:
+            outputs, recorded = run_batch(handle, [p.tokens for p in batch], None, wanted, logits=False)
+            calls, state = [c for c in recorded if c.role == main], None
+            if hidden and outputs.hidden_states is not None:
+                state = outputs.hidden_states[layer + 1]
+        except _LayerReached as reached:
+            calls, state = reached.calls, reached.state
+        finally:
+            for hook in hooks:
+                hook.remove()
+    return calls, state
 
 
 def _recorded_hidden(index: int) -> torch.Tensor | None:
@@ -230,24 +243,7 @@ def extract_attention(handle: ModelHandle, batch: Sequence[PlannedSentence], lay
     model layer ``layer`` among its n indexed tokens (what an index stores, before quantising). The
     forward pass stops once that layer's attention is recorded (the later layers are not run). For an
     index whose attention is recomputed at query time (`attention_source.py`)."""
-    main = handle.main_stack
-
-    def stop(module: Any, args: Any, output: Any) -> None:
-        recorder = _ACTIVE.get()
-        calls = [c for c in recorder.calls if c.role == main] if recorder is not None else []
-        if len(calls) > layer:
-            raise _LayerReached(calls)
-
-    with handle.lock:  # the hooks must see this pass only (the lock is reentrant: run_batch takes it too)
-        hooks = [module.register_forward_hook(stop) for module in handle.model.modules()]
-        try:
-            _, recorded = run_batch(handle, [p.tokens for p in batch], None, {"attentions"}, logits=False)
-            calls = [c for c in recorded if c.role == main]
-        except _LayerReached as reached:
-            calls = reached.calls
-        finally:
-            for hook in hooks:
-                hook.remove()
+    calls, _ = _run_to_layer(handle, batch, layer, {"attentions"})
     if len(calls) <= layer:
         raise InputError(
             f"model {handle.name!r} does not run attention through transformers' AttentionInterface, "

@@ -119,7 +119,7 @@ def run_on_ray(
     for bad options, a store the workers cannot share (``memory://``), or Ray missing; a shard's own
     error is raised as it was in the worker."""
     options.check()
-    if "memory" in store.protocols:
+    if store.in_process:
         raise InputError("a memory:// store lives in one process: Ray workers cannot reach it; use a shared path")
     pending = [spec.number for spec in plan.shards if shard_marker(store, plan, spec) is None]
     if not pending:

@@ -60,6 +60,12 @@ class Store:
         """Whether the files are on this machine's file system (``Path(store.path(name))`` works)."""
         return "file" in self.protocols
 
+    @property
+    def in_process(self) -> bool:
+        """Whether the files live in this process's memory (``memory://``): no other process reaches them,
+        and they are gone when it ends."""
+        return "memory" in self.protocols
+
     def path(self, name: str) -> str:
         """The file system path of ``name`` under the root."""
         return f"{self.root}/{name}" if name else self.root
