@@ -119,3 +119,12 @@ def test_training_refuses_too_small_a_sample_or_a_width_m_does_not_divide(data):
         pq.train_pq(x[:100], 12)
     with pytest.raises(InputError, match="pq10: m must divide the vector width 48"):
         pq.train_pq(x, 10)
+
+
+def test_training_on_a_small_sample_prints_no_faiss_warnings(capfd):
+    """faiss warns on stderr, once a piece, when a k-means sample has under 39 points a centroid: 48 lines for
+    one pq48 set of a small corpus. The sample size is the plan's to judge; the warnings are off."""
+    sample = np.random.default_rng(0).standard_normal((400, 32)).astype(np.float32)
+    pq.train_pq(sample, 4, lists=2)
+    vectors.trained_ivf(sample, 32, 8, vectors.Ranges(sample.min(0), np.ptp(sample, 0)), lists=4)
+    assert "WARNING clustering" not in capfd.readouterr().err
